@@ -1,0 +1,19 @@
+/**
+ * A disk as the device models see it: fixed-size sectors, synchronous I/O straight between the
+ * backing store and a caller-supplied view (for a guest, a view of guest memory: no bounce copy).
+ * Emulated IDE and synthetic SCSI both sit on this interface.
+ */
+export interface BlockBackend {
+  /** Bytes per logical sector (512 for every image here). */
+  readonly sectorSize: number;
+  /** Number of logical sectors. */
+  readonly sectorCount: number;
+  readonly readOnly: boolean;
+  /** Reads `dst.length` bytes starting at sector `lba` into `dst`. Throws on I/O error. */
+  read(lba: number, dst: Uint8Array): void;
+  /** Writes `src` starting at sector `lba`. Throws on I/O error or when read-only. */
+  write(lba: number, src: Uint8Array): void;
+  /** Makes every acknowledged write durable (fdatasync). */
+  flush(): void;
+  close(): void;
+}
