@@ -18,5 +18,5 @@ export async function compileAssemblyScript(entry: string, extra: string[] = [])
     { writeFile: (name: string, contents: Uint8Array | string) => { if (name.endsWith('.wasm')) binary = contents as Uint8Array; } },
   );
   if (error || !binary) throw new Error(`asc failed for ${entry}: ${error?.message}\n${stderr.toString()}`);
-  return new WebAssembly.Module(binary);
+  return new WebAssembly.Module(binary as Uint8Array<ArrayBuffer>);
 }
