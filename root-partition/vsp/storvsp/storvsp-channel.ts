@@ -1,0 +1,229 @@
+import type { GuestMemory } from '../../../hypervisor/guest-memory.ts';
+import { ScsiDataBuffer } from '../../storage/scsi/scsi-data-buffer.ts';
+import type { ScsiDataDirection } from '../../storage/scsi/scsi-disk.ts';
+import { gpaRangesToSegments, type GpaDirectRange } from './gpa-segments.ts';
+import { ScsiController, type ScsiLunConfig } from './scsi-controller.ts';
+import {
+  NtStatus, STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL, SUPPORTED_PROTOCOL_VERSIONS, SrbStatus, StorVspProtocolError,
+  StorvscRequestType, VSTOR_HEADER_SIZE, VSTOR_PACKET_SIZE, VMSCSI_REQUEST_SIZE, VmstorProtocolVersion, VstorOperation,
+  decodeProtocolVersion, decodeSubChannelCount, decodeVmscsiRequest, decodeVstorHeader, encodeChannelProperties,
+  encodeProtocolVersion, encodeSrbCompletion, encodeVstorPacket, senseBufferSize, vmscsiSizeDelta,
+} from './storvsp-protocol.ts';
+
+/** A packet the VSP framework received on this channel (VM_PKT_DATA_INBAND or _USING_GPA_DIRECT). */
+export interface StorVspIncoming {
+  transactionId: bigint;
+  /** VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED was set in the descriptor. */
+  completionRequested: boolean;
+  /** The in-band payload, already copied out of the ring (the handler keeps no reference). */
+  payload: Uint8Array;
+  /** GPA-direct ranges (empty or absent for an in-band packet). */
+  ranges?: readonly GpaDirectRange[];
+}
+
+/** What the framework must send: a VM_PKT_COMP, or an in-band packet with trans_id 0. */
+export interface StorVspOutgoing {
+  kind: 'completion' | 'inband';
+  transactionId: bigint;
+  payload: Uint8Array;
+}
+
+export interface StorVspOptions {
+  memory: GuestMemory;
+  luns: readonly ScsiLunConfig[];
+  /** Sub-channels offered in QUERY_PROPERTIES (max_channel_cnt); 0 disables multi-channel. */
+  maxSubChannels?: number;
+  /** max_transfer_bytes in QUERY_PROPERTIES; larger SRBs are refused. OpenVMM uses 256 KiB. */
+  maxTransferBytes?: number;
+  versions?: readonly number[];
+  /** Asked on CREATE_SUB_CHANNELS (already range-checked); true if the framework will offer them. */
+  onCreateSubChannels?: (count: number) => boolean;
+}
+
+type State =
+  | { kind: 'begin' }
+  | { kind: 'query-version' }
+  | { kind: 'query-properties'; version: number }
+  | { kind: 'end'; version: number }
+  | { kind: 'ready'; version: number };
+
+export interface StorVspStats {
+  srbs: number;
+  refused: number;
+  dropped: number;
+}
+
+/**
+ * The storvsp side of one channel: the vstor initialization state machine (Linux
+ * storvsc_channel_init; OpenVMM storvsp) and SRB execution against the controller's LUNs.
+ * Pure and synchronous: packets in, packets out; signalling and ring writes are the caller's.
+ */
+export class StorVspChannel {
+  readonly stats: StorVspStats = { srbs: 0, refused: 0, dropped: 0 };
+  private state: State;
+  private readonly controller: ScsiController;
+  private readonly maxTransferBytes: number;
+  private readonly maxSubChannels: number;
+  private readonly versions: readonly number[];
+
+  constructor(private readonly options: StorVspOptions, subChannelOf?: { version: number; controller: ScsiController }) {
+    this.maxTransferBytes = options.maxTransferBytes ?? 0x40000;
+    this.maxSubChannels = options.maxSubChannels ?? 0;
+    this.versions = options.versions ?? SUPPORTED_PROTOCOL_VERSIONS;
+    this.controller = subChannelOf?.controller ?? new ScsiController(options.luns);
+    // A sub-channel carries I/O only; the protocol was negotiated on the primary channel.
+    this.state = subChannelOf ? { kind: 'ready', version: subChannelOf.version } : { kind: 'begin' };
+  }
+
+  get isReady(): boolean {
+    return this.state.kind === 'ready';
+  }
+
+  get protocolVersion(): number | undefined {
+    return 'version' in this.state ? this.state.version : undefined;
+  }
+
+  /** A handler for a sub-channel the framework opened after CREATE_SUB_CHANNELS. */
+  openSubChannel(): StorVspChannel {
+    const version = this.protocolVersion;
+    if (version === undefined) throw new Error('storvsp: sub-channel opened before protocol negotiation');
+    return new StorVspChannel(this.options, { version, controller: this.controller });
+  }
+
+  /** Handles a batch of packets read in one go; the completions keep the packets' order. */
+  handleBatch(packets: Iterable<StorVspIncoming>): StorVspOutgoing[] {
+    const out: StorVspOutgoing[] = [];
+    for (const p of packets) {
+      const c = this.handle(p);
+      if (c) out.push(c);
+    }
+    return out;
+  }
+
+  /** Handles one packet; null when no completion may be sent (the guest did not request one). */
+  handle(packet: StorVspIncoming): StorVspOutgoing | null {
+    // Every vstor request is transactional (OpenVMM rejects others); without a completion the
+    // guest could not learn the result, so nothing is executed.
+    if (!packet.completionRequested) {
+      this.stats.dropped++;
+      return null;
+    }
+    const payload = packet.payload;
+    // The reply has the request's size, capped at one vstor_packet (OpenVMM send_completion; Linux
+    // drops replies shorter than sizeof(struct vstor_packet)).
+    const size = Math.min(Math.max(payload.length, VSTOR_HEADER_SIZE), VSTOR_PACKET_SIZE);
+    const reply = (status: number, body?: (out: Uint8Array) => void): StorVspOutgoing => {
+      const p = encodeVstorPacket(VstorOperation.CompleteIo, status, size);
+      body?.(p);
+      if (status !== NtStatus.Success) this.stats.refused++;
+      return { kind: 'completion', transactionId: packet.transactionId, payload: p };
+    };
+    try {
+      const { operation } = decodeVstorHeader(payload);
+      const s = this.state;
+      switch (operation) {
+        case VstorOperation.BeginInitialization:
+          if (s.kind !== 'begin') return reply(NtStatus.InvalidDeviceState);
+          this.state = { kind: 'query-version' };
+          return reply(NtStatus.Success);
+        case VstorOperation.QueryProtocolVersion: {
+          if (s.kind !== 'query-version') return reply(NtStatus.InvalidDeviceState);
+          const { majorMinor } = decodeProtocolVersion(payload);
+          const ok = this.versions.includes(majorMinor);
+          if (ok) this.state = { kind: 'query-properties', version: majorMinor };
+          return reply(ok ? NtStatus.Success : NtStatus.RevisionMismatch, (o) => encodeProtocolVersion(o, majorMinor));
+        }
+        case VstorOperation.QueryProperties: {
+          if (s.kind !== 'query-properties') return reply(NtStatus.InvalidDeviceState);
+          this.state = { kind: 'end', version: s.version };
+          // Multi-channel exists from protocol 5.1 (Linux: "Hosts that implement protocol version
+          // of 5.1 and above support multi-channel").
+          const multi = s.version >= VmstorProtocolVersion.Win8 && this.maxSubChannels > 0;
+          return reply(NtStatus.Success, (o) => encodeChannelProperties(o, {
+            maxChannelCount: multi ? this.maxSubChannels : 0,
+            flags: multi ? STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL : 0,
+            maxTransferBytes: this.maxTransferBytes,
+          }));
+        }
+        case VstorOperation.EndInitialization:
+          if (s.kind !== 'end') return reply(NtStatus.InvalidDeviceState);
+          this.state = { kind: 'ready', version: s.version };
+          return reply(NtStatus.Success);
+        case VstorOperation.CreateSubChannels: {
+          // Linux sends it right after END_INITIALIZATION; OpenVMM also accepts it before.
+          if (s.kind !== 'end' && s.kind !== 'ready') return reply(NtStatus.InvalidDeviceState);
+          const count = decodeSubChannelCount(payload);
+          const multi = s.version >= VmstorProtocolVersion.Win8 && this.maxSubChannels > 0;
+          if (!multi || count === 0 || count > this.maxSubChannels) return reply(NtStatus.InvalidParameter);
+          const accepted = this.options.onCreateSubChannels?.(count) ?? false;
+          return reply(accepted ? NtStatus.Success : NtStatus.InvalidParameter);
+        }
+        case VstorOperation.ExecuteSrb:
+          if (s.kind !== 'ready') return reply(NtStatus.InvalidDeviceState);
+          return { kind: 'completion', transactionId: packet.transactionId, payload: this.executeSrb(payload, packet.ranges ?? [], s.version, size) };
+        case VstorOperation.ResetLun:
+        case VstorOperation.ResetAdapter:
+        case VstorOperation.ResetBus:
+          // Requests complete synchronously, so nothing is outstanding to abort.
+          return reply(s.kind === 'ready' ? NtStatus.Success : NtStatus.InvalidDeviceState);
+        default:
+          // COMPLETE_IO, REMOVE_DEVICE, ENUMERATE_BUS travel host → guest; FCHBA_DATA is for the
+          // synthetic Fibre Channel controller only.
+          return reply(NtStatus.InvalidDeviceRequest);
+      }
+    } catch (e) {
+      if (e instanceof StorVspProtocolError) return reply(NtStatus.InvalidParameter);
+      throw e;
+    }
+  }
+
+  /** ENUMERATE_BUS sent in-band with trans_id 0 makes the guest rescan (after a hot add/remove). */
+  enumerateBus(): StorVspOutgoing {
+    const version = this.protocolVersion ?? VmstorProtocolVersion.Win10;
+    const size = VSTOR_PACKET_SIZE - vmscsiSizeDelta(version);
+    return { kind: 'inband', transactionId: 0n, payload: encodeVstorPacket(VstorOperation.EnumerateBus, NtStatus.Success, size) };
+  }
+
+  private executeSrb(payload: Uint8Array, ranges: readonly GpaDirectRange[], version: number, size: number): Uint8Array {
+    this.stats.srbs++;
+    const delta = vmscsiSizeDelta(version);
+    const fail = (srbStatus: number): Uint8Array => {
+      this.stats.refused++;
+      return encodeSrbCompletion(payload, size, srbNtStatus(srbStatus), { srbStatus, scsiStatus: 0, dataTransferLength: 0, sense: new Uint8Array(0) });
+    };
+    // decodeVmscsiRequest throws StorVspProtocolError for a short packet: handled by the caller.
+    const req = decodeVmscsiRequest(payload, delta);
+    const dtl = req.dataTransferLength;
+    if (req.length < VMSCSI_REQUEST_SIZE - delta) return fail(SrbStatus.InvalidRequest);
+    if (req.cdbLength === 0 || req.cdbLength > 16) return fail(SrbStatus.InvalidRequest);
+    if (req.dataIn > StorvscRequestType.Unknown) return fail(SrbStatus.InvalidRequest);
+    if (dtl > this.maxTransferBytes) return fail(SrbStatus.InvalidRequest);
+    if (dtl > 0 && req.dataIn === StorvscRequestType.Unknown) return fail(SrbStatus.InvalidRequest);
+    let data = ScsiDataBuffer.empty();
+    if (dtl > 0) {
+      const seg = gpaRangesToSegments(this.options.memory, ranges, dtl);
+      if (!seg.ok) return fail(SrbStatus.InvalidRequest);
+      data = new ScsiDataBuffer(seg.segments);
+    }
+    const direction: ScsiDataDirection = dtl === 0 ? 'none' : req.dataIn === StorvscRequestType.Read ? 'in' : 'out';
+    const r = this.controller.execute(req, req.cdb.subarray(0, req.cdbLength), data, direction);
+    let sense = r.sense ?? new Uint8Array(0);
+    sense = sense.subarray(0, Math.min(sense.length, req.senseInfoLength, senseBufferSize(version)));
+    return encodeSrbCompletion(payload, size, srbNtStatus(r.srbStatus & 0x3f), {
+      srbStatus: sense.length > 0 ? r.srbStatus | 0x80 : r.srbStatus,
+      scsiStatus: r.scsiStatus,
+      dataTransferLength: r.transferred,
+      sense,
+    });
+  }
+}
+
+/** vstor_packet.status for an SRB completion (OpenVMM convert_srb_status_to_nt_status). */
+function srbNtStatus(srb: number): number {
+  switch (srb) {
+    case SrbStatus.Success: return NtStatus.Success;
+    case SrbStatus.InvalidLun: return NtStatus.DeviceDoesNotExist;
+    case SrbStatus.DataOverrun: return NtStatus.BufferOverflow;
+    default: return NtStatus.IoDeviceError;
+  }
+}
