@@ -46,7 +46,8 @@ function readPfns(view: DataView, from: number, to: number): bigint[] {
 export function decodeChannelMessage(input: Uint8Array): ChannelDecodeResult {
   const length = input.length;
   if (length > C.VMBUS_MAX_MESSAGE_SIZE) return fail('too-long', -1, length);
-  const bytes = input.slice(); // private copy: see the file comment
+  // Private copy (see the file comment); not input.slice(), which shares memory for a Buffer.
+  const bytes = new Uint8Array(input);
   const view = new DataView(bytes.buffer);
   if (length < C.CHANNEL_HEADER_SIZE) return fail('too-short', -1, length);
   const type = view.getUint32(0, true);
