@@ -2,12 +2,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { HvError } from '../../hypervisor/hv-error.ts';
 import * as C from '../../vmbus/protocol/channel-constants.ts';
+import { ChannelMessageType as T } from '../../vmbus/protocol/channel-constants.ts';
 import { decodeChannelMessage } from '../../vmbus/protocol/channel-decode.ts';
 import { encodeChannelMessage } from '../../vmbus/protocol/channel-encode.ts';
 import type { ChannelMessage } from '../../vmbus/protocol/channel-messages.ts';
 import { LIMITS, SCSI, makeServer } from './channel-server-harness.ts';
 
-const T = C.ChannelMessageType;
 const small = fc.integer({ min: 0, max: 5 });
 const u32 = fc.oneof(small, fc.constantFrom(0x10, 0x11, 0xffffffff), fc.nat());
 const pfn = fc.oneof(fc.bigInt({ min: 0n, max: 0x5000n }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }));
