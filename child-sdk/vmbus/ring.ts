@@ -30,8 +30,8 @@ export enum RingCorruption {
   RangeHeader = 10, // a GPA-direct / transfer-page packet without a range header
 }
 
-/** Smallest data area that can hold one empty packet and still never be full. */
-export const RING_MIN_DATA_SIZE: u32 = 32;
+/** Smallest data area that can carry a packet: len8 × 8 + 8 (trailer) must stay below d − 8 (OpenVMM). */
+export const RING_MIN_DATA_SIZE: u32 = 40;
 
 /**
  * One direction of a channel. The object holds only private cursors; everything shared is in the

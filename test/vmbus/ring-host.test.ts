@@ -129,7 +129,7 @@ describe('host VMBus ring: exact bytes (hand-computed)', () => {
     const mem = new GuestMemory(65536);
     expect(VmbusRing.create(mem, 0x1001, 4096)).toMatchObject({ kind: 'invalid-layout' });
     expect(VmbusRing.create(mem, 0x1000, 4100)).toMatchObject({ kind: 'invalid-layout' });
-    expect(VmbusRing.create(mem, 0x1000, 24)).toMatchObject({ kind: 'invalid-layout' });
+    expect(VmbusRing.create(mem, 0x1000, 32)).toMatchObject({ kind: 'invalid-layout' });
     expect(VmbusRing.create(mem, 0xf000, 4096)).toMatchObject({ kind: 'invalid-layout' });
     expect(VmbusRing.create(mem, 0xe000, 4096)).toBeInstanceOf(VmbusRing);
   });

@@ -31,7 +31,7 @@ describe('host ring properties (fast-check)', () => {
     const mem = new GuestMemory(128 * 1024);
     const totals = { written: 0, read: 0, wraps: 0 };
     fc.assert(fc.property(
-      fc.integer({ min: 4, max: 160 }).map((q) => q * 8),
+      fc.integer({ min: 5, max: 160 }).map((q) => q * 8),
       fc.nat(),
       fc.array(commandArb, { minLength: 10, maxLength: 80, size: 'max' }),
       (dataSize, startSeed, commands) => {

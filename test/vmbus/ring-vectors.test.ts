@@ -49,7 +49,7 @@ describe('host and guest rings on one memory', () => {
     const g = instantiateGuestRing(guestModule, memory);
     const mem = GuestMemory.attach(memory);
     fc.assert(fc.property(
-      fc.integer({ min: 4, max: 64 }).map((q) => q * 8),
+      fc.integer({ min: 5, max: 64 }).map((q) => q * 8),
       fc.array(fc.tuple(fc.boolean(), fc.uint8Array({ maxLength: 120 }), fc.integer({ min: 0, max: 0xffffffff })), { maxLength: 40 }),
       (dataSize, ops) => {
         mem.zero(GUEST_RING_CONTROL, 4096 + dataSize);

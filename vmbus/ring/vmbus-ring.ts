@@ -7,8 +7,8 @@ import type { RingLayoutError } from './ring-error.ts';
 import { RingWriteBatch } from './ring-writer.ts';
 import { RingReadBatch } from './ring-reader.ts';
 
-/** Smallest data area that can hold one empty packet and still never be full (16 + 8 < d − 8). */
-export const RING_MIN_DATA_SIZE = 32;
+/** Smallest data area that can carry a packet: len8 × 8 + 8 (trailer) must stay below d − 8 (OpenVMM). */
+export const RING_MIN_DATA_SIZE = 40;
 /** len8 is a u16, so no packet exceeds 0xffff × 8 bytes; larger rings are still allowed. */
 export const RING_MAX_DATA_SIZE = 0x7fff_f000;
 
