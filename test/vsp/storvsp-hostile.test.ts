@@ -92,6 +92,22 @@ describe('storvsp against a hostile guest', () => {
     stillServes(rig);
   });
 
+  it('refused SRBs carry an SRB error status, and a host fault fails only its own SRB', () => {
+    const rig = makeRig();
+    const early = rig.channel.handle(packet(srbPacket({ cdb: '000000000000' })))!;
+    expect(decodeSrbCompletion(early.payload)).toMatchObject({ status: NtStatus.InvalidDeviceState, srbStatus: SrbStatus.InvalidRequest });
+    negotiate(rig.channel);
+    const truncated = rig.channel.handle(packet(srbPacket({ cdb: '000000000000' }).slice(0, 40)))!;
+    expect(truncated.payload.length).toBe(40);
+    expect([decodeVstorHeader(truncated.payload).status, truncated.payload[14]]).toEqual([NtStatus.InvalidParameter, SrbStatus.InvalidRequest]);
+    Object.defineProperty(rig.backends[0]!, 'readOnly', { get() { throw new Error('backend fault'); } });
+    const faulted = rig.channel.handle(packet(srbPacket({ cdb: '2a000000000000000100', dataIn: 0, dataTransferLength: 512 }), 3n, [rangeAt(0x2000, 512)]))!;
+    expect(decodeSrbCompletion(faulted.payload)).toMatchObject({ status: NtStatus.IoDeviceError, srbStatus: SrbStatus.InternalError });
+    expect(rig.channel.stats.internalErrors).toBe(1);
+    const tur = rig.channel.handle(packet(srbPacket({ cdb: '000000000000' })))!;
+    expect(decodeSrbCompletion(tur.payload).srbStatus).toBe(SrbStatus.Success);
+  });
+
   it('gpaRangesToSegments merges contiguous pages and checks every page', () => {
     const { memory } = makeRig();
     const r = gpaRangesToSegments(memory, [{ byteCount: 3 * 4096 - 100, byteOffset: 100, pfns: [4, 5, 6] }, { byteCount: 4096, byteOffset: 0, pfns: [9] }], 4 * 4096 - 100);
@@ -131,6 +147,7 @@ describe('storvsp against a hostile guest', () => {
         const out = rig.channel.handleBatch(items.map(([p, ranges], i) => packet(p, BigInt(i + 1), ranges)));
         expect(out).toHaveLength(items.length);
         for (const o of out) expect(o.payload.length).toBeGreaterThanOrEqual(12);
+        expect(rig.channel.stats.internalErrors).toBe(0);
       }),
       { numRuns: 300 },
     );

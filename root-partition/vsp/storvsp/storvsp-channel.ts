@@ -5,7 +5,7 @@ import { gpaRangesToSegments, type GpaDirectRange } from './gpa-segments.ts';
 import { ScsiController, type ScsiLunConfig } from './scsi-controller.ts';
 import {
   NtStatus, STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL, SUPPORTED_PROTOCOL_VERSIONS, SrbStatus, StorVspProtocolError,
-  StorvscRequestType, VSTOR_HEADER_SIZE, VSTOR_PACKET_SIZE, VMSCSI_REQUEST_SIZE, VmstorProtocolVersion, VstorOperation,
+  StorvscRequestType, VSTOR_HEADER_SIZE, VSTOR_PACKET_SIZE, VMSCSI_REQUEST_SIZE, VmscsiOffset, VmstorProtocolVersion, VstorOperation,
   decodeProtocolVersion, decodeSubChannelCount, decodeVmscsiRequest, decodeVstorHeader, encodeChannelProperties,
   encodeProtocolVersion, encodeSrbCompletion, encodeVstorPacket, senseBufferSize, vmscsiSizeDelta,
 } from './storvsp-protocol.ts';
@@ -48,9 +48,14 @@ type State =
   | { kind: 'ready'; version: number };
 
 export interface StorVspStats {
+  /** EXECUTE_SRB requests handled after initialization. */
   srbs: number;
+  /** Requests refused before reaching a disk (bad state, malformed packet or SRB fields). */
   refused: number;
+  /** Packets ignored because the guest did not request a completion. */
   dropped: number;
+  /** SRBs failed by an unexpected host-side exception (should stay 0). */
+  internalErrors: number;
 }
 
 /**
@@ -59,7 +64,7 @@ export interface StorVspStats {
  * Pure and synchronous: packets in, packets out; signalling and ring writes are the caller's.
  */
 export class StorVspChannel {
-  readonly stats: StorVspStats = { srbs: 0, refused: 0, dropped: 0 };
+  readonly stats: StorVspStats = { srbs: 0, refused: 0, dropped: 0, internalErrors: 0 };
   private state: State;
   private readonly controller: ScsiController;
   private readonly maxTransferBytes: number;
@@ -112,10 +117,16 @@ export class StorVspChannel {
     // The reply has the request's size, capped at one vstor_packet (OpenVMM send_completion; Linux
     // drops replies shorter than sizeof(struct vstor_packet)).
     const size = Math.min(Math.max(payload.length, VSTOR_HEADER_SIZE), VSTOR_PACKET_SIZE);
+    const isSrb = payload.length >= 4 && payload[0] === VstorOperation.ExecuteSrb && payload[1] === 0 && payload[2] === 0 && payload[3] === 0;
     const reply = (status: number, body?: (out: Uint8Array) => void): StorVspOutgoing => {
       const p = encodeVstorPacket(VstorOperation.CompleteIo, status, size);
       body?.(p);
-      if (status !== NtStatus.Success) this.stats.refused++;
+      if (status !== NtStatus.Success) {
+        this.stats.refused++;
+        // A refused SRB must not read as "no error" to a guest that looks only at srb_status
+        // (Linux storvsc_command_completion).
+        if (isSrb && p.length > VmscsiOffset.srbStatus && p[VmscsiOffset.srbStatus] === 0) p[VmscsiOffset.srbStatus] = SrbStatus.InvalidRequest;
+      }
       return { kind: 'completion', transactionId: packet.transactionId, payload: p };
     };
     try {
@@ -158,9 +169,20 @@ export class StorVspChannel {
           const accepted = this.options.onCreateSubChannels?.(count) ?? false;
           return reply(accepted ? NtStatus.Success : NtStatus.InvalidParameter);
         }
-        case VstorOperation.ExecuteSrb:
+        case VstorOperation.ExecuteSrb: {
           if (s.kind !== 'ready') return reply(NtStatus.InvalidDeviceState);
-          return { kind: 'completion', transactionId: packet.transactionId, payload: this.executeSrb(payload, packet.ranges ?? [], s.version, size) };
+          let done: Uint8Array;
+          try {
+            done = this.executeSrb(payload, packet.ranges ?? [], s.version, size);
+          } catch (e) {
+            if (e instanceof StorVspProtocolError) throw e;
+            // A host-side fault (a bug, or a backend that threw outside read/write/flush) must
+            // not take the channel down: the SRB fails and the counter makes the fault visible.
+            this.stats.internalErrors++;
+            return reply(NtStatus.IoDeviceError, (o) => { if (o.length > VmscsiOffset.srbStatus) o[VmscsiOffset.srbStatus] = SrbStatus.InternalError; });
+          }
+          return { kind: 'completion', transactionId: packet.transactionId, payload: done };
+        }
         case VstorOperation.ResetLun:
         case VstorOperation.ResetAdapter:
         case VstorOperation.ResetBus:
