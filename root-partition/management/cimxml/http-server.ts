@@ -1,0 +1,182 @@
+/**
+ * CIM-XML over HTTP on node:http (DSP0200; cim-xml.md §1): POST with a bounded body, HTTP Basic
+ * authentication, loopback-only unless credentials are configured (DESIGN.md §6: remote access
+ * needs credentials). Keep-alive is left on: `wbemcli cm` sends GetClass and the METHODCALL on
+ * one connection (cim-xml.md §0 rule 13).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
+import type { CimObjectManager } from '../cim/object-manager.ts';
+import { handleCimXml } from './request-handler.ts';
+
+export interface CimXmlCredentials {
+  readonly user: string;
+  readonly password: string;
+}
+
+export interface CimXmlServerOptions {
+  readonly manager: CimObjectManager;
+  /** Address to listen on; default 127.0.0.1. Anything not loopback requires credentials. */
+  readonly host?: string;
+  /** Default 5988, the WBEM HTTP port (wbemcli's default, cim-xml.md §8); 0 picks a free port. */
+  readonly port?: number;
+  /** When set, every request must carry Basic credentials matching one entry. */
+  readonly credentials?: readonly CimXmlCredentials[];
+  /** Largest request body accepted; default 4 MiB. */
+  readonly maxBodyBytes?: number;
+  /** WWW-Authenticate realm; Pegasus uses the host name (cim-xml.md §1.5). */
+  readonly realm?: string;
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+export class CimXmlServer {
+  private readonly server: Server;
+  private readonly options: CimXmlServerOptions;
+  private readonly maxBody: number;
+
+  constructor(options: CimXmlServerOptions) {
+    const host = options.host ?? '127.0.0.1';
+    if (!isLoopback(host) && !(options.credentials && options.credentials.length > 0)) {
+      throw new Error(`listening on ${host} needs credentials: only loopback may be served without them`);
+    }
+    this.options = options;
+    this.maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.server = createServer((req, res) => {
+      this.serve(req, res).catch((e: unknown) => {
+        if (!res.headersSent) {
+          res.writeHead(500, { 'Content-Length': '0', Connection: 'close' });
+        }
+        res.end();
+        void e;
+      });
+    });
+  }
+
+  async listen(): Promise<AddressInfo> {
+    const host = this.options.host ?? '127.0.0.1';
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.port ?? 5988, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    const credentials = this.options.credentials;
+    if (!credentials || credentials.length === 0) return true;
+    const header = req.headers.authorization ?? '';
+    const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+    if (!match) return false;
+    const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon < 0) return false;
+    const given = Buffer.from(decoded);
+    let ok = false;
+    for (const c of credentials) {
+      const expected = Buffer.from(`${c.user}:${c.password}`);
+      // Compare every entry in constant time per entry, so timing says nothing about which matched.
+      if (expected.length === given.length && timingSafeEqual(expected, given)) ok = true;
+    }
+    return ok;
+  }
+
+  private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Pegasus answers methods other than POST/M-POST with 501 (cim-xml.md §1.1); M-POST is not served.
+    if (req.method !== 'POST') {
+      req.resume();
+      res.writeHead(501, { 'Content-Length': '0' });
+      res.end();
+      return;
+    }
+    if (!this.authorized(req)) {
+      req.resume();
+      res.writeHead(401, { 'WWW-Authenticate': `Basic realm="${this.options.realm ?? 'tsvisor'}"`, 'Content-Length': '0' });
+      res.end();
+      return;
+    }
+    const body = await this.readBody(req, res);
+    if (body === null) return;
+    const header = (name: string) => {
+      const v = req.headers[name.toLowerCase()];
+      return Array.isArray(v) ? v.join(',') : v;
+    };
+    const host = hostWithoutPort(req.headers.host) ?? this.options.host ?? '127.0.0.1';
+    const response = await handleCimXml(this.options.manager, {
+      cimOperation: header('CIMOperation'),
+      cimMethod: header('CIMMethod'),
+      cimObject: header('CIMObject'),
+      cimProtocolVersion: header('CIMProtocolVersion'),
+      cimBatch: header('CIMBatch'),
+      contentType: header('Content-Type'),
+    }, body, host);
+    const bytes = Buffer.from(response.body, 'utf8');
+    res.writeHead(response.status, { ...response.headers, 'Content-Length': String(bytes.length) });
+    res.end(bytes);
+  }
+
+  /** The body as UTF-8, or null after answering 413 when it exceeds the bound. */
+  private readBody(req: IncomingMessage, res: ServerResponse): Promise<string | null> {
+    const tooLarge = () => {
+      res.writeHead(413, { 'Content-Length': '0', Connection: 'close' });
+      res.end();
+      req.destroy();
+    };
+    const declared = Number(req.headers['content-length'] ?? '0');
+    if (declared > this.maxBody) {
+      tooLarge();
+      return Promise.resolve(null);
+    }
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let done = false;
+      req.on('data', (chunk: Buffer) => {
+        if (done) return;
+        size += chunk.length;
+        if (size > this.maxBody) {
+          done = true;
+          tooLarge();
+          resolve(null);
+          return;
+        }
+        chunks.push(chunk);
+      });
+      req.on('end', () => {
+        if (!done) {
+          done = true;
+          resolve(Buffer.concat(chunks).toString('utf8'));
+        }
+      });
+      req.on('error', (e) => {
+        if (!done) {
+          done = true;
+          reject(e);
+        }
+      });
+    });
+  }
+}
+
+/** HOST for response paths: the request's Host header without the port (cim-xml.md §7.1 `{NSP}`). */
+export function hostWithoutPort(host: string | undefined): string | undefined {
+  if (!host) return undefined;
+  if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1) || host;
+  const colon = host.lastIndexOf(':');
+  return colon > 0 && host.indexOf(':') === colon ? host.slice(0, colon) : host;
+}

@@ -1,0 +1,104 @@
+/**
+ * One CIM-XML request from header values and body to response (DSP0200 "CIM operation request
+ * and response headers"; cim-xml.md §1.2-§1.3), independent of the HTTP server so that it can be
+ * tested with the exact bytes of the reference.
+ */
+import { CimError } from '../cim/errors.ts';
+import type { CimObjectManager } from '../cim/object-manager.ts';
+import { runIntrinsic } from './intrinsic-operations.ts';
+import { CimXmlProtocolError, decodeRequest, encodeEnvelope, encodeErrorResponse, encodeIMethodResponse, type CimXmlRequest } from './message.ts';
+import { runMethodCall } from './method-call.ts';
+
+export interface CimXmlHeaders {
+  readonly cimOperation?: string;
+  readonly cimMethod?: string;
+  readonly cimObject?: string;
+  readonly cimProtocolVersion?: string;
+  readonly cimBatch?: string;
+  readonly contentType?: string;
+}
+
+export interface CimXmlResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
+
+const XML_CONTENT_TYPE = 'application/xml; charset="utf-8"';
+
+function protocolFailure(e: CimXmlProtocolError): CimXmlResponse {
+  return { status: e.status, headers: { CIMError: e.cimError }, body: '' };
+}
+
+function percentDecode(text: string): string {
+  if (!text.includes('%')) return text;
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new CimXmlProtocolError(400, 'header-mismatch', 'bad %-encoding in header');
+  }
+}
+
+/** Header checks that come before the body is looked at (cim-xml.md §1.2 "Server handling"). */
+function checkHeaders(h: CimXmlHeaders): CimXmlResponse | null {
+  // No CIMOperation: not a CIM request at all; 400 without CIMError (Pegasus).
+  if (h.cimOperation === undefined) return { status: 400, headers: {}, body: '' };
+  if (h.cimOperation.trim().toLowerCase() !== 'methodcall') {
+    return { status: 400, headers: { CIMError: 'unsupported-operation' }, body: '' };
+  }
+  if (h.cimBatch !== undefined) return { status: 501, headers: { CIMError: 'multiple-requests-unsupported' }, body: '' };
+  if (h.cimProtocolVersion !== undefined && !/^1\./.test(h.cimProtocolVersion.trim())) {
+    return { status: 501, headers: { CIMError: 'unsupported-protocol-version' }, body: '' };
+  }
+  const type = (h.contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/xml' && type !== 'text/xml') {
+    return { status: 400, headers: { CIMError: 'request-not-valid' }, body: '' };
+  }
+  return null;
+}
+
+/** CIMMethod must name the call in the body; CIMObject's namespace part must match (cim-xml.md §1.2). */
+function checkHeadersAgainstBody(h: CimXmlHeaders, request: CimXmlRequest): void {
+  const method = percentDecode(h.cimMethod ?? '').trim();
+  if (method === '' || method.toLowerCase() !== request.method.toLowerCase()) {
+    throw new CimXmlProtocolError(400, 'header-mismatch', 'CIMMethod does not name the method in the body');
+  }
+  if (h.cimObject !== undefined) {
+    const object = percentDecode(h.cimObject).trim();
+    const namespace = object.split(':')[0]!.replace(/\\/g, '/');
+    if (namespace.toLowerCase() !== request.namespace.toLowerCase()) {
+      throw new CimXmlProtocolError(400, 'header-mismatch', 'CIMObject names another namespace');
+    }
+  }
+}
+
+export async function handleCimXml(manager: CimObjectManager, headers: CimXmlHeaders, body: string, host: string): Promise<CimXmlResponse> {
+  const early = checkHeaders(headers);
+  if (early) return early;
+  let request: CimXmlRequest;
+  try {
+    request = decodeRequest(body);
+    checkHeadersAgainstBody(headers, request);
+  } catch (e) {
+    if (e instanceof CimXmlProtocolError) return protocolFailure(e);
+    throw e;
+  }
+  const context = { host, namespace: request.namespace };
+  let inner: string;
+  try {
+    manager.checkNamespace(request.namespace);
+    if (request.kind === 'intrinsic') {
+      inner = encodeIMethodResponse(request.method, runIntrinsic(manager, request.method, request.params, context));
+    } else {
+      inner = await runMethodCall(manager, request.target, request.method, request.params, context);
+    }
+  } catch (e) {
+    const error = e instanceof CimError ? e : new CimError('CIM_ERR_FAILED', e instanceof Error ? e.message : String(e));
+    inner = encodeErrorResponse(request.kind, request.method, error);
+  }
+  return {
+    status: 200,
+    headers: { 'Content-Type': XML_CONTENT_TYPE, CIMOperation: 'MethodResponse' },
+    body: encodeEnvelope(request.messageId, inner),
+  };
+}

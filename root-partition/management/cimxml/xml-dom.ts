@@ -1,0 +1,80 @@
+/**
+ * A small element tree over fast-xml-parser's ordered output, for walking CIM-XML requests
+ * (DSP0201). Text keeps its whitespace (VALUE text is significant, cim-xml.md §5); CDATA is
+ * merged into text; entity and character references are decoded once.
+ */
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+
+export interface XmlElement {
+  readonly name: string;
+  readonly attributes: Readonly<Record<string, string>>;
+  readonly children: readonly XmlElement[];
+  /** The element's own text (concatenated text and CDATA children). */
+  readonly text: string;
+}
+
+export class XmlSyntaxError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'XmlSyntaxError';
+  }
+}
+
+const parser = new XMLParser({
+  preserveOrder: true,
+  ignoreAttributes: false,
+  attributeNamePrefix: '',
+  parseTagValue: false,
+  parseAttributeValue: false,
+  trimValues: false,
+  processEntities: true,
+  htmlEntities: true,
+  ignoreDeclaration: true,
+  ignorePiTags: true,
+  commentPropName: false,
+});
+
+type OrderedNode = Record<string, unknown> & { ':@'?: Record<string, string> };
+
+/** Parse a document; throws XmlSyntaxError if it is not well-formed or declares a DOCTYPE. */
+export function parseXml(text: string): XmlElement {
+  // A DOCTYPE can declare entities whose expansion blows up memory; CIM-XML never needs one.
+  if (/<!DOCTYPE/i.test(text)) throw new XmlSyntaxError('DOCTYPE is not allowed');
+  const valid = XMLValidator.validate(text);
+  if (valid !== true) throw new XmlSyntaxError(`${valid.err.msg} (line ${valid.err.line}, column ${valid.err.col})`);
+  const nodes = parser.parse(text) as OrderedNode[];
+  const roots = nodes.map(toElement).filter((e): e is XmlElement => e !== null);
+  if (roots.length !== 1) throw new XmlSyntaxError('expected exactly one root element');
+  return roots[0]!;
+}
+
+function toElement(node: OrderedNode): XmlElement | null {
+  const name = Object.keys(node).find((k) => k !== ':@');
+  if (!name || name === '#text' || name.startsWith('?')) return null;
+  const rawChildren = (node[name] as OrderedNode[] | undefined) ?? [];
+  const children: XmlElement[] = [];
+  let text = '';
+  for (const child of rawChildren) {
+    if ('#text' in child) text += String(child['#text']);
+    else {
+      const e = toElement(child);
+      if (e) children.push(e);
+    }
+  }
+  return { name, attributes: node[':@'] ?? {}, children, text };
+}
+
+/** Attribute by name, case-insensitively (EmbeddedObject comes in two spellings, cim-xml.md §0). */
+export function attribute(element: XmlElement, name: string): string | undefined {
+  const lower = name.toLowerCase();
+  for (const [k, v] of Object.entries(element.attributes)) if (k.toLowerCase() === lower) return v;
+  return undefined;
+}
+
+export function childrenNamed(element: XmlElement, name: string): XmlElement[] {
+  return element.children.filter((c) => c.name === name);
+}
+
+export function firstChild(element: XmlElement, ...names: string[]): XmlElement | undefined {
+  return element.children.find((c) => names.includes(c.name));
+}
