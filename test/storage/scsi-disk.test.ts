@@ -221,3 +221,12 @@ describe('ScsiDisk READ/WRITE', () => {
     expect(backend.flushes).toBe(1);
   });
 });
+
+describe('ScsiDisk edge sizes', () => {
+  it('an empty backend reports last LBA 0 instead of failing', () => {
+    const { disk } = { disk: new ScsiDisk(new MemoryDisk(0), { diskId: DISK_ID }) };
+    expect(hex(runIn(disk, '25 00 00000000 0000 00 00').data)).toBe('0000000000000200');
+    expect(runIn(disk, '9e 10 0000000000000000 00000020 00 00').r.transferred).toBe(32);
+    expect(senseOf(runIn(disk, '28 00 00000000 00 0001 00').r)).toBe(fixed(5, 0x21, 0));
+  });
+});

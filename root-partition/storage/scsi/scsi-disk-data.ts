@@ -95,7 +95,7 @@ export function vpdDeviceIdentification(diskId: Uint8Array): Uint8Array {
 export function readCapacity10(sectorCount: number, sectorSize: number): Uint8Array {
   const d = new Uint8Array(8);
   const dv = new DataView(d.buffer);
-  const last = sectorCount - 1;
+  const last = Math.max(sectorCount - 1, 0);
   dv.setUint32(0, last > 0xfffffffe ? 0xffffffff : last, false);
   dv.setUint32(4, sectorSize, false);
   return d;
@@ -105,7 +105,7 @@ export function readCapacity10(sectorCount: number, sectorSize: number): Uint8Ar
 export function readCapacity16(sectorCount: number, sectorSize: number): Uint8Array {
   const d = new Uint8Array(32);
   const dv = new DataView(d.buffer);
-  dv.setBigUint64(0, BigInt(sectorCount - 1), false);
+  dv.setBigUint64(0, BigInt(Math.max(sectorCount - 1, 0)), false);
   dv.setUint32(8, sectorSize, false);
   return d;
 }
