@@ -1,0 +1,25 @@
+// The boot-information block the root partition writes before VP 0 starts.
+import * as B from "../../abi/platform";
+
+export function bootInfoValid(): bool {
+  return load<u32>(B.BOOT_INFO_GPA + B.BOOT_INFO_MAGIC) == B.BOOT_MAGIC && load<u32>(B.BOOT_INFO_GPA + B.BOOT_INFO_ABI_VERSION) == B.GUEST_ABI_VERSION;
+}
+export function ramPages(): u32 { return load<u32>(B.BOOT_INFO_GPA + B.BOOT_INFO_RAM_PAGES); }
+export function vpCount(): u32 { return load<u32>(B.BOOT_INFO_GPA + B.BOOT_INFO_VP_COUNT); }
+export function partitionId(): u32 { return load<u32>(B.BOOT_INFO_GPA + B.BOOT_INFO_PARTITION_ID); }
+export function cmdlineLength(): u32 { return min(load<u32>(B.BOOT_INFO_GPA + B.BOOT_INFO_CMDLINE_LENGTH), B.BOOT_CMDLINE_MAX); }
+export function cmdlineGpa(): usize { return B.BOOT_INFO_GPA + B.BOOT_INFO_CMDLINE; }
+
+/** True when the command line contains `word` as a whole space-separated token. */
+export function cmdlineHas(word: string): bool {
+  const base = cmdlineGpa();
+  const n = <i32>cmdlineLength();
+  const w = word.length;
+  for (let start = 0; start <= n - w; start++) {
+    if (start > 0 && load<u8>(base + start - 1) != 0x20) continue;
+    let ok = true;
+    for (let i = 0; i < w && ok; i++) ok = load<u8>(base + start + i) == <u8>word.charCodeAt(i);
+    if (ok && (start + w == n || load<u8>(base + start + w) == 0x20)) return true;
+  }
+  return false;
+}

@@ -1,0 +1,22 @@
+// Interrupt dispatch: a table of 256 handlers in shared memory (one table for every VP). The
+// image's exported `interrupt(vector)` calls dispatchInterrupt; handlers run with interrupts
+// disabled and must not allocate.
+const HANDLERS: usize = memory.data(256 * 4, 16);
+const SPURIOUS: usize = memory.data(4 * 64, 16); // per-VP count of vectors with no handler
+
+export function setInterruptHandler(vector: u32, handler: (vector: u32) => void): void {
+  atomic.store<u32>(HANDLERS + ((vector & 0xff) << 2), changetype<u32>(handler));
+}
+
+export function dispatchInterrupt(vector: u32, vp: i32): void {
+  const h = atomic.load<u32>(HANDLERS + ((vector & 0xff) << 2));
+  if (h == 0) {
+    atomic.add<u32>(SPURIOUS + (<usize>vp << 2), 1);
+    return;
+  }
+  changetype<(vector: u32) => void>(h)(vector);
+}
+
+export function spuriousInterrupts(vp: i32): u32 {
+  return atomic.load<u32>(SPURIOUS + (<usize>vp << 2));
+}

@@ -1,0 +1,1 @@
+declare const GUEST_HEAP_LIMIT: i32;

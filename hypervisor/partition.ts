@@ -1,0 +1,254 @@
+/**
+ * A child partition as the root partition holds it: guest memory, the hypervisor's control
+ * block, the VP threads, and the root's side of ports, intercepts and interrupts. Life cycle as
+ * in the TLFS root usage pattern: Created → Initialized (early properties frozen) → Active (VPs
+ * running) → Finalized (VPs stopped, ports gone) → Deleted.
+ */
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import * as P from '../abi/hv-cpuid.ts';
+import { BOOT_FLAG_ENLIGHTENED, BOOT_INFO_GPA, IMAGE_BASE, PAGE_SIZE } from '../abi/platform.ts';
+import { HvStatus } from '../abi/hv-status.ts';
+import { defaultWaitPolicy, type WaitPolicy } from './adaptive-wait.ts';
+import { writeBootInfo } from './boot-info.ts';
+import { GuestMemory } from './guest-memory.ts';
+import { HvError } from './hv-error.ts';
+import { loadGuestImage, type GuestImage } from './image-loader.ts';
+import { assertVector } from './interrupts.ts';
+import {
+  Owner, P_PAUSED_VPS, P_PRIV_HI, P_PRIV_LO, P_REQUESTED_STATE, PartitionControl, RequestedState, VP_WAKE, VpRunState,
+  vpBase, type VpCounterName,
+} from './partition-control.ts';
+import { PortTable } from './ports.ts';
+import { ReferenceClock } from './reference-time.ts';
+import { RootInbox } from './root-inbox.ts';
+import type { VpExitReason } from './vp/vp-runtime.ts';
+import type { VpThreadData, VpThreadMessage } from './vp/vp-thread.ts';
+
+/** What a child partition gets by default: enough for VMBus and the SynIC (reference §1.7). */
+export const DEFAULT_CHILD_PRIVILEGES = {
+  lo:
+    P.HV_ACCESS_VP_RUNTIME_REG | P.HV_ACCESS_PARTITION_REFERENCE_COUNTER | P.HV_ACCESS_SYNIC_REGS |
+    P.HV_ACCESS_SYNTHETIC_TIMER_REGS | P.HV_ACCESS_HYPERCALL_MSRS | P.HV_ACCESS_VP_INDEX | P.HV_ACCESS_RESET_REG,
+  hi: P.HV_ACCESS_PARTITION_ID | P.HV_POST_MESSAGES | P.HV_SIGNAL_EVENTS | P.HV_START_VIRTUAL_PROCESSOR,
+};
+
+export type PartitionState = 'created' | 'initialized' | 'active' | 'finalized' | 'deleted';
+
+export interface PartitionConfig {
+  id: number;
+  name?: string;
+  memoryBytes: number;
+  vpCount: number;
+  privileges?: { lo: number; hi: number };
+  /** Spin budget of VP and root waits (adaptive wait); 0 sleeps at once. */
+  waitPolicy?: WaitPolicy;
+}
+
+export interface VpExitEvent {
+  vp: number;
+  exit: VpExitReason;
+}
+
+const VP_WORKER = new URL('./vp/vp-worker.mjs', import.meta.url);
+
+export class Partition extends EventEmitter {
+  readonly id: number;
+  readonly name: string;
+  readonly vpCount: number;
+  readonly ctl: PartitionControl;
+  readonly mem: GuestMemory;
+  readonly ports: PortTable;
+  readonly inbox: RootInbox;
+  readonly waitPolicy: WaitPolicy;
+  state: PartitionState = 'created';
+  private image: GuestImage | null = null;
+  private readonly workers = new Map<number, Worker>();
+  private readonly exits = new Map<number, VpExitReason>();
+  private running = 0;
+  private idleResolvers: (() => void)[] = [];
+
+  constructor(config: PartitionConfig) {
+    super();
+    this.id = config.id;
+    this.name = config.name ?? `partition-${config.id}`;
+    this.vpCount = config.vpCount;
+    this.waitPolicy = config.waitPolicy ?? defaultWaitPolicy();
+    this.ctl = PartitionControl.create(config.vpCount, config.id);
+    this.mem = new GuestMemory(config.memoryBytes);
+    this.ports = new PortTable(this.ctl, this.mem);
+    this.inbox = new RootInbox(this.ctl, this.mem, this.ports);
+    const priv = config.privileges ?? DEFAULT_CHILD_PRIVILEGES;
+    // CreatePartitions is the root's alone: a child never holds it, whatever it is configured with.
+    this.ctl.i32[P_PRIV_LO >> 2] = priv.lo;
+    this.ctl.i32[P_PRIV_HI >> 2] = priv.hi & ~P.HV_CREATE_PARTITIONS;
+  }
+
+  get privileges(): { lo: number; hi: number } {
+    return { lo: this.ctl.i32[P_PRIV_LO >> 2] >>> 0, hi: this.ctl.i32[P_PRIV_HI >> 2] >>> 0 };
+  }
+
+  /** PrivilegeFlags is an early property: settable only before InitializePartition. */
+  setPrivileges(lo: number, hi: number): HvStatus {
+    if (this.state !== 'created') return HvStatus.InvalidPartitionState;
+    this.ctl.i32[P_PRIV_LO >> 2] = lo;
+    this.ctl.i32[P_PRIV_HI >> 2] = hi & ~P.HV_CREATE_PARTITIONS;
+    return HvStatus.Success;
+  }
+
+  initialize(): HvStatus {
+    if (this.state !== 'created') return HvStatus.InvalidPartitionState;
+    ReferenceClock.start(this.ctl);
+    this.state = 'initialized';
+    return HvStatus.Success;
+  }
+
+  /** Loads a guest image into memory and writes the boot-information block. */
+  loadImage(bytes: Uint8Array, cmdline = ''): GuestImage {
+    if (this.state !== 'initialized') throw new HvError('HV_ERR_PARTITION_STATE', `cannot load an image into a partition in state ${this.state}`);
+    const image = loadGuestImage(bytes);
+    const ramPages = this.mem.size / 65536;
+    if (image.minPages > ramPages) {
+      throw new HvError('HV_ERR_IMAGE_TOO_BIG', `the image needs ${image.minPages * 64} KiB of memory; the partition has ${this.mem.size / 1024} KiB`);
+    }
+    if (image.maxPages !== null && image.maxPages < ramPages) {
+      throw new HvError('HV_ERR_IMAGE_MAX', `the image accepts at most ${image.maxPages * 64} KiB of memory (built with a smaller --maximumMemory); the partition has ${this.mem.size / 1024} KiB`);
+    }
+    for (const s of image.segments) {
+      if (s.offset < BOOT_INFO_GPA + PAGE_SIZE && s.offset + s.bytes.length > BOOT_INFO_GPA) {
+        throw new HvError('HV_ERR_IMAGE_LAYOUT', `data segment at 0x${s.offset.toString(16)} overlaps the boot-information page; link images with --memoryBase ${IMAGE_BASE}`);
+      }
+      this.mem.write(s.offset, s.bytes);
+    }
+    writeBootInfo(this.mem, { vpCount: this.vpCount, partitionId: this.id, flags: BOOT_FLAG_ENLIGHTENED, cmdline, imageEnd: image.dataEnd });
+    this.image = image;
+    return image;
+  }
+
+  /** Starts VP 0 at the image's boot entry. */
+  start(): void {
+    if (!this.image) throw new HvError('HV_ERR_NO_IMAGE', 'no guest image loaded');
+    if (this.state !== 'initialized') throw new HvError('HV_ERR_PARTITION_STATE', `cannot start a partition in state ${this.state}`);
+    this.state = 'active';
+    this.startVp(0, { kind: 'boot' });
+  }
+
+  private startVp(vp: number, entry: VpThreadData['entry']): void {
+    const data: VpThreadData = { module: this.image!.module, memory: this.mem.memory, control: this.ctl.sab, vp, entry, spinIterations: this.waitPolicy.spinIterations };
+    const worker = new Worker(VP_WORKER, { workerData: data, name: `${this.name}/vp${vp}` });
+    this.workers.set(vp, worker);
+    this.running++;
+    let exited = false;
+    const finish = (exit: VpExitReason) => {
+      if (exited) return;
+      exited = true;
+      this.exits.set(vp, exit);
+      this.emit('vp-exit', { vp, exit } satisfies VpExitEvent);
+      if (exit.reason === 'fault') this.emit('fault', { vp, kind: exit.kind, message: exit.message });
+      if (--this.running === 0) for (const r of this.idleResolvers.splice(0)) r();
+    };
+    worker.on('message', (m: VpThreadMessage) => {
+      if (m.kind === 'exit') finish(m.exit);
+      else if (m.event.type === 'start-vp' && this.state === 'active') this.startVp(m.event.target, { kind: 'ap', rip: m.event.rip });
+      else this.emit(m.event.type, m.event);
+    });
+    worker.on('error', (e) => finish({ reason: 'fault', kind: 'host', message: `VP thread failed: ${e.message}` }));
+    worker.on('exit', () => {
+      this.workers.delete(vp);
+      finish({ reason: 'stopped' });
+    });
+  }
+
+  /** Resolves when every started VP has exited. */
+  whenIdle(): Promise<void> {
+    if (this.running === 0) return Promise.resolve();
+    return new Promise((r) => this.idleResolvers.push(r));
+  }
+
+  vpExit(vp: number): VpExitReason | undefined {
+    return this.exits.get(vp);
+  }
+
+  runState(vp: number): number {
+    return this.ctl.runState(vp);
+  }
+
+  counters(vp: number): Record<VpCounterName, number> {
+    return this.ctl.counters(vp);
+  }
+
+  /** The root's HvCallAssertVirtualInterrupt on a VP of this partition. */
+  assertInterrupt(vp: number, vector: number): HvStatus {
+    if (vp < 0 || vp >= this.vpCount) return HvStatus.InvalidVpIndex;
+    if (vector < 16 || vector > 255) return HvStatus.InvalidParameter;
+    assertVector(this.ctl, vp, vector);
+    return HvStatus.Success;
+  }
+
+  /** The root's HvCallPostMessage on one of its connections to this child. */
+  postMessage(connectionId: number, messageType: number, payload: Uint8Array): HvStatus {
+    return this.ports.postMessage(Owner.Root, connectionId, messageType, payload);
+  }
+
+  signalEvent(connectionId: number, flagNumber: number): HvStatus {
+    return this.ports.signalEvent(Owner.Root, connectionId, flagNumber);
+  }
+
+  /** Parks every running VP at its next exit boundary; resolves when all are parked or stopped. */
+  async pause(timeoutMs = 5000): Promise<boolean> {
+    Atomics.store(this.ctl.i32, P_REQUESTED_STATE >> 2, RequestedState.Pause);
+    ReferenceClock.freeze(this.ctl);
+    this.wakeAll();
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      let live = 0;
+      for (let vp = 0; vp < this.vpCount; vp++) {
+        const s = this.ctl.runState(vp);
+        if (s === VpRunState.Running || s === VpRunState.Halted) live++;
+      }
+      if (live === 0) return true;
+      this.wakeAll();
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    return false;
+  }
+
+  resume(): void {
+    ReferenceClock.thaw(this.ctl);
+    Atomics.store(this.ctl.i32, P_REQUESTED_STATE >> 2, RequestedState.Run);
+    this.wakeAll();
+  }
+
+  pausedVps(): number {
+    return Atomics.load(this.ctl.i32, P_PAUSED_VPS >> 2);
+  }
+
+  private wakeAll(): void {
+    for (let vp = 0; vp < this.vpCount; vp++) this.ctl.ring(vpBase(vp) + VP_WAKE);
+  }
+
+  /**
+   * Stops every VP: asks them to leave at their next exit, and terminates the threads of VPs
+   * that do not (a guest spinning without exits) after `graceMs`.
+   */
+  async stop(graceMs = 200): Promise<void> {
+    Atomics.store(this.ctl.i32, P_REQUESTED_STATE >> 2, RequestedState.Stop);
+    this.wakeAll();
+    this.inbox.kick();
+    const idle = this.whenIdle();
+    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
+    if ((await Promise.race([idle, timer])) === 'timeout') {
+      await Promise.all([...this.workers.values()].map((w) => w.terminate()));
+    }
+    await Promise.all([...this.workers.values()].map((w) => w.terminate()));
+    await this.whenIdle();
+  }
+
+  /** HvCallFinalizePartition then HvCallDeletePartition: stops VPs and releases everything. */
+  async delete(): Promise<void> {
+    if (this.state === 'deleted') return;
+    await this.stop();
+    this.state = 'deleted';
+    this.removeAllListeners();
+  }
+}

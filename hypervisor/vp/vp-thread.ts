@@ -1,0 +1,26 @@
+/** The body of a VP worker thread: run the guest, report events and the exit to the partition. */
+import { parentPort, workerData } from 'node:worker_threads';
+import { VpRuntime, type VpEvent, type VpExitReason } from './vp-runtime.ts';
+
+export interface VpThreadData {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  control: SharedArrayBuffer;
+  vp: number;
+  entry: { kind: 'boot' } | { kind: 'ap'; rip: number };
+  spinIterations: number;
+}
+
+export type VpThreadMessage = { kind: 'event'; event: VpEvent } | { kind: 'exit'; vp: number; exit: VpExitReason };
+
+const data = workerData as VpThreadData;
+const post = (m: VpThreadMessage) => parentPort!.postMessage(m);
+const runtime = new VpRuntime({
+  module: data.module,
+  memory: data.memory,
+  control: data.control,
+  vp: data.vp,
+  policy: { spinIterations: data.spinIterations },
+  notify: (event) => post({ kind: 'event', event }),
+});
+post({ kind: 'exit', vp: data.vp, exit: runtime.run(data.entry) });
