@@ -43,7 +43,9 @@ export class Pic8259 implements PortIoDevice {
 
   /**
    * Drives ISA IRQ `irq` (0–15). IRQ 2 is the cascade input; as on the PC/AT bus, a device wired
-   * to "IRQ 2" actually reaches IRQ 9.
+   * to "IRQ 2" actually reaches IRQ 9. An edge-triggered request is latched on the rising edge and
+   * stays in IRR until INTA even if the line drops first (so a device may pulse its line); a
+   * level-triggered request (ELCR) goes away with its line.
    */
   setIrq(irq: number, level: boolean): void {
     if (!Number.isInteger(irq) || irq < 0 || irq > 15) throw new RangeError(`ISA IRQ ${irq} out of range 0..15`);
