@@ -17,6 +17,8 @@ export interface AssociatorFilter {
   readonly role?: string | null;
   /** The reference property that points at the result. */
   readonly resultRole?: string | null;
+  /** Further test on the association's own class (WQL RequiredAssocQualifier). */
+  readonly assocClassTest?: (className: string) => boolean;
 }
 
 export interface ReferenceFilter {
@@ -32,12 +34,16 @@ interface Link {
   readonly sourceRole: string;
 }
 
-function links(schema: CimSchema, provider: CimProvider, source: CimObjectPath, assocClass: string | null | undefined, role: string | null | undefined): Link[] {
+function links(
+  schema: CimSchema, provider: CimProvider, source: CimObjectPath,
+  assocClass: string | null | undefined, role: string | null | undefined, test?: (className: string) => boolean,
+): Link[] {
   const found: Link[] = [];
   for (const name of schema.classNames()) {
     const cls = schema.getClass(name)!;
     if (!cls.association) continue;
     if (assocClass && !schema.isa(cls.name, assocClass)) continue;
+    if (test && !test(cls.name)) continue;
     for (const association of provider.enumerateInstances(cls.name)) {
       for (const p of association.properties) {
         if (p.type !== 'reference' || !isObjectPath(p.value)) continue;
@@ -62,7 +68,7 @@ export function referencesOf(schema: CimSchema, provider: CimProvider, source: C
 export function associatorsOf(schema: CimSchema, provider: CimProvider, source: CimObjectPath, filter: AssociatorFilter = {}): CimInstance[] {
   const result: CimInstance[] = [];
   const seen: CimObjectPath[] = [];
-  for (const link of links(schema, provider, source, filter.assocClass, filter.role)) {
+  for (const link of links(schema, provider, source, filter.assocClass, filter.role, filter.assocClassTest)) {
     for (const p of link.association.properties) {
       if (p.type !== 'reference' || !isObjectPath(p.value) || same(p.name, link.sourceRole)) continue;
       if (filter.resultRole && !same(p.name, filter.resultRole)) continue;

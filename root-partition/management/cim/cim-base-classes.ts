@@ -75,11 +75,12 @@ export const CimBaseClasses: readonly CimClassDecl[] = [
   { name: 'CIM_ComputerSystem', superclass: 'CIM_System', properties: [] },
   {
     name: 'CIM_Service', superclass: 'CIM_EnabledLogicalElement', abstract: true,
+    // Key order as wbemcli users write the service path (cim-xml.md §8 $SVC).
     properties: [
-      { name: 'SystemCreationClassName', type: 'string', key: true },
-      { name: 'SystemName', type: 'string', key: true },
       { name: 'CreationClassName', type: 'string', key: true },
       { name: 'Name', type: 'string', key: true },
+      { name: 'SystemCreationClassName', type: 'string', key: true },
+      { name: 'SystemName', type: 'string', key: true },
     ],
   },
   { name: 'CIM_VirtualSystemManagementService', superclass: 'CIM_Service', abstract: true, properties: [] },

@@ -194,8 +194,23 @@ function resolveClass(decl: CimClassDecl, parent: CimClass | undefined): CimClas
     ...(decl.description ? { description: decl.description } : {}),
     properties,
     methods,
-    keys: properties.filter((p) => p.key),
+    keys: orderKeys(decl, parent, properties.filter((p) => p.key)),
   };
+}
+
+/**
+ * Key order for paths: the keys a class declares, in its order, then inherited ones in the
+ * parent's order (CIM_System gives CreationClassName, Name as in cim-xml.md §7.1).
+ */
+function orderKeys(decl: CimClassDecl, parent: CimClass | undefined, keys: ResolvedProperty[]): ResolvedProperty[] {
+  const declared = decl.properties.filter((p) => p.key).map((p) => p.name.toLowerCase());
+  const inherited = (parent?.keys ?? []).map((k) => k.name.toLowerCase());
+  const rank = (p: ResolvedProperty) => {
+    const name = p.name.toLowerCase();
+    const d = declared.indexOf(name);
+    return d >= 0 ? d : declared.length + inherited.indexOf(name);
+  };
+  return [...keys].sort((a, b) => rank(a) - rank(b));
 }
 
 /** The root/virtualization/v2 schema: CIM parents, Msvm classes and associations. */

@@ -65,20 +65,9 @@ export function executeWql(manager: CimObjectManager, text: string): WqlResult {
       }
       let results: CimInstance[];
       if (query.kind === 'associators') {
-        results = manager.associators(source, query);
-        if (query.requiredAssocQualifier) {
-          // Only associations whose class has the qualifier: traverse each such class and merge.
-          const q = query.requiredAssocQualifier.toLowerCase();
-          const assocClasses = schema.classNames().map((n) => schema.requireClass(n))
-            .filter((c) => c.association && classQualifiers(c).has(q) && (!query.assocClass || schema.isa(c.name, query.assocClass)));
-          const merged: CimInstance[] = [];
-          for (const c of assocClasses) {
-            for (const r of manager.associators(source, { ...query, assocClass: c.name })) {
-              if (!merged.some((m) => sameObjectPath(manager.pathOf(m), manager.pathOf(r)))) merged.push(r);
-            }
-          }
-          results = merged;
-        }
+        const q = query.requiredAssocQualifier?.toLowerCase();
+        const assocClassTest = q ? (name: string) => classQualifiers(schema.requireClass(name)).has(q) : undefined;
+        results = manager.associators(source, { ...query, ...(assocClassTest ? { assocClassTest } : {}) });
       } else {
         results = manager.references(source, query);
       }
