@@ -64,6 +64,8 @@ export interface VmbusServerLimits {
   maxPendingGpadls: number;
   /** Channels (primary and sub) the server will offer at once; relids are 1..this. */
   maxChannels: number;
+  /** Newest protocol version to accept (e.g. VmbusVersion.Win10 to behave like QEMU); all by default. */
+  maxVersion?: number;
 }
 
 export const DEFAULT_LIMITS: Omit<VmbusServerLimits, 'vpCount' | 'guestPageCount'> = {

@@ -118,14 +118,15 @@ export class VmbusServer {
     const vp = m.targetVcpu < this.limits.vpCount ? m.targetVcpu : 0;
     if (this.phase === 'connected') this.reset(); // QEMU: INITIATE_CONTACT resets all VMBus state
     let reason = '';
-    if (!C.SUPPORTED_VERSIONS.includes(m.version)) reason = `version 0x${m.version.toString(16)} not supported`;
+    const known = C.SUPPORTED_VERSIONS.includes(m.version) && m.version <= (this.limits.maxVersion ?? C.VmbusVersion.Copper);
+    if (!known) reason = `version 0x${m.version.toString(16)} not supported`;
     else if (connectionId !== expected) reason = `INITIATE_CONTACT for 0x${m.version.toString(16)} on connection ${connectionId}, expected ${expected}`;
     else if (m.targetVcpu >= this.limits.vpCount) reason = `target_vcpu ${m.targetVcpu} out of range`;
     else if (modern && (m.msgSint !== C.VMBUS_MESSAGE_SINT || m.msgVtl !== 0)) reason = `msg_sint ${m.msgSint} / msg_vtl ${m.msgVtl} not supported`;
     const copper = m.version === C.VmbusVersion.Copper;
     if (reason !== '') {
       // "Not supported" is the protocol's answer: a Linux guest then tries the next older version.
-      if (C.SUPPORTED_VERSIONS.includes(m.version)) this.error('VMBUS_CONTACT_REJECTED', reason);
+      if (known) this.error('VMBUS_CONTACT_REJECTED', reason);
       this.sendTo(vp, { type: T.VersionResponse, versionSupported: 0, connectionState: C.ConnectionState.Successful, msgConnId: 0, supportedFeatures: null });
       return;
     }
