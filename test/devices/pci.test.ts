@@ -2,6 +2,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { IdeRig } from './ide-rig.ts';
 import { PciBus } from '../../root-partition/devices/pci/pci-bus.ts';
 import { I440bxHostBridge, Piix4IsaBridge } from '../../root-partition/devices/pci/pci-config-space.ts';
+import { IoBus } from '../../root-partition/devices/io-bus.ts';
+import { Piix4Ide } from '../../root-partition/devices/ide/piix4-ide.ts';
+import { GuestMemory } from '../../hypervisor/guest-memory.ts';
 
 let rig: IdeRig;
 afterEach(() => rig?.close());
@@ -101,5 +104,22 @@ describe('PCI configuration mechanism #1', () => {
   it('refuses two functions at one address', () => {
     const { pci } = setup();
     expect(() => pci.attach(7, 1, new Piix4IsaBridge())).toThrow(RangeError);
+  });
+});
+
+describe('PIIX4 IDE without the firmware step', () => {
+  it('starts as after PCI reset: BAR4 = 1, command 0, legacy and BMIDE ports undecoded until programmed', () => {
+    const bus = new IoBus();
+    const ide = new Piix4Ide({ memory: new GuestMemory(65536), bus, primaryIrq: { set() {} }, secondaryIrq: { set() {} }, firmwareBmideBase: null });
+    expect(ide.config.readConfig(0x20, 4)).toBe(0x00000001);
+    expect(ide.config.readConfig(0x04, 2)).toBe(0);
+    expect(ide.config.readConfig(0x40, 4)).toBe(0);
+    expect(bus.read(0x1f7, 1)).toBe(0xff);
+    ide.config.writeConfig(0x40, 2, 0x8000);
+    ide.config.writeConfig(0x20, 4, 0xb000);
+    expect(bus.deviceAt(0xb000)).toBeUndefined(); // I/O space still disabled
+    ide.config.writeConfig(0x04, 2, 0x0001);
+    expect(bus.deviceAt(0xb000)).toBe(ide.busMaster);
+    expect(bus.read(0x1f7, 1)).toBe(0x00); // decoded, no drive attached
   });
 });

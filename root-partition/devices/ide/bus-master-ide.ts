@@ -44,9 +44,13 @@ export class BusMasterChannel {
     return (this.command & BmCommand.ReadFromDevice) !== 0;
   }
 
-  /** True when the controller may master the bus now. */
+  /**
+   * True when the engine may master the bus now: started and still active (an engine that ended a
+   * transfer needs Start written 0→1 again; SFF-8038i: operations cannot be stopped and resumed)
+   * and PCI bus mastering enabled.
+   */
   get canTransfer(): boolean {
-    return this.started && this.busMasterEnabled();
+    return this.started && (this.status & BmStatus.Active) !== 0 && this.busMasterEnabled();
   }
 
   readByte(offset: number): number {
@@ -118,7 +122,7 @@ export class BusMasterChannel {
     const limit = (Math.floor(addr / PRD_TABLE_ALIGN) + 1) * PRD_TABLE_ALIGN;
     while (addr + PRD_ENTRY_SIZE <= limit) {
       if (!this.memory.contains(addr, PRD_ENTRY_SIZE)) return { kind: 'fault', reason: `PRD entry at 0x${addr.toString(16)} is outside guest memory` };
-      const base = this.memory.readU32(addr) & ~1;
+      const base = (this.memory.readU32(addr) & ~1) >>> 0;
       const raw = this.memory.dv.getUint16(addr + 4, true) & 0xfffe;
       const length = raw === 0 ? 0x10000 : raw;
       const eot = (this.memory.u8[addr + 7]! & PRD_EOT) !== 0;

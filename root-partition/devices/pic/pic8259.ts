@@ -20,12 +20,22 @@ export const CASCADE_IRQ = 2;
 const ELCR1_WRITABLE = 0xf8;
 const ELCR2_WRITABLE = 0xde;
 
+/** What the VP side needs from a legacy interrupt controller. */
+export interface ExtIntController {
+  /** True while an interrupt is deliverable (the INTR pin is high). */
+  hasInterrupt(): boolean;
+  /** The INTA cycle: returns the vector and updates the controller. */
+  acknowledge(): number;
+  /** Set by the hypervisor glue: called when INTR rises, to wake a halted VP. */
+  onInterruptRequest: (() => void) | undefined;
+}
+
 /**
  * The cascaded 8259A pair of a PC (master IRQ 0–7, slave IRQ 8–15 on master IR2) with the PIIX4
  * edge/level control registers. Devices drive lines through `setIrq`/`line()`; the VP side asks
  * `hasInterrupt()` at its delivery points and runs the INTA cycle with `acknowledge()`.
  */
-export class Pic8259 implements PortIoDevice {
+export class Pic8259 implements PortIoDevice, ExtIntController {
   readonly name = 'pic8259';
   readonly ports: readonly PortRange[] = [
     { base: PicPort.MasterCommand, length: 2 },
