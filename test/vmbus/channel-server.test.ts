@@ -91,6 +91,14 @@ describe('offers', () => {
     expect(n.errors[0]!.code).toBe('VMBUS_UNEXPECTED_MESSAGE');
   });
 
+  it('refuses a malformed VSP offer at registration, not when it is sent', () => {
+    const { server } = makeServer();
+    expect(() => server.offerChannel({ interfaceType: 'not-a-guid', interfaceInstance: SCSI })).toThrow(/malformed GUID/);
+    expect(() => server.offerChannel({ interfaceType: SCSI, interfaceInstance: SCSI, flags: 0x10000 })).toThrow(/u16/);
+    expect(() => server.offerChannel({ interfaceType: SCSI, interfaceInstance: SCSI, userDefined: new Uint8Array(121) })).toThrow(/120/);
+    expect(server.channelCount()).toBe(0);
+  });
+
   it('offers a channel registered after REQUESTOFFERS at once (hot add)', () => {
     const { n, server, connect } = makeServer();
     connect();

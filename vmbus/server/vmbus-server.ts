@@ -10,12 +10,23 @@ import { HvError } from '../../hypervisor/hv-error.ts';
 import * as C from '../protocol/channel-constants.ts';
 import { decodeChannelMessage } from '../protocol/channel-decode.ts';
 import { encodeChannelMessage } from '../protocol/channel-encode.ts';
+import { guidToBytes } from '../protocol/guid.ts';
 import type { ChannelMessage, InitiateContact, OpenChannel } from '../protocol/channel-messages.ts';
 import { CHANNEL_CONNECTION_ID_BASE, type ChannelRecord } from './channel-record.ts';
 import { GpadlTable, type GpadlProgress } from './gpadl-table.ts';
 import type { ChannelOfferSpec, VmbusServerLimits, VmbusServerNotifier } from './server-types.ts';
 
 const T = C.ChannelMessageType;
+
+const isU16 = (v: number | undefined) => v === undefined || (Number.isInteger(v) && v >= 0 && v <= 0xffff);
+
+/** Checked when a VSP registers, so that sending the offer later can never fail. */
+function checkOfferSpec(spec: ChannelOfferSpec): void {
+  const bad = (why: string) => { throw new HvError('VMBUS_BAD_OFFER', `offer ${spec.interfaceType}/${spec.interfaceInstance}: ${why}`); };
+  if (!guidToBytes(spec.interfaceType) || !guidToBytes(spec.interfaceInstance)) bad('malformed GUID');
+  if (!isU16(spec.flags) || !isU16(spec.mmioMegabytes)) bad('flags and mmioMegabytes are u16');
+  if ((spec.userDefined?.length ?? 0) > C.OFFER_USER_DEFINED_SIZE) bad('user_def is at most 120 bytes');
+}
 
 export type ConnectionPhase = 'disconnected' | 'connected';
 
@@ -45,11 +56,12 @@ export class VmbusServer {
 
   /**
    * Registers a primary channel and returns its relid. Offered to the guest now if it has
-   * already asked for offers (hot add), else at REQUESTOFFERS. Throws HvError when all relids
-   * are in use (host configuration, not guest input).
+   * already asked for offers (hot add), else at REQUESTOFFERS. Throws HvError for a malformed
+   * spec or when all relids are in use (host configuration, not guest input).
    */
   offerChannel(spec: ChannelOfferSpec): number {
-    return this.addChannel(spec, 0, 0).relid;
+    checkOfferSpec(spec);
+    return this.addChannel({ ...spec, userDefined: spec.userDefined?.slice() }, 0, 0).relid;
   }
 
   /** Offers sub-channel of an open primary (reference §3.6 step 10): same GUIDs, new relid. */
