@@ -66,7 +66,7 @@ function conversation(limits: Partial<VmbusServerLimits> = {}) {
 }
 
 describe('AS guest client ↔ TS server over a byte transport', () => {
-  it('a channel\'s whole life: negotiate down to 4.0, offers, multi-message GPADL, open, sub-channel, rescind, close, unload', () => {
+  it('a channel\'s whole life: negotiate down to 4.0, offers, three-message GPADL, open, sub-channel, rescind, close, unload', () => {
     const c = conversation({ maxVersion: C.VmbusVersion.Win10 }); // a QEMU-like host
     const { g, n, server } = c;
     const scsi = server.offerChannel({ interfaceType: SCSI, interfaceInstance: '6d2a5b61-0000-4f6b-9b52-3fd9b8c94c39' });
@@ -82,15 +82,15 @@ describe('AS guest client ↔ TS server over a byte transport', () => {
     expect(g.clientFindOffer(ST, c.guid(NET), 0)).toBe(net);
     expect(g.clientChannelConnectionId(ST, scsi)).toBe(16 + scsi);
 
-    const ring = Array.from({ length: 40 }, (_, i) => 0x300 + i);
+    const ring = Array.from({ length: 64 }, (_, i) => 0x300 + i);
     c.createGpadl(scsi, 0xe1e10, ring, GPA.pfns);
-    expect(c.posted.slice(-2).map((p) => p.type)).toEqual([T.GpadlHeader, T.GpadlBody]); // 26 + 14 PFNs
+    expect(c.posted.slice(-3).map((p) => p.type)).toEqual([T.GpadlHeader, T.GpadlBody, T.GpadlBody]); // 26 + 28 + 10 PFNs
     expect(g.clientGpadlState(ST, 0xe1e10)).toBe(Gp.Created);
     expect(server.gpadl(0xe1e10)!.pages).toEqual(ring);
 
-    c.run(g.clientOpenChannel(ST, scsi, 0xe1e10, 20, 1, 0, OUT));
+    c.run(g.clientOpenChannel(ST, scsi, 0xe1e10, 32, 1, 0, OUT));
     expect(g.clientChannelState(ST, scsi)).toBe(Ch.Open);
-    expect(n.opened).toMatchObject([{ relid: scsi, ringPages: ring, downstreamPageOffset: 20, targetVp: 1, connectionId: 16 + scsi }]);
+    expect(n.opened).toMatchObject([{ relid: scsi, ringPages: ring, downstreamPageOffset: 32, targetVp: 1, connectionId: 16 + scsi }]);
 
     const sub = server.offerSubchannel(scsi);
     c.run(0);
