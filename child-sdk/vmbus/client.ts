@@ -94,7 +94,7 @@ function contact(st: usize, out: usize): i32 {
 /** INITIATE_CONTACT with the newest version. */
 export function clientStart(st: usize, out: usize): i32 {
   const phase = get(st, ST_PHASE);
-  if (phase != ClientPhase.Idle && phase != ClientPhase.Unloaded) return fail(st, ClientError.WrongPhase);
+  if (phase != ClientPhase.Idle && phase != ClientPhase.Unloaded && phase != ClientPhase.NoVersion) return fail(st, ClientError.WrongPhase);
   set(st, ST_VERSION_INDEX, 0);
   return contact(st, out);
 }
