@@ -1,6 +1,6 @@
 // Exports the guest ring to host tests (test/vmbus/ring-vectors.test.ts): one producer-side and
 // one consumer-side ring object per instance, driven over a shared memory. Not part of any image.
-import { RingBuffer } from "./ring";
+import { RingBuffer, encodeGpaDirectHeader } from "./ring";
 
 let ring: RingBuffer | null = null;
 
@@ -24,3 +24,6 @@ export function readerCommit(): bool { return ring!.commitRead(); }
 export function readerCorruption(): i32 { return ring!.readCorruption; }
 export function maskInterrupt(): void { ring!.maskInterrupt(); }
 export function unmaskInterrupt(): bool { return ring!.unmaskInterrupt(); }
+export function gpaDirectHeader(dst: u32, byteCount: u32, byteOffset: u32, pfns: u32, pfnCount: u32): u32 {
+  return encodeGpaDirectHeader(dst, byteCount, byteOffset, pfns, pfnCount);
+}

@@ -291,3 +291,22 @@ export class RingBuffer {
 @inline export function packetFlags(p: usize): u32 { return load<u16>(p, 6); }
 @inline export function packetTransIdLo(p: usize): u32 { return load<u32>(p, 8); }
 @inline export function packetTransIdHi(p: usize): u32 { return load<u32>(p, 12); }
+
+/**
+ * Writes the extended header of a VM_PKT_DATA_USING_GPA_DIRECT packet with one range (what Linux
+ * storvsc sends, struct vmbus_packet_mpb_array): reserved u32, range_count 1, byte_count,
+ * byte_offset, then `pfnCount` u64 PFNs copied from `pfns`. Returns the header length for tryWrite
+ * (a multiple of 8), or 0 when pfnCount does not match ceil((byteOffset + byteCount) / 4096) or
+ * byteOffset is not inside the first page.
+ */
+export function encodeGpaDirectHeader(dst: usize, byteCount: u32, byteOffset: u32, pfns: usize, pfnCount: u32): u32 {
+  if (byteOffset >= 4096) return 0;
+  const span: u64 = <u64>byteOffset + <u64>byteCount;
+  if (<u64>pfnCount != (span + 4095) >> 12) return 0;
+  store<u32>(dst, 0);
+  store<u32>(dst, 1, 4);
+  store<u32>(dst, byteCount, 8);
+  store<u32>(dst, byteOffset, 12);
+  memory.copy(dst + 16, pfns, pfnCount << 3);
+  return 16 + (pfnCount << 3);
+}

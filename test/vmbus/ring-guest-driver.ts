@@ -17,6 +17,7 @@ export interface GuestRingExports {
   readerCorruption(): number;
   maskInterrupt(): void;
   unmaskInterrupt(): number;
+  gpaDirectHeader(dst: number, byteCount: number, byteOffset: number, pfns: number, pfnCount: number): number;
 }
 
 /** Guest memory map for the harness: the image links at 1 MiB; everything here stays below. */

@@ -2,7 +2,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { GuestMemory } from '../../hypervisor/guest-memory.ts';
-import { ReceivedPacket, VmbusPacketType, VmbusRing } from '../../vmbus/ring/index.ts';
+import { ReceivedPacket, VmbusPacketType, VmbusRing, encodeGpaDirectHeader } from '../../vmbus/ring/index.ts';
 import { hostDriver, runVector, type RingVector } from './ring-vector-driver.ts';
 import {
   compileGuestRing, guestDriver, instantiateGuestRing, GUEST_MEMORY_BYTES, GUEST_RING_CONTROL,
@@ -43,6 +43,19 @@ describe('shared ring vectors (test/vectors/ring)', () => {
 });
 
 describe('host and guest rings on one memory', () => {
+  it('the guest encodes the same one-range GPA-direct header as the host, and refuses a bad one', () => {
+    const pages = GUEST_MEMORY_BYTES / 65536;
+    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    const g = instantiateGuestRing(guestModule, memory);
+    const mem = GuestMemory.attach(memory);
+    const pfns = [0x123, 0x1_0000_0124, 0x125];
+    pfns.forEach((pfn, i) => mem.writeU64(STAGING_PAYLOAD + 8 * i, BigInt(pfn)));
+    const n = g.gpaDirectHeader(READ_BUFFER, 0x2000, 0x10, STAGING_PAYLOAD, 3);
+    expect(mem.read(READ_BUFFER, n)).toEqual(encodeGpaDirectHeader([{ byteCount: 0x2000, byteOffset: 0x10, pfns }]));
+    expect(g.gpaDirectHeader(READ_BUFFER, 0x2000, 0x10, STAGING_PAYLOAD, 2)).toBe(0);
+    expect(g.gpaDirectHeader(READ_BUFFER, 0x100, 0x1000, STAGING_PAYLOAD, 1)).toBe(0);
+  });
+
   it('what either side writes, the other reads back exactly, across wraps', () => {
     const pages = GUEST_MEMORY_BYTES / 65536;
     const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
