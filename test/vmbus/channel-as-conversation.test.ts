@@ -128,6 +128,13 @@ describe('AS guest client ↔ TS server over a byte transport', () => {
     expect([c.g.clientVersion(ST), c.g.clientMsgConnId(ST), c.server.negotiatedVersion]).toEqual([0x60000, 1, 0x60000]);
   });
 
+  it('a host that refuses every version: the client tries all eight, then stops', () => {
+    const c = conversation({ maxVersion: C.VmbusVersion.Win8 });
+    c.run(c.g.clientStart(ST, OUT));
+    expect(c.posted.map((p) => p.version)).toEqual([0x60000, 0x50003, 0x50002, 0x50001, 0x50000, 0x40001, 0x40000, 0x30000]);
+    expect([c.g.clientPhase(ST), c.server.connectionPhase]).toEqual([6, 'disconnected']);
+  });
+
   it('UNLOAD with an open channel: the server closes it and both sides forget everything', () => {
     const c = conversation();
     const relid = c.server.offerChannel({ interfaceType: SCSI, interfaceInstance: SCSI });
