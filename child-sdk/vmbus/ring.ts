@@ -285,11 +285,17 @@ export class RingBuffer {
 }
 
 // Accessors for a packet copied out by tryRead (struct vmpacket_descriptor).
+// @ts-ignore: decorator
 @inline export function packetType(p: usize): u32 { return load<u16>(p); }
+// @ts-ignore: decorator
 @inline export function packetOffset8(p: usize): u32 { return load<u16>(p, 2); }
+// @ts-ignore: decorator
 @inline export function packetLen8(p: usize): u32 { return load<u16>(p, 4); }
+// @ts-ignore: decorator
 @inline export function packetFlags(p: usize): u32 { return load<u16>(p, 6); }
+// @ts-ignore: decorator
 @inline export function packetTransIdLo(p: usize): u32 { return load<u32>(p, 8); }
+// @ts-ignore: decorator
 @inline export function packetTransIdHi(p: usize): u32 { return load<u32>(p, 12); }
 
 /**
