@@ -29,7 +29,7 @@ const TRUE_QUALIFIER = (name: string): CimQualifier => ({ name, type: 'boolean',
 
 /** ValueMap/Values pair (DSP0004) from a code table. */
 function valueMapQualifiers(map: ValueMap | undefined): CimQualifier[] {
-  if (!map) return [];
+  if (!map || Object.keys(map).length === 0) return [];
   const codes = Object.keys(map);
   return [
     { name: 'ValueMap', type: 'string', value: codes },

@@ -102,7 +102,7 @@ function namedParams(call: XmlElement, elementName: string): NamedParam[] {
 
 /** The response document around one SIMPLERSP body (cim-xml.md §2.2; versions as Pegasus sends). */
 export function encodeEnvelope(messageId: string, body: string): string {
-  return `${XML_DECLARATION}\n${element('CIM', [['CIMVERSION', '2.0'], ['DTDVERSION', '2.0']],
+  return `${XML_DECLARATION}${element('CIM', [['CIMVERSION', '2.0'], ['DTDVERSION', '2.0']],
     element('MESSAGE', [['ID', messageId], ['PROTOCOLVERSION', '1.0']], element('SIMPLERSP', [], body)))}`;
 }
 

@@ -7,7 +7,7 @@
 import { CimInstance, type CimPropertyValue } from '../cim/instance.ts';
 import { isObjectPath, type CimKeyValue, type CimObjectPath } from '../cim/object-path.ts';
 import type { CimScalar, CimType, CimValue } from '../cim/types.ts';
-import { element, escapeText } from './xml-writer.ts';
+import { element, escapeAttribute, escapeText } from './xml-writer.ts';
 
 /** Where paths in a response live: HOST text and the namespace (cim-xml.md §3.2 "Paths"). */
 export interface PathContext {
@@ -63,7 +63,8 @@ export function scalarText(value: string | number | bigint | boolean): string {
 }
 
 function valueElement(value: CimScalar, context: PathContext): string {
-  if (value instanceof CimInstance) return element('VALUE', [], escapeText(encodeInstance(value, context)));
+  // Embedded instance text escapes quotes too, as in the accepted reply of cim-xml.md §7.1 (GetSummaryInformation).
+  if (value instanceof CimInstance) return element('VALUE', [], escapeAttribute(encodeInstance(value, context)));
   if (isObjectPath(value)) return encodeReference(value, context);
   return element('VALUE', [], escapeText(scalarText(value)));
 }
