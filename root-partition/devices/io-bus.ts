@@ -121,8 +121,8 @@ export class IoBus {
 
   /**
    * `rep ins`: `dst` is the bounds-checked guest-memory view of `count` units of `size` bytes.
-   * Returns the units transferred (a device may stop early, e.g. at the end of an ATA DRQ block;
-   * the VP then leaves the remaining count in its registers, as a real `rep` would after an exit).
+   * Returns the units transferred: fewer than `count` when the device had no more (an ATA data
+   * phase that ended); the units not transferred are left untouched in the view.
    */
   readString(port: number, size: AccessSize, dst: Uint8Array, count: number): number {
     port &= 0xffff;

@@ -82,22 +82,41 @@ describe('PIIX4 IDE: PIO data integrity against a raw file', () => {
     expect(rig.irq14.filter((l) => l).length).toBe(3);
   });
 
-  it('READ SECTORS by string I/O lands in guest memory; a rep insw stops at the DRQ block', () => {
+  it('READ SECTORS by string I/O lands in guest memory, one rep insw per sector', () => {
     rig = new IdeRig();
     const expected = rig.fillDisk(7, 2, 2);
     rig.setup28(7, 2);
     rig.out8(P.cmd, AtaCommand.ReadSectors);
-    rig.in8(P.cmd);
-    // Asking for 2 sectors' worth moves only the first sector: the second is the next DRQ block.
-    expect(rig.bus.readString(P.data, 2, rig.memory.view(0x10000, 1024), 512)).toBe(256);
-    expect(rig.channel.intrq).toBe(true);
-    rig.in8(P.cmd);
+    expect(rig.in8(P.cmd)).toBe(0x58);
+    expect(rig.bus.readString(P.data, 2, rig.memory.view(0x10000, 512), 256)).toBe(256);
+    expect(rig.channel.intrq).toBe(true); // the second sector's interrupt
+    expect(rig.in8(P.cmd)).toBe(0x58);
     expect(rig.bus.readString(P.data, 2, rig.memory.view(0x10200, 512), 256)).toBe(256);
+    expect(rig.channel.intrq).toBe(false);
     expect(rig.in8(P.cmd)).toBe(0x50);
     expect(rig.memory.read(0x10000, 1024)).toEqual(expected);
     // No data phase: nothing moves, memory untouched.
     expect(rig.bus.readString(P.data, 2, rig.memory.view(0x10000, 512), 256)).toBe(0);
     expect(rig.memory.read(0x10000, 1024)).toEqual(expected);
+  });
+
+  it('one rep insw over several DRQ blocks gets all the data and stops where the data phase ends', () => {
+    rig = new IdeRig();
+    const expected = rig.fillDisk(9, 3, 8);
+    rig.memory.u8.fill(0xee, 0x10000, 0x10000 + 2048);
+    rig.setup28(9, 3);
+    rig.out8(P.cmd, AtaCommand.ReadSectors);
+    rig.in8(P.cmd);
+    expect(rig.bus.readString(P.data, 2, rig.memory.view(0x10000, 2048), 1024)).toBe(768);
+    expect(rig.memory.read(0x10000, 1536)).toEqual(expected);
+    expect(rig.memory.read(0x10000 + 1536, 512).every((b) => b === 0xee)).toBe(true);
+    expect(rig.in8(P.cmd)).toBe(0x50);
+    // Same for a write: one rep outsw of three sectors, then the completion.
+    rig.setup28(20, 3);
+    rig.out8(P.cmd, AtaCommand.WriteSectors);
+    expect(rig.bus.writeString(P.data, 2, rig.memory.view(0x10000, 2048), 1024)).toBe(768);
+    expect(rig.in8(P.cmd)).toBe(0x50);
+    expect(rig.readDisk(20, 3)).toEqual(expected);
   });
 
   it('32-bit data port accesses (insd, in eax) move two words each', () => {
@@ -159,7 +178,7 @@ describe('PIIX4 IDE: PIO data integrity against a raw file', () => {
     let off = 0;
     for (const block of [8, 8, 4]) {
       expect(rig.in8(P.ctl)).toBe(0x58);
-      expect(rig.bus.writeString(P.data, 2, rig.memory.view(0x20000 + off, 20 * 512 - off), (20 * 512 - off) / 2)).toBe(block * 256);
+      expect(rig.bus.writeString(P.data, 2, rig.memory.view(0x20000 + off, block * 512), block * 256)).toBe(block * 256);
       off += block * 512;
       rig.in8(P.cmd);
     }
@@ -172,7 +191,7 @@ describe('PIIX4 IDE: PIO data integrity against a raw file', () => {
     off = 0;
     for (const block of [8, 8, 4]) {
       expect(rig.in8(P.cmd)).toBe(0x58);
-      expect(rig.bus.readString(P.data, 2, rig.memory.view(0x40000 + off, 20 * 512 - off), (20 * 512 - off) / 2)).toBe(block * 256);
+      expect(rig.bus.readString(P.data, 2, rig.memory.view(0x40000 + off, block * 512), block * 256)).toBe(block * 256);
       off += block * 512;
     }
     expect(rig.in8(P.cmd)).toBe(0x50);

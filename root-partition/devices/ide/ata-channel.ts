@@ -323,49 +323,63 @@ export class AtaChannel {
   }
 
   /**
-   * `rep insw/insd` from the data port: moves at most the rest of the current DRQ block, straight
-   * from the backend into the guest view when the call covers a whole block. Returns units moved
-   * (0 when no data-in phase is active; the view is then left untouched).
+   * `rep insw/insd` from the data port. A block the call covers whole goes straight from the
+   * backend into the guest view; a partial block goes through the buffer. The emulated drive has
+   * the next DRQ block ready at once, so one call may continue into it (raising that block's
+   * interrupt as usual): a driver that reads one block per interrupt sees exactly the ATA protocol,
+   * and a single `rep insw` over several blocks still gets all its data. Returns the units moved;
+   * fewer than `count` only when the data phase ended (the rest of the view is left untouched).
    */
   readDataString(size: AccessSize, dst: Uint8Array, count: number): number {
-    const p = this.pio;
-    if (size === 1 || !p || p.dir !== 'in') return 0;
-    const n = Math.min(count * size, p.blockBytes - p.pos);
-    const units = Math.floor(n / size);
-    const bytes = units * size;
-    if (bytes === 0) return 0;
-    if (!p.loaded && p.pos === 0 && bytes === p.blockBytes) {
-      try {
-        p.drive.backend.read(p.lba, dst.subarray(0, bytes));
-      } catch {
-        this.fail(AtaError.Unc);
-        return 0;
+    if (size === 1) return 0;
+    const total = count * size;
+    let done = 0;
+    for (;;) {
+      const p = this.pio;
+      if (!p || p.dir !== 'in') break;
+      const bytes = wholeUnits(Math.min(total - done, p.blockBytes - p.pos), size);
+      if (bytes <= 0) break;
+      const out = dst.subarray(done, done + bytes);
+      if (!p.loaded && p.pos === 0 && bytes === p.blockBytes) {
+        try {
+          p.drive.backend.read(p.lba, out);
+        } catch {
+          this.fail(AtaError.Unc);
+          break;
+        }
+      } else {
+        if (!this.ensureLoaded(p)) break;
+        out.set(this.buffer.subarray(p.pos, p.pos + bytes));
       }
-    } else {
-      if (!this.ensureLoaded(p)) return 0;
-      dst.set(this.buffer.subarray(p.pos, p.pos + bytes));
+      done += bytes;
+      p.pos += bytes;
+      if (p.pos >= p.blockBytes) this.blockRead();
     }
-    p.pos += bytes;
-    if (p.pos >= p.blockBytes) this.blockRead();
-    return units;
+    return done / size;
   }
 
-  /** `rep outsw/outsd` to the data port: a whole block goes from the guest view to the backend directly. */
+  /** `rep outsw/outsd` to the data port: whole blocks go from the guest view to the backend directly. */
   writeDataString(size: AccessSize, src: Uint8Array, count: number): number {
-    const p = this.pio;
-    if (size === 1 || !p || p.dir !== 'out') return 0;
-    const units = Math.floor(Math.min(count * size, p.blockBytes - p.pos) / size);
-    const bytes = units * size;
-    if (bytes === 0) return 0;
-    if (p.pos === 0 && bytes === p.blockBytes) {
-      p.pos = bytes;
-      this.blockWritten(src.subarray(0, bytes));
-      return units;
+    if (size === 1) return 0;
+    const total = count * size;
+    let done = 0;
+    for (;;) {
+      const p = this.pio;
+      if (!p || p.dir !== 'out') break;
+      const bytes = wholeUnits(Math.min(total - done, p.blockBytes - p.pos), size);
+      if (bytes <= 0) break;
+      const part = src.subarray(done, done + bytes);
+      done += bytes;
+      if (p.pos === 0 && bytes === p.blockBytes) {
+        p.pos = bytes;
+        this.blockWritten(part);
+      } else {
+        this.buffer.set(part, p.pos);
+        p.pos += bytes;
+        if (p.pos >= p.blockBytes) this.blockWritten(this.buffer.subarray(0, p.blockBytes));
+      }
     }
-    this.buffer.set(src.subarray(0, bytes), p.pos);
-    p.pos += bytes;
-    if (p.pos >= p.blockBytes) this.blockWritten(this.buffer.subarray(0, p.blockBytes));
-    return units;
+    return done / size;
   }
 
   // ---- DMA --------------------------------------------------------------------------------
@@ -388,4 +402,9 @@ export class AtaChannel {
     this.dma = undefined;
     runDma(this, bm, req);
   }
+}
+
+/** `bytes` rounded down to whole `size`-byte units. */
+function wholeUnits(bytes: number, size: number): number {
+  return bytes - (bytes % size);
 }
