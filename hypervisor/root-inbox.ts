@@ -86,11 +86,21 @@ export class RootInbox {
   /** Serves on an event-loop thread until `signal` aborts. */
   async serveAsync(signal: AbortSignal): Promise<void> {
     const idx = P_DOORBELL >> 2;
-    while (!signal.aborted) {
-      this.lastDoorbell = Atomics.load(this.ctl.i32, idx);
-      if (this.pump() > 0) continue;
-      const w = Atomics.waitAsync(this.ctl.i32, idx, this.lastDoorbell, 100);
-      if (w.async) await w.value;
+    // A pending Atomics.waitAsync does not keep Node's event loop alive: hold a timer while serving,
+    // and ring the doorbell on abort so the last wait ends at once.
+    const keepAlive = setInterval(() => {}, 1 << 30);
+    const onAbort = () => this.kick();
+    signal.addEventListener('abort', onAbort);
+    try {
+      while (!signal.aborted) {
+        this.lastDoorbell = Atomics.load(this.ctl.i32, idx);
+        if (this.pump() > 0) continue;
+        const w = Atomics.waitAsync(this.ctl.i32, idx, this.lastDoorbell, 100);
+        if (w.async) await w.value;
+      }
+    } finally {
+      clearInterval(keepAlive);
+      signal.removeEventListener('abort', onAbort);
     }
   }
 

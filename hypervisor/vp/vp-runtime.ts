@@ -7,6 +7,7 @@
  * interrupts are enabled.
  */
 import { HvStatus } from '../../abi/hv-status.ts';
+import { HvCall } from '../../abi/hv-hypercall.ts';
 import { BLOCKING_WAIT, waitForChange, WaitCounters, type WaitPolicy } from '../adaptive-wait.ts';
 import { GuestMemory } from '../guest-memory.ts';
 import { HypercallDispatcher } from '../hypercall/dispatcher.ts';
@@ -111,6 +112,12 @@ export class VpRuntime {
     this.f64[this.counterBase + c] += n;
   }
 
+  private countCall(controlLo: number): void {
+    const code = controlLo & 0xffff;
+    if (code === HvCall.PostMessage) this.count(VpCounter.PostMessageCalls);
+    else if (code === HvCall.SignalEvent) this.count(VpCounter.SignalEventCalls);
+  }
+
   private exit(c: number): void {
     this.f64[this.counterBase + VpCounter.Exits]++;
     this.f64[this.counterBase + c]++;
@@ -150,6 +157,7 @@ export class VpRuntime {
         wrmsr: (msr: number, value: bigint) => this.wrmsr(msr >>> 0, value),
         hypercall: (lo: number, hi: number, inGpa: number, outGpa: number) => {
           this.exit(VpCounter.HypercallExits);
+          this.countCall(lo);
           this.requireHypercallPage();
           const r = this.dispatcher.call(lo, hi, inGpa, outGpa);
           this.afterExit();
@@ -157,6 +165,7 @@ export class VpRuntime {
         },
         hypercall_fast: (lo: number, hi: number, a: number, b: number, c: number, d: number) => {
           this.exit(VpCounter.HypercallExits);
+          this.countCall(lo);
           this.requireHypercallPage();
           const r = this.dispatcher.callFast(lo, hi, a, b, c, d);
           this.afterExit();

@@ -1,0 +1,79 @@
+/**
+ * `tsvisor run <image>`: boots a guest image in a throwaway child partition with the emulated
+ * platform, streams COM1 to stdout (and stdin to COM1), and ends when every VP has stopped —
+ * the guest returned, halted for good, or faulted — or when the user interrupts.
+ */
+import { readFileSync } from 'node:fs';
+import { Hypervisor } from '../../hypervisor/hypervisor.ts';
+import type { VpExitReason } from '../../hypervisor/vp/vp-runtime.ts';
+import { EmulatedPlatform } from '../vmwp/emulated-platform.ts';
+
+export interface RunOptions {
+  memory: string;
+  vps: string;
+  cmdline: string;
+  spin?: string;
+  counters?: boolean;
+}
+
+export function parseSize(text: string): number {
+  const m = /^(\d+)\s*([KMG]i?B?)?$/i.exec(text.trim());
+  if (!m) throw new Error(`cannot read size "${text}" (examples: 64M, 1G, 16777216)`);
+  const unit = (m[2] ?? '').toUpperCase()[0];
+  return Number(m[1]) * (unit === 'K' ? 1024 : unit === 'M' ? 1024 ** 2 : unit === 'G' ? 1024 ** 3 : 1);
+}
+
+export function describeExit(vp: number, exit: VpExitReason): string {
+  switch (exit.reason) {
+    case 'returned': return `VP ${vp}: the guest returned ${exit.value} from its entry point`;
+    case 'halted': return `VP ${vp}: halted with interrupts disabled (stopped for good)`;
+    case 'stopped': return `VP ${vp}: stopped by the host`;
+    case 'reset': return `VP ${vp}: the guest requested a reset`;
+    case 'fault': return `VP ${vp}: guest fault (${exit.kind}): ${exit.message}`;
+  }
+}
+
+export async function runGuestImage(imagePath: string, opts: RunOptions): Promise<number> {
+  const image = readFileSync(imagePath);
+  const hv = new Hypervisor();
+  const partition = hv.createPartition({
+    name: 'run',
+    memoryBytes: parseSize(opts.memory),
+    vpCount: Number(opts.vps),
+    ...(opts.spin !== undefined ? { waitPolicy: { spinIterations: Number(opts.spin) } } : {}),
+  });
+  partition.initialize();
+  partition.loadImage(image, opts.cmdline);
+  const platform = new EmulatedPlatform(partition, { console: (bytes) => process.stdout.write(Buffer.from(bytes)) });
+  partition.inbox.handler = platform;
+  const ac = new AbortController();
+  const serving = partition.inbox.serveAsync(ac.signal);
+  const onInput = (chunk: Buffer) => platform.com1.receive(chunk);
+  if (process.stdin.isTTY) process.stdin.on("data", onInput);
+  let interrupted = false;
+  const onSigint = () => {
+    interrupted = true;
+    void partition.stop();
+  };
+  process.once('SIGINT', onSigint);
+  const exits: string[] = [];
+  let failed = false;
+  partition.on('vp-exit', ({ vp, exit }: { vp: number; exit: VpExitReason }) => {
+    exits.push(describeExit(vp, exit));
+    if (exit.reason === 'fault') failed = true;
+  });
+  partition.start();
+  await partition.whenIdle();
+  process.off('SIGINT', onSigint);
+  process.stdin.off('data', onInput);
+  process.stdin.pause();
+  ac.abort();
+  await serving;
+  for (const line of exits) process.stderr.write(`[tsvisor] ${line}\n`);
+  if (interrupted) process.stderr.write('[tsvisor] interrupted\n');
+  if (opts.counters) {
+    for (let vp = 0; vp < partition.vpCount; vp++) process.stderr.write(`[tsvisor] VP ${vp} counters ${JSON.stringify(partition.counters(vp))}\n`);
+  }
+  await hv.shutdown();
+  return failed ? 1 : 0;
+}
