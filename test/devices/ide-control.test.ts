@@ -195,3 +195,24 @@ describe('PIIX4 IDE: hostile guest', () => {
     expectWorks(rig);
   });
 });
+
+describe('PIIX4 IDE: VM reset', () => {
+  it('returns drives and engines to power-on state and keeps decoding', () => {
+    rig = new IdeRig();
+    rig.out8(P.count, 16);
+    rig.out8(P.cmd, AtaCommand.SetMultipleMode);
+    rig.bus.write(BM + 4, 4, 0x8000);
+    rig.bus.write(BM, 1, 0x09);
+    rig.setup28(0, 4);
+    rig.out8(P.cmd, AtaCommand.ReadSectors);
+    rig.ide.reset();
+    expect(rig.in8(P.cmd)).toBe(0x50);
+    expect(rig.in8(P.err)).toBe(0x01);
+    expect(rig.in8(P.count)).toBe(1);
+    expect(rig.drive.multipleSectors).toBe(0);
+    expect(rig.bus.read(BM, 1)).toBe(0);
+    expect(rig.bus.read(BM + 2, 1)).toBe(0x20);
+    expect(rig.bus.read(BM + 4, 4)).toBe(0);
+    expect(rig.bus.read(P.data, 2)).toBe(0);
+  });
+});

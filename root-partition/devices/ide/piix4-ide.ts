@@ -108,6 +108,16 @@ export class Piix4Ide {
     this.updateDecode();
   }
 
+  /**
+   * VM reset: drives and bus-master engines return to their power-on state (signature, multiple
+   * mode off, engines stopped). The configuration space keeps what the firmware step programmed,
+   * as the BIOS would program it again on the way up.
+   */
+  reset(): void {
+    for (const ch of this.channels) ch.reset();
+    for (const bm of this.busMaster.channels) bm.reset();
+  }
+
   /** Claims or releases each port block according to the configuration registers. */
   private updateDecode(): void {
     const ioOn = (this.config.command & PciCommand.IoSpace) !== 0;
