@@ -42,7 +42,13 @@ export function parseXml(text: string): XmlElement {
   if (/<!DOCTYPE/i.test(text)) throw new XmlSyntaxError('DOCTYPE is not allowed');
   const valid = XMLValidator.validate(text);
   if (valid !== true) throw new XmlSyntaxError(`${valid.err.msg} (line ${valid.err.line}, column ${valid.err.col})`);
-  const nodes = parser.parse(text) as OrderedNode[];
+  let nodes: OrderedNode[];
+  try {
+    // The validator lets some malformed processing instructions through that the parser rejects.
+    nodes = parser.parse(text) as OrderedNode[];
+  } catch (e) {
+    throw new XmlSyntaxError(e instanceof Error ? e.message : String(e));
+  }
   const roots = nodes.map(toElement).filter((e): e is XmlElement => e !== null);
   if (roots.length !== 1) throw new XmlSyntaxError('expected exactly one root element');
   return roots[0]!;
