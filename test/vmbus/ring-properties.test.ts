@@ -24,6 +24,8 @@ const commandArb = fc.oneof(
   fc.record({ op: fc.constant('mask' as const), on: fc.boolean() }),
 );
 
+type Command = typeof commandArb extends fc.Arbitrary<infer T> ? T : never;
+
 const CONTROL = 0x2000;
 
 describe('host ring properties (fast-check)', () => {
@@ -48,7 +50,8 @@ describe('host ring properties (fast-check)', () => {
         let written = 0;
         let read = 0;
         const pkt = new ReceivedPacket(ring.maxPacketLength);
-        for (const c of commands) {
+        let generated = 0;
+        const step = (c: Command): void => {
           if (c.op === 'mask') {
             if (c.on) ring.maskInterrupt(); else expect(ring.unmaskInterrupt()).toBe(inFlight > 0);
             masked = c.on;
@@ -58,6 +61,7 @@ describe('host ring properties (fast-check)', () => {
               const type = (p.type === 7 || p.type === 9) && p.headerQwords === 0 ? 6 : p.type;
               return { ...p, type, header, total: VmbusRing.packetTotal(header.length, p.payload.length) };
             }).filter((p) => p.total - 8 <= ring.maxPacketLength)];
+            generated += wanted.length - backlog.length;
             backlog.length = 0;
             const wasEmpty = inFlight === 0;
             const batch = ring.writer();
@@ -109,7 +113,15 @@ describe('host ring properties (fast-check)', () => {
           } else {
             expect(ring.pendingSendSize()).toBe(0);
           }
+        };
+        for (const c of commands) step(c);
+        // Drain: every generated packet arrives, refused ones included (nothing is lost to a full ring).
+        for (let guard = 0; (backlog.length > 0 || queue.length > 0) && guard < 10_000; guard++) {
+          step({ op: 'read', max: 1_000_000 });
+          step({ op: 'write', packets: [] });
         }
+        expect(backlog.length + queue.length).toBe(0);
+        expect(read).toBe(generated);
         expect(written - read).toBe(queue.length);
         totals.written += written; totals.read += read;
       },
