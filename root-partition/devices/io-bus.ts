@@ -1,5 +1,8 @@
 import type { AccessSize, PortIoDevice, PortRange } from './port-io.ts';
 import { HvError } from '../../hypervisor/hv-error.ts';
+import { tracer } from './device-trace.ts';
+
+const trace = tracer('iobus');
 
 /** x86 port space: 16-bit port numbers. */
 export const PORT_SPACE = 0x10000;
@@ -189,6 +192,7 @@ export class IoBus {
   }
 
   private fault(e: Entry, err: unknown): void {
+    trace?.(`${e.device.name} threw: ${err instanceof Error ? err.message : String(err)}`);
     e.counters.faults++;
     this.lastFault = err;
   }

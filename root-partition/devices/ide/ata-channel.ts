@@ -6,6 +6,7 @@ import { AtaTaskFile } from './ata-task-file.ts';
 import type { BusMasterChannel } from './bus-master-ide.ts';
 import { executeCommand } from './ata-commands.ts';
 import { runDma, type DmaRequest } from './ata-dma.ts';
+import { tracer, type Trace } from '../device-trace.ts';
 
 /** A PIO data transfer in progress: one DRQ block at a time. */
 interface PioTransfer {
@@ -59,6 +60,8 @@ export class AtaChannel {
   dma: DmaRequest | undefined = undefined;
   private readonly irq: InterruptLine;
   private irqLevel = false;
+  /** `TSVISOR_TRACE=ide`: one line per command and per error. */
+  readonly trace: Trace | undefined = tracer('ide');
   /** One DRQ block: up to MAX_MULTIPLE_SECTORS sectors. */
   readonly buffer = new Uint8Array(MAX_MULTIPLE_SECTORS * SECTOR_SIZE);
 
@@ -189,6 +192,7 @@ export class AtaChannel {
     }
     if (!drive) return; // no device answers: the command is ignored
     if (this.control & AtaControl.Srst) return;
+    this.trace?.(`${this.name}/${i} command 0x${cmd.toString(16)} lba28=${this.taskFile.lba28()} lba48=${this.taskFile.lba48()} count=${this.taskFile.count}`);
     this.error[i] = 0;
     executeCommand(this, drive, cmd);
   }
@@ -203,6 +207,7 @@ export class AtaChannel {
 
   /** Command ended in error: ERR with `error` bits, interrupt (ATA-6 §8, "Error outputs"). */
   fail(error: number = AtaError.Abrt, i: 0 | 1 = this.selected): void {
+    this.trace?.(`${this.name}/${i} error 0x${error.toString(16)}`);
     this.pio = undefined;
     this.dma = undefined;
     this.error[i] = error;

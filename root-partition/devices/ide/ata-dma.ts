@@ -33,12 +33,14 @@ export interface DmaRequest {
 export function runDma(ch: AtaChannel, bm: BusMasterChannel, req: DmaRequest): void {
   const bytes = req.count * SECTOR_SIZE;
   if (bm.toMemory !== req.toMemory) {
+    ch.trace?.(`${ch.name} DMA refused: bus master direction disagrees with the command`);
     bm.finish('error');
     ch.fail(AtaError.Abrt, req.index);
     return;
   }
   const scan = bm.scan(bytes);
   if (scan.kind === 'fault' || scan.total < bytes) {
+    ch.trace?.(`${ch.name} DMA refused: ${scan.kind === 'fault' ? scan.reason : `PRD table covers ${scan.total} of ${bytes} bytes`}`);
     bm.finish('error');
     ch.fail(AtaError.Abrt, req.index);
     return;
