@@ -137,6 +137,32 @@ describe('ring fuzz: malformed rings', () => {
     }
   });
 
+  it('guest writer (AssemblyScript) on a corrupt ring: writes only inside the data area and its own words', () => {
+    const memory = new WebAssembly.Memory({ initial: 32, maximum: 32, shared: true });
+    const g = instantiateGuestRing(guestModule, memory);
+    const mem = GuestMemory.attach(memory);
+    const u8 = mem.u8;
+    const src = 0x40000;
+    const lowPart = new Uint8Array(u8.buffer, 0, 0x62000);
+    const rand = rng(0x5eed4);
+    let written = 0;
+    for (let it = 0; it < ITERATIONS / 3; it++) {
+      const { dataSize, snapshot } = buildCase(lowPart, mem, rand);
+      expect(g.ringInit(CONTROL, dataSize)).toBe(1);
+      g.writerBegin();
+      for (let n = 0; n < 10; n++) {
+        const r = g.writerTryWrite(6, 0, n, 0, 0, 0, src, Math.floor(rand() * 9000));
+        if (r !== 1) break;
+        written++;
+      }
+      g.writerCommit();
+      g.requestSpace(64);
+      const dataGpa = CONTROL + RING_CONTROL_SIZE;
+      expectUntouchedExcept(lowPart, snapshot, [[CONTROL, CONTROL + 4], [CONTROL + 12, CONTROL + 16], [dataGpa, dataGpa + dataSize]]);
+    }
+    expect(written).toBeGreaterThan(100);
+  });
+
   it('guest reader (AssemblyScript): packets are copies of ring bytes, only read_index and its buffer change', () => {
     const memory = new WebAssembly.Memory({ initial: 32, maximum: 32, shared: true });
     const g = instantiateGuestRing(guestModule, memory);
