@@ -84,7 +84,7 @@ export class AtaChannel {
     return this.drives[this.selected];
   }
 
-  /** The IRQ pin: INTRQ of the selected drive unless nIEN (ATA-6 §5.2.11). */
+  /** The IRQ pin: INTRQ of the selected drive unless nIEN (ATA/ATAPI-6, Device Control register: nIEN). */
   private updateIrq(): void {
     const level = this.intrq && !(this.control & AtaControl.Nien);
     if (level === this.irqLevel) return;
@@ -123,7 +123,7 @@ export class AtaChannel {
   }
 
   writeRegister(reg: number, value: number): void {
-    // Any command block write clears HOB (ATA/ATAPI-6 §7.9.6).
+    // Any command block write clears HOB (ATA/ATAPI-6, Device Control register: HOB).
     this.control &= ~AtaControl.Hob;
     if (reg === AtaReg.StatusCommand) {
       this.command(value & 0xff);
@@ -152,7 +152,7 @@ export class AtaChannel {
     for (const i of [0, 1] as const) if (this.drives[i]) this.status[i] = AtaStatus.Bsy;
   }
 
-  /** End of SRST: signature, diagnostic code 01h, ready, no interrupt (ATA/ATAPI-6 §9.2). */
+  /** End of SRST: signature, diagnostic code 01h, ready, no interrupt (ATA/ATAPI-6, software reset protocol). */
   private endSoftwareReset(): void {
     this.setDiagnosticResult();
   }
@@ -178,7 +178,7 @@ export class AtaChannel {
   private command(cmd: number): void {
     const i = this.selected;
     const drive = this.drives[i];
-    // A new command ends whatever data phase was in progress and clears INTRQ (ATA-6 §5.2.9).
+    // A new command ends whatever data phase was in progress and clears INTRQ (ATA/ATAPI-6, Command register).
     this.pio = undefined;
     this.dma = undefined;
     this.intrq = false;
@@ -205,7 +205,7 @@ export class AtaChannel {
     if (interrupt) this.raiseInterrupt();
   }
 
-  /** Command ended in error: ERR with `error` bits, interrupt (ATA-6 §8, "Error outputs"). */
+  /** Command ended in error: ERR with `error` bits, interrupt (ATA/ATAPI-6, each command's "Error outputs"). */
   fail(error: number = AtaError.Abrt, i: 0 | 1 = this.selected): void {
     this.trace?.(`${this.name}/${i} error 0x${error.toString(16)}`);
     this.pio = undefined;
@@ -223,7 +223,7 @@ export class AtaChannel {
     this.nextBlock(true);
   }
 
-  /** PIO data-out: DRQ for the first block without an interrupt (ATA-6 §9.8, PIO data-out protocol). */
+  /** PIO data-out: DRQ for the first block without an interrupt (ATA/ATAPI-6, PIO data-out protocol). */
   startPioOut(drive: AtaDrive, lba: number, sectors: number, blockSectors: number): void {
     this.pio = { dir: 'out', source: 'disk', drive, lba, remaining: sectors, blockSectors, blockBytes: 0, pos: 0, loaded: false };
     this.nextBlock(false);
@@ -268,7 +268,7 @@ export class AtaChannel {
     const n = p.blockBytes / SECTOR_SIZE;
     try {
       p.drive.backend.write(p.lba, src);
-      // With the write cache disabled, completion means the data is on the medium (ATA-6 §8.40.3).
+      // With the write cache disabled, completion means the data is on the medium (ATA/ATAPI-6, SET FEATURES: disable write cache).
       if (!p.drive.writeCache) p.drive.backend.flush();
     } catch {
       this.fail(AtaError.Abrt);

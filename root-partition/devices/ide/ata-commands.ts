@@ -7,7 +7,7 @@ type Range = { lba: number; count: number } | { error: number };
 
 /**
  * 28-bit address: LBA when the device register's LBA bit is set, else CHS through the drive's
- * current geometry (ATA/ATAPI-6 §6.3: LBA = (C × heads + H) × sectors-per-track + S − 1).
+ * current geometry (ATA/ATAPI-6, CHS to LBA translation: LBA = (C × heads + H) × sectors-per-track + S − 1).
  */
 function range28(ch: AtaChannel, drive: AtaDrive, count: number): Range {
   const tf = ch.taskFile;
@@ -29,7 +29,7 @@ function range48(ch: AtaChannel, drive: AtaDrive): Range {
   return checked(drive, ch.taskFile.lba48(), ch.taskFile.count48());
 }
 
-/** Past the end of the medium: IDNF, "a user-accessible address could not be found" (ATA-6 §8.27). */
+/** Past the end of the medium: IDNF, "a user-accessible address could not be found" (ATA/ATAPI-6, READ SECTORS error outputs). */
 function checked(drive: AtaDrive, lba: number, count: number): Range {
   if (lba + count > drive.sectorCount) return { error: AtaError.Idnf };
   return { lba, count };
@@ -37,7 +37,7 @@ function checked(drive: AtaDrive, lba: number, count: number): Range {
 
 /**
  * Executes command `cmd` on the selected `drive`. Everything here runs synchronously; errors end
- * the command with ERR and ABRT/IDNF/UNC and an interrupt, as ATA/ATAPI-6 §8 prescribes per command.
+ * the command with ERR and ABRT/IDNF/UNC and an interrupt, as each command's error outputs in ATA/ATAPI-6 prescribe.
  */
 export function executeCommand(ch: AtaChannel, drive: AtaDrive, cmd: number): void {
   const tf = ch.taskFile;
@@ -90,7 +90,7 @@ export function executeCommand(ch: AtaChannel, drive: AtaDrive, cmd: number): vo
       return ch.complete();
     }
     case AtaCommand.SetMultipleMode: {
-      // Valid block sizes: powers of two up to IDENTIFY word 47; 0 disables (ATA-6 §8.39).
+      // Valid block sizes: powers of two up to IDENTIFY word 47; 0 disables (ATA/ATAPI-6, SET MULTIPLE MODE).
       const n = tf.count;
       if (n > MAX_MULTIPLE_SECTORS || (n & (n - 1)) !== 0) return ch.fail();
       drive.multipleSectors = n;
@@ -146,7 +146,7 @@ function noData(ch: AtaChannel, r: Range): void {
   ch.complete();
 }
 
-/** SET FEATURES (ATA-6 §8.40): transfer mode, cache switches, revert-to-defaults. */
+/** SET FEATURES (ATA/ATAPI-6): transfer mode, cache switches, revert-to-defaults. */
 function setFeatures(ch: AtaChannel, drive: AtaDrive): void {
   const tf = ch.taskFile;
   switch (tf.features) {

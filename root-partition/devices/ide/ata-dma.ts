@@ -22,7 +22,7 @@ export interface DmaRequest {
  * bad table moves no data; then sectors stream straight between the backend and guest memory.
  * Work per call is bounded by the command (at most 65536 sectors) and the table (at most 8192 entries).
  *
- * Endings (SFF-8038i "Bus master IDE status" table; ATA-6 §9.10 DMA protocol):
+ * Endings (SFF-8038i "Bus master IDE status" table; ATA/ATAPI-6 DMA protocol):
  * - table covers the transfer exactly: BM Interrupt, Active cleared; drive ready, INTRQ.
  * - table larger than the transfer: BM Interrupt, Active stays set; drive ready, INTRQ.
  * - table smaller, outside guest memory, or without EOT: BM Error and Interrupt, Active cleared;

@@ -68,7 +68,7 @@ export class AtaDrive {
     this.readLookAhead = true;
   }
 
-  /** IDENTIFY DEVICE data (ATA/ATAPI-6 §8.15, table 27). */
+  /** IDENTIFY DEVICE data (ATA/ATAPI-6, IDENTIFY DEVICE data table; reference §7.2). */
   identify(): Uint8Array {
     const bytes = new Uint8Array(512);
     const w = new Uint16Array(256);
@@ -123,7 +123,7 @@ export class AtaDrive {
       bytes[2 * i] = w[i]! & 0xff;
       bytes[2 * i + 1] = w[i]! >> 8;
     }
-    // Word 255: signature 0xA5 and a checksum making the 512 bytes sum to 0 mod 256 (ATA-6 §8.15.61).
+    // Word 255: signature 0xA5 and a checksum making the 512 bytes sum to 0 mod 256 (ATA/ATAPI-6, IDENTIFY word 255: integrity word).
     bytes[510] = 0xa5;
     let sum = 0;
     for (let i = 0; i < 511; i++) sum += bytes[i]!;

@@ -83,5 +83,5 @@ export const BmStatus = { Active: 0x01, Error: 0x02, Interrupt: 0x04, Drive0DmaC
 /** PRD entry: 8 bytes {u32 physical base (bit 0 zero), u16 byte count (0 = 64 KiB), u8 reserved, u8 bit 7 EOT}. */
 export const PRD_ENTRY_SIZE = 8;
 export const PRD_EOT = 0x80;
-/** A PRD table may not cross a 64 KiB boundary (SFF-8038i §1.2), which bounds it to 8192 entries. */
+/** A PRD table may not cross a 64 KiB boundary (SFF-8038i, Physical Region Descriptor table), which bounds it to 8192 entries. */
 export const PRD_TABLE_ALIGN = 0x10000;

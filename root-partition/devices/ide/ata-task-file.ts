@@ -3,7 +3,7 @@ import { AtaDevice, AtaReg } from './ata-protocol.ts';
 /**
  * The command block registers a channel's drives latch (both drives see every write).
  * Sector count and the three LBA registers are two-deep FIFOs for 48-bit commands: a write pushes
- * the current byte into the "previous" slot, which HOB reads return (ATA/ATAPI-6 §6.2, "48-bit
+ * the current byte into the "previous" slot, which HOB reads return (ATA/ATAPI-6, "48-bit
  * Address feature set"). The features register is a FIFO too.
  */
 export class AtaTaskFile {
@@ -99,7 +99,7 @@ export class AtaTaskFile {
     return n === 0 ? 65536 : n;
   }
 
-  /** Loads the reset/diagnostic signature of an ATA device (ATA/ATAPI-6 §9.12). */
+  /** Loads the reset/diagnostic signature of an ATA device (ATA/ATAPI-6, signature and persistence; reference §7.2). */
   setSignature(): void {
     this.count = this.countPrev = 1;
     this.lbaLow = this.lbaLowPrev = 1;

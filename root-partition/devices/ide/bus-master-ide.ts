@@ -17,7 +17,7 @@ export type PrdScan =
   | { readonly kind: 'fault'; readonly reason: string };
 
 /**
- * One channel's Bus Master IDE registers (SFF-8038i rev 1.0; PIIX4 datasheet §2.7, BMICX/BMISX/BMIDTPX)
+ * One channel's Bus Master IDE registers (SFF-8038i rev 1.0; PIIX4 datasheet BMICX/BMISX/BMIDTPX)
  * and its PRD walker. The drive side (AtaChannel) asks for the table with `scan` when both the
  * drive has a DMA command and the guest has set Start.
  */

@@ -8,7 +8,7 @@ import { BusMasterIde } from './bus-master-ide.ts';
 import { IdeChannelPorts, IdeLegacy } from './ide-channel-ports.ts';
 
 /**
- * PIIX4 IDE configuration registers beyond the header (Intel 82371AB datasheet §2.7:
+ * PIIX4 IDE configuration registers beyond the header (Intel 82371AB PIIX4 datasheet, IDE configuration registers:
  * IDETIM primary 40–41h and secondary 42–43h with bit 15 = IDE decode enable, SIDETIM 44h,
  * UDMACTL 48h, UDMATIM 4A–4Bh). Linux ata_piix checks 41h/43h bit 7 for the decode enables.
  */

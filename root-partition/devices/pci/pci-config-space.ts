@@ -117,7 +117,7 @@ export class I440bxHostBridge extends PciConfigSpace {
 
 /**
  * PIIX4 function 0, the PCI-to-ISA bridge (8086:7110). Multi-function header, so enumeration finds
- * the IDE function behind it. PIRQ route control registers 0x60–0x63 (PIIX4 datasheet §4.1.10,
+ * the IDE function behind it. PIRQ route control registers 0x60–0x63 (PIIX4 datasheet PIRQRC[A:D],
  * default 0x80 = routing disabled) are kept as storage: legacy IDE does not use PIRQs.
  */
 export class Piix4IsaBridge extends PciConfigSpace {

@@ -3,7 +3,7 @@
  * Pure state: no ports, no timers. The pair (`Pic8259`) wires two of these in cascade.
  *
  * Triggering follows the PIIX4: the ICW1 LTIM bit is ignored and the ELCR selects edge (0) or
- * level (1) per input (PIIX4 datasheet §3.7, ELCR1/ELCR2 at 0x4D0/0x4D1).
+ * level (1) per input (PIIX4 datasheet, ELCR1/ELCR2 at 0x4D0/0x4D1).
  */
 export class Pic8259Chip {
   /** Interrupt request register. */
