@@ -99,6 +99,7 @@ export class IoBus {
   read(port: number, size: AccessSize): number {
     port &= 0xffff;
     const mask = ALL_ONES[size];
+    if (mask === undefined) return 0xffffffff; // not an x86 access size: nothing decodes it
     const e = this.slots[port];
     if (!e) return mask;
     e.counters.reads++;
@@ -113,7 +114,7 @@ export class IoBus {
   write(port: number, size: AccessSize, value: number): void {
     port &= 0xffff;
     const e = this.slots[port];
-    if (!e) return;
+    if (!e || ALL_ONES[size] === undefined) return;
     e.counters.writes++;
     try {
       e.device.write(port, size, (value & ALL_ONES[size]) >>> 0);
@@ -164,7 +165,7 @@ export class IoBus {
   }
 
   private clampCount(view: Uint8Array, size: AccessSize, count: number): number {
-    if (!Number.isInteger(count) || count < 0) return 0;
+    if (!Number.isInteger(count) || count < 0 || ALL_ONES[size] === undefined) return 0;
     return Math.min(count, Math.floor(view.length / size));
   }
 

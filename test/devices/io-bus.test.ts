@@ -98,3 +98,16 @@ describe('IoBus', () => {
     expect((bus.lastFault as Error).message).toBe('bug');
   });
 });
+
+describe('IoBus: malformed accesses', () => {
+  it('an access size other than 1, 2, 4 reaches no device', () => {
+    const bus = new IoBus();
+    const d = new Recorder('d', [{ base: 0x60, length: 1 }]);
+    bus.register(d);
+    expect(bus.read(0x60, 3 as AccessSize)).toBe(0xffffffff);
+    bus.write(0x60, 8 as AccessSize, 1);
+    expect(bus.readString(0x60, 0 as AccessSize, new Uint8Array(8), 8)).toBe(0);
+    expect(d.log).toEqual([]);
+    expect(bus.read(0x10060, 1)).toBe(0x60); // port numbers wrap at 16 bits
+  });
+});
