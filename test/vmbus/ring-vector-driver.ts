@@ -28,6 +28,8 @@ export interface RingVector {
   description: string;
   dataSize: number;
   initial: { writeIndex: number; readIndex: number; interruptMask: number; pendingSendSz: number; featureBits: number };
+  /** Hex of the data area before the steps (default: zeros), for rings a peer left malformed. */
+  initialData?: string;
   steps: VectorStep[];
   /** Hex of control bytes 0..68 (through feature_bits) and of the whole data area. */
   final?: { control: string; data: string };
@@ -53,7 +55,7 @@ export function transIdHalves(id: string): [number, number] {
   return [parseInt(v.slice(8), 16) >>> 0, parseInt(v.slice(0, 8), 16) >>> 0];
 }
 
-/** Writes the vector's initial control words into a zeroed ring region. */
+/** Writes the vector's initial control words (and data, if given) into a zeroed ring region. */
 export function seedControl(u8: Uint8Array, controlGpa: number, v: RingVector): void {
   const dv = new DataView(u8.buffer, u8.byteOffset);
   dv.setUint32(controlGpa + 0, v.initial.writeIndex, true);
@@ -61,6 +63,7 @@ export function seedControl(u8: Uint8Array, controlGpa: number, v: RingVector): 
   dv.setUint32(controlGpa + 8, v.initial.interruptMask, true);
   dv.setUint32(controlGpa + 12, v.initial.pendingSendSz, true);
   dv.setUint32(controlGpa + 64, v.initial.featureBits, true);
+  if (v.initialData) u8.set(unhex(v.initialData), controlGpa + RING_CONTROL_SIZE);
 }
 
 /** Runs the steps; returns the vector with every outcome and the final bytes as observed. */
