@@ -23,13 +23,14 @@ export interface CimXmlServerOptions {
   readonly port?: number;
   /** When set, every request must carry Basic credentials matching one entry. */
   readonly credentials?: readonly CimXmlCredentials[];
-  /** Largest request body accepted; default 4 MiB. */
+  /** Largest request body accepted; default 1 MiB. */
   readonly maxBodyBytes?: number;
   /** WWW-Authenticate realm; Pegasus uses the host name (cim-xml.md §1.5). */
   readonly realm?: string;
 }
 
-export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+// 1 MiB holds a DefineSystem with hundreds of embedded RASDs; parsing it takes well under a second.
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
