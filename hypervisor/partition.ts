@@ -125,12 +125,16 @@ export class Partition extends EventEmitter {
     return image;
   }
 
-  /** Starts VP 0 at the image's boot entry. */
-  start(): void {
+  /**
+   * Starts VP 0 at the image's boot entry, or at its `resume` entry after the root restored
+   * memory and the control block from a saved state (a Wasm call stack cannot be saved, so a
+   * restored guest re-enters through an entry of its own).
+   */
+  start(entry: 'boot' | 'resume' = 'boot'): void {
     if (!this.image) throw new HvError('HV_ERR_NO_IMAGE', 'no guest image loaded');
     if (this.state !== 'initialized') throw new HvError('HV_ERR_PARTITION_STATE', `cannot start a partition in state ${this.state}`);
     this.state = 'active';
-    this.startVp(0, { kind: 'boot' });
+    this.startVp(0, { kind: entry });
   }
 
   private startVp(vp: number, entry: VpThreadData['entry']): void {

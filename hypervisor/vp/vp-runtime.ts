@@ -36,6 +36,9 @@ export type VpExitReason =
   | { reason: 'halted' | 'stopped' | 'reset' }
   | { reason: 'fault'; kind: string; message: string };
 
+/** Where a VP enters the image: boot (VP 0), vp_start (an AP), or resume (VP 0 after a restore). */
+export type VpEntry = { kind: 'boot' } | { kind: 'ap'; rip: number } | { kind: 'resume' };
+
 export interface VpRuntimeOptions {
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
@@ -48,6 +51,8 @@ export interface VpRuntimeOptions {
 interface GuestExports {
   boot?: () => number | void;
   vp_start?: (rip: number) => number | void;
+  /** Re-entry after a restore: the call stack of the saved VP is gone, its state is in memory. */
+  resume?: () => number | void;
   interrupt?: (vector: number) => void;
 }
 
@@ -188,14 +193,15 @@ export class VpRuntime {
   }
 
   /** Instantiates the image and runs the entry until the guest returns, faults or is stopped. */
-  run(entry: { kind: 'boot' } | { kind: 'ap'; rip: number }): VpExitReason {
+  run(entry: VpEntry): VpExitReason {
     Atomics.store(this.i32, (this.base + VP_RUN_STATE) >> 2, VpRunState.Running);
     try {
       const instance = new WebAssembly.Instance(this.opts.module, this.imports());
       this.exports = instance.exports as GuestExports;
-      const fn = entry.kind === 'boot' ? this.exports.boot : this.exports.vp_start;
-      if (typeof fn !== 'function') throw new GuestFault('ud', `guest image has no ${entry.kind === 'boot' ? 'boot' : 'vp_start'} export`);
-      const value = entry.kind === 'boot' ? (fn as () => number)() : (fn as (r: number) => number)(entry.rip);
+      const name = entry.kind === 'boot' ? 'boot' : entry.kind === 'resume' ? 'resume' : 'vp_start';
+      const fn = this.exports[name];
+      if (typeof fn !== 'function') throw new GuestFault('ud', `guest image has no ${name} export`);
+      const value = entry.kind === 'ap' ? (fn as (r: number) => number)(entry.rip) : (fn as () => number)();
       return { reason: 'returned', value: typeof value === 'number' ? value : 0 };
     } catch (e) {
       if (e instanceof VpStop) return { reason: e.reason };

@@ -1,13 +1,13 @@
 /** The body of a VP worker thread: run the guest, report events and the exit to the partition. */
 import { parentPort, workerData } from 'node:worker_threads';
-import { VpRuntime, type VpEvent, type VpExitReason } from './vp-runtime.ts';
+import { VpRuntime, type VpEntry, type VpEvent, type VpExitReason } from './vp-runtime.ts';
 
 export interface VpThreadData {
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
   control: SharedArrayBuffer;
   vp: number;
-  entry: { kind: 'boot' } | { kind: 'ap'; rip: number };
+  entry: VpEntry;
   spinIterations: number;
 }
 
