@@ -79,6 +79,14 @@ describe('WQL SELECT through the object manager', () => {
     expect(names('SELECT * FROM CIM_ResourceAllocationSettingData WHERE ResourceType = 4')).toEqual([`Microsoft:${VM_NAME}\\4764334D-E001-4176-82EE-5594EC9B530E`]);
   });
 
+  it('compares reference properties with path strings and tests them with ISA', () => {
+    const vmRef = `Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="${VM_NAME}"`;
+    const r = executeWql(f.manager, `SELECT * FROM Msvm_SettingsDefineState WHERE ManagedElement = '${vmRef}' AND SettingData ISA 'CIM_SettingData'`);
+    expect(r.kind === 'instances' && r.rows.map((row) => row.path.className)).toEqual(['Msvm_SettingsDefineState']);
+    const none = executeWql(f.manager, `SELECT * FROM Msvm_SettingsDefineState WHERE ManagedElement <> '${vmRef}' OR SettingData ISA 'CIM_System'`);
+    expect(none.kind === 'instances' && none.rows).toEqual([]);
+  });
+
   it('reports unknown classes, unknown properties and syntax errors as CIM errors', () => {
     const code = (q: string) => {
       try {
