@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { GuestMemory } from '../../hypervisor/guest-memory.ts';
 import { Gen1Chipset } from '../../root-partition/devices/gen1-chipset.ts';
 import { RawDisk } from '../../root-partition/storage/raw-disk.ts';
-import { pattern } from './ide-rig.ts';
+import { pattern, expectSameBytes } from './ide-rig.ts';
 
 let dir: string | undefined;
 afterEach(() => {
@@ -56,7 +56,7 @@ describe('Gen1Chipset', () => {
     expect(bus.read(0x177, 1)).toBe(0x50);
     bus.write(0xa0, 1, 0x20);
     bus.write(0x20, 1, 0x20);
-    expect(memory.read(0x20000, 2048)).toEqual(data);
+    expectSameBytes(memory.read(0x20000, 2048), data);
 
     // The console on COM1.
     bus.write(0x3f8, 1, 0x4f);

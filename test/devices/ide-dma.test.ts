@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { BM, IdeRig, P, pattern } from './ide-rig.ts';
+import { BM, IdeRig, P, pattern, expectSameBytes } from './ide-rig.ts';
 import { AtaCommand } from '../../root-partition/devices/ide/ata-protocol.ts';
 
 let rig: IdeRig;
@@ -61,7 +61,7 @@ describe('Bus Master IDE DMA', () => {
     expect(bm).toBe(0x24); // interrupt, not active (table ended exactly), drive 0 capable
     expect(ata).toBe(0x50);
     const got = Buffer.concat([rig.memory.read(0x10000, 1000), rig.memory.read(0x20000, 2), rig.memory.read(0x30000, 3000), rig.memory.read(0x40000, 606)]);
-    expect(got).toEqual(Buffer.from(expected));
+    expectSameBytes(got, Buffer.from(expected));
     expect(rig.bus.read(BMSTS, 1)).toBe(0x20);
   });
 
@@ -81,7 +81,7 @@ describe('Bus Master IDE DMA', () => {
     const { bm, ata } = endDma(rig);
     expect(bm & 0x07).toBe(0x04);
     expect(ata).toBe(0x50);
-    expect(rig.readDisk(1000, 130)).toEqual(data);
+    expectSameBytes(rig.readDisk(1000, 130), data);
   });
 
   it('the engine may be started before the command; a larger table leaves Active set', () => {
@@ -93,7 +93,7 @@ describe('Bus Master IDE DMA', () => {
     rig.setup28(0, 1);
     rig.out8(P.cmd, AtaCommand.ReadDma);
     expect(rig.bus.read(BMSTS, 1) & 0x07).toBe(0x05); // interrupt + still active
-    expect(rig.memory.read(0x10000, 512)).toEqual(expected);
+    expectSameBytes(rig.memory.read(0x10000, 512), expected);
     expect(rig.in8(P.cmd)).toBe(0x50);
   });
 
@@ -131,7 +131,7 @@ describe('Bus Master IDE: hostile PRD tables', () => {
     r.writePrd(0x9000, [[0x50000, 512]]);
     startDma(r, 0x9000, 3, 1, true);
     expect(endDma(r)).toEqual({ bm: 0x24, ata: 0x50 });
-    expect(r.memory.read(0x50000, 512)).toEqual(expected);
+    expectSameBytes(r.memory.read(0x50000, 512), expected);
   }
 
   it('a region outside guest memory moves no data and errors', () => {
@@ -190,7 +190,7 @@ describe('Bus Master IDE: hostile PRD tables', () => {
     rig.writePrd(0x8000, [[0x10000, 512]]);
     startDma(rig, 0x8000, 0, 1, true, AtaCommand.WriteDma);
     expectDmaError(rig);
-    expect(rig.readDisk(0, 1)).toEqual(before);
+    expectSameBytes(rig.readDisk(0, 1), before);
     expectStillWorks(rig);
   });
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { BM, IdeRig, P } from './ide-rig.ts';
+import { BM, IdeRig, P, expectSameBytes } from './ide-rig.ts';
 import { AtaCommand } from '../../root-partition/devices/ide/ata-protocol.ts';
 
 /**
@@ -39,7 +39,7 @@ describe('exits per 4 KiB read', () => {
         }
       }
     });
-    expect(got).toEqual(expected);
+    expectSameBytes(got, expected);
     expect(n).toBe(2063);
   });
 
@@ -54,7 +54,7 @@ describe('exits per 4 KiB read', () => {
         rig.bus.readString(P.data, 2, rig.memory.view(0x10000 + s * 512, 512), 256);
       }
     });
-    expect(rig.memory.read(0x10000, 4096)).toEqual(expected);
+    expectSameBytes(rig.memory.read(0x10000, 4096), expected);
     expect(n).toBe(23);
   });
 
@@ -70,7 +70,7 @@ describe('exits per 4 KiB read', () => {
       rig.in8(P.cmd);
       rig.bus.readString(P.data, 2, rig.memory.view(0x10000, 4096), 2048);
     });
-    expect(rig.memory.read(0x10000, 4096)).toEqual(expected);
+    expectSameBytes(rig.memory.read(0x10000, 4096), expected);
     expect(n).toBe(9);
   });
 
@@ -90,7 +90,7 @@ describe('exits per 4 KiB read', () => {
       rig.in8(P.cmd);
       rig.bus.write(BM + 2, 1, bm);
     });
-    expect(rig.memory.read(0x10000, 4096)).toEqual(expected);
+    expectSameBytes(rig.memory.read(0x10000, 4096), expected);
     expect(n).toBe(15);
     expect(rig.channel.interruptsRaised).toBe(1);
   });

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { IdeRig, P, pattern } from './ide-rig.ts';
+import { IdeRig, P, pattern, expectSameBytes } from './ide-rig.ts';
 import { AtaCommand } from '../../root-partition/devices/ide/ata-protocol.ts';
 
 let rig: IdeRig;
@@ -78,7 +78,7 @@ describe('PIIX4 IDE: PIO data integrity against a raw file', () => {
       got.push(readWords(rig, 256));
     }
     expect(rig.in8(P.cmd)).toBe(0x50);
-    expect(Buffer.concat(got)).toEqual(Buffer.from(expected));
+    expectSameBytes(Buffer.concat(got), expected);
     expect(rig.irq14.filter((l) => l).length).toBe(3);
   });
 
@@ -94,10 +94,10 @@ describe('PIIX4 IDE: PIO data integrity against a raw file', () => {
     expect(rig.bus.readString(P.data, 2, rig.memory.view(0x10200, 512), 256)).toBe(256);
     expect(rig.channel.intrq).toBe(false);
     expect(rig.in8(P.cmd)).toBe(0x50);
-    expect(rig.memory.read(0x10000, 1024)).toEqual(expected);
+    expectSameBytes(rig.memory.read(0x10000, 1024), expected);
     // No data phase: nothing moves, memory untouched.
     expect(rig.bus.readString(P.data, 2, rig.memory.view(0x10000, 512), 256)).toBe(0);
-    expect(rig.memory.read(0x10000, 1024)).toEqual(expected);
+    expectSameBytes(rig.memory.read(0x10000, 1024), expected);
   });
 
   it('one rep insw over several DRQ blocks gets all the data and stops where the data phase ends', () => {
@@ -108,7 +108,7 @@ describe('PIIX4 IDE: PIO data integrity against a raw file', () => {
     rig.out8(P.cmd, AtaCommand.ReadSectors);
     rig.in8(P.cmd);
     expect(rig.bus.readString(P.data, 2, rig.memory.view(0x10000, 2048), 1024)).toBe(768);
-    expect(rig.memory.read(0x10000, 1536)).toEqual(expected);
+    expectSameBytes(rig.memory.read(0x10000, 1536), expected);
     expect(rig.memory.read(0x10000 + 1536, 512).every((b) => b === 0xee)).toBe(true);
     expect(rig.in8(P.cmd)).toBe(0x50);
     // Same for a write: one rep outsw of three sectors, then the completion.
@@ -116,7 +116,7 @@ describe('PIIX4 IDE: PIO data integrity against a raw file', () => {
     rig.out8(P.cmd, AtaCommand.WriteSectors);
     expect(rig.bus.writeString(P.data, 2, rig.memory.view(0x10000, 2048), 1024)).toBe(768);
     expect(rig.in8(P.cmd)).toBe(0x50);
-    expect(rig.readDisk(20, 3)).toEqual(expected);
+    expectSameBytes(rig.readDisk(20, 3), expected);
   });
 
   it('32-bit data port accesses (insd, in eax) move two words each', () => {
@@ -127,10 +127,10 @@ describe('PIIX4 IDE: PIO data integrity against a raw file', () => {
     rig.in8(P.cmd);
     const first = new Uint8Array(512);
     for (let i = 0; i < 128; i++) new DataView(first.buffer).setUint32(i * 4, rig.bus.read(P.data, 4), true);
-    expect(first).toEqual(expected.subarray(0, 512));
+    expectSameBytes(first, expected.subarray(0, 512));
     rig.in8(P.cmd);
     expect(rig.bus.readString(P.data, 4, rig.memory.view(0x2000, 512), 128)).toBe(128);
-    expect(rig.memory.read(0x2000, 512)).toEqual(expected.subarray(512));
+    expectSameBytes(rig.memory.read(0x2000, 512), expected.subarray(512));
   });
 
   it('WRITE SECTORS word by word and by string: DRQ first without interrupt, interrupt per sector', () => {
@@ -152,7 +152,7 @@ describe('PIIX4 IDE: PIO data integrity against a raw file', () => {
     expect(rig.bus.writeString(P.data, 2, rig.memory.view(0x3300, 256), 128)).toBe(128);
     expect(rig.channel.intrq).toBe(true); // completion interrupt
     expect(rig.in8(P.cmd)).toBe(0x50);
-    expect(rig.readDisk(50, 3)).toEqual(data);
+    expectSameBytes(rig.readDisk(50, 3), data);
   });
 
   it('READ/WRITE MULTIPLE move one block per interrupt after SET MULTIPLE MODE', () => {
@@ -184,7 +184,7 @@ describe('PIIX4 IDE: PIO data integrity against a raw file', () => {
     }
     expect(rig.channel.interruptsRaised - irqsBefore).toBe(3);
     expect(rig.in8(P.cmd)).toBe(0x50);
-    expect(rig.readDisk(300, 20)).toEqual(data);
+    expectSameBytes(rig.readDisk(300, 20), data);
 
     rig.setup28(300, 20);
     rig.out8(P.cmd, AtaCommand.ReadMultiple);
@@ -195,7 +195,7 @@ describe('PIIX4 IDE: PIO data integrity against a raw file', () => {
       off += block * 512;
     }
     expect(rig.in8(P.cmd)).toBe(0x50);
-    expect(rig.memory.read(0x40000, 20 * 512)).toEqual(data);
+    expectSameBytes(rig.memory.read(0x40000, 20 * 512), data);
   });
 
   it('READ/WRITE SECTORS EXT use the 48-bit FIFO registers, readable back with HOB', () => {
@@ -212,11 +212,11 @@ describe('PIIX4 IDE: PIO data integrity against a raw file', () => {
     rig.in8(P.cmd);
     rig.bus.writeString(P.data, 2, rig.memory.view(0x5200, 512), 256);
     expect(rig.in8(P.cmd)).toBe(0x50);
-    expect(rig.readDisk(0xf00, 2)).toEqual(data);
+    expectSameBytes(rig.readDisk(0xf00, 2), data);
     rig.setup48(0xf00, 2);
     rig.out8(P.cmd, AtaCommand.ReadSectorsExt);
     rig.in8(P.cmd);
-    expect(readWords(rig, 256)).toEqual(data.subarray(0, 512));
+    expectSameBytes(readWords(rig, 256), data.subarray(0, 512));
     // The 48-bit count 0 means 65536 sectors: past the end of this 4096-sector disk.
     rig.setup48(0, 0);
     rig.out8(P.cmd, AtaCommand.ReadSectorsExt);
@@ -238,7 +238,7 @@ describe('PIIX4 IDE: PIO data integrity against a raw file', () => {
     rig.out8(P.lbaHigh, 0);
     rig.out8(P.cmd, AtaCommand.ReadSectors);
     expect(rig.in8(P.cmd)).toBe(0x58);
-    expect(readWords(rig, 256)).toEqual(expected);
+    expectSameBytes(readWords(rig, 256), expected);
     rig.out8(P.lbaLow, 0); // sector numbers start at 1
     rig.out8(P.cmd, AtaCommand.ReadSectors);
     expect(rig.in8(P.cmd)).toBe(0x51);

@@ -121,3 +121,11 @@ export function pattern(n: number, seed: number): Uint8Array {
   }
   return b;
 }
+
+/** Byte-array equality without vitest's element-wise deep diff (slow on kilobytes); reports the first difference. */
+export function expectSameBytes(actual: Uint8Array, expected: Uint8Array): void {
+  if (actual.length === expected.length && Buffer.from(actual.buffer, actual.byteOffset, actual.length).equals(Buffer.from(expected.buffer, expected.byteOffset, expected.length))) return;
+  let i = 0;
+  while (i < Math.min(actual.length, expected.length) && actual[i] === expected[i]) i++;
+  throw new Error(`bytes differ at offset ${i} (lengths ${actual.length} / ${expected.length}): got ${actual[i]}, expected ${expected[i]}`);
+}
