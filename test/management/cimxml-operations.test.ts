@@ -199,6 +199,14 @@ ${VM_INSTANCE}
     expect(local).toContain('NAME="ProcessID"');
   });
 
+  it('gp — GetProperty answers the bare VALUE, and nothing for NULL', async () => {
+    const gp = (name: string) => wbemcliBody(`<IMETHODCALL NAME="GetProperty">${NS}<IPARAMVALUE NAME="InstanceName">${K}</IPARAMVALUE><IPARAMVALUE NAME="PropertyName"><VALUE>${name}</VALUE></IPARAMVALUE></IMETHODCALL>`);
+    expect(await call('GetProperty', gp('EnabledState'))).toBe(accepted('<IMETHODRESPONSE NAME="GetProperty"><IRETURNVALUE><VALUE>3</VALUE></IRETURNVALUE></IMETHODRESPONSE>'));
+    expect(await call('GetProperty', gp('OperationalStatus'))).toBe(accepted('<IMETHODRESPONSE NAME="GetProperty"><IRETURNVALUE><VALUE.ARRAY><VALUE>2</VALUE></VALUE.ARRAY></IRETURNVALUE></IMETHODRESPONSE>'));
+    expect(await call('GetProperty', gp('InstallDate'))).toBe(accepted('<IMETHODRESPONSE NAME="GetProperty"><IRETURNVALUE></IRETURNVALUE></IMETHODRESPONSE>'));
+    expect(await call('GetProperty', gp('Bogus'))).toBe(accepted('<IMETHODRESPONSE NAME="GetProperty"><ERROR CODE="12" DESCRIPTION="CIM_ERR_NO_SUCH_PROPERTY: Msvm_ComputerSystem has no property Bogus"></ERROR></IMETHODRESPONSE>'));
+  });
+
   it('ecn — EnumerateClassNames answers CLASSNAME elements with end tags', async () => {
     const xml = await call('EnumerateClassNames', wbemcliBody(`<IMETHODCALL NAME="EnumerateClassNames">${NS}
 <IPARAMVALUE NAME="ClassName"><CLASSNAME NAME="CIM_ComputerSystem"/></IPARAMVALUE>

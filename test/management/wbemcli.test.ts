@@ -66,6 +66,11 @@ describe.skipIf(!WBEMCLI)('wbemcli (sblim-wbemcli) against the CIM-XML server â€
     expect(r.stdout.trim()).toBe(`${P}:${vmRef(VM_NAME)} ElementName="web & db",Name="${VM_NAME}",OperationalStatus=2,ProcessID=`);
   });
 
+  it('gp reads one property', async () => {
+    const r = await wbemcli('gp', VM, 'ElementName');
+    expect([r.code, r.stdout.trim()]).toEqual([0, 'web & db']);
+  });
+
   it('gc reads the class, keys included', async () => {
     const r = await wbemcli('gc', `${U}:Msvm_VirtualSystemSettingData`);
     expect(r.code).toBe(0);

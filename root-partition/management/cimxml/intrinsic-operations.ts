@@ -1,7 +1,7 @@
 /**
  * The intrinsic operations served (DSP0200 "Intrinsic methods"), each returning the IRETURNVALUE
  * content of cim-xml.md §3.2. Writes (CreateInstance, ModifyInstance, DeleteInstance,
- * Get/SetProperty), class and qualifier writes and pull operations answer CIM_ERR_NOT_SUPPORTED:
+ * SetProperty), class and qualifier writes and pull operations answer CIM_ERR_NOT_SUPPORTED:
  * Msvm objects change only through methods, and pywbem falls back from pull operations on 7.
  */
 import { CimError } from '../cim/errors.ts';
@@ -12,7 +12,7 @@ import { executeWql } from '../wql/query-executor.ts';
 import { encodeClass } from './class-encoder.ts';
 import type { NamedParam } from './message.ts';
 import { IntrinsicParams } from './intrinsic-params.ts';
-import { encodeInstance, encodeInstanceName, encodeInstancePath, encodeNamespacePath, type PathContext } from './value-encoder.ts';
+import { encodeInstance, encodeInstanceName, encodeInstancePath, encodeNamespacePath, encodeValue, type PathContext } from './value-encoder.ts';
 import { element } from './xml-writer.ts';
 
 type Operation = (manager: CimObjectManager, p: IntrinsicParams, context: PathContext) => string;
@@ -101,6 +101,17 @@ export const IntrinsicOperations: Readonly<Record<string, OperationSpec>> = {
   ReferenceNames: {
     params: ['ObjectName', 'ResultClass', 'Role'],
     run: (m, p, c) => m.references(p.instanceName('ObjectName'), referenceFilter(p)).map((i) => objectPath(m.pathOf(i), c)).join(''),
+  },
+  GetProperty: {
+    // cim-xml.md §3.2: VALUE, VALUE.ARRAY or VALUE.REFERENCE; nothing for NULL (wbemcli gp).
+    params: ['InstanceName', 'PropertyName'],
+    run: (m, p, c) => {
+      const instance = m.getInstance(p.instanceName('InstanceName'));
+      const name = p.string('PropertyName', true)!;
+      const property = instance.property(name);
+      if (!property) throw new CimError('CIM_ERR_NO_SUCH_PROPERTY', `${instance.className} has no property ${name}`);
+      return encodeValue(property.value, property.type, property.isArray, c);
+    },
   },
   ExecQuery: {
     params: ['QueryLanguage', 'Query'],
