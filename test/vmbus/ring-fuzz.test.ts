@@ -24,7 +24,7 @@ function rng(seed: number) {
 
 const MEMORY = 128 * 1024;
 const CONTROL = 0x10000;
-const ITERATIONS = 3000;
+const ITERATIONS = 1500;
 
 interface Case { dataSize: number; snapshot: Uint8Array }
 
@@ -151,7 +151,7 @@ describe('ring fuzz: malformed rings', () => {
       expect(g.ringInit(CONTROL, dataSize)).toBe(1);
       g.writerBegin();
       for (let n = 0; n < 10; n++) {
-        const r = g.writerTryWrite(6, 0, n, 0, 0, 0, src, Math.floor(rand() * 9000));
+        const r = g.writerTryWrite(6, 0, n, 0, 0, 0, src, Math.floor(rand() * (rand() < 0.5 ? 64 : 9000)));
         if (r !== 1) break;
         written++;
       }
@@ -160,7 +160,7 @@ describe('ring fuzz: malformed rings', () => {
       const dataGpa = CONTROL + RING_CONTROL_SIZE;
       expectUntouchedExcept(lowPart, snapshot, [[CONTROL, CONTROL + 4], [CONTROL + 12, CONTROL + 16], [dataGpa, dataGpa + dataSize]]);
     }
-    expect(written).toBeGreaterThan(100);
+    expect(written).toBeGreaterThan(ITERATIONS / 10);
   });
 
   it('guest reader (AssemblyScript): packets are copies of ring bytes, only read_index and its buffer change', () => {
