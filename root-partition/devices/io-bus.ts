@@ -22,6 +22,8 @@ export interface PortIoCounters {
 interface Entry {
   readonly device: PortIoDevice;
   readonly counters: PortIoCounters;
+  /** The ranges as claimed (a relocatable device's `ports` may change afterwards). */
+  readonly claimed: readonly PortRange[];
 }
 
 const ALL_ONES: Record<AccessSize, number> = { 1: 0xff, 2: 0xffff, 4: 0xffffffff };
@@ -45,7 +47,9 @@ export class IoBus {
   /** Claims the device's port ranges; refuses overlaps with devices already on the bus. */
   register(device: PortIoDevice): void {
     if (this.entries.has(device)) throw new HvError('HV_ERR_PORT_CONFLICT', `${device.name} is already on the I/O bus`);
-    for (const r of device.ports) {
+    // A snapshot: a relocatable device's `ports` may change after it is claimed.
+    const claimedRanges = device.ports.map((r) => ({ base: r.base, length: r.length }));
+    for (const r of claimedRanges) {
       if (!validRange(r)) throw new HvError('HV_ERR_PORT_RANGE', `${device.name}: invalid port range base=${r.base} length=${r.length}`);
       for (let p = r.base; p < r.base + r.length; p++) {
         const owner = this.slots[p];
@@ -53,9 +57,9 @@ export class IoBus {
       }
     }
     // Ranges of one device may not overlap each other either.
-    const entry: Entry = { device, counters: { reads: 0, writes: 0, stringOps: 0, stringUnits: 0, faults: 0 } };
+    const entry: Entry = { device, counters: { reads: 0, writes: 0, stringOps: 0, stringUnits: 0, faults: 0 }, claimed: claimedRanges };
     const claimed: number[] = [];
-    for (const r of device.ports) {
+    for (const r of claimedRanges) {
       for (let p = r.base; p < r.base + r.length; p++) {
         if (this.slots[p]) {
           for (const q of claimed) this.slots[q] = undefined;
@@ -72,7 +76,7 @@ export class IoBus {
   unregister(device: PortIoDevice): void {
     const entry = this.entries.get(device);
     if (!entry) return;
-    for (let p = 0; p < PORT_SPACE; p++) if (this.slots[p] === entry) this.slots[p] = undefined;
+    for (const r of entry.claimed) for (let p = r.base; p < r.base + r.length; p++) this.slots[p] = undefined;
     this.entries.delete(device);
   }
 

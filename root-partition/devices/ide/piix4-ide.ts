@@ -80,6 +80,8 @@ export class Piix4Ide {
   private readonly bus: IoBus;
   /** The last BAR4 placement that could not be decoded (conflict), for diagnostics. */
   bmideConflict: string | undefined = undefined;
+  /** The last legacy channel decode that could not be claimed, for diagnostics. */
+  decodeConflict: string | undefined = undefined;
 
   constructor(opts: Piix4IdeOptions) {
     this.bus = opts.bus;
@@ -124,8 +126,16 @@ export class Piix4Ide {
     for (const i of [0, 1] as const) {
       const dev = this.channelPorts[i];
       const want = this.config.decodeEnabled(i);
-      if (want && !this.bus.isRegistered(dev)) this.bus.register(dev);
-      else if (!want && this.bus.isRegistered(dev)) this.bus.unregister(dev);
+      if (want && !this.bus.isRegistered(dev)) {
+        try {
+          this.bus.register(dev);
+        } catch (err) {
+          // Legacy ports taken by another device: the channel stays undecoded, nothing is stolen.
+          this.decodeConflict = (err as Error).message;
+        }
+      } else if (!want && this.bus.isRegistered(dev)) {
+        this.bus.unregister(dev);
+      }
     }
     const base = this.config.bmideBase;
     const bm = this.busMaster;
