@@ -59,7 +59,7 @@ function origin(item: { classOrigin: string; local: boolean }, o: ClassEncodingO
   return [['CLASSORIGIN', item.classOrigin], ['PROPAGATED', item.local ? undefined : 'true']];
 }
 
-function encodeProperty(cls: CimClass, p: ResolvedProperty, o: ClassEncodingOptions): string {
+function encodeProperty(p: ResolvedProperty, o: ClassEncodingOptions): string {
   const qualifiers = o.includeQualifiers ? propertyQualifiers(p).map(qualifier).join('') : '';
   const common = origin(p, o);
   if (p.type === 'reference') {
@@ -79,7 +79,7 @@ function encodeParameter(p: CimParameterDecl, o: ClassEncodingOptions): string {
   return element('PARAMETER', [['NAME', p.name], ['TYPE', p.type]], qualifiers);
 }
 
-function encodeMethod(cls: CimClass, m: ResolvedMethod, o: ClassEncodingOptions): string {
+function encodeMethod(m: ResolvedMethod, o: ClassEncodingOptions): string {
   const qualifiers = o.includeQualifiers
     ? [...(m.isStatic ? [TRUE_QUALIFIER('Static')] : []), ...valueMapQualifiers(m.returnCodes)].map(qualifier).join('')
     : '';
@@ -96,8 +96,8 @@ export function encodeClass(cls: CimClass, o: ClassEncodingOptions): string {
   const properties = cls.properties
     .filter((p) => !o.localOnly || p.local)
     .filter((p) => wanted === null || wanted.has(p.name.toLowerCase()))
-    .map((p) => encodeProperty(cls, p, o)).join('');
-  const methods = cls.methods.filter((m) => !o.localOnly || m.local).map((m) => encodeMethod(cls, m, o)).join('');
+    .map((p) => encodeProperty(p, o)).join('');
+  const methods = cls.methods.filter((m) => !o.localOnly || m.local).map((m) => encodeMethod(m, o)).join('');
   const head = o.includeQualifiers ? classQualifiers.map(qualifier).join('') : '';
   return element('CLASS', [['NAME', cls.name], ['SUPERCLASS', cls.superclass]], head + properties + methods);
 }

@@ -49,12 +49,11 @@ export class CimXmlServer {
     this.options = options;
     this.maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.server = createServer((req, res) => {
-      this.serve(req, res).catch((e: unknown) => {
-        if (!res.headersSent) {
-          res.writeHead(500, { 'Content-Length': '0', Connection: 'close' });
-        }
+      // CIM failures become replies inside serve(); what reaches here is a broken socket or a
+      // fault in the server itself, for which the only safe answer is 500 and a closed connection.
+      this.serve(req, res).catch(() => {
+        if (!res.headersSent) res.writeHead(500, { 'Content-Length': '0', Connection: 'close' });
         res.end();
-        void e;
       });
     });
   }

@@ -6,7 +6,7 @@
 import { CimError } from '../cim/errors.ts';
 import type { CimInstance } from '../cim/instance.ts';
 import type { CimObjectManager } from '../cim/object-manager.ts';
-import { parseObjectPath, sameObjectPath, type CimObjectPath } from '../cim/object-path.ts';
+import { parseObjectPath, type CimObjectPath } from '../cim/object-path.ts';
 import type { CimInstanceEvent } from '../cim/provider.ts';
 import type { CimClass } from '../cim/schema.ts';
 import type { WqlExpression, WqlQuery } from './ast.ts';
