@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { runGuestImage } from './run-command.ts';
 import { buildGuests, guestImagePath, listGuests } from '../../scripts/build-guests.ts';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 
 const program = new Command();
 program.name('tsvisor').description('A Hyper-V-style partitioned hypervisor for WebAssembly guests').version('0.1.0');
@@ -32,6 +32,42 @@ program
   .action(async (opts) => {
     const r = await buildGuests(undefined, Boolean(opts.force));
     console.log(`guest images: ${r.built.length} built, ${r.cached.length} up to date`);
+  });
+
+const bench = program.command('bench').description('benchmarks (measurements, not tests)');
+
+bench
+  .command('ring')
+  .description('VMBus ring throughput between two threads, against a plain copy of the same bytes')
+  .option('--quick', 'one short round')
+  .option('--rounds <n>', 'rounds over all sizes (the median is reported)')
+  .option('--spin-us <n>', 'spin budget before a side sleeps, µs')
+  .option('--json <file>', 'write the machine-readable report here')
+  .action(async (opts) => {
+    const { runRingBench, formatRingBench } = await import('../../bench/ring.ts');
+    const report = await runRingBench({ quick: Boolean(opts.quick), rounds: opts.rounds ? Number(opts.rounds) : undefined, spinMicros: opts.spinUs ? Number(opts.spinUs) : undefined });
+    console.log(formatRingBench(report));
+    if (opts.json) writeFileSync(opts.json, JSON.stringify(report, null, 2) + '\n');
+  });
+
+bench
+  .command('exit')
+  .description('cost of one exit round trip to the root device thread, adaptive against blocking wait')
+  .option('--quick', 'fewer exits')
+  .option('--json <file>', 'write the machine-readable report here')
+  .action(async (opts) => {
+    const { runExitBench, formatExitBench } = await import('../../bench/exit.ts');
+    const rows = await runExitBench({ quick: Boolean(opts.quick) });
+    console.log(formatExitBench(rows));
+    if (opts.json) writeFileSync(opts.json, JSON.stringify(rows, null, 2) + '\n');
+  });
+
+bench
+  .command('io')
+  .description('the main job: emulated IDE (PIO, DMA) against synthetic SCSI on one VM')
+  .action(() => {
+    console.error('tsvisor bench io: the emulated-vs-synthetic comparison is not built yet (storage paths and the VMWP are in progress). Available now: tsvisor bench ring, tsvisor bench exit.');
+    process.exitCode = 2;
   });
 
 program.parseAsync().catch((e: Error) => {
