@@ -16,7 +16,7 @@ import { HvError } from './hv-error.ts';
 import { loadGuestImage, type GuestImage } from './image-loader.ts';
 import { assertVector } from './interrupts.ts';
 import {
-  Owner, P_PAUSED_VPS, P_PRIV_HI, P_PRIV_LO, P_REQUESTED_STATE, PartitionControl, RequestedState, VP_WAKE, VpRunState,
+  Owner, P_GUEST_OS_ID, P_PAUSED_VPS, P_PRIV_HI, P_REF_FROZEN_AT, P_PRIV_LO, P_REQUESTED_STATE, PartitionControl, RequestedState, VP_WAKE, VpRunState,
   vpBase, type VpCounterName,
 } from './partition-control.ts';
 import { PortTable } from './ports.ts';
@@ -32,6 +32,14 @@ export const DEFAULT_CHILD_PRIVILEGES = {
     P.HV_ACCESS_SYNTHETIC_TIMER_REGS | P.HV_ACCESS_HYPERCALL_MSRS | P.HV_ACCESS_VP_INDEX | P.HV_ACCESS_RESET_REG,
   hi: P.HV_ACCESS_PARTITION_ID | P.HV_POST_MESSAGES | P.HV_SIGNAL_EVENTS | P.HV_START_VIRTUAL_PROCESSOR,
 };
+
+/** HV_PARTITION_PROPERTY_CODE values this hypervisor implements (reference §1.6). */
+export const PartitionProperty = {
+  PrivilegeFlags: 0x00010000,
+  TimeFreeze: 0x00030003,
+  ReferenceTime: 0x00030005,
+  GuestOsId: 0x00070000,
+} as const;
 
 export type PartitionState = 'created' | 'initialized' | 'active' | 'finalized' | 'deleted';
 
@@ -94,6 +102,44 @@ export class Partition extends EventEmitter {
     this.ctl.i32[P_PRIV_LO >> 2] = lo;
     this.ctl.i32[P_PRIV_HI >> 2] = hi & ~P.HV_CREATE_PARTITIONS;
     return HvStatus.Success;
+  }
+
+  /** HvCallGetPartitionProperty (reference §1.6). */
+  getProperty(code: number): { status: HvStatus; value: bigint } {
+    switch (code) {
+      case PartitionProperty.PrivilegeFlags: {
+        const { lo, hi } = this.privileges;
+        return { status: HvStatus.Success, value: (BigInt(hi) << 32n) | BigInt(lo) };
+      }
+      case PartitionProperty.GuestOsId:
+        return { status: HvStatus.Success, value: BigInt.asUintN(64, this.ctl.i64[P_GUEST_OS_ID >> 3]) };
+      case PartitionProperty.ReferenceTime:
+        if (this.state === 'created') return { status: HvStatus.InvalidPartitionState, value: 0n };
+        return { status: HvStatus.Success, value: BigInt(new ReferenceClock(this.ctl).now()) };
+      case PartitionProperty.TimeFreeze:
+        return { status: HvStatus.Success, value: Atomics.load(this.ctl.i64, P_REF_FROZEN_AT >> 3) >= 0n ? 1n : 0n };
+      default:
+        return { status: HvStatus.UnknownProperty, value: 0n };
+    }
+  }
+
+  /** HvCallSetPartitionProperty. PrivilegeFlags is early: settable only before initialization. */
+  setProperty(code: number, value: bigint): HvStatus {
+    switch (code) {
+      case PartitionProperty.PrivilegeFlags:
+        return this.setPrivileges(Number(value & 0xffffffffn) | 0, Number((value >> 32n) & 0xffffffffn) | 0);
+      case PartitionProperty.TimeFreeze:
+        if (this.state === 'created') return HvStatus.InvalidPartitionState;
+        if (value === 1n) ReferenceClock.freeze(this.ctl);
+        else if (value === 0n) ReferenceClock.thaw(this.ctl);
+        else return HvStatus.PropertyValueOutOfRange;
+        return HvStatus.Success;
+      case PartitionProperty.GuestOsId:
+      case PartitionProperty.ReferenceTime:
+        return HvStatus.InvalidParameter; // read-only here: the guest owns its OS id, time only moves forward
+      default:
+        return HvStatus.UnknownProperty;
+    }
   }
 
   initialize(): HvStatus {
