@@ -5,6 +5,7 @@
  * running) → Finalized (VPs stopped, ports gone) → Deleted.
  */
 import { EventEmitter } from 'node:events';
+import { readdirSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import * as P from '../abi/hv-cpuid.ts';
 import { BOOT_FLAG_ENLIGHTENED, BOOT_INFO_GPA, IMAGE_BASE, PAGE_SIZE } from '../abi/platform.ts';
@@ -58,7 +59,23 @@ export interface VpExitEvent {
   exit: VpExitReason;
 }
 
-const VP_WORKER = new URL('./vp/vp-worker.mjs', import.meta.url);
+const VP_WORKER_TSX = new URL('./vp/vp-worker.mjs', import.meta.url);
+const VP_BUNDLE = new URL('../build/host/vp-thread.mjs', import.meta.url);
+
+/**
+ * The VP thread's code: the prebuilt bundle (scripts/build-host.ts) when it is newer than every
+ * hypervisor and abi source, else the TypeScript sources through the tsx loader (slower to start).
+ */
+function vpWorkerUrl(): URL {
+  if (process.env.TSVISOR_VP_BUNDLE === '0') return VP_WORKER_TSX;
+  let bundled: number;
+  try { bundled = statSync(VP_BUNDLE).mtimeMs; } catch { return VP_WORKER_TSX; }
+  const stale = (dir: URL): boolean =>
+    readdirSync(dir, { withFileTypes: true }).some((e) =>
+      e.isDirectory() ? stale(new URL(`${e.name}/`, dir)) : /\.(ts|mjs)$/.test(e.name) && statSync(new URL(e.name, dir)).mtimeMs >= bundled);
+  if (stale(new URL('./', import.meta.url)) || stale(new URL('../abi/', import.meta.url))) return VP_WORKER_TSX;
+  return VP_BUNDLE;
+}
 
 export class Partition extends EventEmitter {
   readonly id: number;
@@ -75,6 +92,7 @@ export class Partition extends EventEmitter {
   private readonly exits = new Map<number, VpExitReason>();
   private running = 0;
   private idleResolvers: (() => void)[] = [];
+  private workerUrl: URL | undefined;
 
   constructor(config: PartitionConfig) {
     super();
@@ -185,7 +203,8 @@ export class Partition extends EventEmitter {
 
   private startVp(vp: number, entry: VpThreadData['entry']): void {
     const data: VpThreadData = { module: this.image!.module, memory: this.mem.memory, control: this.ctl.sab, vp, entry, spinIterations: this.waitPolicy.spinIterations };
-    const worker = new Worker(VP_WORKER, { workerData: data, name: `${this.name}/vp${vp}` });
+    this.workerUrl ??= vpWorkerUrl();
+    const worker = new Worker(this.workerUrl, { workerData: data, name: `${this.name}/vp${vp}` });
     this.workers.set(vp, worker);
     this.running++;
     let exited = false;

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { runGuestImage } from './run-command.ts';
 import { buildGuests, guestImagePath, listGuests } from '../../scripts/build-guests.ts';
+import { buildHost } from '../../scripts/build-host.ts';
 import { existsSync, writeFileSync } from 'node:fs';
 
 const program = new Command();
@@ -18,6 +19,7 @@ program
   .option('--counters', 'print each VP\'s exit and interrupt counters at the end')
   .action(async (image: string, opts) => {
     let path = image;
+    await buildHost();
     if (!existsSync(path) && listGuests().includes(image)) {
       await buildGuests([image]);
       path = guestImagePath(image);
