@@ -1,0 +1,132 @@
+/**
+ * VMMS↔VMWP control messages: a versioned, field-numbered protobuf schema, so a VMMS and a VMWP
+ * of different releases can still talk (unknown fields are skipped; new fields get new numbers;
+ * numbers are never reused). Every request carries the protocol version; a VMWP answers a
+ * request of an unknown major version with an error rather than guessing.
+ */
+import protobuf from 'protobufjs';
+
+export const CONTROL_PROTOCOL_VERSION = 1;
+
+const SCHEMA = `
+syntax = "proto3";
+package tsvisor.vmwp.v1;
+
+enum Operation {
+  OPERATION_UNSPECIFIED = 0;
+  STATUS = 1;
+  PAUSE = 2;
+  RESUME = 3;
+  SAVE = 4;
+  TURN_OFF = 5;
+  RESET = 6;
+  COUNTERS = 7;
+}
+
+message VpExit {
+  uint32 vp = 1;
+  string reason = 2;
+  string detail = 3;
+}
+
+message Request {
+  uint32 version = 1;
+  uint32 request_id = 2;
+  Operation operation = 3;
+  string saved_state_path = 4;
+}
+
+message Response {
+  uint32 version = 1;
+  uint32 request_id = 2;
+  bool ok = 3;
+  string error = 4;
+  string error_code = 5;
+  string state = 6;
+  uint32 pid = 7;
+  string vm_id = 8;
+  double uptime_ms = 9;
+}
+
+// Unsolicited, VMWP → VMMS.
+message Notification {
+  uint32 version = 1;
+  enum Kind {
+    KIND_UNSPECIFIED = 0;
+    STATE = 1;
+    GUEST_FAULT = 2;
+    GUEST_STOPPED = 3;
+    WORKER_ERROR = 4;
+  }
+  Kind kind = 2;
+  string state = 3;
+  string message = 4;
+  repeated VpExit exits = 5;
+}
+
+// A control frame holds exactly one of these.
+message ControlMessage {
+  oneof body {
+    Request request = 1;
+    Response response = 2;
+    Notification notification = 3;
+  }
+}
+`;
+
+const root = protobuf.parse(SCHEMA, { keepCase: false }).root;
+const ControlMessageType = root.lookupType('tsvisor.vmwp.v1.ControlMessage');
+const OperationEnum = root.lookupEnum('tsvisor.vmwp.v1.Operation');
+
+export type Operation = 'STATUS' | 'PAUSE' | 'RESUME' | 'SAVE' | 'TURN_OFF' | 'RESET' | 'COUNTERS';
+
+/** What the VMWP reports as the worker-side state of its partition. */
+export type WorkerState = 'running' | 'paused' | 'stopped';
+
+export interface ControlRequest {
+  version: number;
+  requestId: number;
+  operation: Operation;
+  savedStatePath?: string;
+}
+
+export interface ControlResponse {
+  version: number;
+  requestId: number;
+  ok: boolean;
+  error?: string;
+  errorCode?: string;
+  state?: string;
+  pid?: number;
+  vmId?: string;
+  uptimeMs?: number;
+}
+
+export type NotificationKind = 'STATE' | 'GUEST_FAULT' | 'GUEST_STOPPED' | 'WORKER_ERROR';
+
+export interface ControlNotification {
+  version: number;
+  kind: NotificationKind;
+  state?: string;
+  message?: string;
+  exits?: { vp: number; reason: string; detail?: string }[];
+}
+
+export type ControlMessage = { request: ControlRequest } | { response: ControlResponse } | { notification: ControlNotification };
+
+export function encodeControl(m: ControlMessage): Uint8Array {
+  if ('request' in m && OperationEnum.values[m.request.operation] === undefined) throw new Error(`unknown control operation ${m.request.operation}`);
+  // fromObject converts enum names to their numbers.
+  return ControlMessageType.encode(ControlMessageType.fromObject(m)).finish();
+}
+
+/** Decodes a control frame; throws on bytes that are not a ControlMessage. */
+export function decodeControl(bytes: Uint8Array): ControlMessage {
+  const obj = ControlMessageType.toObject(ControlMessageType.decode(bytes), { enums: String, longs: Number, defaults: true, oneofs: true }) as Record<string, unknown> & { body?: string };
+  switch (obj.body) {
+    case 'request': return { request: obj.request as ControlRequest };
+    case 'response': return { response: obj.response as ControlResponse };
+    case 'notification': return { notification: obj.notification as ControlNotification };
+    default: throw new Error('control message without a body');
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * The layout of a tsvisor data directory, shared by VMMS and its workers:
+ *
+ *   vms/<id>.json         VM definitions (atomic writes)
+ *   saved/<id>.vmrs       saved states of Saved VMs
+ *   logs/vmms.log, logs/vmwp-<id>.log, logs/vmwp-<id>.out   JSON-line logs; a worker's stdio
+ *   vmms.sock             the VMMS client socket
+ *   vmwp-<id>.sock        each running VM's worker socket
+ */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+/** $XDG_DATA_HOME/tsvisor, or ~/.local/share/tsvisor. */
+export function defaultDataDir(): string {
+  const base = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
+  return join(base, 'tsvisor');
+}
+
+export class DataDir {
+  constructor(readonly root: string) {}
+  get vmsDir(): string { return join(this.root, 'vms'); }
+  get savedDir(): string { return join(this.root, 'saved'); }
+  get logsDir(): string { return join(this.root, 'logs'); }
+  get vmmsSocket(): string { return join(this.root, 'vmms.sock'); }
+  definition(id: string): string { return join(this.vmsDir, `${id}.json`); }
+  savedState(id: string): string { return join(this.savedDir, `${id}.vmrs`); }
+  workerSocket(id: string): string { return join(this.root, `vmwp-${id}.sock`); }
+  workerOutput(id: string): string { return join(this.logsDir, `vmwp-${id}.out`); }
+}

@@ -1,0 +1,77 @@
+/**
+ * What VMMS holds for one defined VM: its definition, lifecycle state and health, the worker
+ * (pid, socket connection) while it runs, a console tail, and the public view of all that.
+ */
+import type { WorkerCounters } from '../ipc/bulk-codec.ts';
+import { availableRequestedStates, EnabledState, HealthState, stateName, type EnabledStateValue, type HealthStateValue } from './lifecycle.ts';
+import type { VmDefinition } from './vm-definition.ts';
+import type { VmwpConnection } from './vmwp-connection.ts';
+
+/** Console output kept per VM in VMMS (the newest bytes win). */
+export const CONSOLE_TAIL_BYTES = 256 * 1024;
+
+export interface VmView {
+  id: string;
+  name: string;
+  enabledState: EnabledStateValue;
+  state: string;
+  healthState: HealthStateValue;
+  /** The worker process (Msvm_ComputerSystem.ProcessID), while one runs. */
+  processId: number | null;
+  availableRequestedStates: number[];
+  memoryBytes: number;
+  vpCount: number;
+  imagePath: string;
+  cmdline: string;
+  automaticStopAction: string;
+  devices: VmDefinition['devices'];
+  uptimeMs: number | null;
+  lastError: string | null;
+}
+
+export class VmEntry {
+  state: EnabledStateValue = EnabledState.Off;
+  health: HealthStateValue = HealthState.Ok;
+  pid: number | null = null;
+  conn: VmwpConnection | null = null;
+  /** The worker is about to exit at VMMS's request (save, turn-off) or the guest's (it stopped). */
+  expectingExit = false;
+  guestExitFault: string | null = null;
+  guestStopped = false;
+  /** Bumped by turn-off, so an operation it overtook does not write its result afterwards. */
+  generation = 0;
+  runningSince: number | null = null;
+  lastError: string | null = null;
+  counters: WorkerCounters | null = null;
+  private consoleChunks: Buffer[] = [];
+  private consoleBytes = 0;
+
+  constructor(public def: VmDefinition) {}
+
+  appendConsole(data: Uint8Array): void {
+    const b = Buffer.from(data);
+    this.consoleChunks.push(b);
+    this.consoleBytes += b.length;
+    while (this.consoleBytes - this.consoleChunks[0].length >= CONSOLE_TAIL_BYTES) this.consoleBytes -= this.consoleChunks.shift()!.length;
+  }
+
+  console(): string {
+    return Buffer.concat(this.consoleChunks).toString('latin1');
+  }
+
+  clearConsole(): void {
+    this.consoleChunks = [];
+    this.consoleBytes = 0;
+  }
+
+  view(): VmView {
+    const d = this.def;
+    return {
+      id: d.id, name: d.name, enabledState: this.state, state: stateName(this.state), healthState: this.health, processId: this.pid,
+      availableRequestedStates: availableRequestedStates(this.state),
+      memoryBytes: d.memoryBytes, vpCount: d.vpCount, imagePath: d.imagePath, cmdline: d.cmdline,
+      automaticStopAction: d.automaticStopAction, devices: d.devices,
+      uptimeMs: this.runningSince === null ? null : Date.now() - this.runningSince, lastError: this.lastError,
+    };
+  }
+}

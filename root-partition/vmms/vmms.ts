@@ -1,0 +1,280 @@
+/**
+ * The Virtual Machine Management Service: owns the VM definitions, the lifecycle of every VM and
+ * its worker process, and the events the management layer subscribes to. Embeddable (tests and
+ * tools call `Vmms.open({ dataDir })`) and run as the daemon by `tsvisor serve` (daemon.ts).
+ *
+ * Events on `vmms.events`:
+ *   'state-changed' StateChangeEvent — every lifecycle state change, with the reason
+ *   'vm-crashed'    { vmId, name, message } — a worker died without being asked
+ *   'guest-fault'   { vmId, name, message }
+ *   'console'       { vmId, data }
+ *   'defined' / 'removed' { vmId, name }
+ */
+import { EventEmitter } from 'node:events';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import type { ControlNotification } from '../ipc/vmwp-control-schema.ts';
+import type { WorkerCounters } from '../ipc/bulk-codec.ts';
+import { DataDir } from './data-dir.ts';
+import { DefinitionStore, type DefinitionLoadError } from './definition-store.ts';
+import { admissionProblem, defaultHostLimits, type HostLimits } from './host-resources.ts';
+import {
+  EnabledState, HealthState, ReturnCode, stateName, transition, type EnabledStateValue, type HealthStateValue, type LifecycleOperation, type ReturnCodeValue,
+} from './lifecycle.ts';
+import { createProcessLogger, type Logger } from './log.ts';
+import { newDefinition, type NewVmRequest } from './vm-definition.ts';
+import { VmEntry, type VmView } from './vm-entry.ts';
+import { WorkerOperations } from './worker-operations.ts';
+import { VmwpConnection } from './vmwp-connection.ts';
+
+export interface VmmsOptions {
+  dataDir: string;
+  limits?: Partial<HostLimits>;
+  logger?: Logger;
+  /** Readable log lines on stderr as well as the JSON file. */
+  terminalLog?: boolean;
+  /** How long a worker may take to start and boot, and to answer one request. */
+  workerStartTimeoutMs?: number;
+  operationTimeoutMs?: number;
+}
+
+export interface StateChangeEvent {
+  vmId: string;
+  name: string;
+  previous: EnabledStateValue;
+  state: EnabledStateValue;
+  healthState: HealthStateValue;
+  reason: string;
+}
+
+export interface RequestResult {
+  returnValue: ReturnCodeValue;
+  error?: string;
+  vm?: VmView;
+}
+
+export class VmmsError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+export class Vmms {
+  readonly events = new EventEmitter();
+  readonly paths: DataDir;
+  readonly limits: HostLimits;
+  readonly log: Logger;
+  loadErrors: DefinitionLoadError[] = [];
+  private readonly store: DefinitionStore;
+  private readonly vms = new Map<string, VmEntry>();
+  private readonly ops: WorkerOperations;
+  private closing = false;
+
+  private constructor(readonly opts: VmmsOptions) {
+    this.paths = new DataDir(opts.dataDir);
+    for (const d of [this.paths.root, this.paths.savedDir, this.paths.logsDir]) mkdirSync(d, { recursive: true });
+    this.store = new DefinitionStore(this.paths.vmsDir);
+    this.limits = { ...defaultHostLimits(), ...opts.limits };
+    this.log = (opts.logger ?? createProcessLogger({ dataDir: opts.dataDir, process: 'vmms', terminal: opts.terminalLog ?? false })).child({ component: 'vmms' });
+    this.events.setMaxListeners(100);
+    this.ops = new WorkerOperations(this.paths, this.log, {
+      startTimeoutMs: opts.workerStartTimeoutMs ?? 20_000,
+      operationTimeoutMs: opts.operationTimeoutMs ?? 30_000,
+    }, {
+      setState: (e, s, reason, health) => this.setState(e, s, reason, health),
+      attach: (e, c) => this.attach(e, c),
+    });
+  }
+
+  /** Loads every definition and reattaches to the workers of VMs that kept running. */
+  static async open(opts: VmmsOptions): Promise<Vmms> {
+    const vmms = new Vmms(opts);
+    await vmms.load();
+    return vmms;
+  }
+
+  private async load(): Promise<void> {
+    const { definitions, errors } = this.store.loadAll();
+    this.loadErrors = errors;
+    for (const e of errors) this.log.error(`VM definition not loaded: ${e.message}`);
+    await Promise.all(definitions.map(async (def) => {
+      const entry = new VmEntry(def);
+      this.vms.set(def.id, entry);
+      entry.state = existsSync(this.paths.savedState(def.id)) ? EnabledState.Saved : EnabledState.Off;
+      await this.ops.reattach(entry);
+    }));
+    this.log.info(`loaded ${definitions.length} VM definitions (${errors.length} refused); ${this.list().filter((v) => v.processId).length} running VMs reattached`);
+  }
+
+  list(): VmView[] {
+    return [...this.vms.values()].map((e) => e.view());
+  }
+
+  get(idOrName: string): VmView | undefined {
+    return this.find(idOrName)?.view();
+  }
+
+  private find(idOrName: string): VmEntry | undefined {
+    return this.vms.get(idOrName) ?? [...this.vms.values()].find((e) => e.def.name === idOrName);
+  }
+
+  private entry(idOrName: string): VmEntry {
+    const e = this.find(idOrName);
+    if (!e) throw new VmmsError('VMMS_ERR_NO_SUCH_VM', `no VM named or with id "${idOrName}"`);
+    return e;
+  }
+
+  /** DefineSystem: validates, persists, and returns the new VM (Off). */
+  defineVm(request: NewVmRequest): VmView {
+    const def = newDefinition(request);
+    if (this.vms.size >= this.limits.maxVms) throw new VmmsError('VMMS_ERR_LIMIT', `the host has ${this.vms.size} VMs defined, its limit`);
+    if (def.memoryBytes > this.limits.memoryBudgetBytes) throw new VmmsError('VMMS_ERR_LIMIT', `a VM of ${def.memoryBytes} bytes can never fit the host memory budget of ${this.limits.memoryBudgetBytes} bytes`);
+    if (this.find(def.name)) throw new VmmsError('VMMS_ERR_NAME_IN_USE', `a VM named "${def.name}" exists`);
+    if (!existsSync(def.imagePath)) throw new VmmsError('VMMS_ERR_NO_IMAGE', `guest image ${def.imagePath} does not exist`);
+    this.store.save(def);
+    this.vms.set(def.id, new VmEntry(def));
+    this.log.info(`defined VM ${def.name} (${def.id})`, { vmId: def.id });
+    this.events.emit('defined', { vmId: def.id, name: def.name });
+    return this.vms.get(def.id)!.view();
+  }
+
+  /** DestroySystem: only a VM that is Off or Saved; its saved state goes with it. */
+  removeVm(idOrName: string): RequestResult {
+    const e = this.find(idOrName);
+    if (!e) return { returnValue: ReturnCode.InvalidParameter, error: `no VM named or with id "${idOrName}"` };
+    if (e.state !== EnabledState.Off && e.state !== EnabledState.Saved) return { returnValue: ReturnCode.InvalidState, error: `cannot remove a VM that is ${stateName(e.state)}; turn it off first` };
+    rmSync(this.paths.savedState(e.def.id), { force: true });
+    this.store.remove(e.def.id);
+    this.vms.delete(e.def.id);
+    this.log.info(`removed VM ${e.def.name}`, { vmId: e.def.id });
+    this.events.emit('removed', { vmId: e.def.id, name: e.def.name });
+    return { returnValue: ReturnCode.Completed };
+  }
+
+  /** RequestStateChange: applies the transition and resolves when it is complete. */
+  async requestStateChange(idOrName: string, requested: number): Promise<RequestResult> {
+    const e = this.find(idOrName);
+    if (!e) return { returnValue: ReturnCode.InvalidParameter, error: `no VM named or with id "${idOrName}"` };
+    if (this.closing) return { returnValue: ReturnCode.InvalidState, error: 'the management service is stopping' };
+    const t = transition(e.state, requested);
+    if (!t.ok) {
+      this.log.info(`refused RequestedState ${requested} in ${stateName(e.state)}: ${t.reason} (${t.returnValue})`, { vmId: e.def.id });
+      return { returnValue: t.returnValue, error: t.reason, vm: e.view() };
+    }
+    if (t.operation === 'start' || t.operation === 'restore') {
+      const committed = [...this.vms.values()].filter((v) => v !== e && v.pid !== null).reduce((n, v) => n + v.def.memoryBytes, 0);
+      const running = [...this.vms.values()].filter((v) => v.pid !== null).length;
+      const problem = admissionProblem(this.limits, e.def.memoryBytes, committed, running);
+      if (problem) {
+        this.log.warn(`refused to start: ${problem}`, { vmId: e.def.id });
+        return { returnValue: ReturnCode.Failed, error: problem, vm: e.view() };
+      }
+    }
+    try {
+      await this.ops.apply(e, t.operation as LifecycleOperation, t.via, t.to);
+      e.lastError = null;
+      return { returnValue: ReturnCode.Completed, vm: e.view() };
+    } catch (err) {
+      e.lastError = (err as Error).message;
+      this.log.error(`${t.operation} failed: ${e.lastError}`, { vmId: e.def.id });
+      return { returnValue: ReturnCode.Failed, error: e.lastError, vm: e.view() };
+    }
+  }
+
+  start(vm: string) { return this.requestStateChange(vm, 2); }
+  turnOff(vm: string) { return this.requestStateChange(vm, 3); }
+  save(vm: string) { return this.requestStateChange(vm, 6); }
+  pause(vm: string) { return this.requestStateChange(vm, 9); }
+  resume(vm: string) { return this.requestStateChange(vm, 2); }
+  reset(vm: string) { return this.requestStateChange(vm, 11); }
+
+  console(idOrName: string): string {
+    return this.entry(idOrName).console();
+  }
+
+  /** The worker's counters now: per VP exits by kind, interrupts, messages, signals, bytes moved. */
+  async counters(idOrName: string): Promise<WorkerCounters> {
+    const e = this.entry(idOrName);
+    if (!e.conn) throw new VmmsError('VMMS_ERR_NOT_RUNNING', `VM ${e.def.name} has no worker`);
+    await e.conn.request('COUNTERS', 5000);
+    return e.conn.lastCounters!;
+  }
+
+  private setState(e: VmEntry, state: EnabledStateValue, reason: string, health: HealthStateValue = e.health): void {
+    const previous = e.state;
+    if (previous === state && health === e.health) return;
+    e.state = state;
+    e.health = health;
+    if (state === EnabledState.Running && e.runningSince === null) e.runningSince = Date.now();
+    if (state === EnabledState.Off || state === EnabledState.Saved) { e.runningSince = null; e.pid = null; }
+    this.log.info(`${stateName(previous)} → ${stateName(state)}: ${reason}`, { vmId: e.def.id, vmName: e.def.name, health });
+    this.events.emit('state-changed', { vmId: e.def.id, name: e.def.name, previous, state, healthState: health, reason } satisfies StateChangeEvent);
+  }
+
+  private attach(e: VmEntry, conn: VmwpConnection): void {
+    e.conn = conn;
+    e.expectingExit = false;
+    e.guestStopped = false;
+    e.guestExitFault = null;
+    conn.on('console', (data: Uint8Array) => {
+      e.appendConsole(data);
+      this.events.emit('console', { vmId: e.def.id, data });
+    });
+    conn.on('notification', (n: ControlNotification) => {
+      if (n.kind === 'GUEST_FAULT') {
+        e.guestExitFault = n.message ?? 'guest fault';
+        this.events.emit('guest-fault', { vmId: e.def.id, name: e.def.name, message: n.message });
+      } else if (n.kind === 'GUEST_STOPPED') {
+        e.guestStopped = true;
+        e.expectingExit = true;
+        const fault = n.exits?.find((x) => x.reason === 'fault');
+        if (fault) e.guestExitFault = fault.detail ?? 'fault';
+      }
+    });
+    conn.on('close', () => {
+      if (e.conn !== conn) return;
+      e.conn = null;
+      if (this.closing && !e.expectingExit) return; // VMMS detaches; the worker runs on
+      if (e.guestStopped) {
+        e.pid = null;
+        this.setState(e, EnabledState.Off, e.guestExitFault ? `the guest stopped: ${e.guestExitFault}` : 'the guest stopped', e.guestExitFault ? HealthState.MajorFailure : HealthState.Ok);
+      } else if (!e.expectingExit) {
+        const message = `the worker process ${e.pid} ended unexpectedly`;
+        e.lastError = message;
+        e.generation++;
+        this.log.error(message, { vmId: e.def.id });
+        this.setState(e, EnabledState.Off, message, HealthState.CriticalFailure);
+        e.pid = null;
+        this.events.emit('vm-crashed', { vmId: e.def.id, name: e.def.name, message });
+      }
+    });
+  }
+
+  /**
+   * Stops the service. With `stopVms` (the default) each running VM gets its automatic stop
+   * action — saved or turned off — first; without, VMs keep running and a later VMMS reattaches.
+   */
+  async close(opts: { stopVms?: boolean } = {}): Promise<void> {
+    if (opts.stopVms ?? true) {
+      await Promise.all([...this.vms.values()].filter((e) => e.pid !== null || e.conn).map(async (e) => {
+        const action = e.def.automaticStopAction;
+        let r = action === 'save' && (e.state === EnabledState.Running || e.state === EnabledState.Paused) ? await this.save(e.def.id) : await this.turnOff(e.def.id);
+        if (r.returnValue !== ReturnCode.Completed && action === 'save') {
+          this.log.error(`automatic save failed (${r.error}); turning the VM off`, { vmId: e.def.id });
+          r = await this.turnOff(e.def.id);
+        }
+      }));
+    }
+    this.closing = true;
+    for (const e of this.vms.values()) e.conn?.close();
+    this.log.info(opts.stopVms ?? true ? 'management service stopped' : 'management service stopped; VMs left running');
+  }
+
+  /** Tail of a worker's stdio file: what a worker that died before its socket came up said. */
+  workerOutput(id: string): string {
+    try {
+      return readFileSync(this.paths.workerOutput(id), 'utf8').slice(-4000);
+    } catch {
+      return '';
+    }
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The lifecycle operations as VMMS carries them out on a VM's worker process: start (spawn,
+ * connect, boot), restore (the same, from the saved-state file), pause/resume/reset (one
+ * request), save (the worker writes the file and exits), turn-off (ask, then kill -9 if the
+ * worker does not go — from any state, a stuck one included), and reattach after a VMMS restart.
+ */
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import type { DataDir } from './data-dir.ts';
+import { EnabledState, HealthState, stateName, type EnabledStateValue, type HealthStateValue, type LifecycleOperation } from './lifecycle.ts';
+import type { Logger } from './log.ts';
+import type { VmEntry } from './vm-entry.ts';
+import { launchWorker, processAlive } from './vmwp-launcher.ts';
+import { VmwpConnection, WorkerRequestError } from './vmwp-connection.ts';
+
+export interface OperationTimeouts {
+  startTimeoutMs: number;
+  operationTimeoutMs: number;
+}
+
+export interface LifecycleSink {
+  setState(e: VmEntry, s: EnabledStateValue, reason: string, health?: HealthStateValue): void;
+  attach(e: VmEntry, conn: VmwpConnection): void;
+}
+
+const TURN_OFF_GRACE_MS = 3000;
+
+function workerState(state: string | undefined): EnabledStateValue | null {
+  return state === 'running' ? EnabledState.Running : state === 'paused' ? EnabledState.Paused : null;
+}
+
+export class WorkerOperations {
+  constructor(private readonly paths: DataDir, private readonly log: Logger, private readonly t: OperationTimeouts, private readonly sink: LifecycleSink) {}
+
+  /** After a VMMS restart: connect to the VM's worker if one is running, and adopt its state. */
+  async reattach(e: VmEntry): Promise<void> {
+    const sock = this.paths.workerSocket(e.def.id);
+    if (!existsSync(sock)) return;
+    try {
+      const conn = await VmwpConnection.open(sock, 1000, () => false);
+      this.sink.attach(e, conn);
+      const status = await conn.request('STATUS', 5000);
+      const s = workerState(status.state);
+      if (s === null) throw new Error(`the worker reports state ${status.state}`);
+      e.pid = status.pid ?? null;
+      e.runningSince = Date.now() - (status.uptimeMs ?? 0);
+      this.sink.setState(e, s, `reattached to worker ${e.pid}`, HealthState.Ok);
+    } catch (err) {
+      this.log.warn(`worker socket ${sock} is stale (${(err as Error).message}); the VM is ${stateName(e.state)}`, { vmId: e.def.id });
+      e.expectingExit = true;
+      e.conn?.close();
+      e.conn = null;
+      rmSync(sock, { force: true });
+    }
+  }
+
+  async apply(e: VmEntry, op: LifecycleOperation, via: EnabledStateValue, to: EnabledStateValue): Promise<void> {
+    const previous = e.state;
+    if (op === 'turn-off') return this.turnOff(e, previous);
+    const gen = e.generation;
+    this.sink.setState(e, via, `${op} requested`);
+    try {
+      switch (op) {
+        case 'start': await this.startWorker(e, undefined); break;
+        case 'restore': await this.startWorker(e, this.paths.savedState(e.def.id)); break;
+        case 'save': await this.save(e); break;
+        case 'pause': await this.conn(e).request('PAUSE', this.t.operationTimeoutMs); break;
+        case 'resume': await this.conn(e).request('RESUME', this.t.operationTimeoutMs); break;
+        case 'reset': e.clearConsole(); await this.conn(e).request('RESET', this.t.operationTimeoutMs); break;
+      }
+    } catch (err) {
+      // A turn-off or a worker crash overtook this operation: it already set the state.
+      if (e.generation === gen) this.sink.setState(e, e.conn || op === 'restore' ? previous : EnabledState.Off, `${op} failed: ${(err as Error).message}`);
+      throw err;
+    }
+    if (e.generation !== gen) throw new Error(`${op} was overtaken by a turn-off`);
+    if (op === 'restore') rmSync(this.paths.savedState(e.def.id), { force: true });
+    this.sink.setState(e, to, `${op} completed`, HealthState.Ok);
+  }
+
+  private conn(e: VmEntry): VmwpConnection {
+    if (!e.conn) throw new WorkerRequestError('the VM has no connected worker', 'VMWP_ERR_GONE');
+    return e.conn;
+  }
+
+  private async startWorker(e: VmEntry, restoreFrom: string | undefined): Promise<void> {
+    e.clearConsole();
+    const d = e.def;
+    const worker = launchWorker({
+      dataDir: this.paths.root, vmId: d.id, name: d.name, memoryBytes: d.memoryBytes, vpCount: d.vpCount, imagePath: d.imagePath, cmdline: d.cmdline,
+      ...(restoreFrom ? { restoreFrom } : {}),
+    }, this.paths.workerOutput(d.id));
+    e.pid = worker.pid;
+    this.log.info(`worker ${worker.pid} started${restoreFrom ? ` to restore ${restoreFrom}` : ''}`, { vmId: d.id });
+    let conn: VmwpConnection;
+    try {
+      conn = await VmwpConnection.open(this.paths.workerSocket(d.id), this.t.startTimeoutMs, () => !worker.exited());
+    } catch (err) {
+      if (!worker.exited()) process.kill(worker.pid, 'SIGKILL');
+      e.pid = null;
+      const out = this.tail(d.id);
+      throw new Error(`the worker did not come up: ${(err as Error).message}${out ? `\n${out}` : ''}`);
+    }
+    this.sink.attach(e, conn);
+    try {
+      await conn.request('STATUS', this.t.startTimeoutMs);
+    } catch (err) {
+      // The worker reports its boot error and exits by itself.
+      e.expectingExit = true;
+      await Promise.race([conn.whenClosed(), delay(2000)]);
+      if (processAlive(worker.pid)) process.kill(worker.pid, 'SIGKILL');
+      e.pid = null;
+      throw err;
+    }
+  }
+
+  private async save(e: VmEntry): Promise<void> {
+    const conn = this.conn(e);
+    e.expectingExit = true;
+    try {
+      await conn.request('SAVE', this.t.operationTimeoutMs, this.paths.savedState(e.def.id));
+    } catch (err) {
+      // The worker resumes the guest when it cannot write the file; if it is gone, it crashed.
+      e.expectingExit = false;
+      if (conn.isClosed) this.sink.setState(e, EnabledState.Off, `the worker ended while saving: ${(err as Error).message}`, HealthState.CriticalFailure);
+      throw err;
+    }
+    await Promise.race([conn.whenClosed(), delay(TURN_OFF_GRACE_MS)]);
+    if (e.pid !== null && processAlive(e.pid)) process.kill(e.pid, 'SIGKILL');
+  }
+
+  /** Works from any state: asks the worker to stop, kills it if it does not, drops a saved state. */
+  private async turnOff(e: VmEntry, previous: EnabledStateValue): Promise<void> {
+    e.generation++;
+    this.sink.setState(e, EnabledState.Stopping, `turn-off requested in ${stateName(previous)}`);
+    const conn = e.conn;
+    const pid = e.pid;
+    e.expectingExit = true;
+    if (conn) {
+      await Promise.race([conn.request('TURN_OFF', TURN_OFF_GRACE_MS).catch(() => {}), conn.whenClosed()]);
+      await Promise.race([conn.whenClosed(), delay(TURN_OFF_GRACE_MS)]);
+    }
+    if (pid !== null && processAlive(pid)) {
+      this.log.warn(`worker ${pid} did not stop; killing it`, { vmId: e.def.id });
+      process.kill(pid, 'SIGKILL');
+      if (conn) await Promise.race([conn.whenClosed(), delay(2000)]);
+      for (let i = 0; i < 100 && processAlive(pid); i++) await delay(20);
+    }
+    conn?.close();
+    e.conn = null;
+    rmSync(this.paths.workerSocket(e.def.id), { force: true });
+    rmSync(this.paths.savedState(e.def.id), { force: true });
+    this.sink.setState(e, EnabledState.Off, 'turned off', HealthState.Ok);
+  }
+
+  private tail(id: string): string {
+    try {
+      return readFileSync(this.paths.workerOutput(id), 'utf8').split('\n').slice(-12).join('\n').trim();
+    } catch {
+      return '';
+    }
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,79 @@
+/**
+ * The VMWP process: `node --import tsx worker-main.ts <launch JSON, base64>`. VMMS spawns it
+ * detached (its own session, stdio to a file), so it outlives a VMMS crash or restart. It
+ * listens on `vmwp-<id>.sock` first and boots the VM second: the first STATUS request is
+ * answered once the boot settled, with the error if it failed (the process then exits).
+ * It exits when the VM is turned off, saved, or the guest stops by itself.
+ */
+import { DataDir } from '../vmms/data-dir.ts';
+import { closeLogger, createProcessLogger } from '../vmms/log.ts';
+import { ControlServer } from './control-server.ts';
+import { VmWorker, type WorkerLaunch } from './vm-worker.ts';
+
+async function main(): Promise<void> {
+  const launch = JSON.parse(Buffer.from(process.argv[2] ?? '', 'base64').toString('utf8')) as WorkerLaunch;
+  process.title = `tsvisor-vmwp ${launch.vmId}`;
+  const log = createProcessLogger({ dataDir: launch.dataDir, process: `vmwp-${launch.vmId}`, terminal: false }).child({ component: 'vmwp', vmId: launch.vmId, vmName: launch.name });
+  const worker = new VmWorker(launch, log);
+  let exiting = false;
+  const exit = async (code: number) => {
+    if (exiting) return;
+    exiting = true;
+    await worker.turnOff().catch(() => {});
+    await server.close();
+    log.info(`worker exits (${code})`);
+    await closeLogger(log);
+    process.exit(code);
+  };
+  let booted: Promise<void> = new Promise(() => {});
+  const server = new ControlServer(new DataDir(launch.dataDir).workerSocket(launch.vmId), (r, reply, fail) => {
+    const status = () => ({ state: worker.state, pid: process.pid, vmId: launch.vmId, uptimeMs: Date.now() - worker.startedAt });
+    const run = async () => {
+      switch (r.operation) {
+        case 'STATUS':
+          await booted;
+          return reply(status());
+        case 'PAUSE': await worker.pause(); return reply(status());
+        case 'RESUME': worker.resume(); return reply(status());
+        case 'RESET': await worker.reset(); return reply(status());
+        case 'COUNTERS':
+          server.bulk({ kind: 'counters', counters: worker.counters() });
+          return reply(status());
+        case 'SAVE':
+          if (!r.savedStatePath) throw new Error('SAVE needs a saved-state path');
+          await worker.save(r.savedStatePath);
+          reply(status());
+          return void exit(0);
+        case 'TURN_OFF':
+          await worker.turnOff();
+          reply(status());
+          return void exit(0);
+        default: throw new Error(`unknown operation ${r.operation}`);
+      }
+    };
+    run().catch((e) => {
+      if (r.operation === 'STATUS') { fail(e); void exit(2); } else fail(e);
+    });
+  }, log);
+  worker.on('console', (data: Uint8Array) => server.console(data));
+  worker.on('state', (state: string) => server.notify({ kind: 'STATE', state }));
+  worker.on('guest-fault', (message: string) => server.notify({ kind: 'GUEST_FAULT', message }));
+  worker.on('guest-stopped', (exits) => {
+    server.notify({ kind: 'GUEST_STOPPED', exits, state: 'stopped' });
+    void exit(0);
+  });
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => void exit(0));
+  // A VMMS that disappears must not take the VM with it.
+  process.on('SIGHUP', () => {});
+  process.on('SIGPIPE', () => {});
+  await server.listen();
+  booted = worker.boot();
+  booted.catch((e: Error) => {
+    log.error(`boot failed: ${e.message}`);
+    // Give a connected VMMS the answer before leaving; exit anyway if nobody asks.
+    setTimeout(() => void exit(2), 3000);
+  });
+  log.info(`worker ${process.pid} listening on ${server.path}${launch.restoreFrom ? `, restoring ${launch.restoreFrom}` : ''}`);
+}
+
+await main();
