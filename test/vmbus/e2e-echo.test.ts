@@ -71,4 +71,27 @@ describe('VMBus end to end: the echo guest against the real host', () => {
     await g.partition.whenIdle();
     expect(g.partition.vpExit(0)).toEqual({ reason: 'halted' });
   });
+
+  it('survives a hostile guest: a GPA range outside its memory is refused per request; a corrupt ring index resets the channel', async () => {
+    const { g, host, echo, errors } = await boot('badgpa corrupt');
+    const v = g.values();
+    expect(v.badgpa_status).toBe(0xc000000d);
+    // The channel still works after the refused request.
+    expect(v.after_badgpa_status).toBe(0);
+    expect(v.after_badgpa_checksum).toBe(1 + 2 + 3 + 4);
+    // The corrupted write_index: the host closed the channel, rescinded it, and offered it again.
+    expect(v.rescinded).toBe(1);
+    expect(v.reopened).toBe(1);
+    expect(v.reopen_echo).toBe(4);
+    expect(v.closed).toBe(1);
+    expect(v.unloaded).toBe(1);
+    expect(v.client_errors).toBe(0);
+    expect(host.stats).toMatchObject({ channelResets: 1, channelsOpened: 2, protocolErrors: 0 });
+    expect(errors.map((e) => e.code)).toEqual(['VMBUS_CHANNEL_RESET']);
+    expect(errors[0].message).toMatch(/ring corrupt: write_index 3 outside a 61440-byte ring/);
+    expect(echo.stats.refused).toBe(1);
+    // The partition ran on to the end of the guest's program.
+    await g.partition.whenIdle();
+    expect(g.partition.vpExit(0)).toEqual({ reason: 'halted' });
+  });
 });

@@ -171,6 +171,9 @@ export class VspChannel {
         if (this.writer!.commit()) signal = true;
         this.writer = null;
         if (this.batch.stoppedForSpace) {
+          // Publish pending_send_sz only now: committing the batch clears it (ordering pair D).
+          // If the guest freed the space meanwhile, go on at once; otherwise its read signals us.
+          if (this.rings.outbound.requestSpace(this.replyTotal)) continue;
           this.stats.waitsForSpace++;
           inbound.unmaskInterrupt();
           break;
@@ -232,25 +235,23 @@ export class VspChannel {
   }
 
   /**
-   * True when the host → guest ring can take the VSP's largest reply now. When it cannot,
-   * publishes pending_send_sz (reference §4.7) so the guest signals once it has read enough.
+   * True when the host → guest ring can take the VSP's largest reply now (by this batch's own
+   * cursor and the guest's read_index). Without room the batch stops; drain() then publishes
+   * pending_send_sz (reference §4.7) so the guest signals once it has read enough.
    */
   hasRoomForReply(): boolean {
     const out = this.rings.outbound;
     if (this.writer === null) return true;
     if (out.bytesFree(this.outPos, this.outRead) > this.replyTotal) return true;
     const r = out.readIndex();
-    if (!out.isValidIndex(r)) return false; // reported as corruption by the writer's next commit check
-    this.outRead = r;
-    if (out.bytesFree(this.outPos, r) > this.replyTotal) return true;
-    if (this.replyTotal === Infinity) {
-      this.fail(`the host → guest ring (${out.dataSize} bytes) cannot carry a ${this.vsp.maxReplyBytes}-byte reply`);
+    if (!out.isValidIndex(r)) {
+      this.fail(`ring corrupt: host → guest read_index ${r} outside a ${out.dataSize}-byte ring or misaligned`);
       return false;
     }
-    // requestSpace compares against the published write index: our batch's own packets are
-    // not published yet, so ask for them too.
-    const unpublished = out.bytesAvailable(this.outPos, out.writeIndex());
-    return out.requestSpace(this.replyTotal + unpublished) && out.bytesFree(this.outPos, out.readIndex()) > this.replyTotal;
+    this.outRead = r;
+    if (out.bytesFree(this.outPos, r) > this.replyTotal) return true;
+    if (this.replyTotal === Infinity) this.fail(`the host → guest ring (${out.dataSize} bytes) cannot carry a ${this.vsp.maxReplyBytes}-byte reply`);
+    return false;
   }
 
   private signal(): void {
