@@ -9,6 +9,7 @@ import { I440bxHostBridge, Piix4IsaBridge } from './pci/pci-config-space.ts';
 import { AtaDrive, type AtaDriveOptions } from './ide/ata-drive.ts';
 import { Piix4Ide } from './ide/piix4-ide.ts';
 import { IdeLegacy } from './ide/ide-channel-ports.ts';
+import { stateError, type DeviceStateRecord } from './device-state.ts';
 
 /** PCI placement of a Hyper-V Generation 1 VM (reference §7.1): host bridge 00:00.0, PIIX4 at 00:07. */
 export const GEN1_PCI = { hostBridge: { device: 0, fn: 0 }, piix4Isa: { device: 7, fn: 0 }, piix4Ide: { device: 7, fn: 1 } } as const;
@@ -66,6 +67,30 @@ export class Gen1Chipset {
     this.pci.attach(GEN1_PCI.piix4Isa.device, GEN1_PCI.piix4Isa.fn, new Piix4IsaBridge());
     this.pci.attach(GEN1_PCI.piix4Ide.device, GEN1_PCI.piix4Ide.fn, this.ide.config);
     this.bus.register(this.pci);
+  }
+
+  /** One record per device, for the VM's saved-state file. */
+  saveState(): DeviceStateRecord[] {
+    return [this.pic.saveState(), this.com1.saveState(), this.com2.saveState(), this.pci.saveState(), this.ide.saveState()];
+  }
+
+  /**
+   * Restores every device from its record (PCI before IDE, whose record re-applies its decoding).
+   * All or nothing: a missing, unknown or bad record leaves every device as it was.
+   */
+  restoreState(records: readonly DeviceStateRecord[]): void {
+    const devices = [this.pic, this.com1, this.com2, this.pci, this.ide] as const;
+    const current = this.saveState();
+    const byName = new Map(records.map((r) => [r.name, r]));
+    const names = current.map((r) => r.name);
+    for (const n of byName.keys()) if (!names.includes(n)) throw stateError(`no device named ${n} in this chipset`);
+    for (const n of names) if (!byName.has(n)) throw stateError(`no record for ${n}`);
+    try {
+      devices.forEach((d, i) => d.restoreState(byName.get(names[i]!)!));
+    } catch (err) {
+      devices.forEach((d, i) => d.restoreState(current[i]!));
+      throw err;
+    }
   }
 
   /** VM reset of every device (the configuration the firmware step programmed stays). */

@@ -9,7 +9,7 @@ import { runDma, type DmaRequest } from './ata-dma.ts';
 import { tracer, type Trace } from '../device-trace.ts';
 
 /** A PIO data transfer in progress: one DRQ block at a time. */
-interface PioTransfer {
+export interface PioTransfer {
   readonly dir: 'in' | 'out';
   /** 'disk': blocks come from/go to the backend; 'buffer': a single block already in the buffer (IDENTIFY). */
   readonly source: 'disk' | 'buffer';
@@ -94,6 +94,12 @@ export class AtaChannel {
       this.busMaster?.noteInterrupt();
     }
     this.irq.set(level);
+  }
+
+  /** Drives the IRQ line to the level INTRQ and nIEN call for, whatever it was (after a restore). */
+  syncIrq(): void {
+    this.irqLevel = this.intrq && !(this.control & AtaControl.Nien);
+    this.irq.set(this.irqLevel);
   }
 
   raiseInterrupt(): void {

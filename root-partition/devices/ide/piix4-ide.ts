@@ -6,6 +6,8 @@ import { AtaChannel } from './ata-channel.ts';
 import type { AtaDrive } from './ata-drive.ts';
 import { BusMasterIde } from './bus-master-ide.ts';
 import { IdeChannelPorts, IdeLegacy } from './ide-channel-ports.ts';
+import { restoreIdeState, saveIdeState } from './ide-state.ts';
+import type { DeviceStateRecord, SavableDevice } from '../device-state.ts';
 
 /**
  * PIIX4 IDE configuration registers beyond the header (Intel 82371AB PIIX4 datasheet, IDE configuration registers:
@@ -72,7 +74,7 @@ export interface Piix4IdeOptions {
  * decode enables, BAR4 and the command register; a BAR moved onto ports another device owns is
  * left undecoded rather than stealing them.
  */
-export class Piix4Ide {
+export class Piix4Ide implements SavableDevice {
   readonly config = new Piix4IdeConfig();
   readonly busMaster: BusMasterIde;
   readonly channels: readonly [AtaChannel, AtaChannel];
@@ -118,6 +120,20 @@ export class Piix4Ide {
   reset(): void {
     for (const ch of this.channels) ch.reset();
     for (const bm of this.busMaster.channels) bm.reset();
+  }
+
+  saveState(): DeviceStateRecord {
+    return saveIdeState(this);
+  }
+
+  /** Restores into a controller built with the same drives; ports are re-claimed per the restored configuration. */
+  restoreState(record: DeviceStateRecord): void {
+    restoreIdeState(this, record);
+  }
+
+  /** Re-reads the configuration registers and claims or releases the port blocks to match. */
+  refreshDecode(): void {
+    this.updateDecode();
   }
 
   /** Claims or releases each port block according to the configuration registers. */

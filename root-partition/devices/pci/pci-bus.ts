@@ -1,5 +1,9 @@
 import type { AccessSize, PortIoDevice, PortRange } from '../port-io.ts';
-import type { PciFunction } from './pci-config-space.ts';
+import { PciConfigSpace, type PciFunction } from './pci-config-space.ts';
+import { encodeState, openState, type DeviceStateRecord, type SavableDevice } from '../device-state.ts';
+
+const STATE_NAME = 'pci-config';
+const STATE_VERSION = 1;
 
 /** Configuration mechanism #1 ports (PCI Local Bus Specification 3.0 §3.2.2.3.2). */
 export const PCI_CONFIG_ADDRESS = 0xcf8;
@@ -15,7 +19,7 @@ export function pciAddress(device: number, fn: number): number {
  * 0xCF8; CONFIG_DATA (0xCFC–0xCFF) reaches the addressed function's dword at the byte offset of
  * the port. No function there, another bus, or the enable bit clear: reads all ones (master abort).
  */
-export class PciBus implements PortIoDevice {
+export class PciBus implements PortIoDevice, SavableDevice {
   readonly name = 'pci-config';
   readonly ports: readonly PortRange[] = [{ base: PCI_CONFIG_ADDRESS, length: 8 }];
   address = 0;
@@ -32,6 +36,30 @@ export class PciBus implements PortIoDevice {
 
   functionAt(device: number, fn: number): PciFunction | undefined {
     return this.functions.get(pciAddress(device, fn));
+  }
+
+  /** CONFIG_ADDRESS and the configuration bytes of every attached function (keyed by device.function). */
+  saveState(): DeviceStateRecord {
+    const functions: Record<string, Uint8Array> = {};
+    for (const [key, f] of this.functions) if (f instanceof PciConfigSpace) functions[`${key >> 3}.${key & 7}`] = f.bytes.slice();
+    return { name: STATE_NAME, version: STATE_VERSION, state: encodeState({ address: this.address, functions }) };
+  }
+
+  /**
+   * Restores the bytes of functions attached here. Functions whose writes have side effects
+   * (the PIIX4 IDE's decoding) re-apply them from their own record, restored after this one.
+   */
+  restoreState(record: DeviceStateRecord): void {
+    const r = openState(record, STATE_NAME, STATE_VERSION);
+    const address = (r.int('address', 0, 0xffffffff) & 0x80fffffc) >>> 0;
+    const saved = r.child('functions');
+    const updates: [PciConfigSpace, Uint8Array][] = [];
+    for (const [key, f] of this.functions) {
+      if (!(f instanceof PciConfigSpace)) continue;
+      updates.push([f, saved.bytes(`${key >> 3}.${key & 7}`, 256, 256)]);
+    }
+    this.address = address;
+    for (const [f, bytes] of updates) f.bytes.set(bytes);
   }
 
   read(port: number, size: AccessSize): number {

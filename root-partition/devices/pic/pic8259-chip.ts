@@ -1,3 +1,5 @@
+import type { StateReader } from '../device-state.ts';
+
 /**
  * One Intel 8259A programmable interrupt controller (8259A datasheet, Intel 231468).
  * Pure state: no ports, no timers. The pair (`Pic8259`) wires two of these in cascade.
@@ -203,6 +205,30 @@ export class Pic8259Chip {
     if (value & 0x04) this.poll = true;
     if (value & 0x02) this.readIsr = (value & 0x01) !== 0;
     if (value & 0x40) this.specialMask = (value & 0x20) !== 0;
+  }
+
+  /** Every register and latch, for the saved state. */
+  saveFields(): Record<string, unknown> {
+    return {
+      irr: this.irr, isr: this.isr, imr: this.imr, elcr: this.elcr, vectorBase: this.vectorBase, icw3: this.icw3,
+      autoEoi: this.autoEoi, specialFullyNested: this.specialFullyNested, x86Mode: this.x86Mode,
+      rotateOnAutoEoi: this.rotateOnAutoEoi, specialMask: this.specialMask, readIsr: this.readIsr, poll: this.poll,
+      priorityBase: this.priorityBase, initStep: this.initStep, expectIcw4: this.expectIcw4, single: this.single, pins: this.pins,
+    };
+  }
+
+  /** Reads and checks every field first, then applies them all (a bad record changes nothing). */
+  restoreFields(r: StateReader): void {
+    const byte = (k: string) => r.int(k, 0, 0xff);
+    const v = {
+      irr: byte('irr'), isr: byte('isr'), imr: byte('imr'), elcr: byte('elcr'), vectorBase: r.int('vectorBase', 0, 0xf8) & 0xf8,
+      icw3: byte('icw3'), autoEoi: r.bool('autoEoi'), specialFullyNested: r.bool('specialFullyNested'), x86Mode: r.bool('x86Mode'),
+      rotateOnAutoEoi: r.bool('rotateOnAutoEoi'), specialMask: r.bool('specialMask'), readIsr: r.bool('readIsr'), poll: r.bool('poll'),
+      priorityBase: r.int('priorityBase', 0, 7), initStep: r.int('initStep', 0, 4), expectIcw4: r.bool('expectIcw4'),
+      single: r.bool('single'), pins: byte('pins'),
+    };
+    if (v.initStep === 1) throw new RangeError('8259A initStep 1 does not exist');
+    Object.assign(this, v);
   }
 
   reset(): void {

@@ -1,5 +1,9 @@
 import type { AccessSize, InterruptLine, PortIoDevice, PortRange } from '../port-io.ts';
 import { Pic8259Chip } from './pic8259-chip.ts';
+import { encodeState, openState, stateError, type DeviceStateRecord, type SavableDevice } from '../device-state.ts';
+
+const STATE_NAME = 'pic8259';
+const STATE_VERSION = 1;
 
 /** Ports of the PC/AT interrupt controllers (reference §7.1, §7.5; PIIX4 datasheet ELCR). */
 export const PicPort = {
@@ -35,7 +39,7 @@ export interface ExtIntController {
  * edge/level control registers. Devices drive lines through `setIrq`/`line()`; the VP side asks
  * `hasInterrupt()` at its delivery points and runs the INTA cycle with `acknowledge()`.
  */
-export class Pic8259 implements PortIoDevice, ExtIntController {
+export class Pic8259 implements PortIoDevice, ExtIntController, SavableDevice {
   readonly name = 'pic8259';
   readonly ports: readonly PortRange[] = [
     { base: PicPort.MasterCommand, length: 2 },
@@ -118,6 +122,27 @@ export class Pic8259 implements PortIoDevice, ExtIntController {
     this.master.reset();
     this.slave.reset();
     this.output = false;
+  }
+
+  saveState(): DeviceStateRecord {
+    return { name: STATE_NAME, version: STATE_VERSION, state: encodeState({ master: this.master.saveFields(), slave: this.slave.saveFields(), output: this.output }) };
+  }
+
+  /** Restores both chips; does not call onInterruptRequest (the VP side re-checks hasInterrupt after a restore). */
+  restoreState(record: DeviceStateRecord): void {
+    const r = openState(record, STATE_NAME, STATE_VERSION);
+    const master = new Pic8259Chip();
+    const slave = new Pic8259Chip();
+    try {
+      master.restoreFields(r.child('master'));
+      slave.restoreFields(r.child('slave'));
+    } catch (err) {
+      throw err instanceof RangeError ? stateError(err.message) : err;
+    }
+    const output = r.bool('output');
+    Object.assign(this.master, master);
+    Object.assign(this.slave, slave);
+    this.output = output;
   }
 
   private cascadeMask(): number {

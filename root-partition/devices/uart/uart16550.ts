@@ -1,4 +1,5 @@
 import type { AccessSize, InterruptLine, PortIoDevice, PortRange } from '../port-io.ts';
+import { encodeState, openState, stateError, type DeviceStateRecord, type SavableDevice } from '../device-state.ts';
 import { BAUD_BASE, FIFO_SIZE, Fcr, Ier, Iir, Lcr, Lsr, Mcr, Msr, RX_TRIGGER_LEVELS, UartReg } from './uart16550-registers.ts';
 
 /** Receives what the guest transmits. `bytes` may alias guest memory: copy what you keep. */
@@ -26,7 +27,9 @@ const HOST_MODEM_INPUTS = Msr.Cts | Msr.Dsr | Msr.Dcd;
  * RX FIFO as the guest drains it, so console input never overruns; the overrun path is reachable
  * through loopback, as on hardware.
  */
-export class Uart16550 implements PortIoDevice {
+const STATE_VERSION = 1;
+
+export class Uart16550 implements PortIoDevice, SavableDevice {
   readonly name: string;
   readonly ports: readonly PortRange[];
   readonly base: number;
@@ -125,6 +128,43 @@ export class Uart16550 implements PortIoDevice {
     this.thrInterrupt = false;
     this.rx.length = 0;
     this.updateIrq();
+  }
+
+  /** Registers, FIFO contents and pending host input; the record is named after the device. */
+  saveState(): DeviceStateRecord {
+    return {
+      name: this.name,
+      version: STATE_VERSION,
+      state: encodeState({
+        ier: this.ier, lcr: this.lcr, mcr: this.mcr, scr: this.scr, divisor: this.divisor,
+        fifoEnabled: this.fifoEnabled, rxTrigger: this.rxTrigger, lsrErrors: this.lsrErrors, msrDeltas: this.msrDeltas,
+        modemInputs: this.modemInputs, thrInterrupt: this.thrInterrupt,
+        rx: Uint8Array.from(this.rx), hostInput: Uint8Array.from(this.hostInput.slice(this.hostHead)),
+      }),
+    };
+  }
+
+  /** Restores and re-drives the IRQ line to match. A bad record changes nothing. */
+  restoreState(record: DeviceStateRecord): void {
+    const r = openState(record, this.name, STATE_VERSION);
+    const v = {
+      ier: r.int('ier', 0, 0x0f), lcr: r.int('lcr', 0, 0xff), mcr: r.int('mcr', 0, 0x1f), scr: r.int('scr', 0, 0xff),
+      divisor: r.int('divisor', 0, 0xffff), fifoEnabled: r.bool('fifoEnabled'), rxTrigger: r.int('rxTrigger', 1, 14),
+      lsrErrors: r.int('lsrErrors', 0, 0x1e), msrDeltas: r.int('msrDeltas', 0, 0x0f), modemInputs: r.int('modemInputs', 0, 0xf0) & 0xf0,
+      thrInterrupt: r.bool('thrInterrupt'),
+    };
+    if (!(RX_TRIGGER_LEVELS as readonly number[]).includes(v.rxTrigger)) throw stateError(`${this.name}.rxTrigger ${v.rxTrigger} is not a 16550 trigger level`);
+    const rx = r.bytes('rx', 0, FIFO_SIZE);
+    const hostInput = r.bytes('hostInput', 0, this.maxPendingInput);
+    Object.assign(this, v);
+    this.rx.length = 0;
+    this.rx.push(...rx);
+    this.hostInput.length = 0;
+    this.hostHead = 0;
+    for (const b of hostInput) this.hostInput.push(b);
+    // Drive the line to the restored level whatever it was before.
+    this.irqLevel = this.irqPinLevel();
+    this.irq.set(this.irqLevel);
   }
 
   /** IIR as the guest would read it now (without the read side effect). */
@@ -326,8 +366,12 @@ export class Uart16550 implements PortIoDevice {
    * The IRQ pin: on PC boards the INTR output reaches the PIC only through a buffer enabled by
    * OUT2; loopback forces the OUT pins inactive, so it also disconnects the IRQ.
    */
+  private irqPinLevel(): boolean {
+    return this.currentSource() !== Iir.NoInterrupt && (this.mcr & (Mcr.Out2 | Mcr.Loop)) === Mcr.Out2;
+  }
+
   private updateIrq(): void {
-    const level = this.currentSource() !== Iir.NoInterrupt && (this.mcr & (Mcr.Out2 | Mcr.Loop)) === Mcr.Out2;
+    const level = this.irqPinLevel();
     if (level !== this.irqLevel) {
       this.irqLevel = level;
       this.irq.set(level);
