@@ -13,7 +13,7 @@ const ALLOWED: Record<string, string[]> = {
   abi: ['abi'],
   hypervisor: ['hypervisor', 'abi'],
   vmbus: ['vmbus', 'hypervisor', 'abi'],
-  'root-partition': ['root-partition', 'vmbus', 'hypervisor', 'abi', 'scripts'],
+  'root-partition': ['root-partition', 'vmbus', 'hypervisor', 'abi', 'scripts', 'bench'],
   'child-sdk': ['child-sdk', 'abi'],
   bench: ['bench', 'root-partition', 'vmbus', 'hypervisor', 'abi', 'scripts'],
 };
