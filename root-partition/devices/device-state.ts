@@ -87,3 +87,11 @@ export class StateReader {
     return r;
   }
 }
+
+/** A saved configuration space must belong to the same function: vendor, device, revision and class (bytes 00h–0Bh). */
+export function checkPciIdentity(what: string, current: Uint8Array, saved: Uint8Array): void {
+  for (let i = 0; i < 0x0c; i++) {
+    if (i === 4 || i === 5 || i === 6 || i === 7) continue; // command and status are state
+    if (current[i] !== saved[i]) throw stateError(`${what}: saved configuration space belongs to another PCI function`);
+  }
+}

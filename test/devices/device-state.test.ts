@@ -8,6 +8,8 @@ import { AtaCommand } from '../../root-partition/devices/ide/ata-protocol.ts';
 import { GuestMemory } from '../../hypervisor/guest-memory.ts';
 import { BM, IdeRig, P, expectSameBytes, pattern } from './ide-rig.ts';
 import { Piix4Ide } from '../../root-partition/devices/ide/piix4-ide.ts';
+import { PciBus } from '../../root-partition/devices/pci/pci-bus.ts';
+import { I440bxHostBridge, Piix4IsaBridge } from '../../root-partition/devices/pci/pci-config-space.ts';
 
 const rigs: IdeRig[] = [];
 afterEach(() => rigs.splice(0).forEach((r) => r.close()));
@@ -190,5 +192,18 @@ describe('device saved state', () => {
     expect(() => c.restoreState(broken)).toThrow(expect.objectContaining({ code: 'HV_ERR_DEVICE_STATE' }));
     expect(c.pic.master.vectorBase).toBe(0);
     expect(() => c.restoreState(records.slice(1))).toThrow(/no record for pic8259/);
+  });
+});
+
+describe('device saved state: PCI identity', () => {
+  it('a configuration space saved from another function is refused', () => {
+    const a = new PciBus();
+    a.attach(0, 0, new I440bxHostBridge());
+    const b = new PciBus();
+    b.attach(0, 0, new Piix4IsaBridge());
+    expect(() => b.restoreState(a.saveState())).toThrow(/another PCI function/);
+    const c = new PciBus();
+    c.attach(0, 0, new I440bxHostBridge());
+    c.restoreState(a.saveState());
   });
 });

@@ -1,4 +1,4 @@
-import { encodeState, openState, stateError, type DeviceStateRecord, type StateReader } from '../device-state.ts';
+import { checkPciIdentity, encodeState, openState, stateError, type DeviceStateRecord, type StateReader } from '../device-state.ts';
 import type { AtaChannel, PioTransfer } from './ata-channel.ts';
 import type { AtaDrive, ChsGeometry, TransferMode } from './ata-drive.ts';
 import { MAX_MULTIPLE_SECTORS, SECTOR_SIZE } from './ata-protocol.ts';
@@ -64,6 +64,7 @@ function saveChannel(ch: AtaChannel): Record<string, unknown> {
 export function restoreIdeState(ide: Piix4Ide, record: DeviceStateRecord): void {
   const r = openState(record, IDE_STATE_NAME, IDE_STATE_VERSION);
   const config = r.bytes('config', 256, 256);
+  checkPciIdentity(IDE_STATE_NAME, ide.config.bytes, config);
   const bms = [readBm(r.child('bm0')), readBm(r.child('bm1'))];
   const channels = [readChannel(r.child('ch0'), ide.channels[0]), readChannel(r.child('ch1'), ide.channels[1])];
   // Everything checked: apply.

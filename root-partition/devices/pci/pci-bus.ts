@@ -1,6 +1,6 @@
 import type { AccessSize, PortIoDevice, PortRange } from '../port-io.ts';
 import { PciConfigSpace, type PciFunction } from './pci-config-space.ts';
-import { encodeState, openState, type DeviceStateRecord, type SavableDevice } from '../device-state.ts';
+import { checkPciIdentity, encodeState, openState, type DeviceStateRecord, type SavableDevice } from '../device-state.ts';
 
 const STATE_NAME = 'pci-config';
 const STATE_VERSION = 1;
@@ -56,7 +56,9 @@ export class PciBus implements PortIoDevice, SavableDevice {
     const updates: [PciConfigSpace, Uint8Array][] = [];
     for (const [key, f] of this.functions) {
       if (!(f instanceof PciConfigSpace)) continue;
-      updates.push([f, saved.bytes(`${key >> 3}.${key & 7}`, 256, 256)]);
+      const bytes = saved.bytes(`${key >> 3}.${key & 7}`, 256, 256);
+      checkPciIdentity(`PCI 00:${key >> 3}.${key & 7}`, f.bytes, bytes);
+      updates.push([f, bytes]);
     }
     this.address = address;
     for (const [f, bytes] of updates) f.bytes.set(bytes);
