@@ -13,7 +13,10 @@ import { VspChannel } from '../../vmbus/host/vsp-channel.ts';
 import { ReceivedPacket, VmbusPacketType, VmbusRing, encodeGpaDirectHeader, type GpaRange } from '../../vmbus/ring/index.ts';
 import type { OpenedChannel } from '../../vmbus/server/server-types.ts';
 import { EchoVsp } from '../../root-partition/vsp/echo/echo-vsp.ts';
-import { ECHO_OP_ECHO, ECHO_OP_REVERSE, ECHO_STATUS_INVALID_PARAMETER } from '../../root-partition/vsp/echo/echo-protocol.ts';
+import {
+  ECHO_INTERFACE_TYPE, ECHO_INTERFACE_TYPE_WIRE, ECHO_OP_ECHO, ECHO_OP_REVERSE, ECHO_STATUS_INVALID_PARAMETER,
+} from '../../root-partition/vsp/echo/echo-protocol.ts';
+import { guidToBytes } from '../../vmbus/protocol/guid.ts';
 
 const MEM = 1 << 20;
 const FIRST_PFN = 16;
@@ -174,6 +177,12 @@ describe('VSP channel: hostile guest', () => {
     const after = [...mem.u8.subarray(100 * 4096 + 4000, 100 * 4096 + 4096), ...mem.u8.subarray(90 * 4096, 90 * 4096 + 50)];
     expect(after).toEqual(run(0, 146).reverse());
     expect(channel.state).toBe('open');
+  });
+});
+
+describe('echo protocol', () => {
+  it('gives the guest the interface GUID in wire layout', () => {
+    expect([...guidToBytes(ECHO_INTERFACE_TYPE)!]).toEqual(ECHO_INTERFACE_TYPE_WIRE);
   });
 });
 

@@ -68,6 +68,8 @@ export class VmbusHost {
   private readonly outbox: GuestMessageOutbox;
   private readonly vspByRelid = new Map<number, Vsp>();
   private readonly channels = new Map<number, VspChannel>();
+  /** Relids rescinded after a protocol violation, to be offered again once released. */
+  private readonly resetting = new Set<number>();
   private readonly log: (error: HvError) => void;
   private disposed = false;
 
@@ -210,8 +212,6 @@ export class VmbusHost {
       queueMicrotask(() => { if (!this.disposed) this.addVsp(vsp); });
     }
   }
-
-  private readonly resetting = new Set<number>();
 
   /**
    * A channel broke the ring protocol: it is closed from the host side and rescinded, so the guest
