@@ -97,7 +97,7 @@ function readDrive(r: StateReader | undefined, d: AtaDrive | undefined): DriveSe
   };
 }
 
-function readPio(r: StateReader, ch: AtaChannel): PioTransfer {
+function readPio(r: StateReader, ch: AtaChannel): { transfer: PioTransfer; buffer: Uint8Array | undefined } {
   const index = r.int('drive', 0, 1);
   const drive = ch.drives[index];
   if (!drive) throw stateError(`${ch.name}: data phase on an absent drive`);
@@ -114,7 +114,7 @@ function readPio(r: StateReader, ch: AtaChannel): PioTransfer {
   if (source === 'buffer' && (dir !== 'in' || !loaded || remaining !== 1)) throw stateError(`${ch.name}: inconsistent buffer data phase`);
   const needsBuffer = loaded || dir === 'out';
   const buffer = r.bytes('buffer', needsBuffer ? blockBytes : 0, needsBuffer ? blockBytes : 0);
-  return { dir, source, drive, lba, remaining, blockSectors, blockBytes, pos, loaded, ...(needsBuffer ? { buffer } : {}) } as PioTransfer & { buffer?: Uint8Array };
+  return { transfer: { dir, source, drive, lba, remaining, blockSectors, blockBytes, pos, loaded }, buffer: needsBuffer ? buffer : undefined };
 }
 
 function readDma(r: StateReader, ch: AtaChannel): DmaRequest {
@@ -140,7 +140,7 @@ function readChannel(r: StateReader, ch: AtaChannel): (ch: AtaChannel) => void {
   const intrq = r.bool('intrq');
   const drives = [readDrive(r.optional('drive0'), ch.drives[0]), readDrive(r.optional('drive1'), ch.drives[1])];
   const pioReader = r.optional('pio');
-  const pio = pioReader ? (readPio(pioReader, ch) as PioTransfer & { buffer?: Uint8Array }) : undefined;
+  const pio = pioReader ? readPio(pioReader, ch) : undefined;
   const dmaReader = r.optional('dma');
   const dma = dmaReader ? readDma(dmaReader, ch) : undefined;
   return (target) => {
@@ -154,13 +154,8 @@ function readChannel(r: StateReader, ch: AtaChannel): (ch: AtaChannel) => void {
     drives.forEach((s, i) => {
       if (s) Object.assign(target.drives[i]!, s);
     });
-    if (pio) {
-      const { buffer, ...transfer } = pio;
-      if (buffer) target.buffer.set(buffer);
-      target.pio = transfer;
-    } else {
-      target.pio = undefined;
-    }
+    if (pio?.buffer) target.buffer.set(pio.buffer);
+    target.pio = pio?.transfer;
     target.dma = dma;
     target.syncIrq();
   };
