@@ -1,0 +1,84 @@
+/**
+ * The CLI's `serve` and `vm …` verbs. `vm` talks to a running VMMS over its socket; the verbs
+ * follow the Hyper-V cmdlets (New-VM, Start-VM, Stop-VM -TurnOff/-Save, Suspend-VM, Resume-VM,
+ * Save-VM, Remove-VM, Get-VM). A refused state change prints its Hyper-V return code.
+ */
+import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { defaultDataDir } from './data-dir.ts';
+import { runDaemon } from './daemon.ts';
+import { stateName } from './lifecycle.ts';
+import type { VmView } from './vm-entry.ts';
+import { VmmsClient } from './vmms-client.ts';
+import type { RequestResult } from './vmms.ts';
+
+function parseSize(text: string): number {
+  const m = /^(\d+)\s*([KMG])?i?B?$/i.exec(text.trim());
+  if (!m) throw new Error(`cannot read size "${text}" (examples: 64M, 1G)`);
+  const unit = (m[2] ?? '').toUpperCase();
+  return Number(m[1]) * (unit === 'K' ? 1024 : unit === 'M' ? 1024 ** 2 : unit === 'G' ? 1024 ** 3 : 1);
+}
+
+function row(v: VmView): string {
+  return [v.name.padEnd(20), stateName(v.enabledState).padEnd(9), String(v.healthState).padEnd(6), `${v.memoryBytes / 1024 / 1024}M`.padEnd(7), String(v.vpCount).padEnd(4), v.processId ?? '-', v.id].join(' ');
+}
+
+async function withClient<T>(dataDir: string | undefined, fn: (c: VmmsClient) => Promise<T>): Promise<T> {
+  const c = await VmmsClient.connect(dataDir ?? defaultDataDir());
+  try {
+    return await fn(c);
+  } finally {
+    c.close();
+  }
+}
+
+function reportChange(r: RequestResult): void {
+  if (r.returnValue === 0) console.log(`${r.vm?.name}: ${r.vm?.state}`);
+  else {
+    console.error(`tsvisor: ${r.error} (return value ${r.returnValue})`);
+    process.exitCode = 1;
+  }
+}
+
+export function registerVmmsCommands(program: Command): void {
+  program
+    .command('serve')
+    .description('run the virtual machine management service (VMMS) for a data directory')
+    .option('--data-dir <dir>', 'where definitions, saved states, logs and sockets live', defaultDataDir())
+    .option('--memory-budget <size>', 'guest memory all running VMs may hold together (default: half the host RAM)')
+    .action(async (opts: { dataDir: string; memoryBudget?: string }) => {
+      await runDaemon({ dataDir: resolve(opts.dataDir), ...(opts.memoryBudget ? { limits: { memoryBudgetBytes: parseSize(opts.memoryBudget) } } : {}) });
+    });
+
+  const vm = program.command('vm').description('manage VMs through a running `tsvisor serve`').option('--data-dir <dir>', 'the service\'s data directory', defaultDataDir());
+  const dir = () => (vm.opts() as { dataDir: string }).dataDir;
+
+  vm.command('list').description('Get-VM: every VM with its state').action(() => withClient(dir(), async (c) => {
+    const vms = await c.call<VmView[]>('list');
+    console.log(['NAME'.padEnd(20), 'STATE'.padEnd(9), 'HEALTH', 'MEMORY ', 'VPS ', 'PID', 'ID'].join(' '));
+    for (const v of vms) console.log(row(v));
+    const errors = await c.call<{ file: string; message: string }[]>('load-errors');
+    for (const e of errors) console.error(`not loaded: ${e.message}`);
+  }));
+  vm.command('show <vm>').description('one VM as JSON').action((name: string) => withClient(dir(), async (c) => console.log(JSON.stringify(await c.call('show', { vm: name }), null, 2))));
+  vm.command('new <name>').description('New-VM: define a VM')
+    .requiredOption('--image <path>', 'guest image (.wasm)')
+    .option('-m, --memory <size>', 'guest memory', '64M')
+    .option('--vps <count>', 'virtual processors', '1')
+    .option('--cmdline <text>', 'kernel command line', '')
+    .option('--stop-action <action>', "automatic stop action when the service stops: 'save' or 'turn-off'", 'save')
+    .action((name: string, o: { image: string; memory: string; vps: string; cmdline: string; stopAction: string }) => withClient(dir(), async (c) => {
+      const v = await c.call<VmView>('new', { name, imagePath: resolve(o.image), memoryBytes: parseSize(o.memory), vpCount: Number(o.vps), cmdline: o.cmdline, automaticStopAction: o.stopAction });
+      console.log(`${v.name}: defined, id ${v.id}`);
+    }));
+  for (const [verb, method, what] of [['start', 'start', 'Start-VM (restores a Saved VM, resumes a Paused one)'], ['pause', 'pause', 'Suspend-VM'], ['resume', 'resume', 'Resume-VM'], ['save', 'save', 'Save-VM'], ['reset', 'reset', 'Restart-VM -Force']] as const) {
+    vm.command(`${verb} <vm>`).description(what).action((name: string) => withClient(dir(), async (c) => reportChange(await c.call<RequestResult>(method, { vm: name }))));
+  }
+  vm.command('stop <vm>').description('Stop-VM -TurnOff (default) or -Save').option('--save', 'save instead of turning off')
+    .action((name: string, o: { save?: boolean }) => withClient(dir(), async (c) => reportChange(await c.call<RequestResult>('stop', { vm: name, save: Boolean(o.save) }))));
+  vm.command('rm <vm>').description('Remove-VM (Off or Saved VMs)').action((name: string) => withClient(dir(), async (c) => {
+    const r = await c.call<RequestResult>('rm', { vm: name });
+    if (r.returnValue !== 0) reportChange(r); else console.log(`${name}: removed`);
+  }));
+  vm.command('console <vm>').description('the console output VMMS holds for a VM').action((name: string) => withClient(dir(), async (c) => process.stdout.write(await c.call<string>('console', { vm: name }))));
+}

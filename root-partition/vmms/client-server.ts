@@ -1,0 +1,95 @@
+/**
+ * VMMS's socket for its clients (the CLI): `vmms.sock` in the data directory, one JSON request
+ * per line — `{ id, method, params }` — answered by `{ id, result }` or `{ id, error: { code,
+ * message } }`. A malformed line gets an error reply; it never reaches the service.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { rmSync } from 'node:fs';
+import type { Logger } from './log.ts';
+import { Vmms } from './vmms.ts';
+import type { NewVmRequest } from './vm-definition.ts';
+
+export const CLIENT_METHODS = ['list', 'show', 'new', 'start', 'stop', 'save', 'pause', 'resume', 'reset', 'rm', 'console', 'counters', 'load-errors', 'shutdown'] as const;
+export type ClientMethod = (typeof CLIENT_METHODS)[number];
+
+const MAX_LINE = 1 << 20;
+
+export class ClientServer {
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(private readonly vmms: Vmms, private readonly log: Logger, private readonly onShutdown: (keepVms: boolean) => void) {
+    this.server = createServer((s) => this.accept(s));
+  }
+
+  listen(path: string): Promise<void> {
+    rmSync(path, { force: true });
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(path, () => resolve());
+    });
+  }
+
+  private accept(s: Socket): void {
+    this.sockets.add(s);
+    let buf = '';
+    s.setEncoding('utf8');
+    s.on('data', (chunk: string) => {
+      buf += chunk;
+      if (buf.length > MAX_LINE) { s.destroy(); return; }
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        void this.handle(s, line);
+      }
+    });
+    s.on('error', () => s.destroy());
+    s.on('close', () => this.sockets.delete(s));
+  }
+
+  private async handle(s: Socket, line: string): Promise<void> {
+    let id: unknown = null;
+    const reply = (body: object) => { if (!s.destroyed) s.write(JSON.stringify({ id, ...body }) + '\n'); };
+    try {
+      const req = JSON.parse(line) as { id?: unknown; method?: unknown; params?: Record<string, unknown> };
+      id = req.id ?? null;
+      if (typeof req.method !== 'string' || !(CLIENT_METHODS as readonly string[]).includes(req.method)) throw Object.assign(new Error(`unknown method ${JSON.stringify(req.method)}`), { code: 'VMMS_ERR_METHOD' });
+      reply({ result: await this.call(req.method as ClientMethod, req.params ?? {}) });
+    } catch (e) {
+      const err = e as Error & { code?: string };
+      reply({ error: { code: err.code ?? (e instanceof SyntaxError ? 'VMMS_ERR_REQUEST' : 'VMMS_ERR'), message: err.message } });
+    }
+  }
+
+  private async call(method: ClientMethod, p: Record<string, unknown>): Promise<unknown> {
+    const vm = () => {
+      if (typeof p.vm !== 'string') throw Object.assign(new Error('params.vm (a VM name or id) is required'), { code: 'VMMS_ERR_REQUEST' });
+      return p.vm;
+    };
+    switch (method) {
+      case 'list': return this.vmms.list();
+      case 'show': return this.vmms.get(vm()) ?? null;
+      case 'new': return this.vmms.defineVm(p as unknown as NewVmRequest);
+      case 'start': return this.vmms.start(vm());
+      case 'stop': return p.save ? this.vmms.save(vm()) : this.vmms.turnOff(vm());
+      case 'save': return this.vmms.save(vm());
+      case 'pause': return this.vmms.pause(vm());
+      case 'resume': return this.vmms.resume(vm());
+      case 'reset': return this.vmms.reset(vm());
+      case 'rm': return this.vmms.removeVm(vm());
+      case 'console': return this.vmms.console(vm());
+      case 'counters': return this.vmms.counters(vm());
+      case 'load-errors': return this.vmms.loadErrors;
+      case 'shutdown':
+        setImmediate(() => this.onShutdown(Boolean(p.keepVms)));
+        return { stopping: true, keepVms: Boolean(p.keepVms) };
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.end();
+    await new Promise<void>((r) => this.server.close(() => r()));
+    this.log.info('client socket closed');
+  }
+}

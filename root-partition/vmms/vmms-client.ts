@@ -1,0 +1,58 @@
+/** A client of a running VMMS over its socket (used by the CLI's `vm` verbs). */
+import { connect, type Socket } from 'node:net';
+import { DataDir } from './data-dir.ts';
+import type { ClientMethod } from './client-server.ts';
+
+export class VmmsClientError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+export class VmmsClient {
+  private nextId = 1;
+  private buf = '';
+  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+
+  private constructor(private readonly socket: Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      this.buf += chunk;
+      let nl: number;
+      while ((nl = this.buf.indexOf('\n')) >= 0) {
+        const m = JSON.parse(this.buf.slice(0, nl)) as { id: number; result?: unknown; error?: { code: string; message: string } };
+        this.buf = this.buf.slice(nl + 1);
+        const w = this.waiting.get(m.id);
+        this.waiting.delete(m.id);
+        if (m.error) w?.reject(new VmmsClientError(m.error.code, m.error.message));
+        else w?.resolve(m.result);
+      }
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      for (const w of this.waiting.values()) w.reject(new VmmsClientError('VMMS_ERR_GONE', 'the management service closed the connection'));
+      this.waiting.clear();
+    });
+  }
+
+  static connect(dataDir: string): Promise<VmmsClient> {
+    const path = new DataDir(dataDir).vmmsSocket;
+    return new Promise((resolve, reject) => {
+      const s = connect(path);
+      s.once('connect', () => resolve(new VmmsClient(s)));
+      s.once('error', (e) => reject(new VmmsClientError('VMMS_ERR_UNREACHABLE', `no management service at ${path} (${e.message}); start one with \`tsvisor serve\``)));
+    });
+  }
+
+  call<T = unknown>(method: ClientMethod, params: Record<string, unknown> = {}): Promise<T> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.socket.write(JSON.stringify({ id, method, params }) + '\n');
+    });
+  }
+
+  close(): void {
+    this.socket.end();
+  }
+}
