@@ -1,6 +1,7 @@
 /** The tsvisor command line. Verbs follow the Hyper-V PowerShell cmdlets where one exists. */
 import { Command } from 'commander';
 import { runGuestImage } from './run-command.ts';
+import { registerVmmsCommands } from '../vmms/cli-commands.ts';
 import { buildGuests, guestImagePath, listGuests } from '../../scripts/build-guests.ts';
 import { buildHost } from '../../scripts/build-host.ts';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -71,6 +72,8 @@ bench
     console.error('tsvisor bench io: the emulated-vs-synthetic comparison is not built yet (storage paths and the VMWP are in progress). Available now: tsvisor bench ring, tsvisor bench exit.');
     process.exitCode = 2;
   });
+
+registerVmmsCommands(program);
 
 program.parseAsync().catch((e: Error) => {
   console.error(`tsvisor: ${e.message}`);
