@@ -1,51 +1,59 @@
 /**
- * The root partition's emulated PC platform for one child: the I/O bus with the legacy devices
- * every guest can count on (the 8259 pair and COM1/COM2), wired as the partition's intercept
- * handler. The PIC's INT output is turned into a vector on VP 0 (the INTA cycle happens when
- * the request rises), which is how ExtINT reaches a guest without a local APIC model.
+ * The root partition's emulated PC platform for one child: the Generation 1 chipset (8259 pair,
+ * COM1/COM2, PCI with the PIIX4 IDE controller and its disks) wired as the partition's intercept
+ * handler. The PIC's INT output becomes a vector on VP 0 (the INTA cycle runs when the request
+ * rises), which is how ExtINT reaches a guest without a local APIC model.
  */
 import type { Partition } from '../../hypervisor/partition.ts';
 import type { InterceptHandler, IoSize } from '../../hypervisor/root-inbox.ts';
-import { IoBus } from '../devices/io-bus.ts';
-import { Pic8259 } from '../devices/pic/pic8259.ts';
-import { Uart16550, type UartSink } from '../devices/uart/uart16550.ts';
-import { COM1_BASE, COM2_BASE } from '../../abi/platform.ts';
+import { Gen1Chipset, type IdeAttachment } from '../devices/gen1-chipset.ts';
+import type { UartSink } from '../devices/uart/uart16550.ts';
 
 export interface EmulatedPlatformOptions {
   /** Console output (COM1). */
   console?: UartSink;
+  /** IDE drives: [primary master, primary slave, secondary master, secondary slave]. */
+  ide?: readonly (IdeAttachment | undefined)[];
 }
 
+/**
+ * INTA cycles run per rising request. A guest can program the PIC so that a request never
+ * clears (auto-EOI with a level-triggered line held high): bound the cycles so the device
+ * thread always returns to serve exits; the rest are taken at the next request.
+ */
+const MAX_INTA_PER_REQUEST = 16;
+
 export class EmulatedPlatform implements InterceptHandler {
-  readonly bus = new IoBus();
-  readonly pic = new Pic8259();
-  readonly com1: Uart16550;
-  readonly com2: Uart16550;
+  readonly chipset: Gen1Chipset;
 
   constructor(private readonly partition: Partition, opts: EmulatedPlatformOptions = {}) {
-    this.com1 = new Uart16550({ name: 'com1', base: COM1_BASE, irq: this.pic.line(4), sink: opts.console });
-    this.com2 = new Uart16550({ name: 'com2', base: COM2_BASE, irq: this.pic.line(3) });
-    this.bus.register(this.pic);
-    this.bus.register(this.com1);
-    this.bus.register(this.com2);
-    this.pic.onInterruptRequest = () => {
-      while (this.pic.hasInterrupt()) this.partition.assertInterrupt(0, this.pic.acknowledge());
+    this.chipset = new Gen1Chipset({ memory: partition.mem, ide: opts.ide, com1Sink: opts.console });
+    const pic = this.chipset.pic;
+    pic.onInterruptRequest = () => {
+      for (let n = 0; n < MAX_INTA_PER_REQUEST && pic.hasInterrupt(); n++) this.partition.assertInterrupt(0, pic.acknowledge());
     };
   }
 
+  get bus() { return this.chipset.bus; }
+  get pic() { return this.chipset.pic; }
+  get com1() { return this.chipset.com1; }
+  get com2() { return this.chipset.com2; }
+
   ioRead(_vp: number, port: number, size: IoSize): number {
-    return this.bus.read(port, size);
+    return this.chipset.bus.read(port, size);
   }
 
   ioWrite(_vp: number, port: number, size: IoSize, value: number): void {
-    this.bus.write(port, size, value);
+    this.chipset.bus.write(port, size, value);
   }
 
+  // A device may move fewer units than asked (an IDE transfer that ended); the rest of the
+  // buffer is left as it was, which is what a rep ins past the end of a transfer sees.
   ioReadString(_vp: number, port: number, size: IoSize, dst: Uint8Array, count: number): void {
-    this.bus.readString(port, size, dst, count);
+    this.chipset.bus.readString(port, size, dst, count);
   }
 
   ioWriteString(_vp: number, port: number, size: IoSize, src: Uint8Array, count: number): void {
-    this.bus.writeString(port, size, src, count);
+    this.chipset.bus.writeString(port, size, src, count);
   }
 }
