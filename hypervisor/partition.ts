@@ -273,7 +273,8 @@ export class Partition extends EventEmitter {
       let live = 0;
       for (let vp = 0; vp < this.vpCount; vp++) {
         const s = this.ctl.runState(vp);
-        if (s === VpRunState.Running || s === VpRunState.Halted) live++;
+        // A VP whose thread is still starting has not run yet: it parks at its first exit.
+        if (s === VpRunState.Running || s === VpRunState.Halted || (s === VpRunState.NotStarted && this.workers.has(vp))) live++;
       }
       if (live === 0) return true;
       this.wakeAll();
