@@ -136,8 +136,9 @@ export class WorkerOperations {
     const pid = e.pid;
     e.expectingExit = true;
     if (conn) {
-      await Promise.race([conn.request('TURN_OFF', TURN_OFF_GRACE_MS).catch(() => {}), conn.whenClosed()]);
-      await Promise.race([conn.whenClosed(), delay(TURN_OFF_GRACE_MS)]);
+      const answered = await Promise.race([conn.request('TURN_OFF', TURN_OFF_GRACE_MS).then(() => true, () => false), conn.whenClosed().then(() => true)]);
+      // A worker that answered exits within moments; one that did not answer is killed now.
+      if (answered) await Promise.race([conn.whenClosed(), delay(TURN_OFF_GRACE_MS)]);
     }
     if (pid !== null && processAlive(pid)) {
       this.log.warn(`worker ${pid} did not stop; killing it`, { vmId: e.def.id });

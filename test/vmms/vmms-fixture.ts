@@ -1,0 +1,75 @@
+/**
+ * Test fixture for VMMS tests: temporary data directories, VMMS instances, and a record of every
+ * worker (and daemon) process the tests start, so `cleanup()` can stop them and report any that
+ * were still alive — the suite must leave no process behind.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Vmms, type VmmsOptions } from '../../root-partition/vmms/vmms.ts';
+import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
+
+export const MiB = 1024 * 1024;
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export async function testImages(): Promise<{ checksum: string; hello: string }> {
+  await buildGuests(['checksum', 'hello']);
+  return { checksum: guestImagePath('checksum'), hello: guestImagePath('hello') };
+}
+
+export class VmmsFixture {
+  readonly pids = new Set<number>();
+  private readonly dirs: string[] = [];
+  private readonly open = new Set<Vmms>();
+
+  dataDir(): string {
+    // Short: Unix socket paths are limited to 107 bytes.
+    const d = mkdtempSync(join(tmpdir(), 'tsv-'));
+    this.dirs.push(d);
+    return d;
+  }
+
+  async vmms(opts: Partial<VmmsOptions> & { dataDir: string }): Promise<Vmms> {
+    const v = await Vmms.open({ workerStartTimeoutMs: 60_000, ...opts });
+    this.open.add(v);
+    const note = () => { for (const vm of v.list()) if (vm.processId) this.pids.add(vm.processId); };
+    note();
+    v.events.on('state-changed', note);
+    return v;
+  }
+
+  /** Closes a VMMS; by default leaving its VMs running (as a VMMS restart does). */
+  async detach(v: Vmms): Promise<void> {
+    this.open.delete(v);
+    await v.close({ stopVms: false });
+  }
+
+  /** Stops every VMMS (applying stop actions), then reports and kills any process still alive. */
+  async cleanup(): Promise<number[]> {
+    for (const v of this.open) await v.close({ stopVms: true }).catch(() => {});
+    this.open.clear();
+    await new Promise((r) => setTimeout(r, 200));
+    const alive = [...this.pids].filter(processAlive);
+    for (const pid of alive) process.kill(pid, 'SIGKILL');
+    for (const d of this.dirs) rmSync(d, { recursive: true, force: true });
+    return alive;
+  }
+}
