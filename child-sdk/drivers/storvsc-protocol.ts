@@ -200,3 +200,35 @@ export function completionSenseInfoLength(p: usize): u8 { return load<u8>(p + SR
 export function propertiesMaxChannelCount(p: usize): u16 { return load<u16>(p + VSTOR_PROPS_MAX_CHANNEL_CNT); }
 export function propertiesFlags(p: usize): u32 { return load<u32>(p + VSTOR_PROPS_FLAGS); }
 export function propertiesMaxTransferBytes(p: usize): u32 { return load<u32>(p + VSTOR_PROPS_MAX_TRANSFER_BYTES); }
+
+/** Synthetic SCSI controller interface GUID ba6163d9-04a1-4d29-b605-72e2ffb1dc7f in wire layout (§5.1). */
+export const STORVSC_SCSI_INTERFACE_TYPE: usize = memory.data<u8>([
+  0xd9, 0x63, 0x61, 0xba, 0xa1, 0x04, 0x29, 0x4d, 0xb6, 0x05, 0x72, 0xe2, 0xff, 0xb1, 0xdc, 0x7f,
+]);
+
+/** VMBUS_RQST_INIT as the two u32 halves the ring takes. */
+export const VMBUS_RQST_INIT_LO: u32 = 0xfffffffd;
+export const VMBUS_RQST_INIT_HI: u32 = 0xffffffff;
+
+export const SCSI_SYNCHRONIZE_CACHE_16: u8 = 0x91;
+/** SAM status codes (SAM-4 5.3.1). */
+export const SCSI_STATUS_GOOD: u8 = 0x00;
+export const SCSI_STATUS_CHECK_CONDITION: u8 = 0x02;
+/** Sense keys and ASCs the driver distinguishes (SPC-3 4.5.6, Annex D). */
+export const SENSE_KEY_NOT_READY: u8 = 0x02;
+export const SENSE_KEY_MEDIUM_ERROR: u8 = 0x03;
+export const SENSE_KEY_ILLEGAL_REQUEST: u8 = 0x05;
+export const SENSE_KEY_UNIT_ATTENTION: u8 = 0x06;
+export const ASC_LBA_OUT_OF_RANGE: u8 = 0x21;
+
+/** SYNCHRONIZE CACHE(16) over the whole medium (SBC-3 5.23: LBA 0, NUMBER OF BLOCKS 0 = to the end). */
+export function cdbSynchronizeCache16(p: usize): void {
+  const c = p + SRB_CDB;
+  memory.fill(c, 0, 16);
+  store<u8>(c, SCSI_SYNCHRONIZE_CACHE_16);
+}
+
+// Fixed-format sense (SPC-3 4.5.3) in a completion's sense_data: key @2 (low nibble), ASC @12, ASCQ @13.
+export function completionSenseKey(p: usize): u8 { return load<u8>(p + SRB_SENSE_DATA + 2) & 0x0f; }
+export function completionSenseAsc(p: usize): u8 { return load<u8>(p + SRB_SENSE_DATA + 12); }
+export function completionSenseAscq(p: usize): u8 { return load<u8>(p + SRB_SENSE_DATA + 13); }

@@ -1,0 +1,193 @@
+/**
+ * StorVsp: the synthetic SCSI controller as a VSP on the VMBus host framework. One instance is
+ * one controller (one instance GUID, several LUNs); every channel the guest opens on it —
+ * the primary and the sub-channels it asks for with CREATE_SUB_CHANNELS — is served by a
+ * `StorVspChannel` (storvsp-channel.ts), which holds the vstor protocol and the SCSI target.
+ *
+ * This file is the glue: ring packets in (each already a private copy, reference §4.6), the
+ * GPA-direct range header checked through the framework's `gpaDirect` (every page inside guest
+ * memory before the request reaches a disk), one completion written per request as soon as it
+ * is produced (so the framework's room-for-a-reply check holds), and one signal per batch. While
+ * the guest keeps I/O coming, a poll window (storvsp-vsp-poll.ts) keeps the request ring masked so
+ * the guest need not signal for every request.
+ */
+import { VmbusPacketType, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, type ReceivedPacket } from '../../../vmbus/ring/index.ts';
+import type { PacketBatch, VspChannel } from '../../../vmbus/host/vsp-channel.ts';
+import type { Vsp } from '../../../vmbus/host/vsp.ts';
+import type { ChannelOfferSpec } from '../../../vmbus/server/server-types.ts';
+import type { ScsiLunConfig } from './scsi-controller.ts';
+import { StorVspChannel, type StorVspIncoming } from './storvsp-channel.ts';
+import { StorVspPoller, DEFAULT_POLL_SPIN_MICROS } from './storvsp-vsp-poll.ts';
+import { NtStatus, STORVSP_SCSI_INTERFACE_GUID, VSTOR_PACKET_SIZE } from './storvsp-protocol.ts';
+
+/** What StorVsp needs from the VMBus host to offer sub-channels (VmbusHost.server satisfies it). */
+export interface SubChannelOfferer {
+  offerSubchannel(primaryRelid: number): number;
+}
+
+export interface StorVspConfig {
+  /** This controller's instance GUID (Hyper-V gives each SCSI controller its own). */
+  instanceId: string;
+  /** The disks on this controller, e.g. lunsAtLocations([disk0, disk1]). */
+  luns: readonly ScsiLunConfig[];
+  /**
+   * Sub-channels the guest may ask for (QUERY_PROPERTIES max_channel_cnt). Hyper-V offers about
+   * one per VP beyond the first; 0 disables multi-channel. Needs `subChannels`.
+   */
+  maxSubChannels?: number;
+  /** Who offers the sub-channels: pass `vmbusHost.server`. */
+  subChannels?: SubChannelOfferer;
+  /** QUERY_PROPERTIES max_transfer_bytes (default 256 KiB, as OpenVMM). */
+  maxTransferBytes?: number;
+  /** Accepted vstor versions, newest first (default: every version the protocol layer knows). */
+  versions?: readonly number[];
+  /** How long the host keeps polling an idle request ring before it asks to be signalled again; 0 = no polling. */
+  pollSpinMicros?: number;
+  /** Where channel-level problems go (refused GPA ranges, ignored packet types). */
+  log?: (message: string) => void;
+}
+
+export interface StorVspStats {
+  channelsOpened: number;
+  subChannelsOffered: number;
+  requests: number;
+  /** GPA-direct requests whose ranges were refused (outside guest memory, malformed). */
+  badGpaRanges: number;
+  /** Packets of a type storvsp does not take (completions from the guest, transfer pages). */
+  ignoredPackets: number;
+  /** Drains started by the poll window rather than by a guest signal. */
+  polledDrains: number;
+}
+
+/** Per-channel state, kept in VspChannel.context. */
+interface ServedChannel {
+  protocol: StorVspChannel;
+  poller: StorVspPoller;
+  /** Reused for every packet: handle() keeps no reference to it. */
+  incoming: StorVspIncoming;
+}
+
+/** The framework's GPA header page carries at most this many PFNs; a 64-byte vstor_packet rides behind. */
+const MAX_GPA_PAGES = 512;
+
+export class StorVsp implements Vsp {
+  readonly offer: ChannelOfferSpec;
+  readonly maxReplyBytes = VSTOR_PACKET_SIZE;
+  /** A vstor_packet behind a GPA-direct header of up to MAX_GPA_PAGES PFNs (2 MiB): larger is a violation. */
+  readonly maxPacketBytes = 16 + 8 + 8 + MAX_GPA_PAGES * 8 + VSTOR_PACKET_SIZE;
+  readonly stats: StorVspStats = { channelsOpened: 0, subChannelsOffered: 0, requests: 0, badGpaRanges: 0, ignoredPackets: 0, polledDrains: 0 };
+  /** Primary channel state by relid; a sub-channel finds its primary here through `subOf`. */
+  private readonly primaries = new Map<number, StorVspChannel>();
+  private readonly subOf = new Map<number, number>();
+  private readonly spinMicros: number;
+  private readonly log: (message: string) => void;
+
+  constructor(private readonly config: StorVspConfig) {
+    this.offer = { interfaceType: STORVSP_SCSI_INTERFACE_GUID, interfaceInstance: config.instanceId };
+    this.spinMicros = config.pollSpinMicros ?? DEFAULT_POLL_SPIN_MICROS;
+    this.log = config.log ?? (() => {});
+  }
+
+  /** The protocol state of an open channel (tests and counters). */
+  channelProtocol(channel: VspChannel): StorVspChannel | undefined {
+    return (channel.context as ServedChannel | undefined)?.protocol;
+  }
+
+  onOpen(channel: VspChannel): number {
+    let protocol: StorVspChannel;
+    if (channel.subChannelIndex === 0) {
+      const relid = channel.relid;
+      protocol = new StorVspChannel({
+        memory: channel.mem,
+        luns: this.config.luns,
+        maxSubChannels: this.config.subChannels ? (this.config.maxSubChannels ?? 0) : 0,
+        maxTransferBytes: this.config.maxTransferBytes,
+        versions: this.config.versions,
+        onCreateSubChannels: (count) => this.createSubChannels(relid, count),
+      });
+      this.primaries.set(relid, protocol);
+    } else {
+      // A sub-channel shares its primary's negotiated version and LUNs (Linux storvsc: I/O only).
+      const primary = this.primaries.get(this.subOf.get(channel.relid) ?? -1);
+      if (!primary?.isReady) return NtStatus.InvalidDeviceState;
+      protocol = primary.openSubChannel();
+    }
+    const served: ServedChannel = {
+      protocol,
+      poller: new StorVspPoller(channel, this.spinMicros, () => this.stats.polledDrains++),
+      incoming: { transactionId: 0n, completionRequested: false, payload: new Uint8Array(0), ranges: undefined },
+    };
+    channel.context = served;
+    this.stats.channelsOpened++;
+    return NtStatus.Success;
+  }
+
+  onPackets(channel: VspChannel, batch: PacketBatch): void {
+    const served = channel.context as ServedChannel;
+    let handled = 0;
+    for (let p = batch.next(); p !== null; p = batch.next()) {
+      if (p.type !== VmbusPacketType.DataInband && p.type !== VmbusPacketType.DataUsingGpaDirect) {
+        this.stats.ignoredPackets++; // storvsp never asks the guest for completions
+        continue;
+      }
+      handled++;
+      this.handle(channel, served, p);
+    }
+    this.stats.requests += handled;
+    if (handled > 0) served.poller.arm();
+  }
+
+  onClose(channel: VspChannel): void {
+    (channel.context as ServedChannel | undefined)?.poller.stop();
+    if (channel.subChannelIndex === 0) {
+      this.primaries.delete(channel.relid);
+      for (const [sub, primary] of this.subOf) if (primary === channel.relid) this.subOf.delete(sub);
+    }
+  }
+
+  private handle(channel: VspChannel, served: ServedChannel, p: ReceivedPacket): void {
+    const incoming = served.incoming;
+    incoming.transactionId = p.transactionId;
+    incoming.completionRequested = (p.flags & VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED) !== 0;
+    // The payload is a view of the framework's private copy; handle() keeps no reference.
+    incoming.payload = p.bytes.subarray(p.payloadOffset, p.payloadOffset + p.payloadLength);
+    incoming.ranges = undefined;
+    if (p.type === VmbusPacketType.DataUsingGpaDirect) {
+      const found = channel.gpaDirect(p);
+      if (found.ok) incoming.ranges = found.buffer.ranges;
+      else {
+        // No ranges: an SRB with data then fails with SRB_STATUS_INVALID_REQUEST, nothing touched.
+        this.stats.badGpaRanges++;
+        incoming.ranges = [];
+        this.log(`storvsp relid ${channel.relid}: GPA-direct request refused: ${found.reason}`);
+      }
+    }
+    const out = served.protocol.handle(incoming);
+    if (out === null) return;
+    // The request's own transaction id halves: no bigint round trip for the reply.
+    if (out.kind === 'completion') channel.complete(p, out.payload);
+    else channel.sendInband(0, 0, out.payload);
+  }
+
+  /**
+   * CREATE_SUB_CHANNELS (already range-checked by the protocol layer): offered after the
+   * completion is on its way, as the server must not be re-entered from a ring drain.
+   */
+  private createSubChannels(primaryRelid: number, count: number): boolean {
+    const offerer = this.config.subChannels;
+    if (!offerer) return false;
+    queueMicrotask(() => {
+      if (!this.primaries.has(primaryRelid)) return;
+      for (let i = 0; i < count; i++) {
+        try {
+          this.subOf.set(offerer.offerSubchannel(primaryRelid), primaryRelid);
+          this.stats.subChannelsOffered++;
+        } catch (e) {
+          this.log(`storvsp relid ${primaryRelid}: sub-channel not offered: ${e instanceof Error ? e.message : String(e)}`);
+          return;
+        }
+      }
+    });
+    return true;
+  }
+}
