@@ -19,10 +19,13 @@ import { tracing } from '../vmms/log.ts';
 export type RequestHandler = (r: ControlRequest, reply: (extra?: Partial<ControlResponse>) => void, fail: (e: unknown) => void) => void;
 
 export const CONSOLE_BACKLOG = 64 * 1024;
+const MAX_CLIENT_BACKLOG = 4 * 1024 * 1024;
 
 export class ControlServer {
   private backlog: Uint8Array[] = [];
   private backlogBytes = 0;
+  /** Console bytes not sent to a client that was too far behind. */
+  dropped = 0;
   private readonly server: Server;
   private readonly clients = new Set<Socket>();
   private readonly trace = tracing('vmwp-ipc');
@@ -81,7 +84,15 @@ export class ControlServer {
     this.backlog.push(data);
     this.backlogBytes += data.length;
     while (this.backlogBytes - this.backlog[0].length >= CONSOLE_BACKLOG) this.backlogBytes -= this.backlog.shift()!.length;
-    this.bulk({ kind: 'console', port: 'com1', data });
+    if (this.clients.size === 0) return;
+    const frame = encodeFrame(FrameChannel.Bulk, encodeBulk({ kind: 'console', port: 'com1', data }));
+    for (const c of this.clients) {
+      // A reader that falls this far behind loses console output rather than growing this
+      // process without bound; the guest is never slowed down by its console's reader.
+      if (c.destroyed) continue;
+      if (c.writableLength > MAX_CLIENT_BACKLOG) this.dropped += data.length;
+      else c.write(frame);
+    }
   }
 
   bulk(record: BulkRecord): void {

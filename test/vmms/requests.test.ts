@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 const progress = (text: string) => [...text.matchAll(/progress round=(\d+)/g)].map((m) => Number(m[1])).at(-1) ?? 0;
-const LONG = 'rounds=100000000 work=2000';
+const LONG = 'rounds=100000000 work=20000';
 
 describe('state-change requests', () => {
   it('refuses invalid requests with their return codes and leaves the VM as it was', async () => {

@@ -1,0 +1,41 @@
+/** VMMS↔VMWP framing and schemas, byte for byte. */
+import { describe, expect, it } from 'vitest';
+import { decodeBulk, encodeBulk } from '../../root-partition/ipc/bulk-codec.ts';
+import { encodeFrame, FrameChannel, FrameReader } from '../../root-partition/ipc/frame-codec.ts';
+import { decodeControl, encodeControl } from '../../root-partition/ipc/vmwp-control-schema.ts';
+
+describe('VMWP IPC', () => {
+  it('frames are a u32 length, a channel byte and the payload, reassembled across chunks', () => {
+    const f = encodeFrame(FrameChannel.Bulk, new Uint8Array([0xaa, 0xbb]));
+    expect(f.toString('hex')).toBe('0300000001aabb');
+    const r = new FrameReader();
+    const two = Buffer.concat([f, encodeFrame(FrameChannel.Control, new Uint8Array([1]))]);
+    expect(r.push(two.subarray(0, 3))).toEqual([]);
+    const frames = r.push(two.subarray(3));
+    expect(frames.map((x) => [x.channel, Buffer.from(x.payload).toString('hex')])).toEqual([[1, 'aabb'], [0, '01']]);
+  });
+
+  it('refuses malformed streams', () => {
+    expect(() => new FrameReader().push(Buffer.from('0000000000', 'hex'))).toThrow(/bad frame length 0/);
+    expect(() => new FrameReader().push(Buffer.from('ffffffff00', 'hex'))).toThrow(/bad frame length/);
+    expect(() => new FrameReader().push(Buffer.from('0200000007aa', 'hex'))).toThrow(/unknown frame channel 7/);
+  });
+
+  it('control messages are field-numbered protobuf', () => {
+    const bytes = encodeControl({ request: { version: 1, requestId: 5, operation: 'SAVE', savedStatePath: '/s' } });
+    // ControlMessage.request (field 1) { version=1, request_id=5, operation=SAVE(4), saved_state_path="/s" }
+    expect(Buffer.from(bytes).toString('hex')).toBe('0a0a08011005180422022f73');
+    expect(decodeControl(bytes)).toEqual({ request: { version: 1, requestId: 5, operation: 'SAVE', savedStatePath: '/s' } });
+    const n = decodeControl(encodeControl({ notification: { version: 1, kind: 'GUEST_STOPPED', exits: [{ vp: 0, reason: 'fault', detail: 'trap' }] } }));
+    expect(n).toMatchObject({ notification: { kind: 'GUEST_STOPPED', exits: [{ vp: 0, reason: 'fault', detail: 'trap' }] } });
+    expect(() => encodeControl({ request: { version: 1, requestId: 1, operation: 'FLY' as never } })).toThrow(/unknown control operation/);
+    expect(() => decodeControl(new Uint8Array([0x0a, 0xff]))).toThrow();
+  });
+
+  it('bulk records are msgpack', () => {
+    const rec = { kind: 'console', port: 'com1', data: new Uint8Array([104, 105]) } as const;
+    expect(decodeBulk(encodeBulk(rec))).toEqual({ ...rec, data: expect.anything() });
+    expect(Buffer.from((decodeBulk(encodeBulk(rec)) as typeof rec).data).toString()).toBe('hi');
+    expect(() => decodeBulk(encodeBulk({ kind: 'nope' } as never))).toThrow(/unknown bulk record/);
+  });
+});

@@ -1,0 +1,103 @@
+/**
+ * Save and restore of a running guest, guest in the loop: the checksum guest is saved mid-run,
+ * restored in a new worker process, and finishes with the checksum it would have computed
+ * uninterrupted — no round lost or repeated. A saved state from another configuration or of
+ * another format version is refused with a clear error, and the VM stays Saved with its file.
+ */
+import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MiB, processAlive, testImages, VmmsFixture, waitFor } from '../vmms/vmms-fixture.ts';
+
+const fx = new VmmsFixture();
+let images: { checksum: string; hello: string };
+
+beforeAll(async () => {
+  images = await testImages();
+});
+afterAll(async () => {
+  expect(await fx.cleanup()).toEqual([]);
+});
+
+const rounds = (text: string) => [...text.matchAll(/progress round=(\d+)/g)].map((m) => Number(m[1]));
+const ROUNDS = 30_000;
+
+describe('save and restore', () => {
+  it('a guest saved mid-work continues in a new worker with nothing lost or repeated', async () => {
+    const dataDir = fx.dataDir();
+    const v = await fx.vmms({ dataDir });
+    const vm = v.defineVm({ name: 'ck', memoryBytes: 32 * MiB, imagePath: images.checksum, cmdline: `rounds=${ROUNDS} work=20000` });
+    expect((await v.start('ck')).returnValue).toBe(0);
+    const firstPid = v.get('ck')!.processId!;
+    await waitFor('some progress', () => (rounds(v.console('ck')).at(-1) ?? 0) >= 2000, 30_000);
+
+    const states: number[] = [];
+    v.events.on('state-changed', (e) => states.push(e.state));
+    const saved = await v.save('ck');
+    expect(saved).toMatchObject({ returnValue: 0, vm: { enabledState: 6, processId: null } });
+    const before = v.console('ck');
+    const savedAt = rounds(before).at(-1)!;
+    expect(savedAt).toBeLessThan(ROUNDS); // really mid-run
+    expect(before).not.toMatch(/result/);
+    await waitFor('the first worker to exit', () => !processAlive(firstPid), 5000);
+
+    // Sparse: 32 MiB of guest memory, only the touched pages written.
+    const file = join(dataDir, 'saved', `${vm.id}.vmrs`);
+    expect(readFileSync(file).subarray(0, 8).toString('latin1')).toBe('TSVSAVE\0');
+    expect(statSync(file).size).toBeLessThan(2 * MiB);
+
+    const restored = await v.start('ck');
+    expect(restored).toMatchObject({ returnValue: 0, vm: { enabledState: 2 } });
+    expect(restored.vm!.processId).not.toBe(firstPid);
+    expect(existsSync(file)).toBe(false); // consumed by the restore
+    await waitFor('the verdict', () => /verdict=/.test(v.console('ck')), 60_000);
+    const after = v.console('ck');
+    const resumedAt = Number(/resumed at round=(\d+)/.exec(after)![1]);
+    // The VP parks at the exit of a progress line, after the round was committed.
+    expect(resumedAt).toBeGreaterThanOrEqual(savedAt);
+    expect(resumedAt - savedAt).toBeLessThanOrEqual(100); // the pause may land inside the next progress line
+    const m = /result rounds=(\d+) sum=(\w+) expected=(\w+) resumes=(\d+) verdict=(\w+)/.exec(after)!;
+    expect({ rounds: Number(m[1]), sum: m[2], resumes: Number(m[4]), verdict: m[5] }).toEqual({ rounds: ROUNDS, sum: m[3], resumes: 1, verdict: 'OK' });
+    // Progress after the restore continues the sequence: no round number printed twice.
+    const later = rounds(after);
+    expect(later[0]).toBeGreaterThan(savedAt);
+    expect(new Set(later).size).toBe(later.length);
+    await waitFor('Off after the guest finished', () => v.get('ck')!.enabledState === 3, 10_000);
+    expect(states).toEqual([32773, 6, 10, 2, 3]);
+  });
+
+  it('refuses a saved state of another configuration or version, keeping the VM Saved', async () => {
+    const dataDir = fx.dataDir();
+    const v = await fx.vmms({ dataDir });
+    const a = v.defineVm({ name: 'a', memoryBytes: 16 * MiB, imagePath: images.checksum, cmdline: 'rounds=100000000 work=20000' });
+    const b = v.defineVm({ name: 'b', memoryBytes: 16 * MiB, imagePath: images.checksum, cmdline: 'rounds=100000000 work=20000' });
+    await v.start('a');
+    await waitFor('progress', () => rounds(v.console('a')).length > 0);
+    expect((await v.save('a')).returnValue).toBe(0);
+    const fileA = join(dataDir, 'saved', `${a.id}.vmrs`);
+    const fileB = join(dataDir, 'saved', `${b.id}.vmrs`);
+
+    // Another VM's saved state (a different configuration) placed under b's name.
+    copyFileSync(fileA, fileB);
+    await fx.detach(v);
+    const v2 = await fx.vmms({ dataDir });
+    expect(v2.get('b')!.enabledState).toBe(6);
+    const r = await v2.start('b');
+    expect(r).toMatchObject({ returnValue: 32768, error: expect.stringMatching(/saved from another configuration/), vm: { enabledState: 6, processId: null } });
+    expect(readFileSync(fileB).equals(readFileSync(fileA))).toBe(true);
+
+    // A file of a newer format version.
+    const bytes = readFileSync(fileA);
+    const newer = Buffer.from(bytes);
+    newer.writeUInt32LE(2, 8);
+    writeFileSync(fileB, newer);
+    expect(await v2.start('b')).toMatchObject({ returnValue: 32768, error: expect.stringMatching(/format version 2; this tsvisor reads version 1/), vm: { enabledState: 6 } });
+
+    // Turn-off discards a saved state; the right file still restores.
+    expect((await v2.turnOff('b')).vm).toMatchObject({ enabledState: 3 });
+    expect(existsSync(fileB)).toBe(false);
+    expect((await v2.start('a')).returnValue).toBe(0);
+    await waitFor('resumed', () => /resumed at round=/.test(v2.console('a')));
+    expect((await v2.turnOff('a')).returnValue).toBe(0);
+  });
+});
