@@ -18,6 +18,7 @@ program
   .option('--cmdline <text>', 'kernel command line in the boot-information block', '')
   .option('--spin <iterations>', 'spin budget of exit waits before sleeping (0 = sleep at once)')
   .option('--counters', 'print each VP\'s exit and interrupt counters at the end')
+  .option('--disk <file>', 'a raw disk image on the emulated IDE controller (repeatable: primary master, primary slave, secondary master, secondary slave)', (file: string, prev: string[]) => [...prev, file], [] as string[])
   .action(async (image: string, opts) => {
     let path = image;
     await buildHost();

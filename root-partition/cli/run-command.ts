@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Hypervisor } from '../../hypervisor/hypervisor.ts';
 import type { VpExitReason } from '../../hypervisor/vp/vp-runtime.ts';
 import { EmulatedPlatform } from '../vmwp/emulated-platform.ts';
+import { RawDisk } from '../storage/raw-disk.ts';
 
 export interface RunOptions {
   memory: string;
@@ -14,6 +15,8 @@ export interface RunOptions {
   cmdline: string;
   spin?: string;
   counters?: boolean;
+  /** Raw disk images for IDE: primary master, primary slave, secondary master, secondary slave. */
+  disk?: string[];
 }
 
 export function parseSize(text: string): number {
@@ -35,6 +38,10 @@ export function describeExit(vp: number, exit: VpExitReason): string {
 
 export async function runGuestImage(imagePath: string, opts: RunOptions): Promise<number> {
   const image = readFileSync(imagePath);
+  const diskFiles = opts.disk ?? [];
+  if (diskFiles.length > 4) throw new Error(`at most 4 IDE disks (primary and secondary, master and slave); got ${diskFiles.length}`);
+  // Opened before the partition exists, so a missing or unusable file is refused with its own error.
+  const disks = diskFiles.map((f) => RawDisk.open(f));
   const hv = new Hypervisor();
   const partition = hv.createPartition({
     name: 'run',
@@ -44,7 +51,10 @@ export async function runGuestImage(imagePath: string, opts: RunOptions): Promis
   });
   partition.initialize();
   partition.loadImage(image, opts.cmdline);
-  const platform = new EmulatedPlatform(partition, { console: (bytes) => process.stdout.write(Buffer.from(bytes)) });
+  const platform = new EmulatedPlatform(partition, {
+    console: (bytes) => process.stdout.write(Buffer.from(bytes)),
+    ide: disks.map((backend) => ({ backend })),
+  });
   partition.inbox.handler = platform;
   const ac = new AbortController();
   const serving = partition.inbox.serveAsync(ac.signal);
@@ -75,5 +85,6 @@ export async function runGuestImage(imagePath: string, opts: RunOptions): Promis
     for (let vp = 0; vp < partition.vpCount; vp++) process.stderr.write(`[tsvisor] VP ${vp} counters ${JSON.stringify(partition.counters(vp))}\n`);
   }
   await hv.shutdown();
+  for (const d of disks) d.close();
   return failed ? 1 : 0;
 }
