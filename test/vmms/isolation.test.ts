@@ -3,6 +3,8 @@
  * VM alone — VMMS notices at once, reports it Off with HealthState Critical (25) and an event,
  * and the other VM keeps running and making progress.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StateChangeEvent } from '../../root-partition/vmms/vmms.ts';
 import { MiB, processAlive, testImages, VmmsFixture, waitFor } from './vmms-fixture.ts';
@@ -21,7 +23,8 @@ const progress = (text: string) => [...text.matchAll(/progress round=(\d+)/g)].m
 
 describe('worker isolation', () => {
   it('kill -9 of one VM worker leaves VMMS and the other VM untouched', async () => {
-    const v = await fx.vmms({ dataDir: fx.dataDir() });
+    const dataDir = fx.dataDir();
+    const v = await fx.vmms({ dataDir });
     // Long enough that neither guest finishes during the test.
     for (const name of ['victim', 'bystander']) v.defineVm({ name, memoryBytes: 16 * MiB, imagePath: image, cmdline: 'rounds=100000000' });
     expect((await v.start('victim')).returnValue).toBe(0);
@@ -45,6 +48,10 @@ describe('worker isolation', () => {
     expect(events).toEqual([expect.objectContaining({ vmId: victim.id, previous: 2, state: 3, healthState: 25 })]);
     expect(crashes).toEqual([{ vmId: victim.id, name: 'victim', message: expect.stringContaining(String(victim.processId)) }]);
     expect(processAlive(victim.processId!)).toBe(false);
+    // The log: JSON lines in the data directory, the VM named on each line about it.
+    await waitFor('the log line', () => readFileSync(join(dataDir, 'logs', 'vmms.log'), 'utf8').includes('ended unexpectedly'));
+    const lines = readFileSync(join(dataDir, 'logs', 'vmms.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toContainEqual(expect.objectContaining({ level: 'error', component: 'vmms', vmId: victim.id, message: `the worker process ${victim.processId} ended unexpectedly` }));
 
     // The bystander keeps running and its guest keeps making progress.
     const before = progress(v.console('bystander'));
