@@ -7,6 +7,8 @@
 // (storvsc-disk.ts) are BlockDevice views on this controller. Nothing on the I/O path allocates.
 import { VscChannel, vscOpen } from "../vmbus/vsc";
 import { pageAllocRun } from "../kernel/pages";
+import { clientFindOffer } from "../vmbus/client";
+import { vmbusState, vmbusWaitStep } from "../vmbus/vmbus-driver";
 import { packetOffset8, packetTransIdHi, packetTransIdLo, packetType } from "../vmbus/ring";
 import { VmbusPacketType } from "../vmbus/ring-layout";
 import { BLOCK_BAD_REQUEST, BLOCK_IO_ERROR, BLOCK_NOT_READY, BLOCK_OK, BLOCK_OUT_OF_RANGE, BLOCK_QUEUE_FULL } from "./block-device";
@@ -17,7 +19,7 @@ import {
   VMSTOR_PROTO_VERSION_WIN8_1, VSTOR_OPERATION_BEGIN_INITIALIZATION, VSTOR_OPERATION_COMPLETE_IO,
   VSTOR_OPERATION_END_INITIALIZATION, VSTOR_OPERATION_QUERY_PROPERTIES, VSTOR_PACKET_SIZE, completionDataTransferLength,
   completionOperation, completionScsiStatus, completionSenseAsc, completionSenseAscq, completionSenseInfoLength, completionSenseKey,
-  completionSrbStatus, completionStatus, encodeQueryProtocolVersion, propertiesFlags, propertiesMaxChannelCount,
+  completionSrbStatus, completionStatus, encodeCreateSubChannels, encodeQueryProtocolVersion, propertiesFlags, propertiesMaxChannelCount,
   propertiesMaxTransferBytes, vstorPacketInit,
 } from "./storvsc-protocol";
 
@@ -101,18 +103,53 @@ export class StorvscController {
 
   /** Opens the first SCSI controller offer and initializes it. False on failure (see error). */
   open(): bool {
+    if (!this.allocate()) return this.fail(StorvscError.OpenFailed);
+    this.ch = vscOpen(STORVSC_SCSI_INTERFACE_TYPE, SEND_RING_BYTES, RECV_RING_BYTES);
+    if (this.ch == null) return this.fail(StorvscError.OpenFailed);
+    return this.initialize();
+  }
+
+  /**
+   * CREATE_SUB_CHANNELS, sent after END_INITIALIZATION as Linux storvsc_channel_init does when
+   * QUERY_PROPERTIES said SUPPORTS_MULTI_CHANNEL. The host then offers `count` sub-channels of
+   * this device (sub_channel_index 1..count). True when it accepted.
+   */
+  createSubChannels(count: u32): bool {
+    if (!this.multiChannel || count == 0 || count > this.maxSubChannels) return false;
+    encodeCreateSubChannels(this.initPacket, <u16>count);
+    return this.initRequest() == 0;
+  }
+
+  /**
+   * Opens sub-channel `index` of `primary`'s device as a queue of its own: its own rings, slots
+   * and completions, the primary's negotiated protocol (a sub-channel carries I/O only). Waits
+   * for the offer, which the host sends after CREATE_SUB_CHANNELS.
+   */
+  openSubChannel(primary: StorvscController, index: u32): bool {
+    if (!this.allocate()) return this.fail(StorvscError.OpenFailed);
+    const st = vmbusState();
+    while (clientFindOffer(st, STORVSC_SCSI_INTERFACE_TYPE, index) == 0) {
+      if (primary.ch == null || !primary.ch!.isOpen()) return this.fail(StorvscError.ChannelGone);
+      vmbusWaitStep();
+    }
+    this.ch = vscOpen(STORVSC_SCSI_INTERFACE_TYPE, SEND_RING_BYTES, RECV_RING_BYTES, 0, index);
+    if (this.ch == null) return this.fail(StorvscError.OpenFailed);
+    this.protocol = primary.protocol;
+    this.maxTransferBytes = primary.maxTransferBytes;
+    return true;
+  }
+
+  private allocate(): bool {
     const pages = (STORVSC_QUEUE_DEPTH * SLOT_SIZE) >> 12;
     this.slots = pageAllocRun(pages);
     this.freeStack = pageAllocRun(1);
     this.done = pageAllocRun((STORVSC_MAX_DISKS * STORVSC_QUEUE_DEPTH * 2 + 4095) >> 12);
     this.rx = pageAllocRun(2);
-    if (this.slots == 0 || this.freeStack == 0 || this.done == 0 || this.rx == 0) return this.fail(StorvscError.OpenFailed);
+    if (this.slots == 0 || this.freeStack == 0 || this.done == 0 || this.rx == 0) return false;
     this.initPacket = this.rx + 4096;
     for (let i: u32 = 0; i < STORVSC_QUEUE_DEPTH; i++) store<u16>(this.freeStack + (<usize>i << 1), <u16>(STORVSC_QUEUE_DEPTH - 1 - i));
     this.freeTop = STORVSC_QUEUE_DEPTH;
-    this.ch = vscOpen(STORVSC_SCSI_INTERFACE_TYPE, SEND_RING_BYTES, RECV_RING_BYTES);
-    if (this.ch == null) return this.fail(StorvscError.OpenFailed);
-    return this.initialize();
+    return true;
   }
 
   /**

@@ -3,6 +3,7 @@
 // key=value lines on COM1 for test/storage/e2e-synthetic*.test.ts. Checksums are FNV-1a (32-bit)
 // so the test can recompute them from the host file. Command-line words:
 //   two     — a second disk at LUN 1 gets its own pattern (the disks must stay distinct);
+//   multi   — CREATE_SUB_CHANNELS(1), then the pattern read again through the sub-channel;
 //   hostile — a bad CDB, an LBA past the end and a buffer outside guest memory, each followed by
 //             a good read (the host must answer each with an error and keep serving).
 import "../../runtime/panic";
@@ -23,8 +24,8 @@ const VMBUS_VECTOR: u32 = 0x30;
 const PATTERN_LBA: u64 = 8;
 const PATTERN_SECTORS: u32 = 256; // 128 KiB in one request
 const DEPTH: u32 = 32;
-const RANDOM_READS: u32 = 2048;
-const QD1_READS: u32 = 256;
+const RANDOM_READS: u32 = 1024;
+const QD1_READS: u32 = 128;
 const RANDOM_SEED: u32 = 12345;
 const SCRATCH: usize = memory.data(256, 16); // tags, statuses (32 × i32 each), CDB
 
@@ -65,6 +66,7 @@ function nextRandom(x: u32): u32 { return x * 1664525 + 1013904223; }
 function randomBurst(ctl: StorvscController, disk: StorvscDisk, bufs: usize): void {
   const blocks = <u32>(disk.sectorCount() >> 3);
   const tags = SCRATCH, statuses = SCRATCH + 128;
+  puts("@qd32_begin\n"); // one exit: the test samples the partition's counters here
   const signals0 = ctl.ch!.signals, halts0 = ctl.ch!.halts, wakes0 = vmbusWakeCount(), batches0 = ctl.batches;
   let x = RANDOM_SEED, sum: u32 = 0, issued: u32 = 0, done: u32 = 0, errors: u32 = 0, maxInFlight: u32 = 0;
   // Tags are request slots, not buffer numbers: remember which buffer each tag reads into.
@@ -105,6 +107,7 @@ function randomBurst(ctl: StorvscController, disk: StorvscDisk, bufs: usize): vo
       }
     }
   }
+  puts("@qd32_end\n");
   kv("rand_reads", done);
   kv("rand_errors", errors);
   kv("rand_checksum", sum);
@@ -117,9 +120,11 @@ function randomBurst(ctl: StorvscController, disk: StorvscDisk, bufs: usize): vo
 
 /** Synchronous 4 KiB reads one after another: what a single outstanding request costs. */
 function qd1Reads(ctl: StorvscController, disk: StorvscDisk, buf: usize): void {
+  puts("@qd1_begin\n");
   const signals0 = ctl.ch!.signals, halts0 = ctl.ch!.halts, wakes0 = vmbusWakeCount();
   let errors: u32 = 0;
   for (let i: u32 = 0; i < QD1_READS; i++) if (disk.read(<u64>i << 3, 8, buf) != BLOCK_OK) errors++;
+  puts("@qd1_end\n");
   kv("qd1_reads", QD1_READS);
   kv("qd1_errors", errors);
   kv("qd1_signals_to_host", ctl.ch!.signals - signals0);
@@ -161,6 +166,24 @@ function hostile(ctl: StorvscController, disk: StorvscDisk, buf: usize): void {
   kv("local_zero", <u64>(-disk.submit(false, 0, 0, buf)));
 }
 
+/** A second queue: sub-channel 1, its own rings and slots, the same LUN. */
+function subChannel(ctl: StorvscController, buf: usize): void {
+  kv("sub_create", ctl.createSubChannels(1) ? 1 : 0);
+  const sub = new StorvscController();
+  const ok = sub.openSubChannel(ctl, 1);
+  kv("sub_open", ok ? 1 : 0);
+  if (!ok) return;
+  kv("sub_relid", sub.ch!.relid);
+  const disk = new StorvscDisk(sub, 0, 0, 0, 0);
+  kv("sub_attach", <u64>(-disk.attach()));
+  memory.fill(buf, 0, PATTERN_SECTORS * 512);
+  kv("sub_read_status", <u64>(-disk.read(PATTERN_LBA, PATTERN_SECTORS, buf)));
+  kv("sub_read_checksum", fnv(FNV_BASIS, buf, PATTERN_SECTORS * 512));
+  kv("sub_completed", sub.completed);
+  kv("sub_signals_to_host", sub.ch!.signals);
+  vscClose(sub.ch!);
+}
+
 export function boot(): i32 {
   if (!bootInfoValid()) return 1;
   kv("hypercalls", enableHypercalls(pageAlloc()) ? 1 : 0);
@@ -200,6 +223,7 @@ export function boot(): i32 {
     kv("disk0_reread_status", <u64>(-disk.read(PATTERN_LBA, PATTERN_SECTORS, check)));
     kv("disk0_reread_checksum", fnv(FNV_BASIS, check, PATTERN_SECTORS * 512));
   }
+  if (cmdlineHas("multi")) subChannel(ctl, check);
   randomBurst(ctl, disk, pageAllocRun(DEPTH));
   kv("flush_status", <u64>(-disk.flush()));
   qd1Reads(ctl, disk, buf);
