@@ -185,11 +185,13 @@ function waitGpadl(handle: u32): u32 {
  * Binds to the first offer with interface GUID `ifType` (16 wire bytes) and opens it with a
  * guest → host ring of `sendBytes` and a host → guest ring of `recvBytes`, each counting its
  * 4 KiB control page (Linux VMBUS_RING_SIZE) and a multiple of 4 KiB, at least 8 KiB. `userData`
- * (120 bytes, or 0) goes into OPENCHANNEL. Null on failure (vscLastError / vscLastStatus).
+ * (120 bytes, or 0) goes into OPENCHANNEL; `subChannelIndex` > 0 opens that sub-channel of the
+ * device instead (offered after the device protocol asked for it, reference §3.4). Null on
+ * failure (vscLastError / vscLastStatus).
  */
-export function vscOpen(ifType: usize, sendBytes: u32, recvBytes: u32, userData: usize = 0): VscChannel | null {
+export function vscOpen(ifType: usize, sendBytes: u32, recvBytes: u32, userData: usize = 0, subChannelIndex: u32 = 0): VscChannel | null {
   const st = vmbusState();
-  const relid = clientFindOffer(st, ifType, 0);
+  const relid = clientFindOffer(st, ifType, subChannelIndex);
   if (relid == 0 || clientChannelState(st, relid) != ClientChannelState.Offered) return failed(VscError.NoOffer);
   if ((sendBytes & 4095) != 0 || (recvBytes & 4095) != 0 || sendBytes < 8192 || recvBytes < 8192) return failed(VscError.BadRingSize);
   const pages = (sendBytes + recvBytes) >> 12;
