@@ -12,6 +12,7 @@ import type { VpCounterName } from '../../hypervisor/partition-control.ts';
 import type { VpExitReason } from '../../hypervisor/vp/vp-runtime.ts';
 import { EmulatedPlatform } from '../../root-partition/vmwp/emulated-platform.ts';
 import { RawDisk } from '../../root-partition/storage/raw-disk.ts';
+import type { BlockBackend } from '../../root-partition/storage/block-backend.ts';
 import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
 
 export const POST_PORT = 0x80;
@@ -92,7 +93,12 @@ export function writeSectors(file: string, lba: number, data: Uint8Array): void 
  * Runs the guest to its end (it halts with interrupts off) with `files` as IDE disks in the order
  * primary master, primary slave, secondary master, secondary slave.
  */
-export async function runStorageGuest(cmdline: string, files: readonly string[], timeoutMs = 20_000): Promise<StorageRun> {
+export async function runStorageGuest(
+  cmdline: string,
+  files: readonly string[],
+  opts: { timeoutMs?: number; wrap?: (disk: RawDisk, index: number) => BlockBackend } = {},
+): Promise<StorageRun> {
+  const timeoutMs = opts.timeoutMs ?? 20_000;
   await buildGuests(['storage-emulated']);
   const hv = new Hypervisor();
   const disks = files.map((f) => RawDisk.open(f));
@@ -105,7 +111,7 @@ export async function runStorageGuest(cmdline: string, files: readonly string[],
     let out = '';
     const platform = new EmulatedPlatform(p, {
       console: (bytes) => { out += Buffer.from(bytes).toString('latin1'); },
-      ide: disks.map((backend) => ({ backend })),
+      ide: disks.map((d, i) => ({ backend: opts.wrap ? opts.wrap(d, i) : d })),
     });
     const markers = new Map<number, Record<VpCounterName, number>>();
     p.inbox.handler = {
