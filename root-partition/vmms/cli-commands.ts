@@ -80,5 +80,5 @@ export function registerVmmsCommands(program: Command): void {
     const r = await c.call<RequestResult>('rm', { vm: name });
     if (r.returnValue !== 0) reportChange(r); else console.log(`${name}: removed`);
   }));
-  vm.command('console <vm>').description('the console output VMMS holds for a VM').action((name: string) => withClient(dir(), async (c) => process.stdout.write(await c.call<string>('console', { vm: name }))));
+  vm.command('console <vm>').description('the console output VMMS holds for a VM').action((name: string) => withClient(dir(), async (c) => { process.stdout.write(await c.call<string>('console', { vm: name })); }));
 }

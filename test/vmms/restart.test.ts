@@ -78,7 +78,7 @@ describe('VMMS restart', () => {
     await c.call('new', { name: 'offs', memoryBytes: 16 * MiB, imagePath: image, cmdline: 'rounds=100000000', automaticStopAction: 'turn-off' });
     for (const vm of ['keeps', 'offs']) expect((await c.call<RequestResult>('start', { vm })).returnValue).toBe(0);
     expect(await c.call('pause', { vm: 'nosuch' })).toMatchObject({ returnValue: 32773 });
-    await expect(c.call('fly', {} as never)).rejects.toThrow(/unknown method/);
+    await expect(c.call('fly' as never, {})).rejects.toThrow(/unknown method/);
     const running = await c.call<VmView[]>('list');
     for (const v of running) fx.pids.add(v.processId!);
     c.close();
