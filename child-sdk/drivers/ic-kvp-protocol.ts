@@ -80,9 +80,9 @@ function hostWritable(pool: u32): bool { return pool == KVP_POOL_EXTERNAL || poo
 function validKeySize(n: u32): bool { return n >= 2 && n <= KVP_MAX_KEY_BYTES && (n & 1) == 0; }
 
 /**
- * Answers one KVP request in place against `items` (a store of KVP_STORE_SIZE bytes). Returns the status written. SET and DELETE
- * are refused (E_FAIL) on pools the guest owns; a missing key is E_FAIL (as the Linux daemon
- * answers); ENUMERATE past the last item is NO_MORE_ITEMS.
+ * Answers one KVP request in place against `items` (a store of KVP_STORE_SIZE bytes). Returns
+ * the status written. SET and DELETE are refused (E_FAIL) on pools the guest owns; a missing key
+ * is E_FAIL (as the Linux daemon answers); ENUMERATE past the last item is NO_MORE_ITEMS.
  */
 export function icKvpAnswer(p: usize, length: u32, items: usize): u32 {
   const body = p + IC_HEADER_SIZE;

@@ -97,7 +97,8 @@ export function icNegotiate(p: usize, length: u32, fw: usize, fwCount: u32, msg:
     store<u16>(body, <u16>(chosenMsg >> 16), 12);
     store<u16>(body, <u16>chosenMsg, 14);
   }
-  icAnswer(p, chosenMsg != 0 ? IC_S_OK : IC_E_FAIL);
+  // Linux leaves the status as the host sent it either way; the counts say whether it worked.
+  store<u8>(p, ICMSGHDRFLAG_TRANSACTION | ICMSGHDRFLAG_RESPONSE, 25);
   return chosenMsg;
 }
 

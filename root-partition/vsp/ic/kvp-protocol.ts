@@ -65,8 +65,9 @@ export function fromUtf16z(bytes: Uint8Array, size: number): string {
   return s;
 }
 
+/** The value struct; a GET names only its key (value_type and value_size stay 0 for the guest to fill). */
 function putValueStruct(v: DataView, b: Uint8Array, at: number, key: Uint8Array, value: Uint8Array | null): void {
-  v.setUint32(at, KvpValueType.String, true);
+  if (value) v.setUint32(at, KvpValueType.String, true);
   v.setUint32(at + 4, key.length, true);
   v.setUint32(at + 8, value?.length ?? 0, true);
   b.set(key, at + 12);
