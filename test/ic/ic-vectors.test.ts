@@ -106,7 +106,10 @@ let u8: Uint8Array;
 let dv: DataView;
 
 beforeAll(async () => {
-  const module = await compileAssemblyScript(new URL('./ic-guest-codec.ts', import.meta.url).pathname);
+  // Both files are entries, so the exports of each are the module's.
+  const module = await compileAssemblyScript(new URL('../../child-sdk/drivers/ic-protocol.ts', import.meta.url).pathname, [
+    new URL('../../child-sdk/drivers/ic-kvp-protocol.ts', import.meta.url).pathname,
+  ]);
   const memory = new WebAssembly.Memory({ initial: 64, maximum: 64, shared: true });
   g = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as GuestCodec;
   u8 = new Uint8Array(memory.buffer);
