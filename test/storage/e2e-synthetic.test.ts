@@ -77,11 +77,11 @@ async function boot(cmdline: string, diskCount: number, options: Partial<StorVsp
     beforeStart: (p) => {
       // The guest prints "@mark" lines in one string-I/O exit; the VP waits in it while we sample.
       const h = p.inbox.handler!;
-      const console = h.ioWriteString.bind(h);
-      h.ioWriteString = (vp, port, size, src) => {
+      const com1 = h.ioWriteString.bind(h);
+      h.ioWriteString = (vp, port, size, src, count) => {
         const m = /^@(\w+)\n$/.exec(Buffer.from(src).toString('latin1'));
         if (m) marks[m[1]!] = { ...p.counters(0), at: performance.now() };
-        console(vp, port, size, src);
+        com1(vp, port, size, src, count);
       };
       host = new VmbusHost(p, { log: (e) => errors.push(e) });
       vsp = new StorVsp({
@@ -202,6 +202,10 @@ describe('synthetic SCSI end to end: the storvsc guest against StorVsp on raw fi
     expect(v.after_badgpa_read).toBe(0);
     const file = new Uint8Array(fs.readFileSync(files[0]!));
     expect(v.after_hostile_checksum).toBe(fnv(file.subarray(PATTERN_LBA * 512, PATTERN_LBA * 512 + 4096)));
+    // A request without COMPLETION_REQUESTED is not executed; a stray completion is ignored.
+    expect(v.after_stray_read).toBe(0);
+    expect(vsp.stats.ignoredPackets).toBe(1);
+    expect(vsp.stats.unanswered).toBe(1);
     // Refused by the driver without a round trip.
     expect(v.local_pastend).toBe(2);
     expect(v.local_zero).toBe(3);

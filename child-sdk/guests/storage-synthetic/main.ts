@@ -18,7 +18,8 @@ import { vscClose } from "../../vmbus/vsc";
 import { BLOCK_OK } from "../../drivers/block-device";
 import { StorvscController } from "../../drivers/storvsc";
 import { StorvscDisk } from "../../drivers/storvsc-disk";
-import { READ_TYPE, UNKNOWN_TYPE } from "../../drivers/storvsc-protocol";
+import { READ_TYPE, UNKNOWN_TYPE, encodeSrb } from "../../drivers/storvsc-protocol";
+import { VmbusPacketType } from "../../vmbus/ring-layout";
 
 const VMBUS_VECTOR: u32 = 0x30;
 const PATTERN_LBA: u64 = 8;
@@ -161,6 +162,13 @@ function hostile(ctl: StorvscController, disk: StorvscDisk, buf: usize): void {
   reportError(ctl, "badgpa", disk.command(readCdb16(0x88, 0, 8), 16, READ_TYPE, outside, 4096));
   kv("after_badgpa_read", <u64>(-disk.read(PATTERN_LBA, 8, buf)));
   kv("after_hostile_checksum", fnv(FNV_BASIS, buf, 4096));
+  // Packets storvsp must not act on: an SRB without COMPLETION_REQUESTED (it could never be
+  // answered) and a completion the host never asked for. Neither may stop the channel.
+  const pkt = SCRATCH + 128;
+  encodeSrb(pkt, 0, 0, 0, 0, 16, READ_TYPE, 0);
+  ctl.ch!.send(VmbusPacketType.DataInband, 0, 900, 0, 0, 0, pkt, 64);
+  ctl.ch!.send(VmbusPacketType.Completion, 0, 901, 0, 0, 0, pkt, 64);
+  kv("after_stray_read", <u64>(-disk.read(PATTERN_LBA, 8, buf)));
   // Refused by the driver itself, before anything reaches the host.
   kv("local_pastend", <u64>(-disk.submit(false, disk.sectorCount() - 4, 8, buf)));
   kv("local_zero", <u64>(-disk.submit(false, 0, 0, buf)));

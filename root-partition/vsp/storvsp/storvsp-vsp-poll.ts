@@ -16,8 +16,18 @@ import type { VspChannel } from '../../../vmbus/host/vsp-channel.ts';
 /** Long enough to cover a guest's reap-and-resubmit turnaround, short enough to cost little when it goes idle. */
 export const DEFAULT_POLL_SPIN_MICROS = 50;
 
+/**
+ * Windows that end idle in a row before polling pauses, and for how many batches: a guest slower
+ * than the window (or a host with no core to spare — the spin then takes CPU from the VP it waits
+ * for) gains nothing from it, so the host goes back to signals until the backoff runs out.
+ */
+const IDLE_WINDOWS_BEFORE_BACKOFF = 4;
+const BACKOFF_BATCHES = 32;
+
 export class StorVspPoller {
   private scheduled = false;
+  private idleStreak = 0;
+  private backoff = 0;
   private stopped = false;
   /** Poll windows that found requests (drained without a guest signal). */
   hits = 0;
@@ -33,6 +43,10 @@ export class StorVspPoller {
   /** A batch carried requests: look at the ring again soon. */
   arm(): void {
     if (this.spinMicros <= 0 || this.scheduled || this.stopped) return;
+    if (this.backoff > 0) {
+      this.backoff--;
+      return;
+    }
     this.scheduled = true;
     setImmediate(() => this.poll());
   }
@@ -52,12 +66,17 @@ export class StorVspPoller {
     do {
       if (inbound.writeIndex() !== inbound.readIndex()) {
         this.hits++;
+        this.idleStreak = 0;
         this.onPolledDrain();
         ch.drain(); // masks, drains, unmasks and re-checks; its batch re-arms the window
         return;
       }
     } while (performance.now() < deadline);
     this.misses++;
+    if (++this.idleStreak >= IDLE_WINDOWS_BEFORE_BACKOFF) {
+      this.idleStreak = 0;
+      this.backoff = BACKOFF_BATCHES;
+    }
     if (inbound.unmaskInterrupt()) {
       this.onPolledDrain();
       ch.drain();

@@ -55,6 +55,8 @@ export interface StorVspStats {
   badGpaRanges: number;
   /** Packets of a type storvsp does not take (completions from the guest, transfer pages). */
   ignoredPackets: number;
+  /** Requests that asked for no completion: not executed, as nobody could learn the result. */
+  unanswered: number;
   /** Drains started by the poll window rather than by a guest signal. */
   polledDrains: number;
 }
@@ -75,7 +77,7 @@ export class StorVsp implements Vsp {
   readonly maxReplyBytes = VSTOR_PACKET_SIZE;
   /** A vstor_packet behind a GPA-direct header of up to MAX_GPA_PAGES PFNs (2 MiB): larger is a violation. */
   readonly maxPacketBytes = 16 + 8 + 8 + MAX_GPA_PAGES * 8 + VSTOR_PACKET_SIZE;
-  readonly stats: StorVspStats = { channelsOpened: 0, subChannelsOffered: 0, requests: 0, badGpaRanges: 0, ignoredPackets: 0, polledDrains: 0 };
+  readonly stats: StorVspStats = { channelsOpened: 0, subChannelsOffered: 0, requests: 0, badGpaRanges: 0, ignoredPackets: 0, unanswered: 0, polledDrains: 0 };
   /** Primary channel state by relid; a sub-channel finds its primary here through `subOf`. */
   private readonly primaries = new Map<number, StorVspChannel>();
   private readonly subOf = new Map<number, number>();
@@ -163,7 +165,10 @@ export class StorVsp implements Vsp {
       }
     }
     const out = served.protocol.handle(incoming);
-    if (out === null) return;
+    if (out === null) {
+      this.stats.unanswered++;
+      return;
+    }
     // The request's own transaction id halves: no bigint round trip for the reply.
     if (out.kind === 'completion') channel.complete(p, out.payload);
     else channel.sendInband(0, 0, out.payload);
