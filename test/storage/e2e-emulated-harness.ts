@@ -23,6 +23,8 @@ export interface StorageRun {
   values: Record<string, number>;
   /** VP 0 counters at each POST marker value. */
   markers: Map<number, Record<VpCounterName, number>>;
+  /** performance.now() on the device thread at each POST marker. */
+  markerTimes: Map<number, number>;
   exit: VpExitReason | undefined;
   platform: EmulatedPlatform;
 }
@@ -96,7 +98,7 @@ export function writeSectors(file: string, lba: number, data: Uint8Array): void 
 export async function runStorageGuest(
   cmdline: string,
   files: readonly string[],
-  opts: { timeoutMs?: number; wrap?: (disk: RawDisk, index: number) => BlockBackend } = {},
+  opts: { timeoutMs?: number; spin?: number; wrap?: (disk: RawDisk, index: number) => BlockBackend } = {},
 ): Promise<StorageRun> {
   const timeoutMs = opts.timeoutMs ?? 20_000;
   await buildGuests(['storage-emulated']);
@@ -104,7 +106,7 @@ export async function runStorageGuest(
   const disks = files.map((f) => RawDisk.open(f));
   let partition: Partition | undefined;
   try {
-    partition = hv.createPartition({ memoryBytes: 16 << 20, vpCount: 1, waitPolicy: { spinIterations: 0 } });
+    partition = hv.createPartition({ memoryBytes: 16 << 20, vpCount: 1, waitPolicy: { spinIterations: opts.spin ?? 0 } });
     const p = partition;
     p.initialize();
     p.loadImage(fs.readFileSync(guestImagePath('storage-emulated')), cmdline);
@@ -114,10 +116,14 @@ export async function runStorageGuest(
       ide: disks.map((d, i) => ({ backend: opts.wrap ? opts.wrap(d, i) : d })),
     });
     const markers = new Map<number, Record<VpCounterName, number>>();
+    const markerTimes = new Map<number, number>();
     p.inbox.handler = {
       ioRead: (vp, port, size) => platform.ioRead(vp, port, size),
       ioWrite: (vp, port, size, value) => {
-        if (port === POST_PORT) markers.set(value & 0xff, p.counters(0));
+        if (port === POST_PORT) {
+          markers.set(value & 0xff, p.counters(0));
+          markerTimes.set(value & 0xff, performance.now());
+        }
         else platform.ioWrite(vp, port, size, value);
       },
       ioReadString: (vp, port, size, dst, count) => platform.ioReadString(vp, port, size, dst, count),
@@ -132,7 +138,7 @@ export async function runStorageGuest(
     ac.abort();
     await serving;
     if (ended === 'timeout') throw new Error(`storage-emulated guest did not finish; console:\n${out}`);
-    return { console: out, values: parseValues(out), markers, exit: p.vpExit(0), platform };
+    return { console: out, values: parseValues(out), markers, markerTimes, exit: p.vpExit(0), platform };
   } finally {
     for (const d of disks) d.close();
     await hv.shutdown();

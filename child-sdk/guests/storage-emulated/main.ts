@@ -12,6 +12,7 @@
 //   wlba=<n> wsectors=<n> seed=<n>   the guest's pattern (default 64, 64, 1)
 //   hlba=<n> hsectors=<n>            the host's pattern to read (default 1024, 16)
 //   hold            after the flush, wait for ever with interrupts on (the host kills the VM)
+//   bench=<n>       at the end, n sequential 4 KiB reads between POST markers 4 and 5 (timing)
 //
 // Around the measured read and write the guest writes the POST diagnostic port 0x80 (1 before
 // the read, 2 after it and before the write, 3 after the write) so the host can read the VP's
@@ -176,6 +177,16 @@ export function boot(): i32 {
   memory.fill(check, 0, wbytes);
   kv("after_hostile_status", disk.read(wlba, wsectors, check));
   kv("after_hostile_ok", memory.compare(buf, check, wbytes) == 0 ? 1 : 0);
+  const benchReads = <u32>cmdlineNumber("bench", 0);
+  if (benchReads > 0) {
+    let failures: u32 = 0;
+    const span = cap / 8;
+    outb(POST_PORT, 4);
+    for (let i: u32 = 0; i < benchReads; i++) if (disk.read((<u64>i % span) * 8, 8, check) != BLOCK_OK) failures++;
+    outb(POST_PORT, 5);
+    kv("bench_reads", benchReads);
+    kv("bench_failures", failures);
+  }
   kv("interrupts_total", ataInterruptsTaken(channel));
   return finish(0);
 }
