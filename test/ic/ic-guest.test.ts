@@ -13,10 +13,7 @@ import { bootIcGuest, FAST_HEARTBEAT, until, type IcRig } from './ic-rig.ts';
 
 const rigs: IcRig[] = [];
 afterEach(async () => {
-  for (const r of rigs.splice(0)) {
-    r.ic.dispose();
-    await r.g.dispose();
-  }
+  await Promise.all(rigs.splice(0).map((r) => r.g.dispose()));
 });
 async function boot(cmdline = ''): Promise<IcRig> {
   const r = await bootIcGuest(cmdline);
@@ -136,9 +133,20 @@ describe('integration services end to end', () => {
     expect(took).toBeGreaterThan(FAST_HEARTBEAT.lostAfterMs - FAST_HEARTBEAT.intervalMs - 50);
   });
 
-  it('reports No Contact before the guest opens the heartbeat channel', async () => {
+  it('reports No Contact before the guest opens the heartbeat channel, and VMBus traffic through the harness', async () => {
     const r = await bootIcGuest();
     rigs.push(r);
     expect(r.ic.heartbeatStatus()).toBe(HeartbeatStatus.NoContact);
+    await r.g.waitFor('kvp_guest_item=1\n');
+    await until(() => r.ic.kvp.ready && r.ic.heartbeat.beats.answered > 0, 3000, 'services up');
+    const t = r.g.vmbusTraffic();
+    expect(Object.keys(t.channels).map(Number)).toEqual([1, 2, 3, 4]);
+    expect(t.host.channelsOpened).toBe(4);
+    // NEGOTIATE and at least one request each on heartbeat and time sync, each answered.
+    expect(t.channels[1]!.packetsOut).toBeGreaterThanOrEqual(2);
+    expect(t.channels[1]!.packetsIn).toBeGreaterThanOrEqual(2);
+    expect(t.errors).toEqual([]);
+    expect(r.g.counters().HypercallExits).toBeGreaterThan(0);
+    expect(r.g.counters().SignalEventCalls).toBeGreaterThan(0);
   });
 });

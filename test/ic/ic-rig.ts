@@ -1,33 +1,17 @@
-/** Boots the ic-services guest against the real host side with the four IC VSPs. */
-import { HvError } from '../../hypervisor/hv-error.ts';
-import { PartitionProperty } from '../../hypervisor/partition.ts';
-import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
-import { IntegrationServices, type IntegrationServicesOptions } from '../../root-partition/vsp/ic/integration-services.ts';
-import { bootTestGuest, type TestGuest } from '../helpers/guest-partition.ts';
+/** Boots the ic-services guest against the real host side with the four IC VSPs (the SDK harness). */
+import type { HvError } from '../../hypervisor/hv-error.ts';
+import type { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
+import type { IntegrationServices } from '../../root-partition/vsp/ic/integration-services.ts';
+import { GuestHarness } from '../../root-partition/sdk/harness.ts';
 
-export interface IcRig { g: TestGuest; host: VmbusHost; ic: IntegrationServices; errors: HvError[] }
+export interface IcRig { g: GuestHarness; host: VmbusHost; ic: IntegrationServices; errors: HvError[] }
 
 /** Short heartbeat timing so status changes show within a fraction of a second. */
 export const FAST_HEARTBEAT = { intervalMs: 50, lostAfterMs: 300 };
 
-export async function bootIcGuest(cmdline = '', options: Partial<IntegrationServicesOptions> = {}): Promise<IcRig> {
-  const errors: HvError[] = [];
-  let host!: VmbusHost;
-  let ic!: IntegrationServices;
-  const g = await bootTestGuest('ic-services', cmdline, {
-    beforeStart: (p) => {
-      host = new VmbusHost(p, { log: (e) => errors.push(e) });
-      ic = new IntegrationServices({
-        referenceTime: () => p.getProperty(PartitionProperty.ReferenceTime).value,
-        heartbeat: FAST_HEARTBEAT,
-        requestTimeoutMs: 2000,
-        log: (e) => errors.push(e),
-        ...options,
-      });
-      ic.addTo(host);
-    },
-  });
-  return { g, host, ic, errors };
+export async function bootIcGuest(cmdline = ''): Promise<IcRig> {
+  const g = await GuestHarness.boot({ image: 'ic-services', cmdline, integrationServices: { heartbeat: FAST_HEARTBEAT, requestTimeoutMs: 2000 } });
+  return { g, host: g.vmbus!, ic: g.ic!, errors: g.errors };
 }
 
 /** Polls `predicate` every few ms until true; rejects after `timeoutMs`. */
