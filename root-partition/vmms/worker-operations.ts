@@ -38,9 +38,12 @@ export class WorkerOperations {
     try {
       const conn = await VmwpConnection.open(sock, 1000, () => false);
       this.sink.attach(e, conn);
+      // Until the worker answers, its going away is not a crash: it may be a worker on its way out.
+      e.expectingExit = true;
       const status = await conn.request('STATUS', 5000);
       const s = workerState(status.state);
       if (s === null) throw new Error(`the worker reports state ${status.state}`);
+      e.expectingExit = false;
       e.pid = status.pid ?? null;
       e.runningSince = Date.now() - (status.uptimeMs ?? 0);
       this.sink.setState(e, s, `reattached to worker ${e.pid}`, HealthState.Ok);

@@ -103,8 +103,10 @@ export class ControlServer {
 
   /** Flushes what was written to every client, then closes the server and the socket file. */
   async close(): Promise<void> {
-    await Promise.all([...this.clients].map((c) => new Promise<void>((r) => { if (c.destroyed) r(); else c.end(r); })));
-    await new Promise<void>((r) => this.server.close(() => r()));
+    // Stop accepting first: a VMMS reattaching now must find no worker, not one on its way out.
     rmSync(this.path, { force: true });
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    await Promise.all([...this.clients].map((c) => new Promise<void>((r) => { if (c.destroyed) r(); else c.end(r); })));
+    await closed;
   }
 }

@@ -39,6 +39,27 @@ export class EmulatedPlatform implements InterceptHandler {
   get com1() { return this.chipset.com1; }
   get com2() { return this.chipset.com2; }
 
+  /** One record per device (PIC, COM1, COM2), for the VM's saved-state file. */
+  saveState(): DeviceStateRecord[] {
+    return [this.pic.saveState(), this.com1.saveState(), this.com2.saveState()];
+  }
+
+  /** All or nothing: a missing, unknown or bad record leaves every device as it was. */
+  restoreState(records: readonly DeviceStateRecord[]): void {
+    const devices = [this.pic, this.com1, this.com2] as const;
+    const current = this.saveState();
+    const names = current.map((r) => r.name);
+    const byName = new Map(records.map((r) => [r.name, r]));
+    for (const n of byName.keys()) if (!names.includes(n)) throw stateError(`no device named ${n} on this platform`);
+    for (const n of names) if (!byName.has(n)) throw stateError(`no record for ${n}`);
+    try {
+      devices.forEach((d, i) => d.restoreState(byName.get(names[i])!));
+    } catch (err) {
+      devices.forEach((d, i) => d.restoreState(current[i]));
+      throw err;
+    }
+  }
+
   ioRead(_vp: number, port: number, size: IoSize): number {
     return this.chipset.bus.read(port, size);
   }

@@ -61,8 +61,8 @@ export class VmWorker extends EventEmitter {
     const p = this.createPartition();
     if (this.launch.restoreFrom) {
       const saved = readSavedState(this.launch.restoreFrom, this.configurationHash(), p.mem.u8);
+      this.platform!.restoreState(saved.devices);
       restorePartition(p, saved);
-      for (const d of saved.devices) this.log.warn(`saved state has a record for device ${d.name}, which this worker does not restore`);
       this.log.info(`restored from ${this.launch.restoreFrom} at reference time ${saved.referenceTicks}`);
       p.start('resume');
     } else {
@@ -145,13 +145,12 @@ export class VmWorker extends EventEmitter {
     let summary: SaveSummary;
     try {
       const snap = capturePartition(p);
-      // No emulated device of this platform exposes its state yet (PIC, UARTs): none is recorded.
-      summary = writeSavedState(path, this.configurationHash(), { ...snap, devices: [], memory: p.mem.u8 });
+      summary = writeSavedState(path, this.configurationHash(), { ...snap, devices: this.platform!.saveState(), memory: p.mem.u8 });
     } catch (e) {
       if (wasRunning) this.resume();
       throw e;
     }
-    this.log.info(`saved to ${path}: ${summary.pagesWritten} non-zero pages in ${summary.pageRuns} runs, ${summary.bytes} bytes`);
+    this.log.info(`saved to ${path}: ${summary.pagesWritten} non-zero pages in ${summary.pageRuns} runs, device records ${this.platform!.saveState().map((d) => d.name).join(', ')}, ${summary.bytes} bytes`);
     await this.turnOff();
     return summary;
   }

@@ -7,6 +7,7 @@
 import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configurationHash, readSavedState } from '../../root-partition/vmwp/saved-state-file.ts';
 import { MiB, processAlive, testImages, VmmsFixture, waitFor } from '../vmms/vmms-fixture.ts';
 
 const fx = new VmmsFixture();
@@ -45,6 +46,11 @@ describe('save and restore', () => {
     const file = join(dataDir, 'saved', `${vm.id}.vmrs`);
     expect(readFileSync(file).subarray(0, 8).toString('latin1')).toBe('TSVSAVE\0');
     expect(statSync(file).size).toBeLessThan(2 * MiB);
+    const hash = configurationHash({ vmId: vm.id, memoryBytes: 32 * MiB, vpCount: 1, image: readFileSync(images.checksum) });
+    const content = readSavedState(file, hash, new Uint8Array(32 * MiB));
+    expect(content.devices.map((d) => d.name).sort()).toEqual(expect.arrayContaining([expect.stringMatching(/pic/), expect.stringMatching(/com1|uart/)]));
+    expect(content.devices).toHaveLength(3);
+    expect(content.referenceTicks).toBeGreaterThan(0);
 
     const restored = await v.start('ck');
     expect(restored).toMatchObject({ returnValue: 0, vm: { enabledState: 2 } });
