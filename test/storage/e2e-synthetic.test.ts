@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HvError } from '../../hypervisor/hv-error.ts';
 import type { VpCounterName } from '../../hypervisor/partition-control.ts';
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
+import type { BlockBackend } from '../../root-partition/storage/block-backend.ts';
 import { RawDisk } from '../../root-partition/storage/raw-disk.ts';
 import { ScsiDisk } from '../../root-partition/storage/scsi/scsi-disk.ts';
 import { lunsAtLocations } from '../../root-partition/vsp/storvsp/scsi-controller.ts';
@@ -46,6 +47,8 @@ interface Rig {
   g: TestGuest; host: VmbusHost; vsp: StorVsp; errors: HvError[]; files: string[]; v: Record<string, number>;
   /** VP 0's counters sampled while the guest sat in the exit that printed "@name". */
   marks: Record<string, Counters>;
+  /** SYNCHRONIZE CACHE calls that reached each disk's backend. */
+  flushes: number[];
 }
 let dir: string;
 const open: TestGuest[] = [];
@@ -59,6 +62,7 @@ afterEach(async () => {
 
 async function boot(cmdline: string, diskCount: number, options: Partial<StorVspConfig> = {}): Promise<Rig> {
   const files: string[] = [];
+  const flushes: number[] = [];
   const scsi: ScsiDisk[] = [];
   for (let i = 0; i < diskCount; i++) {
     const file = path.join(dir, `disk${i}.raw`);
@@ -66,7 +70,15 @@ async function boot(cmdline: string, diskCount: number, options: Partial<StorVsp
     const raw = RawDisk.open(file);
     disks.push(raw);
     files.push(file);
-    scsi.push(new ScsiDisk(raw, { diskId: randomFillSync(new Uint8Array(16)) }));
+    const disk = i;
+    flushes.push(0);
+    // The real file underneath; flushes counted on the way through.
+    const counted: BlockBackend = {
+      sectorSize: raw.sectorSize, sectorCount: raw.sectorCount, readOnly: raw.readOnly,
+      read: (lba, dst) => raw.read(lba, dst), write: (lba, src) => raw.write(lba, src),
+      flush: () => { flushes[disk]!++; raw.flush(); }, close: () => raw.close(),
+    };
+    scsi.push(new ScsiDisk(counted, { diskId: randomFillSync(new Uint8Array(16)) }));
   }
   const errors: HvError[] = [];
   const marks: Record<string, Counters> = {};
@@ -92,12 +104,12 @@ async function boot(cmdline: string, diskCount: number, options: Partial<StorVsp
   });
   open.push(g);
   await g.waitFor('done\n', 30_000);
-  return { g, host, vsp, errors, files, v: g.values(), marks };
+  return { g, host, vsp, errors, files, v: g.values(), marks, flushes };
 }
 
 describe('synthetic SCSI end to end: the storvsc guest against StorVsp on raw files', () => {
   it('initializes, attaches two distinct disks, writes and reads patterns, runs a QD32 random burst and flushes', async () => {
-    const { g, host, vsp, errors, files, v, marks } = await boot('two multi', 2);
+    const { g, host, vsp, errors, files, v, marks, flushes } = await boot('two multi', 2);
     expect(v.storvsc_open).toBe(1);
     expect(v.protocol).toBe(VmstorProtocolVersion.Win10);
     expect(v.max_transfer_bytes).toBe(0x40000);
@@ -143,7 +155,18 @@ describe('synthetic SCSI end to end: the storvsc guest against StorVsp on raw fi
     expect(v.rand_errors).toBe(0);
     expect(v.rand_checksum).toBe(randomReadChecksum(file0));
     expect(v.rand_max_in_flight).toBe(32);
+    // Every slot in flight at once, submitted in one batch.
+    expect(v.deep_in_flight).toBe(128);
+    expect(v.deep_overflow).toBe(4); // BLOCK_QUEUE_FULL
+    expect(v.deep_reads).toBe(128);
+    expect(v.deep_errors).toBe(0);
+    let deep = 0;
+    for (let b = 0; b < 128; b++) deep = (deep + fnv(file0.subarray(b * 4096, b * 4096 + 4096))) >>> 0;
+    expect(v.deep_checksum).toBe(deep);
+    expect(v.deep_signals_to_host).toBe(1);
+    // SYNCHRONIZE CACHE reached the file (fdatasync) after the writes.
     expect(v.flush_status).toBe(0);
+    expect(flushes[0]).toBeGreaterThanOrEqual(1);
     expect(v.qd1_errors).toBe(0);
 
     // Exits and signals per 4 KiB read, from the partition's counters between the phase marks

@@ -119,6 +119,32 @@ function randomBurst(ctl: StorvscController, disk: StorvscDisk, bufs: usize): vo
   kv("rand_batches", ctl.batches - batches0);
 }
 
+/**
+ * Every slot at once: 128 sequential 4 KiB reads submitted in one batch (one signal), a 129th
+ * refused with BLOCK_QUEUE_FULL, then all reaped. Blocks 0..127, so the test knows the bytes.
+ */
+function deepQueue(ctl: StorvscController, disk: StorvscDisk, bufs: usize): void {
+  const depth = disk.queueDepth();
+  const tags = SCRATCH, statuses = SCRATCH + 128;
+  const signals0 = ctl.ch!.signals;
+  let errors: u32 = 0, sum: u32 = 0, done: u32 = 0;
+  for (let i: u32 = 0; i < depth; i++) if (disk.submit(false, <u64>i << 3, 8, bufs + (<usize>i << 12)) < 0) errors++;
+  kv("deep_in_flight", disk.inFlight());
+  kv("deep_overflow", <u64>(-disk.submit(false, 0, 8, bufs)));
+  while (disk.inFlight() > 0) {
+    const n = disk.poll(tags, statuses, 32, true);
+    if (n == 0) break;
+    for (let i: u32 = 0; i < n; i++) if (load<i32>(statuses + (<usize>i << 2)) != BLOCK_OK) errors++;
+    done += n;
+  }
+  // Buffer i holds block i whatever order the completions came in.
+  for (let i: u32 = 0; i < depth; i++) sum += fnv(FNV_BASIS, bufs + (<usize>i << 12), 4096);
+  kv("deep_reads", done);
+  kv("deep_errors", errors);
+  kv("deep_checksum", sum);
+  kv("deep_signals_to_host", ctl.ch!.signals - signals0);
+}
+
 /** Synchronous 4 KiB reads one after another: what a single outstanding request costs. */
 function qd1Reads(ctl: StorvscController, disk: StorvscDisk, buf: usize): void {
   puts("@qd1_begin\n");
@@ -233,6 +259,7 @@ export function boot(): i32 {
   }
   if (cmdlineHas("multi")) subChannel(ctl, check);
   randomBurst(ctl, disk, pageAllocRun(DEPTH));
+  deepQueue(ctl, disk, pageAllocRun(disk.queueDepth()));
   kv("flush_status", <u64>(-disk.flush()));
   qd1Reads(ctl, disk, buf);
   if (cmdlineHas("hostile")) hostile(ctl, disk, buf);
