@@ -7,7 +7,7 @@ import { inw, outw, insw, outsw, outl } from "../platform/hv";
 import { pageAlloc } from "../kernel/pages";
 import { BlockDevice, BLOCK_OK, BLOCK_IO_ERROR, BLOCK_OUT_OF_RANGE, BLOCK_BAD_REQUEST, BLOCK_QUEUE_FULL, BLOCK_NOT_READY, SECTOR_SIZE } from "./block-device";
 import * as R from "./ata-registers";
-import { ataIn8, ataOut8, ataCountAccesses, ataChannelInit, ataExpectInterrupt, ataWaitInterrupt, ataLastBmStatus, channelRecord } from "./ata-interrupts";
+import { ataIn8, ataOut8, ataCountAccesses, ataChannelInit, ataExpectInterrupt, ataWaitInterrupt, ataLastBmStatus, ataInterruptPending } from "./ata-interrupts";
 import { prdBuild } from "./ata-prd";
 import { identifyValid, identifyCapacity, identifyWord } from "./ata-identify";
 
@@ -263,7 +263,7 @@ export class AtaDisk extends BlockDevice {
     this.loadTaskFile(lba, sectors, ext);
     ataOut8(this.commandBase + R.REG_STATUS_COMMAND, write ? (ext ? R.CMD_WRITE_DMA_EXT : R.CMD_WRITE_DMA) : (ext ? R.CMD_READ_DMA_EXT : R.CMD_READ_DMA));
     // A command the drive refuses at once (IDNF, ABRT) has already interrupted: do not start the engine.
-    if (load<u32>(channelRecord(this.channel)) == 0) ataOut8(bm + R.BM_COMMAND, dir | R.BM_CMD_START);
+    if (!ataInterruptPending(this.channel)) ataOut8(bm + R.BM_COMMAND, dir | R.BM_CMD_START);
     const st = ataWaitInterrupt(this.channel);
     const bmStatus = ataLastBmStatus(this.channel);
     this.lastBmStatus = bmStatus;

@@ -118,6 +118,11 @@ export function ataExpectInterrupt(ch: u32, dmaCommand: u32): void {
   store<u32>(rec + C_DMA_ARMED, dmaCommand);
 }
 
+/** True when an interrupt has been taken since the last ataExpectInterrupt or wait. */
+export function ataInterruptPending(ch: u32): bool {
+  return load<u32>(channelRecord(ch) + C_PENDING) != 0;
+}
+
 /**
  * Halts until the channel's interrupt has been taken, then returns the Status the handler read.
  * Interrupts are delivered at exit boundaries, so an INTRQ raised inside the OUT that started the

@@ -146,6 +146,14 @@ describe('emulated IDE, drive positions', () => {
     for (const f of files.slice(0, 3)) expect(readSectors(f, WLBA, WSECTORS).equals(Buffer.alloc(WSECTORS * 512))).toBe(true);
     expect(run.platform.chipset.ide.channels[1].interruptsRaised).toBeGreaterThan(0);
     expect(run.platform.chipset.ide.channels[0].interruptsRaised).toBe(0);
+    // The guest's PIC driver: vector bases 0x20/0x28, only the cascade (IR2) and IRQ 15 unmasked,
+    // nothing left in service (every interrupt got its EOI).
+    const pic = run.platform.pic;
+    expect([pic.master.vectorBase, pic.slave.vectorBase]).toEqual([0x20, 0x28]);
+    expect([pic.master.imr, pic.slave.imr]).toEqual([0xfb, 0x7f]);
+    expect([pic.master.isr, pic.slave.isr]).toEqual([0, 0]);
+    // The guest's PCI driver switched on I/O decode and bus mastering of 00:07.1.
+    expect(run.platform.chipset.ide.config.command & 0x5).toBe(0x5);
   });
 
   it('an empty position: attach reports BLOCK_NOT_READY', async () => {
