@@ -162,3 +162,33 @@ describe('emulated IDE, drive positions', () => {
     expect(run.exit).toEqual({ reason: 'halted' });
   });
 });
+
+describe('emulated IDE beyond 28-bit addressing', () => {
+  // A sparse image just over 128 GiB: LBA 2^28 exists only for 48-bit commands.
+  const LBA28_END = 2 ** 28;
+  it.each(['string', 'multiple', 'dma'])('%s: a write across LBA 2^28 switches to the EXT commands and lands at the right offset', async (mode) => {
+    const { dir, file } = tempDisk(LBA28_END + 4096);
+    dirs.push(dir);
+    const wlba = LBA28_END - 32;
+    const run = await runStorageGuest(`mode=${mode} seed=91 wlba=${wlba} wsectors=64`, [file]);
+    const v = run.values;
+    expect(v.sectors, run.console).toBe(LBA28_END + 4096); // IDENTIFY words 100–103, not 60–61
+    expect(v.lba48).toBe(1);
+    expect(v.write_status).toBe(0);
+    expect(v.readback_ok).toBe(1);
+    expect(readSectors(file, wlba, 64).equals(guestPattern(91, wlba, 64))).toBe(true);
+    expect(v.past_end_read_status).toBe(-2);
+    // The measured read at LBA 1024 still uses a 28-bit command.
+    expect(ioExitsBetween(run, 1, 2).io).toBe(MODES.find((m) => m.mode === mode)!.deviceRead + EOI_EXITS_PER_IRQ14 * (mode === 'string' ? 8 : 1));
+  });
+});
+
+describe('emulated IDE, 128 KiB requests', () => {
+  it.each(['string', 'multiple', 'dma'])('%s: 256 sectors in one command (PRD split at 64 KiB boundaries, two MULTIPLE blocks)', async (mode) => {
+    const file = disk();
+    const run = await runStorageGuest(`mode=${mode} seed=17 wlba=300 wsectors=256`, [file]);
+    expect(run.values.write_status, run.console).toBe(0);
+    expect(run.values.readback_ok).toBe(1);
+    expect(readSectors(file, 300, 256).equals(guestPattern(17, 300, 256))).toBe(true);
+  });
+});
