@@ -11,13 +11,12 @@ import { clientFindOffer } from "../vmbus/client";
 import { vmbusState, vmbusWaitStep } from "../vmbus/vmbus-driver";
 import { packetOffset8, packetTransIdHi, packetTransIdLo, packetType } from "../vmbus/ring";
 import { VmbusPacketType } from "../vmbus/ring-layout";
-import { BLOCK_BAD_REQUEST, BLOCK_IO_ERROR, BLOCK_NOT_READY, BLOCK_OK, BLOCK_OUT_OF_RANGE, BLOCK_QUEUE_FULL } from "./block-device";
+import { BLOCK_BAD_REQUEST, BLOCK_IO_ERROR, BLOCK_NOT_READY, BLOCK_OK, BLOCK_QUEUE_FULL } from "./block-device";
+import { srbResult } from "./storvsc-status";
 import {
-  ASC_LBA_OUT_OF_RANGE, SCSI_STATUS_CHECK_CONDITION, SCSI_STATUS_GOOD, SENSE_KEY_ILLEGAL_REQUEST, SENSE_KEY_NOT_READY,
-  SENSE_KEY_UNIT_ATTENTION, SRB_STATUS_AUTOSENSE_VALID, SRB_STATUS_INVALID_LUN, SRB_STATUS_INVALID_REQUEST, SRB_STATUS_SUCCESS,
-  STORVSC_SCSI_INTERFACE_TYPE, VMBUS_RQST_INIT_HI, VMBUS_RQST_INIT_LO, VMSTOR_PROTO_VERSION_WIN10, VMSTOR_PROTO_VERSION_WIN8,
+  SRB_STATUS_AUTOSENSE_VALID, STORVSC_SCSI_INTERFACE_TYPE, VMBUS_RQST_INIT_HI, VMBUS_RQST_INIT_LO, VMSTOR_PROTO_VERSION_WIN10, VMSTOR_PROTO_VERSION_WIN8,
   VMSTOR_PROTO_VERSION_WIN8_1, VSTOR_OPERATION_BEGIN_INITIALIZATION, VSTOR_OPERATION_COMPLETE_IO,
-  VSTOR_OPERATION_END_INITIALIZATION, VSTOR_OPERATION_QUERY_PROPERTIES, VSTOR_PACKET_SIZE, completionDataTransferLength,
+  VSTOR_OPERATION_END_INITIALIZATION, VSTOR_OPERATION_QUERY_PROPERTIES, VSTOR_PACKET_SIZE,
   completionOperation, completionScsiStatus, completionSenseAsc, completionSenseAscq, completionSenseInfoLength, completionSenseKey,
   completionSrbStatus, completionStatus, encodeCreateSubChannels, encodeQueryProtocolVersion, propertiesFlags, propertiesMaxChannelCount,
   propertiesMaxTransferBytes, vstorPacketInit,
@@ -211,6 +210,7 @@ export class StorvscController {
 
   /** A free slot for disk `owner` (its packet to be filled by the caller), or BLOCK_QUEUE_FULL. */
   allocSlot(owner: u32, sync: bool): i32 {
+    if (owner >= STORVSC_MAX_DISKS) return BLOCK_BAD_REQUEST;
     if (this.freeTop == 0) return BLOCK_QUEUE_FULL;
     this.freeTop--;
     const slot = <u32>load<u16>(this.freeStack + (<usize>this.freeTop << 1));
@@ -305,6 +305,7 @@ export class StorvscController {
   /** Completed queued tags of disk `owner`, oldest first: how many were written to tags/statuses. */
   takeDone(owner: u32, tags: usize, statuses: usize, max: u32): u32 {
     let k: u32 = 0;
+    if (owner >= STORVSC_MAX_DISKS) return 0;
     const fifo = this.done + <usize>owner * STORVSC_QUEUE_DEPTH * 2;
     let head = this.doneHead[owner];
     const tail = this.doneTail[owner];
@@ -379,27 +380,4 @@ export class StorvscController {
       this.doneTail[owner] = this.doneTail[owner] + 1;
     }
   }
-}
-
-/**
- * A completion's outcome as a BlockError. Good status needs the whole transfer; CHECK CONDITION
- * with sense is judged by its sense key (ILLEGAL REQUEST / LBA OUT OF RANGE → out of range,
- * other ILLEGAL REQUEST → bad request, NOT READY and UNIT ATTENTION → not ready, anything else
- * an I/O error); without sense, the SRB status decides (Linux storvsc_handle_error).
- */
-export function srbResult(p: usize, expected: u32): i32 {
-  const srb = completionSrbStatus(p);
-  const scsi = completionScsiStatus(p);
-  if ((srb & 0x3f) == SRB_STATUS_SUCCESS && scsi == SCSI_STATUS_GOOD) {
-    return completionDataTransferLength(p) == expected ? BLOCK_OK : BLOCK_IO_ERROR;
-  }
-  if (scsi == SCSI_STATUS_CHECK_CONDITION && (srb & SRB_STATUS_AUTOSENSE_VALID) != 0 && completionSenseInfoLength(p) >= 14) {
-    const key = completionSenseKey(p);
-    if (key == SENSE_KEY_ILLEGAL_REQUEST) return completionSenseAsc(p) == ASC_LBA_OUT_OF_RANGE ? BLOCK_OUT_OF_RANGE : BLOCK_BAD_REQUEST;
-    if (key == SENSE_KEY_NOT_READY || key == SENSE_KEY_UNIT_ATTENTION) return BLOCK_NOT_READY;
-    return BLOCK_IO_ERROR;
-  }
-  if ((srb & 0x3f) == SRB_STATUS_INVALID_REQUEST) return BLOCK_BAD_REQUEST;
-  if ((srb & 0x3f) == SRB_STATUS_INVALID_LUN) return BLOCK_NOT_READY;
-  return BLOCK_IO_ERROR;
 }
