@@ -78,6 +78,14 @@ describe('definition store', () => {
     expect(second.list().map((v) => v.name).sort()).toEqual(['good', 'later']);
   });
 
+  it('bounds the number of VMs', async () => {
+    const v = await fx.vmms({ dataDir: fx.dataDir(), limits: { maxVms: 2 } });
+    v.defineVm({ name: 'one', memoryBytes: 16 * MiB, imagePath: image });
+    v.defineVm({ name: 'two', memoryBytes: 16 * MiB, imagePath: image });
+    expect(() => v.defineVm({ name: 'three', memoryBytes: 16 * MiB, imagePath: image })).toThrow(/2 VMs defined, its limit/);
+    expect(v.list()).toHaveLength(2);
+  });
+
   it('refuses a bad request without touching what is stored', async () => {
     const dataDir = fx.dataDir();
     const v = await fx.vmms({ dataDir });

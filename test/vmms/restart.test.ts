@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -91,6 +92,15 @@ describe('VMMS restart', () => {
     c = await VmmsClient.connect(dataDir);
     const reattached = await c.call<VmView[]>('list');
     expect(reattached.map((v) => [v.name, v.enabledState, v.processId]).sort()).toEqual(running.map((v) => [v.name, 2, v.processId]).sort());
+    // A malformed request gets an error reply; the service and the VMs carry on.
+    const raw = await new Promise<string>((resolve) => {
+      const s = connect(join(dataDir, 'vmms.sock'));
+      let got = '';
+      s.on('data', (d) => { got += d; if (got.includes('\n')) { s.end(); resolve(got); } });
+      s.write('{"id": 7, "method": \n');
+    });
+    expect(JSON.parse(raw)).toMatchObject({ id: null, error: { code: 'VMMS_ERR_REQUEST' } });
+    expect((await c.call<VmView[]>('list')).every((v) => v.enabledState === 2)).toBe(true);
     const con = await c.call<string>('console', { vm: 'keeps' });
     expect(con).toMatch(/progress round=/); // the worker's console backlog, replayed on reattach
     c.close();
