@@ -61,7 +61,8 @@ export class AtaDisk extends BlockDevice {
     ataChannelInit(channel, this.commandBase, this.bmBase, channel == 0 ? R.ATA_PRIMARY_IRQ : R.ATA_SECONDARY_IRQ, vector);
     ataOut8(this.controlPort, 0); // nIEN clear: the drive may interrupt
     ataOut8(this.commandBase + R.REG_DEVICE, this.deviceBits());
-    // An empty position reads 00h, a floating bus FFh (ATA/ATAPI-6 annex, "device existence").
+    // An absent device 1 reads Status 00h (device 0 answers for it in a device-0-only
+    // configuration, ATA/ATAPI-6); a channel with no device at all floats to FFh.
     const present = ataIn8(this.controlPort);
     if (present == 0 || present == 0xff) return BLOCK_NOT_READY;
 
@@ -79,7 +80,7 @@ export class AtaDisk extends BlockDevice {
     this.capacity = identifyCapacity(page, this.lba48);
 
     if (mode == ATA_PIO_MULTIPLE) {
-      // SET MULTIPLE MODE takes a power of two up to word 47 bits 7:0 (ATA/ATAPI-6 §8.39).
+      // SET MULTIPLE MODE takes a power of two up to word 47 bits 7:0 (ATA/ATAPI-6, SET MULTIPLE MODE).
       const max = identifyWord(page, R.ID_MAX_MULTIPLE) & 0xff;
       if (max == 0) return BLOCK_NOT_READY;
       const block: u32 = 1 << (31 - clz<u32>(max));
@@ -108,7 +109,7 @@ export class AtaDisk extends BlockDevice {
     return this.split(true, lba, sectors, buffer);
   }
 
-  /** FLUSH CACHE (EXT on 48-bit drives): done means the data is on the medium (ATA/ATAPI-6 §8.13/8.14). */
+  /** FLUSH CACHE (EXT on 48-bit drives): done means the data is on the medium (ATA/ATAPI-6, FLUSH CACHE and FLUSH CACHE EXT). */
   flush(): i32 {
     return this.noDataCommand(this.lba48 ? R.CMD_FLUSH_CACHE_EXT : R.CMD_FLUSH_CACHE, 0, 0);
   }
@@ -168,7 +169,7 @@ export class AtaDisk extends BlockDevice {
     return this.mode == ATA_PIO_MULTIPLE ? this.multiple : 1;
   }
 
-  /** PIO data-in (ATA/ATAPI-6 §9.7): per DRQ block, an interrupt, Status, then the data. */
+  /** PIO data-in (ATA/ATAPI-6, PIO data-in command protocol): per DRQ block, an interrupt, Status, then the data. */
   private pioIn(lba: u64, sectors: u32, buffer: usize, ext: bool): i32 {
     const multiple = this.mode == ATA_PIO_MULTIPLE;
     const cmd = multiple ? (ext ? R.CMD_READ_MULTIPLE_EXT : R.CMD_READ_MULTIPLE) : (ext ? R.CMD_READ_SECTORS_EXT : R.CMD_READ_SECTORS);
@@ -191,7 +192,7 @@ export class AtaDisk extends BlockDevice {
   }
 
   /**
-   * PIO data-out (ATA/ATAPI-6 §9.8): the first block is asked for by DRQ without an interrupt
+   * PIO data-out (ATA/ATAPI-6, PIO data-out command protocol): the first block is asked for by DRQ without an interrupt
    * (read from Alternate Status, which leaves INTRQ alone); every block after it, and the end of
    * the command, by an interrupt.
    */
@@ -243,7 +244,7 @@ export class AtaDisk extends BlockDevice {
   // ---- DMA ----------------------------------------------------------------------------------
 
   /**
-   * Bus-master DMA (SFF-8038i "Standard Programming Sequence"; ATA/ATAPI-6 §9.10): PRD table
+   * Bus-master DMA (SFF-8038i "Standard Programming Sequence"; ATA/ATAPI-6, DMA command protocol): PRD table
    * pointer, clear BM Interrupt/Error, direction, the command, then Start. The transfer ends with
    * one interrupt; the handler stops the engine and reads both statuses.
    */
@@ -285,8 +286,8 @@ export class AtaDisk extends BlockDevice {
 
   /**
    * The task file of a read or write. 28-bit: device (LBA 27:24), features, count, LBA 7:0,
-   * 15:8, 23:16 (reference §7.2). 48-bit: each register written twice, previous (HOB) byte first
-   * (ATA/ATAPI-6 §6.20, "48-bit Address feature set").
+   * 15:8, 23:16 (reference hyperv-protocol-facts.md §7.2). 48-bit: each register written twice, previous (HOB) byte first
+   * (ATA/ATAPI-6, 48-bit Address feature set).
    */
   private loadTaskFile(lba: u64, sectors: u32, ext: bool): void {
     const c = this.commandBase;
@@ -312,7 +313,7 @@ export class AtaDisk extends BlockDevice {
     }
   }
 
-  /** A non-data command (ATA/ATAPI-6 §9.9): device, features and count if used, command, interrupt. */
+  /** A non-data command (ATA/ATAPI-6, non-data command protocol): device, features and count if used, command, interrupt. */
   private noDataCommand(cmd: u32, features: u32, count: u32): i32 {
     const c = this.commandBase;
     ataExpectInterrupt(this.channel, 0);

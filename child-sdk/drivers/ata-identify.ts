@@ -1,4 +1,4 @@
-// IDENTIFY DEVICE data (ATA/ATAPI-6 §8.15, table 27): 256 little-endian words.
+// IDENTIFY DEVICE data (ATA/ATAPI-6, IDENTIFY DEVICE data table): 256 little-endian words.
 
 export function identifyWord(page: usize, word: u32): u32 {
   return <u32>load<u16>(page + (<usize>word << 1));

@@ -1,4 +1,4 @@
-// Physical Region Descriptor tables for PIIX4 bus-master DMA (SFF-8038i §"Physical Region
+// Physical Region Descriptor tables for PIIX4 bus-master DMA (SFF-8038i, "Physical Region
 // Descriptor"; PIIX4 datasheet, "Bus Master IDE Function"): 8-byte entries {u32 base (bit 0
 // zero), u16 byte count (0 means 64 KiB), u16 with bit 15 = end of table}, the table dword
 // aligned and not crossing a 64 KiB boundary, no region crossing a 64 KiB boundary.

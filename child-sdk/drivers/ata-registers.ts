@@ -61,7 +61,7 @@ export const CMD_SET_FEATURES: u32 = 0xef;
 export const FEATURE_SET_TRANSFER_MODE: u32 = 0x03;
 export const TRANSFER_MODE_MWDMA2: u32 = 0x22;
 
-/** IDENTIFY DEVICE words (ATA/ATAPI-6, table 27). */
+/** IDENTIFY DEVICE words (ATA/ATAPI-6, IDENTIFY DEVICE data table). */
 export const ID_MAX_MULTIPLE: u32 = 47; // bits 7:0: largest DRQ block of READ/WRITE MULTIPLE
 export const ID_CAPABILITIES: u32 = 49; // bit 8 DMA, bit 9 LBA
 export const ID_LBA28_CAPACITY: u32 = 60; // words 60–61

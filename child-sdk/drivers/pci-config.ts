@@ -1,4 +1,4 @@
-// PCI configuration mechanism #1 (PCI Local Bus Specification 2.1, §3.7.4.1): a dword address
+// PCI configuration mechanism #1 (PCI Local Bus Specification 2.1, "Configuration Mechanism #1"): a dword address
 // written to CONFIG_ADDRESS (0xCF8) — enable bit 31, bus 23:16, device 15:11, function 10:8,
 // register 7:2 — selects the dword CONFIG_DATA (0xCFC) reads and writes. Each access is two exits.
 import { inl, outl } from "../platform/hv";
