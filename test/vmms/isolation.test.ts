@@ -11,9 +11,10 @@ import { MiB, processAlive, testImages, VmmsFixture, waitFor } from './vmms-fixt
 
 const fx = new VmmsFixture();
 let image: string;
+let probe: string;
 
 beforeAll(async () => {
-  image = (await testImages()).checksum;
+  ({ checksum: image, probe } = await testImages());
 });
 afterAll(async () => {
   expect(await fx.cleanup()).toEqual([]);
@@ -80,5 +81,16 @@ describe('worker isolation', () => {
     expect(v.get('short')).toMatchObject({ healthState: 5, processId: null });
     expect(v.console('short')).toMatch(/result rounds=300 sum=(\w+) expected=\1 resumes=0 verdict=OK/);
     await waitFor('the worker to exit', () => !processAlive(pid), 5000);
+  });
+
+  it('a guest fault turns its VM Off with HealthState Major (20) and is reported', async () => {
+    const v = await fx.vmms({ dataDir: fx.dataDir() });
+    v.defineVm({ name: 'faulty', memoryBytes: 16 * MiB, imagePath: probe, cmdline: 'ud' });
+    const faults: { message: string }[] = [];
+    v.events.on('guest-fault', (f) => faults.push(f));
+    await v.start('faulty');
+    await waitFor('Off', () => v.get('faulty')!.enabledState === 3, 20_000);
+    expect(v.get('faulty')).toMatchObject({ healthState: 20, processId: null });
+    expect(faults).toEqual([expect.objectContaining({ name: 'faulty', message: expect.stringMatching(/VP 0 \(ud\): hypercall before the hypercall page/) })]);
   });
 });

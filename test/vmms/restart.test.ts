@@ -66,8 +66,12 @@ describe('VMMS restart', () => {
     const at = progress(second.console('one'));
     await waitFor('console after reattach', () => progress(second.console('one')) > at);
     expect((await second.resume('two')).vm).toMatchObject({ enabledState: 2 });
+    // A reattached worker is not this process's child: its death is still noticed at once.
+    process.kill(before.two.processId!, 'SIGKILL');
+    await waitFor('two Off', () => second.get('two')!.enabledState === 3, 3000);
+    expect(second.get('two')).toMatchObject({ healthState: 25, processId: null });
+    expect(second.get('one')).toMatchObject({ enabledState: 2, processId: before.one.processId });
     expect((await second.turnOff('one')).returnValue).toBe(0);
-    expect((await second.turnOff('two')).returnValue).toBe(0);
     expect(processAlive(before.one.processId!)).toBe(false);
   });
 

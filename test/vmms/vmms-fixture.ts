@@ -30,9 +30,9 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | null
   }
 }
 
-export async function testImages(): Promise<{ checksum: string; hello: string }> {
-  await buildGuests(['checksum', 'hello']);
-  return { checksum: guestImagePath('checksum'), hello: guestImagePath('hello') };
+export async function testImages(): Promise<{ checksum: string; hello: string; probe: string }> {
+  await buildGuests(['checksum', 'hello', 'probe']);
+  return { checksum: guestImagePath('checksum'), hello: guestImagePath('hello'), probe: guestImagePath('probe') };
 }
 
 export class VmmsFixture {
