@@ -69,7 +69,10 @@ interface ServedChannel {
   incoming: StorVspIncoming;
 }
 
-/** The framework's GPA header page carries at most this many PFNs; a 64-byte vstor_packet rides behind. */
+/**
+ * PFNs accepted in one request's GPA-direct header: 2 MiB, far above max_transfer_bytes (256 KiB,
+ * 65 pages when unaligned); the guest VSC framework's header page holds 510.
+ */
 const MAX_GPA_PAGES = 512;
 
 export class StorVsp implements Vsp {
