@@ -15,7 +15,7 @@ import { writeBootInfo } from './boot-info.ts';
 import { GuestMemory } from './guest-memory.ts';
 import { HvError } from './hv-error.ts';
 import { loadGuestImage, type GuestImage } from './image-loader.ts';
-import { assertVector } from './interrupts.ts';
+import { assertChildInterrupt, type ChildPartitionAccess, type PartitionShare } from './partition-handle.ts';
 import {
   Owner, P_GUEST_OS_ID, P_PAUSED_VPS, P_PRIV_HI, P_REF_FROZEN_AT, P_PRIV_LO, P_REQUESTED_STATE, PartitionControl, RequestedState, VP_WAKE, VpRunState,
   vpBase, type VpCounterName,
@@ -77,7 +77,7 @@ function vpWorkerUrl(): URL {
   return VP_BUNDLE;
 }
 
-export class Partition extends EventEmitter {
+export class Partition extends EventEmitter implements ChildPartitionAccess {
   readonly id: number;
   readonly name: string;
   readonly vpCount: number;
@@ -248,10 +248,16 @@ export class Partition extends EventEmitter {
 
   /** The root's HvCallAssertVirtualInterrupt on a VP of this partition. */
   assertInterrupt(vp: number, vector: number): HvStatus {
-    if (vp < 0 || vp >= this.vpCount) return HvStatus.InvalidVpIndex;
-    if (vector < 16 || vector > 255) return HvStatus.InvalidParameter;
-    assertVector(this.ctl, vp, vector);
-    return HvStatus.Success;
+    return assertChildInterrupt(this.ctl, vp, vector);
+  }
+
+  referenceTime(): number {
+    return this.state === 'created' ? 0 : new ReferenceClock(this.ctl).now();
+  }
+
+  /** What another thread needs to attach a PartitionHandle to this partition. */
+  share(): PartitionShare {
+    return { name: this.name, control: this.ctl.sab, memory: this.mem.memory };
   }
 
   /** The root's HvCallPostMessage on one of its connections to this child. */

@@ -4,10 +4,11 @@
  * handler. The PIC's INT output becomes a vector on VP 0 (the INTA cycle runs when the request
  * rises), which is how ExtINT reaches a guest without a local APIC model.
  */
-import type { Partition } from '../../hypervisor/partition.ts';
+import type { ChildPartitionAccess } from '../../hypervisor/partition-handle.ts';
 import type { InterceptHandler, IoSize } from '../../hypervisor/root-inbox.ts';
 import { Gen1Chipset, type IdeAttachment } from '../devices/gen1-chipset.ts';
 import type { UartSink } from '../devices/uart/uart16550.ts';
+import type { DeviceStateRecord } from '../devices/device-state.ts';
 
 export interface EmulatedPlatformOptions {
   /** Console output (COM1). */
@@ -26,7 +27,7 @@ const MAX_INTA_PER_REQUEST = 16;
 export class EmulatedPlatform implements InterceptHandler {
   readonly chipset: Gen1Chipset;
 
-  constructor(private readonly partition: Partition, opts: EmulatedPlatformOptions = {}) {
+  constructor(private readonly partition: ChildPartitionAccess, opts: EmulatedPlatformOptions = {}) {
     this.chipset = new Gen1Chipset({ memory: partition.mem, ide: opts.ide, com1Sink: opts.console });
     const pic = this.chipset.pic;
     pic.onInterruptRequest = () => {
@@ -39,25 +40,14 @@ export class EmulatedPlatform implements InterceptHandler {
   get com1() { return this.chipset.com1; }
   get com2() { return this.chipset.com2; }
 
-  /** One record per device (PIC, COM1, COM2), for the VM's saved-state file. */
+  /** One record per device of the chipset (PIC, COM1, COM2, PCI, IDE), for the saved-state file. */
   saveState(): DeviceStateRecord[] {
-    return [this.pic.saveState(), this.com1.saveState(), this.com2.saveState()];
+    return this.chipset.saveState();
   }
 
   /** All or nothing: a missing, unknown or bad record leaves every device as it was. */
   restoreState(records: readonly DeviceStateRecord[]): void {
-    const devices = [this.pic, this.com1, this.com2] as const;
-    const current = this.saveState();
-    const names = current.map((r) => r.name);
-    const byName = new Map(records.map((r) => [r.name, r]));
-    for (const n of byName.keys()) if (!names.includes(n)) throw stateError(`no device named ${n} on this platform`);
-    for (const n of names) if (!byName.has(n)) throw stateError(`no record for ${n}`);
-    try {
-      devices.forEach((d, i) => d.restoreState(byName.get(names[i])!));
-    } catch (err) {
-      devices.forEach((d, i) => d.restoreState(current[i]));
-      throw err;
-    }
+    this.chipset.restoreState(records);
   }
 
   ioRead(_vp: number, port: number, size: IoSize): number {

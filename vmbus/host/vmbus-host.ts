@@ -16,7 +16,7 @@ import { HvPortType } from '../../abi/hv-hypercall.ts';
 import { HvStatus } from '../../abi/hv-status.ts';
 import { HvError } from '../../hypervisor/hv-error.ts';
 import { Owner } from '../../hypervisor/partition-control.ts';
-import type { Partition } from '../../hypervisor/partition.ts';
+import type { ChildPartitionAccess } from '../../hypervisor/partition-handle.ts';
 import {
   ChannelStatus, VMBUS_MAX_MESSAGE_SIZE, VMBUS_MESSAGE_CONNECTION_ID, VMBUS_MESSAGE_CONNECTION_ID_4, VMBUS_MESSAGE_SINT,
   VMBUS_SYNIC_MESSAGE_TYPE,
@@ -73,7 +73,7 @@ export class VmbusHost {
   private readonly log: (error: HvError) => void;
   private disposed = false;
 
-  constructor(readonly partition: Partition, options: VmbusHostOptions = {}) {
+  constructor(readonly partition: ChildPartitionAccess, options: VmbusHostOptions = {}) {
     this.log = options.log ?? ((e) => console.error(`vmbus[${partition.name}] ${e.code}: ${e.message}`));
     const ports = partition.ports;
     const must = (status: HvStatus, what: string) => {
