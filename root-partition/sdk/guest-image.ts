@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import asc from 'assemblyscript/asc';
 import { guestBuildFlags } from '../../scripts/build-guests.ts';
 
@@ -42,14 +42,28 @@ export async function buildGuestImage(entry: string, outFile: string): Promise<b
   if (existsSync(out) && existsSync(stamp) && readFileSync(stamp, 'utf8') === key) return false;
   mkdirSync(dirname(out), { recursive: true });
   const cwd = process.cwd();
-  // The build line names the runtime and the abort hook relative to the repository root.
-  process.chdir(SDK_ROOT);
+  // The compiler names every file by its path from the working directory, and the build line
+  // names the runtime and the abort hook by such paths. Compiling from the common ancestor of
+  // the project and the repository keeps each SDK file under one name (a project's
+  // "../../sdk/child-sdk/…" import and the runtime flag then meet), with the two flags rebased.
+  const base = commonAncestor(dirname(abs), SDK_ROOT);
+  const sdk = relative(base, SDK_ROOT);
+  const flags = guestBuildFlags().map((f) =>
+    f.startsWith('./child-sdk/') ? `./${join(sdk, f.slice(2))}` : f.startsWith('abort=child-sdk/') ? `abort=${join(sdk, f.slice(6))}` : f);
+  process.chdir(base);
   try {
-    const { error, stderr } = await asc.main([relative(SDK_ROOT, abs), '--outFile', out, ...guestBuildFlags()]);
+    const { error, stderr } = await asc.main([relative(base, abs), '--outFile', out, ...flags]);
     if (error) throw new Error(`building guest image ${entry} failed: ${error.message}\n${stderr.toString()}`);
   } finally {
     process.chdir(cwd);
   }
   writeFileSync(stamp, key);
   return true;
+}
+
+function commonAncestor(a: string, b: string): string {
+  const x = a.split(sep), y = b.split(sep);
+  let i = 0;
+  while (i < x.length && i < y.length && x[i] === y[i]) i++;
+  return x.slice(0, i).join(sep) || sep;
 }
