@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { runGuestImage } from './run-command.ts';
 import { registerVmmsCommands } from '../vmms/cli-commands.ts';
+import { registerSdkCommands } from './sdk-command.ts';
 import { buildGuests, guestImagePath, listGuests } from '../../scripts/build-guests.ts';
 import { buildHost } from '../../scripts/build-host.ts';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -75,6 +76,7 @@ bench
   });
 
 registerVmmsCommands(program);
+registerSdkCommands(program);
 
 program.parseAsync().catch((e: Error) => {
   console.error(`tsvisor: ${e.message}`);
