@@ -74,12 +74,15 @@ export class RootInbox {
     return n;
   }
 
-  /** Serves until `running()` is false, spinning then sleeping on the doorbell between batches. */
-  serveBlocking(policy: WaitPolicy, running: () => boolean, maxSleepMs = 50): void {
+  /**
+   * Serves until `running()` is false, spinning then sleeping on the doorbell between batches;
+   * `idle` runs when a wait ends with nothing new (at most every `maxSleepMs`).
+   */
+  serveBlocking(policy: WaitPolicy, running: () => boolean, maxSleepMs = 50, idle?: () => void): void {
     while (running()) {
       this.lastDoorbell = Atomics.load(this.ctl.i32, P_DOORBELL >> 2);
       if (this.pump() > 0) continue;
-      waitForChange(this.ctl.i32, P_DOORBELL >> 2, this.lastDoorbell, policy, this.waits, maxSleepMs);
+      if (waitForChange(this.ctl.i32, P_DOORBELL >> 2, this.lastDoorbell, policy, this.waits, maxSleepMs) === this.lastDoorbell) idle?.();
     }
   }
 

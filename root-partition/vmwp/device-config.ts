@@ -1,0 +1,31 @@
+/**
+ * The devices of one VM as the device thread builds them: serialisable, so it crosses to the
+ * thread (or process) that hosts them. Disks are raw image files.
+ */
+export interface DiskConfig {
+  path: string;
+  readOnly?: boolean;
+  /** 16 bytes as 32 hex digits: the SCSI serial number and WWN (derived from the path if absent). */
+  diskId?: string;
+}
+
+export interface ScsiControllerConfig {
+  /** Instance GUID of the controller's VMBus channel. */
+  instanceId: string;
+  /** Disks at locations 0, 1, … (LUN = location). */
+  disks: DiskConfig[];
+  /** Sub-channels offered to a guest that asks (0 = single queue). */
+  maxSubChannels?: number;
+  /** Host polling window while requests are in flight, µs (0 = off). */
+  pollSpinMicros?: number;
+}
+
+export interface VmDeviceConfig {
+  /** IDE drives: primary master, primary slave, secondary master, secondary slave (null = empty). */
+  ide?: (DiskConfig | null)[];
+  scsi?: ScsiControllerConfig[];
+  /** Offer the echo example device on VMBus. */
+  echo?: boolean;
+  /** Start the VMBus host even without synthetic devices (a guest may still connect). */
+  vmbus?: boolean;
+}

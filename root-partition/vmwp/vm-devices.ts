@@ -1,0 +1,65 @@
+/**
+ * Builds and owns one VM's root-side devices on the thread that serves its intercepts: the
+ * emulated platform (Gen1 chipset, IDE disks) as the intercept handler and, when the VM has
+ * synthetic devices, the VMBus host with its VSPs. Everything here runs on one thread: the
+ * device models are not thread-safe.
+ */
+import { createHash } from 'node:crypto';
+import type { ChildPartitionAccess } from '../../hypervisor/partition-handle.ts';
+import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
+import type { UartSink } from '../devices/uart/uart16550.ts';
+import { RawDisk } from '../storage/raw-disk.ts';
+import { ScsiDisk } from '../storage/scsi/scsi-disk.ts';
+import { EchoVsp } from '../vsp/echo/echo-vsp.ts';
+import { lunsAtLocations } from '../vsp/storvsp/scsi-controller.ts';
+import { StorVsp } from '../vsp/storvsp/storvsp-vsp.ts';
+import type { DiskConfig, VmDeviceConfig } from './device-config.ts';
+import { EmulatedPlatform } from './emulated-platform.ts';
+
+function diskId(d: DiskConfig): Uint8Array {
+  if (d.diskId && /^[0-9a-f]{32}$/i.test(d.diskId)) return Buffer.from(d.diskId, 'hex');
+  return createHash('sha256').update(d.path).digest().subarray(0, 16);
+}
+
+export class VmDevices {
+  readonly platform: EmulatedPlatform;
+  readonly vmbus: VmbusHost | null = null;
+  readonly storVsps: StorVsp[] = [];
+  private readonly disks: RawDisk[] = [];
+
+  /** Opens every disk first: a bad path or size fails here, before the VM runs. */
+  constructor(partition: ChildPartitionAccess, config: VmDeviceConfig, console?: UartSink, log: (message: string) => void = () => {}) {
+    const open = (d: DiskConfig) => {
+      const disk = RawDisk.open(d.path, { readOnly: d.readOnly });
+      this.disks.push(disk);
+      return disk;
+    };
+    try {
+      const ide = (config.ide ?? []).slice(0, 4).map((d) => (d ? { backend: open(d) } : undefined));
+      const scsi = (config.scsi ?? []).map((c) => ({ c, disks: c.disks.map((d) => new ScsiDisk(open(d), { diskId: diskId(d) })) }));
+      this.platform = new EmulatedPlatform(partition, { console, ide });
+      partition.inbox.handler = this.platform;
+      if (scsi.length > 0 || config.echo || config.vmbus) {
+        const host = new VmbusHost(partition, { log: (e) => log(`vmbus ${e.code}: ${e.message}`) });
+        this.vmbus = host;
+        for (const { c, disks } of scsi) {
+          const vsp = new StorVsp({
+            instanceId: c.instanceId, luns: lunsAtLocations(disks), subChannels: host.server,
+            maxSubChannels: c.maxSubChannels ?? 0, pollSpinMicros: c.pollSpinMicros, log,
+          });
+          this.storVsps.push(vsp);
+          host.addVsp(vsp);
+        }
+        if (config.echo) host.addVsp(new EchoVsp());
+      }
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  close(): void {
+    this.vmbus?.dispose();
+    for (const d of this.disks.splice(0)) d.close();
+  }
+}
