@@ -24,7 +24,13 @@ export async function runDaemon(opts: { dataDir: string; limits?: Partial<HostLi
   mkdirSync(paths.root, { recursive: true });
   if (await socketAnswers(paths.vmmsSocket)) throw new Error(`another management service is serving ${paths.root}`);
   const log = createProcessLogger({ dataDir: paths.root, process: 'vmms' });
-  const vmms = await Vmms.open({ dataDir: paths.root, logger: log, ...(opts.limits ? { limits: opts.limits } : {}) });
+  let vmms: Vmms;
+  try {
+    vmms = await Vmms.open({ dataDir: paths.root, logger: log, ...(opts.limits ? { limits: opts.limits } : {}) });
+  } catch (e) {
+    await closeLogger(log);
+    throw e;
+  }
   let stopping = false;
   const stop = async (keepVms: boolean) => {
     if (stopping) return;

@@ -6,6 +6,7 @@ import type { WorkerCounters } from '../ipc/bulk-codec.ts';
 import { availableRequestedStates, EnabledState, HealthState, stateName, type EnabledStateValue, type HealthStateValue } from './lifecycle.ts';
 import type { VmDefinition } from './vm-definition.ts';
 import type { VmwpConnection } from './vmwp-connection.ts';
+import type { Logger } from './log.ts';
 
 /** Console output kept per VM in VMMS (the newest bytes win). */
 export const CONSOLE_TAIL_BYTES = 256 * 1024;
@@ -46,7 +47,12 @@ export class VmEntry {
   private consoleChunks: Buffer[] = [];
   private consoleBytes = 0;
 
-  constructor(public def: VmDefinition) {}
+  /** This VM's logger: every line carries vmId and vmName. */
+  readonly log: Logger;
+
+  constructor(public def: VmDefinition, parentLog: Logger) {
+    this.log = parentLog.child({ vmId: def.id, vmName: def.name });
+  }
 
   appendConsole(data: Uint8Array): void {
     const b = Buffer.from(data);

@@ -24,6 +24,8 @@ import { createProcessLogger, type Logger } from './log.ts';
 import { newDefinition, type NewVmRequest } from './vm-definition.ts';
 import { VmEntry, type VmView } from './vm-entry.ts';
 import { WorkerOperations } from './worker-operations.ts';
+import { writeFileAtomic } from './atomic-file.ts';
+import { processAlive } from './vmwp-launcher.ts';
 import { VmwpConnection } from './vmwp-connection.ts';
 
 export interface VmmsOptions {
@@ -88,8 +90,23 @@ export class Vmms {
   /** Loads every definition and reattaches to the workers of VMs that kept running. */
   static async open(opts: VmmsOptions): Promise<Vmms> {
     const vmms = new Vmms(opts);
+    vmms.takeLock();
     await vmms.load();
     return vmms;
+  }
+
+  /**
+   * One VMMS per data directory: two would both drive the same workers and files. The lock is
+   * the owner's pid; a lock left by a process that is gone (a crashed VMMS) is taken over.
+   */
+  private takeLock(): void {
+    const path = this.paths.vmmsLock;
+    let owner = NaN;
+    try { owner = Number(readFileSync(path, 'utf8').trim()); } catch { /* no lock */ }
+    if (Number.isInteger(owner) && owner !== process.pid && processAlive(owner)) {
+      throw new VmmsError('VMMS_ERR_IN_USE', `another management service (process ${owner}) runs on ${this.paths.root}`);
+    }
+    writeFileAtomic(path, `${process.pid}\n`);
   }
 
   private async load(): Promise<void> {
@@ -97,7 +114,7 @@ export class Vmms {
     this.loadErrors = errors;
     for (const e of errors) this.log.error(`VM definition not loaded: ${e.message}`);
     await Promise.all(definitions.map(async (def) => {
-      const entry = new VmEntry(def);
+      const entry = new VmEntry(def, this.log);
       this.vms.set(def.id, entry);
       entry.state = existsSync(this.paths.savedState(def.id)) ? EnabledState.Saved : EnabledState.Off;
       await this.ops.reattach(entry);
@@ -131,8 +148,8 @@ export class Vmms {
     if (this.find(def.name)) throw new VmmsError('VMMS_ERR_NAME_IN_USE', `a VM named "${def.name}" exists`);
     if (!existsSync(def.imagePath)) throw new VmmsError('VMMS_ERR_NO_IMAGE', `guest image ${def.imagePath} does not exist`);
     this.store.save(def);
-    this.vms.set(def.id, new VmEntry(def));
-    this.log.info(`defined VM ${def.name} (${def.id})`, { vmId: def.id });
+    this.vms.set(def.id, new VmEntry(def, this.log));
+    this.vms.get(def.id)!.log.info(`defined VM ${def.name} (${def.id})`);
     this.events.emit('defined', { vmId: def.id, name: def.name });
     return this.vms.get(def.id)!.view();
   }
@@ -145,7 +162,7 @@ export class Vmms {
     rmSync(this.paths.savedState(e.def.id), { force: true });
     this.store.remove(e.def.id);
     this.vms.delete(e.def.id);
-    this.log.info(`removed VM ${e.def.name}`, { vmId: e.def.id });
+    e.log.info(`removed VM ${e.def.name}`);
     this.events.emit('removed', { vmId: e.def.id, name: e.def.name });
     return { returnValue: ReturnCode.Completed };
   }
@@ -157,7 +174,7 @@ export class Vmms {
     if (this.closing) return { returnValue: ReturnCode.InvalidState, error: 'the management service is stopping' };
     const t = transition(e.state, requested);
     if (!t.ok) {
-      this.log.info(`refused RequestedState ${requested} in ${stateName(e.state)}: ${t.reason} (${t.returnValue})`, { vmId: e.def.id });
+      e.log.info(`refused RequestedState ${requested} in ${stateName(e.state)}: ${t.reason} (${t.returnValue})`);
       return { returnValue: t.returnValue, error: t.reason, vm: e.view() };
     }
     if (t.operation === 'start' || t.operation === 'restore') {
@@ -165,7 +182,7 @@ export class Vmms {
       const running = [...this.vms.values()].filter((v) => v.pid !== null).length;
       const problem = admissionProblem(this.limits, e.def.memoryBytes, committed, running);
       if (problem) {
-        this.log.warn(`refused to start: ${problem}`, { vmId: e.def.id });
+        e.log.warn(`refused to start: ${problem}`);
         return { returnValue: ReturnCode.Failed, error: problem, vm: e.view() };
       }
     }
@@ -175,7 +192,7 @@ export class Vmms {
       return { returnValue: ReturnCode.Completed, vm: e.view() };
     } catch (err) {
       e.lastError = (err as Error).message;
-      this.log.error(`${t.operation} failed: ${e.lastError}`, { vmId: e.def.id });
+      e.log.error(`${t.operation} failed: ${e.lastError}`);
       return { returnValue: ReturnCode.Failed, error: e.lastError, vm: e.view() };
     }
   }
@@ -206,7 +223,7 @@ export class Vmms {
     e.health = health;
     if (state === EnabledState.Running && e.runningSince === null) e.runningSince = Date.now();
     if (state === EnabledState.Off || state === EnabledState.Saved) { e.runningSince = null; e.pid = null; }
-    this.log.info(`${stateName(previous)} → ${stateName(state)}: ${reason}`, { vmId: e.def.id, vmName: e.def.name, health });
+    e.log.info(`${stateName(previous)} → ${stateName(state)}: ${reason}`, { health });
     this.events.emit('state-changed', { vmId: e.def.id, name: e.def.name, previous, state, healthState: health, reason } satisfies StateChangeEvent);
   }
 
@@ -241,7 +258,7 @@ export class Vmms {
         const message = `the worker process ${e.pid} ended unexpectedly`;
         e.lastError = message;
         e.generation++;
-        this.log.error(message, { vmId: e.def.id });
+        e.log.error(message);
         this.setState(e, EnabledState.Off, message, HealthState.CriticalFailure);
         e.pid = null;
         this.events.emit('vm-crashed', { vmId: e.def.id, name: e.def.name, message });
@@ -259,13 +276,14 @@ export class Vmms {
         const action = e.def.automaticStopAction;
         let r = action === 'save' && (e.state === EnabledState.Running || e.state === EnabledState.Paused) ? await this.save(e.def.id) : await this.turnOff(e.def.id);
         if (r.returnValue !== ReturnCode.Completed && action === 'save') {
-          this.log.error(`automatic save failed (${r.error}); turning the VM off`, { vmId: e.def.id });
+          e.log.error(`automatic save failed (${r.error}); turning the VM off`);
           r = await this.turnOff(e.def.id);
         }
       }));
     }
     this.closing = true;
     for (const e of this.vms.values()) e.conn?.close();
+    rmSync(this.paths.vmmsLock, { force: true });
     this.log.info(opts.stopVms ?? true ? 'management service stopped' : 'management service stopped; VMs left running');
   }
 

@@ -48,7 +48,7 @@ export class WorkerOperations {
       e.runningSince = Date.now() - (status.uptimeMs ?? 0);
       this.sink.setState(e, s, `reattached to worker ${e.pid}`, HealthState.Ok);
     } catch (err) {
-      this.log.warn(`worker socket ${sock} is stale (${(err as Error).message}); the VM is ${stateName(e.state)}`, { vmId: e.def.id });
+      e.log.warn(`worker socket ${sock} is stale (${(err as Error).message}); the VM is ${stateName(e.state)}`);
       e.expectingExit = true;
       e.conn?.close();
       e.conn = null;
@@ -93,7 +93,7 @@ export class WorkerOperations {
       ...(restoreFrom ? { restoreFrom } : {}),
     }, this.paths.workerOutput(d.id));
     e.pid = worker.pid;
-    this.log.info(`worker ${worker.pid} started${restoreFrom ? ` to restore ${restoreFrom}` : ''}`, { vmId: d.id });
+    e.log.info(`worker ${worker.pid} started${restoreFrom ? ` to restore ${restoreFrom}` : ''}`);
     let conn: VmwpConnection;
     try {
       conn = await VmwpConnection.open(this.paths.workerSocket(d.id), this.t.startTimeoutMs, () => !worker.exited());
@@ -110,7 +110,7 @@ export class WorkerOperations {
       // The worker reports its boot error and exits by itself.
       e.expectingExit = true;
       await Promise.race([conn.whenClosed(), delay(2000)]);
-      if (processAlive(worker.pid)) process.kill(worker.pid, 'SIGKILL');
+      await ensureExited(worker.pid, 2000, e.log);
       e.pid = null;
       throw err;
     }
@@ -128,7 +128,7 @@ export class WorkerOperations {
       throw err;
     }
     await Promise.race([conn.whenClosed(), delay(TURN_OFF_GRACE_MS)]);
-    if (e.pid !== null && processAlive(e.pid)) process.kill(e.pid, 'SIGKILL');
+    if (e.pid !== null) await ensureExited(e.pid, TURN_OFF_GRACE_MS, e.log);
   }
 
   /** Works from any state: asks the worker to stop, kills it if it does not, drops a saved state. */
@@ -138,17 +138,13 @@ export class WorkerOperations {
     const conn = e.conn;
     const pid = e.pid;
     e.expectingExit = true;
+    let answered = false;
     if (conn) {
-      const answered = await Promise.race([conn.request('TURN_OFF', TURN_OFF_GRACE_MS).then(() => true, () => false), conn.whenClosed().then(() => true)]);
-      // A worker that answered exits within moments; one that did not answer is killed now.
+      answered = await Promise.race([conn.request('TURN_OFF', TURN_OFF_GRACE_MS).then(() => true, () => false), conn.whenClosed().then(() => true)]);
       if (answered) await Promise.race([conn.whenClosed(), delay(TURN_OFF_GRACE_MS)]);
     }
-    if (pid !== null && processAlive(pid)) {
-      this.log.warn(`worker ${pid} did not stop; killing it`, { vmId: e.def.id });
-      process.kill(pid, 'SIGKILL');
-      if (conn) await Promise.race([conn.whenClosed(), delay(2000)]);
-      for (let i = 0; i < 100 && processAlive(pid); i++) await delay(20);
-    }
+    // A worker that answered exits within moments; one that did not answer is killed now.
+    if (pid !== null) await ensureExited(pid, answered ? TURN_OFF_GRACE_MS : 0, e.log);
     conn?.close();
     e.conn = null;
     rmSync(this.paths.workerSocket(e.def.id), { force: true });
@@ -163,6 +159,16 @@ export class WorkerOperations {
       return '';
     }
   }
+}
+
+/** Waits up to `graceMs` for the worker to exit by itself (its log flushed), then kills it. */
+async function ensureExited(pid: number, graceMs: number, log: Logger): Promise<void> {
+  const deadline = Date.now() + graceMs;
+  while (processAlive(pid) && Date.now() < deadline) await delay(10);
+  if (!processAlive(pid)) return;
+  log.warn(`worker ${pid} did not exit; killing it`);
+  process.kill(pid, 'SIGKILL');
+  for (let i = 0; i < 200 && processAlive(pid); i++) await delay(10);
 }
 
 function delay(ms: number): Promise<void> {

@@ -78,6 +78,17 @@ describe('definition store', () => {
     expect(second.list().map((v) => v.name).sort()).toEqual(['good', 'later']);
   });
 
+  it('refuses a second service on the same data directory while the first runs', async () => {
+    const dataDir = fx.dataDir();
+    writeFileSync(join(dataDir, 'vmms.pid'), `${process.ppid}\n`); // a live process that is not this one
+    await expect(fx.vmms({ dataDir })).rejects.toThrow(`another management service (process ${process.ppid}) runs on ${dataDir}`);
+    writeFileSync(join(dataDir, 'vmms.pid'), '999999999\n'); // left by a process that is gone
+    const v = await fx.vmms({ dataDir });
+    expect(readFileSync(join(dataDir, 'vmms.pid'), 'utf8')).toBe(`${process.pid}\n`);
+    await fx.detach(v);
+    expect(existsSync(join(dataDir, 'vmms.pid'))).toBe(false);
+  });
+
   it('bounds the number of VMs', async () => {
     const v = await fx.vmms({ dataDir: fx.dataDir(), limits: { maxVms: 2 } });
     v.defineVm({ name: 'one', memoryBytes: 16 * MiB, imagePath: image });

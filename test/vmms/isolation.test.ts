@@ -48,7 +48,7 @@ describe('worker isolation', () => {
     expect(v.get('victim')).toMatchObject({ enabledState: 3, healthState: 25, processId: null, lastError: expect.stringMatching(/ended unexpectedly/) });
     expect(events).toEqual([expect.objectContaining({ vmId: victim.id, previous: 2, state: 3, healthState: 25 })]);
     expect(crashes).toEqual([{ vmId: victim.id, name: 'victim', message: expect.stringContaining(String(victim.processId)) }]);
-    expect(processAlive(victim.processId!)).toBe(false);
+    await waitFor('the victim process to be reaped', () => !processAlive(victim.processId!), 2000);
     // The log: JSON lines in the data directory, the VM named on each line about it.
     await waitFor('the log line', () => readFileSync(join(dataDir, 'logs', 'vmms.log'), 'utf8').includes('ended unexpectedly'));
     const lines = readFileSync(join(dataDir, 'logs', 'vmms.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
