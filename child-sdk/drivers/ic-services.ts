@@ -52,6 +52,7 @@ export function icHeartbeatOpen(): IcDevice | null {
 
 /** Application state reported with each heartbeat (1 Healthy, 2 Critical: the host shows Degraded). */
 export function icHeartbeatSetApplicationState(state: u32): void { store<u32>(IC, state); }
+/** Heartbeats answered since icHeartbeatOpen. */
 export function icHeartbeatsAnswered(): u32 { return load<u32>(IC, 12); }
 
 // ---- shutdown
@@ -75,6 +76,7 @@ export function icShutdownOpen(hook: IcShutdownHook = acceptAll): IcDevice | nul
 
 /** The flags of an accepted shutdown request, or 0xffffffff while none came. The program then shuts down. */
 export function icShutdownRequested(): u32 { return load<u32>(IC, 4); }
+/** reason_code of the accepted shutdown request (Windows SHTDN_REASON_*; 0 when none was given). */
 export function icShutdownReasonCode(): u32 { return load<u32>(IC, 8); }
 
 // ---- time sync
@@ -91,7 +93,9 @@ export function icTimeSyncOpen(): IcDevice | null {
 
 /** UTC now as a Windows FILETIME (100 ns since 1601), from the partition reference time and the host's last sample; 0 before one. */
 export function icTimeNow(): u64 { return icTimeSyncNow(TIMESYNC_STATE, referenceTime()); }
+/** Time samples taken (SYNC and SAMPLE). */
 export function icTimeSamples(): u32 { return load<u32>(TIMESYNC_STATE, 8); }
+/** SYNC samples taken (the host asked for the clock to be set at once). */
 export function icTimeSyncs(): u32 { return load<u32>(TIMESYNC_STATE, 12); }
 
 // ---- KVP
@@ -116,6 +120,7 @@ export function icKvpOpen(): IcDevice | null {
 
 /** The KVP store (kvpFind / kvpSlot* in ic-kvp-protocol.ts read it); 0 before icKvpOpen. */
 export function icKvpStore(): usize { return load<usize>(IC, 16); }
+/** KVP requests answered (any operation, any status). */
 export function icKvpRequests(): u32 { return load<u32>(IC, 24); }
 
 /** Publishes an item in `pool` (Guest for the guest's own items, Auto for intrinsic ones). */

@@ -146,7 +146,7 @@ describe('heartbeat status', () => {
     expect(vsp.status()).toBe(HeartbeatStatus.NoContact);
     expect(vsp.beats.wrongSequence).toBe(1);
     expect(errors.map((e) => e.code)).toEqual(['IC_HEARTBEAT_WRONG']);
-    (vsp as unknown as { beat(): Promise<void> }).beat();
+    void vsp.beat();
     g.answer((b) => { b.setBigUint64(0, b.getBigUint64(0, true) + 1n, true); b.setUint32(8, 2, true); });
     await new Promise((r) => setImmediate(r));
     expect(vsp.status()).toBe(HeartbeatStatus.Degraded);

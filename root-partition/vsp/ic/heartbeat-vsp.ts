@@ -71,7 +71,8 @@ export class HeartbeatVsp extends IcVsp {
 
   private inFlight = false;
 
-  private async beat(): Promise<void> {
+  /** Sends one heartbeat now and records its answer (the timer calls this every intervalMs). */
+  async beat(): Promise<void> {
     if (this.inFlight) return; // the previous heartbeat is still waiting: do not queue behind it
     this.inFlight = true;
     const seq = this.sequence++;
