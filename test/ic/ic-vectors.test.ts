@@ -60,6 +60,10 @@ describe('IC vectors: host codec', () => {
     const sample = { parentTime: BigInt(ts.parentTime as string), referenceTime: BigInt(ts.referenceTime as string), flags: ts.flags as number };
     expect(request(IcMessageType.TimeSync, ver('4.0'), ts.transactionId, encodeTimeSample(sample, 4))).toBe(ts.request);
     expect(decodeTimeSample(answerOf(ts).body, 4)).toEqual({ ...sample, leapFlags: 0, stratum: 0 });
+    const ts3 = vec('timesync 3.0 sample');
+    const sample3 = { parentTime: BigInt(ts3.parentTime as string), referenceTime: 0n, flags: ts3.flags as number };
+    expect(request(IcMessageType.TimeSync, ver('3.0'), ts3.transactionId, encodeTimeSample(sample3, 3))).toBe(ts3.request);
+    expect(decodeTimeSample(answerOf(ts3).body, 3)).toEqual(sample3);
   });
 
   it('KVP: SET, GET, ENUMERATE, DELETE', () => {
@@ -152,6 +156,10 @@ describe('IC vectors: guest codec (AssemblyScript)', () => {
     u8.fill(0, STATE, STATE + 32);
     expect(guestAnswers(ts, (len) => g.icTimeSyncApply(BUF, len, 4, 0n, STATE))).toBe(ts.answer);
     expect(dv.getBigUint64(STATE, true)).toBe(BigInt(ts.offset as string));
+    // Below 4.0 the sample counts as current when it arrives (reference time 1000 here).
+    const ts3 = vec('timesync 3.0 sample');
+    expect(guestAnswers(ts3, (len) => g.icTimeSyncApply(BUF, len, 3, BigInt(ts3.referenceOnArrival as string), STATE + 64))).toBe(ts3.answer);
+    expect(dv.getBigUint64(STATE + 64, true)).toBe(BigInt(ts3.offset as string));
     // UTC now = reference time now + offset: 1 s of reference time later, 1 s later in FILETIME.
     expect(BigInt.asUintN(64, g.icTimeSyncNow(STATE, 12345678n + 10_000_000n))).toBe(BigInt(ts.parentTime as string) + 10_000_000n);
   });

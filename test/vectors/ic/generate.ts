@@ -64,6 +64,12 @@ const add = (name: string, params: Record<string, unknown>, req: Bytes, res: Byt
   const req = ic(4, [3, 0], [4, 0], 32, 5).u64(28, parent).u64(36, 12345678n).u8(44, 1);
   add('timesync 4.0 sync sample', { parentTime: parent.toString(), referenceTime: '12345678', flags: 1, transactionId: 5, offset: (parent - 12345678n).toString() }, req, answer(req.copy(), 0));
 }
+// TIMESYNC 3.0 SAMPLE: ictimesync_data, childtime and roundtriptime 0 from the host, flags @24.
+{
+  const parent = 116444736000000000n + BigInt(Date.UTC(2026, 0, 1, 0, 0, 5)) * 10000n;
+  const req = ic(4, [3, 0], [3, 0], 32, 6).u64(28, parent).u8(52, 2);
+  add('timesync 3.0 sample', { parentTime: parent.toString(), referenceTime: '0', flags: 2, transactionId: 6, referenceOnArrival: '1000', offset: (parent - 1000n).toString() }, req, answer(req.copy(), 0));
+}
 // KVP 4.0. Body: hv_kvp_hdr (operation, pool), then the op's struct; every request 2580 bytes.
 const KVP = 2580;
 const kvp = (op: number, pool: number, txid: number) => ic(2, [3, 0], [4, 0], KVP, txid).u8(28, op).u8(29, pool);
