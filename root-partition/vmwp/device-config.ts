@@ -7,6 +7,16 @@ export interface DiskConfig {
   readOnly?: boolean;
   /** 16 bytes as 32 hex digits: the SCSI serial number and WWN (derived from the path if absent). */
   diskId?: string;
+  /** SCSI only: the controller location (= LUN); default its index in the list. */
+  location?: number;
+}
+
+/** Which integration services the VMBus host offers (all four when the entry is present). */
+export interface IntegrationServicesConfig {
+  heartbeat: boolean;
+  shutdown: boolean;
+  timeSync: boolean;
+  kvp: boolean;
 }
 
 export interface ScsiControllerConfig {
@@ -24,8 +34,15 @@ export interface VmDeviceConfig {
   /** IDE drives: primary master, primary slave, secondary master, secondary slave (null = empty). */
   ide?: (DiskConfig | null)[];
   scsi?: ScsiControllerConfig[];
+  /** Offer the integration services on VMBus (heartbeat, shutdown, time sync, KVP). */
+  integrationServices?: IntegrationServicesConfig;
   /** Offer the echo example device on VMBus. */
   echo?: boolean;
   /** Start the VMBus host even without synthetic devices (a guest may still connect). */
   vmbus?: boolean;
+  /**
+   * Put a POST-code port (0x80) on the bus whose writes snapshot the VP and device counters and
+   * send them to the VM's owner (benchmark phase marks; see post-code-port.ts).
+   */
+  postCodes?: boolean;
 }

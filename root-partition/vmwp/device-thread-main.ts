@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { PartitionHandle } from '../../hypervisor/partition-handle.ts';
-import type { DeviceThreadData, DeviceThreadMessage } from './device-thread.ts';
+import type { DeviceThreadData, DeviceThreadMessage, DeviceThreadStats } from './device-thread.ts';
 import { VmDevices } from './vm-devices.ts';
 
 const data = workerData as DeviceThreadData;
@@ -23,6 +23,20 @@ const flushConsole = () => {
 };
 
 let devices: VmDevices;
+const deviceStats = (): DeviceThreadStats => ({
+  served: partition.inbox.served,
+  rootWaitSpinHits: partition.inbox.waits.spinHits,
+  rootWaitSleeps: partition.inbox.waits.sleeps,
+  vmbus: devices.vmbus ? { ...devices.vmbus.stats } : null,
+  storvsp: devices.storVsps.map((v) => ({ ...v.stats })),
+  io: Object.fromEntries([...devices.platform.bus.allCounters()].map(([k, v]) => [k, { ...v }])),
+});
+// Taken inside the marking VP's exit, before anything else runs for it: the counters are exact.
+const postCode = (code: number) => {
+  const cpu = process.cpuUsage();
+  const vps = Array.from({ length: partition.vpCount }, (_, vp) => partition.ctl.counters(vp) as Record<string, number>);
+  post({ kind: 'post-code', snapshot: { code, referenceTime: partition.referenceTime(), cpu, vps, device: deviceStats() } });
+};
 try {
   devices = new VmDevices(
     partition,
@@ -33,6 +47,7 @@ try {
       if (pendingBytes >= 4096 || bytes.includes(10)) flushConsole();
     },
     (message) => post({ kind: 'log', message }),
+    postCode,
   );
 } catch (e) {
   post({ kind: 'error', message: e instanceof Error ? e.message : String(e) });
@@ -44,13 +59,6 @@ partition.inbox.serveBlocking({ spinIterations: data.spinIterations }, () => Ato
 flushConsole();
 post({
   kind: 'stopped',
-  stats: {
-    served: partition.inbox.served,
-    rootWaitSpinHits: partition.inbox.waits.spinHits,
-    rootWaitSleeps: partition.inbox.waits.sleeps,
-    vmbus: devices.vmbus ? { ...devices.vmbus.stats } : null,
-    storvsp: devices.storVsps.map((v) => ({ ...v.stats })),
-    io: Object.fromEntries([...devices.platform.bus.allCounters()].map(([k, v]) => [k, { ...v }])),
-  },
+  stats: deviceStats(),
 });
 devices.close();

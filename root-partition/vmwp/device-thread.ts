@@ -25,8 +25,21 @@ export interface DeviceThreadStats {
   io: Record<string, Record<string, number>>;
 }
 
+/** What the POST-code port saw at one write: the instant the guest marked (post-code-port.ts). */
+export interface PostCodeSnapshot {
+  code: number;
+  /** The partition's reference time, 100 ns units. */
+  referenceTime: number;
+  /** process.cpuUsage() at that instant: every thread of the process, µs. */
+  cpu: { user: number; system: number };
+  /** Counters of every VP (VpCounterName → value), index = VP. */
+  vps: Record<string, number>[];
+  device: DeviceThreadStats;
+}
+
 export type DeviceThreadMessage =
   | { kind: 'ready' }
+  | { kind: 'post-code'; snapshot: PostCodeSnapshot }
   | { kind: 'error'; message: string }
   | { kind: 'log'; message: string }
   | { kind: 'console'; bytes: Uint8Array }
@@ -38,6 +51,8 @@ export interface DeviceThreadOptions {
   spinIterations?: number;
   console?: (bytes: Uint8Array) => void;
   log?: (message: string) => void;
+  /** POST-code snapshots, in order (needs `devices.postCodes`). */
+  onPostCode?: (snapshot: PostCodeSnapshot) => void;
 }
 
 export class DeviceThread {
@@ -66,6 +81,7 @@ export class DeviceThread {
         else if (m.kind === 'error') reject(new Error(m.message));
         else if (m.kind === 'console') opts.console?.(m.bytes);
         else if (m.kind === 'log') opts.log?.(m.message);
+        else if (m.kind === 'post-code') opts.onPostCode?.(m.snapshot);
         else if (m.kind === 'stopped') resolveStats(m.stats);
       });
       worker.once('error', reject);

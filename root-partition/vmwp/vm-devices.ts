@@ -15,6 +15,7 @@ import { lunsAtLocations } from '../vsp/storvsp/scsi-controller.ts';
 import { StorVsp } from '../vsp/storvsp/storvsp-vsp.ts';
 import type { DiskConfig, VmDeviceConfig } from './device-config.ts';
 import { EmulatedPlatform } from './emulated-platform.ts';
+import { PostCodePort } from './post-code-port.ts';
 
 function diskId(d: DiskConfig): Uint8Array {
   if (d.diskId && /^[0-9a-f]{32}$/i.test(d.diskId)) return Buffer.from(d.diskId, 'hex');
@@ -28,7 +29,10 @@ export class VmDevices {
   private readonly disks: RawDisk[] = [];
 
   /** Opens every disk first: a bad path or size fails here, before the VM runs. */
-  constructor(partition: ChildPartitionAccess, config: VmDeviceConfig, console?: UartSink, log: (message: string) => void = () => {}) {
+  constructor(
+    partition: ChildPartitionAccess, config: VmDeviceConfig, console?: UartSink, log: (message: string) => void = () => {},
+    onPostCode?: (code: number) => void,
+  ) {
     const open = (d: DiskConfig) => {
       const disk = RawDisk.open(d.path, { readOnly: d.readOnly });
       this.disks.push(disk);
@@ -39,6 +43,7 @@ export class VmDevices {
       const scsi = (config.scsi ?? []).map((c) => ({ c, disks: c.disks.map((d) => new ScsiDisk(open(d), { diskId: diskId(d) })) }));
       this.platform = new EmulatedPlatform(partition, { console, ide });
       partition.inbox.handler = this.platform;
+      if (config.postCodes && onPostCode) this.platform.bus.register(new PostCodePort(onPostCode));
       if (scsi.length > 0 || config.echo || config.vmbus) {
         const host = new VmbusHost(partition, { log: (e) => log(`vmbus ${e.code}: ${e.message}`) });
         this.vmbus = host;
