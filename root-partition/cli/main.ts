@@ -69,10 +69,13 @@ bench
 
 bench
   .command('io')
-  .description('the main job: emulated IDE (PIO, DMA) against synthetic SCSI on one VM')
-  .action(() => {
-    console.error('tsvisor bench io: the emulated-vs-synthetic comparison is not built yet (storage paths and the VMWP are in progress). Available now: tsvisor bench ring, tsvisor bench exit.');
-    process.exitCode = 2;
+  .description('the main job: emulated IDE (PIO, DMA) against synthetic SCSI on one VM, with the same-run limits')
+  .option('--quick', 'fewer I/Os per phase and a smaller disk (under 30 s)')
+  .option('--json <file>', 'write the machine-readable report here')
+  .option('--html <file>', 'write the HTML report here (default: next to the JSON, else build/bench-io.html)')
+  .action(async (opts) => {
+    const { ioBenchMain } = await import('../../bench/io.ts');
+    await ioBenchMain({ quick: Boolean(opts.quick), json: opts.json, html: opts.html });
   });
 
 registerVmmsCommands(program);

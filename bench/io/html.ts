@@ -1,0 +1,104 @@
+/**
+ * The I/O benchmark report as one self-contained HTML file: charts are inline SVG drawn here (no
+ * script, no network), so it opens offline in any browser. Log scales, because the paths differ
+ * by up to five orders of magnitude.
+ */
+import type { IoBenchReport } from '../io.ts';
+import { fmt } from './format.ts';
+import type { IoRow } from './report.ts';
+
+const COLORS: Record<string, string> = { 'pio-word': '#b2182b', 'pio-string': '#ef8a62', 'pio-multiple': '#f4a582', dma: '#92c5de', storvsc: '#2166ac', backend: '#555', protocol: '#999' };
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+interface Bar { label: string; value: number; color: string }
+interface Group { label: string; bars: Bar[] }
+
+/** Horizontal grouped bars on a log10 axis. */
+function barChart(title: string, unit: string, groups: Group[]): string {
+  const values = groups.flatMap((g) => g.bars.map((b) => b.value)).filter((v) => v > 0);
+  if (values.length === 0) return '';
+  const lo = Math.floor(Math.log10(Math.min(...values))), hi = Math.ceil(Math.log10(Math.max(...values)));
+  const left = 190, width = 560, barH = 11, gap = 8;
+  const x = (v: number) => left + (width * (Math.log10(Math.max(v, 10 ** lo)) - lo)) / Math.max(1, hi - lo);
+  let y = 34;
+  const parts: string[] = [];
+  for (const g of groups) {
+    parts.push(`<text x="${left - 6}" y="${y + 9}" text-anchor="end" class="g">${esc(g.label)}</text>`);
+    for (const b of g.bars) {
+      parts.push(`<rect x="${left}" y="${y}" width="${Math.max(1, x(b.value) - left).toFixed(1)}" height="${barH - 1}" fill="${b.color}"><title>${esc(`${b.label}: ${fmt(b.value)} ${unit}`)}</title></rect>`);
+      parts.push(`<text x="${(x(b.value) + 4).toFixed(1)}" y="${y + 9}" class="v">${esc(`${fmt(b.value)} ${b.label}`)}</text>`);
+      y += barH;
+    }
+    y += gap;
+  }
+  const ticks: string[] = [];
+  for (let e = lo; e <= hi; e++) ticks.push(`<line x1="${x(10 ** e)}" y1="26" x2="${x(10 ** e)}" y2="${y}" class="t"/><text x="${x(10 ** e)}" y="22" text-anchor="middle" class="v">${fmt(10 ** e)}</text>`);
+  return `<figure><figcaption>${esc(title)} (${esc(unit)}, log scale)</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="${left + width + 180}" height="${y + 6}">${ticks.join('')}${parts.join('')}</svg></figure>`;
+}
+
+function byWorkload(rows: IoRow[], pick: (r: IoRow) => Bar[]): Group[] {
+  const out: Group[] = [];
+  for (const r of rows) {
+    let g = out.find((x) => x.label === r.workloadLabel);
+    if (!g) out.push((g = { label: r.workloadLabel, bars: [] }));
+    g.bars.push(...pick(r));
+  }
+  return out;
+}
+
+function htmlTable(header: string[], rows: string[][]): string {
+  return `<table><thead><tr>${header.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
+}
+
+export function renderHtml(report: IoBenchReport): string {
+  const rows = report.rows;
+  const m = report.machine;
+  const throughput = byWorkload(rows, (r) => {
+    const bars: Bar[] = [{ label: r.pathLabel, value: r.mbPerS, color: COLORS[r.path]! }];
+    if (r.kind === 'synthetic') bars.push({ label: 'backend alone', value: r.limit.mbPerS, color: COLORS.backend! });
+    return bars;
+  });
+  const latency = byWorkload(rows, (r) => [{ label: `${r.pathLabel} p50`, value: r.latencyUs.p50, color: COLORS[r.path]! }, { label: `p99`, value: r.latencyUs.p99, color: '#ccc' }]);
+  const exits = byWorkload(rows, (r) => [
+    { label: `${r.pathLabel} measured`, value: r.perIo.exits, color: COLORS[r.path]! },
+    ...(r.perIo.exitsExpected === null ? [] : [{ label: 'protocol', value: r.perIo.exitsExpected, color: COLORS.protocol! }]),
+  ]);
+  const cpu = byWorkload(rows, (r) => [{ label: r.pathLabel, value: r.perIo.hostCpuUs, color: COLORS[r.path]! }]);
+  const main = htmlTable(
+    ['workload', 'path', 'QD', 'I/Os', 'MB/s', 'IOPS', 'p50 µs', 'p99 µs', 'exits/IO', 'protocol', 'irq/IO', 'sig→host/IO', 'sig→guest/IO', 'halts/IO', 'clock reads/IO', 'CPU µs/IO', 'storvsc ×', 'of backend', 'checksum'],
+    rows.map((r) => [
+      r.workloadLabel, r.pathLabel, String(r.depth), String(r.ios), fmt(r.mbPerS), fmt(r.iops), fmt(r.latencyUs.p50), fmt(r.latencyUs.p99),
+      fmt(r.perIo.exits), r.perIo.exitsExpected === null ? '' : String(r.perIo.exitsExpected), fmt(r.perIo.interrupts), fmt(r.perIo.signalsToHost, 3),
+      fmt(r.perIo.signalsToGuest, 3), fmt(r.perIo.halts, 3), fmt(r.perIo.clockReads), fmt(r.perIo.hostCpuUs), r.syntheticSpeedup === null ? '' : `${fmt(r.syntheticSpeedup)}×`,
+      `${(100 * r.limit.fraction).toFixed(1)}%`, r.checksum.ok ? 'ok' : `BAD ${r.checksum.guest} ≠ ${r.checksum.host}`,
+    ]),
+  );
+  const { copy, backend, exit } = report.limits;
+  const limits = htmlTable(['limit', 'figure'], [
+    ...copy.map((c) => [`plain copy ${c.bytes} B (TypedArray.set into a SAB, one thread)`, `${fmt(c.gbPerS)} GB/s`]),
+    ...backend.map((b) => [`backend alone: ${b.workload}`, `${fmt(b.mbPerS)} MB/s, ${fmt(b.iops)} IOPS, ${fmt(b.usPerIo)} µs/IO, CPU ${fmt(b.cpuUsPerIo)} µs/IO`]),
+    ['exit round trip, adaptive wait (port read)', `${fmt(exit.adaptiveUsPerExit, 3)} µs`],
+    ['exit round trip, adaptive wait (string 512 B)', `${fmt(exit.adaptiveStringUsPerExit, 3)} µs`],
+    ['exit round trip, blocking wait', `${fmt(exit.blockingUsPerExit, 3)} µs`],
+  ]);
+  const explain = htmlTable(['path', 'workload', 'exits/IO', 'model: exits × µs/exit + backend (µs)', 'measured mean (µs)'], rows.filter((r) => r.kind === 'emulated').map((r) => [r.pathLabel, r.workloadLabel, fmt(r.perIo.exits), fmt(r.exitBoundUs ?? 0), fmt(r.latencyUs.mean)]));
+  const targets = htmlTable(['target', 'goal', 'measured', ''], report.targets.map((t) => [t.name, t.goal, t.measured, t.met ? 'met' : 'not met']));
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tsvisor bench io — ${esc(report.startedAt)}</title>
+<style>body{font:14px system-ui,sans-serif;margin:24px;max-width:1400px;color:#222}table{border-collapse:collapse;font-size:12px;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 6px;text-align:right}td:first-child,td:nth-child(2),th{text-align:left}th{background:#f3f3f3}
+figure{margin:16px 0}figcaption{font-weight:600;margin-bottom:4px}svg .g{font-size:11px}svg .v{font-size:10px;fill:#333}svg .t{stroke:#e5e5e5}.note{color:#555}section{margin-top:28px}</style></head><body>
+<h1>Emulated IDE vs synthetic SCSI on one VM</h1>
+<p>${report.quick ? 'Quick run' : 'Full run'}, ${esc(report.startedAt)} → ${esc(report.finishedAt)}. Machine: ${esc(m.cpuModel)}, ${m.cores} cores, ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB, Node ${esc(m.node)} (${esc(m.platform)} ${esc(m.release)}); load average ${m.loadAverageStart.map((x) => x.toFixed(2)).join('/')} at start, ${m.loadAverageEnd.map((x) => x.toFixed(2)).join('/')} at end.</p>
+<p>VM: 1 VP, ${report.config.vmMemoryBytes >> 20} MiB. Disks: two raw files of ${report.config.diskBytes >> 20} MiB with the same content — IDE primary master, SCSI LUN 0. Device thread and VP wait: spin ${report.config.spinIterations}, then sleep. ${esc(report.config.eoi)}. ATA MULTIPLE block ${report.config.ataMultiple} sectors; storvsc request ≤ ${report.config.storvscMaxSectors} sectors.</p>
+<p>Data integrity: ${report.integrity.phasesOk}/${report.integrity.phases} phase checksums match; whole disks ${report.integrity.disks.map((d) => `${esc(d.file.split('/').pop()!)}: ${d.mismatched} of ${d.sectors} sectors differ`).join(', ')} — <b>${report.integrity.ok ? 'OK' : 'FAILED'}</b>.</p>
+<section><h2>Throughput</h2>${barChart('Throughput per workload, each path and the backend alone', 'MB/s', throughput)}</section>
+<section><h2>Exits per I/O — measured beside the protocol's count</h2>${barChart('Exits per I/O (clock reads excluded)', 'exits', exits)}</section>
+<section><h2>Latency</h2>${barChart('Latency per I/O, p50 and p99', 'µs', latency)}</section>
+<section><h2>Host CPU per I/O</h2>${barChart('Host CPU time per I/O, every thread (spinning included)', 'µs', cpu)}</section>
+<section><h2>All figures</h2>${main}<p class="note">exits/IO excludes the guest's reference-time MSR reads (clock reads/IO) and the closing POST marker. sig→host: HvCallSignalEvent; sig→guest: SIEF events set by the host. storvsc ×: the storvsc row's MB/s over this row's (at QD32 against ATA at QD1: it cannot queue).</p></section>
+<section><h2>Limits in this run</h2>${limits}<h3>Emulated: exit-bound model against measurement</h3>${explain}</section>
+<section><h2>Targets</h2>${targets}</section>
+<section><h2>Network</h2><p><b>${esc(report.network.note)}</b></p></section>
+<section><h2>Notes</h2><ul>${report.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul></section>
+</body></html>
+`;
+}

@@ -1,0 +1,108 @@
+/**
+ * The limits each storage path is measured against, in the same run: a plain copy of the same
+ * bytes on one thread (what one copy into guest memory costs), the backend alone (the same file
+ * ranges read or written with fs.readSync / fs.writeSync into a SharedArrayBuffer view, no VM),
+ * and the raw exit round trip (bench/exit.ts) with the adaptive and with a blocking wait.
+ */
+import * as fs from 'node:fs';
+import { runExitBench, type ExitBenchRow } from '../exit.ts';
+import { phaseLbas, WORKLOADS, type Phase, type Workload } from './plan.ts';
+
+export interface CopyLimit {
+  bytes: number;
+  gbPerS: number;
+  copies: number;
+}
+
+export interface BackendLimit {
+  workload: string;
+  ios: number;
+  seconds: number;
+  mbPerS: number;
+  iops: number;
+  usPerIo: number;
+  /** Host CPU time per I/O (all threads), µs. */
+  cpuUsPerIo: number;
+}
+
+export interface ExitLimit {
+  rounds: ExitBenchRow[][];
+  /** Median over rounds of each round's mean µs per exit (port reads). */
+  adaptiveUsPerExit: number;
+  blockingUsPerExit: number;
+  adaptiveStringUsPerExit: number;
+}
+
+/** Single-thread TypedArray.set from a private buffer into a SharedArrayBuffer, for ≈ `ms` per size. */
+export function measureCopy(source: Uint8Array, sizes: number[], ms: number): CopyLimit[] {
+  const sab = new Uint8Array(new SharedArrayBuffer(Math.max(...sizes) * 2));
+  return sizes.map((bytes) => {
+    const span = Math.max(1, Math.floor(source.length / bytes));
+    let copies = 0;
+    const t0 = performance.now();
+    let t = t0;
+    while (t - t0 < ms) {
+      for (let i = 0; i < 64; i++, copies++) {
+        const off = (copies % span) * bytes;
+        sab.set(source.subarray(off, off + bytes), (copies & 1) * bytes);
+      }
+      t = performance.now();
+    }
+    return { bytes, copies, gbPerS: (copies * bytes) / ((t - t0) / 1000) / 1e9 };
+  });
+}
+
+/**
+ * The backend alone: every I/O of `phase`'s workload (same LBAs, same count) as one synchronous
+ * pread/pwrite into a SharedArrayBuffer view, which is what storvsp does for a GPA-direct request.
+ * Writes go to `scratchFile`, a copy, so the VM's disks stay as the VM left them.
+ */
+export function measureBackend(file: string, scratchFile: string, phase: Phase, capacitySectors: number): BackendLimit {
+  const w = phase.workload;
+  const lbas = phaseLbas(phase, capacitySectors);
+  const buf = new Uint8Array(new SharedArrayBuffer(w.bytes));
+  buf.fill(0x5a);
+  const fd = fs.openSync(w.write ? scratchFile : file, w.write ? 'r+' : 'r');
+  try {
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (const lba of lbas) {
+      if (w.write) fs.writeSync(fd, buf, 0, w.bytes, lba * 512);
+      else if (fs.readSync(fd, buf, 0, w.bytes, lba * 512) !== w.bytes) throw new Error(`short read at LBA ${lba}`);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    return {
+      workload: w.id, ios: lbas.length, seconds,
+      mbPerS: (lbas.length * w.bytes) / seconds / 1e6, iops: lbas.length / seconds, usPerIo: (seconds * 1e6) / lbas.length,
+      cpuUsPerIo: (cpu.user + cpu.system) / lbas.length,
+    };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** One backend figure per workload, with the I/O count and LBAs of that workload's storvsc phase. */
+export function measureBackends(file: string, scratchFile: string, phases: readonly Phase[], capacitySectors: number): BackendLimit[] {
+  const out: BackendLimit[] = [];
+  for (const w of WORKLOADS as readonly Workload[]) {
+    const phase = phases.find((p) => p.workload.id === w.id && p.path.kind === 'synthetic' && !p.warmup);
+    if (phase) out.push(measureBackend(file, scratchFile, phase, capacitySectors));
+  }
+  return out;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export async function measureExits(quick: boolean): Promise<ExitLimit> {
+  const rounds: ExitBenchRow[][] = [];
+  for (let i = 0; i < (quick ? 1 : 3); i++) rounds.push(await runExitBench({ quick }));
+  const pick = (policy: (r: ExitBenchRow) => boolean, kind: ExitBenchRow['kind']) =>
+    median(rounds.map((rows) => rows.find((r) => policy(r) && r.kind === kind)!.usPerExit));
+  return {
+    rounds,
+    adaptiveUsPerExit: pick((r) => r.spinIterations > 0, 'port read'),
+    blockingUsPerExit: pick((r) => r.spinIterations === 0, 'port read'),
+    adaptiveStringUsPerExit: pick((r) => r.spinIterations > 0, 'string read 512 B'),
+  };
+}

@@ -1,0 +1,49 @@
+// The main job's smallest configuration, so `tsvisor bench io` cannot rot: the report has every
+// section, every row carries its counters, the data checks pass and the HTML renders. No figure
+// is asserted against a target: the machine's load decides those.
+import { describe, expect, it } from 'vitest';
+import { runIoBench, NETWORK_NOT_MEASURED } from '../../bench/io.ts';
+import { renderHtml } from '../../bench/io/html.ts';
+import { formatReport } from '../../bench/io/format.ts';
+import { PATHS, WORKLOADS } from '../../bench/io/plan.ts';
+
+describe('bench io, smallest configuration', () => {
+  it('runs every path and workload and reports them with their counters, checksums and limits', async () => {
+    const report = await runIoBench({ tiny: true, progress: false });
+    expect(report.schema).toBe('tsvisor.bench.io/1');
+    expect(report.machine.cores).toBeGreaterThan(0);
+    expect(report.machine.loadAverageEnd).toHaveLength(3);
+    // Data: every phase's checksum equals the host file's, and both disks hold exactly what was written.
+    expect(report.integrity.ok, JSON.stringify(report.integrity)).toBe(true);
+    expect(report.integrity.warmups).toBe(PATHS.length);
+    for (const d of report.integrity.disks) expect(d.mismatched).toBe(0);
+    // Every workload has a storvsc row, and every ATA mode but per-word PIO has every QD1 workload.
+    for (const w of WORKLOADS) expect(report.rows.some((r) => r.workload === w.id && r.path === 'storvsc')).toBe(true);
+    for (const r of report.rows) {
+      expect(r.errors).toBe(0);
+      expect(r.ios).toBeGreaterThan(0);
+      expect(r.mbPerS).toBeGreaterThan(0);
+      expect(r.latencyUs.p99).toBeGreaterThanOrEqual(r.latencyUs.p50);
+      expect(r.perIo.hostCpuUs).toBeGreaterThan(0);
+      // Emulated exits are a protocol count, not a timing: they must be exact.
+      if (r.kind === 'emulated') {
+        expect(r.perIo.exits).toBe(r.perIo.exitsExpected);
+        expect(r.perIo.interrupts).toBe(r.perIo.interruptsExpected);
+        expect(r.syntheticSpeedup).toBeGreaterThan(0);
+      } else {
+        expect(r.perIo.signalsToHost).toBeLessThanOrEqual(1);
+      }
+    }
+    expect(report.limits.copy.map((c) => c.bytes)).toEqual([4096, 65536, 1 << 20]);
+    expect(report.limits.backend).toHaveLength(WORKLOADS.length);
+    expect(report.limits.exit.adaptiveUsPerExit).toBeGreaterThan(0);
+    expect(report.limits.exit.blockingUsPerExit).toBeGreaterThan(0);
+    expect(report.targets.length).toBeGreaterThanOrEqual(5);
+    expect(report.network).toEqual({ status: 'not measured', note: NETWORK_NOT_MEASURED });
+    // The outputs render.
+    expect(formatReport(report)).toContain('storvsc');
+    const html = renderHtml(report);
+    expect(html).toContain('<svg');
+    expect(html).not.toMatch(/<script|\s(src|href)=/); // self-contained: nothing to fetch
+  }, 60_000);
+});
