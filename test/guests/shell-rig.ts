@@ -99,6 +99,15 @@ export class ShellRig {
     });
   }
 
+  /** Polls `condition` (host-side state) until it holds. */
+  async waitUntil(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (!condition()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}; console so far:\n${this.out}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
   /** Waits for the first prompt (the guest has attached its devices). */
   ready(): Promise<void> {
     return this.waitFor((o) => o.includes(PROMPT), 'the first prompt');
