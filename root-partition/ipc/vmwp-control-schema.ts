@@ -21,6 +21,12 @@ enum Operation {
   TURN_OFF = 5;
   RESET = 6;
   COUNTERS = 7;
+  // Integration services (added in protocol version 1; a worker that predates them answers
+  // "unknown operation").
+  HEARTBEAT = 8;
+  SHUTDOWN = 9;
+  KVP_GET = 10;
+  KVP_SET = 11;
 }
 
 message VpExit {
@@ -34,6 +40,14 @@ message Request {
   uint32 request_id = 2;
   Operation operation = 3;
   string saved_state_path = 4;
+  // SHUTDOWN: how long the guest has to stop before the worker turns the VM off; force; reason.
+  uint32 timeout_ms = 5;
+  bool force = 6;
+  string reason = 7;
+  // KVP_GET / KVP_SET: pool (KvpPool), key, value.
+  uint32 kvp_pool = 8;
+  string kvp_key = 9;
+  string kvp_value = 10;
 }
 
 message Response {
@@ -46,6 +60,13 @@ message Response {
   uint32 pid = 7;
   string vm_id = 8;
   double uptime_ms = 9;
+  // HEARTBEAT: Msvm_HeartbeatComponent OperationalStatus (2 OK, 3 Degraded, 12 No Contact, 13 Lost Communication).
+  uint32 heartbeat_status = 10;
+  // SHUTDOWN: shut-down, timed-out (the worker turned the VM off), refused, unavailable.
+  string shutdown_outcome = 11;
+  // KVP_GET: the value, and whether the guest had the key.
+  string kvp_value = 12;
+  bool kvp_found = 13;
 }
 
 // Unsolicited, VMWP → VMMS.
@@ -78,7 +99,9 @@ const root = protobuf.parse(SCHEMA, { keepCase: false }).root;
 const ControlMessageType = root.lookupType('tsvisor.vmwp.v1.ControlMessage');
 const OperationEnum = root.lookupEnum('tsvisor.vmwp.v1.Operation');
 
-export type Operation = 'STATUS' | 'PAUSE' | 'RESUME' | 'SAVE' | 'TURN_OFF' | 'RESET' | 'COUNTERS';
+export type Operation = 'STATUS' | 'PAUSE' | 'RESUME' | 'SAVE' | 'TURN_OFF' | 'RESET' | 'COUNTERS' | 'HEARTBEAT' | 'SHUTDOWN' | 'KVP_GET' | 'KVP_SET';
+
+export type ShutdownOutcome = 'shut-down' | 'timed-out' | 'refused' | 'unavailable';
 
 /** What the VMWP reports as the worker-side state of its partition. */
 export type WorkerState = 'running' | 'paused' | 'stopped';
@@ -88,6 +111,12 @@ export interface ControlRequest {
   requestId: number;
   operation: Operation;
   savedStatePath?: string;
+  timeoutMs?: number;
+  force?: boolean;
+  reason?: string;
+  kvpPool?: number;
+  kvpKey?: string;
+  kvpValue?: string;
 }
 
 export interface ControlResponse {
@@ -100,6 +129,10 @@ export interface ControlResponse {
   pid?: number;
   vmId?: string;
   uptimeMs?: number;
+  heartbeatStatus?: number;
+  shutdownOutcome?: string;
+  kvpValue?: string;
+  kvpFound?: boolean;
 }
 
 export type NotificationKind = 'STATE' | 'GUEST_FAULT' | 'GUEST_STOPPED' | 'WORKER_ERROR';

@@ -21,11 +21,21 @@ describe('VMWP IPC', () => {
     expect(() => new FrameReader().push(Buffer.from('0200000007aa', 'hex'))).toThrow(/unknown frame channel 7/);
   });
 
+  it('integration-service requests and answers are new field numbers (older peers skip them)', () => {
+    const bytes = encodeControl({ request: { version: 1, requestId: 2, operation: 'SHUTDOWN', timeoutMs: 1000, force: true, reason: 'x' } });
+    // request { version=1, request_id=2, operation=SHUTDOWN(9), timeout_ms(5)=1000, force(6)=1, reason(7)="x" }
+    expect(Buffer.from(bytes).toString('hex')).toBe('0a0e080110021809' + '28e807' + '3001' + '3a0178');
+    expect(decodeControl(bytes)).toMatchObject({ request: { operation: 'SHUTDOWN', timeoutMs: 1000, force: true, reason: 'x' } });
+    const r = decodeControl(encodeControl({ response: { version: 1, requestId: 2, ok: true, heartbeatStatus: 2, shutdownOutcome: 'timed-out', kvpFound: true, kvpValue: 'v' } }));
+    expect(r).toMatchObject({ response: { heartbeatStatus: 2, shutdownOutcome: 'timed-out', kvpFound: true, kvpValue: 'v' } });
+  });
+
   it('control messages are field-numbered protobuf', () => {
     const bytes = encodeControl({ request: { version: 1, requestId: 5, operation: 'SAVE', savedStatePath: '/s' } });
     // ControlMessage.request (field 1) { version=1, request_id=5, operation=SAVE(4), saved_state_path="/s" }
     expect(Buffer.from(bytes).toString('hex')).toBe('0a0a08011005180422022f73');
-    expect(decodeControl(bytes)).toEqual({ request: { version: 1, requestId: 5, operation: 'SAVE', savedStatePath: '/s' } });
+    // proto3: the fields added later read as their defaults (0, false, '') from an older peer's bytes.
+    expect(decodeControl(bytes)).toEqual({ request: { version: 1, requestId: 5, operation: 'SAVE', savedStatePath: '/s', timeoutMs: 0, force: false, reason: '', kvpPool: 0, kvpKey: '', kvpValue: '' } });
     const n = decodeControl(encodeControl({ notification: { version: 1, kind: 'GUEST_STOPPED', exits: [{ vp: 0, reason: 'fault', detail: 'trap' }] } }));
     expect(n).toMatchObject({ notification: { kind: 'GUEST_STOPPED', exits: [{ vp: 0, reason: 'fault', detail: 'trap' }] } });
     expect(() => encodeControl({ request: { version: 1, requestId: 1, operation: 'FLY' as never } })).toThrow(/unknown control operation/);
