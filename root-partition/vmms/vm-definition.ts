@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { MAX_VPS } from '../../hypervisor/partition-control.ts';
+import { deviceProblems } from './vm-device-settings.ts';
 
 export const DEFINITION_VERSION = 1;
 export const MAX_VM_MEMORY_BYTES = 4 * 1024 ** 3;
@@ -13,7 +14,7 @@ const WASM_PAGE = 65536;
 
 export type AutomaticStopAction = 'save' | 'turn-off';
 
-/** A device entry; the kinds are defined by the device work (IDE disks, NICs…) as it lands. */
+/** A device entry: one of the kinds in vm-device-settings.ts (IDE disk, SCSI controller, integration services). */
 export interface DeviceDefinition {
   kind: string;
   [setting: string]: unknown;
@@ -50,7 +51,11 @@ export const DEFINITION_SCHEMA: Record<keyof VmDefinition, Check> = {
   imagePath: isString(4096, /^\/.+/, 'an absolute path'),
   cmdline: isString(3840),
   automaticStopAction: (v) => (v === 'save' || v === 'turn-off' ? null : "must be 'save' or 'turn-off'"),
-  devices: (v) => (!Array.isArray(v) ? 'must be an array' : v.every((d) => d && typeof d === 'object' && typeof d.kind === 'string') ? null : 'entries must be objects with a string kind'),
+  devices: (v) => {
+    if (!Array.isArray(v)) return 'must be an array';
+    const problems = deviceProblems(v);
+    return problems.length ? problems.join('; ') : null;
+  },
 };
 
 export class DefinitionError extends Error {
