@@ -129,6 +129,13 @@ export const MsvmClasses: readonly CimClassDecl[] = [
       { name: 'AutomaticStartupAction', type: 'uint16', description: 'libvirt writes 4 for autostart on, 2 for off' },
       { name: 'VirtualSystemSubType', type: 'string' },
       { name: 'Version', type: 'string' },
+      { name: 'ConfigurationDataRoot', type: 'string' },
+      { name: 'ConfigurationFile', type: 'string' },
+      { name: 'IsSaved', type: 'boolean' },
+      // tsvisor extensions: a WebAssembly guest boots from an image and a command line, which
+      // Hyper-V (booting from the VM's disks) has no property for.
+      { name: 'GuestImagePath', type: 'string', description: 'tsvisor: the guest image (.wasm) the VM boots' },
+      { name: 'GuestCommandLine', type: 'string', description: 'tsvisor: the kernel command line of the boot-information block' },
     ],
   },
   {
@@ -181,7 +188,8 @@ export const MsvmClasses: readonly CimClassDecl[] = [
     name: 'Msvm_ShutdownComponent', superclass: 'CIM_LogicalDevice', properties: [],
     methods: [
       {
-        name: 'InitiateShutdown', returnType: 'uint32', returnCodes: ManagementServiceReturnCodes,
+        // Msvm_ShutdownComponent.InitiateShutdown adds 32770 Not Supported to the service codes.
+        name: 'InitiateShutdown', returnType: 'uint32', returnCodes: { ...ManagementServiceReturnCodes, 32770: 'Not Supported' },
         parameters: [
           { name: 'Force', type: 'boolean', in: true },
           { name: 'Reason', type: 'string', in: true },

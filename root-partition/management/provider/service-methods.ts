@@ -1,0 +1,164 @@
+/**
+ * Msvm_VirtualSystemManagementService's methods over the VMMS (management-model.md §1). A change
+ * that completes at once answers 0; one that fails answers 4096 with a job in Exception whose
+ * ErrorCode is the Hyper-V code and ErrorDescription the reason — the way Hyper-V reports why,
+ * and what libvirt's hyperv driver reads — so that no failure is a bare number.
+ */
+import { CimInstance } from '../cim/instance.ts';
+import { keyValue, type CimObjectPath } from '../cim/object-path.ts';
+import type { CimMethodResult } from '../cim/provider.ts';
+import type { CimSchema } from '../cim/schema.ts';
+import type { CimValue } from '../cim/types.ts';
+import type { JobTable } from './job-table.ts';
+import { addStorage, computeChange, modifyStorage, removeStorage, SettingRefused, systemSettingsChange } from './resource-changes.ts';
+import { diskInstanceId, disksOf, driveInstanceId } from './device-settings.ts';
+import type { DeviceRecord, PortResult, VmDefinitionChange, VmmsPort, VmRecord } from './vmms-port.ts';
+
+const Code = { Completed: 0, JobStarted: 4096, Failed: 32768, InvalidParameter: 32773, InvalidState: 32775 } as const;
+const DEFAULT_MEMORY_BYTES = 64 * 1024 * 1024;
+
+export interface ServiceContext {
+  readonly schema: CimSchema;
+  readonly port: VmmsPort;
+  readonly jobs: JobTable;
+  /** The Msvm_ComputerSystem path of a VM. */
+  systemPath(vmId: string): CimObjectPath;
+}
+
+type Params = Readonly<Record<string, CimValue>>;
+
+/** The VM whose id a VSSD InstanceID ("Microsoft:<id>") or a setting's InstanceID starts with. */
+function vmOfInstanceId(port: VmmsPort, instanceId: unknown): VmRecord | undefined {
+  const m = /^Microsoft:([0-9a-fA-F-]{36})/.exec(String(instanceId ?? ''));
+  return m ? port.get(m[1]!.toLowerCase()) : undefined;
+}
+
+function instances(v: CimValue | undefined): CimInstance[] {
+  return (Array.isArray(v) ? v : v ? [v] : []).filter((x): x is CimInstance => x instanceof CimInstance);
+}
+
+export class ServiceMethods {
+  constructor(private readonly ctx: ServiceContext) {}
+
+  async invoke(method: string, p: Params): Promise<CimMethodResult> {
+    try {
+      switch (method) {
+        case 'DefineSystem': return this.defineSystem(p);
+        case 'DestroySystem': return this.outcome('Destroying Virtual Machine', null, this.destroy(p));
+        case 'ModifySystemSettings': return this.modifySystemSettings(p);
+        case 'AddResourceSettings': return this.changeResources('Adding Resources', p, 'add');
+        case 'ModifyResourceSettings': return this.changeResources('Modifying Resources', p, 'modify');
+        case 'RemoveResourceSettings': return this.changeResources('Removing Resources', p, 'remove');
+        case 'GetSummaryInformation': return this.summary(p);
+        default: return this.failed(method, null, Code.Failed, `${method} is not offered by this host (KVP items need the KVP integration service)`);
+      }
+    } catch (e) {
+      if (e instanceof SettingRefused) return this.failed(method, null, Code.InvalidParameter, e.message);
+      throw e;
+    }
+  }
+
+  private defineSystem(p: Params): CimMethodResult {
+    const [vssd] = instances(p.SystemSettings);
+    if (!vssd) return this.failed('Defining Virtual Machine', null, Code.InvalidParameter, 'SystemSettings must hold an embedded Msvm_VirtualSystemSettingData');
+    if (p.ReferenceConfiguration) return this.failed('Defining Virtual Machine', null, Code.InvalidParameter, 'ReferenceConfiguration (copying a VM) is not offered');
+    const change: VmDefinitionChange = systemSettingsChange(vssd);
+    for (const r of instances(p.ResourceSettings)) {
+      const c = computeChange(r);
+      if (!c) throw new SettingRefused(`${r.className} ResourceType ${String(r.get('ResourceType'))}: DefineSystem takes processor and memory settings; add storage with AddResourceSettings`);
+      Object.assign(change, c);
+    }
+    if (!change.name) return this.failed('Defining Virtual Machine', null, Code.InvalidParameter, 'SystemSettings.ElementName (the VM name) is required');
+    if (!change.imagePath) return this.failed('Defining Virtual Machine', null, Code.InvalidParameter, 'SystemSettings.GuestImagePath (the guest image) is required');
+    let vm: VmRecord;
+    try {
+      vm = this.ctx.port.define({ ...change, name: change.name, imagePath: change.imagePath, memoryBytes: change.memoryBytes ?? DEFAULT_MEMORY_BYTES });
+    } catch (e) {
+      return this.failed('Defining Virtual Machine', null, Code.InvalidParameter, (e as Error).message);
+    }
+    return { returnValue: Code.Completed, out: { ResultingSystem: this.ctx.systemPath(vm.id) } };
+  }
+
+  private destroy(p: Params): PortResult {
+    const ref = p.AffectedSystem as CimObjectPath | null | undefined;
+    const id = ref ? String(keyValue(ref, 'Name') ?? '') : '';
+    if (!this.ctx.port.get(id)) return { returnValue: Code.InvalidParameter, error: `AffectedSystem ${id || '(none)'} is not a VM of this host` };
+    return this.ctx.port.remove(id);
+  }
+
+  private modifySystemSettings(p: Params): CimMethodResult {
+    const [vssd] = instances(p.SystemSettings);
+    const vm = vssd ? vmOfInstanceId(this.ctx.port, vssd.get('InstanceID')) : undefined;
+    if (!vssd || !vm) return this.failed('Modifying System Settings', null, Code.InvalidParameter, 'SystemSettings must be a Msvm_VirtualSystemSettingData whose InstanceID names a VM ("Microsoft:<VM id>")');
+    return this.outcome('Modifying System Settings', vm.id, this.ctx.port.modify(vm.id, systemSettingsChange(vssd)));
+  }
+
+  private changeResources(what: string, p: Params, op: 'add' | 'modify' | 'remove'): CimMethodResult {
+    let vm: VmRecord | undefined;
+    let devices: DeviceRecord[] | undefined;
+    const change: VmDefinitionChange = {};
+    const out: CimObjectPath[] = [];
+    if (op === 'remove') {
+      const refs = (Array.isArray(p.ResourceSettings) ? p.ResourceSettings : []) as CimObjectPath[];
+      for (const ref of refs) {
+        const id = String(keyValue(ref, 'InstanceID') ?? '');
+        vm ??= vmOfInstanceId(this.ctx.port, id);
+        if (!vm) break;
+        devices = removeStorage(vm.id, devices ?? [...vm.devices], id);
+      }
+    } else {
+      const settings = instances(p.ResourceSettings);
+      if (op === 'add') {
+        const target = p.AffectedConfiguration as CimObjectPath | null | undefined;
+        vm = target ? vmOfInstanceId(this.ctx.port, keyValue(target, 'InstanceID')) : undefined;
+        if (vm) devices = addStorage(vm.id, vm.devices, settings);
+      } else {
+        for (const s of settings) {
+          vm ??= vmOfInstanceId(this.ctx.port, s.get('InstanceID'));
+          if (!vm) break;
+          const compute = computeChange(s);
+          if (compute) Object.assign(change, compute);
+          else devices = modifyStorage(vm.id, devices ?? [...vm.devices], s);
+          out.push({ className: s.className, keys: [{ name: 'InstanceID', value: String(s.get('InstanceID')) }] });
+        }
+      }
+    }
+    if (!vm) return this.failed(what, null, Code.InvalidParameter, 'the settings must belong to a VM of this host (InstanceID or AffectedConfiguration "Microsoft:<VM id>…")');
+    if (devices) change.devices = devices;
+    const r = this.ctx.port.modify(vm.id, change);
+    if (r.returnValue !== Code.Completed || op === 'remove') return this.outcome(what, vm.id, r);
+    if (op === 'add') {
+      const before = new Set(disksOf(vm.devices).map((d) => driveInstanceId(vm!.id, d)));
+      for (const d of disksOf(devices ?? []).filter((x) => !before.has(driveInstanceId(vm!.id, x)))) {
+        out.push({ className: 'Msvm_ResourceAllocationSettingData', keys: [{ name: 'InstanceID', value: driveInstanceId(vm.id, d) }] });
+        out.push({ className: 'Msvm_StorageAllocationSettingData', keys: [{ name: 'InstanceID', value: diskInstanceId(vm.id, d) }] });
+      }
+    }
+    return { returnValue: Code.Completed, out: { ResultingResourceSettings: out } };
+  }
+
+  private summary(p: Params): CimMethodResult {
+    const refs = (Array.isArray(p.SettingData) ? p.SettingData : null) as CimObjectPath[] | null;
+    const vms = refs ? refs.map((r) => vmOfInstanceId(this.ctx.port, keyValue(r, 'InstanceID'))).filter((v): v is VmRecord => Boolean(v)) : this.ctx.port.list();
+    const wanted = new Set((Array.isArray(p.RequestedInformation) ? p.RequestedInformation : [0, 1, 4, 100, 103, 105, 109]) as number[]);
+    const pick = (code: number, v: unknown) => (wanted.has(code) ? v : null);
+    const info = vms.map((vm) => this.ctx.schema.createInstance('Msvm_SummaryInformation', {
+      Name: pick(0, vm.id), ElementName: pick(1, vm.name), NumberOfProcessors: pick(4, vm.vpCount), EnabledState: pick(100, vm.enabledState),
+      // Processor load is not measured per VM yet: NULL, as Hyper-V reports for a VM that is off.
+      ProcessorLoad: null,
+      MemoryUsage: pick(103, vm.processId ? BigInt(Math.floor(vm.memoryBytes / (1024 * 1024))) : 0n),
+      Heartbeat: null, UpTime: pick(105, BigInt(vm.uptimeMs ?? 0)), HealthState: pick(109, vm.healthState),
+    }));
+    return { returnValue: Code.Completed, out: { SummaryInformation: info } };
+  }
+
+  private outcome(what: string, vmId: string | null, r: PortResult): CimMethodResult {
+    return r.returnValue === Code.Completed ? { returnValue: Code.Completed, out: {} } : this.failed(what, vmId, r.returnValue, r.error ?? 'failed');
+  }
+
+  private failed(what: string, vmId: string | null, code: number, description: string): CimMethodResult {
+    const job = this.ctx.jobs.start(what, vmId ? this.ctx.systemPath(vmId) : null);
+    this.ctx.jobs.finish(job, code, description);
+    return { returnValue: Code.JobStarted, out: { Job: job } };
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * What the live provider needs of the VMMS, stated here so that the management layer imports
+ * nothing outside management (test/management/layering.test.ts). `root-partition/vmms/cim-
+ * binding.ts` implements it over the real service; tests may implement it in memory.
+ */
+
+/** One VM as the provider sees it (the fields of the VMMS's VmView it publishes). */
+export interface VmRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly enabledState: number;
+  readonly healthState: number;
+  readonly processId: number | null;
+  readonly availableRequestedStates: readonly number[];
+  readonly memoryBytes: number;
+  readonly vpCount: number;
+  readonly imagePath: string;
+  readonly cmdline: string;
+  readonly automaticStopAction: string;
+  readonly devices: readonly DeviceRecord[];
+  readonly uptimeMs: number | null;
+  readonly lastError: string | null;
+}
+
+export interface DeviceRecord {
+  readonly kind: string;
+  readonly [setting: string]: unknown;
+}
+
+/** The definition fields a client may set (DefineSystem, Modify*Settings). */
+export interface VmDefinitionChange {
+  name?: string;
+  memoryBytes?: number;
+  vpCount?: number;
+  imagePath?: string;
+  cmdline?: string;
+  automaticStopAction?: 'save' | 'turn-off';
+  devices?: DeviceRecord[];
+}
+
+/** A Hyper-V return code and, when it is not 0, a sentence saying why. */
+export interface PortResult {
+  readonly returnValue: number;
+  readonly error?: string;
+}
+
+export type VmmsPortEvent =
+  | { kind: 'state-changed'; vmId: string; reason: string }
+  | { kind: 'defined'; vmId: string }
+  | { kind: 'modified'; vmId: string }
+  | { kind: 'removed'; vmId: string };
+
+export interface VmmsPort {
+  /** The host's name (Msvm_ComputerSystem.Name of the host and the service's SystemName). */
+  readonly hostName: string;
+  list(): VmRecord[];
+  get(id: string): VmRecord | undefined;
+  /** Validates and persists; throws an Error whose message says what is wrong. */
+  define(change: VmDefinitionChange & { name: string; memoryBytes: number; imagePath: string }): VmRecord;
+  /** Changes a definition (the VM must be Off or Saved where the change needs it). */
+  modify(id: string, change: VmDefinitionChange): PortResult;
+  remove(id: string): PortResult;
+  /** The return code RequestStateChange would answer at once (null: the change may start). */
+  refuseStateChange(id: string, requested: number): PortResult | null;
+  /** Runs the change to its end (resolves with 0 or the failure code). */
+  requestStateChange(id: string, requested: number): Promise<PortResult>;
+  /**
+   * Graceful shutdown through the guest's shutdown integration service, or null when the worker
+   * offers no such path (then InitiateShutdown answers "not supported").
+   */
+  readonly shutdownGuest: ((id: string, force: boolean, reason: string) => Promise<PortResult>) | null;
+  /** Pushes each change as it happens; returns the unsubscribe function. */
+  subscribe(listener: (event: VmmsPortEvent) => void): () => void;
+}
