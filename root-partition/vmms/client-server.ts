@@ -18,7 +18,13 @@ export class ClientServer {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
 
-  constructor(private readonly vmms: Vmms, private readonly log: Logger, private readonly onShutdown: (keepVms: boolean) => void) {
+  constructor(
+    private readonly vmms: Vmms,
+    private readonly log: Logger,
+    private readonly onShutdown: (keepVms: boolean) => void,
+    /** The management protocol's `cim.*` requests (cim-socket.ts), when the service offers it. */
+    private readonly cim?: { handles(method: string): boolean; call(method: string, params: Record<string, unknown>, socket: Socket): Promise<unknown> },
+  ) {
     this.server = createServer((s) => this.accept(s));
   }
 
@@ -54,6 +60,10 @@ export class ClientServer {
     try {
       const req = JSON.parse(line) as { id?: unknown; method?: unknown; params?: Record<string, unknown> };
       id = req.id ?? null;
+      if (typeof req.method === 'string' && this.cim?.handles(req.method)) {
+        reply({ result: await this.cim.call(req.method, req.params && typeof req.params === 'object' ? req.params : {}, s) });
+        return;
+      }
       if (typeof req.method !== 'string' || !(CLIENT_METHODS as readonly string[]).includes(req.method)) throw Object.assign(new Error(`unknown method ${JSON.stringify(req.method)}`), { code: 'VMMS_ERR_METHOD' });
       reply({ result: await this.call(req.method as ClientMethod, req.params ?? {}) });
     } catch (e) {

@@ -8,7 +8,7 @@
  *   'vm-crashed'    { vmId, name, message } — a worker died without being asked
  *   'guest-fault'   { vmId, name, message }
  *   'console'       { vmId, data }
- *   'defined' / 'removed' { vmId, name }
+ *   'defined' / 'modified' / 'removed' { vmId, name }
  */
 import { EventEmitter } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -21,7 +21,7 @@ import {
   EnabledState, HealthState, ReturnCode, stateName, transition, type EnabledStateValue, type HealthStateValue, type LifecycleOperation, type ReturnCodeValue,
 } from './lifecycle.ts';
 import { createProcessLogger, type Logger } from './log.ts';
-import { newDefinition, type NewVmRequest } from './vm-definition.ts';
+import { newDefinition, validateDefinition, type NewVmRequest, type VmDefinition } from './vm-definition.ts';
 import { VmEntry, type VmView } from './vm-entry.ts';
 import { WorkerOperations } from './worker-operations.ts';
 import { writeFileAtomic } from './atomic-file.ts';
@@ -152,6 +152,31 @@ export class Vmms {
     this.vms.get(def.id)!.log.info(`defined VM ${def.name} (${def.id})`);
     this.events.emit('defined', { vmId: def.id, name: def.name });
     return this.vms.get(def.id)!.view();
+  }
+
+  /**
+   * ModifySystemSettings / Modify-, Add-, RemoveResourceSettings: a changed definition, validated
+   * like a new one and persisted. Only while the VM is Off: a running worker holds the old one,
+   * and a saved state was taken with it.
+   */
+  modifyVm(idOrName: string, change: Partial<Pick<VmDefinition, 'name' | 'memoryBytes' | 'vpCount' | 'imagePath' | 'cmdline' | 'automaticStopAction' | 'devices'>>): RequestResult {
+    const e = this.find(idOrName);
+    if (!e) return { returnValue: ReturnCode.InvalidParameter, error: `no VM named or with id "${idOrName}"` };
+    if (e.state !== EnabledState.Off) return { returnValue: ReturnCode.InvalidState, error: `cannot change the settings of a VM that is ${stateName(e.state)}; turn it off first`, vm: e.view() };
+    const other = change.name === undefined ? undefined : this.find(change.name);
+    if (other && other !== e) return { returnValue: ReturnCode.InvalidParameter, error: `a VM named "${change.name}" exists` };
+    let def: VmDefinition;
+    try {
+      def = validateDefinition({ ...e.def, ...change, id: e.def.id, version: e.def.version }, `VM ${e.def.name}`);
+    } catch (err) {
+      return { returnValue: ReturnCode.InvalidParameter, error: (err as Error).message, vm: e.view() };
+    }
+    if (def.memoryBytes > this.limits.memoryBudgetBytes) return { returnValue: ReturnCode.InvalidParameter, error: `${def.memoryBytes} bytes can never fit the host memory budget of ${this.limits.memoryBudgetBytes} bytes` };
+    this.store.save(def);
+    e.def = def;
+    e.log.info('definition changed', { change: Object.keys(change) });
+    this.events.emit('modified', { vmId: def.id, name: def.name });
+    return { returnValue: ReturnCode.Completed, vm: e.view() };
   }
 
   /** DestroySystem: only a VM that is Off or Saved; its saved state goes with it. */
