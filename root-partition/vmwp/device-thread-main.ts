@@ -6,8 +6,9 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { PartitionHandle } from '../../hypervisor/partition-handle.ts';
-import type { DeviceThreadData, DeviceThreadMessage, DeviceThreadStats } from './device-thread.ts';
+import { STOP_MAIL, STOP_WORD, type DeviceThreadData, type DeviceThreadMessage, type DeviceThreadStats } from './device-thread.ts';
 import { VmDevices } from './vm-devices.ts';
+import { DeviceRequestServer, type DeviceRequest } from './device-requests.ts';
 
 const data = workerData as DeviceThreadData;
 const post = (m: DeviceThreadMessage) => parentPort!.postMessage(m);
@@ -54,9 +55,40 @@ try {
   process.exit(0);
 }
 partition.inbox.onHandlerError = (error, vp) => post({ kind: 'log', message: `device error on VP ${vp}'s access: ${error instanceof Error ? error.message : String(error)}` });
+let requests: DeviceRequestServer;
+try {
+  requests = new DeviceRequestServer(devices!, () => BigInt(partition.referenceTime()), data.devices.integrationServices, (message) => post({ kind: 'log', message }));
+  if (data.restore) devices!.platform.restoreState(data.restore);
+} catch (e) {
+  devices!.close();
+  post({ kind: 'error', message: e instanceof Error ? e.message : String(e) });
+  process.exit(0);
+}
+parentPort!.on('message', (m: { kind: 'request'; id: number; request: DeviceRequest }) => {
+  if (m.kind !== 'request') return;
+  requests.handle(m.request).then(
+    (value) => post({ kind: 'reply', id: m.id, ok: true, value }),
+    (e: Error & { code?: string }) => post({ kind: 'reply', id: m.id, ok: false, error: e.message, code: e.code ?? 'VMWP_ERR_DEVICE' }),
+  );
+});
 post({ kind: 'ready' });
-partition.inbox.serveBlocking({ spinIterations: data.spinIterations }, () => Atomics.load(stop, 0) === 0, 20, flushConsole);
+// Served in slices with a turn of this thread's event loop between them: the integration
+// services' timers and answers, and requests from the worker's main thread, run there. A slice
+// ends early when the main thread raises the mail word (STOP_MAIL) and rings the doorbell.
+const SLICE_MS = 10;
+while (Atomics.load(stop, STOP_WORD) === 0) {
+  const sliceEnd = performance.now() + SLICE_MS;
+  partition.inbox.serveBlocking(
+    { spinIterations: data.spinIterations },
+    () => Atomics.load(stop, STOP_WORD) === 0 && Atomics.load(stop, STOP_MAIL) === 0 && performance.now() < sliceEnd,
+    20,
+    flushConsole,
+  );
+  Atomics.store(stop, STOP_MAIL, 0);
+  await new Promise((r) => setImmediate(r));
+}
 flushConsole();
+requests.dispose();
 post({
   kind: 'stopped',
   stats: deviceStats(),

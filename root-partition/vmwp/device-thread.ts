@@ -7,13 +7,22 @@
 import { Worker } from 'node:worker_threads';
 import type { PartitionShare } from '../../hypervisor/partition-handle.ts';
 import type { Partition } from '../../hypervisor/partition.ts';
+import type { DeviceStateRecord } from '../devices/device-state.ts';
 import type { VmDeviceConfig } from './device-config.ts';
+import { freshDeviceThreadBundle } from './device-thread-bundle.ts';
+import { DeviceRequestError, type DeviceReplies, type DeviceRequest } from './device-requests.ts';
+
+/** Words of the shared stop buffer: STOP_WORD ends serving; STOP_MAIL ends a slice to read requests. */
+export const STOP_WORD = 0;
+export const STOP_MAIL = 1;
 
 export interface DeviceThreadData {
   partition: PartitionShare;
   devices: VmDeviceConfig;
   spinIterations: number;
   stop: SharedArrayBuffer;
+  /** Chipset records to restore before the VPs start (a saved VM). */
+  restore?: DeviceStateRecord[];
 }
 
 export interface DeviceThreadStats {
@@ -43,6 +52,7 @@ export type DeviceThreadMessage =
   | { kind: 'error'; message: string }
   | { kind: 'log'; message: string }
   | { kind: 'console'; bytes: Uint8Array }
+  | { kind: 'reply'; id: number; ok: boolean; value?: unknown; error?: string; code?: string }
   | { kind: 'stopped'; stats: DeviceThreadStats };
 
 export interface DeviceThreadOptions {
@@ -53,9 +63,15 @@ export interface DeviceThreadOptions {
   log?: (message: string) => void;
   /** POST-code snapshots, in order (needs `devices.postCodes`). */
   onPostCode?: (snapshot: PostCodeSnapshot) => void;
+  /** Chipset records from a saved state, restored before the thread reports ready. */
+  restore?: DeviceStateRecord[];
 }
 
 export class DeviceThread {
+  private nextRequest = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private exited = false;
+
   private constructor(
     private readonly worker: Worker,
     private readonly partition: Partition,
@@ -65,14 +81,17 @@ export class DeviceThread {
 
   /** Starts the thread and resolves once its devices are built (rejects with the reason if not). */
   static async start(partition: Partition, opts: DeviceThreadOptions): Promise<DeviceThread> {
-    const stop = new SharedArrayBuffer(4);
+    const stop = new SharedArrayBuffer(8);
     const data: DeviceThreadData = {
       partition: partition.share(),
       devices: opts.devices,
       spinIterations: opts.spinIterations ?? partition.waitPolicy.spinIterations,
       stop,
+      ...(opts.restore ? { restore: opts.restore } : {}),
     };
-    const worker = new Worker(new URL('./device-thread-worker.mjs', import.meta.url), { workerData: data, name: `${partition.name}/devices` });
+    // The prebuilt bundle when fresh (device-thread-bundle.ts), else the sources through tsx.
+    const code = freshDeviceThreadBundle() ?? new URL('./device-thread-worker.mjs', import.meta.url);
+    const worker = new Worker(code, { workerData: data, name: `${partition.name}/devices` });
     let resolveStats!: (s: DeviceThreadStats | null) => void;
     const stats = new Promise<DeviceThreadStats | null>((r) => (resolveStats = r));
     const ready = new Promise<void>((resolve, reject) => {
@@ -83,6 +102,7 @@ export class DeviceThread {
         else if (m.kind === 'log') opts.log?.(m.message);
         else if (m.kind === 'post-code') opts.onPostCode?.(m.snapshot);
         else if (m.kind === 'stopped') resolveStats(m.stats);
+        else if (m.kind === 'reply') t.settle(m);
       });
       worker.once('error', reject);
       worker.once('exit', () => {
@@ -90,7 +110,8 @@ export class DeviceThread {
         reject(new Error('the device thread exited before its devices were ready'));
       });
     });
-    const t = new DeviceThread(worker, partition, stop, stats);
+    const t: DeviceThread = new DeviceThread(worker, partition, stop, stats);
+    worker.once('exit', () => t.failPending());
     try {
       await ready;
     } catch (e) {
@@ -98,6 +119,33 @@ export class DeviceThread {
       throw e;
     }
     return t;
+  }
+
+  /** One request to the devices, answered on their thread (device-requests.ts). */
+  request<K extends DeviceRequest['op']>(request: Extract<DeviceRequest, { op: K }>): Promise<DeviceReplies[K]> {
+    if (this.exited) return Promise.reject(new DeviceRequestError('VMWP_ERR_DEVICE_THREAD', 'the device thread has stopped'));
+    const id = this.nextRequest++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.worker.postMessage({ kind: 'request', id, request });
+      // End the thread's serving slice now rather than at its end.
+      Atomics.store(new Int32Array(this.stopWord), STOP_MAIL, 1);
+      this.partition.inbox.kick();
+    });
+  }
+
+  private settle(m: Extract<DeviceThreadMessage, { kind: 'reply' }>): void {
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    if (m.ok) p.resolve(m.value);
+    else p.reject(new DeviceRequestError(m.code ?? 'VMWP_ERR_DEVICE', m.error ?? 'the device request failed'));
+  }
+
+  private failPending(): void {
+    this.exited = true;
+    for (const p of this.pending.values()) p.reject(new DeviceRequestError('VMWP_ERR_DEVICE_THREAD', 'the device thread has stopped'));
+    this.pending.clear();
   }
 
   /** Stops serving, closes the disks, and returns the thread's counters. */

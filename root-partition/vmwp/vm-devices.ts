@@ -44,12 +44,12 @@ export class VmDevices {
       this.platform = new EmulatedPlatform(partition, { console, ide });
       partition.inbox.handler = this.platform;
       if (config.postCodes && onPostCode) this.platform.bus.register(new PostCodePort(onPostCode));
-      if (scsi.length > 0 || config.echo || config.vmbus) {
+      if (scsi.length > 0 || config.echo || config.vmbus || config.integrationServices) {
         const host = new VmbusHost(partition, { log: (e) => log(`vmbus ${e.code}: ${e.message}`) });
         this.vmbus = host;
         for (const { c, disks } of scsi) {
           const vsp = new StorVsp({
-            instanceId: c.instanceId, luns: lunsAtLocations(disks), subChannels: host.server,
+            instanceId: c.instanceId, luns: lunsAtLocations(disks).map((l, i) => ({ ...l, lun: c.disks[i].location ?? l.lun })), subChannels: host.server,
             maxSubChannels: c.maxSubChannels ?? 0, pollSpinMicros: c.pollSpinMicros, log,
           });
           this.storVsps.push(vsp);

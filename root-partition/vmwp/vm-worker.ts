@@ -1,8 +1,9 @@
 /**
- * One VM inside its worker process: the child partition (hypervisor core), the emulated platform
- * serving its intercepts on this process's event loop, and the operations VMMS asks for —
- * pause, resume, save, turn off, reset. It knows nothing of sockets; worker-main.ts wires it to
- * the control server.
+ * One VM inside its worker process: the child partition (hypervisor core), its devices on the
+ * device thread (emulated chipset and disks, VMBus with storvsp and the integration services),
+ * and the operations VMMS asks for — pause, resume, save, turn off, reset, and the integration
+ * services' heartbeat, shutdown and KVP. It knows nothing of sockets; worker-main.ts wires it to
+ * the control server. This thread never touches a device: it asks the device thread.
  */
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -10,8 +11,11 @@ import { Hypervisor } from '../../hypervisor/hypervisor.ts';
 import type { Partition } from '../../hypervisor/partition.ts';
 import type { VpExitReason } from '../../hypervisor/vp/vp-runtime.ts';
 import type { WorkerCounters } from '../ipc/bulk-codec.ts';
+import type { DeviceStateRecord } from '../devices/device-state.ts';
 import type { Logger } from '../vmms/log.ts';
-import { EmulatedPlatform } from './emulated-platform.ts';
+import type { VmDeviceConfig } from './device-config.ts';
+import type { DeviceReplies } from './device-requests.ts';
+import { DeviceThread } from './device-thread.ts';
 import { capturePartition, restorePartition } from './partition-snapshot.ts';
 import { configurationHash, readSavedState, writeSavedState, type SaveSummary } from './saved-state-file.ts';
 
@@ -25,7 +29,11 @@ export interface WorkerLaunch {
   imagePath: string;
   cmdline: string;
   restoreFrom?: string;
+  /** The VM's devices (absent: the chipset with COM1/COM2 and no disks). */
+  devices?: VmDeviceConfig;
 }
+
+type DeviceStateRecordList = DeviceStateRecord[];
 
 export type WorkerState = 'booting' | 'running' | 'paused' | 'stopped';
 
@@ -40,10 +48,10 @@ export class VmWorker extends EventEmitter {
   readonly startedAt = Date.now();
   private readonly hv = new Hypervisor();
   private partition: Partition | null = null;
-  private platform: EmulatedPlatform | null = null;
-  private serving: { ac: AbortController; done: Promise<void> } | null = null;
+  private devices: DeviceThread | null = null;
   private image!: Uint8Array;
   private consoleBytes = 0;
+  private lastIntercepts = 0;
   /** Set while the worker itself stops the VPs, so their exits are not "the guest stopped". */
   private stopping = false;
 
@@ -61,11 +69,12 @@ export class VmWorker extends EventEmitter {
     const p = this.createPartition();
     if (this.launch.restoreFrom) {
       const saved = readSavedState(this.launch.restoreFrom, this.configurationHash(), p.mem.u8);
-      this.platform!.restoreState(saved.devices);
+      await this.startDevices(p, saved.devices);
       restorePartition(p, saved);
       this.log.info(`restored from ${this.launch.restoreFrom} at reference time ${saved.referenceTicks}`);
       p.start('resume');
     } else {
+      await this.startDevices(p);
       p.start('boot');
     }
     this.watchIdle(p);
@@ -78,23 +87,42 @@ export class VmWorker extends EventEmitter {
     // Loaded on restore too: it compiles the module without its data segments; memory is then
     // overwritten from the saved state.
     p.loadImage(this.image, this.launch.cmdline);
-    const platform = new EmulatedPlatform(p, {
-      console: (bytes) => {
-        this.consoleBytes += bytes.length;
-        this.emit('console', Uint8Array.from(bytes));
-      },
-    });
-    p.inbox.handler = platform;
-    p.inbox.onHandlerError = (e, vp) => this.log.error(`device model failed on an intercept from VP ${vp}: ${(e as Error).message ?? e}`);
     p.on('fault', (f: { vp: number; kind: string; message: string }) => {
       this.log.warn(`guest fault on VP ${f.vp} (${f.kind}): ${f.message}`);
       this.emit('guest-fault', `VP ${f.vp} (${f.kind}): ${f.message}`);
     });
-    const ac = new AbortController();
-    this.serving = { ac, done: p.inbox.serveAsync(ac.signal) };
     this.partition = p;
-    this.platform = platform;
     return p;
+  }
+
+  /**
+   * After the partition is initialized and before its VPs start: the device thread opens the
+   * disks (a bad one fails the boot here, naming the file), restores the chipset's records when
+   * given, and serves the partition's intercepts and VMBus from then on.
+   */
+  private async startDevices(p: Partition, restore?: DeviceStateRecordList): Promise<void> {
+    try {
+      this.devices = await DeviceThread.start(p, {
+        devices: this.launch.devices ?? {},
+        ...(restore ? { restore } : {}),
+        console: (bytes) => {
+          this.consoleBytes += bytes.length;
+          this.emit('console', Uint8Array.from(bytes));
+        },
+        log: (m) => this.log.warn(`devices: ${m}`),
+      });
+    } catch (e) {
+      await this.hv.deletePartition(p.id);
+      this.partition = null;
+      throw e;
+    }
+  }
+
+  private async stopDevices(): Promise<void> {
+    const d = this.devices;
+    this.devices = null;
+    const stats = await d?.stop();
+    if (stats) this.lastIntercepts = stats.served;
   }
 
   /** Call after start: whenIdle resolves at once while no VP has started. */
@@ -143,14 +171,16 @@ export class VmWorker extends EventEmitter {
     const wasRunning = this.state === 'running';
     if (wasRunning) await this.pause();
     let summary: SaveSummary;
+    let records: DeviceStateRecordList;
     try {
       const snap = capturePartition(p);
-      summary = writeSavedState(path, this.configurationHash(), { ...snap, devices: this.platform!.saveState(), memory: p.mem.u8 });
+      records = (await this.deviceThread.request({ op: 'save-devices' })).records;
+      summary = writeSavedState(path, this.configurationHash(), { ...snap, devices: records, memory: p.mem.u8 });
     } catch (e) {
       if (wasRunning) this.resume();
       throw e;
     }
-    this.log.info(`saved to ${path}: ${summary.pagesWritten} non-zero pages in ${summary.pageRuns} runs, device records ${this.platform!.saveState().map((d) => d.name).join(', ')}, ${summary.bytes} bytes`);
+    this.log.info(`saved to ${path}: ${summary.pagesWritten} non-zero pages in ${summary.pageRuns} runs, device records ${records.map((d) => d.name).join(', ')}, ${summary.bytes} bytes`);
     await this.turnOff();
     return summary;
   }
@@ -160,8 +190,7 @@ export class VmWorker extends EventEmitter {
     const p = this.partition;
     if (p) {
       await p.stop();
-      this.serving?.ac.abort();
-      await this.serving?.done;
+      await this.stopDevices();
       await this.hv.deletePartition(p.id);
     }
     this.partition = null;
@@ -173,11 +202,11 @@ export class VmWorker extends EventEmitter {
     const old = this.live;
     this.stopping = true;
     await old.stop();
-    this.serving?.ac.abort();
-    await this.serving?.done;
+    await this.stopDevices();
     await this.hv.deletePartition(old.id);
     this.stopping = false;
     const p = this.createPartition();
+    await this.startDevices(p);
     p.start('boot');
     this.watchIdle(p);
     this.setState('running');
@@ -186,7 +215,38 @@ export class VmWorker extends EventEmitter {
   counters(): WorkerCounters {
     const p = this.partition;
     const vps = p ? Array.from({ length: p.vpCount }, (_, vp) => p.counters(vp)) : [];
-    return { vps, interceptsServed: p?.inbox.served ?? 0, consoleBytes: this.consoleBytes };
+    // The device thread counts what it served; while it runs, the VPs' own count is the same number.
+    const served = p && this.devices ? vps.reduce((n, c) => n + (c.InterceptsToRoot ?? 0), 0) : this.lastIntercepts;
+    return { vps, interceptsServed: served, consoleBytes: this.consoleBytes };
+  }
+
+  private get deviceThread(): DeviceThread {
+    if (!this.devices || this.state === 'stopped') throw new Error(`the VM is ${this.state}`);
+    return this.devices;
+  }
+
+  /** Msvm_HeartbeatComponent OperationalStatus: 2 OK, 3 Degraded, 12 No Contact, 13 Lost Communication. */
+  async heartbeatStatus(): Promise<number> {
+    return (await this.deviceThread.request({ op: 'heartbeat' })).status;
+  }
+
+  /** Sends the guest a shutdown request and returns its answer; the caller watches the VM stop. */
+  initiateShutdown(o: { force: boolean; reason: string; timeoutMs: number }): Promise<DeviceReplies['shutdown']> {
+    return this.deviceThread.request({ op: 'shutdown', ...o });
+  }
+
+  kvpGet(pool: number, key: string): Promise<string | null> {
+    return this.deviceThread.request({ op: 'kvp-get', pool, key }).then((r) => r.value);
+  }
+
+  kvpSet(pool: number, key: string, value: string): Promise<DeviceReplies['kvp-set']> {
+    return this.deviceThread.request({ op: 'kvp-set', pool, key, value });
+  }
+
+  /** Resolves when every VP has left (the guest halted or returned), or at once when none runs. */
+  whenGuestStopped(): Promise<void> {
+    const p = this.partition;
+    return p ? p.whenIdle() : Promise.resolve();
   }
 }
 

@@ -8,6 +8,7 @@
 import { DataDir } from '../vmms/data-dir.ts';
 import { closeLogger, createProcessLogger } from '../vmms/log.ts';
 import { ControlServer } from './control-server.ts';
+import { DEFAULT_SHUTDOWN_TIMEOUT_MS, shutDownGuest } from './guest-shutdown.ts';
 import { VmWorker, type WorkerLaunch } from './vm-worker.ts';
 
 async function main(): Promise<void> {
@@ -44,6 +45,23 @@ async function main(): Promise<void> {
           await worker.save(r.savedStatePath);
           reply(status());
           return void exit(0);
+        case 'HEARTBEAT': return reply({ ...status(), heartbeatStatus: await worker.heartbeatStatus() });
+        case 'SHUTDOWN': {
+          const outcome = await shutDownGuest(worker, { force: Boolean(r.force), reason: r.reason ?? '', timeoutMs: r.timeoutMs || DEFAULT_SHUTDOWN_TIMEOUT_MS });
+          reply({ ...status(), shutdownOutcome: outcome });
+          // The guest did not stop in time: Stop-VM's fallback is a turn-off.
+          if (outcome === 'timed-out') void exit(0);
+          return;
+        }
+        case 'KVP_GET': {
+          const value = await worker.kvpGet(r.kvpPool ?? 0, r.kvpKey ?? '');
+          return reply({ ...status(), kvpFound: value !== null, kvpValue: value ?? '' });
+        }
+        case 'KVP_SET': {
+          const res = await worker.kvpSet(r.kvpPool ?? 0, r.kvpKey ?? '', r.kvpValue ?? '');
+          if (!res.ok) throw Object.assign(new Error(`the guest did not take KVP item ${r.kvpKey}: ${res.reason}`), { code: 'VMWP_ERR_KVP' });
+          return reply(status());
+        }
         case 'TURN_OFF':
           await worker.turnOff();
           reply(status());
