@@ -74,8 +74,20 @@ export function registerVmmsCommands(program: Command): void {
   for (const [verb, method, what] of [['start', 'start', 'Start-VM (restores a Saved VM, resumes a Paused one)'], ['pause', 'pause', 'Suspend-VM'], ['resume', 'resume', 'Resume-VM'], ['save', 'save', 'Save-VM'], ['reset', 'reset', 'Restart-VM -Force']] as const) {
     vm.command(`${verb} <vm>`).description(what).action((name: string) => withClient(dir(), async (c) => reportChange(await c.call<RequestResult>(method, { vm: name }))));
   }
-  vm.command('stop <vm>').description('Stop-VM -TurnOff (default) or -Save').option('--save', 'save instead of turning off')
-    .action((name: string, o: { save?: boolean }) => withClient(dir(), async (c) => reportChange(await c.call<RequestResult>('stop', { vm: name, save: Boolean(o.save) }))));
+  vm.command('stop <vm>').description('Stop-VM: shut the guest down through its shutdown integration service (turned off if it does not stop in time); -TurnOff or -Save')
+    .option('--turn-off', 'turn the VM off at once (pulling the plug)')
+    .option('--save', 'save instead of shutting down')
+    .option('--timeout <seconds>', 'how long the guest has to shut down before it is turned off', '30')
+    .option('--force', 'ask the guest to shut down even if applications object')
+    .action((name: string, o: { save?: boolean; turnOff?: boolean; timeout: string; force?: boolean }) => withClient(dir(), async (c) => {
+      const seconds = Number(o.timeout);
+      if (!Number.isFinite(seconds) || seconds < 0) throw new Error(`--timeout must be a number of seconds, not "${o.timeout}"`);
+      reportChange(await c.call<RequestResult>('stop', { vm: name, save: Boolean(o.save), turnOff: Boolean(o.turnOff), timeoutMs: Math.round(seconds * 1000), force: Boolean(o.force) }));
+    }));
+  vm.command('heartbeat <vm>').description('Get-VMIntegrationService Heartbeat: the guest\'s heartbeat status').action((name: string) => withClient(dir(), async (c) => {
+    const status = await c.call<number>('heartbeat', { vm: name });
+    console.log(`${name}: ${({ 2: 'OK', 3: 'Degraded', 12: 'No Contact', 13: 'Lost Communication', 15: 'Paused' } as Record<number, string>)[status] ?? `status ${status}`} (${status})`);
+  }));
   vm.command('rm <vm>').description('Remove-VM (Off or Saved VMs)').action((name: string) => withClient(dir(), async (c) => {
     const r = await c.call<RequestResult>('rm', { vm: name });
     if (r.returnValue !== 0) reportChange(r); else console.log(`${name}: removed`);

@@ -9,7 +9,7 @@ import type { Logger } from './log.ts';
 import { Vmms } from './vmms.ts';
 import type { NewVmRequest } from './vm-definition.ts';
 
-export const CLIENT_METHODS = ['list', 'show', 'new', 'start', 'stop', 'save', 'pause', 'resume', 'reset', 'rm', 'console', 'counters', 'load-errors', 'shutdown'] as const;
+export const CLIENT_METHODS = ['list', 'show', 'new', 'start', 'stop', 'save', 'pause', 'resume', 'reset', 'rm', 'console', 'counters', 'load-errors', 'shutdown', 'heartbeat'] as const;
 export type ClientMethod = (typeof CLIENT_METHODS)[number];
 
 const MAX_LINE = 1 << 20;
@@ -82,7 +82,11 @@ export class ClientServer {
       case 'show': return this.vmms.get(vm()) ?? null;
       case 'new': return this.vmms.defineVm(p as unknown as NewVmRequest);
       case 'start': return this.vmms.start(vm());
-      case 'stop': return p.save ? this.vmms.save(vm()) : this.vmms.turnOff(vm());
+      // Stop-VM: -Save, -TurnOff, or (neither) a shutdown through the guest's integration service.
+      case 'stop': return p.save ? this.vmms.save(vm()) : p.turnOff ? this.vmms.turnOff(vm()) : this.vmms.shutdown(vm(), {
+        ...(typeof p.timeoutMs === 'number' ? { timeoutMs: p.timeoutMs } : {}), force: Boolean(p.force), reason: typeof p.reason === 'string' ? p.reason : '',
+      });
+      case 'heartbeat': return this.vmms.heartbeatStatus(vm());
       case 'save': return this.vmms.save(vm());
       case 'pause': return this.vmms.pause(vm());
       case 'resume': return this.vmms.resume(vm());

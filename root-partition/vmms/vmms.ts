@@ -229,6 +229,51 @@ export class Vmms {
   resume(vm: string) { return this.requestStateChange(vm, 2); }
   reset(vm: string) { return this.requestStateChange(vm, 11); }
 
+  /**
+   * Stop-VM without -TurnOff: the guest's shutdown integration service is asked to shut down;
+   * a guest that does not stop within `timeoutMs` (default 30 s) is turned off. Only from
+   * Running. A guest that refuses, or runs no shutdown service, keeps running (Failed, with why).
+   */
+  async shutdown(idOrName: string, o: { timeoutMs?: number; force?: boolean; reason?: string } = {}): Promise<RequestResult> {
+    const e = this.find(idOrName);
+    if (!e) return { returnValue: ReturnCode.InvalidParameter, error: `no VM named or with id "${idOrName}"` };
+    if (this.closing) return { returnValue: ReturnCode.InvalidState, error: 'the management service is stopping' };
+    if (e.state !== EnabledState.Running) return { returnValue: ReturnCode.InvalidState, error: `cannot shut down a VM that is ${stateName(e.state)}; only a Running VM can be shut down`, vm: e.view() };
+    const timeoutMs = o.timeoutMs ?? 30_000;
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > 3_600_000) return { returnValue: ReturnCode.InvalidParameter, error: 'timeoutMs must be an integer from 0 to 3600000', vm: e.view() };
+    try {
+      await this.ops.shutdown(e, { timeoutMs, force: o.force ?? false, reason: o.reason ?? '' });
+      e.lastError = null;
+      return { returnValue: ReturnCode.Completed, vm: e.view() };
+    } catch (err) {
+      e.lastError = (err as Error).message;
+      e.log.error(`shutdown failed: ${e.lastError}`);
+      return { returnValue: ReturnCode.Failed, error: e.lastError, vm: e.view() };
+    }
+  }
+
+  /** Msvm_HeartbeatComponent OperationalStatus of a running VM: 2 OK, 3 Degraded, 12 No Contact, 13 Lost Communication. */
+  async heartbeatStatus(idOrName: string): Promise<number> {
+    const e = this.entry(idOrName);
+    if (!e.conn) throw new VmmsError('VMMS_ERR_NOT_RUNNING', `VM ${e.def.name} has no worker`);
+    return (await e.conn.request('HEARTBEAT', 5000)).heartbeatStatus ?? 0;
+  }
+
+  /** A KVP item the guest holds in `pool` (KvpPool), or null when it has none by that key. */
+  async kvpGet(idOrName: string, pool: number, key: string): Promise<string | null> {
+    const e = this.entry(idOrName);
+    if (!e.conn) throw new VmmsError('VMMS_ERR_NOT_RUNNING', `VM ${e.def.name} has no worker`);
+    const r = await e.conn.request('KVP_GET', 10_000, { kvpPool: pool, kvpKey: key });
+    return r.kvpFound ? (r.kvpValue ?? '') : null;
+  }
+
+  /** Writes a host item into the guest's `pool` (KvpPool.External for operator data). */
+  async kvpSet(idOrName: string, pool: number, key: string, value: string): Promise<void> {
+    const e = this.entry(idOrName);
+    if (!e.conn) throw new VmmsError('VMMS_ERR_NOT_RUNNING', `VM ${e.def.name} has no worker`);
+    await e.conn.request('KVP_SET', 10_000, { kvpPool: pool, kvpKey: key, kvpValue: value });
+  }
+
   console(idOrName: string): string {
     return this.entry(idOrName).console();
   }

@@ -12,7 +12,7 @@ import { connect, type Socket } from 'node:net';
 import { decodeBulk, type WorkerCounters } from '../ipc/bulk-codec.ts';
 import { encodeFrame, FrameChannel, FrameReader } from '../ipc/frame-codec.ts';
 import {
-  CONTROL_PROTOCOL_VERSION, decodeControl, encodeControl, type ControlResponse, type Operation,
+  CONTROL_PROTOCOL_VERSION, decodeControl, encodeControl, type ControlRequest, type ControlResponse, type Operation,
 } from '../ipc/vmwp-control-schema.ts';
 
 export class WorkerRequestError extends Error {
@@ -79,7 +79,9 @@ export class VmwpConnection extends EventEmitter {
     return this.closed;
   }
 
-  request(operation: Operation, timeoutMs: number, savedStatePath?: string): Promise<ControlResponse> {
+  /** `fields`: the saved-state path (SAVE), or the operation's other request fields. */
+  request(operation: Operation, timeoutMs: number, fields?: string | Omit<Partial<ControlRequest>, 'version' | 'requestId' | 'operation'>): Promise<ControlResponse> {
+    const extra = typeof fields === 'string' ? { savedStatePath: fields } : (fields ?? {});
     if (this.closed) return Promise.reject(new WorkerRequestError('the worker is gone', 'VMWP_ERR_GONE'));
     const requestId = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -88,7 +90,7 @@ export class VmwpConnection extends EventEmitter {
         reject(new WorkerRequestError(`the worker did not answer ${operation} within ${timeoutMs} ms`, 'VMWP_ERR_TIMEOUT'));
       }, timeoutMs);
       this.pending.set(requestId, { resolve, reject, timer });
-      this.socket.write(encodeFrame(FrameChannel.Control, encodeControl({ request: { version: CONTROL_PROTOCOL_VERSION, requestId, operation, ...(savedStatePath ? { savedStatePath } : {}) } })));
+      this.socket.write(encodeFrame(FrameChannel.Control, encodeControl({ request: { ...extra, version: CONTROL_PROTOCOL_VERSION, requestId, operation } })));
     });
   }
 

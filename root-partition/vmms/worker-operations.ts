@@ -8,6 +8,8 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import type { DataDir } from './data-dir.ts';
 import { EnabledState, HealthState, stateName, type EnabledStateValue, type HealthStateValue, type LifecycleOperation } from './lifecycle.ts';
 import type { Logger } from './log.ts';
+import { buildDeviceThreadBundle } from '../vmwp/device-thread-bundle.ts';
+import { deviceConfig, diskProblems } from './vm-device-settings.ts';
 import type { VmEntry } from './vm-entry.ts';
 import { launchWorker, processAlive } from './vmwp-launcher.ts';
 import { VmwpConnection, WorkerRequestError } from './vmwp-connection.ts';
@@ -88,9 +90,15 @@ export class WorkerOperations {
   private async startWorker(e: VmEntry, restoreFrom: string | undefined): Promise<void> {
     e.clearConsole();
     const d = e.def;
+    const devices = deviceConfig(d.id, d.devices);
+    // Refused before a worker exists: the VM stays where it was, and the message names the file.
+    const bad = diskProblems(devices);
+    if (bad.length) throw new WorkerRequestError(bad.join('; '), 'VMMS_ERR_DISK');
+    // A worker starts its device thread from the bundle when it is fresh; build it first if not.
+    await buildDeviceThreadBundle().catch((err: Error) => e.log.warn(`device thread bundle not built (${err.message}); the worker compiles its sources`));
     const worker = launchWorker({
       dataDir: this.paths.root, vmId: d.id, name: d.name, memoryBytes: d.memoryBytes, vpCount: d.vpCount, imagePath: d.imagePath, cmdline: d.cmdline,
-      ...(restoreFrom ? { restoreFrom } : {}),
+      devices, ...(restoreFrom ? { restoreFrom } : {}),
     }, this.paths.workerOutput(d.id));
     e.pid = worker.pid;
     e.log.info(`worker ${worker.pid} started${restoreFrom ? ` to restore ${restoreFrom}` : ''}`);
@@ -129,6 +137,41 @@ export class WorkerOperations {
     }
     await Promise.race([conn.whenClosed(), delay(TURN_OFF_GRACE_MS)]);
     if (e.pid !== null) await ensureExited(e.pid, TURN_OFF_GRACE_MS, e.log);
+  }
+
+  /**
+   * Stop-VM: asks the guest to shut down through its shutdown integration service. Running →
+   * Stopping → Off. The worker turns the VM off itself when the guest does not stop within
+   * `timeoutMs`; should the worker not answer either, VMMS turns it off. A guest that refuses
+   * or has no shutdown service keeps running (Running again), and the error says why.
+   */
+  async shutdown(e: VmEntry, o: { timeoutMs: number; force: boolean; reason: string }): Promise<void> {
+    const conn = this.conn(e);
+    const gen = e.generation;
+    this.sink.setState(e, EnabledState.Stopping, `shutdown requested (${o.timeoutMs} ms to stop)`);
+    // The worker exits when the guest halts, or after its own turn-off fallback.
+    e.expectingExit = true;
+    let outcome: string | undefined;
+    try {
+      outcome = (await conn.request('SHUTDOWN', o.timeoutMs + TURN_OFF_GRACE_MS, o)).shutdownOutcome;
+    } catch (err) {
+      const code = (err as WorkerRequestError).code;
+      if (code === 'VMWP_ERR_SHUTDOWN_REFUSED' || code === 'VMWP_ERR_SHUTDOWN_UNAVAILABLE' || code === 'VMWP_ERR_NO_IC') {
+        e.expectingExit = false;
+        if (e.generation === gen) this.sink.setState(e, EnabledState.Running, `shutdown not done: ${(err as Error).message}`);
+        throw err;
+      }
+      // Gone (the guest stopped as the answer was on its way) or silent: make sure it is off.
+      if (code !== 'VMWP_ERR_GONE') e.log.warn(`shutdown: ${(err as Error).message}; turning the VM off`);
+      outcome = code === 'VMWP_ERR_GONE' ? 'shut-down' : 'timed-out';
+    }
+    if (e.generation !== gen) return; // a turn-off overtook it and already set the state
+    // The worker leaves by itself now (its log flushed); when the guest stopped, VMMS has
+    // already seen it (Off, "the guest stopped"). Anything still standing is turned off.
+    await Promise.race([conn.whenClosed(), delay(TURN_OFF_GRACE_MS)]);
+    if (e.pid !== null) await ensureExited(e.pid, TURN_OFF_GRACE_MS, e.log);
+    if (e.state !== EnabledState.Off) await this.turnOff(e, EnabledState.Stopping);
+    e.log.info(outcome === 'timed-out' ? 'the guest did not shut down in time; the VM was turned off' : 'the guest shut down');
   }
 
   /** Works from any state: asks the worker to stop, kills it if it does not, drops a saved state. */
