@@ -33,7 +33,7 @@ export interface IoBenchReport {
   finishedAt: string;
   quick: boolean;
   machine: MachineDescription;
-  config: { diskBytes: number; vmMemoryBytes: number; vpCount: number; spinIterations: number; storvspPollSpinMicros: string; ataMultiple: number; storvscMaxSectors: number; eoi: string };
+  config: { rounds: number; diskBytes: number; vmMemoryBytes: number; vpCount: number; spinIterations: number; storvspPollSpinMicros: string; ataMultiple: number; storvscMaxSectors: number; eoi: string };
   rows: IoRow[];
   limits: { copy: CopyLimit[]; backend: BackendLimit[]; exit: ExitLimit };
   integrity: { phasesOk: number; phases: number; warmupsOk: number; warmups: number; disks: ReturnType<typeof checkWholeDisk>[]; ok: boolean };
@@ -54,7 +54,8 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
   const quick = Boolean(opts.quick || opts.tiny);
   const startedAt = new Date().toISOString();
   const loadAverageStart = os.loadavg();
-  let phases = buildPhases(quick);
+  const rounds = quick ? 1 : 3;
+  let phases = buildPhases(quick, rounds);
   if (opts.tiny) phases = phases.map((p) => ({ ...p, count: Math.min(p.count, p.path.id === 'pio-word' ? 2 : 8) }));
   const diskBytes = (opts.tiny ? 4 : quick ? 16 : 64) << 20;
   const spinIterations = 2000;
@@ -103,7 +104,7 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
         platform: os.platform(), release: os.release(), loadAverageStart, loadAverageEnd,
       },
       config: {
-        diskBytes, vmMemoryBytes: vm.memoryBytes, vpCount: 1, spinIterations, storvspPollSpinMicros: 'default (50 µs window)',
+        rounds, diskBytes, vmMemoryBytes: vm.memoryBytes, vpCount: 1, spinIterations, storvspPollSpinMicros: 'default (50 µs window)',
         ataMultiple: vm.values.ata_multiple ?? 0, storvscMaxSectors: vm.values.storvsc_max_sectors ?? 0,
         eoi: '8259 EOI from the guest (2 OUTs per IRQ 14), as an unenlightened OS does',
       },
@@ -114,6 +115,7 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
       notes: [
         `Machine shared: load average ${loadAverageStart.map((l) => l.toFixed(2)).join('/')} at start, ${loadAverageEnd.map((l) => l.toFixed(2)).join('/')} at end on ${cores} cores. Exit costs and signals depend on whether a core is free (reference B2/B6); on a busy machine the figures are noisy and the adaptive wait degrades toward the blocking one.`,
         'Before the measured phases every path runs a short unreported warm-up (sequential 4 KiB reads), so JIT tiering and first touches do not land on the first measured phase.',
+        `Every measured phase runs ${rounds} time(s), interleaved with the others; a row is its median round by MB/s, with all its counters from that same round, and MB/s of every round beside it.`,
         'Per-word PIO runs 4 KiB I/Os only, and few of them: each costs ≈ 2,080 exits.',
         'ATA cannot queue (one command per channel): its QD32 workloads are its QD1 phases; the speedup at QD32 compares storvsc at QD32 with ATA at QD1.',
         'A 1 MiB I/O is 8 ATA commands of 256 sectors, or 4 storvsc requests of 256 KiB submitted in one batch.',

@@ -25,9 +25,9 @@ function exitsCell(r: IoRow): string {
 }
 
 export function formatMainTable(rows: IoRow[]): string {
-  const header = ['workload', 'path', 'QD', 'MB/s', 'IOPS', 'p50 µs', 'p99 µs', 'exits/IO (protocol)', 'irq/IO', 'sig→host', 'sig→guest', 'CPU µs/IO', 'storvsc ×', 'of backend', 'data'];
+  const header = ['workload', 'path', 'QD', 'MB/s', 'rounds min–max', 'IOPS', 'p50 µs', 'p99 µs', 'exits/IO (protocol)', 'irq/IO', 'sig→host', 'sig→guest', 'CPU µs/IO', 'storvsc ×', 'of backend', 'data'];
   const body = rows.map((r) => [
-    r.workloadLabel, SHORT[r.path] ?? r.path, String(r.depth), fmt(r.mbPerS), fmt(r.iops), fmt(r.latencyUs.p50), fmt(r.latencyUs.p99),
+    r.workloadLabel, SHORT[r.path] ?? r.path, String(r.depth), fmt(r.mbPerS), `${fmt(Math.min(...r.mbPerSRounds))}–${fmt(Math.max(...r.mbPerSRounds))}`, fmt(r.iops), fmt(r.latencyUs.p50), fmt(r.latencyUs.p99),
     exitsCell(r), fmt(r.perIo.interrupts), fmt(r.perIo.signalsToHost, 3), fmt(r.perIo.signalsToGuest, 3), fmt(r.perIo.hostCpuUs),
     r.syntheticSpeedup === null ? '' : `${fmt(r.syntheticSpeedup)}×`, `${(100 * r.limit.fraction).toFixed(1)}%`, r.checksum.ok ? 'ok' : 'BAD',
   ]);
@@ -50,8 +50,10 @@ export function formatExplanation(report: IoBenchReport): string {
   const lines = ['Why each path stops where it does'];
   lines.push(`  emulated: time per I/O ≈ exits/IO × ${fmt(exitUs, 3)} µs per adaptive exit + backend µs/IO (model from this run's limits; measured mean beside it)`);
   const emu = report.rows.filter((r) => r.kind === 'emulated');
-  lines.push(table(['  path', 'workload', 'exits/IO', 'model µs/IO', 'mean µs/IO', 'model/mean'], emu.map((r) => [
+  lines.push('  µs/exit here = the phase\'s time per I/O over its exits: what an exit cost with the device model, the interrupt and the backend behind it');
+  lines.push(table(['  path', 'workload', 'exits/IO', 'model µs/IO', 'mean µs/IO', 'model/mean', 'µs/exit here', 'dev sleeps/IO'], emu.map((r) => [
     `  ${SHORT[r.path]}`, r.workloadLabel, fmt(r.perIo.exits), fmt(r.exitBoundUs ?? 0), fmt(r.latencyUs.mean), `${(100 * (r.exitBoundUs ?? 0) / r.latencyUs.mean).toFixed(0)}%`,
+    fmt(r.usPerExitInPhase ?? 0, 3), fmt(r.perIo.deviceThreadSleeps, 3),
   ]), 2));
   lines.push('  synthetic: no exit per byte; per I/O it pays signals (each a hypercall exit and a wake-up), the request/completion packets, and the backend call; data lands in guest memory by one pread/pwrite');
   const syn = report.rows.filter((r) => r.kind === 'synthetic');

@@ -65,9 +65,9 @@ export function renderHtml(report: IoBenchReport): string {
   ]);
   const cpu = byWorkload(rows, (r) => [{ label: r.pathLabel, value: r.perIo.hostCpuUs, color: COLORS[r.path]! }]);
   const main = htmlTable(
-    ['workload', 'path', 'QD', 'I/Os', 'MB/s', 'IOPS', 'p50 µs', 'p99 µs', 'exits/IO', 'protocol', 'irq/IO', 'sig→host/IO', 'sig→guest/IO', 'halts/IO', 'clock reads/IO', 'CPU µs/IO', 'storvsc ×', 'of backend', 'checksum'],
+    ['workload', 'path', 'QD', 'I/Os', 'MB/s', 'MB/s of each round', 'IOPS', 'p50 µs', 'p99 µs', 'exits/IO', 'protocol', 'irq/IO', 'sig→host/IO', 'sig→guest/IO', 'halts/IO', 'clock reads/IO', 'CPU µs/IO', 'storvsc ×', 'of backend', 'checksum'],
     rows.map((r) => [
-      r.workloadLabel, r.pathLabel, String(r.depth), String(r.ios), fmt(r.mbPerS), fmt(r.iops), fmt(r.latencyUs.p50), fmt(r.latencyUs.p99),
+      r.workloadLabel, r.pathLabel, String(r.depth), String(r.ios), fmt(r.mbPerS), r.mbPerSRounds.map((v) => fmt(v)).join(' / '), fmt(r.iops), fmt(r.latencyUs.p50), fmt(r.latencyUs.p99),
       fmt(r.perIo.exits), r.perIo.exitsExpected === null ? '' : String(r.perIo.exitsExpected), fmt(r.perIo.interrupts), fmt(r.perIo.signalsToHost, 3),
       fmt(r.perIo.signalsToGuest, 3), fmt(r.perIo.halts, 3), fmt(r.perIo.clockReads), fmt(r.perIo.hostCpuUs), r.syntheticSpeedup === null ? '' : `${fmt(r.syntheticSpeedup)}×`,
       `${(100 * r.limit.fraction).toFixed(1)}%`, r.checksum.ok ? 'ok' : `BAD ${r.checksum.guest} ≠ ${r.checksum.host}`,
@@ -81,7 +81,8 @@ export function renderHtml(report: IoBenchReport): string {
     ['exit round trip, adaptive wait (string 512 B)', `${fmt(exit.adaptiveStringUsPerExit, 3)} µs`],
     ['exit round trip, blocking wait', `${fmt(exit.blockingUsPerExit, 3)} µs`],
   ]);
-  const explain = htmlTable(['path', 'workload', 'exits/IO', 'model: exits × µs/exit + backend (µs)', 'measured mean (µs)'], rows.filter((r) => r.kind === 'emulated').map((r) => [r.pathLabel, r.workloadLabel, fmt(r.perIo.exits), fmt(r.exitBoundUs ?? 0), fmt(r.latencyUs.mean)]));
+  const explain = htmlTable(['path', 'workload', 'exits/IO', 'model: exits × µs/exit + backend (µs)', 'measured mean (µs)', 'µs per exit here', 'device-thread sleeps/IO'],
+    rows.filter((r) => r.kind === 'emulated').map((r) => [r.pathLabel, r.workloadLabel, fmt(r.perIo.exits), fmt(r.exitBoundUs ?? 0), fmt(r.latencyUs.mean), fmt(r.usPerExitInPhase ?? 0, 3), fmt(r.perIo.deviceThreadSleeps, 3)]));
   const targets = htmlTable(['target', 'goal', 'measured', ''], report.targets.map((t) => [t.name, t.goal, t.measured, t.met ? 'met' : 'not met']));
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tsvisor bench io — ${esc(report.startedAt)}</title>
 <style>body{font:14px system-ui,sans-serif;margin:24px;max-width:1400px;color:#222}table{border-collapse:collapse;font-size:12px;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 6px;text-align:right}td:first-child,td:nth-child(2),th{text-align:left}th{background:#f3f3f3}

@@ -55,6 +55,8 @@ export interface Phase {
   count: number;
   /** Not reported: runs every path's code once before the measured phases (JIT tiering, page cache, first-touch). */
   warmup?: boolean;
+  /** Which pass over the workload list (the report takes each row's median round). */
+  round: number;
 }
 
 /**
@@ -63,7 +65,7 @@ export interface Phase {
  * few of them. ATA at QD32 would repeat its QD1 phase (it cannot queue), so it is not run again.
  */
 function count(path: PathId, w: Workload, quick: boolean): number {
-  const scale = quick ? 1 / 16 : 1;
+  const scale = quick ? 1 / 16 : 2;
   const base: Record<PathId, Record<number, number>> = {
     'pio-word': { [4 * KiB]: 48 },
     'pio-string': { [4 * KiB]: 1024, [64 * KiB]: 96, [MiB]: 8 },
@@ -79,20 +81,23 @@ function count(path: PathId, w: Workload, quick: boolean): number {
 
 /**
  * Reads first (every path sees the disk as filled), then writes. Within a workload the paths run
- * back to back, so a change in the machine's load hits them alike.
+ * back to back, so a change in the machine's load hits them alike; the whole list runs `rounds`
+ * times, so a burst of load spoils one round of a row, not the row.
  */
-export function buildPhases(quick: boolean): Phase[] {
+export function buildPhases(quick: boolean, rounds = 1): Phase[] {
   const phases: Phase[] = [];
   const warm = WORKLOADS[0]!;
   for (const path of PATHS) {
-    phases.push({ index: phases.length, path, workload: warm, depth: 1, count: Math.max(4, Math.round(count(path.id, warm, quick) / 4)), warmup: true });
+    phases.push({ index: phases.length, path, workload: warm, depth: 1, count: Math.max(4, Math.round(count(path.id, warm, quick) / 8)), warmup: true, round: 0 });
   }
-  for (const w of WORKLOADS) {
-    for (const path of PATHS) {
-      if (path.kind === 'emulated' && w.depth > 1) continue;
-      const n = count(path.id, w, quick);
-      if (n === 0) continue;
-      phases.push({ index: phases.length, path, workload: w, depth: path.kind === 'synthetic' ? w.depth : 1, count: n });
+  for (let round = 0; round < rounds; round++) {
+    for (const w of WORKLOADS) {
+      for (const path of PATHS) {
+        if (path.kind === 'emulated' && w.depth > 1) continue;
+        const n = count(path.id, w, quick);
+        if (n === 0) continue;
+        phases.push({ index: phases.length, path, workload: w, depth: path.kind === 'synthetic' ? w.depth : 1, count: n, round });
+      }
     }
   }
   return phases;
@@ -100,7 +105,10 @@ export function buildPhases(quick: boolean): Phase[] {
 
 export function guestCommandLine(phases: readonly Phase[]): string {
   const nums = phases.flatMap((p) => [p.path.guestPath, p.workload.write ? 1 : 0, p.workload.random ? 1 : 0, p.workload.bytes / 512, p.count, p.depth]);
-  return `plan=${nums.join(',')}`;
+  const line = `plan=${nums.join(',')}`;
+  // BOOT_CMDLINE_MAX (docs/guest-abi.md §3): a longer plan would be cut off silently.
+  if (line.length > 3840) throw new RangeError(`the phase plan needs ${line.length} bytes of command line (at most 3840): fewer rounds`);
+  return line;
 }
 
 // ---- replay (mirrors bench-io/workload.ts) ----------------------------------------------------

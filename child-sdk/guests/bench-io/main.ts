@@ -31,7 +31,7 @@ const SLAVE_VECTOR_BASE: u32 = 0x28;
 const IDE_PRIMARY_IRQ: u32 = 14;
 const VMBUS_VECTOR: u32 = 0x30;
 const PATH_STORVSC: u32 = 4;
-const MAX_PHASES: u32 = 128;
+const MAX_PHASES: u32 = 320; // the plan pages hold 2048 numbers
 const BUFFER_BYTES: u32 = 1 << 20; // the largest I/O, and room for 32 × 4 KiB queued buffers
 
 function kv(key: string, value: u64): void {
