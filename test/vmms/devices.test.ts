@@ -6,20 +6,25 @@
  * disks that is killed takes only its own VM down.
  */
 import { randomFillSync } from 'node:crypto';
-import { openSync, readSync, closeSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StateChangeEvent, Vmms } from '../../root-partition/vmms/vmms.ts';
 import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
+import { guestPattern } from '../storage/e2e-emulated-harness.ts';
 import { MiB, processAlive, VmmsFixture, waitFor } from './vmms-fixture.ts';
 
 const fx = new VmmsFixture();
 let storage: string;
 let ic: string;
+let checksum: string;
+let emulated: string;
 
 beforeAll(async () => {
-  await buildGuests(['storage-synthetic', 'ic-services']);
+  await buildGuests(['storage-synthetic', 'storage-emulated', 'ic-services', 'checksum']);
+  emulated = guestImagePath('storage-emulated');
   storage = guestImagePath('storage-synthetic');
+  checksum = guestImagePath('checksum');
   ic = guestImagePath('ic-services');
 });
 afterAll(async () => {
@@ -86,6 +91,31 @@ describe('VM devices in the worker process', () => {
     expect(readAt(ide, 0, 1 * MiB).equals(ideBefore)).toBe(true);
   }, 60_000);
 
+  it('the emulated storage guest writes through the IDE disk at secondary slave (controller 1, position 1)', async () => {
+    const dataDir = fx.dataDir();
+    const v = await fx.vmms({ dataDir });
+    const file = disk(dataDir, 'ide-ss.raw');
+    v.defineVm({ name: 'ide', memoryBytes: 32 * MiB, imagePath: emulated, cmdline: 'mode=dma disk=3 wlba=64 wsectors=64 seed=7', devices: [{ kind: 'ide-disk', controller: 1, position: 1, path: file }] });
+    expect(await v.start('ide')).toMatchObject({ returnValue: 0 });
+    await waitFor('the guest to finish', () => v.get('ide')!.enabledState === 3, 30_000);
+    expect(values(v.console('ide'))).toMatchObject({ attach_status: 0, write_status: 0, flush_status: 0, readback_ok: 1 });
+    expect(readAt(file, 64 * 512, 64 * 512).equals(guestPattern(7, 64, 64))).toBe(true);
+  }, 60_000);
+
+  it('a VM with an IDE disk and no VMBus connection saves the chipset from the device thread and restores', async () => {
+    const dataDir = fx.dataDir();
+    const v = await fx.vmms({ dataDir });
+    const vm = v.defineVm({ name: 'ck', memoryBytes: 16 * MiB, imagePath: checksum, cmdline: 'rounds=100000000 work=20000', devices: [{ kind: 'ide-disk', controller: 1, position: 0, path: disk(dataDir, 'ck.raw', 1 * MiB) }] });
+    expect((await v.start('ck')).returnValue).toBe(0);
+    await waitFor('progress', () => /progress round=\d+/.test(v.console('ck')));
+    expect(await v.save('ck')).toMatchObject({ returnValue: 0, vm: { enabledState: 6 } });
+    const log = readFileSync(join(dataDir, 'logs', `vmwp-${vm.id}.log`), 'utf8');
+    expect(log).toMatch(/device records pic8259, com1, com2, pci-config, piix4-ide,/);
+    expect(await v.start('ck')).toMatchObject({ returnValue: 0, vm: { enabledState: 2 } });
+    await waitFor('progress after the restore', () => /resumed at round=\d+/.test(v.console('ck')), 10_000);
+    expect((await v.turnOff('ck')).returnValue).toBe(0);
+  }, 60_000);
+
   it('a missing disk is refused at start, naming the file; the VM stays Off', async () => {
     const dataDir = fx.dataDir();
     const v = await fx.vmms({ dataDir });
@@ -128,6 +158,11 @@ describe('VM devices in the worker process', () => {
     expect(save.error).toMatch(/VMBus/);
     expect(v.get('ic')!.enabledState).toBe(2);
     expect(await v.heartbeatStatus('ic')).toBe(2);
+    // KVP both ways: a host item the guest prints (pool External, 0), the guest's own item (pool Guest, 1).
+    await v.kvpSet('ic', 0, 'Owner', 'tests');
+    await waitFor('the guest to print the host item', () => v.console('ic').includes('kvp0 Owner=tests'), 5000);
+    expect(await v.kvpGet('ic', 1, 'GuestState')).toBe('serving');
+    expect(await v.kvpGet('ic', 1, 'NoSuchKey')).toBeNull();
 
     const reasons: string[] = [];
     v.events.on('state-changed', (e: StateChangeEvent) => reasons.push(`${e.state} ${e.reason}`));
