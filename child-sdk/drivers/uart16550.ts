@@ -24,7 +24,6 @@ const IER_RDA: u32 = 0x01; // received data available (and, with FIFOs, the char
 const IER_RLS: u32 = 0x04; // receiver line status: overrun, parity, framing, break
 const IIR_NO_INTERRUPT: u32 = 0x01;
 const FCR_ENABLE: u32 = 0x01;
-const FCR_CLEAR_RX: u32 = 0x02;
 const FCR_CLEAR_TX: u32 = 0x04;
 const LCR_8N1: u32 = 0x03;
 const LCR_DLAB: u32 = 0x80;
@@ -67,6 +66,18 @@ const RING: usize = REC + 64;
   store<u32>(REC + field, load<u32>(REC + field) + n);
 }
 
+/** Puts a received byte in the ring, or counts it dropped when the ring is full. */
+function keep(byte: u8): void {
+  const head = load<u32>(REC + R_HEAD);
+  if (head - load<u32>(REC + R_TAIL) >= UART_RX_RING_BYTES) {
+    bump(R_DROPPED);
+    return;
+  }
+  store<u8>(RING + (head & (UART_RX_RING_BYTES - 1)), byte);
+  store<u32>(REC + R_HEAD, head + 1);
+  bump(R_RECEIVED);
+}
+
 function receiveInterrupt(_vector: u32): void {
   const base = load<u32>(REC + R_BASE);
   bump(R_INTERRUPTS);
@@ -77,15 +88,7 @@ function receiveInterrupt(_vector: u32): void {
     const lsr = inb(base + LSR);
     if ((lsr & LSR_ERRORS) != 0) bump(R_LINE_ERRORS);
     if ((lsr & LSR_DR) == 0) break;
-    const byte = <u8>inb(base + RBR_THR);
-    const head = load<u32>(REC + R_HEAD);
-    if (head - load<u32>(REC + R_TAIL) >= UART_RX_RING_BYTES) {
-      bump(R_DROPPED);
-      continue;
-    }
-    store<u8>(RING + (head & (UART_RX_RING_BYTES - 1)), byte);
-    store<u32>(REC + R_HEAD, head + 1);
-    bump(R_RECEIVED);
+    keep(<u8>inb(base + RBR_THR));
   }
   picEoi(load<u32>(REC + R_IRQ));
 }
@@ -104,12 +107,14 @@ export function uartInit(base: u32, irq: u32, vector: u32): void {
   outb(base + RBR_THR, DIVISOR_115200 & 0xff);
   outb(base + IER, DIVISOR_115200 >> 8);
   outb(base + LCR, LCR_8N1);
-  outb(base + IIR_FCR, FCR_ENABLE | FCR_CLEAR_RX | FCR_CLEAR_TX); // trigger level 1 (bits 7:6 = 0)
+  // Keep what was typed before boot: enabling the FIFOs empties the receiver (16550 datasheet,
+  // FCR bit 0), so take the waiting byte first; the rest of the input follows through the FIFO.
+  for (let n: u32 = 0; n < DRAIN_LIMIT && (inb(base + LSR) & LSR_DR) != 0; n++) keep(<u8>inb(base + RBR_THR));
+  outb(base + IIR_FCR, FCR_ENABLE | FCR_CLEAR_TX); // receive trigger level 1 (bits 7:6 = 0)
   outb(base + MCR, MCR_DTR | MCR_RTS | MCR_OUT2);
-  // Clear anything latched before we owned the port: line status, modem deltas, a stale byte.
+  // Clear what was latched before we owned the port: line status, modem deltas.
   inb(base + LSR);
   inb(base + MSR);
-  inb(base + RBR_THR);
   inb(base + IIR_FCR);
   setInterruptHandler(vector, receiveInterrupt);
   outb(base + IER, IER_RDA | IER_RLS);

@@ -102,6 +102,13 @@ describe('ref-emulated: the serial-console shell on PIC, PCI, ATA and COM1', () 
     expect(rig.partition.vpExit(0)).toEqual({ reason: 'halted' });
   });
 
+  it('keeps what was typed before the driver took the UART', async () => {
+    rig = await ShellRig.boot({ image: 'ref-emulated', ide: [disk()] });
+    rig.type('echo typed ahead\r');
+    await rig.waitFor((o) => o.includes('typed ahead\ntsvisor> '), 'the early command');
+    expect(rig.console()).toContain("1 disk attached; type help\ntsvisor> typed ahead\ntsvisor> ");
+  });
+
   it('boots with no disks and says so', async () => {
     rig = await ShellRig.boot({ image: 'ref-emulated' });
     await rig.ready();
