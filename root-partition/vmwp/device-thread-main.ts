@@ -64,7 +64,11 @@ try {
   post({ kind: 'error', message: e instanceof Error ? e.message : String(e) });
   process.exit(0);
 }
-parentPort!.on('message', (m: { kind: 'request'; id: number; request: DeviceRequest }) => {
+parentPort!.on('message', (m: { kind: 'request'; id: number; request: DeviceRequest } | { kind: 'console-input'; bytes: Uint8Array }) => {
+  if (m.kind === 'console-input') {
+    devices.platform.com1.receive(m.bytes);
+    return;
+  }
   if (m.kind !== 'request') return;
   requests.handle(m.request).then(
     (value) => post({ kind: 'reply', id: m.id, ok: true, value }),

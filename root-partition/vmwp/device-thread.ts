@@ -134,6 +134,17 @@ export class DeviceThread {
     });
   }
 
+  /**
+   * Bytes typed at the VM's console: they enter COM1's receiver on the device thread (host-side
+   * flow control holds what the FIFO cannot take), which raises the UART's interrupt as a line would.
+   */
+  consoleInput(bytes: Uint8Array): void {
+    if (this.exited) return;
+    this.worker.postMessage({ kind: 'console-input', bytes });
+    Atomics.store(new Int32Array(this.stopWord), STOP_MAIL, 1);
+    this.partition.inbox.kick();
+  }
+
   private settle(m: Extract<DeviceThreadMessage, { kind: 'reply' }>): void {
     const p = this.pending.get(m.id);
     if (!p) return;
