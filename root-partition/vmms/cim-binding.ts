@@ -11,7 +11,7 @@ import { CimObjectManager } from '../management/cim/object-manager.ts';
 import { createVirtualizationSchema } from '../management/cim/schema.ts';
 import { CimXmlServer, isLoopback, type CimXmlCredentials } from '../management/cimxml/http-server.ts';
 import { VmmsProvider } from '../management/provider/vmms-provider.ts';
-import type { VmmsPort, VmmsPortEvent } from '../management/provider/vmms-port.ts';
+import type { PortResult, VmmsPort, VmmsPortEvent } from '../management/provider/vmms-port.ts';
 import { transition, type EnabledStateValue } from './lifecycle.ts';
 import type { Vmms } from './vmms.ts';
 
@@ -21,6 +21,7 @@ export const DEFAULT_CIM_PORT = 5988;
 
 export function vmmsPort(vmms: Vmms): VmmsPort {
   const view = (id: string) => vmms.get(id);
+  const withShutdown = vmms as Vmms & { shutdown?: (id: string, o: { force?: boolean; reason?: string; timeoutMs?: number }) => Promise<PortResult> };
   return {
     hostName: hostname().toUpperCase(),
     list: () => vmms.list(),
@@ -35,9 +36,12 @@ export function vmmsPort(vmms: Vmms): VmmsPort {
       return t.ok ? null : { returnValue: t.returnValue, error: t.reason };
     },
     requestStateChange: (id, requested) => vmms.requestStateChange(id, requested),
-    // Hook: the worker's graceful shutdown (the shutdown integration service) is not exposed by
-    // the VMMS yet; when it is, call it here and InitiateShutdown stops answering 32770.
-    shutdownGuest: null,
+    // The guest's shutdown integration service, where this VMMS offers it (Vmms.shutdown);
+    // without it InitiateShutdown answers 32770 Not Supported.
+    shutdownGuest: typeof withShutdown.shutdown === 'function'
+      // The caller decides when to give up and turn off (Stop-VM's timeout), so the guest may take its time here.
+      ? (id, force, reason) => withShutdown.shutdown!(id, { force, reason, timeoutMs: 3_600_000 })
+      : null,
     subscribe(listener: (e: VmmsPortEvent) => void) {
       const on = {
         'state-changed': (e: { vmId: string; reason: string }) => listener({ kind: 'state-changed', vmId: e.vmId, reason: e.reason }),

@@ -12,8 +12,10 @@ const LAYER_ALLOWS: Record<string, readonly string[]> = {
   cim: ['cim'],
   wql: ['cim', 'wql'],
   cimxml: ['cim', 'wql', 'cimxml'],
+  provider: ['cim', 'provider'],
+  client: ['cim', 'client'],
 };
-const PACKAGES = ['node:http', 'node:net', 'node:crypto', 'fast-xml-parser'];
+const PACKAGES = ['node:http', 'node:net', 'node:crypto', 'node:events', 'fast-xml-parser'];
 
 function files(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));

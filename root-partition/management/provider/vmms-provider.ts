@@ -20,6 +20,8 @@ const STATE_CHANGE_DESCRIPTION: Record<number, string> = {
 };
 /** EnabledStates a state change passes through (Stopping, Starting, Resetting, Saving, Pausing, Resuming). */
 const TRANSITIONAL = new Set([4, 10, 11, 32773, 32776, 32777]);
+/** How long InitiateShutdown waits for the guest to refuse before answering that it accepted. */
+const SHUTDOWN_ACCEPT_MS = 2000;
 
 export interface VmmsProviderOptions {
   /** Where a VM's definition lives (Msvm_VirtualSystemSettingData.ConfigurationFile). */
@@ -138,8 +140,11 @@ export class VmmsProvider implements CimProvider {
     if (!shutdown) return { returnValue: 32770, out: {} };
     const vmId = String(keyValue(path, 'SystemName') ?? '').toLowerCase();
     if (!this.port.get(vmId)) return { returnValue: 32773, out: {} };
-    const r = await shutdown(vmId, p.Force === true, typeof p.Reason === 'string' ? p.Reason : '');
-    return { returnValue: r.returnValue, out: {} };
+    // InitiateShutdown answers once the guest has the request (Hyper-V returns 0 then); a
+    // refusal (no shutdown service, guest says no) comes back within the grace period.
+    const running = shutdown(vmId, p.Force === true, typeof p.Reason === 'string' ? p.Reason : '').catch((e: Error) => ({ returnValue: 32768, error: e.message }));
+    const early = await Promise.race([running, new Promise<null>((r) => setTimeout(r, SHUTDOWN_ACCEPT_MS, null).unref())]);
+    return { returnValue: early ? early.returnValue : 0, out: {} };
   }
 
   private setRequestedState(vmId: string, requested: number): void {
