@@ -1,0 +1,119 @@
+/**
+ * `tsvisor vm …` through the management API, the verbs of the Hyper-V cmdlets: list (Get-VM),
+ * show, new (New-VM: DefineSystem + AddResourceSettings), start, stop (Stop-VM: guest shutdown
+ * with a timeout that falls back to turn-off, or --turn-off, --save), pause, resume, restart,
+ * rm (Remove-VM: DestroySystem), set (Set-VM, Set-VMProcessor, Set-VMMemory, Add-VMHardDiskDrive).
+ * The `vm` group and its socket-only verbs (console, heartbeat…) come from vmms/cli-commands.ts;
+ * the verbs here replace those of the same name.
+ */
+import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { createVirtualizationSchema } from '../management/cim/schema.ts';
+import type { CimInstance } from '../management/cim/instance.ts';
+import type { ManagementClient } from '../management/client/management-client.ts';
+import { callMethod, CommandFailure, findVm, healthText, parseSize, servicePath, stateText, verb, VM_FILTER, vmPath, withManagement } from './management-session.ts';
+import { instanceJson, printJson, printTable, valueText } from './table.ts';
+import { registerStopAndEdit } from './vm-edit-commands.ts';
+
+const schema = createVirtualizationSchema();
+const MiB = 1024 * 1024;
+
+function uptime(ms: bigint | number | null | undefined): string {
+  const s = Math.floor(Number(ms ?? 0) / 1000);
+  return `${String(Math.floor(s / 3600)).padStart(2, '0')}:${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
+}
+
+async function settingsOf(c: ManagementClient, vm: CimInstance): Promise<{ vssd: CimInstance; resources: CimInstance[]; components: CimInstance[] }> {
+  const path = `Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="${String(vm.get('Name'))}"`;
+  const [vssd] = await c.query(`ASSOCIATORS OF {${path}} WHERE AssocClass = Msvm_SettingsDefineState ResultClass = Msvm_VirtualSystemSettingData`);
+  if (!vssd) throw new CommandFailure('CIM_ERR_NOT_FOUND', 6, `VM ${String(vm.get('ElementName'))} has no settings`);
+  const resources = await c.query(`ASSOCIATORS OF {Msvm_VirtualSystemSettingData.InstanceID="${String(vssd.get('InstanceID')).replace(/\\/g, '\\\\')}"} WHERE AssocClass = Msvm_VirtualSystemSettingDataComponent`);
+  const components = await c.query(`ASSOCIATORS OF {${path}} WHERE AssocClass = Msvm_SystemDevice`);
+  return { vssd, resources, components };
+}
+
+export function registerVmCommands(program: Command): void {
+  const vm = program.commands.find((c) => c.name() === 'vm') ?? program.command('vm').option('--data-dir <dir>', "the service's data directory");
+  const dir = () => (vm.opts() as { dataDir?: string }).dataDir;
+  const json = (o: { json?: boolean }) => Boolean(o.json);
+
+  verb(vm, 'list').description('Get-VM: every VM with its state, processors, memory and uptime').option('--json', 'machine-readable output')
+    .action((o: { json?: boolean }) => withManagement(dir(), async (c) => {
+      const vms = await c.query(`SELECT * FROM Msvm_ComputerSystem WHERE ${VM_FILTER}`);
+      const summary = await c.invoke(await servicePath(c), 'GetSummaryInformation', { RequestedInformation: [0, 4, 103] });
+      const byId = new Map(((summary.out.SummaryInformation ?? []) as CimInstance[]).map((s) => [String(s.get('Name')), s]));
+      if (json(o)) return printJson(vms.map((v) => ({ ...instanceJson(v), Summary: byId.has(String(v.get('Name'))) ? instanceJson(byId.get(String(v.get('Name')))!) : null })));
+      printTable(['NAME', 'STATE', 'CPUS', 'MEMORY(M)', 'UPTIME', 'STATUS', 'ID'], vms.map((v) => {
+        const s = byId.get(String(v.get('Name')));
+        return [String(v.get('ElementName')), stateText(Number(v.get('EnabledState'))), valueText(s?.get('NumberOfProcessors')), valueText(s?.get('MemoryUsage')),
+          uptime(v.get('OnTimeInMilliseconds') as bigint), healthText(Number(v.get('HealthState'))), String(v.get('Name'))];
+      }));
+    }));
+
+  verb(vm, 'show <vm>').description('one VM: its state, settings, resources and integration services').option('--json', 'machine-readable output')
+    .action((name: string, o: { json?: boolean }) => withManagement(dir(), async (c) => {
+      const v = await findVm(c, name);
+      const { vssd, resources, components } = await settingsOf(c, v);
+      if (json(o)) return printJson({ system: instanceJson(v), settings: instanceJson(vssd), resources: resources.map(instanceJson), components: components.map(instanceJson) });
+      const rows: [string, string][] = [
+        ['Name', String(v.get('ElementName'))], ['Id', String(v.get('Name'))], ['State', `${stateText(Number(v.get('EnabledState')))} (${String(v.get('EnabledState'))})`],
+        ['Status', `${healthText(Number(v.get('HealthState')))} (${String(v.get('HealthState'))})`], ['Uptime', uptime(v.get('OnTimeInMilliseconds') as bigint)],
+        ['Process', valueText(v.get('ProcessID'))], ['Accepts', valueText(v.get('AvailableRequestedStates'))],
+        ['Image', valueText(vssd.get('GuestImagePath'))], ['Command line', valueText(vssd.get('GuestCommandLine'))],
+        ['Stop action', vssd.get('AutomaticShutdownAction') === 3 ? 'save' : 'turn-off'],
+      ];
+      for (const [k, val] of rows) console.log(`${k.padEnd(13)} ${val}`);
+      console.log('');
+      printTable(['RESOURCE', 'TYPE', 'QUANTITY', 'PARENT/ADDRESS', 'HOST RESOURCE'], resources.map((r) => [
+        String(r.get('ElementName')), String(r.get('ResourceSubType') ?? '').replace('Microsoft:Hyper-V:', ''), valueText(r.get('VirtualQuantity')),
+        [r.get('Parent') ? String(r.get('Parent')).split('\\').slice(-2).join('\\') : '', valueText(r.get('AddressOnParent') ?? r.get('Address'))].filter(Boolean).join(' @ '), valueText(r.get('HostResource')),
+      ]));
+      if (components.length) {
+        console.log('');
+        printTable(['INTEGRATION SERVICE', 'STATUS'], components.map((i) => [String(i.get('ElementName')), valueText(i.get('OperationalStatus'))]));
+      }
+    }));
+
+  verb(vm, 'new <name>').description('New-VM: define a VM (DefineSystem, then AddResourceSettings for disks)')
+    .requiredOption('--image <path>', 'guest image (.wasm)')
+    .option('-m, --memory <size>', 'guest memory', '64M')
+    .option('--vps <count>', 'virtual processors', '1')
+    .option('--cmdline <text>', 'kernel command line', '')
+    .option('--stop-action <action>', "what the service does with the VM when it stops: 'save' or 'turn-off'", 'save')
+    .option('--json', 'machine-readable output')
+    .action((name: string, o: { image: string; memory: string; vps: string; cmdline: string; stopAction: string; json?: boolean }) => withManagement(dir(), async (c) => {
+      if (o.stopAction !== 'save' && o.stopAction !== 'turn-off') throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, "--stop-action must be 'save' or 'turn-off'");
+      const vssd = schema.createInstance('Msvm_VirtualSystemSettingData', {
+        ElementName: name, GuestImagePath: resolve(o.image), GuestCommandLine: o.cmdline, AutomaticShutdownAction: o.stopAction === 'save' ? 3 : 2,
+      });
+      const memory = schema.createInstance('Msvm_MemorySettingData', { ResourceType: 4, VirtualQuantity: BigInt(Math.ceil(parseSize(o.memory) / MiB)) });
+      const cpu = schema.createInstance('Msvm_ProcessorSettingData', { ResourceType: 3, VirtualQuantity: BigInt(Number(o.vps)) });
+      const { outcome } = await callMethod(c, await servicePath(c), 'DefineSystem', { SystemSettings: vssd, ResourceSettings: [memory, cpu] }, { progress: !o.json, label: 'Defining' });
+      const created = await c.get(outcome.out.ResultingSystem as never);
+      if (o.json) printJson(instanceJson(created));
+      else console.log(`${name}: defined, id ${String(created.get('Name'))}`);
+    }));
+
+  const change = (spec: string, requested: number, label: string, what: string, done: string) =>
+    verb(vm, spec).description(what).option('--json', 'machine-readable output').action((name: string, o: { json?: boolean }) => withManagement(dir(), async (c) => {
+      const v = await findVm(c, name);
+      const { job } = await callMethod(c, vmPath(c, v), 'RequestStateChange', { RequestedState: requested }, { progress: !o.json, label });
+      const after = await c.get(vmPath(c, v));
+      if (o.json) printJson({ vm: instanceJson(after), job: job ? instanceJson(job) : null });
+      else console.log(`${String(after.get('ElementName'))}: ${done} (${stateText(Number(after.get('EnabledState')))})`);
+    }));
+  change('start <vm>', 2, 'Starting', 'Start-VM (restores a Saved VM, resumes a Paused one)', 'started');
+  change('pause <vm>', 9, 'Pausing', 'Suspend-VM', 'paused');
+  change('resume <vm>', 2, 'Resuming', 'Resume-VM', 'resumed');
+  change('save <vm>', 6, 'Saving', 'Save-VM', 'saved');
+
+  verb(vm, 'restart <vm>').description('Restart-VM: reboot (10); --force resets (11)').option('--force', 'reset at once').option('--json', 'machine-readable output')
+    .action((name: string, o: { force?: boolean; json?: boolean }) => withManagement(dir(), async (c) => {
+      const v = await findVm(c, name);
+      await callMethod(c, vmPath(c, v), 'RequestStateChange', { RequestedState: o.force ? 11 : 10 }, { progress: !o.json, label: 'Restarting' });
+      if (o.json) printJson(instanceJson(await c.get(vmPath(c, v))));
+      else console.log(`${String(v.get('ElementName'))}: restarted`);
+    }));
+
+  registerStopAndEdit(vm, dir);
+}
