@@ -3,6 +3,8 @@ import { Command } from 'commander';
 import { runGuestImage } from './run-command.ts';
 import { registerVmmsCommands } from '../vmms/cli-commands.ts';
 import { registerSdkCommands } from './sdk-command.ts';
+import { registerManagementCommands } from './management-commands.ts';
+import { registerVmCommands } from './vm-commands.ts';
 import { buildGuests, guestImagePath, listGuests } from '../../scripts/build-guests.ts';
 import { buildHost } from '../../scripts/build-host.ts';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -79,6 +81,8 @@ bench
   });
 
 registerVmmsCommands(program);
+registerVmCommands(program);
+registerManagementCommands(program);
 registerSdkCommands(program);
 
 program.parseAsync().catch((e: Error) => {
