@@ -46,8 +46,14 @@ export function registerVmmsCommands(program: Command): void {
     .description('run the virtual machine management service (VMMS) for a data directory')
     .option('--data-dir <dir>', 'where definitions, saved states, logs and sockets live', defaultDataDir())
     .option('--memory-budget <size>', 'guest memory all running VMs may hold together (default: half the host RAM)')
-    .action(async (opts: { dataDir: string; memoryBudget?: string }) => {
-      await runDaemon({ dataDir: resolve(opts.dataDir), ...(opts.memoryBudget ? { limits: { memoryBudgetBytes: parseSize(opts.memoryBudget) } } : {}) });
+    .option('--cim-port <port>', 'CIM-XML (WBEM) port; 0 picks a free one (default 5988, skipped if taken)')
+    .option('--cim-host <address>', 'CIM-XML address (default 127.0.0.1; beyond loopback the data directory\'s cim-credentials file is required)')
+    .option('--no-cim', 'serve no CIM-XML (the client socket still serves the management API)')
+    .action(async (opts: { dataDir: string; memoryBudget?: string; cimPort?: string; cimHost?: string; cim: boolean }) => {
+      await runDaemon({
+        dataDir: resolve(opts.dataDir), ...(opts.memoryBudget ? { limits: { memoryBudgetBytes: parseSize(opts.memoryBudget) } } : {}),
+        ...(!opts.cim ? { cimPort: null } : opts.cimPort !== undefined ? { cimPort: Number(opts.cimPort) } : {}), ...(opts.cimHost ? { cimHost: opts.cimHost } : {}),
+      });
     });
 
   const vm = program.command('vm').description('manage VMs through a running `tsvisor serve`').option('--data-dir <dir>', 'the service\'s data directory', defaultDataDir());
