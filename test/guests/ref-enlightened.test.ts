@@ -66,7 +66,8 @@ describe('ref-enlightened: the serial-console shell over storvsc and the integra
     expect(await rig.command('uptime')).toMatch(/^uptime: \d+\.\d{3} s \(partition reference time\)/);
     expect(await rig.command('echo still here')).toBe('still here\n');
     // KVP: the guest's items reach the host while the shell is idle.
-    await rig.ic!.refreshKvpGuestItems();
+    await rig.waitUntil(() => rig!.ic!.kvp.ready, 'KVP negotiated');
+    expect(await rig.ic!.refreshKvpGuestItems()).toBe(true);
     expect(rig.ic!.kvpGuestItems().get('Shell')).toBe('tsvisor> on COM1');
     expect(rig.ic!.kvpGuestIntrinsicItems().get('FullyQualifiedDomainName')).toBe('tsvisor-ref-enlightened');
     expect(await rig.command('counters')).toMatch(/ic: heartbeats=\d+ time_samples=\d+ kvp_requests=[1-9]/);
