@@ -102,6 +102,20 @@ describe('ref-emulated: the serial-console shell on PIC, PCI, ATA and COM1', () 
     expect(rig.partition.vpExit(0)).toEqual({ reason: 'halted' });
   });
 
+  it('numbers two disks on one channel in IDE order and writes each to its own file', async () => {
+    const master = disk(), slave = disk();
+    rig = await ShellRig.boot({ image: 'ref-emulated', ide: [master, slave] });
+    await rig.ready();
+    const devices = await rig.command('devices');
+    expect(devices).toContain('disk 0: ide primary master');
+    expect(devices).toContain('disk 1: ide primary slave');
+    await rig.command('write 1 2 on the slave');
+    await rig.command('write 0 2 on the master');
+    expect(readSector(slave, 2).toString('latin1', 0, 12)).toBe('on the slave');
+    expect(readSector(master, 2).toString('latin1', 0, 13)).toBe('on the master');
+    expect(await rig.command('read 1 2')).toContain('|on the slave....|');
+  });
+
   it('keeps what was typed before the driver took the UART', async () => {
     rig = await ShellRig.boot({ image: 'ref-emulated', ide: [disk()] });
     rig.type('echo typed ahead\r');
