@@ -29,6 +29,8 @@ export class EmulatedMachine extends ShellMachine {
   ide: PciFunction = -1;
   bmBase: u32 = 0;
   mode: u32 = ATA_PIO_STRING;
+  /** Interrupts each channel took before a later attach on it reset the driver's count. */
+  earlierInterrupts: StaticArray<u32> = new StaticArray<u32>(2);
 
   /**
    * Attaches the drive at IDE position `position` in `mode`; `vectorBase` is the slave PIC's
@@ -36,6 +38,8 @@ export class EmulatedMachine extends ShellMachine {
    */
   attach(position: u32, mode: u32, vectorBase: u32): i32 {
     const channel = position >> 1;
+    // Attaching re-initialises the channel's driver record, counters included: keep what it took.
+    this.earlierInterrupts[channel] += ataInterruptsTaken(channel);
     const disk = new AtaDisk();
     const irq: u32 = channel == 0 ? 14 : 15;
     const status = disk.attach(channel, position & 1, mode, this.bmBase, vectorBase + (irq - 8));
@@ -72,18 +76,22 @@ export class EmulatedMachine extends ShellMachine {
     puts("com1: 16550 at 0x3f8, IRQ 4 (receive interrupts), 115200 8N1\n");
   }
 
+  ideInterrupts(channel: u32): u32 {
+    return this.earlierInterrupts[channel] + ataInterruptsTaken(channel);
+  }
+
   printCounters(): void {
     puts("ide: interrupts primary=");
-    putDec(ataInterruptsTaken(0));
+    putDec(this.ideInterrupts(0));
     puts(" secondary=");
-    putDec(ataInterruptsTaken(1));
+    putDec(this.ideInterrupts(1));
     puts(" port_exits=");
     putDec(ataPortAccesses());
     puts("\n");
     puts("interrupts: com1=");
     putDec(uartInterrupts());
     puts(" ide=");
-    putDec(ataInterruptsTaken(0) + ataInterruptsTaken(1));
+    putDec(this.ideInterrupts(0) + this.ideInterrupts(1));
     puts(" unhandled=");
     putDec(spuriousInterrupts(0));
     puts(" pic_irr=0x");
