@@ -61,6 +61,8 @@ export interface DeviceThreadOptions {
   spinIterations?: number;
   console?: (bytes: Uint8Array) => void;
   log?: (message: string) => void;
+  /** The thread ended without being stopped (an error in a device): the VM cannot go on. */
+  onFailure?: (reason: string) => void;
   /** POST-code snapshots, in order (needs `devices.postCodes`). */
   onPostCode?: (snapshot: PostCodeSnapshot) => void;
   /** Chipset records from a saved state, restored before the thread reports ready. */
@@ -71,6 +73,8 @@ export class DeviceThread {
   private nextRequest = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private exited = false;
+  private stopRequested = false;
+  private running = false;
 
   private constructor(
     private readonly worker: Worker,
@@ -111,9 +115,16 @@ export class DeviceThread {
       });
     });
     const t: DeviceThread = new DeviceThread(worker, partition, stop, stats);
-    worker.once('exit', () => t.failPending());
+    let failure = 'the device thread exited';
+    worker.on('error', (e) => { failure = `the device thread failed: ${e.message}`; });
+    worker.once('exit', () => {
+      t.failPending();
+      // Before ready, start() itself rejects with the reason.
+      if (t.running && !t.stopRequested) opts.onFailure?.(failure);
+    });
     try {
       await ready;
+      t.running = true;
     } catch (e) {
       await worker.terminate();
       throw e;
@@ -161,6 +172,7 @@ export class DeviceThread {
 
   /** Stops serving, closes the disks, and returns the thread's counters. */
   async stop(): Promise<DeviceThreadStats | null> {
+    this.stopRequested = true;
     Atomics.store(new Int32Array(this.stopWord), 0, 1);
     this.partition.inbox.kick();
     const stats = await Promise.race([this.stats, new Promise<null>((r) => setTimeout(() => r(null), 2000).unref())]);

@@ -40,7 +40,8 @@ export type WorkerState = 'booting' | 'running' | 'paused' | 'stopped';
 export interface VpExitRecord { vp: number; reason: string; detail?: string }
 
 /**
- * Events: 'console' (bytes), 'state' (WorkerState), 'guest-fault' (message),
+ * Events: 'console' (bytes), 'state' (WorkerState), 'guest-fault' (message), 'device-failure'
+ * (message: the device thread died; the VM cannot go on),
  * 'guest-stopped' (VpExitRecord[]: every VP left on its own: the guest is done).
  */
 export class VmWorker extends EventEmitter {
@@ -110,6 +111,10 @@ export class VmWorker extends EventEmitter {
           this.emit('console', Uint8Array.from(bytes));
         },
         log: (m) => this.log.warn(`devices: ${m}`),
+        onFailure: (reason) => {
+          this.log.error(reason);
+          this.emit('device-failure', reason);
+        },
       });
     } catch (e) {
       await this.hv.deletePartition(p.id);

@@ -76,6 +76,11 @@ async function main(): Promise<void> {
   worker.on('console', (data: Uint8Array) => server.console(data));
   worker.on('state', (state: string) => server.notify({ kind: 'STATE', state }));
   worker.on('guest-fault', (message: string) => server.notify({ kind: 'GUEST_FAULT', message }));
+  // Without its devices the VM cannot run: the worker ends, and VMMS reports the VM failed.
+  worker.on('device-failure', (message: string) => {
+    server.notify({ kind: 'WORKER_ERROR', message });
+    void exit(3);
+  });
   worker.on('guest-stopped', (exits) => {
     server.notify({ kind: 'GUEST_STOPPED', exits, state: 'stopped' });
     void exit(0);
