@@ -1,0 +1,85 @@
+/**
+ * A real `tsvisor serve` (the daemon entry, without the rest of the CLI) on a temporary data
+ * directory with CIM-XML on a free loopback port, for black-box tests with wbemcli, the typed
+ * client and the tsvisor binary. `stop()` ends the daemon and every worker it started, and says
+ * which processes were still alive.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ManagementClient } from '../../root-partition/management/client/management-client.ts';
+
+const DAEMON = fileURLToPath(new URL('../../root-partition/vmms/daemon-main.ts', import.meta.url));
+export const TSVISOR = fileURLToPath(new URL('../../bin/tsvisor.mjs', import.meta.url));
+export const WBEMCLI = ['/usr/bin/wbemcli', '/usr/local/bin/wbemcli'].find((p) => existsSync(p));
+
+export interface Run { code: number; stdout: string; stderr: string }
+
+export function run(file: string, args: string[], timeoutMs = 60_000): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(file, args, { timeout: timeoutMs }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+export function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+export class LiveDaemon {
+  readonly workers = new Set<number>();
+  private constructor(readonly dataDir: string, readonly process: ChildProcess, readonly cimPort: number) {}
+
+  static async start(opts: { credentials?: string } = {}): Promise<LiveDaemon> {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tsv-m-'));
+    if (opts.credentials) writeFileSync(join(dataDir, 'cim-credentials'), `${opts.credentials}\n`);
+    const d = spawn(process.execPath, ['--import', 'tsx', DAEMON, '--data-dir', dataDir, '--cim-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    d.stdout!.on('data', (c) => { out += c; });
+    d.stderr!.on('data', (c) => { out += c; });
+    const deadline = Date.now() + 60_000;
+    while (!out.includes('tsvisor: serving') && d.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const port = /CIM-XML on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+    if (!port || d.exitCode !== null) {
+      d.kill('SIGKILL');
+      throw new Error(`the daemon did not come up: ${out}`);
+    }
+    return new LiveDaemon(dataDir, d, Number(port[1]));
+  }
+
+  get socketPath(): string {
+    return join(this.dataDir, 'vmms.sock');
+  }
+
+  client(): Promise<ManagementClient> {
+    return ManagementClient.connect(this.socketPath);
+  }
+
+  /** wbemcli's URL prefix, with credentials when given. */
+  url(credentials = ''): string {
+    return `http://${credentials ? `${credentials}@` : ''}127.0.0.1:${this.cimPort}/root/virtualization/v2`;
+  }
+
+  /** Remember a VM's worker so that stop() can prove it is gone. */
+  noteWorker(pid: unknown): void {
+    if (typeof pid === 'number') this.workers.add(pid);
+  }
+
+  /** SIGTERM (VMs get their stop action), then SIGKILL for anything left; returns pids still alive before the kill. */
+  async stop(): Promise<number[]> {
+    const exited = new Promise<void>((r) => { if (this.process.exitCode !== null) r(); else this.process.once('exit', () => r()); });
+    this.process.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
+    const left = [this.process.pid!, ...this.workers].filter(alive);
+    for (const pid of left) process.kill(pid, 'SIGKILL');
+    rmSync(this.dataDir, { recursive: true, force: true });
+    return left;
+  }
+
+  log(): string {
+    try { return readFileSync(join(this.dataDir, 'logs', 'vmms.log'), 'utf8').slice(-3000); } catch { return ''; }
+  }
+}

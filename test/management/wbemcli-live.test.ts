@@ -1,0 +1,163 @@
+/**
+ * Debian's unmodified wbemcli against a real `tsvisor serve`: the live model of real VMs
+ * (enumerate, get, GetClass, associations), DefineSystem, RequestStateChange through every state
+ * with its Msvm_ConcreteJob, jobs that fail with ErrorCode and ErrorDescription, DestroySystem;
+ * and the intrinsic events the service pushes for each change, seen through the typed client.
+ */
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ManagementClient, ManagementEvent } from '../../root-partition/management/client/management-client.ts';
+import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
+import { LiveDaemon, run, WBEMCLI } from './live-daemon.ts';
+
+const CREDS = 'operator:s3cret';
+let daemon: LiveDaemon;
+let client: ManagementClient;
+let image: string;
+let scratch: string;
+const events: ManagementEvent[] = [];
+
+const wbemcli = (...args: string[]) => run(WBEMCLI!, args, 30_000);
+const embedded = (cls: string, props: Record<string, string | number>) => {
+  const body = Object.entries(props).map(([k, v]) => `<PROPERTY NAME="${k}" TYPE="${typeof v === 'number' ? 'uint16' : 'string'}"><VALUE>${v}</VALUE></PROPERTY>`).join('');
+  return `<INSTANCE CLASSNAME="${cls}">${body}</INSTANCE>`.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+};
+
+async function until<T>(what: string, probe: () => T | undefined | null | false, ms = 60_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; log: ${daemon.log()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe.skipIf(!WBEMCLI)('wbemcli against a real tsvisor serve — skipped only when the wbemcli binary is absent; CI installs it', () => {
+  let U = '';
+  let SVC = '';
+  let VM = '';
+  let vmId = '';
+
+  beforeAll(async () => {
+    await buildGuests(['checksum']);
+    image = guestImagePath('checksum');
+    scratch = mkdtempSync(join(tmpdir(), 'tsv-img-'));
+    daemon = await LiveDaemon.start({ credentials: CREDS });
+    U = daemon.url(CREDS);
+    client = await daemon.client();
+    await client.watch("SELECT * FROM __InstanceOperationEvent WITHIN 1 WHERE TargetInstance ISA 'Msvm_ComputerSystem' OR TargetInstance ISA 'Msvm_ConcreteJob'", (e) => {
+      events.push(e);
+      daemon.noteWorker(e.target.get('ProcessID'));
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    client?.close();
+    expect(await daemon.stop()).toEqual([]);
+    rmSync(scratch, { recursive: true, force: true });
+  }, 60_000);
+
+  it('enumerates the host and its management service; GetClass describes Msvm_ComputerSystem', async () => {
+    const cs = await wbemcli('ei', `${U}:Msvm_ComputerSystem`, 'Description,EnabledState');
+    expect(cs.code).toBe(0);
+    expect(cs.stdout.trim().split('\n')).toEqual([expect.stringMatching(/Description="Microsoft Hosting Computer System",EnabledState=2$/)]);
+    const svc = await wbemcli('ein', `${U}:Msvm_VirtualSystemManagementService`);
+    expect(svc.stdout).toContain('Msvm_VirtualSystemManagementService.CreationClassName="Msvm_VirtualSystemManagementService",Name="vmms"');
+    SVC = `http://${CREDS}@${svc.stdout.trim()}`;
+    const gc = await wbemcli('gc', `${U}:Msvm_ComputerSystem`);
+    expect(gc.code).toBe(0);
+    expect(gc.stdout).toContain('OnTimeInMilliseconds=');
+    expect(gc.stdout).toContain('EnabledState=');
+  });
+
+  it('DefineSystem creates a VM that enumeration, GetInstance and the associations show', async () => {
+    const r = await wbemcli('cm', SVC, `DefineSystem.SystemSettings="${embedded('Msvm_VirtualSystemSettingData', { ElementName: 'web', GuestImagePath: image, GuestCommandLine: 'rounds=100000000', AutomaticShutdownAction: 2 })}"`);
+    expect(r.stdout).toMatch(/DefineSystem: 0, ResultingSystem \(reference\): .*Msvm_ComputerSystem\.CreationClassName="Msvm_ComputerSystem",Name="[0-9a-f-]{36}"/);
+    vmId = /Name="([0-9a-f-]{36})"/.exec(r.stdout)![1]!;
+    VM = `${U}:Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="${vmId}"`;
+    await until('the creation event', () => events.find((e) => e.kind === 'creation' && e.target.get('Name') === vmId));
+
+    const names = await wbemcli('ein', `${U}:Msvm_ComputerSystem`);
+    expect(names.stdout).toContain(`Name="${vmId}"`);
+    const gi = await wbemcli('gi', VM, 'ElementName,EnabledState,RequestedState,HealthState,Description');
+    expect(gi.stdout.trim()).toMatch(/Description="Microsoft Virtual Machine",ElementName="web",.*HealthState=5,EnabledState=3,RequestedState=12/);
+
+    const vssd = await wbemcli('ain', '-ac', 'Msvm_SettingsDefineState', VM);
+    expect(vssd.stdout.trim()).toBe(`127.0.0.1/root/virtualization/v2:Msvm_VirtualSystemSettingData.InstanceID="Microsoft:${vmId}"`);
+    const parts = await wbemcli('ain', '-ac', 'Msvm_VirtualSystemSettingDataComponent', `${U}:Msvm_VirtualSystemSettingData.InstanceID="Microsoft:${vmId}"`);
+    expect(parts.stdout.trim().split('\n').map((l) => /:(Msvm_\w+)\./.exec(l)![1]).sort()).toEqual(['Msvm_MemorySettingData', 'Msvm_ProcessorSettingData', 'Msvm_ResourceAllocationSettingData', 'Msvm_ResourceAllocationSettingData']);
+    const settings = await wbemcli('gi', `${U}:Msvm_VirtualSystemSettingData.InstanceID="Microsoft:${vmId}"`, 'ElementName,VirtualSystemType,GuestImagePath');
+    expect(settings.stdout).toContain('VirtualSystemType="Microsoft:Hyper-V:System:Realized"');
+  });
+
+  it('RequestStateChange runs each change as a job; every state change is pushed as an event', async () => {
+    const step = async (requested: number, state: number) => {
+      const r = await wbemcli('cm', VM, `RequestStateChange.RequestedState=${requested}`);
+      expect(r.stdout).toMatch(/RequestStateChange: 4096, Job \(reference\): .*Msvm_ConcreteJob\.InstanceID="[0-9A-F-]{36}"/);
+      const job = /InstanceID="([0-9A-F-]{36})"/.exec(r.stdout)![1]!;
+      const done = await until(`job ${job}`, () => events.find((e) => e.target.className === 'Msvm_ConcreteJob' && e.target.get('InstanceID') === job && e.target.get('JobState') === 7));
+      expect(done.target.get('PercentComplete')).toBe(100);
+      const gi = await wbemcli('gi', VM, 'EnabledState');
+      expect(gi.stdout.trim()).toMatch(new RegExp(`EnabledState=${state}$`));
+      const readBack = await wbemcli('gi', `${U}:Msvm_ConcreteJob.InstanceID="${job}"`, 'JobState,PercentComplete,ErrorCode');
+      expect(readBack.stdout.trim()).toMatch(/PercentComplete=100,ErrorCode=0,JobState=7$/);
+    };
+    await step(2, 2);
+    const again = await wbemcli('cm', VM, 'RequestStateChange.RequestedState=2');
+    expect(again.stdout.trim()).toMatch(/RequestStateChange: 32775$/);
+    const jobs = await wbemcli('ain', '-ac', 'Msvm_AffectedJobElement', VM);
+    expect(jobs.stdout).toContain('Msvm_ConcreteJob.InstanceID=');
+    await step(9, 9);
+    await step(2, 2);
+    await step(6, 6);
+    await step(2, 2);
+    await step(3, 3);
+
+    const states = events.filter((e) => e.kind === 'modification' && e.target.className === 'Msvm_ComputerSystem' && e.target.get('Name') === vmId && e.previous!.get('EnabledState') !== e.target.get('EnabledState'))
+      .map((e) => [e.previous!.get('EnabledState'), e.target.get('EnabledState')]);
+    // Off → Starting → Running → Pausing → Paused → Resuming → Running → Saving → Saved → Starting → Running → Stopping → Off
+    expect(states).toEqual([[3, 10], [10, 2], [2, 32776], [32776, 9], [9, 32777], [32777, 2], [2, 32773], [32773, 6], [6, 10], [10, 2], [2, 4], [4, 3]]);
+  }, 180_000);
+
+  it('a job that fails ends in Exception with the Hyper-V code and a reason; a refused DefineSystem too', async () => {
+    const doomed = join(scratch, 'gone.wasm');
+    copyFileSync(image, doomed);
+    const def = await wbemcli('cm', SVC, `DefineSystem.SystemSettings="${embedded('Msvm_VirtualSystemSettingData', { ElementName: 'doomed', GuestImagePath: doomed })}"`);
+    const id = /Name="([0-9a-f-]{36})"/.exec(def.stdout)![1]!;
+    rmSync(doomed);
+    const r = await wbemcli('cm', `${U}:Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="${id}"`, 'RequestStateChange.RequestedState=2');
+    const job = /InstanceID="([0-9A-F-]{36})"/.exec(r.stdout)![1]!;
+    const failed = await until('the job to fail', () => events.find((e) => e.target.get('InstanceID') === job && e.target.get('JobState') === 10));
+    expect(failed.target.get('ErrorCode')).toBe(32768);
+    expect(String(failed.target.get('ErrorDescription'))).not.toBe('');
+    const gi = await wbemcli('gi', `${U}:Msvm_ConcreteJob.InstanceID="${job}"`, 'JobState,ErrorCode');
+    expect(gi.stdout.trim()).toMatch(/ErrorCode=32768,JobState=10$/);
+
+    const refused = await wbemcli('cm', SVC, `DefineSystem.SystemSettings="${embedded('Msvm_VirtualSystemSettingData', { ElementName: 'nothing', GuestImagePath: '/no/such/image.wasm' })}"`);
+    expect(refused.stdout).toMatch(/DefineSystem: 4096, Job \(reference\)/);
+    const refusedJob = /InstanceID="([0-9A-F-]{36})"/.exec(refused.stdout)![1]!;
+    const why = await wbemcli('gi', `${U}:Msvm_ConcreteJob.InstanceID="${refusedJob}"`, 'JobState,ErrorCode,ErrorDescription');
+    expect(why.stdout).toContain('ErrorCode=32773');
+    expect(why.stdout).toContain('/no/such/image.wasm does not exist');
+
+    const destroy = await wbemcli('cm', SVC, `DestroySystem.AffectedSystem=Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="${id}"`);
+    expect(destroy.stdout.trim()).toMatch(/DestroySystem: 0$/);
+    await until('the deletion event', () => events.find((e) => e.kind === 'deletion' && e.target.get('Name') === id));
+  }, 120_000);
+
+  it('answers malformed requests with CIM errors and refuses wrong credentials', async () => {
+    const missing = await wbemcli('gi', `${U}:Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="nope"`);
+    expect(missing.stderr).toContain('CIM_ERR_NOT_FOUND');
+    const bad = await wbemcli('cm', VM, 'RequestStateChange.RequestedState=banana');
+    expect(bad.stderr).toMatch(/CIM_ERR_INVALID_PARAMETER|\(4\)/);
+    const unsupported = await wbemcli('cm', VM, 'RequestStateChange.RequestedState=5');
+    expect(unsupported.stdout.trim()).toMatch(/RequestStateChange: 4097$/);
+    const creds = await wbemcli('ein', `${daemon.url('operator:wrong')}:Msvm_ComputerSystem`);
+    expect(creds.stderr).toContain('Invalid username/password');
+    const alive = await wbemcli('gi', VM, 'EnabledState');
+    expect(alive.code).toBe(0);
+  });
+});
