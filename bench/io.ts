@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import cliProgress from 'cli-progress';
-import { measureBackends, measureCopy, measureExits, type BackendLimit, type CopyLimit, type ExitLimit } from './io/limits.ts';
+import { measureBackends, measureCopyRounds, measureExits, type BackendLimit, type CopyLimit, type ExitLimit } from './io/limits.ts';
 import { buildPhases, PATHS, WORKLOADS } from './io/plan.ts';
 import { buildRows, checkPhase, checkWholeDisk, evaluateTargets, type IoRow, type Target } from './io/report.ts';
 import { makeDisks, runVm } from './io/vm-run.ts';
@@ -73,9 +73,9 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
     const scratch = path.join(dir, 'backend-scratch.raw');
     fs.writeFileSync(scratch, content);
     step('copy limit');
-    const copy = measureCopy(content, [4096, 65536, 1 << 20], quick ? 60 : 300);
+    const copy = measureCopyRounds(content, [4096, 65536, 1 << 20], quick ? 60 : 200, rounds);
     step('backend alone');
-    const backend = measureBackends(scsiFile, scratch, phases, diskBytes / 512);
+    const backend = measureBackends(scsiFile, scratch, phases, diskBytes / 512, rounds);
     step('VM');
     const vm = await runVm({
       ideFile, scsiFile, phases, spinIterations, timeoutMs: quick ? 120_000 : 900_000,

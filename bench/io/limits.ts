@@ -82,17 +82,37 @@ export function measureBackend(file: string, scratchFile: string, phase: Phase, 
   }
 }
 
-/** One backend figure per workload, with the I/O count and LBAs of that workload's storvsc phase. */
-export function measureBackends(file: string, scratchFile: string, phases: readonly Phase[], capacitySectors: number): BackendLimit[] {
-  const out: BackendLimit[] = [];
-  for (const w of WORKLOADS as readonly Workload[]) {
-    const phase = phases.find((p) => p.workload.id === w.id && p.path.kind === 'synthetic' && !p.warmup);
-    if (phase) out.push(measureBackend(file, scratchFile, phase, capacitySectors));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/**
+ * One backend figure per workload, with the I/O count and LBAs of that workload's storvsc phase:
+ * the median of `rounds` passes (by MB/s), as the VM's rows are.
+ */
+export function measureBackends(file: string, scratchFile: string, phases: readonly Phase[], capacitySectors: number, rounds: number): BackendLimit[] {
+  const passes: BackendLimit[][] = [];
+  for (let r = 0; r < rounds; r++) {
+    const pass: BackendLimit[] = [];
+    for (const w of WORKLOADS as readonly Workload[]) {
+      const phase = phases.find((p) => p.workload.id === w.id && p.path.kind === 'synthetic' && !p.warmup);
+      if (phase) pass.push(measureBackend(file, scratchFile, phase, capacitySectors));
+    }
+    passes.push(pass);
   }
-  return out;
+  return passes[0]!.map((_, i) => {
+    const all = passes.map((p) => p[i]!);
+    const m = median(all.map((b) => b.mbPerS));
+    return all.find((b) => b.mbPerS === m)!;
+  });
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** The copy limit, median of `rounds` passes per size. */
+export function measureCopyRounds(source: Uint8Array, sizes: number[], ms: number, rounds: number): CopyLimit[] {
+  const passes = Array.from({ length: rounds }, () => measureCopy(source, sizes, ms));
+  return sizes.map((_, i) => {
+    const m = median(passes.map((p) => p[i]!.gbPerS));
+    return passes.map((p) => p[i]!).find((c) => c.gbPerS === m)!;
+  });
+}
 
 export async function measureExits(quick: boolean): Promise<ExitLimit> {
   const rounds: ExitBenchRow[][] = [];

@@ -80,9 +80,9 @@ function count(path: PathId, w: Workload, quick: boolean): number {
 }
 
 /**
- * Reads first (every path sees the disk as filled), then writes. Within a workload the paths run
- * back to back, so a change in the machine's load hits them alike; the whole list runs `rounds`
- * times, so a burst of load spoils one round of a row, not the row.
+ * Every round of reads first (every read sees the disk as filled), then every round of writes.
+ * Within a workload the paths run back to back, so a change in the machine's load hits them
+ * alike; each list runs `rounds` times, so a burst of load spoils one round of a row, not the row.
  */
 export function buildPhases(quick: boolean, rounds = 1): Phase[] {
   const phases: Phase[] = [];
@@ -90,13 +90,15 @@ export function buildPhases(quick: boolean, rounds = 1): Phase[] {
   for (const path of PATHS) {
     phases.push({ index: phases.length, path, workload: warm, depth: 1, count: Math.max(4, Math.round(count(path.id, warm, quick) / 8)), warmup: true, round: 0 });
   }
-  for (let round = 0; round < rounds; round++) {
-    for (const w of WORKLOADS) {
-      for (const path of PATHS) {
-        if (path.kind === 'emulated' && w.depth > 1) continue;
-        const n = count(path.id, w, quick);
-        if (n === 0) continue;
-        phases.push({ index: phases.length, path, workload: w, depth: path.kind === 'synthetic' ? w.depth : 1, count: n, round });
+  for (const write of [false, true]) {
+    for (let round = 0; round < rounds; round++) {
+      for (const w of WORKLOADS.filter((x) => x.write === write)) {
+        for (const path of PATHS) {
+          if (path.kind === 'emulated' && w.depth > 1) continue;
+          const n = count(path.id, w, quick);
+          if (n === 0) continue;
+          phases.push({ index: phases.length, path, workload: w, depth: path.kind === 'synthetic' ? w.depth : 1, count: n, round });
+        }
       }
     }
   }

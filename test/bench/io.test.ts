@@ -5,7 +5,19 @@ import { describe, expect, it } from 'vitest';
 import { runIoBench, NETWORK_NOT_MEASURED } from '../../bench/io.ts';
 import { renderHtml } from '../../bench/io/html.ts';
 import { formatReport } from '../../bench/io/format.ts';
-import { PATHS, WORKLOADS } from '../../bench/io/plan.ts';
+import { buildPhases, guestCommandLine, PATHS, WORKLOADS } from '../../bench/io/plan.ts';
+
+describe('bench io plan', () => {
+  it('reads every round before any write, so every read sees the disks as filled, and fits the command line', () => {
+    for (const quick of [true, false]) {
+      const phases = buildPhases(quick, quick ? 1 : 3);
+      const firstWrite = phases.findIndex((p) => p.workload.write);
+      expect(phases.slice(firstWrite).every((p) => p.workload.write)).toBe(true);
+      expect(phases.filter((p) => p.warmup).every((p) => !p.workload.write && p.index < PATHS.length)).toBe(true);
+      expect(guestCommandLine(phases).length).toBeLessThanOrEqual(3840);
+    }
+  });
+});
 
 describe('bench io, smallest configuration', () => {
   it('runs every path and workload and reports them with their counters, checksums and limits', async () => {
