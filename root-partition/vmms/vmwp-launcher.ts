@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { WorkerLaunch } from '../vmwp/vm-worker.ts';
+import { freshBundle } from '../vmwp/worker-bundles.ts';
 
 const WORKER_MAIN = fileURLToPath(new URL('../vmwp/worker-main.ts', import.meta.url));
 
@@ -20,7 +21,10 @@ export interface LaunchedWorker {
 export function launchWorker(launch: WorkerLaunch, outputFile: string): LaunchedWorker {
   const out = openSync(outputFile, 'a');
   try {
-    const child = spawn(process.execPath, ['--import', 'tsx', WORKER_MAIN, Buffer.from(JSON.stringify(launch)).toString('base64')], {
+    // The prebuilt worker (worker-bundles.ts) when fresh: it starts without compiling TypeScript.
+    const bundle = freshBundle('vmwp');
+    const program = bundle ? [bundle] : ['--import', 'tsx', WORKER_MAIN];
+    const child = spawn(process.execPath, [...program, Buffer.from(JSON.stringify(launch)).toString('base64')], {
       detached: true,
       stdio: ['ignore', out, out],
       env: process.env,

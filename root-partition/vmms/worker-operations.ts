@@ -8,7 +8,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import type { DataDir } from './data-dir.ts';
 import { EnabledState, HealthState, stateName, type EnabledStateValue, type HealthStateValue, type LifecycleOperation } from './lifecycle.ts';
 import type { Logger } from './log.ts';
-import { buildDeviceThreadBundle } from '../vmwp/device-thread-bundle.ts';
+import { buildWorkerBundles } from '../vmwp/worker-bundles.ts';
 import { deviceConfig, diskProblems } from './vm-device-settings.ts';
 import type { VmEntry } from './vm-entry.ts';
 import { launchWorker, processAlive } from './vmwp-launcher.ts';
@@ -94,8 +94,9 @@ export class WorkerOperations {
     // Refused before a worker exists: the VM stays where it was, and the message names the file.
     const bad = diskProblems(devices);
     if (bad.length) throw new WorkerRequestError(bad.join('; '), 'VMMS_ERR_DISK');
-    // A worker starts its device thread from the bundle when it is fresh; build it first if not.
-    await buildDeviceThreadBundle().catch((err: Error) => e.log.warn(`device thread bundle not built (${err.message}); the worker compiles its sources`));
+    // The worker process and its device thread start from bundles when they are fresh; build them
+    // first if not (a no-op when fresh). Without them the worker compiles its sources: slower, same.
+    await buildWorkerBundles().catch((err: Error) => e.log.warn(`worker bundles not built (${err.message}); the worker compiles its sources`));
     const worker = launchWorker({
       dataDir: this.paths.root, vmId: d.id, name: d.name, memoryBytes: d.memoryBytes, vpCount: d.vpCount, imagePath: d.imagePath, cmdline: d.cmdline,
       devices, ...(restoreFrom ? { restoreFrom } : {}),

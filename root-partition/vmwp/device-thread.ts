@@ -9,7 +9,7 @@ import type { PartitionShare } from '../../hypervisor/partition-handle.ts';
 import type { Partition } from '../../hypervisor/partition.ts';
 import type { DeviceStateRecord } from '../devices/device-state.ts';
 import type { VmDeviceConfig } from './device-config.ts';
-import { freshDeviceThreadBundle } from './device-thread-bundle.ts';
+import { freshBundle } from './worker-bundles.ts';
 import { DeviceRequestError, type DeviceReplies, type DeviceRequest } from './device-requests.ts';
 
 /** Words of the shared stop buffer: STOP_WORD ends serving; STOP_MAIL ends a slice to read requests. */
@@ -93,8 +93,8 @@ export class DeviceThread {
       stop,
       ...(opts.restore ? { restore: opts.restore } : {}),
     };
-    // The prebuilt bundle when fresh (device-thread-bundle.ts), else the sources through tsx.
-    const code = freshDeviceThreadBundle() ?? new URL('./device-thread-worker.mjs', import.meta.url);
+    // The prebuilt bundle when fresh (worker-bundles.ts), else the sources through tsx.
+    const code = freshBundle('device-thread') ?? new URL('./device-thread-worker.mjs', import.meta.url);
     const worker = new Worker(code, { workerData: data, name: `${partition.name}/devices` });
     let resolveStats!: (s: DeviceThreadStats | null) => void;
     const stats = new Promise<DeviceThreadStats | null>((r) => (resolveStats = r));

@@ -1,40 +1,66 @@
 /**
- * The device thread's code as one JavaScript file (esbuild), so the thread starts without the
- * tsx loader compiling its TypeScript — with the loader a worker thread takes hundreds of
- * milliseconds to start, the bundle tens (the same approach as the VP thread's bundle,
- * scripts/build-host.ts). Next to the bundle, a list of every source file it was built from:
- * the bundle is used only while it is newer than each of them, so a stale bundle never runs.
+ * The VM worker's code as single JavaScript files (esbuild), so it starts without the tsx loader
+ * compiling TypeScript: with the loader the worker process takes about half a second to listen
+ * and a worker thread hundreds of milliseconds to start; bundled, a fraction of that (the same
+ * approach as the VP thread's bundle, scripts/build-host.ts). Two bundles:
+ *
+ *   vmwp           the worker process (worker-main.ts), spawned by VMMS
+ *   device-thread  the device thread (device-thread-main.ts)
+ *
+ * Next to each bundle, the list of every source file it was built from: a bundle is used only
+ * while it is newer than each of them, so a stale bundle never runs. Inside a bundle each module
+ * keeps its own `import.meta.url` (the source file's), so what a module finds relative to itself
+ * — the VP thread's code, the device thread's — is found as it is from the sources.
  */
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const DEVICE_THREAD_BUNDLE = join(ROOT, 'build', 'host', 'device-thread.mjs');
-const INPUTS = `${DEVICE_THREAD_BUNDLE}.inputs.json`;
 
-/** The bundle if it exists and is newer than every source it holds; null otherwise. */
-export function freshDeviceThreadBundle(): string | null {
-  if (process.env.TSVISOR_DEVICE_BUNDLE === '0') return null;
+export const WORKER_BUNDLES = {
+  vmwp: 'root-partition/vmwp/worker-main.ts',
+  'device-thread': 'root-partition/vmwp/device-thread-main.ts',
+} as const;
+export type WorkerBundle = keyof typeof WORKER_BUNDLES;
+
+export function bundlePath(name: WorkerBundle): string {
+  return join(ROOT, 'build', 'host', `${name}.mjs`);
+}
+
+/** The bundle's path if it exists and is newer than every source it holds; null otherwise. */
+export function freshBundle(name: WorkerBundle): string | null {
+  if (process.env.TSVISOR_WORKER_BUNDLES === '0') return null;
+  const path = bundlePath(name);
   try {
-    const built = statSync(DEVICE_THREAD_BUNDLE).mtimeMs;
-    const inputs = JSON.parse(readFileSync(INPUTS, 'utf8')) as string[];
+    const built = statSync(path).mtimeMs;
+    const inputs = JSON.parse(readFileSync(`${path}.inputs.json`, 'utf8')) as string[];
     // A source that was removed or changed since makes the bundle stale; a new source can only
     // enter through an import in one of these, which then changed too.
-    return inputs.every((f) => statSync(join(ROOT, f)).mtimeMs < built) ? DEVICE_THREAD_BUNDLE : null;
+    return inputs.every((f) => statSync(join(ROOT, f)).mtimeMs < built) ? path : null;
   } catch {
     return null;
   }
 }
 
-/** Builds the bundle unless it is fresh. Returns true when it built. */
-export async function buildDeviceThreadBundle(force = false): Promise<boolean> {
-  if (!force && freshDeviceThreadBundle()) return false;
+/** Builds the bundles that are missing or stale. Returns the names built. */
+export async function buildWorkerBundles(force = false): Promise<WorkerBundle[]> {
+  const built: WorkerBundle[] = [];
+  for (const name of Object.keys(WORKER_BUNDLES) as WorkerBundle[]) {
+    if (!force && freshBundle(name)) continue;
+    await buildBundle(name);
+    built.push(name);
+  }
+  return built;
+}
+
+async function buildBundle(name: WorkerBundle): Promise<void> {
   // esbuild is a build tool: loaded only when a build is needed, never on a worker's start path.
   const { build } = await import('esbuild');
+  const path = bundlePath(name);
   const result = await build({
-    entryPoints: [join(ROOT, 'root-partition', 'vmwp', 'device-thread-main.ts')],
-    outfile: DEVICE_THREAD_BUNDLE,
+    entryPoints: [join(ROOT, WORKER_BUNDLES[name])],
+    outfile: path,
     absWorkingDir: ROOT,
     bundle: true,
     format: 'esm',
@@ -45,7 +71,17 @@ export async function buildDeviceThreadBundle(force = false): Promise<boolean> {
     sourcemap: 'inline',
     metafile: true,
     logLevel: 'warning',
+    plugins: [{
+      name: 'own-import-meta-url',
+      setup(b) {
+        b.onLoad({ filter: /\.ts$/ }, (args) => {
+          const source = readFileSync(args.path, 'utf8');
+          if (!source.includes('import.meta.url')) return undefined;
+          return { contents: source.replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href)), loader: 'ts' };
+        });
+      },
+    }],
   });
-  writeFileSync(INPUTS, JSON.stringify(Object.keys(result.metafile.inputs).filter((f) => !f.startsWith('node_modules/'))));
-  return true;
+  const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.startsWith('node_modules/')).map((f) => relative(ROOT, join(ROOT, f)));
+  writeFileSync(`${path}.inputs.json`, JSON.stringify(inputs));
 }
