@@ -16,6 +16,7 @@ import type { Logger } from '../vmms/log.ts';
 import type { VmDeviceConfig } from './device-config.ts';
 import type { DeviceReplies } from './device-requests.ts';
 import { DeviceThread } from './device-thread.ts';
+import { HeartbeatStatus } from '../vsp/ic/heartbeat-vsp.ts';
 import { capturePartition, restorePartition } from './partition-snapshot.ts';
 import { configurationHash, readSavedState, writeSavedState, type SaveSummary } from './saved-state-file.ts';
 
@@ -230,8 +231,10 @@ export class VmWorker extends EventEmitter {
     return this.devices;
   }
 
-  /** Msvm_HeartbeatComponent OperationalStatus: 2 OK, 3 Degraded, 12 No Contact, 13 Lost Communication. */
+  /** Msvm_HeartbeatComponent OperationalStatus: 2 OK, 3 Degraded, 12 No Contact, 13 Lost Communication, 15 Paused. */
   async heartbeatStatus(): Promise<number> {
+    // A paused guest cannot answer: report Paused rather than a heartbeat that is running out.
+    if (this.state === 'paused') return HeartbeatStatus.Paused;
     return (await this.deviceThread.request({ op: 'heartbeat' })).status;
   }
 
