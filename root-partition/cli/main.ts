@@ -22,6 +22,7 @@ program
   .option('--spin <iterations>', 'spin budget of exit waits before sleeping (0 = sleep at once)')
   .option('--counters', 'print each VP\'s exit and interrupt counters at the end')
   .option('--disk <file>', 'a raw disk image on the emulated IDE controller (repeatable: primary master, primary slave, secondary master, secondary slave)', (file: string, prev: string[]) => [...prev, file], [] as string[])
+  .option('--scsi <file>', 'a raw disk image as the next LUN of a synthetic SCSI controller on VMBus, offered with the integration services (repeatable)', (file: string, prev: string[]) => [...prev, file], [] as string[])
   .action(async (image: string, opts) => {
     let path = image;
     await buildHost();

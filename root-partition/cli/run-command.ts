@@ -3,11 +3,18 @@
  * platform, streams COM1 to stdout (and stdin to COM1), and ends when every VP has stopped —
  * the guest returned, halted for good, or faulted — or when the user interrupts.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Hypervisor } from '../../hypervisor/hypervisor.ts';
 import type { VpExitReason } from '../../hypervisor/vp/vp-runtime.ts';
+import { PartitionProperty } from '../../hypervisor/partition.ts';
+import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import { EmulatedPlatform } from '../vmwp/emulated-platform.ts';
 import { RawDisk } from '../storage/raw-disk.ts';
+import { ScsiDisk } from '../storage/scsi/scsi-disk.ts';
+import { IntegrationServices } from '../vsp/ic/integration-services.ts';
+import { lunsAtLocations } from '../vsp/storvsp/scsi-controller.ts';
+import { StorVsp } from '../vsp/storvsp/storvsp-vsp.ts';
 
 export interface RunOptions {
   memory: string;
@@ -17,7 +24,17 @@ export interface RunOptions {
   counters?: boolean;
   /** Raw disk images for IDE: primary master, primary slave, secondary master, secondary slave. */
   disk?: string[];
+  /** Raw disk images as LUNs 0, 1, … of a synthetic SCSI controller; with them, VMBus offers it and the integration services. */
+  scsi?: string[];
 }
+
+/** A disk's stable SCSI id (serial number, WWN), from its path as the VM worker derives it. */
+function diskIdOf(path: string): Uint8Array {
+  return createHash('sha256').update(path).digest().subarray(0, 16);
+}
+
+/** Instance GUID of `tsvisor run`'s one SCSI controller. */
+const RUN_SCSI_INSTANCE = 'a3c5e1f0-7b2d-4e6a-9c8b-1d2e3f4a5b6c';
 
 export function parseSize(text: string): number {
   const m = /^(\d+)\s*([KMG]i?B?)?$/i.exec(text.trim());
@@ -42,6 +59,7 @@ export async function runGuestImage(imagePath: string, opts: RunOptions): Promis
   if (diskFiles.length > 4) throw new Error(`at most 4 IDE disks (primary and secondary, master and slave); got ${diskFiles.length}`);
   // Opened before the partition exists, so a missing or unusable file is refused with its own error.
   const disks = diskFiles.map((f) => RawDisk.open(f));
+  const scsiDisks = (opts.scsi ?? []).map((f) => RawDisk.open(f));
   const hv = new Hypervisor();
   const partition = hv.createPartition({
     name: 'run',
@@ -56,6 +74,15 @@ export async function runGuestImage(imagePath: string, opts: RunOptions): Promis
     ide: disks.map((backend) => ({ backend })),
   });
   partition.inbox.handler = platform;
+  let vmbus: VmbusHost | undefined;
+  let ic: IntegrationServices | undefined;
+  if (scsiDisks.length > 0) {
+    const log = (e: Error) => process.stderr.write(`[tsvisor] vmbus: ${e.message}\n`);
+    vmbus = new VmbusHost(partition, { log });
+    vmbus.addVsp(new StorVsp({ instanceId: RUN_SCSI_INSTANCE, luns: lunsAtLocations(scsiDisks.map((d, i) => new ScsiDisk(d, { diskId: diskIdOf(opts.scsi![i]!) }))) }));
+    ic = new IntegrationServices({ referenceTime: () => partition.getProperty(PartitionProperty.ReferenceTime).value, log });
+    ic.addTo(vmbus);
+  }
   const ac = new AbortController();
   const serving = partition.inbox.serveAsync(ac.signal);
   const onInput = (chunk: Buffer) => platform.com1.receive(chunk);
@@ -77,14 +104,16 @@ export async function runGuestImage(imagePath: string, opts: RunOptions): Promis
   process.off('SIGINT', onSigint);
   process.stdin.off('data', onInput);
   process.stdin.pause();
+  ic?.dispose();
   ac.abort();
   await serving;
+  vmbus?.dispose();
   for (const line of exits) process.stderr.write(`[tsvisor] ${line}\n`);
   if (interrupted) process.stderr.write('[tsvisor] interrupted\n');
   if (opts.counters) {
     for (let vp = 0; vp < partition.vpCount; vp++) process.stderr.write(`[tsvisor] VP ${vp} counters ${JSON.stringify(partition.counters(vp))}\n`);
   }
   await hv.shutdown();
-  for (const d of disks) d.close();
+  for (const d of [...disks, ...scsiDisks]) d.close();
   return failed ? 1 : 0;
 }
