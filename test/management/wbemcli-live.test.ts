@@ -56,7 +56,7 @@ describe.skipIf(!WBEMCLI)('wbemcli against a real tsvisor serve — skipped only
 
   afterAll(async () => {
     client?.close();
-    expect(await daemon.stop()).toEqual([]);
+    if (daemon) expect(await daemon.stop()).toEqual([]);
     rmSync(scratch, { recursive: true, force: true });
   }, 60_000);
 

@@ -111,8 +111,9 @@ export function buildVmObjects(schema: CimSchema, hostName: string, vm: VmRecord
     SystemCreationClassName: 'Msvm_ComputerSystem', SystemName: vm.id, CreationClassName: IC_CLASS[ic],
     DeviceID: `Microsoft:${vm.id}\\${IntegrationServiceGuid[ic]}`, ElementName: IC_ELEMENT_NAME[ic],
     EnabledState: vm.enabledState === 2 ? 2 : 3, HealthState: 5,
-    // Heartbeat 12 No Contact until the guest answers: the worker does not report heartbeats yet.
-    OperationalStatus: ic === 'heartbeat' ? [12] : [2],
+    // The heartbeat is asked of the worker on request (Vmms.heartbeatStatus), while instances are
+    // built synchronously from the VMMS's view: 0 Unknown rather than a status it has not read.
+    OperationalStatus: ic === 'heartbeat' ? [0] : [2],
   }));
   const systemPath = schema.pathOf(system);
   const settingsPath = schema.pathOf(settings);
