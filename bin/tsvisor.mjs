@@ -1,6 +1,28 @@
 #!/usr/bin/env node
-// Entry point of the tsvisor command: load TypeScript through tsx, then the CLI.
-import { register } from 'tsx/esm/api';
+// Entry point of the tsvisor command: the prebuilt CLI bundle while it is newer than every
+// source it was built from (npm run build makes it), else the TypeScript sources through tsx.
+import { readFileSync, statSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 
-register();
-await import('../root-partition/cli/main.ts');
+const root = fileURLToPath(new URL('..', import.meta.url));
+const bundle = join(root, 'build', 'host', 'cli.mjs');
+
+function fresh() {
+  if (process.env.TSVISOR_BUNDLES === '0') return false;
+  try {
+    const built = statSync(bundle).mtimeMs;
+    const inputs = JSON.parse(readFileSync(`${bundle}.inputs.json`, 'utf8'));
+    return inputs.every((f) => statSync(join(root, f)).mtimeMs < built);
+  } catch {
+    return false;
+  }
+}
+
+if (fresh()) {
+  await import(pathToFileURL(bundle).href);
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../root-partition/cli/main.ts');
+}

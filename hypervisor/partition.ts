@@ -5,13 +5,15 @@
  * running) → Finalized (VPs stopped, ports gone) → Deleted.
  */
 import { EventEmitter } from 'node:events';
-import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as P from '../abi/hv-cpuid.ts';
 import { BOOT_FLAG_ENLIGHTENED, BOOT_INFO_GPA, IMAGE_BASE, PAGE_SIZE } from '../abi/platform.ts';
 import { HvStatus } from '../abi/hv-status.ts';
 import { defaultWaitPolicy, type WaitPolicy } from './adaptive-wait.ts';
 import { writeBootInfo } from './boot-info.ts';
+import { freshBundlePath, REPO_ROOT } from './bundle-freshness.ts';
 import { GuestMemory } from './guest-memory.ts';
 import { HvError } from './hv-error.ts';
 import { loadGuestImage, type GuestImage } from './image-loader.ts';
@@ -60,21 +62,12 @@ export interface VpExitEvent {
 }
 
 const VP_WORKER_TSX = new URL('./vp/vp-worker.mjs', import.meta.url);
-const VP_BUNDLE = new URL('../build/host/vp-thread.mjs', import.meta.url);
+const VP_BUNDLE = join(REPO_ROOT, 'build', 'host', 'vp-thread.mjs');
 
-/**
- * The VP thread's code: the prebuilt bundle (scripts/build-host.ts) when it is newer than every
- * hypervisor and abi source, else the TypeScript sources through the tsx loader (slower to start).
- */
+/** The VP thread's code: the prebuilt bundle when fresh (bundle-freshness.ts), else the sources through tsx. */
 function vpWorkerUrl(): URL {
-  if (process.env.TSVISOR_VP_BUNDLE === '0') return VP_WORKER_TSX;
-  let bundled: number;
-  try { bundled = statSync(VP_BUNDLE).mtimeMs; } catch { return VP_WORKER_TSX; }
-  const stale = (dir: URL): boolean =>
-    readdirSync(dir, { withFileTypes: true }).some((e) =>
-      e.isDirectory() ? stale(new URL(`${e.name}/`, dir)) : /\.(ts|mjs)$/.test(e.name) && statSync(new URL(e.name, dir)).mtimeMs >= bundled);
-  if (stale(new URL('./', import.meta.url)) || stale(new URL('../abi/', import.meta.url))) return VP_WORKER_TSX;
-  return VP_BUNDLE;
+  const bundle = freshBundlePath(VP_BUNDLE);
+  return bundle ? pathToFileURL(bundle) : VP_WORKER_TSX;
 }
 
 export class Partition extends EventEmitter implements ChildPartitionAccess {

@@ -1,26 +1,30 @@
 /**
- * The VM worker's code as single JavaScript files (esbuild), so it starts without the tsx loader
- * compiling TypeScript: with the loader the worker process takes about half a second to listen
- * and a worker thread hundreds of milliseconds to start; bundled, a fraction of that (the same
- * approach as the VP thread's bundle, scripts/build-host.ts). Two bundles:
+ * The host's entry points as single JavaScript files (esbuild), so they start without the tsx
+ * loader compiling TypeScript: with the loader a process or worker thread takes hundreds of
+ * milliseconds to start (seconds for the CLI on a busy machine); bundled, a fraction of that.
  *
+ *   vp-thread      a VP's worker thread (hypervisor/vp/vp-thread.ts), started by Partition
  *   vmwp           the worker process (worker-main.ts), spawned by VMMS
  *   device-thread  the device thread (device-thread-main.ts)
+ *   cli            the tsvisor command (bin/tsvisor.mjs runs it when fresh)
  *
  * Next to each bundle, the list of every source file it was built from: a bundle is used only
  * while it is newer than each of them, so a stale bundle never runs. Inside a bundle each module
- * keeps its own `import.meta.url` (the source file's), so what a module finds relative to itself
+ * keeps its own `import.meta.url`, `dirname` and `filename` (the source file's), so what a module finds relative to itself
  * — the VP thread's code, the device thread's — is found as it is from the sources.
  */
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { freshBundlePath } from '../../hypervisor/bundle-freshness.ts';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export const WORKER_BUNDLES = {
+  'vp-thread': 'hypervisor/vp/vp-thread.ts',
   vmwp: 'root-partition/vmwp/worker-main.ts',
   'device-thread': 'root-partition/vmwp/device-thread-main.ts',
+  cli: 'root-partition/cli/main.ts',
 } as const;
 export type WorkerBundle = keyof typeof WORKER_BUNDLES;
 
@@ -30,17 +34,7 @@ export function bundlePath(name: WorkerBundle): string {
 
 /** The bundle's path if it exists and is newer than every source it holds; null otherwise. */
 export function freshBundle(name: WorkerBundle): string | null {
-  if (process.env.TSVISOR_WORKER_BUNDLES === '0') return null;
-  const path = bundlePath(name);
-  try {
-    const built = statSync(path).mtimeMs;
-    const inputs = JSON.parse(readFileSync(`${path}.inputs.json`, 'utf8')) as string[];
-    // A source that was removed or changed since makes the bundle stale; a new source can only
-    // enter through an import in one of these, which then changed too.
-    return inputs.every((f) => statSync(join(ROOT, f)).mtimeMs < built) ? path : null;
-  } catch {
-    return null;
-  }
+  return freshBundlePath(bundlePath(name));
 }
 
 /** Builds the bundles that are missing or stale. Returns the names built. */
@@ -76,8 +70,12 @@ async function buildBundle(name: WorkerBundle): Promise<void> {
       setup(b) {
         b.onLoad({ filter: /\.ts$/ }, (args) => {
           const source = readFileSync(args.path, 'utf8');
-          if (!source.includes('import.meta.url')) return undefined;
-          return { contents: source.replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href)), loader: 'ts' };
+          if (!source.includes('import.meta.')) return undefined;
+          const contents = source
+            .replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href))
+            .replaceAll('import.meta.dirname', JSON.stringify(dirname(args.path)))
+            .replaceAll('import.meta.filename', JSON.stringify(args.path));
+          return { contents, loader: 'ts' };
         });
       },
     }],
