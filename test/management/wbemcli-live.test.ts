@@ -5,6 +5,7 @@
  * and the intrinsic events the service pushes for each change, seen through the typed client.
  */
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -159,5 +160,29 @@ describe.skipIf(!WBEMCLI)('wbemcli against a real tsvisor serve — skipped only
     expect(creds.stderr).toContain('Invalid username/password');
     const alive = await wbemcli('gi', VM, 'EnabledState');
     expect(alive.code).toBe(0);
+  });
+
+  it('malformed management requests on the socket get error replies; the service keeps serving', async () => {
+    const sock = connect(daemon.socketPath);
+    let got = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (c: string) => { got += c; });
+    await new Promise((r) => sock.once('connect', r));
+    const lines = [
+      { id: 1, method: 'cim.get', params: { path: 'Msvm_ComputerSystem' } },
+      { id: 2, method: 'cim.get', params: { path: { className: 'Msvm_ComputerSystem', keys: [{ name: 'Name', value: { nested: true } }] } } },
+      { id: 3, method: 'cim.invoke', params: { path: { className: 'Msvm_ComputerSystem', keys: [] }, method: 'RequestStateChange', params: { RequestedState: { properties: 7 } } } },
+      { id: 4, method: 'cim.query', params: { wql: 'SELECT FROM WHERE' } },
+      { id: 5, method: 'cim.watch', params: { wql: 'SELECT * FROM Msvm_ComputerSystem' } },
+      { id: 6, method: 'cim.unwatch', params: { subscription: 999 } },
+      { id: 7, method: 'cim.enumerate', params: { className: 'Msvm_Nope' } },
+    ];
+    for (const l of lines) sock.write(JSON.stringify(l) + '\n');
+    await until('seven replies', () => got.split('\n').filter(Boolean).length >= 7);
+    const replies = got.trim().split('\n').map((l) => JSON.parse(l) as { id: number; error?: { code: string } });
+    expect(replies.every((r) => r.error && r.error.code)).toBe(true);
+    expect(Object.fromEntries(replies.map((r) => [r.id, r.error!.code]))).toMatchObject({ 4: 'CIM_ERR_INVALID_QUERY', 6: 'CIM_ERR_NOT_FOUND', 7: 'CIM_ERR_INVALID_CLASS' });
+    sock.destroy();
+    expect((await client.query('SELECT * FROM Msvm_VirtualSystemManagementService')).length).toBe(1);
   });
 });
