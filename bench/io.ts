@@ -25,6 +25,29 @@ export interface MachineDescription {
   release: string;
   loadAverageStart: number[];
   loadAverageEnd: number[];
+  /**
+   * Idle cores measured from /proc/stat over 0.5 s just before the run and just after it (null
+   * off Linux). The load average lags by a minute and counts this run's own threads; this does not.
+   */
+  idleCoresStart: number | null;
+  idleCoresEnd: number | null;
+}
+
+/** Cores idle over `ms`, from the aggregate `cpu` line of /proc/stat (idle + iowait over total). */
+async function idleCores(ms: number): Promise<number | null> {
+  const sample = () => {
+    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith('cpu '));
+    const v = line!.trim().split(/\s+/).slice(1).map(Number);
+    return { idle: v[3]! + (v[4] ?? 0), total: v.reduce((a, b) => a + b, 0) };
+  };
+  try {
+    const a = sample();
+    await new Promise((r) => setTimeout(r, ms));
+    const b = sample();
+    return ((b.idle - a.idle) / Math.max(1, b.total - a.total)) * os.cpus().length;
+  } catch {
+    return null;
+  }
 }
 
 export interface IoBenchReport {
@@ -54,6 +77,7 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
   const quick = Boolean(opts.quick || opts.tiny);
   const startedAt = new Date().toISOString();
   const loadAverageStart = os.loadavg();
+  const idleCoresStart = opts.tiny ? null : await idleCores(500);
   const rounds = quick ? 1 : 3;
   let phases = buildPhases(quick, rounds);
   if (opts.tiny) phases = phases.map((p) => ({ ...p, count: Math.min(p.count, p.path.id === 'pio-word' ? 2 : 8) }));
@@ -91,8 +115,11 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
       checkWholeDisk(scsiFile, content, writes.filter((p) => p.path.kind === 'synthetic')),
     ];
     const loadAverageEnd = os.loadavg();
+    const idleCoresEnd = opts.tiny ? null : await idleCores(500);
     const cores = os.cpus().length;
-    const coreFree = Math.max(loadAverageStart[0]!, loadAverageEnd[0]!) < cores - 1 + 0.5;
+    // The VP and the device thread each want a core while they spin: "a core is free" means the
+    // rest of the machine left at least one idle next to the one this process starts on.
+    const coreFree = idleCoresStart !== null ? idleCoresStart >= 1 : loadAverageStart[0]! < cores - 1;
     const phasesOk = rows.filter((r) => r.checksum.ok).length;
     // Warm-up phases are not reported, but what they read is checked like the rest.
     const warmups = vm.phases.filter((m) => m.phase.warmup);
@@ -101,7 +128,7 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
       schema: 'tsvisor.bench.io/1', startedAt, finishedAt: new Date().toISOString(), quick,
       machine: {
         cpuModel: os.cpus()[0]?.model ?? 'unknown', cores, memoryBytes: os.totalmem(), node: process.version,
-        platform: os.platform(), release: os.release(), loadAverageStart, loadAverageEnd,
+        platform: os.platform(), release: os.release(), loadAverageStart, loadAverageEnd, idleCoresStart, idleCoresEnd,
       },
       config: {
         rounds, diskBytes, vmMemoryBytes: vm.memoryBytes, vpCount: 1, spinIterations, storvspPollSpinMicros: 'default (50 µs window)',
@@ -113,7 +140,7 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
       targets: evaluateTargets(rows, backend, exit, coreFree),
       network: { status: 'not measured', note: NETWORK_NOT_MEASURED },
       notes: [
-        `Machine shared: load average ${loadAverageStart.map((l) => l.toFixed(2)).join('/')} at start, ${loadAverageEnd.map((l) => l.toFixed(2)).join('/')} at end on ${cores} cores. Exit costs and signals depend on whether a core is free (reference B2/B6); on a busy machine the figures are noisy and the adaptive wait degrades toward the blocking one.`,
+        `Machine shared: load average ${loadAverageStart.map((l) => l.toFixed(2)).join('/')} at start, ${loadAverageEnd.map((l) => l.toFixed(2)).join('/')} at end on ${cores} cores; idle cores ${idleCoresStart?.toFixed(2) ?? 'not measured'} just before the run, ${idleCoresEnd?.toFixed(2) ?? 'not measured'} just after. Exit costs and signals depend on whether a core is free (reference B2/B6); on a busy machine the figures are noisy and the adaptive wait degrades toward the blocking one.`,
         'Before the measured phases every path runs a short unreported warm-up (sequential 4 KiB reads), so JIT tiering and first touches do not land on the first measured phase.',
         `Every measured phase runs ${rounds} time(s), interleaved with the others; a row is its median round by MB/s, with all its counters from that same round, and MB/s of every round beside it.`,
         'Per-word PIO runs 4 KiB I/Os only, and few of them: each costs ≈ 2,080 exits.',
@@ -143,9 +170,10 @@ export async function writeIoBenchOutputs(report: IoBenchReport, out: { json?: s
 }
 
 /** `tsvisor bench io` and `npx tsx bench/io.ts`: table on stdout, progress on stderr. */
-export async function ioBenchMain(opts: { quick?: boolean; json?: string; html?: string }): Promise<void> {
+export async function ioBenchMain(opts: { quick?: boolean; json?: string; html?: string; from?: string }): Promise<void> {
   const { formatReport } = await import('./io/format.ts');
-  const report = await runIoBench({ quick: opts.quick });
+  // --from: a saved run (e.g. bench/results/reference.json) shown again, nothing measured.
+  const report: IoBenchReport = opts.from ? JSON.parse(fs.readFileSync(opts.from, 'utf8')) : await runIoBench({ quick: opts.quick });
   console.log(formatReport(report));
   const html = await writeIoBenchOutputs(report, opts);
   console.log(`\nHTML report: ${html}${opts.json ? `\nJSON: ${opts.json}` : ''}`);
@@ -155,5 +183,5 @@ export async function ioBenchMain(opts: { quick?: boolean; json?: string; html?:
 if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const arg = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
-  await ioBenchMain({ quick: args.includes('--quick'), json: arg('--json'), html: arg('--html') });
+  await ioBenchMain({ quick: args.includes('--quick'), json: arg('--json'), html: arg('--html'), from: arg('--from') });
 }

@@ -68,7 +68,7 @@ export function formatReport(report: IoBenchReport): string {
   const m = report.machine;
   const out: string[] = [];
   out.push(`tsvisor bench io — emulated IDE vs synthetic SCSI on one VM (${report.quick ? 'quick run' : 'full run'}, ${report.startedAt})`);
-  out.push(`machine: ${m.cpuModel}, ${m.cores} cores, ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB, Node ${m.node}; load average ${m.loadAverageStart.map((x) => x.toFixed(2)).join('/')} → ${m.loadAverageEnd.map((x) => x.toFixed(2)).join('/')}`);
+  out.push(`machine: ${m.cpuModel}, ${m.cores} cores, ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB, Node ${m.node}; load average ${m.loadAverageStart.map((x) => x.toFixed(2)).join('/')} → ${m.loadAverageEnd.map((x) => x.toFixed(2)).join('/')}; idle cores before/after ${m.idleCoresStart?.toFixed(2) ?? '–'}/${m.idleCoresEnd?.toFixed(2) ?? '–'}`);
   out.push(`VM: 1 VP, ${report.config.vmMemoryBytes >> 20} MiB; disks: two raw files of ${report.config.diskBytes >> 20} MiB with the same random content (IDE primary master, SCSI LUN 0); wait spin ${report.config.spinIterations}`);
   out.push('');
   out.push(formatMainTable(report.rows));

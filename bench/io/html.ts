@@ -63,6 +63,7 @@ export function renderHtml(report: IoBenchReport): string {
     { label: `${r.pathLabel} measured`, value: r.perIo.exits, color: COLORS[r.path]! },
     ...(r.perIo.exitsExpected === null ? [] : [{ label: 'protocol', value: r.perIo.exitsExpected, color: COLORS.protocol! }]),
   ]);
+  const speedup = byWorkload(rows.filter((r) => r.syntheticSpeedup !== null), (r) => [{ label: `over ${r.pathLabel}`, value: r.syntheticSpeedup!, color: COLORS[r.path]! }]);
   const cpu = byWorkload(rows, (r) => [{ label: r.pathLabel, value: r.perIo.hostCpuUs, color: COLORS[r.path]! }]);
   const main = htmlTable(
     ['workload', 'path', 'QD', 'I/Os', 'MB/s', 'MB/s of each round', 'IOPS', 'p50 µs', 'p99 µs', 'exits/IO', 'protocol', 'irq/IO', 'sig→host/IO', 'sig→guest/IO', 'halts/IO', 'clock reads/IO', 'CPU µs/IO', 'storvsc ×', 'of backend', 'checksum'],
@@ -88,10 +89,11 @@ export function renderHtml(report: IoBenchReport): string {
 <style>body{font:14px system-ui,sans-serif;margin:24px;max-width:1400px;color:#222}table{border-collapse:collapse;font-size:12px;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 6px;text-align:right}td:first-child,td:nth-child(2),th{text-align:left}th{background:#f3f3f3}
 figure{margin:16px 0}figcaption{font-weight:600;margin-bottom:4px}svg .g{font-size:11px}svg .v{font-size:10px;fill:#333}svg .t{stroke:#e5e5e5}.note{color:#555}section{margin-top:28px}</style></head><body>
 <h1>Emulated IDE vs synthetic SCSI on one VM</h1>
-<p>${report.quick ? 'Quick run' : 'Full run'}, ${esc(report.startedAt)} → ${esc(report.finishedAt)}. Machine: ${esc(m.cpuModel)}, ${m.cores} cores, ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB, Node ${esc(m.node)} (${esc(m.platform)} ${esc(m.release)}); load average ${m.loadAverageStart.map((x) => x.toFixed(2)).join('/')} at start, ${m.loadAverageEnd.map((x) => x.toFixed(2)).join('/')} at end.</p>
+<p>${report.quick ? 'Quick run' : 'Full run'}, ${esc(report.startedAt)} → ${esc(report.finishedAt)}. Machine: ${esc(m.cpuModel)}, ${m.cores} cores, ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB, Node ${esc(m.node)} (${esc(m.platform)} ${esc(m.release)}); load average ${m.loadAverageStart.map((x) => x.toFixed(2)).join('/')} at start, ${m.loadAverageEnd.map((x) => x.toFixed(2)).join('/')} at end; idle cores just before the run ${m.idleCoresStart?.toFixed(2) ?? 'not measured'}, just after ${m.idleCoresEnd?.toFixed(2) ?? 'not measured'}.</p>
 <p>VM: 1 VP, ${report.config.vmMemoryBytes >> 20} MiB. Disks: two raw files of ${report.config.diskBytes >> 20} MiB with the same content — IDE primary master, SCSI LUN 0. Device thread and VP wait: spin ${report.config.spinIterations}, then sleep. ${esc(report.config.eoi)}. ATA MULTIPLE block ${report.config.ataMultiple} sectors; storvsc request ≤ ${report.config.storvscMaxSectors} sectors.</p>
 <p>Data integrity: ${report.integrity.phasesOk}/${report.integrity.phases} phase checksums match; whole disks ${report.integrity.disks.map((d) => `${esc(d.file.split('/').pop()!)}: ${d.mismatched} of ${d.sectors} sectors differ`).join(', ')} — <b>${report.integrity.ok ? 'OK' : 'FAILED'}</b>.</p>
 <section><h2>Throughput</h2>${barChart('Throughput per workload, each path and the backend alone', 'MB/s', throughput)}</section>
+<section><h2>Speedup of synthetic over each emulated mode</h2>${barChart('storvsc MB/s over the emulated mode\'s (below 1: the emulated mode was faster in this run)', '×', speedup)}</section>
 <section><h2>Exits per I/O — measured beside the protocol's count</h2>${barChart('Exits per I/O (clock reads excluded)', 'exits', exits)}</section>
 <section><h2>Latency</h2>${barChart('Latency per I/O, p50 and p99', 'µs', latency)}</section>
 <section><h2>Host CPU per I/O</h2>${barChart('Host CPU time per I/O, every thread (spinning included)', 'µs', cpu)}</section>

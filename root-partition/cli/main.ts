@@ -76,9 +76,10 @@ bench
   .option('--quick', 'fewer I/Os per phase and a smaller disk (under 30 s)')
   .option('--json <file>', 'write the machine-readable report here')
   .option('--html <file>', 'write the HTML report here (default: next to the JSON, else build/bench-io.html)')
+  .option('--from <file>', 'show a saved run\'s JSON (table and HTML) instead of measuring')
   .action(async (opts) => {
     const { ioBenchMain } = await import('../../bench/io.ts');
-    await ioBenchMain({ quick: Boolean(opts.quick), json: opts.json, html: opts.html });
+    await ioBenchMain({ quick: Boolean(opts.quick), json: opts.json, html: opts.html, from: opts.from });
   });
 
 registerVmmsCommands(program);
