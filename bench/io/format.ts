@@ -57,9 +57,13 @@ export function formatExplanation(report: IoBenchReport): string {
   ]), 2));
   lines.push('  synthetic: no exit per byte; per I/O it pays signals (each a hypercall exit and a wake-up), the request/completion packets, and the backend call; data lands in guest memory by one pread/pwrite');
   const syn = report.rows.filter((r) => r.kind === 'synthetic');
-  lines.push(table(['  workload', 'MB/s', 'backend MB/s', 'of backend', 'sig→host/IO', 'halts/IO', 'requests/IO', 'CPU µs/IO', 'backend CPU µs/IO'], syn.map((r) => {
+  lines.push('  halts/IO: the guest ran out of work and halted (a wake-up on its side); dev sleeps/IO: the device thread ran out of its spin and slept (a wake-up on the host side)');
+  lines.push(table(['  workload', 'MB/s', 'backend MB/s', 'of backend', 'p50 µs', 'backend µs/IO', 'sig→host/IO', 'halts/IO', 'dev sleeps/IO', 'requests/IO', 'CPU µs/IO', 'backend CPU µs/IO'], syn.map((r) => {
     const b = report.limits.backend.find((x) => x.workload === r.workload);
-    return [`  ${r.workloadLabel}`, fmt(r.mbPerS), fmt(b?.mbPerS ?? 0), `${(100 * r.limit.fraction).toFixed(1)}%`, fmt(r.perIo.signalsToHost, 3), fmt(r.perIo.halts, 3), fmt(r.perIo.storvspRequests), fmt(r.perIo.hostCpuUs), fmt(b?.cpuUsPerIo ?? 0)];
+    return [
+      `  ${r.workloadLabel}`, fmt(r.mbPerS), fmt(b?.mbPerS ?? 0), `${(100 * r.limit.fraction).toFixed(1)}%`, fmt(r.latencyUs.p50), fmt(b?.usPerIo ?? 0),
+      fmt(r.perIo.signalsToHost, 3), fmt(r.perIo.halts, 3), fmt(r.perIo.deviceThreadSleeps, 3), fmt(r.perIo.storvspRequests), fmt(r.perIo.hostCpuUs), fmt(b?.cpuUsPerIo ?? 0),
+    ];
   })));
   return lines.join('\n');
 }

@@ -27,7 +27,9 @@ export interface PerIo {
   clockReads: number;
   /** Host CPU time, every thread of the process, µs. */
   hostCpuUs: number;
-  vpWaitSleeps: number;
+  // The VP's own wait counters (WaitSpinHits, WaitSleeps) are published only when the VP ends,
+  // so they cannot be split by phase; the device thread's are live.
+  /** How often the device thread gave up spinning and slept: each one costs a wake-up. */
   deviceThreadSleeps: number;
   storvspRequests: number;
 }
@@ -105,7 +107,6 @@ export function buildRows(vm: VmRunResult, content: Uint8Array, scsiFinal: Uint8
       halts: delta(m, 'HaltExits') / n,
       clockReads: delta(m, 'MsrExits') / n,
       hostCpuUs: cpu / n,
-      vpWaitSleeps: delta(m, 'WaitSleeps') / n,
       deviceThreadSleeps: deviceDelta(m.begin, m.end, (s) => s.device.rootWaitSleeps) / n,
       storvspRequests: deviceDelta(m.begin, m.end, (s) => s.device.storvsp[0]?.requests ?? 0) / n,
     };
