@@ -7,6 +7,7 @@
  * Templates: `device` (default) — a synthetic device pair, VSP in TypeScript and VSC in the
  * guest, with a test; `guest` — a guest image with the integration services and a test.
  */
+import { IMPORT_META_URL } from './templates-device.ts';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
@@ -83,7 +84,7 @@ function buildScript(c: TemplateContext): string {
   return `// Builds the guest image: guest/main.ts → build/guest.wasm (skipped when up to date).
 import { buildGuestImage } from '${c.sdkFromRoot}/root-partition/sdk/guest-image.ts';
 
-const built = await buildGuestImage(new URL('./guest/main.ts', import.meta.url).pathname, new URL('./build/guest.wasm', import.meta.url).pathname);
+const built = await buildGuestImage(new URL('./guest/main.ts', ${IMPORT_META_URL}).pathname, new URL('./build/guest.wasm', ${IMPORT_META_URL}).pathname);
 console.log(built ? 'build/guest.wasm built' : 'build/guest.wasm up to date');
 `;
 }

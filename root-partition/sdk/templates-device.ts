@@ -7,6 +7,13 @@
  */
 import type { TemplateContext } from './scaffold.ts';
 
+/**
+ * The generated code's `import.meta.url`, spelled without the token: the CLI bundle rewrites that
+ * token in every source it holds to the source's own URL (worker-bundles.ts), string literals
+ * included, which would bake this repository's path into generated projects.
+ */
+export const IMPORT_META_URL = ['import', 'meta', 'url'].join('.');
+
 export function deviceHostProtocol(c: TemplateContext): string {
   return `/**
  * The ${c.name} device's wire format (a project device, not a Hyper-V one). The guest copy is
@@ -154,10 +161,10 @@ import { GuestHarness } from '${c.sdk}/root-partition/sdk/harness.ts';
 import { buildGuestImage } from '${c.sdk}/root-partition/sdk/guest-image.ts';
 import { ${c.Pascal}Vsp } from '../host/${c.name}-vsp.ts';
 
-const IMAGE = new URL('../build/guest.wasm', import.meta.url).pathname;
+const IMAGE = new URL('../build/guest.wasm', ${IMPORT_META_URL}).pathname;
 let h: GuestHarness | undefined;
 
-beforeAll(() => buildGuestImage(new URL('../guest/main.ts', import.meta.url).pathname, IMAGE));
+beforeAll(() => buildGuestImage(new URL('../guest/main.ts', ${IMPORT_META_URL}).pathname, IMAGE));
 afterEach(async () => { await h?.dispose(); h = undefined; });
 
 describe('${c.name} device', () => {

@@ -3,6 +3,7 @@
  * services of the child SDK (child-sdk/drivers/ic-services.ts), and a test that boots it with the
  * host's integration services: heartbeat OK, a KVP item each way, a graceful shutdown.
  */
+import { IMPORT_META_URL } from './templates-device.ts';
 import type { TemplateContext } from './scaffold.ts';
 
 export function guestOnlyMain(c: TemplateContext): string {
@@ -71,10 +72,10 @@ import { buildGuestImage } from '${c.sdk}/root-partition/sdk/guest-image.ts';
 import { HeartbeatStatus } from '${c.sdk}/root-partition/vsp/ic/heartbeat-vsp.ts';
 import { KvpPool } from '${c.sdk}/root-partition/vsp/ic/kvp-protocol.ts';
 
-const IMAGE = new URL('../build/guest.wasm', import.meta.url).pathname;
+const IMAGE = new URL('../build/guest.wasm', ${IMPORT_META_URL}).pathname;
 let h: GuestHarness | undefined;
 
-beforeAll(() => buildGuestImage(new URL('../guest/main.ts', import.meta.url).pathname, IMAGE));
+beforeAll(() => buildGuestImage(new URL('../guest/main.ts', ${IMPORT_META_URL}).pathname, IMAGE));
 afterEach(async () => { await h?.dispose(); h = undefined; });
 
 async function until(predicate: () => boolean, timeoutMs = 5000): Promise<void> {
