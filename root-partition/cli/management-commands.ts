@@ -63,8 +63,9 @@ export function registerManagementCommands(program: Command): void {
         else console.log([e.time.toISOString(), e.eventClass, e.target.className, label(e.target), changed(e.target, e.previous)].filter(Boolean).join('  '));
         if (seen >= limit) finish();
       });
-      // Scripts and tests wait for this line before making changes.
-      if (!o.json) console.error('tsvisor: watching; events are printed as they happen (Ctrl-C stops)');
+      // Scripts and tests wait for this line before making changes: on stderr, so it is printed with
+      // --json too without mixing into the machine-readable stream.
+      console.error('tsvisor: watching; events are printed as they happen (Ctrl-C stops)');
       c.events.once('close', () => finish());
       process.once('SIGINT', () => finish());
       await finished;
