@@ -27,6 +27,9 @@ enum Operation {
   SHUTDOWN = 9;
   KVP_GET = 10;
   KVP_SET = 11;
+  // Bytes typed at the VM's console, for COM1's receiver (a worker that predates it answers
+  // "unknown operation").
+  CONSOLE_INPUT = 12;
 }
 
 message VpExit {
@@ -48,6 +51,8 @@ message Request {
   uint32 kvp_pool = 8;
   string kvp_key = 9;
   string kvp_value = 10;
+  // CONSOLE_INPUT: the bytes, as a terminal sent them.
+  bytes console_input = 11;
 }
 
 message Response {
@@ -78,11 +83,15 @@ message Notification {
     GUEST_FAULT = 2;
     GUEST_STOPPED = 3;
     WORKER_ERROR = 4;
+    // The heartbeat status changed (pushed by the device thread as it happens).
+    HEARTBEAT = 5;
   }
   Kind kind = 2;
   string state = 3;
   string message = 4;
   repeated VpExit exits = 5;
+  // HEARTBEAT: Msvm_HeartbeatComponent OperationalStatus (2, 3, 12, 13, 15).
+  uint32 heartbeat_status = 6;
 }
 
 // A control frame holds exactly one of these.
@@ -99,7 +108,7 @@ const root = protobuf.parse(SCHEMA, { keepCase: false }).root;
 const ControlMessageType = root.lookupType('tsvisor.vmwp.v1.ControlMessage');
 const OperationEnum = root.lookupEnum('tsvisor.vmwp.v1.Operation');
 
-export type Operation = 'STATUS' | 'PAUSE' | 'RESUME' | 'SAVE' | 'TURN_OFF' | 'RESET' | 'COUNTERS' | 'HEARTBEAT' | 'SHUTDOWN' | 'KVP_GET' | 'KVP_SET';
+export type Operation = 'STATUS' | 'PAUSE' | 'RESUME' | 'SAVE' | 'TURN_OFF' | 'RESET' | 'COUNTERS' | 'HEARTBEAT' | 'SHUTDOWN' | 'KVP_GET' | 'KVP_SET' | 'CONSOLE_INPUT';
 
 export type ShutdownOutcome = 'shut-down' | 'timed-out' | 'refused' | 'unavailable';
 
@@ -117,6 +126,7 @@ export interface ControlRequest {
   kvpPool?: number;
   kvpKey?: string;
   kvpValue?: string;
+  consoleInput?: Uint8Array;
 }
 
 export interface ControlResponse {
@@ -135,7 +145,7 @@ export interface ControlResponse {
   kvpFound?: boolean;
 }
 
-export type NotificationKind = 'STATE' | 'GUEST_FAULT' | 'GUEST_STOPPED' | 'WORKER_ERROR';
+export type NotificationKind = 'STATE' | 'GUEST_FAULT' | 'GUEST_STOPPED' | 'WORKER_ERROR' | 'HEARTBEAT';
 
 export interface ControlNotification {
   version: number;
@@ -143,6 +153,7 @@ export interface ControlNotification {
   state?: string;
   message?: string;
   exits?: { vp: number; reason: string; detail?: string }[];
+  heartbeatStatus?: number;
 }
 
 export type ControlMessage = { request: ControlRequest } | { response: ControlResponse } | { notification: ControlNotification };

@@ -48,6 +48,7 @@ export function vmmsPort(vmms: Vmms): VmmsPort {
         defined: (e: { vmId: string }) => listener({ kind: 'defined', vmId: e.vmId }),
         modified: (e: { vmId: string }) => listener({ kind: 'modified', vmId: e.vmId }),
         removed: (e: { vmId: string }) => listener({ kind: 'removed', vmId: e.vmId }),
+        'integration-changed': (e: { vmId: string; component: 'heartbeat' }) => listener({ kind: 'component-changed', vmId: e.vmId, component: e.component }),
       };
       for (const [name, f] of Object.entries(on)) vmms.events.on(name, f);
       return () => { for (const [name, f] of Object.entries(on)) vmms.events.off(name, f); };

@@ -10,6 +10,7 @@ import { runDaemon } from './daemon.ts';
 import { stateName } from './lifecycle.ts';
 import type { VmView } from './vm-entry.ts';
 import { VmmsClient } from './vmms-client.ts';
+import { attachConsole } from './console-attach.ts';
 import type { RequestResult } from './vmms.ts';
 
 function parseSize(text: string): number {
@@ -98,5 +99,6 @@ export function registerVmmsCommands(program: Command): void {
     const r = await c.call<RequestResult>('rm', { vm: name });
     if (r.returnValue !== 0) reportChange(r); else console.log(`${name}: removed`);
   }));
-  vm.command('console <vm>').description('the console output VMMS holds for a VM').action((name: string) => withClient(dir(), async (c) => { process.stdout.write(await c.call<string>('console', { vm: name })); }));
+  vm.command('console <vm>').description('attach to a VM\'s console (COM1): its output so far, then output and input live; Ctrl-] or the end of stdin detaches')
+    .action((name: string) => withClient(dir(), (c) => attachConsole(c, name, process)));
 }

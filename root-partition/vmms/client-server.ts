@@ -2,6 +2,10 @@
  * VMMS's socket for its clients (the CLI): `vmms.sock` in the data directory, one JSON request
  * per line — `{ id, method, params }` — answered by `{ id, result }` or `{ id, error: { code,
  * message } }`. A malformed line gets an error reply; it never reaches the service.
+ *
+ * `console-follow` answers `{ tail }` (the console VMMS holds, base64) and then pushes the VM's
+ * console output on the same connection as `{ "console": { "vm": id, "data": base64 } }` lines
+ * until the connection closes; `console-input` `{ vm, data: base64 }` types into COM1.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { rmSync } from 'node:fs';
@@ -9,7 +13,7 @@ import type { Logger } from './log.ts';
 import { Vmms } from './vmms.ts';
 import type { NewVmRequest } from './vm-definition.ts';
 
-export const CLIENT_METHODS = ['list', 'show', 'new', 'start', 'stop', 'save', 'pause', 'resume', 'reset', 'rm', 'console', 'counters', 'load-errors', 'shutdown', 'heartbeat'] as const;
+export const CLIENT_METHODS = ['list', 'show', 'new', 'start', 'stop', 'save', 'pause', 'resume', 'reset', 'rm', 'console', 'counters', 'load-errors', 'shutdown', 'heartbeat', 'console-input', 'console-follow'] as const;
 export type ClientMethod = (typeof CLIENT_METHODS)[number];
 
 const MAX_LINE = 1 << 20;
@@ -65,6 +69,10 @@ export class ClientServer {
         return;
       }
       if (typeof req.method !== 'string' || !(CLIENT_METHODS as readonly string[]).includes(req.method)) throw Object.assign(new Error(`unknown method ${JSON.stringify(req.method)}`), { code: 'VMMS_ERR_METHOD' });
+      if (req.method === 'console-follow') {
+        reply({ result: this.followConsole(s, req.params ?? {}) });
+        return;
+      }
       reply({ result: await this.call(req.method as ClientMethod, req.params ?? {}) });
     } catch (e) {
       const err = e as Error & { code?: string };
@@ -93,12 +101,31 @@ export class ClientServer {
       case 'reset': return this.vmms.reset(vm());
       case 'rm': return this.vmms.removeVm(vm());
       case 'console': return this.vmms.console(vm());
+      case 'console-input': {
+        if (typeof p.data !== 'string') throw Object.assign(new Error('params.data (base64 bytes) is required'), { code: 'VMMS_ERR_REQUEST' });
+        await this.vmms.consoleInput(vm(), Buffer.from(p.data, 'base64'));
+        return { typed: Buffer.byteLength(p.data, 'base64') };
+      }
+      case 'console-follow': throw new Error('console-follow is answered on its connection');
       case 'counters': return this.vmms.counters(vm());
       case 'load-errors': return this.vmms.loadErrors;
       case 'shutdown':
         setImmediate(() => this.onShutdown(Boolean(p.keepVms)));
         return { stopping: true, keepVms: Boolean(p.keepVms) };
     }
+  }
+
+  /** The console tail now; then each new chunk of this VM's output, pushed until `s` closes. */
+  private followConsole(s: Socket, p: Record<string, unknown>): { vm: string; tail: string } {
+    if (typeof p.vm !== 'string') throw Object.assign(new Error('params.vm (a VM name or id) is required'), { code: 'VMMS_ERR_REQUEST' });
+    const view = this.vmms.get(p.vm);
+    if (!view) throw Object.assign(new Error(`no VM ${p.vm}`), { code: 'VMMS_ERR_NO_SUCH_VM' });
+    const onConsole = (e: { vmId: string; data: Uint8Array }) => {
+      if (e.vmId === view.id && !s.destroyed) s.write(JSON.stringify({ console: { vm: view.id, data: Buffer.from(e.data).toString('base64') } }) + '\n');
+    };
+    this.vmms.events.on('console', onConsole);
+    s.once('close', () => this.vmms.events.off('console', onConsole));
+    return { vm: view.id, tail: Buffer.from(this.vmms.console(view.id), 'latin1').toString('base64') };
   }
 
   async close(): Promise<void> {

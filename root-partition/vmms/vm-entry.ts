@@ -28,6 +28,11 @@ export interface VmView {
   devices: VmDefinition['devices'];
   uptimeMs: number | null;
   lastError: string | null;
+  /**
+   * Msvm_HeartbeatComponent OperationalStatus as the worker last pushed it (2 OK, 3 Degraded,
+   * 12 No Contact, 13 Lost Communication, 15 Paused); null without a worker or a heartbeat service.
+   */
+  heartbeatStatus: number | null;
 }
 
 export class VmEntry {
@@ -44,6 +49,7 @@ export class VmEntry {
   runningSince: number | null = null;
   lastError: string | null = null;
   counters: WorkerCounters | null = null;
+  heartbeatStatus: number | null = null;
   private consoleChunks: Buffer[] = [];
   private consoleBytes = 0;
 
@@ -78,6 +84,7 @@ export class VmEntry {
       memoryBytes: d.memoryBytes, vpCount: d.vpCount, imagePath: d.imagePath, cmdline: d.cmdline,
       automaticStopAction: d.automaticStopAction, devices: d.devices,
       uptimeMs: this.runningSince === null ? null : Date.now() - this.runningSince, lastError: this.lastError,
+      heartbeatStatus: this.conn ? this.heartbeatStatus : null,
     };
   }
 }

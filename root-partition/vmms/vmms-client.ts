@@ -12,6 +12,10 @@ export class VmmsClientError extends Error {
 export class VmmsClient {
   private nextId = 1;
   private buf = '';
+  /** Console output pushed after a `console-follow` request. */
+  onConsole: ((data: Buffer) => void) | null = null;
+  /** The connection ended (VMMS stopped or dropped it). */
+  onClose: (() => void) | null = null;
   private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
   private constructor(private readonly socket: Socket) {
@@ -20,8 +24,10 @@ export class VmmsClient {
       this.buf += chunk;
       let nl: number;
       while ((nl = this.buf.indexOf('\n')) >= 0) {
-        const m = JSON.parse(this.buf.slice(0, nl)) as { id: number; result?: unknown; error?: { code: string; message: string } };
+        const m = JSON.parse(this.buf.slice(0, nl)) as { id: number; result?: unknown; error?: { code: string; message: string }; console?: { vm: string; data: string } };
         this.buf = this.buf.slice(nl + 1);
+        // Pushed, not answered: console output after `console-follow`.
+        if (m.console) { this.onConsole?.(Buffer.from(m.console.data, 'base64')); continue; }
         const w = this.waiting.get(m.id);
         this.waiting.delete(m.id);
         if (m.error) w?.reject(new VmmsClientError(m.error.code, m.error.message));
@@ -32,6 +38,7 @@ export class VmmsClient {
     socket.on('close', () => {
       for (const w of this.waiting.values()) w.reject(new VmmsClientError('VMMS_ERR_GONE', 'the management service closed the connection'));
       this.waiting.clear();
+      this.onClose?.();
     });
   }
 

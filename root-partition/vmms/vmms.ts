@@ -8,6 +8,7 @@
  *   'vm-crashed'    { vmId, name, message } — a worker died without being asked
  *   'guest-fault'   { vmId, name, message }
  *   'console'       { vmId, data }
+ *   'integration-changed' { vmId, component: 'heartbeat' } — pushed by the worker as it happens
  *   'defined' / 'modified' / 'removed' { vmId, name }
  */
 import { EventEmitter } from 'node:events';
@@ -278,6 +279,19 @@ export class Vmms {
     return this.entry(idOrName).console();
   }
 
+  /** Bytes typed at the VM's console: the worker puts them into COM1's receiver. */
+  async consoleInput(idOrName: string, bytes: Uint8Array): Promise<void> {
+    const e = this.entry(idOrName);
+    if (!e.conn) throw new VmmsError('VMMS_ERR_NOT_RUNNING', `VM ${e.def.name} has no worker`);
+    await e.conn.request('CONSOLE_INPUT', 5000, { consoleInput: bytes });
+  }
+
+  private setHeartbeat(e: VmEntry, status: number | null): void {
+    if (e.heartbeatStatus === status) return;
+    e.heartbeatStatus = status;
+    this.events.emit('integration-changed', { vmId: e.def.id, component: 'heartbeat' });
+  }
+
   /** The worker's counters now: per VP exits by kind, interrupts, messages, signals, bytes moved. */
   async counters(idOrName: string): Promise<WorkerCounters> {
     const e = this.entry(idOrName);
@@ -310,6 +324,8 @@ export class Vmms {
       if (n.kind === 'GUEST_FAULT') {
         e.guestExitFault = n.message ?? 'guest fault';
         this.events.emit('guest-fault', { vmId: e.def.id, name: e.def.name, message: n.message });
+      } else if (n.kind === 'HEARTBEAT') {
+        this.setHeartbeat(e, n.heartbeatStatus ?? null);
       } else if (n.kind === 'GUEST_STOPPED') {
         e.guestStopped = true;
         e.expectingExit = true;
@@ -317,9 +333,12 @@ export class Vmms {
         if (fault) e.guestExitFault = fault.detail ?? 'fault';
       }
     });
+    // The changes come pushed; this reads where the heartbeat stands now (after a VMMS restart).
+    conn.request('HEARTBEAT', 5000).then((r) => { if (e.conn === conn) this.setHeartbeat(e, r.heartbeatStatus ?? null); }, () => {});
     conn.on('close', () => {
       if (e.conn !== conn) return;
       e.conn = null;
+      this.setHeartbeat(e, null);
       if (this.closing && !e.expectingExit) return; // VMMS detaches; the worker runs on
       if (e.guestStopped) {
         e.pid = null;

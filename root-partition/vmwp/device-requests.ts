@@ -36,12 +36,17 @@ export class DeviceRequestError extends Error {
 export class DeviceRequestServer {
   readonly ic: IntegrationServices | null = null;
 
-  constructor(private readonly devices: VmDevices, referenceTime: () => bigint, config: IntegrationServicesConfig | undefined, log: (m: string) => void) {
+  constructor(
+    private readonly devices: VmDevices, referenceTime: () => bigint, config: IntegrationServicesConfig | undefined, log: (m: string) => void,
+    /** Each heartbeat status change, as it happens (only when the heartbeat service is offered). */
+    onHeartbeat?: (status: number) => void,
+  ) {
     if (config && devices.vmbus) {
       this.ic = new IntegrationServices({ referenceTime, log: (e) => log(`integration services ${e.code}: ${e.message}`) });
       // Offer only the services the definition enables; the others are never offered to the guest.
       const enabled = [config.heartbeat && this.ic.heartbeat, config.shutdown && this.ic.shutdown, config.timeSync && this.ic.timeSync, config.kvp && this.ic.kvp];
       for (const vsp of enabled) if (vsp) devices.vmbus.addVsp(vsp);
+      if (config.heartbeat && onHeartbeat) this.ic.heartbeat.onStatus(onHeartbeat);
     }
   }
 

@@ -57,7 +57,10 @@ try {
 partition.inbox.onHandlerError = (error, vp) => post({ kind: 'log', message: `device error on VP ${vp}'s access: ${error instanceof Error ? error.message : String(error)}` });
 let requests: DeviceRequestServer;
 try {
-  requests = new DeviceRequestServer(devices!, () => BigInt(partition.referenceTime()), data.devices.integrationServices, (message) => post({ kind: 'log', message }));
+  requests = new DeviceRequestServer(
+    devices!, () => BigInt(partition.referenceTime()), data.devices.integrationServices, (message) => post({ kind: 'log', message }),
+    (status) => post({ kind: 'heartbeat', status }),
+  );
   if (data.restore) devices!.platform.restoreState(data.restore);
 } catch (e) {
   devices!.close();

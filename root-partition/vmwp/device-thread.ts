@@ -52,6 +52,7 @@ export type DeviceThreadMessage =
   | { kind: 'error'; message: string }
   | { kind: 'log'; message: string }
   | { kind: 'console'; bytes: Uint8Array }
+  | { kind: 'heartbeat'; status: number }
   | { kind: 'reply'; id: number; ok: boolean; value?: unknown; error?: string; code?: string }
   | { kind: 'stopped'; stats: DeviceThreadStats };
 
@@ -60,6 +61,8 @@ export interface DeviceThreadOptions {
   /** Spin budget of the device thread's doorbell wait (default: the partition's policy). */
   spinIterations?: number;
   console?: (bytes: Uint8Array) => void;
+  /** Msvm_HeartbeatComponent OperationalStatus at each change, pushed by the heartbeat device. */
+  heartbeat?: (status: number) => void;
   log?: (message: string) => void;
   /** The thread ended without being stopped (an error in a device): the VM cannot go on. */
   onFailure?: (reason: string) => void;
@@ -103,6 +106,7 @@ export class DeviceThread {
         if (m.kind === 'ready') resolve();
         else if (m.kind === 'error') reject(new Error(m.message));
         else if (m.kind === 'console') opts.console?.(m.bytes);
+        else if (m.kind === 'heartbeat') opts.heartbeat?.(m.status);
         else if (m.kind === 'log') opts.log?.(m.message);
         else if (m.kind === 'post-code') opts.onPostCode?.(m.snapshot);
         else if (m.kind === 'stopped') resolveStats(m.stats);

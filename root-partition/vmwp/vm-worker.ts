@@ -41,7 +41,8 @@ export type WorkerState = 'booting' | 'running' | 'paused' | 'stopped';
 export interface VpExitRecord { vp: number; reason: string; detail?: string }
 
 /**
- * Events: 'console' (bytes), 'state' (WorkerState), 'guest-fault' (message), 'device-failure'
+ * Events: 'console' (bytes), 'state' (WorkerState), 'heartbeat' (OperationalStatus, at each
+ * change, 15 Paused while paused), 'guest-fault' (message), 'device-failure'
  * (message: the device thread died; the VM cannot go on),
  * 'guest-stopped' (VpExitRecord[]: every VP left on its own: the guest is done).
  */
@@ -54,6 +55,8 @@ export class VmWorker extends EventEmitter {
   private image!: Uint8Array;
   private consoleBytes = 0;
   private lastIntercepts = 0;
+  /** The heartbeat device's last status (null: the VM offers no heartbeat service). */
+  private deviceHeartbeat: number | null = null;
   /** Set while the worker itself stops the VPs, so their exits are not "the guest stopped". */
   private stopping = false;
 
@@ -111,6 +114,10 @@ export class VmWorker extends EventEmitter {
           this.consoleBytes += bytes.length;
           this.emit('console', Uint8Array.from(bytes));
         },
+        heartbeat: (status) => {
+          this.deviceHeartbeat = status;
+          this.emitHeartbeat();
+        },
         log: (m) => this.log.warn(`devices: ${m}`),
         onFailure: (reason) => {
           this.log.error(reason);
@@ -153,6 +160,18 @@ export class VmWorker extends EventEmitter {
     if (this.state === s) return;
     this.state = s;
     this.emit('state', s);
+    if (s === 'paused' || s === 'running') this.emitHeartbeat();
+  }
+
+  private emitHeartbeat(): void {
+    if (this.deviceHeartbeat === null) return;
+    // A paused guest cannot answer: Paused rather than a heartbeat that is running out.
+    this.emit('heartbeat', this.state === 'paused' ? HeartbeatStatus.Paused : this.deviceHeartbeat);
+  }
+
+  /** Bytes typed at the console, for COM1's receiver. */
+  consoleInput(bytes: Uint8Array): void {
+    this.deviceThread.consoleInput(bytes);
   }
 
   private get live(): Partition {

@@ -62,6 +62,9 @@ async function main(): Promise<void> {
           if (!res.ok) throw Object.assign(new Error(`the guest did not take KVP item ${r.kvpKey}: ${res.reason}`), { code: 'VMWP_ERR_KVP' });
           return reply(status());
         }
+        case 'CONSOLE_INPUT':
+          worker.consoleInput(r.consoleInput ?? new Uint8Array(0));
+          return reply(status());
         case 'TURN_OFF':
           await worker.turnOff();
           reply(status());
@@ -75,6 +78,7 @@ async function main(): Promise<void> {
   }, log);
   worker.on('console', (data: Uint8Array) => server.console(data));
   worker.on('state', (state: string) => server.notify({ kind: 'STATE', state }));
+  worker.on('heartbeat', (heartbeatStatus: number) => server.notify({ kind: 'HEARTBEAT', heartbeatStatus }));
   worker.on('guest-fault', (message: string) => server.notify({ kind: 'GUEST_FAULT', message }));
   // Without its devices the VM cannot run: the worker ends, and VMMS reports the VM failed.
   worker.on('device-failure', (message: string) => {

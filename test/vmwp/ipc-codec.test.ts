@@ -30,12 +30,23 @@ describe('VMWP IPC', () => {
     expect(r).toMatchObject({ response: { heartbeatStatus: 2, shutdownOutcome: 'timed-out', kvpFound: true, kvpValue: 'v' } });
   });
 
+  it('console input and heartbeat changes are new numbers too (operation 12, request field 11; notification kind 5, field 6)', () => {
+    const input = encodeControl({ request: { version: 1, requestId: 6, operation: 'CONSOLE_INPUT', consoleInput: Buffer.from('hi\r') } });
+    // request { version=1, request_id=6, operation=CONSOLE_INPUT(12), console_input(11)=68 69 0d }
+    expect(Buffer.from(input).toString('hex')).toBe('0a0b08011006180c' + '5a0368690d');
+    expect(decodeControl(input)).toMatchObject({ request: { operation: 'CONSOLE_INPUT', consoleInput: Buffer.from('hi\r') } });
+    const beat = encodeControl({ notification: { version: 1, kind: 'HEARTBEAT', heartbeatStatus: 13 } });
+    // ControlMessage.notification (field 3) { version=1, kind=HEARTBEAT(5), heartbeat_status(6)=13 Lost Communication }
+    expect(Buffer.from(beat).toString('hex')).toBe('1a06080110053' + '00d');
+    expect(decodeControl(beat)).toMatchObject({ notification: { kind: 'HEARTBEAT', heartbeatStatus: 13 } });
+  });
+
   it('control messages are field-numbered protobuf', () => {
     const bytes = encodeControl({ request: { version: 1, requestId: 5, operation: 'SAVE', savedStatePath: '/s' } });
     // ControlMessage.request (field 1) { version=1, request_id=5, operation=SAVE(4), saved_state_path="/s" }
     expect(Buffer.from(bytes).toString('hex')).toBe('0a0a08011005180422022f73');
     // proto3: the fields added later read as their defaults (0, false, '') from an older peer's bytes.
-    expect(decodeControl(bytes)).toEqual({ request: { version: 1, requestId: 5, operation: 'SAVE', savedStatePath: '/s', timeoutMs: 0, force: false, reason: '', kvpPool: 0, kvpKey: '', kvpValue: '' } });
+    expect(decodeControl(bytes)).toEqual({ request: { version: 1, requestId: 5, operation: 'SAVE', savedStatePath: '/s', timeoutMs: 0, force: false, reason: '', kvpPool: 0, kvpKey: '', kvpValue: '', consoleInput: Buffer.alloc(0) } });
     const n = decodeControl(encodeControl({ notification: { version: 1, kind: 'GUEST_STOPPED', exits: [{ vp: 0, reason: 'fault', detail: 'trap' }] } }));
     expect(n).toMatchObject({ notification: { kind: 'GUEST_STOPPED', exits: [{ vp: 0, reason: 'fault', detail: 'trap' }] } });
     expect(() => encodeControl({ request: { version: 1, requestId: 1, operation: 'FLY' as never } })).toThrow(/unknown control operation/);

@@ -92,6 +92,19 @@ export function settingsOf(schema: CimSchema, vm: VmRecord, configurationFile: s
   });
 }
 
+/** Msvm_HeartbeatComponent OperationalStatus[0] values and their descriptions (management-model.md §1). */
+const HEARTBEAT_DESCRIPTION: Record<number, string> = { 2: 'OK', 3: 'Degraded', 12: 'No Contact', 13: 'Lost Communication', 15: 'Paused' };
+
+/**
+ * The heartbeat as the worker last pushed it (VmRecord.heartbeatStatus). Without a running worker
+ * there is nothing to be in contact with: 12 No Contact; 0 Unknown only for a value not in the model.
+ */
+function heartbeatStatusOf(vm: VmRecord): { OperationalStatus: number[]; StatusDescriptions: string[] } {
+  const s = vm.heartbeatStatus ?? 12;
+  const text = HEARTBEAT_DESCRIPTION[s];
+  return text ? { OperationalStatus: [s], StatusDescriptions: [text] } : { OperationalStatus: [0], StatusDescriptions: ['Unknown'] };
+}
+
 export function buildVmObjects(schema: CimSchema, hostName: string, vm: VmRecord, t: VmTracking, configurationFile: string): VmObjects {
   const system = computerSystemOf(schema, vm, t);
   const settings = settingsOf(schema, vm, configurationFile);
@@ -111,9 +124,7 @@ export function buildVmObjects(schema: CimSchema, hostName: string, vm: VmRecord
     SystemCreationClassName: 'Msvm_ComputerSystem', SystemName: vm.id, CreationClassName: IC_CLASS[ic],
     DeviceID: `Microsoft:${vm.id}\\${IntegrationServiceGuid[ic]}`, ElementName: IC_ELEMENT_NAME[ic],
     EnabledState: vm.enabledState === 2 ? 2 : 3, HealthState: 5,
-    // The heartbeat is asked of the worker on request (Vmms.heartbeatStatus), while instances are
-    // built synchronously from the VMMS's view: 0 Unknown rather than a status it has not read.
-    OperationalStatus: ic === 'heartbeat' ? [0] : [2],
+    ...(ic === 'heartbeat' ? heartbeatStatusOf(vm) : { OperationalStatus: [2], StatusDescriptions: ['OK'] }),
   }));
   const systemPath = schema.pathOf(system);
   const settingsPath = schema.pathOf(settings);

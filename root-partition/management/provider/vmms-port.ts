@@ -20,6 +20,8 @@ export interface VmRecord {
   readonly devices: readonly DeviceRecord[];
   readonly uptimeMs: number | null;
   readonly lastError: string | null;
+  /** Msvm_HeartbeatComponent OperationalStatus as last pushed by the worker; null or absent when unknown. */
+  readonly heartbeatStatus?: number | null;
 }
 
 export interface DeviceRecord {
@@ -48,7 +50,9 @@ export type VmmsPortEvent =
   | { kind: 'state-changed'; vmId: string; reason: string }
   | { kind: 'defined'; vmId: string }
   | { kind: 'modified'; vmId: string }
-  | { kind: 'removed'; vmId: string };
+  | { kind: 'removed'; vmId: string }
+  /** An integration component's status changed (the heartbeat, as the guest's device reports it). */
+  | { kind: 'component-changed'; vmId: string; component: 'heartbeat' };
 
 export interface VmmsPort {
   /** The host's name (Msvm_ComputerSystem.Name of the host and the service's SystemName). */

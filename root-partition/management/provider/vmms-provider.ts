@@ -35,6 +35,8 @@ export class VmmsProvider implements CimProvider {
   private readonly tracking = new Map<string, VmTracking>();
   /** The Msvm_ComputerSystem last published per VM: the PreviousInstance of the next change. */
   private readonly published = new Map<string, CimInstance>();
+  /** The Msvm_HeartbeatComponent last published per VM, for the same reason. */
+  private readonly publishedHeartbeat = new Map<string, CimInstance>();
   private readonly runningJobs = new Map<string, CimObjectPath>();
   private readonly service: ServiceMethods;
   private readonly unsubscribe: () => void;
@@ -42,7 +44,12 @@ export class VmmsProvider implements CimProvider {
   constructor(private readonly schema: CimSchema, private readonly port: VmmsPort, private readonly options: VmmsProviderOptions = {}) {
     this.jobs = new JobTable(schema, (e) => this.emit(e), options.jobRetentionMs);
     this.service = new ServiceMethods({ schema, port, jobs: this.jobs, systemPath: (id) => this.systemPath(id) });
-    for (const vm of port.list()) this.published.set(vm.id, this.objectsOf(vm).system);
+    for (const vm of port.list()) {
+      const objects = this.objectsOf(vm);
+      this.published.set(vm.id, objects.system);
+      const heartbeat = heartbeatOf(objects);
+      if (heartbeat) this.publishedHeartbeat.set(vm.id, heartbeat);
+    }
     this.unsubscribe = port.subscribe((e) => this.onVmmsEvent(e));
   }
 
@@ -158,12 +165,17 @@ export class VmmsProvider implements CimProvider {
     if (e.kind === 'removed') {
       const last = this.published.get(e.vmId);
       this.published.delete(e.vmId);
+      this.publishedHeartbeat.delete(e.vmId);
       this.tracking.delete(e.vmId);
       if (last) this.emit({ kind: 'deletion', target: last, time: new Date() });
       return;
     }
     const vm = this.port.get(e.vmId);
     if (!vm) return;
+    if (e.kind === 'component-changed') {
+      this.publishHeartbeat(vm);
+      return;
+    }
     if (e.kind === 'defined') {
       const objects = this.objectsOf(vm);
       this.published.set(vm.id, objects.system);
@@ -192,9 +204,22 @@ export class VmmsProvider implements CimProvider {
     this.emit({ kind: 'modification', target, ...(previous ? { previous } : {}), time: new Date() });
   }
 
+  /** Push a modification of the VM's Msvm_HeartbeatComponent, as the worker reported the change. */
+  private publishHeartbeat(vm: VmRecord): void {
+    const target = heartbeatOf(this.objectsOf(vm));
+    if (!target) return;
+    const previous = this.publishedHeartbeat.get(vm.id);
+    this.publishedHeartbeat.set(vm.id, target);
+    this.emit({ kind: 'modification', target, ...(previous ? { previous } : {}), time: new Date() });
+  }
+
   private emit(event: CimInstanceEvent): void {
     for (const listener of [...this.listeners]) {
       try { listener(event); } catch { /* one subscriber's failure must not stop the others */ }
     }
   }
+}
+
+function heartbeatOf(objects: VmObjects): CimInstance | undefined {
+  return objects.components.find((c) => c.className === 'Msvm_HeartbeatComponent');
 }

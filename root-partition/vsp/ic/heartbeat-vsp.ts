@@ -50,6 +50,27 @@ export class HeartbeatVsp extends IcVsp {
     this.now = options.now ?? (() => performance.now());
   }
 
+  private readonly statusListeners = new Set<(status: HeartbeatStatusValue) => void>();
+  private reportedStatus: HeartbeatStatusValue | null = null;
+
+  /**
+   * Calls `listener` with the status now and then at each change, as this device sees it happen
+   * (an answer, a channel closing, an interval without an answer): VMMS pushes the changes as
+   * Msvm_HeartbeatComponent modifications instead of asking. Returns the unsubscribe function.
+   */
+  onStatus(listener: (status: HeartbeatStatusValue) => void): () => void {
+    this.statusListeners.add(listener);
+    listener(this.status());
+    return () => this.statusListeners.delete(listener);
+  }
+
+  private reportIfChanged(): void {
+    const s = this.status();
+    if (s === this.reportedStatus) return;
+    this.reportedStatus = s;
+    for (const l of [...this.statusListeners]) l(s);
+  }
+
   /** OperationalStatus[0] now. */
   status(): HeartbeatStatusValue {
     if (!this.ready || this.lastAnswerAt === null) return HeartbeatStatus.NoContact;
@@ -58,8 +79,9 @@ export class HeartbeatVsp extends IcVsp {
   }
 
   protected negotiatedHook(): void {
-    this.beat();
-    this.timer = setInterval(() => this.beat(), this.intervalMs);
+    void this.beat();
+    // Each tick also notices an answer that is overdue (Lost Communication) while one is in flight.
+    this.timer = setInterval(() => { void this.beat(); this.reportIfChanged(); }, this.intervalMs);
     this.timer.unref?.();
   }
 
@@ -67,6 +89,7 @@ export class HeartbeatVsp extends IcVsp {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.lastAnswerAt = null;
+    this.reportIfChanged();
   }
 
   private inFlight = false;
@@ -88,5 +111,6 @@ export class HeartbeatVsp extends IcVsp {
     this.beats.answered++;
     this.lastAnswerAt = this.now();
     this.applicationState = hb.applicationState;
+    this.reportIfChanged();
   }
 }

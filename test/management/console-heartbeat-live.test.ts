@@ -1,0 +1,117 @@
+/**
+ * A real `tsvisor serve` with real guests: `tsvisor vm console` typing into the reference shell
+ * (stdin → VMMS → worker → COM1) and detaching with Ctrl-]; Msvm_HeartbeatComponent following
+ * the guest's heartbeat, its changes pushed as __InstanceModificationEvent (not read on request).
+ */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ManagementEvent } from '../../root-partition/management/client/management-client.ts';
+import { VmmsClient } from '../../root-partition/vmms/vmms-client.ts';
+import type { VmView } from '../../root-partition/vmms/vm-entry.ts';
+import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
+import { LiveDaemon, TSVISOR } from './live-daemon.ts';
+
+let daemon: LiveDaemon;
+const MiB = 1024 * 1024;
+
+beforeAll(async () => {
+  await buildGuests(['ref-emulated', 'ic-services']);
+  daemon = await LiveDaemon.start();
+}, 120_000);
+
+afterAll(async () => {
+  if (daemon) expect(await daemon.stop()).toEqual([]);
+}, 60_000);
+
+async function until(what: string, check: () => boolean, timeoutMs = 30_000, detail: () => string = () => ''): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${detail() ? `:\n${detail()}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function defineAndStart(name: string, request: Record<string, unknown>): Promise<VmView> {
+  const c = await VmmsClient.connect(daemon.dataDir);
+  try {
+    await c.call('new', { name, memoryBytes: 32 * MiB, ...request });
+    const r = await c.call<{ returnValue: number; vm: VmView }>('start', { vm: name });
+    expect(r.returnValue).toBe(0);
+    daemon.noteWorker(r.vm.processId);
+    return r.vm;
+  } finally {
+    c.close();
+  }
+}
+
+async function vmCall<T>(method: 'pause' | 'resume' | 'stop', params: Record<string, unknown>): Promise<T> {
+  const c = await VmmsClient.connect(daemon.dataDir);
+  try { return await c.call<T>(method, params); } finally { c.close(); }
+}
+
+describe('the console and the integration services through a real daemon', () => {
+  it('tsvisor vm console types into the reference shell and detaches on Ctrl-]', async () => {
+    const disk = join(daemon.dataDir, 'console.raw');
+    writeFileSync(disk, Buffer.alloc(MiB));
+    await defineAndStart('shell', { imagePath: guestImagePath('ref-emulated'), devices: [{ kind: 'ide-disk', controller: 0, position: 0, path: disk }] });
+
+    const cli = spawn(process.execPath, [TSVISOR, 'vm', '--data-dir', daemon.dataDir, 'console', 'shell'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    cli.stdout.on('data', (c) => { out += c; });
+    cli.stderr.on('data', (c) => { err += c; });
+    const exited = new Promise<number>((r) => cli.on('exit', (code) => r(code ?? -1)));
+    try {
+      const seen = () => `stdout:\n${out}\nstderr:\n${err}`;
+      // The output VMMS held from before the attach comes first: the banner and a prompt.
+      await until('the shell prompt', () => out.includes('tsvisor> '), 60_000, seen);
+      cli.stdin.write('echo hello\r');
+      await until('hello', () => /tsvisor> hello\r?\n/.test(out), 30_000, seen);
+      cli.stdin.write('help\r');
+      await until('the command list', () => /devices/.test(out.slice(out.indexOf('hello'))) && /uptime/.test(out), 30_000, seen);
+      for (const command of ['read', 'write', 'counters', 'echo', 'shutdown']) expect(out).toContain(command);
+      // Ctrl-] detaches while stdin stays open, as at a terminal.
+      cli.stdin.write(Buffer.from([0x1d]));
+      expect(await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000, 'still attached'))])).toBe(0);
+    } finally {
+      cli.kill('SIGKILL');
+    }
+    const r = await vmCall<{ returnValue: number }>('stop', { vm: 'shell', turnOff: true });
+    expect(r.returnValue).toBe(0);
+  }, 180_000);
+
+  it('Msvm_HeartbeatComponent reports the guest\'s heartbeat, each change pushed as it happens', async () => {
+    const client = await daemon.client();
+    const events: ManagementEvent[] = [];
+    const watch = await client.watch("SELECT * FROM __InstanceModificationEvent WITHIN 1 WHERE TargetInstance ISA 'Msvm_HeartbeatComponent'", (e) => events.push(e));
+    try {
+      const vm = await defineAndStart('beating', { imagePath: guestImagePath('ic-services'), devices: [{ kind: 'integration-services' }] });
+      const statuses = () => events.map((e) => e.target.get('OperationalStatus') as number[]).map((s) => s[0]);
+      await until('heartbeat OK', () => statuses().includes(2), 60_000, () => JSON.stringify(statuses()));
+      const ok = events.find((e) => (e.target.get('OperationalStatus') as number[])[0] === 2)!;
+      expect(ok.target.get('SystemName')).toBe(vm.id);
+      expect(ok.target.get('StatusDescriptions')).toEqual(['OK']);
+      const [component] = await client.query(`SELECT * FROM Msvm_HeartbeatComponent WHERE SystemName = '${vm.id}'`);
+      expect([component!.get('OperationalStatus'), component!.get('StatusDescriptions')]).toEqual([[2], ['OK']]);
+
+      const before = events.length;
+      expect((await vmCall<{ returnValue: number }>('pause', { vm: 'beating' })).returnValue).toBe(0);
+      await until('heartbeat Paused', () => statuses().slice(before).includes(15), 30_000, () => JSON.stringify(statuses()));
+      const paused = events.slice(before).find((e) => (e.target.get('OperationalStatus') as number[])[0] === 15)!;
+      expect(paused.target.get('StatusDescriptions')).toEqual(['Paused']);
+      expect(paused.previous?.get('OperationalStatus')).toEqual([2]);
+      const resumedAt = events.length;
+      expect((await vmCall<{ returnValue: number }>('resume', { vm: 'beating' })).returnValue).toBe(0);
+      await until('heartbeat OK again', () => statuses().slice(resumedAt).includes(2), 30_000, () => JSON.stringify(statuses()));
+
+      const offAt = events.length;
+      expect((await vmCall<{ returnValue: number }>('stop', { vm: 'beating', turnOff: true })).returnValue).toBe(0);
+      await until('no contact once off', () => statuses().slice(offAt).includes(12), 30_000, () => JSON.stringify(statuses()));
+    } finally {
+      await watch.stop();
+      client.close();
+    }
+  }, 180_000);
+});
