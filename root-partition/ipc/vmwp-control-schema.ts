@@ -30,6 +30,8 @@ enum Operation {
   // Bytes typed at the VM's console, for COM1's receiver (a worker that predates it answers
   // "unknown operation").
   CONSOLE_INPUT = 12;
+  // KVP_DELETE: removes a host item (kvp_pool, kvp_key) from the guest.
+  KVP_DELETE = 13;
 }
 
 message VpExit {
@@ -85,6 +87,8 @@ message Notification {
     WORKER_ERROR = 4;
     // The heartbeat status changed (pushed by the device thread as it happens).
     HEARTBEAT = 5;
+    // The guest's KVP items changed (the worker re-reads them and reports differences).
+    KVP = 6;
   }
   Kind kind = 2;
   string state = 3;
@@ -92,6 +96,14 @@ message Notification {
   repeated VpExit exits = 5;
   // HEARTBEAT: Msvm_HeartbeatComponent OperationalStatus (2, 3, 12, 13, 15).
   uint32 heartbeat_status = 6;
+  // KVP: the Guest pool (GuestExchangeItems) and the Auto pool (GuestIntrinsicExchangeItems).
+  repeated KvpItem kvp_guest_items = 7;
+  repeated KvpItem kvp_intrinsic_items = 8;
+}
+
+message KvpItem {
+  string key = 1;
+  string value = 2;
 }
 
 // A control frame holds exactly one of these.
@@ -108,7 +120,7 @@ const root = protobuf.parse(SCHEMA, { keepCase: false }).root;
 const ControlMessageType = root.lookupType('tsvisor.vmwp.v1.ControlMessage');
 const OperationEnum = root.lookupEnum('tsvisor.vmwp.v1.Operation');
 
-export type Operation = 'STATUS' | 'PAUSE' | 'RESUME' | 'SAVE' | 'TURN_OFF' | 'RESET' | 'COUNTERS' | 'HEARTBEAT' | 'SHUTDOWN' | 'KVP_GET' | 'KVP_SET' | 'CONSOLE_INPUT';
+export type Operation = 'STATUS' | 'PAUSE' | 'RESUME' | 'SAVE' | 'TURN_OFF' | 'RESET' | 'COUNTERS' | 'HEARTBEAT' | 'SHUTDOWN' | 'KVP_GET' | 'KVP_SET' | 'CONSOLE_INPUT' | 'KVP_DELETE';
 
 export type ShutdownOutcome = 'shut-down' | 'timed-out' | 'refused' | 'unavailable';
 
@@ -145,7 +157,7 @@ export interface ControlResponse {
   kvpFound?: boolean;
 }
 
-export type NotificationKind = 'STATE' | 'GUEST_FAULT' | 'GUEST_STOPPED' | 'WORKER_ERROR' | 'HEARTBEAT';
+export type NotificationKind = 'STATE' | 'GUEST_FAULT' | 'GUEST_STOPPED' | 'WORKER_ERROR' | 'HEARTBEAT' | 'KVP';
 
 export interface ControlNotification {
   version: number;
@@ -154,6 +166,8 @@ export interface ControlNotification {
   message?: string;
   exits?: { vp: number; reason: string; detail?: string }[];
   heartbeatStatus?: number;
+  kvpGuestItems?: { key: string; value: string }[];
+  kvpIntrinsicItems?: { key: string; value: string }[];
 }
 
 export type ControlMessage = { request: ControlRequest } | { response: ControlResponse } | { notification: ControlNotification };

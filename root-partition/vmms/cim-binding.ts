@@ -11,7 +11,7 @@ import { CimObjectManager } from '../management/cim/object-manager.ts';
 import { createVirtualizationSchema } from '../management/cim/schema.ts';
 import { CimXmlServer, isLoopback, type CimXmlCredentials } from '../management/cimxml/http-server.ts';
 import { VmmsProvider } from '../management/provider/vmms-provider.ts';
-import type { PortResult, VmmsPort, VmmsPortEvent } from '../management/provider/vmms-port.ts';
+import type { KvpItemChange, PortResult, VmmsPort, VmmsPortEvent } from '../management/provider/vmms-port.ts';
 import { transition, type EnabledStateValue } from './lifecycle.ts';
 import type { Vmms } from './vmms.ts';
 
@@ -42,18 +42,45 @@ export function vmmsPort(vmms: Vmms): VmmsPort {
       // The caller decides when to give up and turn off (Stop-VM's timeout), so the guest may take its time here.
       ? (id, force, reason) => withShutdown.shutdown!(id, { force, reason, timeoutMs: 3_600_000 })
       : null,
+    changeKvpItems: (id, change, items) => changeKvpItems(vmms, id, change, items),
     subscribe(listener: (e: VmmsPortEvent) => void) {
       const on = {
         'state-changed': (e: { vmId: string; reason: string }) => listener({ kind: 'state-changed', vmId: e.vmId, reason: e.reason }),
         defined: (e: { vmId: string }) => listener({ kind: 'defined', vmId: e.vmId }),
         modified: (e: { vmId: string }) => listener({ kind: 'modified', vmId: e.vmId }),
         removed: (e: { vmId: string }) => listener({ kind: 'removed', vmId: e.vmId }),
-        'integration-changed': (e: { vmId: string; component: 'heartbeat' }) => listener({ kind: 'component-changed', vmId: e.vmId, component: e.component }),
+        'integration-changed': (e: { vmId: string; component: 'heartbeat' | 'kvp' }) => listener({ kind: 'component-changed', vmId: e.vmId, component: e.component }),
       };
       for (const [name, f] of Object.entries(on)) vmms.events.on(name, f);
       return () => { for (const [name, f] of Object.entries(on)) vmms.events.off(name, f); };
     },
   };
+}
+
+/** KVP pool External (Linux KVP_POOL_EXTERNAL): the host's items for the guest (kvp-protocol.ts). */
+const KVP_POOL_EXTERNAL = 0;
+
+/**
+ * Hyper-V's rules for host items: Add refuses a key the guest already holds, Modify and Remove
+ * one it does not. Items are applied in order and the first failure ends the call.
+ */
+async function changeKvpItems(vmms: Vmms, id: string, change: KvpItemChange, items: readonly { name: string; data: string }[]): Promise<PortResult> {
+  const vm = vmms.get(id);
+  if (!vm) return { returnValue: 32773, error: `no VM ${id}` };
+  if (vm.enabledState !== 2) return { returnValue: 32775, error: `the VM is not running (EnabledState ${vm.enabledState}); KVP items reach only a running guest` };
+  try {
+    for (const { name, data } of items) {
+      if (!name) return { returnValue: 32773, error: 'a data item has no Name' };
+      const held = await vmms.kvpGet(id, KVP_POOL_EXTERNAL, name);
+      if (change === 'add' && held !== null) return { returnValue: 32768, error: `the guest already has a host item named ${name} (use ModifyKvpItems)` };
+      if (change !== 'add' && held === null) return { returnValue: 32768, error: `the guest has no host item named ${name}` };
+      if (change === 'remove') await vmms.kvpDelete(id, KVP_POOL_EXTERNAL, name);
+      else await vmms.kvpSet(id, KVP_POOL_EXTERNAL, name, data);
+    }
+  } catch (e) {
+    return { returnValue: 32768, error: (e as Error).message };
+  }
+  return { returnValue: 0 };
 }
 
 /** `user:password` lines; blank lines and # comments skipped. */

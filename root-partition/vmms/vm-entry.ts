@@ -33,6 +33,9 @@ export interface VmView {
    * 12 No Contact, 13 Lost Communication, 15 Paused); null without a worker or a heartbeat service.
    */
   heartbeatStatus: number | null;
+  /** The guest's KVP items as the worker last reported them ([key, value]); null before a report. */
+  kvpGuestItems: [string, string][] | null;
+  kvpIntrinsicItems: [string, string][] | null;
 }
 
 export class VmEntry {
@@ -50,6 +53,7 @@ export class VmEntry {
   lastError: string | null = null;
   counters: WorkerCounters | null = null;
   heartbeatStatus: number | null = null;
+  kvp: { guest: [string, string][]; intrinsic: [string, string][] } | null = null;
   private consoleChunks: Buffer[] = [];
   private consoleBytes = 0;
 
@@ -85,6 +89,7 @@ export class VmEntry {
       automaticStopAction: d.automaticStopAction, devices: d.devices,
       uptimeMs: this.runningSince === null ? null : Date.now() - this.runningSince, lastError: this.lastError,
       heartbeatStatus: this.conn ? this.heartbeatStatus : null,
+      kvpGuestItems: this.conn ? (this.kvp?.guest ?? null) : null, kvpIntrinsicItems: this.conn ? (this.kvp?.intrinsic ?? null) : null,
     };
   }
 }

@@ -8,7 +8,7 @@
  *   'vm-crashed'    { vmId, name, message } — a worker died without being asked
  *   'guest-fault'   { vmId, name, message }
  *   'console'       { vmId, data }
- *   'integration-changed' { vmId, component: 'heartbeat' } — pushed by the worker as it happens
+ *   'integration-changed' { vmId, component: 'heartbeat' | 'kvp' } — pushed by the worker as it happens
  *   'defined' / 'modified' / 'removed' { vmId, name }
  */
 import { EventEmitter } from 'node:events';
@@ -279,6 +279,13 @@ export class Vmms {
     return this.entry(idOrName).console();
   }
 
+  /** Removes a host item from the guest's `pool`. */
+  async kvpDelete(idOrName: string, pool: number, key: string): Promise<void> {
+    const e = this.entry(idOrName);
+    if (!e.conn) throw new VmmsError('VMMS_ERR_NOT_RUNNING', `VM ${e.def.name} has no worker`);
+    await e.conn.request('KVP_DELETE', 10_000, { kvpPool: pool, kvpKey: key });
+  }
+
   /** Bytes typed at the VM's console: the worker puts them into COM1's receiver. */
   async consoleInput(idOrName: string, bytes: Uint8Array): Promise<void> {
     const e = this.entry(idOrName);
@@ -326,6 +333,10 @@ export class Vmms {
         this.events.emit('guest-fault', { vmId: e.def.id, name: e.def.name, message: n.message });
       } else if (n.kind === 'HEARTBEAT') {
         this.setHeartbeat(e, n.heartbeatStatus ?? null);
+      } else if (n.kind === 'KVP') {
+        const pairs = (items?: { key: string; value: string }[]) => (items ?? []).map((i): [string, string] => [i.key, i.value]);
+        e.kvp = { guest: pairs(n.kvpGuestItems), intrinsic: pairs(n.kvpIntrinsicItems) };
+        this.events.emit('integration-changed', { vmId: e.def.id, component: 'kvp' });
       } else if (n.kind === 'GUEST_STOPPED') {
         e.guestStopped = true;
         e.expectingExit = true;
@@ -339,6 +350,7 @@ export class Vmms {
       if (e.conn !== conn) return;
       e.conn = null;
       this.setHeartbeat(e, null);
+      if (e.kvp) { e.kvp = null; this.events.emit('integration-changed', { vmId: e.def.id, component: 'kvp' }); }
       if (this.closing && !e.expectingExit) return; // VMMS detaches; the worker runs on
       if (e.guestStopped) {
         e.pid = null;

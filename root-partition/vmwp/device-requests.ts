@@ -9,12 +9,14 @@ import { IntegrationServices } from '../vsp/ic/integration-services.ts';
 import type { ShutdownAnswer } from '../vsp/ic/shutdown-vsp.ts';
 import type { IntegrationServicesConfig } from './device-config.ts';
 import type { VmDevices } from './vm-devices.ts';
+import { KvpGuestWatch, type KvpGuestItems } from './kvp-guest-watch.ts';
 
 export type DeviceRequest =
   | { op: 'heartbeat' }
   | { op: 'shutdown'; force: boolean; reason: string; timeoutMs: number }
   | { op: 'kvp-get'; pool: number; key: string }
   | { op: 'kvp-set'; pool: number; key: string; value: string }
+  | { op: 'kvp-delete'; pool: number; key: string }
   | { op: 'save-devices' };
 
 export interface DeviceReplies {
@@ -22,6 +24,7 @@ export interface DeviceReplies {
   shutdown: ShutdownAnswer;
   'kvp-get': { value: string | null };
   'kvp-set': { ok: boolean; reason?: string };
+  'kvp-delete': { ok: boolean; reason?: string };
   'save-devices': { records: DeviceStateRecord[] };
 }
 
@@ -35,11 +38,14 @@ export class DeviceRequestError extends Error {
 /** The device thread's side: owns the integration services and answers requests. */
 export class DeviceRequestServer {
   readonly ic: IntegrationServices | null = null;
+  private kvpWatch: KvpGuestWatch | null = null;
 
   constructor(
     private readonly devices: VmDevices, referenceTime: () => bigint, config: IntegrationServicesConfig | undefined, log: (m: string) => void,
     /** Each heartbeat status change, as it happens (only when the heartbeat service is offered). */
     onHeartbeat?: (status: number) => void,
+    /** The guest's KVP items at each change (only when the KVP service is offered). */
+    onKvp?: (items: KvpGuestItems) => void,
   ) {
     if (config && devices.vmbus) {
       this.ic = new IntegrationServices({ referenceTime, log: (e) => log(`integration services ${e.code}: ${e.message}`) });
@@ -47,6 +53,7 @@ export class DeviceRequestServer {
       const enabled = [config.heartbeat && this.ic.heartbeat, config.shutdown && this.ic.shutdown, config.timeSync && this.ic.timeSync, config.kvp && this.ic.kvp];
       for (const vsp of enabled) if (vsp) devices.vmbus.addVsp(vsp);
       if (config.heartbeat && onHeartbeat) this.ic.heartbeat.onStatus(onHeartbeat);
+      if (config.kvp && onKvp) this.kvpWatch = new KvpGuestWatch(this.ic, onKvp);
     }
   }
 
@@ -60,6 +67,12 @@ export class DeviceRequestServer {
       case 'kvp-get': return { value: await ic.kvp.get(r.pool, r.key) };
       case 'kvp-set': {
         const res = await ic.kvpSetHostItem(r.pool, r.key, r.value);
+        void this.kvpWatch?.refresh();
+        return res.ok ? { ok: true } : { ok: false, reason: res.reason };
+      }
+      case 'kvp-delete': {
+        const res = await ic.kvpDeleteHostItem(r.pool, r.key);
+        void this.kvpWatch?.refresh();
         return res.ok ? { ok: true } : { ok: false, reason: res.reason };
       }
     }
@@ -79,6 +92,7 @@ export class DeviceRequestServer {
   }
 
   dispose(): void {
+    this.kvpWatch?.dispose();
     this.ic?.dispose();
   }
 }

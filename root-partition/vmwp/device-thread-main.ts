@@ -60,6 +60,7 @@ try {
   requests = new DeviceRequestServer(
     devices!, () => BigInt(partition.referenceTime()), data.devices.integrationServices, (message) => post({ kind: 'log', message }),
     (status) => post({ kind: 'heartbeat', status }),
+    (items) => post({ kind: 'kvp', items }),
   );
   if (data.restore) devices!.platform.restoreState(data.restore);
 } catch (e) {

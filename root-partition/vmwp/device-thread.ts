@@ -4,6 +4,7 @@
  * doorbell, so an exit costs a cache-line round trip between two cores instead of an event-loop
  * turn. Start it after `partition.initialize()` and before `partition.start()`.
  */
+import type { KvpGuestItems } from './kvp-guest-watch.ts';
 import { Worker } from 'node:worker_threads';
 import type { PartitionShare } from '../../hypervisor/partition-handle.ts';
 import type { Partition } from '../../hypervisor/partition.ts';
@@ -53,6 +54,7 @@ export type DeviceThreadMessage =
   | { kind: 'log'; message: string }
   | { kind: 'console'; bytes: Uint8Array }
   | { kind: 'heartbeat'; status: number }
+  | { kind: 'kvp'; items: KvpGuestItems }
   | { kind: 'reply'; id: number; ok: boolean; value?: unknown; error?: string; code?: string }
   | { kind: 'stopped'; stats: DeviceThreadStats };
 
@@ -63,6 +65,8 @@ export interface DeviceThreadOptions {
   console?: (bytes: Uint8Array) => void;
   /** Msvm_HeartbeatComponent OperationalStatus at each change, pushed by the heartbeat device. */
   heartbeat?: (status: number) => void;
+  /** The guest's KVP items (Guest and Auto pools) at each change. */
+  kvp?: (items: KvpGuestItems) => void;
   log?: (message: string) => void;
   /** The thread ended without being stopped (an error in a device): the VM cannot go on. */
   onFailure?: (reason: string) => void;
@@ -107,6 +111,7 @@ export class DeviceThread {
         else if (m.kind === 'error') reject(new Error(m.message));
         else if (m.kind === 'console') opts.console?.(m.bytes);
         else if (m.kind === 'heartbeat') opts.heartbeat?.(m.status);
+        else if (m.kind === 'kvp') opts.kvp?.(m.items);
         else if (m.kind === 'log') opts.log?.(m.message);
         else if (m.kind === 'post-code') opts.onPostCode?.(m.snapshot);
         else if (m.kind === 'stopped') resolveStats(m.stats);

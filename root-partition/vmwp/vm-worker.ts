@@ -42,7 +42,7 @@ export interface VpExitRecord { vp: number; reason: string; detail?: string }
 
 /**
  * Events: 'console' (bytes), 'state' (WorkerState), 'heartbeat' (OperationalStatus, at each
- * change, 15 Paused while paused), 'guest-fault' (message), 'device-failure'
+ * change, 15 Paused while paused), 'kvp' (KvpGuestItems, at each change), 'guest-fault' (message), 'device-failure'
  * (message: the device thread died; the VM cannot go on),
  * 'guest-stopped' (VpExitRecord[]: every VP left on its own: the guest is done).
  */
@@ -114,6 +114,7 @@ export class VmWorker extends EventEmitter {
           this.consoleBytes += bytes.length;
           this.emit('console', Uint8Array.from(bytes));
         },
+        kvp: (items) => this.emit('kvp', items),
         heartbeat: (status) => {
           this.deviceHeartbeat = status;
           this.emitHeartbeat();
@@ -268,6 +269,10 @@ export class VmWorker extends EventEmitter {
 
   kvpSet(pool: number, key: string, value: string): Promise<DeviceReplies['kvp-set']> {
     return this.deviceThread.request({ op: 'kvp-set', pool, key, value });
+  }
+
+  kvpDelete(pool: number, key: string): Promise<DeviceReplies['kvp-delete']> {
+    return this.deviceThread.request({ op: 'kvp-delete', pool, key });
   }
 
   /** Resolves when every VP has left (the guest halted or returned), or at once when none runs. */

@@ -10,6 +10,7 @@ import { closeLogger, createProcessLogger } from '../vmms/log.ts';
 import { ControlServer } from './control-server.ts';
 import { DEFAULT_SHUTDOWN_TIMEOUT_MS, shutDownGuest } from './guest-shutdown.ts';
 import { VmWorker, type WorkerLaunch } from './vm-worker.ts';
+import type { KvpGuestItems } from './kvp-guest-watch.ts';
 
 async function main(): Promise<void> {
   const launch = JSON.parse(Buffer.from(process.argv[2] ?? '', 'base64').toString('utf8')) as WorkerLaunch;
@@ -62,6 +63,11 @@ async function main(): Promise<void> {
           if (!res.ok) throw Object.assign(new Error(`the guest did not take KVP item ${r.kvpKey}: ${res.reason}`), { code: 'VMWP_ERR_KVP' });
           return reply(status());
         }
+        case 'KVP_DELETE': {
+          const res = await worker.kvpDelete(r.kvpPool ?? 0, r.kvpKey ?? '');
+          if (!res.ok) throw Object.assign(new Error(`the guest did not delete KVP item ${r.kvpKey}: ${res.reason}`), { code: 'VMWP_ERR_KVP' });
+          return reply(status());
+        }
         case 'CONSOLE_INPUT':
           worker.consoleInput(r.consoleInput ?? new Uint8Array(0));
           return reply(status());
@@ -79,6 +85,9 @@ async function main(): Promise<void> {
   worker.on('console', (data: Uint8Array) => server.console(data));
   worker.on('state', (state: string) => server.notify({ kind: 'STATE', state }));
   worker.on('heartbeat', (heartbeatStatus: number) => server.notify({ kind: 'HEARTBEAT', heartbeatStatus }));
+  worker.on('kvp', (items: KvpGuestItems) => server.notify({
+    kind: 'KVP', kvpGuestItems: items.guest.map(([key, value]) => ({ key, value })), kvpIntrinsicItems: items.intrinsic.map(([key, value]) => ({ key, value })),
+  }));
   worker.on('guest-fault', (message: string) => server.notify({ kind: 'GUEST_FAULT', message }));
   // Without its devices the VM cannot run: the worker ends, and VMMS reports the VM failed.
   worker.on('device-failure', (message: string) => {

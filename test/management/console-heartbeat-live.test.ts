@@ -1,7 +1,9 @@
 /**
  * A real `tsvisor serve` with real guests: `tsvisor vm console` typing into the reference shell
  * (stdin → VMMS → worker → COM1) and detaching with Ctrl-]; Msvm_HeartbeatComponent following
- * the guest's heartbeat, its changes pushed as __InstanceModificationEvent (not read on request).
+ * the guest's heartbeat, its changes pushed as __InstanceModificationEvent (not read on request);
+ * Msvm_KvpExchangeComponent with the guest's items as embedded Msvm_KvpExchangeDataItem instances
+ * (read with wbemcli too), and host items through AddKvpItems / ModifyKvpItems / RemoveKvpItems.
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -11,7 +13,8 @@ import type { ManagementEvent } from '../../root-partition/management/client/man
 import { VmmsClient } from '../../root-partition/vmms/vmms-client.ts';
 import type { VmView } from '../../root-partition/vmms/vm-entry.ts';
 import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
-import { LiveDaemon, TSVISOR } from './live-daemon.ts';
+import { createVirtualizationSchema } from '../../root-partition/management/cim/schema.ts';
+import { LiveDaemon, run, TSVISOR, WBEMCLI } from './live-daemon.ts';
 
 let daemon: LiveDaemon;
 const MiB = 1024 * 1024;
@@ -112,6 +115,65 @@ describe('the console and the integration services through a real daemon', () =>
     } finally {
       await watch.stop();
       client.close();
+    }
+  }, 180_000);
+
+  it('Msvm_KvpExchangeComponent carries the guest\'s items; the host adds, modifies and removes its own through the service', async () => {
+    const client = await daemon.client();
+    const events: ManagementEvent[] = [];
+    const watch = await client.watch("SELECT * FROM __InstanceModificationEvent WITHIN 1 WHERE TargetInstance ISA 'Msvm_KvpExchangeComponent'", (e) => events.push(e));
+    const c = await VmmsClient.connect(daemon.dataDir);
+    try {
+      const vm = await defineAndStart('kvp', { imagePath: guestImagePath('ic-services'), devices: [{ kind: 'integration-services' }] });
+      const items = (i: ManagementEvent['target'], property: string) =>
+        ((i.get(property) as ManagementEvent['target'][] | null) ?? []).map((x) => [x.get('Name'), x.get('Data'), x.get('Source')]);
+      await until('the guest\'s KVP items', () => events.some((e) => items(e.target, 'GuestExchangeItems').length > 0), 60_000, () => JSON.stringify(events.map((e) => e.target.get('GuestExchangeItems'))));
+      const [component] = await client.query(`SELECT * FROM Msvm_KvpExchangeComponent WHERE SystemName = '${vm.id}'`);
+      // Source: the pool, 1 Guest and 2 Auto (intrinsic: what the guest's integration driver fills in).
+      expect(items(component!, 'GuestExchangeItems')).toEqual([['GuestState', 'serving', 1]]);
+      expect(items(component!, 'GuestIntrinsicExchangeItems')).toEqual(expect.arrayContaining([
+        ['FullyQualifiedDomainName', 'tsvisor-ic-guest', 2], ['OSName', 'tsvisor child SDK', 2], ['OSVersion', '0.1', 2],
+      ]));
+      if (WBEMCLI) {
+        // The same items through CIM-XML, as embedded instances a stock WBEM client reads.
+        const ei = await run(WBEMCLI, ['-nl', 'ei', `${daemon.url()}:Msvm_KvpExchangeComponent`]);
+        expect(ei.code).toBe(0);
+        expect(ei.stdout).toContain('GuestIntrinsicExchangeItems');
+        expect(ei.stdout).toContain('Msvm_KvpExchangeDataItem');
+        expect(ei.stdout).toContain('tsvisor-ic-guest');
+      }
+
+      const schema = createVirtualizationSchema();
+      const [service] = await client.enumerate('Msvm_VirtualSystemManagementService');
+      const servicePath = schema.pathOf(service!);
+      const dataItem = (name: string, data: string) => schema.createInstance('Msvm_KvpExchangeDataItem', { Name: name, Data: data, Source: 0 });
+      const change = async (method: string, name: string, data: string) => {
+        const outcome = await client.invoke(servicePath, method, { TargetSystem: client.systemPath(vm.id), DataItems: [dataItem(name, data)] });
+        expect(outcome.returnValue).toBe(4096);
+        const job = await client.waitForJob(outcome);
+        return [job!.get('JobState'), job!.get('ErrorCode'), job!.get('ErrorDescription')];
+      };
+      // The guest prints each host item it holds ("kvp0 key=value") when the host writes one.
+      let seenOnConsole = '';
+      c.onConsole = (data) => { seenOnConsole += data.toString('latin1'); };
+      seenOnConsole += Buffer.from((await c.call<{ tail: string }>('console-follow', { vm: 'kvp' })).tail, 'base64').toString('latin1');
+      expect(await change('AddKvpItems', 'Owner', 'ops')).toEqual([7, 0, null]);
+      await until('kvp0 Owner=ops on the guest console', () => seenOnConsole.includes('kvp0 Owner=ops'), 30_000, () => seenOnConsole);
+      // Hyper-V's rules: Add refuses a key the guest holds; Modify and Remove need one.
+      const again = await change('AddKvpItems', 'Owner', 'other');
+      expect(again.slice(0, 2)).toEqual([10, 32768]);
+      expect(String(again[2])).toContain('already has a host item named Owner');
+      expect(await change('ModifyKvpItems', 'Owner', 'platform')).toEqual([7, 0, null]);
+      await until('kvp0 Owner=platform on the guest console', () => seenOnConsole.includes('kvp0 Owner=platform'), 30_000, () => seenOnConsole);
+      expect(await change('RemoveKvpItems', 'Owner', '')).toEqual([7, 0, null]);
+      const gone = await change('RemoveKvpItems', 'Owner', '');
+      expect(gone.slice(0, 2)).toEqual([10, 32768]);
+    } finally {
+      await watch.stop();
+      client.close();
+      const off = await c.call<{ returnValue: number }>('stop', { vm: 'kvp', turnOff: true }).catch(() => null);
+      c.close();
+      expect(off?.returnValue).toBe(0);
     }
   }, 180_000);
 });

@@ -105,6 +105,18 @@ function heartbeatStatusOf(vm: VmRecord): { OperationalStatus: number[]; StatusD
   return text ? { OperationalStatus: [s], StatusDescriptions: [text] } : { OperationalStatus: [0], StatusDescriptions: ['Unknown'] };
 }
 
+/** Msvm_KvpExchangeDataItem.Source: the KVP pool the item lives in (Linux KVP_POOL_*: 0 External, 1 Guest, 2 Auto, 3 AutoExternal). */
+export const KvpItemSource = { External: 0, Guest: 1, Auto: 2, AutoExternal: 3 } as const;
+
+/** Embedded Msvm_KvpExchangeDataItem instances; null (not read from the guest yet) stays NULL. */
+function kvpItemsOf(schema: CimSchema, items: VmRecord['kvpGuestItems'], source: number): CimInstance[] | null {
+  if (!items) return null;
+  return items.map(([name, data]) => schema.createInstance('Msvm_KvpExchangeDataItem', {
+    Caption: 'Key-Value Pair Exchange Data Item', Description: 'Microsoft Key-Value Pair Exchange Data Item', ElementName: 'Key-Value Pair Exchange Data Item',
+    Name: name, Data: data, Source: source,
+  }));
+}
+
 export function buildVmObjects(schema: CimSchema, hostName: string, vm: VmRecord, t: VmTracking, configurationFile: string): VmObjects {
   const system = computerSystemOf(schema, vm, t);
   const settings = settingsOf(schema, vm, configurationFile);
@@ -125,6 +137,10 @@ export function buildVmObjects(schema: CimSchema, hostName: string, vm: VmRecord
     DeviceID: `Microsoft:${vm.id}\\${IntegrationServiceGuid[ic]}`, ElementName: IC_ELEMENT_NAME[ic],
     EnabledState: vm.enabledState === 2 ? 2 : 3, HealthState: 5,
     ...(ic === 'heartbeat' ? heartbeatStatusOf(vm) : { OperationalStatus: [2], StatusDescriptions: ['OK'] }),
+    ...(ic === 'kvp' ? {
+      GuestIntrinsicExchangeItems: kvpItemsOf(schema, vm.kvpIntrinsicItems, KvpItemSource.Auto),
+      GuestExchangeItems: kvpItemsOf(schema, vm.kvpGuestItems, KvpItemSource.Guest),
+    } : {}),
   }));
   const systemPath = schema.pathOf(system);
   const settingsPath = schema.pathOf(settings);

@@ -22,7 +22,13 @@ export interface VmRecord {
   readonly lastError: string | null;
   /** Msvm_HeartbeatComponent OperationalStatus as last pushed by the worker; null or absent when unknown. */
   readonly heartbeatStatus?: number | null;
+  /** The guest's KVP items ([Name, Data]) as last read from the guest: pool Guest and pool Auto (intrinsic). */
+  readonly kvpGuestItems?: readonly (readonly [string, string])[] | null;
+  readonly kvpIntrinsicItems?: readonly (readonly [string, string])[] | null;
 }
+
+/** A host → guest KVP change (Msvm_VirtualSystemManagementService.Add/Modify/RemoveKvpItems). */
+export type KvpItemChange = 'add' | 'modify' | 'remove';
 
 export interface DeviceRecord {
   readonly kind: string;
@@ -52,7 +58,7 @@ export type VmmsPortEvent =
   | { kind: 'modified'; vmId: string }
   | { kind: 'removed'; vmId: string }
   /** An integration component's status changed (the heartbeat, as the guest's device reports it). */
-  | { kind: 'component-changed'; vmId: string; component: 'heartbeat' };
+  | { kind: 'component-changed'; vmId: string; component: 'heartbeat' | 'kvp' };
 
 export interface VmmsPort {
   /** The host's name (Msvm_ComputerSystem.Name of the host and the service's SystemName). */
@@ -73,6 +79,11 @@ export interface VmmsPort {
    * offers no such path (then InitiateShutdown answers "not supported").
    */
   readonly shutdownGuest: ((id: string, force: boolean, reason: string) => Promise<PortResult>) | null;
+  /**
+   * Writes or removes host items (pool External) in the guest, in order; resolves with 0 or the
+   * failure code and why. Null when this VMMS has no KVP path (the methods then answer Not Supported).
+   */
+  readonly changeKvpItems?: ((id: string, change: KvpItemChange, items: readonly { name: string; data: string }[]) => Promise<PortResult>) | null;
   /** Pushes each change as it happens; returns the unsubscribe function. */
   subscribe(listener: (event: VmmsPortEvent) => void): () => void;
 }

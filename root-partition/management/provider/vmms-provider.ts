@@ -9,6 +9,7 @@ import type { CimEventListener, CimInstanceEvent, CimMethodResult, CimProvider }
 import type { CimSchema } from '../cim/schema.ts';
 import type { CimValue } from '../cim/types.ts';
 import { JobTable } from './job-table.ts';
+import { changeKvpItems, KVP_METHODS, type KvpMethodContext } from './kvp-methods.ts';
 import { ServiceMethods } from './service-methods.ts';
 import { buildVmObjects, hostSystemOf, managementServiceOf, NO_REQUESTED_STATE, type VmObjects, type VmTracking } from './vm-instances.ts';
 import type { VmmsPort, VmmsPortEvent, VmRecord } from './vmms-port.ts';
@@ -35,8 +36,8 @@ export class VmmsProvider implements CimProvider {
   private readonly tracking = new Map<string, VmTracking>();
   /** The Msvm_ComputerSystem last published per VM: the PreviousInstance of the next change. */
   private readonly published = new Map<string, CimInstance>();
-  /** The Msvm_HeartbeatComponent last published per VM, for the same reason. */
-  private readonly publishedHeartbeat = new Map<string, CimInstance>();
+  /** The integration components last published per VM ("<vmId> <class>"), for the same reason. */
+  private readonly publishedComponents = new Map<string, CimInstance>();
   private readonly runningJobs = new Map<string, CimObjectPath>();
   private readonly service: ServiceMethods;
   private readonly unsubscribe: () => void;
@@ -47,8 +48,7 @@ export class VmmsProvider implements CimProvider {
     for (const vm of port.list()) {
       const objects = this.objectsOf(vm);
       this.published.set(vm.id, objects.system);
-      const heartbeat = heartbeatOf(objects);
-      if (heartbeat) this.publishedHeartbeat.set(vm.id, heartbeat);
+      for (const c of objects.components) this.publishedComponents.set(`${vm.id} ${c.className}`, c);
     }
     this.unsubscribe = port.subscribe((e) => this.onVmmsEvent(e));
   }
@@ -89,6 +89,8 @@ export class VmmsProvider implements CimProvider {
       // Jobs here run to their end: none can be terminated or killed (Cancellable = FALSE).
       case 'msvm_concretejob.requeststatechange': return { returnValue: 4097, out: {} };
     }
+    const kvp = KVP_METHODS[method.toLowerCase()];
+    if (kvp && path.className.toLowerCase() === 'msvm_virtualsystemmanagementservice') return changeKvpItems(this.kvpContext(), kvp, params);
     if (path.className.toLowerCase() === 'msvm_virtualsystemmanagementservice') return this.service.invoke(method, params);
     return { returnValue: 32768, out: {} };
   }
@@ -96,6 +98,10 @@ export class VmmsProvider implements CimProvider {
   subscribe(listener: CimEventListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  private kvpContext(): KvpMethodContext {
+    return { port: this.port, jobs: this.jobs, systemPath: (id) => this.systemPath(id) };
   }
 
   systemPath(vmId: string): CimObjectPath {
@@ -165,7 +171,7 @@ export class VmmsProvider implements CimProvider {
     if (e.kind === 'removed') {
       const last = this.published.get(e.vmId);
       this.published.delete(e.vmId);
-      this.publishedHeartbeat.delete(e.vmId);
+      for (const key of [...this.publishedComponents.keys()]) if (key.startsWith(`${e.vmId} `)) this.publishedComponents.delete(key);
       this.tracking.delete(e.vmId);
       if (last) this.emit({ kind: 'deletion', target: last, time: new Date() });
       return;
@@ -173,7 +179,7 @@ export class VmmsProvider implements CimProvider {
     const vm = this.port.get(e.vmId);
     if (!vm) return;
     if (e.kind === 'component-changed') {
-      this.publishHeartbeat(vm);
+      this.publishComponent(vm, COMPONENT_CLASS[e.component]);
       return;
     }
     if (e.kind === 'defined') {
@@ -204,12 +210,13 @@ export class VmmsProvider implements CimProvider {
     this.emit({ kind: 'modification', target, ...(previous ? { previous } : {}), time: new Date() });
   }
 
-  /** Push a modification of the VM's Msvm_HeartbeatComponent, as the worker reported the change. */
-  private publishHeartbeat(vm: VmRecord): void {
-    const target = heartbeatOf(this.objectsOf(vm));
+  /** Push a modification of one of the VM's integration components, as the worker reported the change. */
+  private publishComponent(vm: VmRecord, className: string): void {
+    const target = this.objectsOf(vm).components.find((c) => c.className === className);
     if (!target) return;
-    const previous = this.publishedHeartbeat.get(vm.id);
-    this.publishedHeartbeat.set(vm.id, target);
+    const key = `${vm.id} ${className}`;
+    const previous = this.publishedComponents.get(key);
+    this.publishedComponents.set(key, target);
     this.emit({ kind: 'modification', target, ...(previous ? { previous } : {}), time: new Date() });
   }
 
@@ -220,6 +227,4 @@ export class VmmsProvider implements CimProvider {
   }
 }
 
-function heartbeatOf(objects: VmObjects): CimInstance | undefined {
-  return objects.components.find((c) => c.className === 'Msvm_HeartbeatComponent');
-}
+const COMPONENT_CLASS = { heartbeat: 'Msvm_HeartbeatComponent', kvp: 'Msvm_KvpExchangeComponent' } as const;
