@@ -98,6 +98,12 @@ describe('the console and the integration services through a real daemon', () =>
       expect(ok.target.get('StatusDescriptions')).toEqual(['OK']);
       const [component] = await client.query(`SELECT * FROM Msvm_HeartbeatComponent WHERE SystemName = '${vm.id}'`);
       expect([component!.get('OperationalStatus'), component!.get('StatusDescriptions')]).toEqual([[2], ['OK']]);
+      // Each event is a change (WQL, like WMI's, cannot compare the arrays): the status before it differs.
+      for (const e of events) expect(e.previous?.get('OperationalStatus')).not.toEqual(e.target.get('OperationalStatus'));
+      const [service] = await client.enumerate('Msvm_VirtualSystemManagementService');
+      const summary = await client.invoke(createVirtualizationSchema().pathOf(service!), 'GetSummaryInformation', { RequestedInformation: [0, 104] });
+      const info = (summary.out.SummaryInformation as ManagementEvent['target'][]).find((i) => i.get('Name') === vm.id);
+      expect(info?.get('Heartbeat')).toBe(2);
 
       const before = events.length;
       expect((await vmCall<{ returnValue: number }>('pause', { vm: 'beating' })).returnValue).toBe(0);
@@ -127,7 +133,7 @@ describe('the console and the integration services through a real daemon', () =>
       const vm = await defineAndStart('kvp', { imagePath: guestImagePath('ic-services'), devices: [{ kind: 'integration-services' }] });
       const items = (i: ManagementEvent['target'], property: string) =>
         ((i.get(property) as ManagementEvent['target'][] | null) ?? []).map((x) => [x.get('Name'), x.get('Data'), x.get('Source')]);
-      await until('the guest\'s KVP items', () => events.some((e) => items(e.target, 'GuestExchangeItems').length > 0), 60_000, () => JSON.stringify(events.map((e) => e.target.get('GuestExchangeItems'))));
+      await until('the guest\'s KVP items', () => events.some((e) => e.target.get('SystemName') === vm.id && items(e.target, 'GuestExchangeItems').length > 0), 60_000, () => JSON.stringify(events.map((e) => e.target.get('GuestExchangeItems'))));
       const [component] = await client.query(`SELECT * FROM Msvm_KvpExchangeComponent WHERE SystemName = '${vm.id}'`);
       // Source: the pool, 1 Guest and 2 Auto (intrinsic: what the guest's integration driver fills in).
       expect(items(component!, 'GuestExchangeItems')).toEqual([['GuestState', 'serving', 1]]);

@@ -147,7 +147,8 @@ export class ServiceMethods {
       // Processor load is not measured per VM yet: NULL, as Hyper-V reports for a VM that is off.
       ProcessorLoad: null,
       MemoryUsage: pick(103, vm.processId ? BigInt(Math.floor(vm.memoryBytes / (1024 * 1024))) : 0n),
-      Heartbeat: null, UpTime: pick(105, BigInt(vm.uptimeMs ?? 0)), HealthState: pick(109, vm.healthState),
+      // 104 Heartbeat: the heartbeat component's OperationalStatus[0] as the worker last pushed it.
+      Heartbeat: pick(104, vm.heartbeatStatus ?? null), UpTime: pick(105, BigInt(vm.uptimeMs ?? 0)), HealthState: pick(109, vm.healthState),
     }));
     return { returnValue: Code.Completed, out: { SummaryInformation: info } };
   }

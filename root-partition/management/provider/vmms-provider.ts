@@ -185,6 +185,7 @@ export class VmmsProvider implements CimProvider {
     if (e.kind === 'defined') {
       const objects = this.objectsOf(vm);
       this.published.set(vm.id, objects.system);
+      for (const c of objects.components) this.publishedComponents.set(`${vm.id} ${c.className}`, c);
       this.emit({ kind: 'creation', target: objects.system, time: new Date() });
       this.emit({ kind: 'creation', target: objects.settings, time: new Date() });
       return;
@@ -216,6 +217,8 @@ export class VmmsProvider implements CimProvider {
     if (!target) return;
     const key = `${vm.id} ${className}`;
     const previous = this.publishedComponents.get(key);
+    // No contact and no worker read the same (12): a change the instance does not show is no event.
+    if (previous && sameProperties(previous, target)) return;
     this.publishedComponents.set(key, target);
     this.emit({ kind: 'modification', target, ...(previous ? { previous } : {}), time: new Date() });
   }
@@ -228,3 +231,8 @@ export class VmmsProvider implements CimProvider {
 }
 
 const COMPONENT_CLASS = { heartbeat: 'Msvm_HeartbeatComponent', kvp: 'Msvm_KvpExchangeComponent' } as const;
+
+function sameProperties(a: CimInstance, b: CimInstance): boolean {
+  const text = (i: CimInstance) => JSON.stringify(i.properties, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+  return text(a) === text(b);
+}
