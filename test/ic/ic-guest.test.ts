@@ -123,6 +123,9 @@ describe('integration services end to end', () => {
 
   it('a hung guest is reported as Lost Communication within lostAfterMs + one interval', async () => {
     const { g, ic } = await boot('hang');
+    // What VMMS is told: the status at subscription, then each change as the device sees it.
+    const reported: number[] = [];
+    ic.heartbeat.onStatus((s) => reported.push(s));
     await until(() => ic.heartbeatStatus() === HeartbeatStatus.Ok, 3000, 'heartbeat OK');
     await g.waitFor('hung\n');
     const hungAt = performance.now();
@@ -131,6 +134,9 @@ describe('integration services end to end', () => {
     // The last answer came at most one interval before the guest stopped.
     expect(took).toBeLessThan(FAST_HEARTBEAT.lostAfterMs + FAST_HEARTBEAT.intervalMs + 250);
     expect(took).toBeGreaterThan(FAST_HEARTBEAT.lostAfterMs - FAST_HEARTBEAT.intervalMs - 50);
+    await until(() => reported.at(-1) === HeartbeatStatus.LostCommunication, FAST_HEARTBEAT.intervalMs + 500, 'Lost Communication reported');
+    expect(reported).toContain(HeartbeatStatus.Ok);
+    expect(reported.every((s, i) => i === 0 || s !== reported[i - 1])).toBe(true);
   });
 
   it('reports No Contact before the guest opens the heartbeat channel, and VMBus traffic through the harness', async () => {
