@@ -5,12 +5,14 @@
  *
  * `console-follow` answers `{ tail }` (the console VMMS holds, base64) and then pushes the VM's
  * console output on the same connection as `{ "console": { "vm": id, "data": base64 } }` lines
- * until the connection closes; `console-input` `{ vm, data: base64 }` types into COM1.
+ * until the connection closes, and `{ "console": { "vm": id, "ended": state } }` once the VM is Off
+ * or Saved (nothing more will come); `console-input` `{ vm, data: base64 }` types into COM1.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { rmSync } from 'node:fs';
 import type { Logger } from './log.ts';
-import { Vmms } from './vmms.ts';
+import { Vmms, type StateChangeEvent } from './vmms.ts';
+import { EnabledState, stateName } from './lifecycle.ts';
 import type { NewVmRequest } from './vm-definition.ts';
 
 export const CLIENT_METHODS = ['list', 'show', 'new', 'start', 'stop', 'save', 'pause', 'resume', 'reset', 'rm', 'console', 'counters', 'load-errors', 'shutdown', 'heartbeat', 'console-input', 'console-follow'] as const;
@@ -116,16 +118,24 @@ export class ClientServer {
   }
 
   /** The console tail now; then each new chunk of this VM's output, pushed until `s` closes. */
-  private followConsole(s: Socket, p: Record<string, unknown>): { vm: string; tail: string } {
+  private followConsole(s: Socket, p: Record<string, unknown>): { vm: string; tail: string; enabledState: number } {
     if (typeof p.vm !== 'string') throw Object.assign(new Error('params.vm (a VM name or id) is required'), { code: 'VMMS_ERR_REQUEST' });
     const view = this.vmms.get(p.vm);
     if (!view) throw Object.assign(new Error(`no VM ${p.vm}`), { code: 'VMMS_ERR_NO_SUCH_VM' });
     const onConsole = (e: { vmId: string; data: Uint8Array }) => {
       if (e.vmId === view.id && !s.destroyed) s.write(JSON.stringify({ console: { vm: view.id, data: Buffer.from(e.data).toString('base64') } }) + '\n');
     };
+    const onState = (e: StateChangeEvent) => {
+      if (e.vmId !== view.id || (e.state !== EnabledState.Off && e.state !== EnabledState.Saved) || s.destroyed) return;
+      s.write(JSON.stringify({ console: { vm: view.id, ended: stateName(e.state) } }) + '\n');
+    };
     this.vmms.events.on('console', onConsole);
-    s.once('close', () => this.vmms.events.off('console', onConsole));
-    return { vm: view.id, tail: Buffer.from(this.vmms.console(view.id), 'latin1').toString('base64') };
+    this.vmms.events.on('state-changed', onState);
+    s.once('close', () => {
+      this.vmms.events.off('console', onConsole);
+      this.vmms.events.off('state-changed', onState);
+    });
+    return { vm: view.id, tail: Buffer.from(this.vmms.console(view.id), 'latin1').toString('base64'), enabledState: view.enabledState };
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,8 @@
  * read from stdin goes to VMMS (`console-input`), which has the worker put it into COM1's
  * receiver. A terminal is put in raw mode so that keys reach the guest as typed (the guest's line
  * editor echoes and handles backspace); Ctrl-] detaches, as telnet and virsh console do. The end
- * of stdin detaches too, so `vm console <vm> </dev/null` prints the console and returns.
+ * of stdin detaches too, so `vm console <vm> </dev/null` prints the console and returns; so does
+ * the VM stopping (Off or Saved), as `virsh console` does.
  */
 import type { VmmsClient } from './vmms-client.ts';
 
@@ -17,11 +18,16 @@ export interface ConsoleStreams {
   stderr: NodeJS.WritableStream;
 }
 
-/** Resolves when detached (Ctrl-], end of stdin, or VMMS closed the connection). */
+/** Resolves when detached (Ctrl-], end of stdin, the VM stopped, or VMMS closed the connection). */
 export async function attachConsole(client: VmmsClient, vm: string, io: ConsoleStreams): Promise<void> {
   client.onConsole = (data) => io.stdout.write(data);
-  const { tail } = await client.call<{ vm: string; tail: string }>('console-follow', { vm });
+  const { tail, enabledState } = await client.call<{ vm: string; tail: string; enabledState: number }>('console-follow', { vm });
   io.stdout.write(Buffer.from(tail, 'base64'));
+  // A VM that is Off (3) or Saved (6) has no COM1 to type into: its console so far is all there is.
+  if (enabledState === 3 || enabledState === 6) {
+    client.onConsole = null;
+    return;
+  }
   const raw = io.stdin.isTTY === true;
   if (raw) {
     io.stdin.setRawMode(true);
@@ -45,6 +51,7 @@ export async function attachConsole(client: VmmsClient, vm: string, io: ConsoleS
       // A pipe that stays open (the writer keeps it) must not keep the process attached.
       (io.stdin as { unref?: () => void }).unref?.();
       client.onConsole = null;
+      client.onConsoleEnd = null;
       sending.then(() => (error ? reject(error) : resolve()), reject);
     };
     const onData = (chunk: Buffer) => {
@@ -56,6 +63,10 @@ export async function attachConsole(client: VmmsClient, vm: string, io: ConsoleS
     io.stdin.on('data', onData);
     io.stdin.on('end', onEnd);
     client.onClose = () => detach(new Error('the management service closed the connection'));
+    client.onConsoleEnd = (state) => {
+      io.stderr.write(`${raw ? '\r\n' : ''}[tsvisor: ${vm} is ${state}]${raw ? '\r' : ''}\n`);
+      detach();
+    };
     io.stdin.resume();
   });
   if (raw) io.stderr.write('\r\n[tsvisor: detached]\r\n');

@@ -14,6 +14,8 @@ export class VmmsClient {
   private buf = '';
   /** Console output pushed after a `console-follow` request. */
   onConsole: ((data: Buffer) => void) | null = null;
+  /** The followed VM stopped (its state: Off or Saved); no more console output will come. */
+  onConsoleEnd: ((state: string) => void) | null = null;
   /** The connection ended (VMMS stopped or dropped it). */
   onClose: (() => void) | null = null;
   private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
@@ -24,10 +26,11 @@ export class VmmsClient {
       this.buf += chunk;
       let nl: number;
       while ((nl = this.buf.indexOf('\n')) >= 0) {
-        const m = JSON.parse(this.buf.slice(0, nl)) as { id: number; result?: unknown; error?: { code: string; message: string }; console?: { vm: string; data: string } };
+        const m = JSON.parse(this.buf.slice(0, nl)) as { id: number; result?: unknown; error?: { code: string; message: string }; console?: { vm: string; data?: string; ended?: string } };
         this.buf = this.buf.slice(nl + 1);
         // Pushed, not answered: console output after `console-follow`.
-        if (m.console) { this.onConsole?.(Buffer.from(m.console.data, 'base64')); continue; }
+        if (m.console?.ended) { this.onConsoleEnd?.(m.console.ended); continue; }
+        if (m.console) { this.onConsole?.(Buffer.from(m.console.data ?? '', 'base64')); continue; }
         const w = this.waiting.get(m.id);
         this.waiting.delete(m.id);
         if (m.error) w?.reject(new VmmsClientError(m.error.code, m.error.message));

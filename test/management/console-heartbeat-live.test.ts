@@ -55,7 +55,7 @@ async function vmCall<T>(method: 'pause' | 'resume' | 'stop', params: Record<str
 }
 
 describe('the console and the integration services through a real daemon', () => {
-  it('tsvisor vm console types into the reference shell and detaches on Ctrl-]', async () => {
+  it('tsvisor vm console types into the reference shell, detaches on Ctrl-] and when the VM stops', async () => {
     const disk = join(daemon.dataDir, 'console.raw');
     writeFileSync(disk, Buffer.alloc(MiB));
     await defineAndStart('shell', { imagePath: guestImagePath('ref-emulated'), devices: [{ kind: 'ide-disk', controller: 0, position: 0, path: disk }] });
@@ -81,8 +81,24 @@ describe('the console and the integration services through a real daemon', () =>
     } finally {
       cli.kill('SIGKILL');
     }
-    const r = await vmCall<{ returnValue: number }>('stop', { vm: 'shell', turnOff: true });
-    expect(r.returnValue).toBe(0);
+
+    // Attached again: the shell's own shutdown stops the VM, and the console detaches by itself.
+    const again = spawn(process.execPath, [TSVISOR, 'vm', '--data-dir', daemon.dataDir, 'console', 'shell'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out2 = '';
+    let err2 = '';
+    again.stdout.on('data', (c) => { out2 += c; });
+    again.stderr.on('data', (c) => { err2 += c; });
+    const exited2 = new Promise<number>((r) => again.on('exit', (code) => r(code ?? -1)));
+    try {
+      // What VMMS held is shown first: the session above, hello included.
+      await until('the earlier session', () => out2.includes('tsvisor> hello'), 30_000, () => out2);
+      again.stdin.write('shutdown\r');
+      expect(await Promise.race([exited2, new Promise((r) => setTimeout(r, 30_000, 'still attached'))])).toBe(0);
+      expect(out2).toContain('halting');
+      expect(err2).toContain('[tsvisor: shell is Off]');
+    } finally {
+      again.kill('SIGKILL');
+    }
   }, 180_000);
 
   it('Msvm_HeartbeatComponent reports the guest\'s heartbeat, each change pushed as it happens', async () => {
