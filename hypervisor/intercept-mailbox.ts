@@ -4,7 +4,7 @@
  * the TLFS intercept message to the root's SINT0 and the root's "complete and resume", reduced to
  * shared memory: one cache line each way when both sides are awake.
  */
-import { waitForChange, type WaitCounters, type WaitPolicy } from './adaptive-wait.ts';
+import { SpinBudget, waitForChange, type WaitCounters, type WaitPolicy } from './adaptive-wait.ts';
 import {
   MB_COUNT, MB_GPA, MB_KIND, MB_OUT, MB_PORT, MB_RESULT, MB_SIZE, MB_STATE, MB_VALUE_HI, MB_VALUE_LO,
   P_DOORBELL, PartitionControl, VP_MAILBOX, vpBase,
@@ -39,7 +39,11 @@ export class InterceptClient {
   private readonly base: number;
   private readonly i32: Int32Array;
 
+  /** The exit wait's own adaptive spin: an exit's answer time differs from a halt's. */
+  private readonly budget: SpinBudget;
+
   constructor(private readonly ctl: PartitionControl, vp: number, private readonly policy: WaitPolicy, private readonly waits: WaitCounters) {
+    this.budget = new SpinBudget(policy);
     this.base = (vpBase(vp) + VP_MAILBOX) >> 2;
     this.i32 = ctl.i32;
   }
@@ -58,7 +62,7 @@ export class InterceptClient {
     this.ctl.ring(P_DOORBELL);
     const stateIdx = b + (MB_STATE >> 2);
     while (Atomics.load(i32, stateIdx) === MailboxState.Request) {
-      waitForChange(i32, stateIdx, MailboxState.Request, this.policy, this.waits);
+      waitForChange(i32, stateIdx, MailboxState.Request, this.policy, this.waits, Infinity, this.budget);
     }
     const result = i32[b + (MB_RESULT >> 2)];
     Atomics.store(i32, stateIdx, MailboxState.Idle);

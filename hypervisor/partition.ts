@@ -195,7 +195,7 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
   }
 
   private startVp(vp: number, entry: VpThreadData['entry']): void {
-    const data: VpThreadData = { module: this.image!.module, memory: this.mem.memory, control: this.ctl.sab, vp, entry, spinIterations: this.waitPolicy.spinIterations };
+    const data: VpThreadData = { module: this.image!.module, memory: this.mem.memory, control: this.ctl.sab, vp, entry, spinIterations: this.waitPolicy.spinIterations, maxSpinIterations: this.waitPolicy.maxSpinIterations };
     this.workerUrl ??= vpWorkerUrl();
     const worker = new Worker(this.workerUrl, { workerData: data, name: `${this.name}/vp${vp}` });
     this.workers.set(vp, worker);

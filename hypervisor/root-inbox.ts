@@ -7,7 +7,7 @@
  */
 import type { GuestMemory } from './guest-memory.ts';
 import { InterceptKind, InterceptResult, MailboxState } from './intercept-mailbox.ts';
-import { waitForChange, WaitCounters, type WaitPolicy } from './adaptive-wait.ts';
+import { SpinBudget, waitForChange, WaitCounters, type WaitPolicy } from './adaptive-wait.ts';
 import {
   MB_COUNT, MB_GPA, MB_KIND, MB_OUT, MB_PORT, MB_RESULT, MB_SIZE, MB_STATE, MB_VALUE_HI, MB_VALUE_LO,
   P_DOORBELL, PartitionControl, VP_MAILBOX, vpBase,
@@ -35,6 +35,8 @@ export interface InterceptHandler {
 
 export class RootInbox {
   readonly waits = new WaitCounters();
+  /** The doorbell wait's adaptive spin (kept across serveBlocking slices; remade if the policy changes). */
+  private budget: SpinBudget | null = null;
   private lastDoorbell = 0;
   private readonly messageHandlers = new Map<number, (message: Uint8Array) => void>();
   private eventHandler: ((flag: number) => void) | null = null;
@@ -42,6 +44,11 @@ export class RootInbox {
   /** Errors thrown by device models: reported, never propagated into the VP. */
   onHandlerError: (error: unknown, vp: number) => void = () => {};
   served = 0;
+
+  /** The doorbell wait's current spin budget in loads (the policy's floor until serveBlocking adapts it). */
+  get spinBudget(): SpinBudget | null {
+    return this.budget;
+  }
 
   constructor(private readonly ctl: PartitionControl, private readonly mem: GuestMemory, private readonly ports: PortTable) {}
 
@@ -79,10 +86,12 @@ export class RootInbox {
    * `idle` runs when a wait ends with nothing new (at most every `maxSleepMs`).
    */
   serveBlocking(policy: WaitPolicy, running: () => boolean, maxSleepMs = 50, idle?: () => void): void {
+    const b = this.budget;
+    const budget = b && b.min === policy.spinIterations && b.max === Math.max(b.min, policy.maxSpinIterations ?? 0) ? b : (this.budget = new SpinBudget(policy));
     while (running()) {
       this.lastDoorbell = Atomics.load(this.ctl.i32, P_DOORBELL >> 2);
       if (this.pump() > 0) continue;
-      if (waitForChange(this.ctl.i32, P_DOORBELL >> 2, this.lastDoorbell, policy, this.waits, maxSleepMs) === this.lastDoorbell) idle?.();
+      if (waitForChange(this.ctl.i32, P_DOORBELL >> 2, this.lastDoorbell, policy, this.waits, maxSleepMs, budget) === this.lastDoorbell) idle?.();
     }
   }
 

@@ -8,7 +8,7 @@
  */
 import { HvStatus } from '../../abi/hv-status.ts';
 import { HvCall } from '../../abi/hv-hypercall.ts';
-import { BLOCKING_WAIT, waitForChange, WaitCounters, type WaitPolicy } from '../adaptive-wait.ts';
+import { BLOCKING_WAIT, SpinBudget, waitForChange, WaitCounters, type WaitPolicy } from '../adaptive-wait.ts';
 import { GuestMemory } from '../guest-memory.ts';
 import { HypercallDispatcher } from '../hypercall/dispatcher.ts';
 import { childCallHandlers } from '../hypercall/child-calls.ts';
@@ -70,6 +70,8 @@ export class VpRuntime {
   private readonly intercepts: InterceptClient;
   private readonly waits = new WaitCounters();
   private readonly policy: WaitPolicy;
+  /** The halt's adaptive spin (KVM's per-vCPU halt_poll_ns). */
+  private readonly haltBudget: SpinBudget;
   private readonly reqIdx = P_REQUESTED_STATE >> 2;
   private readonly summaryIdx: number;
   private readonly counterBase: number;
@@ -89,6 +91,7 @@ export class VpRuntime {
     this.summaryIdx = (this.base + VP_PENDING_SUMMARY) >> 2;
     this.counterBase = (this.base + VP_COUNTERS) >> 3;
     this.policy = opts.policy ?? BLOCKING_WAIT;
+    this.haltBudget = new SpinBudget(this.policy);
     this.clock = new ReferenceClock(this.ctl);
     this.timers = new SyntheticTimers(this.ctl, this.mem, this.vp, this.clock);
     this.msrs = new SyntheticMsrs(this.ctl, this.mem, this.vp, this.clock, this.timers, {
@@ -287,7 +290,7 @@ export class VpRuntime {
       const timeout = this.timers.nextDue === Infinity ? Infinity : Math.max(0, this.clock.msUntil(this.timers.nextDue));
       const t0 = performance.now();
       Atomics.store(this.i32, state, VpRunState.Halted);
-      waitForChange(this.i32, wake, seq, this.policy, this.waits, timeout);
+      waitForChange(this.i32, wake, seq, this.policy, this.waits, timeout, this.haltBudget);
       Atomics.store(this.i32, state, VpRunState.Running);
       this.haltedMs += performance.now() - t0;
     }

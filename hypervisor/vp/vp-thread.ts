@@ -9,6 +9,8 @@ export interface VpThreadData {
   vp: number;
   entry: VpEntry;
   spinIterations: number;
+  /** Adaptive spin ceiling (adaptive-wait.ts); absent = fixed spin. */
+  maxSpinIterations?: number;
 }
 
 export type VpThreadMessage = { kind: 'event'; event: VpEvent } | { kind: 'exit'; vp: number; exit: VpExitReason };
@@ -20,7 +22,7 @@ const runtime = new VpRuntime({
   memory: data.memory,
   control: data.control,
   vp: data.vp,
-  policy: { spinIterations: data.spinIterations },
+  policy: { spinIterations: data.spinIterations, maxSpinIterations: data.maxSpinIterations },
   notify: (event) => post({ kind: 'event', event }),
 });
 post({ kind: 'exit', vp: data.vp, exit: runtime.run(data.entry) });

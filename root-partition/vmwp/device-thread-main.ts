@@ -28,6 +28,8 @@ const deviceStats = (): DeviceThreadStats => ({
   served: partition.inbox.served,
   rootWaitSpinHits: partition.inbox.waits.spinHits,
   rootWaitSleeps: partition.inbox.waits.sleeps,
+  rootWaitSleptUs: partition.inbox.waits.sleptUs,
+  rootSpinBudget: partition.inbox.spinBudget?.iterations ?? data.spinIterations,
   vmbus: devices.vmbus ? { ...devices.vmbus.stats } : null,
   storvsp: devices.storVsps.map((v) => ({ ...v.stats })),
   io: Object.fromEntries([...devices.platform.bus.allCounters()].map(([k, v]) => [k, { ...v }])),
@@ -87,7 +89,7 @@ const SLICE_MS = 10;
 while (Atomics.load(stop, STOP_WORD) === 0) {
   const sliceEnd = performance.now() + SLICE_MS;
   partition.inbox.serveBlocking(
-    { spinIterations: data.spinIterations },
+    { spinIterations: data.spinIterations, maxSpinIterations: data.maxSpinIterations },
     () => Atomics.load(stop, STOP_WORD) === 0 && Atomics.load(stop, STOP_MAIL) === 0 && performance.now() < sliceEnd,
     20,
     flushConsole,

@@ -21,6 +21,8 @@ export interface DeviceThreadData {
   partition: PartitionShare;
   devices: VmDeviceConfig;
   spinIterations: number;
+  /** Adaptive spin ceiling of the doorbell wait (adaptive-wait.ts); absent = fixed spin. */
+  maxSpinIterations?: number;
   stop: SharedArrayBuffer;
   /** Chipset records to restore before the VPs start (a saved VM). */
   restore?: DeviceStateRecord[];
@@ -30,6 +32,10 @@ export interface DeviceThreadStats {
   served: number;
   rootWaitSpinHits: number;
   rootWaitSleeps: number;
+  /** Time the device thread spent asleep on the doorbell, wake-ups included (µs). */
+  rootWaitSleptUs: number;
+  /** The doorbell wait's spin budget when sampled (loads; adaptive-wait.ts). */
+  rootSpinBudget: number;
   vmbus: Record<string, number> | null;
   storvsp: Record<string, number>[];
   io: Record<string, Record<string, number>>;
@@ -62,6 +68,8 @@ export interface DeviceThreadOptions {
   devices: VmDeviceConfig;
   /** Spin budget of the device thread's doorbell wait (default: the partition's policy). */
   spinIterations?: number;
+  /** Adaptive ceiling of that wait (default: the partition's policy). */
+  maxSpinIterations?: number;
   console?: (bytes: Uint8Array) => void;
   /** Msvm_HeartbeatComponent OperationalStatus at each change, pushed by the heartbeat device. */
   heartbeat?: (status: number) => void;
@@ -97,6 +105,7 @@ export class DeviceThread {
       partition: partition.share(),
       devices: opts.devices,
       spinIterations: opts.spinIterations ?? partition.waitPolicy.spinIterations,
+      maxSpinIterations: opts.maxSpinIterations ?? partition.waitPolicy.maxSpinIterations,
       stop,
       ...(opts.restore ? { restore: opts.restore } : {}),
     };
