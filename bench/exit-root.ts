@@ -9,7 +9,7 @@ import { PartitionControl } from '../hypervisor/partition-control.ts';
 import { PortTable } from '../hypervisor/ports.ts';
 import { RootInbox } from '../hypervisor/root-inbox.ts';
 
-const { control, memory, stop, spinIterations } = workerData as { control: SharedArrayBuffer; memory: WebAssembly.Memory; stop: SharedArrayBuffer; spinIterations: number };
+const { control, memory, stop, spinIterations, maxSpinIterations } = workerData as { control: SharedArrayBuffer; memory: WebAssembly.Memory; stop: SharedArrayBuffer; spinIterations: number; maxSpinIterations?: number };
 const ctl = new PartitionControl(control);
 const mem = GuestMemory.attach(memory);
 const inbox = new RootInbox(ctl, mem, new PortTable(ctl, mem));
@@ -20,4 +20,4 @@ inbox.handler = {
   ioReadString: (_vp, _port, _size, dst) => { dst.fill(1); },
   ioWriteString: () => {},
 };
-inbox.serveBlocking({ spinIterations }, () => Atomics.load(stopWord, 0) === 0);
+inbox.serveBlocking({ spinIterations, maxSpinIterations }, () => Atomics.load(stopWord, 0) === 0);

@@ -7,6 +7,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { defaultWaitPolicy } from '../hypervisor/adaptive-wait.ts';
 import { Hypervisor } from '../hypervisor/hypervisor.ts';
 import { buildGuests, guestImagePath } from '../scripts/build-guests.ts';
 
@@ -22,12 +23,14 @@ export interface ExitBenchRow {
 
 async function runOnce(spinIterations: number, n: number): Promise<ExitBenchRow[]> {
   await buildGuests(['exitloop']);
+  // The spinning row adapts as the VMs' waits do (TSVISOR_SPIN_MAX; 0 = fixed); blocking stays blocking.
+  const maxSpinIterations = spinIterations > 0 ? (defaultWaitPolicy().maxSpinIterations ?? 0) : 0;
   const hv = new Hypervisor();
-  const p = hv.createPartition({ memoryBytes: 16 << 20, vpCount: 1, waitPolicy: { spinIterations } });
+  const p = hv.createPartition({ memoryBytes: 16 << 20, vpCount: 1, waitPolicy: { spinIterations, maxSpinIterations } });
   p.initialize();
   p.loadImage(readFileSync(guestImagePath('exitloop')), String(n));
   const stop = new SharedArrayBuffer(4);
-  const root = new Worker(new URL('./exit-root-worker.mjs', import.meta.url), { workerData: { control: p.ctl.sab, memory: p.mem.memory, stop, spinIterations } });
+  const root = new Worker(new URL('./exit-root-worker.mjs', import.meta.url), { workerData: { control: p.ctl.sab, memory: p.mem.memory, stop, spinIterations, maxSpinIterations } });
   await new Promise((r) => setTimeout(r, 300)); // let the root thread load
   p.start();
   await p.whenIdle();
@@ -40,7 +43,7 @@ async function runOnce(spinIterations: number, n: number): Promise<ExitBenchRow[
   const sum = p.mem.readU32(0x3018);
   await hv.shutdown();
   if (sum !== ((n + n * 0x01010101) >>> 0) || p.vpExit(0)?.reason !== 'halted') throw new Error(`exit benchmark guest failed: ${JSON.stringify(p.vpExit(0))}, sum ${sum}`);
-  const policy = spinIterations === 0 ? 'blocking wait' : `adaptive (spin ${spinIterations})`;
+  const policy = spinIterations === 0 ? 'blocking wait' : `adaptive (spin ${spinIterations}${maxSpinIterations > spinIterations ? `–${maxSpinIterations}` : ''})`;
   const sleeps = c.WaitSleeps / Math.max(1, c.Exits);
   return [
     { policy, spinIterations, kind: 'port read', exits: n, usPerExit: ((t1 - t0) * 1000) / n, exitsPerSecond: n / ((t1 - t0) / 1000), vpSleepsPerExit: sleeps },

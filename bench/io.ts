@@ -2,7 +2,7 @@
  * The main job: emulated IDE (ATA PIO per word, PIO string, PIO MULTIPLE, DMA) against synthetic
  * SCSI (storvsc over VMBus) on one VM, side by side in one run, with the same-run limits (copy,
  * backend alone, exit round trip) that say how close each path comes and why it stops there.
- * Usage: npx tsx bench/io.ts [--quick] [--json FILE] [--html FILE]   (or: tsvisor bench io)
+ * Usage: npx tsx bench/io.ts [--quick] [--paths storvsc,dma] [--json FILE] [--html FILE]   (or: tsvisor bench io)
  */
 import { randomFillSync } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import cliProgress from 'cli-progress';
 import { measureBackends, measureCopyRounds, measureExits, type BackendLimit, type CopyLimit, type ExitLimit } from './io/limits.ts';
+import { defaultWaitPolicy } from '../hypervisor/adaptive-wait.ts';
 import { buildPhases, PATHS, WORKLOADS } from './io/plan.ts';
 import { buildRows, checkPhase, checkWholeDisk, evaluateTargets, type IoRow, type Target } from './io/report.ts';
 import { makeDisks, runVm } from './io/vm-run.ts';
@@ -56,7 +57,7 @@ export interface IoBenchReport {
   finishedAt: string;
   quick: boolean;
   machine: MachineDescription;
-  config: { rounds: number; diskBytes: number; vmMemoryBytes: number; vpCount: number; spinIterations: number; storvspPollSpinMicros: string; ataMultiple: number; storvscMaxSectors: number; eoi: string };
+  config: { rounds: number; diskBytes: number; vmMemoryBytes: number; vpCount: number; spinIterations: number; maxSpinIterations: number; storvspPollSpinMicros: string; ataMultiple: number; storvscMaxSectors: number; eoi: string };
   rows: IoRow[];
   limits: { copy: CopyLimit[]; backend: BackendLimit[]; exit: ExitLimit };
   integrity: { phasesOk: number; phases: number; warmupsOk: number; warmups: number; disks: ReturnType<typeof checkWholeDisk>[]; ok: boolean };
@@ -71,6 +72,8 @@ export interface IoBenchOptions {
   progress?: boolean;
   /** Smallest possible run (the structural test): a few I/Os per phase. */
   tiny?: boolean;
+  /** Only these storage paths (ids of PATHS, e.g. ['storvsc']): quicker A/B runs of one path. */
+  paths?: readonly string[];
 }
 
 export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchReport> {
@@ -81,8 +84,11 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
   const rounds = quick ? 1 : 3;
   let phases = buildPhases(quick, rounds);
   if (opts.tiny) phases = phases.map((p) => ({ ...p, count: Math.min(p.count, p.path.id === 'pio-word' ? 2 : 8) }));
+  if (opts.paths) phases = phases.filter((p) => opts.paths!.includes(p.path.id)).map((p, index) => ({ ...p, index }));
   const diskBytes = (opts.tiny ? 4 : quick ? 16 : 64) << 20;
   const spinIterations = 2000;
+  // The adaptive ceiling follows TSVISOR_SPIN_MAX (0 = the fixed spin), so both can be compared.
+  const maxSpinIterations = defaultWaitPolicy().maxSpinIterations ?? 0;
   const bar = new cliProgress.SingleBar(
     { format: 'bench io [{bar}] {value}/{total} {step}', stream: process.stderr, noTTYOutput: false, hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
@@ -102,7 +108,7 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
     const backend = measureBackends(scsiFile, scratch, phases, diskBytes / 512, rounds);
     step('VM');
     const vm = await runVm({
-      ideFile, scsiFile, phases, spinIterations, timeoutMs: quick ? 120_000 : 900_000,
+      ideFile, scsiFile, phases, spinIterations, maxSpinIterations, timeoutMs: quick ? 120_000 : 900_000,
       onPhaseDone: (i) => step(`${phases[i + 1]?.path.id ?? 'done'} ${phases[i + 1]?.workload.id ?? ''}`),
     });
     const exit = await measureExits(quick);
@@ -131,7 +137,7 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
         platform: os.platform(), release: os.release(), loadAverageStart, loadAverageEnd, idleCoresStart, idleCoresEnd,
       },
       config: {
-        rounds, diskBytes, vmMemoryBytes: vm.memoryBytes, vpCount: 1, spinIterations, storvspPollSpinMicros: 'default (50 µs window)',
+        rounds, diskBytes, vmMemoryBytes: vm.memoryBytes, vpCount: 1, spinIterations, maxSpinIterations, storvspPollSpinMicros: 'default (50 µs window)',
         ataMultiple: vm.values.ata_multiple ?? 0, storvscMaxSectors: vm.values.storvsc_max_sectors ?? 0,
         eoi: '8259 EOI from the guest (2 OUTs per IRQ 14), as an unenlightened OS does',
       },
@@ -170,10 +176,10 @@ export async function writeIoBenchOutputs(report: IoBenchReport, out: { json?: s
 }
 
 /** `tsvisor bench io` and `npx tsx bench/io.ts`: table on stdout, progress on stderr. */
-export async function ioBenchMain(opts: { quick?: boolean; json?: string; html?: string; from?: string }): Promise<void> {
+export async function ioBenchMain(opts: { quick?: boolean; json?: string; html?: string; from?: string; paths?: string[] }): Promise<void> {
   const { formatReport } = await import('./io/format.ts');
   // --from: a saved run (e.g. bench/results/reference.json) shown again, nothing measured.
-  const report: IoBenchReport = opts.from ? JSON.parse(fs.readFileSync(opts.from, 'utf8')) : await runIoBench({ quick: opts.quick });
+  const report: IoBenchReport = opts.from ? JSON.parse(fs.readFileSync(opts.from, 'utf8')) : await runIoBench({ quick: opts.quick, paths: opts.paths });
   console.log(formatReport(report));
   const html = await writeIoBenchOutputs(report, opts);
   console.log(`\nHTML report: ${html}${opts.json ? `\nJSON: ${opts.json}` : ''}`);
@@ -183,5 +189,5 @@ export async function ioBenchMain(opts: { quick?: boolean; json?: string; html?:
 if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const arg = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
-  await ioBenchMain({ quick: args.includes('--quick'), json: arg('--json'), html: arg('--html'), from: arg('--from') });
+  await ioBenchMain({ quick: args.includes('--quick'), json: arg('--json'), html: arg('--html'), from: arg('--from'), paths: arg('--paths')?.split(',') });
 }

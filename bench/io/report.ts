@@ -31,7 +31,12 @@ export interface PerIo {
   // so they cannot be split by phase; the device thread's are live.
   /** How often the device thread gave up spinning and slept: each one costs a wake-up. */
   deviceThreadSleeps: number;
+  /** Time the device thread spent asleep on its doorbell (wake-ups included), µs per I/O. */
+  deviceThreadSleptUs: number;
   storvspRequests: number;
+  /** storvsp's host time per I/O (µs): its batches, and within them the SCSI target + backend. */
+  storvspBatchUs: number;
+  storvspExecuteUs: number;
 }
 
 export interface IoRow {
@@ -108,7 +113,10 @@ export function buildRows(vm: VmRunResult, content: Uint8Array, scsiFinal: Uint8
       clockReads: delta(m, 'MsrExits') / n,
       hostCpuUs: cpu / n,
       deviceThreadSleeps: deviceDelta(m.begin, m.end, (s) => s.device.rootWaitSleeps) / n,
+      deviceThreadSleptUs: deviceDelta(m.begin, m.end, (s) => s.device.rootWaitSleptUs ?? 0) / n,
       storvspRequests: deviceDelta(m.begin, m.end, (s) => s.device.storvsp[0]?.requests ?? 0) / n,
+      storvspBatchUs: deviceDelta(m.begin, m.end, (s) => s.device.storvsp[0]?.batchUs ?? 0) / n,
+      storvspExecuteUs: deviceDelta(m.begin, m.end, (s) => s.device.storvsp[0]?.executeUs ?? 0) / n,
     };
     return {
       workload: phase.workload.id, workloadLabel: phase.workload.label, path: phase.path.id, pathLabel: phase.path.label,

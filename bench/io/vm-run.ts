@@ -48,6 +48,8 @@ export interface VmRunOptions {
   scsiFile: string;
   phases: Phase[];
   spinIterations: number;
+  /** Adaptive spin ceiling for every wait of the VM (adaptive-wait.ts); 0 = fixed spin. */
+  maxSpinIterations: number;
   /** Called after each phase's end marker (progress). */
   onPhaseDone?: (index: number) => void;
   timeoutMs: number;
@@ -68,7 +70,7 @@ export async function runVm(opts: VmRunOptions): Promise<VmRunResult> {
   const hv = new Hypervisor();
   let dt: DeviceThread | undefined;
   try {
-    const p = hv.createPartition({ memoryBytes, vpCount: 1, waitPolicy: { spinIterations: opts.spinIterations } });
+    const p = hv.createPartition({ memoryBytes, vpCount: 1, waitPolicy: { spinIterations: opts.spinIterations, maxSpinIterations: opts.maxSpinIterations } });
     p.initialize();
     p.loadImage(fs.readFileSync(guestImagePath('bench-io')), guestCommandLine(opts.phases));
     let out = '';

@@ -59,6 +59,15 @@ export interface StorVspStats {
   unanswered: number;
   /** Drains started by the poll window rather than by a guest signal. */
   polledDrains: number;
+  /**
+   * Where a request's host time goes (µs, cumulative; two clock reads per batch and two per
+   * request): `batchUs` is every batch of requests from first packet to last completion written,
+   * `executeUs` the part inside the SCSI target (for reads and writes almost all of it the
+   * backend's pread/pwrite into guest memory). The rest of `batchUs` is packet parsing, GPA checks
+   * and writing completions; the signal to the guest follows the batch (VspChannel.drain).
+   */
+  batchUs: number;
+  executeUs: number;
 }
 
 /** Per-channel state, kept in VspChannel.context. */
@@ -80,7 +89,7 @@ export class StorVsp implements Vsp {
   readonly maxReplyBytes = VSTOR_PACKET_SIZE;
   /** A vstor_packet behind a GPA-direct header of up to MAX_GPA_PAGES PFNs (2 MiB): larger is a violation. */
   readonly maxPacketBytes = 16 + 8 + 8 + MAX_GPA_PAGES * 8 + VSTOR_PACKET_SIZE;
-  readonly stats: StorVspStats = { channelsOpened: 0, subChannelsOffered: 0, requests: 0, badGpaRanges: 0, ignoredPackets: 0, unanswered: 0, polledDrains: 0 };
+  readonly stats: StorVspStats = { channelsOpened: 0, subChannelsOffered: 0, requests: 0, badGpaRanges: 0, ignoredPackets: 0, unanswered: 0, polledDrains: 0, batchUs: 0, executeUs: 0 };
   /** Primary channel state by relid; a sub-channel finds its primary here through `subOf`. */
   private readonly primaries = new Map<number, StorVspChannel>();
   private readonly subOf = new Map<number, number>();
@@ -129,6 +138,7 @@ export class StorVsp implements Vsp {
 
   onPackets(channel: VspChannel, batch: PacketBatch): void {
     const served = channel.context as ServedChannel;
+    const t0 = performance.now();
     let handled = 0;
     for (let p = batch.next(); p !== null; p = batch.next()) {
       if (p.type !== VmbusPacketType.DataInband && p.type !== VmbusPacketType.DataUsingGpaDirect) {
@@ -139,7 +149,10 @@ export class StorVsp implements Vsp {
       this.handle(channel, served, p);
     }
     this.stats.requests += handled;
-    if (handled > 0) served.poller.arm();
+    if (handled > 0) {
+      this.stats.batchUs += (performance.now() - t0) * 1000;
+      served.poller.arm();
+    }
   }
 
   onClose(channel: VspChannel): void {
@@ -167,7 +180,9 @@ export class StorVsp implements Vsp {
         this.log(`storvsp relid ${channel.relid}: GPA-direct request refused: ${found.reason}`);
       }
     }
+    const t0 = performance.now();
     const out = served.protocol.handle(incoming);
+    this.stats.executeUs += (performance.now() - t0) * 1000;
     if (out === null) {
       this.stats.unanswered++;
       return;
