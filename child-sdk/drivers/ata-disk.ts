@@ -11,6 +11,7 @@ import { ataIn8, ataOut8, ataCountAccesses, ataChannelInit, ataExpectInterrupt, 
 import { prdBuild } from "./ata-prd";
 import { identifyValid, identifyCapacity, identifyWord } from "./ata-identify";
 
+/** AtaDisk.attach modes: PIO one IN/OUT per word, PIO by string I/O per sector, PIO READ/WRITE MULTIPLE, bus-master DMA. */
 export const ATA_PIO_WORD: u32 = 0;
 export const ATA_PIO_STRING: u32 = 1;
 export const ATA_PIO_MULTIPLE: u32 = 2;
@@ -21,6 +22,7 @@ const MAX_SECTORS: u32 = 256;
 /** PRD entries in the driver's one-page table. */
 const PRD_ENTRIES: u32 = 512;
 
+/** An ATA disk on a PIIX4 IDE channel (attach first); one command in flight, every wait an IRQ 14/15 halt. */
 export class AtaDisk extends BlockDevice {
   channel: u32 = 0;
   drive: u32 = 0;
@@ -97,14 +99,19 @@ export class AtaDisk extends BlockDevice {
     return BLOCK_OK;
   }
 
+  /** Capacity in sectors from IDENTIFY (0 before attach). */
   sectorCount(): u64 { return this.capacity; }
+  /** Always 1: ATA runs one command per channel. */
   queueDepth(): u32 { return 1; }
+  /** MAX_SECTORS (256); longer read/write calls are split into several commands. */
   maxSectorsPerRequest(): u32 { return MAX_SECTORS; }
 
+  /** Reads via split(): commands of up to 256 sectors in the attached mode. BLOCK_OUT_OF_RANGE past the capacity. */
   read(lba: u64, sectors: u32, buffer: usize): i32 {
     return this.split(false, lba, sectors, buffer);
   }
 
+  /** Writes via split(): commands of up to 256 sectors in the attached mode. BLOCK_OUT_OF_RANGE past the capacity. */
   write(lba: u64, sectors: u32, buffer: usize): i32 {
     return this.split(true, lba, sectors, buffer);
   }
@@ -125,6 +132,7 @@ export class AtaDisk extends BlockDevice {
     return tag;
   }
 
+  /** Returns the one completed submit (its tag and status) if there is one; never waits, since submit already completed it. */
   poll(tags: usize, statuses: usize, max: u32, wait: bool): u32 {
     if (this.doneTag < 0 || max == 0) return 0;
     store<i32>(tags, this.doneTag);
@@ -133,6 +141,7 @@ export class AtaDisk extends BlockDevice {
     return 1;
   }
 
+  /** 1 while a submitted request has not been reaped by poll, else 0. */
   inFlight(): u32 { return this.doneTag >= 0 ? 1 : 0; }
 
   private split(write: bool, lba: u64, sectors: u32, buffer: usize): i32 {

@@ -29,6 +29,7 @@ const C_BYTES: usize = 64;
 const CHANNELS: usize = memory.data(2 * 64, 16);
 const PORT_ACCESSES: usize = memory.data(8, 8); // u32: port exits made by the ATA driver
 
+/** Address of IDE channel `ch`'s record (0 primary, 1 secondary) in shared guest memory. */
 // @ts-ignore: decorator
 @inline export function channelRecord(ch: u32): usize {
   return CHANNELS + <usize>ch * C_BYTES;
@@ -39,12 +40,14 @@ export function ataPortAccesses(): u32 {
   return load<u32>(PORT_ACCESSES);
 }
 
+/** inb(port), counted as one ATA driver port exit. */
 // @ts-ignore: decorator
 @inline export function ataIn8(port: u32): u32 {
   store<u32>(PORT_ACCESSES, load<u32>(PORT_ACCESSES) + 1);
   return inb(port);
 }
 
+/** outb(port, value), counted as one ATA driver port exit. */
 // @ts-ignore: decorator
 @inline export function ataOut8(port: u32, value: u32): void {
   store<u32>(PORT_ACCESSES, load<u32>(PORT_ACCESSES) + 1);
@@ -135,10 +138,12 @@ export function ataWaitInterrupt(ch: u32): u32 {
   return load<u32>(rec + C_STATUS);
 }
 
+/** Bus-master status the interrupt handler read at the end of the channel's last DMA command. */
 export function ataLastBmStatus(ch: u32): u32 {
   return load<u32>(channelRecord(ch) + C_BM_STATUS);
 }
 
+/** Interrupts channel `ch`'s handler has serviced since ataChannelInit (not counting ones for another channel's DMA). */
 export function ataInterruptsTaken(ch: u32): u32 {
   return load<u32>(channelRecord(ch) + C_INTERRUPTS);
 }

@@ -40,6 +40,7 @@ export const DEVICE_OBSOLETE: u32 = 0xa0;
 /** Device control register: nIEN masks INTRQ, SRST resets, HOB reads the previous contents. */
 export const CONTROL_NIEN: u32 = 0x02;
 
+/** Command register opcodes the driver issues (ATA/ATAPI-6: PIO, MULTIPLE, DMA, their 48-bit EXT forms, and housekeeping). */
 export const CMD_READ_SECTORS: u32 = 0x20;
 export const CMD_READ_SECTORS_EXT: u32 = 0x24;
 export const CMD_READ_DMA_EXT: u32 = 0x25;

@@ -20,6 +20,7 @@ function loadBe32(p: usize): u32 {
   return (<u32>load<u8>(p) << 24) | (<u32>load<u8>(p, 1) << 16) | (<u32>load<u8>(p, 2) << 8) | <u32>load<u8>(p, 3);
 }
 
+/** A SCSI disk (path, target, LUN) on a StorvscController as a BlockDevice; call attach() before any I/O. */
 export class StorvscDisk extends BlockDevice {
   sectors: u64 = 0;
   /** INQUIRY byte 0: peripheral qualifier and device type (0 = connected direct-access block device). */
@@ -27,6 +28,7 @@ export class StorvscDisk extends BlockDevice {
   private queued: u32 = 0;
   private data: usize = 0;
 
+  /** `index` is the disk's number on the controller (< STORVSC_MAX_DISKS): it owns the completions of its queued tags. */
   constructor(readonly ctl: StorvscController, readonly index: u32, readonly pathId: u8, readonly targetId: u8, readonly lun: u8) {
     super();
   }
@@ -58,10 +60,14 @@ export class StorvscDisk extends BlockDevice {
     return BLOCK_OK;
   }
 
+  /** Capacity in 512-byte sectors from READ CAPACITY(16) (0 before attach). */
   sectorCount(): u64 { return this.sectors; }
+  /** STORVSC_QUEUE_DEPTH, shared with every disk on the controller. */
   queueDepth(): u32 { return STORVSC_QUEUE_DEPTH; }
+  /** Queued submits of this disk not yet reaped by poll. */
   inFlight(): u32 { return this.queued; }
 
+  /** The smaller of the host's max_transfer_bytes and what one GPA-direct range can name, in sectors. */
   maxSectorsPerRequest(): u32 {
     // The host's max_transfer_bytes, and what one GPA-direct header can name (one page for an unaligned start).
     const gpaBytes = (VSC_MAX_GPA_DIRECT_PAGES - 1) << 12;
@@ -69,9 +75,12 @@ export class StorvscDisk extends BlockDevice {
     return bytes / SECTOR_SIZE;
   }
 
+  /** READ(16) into `buffer`, GPA direct, waited for. BLOCK_BAD_REQUEST above maxSectorsPerRequest, BLOCK_OUT_OF_RANGE past the end. */
   read(lba: u64, sectors: u32, buffer: usize): i32 { return this.rw(false, lba, sectors, buffer); }
+  /** WRITE(16) from `buffer`, GPA direct, waited for. BLOCK_BAD_REQUEST above maxSectorsPerRequest, BLOCK_OUT_OF_RANGE past the end. */
   write(lba: u64, sectors: u32, buffer: usize): i32 { return this.rw(true, lba, sectors, buffer); }
 
+  /** SYNCHRONIZE CACHE(16) over the whole disk, in-band (no data), waited for. */
   flush(): i32 {
     const slot = this.begin();
     if (slot < 0) return slot;
@@ -81,6 +90,7 @@ export class StorvscDisk extends BlockDevice {
     return this.finish(<u32>slot, 0, 0);
   }
 
+  /** Queues a READ(16)/WRITE(16) into the controller's open batch (published by poll or the next synchronous call); the tag is its slot. */
   submit(write: bool, lba: u64, sectors: u32, buffer: usize): i32 {
     const check = this.checkRange(lba, sectors);
     if (check != BLOCK_OK) return check;

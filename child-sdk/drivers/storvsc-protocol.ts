@@ -19,6 +19,7 @@ export const VSTOR_OPERATION_ENUMERATE_BUS: u32 = 11;
 export const VSTOR_OPERATION_FCHBA_DATA: u32 = 12;
 export const VSTOR_OPERATION_CREATE_SUB_CHANNELS: u32 = 13;
 
+/** vstor_packet.flags bit asking the host for a completion packet (Linux REQUEST_COMPLETION_FLAG). */
 export const REQUEST_COMPLETION_FLAG: u32 = 1;
 
 // VMSTOR_PROTO_VERSION(major, minor) = major << 8 | minor
@@ -30,10 +31,13 @@ export const VMSTOR_PROTO_VERSION_WIN10: u16 = 0x0602;
 /** trans_id Linux uses for init requests (VMBUS_RQST_INIT = 2^64 - 3). */
 export const VMBUS_RQST_INIT: u64 = 0xfffffffffffffffd;
 
+/** Size in bytes of a vstor_packet (Win8+ layout, the one this driver sends and expects). */
 export const VSTOR_PACKET_SIZE: u32 = 64;
 /** Bytes a pre-Win8 vmscsi_request lacks (the Win8 extension; Linux's old vmscsi_size_delta). */
 export const VMSCSI_SIZE_DELTA_PRE_WIN8: u32 = 16;
+/** vmscsi_request.length written into every SRB (0x34, Linux sizeof(struct vmscsi_request)). */
 export const VMSCSI_REQUEST_SIZE: u16 = 0x34;
+/** sense_info_length of every SRB: the sense bytes the host may return (Linux STORVSC_SENSE_BUFFER_SIZE). */
 export const STORVSC_SENSE_BUFFER_SIZE: u8 = 0x14;
 
 // vstor_packet offsets
@@ -69,6 +73,7 @@ export const WRITE_TYPE: u8 = 0;
 export const READ_TYPE: u8 = 1;
 export const UNKNOWN_TYPE: u8 = 2;
 
+/** vmscsi_request.srb_flags bits and queue tag values (Windows SRB_FLAGS_*, as Linux storvsc sets them). */
 export const SRB_FLAGS_QUEUE_ACTION_ENABLE: u32 = 0x2;
 export const SRB_FLAGS_DISABLE_SYNCH_TRANSFER: u32 = 0x8;
 export const SRB_FLAGS_DATA_IN: u32 = 0x40;
@@ -77,6 +82,7 @@ export const SRB_FLAGS_NO_QUEUE_FREEZE: u32 = 0x100;
 export const SP_UNTAGGED: u8 = 0xff;
 export const SRB_SIMPLE_TAG_REQUEST: u8 = 0x20;
 
+/** vmscsi_request.srb_status codes (Windows SRB_STATUS_*); AUTOSENSE_VALID and QUEUE_FROZEN are flag bits ORed in. */
 export const SRB_STATUS_SUCCESS: u8 = 0x01;
 export const SRB_STATUS_ERROR: u8 = 0x04;
 export const SRB_STATUS_INVALID_REQUEST: u8 = 0x06;
@@ -102,11 +108,13 @@ export function vstorPacketInit(p: usize, operation: u32, size: u32): void {
   store<u32>(p + VSTOR_FLAGS, REQUEST_COMPLETION_FLAG);
 }
 
+/** Encodes QUERY_PROTOCOL_VERSION at `p` with `version` (major << 8 | minor) in the version union (Linux storvsc_channel_init). */
 export function encodeQueryProtocolVersion(p: usize, version: u16): void {
   vstorPacketInit(p, VSTOR_OPERATION_QUERY_PROTOCOL_VERSION, VSTOR_PACKET_SIZE);
   store<u16>(p + VSTOR_VERSION_MAJOR_MINOR, version);
 }
 
+/** Encodes CREATE_SUB_CHANNELS at `p` asking the host for `count` sub-channels (Linux storvsc_channel_init). */
 export function encodeCreateSubChannels(p: usize, count: u16): void {
   vstorPacketInit(p, VSTOR_OPERATION_CREATE_SUB_CHANNELS, VSTOR_PACKET_SIZE);
   store<u16>(p + VSTOR_SUB_CHANNEL_COUNT, count);
@@ -175,6 +183,7 @@ export function cdbInquiry(p: usize, evpd: bool, page: u8, allocation: u16): voi
   store<u8>(c + 4, <u8>allocation);
 }
 
+/** READ CAPACITY(10) CDB (SBC-3 5.15) into the packet's cdb field: opcode only, every other byte 0. */
 export function cdbReadCapacity10(p: usize): void {
   const c = p + SRB_CDB;
   memory.fill(c, 0, 16);
@@ -191,14 +200,23 @@ export function cdbReadCapacity16(p: usize, allocation: u32): void {
 }
 
 // Completion accessors: what Linux storvsc_on_io_completion reads.
+/** vstor_packet.operation of a completion at `p` (COMPLETE_IO for a reply to this driver's request). */
 export function completionOperation(p: usize): u32 { return load<u32>(p + VSTOR_OPERATION); }
+/** vstor_packet.status of a completion at `p` (0 = success; for QUERY_PROTOCOL_VERSION non-zero means "try an older version"). */
 export function completionStatus(p: usize): u32 { return load<u32>(p + VSTOR_STATUS); }
+/** vmscsi_request.srb_status of a completion at `p` (SRB_STATUS_* with the AUTOSENSE_VALID / QUEUE_FROZEN bits). */
 export function completionSrbStatus(p: usize): u8 { return load<u8>(p + SRB_SRB_STATUS); }
+/** vmscsi_request.scsi_status of a completion at `p` (SAM status, e.g. SCSI_STATUS_CHECK_CONDITION). */
 export function completionScsiStatus(p: usize): u8 { return load<u8>(p + SRB_SCSI_STATUS); }
+/** vmscsi_request.data_transfer_length of a completion at `p`: bytes the host actually moved. */
 export function completionDataTransferLength(p: usize): u32 { return load<u32>(p + SRB_DATA_TRANSFER_LENGTH); }
+/** vmscsi_request.sense_info_length of a completion at `p`: valid sense bytes in sense_data. */
 export function completionSenseInfoLength(p: usize): u8 { return load<u8>(p + SRB_SENSE_INFO_LENGTH); }
+/** storage_channel_properties.max_channel_cnt of a QUERY_PROPERTIES reply at `p`: sub-channels the host can offer. */
 export function propertiesMaxChannelCount(p: usize): u16 { return load<u16>(p + VSTOR_PROPS_MAX_CHANNEL_CNT); }
+/** storage_channel_properties.flags of a QUERY_PROPERTIES reply at `p` (bit 0 STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL). */
 export function propertiesFlags(p: usize): u32 { return load<u32>(p + VSTOR_PROPS_FLAGS); }
+/** storage_channel_properties.max_transfer_bytes of a QUERY_PROPERTIES reply at `p`: the largest data transfer per SRB. */
 export function propertiesMaxTransferBytes(p: usize): u32 { return load<u32>(p + VSTOR_PROPS_MAX_TRANSFER_BYTES); }
 
 /** Synthetic SCSI controller interface GUID ba6163d9-04a1-4d29-b605-72e2ffb1dc7f in wire layout (§5.1). */
@@ -210,6 +228,7 @@ export const STORVSC_SCSI_INTERFACE_TYPE: usize = memory.data<u8>([
 export const VMBUS_RQST_INIT_LO: u32 = 0xfffffffd;
 export const VMBUS_RQST_INIT_HI: u32 = 0xffffffff;
 
+/** SYNCHRONIZE CACHE(16) operation code (SBC-3 5.23). */
 export const SCSI_SYNCHRONIZE_CACHE_16: u8 = 0x91;
 /** SAM status codes (SAM-4 5.3.1). */
 export const SCSI_STATUS_GOOD: u8 = 0x00;
@@ -229,6 +248,9 @@ export function cdbSynchronizeCache16(p: usize): void {
 }
 
 // Fixed-format sense (SPC-3 4.5.3) in a completion's sense_data: key @2 (low nibble), ASC @12, ASCQ @13.
+/** Sense key (byte 2, low nibble) of the completion's fixed-format sense data; meaningful only with AUTOSENSE_VALID. */
 export function completionSenseKey(p: usize): u8 { return load<u8>(p + SRB_SENSE_DATA + 2) & 0x0f; }
+/** Additional sense code (byte 12) of the completion's fixed-format sense data. */
 export function completionSenseAsc(p: usize): u8 { return load<u8>(p + SRB_SENSE_DATA + 12); }
+/** Additional sense code qualifier (byte 13) of the completion's fixed-format sense data. */
 export function completionSenseAscq(p: usize): u8 { return load<u8>(p + SRB_SENSE_DATA + 13); }

@@ -59,6 +59,7 @@ export enum StorvscError {
   ChannelGone = 5,
 }
 
+/** One synthetic SCSI channel (primary or sub-channel): the vstor handshake, the shared request slots, batching and completion matching. */
 export class StorvscController {
   ch: VscChannel | null = null;
   error: StorvscError = StorvscError.None;
@@ -203,9 +204,13 @@ export class StorvscController {
 
   // ---- request slots ------------------------------------------------------------------------
 
+  /** Requests sent and not yet completed on this channel. */
   inFlight(): u32 { return this.inFlightCount; }
+  /** Address of slot `slot`'s 64-byte vstor_packet: the caller encodes the SRB there; the completion is copied over it. */
   slotPacket(slot: u32): usize { return this.slots + <usize>slot * SLOT_SIZE; }
+  /** BLOCK_OK or the BlockError of the slot's completed request (BLOCK_IO_ERROR until it completes). */
   slotResult(slot: u32): i32 { return load<i32>(this.slotPacket(slot) + S_RESULT); }
+  /** True once the slot's request has completed (set by reap). */
   slotDone(slot: u32): bool { return load<u32>(this.slotPacket(slot) + S_STATE) == SLOT_DONE; }
 
   /** A free slot for disk `owner` (its packet to be filled by the caller), or BLOCK_QUEUE_FULL. */
@@ -221,6 +226,7 @@ export class StorvscController {
     return <i32>slot;
   }
 
+  /** Returns the slot to the free stack and bumps its generation, so a late completion with the old id no longer matches. */
   freeSlot(slot: u32): void {
     const s = this.slotPacket(slot);
     store<u32>(s + S_STATE, SLOT_FREE);
