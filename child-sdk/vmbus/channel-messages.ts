@@ -81,6 +81,7 @@ export function encodeGpadlBody(out: usize, msgNumber: u32, gpadl: u32, pfns: us
   return size;
 }
 
+/** GPADL_TEARDOWN: child_relid @8, gpadl @12. Returns the message length. */
 export function encodeGpadlTeardown(out: usize, relid: u32, gpadl: u32): u32 {
   header(out, ChannelMessageType.GpadlTeardown, GPADL_TEARDOWN_SIZE);
   store<u32>(out, relid, 8);
@@ -130,10 +131,14 @@ export function checkChannelMessage(msg: usize, length: u32): i32 {
 }
 
 // Field readers for host → guest messages (offsets from reference §3.4).
+/** u8 at `offset` of the message at `msg`, widened to u32. */
 export function readU8(msg: usize, offset: u32): u32 { return <u32>load<u8>(msg + offset); }
+/** u16 (little-endian, possibly misaligned) at `offset` of the message at `msg`. */
 export function readU16(msg: usize, offset: u32): u32 { return <u32>load<u16>(msg + offset); }
+/** u32 (little-endian, possibly misaligned) at `offset` of the message at `msg`. */
 export function readU32(msg: usize, offset: u32): u32 { return load<u32>(msg + offset); }
 
+/** Byte offsets of the host → guest message fields the client reads (reference §3.4, Linux include/linux/hyperv.h). */
 export const VERSION_RESPONSE_SUPPORTED: u32 = 8; // u8
 export const VERSION_RESPONSE_STATE: u32 = 9; // u8
 export const VERSION_RESPONSE_MSG_CONN_ID: u32 = 12; // u32

@@ -101,9 +101,13 @@ export function clientStart(st: usize, out: usize): i32 {
 
 /** Connection id to post the last produced message on (4 or 1 for INITIATE_CONTACT, §3.1). */
 export function clientPostConnectionId(st: usize): u32 { return get(st, ST_POST_CONN_ID); }
+/** The connection phase (ClientPhase: Idle, Contacting, Connected, Ready, NoVersion, Unloading, Unloaded). */
 export function clientPhase(st: usize): u32 { return get(st, ST_PHASE); }
+/** The negotiated VMBus protocol version (VERSION_*), 0 before VERSION_RESPONSE accepted one. */
 export function clientVersion(st: usize): u32 { return get(st, ST_VERSION); }
+/** Connection id for messages after INITIATE_CONTACT: VERSION_RESPONSE.msg_conn_id from 5.0, else 1. */
 export function clientMsgConnId(st: usize): u32 { return get(st, ST_MSG_CONN_ID); }
+/** The last ClientError any call returned (negative), 0 if none yet; a later success does not clear it. */
 export function clientLastError(st: usize): i32 { return <i32>get(st, ST_LAST_ERROR); }
 
 /**
@@ -226,12 +230,14 @@ export function clientFindOffer(st: usize, ifType: usize, subChannelIndex: u32):
   return 0;
 }
 
+/** Channels in the table (offered, opening, open or rescinded), at most CHANNEL_SLOTS. */
 export function clientOfferCount(st: usize): u32 {
   let n: u32 = 0;
   for (let i: u32 = 0; i < CHANNEL_SLOTS; i++) if (load<u32>(st + ST_CHANNELS + i * CHANNEL_ENTRY_SIZE) != 0) n++;
   return n;
 }
 
+/** ClientChannelState of channel `relid`, ClientChannelState.None when the relid is unknown. */
 export function clientChannelState(st: usize, relid: u32): u32 {
   const e = channelEntry(st, relid);
   return e == 0 ? ClientChannelState.None : load<u32>(e + CH_STATE);
@@ -241,10 +247,12 @@ export function clientChannelConnectionId(st: usize, relid: u32): u32 {
   const e = channelEntry(st, relid);
   return e == 0 ? 0 : load<u32>(e + CH_CONNECTION_ID);
 }
+/** The offer's sub_channel_index (0 for a primary channel); 0 when the relid is unknown. */
 export function clientChannelSubIndex(st: usize, relid: u32): u32 {
   const e = channelEntry(st, relid);
   return e == 0 ? 0 : <u32>load<u16>(e + CH_SUB_INDEX);
 }
+/** OPENCHANNEL_RESULT status of the last open of `relid` (0 = opened); 0 when unknown or not answered yet. */
 export function clientChannelOpenStatus(st: usize, relid: u32): u32 {
   const e = channelEntry(st, relid);
   return e == 0 ? 0 : load<u32>(e + CH_OPEN_STATUS);
@@ -307,10 +315,12 @@ export function clientNextGpadlBody(st: usize, out: usize): i32 {
   return <i32>encodeGpadlBody(out, 0, handle, <usize>get(st, ST_TX_PFNS) + 8 * sent, n);
 }
 
+/** ClientGpadlState of GPADL `handle`, ClientGpadlState.None when no entry has it. */
 export function clientGpadlState(st: usize, handle: u32): u32 {
   const g = gpadlEntry(st, handle);
   return g == 0 ? ClientGpadlState.None : load<u32>(g + GP_STATE);
 }
+/** GPADL_CREATED creation_status of `handle` (0 = created); 0 when unknown or not answered yet. */
 export function clientGpadlStatus(st: usize, handle: u32): u32 {
   const g = gpadlEntry(st, handle);
   return g == 0 ? 0 : load<u32>(g + GP_STATUS);

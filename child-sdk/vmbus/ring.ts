@@ -65,10 +65,12 @@ export class RingBuffer {
     this.maxPacketLength = max < 0xffff * 8 ? max : 0xffff * 8;
   }
 
+  /** True when `controlGpa` is page-aligned and `dataSize` is a multiple of 8 between RING_MIN_DATA_SIZE and 0x7FFFF000 bytes. */
   static isValidLayout(controlGpa: usize, dataSize: u32): bool {
     return (controlGpa & 4095) == 0 && (dataSize & 7) == 0 && dataSize >= RING_MIN_DATA_SIZE && dataSize <= 0x7fff_f000;
   }
 
+  /** Producer-side setup before the channel opens: pending_send_sz 0 and `featureBits` (RING_FEAT_*) advertised in the control page. */
   initAsProducer(featureBits: u32): void {
     atomic.store<u32>(this.control + RING_PENDING_SEND_SZ, 0);
     atomic.store<u32>(this.control + RING_FEATURE_BITS, featureBits);
@@ -82,6 +84,7 @@ export class RingBuffer {
 
   // ---------------- producer ----------------
 
+  /** Starts a write batch: snapshots write_index and read_index and checks both (a bad one makes the batch corrupt, see writeCorruption). */
   beginWrite(): void {
     const w = this.writeIndex();
     const r = this.readIndex();
@@ -185,6 +188,7 @@ export class RingBuffer {
 
   // ---------------- consumer ----------------
 
+  /** Starts a read batch: snapshots read_index and write_index and checks both (a bad one makes the batch corrupt, see readCorruption). */
   beginRead(): void {
     const w = this.writeIndex();
     const r = this.readIndex();

@@ -35,12 +35,19 @@ const FIRST_GPADL_HANDLE: u32 = 0xe1e10;
 /** Posts refused for lack of buffers are retried this often before giving up (the host drains its port queue continuously). */
 const POST_RETRIES: u32 = 1_000_000;
 
+/** GPA of the client state block (client.ts) vmbusInit allocated; 0 before it. */
 export function vmbusState(): usize { return load<usize>(DRIVER + D_STATE); }
+/** GPA of the outgoing-message buffer: client functions write there, vmbusPost sends from there. */
 export function vmbusOut(): usize { return load<usize>(DRIVER + D_OUT); }
+/** SINT2 interrupts taken so far (read atomically; the handler only counts). */
 export function vmbusWakeCount(): u32 { return atomic.load<u32>(DRIVER + D_WAKE); }
+/** SINT2 message-slot messages consumed by vmbusPoll, VMBus or not. */
 export function vmbusMessagesReceived(): u32 { return load<u32>(DRIVER + D_RECEIVED); }
+/** Messages HvCallPostMessage accepted. */
 export function vmbusMessagesPosted(): u32 { return load<u32>(DRIVER + D_POSTED); }
+/** Posts repeated after HV_STATUS_INSUFFICIENT_BUFFERS. */
 export function vmbusPostRetries(): u32 { return load<u32>(DRIVER + D_RETRIED); }
+/** Received messages the client refused (clientReceive returned a ClientError). */
 export function vmbusClientErrors(): u32 { return load<u32>(DRIVER + D_ERRORS); }
 
 function onSint2(vector: u32): void {

@@ -32,7 +32,9 @@ export enum VscError {
 }
 
 const LAST: usize = memory.data(8, 8); // [0] VscError, [4] host status
+/** Why the last vscOpen failed (VscError; None after a success). */
 export function vscLastError(): u32 { return load<u32>(LAST); }
+/** The host's status behind GpadlRefused / OpenRefused from the last vscOpen, else 0. */
 export function vscLastStatus(): u32 { return load<u32>(LAST, 4); }
 function failed(e: VscError, status: u32 = 0): VscChannel | null {
   store<u32>(LAST, e);
@@ -46,6 +48,7 @@ export const VSC_MAX_GPA_DIRECT_PAGES: u32 = (4096 - 16) / 8;
 /** Ring pages of one channel: the PFN list and the OPENCHANNEL user data share one scratch page. */
 export const VSC_MAX_RING_PAGES: u32 = (4096 - 128) / 8;
 
+/** An open VMBus channel: its two rings, the GPADL over them and the host's connection id. Made by vscOpen, ended by vscClose. */
 export class VscChannel {
   relid: u32 = 0;
   connectionId: u32 = 0;
@@ -61,6 +64,7 @@ export class VscChannel {
   halts: u32 = 0;
   private batching: bool = false;
 
+  /** Lays out the rings at `ringBase`: `sendBytes` guest → host, then `recvBytes` host → guest, each starting with its 4 KiB control page. */
   constructor(ringBase: usize, sendBytes: u32, recvBytes: u32) {
     this.outbound = new RingBuffer(ringBase, sendBytes - 4096);
     this.inbound = new RingBuffer(ringBase + sendBytes, recvBytes - 4096);
@@ -68,6 +72,7 @@ export class VscChannel {
 
   /** True while the host may use the channel (not rescinded, not closed). */
   isOpen(): bool { return clientChannelState(vmbusState(), this.relid) == ClientChannelState.Open; }
+  /** True once the host rescinded the offer; vscClose then also sends RELID_RELEASED. */
   isRescinded(): bool { return clientChannelState(vmbusState(), this.relid) == ClientChannelState.Rescinded; }
 
   private signalHost(): void {
@@ -82,6 +87,7 @@ export class VscChannel {
     this.batching = true;
   }
 
+  /** Ends the batch: publishes write_index once and signals the host if the ring went from empty to non-empty while it listened. */
   batchEnd(): void {
     this.batching = false;
     if (this.outbound.commitWrite()) this.signalHost();
@@ -113,6 +119,7 @@ export class VscChannel {
     return -1; // not reached
   }
 
+  /** VM_PKT_DATA_INBAND carrying `length` bytes at `payload`; returns as send(). */
   sendInband(transLo: u32, transHi: u32, payload: usize, length: u32, completionRequested: bool): i32 {
     return this.send(VmbusPacketType.DataInband, completionRequested ? VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED : 0, transLo, transHi, 0, 0, payload, length);
   }
@@ -144,6 +151,7 @@ export class VscChannel {
     return n;
   }
 
+  /** Publishes read_index once for the batch; signals the host when it was waiting for the freed space (pending_send_sz). */
   recvEnd(): void {
     if (this.inbound.commitRead()) this.signalHost();
   }
