@@ -4,6 +4,7 @@
 // UTF-16LE with their NUL; sizes count bytes including it.
 import { IC_E_FAIL, IC_HEADER_SIZE, IC_NO_MORE_ITEMS, IC_NOT_SUPPORTED, IC_S_OK, icAnswer, icBodySize } from "./ic-protocol";
 
+/** hv_kvp_msg operations the guest answers (Linux KVP_OP_*); GET_IP_INFO / SET_IP_INFO get NOT_SUPPORTED. */
 export const KVP_OP_GET: u32 = 0;
 export const KVP_OP_SET: u32 = 1;
 export const KVP_OP_DELETE: u32 = 2;
@@ -17,6 +18,7 @@ export const KVP_POOL_AUTO_EXTERNAL: u32 = 3;
 export const KVP_POOL_AUTO_INTERNAL: u32 = 4;
 export const KVP_POOL_COUNT: u32 = 5;
 
+/** Value type and size limits of a KVP item (Linux REG_SZ, HV_KVP_EXCHANGE_MAX_KEY_SIZE / _VALUE_SIZE), in bytes. */
 export const KVP_REG_SZ: u32 = 1;
 export const KVP_MAX_KEY_BYTES: u32 = 512;
 export const KVP_MAX_VALUE_BYTES: u32 = 2048;
@@ -29,12 +31,17 @@ export const KVP_SLOT_SIZE: u32 = 8 + KVP_MAX_KEY_BYTES + KVP_MAX_VALUE_BYTES;
 /** Bytes of a store: every pool's slots. */
 export const KVP_STORE_SIZE: u32 = KVP_POOL_COUNT * KVP_SLOTS * KVP_SLOT_SIZE;
 
+/** Address of slot `i` (< KVP_SLOTS) of `pool` in the store at `items`; no bounds check. */
 export function kvpSlot(items: usize, pool: u32, i: u32): usize {
   return items + <usize>((pool * KVP_SLOTS + i) * KVP_SLOT_SIZE);
 }
+/** Key size in bytes (NUL included) of the item in `slot`; 0 when the slot is free. */
 export function kvpSlotKeySize(slot: usize): u32 { return load<u32>(slot); }
+/** Value size in bytes (NUL included) of the item in `slot`. */
 export function kvpSlotValueSize(slot: usize): u32 { return load<u32>(slot, 4); }
+/** Address of the slot's key (UTF-16LE, KVP_MAX_KEY_BYTES reserved). */
 export function kvpSlotKey(slot: usize): usize { return slot + 8; }
+/** Address of the slot's value (UTF-16LE, KVP_MAX_VALUE_BYTES reserved). */
 export function kvpSlotValue(slot: usize): usize { return slot + 8 + KVP_MAX_KEY_BYTES; }
 
 /** The slot holding `key` (`keySize` bytes of UTF-16 at `key`) in `pool`, or 0. */

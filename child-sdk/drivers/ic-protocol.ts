@@ -8,22 +8,26 @@
 // bytes say), rewrites the body, sets icflags = TRANSACTION | RESPONSE and the status, and
 // returns the length of the answer. No allocation, no platform imports.
 
+/** icmsg_hdr.icmsgtype values (Linux include/linux/hyperv.h ICMSGTYPE_*). */
 export const ICMSGTYPE_NEGOTIATE: u32 = 0;
 export const ICMSGTYPE_HEARTBEAT: u32 = 1;
 export const ICMSGTYPE_KVPEXCHANGE: u32 = 2;
 export const ICMSGTYPE_SHUTDOWN: u32 = 3;
 export const ICMSGTYPE_TIMESYNC: u32 = 4;
 
+/** icmsg_hdr.icflags bits: a host request carries TRANSACTION | REQUEST, the answer TRANSACTION | RESPONSE. */
 export const ICMSGHDRFLAG_TRANSACTION: u8 = 1;
 export const ICMSGHDRFLAG_REQUEST: u8 = 2;
 export const ICMSGHDRFLAG_RESPONSE: u8 = 4;
 
+/** icmsg_hdr.status values (HRESULTs: S_OK, E_FAIL, ERROR_NOT_SUPPORTED). */
 export const IC_S_OK: u32 = 0;
 export const IC_E_FAIL: u32 = 0x80004005;
 export const IC_NOT_SUPPORTED: u32 = 0x80070032;
 /** HV_S_CONT: ENUMERATE past the last item. */
 export const IC_NO_MORE_ITEMS: u32 = 0x80070103;
 
+/** Bytes before an IC message body: vmbuspipe_hdr (8) + icmsg_hdr (20). */
 export const IC_HEADER_SIZE: u32 = 28;
 /** IC_VERSION_NEGOTIATION_MAX_VER_COUNT (Linux). */
 export const IC_MAX_VERSION_COUNT: u32 = 100;
@@ -32,9 +36,13 @@ export const IC_MAX_VERSION_COUNT: u32 = 100;
 // @ts-ignore: decorator
 @inline export function icVersion(major: u32, minor: u32): u32 { return major << 16 | minor; }
 
+/** icmsg_hdr.icmsgtype (u16 @12) of the IC message at `p` (ICMSGTYPE_*). */
 export function icMessageType(p: usize): u32 { return load<u16>(p, 12); }
+/** icmsg_hdr.icmsgsize (u16 @18): the body size the message claims; check it with icMessageLength first. */
 export function icBodySize(p: usize): u32 { return load<u16>(p, 18); }
+/** icmsg_hdr.status (u32 @20) of the IC message at `p`. */
 export function icStatus(p: usize): u32 { return load<u32>(p, 20); }
+/** icmsg_hdr.icflags (u8 @25) of the IC message at `p` (ICMSGHDRFLAG_* bits). */
 export function icFlags(p: usize): u32 { return load<u8>(p, 25); }
 
 /**
@@ -131,6 +139,7 @@ export function icShutdownFlags(p: usize, length: u32): u32 {
   return load<u32>(p + IC_HEADER_SIZE, 8);
 }
 
+/** shutdown_msg_data.reason_code (u32 @0 of the body); check the length with icShutdownFlags first. */
 export function icShutdownReason(p: usize): u32 { return load<u32>(p + IC_HEADER_SIZE); }
 
 /**

@@ -86,6 +86,7 @@ function onTimeSync(dev: IcDevice, msg: usize, length: u32): bool {
   return true;
 }
 
+/** Opens the time-sync service with no sample yet; each SYNC/SAMPLE message updates the offset icTimeNow uses. */
 export function icTimeSyncOpen(): IcDevice | null {
   memory.fill(TIMESYNC_STATE, 0, TIMESYNC_STATE_SIZE);
   return icOpen(IC_TIMESYNC_GUID, ICMSGTYPE_TIMESYNC, TIMESYNC_VERSIONS, 3, onTimeSync);

@@ -25,6 +25,7 @@ export const IC_FRAMEWORK_VERSIONS: usize = memory.data<u32>([0x30000, 0x10000])
 /** Handles one request of the service's own message type at `msg` (`length` bytes); writes the answer in place. False: leave it unanswered. */
 export type IcHandler = (dev: IcDevice, msg: usize, length: u32) => bool;
 
+/** One open IC channel: the service it serves, the versions it takes, the negotiated version, its handler and receive buffer. */
 export class IcDevice {
   channel: VscChannel;
   /** ICMSGTYPE this device serves. */
@@ -41,6 +42,7 @@ export class IcDevice {
   /** While set, requests of the service's type are read and dropped unanswered (a hung service). */
   ignoring: bool = false;
 
+  /** Wraps an open channel; icOpen is the usual way to make one. `versions` holds `versionCount` u32s, `buffer` one page. */
   constructor(channel: VscChannel, messageType: u32, versions: usize, versionCount: u32, handler: IcHandler, buffer: usize) {
     this.channel = channel;
     this.messageType = messageType;

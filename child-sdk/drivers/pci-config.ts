@@ -3,6 +3,7 @@
 // register 7:2 — selects the dword CONFIG_DATA (0xCFC) reads and writes. Each access is two exits.
 import { inl, outl } from "../platform/hv";
 
+/** Configuration mechanism #1 I/O ports: CONFIG_ADDRESS and CONFIG_DATA. */
 export const PCI_CONFIG_ADDRESS: u32 = 0xcf8;
 export const PCI_CONFIG_DATA: u32 = 0xcfc;
 
@@ -29,15 +30,18 @@ function address(fn: PciFunction, reg: u32): u32 {
   return 0x8000_0000 | ((<u32>fn) << 8) | (reg & 0xfc);
 }
 
+/** Packs bus:device.function (masked to 8/5/3 bits) as a PciFunction. */
 export function pciFunction(bus: u32, device: u32, fn: u32): PciFunction {
   return <i32>(((bus & 0xff) << 8) | ((device & 0x1f) << 3) | (fn & 7));
 }
 
+/** Reads the config dword at `reg` (low 2 bits ignored) of `fn`: two port exits. */
 export function pciRead32(fn: PciFunction, reg: u32): u32 {
   outl(PCI_CONFIG_ADDRESS, address(fn, reg));
   return inl(PCI_CONFIG_DATA);
 }
 
+/** Writes `value` to the config dword at `reg` (low 2 bits ignored) of `fn`: two port exits. */
 export function pciWrite32(fn: PciFunction, reg: u32, value: u32): void {
   outl(PCI_CONFIG_ADDRESS, address(fn, reg));
   outl(PCI_CONFIG_DATA, value);

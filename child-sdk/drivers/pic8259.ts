@@ -4,6 +4,7 @@
 // and, in normal EOI mode, an EOI to both chips.
 import { outb, inb } from "../platform/hv";
 
+/** I/O ports of the master and slave 8259A (command: ICW1, OCW2, OCW3; data: ICW2–4, OCW1 mask). */
 export const PIC_MASTER_COMMAND: u32 = 0x20;
 export const PIC_MASTER_DATA: u32 = 0x21;
 export const PIC_SLAVE_COMMAND: u32 = 0xa0;
@@ -58,6 +59,7 @@ export function picUnmask(irq: u32): void {
   setMask(irq, false);
 }
 
+/** Blocks `irq` (0–15): OCW1 sets its mask bit (one port exit). */
 export function picMask(irq: u32): void {
   setMask(irq, true);
 }

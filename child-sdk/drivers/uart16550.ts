@@ -36,6 +36,7 @@ const LSR_THRE: u32 = 0x20;
 
 /** Divisor for 115200 baud: the 1.8432 MHz clock / 16 / 115200. */
 const DIVISOR_115200: u32 = 1;
+/** Transmit FIFO depth of a 16550A: the most uartTransmit sends per string-I/O exit. */
 export const UART_FIFO_BYTES: u32 = 16;
 /** Bytes the receive ring holds; input beyond it while the main line is busy is dropped (counted). */
 export const UART_RX_RING_BYTES: u32 = 1024;
@@ -153,9 +154,15 @@ export function uartTransmit(gpa: usize, length: u32): u32 {
   return sent;
 }
 
+/** UART interrupts taken since uartInit. */
 export function uartInterrupts(): u32 { return load<u32>(REC + R_INTERRUPTS); }
+/** Bytes the handler put in the receive ring. */
 export function uartBytesReceived(): u32 { return load<u32>(REC + R_RECEIVED); }
+/** Received bytes dropped because the ring was full. */
 export function uartBytesDropped(): u32 { return load<u32>(REC + R_DROPPED); }
+/** LSR reads that showed overrun, parity, framing or break. */
 export function uartLineErrors(): u32 { return load<u32>(REC + R_LINE_ERRORS); }
+/** Interrupts that found IIR saying nothing pending. */
 export function uartSpuriousInterrupts(): u32 { return load<u32>(REC + R_SPURIOUS); }
+/** Bytes uartTransmit has sent. */
 export function uartBytesTransmitted(): u32 { return load<u32>(REC + R_TRANSMITTED); }

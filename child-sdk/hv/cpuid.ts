@@ -10,9 +10,13 @@ const OUT: usize = memory.data(16 * 64, 16);
 
 /** Runs CPUID; read the registers with cpuidEax()..cpuidEdx() on the same VP. */
 export function cpuidQuery(leaf: u32, subleaf: u32 = 0): void { cpuid(leaf, subleaf, out()); }
+/** EAX of this VP's last cpuidQuery. */
 export function cpuidEax(): u32 { return load<u32>(out(), 0); }
+/** EBX of this VP's last cpuidQuery. */
 export function cpuidEbx(): u32 { return load<u32>(out(), 4); }
+/** ECX of this VP's last cpuidQuery. */
 export function cpuidEcx(): u32 { return load<u32>(out(), 8); }
+/** EDX of this VP's last cpuidQuery. */
 export function cpuidEdx(): u32 { return load<u32>(out(), 12); }
 
 /** True when a Hyper-V-compatible hypervisor with the Hv#1 interface is present. */

@@ -9,7 +9,9 @@ import { HYPERCALL_PAGES_GPA, PAGE_SIZE } from "../../abi/platform";
 /** Guest OS id for tsvisor guests: open-source encoding (bit 63), OS type 0x7f, kernel version 1. */
 export const GUEST_OS_ID: u64 = 0x8000000000000000 | (<u64>0x7f << 56) | (<u64>1 << 16);
 
+/** This VP's hypercall input page: HYPERCALL_PAGES_GPA + VP index × 8 KiB. */
 export function inputPage(): usize { return HYPERCALL_PAGES_GPA + (<usize>VP_INDEX << 13); }
+/** This VP's hypercall output page, the page after its input page. */
 export function outputPage(): usize { return inputPage() + PAGE_SIZE; }
 
 /**
@@ -22,7 +24,9 @@ export function enableHypercalls(pageGpa: usize): bool {
   return (rdmsr(HV_X64_MSR_HYPERCALL) & 1) != 0;
 }
 
+/** HV_STATUS (bits 15:0) of the hv.hypercall / hypercall_fast import's result. */
 export function status(result: u32): u32 { return result & HV_RESULT_STATUS_MASK; }
+/** Reps completed (bits 27:16) of a rep hypercall's result. */
 export function repsCompleted(result: u32): u32 { return (result >> HV_RESULT_REPS_SHIFT) & 0xfff; }
 
 /** HvCallPostMessage: returns the HV_STATUS. */

@@ -21,7 +21,9 @@ export function synicEnable(vp: i32): usize {
   return simp;
 }
 
+/** GPA of VP `vp`'s SynIC message page, 0 before synicEnable on it. */
 export function simPage(vp: i32): usize { return load<usize>(SIMP_PAGE + (<usize>vp << 2)); }
+/** GPA of VP `vp`'s SynIC event-flags page, 0 before synicEnable on it. */
 export function siefPage(vp: i32): usize { return load<usize>(SIEF_PAGE + (<usize>vp << 2)); }
 
 /** Routes SINT `sint` to `vector` (unmasked). */
@@ -29,6 +31,7 @@ export function sintRoute(sint: u32, vector: u32): void {
   wrmsr(M.HV_X64_MSR_SINT0 + sint, <u64>(vector & 0xff));
 }
 
+/** Masks SINT `sint` (HV_SINT_MASKED in its SINTx MSR; one MSR exit). */
 export function sintMask(sint: u32): void {
   wrmsr(M.HV_X64_MSR_SINT0 + sint, M.HV_SINT_MASKED);
 }
@@ -65,8 +68,10 @@ export function stimerOneShot(n: u32, sint: u32, due100ns: u64): void {
   wrmsr(M.HV_X64_MSR_STIMER0_CONFIG + 2 * n, <u64>M.HV_STIMER_ENABLE | (<u64>sint << M.HV_STIMER_SINT_SHIFT));
 }
 
+/** Disables synthetic timer `n` (its config MSR written 0). */
 export function stimerStop(n: u32): void {
   wrmsr(M.HV_X64_MSR_STIMER0_CONFIG + 2 * n, 0);
 }
 
+/** Partition reference time (HV_X64_MSR_TIME_REF_COUNT): 100 ns units since the partition started; one MSR exit. */
 export function referenceTime(): u64 { return rdmsr(M.HV_X64_MSR_TIME_REF_COUNT); }

@@ -1,13 +1,19 @@
 // The boot-information block the root partition writes before VP 0 starts.
 import * as B from "../../abi/platform";
 
+/** True when the boot-information block has the boot magic and this SDK's GUEST_ABI_VERSION. */
 export function bootInfoValid(): bool {
   return load<u32>(B.BOOT_INFO_GPA + B.BOOT_INFO_MAGIC) == B.BOOT_MAGIC && load<u32>(B.BOOT_INFO_GPA + B.BOOT_INFO_ABI_VERSION) == B.GUEST_ABI_VERSION;
 }
+/** Guest RAM size in 4 KiB pages. */
 export function ramPages(): u32 { return load<u32>(B.BOOT_INFO_GPA + B.BOOT_INFO_RAM_PAGES); }
+/** Virtual processors in the partition. */
 export function vpCount(): u32 { return load<u32>(B.BOOT_INFO_GPA + B.BOOT_INFO_VP_COUNT); }
+/** The partition id the root partition assigned (low 32 bits; ids stay below 2^32). */
 export function partitionId(): u32 { return load<u32>(B.BOOT_INFO_GPA + B.BOOT_INFO_PARTITION_ID); }
+/** Command-line length in bytes, clamped to BOOT_CMDLINE_MAX. */
 export function cmdlineLength(): u32 { return min(load<u32>(B.BOOT_INFO_GPA + B.BOOT_INFO_CMDLINE_LENGTH), B.BOOT_CMDLINE_MAX); }
+/** GPA of the command line (ASCII, not NUL-terminated; cmdlineLength bytes). */
 export function cmdlineGpa(): usize { return B.BOOT_INFO_GPA + B.BOOT_INFO_CMDLINE; }
 
 /** True when the command line contains `word` as a whole space-separated token. */

@@ -26,6 +26,7 @@ export function puts(s: string): void {
   if (n > 0) outsb(COM1_BASE, buf, <u32>n);
 }
 
+/** Writes `v` in unsigned decimal, in one exit. */
 export function putDec(v: u64): void {
   const end = scratch() + 32;
   let p = end;
@@ -37,6 +38,7 @@ export function putDec(v: u64): void {
   outsb(COM1_BASE, p, <u32>(end - p));
 }
 
+/** Writes the low `digits` nibbles of `v` as lowercase hex, no prefix, in one exit. */
 export function putHex(v: u64, digits: i32 = 8): void {
   const b = scratch();
   for (let i = 0; i < digits; i++) {

@@ -4,10 +4,12 @@
 const HANDLERS: usize = memory.data(256 * 4, 16);
 const SPURIOUS: usize = memory.data(4 * 64, 16); // per-VP count of vectors with no handler
 
+/** Installs `handler` for `vector` (0–255) on every VP, replacing any previous one; it runs with interrupts disabled. */
 export function setInterruptHandler(vector: u32, handler: (vector: u32) => void): void {
   atomic.store<u32>(HANDLERS + ((vector & 0xff) << 2), changetype<u32>(handler));
 }
 
+/** Runs the handler of `vector`; without one, counts a spurious interrupt for VP `vp`. Call from the image's `interrupt` export. */
 export function dispatchInterrupt(vector: u32, vp: i32): void {
   const h = atomic.load<u32>(HANDLERS + ((vector & 0xff) << 2));
   if (h == 0) {
@@ -17,6 +19,7 @@ export function dispatchInterrupt(vector: u32, vp: i32): void {
   changetype<(vector: u32) => void>(h)(vector);
 }
 
+/** Vectors dispatched on VP `vp` that had no handler. */
 export function spuriousInterrupts(vp: i32): u32 {
   return atomic.load<u32>(SPURIOUS + (<usize>vp << 2));
 }

@@ -6,6 +6,7 @@ import { PAGE_SIZE } from "../../abi/platform";
 // [0] lock, [4] lowest page handed out so far, [8] free-list head.
 const STATE: usize = memory.data(16, 16);
 
+/** One zeroed 4 KiB page (from the free list first); 0 when out of pages. */
 export function pageAlloc(): usize {
   return pageAllocRun(1);
 }
@@ -36,6 +37,7 @@ export function pageAllocRun(count: u32): usize {
   return page;
 }
 
+/** Puts `page` on the free list for a later single-page allocation (runs are never rebuilt from freed pages). */
 export function pageFree(page: usize): void {
   while (atomic.cmpxchg<i32>(STATE, 0, 1) != 0) {}
   store<usize>(page, load<usize>(STATE, 8));

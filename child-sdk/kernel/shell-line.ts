@@ -4,6 +4,7 @@
 // allocated, so a long session never exhausts the runtime's heap (which never frees).
 import { uartReadByte, uartTransmit } from "../drivers/uart16550";
 
+/** Longest line kept, in bytes; the rest is dropped and lineOverflowed() reports it. */
 export const LINE_MAX: u32 = 240;
 
 // [0] length, [4] overflowed (bytes were dropped), [8] previous byte was CR, [12] cursor,
@@ -92,7 +93,9 @@ export function tokenNext(): bool {
   return p > start;
 }
 
+/** GPA of the current token's first byte in the line buffer (valid until the next line is assembled). */
 export function tokenGpa(): usize { return TEXT + load<u32>(LINE + L_TOKEN); }
+/** Length in bytes of the current token; 0 after tokenNext returned false. */
 export function tokenLength(): u32 { return load<u32>(LINE + L_TOKEN_LENGTH); }
 
 /** True when the current token is exactly `word` (ASCII). */
@@ -112,6 +115,7 @@ export function restGpa(): usize {
   const cursor = load<u32>(LINE + L_CURSOR);
   return TEXT + min<u32>(cursor + 1, load<u32>(LINE + L_LENGTH));
 }
+/** Length in bytes of the text at restGpa(); 0 when nothing follows the current token. */
 export function restLength(): u32 {
   return <u32>(TEXT + load<u32>(LINE + L_LENGTH) - restGpa());
 }

@@ -4,9 +4,11 @@
 // themselves are the same everywhere (shell.ts).
 import { BlockDevice } from "../drivers/block-device";
 
+/** The image-specific half of the shell: its disks, device listing, counters, clock, input wait and power-off. */
 export abstract class ShellMachine {
   /** Disks the image attached, numbered 0.. in the order `devices` lists them. */
   abstract diskCount(): u32;
+  /** Disk `index` (0 ≤ index < diskCount()). */
   abstract disk(index: u32): BlockDevice;
   /** Prints where disk `index` sits ("ide primary master", "scsi lun 0") and how it is driven; no newline. */
   abstract printDiskPath(index: u32): void;

@@ -22,6 +22,7 @@ import {
   lineAssemble, lineOverflowed, lineReset, numberBad, restGpa, restLength, tokenGpa, tokenIs, tokenLength, tokenNext, tokenNumber,
 } from "./shell-line";
 
+/** Printed by shellRun before each command line. */
 export const SHELL_PROMPT: string = "tsvisor> ";
 /** Largest `read` count: 8 sectors, one 4 KiB page. */
 const MAX_READ_SECTORS: u32 = 8;

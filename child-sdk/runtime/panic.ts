@@ -4,6 +4,7 @@
 // AssemblyScript object is its size), so reporting a failure never allocates or touches the heap.
 import { panic } from "../platform/hv";
 
+/** AssemblyScript abort handler: reports message, file, line and column through the hv.panic import and never returns. */
 export function guestAbort(message: string | null, fileName: string | null, line: u32, column: u32): void {
   const m = changetype<usize>(message);
   const f = changetype<usize>(fileName);
