@@ -29,3 +29,27 @@ export function cmdlineHas(word: string): bool {
   }
   return false;
 }
+
+/**
+ * The decimal number after `key=` in the command line (the word must start a space-separated
+ * token), or `fallback` when the key is absent.
+ */
+export function cmdlineNumber(key: string, fallback: u64): u64 {
+  const base = cmdlineGpa();
+  const n = <i32>cmdlineLength();
+  const k = key.length;
+  for (let start = 0; start + k < n; start++) {
+    if (start > 0 && load<u8>(base + start - 1) != 0x20) continue;
+    let match = true;
+    for (let i = 0; i < k && match; i++) match = load<u8>(base + start + i) == <u8>key.charCodeAt(i);
+    if (!match || load<u8>(base + start + k) != 0x3d) continue;
+    let v: u64 = 0;
+    for (let i = start + k + 1; i < n; i++) {
+      const c = load<u8>(base + i);
+      if (c < 0x30 || c > 0x39) break;
+      v = v * 10 + (c - 0x30);
+    }
+    return v;
+  }
+  return fallback;
+}

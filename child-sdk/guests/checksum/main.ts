@@ -14,7 +14,7 @@
 import "../../runtime/panic";
 import { cli, halt } from "../../platform/hv";
 import { puts, putDec, putHex } from "../../kernel/console";
-import { bootInfoValid, cmdlineGpa, cmdlineLength } from "../../kernel/boot-info";
+import { bootInfoValid, cmdlineNumber as cmdlineU64 } from "../../kernel/boot-info";
 
 const STATE: usize = memory.data(32, 16);
 const S_NEXT_ROUND: usize = 0; // u32: the first round not yet applied
@@ -26,25 +26,9 @@ const S_MAGIC: usize = 20; // u32: STATE_MAGIC once boot() initialised the state
 const STATE_MAGIC: u32 = 0x4b534843; // "CHSK"
 const PROGRESS_EVERY: u32 = 100;
 
-/** Reads the number after `key=` on the command line, or `fallback`. */
+/** The number after `key=` on the command line, or `fallback`. */
 function cmdlineNumber(key: string, fallback: u32): u32 {
-  const base = cmdlineGpa();
-  const n = <i32>cmdlineLength();
-  const k = key.length;
-  for (let start = 0; start + k < n; start++) {
-    if (start > 0 && load<u8>(base + start - 1) != 0x20) continue;
-    let match = true;
-    for (let i = 0; i < k && match; i++) match = load<u8>(base + start + i) == <u8>key.charCodeAt(i);
-    if (!match || load<u8>(base + start + k) != 0x3d) continue;
-    let v: u32 = 0;
-    for (let i = start + k + 1; i < n; i++) {
-      const c = load<u8>(base + i);
-      if (c < 0x30 || c > 0x39) break;
-      v = v * 10 + (c - 0x30);
-    }
-    return v;
-  }
-  return fallback;
+  return <u32>cmdlineU64(key, fallback);
 }
 
 /** One round: a deterministic mix of the previous checksum and the round number. */

@@ -20,7 +20,7 @@
 import "../../runtime/panic";
 import { cli, halt, sti, outb, VP_INDEX } from "../../platform/hv";
 import { puts, putDec } from "../../kernel/console";
-import { bootInfoValid, cmdlineHas, cmdlineGpa, cmdlineLength } from "../../kernel/boot-info";
+import { bootInfoValid, cmdlineHas, cmdlineNumber } from "../../kernel/boot-info";
 import { dispatchInterrupt } from "../../kernel/interrupts";
 import { pageAllocRun } from "../../kernel/pages";
 import { picInit } from "../../drivers/pic8259";
@@ -42,26 +42,6 @@ function kv(key: string, value: i64): void {
   puts("\n");
 }
 
-/** The number after `key=` on the command line, or `fallback`. */
-function cmdlineNumber(key: string, fallback: u64): u64 {
-  const base = cmdlineGpa();
-  const n = <i32>cmdlineLength();
-  const k = key.length;
-  for (let start = 0; start + k < n; start++) {
-    if (start > 0 && load<u8>(base + start - 1) != 0x20) continue;
-    let match = true;
-    for (let i = 0; i < k && match; i++) match = load<u8>(base + start + i) == <u8>key.charCodeAt(i);
-    if (!match || load<u8>(base + start + k) != 0x3d) continue;
-    let v: u64 = 0;
-    for (let i = start + k + 1; i < n; i++) {
-      const c = load<u8>(base + i);
-      if (c < 0x30 || c > 0x39) break;
-      v = v * 10 + (c - 0x30);
-    }
-    return v;
-  }
-  return fallback;
-}
 
 /** The pattern word at 32-bit word index `w` of the disk (murmur3's finaliser of seed ^ w). */
 function patternWord(seed: u32, w: u32): u32 {
