@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -109,14 +110,30 @@ describe('RawDisk', () => {
     replaced.close();
   });
 
-  // Root bypasses file modes, so this can only be checked as an ordinary user.
-  it.skipIf(process.getuid?.() === 0)('reports permission denied for an image it may not write', () => {
+  // Root bypasses file modes: as root, the check runs in a child process dropped to `nobody`.
+  it('reports permission denied for an image it may not write', () => {
     const p = path.join(dir, 'ro.raw');
     fs.writeFileSync(p, new Uint8Array(1024));
     fs.chmodSync(p, 0o444);
-    expect(() => RawDisk.open(p)).toThrow(expect.objectContaining({ code: RawDiskError.AccessDenied }));
-    const ro = RawDisk.open(p, { readOnly: true });
-    expect(ro.sectorCount).toBe(2);
-    ro.close();
+    if (process.getuid?.() !== 0) {
+      expect(() => RawDisk.open(p)).toThrow(expect.objectContaining({ code: RawDiskError.AccessDenied }));
+      const ro = RawDisk.open(p, { readOnly: true });
+      expect(ro.sectorCount).toBe(2);
+      ro.close();
+      return;
+    }
+    fs.chmodSync(dir, 0o755);
+    const script = `
+      import { RawDisk } from ${JSON.stringify(new URL('../../root-partition/storage/raw-disk.ts', import.meta.url).href)};
+      let code = 'opened';
+      try { RawDisk.open(${JSON.stringify(p)}).close(); } catch (e) { code = e.code; }
+      const ro = RawDisk.open(${JSON.stringify(p)}, { readOnly: true });
+      console.log(JSON.stringify({ code, sectors: ro.sectorCount, uid: process.getuid() }));
+      ro.close();`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      uid: 65534, gid: 65534, encoding: 'utf8', timeout: 20_000, env: { ...process.env, HOME: '/tmp' },
+    });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ code: RawDiskError.AccessDenied, sectors: 2, uid: 65534 });
   });
 });
