@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { buildSync } from 'esbuild';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -122,16 +124,20 @@ describe('RawDisk', () => {
       ro.close();
       return;
     }
+    // The child runs a bundle of the backend placed beside the image: the repository itself may sit
+    // in a directory `nobody` cannot enter (a private temporary clone).
     fs.chmodSync(dir, 0o755);
+    const bundle = path.join(dir, 'raw-disk.mjs');
+    buildSync({ entryPoints: [fileURLToPath(new URL('../../root-partition/storage/raw-disk.ts', import.meta.url))], outfile: bundle, bundle: true, format: 'esm', platform: 'node', logLevel: 'silent' });
     const script = `
-      import { RawDisk } from ${JSON.stringify(new URL('../../root-partition/storage/raw-disk.ts', import.meta.url).href)};
+      import { RawDisk } from ${JSON.stringify(pathToFileURL(bundle).href)};
       let code = 'opened';
       try { RawDisk.open(${JSON.stringify(p)}).close(); } catch (e) { code = e.code; }
       const ro = RawDisk.open(${JSON.stringify(p)}, { readOnly: true });
       console.log(JSON.stringify({ code, sectors: ro.sectorCount, uid: process.getuid() }));
       ro.close();`;
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      uid: 65534, gid: 65534, encoding: 'utf8', timeout: 20_000, env: { ...process.env, HOME: '/tmp' },
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      uid: 65534, gid: 65534, cwd: dir, encoding: 'utf8', timeout: 20_000, env: { ...process.env, HOME: '/tmp' },
     });
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual({ code: RawDiskError.AccessDenied, sectors: 2, uid: 65534 });
