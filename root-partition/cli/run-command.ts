@@ -86,7 +86,8 @@ export async function runGuestImage(imagePath: string, opts: RunOptions): Promis
   const ac = new AbortController();
   const serving = partition.inbox.serveAsync(ac.signal);
   const onInput = (chunk: Buffer) => platform.com1.receive(chunk);
-  if (process.stdin.isTTY) process.stdin.on("data", onInput);
+  // A terminal or a pipe (`printf 'help\n' | tsvisor run ref-emulated`) feeds COM1's receiver.
+  process.stdin.on('data', onInput);
   let interrupted = false;
   const onSigint = () => {
     interrupted = true;
@@ -103,7 +104,8 @@ export async function runGuestImage(imagePath: string, opts: RunOptions): Promis
   await partition.whenIdle();
   process.off('SIGINT', onSigint);
   process.stdin.off('data', onInput);
-  process.stdin.pause();
+  // A pipe whose writer is still open would keep the process alive after the guest stopped.
+  process.stdin.destroy();
   ic?.dispose();
   ac.abort();
   await serving;

@@ -25,4 +25,11 @@ describe('tsvisor run', () => {
     expect(r.stderr).toContain('guest image is not a valid WebAssembly module: missing \\0asm magic');
     expect(r.status).toBe(1);
   });
+
+  it('feeds a pipe on stdin to COM1: a scripted session with the reference shell', () => {
+    const r = spawnSync(process.execPath, [BIN, 'run', 'ref-emulated'], { encoding: 'utf8', timeout: 30_000, input: 'echo piped words\nshutdown\n' });
+    expect(r.stdout).toContain('tsvisor> piped words\n');
+    expect(r.stderr).toContain('VP 0: halted with interrupts disabled (stopped for good)');
+    expect(r.status).toBe(0);
+  });
 });
