@@ -33,7 +33,7 @@ function barChart(title: string, unit: string, groups: Group[]): string {
   }
   const ticks: string[] = [];
   for (let e = lo; e <= hi; e++) ticks.push(`<line x1="${x(10 ** e)}" y1="26" x2="${x(10 ** e)}" y2="${y}" class="t"/><text x="${x(10 ** e)}" y="22" text-anchor="middle" class="v">${fmt(10 ** e)}</text>`);
-  return `<figure><figcaption>${esc(title)} (${esc(unit)}, log scale)</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="${left + width + 180}" height="${y + 6}">${ticks.join('')}${parts.join('')}</svg></figure>`;
+  return `<figure><figcaption>${esc(title)} (${esc(unit)}, log scale)</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="${left + width + 340}" height="${y + 6}">${ticks.join('')}${parts.join('')}</svg></figure>`;
 }
 
 function byWorkload(rows: IoRow[], pick: (r: IoRow) => Bar[]): Group[] {
