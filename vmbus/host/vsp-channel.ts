@@ -5,6 +5,7 @@
  * empty → non-empty while unmasked for the writer, pending_send_sz crossed for the reader).
  * A corrupt ring stops the channel at once and is reported to the host, which resets it.
  */
+import { badIndexReason } from '../ring/ring-error.ts';
 import type { GuestMemory } from '../../hypervisor/guest-memory.ts';
 import {
   ReceivedPacket, VmbusPacketType, VmbusRing, type RingReadBatch, type RingWriteBatch,
@@ -245,7 +246,7 @@ export class VspChannel {
     if (out.bytesFree(this.outPos, this.outRead) > this.replyTotal) return true;
     const r = out.readIndex();
     if (!out.isValidIndex(r)) {
-      this.fail(`ring corrupt: host → guest read_index ${r} outside a ${out.dataSize}-byte ring or misaligned`);
+      this.fail(`ring corrupt: host → guest ${badIndexReason('read_index', r, out.dataSize)}`);
       return false;
     }
     this.outRead = r;

@@ -18,3 +18,8 @@ export interface RingLayoutError {
 export function corrupt(reason: string): RingCorruption {
   return { kind: 'corrupt', reason };
 }
+
+/** Why a loaded ring index cannot be used: beyond the data area or not 8-byte aligned. */
+export function badIndexReason(name: 'read_index' | 'write_index', index: number, dataSize: number): string {
+  return `${name} ${index} outside a ${dataSize}-byte ring or misaligned`;
+}

@@ -2,7 +2,7 @@ import {
   PACKET_DESCRIPTOR_SIZE, PACKET_MIN_OFFSET8_WITH_RANGES, PACKET_TRAILER_SIZE, RING_FEAT_PENDING_SEND_SZ,
   VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, VmbusPacketType,
 } from './ring-layout.ts';
-import { corrupt, type RingCorruption } from './ring-error.ts';
+import { badIndexReason, corrupt, type RingCorruption } from './ring-error.ts';
 import type { ReceivedPacket } from './received-packet.ts';
 import type { VmbusRing } from './vmbus-ring.ts';
 
@@ -38,8 +38,8 @@ export class RingReadBatch {
     this.corruption = null;
     this.start = this.pos = r;
     this.writeIndex = w;
-    if (!ring.isValidIndex(r)) this.corruption = corrupt(`read_index ${r} outside a ${ring.dataSize}-byte ring or misaligned`);
-    else if (!ring.isValidIndex(w)) this.corruption = corrupt(`write_index ${w} outside a ${ring.dataSize}-byte ring or misaligned`);
+    if (!ring.isValidIndex(r)) this.corruption = corrupt(badIndexReason('read_index', r, ring.dataSize));
+    else if (!ring.isValidIndex(w)) this.corruption = corrupt(badIndexReason('write_index', w, ring.dataSize));
   }
 
   /** Bytes of unread packets after the cursor, by the last write_index seen. */
@@ -58,7 +58,7 @@ export class RingReadBatch {
     let avail = ring.bytesAvailable(this.writeIndex, this.pos);
     if (avail === 0) {
       const w = ring.writeIndex();
-      if (!ring.isValidIndex(w)) return this.fail(`write_index ${w} outside a ${d}-byte ring or misaligned`);
+      if (!ring.isValidIndex(w)) return this.fail(badIndexReason('write_index', w, d));
       this.writeIndex = w;
       avail = ring.bytesAvailable(w, this.pos);
       if (avail === 0) return null;

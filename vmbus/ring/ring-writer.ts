@@ -1,6 +1,6 @@
 import { HvError } from '../../hypervisor/hv-error.ts';
 import { PACKET_DESCRIPTOR_SIZE, PACKET_TRAILER_SIZE, VmbusPacketType } from './ring-layout.ts';
-import { corrupt, type RingCorruption } from './ring-error.ts';
+import { badIndexReason, corrupt, type RingCorruption } from './ring-error.ts';
 import type { VmbusRing } from './vmbus-ring.ts';
 
 /** A packet to send; the convenience form of RingWriteBatch.tryWriteRaw. */
@@ -51,8 +51,8 @@ export class RingWriteBatch {
     this.corruption = null;
     this.start = this.pos = w;
     this.readIndex = r;
-    if (!ring.isValidIndex(w)) this.corruption = corrupt(`write_index ${w} outside a ${ring.dataSize}-byte ring or misaligned`);
-    else if (!ring.isValidIndex(r)) this.corruption = corrupt(`read_index ${r} outside a ${ring.dataSize}-byte ring or misaligned`);
+    if (!ring.isValidIndex(w)) this.corruption = corrupt(badIndexReason('write_index', w, ring.dataSize));
+    else if (!ring.isValidIndex(r)) this.corruption = corrupt(badIndexReason('read_index', r, ring.dataSize));
   }
 
   /** Bytes that a packet may still take now (by the last read_index seen), 0 when none fits. */
@@ -101,7 +101,7 @@ export class RingWriteBatch {
     if (ring.bytesFree(this.pos, this.readIndex) <= total) {
       const r = ring.readIndex();
       if (!ring.isValidIndex(r)) {
-        this.corruption = corrupt(`read_index ${r} outside a ${d}-byte ring or misaligned`);
+        this.corruption = corrupt(badIndexReason('read_index', r, d));
         return false;
       }
       this.readIndex = r;
