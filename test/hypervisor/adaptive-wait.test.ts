@@ -92,7 +92,10 @@ describe('adaptive spin budget (KVM-style halt polling)', () => {
       const c = new WaitCounters();
       expect(waitForChange(i32, 0, 0, { spinIterations: 0 }, c, 5000, b)).toBe(7);
       expect(c.sleeps + c.spinHits).toBe(1);
-      if (c.sleeps === 1) expect(b.iterations).toBe(1000); // woken well within the 10 ms window
+      // Woken within the 10 ms window the budget grows; on a loaded host the wake-up itself can
+      // outlast the window, and then the budget (at its floor) stays where it was.
+      const withinWindow = c.sleptUs * 1000 <= 1_000_000 * NOMINAL_NS_PER_SPIN;
+      if (c.sleeps === 1) expect(b.iterations).toBe(withinWindow ? 1000 : 0);
     } finally {
       await w.terminate();
     }
