@@ -32,7 +32,12 @@ export interface WorkerLaunch {
   restoreFrom?: string;
   /** The VM's devices (absent: the chipset with COM1/COM2 and no disks). */
   devices?: VmDeviceConfig;
+  /** How long a pause (or save) waits for every VP to reach an exit boundary; see pauseTimeoutMs. */
+  pauseTimeoutMs?: number;
 }
+
+export const DEFAULT_PAUSE_TIMEOUT_MS = 5000;
+export const PAUSE_TIMEOUT_ENV = 'TSVISOR_PAUSE_TIMEOUT_MS';
 
 type DeviceStateRecordList = DeviceStateRecord[];
 
@@ -62,6 +67,19 @@ export class VmWorker extends EventEmitter {
 
   constructor(readonly launch: WorkerLaunch, private readonly log: Logger) {
     super();
+  }
+
+  /** The launch's pause time-out, else TSVISOR_PAUSE_TIMEOUT_MS (1..600000), else 5 s. */
+  get pauseTimeoutMs(): number {
+    if (this.launch.pauseTimeoutMs !== undefined) return this.launch.pauseTimeoutMs;
+    const env = process.env[PAUSE_TIMEOUT_ENV];
+    if (env === undefined || env === '') return DEFAULT_PAUSE_TIMEOUT_MS;
+    const ms = Number(env);
+    if (!Number.isInteger(ms) || ms < 1 || ms > 600_000) {
+      this.log.warn(`${PAUSE_TIMEOUT_ENV}=${env} is not a whole number of milliseconds in 1..600000; using ${DEFAULT_PAUSE_TIMEOUT_MS}`);
+      return DEFAULT_PAUSE_TIMEOUT_MS;
+    }
+    return ms;
   }
 
   configurationHash(): Buffer {
@@ -180,9 +198,20 @@ export class VmWorker extends EventEmitter {
     return this.partition;
   }
 
+  /**
+   * Parks the VPs. When they do not all reach an exit boundary within the pause time-out the
+   * partition undoes the pause and the VM stays Running; the error names the VPs that did not.
+   */
   async pause(): Promise<void> {
     const p = this.live;
-    if (!(await p.pause())) throw new Error('the VPs did not reach an exit boundary in time');
+    const timeoutMs = this.pauseTimeoutMs;
+    const r = await p.pause(timeoutMs);
+    if (!r.paused) {
+      const vps = r.notParked.map((vp) => `VP ${vp}`).join(', ');
+      const message = `the pause failed: ${vps} did not reach an exit boundary within ${timeoutMs} ms (a guest computing without exits, or an overloaded host); the pause was undone and the VM runs on`;
+      this.log.warn(message);
+      throw Object.assign(new Error(message), { code: 'VMWP_ERR_PAUSE_TIMEOUT' });
+    }
     this.setState('paused');
   }
 
