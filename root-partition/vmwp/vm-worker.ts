@@ -18,7 +18,7 @@ import type { DeviceReplies } from './device-requests.ts';
 import { DeviceThread } from './device-thread.ts';
 import { HeartbeatStatus } from '../vsp/ic/heartbeat-vsp.ts';
 import { capturePartition, restorePartition } from './partition-snapshot.ts';
-import { configurationHash, readSavedState, writeSavedState, type SaveSummary } from './saved-state-file.ts';
+import { consumeSavedState, configurationHash, readSavedState, writeSavedState, type SaveSummary } from './saved-state-file.ts';
 
 /** What VMMS tells a new VMWP: the VM's configuration and, to restore, its saved-state file. */
 export interface WorkerLaunch {
@@ -91,10 +91,22 @@ export class VmWorker extends EventEmitter {
     this.image = readFileSync(this.launch.imagePath);
     const p = this.createPartition();
     if (this.launch.restoreFrom) {
-      const saved = readSavedState(this.launch.restoreFrom, this.configurationHash(), p.mem.u8);
+      const file = this.launch.restoreFrom;
+      let saved: ReturnType<typeof readSavedState>;
+      try {
+        saved = readSavedState(file, this.configurationHash(), p.mem.u8);
+        // Before the device thread exists: this thread alone writes the control block.
+        restorePartition(p, saved);
+      } catch (e) {
+        await this.hv.deletePartition(p.id);
+        this.partition = null;
+        throw e;
+      }
       await this.startDevices(p, saved.devices);
-      restorePartition(p, saved);
-      this.log.info(`restored from ${this.launch.restoreFrom} at reference time ${saved.referenceTicks}`);
+      // The guest is about to run ahead of the file: the file must be gone for good (on disk,
+      // not just in VMMS's memory) before it does, or a later crash would restore stale memory.
+      consumeSavedState(file);
+      this.log.info(`restored from ${file} at reference time ${saved.referenceTicks}; the file is consumed`);
       p.start('resume');
     } else {
       await this.startDevices(p);
@@ -228,8 +240,8 @@ export class VmWorker extends EventEmitter {
     let summary: SaveSummary;
     let records: DeviceStateRecordList;
     try {
-      const snap = capturePartition(p);
       records = (await this.deviceThread.request({ op: 'save-devices' })).records;
+      const snap = capturePartition(p);
       summary = writeSavedState(path, this.configurationHash(), { ...snap, devices: records, memory: p.mem.u8 });
     } catch (e) {
       if (wasRunning) this.resume();

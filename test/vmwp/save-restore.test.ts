@@ -95,9 +95,10 @@ describe('save and restore', () => {
     // A file of a newer format version.
     const bytes = readFileSync(fileA);
     const newer = Buffer.from(bytes);
-    newer.writeUInt32LE(2, 8);
+    newer.writeUInt32LE(3, 8);
     writeFileSync(fileB, newer);
-    expect(await v2.start('b')).toMatchObject({ returnValue: 32768, error: expect.stringMatching(/format version 2; this tsvisor reads version 1/), vm: { enabledState: 6 } });
+    expect(await v2.start('b')).toMatchObject({ returnValue: 32768, error: expect.stringMatching(/format version 3; this tsvisor reads version 2/), vm: { enabledState: 6 } });
+    expect(readFileSync(fileB).equals(newer)).toBe(true);
 
     // Turn-off discards a saved state; the right file still restores.
     expect((await v2.turnOff('b')).vm).toMatchObject({ enabledState: 3 });
