@@ -2,7 +2,8 @@
  * Save and restore of a running guest, guest in the loop: the checksum guest is saved mid-run,
  * restored in a new worker process, and finishes with the checksum it would have computed
  * uninterrupted — no round lost or repeated. A saved state from another configuration or of
- * another format version is refused with a clear error, and the VM stays Saved with its file.
+ * another format version, or with a damaged record, is refused with a clear error, and the VM
+ * stays Saved with its file.
  */
 import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -99,6 +100,22 @@ describe('save and restore', () => {
     writeFileSync(fileB, newer);
     expect(await v2.start('b')).toMatchObject({ returnValue: 32768, error: expect.stringMatching(/format version 3; this tsvisor reads version 2/), vm: { enabledState: 6 } });
     expect(readFileSync(fileB).equals(newer)).toBe(true);
+
+    // One flipped bit in a's own file — in the VP record, the reference time, a device record, a
+    // memory run: refused naming the record, a stays Saved, its file untouched; the intact file restores.
+    const good = readFileSync(fileA);
+    const records: { at: number; length: number; field: number }[] = [];
+    for (let at = 52; at < good.length; at += 8 + good.readUInt32LE(at)) records.push({ at, length: good.readUInt32LE(at), field: good[at + 8] >> 3 });
+    for (const [field, name] of [[7, 'virtual processor'], [2, 'reference time'], [3, 'device'], [4, 'memory run']] as const) {
+      const r = records.find((x) => x.field === field)!;
+      const bad = Buffer.from(good);
+      bad[r.at + 8 + (r.length >> 1)] ^= 0x04;
+      writeFileSync(fileA, bad);
+      const refused = await v2.start('a');
+      expect(refused).toMatchObject({ returnValue: 32768, error: expect.stringMatching(new RegExp(`record #\\d+ at byte ${r.at} \\(by its tag a ${name} record\\) is damaged: checksum mismatch`)), vm: { enabledState: 6, processId: null } });
+      expect(readFileSync(fileA).equals(bad)).toBe(true);
+    }
+    writeFileSync(fileA, good);
 
     // Turn-off discards a saved state; the right file still restores.
     expect((await v2.turnOff('b')).vm).toMatchObject({ enabledState: 3 });
