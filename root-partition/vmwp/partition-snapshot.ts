@@ -11,8 +11,8 @@
  * could not be matched to them, so a partition holding any cannot be captured (the save is
  * refused and the VM runs on); a guest connected to VMBus is refused before this, by the devices.
  *
- * The reference counter restarts at the value it was frozen at, so guest time does not jump over
- * the time spent saved.
+ * The reference counter is restored frozen at the value it was frozen at, and thawed when the VPs
+ * start, so guest time does not jump over the time spent saved or restoring.
  */
 import { HV_MESSAGE_SIZE, HV_SYNIC_SINT_COUNT, HV_SYNIC_STIMER_COUNT } from '../../abi/hv-hypercall.ts';
 import type { Partition } from '../../hypervisor/partition.ts';
@@ -157,7 +157,8 @@ function validate(p: Partition, s: PartitionSnapshot): void {
 
 /**
  * Call after loadImage and before the device thread and the VPs start: the control block is
- * written by this thread alone, and nothing else reads it until they start.
+ * written by this thread alone, and nothing else reads it until they start. Leaves the reference
+ * clock frozen; ReferenceClock.thaw it just before the VPs start.
  */
 export function restorePartition(p: Partition, s: PartitionSnapshot): void {
   validate(p, s);
@@ -190,5 +191,8 @@ export function restorePartition(p: Partition, s: PartitionSnapshot): void {
       ctl.i32[(q + 4) >> 2] = tail + 1;
     }
   }
+  // Frozen at the saved value until the VPs start (the caller thaws it then): the device
+  // thread's start-up is not guest time either.
   ReferenceClock.start(ctl, BigInt(s.referenceTicks));
+  Atomics.store(ctl.i64, P_REF_FROZEN_AT >> 3, BigInt(s.referenceTicks));
 }

@@ -18,6 +18,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { MAX_VPS } from '../../hypervisor/partition-control.ts';
 import { decodeRecord, encodeRecord, RECORD_KIND_NAMES, recordKindOfBytes, type SavedRecord } from '../ipc/saved-state-schema.ts';
 import { syncDirectory, writeFileAtomicWith } from '../vmms/atomic-file.ts';
 import { crc32c } from './crc32c.ts';
@@ -200,6 +201,7 @@ class StateBuilder {
     if ('partitionControl' in r) this.fail('SAVED_STATE_LAYOUT', n, at, kind, 'the control block is a raw dump of a layout this tsvisor does not read; save the VM again with the release that wrote it, or turn it off');
     if ('partition' in r) {
       order(n === 0, 'the partition record comes first');
+      if (!(r.partition.vpCount >= 1 && r.partition.vpCount <= MAX_VPS)) this.fail('SAVED_STATE_LAYOUT', n, at, kind, `${r.partition.vpCount} VPs; a partition has 1..${MAX_VPS}`);
       this.partition = r.partition;
     } else if ('vp' in r) {
       order(this.partition !== null && this.referenceTicks < 0, 'VP records follow the partition record');

@@ -8,6 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { Hypervisor } from '../../hypervisor/hypervisor.ts';
+import { ReferenceClock } from '../../hypervisor/reference-time.ts';
 import type { Partition } from '../../hypervisor/partition.ts';
 import type { VpExitReason } from '../../hypervisor/vp/vp-runtime.ts';
 import type { WorkerCounters } from '../ipc/bulk-codec.ts';
@@ -107,6 +108,7 @@ export class VmWorker extends EventEmitter {
       // not just in VMMS's memory) before it does, or a later crash would restore stale memory.
       consumeSavedState(file);
       this.log.info(`restored from ${file} at reference time ${saved.referenceTicks}; the file is consumed`);
+      ReferenceClock.thaw(p.ctl);
       p.start('resume');
     } else {
       await this.startDevices(p);

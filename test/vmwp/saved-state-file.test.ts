@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Hypervisor } from '../../hypervisor/hypervisor.ts';
 import {
-  P_GUEST_OS_ID, P_HYPERCALL_MSR, SINT_QUEUE_BYTES, VP_MAILBOX, VP_PENDING_VECTORS, VP_REGISTERS, VP_SIMP, VP_SINT, VP_SINT_QUEUES, VP_STIMER_CONFIG, VP_STIMER_DUE, vpBase,
+  P_GUEST_OS_ID, P_HYPERCALL_MSR, P_ROOT_EVENT_FLAGS, ROOT_QUEUE_HEADS, SINT_QUEUE_BYTES, VP_MAILBOX, VP_PENDING_VECTORS, VP_REGISTERS, VP_SIMP, VP_SINT, VP_SINT_QUEUES, VP_STIMER_CONFIG, VP_STIMER_DUE, vpBase,
 } from '../../hypervisor/partition-control.ts';
 import { ReferenceClock } from '../../hypervisor/reference-time.ts';
 import { encodeRecord, type SavedRecord } from '../../root-partition/ipc/saved-state-schema.ts';
@@ -190,6 +190,7 @@ describe('saved-state file', () => {
       [[...base, { device: devices[0] }, { referenceTime: { referenceTicks: 6 } }, end(5)], /reference time.*out of place/],
       [[...base, ...Array.from({ length: 65 }, () => ({ device: devices[0] })), end(68)], /more than 64 device records/],
       [[...base], /truncated/],
+      [[{ partition: { vpCount: 65, guestOsId: '0', hypercallMsr: '0' } }, ...Array.from({ length: 65 }, (_, vp) => ({ vp: vpState(vp) })), end(66)], /record #0 .*65 VPs; a partition has 1..64/],
     ];
     // A record kind from a newer release (field 15): its tag, a length, and nothing this build knows.
     const unknown = Buffer.from([15 << 3 | 2, 1, 0]);
@@ -253,7 +254,26 @@ describe('partition snapshot', () => {
       same(vb + VP_REGISTERS, vb + VP_SINT_QUEUES + SINT_QUEUE_BYTES); // registers, SINT0's queue
     }
     expect(region(b, base + VP_SINT_QUEUES + 16, base + VP_SINT_QUEUES + 16 + 256).every((x) => x === 0x77)).toBe(true);
+    // Frozen at the saved value until the worker thaws it as the VPs start.
+    expect(b.referenceTime()).toBe(s.referenceTicks);
+    ReferenceClock.thaw(b.ctl);
     expect(b.referenceTime()).toBeGreaterThanOrEqual(s.referenceTicks);
+    expect(b.referenceTime() - s.referenceTicks).toBeLessThan(10_000_000); // within a second, not the time since a's start
+  });
+
+  it('refuses to capture a partition with a message or event in flight on a port', () => {
+    const cases: [(p: ReturnType<typeof partition>) => void, RegExp][] = [
+      [(p) => { p.ctl.i32[(ROOT_QUEUE_HEADS + 3 * 8 + 4) >> 2] = 1; }, /a message from the guest to the root partition is still queued/],
+      [(p) => { p.ctl.i32[(P_ROOT_EVENT_FLAGS >> 2) + 5] = 0x100; }, /an event the guest signalled to the root partition is not yet served/],
+      [(p) => { const q = vpBase(1) + VP_SINT_QUEUES + 2 * SINT_QUEUE_BYTES; p.ctl.i32[(q + 8) >> 2] = 4; p.ctl.i32[(q + 4) >> 2] = 1; }, /a port message for SINT 2 of VP 1 is not yet delivered/],
+    ];
+    for (const [set, message] of cases) {
+      const p = partition();
+      ReferenceClock.freeze(p.ctl);
+      expect(() => capturePartition(p)).not.toThrow();
+      set(p);
+      expect(() => capturePartition(p)).toThrow(message);
+    }
   });
 
   it('refuses a snapshot of another layout whole, leaving the partition untouched', () => {
