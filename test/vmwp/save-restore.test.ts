@@ -25,7 +25,7 @@ const rounds = (text: string) => [...text.matchAll(/progress round=(\d+)/g)].map
 const ROUNDS = 30_000;
 
 describe('save and restore', () => {
-  it('a guest saved mid-work continues in a new worker with nothing lost or repeated', async () => {
+  it('a guest saved mid-work continues in a new worker with nothing lost or repeated', { timeout: 90_000 }, async () => {
     const dataDir = fx.dataDir();
     const v = await fx.vmms({ dataDir });
     const vm = v.defineVm({ name: 'ck', memoryBytes: 32 * MiB, imagePath: images.checksum, cmdline: `rounds=${ROUNDS} work=20000` });
@@ -73,7 +73,7 @@ describe('save and restore', () => {
     expect(states).toEqual([32773, 6, 10, 2, 3]);
   });
 
-  it('refuses a saved state of another configuration or version, keeping the VM Saved', async () => {
+  it('refuses a saved state of another configuration or version, keeping the VM Saved', { timeout: 120_000 }, async () => {
     const dataDir = fx.dataDir();
     const v = await fx.vmms({ dataDir });
     const a = v.defineVm({ name: 'a', memoryBytes: 16 * MiB, imagePath: images.checksum, cmdline: 'rounds=100000000 work=20000' });
