@@ -44,6 +44,12 @@ export const PartitionProperty = {
   GuestOsId: 0x00070000,
 } as const;
 
+/** What Partition.pause achieved: every VP parked, or the VPs that did not (the pause undone). */
+export interface PauseOutcome {
+  paused: boolean;
+  notParked: number[];
+}
+
 export type PartitionState = 'created' | 'initialized' | 'active' | 'finalized' | 'deleted';
 
 export interface PartitionConfig {
@@ -262,24 +268,49 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
     return this.ports.signalEvent(Owner.Root, connectionId, flagNumber);
   }
 
-  /** Parks every running VP at its next exit boundary; resolves when all are parked or stopped. */
-  async pause(timeoutMs = 5000): Promise<boolean> {
+  /**
+   * Parks every running VP at its next exit boundary and freezes the reference clock. When a VP
+   * does not get there within `timeoutMs` (a guest computing without exits, an overloaded host)
+   * the pause is undone completely — request cleared, clock running as if never frozen, parked
+   * VPs woken — so a failed pause never leaves the partition half-frozen; the outcome names the
+   * VPs that did not park.
+   */
+  async pause(timeoutMs = 5000): Promise<PauseOutcome> {
     Atomics.store(this.ctl.i32, P_REQUESTED_STATE >> 2, RequestedState.Pause);
     ReferenceClock.freeze(this.ctl);
     this.wakeAll();
     const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      let live = 0;
-      for (let vp = 0; vp < this.vpCount; vp++) {
-        const s = this.ctl.runState(vp);
-        // A VP whose thread is still starting has not run yet: it parks at its first exit.
-        if (s === VpRunState.Running || s === VpRunState.Halted || (s === VpRunState.NotStarted && this.workers.has(vp))) live++;
+    for (;;) {
+      const live = this.unparkedVps();
+      if (live.length === 0) return { paused: true, notParked: [] };
+      if (Date.now() >= deadline) {
+        this.undoPause();
+        return { paused: false, notParked: live };
       }
-      if (live === 0) return true;
       this.wakeAll();
       await new Promise((r) => setTimeout(r, 1));
     }
-    return false;
+  }
+
+  private unparkedVps(): number[] {
+    const live: number[] = [];
+    for (let vp = 0; vp < this.vpCount; vp++) {
+      const s = this.ctl.runState(vp);
+      // A VP whose thread is still starting has not run yet: it parks at its first exit.
+      if (s === VpRunState.Running || s === VpRunState.Halted || (s === VpRunState.NotStarted && this.workers.has(vp))) live.push(vp);
+    }
+    return live;
+  }
+
+  /**
+   * The VPs that never parked kept counting time on the old epoch, so the clock is unfrozen in
+   * place (the epoch kept) rather than thawed from the frozen value: every thread agrees again,
+   * and guest time stays monotonic (reads during the attempt saw the frozen value, an earlier one).
+   */
+  private undoPause(): void {
+    Atomics.store(this.ctl.i32, P_REQUESTED_STATE >> 2, RequestedState.Run);
+    Atomics.store(this.ctl.i64, P_REF_FROZEN_AT >> 3, -1n);
+    this.wakeAll();
   }
 
   resume(): void {

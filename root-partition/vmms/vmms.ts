@@ -117,8 +117,15 @@ export class Vmms {
     await Promise.all(definitions.map(async (def) => {
       const entry = new VmEntry(def, this.log);
       this.vms.set(def.id, entry);
-      entry.state = existsSync(this.paths.savedState(def.id)) ? EnabledState.Saved : EnabledState.Off;
+      const saved = this.paths.savedState(def.id);
+      entry.state = existsSync(saved) ? EnabledState.Saved : EnabledState.Off;
       await this.ops.reattach(entry);
+      // A worker runs the VM: a saved state beside it is older than the guest (the worker
+      // consumes the file it restores), and restoring it later would roll the guest back.
+      if (entry.pid !== null && existsSync(saved)) {
+        entry.log.warn(`${saved} is older than the running VM; discarded`);
+        rmSync(saved, { force: true });
+      }
     }));
     this.log.info(`loaded ${definitions.length} VM definitions (${errors.length} refused); ${this.list().filter((v) => v.processId).length} running VMs reattached`);
   }

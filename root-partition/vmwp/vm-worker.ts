@@ -8,6 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { Hypervisor } from '../../hypervisor/hypervisor.ts';
+import { ReferenceClock } from '../../hypervisor/reference-time.ts';
 import type { Partition } from '../../hypervisor/partition.ts';
 import type { VpExitReason } from '../../hypervisor/vp/vp-runtime.ts';
 import type { WorkerCounters } from '../ipc/bulk-codec.ts';
@@ -18,7 +19,7 @@ import type { DeviceReplies } from './device-requests.ts';
 import { DeviceThread } from './device-thread.ts';
 import { HeartbeatStatus } from '../vsp/ic/heartbeat-vsp.ts';
 import { capturePartition, restorePartition } from './partition-snapshot.ts';
-import { configurationHash, readSavedState, writeSavedState, type SaveSummary } from './saved-state-file.ts';
+import { consumeSavedState, configurationHash, readSavedState, writeSavedState, type SaveSummary } from './saved-state-file.ts';
 
 /** What VMMS tells a new VMWP: the VM's configuration and, to restore, its saved-state file. */
 export interface WorkerLaunch {
@@ -32,7 +33,12 @@ export interface WorkerLaunch {
   restoreFrom?: string;
   /** The VM's devices (absent: the chipset with COM1/COM2 and no disks). */
   devices?: VmDeviceConfig;
+  /** How long a pause (or save) waits for every VP to reach an exit boundary; see pauseTimeoutMs. */
+  pauseTimeoutMs?: number;
 }
+
+export const DEFAULT_PAUSE_TIMEOUT_MS = 5000;
+export const PAUSE_TIMEOUT_ENV = 'TSVISOR_PAUSE_TIMEOUT_MS';
 
 type DeviceStateRecordList = DeviceStateRecord[];
 
@@ -64,6 +70,19 @@ export class VmWorker extends EventEmitter {
     super();
   }
 
+  /** The launch's pause time-out, else TSVISOR_PAUSE_TIMEOUT_MS (1..600000), else 5 s. */
+  get pauseTimeoutMs(): number {
+    if (this.launch.pauseTimeoutMs !== undefined) return this.launch.pauseTimeoutMs;
+    const env = process.env[PAUSE_TIMEOUT_ENV];
+    if (env === undefined || env === '') return DEFAULT_PAUSE_TIMEOUT_MS;
+    const ms = Number(env);
+    if (!Number.isInteger(ms) || ms < 1 || ms > 600_000) {
+      this.log.warn(`${PAUSE_TIMEOUT_ENV}=${env} is not a whole number of milliseconds in 1..600000; using ${DEFAULT_PAUSE_TIMEOUT_MS}`);
+      return DEFAULT_PAUSE_TIMEOUT_MS;
+    }
+    return ms;
+  }
+
   configurationHash(): Buffer {
     return configurationHash({ vmId: this.launch.vmId, memoryBytes: this.launch.memoryBytes, vpCount: this.launch.vpCount, image: this.image });
   }
@@ -73,10 +92,23 @@ export class VmWorker extends EventEmitter {
     this.image = readFileSync(this.launch.imagePath);
     const p = this.createPartition();
     if (this.launch.restoreFrom) {
-      const saved = readSavedState(this.launch.restoreFrom, this.configurationHash(), p.mem.u8);
+      const file = this.launch.restoreFrom;
+      let saved: ReturnType<typeof readSavedState>;
+      try {
+        saved = readSavedState(file, this.configurationHash(), p.mem.u8);
+        // Before the device thread exists: this thread alone writes the control block.
+        restorePartition(p, saved);
+      } catch (e) {
+        await this.hv.deletePartition(p.id);
+        this.partition = null;
+        throw e;
+      }
       await this.startDevices(p, saved.devices);
-      restorePartition(p, saved);
-      this.log.info(`restored from ${this.launch.restoreFrom} at reference time ${saved.referenceTicks}`);
+      // The guest is about to run ahead of the file: the file must be gone for good (on disk,
+      // not just in VMMS's memory) before it does, or a later crash would restore stale memory.
+      consumeSavedState(file);
+      this.log.info(`restored from ${file} at reference time ${saved.referenceTicks}; the file is consumed`);
+      ReferenceClock.thaw(p.ctl);
       p.start('resume');
     } else {
       await this.startDevices(p);
@@ -180,9 +212,20 @@ export class VmWorker extends EventEmitter {
     return this.partition;
   }
 
+  /**
+   * Parks the VPs. When they do not all reach an exit boundary within the pause time-out the
+   * partition undoes the pause and the VM stays Running; the error names the VPs that did not.
+   */
   async pause(): Promise<void> {
     const p = this.live;
-    if (!(await p.pause())) throw new Error('the VPs did not reach an exit boundary in time');
+    const timeoutMs = this.pauseTimeoutMs;
+    const r = await p.pause(timeoutMs);
+    if (!r.paused) {
+      const vps = r.notParked.map((vp) => `VP ${vp}`).join(', ');
+      const message = `the pause failed: ${vps} did not reach an exit boundary within ${timeoutMs} ms (a guest computing without exits, or an overloaded host); the pause was undone and the VM runs on`;
+      this.log.warn(message);
+      throw Object.assign(new Error(message), { code: 'VMWP_ERR_PAUSE_TIMEOUT' });
+    }
     this.setState('paused');
   }
 
@@ -199,8 +242,8 @@ export class VmWorker extends EventEmitter {
     let summary: SaveSummary;
     let records: DeviceStateRecordList;
     try {
-      const snap = capturePartition(p);
       records = (await this.deviceThread.request({ op: 'save-devices' })).records;
+      const snap = capturePartition(p);
       summary = writeSavedState(path, this.configurationHash(), { ...snap, devices: records, memory: p.mem.u8 });
     } catch (e) {
       if (wasRunning) this.resume();

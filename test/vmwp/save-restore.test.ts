@@ -2,7 +2,8 @@
  * Save and restore of a running guest, guest in the loop: the checksum guest is saved mid-run,
  * restored in a new worker process, and finishes with the checksum it would have computed
  * uninterrupted — no round lost or repeated. A saved state from another configuration or of
- * another format version is refused with a clear error, and the VM stays Saved with its file.
+ * another format version, or with a damaged record, is refused with a clear error, and the VM
+ * stays Saved with its file.
  */
 import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,7 +25,7 @@ const rounds = (text: string) => [...text.matchAll(/progress round=(\d+)/g)].map
 const ROUNDS = 30_000;
 
 describe('save and restore', () => {
-  it('a guest saved mid-work continues in a new worker with nothing lost or repeated', async () => {
+  it('a guest saved mid-work continues in a new worker with nothing lost or repeated', { timeout: 90_000 }, async () => {
     const dataDir = fx.dataDir();
     const v = await fx.vmms({ dataDir });
     const vm = v.defineVm({ name: 'ck', memoryBytes: 32 * MiB, imagePath: images.checksum, cmdline: `rounds=${ROUNDS} work=20000` });
@@ -72,7 +73,7 @@ describe('save and restore', () => {
     expect(states).toEqual([32773, 6, 10, 2, 3]);
   });
 
-  it('refuses a saved state of another configuration or version, keeping the VM Saved', async () => {
+  it('refuses a saved state of another configuration or version, keeping the VM Saved', { timeout: 120_000 }, async () => {
     const dataDir = fx.dataDir();
     const v = await fx.vmms({ dataDir });
     const a = v.defineVm({ name: 'a', memoryBytes: 16 * MiB, imagePath: images.checksum, cmdline: 'rounds=100000000 work=20000' });
@@ -95,9 +96,26 @@ describe('save and restore', () => {
     // A file of a newer format version.
     const bytes = readFileSync(fileA);
     const newer = Buffer.from(bytes);
-    newer.writeUInt32LE(2, 8);
+    newer.writeUInt32LE(3, 8);
     writeFileSync(fileB, newer);
-    expect(await v2.start('b')).toMatchObject({ returnValue: 32768, error: expect.stringMatching(/format version 2; this tsvisor reads version 1/), vm: { enabledState: 6 } });
+    expect(await v2.start('b')).toMatchObject({ returnValue: 32768, error: expect.stringMatching(/format version 3; this tsvisor reads version 2/), vm: { enabledState: 6 } });
+    expect(readFileSync(fileB).equals(newer)).toBe(true);
+
+    // One flipped bit in a's own file — in the VP record, the reference time, a device record, a
+    // memory run: refused naming the record, a stays Saved, its file untouched; the intact file restores.
+    const good = readFileSync(fileA);
+    const records: { at: number; length: number; field: number }[] = [];
+    for (let at = 52; at < good.length; at += 8 + good.readUInt32LE(at)) records.push({ at, length: good.readUInt32LE(at), field: good[at + 8] >> 3 });
+    for (const [field, name] of [[7, 'virtual processor'], [2, 'reference time'], [3, 'device'], [4, 'memory run']] as const) {
+      const r = records.find((x) => x.field === field)!;
+      const bad = Buffer.from(good);
+      bad[r.at + 8 + (r.length >> 1)] ^= 0x04;
+      writeFileSync(fileA, bad);
+      const refused = await v2.start('a');
+      expect(refused).toMatchObject({ returnValue: 32768, error: expect.stringMatching(new RegExp(`record #\\d+ at byte ${r.at} \\(by its tag a ${name} record\\) is damaged: checksum mismatch`)), vm: { enabledState: 6, processId: null } });
+      expect(readFileSync(fileA).equals(bad)).toBe(true);
+    }
+    writeFileSync(fileA, good);
 
     // Turn-off discards a saved state; the right file still restores.
     expect((await v2.turnOff('b')).vm).toMatchObject({ enabledState: 3 });
