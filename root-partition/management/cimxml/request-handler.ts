@@ -8,6 +8,7 @@ import type { CimObjectManager } from '../cim/object-manager.ts';
 import { runIntrinsic } from './intrinsic-operations.ts';
 import { CimXmlProtocolError, decodeRequest, encodeEnvelope, encodeErrorResponse, encodeIMethodResponse, type CimXmlRequest } from './message.ts';
 import { runMethodCall } from './method-call.ts';
+import type { XmlLimits } from './xml-limits.ts';
 
 export interface CimXmlHeaders {
   readonly cimOperation?: string;
@@ -27,7 +28,7 @@ export interface CimXmlResponse {
 const XML_CONTENT_TYPE = 'application/xml; charset="utf-8"';
 
 function protocolFailure(e: CimXmlProtocolError): CimXmlResponse {
-  return { status: e.status, headers: { CIMError: e.cimError }, body: '' };
+  return { status: e.status, headers: e.cimError ? { CIMError: e.cimError } : {}, body: '' };
 }
 
 function percentDecode(text: string): string {
@@ -72,12 +73,17 @@ function checkHeadersAgainstBody(h: CimXmlHeaders, request: CimXmlRequest): void
   }
 }
 
-export async function handleCimXml(manager: CimObjectManager, headers: CimXmlHeaders, body: string, host: string): Promise<CimXmlResponse> {
+export interface CimXmlHandlingOptions {
+  /** Bounds on the request document (xml-limits.ts); a request beyond them is answered 413. */
+  readonly xmlLimits?: XmlLimits;
+}
+
+export async function handleCimXml(manager: CimObjectManager, headers: CimXmlHeaders, body: string, host: string, options: CimXmlHandlingOptions = {}): Promise<CimXmlResponse> {
   const early = checkHeaders(headers);
   if (early) return early;
   let request: CimXmlRequest;
   try {
-    request = decodeRequest(body);
+    request = decodeRequest(body, options.xmlLimits);
     checkHeadersAgainstBody(headers, request);
   } catch (e) {
     if (e instanceof CimXmlProtocolError) return protocolFailure(e);
