@@ -198,3 +198,60 @@ describe('CIM-XML flood of large bodies', () => {
     expect(delay.max / 1e6).toBeLessThan(1000);
   });
 });
+
+describe('CIM-XML parsing off the service thread', () => {
+  const SVC = 'root%2Fvirtualization%2Fv2%3AMsvm_VirtualSystemManagementService.CreationClassName="Msvm_VirtualSystemManagementService",Name="vmms",SystemCreationClassName="Msvm_ComputerSystem",SystemName="HOST1"';
+  const SHORT_NS = '<LOCALNAMESPACEPATH><NAMESPACE NAME="root"/><NAMESPACE NAME="virtualization"/><NAMESPACE NAME="v2"/></LOCALNAMESPACEPATH>';
+  const SERVICE = '<INSTANCENAME CLASSNAME="Msvm_VirtualSystemManagementService"><KEYBINDING NAME="CreationClassName"><KEYVALUE VALUETYPE="string">Msvm_VirtualSystemManagementService</KEYVALUE></KEYBINDING><KEYBINDING NAME="Name"><KEYVALUE VALUETYPE="string">vmms</KEYVALUE></KEYBINDING><KEYBINDING NAME="SystemCreationClassName"><KEYVALUE VALUETYPE="string">Msvm_ComputerSystem</KEYVALUE></KEYBINDING><KEYBINDING NAME="SystemName"><KEYVALUE VALUETYPE="string">HOST1</KEYVALUE></KEYBINDING></INSTANCENAME>';
+
+  function postAs(port: number, body: string, method: string, object: string): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/cimom', method: 'POST', headers: { ...HEADERS, CIMMethod: method, CIMObject: object }, agent: noKeepAlive }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  it('parses 1 MiB bodies on the parser thread and answers a small request meanwhile', async () => {
+    const { server, port } = await start({ maxConcurrentRequests: 16 });
+    const large = EIN.replace('</IMETHODCALL>', `<!-- ${'x'.repeat(1024 * 1024 - 1000)} --></IMETHODCALL>`);
+    const delay = monitorEventLoopDelay({ resolution: 10 });
+    delay.enable();
+    let largeDone = 0;
+    const larges = Array.from({ length: 6 }, () => post(port, large).then((r) => {
+      largeDone++;
+      return r;
+    }));
+    await until(() => server.requestCounters.inFlight === 6);
+    const small = await post(port);
+    const largeDoneWhenSmallAnswered = largeDone;
+    const replies = await Promise.all(larges);
+    delay.disable();
+    expect(small.status).toBe(200);
+    expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    expect(replies[0]!.body).toBe(small.body);
+    expect(server.offThreadParses).toBe(6);
+    // The small request did not queue behind the large ones.
+    expect(largeDoneWhenSmallAnswered).toBeLessThan(6);
+    expect(delay.max / 1e6).toBeLessThan(1000);
+  });
+
+  it('parses embedded instances of a large body on the parser thread too, failures included', async () => {
+    const { server, port } = await start({});
+    const padding = `<!-- ${'p'.repeat(32 * 1024)} -->`;
+    const settings = (name: string) => `&lt;INSTANCE CLASSNAME="Msvm_VirtualSystemSettingData"&gt;&lt;PROPERTY NAME="ElementName" TYPE="string"&gt;&lt;VALUE&gt;${name}&lt;/VALUE&gt;&lt;/PROPERTY&gt;&lt;PROPERTY NAME="GuestImagePath" TYPE="string"&gt;&lt;VALUE&gt;/x.wasm&lt;/VALUE&gt;&lt;/PROPERTY&gt;&lt;/INSTANCE&gt;`;
+    const define = (value: string) => wbemcliBody(`<METHODCALL NAME="DefineSystem"><LOCALINSTANCEPATH>${SHORT_NS}${SERVICE}</LOCALINSTANCEPATH><PARAMVALUE NAME="SystemSettings"><VALUE>${value}</VALUE></PARAMVALUE>${padding}</METHODCALL>`);
+    const ok = await postAs(port, define(settings('big-request')), 'DefineSystem', SVC);
+    expect(ok.status).toBe(200);
+    expect(ok.body).toContain('<RETURNVALUE PARAMTYPE="uint32"><VALUE>0</VALUE></RETURNVALUE>');
+    const bad = await postAs(port, define(settings('a&amp;nbsp;b')), 'DefineSystem', SVC);
+    expect(bad.body).toMatch(/<ERROR CODE="4" DESCRIPTION="CIM_ERR_INVALID_PARAMETER: embedded instance is not well-formed XML: &amp;nbsp; is not an XML entity/);
+    const notWellFormed = await postAs(port, define(settings('x')).replace('<METHODCALL', '<METHODCALL &nbsp;'), 'DefineSystem', SVC);
+    expect([notWellFormed.status, notWellFormed.headers.cimerror]).toEqual([400, 'request-not-well-formed']);
+    expect(server.offThreadParses).toBe(3);
+  });
+});

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import type { CimObjectManager } from '../cim/object-manager.ts';
 import { handleCimXml } from './request-handler.ts';
+import { XmlParserThread } from './xml-parser-thread.ts';
 import {
   DEFAULT_REQUEST_LIMITS, readRequestBody, RequestGate, resolveRequestLimits, serverTimeoutOptions,
   type CimXmlRequestLimits, type RequestGateCounters,
@@ -47,6 +48,7 @@ export class CimXmlServer {
   private readonly options: CimXmlServerOptions;
   private readonly limits: CimXmlRequestLimits;
   private readonly gate: RequestGate;
+  private readonly parser: XmlParserThread;
 
   constructor(options: CimXmlServerOptions) {
     const host = options.host ?? '127.0.0.1';
@@ -56,6 +58,7 @@ export class CimXmlServer {
     this.options = options;
     this.limits = resolveRequestLimits({ ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}), ...options.limits });
     this.gate = new RequestGate(this.limits);
+    this.parser = new XmlParserThread({ inlineMaxBytes: this.limits.inlineParseMaxBytes });
     this.server = createServer(serverTimeoutOptions(this.limits), (req, res) => {
       // CIM failures become replies inside serve(); what reaches here is a broken socket or a
       // fault in the server itself, for which the only safe answer is 500 and a closed connection.
@@ -65,6 +68,11 @@ export class CimXmlServer {
       });
     });
     this.server.maxConnections = this.limits.maxConnections;
+  }
+
+  /** Request bodies parsed on the parser thread so far (xml-parser-thread.ts). */
+  get offThreadParses(): number {
+    return this.parser.offThreadCount;
   }
 
   /** Requests in flight and refused so far (request-limits.ts). */
@@ -89,6 +97,7 @@ export class CimXmlServer {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
+    await this.parser.close();
   }
 
   private authorized(req: IncomingMessage): boolean {
@@ -139,7 +148,7 @@ export class CimXmlServer {
       cimProtocolVersion: header('CIMProtocolVersion'),
       cimBatch: header('CIMBatch'),
       contentType: header('Content-Type'),
-    }, body, host, { xmlLimits: this.limits.xml });
+    }, body, host, { xmlLimits: this.limits.xml, parser: this.parser });
     const bytes = Buffer.from(response.body, 'utf8');
     res.writeHead(response.status, { ...response.headers, 'Content-Length': String(bytes.length) });
     res.end(bytes);

@@ -43,12 +43,27 @@ const notValid = (detail: string) => new CimXmlProtocolError(400, 'request-not-v
 export function decodeRequest(body: string, limits?: XmlLimits): CimXmlRequest {
   let root: XmlElement;
   try {
-    root = parseXml(body.replace(/^\uFEFF/, ''), limits);
+    root = parseXml(requestText(body), limits);
   } catch (e) {
-    if (e instanceof XmlSyntaxError) throw new CimXmlProtocolError(400, 'request-not-well-formed', e.message);
-    if (e instanceof XmlLimitError) throw new CimXmlProtocolError(413, null, e.message);
-    throw e;
+    throw xmlFailure(e);
   }
+  return decodeRequestDocument(root);
+}
+
+/** The body as the parser takes it: without a UTF-8 byte order mark (cim-xml.md §7.3: both clients accept one). */
+export function requestText(body: string): string {
+  return body.replace(/^\uFEFF/, '');
+}
+
+/** XML errors of the request document as DSP0200 answers them; anything else unchanged. */
+export function xmlFailure(e: unknown): unknown {
+  if (e instanceof XmlSyntaxError) return new CimXmlProtocolError(400, 'request-not-well-formed', e.message);
+  if (e instanceof XmlLimitError) return new CimXmlProtocolError(413, null, e.message);
+  return e;
+}
+
+/** A parsed request document as a CIM request (DSP0201 "Message elements"). */
+export function decodeRequestDocument(root: XmlElement): CimXmlRequest {
   if (root.name !== 'CIM') throw notValid(`root element is ${root.name}, not CIM`);
   // DSP0200: CIMVERSION/DTDVERSION 2.x and PROTOCOLVERSION 1.x are what this server speaks.
   if (!/^2\./.test(attribute(root, 'CIMVERSION') ?? '')) throw new CimXmlProtocolError(501, 'unsupported-cim-version', 'CIMVERSION must be 2.x');

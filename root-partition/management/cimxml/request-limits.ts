@@ -8,6 +8,7 @@
  */
 import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
 import { DEFAULT_XML_LIMITS, type XmlLimits } from './xml-limits.ts';
+import { DEFAULT_INLINE_PARSE_MAX_BYTES } from './xml-parser-thread.ts';
 
 export interface CimXmlRequestLimits {
   /** Largest request body; 413 beyond it. */
@@ -28,6 +29,8 @@ export interface CimXmlRequestLimits {
   readonly maxConnections: number;
   /** Elements and attributes of the request document (xml-limits.ts). */
   readonly xml: XmlLimits;
+  /** Bodies up to this size are parsed on the service's thread, larger ones on the parser thread (xml-parser-thread.ts). */
+  readonly inlineParseMaxBytes: number;
 }
 
 // 1 MiB holds a DefineSystem with hundreds of embedded RASDs. A request to this server is served in
@@ -42,6 +45,7 @@ export const DEFAULT_REQUEST_LIMITS: CimXmlRequestLimits = {
   clientBurst: 200,
   maxConnections: 256,
   xml: DEFAULT_XML_LIMITS,
+  inlineParseMaxBytes: DEFAULT_INLINE_PARSE_MAX_BYTES,
 };
 
 export function resolveRequestLimits(given: Partial<CimXmlRequestLimits> = {}): CimXmlRequestLimits {
