@@ -137,6 +137,7 @@ describe('CIM-XML request time-outs', () => {
     expect(DEFAULT_REQUEST_LIMITS).toMatchObject({
       headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, bodyIdleTimeoutMs: 10_000, maxBodyBytes: 1024 * 1024,
       maxConcurrentRequests: 8, clientRequestsPerSecond: 100, clientBurst: 200, maxConnections: 256,
+      inlineParseMaxBytes: 16 * 1024, parserHeapMb: 256,
       xml: { maxElements: 20_000, maxAttributes: 50_000, maxAttributesPerElement: 32 },
     });
     expect(() => resolveRequestLimits({ maxConcurrentRequests: 0 })).toThrow(/maxConcurrentRequests must be a positive number/);
@@ -253,5 +254,16 @@ describe('CIM-XML parsing off the service thread', () => {
     const notWellFormed = await postAs(port, define(settings('x')).replace('<METHODCALL', '<METHODCALL &nbsp;'), 'DefineSystem', SVC);
     expect([notWellFormed.status, notWellFormed.headers.cimerror]).toEqual([400, 'request-not-well-formed']);
     expect(server.offThreadParses).toBe(3);
+  });
+
+  it('answers 500 when the parser thread dies (out of memory) and keeps serving', async () => {
+    // A heap far too small for the parser thread to even start: every off-thread parse fails.
+    const { server, port } = await start({ parserHeapMb: 2 });
+    const large = EIN.replace('</IMETHODCALL>', `<!-- ${'x'.repeat(64 * 1024)} --></IMETHODCALL>`);
+    const r = await post(port, large);
+    expect([r.status, r.headers.connection]).toEqual([500, 'close']);
+    expect((await post(port)).status).toBe(200);
+    expect((await post(port, large)).status).toBe(500);
+    expect(server.requestCounters.inFlight).toBe(0);
   });
 });

@@ -58,7 +58,7 @@ export class CimXmlServer {
     this.options = options;
     this.limits = resolveRequestLimits({ ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}), ...options.limits });
     this.gate = new RequestGate(this.limits);
-    this.parser = new XmlParserThread({ inlineMaxBytes: this.limits.inlineParseMaxBytes });
+    this.parser = new XmlParserThread({ inlineMaxBytes: this.limits.inlineParseMaxBytes, heapLimitMb: this.limits.parserHeapMb });
     this.server = createServer(serverTimeoutOptions(this.limits), (req, res) => {
       // CIM failures become replies inside serve(); what reaches here is a broken socket or a
       // fault in the server itself, for which the only safe answer is 500 and a closed connection.

@@ -31,6 +31,8 @@ export interface CimXmlRequestLimits {
   readonly xml: XmlLimits;
   /** Bodies up to this size are parsed on the service's thread, larger ones on the parser thread (xml-parser-thread.ts). */
   readonly inlineParseMaxBytes: number;
+  /** Heap of the parser thread; a document that needs more ends the thread (500), not the service. */
+  readonly parserHeapMb: number;
 }
 
 // 1 MiB holds a DefineSystem with hundreds of embedded RASDs. A request to this server is served in
@@ -46,6 +48,7 @@ export const DEFAULT_REQUEST_LIMITS: CimXmlRequestLimits = {
   maxConnections: 256,
   xml: DEFAULT_XML_LIMITS,
   inlineParseMaxBytes: DEFAULT_INLINE_PARSE_MAX_BYTES,
+  parserHeapMb: 256,
 };
 
 export function resolveRequestLimits(given: Partial<CimXmlRequestLimits> = {}): CimXmlRequestLimits {
