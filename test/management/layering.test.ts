@@ -15,7 +15,7 @@ const LAYER_ALLOWS: Record<string, readonly string[]> = {
   provider: ['cim', 'provider'],
   client: ['cim', 'client'],
 };
-const PACKAGES = ['node:http', 'node:net', 'node:crypto', 'node:events', 'fast-xml-parser'];
+const PACKAGES = ['node:http', 'node:net', 'node:crypto', 'node:events', 'node:worker_threads', 'fast-xml-parser'];
 
 function files(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));

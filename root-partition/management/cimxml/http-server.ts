@@ -2,13 +2,19 @@
  * CIM-XML over HTTP on node:http (DSP0200; cim-xml.md §1): POST with a bounded body, HTTP Basic
  * authentication, loopback-only unless credentials are configured (DESIGN.md §6: remote access
  * needs credentials). Keep-alive is left on: `wbemcli cm` sends GetClass and the METHODCALL on
- * one connection (cim-xml.md §0 rule 13).
+ * one connection (cim-xml.md §0 rule 13). Time-outs, body size, concurrency and per-client rate
+ * are request-limits.ts.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import type { CimObjectManager } from '../cim/object-manager.ts';
 import { handleCimXml } from './request-handler.ts';
+import { XmlParserThread } from './xml-parser-thread.ts';
+import {
+  DEFAULT_REQUEST_LIMITS, readRequestBody, RequestGate, resolveRequestLimits, serverTimeoutOptions,
+  type CimXmlRequestLimits, type RequestGateCounters,
+} from './request-limits.ts';
 
 export interface CimXmlCredentials {
   readonly user: string;
@@ -23,14 +29,15 @@ export interface CimXmlServerOptions {
   readonly port?: number;
   /** When set, every request must carry Basic credentials matching one entry. */
   readonly credentials?: readonly CimXmlCredentials[];
-  /** Largest request body accepted; default 1 MiB. */
+  /** Largest request body accepted; default 1 MiB (the same as limits.maxBodyBytes). */
   readonly maxBodyBytes?: number;
+  /** Time-outs, concurrency, rates and document bounds; each defaults to DEFAULT_REQUEST_LIMITS. */
+  readonly limits?: Partial<CimXmlRequestLimits>;
   /** WWW-Authenticate realm; Pegasus uses the host name (cim-xml.md §1.5). */
   readonly realm?: string;
 }
 
-// 1 MiB holds a DefineSystem with hundreds of embedded RASDs; parsing it takes well under a second.
-export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_BODY_BYTES = DEFAULT_REQUEST_LIMITS.maxBodyBytes;
 
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
@@ -39,7 +46,9 @@ export function isLoopback(host: string): boolean {
 export class CimXmlServer {
   private readonly server: Server;
   private readonly options: CimXmlServerOptions;
-  private readonly maxBody: number;
+  private readonly limits: CimXmlRequestLimits;
+  private readonly gate: RequestGate;
+  private readonly parser: XmlParserThread;
 
   constructor(options: CimXmlServerOptions) {
     const host = options.host ?? '127.0.0.1';
@@ -47,8 +56,10 @@ export class CimXmlServer {
       throw new Error(`listening on ${host} needs credentials: only loopback may be served without them`);
     }
     this.options = options;
-    this.maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-    this.server = createServer((req, res) => {
+    this.limits = resolveRequestLimits({ ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}), ...options.limits });
+    this.gate = new RequestGate(this.limits);
+    this.parser = new XmlParserThread({ inlineMaxBytes: this.limits.inlineParseMaxBytes, heapLimitMb: this.limits.parserHeapMb });
+    this.server = createServer(serverTimeoutOptions(this.limits), (req, res) => {
       // CIM failures become replies inside serve(); what reaches here is a broken socket or a
       // fault in the server itself, for which the only safe answer is 500 and a closed connection.
       this.serve(req, res).catch(() => {
@@ -56,6 +67,17 @@ export class CimXmlServer {
         res.end();
       });
     });
+    this.server.maxConnections = this.limits.maxConnections;
+  }
+
+  /** Request bodies parsed on the parser thread so far (xml-parser-thread.ts). */
+  get offThreadParses(): number {
+    return this.parser.offThreadCount;
+  }
+
+  /** Requests in flight and refused so far (request-limits.ts). */
+  get requestCounters(): RequestGateCounters {
+    return this.gate.counters;
   }
 
   async listen(): Promise<AddressInfo> {
@@ -75,6 +97,7 @@ export class CimXmlServer {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
     });
+    await this.parser.close();
   }
 
   private authorized(req: IncomingMessage): boolean {
@@ -97,6 +120,7 @@ export class CimXmlServer {
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!this.gate.admit(req, res)) return;
     // Pegasus answers methods other than POST/M-POST with 501 (cim-xml.md §1.1); M-POST is not served.
     if (req.method !== 'POST') {
       req.resume();
@@ -110,7 +134,7 @@ export class CimXmlServer {
       res.end();
       return;
     }
-    const body = await this.readBody(req, res);
+    const body = await readRequestBody(req, res, this.limits);
     if (body === null) return;
     const header = (name: string) => {
       const v = req.headers[name.toLowerCase()];
@@ -124,52 +148,10 @@ export class CimXmlServer {
       cimProtocolVersion: header('CIMProtocolVersion'),
       cimBatch: header('CIMBatch'),
       contentType: header('Content-Type'),
-    }, body, host);
+    }, body, host, { xmlLimits: this.limits.xml, parser: this.parser });
     const bytes = Buffer.from(response.body, 'utf8');
     res.writeHead(response.status, { ...response.headers, 'Content-Length': String(bytes.length) });
     res.end(bytes);
-  }
-
-  /** The body as UTF-8, or null after answering 413 when it exceeds the bound. */
-  private readBody(req: IncomingMessage, res: ServerResponse): Promise<string | null> {
-    const tooLarge = () => {
-      res.writeHead(413, { 'Content-Length': '0', Connection: 'close' });
-      res.end();
-      req.destroy();
-    };
-    const declared = Number(req.headers['content-length'] ?? '0');
-    if (declared > this.maxBody) {
-      tooLarge();
-      return Promise.resolve(null);
-    }
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let done = false;
-      req.on('data', (chunk: Buffer) => {
-        if (done) return;
-        size += chunk.length;
-        if (size > this.maxBody) {
-          done = true;
-          tooLarge();
-          resolve(null);
-          return;
-        }
-        chunks.push(chunk);
-      });
-      req.on('end', () => {
-        if (!done) {
-          done = true;
-          resolve(Buffer.concat(chunks).toString('utf8'));
-        }
-      });
-      req.on('error', (e) => {
-        if (!done) {
-          done = true;
-          reject(e);
-        }
-      });
-    });
   }
 }
 

@@ -7,7 +7,8 @@
 import type { CimError } from '../cim/errors.ts';
 import type { CimObjectPath } from '../cim/object-path.ts';
 import { decodeInstanceName, decodeLocalNamespacePath } from './value-decoder.ts';
-import { attribute, firstChild, parseXml, XmlSyntaxError, type XmlElement } from './xml-dom.ts';
+import { attribute, firstChild, parseXml, XmlLimitError, XmlSyntaxError, type XmlElement } from './xml-dom.ts';
+import type { XmlLimits } from './xml-limits.ts';
 import { element, XML_DECLARATION } from './xml-writer.ts';
 
 /** DSP0200 "CIMError" header values (cim-xml.md §1.3). */
@@ -17,10 +18,11 @@ export type CimErrorHeader =
   | 'request-not-loosely-valid' | 'header-mismatch' | 'unsupported-operation';
 
 export class CimXmlProtocolError extends Error {
-  readonly status: 400 | 501;
-  readonly cimError: CimErrorHeader;
-  constructor(status: 400 | 501, cimError: CimErrorHeader, detail: string) {
-    super(`${cimError}: ${detail}`);
+  readonly status: 400 | 413 | 501;
+  /** null for 413: DSP0200 has no CIMError value for a request beyond the server's limits. */
+  readonly cimError: CimErrorHeader | null;
+  constructor(status: 400 | 413 | 501, cimError: CimErrorHeader | null, detail: string) {
+    super(`${cimError ?? status}: ${detail}`);
     this.name = 'CimXmlProtocolError';
     this.status = status;
     this.cimError = cimError;
@@ -38,14 +40,30 @@ export type CimXmlRequest =
 
 const notValid = (detail: string) => new CimXmlProtocolError(400, 'request-not-valid', detail);
 
-export function decodeRequest(body: string): CimXmlRequest {
+export function decodeRequest(body: string, limits?: XmlLimits): CimXmlRequest {
   let root: XmlElement;
   try {
-    root = parseXml(body.replace(/^\uFEFF/, ''));
+    root = parseXml(requestText(body), limits);
   } catch (e) {
-    if (e instanceof XmlSyntaxError) throw new CimXmlProtocolError(400, 'request-not-well-formed', e.message);
-    throw e;
+    throw xmlFailure(e);
   }
+  return decodeRequestDocument(root);
+}
+
+/** The body as the parser takes it: without a UTF-8 byte order mark (cim-xml.md §7.3: both clients accept one). */
+export function requestText(body: string): string {
+  return body.replace(/^\uFEFF/, '');
+}
+
+/** XML errors of the request document as DSP0200 answers them; anything else unchanged. */
+export function xmlFailure(e: unknown): unknown {
+  if (e instanceof XmlSyntaxError) return new CimXmlProtocolError(400, 'request-not-well-formed', e.message);
+  if (e instanceof XmlLimitError) return new CimXmlProtocolError(413, null, e.message);
+  return e;
+}
+
+/** A parsed request document as a CIM request (DSP0201 "Message elements"). */
+export function decodeRequestDocument(root: XmlElement): CimXmlRequest {
   if (root.name !== 'CIM') throw notValid(`root element is ${root.name}, not CIM`);
   // DSP0200: CIMVERSION/DTDVERSION 2.x and PROTOCOLVERSION 1.x are what this server speaks.
   if (!/^2\./.test(attribute(root, 'CIMVERSION') ?? '')) throw new CimXmlProtocolError(501, 'unsupported-cim-version', 'CIMVERSION must be 2.x');

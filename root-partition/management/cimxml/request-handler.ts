@@ -6,8 +6,14 @@
 import { CimError } from '../cim/errors.ts';
 import type { CimObjectManager } from '../cim/object-manager.ts';
 import { runIntrinsic } from './intrinsic-operations.ts';
-import { CimXmlProtocolError, decodeRequest, encodeEnvelope, encodeErrorResponse, encodeIMethodResponse, type CimXmlRequest } from './message.ts';
+import {
+  CimXmlProtocolError, decodeRequest, decodeRequestDocument, encodeEnvelope, encodeErrorResponse, encodeIMethodResponse,
+  requestText, xmlFailure, type CimXmlRequest,
+} from './message.ts';
 import { runMethodCall } from './method-call.ts';
+import { withPreparsed, type EmbeddedDocument } from './parsed-document.ts';
+import { DEFAULT_XML_LIMITS, type XmlLimits } from './xml-limits.ts';
+import type { XmlParserThread } from './xml-parser-thread.ts';
 
 export interface CimXmlHeaders {
   readonly cimOperation?: string;
@@ -27,7 +33,7 @@ export interface CimXmlResponse {
 const XML_CONTENT_TYPE = 'application/xml; charset="utf-8"';
 
 function protocolFailure(e: CimXmlProtocolError): CimXmlResponse {
-  return { status: e.status, headers: { CIMError: e.cimError }, body: '' };
+  return { status: e.status, headers: e.cimError ? { CIMError: e.cimError } : {}, body: '' };
 }
 
 function percentDecode(text: string): string {
@@ -72,17 +78,37 @@ function checkHeadersAgainstBody(h: CimXmlHeaders, request: CimXmlRequest): void
   }
 }
 
-export async function handleCimXml(manager: CimObjectManager, headers: CimXmlHeaders, body: string, host: string): Promise<CimXmlResponse> {
+export interface CimXmlHandlingOptions {
+  /** Bounds on the request document (xml-limits.ts); a request beyond them is answered 413. */
+  readonly xmlLimits?: XmlLimits;
+  /** Where large bodies are parsed (xml-parser-thread.ts); without it every body is parsed inline. */
+  readonly parser?: XmlParserThread;
+}
+
+export async function handleCimXml(manager: CimObjectManager, headers: CimXmlHeaders, body: string, host: string, options: CimXmlHandlingOptions = {}): Promise<CimXmlResponse> {
   const early = checkHeaders(headers);
   if (early) return early;
   let request: CimXmlRequest;
+  let embedded: readonly EmbeddedDocument[] = [];
   try {
-    request = decodeRequest(body);
+    if (options.parser) {
+      const parsed = await options.parser.parse(requestText(body), options.xmlLimits ?? DEFAULT_XML_LIMITS).catch((e: unknown) => {
+        throw xmlFailure(e);
+      });
+      embedded = parsed.embedded;
+      request = decodeRequestDocument(parsed.root);
+    } else {
+      request = decodeRequest(body, options.xmlLimits);
+    }
     checkHeadersAgainstBody(headers, request);
   } catch (e) {
     if (e instanceof CimXmlProtocolError) return protocolFailure(e);
     throw e;
   }
+  return withPreparsed(embedded, () => respond(manager, request, host));
+}
+
+async function respond(manager: CimObjectManager, request: CimXmlRequest, host: string): Promise<CimXmlResponse> {
   const context = { host, namespace: request.namespace };
   let inner: string;
   try {

@@ -7,7 +7,8 @@ import { CimError } from '../cim/errors.ts';
 import type { CimInstance } from '../cim/instance.ts';
 import type { CimKeyBinding, CimObjectPath } from '../cim/object-path.ts';
 import type { CimSchema } from '../cim/schema.ts';
-import { attribute, childrenNamed, firstChild, parseXml, XmlSyntaxError, type XmlElement } from './xml-dom.ts';
+import { parseEmbeddedXml } from './parsed-document.ts';
+import { attribute, childrenNamed, firstChild, XmlLimitError, XmlSyntaxError, type XmlElement } from './xml-dom.ts';
 
 /** An untyped wire value: text, a path, an INSTANCE element, an array of those, or NULL. */
 export type WireValue = string | CimObjectPath | XmlElement | readonly WireValue[] | null;
@@ -130,9 +131,10 @@ export function toEmbedded(raw: WireValue, schema: CimSchema, depth = 0): unknow
     if (raw.trim() === '') return null;
     let parsed: XmlElement;
     try {
-      parsed = parseXml(raw.trim());
+      parsed = parseEmbeddedXml(raw.trim());
     } catch (e) {
       if (e instanceof XmlSyntaxError) throw invalid(`embedded instance is not well-formed XML: ${e.message}`);
+      if (e instanceof XmlLimitError) throw new CimError('CIM_ERR_SERVER_LIMITS_EXCEEDED', `embedded instance too large: ${e.message}`);
       throw e;
     }
     if (parsed.name !== 'INSTANCE') throw invalid(`embedded object must be an INSTANCE, not ${parsed.name}`);

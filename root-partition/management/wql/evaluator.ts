@@ -2,11 +2,14 @@
  * WHERE-clause evaluation with SQL three-valued logic: a comparison involving NULL is unknown,
  * and only a clause that is TRUE selects (WMI WQL follows SQL here). String comparison and LIKE
  * are case-insensitive, as WMI's are; a number compared with a numeric string compares as numbers.
+ * LIKE is like-pattern.ts (linear, never a regular expression).
  */
 import { CimInstance } from '../cim/instance.ts';
 import { isObjectPath, parseObjectPath, sameObjectPath } from '../cim/object-path.ts';
 import type { CimValue } from '../cim/types.ts';
 import type { WqlComparisonOperator, WqlExpression, WqlOperand } from './ast.ts';
+import { LikePattern } from './like-pattern.ts';
+import type { WqlQueryBudget } from './query-budget.ts';
 
 export type WqlTruth = boolean | null;
 
@@ -17,29 +20,29 @@ export interface WqlContext {
   isa(className: string, ancestor: string): boolean;
 }
 
-/** Does the WHERE clause select this row? (null clause: yes). */
-export function whereMatches(where: WqlExpression | null, context: WqlContext): boolean {
-  return where === null || evaluate(where, context) === true;
+/** Does the WHERE clause select this row? (null clause: yes). Steps are charged to `budget` when given. */
+export function whereMatches(where: WqlExpression | null, context: WqlContext, budget?: WqlQueryBudget): boolean {
+  return where === null || evaluate(where, context, budget) === true;
 }
 
-export function evaluate(expr: WqlExpression, context: WqlContext): WqlTruth {
+export function evaluate(expr: WqlExpression, context: WqlContext, budget?: WqlQueryBudget): WqlTruth {
+  budget?.charge(1);
   switch (expr.kind) {
-    case 'and': {
-      const l = evaluate(expr.left, context);
-      if (l === false) return false;
-      const r = evaluate(expr.right, context);
-      if (r === false) return false;
-      return l === null || r === null ? null : true;
-    }
+    case 'and':
     case 'or': {
-      const l = evaluate(expr.left, context);
-      if (l === true) return true;
-      const r = evaluate(expr.right, context);
-      if (r === true) return true;
-      return l === null || r === null ? null : false;
+      // A chain `a AND b AND c …` is one level here however long it is (the parser builds it
+      // left-deep), so its length never turns into stack depth.
+      const stop = expr.kind === 'and' ? false : true;
+      let unknown = false;
+      for (const operand of chainOperands(expr)) {
+        const v = evaluate(operand, context, budget);
+        if (v === stop) return stop;
+        if (v === null) unknown = true;
+      }
+      return unknown ? null : !stop;
     }
     case 'not': {
-      const v = evaluate(expr.operand, context);
+      const v = evaluate(expr.operand, context, budget);
       return v === null ? null : !v;
     }
     case 'isNull': {
@@ -57,47 +60,47 @@ export function evaluate(expr: WqlExpression, context: WqlContext): WqlTruth {
       const v = operandValue(expr.operand, context);
       if (v === null || v === undefined) return null;
       if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'bigint') return null;
-      const m = likePattern(expr.pattern).test(String(v));
-      return expr.negated ? !m : m;
+      const { matched, steps } = likeOf(expr).match(String(v));
+      budget?.charge(steps);
+      return expr.negated ? !matched : matched;
     }
     case 'compare':
-      return compare(expr.operator, operandValue(expr.left, context), operandValue(expr.right, context));
+      return compare(expr.operator, operandValue(expr.left, context), operandValue(expr.right, context), budget);
   }
+}
+
+/** The operands of a left-deep chain of one connective, in order, found without recursion. */
+export function chainOperands(expr: Extract<WqlExpression, { kind: 'and' | 'or' }>): WqlExpression[] {
+  const rights: WqlExpression[] = [];
+  let node: WqlExpression = expr;
+  while (node.kind === expr.kind) {
+    const link = node as Extract<WqlExpression, { kind: 'and' | 'or' }>;
+    rights.push(link.right);
+    node = link.left;
+  }
+  rights.push(node);
+  return rights.reverse();
 }
 
 function operandValue(operand: WqlOperand, context: WqlContext): CimValue | undefined {
   return operand.kind === 'literal' ? operand.value : context.resolve(operand.path);
 }
 
-/**
- * WQL LIKE (WMI): % any run, _ one character, [abc] / [a-z] a set, [^…] its complement;
- * everything else literal; case-insensitive.
- */
-export function likePattern(pattern: string): RegExp {
-  let re = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!;
-    if (c === '%') re += '[\\s\\S]*';
-    else if (c === '_') re += '[\\s\\S]';
-    else if (c === '[') {
-      const end = pattern.indexOf(']', i + 2);
-      if (end < 0) {
-        re += '\\[';
-        continue;
-      }
-      let body = pattern.slice(i + 1, end);
-      const negate = body.startsWith('^');
-      if (negate) body = body.slice(1);
-      re += `[${negate ? '^' : ''}${body.replace(/[\\\]^]/g, '\\$&')}]`;
-      i = end;
-    } else re += c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+// Patterns are compiled once per parsed clause, not once per row.
+const compiledLike = new WeakMap<object, LikePattern>();
+
+function likeOf(expr: Extract<WqlExpression, { kind: 'like' }>): LikePattern {
+  let pattern = compiledLike.get(expr);
+  if (!pattern) {
+    pattern = new LikePattern(expr.pattern);
+    compiledLike.set(expr, pattern);
   }
-  return new RegExp(`^${re}$`, 'i');
+  return pattern;
 }
 
 type Ordered = { kind: 'number'; n: number; big?: bigint } | { kind: 'string'; s: string } | { kind: 'boolean'; b: boolean };
 
-function compare(op: WqlComparisonOperator, left: CimValue | undefined, right: CimValue | undefined): WqlTruth {
+function compare(op: WqlComparisonOperator, left: CimValue | undefined, right: CimValue | undefined, budget?: WqlQueryBudget): WqlTruth {
   if (left === null || left === undefined || right === null || right === undefined) return null;
   if (Array.isArray(left) || Array.isArray(right)) return null;
   if (left instanceof CimInstance || right instanceof CimInstance) return null;
@@ -118,6 +121,7 @@ function compare(op: WqlComparisonOperator, left: CimValue | undefined, right: C
   } else {
     const x = text(a).toLowerCase();
     const y = text(b).toLowerCase();
+    budget?.charge(x.length + y.length);
     order = x < y ? -1 : x > y ? 1 : 0;
   }
   switch (op) {

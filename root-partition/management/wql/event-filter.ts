@@ -9,7 +9,7 @@ import { InstanceEventClass } from '../cim/provider.ts';
 import type { CimSchema } from '../cim/schema.ts';
 import type { WqlEventQuery, WqlExpression } from './ast.ts';
 import { eventContext } from './contexts.ts';
-import { whereMatches } from './evaluator.ts';
+import { chainOperands, whereMatches } from './evaluator.ts';
 import { parseWql } from './parser.ts';
 import { WqlSyntaxError } from './syntax-error.ts';
 
@@ -51,7 +51,6 @@ export function compileEventFilter(text: string, schema: CimSchema): WqlEventFil
 function checkIsaClasses(expr: WqlExpression, schema: CimSchema): void {
   if (expr.kind === 'isa') schema.requireClass(expr.className);
   else if (expr.kind === 'and' || expr.kind === 'or') {
-    checkIsaClasses(expr.left, schema);
-    checkIsaClasses(expr.right, schema);
+    for (const operand of chainOperands(expr)) checkIsaClasses(operand, schema);
   } else if (expr.kind === 'not') checkIsaClasses(expr.operand, schema);
 }

@@ -14,6 +14,14 @@ import { WqlSyntaxError } from './syntax-error.ts';
 const RESERVED = new Set(['select', 'from', 'where', 'and', 'or', 'not', 'like', 'is', 'null', 'isa', 'within', 'true', 'false', 'of']);
 const UNSUPPORTED = new Set(['group', 'having', 'by', 'order', 'join']);
 
+/**
+ * Deepest nesting of parentheses and NOT a WHERE clause may have. The parser and the evaluator
+ * recurse once per level, so without a bound `NOT NOT … NOT` or `((((…))))` a few thousand deep
+ * overflows the stack; 64 is far beyond any hand-written or generated query. Chains of AND / OR
+ * are not nesting: they are read and evaluated in a loop.
+ */
+export const MAX_WQL_NESTING = 64;
+
 /** Parse one WQL statement; throws WqlSyntaxError with the position of the offending token. */
 export function parseWql(text: string): WqlQuery {
   return new WqlParser(tokenize(text)).query();
@@ -21,6 +29,7 @@ export function parseWql(text: string): WqlQuery {
 
 class WqlParser {
   private at = 0;
+  private depth = 0;
   private readonly tokens: readonly WqlToken[];
 
   constructor(tokens: readonly WqlToken[]) {
@@ -131,14 +140,23 @@ class WqlParser {
   }
 
   private negation(): WqlExpression {
-    if (this.acceptKeyword('not')) return { kind: 'not', operand: this.negation() };
+    if (this.peekKeyword('not')) {
+      this.nest();
+      this.next();
+      const operand = this.negation();
+      this.depth--;
+      return { kind: 'not', operand };
+    }
     return this.predicate();
   }
 
   private predicate(): WqlExpression {
-    if (this.acceptOperator('(')) {
+    if (this.peek().kind === 'operator' && this.peek().text === '(') {
+      this.nest();
+      this.next();
       const inner = this.expression();
       this.expectOperator(')');
+      this.depth--;
       return inner;
     }
     const left = this.operand();
@@ -167,6 +185,13 @@ class WqlParser {
     this.next();
     const operator = (op.text === '!=' ? '<>' : op.text) as WqlComparisonOperator;
     return { kind: 'compare', operator, left, right: this.operand() };
+  }
+
+  /** One more level of NOT or parentheses, refused beyond MAX_WQL_NESTING. */
+  private nest(): void {
+    if (++this.depth > MAX_WQL_NESTING) {
+      throw new WqlSyntaxError(`conditions nested more than ${MAX_WQL_NESTING} deep (NOT and parentheses)`, this.peek().position);
+    }
   }
 
   private operand(): WqlOperand {

@@ -1,7 +1,8 @@
 /**
  * Running WQL against the object manager (ExecQuery, DSP0200) and subscribing event queries.
- * Syntax errors and unsupported constructs are CIM_ERR_INVALID_QUERY (cim-xml.md §6); an unknown
- * FROM class is CIM_ERR_INVALID_CLASS.
+ * Syntax errors and unsupported constructs are CIM_ERR_INVALID_QUERY (cim-xml.md §6); an
+ * unknown FROM class is CIM_ERR_INVALID_CLASS; a query that runs out of its step budget is
+ * CIM_ERR_SERVER_LIMITS_EXCEEDED (query-budget.ts).
  */
 import { CimError } from '../cim/errors.ts';
 import type { CimInstance } from '../cim/instance.ts';
@@ -12,8 +13,9 @@ import type { CimClass } from '../cim/schema.ts';
 import type { WqlExpression, WqlQuery } from './ast.ts';
 import { instanceContext } from './contexts.ts';
 import { compileEventFilter } from './event-filter.ts';
-import { whereMatches } from './evaluator.ts';
+import { chainOperands, whereMatches } from './evaluator.ts';
 import { parseWql } from './parser.ts';
+import { WqlQueryBudget } from './query-budget.ts';
 import { WqlSyntaxError } from './syntax-error.ts';
 
 export interface WqlRow {
@@ -34,7 +36,12 @@ export function parseQuery(text: string): WqlQuery {
   }
 }
 
-export function executeWql(manager: CimObjectManager, text: string): WqlResult {
+export interface WqlExecutionOptions {
+  /** Evaluation steps one query may take (query-budget.ts); default DEFAULT_QUERY_STEP_LIMIT. */
+  readonly stepLimit?: number;
+}
+
+export function executeWql(manager: CimObjectManager, text: string, options: WqlExecutionOptions = {}): WqlResult {
   const query = parseQuery(text);
   const { schema } = manager;
   switch (query.kind) {
@@ -50,8 +57,9 @@ export function executeWql(manager: CimObjectManager, text: string): WqlResult {
       if (query.where) forEachProperty(query.where, (head) => {
         if (!known(head)) throw new CimError('CIM_ERR_INVALID_QUERY', `${cls.name} has no property ${head}`);
       });
+      const budget = new WqlQueryBudget(options.stepLimit);
       const rows = manager.enumerateInstances(cls.name)
-        .filter((i) => whereMatches(query.where, instanceContext(i, schema)))
+        .filter((i) => whereMatches(query.where, instanceContext(i, schema), budget))
         .map((i) => ({ path: manager.pathOf(i), instance: i.project(query.properties) }));
       return { kind: 'instances', rows };
     }
@@ -117,8 +125,7 @@ function forEachProperty(expr: WqlExpression, visit: (head: string) => void): vo
   switch (expr.kind) {
     case 'and':
     case 'or':
-      forEachProperty(expr.left, visit);
-      forEachProperty(expr.right, visit);
+      for (const operand of chainOperands(expr)) forEachProperty(operand, visit);
       return;
     case 'not':
       forEachProperty(expr.operand, visit);
