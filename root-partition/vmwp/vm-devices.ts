@@ -28,13 +28,17 @@ export class VmDevices {
   readonly storVsps: StorVsp[] = [];
   private readonly disks: RawDisk[] = [];
 
-  /** Opens every disk first: a bad path or size fails here, before the VM runs. */
+  /**
+   * Opens every disk first: a bad path or size, or an image another VM (or any process) has
+   * locked, fails here, before the VM runs. The locks live on the disks' descriptors, in this
+   * process: close() releases them, and so does the death of the worker.
+   */
   constructor(
     partition: ChildPartitionAccess, config: VmDeviceConfig, console?: UartSink, log: (message: string) => void = () => {},
     onPostCode?: (code: number) => void,
   ) {
     const open = (d: DiskConfig) => {
-      const disk = RawDisk.open(d.path, { readOnly: d.readOnly });
+      const disk = RawDisk.open(d.path, { readOnly: d.readOnly, log });
       this.disks.push(disk);
       return disk;
     };
