@@ -128,6 +128,8 @@ describe('disk image locks', () => {
     for (let i = 0; i < n; i++) RawDisk.open(p, { lock: false }).close();
     const unlocked = (performance.now() - t1) / n;
     console.log(`open with lock ${locked.toFixed(2)} ms, without ${unlocked.toFixed(3)} ms`);
-    expect(locked).toBeLessThan(250); // a loose ceiling for a loaded machine: the figure is logged
+    // The figure is logged; the ceiling only catches a flock(1) that hangs (its timeout is 10 s):
+    // one fork+exec is milliseconds idle and ~100 ms at load average 15 on 2 cores.
+    expect(locked).toBeLessThan(2000);
   });
 });
