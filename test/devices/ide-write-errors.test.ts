@@ -119,3 +119,28 @@ describe('IDE: write errors reach the guest and stay', () => {
     expect(lbaRegisters(rig, false)).toEqual([200, 0, 0]);
   });
 });
+
+describe('IDE: FUA across a saved state', () => {
+  it('a WRITE MULTIPLE FUA EXT saved between its blocks still flushes when the restored VM finishes it', () => {
+    const a = new IdeRig();
+    const io = new FaultyIo();
+    const b = new IdeRig({ io });
+    try {
+      for (const r of [a, b]) {
+        r.out8(P.count, 2);
+        r.out8(P.cmd, AtaCommand.SetMultipleMode);
+      }
+      a.setup48(30, 4);
+      a.out8(P.cmd, AtaCommand.WriteMultipleFuaExt);
+      a.memory.write(0x4000, pattern(2048, 8));
+      expect(a.bus.writeString(P.data, 2, a.memory.view(0x4000, 1024), 512)).toBe(512);
+      b.ide.restoreState(a.ide.saveState());
+      expect(b.bus.writeString(P.data, 2, a.memory.view(0x4400, 1024), 512)).toBe(512);
+      expect(b.in8(P.cmd)).toBe(0x50);
+      expect(io.calls.fdatasync).toBe(1);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+});
