@@ -58,8 +58,10 @@ export async function runGuestImage(imagePath: string, opts: RunOptions): Promis
   const diskFiles = opts.disk ?? [];
   if (diskFiles.length > 4) throw new Error(`at most 4 IDE disks (primary and secondary, master and slave); got ${diskFiles.length}`);
   // Opened before the partition exists, so a missing or unusable file is refused with its own error.
-  const disks = diskFiles.map((f) => RawDisk.open(f));
-  const scsiDisks = (opts.scsi ?? []).map((f) => RawDisk.open(f));
+  // Each image is locked while the run holds it; its I/O errors (with errno) go to stderr.
+  const diskLog = (m: string) => process.stderr.write(`[tsvisor] ${m}\n`);
+  const disks = diskFiles.map((f) => RawDisk.open(f, { log: diskLog }));
+  const scsiDisks = (opts.scsi ?? []).map((f) => RawDisk.open(f, { log: diskLog }));
   const hv = new Hypervisor();
   const partition = hv.createPartition({
     name: 'run',

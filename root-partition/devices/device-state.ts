@@ -73,6 +73,11 @@ export class StateReader {
     return new Uint8Array(v);
   }
 
+  /** The field is present (a field added in a later version may be missing from an older record). */
+  has(key: string): boolean {
+    return this.fields[key] !== undefined;
+  }
+
   /** A nested map (or undefined when absent/null). */
   optional(key: string): StateReader | undefined {
     const v = this.fields[key];

@@ -1,18 +1,46 @@
 import * as fs from 'node:fs';
 import { HvError } from '../../hypervisor/hv-error.ts';
 import type { BlockBackend } from './block-backend.ts';
+import { DiskIoError, DiskErrorLog } from './disk-io-error.ts';
+import { lockDescriptor } from './file-lock.ts';
 
 export const RAW_SECTOR_SIZE = 512;
 
+/**
+ * The system calls a raw disk makes on its open file. Tests put a fault injector here to make
+ * pwrite or fdatasync fail with EIO/ENOSPC below everything the disk does about it.
+ */
+export interface RawDiskIo {
+  pread(fd: number, buf: Uint8Array, offset: number, length: number, position: number): number;
+  pwrite(fd: number, buf: Uint8Array, offset: number, length: number, position: number): number;
+  fdatasync(fd: number): void;
+}
+
+export const hostIo: RawDiskIo = {
+  pread: (fd, buf, offset, length, position) => fs.readSync(fd, buf, offset, length, position),
+  pwrite: (fd, buf, offset, length, position) => fs.writeSync(fd, buf, offset, length, position),
+  fdatasync: (fd) => fs.fdatasyncSync(fd),
+};
+
 export interface RawDiskOpenOptions {
   readOnly?: boolean;
+  /**
+   * Take the image's lock: exclusive for read-write, shared for read-only (default true). A
+   * conflicting holder makes open fail with HV_ERR_FILE_LOCKED, naming the holder.
+   */
+  lock?: boolean;
+  io?: RawDiskIo;
+  /** Host log for I/O errors (with file and errno), rate-limited per disk. */
+  log?: (message: string) => void;
 }
 
 export interface RawDiskCreateOptions {
   /** Image size in bytes; a positive multiple of 512. */
   sizeBytes: number;
-  /** Replace an existing file instead of refusing. */
+  /** Replace an existing file instead of refusing (never one another process has locked). */
   overwrite?: boolean;
+  io?: RawDiskIo;
+  log?: (message: string) => void;
 }
 
 /** Error codes a caller can switch on (VM start refuses a bad disk with one of these). */
@@ -26,6 +54,7 @@ export const RawDiskError = {
   OutOfRange: 'HV_ERR_DISK_RANGE',
   Closed: 'HV_ERR_DISK_CLOSED',
   Io: 'HV_ERR_DISK_IO',
+  Locked: 'HV_ERR_FILE_LOCKED',
 } as const;
 
 function openError(path: string, err: unknown): HvError {
@@ -43,7 +72,16 @@ function openError(path: string, err: unknown): HvError {
  * A raw (flat) disk image: sector n lives at byte n × 512 of a regular file. Reads and writes go
  * straight between the file and the caller's view with pread/pwrite (for a guest, a view of guest
  * memory), so a sector is copied once, by the kernel. Everything that would make a VM fail later
- * (missing file, permissions, a size that is not whole sectors) is refused at open.
+ * (missing file, permissions, a size that is not whole sectors, another VM using it) is refused
+ * at open.
+ *
+ * The image is locked on the disk's own descriptor (file-lock.ts), so the lock lives exactly as
+ * long as this open disk: close() or the death of the process releases it.
+ *
+ * A failed flush is sticky, as the kernel's errseq and QEMU make it: after one fdatasync error
+ * the written data may be lost although a later fdatasync succeeds (the kernel reports a
+ * writeback error once per descriptor), so every later flush fails with the first error until
+ * the image is opened again.
  */
 export class RawDisk implements BlockBackend {
   readonly sectorSize = RAW_SECTOR_SIZE;
@@ -51,12 +89,22 @@ export class RawDisk implements BlockBackend {
   readonly readOnly: boolean;
   readonly path: string;
   private fd: number | undefined;
+  private readonly io: RawDiskIo;
+  private readonly errorLog: DiskErrorLog | undefined;
+  /** The first flush failure, reported by every flush after it. */
+  private flushError: DiskIoError | undefined;
+  /** Lowest sector written since the last successful flush (Infinity: none). */
+  private firstUnflushed = Infinity;
+  /** Counts of what reached the file, for tests and benchmarks. */
+  readonly stats = { reads: 0, writes: 0, flushes: 0, errors: 0 };
 
-  private constructor(path: string, fd: number, sectorCount: number, readOnly: boolean) {
+  private constructor(path: string, fd: number, sectorCount: number, readOnly: boolean, opts: { io?: RawDiskIo; log?: (m: string) => void }) {
     this.path = path;
     this.fd = fd;
     this.sectorCount = sectorCount;
     this.readOnly = readOnly;
+    this.io = opts.io ?? hostIo;
+    this.errorLog = opts.log ? new DiskErrorLog(opts.log) : undefined;
   }
 
   /** Opens an existing image. */
@@ -74,7 +122,8 @@ export class RawDisk implements BlockBackend {
       if (st.size === 0 || st.size % RAW_SECTOR_SIZE !== 0) {
         throw new HvError(RawDiskError.BadSize, `disk image ${path} is ${st.size} bytes, not a positive multiple of ${RAW_SECTOR_SIZE}`);
       }
-      return new RawDisk(path, fd, st.size / RAW_SECTOR_SIZE, readOnly);
+      if (opts.lock ?? true) lockDescriptor(fd, path, readOnly ? 'shared' : 'exclusive', 'disk image');
+      return new RawDisk(path, fd, st.size / RAW_SECTOR_SIZE, readOnly, opts);
     } catch (err) {
       fs.closeSync(fd);
       throw err;
@@ -88,30 +137,44 @@ export class RawDisk implements BlockBackend {
       throw new HvError(RawDiskError.BadSize, `disk size ${sizeBytes} is not a positive multiple of ${RAW_SECTOR_SIZE}`);
     }
     let fd: number;
+    // Not O_TRUNC: an image another process has locked must be refused before a byte changes.
+    const { O_RDWR, O_CREAT, O_EXCL } = fs.constants;
     try {
-      fd = fs.openSync(path, opts.overwrite ? 'w+' : 'wx+');
+      fd = fs.openSync(path, O_RDWR | O_CREAT | (opts.overwrite ? 0 : O_EXCL), 0o666);
     } catch (err) {
       throw openError(path, err);
     }
     try {
+      lockDescriptor(fd, path, 'exclusive', 'disk image');
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
+    try {
+      if (opts.overwrite) fs.ftruncateSync(fd, 0);
       fs.ftruncateSync(fd, sizeBytes);
     } catch (err) {
       fs.closeSync(fd);
       throw openError(path, err);
     }
-    return new RawDisk(path, fd, sizeBytes / RAW_SECTOR_SIZE, false);
+    return new RawDisk(path, fd, sizeBytes / RAW_SECTOR_SIZE, false, opts);
   }
 
   read(lba: number, dst: Uint8Array): void {
     const fd = this.checkRange(lba, dst.length);
     let done = 0;
     let pos = lba * RAW_SECTOR_SIZE;
-    while (done < dst.length) {
-      const n = fs.readSync(fd, dst, done, dst.length - done, pos);
-      if (n === 0) throw new HvError(RawDiskError.Io, `${this.path}: unexpected end of file at byte ${pos}`);
-      done += n;
-      pos += n;
+    try {
+      while (done < dst.length) {
+        const n = this.io.pread(fd, dst, done, dst.length - done, pos);
+        if (n === 0) throw new DiskIoError(this.path, 'read', 'EUNKNOWN', Math.floor(pos / RAW_SECTOR_SIZE), `unexpected end of file at byte ${pos}`);
+        done += n;
+        pos += n;
+      }
+    } catch (err) {
+      throw this.failed('read', Math.floor(pos / RAW_SECTOR_SIZE), err);
     }
+    this.stats.reads++;
   }
 
   write(lba: number, src: Uint8Array): void {
@@ -119,16 +182,44 @@ export class RawDisk implements BlockBackend {
     const fd = this.checkRange(lba, src.length);
     let done = 0;
     let pos = lba * RAW_SECTOR_SIZE;
-    while (done < src.length) {
-      const n = fs.writeSync(fd, src, done, src.length - done, pos);
-      done += n;
-      pos += n;
+    if (lba < this.firstUnflushed) this.firstUnflushed = lba;
+    try {
+      while (done < src.length) {
+        const n = this.io.pwrite(fd, src, done, src.length - done, pos);
+        done += n;
+        pos += n;
+      }
+    } catch (err) {
+      throw this.failed('write', Math.floor(pos / RAW_SECTOR_SIZE), err);
     }
+    this.stats.writes++;
   }
 
   flush(): void {
     const fd = this.requireOpen();
-    if (!this.readOnly) fs.fdatasyncSync(fd);
+    if (this.readOnly) return;
+    if (this.flushError) throw this.flushError;
+    try {
+      this.io.fdatasync(fd);
+    } catch (err) {
+      const lba = Number.isFinite(this.firstUnflushed) ? this.firstUnflushed : 0;
+      this.flushError = this.failed('flush', lba, err);
+      throw this.flushError;
+    }
+    this.firstUnflushed = Infinity;
+    this.stats.flushes++;
+  }
+
+  /** The flush failure every later flush reports, until the image is opened again. */
+  get stickyError(): DiskIoError | undefined {
+    return this.flushError;
+  }
+
+  private failed(operation: 'read' | 'write' | 'flush', lba: number, err: unknown): DiskIoError {
+    const e = DiskIoError.from(this.path, operation, lba, err);
+    this.stats.errors++;
+    this.errorLog?.report(e);
+    return e;
   }
 
   close(): void {

@@ -1,9 +1,8 @@
 /**
  * `tsvisor serve`: VMMS as a daemon. Refuses to start when another VMMS serves the same data
- * directory. SIGTERM/SIGINT stop it cleanly, applying each VM's automatic stop action; a client's
+ * directory (the data directory's lock, taken before the socket is touched: vmms-lock.ts). SIGTERM/SIGINT stop it cleanly, applying each VM's automatic stop action; a client's
  * `shutdown { keepVms: true }` stops it leaving the VMs running for the next VMMS to reattach.
  */
-import { connect } from 'node:net';
 import { mkdirSync } from 'node:fs';
 import { startCimService, type CimService } from './cim-binding.ts';
 import { CimSocketEndpoint } from './cim-socket.ts';
@@ -12,14 +11,6 @@ import { DataDir } from './data-dir.ts';
 import { closeLogger, createProcessLogger } from './log.ts';
 import { Vmms } from './vmms.ts';
 import type { HostLimits } from './host-resources.ts';
-
-function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
 
 export interface DaemonOptions {
   dataDir: string;
@@ -46,7 +37,6 @@ async function startCim(vmms: Vmms, opts: DaemonOptions, log: ReturnType<typeof 
 export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const paths = new DataDir(opts.dataDir);
   mkdirSync(paths.root, { recursive: true });
-  if (await socketAnswers(paths.vmmsSocket)) throw new Error(`another management service is serving ${paths.root}`);
   const log = createProcessLogger({ dataDir: paths.root, process: 'vmms' });
   let vmms: Vmms;
   try {

@@ -5,7 +5,8 @@
  *   saved/<id>.vmrs       saved states of Saved VMs
  *   logs/vmms.log, logs/vmwp-<id>.log, logs/vmwp-<id>.out   JSON-line logs; a worker's stdio
  *   vmms.sock             the VMMS client socket
- *   vmms.pid              the process that runs the VMMS of this directory
+ *   vmms.lock             flock(2)ed by the running VMMS for its whole life (vmms-lock.ts)
+ *   vmms.pid              the process that runs the VMMS of this directory (informational)
  *   vmwp-<id>.sock        each running VM's worker socket
  */
 import { homedir } from 'node:os';
@@ -23,7 +24,8 @@ export class DataDir {
   get savedDir(): string { return join(this.root, 'saved'); }
   get logsDir(): string { return join(this.root, 'logs'); }
   get vmmsSocket(): string { return join(this.root, 'vmms.sock'); }
-  get vmmsLock(): string { return join(this.root, 'vmms.pid'); }
+  get vmmsLock(): string { return join(this.root, 'vmms.lock'); }
+  get vmmsPid(): string { return join(this.root, 'vmms.pid'); }
   definition(id: string): string { return join(this.vmsDir, `${id}.json`); }
   savedState(id: string): string { return join(this.savedDir, `${id}.vmrs`); }
   workerSocket(id: string): string { return join(this.root, `vmwp-${id}.sock`); }

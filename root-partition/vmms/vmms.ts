@@ -25,8 +25,7 @@ import { createProcessLogger, type Logger } from './log.ts';
 import { newDefinition, validateDefinition, type NewVmRequest, type VmDefinition } from './vm-definition.ts';
 import { VmEntry, type VmView } from './vm-entry.ts';
 import { WorkerOperations } from './worker-operations.ts';
-import { writeFileAtomic } from './atomic-file.ts';
-import { processAlive } from './vmwp-launcher.ts';
+import { VmmsLock, VmmsLockedError } from './vmms-lock.ts';
 import { VmwpConnection } from './vmwp-connection.ts';
 
 export interface VmmsOptions {
@@ -71,6 +70,7 @@ export class Vmms {
   private readonly vms = new Map<string, VmEntry>();
   private readonly ops: WorkerOperations;
   private closing = false;
+  private lock: VmmsLock | undefined;
 
   private constructor(readonly opts: VmmsOptions) {
     this.paths = new DataDir(opts.dataDir);
@@ -92,22 +92,23 @@ export class Vmms {
   static async open(opts: VmmsOptions): Promise<Vmms> {
     const vmms = new Vmms(opts);
     vmms.takeLock();
-    await vmms.load();
+    try {
+      await vmms.load();
+    } catch (e) {
+      vmms.lock?.release();
+      throw e;
+    }
     return vmms;
   }
 
-  /**
-   * One VMMS per data directory: two would both drive the same workers and files. The lock is
-   * the owner's pid; a lock left by a process that is gone (a crashed VMMS) is taken over.
-   */
+  /** One VMMS per data directory, by an flock the kernel drops when the process dies (vmms-lock.ts). */
   private takeLock(): void {
-    const path = this.paths.vmmsLock;
-    let owner = NaN;
-    try { owner = Number(readFileSync(path, 'utf8').trim()); } catch { /* no lock */ }
-    if (Number.isInteger(owner) && owner !== process.pid && processAlive(owner)) {
-      throw new VmmsError('VMMS_ERR_IN_USE', `another management service (process ${owner}) runs on ${this.paths.root}`);
+    try {
+      this.lock = VmmsLock.take(this.paths);
+    } catch (e) {
+      if (e instanceof VmmsLockedError) throw new VmmsError(e.code, e.message);
+      throw e;
     }
-    writeFileAtomic(path, `${process.pid}\n`);
   }
 
   private async load(): Promise<void> {
@@ -391,7 +392,7 @@ export class Vmms {
     }
     this.closing = true;
     for (const e of this.vms.values()) e.conn?.close();
-    rmSync(this.paths.vmmsLock, { force: true });
+    this.lock?.release();
     this.log.info(opts.stopVms ?? true ? 'management service stopped' : 'management service stopped; VMs left running');
   }
 

@@ -99,8 +99,11 @@ while (Atomics.load(stop, STOP_WORD) === 0) {
 }
 flushConsole();
 requests.dispose();
+const finalStats = deviceStats();
+// Closed before 'stopped' is posted: the main thread may terminate this thread as soon as it has
+// the counters, and the disks' descriptors (with their locks) belong to the process, not the thread.
+devices.close();
 post({
   kind: 'stopped',
-  stats: deviceStats(),
+  stats: finalStats,
 });
-devices.close();

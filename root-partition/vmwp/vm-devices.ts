@@ -5,6 +5,7 @@
  * device models are not thread-safe.
  */
 import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
 import type { ChildPartitionAccess } from '../../hypervisor/partition-handle.ts';
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import type { UartSink } from '../devices/uart/uart16550.ts';
@@ -28,14 +29,26 @@ export class VmDevices {
   readonly storVsps: StorVsp[] = [];
   private readonly disks: RawDisk[] = [];
 
-  /** Opens every disk first: a bad path or size fails here, before the VM runs. */
+  /**
+   * Opens every disk first: a bad path or size, or an image another VM (or any process) has
+   * locked, fails here, before the VM runs. The locks live on the disks' descriptors, in this
+   * process: close() releases them, and so does the death of the worker.
+   */
   constructor(
     partition: ChildPartitionAccess, config: VmDeviceConfig, console?: UartSink, log: (message: string) => void = () => {},
     onPostCode?: (code: number) => void,
   ) {
+    // One image attached twice to this VM (say as IDE and as SCSI) is one open disk: one lock,
+    // one file offset space, writes seen by both paths at once. Only with the same access: a
+    // read-only and a read-write attachment of one image conflict like two VMs would.
+    const opened = new Map<string, RawDisk>();
     const open = (d: DiskConfig) => {
-      const disk = RawDisk.open(d.path, { readOnly: d.readOnly });
+      const key = `${d.readOnly ? 'ro' : 'rw'}:${resolve(d.path)}`;
+      const known = opened.get(key);
+      if (known) return known;
+      const disk = RawDisk.open(d.path, { readOnly: d.readOnly, log });
       this.disks.push(disk);
+      opened.set(key, disk);
       return disk;
     };
     try {

@@ -8,6 +8,7 @@ import { AtaDrive } from '../../root-partition/devices/ide/ata-drive.ts';
 import { Piix4Ide } from '../../root-partition/devices/ide/piix4-ide.ts';
 import { RawDisk } from '../../root-partition/storage/raw-disk.ts';
 import type { BlockBackend } from '../../root-partition/storage/block-backend.ts';
+import type { RawDiskIo } from '../../root-partition/storage/raw-disk.ts';
 
 export const BM = 0xc000;
 export const P = { data: 0x1f0, err: 0x1f1, count: 0x1f2, lbaLow: 0x1f3, lbaMid: 0x1f4, lbaHigh: 0x1f5, dev: 0x1f6, cmd: 0x1f7, ctl: 0x3f6 } as const;
@@ -24,9 +25,9 @@ export class IdeRig {
   /** IRQ 14 level changes, in order. */
   readonly irq14: boolean[] = [];
 
-  constructor(opts: { sectors?: number; readOnly?: boolean; backend?: BlockBackend; slave?: BlockBackend } = {}) {
+  constructor(opts: { sectors?: number; readOnly?: boolean; backend?: BlockBackend; slave?: BlockBackend; io?: RawDiskIo; log?: (m: string) => void } = {}) {
     const file = path.join(this.dir, 'disk.raw');
-    const created = RawDisk.create(file, { sizeBytes: (opts.sectors ?? 2048) * 512 });
+    const created = RawDisk.create(file, { sizeBytes: (opts.sectors ?? 2048) * 512, ...(opts.io ? { io: opts.io } : {}), ...(opts.log ? { log: opts.log } : {}) });
     if (opts.readOnly) {
       created.close();
       this.disk = RawDisk.open(file, { readOnly: true });

@@ -23,6 +23,9 @@ const senseOf = (r: ScsiResult): string => hex(r.sense ?? new Uint8Array());
 /** Fixed-format sense: 70 00 key 00000000 0a 00000000 asc ascq 000000 */
 const fixed = (key: number, asc: number, ascq: number): string =>
   `7000${key.toString(16).padStart(2, '0')}000000000a00000000${asc.toString(16).padStart(2, '0')}${ascq.toString(16).padStart(2, '0')}00000000`;
+/** The same with VALID and INFORMATION = `info` (the failing LBA). */
+const fixedAt = (key: number, asc: number, ascq: number, info: number): string =>
+  `f000${key.toString(16).padStart(2, '0')}${info.toString(16).padStart(8, '0')}0a00000000${asc.toString(16).padStart(2, '0')}${ascq.toString(16).padStart(2, '0')}00000000`;
 
 describe('ScsiDisk INQUIRY', () => {
   it('returns the 36-byte standard data Hyper-V reports', () => {
@@ -143,7 +146,7 @@ describe('ScsiDisk simple commands and errors', () => {
     expect(backend.flushes).toBe(2);
     expect(senseOf(disk.execute(cdb('35 00 00000064 00 0001 00'), ScsiDataBuffer.empty(), 'none'))).toBe(fixed(5, 0x21, 0));
     backend.failNext = true;
-    expect(senseOf(disk.execute(cdb('35 00 00000000 00 0000 00'), ScsiDataBuffer.empty(), 'none'))).toBe(fixed(3, 0x0c, 0));
+    expect(senseOf(disk.execute(cdb('35 00 00000000 00 0000 00'), ScsiDataBuffer.empty(), 'none'))).toBe(fixedAt(3, 0x0c, 0, 0));
   });
 
   it('VERIFY checks the range and refuses BYTCHK', () => {
@@ -210,9 +213,9 @@ describe('ScsiDisk READ/WRITE', () => {
   it('backend failures become MEDIUM ERROR sense', () => {
     const { disk, backend } = setup(100);
     backend.failNext = true;
-    expect(senseOf(disk.execute(cdb('28 00 00000000 00 0001 00'), new ScsiDataBuffer([new Uint8Array(512)]), 'in'))).toBe(fixed(3, 0x11, 0));
+    expect(senseOf(disk.execute(cdb('28 00 00000005 00 0001 00'), new ScsiDataBuffer([new Uint8Array(512)]), 'in'))).toBe(fixedAt(3, 0x11, 0, 5));
     backend.failNext = true;
-    expect(senseOf(disk.execute(cdb('2a 00 00000000 00 0001 00'), new ScsiDataBuffer([new Uint8Array(512)]), 'out'))).toBe(fixed(3, 0x0c, 0));
+    expect(senseOf(disk.execute(cdb('2a 00 00000000 00 0001 00'), new ScsiDataBuffer([new Uint8Array(512)]), 'out'))).toBe(fixedAt(3, 0x0c, 0, 0));
   });
 
   it('FUA writes are flushed before GOOD', () => {

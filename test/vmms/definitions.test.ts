@@ -78,15 +78,21 @@ describe('definition store', () => {
     expect(second.list().map((v) => v.name).sort()).toEqual(['good', 'later']);
   });
 
-  it('refuses a second service on the same data directory while the first runs', async () => {
+  it('refuses a second service on the same data directory while the first runs; a pid file alone decides nothing', async () => {
     const dataDir = fx.dataDir();
-    writeFileSync(join(dataDir, 'vmms.pid'), `${process.ppid}\n`); // a live process that is not this one
-    await expect(fx.vmms({ dataDir })).rejects.toThrow(`another management service (process ${process.ppid}) runs on ${dataDir}`);
-    writeFileSync(join(dataDir, 'vmms.pid'), '999999999\n'); // left by a process that is gone
+    // A pid file naming a live process that holds no lock (a recycled pid, a zombie): not a service.
+    writeFileSync(join(dataDir, 'vmms.pid'), `${process.ppid}\n`);
     const v = await fx.vmms({ dataDir });
     expect(readFileSync(join(dataDir, 'vmms.pid'), 'utf8')).toBe(`${process.pid}\n`);
+    // The lock is held on the lock file; another service (here in this very process) is refused.
+    await expect(fx.vmms({ dataDir })).rejects.toThrow(`another management service (process ${process.pid}) runs on ${dataDir}`);
     await fx.detach(v);
     expect(existsSync(join(dataDir, 'vmms.pid'))).toBe(false);
+    const again = await fx.vmms({ dataDir });
+    // A service stopping never removes a pid file that names another process.
+    writeFileSync(join(dataDir, 'vmms.pid'), '999999999\n');
+    await fx.detach(again);
+    expect(readFileSync(join(dataDir, 'vmms.pid'), 'utf8')).toBe('999999999\n');
   });
 
   it('bounds the number of VMs', async () => {

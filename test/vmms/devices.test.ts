@@ -193,6 +193,23 @@ describe('VM devices in the worker process', () => {
     expect(reasons).toEqual([expect.stringMatching(/^4 shutdown requested/), '3 turned off']);
   }, 60_000);
 
+  it('an image a running VM uses is refused to a second VM, naming the first VM\'s worker, until the first lets it go', async () => {
+    const dataDir = fx.dataDir();
+    const v = await fx.vmms({ dataDir });
+    const shared = disk(dataDir, 'shared.raw', 1 * MiB);
+    await icVm(v, 'owner', '', [{ kind: 'ide-disk', path: shared }]);
+    const owner = v.get('owner')!;
+    v.defineVm({ name: 'intruder', memoryBytes: 32 * MiB, imagePath: ic, devices: [{ kind: 'integration-services' }, { kind: 'scsi-controller', disks: [{ location: 0, path: shared, readOnly: true }] }] as never });
+    const r = await v.start('intruder');
+    expect(r.returnValue).toBe(32768);
+    expect(r.error).toContain(`disk image ${shared} is in use: process ${owner.processId} (tsvisor-vmwp ${owner.id}) holds an exclusive lock`);
+    expect(v.get('intruder')).toMatchObject({ enabledState: 3, processId: null });
+    expect(v.get('owner')).toMatchObject({ enabledState: 2 });
+    expect((await v.turnOff('owner')).returnValue).toBe(0);
+    expect(await v.start('intruder')).toMatchObject({ returnValue: 0 });
+    expect((await v.turnOff('intruder')).returnValue).toBe(0);
+  }, 60_000);
+
   it('kill -9 of a worker with disks leaves VMMS and the other VM running', async () => {
     const dataDir = fx.dataDir();
     const v = await fx.vmms({ dataDir });

@@ -25,6 +25,8 @@ export interface PioTransfer {
   pos: number;
   /** The buffer holds the current block's data (reads load lazily, so a whole-block string read skips it). */
   loaded: boolean;
+  /** WRITE MULTIPLE FUA EXT: the data is on the medium before the command completes. */
+  readonly fua: boolean;
 }
 
 export interface AtaChannelOptions {
@@ -221,24 +223,42 @@ export class AtaChannel {
     this.raiseInterrupt();
   }
 
+  /**
+   * A write that did not reach the medium (the image's write or flush failed): ERR with DF
+   * (device fault) in the status, and the LBA registers holding the first sector not written —
+   * ATA/ATAPI-6, FLUSH CACHE: "the Command Block registers contain the sector address of the
+   * sector where the first unrecoverable error occurred". Not ABRT, which tells a driver that the
+   * command itself was refused (unsupported or invalid), so retrying it unchanged is pointless.
+   * Both address forms are loaded: the 28-bit one (with device bits 3:0) and the 48-bit one.
+   */
+  writeFault(lba: number, i: 0 | 1 = this.selected): void {
+    this.trace?.(`${this.name}/${i} write fault at sector ${lba}`);
+    this.pio = undefined;
+    this.dma = undefined;
+    this.taskFile.setErrorLba(lba);
+    this.error[i] = 0;
+    this.status[i] = STATUS_READY | AtaStatus.Df | AtaStatus.Err;
+    this.raiseInterrupt();
+  }
+
   // ---- PIO --------------------------------------------------------------------------------
 
   /** Starts a PIO data-in command: the first block is ready at once, with an interrupt. */
   startPioIn(drive: AtaDrive, lba: number, sectors: number, blockSectors: number): void {
-    this.pio = { dir: 'in', source: 'disk', drive, lba, remaining: sectors, blockSectors, blockBytes: 0, pos: 0, loaded: false };
+    this.pio = { dir: 'in', source: 'disk', drive, lba, remaining: sectors, blockSectors, blockBytes: 0, pos: 0, loaded: false, fua: false };
     this.nextBlock(true);
   }
 
   /** PIO data-out: DRQ for the first block without an interrupt (ATA/ATAPI-6, PIO data-out protocol). */
-  startPioOut(drive: AtaDrive, lba: number, sectors: number, blockSectors: number): void {
-    this.pio = { dir: 'out', source: 'disk', drive, lba, remaining: sectors, blockSectors, blockBytes: 0, pos: 0, loaded: false };
+  startPioOut(drive: AtaDrive, lba: number, sectors: number, blockSectors: number, fua = false): void {
+    this.pio = { dir: 'out', source: 'disk', drive, lba, remaining: sectors, blockSectors, blockBytes: 0, pos: 0, loaded: false, fua };
     this.nextBlock(false);
   }
 
   /** A one-block data-in from the buffer (IDENTIFY DEVICE). */
   startBufferIn(drive: AtaDrive, data: Uint8Array): void {
     this.buffer.set(data);
-    this.pio = { dir: 'in', source: 'buffer', drive, lba: 0, remaining: 1, blockSectors: 1, blockBytes: data.length, pos: 0, loaded: true };
+    this.pio = { dir: 'in', source: 'buffer', drive, lba: 0, remaining: 1, blockSectors: 1, blockBytes: data.length, pos: 0, loaded: true, fua: false };
     this.status[this.selected] = STATUS_READY | AtaStatus.Drq;
     this.raiseInterrupt();
   }
@@ -274,10 +294,12 @@ export class AtaChannel {
     const n = p.blockBytes / SECTOR_SIZE;
     try {
       p.drive.backend.write(p.lba, src);
-      // With the write cache disabled, completion means the data is on the medium (ATA/ATAPI-6, SET FEATURES: disable write cache).
-      if (!p.drive.writeCache) p.drive.backend.flush();
-    } catch {
-      this.fail(AtaError.Abrt);
+      // With the write cache disabled, completion means the data is on the medium (ATA/ATAPI-6,
+      // SET FEATURES: disable write cache); FUA asks the same of this command (ATA8-ACS, WRITE
+      // MULTIPLE FUA EXT), which the last block's flush gives.
+      if (!p.drive.writeCache || (p.fua && p.remaining === n)) p.drive.backend.flush();
+    } catch (e) {
+      this.writeFault(failedSector(e, p.lba));
       return;
     }
     this.sectorsTransferred += n;
@@ -413,6 +435,12 @@ export class AtaChannel {
     this.dma = undefined;
     runDma(this, bm, req);
   }
+}
+
+/** The sector a backend error names (DiskIoError.lba), else the one the failing request started at. */
+export function failedSector(e: unknown, fallback: number): number {
+  const lba = (e as { lba?: unknown })?.lba;
+  return typeof lba === 'number' && Number.isSafeInteger(lba) && lba >= 0 ? lba : fallback;
 }
 
 /** `bytes` rounded down to whole `size`-byte units. */

@@ -1,4 +1,4 @@
-import type { AtaChannel } from './ata-channel.ts';
+import { failedSector, type AtaChannel } from './ata-channel.ts';
 import type { AtaDrive } from './ata-drive.ts';
 import { AtaCommand, AtaError, MAX_LBA28_SECTORS, MAX_MULTIPLE_SECTORS, SetFeature } from './ata-protocol.ts';
 
@@ -59,8 +59,9 @@ export function executeCommand(ch: AtaChannel, drive: AtaDrive, cmd: number): vo
     case AtaCommand.WriteMultiple:
       return drive.multipleSectors ? pioOut(ch, drive, range28(ch, drive, tf.count28()), drive.multipleSectors) : ch.fail();
     case AtaCommand.WriteMultipleExt:
-    case AtaCommand.WriteMultipleFuaExt:
       return drive.multipleSectors ? pioOut(ch, drive, range48(ch, drive), drive.multipleSectors) : ch.fail();
+    case AtaCommand.WriteMultipleFuaExt:
+      return drive.multipleSectors ? pioOut(ch, drive, range48(ch, drive), drive.multipleSectors, true) : ch.fail();
     case AtaCommand.ReadDma:
     case AtaCommand.ReadDmaNoRetry:
       return dma(ch, drive, range28(ch, drive, tf.count28()), true, false);
@@ -100,10 +101,12 @@ export function executeCommand(ch: AtaChannel, drive: AtaDrive, cmd: number): vo
       return ch.startBufferIn(drive, drive.identify());
     case AtaCommand.FlushCache:
     case AtaCommand.FlushCacheExt:
+      // A failed flush stays failed (the backend repeats it until the image is reopened): the
+      // cached writes it stands for are lost, and a later FLUSH CACHE must not report them safe.
       try {
         drive.backend.flush();
-      } catch {
-        return ch.fail(AtaError.Abrt);
+      } catch (e) {
+        return ch.writeFault(failedSector(e, 0));
       }
       return ch.complete();
     case AtaCommand.SetFeatures:
@@ -129,10 +132,10 @@ function pioIn(ch: AtaChannel, drive: AtaDrive, r: Range, block: number): void {
   ch.startPioIn(drive, r.lba, r.count, block);
 }
 
-function pioOut(ch: AtaChannel, drive: AtaDrive, r: Range, block: number): void {
+function pioOut(ch: AtaChannel, drive: AtaDrive, r: Range, block: number, fua = false): void {
   if ('error' in r) return ch.fail(r.error);
   if (drive.backend.readOnly) return ch.fail(AtaError.Abrt);
-  ch.startPioOut(drive, r.lba, r.count, block);
+  ch.startPioOut(drive, r.lba, r.count, block, fua);
 }
 
 function dma(ch: AtaChannel, drive: AtaDrive, r: Range, toMemory: boolean, fua: boolean): void {

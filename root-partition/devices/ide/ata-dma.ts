@@ -1,5 +1,5 @@
 import { AtaError, SECTOR_SIZE } from './ata-protocol.ts';
-import type { AtaChannel } from './ata-channel.ts';
+import { failedSector, type AtaChannel } from './ata-channel.ts';
 import type { AtaDrive } from './ata-drive.ts';
 import type { BusMasterChannel } from './bus-master-ide.ts';
 import { SectorStream } from './sector-stream.ts';
@@ -28,7 +28,8 @@ export interface DmaRequest {
  * - table smaller, outside guest memory, or without EOT: BM Error and Interrupt, Active cleared;
  *   drive ERR/ABRT with INTRQ, so the guest's driver sees the failure at once instead of a hang.
  * - a direction bit that disagrees with the command: handled like a bad table.
- * - backend I/O error: drive ERR with UNC (read) or ABRT (write).
+ * - backend I/O error: drive ERR with UNC (read), or a write fault (DF, the failed sector's LBA).
+ *   The bus master reports Error either way.
  */
 export function runDma(ch: AtaChannel, bm: BusMasterChannel, req: DmaRequest): void {
   const bytes = req.count * SECTOR_SIZE;
@@ -57,9 +58,10 @@ export function runDma(ch: AtaChannel, bm: BusMasterChannel, req: DmaRequest): v
       left -= n;
     }
     if (!req.toMemory && (req.fua || !req.drive.writeCache)) req.drive.backend.flush();
-  } catch {
+  } catch (e) {
     bm.finish('error');
-    ch.fail(req.toMemory ? AtaError.Unc : AtaError.Abrt, req.index);
+    if (req.toMemory) ch.fail(AtaError.Unc, req.index);
+    else ch.writeFault(failedSector(e, req.lba), req.index);
     return;
   }
   ch.sectorsTransferred += req.count;

@@ -99,6 +99,18 @@ export class AtaTaskFile {
     return n === 0 ? 65536 : n;
   }
 
+  /** The address of a failed sector, in the 28-bit (device bits 3:0) and the 48-bit (HOB) forms. */
+  setErrorLba(lba: number): void {
+    this.lbaLow = lba & 0xff;
+    this.lbaMid = (lba >>> 8) & 0xff;
+    this.lbaHigh = (lba >>> 16) & 0xff;
+    const high = Math.floor(lba / 0x1000000);
+    this.lbaLowPrev = high & 0xff;
+    this.lbaMidPrev = (high >>> 8) & 0xff;
+    this.lbaHighPrev = (high >>> 16) & 0xff;
+    this.device = (this.device & 0xf0) | (high & 0x0f);
+  }
+
   /** Loads the reset/diagnostic signature of an ATA device (ATA/ATAPI-6, signature and persistence; reference §7.2). */
   setSignature(): void {
     this.count = this.countPrev = 1;

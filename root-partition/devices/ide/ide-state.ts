@@ -51,7 +51,7 @@ function saveChannel(ch: AtaChannel): Record<string, unknown> {
     pio: p
       ? {
           dir: p.dir, source: p.source, drive: ch.drives[0] === p.drive ? 0 : 1, lba: p.lba, remaining: p.remaining,
-          blockSectors: p.blockSectors, blockBytes: p.blockBytes, pos: p.pos, loaded: p.loaded,
+          blockSectors: p.blockSectors, blockBytes: p.blockBytes, pos: p.pos, loaded: p.loaded, fua: p.fua,
           // The DRQ block's bytes when they exist only here: loaded for data-in, partly written for data-out.
           buffer: p.loaded || p.dir === 'out' ? ch.buffer.slice(0, p.blockBytes) : new Uint8Array(0),
         }
@@ -109,12 +109,14 @@ function readPio(r: StateReader, ch: AtaChannel): { transfer: PioTransfer; buffe
   const blockBytes = r.int('blockBytes', SECTOR_SIZE, blockSectors * SECTOR_SIZE);
   const pos = r.int('pos', 0, blockBytes - 1);
   const loaded = r.bool('loaded');
+  // Absent from records written before WRITE MULTIPLE FUA EXT forced unit access.
+  const fua = r.has('fua') ? r.bool('fua') : false;
   if (blockBytes % SECTOR_SIZE || pos % 2 || blockBytes > remaining * SECTOR_SIZE) throw stateError(`${ch.name}: inconsistent data phase`);
   if (source === 'disk' && lba + remaining > drive.sectorCount) throw stateError(`${ch.name}: data phase past the end of the disk`);
   if (source === 'buffer' && (dir !== 'in' || !loaded || remaining !== 1)) throw stateError(`${ch.name}: inconsistent buffer data phase`);
   const needsBuffer = loaded || dir === 'out';
   const buffer = r.bytes('buffer', needsBuffer ? blockBytes : 0, needsBuffer ? blockBytes : 0);
-  return { transfer: { dir, source, drive, lba, remaining, blockSectors, blockBytes, pos, loaded }, buffer: needsBuffer ? buffer : undefined };
+  return { transfer: { dir, source, drive, lba, remaining, blockSectors, blockBytes, pos, loaded, fua }, buffer: needsBuffer ? buffer : undefined };
 }
 
 function readDma(r: StateReader, ch: AtaChannel): DmaRequest {

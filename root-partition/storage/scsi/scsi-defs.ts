@@ -54,6 +54,8 @@ export const Asc = {
   LbaOutOfRange: 0x2100,
   InvalidFieldInCdb: 0x2400,
   WriteProtected: 0x2700,
+  /** SBC-3: a thin-provisioned device could not allocate space for a write (what a full host file system is to the guest). */
+  SpaceAllocationFailedWriteProtect: 0x2707,
   SavingParametersNotSupported: 0x3900,
   InternalTargetFailure: 0x4400,
 } as const;
@@ -61,10 +63,17 @@ export const Asc = {
 /** Fixed-format sense data is 18 bytes: 8-byte header + ADDITIONAL SENSE LENGTH 10 (SPC-3 4.5.3). */
 export const FIXED_SENSE_LENGTH = 18;
 
-/** Fixed-format sense data, current error (response code 0x70), VALID = 0 (no INFORMATION). */
-export function fixedSense(key: number, ascAscq: number): Uint8Array {
+/**
+ * Fixed-format sense data, current error (response code 0x70). With `information` (a failed
+ * command's first bad LBA, SBC-3 4.14) VALID is set and INFORMATION holds it, when it fits 32 bits.
+ */
+export function fixedSense(key: number, ascAscq: number, information?: number): Uint8Array {
   const s = new Uint8Array(FIXED_SENSE_LENGTH);
   s[0] = 0x70;
+  if (information !== undefined && Number.isInteger(information) && information >= 0 && information <= 0xffffffff) {
+    s[0] |= 0x80;
+    new DataView(s.buffer).setUint32(3, information, false);
+  }
   s[2] = key & 0x0f;
   s[7] = FIXED_SENSE_LENGTH - 8;
   s[12] = (ascAscq >> 8) & 0xff;

@@ -1,4 +1,5 @@
 import type { BlockBackend } from '../block-backend.ts';
+import { DiskIoError } from '../disk-io-error.ts';
 import { ScsiDataBuffer } from './scsi-data-buffer.ts';
 import { Asc, ScsiOp, ScsiStatus, SenseKey, SAI_READ_CAPACITY_16, cdbSizeForOpcode, fixedSense } from './scsi-defs.ts';
 import {
@@ -29,6 +30,21 @@ export const checkCondition = (key: number, asc: number): ScsiResult => ({
   transport: 'ok', status: ScsiStatus.CheckCondition, transferred: 0, sense: fixedSense(key, asc),
 });
 const illegal = (asc: number = Asc.InvalidFieldInCdb): ScsiResult => checkCondition(SenseKey.IllegalRequest, asc);
+
+/**
+ * A backend failure as the guest sees it: a full host file system is a space-allocation failure
+ * (DATA PROTECT, SBC-3 4.7.3.6 — what QEMU reports for ENOSPC, so a guest may pause rather than
+ * mark the medium bad); anything else a MEDIUM ERROR, WRITE ERROR or UNRECOVERED READ ERROR. The
+ * failing LBA goes into INFORMATION when the backend names it.
+ */
+function ioFailure(e: unknown, kind: 'read' | 'write', fallbackLba: number): ScsiResult {
+  const io = e instanceof DiskIoError ? e : undefined;
+  const lba = io ? io.lba : fallbackLba;
+  const sense = io?.outOfSpace
+    ? fixedSense(SenseKey.DataProtect, Asc.SpaceAllocationFailedWriteProtect, lba)
+    : fixedSense(SenseKey.MediumError, kind === 'read' ? Asc.UnrecoveredReadError : Asc.WriteError, lba);
+  return { transport: 'ok', status: ScsiStatus.CheckCondition, transferred: 0, sense };
+}
 const invalidRequest: ScsiResult = { transport: 'invalid-request', status: ScsiStatus.Good, transferred: 0 };
 
 /** A block I/O command decoded from its CDB (SBC-3 5.x). */
@@ -68,7 +84,7 @@ export interface ScsiDiskOptions {
 /**
  * A SCSI direct-access block device (SBC-3) over a BlockBackend. `execute` never throws for
  * anything a guest controls: every malformed CDB ends as CHECK CONDITION with fixed-format sense,
- * and backend I/O errors as MEDIUM ERROR.
+ * and backend I/O errors as MEDIUM ERROR (DATA PROTECT when the host is out of space).
  */
 export class ScsiDisk {
   private readonly diskId: Uint8Array;
@@ -117,10 +133,12 @@ export class ScsiDisk {
         const lba = op === ScsiOp.SynchronizeCache10 ? BigInt(be(cdb, 2, 4)) : (BigInt(be(cdb, 2, 4)) << 32n) | BigInt(be(cdb, 6, 4));
         const blocks = op === ScsiOp.SynchronizeCache10 ? be(cdb, 7, 2) : be(cdb, 10, 4);
         if (!this.inRange(lba, blocks)) return illegal(Asc.LbaOutOfRange);
+        // A failed flush keeps failing until the image is reopened (RawDisk): lost writes are
+        // never reported safe by a later SYNCHRONIZE CACHE.
         try {
           this.backend.flush();
-        } catch {
-          return checkCondition(SenseKey.MediumError, Asc.WriteError);
+        } catch (e) {
+          return ioFailure(e, 'write', Number(lba));
         }
         return good(0);
       }
@@ -188,8 +206,8 @@ export class ScsiDisk {
         // FUA: the write must be on the medium before GOOD (SBC-3 5.29).
         if (c.fua) backend.flush();
       }
-    } catch {
-      return checkCondition(SenseKey.MediumError, kind === 'read' ? Asc.UnrecoveredReadError : Asc.WriteError);
+    } catch (e) {
+      return ioFailure(e, kind, lba);
     }
     return good(bytes);
   }
