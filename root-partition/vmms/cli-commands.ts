@@ -12,6 +12,7 @@ import type { VmView } from './vm-entry.ts';
 import { VmmsClient } from './vmms-client.ts';
 import { attachConsole } from './console-attach.ts';
 import type { RequestResult } from './vmms.ts';
+import type { OrphanWorkerView } from './orphan-workers.ts';
 
 function parseSize(text: string): number {
   const m = /^(\d+)\s*([KMG])?i?B?$/i.exec(text.trim());
@@ -66,6 +67,13 @@ export function registerVmmsCommands(program: Command): void {
     for (const v of vms) console.log(row(v));
     const errors = await c.call<{ file: string; message: string }[]>('load-errors');
     for (const e of errors) console.error(`not loaded: ${e.message}`);
+    // Workers alive without a loadable definition: still running, still holding memory.
+    const orphans = await c.call<OrphanWorkerView[]>('orphans');
+    for (const o of orphans) console.error(`orphan worker: process ${o.processId} runs VM ${o.vmId}${o.name ? ` (${o.name})` : ''}, ${o.memoryBytes / 1024 / 1024}M; ${o.reason}; \`tsvisor vm stop-orphan ${o.vmId}\` stops it`);
+  }));
+  vm.command('stop-orphan <id>').description('turn off an orphan worker: a VM still running whose definition no longer loads (listed by `vm list`)').action((id: string) => withClient(dir(), async (c) => {
+    await c.call('stop-orphan', { vm: id });
+    console.log(`${id}: orphan worker stopped`);
   }));
   vm.command('show <vm>').description('one VM as JSON').action((name: string) => withClient(dir(), async (c) => console.log(JSON.stringify(await c.call('show', { vm: name }), null, 2))));
   vm.command('new <name>').description('New-VM: define a VM')
