@@ -11,7 +11,7 @@ import type { Logger } from './log.ts';
 import { buildWorkerBundles } from '../vmwp/worker-bundles.ts';
 import { deviceConfig, diskProblems } from './vm-device-settings.ts';
 import type { VmEntry } from './vm-entry.ts';
-import { launchWorker } from './vmwp-launcher.ts';
+import { launchWorker, processAlive } from './vmwp-launcher.ts';
 import { liveWorker, processRunning, processStartTime, readWorkerRecord, removeWorkerFiles, workerAlive, writeWorkerRecord, type WorkerRecord } from './worker-record.ts';
 import { VmwpConnection, WorkerRequestError } from './vmwp-connection.ts';
 
@@ -288,15 +288,19 @@ export class WorkerOperations {
     const alive = rec && rec.pid === pid ? () => workerAlive(rec) : () => processRunning(pid);
     const deadline = Date.now() + graceMs;
     while (alive() && Date.now() < deadline) await delay(10);
-    if (!alive()) return;
-    e.log.warn(`worker ${pid} did not exit; killing it`);
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone meanwhile */
+    if (alive()) {
+      e.log.warn(`worker ${pid} did not exit; killing it`);
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone meanwhile */
+      }
+      for (let i = 0; i < 200 && alive(); i++) await delay(10);
+      if (alive()) throw new Error(`the worker process ${pid} does not exit`);
     }
-    for (let i = 0; i < 200 && alive(); i++) await delay(10);
-    if (alive()) throw new Error(`the worker process ${pid} does not exit`);
+    // Dead now; give its parent (this process, for a worker it started) a moment to reap it, so
+    // the pid is free when the caller looks. A zombie nobody reaps is not waited for longer.
+    for (let i = 0; i < 50 && processAlive(pid); i++) await delay(10);
   }
 
   /**
