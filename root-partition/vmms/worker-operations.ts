@@ -4,7 +4,7 @@
  * request), save (the worker writes the file and exits), turn-off (ask, then kill -9 if the
  * worker does not go — from any state, a stuck one included), and reattach after a VMMS restart.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import type { DataDir } from './data-dir.ts';
 import { EnabledState, HealthState, stateName, type EnabledStateValue, type HealthStateValue, type LifecycleOperation } from './lifecycle.ts';
 import type { Logger } from './log.ts';
@@ -12,7 +12,10 @@ import { buildWorkerBundles } from '../vmwp/worker-bundles.ts';
 import { deviceConfig, diskProblems } from './vm-device-settings.ts';
 import type { VmEntry } from './vm-entry.ts';
 import { launchWorker, processAlive } from './vmwp-launcher.ts';
-import { liveWorker, processRunning, processStartTime, readWorkerRecord, removeWorkerFiles, workerAlive, writeWorkerRecord, type WorkerRecord } from './worker-record.ts';
+import { faultPoint } from './fault-point.ts';
+import {
+  liveWorker, processRunning, processStartTime, readWorkerRecord, removeWorkerFiles, workerAlive, workerStartedAtMs, writeWorkerRecord, type WorkerRecord,
+} from './worker-record.ts';
 import { VmwpConnection, WorkerRequestError } from './vmwp-connection.ts';
 
 export interface OperationTimeouts {
@@ -55,7 +58,7 @@ export class WorkerOperations {
       return;
     }
     e.pid = rec.pid;
-    if (await this.askStatus(e, `reattached to worker ${rec.pid}`)) return;
+    if (await this.askStatus(e, rec, `reattached to worker ${rec.pid}`)) return;
     if (!workerAlive(rec)) {
       e.pid = null;
       for (const p of removeWorkerFiles(this.paths, id)) e.log.error(p);
@@ -69,11 +72,13 @@ export class WorkerOperations {
   }
 
   /** Connects (when not connected) and asks STATUS; true when the worker answered and its state was adopted. */
-  private async askStatus(e: VmEntry, reason: string): Promise<boolean> {
+  private async askStatus(e: VmEntry, rec: WorkerRecord, reason: string): Promise<boolean> {
     try {
       if (!e.conn) {
-        const conn = await VmwpConnection.open(this.paths.workerSocket(e.def.id), this.t.reattachTimeoutMs, () => false);
+        // A worker still starting (its VMMS died just after launching it) has no socket yet.
+        const conn = await VmwpConnection.open(this.paths.workerSocket(e.def.id), this.t.reattachTimeoutMs, () => workerAlive(rec));
         this.sink.attach(e, conn);
+        faultPoint('reattach:connected');
       }
       // Until the worker answers, its going away is not a crash: it may be a worker on its way out.
       e.expectingExit = true;
@@ -84,12 +89,36 @@ export class WorkerOperations {
       e.pid = status.pid ?? e.pid;
       e.runningSince = Date.now() - (status.uptimeMs ?? 0);
       if (e.state === EnabledState.Unknown) e.lastError = null;
+      this.dropRestoredState(e, rec);
       this.sink.setState(e, s, reason, HealthState.Ok);
       return true;
     } catch (err) {
       e.log.warn(`worker of ${e.def.name} did not answer: ${(err as Error).message}`);
       if (e.conn?.isClosed) e.conn = null;
       return false;
+    }
+  }
+
+  /**
+   * A saved state older than the running worker it was found beside is the one that worker
+   * restored from (its VMMS died before removing it): stale, and a later restore from it would
+   * roll the disks' guest back. One written after the worker started is its own save in progress.
+   */
+  private dropRestoredState(e: VmEntry, rec: WorkerRecord): void {
+    const file = this.paths.savedState(e.def.id);
+    const started = workerStartedAtMs(rec);
+    let mtime: number;
+    try {
+      mtime = statSync(file).mtimeMs;
+    } catch {
+      return;
+    }
+    if (started === null || mtime >= started) return;
+    try {
+      rmSync(file);
+      e.log.warn(`removed ${file}: worker ${rec.pid} had restored from it`);
+    } catch (err) {
+      e.log.error(`cannot remove the stale saved state ${file}: ${(err as Error).message}`);
     }
   }
 
@@ -102,10 +131,12 @@ export class WorkerOperations {
         e.conn = null;
         const problems = removeWorkerFiles(this.paths, e.def.id);
         e.lastError = [`the worker process ${rec.pid} ended without answering`, ...problems].join('; ');
-        this.sink.setState(e, EnabledState.Off, e.lastError, HealthState.CriticalFailure);
+        // It may have been saving when VMMS lost it: a saved state it completed is kept.
+        const saved = existsSync(this.paths.savedState(e.def.id));
+        this.sink.setState(e, saved ? EnabledState.Saved : EnabledState.Off, e.lastError, HealthState.CriticalFailure);
         return;
       }
-      if (await this.askStatus(e, `worker ${rec.pid} answers again; reattached`)) return;
+      if (await this.askStatus(e, rec, `worker ${rec.pid} answers again; reattached`)) return;
       await delay(Math.min(this.t.reattachTimeoutMs, 1000));
     }
   }
@@ -165,6 +196,7 @@ export class WorkerOperations {
     const startTime = processStartTime(worker.pid);
     if (startTime) writeWorkerRecord(this.paths, { vmId: d.id, pid: worker.pid, startTime, memoryBytes: d.memoryBytes, name: d.name });
     e.log.info(`worker ${worker.pid} started${restoreFrom ? ` to restore ${restoreFrom}` : ''}`);
+    faultPoint(restoreFrom ? 'restore:launched' : 'start:launched');
     let conn: VmwpConnection;
     try {
       conn = await VmwpConnection.open(this.paths.workerSocket(d.id), this.t.startTimeoutMs, () => !worker.exited());
@@ -193,7 +225,9 @@ export class WorkerOperations {
     const conn = this.conn(e);
     e.expectingExit = true;
     try {
-      await conn.request('SAVE', this.t.operationTimeoutMs, this.paths.savedState(e.def.id));
+      const saved = conn.request('SAVE', this.t.operationTimeoutMs, this.paths.savedState(e.def.id));
+      faultPoint('save:requested');
+      await saved;
     } catch (err) {
       // The worker resumes the guest when it cannot write the file; if it is gone, it crashed.
       e.expectingExit = false;

@@ -43,6 +43,20 @@ export function processRunning(pid: number): boolean {
   return f !== null && f[0] !== 'Z' && f[0] !== 'X';
 }
 
+/** When the recorded worker started, in ms since the epoch (boot time from /proc/stat + its start time in USER_HZ ticks). */
+export function workerStartedAtMs(rec: WorkerRecord): number | null {
+  try {
+    const btime = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
+    if (!Number.isFinite(btime)) return null;
+    return (btime + Number(rec.startTime) / USER_HZ) * 1000;
+  } catch {
+    return null;
+  }
+}
+
+/** sysconf(_SC_CLK_TCK): the unit of /proc/<pid>/stat times, 100 on Linux. */
+const USER_HZ = 100;
+
 /** True when `rec.pid` is still the worker VMMS launched for `rec.vmId` (not a zombie, not a reused pid). */
 export function workerAlive(rec: WorkerRecord): boolean {
   const f = statFields(rec.pid);
