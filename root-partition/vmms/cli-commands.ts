@@ -67,13 +67,6 @@ export function registerVmmsCommands(program: Command): void {
     for (const v of vms) console.log(row(v));
     const errors = await c.call<{ file: string; message: string }[]>('load-errors');
     for (const e of errors) console.error(`not loaded: ${e.message}`);
-    // Workers alive without a loadable definition: still running, still holding memory.
-    const orphans = await c.call<OrphanWorkerView[]>('orphans');
-    for (const o of orphans) console.error(`orphan worker: process ${o.processId} runs VM ${o.vmId}${o.name ? ` (${o.name})` : ''}, ${o.memoryBytes / 1024 / 1024}M; ${o.reason}; \`tsvisor vm stop-orphan ${o.vmId}\` stops it`);
-  }));
-  vm.command('stop-orphan <id>').description('turn off an orphan worker: a VM still running whose definition no longer loads (listed by `vm list`)').action((id: string) => withClient(dir(), async (c) => {
-    await c.call('stop-orphan', { vm: id });
-    console.log(`${id}: orphan worker stopped`);
   }));
   vm.command('show <vm>').description('one VM as JSON').action((name: string) => withClient(dir(), async (c) => console.log(JSON.stringify(await c.call('show', { vm: name }), null, 2))));
   vm.command('new <name>').description('New-VM: define a VM')
@@ -107,6 +100,20 @@ export function registerVmmsCommands(program: Command): void {
     const r = await c.call<RequestResult>('rm', { vm: name });
     if (r.returnValue !== 0) reportChange(r); else console.log(`${name}: removed`);
   }));
+  const host = program.command('host').description('the host as VMMS sees it').option('--data-dir <dir>', 'the service\'s data directory', defaultDataDir());
+  host.command('orphans').description('worker processes still running VMs whose definition no longer loads (deleted, corrupted): they hold host memory until stopped')
+    .option('--stop <id>', 'turn off the orphan worker of this VM id (asked first, killed by its pid if it does not go)')
+    .action((o: { stop?: string }) => withClient((host.opts() as { dataDir: string }).dataDir, async (c) => {
+      if (o.stop) {
+        await c.call('stop-orphan', { vm: o.stop });
+        console.log(`${o.stop}: orphan worker stopped`);
+        return;
+      }
+      const orphans = await c.call<OrphanWorkerView[]>('orphans');
+      if (!orphans.length) return console.log('no orphan workers');
+      console.log(['VM ID'.padEnd(36), 'NAME'.padEnd(20), 'PID'.padEnd(8), 'MEMORY', 'WHY'].join(' '));
+      for (const w of orphans) console.log([w.vmId.padEnd(36), (w.name || '-').padEnd(20), String(w.processId).padEnd(8), `${w.memoryBytes / 1024 / 1024}M`.padEnd(6), w.reason].join(' '));
+    }));
   vm.command('console <vm>').description('attach to a VM\'s console (COM1): its output so far, then output and input live; Ctrl-] or the end of stdin detaches')
     .action((name: string) => withClient(dir(), (c) => attachConsole(c, name, process)));
 }

@@ -2,8 +2,8 @@
  * Orphan workers: worker processes alive in the data directory (a record or a socket,
  * worker-record.ts) whose VM has no loadable definition — its file was deleted, corrupted, or
  * refused at load. VMMS does not drive them (it cannot know their settings), but never loses
- * them either: they are listed (`tsvisor vm list`, `Vmms.orphans()`), their memory counts in the
- * host budget while they live, and `tsvisor vm stop-orphan <id>` turns one off.
+ * them either: they are logged and listed (`tsvisor host orphans`, `Vmms.orphans()`), their memory
+ * counts in the host budget while they live, and `tsvisor host orphans --stop <id>` turns one off.
  */
 import { existsSync } from 'node:fs';
 import type { DataDir } from './data-dir.ts';
@@ -39,7 +39,7 @@ export class OrphanWorkers {
       const load = refused.find((r) => r.file === this.paths.definition(id));
       const reason = load ? `its definition was refused: ${load.message}` : existsSync(this.paths.definition(id)) ? 'its definition did not load' : 'its definition file is gone';
       this.found.set(id, { rec, reason });
-      this.log.warn(`orphan worker ${rec.pid} of VM ${id}${rec.name ? ` (${rec.name})` : ''} left running: ${reason}; it holds ${rec.memoryBytes} bytes of the memory budget; \`tsvisor vm stop-orphan ${id}\` stops it`);
+      this.log.warn(`orphan worker ${rec.pid} of VM ${id}${rec.name ? ` (${rec.name})` : ''} left running: ${reason}; it holds ${rec.memoryBytes} bytes of the memory budget; \`tsvisor host orphans --stop ${id}\` stops it`);
     }
   }
 

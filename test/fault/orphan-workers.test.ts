@@ -3,12 +3,22 @@
  * cannot drive it, but lists its worker as an orphan, counts its memory in the host budget while
  * it lives, and stops it on request — the worker is never left running unseen.
  */
+import { execFile } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { ClientServer } from '../../root-partition/vmms/client-server.ts';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MiB, testImages, VmmsFixture, waitFor, workersOf } from './fault-fixture.ts';
 
 const fx = new VmmsFixture();
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'tsvisor.mjs');
+
+/** The CLI, asynchronously: the service it talks to runs in this process. */
+async function tsvisor(args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)(process.execPath, [BIN, ...args], { timeout: 60_000 });
+  return stdout;
+}
 let image: string;
 
 beforeAll(async () => {
@@ -19,7 +29,7 @@ afterAll(async () => {
 });
 
 describe('fault: a running VM whose definition does not load', () => {
-  it('a corrupted definition: the worker is listed, holds its memory in the budget, and stops on request', async () => {
+  it('a corrupted definition: the worker is listed, holds its memory in the budget, and stops on request', { timeout: 90_000 }, async () => {
     const dataDir = fx.dataDir();
     const first = await fx.vmms({ dataDir });
     const lost = first.defineVm({ name: 'lost', memoryBytes: 32 * MiB, imagePath: image, cmdline: 'rounds=100000000' });
@@ -37,7 +47,16 @@ describe('fault: a running VM whose definition does not load', () => {
     expect(refused.returnValue).toBe(32768);
     expect(refused.error).toMatch(/running VMs hold 32 MiB of a 48 MiB budget/);
 
-    await second.stopOrphan(lost.id);
+    // Through the real binary: `tsvisor host orphans` lists it, `--stop` turns it off.
+    const server = new ClientServer(second, second.log, () => {});
+    await server.listen(second.paths.vmmsSocket);
+    try {
+      const listed = await tsvisor(['host', 'orphans', '--data-dir', dataDir]);
+      expect(listed).toMatch(new RegExp(`${lost.id} +lost +${pid} +32M +its definition was refused: .*not valid JSON`));
+      expect(await tsvisor(['host', 'orphans', '--stop', lost.id, '--data-dir', dataDir])).toBe(`${lost.id}: orphan worker stopped\n`);
+    } finally {
+      await server.close();
+    }
     expect(workersOf(lost.id)).toEqual([]);
     expect(second.orphans()).toEqual([]);
     expect(existsSync(join(dataDir, `vmwp-${lost.id}.sock`))).toBe(false);
