@@ -28,7 +28,7 @@ afterAll(async () => {
   expect(await fx.cleanup()).toEqual([]);
 });
 
-describe('fault: a running VM whose definition does not load', () => {
+describe('fault: a running VM whose definition does not load', { timeout: 120_000 }, () => {
   it('a corrupted definition: the worker is listed, holds its memory in the budget, and stops on request', { timeout: 90_000 }, async () => {
     const dataDir = fx.dataDir();
     const first = await fx.vmms({ dataDir });

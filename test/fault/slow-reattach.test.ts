@@ -34,7 +34,7 @@ async function runningWorkerThenStopped(name: string) {
   return { dataDir, id: vm.id, pid };
 }
 
-describe('fault: a worker that does not answer at reattach', () => {
+describe('fault: a worker that does not answer at reattach', { timeout: 120_000 }, () => {
   it('is kept (Unknown, its pid), a start is refused, and SIGCONT brings it back: exactly one worker', async () => {
     const { dataDir, id, pid } = await runningWorkerThenStopped('slow');
     const t0 = Date.now();

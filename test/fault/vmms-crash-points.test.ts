@@ -57,7 +57,7 @@ async function define(dataDir: string, d: ChildProcess, name: string): Promise<V
   return v;
 }
 
-describe('fault: VMMS crashes mid-operation', () => {
+describe('fault: VMMS crashes mid-operation', { timeout: 120_000 }, () => {
   it('during a start (worker spawned, not yet connected): the next VMMS adopts that worker, no second one', async () => {
     const dataDir = fx.dataDir();
     const d = await daemon(dataDir, 'start:launched');

@@ -19,7 +19,7 @@ afterAll(async () => {
   expect(await fx.cleanup()).toEqual([]);
 });
 
-describe('fault: a worker ends', () => {
+describe('fault: a worker ends', { timeout: 120_000 }, () => {
   it('crashed (SIGKILL): Off, Critical failure, and its socket and record are removed', async () => {
     const dataDir = fx.dataDir();
     const vmms = await fx.vmms({ dataDir });

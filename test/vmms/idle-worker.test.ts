@@ -29,7 +29,7 @@ function workerWakeups(pid: number): number {
   return n;
 }
 
-describe('an idle VM', () => {
+describe('an idle VM', { timeout: 120_000 }, () => {
   it('a halted guest: its worker\'s threads are woken fewer than 5 times a second (not every 10-20 ms)', async () => {
     const v = await fx.vmms({ dataDir: fx.dataDir() });
     v.defineVm({ name: 'idle', memoryBytes: 16 * MiB, imagePath: guestImagePath('idle'), cmdline: '' });
