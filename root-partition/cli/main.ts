@@ -71,6 +71,20 @@ bench
   });
 
 bench
+  .command('idle')
+  .description('what idle VMs cost: CPU time and wake-ups of each worker for halted guests and guests with a periodic timer')
+  .option('--quick', 'two VMs of each kind, 2 s')
+  .option('--vms <n>', 'VMs of each kind (default 4)')
+  .option('--seconds <s>', 'measured window (default 5)')
+  .option('--json <file>', 'write the machine-readable report here')
+  .action(async (opts) => {
+    const { runIdleBench, formatIdleBench } = await import('../../bench/idle.ts');
+    const report = await runIdleBench({ quick: Boolean(opts.quick), ...(opts.vms ? { vms: Number(opts.vms) } : {}), ...(opts.seconds ? { seconds: Number(opts.seconds) } : {}) });
+    console.log(formatIdleBench(report));
+    if (opts.json) writeFileSync(opts.json, JSON.stringify(report, null, 2) + '\n');
+  });
+
+bench
   .command('io')
   .description('the main job: emulated IDE (PIO, DMA) against synthetic SCSI on one VM, with the same-run limits')
   .option('--quick', 'fewer I/Os per phase and a smaller disk (under 30 s)')

@@ -32,6 +32,11 @@ async function settingsOf(c: ManagementClient, vm: CimInstance): Promise<{ vssd:
   return { vssd, resources, components };
 }
 
+function lastError(v: CimInstance): [string, string][] {
+  const d = (v.get('StatusDescriptions') as string[] | null)?.[0];
+  return d && d !== 'Operating normally' && d !== 'Degraded' ? [['Last error', d]] : [];
+}
+
 export function registerVmCommands(program: Command): void {
   const vm = program.commands.find((c) => c.name() === 'vm') ?? program.command('vm').option('--data-dir <dir>', "the service's data directory");
   const dir = () => (vm.opts() as { dataDir?: string }).dataDir;
@@ -57,7 +62,9 @@ export function registerVmCommands(program: Command): void {
       if (json(o)) return printJson({ system: instanceJson(v), settings: instanceJson(vssd), resources: resources.map(instanceJson), components: components.map(instanceJson) });
       const rows: [string, string][] = [
         ['Name', String(v.get('ElementName'))], ['Id', String(v.get('Name'))], ['State', `${stateText(Number(v.get('EnabledState')))} (${String(v.get('EnabledState'))})`],
-        ['Status', `${healthText(Number(v.get('HealthState')))} (${String(v.get('HealthState'))})`], ['Uptime', uptime(v.get('OnTimeInMilliseconds') as bigint)],
+        ['Status', `${healthText(Number(v.get('HealthState')))} (${String(v.get('HealthState'))})`],
+        // StatusDescriptions carries the VM's last error (a failed start, a crash, a guest fault).
+        ...lastError(v), ['Uptime', uptime(v.get('OnTimeInMilliseconds') as bigint)],
         ['Process', valueText(v.get('ProcessID'))], ['Accepts', valueText(v.get('AvailableRequestedStates'))],
         ['Image', valueText(vssd.get('GuestImagePath'))], ['Command line', valueText(vssd.get('GuestCommandLine'))],
         ['Stop action', vssd.get('AutomaticShutdownAction') === 3 ? 'save' : 'turn-off'],

@@ -12,6 +12,7 @@ import type { VmView } from './vm-entry.ts';
 import { VmmsClient } from './vmms-client.ts';
 import { attachConsole } from './console-attach.ts';
 import type { RequestResult } from './vmms.ts';
+import type { OrphanWorkerView } from './orphan-workers.ts';
 
 function parseSize(text: string): number {
   const m = /^(\d+)\s*([KMG])?i?B?$/i.exec(text.trim());
@@ -99,6 +100,20 @@ export function registerVmmsCommands(program: Command): void {
     const r = await c.call<RequestResult>('rm', { vm: name });
     if (r.returnValue !== 0) reportChange(r); else console.log(`${name}: removed`);
   }));
+  const host = program.command('host').description('the host as VMMS sees it').option('--data-dir <dir>', 'the service\'s data directory', defaultDataDir());
+  host.command('orphans').description('worker processes still running VMs whose definition no longer loads (deleted, corrupted): they hold host memory until stopped')
+    .option('--stop <id>', 'turn off the orphan worker of this VM id (asked first, killed by its pid if it does not go)')
+    .action((o: { stop?: string }) => withClient((host.opts() as { dataDir: string }).dataDir, async (c) => {
+      if (o.stop) {
+        await c.call('stop-orphan', { vm: o.stop });
+        console.log(`${o.stop}: orphan worker stopped`);
+        return;
+      }
+      const orphans = await c.call<OrphanWorkerView[]>('orphans');
+      if (!orphans.length) return console.log('no orphan workers');
+      console.log(['VM ID'.padEnd(36), 'NAME'.padEnd(20), 'PID'.padEnd(8), 'MEMORY', 'WHY'].join(' '));
+      for (const w of orphans) console.log([w.vmId.padEnd(36), (w.name || '-').padEnd(20), String(w.processId).padEnd(8), `${w.memoryBytes / 1024 / 1024}M`.padEnd(6), w.reason].join(' '));
+    }));
   vm.command('console <vm>').description('attach to a VM\'s console (COM1): its output so far, then output and input live; Ctrl-] or the end of stdin detaches')
     .action((name: string) => withClient(dir(), (c) => attachConsole(c, name, process)));
 }

@@ -15,7 +15,7 @@ import { Vmms, type StateChangeEvent } from './vmms.ts';
 import { EnabledState, stateName } from './lifecycle.ts';
 import type { NewVmRequest } from './vm-definition.ts';
 
-export const CLIENT_METHODS = ['list', 'show', 'new', 'start', 'stop', 'save', 'pause', 'resume', 'reset', 'rm', 'console', 'counters', 'load-errors', 'shutdown', 'heartbeat', 'console-input', 'console-follow'] as const;
+export const CLIENT_METHODS = ['list', 'show', 'new', 'start', 'stop', 'save', 'pause', 'resume', 'reset', 'rm', 'console', 'counters', 'load-errors', 'shutdown', 'heartbeat', 'console-input', 'console-follow', 'orphans', 'stop-orphan'] as const;
 export type ClientMethod = (typeof CLIENT_METHODS)[number];
 
 const MAX_LINE = 1 << 20;
@@ -111,6 +111,8 @@ export class ClientServer {
       case 'console-follow': throw new Error('console-follow is answered on its connection');
       case 'counters': return this.vmms.counters(vm());
       case 'load-errors': return this.vmms.loadErrors;
+      case 'orphans': return this.vmms.orphans();
+      case 'stop-orphan': return this.vmms.stopOrphan(vm());
       case 'shutdown':
         setImmediate(() => this.onShutdown(Boolean(p.keepVms)));
         return { stopping: true, keepVms: Boolean(p.keepVms) };

@@ -8,6 +8,7 @@
  *   vmms.lock             flock(2)ed by the running VMMS for its whole life (vmms-lock.ts)
  *   vmms.pid              the process that runs the VMMS of this directory (informational)
  *   vmwp-<id>.sock        each running VM's worker socket
+ *   vmwp-<id>.pid         each running VM's worker: pid and process start time (worker-record.ts)
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -29,5 +30,6 @@ export class DataDir {
   definition(id: string): string { return join(this.vmsDir, `${id}.json`); }
   savedState(id: string): string { return join(this.savedDir, `${id}.vmrs`); }
   workerSocket(id: string): string { return join(this.root, `vmwp-${id}.sock`); }
+  workerRecord(id: string): string { return join(this.root, `vmwp-${id}.pid`); }
   workerOutput(id: string): string { return join(this.logsDir, `vmwp-${id}.out`); }
 }

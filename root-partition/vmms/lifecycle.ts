@@ -57,8 +57,9 @@ export const TRANSITIONS: Record<LifecycleOperation, { from: EnabledStateValue[]
   start: { from: [S.Off], via: S.Starting, to: S.Running },
   restore: { from: [S.Saved], via: S.Starting, to: S.Running },
   // Turn-off works from every state but Off, transitional ones included (a stuck Starting or
-  // Saving must be recoverable); from Saved it discards the saved state.
-  'turn-off': { from: ALL.filter((s) => s !== S.Off), via: S.Stopping, to: S.Off },
+  // Saving must be recoverable), and from Unknown (a worker that does not answer is killed by
+  // its pid); from Saved it discards the saved state.
+  'turn-off': { from: [S.Unknown, ...ALL.filter((s) => s !== S.Off)], via: S.Stopping, to: S.Off },
   save: { from: [S.Running, S.Paused], via: S.Saving, to: S.Saved },
   pause: { from: [S.Running], via: S.Pausing, to: S.Paused },
   resume: { from: [S.Paused], via: S.Resuming, to: S.Running },

@@ -27,6 +27,7 @@ import { VmEntry, type VmView } from './vm-entry.ts';
 import { WorkerOperations } from './worker-operations.ts';
 import { VmmsLock, VmmsLockedError } from './vmms-lock.ts';
 import { VmwpConnection } from './vmwp-connection.ts';
+import { OrphanWorkers, type OrphanWorkerView } from './orphan-workers.ts';
 
 export interface VmmsOptions {
   dataDir: string;
@@ -37,6 +38,8 @@ export interface VmmsOptions {
   /** How long a worker may take to start and boot, and to answer one request. */
   workerStartTimeoutMs?: number;
   operationTimeoutMs?: number;
+  /** How long a worker found at open has to answer before its VM shows Unknown (default 5 s). */
+  reattachTimeoutMs?: number;
 }
 
 export interface StateChangeEvent {
@@ -69,6 +72,7 @@ export class Vmms {
   private readonly store: DefinitionStore;
   private readonly vms = new Map<string, VmEntry>();
   private readonly ops: WorkerOperations;
+  private readonly orphanWorkers: OrphanWorkers;
   private closing = false;
   private lock: VmmsLock | undefined;
 
@@ -79,9 +83,11 @@ export class Vmms {
     this.limits = { ...defaultHostLimits(), ...opts.limits };
     this.log = (opts.logger ?? createProcessLogger({ dataDir: opts.dataDir, process: 'vmms', terminal: opts.terminalLog ?? false })).child({ component: 'vmms' });
     this.events.setMaxListeners(100);
+    this.orphanWorkers = new OrphanWorkers(this.paths, this.log);
     this.ops = new WorkerOperations(this.paths, this.log, {
       startTimeoutMs: opts.workerStartTimeoutMs ?? 20_000,
       operationTimeoutMs: opts.operationTimeoutMs ?? 30_000,
+      reattachTimeoutMs: opts.reattachTimeoutMs ?? 5000,
     }, {
       setState: (e, s, reason, health) => this.setState(e, s, reason, health),
       attach: (e, c) => this.attach(e, c),
@@ -128,11 +134,22 @@ export class Vmms {
         rmSync(saved, { force: true });
       }
     }));
+    this.orphanWorkers.scan(new Set(definitions.map((d) => d.id)), errors);
     this.log.info(`loaded ${definitions.length} VM definitions (${errors.length} refused); ${this.list().filter((v) => v.processId).length} running VMs reattached`);
   }
 
   list(): VmView[] {
     return [...this.vms.values()].map((e) => e.view());
+  }
+
+  /** Workers alive in the data directory whose VM has no loadable definition (orphan-workers.ts). */
+  orphans(): OrphanWorkerView[] {
+    return this.orphanWorkers.list();
+  }
+
+  /** Turns an orphan worker's VM off (by request, else by its pid). */
+  stopOrphan(vmId: string): Promise<void> {
+    return this.orphanWorkers.stop(vmId);
   }
 
   get(idOrName: string): VmView | undefined {
@@ -212,8 +229,10 @@ export class Vmms {
       return { returnValue: t.returnValue, error: t.reason, vm: e.view() };
     }
     if (t.operation === 'start' || t.operation === 'restore') {
-      const committed = [...this.vms.values()].filter((v) => v !== e && v.pid !== null).reduce((n, v) => n + v.def.memoryBytes, 0);
-      const running = [...this.vms.values()].filter((v) => v.pid !== null).length;
+      // Orphan workers hold their memory as long as they live (orphan-workers.ts).
+      const orphans = this.orphanWorkers.list();
+      const committed = [...this.vms.values()].filter((v) => v !== e && v.pid !== null).reduce((n, v) => n + v.def.memoryBytes, 0) + orphans.reduce((n, o) => n + o.memoryBytes, 0);
+      const running = [...this.vms.values()].filter((v) => v.pid !== null).length + orphans.length;
       const problem = admissionProblem(this.limits, e.def.memoryBytes, committed, running);
       if (problem) {
         e.log.warn(`refused to start: ${problem}`);
@@ -360,8 +379,11 @@ export class Vmms {
       this.setHeartbeat(e, null);
       if (e.kvp) { e.kvp = null; this.events.emit('integration-changed', { vmId: e.def.id, component: 'kvp' }); }
       if (this.closing && !e.expectingExit) return; // VMMS detaches; the worker runs on
+      void this.ops.forget(e, e.pid);
       if (e.guestStopped) {
         e.pid = null;
+        // A guest that faulted (at instantiation, say) keeps the reason as the VM's last error.
+        if (e.guestExitFault) e.lastError = `the guest stopped: ${e.guestExitFault}`;
         this.setState(e, EnabledState.Off, e.guestExitFault ? `the guest stopped: ${e.guestExitFault}` : 'the guest stopped', e.guestExitFault ? HealthState.MajorFailure : HealthState.Ok);
       } else if (!e.expectingExit) {
         const message = `the worker process ${e.pid} ended unexpectedly`;
@@ -391,6 +413,7 @@ export class Vmms {
       }));
     }
     this.closing = true;
+    this.ops.close();
     for (const e of this.vms.values()) e.conn?.close();
     this.lock?.release();
     this.log.info(opts.stopVms ?? true ? 'management service stopped' : 'management service stopped; VMs left running');

@@ -24,7 +24,9 @@ export function launchWorker(launch: WorkerLaunch, outputFile: string): Launched
     // The prebuilt worker (worker-bundles.ts) when fresh: it starts without compiling TypeScript.
     const bundle = freshBundle('vmwp');
     const program = bundle ? [bundle] : ['--import', 'tsx', WORKER_MAIN];
-    const child = spawn(process.execPath, [...program, Buffer.from(JSON.stringify(launch)).toString('base64')], {
+    // The VM id in clear as well: a VMMS identifies its worker by its command line (worker-record.ts)
+    // until the worker replaces it with its title.
+    const child = spawn(process.execPath, [...program, Buffer.from(JSON.stringify(launch)).toString('base64'), launch.vmId], {
       detached: true,
       stdio: ['ignore', out, out],
       env: process.env,

@@ -6,6 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { PartitionHandle } from '../../hypervisor/partition-handle.ts';
+import { P_DOORBELL } from '../../hypervisor/partition-control.ts';
 import { STOP_MAIL, STOP_WORD, type DeviceThreadData, type DeviceThreadMessage, type DeviceThreadStats } from './device-thread.ts';
 import { VmDevices } from './vm-devices.ts';
 import { DeviceRequestServer, type DeviceRequest } from './device-requests.ts';
@@ -24,12 +25,15 @@ const flushConsole = () => {
 };
 
 let devices: VmDevices;
+/** Times the thread parked on its event loop with nothing to serve. */
+let parked = 0;
 const deviceStats = (): DeviceThreadStats => ({
   served: partition.inbox.served,
   rootWaitSpinHits: partition.inbox.waits.spinHits,
   rootWaitSleeps: partition.inbox.waits.sleeps,
   rootWaitSleptUs: partition.inbox.waits.sleptUs,
   rootSpinBudget: partition.inbox.spinBudget?.iterations ?? data.spinIterations,
+  parked,
   vmbus: devices.vmbus ? { ...devices.vmbus.stats } : null,
   storvsp: devices.storVsps.map((v) => ({ ...v.stats })),
   io: Object.fromEntries([...devices.platform.bus.allCounters()].map(([k, v]) => [k, { ...v }])),
@@ -82,21 +86,43 @@ parentPort!.on('message', (m: { kind: 'request'; id: number; request: DeviceRequ
   );
 });
 post({ kind: 'ready' });
-// Served in slices with a turn of this thread's event loop between them: the integration
-// services' timers and answers, and requests from the worker's main thread, run there. A slice
-// ends early when the main thread raises the mail word (STOP_MAIL) and rings the doorbell.
+// Served in two modes. Busy: slices of spinning and short sleeps on the doorbell (exit latency),
+// with a turn of this thread's event loop between them; a slice ends early when the main thread
+// raises the mail word (STOP_MAIL) and rings the doorbell. Idle — a sleep ended with nothing
+// new — the thread parks: Atomics.waitAsync on the doorbell hands it to its event loop, which
+// sleeps until the doorbell rings, the next timer of this thread is due (the integration
+// services' beats) or the main thread posts a request. An idle VM wakes nobody periodically.
 const SLICE_MS = 10;
+const IDLE_SLEEP_MS = 20;
+const doorbell = partition.ctl.i32;
+const DOORBELL = P_DOORBELL >> 2;
+// The request port keeps this thread alive; this holds it too while parked, without waking it.
+const keepAlive = setInterval(() => {}, 2 ** 30);
 while (Atomics.load(stop, STOP_WORD) === 0) {
   const sliceEnd = performance.now() + SLICE_MS;
+  let quiet = false;
   partition.inbox.serveBlocking(
     { spinIterations: data.spinIterations, maxSpinIterations: data.maxSpinIterations },
-    () => Atomics.load(stop, STOP_WORD) === 0 && Atomics.load(stop, STOP_MAIL) === 0 && performance.now() < sliceEnd,
-    20,
-    flushConsole,
+    () => !quiet && Atomics.load(stop, STOP_WORD) === 0 && Atomics.load(stop, STOP_MAIL) === 0 && performance.now() < sliceEnd,
+    IDLE_SLEEP_MS,
+    () => {
+      flushConsole();
+      quiet = true;
+    },
   );
   Atomics.store(stop, STOP_MAIL, 0);
-  await new Promise((r) => setImmediate(r));
+  if (!quiet) {
+    await new Promise((r) => setImmediate(r));
+    continue;
+  }
+  // Read the doorbell before the last look: a ring after it makes the wait return at once.
+  const seen = Atomics.load(doorbell, DOORBELL);
+  if (partition.inbox.pump() > 0 || Atomics.load(stop, STOP_WORD) !== 0) continue;
+  parked++;
+  const w = Atomics.waitAsync(doorbell, DOORBELL, seen);
+  if (w.async) await w.value;
 }
+clearInterval(keepAlive);
 flushConsole();
 requests.dispose();
 const finalStats = deviceStats();

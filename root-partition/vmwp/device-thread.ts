@@ -36,6 +36,8 @@ export interface DeviceThreadStats {
   rootWaitSleptUs: number;
   /** The doorbell wait's spin budget when sampled (loads; adaptive-wait.ts). */
   rootSpinBudget: number;
+  /** Times the thread found nothing to serve and parked on its event loop until the doorbell, a timer or a request. */
+  parked: number;
   vmbus: Record<string, number> | null;
   storvsp: Record<string, number>[];
   io: Record<string, Record<string, number>>;
