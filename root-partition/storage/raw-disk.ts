@@ -6,6 +6,8 @@ export const RAW_SECTOR_SIZE = 512;
 
 export interface RawDiskOpenOptions {
   readOnly?: boolean;
+  /** Judges the opened descriptor before anything is read from it (e.g. where it really leads); throws to refuse. */
+  checkOpened?: (fd: number) => void;
 }
 
 export interface RawDiskCreateOptions {
@@ -69,6 +71,7 @@ export class RawDisk implements BlockBackend {
       throw openError(path, err);
     }
     try {
+      opts.checkOpened?.(fd);
       const st = fs.fstatSync(fd);
       if (!st.isFile()) throw new HvError(RawDiskError.NotAFile, `disk image ${path} is not a regular file`);
       if (st.size === 0 || st.size % RAW_SECTOR_SIZE !== 0) {

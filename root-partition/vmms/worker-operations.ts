@@ -9,7 +9,8 @@ import type { DataDir } from './data-dir.ts';
 import { EnabledState, HealthState, stateName, type EnabledStateValue, type HealthStateValue, type LifecycleOperation } from './lifecycle.ts';
 import type { Logger } from './log.ts';
 import { buildWorkerBundles } from '../vmwp/worker-bundles.ts';
-import { deviceConfig, diskProblems } from './vm-device-settings.ts';
+import { definitionFiles, deviceConfig, diskProblems } from './vm-device-settings.ts';
+import type { StorageRoots } from './storage-roots.ts';
 import type { VmEntry } from './vm-entry.ts';
 import { launchWorker, processAlive } from './vmwp-launcher.ts';
 import { VmwpConnection, WorkerRequestError } from './vmwp-connection.ts';
@@ -31,7 +32,10 @@ function workerState(state: string | undefined): EnabledStateValue | null {
 }
 
 export class WorkerOperations {
-  constructor(private readonly paths: DataDir, private readonly log: Logger, private readonly t: OperationTimeouts, private readonly sink: LifecycleSink) {}
+  constructor(
+    private readonly paths: DataDir, private readonly log: Logger, private readonly t: OperationTimeouts, private readonly sink: LifecycleSink,
+    private readonly roots: StorageRoots | null = null,
+  ) {}
 
   /** After a VMMS restart: connect to the VM's worker if one is running, and adopt its state. */
   async reattach(e: VmEntry): Promise<void> {
@@ -91,6 +95,12 @@ export class WorkerOperations {
     e.clearConsole();
     const d = e.def;
     const devices = deviceConfig(d.id, d.devices);
+    // Again at start: a symlink in a root may have been pointed elsewhere since the definition.
+    // The worker checks a third time on the descriptors it opens.
+    if (this.roots) {
+      for (const f of definitionFiles(d.id, d.imagePath, d.devices)) this.roots.check(f.path, f.what);
+      devices.storageRoots = [...this.roots.dirs];
+    }
     // Refused before a worker exists: the VM stays where it was, and the message names the file.
     const bad = diskProblems(devices);
     if (bad.length) throw new WorkerRequestError(bad.join('; '), 'VMMS_ERR_DISK');
@@ -99,7 +109,7 @@ export class WorkerOperations {
     await buildWorkerBundles().catch((err: Error) => e.log.warn(`worker bundles not built (${err.message}); the worker compiles its sources`));
     const worker = launchWorker({
       dataDir: this.paths.root, vmId: d.id, name: d.name, memoryBytes: d.memoryBytes, vpCount: d.vpCount, imagePath: d.imagePath, cmdline: d.cmdline,
-      devices, ...(restoreFrom ? { restoreFrom } : {}),
+      devices, ...(restoreFrom ? { restoreFrom } : {}), ...(this.roots ? { storageRoots: [...this.roots.dirs] } : {}),
     }, this.paths.workerOutput(d.id));
     e.pid = worker.pid;
     e.log.info(`worker ${worker.pid} started${restoreFrom ? ` to restore ${restoreFrom}` : ''}`);

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import type { ChildPartitionAccess } from '../../hypervisor/partition-handle.ts';
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import type { UartSink } from '../devices/uart/uart16550.ts';
+import { StorageRoots } from '../vmms/storage-roots.ts';
 import { RawDisk } from '../storage/raw-disk.ts';
 import { ScsiDisk } from '../storage/scsi/scsi-disk.ts';
 import { EchoVsp } from '../vsp/echo/echo-vsp.ts';
@@ -33,8 +34,10 @@ export class VmDevices {
     partition: ChildPartitionAccess, config: VmDeviceConfig, console?: UartSink, log: (message: string) => void = () => {},
     onPostCode?: (code: number) => void,
   ) {
+    const roots = config.storageRoots ? StorageRoots.of(config.storageRoots) : null;
     const open = (d: DiskConfig) => {
-      const disk = RawDisk.open(d.path, { readOnly: d.readOnly });
+      roots?.check(d.path, 'disk image');
+      const disk = RawDisk.open(d.path, { readOnly: d.readOnly, ...(roots ? { checkOpened: (fd: number) => roots.checkOpened(fd, d.path, 'disk image') } : {}) });
       this.disks.push(disk);
       return disk;
     };

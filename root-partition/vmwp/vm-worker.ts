@@ -7,6 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { StorageRoots } from '../vmms/storage-roots.ts';
 import { Hypervisor } from '../../hypervisor/hypervisor.ts';
 import type { Partition } from '../../hypervisor/partition.ts';
 import type { VpExitReason } from '../../hypervisor/vp/vp-runtime.ts';
@@ -32,6 +33,8 @@ export interface WorkerLaunch {
   restoreFrom?: string;
   /** The VM's devices (absent: the chipset with COM1/COM2 and no disks). */
   devices?: VmDeviceConfig;
+  /** The host's storage roots: the image is read through a descriptor checked against them. */
+  storageRoots?: string[];
 }
 
 type DeviceStateRecordList = DeviceStateRecord[];
@@ -70,7 +73,9 @@ export class VmWorker extends EventEmitter {
 
   /** Creates the partition and starts the guest: at boot, or from the saved state. */
   async boot(): Promise<void> {
-    this.image = readFileSync(this.launch.imagePath);
+    this.image = this.launch.storageRoots
+      ? StorageRoots.of(this.launch.storageRoots).readConfined(this.launch.imagePath, 'guest image')
+      : readFileSync(this.launch.imagePath);
     const p = this.createPartition();
     if (this.launch.restoreFrom) {
       const saved = readSavedState(this.launch.restoreFrom, this.configurationHash(), p.mem.u8);

@@ -8,6 +8,7 @@ import type { CimObjectManager } from '../cim/object-manager.ts';
 import { runIntrinsic } from './intrinsic-operations.ts';
 import { CimXmlProtocolError, decodeRequest, encodeEnvelope, encodeErrorResponse, encodeIMethodResponse, type CimXmlRequest } from './message.ts';
 import { runMethodCall } from './method-call.ts';
+import { needsFullRole, type Role } from '../access/roles.ts';
 
 export interface CimXmlHeaders {
   readonly cimOperation?: string;
@@ -72,7 +73,11 @@ function checkHeadersAgainstBody(h: CimXmlHeaders, request: CimXmlRequest): void
   }
 }
 
-export async function handleCimXml(manager: CimObjectManager, headers: CimXmlHeaders, body: string, host: string): Promise<CimXmlResponse> {
+/**
+ * `role` is what the authenticated sender may do (access/roles.ts); a change without `full`
+ * is answered CIM_ERR_ACCESS_DENIED in the body (cim-xml.md §1.5), nothing run.
+ */
+export async function handleCimXml(manager: CimObjectManager, headers: CimXmlHeaders, body: string, host: string, role: Role = 'full'): Promise<CimXmlResponse> {
   const early = checkHeaders(headers);
   if (early) return early;
   let request: CimXmlRequest;
@@ -86,6 +91,9 @@ export async function handleCimXml(manager: CimObjectManager, headers: CimXmlHea
   const context = { host, namespace: request.namespace };
   let inner: string;
   try {
+    if (role !== 'full' && needsFullRole(request.kind, request.method)) {
+      throw new CimError('CIM_ERR_ACCESS_DENIED', `${request.method} changes the host; the ${role} role may only read`);
+    }
     manager.checkNamespace(request.namespace);
     if (request.kind === 'intrinsic') {
       inner = encodeIMethodResponse(request.method, runIntrinsic(manager, request.method, request.params, context));
