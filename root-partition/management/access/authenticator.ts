@@ -36,7 +36,9 @@ export interface AuthenticatorOptions {
   readonly accessFile: string;
   /** Uids that are always `full`: root and the service's own user. */
   readonly trustedUids?: readonly number[];
+  /** Back-off per client address, and per user name (so that many source addresses buy no extra guesses at one account). */
   readonly backoff?: LoginBackoff;
+  readonly userBackoff?: LoginBackoff;
   /** Test seams: the socket owner lookup and the account lookup. */
   readonly peerUid?: (client: TcpEnd, server: TcpEnd) => number | null;
   readonly account?: (uid: number) => LocalAccount;
@@ -49,6 +51,7 @@ const MAX_REMEMBERED = 256;
 
 export class Authenticator {
   readonly backoff: LoginBackoff;
+  readonly userBackoff: LoginBackoff;
   private list: AccessList = { local: [], basic: [] };
   private stamp = '';
   private listError: string | null = null;
@@ -58,6 +61,7 @@ export class Authenticator {
 
   constructor(private readonly o: AuthenticatorOptions) {
     this.backoff = o.backoff ?? new LoginBackoff();
+    this.userBackoff = o.userBackoff ?? new LoginBackoff();
     this.trusted = new Set(o.trustedUids ?? [0, process.geteuid?.() ?? 0]);
     this.refresh();
     if (this.listError) throw new Error(this.listError);
@@ -112,20 +116,23 @@ export class Authenticator {
     const digest = createHash('sha256').update(this.cacheKey).update(header).digest('base64');
     const known = this.remembered.get(digest);
     if (known && known.stamp === this.stamp) return { ok: true, principal: known.principal, role: known.role };
-    await this.backoff.wait(address);
     const match = /^Basic\s+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(header);
     const decoded = match ? Buffer.from(match[1]!, 'base64').toString('utf8') : '';
     const colon = decoded.indexOf(':');
     const user = colon > 0 ? decoded.slice(0, colon) : '';
     const password = colon > 0 ? decoded.slice(colon + 1) : '';
+    const wait = Math.max(this.backoff.reserve(address), this.userBackoff.reserve(user));
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const entry = this.list.basic.find((b) => b.user === user);
     // An unknown user costs the same scrypt as a known one: the time taken does not say who exists.
     const ok = await verifyPassword(password, entry?.password ?? await decoyHash()) && entry !== undefined && password.length > 0;
     if (!ok || !entry) {
       this.backoff.failed(address);
+      this.userBackoff.failed(user);
       return { ok: false, reason: match ? 'wrong user name or password' : 'credentials that are not HTTP Basic' };
     }
     this.backoff.succeeded(address);
+    this.userBackoff.succeeded(user);
     if (this.remembered.size >= MAX_REMEMBERED) this.remembered.delete(this.remembered.keys().next().value!);
     this.remembered.set(digest, { principal: entry.user, role: entry.role, stamp: this.stamp });
     return { ok: true, principal: entry.user, role: entry.role };

@@ -1,9 +1,10 @@
 /**
- * A delay after failed logins, per client address: each failure doubles the wait before that
- * address's next attempt is looked at (from `baseMs` up to `maxMs`); a success clears it. Waiting
- * is a timer, never a blocked thread, so other clients are served meanwhile. Parallel attempts
- * from one address queue behind each other (each takes the next slot), so opening many
- * connections buys no extra guesses. The table is bounded; the oldest address is dropped first.
+ * A delay after failed logins, per key (a client address, a user name): each failure doubles the
+ * wait before that key's next attempt is looked at (from `baseMs` up to `maxMs`); a success
+ * clears it. Waiting is a timer, never a blocked thread, so other clients are served meanwhile.
+ * Attempts in flight count as failures to come: parallel attempts queue behind each other with
+ * the delays they would have met one after another, so opening many connections buys no extra
+ * guesses. The table is bounded; the oldest key is dropped first.
  */
 export interface BackoffOptions {
   baseMs?: number;
@@ -14,7 +15,7 @@ export interface BackoffOptions {
   forgetAfterMs?: number;
 }
 
-interface AddressState { failures: number; nextAt: number; lastFailure: number }
+interface AddressState { failures: number; pending: number; nextAt: number; lastFailure: number }
 
 export class LoginBackoff {
   private readonly table = new Map<string, AddressState>();
@@ -35,14 +36,27 @@ export class LoginBackoff {
     return failures <= 0 ? 0 : Math.min(this.maxMs, this.baseMs * 2 ** Math.min(failures - 1, 20));
   }
 
-  /** How long this attempt must wait before it is checked; reserves its slot. */
+  private state(address: string, now: number): AddressState {
+    let s = this.table.get(address);
+    if (s && s.pending === 0 && now - s.lastFailure > this.forgetAfterMs) {
+      this.table.delete(address);
+      s = undefined;
+    }
+    if (!s) {
+      if (this.table.size >= this.maxAddresses) this.table.delete(this.table.keys().next().value!);
+      s = { failures: 0, pending: 0, nextAt: now, lastFailure: now };
+      this.table.set(address, s);
+    }
+    return s;
+  }
+
+  /** How long this attempt must wait before it is checked; reserves its slot (end it with failed or succeeded). */
   reserve(address: string): number {
-    const s = this.table.get(address);
-    if (!s) return 0;
     const now = this.now();
-    if (now - s.lastFailure > this.forgetAfterMs) { this.table.delete(address); return 0; }
+    const s = this.state(address, now);
     const at = Math.max(now, s.nextAt);
-    s.nextAt = at + this.delayAfter(s.failures);
+    s.pending++;
+    s.nextAt = at + this.delayAfter(s.failures + s.pending);
     return at - now;
   }
 
@@ -53,20 +67,21 @@ export class LoginBackoff {
 
   failed(address: string): void {
     const now = this.now();
-    let s = this.table.get(address);
-    if (!s) {
-      if (this.table.size >= this.maxAddresses) this.table.delete(this.table.keys().next().value!);
-      s = { failures: 0, nextAt: now, lastFailure: now };
-    }
+    const s = this.state(address, now);
     this.table.delete(address); // re-insert: the map's order is the age order
     s.failures++;
+    s.pending = Math.max(0, s.pending - 1);
     s.lastFailure = now;
     s.nextAt = Math.max(s.nextAt, now + this.delayAfter(s.failures));
     this.table.set(address, s);
   }
 
   succeeded(address: string): void {
-    this.table.delete(address);
+    const s = this.table.get(address);
+    if (!s) return;
+    s.pending = Math.max(0, s.pending - 1);
+    s.failures = 0;
+    if (s.pending === 0) this.table.delete(address);
   }
 
   get size(): number {
