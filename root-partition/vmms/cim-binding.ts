@@ -157,13 +157,22 @@ export async function startCimService(vmms: Vmms, opts: CimServiceOptions): Prom
     let fingerprint256: string | null = null;
     let certFile: string | null = null;
     if (opts.httpsPort !== null) {
-      const id = loadTlsIdentity(root, { ...(opts.tlsCertFile ? { certFile: opts.tlsCertFile } : {}), ...(opts.tlsKeyFile ? { keyFile: opts.tlsKeyFile } : {}) });
+      let id;
+      try {
+        id = loadTlsIdentity(root, { ...(opts.tlsCertFile ? { certFile: opts.tlsCertFile } : {}), ...(opts.tlsKeyFile ? { keyFile: opts.tlsKeyFile } : {}) });
+      } catch (e) {
+        // HTTPS the operator asked for must come up; the default one may be skipped (no openssl).
+        if (opts.httpsPort !== undefined || opts.tlsCertFile) throw e;
+        warn(`CIM-XML over HTTPS not served: ${(e as Error).message}`);
+      }
+      if (id) {
       const https = new CimXmlServer({ manager, authenticator, host: opts.httpsHost ?? '127.0.0.1', port: opts.httpsPort ?? DEFAULT_CIM_HTTPS_PORT, realm, onRefused, tls: id });
       httpsPort = await listenOrSkip(https, opts.httpsPort !== undefined, warn, 'CIM-XML over HTTPS');
       if (httpsPort !== null) {
         servers.push(https);
         fingerprint256 = id.fingerprint256;
         certFile = id.certFile;
+      }
       }
     }
     return { manager, provider, authenticator, port, httpsPort, fingerprint256, certFile, close };
