@@ -6,8 +6,10 @@
  * can name a host file outside the storage roots as a disk, directly or through a symlink,
  * with a refusal that does not tell whether the file exists.
  */
+import { spawn } from 'node:child_process';
 import { chmodSync, lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VmmsClient } from '../../root-partition/vmms/vmms-client.ts';
@@ -15,12 +17,24 @@ import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
 import { LiveDaemon, run, runAs, TSVISOR, WBEMCLI } from './live-daemon.ts';
 
 const NOBODY = 65534;
+const DAEMON = fileURLToPath(new URL('../../root-partition/vmms/daemon-main.ts', import.meta.url));
 let daemon: LiveDaemon;
 let outside = '';
 let secret = '';
 const SECRET = Buffer.alloc(8192, 0xa5);
 
 const tsvisor = (args: string[]) => run(process.execPath, [TSVISOR, ...args], 90_000);
+function tsvisorWithStdin(args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [TSVISOR, ...args], { stdio: ['pipe', 'pipe', 'pipe'], timeout: 90_000 });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => { stdout += c; });
+    child.stderr.on('data', (c) => { stderr += c; });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
 
 beforeAll(async () => {
   await buildGuests(['checksum']);
@@ -67,6 +81,31 @@ describe.skipIf(!WBEMCLI || process.geteuid?.() !== 0)('a local user is not root
     const again = await runAs(NOBODY, WBEMCLI!, ['ein', `${url}:Msvm_ComputerSystem`]);
     expect(again.stdout).toBe('');
   }, 120_000);
+
+  it('tsvisor user add reads the password from stdin, stores a hash, and the user logs in over HTTPS; an empty password is refused', async () => {
+    const add = await tsvisorWithStdin(['user', '--data-dir', daemon.dataDir, 'add', 'alice', '--role', 'full'], 'correct-h0rse\n');
+    expect([add.code, add.stderr]).toEqual([0, '']);
+    const stored = readFileSync(join(daemon.dataDir, 'access.json'), 'utf8');
+    expect(stored).not.toContain('correct-h0rse');
+    expect(stored).toMatch(/"password": "scrypt\$16384\$8\$1\$/);
+    const login = await runAs(NOBODY, WBEMCLI!, ['-noverify', 'ein', `${daemon.httpsUrl('alice:correct-h0rse')}:Msvm_VirtualSystemManagementService`]);
+    expect(login.stdout).toContain('Name="vmms"');
+    const empty = await tsvisorWithStdin(['user', '--data-dir', daemon.dataDir, 'add', 'bob', '--role', 'full'], '\n');
+    expect([empty.code, empty.stderr]).toEqual([1, 'tsvisor: an empty password is not allowed\n']);
+    expect(readFileSync(join(daemon.dataDir, 'access.json'), 'utf8')).not.toContain('"bob"');
+  }, 120_000);
+
+  it('does not start over a plaintext cim-credentials file of earlier releases, and says what to do', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tsv-old-'));
+    writeFileSync(join(dir, 'cim-credentials'), 'operator:s3cret\n');
+    try {
+      const r = await run(process.execPath, ['--import', 'tsx', DAEMON, '--data-dir', dir, '--cim-port', '0', '--cim-https-port', 'none'], 60_000);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(`tsvisor: ${join(dir, 'cim-credentials')} holds plaintext passwords, which are no longer read: add each user with \`tsvisor user add NAME --role full\` (password on stdin), then delete the file\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('refuses a disk outside the storage roots — a root-owned 0600 file, a missing file, a symlink in a root — with one sentence', async () => {
     const c = await VmmsClient.connect(daemon.dataDir);

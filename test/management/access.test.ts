@@ -41,6 +41,8 @@ describe('the socket owner from /proc/net/tcp', () => {
     expect(lookup(row('05', 0, 0))).toBeNull();
     expect(lookup(row('0A', 0, 99))).toBeNull();
     expect(lookup('')).toBeNull();
+    // A dual-stack listener's view of an IPv4 client: found under the plain IPv4 address.
+    expect(tcpPeerUid({ address: '::ffff:127.0.0.1', port: 40000 }, { address: '::ffff:127.0.0.1', port: 5988 }, (f) => (f.endsWith('tcp') ? header + row('01', 1001, 7) : header))).toBe(1001);
   });
 
   it('reads the real table: this process owns its own client socket', async () => {
@@ -182,6 +184,30 @@ describe('the authenticator', () => {
       expect(await authenticator.authenticate({ ...ends, authorization: `Basic ${Buffer.from('viewer:').toString('base64')}` })).toMatchObject({ ok: false });
       expect(await authenticator.authenticate({ ...ends, authorization: 'Digest username="viewer"' })).toMatchObject({ ok: false });
       expect(await authenticator.authenticate(ends)).toEqual({ ok: true, principal: 'uid 0', role: 'full' });
+    } finally {
+      dispose();
+    }
+  });
+});
+
+describe('an access file that goes bad while the service runs', () => {
+  it('is reported, and then only the trusted uids get in until it is fixed', async () => {
+    const reports: string[] = [];
+    const { authenticator, dispose } = await testAuthenticator([{ user: 'op', password: 'pw', role: 'full' }], {
+      trustedUids: [0], peerUid: () => 0, onAccessFileError: (m) => reports.push(m), backoff: new LoginBackoff({ baseMs: 1, maxMs: 1 }), userBackoff: new LoginBackoff({ baseMs: 1, maxMs: 1 }),
+    });
+    const ends = { client: { address: '127.0.0.1', port: 1 }, server: { address: '127.0.0.1', port: 2 } };
+    const op = { ...ends, authorization: `Basic ${Buffer.from('op:pw').toString('base64')}` };
+    try {
+      expect(await authenticator.authenticate(op)).toMatchObject({ ok: true, principal: 'op' });
+      const file = (authenticator as unknown as { o: { accessFile: string } }).o.accessFile;
+      chmodSync(file, 0o644);
+      expect(await authenticator.authenticate(op)).toMatchObject({ ok: false });
+      expect(reports).toEqual([expect.stringMatching(/mode 0644: others may read or change it/)]);
+      expect(authenticator.accessFileError).toMatch(/mode 0644/);
+      expect(await authenticator.authenticate(ends)).toMatchObject({ ok: true, role: 'full' });
+      chmodSync(file, 0o600);
+      expect(await authenticator.authenticate(op)).toMatchObject({ ok: true, principal: 'op' });
     } finally {
       dispose();
     }

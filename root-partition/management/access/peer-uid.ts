@@ -68,8 +68,26 @@ export function procAddress(end: TcpEnd, little = endianness() === 'LE'): { tabl
   return { table: v4 ? 'tcp' : 'tcp6', text: `${hex.toUpperCase()}:${end.port.toString(16).toUpperCase().padStart(4, '0')}` };
 }
 
+/** An IPv4-mapped IPv6 address (::ffff:a.b.c.d, what a dual-stack listener reports) as IPv4. */
+function unmapped(end: TcpEnd): TcpEnd {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(end.address);
+  return m ? { address: m[1]!, port: end.port } : end;
+}
+
 /** The uid owning the client's end of the connection `client` → `server`, or null when it cannot be told. */
 export function tcpPeerUid(client: TcpEnd, server: TcpEnd, read: (file: string) => string = (f) => readFileSync(f, 'utf8')): number | null {
+  // A dual-stack listener sees an IPv4 client as ::ffff:a.b.c.d, while the client's own socket,
+  // an IPv4 one, is listed in /proc/net/tcp under the plain address. Look there first.
+  const c4 = unmapped(client);
+  const s4 = unmapped(server);
+  if (c4 !== client && s4 !== server) {
+    const uid = lookup(c4, s4, read);
+    if (uid !== null) return uid;
+  }
+  return lookup(client, server, read);
+}
+
+function lookup(client: TcpEnd, server: TcpEnd, read: (file: string) => string): number | null {
   const local = procAddress(client);
   const remote = procAddress(server);
   if (!local || !remote || local.table !== remote.table) return null;
