@@ -104,7 +104,7 @@ export function registerUserCommands(program: Command): void {
     .action(() => {
       const list = readAccessFile(join(resolve(dir()), ACCESS_FILE));
       printTable(['KIND', 'WHO', 'ROLE'], [
-        ['local', `uid ${process.geteuid?.() ?? 0} (the service's user) and root`, 'full'],
+        ['local', "root and the service's own user (always)", 'full'],
         ...list.local.map((g) => ['local', 'uid' in g ? `uid ${g.uid}` : 'user' in g ? `user ${g.user}` : `group ${g.group}`, g.role]),
         ...list.basic.map((b) => ['basic', b.user, b.role]),
       ]);
