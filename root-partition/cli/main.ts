@@ -5,6 +5,7 @@ import { registerVmmsCommands } from '../vmms/cli-commands.ts';
 import { registerSdkCommands } from './sdk-command.ts';
 import { registerManagementCommands } from './management-commands.ts';
 import { registerVmCommands } from './vm-commands.ts';
+import { registerUserCommands } from './user-commands.ts';
 import { buildGuests, guestImagePath, listGuests } from '../../scripts/build-guests.ts';
 import { buildHost } from '../../scripts/build-host.ts';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -100,6 +101,7 @@ registerVmmsCommands(program);
 registerVmCommands(program);
 registerManagementCommands(program);
 registerSdkCommands(program);
+registerUserCommands(program);
 
 program.parseAsync().catch((e: Error) => {
   console.error(`tsvisor: ${e.message}`);

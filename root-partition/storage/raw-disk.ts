@@ -32,6 +32,8 @@ export interface RawDiskOpenOptions {
   io?: RawDiskIo;
   /** Host log for I/O errors (with file and errno), rate-limited per disk. */
   log?: (message: string) => void;
+  /** Judges the opened descriptor before anything is read from it (e.g. where it really leads); throws to refuse. */
+  checkOpened?: (fd: number) => void;
 }
 
 export interface RawDiskCreateOptions {
@@ -117,6 +119,7 @@ export class RawDisk implements BlockBackend {
       throw openError(path, err);
     }
     try {
+      opts.checkOpened?.(fd);
       const st = fs.fstatSync(fd);
       if (!st.isFile()) throw new HvError(RawDiskError.NotAFile, `disk image ${path} is not a regular file`);
       if (st.size === 0 || st.size % RAW_SECTOR_SIZE !== 0) {

@@ -1,23 +1,28 @@
 /**
  * The VMMS bound to the management core: a VmmsPort over the running service (what the live
- * provider reads and calls), and the CIM-XML server `tsvisor serve` starts beside the client
- * socket. Loopback only by default; beyond loopback the HTTP Basic credentials in the data
- * directory's `cim-credentials` file (one `user:password` a line) are required.
+ * provider reads and calls), and the CIM-XML servers `tsvisor serve` starts beside the client
+ * socket: HTTP on loopback (5988) and HTTPS (5989, loopback unless told otherwise). Both
+ * authenticate every request against the data directory's access.json (management/access).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { ACCESS_FILE } from '../management/access/access-file.ts';
+import { Authenticator } from '../management/access/authenticator.ts';
 import { CimObjectManager } from '../management/cim/object-manager.ts';
 import { createVirtualizationSchema } from '../management/cim/schema.ts';
-import { CimXmlServer, isLoopback, type CimXmlCredentials } from '../management/cimxml/http-server.ts';
+import { CimXmlServer } from '../management/cimxml/http-server.ts';
 import { VmmsProvider } from '../management/provider/vmms-provider.ts';
 import type { KvpItemChange, PortResult, VmmsPort, VmmsPortEvent } from '../management/provider/vmms-port.ts';
 import { transition, type EnabledStateValue } from './lifecycle.ts';
 import type { Vmms } from './vmms.ts';
+import { loadTlsIdentity } from './tls-identity.ts';
 
-export const CIM_CREDENTIALS_FILE = 'cim-credentials';
-/** The port WBEM clients try for CIM-XML over HTTP (DSP0200, IANA "wbem-http"). */
+/** The plaintext `user:password` file of earlier releases: refused, never read. */
+export const LEGACY_CREDENTIALS_FILE = 'cim-credentials';
+/** The ports WBEM clients try for CIM-XML over HTTP and HTTPS (DSP0200, IANA "wbem-http", "wbem-https"). */
 export const DEFAULT_CIM_PORT = 5988;
+export const DEFAULT_CIM_HTTPS_PORT = 5989;
 
 export function vmmsPort(vmms: Vmms): VmmsPort {
   const view = (id: string) => vmms.get(id);
@@ -83,46 +88,96 @@ async function changeKvpItems(vmms: Vmms, id: string, change: KvpItemChange, ite
   return { returnValue: 0 };
 }
 
-/** `user:password` lines; blank lines and # comments skipped. */
-export function readCimCredentials(dataDir: string): CimXmlCredentials[] {
-  const path = join(dataDir, CIM_CREDENTIALS_FILE);
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')).map((l) => {
-    const colon = l.indexOf(':');
-    if (colon <= 0) throw new Error(`${path}: each line must be user:password`);
-    return { user: l.slice(0, colon), password: l.slice(colon + 1) };
-  });
-}
-
 export interface CimService {
   readonly manager: CimObjectManager;
   readonly provider: VmmsProvider;
-  /** The CIM-XML server, when one listens. */
-  readonly server: CimXmlServer | null;
+  readonly authenticator: Authenticator;
+  /** The HTTP (loopback) and HTTPS servers' ports, when they listen. */
   readonly port: number | null;
+  readonly httpsPort: number | null;
+  /** The HTTPS certificate's SHA-256 fingerprint, when HTTPS is served. */
+  readonly fingerprint256: string | null;
+  readonly certFile: string | null;
   close(): Promise<void>;
 }
 
-export async function startCimService(vmms: Vmms, opts: { cimPort?: number | null; cimHost?: string }): Promise<CimService> {
+export interface CimServiceOptions {
+  /** HTTP port on 127.0.0.1: undefined for 5988, 0 for any free port, null for none. */
+  cimPort?: number | null;
+  /** HTTPS port: undefined for 5989, 0 for any free port, null for none. */
+  httpsPort?: number | null;
+  /** HTTPS address (default 127.0.0.1). */
+  httpsHost?: string;
+  /** The operator's certificate and key (PEM files); else one made in the data directory. */
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  /** Where refusals and access-file problems are reported. */
+  warn?: (message: string) => void;
+}
+
+/**
+ * A default port held by another service is skipped with a warning (the client socket still
+ * serves every management request); a port the operator chose must be had.
+ */
+async function listenOrSkip(server: CimXmlServer, chosen: boolean, warn: (m: string) => void, what: string): Promise<number | null> {
+  try {
+    return (await server.listen()).port;
+  } catch (e) {
+    if (chosen || (e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+    warn(`${what} not served: the default port is in use (${(e as Error).message})`);
+    return null;
+  }
+}
+
+export async function startCimService(vmms: Vmms, opts: CimServiceOptions): Promise<CimService> {
+  const root = vmms.paths.root;
+  if (existsSync(join(root, LEGACY_CREDENTIALS_FILE))) {
+    throw new Error(`${join(root, LEGACY_CREDENTIALS_FILE)} holds plaintext passwords, which are no longer read: add each user with \`tsvisor user add NAME --role full\` (password on stdin), then delete the file`);
+  }
+  const warn = opts.warn ?? (() => {});
+  const authenticator = new Authenticator({ accessFile: join(root, ACCESS_FILE), onAccessFileError: (m) => warn(`access list not in use, only the service's user and root get in: ${m}`) });
   const schema = createVirtualizationSchema();
   const provider = new VmmsProvider(schema, vmmsPort(vmms), { configurationFile: (id) => vmms.paths.definition(id) });
   const manager = new CimObjectManager(schema, provider);
-  let server: CimXmlServer | null = null;
-  let port: number | null = null;
-  if (opts.cimPort !== null) {
-    const host = opts.cimHost ?? '127.0.0.1';
-    const credentials = readCimCredentials(vmms.paths.root);
-    if (!isLoopback(host) && credentials.length === 0) {
-      throw new Error(`serving CIM-XML on ${host} needs credentials: write user:password lines to ${join(vmms.paths.root, CIM_CREDENTIALS_FILE)}`);
-    }
-    server = new CimXmlServer({ manager, host, port: opts.cimPort ?? DEFAULT_CIM_PORT, ...(credentials.length ? { credentials } : {}) });
-    port = (await server.listen()).port;
-  }
-  return {
-    manager, provider, server, port,
-    async close() {
-      await server?.close();
-      provider.dispose();
-    },
+  const realm = hostname();
+  const onRefused = (client: string, reason: string) => warn(`CIM-XML request from ${client} refused: ${reason}`);
+  const servers: CimXmlServer[] = [];
+  const close = async () => {
+    for (const s of servers) await s.close();
+    provider.dispose();
   };
+  try {
+    let port: number | null = null;
+    if (opts.cimPort !== null) {
+      const http = new CimXmlServer({ manager, authenticator, host: '127.0.0.1', port: opts.cimPort ?? DEFAULT_CIM_PORT, realm, onRefused });
+      port = await listenOrSkip(http, opts.cimPort !== undefined, warn, 'CIM-XML over HTTP');
+      if (port !== null) servers.push(http);
+    }
+    let httpsPort: number | null = null;
+    let fingerprint256: string | null = null;
+    let certFile: string | null = null;
+    if (opts.httpsPort !== null) {
+      let id;
+      try {
+        id = loadTlsIdentity(root, { ...(opts.tlsCertFile ? { certFile: opts.tlsCertFile } : {}), ...(opts.tlsKeyFile ? { keyFile: opts.tlsKeyFile } : {}) });
+      } catch (e) {
+        // HTTPS the operator asked for must come up; the default one may be skipped (no openssl).
+        if (opts.httpsPort !== undefined || opts.tlsCertFile) throw e;
+        warn(`CIM-XML over HTTPS not served: ${(e as Error).message}`);
+      }
+      if (id) {
+      const https = new CimXmlServer({ manager, authenticator, host: opts.httpsHost ?? '127.0.0.1', port: opts.httpsPort ?? DEFAULT_CIM_HTTPS_PORT, realm, onRefused, tls: id });
+      httpsPort = await listenOrSkip(https, opts.httpsPort !== undefined, warn, 'CIM-XML over HTTPS');
+      if (httpsPort !== null) {
+        servers.push(https);
+        fingerprint256 = id.fingerprint256;
+        certFile = id.certFile;
+      }
+      }
+    }
+    return { manager, provider, authenticator, port, httpsPort, fingerprint256, certFile, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
 }

@@ -48,13 +48,25 @@ export function registerVmmsCommands(program: Command): void {
     .description('run the virtual machine management service (VMMS) for a data directory')
     .option('--data-dir <dir>', 'where definitions, saved states, logs and sockets live', defaultDataDir())
     .option('--memory-budget <size>', 'guest memory all running VMs may hold together (default: half the host RAM)')
-    .option('--cim-port <port>', 'CIM-XML (WBEM) port; 0 picks a free one (default 5988, skipped if taken)')
-    .option('--cim-host <address>', 'CIM-XML address (default 127.0.0.1; beyond loopback the data directory\'s cim-credentials file is required)')
+    .option('--cim-port <port>', 'CIM-XML over HTTP on 127.0.0.1; 0 picks a free one, "none" serves none (default 5988, skipped if taken)')
+    .option('--cim-https-port <port>', 'CIM-XML over HTTPS; 0 picks a free one, "none" serves none (default 5989, skipped if taken)')
+    .option('--cim-host <address>', 'the HTTPS address (default 127.0.0.1; plain HTTP is loopback only)')
+    .option('--tls-cert <file>', 'the HTTPS certificate (PEM; default: one made at first start, <data-dir>/cim-tls.crt)')
+    .option('--tls-key <file>', 'the key of --tls-cert (PEM)')
+    .option('--storage-root <dir>', 'a directory VM disks and guest images may come from, besides <data-dir>/disks and the built guest images (repeatable)', (dir: string, prev: string[]) => [...prev, resolve(dir)], [] as string[])
     .option('--no-cim', 'serve no CIM-XML (the client socket still serves the management API)')
-    .action(async (opts: { dataDir: string; memoryBudget?: string; cimPort?: string; cimHost?: string; cim: boolean }) => {
+    .action(async (opts: { dataDir: string; memoryBudget?: string; cimPort?: string; cimHttpsPort?: string; cimHost?: string; tlsCert?: string; tlsKey?: string; storageRoot: string[]; cim: boolean }) => {
+      const port = (text: string) => (text === 'none' ? null : Number(text));
       await runDaemon({
         dataDir: resolve(opts.dataDir), ...(opts.memoryBudget ? { limits: { memoryBudgetBytes: parseSize(opts.memoryBudget) } } : {}),
-        ...(!opts.cim ? { cimPort: null } : opts.cimPort !== undefined ? { cimPort: Number(opts.cimPort) } : {}), ...(opts.cimHost ? { cimHost: opts.cimHost } : {}),
+        ...(!opts.cim ? { cimPort: null, cimHttpsPort: null } : {
+          ...(opts.cimPort !== undefined ? { cimPort: port(opts.cimPort) } : {}),
+          ...(opts.cimHttpsPort !== undefined ? { cimHttpsPort: port(opts.cimHttpsPort) } : {}),
+        }),
+        ...(opts.cimHost ? { cimHost: opts.cimHost } : {}),
+        ...(opts.tlsCert ? { tlsCertFile: resolve(opts.tlsCert) } : {}),
+        ...(opts.tlsKey ? { tlsKeyFile: resolve(opts.tlsKey) } : {}),
+        storageRoots: opts.storageRoot,
       });
     });
 

@@ -9,7 +9,7 @@
  * or Saved (nothing more will come); `console-input` `{ vm, data: base64 }` types into COM1.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { rmSync } from 'node:fs';
+import { chmodSync, rmSync } from 'node:fs';
 import type { Logger } from './log.ts';
 import { Vmms, type StateChangeEvent } from './vmms.ts';
 import { EnabledState, stateName } from './lifecycle.ts';
@@ -34,11 +34,23 @@ export class ClientServer {
     this.server = createServer((s) => this.accept(s));
   }
 
+  /**
+   * Whoever can connect to the socket manages every VM, so only the service's user (and root)
+   * may: the socket is 0600, in a data directory that is 0700 (daemon.ts), which also closes
+   * the moment between bind and chmod.
+   */
   listen(path: string): Promise<void> {
     rmSync(path, { force: true });
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(path, () => resolve());
+      this.server.listen(path, () => {
+        try {
+          chmodSync(path, 0o600);
+          resolve();
+        } catch (e) {
+          reject(e as Error);
+        }
+      });
     });
   }
 

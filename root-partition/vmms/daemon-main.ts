@@ -1,6 +1,7 @@
 /**
  * The VMMS daemon without the rest of the CLI:
- * `node --import tsx daemon-main.ts [--data-dir DIR] [--cim-port N|none] [--cim-host ADDR]`.
+ * `node --import tsx daemon-main.ts [--data-dir DIR] [--cim-port N|none] [--cim-https-port N|none]
+ * [--cim-host ADDR] [--tls-cert FILE --tls-key FILE] [--storage-root DIR]…`.
  * Same service as `tsvisor serve`, for service managers and tests: it loads only VMMS's own
  * modules, so it starts in a fraction of the CLI's time.
  */
@@ -9,15 +10,23 @@ import { defaultDataDir } from './data-dir.ts';
 import { runDaemon } from './daemon.ts';
 
 const args = process.argv.slice(2);
-const at = args.indexOf('--data-dir');
-const dataDir = resolve(at >= 0 && args[at + 1] ? args[at + 1] : defaultDataDir());
 const option = (name: string) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
-const cimPort = option('--cim-port');
+const port = (text: string | undefined) => (text === undefined ? {} : { value: text === 'none' ? null : Number(text) });
+const dataDir = resolve(option('--data-dir') ?? defaultDataDir());
+const cimPort = port(option('--cim-port'));
+const httpsPort = port(option('--cim-https-port'));
 const cimHost = option('--cim-host');
+const tlsCert = option('--tls-cert');
+const tlsKey = option('--tls-key');
+const storageRoots = args.flatMap((a, i) => (a === '--storage-root' && args[i + 1] ? [resolve(args[i + 1]!)] : []));
 runDaemon({
   dataDir,
-  ...(cimPort !== undefined ? { cimPort: cimPort === 'none' ? null : Number(cimPort) } : {}),
+  ...('value' in cimPort ? { cimPort: cimPort.value } : {}),
+  ...('value' in httpsPort ? { cimHttpsPort: httpsPort.value } : {}),
   ...(cimHost ? { cimHost } : {}),
+  ...(tlsCert ? { tlsCertFile: resolve(tlsCert) } : {}),
+  ...(tlsKey ? { tlsKeyFile: resolve(tlsKey) } : {}),
+  storageRoots,
 }).catch((e: Error) => {
   process.stderr.write(`tsvisor: ${e.message}\n`);
   process.exit(1);

@@ -3,7 +3,8 @@
  * directory (the data directory's lock, taken before the socket is touched: vmms-lock.ts). SIGTERM/SIGINT stop it cleanly, applying each VM's automatic stop action; a client's
  * `shutdown { keepVms: true }` stops it leaving the VMs running for the next VMMS to reattach.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { startCimService, type CimService } from './cim-binding.ts';
 import { CimSocketEndpoint } from './cim-socket.ts';
 import { ClientServer } from './client-server.ts';
@@ -11,36 +12,83 @@ import { DataDir } from './data-dir.ts';
 import { closeLogger, createProcessLogger } from './log.ts';
 import { Vmms } from './vmms.ts';
 import type { HostLimits } from './host-resources.ts';
+import { packageGuestImagesDir } from './storage-roots.ts';
 
 export interface DaemonOptions {
   dataDir: string;
   limits?: Partial<HostLimits>;
-  /** CIM-XML port: undefined for the default (5988, skipped with a warning when taken), 0 for any free port, null for none. */
+  /** CIM-XML over HTTP on 127.0.0.1: undefined for the default (5988, skipped with a warning when taken), 0 for any free port, null for none. */
   cimPort?: number | null;
-  /** CIM-XML address (default loopback; beyond it the data directory's cim-credentials are required). */
+  /** CIM-XML over HTTPS: undefined for 5989 (skipped when taken), 0 for any free port, null for none. */
+  cimHttpsPort?: number | null;
+  /** The HTTPS address (default 127.0.0.1). */
   cimHost?: string;
+  /** The operator's certificate and key for HTTPS (PEM); without them one is made in the data directory. */
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  /** Directories disks and guest images may come from, besides the defaults (storageRootsOf). */
+  storageRoots?: string[];
 }
 
-/** The management core and, unless switched off, its CIM-XML server. */
-async function startCim(vmms: Vmms, opts: DaemonOptions, log: ReturnType<typeof createProcessLogger>): Promise<CimService> {
-  try {
-    return await startCimService(vmms, { ...(opts.cimPort !== undefined ? { cimPort: opts.cimPort } : {}), ...(opts.cimHost ? { cimHost: opts.cimHost } : {}) });
-  } catch (e) {
-    // Only the default port may be skipped: another service on the host may hold it, and the
-    // client socket still serves every management request.
-    if (opts.cimPort !== undefined || (e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
-    log.warn(`CIM-XML not served: the default port is in use (${(e as Error).message}); choose one with --cim-port`);
-    return startCimService(vmms, { cimPort: null });
-  }
+/** The data directory's `disks/` and the package's built guest images, then the operator's own. */
+export function storageRootsOf(dataDir: string, extra: readonly string[] = []): string[] {
+  const disks = join(dataDir, 'disks');
+  mkdirSync(disks, { recursive: true, mode: 0o700 });
+  const guests = packageGuestImagesDir();
+  if (guests) mkdirSync(guests, { recursive: true });
+  return [disks, ...(guests ? [guests] : []), ...extra];
+}
+
+/**
+ * The data directory holds the service's sockets, the access list and the VMs' files: it must
+ * be the service user's own and closed to everyone else (0700), so that the client socket in it
+ * answers only that user (and root). A directory someone else owns could be swapped under us.
+ */
+function secureDataDir(root: string): void {
+  const st = lstatSync(root);
+  const me = process.geteuid?.() ?? 0;
+  if (!st.isDirectory()) throw new Error(`${root} is not a directory`);
+  if (st.uid !== me) throw new Error(`the data directory ${root} belongs to uid ${st.uid}; it must belong to the user running the service (uid ${me})`);
+  if ((st.mode & 0o777) !== 0o700) chmodSync(root, 0o700);
+}
+
+/** At most this many refusals logged a minute: a client hammering the port must not fill the disk. */
+const REFUSALS_LOGGED_PER_MINUTE = 20;
+
+function rateLimited(log: (m: string) => void): (m: string) => void {
+  let windowStart = 0;
+  let count = 0;
+  return (m) => {
+    const now = Date.now();
+    if (now - windowStart > 60_000) {
+      if (count > REFUSALS_LOGGED_PER_MINUTE) log(`${count - REFUSALS_LOGGED_PER_MINUTE} more warnings not logged in the last minute`);
+      windowStart = now;
+      count = 0;
+    }
+    if (++count <= REFUSALS_LOGGED_PER_MINUTE) log(m);
+  };
+}
+
+/** The management core and, unless switched off, its CIM-XML servers. */
+function startCim(vmms: Vmms, opts: DaemonOptions, log: ReturnType<typeof createProcessLogger>): Promise<CimService> {
+  return startCimService(vmms, {
+    ...(opts.cimPort !== undefined ? { cimPort: opts.cimPort } : {}),
+    ...(opts.cimHttpsPort !== undefined ? { httpsPort: opts.cimHttpsPort } : {}),
+    ...(opts.cimHost ? { httpsHost: opts.cimHost } : {}),
+    ...(opts.tlsCertFile ? { tlsCertFile: opts.tlsCertFile } : {}),
+    ...(opts.tlsKeyFile ? { tlsKeyFile: opts.tlsKeyFile } : {}),
+    warn: rateLimited((m) => log.warn(m)),
+  });
 }
 
 export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const paths = new DataDir(opts.dataDir);
-  mkdirSync(paths.root, { recursive: true });
+  mkdirSync(paths.root, { recursive: true, mode: 0o700 });
+  secureDataDir(paths.root);
   const log = createProcessLogger({ dataDir: paths.root, process: 'vmms' });
   let vmms: Vmms;
   try {
-    vmms = await Vmms.open({ dataDir: paths.root, logger: log, ...(opts.limits ? { limits: opts.limits } : {}) });
+    vmms = await Vmms.open({ dataDir: paths.root, logger: log, storageRoots: storageRootsOf(paths.root, opts.storageRoots), ...(opts.limits ? { limits: opts.limits } : {}) });
   } catch (e) {
     await closeLogger(log);
     throw e;
@@ -67,8 +115,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   await server.listen(paths.vmmsSocket);
   process.on('SIGTERM', () => void stop(false));
   process.on('SIGINT', () => void stop(false));
-  log.info(`management service ${process.pid} serving ${paths.root} on ${paths.vmmsSocket}${cim.port !== null ? `; CIM-XML on port ${cim.port}` : ''}`);
-  if (cim.port !== null) process.stdout.write(`tsvisor: CIM-XML on http://${opts.cimHost ?? '127.0.0.1'}:${cim.port}/cimom\n`);
+  log.info(`management service ${process.pid} serving ${paths.root} on ${paths.vmmsSocket}${cim.port !== null ? `; CIM-XML on port ${cim.port}` : ''}${cim.httpsPort !== null ? `; CIM-XML over HTTPS on port ${cim.httpsPort}, certificate SHA-256 ${cim.fingerprint256}` : ''}; storage roots ${vmms.roots?.dirs.join(', ')}`);
+  if (cim.port !== null) process.stdout.write(`tsvisor: CIM-XML on http://127.0.0.1:${cim.port}/cimom\n`);
+  if (cim.httpsPort !== null) process.stdout.write(`tsvisor: CIM-XML on https://${opts.cimHost ?? '127.0.0.1'}:${cim.httpsPort}/cimom (certificate ${cim.certFile}, SHA-256 ${cim.fingerprint256})\n`);
+  process.stdout.write(`tsvisor: storage roots ${vmms.roots?.dirs.join(', ')}\n`);
   // Tests and scripts wait for this line on stdout.
   process.stdout.write(`tsvisor: serving ${paths.root}\n`);
 }

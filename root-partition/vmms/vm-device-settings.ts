@@ -136,6 +136,11 @@ export function configDisks(config: VmDeviceConfig): { where: string; disk: Disk
   return out;
 }
 
+/** Every host file a definition names, with what it is for (messages): the image, then each disk. */
+export function definitionFiles(vmId: string, imagePath: string, devices: readonly { kind: string }[]): { what: string; path: string }[] {
+  return [{ what: 'guest image', path: imagePath }, ...configDisks(deviceConfig(vmId, devices)).map(({ where, disk }) => ({ what: `disk image (${where})`, path: disk.path }))];
+}
+
 /**
  * What makes the VM's disks unusable right now: a missing file, not a regular file, or a size
  * that is not whole 512-byte sectors. Checked before a worker is started, so the VM stays Off

@@ -24,6 +24,8 @@ import {
 import { createProcessLogger, type Logger } from './log.ts';
 import { newDefinition, validateDefinition, type NewVmRequest, type VmDefinition } from './vm-definition.ts';
 import { VmEntry, type VmView } from './vm-entry.ts';
+import { definitionFiles } from './vm-device-settings.ts';
+import { StorageRoots } from './storage-roots.ts';
 import { WorkerOperations } from './worker-operations.ts';
 import { VmmsLock, VmmsLockedError } from './vmms-lock.ts';
 import { VmwpConnection } from './vmwp-connection.ts';
@@ -35,6 +37,11 @@ export interface VmmsOptions {
   logger?: Logger;
   /** Readable log lines on stderr as well as the JSON file. */
   terminalLog?: boolean;
+  /**
+   * The directories disks and guest images may come from (storage-roots.ts), checked at
+   * definition and again at start. Absent: any path (an embedded VMMS running as its user).
+   */
+  storageRoots?: readonly string[];
   /** How long a worker may take to start and boot, and to answer one request. */
   workerStartTimeoutMs?: number;
   operationTimeoutMs?: number;
@@ -68,6 +75,7 @@ export class Vmms {
   readonly paths: DataDir;
   readonly limits: HostLimits;
   readonly log: Logger;
+  readonly roots: StorageRoots | null;
   loadErrors: DefinitionLoadError[] = [];
   private readonly store: DefinitionStore;
   private readonly vms = new Map<string, VmEntry>();
@@ -81,6 +89,7 @@ export class Vmms {
     for (const d of [this.paths.root, this.paths.savedDir, this.paths.logsDir]) mkdirSync(d, { recursive: true });
     this.store = new DefinitionStore(this.paths.vmsDir);
     this.limits = { ...defaultHostLimits(), ...opts.limits };
+    this.roots = opts.storageRoots ? StorageRoots.of(opts.storageRoots) : null;
     this.log = (opts.logger ?? createProcessLogger({ dataDir: opts.dataDir, process: 'vmms', terminal: opts.terminalLog ?? false })).child({ component: 'vmms' });
     this.events.setMaxListeners(100);
     this.orphanWorkers = new OrphanWorkers(this.paths, this.log);
@@ -91,7 +100,7 @@ export class Vmms {
     }, {
       setState: (e, s, reason, health) => this.setState(e, s, reason, health),
       attach: (e, c) => this.attach(e, c),
-    });
+    }, this.roots);
   }
 
   /** Loads every definition and reattaches to the workers of VMs that kept running. */
@@ -172,6 +181,7 @@ export class Vmms {
     if (this.vms.size >= this.limits.maxVms) throw new VmmsError('VMMS_ERR_LIMIT', `the host has ${this.vms.size} VMs defined, its limit`);
     if (def.memoryBytes > this.limits.memoryBudgetBytes) throw new VmmsError('VMMS_ERR_LIMIT', `a VM of ${def.memoryBytes} bytes can never fit the host memory budget of ${this.limits.memoryBudgetBytes} bytes`);
     if (this.find(def.name)) throw new VmmsError('VMMS_ERR_NAME_IN_USE', `a VM named "${def.name}" exists`);
+    this.confine(def);
     if (!existsSync(def.imagePath)) throw new VmmsError('VMMS_ERR_NO_IMAGE', `guest image ${def.imagePath} does not exist`);
     this.store.save(def);
     this.vms.set(def.id, new VmEntry(def, this.log));
@@ -198,11 +208,22 @@ export class Vmms {
       return { returnValue: ReturnCode.InvalidParameter, error: (err as Error).message, vm: e.view() };
     }
     if (def.memoryBytes > this.limits.memoryBudgetBytes) return { returnValue: ReturnCode.InvalidParameter, error: `${def.memoryBytes} bytes can never fit the host memory budget of ${this.limits.memoryBudgetBytes} bytes` };
+    try {
+      this.confine(def);
+    } catch (err) {
+      return { returnValue: ReturnCode.InvalidParameter, error: (err as Error).message, vm: e.view() };
+    }
     this.store.save(def);
     e.def = def;
     e.log.info('definition changed', { change: Object.keys(change) });
     this.events.emit('modified', { vmId: def.id, name: def.name });
     return { returnValue: ReturnCode.Completed, vm: e.view() };
+  }
+
+  /** Refuses a definition naming a host file outside the storage roots (before anything is kept). */
+  private confine(def: VmDefinition): void {
+    if (!this.roots) return;
+    for (const f of definitionFiles(def.id, def.imagePath, def.devices)) this.roots.check(f.path, f.what);
   }
 
   /** DestroySystem: only a VM that is Off or Saved; its saved state goes with it. */

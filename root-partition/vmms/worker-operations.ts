@@ -9,7 +9,8 @@ import type { DataDir } from './data-dir.ts';
 import { EnabledState, HealthState, stateName, type EnabledStateValue, type HealthStateValue, type LifecycleOperation } from './lifecycle.ts';
 import type { Logger } from './log.ts';
 import { buildWorkerBundles } from '../vmwp/worker-bundles.ts';
-import { deviceConfig, diskProblems } from './vm-device-settings.ts';
+import { definitionFiles, deviceConfig, diskProblems } from './vm-device-settings.ts';
+import type { StorageRoots } from './storage-roots.ts';
 import type { VmEntry } from './vm-entry.ts';
 import { launchWorker, processAlive } from './vmwp-launcher.ts';
 import { faultPoint } from './fault-point.ts';
@@ -39,7 +40,10 @@ function workerState(state: string | undefined): EnabledStateValue | null {
 export class WorkerOperations {
   private closed = false;
 
-  constructor(private readonly paths: DataDir, private readonly log: Logger, private readonly t: OperationTimeouts, private readonly sink: LifecycleSink) {}
+  constructor(
+    private readonly paths: DataDir, private readonly log: Logger, private readonly t: OperationTimeouts, private readonly sink: LifecycleSink,
+    private readonly roots: StorageRoots | null = null,
+  ) {}
 
   /**
    * After a VMMS restart: connect to the VM's worker if one is alive, and adopt its state. A
@@ -179,6 +183,12 @@ export class WorkerOperations {
     e.clearConsole();
     const d = e.def;
     const devices = deviceConfig(d.id, d.devices);
+    // Again at start: a symlink in a root may have been pointed elsewhere since the definition.
+    // The worker checks a third time on the descriptors it opens.
+    if (this.roots) {
+      for (const f of definitionFiles(d.id, d.imagePath, d.devices)) this.roots.check(f.path, f.what);
+      devices.storageRoots = [...this.roots.dirs];
+    }
     // Refused before a worker exists: the VM stays where it was, and the message names the file.
     const bad = diskProblems(devices);
     if (bad.length) throw new WorkerRequestError(bad.join('; '), 'VMMS_ERR_DISK');
@@ -190,7 +200,7 @@ export class WorkerOperations {
     if (old) throw new WorkerRequestError(`a worker process (${old.pid}) of this VM is still alive; turn the VM off to stop it`, 'VMMS_ERR_WORKER_ALIVE');
     const worker = launchWorker({
       dataDir: this.paths.root, vmId: d.id, name: d.name, memoryBytes: d.memoryBytes, vpCount: d.vpCount, imagePath: d.imagePath, cmdline: d.cmdline,
-      devices, ...(restoreFrom ? { restoreFrom } : {}),
+      devices, ...(restoreFrom ? { restoreFrom } : {}), ...(this.roots ? { storageRoots: [...this.roots.dirs] } : {}),
     }, this.paths.workerOutput(d.id));
     e.pid = worker.pid;
     const startTime = processStartTime(worker.pid);

@@ -45,4 +45,9 @@ export interface VmDeviceConfig {
    * send them to the VM's owner (benchmark phase marks; see post-code-port.ts).
    */
   postCodes?: boolean;
+  /**
+   * When set, every disk must turn out, once opened, to lie in one of these directories (real
+   * paths): the check on the descriptor itself, after VMMS's checks on the path.
+   */
+  storageRoots?: string[];
 }

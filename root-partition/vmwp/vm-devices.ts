@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import type { ChildPartitionAccess } from '../../hypervisor/partition-handle.ts';
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import type { UartSink } from '../devices/uart/uart16550.ts';
+import { StorageRoots } from '../vmms/storage-roots.ts';
 import { RawDisk } from '../storage/raw-disk.ts';
 import { ScsiDisk } from '../storage/scsi/scsi-disk.ts';
 import { EchoVsp } from '../vsp/echo/echo-vsp.ts';
@@ -41,12 +42,17 @@ export class VmDevices {
     // One image attached twice to this VM (say as IDE and as SCSI) is one open disk: one lock,
     // one file offset space, writes seen by both paths at once. Only with the same access: a
     // read-only and a read-write attachment of one image conflict like two VMs would.
+    const roots = config.storageRoots ? StorageRoots.of(config.storageRoots) : null;
     const opened = new Map<string, RawDisk>();
     const open = (d: DiskConfig) => {
       const key = `${d.readOnly ? 'ro' : 'rw'}:${resolve(d.path)}`;
       const known = opened.get(key);
       if (known) return known;
-      const disk = RawDisk.open(d.path, { readOnly: d.readOnly, log });
+      roots?.check(d.path, 'disk image');
+      const disk = RawDisk.open(d.path, {
+        readOnly: d.readOnly, log,
+        ...(roots ? { checkOpened: (fd: number) => roots.checkOpened(fd, d.path, 'disk image') } : {}),
+      });
       this.disks.push(disk);
       opened.set(key, disk);
       return disk;

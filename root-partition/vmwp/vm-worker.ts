@@ -7,6 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { StorageRoots } from '../vmms/storage-roots.ts';
 import { Hypervisor } from '../../hypervisor/hypervisor.ts';
 import { ReferenceClock } from '../../hypervisor/reference-time.ts';
 import type { Partition } from '../../hypervisor/partition.ts';
@@ -35,6 +36,8 @@ export interface WorkerLaunch {
   devices?: VmDeviceConfig;
   /** How long a pause (or save) waits for every VP to reach an exit boundary; see pauseTimeoutMs. */
   pauseTimeoutMs?: number;
+  /** The host's storage roots: the image is read through a descriptor checked against them. */
+  storageRoots?: string[];
 }
 
 export const DEFAULT_PAUSE_TIMEOUT_MS = 5000;
@@ -89,7 +92,9 @@ export class VmWorker extends EventEmitter {
 
   /** Creates the partition and starts the guest: at boot, or from the saved state. */
   async boot(): Promise<void> {
-    this.image = readFileSync(this.launch.imagePath);
+    this.image = this.launch.storageRoots
+      ? StorageRoots.of(this.launch.storageRoots).readConfined(this.launch.imagePath, 'guest image')
+      : readFileSync(this.launch.imagePath);
     const p = this.createPartition();
     if (this.launch.restoreFrom) {
       const file = this.launch.restoreFrom;

@@ -10,6 +10,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CimXmlServer } from '../../root-partition/management/cimxml/http-server.ts';
 import { DEFAULT_REQUEST_LIMITS, resolveRequestLimits, type CimXmlRequestLimits } from '../../root-partition/management/cimxml/request-limits.ts';
+import { testAuthenticator } from './access-fixture.ts';
 import { createFixture } from './fixtures.ts';
 import { NS, wbemcliBody } from './cimxml-reference.ts';
 
@@ -66,13 +67,18 @@ class RawClient {
 
 const servers: CimXmlServer[] = [];
 const clients: RawClient[] = [];
+const disposers: (() => void)[] = [];
 afterEach(async () => {
   for (const c of clients.splice(0)) c.socket.destroy();
   for (const s of servers.splice(0)) await s.close();
+  for (const d of disposers.splice(0)) d();
 });
 
 async function start(limits: Partial<CimXmlRequestLimits>): Promise<{ server: CimXmlServer; port: number }> {
-  const server = new CimXmlServer({ manager: createFixture().manager, port: 0, limits });
+  // The raw clients run as this process's user, identified by their socket's owner (trusted here).
+  const { authenticator, dispose } = await testAuthenticator([], { trustedUids: [process.getuid!()] });
+  disposers.push(dispose);
+  const server = new CimXmlServer({ manager: createFixture().manager, port: 0, limits, authenticator });
   servers.push(server);
   return { server, port: (await server.listen()).port };
 }

@@ -2,6 +2,8 @@ import { request, Agent } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CimXmlServer, hostWithoutPort, isLoopback } from '../../root-partition/management/cimxml/http-server.ts';
 import { createFixture, VM_NAME } from './fixtures.ts';
+import { testAuthenticator } from './access-fixture.ts';
+import { LoginBackoff } from '../../root-partition/management/access/login-backoff.ts';
 import { K, NS, wbemcliBody } from './cimxml-reference.ts';
 
 interface Reply {
@@ -30,12 +32,19 @@ const cimHeaders = (method: string, auth?: string): Record<string, string> => ({
 const ein = wbemcliBody(`<IMETHODCALL NAME="EnumerateInstanceNames">${NS}<IPARAMVALUE NAME="ClassName"><CLASSNAME NAME="Msvm_ComputerSystem"/></IPARAMVALUE></IMETHODCALL>`);
 
 describe('CIM-XML HTTP server with credentials', () => {
-  const server = new CimXmlServer({ manager: createFixture().manager, port: 0, credentials: [{ user: 'user', password: 'pass' }], maxBodyBytes: 64 * 1024, realm: 'HOST1' });
+  let server: CimXmlServer;
+  let dispose = () => {};
   let port = 0;
   beforeAll(async () => {
+    const access = await testAuthenticator([{ user: 'user', password: 'pass', role: 'full' }], { backoff: new LoginBackoff({ baseMs: 1, maxMs: 1 }) });
+    dispose = access.dispose;
+    server = new CimXmlServer({ manager: createFixture().manager, port: 0, authenticator: access.authenticator, maxBodyBytes: 64 * 1024, realm: 'HOST1' });
     port = (await server.listen()).port;
   });
-  afterAll(() => server.close());
+  afterAll(async () => {
+    await server.close();
+    dispose();
+  });
 
   it('serves a request with the reply headers of DSP0200', async () => {
     const r = await post(port, ein, cimHeaders('EnumerateInstanceNames', basic('user', 'pass')));
@@ -96,15 +105,20 @@ describe('CIM-XML HTTP server with credentials', () => {
 });
 
 describe('CIM-XML HTTP server exposure rules', () => {
-  it('refuses to listen beyond loopback without credentials', () => {
+  it('refuses plain HTTP beyond loopback', async () => {
     const { manager } = createFixture();
-    expect(() => new CimXmlServer({ manager, host: '0.0.0.0' })).toThrow(/needs credentials/);
-    expect(() => new CimXmlServer({ manager, host: '0.0.0.0', credentials: [] })).toThrow(/needs credentials/);
-    expect(() => new CimXmlServer({ manager, host: '0.0.0.0', credentials: [{ user: 'u', password: 'p' }] })).not.toThrow();
+    const { authenticator, dispose } = await testAuthenticator([]);
+    try {
+      expect(() => new CimXmlServer({ manager, authenticator, host: '0.0.0.0' })).toThrow(/needs TLS/);
+      expect(() => new CimXmlServer({ manager, authenticator, host: '127.0.0.1' })).not.toThrow();
+    } finally {
+      dispose();
+    }
   });
 
-  it('serves loopback without credentials by default', async () => {
-    const server = new CimXmlServer({ manager: createFixture().manager, port: 0 });
+  it('serves a loopback request without credentials only to a trusted local user (here root, the test\'s user)', async () => {
+    const access = await testAuthenticator([], { trustedUids: [process.geteuid!()] });
+    const server = new CimXmlServer({ manager: createFixture().manager, port: 0, authenticator: access.authenticator });
     const { port, address } = await server.listen();
     try {
       expect(address).toBe('127.0.0.1');
@@ -112,6 +126,7 @@ describe('CIM-XML HTTP server exposure rules', () => {
       expect(r.status).toBe(200);
     } finally {
       await server.close();
+      access.dispose();
     }
   });
 

@@ -10,7 +10,7 @@ const SVC_OBJECT = 'root%2Fvirtualization%2Fv2%3AMsvm_VirtualSystemManagementSer
 
 const enumerate = (extra = '') => wbemcliBody(`<IMETHODCALL NAME="EnumerateInstanceNames">${NS}<IPARAMVALUE NAME="ClassName"><CLASSNAME NAME="Msvm_ComputerSystem"/></IPARAMVALUE>${extra}</IMETHODCALL>`);
 const send = (body: string, method = 'EnumerateInstanceNames', object?: string, limits = DEFAULT_XML_LIMITS) =>
-  handleCimXml(createFixture().manager, wbemcliHeaders(method, object), body, '127.0.0.1', { xmlLimits: limits });
+  handleCimXml(createFixture().manager, wbemcliHeaders(method, object), body, '127.0.0.1', 'full', { xmlLimits: limits });
 
 describe('XML entity references', () => {
   it.each(['&nbsp;', '&copy;', '&eacute;', '&foo;', '&#0;', '&#x1;', '&#xD800;', '&#1114112;', '& ', '&;', '&#;', '&#x;'])('refuses %s as not well-formed: 400 request-not-well-formed', async (ref) => {

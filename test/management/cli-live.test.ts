@@ -30,7 +30,8 @@ describe('tsvisor management verbs against a real daemon', () => {
     expect([created.code, created.stderr]).toEqual([0, '']);
     expect(created.stdout).toMatch(/^web: defined, id [0-9a-f-]{36}\n$/);
 
-    const disk = join(daemon.dataDir, 'data.raw');
+    // In the data directory's disks/, a storage root every host allows.
+    const disk = join(daemon.dataDir, 'disks', 'data.raw');
     writeFileSync(disk, Buffer.alloc(1024 * 1024));
     const set = await vm('set', 'web', '-m', '48M', '--vps', '2', '--add-disk', disk, '--controller', 'ide:0', '--location', '1');
     expect([set.code, set.stdout, set.stderr]).toEqual([0, 'web: resources, disk added changed\n', '']);

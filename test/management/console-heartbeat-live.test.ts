@@ -56,7 +56,7 @@ async function vmCall<T>(method: 'pause' | 'resume' | 'stop', params: Record<str
 
 describe('the console and the integration services through a real daemon', () => {
   it('tsvisor vm console types into the reference shell, detaches on Ctrl-] and when the VM stops', async () => {
-    const disk = join(daemon.dataDir, 'console.raw');
+    const disk = join(daemon.dataDir, 'disks', 'console.raw'); // disks/: a storage root of every host
     writeFileSync(disk, Buffer.alloc(MiB));
     await defineAndStart('shell', { imagePath: guestImagePath('ref-emulated'), devices: [{ kind: 'ide-disk', controller: 0, position: 0, path: disk }] });
 

@@ -11,11 +11,12 @@ const ROOT = resolve(import.meta.dirname, '../../root-partition/management');
 const LAYER_ALLOWS: Record<string, readonly string[]> = {
   cim: ['cim'],
   wql: ['cim', 'wql'],
-  cimxml: ['cim', 'wql', 'cimxml'],
+  cimxml: ['cim', 'wql', 'cimxml', 'access'],
+  access: ['access'],
   provider: ['cim', 'provider'],
   client: ['cim', 'client'],
 };
-const PACKAGES = ['node:http', 'node:net', 'node:crypto', 'node:events', 'node:worker_threads', 'fast-xml-parser'];
+const PACKAGES = ['node:http', 'node:https', 'node:net', 'node:crypto', 'node:events', 'node:fs', 'node:os', 'node:path', 'node:worker_threads', 'fast-xml-parser'];
 
 function files(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));

@@ -5,11 +5,13 @@
  * which processes were still alive.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ManagementClient } from '../../root-partition/management/client/management-client.ts';
+import type { LocalGrant } from '../../root-partition/management/access/access-file.ts';
+import { writeTestAccess, type TestUser } from './access-fixture.ts';
 
 const DAEMON = fileURLToPath(new URL('../../root-partition/vmms/daemon-main.ts', import.meta.url));
 export const TSVISOR = fileURLToPath(new URL('../../bin/tsvisor.mjs', import.meta.url));
@@ -25,29 +27,48 @@ export function run(file: string, args: string[], timeoutMs = 60_000): Promise<R
   });
 }
 
+/** As `run`, in a process running as another user (tests run as root; 65534 is nobody). */
+export function runAs(uid: number, file: string, args: string[], timeoutMs = 30_000): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(file, args, { timeout: timeoutMs, uid, gid: uid, cwd: '/', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp' } }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
 export function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch { return false; }
 }
 
 export class LiveDaemon {
   readonly workers = new Set<number>();
-  private constructor(readonly dataDir: string, readonly process: ChildProcess, readonly cimPort: number) {}
+  private constructor(readonly dataDir: string, readonly process: ChildProcess, readonly cimPort: number, readonly httpsPort: number, readonly output: () => string) {}
 
-  static async start(opts: { credentials?: string } = {}): Promise<LiveDaemon> {
+  /**
+   * `users`: HTTP Basic users in access.json; `local`: roles of local users; `storageRoots`:
+   * directories (besides the defaults) the VMs' disks and images may come from; `umask`: the
+   * daemon's (as a service manager might leave it), `dataDirMode`: the directory's mode before start.
+   */
+  static async start(opts: { users?: TestUser[]; local?: LocalGrant[]; storageRoots?: string[]; umask?: number; dataDirMode?: number; extraArgs?: string[] } = {}): Promise<LiveDaemon> {
     const dataDir = mkdtempSync(join(tmpdir(), 'tsv-m-'));
-    if (opts.credentials) writeFileSync(join(dataDir, 'cim-credentials'), `${opts.credentials}\n`);
-    const d = spawn(process.execPath, ['--import', 'tsx', DAEMON, '--data-dir', dataDir, '--cim-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    if (opts.dataDirMode !== undefined) chmodSync(dataDir, opts.dataDirMode);
+    if (opts.users || opts.local) await writeTestAccess(dataDir, opts.users ?? [], opts.local ?? []);
+    const args = [DAEMON, '--data-dir', dataDir, '--cim-port', '0', '--cim-https-port', '0', ...(opts.storageRoots ?? []).flatMap((r) => ['--storage-root', r]), ...(opts.extraArgs ?? [])];
+    const d = opts.umask === undefined
+      ? spawn(process.execPath, ['--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('/bin/sh', ['-c', `umask ${opts.umask.toString(8)}; exec "$0" --import tsx "$@"`, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     d.stdout!.on('data', (c) => { out += c; });
     d.stderr!.on('data', (c) => { out += c; });
     const deadline = Date.now() + 60_000;
     while (!out.includes('tsvisor: serving') && d.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const port = /CIM-XML on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+    const https = /CIM-XML on https:\/\/127\.0\.0\.1:(\d+)/.exec(out);
     if (!port || d.exitCode !== null) {
       d.kill('SIGKILL');
       throw new Error(`the daemon did not come up: ${out}`);
     }
-    return new LiveDaemon(dataDir, d, Number(port[1]));
+    return new LiveDaemon(dataDir, d, Number(port[1]), https ? Number(https[1]) : -1, () => out);
   }
 
   get socketPath(): string {
@@ -61,6 +82,16 @@ export class LiveDaemon {
   /** wbemcli's URL prefix, with credentials when given. */
   url(credentials = ''): string {
     return `http://${credentials ? `${credentials}@` : ''}127.0.0.1:${this.cimPort}/root/virtualization/v2`;
+  }
+
+  /** The same over HTTPS (wbemcli needs -noverify or -cacert with it). */
+  httpsUrl(credentials = ''): string {
+    return `https://${credentials ? `${credentials}@` : ''}127.0.0.1:${this.httpsPort}/root/virtualization/v2`;
+  }
+
+  /** The certificate the daemon made at first start. */
+  get certFile(): string {
+    return join(this.dataDir, 'cim-tls.crt');
   }
 
   /** Remember a VM's worker so that stop() can prove it is gone. */

@@ -34,7 +34,7 @@ beforeAll(async () => {
   image = join(dir, 'guest.wasm');
   writeFileSync(image, 'not run here');
   vmms = await Vmms.open({ dataDir: join(dir, 'data') });
-  cim = await startCimService(vmms, { cimPort: null });
+  cim = await startCimService(vmms, { cimPort: null, httpsPort: null });
   m = cim.manager;
   m.subscribe((e) => events.push(e));
   svc = m.enumerateInstanceNames('Msvm_VirtualSystemManagementService')[0]!;

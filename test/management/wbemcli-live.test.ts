@@ -4,16 +4,18 @@
  * with its Msvm_ConcreteJob, jobs that fail with ErrorCode and ErrorDescription, DestroySystem;
  * and the intrinsic events the service pushes for each change, seen through the typed client.
  */
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ManagementClient, ManagementEvent } from '../../root-partition/management/client/management-client.ts';
 import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
-import { LiveDaemon, run, WBEMCLI } from './live-daemon.ts';
+import { LiveDaemon, run, runAs, WBEMCLI } from './live-daemon.ts';
 
 const CREDS = 'operator:s3cret';
+const VIEWER = 'viewer:l00k';
 let daemon: LiveDaemon;
 let client: ManagementClient;
 let image: string;
@@ -46,7 +48,8 @@ describe.skipIf(!WBEMCLI)('wbemcli against a real tsvisor serve — skipped only
     await buildGuests(['checksum']);
     image = guestImagePath('checksum');
     scratch = mkdtempSync(join(tmpdir(), 'tsv-img-'));
-    daemon = await LiveDaemon.start({ credentials: CREDS });
+    // The doomed image below is copied into scratch: a directory the host allows VM files from.
+    daemon = await LiveDaemon.start({ users: [{ user: 'operator', password: 's3cret', role: 'full' }, { user: 'viewer', password: 'l00k', role: 'read-only' }], storageRoots: [scratch] });
     U = daemon.url(CREDS);
     client = await daemon.client();
     await client.watch("SELECT * FROM __InstanceOperationEvent WITHIN 1 WHERE TargetInstance ISA 'Msvm_ComputerSystem' OR TargetInstance ISA 'Msvm_ConcreteJob'", (e) => {
@@ -142,7 +145,7 @@ describe.skipIf(!WBEMCLI)('wbemcli against a real tsvisor serve — skipped only
     const refusedJob = /InstanceID="([0-9A-F-]{36})"/.exec(refused.stdout)![1]!;
     const why = await wbemcli('gi', `${U}:Msvm_ConcreteJob.InstanceID="${refusedJob}"`, 'JobState,ErrorCode,ErrorDescription');
     expect(why.stdout).toContain('ErrorCode=32773');
-    expect(why.stdout).toContain('/no/such/image.wasm does not exist');
+    expect(why.stdout).toContain('guest image /no/such/image.wasm is not in a storage root this host allows');
 
     const destroy = await wbemcli('cm', SVC, `DestroySystem.AffectedSystem=Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="${id}"`);
     expect(destroy.stdout.trim()).toMatch(/DestroySystem: 0$/);
@@ -160,6 +163,45 @@ describe.skipIf(!WBEMCLI)('wbemcli against a real tsvisor serve — skipped only
     expect(creds.stderr).toContain('Invalid username/password');
     const alive = await wbemcli('gi', VM, 'EnabledState');
     expect(alive.code).toBe(0);
+  });
+
+  it('HTTPS with Basic credentials: wbemcli with -noverify and with -cacert the generated certificate', async () => {
+    const https = daemon.httpsUrl(CREDS);
+    const noverify = await wbemcli('-noverify', 'ei', `${https}:Msvm_ComputerSystem`, 'Description');
+    expect(noverify.code).toBe(0);
+    expect(noverify.stdout).toContain('Description="Microsoft Hosting Computer System"');
+    const pinned = await wbemcli('-cacert', daemon.certFile, 'ein', `${https}:Msvm_VirtualSystemManagementService`);
+    expect(pinned.stdout).toContain('Msvm_VirtualSystemManagementService.CreationClassName="Msvm_VirtualSystemManagementService",Name="vmms"');
+    const wrong = await wbemcli('-noverify', 'ein', `${daemon.httpsUrl('operator:nope')}:Msvm_ComputerSystem`);
+    expect(wrong.stderr).toContain('Invalid username/password');
+    // The fingerprint printed at start is the certificate's.
+    expect(daemon.output()).toContain(`SHA-256 ${new X509Certificate(readFileSync(daemon.certFile)).fingerprint256}`);
+  });
+
+  it('a read-only user may read but not call methods that change the host (CIM_ERR_ACCESS_DENIED)', async () => {
+    const R = daemon.httpsUrl(VIEWER);
+    const ei = await wbemcli('-noverify', 'ei', `${R}:Msvm_ComputerSystem`, 'Description');
+    expect(ei.code).toBe(0);
+    const vm = `${R}:Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="${vmId}"`;
+    const start = await wbemcli('-noverify', 'cm', vm, 'RequestStateChange.RequestedState=2');
+    expect(start.stderr).toContain('CIM_ERR_ACCESS_DENIED');
+    const define = await wbemcli('-noverify', 'cm', SVC.replace(/^http:\/\/[^/]+/, `https://${VIEWER}@127.0.0.1:${daemon.httpsPort}`),
+      `DefineSystem.SystemSettings="${embedded('Msvm_VirtualSystemSettingData', { ElementName: 'not-allowed', GuestImagePath: image })}"`);
+    expect(define.stderr).toContain('CIM_ERR_ACCESS_DENIED');
+    expect((await client.query("SELECT * FROM Msvm_ComputerSystem WHERE ElementName = 'not-allowed'")).length).toBe(0);
+    expect((await wbemcli('gi', VM, 'EnabledState')).stdout.trim()).toMatch(/EnabledState=3$/);
+  });
+
+  it('without credentials a local user other than root and the service\'s own is refused (401), over HTTP and HTTPS', async () => {
+    const asNobody = (...args: string[]) => runAs(65534, WBEMCLI!, args);
+    const http = await asNobody('ein', `${daemon.url()}:Msvm_ComputerSystem`);
+    expect(http.stderr).toMatch(/Username\/password required|HTTP response code said error/);
+    expect(http.stdout).toBe('');
+    const https = await asNobody('-noverify', 'ein', `${daemon.httpsUrl()}:Msvm_ComputerSystem`);
+    expect(https.stderr).toMatch(/Username\/password required|HTTP response code said error/);
+    // With the operator's credentials the same user gets in: it is the credentials that count.
+    const withCreds = await asNobody('-noverify', 'ein', `${daemon.httpsUrl(CREDS)}:Msvm_VirtualSystemManagementService`);
+    expect(withCreds.stdout).toContain('Name="vmms"');
   });
 
   it('malformed management requests on the socket get error replies; the service keeps serving', async () => {

@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CimXmlServer } from '../../root-partition/management/cimxml/http-server.ts';
+import { testAuthenticator } from './access-fixture.ts';
 import { createFixture, JOB_ID, VM2_NAME, VM_NAME, VSSD_ID, type Fixture } from './fixtures.ts';
 import type { CimInstance } from '../../root-partition/management/cim/instance.ts';
 
@@ -33,17 +34,23 @@ describe.skipIf(!WBEMCLI)('wbemcli (sblim-wbemcli) against the CIM-XML server â€
   let VM = '';
   let SVC = '';
   let P = '';
+  let disposeAccess = () => {};
 
   beforeAll(async () => {
     fixture = createFixture();
-    server = new CimXmlServer({ manager: fixture.manager, port: 0, credentials: [{ user: 'user', password: 'pass' }] });
+    const access = await testAuthenticator([{ user: 'user', password: 'pass', role: 'full' }]);
+    disposeAccess = access.dispose;
+    server = new CimXmlServer({ manager: fixture.manager, port: 0, authenticator: access.authenticator });
     const { port } = await server.listen();
     P = `127.0.0.1:${port}/root/virtualization/v2`;
     U = `http://user:pass@127.0.0.1:${port}/root/virtualization/v2`;
     VM = `${U}:Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="${VM_NAME}"`;
     SVC = `${U}:Msvm_VirtualSystemManagementService.CreationClassName="Msvm_VirtualSystemManagementService",Name="vmms",SystemCreationClassName="Msvm_ComputerSystem",SystemName="HOST1"`;
   });
-  afterAll(() => server.close());
+  afterAll(async () => {
+    await server.close();
+    disposeAccess();
+  });
 
   const vmRef = (name: string) => `Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="${name}"`;
 

@@ -1,14 +1,16 @@
 /**
- * CIM-XML over HTTP on node:http (DSP0200; cim-xml.md §1): POST with a bounded body, HTTP Basic
- * authentication, loopback-only unless credentials are configured (DESIGN.md §6: remote access
- * needs credentials). Keep-alive is left on: `wbemcli cm` sends GetClass and the METHODCALL on
- * one connection (cim-xml.md §0 rule 13). Time-outs, body size, concurrency and per-client rate
- * are request-limits.ts.
+ * CIM-XML over HTTP or HTTPS (DSP0200; cim-xml.md §1): POST with a bounded body; every request
+ * authenticated by the authenticator (management/access: HTTP Basic, or the local user owning
+ * the client's socket), loopback included; plain HTTP on loopback only (DESIGN.md §6).
+ * Keep-alive is left on: `wbemcli cm` sends GetClass and the METHODCALL on one connection
+ * (cim-xml.md §0 rule 13). Time-outs, body size, concurrency and per-client rate are
+ * request-limits.ts.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { timingSafeEqual } from 'node:crypto';
 import type { CimObjectManager } from '../cim/object-manager.ts';
+import type { Authenticator } from '../access/authenticator.ts';
 import { handleCimXml } from './request-handler.ts';
 import { XmlParserThread } from './xml-parser-thread.ts';
 import {
@@ -16,19 +18,18 @@ import {
   type CimXmlRequestLimits, type RequestGateCounters,
 } from './request-limits.ts';
 
-export interface CimXmlCredentials {
-  readonly user: string;
-  readonly password: string;
-}
-
 export interface CimXmlServerOptions {
   readonly manager: CimObjectManager;
-  /** Address to listen on; default 127.0.0.1. Anything not loopback requires credentials. */
+  /** Address to listen on; default 127.0.0.1. Anything not loopback needs TLS. */
   readonly host?: string;
   /** Default 5988, the WBEM HTTP port (wbemcli's default, cim-xml.md §8); 0 picks a free port. */
   readonly port?: number;
-  /** When set, every request must carry Basic credentials matching one entry. */
-  readonly credentials?: readonly CimXmlCredentials[];
+  /** Decides who each request comes from and what it may do. */
+  readonly authenticator: Authenticator;
+  /** Serve HTTPS with this certificate and key (PEM). */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+  /** Told of each refused request (the service logs it). */
+  readonly onRefused?: (client: string, reason: string) => void;
   /** Largest request body accepted; default 1 MiB (the same as limits.maxBodyBytes). */
   readonly maxBodyBytes?: number;
   /** Time-outs, concurrency, rates and document bounds; each defaults to DEFAULT_REQUEST_LIMITS. */
@@ -52,21 +53,24 @@ export class CimXmlServer {
 
   constructor(options: CimXmlServerOptions) {
     const host = options.host ?? '127.0.0.1';
-    if (!isLoopback(host) && !(options.credentials && options.credentials.length > 0)) {
-      throw new Error(`listening on ${host} needs credentials: only loopback may be served without them`);
-    }
+    // Basic credentials travel in clear over HTTP: beyond loopback only HTTPS is served.
+    if (!isLoopback(host) && !options.tls) throw new Error(`listening on ${host} needs TLS: plain HTTP is served on loopback only`);
     this.options = options;
     this.limits = resolveRequestLimits({ ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}), ...options.limits });
     this.gate = new RequestGate(this.limits);
     this.parser = new XmlParserThread({ inlineMaxBytes: this.limits.inlineParseMaxBytes, heapLimitMb: this.limits.parserHeapMb });
-    this.server = createServer(serverTimeoutOptions(this.limits), (req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
       // CIM failures become replies inside serve(); what reaches here is a broken socket or a
       // fault in the server itself, for which the only safe answer is 500 and a closed connection.
       this.serve(req, res).catch(() => {
         if (!res.headersSent) res.writeHead(500, { 'Content-Length': '0', Connection: 'close' });
         res.end();
       });
-    });
+    };
+    const timeouts = serverTimeoutOptions(this.limits);
+    this.server = options.tls
+      ? createTlsServer({ ...timeouts, cert: options.tls.cert, key: options.tls.key }, handler)
+      : createServer(timeouts, handler);
     this.server.maxConnections = this.limits.maxConnections;
   }
 
@@ -100,25 +104,6 @@ export class CimXmlServer {
     await this.parser.close();
   }
 
-  private authorized(req: IncomingMessage): boolean {
-    const credentials = this.options.credentials;
-    if (!credentials || credentials.length === 0) return true;
-    const header = req.headers.authorization ?? '';
-    const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-    if (!match) return false;
-    const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    if (colon < 0) return false;
-    const given = Buffer.from(decoded);
-    let ok = false;
-    for (const c of credentials) {
-      const expected = Buffer.from(`${c.user}:${c.password}`);
-      // Compare every entry in constant time per entry, so timing says nothing about which matched.
-      if (expected.length === given.length && timingSafeEqual(expected, given)) ok = true;
-    }
-    return ok;
-  }
-
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!this.gate.admit(req, res)) return;
     // Pegasus answers methods other than POST/M-POST with 501 (cim-xml.md §1.1); M-POST is not served.
@@ -128,7 +113,14 @@ export class CimXmlServer {
       res.end();
       return;
     }
-    if (!this.authorized(req)) {
+    const socket = req.socket;
+    const auth = await this.options.authenticator.authenticate({
+      authorization: req.headers.authorization,
+      client: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? -1 },
+      server: { address: socket.localAddress ?? '', port: socket.localPort ?? -1 },
+    });
+    if (!auth.ok) {
+      this.options.onRefused?.(`${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, auth.reason);
       req.resume();
       res.writeHead(401, { 'WWW-Authenticate': `Basic realm="${this.options.realm ?? 'tsvisor'}"`, 'Content-Length': '0' });
       res.end();
@@ -148,7 +140,7 @@ export class CimXmlServer {
       cimProtocolVersion: header('CIMProtocolVersion'),
       cimBatch: header('CIMBatch'),
       contentType: header('Content-Type'),
-    }, body, host, { xmlLimits: this.limits.xml, parser: this.parser });
+    }, body, host, auth.role, { xmlLimits: this.limits.xml, parser: this.parser });
     const bytes = Buffer.from(response.body, 'utf8');
     res.writeHead(response.status, { ...response.headers, 'Content-Length': String(bytes.length) });
     res.end(bytes);

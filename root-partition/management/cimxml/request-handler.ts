@@ -14,6 +14,7 @@ import { runMethodCall } from './method-call.ts';
 import { withPreparsed, type EmbeddedDocument } from './parsed-document.ts';
 import { DEFAULT_XML_LIMITS, type XmlLimits } from './xml-limits.ts';
 import type { XmlParserThread } from './xml-parser-thread.ts';
+import { needsFullRole, type Role } from '../access/roles.ts';
 
 export interface CimXmlHeaders {
   readonly cimOperation?: string;
@@ -85,7 +86,13 @@ export interface CimXmlHandlingOptions {
   readonly parser?: XmlParserThread;
 }
 
-export async function handleCimXml(manager: CimObjectManager, headers: CimXmlHeaders, body: string, host: string, options: CimXmlHandlingOptions = {}): Promise<CimXmlResponse> {
+/**
+ * `role` is what the authenticated sender may do (access/roles.ts); a change without `full`
+ * is answered CIM_ERR_ACCESS_DENIED in the body (cim-xml.md §1.5), nothing run.
+ */
+export async function handleCimXml(
+  manager: CimObjectManager, headers: CimXmlHeaders, body: string, host: string, role: Role = 'full', options: CimXmlHandlingOptions = {},
+): Promise<CimXmlResponse> {
   const early = checkHeaders(headers);
   if (early) return early;
   let request: CimXmlRequest;
@@ -105,13 +112,16 @@ export async function handleCimXml(manager: CimObjectManager, headers: CimXmlHea
     if (e instanceof CimXmlProtocolError) return protocolFailure(e);
     throw e;
   }
-  return withPreparsed(embedded, () => respond(manager, request, host));
+  return withPreparsed(embedded, () => respond(manager, request, host, role));
 }
 
-async function respond(manager: CimObjectManager, request: CimXmlRequest, host: string): Promise<CimXmlResponse> {
+async function respond(manager: CimObjectManager, request: CimXmlRequest, host: string, role: Role): Promise<CimXmlResponse> {
   const context = { host, namespace: request.namespace };
   let inner: string;
   try {
+    if (role !== 'full' && needsFullRole(request.kind, request.method)) {
+      throw new CimError('CIM_ERR_ACCESS_DENIED', `${request.method} changes the host; the ${role} role may only read`);
+    }
     manager.checkNamespace(request.namespace);
     if (request.kind === 'intrinsic') {
       inner = encodeIMethodResponse(request.method, runIntrinsic(manager, request.method, request.params, context));
