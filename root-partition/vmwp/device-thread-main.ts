@@ -9,18 +9,23 @@ import { PartitionHandle } from '../../hypervisor/partition-handle.ts';
 import { STOP_MAIL, STOP_WORD, type DeviceThreadData, type DeviceThreadMessage, type DeviceThreadStats } from './device-thread.ts';
 import { VmDevices } from './vm-devices.ts';
 import { DeviceRequestServer, type DeviceRequest } from './device-requests.ts';
+import { CONSOLE_IN_FLIGHT_MAX, CONSOLE_MESSAGE_MAX, ConsoleOutputBuffer } from './console-output-buffer.ts';
 
 const data = workerData as DeviceThreadData;
 const post = (m: DeviceThreadMessage) => parentPort!.postMessage(m);
 const stop = new Int32Array(data.stop);
 const partition = PartitionHandle.attach(data.partition);
-let pending: Buffer[] = [];
-let pendingBytes = 0;
-const flushConsole = () => {
-  if (pendingBytes === 0) return;
-  post({ kind: 'console', bytes: Buffer.concat(pending) });
-  pending = [];
-  pendingBytes = 0;
+// COM1 output: bounded here (console-output-buffer.ts), posted in pieces while the main thread
+// has acknowledged enough of what it was sent, so a guest can neither grow this thread's queue
+// to the main thread nor the main thread's.
+const consoleOut = new ConsoleOutputBuffer();
+let consoleInFlight = 0;
+const flushConsole = (final = false) => {
+  while (consoleOut.pending > 0 && (final || consoleInFlight < CONSOLE_IN_FLIGHT_MAX)) {
+    const bytes = consoleOut.take(final ? CONSOLE_MESSAGE_MAX : Math.min(CONSOLE_MESSAGE_MAX, CONSOLE_IN_FLIGHT_MAX - consoleInFlight))!;
+    consoleInFlight += bytes.length;
+    post({ kind: 'console', bytes, dropped: consoleOut.dropped });
+  }
 };
 
 let devices: VmDevices;
@@ -45,9 +50,8 @@ try {
     partition,
     data.devices,
     (bytes) => {
-      pending.push(Buffer.from(bytes));
-      pendingBytes += bytes.length;
-      if (pendingBytes >= 4096 || bytes.includes(10)) flushConsole();
+      consoleOut.write(bytes);
+      if (consoleOut.pending >= 4096 || bytes.includes(10)) flushConsole();
     },
     (message) => post({ kind: 'log', message }),
     postCode,
@@ -70,7 +74,12 @@ try {
   post({ kind: 'error', message: e instanceof Error ? e.message : String(e) });
   process.exit(0);
 }
-parentPort!.on('message', (m: { kind: 'request'; id: number; request: DeviceRequest } | { kind: 'console-input'; bytes: Uint8Array }) => {
+parentPort!.on('message', (m: { kind: 'request'; id: number; request: DeviceRequest } | { kind: 'console-input'; bytes: Uint8Array } | { kind: 'console-ack'; bytes: number }) => {
+  if (m.kind === 'console-ack') {
+    consoleInFlight -= m.bytes;
+    flushConsole();
+    return;
+  }
   if (m.kind === 'console-input') {
     devices.platform.com1.receive(m.bytes);
     return;
@@ -92,12 +101,12 @@ while (Atomics.load(stop, STOP_WORD) === 0) {
     { spinIterations: data.spinIterations, maxSpinIterations: data.maxSpinIterations },
     () => Atomics.load(stop, STOP_WORD) === 0 && Atomics.load(stop, STOP_MAIL) === 0 && performance.now() < sliceEnd,
     20,
-    flushConsole,
+    () => flushConsole(),
   );
   Atomics.store(stop, STOP_MAIL, 0);
   await new Promise((r) => setImmediate(r));
 }
-flushConsole();
+flushConsole(true); // at most CONSOLE_PENDING_MAX: what the guest wrote last reaches VMMS
 requests.dispose();
 post({
   kind: 'stopped',
