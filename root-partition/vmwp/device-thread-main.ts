@@ -9,6 +9,7 @@ import { PartitionHandle } from '../../hypervisor/partition-handle.ts';
 import { STOP_MAIL, STOP_WORD, type DeviceThreadData, type DeviceThreadMessage, type DeviceThreadStats } from './device-thread.ts';
 import { VmDevices } from './vm-devices.ts';
 import { DeviceRequestServer, type DeviceRequest } from './device-requests.ts';
+import { GuestLogLimiter } from './guest-log-limiter.ts';
 import { CONSOLE_IN_FLIGHT_MAX, CONSOLE_MESSAGE_MAX, ConsoleOutputBuffer } from './console-output-buffer.ts';
 
 const data = workerData as DeviceThreadData;
@@ -27,6 +28,9 @@ const flushConsole = (final = false) => {
     post({ kind: 'console', bytes, dropped: consoleOut.dropped });
   }
 };
+
+// Every log line from here is one a guest can cause: rate-limited per kind, the rest counted.
+const guestLog = new GuestLogLimiter((message) => post({ kind: 'log', message, suppressed: guestLog.suppressed }));
 
 let devices: VmDevices;
 const deviceStats = (): DeviceThreadStats => ({
@@ -53,18 +57,18 @@ try {
       consoleOut.write(bytes);
       if (consoleOut.pending >= 4096 || bytes.includes(10)) flushConsole();
     },
-    (message) => post({ kind: 'log', message }),
+    (message) => guestLog.log(message),
     postCode,
   );
 } catch (e) {
   post({ kind: 'error', message: e instanceof Error ? e.message : String(e) });
   process.exit(0);
 }
-partition.inbox.onHandlerError = (error, vp) => post({ kind: 'log', message: `device error on VP ${vp}'s access: ${error instanceof Error ? error.message : String(error)}` });
+partition.inbox.onHandlerError = (error, vp) => guestLog.log(`device error on VP ${vp}'s access: ${error instanceof Error ? error.message : String(error)}`);
 let requests: DeviceRequestServer;
 try {
   requests = new DeviceRequestServer(
-    devices!, () => BigInt(partition.referenceTime()), data.devices.integrationServices, (message) => post({ kind: 'log', message }),
+    devices!, () => BigInt(partition.referenceTime()), data.devices.integrationServices, (message) => guestLog.log(message),
     (status) => post({ kind: 'heartbeat', status }),
     (items) => post({ kind: 'kvp', items }),
   );
@@ -101,12 +105,13 @@ while (Atomics.load(stop, STOP_WORD) === 0) {
     { spinIterations: data.spinIterations, maxSpinIterations: data.maxSpinIterations },
     () => Atomics.load(stop, STOP_WORD) === 0 && Atomics.load(stop, STOP_MAIL) === 0 && performance.now() < sliceEnd,
     20,
-    () => flushConsole(),
+    () => { flushConsole(); guestLog.flush(); },
   );
   Atomics.store(stop, STOP_MAIL, 0);
   await new Promise((r) => setImmediate(r));
 }
 flushConsole(true); // at most CONSOLE_PENDING_MAX: what the guest wrote last reaches VMMS
+guestLog.flush(true);
 requests.dispose();
 post({
   kind: 'stopped',

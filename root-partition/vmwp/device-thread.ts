@@ -57,7 +57,8 @@ export type DeviceThreadMessage =
   | { kind: 'ready' }
   | { kind: 'post-code'; snapshot: PostCodeSnapshot }
   | { kind: 'error'; message: string }
-  | { kind: 'log'; message: string }
+  /** `suppressed`: guest-caused lines the device thread's limiter suppressed so far (guest-log-limiter.ts). */
+  | { kind: 'log'; message: string; suppressed: number }
   /** `dropped`: console bytes the device thread dropped so far (console-output-buffer.ts). */
   | { kind: 'console'; bytes: Uint8Array; dropped: number }
   | { kind: 'heartbeat'; status: number }
@@ -76,7 +77,7 @@ export interface DeviceThreadOptions {
   heartbeat?: (status: number) => void;
   /** The guest's KVP items (Guest and Auto pools) at each change. */
   kvp?: (items: KvpGuestItems) => void;
-  log?: (message: string) => void;
+  log?: (message: string, suppressedSoFar: number) => void;
   /** The thread ended without being stopped (an error in a device): the VM cannot go on. */
   onFailure?: (reason: string) => void;
   /** POST-code snapshots, in order (needs `devices.postCodes`). */
@@ -125,7 +126,7 @@ export class DeviceThread {
         }
         else if (m.kind === 'heartbeat') opts.heartbeat?.(m.status);
         else if (m.kind === 'kvp') opts.kvp?.(m.items);
-        else if (m.kind === 'log') opts.log?.(m.message);
+        else if (m.kind === 'log') opts.log?.(m.message, m.suppressed);
         else if (m.kind === 'post-code') opts.onPostCode?.(m.snapshot);
         else if (m.kind === 'stopped') resolveStats(m.stats);
         else if (m.kind === 'reply') t.settle(m);
