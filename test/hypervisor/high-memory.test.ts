@@ -5,6 +5,7 @@
  * committed lazily: a 4 GiB guest must not cost the host 4 GiB.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { HV_CPUID_MAX_LEAF } from '../../abi/hv-cpuid.ts';
 import { HvError } from '../../hypervisor/hv-error.ts';
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import { EchoVsp } from '../../root-partition/vsp/echo/echo-vsp.ts';
@@ -28,6 +29,14 @@ describe.each([3 * GiB, 4 * GiB])('a guest with %d bytes of memory', (memoryByte
     expect(g.partition.counters(0).MessagesDelivered).toBeGreaterThanOrEqual(5);
     // Lazily committed: the guest touched a few pages, not gigabytes.
     expect(process.memoryUsage().rss - rss0).toBeLessThan(256 * 1024 * 1024);
+  }, 30_000);
+
+  it('high-gpa: CPUID output and a string-I/O buffer in the last page of RAM', async () => {
+    const g = await bootTestGuest('high-gpa', '', { config: { memoryBytes } });
+    open.push(g);
+    await g.partition.whenIdle();
+    expect(g.partition.vpExit(0)).toEqual({ reason: 'halted' });
+    expect(g.console()).toContain(`cpuid_eax=${HV_CPUID_MAX_LEAF}\nvendor Microsoft Hv\n`); // the highest hypervisor leaf
   }, 30_000);
 
   it('vmbus-echo: rings, event flags and GPA-direct buffers at the top of RAM', async () => {
