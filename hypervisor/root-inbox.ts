@@ -38,7 +38,7 @@ export class RootInbox {
   /** The doorbell wait's adaptive spin (kept across serveBlocking slices; remade if the policy changes). */
   private budget: SpinBudget | null = null;
   private lastDoorbell = 0;
-  private readonly messageHandlers = new Map<number, (message: Uint8Array) => void>();
+  private readonly messageHandlers = new Map<number, { fn: (message: Uint8Array) => void; accepting?: () => boolean }>();
   private eventHandler: ((flag: number) => void) | null = null;
   handler: InterceptHandler | null = null;
   /** Errors thrown by device models: reported, never propagated into the VP. */
@@ -52,8 +52,14 @@ export class RootInbox {
 
   constructor(private readonly ctl: PartitionControl, private readonly mem: GuestMemory, private readonly ports: PortTable) {}
 
-  onMessage(portId: number, fn: (message: Uint8Array) => void): void {
-    this.messageHandlers.set(portId, fn);
+  /**
+   * Serves the root-owned message port `portId`. While `accepting()` is false its messages stay
+   * in the port's 16 buffers, so the sender's HvCallPostMessage fails with INSUFFICIENT_BUFFERS
+   * once they fill: back-pressure for a consumer that must not queue without bound. The port
+   * is looked at again at every pump (at least every wait's timeout).
+   */
+  onMessage(portId: number, fn: (message: Uint8Array) => void, accepting?: () => boolean): void {
+    this.messageHandlers.set(portId, { fn, accepting });
   }
 
   onEvent(fn: (flag: number) => void): void {
@@ -70,8 +76,10 @@ export class RootInbox {
         n++;
       }
     }
-    for (const [portId, fn] of this.messageHandlers) {
-      for (let m = this.ports.takeRootMessage(portId); m; m = this.ports.takeRootMessage(portId)) {
+    for (const [portId, { fn, accepting }] of this.messageHandlers) {
+      while (accepting?.() !== false) {
+        const m = this.ports.takeRootMessage(portId);
+        if (!m) break;
         fn(m);
         n++;
       }

@@ -17,29 +17,35 @@ import {
 } from '../partition-control.ts';
 
 const MESSAGE_PENDING_BIT = 1 << 8; // HV_MESSAGE flags byte @5, bit 0, seen in the i32 at @4
-const PAGE_MASK = ~0xfff;
 
 function sintReg(ctl: PartitionControl, vp: number, sint: number): number {
   return Number(ctl.i64[(vpBase(vp) + VP_SINT + 8 * sint) >> 3] & 0xffffffffn);
+}
+
+/**
+ * GPA of the overlay page an SIMP/SIEFP value names (bit 0 enable, bits 63:12 the GPA page
+ * number, all 64 bits of it), or -1 when disabled or when the page is not wholly inside RAM.
+ * The page number is compared as a u64 before any conversion, so a GPA at or above 4 GiB never
+ * aliases low memory; the result is a non-negative number (GPAs of up to 4 GiB do not fit an i32).
+ */
+export function overlayPageGpa(value: bigint, mem: GuestMemory): number {
+  if ((value & 1n) === 0n) return -1;
+  const gpa = BigInt.asUintN(64, value) & ~0xfffn;
+  if (gpa + 4096n > BigInt(mem.size)) return -1;
+  return Number(gpa);
 }
 
 /** GPA of the SIM page, or -1 when the SynIC or the page is disabled or outside RAM. */
 export function simpPage(ctl: PartitionControl, mem: GuestMemory, vp: number): number {
   const base = vpBase(vp);
   if ((Atomics.load(ctl.i32, (base + VP_SCONTROL) >> 2) & 1) === 0) return -1;
-  const simp = Number(ctl.i64[(base + VP_SIMP) >> 3] & 0xffffffffn);
-  if ((simp & 1) === 0) return -1;
-  const gpa = simp & PAGE_MASK;
-  return mem.contains(gpa >>> 0, 4096) ? gpa >>> 0 : -1;
+  return overlayPageGpa(Atomics.load(ctl.i64, (base + VP_SIMP) >> 3), mem);
 }
 
 export function siefPage(ctl: PartitionControl, mem: GuestMemory, vp: number): number {
   const base = vpBase(vp);
   if ((Atomics.load(ctl.i32, (base + VP_SCONTROL) >> 2) & 1) === 0) return -1;
-  const siefp = Number(ctl.i64[(base + VP_SIEFP) >> 3] & 0xffffffffn);
-  if ((siefp & 1) === 0) return -1;
-  const gpa = (siefp & PAGE_MASK) >>> 0;
-  return mem.contains(gpa, 4096) ? gpa : -1;
+  return overlayPageGpa(Atomics.load(ctl.i64, (base + VP_SIEFP) >> 3), mem);
 }
 
 function bump(ctl: PartitionControl, vp: number, counter: number): void {
@@ -105,7 +111,7 @@ function flushLocked(ctl: PartitionControl, mem: GuestMemory, vp: number, sint: 
     const page = simpPage(ctl, mem, vp);
     if (page < 0) return;
     const slot = page + sint * HV_MESSAGE_SIZE;
-    const typeIdx = slot >> 2;
+    const typeIdx = slot >>> 2; // unsigned: a slot may lie at or above 2 GiB
     if (Atomics.load(mem.i32, typeIdx) !== 0) {
       // Slot busy: flag it, then look again in case the guest emptied it meanwhile (it clears the
       // type before reading the flag, so one of the two sides sees the other's write).
@@ -137,7 +143,7 @@ export function signalSintEvent(ctl: PartitionControl, mem: GuestMemory, vp: num
   const page = siefPage(ctl, mem, vp);
   const reg = sintReg(ctl, vp, sint);
   if (page < 0 || (reg & HV_SINT_MASKED) !== 0) return HvStatus.InvalidSynicState;
-  const word = ((page + sint * 256) >> 2) + (flag >>> 5);
+  const word = ((page + sint * 256) >>> 2) + (flag >>> 5);
   const mask = 1 << (flag & 31);
   const before = Atomics.or(mem.i32, word, mask);
   bump(ctl, vp, VpCounter.EventsSignalled);

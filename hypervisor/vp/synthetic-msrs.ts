@@ -2,13 +2,19 @@
  * The hypervisor's synthetic MSRs (TLFS; reference §1.9, §2.5, §2.7). Each needs its privilege
  * bit (CPUID 0x40000003 EAX); without it, or for a reserved-bit violation, the access takes #GP.
  * MSRs outside this set are not the hypervisor's: the VP forwards them to the root partition.
+ * Values are kept at their full 64 bits. Enabling an overlay page (hypercall page, SIMP, SIEFP)
+ * whose GPA, bits 63:12 of the value, is not wholly inside guest RAM takes #GP: a GPA beyond the
+ * partition's memory is beyond its physical address space, and a write that sets such address
+ * bits faults (TLFS: reserved bits of synthetic MSRs; Intel SDM: setting bits above MAXPHYADDR
+ * in an address MSR is #GP). The check is repeated at every delivery, so a page that is not
+ * valid is never touched.
  */
 import * as M from '../../abi/hv-msr.ts';
 import * as P from '../../abi/hv-cpuid.ts';
 import type { GuestMemory } from '../guest-memory.ts';
 import { P_GUEST_OS_ID, P_HYPERCALL_MSR, P_PRIV_LO, PartitionControl, VP_SCONTROL, VP_SIEFP, VP_SIMP, VP_SINT, vpBase } from '../partition-control.ts';
 import type { ReferenceClock } from '../reference-time.ts';
-import { retryDelivery } from '../synic/synic-delivery.ts';
+import { overlayPageGpa, retryDelivery } from '../synic/synic-delivery.ts';
 import type { SyntheticTimers } from '../synic/stimers.ts';
 
 /** Not a synthetic MSR: the root partition decides. */
@@ -103,7 +109,7 @@ export class SyntheticMsrs {
         if ((cur & 2n) !== 0n) return true; // locked: writes are ignored
         let v = (value & ~0xffcn) | (cur & 0xffcn); // bits 11:2 RsvdP
         if (i64[P_GUEST_OS_ID >> 3] === 0n) v &= ~1n; // no guest OS id: the enable bit stays 0
-        if ((v & 1n) !== 0n && !this.mem.contains(Number(v & 0xfffff000n), 4096)) return GP;
+        if ((v & 1n) !== 0n && overlayPageGpa(v, this.mem) < 0) return GP;
         i64[P_HYPERCALL_MSR >> 3] = v;
         return true;
       }
@@ -116,7 +122,7 @@ export class SyntheticMsrs {
         return true;
       case M.HV_X64_MSR_SIEFP:
       case M.HV_X64_MSR_SIMP: {
-        if ((value & 1n) !== 0n && !this.mem.contains(Number(value & 0xfffff000n), 4096)) return GP;
+        if ((value & 1n) !== 0n && overlayPageGpa(value, this.mem) < 0) return GP;
         const off = msr === M.HV_X64_MSR_SIMP ? VP_SIMP : VP_SIEFP;
         Atomics.store(i64, (this.base + off) >> 3, value & ~0xffen);
         retryDelivery(this.ctl, this.mem, this.vp);

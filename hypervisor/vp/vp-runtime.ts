@@ -304,7 +304,7 @@ export class VpRuntime {
     this.exit(VpCounter.CpuidExits);
     if ((outGpa & 3) !== 0 || !this.mem.contains(outGpa, 16)) throw new GuestFault('memory', `cpuid output 0x${outGpa.toString(16)} is outside guest memory or misaligned`);
     const r = hypervisorCpuid(leaf, subleaf, { privilegesLo: this.i32[P_PRIV_LO >> 2], privilegesHi: this.i32[P_PRIV_HI >> 2], vpCount: this.ctl.vpCount });
-    const at = outGpa >> 2;
+    const at = outGpa >>> 2; // unsigned: the output may lie at or above 2 GiB
     if (r) {
       for (let k = 0; k < 4; k++) this.mem.i32[at + k] = r[k] | 0;
     } else if (this.forward(InterceptKind.Cpuid, leaf, subleaf, 0, 0, 0, 0) === InterceptResult.Handled) {

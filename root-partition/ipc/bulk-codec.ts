@@ -10,7 +10,14 @@ export interface WorkerCounters {
   vps: Record<VpCounterName, number>[];
   /** Intercepts the VMWP's device side served. */
   interceptsServed: number;
+  /** COM1 bytes sent on to VMMS. */
   consoleBytes: number;
+  /** COM1 bytes the worker dropped because its console buffer was full (the guest wrote faster than VMMS read). */
+  consoleDroppedBytes: number;
+  /** Guest-caused log lines (refused messages, bad rings, device errors) suppressed by the rate limit. */
+  guestLogLinesSuppressed: number;
+  /** Console bytes not sent to a connected VMMS that had fallen more than 4 MiB behind (the worker's socket side). */
+  consoleLaggingClientDroppedBytes?: number;
 }
 
 export type BulkRecord =

@@ -145,7 +145,7 @@ export class GuestHarness {
     const channels: Record<number, VspChannelStats> = {};
     if (host) for (let relid = 1; relid <= 64; relid++) { const c = host.channel(relid); if (c) channels[relid] = { ...c.stats }; }
     return {
-      host: host ? { ...host.stats } : { messagesFromGuest: 0, packetsIn: 0, packetsOut: 0, signalsToGuest: 0, signalsFromGuest: 0, protocolErrors: 0, channelsOpened: 0, channelsRefused: 0, channelResets: 0 },
+      host: host ? { ...host.stats } : { messagesFromGuest: 0, packetsIn: 0, packetsOut: 0, signalsToGuest: 0, signalsFromGuest: 0, protocolErrors: 0, channelsOpened: 0, channelsRefused: 0, channelResets: 0, guestMessagesHeldBack: 0 },
       channels,
       errors: [...this.errors],
       messagesToGuest: host ? host.messagesToGuest : { sent: 0, deferred: 0, dropped: 0, pending: 0 },

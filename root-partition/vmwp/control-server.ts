@@ -19,6 +19,8 @@ import { tracing } from '../vmms/log.ts';
 export type RequestHandler = (r: ControlRequest, reply: (extra?: Partial<ControlResponse>) => void, fail: (e: unknown) => void) => void;
 
 export const CONSOLE_BACKLOG = 64 * 1024;
+/** Console bytes per bulk frame: far below MAX_FRAME_BYTES however much the guest wrote at once. */
+export const CONSOLE_FRAME_BYTES = 64 * 1024;
 const MAX_CLIENT_BACKLOG = 4 * 1024 * 1024;
 
 export class ControlServer {
@@ -81,6 +83,10 @@ export class ControlServer {
   }
 
   console(data: Uint8Array): void {
+    for (let at = 0; at < data.length; at += CONSOLE_FRAME_BYTES) this.consolePiece(data.subarray(at, at + CONSOLE_FRAME_BYTES));
+  }
+
+  private consolePiece(data: Uint8Array): void {
     this.backlog.push(data);
     this.backlogBytes += data.length;
     while (this.backlogBytes - this.backlog[0].length >= CONSOLE_BACKLOG) this.backlogBytes -= this.backlog.shift()!.length;

@@ -10,19 +10,28 @@ import { P_DOORBELL } from '../../hypervisor/partition-control.ts';
 import { STOP_MAIL, STOP_WORD, type DeviceThreadData, type DeviceThreadMessage, type DeviceThreadStats } from './device-thread.ts';
 import { VmDevices } from './vm-devices.ts';
 import { DeviceRequestServer, type DeviceRequest } from './device-requests.ts';
+import { GuestLogLimiter } from './guest-log-limiter.ts';
+import { CONSOLE_IN_FLIGHT_MAX, CONSOLE_MESSAGE_MAX, ConsoleOutputBuffer } from './console-output-buffer.ts';
 
 const data = workerData as DeviceThreadData;
 const post = (m: DeviceThreadMessage) => parentPort!.postMessage(m);
 const stop = new Int32Array(data.stop);
 const partition = PartitionHandle.attach(data.partition);
-let pending: Buffer[] = [];
-let pendingBytes = 0;
-const flushConsole = () => {
-  if (pendingBytes === 0) return;
-  post({ kind: 'console', bytes: Buffer.concat(pending) });
-  pending = [];
-  pendingBytes = 0;
+// COM1 output: bounded here (console-output-buffer.ts), posted in pieces while the main thread
+// has acknowledged enough of what it was sent, so a guest can neither grow this thread's queue
+// to the main thread nor the main thread's.
+const consoleOut = new ConsoleOutputBuffer();
+let consoleInFlight = 0;
+const flushConsole = (final = false) => {
+  while (consoleOut.pending > 0 && (final || consoleInFlight < CONSOLE_IN_FLIGHT_MAX)) {
+    const bytes = consoleOut.take(final ? CONSOLE_MESSAGE_MAX : Math.min(CONSOLE_MESSAGE_MAX, CONSOLE_IN_FLIGHT_MAX - consoleInFlight))!;
+    consoleInFlight += bytes.length;
+    post({ kind: 'console', bytes, dropped: consoleOut.dropped });
+  }
 };
+
+// Every log line from here is one a guest can cause: rate-limited per kind, the rest counted.
+const guestLog = new GuestLogLimiter((message) => post({ kind: 'log', message, suppressed: guestLog.suppressed }));
 
 let devices: VmDevices;
 /** Times the thread parked on its event loop with nothing to serve. */
@@ -49,22 +58,21 @@ try {
     partition,
     data.devices,
     (bytes) => {
-      pending.push(Buffer.from(bytes));
-      pendingBytes += bytes.length;
-      if (pendingBytes >= 4096 || bytes.includes(10)) flushConsole();
+      consoleOut.write(bytes);
+      if (consoleOut.pending >= 4096 || bytes.includes(10)) flushConsole();
     },
-    (message) => post({ kind: 'log', message }),
+    (message) => guestLog.log(message),
     postCode,
   );
 } catch (e) {
   post({ kind: 'error', message: e instanceof Error ? e.message : String(e) });
   process.exit(0);
 }
-partition.inbox.onHandlerError = (error, vp) => post({ kind: 'log', message: `device error on VP ${vp}'s access: ${error instanceof Error ? error.message : String(error)}` });
+partition.inbox.onHandlerError = (error, vp) => guestLog.log(`device error on VP ${vp}'s access: ${error instanceof Error ? error.message : String(error)}`);
 let requests: DeviceRequestServer;
 try {
   requests = new DeviceRequestServer(
-    devices!, () => BigInt(partition.referenceTime()), data.devices.integrationServices, (message) => post({ kind: 'log', message }),
+    devices!, () => BigInt(partition.referenceTime()), data.devices.integrationServices, (message) => guestLog.log(message),
     (status) => post({ kind: 'heartbeat', status }),
     (items) => post({ kind: 'kvp', items }),
   );
@@ -74,7 +82,12 @@ try {
   post({ kind: 'error', message: e instanceof Error ? e.message : String(e) });
   process.exit(0);
 }
-parentPort!.on('message', (m: { kind: 'request'; id: number; request: DeviceRequest } | { kind: 'console-input'; bytes: Uint8Array }) => {
+parentPort!.on('message', (m: { kind: 'request'; id: number; request: DeviceRequest } | { kind: 'console-input'; bytes: Uint8Array } | { kind: 'console-ack'; bytes: number }) => {
+  if (m.kind === 'console-ack') {
+    consoleInFlight -= m.bytes;
+    flushConsole();
+    return;
+  }
   if (m.kind === 'console-input') {
     devices.platform.com1.receive(m.bytes);
     return;
@@ -107,6 +120,7 @@ while (Atomics.load(stop, STOP_WORD) === 0) {
     IDLE_SLEEP_MS,
     () => {
       flushConsole();
+      guestLog.flush();
       quiet = true;
     },
   );
@@ -123,7 +137,8 @@ while (Atomics.load(stop, STOP_WORD) === 0) {
   if (w.async) await w.value;
 }
 clearInterval(keepAlive);
-flushConsole();
+flushConsole(true); // at most CONSOLE_PENDING_MAX: what the guest wrote last reaches VMMS
+guestLog.flush(true);
 requests.dispose();
 const finalStats = deviceStats();
 // Closed before 'stopped' is posted: the main thread may terminate this thread as soon as it has

@@ -59,8 +59,10 @@ export type DeviceThreadMessage =
   | { kind: 'ready' }
   | { kind: 'post-code'; snapshot: PostCodeSnapshot }
   | { kind: 'error'; message: string }
-  | { kind: 'log'; message: string }
-  | { kind: 'console'; bytes: Uint8Array }
+  /** `suppressed`: guest-caused lines the device thread's limiter suppressed so far (guest-log-limiter.ts). */
+  | { kind: 'log'; message: string; suppressed: number }
+  /** `dropped`: console bytes the device thread dropped so far (console-output-buffer.ts). */
+  | { kind: 'console'; bytes: Uint8Array; dropped: number }
   | { kind: 'heartbeat'; status: number }
   | { kind: 'kvp'; items: KvpGuestItems }
   | { kind: 'reply'; id: number; ok: boolean; value?: unknown; error?: string; code?: string }
@@ -72,12 +74,12 @@ export interface DeviceThreadOptions {
   spinIterations?: number;
   /** Adaptive ceiling of that wait (default: the partition's policy). */
   maxSpinIterations?: number;
-  console?: (bytes: Uint8Array) => void;
+  console?: (bytes: Uint8Array, droppedSoFar: number) => void;
   /** Msvm_HeartbeatComponent OperationalStatus at each change, pushed by the heartbeat device. */
   heartbeat?: (status: number) => void;
   /** The guest's KVP items (Guest and Auto pools) at each change. */
   kvp?: (items: KvpGuestItems) => void;
-  log?: (message: string) => void;
+  log?: (message: string, suppressedSoFar: number) => void;
   /** The thread ended without being stopped (an error in a device): the VM cannot go on. */
   onFailure?: (reason: string) => void;
   /** POST-code snapshots, in order (needs `devices.postCodes`). */
@@ -120,10 +122,13 @@ export class DeviceThread {
       worker.on('message', (m: DeviceThreadMessage) => {
         if (m.kind === 'ready') resolve();
         else if (m.kind === 'error') reject(new Error(m.message));
-        else if (m.kind === 'console') opts.console?.(m.bytes);
+        else if (m.kind === 'console') {
+          opts.console?.(m.bytes, m.dropped);
+          worker.postMessage({ kind: 'console-ack', bytes: m.bytes.length }); // credit for the next piece
+        }
         else if (m.kind === 'heartbeat') opts.heartbeat?.(m.status);
         else if (m.kind === 'kvp') opts.kvp?.(m.items);
-        else if (m.kind === 'log') opts.log?.(m.message);
+        else if (m.kind === 'log') opts.log?.(m.message, m.suppressed);
         else if (m.kind === 'post-code') opts.onPostCode?.(m.snapshot);
         else if (m.kind === 'stopped') resolveStats(m.stats);
         else if (m.kind === 'reply') t.settle(m);

@@ -63,6 +63,8 @@ export class VmWorker extends EventEmitter {
   private devices: DeviceThread | null = null;
   private image!: Uint8Array;
   private consoleBytes = 0;
+  private consoleDroppedBytes = 0;
+  private guestLogSuppressed = 0;
   private lastIntercepts = 0;
   /** The heartbeat device's last status (null: the VM offers no heartbeat service). */
   private deviceHeartbeat: number | null = null;
@@ -147,8 +149,9 @@ export class VmWorker extends EventEmitter {
       this.devices = await DeviceThread.start(p, {
         devices: this.launch.devices ?? {},
         ...(restore ? { restore } : {}),
-        console: (bytes) => {
+        console: (bytes, dropped) => {
           this.consoleBytes += bytes.length;
+          this.consoleDroppedBytes = dropped;
           this.emit('console', Uint8Array.from(bytes));
         },
         kvp: (items) => this.emit('kvp', items),
@@ -156,7 +159,10 @@ export class VmWorker extends EventEmitter {
           this.deviceHeartbeat = status;
           this.emitHeartbeat();
         },
-        log: (m) => this.log.warn(`devices: ${m}`),
+        log: (m, suppressed) => {
+          this.guestLogSuppressed = suppressed;
+          this.log.warn(`devices: ${m}`);
+        },
         onFailure: (reason) => {
           this.log.error(reason);
           this.emit('device-failure', reason);
@@ -291,7 +297,7 @@ export class VmWorker extends EventEmitter {
     const vps = p ? Array.from({ length: p.vpCount }, (_, vp) => p.counters(vp)) : [];
     // The device thread counts what it served; while it runs, the VPs' own count is the same number.
     const served = p && this.devices ? vps.reduce((n, c) => n + (c.InterceptsToRoot ?? 0), 0) : this.lastIntercepts;
-    return { vps, interceptsServed: served, consoleBytes: this.consoleBytes };
+    return { vps, interceptsServed: served, consoleBytes: this.consoleBytes, consoleDroppedBytes: this.consoleDroppedBytes, guestLogLinesSuppressed: this.guestLogSuppressed };
   }
 
   private get deviceThread(): DeviceThread {

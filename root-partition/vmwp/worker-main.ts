@@ -39,7 +39,7 @@ async function main(): Promise<void> {
         case 'RESUME': worker.resume(); return reply(status());
         case 'RESET': await worker.reset(); return reply(status());
         case 'COUNTERS':
-          server.bulk({ kind: 'counters', counters: worker.counters() });
+          server.bulk({ kind: 'counters', counters: { ...worker.counters(), consoleLaggingClientDroppedBytes: server.dropped } });
           return reply(status());
         case 'SAVE':
           if (!r.savedStatePath) throw new Error('SAVE needs a saved-state path');

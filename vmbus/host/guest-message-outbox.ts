@@ -5,6 +5,13 @@
  * §2.6). VMBus messages must not be lost, so they wait here in order and are retried when the
  * guest shows activity and on a short timer. Other failures (the guest disabled its SynIC) are
  * the guest's doing: reported, and the message is dropped, as Hyper-V's post would fail.
+ *
+ * What waits here is bounded by back-pressure, not by dropping: the binding takes no further
+ * guest message while `full` (the guest's own HvCallPostMessage then fails with
+ * INSUFFICIENT_BUFFERS once its port's 16 buffers fill, as on Hyper-V), and one guest message
+ * produces at most `maxAnswersPerMessage` host messages. So at most
+ * `acceptBelow - 1 + maxAnswersPerMessage + hostInitiated` messages ever wait; `capacity` is that
+ * figure, and a send beyond it (a bug, not a guest's doing) is counted as lost and reported.
  */
 import { HvStatus } from '../../abi/hv-status.ts';
 
@@ -13,8 +20,14 @@ export type PostFn = (message: Uint8Array, vp: number) => HvStatus;
 const RETRY_MIN_MS = 1;
 const RETRY_MAX_MS = 20;
 
+/** Host messages waiting above which the binding stops taking guest messages. */
+export const OUTBOX_ACCEPT_BELOW = 32;
+
 export class GuestMessageOutbox {
-  private readonly queue: { message: Uint8Array; vp: number }[] = [];
+  private readonly messages: (Uint8Array | undefined)[];
+  private readonly vps: Int32Array;
+  private head = 0;
+  private count = 0;
   private timer: NodeJS.Timeout | null = null;
   private delay = RETRY_MIN_MS;
   private closed = false;
@@ -22,28 +35,57 @@ export class GuestMessageOutbox {
   /** Posts refused with INSUFFICIENT_BUFFERS and retried later. */
   deferred = 0;
   dropped = 0;
+  /** Most messages ever waiting at once. */
+  highWater = 0;
 
-  constructor(private readonly post: PostFn, private readonly onDrop: (status: HvStatus, vp: number) => void) {}
+  /**
+   * `capacity`: the most messages that can ever wait (see above); `acceptBelow`: the binding takes
+   * guest messages only while fewer than this wait.
+   */
+  constructor(
+    private readonly post: PostFn,
+    private readonly onDrop: (status: HvStatus, vp: number) => void,
+    readonly capacity = 1024,
+    readonly acceptBelow = OUTBOX_ACCEPT_BELOW,
+  ) {
+    if (!(acceptBelow >= 1 && capacity >= acceptBelow)) throw new RangeError(`outbox capacity ${capacity} must be at least acceptBelow ${acceptBelow} ≥ 1`);
+    this.messages = new Array<Uint8Array | undefined>(capacity);
+    this.vps = new Int32Array(capacity);
+  }
 
-  get pending(): number { return this.queue.length; }
+  get pending(): number { return this.count; }
+
+  /** True while the guest has left so much unconsumed that no further guest message is taken. */
+  get full(): boolean { return this.count >= this.acceptBelow; }
 
   send(message: Uint8Array, vp: number): void {
     if (this.closed) return;
-    this.queue.push({ message, vp });
-    if (this.queue.length === 1) this.flush();
+    if (this.count === this.capacity) {
+      this.dropped++;
+      this.onDrop(HvStatus.InsufficientBuffers, vp);
+      return;
+    }
+    const at = (this.head + this.count) % this.capacity;
+    this.messages[at] = message;
+    this.vps[at] = vp;
+    this.count++;
+    if (this.count > this.highWater) this.highWater = this.count;
+    if (this.count === 1) this.flush();
   }
 
   /** Posts what is queued, oldest first, until the hypervisor has no buffers. */
   flush(): void {
-    while (this.queue.length > 0 && !this.closed) {
-      const { message, vp } = this.queue[0];
+    while (this.count > 0 && !this.closed) {
+      const message = this.messages[this.head]!, vp = this.vps[this.head];
       const status = this.post(message, vp);
       if (status === HvStatus.InsufficientBuffers) {
         this.deferred++;
         this.arm();
         return;
       }
-      this.queue.shift();
+      this.messages[this.head] = undefined;
+      this.head = (this.head + 1) % this.capacity;
+      this.count--;
       if (status === HvStatus.Success) this.sent++;
       else {
         this.dropped++;
@@ -65,7 +107,8 @@ export class GuestMessageOutbox {
 
   close(): void {
     this.closed = true;
-    this.queue.length = 0;
+    this.messages.fill(undefined);
+    this.count = 0;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
   }

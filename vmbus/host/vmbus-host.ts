@@ -24,7 +24,7 @@ import {
 import { DEFAULT_LIMITS, type OpenedChannel, type VmbusServerLimits } from '../server/server-types.ts';
 import { VmbusServer } from '../server/vmbus-server.ts';
 import { buildChannelRings } from './channel-rings.ts';
-import { GuestMessageOutbox } from './guest-message-outbox.ts';
+import { GuestMessageOutbox, OUTBOX_ACCEPT_BELOW } from './guest-message-outbox.ts';
 import { VspChannel } from './vsp-channel.ts';
 import type { Vsp } from './vsp.ts';
 
@@ -57,13 +57,25 @@ export interface VmbusHostStats {
   channelsOpened: number;
   channelsRefused: number;
   channelResets: number;
+  /** Looks at the guest's message ports that found the outbox full and left the messages there. */
+  guestMessagesHeldBack: number;
+}
+
+/**
+ * The most host → guest messages that can ever wait in the outbox: fewer than `acceptBelow`
+ * before a guest message is taken, plus what one guest message can produce (REQUESTOFFERS: an
+ * offer per channel and ALLOFFERS_DELIVERED; a close or unload: a GPADL_TORNDOWN per GPADL),
+ * plus what the host sends on its own (a rescind and a re-offer per channel).
+ */
+export function outboxCapacity(limits: Pick<VmbusServerLimits, 'maxChannels' | 'maxGpadls'>): number {
+  return OUTBOX_ACCEPT_BELOW + 3 * limits.maxChannels + limits.maxGpadls + 16;
 }
 
 export class VmbusHost {
   readonly server: VmbusServer;
   readonly stats: VmbusHostStats = {
     messagesFromGuest: 0, packetsIn: 0, packetsOut: 0, signalsToGuest: 0, signalsFromGuest: 0,
-    protocolErrors: 0, channelsOpened: 0, channelsRefused: 0, channelResets: 0,
+    protocolErrors: 0, channelsOpened: 0, channelsRefused: 0, channelResets: 0, guestMessagesHeldBack: 0,
   };
   private readonly outbox: GuestMessageOutbox;
   private readonly vspByRelid = new Map<number, Vsp>();
@@ -82,7 +94,8 @@ export class VmbusHost {
     for (const conn of [VMBUS_MESSAGE_CONNECTION_ID, VMBUS_MESSAGE_CONNECTION_ID_4]) {
       must(ports.createPort(Owner.Root, VmbusPorts.guestMessagePort(conn), { type: HvPortType.Message }), `message port ${conn}`);
       must(ports.connectPort(Owner.Child, conn, VmbusPorts.guestMessagePort(conn)), `guest connection ${conn}`);
-      partition.inbox.onMessage(VmbusPorts.guestMessagePort(conn), (m) => this.onGuestMessage(m, conn));
+      // Back-pressure: no guest message is taken while the guest leaves the answers unconsumed.
+      partition.inbox.onMessage(VmbusPorts.guestMessagePort(conn), (m) => this.onGuestMessage(m, conn), () => this.acceptingGuestMessages());
     }
     for (let vp = 0; vp < partition.vpCount; vp++) {
       const mp = VmbusPorts.hostMessagePort(vp), ep = VmbusPorts.hostEventPort(vp);
@@ -92,9 +105,11 @@ export class VmbusHost {
       must(ports.connectPort(Owner.Root, ep, ep), `host event connection of VP ${vp}`);
     }
     partition.inbox.onEvent((flag) => this.onGuestSignal(flag));
+    const limits = { ...DEFAULT_LIMITS, ...options.limits, vpCount: partition.vpCount, guestPageCount: partition.mem.size / 4096 };
     this.outbox = new GuestMessageOutbox(
       (message, vp) => partition.postMessage(VmbusPorts.hostMessagePort(vp), VMBUS_SYNIC_MESSAGE_TYPE, message),
       (status, vp) => this.error('VMBUS_MESSAGE_LOST', `post to VP ${vp} failed with HV_STATUS 0x${status.toString(16)}; the guest's SynIC is not accepting messages`),
+      outboxCapacity(limits),
     );
     this.server = new VmbusServer(
       {
@@ -107,7 +122,7 @@ export class VmbusHost {
           this.log(e);
         },
       },
-      { ...DEFAULT_LIMITS, ...options.limits, vpCount: partition.vpCount, guestPageCount: partition.mem.size / 4096 },
+      limits,
     );
   }
 
@@ -133,9 +148,16 @@ export class VmbusHost {
     for (const [relid, v] of this.vspByRelid) if (v === vsp) return relid;
     return undefined;
   }
-  get messagesToGuest(): { sent: number; deferred: number; dropped: number; pending: number } {
+  get messagesToGuest(): { sent: number; deferred: number; dropped: number; pending: number; highWater: number; capacity: number } {
     const o = this.outbox;
-    return { sent: o.sent, deferred: o.deferred, dropped: o.dropped, pending: o.pending };
+    return { sent: o.sent, deferred: o.deferred, dropped: o.dropped, pending: o.pending, highWater: o.highWater, capacity: o.capacity };
+  }
+
+  private acceptingGuestMessages(): boolean {
+    this.outbox.flush(); // the guest may have consumed since the last look
+    if (!this.outbox.full) return true;
+    this.stats.guestMessagesHeldBack++;
+    return false;
   }
 
   private onGuestMessage(message: Uint8Array, connectionId: number): void {

@@ -1,0 +1,40 @@
+/**
+ * The process logs are capped and rotated: a flood of lines leaves at most maxFiles files of
+ * about maxBytes each, the newest lines in `<process>.log`, in order.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { closeLogger, createProcessLogger } from '../../root-partition/vmms/log.ts';
+
+describe('log files', () => {
+  it('5,000 lines into a 64 KiB × 3 log: capped, rotated, newest last', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tsv-log-'));
+    const maxBytes = 64 * 1024, maxFiles = 3;
+    const log = createProcessLogger({ dataDir, process: 'vmwp-flood', terminal: false, maxBytes, maxFiles });
+    for (let i = 0; i < 5_000; i++) log.warn(`devices: vmbus VMBUS_BAD_MESSAGE: line ${i}`);
+    await closeLogger(log);
+    const dir = join(dataDir, 'logs');
+    // closeLogger waits at most 500 ms; the file transport may still be writing and rotating.
+    const last = 'devices: vmbus VMBUS_BAD_MESSAGE: line 4999"';
+    const current = () => { try { return readFileSync(join(dir, 'vmwp-flood.log'), 'utf8'); } catch { return ''; } }; // absent for a moment while rotating
+    for (let t = 0; t < 200 && !current().includes(last); t++) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 100));
+    const files = readdirSync(dir).sort();
+    expect(files.length).toBeLessThanOrEqual(maxFiles);
+    expect(files).toContain('vmwp-flood.log');
+    let total = 0;
+    for (const f of files) {
+      const size = statSync(join(dir, f)).size;
+      expect(size).toBeLessThanOrEqual(maxBytes + 512); // winston rotates after the line that crosses the cap
+      total += size;
+    }
+    expect(total).toBeLessThan(maxFiles * (maxBytes + 512));
+    const newest = readFileSync(join(dir, 'vmwp-flood.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).message as string);
+    expect(newest.at(-1)).toBe('devices: vmbus VMBUS_BAD_MESSAGE: line 4999');
+    const numbers = newest.map((m) => Number(/line (\d+)/.exec(m)![1]));
+    expect(numbers).toEqual(numbers.map((_, i) => numbers[0] + i));
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+});
