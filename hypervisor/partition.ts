@@ -25,6 +25,7 @@ import {
 import { PortTable } from './ports.ts';
 import { ReferenceClock } from './reference-time.ts';
 import { RootInbox } from './root-inbox.ts';
+import type { RewriteOptions } from './rewrite/rewrite-abi.ts';
 import type { VpExitReason } from './vp/vp-runtime.ts';
 import type { VpThreadData, VpThreadMessage } from './vp/vp-thread.ts';
 
@@ -54,6 +55,10 @@ export interface PartitionConfig {
   privileges?: { lo: number; hi: number };
   /** Spin budget of VP and root waits (adaptive wait); 0 sleeps at once. */
   waitPolicy?: WaitPolicy;
+  /** How the image is prepared at load; default preemption points (TSVISOR_REWRITE=0: unmodified). */
+  rewrite?: RewriteOptions;
+  /** Fuel between two preemption points (hypervisor/rewrite/preempt-budget.ts). */
+  preemptBudget?: number;
 }
 
 export interface VpExitEvent {
@@ -86,6 +91,10 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
   private running = 0;
   private idleResolvers: (() => void)[] = [];
   private workerUrl: URL | undefined;
+  private readonly rewrite: RewriteOptions | undefined;
+  private readonly preemptBudget: number | undefined;
+  /** VP threads stop() had to terminate: VPs stuck in a host call, or images run without preemption points. */
+  threadsTerminated = 0;
 
   constructor(config: PartitionConfig) {
     super();
@@ -93,6 +102,8 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
     this.name = config.name ?? `partition-${config.id}`;
     this.vpCount = config.vpCount;
     this.waitPolicy = config.waitPolicy ?? defaultWaitPolicy();
+    this.rewrite = config.rewrite;
+    this.preemptBudget = config.preemptBudget;
     this.ctl = PartitionControl.create(config.vpCount, config.id);
     this.mem = new GuestMemory(config.memoryBytes);
     this.ports = new PortTable(this.ctl, this.mem);
@@ -163,7 +174,7 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
   /** Loads a guest image into memory and writes the boot-information block. */
   loadImage(bytes: Uint8Array, cmdline = ''): GuestImage {
     if (this.state !== 'initialized') throw new HvError('HV_ERR_PARTITION_STATE', `cannot load an image into a partition in state ${this.state}`);
-    const image = loadGuestImage(bytes);
+    const image = loadGuestImage(bytes, { rewrite: this.rewrite });
     const ramPages = this.mem.size / 65536;
     if (image.minPages > ramPages) {
       throw new HvError('HV_ERR_IMAGE_TOO_BIG', `the image needs ${image.minPages * 64} KiB of memory; the partition has ${this.mem.size / 1024} KiB`);
@@ -195,7 +206,7 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
   }
 
   private startVp(vp: number, entry: VpThreadData['entry']): void {
-    const data: VpThreadData = { module: this.image!.module, memory: this.mem.memory, control: this.ctl.sab, vp, entry, spinIterations: this.waitPolicy.spinIterations, maxSpinIterations: this.waitPolicy.maxSpinIterations };
+    const data: VpThreadData = { module: this.image!.module, memory: this.mem.memory, control: this.ctl.sab, vp, entry, spinIterations: this.waitPolicy.spinIterations, maxSpinIterations: this.waitPolicy.maxSpinIterations, preemptBudget: this.preemptBudget };
     this.workerUrl ??= vpWorkerUrl();
     const worker = new Worker(this.workerUrl, { workerData: data, name: `${this.name}/vp${vp}` });
     this.workers.set(vp, worker);
@@ -262,7 +273,10 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
     return this.ports.signalEvent(Owner.Root, connectionId, flagNumber);
   }
 
-  /** Parks every running VP at its next exit boundary; resolves when all are parked or stopped. */
+  /**
+   * Parks every running VP at its next exit boundary or preemption point; resolves true when all
+   * are parked or stopped, false on time-out.
+   */
   async pause(timeoutMs = 5000): Promise<boolean> {
     Atomics.store(this.ctl.i32, P_REQUESTED_STATE >> 2, RequestedState.Pause);
     ReferenceClock.freeze(this.ctl);
@@ -297,8 +311,9 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
   }
 
   /**
-   * Stops every VP: asks them to leave at their next exit, and terminates the threads of VPs
-   * that do not (a guest spinning without exits) after `graceMs`.
+   * Stops every VP: asks them to leave at their next exit or preemption point, and terminates
+   * the threads of VPs that do not after `graceMs` (a VP stuck in a host call that never
+   * returns, or an image run without preemption points spinning without exits).
    */
   async stop(graceMs = 200): Promise<void> {
     Atomics.store(this.ctl.i32, P_REQUESTED_STATE >> 2, RequestedState.Stop);
@@ -307,6 +322,7 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
     const idle = this.whenIdle();
     const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
     if ((await Promise.race([idle, timer])) === 'timeout') {
+      this.threadsTerminated += this.running;
       await Promise.all([...this.workers.values()].map((w) => w.terminate()));
     }
     await Promise.all([...this.workers.values()].map((w) => w.terminate()));
