@@ -93,7 +93,15 @@ function bad(why: string): HvError {
   return new HvError('HV_ERR_BAD_IMAGE', `guest image is not a valid WebAssembly module: ${why}`);
 }
 
-export function loadGuestImage(image: Uint8Array, opts: LoadOptions = {}): GuestImage {
+/** An image split into its code (a module without data) and its data segments, not yet compiled. */
+export interface ParsedImage {
+  stripped: Uint8Array<ArrayBuffer>;
+  segments: DataSegment[];
+  minPages: number;
+  maxPages: number | null;
+}
+
+export function parseGuestImage(image: Uint8Array, opts: LoadOptions = {}): ParsedImage {
   const u8 = image;
   const limit = opts.maxBytes ?? maxImageBytes();
   if (u8.length > limit) throw bad(`${u8.length} bytes is more than the ${limit} bytes an image may have`);
@@ -150,6 +158,11 @@ export function loadGuestImage(image: Uint8Array, opts: LoadOptions = {}): Guest
   const total = keep.reduce((a, p) => a + p.length, 0);
   const stripped = new Uint8Array(total);
   keep.reduce((o, p) => (stripped.set(p, o), o + p.length), 0);
+  return { stripped, segments, minPages, maxPages };
+}
+
+export function loadGuestImage(image: Uint8Array, opts: LoadOptions = {}): GuestImage {
+  const { stripped, segments, minPages, maxPages } = parseGuestImage(image, opts);
   let plain: WebAssembly.Module;
   try {
     plain = new WebAssembly.Module(stripped);

@@ -45,7 +45,7 @@ function cacheDirs(): string[] {
   return [join(REPO_ROOT, 'build', 'image-cache'), join(user, 'tsvisor', 'images')];
 }
 
-function readCached(key: string): WebAssembly.Module | null {
+export function readCached(key: string): WebAssembly.Module | null {
   for (const dir of cacheDirs()) {
     try {
       const module = new WebAssembly.Module(readFileSync(join(dir, `${key}.wasm`)));
@@ -57,7 +57,7 @@ function readCached(key: string): WebAssembly.Module | null {
   return null;
 }
 
-function writeCached(key: string, bytes: Uint8Array): void {
+export function writeCached(key: string, bytes: Uint8Array): void {
   for (const dir of cacheDirs()) {
     try {
       mkdirSync(dir, { recursive: true });
@@ -92,4 +92,9 @@ function remember(key: string, module: WebAssembly.Module): WebAssembly.Module {
   memory.set(key, module);
   if (memory.size > MEMORY_ENTRIES) memory.delete(memory.keys().next().value!);
   return module;
+}
+
+/** Empties this process's in-memory cache (the disk cache stays). */
+export function forgetPreparedModules(): void {
+  memory.clear();
 }
