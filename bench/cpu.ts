@@ -1,8 +1,8 @@
 /**
  * CPU benchmark: what the load-time rewrite (hypervisor/rewrite/) costs and what it buys.
  * The cpu-kernels guest runs five compute kernels that never exit (hashing, a heap sort, a
- * matrix multiply, recursive Fibonacci, a tight memory loop) as the unmodified image and as the
- * preemptible one, interleaved round by round; then a VP computing without exits and a halting
+ * matrix multiply, recursive Fibonacci, a tight memory loop) as the unmodified image, the
+ * preemptible one and the preemptible + capturable one (Asyncify), interleaved round by round; then a VP computing without exits and a halting
  * one take a 1 ms periodic SynIC timer (interrupt lateness p50/p99), and a computing VP is
  * paused and resumed (time until pause() reports every VP parked).
  * Usage: npx tsx bench/cpu.ts [--quick] [--budget N] [--json FILE]   (or tsvisor bench cpu)
@@ -12,7 +12,7 @@ import { Hypervisor } from '../hypervisor/hypervisor.ts';
 import type { Partition } from '../hypervisor/partition.ts';
 import { VpRunState } from '../hypervisor/partition-control.ts';
 import { DEFAULT_PREEMPT_BUDGET, preemptBudget } from '../hypervisor/rewrite/preempt-budget.ts';
-import { DEFAULT_REWRITE, NO_REWRITE, type RewriteOptions } from '../hypervisor/rewrite/rewrite-abi.ts';
+import { CAPTURABLE_REWRITE, DEFAULT_REWRITE, NO_REWRITE, type RewriteOptions } from '../hypervisor/rewrite/rewrite-abi.ts';
 import { buildGuests, guestImagePath } from '../scripts/build-guests.ts';
 
 const RESULT_GPA = 0x3000;
@@ -26,6 +26,7 @@ const KERNELS = [
 const VARIANTS: { name: string; rewrite: RewriteOptions }[] = [
   { name: 'plain', rewrite: NO_REWRITE },
   { name: 'preemptible', rewrite: DEFAULT_REWRITE },
+  { name: 'capturable', rewrite: CAPTURABLE_REWRITE },
 ];
 
 export interface KernelRow {
@@ -34,6 +35,8 @@ export interface KernelRow {
   ms: Record<string, number>;
   /** preemptible ÷ plain. */
   overhead: number;
+  /** capturable (preemptible + Asyncify) ÷ plain. */
+  capturableOverhead: number;
   /** Preemption points that ran out of fuel, and the mean compute between two, µs. */
   preemptions: number;
   usPerPreemption: number;
@@ -156,12 +159,12 @@ export async function runCpuBench(opts: { quick?: boolean; budget?: number } = {
         const res = await runKernel(k, v.rewrite, budget, scale);
         (ms[v.name] ??= []).push(res.ms);
         sums.add(res.sum);
-        if (v.rewrite.preemption) preemptions = res.preemptions;
+        if (v.name === 'preemptible') preemptions = res.preemptions;
       }
     }
     const med = Object.fromEntries(Object.entries(ms).map(([n, xs]) => [n, median(xs)]));
     kernels.push({
-      kernel: k.name, ms: med, overhead: med.preemptible / med.plain, preemptions,
+      kernel: k.name, ms: med, overhead: med.preemptible / med.plain, capturableOverhead: med.capturable / med.plain, preemptions,
       usPerPreemption: preemptions > 0 ? (med.preemptible * 1000) / preemptions : NaN, checksumsAgree: sums.size === 1,
     });
   }
@@ -181,10 +184,10 @@ const f = (x: number | null, d = 1) => (x === null || !Number.isFinite(x) ? '—
 export function formatCpuBench(r: CpuBenchReport): string {
   const lines = [
     `compute kernels, guest time (median of ${r.rounds}), preemption budget ${r.budget}${r.budget === DEFAULT_PREEMPT_BUDGET ? ' (default)' : ''}`,
-    'kernel                          plain ms  preemptible ms  overhead  preemptions  µs/preemption  same result',
+    'kernel                          plain ms  preemptible ms  overhead  capturable ms  overhead  preemptions  µs/preemption  same result',
   ];
   for (const k of r.kernels) {
-    lines.push(`${k.kernel.padEnd(30)} ${f(k.ms.plain).padStart(9)} ${f(k.ms.preemptible).padStart(15)} ${(f(k.overhead, 3) + '×').padStart(9)} ${String(k.preemptions).padStart(12)} ${f(k.usPerPreemption).padStart(14)}  ${k.checksumsAgree ? 'yes' : 'NO'}`);
+    lines.push(`${k.kernel.padEnd(30)} ${f(k.ms.plain).padStart(9)} ${f(k.ms.preemptible).padStart(15)} ${(f(k.overhead, 3) + '×').padStart(9)} ${f(k.ms.capturable).padStart(14)} ${(f(k.capturableOverhead, 3) + '×').padStart(9)} ${String(k.preemptions).padStart(12)} ${f(k.usPerPreemption).padStart(14)}  ${k.checksumsAgree ? 'yes' : 'NO'}`);
   }
   lines.push('', 'interrupt lateness, 1 ms periodic SynIC timer (handler time − expiration, 100 ns clock)', 'guest                       interrupts    p50 µs    p99 µs    max µs');
   for (const l of r.latency) lines.push(`${l.guest.padEnd(26)} ${String(l.interrupts).padStart(11)} ${f(l.p50us).padStart(9)} ${f(l.p99us).padStart(9)} ${f(l.maxus).padStart(9)}`);

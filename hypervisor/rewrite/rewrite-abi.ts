@@ -20,10 +20,19 @@ export const IRQ_FLAG_EXPORT = '__tsvisor_irq';
 export interface RewriteOptions {
   /** Fuel checks at loop headers and function entries; interrupts delivered from Wasm. */
   preemption: boolean;
+  /**
+   * Asyncify on the exits and preemption points (needs preemption): a VP parked there can
+   * unwind its whole Wasm stack into a buffer and be rewound later, in another instance. Every
+   * mutable global is exported as `__tsvisor_global_<i>` so it can be saved with the stack.
+   * Not wired into saved state yet; costly (see tsvisor bench cpu), so off by default.
+   */
+  capturable?: boolean;
 }
 
 export const DEFAULT_REWRITE: RewriteOptions = { preemption: true };
 export const NO_REWRITE: RewriteOptions = { preemption: false };
+export const CAPTURABLE_REWRITE: RewriteOptions = { preemption: true, capturable: true };
+export const GLOBAL_EXPORT_PREFIX = '__tsvisor_global_';
 
 /** Whether a compiled module carries the rewrite (its imports say so). */
 export function isRewritten(module: WebAssembly.Module): boolean {

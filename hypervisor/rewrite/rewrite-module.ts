@@ -8,7 +8,7 @@
 import binaryen from 'binaryen';
 import { addDeliveryLoop, wrapExits } from './exit-wrappers.ts';
 import { insertPreemptionPoints } from './preemption-points.ts';
-import { IRQ_FLAG_EXPORT, PREEMPT_IMPORT, REWRITE_MODULE, type RewriteOptions } from './rewrite-abi.ts';
+import { GLOBAL_EXPORT_PREFIX, IRQ_FLAG_EXPORT, PREEMPT_IMPORT, REWRITE_MODULE, type RewriteOptions } from './rewrite-abi.ts';
 
 export interface RewriteReport {
   functions: number;
@@ -49,11 +49,31 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): { bytes:
       const points = insertPreemptionPoints(m, FUEL, PREEMPT_POINT, own);
       report.functions = points.functions;
       report.loops = points.loops;
+      if (opts.capturable) makeCapturable(m, wrappers.map((w) => binaryen.getFunctionInfo(m.getFunction(`${w}$exit`)).base!));
     }
     if (!validate(m)) throw new Error('the rewritten module does not validate (a rewriter bug; run the image with rewriting off)');
     return { bytes: m.emitBinary(), report };
   } finally {
     m.dispose();
+  }
+}
+
+/**
+ * Asyncify (binaryen's pass) on the preemption point and the exits, so a VP parked in one of
+ * them can unwind its stack into a buffer and be rewound; mutable globals are exported so they
+ * can be saved with it (Asyncify's buffer holds only locals and the call chain).
+ */
+function makeCapturable(m: binaryen.Module, exitFields: string[]): void {
+  const imports = [`${REWRITE_MODULE}.${PREEMPT_IMPORT}`, ...exitFields.map((f) => `hv.${f}`)];
+  binaryen.setPassArgument('asyncify-imports', imports.join(','));
+  try {
+    m.runPasses(['asyncify']);
+  } finally {
+    binaryen.setPassArgument('asyncify-imports', null);
+  }
+  for (let i = 0, n = m.getNumGlobals(); i < n; i++) {
+    const g = binaryen.getGlobalInfo(m.getGlobalByIndex(i));
+    if (g.mutable && !g.module && g.name !== IRQ) m.addGlobalExport(g.name, `${GLOBAL_EXPORT_PREFIX}${i}`);
   }
 }
 
