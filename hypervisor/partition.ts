@@ -16,7 +16,7 @@ import { writeBootInfo } from './boot-info.ts';
 import { freshBundlePath, REPO_ROOT } from './bundle-freshness.ts';
 import { GuestMemory } from './guest-memory.ts';
 import { HvError } from './hv-error.ts';
-import { loadGuestImage, type GuestImage } from './image-loader.ts';
+import { loadGuestImage, parseGuestImage, type GuestImage } from './image-loader.ts';
 import { assertChildInterrupt, type ChildPartitionAccess, type PartitionShare } from './partition-handle.ts';
 import {
   Owner, P_GUEST_OS_ID, P_PAUSED_VPS, P_PRIV_HI, P_REF_FROZEN_AT, P_PRIV_LO, P_REQUESTED_STATE, PartitionControl, RequestedState, VP_WAKE, VpRunState,
@@ -174,7 +174,8 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
   /** Loads a guest image into memory and writes the boot-information block. */
   loadImage(bytes: Uint8Array, cmdline = ''): GuestImage {
     if (this.state !== 'initialized') throw new HvError('HV_ERR_PARTITION_STATE', `cannot load an image into a partition in state ${this.state}`);
-    const image = loadGuestImage(bytes, { rewrite: this.rewrite });
+    // Layout first: an image that cannot run here is refused before anything rewrites it.
+    const image = parseGuestImage(bytes);
     const ramPages = this.mem.size / 65536;
     if (image.minPages > ramPages) {
       throw new HvError('HV_ERR_IMAGE_TOO_BIG', `the image needs ${image.minPages * 64} KiB of memory; the partition has ${this.mem.size / 1024} KiB`);
@@ -186,11 +187,12 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
       if (s.offset < BOOT_INFO_GPA + PAGE_SIZE && s.offset + s.bytes.length > BOOT_INFO_GPA) {
         throw new HvError('HV_ERR_IMAGE_LAYOUT', `data segment at 0x${s.offset.toString(16)} overlaps the boot-information page; link images with --memoryBase ${IMAGE_BASE}`);
       }
-      this.mem.write(s.offset, s.bytes);
     }
-    writeBootInfo(this.mem, { vpCount: this.vpCount, partitionId: this.id, flags: BOOT_FLAG_ENLIGHTENED, cmdline, imageEnd: image.dataEnd });
-    this.image = image;
-    return image;
+    const loaded = loadGuestImage(bytes, { rewrite: this.rewrite });
+    for (const s of loaded.segments) this.mem.write(s.offset, s.bytes);
+    writeBootInfo(this.mem, { vpCount: this.vpCount, partitionId: this.id, flags: BOOT_FLAG_ENLIGHTENED, cmdline, imageEnd: loaded.dataEnd });
+    this.image = loaded;
+    return loaded;
   }
 
   /**
