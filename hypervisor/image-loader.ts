@@ -2,10 +2,30 @@
  * Loads a guest image the way a boot loader does: the data segments are copied into guest memory
  * once, and the VPs instantiate a copy of the module without its data section. WebAssembly
  * re-applies active data segments at every instantiation, which would reset live data whenever a
- * later VP starts (reference assemblyscript-guests.md §3.3). An image is untrusted input: every
- * length is checked and anything unexpected is a clear error, never a host crash.
+ * later VP starts (reference assemblyscript-guests.md §3.3). An image is untrusted input: its
+ * size is bounded before anything parses it, every length is checked, V8 validates the module
+ * before the rewriter sees it, and the rewrite runs in a worker under a time bound (rewrite/):
+ * anything unexpected is a clear error, never a host crash.
  */
 import { HvError } from './hv-error.ts';
+import { preparedModule } from './rewrite/prepared-image-cache.ts';
+import { DEFAULT_REWRITE, NO_REWRITE, type RewriteOptions } from './rewrite/rewrite-abi.ts';
+
+/** Largest image accepted (guest images are tens to hundreds of KiB). TSVISOR_MAX_IMAGE_BYTES overrides. */
+export const MAX_IMAGE_BYTES = 32 * 1024 * 1024;
+
+export interface LoadOptions {
+  /** How the image is prepared; default: preemption points (rewrite/rewrite-abi.ts). */
+  rewrite?: RewriteOptions;
+  /** Bound on the rewrite (ms); default TSVISOR_REWRITE_TIMEOUT_MS or 30 s. */
+  rewriteTimeoutMs?: number;
+  maxBytes?: number;
+}
+
+function maxImageBytes(): number {
+  const env = Number(process.env.TSVISOR_MAX_IMAGE_BYTES);
+  return Number.isFinite(env) && env > 0 ? env : MAX_IMAGE_BYTES;
+}
 
 export interface DataSegment {
   offset: number;
@@ -13,8 +33,10 @@ export interface DataSegment {
 }
 
 export interface GuestImage {
-  /** The module without data (and data-count) sections, compiled once, shareable with workers. */
+  /** The module without data (and data-count) sections, prepared and compiled once, shareable with workers. */
   module: WebAssembly.Module;
+  /** How `module` was prepared from the image. */
+  rewrite: RewriteOptions;
   segments: DataSegment[];
   /** First byte after the highest data segment. */
   dataEnd: number;
@@ -71,8 +93,18 @@ function bad(why: string): HvError {
   return new HvError('HV_ERR_BAD_IMAGE', `guest image is not a valid WebAssembly module: ${why}`);
 }
 
-export function loadGuestImage(image: Uint8Array): GuestImage {
+/** An image split into its code (a module without data) and its data segments, not yet compiled. */
+export interface ParsedImage {
+  stripped: Uint8Array<ArrayBuffer>;
+  segments: DataSegment[];
+  minPages: number;
+  maxPages: number | null;
+}
+
+export function parseGuestImage(image: Uint8Array, opts: LoadOptions = {}): ParsedImage {
   const u8 = image;
+  const limit = opts.maxBytes ?? maxImageBytes();
+  if (u8.length > limit) throw bad(`${u8.length} bytes is more than the ${limit} bytes an image may have`);
   if (u8.length < 8 || u8[0] !== 0 || u8[1] !== 0x61 || u8[2] !== 0x73 || u8[3] !== 0x6d) throw bad('missing \\0asm magic');
   if (u8[4] !== 1 || u8[5] !== 0 || u8[6] !== 0 || u8[7] !== 0) throw bad('unsupported version');
   const keep: Uint8Array[] = [u8.subarray(0, 8)];
@@ -126,16 +158,28 @@ export function loadGuestImage(image: Uint8Array): GuestImage {
   const total = keep.reduce((a, p) => a + p.length, 0);
   const stripped = new Uint8Array(total);
   keep.reduce((o, p) => (stripped.set(p, o), o + p.length), 0);
-  let module: WebAssembly.Module;
+  return { stripped, segments, minPages, maxPages };
+}
+
+export function loadGuestImage(image: Uint8Array, opts: LoadOptions = {}): GuestImage {
+  const { stripped, segments, minPages, maxPages } = parseGuestImage(image, opts);
+  let plain: WebAssembly.Module;
   try {
-    module = new WebAssembly.Module(stripped);
+    plain = new WebAssembly.Module(stripped);
   } catch (e) {
     throw bad((e as Error).message);
   }
+  const rewrite = opts.rewrite ?? rewriteFromEnv();
+  const module = rewrite.preemption ? preparedModule(stripped, { rewrite, timeoutMs: opts.rewriteTimeoutMs }) : plain;
   const dataEnd = segments.reduce((m, s) => Math.max(m, s.offset + s.bytes.length), 0);
   return {
-    module, segments, dataEnd, minPages, maxPages,
-    imports: WebAssembly.Module.imports(module).map((i) => ({ module: i.module, name: i.name, kind: i.kind })),
-    exports: WebAssembly.Module.exports(module).map((e) => ({ name: e.name, kind: e.kind })),
+    module, rewrite, segments, dataEnd, minPages, maxPages,
+    imports: WebAssembly.Module.imports(plain).map((i) => ({ module: i.module, name: i.name, kind: i.kind })),
+    exports: WebAssembly.Module.exports(plain).map((e) => ({ name: e.name, kind: e.kind })),
   };
+}
+
+/** TSVISOR_REWRITE=0 runs images unmodified (cooperative VPs, as before the rewrite existed). */
+function rewriteFromEnv(): RewriteOptions {
+  return process.env.TSVISOR_REWRITE === '0' ? NO_REWRITE : DEFAULT_REWRITE;
 }

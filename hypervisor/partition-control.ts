@@ -124,6 +124,8 @@ export const VpCounter = {
   StringIoBytes: 15,
   WaitSpinHits: 16,
   WaitSleeps: 17,
+  /** Preemption points that ran out of fuel (rewritten images only, hypervisor/rewrite/). */
+  PreemptionExits: 18,
 } as const;
 export type VpCounterName = keyof typeof VpCounter;
 

@@ -16,7 +16,7 @@ import { writeBootInfo } from './boot-info.ts';
 import { freshBundlePath, REPO_ROOT } from './bundle-freshness.ts';
 import { GuestMemory } from './guest-memory.ts';
 import { HvError } from './hv-error.ts';
-import { loadGuestImage, type GuestImage } from './image-loader.ts';
+import { loadGuestImage, parseGuestImage, type GuestImage } from './image-loader.ts';
 import { assertChildInterrupt, type ChildPartitionAccess, type PartitionShare } from './partition-handle.ts';
 import {
   Owner, P_GUEST_OS_ID, P_PAUSED_VPS, P_PRIV_HI, P_REF_FROZEN_AT, P_PRIV_LO, P_REQUESTED_STATE, PartitionControl, RequestedState, VP_WAKE, VpRunState,
@@ -25,6 +25,7 @@ import {
 import { PortTable } from './ports.ts';
 import { ReferenceClock } from './reference-time.ts';
 import { RootInbox } from './root-inbox.ts';
+import type { RewriteOptions } from './rewrite/rewrite-abi.ts';
 import type { VpExitReason } from './vp/vp-runtime.ts';
 import type { VpThreadData, VpThreadMessage } from './vp/vp-thread.ts';
 
@@ -60,6 +61,10 @@ export interface PartitionConfig {
   privileges?: { lo: number; hi: number };
   /** Spin budget of VP and root waits (adaptive wait); 0 sleeps at once. */
   waitPolicy?: WaitPolicy;
+  /** How the image is prepared at load; default preemption points (TSVISOR_REWRITE=0: unmodified). */
+  rewrite?: RewriteOptions;
+  /** Fuel between two preemption points (hypervisor/rewrite/preempt-budget.ts). */
+  preemptBudget?: number;
 }
 
 export interface VpExitEvent {
@@ -92,6 +97,10 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
   private running = 0;
   private idleResolvers: (() => void)[] = [];
   private workerUrl: URL | undefined;
+  private readonly rewrite: RewriteOptions | undefined;
+  private readonly preemptBudget: number | undefined;
+  /** VP threads stop() had to terminate: VPs stuck in a host call, or images run without preemption points. */
+  threadsTerminated = 0;
 
   constructor(config: PartitionConfig) {
     super();
@@ -99,6 +108,8 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
     this.name = config.name ?? `partition-${config.id}`;
     this.vpCount = config.vpCount;
     this.waitPolicy = config.waitPolicy ?? defaultWaitPolicy();
+    this.rewrite = config.rewrite;
+    this.preemptBudget = config.preemptBudget;
     this.ctl = PartitionControl.create(config.vpCount, config.id);
     this.mem = new GuestMemory(config.memoryBytes);
     this.ports = new PortTable(this.ctl, this.mem);
@@ -169,7 +180,8 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
   /** Loads a guest image into memory and writes the boot-information block. */
   loadImage(bytes: Uint8Array, cmdline = ''): GuestImage {
     if (this.state !== 'initialized') throw new HvError('HV_ERR_PARTITION_STATE', `cannot load an image into a partition in state ${this.state}`);
-    const image = loadGuestImage(bytes);
+    // Layout first: an image that cannot run here is refused before anything rewrites it.
+    const image = parseGuestImage(bytes);
     const ramPages = this.mem.size / 65536;
     if (image.minPages > ramPages) {
       throw new HvError('HV_ERR_IMAGE_TOO_BIG', `the image needs ${image.minPages * 64} KiB of memory; the partition has ${this.mem.size / 1024} KiB`);
@@ -181,11 +193,12 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
       if (s.offset < BOOT_INFO_GPA + PAGE_SIZE && s.offset + s.bytes.length > BOOT_INFO_GPA) {
         throw new HvError('HV_ERR_IMAGE_LAYOUT', `data segment at 0x${s.offset.toString(16)} overlaps the boot-information page; link images with --memoryBase ${IMAGE_BASE}`);
       }
-      this.mem.write(s.offset, s.bytes);
     }
-    writeBootInfo(this.mem, { vpCount: this.vpCount, partitionId: this.id, flags: BOOT_FLAG_ENLIGHTENED, cmdline, imageEnd: image.dataEnd });
-    this.image = image;
-    return image;
+    const loaded = loadGuestImage(bytes, { rewrite: this.rewrite });
+    for (const s of loaded.segments) this.mem.write(s.offset, s.bytes);
+    writeBootInfo(this.mem, { vpCount: this.vpCount, partitionId: this.id, flags: BOOT_FLAG_ENLIGHTENED, cmdline, imageEnd: loaded.dataEnd });
+    this.image = loaded;
+    return loaded;
   }
 
   /**
@@ -201,7 +214,7 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
   }
 
   private startVp(vp: number, entry: VpThreadData['entry']): void {
-    const data: VpThreadData = { module: this.image!.module, memory: this.mem.memory, control: this.ctl.sab, vp, entry, spinIterations: this.waitPolicy.spinIterations, maxSpinIterations: this.waitPolicy.maxSpinIterations };
+    const data: VpThreadData = { module: this.image!.module, memory: this.mem.memory, control: this.ctl.sab, vp, entry, spinIterations: this.waitPolicy.spinIterations, maxSpinIterations: this.waitPolicy.maxSpinIterations, preemptBudget: this.preemptBudget };
     this.workerUrl ??= vpWorkerUrl();
     const worker = new Worker(this.workerUrl, { workerData: data, name: `${this.name}/vp${vp}` });
     this.workers.set(vp, worker);
@@ -269,7 +282,7 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
   }
 
   /**
-   * Parks every running VP at its next exit boundary and freezes the reference clock. When a VP
+   * Parks every running VP at its next exit boundary or preemption point and freezes the reference clock. When a VP
    * does not get there within `timeoutMs` (a guest computing without exits, an overloaded host)
    * the pause is undone completely — request cleared, clock running as if never frozen, parked
    * VPs woken — so a failed pause never leaves the partition half-frozen; the outcome names the
@@ -328,8 +341,9 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
   }
 
   /**
-   * Stops every VP: asks them to leave at their next exit, and terminates the threads of VPs
-   * that do not (a guest spinning without exits) after `graceMs`.
+   * Stops every VP: asks them to leave at their next exit or preemption point, and terminates
+   * the threads of VPs that do not after `graceMs` (a VP stuck in a host call that never
+   * returns, or an image run without preemption points spinning without exits).
    */
   async stop(graceMs = 200): Promise<void> {
     Atomics.store(this.ctl.i32, P_REQUESTED_STATE >> 2, RequestedState.Stop);
@@ -338,6 +352,7 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
     const idle = this.whenIdle();
     const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
     if ((await Promise.race([idle, timer])) === 'timeout') {
+      this.threadsTerminated += this.running;
       await Promise.all([...this.workers.values()].map((w) => w.terminate()));
     }
     await Promise.all([...this.workers.values()].map((w) => w.terminate()));

@@ -4,7 +4,9 @@
  * the VP's own thread, as a hypervisor handles them on the CPU that trapped; port I/O, MMIO,
  * unknown MSRs and foreign CPUID leaves go to the root partition through the intercept mailbox.
  * Interrupts are delivered at exit boundaries: on halt, on sti, and on return from any exit while
- * interrupts are enabled.
+ * interrupts are enabled; in a rewritten image (../rewrite/) also at preemption points, and the
+ * delivery runs in Wasm: the host only raises the image's interrupt flag, and the code the
+ * rewrite placed after the exit calls the handler, so no JavaScript frame sits inside the stack.
  */
 import { HvStatus } from '../../abi/hv-status.ts';
 import { HvCall } from '../../abi/hv-hypercall.ts';
@@ -25,6 +27,8 @@ import { hypervisorCpuid } from './cpuid.ts';
 import { GuestFault, VpStop } from './guest-fault.ts';
 import { registerSlot, registerToMsr, HvRegister } from './registers.ts';
 import { GP, NOT_SYNTHETIC, SyntheticMsrs } from './synthetic-msrs.ts';
+import { IRQ_FLAG_EXPORT, IRET_IMPORT, isRewritten, PREEMPT_IMPORT, REWRITE_MODULE, TAKE_INTERRUPT_IMPORT } from '../rewrite/rewrite-abi.ts';
+import { preemptBudget } from '../rewrite/preempt-budget.ts';
 
 export type VpEvent =
   | { type: 'start-vp'; vp: number; target: number; rip: number }
@@ -45,6 +49,8 @@ export interface VpRuntimeOptions {
   control: SharedArrayBuffer;
   vp: number;
   policy?: WaitPolicy;
+  /** Fuel between two preemption points of a rewritten image (preempt-budget.ts). */
+  preemptBudget?: number;
   notify: (e: VpEvent) => void;
 }
 
@@ -77,6 +83,13 @@ export class VpRuntime {
   private readonly counterBase: number;
   private exports: GuestExports = {};
   private interruptsEnabled = false;
+  /** The image carries preemption points and delivers interrupts from Wasm. */
+  private readonly rewritten: boolean;
+  private readonly budget: number;
+  /** The rewritten image's interrupt flag: 1 = run the delivery loop after this exit. */
+  private irqFlag: WebAssembly.Global | null = null;
+  /** A vector halt took to decide to wake; the delivery loop gets it first. */
+  private stashedVector = -1;
   private haltedMs = 0;
   private readonly startedMs = performance.now();
   private readonly startedVps = new Set<number>();
@@ -92,6 +105,8 @@ export class VpRuntime {
     this.counterBase = (this.base + VP_COUNTERS) >> 3;
     this.policy = opts.policy ?? BLOCKING_WAIT;
     this.haltBudget = new SpinBudget(this.policy);
+    this.rewritten = isRewritten(opts.module);
+    this.budget = preemptBudget(opts.preemptBudget);
     this.clock = new ReferenceClock(this.ctl);
     this.timers = new SyntheticTimers(this.ctl, this.mem, this.vp, this.clock);
     this.msrs = new SyntheticMsrs(this.ctl, this.mem, this.vp, this.clock, this.timers, {
@@ -156,7 +171,7 @@ export class VpRuntime {
       this.afterExit();
       return count;
     };
-    return {
+    const imports: WebAssembly.Imports = {
       env: { memory: this.opts.memory },
       hv: {
         vp_index: new WebAssembly.Global({ value: 'i32', mutable: false }, this.vp),
@@ -186,13 +201,21 @@ export class VpRuntime {
         mmio_read: (gpa: number, size: number) => this.mmio(true, gpa >>> 0, size, 0),
         mmio_write: (gpa: number, size: number, value: number) => { this.mmio(false, gpa >>> 0, size, value); },
         halt: () => this.halt(),
-        sti: () => { this.interruptsEnabled = true; this.deliverInterrupts(); },
+        sti: () => { this.interruptsEnabled = true; this.interruptPoint(); },
         cli: () => { this.interruptsEnabled = false; },
         panic: (m: number, mn: number, f: number, fn: number, line: number, col: number) => {
           throw new GuestFault('panic', `guest panic: ${this.utf16(m, mn)} at ${this.utf16(f, fn)}:${line}:${col}`);
         },
       },
     };
+    if (this.rewritten) {
+      imports[REWRITE_MODULE] = {
+        [PREEMPT_IMPORT]: () => this.preempt(),
+        [TAKE_INTERRUPT_IMPORT]: () => this.takeInterrupt(),
+        [IRET_IMPORT]: () => { this.interruptsEnabled = true; },
+      };
+    }
+    return imports;
   }
 
   /** Instantiates the image and runs the entry until the guest returns, faults or is stopped. */
@@ -201,6 +224,7 @@ export class VpRuntime {
     try {
       const instance = new WebAssembly.Instance(this.opts.module, this.imports());
       this.exports = instance.exports as GuestExports;
+      if (this.rewritten) this.irqFlag = instance.exports[IRQ_FLAG_EXPORT] as WebAssembly.Global;
       const name = entry.kind === 'boot' ? 'boot' : entry.kind === 'resume' ? 'resume' : 'vp_start';
       const fn = this.exports[name];
       if (typeof fn !== 'function') throw new GuestFault('ud', `guest image has no ${name} export`);
@@ -236,7 +260,44 @@ export class VpRuntime {
   private afterExit(): void {
     if (Atomics.load(this.i32, this.reqIdx) !== RequestedState.Run) this.checkRequests();
     if (this.timers.nextDue !== Infinity) this.timers.poll();
-    if (this.interruptsEnabled && Atomics.load(this.i32, this.summaryIdx) !== 0) this.deliverInterrupts();
+    if (this.interruptsEnabled && Atomics.load(this.i32, this.summaryIdx) !== 0) this.interruptPoint();
+  }
+
+  /**
+   * A preemption point of a rewritten image ran out of fuel: the same work as after an exit
+   * (park for pause, leave for stop, fire timers, raise the interrupt flag), then a new budget.
+   */
+  private preempt(): number {
+    this.count(VpCounter.PreemptionExits);
+    this.afterExit();
+    return this.budget;
+  }
+
+  /**
+   * An interrupt delivery point: a plain image gets its handler called from here; a rewritten
+   * one gets its flag raised, and its own code calls the handler when this exit returns.
+   * Returns whether an interrupt is (being) delivered.
+   */
+  private interruptPoint(): boolean {
+    if (!this.rewritten) return this.deliverInterrupts();
+    if (!this.interruptsEnabled) return false;
+    if (this.stashedVector < 0) this.stashedVector = takeHighestVector(this.ctl, this.vp);
+    if (this.stashedVector < 0) return false;
+    this.irqFlag!.value = 1;
+    return true;
+  }
+
+  /** The rewritten image's delivery loop asks for the next vector; -1 ends the loop. */
+  private takeInterrupt(): number {
+    this.irqFlag!.value = 0;
+    if (!this.interruptsEnabled) return -1;
+    let v = this.stashedVector;
+    this.stashedVector = -1;
+    if (v < 0) v = takeHighestVector(this.ctl, this.vp);
+    if (v < 0) return -1;
+    this.count(VpCounter.InterruptsDelivered);
+    this.interruptsEnabled = false; // an interrupt gate clears IF; iret restores it
+    return v;
   }
 
   private checkRequests(): void {
@@ -286,7 +347,7 @@ export class VpRuntime {
       if (Atomics.load(this.i32, this.reqIdx) !== RequestedState.Run) this.checkRequests();
       if (this.timers.nextDue !== Infinity) this.timers.poll();
       const seq = Atomics.load(this.i32, wake);
-      if (this.deliverInterrupts()) return;
+      if (this.interruptPoint()) return;
       const timeout = this.timers.nextDue === Infinity ? Infinity : Math.max(0, this.clock.msUntil(this.timers.nextDue));
       const t0 = performance.now();
       Atomics.store(this.i32, state, VpRunState.Halted);

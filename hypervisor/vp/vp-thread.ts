@@ -11,6 +11,8 @@ export interface VpThreadData {
   spinIterations: number;
   /** Adaptive spin ceiling (adaptive-wait.ts); absent = fixed spin. */
   maxSpinIterations?: number;
+  /** Fuel between preemption points (rewritten images); absent = TSVISOR_PREEMPT_BUDGET or the default. */
+  preemptBudget?: number;
 }
 
 export type VpThreadMessage = { kind: 'event'; event: VpEvent } | { kind: 'exit'; vp: number; exit: VpExitReason };
@@ -23,6 +25,7 @@ const runtime = new VpRuntime({
   control: data.control,
   vp: data.vp,
   policy: { spinIterations: data.spinIterations, maxSpinIterations: data.maxSpinIterations },
+  preemptBudget: data.preemptBudget,
   notify: (event) => post({ kind: 'event', event }),
 });
 post({ kind: 'exit', vp: data.vp, exit: runtime.run(data.entry) });

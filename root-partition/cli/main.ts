@@ -86,6 +86,17 @@ bench
   });
 
 bench
+  .command('cpu')
+  .description('what the load-time rewrite costs per compute kernel and buys: interrupt lateness of a computing VP, time to park it')
+  .option('--quick', 'one round, shorter kernels')
+  .option('--budget <n>', 'fuel between preemption points (default TSVISOR_PREEMPT_BUDGET or 100000)')
+  .option('--json <file>', 'write the machine-readable report here')
+  .action(async (opts) => {
+    const { cpuBenchMain } = await import('../../bench/cpu.ts');
+    await cpuBenchMain({ quick: Boolean(opts.quick), budget: opts.budget ? Number(opts.budget) : undefined, json: opts.json });
+  });
+
+bench
   .command('io')
   .description('the main job: emulated IDE (PIO, DMA) against synthetic SCSI on one VM, with the same-run limits')
   .option('--quick', 'fewer I/Os per phase and a smaller disk (under 30 s)')
