@@ -3,6 +3,8 @@
  * seconds between exits, longer than a short pause time-out. The pause fails naming the VP that
  * did not park, the VM stays Running with its reference clock counting, and a later pause that
  * meets an exit succeeds. Real VP threads and device thread; then a real worker process under VMMS.
+ * Images rewritten at load park at their preemption points, so the guest here runs unmodified
+ * (TSVISOR_REWRITE=0, inherited by the worker process): the guest that cannot be parked in time.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,10 +24,14 @@ let checksum: string;
 const LONG_COMPUTE = 'rounds=100000000 work=6000000';
 const TIMEOUT_MS = 100;
 
+const rewriteBefore = process.env.TSVISOR_REWRITE;
 beforeAll(async () => {
+  process.env.TSVISOR_REWRITE = '0';
   checksum = (await testImages()).checksum;
 });
 afterAll(async () => {
+  if (rewriteBefore === undefined) delete process.env.TSVISOR_REWRITE;
+  else process.env.TSVISOR_REWRITE = rewriteBefore;
   rmSync(logDir, { recursive: true, force: true });
   expect(await fx.cleanup()).toEqual([]);
 });
