@@ -134,7 +134,7 @@ async function parkTimes(variant: string, rewrite: RewriteOptions, budget: numbe
   let timeouts = 0;
   for (let i = 0; i < parks; i++) {
     const t = performance.now();
-    if (await b.p.pause(rewrite.preemption ? 5000 : 200)) times.push(performance.now() - t);
+    if ((await b.p.pause(rewrite.preemption ? 5000 : 200)).paused) times.push(performance.now() - t);
     else timeouts++;
     b.p.resume();
     if (timeouts > 0) break; // an unmodified computing VP never parks: once is enough to show it

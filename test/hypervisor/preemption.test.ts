@@ -53,7 +53,7 @@ describe('preemption points', () => {
   it('pause parks a computing VP, resume continues it, stop ends it without terminating its thread', async () => {
     const g = await boot('spin ticks=0');
     await until(() => progress(g) > 10);
-    expect(await g.partition.pause(5000)).toBe(true);
+    expect(await g.partition.pause(5000)).toEqual({ paused: true, notParked: [] });
     expect(g.partition.runState(0)).toBe(VpRunState.Paused);
     const parked = progress(g);
     await sleep(50);
@@ -68,7 +68,7 @@ describe('preemption points', () => {
   it('an unmodified computing VP can only be stopped by terminating its thread', async () => {
     const g = await boot('spin ticks=0', { config: { rewrite: NO_REWRITE } });
     await until(() => progress(g) > 10);
-    expect(await g.partition.pause(100)).toBe(false);
+    expect(await g.partition.pause(100)).toEqual({ paused: false, notParked: [0] }); // and undone: the VP runs on
     await g.partition.stop(100);
     expect(g.partition.threadsTerminated).toBe(1);
   });
