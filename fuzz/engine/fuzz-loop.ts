@@ -5,6 +5,7 @@
  * with one coverage snapshot per batch; a batch that shows something new is replayed input by
  * input to find which one did, since taking coverage costs about a millisecond.
  */
+import { getHeapStatistics } from 'node:v8';
 import { BlockCoverage } from './coverage.ts';
 import { inputName } from './corpus.ts';
 import { minimise } from './minimise.ts';
@@ -28,9 +29,16 @@ export interface LoopOptions {
   timeMs: number;
   /** Mutated inputs to run at most (with a fixed seed, a run of N executions is reproducible). */
   maxExecs?: number;
+  /** End the run at the first finding. */
+  stopOnFinding?: boolean;
   seed: number;
   /** An input that completes but takes longer than this is a finding ('slow'). */
   slowMs: number;
+  /**
+   * Heap plus array-buffer memory the thread may hold after an input. The worker's heap limit
+   * does not count ArrayBuffers, which is what a parser that trusts a length allocates.
+   */
+  memoryBytes?: number;
   corpus: Uint8Array[];
   /** Inputs of fixed findings: replayed first, each must now pass. */
   regressions: { name: string; bytes: Uint8Array }[];
@@ -59,6 +67,24 @@ export interface LoopReport {
 type Outcome = { kind: 'ok' } | { kind: 'refused' } | { kind: 'bug'; error: unknown } ;
 
 const BATCH = 16;
+/** Entries up to this long get AFL's deterministic byte walk: every value at every position. */
+const WALK_MAX_BYTES = 8;
+
+function* byteWalk(entry: Uint8Array): Generator<Uint8Array> {
+  for (let at = 0; at < entry.length; at++) {
+    for (let v = 0; v < 256; v++) {
+      if (v === entry[at]) continue;
+      const c = entry.slice();
+      c[at] = v;
+      yield c;
+    }
+  }
+}
+
+function heldBytes(): number {
+  const h = getHeapStatistics() as ReturnType<typeof getHeapStatistics> & { external_memory: number };
+  return h.used_heap_size + h.external_memory;
+}
 
 function describeError(e: unknown): { summary: string; stack?: string; signature: string } {
   const err = e instanceof Error ? e : new Error(String(e));
@@ -68,9 +94,10 @@ function describeError(e: unknown): { summary: string; stack?: string; signature
 }
 
 /** Scripts that count for coverage: the project's code, not the fuzzer, its targets, test rigs or dependencies. */
-export function projectScript(root: string): (url: string) => boolean {
+export function projectScript(root: string, alsoInclude?: string): (url: string) => boolean {
   const base = `file://${root}/`;
-  return (url) => url.startsWith(base) && !url.includes('/node_modules/') && !url.startsWith(`${base}fuzz/`) && !url.startsWith(`${base}test/`);
+  return (url) => (alsoInclude !== undefined && url.startsWith(alsoInclude))
+    || (url.startsWith(base) && !url.includes('/node_modules/') && !url.startsWith(`${base}fuzz/`) && !url.startsWith(`${base}test/`));
 }
 
 export async function runFuzzLoop(target: FuzzTarget, coverage: BlockCoverage, o: LoopOptions): Promise<LoopReport> {
@@ -80,6 +107,8 @@ export async function runFuzzLoop(target: FuzzTarget, coverage: BlockCoverage, o
   const signatures = new Set<string>();
   let execs = 0;
   let refusals = 0;
+  /** Set when the memory bound was passed: the thread's state is no longer trustworthy, stop. */
+  let outOfMemory = false;
 
   const exec = async (input: Uint8Array): Promise<Outcome> => {
     o.onInput?.(input);
@@ -107,7 +136,14 @@ export async function runFuzzLoop(target: FuzzTarget, coverage: BlockCoverage, o
     const r = await exec(input);
     const ms = performance.now() - started;
     let finding: { kind: FindingKind; summary: string; stack?: string; signature: string } | null = null;
+    const held = o.memoryBytes ? heldBytes() : 0;
     if (r.kind === 'bug') finding = { kind: 'crash', ...describeError(r.error) };
+    else if (o.memoryBytes && held > o.memoryBytes) {
+      if (outOfMemory) return false;
+      outOfMemory = true;
+      findings.push({ kind: 'memory', summary: `${(held / 2 ** 20).toFixed(0)} MiB held after this input (bound ${(o.memoryBytes / 2 ** 20).toFixed(0)} MiB)`, input, minimised: input });
+      return false;
+    }
     else if (ms > o.slowMs) finding = { kind: 'slow', summary: `took ${ms.toFixed(0)} ms (limit ${o.slowMs} ms)`, signature: 'slow' };
     if (!finding) return true;
     if (!signatures.has(finding.signature)) {
@@ -135,13 +171,29 @@ export async function runFuzzLoop(target: FuzzTarget, coverage: BlockCoverage, o
   const corpusReplayed = initial.length;
   if (corpus.length === 0) corpus.push(new Uint8Array(0));
 
+  /** Half the time one of the newest entries: what just found new code is the best next step. */
+  const pickEntry = () => (rng.chance(0.5) ? corpus[corpus.length - 1 - rng.below(Math.min(4, corpus.length))]! : rng.pick(corpus));
+  // Half of each batch walks the bytes of short new entries (magic values one byte at a time).
+  const walks = corpus.filter((e) => e.length <= WALK_MAX_BYTES).map(byteWalk);
+  const nextWalk = (): Uint8Array | null => {
+    // Newest first: the entry that just found new code is where the next step is.
+    while (walks.length) {
+      const n = walks.at(-1)!.next();
+      if (!n.done) return n.value;
+      walks.pop();
+    }
+    return null;
+  };
   let newInputs = 0;
   const batchSeen = new Set<string>();
   const started = performance.now();
   const fuzzStart = execs;
-  while (performance.now() - started < o.timeMs && execs - fuzzStart < (o.maxExecs ?? Infinity)) {
+  while (!outOfMemory && !(o.stopOnFinding && findings.length > 0) && performance.now() - started < o.timeMs && execs - fuzzStart < (o.maxExecs ?? Infinity)) {
     const batch: Uint8Array[] = [];
-    for (let i = 0; i < BATCH; i++) batch.push(mutator.mutate(rng.pick(corpus), rng.pick(corpus)));
+    for (let i = 0; i < BATCH; i++) {
+      const walked = i % 2 === 0 ? nextWalk() : null;
+      batch.push(walked ?? mutator.mutate(pickEntry(), rng.pick(corpus)));
+    }
     for (const input of batch) await runChecked(input);
     const keys = coverage.take();
     if (!keys.some((k) => coverage.countNew([k]) > 0 && !batchSeen.has(k))) continue;
@@ -149,6 +201,7 @@ export async function runFuzzLoop(target: FuzzTarget, coverage: BlockCoverage, o
       if (!(await runChecked(input))) { coverage.take(); continue; }
       if (coverage.merge(coverage.take()) > 0) {
         corpus.push(input);
+        if (input.length <= WALK_MAX_BYTES) walks.push(byteWalk(input));
         newInputs++;
         o.onNewInput?.(input);
       }

@@ -19,7 +19,8 @@ export class Mutator {
   /** A mutated copy of `input`; `other` is a second corpus entry for splicing. */
   mutate(input: Uint8Array, other: Uint8Array): Uint8Array {
     let out = Array.from(input);
-    const rounds = 1 + this.rng.below(this.rng.chance(0.2) ? 16 : 4);
+    // Mostly one or two changes, so a step towards new coverage is not undone by the next.
+    const rounds = 1 + this.rng.below(this.rng.chance(0.1) ? 16 : 2);
     for (let i = 0; i < rounds; i++) out = this.once(out, other);
     if (out.length > this.maxLength) out.length = this.maxLength;
     return Uint8Array.from(out);

@@ -14,21 +14,26 @@ export interface WorkerParams {
   exportName: string;
   timeMs: number;
   maxExecs?: number;
+  stopOnFinding?: boolean;
   seed: number;
   slowMs: number;
   corpusDir: string | null;
   regressionsDir: string | null;
   saveDir: string | null;
   maxCorpus: number;
+  /** Also count coverage in scripts whose URL starts with this (targets outside the project's layers). */
+  coverageAlso?: string;
+  /** Heap plus ArrayBuffer bytes the worker may hold after an input. */
+  memoryBytes: number;
   inputBuffer: SharedArrayBuffer;
 }
 
-export interface SupervisedOptions extends Omit<WorkerParams, 'inputBuffer' | 'root'> {
+export interface SupervisedOptions extends Omit<WorkerParams, 'inputBuffer' | 'root' | 'memoryBytes'> {
   /** Largest input the target reads (the shared buffer's size). */
   maxInputBytes: number;
   /** An input still running after this long is a hang. */
   hangMs: number;
-  /** The worker's heap bound. */
+  /** The worker's memory bound: its V8 heap limit, and heap plus ArrayBuffers after each input. */
   memoryMb: number;
   /** Start-up (loading the target) may take this long. */
   startupMs?: number;
@@ -42,8 +47,9 @@ export function runSupervised(o: SupervisedOptions): Promise<SupervisedReport> {
   const inputBuffer = new SharedArrayBuffer(8 + o.maxInputBytes);
   const header = new Int32Array(inputBuffer, 0, 2);
   const params: WorkerParams = {
-    root: PROJECT_ROOT, targetModule: o.targetModule, exportName: o.exportName, timeMs: o.timeMs, maxExecs: o.maxExecs, seed: o.seed,
-    slowMs: o.slowMs, corpusDir: o.corpusDir, regressionsDir: o.regressionsDir, saveDir: o.saveDir, maxCorpus: o.maxCorpus, inputBuffer,
+    root: PROJECT_ROOT, targetModule: o.targetModule, exportName: o.exportName, timeMs: o.timeMs, maxExecs: o.maxExecs, stopOnFinding: o.stopOnFinding, seed: o.seed,
+    slowMs: o.slowMs, corpusDir: o.corpusDir, regressionsDir: o.regressionsDir, saveDir: o.saveDir, maxCorpus: o.maxCorpus,
+    coverageAlso: o.coverageAlso, memoryBytes: o.memoryMb * 2 ** 20, inputBuffer,
   };
   const worker = new Worker(new URL('./worker.mjs', import.meta.url), {
     workerData: params,

@@ -11,7 +11,7 @@ import type { FuzzTarget } from './target.ts';
 import type { WorkerParams } from './supervisor.ts';
 
 const p = workerData as WorkerParams;
-const coverage = new BlockCoverage(projectScript(p.root));
+const coverage = new BlockCoverage(projectScript(p.root, p.coverageAlso));
 const mod = (await import(p.targetModule)) as Record<string, () => FuzzTarget | Promise<FuzzTarget>>;
 const create = mod[p.exportName];
 if (typeof create !== 'function') throw new Error(`${p.targetModule} has no ${p.exportName}()`);
@@ -24,8 +24,10 @@ try {
   const report = await runFuzzLoop(target, coverage, {
     timeMs: p.timeMs,
     maxExecs: p.maxExecs,
+    stopOnFinding: p.stopOnFinding,
     seed: p.seed,
     slowMs: p.slowMs,
+    memoryBytes: p.memoryBytes,
     corpus: p.corpusDir ? readInputs(p.corpusDir).map((i) => i.bytes) : [],
     regressions: p.regressionsDir ? readInputs(p.regressionsDir) : [],
     onInput: (input) => {

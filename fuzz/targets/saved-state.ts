@@ -1,7 +1,7 @@
 /**
  * Saved-state files (root-partition/vmwp/saved-state-file.ts): the records after a valid header
  * (magic, version, this configuration's hash), as a file on disk read back by readSavedState
- * into 64 KiB of guest memory. The declared refusal is SavedStateError; anything else, or
+ * into 16 KiB of guest memory. The declared refusal is SavedStateError; anything else, or
  * guest memory written outside its bounds, is a bug.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { configurationHash, readSavedState, SavedStateError, writeSavedState } f
 import type { FuzzTarget } from '../engine/target.ts';
 
 const HEADER_BYTES = 48;
-const MEMORY = 64 * 1024;
+const MEMORY = 16 * 1024;
 
 export function createTarget(): FuzzTarget {
   const dir = mkdtempSync(join(tmpdir(), 'tsvisor-fuzz-saved-'));
@@ -29,10 +29,10 @@ export function createTarget(): FuzzTarget {
   return {
     name: 'saved-state',
     description: 'Saved-state file records after a valid header, read back into guest memory',
-    maxInputBytes: 65536,
+    maxInputBytes: 16384,
     seeds: () => {
       const m = new Uint8Array(MEMORY);
-      m.fill(0x11, 0x1000, 0x3000);
+      m.fill(0x11, 0x1000, 0x1800);
       m[MEMORY - 1] = 7;
       const seed = join(dir, 'seed.vsv');
       writeSavedState(seed, hash, { control: Uint8Array.of(1, 2, 3, 4), vpCount: 2, referenceTicks: 12345, devices: [{ name: 'uart0', version: 1, state: Uint8Array.of(9, 8, 7) }], memory: m });

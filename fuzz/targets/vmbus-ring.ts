@@ -1,7 +1,7 @@
 /**
  * The host's VMBus ring reader and writer (vmbus/ring) over a ring whose control page and data
  * the guest wrote: input `[u16 size][u32 write_index][u32 read_index][u32 interrupt_mask]
- * [u32 pending_send_sz][data…]`; the data area is 8 × (5 + size % 1024) bytes. The reader takes
+ * [u32 pending_send_sz][data…]`; the data area is 8 × (5 + size % 512) bytes. The reader takes
  * packets until empty or corrupt, decoding GPA-direct and transfer-page headers; then the writer
  * writes and commits. Bugs: an exception, a packet that is not a copy of ring bytes at the
  * offsets the framing implies, a corrupt ring that does not stay corrupt, a write outside the
@@ -19,7 +19,7 @@ const CONTROL = 0x1000;
 const CANARY = 0xa5;
 
 function seed(size: number, write: number, read: number, packets: [type: number, headerQwords: number, length: number][]): Uint8Array {
-  const dataSize = 8 * (5 + (size % 1024));
+  const dataSize = 8 * (5 + (size % 512));
   const mem = new GuestMemory(MEMORY);
   const ring = VmbusRing.create(mem, CONTROL, dataSize) as VmbusRing;
   mem.writeU32(CONTROL, write);
@@ -38,7 +38,7 @@ export function createTarget(): FuzzTarget {
   return {
     name: 'vmbus-ring',
     description: 'VMBus ring reader/writer over a guest-written control page and data area',
-    maxInputBytes: 18 + 8 * 1029,
+    maxInputBytes: 18 + 8 * 517,
     dictionary: [Uint8Array.of(6, 0), Uint8Array.of(7, 0), Uint8Array.of(9, 0), Uint8Array.of(11, 0), Uint8Array.of(0xf8, 0xff, 0xff, 0xff)],
     seeds: () => [
       seed(60, 0, 0, [[6, 0, 24], [9, 3, 8], [7, 2, 40], [11, 1, 0]]),
@@ -47,7 +47,7 @@ export function createTarget(): FuzzTarget {
     ],
     run(input) {
       const c = new InputCursor(input);
-      const dataSize = 8 * (5 + (c.u16() % 1024));
+      const dataSize = 8 * (5 + (c.u16() % 512));
       u8.fill(CANARY);
       u8.fill(0, CONTROL, CONTROL + RING_CONTROL_SIZE);
       for (let i = 0; i < 4; i++) mem.writeU32(CONTROL + 4 * i, c.u32());
