@@ -4,12 +4,13 @@
  * Runs each target in its own worker for the time given, starting from its committed corpus
  * (fuzz/corpus/<target>/) after replaying its regression inputs (fuzz/regressions/<target>/).
  * Findings are written to build/fuzz-findings/<target>/ (input, minimised input, report);
- * --save adds the inputs that found new coverage to the corpus. Exits 1 on a new finding.
+ * --save adds the inputs that found new coverage to the corpus; --minimise-corpus removes the
+ * entries that add no coverage over the ones before them. Exits 1 on a new finding.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { inputName } from './engine/corpus.ts';
+import { inputName, readInputs } from './engine/corpus.ts';
 import { PROJECT_ROOT, runSupervised, type SupervisedReport } from './engine/supervisor.ts';
 import { TARGETS, targetModuleUrl } from './targets/index.ts';
 
@@ -21,12 +22,13 @@ const program = new Command('fuzz')
   .option('--save', 'save inputs that found new coverage into fuzz/corpus/<target>/')
   .option('--seed <n>', 'PRNG seed', String(Date.now() & 0x7fffffff))
   .option('--execs <n>', 'stop a target after this many mutated inputs')
+  .option('--minimise-corpus', 'replay each corpus and delete the entries that add no coverage')
   .option('--replay <path>', 'run only the inputs in this file or directory (a finding to check), no mutation')
   .option('--slow-ms <ms>', 'an input that completes slower than this is a finding', '1000')
   .option('--hang-ms <ms>', 'an input still running after this long is a hang', '10000')
   .option('--memory-mb <mb>', "the worker's heap bound", '512')
   .parse();
-const o = program.opts<{ time: string; target?: string; save?: boolean; seed: string; execs?: string; replay?: string; slowMs: string; hangMs: string; memoryMb: string }>();
+const o = program.opts<{ time: string; target?: string; save?: boolean; minimiseCorpus?: boolean; seed: string; execs?: string; replay?: string; slowMs: string; hangMs: string; memoryMb: string }>();
 
 const wanted = o.target ? o.target.split(',').map((s) => s.trim()) : TARGETS.map((t) => t.name);
 const unknown = wanted.filter((w) => !TARGETS.some((t) => t.name === w));
@@ -40,7 +42,7 @@ for (const t of TARGETS.filter((x) => wanted.includes(x.name))) {
   try {
     r = await runSupervised({
       targetModule: targetModuleUrl(t), exportName: 'createTarget', seed: Number(o.seed),
-      timeMs: o.replay ? 0 : Number(o.time) * 1000, maxExecs: o.execs ? Number(o.execs) : undefined,
+      timeMs: o.replay || o.minimiseCorpus ? 0 : Number(o.time) * 1000, maxExecs: o.execs ? Number(o.execs) : undefined,
       slowMs: Number(o.slowMs), hangMs: Number(o.hangMs), memoryMb: Number(o.memoryMb), maxInputBytes: 1 << 20,
       corpusDir: o.replay ?? corpusDir,
       regressionsDir: o.replay ? null : join(PROJECT_ROOT, 'fuzz', 'regressions', t.name),
@@ -50,6 +52,12 @@ for (const t of TARGETS.filter((x) => wanted.includes(x.name))) {
     console.error(`${t.name}: ${(e as Error).message}`);
     failed = true;
     continue;
+  }
+  if (o.minimiseCorpus && !o.replay && r.corpusKept.length > 0) {
+    const keep = new Set(r.corpusKept);
+    const all = readInputs(corpusDir);
+    for (const entry of all) if (!keep.has(inputName(entry.bytes))) rmSync(join(corpusDir, entry.name));
+    console.log(`${t.name}: corpus ${all.length} → ${keep.size} entries`);
   }
   let fresh = 0;
   for (const f of r.findings) {

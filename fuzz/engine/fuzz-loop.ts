@@ -57,6 +57,8 @@ export interface LoopReport {
   features: number;
   blocksByFile: Record<string, number>;
   corpusReplayed: number;
+  /** Replayed corpus entries that added coverage, in order: what a minimised corpus keeps. */
+  corpusKept: string[];
   corpusSize: number;
   newInputs: number;
   regressionsReplayed: number;
@@ -169,6 +171,7 @@ export async function runFuzzLoop(target: FuzzTarget, coverage: BlockCoverage, o
     if (ok && (fresh > 0 || corpus.length === 0)) corpus.push(input);
   }
   const corpusReplayed = initial.length;
+  const corpusKept = o.corpus.length ? corpus.map(inputName) : [];
   if (corpus.length === 0) corpus.push(new Uint8Array(0));
 
   /** Half the time one of the newest entries: what just found new code is the best next step. */
@@ -225,6 +228,7 @@ export async function runFuzzLoop(target: FuzzTarget, coverage: BlockCoverage, o
     features: coverage.features,
     blocksByFile,
     corpusReplayed,
+    corpusKept,
     corpusSize: corpus.length,
     newInputs,
     regressionsReplayed: o.regressions.length,

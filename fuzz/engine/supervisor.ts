@@ -60,7 +60,7 @@ export function runSupervised(o: SupervisedOptions): Promise<SupervisedReport> {
   const currentInput = () => new Uint8Array(inputBuffer, 8, Atomics.load(header, 1)).slice();
   const deathReport = (finding: Finding): SupervisedReport => ({
     target: o.exportName, execs: Atomics.load(header, 0), execsPerSecond: 0, blocks: 0, features: 0, blocksByFile: {},
-    corpusReplayed: 0, corpusSize: 0, newInputs: 0, regressionsReplayed: 0, refusals: 0, findings: [finding], saved: 0,
+    corpusReplayed: 0, corpusKept: [], corpusSize: 0, newInputs: 0, regressionsReplayed: 0, refusals: 0, findings: [finding], saved: 0,
   });
 
   return new Promise<SupervisedReport>((resolveReport, reject) => {
