@@ -27,7 +27,7 @@ export const TARGETS: readonly TargetEntry[] = [
   {
     name: 'wql', module: 'wql.ts',
     knownFinding: (f, text) =>
-      f.kind === 'slow' && /LIKE/i.test(text) ? 'LIKE pattern matching backtracks exponentially (WQL LIKE fix)'
+      (f.kind === 'slow' || f.kind === 'hang') && /LIKE/i.test(text) ? 'LIKE pattern matching backtracks exponentially (WQL LIKE fix)'
         : stackOverflow(f) ? 'WQL expression nesting depth is not limited (WQL nesting fix)' : null,
   },
   { name: 'saved-state', module: 'saved-state.ts' },
