@@ -20,30 +20,30 @@ describe('fuzz engine', () => {
     expect(Buffer.from(r.findings[0]!.minimised).toString('latin1')).toBe('FUZ');
     expect(r.refusals).toBeGreaterThan(0);
     expect(r.corpusSize).toBeGreaterThanOrEqual(3); // '?', 'F', 'FU' at least: each added a block
-  }, 60_000);
+  }, 120_000);
 
   it('names the input of an endless loop and ends the worker', async () => {
     const r = await run('createHang');
     expect(r.findings).toHaveLength(1);
     expect(r.findings[0]!.kind).toBe('hang');
     expect([...r.findings[0]!.input]).toEqual([0x42, 0x43]);
-  }, 60_000);
+  }, 120_000);
 
   it('names the input after which the thread holds more than the bound (ArrayBuffers included)', async () => {
     const r = await run('createLeak', { memoryMb: 128 });
     expect(r.findings.map((f) => f.kind)).toEqual(['memory']);
     expect(r.findings[0]!.input[0]).toBe(0x4d);
-  }, 60_000);
+  }, 120_000);
 
   it('names the input that runs the V8 heap into the worker limit', async () => {
     const r = await run('createHeapGrowth', { hangMs: 40_000, memoryMb: 48 });
     expect(r.findings.map((f) => f.kind)).toEqual(['memory']);
     expect([...r.findings[0]!.input]).toEqual([0x48]);
-  }, 60_000);
+  }, 120_000);
 
   it('reports a slow input and minimises it to the byte that makes it slow', async () => {
     const r = await run('createSlow', { slowMs: 150, timeMs: 0 });
     expect(r.findings.map((f) => f.kind)).toEqual(['slow']);
     expect([...r.findings[0]!.minimised]).toEqual([0x53]);
-  }, 60_000);
+  }, 120_000);
 });
