@@ -21,6 +21,12 @@ export function createTarget(): FuzzTarget {
   const uart = new Uart16550({ base: 0x3f8, irq: { set() {} }, sink: (b) => { transmitted += b.length; }, maxPendingInput: MAX_PENDING });
   bus.register(uart);
   const buf = new Uint8Array(256).map((_, i) => i);
+  /** Reset, then read until the receiver is empty: every byte of host input must come out. */
+  const resetAndDrain = () => {
+    uart.reset();
+    for (let i = 0; i <= MAX_PENDING + 16 && (bus.read(0x3fd, 1) & 1) === 1; i++) bus.read(0x3f8, 1);
+    invariant(uart.pendingInput === 0 && (bus.read(0x3fd, 1) & 1) === 0, 'host input does not drain after reset');
+  };
   const program = (ops: [number, number, number][]) => {
     const b = new InputBuilder();
     for (const [op, reg, v] of ops) b.u8(op).u8(reg).u32(v);
@@ -35,10 +41,7 @@ export function createTarget(): FuzzTarget {
       program([[3, 0, 0x4142], [1, 0, 0], [1, 5, 0], [0, 4, 0x10], [0, 0, 0x5a], [1, 0, 0], [2, 0, 40]]),
     ],
     run(input) {
-      // A clean UART per input: reset, and the host input of earlier inputs drained.
-      uart.reset();
-      for (let i = 0; i <= MAX_PENDING + 16 && (bus.read(0x3fd, 1) & 1) === 1; i++) bus.read(0x3f8, 1);
-      invariant(uart.pendingInput === 0 && (bus.read(0x3fd, 1) & 1) === 0, 'host input does not drain');
+      resetAndDrain();
       transmitted = 0;
       const c = new InputCursor(input);
       while (!c.done) {
@@ -59,6 +62,7 @@ export function createTarget(): FuzzTarget {
       bus.write(0x3fc, 1, 0x10);
       bus.write(0x3f8, 1, 0x5a);
       invariant((bus.read(0x3fd, 1) & 1) === 1 && bus.read(0x3f8, 1) === 0x5a, 'loopback does not echo after reset');
+      resetAndDrain();
     },
     isExpectedError: () => false,
   };
