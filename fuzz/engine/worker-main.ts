@@ -20,8 +20,9 @@ const target = await create();
 const header = new Int32Array(p.inputBuffer, 0, 2);
 const bytes = new Uint8Array(p.inputBuffer, 8);
 let saved = 0;
+let report: Awaited<ReturnType<typeof runFuzzLoop>>;
 try {
-  const report = await runFuzzLoop(target, coverage, {
+  report = await runFuzzLoop(target, coverage, {
     timeMs: p.timeMs,
     maxExecs: p.maxExecs,
     stopOnFinding: p.stopOnFinding,
@@ -40,8 +41,9 @@ try {
       if (p.saveDir && saveInput(p.saveDir, input, p.maxCorpus)) saved++;
     },
   });
-  parentPort!.postMessage({ report: { ...report, saved } });
 } finally {
+  // Before the report: the supervisor ends the worker as soon as the report arrives.
   target.dispose?.();
   coverage.stop();
 }
+parentPort!.postMessage({ report: { ...report, saved } });
