@@ -127,6 +127,8 @@ export class Uart16550 implements PortIoDevice, SavableDevice {
     this.modemInputs = HOST_MODEM_INPUTS;
     this.thrInterrupt = false;
     this.rx.length = 0;
+    // Host input held back by loopback reaches the receiver now, as when the guest clears MCR.LOOP.
+    this.refillRx();
     this.updateIrq();
   }
 

@@ -6,7 +6,7 @@ import { ScsiController, type ScsiLunConfig } from './scsi-controller.ts';
 import {
   NtStatus, STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL, SUPPORTED_PROTOCOL_VERSIONS, SrbStatus, StorVspProtocolError,
   StorvscRequestType, VSTOR_HEADER_SIZE, VSTOR_PACKET_SIZE, VMSCSI_REQUEST_SIZE, VmscsiOffset, VmstorProtocolVersion, VstorOperation,
-  decodeProtocolVersion, decodeSubChannelCount, decodeVmscsiRequest, decodeVstorHeader, encodeChannelProperties,
+  CHANNEL_PROPERTIES_END, decodeProtocolVersion, decodeSubChannelCount, decodeVmscsiRequest, decodeVstorHeader, encodeChannelProperties,
   encodeProtocolVersion, encodeSrbCompletion, encodeVstorPacket, senseBufferSize, vmscsiSizeDelta,
 } from './storvsp-protocol.ts';
 
@@ -146,6 +146,9 @@ export class StorVspChannel {
         }
         case VstorOperation.QueryProperties: {
           if (s.kind !== 'query-properties') return reply(NtStatus.InvalidDeviceState);
+          // The properties travel in the reply, which has the request's size: a request too short
+          // to hold them cannot be answered with them.
+          if (size < CHANNEL_PROPERTIES_END) return reply(NtStatus.InvalidParameter);
           this.state = { kind: 'end', version: s.version };
           // Multi-channel exists from protocol 5.1 (Linux: "Hosts that implement protocol version
           // of 5.1 and above support multi-channel").

@@ -263,6 +263,8 @@ export interface ChannelProperties {
 
 /** vmstorage_channel_properties: reserved u32 @12, max_channel_cnt u16 @16, reserved1 u16 @18,
  * flags u32 @20, max_transfer_bytes u32 @24, reserved2 u64 @28. */
+export const CHANNEL_PROPERTIES_END = VSTOR_HEADER_SIZE + 24;
+
 export function encodeChannelProperties(out: Uint8Array, p: ChannelProperties): void {
   const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
   dv.setUint16(16, p.maxChannelCount, true);
@@ -271,7 +273,7 @@ export function encodeChannelProperties(out: Uint8Array, p: ChannelProperties): 
 }
 
 export function decodeChannelProperties(payload: Uint8Array): ChannelProperties {
-  if (payload.length < VSTOR_HEADER_SIZE + 24) {
+  if (payload.length < CHANNEL_PROPERTIES_END) {
     throw new StorVspProtocolError('STORVSP_ERR_SHORT_PACKET', 'channel properties truncated');
   }
   const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
