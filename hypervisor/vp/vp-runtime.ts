@@ -32,6 +32,8 @@ import { preemptBudget } from '../rewrite/preempt-budget.ts';
 
 export type VpEvent =
   | { type: 'start-vp'; vp: number; target: number; rip: number }
+  /** The image instantiated and its entry is about to run: the VP is past what can fail at load. */
+  | { type: 'entered'; vp: number }
   | { type: 'reset'; vp: number }
   | { type: 'crash'; vp: number; params: string[] };
 
@@ -228,6 +230,7 @@ export class VpRuntime {
       const name = entry.kind === 'boot' ? 'boot' : entry.kind === 'resume' ? 'resume' : 'vp_start';
       const fn = this.exports[name];
       if (typeof fn !== 'function') throw new GuestFault('ud', `guest image has no ${name} export`);
+      this.opts.notify({ type: 'entered', vp: this.vp });
       const value = entry.kind === 'ap' ? (fn as (r: number) => number)(entry.rip) : (fn as () => number)();
       return { reason: 'returned', value: typeof value === 'number' ? value : 0 };
     } catch (e) {

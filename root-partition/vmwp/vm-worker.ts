@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { StorageRoots } from '../vmms/storage-roots.ts';
 import { Hypervisor } from '../../hypervisor/hypervisor.ts';
 import { ReferenceClock } from '../../hypervisor/reference-time.ts';
-import type { Partition } from '../../hypervisor/partition.ts';
+import type { Partition, VpExitEvent } from '../../hypervisor/partition.ts';
 import type { VpExitReason } from '../../hypervisor/vp/vp-runtime.ts';
 import type { WorkerCounters } from '../ipc/bulk-codec.ts';
 import type { DeviceStateRecord } from '../devices/device-state.ts';
@@ -121,8 +121,42 @@ export class VmWorker extends EventEmitter {
       await this.startDevices(p);
       p.start('boot');
     }
+    try {
+      await this.firstVpEntered(p);
+    } catch (e) {
+      await p.stop();
+      await this.stopDevices();
+      await this.hv.deletePartition(p.id);
+      this.partition = null;
+      throw e;
+    }
     this.watchIdle(p);
     this.setState('running');
+  }
+
+  /**
+   * Resolves once VP 0 has instantiated the image and entered it; rejects with the reason when it
+   * stopped before (a link error, a missing export): a start that cannot run says so, instead of
+   * reporting Running and ending a moment later.
+   */
+  private firstVpEntered(p: Partition): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = (error?: Error) => {
+        p.off('entered', entered);
+        p.off('vp-exit', exited);
+        if (error) reject(error);
+        else resolve();
+      };
+      const entered = (e: { vp: number }) => {
+        if (e.vp === 0) done();
+      };
+      const exited = (e: VpExitEvent) => {
+        if (e.vp !== 0) return;
+        done(e.exit.reason === 'fault' ? new Error(`the guest did not start: ${e.exit.message}`) : undefined);
+      };
+      p.on('entered', entered);
+      p.on('vp-exit', exited);
+    });
   }
 
   private createPartition(): Partition {

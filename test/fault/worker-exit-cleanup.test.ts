@@ -52,7 +52,7 @@ describe('fault: a worker ends', { timeout: 120_000 }, () => {
     expect(readFileSync(join(dir, 'keep'), 'utf8')).toBe('operator data');
   });
 
-  it('a guest that fails at instantiation: Off, Major failure, and the reason stays the last error', async () => {
+  it('a guest that fails at instantiation: the start fails with the reason, the VM is Off with it as the last error', async () => {
     const dataDir = fx.dataDir();
     const vmms = await fx.vmms({ dataDir });
     // Imports the shared memory (the loader accepts it) and a call the platform does not offer.
@@ -60,9 +60,12 @@ describe('fault: a worker ends', { timeout: 120_000 }, () => {
     writeFileSync(bad, Buffer.from('0061736d0100000001040160000002250203656e760c6e6f5f737563685f63616c6c000003656e76066d656d6f727902' +
       '03018080040303020000071102065f73746172740001046d61696e00020a0b02040010000b040010000b', 'hex'));
     vmms.defineVm({ name: 'bad', memoryBytes: 16 * MiB, imagePath: bad, cmdline: '' });
-    await vmms.start('bad');
+    // The start itself fails with the reason: the worker waits for VP 0 to enter the image.
+    const r = await vmms.start('bad');
+    expect(r.returnValue).not.toBe(0);
+    expect(r.error).toMatch(/the guest did not start: .*no_such_call/);
     await waitFor('Off', () => vmms.get('bad')!.enabledState === 3, 10_000);
-    expect(vmms.get('bad')).toMatchObject({ healthState: 20, processId: null });
-    expect(vmms.get('bad')!.lastError).toMatch(/^the guest stopped: .*no_such_call/);
+    expect(vmms.get('bad')).toMatchObject({ processId: null });
+    expect(vmms.get('bad')!.lastError).toMatch(/no_such_call/);
   });
 });
