@@ -206,6 +206,12 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
    * memory and the control block from a saved state (a Wasm call stack cannot be saved, so a
    * restored guest re-enters through an entry of its own).
    */
+  /** Whether the loaded image exports a function of this name (`resume`: it can be restored). */
+  imageExportsFunction(name: string): boolean {
+    if (!this.image) return false;
+    return WebAssembly.Module.exports(this.image.module).some((e) => e.name === name && e.kind === 'function');
+  }
+
   start(entry: 'boot' | 'resume' = 'boot'): void {
     if (!this.image) throw new HvError('HV_ERR_NO_IMAGE', 'no guest image loaded');
     if (this.state !== 'initialized') throw new HvError('HV_ERR_PARTITION_STATE', `cannot start a partition in state ${this.state}`);

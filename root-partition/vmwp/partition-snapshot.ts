@@ -34,7 +34,7 @@ export interface PartitionSnapshot {
 }
 
 export class SnapshotError extends Error {
-  constructor(readonly code: 'VMWP_ERR_SAVE_IN_FLIGHT' | 'SAVED_STATE_LAYOUT', message: string) {
+  constructor(readonly code: 'VMWP_ERR_SAVE_IN_FLIGHT' | 'VMWP_ERR_SAVE_NOT_RESTORABLE' | 'SAVED_STATE_LAYOUT', message: string) {
     super(message);
   }
 }

@@ -19,7 +19,7 @@ import type { VmDeviceConfig } from './device-config.ts';
 import type { DeviceReplies } from './device-requests.ts';
 import { DeviceThread } from './device-thread.ts';
 import { HeartbeatStatus } from '../vsp/ic/heartbeat-vsp.ts';
-import { capturePartition, restorePartition } from './partition-snapshot.ts';
+import { capturePartition, restorePartition, SnapshotError } from './partition-snapshot.ts';
 import { consumeSavedState, configurationHash, readSavedState, writeSavedState, type SaveSummary } from './saved-state-file.ts';
 
 /** What VMMS tells a new VMWP: the VM's configuration and, to restore, its saved-state file. */
@@ -282,6 +282,11 @@ export class VmWorker extends EventEmitter {
   /** Parks the VPs, writes the saved-state file, and stops the partition (the VM is then Saved). */
   async save(path: string): Promise<SaveSummary> {
     const p = this.live;
+    // A restored VP 0 enters the image's `resume()` (a call stack is not saved yet): without it a
+    // saved VM could never run again, so it is not saved at all and runs on.
+    if (!p.imageExportsFunction('resume')) {
+      throw new SnapshotError('VMWP_ERR_SAVE_NOT_RESTORABLE', 'the guest image has no resume export, so a saved state of it could not be restored; shut the VM down or turn it off instead');
+    }
     const wasRunning = this.state === 'running';
     if (wasRunning) await this.pause();
     let summary: SaveSummary;
