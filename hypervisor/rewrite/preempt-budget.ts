@@ -6,7 +6,7 @@
  * the host's wake-up. TSVISOR_PREEMPT_BUDGET overrides it for every partition; the partition
  * option preemptBudget for one.
  */
-export const DEFAULT_PREEMPT_BUDGET = 100_000;
+export const DEFAULT_PREEMPT_BUDGET = 1_000_000;
 const MIN = 100;
 const MAX = 0x7fff_0000;
 

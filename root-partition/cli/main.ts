@@ -89,7 +89,7 @@ bench
   .command('cpu')
   .description('what the load-time rewrite costs per compute kernel and buys: interrupt lateness of a computing VP, time to park it')
   .option('--quick', 'one round, shorter kernels')
-  .option('--budget <n>', 'fuel between preemption points (default TSVISOR_PREEMPT_BUDGET or 100000)')
+  .option('--budget <n>', 'fuel between preemption points (default TSVISOR_PREEMPT_BUDGET or 1000000)')
   .option('--json <file>', 'write the machine-readable report here')
   .action(async (opts) => {
     const { cpuBenchMain } = await import('../../bench/cpu.ts');
