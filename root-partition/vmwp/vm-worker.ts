@@ -282,17 +282,18 @@ export class VmWorker extends EventEmitter {
   /** Parks the VPs, writes the saved-state file, and stops the partition (the VM is then Saved). */
   async save(path: string): Promise<SaveSummary> {
     const p = this.live;
-    // A restored VP 0 enters the image's `resume()` (a call stack is not saved yet): without it a
-    // saved VM could never run again, so it is not saved at all and runs on.
-    if (!p.imageExportsFunction('resume')) {
-      throw new SnapshotError('VMWP_ERR_SAVE_NOT_RESTORABLE', 'the guest image has no resume export, so a saved state of it could not be restored; shut the VM down or turn it off instead');
-    }
     const wasRunning = this.state === 'running';
     if (wasRunning) await this.pause();
     let summary: SaveSummary;
     let records: DeviceStateRecordList;
     try {
       records = (await this.deviceThread.request({ op: 'save-devices' })).records;
+      // A restored VP 0 enters the image's `resume()` (a call stack is not saved yet): without it a
+      // saved VM could never run again, so it is not saved at all and runs on. (After the devices:
+      // a guest connected to VMBus is refused for that first, the more useful reason.)
+      if (!p.imageExportsFunction('resume')) {
+        throw new SnapshotError('VMWP_ERR_SAVE_NOT_RESTORABLE', 'the guest image has no resume export, so a saved state of it could not be restored; shut the VM down or turn it off instead');
+      }
       const snap = capturePartition(p);
       summary = writeSavedState(path, this.configurationHash(), { ...snap, devices: records, memory: p.mem.u8 });
     } catch (e) {

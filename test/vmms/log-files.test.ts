@@ -19,8 +19,16 @@ describe('log files', () => {
     // closeLogger waits at most 500 ms; the file transport may still be writing and rotating.
     const last = 'devices: vmbus VMBUS_BAD_MESSAGE: line 4999"';
     const current = () => { try { return readFileSync(join(dir, 'vmwp-flood.log'), 'utf8'); } catch { return ''; } }; // absent for a moment while rotating
-    for (let t = 0; t < 200 && !current().includes(last); t++) await new Promise((r) => setTimeout(r, 50));
-    await new Promise((r) => setTimeout(r, 100));
+    // Settled: the newest file holds the last line and the directory stops changing (a loaded
+    // machine can take seconds to finish the writes and renames).
+    const snapshot = () => readdirSync(dir).sort().map((f) => { try { return `${f}:${statSync(join(dir, f)).size}`; } catch { return f; } }).join(',');
+    let before = '';
+    for (let t = 0; t < 600; t++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const now = snapshot();
+      if (current().includes(last) && now === before) break;
+      before = now;
+    }
     const files = readdirSync(dir).sort();
     expect(files.length).toBeLessThanOrEqual(maxFiles);
     expect(files).toContain('vmwp-flood.log');
