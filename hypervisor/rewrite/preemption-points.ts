@@ -106,7 +106,8 @@ export function insertPreemptionPoints(m: binaryen.Module, fuel: string, slowPat
   for (const fn of targets) {
     const info = binaryen.getFunctionInfo(fn);
     if (info.module || !info.body || skip.has(info.name)) continue;
-    const top = measure(info.body);
+    // A body that is itself a loop (binaryen drops the block around a lone loop) is charged as one.
+    const top = binaryen.getExpressionId(info.body) === binaryen.LoopId ? { cost: 1, loops: [info.body] } : measure(info.body);
     const pending = top.loops;
     const charged: [number, number, number][] = [];
     while (pending.length > 0) {
