@@ -46,6 +46,8 @@ describe('state-change requests', () => {
 
   it('pause stops the guest at an exit boundary; resume continues where it stopped', async () => {
     expect(v.get('r1')!.enabledState).toBe(9);
+    // Console output the guest wrote before it parked may still be on its way to VMMS.
+    await new Promise((r) => setTimeout(r, 300));
     const at = progress(v.console('r1'));
     const exitsPaused = (await v.counters('r1')).vps[0].Exits;
     await new Promise((r) => setTimeout(r, 300));
