@@ -15,14 +15,14 @@ import { buildRewriteBundle, REWRITE_BUNDLE } from '../hypervisor/rewrite/rewrit
 
 const dir = join(import.meta.dirname, '..', 'build', 'guests');
 if (!freshBundlePath(REWRITE_BUNDLE)) buildRewriteBundle();
-const todo: { name: string; key: string; stripped: Uint8Array }[] = [];
+const pending: { name: string; key: string; stripped: Uint8Array }[] = [];
 for (const f of readdirSync(dir).filter((n) => n.endsWith('.wasm')).sort()) {
   const { stripped } = parseGuestImage(readFileSync(join(dir, f)));
   const key = cacheKey(stripped, DEFAULT_REWRITE);
-  if (!readCached(key)) todo.push({ name: f.replace(/\.wasm$/, ''), key, stripped });
+  if (!readCached(key)) pending.push({ name: f.replace(/\.wasm$/, ''), key, stripped });
 }
-if (todo.length > 0) {
+if (pending.length > 0) {
   const { rewriteModule } = await import('../hypervisor/rewrite/rewrite-module.ts');
-  for (const t of todo) writeCached(t.key, rewriteModule(t.stripped, DEFAULT_REWRITE).bytes);
+  for (const t of pending) writeCached(t.key, rewriteModule(t.stripped, DEFAULT_REWRITE).bytes);
 }
-console.log(`prepared images: ${todo.length ? `rewrote ${todo.map((t) => t.name).join(', ')}` : 'up to date'}`);
+console.log(`prepared images: ${pending.length ? `rewrote ${pending.map((t) => t.name).join(', ')}` : 'up to date'}`);
