@@ -12,7 +12,7 @@ import { Hypervisor } from '../hypervisor/hypervisor.ts';
 import type { Partition } from '../hypervisor/partition.ts';
 import { VpRunState } from '../hypervisor/partition-control.ts';
 import { DEFAULT_PREEMPT_BUDGET, preemptBudget } from '../hypervisor/rewrite/preempt-budget.ts';
-import { CAPTURABLE_REWRITE, DEFAULT_REWRITE, NO_REWRITE, type RewriteOptions } from '../hypervisor/rewrite/rewrite-abi.ts';
+import { CAPTURABLE_REWRITE, DEFAULT_REWRITE, NO_REWRITE, PREEMPTIBLE_REWRITE, type RewriteOptions } from '../hypervisor/rewrite/rewrite-abi.ts';
 import { buildGuests, guestImagePath } from '../scripts/build-guests.ts';
 
 const RESULT_GPA = 0x3000;
@@ -25,7 +25,7 @@ const KERNELS = [
 ];
 const VARIANTS: { name: string; rewrite: RewriteOptions }[] = [
   { name: 'plain', rewrite: NO_REWRITE },
-  { name: 'preemptible', rewrite: DEFAULT_REWRITE },
+  { name: 'preemptible', rewrite: PREEMPTIBLE_REWRITE },
   { name: 'capturable', rewrite: CAPTURABLE_REWRITE },
 ];
 

@@ -8,8 +8,8 @@
  * anything unexpected is a clear error, never a host crash.
  */
 import { HvError } from './hv-error.ts';
-import { preparedModule } from './rewrite/prepared-image-cache.ts';
-import { DEFAULT_REWRITE, NO_REWRITE, type RewriteOptions } from './rewrite/rewrite-abi.ts';
+import { cacheKey, preparedModule } from './rewrite/prepared-image-cache.ts';
+import { DEFAULT_REWRITE, NO_REWRITE, PREEMPTIBLE_REWRITE, type RewriteOptions } from './rewrite/rewrite-abi.ts';
 
 /** Largest image accepted (guest images are tens to hundreds of KiB). TSVISOR_MAX_IMAGE_BYTES overrides. */
 export const MAX_IMAGE_BYTES = 32 * 1024 * 1024;
@@ -37,6 +37,11 @@ export interface GuestImage {
   module: WebAssembly.Module;
   /** How `module` was prepared from the image. */
   rewrite: RewriteOptions;
+  /**
+   * Names this exact preparation (image, options, rewriter version): a VP's captured stack fits
+   * only the module it was captured from, so saved state records it and a restore checks it.
+   */
+  preparation: string;
   segments: DataSegment[];
   /** First byte after the highest data segment. */
   dataEnd: number;
@@ -173,13 +178,20 @@ export function loadGuestImage(image: Uint8Array, opts: LoadOptions = {}): Guest
   const module = rewrite.preemption ? preparedModule(stripped, { rewrite, timeoutMs: opts.rewriteTimeoutMs }) : plain;
   const dataEnd = segments.reduce((m, s) => Math.max(m, s.offset + s.bytes.length), 0);
   return {
-    module, rewrite, segments, dataEnd, minPages, maxPages,
+    module, rewrite, preparation: cacheKey(stripped, rewrite), segments, dataEnd, minPages, maxPages,
     imports: WebAssembly.Module.imports(plain).map((i) => ({ module: i.module, name: i.name, kind: i.kind })),
     exports: WebAssembly.Module.exports(plain).map((e) => ({ name: e.name, kind: e.kind })),
   };
 }
 
-/** TSVISOR_REWRITE=0 runs images unmodified (cooperative VPs, as before the rewrite existed). */
+/**
+ * TSVISOR_REWRITE: `0` runs images unmodified (cooperative VPs, as before the rewrite existed),
+ * `preemptible` adds preemption points only (VPs cannot be captured: no saved state), anything
+ * else the default (preemption points and capturable stacks).
+ */
 function rewriteFromEnv(): RewriteOptions {
-  return process.env.TSVISOR_REWRITE === '0' ? NO_REWRITE : DEFAULT_REWRITE;
+  const v = process.env.TSVISOR_REWRITE;
+  if (v === '0' || v === 'off') return NO_REWRITE;
+  if (v === 'preemptible') return PREEMPTIBLE_REWRITE;
+  return DEFAULT_REWRITE;
 }

@@ -29,6 +29,7 @@ export const P_REF_FROZEN_AT = 56; // i64: reference time (100 ns) while frozen 
 export const P_ROOT_EVENT_FLAGS = 64; // 2048 bits: event flags of root-owned event ports
 export const P_ROOT_EVENT_SUMMARY = P_ROOT_EVENT_FLAGS + 256; // i32: non-zero when a flag may be set
 export const P_ROOT_PENDING_VPS = P_ROOT_EVENT_SUMMARY + 8; // 64 bits: VPs with an intercept waiting
+export const P_CAPTURE_VP = P_ROOT_PENDING_VPS + 8; // i32: the paused VP asked to capture its state now, else -1
 export const P_HEADER_SIZE = 1024;
 
 export const RequestedState = { Run: 0, Pause: 1, Stop: 2 } as const;
@@ -166,6 +167,7 @@ export class PartitionControl {
     i32[P_VP_COUNT >> 2] = vpCount;
     i32[P_PARTITION_ID >> 2] = partitionId;
     new BigInt64Array(sab)[P_REF_FROZEN_AT >> 3] = -1n;
+    i32[P_CAPTURE_VP >> 2] = -1;
     const c = new PartitionControl(sab);
     for (let vp = 0; vp < vpCount; vp++) {
       for (let s = 0; s < 16; s++) c.i64[(vpBase(vp) + VP_SINT + 8 * s) >> 3] = 0x10000n; // SINTx reset value: masked

@@ -19,15 +19,16 @@ import { HvError } from './hv-error.ts';
 import { loadGuestImage, parseGuestImage, type GuestImage } from './image-loader.ts';
 import { assertChildInterrupt, type ChildPartitionAccess, type PartitionShare } from './partition-handle.ts';
 import {
-  Owner, P_GUEST_OS_ID, P_PAUSED_VPS, P_PRIV_HI, P_REF_FROZEN_AT, P_PRIV_LO, P_REQUESTED_STATE, PartitionControl, RequestedState, VP_WAKE, VpRunState,
+  Owner, P_CAPTURE_VP, P_GUEST_OS_ID, P_PAUSED_VPS, P_PRIV_HI, P_REF_FROZEN_AT, P_PRIV_LO, P_REQUESTED_STATE, PartitionControl, RequestedState, VP_RUN_STATE, VP_WAKE, VpRunState,
   vpBase, type VpCounterName,
 } from './partition-control.ts';
 import { PortTable } from './ports.ts';
 import { ReferenceClock } from './reference-time.ts';
 import { RootInbox } from './root-inbox.ts';
 import type { RewriteOptions } from './rewrite/rewrite-abi.ts';
-import type { VpExitReason } from './vp/vp-runtime.ts';
+import type { VpEntry, VpExitReason } from './vp/vp-runtime.ts';
 import type { VpThreadData, VpThreadMessage } from './vp/vp-thread.ts';
+import type { VpCapture, VpExecution } from './vp/vp-capture.ts';
 
 /** What a child partition gets by default: enough for VMBus and the SynIC (reference §1.7). */
 export const DEFAULT_CHILD_PRIVILEGES = {
@@ -201,29 +202,40 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
     return loaded;
   }
 
-  /**
-   * Starts VP 0 at the image's boot entry, or at its `resume` entry after the root restored
-   * memory and the control block from a saved state (a Wasm call stack cannot be saved, so a
-   * restored guest re-enters through an entry of its own).
-   */
-  /** Whether the loaded image exports a function of this name (`resume`: it can be restored). */
+  /** Whether the loaded image exports a function of this name. */
   imageExportsFunction(name: string): boolean {
     if (!this.image) return false;
     return WebAssembly.Module.exports(this.image.module).some((e) => e.name === name && e.kind === 'function');
   }
 
-  start(entry: 'boot' | 'resume' = 'boot'): void {
+  /** The loaded image's preparation (GuestImage.preparation): a capture fits only this one. */
+  get imagePreparation(): string {
+    if (!this.image) throw new HvError('HV_ERR_NO_IMAGE', 'no guest image loaded');
+    return this.image.preparation;
+  }
+
+  /** The loaded image can have its VPs captured (prepared with capturable stacks). */
+  get capturable(): boolean {
+    return this.imageExportsFunction('asyncify_start_unwind');
+  }
+
+  /** Starts VP 0 at the image's boot entry. */
+  start(): void {
     if (!this.image) throw new HvError('HV_ERR_NO_IMAGE', 'no guest image loaded');
     if (this.state !== 'initialized') throw new HvError('HV_ERR_PARTITION_STATE', `cannot start a partition in state ${this.state}`);
     this.state = 'active';
-    this.startVp(0, { kind: entry });
+    this.startVp(0, { kind: 'boot' });
   }
 
-  private startVp(vp: number, entry: VpThreadData['entry']): void {
-    const data: VpThreadData = { module: this.image!.module, memory: this.mem.memory, control: this.ctl.sab, vp, entry, spinIterations: this.waitPolicy.spinIterations, maxSpinIterations: this.waitPolicy.maxSpinIterations, preemptBudget: this.preemptBudget };
+  private startVp(vp: number, entry: VpEntry, rewind?: VpCapture): void {
+    const data: VpThreadData = {
+      module: this.image!.module, memory: this.mem.memory, control: this.ctl.sab, vp, entry, spinIterations: this.waitPolicy.spinIterations,
+      maxSpinIterations: this.waitPolicy.maxSpinIterations, preemptBudget: this.preemptBudget, ...(rewind ? { rewind } : {}),
+    };
     this.workerUrl ??= vpWorkerUrl();
     const worker = new Worker(this.workerUrl, { workerData: data, name: `${this.name}/vp${vp}` });
     this.workers.set(vp, worker);
+    this.exits.delete(vp);
     this.running++;
     let exited = false;
     const finish = (exit: VpExitReason) => {
@@ -241,7 +253,8 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
     });
     worker.on('error', (e) => finish({ reason: 'fault', kind: 'host', message: `VP thread failed: ${e.message}` }));
     worker.on('exit', () => {
-      this.workers.delete(vp);
+      // A captured VP may already run again on a new thread under the same index.
+      if (this.workers.get(vp) === worker) this.workers.delete(vp);
       finish({ reason: 'stopped' });
     });
   }
@@ -365,11 +378,111 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
     await this.whenIdle();
   }
 
+  /**
+   * Captures every VP of a paused partition, one at a time (they share the capture area,
+   * vp/vp-capture.ts): each unwinds its stack at the exit it is parked in and its thread ends with
+   * the state to continue it from. VPs never started or already gone are reported as such. If a
+   * VP does not capture within `timeoutMs`, or fails, the VPs captured so far are continued again
+   * and the partition is as before (still paused); the error says which VP and why.
+   */
+  async captureVps(timeoutMs = 5000): Promise<VpExecution[]> {
+    if (this.state !== 'active') throw new HvError('HV_ERR_PARTITION_STATE', `cannot capture the VPs of a partition in state ${this.state}`);
+    if (!this.capturable) throw new HvError('HV_ERR_NOT_CAPTURABLE', 'the guest image was prepared without capturable stacks (TSVISOR_REWRITE), so its VPs cannot be captured');
+    if (Atomics.load(this.ctl.i32, P_REQUESTED_STATE >> 2) !== RequestedState.Pause || this.unparkedVps().length > 0) {
+      throw new HvError('HV_ERR_PARTITION_STATE', 'the VPs are captured from a paused partition: pause it first');
+    }
+    const out: VpExecution[] = [];
+    const captured: VpExecution[] = [];
+    try {
+      for (let vp = 0; vp < this.vpCount; vp++) {
+        if (!this.workers.has(vp)) {
+          out.push({ vp, state: this.exits.has(vp) ? 'exited' : 'not-started' });
+          continue;
+        }
+        const exit = await this.waitForVp(vp, 'vp-exit', timeoutMs, () => {
+          Atomics.store(this.ctl.i32, P_CAPTURE_VP >> 2, vp);
+          this.ctl.ring(vpBase(vp) + VP_WAKE);
+        });
+        Atomics.store(this.ctl.i32, P_CAPTURE_VP >> 2, -1);
+        if (exit.reason !== 'captured') throw new HvError('HV_ERR_CAPTURE', `VP ${vp} was not captured: it ${describeExit(exit)}`);
+        const e: VpExecution = { vp, state: 'captured', capture: exit.capture };
+        captured.push(e);
+        out.push(e);
+      }
+    } catch (e) {
+      Atomics.store(this.ctl.i32, P_CAPTURE_VP >> 2, -1);
+      await this.continueVps(captured, timeoutMs);
+      throw e;
+    }
+    return out;
+  }
+
+  /**
+   * Starts captured VPs again, one at a time, each rewinding to the exit it was captured in and
+   * parking there: the partition is paused afterwards (resume() lets it run). Used after a
+   * restore into a fresh partition (state initialized: the memory and control block already
+   * restored) and to undo a capture. VPs that had exited stay stopped.
+   */
+  async continueVps(executions: VpExecution[], timeoutMs = 5000): Promise<void> {
+    if (!this.image) throw new HvError('HV_ERR_NO_IMAGE', 'no guest image loaded');
+    if (this.state === 'initialized') this.state = 'active';
+    if (this.state !== 'active') throw new HvError('HV_ERR_PARTITION_STATE', `cannot continue VPs of a partition in state ${this.state}`);
+    Atomics.store(this.ctl.i32, P_REQUESTED_STATE >> 2, RequestedState.Pause);
+    for (const e of executions) {
+      if (e.state === 'exited') Atomics.store(this.ctl.i32, (vpBase(e.vp) + VP_RUN_STATE) >> 2, VpRunState.Stopped);
+      if (e.state !== 'captured') continue;
+      const capture = e.capture;
+      const outcome = await this.waitForVp(e.vp, 'rewound', timeoutMs, () => this.startVp(e.vp, capture.entry, capture));
+      if (outcome !== 'rewound') throw new HvError('HV_ERR_CONTINUE', `VP ${e.vp} could not continue from its captured state: it ${describeExit(outcome)}`);
+    }
+    const deadline = Date.now() + timeoutMs;
+    while (this.unparkedVps().length > 0) {
+      if (Date.now() >= deadline) throw new HvError('HV_ERR_CONTINUE', `VPs ${this.unparkedVps().join(', ')} did not park after continuing`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  /** Runs `act`, then waits for VP `vp` to exit (what = 'vp-exit') or to report it rewound (else its exit). */
+  private waitForVp(vp: number, what: 'vp-exit', timeoutMs: number, act: () => void): Promise<VpExitReason>;
+  private waitForVp(vp: number, what: 'rewound', timeoutMs: number, act: () => void): Promise<'rewound' | VpExitReason>;
+  private waitForVp(vp: number, what: 'vp-exit' | 'rewound', timeoutMs: number, act: () => void): Promise<'rewound' | VpExitReason> {
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.off('vp-exit', onExit);
+        this.off('rewound', onRewound);
+      };
+      const onExit = (e: VpExitEvent) => { if (e.vp === vp) { done(); resolve(e.exit); } };
+      const onRewound = (e: { vp: number }) => { if (e.vp === vp) { done(); resolve('rewound'); } };
+      const timer = setTimeout(() => {
+        done();
+        reject(new HvError('HV_ERR_CAPTURE', `VP ${vp} did not ${what === 'rewound' ? 'continue' : 'capture its state'} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.on('vp-exit', onExit);
+      if (what === 'rewound') this.on('rewound', onRewound);
+      try {
+        act();
+      } catch (e) {
+        done();
+        reject(e);
+      }
+    });
+  }
+
   /** HvCallFinalizePartition then HvCallDeletePartition: stops VPs and releases everything. */
   async delete(): Promise<void> {
     if (this.state === 'deleted') return;
     await this.stop();
     this.state = 'deleted';
     this.removeAllListeners();
+  }
+}
+
+function describeExit(e: VpExitReason): string {
+  switch (e.reason) {
+    case 'returned': return `returned ${e.value}`;
+    case 'fault': return `faulted (${e.kind}): ${e.message}`;
+    case 'captured': return 'was captured';
+    default: return e.reason;
   }
 }

@@ -19,7 +19,7 @@ const MEMORY = 16 * 1024;
 
 function snapshot(vpCount: number): PartitionSnapshot {
   return {
-    vpCount, guestOsId: '9223372036854775809', hypercallMsr: '4097', referenceTicks: 12345,
+    vpCount, imagePreparation: 'p', guestOsId: '9223372036854775809', hypercallMsr: '4097', referenceTicks: 12345,
     vps: Array.from({ length: vpCount }, (_, vp) => ({
       vp, pendingVectors: [0x30], scontrol: 1, simp: '1048577', siefp: '0',
       sint: Array.from({ length: 16 }, () => '65536'),

@@ -18,7 +18,7 @@ import { runRewrite, rewriteTimeoutMs } from './run-rewrite.ts';
  * Bumped whenever the rewrite's output changes for the same input, so stale entries are never
  * used. Part of every cache key, with the binaryen version.
  */
-export const REWRITE_VERSION = 2;
+export const REWRITE_VERSION = 3;
 
 const MEMORY_ENTRIES = 32;
 const memory = new Map<string, WebAssembly.Module>();

@@ -22,16 +22,18 @@ export interface RewriteOptions {
   preemption: boolean;
   /**
    * Asyncify on the exits and preemption points (needs preemption): a VP parked there can
-   * unwind its whole Wasm stack into a buffer and be rewound later, in another instance. Every
-   * mutable global is exported as `__tsvisor_global_<i>` so it can be saved with the stack.
-   * Not wired into saved state yet; costly (see tsvisor bench cpu), so off by default.
+   * unwind its whole Wasm stack into a buffer and be rewound later, in another instance or
+   * process (hypervisor/vp/vp-capture.ts). Every mutable global of the image is exported as
+   * `__tsvisor_global_<index>_<type>` so it is saved with the stack. The default: saved state,
+   * checkpoints and migration need it; its cost is measured by `tsvisor bench cpu`.
    */
   capturable?: boolean;
 }
 
-export const DEFAULT_REWRITE: RewriteOptions = { preemption: true };
+export const PREEMPTIBLE_REWRITE: RewriteOptions = { preemption: true };
 export const NO_REWRITE: RewriteOptions = { preemption: false };
 export const CAPTURABLE_REWRITE: RewriteOptions = { preemption: true, capturable: true };
+export const DEFAULT_REWRITE: RewriteOptions = CAPTURABLE_REWRITE;
 export const GLOBAL_EXPORT_PREFIX = '__tsvisor_global_';
 
 /** Whether a compiled module carries the rewrite (its imports say so). */

@@ -71,11 +71,18 @@ function makeCapturable(m: binaryen.Module, exitFields: string[]): void {
   } finally {
     binaryen.setPassArgument('asyncify-imports', null);
   }
+  // Asyncify's own state and data pointer are not the guest's: a rewind sets them afresh. The
+  // interrupt flag is raised again by the host after a rewind when a vector is pending.
   for (let i = 0, n = m.getNumGlobals(); i < n; i++) {
     const g = binaryen.getGlobalInfo(m.getGlobalByIndex(i));
-    if (g.mutable && !g.module && g.name !== IRQ) m.addGlobalExport(g.name, `${GLOBAL_EXPORT_PREFIX}${i}`);
+    if (!g.mutable || g.module || g.name === IRQ || g.name.startsWith('__asyncify')) continue;
+    const type = GLOBAL_TYPES.get(g.type);
+    if (!type) throw new Error(`the image has a mutable global of a type a saved state cannot hold (${g.name})`);
+    m.addGlobalExport(g.name, `${GLOBAL_EXPORT_PREFIX}${i}_${type}`);
   }
 }
+
+const GLOBAL_TYPES = new Map<number, string>([[binaryen.i32, 'i32'], [binaryen.i64, 'i64'], [binaryen.f32, 'f32'], [binaryen.f64, 'f64']]);
 
 /** binaryen prints validation errors on stdout; keep them off the host's console. */
 function validate(m: binaryen.Module): boolean {

@@ -17,7 +17,7 @@ import { childCallHandlers } from '../hypercall/child-calls.ts';
 import { InterceptClient, InterceptKind, InterceptResult } from '../intercept-mailbox.ts';
 import { takeHighestVector } from '../interrupts.ts';
 import {
-  P_PAUSED_VPS, P_PRIV_HI, P_PRIV_LO, P_REQUESTED_STATE, PartitionControl, RequestedState, VP_COUNTERS, VP_PENDING_SUMMARY,
+  P_CAPTURE_VP, P_PAUSED_VPS, P_PRIV_HI, P_PRIV_LO, P_REQUESTED_STATE, PartitionControl, RequestedState, VP_COUNTERS, VP_PENDING_SUMMARY,
   VP_REGISTERS, VP_RUN_STATE, VP_WAKE, VpCounter, VpRunState, vpBase,
 } from '../partition-control.ts';
 import { PortTable } from '../ports.ts';
@@ -27,23 +27,38 @@ import { hypervisorCpuid } from './cpuid.ts';
 import { GuestFault, VpStop } from './guest-fault.ts';
 import { registerSlot, registerToMsr, HvRegister } from './registers.ts';
 import { GP, NOT_SYNTHETIC, SyntheticMsrs } from './synthetic-msrs.ts';
-import { IRQ_FLAG_EXPORT, IRET_IMPORT, isRewritten, PREEMPT_IMPORT, REWRITE_MODULE, TAKE_INTERRUPT_IMPORT } from '../rewrite/rewrite-abi.ts';
+import { GLOBAL_EXPORT_PREFIX, IRQ_FLAG_EXPORT, IRET_IMPORT, isRewritten, PREEMPT_IMPORT, REWRITE_MODULE, TAKE_INTERRUPT_IMPORT } from '../rewrite/rewrite-abi.ts';
 import { preemptBudget } from '../rewrite/preempt-budget.ts';
+import { assertVector } from '../interrupts.ts';
+import {
+  asyncifyOf, CAPTURE_AREA_GPA, captureAreaSize, CaptureRequested, readGlobal, writeGlobal,
+  type AsyncifyExports, type CapturedGlobal, type ExitResult, type VpCapture,
+} from './vp-capture.ts';
+
+/** The platform imports a VP can park in (they end in afterExit or halt): where a capture can happen. */
+const PARK_POINTS = [
+  'cpuid', 'rdmsr', 'wrmsr', 'hypercall', 'hypercall_fast', 'inb', 'inw', 'inl', 'outb', 'outw', 'outl',
+  'insb', 'insw', 'insl', 'outsb', 'outsw', 'outsl', 'mmio_read', 'mmio_write', 'halt',
+] as const;
 
 export type VpEvent =
   | { type: 'start-vp'; vp: number; target: number; rip: number }
   /** The image instantiated and its entry is about to run: the VP is past what can fail at load. */
   | { type: 'entered'; vp: number }
+  /** A VP started from a capture is back at the exit it was captured in (and parks there if paused). */
+  | { type: 'rewound'; vp: number }
   | { type: 'reset'; vp: number }
   | { type: 'crash'; vp: number; params: string[] };
 
 export type VpExitReason =
   | { reason: 'returned'; value: number }
   | { reason: 'halted' | 'stopped' | 'reset' }
+  /** Unwound at a park point on request (Partition.captureVps): the state to continue it from. */
+  | { reason: 'captured'; capture: VpCapture }
   | { reason: 'fault'; kind: string; message: string };
 
-/** Where a VP enters the image: boot (VP 0), vp_start (an AP), or resume (VP 0 after a restore). */
-export type VpEntry = { kind: 'boot' } | { kind: 'ap'; rip: number } | { kind: 'resume' };
+/** Where a VP enters the image: boot (VP 0) or vp_start (an AP). A captured VP re-enters the same way, rewinding. */
+export type VpEntry = { kind: 'boot' } | { kind: 'ap'; rip: number };
 
 export interface VpRuntimeOptions {
   module: WebAssembly.Module;
@@ -53,14 +68,14 @@ export interface VpRuntimeOptions {
   policy?: WaitPolicy;
   /** Fuel between two preemption points of a rewritten image (preempt-budget.ts). */
   preemptBudget?: number;
+  /** Continue a captured VP: its entry is called again and Asyncify rewinds it to its exit. */
+  rewind?: VpCapture;
   notify: (e: VpEvent) => void;
 }
 
 interface GuestExports {
   boot?: () => number | void;
   vp_start?: (rip: number) => number | void;
-  /** Re-entry after a restore: the call stack of the saved VP is gone, its state is in memory. */
-  resume?: () => number | void;
   interrupt?: (vector: number) => void;
 }
 
@@ -94,6 +109,18 @@ export class VpRuntime {
   private stashedVector = -1;
   private haltedMs = 0;
   private readonly startedMs = performance.now();
+  /** VP runtime carried over from a capture (100 ns). */
+  private runtimeBase = 0;
+  /** The image can unwind and rewind its stack (rewrite option `capturable`). */
+  private readonly capturable: boolean;
+  private asyncify: AsyncifyExports | null = null;
+  private capturedGlobals: { name: string; global: WebAssembly.Global; type: CapturedGlobal['type'] }[] = [];
+  /** Set while a rewind is under way: the first parkable exit called is the one captured in. */
+  private rewinding: VpCapture | null = null;
+  /** The capture area's own bytes while the VP borrows it (vp-capture.ts). */
+  private borrowed: Uint8Array | null = null;
+  /** Set when an unwind began: what the exit returns when the VP continues. */
+  private unwoundResult: ExitResult | null = null;
   private readonly startedVps = new Set<number>();
 
   constructor(private readonly opts: VpRuntimeOptions) {
@@ -108,13 +135,14 @@ export class VpRuntime {
     this.policy = opts.policy ?? BLOCKING_WAIT;
     this.haltBudget = new SpinBudget(this.policy);
     this.rewritten = isRewritten(opts.module);
+    this.capturable = WebAssembly.Module.exports(opts.module).some((e) => e.name === 'asyncify_start_unwind');
     this.budget = preemptBudget(opts.preemptBudget);
     this.clock = new ReferenceClock(this.ctl);
     this.timers = new SyntheticTimers(this.ctl, this.mem, this.vp, this.clock);
     this.msrs = new SyntheticMsrs(this.ctl, this.mem, this.vp, this.clock, this.timers, {
       reset: () => { throw new VpStop('reset'); },
       crash: (params) => opts.notify({ type: 'crash', vp: this.vp, params: params.map((p) => '0x' + p.toString(16)) }),
-      runtime100ns: () => (performance.now() - this.startedMs - this.haltedMs) * 10_000,
+      runtime100ns: () => this.runtimeBase + (performance.now() - this.startedMs - this.haltedMs) * 10_000,
     });
     const ports = new PortTable(this.ctl, this.mem);
     this.dispatcher = new HypercallDispatcher(
@@ -154,14 +182,12 @@ export class VpRuntime {
       this.exit(VpCounter.IoExits);
       this.forward(InterceptKind.IoRead, port & 0xffff, size, 0, 0, 0, 0);
       const mask = size === 4 ? 0xffffffff : (1 << (size * 8)) - 1;
-      const v = (this.intercepts.out(0) & mask) >>> 0;
-      this.afterExit();
-      return v;
+      return this.leave((this.intercepts.out(0) & mask) >>> 0);
     };
     const out = (size: 1 | 2 | 4) => (port: number, value: number) => {
       this.exit(VpCounter.IoExits);
       this.forward(InterceptKind.IoWrite, port & 0xffff, size, value & (size === 4 ? -1 : (1 << (size * 8)) - 1), 0, 0, 0);
-      this.afterExit();
+      this.leave(undefined);
     };
     const ins = (size: 1 | 2 | 4, kind: number) => (port: number, gpa: number, count: number) => {
       this.exit(VpCounter.StringIoExits);
@@ -170,8 +196,7 @@ export class VpRuntime {
       if (!this.mem.contains(gpa, count * size)) throw new GuestFault('memory', `string I/O buffer 0x${gpa.toString(16)}+${count * size} is outside guest memory`);
       this.count(VpCounter.StringIoBytes, count * size);
       this.forward(kind as 3 | 4, port & 0xffff, size, 0, 0, gpa, count);
-      this.afterExit();
-      return count;
+      return this.leave(count);
     };
     const imports: WebAssembly.Imports = {
       env: { memory: this.opts.memory },
@@ -184,17 +209,13 @@ export class VpRuntime {
           this.exit(VpCounter.HypercallExits);
           this.countCall(lo);
           this.requireHypercallPage();
-          const r = this.dispatcher.call(lo, hi, inGpa, outGpa);
-          this.afterExit();
-          return r;
+          return this.leave(this.dispatcher.call(lo, hi, inGpa, outGpa));
         },
         hypercall_fast: (lo: number, hi: number, a: number, b: number, c: number, d: number) => {
           this.exit(VpCounter.HypercallExits);
           this.countCall(lo);
           this.requireHypercallPage();
-          const r = this.dispatcher.callFast(lo, hi, a, b, c, d);
-          this.afterExit();
-          return r;
+          return this.leave(this.dispatcher.callFast(lo, hi, a, b, c, d));
         },
         inb: io(1), inw: io(2), inl: io(4),
         outb: out(1), outw: out(2), outl: out(4),
@@ -217,21 +238,35 @@ export class VpRuntime {
         [IRET_IMPORT]: () => { this.interruptsEnabled = true; },
       };
     }
+    if (this.capturable) {
+      // A rewind re-enters the exit the VP was captured in: it returns what it had computed.
+      const hv = imports.hv as Record<string, unknown>;
+      for (const name of PARK_POINTS) hv[name] = this.resumable(hv[name] as (...a: never[]) => unknown);
+      const t = imports[REWRITE_MODULE] as Record<string, unknown>;
+      t[PREEMPT_IMPORT] = this.resumable(t[PREEMPT_IMPORT] as () => number);
+    }
     return imports;
   }
 
-  /** Instantiates the image and runs the entry until the guest returns, faults or is stopped. */
+  /**
+   * Instantiates the image and runs the entry until the guest returns, faults, is stopped, or is
+   * captured. With `rewind` the entry is called again and Asyncify rewinds the captured stack.
+   */
   run(entry: VpEntry): VpExitReason {
     Atomics.store(this.i32, (this.base + VP_RUN_STATE) >> 2, VpRunState.Running);
     try {
       const instance = new WebAssembly.Instance(this.opts.module, this.imports());
       this.exports = instance.exports as GuestExports;
       if (this.rewritten) this.irqFlag = instance.exports[IRQ_FLAG_EXPORT] as WebAssembly.Global;
-      const name = entry.kind === 'boot' ? 'boot' : entry.kind === 'resume' ? 'resume' : 'vp_start';
+      if (this.capturable) this.bindCapture(instance);
+      const name = entry.kind === 'boot' ? 'boot' : 'vp_start';
       const fn = this.exports[name];
       if (typeof fn !== 'function') throw new GuestFault('ud', `guest image has no ${name} export`);
       this.opts.notify({ type: 'entered', vp: this.vp });
+      if (this.opts.rewind) this.beginRewind(this.opts.rewind);
       const value = entry.kind === 'ap' ? (fn as (r: number) => number)(entry.rip) : (fn as () => number)();
+      if (this.unwoundResult) return { reason: 'captured', capture: this.finishUnwind(entry) };
+      if (this.rewinding) throw new GuestFault('trap', 'the captured stack did not lead back to the exit it was captured in');
       return { reason: 'returned', value: typeof value === 'number' ? value : 0 };
     } catch (e) {
       if (e instanceof VpStop) return { reason: e.reason };
@@ -239,12 +274,107 @@ export class VpRuntime {
       if (e instanceof WebAssembly.RuntimeError) return { reason: 'fault', kind: 'trap', message: `guest trap: ${e.message}` };
       return { reason: 'fault', kind: 'host', message: e instanceof Error ? e.message : String(e) };
     } finally {
+      // Whatever happened, the capture area holds the guest's bytes again.
+      if (this.borrowed) this.mem.u8.set(this.borrowed, CAPTURE_AREA_GPA);
+      this.borrowed = null;
       this.count(VpCounter.WaitSpinHits, this.waits.spinHits);
       this.count(VpCounter.WaitSleeps, this.waits.sleeps);
       this.waits.spinHits = this.waits.sleeps = 0;
       Atomics.store(this.i32, (this.base + VP_RUN_STATE) >> 2, VpRunState.Stopped);
       Atomics.notify(this.i32, (this.base + VP_RUN_STATE) >> 2);
     }
+  }
+
+  // ---- capture and rewind (vp-capture.ts) ---------------------------------------------------
+
+  private bindCapture(instance: WebAssembly.Instance): void {
+    this.asyncify = asyncifyOf(instance.exports);
+    this.capturedGlobals = [];
+    for (const [name, g] of Object.entries(instance.exports)) {
+      if (!name.startsWith(GLOBAL_EXPORT_PREFIX) || !(g instanceof WebAssembly.Global)) continue;
+      const type = name.slice(name.lastIndexOf('_') + 1);
+      if (type === 'i32' || type === 'i64' || type === 'f32' || type === 'f64') this.capturedGlobals.push({ name, global: g, type });
+    }
+  }
+
+  /** Wraps a parkable exit: during a rewind it is where the VP was captured. */
+  private resumable<F extends (...a: never[]) => unknown>(f: F): F {
+    return ((...a: never[]) => (this.rewinding ? this.finishRewind() : f(...a))) as F;
+  }
+
+  /**
+   * Every exit ends here: pause/stop, timers, interrupts (afterExit). A capture requested while
+   * the VP is parked in it begins the unwind, remembering the value this exit returns.
+   */
+  private leave<T extends number | bigint | undefined>(r: T): T {
+    try {
+      this.afterExit();
+    } catch (e) {
+      if (!(e instanceof CaptureRequested)) throw e;
+      this.beginUnwind(r === undefined ? { kind: 'none' } : typeof r === 'bigint' ? { kind: 'i64', value: BigInt.asUintN(64, r).toString() } : { kind: 'i32', value: r as number });
+    }
+    return r;
+  }
+
+  private beginUnwind(result: ExitResult): void {
+    const at = CAPTURE_AREA_GPA, size = captureAreaSize(this.mem.size);
+    this.borrowed = this.mem.u8.slice(at, at + size);
+    this.mem.dv.setUint32(at, at + 8, true);
+    this.mem.dv.setUint32(at + 4, at + size, true);
+    // A vector taken for delivery but not yet delivered goes back into the IRR with the VP's state.
+    if (this.stashedVector >= 0) assertVector(this.ctl, this.vp, this.stashedVector);
+    this.stashedVector = -1;
+    this.unwoundResult = result;
+    this.asyncify!.asyncify_start_unwind(at);
+  }
+
+  private finishUnwind(entry: VpEntry): VpCapture {
+    this.asyncify!.asyncify_stop_unwind();
+    const at = CAPTURE_AREA_GPA;
+    const end = this.mem.dv.getUint32(at, true);
+    if (end < at + 8 || end > at + captureAreaSize(this.mem.size)) throw new Error(`the unwound stack ends at 0x${end.toString(16)}, outside the capture area`);
+    const stack = this.mem.u8.slice(at + 8, end);
+    this.mem.u8.set(this.borrowed!, at);
+    this.borrowed = null;
+    return {
+      vp: this.vp, entry, stack, result: this.unwoundResult!, interruptsEnabled: this.interruptsEnabled,
+      globals: this.capturedGlobals.map((g) => readGlobal(g.name, g.global, g.type)),
+      runtime100ns: this.runtimeBase + (performance.now() - this.startedMs - this.haltedMs) * 10_000,
+    };
+  }
+
+  private beginRewind(c: VpCapture): void {
+    if (!this.asyncify) throw new GuestFault('trap', 'a captured VP needs a capturable image');
+    const byName = new Map(this.capturedGlobals.map((g) => [g.name, g]));
+    if (c.globals.length !== byName.size) throw new GuestFault('trap', `the capture holds ${c.globals.length} globals; the image has ${byName.size}`);
+    for (const g of c.globals) {
+      const live = byName.get(g.name);
+      if (!live || live.type !== g.type || g.bits.length !== 8) throw new GuestFault('trap', `the capture's global ${g.name} (${g.type}) is not one of the image's`);
+      writeGlobal(live.global, g);
+    }
+    const at = CAPTURE_AREA_GPA, n = c.stack.length;
+    if (8 + n > captureAreaSize(this.mem.size)) throw new GuestFault('trap', `the captured stack (${n} bytes) does not fit the capture area`);
+    this.borrowed = this.mem.u8.slice(at, at + 8 + n);
+    this.mem.u8.set(c.stack, at + 8);
+    this.mem.dv.setUint32(at, at + 8 + n, true);
+    this.mem.dv.setUint32(at + 4, at + 8 + n, true);
+    this.interruptsEnabled = c.interruptsEnabled;
+    this.runtimeBase = c.runtime100ns;
+    this.rewinding = c;
+    this.asyncify.asyncify_start_rewind(at);
+  }
+
+  /** The rewind reached the exit the VP was captured in: hand back its result and go on from there. */
+  private finishRewind(): never {
+    const c = this.rewinding!;
+    this.rewinding = null;
+    this.asyncify!.asyncify_stop_rewind();
+    this.mem.u8.set(this.borrowed!, CAPTURE_AREA_GPA);
+    this.borrowed = null;
+    this.opts.notify({ type: 'rewound', vp: this.vp });
+    const r = c.result;
+    if (r.kind === 'halt') return this.halt() as never;
+    return this.leave(r.kind === 'none' ? undefined : r.kind === 'i32' ? r.value : BigInt.asIntN(64, BigInt(r.value))) as never;
   }
 
   private utf16(ptr: number, bytes: number): string {
@@ -272,8 +402,7 @@ export class VpRuntime {
    */
   private preempt(): number {
     this.count(VpCounter.PreemptionExits);
-    this.afterExit();
-    return this.budget;
+    return this.leave(this.budget);
   }
 
   /**
@@ -309,6 +438,7 @@ export class VpRuntime {
       const req = Atomics.load(this.i32, this.reqIdx);
       if (req === RequestedState.Stop) throw new VpStop('stopped');
       if (req !== RequestedState.Pause) return;
+      if (this.asyncify && Atomics.load(this.i32, P_CAPTURE_VP >> 2) === this.vp) throw new CaptureRequested();
       const seq = Atomics.load(this.i32, wake);
       Atomics.store(this.i32, (this.base + VP_RUN_STATE) >> 2, VpRunState.Paused);
       Atomics.add(this.i32, P_PAUSED_VPS >> 2, 1);
@@ -344,6 +474,15 @@ export class VpRuntime {
   private halt(): void {
     this.exit(VpCounter.HaltExits);
     if (!this.interruptsEnabled) throw new VpStop('halted'); // cli; hlt: nothing can wake it
+    try {
+      this.haltUntilInterrupt();
+    } catch (e) {
+      if (!(e instanceof CaptureRequested)) throw e;
+      this.beginUnwind({ kind: 'halt' });
+    }
+  }
+
+  private haltUntilInterrupt(): void {
     const wake = (this.base + VP_WAKE) >> 2;
     const state = (this.base + VP_RUN_STATE) >> 2;
     for (;;) {
@@ -376,7 +515,7 @@ export class VpRuntime {
     } else {
       this.mem.i32.fill(0, at, at + 4);
     }
-    this.afterExit();
+    this.leave(undefined);
   }
 
   private rdmsr(msr: number): bigint {
@@ -387,8 +526,7 @@ export class VpRuntime {
       else v = (BigInt(this.intercepts.out(1) >>> 0) << 32n) | BigInt(this.intercepts.out(0) >>> 0);
     }
     if (v === GP) throw new GuestFault('gp', `rdmsr 0x${msr.toString(16)}: #GP`);
-    this.afterExit();
-    return BigInt.asIntN(64, v);
+    return this.leave(BigInt.asIntN(64, v));
   }
 
   private wrmsr(msr: number, value: bigint): void {
@@ -399,7 +537,7 @@ export class VpRuntime {
       r = this.forward(InterceptKind.MsrWrite, msr, 8, Number(u & 0xffffffffn) | 0, Number(u >> 32n) | 0, 0, 0) === InterceptResult.Handled ? true : GP;
     }
     if (r === GP) throw new GuestFault('gp', `wrmsr 0x${msr.toString(16)} = 0x${BigInt.asUintN(64, value).toString(16)}: #GP`);
-    this.afterExit();
+    this.leave(undefined);
   }
 
   private mmio(read: boolean, gpa: number, size: number, value: number): number {
@@ -409,8 +547,7 @@ export class VpRuntime {
     const r = this.forward(read ? InterceptKind.MmioRead : InterceptKind.MmioWrite, gpa, size, value, 0, 0, 0);
     // Nothing decodes an unclaimed physical address: reads float high, writes vanish.
     const v = read ? (r === InterceptResult.Handled ? this.intercepts.out(0) : -1) >>> 0 : 0;
-    this.afterExit();
-    return size === 4 ? v : v & ((1 << (size * 8)) - 1);
+    return this.leave(size === 4 ? v : v & ((1 << (size * 8)) - 1));
   }
 
   private requestStartVp(index: number, rip: number): HvStatus {

@@ -1,6 +1,7 @@
 /** The body of a VP worker thread: run the guest, report events and the exit to the partition. */
 import { parentPort, workerData } from 'node:worker_threads';
 import { VpRuntime, type VpEntry, type VpEvent, type VpExitReason } from './vp-runtime.ts';
+import type { VpCapture } from './vp-capture.ts';
 
 export interface VpThreadData {
   module: WebAssembly.Module;
@@ -13,6 +14,8 @@ export interface VpThreadData {
   maxSpinIterations?: number;
   /** Fuel between preemption points (rewritten images); absent = TSVISOR_PREEMPT_BUDGET or the default. */
   preemptBudget?: number;
+  /** Continue this captured VP (its entry is `entry`) instead of starting it afresh. */
+  rewind?: VpCapture;
 }
 
 export type VpThreadMessage = { kind: 'event'; event: VpEvent } | { kind: 'exit'; vp: number; exit: VpExitReason };
@@ -26,6 +29,7 @@ const runtime = new VpRuntime({
   vp: data.vp,
   policy: { spinIterations: data.spinIterations, maxSpinIterations: data.maxSpinIterations },
   preemptBudget: data.preemptBudget,
+  rewind: data.rewind,
   notify: (event) => post({ kind: 'event', event }),
 });
 post({ kind: 'exit', vp: data.vp, exit: runtime.run(data.entry) });

@@ -50,6 +50,7 @@ export function describeExit(vp: number, exit: VpExitReason): string {
     case 'stopped': return `VP ${vp}: stopped by the host`;
     case 'reset': return `VP ${vp}: the guest requested a reset`;
     case 'fault': return `VP ${vp}: guest fault (${exit.kind}): ${exit.message}`;
+    case 'captured': return `VP ${vp}: captured (its state taken to continue elsewhere)`;
   }
 }
 

@@ -51,6 +51,8 @@ message PartitionRecord {
   uint32 vp_count = 1;
   uint64 guest_os_id = 2;
   uint64 hypercall_msr = 3;
+  // Format 3: the image preparation the VP stacks were captured from (GuestImage.preparation).
+  string image_preparation = 4;
 }
 
 // A synthetic timer (TLFS HV_X64_MSR_STIMERx_CONFIG/COUNT) and its next expiry.
@@ -75,6 +77,27 @@ message QueuedMessageRecord {
   bytes message = 2;
 }
 
+// A mutable global of the guest image, by the rewrite's export name; its value's 8 bytes (LE).
+message GuestGlobalRecord {
+  string name = 1;
+  string type = 2;
+  bytes bits = 3;
+}
+
+// How a VP continues (format 3; hypervisor/vp/vp-capture.ts): its captured Wasm stack (Asyncify's
+// unwound frames), globals, the value of the exit it was parked in, and the entry it had called.
+message VpExecutionRecord {
+  uint32 state = 1;          // 1 captured, 2 never started, 3 exited
+  uint32 entry_kind = 2;     // 1 boot, 2 vp_start (an AP)
+  uint32 entry_rip = 3;
+  bytes stack = 4;
+  repeated GuestGlobalRecord globals = 5;
+  uint32 result_kind = 6;    // 1 none, 2 i32, 3 i64, 4 inside halt
+  uint64 result_value = 7;
+  bool interrupts_enabled = 8;
+  double runtime_ticks = 9;    // HV_X64_MSR_VP_RUNTIME (100 ns)
+}
+
 // One virtual processor: SynIC (TLFS 11), synthetic timers, pending interrupts, registers.
 message VpRecord {
   uint32 vp = 1;
@@ -86,6 +109,7 @@ message VpRecord {
   repeated SyntheticTimerRecord timers = 7;
   repeated RegisterRecord registers = 8;
   repeated QueuedMessageRecord queued_messages = 9;
+  VpExecutionRecord execution = 10;
 }
 
 message Record {
@@ -113,6 +137,20 @@ export interface VpStateRecord {
   timers: { index: number; config: string; count: string; due: number; messagePending: boolean }[];
   registers: { name: number; value: Uint8Array }[];
   queuedMessages: { sint: number; message: Uint8Array }[];
+  /** Format 3 (vmwp/vp-execution-record.ts); absent in a record decoded from an older file. */
+  execution?: VpExecutionRecord;
+}
+
+export interface VpExecutionRecord {
+  state: number;
+  entryKind: number;
+  entryRip: number;
+  stack: Uint8Array;
+  globals: { name: string; type: string; bits: Uint8Array }[];
+  resultKind: number;
+  resultValue: string;
+  interruptsEnabled: boolean;
+  runtimeTicks: number;
 }
 
 export type SavedRecord =
@@ -121,7 +159,7 @@ export type SavedRecord =
   | { device: { name: string; version: number; state: Uint8Array } }
   | { memoryRun: { gpa: number; data: Uint8Array } }
   | { end: { memoryBytes: number; pageRuns: number; pagesWritten: number; recordCount: number } }
-  | { partition: { vpCount: number; guestOsId: string; hypercallMsr: string } }
+  | { partition: { vpCount: number; guestOsId: string; hypercallMsr: string; imagePreparation: string } }
   | { vp: VpStateRecord };
 
 /** Human names of the record kinds, for errors that name a record. */

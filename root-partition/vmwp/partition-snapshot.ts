@@ -6,10 +6,13 @@
  * build, and the words that describe running threads (run states, locks, doorbells, counters)
  * mean nothing to another process.
  *
+ * Each VP's execution state (its captured Wasm stack, vp-execution-record.ts) travels in its VP
+ * record; the VM worker captures the VPs before this snapshot and continues them after a restore.
+ *
  * Ports and connections are not saved: the device thread builds them from the VM's configuration
- * when it starts (VMBus setup), exactly as at boot. Messages or event flags in flight on a port
- * could not be matched to them, so a partition holding any cannot be captured (the save is
- * refused and the VM runs on); a guest connected to VMBus is refused before this, by the devices.
+ * when it starts (VMBus setup), exactly as at boot, and restores the VMBus state over them. The
+ * device thread serves every message and event flag in flight before it saves; one still here
+ * could not be matched to a port, so the capture is refused (the VM runs on).
  *
  * The reference counter is restored frozen at the value it was frozen at, and thawed when the VPs
  * start, so guest time does not jump over the time spent saved or restoring.
@@ -24,9 +27,13 @@ import {
 import { ReferenceClock } from '../../hypervisor/reference-time.ts';
 import { registerSlot } from '../../hypervisor/vp/registers.ts';
 import type { VpStateRecord } from '../ipc/saved-state-schema.ts';
+import type { VpExecution } from '../../hypervisor/vp/vp-capture.ts';
+import { executionFromRecord, ExecutionRecordError } from './vp-execution-record.ts';
 
 export interface PartitionSnapshot {
   vpCount: number;
+  /** GuestImage.preparation of the image the VPs run (their captured stacks fit only it). */
+  imagePreparation: string;
   guestOsId: string;
   hypercallMsr: string;
   referenceTicks: number;
@@ -62,7 +69,7 @@ export function capturePartition(p: Partition): PartitionSnapshot {
   refuseInFlight(ctl);
   const vps: VpStateRecord[] = [];
   for (let vp = 0; vp < p.vpCount; vp++) vps.push(captureVp(ctl, vp));
-  return { vpCount: p.vpCount, guestOsId: u64(ctl, P_GUEST_OS_ID), hypercallMsr: u64(ctl, P_HYPERCALL_MSR), referenceTicks: Number(frozen), vps };
+  return { vpCount: p.vpCount, imagePreparation: p.imagePreparation, guestOsId: u64(ctl, P_GUEST_OS_ID), hypercallMsr: u64(ctl, P_HYPERCALL_MSR), referenceTicks: Number(frozen), vps };
 }
 
 function refuseInFlight(ctl: PartitionControl): void {
@@ -123,11 +130,20 @@ function validate(p: Partition, s: PartitionSnapshot): void {
   if (s.vps.length !== p.vpCount || new Set(s.vps.map((v) => v.vp)).size !== p.vpCount || s.vps.some((v) => !(v.vp >= 0 && v.vp < p.vpCount))) {
     bad(`the saved state holds virtual processor records ${s.vps.map((v) => v.vp).join(', ')}; the partition has VPs 0..${p.vpCount - 1}`);
   }
+  if (s.imagePreparation !== p.imagePreparation) {
+    bad('the saved VPs were captured from another preparation of the guest image (another tsvisor release or TSVISOR_REWRITE setting); this build cannot continue them — turn the VM off to discard the saved state');
+  }
   parseU64(s.guestOsId, 'the guest OS id');
   parseU64(s.hypercallMsr, 'the hypercall MSR');
   if (!Number.isSafeInteger(s.referenceTicks) || s.referenceTicks < 0) bad(`reference time ${s.referenceTicks} is not a count of 100 ns units`);
   for (const v of s.vps) {
     const where = `VP ${v.vp}`;
+    try {
+      executionFromRecord(v.vp, v.execution);
+    } catch (e) {
+      if (e instanceof ExecutionRecordError) bad(e.message);
+      throw e;
+    }
     if (v.pendingVectors.some((x) => !(Number.isInteger(x) && x >= 0 && x < 256))) bad(`${where}: a pending interrupt vector is outside 0..255`);
     if (v.sint.length !== HV_SYNIC_SINT_COUNT) bad(`${where}: ${v.sint.length} SINT registers; the SynIC has ${HV_SYNIC_SINT_COUNT}`);
     v.sint.forEach((x, i) => parseU64(x, `${where} SINT${i}`));
@@ -160,7 +176,7 @@ function validate(p: Partition, s: PartitionSnapshot): void {
  * written by this thread alone, and nothing else reads it until they start. Leaves the reference
  * clock frozen; ReferenceClock.thaw it just before the VPs start.
  */
-export function restorePartition(p: Partition, s: PartitionSnapshot): void {
+export function restorePartition(p: Partition, s: PartitionSnapshot): VpExecution[] {
   validate(p, s);
   const ctl = p.ctl;
   ctl.i64[P_GUEST_OS_ID >> 3] = parseU64(s.guestOsId, '');
@@ -195,4 +211,5 @@ export function restorePartition(p: Partition, s: PartitionSnapshot): void {
   // thread's start-up is not guest time either.
   ReferenceClock.start(ctl, BigInt(s.referenceTicks));
   Atomics.store(ctl.i64, P_REF_FROZEN_AT >> 3, BigInt(s.referenceTicks));
+  return [...s.vps].sort((a, b) => a.vp - b.vp).map((v) => executionFromRecord(v.vp, v.execution));
 }

@@ -1,13 +1,14 @@
 /**
- * The saved-state file of a VM (format 2):
+ * The saved-state file of a VM (format 3):
  *
  *   header  "TSVSAVE\0" (8) · format version u32 · header length u32 · configuration hash (32)
  *           · CRC-32C of the header's first 48 bytes u32
  *   records u32 length · u32 CRC-32C of the body · protobuf Record (ipc/saved-state-schema.ts),
  *           repeated, ending with End (which counts the records before it); nothing after End
  *
- * Records, in order: Partition, one Vp per virtual processor, ReferenceTime, Device per emulated
- * device, MemoryRun per run of non-zero pages (a page in no run is zero on restore), End. Every
+ * Records, in order: Partition (with the image preparation the VP stacks fit), one Vp per virtual
+ * processor (with its execution state: the captured Wasm stack), ReferenceTime, Device per
+ * emulated device and one for VMBus with its VSPs, MemoryRun per run of non-zero pages (a page in no run is zero on restore), End. Every
  * record is checked before it is used, so a damaged byte anywhere is refused naming the record.
  * The configuration hash covers what a saved guest depends on (VM id, memory size, VP count,
  * image bytes), so a file is never restored into another configuration.
@@ -19,19 +20,23 @@ import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { MAX_VPS } from '../../hypervisor/partition-control.ts';
+import { CAPTURE_AREA_MAX } from '../../hypervisor/vp/vp-capture.ts';
 import { decodeRecord, encodeRecord, RECORD_KIND_NAMES, recordKindOfBytes, type SavedRecord } from '../ipc/saved-state-schema.ts';
 import { syncDirectory, writeFileAtomicWith } from '../vmms/atomic-file.ts';
 import { crc32c } from './crc32c.ts';
 import type { PartitionSnapshot } from './partition-snapshot.ts';
 
 export const SAVED_STATE_MAGIC = Buffer.from('TSVSAVE\0', 'latin1');
-export const SAVED_STATE_VERSION = 2;
+export const SAVED_STATE_VERSION = 3;
 const HEADER_BYTES = 8 + 4 + 4 + 32 + 4;
 const PAGE = 4096;
 /** Pages per memory-run record at most: keeps every record well under MAX_RECORD_BYTES. */
 const MAX_RUN_PAGES = 256;
-/** No record is larger (a memory run of MAX_RUN_PAGES pages and its framing): a hostile length allocates no more. */
-export const MAX_RECORD_BYTES = MAX_RUN_PAGES * PAGE + 4096;
+/**
+ * No record is larger: a VP record with the largest captured stack (CAPTURE_AREA_MAX) and its
+ * globals, or a memory run of MAX_RUN_PAGES pages. A hostile length allocates no more.
+ */
+export const MAX_RECORD_BYTES = Math.max(MAX_RUN_PAGES * PAGE, CAPTURE_AREA_MAX) + 64 * 1024;
 /** Device records at most: the chipset has a handful; a file with thousands is not ours. */
 const MAX_DEVICE_RECORDS = 64;
 
@@ -98,7 +103,7 @@ export function writeSavedState(path: string, hash: Buffer, s: SavedState): Save
       put(body);
       records++;
     };
-    record({ partition: { vpCount: s.vpCount, guestOsId: s.guestOsId, hypercallMsr: s.hypercallMsr } });
+    record({ partition: { vpCount: s.vpCount, guestOsId: s.guestOsId, hypercallMsr: s.hypercallMsr, imagePreparation: s.imagePreparation } });
     for (const vp of s.vps) record({ vp });
     record({ referenceTime: { referenceTicks: s.referenceTicks } });
     for (const d of s.devices) record({ device: d });
@@ -144,7 +149,10 @@ export function readSavedState(path: string, expectedHash: Buffer, memory: Uint8
     const header = read(Math.min(HEADER_BYTES, Math.max(fileBytes, 16)), 'the header');
     if (!header.subarray(0, 8).equals(SAVED_STATE_MAGIC)) throw new SavedStateError('SAVED_STATE_NOT_A_FILE', `${path} is not a tsvisor saved-state file`);
     const version = header.readUInt32LE(8);
-    if (version !== SAVED_STATE_VERSION) throw new SavedStateError('SAVED_STATE_VERSION', `${path} has saved-state format version ${version}; this tsvisor reads version ${SAVED_STATE_VERSION}`);
+    if (version !== SAVED_STATE_VERSION) {
+      const why = version < SAVED_STATE_VERSION ? ' (an older file, written before VP stacks and VMBus were saved)' : '';
+      throw new SavedStateError('SAVED_STATE_VERSION', `${path} has saved-state format version ${version}${why}; this tsvisor reads version ${SAVED_STATE_VERSION}`);
+    }
     if (header.length < HEADER_BYTES) throw new SavedStateError('SAVED_STATE_CORRUPT', `${path} is truncated: it ends inside the header`);
     if (header.readUInt32LE(12) !== HEADER_BYTES || crc32c(header.subarray(0, 48)) !== header.readUInt32LE(48)) {
       throw new SavedStateError('SAVED_STATE_CORRUPT', `${path}: the header is damaged (checksum mismatch)`);
@@ -181,7 +189,7 @@ export function readSavedState(path: string, expectedHash: Buffer, memory: Uint8
 
 /** Collects the records in their required order, refusing what is out of place. */
 class StateBuilder {
-  private partition: { vpCount: number; guestOsId: string; hypercallMsr: string } | null = null;
+  private partition: { vpCount: number; guestOsId: string; hypercallMsr: string; imagePreparation: string } | null = null;
   private readonly vps: PartitionSnapshot['vps'] = [];
   private referenceTicks = -1;
   private readonly devices: SavedState['devices'] = [];
@@ -237,7 +245,7 @@ class StateBuilder {
 
   result(): Omit<SavedState, 'memory'> {
     const p = this.partition!;
-    return { vpCount: p.vpCount, guestOsId: p.guestOsId, hypercallMsr: p.hypercallMsr, referenceTicks: this.referenceTicks, vps: this.vps, devices: this.devices };
+    return { vpCount: p.vpCount, imagePreparation: p.imagePreparation, guestOsId: p.guestOsId, hypercallMsr: p.hypercallMsr, referenceTicks: this.referenceTicks, vps: this.vps, devices: this.devices };
   }
 }
 

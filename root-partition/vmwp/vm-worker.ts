@@ -20,6 +20,8 @@ import type { DeviceReplies } from './device-requests.ts';
 import { DeviceThread } from './device-thread.ts';
 import { HeartbeatStatus } from '../vsp/ic/heartbeat-vsp.ts';
 import { capturePartition, restorePartition, SnapshotError } from './partition-snapshot.ts';
+import { executionToRecord } from './vp-execution-record.ts';
+import type { VpExecution } from '../../hypervisor/vp/vp-capture.ts';
 import { consumeSavedState, configurationHash, readSavedState, writeSavedState, type SaveSummary } from './saved-state-file.ts';
 
 /** What VMMS tells a new VMWP: the VM's configuration and, to restore, its saved-state file. */
@@ -104,8 +106,13 @@ export class VmWorker extends EventEmitter {
       try {
         saved = readSavedState(file, this.configurationHash(), p.mem.u8);
         // Before the device thread exists: this thread alone writes the control block.
-        restorePartition(p, saved);
+        const executions = restorePartition(p, saved);
+        // Every VP rewinds to the exit it was captured in and parks there (the partition stays
+        // paused, its clock frozen) before any device runs: the capture area each VP borrows for
+        // its rewind holds the guest's bytes again before a device could touch guest memory.
+        await p.continueVps(executions, this.pauseTimeoutMs);
       } catch (e) {
+        await p.stop();
         await this.hv.deletePartition(p.id);
         this.partition = null;
         throw e;
@@ -115,12 +122,13 @@ export class VmWorker extends EventEmitter {
       // not just in VMMS's memory) before it does, or a later crash would restore stale memory.
       consumeSavedState(file);
       this.log.info(`restored from ${file} at reference time ${saved.referenceTicks}; the file is consumed`);
-      ReferenceClock.thaw(p.ctl);
-      p.start('resume');
-    } else {
-      await this.startDevices(p);
-      p.start('boot');
+      p.resume();
+      this.watchIdle(p);
+      this.setState('running');
+      return;
     }
+    await this.startDevices(p);
+    p.start();
     try {
       await this.firstVpEntered(p);
     } catch (e) {
@@ -279,30 +287,54 @@ export class VmWorker extends EventEmitter {
     this.setState('running');
   }
 
-  /** Parks the VPs, writes the saved-state file, and stops the partition (the VM is then Saved). */
+  /**
+   * Saves the whole VM and stops it (the VM is then Saved): parks the VPs, has the devices save
+   * their state (VMBus and its VSPs included), captures every VP's stack, and writes the file.
+   * A save that fails at any step puts everything back — the captured VPs continue, the VM is as
+   * it was (running or paused) — and says why.
+   */
   async save(path: string): Promise<SaveSummary> {
     const p = this.live;
+    if (!p.capturable) {
+      throw new SnapshotError('VMWP_ERR_SAVE_NOT_RESTORABLE', 'the guest image was prepared without capturable stacks (TSVISOR_REWRITE is set to preemptible or 0), so its VPs cannot be saved; shut the VM down or turn it off instead');
+    }
     const wasRunning = this.state === 'running';
     if (wasRunning) await this.pause();
     let summary: SaveSummary;
     let records: DeviceStateRecordList;
+    let executions: VpExecution[] | null = null;
+    const t0 = performance.now();
+    // The VPs leave their threads as they are captured: that is not the guest stopping.
+    this.stopping = true;
     try {
       records = (await this.deviceThread.request({ op: 'save-devices' })).records;
-      // A restored VP 0 enters the image's `resume()` (a call stack is not saved yet): without it a
-      // saved VM could never run again, so it is not saved at all and runs on. (After the devices:
-      // a guest connected to VMBus is refused for that first, the more useful reason.)
-      if (!p.imageExportsFunction('resume')) {
-        throw new SnapshotError('VMWP_ERR_SAVE_NOT_RESTORABLE', 'the guest image has no resume export, so a saved state of it could not be restored; shut the VM down or turn it off instead');
-      }
+      executions = await p.captureVps(this.pauseTimeoutMs);
       const snap = capturePartition(p);
-      summary = writeSavedState(path, this.configurationHash(), { ...snap, devices: records, memory: p.mem.u8 });
+      const vps = snap.vps.map((v) => ({ ...v, execution: executionToRecord(executions![v.vp]) }));
+      summary = writeSavedState(path, this.configurationHash(), { ...snap, vps, devices: records, memory: p.mem.u8 });
     } catch (e) {
+      await this.undoCapture(p, executions, e);
       if (wasRunning) this.resume();
       throw e;
     }
-    this.log.info(`saved to ${path}: ${summary.pagesWritten} non-zero pages in ${summary.pageRuns} runs, device records ${records.map((d) => d.name).join(', ')}, ${summary.bytes} bytes`);
+    const stackBytes = executions.reduce((n, x) => n + (x.state === 'captured' ? x.capture.stack.length : 0), 0);
+    this.log.info(`saved to ${path} in ${(performance.now() - t0).toFixed(1)} ms: VPs ${executions.map((x) => `${x.vp} ${x.state}`).join(', ')} (${stackBytes} bytes of stack), ${summary.pagesWritten} non-zero pages in ${summary.pageRuns} runs, device records ${records.map((d) => d.name).join(', ')}, ${summary.bytes} bytes`);
     await this.turnOff();
     return summary;
+  }
+
+  /** A failed save: the captured VPs continue where they were; if even that fails the VM cannot go on. */
+  private async undoCapture(p: Partition, executions: VpExecution[] | null, cause: unknown): Promise<void> {
+    try {
+      if (executions) await p.continueVps(executions, this.pauseTimeoutMs);
+      this.stopping = false;
+      this.watchIdle(p);
+    } catch (e) {
+      const message = `the save failed (${cause instanceof Error ? cause.message : String(cause)}) and the VPs could not continue (${e instanceof Error ? e.message : String(e)}); the VM is turned off`;
+      this.log.error(message);
+      await this.turnOff();
+      throw Object.assign(new Error(message), { code: 'VMWP_ERR_SAVE_UNDO' });
+    }
   }
 
   async turnOff(): Promise<void> {
@@ -327,7 +359,7 @@ export class VmWorker extends EventEmitter {
     this.stopping = false;
     const p = this.createPartition();
     await this.startDevices(p);
-    p.start('boot');
+    p.start();
     this.watchIdle(p);
     this.setState('running');
   }

@@ -2,10 +2,10 @@
  * Save and restore back to back, 20 times, with a device thread that builds VMBus ports, the
  * integration services and an IDE disk as it starts: the partition's state is restored before
  * that thread exists, so nothing it writes at start-up is overwritten and nothing it serves sees
- * a half-restored block. Every progress line of the checksum guest, across all 21 workers,
- * carries the checksum it would have computed uninterrupted (recomputed here): no round lost,
- * repeated or applied to stale state. (The guest never reaches its final verification, a long
- * stretch without exits that a loaded host cannot pause within the time-out.)
+ * a half-restored block. The guest keeps its loop state in locals on its call stack: every VP
+ * stack is captured and rewound in the next worker. Every progress line of the checksum guest,
+ * across all 21 workers, carries the checksum it would have computed uninterrupted (recomputed
+ * here): no round lost, repeated or applied to stale state.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -50,7 +50,6 @@ describe('restore cycles', () => {
       devices: { ide: [{ path: disk }], integrationServices: { heartbeat: true, shutdown: true, timeSync: true, kvp: true } },
     };
     let text = '';
-    const resumedAt: number[] = [];
     const savedAt: number[] = [];
     let w: VmWorker | null = null;
     const lastRound = () => Number([...text.matchAll(/progress round=(\d+)/g)].at(-1)?.[1] ?? 0);
@@ -59,16 +58,11 @@ describe('restore cycles', () => {
         w = new VmWorker(cycle === 0 ? launch : { ...launch, restoreFrom: file }, log);
         w.on('console', (b: Uint8Array) => { text += Buffer.from(b).toString('latin1'); });
         await w.boot();
-        if (cycle > 0) {
-          const m = await waitFor('the resume line', () => [...text.matchAll(/resumed at round=(\d+)/g)][cycle - 1]);
-          resumedAt.push(Number(m[1]));
-        }
-        if (cycle === CYCLES) {
-          await waitFor('progress after the last restore', () => lastRound() > resumedAt.at(-1)!);
-          break;
-        }
-        // The first boot runs a while; each restored guest is saved again once it has run (its resume line).
-        if (cycle === 0) await waitFor('progress', () => lastRound() > 0);
+        // Each VM runs on for a while from where it was saved (a few progress lines, a number
+        // that varies), so the saves land at different points of a round or of a console line.
+        const runTo = (savedAt.at(-1) ?? 0) + 100 * (1 + (cycle % 3));
+        await waitFor('progress after the restore', () => lastRound() >= runTo);
+        if (cycle === CYCLES) break;
         await w.save(file);
         savedAt.push(lastRound());
         w = null;
@@ -77,12 +71,12 @@ describe('restore cycles', () => {
       await w?.turnOff();
       await closeLogger(log);
     }
-    expect(resumedAt).toHaveLength(CYCLES);
-    // Each restore continues from its save, never from an earlier one.
-    resumedAt.forEach((r, i) => {
-      expect(r).toBeGreaterThanOrEqual(savedAt[i]);
-      if (i > 0) expect(r).toBeGreaterThanOrEqual(resumedAt[i - 1]);
-    });
+    expect(savedAt).toHaveLength(CYCLES);
+    // The guest cannot tell it was saved: it printed its banner once, and its progress lines
+    // follow one another, each round once, in order, across all the workers.
+    expect(text.match(/checksum guest:/g)).toHaveLength(1);
+    const all = [...text.matchAll(/progress round=(\d+)/g)].map((x) => Number(x[1]));
+    expect(all).toEqual(Array.from({ length: all.length }, (_, i) => (i + 1) * 100));
     // Every progress line's checksum equals the uninterrupted chain's at that round.
     const lines = [...text.matchAll(/progress round=(\d+) sum=([0-9a-f]{8})/g)].map((x) => ({ round: Number(x[1]), sum: parseInt(x[2], 16) }));
     expect(lines.length).toBeGreaterThan(CYCLES);
@@ -92,7 +86,5 @@ describe('restore cycles', () => {
       for (; r < line.round; r++) sum = round(sum, r, WORK);
       expect(line.sum, `round ${line.round}`).toBe(sum);
     }
-    const all = [...text.matchAll(/progress round=(\d+)/g)].map((x) => Number(x[1]));
-    expect(new Set(all).size).toBe(all.length);
   });
 });

@@ -59,16 +59,12 @@ describe('save and restore', () => {
     expect(existsSync(file)).toBe(false); // consumed by the restore
     await waitFor('the verdict', () => /verdict=/.test(v.console('ck')), 60_000);
     const after = v.console('ck');
-    const resumedAt = Number(/resumed at round=(\d+)/.exec(after)![1]);
-    // The VP parks at the exit of a progress line, after the round was committed.
-    expect(resumedAt).toBeGreaterThanOrEqual(savedAt);
-    expect(resumedAt - savedAt).toBeLessThanOrEqual(100); // the pause may land inside the next progress line
-    const m = /result rounds=(\d+) sum=(\w+) expected=(\w+) resumes=(\d+) verdict=(\w+)/.exec(after)!;
-    expect({ rounds: Number(m[1]), sum: m[2], resumes: Number(m[4]), verdict: m[5] }).toEqual({ rounds: ROUNDS, sum: m[3], resumes: 1, verdict: 'OK' });
-    // Progress after the restore continues the sequence: no round number printed twice.
-    const later = rounds(after);
-    expect(later[0]).toBeGreaterThan(savedAt);
-    expect(new Set(later).size).toBe(later.length);
+    // The guest cannot tell: no line marks the restore, the progress lines go on one by one.
+    expect(after).not.toContain('checksum guest:');
+    const m = /result rounds=(\d+) sum=(\w+) expected=(\w+) verdict=(\w+)/.exec(after)!;
+    expect({ rounds: Number(m[1]), sum: m[2], verdict: m[4] }).toEqual({ rounds: ROUNDS, sum: m[3], verdict: 'OK' });
+    const all = rounds(before + after);
+    expect(all).toEqual(Array.from({ length: ROUNDS / 100 }, (_, i) => (i + 1) * 100));
     await waitFor('Off after the guest finished', () => v.get('ck')!.enabledState === 3, 10_000);
     expect(states).toEqual([32773, 6, 10, 2, 3]);
   });
@@ -96,10 +92,15 @@ describe('save and restore', () => {
     // A file of a newer format version.
     const bytes = readFileSync(fileA);
     const newer = Buffer.from(bytes);
-    newer.writeUInt32LE(3, 8);
+    newer.writeUInt32LE(4, 8);
     writeFileSync(fileB, newer);
-    expect(await v2.start('b')).toMatchObject({ returnValue: 32768, error: expect.stringMatching(/format version 3; this tsvisor reads version 2/), vm: { enabledState: 6 } });
+    expect(await v2.start('b')).toMatchObject({ returnValue: 32768, error: expect.stringMatching(/format version 4; this tsvisor reads version 3/), vm: { enabledState: 6 } });
     expect(readFileSync(fileB).equals(newer)).toBe(true);
+    // One of an older format (before VP stacks were saved).
+    const older = Buffer.from(bytes);
+    older.writeUInt32LE(2, 8);
+    writeFileSync(fileB, older);
+    expect(await v2.start('b')).toMatchObject({ returnValue: 32768, error: expect.stringMatching(/format version 2 \(an older file, written before VP stacks and VMBus were saved\); this tsvisor reads version 3/), vm: { enabledState: 6 } });
 
     // One flipped bit in a's own file — in the VP record, the reference time, a device record, a
     // memory run: refused naming the record, a stays Saved, its file untouched; the intact file restores.
@@ -121,7 +122,8 @@ describe('save and restore', () => {
     expect((await v2.turnOff('b')).vm).toMatchObject({ enabledState: 3 });
     expect(existsSync(fileB)).toBe(false);
     expect((await v2.start('a')).returnValue).toBe(0);
-    await waitFor('resumed', () => /resumed at round=/.test(v2.console('a')));
+    const savedRounds = rounds(v2.console('a')).length;
+    await waitFor('progress after the restore', () => rounds(v2.console('a')).length > savedRounds + 2);
     expect((await v2.turnOff('a')).returnValue).toBe(0);
   });
 });

@@ -44,7 +44,7 @@ const vpState = (vp: number): PartitionSnapshot['vps'][number] => ({
   queuedMessages: [{ sint: 3, message: Uint8Array.from({ length: 256 }, (_, i) => i & 0xff) }],
 });
 
-const snapshot: PartitionSnapshot = { vpCount: 1, guestOsId: '9223372036854775809', hypercallMsr: '4097', referenceTicks: 123_456_789_012, vps: [vpState(0)] };
+const snapshot: PartitionSnapshot = { vpCount: 1, imagePreparation: 'prep', guestOsId: '9223372036854775809', hypercallMsr: '4097', referenceTicks: 123_456_789_012, vps: [vpState(0)] };
 const devices = [{ name: 'pic', version: 1, state: new Uint8Array([1, 2]) }, { name: 'pci', version: 1, state: new Uint8Array([3, 4, 5, 6]) }];
 
 /** The file's records: offset of the framing, body length, kind (the first tag's field number). */
@@ -176,7 +176,7 @@ describe('saved-state file', () => {
 
   it('refuses the raw control block of format 1, unknown, missing, misplaced or miscounted records', () => {
     const end = (recordCount: number, pageRuns = 0, pagesWritten = 0) => ({ end: { memoryBytes: 1 << 20, pageRuns, pagesWritten, recordCount } });
-    const base: SavedRecord[] = [{ partition: { vpCount: 1, guestOsId: '1', hypercallMsr: '0' } }, { vp: vpState(0) }, { referenceTime: { referenceTicks: 5 } }];
+    const base: SavedRecord[] = [{ partition: { vpCount: 1, guestOsId: '1', hypercallMsr: '0', imagePreparation: 'p' } }, { vp: vpState(0) }, { referenceTime: { referenceTicks: 5 } }];
     const cases: [SavedRecord[] | Buffer, RegExp][] = [
       [[{ partitionControl: { vpCount: 1, control: new Uint8Array(300) } }, ...base.slice(1), end(3)], /raw control block.*a raw dump of a layout this tsvisor does not read/],
       [[...base, { partitionControl: { vpCount: 1, control: new Uint8Array(300) } }, end(4)], /raw control block/],
@@ -190,7 +190,7 @@ describe('saved-state file', () => {
       [[...base, { device: devices[0] }, { referenceTime: { referenceTicks: 6 } }, end(5)], /reference time.*out of place/],
       [[...base, ...Array.from({ length: 65 }, () => ({ device: devices[0] })), end(68)], /more than 64 device records/],
       [[...base], /truncated/],
-      [[{ partition: { vpCount: 65, guestOsId: '0', hypercallMsr: '0' } }, ...Array.from({ length: 65 }, (_, vp) => ({ vp: vpState(vp) })), end(66)], /record #0 .*65 VPs; a partition has 1..64/],
+      [[{ partition: { vpCount: 65, guestOsId: '0', hypercallMsr: '0', imagePreparation: 'p' } }, ...Array.from({ length: 65 }, (_, vp) => ({ vp: vpState(vp) })), end(66)], /record #0 .*65 VPs; a partition has 1..64/],
     ];
     // A record kind from a newer release (field 15): its tag, a length, and nothing this build knows.
     const unknown = Buffer.from([15 << 3 | 2, 1, 0]);
