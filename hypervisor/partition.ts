@@ -208,10 +208,9 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
     return WebAssembly.Module.exports(this.image.module).some((e) => e.name === name && e.kind === 'function');
   }
 
-  /** The loaded image's preparation (GuestImage.preparation): a capture fits only this one. */
+  /** The loaded image's preparation (GuestImage.preparation; '' before one is loaded): a capture fits only this one. */
   get imagePreparation(): string {
-    if (!this.image) throw new HvError('HV_ERR_NO_IMAGE', 'no guest image loaded');
-    return this.image.preparation;
+    return this.image?.preparation ?? '';
   }
 
   /** The loaded image can have its VPs captured (prepared with capturable stacks). */

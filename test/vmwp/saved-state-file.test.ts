@@ -15,7 +15,8 @@ import { ReferenceClock } from '../../hypervisor/reference-time.ts';
 import { encodeRecord, type SavedRecord } from '../../root-partition/ipc/saved-state-schema.ts';
 import { crc32c } from '../../root-partition/vmwp/crc32c.ts';
 import { capturePartition, restorePartition, SnapshotError, type PartitionSnapshot } from '../../root-partition/vmwp/partition-snapshot.ts';
-import { configurationHash, readSavedState, SavedStateError, writeSavedState } from '../../root-partition/vmwp/saved-state-file.ts';
+import { configurationHash, readSavedState, SAVED_STATE_VERSION, SavedStateError, writeSavedState } from '../../root-partition/vmwp/saved-state-file.ts';
+import { executionToRecord } from '../../root-partition/vmwp/vp-execution-record.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tsv-ss-'));
 const hv = new Hypervisor();
@@ -42,7 +43,15 @@ const vpState = (vp: number): PartitionSnapshot['vps'][number] => ({
   timers: [0, 1, 2, 3].map((index) => ({ index, config: String(index === 0 ? 0x30003 : 0), count: index === 0 ? '100000' : '0', due: index === 0 ? 987654 : -1, messagePending: index === 0 })),
   registers: [{ name: 0x00020010, value: Uint8Array.from({ length: 16 }, (_, i) => i + 1) }],
   queuedMessages: [{ sint: 3, message: Uint8Array.from({ length: 256 }, (_, i) => i & 0xff) }],
+  execution: {
+    state: 1, entryKind: vp === 0 ? 1 : 2, entryRip: vp === 0 ? 0 : 0x1234, stack: Uint8Array.from({ length: 300 }, (_, i) => (i * 7) & 0xff),
+    globals: [{ name: '__tsvisor_global_1_i32', type: 'i32', bits: Uint8Array.of(1, 2, 3, 4, 0, 0, 0, 0) }, { name: '__tsvisor_global_3_f64', type: 'f64', bits: Uint8Array.of(0, 0, 0, 0, 0, 0, 0xf8, 0x7f) }],
+    resultKind: 3, resultValue: '18446744073709551615', interruptsEnabled: true, runtimeTicks: 123456,
+  },
 });
+
+/** Every VP of a captured partition marked as never started (the partition tests have no image). */
+const notStarted = (s: PartitionSnapshot): PartitionSnapshot => ({ ...s, vps: s.vps.map((v) => ({ ...v, execution: executionToRecord({ vp: v.vp, state: 'not-started' }) })) });
 
 const snapshot: PartitionSnapshot = { vpCount: 1, imagePreparation: 'prep', guestOsId: '9223372036854775809', hypercallMsr: '4097', referenceTicks: 123_456_789_012, vps: [vpState(0)] };
 const devices = [{ name: 'pic', version: 1, state: new Uint8Array([1, 2]) }, { name: 'pci', version: 1, state: new Uint8Array([3, 4, 5, 6]) }];
@@ -58,7 +67,7 @@ function frames(bytes: Buffer): { at: number; length: number; field: number }[] 
   return out;
 }
 
-function fileWith(records: SavedRecord[], version = 2): Buffer {
+function fileWith(records: SavedRecord[], version = SAVED_STATE_VERSION): Buffer {
   const header = Buffer.alloc(HEADER);
   header.write('TSVSAVE\0', 0, 'latin1');
   header.writeUInt32LE(version, 8);
@@ -166,11 +175,11 @@ describe('saved-state file', () => {
     expect(() => readSavedState(path, other, new Uint8Array(1 << 20))).toThrow(/saved from another configuration/);
     writeFileSync(join(dir, 'magic'), Buffer.concat([Buffer.from('NOTSAVED'), bytes.subarray(8)]));
     expect(refusal(join(dir, 'magic')).code).toBe('SAVED_STATE_NOT_A_FILE');
-    for (const v of [1, 3]) {
+    for (const v of [1, 2, 4]) {
       const b = Buffer.from(bytes);
       b.writeUInt32LE(v, 8);
       writeFileSync(join(dir, 'v'), b);
-      expect(refusal(join(dir, 'v'))).toMatchObject({ code: 'SAVED_STATE_VERSION', message: expect.stringMatching(new RegExp(`format version ${v}; this tsvisor reads version 2`)) });
+      expect(refusal(join(dir, 'v'))).toMatchObject({ code: 'SAVED_STATE_VERSION', message: expect.stringMatching(new RegExp(`format version ${v}${v < 3 ? ' \\(an older file' : ';'}.*this tsvisor reads version 3`)) });
     }
   });
 
@@ -241,7 +250,7 @@ describe('partition snapshot', () => {
     a.ctl.u8.fill(0x77, q + 8 + 8, q + 8 + 8 + 256); // a timer message queued for SINT0
     a.ctl.i32[(q + 4) >> 2] = 1;
     ReferenceClock.freeze(a.ctl);
-    const s = capturePartition(a);
+    const s = notStarted(capturePartition(a));
     expect(s.vps[1]).toMatchObject({ simp: String(0x5001), pendingVectors: [35], registers: [{ name: 0x00020011 }], queuedMessages: [{ sint: 0 }] });
     expect(s.guestOsId).toBe('18446744073709551614');
     const b = partition();
@@ -288,12 +297,18 @@ describe('partition snapshot', () => {
       [(s) => { s.vps[1].simp = '18446744073709551616'; }, /VP 1 SIMP is not a 64-bit value/],
       [(s) => { s.vps[0].queuedMessages.push({ sint: 16, message: new Uint8Array(256) }); }, /queued message for SINT 16/],
       [(s) => { s.vps[0].queuedMessages.push(...Array.from({ length: 21 }, () => ({ sint: 1, message: new Uint8Array(256) }))); }, /more than 20 messages queued for SINT 1/],
+      [{ imagePreparation: 'another' }, /captured from another preparation of the guest image/],
+      [(s) => { delete s.vps[1].execution; }, /VP 1: the record holds no execution state/],
+      [(s) => { s.vps[0].execution = { ...vpState(0).execution!, resultKind: 9 }; }, /VP 0: exit result kind 9/],
+      [(s) => { s.vps[0].execution = { ...vpState(0).execution!, entryKind: 2 }; }, /VP 0 always enters at boot/],
+      [(s) => { s.vps[1].execution = { ...vpState(1).execution!, resultKind: 2, resultValue: '4294967296' }; }, /VP 1: exit result 4294967296 does not fit 32 bits/],
+      [(s) => { s.vps[1].execution = { ...vpState(1).execution!, stack: new Uint8Array(9 * 1024 * 1024) }; }, /VP 1: a stack of 9437184 bytes/],
     ];
     const a = partition();
     a.ctl.i64[(vpBase(1) + VP_SIMP) >> 3] = 0x5001n;
     ReferenceClock.freeze(a.ctl);
     for (const [change, message] of bad) {
-      const s = structuredClone(capturePartition(a));
+      const s = structuredClone(notStarted(capturePartition(a)));
       s.vps[1].pendingVectors.push(40);
       if (typeof change === 'function') change(s); else Object.assign(s, change);
       const b = partition();
