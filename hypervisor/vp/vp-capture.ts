@@ -43,7 +43,7 @@ export interface CapturedGlobal {
 
 export interface VpCapture {
   vp: number;
-  entry: Exclude<VpEntry, { kind: 'resume' }>;
+  entry: VpEntry;
   /** Asyncify's unwound frames (the buffer from its data start to its final position). */
   stack: Uint8Array;
   globals: CapturedGlobal[];
