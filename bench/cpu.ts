@@ -57,6 +57,21 @@ export interface CpuBenchReport {
   kernels: KernelRow[];
   latency: LatencyRow[];
   park: { variant: string; parks: number; p50ms: number | null; p99ms: number | null; timeouts: number }[];
+  capture: CaptureRow[];
+}
+
+/** Capturing a paused VP's whole state and continuing it (whole-VM saved state, hypervisor/vp/vp-capture.ts). */
+export interface CaptureRow {
+  guest: string;
+  captures: number;
+  captureP50ms: number | null;
+  captureP99ms: number | null;
+  continueP50ms: number | null;
+  continueP99ms: number | null;
+  /** Asyncify's unwound stack, bytes (largest seen). */
+  stackBytes: number;
+  /** The guest computed on after every capture and continue. */
+  progressed: boolean;
 }
 
 interface Booted {
@@ -144,6 +159,37 @@ async function parkTimes(variant: string, rewrite: RewriteOptions, budget: numbe
   return { variant, parks: times.length + timeouts, p50ms: percentile(times, 0.5), p99ms: percentile(times, 0.99), timeouts };
 }
 
+export async function captureTimes(guest: string, cmdline: string, budget: number, n: number): Promise<CaptureRow> {
+  const b = await boot(cmdline, DEFAULT_REWRITE, budget);
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  while (b.p.counters(0).PreemptionExits < 5) await sleep(5);
+  const cap: number[] = [], cont: number[] = [];
+  let stackBytes = 0;
+  let progressed = true;
+  for (let i = 0; i < n; i++) {
+    if (!(await b.p.pause(5000)).paused) throw new Error(`${guest}: the pause before a capture timed out`);
+    const t0 = performance.now();
+    const vps = await b.p.captureVps();
+    const t1 = performance.now();
+    await b.p.continueVps(vps);
+    const t2 = performance.now();
+    b.p.resume();
+    cap.push(t1 - t0);
+    cont.push(t2 - t1);
+    for (const v of vps) if (v.state === 'captured') stackBytes = Math.max(stackBytes, v.capture.stack.length);
+    // The continued VP computes on: its preemption count grows again.
+    const before = b.p.counters(0).PreemptionExits;
+    const deadline = Date.now() + 5000;
+    while (b.p.counters(0).PreemptionExits <= before && Date.now() < deadline) await sleep(1);
+    if (b.p.counters(0).PreemptionExits <= before) progressed = false;
+  }
+  await b.done();
+  return {
+    guest, captures: n, captureP50ms: percentile(cap, 0.5), captureP99ms: percentile(cap, 0.99),
+    continueP50ms: percentile(cont, 0.5), continueP99ms: percentile(cont, 0.99), stackBytes, progressed,
+  };
+}
+
 export async function runCpuBench(opts: { quick?: boolean; budget?: number } = {}): Promise<CpuBenchReport> {
   await buildGuests(['cpu-kernels']);
   const budget = preemptBudget(opts.budget);
@@ -170,13 +216,18 @@ export async function runCpuBench(opts: { quick?: boolean; budget?: number } = {
   }
   const ticks = opts.quick ? 100 : 500;
   const latencyRows = [
-    await latency('preemptible, computing', `spin ticks=${ticks} period=10000`, DEFAULT_REWRITE, budget, ticks),
-    await latency('preemptible, halting', `wait ticks=${ticks} period=10000`, DEFAULT_REWRITE, budget, ticks),
+    await latency('rewritten, computing', `spin ticks=${ticks} period=10000`, DEFAULT_REWRITE, budget, ticks),
+    await latency('rewritten, halting', `wait ticks=${ticks} period=10000`, DEFAULT_REWRITE, budget, ticks),
     await latency('plain, halting', `wait ticks=${ticks} period=10000`, NO_REWRITE, budget, ticks),
     await latency('plain, computing (1 s)', `spin ticks=${ticks} period=10000`, NO_REWRITE, budget, ticks),
   ];
-  const park = [await parkTimes('preemptible', DEFAULT_REWRITE, budget, opts.quick ? 10 : 50), await parkTimes('plain', NO_REWRITE, budget, 1)];
-  return { budget, rounds, kernels, latency: latencyRows, park };
+  const park = [await parkTimes('rewritten', DEFAULT_REWRITE, budget, opts.quick ? 10 : 50), await parkTimes('plain', NO_REWRITE, budget, 1)];
+  const captures = opts.quick ? 5 : 20;
+  const capture = [
+    await captureTimes('spinning (shallow stack)', 'spin ticks=0', budget, captures),
+    await captureTimes('recursive fib (deep stack)', 'kernel=4 n=1000000', budget, captures),
+  ];
+  return { budget, rounds, kernels, latency: latencyRows, park, capture };
 }
 
 const f = (x: number | null, d = 1) => (x === null || !Number.isFinite(x) ? '—' : x.toFixed(d));
@@ -193,6 +244,10 @@ export function formatCpuBench(r: CpuBenchReport): string {
   for (const l of r.latency) lines.push(`${l.guest.padEnd(26)} ${String(l.interrupts).padStart(11)} ${f(l.p50us).padStart(9)} ${f(l.p99us).padStart(9)} ${f(l.maxus).padStart(9)}`);
   lines.push('', 'pause of a computing VP: time until every VP is parked', 'image          parks  timeouts   p50 ms   p99 ms');
   for (const p of r.park) lines.push(`${p.variant.padEnd(13)} ${String(p.parks).padStart(6)} ${String(p.timeouts).padStart(9)} ${f(p.p50ms, 2).padStart(8)} ${f(p.p99ms, 2).padStart(8)}`);
+  lines.push('', 'capture of a paused VP (its whole stack) and continuing it in a new thread', 'guest                        captures  capture p50/p99 ms  continue p50/p99 ms  stack bytes  computes on');
+  for (const c of r.capture) {
+    lines.push(`${c.guest.padEnd(28)} ${String(c.captures).padStart(9)} ${`${f(c.captureP50ms, 2)} / ${f(c.captureP99ms, 2)}`.padStart(19)} ${`${f(c.continueP50ms, 2)} / ${f(c.continueP99ms, 2)}`.padStart(20)} ${String(c.stackBytes).padStart(12)}  ${c.progressed ? 'yes' : 'NO'}`);
+  }
   return lines.join('\n');
 }
 
