@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { PartitionHandle } from '../../hypervisor/partition-handle.ts';
-import { P_DOORBELL } from '../../hypervisor/partition-control.ts';
+import { P_DOORBELL, P_REQUESTED_STATE, RequestedState } from '../../hypervisor/partition-control.ts';
 import { STOP_MAIL, STOP_WORD, type DeviceThreadData, type DeviceThreadMessage, type DeviceThreadStats } from './device-thread.ts';
 import { VmDevices } from './vm-devices.ts';
 import { DeviceRequestServer, type DeviceRequest } from './device-requests.ts';
@@ -76,7 +76,8 @@ try {
     (status) => post({ kind: 'heartbeat', status }),
     (items) => post({ kind: 'kvp', items }),
   );
-  if (data.restore) devices!.platform.restoreState(data.restore);
+  requests.vpsParked = () => Atomics.load(partition.ctl.i32, P_REQUESTED_STATE >> 2) === RequestedState.Pause;
+  if (data.restore) requests.restoreDevices(data.restore);
 } catch (e) {
   devices!.close();
   post({ kind: 'error', message: e instanceof Error ? e.message : String(e) });
@@ -94,10 +95,28 @@ parentPort!.on('message', (m: { kind: 'request'; id: number; request: DeviceRequ
   }
   if (m.kind !== 'request') return;
   requests.handle(m.request).then(
-    (value) => post({ kind: 'reply', id: m.id, ok: true, value }),
+    (value) => {
+      post({ kind: 'reply', id: m.id, ok: true, value });
+      if (m.request.op === 'save-devices') watchAbandonedSave();
+    },
     (e: Error & { code?: string }) => post({ kind: 'reply', id: m.id, ok: false, error: e.message, code: e.code ?? 'VMWP_ERR_DEVICE' }),
   );
 });
+/**
+ * After save-devices VMBus stays still. Should the save not be used (the worker could not write
+ * the file) the VM runs on in this thread: once the partition is asked to run again, VMBus acts
+ * again. A timer, because a guest waiting on VMBus would ring no doorbell.
+ */
+let saveWatch: NodeJS.Timeout | null = null;
+function watchAbandonedSave(): void {
+  if (saveWatch !== null) return;
+  saveWatch = setInterval(() => {
+    if (Atomics.load(partition.ctl.i32, P_REQUESTED_STATE >> 2) !== RequestedState.Run) return;
+    clearInterval(saveWatch!);
+    saveWatch = null;
+    requests.resumeAfterSave();
+  }, 2);
+}
 post({ kind: 'ready' });
 // Served in two modes. Busy: slices of spinning and short sleeps on the doorbell (exit latency),
 // with a turn of this thread's event loop between them; a slice ends early when the main thread
@@ -137,6 +156,7 @@ while (Atomics.load(stop, STOP_WORD) === 0) {
   if (w.async) await w.value;
 }
 clearInterval(keepAlive);
+if (saveWatch !== null) clearInterval(saveWatch);
 flushConsole(true); // at most CONSOLE_PENDING_MAX: what the guest wrote last reaches VMMS
 guestLog.flush(true);
 requests.dispose();
