@@ -34,6 +34,7 @@ const flushConsole = (final = false) => {
 const guestLog = new GuestLogLimiter((message) => post({ kind: 'log', message, suppressed: guestLog.suppressed }));
 
 let devices: VmDevices;
+let requests: DeviceRequestServer | undefined;
 /** Times the thread parked on its event loop with nothing to serve. */
 let parked = 0;
 const deviceStats = (): DeviceThreadStats => ({
@@ -45,8 +46,17 @@ const deviceStats = (): DeviceThreadStats => ({
   parked,
   vmbus: devices.vmbus ? { ...devices.vmbus.stats } : null,
   storvsp: devices.storVsps.map((v) => ({ ...v.stats })),
+  ic: icStats(),
   io: Object.fromEntries([...devices.platform.bus.allCounters()].map(([k, v]) => [k, { ...v }])),
 });
+function icStats(): DeviceThreadStats['ic'] {
+  const ic = requests?.ic;
+  if (!ic) return null;
+  return {
+    heartbeat: { ...ic.heartbeat.stats, ...ic.heartbeat.beats }, shutdown: { ...ic.shutdown.stats },
+    timesync: { ...ic.timeSync.stats }, kvp: { ...ic.kvp.stats },
+  };
+}
 // Taken inside the marking VP's exit, before anything else runs for it: the counters are exact.
 const postCode = (code: number) => {
   const cpu = process.cpuUsage();
@@ -69,7 +79,6 @@ try {
   process.exit(0);
 }
 partition.inbox.onHandlerError = (error, vp) => guestLog.log(`device error on VP ${vp}'s access: ${error instanceof Error ? error.message : String(error)}`);
-let requests: DeviceRequestServer;
 try {
   requests = new DeviceRequestServer(
     devices!, () => BigInt(partition.referenceTime()), data.devices.integrationServices, (message) => guestLog.log(message),
@@ -94,7 +103,7 @@ parentPort!.on('message', (m: { kind: 'request'; id: number; request: DeviceRequ
     return;
   }
   if (m.kind !== 'request') return;
-  requests.handle(m.request).then(
+  requests!.handle(m.request).then(
     (value) => {
       post({ kind: 'reply', id: m.id, ok: true, value });
       if (m.request.op === 'save-devices') watchAbandonedSave();
@@ -114,7 +123,7 @@ function watchAbandonedSave(): void {
     if (Atomics.load(partition.ctl.i32, P_REQUESTED_STATE >> 2) !== RequestedState.Run) return;
     clearInterval(saveWatch!);
     saveWatch = null;
-    requests.resumeAfterSave();
+    requests!.resumeAfterSave();
   }, 2);
 }
 post({ kind: 'ready' });
@@ -159,7 +168,7 @@ clearInterval(keepAlive);
 if (saveWatch !== null) clearInterval(saveWatch);
 flushConsole(true); // at most CONSOLE_PENDING_MAX: what the guest wrote last reaches VMMS
 guestLog.flush(true);
-requests.dispose();
+requests!.dispose();
 const finalStats = deviceStats();
 // Closed before 'stopped' is posted: the main thread may terminate this thread as soon as it has
 // the counters, and the disks' descriptors (with their locks) belong to the process, not the thread.
