@@ -17,6 +17,8 @@ import * as C from '../../vmbus/protocol/channel-constants.ts';
 import { encodeChannelMessage, encodeGpadl } from '../../vmbus/protocol/channel-encode.ts';
 import type { ChannelMessage } from '../../vmbus/protocol/channel-messages.ts';
 import { EchoVsp } from '../../root-partition/vsp/echo/echo-vsp.ts';
+import { ECHO_OP_ECHO } from '../../root-partition/vsp/echo/echo-protocol.ts';
+import { ReceivedPacket, VmbusPacketType, VmbusRing } from '../../vmbus/ring/index.ts';
 import { KvpVsp } from '../../root-partition/vsp/ic/kvp-vsp.ts';
 import { ShutdownVsp } from '../../root-partition/vsp/ic/shutdown-vsp.ts';
 
@@ -90,6 +92,37 @@ describe('VmbusHost saved state', () => {
     expect(b.host.server.pendingGpadlCount).toBe(1);
     expect(hex(b.host.saveState())).toBe(hex(bytes));
     expect(b.errors.filter((e) => e.code !== 'VMBUS_MESSAGE_LOST')).toEqual([]);
+  });
+
+  it('leaves the ring control words the guest sees as they were, and serves at once what the guest wrote while parked', async () => {
+    const p = partition();
+    const a = await busyHost(p);
+    const bytes = a.host.saveState();
+    // The guest (parked, as far as the host knows) wrote an echo request into relid 1 while a poll
+    // window had its ring masked, so it did not signal; relid 2's host → guest ring has
+    // pending_send_sz published (the host was waiting for room).
+    const guestOut = VmbusRing.create(p.mem, 0x100 * 4096, 3 * 4096) as VmbusRing;
+    const request = new Uint8Array(8 + 5);
+    new DataView(request.buffer).setUint32(0, ECHO_OP_ECHO, true);
+    new DataView(request.buffer).setUint32(4, 5, true);
+    request.set([1, 2, 3, 4, 5], 8);
+    const w = guestOut.writer();
+    expect(w.tryWrite({ type: VmbusPacketType.DataInband, flags: 1, transactionId: 42, payload: request })).toBe(true);
+    w.commit();
+    guestOut.maskInterrupt();
+    const waiting = VmbusRing.create(p.mem, 0x204 * 4096, 3 * 4096) as VmbusRing;
+    Atomics.store(p.mem.i32, waiting.pendingSendWord, 0x200);
+    a.host.dispose();
+    const b = hostOn(p, [new EchoVsp(), new ShutdownVsp({ log: () => {} })]);
+    b.host.restoreState(bytes);
+    const reply = new ReceivedPacket(4096);
+    const got = (VmbusRing.create(p.mem, 0x104 * 4096, 3 * 4096) as VmbusRing).reader().tryRead(reply);
+    expect(got).not.toBeNull();
+    expect(reply.type).toBe(VmbusPacketType.Completion);
+    expect(reply.transIdLo).toBe(42);
+    expect(hex(reply.payload().subarray(0, request.length))).toBe(hex(request));
+    expect(guestOut.interruptMask()).toBe(0); // the drain pass unmasked it
+    expect(waiting.pendingSendSize()).toBe(0x200); // not initialised again under the host's wait
   });
 
   it('keeps messages queued for the guest at the save, in order with their VPs, and sends them after the restore', async () => {
