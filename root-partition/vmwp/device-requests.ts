@@ -35,10 +35,15 @@ export class DeviceRequestError extends Error {
   }
 }
 
+/** The VMBus host's record in a saved state (DeviceStateRecord; the bytes are vmbus-saved-state.ts). */
+export const VMBUS_RECORD = { name: 'vmbus', version: 1 } as const;
+
 /** The device thread's side: owns the integration services and answers requests. */
 export class DeviceRequestServer {
   readonly ic: IntegrationServices | null = null;
   private kvpWatch: KvpGuestWatch | null = null;
+  /** Whether the VPs are parked (the partition asked to pause): a save is taken only then. */
+  vpsParked: () => boolean = () => true;
 
   constructor(
     private readonly devices: VmDevices, referenceTime: () => bigint, config: IntegrationServicesConfig | undefined, log: (m: string) => void,
@@ -79,16 +84,45 @@ export class DeviceRequestServer {
   }
 
   /**
-   * The chipset's records (PIC, UARTs, PCI, IDE). VMBus and its VSPs keep state (rings, GPADLs,
-   * requests in flight) that they cannot save yet, so a guest that has connected to VMBus
-   * cannot be saved: refused here, and the worker resumes the VM.
+   * The chipset's records (PIC, UARTs, PCI, IDE) and, when the VM has VMBus, its record: the
+   * server, GPADLs, queued messages, open channels and each VSP's state (VmbusHost.saveState).
+   * From then on the VMBus side stays still (VmbusHost.saveState) until the thread stops or
+   * `resumeAfterSave` (the save was abandoned and the VM runs on).
    */
   private saveDevices(): DeviceStateRecord[] {
+    if (!this.vpsParked()) throw new DeviceRequestError('VMWP_ERR_SAVE_NOT_PAUSED', 'the devices are saved only while the VPs are parked (pause the VM first)');
+    const records = this.devices.platform.saveState();
     const vmbus = this.devices.vmbus;
-    if (vmbus && vmbus.server.connectionPhase === 'connected') {
-      throw new DeviceRequestError('VMWP_ERR_SAVE_VMBUS', `the guest is connected to VMBus (${vmbus.server.channelCount()} channels offered); VMBus channels and their devices cannot be saved mid-flight — shut the VM down or turn it off instead`);
+    if (!vmbus) return records;
+    try {
+      records.push({ ...VMBUS_RECORD, state: vmbus.saveState() });
+    } catch (e) {
+      vmbus.resumeAfterSave();
+      throw new DeviceRequestError('VMWP_ERR_SAVE_VMBUS', `the VMBus state could not be captured: ${e instanceof Error ? e.message : String(e)}`);
     }
-    return this.devices.platform.saveState();
+    return records;
+  }
+
+  /** A save was taken but not used (the VM runs on): VMBus and its devices act again. */
+  resumeAfterSave(): void {
+    this.devices.vmbus?.resumeAfterSave();
+  }
+
+  /**
+   * Restores a saved VM's records before the guest runs: the chipset's (all or nothing), then
+   * VMBus (checked whole before anything is applied). A VM with VMBus saved by a release that
+   * refused to save a guest connected to VMBus has no VMBus record: its guest never connected,
+   * and a fresh VMBus host is that state.
+   */
+  restoreDevices(records: readonly DeviceStateRecord[]): void {
+    const vmbusRecord = records.find((r) => r.name === VMBUS_RECORD.name);
+    const chipset = records.filter((r) => r !== vmbusRecord);
+    if (vmbusRecord && !this.devices.vmbus) throw new DeviceRequestError('VMWP_ERR_RESTORE_VMBUS', 'the saved state has a VMBus record but this VM has no VMBus devices');
+    if (vmbusRecord && vmbusRecord.version !== VMBUS_RECORD.version) {
+      throw new DeviceRequestError('VMWP_ERR_RESTORE_VMBUS', `VMBus record version ${vmbusRecord.version} is not supported (this build reads ${VMBUS_RECORD.version})`);
+    }
+    this.devices.platform.restoreState(chipset);
+    if (vmbusRecord) this.devices.vmbus!.restoreState(vmbusRecord.state);
   }
 
   dispose(): void {

@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { PartitionHandle } from '../../hypervisor/partition-handle.ts';
-import { P_DOORBELL } from '../../hypervisor/partition-control.ts';
+import { P_DOORBELL, P_REQUESTED_STATE, RequestedState } from '../../hypervisor/partition-control.ts';
 import { STOP_MAIL, STOP_WORD, type DeviceThreadData, type DeviceThreadMessage, type DeviceThreadStats } from './device-thread.ts';
 import { VmDevices } from './vm-devices.ts';
 import { DeviceRequestServer, type DeviceRequest } from './device-requests.ts';
@@ -34,6 +34,7 @@ const flushConsole = (final = false) => {
 const guestLog = new GuestLogLimiter((message) => post({ kind: 'log', message, suppressed: guestLog.suppressed }));
 
 let devices: VmDevices;
+let requests: DeviceRequestServer | undefined;
 /** Times the thread parked on its event loop with nothing to serve. */
 let parked = 0;
 const deviceStats = (): DeviceThreadStats => ({
@@ -45,8 +46,17 @@ const deviceStats = (): DeviceThreadStats => ({
   parked,
   vmbus: devices.vmbus ? { ...devices.vmbus.stats } : null,
   storvsp: devices.storVsps.map((v) => ({ ...v.stats })),
+  ic: icStats(),
   io: Object.fromEntries([...devices.platform.bus.allCounters()].map(([k, v]) => [k, { ...v }])),
 });
+function icStats(): DeviceThreadStats['ic'] {
+  const ic = requests?.ic;
+  if (!ic) return null;
+  return {
+    heartbeat: { ...ic.heartbeat.stats, ...ic.heartbeat.beats }, shutdown: { ...ic.shutdown.stats },
+    timesync: { ...ic.timeSync.stats }, kvp: { ...ic.kvp.stats },
+  };
+}
 // Taken inside the marking VP's exit, before anything else runs for it: the counters are exact.
 const postCode = (code: number) => {
   const cpu = process.cpuUsage();
@@ -69,14 +79,14 @@ try {
   process.exit(0);
 }
 partition.inbox.onHandlerError = (error, vp) => guestLog.log(`device error on VP ${vp}'s access: ${error instanceof Error ? error.message : String(error)}`);
-let requests: DeviceRequestServer;
 try {
   requests = new DeviceRequestServer(
     devices!, () => BigInt(partition.referenceTime()), data.devices.integrationServices, (message) => guestLog.log(message),
     (status) => post({ kind: 'heartbeat', status }),
     (items) => post({ kind: 'kvp', items }),
   );
-  if (data.restore) devices!.platform.restoreState(data.restore);
+  requests.vpsParked = () => Atomics.load(partition.ctl.i32, P_REQUESTED_STATE >> 2) === RequestedState.Pause;
+  if (data.restore) requests.restoreDevices(data.restore);
 } catch (e) {
   devices!.close();
   post({ kind: 'error', message: e instanceof Error ? e.message : String(e) });
@@ -93,11 +103,29 @@ parentPort!.on('message', (m: { kind: 'request'; id: number; request: DeviceRequ
     return;
   }
   if (m.kind !== 'request') return;
-  requests.handle(m.request).then(
-    (value) => post({ kind: 'reply', id: m.id, ok: true, value }),
+  requests!.handle(m.request).then(
+    (value) => {
+      post({ kind: 'reply', id: m.id, ok: true, value });
+      if (m.request.op === 'save-devices') watchAbandonedSave();
+    },
     (e: Error & { code?: string }) => post({ kind: 'reply', id: m.id, ok: false, error: e.message, code: e.code ?? 'VMWP_ERR_DEVICE' }),
   );
 });
+/**
+ * After save-devices VMBus stays still. Should the save not be used (the worker could not write
+ * the file) the VM runs on in this thread: once the partition is asked to run again, VMBus acts
+ * again. A timer, because a guest waiting on VMBus would ring no doorbell.
+ */
+let saveWatch: NodeJS.Timeout | null = null;
+function watchAbandonedSave(): void {
+  if (saveWatch !== null) return;
+  saveWatch = setInterval(() => {
+    if (Atomics.load(partition.ctl.i32, P_REQUESTED_STATE >> 2) !== RequestedState.Run) return;
+    clearInterval(saveWatch!);
+    saveWatch = null;
+    requests!.resumeAfterSave();
+  }, 2);
+}
 post({ kind: 'ready' });
 // Served in two modes. Busy: slices of spinning and short sleeps on the doorbell (exit latency),
 // with a turn of this thread's event loop between them; a slice ends early when the main thread
@@ -137,9 +165,10 @@ while (Atomics.load(stop, STOP_WORD) === 0) {
   if (w.async) await w.value;
 }
 clearInterval(keepAlive);
+if (saveWatch !== null) clearInterval(saveWatch);
 flushConsole(true); // at most CONSOLE_PENDING_MAX: what the guest wrote last reaches VMMS
 guestLog.flush(true);
-requests.dispose();
+requests!.dispose();
 const finalStats = deviceStats();
 // Closed before 'stopped' is posted: the main thread may terminate this thread as soon as it has
 // the counters, and the disks' descriptors (with their locks) belong to the process, not the thread.

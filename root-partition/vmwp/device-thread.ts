@@ -40,6 +40,8 @@ export interface DeviceThreadStats {
   parked: number;
   vmbus: Record<string, number> | null;
   storvsp: Record<string, number>[];
+  /** Each integration service's counters (IcStats; heartbeat adds answered and wrongSequence), when offered. */
+  ic: Record<string, Record<string, number>> | null;
   io: Record<string, Record<string, number>>;
 }
 

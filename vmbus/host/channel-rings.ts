@@ -18,7 +18,12 @@ export interface ChannelRings {
 
 export type ChannelRingsResult = { ok: true; rings: ChannelRings } | { ok: false; reason: string };
 
-export function buildChannelRings(mem: GuestMemory, open: OpenedChannel): ChannelRingsResult {
+/**
+ * `restoring`: the rings of a channel that was open when the VM was saved. Their control pages
+ * are in guest memory as they were: the producer words are not initialised again (that would clear
+ * a pending_send_sz the host had published while waiting for room, and the guest's signal with it).
+ */
+export function buildChannelRings(mem: GuestMemory, open: OpenedChannel, restoring = false): ChannelRingsResult {
   const pages = open.ringPages;
   const down = open.downstreamPageOffset;
   if (pages.length < 4 || down < 2 || pages.length - down < 2) {
@@ -37,6 +42,6 @@ export function buildChannelRings(mem: GuestMemory, open: OpenedChannel): Channe
   // The host produces on the outbound ring: advertise FEAT_PENDING_SEND_SZ as QEMU does on its
   // host → guest ring; the inbound ring's control words belong to the guest (producer) and to us
   // only for read_index and interrupt_mask.
-  outbound.initAsProducer();
+  if (!restoring) outbound.initAsProducer();
   return { ok: true, rings: { inbound, outbound } };
 }

@@ -31,6 +31,8 @@ export class GuestMessageOutbox {
   private timer: NodeJS.Timeout | null = null;
   private delay = RETRY_MIN_MS;
   private closed = false;
+  /** Saving: nothing is posted until release(), so what waits here is exactly what the saved state holds. */
+  private held = false;
   sent = 0;
   /** Posts refused with INSUFFICIENT_BUFFERS and retried later. */
   deferred = 0;
@@ -75,7 +77,7 @@ export class GuestMessageOutbox {
 
   /** Posts what is queued, oldest first, until the hypervisor has no buffers. */
   flush(): void {
-    while (this.count > 0 && !this.closed) {
+    while (this.count > 0 && !this.closed && !this.held) {
       const message = this.messages[this.head]!, vp = this.vps[this.head];
       const status = this.post(message, vp);
       if (status === HvStatus.InsufficientBuffers) {
@@ -93,6 +95,28 @@ export class GuestMessageOutbox {
       }
     }
     this.delay = RETRY_MIN_MS;
+  }
+
+  /** The messages waiting, oldest first, with their target VPs (copies). */
+  waiting(): { vp: number; message: Uint8Array }[] {
+    const out: { vp: number; message: Uint8Array }[] = [];
+    for (let i = 0; i < this.count; i++) {
+      const at = (this.head + i) % this.capacity;
+      out.push({ vp: this.vps[at]!, message: this.messages[at]!.slice() });
+    }
+    return out;
+  }
+
+  /** Stops posting (a save is being taken); messages sent meanwhile wait, in order. */
+  hold(): void {
+    this.held = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  release(): void {
+    this.held = false;
+    this.flush();
   }
 
   private arm(): void {

@@ -25,6 +25,8 @@ import { DEFAULT_LIMITS, type OpenedChannel, type VmbusServerLimits } from '../s
 import { VmbusServer } from '../server/vmbus-server.ts';
 import { buildChannelRings } from './channel-rings.ts';
 import { GuestMessageOutbox, OUTBOX_ACCEPT_BELOW } from './guest-message-outbox.ts';
+import { planRestore } from './vmbus-restore-plan.ts';
+import { decodeVmbusState, encodeVmbusState } from './vmbus-saved-state.ts';
 import { VspChannel } from './vsp-channel.ts';
 import type { Vsp } from './vsp.ts';
 
@@ -79,6 +81,10 @@ export class VmbusHost {
   };
   private readonly outbox: GuestMessageOutbox;
   private readonly vspByRelid = new Map<number, Vsp>();
+  /** Every VSP ever added, in order: a saved state names them by position. */
+  private readonly registered: Vsp[] = [];
+  /** A save was taken: nothing is posted, drained or sent until resumeAfterSave(). */
+  private saving = false;
   private readonly channels = new Map<number, VspChannel>();
   /** Relids rescinded after a protocol violation, to be offered again once released. */
   private readonly resetting = new Set<number>();
@@ -130,6 +136,7 @@ export class VmbusHost {
   addVsp(vsp: Vsp): number {
     const relid = this.server.offerChannel(vsp.offer);
     this.vspByRelid.set(relid, vsp);
+    if (!this.registered.includes(vsp)) this.registered.push(vsp);
     return relid;
   }
 
@@ -153,7 +160,113 @@ export class VmbusHost {
     return { sent: o.sent, deferred: o.deferred, dropped: o.dropped, pending: o.pending, highWater: o.highWater, capacity: o.capacity };
   }
 
+  // ---- saved state ----------------------------------------------------------------------------
+
+  /**
+   * The whole VMBus state (server, GPADLs, queued host messages, which VSP holds which relid, each
+   * open channel's VSP state) for a saved VM; the guest's VPs must be parked. From here the host
+   * acts no more — nothing is posted, no ring is read or written, the VSPs' timers stop, host
+   * callers still waiting on the guest get "unavailable" — so guest memory and the saved state
+   * stay in agreement, until resumeAfterSave() (the save was not used) or dispose().
+   *
+   * Every VSP here runs each request to completion inside a drain (storvsp executes synchronously;
+   * the integration services wait for the guest, which is state they save), so between drains
+   * nothing is in flight on the host side: asserted below for every open channel.
+   */
+  saveState(): Uint8Array {
+    if (this.disposed) throw new HvError('VMBUS_DISPOSED', 'the VMBus host has stopped');
+    this.quiesce();
+    const server = this.server.exportState();
+    for (const c of server.channels) {
+      const live = this.channels.get(c.relid);
+      if ((c.state === 'open') !== (live !== undefined && live.state === 'open')) {
+        throw new HvError('VMBUS_SAVE_INCONSISTENT', `relid ${c.relid} is ${c.state} in the server but its channel is ${live?.state ?? 'absent'}`);
+      }
+      if (live?.isDraining) throw new HvError('VMBUS_SAVE_INCONSISTENT', `relid ${c.relid} is in the middle of a drain`);
+    }
+    const vsps = this.registered.map((v) => {
+      const relid = this.relidOf(v) ?? 0;
+      return { interfaceType: v.offer.interfaceType, interfaceInstance: v.offer.interfaceInstance, relid, resetting: this.resetting.has(relid) };
+    });
+    const channelStates = [...this.channels.values()]
+      .filter((ch) => ch.vsp.saveChannel)
+      .map((ch) => ({ relid: ch.relid, state: ch.vsp.saveChannel!(ch) }));
+    return encodeVmbusState({ server, outbox: this.outbox.waiting(), vsps, channelStates });
+  }
+
+  /** The save was not used: post, drain and run the VSPs' timers again; each open channel is drained once. */
+  resumeAfterSave(): void {
+    if (!this.saving || this.disposed) return;
+    this.saving = false;
+    for (const vsp of this.registered) vsp.resumeAfterSave?.();
+    for (const ch of this.channels.values()) ch.held = false;
+    this.outbox.release();
+    for (const ch of [...this.channels.values()]) ch.drain(); // a signal that came while held was not served
+  }
+
+  get savingState(): boolean { return this.saving; }
+
+  private quiesce(): void {
+    if (this.saving) return;
+    this.saving = true;
+    this.outbox.hold();
+    for (const ch of this.channels.values()) ch.held = true;
+    for (const vsp of this.registered) vsp.quiesce?.();
+  }
+
+  /**
+   * Restores a saved state into this host, freshly built on the (parked) partition with the same
+   * VSPs added in the same order as when it was saved, before the guest runs again. Everything is
+   * checked first (vmbus-restore-plan.ts, each VSP's restoreChannel); a state that does not fit
+   * throws VMBUS_BAD_SAVED_STATE (or the VSP's error) and leaves this host as it was. Then: the
+   * server takes its records, each open channel gets its event port and its rings over the guest's
+   * pages as they are, its VSP its state, the queued messages go to the outbox in order, and every
+   * open channel is drained once (packets the guest wrote while parked, a ring left masked).
+   */
+  restoreState(bytes: Uint8Array): void {
+    if (this.disposed || this.saving || this.channels.size > 0 || this.server.connectionPhase !== 'disconnected') {
+      throw new HvError('VMBUS_RESTORE_NOT_FRESH', 'a saved state is restored only into a VMBus host the guest has not used yet');
+    }
+    const saved = decodeVmbusState(bytes);
+    const plan = planRestore(saved, this.registered, this.server.serverLimits, this.outbox.capacity, this.partition.mem);
+    const channels = plan.opens.map((o) => new VspChannel(this.partition.mem, o.vsp, o.open, o.rings, {
+      signalGuest: (ch) => this.signalGuest(ch),
+      channelFailed: (ch, reason) => this.channelFailed(ch, reason),
+    }));
+    const steps = plan.opens.map((o, i) => o.vsp.restoreChannel!(channels[i]!, o.vspState));
+    const ports = this.partition.ports;
+    const created: number[] = [];
+    for (const o of plan.opens) {
+      const port = VmbusPorts.channelEventPort(o.open.relid);
+      let status = ports.createPort(Owner.Root, port, { type: HvPortType.Event, baseFlag: o.open.relid, flagCount: 1 });
+      if (status === HvStatus.Success) status = ports.connectPort(Owner.Child, o.open.connectionId, port);
+      if (status !== HvStatus.Success) {
+        ports.deletePort(Owner.Root, port);
+        for (const p of created) ports.deletePort(Owner.Root, p);
+        throw new HvError('VMBUS_RESTORE_PORTS', `event port for relid ${o.open.relid}: HV_STATUS 0x${status.toString(16)}`, status);
+      }
+      created.push(port);
+    }
+    // From here nothing can fail: the checks above covered every value applied below.
+    const specOf = new Map([...plan.bindings].map(([relid, vsp]) => [relid, vsp.offer]));
+    this.server.importState(saved.server, (c) => {
+      const offer = specOf.get(c.subChannelIndex === 0 ? c.relid : c.primaryRelid);
+      return offer ? { ...offer, userDefined: offer.userDefined?.slice() } : { interfaceType: c.interfaceType, interfaceInstance: c.interfaceInstance };
+    });
+    this.vspByRelid.clear();
+    for (const [relid, vsp] of plan.bindings) this.vspByRelid.set(relid, vsp);
+    this.resetting.clear();
+    for (const relid of plan.resetting) this.resetting.add(relid);
+    channels.forEach((ch, i) => {
+      this.channels.set(ch.relid, ch);
+      steps[i]!();
+    });
+    for (const m of saved.outbox) this.outbox.send(m.message, m.vp);
+    for (const ch of channels) ch.drain();
+  }
+
   private acceptingGuestMessages(): boolean {
+    if (this.saving) return false; // taken after the save is used or abandoned
     this.outbox.flush(); // the guest may have consumed since the last look
     if (!this.outbox.full) return true;
     this.stats.guestMessagesHeldBack++;

@@ -91,9 +91,16 @@ export class VspChannel {
   readonly connectionId: number;
   readonly targetVp: number;
   readonly subChannelIndex: number;
+  /** The primary channel's relid (its own for a primary). */
+  readonly primaryRelid: number;
   readonly userData: Uint8Array;
   readonly stats: VspChannelStats = { packetsIn: 0, packetsOut: 0, signalsToGuest: 0, signalsFromGuest: 0, batches: 0, waitsForSpace: 0 };
   state: VspChannelState = 'open';
+  /**
+   * While the VM is being saved: no drain and no send, so the rings and the saved state agree.
+   * Cleared by the host when the save is abandoned (the host then drains once).
+   */
+  held = false;
   /** Why the channel failed, when it did. */
   failure = '';
   /** For the VSP's own per-channel state. */
@@ -118,6 +125,7 @@ export class VspChannel {
     this.connectionId = open.connectionId;
     this.targetVp = open.targetVp;
     this.subChannelIndex = open.subChannelIndex;
+    this.primaryRelid = open.primaryRelid;
     this.userData = open.userData;
     this.batch = new PacketBatch(this, new ReceivedPacket(Math.min(vsp.maxPacketBytes, rings.inbound.maxPacketLength)));
     this.replyTotal = VmbusRing.packetTotal(0, vsp.maxReplyBytes);
@@ -126,6 +134,9 @@ export class VspChannel {
       this.replyTotal = Infinity;
     }
   }
+
+  /** True inside drain() (a saved state is never taken then). */
+  get isDraining(): boolean { return this.draining; }
 
   /** The guest signalled this channel (HvCallSignalEvent on 16 + relid) or the host wants a pass. */
   onGuestSignal(): void {
@@ -140,7 +151,7 @@ export class VspChannel {
    * at the end if either ring's rule asks for it.
    */
   drain(): void {
-    if (this.state !== 'open' || this.draining) return;
+    if (this.state !== 'open' || this.draining || this.held) return;
     this.draining = true;
     const inbound = this.rings.inbound;
     let signal = false;
@@ -211,7 +222,7 @@ export class VspChannel {
    * (outside a batch the framework cannot wait: the caller retries after the guest reads).
    */
   send(type: number, flags: number, lo: number, hi: number, header: Uint8Array | null, payload: Uint8Array, start = 0, end = payload.length): boolean {
-    if (this.state !== 'open') return false;
+    if (this.state !== 'open' || this.held) return false;
     const inBatch = this.writer !== null;
     const w = this.writer ?? this.rings.outbound.writer();
     if (!w.tryWriteRaw(type, flags, lo, hi, header, payload, start, end)) return false;

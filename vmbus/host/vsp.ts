@@ -25,4 +25,21 @@ export interface Vsp {
   onPackets(channel: VspChannel, batch: PacketBatch): void;
   /** The channel closed (guest CLOSECHANNEL, unload, reset after a protocol violation). */
   onClose?(channel: VspChannel): void;
+  /**
+   * Saving (VmbusHost.saveState): the VSP stops acting on its own (timers, polls) until
+   * `resumeAfterSave`, and answers host callers still waiting with "unavailable". Called once per
+   * VSP, before `saveChannel`.
+   */
+  quiesce?(): void;
+  /** The save was not used (it failed and the VM runs on): act again as before `quiesce`. */
+  resumeAfterSave?(): void;
+  /** An open channel's state in the VSP's own encoding; absent: the channel has no state of its own. */
+  saveChannel?(channel: VspChannel): Uint8Array;
+  /**
+   * Restore instead of onOpen: checks `state` (from saveChannel, or absent when the save had
+   * none) against this VSP and returns the step that applies it; throws HvError naming what does
+   * not fit, having changed nothing. The steps of all channels run only once every channel and the
+   * rest of the state passed its checks; primaries' before their sub-channels'.
+   */
+  restoreChannel?(channel: VspChannel, state: Uint8Array | undefined): () => void;
 }

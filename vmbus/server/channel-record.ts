@@ -20,6 +20,9 @@ export interface ChannelRecord {
   ringGpadl: number;
   targetVp: number;
   openId: number;
+  /** While open: where the host → guest ring starts in the GPADL, and OPENCHANNEL userdata (kept for a saved state). */
+  downstreamPageOffset: number;
+  userData: Uint8Array | null;
   /** Next sub_channel_index to hand out (primary channels only). */
   nextSubChannelIndex: number;
 }

@@ -44,6 +44,16 @@ export class GpadlTable {
 
   all(): Gpadl[] { return [...this.byHandle.values()]; }
 
+  /** Replaces the table with GPADLs of a saved state (already checked against the limits). */
+  restore(gpadls: readonly Gpadl[]): void {
+    this.byHandle.clear();
+    this.pending = 0;
+    for (const g of gpadls) {
+      this.byHandle.set(g.handle, { ...g, pages: [...g.pages] });
+      if (g.awaitingBody) this.pending++;
+    }
+  }
+
   /** Starts a GPADL from its header; `relidValid` says whether the header's relid is usable. */
   header(m: GpadlHeader, relidValid: boolean): GpadlProgress {
     const fail = (status: number, reason: string): GpadlProgress =>

@@ -15,6 +15,7 @@ import type { ChannelMessage, InitiateContact, OpenChannel } from '../protocol/c
 import { CHANNEL_CONNECTION_ID_BASE, type ChannelRecord } from './channel-record.ts';
 import { GpadlTable, type GpadlProgress } from './gpadl-table.ts';
 import type { ChannelOfferSpec, VmbusServerLimits, VmbusServerNotifier } from './server-types.ts';
+import { checkServerState, type SavedChannel, type ServerSavedState } from './server-state.ts';
 
 const T = C.ChannelMessageType;
 
@@ -51,6 +52,46 @@ export class VmbusServer {
   channel(relid: number): Readonly<ChannelRecord> | undefined { return this.channels.get(relid); }
   gpadl(handle: number) { return this.gpadls.get(handle); }
   channelCount(): number { return this.channels.size; }
+  get serverLimits(): Readonly<VmbusServerLimits> { return this.limits; }
+
+  // ---- saved state ----------------------------------------------------------------------------
+
+  /** Everything the server holds, as plain data (copies); see server-state.ts. */
+  exportState(): ServerSavedState {
+    return {
+      connected: this.phase === 'connected', version: this.version, targetVcpu: this.targetVcpu, offersRequested: this.offersRequested,
+      channels: [...this.channels.values()].map((ch) => ({
+        relid: ch.relid, connectionId: ch.connectionId, state: ch.state, offeredToGuest: ch.offeredToGuest, ringGpadl: ch.ringGpadl,
+        targetVp: ch.targetVp, openId: ch.openId, subChannelIndex: ch.subChannelIndex, primaryRelid: ch.primaryRelid,
+        nextSubChannelIndex: ch.nextSubChannelIndex, interfaceType: ch.spec.interfaceType, interfaceInstance: ch.spec.interfaceInstance,
+        downstreamPageOffset: ch.downstreamPageOffset, userData: ch.userData?.slice() ?? null,
+      })),
+      gpadls: this.gpadls.all().map((g) => ({ ...g, pages: [...g.pages] })),
+    };
+  }
+
+  /**
+   * Replaces the whole state with a saved one, after checkServerState (throws, changing nothing,
+   * when it does not fit). `specOf` gives each channel's offer (its VSP's): the saved state keeps
+   * only the GUIDs. Sends nothing and calls no notifier: the caller rebuilds the open channels.
+   */
+  importState(s: ServerSavedState, specOf: (channel: SavedChannel) => ChannelOfferSpec): void {
+    checkServerState(s, this.limits);
+    const specs = s.channels.map((c) => specOf(c));
+    this.phase = s.connected ? 'connected' : 'disconnected';
+    this.version = s.version;
+    this.targetVcpu = s.targetVcpu;
+    this.offersRequested = s.offersRequested;
+    this.channels.clear();
+    s.channels.forEach((c, i) => {
+      this.channels.set(c.relid, {
+        relid: c.relid, connectionId: c.connectionId, spec: specs[i]!, subChannelIndex: c.subChannelIndex, primaryRelid: c.primaryRelid,
+        state: c.state, offeredToGuest: c.offeredToGuest, ringGpadl: c.ringGpadl, targetVp: c.targetVp, openId: c.openId,
+        downstreamPageOffset: c.downstreamPageOffset, userData: c.userData?.slice() ?? null, nextSubChannelIndex: c.nextSubChannelIndex,
+      });
+    });
+    this.gpadls.restore(s.gpadls);
+  }
 
   // ---- VSP side -----------------------------------------------------------------------------
 
@@ -224,6 +265,8 @@ export class VmbusServer {
       ch.ringGpadl = g.handle;
       ch.targetVp = m.targetVp;
       ch.openId = m.openId;
+      ch.downstreamPageOffset = down;
+      ch.userData = m.userData.slice();
       g.usedByRelid = ch.relid;
     }
     this.send({ type: T.OpenChannelResult, childRelid: ch.relid, openId: m.openId, status });
@@ -277,7 +320,8 @@ export class VmbusServer {
     if (relid === 0) throw new HvError('VMBUS_NO_RELID', `all ${this.limits.maxChannels} relids in use`);
     const ch: ChannelRecord = {
       relid, connectionId: CHANNEL_CONNECTION_ID_BASE + relid, spec, subChannelIndex, primaryRelid,
-      state: 'offered', offeredToGuest: false, ringGpadl: 0, targetVp: 0, openId: 0, nextSubChannelIndex: 1,
+      state: 'offered', offeredToGuest: false, ringGpadl: 0, targetVp: 0, openId: 0, downstreamPageOffset: 0, userData: null,
+      nextSubChannelIndex: 1,
     };
     this.channels.set(relid, ch);
     if (this.offersRequested) this.sendOffer(ch);
@@ -302,6 +346,8 @@ export class VmbusServer {
     if (g) g.usedByRelid = 0;
     ch.state = 'offered';
     ch.ringGpadl = 0;
+    ch.downstreamPageOffset = 0;
+    ch.userData = null;
     this.notifier.channelClosed(ch.relid);
   }
 

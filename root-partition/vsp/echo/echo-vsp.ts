@@ -6,6 +6,7 @@
 import { VmbusPacketType, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, type ReceivedPacket } from '../../../vmbus/ring/index.ts';
 import type { PacketBatch, VspChannel } from '../../../vmbus/host/vsp-channel.ts';
 import type { Vsp } from '../../../vmbus/host/vsp.ts';
+import { HvError } from '../../../hypervisor/hv-error.ts';
 import {
   ECHO_GPA_COMPLETION_SIZE, ECHO_INTERFACE_INSTANCE, ECHO_INTERFACE_TYPE, ECHO_MAX_MESSAGE, ECHO_OP_CHECKSUM, ECHO_OP_ECHO,
   ECHO_OP_REVERSE, ECHO_REQUEST_HEADER, ECHO_STATUS_INVALID_PARAMETER, ECHO_STATUS_SUCCESS,
@@ -29,6 +30,12 @@ export class EchoVsp implements Vsp {
 
   onOpen(_channel: VspChannel): number {
     return 0;
+  }
+
+  /** Echo keeps nothing between packets: a saved channel has no state of its own. */
+  restoreChannel(channel: VspChannel, state: Uint8Array | undefined): () => void {
+    if (state !== undefined) throw new HvError('ECHO_BAD_SAVED_STATE', `echo saved state: relid ${channel.relid} carries ${state.length} bytes, echo saves none`);
+    return () => {};
   }
 
   onPackets(channel: VspChannel, batch: PacketBatch): void {

@@ -17,6 +17,7 @@ import { decodeHeartbeat, encodeHeartbeat, HeartbeatApplicationState } from './i
 import { IcStatus } from './ic-protocol.ts';
 import { HEARTBEAT_SERVICE } from './ic-services.ts';
 import { IcVsp, type IcVspOptions } from './ic-vsp.ts';
+import { icStateError, type IcSavedState } from './ic-saved-state.ts';
 
 /** Msvm_HeartbeatComponent OperationalStatus values. */
 export const HeartbeatStatus = { Ok: 2, Degraded: 3, NoContact: 12, LostCommunication: 13, Paused: 15 } as const;
@@ -90,6 +91,31 @@ export class HeartbeatVsp extends IcVsp {
     this.timer = null;
     this.lastAnswerAt = null;
     this.reportIfChanged();
+  }
+
+  protected override pauseService(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  protected override saveService(): Partial<IcSavedState> {
+    return { heartbeat: { sequence: this.sequence, answered: this.lastAnswerAt !== null, applicationState: this.applicationState } };
+  }
+
+  /**
+   * A guest that had answered counts as answering now: the time it spent parked and saved is not
+   * silence. The beats start again at once (negotiatedHook) and decide from there.
+   */
+  protected override restoreService(s: IcSavedState): () => void {
+    const hb = s.heartbeat;
+    if (!hb) throw icStateError(this.spec.name, 'no heartbeat state');
+    if (hb.sequence >= 1n << 64n) throw icStateError(this.spec.name, `sequence ${hb.sequence}`);
+    return () => {
+      this.sequence = hb.sequence;
+      this.applicationState = hb.applicationState;
+      this.lastAnswerAt = hb.answered && s.negotiated ? this.now() : null;
+      this.reportIfChanged();
+    };
   }
 
   private inFlight = false;

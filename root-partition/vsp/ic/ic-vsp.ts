@@ -20,6 +20,7 @@ import {
   IcStatus, type IcHeader, type IcVersion,
 } from './ic-protocol.ts';
 import type { IcServiceSpec } from './ic-services.ts';
+import { decodeIcState, encodeIcState, icStateError, type IcSavedState } from './ic-saved-state.ts';
 
 export type IcReply =
   | { kind: 'reply'; status: number; header: IcHeader; body: Uint8Array }
@@ -48,7 +49,11 @@ interface Pending {
   resolve: (r: IcReply) => void;
   transId?: number;
   timer?: NodeJS.Timeout;
+  /** Sent before a save: its caller was answered "unavailable"; the guest's answer is absorbed quietly. */
+  orphan?: boolean;
 }
+
+const SAVED = 'the VM was saved';
 
 export abstract class IcVsp implements Vsp {
   readonly offer: ChannelOfferSpec;
@@ -64,6 +69,8 @@ export abstract class IcVsp implements Vsp {
   private inflight: Pending | null = null;
   private nextTransId = 1;
   private icTransaction = 0;
+  /** A save was taken: no request is sent and no timer runs until resumeAfterSave (or a restore). */
+  private quiesced = false;
 
   constructor(readonly spec: IcServiceSpec, options: IcVspOptions = {}) {
     this.offer = { interfaceType: spec.interfaceType, interfaceInstance: spec.interfaceInstance };
@@ -81,7 +88,7 @@ export abstract class IcVsp implements Vsp {
     this.channel = channel;
     this.negotiated = null;
     // Negotiate after OPENCHANNEL_RESULT has gone out, as the first message on the channel.
-    setImmediate(() => { if (this.channel === channel) void this.negotiate(); });
+    setImmediate(() => { if (this.channel === channel && !this.quiesced) void this.negotiate(); });
     return 0;
   }
 
@@ -100,9 +107,83 @@ export abstract class IcVsp implements Vsp {
   /** Hooks for the services. */
   protected abstract negotiatedHook(): void;
   protected channelClosed(): void {}
+  /** A save was taken: stop the service's own timers (negotiatedHook starts them again). */
+  protected pauseService(): void {}
+  /** The service's part of the saved state. */
+  protected saveService(): Partial<IcSavedState> { return {}; }
+  /** Checks the service's part (throwing icStateError) and returns the step that applies it. */
+  protected restoreService(_s: IcSavedState): () => void { return () => {}; }
+
+  // ---- saved state (vmbus/host/vsp.ts) --------------------------------------------------------
+
+  quiesce(): void {
+    if (this.quiesced) return;
+    this.quiesced = true;
+    const p = this.inflight;
+    if (p) {
+      clearTimeout(p.timer);
+      p.timer = undefined;
+      p.orphan = true;
+      const resolve = p.resolve;
+      p.resolve = () => {};
+      resolve({ kind: 'unavailable', reason: SAVED });
+    }
+    for (const q of this.queue.splice(0)) q.resolve({ kind: 'unavailable', reason: SAVED });
+    this.pauseService();
+  }
+
+  resumeAfterSave(): void {
+    if (!this.quiesced) return;
+    this.quiesced = false;
+    this.restart();
+  }
+
+  saveChannel(channel: VspChannel): Uint8Array {
+    if (channel !== this.channel) throw icStateError(this.spec.name, `relid ${channel.relid} is not this service's channel`);
+    const p = this.inflight;
+    return encodeIcState({
+      negotiated: this.negotiated, nextTransId: this.nextTransId, icTransaction: this.icTransaction,
+      inflight: p ? { transId: p.transId!, type: p.type } : null,
+      ...this.saveService(),
+    });
+  }
+
+  restoreChannel(channel: VspChannel, state: Uint8Array | undefined): () => void {
+    if (state === undefined) throw icStateError(this.spec.name, `no state for open relid ${channel.relid}`);
+    if (channel.subChannelIndex !== 0) throw icStateError(this.spec.name, `sub-channel ${channel.subChannelIndex}: IC devices have none`);
+    if (this.channel !== null) throw icStateError(this.spec.name, 'the channel is already open');
+    const s = decodeIcState(state, this.spec);
+    const applyService = this.restoreService(s);
+    return () => {
+      this.channel = channel;
+      this.negotiated = s.negotiated;
+      this.nextTransId = s.nextTransId;
+      this.icTransaction = s.icTransaction;
+      this.inflight = s.inflight
+        ? { type: s.inflight.type, body: new Uint8Array(0), timeoutMs: this.requestTimeoutMs, resolve: () => {}, transId: s.inflight.transId, orphan: true }
+        : null;
+      this.quiesced = false;
+      applyService();
+      this.restart();
+    };
+  }
+
+  /** After a restore or an abandoned save: the in-flight request's time-out runs again, then as after open or negotiation. */
+  private restart(): void {
+    const p = this.inflight;
+    if (p) {
+      p.timer = setTimeout(() => this.expire(p), p.timeoutMs);
+      p.timer.unref?.();
+    }
+    if (this.channel === null) return;
+    if (this.negotiated) this.negotiatedHook();
+    else if (p === null) void this.negotiate();
+    this.pump();
+  }
 
   /** Queues a request of this service's message type; resolves with the guest's answer, a timeout, or unavailable. */
   protected request(body: Uint8Array, timeoutMs = this.requestTimeoutMs): Promise<IcReply> {
+    if (this.quiesced) return Promise.resolve({ kind: 'unavailable', reason: SAVED });
     if (!this.ready) return Promise.resolve({ kind: 'unavailable', reason: this.channel ? 'not negotiated yet' : 'the guest has not opened the channel' });
     return this.enqueue(this.spec.messageType, body, timeoutMs);
   }
@@ -116,9 +197,12 @@ export abstract class IcVsp implements Vsp {
 
   private async negotiate(): Promise<void> {
     const versions = this.spec.messageVersions;
-    const r = await this.enqueue(IcMessageType.Negotiate, encodeNegotiate(IC_FRAMEWORK_VERSIONS, versions), this.requestTimeoutMs);
+    this.negotiationAnswered(await this.enqueue(IcMessageType.Negotiate, encodeNegotiate(IC_FRAMEWORK_VERSIONS, versions), this.requestTimeoutMs));
+  }
+
+  private negotiationAnswered(r: IcReply): void {
     if (r.kind !== 'reply') return;
-    const out = decodeNegotiateResponse(r.body, IC_FRAMEWORK_VERSIONS, versions);
+    const out = decodeNegotiateResponse(r.body, IC_FRAMEWORK_VERSIONS, this.spec.messageVersions);
     if (!out.ok) return this.report('IC_NEGOTIATE_FAILED', out.reason);
     this.negotiated = { framework: out.framework, message: out.message };
     this.negotiatedHook();
@@ -126,7 +210,7 @@ export abstract class IcVsp implements Vsp {
 
   private pump(): void {
     const channel = this.channel;
-    if (this.inflight !== null || channel === null) return;
+    if (this.inflight !== null || channel === null || this.quiesced) return;
     const next = this.queue.shift();
     if (!next) return;
     const transId = this.nextTransId++;
@@ -162,6 +246,8 @@ export abstract class IcVsp implements Vsp {
   private finish(p: Pending, r: IcReply): void {
     clearTimeout(p.timer);
     if (this.inflight === p) this.inflight = null;
+    // A NEGOTIATE sent before a save still negotiates the channel when its answer comes after it.
+    if (p.orphan && p.type === IcMessageType.Negotiate) this.negotiationAnswered(r);
     p.resolve(r);
     this.pump();
   }

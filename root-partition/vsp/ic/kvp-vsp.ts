@@ -8,6 +8,7 @@
 import { IcStatus } from './ic-protocol.ts';
 import { KVP_SERVICE } from './ic-services.ts';
 import { IcVsp, type IcVspOptions } from './ic-vsp.ts';
+import { icStateError, type IcSavedState } from './ic-saved-state.ts';
 import { decodeKvpItem, encodeKvpRequest, KvpOperation, KvpPool, type KvpItem } from './kvp-protocol.ts';
 
 export type KvpResult =
@@ -26,6 +27,19 @@ export class KvpVsp extends IcVsp {
   }
 
   protected negotiatedHook(): void {}
+
+  protected override saveService(): Partial<IcSavedState> {
+    return { kvp: { pools: [...this.guestPools].map(([pool, items]) => ({ pool, items: [...items].map(([key, value]) => ({ key, value })) })) } };
+  }
+
+  protected override restoreService(s: IcSavedState): () => void {
+    if (!s.kvp) throw icStateError(this.spec.name, 'no KVP state');
+    const pools = s.kvp.pools;
+    return () => {
+      this.guestPools.clear();
+      for (const p of pools) this.guestPools.set(p.pool, new Map(p.items.map((i) => [i.key, i.value])));
+    };
+  }
 
   /** SET: writes one item into a guest pool (External or AutoExternal for host items). */
   async set(pool: number, key: string, value: string): Promise<KvpResult> {

@@ -10,6 +10,7 @@ import { encodeTimeSample, filetimeFromUnixMs, TimeSyncFlag } from './ic-bodies.
 import { IcStatus } from './ic-protocol.ts';
 import { TIMESYNC_SERVICE } from './ic-services.ts';
 import { IcVsp, type IcVspOptions } from './ic-vsp.ts';
+import { icStateError, type IcSavedState } from './ic-saved-state.ts';
 
 export interface TimeSyncOptions extends IcVspOptions {
   /** Between SAMPLE messages (default 5000 ms). */
@@ -41,6 +42,21 @@ export class TimeSyncVsp extends IcVsp {
   protected override channelClosed(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+  }
+
+  protected override pauseService(): void {
+    this.channelClosed();
+  }
+
+  protected override saveService(): Partial<IcSavedState> {
+    return { timeSync: { lastSample: this.lastSample && { ...this.lastSample } } };
+  }
+
+  /** After a restore negotiatedHook sends SYNC first: the guest's clock stood still while it was saved. */
+  protected override restoreService(s: IcSavedState): () => void {
+    if (!s.timeSync) throw icStateError(this.spec.name, 'no time sync state');
+    const last = s.timeSync.lastSample;
+    return () => { this.lastSample = last && { ...last }; };
   }
 
   /** Sends one sample now (SYNC asks the guest to step its clock). Resolves true when acknowledged. */

@@ -40,7 +40,7 @@ export interface StorVspOptions {
   onCreateSubChannels?: (count: number) => boolean;
 }
 
-type State =
+export type StorVspInitState =
   | { kind: 'begin' }
   | { kind: 'query-version' }
   | { kind: 'query-properties'; version: number }
@@ -65,7 +65,7 @@ export interface StorVspStats {
  */
 export class StorVspChannel {
   readonly stats: StorVspStats = { srbs: 0, refused: 0, dropped: 0, internalErrors: 0 };
-  private state: State;
+  private state: StorVspInitState;
   private readonly controller: ScsiController;
   private readonly maxTransferBytes: number;
   private readonly maxSubChannels: number;
@@ -86,6 +86,21 @@ export class StorVspChannel {
 
   get protocolVersion(): number | undefined {
     return 'version' in this.state ? this.state.version : undefined;
+  }
+
+  /** Where the vstor initialization stands (and the version it agreed): all this channel keeps between requests. */
+  get initState(): StorVspInitState {
+    return { ...this.state };
+  }
+
+  /** The versions this channel accepts (a saved state's version must be one of them). */
+  get acceptedVersions(): readonly number[] {
+    return this.versions;
+  }
+
+  /** Continues from a saved state (already checked against acceptedVersions). */
+  restoreInitState(s: StorVspInitState): void {
+    this.state = { ...s };
   }
 
   /** A handler for a sub-channel the framework opened after CREATE_SUB_CHANNELS. */

@@ -59,7 +59,8 @@ export class StorVspPoller {
   private poll(): void {
     this.scheduled = false;
     const ch = this.channel;
-    if (this.stopped || ch.state !== 'open') return;
+    // Held while a save is taken: the ring (interrupt_mask included) is not touched; resumeAfterSave drains.
+    if (this.stopped || ch.state !== 'open' || ch.held) return;
     const inbound = ch.rings.inbound;
     inbound.maskInterrupt();
     const deadline = performance.now() + this.spinMicros / 1000;

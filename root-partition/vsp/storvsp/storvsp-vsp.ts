@@ -16,9 +16,13 @@ import type { PacketBatch, VspChannel } from '../../../vmbus/host/vsp-channel.ts
 import type { Vsp } from '../../../vmbus/host/vsp.ts';
 import type { ChannelOfferSpec } from '../../../vmbus/server/server-types.ts';
 import type { ScsiLunConfig } from './scsi-controller.ts';
-import { StorVspChannel, type StorVspIncoming } from './storvsp-channel.ts';
+import { StorVspChannel, type StorVspIncoming, type StorVspOptions } from './storvsp-channel.ts';
+import type { GuestMemory } from '../../../hypervisor/guest-memory.ts';
 import { StorVspPoller, DEFAULT_POLL_SPIN_MICROS } from './storvsp-vsp-poll.ts';
-import { NtStatus, STORVSP_SCSI_INTERFACE_GUID, VSTOR_PACKET_SIZE } from './storvsp-protocol.ts';
+import { NtStatus, STORVSP_SCSI_INTERFACE_GUID, SUPPORTED_PROTOCOL_VERSIONS, VSTOR_PACKET_SIZE } from './storvsp-protocol.ts';
+import { ScsiController } from './scsi-controller.ts';
+import { decodeStorVspChannel, encodeStorVspChannel } from './storvsp-saved-state.ts';
+import { HvError } from '../../../hypervisor/hv-error.ts';
 
 /** What StorVsp needs from the VMBus host to offer sub-channels (VmbusHost.server satisfies it). */
 export interface SubChannelOfferer {
@@ -90,9 +94,8 @@ export class StorVsp implements Vsp {
   /** A vstor_packet behind a GPA-direct header of up to MAX_GPA_PAGES PFNs (2 MiB): larger is a violation. */
   readonly maxPacketBytes = 16 + 8 + 8 + MAX_GPA_PAGES * 8 + VSTOR_PACKET_SIZE;
   readonly stats: StorVspStats = { channelsOpened: 0, subChannelsOffered: 0, requests: 0, badGpaRanges: 0, ignoredPackets: 0, unanswered: 0, polledDrains: 0, batchUs: 0, executeUs: 0 };
-  /** Primary channel state by relid; a sub-channel finds its primary here through `subOf`. */
+  /** Primary channel state by relid; a sub-channel finds its primary here by its channel's primaryRelid. */
   private readonly primaries = new Map<number, StorVspChannel>();
-  private readonly subOf = new Map<number, number>();
   private readonly spinMicros: number;
   private readonly log: (message: string) => void;
 
@@ -111,29 +114,74 @@ export class StorVsp implements Vsp {
     let protocol: StorVspChannel;
     if (channel.subChannelIndex === 0) {
       const relid = channel.relid;
-      protocol = new StorVspChannel({
-        memory: channel.mem,
-        luns: this.config.luns,
-        maxSubChannels: this.config.subChannels ? (this.config.maxSubChannels ?? 0) : 0,
-        maxTransferBytes: this.config.maxTransferBytes,
-        versions: this.config.versions,
-        onCreateSubChannels: (count) => this.createSubChannels(relid, count),
-      });
+      protocol = new StorVspChannel(this.protocolOptions(channel.mem, relid));
       this.primaries.set(relid, protocol);
     } else {
       // A sub-channel shares its primary's negotiated version and LUNs (Linux storvsc: I/O only).
-      const primary = this.primaries.get(this.subOf.get(channel.relid) ?? -1);
+      const primary = this.primaries.get(channel.primaryRelid);
       if (!primary?.isReady) return NtStatus.InvalidDeviceState;
       protocol = primary.openSubChannel();
     }
+    this.serve(channel, protocol);
+    this.stats.channelsOpened++;
+    return NtStatus.Success;
+  }
+
+  private serve(channel: VspChannel, protocol: StorVspChannel): void {
     const served: ServedChannel = {
       protocol,
       poller: new StorVspPoller(channel, this.spinMicros, () => this.stats.polledDrains++),
       incoming: { transactionId: 0n, completionRequested: false, payload: new Uint8Array(0), ranges: undefined },
     };
     channel.context = served;
-    this.stats.channelsOpened++;
-    return NtStatus.Success;
+  }
+
+  // ---- saved state (vmbus/host/vsp.ts) ------------------------------------------------------
+
+  /**
+   * The channel's initialization state and version. Requests run to completion inside a drain,
+   * and a save is never taken inside one: nothing is in flight, which is checked here.
+   */
+  saveChannel(channel: VspChannel): Uint8Array {
+    const served = channel.context as ServedChannel | undefined;
+    if (!served) throw new HvError('STORVSP_SAVE', `relid ${channel.relid} is not served by this controller`);
+    if (channel.isDraining) throw new HvError('STORVSP_SAVE', `relid ${channel.relid}: a save inside a drain would miss the request being executed`);
+    return encodeStorVspChannel({ init: served.protocol.initState, subChannel: channel.subChannelIndex !== 0 });
+  }
+
+  restoreChannel(channel: VspChannel, state: Uint8Array | undefined): () => void {
+    if (state === undefined) throw new HvError('STORVSP_BAD_SAVED_STATE', `storvsp saved state: none for open relid ${channel.relid}`);
+    const s = decodeStorVspChannel(state, this.config.versions ?? SUPPORTED_PROTOCOL_VERSIONS);
+    if (s.subChannel !== (channel.subChannelIndex !== 0)) throw new HvError('STORVSP_BAD_SAVED_STATE', `storvsp saved state: relid ${channel.relid} sub-channel mismatch`);
+    return () => {
+      let protocol: StorVspChannel;
+      if (channel.subChannelIndex === 0) {
+        const relid = channel.relid;
+        protocol = new StorVspChannel(this.protocolOptions(channel.mem, relid));
+        protocol.restoreInitState(s.init);
+        this.primaries.set(relid, protocol);
+      } else {
+        // The primary is restored first when it is open; a sub-channel whose primary the guest
+        // closed keeps serving I/O on a controller of its own (the controller keeps no state).
+        const primary = this.primaries.get(channel.primaryRelid);
+        const version = 'version' in s.init ? s.init.version : 0;
+        protocol = primary?.protocolVersion === version
+          ? primary.openSubChannel()
+          : new StorVspChannel(this.protocolOptions(channel.mem, channel.primaryRelid), { version, controller: new ScsiController(this.config.luns) });
+      }
+      this.serve(channel, protocol);
+    };
+  }
+
+  private protocolOptions(memory: GuestMemory, relid: number): StorVspOptions {
+    return {
+      memory,
+      luns: this.config.luns,
+      maxSubChannels: this.config.subChannels ? (this.config.maxSubChannels ?? 0) : 0,
+      maxTransferBytes: this.config.maxTransferBytes,
+      versions: this.config.versions,
+      onCreateSubChannels: (count: number) => this.createSubChannels(relid, count),
+    };
   }
 
   onPackets(channel: VspChannel, batch: PacketBatch): void {
@@ -157,10 +205,7 @@ export class StorVsp implements Vsp {
 
   onClose(channel: VspChannel): void {
     (channel.context as ServedChannel | undefined)?.poller.stop();
-    if (channel.subChannelIndex === 0) {
-      this.primaries.delete(channel.relid);
-      for (const [sub, primary] of this.subOf) if (primary === channel.relid) this.subOf.delete(sub);
-    }
+    if (channel.subChannelIndex === 0) this.primaries.delete(channel.relid);
   }
 
   private handle(channel: VspChannel, served: ServedChannel, p: ReceivedPacket): void {
@@ -203,7 +248,7 @@ export class StorVsp implements Vsp {
       if (!this.primaries.has(primaryRelid)) return;
       for (let i = 0; i < count; i++) {
         try {
-          this.subOf.set(offerer.offerSubchannel(primaryRelid), primaryRelid);
+          offerer.offerSubchannel(primaryRelid);
           this.stats.subChannelsOffered++;
         } catch (e) {
           this.log(`storvsp relid ${primaryRelid}: sub-channel not offered: ${e instanceof Error ? e.message : String(e)}`);
