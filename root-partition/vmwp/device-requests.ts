@@ -44,6 +44,8 @@ export class DeviceRequestServer {
   private kvpWatch: KvpGuestWatch | null = null;
   /** Whether the VPs are parked (the partition asked to pause): a save is taken only then. */
   vpsParked: () => boolean = () => true;
+  /** Serves what the guest left in flight on its ports (messages, event flags) before a save. */
+  serveInFlight: () => void = () => {};
 
   constructor(
     private readonly devices: VmDevices, referenceTime: () => bigint, config: IntegrationServicesConfig | undefined, log: (m: string) => void,
@@ -91,6 +93,9 @@ export class DeviceRequestServer {
    */
   private saveDevices(): DeviceStateRecord[] {
     if (!this.vpsParked()) throw new DeviceRequestError('VMWP_ERR_SAVE_NOT_PAUSED', 'the devices are saved only while the VPs are parked (pause the VM first)');
+    // A signal or message the guest sent just before it parked is served now, so that nothing is
+    // left on a port for the partition snapshot to refuse and the devices save what it asked for.
+    this.serveInFlight();
     const records = this.devices.platform.saveState();
     const vmbus = this.devices.vmbus;
     if (!vmbus) return records;

@@ -86,6 +86,8 @@ try {
     (items) => post({ kind: 'kvp', items }),
   );
   requests.vpsParked = () => Atomics.load(partition.ctl.i32, P_REQUESTED_STATE >> 2) === RequestedState.Pause;
+  // The VPs are parked: serving ends (bounded rounds guard against a handler that requeues).
+  requests.serveInFlight = () => { for (let round = 0; round < 64 && partition.inbox.pump() > 0; round++); };
   if (data.restore) requests.restoreDevices(data.restore);
 } catch (e) {
   devices!.close();
