@@ -150,18 +150,18 @@ describe('VM devices in the worker process', () => {
     });
   });
 
-  it('heartbeat OK, then a graceful shutdown through VMMS: the guest halts and the VM is Off', async () => {
+  it('heartbeat OK, saved and restored with its integration services, then a graceful shutdown through VMMS: the guest halts and the VM is Off', async () => {
     const v = await fx.vmms({ dataDir: fx.dataDir() });
     await icVm(v, 'ic');
     const pid = v.get('ic')!.processId!;
-    // VMBus is captured with the other devices now, but this image has no resume export: the save
-    // is refused after the devices were saved, and the VM runs on with VMBus acting again (the
-    // heartbeat, KVP and shutdown below all go through it).
+    // Saved with VMBus and its integration services, restored in a new worker: they serve on.
     const save = await v.save('ic');
-    expect(save.returnValue).toBe(32768);
-    expect(save.error).toMatch(/no resume export/);
-    expect(v.get('ic')!.enabledState).toBe(2);
-    expect(await v.heartbeatStatus('ic')).toBe(2);
+    expect(save).toMatchObject({ returnValue: 0, vm: { enabledState: 6 } });
+    await waitFor('the first worker to exit', () => !processAlive(pid), 10_000);
+    expect((await v.start('ic')).returnValue).toBe(0);
+    const restoredPid = v.get('ic')!.processId!;
+    expect(restoredPid).not.toBe(pid);
+    await until('the heartbeat after the restore', async () => (await v.heartbeatStatus('ic')) === 2);
     // KVP both ways: a host item the guest prints (pool External, 0), the guest's own item (pool Guest, 1).
     await v.kvpSet('ic', 0, 'Owner', 'tests');
     await waitFor('the guest to print the host item', () => v.console('ic').includes('kvp0 Owner=tests'), 5000);
@@ -177,7 +177,7 @@ describe('VM devices in the worker process', () => {
     // Stopping, then Off because the guest stopped by itself (not a turn-off).
     expect(reasons).toEqual([expect.stringMatching(/^4 shutdown requested/), '3 the guest stopped']);
     expect(values(v.console('ic'))).toMatchObject({ shutdown_flags: expect.any(Number) });
-    await waitFor('the worker to exit', () => !processAlive(pid), 5000);
+    await waitFor('the worker to exit', () => !processAlive(restoredPid), 5000);
   }, 60_000);
 
   it('a guest that ignores the shutdown request is turned off after the timeout', async () => {
