@@ -76,6 +76,8 @@ async function run(swaps: Swap[]): Promise<RunResult> {
   p.start();
   await until(() => prompts() >= 1, 'the first prompt');
   expect(out).toContain('integration services: 4 of 4 open');
+  // A save is taken only with the VPs parked; refused while the guest runs, and nothing stops.
+  await expect(dt.request({ op: 'save-devices' })).rejects.toMatchObject({ code: 'VMWP_ERR_SAVE_NOT_PAUSED' });
   const threads: (DeviceThreadStats | null)[] = [];
   const records: string[] = [];
   const answeredAtSave: number[] = [];
@@ -128,8 +130,7 @@ describe('VMBus save and restore on the device thread, guest in the loop', () =>
     // One save among them is abandoned (as when the file cannot be written): the same thread goes on.
     swaps.splice(1 + random(3), 0, { answers: 0, delayMs: random(4), abandon: true });
     const swapped = await run(swaps);
-    const where = `swaps ${JSON.stringify(swaps)}, commands answered at each save ${swapped.answeredAtSave.join(', ')}`;
-    console.log(`${where}; uninterrupted ${reference.commandsMs.toFixed(0)} ms`);
+    const where = `swaps ${JSON.stringify(swaps)}, commands answered at each save ${swapped.answeredAtSave.join(', ')} (uninterrupted: ${reference.commandsMs.toFixed(0)} ms)`;
     expect(swapped.records, where).toEqual(swaps.map(() => 'pic8259,com1,com2,pci-config,piix4-ide,vmbus'));
     expect(swapped.out, where).toBe(reference.out);
     expect(swapped.disk.equals(reference.disk), where).toBe(true);
