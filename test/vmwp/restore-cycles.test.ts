@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeLogger, createProcessLogger } from '../../root-partition/vmms/log.ts';
 import { VmWorker, type WorkerLaunch } from '../../root-partition/vmwp/vm-worker.ts';
 import { MiB, testImages, waitFor } from '../vmms/vmms-fixture.ts';
+import { checksumRound as round } from '../helpers/checksum-round.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tsv-cycles-'));
 let checksum: string;
@@ -25,18 +26,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const CYCLES = 20;
 const ROUNDS = 100_000_000;
 const WORK = 2000;
-
-/** The checksum guest's round (child-sdk/guests/checksum), in u32 arithmetic. */
-function round(sum: number, r: number, work: number): number {
-  let x = (sum ^ Math.imul(r, 0x9e3779b9)) >>> 0;
-  for (let i = 0; i < work; i++) {
-    x = (x ^ (x << 13)) >>> 0;
-    x = (x ^ (x >>> 17)) >>> 0;
-    x = (x ^ (x << 5)) >>> 0;
-    x = (x + i) >>> 0;
-  }
-  return (Math.imul(sum, 31) ^ x) >>> 0;
-}
 
 describe('restore cycles', () => {
   it(`a guest with devices is saved and restored ${CYCLES} times in a row, its checksum right all along`, { timeout: 120_000 }, async () => {

@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
 import { MiB, VmmsFixture, waitFor } from '../vmms/vmms-fixture.ts';
+import { checksumRound as round } from '../helpers/checksum-round.ts';
 
 const fx = new VmmsFixture();
 let image: string;
@@ -18,18 +19,6 @@ beforeAll(async () => {
 afterAll(async () => {
   expect(await fx.cleanup()).toEqual([]);
 });
-
-/** The guest's round (child-sdk/guests/smp-work), in u32 arithmetic. */
-function round(sum: number, r: number, work: number): number {
-  let x = (sum ^ Math.imul(r, 0x9e3779b9)) >>> 0;
-  for (let i = 0; i < work; i++) {
-    x = (x ^ (x << 13)) >>> 0;
-    x = (x ^ (x >>> 17)) >>> 0;
-    x = (x ^ (x << 5)) >>> 0;
-    x = (x + i) >>> 0;
-  }
-  return (Math.imul(sum, 31) ^ x) >>> 0;
-}
 
 const VPS = 4;
 const ROUNDS = 200;

@@ -12,24 +12,13 @@ import "../../runtime/panic";
 import { cli, halt } from "../../platform/hv";
 import { puts, putDec, putHex } from "../../kernel/console";
 import { bootInfoValid, cmdlineNumber as cmdlineU64 } from "../../kernel/boot-info";
+import { checksumRound as round } from "../lib/checksum-round";
 
 const PROGRESS_EVERY: u32 = 100;
 
 /** The number after `key=` on the command line, or `fallback`. */
 function cmdlineNumber(key: string, fallback: u32): u32 {
   return <u32>cmdlineU64(key, fallback);
-}
-
-/** One round: a deterministic mix of the previous checksum and the round number. */
-function round(sum: u32, r: u32, work: u32): u32 {
-  let x = sum ^ (r * 0x9e3779b9);
-  for (let i: u32 = 0; i < work; i++) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    x += i;
-  }
-  return (sum * 31) ^ x;
 }
 
 function expected(rounds: u32, work: u32): u32 {

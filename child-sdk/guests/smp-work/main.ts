@@ -14,6 +14,7 @@ import { pageAlloc } from "../../kernel/pages";
 import { apEntry } from "../../kernel/smp";
 import { enableHypercalls, startVirtualProcessor } from "../../hv/hypercall";
 import { VP_INDEX } from "../../platform/hv";
+import { checksumRound as round } from "../lib/checksum-round";
 
 const MAX_VPS: u32 = 32;
 const PROGRESS_EVERY: u32 = 10;
@@ -21,17 +22,6 @@ const COUNTER: usize = memory.data(8, 8);
 const DONE: usize = memory.data(4, 4);
 const SUMS: usize = memory.data(4 * 32, 16);
 const PARAMS: usize = memory.data(8, 8); // rounds, work: read by every VP (module globals are per VP)
-
-function round(sum: u32, r: u32, work: u32): u32 {
-  let x = sum ^ (r * 0x9e3779b9);
-  for (let i: u32 = 0; i < work; i++) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    x += i;
-  }
-  return (sum * 31) ^ x;
-}
 
 function chain(vp: u32): void {
   const rounds = load<u32>(PARAMS);
