@@ -252,6 +252,8 @@ export interface WebServiceOptions {
   plainHttp?: boolean;
   tlsCertFile?: string;
   tlsKeyFile?: string;
+  /** Console bytes queued per browser before the oldest are dropped (client-queue.ts). */
+  consoleQueueBytes?: number;
   warn?: (message: string) => void;
 }
 
@@ -273,6 +275,7 @@ export async function startWebService(vmms: Vmms, cim: CimService, o: WebService
     server = new WebConsoleServer({
       port, authenticator: cim.authenticator, host, listenPort: o.webPort ?? DEFAULT_WEB_PORT,
       ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
+      ...(o.consoleQueueBytes ? { consoleQueueBytes: o.consoleQueueBytes } : {}),
       onRefused: (client, reason) => warn(`web console request from ${client} refused: ${reason}`),
     });
   } catch (e) {
