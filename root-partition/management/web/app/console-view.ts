@@ -1,7 +1,8 @@
 /**
  * The guest's serial console (COM1) in the browser, with xterm.js: the output VMMS holds, then
  * what the guest writes, pushed as it comes; keys typed go to COM1 in order, one request at a
- * time (what is typed meanwhile goes in the next). Scrollback is the terminal's. "Detach" (or
+ * time (what is typed meanwhile goes in the next). The guest ends lines with LF alone, as a
+ * serial console does; the terminal adds the carriage return. Scrollback is the terminal's. "Detach" (or
  * Ctrl-], as `tsvisor vm console`) leaves the VM running. Output the server had to drop for a
  * slow browser is marked where it was lost.
  */
@@ -22,7 +23,7 @@ export function consoleView(main: HTMLElement, store: Store, id: string, say: (t
   clear(main);
   main.append(title, h('p', { class: 'console-bar' }, detach, ' ', state, full ? ' — Ctrl-] detaches too' : ' — read-only: output only'), box);
 
-  const term = new Terminal({ scrollback: 5000, convertEol: false, disableStdin: !full, cursorBlink: full, fontSize: 14, screenReaderMode: false });
+  const term = new Terminal({ scrollback: 5000, convertEol: true, disableStdin: !full, cursorBlink: full, fontSize: 14, screenReaderMode: false });
   term.open(box);
   const textarea = box.querySelector('textarea');
   textarea?.setAttribute('aria-label', `Type into the console of ${vm?.name ?? id}`);
