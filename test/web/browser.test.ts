@@ -127,6 +127,12 @@ describe('the web console in chromium', () => {
       await page.keyboard.press('Tab');
       await page.keyboard.press('Enter');
       await expect.poll(() => row.locator('.state').textContent(), { timeout: 30_000 }).toBe('Off');
+
+      // The I/O benchmark's report (the reference run the package ships).
+      await page.getByRole('link', { name: 'I/O benchmark' }).click();
+      await expect.poll(() => page.locator('table caption').first().textContent(), { timeout: 10_000 }).toMatch(/MB\/s \(log scale\)$/);
+      expect(await page.locator('.bench tbody tr').count()).toBeGreaterThan(4);
+      await page.screenshot({ path: join(SHOTS, 'bench.png'), fullPage: true });
       expect(errors).toEqual([]);
     } finally {
       await context.close();
