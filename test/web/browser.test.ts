@@ -15,6 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGuests } from '../../scripts/build-guests.ts';
 import { buildWeb } from '../../scripts/build-web.ts';
 import { LiveDaemon } from '../management/live-daemon.ts';
+import type { VmView } from '../../root-partition/vmms/vm-entry.ts';
+import { VmmsClient } from '../../root-partition/vmms/vmms-client.ts';
 import { USERS } from './web-fixture.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -80,8 +82,8 @@ describe('the web console in chromium', () => {
 
       await page.getByRole('button', { name: 'Start web-vm' }).click();
       await expect.poll(() => row.locator('.state').textContent(), { timeout: 30_000 }).toBe('Running');
-      const vm = (await (await daemon.client()).call<{ processId: number }>('show', { vm: 'web-vm' }).catch(() => null)) as { processId?: number } | null;
-      daemon.noteWorker(vm?.processId);
+      const client = await VmmsClient.connect(daemon.dataDir);
+      try { daemon.noteWorker((await client.call<VmView>('show', { vm: 'web-vm' })).processId); } finally { client.close(); }
       await expect.poll(() => row.locator('.heartbeat').textContent(), { timeout: 30_000 }).toBe('OK');
       await expect.poll(() => row.locator('.cpu').textContent(), { timeout: 10_000 }).toMatch(/^\d+ %$/);
       await shot(page, 'vm-list');

@@ -116,7 +116,10 @@ describe('web console API', () => {
     let text = '';
     const reading = (async () => {
       const dec = new TextDecoder();
-      try { for await (const chunk of events.body!) text += dec.decode(chunk as Uint8Array); } catch { /* aborted */ }
+      const reader = events.body!.getReader();
+      try {
+        for (let r = await reader.read(); !r.done; r = await reader.read()) text += dec.decode(r.value);
+      } catch { /* aborted */ }
     })();
     expect((await c.call('POST', `/api/vms/${id}/action`, { action: 'pause' })).status).toBe(409);
     const r = await c.call('POST', `/api/vms/${id}/action`, { action: 'start' });
@@ -141,6 +144,28 @@ describe('web console API', () => {
     ac.abort();
     await reading;
   }, 60_000);
+
+  it('bounds the event streams one session may hold', async () => {
+    const c = host.client();
+    await c.login('viewer', USERS[1]!.password);
+    const aborts: AbortController[] = [];
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 9; i++) {
+        const ac = new AbortController();
+        aborts.push(ac);
+        statuses.push((await fetch(`${host.url}/api/events`, { headers: { Cookie: c.cookie }, signal: ac.signal })).status);
+      }
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 200, 200, 200, 429]);
+    } finally {
+      for (const ac of aborts) ac.abort();
+    }
+    // Closed streams give their places back.
+    await new Promise((r) => setTimeout(r, 200));
+    const ac = new AbortController();
+    expect((await fetch(`${host.url}/api/events`, { headers: { Cookie: c.cookie }, signal: ac.signal })).status).toBe(200);
+    ac.abort();
+  }, 30_000);
 
   it('ends a session when access.json no longer gives its user that role', async () => {
     const c = host.client();

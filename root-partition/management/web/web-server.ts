@@ -31,6 +31,8 @@ export interface WebConsoleOptions {
   readonly sessions?: Partial<SessionLimits>;
   /** Event streams open at once, all browsers together; more are answered 503. */
   readonly maxStreams?: number;
+  /** Event streams one session may hold (a page holds one; a few tabs more); more are answered 429. */
+  readonly maxStreamsPerSession?: number;
   /** Console bytes queued per browser before the oldest are dropped. */
   readonly consoleQueueBytes?: number;
   /** The app's files (default: build/web of the package). */
@@ -48,6 +50,7 @@ const SECURITY_HEADERS = {
 export class WebConsoleServer {
   readonly sessions: SessionTable;
   readonly streams = new Set<EventStream>();
+  private readonly streamsOf = new Map<string, number>();
   private readonly server: Server;
   private readonly files: Map<string, StaticFile>;
   private readonly gate: RequestGate;
@@ -197,11 +200,22 @@ export class WebConsoleServer {
       res.end();
       return;
     }
+    const mine = this.streamsOf.get(session.id) ?? 0;
+    if (mine >= (this.o.maxStreamsPerSession ?? 8)) {
+      res.writeHead(429, { 'Retry-After': '5', 'Content-Length': '0' });
+      res.end();
+      return;
+    }
     const consoleVm = url.searchParams.get('console');
     if (consoleVm !== null && !this.o.port.detail(consoleVm)) return this.json(res, 404, { error: `no VM ${consoleVm}` });
     req.socket.setNoDelay(true);
-    const stream = new EventStream(this.o.port, res, { consoleVm, ...(this.o.consoleQueueBytes ? { consoleQueueBytes: this.o.consoleQueueBytes } : {}) }, () => this.streams.delete(stream));
+    const stream = new EventStream(this.o.port, res, { consoleVm, ...(this.o.consoleQueueBytes ? { consoleQueueBytes: this.o.consoleQueueBytes } : {}) }, () => {
+      this.streams.delete(stream);
+      const left = (this.streamsOf.get(session.id) ?? 1) - 1;
+      if (left > 0) this.streamsOf.set(session.id, left); else this.streamsOf.delete(session.id);
+    });
     this.streams.add(stream);
+    this.streamsOf.set(session.id, mine + 1);
   }
 
   private refuse(req: IncomingMessage, res: ServerResponse, status: number, reason: string): void {
