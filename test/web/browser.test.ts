@@ -24,6 +24,8 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SHOTS = join(ROOT, 'build', 'web-screenshots');
 const DOC_SHOTS = join(ROOT, 'docs', 'images');
 
+/** Polls wait this long: scrypt logins, VM starts and pushes are slower when the machine is loaded. */
+const SLOW = { timeout: 30_000 };
 let daemon: LiveDaemon;
 let browser: Browser;
 let url = '';
@@ -67,7 +69,7 @@ describe('the web console in chromium', () => {
     page.on('pageerror', (e) => errors.push(e.message));
     try {
       await logIn(page, 'admin', 'wrong-password');
-      await expect.poll(() => page.getByRole('alert').textContent()).toBe('Wrong user name or password.');
+      await expect.poll(() => page.getByRole('alert').textContent(), SLOW).toBe('Wrong user name or password.');
       await page.getByLabel('Password').fill(USERS[0]!.password);
       await page.getByRole('button', { name: 'Log in' }).click();
       await page.getByRole('heading', { name: 'Virtual machines' }).waitFor();
@@ -78,36 +80,36 @@ describe('the web console in chromium', () => {
       await page.getByLabel('Command line').fill('echo');
       await page.getByRole('button', { name: 'Create' }).click();
       const row = page.locator('tr', { has: page.getByRole('link', { name: 'web-vm' }) });
-      await expect.poll(() => row.locator('.state').textContent()).toBe('Off');
+      await expect.poll(() => row.locator('.state').textContent(), SLOW).toBe('Off');
 
       await page.getByRole('button', { name: 'Start web-vm' }).click();
-      await expect.poll(() => row.locator('.state').textContent(), { timeout: 30_000 }).toBe('Running');
+      await expect.poll(() => row.locator('.state').textContent(), SLOW).toBe('Running');
       const client = await VmmsClient.connect(daemon.dataDir);
       try { daemon.noteWorker((await client.call<VmView>('show', { vm: 'web-vm' })).processId); } finally { client.close(); }
-      await expect.poll(() => row.locator('.heartbeat').textContent(), { timeout: 30_000 }).toBe('OK');
-      await expect.poll(() => row.locator('.cpu').textContent(), { timeout: 10_000 }).toMatch(/^\d+ %$/);
+      await expect.poll(() => row.locator('.heartbeat').textContent(), SLOW).toBe('OK');
+      await expect.poll(() => row.locator('.cpu').textContent(), SLOW).toMatch(/^\d+ %$/);
       await shot(page, 'vm-list');
 
       // The VM's page: settings, integration services, KVP items from the guest, charts.
       await page.getByRole('link', { name: 'web-vm' }).click();
       await page.getByRole('heading', { name: 'web-vm' }).waitFor();
-      await expect.poll(() => page.locator('table', { hasText: 'Integration services' }).textContent()).toContain('HeartbeatyesOK');
-      await expect.poll(() => page.locator('table', { hasText: 'Key-value pairs' }).textContent(), { timeout: 15_000 }).toContain('OSName');
-      await expect.poll(() => page.getByRole('img', { name: /^CPU: \d+ %$/ }).count(), { timeout: 10_000 }).toBe(1);
+      await expect.poll(() => page.locator('table', { hasText: 'Integration services' }).textContent(), SLOW).toContain('HeartbeatyesOK');
+      await expect.poll(() => page.locator('table', { hasText: 'Key-value pairs' }).textContent(), SLOW).toContain('OSName');
+      await expect.poll(() => page.getByRole('img', { name: /^CPU: \d+ %$/ }).count(), SLOW).toBe(1);
       await page.waitForTimeout(3000); // a few samples on the charts
       await page.screenshot({ path: join(SHOTS, 'vm-page.png'), fullPage: true });
 
       // The console: the banner VMMS held, then the guest's answer to what is typed.
       await page.getByRole('link', { name: 'Connect to the console' }).click();
       const screen = page.locator('.xterm-rows');
-      await expect.poll(() => screen.textContent(), { timeout: 15_000 }).toContain('tsvisor>');
+      await expect.poll(() => screen.textContent(), SLOW).toContain('tsvisor>');
       await page.getByLabel('Type into the console of web-vm').focus();
       await page.keyboard.type('echo hello from the browser');
       await page.keyboard.press('Enter');
-      await expect.poll(async () => (await screen.textContent())?.split('tsvisor> echo hello from the browser')[1] ?? '', { timeout: 15_000 }).toContain('hello from the browser');
+      await expect.poll(async () => (await screen.textContent())?.split('tsvisor> echo hello from the browser')[1] ?? '', SLOW).toContain('hello from the browser');
       await page.keyboard.type('help');
       await page.keyboard.press('Enter');
-      await expect.poll(() => screen.textContent(), { timeout: 15_000 }).toContain('uptime');
+      await expect.poll(() => screen.textContent(), SLOW).toContain('uptime');
       await shot(page, 'console');
       await page.getByRole('button', { name: 'Detach' }).click();
       await page.getByRole('heading', { name: 'web-vm' }).waitFor();
@@ -128,18 +130,18 @@ describe('the web console in chromium', () => {
       expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Cancel');
       await page.keyboard.press('Tab');
       await page.keyboard.press('Enter');
-      await expect.poll(() => row.locator('.state').textContent(), { timeout: 30_000 }).toBe('Off');
+      await expect.poll(() => row.locator('.state').textContent(), SLOW).toBe('Off');
 
       // The I/O benchmark's report (the reference run the package ships).
       await page.getByRole('link', { name: 'I/O benchmark' }).click();
-      await expect.poll(() => page.locator('table caption').first().textContent(), { timeout: 10_000 }).toMatch(/MB\/s \(log scale\)$/);
+      await expect.poll(() => page.locator('table caption').first().textContent(), SLOW).toMatch(/MB\/s \(log scale\)$/);
       expect(await page.locator('.bench tbody tr').count()).toBeGreaterThan(4);
       await page.screenshot({ path: join(SHOTS, 'bench.png'), fullPage: true });
       expect(errors).toEqual([]);
     } finally {
       await context.close();
     }
-  }, 90_000);
+  }, 120_000);
 
   it('shows a read-only user no action, and its server refuses one sent anyway', async () => {
     const context = await browser.newContext({ ignoreHTTPSErrors: true });
@@ -147,7 +149,7 @@ describe('the web console in chromium', () => {
     try {
       await logIn(page, 'viewer', USERS[1]!.password);
       const row = page.locator('tr', { has: page.getByRole('link', { name: 'web-vm' }) });
-      await expect.poll(() => row.locator('.state').textContent()).toMatch(/^(Off|Running)$/);
+      await expect.poll(() => row.locator('.state').textContent(), SLOW).toMatch(/^(Off|Running)$/);
       expect(await page.locator('button[data-action]').count()).toBe(0);
       expect(await page.getByRole('button', { name: 'Create' }).count()).toBe(0);
       const status = await page.evaluate(async () => {
@@ -160,5 +162,5 @@ describe('the web console in chromium', () => {
     } finally {
       await context.close();
     }
-  }, 30_000);
+  }, 60_000);
 });
