@@ -19,9 +19,10 @@ import type { CimObjectPath } from '../management/cim/object-path.ts';
 import type { WorkerCounters } from '../ipc/bulk-codec.ts';
 import type { CimService } from './cim-binding.ts';
 import { WebConsoleServer } from '../management/web/web-server.ts';
-import type { ActionResult, CounterSample, NewVmSettings, WebAction, WebConsolePort, WebJob, WebPortEvent, WebVm, WebVmDetail } from '../management/web/web-port.ts';
+import type { ActionResult, BenchStatus, CounterSample, NewVmSettings, WebAction, WebConsolePort, WebJob, WebPortEvent, WebVm, WebVmDetail } from '../management/web/web-port.ts';
 import { renderHtml } from '../../bench/io/html.ts';
 import type { IoBenchReport } from '../../bench/io.ts';
+import { BenchRunner } from './bench-runner.ts';
 import { packageGuestImagesDir } from './storage-roots.ts';
 import { loadTlsIdentity } from './tls-identity.ts';
 import type { VmView } from './vm-entry.ts';
@@ -73,8 +74,10 @@ export class VmmsWebPort implements WebConsolePort {
   private sampler: NodeJS.Timeout | null = null;
   private readonly previous = new Map<string, Previous>();
   private readonly inFlight = new Set<string>();
+  private readonly bench: BenchRunner;
 
-  constructor(private readonly vmms: Vmms, private readonly cim: CimService) {
+  constructor(private readonly vmms: Vmms, private readonly cim: CimService, o: { benchTiny?: boolean } = {}) {
+    this.bench = new BenchRunner(this.benchFile, (status) => this.emit({ kind: 'bench', status }), o.benchTiny ?? false);
     const on = <T>(name: string, f: (e: T) => void) => { vmms.events.on(name, f); this.off.push(() => vmms.events.off(name, f)); };
     for (const name of ['state-changed', 'defined', 'modified', 'integration-changed']) on<{ vmId: string }>(name, (e) => this.emit({ kind: 'vm', vmId: e.vmId }));
     on<{ vmId: string }>('removed', (e) => this.emit({ kind: 'removed', vmId: e.vmId }));
@@ -85,6 +88,7 @@ export class VmmsWebPort implements WebConsolePort {
   }
 
   dispose(): void {
+    this.bench.close();
     for (const f of this.off) f();
     if (this.sampler) clearInterval(this.sampler);
     this.listeners.clear();
@@ -176,9 +180,21 @@ export class VmmsWebPort implements WebConsolePort {
     return this.vmms.consoleInput(id, bytes);
   }
 
+  private get benchFile(): string {
+    return join(this.vmms.paths.root, 'bench', 'io.json');
+  }
+
+  benchStatus(): BenchStatus {
+    return this.bench.status;
+  }
+
+  runBench(): boolean {
+    return this.bench.start();
+  }
+
   benchReport(): { json: unknown; html: string } | null {
     // The newest run kept in the data directory, else the reference run shipped with the package.
-    const candidates = [join(this.vmms.paths.root, 'bench', 'io.json'), fileURLToPath(new URL('../../bench/results/reference.json', import.meta.url))];
+    const candidates = [this.benchFile, fileURLToPath(new URL('../../bench/results/reference.json', import.meta.url))];
     for (const file of candidates) {
       if (!existsSync(file)) continue;
       try {
@@ -254,6 +270,8 @@ export interface WebServiceOptions {
   tlsKeyFile?: string;
   /** Console bytes queued per browser before the oldest are dropped (client-queue.ts). */
   consoleQueueBytes?: number;
+  /** The console's benchmark button runs the benchmark's smallest run (tests). */
+  benchTiny?: boolean;
   warn?: (message: string) => void;
 }
 
@@ -267,7 +285,7 @@ export async function startWebService(vmms: Vmms, cim: CimService, o: WebService
   if (o.webPort === null) return { url: null, server: null, close: async () => {} };
   const warn = o.warn ?? (() => {});
   const host = o.webHost ?? '127.0.0.1';
-  const port = new VmmsWebPort(vmms, cim);
+  const port = new VmmsWebPort(vmms, cim, { benchTiny: o.benchTiny ?? false });
   let server: WebConsoleServer;
   let tls;
   try {

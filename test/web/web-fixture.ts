@@ -25,13 +25,13 @@ export class WebTestHost {
   web!: WebService;
   dataDir = '';
 
-  async start(o: { consoleQueueBytes?: number } = {}): Promise<void> {
+  async start(o: { consoleQueueBytes?: number; benchTiny?: boolean } = {}): Promise<void> {
     await buildWeb();
     this.dataDir = this.fx.dataDir();
     await writeTestAccess(this.dataDir, USERS);
     this.vmms = await this.fx.vmms({ dataDir: this.dataDir });
     this.cim = await startCimService(this.vmms, { cimPort: null, httpsPort: null });
-    this.web = await startWebService(this.vmms, this.cim, { webPort: 0, plainHttp: true, ...(o.consoleQueueBytes ? { consoleQueueBytes: o.consoleQueueBytes } : {}) });
+    this.web = await startWebService(this.vmms, this.cim, { webPort: 0, plainHttp: true, ...(o.consoleQueueBytes ? { consoleQueueBytes: o.consoleQueueBytes } : {}), ...(o.benchTiny ? { benchTiny: true } : {}) });
   }
 
   get url(): string {

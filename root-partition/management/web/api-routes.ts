@@ -11,6 +11,7 @@
  *   POST /api/vms                     { name, memoryMiB, vpCount, image, cmdline } → New-VM
  *   POST /api/vms/:id/action          { action } → start, shutdown, turn-off, save, pause, resume, reset, delete
  *   POST /api/vms/:id/console         { data } → typed into COM1 (at most MAX_CONSOLE_INPUT bytes)
+ *   GET  /api/bench/status, POST /api/bench/run   the quick benchmark's progress; starting it
  */
 import { WEB_ACTIONS, type WebAction, type WebConsolePort } from './web-port.ts';
 
@@ -31,6 +32,7 @@ export class ApiRoutes {
     if (method === 'GET') {
       if (path === '/api/vms') return { vms: this.port.list(), jobs: this.port.jobs() };
       if (path === '/api/images') return { images: this.port.images() };
+      if (path === '/api/bench/status') return this.port.benchStatus();
       if (path === '/api/bench' || path === '/api/bench.html') {
         const r = this.port.benchReport();
         if (!r) throw new ApiError(404, 'no I/O benchmark report yet: run `tsvisor bench io`');
@@ -40,6 +42,10 @@ export class ApiRoutes {
     } else if (method === 'POST') {
       const o = (body && typeof body === 'object' ? body : {}) as Record<string, unknown>;
       if (path === '/api/vms') return this.define(o);
+      if (path === '/api/bench/run') {
+        if (!this.port.runBench()) throw new ApiError(409, 'a benchmark run is under way');
+        return this.port.benchStatus();
+      }
       if (parts.length === 3 && parts[0] === 'vms' && parts[2] === 'action') return this.act(parts[1]!, o.action);
       if (parts.length === 3 && parts[0] === 'vms' && parts[2] === 'console') return this.type(parts[1]!, o.data);
     }

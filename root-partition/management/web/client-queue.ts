@@ -8,7 +8,7 @@
  * The server takes frames out with `next()` only while the connection's own buffer is below its
  * high-water mark (web-server.ts), so the bytes in flight to one client are bounded too.
  */
-import type { CounterSample, WebJob, WebVm } from './web-port.ts';
+import type { BenchStatus, CounterSample, WebJob, WebVm } from './web-port.ts';
 
 export const DEFAULT_CONSOLE_QUEUE_BYTES = 256 * 1024;
 
@@ -17,6 +17,7 @@ export type ClientFrame =
   | { event: 'removed'; data: { id: string } }
   | { event: 'counters'; data: CounterSample & { id: string } }
   | { event: 'job'; data: WebJob }
+  | { event: 'bench'; data: BenchStatus }
   | { event: 'console'; data: { id: string; data: string } }
   | { event: 'console-dropped'; data: { id: string; bytes: number } };
 
@@ -24,6 +25,7 @@ export class ClientQueue {
   private readonly vms = new Map<string, WebVm | null>();
   private readonly counters = new Map<string, CounterSample>();
   private readonly jobs = new Map<string, WebJob>();
+  private benchStatus: BenchStatus | null = null;
   private consoleChunks: Buffer[] = [];
   private consoleQueued = 0;
   private consoleDropped = 0;
@@ -49,6 +51,11 @@ export class ClientQueue {
     this.jobs.set(j.id, j);
   }
 
+  bench(s: BenchStatus): void {
+    if (this.benchStatus) this.replacedRecords++;
+    this.benchStatus = s;
+  }
+
   console(id: string, data: Uint8Array): void {
     if (id !== this.consoleVm || data.length === 0) return;
     let b = Buffer.from(data);
@@ -71,7 +78,7 @@ export class ClientQueue {
   }
 
   get empty(): boolean {
-    return this.vms.size === 0 && this.counters.size === 0 && this.jobs.size === 0 && this.consoleChunks.length === 0 && this.consoleDropped === 0;
+    return this.vms.size === 0 && this.counters.size === 0 && this.jobs.size === 0 && this.benchStatus === null && this.consoleChunks.length === 0 && this.consoleDropped === 0;
   }
 
   /** Console bytes waiting now (never more than the bound). */
@@ -92,6 +99,11 @@ export class ClientQueue {
     for (const [id, j] of this.jobs) {
       this.jobs.delete(id);
       return { event: 'job', data: j };
+    }
+    if (this.benchStatus) {
+      const data = this.benchStatus;
+      this.benchStatus = null;
+      return { event: 'bench', data };
     }
     if (this.consoleDropped > 0) {
       const bytes = this.consoleDropped;

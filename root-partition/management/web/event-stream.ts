@@ -33,6 +33,7 @@ export class EventStream {
     res.write(': tsvisor\n\n');
     for (const vm of port.list()) this.queue.vm(vm.id, vm);
     for (const job of port.jobs()) this.queue.job(job);
+    this.queue.bench(port.benchStatus());
     if (o.consoleVm) this.queue.console(o.consoleVm, port.consoleTail(o.consoleVm));
     this.unsubscribe = port.subscribe((e) => this.onEvent(e));
     this.unwatch = port.watchCounters();
@@ -51,6 +52,7 @@ export class EventStream {
       case 'removed': this.queue.vm(e.vmId, null); break;
       case 'counters': this.queue.sample(e.vmId, e.sample); break;
       case 'job': this.queue.job(e.job); break;
+      case 'bench': this.queue.bench(e.status); break;
       case 'console': this.queue.console(e.vmId, e.data); break;
     }
     this.pump();

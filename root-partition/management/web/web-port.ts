@@ -59,12 +59,24 @@ export interface CounterSample {
   readonly signalsPerSecond: number;
 }
 
+/** The quick I/O benchmark started from the console: where it stands. */
+export interface BenchStatus {
+  readonly running: boolean;
+  readonly done: number;
+  readonly total: number;
+  /** The step under way. */
+  readonly step: string;
+  readonly error: string | null;
+  readonly finishedAt: string | null;
+}
+
 export type WebPortEvent =
   | { kind: 'vm'; vmId: string }
   | { kind: 'removed'; vmId: string }
   | { kind: 'console'; vmId: string; data: Uint8Array }
   | { kind: 'counters'; vmId: string; sample: CounterSample }
-  | { kind: 'job'; job: WebJob };
+  | { kind: 'job'; job: WebJob }
+  | { kind: 'bench'; status: BenchStatus };
 
 export type WebAction = 'start' | 'shutdown' | 'turn-off' | 'save' | 'pause' | 'resume' | 'reset' | 'delete';
 export const WEB_ACTIONS: readonly WebAction[] = ['start', 'shutdown', 'turn-off', 'save', 'pause', 'resume', 'reset', 'delete'];
@@ -98,6 +110,9 @@ export interface WebConsolePort {
   consoleInput(id: string, bytes: Uint8Array): Promise<void>;
   /** The I/O benchmark's report (JSON) and its HTML rendering, when one exists. */
   benchReport(): { json: unknown; html: string } | null;
+  benchStatus(): BenchStatus;
+  /** Starts the quick benchmark; false when one runs already. */
+  runBench(): boolean;
   subscribe(listener: (e: WebPortEvent) => void): () => void;
   /** Counters are sampled only while someone watches: the returned function ends this watcher. */
   watchCounters(): () => void;

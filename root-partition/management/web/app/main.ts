@@ -48,7 +48,7 @@ function route(): void {
   } else {
     store.connect(null);
     if (parts[0] === 'vm' && parts[1]) leave = vmPageView(main, store, parts[1], say);
-    else if (parts[0] === 'bench') leave = benchView(main);
+    else if (parts[0] === 'bench') leave = benchView(main, store, say);
     else leave = vmListView(main, store, say);
   }
 }

@@ -4,11 +4,11 @@
  * attached — its output, handed to whoever shows it. The stream reconnects by itself; on each
  * (re)connect the server sends the whole state first.
  */
-import type { CounterSample, WebJob, WebVm } from '../web-port.ts';
+import type { BenchStatus, CounterSample, WebJob, WebVm } from '../web-port.ts';
 
 export const HISTORY = 60;
 
-export type StoreChange = { kind: 'vm'; id: string } | { kind: 'removed'; id: string } | { kind: 'counters'; id: string } | { kind: 'job'; id: string } | { kind: 'connection'; open: boolean };
+export type StoreChange = { kind: 'vm'; id: string } | { kind: 'removed'; id: string } | { kind: 'counters'; id: string } | { kind: 'job'; id: string } | { kind: 'bench' } | { kind: 'connection'; open: boolean };
 
 export interface ConsoleSink {
   write(bytes: Uint8Array): void;
@@ -19,6 +19,7 @@ export class Store {
   readonly vms = new Map<string, WebVm & { receivedAt: number }>();
   readonly jobs = new Map<string, WebJob>();
   readonly history = new Map<string, CounterSample[]>();
+  bench: BenchStatus | null = null;
   private source: EventSource | null = null;
   private consoleVm: string | null = null;
   private sink: ConsoleSink | null = null;
@@ -66,6 +67,10 @@ export class Store {
       if (j.jobState < 0) this.jobs.delete(j.id);
       else this.jobs.set(j.id, j);
       this.tell({ kind: 'job', id: j.id });
+    });
+    s.addEventListener('bench', (e) => {
+      this.bench = JSON.parse((e as MessageEvent<string>).data) as BenchStatus;
+      this.tell({ kind: 'bench' });
     });
     s.addEventListener('console', (e) => {
       const { data } = JSON.parse((e as MessageEvent<string>).data) as { id: string; data: string };
