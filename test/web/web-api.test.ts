@@ -145,6 +145,22 @@ describe('web console API', () => {
     await reading;
   }, 60_000);
 
+  it('ends the event streams of a session at logout', async () => {
+    const c = host.client();
+    await c.login('viewer', USERS[1]!.password);
+    const events = await fetch(`${host.url}/api/events`, { headers: { Cookie: c.cookie } });
+    expect(events.status).toBe(200);
+    const ended = (async () => {
+      const reader = events.body!.getReader();
+      try { while (!(await reader.read()).done); } catch { /* the connection closed */ }
+      return 'ended';
+    })();
+    expect(await Promise.race([ended, new Promise((r) => setTimeout(r, 300, 'open'))])).toBe('open');
+    expect((await c.call('POST', '/api/logout', {})).status).toBe(200);
+    expect(await Promise.race([ended, new Promise((r) => setTimeout(r, 5000, 'still open'))])).toBe('ended');
+    expect(host.web.server!.streams.size).toBe(0);
+  }, 30_000);
+
   it('bounds the event streams one session may hold', async () => {
     const c = host.client();
     await c.login('viewer', USERS[1]!.password);

@@ -16,6 +16,9 @@ const STALL_MS = 120_000;
 export interface EventStreamOptions {
   consoleVm: string | null;
   consoleQueueBytes?: number;
+  /** The session's id, and whether it is still open with its role (checked at each keep-alive). */
+  sessionId: string;
+  sessionValid: () => boolean;
 }
 
 export class EventStream {
@@ -26,8 +29,12 @@ export class EventStream {
   private waitingForDrain = false;
   private stalledSince: number | null = null;
   private closed = false;
+  readonly sessionId: string;
+  private readonly sessionValid: () => boolean;
 
   constructor(private readonly port: WebConsolePort, private readonly res: ServerResponse, o: EventStreamOptions, onClose: () => void) {
+    this.sessionId = o.sessionId;
+    this.sessionValid = o.sessionValid;
     this.queue = new ClientQueue(o.consoleVm, o.consoleQueueBytes);
     res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
     res.write(': tsvisor\n\n');
@@ -77,11 +84,22 @@ export class EventStream {
   }
 
   private tick(): void {
+    // A session that ended (logout, expiry, a role taken away) gets no more pushes.
+    if (!this.sessionValid()) {
+      this.end();
+      return;
+    }
     if (this.stalledSince !== null && Date.now() - this.stalledSince > STALL_MS) {
       this.res.destroy();
       return;
     }
     if (!this.waitingForDrain) this.res.write(': keep-alive\n\n');
+  }
+
+  /** Ends the stream (the browser's EventSource sees the end and asks again, with its session or without). */
+  end(): void {
+    this.dispose();
+    this.res.destroy();
   }
 
   /** Bytes the connection holds unsent (never much above HIGH_WATER_BYTES). */

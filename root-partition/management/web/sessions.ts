@@ -58,6 +58,15 @@ export class SessionTable {
     return s;
   }
 
+  /**
+   * Whether the session is open and within its age, for a stream's check: an open page counts
+   * as use (no idle end), but not past the session's age.
+   */
+  has(id: string): boolean {
+    const s = this.sessions.get(id);
+    return s !== undefined && this.now() - s.created <= this.limits.maxAgeMs;
+  }
+
   close(id: string): void {
     this.sessions.delete(id);
   }

@@ -115,6 +115,7 @@ export class WebConsoleServer {
       if (!csrfMatches(session, req.headers['x-csrf-token'])) return this.refuse(req, res, 403, 'missing or wrong CSRF token');
       if (url.pathname === '/api/logout' && req.method === 'POST') {
         this.sessions.close(session.id);
+        for (const s of this.streams) if (s.sessionId === session.id) s.end();
         res.setHeader('Set-Cookie', sessionCookie(null, this.secure));
         return this.json(res, 200, {});
       }
@@ -209,7 +210,8 @@ export class WebConsoleServer {
     const consoleVm = url.searchParams.get('console');
     if (consoleVm !== null && !this.o.port.detail(consoleVm)) return this.json(res, 404, { error: `no VM ${consoleVm}` });
     req.socket.setNoDelay(true);
-    const stream = new EventStream(this.o.port, res, { consoleVm, ...(this.o.consoleQueueBytes ? { consoleQueueBytes: this.o.consoleQueueBytes } : {}) }, () => {
+    const sessionValid = () => this.sessions.has(session.id) && this.o.authenticator.roleOfBasicUser(session.user) === session.role;
+    const stream = new EventStream(this.o.port, res, { consoleVm, sessionId: session.id, sessionValid, ...(this.o.consoleQueueBytes ? { consoleQueueBytes: this.o.consoleQueueBytes } : {}) }, () => {
       this.streams.delete(stream);
       const left = (this.streamsOf.get(session.id) ?? 1) - 1;
       if (left > 0) this.streamsOf.set(session.id, left); else this.streamsOf.delete(session.id);

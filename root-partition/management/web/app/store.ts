@@ -42,7 +42,17 @@ export class Store {
     const s = new EventSource(consoleVm ? `/api/events?console=${encodeURIComponent(consoleVm)}` : '/api/events');
     this.source = s;
     s.onopen = () => this.tell({ kind: 'connection', open: true });
-    s.onerror = () => this.tell({ kind: 'connection', open: false });
+    s.onerror = () => {
+      this.tell({ kind: 'connection', open: false });
+      // An HTTP error (a full server, a restart) closes an EventSource for good: ask again later.
+      if (s.readyState === EventSource.CLOSED) {
+        setTimeout(() => {
+          if (this.source !== s) return;
+          this.source = null;
+          this.connect(this.consoleVm, this.sink);
+        }, 3000);
+      }
+    };
     s.addEventListener('vm', (e) => {
       const vm = JSON.parse((e as MessageEvent<string>).data) as WebVm;
       this.vms.set(vm.id, { ...vm, receivedAt: Date.now() });
