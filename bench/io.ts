@@ -72,6 +72,8 @@ export interface IoBenchOptions {
   progress?: boolean;
   /** Smallest possible run (the structural test): a few I/Os per phase. */
   tiny?: boolean;
+  /** Told of each step as it completes (the web console's progress bar): steps done, of how many, and the next. */
+  onStep?: (done: number, total: number, next: string) => void;
   /** Only these storage paths (ids of PATHS, e.g. ['storvsc']): quicker A/B runs of one path. */
   paths?: readonly string[];
 }
@@ -96,7 +98,11 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
   const showBar = opts.progress ?? Boolean(process.stderr.isTTY);
   const steps = 3 + phases.length + 1;
   if (showBar) bar.start(steps, 0, { step: 'disks' });
-  const step = (name: string) => showBar && bar.increment({ step: name });
+  let done = 0;
+  const step = (name: string) => {
+    opts.onStep?.(++done, steps, name);
+    if (showBar) bar.increment({ step: name });
+  };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvisor-bench-io-'));
   try {
     const { ideFile, scsiFile, content } = makeDisks(dir, diskBytes, (b) => randomFillSync(b));

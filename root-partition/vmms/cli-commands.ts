@@ -55,7 +55,11 @@ export function registerVmmsCommands(program: Command): void {
     .option('--tls-key <file>', 'the key of --tls-cert (PEM)')
     .option('--storage-root <dir>', 'a directory VM disks and guest images may come from, besides <data-dir>/disks and the built guest images (repeatable)', (dir: string, prev: string[]) => [...prev, resolve(dir)], [] as string[])
     .option('--no-cim', 'serve no CIM-XML (the client socket still serves the management API)')
-    .action(async (opts: { dataDir: string; memoryBudget?: string; cimPort?: string; cimHttpsPort?: string; cimHost?: string; tlsCert?: string; tlsKey?: string; storageRoot: string[]; cim: boolean }) => {
+    .option('--web-port <port>', 'the web console (HTTPS with the CIM-XML certificate); 0 picks a free one, "none" serves none (default 5990, skipped if taken)')
+    .option('--web-host <address>', 'the web console\'s address (default 127.0.0.1; with --web-http loopback only)')
+    .option('--web-http', 'serve the web console over plain HTTP (loopback only) instead of HTTPS')
+    .option('--no-web', 'serve no web console')
+    .action(async (opts: { dataDir: string; memoryBudget?: string; cimPort?: string; cimHttpsPort?: string; cimHost?: string; tlsCert?: string; tlsKey?: string; storageRoot: string[]; cim: boolean; webPort?: string; webHost?: string; webHttp?: boolean; web: boolean }) => {
       const port = (text: string) => (text === 'none' ? null : Number(text));
       await runDaemon({
         dataDir: resolve(opts.dataDir), ...(opts.memoryBudget ? { limits: { memoryBudgetBytes: parseSize(opts.memoryBudget) } } : {}),
@@ -67,6 +71,9 @@ export function registerVmmsCommands(program: Command): void {
         ...(opts.tlsCert ? { tlsCertFile: resolve(opts.tlsCert) } : {}),
         ...(opts.tlsKey ? { tlsKeyFile: resolve(opts.tlsKey) } : {}),
         storageRoots: opts.storageRoot,
+        ...(!opts.web ? { webPort: null } : opts.webPort !== undefined ? { webPort: port(opts.webPort) } : {}),
+        ...(opts.webHost ? { webHost: opts.webHost } : {}),
+        ...(opts.webHttp ? { webHttp: true } : {}),
       });
     });
 

@@ -1,7 +1,8 @@
 /**
  * The VMMS daemon without the rest of the CLI:
  * `node --import tsx daemon-main.ts [--data-dir DIR] [--cim-port N|none] [--cim-https-port N|none]
- * [--cim-host ADDR] [--tls-cert FILE --tls-key FILE] [--storage-root DIR]…`.
+ * [--cim-host ADDR] [--tls-cert FILE --tls-key FILE] [--storage-root DIR]… [--web-port N|none]
+ * [--web-host ADDR] [--web-http]`.
  * Same service as `tsvisor serve`, for service managers and tests: it loads only VMMS's own
  * modules, so it starts in a fraction of the CLI's time.
  */
@@ -18,6 +19,8 @@ const httpsPort = port(option('--cim-https-port'));
 const cimHost = option('--cim-host');
 const tlsCert = option('--tls-cert');
 const tlsKey = option('--tls-key');
+const webPort = port(option('--web-port'));
+const webHost = option('--web-host');
 const storageRoots = args.flatMap((a, i) => (a === '--storage-root' && args[i + 1] ? [resolve(args[i + 1]!)] : []));
 runDaemon({
   dataDir,
@@ -27,6 +30,9 @@ runDaemon({
   ...(tlsCert ? { tlsCertFile: resolve(tlsCert) } : {}),
   ...(tlsKey ? { tlsKeyFile: resolve(tlsKey) } : {}),
   storageRoots,
+  ...('value' in webPort ? { webPort: webPort.value } : {}),
+  ...(webHost ? { webHost } : {}),
+  ...(args.includes('--web-http') ? { webHttp: true } : {}),
 }).catch((e: Error) => {
   process.stderr.write(`tsvisor: ${e.message}\n`);
   process.exit(1);

@@ -6,6 +6,7 @@
 import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCimService, type CimService } from './cim-binding.ts';
+import { startWebService, type WebService } from './web-binding.ts';
 import { CimSocketEndpoint } from './cim-socket.ts';
 import { ClientServer } from './client-server.ts';
 import { DataDir } from './data-dir.ts';
@@ -28,6 +29,12 @@ export interface DaemonOptions {
   tlsKeyFile?: string;
   /** Directories disks and guest images may come from, besides the defaults (storageRootsOf). */
   storageRoots?: string[];
+  /** The web console: undefined for 5990 (skipped with a warning when taken), 0 for any free port, null for none. */
+  webPort?: number | null;
+  /** Its address (default 127.0.0.1). */
+  webHost?: string;
+  /** Serve the web console over plain HTTP (loopback only) instead of HTTPS. */
+  webHttp?: boolean;
 }
 
 /** The data directory's `disks/` and the package's built guest images, then the operator's own. */
@@ -101,11 +108,28 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     await closeLogger(log);
     throw e;
   }
+  let web: WebService;
+  try {
+    web = await startWebService(vmms, cim, {
+      ...(opts.webPort !== undefined ? { webPort: opts.webPort } : {}),
+      ...(opts.webHost ? { webHost: opts.webHost } : {}),
+      ...(opts.webHttp ? { plainHttp: true } : {}),
+      ...(opts.tlsCertFile ? { tlsCertFile: opts.tlsCertFile } : {}),
+      ...(opts.tlsKeyFile ? { tlsKeyFile: opts.tlsKeyFile } : {}),
+      warn: rateLimited((m) => log.warn(m)),
+    });
+  } catch (e) {
+    await cim.close();
+    await vmms.close({ stopVms: false });
+    await closeLogger(log);
+    throw e;
+  }
   let stopping = false;
   const stop = async (keepVms: boolean) => {
     if (stopping) return;
     stopping = true;
     await server.close();
+    await web.close();
     await cim.close();
     await vmms.close({ stopVms: !keepVms });
     await closeLogger(log);
@@ -115,9 +139,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   await server.listen(paths.vmmsSocket);
   process.on('SIGTERM', () => void stop(false));
   process.on('SIGINT', () => void stop(false));
-  log.info(`management service ${process.pid} serving ${paths.root} on ${paths.vmmsSocket}${cim.port !== null ? `; CIM-XML on port ${cim.port}` : ''}${cim.httpsPort !== null ? `; CIM-XML over HTTPS on port ${cim.httpsPort}, certificate SHA-256 ${cim.fingerprint256}` : ''}; storage roots ${vmms.roots?.dirs.join(', ')}`);
+  log.info(`management service ${process.pid} serving ${paths.root} on ${paths.vmmsSocket}${cim.port !== null ? `; CIM-XML on port ${cim.port}` : ''}${cim.httpsPort !== null ? `; CIM-XML over HTTPS on port ${cim.httpsPort}, certificate SHA-256 ${cim.fingerprint256}` : ''}${web.url ? `; web console on ${web.url}` : ''}; storage roots ${vmms.roots?.dirs.join(', ')}`);
   if (cim.port !== null) process.stdout.write(`tsvisor: CIM-XML on http://127.0.0.1:${cim.port}/cimom\n`);
   if (cim.httpsPort !== null) process.stdout.write(`tsvisor: CIM-XML on https://${opts.cimHost ?? '127.0.0.1'}:${cim.httpsPort}/cimom (certificate ${cim.certFile}, SHA-256 ${cim.fingerprint256})\n`);
+  if (web.url) process.stdout.write(`tsvisor: web console on ${web.url}\n`);
   process.stdout.write(`tsvisor: storage roots ${vmms.roots?.dirs.join(', ')}\n`);
   // Tests and scripts wait for this line on stdout.
   process.stdout.write(`tsvisor: serving ${paths.root}\n`);

@@ -102,6 +102,12 @@ export class Authenticator {
     return role;
   }
 
+  /** The role access.json gives an HTTP Basic user now; null when it lists no such user. */
+  roleOfBasicUser(user: string): Role | null {
+    this.refresh();
+    return this.list.basic.find((b) => b.user === user)?.role ?? null;
+  }
+
   async authenticate(origin: RequestOrigin): Promise<AuthOutcome> {
     this.refresh();
     if (origin.authorization !== undefined) return this.basic(origin.authorization, origin.client.address);
