@@ -112,6 +112,26 @@ describe('IC host framework against a hostile guest', () => {
     expect(await second).toEqual({ outcome: 'refused', status: IcStatus.Fail });
     vsp.dispose();
   });
+
+  it('an answer that comes after its request timed out is taken quietly, not counted invalid; a second copy is', async () => {
+    const errors: HvError[] = [];
+    const vsp = new ShutdownVsp({ requestTimeoutMs: 30, log: (e) => errors.push(e) });
+    const g = scriptedGuest(vsp);
+    await g.negotiate([3, 0], [3, 0]);
+    expect(await vsp.initiateShutdown({ timeoutMs: 30 })).toEqual({ outcome: 'no-answer' });
+    const late = g.sent.at(-1)!;
+    const second = vsp.initiateShutdown({ timeoutMs: 1000 });
+    const answered = new Uint8Array(late.bytes);
+    answered[25] = IcFlag.Transaction | IcFlag.Response;
+    g.deliver(answered, late.transId); // the slow guest's answer to the first request
+    expect(vsp.stats).toMatchObject({ late: 1, invalid: 0 });
+    expect(errors).toEqual([]);
+    g.deliver(answered, late.transId); // the same answer again: now it answers nothing
+    expect(vsp.stats).toMatchObject({ late: 1, invalid: 1 });
+    g.answer();
+    expect(await second).toEqual({ outcome: 'accepted' });
+    vsp.dispose();
+  });
 });
 
 describe('heartbeat status', () => {

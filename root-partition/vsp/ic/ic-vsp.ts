@@ -40,6 +40,8 @@ export interface IcStats {
   timeouts: number;
   /** Guest packets refused: undecodable, unsolicited, stale, or of the wrong type. */
   invalid: number;
+  /** Answers that came after their request had timed out: taken quietly, not counted invalid. */
+  late: number;
 }
 
 interface Pending {
@@ -55,11 +57,19 @@ interface Pending {
 
 const SAVED = 'the VM was saved';
 
+/** Timed-out transactions whose late answers are still recognised. */
+const TIMED_OUT_REMEMBERED = 8;
+
 export abstract class IcVsp implements Vsp {
   readonly offer: ChannelOfferSpec;
   readonly maxReplyBytes: number;
   readonly maxPacketBytes: number;
-  readonly stats: IcStats = { requestsSent: 0, answers: 0, timeouts: 0, invalid: 0 };
+  readonly stats: IcStats = { requestsSent: 0, answers: 0, timeouts: 0, invalid: 0, late: 0 };
+  /**
+   * Transaction ids of the last requests that timed out: a slow guest (or a loaded host) answers
+   * them late, which is not a protocol violation. Bounded: only the most recent few are known.
+   */
+  private readonly timedOut: number[] = [];
   /** Versions agreed in NEGOTIATE; null until then (and after the channel closes). */
   negotiated: { framework: IcVersion; message: IcVersion } | null = null;
   protected channel: VspChannel | null = null;
@@ -240,6 +250,10 @@ export abstract class IcVsp implements Vsp {
   private expire(p: Pending): void {
     if (this.inflight !== p) return;
     this.stats.timeouts++;
+    if (p.transId !== undefined) {
+      this.timedOut.push(p.transId);
+      if (this.timedOut.length > TIMED_OUT_REMEMBERED) this.timedOut.shift();
+    }
     this.finish(p, { kind: 'timeout' });
   }
 
@@ -277,7 +291,15 @@ export abstract class IcVsp implements Vsp {
       return;
     }
     const want = this.inflight;
-    if (want === null || p.transIdLo !== want.transId || p.transIdHi !== 0) return this.invalid(`answer to transaction ${p.transIdLo} which is not outstanding`);
+    if (want === null || p.transIdLo !== want.transId || p.transIdHi !== 0) {
+      const late = p.transIdHi === 0 ? this.timedOut.indexOf(p.transIdLo) : -1;
+      if (late >= 0) {
+        this.timedOut.splice(late, 1);
+        this.stats.late++;
+        return;
+      }
+      return this.invalid(`answer to transaction ${p.transIdLo} which is not outstanding`);
+    }
     if (h.type !== want.type) return this.invalid(`answer of type ${h.type} to a request of type ${want.type}`);
     this.stats.answers++;
     this.finish(want, { kind: 'reply', status: h.status, header: h, body: new Uint8Array(m.body) });
