@@ -25,4 +25,6 @@ export abstract class ShellMachine {
   abstract waitForInput(): bool;
   /** Stops the VP for good (interrupts off, halt). */
   abstract powerOff(): void;
+  /** Commands only this image has (the network's `ip` and `ping`): true when it handled the current token. */
+  extraCommand(): bool { return false; }
 }

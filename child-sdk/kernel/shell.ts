@@ -103,6 +103,7 @@ function help(): void {
   puts("  counters                    what this guest counted: I/Os, interrupts, signals\n");
   puts("  echo <text>                 print <text>\n");
   puts("  uptime                      time since boot\n");
+  puts("  ip [a.b.c.d/n], ping a.b.c.d [count]   network (images with a NIC)\n");
   puts("  shutdown, halt              stop this VM\n");
   puts("numbers: decimal or 0x hex\n");
 }
@@ -235,6 +236,7 @@ function execute(m: ShellMachine): bool {
     putBytes(restGpa(), restLength());
     puts("\n");
   } else if (tokenIs("shutdown") || tokenIs("halt")) return true;
+  else if (m.extraCommand()) {}
   else errorToken("unknown command", "(try help)");
   return false;
 }

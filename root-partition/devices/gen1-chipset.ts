@@ -9,10 +9,22 @@ import { I440bxHostBridge, Piix4IsaBridge } from './pci/pci-config-space.ts';
 import { AtaDrive, type AtaDriveOptions } from './ide/ata-drive.ts';
 import { Piix4Ide } from './ide/piix4-ide.ts';
 import { IdeLegacy } from './ide/ide-channel-ports.ts';
-import { stateError, type DeviceStateRecord } from './device-state.ts';
+import { stateError, type DeviceStateRecord, type SavableDevice } from './device-state.ts';
+import { Ne2000Pci, NE2000_FIRMWARE_IO_BASE } from './ne2000/ne2000-pci.ts';
 
 /** PCI placement of a Hyper-V Generation 1 VM (reference §7.1): host bridge 00:00.0, PIIX4 at 00:07. */
 export const GEN1_PCI = { hostBridge: { device: 0, fn: 0 }, piix4Isa: { device: 7, fn: 0 }, piix4Ide: { device: 7, fn: 1 } } as const;
+
+/**
+ * Legacy NICs (NE2000, RTL8029 identity): PCI 00:0A.0 onward, INTA routed to IRQ 11, 10, 9, 5 in
+ * turn, I/O windows of 32 ports from 0xC100. A choice of this project (Hyper-V's own legacy
+ * adapter is a DEC 21140 whose placement is not documented in the sources used).
+ */
+export const GEN1_NIC = { firstPciDevice: 10, irqs: [11, 10, 9, 5], ioStride: 0x20 } as const;
+
+export interface LegacyNicAttachment {
+  mac: Uint8Array;
+}
 
 export interface IdeAttachment {
   backend: BlockBackend;
@@ -28,6 +40,8 @@ export interface Gen1ChipsetOptions {
   com2Sink?: UartSink;
   /** See Piix4IdeOptions.firmwareBmideBase. */
   firmwareBmideBase?: number | null;
+  /** Legacy (NE2000) NICs, at most four. */
+  nics?: readonly LegacyNicAttachment[];
 }
 
 /**
@@ -43,6 +57,7 @@ export class Gen1Chipset {
   readonly com2: Uart16550;
   readonly pci = new PciBus();
   readonly ide: Piix4Ide;
+  readonly nics: readonly Ne2000Pci[];
 
   constructor(opts: Gen1ChipsetOptions) {
     this.com1 = new Uart16550({ name: 'com1', base: ComPort.Com1.base, irq: this.pic.line(ComPort.Com1.irq), sink: opts.com1Sink });
@@ -66,12 +81,24 @@ export class Gen1Chipset {
     this.pci.attach(GEN1_PCI.hostBridge.device, GEN1_PCI.hostBridge.fn, new I440bxHostBridge());
     this.pci.attach(GEN1_PCI.piix4Isa.device, GEN1_PCI.piix4Isa.fn, new Piix4IsaBridge());
     this.pci.attach(GEN1_PCI.piix4Ide.device, GEN1_PCI.piix4Ide.fn, this.ide.config);
+    const nics = opts.nics ?? [];
+    if (nics.length > GEN1_NIC.irqs.length) throw new RangeError(`a Generation 1 VM takes at most ${GEN1_NIC.irqs.length} legacy NICs`);
+    this.nics = nics.map((n, i) => {
+      const irq = GEN1_NIC.irqs[i]!;
+      const nic = new Ne2000Pci({ bus: this.bus, mac: n.mac, irqNumber: irq, irq: this.pic.line(irq), name: `ne2000-${i}`, firmwareIoBase: NE2000_FIRMWARE_IO_BASE + i * GEN1_NIC.ioStride });
+      this.pci.attach(GEN1_NIC.firstPciDevice + i, 0, nic.config);
+      return nic;
+    });
     this.bus.register(this.pci);
+  }
+
+  private savable(): SavableDevice[] {
+    return [this.pic, this.com1, this.com2, this.pci, this.ide, ...this.nics.map((n) => n.card)];
   }
 
   /** One record per device, for the VM's saved-state file. */
   saveState(): DeviceStateRecord[] {
-    return [this.pic.saveState(), this.com1.saveState(), this.com2.saveState(), this.pci.saveState(), this.ide.saveState()];
+    return this.savable().map((d) => d.saveState());
   }
 
   /**
@@ -79,7 +106,7 @@ export class Gen1Chipset {
    * All or nothing: a missing, unknown or bad record leaves every device as it was.
    */
   restoreState(records: readonly DeviceStateRecord[]): void {
-    const devices = [this.pic, this.com1, this.com2, this.pci, this.ide] as const;
+    const devices = this.savable();
     const current = this.saveState();
     const byName = new Map(records.map((r) => [r.name, r]));
     const names = current.map((r) => r.name);
@@ -99,5 +126,6 @@ export class Gen1Chipset {
     this.com1.reset();
     this.com2.reset();
     this.ide.reset();
+    for (const n of this.nics) n.card.reset();
   }
 }

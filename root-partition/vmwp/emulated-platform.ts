@@ -6,7 +6,7 @@
  */
 import type { ChildPartitionAccess } from '../../hypervisor/partition-handle.ts';
 import type { InterceptHandler, IoSize } from '../../hypervisor/root-inbox.ts';
-import { Gen1Chipset, type IdeAttachment } from '../devices/gen1-chipset.ts';
+import { Gen1Chipset, type IdeAttachment, type LegacyNicAttachment } from '../devices/gen1-chipset.ts';
 import type { UartSink } from '../devices/uart/uart16550.ts';
 import type { DeviceStateRecord } from '../devices/device-state.ts';
 
@@ -15,6 +15,8 @@ export interface EmulatedPlatformOptions {
   console?: UartSink;
   /** IDE drives: [primary master, primary slave, secondary master, secondary slave]. */
   ide?: readonly (IdeAttachment | undefined)[];
+  /** Legacy (NE2000) NICs; connect each `chipset.nics[i].card` to a switch port. */
+  nics?: readonly LegacyNicAttachment[];
 }
 
 /**
@@ -28,7 +30,7 @@ export class EmulatedPlatform implements InterceptHandler {
   readonly chipset: Gen1Chipset;
 
   constructor(private readonly partition: ChildPartitionAccess, opts: EmulatedPlatformOptions = {}) {
-    this.chipset = new Gen1Chipset({ memory: partition.mem, ide: opts.ide, com1Sink: opts.console });
+    this.chipset = new Gen1Chipset({ memory: partition.mem, ide: opts.ide, com1Sink: opts.console, nics: opts.nics });
     const pic = this.chipset.pic;
     pic.onInterruptRequest = () => {
       for (let n = 0; n < MAX_INTA_PER_REQUEST && pic.hasInterrupt(); n++) this.partition.assertInterrupt(0, pic.acknowledge());

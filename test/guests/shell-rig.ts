@@ -31,6 +31,8 @@ export interface ShellRigOptions {
   scsi?: string[];
   /** Offer heartbeat, shutdown, time sync and KVP (starts the VMBus host). */
   integrationServices?: boolean;
+  /** Legacy NICs (NE2000) with these MACs; wire `platform.chipset.nics[i].card` to a switch. */
+  nics?: Uint8Array[];
 }
 
 export class ShellRig {
@@ -55,7 +57,7 @@ export class ShellRig {
       partition.initialize();
       partition.loadImage(fs.readFileSync(guestImagePath(o.image)), o.cmdline ?? '');
       const ide = (o.ide ?? []).map((f) => rig.open(f));
-      rig.platform = new EmulatedPlatform(partition, { console: (b) => rig.append(Buffer.from(b).toString('latin1')), ide: ide.map((backend) => ({ backend })) });
+      rig.platform = new EmulatedPlatform(partition, { console: (b) => rig.append(Buffer.from(b).toString('latin1')), ide: ide.map((backend) => ({ backend })), nics: o.nics?.map((mac) => ({ mac })) });
       partition.inbox.handler = rig.platform;
       rig.serving = partition.inbox.serveAsync(rig.abort.signal);
       const log = (e: HvError) => rig.errors.push(e);

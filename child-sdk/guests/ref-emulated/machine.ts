@@ -12,6 +12,9 @@ import { PciFunction } from "../../drivers/pci-config";
 import { picPendingRequests } from "../../drivers/pic8259";
 import { uartInterrupts, uartPending } from "../../drivers/uart16550";
 import { spuriousInterrupts } from "../../kernel/interrupts";
+import { ne2000TakePending } from "../../drivers/ne2000";
+import { netAttached, netPoll, netPrintCounters } from "../../net/ipv4-stack";
+import { netCommand } from "../../net/net-shell";
 
 /** IDE positions in `--disk` order: primary master, primary slave, secondary master, secondary slave. */
 export const IDE_POSITIONS: u32 = 4;
@@ -97,6 +100,7 @@ export class EmulatedMachine extends ShellMachine {
     puts(" pic_irr=0x");
     putHex(picPendingRequests(), 4);
     puts("\n");
+    if (netAttached()) netPrintCounters();
     puts("signals: none (no hypervisor interface: every I/O is a port exit)\n");
   }
 
@@ -108,8 +112,16 @@ export class EmulatedMachine extends ShellMachine {
   waitForInput(): bool {
     // Interrupts are delivered only at exits: nothing between this check and the halt exits, so
     // a byte that arrives after it wakes the halt instead of being slept through.
-    if (uartPending() == 0) halt();
+    // The network is served here too: frames the NIC took while the shell waited are answered
+    // (ARP, ICMP echo, UDP echo) before the VP sleeps again.
+    netPoll();
+    if (uartPending() == 0 && !ne2000TakePending()) halt();
+    netPoll();
     return false;
+  }
+
+  extraCommand(): bool {
+    return netCommand();
   }
 
   powerOff(): void {

@@ -19,6 +19,8 @@ import { ATA_DMA, ATA_PIO_MULTIPLE, ATA_PIO_STRING, ATA_PIO_WORD } from "../../d
 import { BLOCK_NOT_READY, BLOCK_OK } from "../../drivers/block-device";
 import { uartInit } from "../../drivers/uart16550";
 import { EmulatedMachine, IDE_POSITIONS } from "./machine";
+import { Ne2000, REALTEK_VENDOR, RTL8029_DEVICE } from "../../drivers/ne2000";
+import { netAttach } from "../../net/ipv4-stack";
 
 const MASTER_VECTOR_BASE: u32 = 0x20;
 const SLAVE_VECTOR_BASE: u32 = 0x28;
@@ -54,6 +56,16 @@ export function boot(): i32 {
       putDec(<u64>(-status));
       puts(")\n");
     }
+  }
+  const nicFn = pciFind(REALTEK_VENDOR, RTL8029_DEVICE);
+  if (nicFn >= 0) {
+    const nic = new Ne2000();
+    if (nic.attach(nicFn, MASTER_VECTOR_BASE, SLAVE_VECTOR_BASE)) {
+      netAttach(nic);
+      puts("network: ");
+      nic.describe();
+      puts("; set an address with ip <a.b.c.d>/<prefix>\n");
+    } else puts("network: the NE2000 did not answer\n");
   }
   putDec(m.diskCount());
   puts(m.diskCount() == 1 ? " disk attached; type help\n" : " disks attached; type help\n");

@@ -1,0 +1,265 @@
+// A small IPv4 stack over one NIC (NetDevice): Ethernet II, ARP (RFC 826) with a 16-entry table,
+// IPv4 (RFC 791; no options sent, no fragments), ICMP echo (RFC 792) both ways, and a UDP echo
+// service on port 7 (RFC 862). Enough for `ping` and the network benchmark. Single-threaded: the
+// NIC's interrupt only wakes the VP; frames are handled here, from the main loop.
+import { puts, putDec } from "../kernel/console";
+import { NET_MAX_FRAME, NetDevice } from "./net-device";
+import { be16, be32, inetChecksum, putBe16, putBe32 } from "./inet";
+
+const ETHERTYPE_IPV4: u32 = 0x0800;
+const ETHERTYPE_ARP: u32 = 0x0806;
+const IP_ICMP: u32 = 1;
+const IP_UDP: u32 = 17;
+const ICMP_ECHO_REPLY: u32 = 0;
+const ICMP_ECHO_REQUEST: u32 = 8;
+export const UDP_ECHO_PORT: u32 = 7;
+/** The id this guest's pings carry ("ts"). */
+const PING_ID: u32 = 0x7473;
+const PING_DATA: u32 = 56;
+const ARP_ENTRIES: u32 = 16;
+/** Wait steps (one exit each) a ping waits for an answer before giving up (not every image has a clock). */
+const POLL_BUDGET: u32 = 20000;
+
+const RX: usize = memory.data(2048, 16);
+const TX: usize = memory.data(2048, 16);
+// ARP table: 16 × {ip u32 (host order), mac 6 bytes, valid u8, pad} = 16 bytes each
+const ARP: usize = memory.data(16 * 16, 16);
+
+let dev: NetDevice | null = null;
+let myIp: u32 = 0;
+let prefix: u32 = 0;
+let arpNext: u32 = 0;
+let nextIpId: u32 = 1;
+let expectSeq: u32 = 0xffffffff;
+let gotReply: bool = false;
+// counters
+let framesIn: u32 = 0;
+let framesOut: u32 = 0;
+let arpReplies: u32 = 0;
+let echoReplies: u32 = 0;
+let udpEchoes: u32 = 0;
+let dropped: u32 = 0;
+
+export function netAttach(d: NetDevice): void { dev = d; }
+export function netAttached(): bool { return dev !== null; }
+export function netAddress(): u32 { return myIp; }
+export function netPrefix(): u32 { return prefix; }
+export function netConfigure(ip: u32, prefixLength: u32): void {
+  myIp = ip;
+  prefix = prefixLength;
+  memory.fill(ARP, 0, 16 * 16);
+}
+
+function mac(i: u32): u8 { return dev!.macByte(i); }
+
+function arpLookup(ip: u32): usize {
+  for (let i: u32 = 0; i < ARP_ENTRIES; i++) {
+    const e = ARP + i * 16;
+    if (load<u8>(e + 10) != 0 && load<u32>(e) == ip) return e + 4;
+  }
+  return 0;
+}
+
+function arpLearn(ip: u32, macGpa: usize): void {
+  let e = arpLookup(ip);
+  if (e == 0) {
+    const slot = ARP + (arpNext % ARP_ENTRIES) * 16;
+    arpNext++;
+    store<u32>(slot, ip);
+    store<u8>(slot + 10, 1);
+    e = slot + 4;
+  }
+  memory.copy(e, macGpa, 6);
+}
+
+function ethHeader(dstMac: usize, type: u32): void {
+  if (dstMac == 0) memory.fill(TX, 0xff, 6);
+  else memory.copy(TX, dstMac, 6);
+  for (let i: u32 = 0; i < 6; i++) store<u8>(TX + 6 + i, mac(i));
+  putBe16(TX + 12, type);
+}
+
+function transmit(length: u32): void {
+  if (dev!.send(TX, length)) framesOut++;
+}
+
+function arpSend(op: u32, targetMac: usize, targetIp: u32): void {
+  ethHeader(op == 1 ? 0 : targetMac, ETHERTYPE_ARP);
+  const a = TX + 14;
+  putBe16(a, 1);
+  putBe16(a + 2, ETHERTYPE_IPV4);
+  store<u8>(a + 4, 6);
+  store<u8>(a + 5, 4);
+  putBe16(a + 6, op);
+  for (let i: u32 = 0; i < 6; i++) store<u8>(a + 8 + i, mac(i));
+  putBe32(a + 14, myIp);
+  if (op == 1) memory.fill(a + 18, 0, 6);
+  else memory.copy(a + 18, targetMac, 6);
+  putBe32(a + 24, targetIp);
+  transmit(42);
+}
+
+/** IPv4 header at TX+14 for `payload` bytes to `dst`; returns the frame length. */
+function ipHeader(dst: u32, protocol: u32, payload: u32): u32 {
+  const h = TX + 14;
+  store<u8>(h, 0x45);
+  store<u8>(h + 1, 0);
+  putBe16(h + 2, 20 + payload);
+  putBe16(h + 4, nextIpId++ & 0xffff);
+  putBe16(h + 6, 0x4000); // don't fragment
+  store<u8>(h + 8, 64);
+  store<u8>(h + 9, <u8>protocol);
+  putBe16(h + 10, 0);
+  putBe32(h + 12, myIp);
+  putBe32(h + 16, dst);
+  putBe16(h + 10, inetChecksum(h, 20));
+  return 14 + 20 + payload;
+}
+
+function handleArp(length: u32): void {
+  if (length < 42 || be16(RX + 14) != 1 || be16(RX + 16) != ETHERTYPE_IPV4) return;
+  const op = be16(RX + 20);
+  const spa = be32(RX + 28);
+  const tpa = be32(RX + 38);
+  if (tpa != myIp || myIp == 0) {
+    if (arpLookup(spa) != 0) arpLearn(spa, RX + 22);
+    return;
+  }
+  arpLearn(spa, RX + 22);
+  if (op == 1) {
+    arpSend(2, RX + 22, spa);
+    arpReplies++;
+  }
+}
+
+function handleIpv4(length: u32): void {
+  const h = RX + 14;
+  if (length < 34 || (load<u8>(h) >> 4) != 4) { dropped++; return; }
+  const ihl = (<u32>load<u8>(h) & 0xf) * 4;
+  const total = be16(h + 2);
+  if (ihl < 20 || total < ihl || <u32>14 + total > length || inetChecksum(h, ihl) != 0) { dropped++; return; }
+  if (be32(h + 16) != myIp || (be16(h + 6) & 0x3fff) != 0) return; // not ours, or a fragment
+  const src = be32(h + 12);
+  const p = h + ihl;
+  const n = total - ihl;
+  const proto = <u32>load<u8>(h + 9);
+  if (proto == IP_ICMP && n >= 8) {
+    if (inetChecksum(p, n) != 0) { dropped++; return; }
+    const type = <u32>load<u8>(p);
+    if (type == ICMP_ECHO_REQUEST) {
+      // Reply to the sender's MAC as it arrived (learned for the reply path too).
+      arpLearn(src, RX + 6);
+      ethHeader(RX + 6, ETHERTYPE_IPV4);
+      const frame = ipHeader(src, IP_ICMP, n);
+      const q = TX + 34;
+      memory.copy(q, p, n);
+      store<u8>(q, <u8>ICMP_ECHO_REPLY);
+      putBe16(q + 2, 0);
+      putBe16(q + 2, inetChecksum(q, n));
+      transmit(frame);
+    } else if (type == ICMP_ECHO_REPLY && be16(p + 4) == PING_ID && be16(p + 6) == expectSeq) {
+      gotReply = true;
+      echoReplies++;
+    }
+  } else if (proto == IP_UDP && n >= 8 && be16(p + 2) == UDP_ECHO_PORT && be16(p + 4) <= n) {
+    const udpLength = be16(p + 4);
+    if (udpLength < 8 || <u32>34 + udpLength > NET_MAX_FRAME) { dropped++; return; }
+    ethHeader(RX + 6, ETHERTYPE_IPV4);
+    const frame = ipHeader(src, IP_UDP, udpLength);
+    const q = TX + 34;
+    memory.copy(q, p, udpLength);
+    putBe16(q, UDP_ECHO_PORT);
+    putBe16(q + 2, be16(p));
+    putBe16(q + 6, 0); // checksum optional over IPv4 (RFC 768)
+    transmit(frame);
+    udpEchoes++;
+  }
+}
+
+/** Handles every frame waiting in the NIC (at most 64 per call). Returns how many. */
+export function netPoll(): u32 {
+  if (dev === null) return 0;
+  let n: u32 = 0;
+  for (; n < 64; n++) {
+    const length = dev!.receive(RX);
+    if (length == 0) break;
+    framesIn++;
+    if (length < 14) continue;
+    const type = be16(RX + 12);
+    if (type == ETHERTYPE_ARP) handleArp(length);
+    else if (type == ETHERTYPE_IPV4 && myIp != 0) handleIpv4(length);
+  }
+  return n;
+}
+
+/** Finds `ip`'s MAC by ARP (two requests); 0 when nobody answers. */
+function resolve(ip: u32): usize {
+  const key = ip;
+  for (let attempt: u32 = 0; attempt < 2; attempt++) {
+    const e = arpLookup(key);
+    if (e != 0) return e;
+    arpSend(1, 0, ip);
+    for (let i: u32 = 0; i < POLL_BUDGET && arpLookup(key) == 0; i++) if (dev!.waitStep()) netPoll();
+  }
+  return arpLookup(key);
+}
+
+/** Sends `count` echo requests to `ip`, each waiting for its reply; prints one line each and a summary. Returns replies. */
+export function netPing(ip: u32, count: u32): u32 {
+  const target = resolve(ip);
+  if (target == 0) {
+    puts("ping: no ARP reply from ");
+    putIp(ip);
+    puts("\n");
+    return 0;
+  }
+  let received: u32 = 0;
+  for (let seq: u32 = 1; seq <= count; seq++) {
+    ethHeader(target, ETHERTYPE_IPV4);
+    const frame = ipHeader(ip, IP_ICMP, 8 + PING_DATA);
+    const q = TX + 34;
+    store<u8>(q, <u8>ICMP_ECHO_REQUEST);
+    store<u8>(q + 1, 0);
+    putBe16(q + 2, 0);
+    putBe16(q + 4, PING_ID);
+    putBe16(q + 6, seq);
+    for (let i: u32 = 0; i < PING_DATA; i++) store<u8>(q + 8 + i, <u8>(i + seq));
+    putBe16(q + 2, inetChecksum(q, 8 + PING_DATA));
+    expectSeq = seq;
+    gotReply = false;
+    transmit(frame);
+    for (let i: u32 = 0; i < POLL_BUDGET && !gotReply; i++) if (dev!.waitStep()) netPoll();
+    puts(gotReply ? "64 bytes from " : "no reply from ");
+    putIp(ip);
+    puts(": icmp_seq=");
+    putDec(seq);
+    puts("\n");
+    if (gotReply) received++;
+  }
+  expectSeq = 0xffffffff;
+  putDec(count);
+  puts(" packets transmitted, ");
+  putDec(received);
+  puts(" received\n");
+  return received;
+}
+
+export function putIp(ip: u32): void {
+  putDec(ip >> 24); puts(".");
+  putDec((ip >> 16) & 0xff); puts(".");
+  putDec((ip >> 8) & 0xff); puts(".");
+  putDec(ip & 0xff);
+}
+
+export function netPrintCounters(): void {
+  puts("net: frames_in="); putDec(framesIn);
+  puts(" frames_out="); putDec(framesOut);
+  puts(" arp_replies="); putDec(arpReplies);
+  puts(" echo_replies_received="); putDec(echoReplies);
+  puts(" udp_echoes="); putDec(udpEchoes);
+  puts(" dropped="); putDec(dropped);
+  puts("\n");
+  if (dev !== null) dev!.printCounters();
+}
+
+export function netDevice(): NetDevice | null { return dev; }

@@ -1,0 +1,83 @@
+// The network commands of the reference shells:
+//   ip                       the NIC, its MAC and the address
+//   ip <a.b.c.d>/<prefix>    sets the address (the UDP echo service on port 7 answers from then on)
+//   ping <a.b.c.d> [count]   ICMP echo, count 1..100 (default 3)
+import { puts, putDec, putHex } from "../kernel/console";
+import { tokenGpa, tokenIs, tokenLength, tokenNext, tokenNumber, numberBad } from "../kernel/shell-line";
+import { netAddress, netConfigure, netDevice, netPing, netPrefix, putIp } from "./ipv4-stack";
+
+/** Parses the current token as a.b.c.d[/n]; returns false when it is not one. Sets IP_OUT/PREFIX_OUT. */
+const PARSED: usize = memory.data(8, 8);
+
+function parseAddress(allowPrefix: bool): bool {
+  const p = tokenGpa();
+  const n = tokenLength();
+  let ip: u32 = 0;
+  let part: u32 = 0;
+  let digits: u32 = 0;
+  let dots: u32 = 0;
+  let prefixLength: u32 = 32;
+  let i: u32 = 0;
+  for (; i < n; i++) {
+    const c = <u32>load<u8>(p + i);
+    if (c >= 0x30 && c <= 0x39) {
+      part = part * 10 + (c - 0x30);
+      if (++digits > 3 || part > 255) return false;
+    } else if (c == 0x2e && digits > 0 && dots < 3) {
+      ip = (ip << 8) | part;
+      part = 0; digits = 0; dots++;
+    } else if (c == 0x2f && allowPrefix) break;
+    else return false;
+  }
+  if (dots != 3 || digits == 0) return false;
+  ip = (ip << 8) | part;
+  if (i < n) {
+    prefixLength = 0;
+    if (i + 1 == n) return false;
+    for (let k = i + 1; k < n; k++) {
+      const c = <u32>load<u8>(p + k);
+      if (c < 0x30 || c > 0x39) return false;
+      prefixLength = prefixLength * 10 + (c - 0x30);
+      if (prefixLength > 32) return false;
+    }
+  }
+  store<u32>(PARSED, ip);
+  store<u32>(PARSED + 4, prefixLength);
+  return true;
+}
+
+/** Handles `ip` and `ping`; false when the current token is neither. */
+export function netCommand(): bool {
+  if (tokenIs("ip")) {
+    const d = netDevice();
+    if (d === null) { puts("error: no network adapter\n"); return true; }
+    if (tokenNext()) {
+      if (!parseAddress(true)) { puts("error: usage: ip <a.b.c.d>/<prefix>\n"); return true; }
+      netConfigure(load<u32>(PARSED), load<u32>(PARSED + 4));
+    }
+    puts("ip: ");
+    d.describe();
+    puts(", mac ");
+    for (let i: u32 = 0; i < 6; i++) { if (i) puts(":"); putHex(d.macByte(i), 2); }
+    puts(", address ");
+    if (netAddress() == 0) puts("none");
+    else { putIp(netAddress()); puts("/"); putDec(netPrefix()); }
+    puts("\n");
+    return true;
+  }
+  if (tokenIs("ping")) {
+    if (netDevice() === null) { puts("error: no network adapter\n"); return true; }
+    if (netAddress() == 0) { puts("error: no address: set one with ip <a.b.c.d>/<prefix>\n"); return true; }
+    if (!tokenNext() || !parseAddress(false)) { puts("error: usage: ping <a.b.c.d> [count]\n"); return true; }
+    const ip = load<u32>(PARSED);
+    let count: u32 = 3;
+    if (tokenNext()) {
+      const c = tokenNumber();
+      if (numberBad() || c < 1 || c > 100) { puts("error: count must be 1..100\n"); return true; }
+      count = <u32>c;
+    }
+    netPing(ip, count);
+    return true;
+  }
+  return false;
+}

@@ -1,0 +1,394 @@
+import type { GuestMemory } from '../../../hypervisor/guest-memory.ts';
+import { encodeTransferPageHeader } from '../../../vmbus/ring/index.ts';
+import { GpadlBuffer } from './gpadl-buffer.ts';
+import {
+  NETVSC_RECEIVE_BUFFER_ID, NO_SEND_SECTION, NvspError, NvspMessageType as T, NvspStatus, RECEIVE_HEADER_ROOM, RECEIVE_TAIL_UNUSABLE,
+  RESERVED_CONTROL_SUBALLOCS, RndisChannelType, SEND_SECTION_SIZE, SUPPORTED_NVSP_VERSIONS, NvspVersion, decodeNvsp, encodeInitComplete,
+  encodeNvsp, encodeReceiveBufferComplete, encodeRndisPacketComplete, encodeRndisPacketForReceive, encodeSendBufferComplete, maxMessageTypeFor,
+  nvspMessageSize, type NvspMessage,
+} from './nvsp-protocol.ts';
+import { RndisDevice } from './rndis-device.ts';
+import { NdisStatus, RndisError, RndisMessageType, encodeIndicateStatus, parseRndisPackets, writeReceivePacket } from './rndis-protocol.ts';
+import { ReceiveSuballocs } from './receive-suballocs.ts';
+
+/** A packet the framework received (payload already copied out of the ring). */
+export interface NetVspIncoming {
+  kind: 'inband' | 'gpa-direct' | 'completion';
+  transactionId: bigint;
+  completionRequested: boolean;
+  payload: Uint8Array;
+  /** GPA-direct: bounds-checked views of the guest's buffer, in order; null when the ranges were refused. */
+  gpaSegments?: readonly Uint8Array[] | null;
+}
+
+/** Where the channel's packets go (the VMBus ring, through VspChannel). False = no room in the ring. */
+export interface NetVspSink {
+  complete(transactionId: bigint, payload: Uint8Array): boolean;
+  /** VM_PKT_DATA_USING_XFER_PAGES with COMPLETION_REQUESTED. */
+  sendTransferPages(transactionId: bigint, header: Uint8Array, payload: Uint8Array): boolean;
+}
+
+export interface NetVspChannelOptions {
+  memory: GuestMemory;
+  mac: Uint8Array;
+  /** Allow frames up to 9014 bytes (jumbo, MTU 9000) when the guest's NDIS config asks for it. */
+  allowJumbo?: boolean;
+  /** The pages of a GPADL the guest created on this channel, or undefined. */
+  resolveGpadl(handle: number): readonly number[] | undefined;
+  sink: NetVspSink;
+  /** A frame the guest transmitted (valid during the call only). */
+  onTransmit(frame: Uint8Array, vlanId: number | undefined): void;
+}
+
+export interface NetVspStats {
+  nvspMessages: number;
+  /** Messages refused: out of order, duplicate, bad version, malformed, bad buffer. */
+  refused: number;
+  rndisControl: number;
+  framesTransmitted: number;
+  /** Guest transmissions refused (bad RNDIS, oversize or runt frames, bad section or GPA ranges). */
+  transmitErrors: number;
+  framesDelivered: number;
+  receivePackets: number;
+  rxDropNotReady: number;
+  rxDropFiltered: number;
+  rxDropNoBuffer: number;
+  rxDropTooBig: number;
+  rxDropRingFull: number;
+  /** Control responses lost because every reserved slot was in flight. */
+  controlDropped: number;
+  /** Guest completions naming no packet in flight. */
+  badCompletions: number;
+}
+
+/** Most RNDIS bytes one SEND_RNDIS_PKT may carry (8 jumbo frames with headers, well under it). */
+export const MAX_RNDIS_TRANSFER_BYTES = 128 * 1024;
+/** PACKET_MSGs accepted in one transmission (INITIALIZE_CMPLT MaxPacketsPerMessage is 8). */
+const MAX_PACKETS_PER_MESSAGE = 8;
+/** Frames per transfer-page packet (OpenVMM NVSP_MAX_PACKETS_PER_RECEIVE). */
+export const MAX_FRAMES_PER_RECEIVE_PACKET = 375;
+/** The largest receive buffer taken (Linux's maximum is 31 MiB). */
+const MAX_RECEIVE_BUFFER_BYTES = 32 * 1024 * 1024;
+
+/**
+ * One netvsc channel's NVSP and RNDIS state (reference §2–§4): INIT and version, NDIS config and
+ * version, receive and send buffers over GPADLs with host-chosen geometry, RNDIS control through
+ * the reserved receive slots, transmit from a send-buffer section and/or GPA ranges, receive in
+ * transfer-page packets with one guest completion per packet. Pure: packets in, sink calls out.
+ */
+export class NetVspChannel {
+  readonly stats: NetVspStats = {
+    nvspMessages: 0, refused: 0, rndisControl: 0, framesTransmitted: 0, transmitErrors: 0, framesDelivered: 0, receivePackets: 0,
+    rxDropNotReady: 0, rxDropFiltered: 0, rxDropNoBuffer: 0, rxDropTooBig: 0, rxDropRingFull: 0, controlDropped: 0, badCompletions: 0,
+  };
+  /** The last refusal, for diagnostics. */
+  lastError = '';
+  version = 0;
+  ndisVersion: { major: number; minor: number } | undefined = undefined;
+  /** Frame size from SEND_NDIS_CONFIG (MTU + 14), 1514 until told. */
+  maxFrameBytes = 1514;
+  private ndisConfigSeen = false;
+  private receive: { buffer: GpadlBuffer; id: number; subAllocSize: number; slots: ReceiveSuballocs } | undefined = undefined;
+  private send: { buffer: GpadlBuffer; sections: number } | undefined = undefined;
+  readonly rndis: RndisDevice;
+  private readonly opts: NetVspChannelOptions;
+  private readonly one = [new Uint8Array(0)];
+
+  constructor(opts: NetVspChannelOptions) {
+    this.opts = opts;
+    this.rndis = new RndisDevice({ mac: opts.mac, maxFrameBytes: 1514 });
+  }
+
+  private get msgSize(): number {
+    return nvspMessageSize(this.version);
+  }
+
+  /** Receive buffer geometry once set up (tests, counters). */
+  get receiveGeometry(): { subAllocSize: number; count: number; freeData: number; freeControl: number } | undefined {
+    const r = this.receive;
+    return r && { subAllocSize: r.subAllocSize, count: r.slots.count, freeData: r.slots.freeDataSlots, freeControl: r.slots.freeControlSlots };
+  }
+
+  get sendSections(): number {
+    return this.send?.sections ?? 0;
+  }
+
+  /** Frames flow to the guest: receive buffer in place, RNDIS initialised, a packet filter set. */
+  get receiving(): boolean {
+    return this.receive !== undefined && this.rndis.state === 'initialized' && this.rndis.packetFilter !== 0;
+  }
+
+  handle(p: NetVspIncoming): void {
+    if (p.kind === 'completion') return this.guestCompletion(p);
+    this.stats.nvspMessages++;
+    let msg: NvspMessage;
+    try {
+      msg = decodeNvsp(p.payload);
+    } catch (e) {
+      return this.refuse(p, (e as NvspError).message);
+    }
+    const code = msg.type === T.None ? msg.code : msg.type;
+    if (this.version === 0 && code !== T.Init) return this.refuse(p, `NVSP message ${code} before INIT`);
+    if (this.version !== 0 && code > maxMessageTypeFor(this.version)) return this.refuse(p, `NVSP message ${code} is not allowed at version 0x${this.version.toString(16)}`);
+    if (p.kind === 'gpa-direct' && code !== T.SendRndisPacket) return this.refuse(p, `GPA-direct packet carrying NVSP message ${code}`);
+    switch (msg.type) {
+      case T.Init: return this.init(p, msg);
+      case T.SendNdisConfig: {
+        if (this.ndisConfigSeen || this.receive) return this.refuse(p, 'NDIS config repeated or after the receive buffer');
+        this.ndisConfigSeen = true;
+        const mtu = msg.mtu;
+        // OpenVMM replaces an MTU outside 1514..9216 by 1514; jumbo only where the port allows it.
+        this.maxFrameBytes = mtu >= 1514 && mtu <= 9216 && this.opts.allowJumbo ? Math.min(mtu, 9014) : 1514;
+        (this.rndis as { maxFrameBytes: number }).maxFrameBytes = this.maxFrameBytes;
+        return this.emptyCompletion(p);
+      }
+      case T.SendNdisVersion:
+        if (this.ndisVersion) return this.refuse(p, 'NDIS version repeated');
+        this.ndisVersion = { major: msg.major, minor: msg.minor };
+        return this.emptyCompletion(p);
+      case T.SendReceiveBuffer: return this.receiveBuffer(p, msg.gpadlHandle, msg.id);
+      case T.SendSendBuffer: return this.sendBuffer(p, msg.gpadlHandle);
+      case T.RevokeReceiveBuffer:
+        this.receive = undefined; // frames stop; slots in flight are forgotten with the buffer
+        return this.emptyCompletion(p);
+      case T.RevokeSendBuffer:
+        this.send = undefined;
+        return this.emptyCompletion(p);
+      case T.SendRndisPacket: return this.rndisPacket(p, msg.sectionIndex, msg.sectionSize);
+      case T.None: return this.other(p, msg.code);
+      case T.Subchannel:
+        // Sub-channels (vRSS) are not offered: status FAIL with 0, as OpenVMM answers when it cannot.
+        return this.reply(p, encodeNvsp(this.msgSize, T.Subchannel, NvspStatus.Fail, 0));
+      default:
+        return this.refuse(p, `NVSP message type ${code} is not handled`);
+    }
+  }
+
+  /** Message types without a body this host reads. */
+  private other(p: NetVspIncoming, code: number): void {
+    switch (code) {
+      case T.OidQueryEx: return this.reply(p, encodeNvsp(this.msgSize, T.OidQueryExComplete, NdisStatus.NotSupported, 0));
+      case T.SwitchDataPath: return this.emptyCompletion(p); // no VF: the synthetic path stays active
+      default: return this.refuse(p, `NVSP message type ${code} is not handled`);
+    }
+  }
+
+  /**
+   * Frames for the guest, in one transfer-page packet (up to 375). Returns how many were
+   * delivered; the rest were dropped and counted by reason.
+   */
+  deliver(frames: readonly Uint8Array[]): number {
+    const r = this.receive;
+    if (!r || !this.receiving || !this.rndis.linkUp) {
+      this.stats.rxDropNotReady += frames.length;
+      return 0;
+    }
+    const room = r.subAllocSize - RECEIVE_HEADER_ROOM - RECEIVE_TAIL_UNUSABLE;
+    const accepted: Uint8Array[] = [];
+    for (const f of frames) {
+      if (f.length < 14 || f.length > Math.min(room, this.maxFrameBytes)) this.stats.rxDropTooBig++;
+      else if (!this.admits(f)) this.stats.rxDropFiltered++;
+      else accepted.push(f);
+    }
+    let delivered = 0;
+    for (let i = 0; i < accepted.length; i += MAX_FRAMES_PER_RECEIVE_PACKET) {
+      const batch = accepted.slice(i, i + MAX_FRAMES_PER_RECEIVE_PACKET);
+      const slots = r.slots.takeData(batch.length);
+      this.stats.rxDropNoBuffer += batch.length - slots.length;
+      if (slots.length === 0) continue;
+      const ranges = slots.map((s, k) => {
+        const msg = new Uint8Array(RECEIVE_HEADER_ROOM + batch[k]!.length);
+        writeReceivePacket(msg, batch[k]!, r.subAllocSize);
+        r.buffer.write(s * r.subAllocSize, msg);
+        return { byteCount: r.subAllocSize, byteOffset: s * r.subAllocSize };
+      });
+      const header = encodeTransferPageHeader({ transferPageSetId: r.id, senderOwnsSet: false, ranges });
+      if (!this.opts.sink.sendTransferPages(BigInt(slots[0]!), header, encodeRndisPacketForReceive(this.msgSize, RndisChannelType.Data))) {
+        r.slots.giveBack(slots[0]!);
+        this.stats.rxDropRingFull += slots.length;
+        continue;
+      }
+      this.stats.receivePackets++;
+      this.stats.framesDelivered += slots.length;
+      delivered += slots.length;
+    }
+    return delivered;
+  }
+
+  /** Link state change: MEDIA_CONNECT / MEDIA_DISCONNECT indication once RNDIS is initialised. */
+  setLink(up: boolean): void {
+    if (this.rndis.linkUp === up) return;
+    this.rndis.linkUp = up;
+    if (this.rndis.state === 'initialized') this.sendControl(encodeIndicateStatus(up ? NdisStatus.MediaConnect : NdisStatus.MediaDisconnect));
+  }
+
+  /** Whether the guest's packet filter admits the frame (NDIS semantics; no multicast list kept). */
+  admits(frame: Uint8Array): boolean {
+    const bits = this.rndis.packetFilter;
+    if (bits & 0x20) return true;
+    if (frame[0]! & 1) {
+      const bcast = frame[0] === 0xff && frame[1] === 0xff && frame[2] === 0xff && frame[3] === 0xff && frame[4] === 0xff && frame[5] === 0xff;
+      return bcast ? (bits & 0x8) !== 0 : (bits & 0x4) !== 0;
+    }
+    if (!(bits & 0x1)) return false;
+    const mac = this.rndis.mac;
+    for (let i = 0; i < 6; i++) if (frame[i] !== mac[i]) return false;
+    return true;
+  }
+
+  private init(p: NetVspIncoming, msg: { minVersion: number; maxVersion: number }): void {
+    if (this.version !== 0) return this.refuse(p, 'INIT repeated');
+    const v = msg.minVersion;
+    const ok = SUPPORTED_NVSP_VERSIONS.includes(v);
+    if (ok) this.version = v;
+    // A failed INIT leaves the channel waiting for another (the guest tries the next version).
+    if (p.completionRequested) this.opts.sink.complete(p.transactionId, encodeInitComplete(nvspMessageSize(ok ? v : NvspVersion.V1), v, ok ? NvspStatus.Success : NvspStatus.None));
+  }
+
+  private receiveBuffer(p: NetVspIncoming, handle: number, id: number): void {
+    const fail = (why: string) => {
+      this.note(why);
+      this.stats.refused++;
+      this.reply(p, encodeReceiveBufferComplete(this.msgSize, NvspStatus.Fail, 0, 0));
+    };
+    if (this.receive) return fail('receive buffer repeated');
+    if (this.version >= NvspVersion.V2 && !this.ndisConfigSeen) return fail('receive buffer before the NDIS config');
+    const pages = this.opts.resolveGpadl(handle);
+    if (!pages) return fail(`receive buffer: no GPADL ${handle} on this channel`);
+    const buffer = GpadlBuffer.over(this.opts.memory, pages);
+    if (!buffer) return fail(`receive buffer: GPADL ${handle} has pages outside guest memory`);
+    if (buffer.size > MAX_RECEIVE_BUFFER_BYTES) return fail(`receive buffer of ${buffer.size} bytes exceeds ${MAX_RECEIVE_BUFFER_BYTES}`);
+    const subAllocSize = RECEIVE_HEADER_ROOM + this.maxFrameBytes + RECEIVE_TAIL_UNUSABLE;
+    const count = Math.floor(buffer.size / subAllocSize);
+    if (count <= RESERVED_CONTROL_SUBALLOCS) return fail(`receive buffer of ${buffer.size} bytes holds only ${count} sub-allocations`);
+    this.receive = { buffer, id, subAllocSize, slots: new ReceiveSuballocs(count, RESERVED_CONTROL_SUBALLOCS) };
+    this.reply(p, encodeReceiveBufferComplete(this.msgSize, NvspStatus.Success, subAllocSize, count));
+  }
+
+  private sendBuffer(p: NetVspIncoming, handle: number): void {
+    const fail = (why: string) => {
+      this.note(why);
+      this.stats.refused++;
+      this.reply(p, encodeSendBufferComplete(this.msgSize, NvspStatus.Fail, 0));
+    };
+    if (this.send) return fail('send buffer repeated');
+    if (!this.receive) return fail('send buffer before the receive buffer');
+    const pages = this.opts.resolveGpadl(handle);
+    const buffer = pages && GpadlBuffer.over(this.opts.memory, pages);
+    if (!buffer) return fail(`send buffer: GPADL ${handle} is unknown or outside guest memory`);
+    const sections = Math.floor(buffer.size / SEND_SECTION_SIZE);
+    if (sections === 0) return fail(`send buffer of ${buffer.size} bytes holds no ${SEND_SECTION_SIZE}-byte section`);
+    this.send = { buffer, sections };
+    this.reply(p, encodeSendBufferComplete(this.msgSize, NvspStatus.Success, SEND_SECTION_SIZE));
+  }
+
+  /** SEND_RNDIS_PKT from the guest: gather the RNDIS bytes (copied), then data or control. */
+  private rndisPacket(p: NetVspIncoming, sectionIndex: number, sectionSize: number): void {
+    const complete = (status: number) => {
+      if (p.completionRequested) this.opts.sink.complete(p.transactionId, encodeRndisPacketComplete(this.msgSize, status));
+    };
+    const txError = (why: string) => {
+      this.note(why);
+      this.stats.transmitErrors++;
+      complete(NvspStatus.Fail);
+    };
+    if (!this.receive) return txError('SEND_RNDIS_PKT before the receive buffer');
+    let total = 0;
+    let head: Uint8Array | undefined;
+    if (sectionIndex !== NO_SEND_SECTION) {
+      if (!this.send || sectionIndex >= this.send.sections) return txError(`send section ${sectionIndex} does not exist`);
+      if (sectionSize === 0 || sectionSize > SEND_SECTION_SIZE) return txError(`send section size ${sectionSize} is outside 1..${SEND_SECTION_SIZE}`);
+      head = this.send.buffer.read(sectionIndex * SEND_SECTION_SIZE, sectionSize);
+      total += sectionSize;
+    }
+    let segments: readonly Uint8Array[] = [];
+    if (p.kind === 'gpa-direct') {
+      if (!p.gpaSegments) return txError('GPA ranges refused');
+      segments = p.gpaSegments;
+      for (const s of segments) total += s.length;
+    }
+    if (total === 0) return txError('SEND_RNDIS_PKT with no RNDIS bytes');
+    if (total > MAX_RNDIS_TRANSFER_BYTES) return txError(`${total} RNDIS bytes exceed ${MAX_RNDIS_TRANSFER_BYTES}`);
+    // One private copy: the guest may change its pages while we parse.
+    const buf = new Uint8Array(total);
+    let at = 0;
+    if (head) (buf.set(head, 0), (at = head.length));
+    for (const s of segments) (buf.set(s, at), (at += s.length));
+    const type = new DataView(buf.buffer).getUint32(0, true);
+    if (buf.length >= 4 && type !== RndisMessageType.Packet) {
+      this.stats.rndisControl++;
+      try {
+        const response = this.rndis.control(buf);
+        if (response) this.sendControl(response);
+      } catch (e) {
+        return txError(`RNDIS control: ${(e as RndisError).message}`);
+      }
+      return complete(NvspStatus.Success);
+    }
+    let packets;
+    try {
+      packets = parseRndisPackets(buf, MAX_PACKETS_PER_MESSAGE);
+    } catch (e) {
+      return txError(`RNDIS data: ${(e as RndisError).message}`);
+    }
+    let ok = true;
+    for (const pk of packets) {
+      if (pk.frameLength < 14 || pk.frameLength > this.maxFrameBytes) {
+        ok = false;
+        this.stats.transmitErrors++;
+        this.note(`frame of ${pk.frameLength} bytes is outside 14..${this.maxFrameBytes}`);
+        continue;
+      }
+      if (this.rndis.state !== 'initialized') {
+        ok = false;
+        continue;
+      }
+      this.stats.framesTransmitted++;
+      this.opts.onTransmit(buf.subarray(pk.frameOffset, pk.frameOffset + pk.frameLength), pk.vlanId);
+    }
+    complete(ok ? NvspStatus.Success : NvspStatus.Fail);
+  }
+
+  /** An RNDIS completion or indication in a reserved slot (channel_type control). */
+  private sendControl(message: Uint8Array): void {
+    const r = this.receive;
+    const slot = r?.slots.takeControl();
+    if (!r || slot === undefined) {
+      this.stats.controlDropped++;
+      return;
+    }
+    r.buffer.write(slot * r.subAllocSize, message.subarray(0, Math.min(message.length, r.subAllocSize)));
+    const header = encodeTransferPageHeader({ transferPageSetId: r.id, senderOwnsSet: false, ranges: [{ byteCount: message.length, byteOffset: slot * r.subAllocSize }] });
+    if (!this.opts.sink.sendTransferPages(BigInt(slot), header, encodeRndisPacketForReceive(this.msgSize, RndisChannelType.Control))) {
+      r.slots.giveBack(slot);
+      this.stats.controlDropped++;
+    }
+  }
+
+  private guestCompletion(p: NetVspIncoming): void {
+    const r = this.receive;
+    const id = p.transactionId;
+    if (!r || id >= BigInt(r.slots.count) || !r.slots.complete(Number(id))) this.stats.badCompletions++;
+  }
+
+  private emptyCompletion(p: NetVspIncoming): void {
+    // OpenVMM sends an empty completion when one is requested (the UEFI client expects it).
+    if (p.completionRequested) this.opts.sink.complete(p.transactionId, this.one[0]!);
+  }
+
+  private reply(p: NetVspIncoming, payload: Uint8Array): void {
+    if (p.completionRequested) this.opts.sink.complete(p.transactionId, payload);
+  }
+
+  private refuse(p: NetVspIncoming, why: string): void {
+    this.note(why);
+    this.stats.refused++;
+    if (p.completionRequested) this.opts.sink.complete(p.transactionId, encodeNvsp(this.msgSize, T.None, NvspStatus.Fail));
+  }
+
+  private note(why: string): void {
+    this.lastError = why;
+  }
+}
+
+export { NETVSC_RECEIVE_BUFFER_ID };

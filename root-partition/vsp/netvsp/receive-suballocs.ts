@@ -1,0 +1,62 @@
+/**
+ * The receive buffer's sub-allocations (reference §2.7, §3.3): equal slots from offset 0, the
+ * first `reserved` kept for control messages (RNDIS completions, status indications), the rest for
+ * frames. A transfer-page packet holds a chain of slots and is identified by its first slot's
+ * index (its transaction id, as OpenVMM does); the guest's completion frees the whole chain. The
+ * guest cannot make the host hold more than the buffer: when no slot is free, the frame is
+ * dropped and counted.
+ */
+export class ReceiveSuballocs {
+  private readonly freeData: number[] = [];
+  private readonly freeControl: number[] = [];
+  /** First slot → every slot of that packet. */
+  private readonly inFlight = new Map<number, number[]>();
+
+  constructor(
+    readonly count: number,
+    readonly reserved: number,
+  ) {
+    for (let i = count - 1; i >= reserved; i--) this.freeData.push(i);
+    for (let i = Math.min(reserved, count) - 1; i >= 0; i--) this.freeControl.push(i);
+  }
+
+  get freeDataSlots(): number {
+    return this.freeData.length;
+  }
+
+  get freeControlSlots(): number {
+    return this.freeControl.length;
+  }
+
+  get packetsInFlight(): number {
+    return this.inFlight.size;
+  }
+
+  /** Up to `n` data slots for one packet (fewer when short); recorded under the first one. */
+  takeData(n: number): number[] {
+    const slots: number[] = [];
+    while (slots.length < n && this.freeData.length > 0) slots.push(this.freeData.pop()!);
+    if (slots.length) this.inFlight.set(slots[0]!, slots);
+    return slots;
+  }
+
+  takeControl(): number | undefined {
+    const s = this.freeControl.pop();
+    if (s !== undefined) this.inFlight.set(s, [s]);
+    return s;
+  }
+
+  /** Returns slots that were taken but could not be sent (the ring was full). */
+  giveBack(first: number): void {
+    this.complete(first);
+  }
+
+  /** The guest completed the packet whose first slot is `first`. False for an unknown id. */
+  complete(first: number): boolean {
+    const slots = this.inFlight.get(first);
+    if (!slots) return false;
+    this.inFlight.delete(first);
+    for (const s of slots) (s < this.reserved ? this.freeControl : this.freeData).push(s);
+    return true;
+  }
+}
