@@ -6,7 +6,10 @@
  */
 import type { CimInstance } from '../cim/instance.ts';
 import type { CimSchema } from '../cim/schema.ts';
-import { integrationServicesOf, IntegrationServiceGuid, storageSettings, type IntegrationServiceName } from './device-settings.ts';
+import {
+  INTEGRATION_SETTING_NAMES, integrationFlagsOf, integrationServicesOf, IntegrationServiceGuid, IntegrationServiceSettings, integrationSettingInstanceId, storageSettings,
+  type IntegrationServiceName,
+} from './device-settings.ts';
 import type { VmRecord } from './vmms-port.ts';
 
 export const VM_DESCRIPTION = 'Microsoft Virtual Machine';
@@ -117,6 +120,15 @@ function kvpItemsOf(schema: CimSchema, items: VmRecord['kvpGuestItems'], source:
   }));
 }
 
+/** One Msvm_*ComponentSettingData per integration service, enabled (2) or disabled (3), as Hyper-V lists them for every VM. */
+function integrationSettingsOf(schema: CimSchema, vm: VmRecord): CimInstance[] {
+  const flags = integrationFlagsOf(vm.devices);
+  return INTEGRATION_SETTING_NAMES.map((ic) => schema.createInstance(IntegrationServiceSettings[ic].className, {
+    InstanceID: integrationSettingInstanceId(vm.id, ic), ElementName: IntegrationServiceSettings[ic].name, ResourceType: 1,
+    OtherResourceType: `Microsoft ${IntegrationServiceSettings[ic].name} Component`, EnabledState: flags[ic] ? 2 : 3,
+  }));
+}
+
 export function buildVmObjects(schema: CimSchema, hostName: string, vm: VmRecord, t: VmTracking, configurationFile: string): VmObjects {
   const system = computerSystemOf(schema, vm, t);
   const settings = settingsOf(schema, vm, configurationFile);
@@ -131,6 +143,7 @@ export function buildVmObjects(schema: CimSchema, hostName: string, vm: VmRecord
       AllocationUnits: 'byte*2^20', VirtualQuantity: mib, Reservation: mib, Limit: mib, DynamicMemoryEnabled: false,
     }),
     ...storageSettings(vm.id, vm.devices).map((r) => schema.createInstance(r.className, r.values)),
+    ...integrationSettingsOf(schema, vm),
   ];
   const components = integrationServicesOf(vm.devices).map((ic) => schema.createInstance(IC_CLASS[ic], {
     SystemCreationClassName: 'Msvm_ComputerSystem', SystemName: vm.id, CreationClassName: IC_CLASS[ic],
