@@ -39,6 +39,15 @@ export function systemSettingsChange(vssd: CimInstance): VmDefinitionChange {
     if (stop !== 2 && stop !== 3) throw new SettingRefused(`AutomaticShutdownAction ${String(stop)}: only 2 (turn off) and 3 (save state) are offered`);
     change.automaticStopAction = stop === 3 ? 'save' : 'turn-off';
   }
+  const start = vssd.get('AutomaticStartupAction');
+  if (start !== null && start !== undefined) {
+    const action = ({ 2: 'nothing', 3: 'start-if-running', 4: 'start' } as const)[start as 2 | 3 | 4];
+    if (!action) throw new SettingRefused(`AutomaticStartupAction ${String(start)}: must be 2 (nothing), 3 (start if it was running) or 4 (always start)`);
+    change.automaticStartAction = action;
+  }
+  const notes = vssd.get('Notes');
+  if (Array.isArray(notes)) change.notes = notes.map(String).join('\n');
+  else if (typeof notes === 'string') change.notes = notes;
   return change;
 }
 

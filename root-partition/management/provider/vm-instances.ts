@@ -82,14 +82,18 @@ export function managementServiceOf(schema: CimSchema, hostName: string): CimIns
   });
 }
 
+/** VSSD AutomaticStartupAction for each start action. */
+export const START_ACTION_CODE: Record<string, number> = { nothing: 2, 'start-if-running': 3, start: 4 };
+
 export function settingsOf(schema: CimSchema, vm: VmRecord, configurationFile: string): CimInstance {
   return schema.createInstance('Msvm_VirtualSystemSettingData', {
     InstanceID: vssdInstanceId(vm.id), ElementName: vm.name, Caption: 'Virtual Machine Settings',
     VirtualSystemIdentifier: vm.id, ConfigurationID: vm.id, VirtualSystemType: 'Microsoft:Hyper-V:System:Realized',
     // Emulated IDE controllers make it a generation 1 VM.
     VirtualSystemSubType: 'Microsoft:Hyper-V:SubType:1', Version: '1',
-    // Hyper-V: 2 None, 3 Save State for the stop action; 2 None for the start action (no autostart).
-    AutomaticStartupAction: 2, AutomaticShutdownAction: vm.automaticStopAction === 'save' ? 3 : 2,
+    // Hyper-V: 2 None, 3 Save State for the stop action; 2 None, 3 Restart if previously active, 4 Always startup for the start action.
+    AutomaticStartupAction: START_ACTION_CODE[vm.automaticStartAction ?? 'nothing'] ?? 2, AutomaticShutdownAction: vm.automaticStopAction === 'save' ? 3 : 2,
+    Notes: vm.notes ? [vm.notes] : null,
     ConfigurationFile: configurationFile, IsSaved: vm.enabledState === 6,
     GuestImagePath: vm.imagePath, GuestCommandLine: vm.cmdline,
   });
