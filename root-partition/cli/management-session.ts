@@ -34,7 +34,7 @@ export const wantsVerbose = (): boolean => process.argv.includes('--verbose');
 /** A failure as the user sees it: the sentence, and with --verbose what it came from. */
 export function failureParts(e: unknown): { message: string; code: string; detail: string } {
   if (e instanceof CommandFailure) {
-    return { message: e.message, code: CODE_WORDS[e.number ?? -1] ?? e.code, detail: [e.code, e.number !== null ? String(e.number) : '', e.detail].filter(Boolean).join(' ') };
+    return { message: e.message, code: CODE_WORDS[e.number ?? -1] ?? e.code.toLowerCase(), detail: [e.code, e.number !== null ? String(e.number) : '', e.detail].filter(Boolean).join(' ') };
   }
   if (e instanceof ManagementError) {
     const n = e.cimStatus;
@@ -69,11 +69,12 @@ async function connectTo(dataDir: string): Promise<ManagementClient> {
   try {
     return await ManagementClient.connect(socket);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ECONNREFUSED') {
-      throw new CommandFailure('VMMS_NOT_RUNNING', null, `no tsvisor service is running for ${dataDir}; start one with: tsvisor serve --data-dir ${dataDir}`, String(code));
+    // The client's error carries the errno in its text: turned into what to do about it.
+    const text = (e as Error).message;
+    if (/\b(ENOENT|ECONNREFUSED)\b/.test(text)) {
+      throw new CommandFailure('no-service', null, `no tsvisor service is running for ${dataDir}; start one with: tsvisor serve --data-dir ${dataDir}`, text);
     }
-    if (code === 'EACCES') throw new CommandFailure('VMMS_ACCESS', 32769, `this user may not open ${socket}; ask the host's administrator for a role (tsvisor user allow-local)`, String(code));
+    if (/\bEACCES\b/.test(text)) throw new CommandFailure('VMMS_ACCESS', 32769, `this user may not open ${socket}; ask the host's administrator for a role (tsvisor user allow-local)`, text);
     throw e;
   }
 }

@@ -60,7 +60,8 @@ async function gracefulStop(c: ManagementClient, vm: CimInstance, o: { timeout: 
   } finally {
     await off.stop();
   }
-  throw new CommandFailure('InitiateShutdown', 32768, `VM '${name}' took the shutdown request but is not Off after ${o.timeout} s; wait longer (--timeout) or turn it off with: tsvisor vm stop ${name} --turn-off`);
+  const now = stateText(Number((await c.get(vmPath(c, vm))).get('EnabledState')));
+  throw new CommandFailure('InitiateShutdown', 32768, `VM '${name}' took the shutdown request but is still ${now} after ${o.timeout} s; wait longer (--timeout) or turn it off with: tsvisor vm stop ${name} --turn-off`);
 }
 
 export function registerStopAndEdit(vm: Command, dir: () => string | undefined): void {

@@ -43,12 +43,12 @@ async function waitFor(c: ManagementClient, v: CimInstance, what: WaitFor, timeo
       if (state === 3 || state === 6) return settle({ ok: false, error: new CommandFailure('Wait-VM', 32775, `VM '${name}' is ${stateText(state)}, so no heartbeat will come; start it first (tsvisor vm start ${name})`) });
     }
   };
-  const recheck = () => { check().catch((e: Error) => settle({ ok: false, error: new CommandFailure('Wait-VM', null, e.message) })); };
+  const recheck = () => { check().catch((e: Error) => settle({ ok: false, error: new CommandFailure('failed', null, e.message) })); };
   const watches = [
     await c.watch(`SELECT * FROM __InstanceModificationEvent WHERE TargetInstance ISA 'Msvm_ComputerSystem' AND TargetInstance.Name = '${id}'`, recheck),
     ...(what === 'heartbeat' ? [await c.watch(`SELECT * FROM __InstanceModificationEvent WHERE TargetInstance ISA 'Msvm_HeartbeatComponent' AND TargetInstance.SystemName = '${id}'`, recheck)] : []),
   ];
-  const timer = timeoutMs === null ? null : setTimeout(() => settle({ ok: false, error: new CommandFailure('Wait-VM', null, `VM '${name}' did not reach ${what} within ${timeoutMs / 1000} s`) }), timeoutMs);
+  const timer = timeoutMs === null ? null : setTimeout(() => settle({ ok: false, error: new CommandFailure('timeout', null, `VM '${name}' did not reach ${what} within ${timeoutMs / 1000} s`) }), timeoutMs);
   recheck();
   try {
     const r = await done;
