@@ -64,6 +64,7 @@ export function registerStateChanges(vm: Command, dir: () => string | undefined)
   change('start <vm...>', 2, 'Starting', 'Start-VM: start, restore a Saved VM, or continue a Paused one (names, ids or patterns such as "web*")', 'started');
   change('pause <vm...>', 9, 'Pausing', 'Suspend-VM', 'paused');
   change('save <vm...>', 6, 'Saving', 'Save-VM', 'saved');
+  change('reset <vm...>', 11, 'Resetting', 'Restart-VM -Force: reset at once (RequestStateChange 11)', 'reset');
 
   verb(vm, 'resume <vm...>').description('Resume-VM: continue a Paused VM (an Off or Saved VM is started with `vm start`, not here)').option('--json', 'machine-readable output')
     .action((names: string[], o: { json?: boolean }) => withManagement(dir(), (c) => forEachVm(c, names, async (v) => {
