@@ -9,9 +9,15 @@ import { registerUserCommands } from './user-commands.ts';
 import { buildGuests, guestImagePath, listGuests } from '../../scripts/build-guests.ts';
 import { buildHost } from '../../scripts/build-host.ts';
 import { existsSync, writeFileSync } from 'node:fs';
+import { MAX_VPS } from '../../hypervisor/partition-control.ts';
+import { CommandFailure, reportFailure, wantsJson, wholeNumber } from './management-session.ts';
 
 const program = new Command();
-program.name('tsvisor').description('A Hyper-V-style partitioned hypervisor for WebAssembly guests').version('0.1.0');
+program.name('tsvisor').description('A Hyper-V-style partitioned hypervisor for WebAssembly guests').version('0.1.0')
+  .option('--verbose', 'with an error, also show the CIM status or Hyper-V return code and job it came from')
+  // Usage errors go through the same path as every other error: words, or JSON under --json.
+  .exitOverride()
+  .configureOutput({ outputError: (text, write) => { if (!wantsJson()) write(text); } });
 
 program
   .command('run')
@@ -24,13 +30,16 @@ program
   .option('--counters', 'print each VP\'s exit and interrupt counters at the end')
   .option('--disk <file>', 'a raw disk image on the emulated IDE controller (repeatable: primary master, primary slave, secondary master, secondary slave)', (file: string, prev: string[]) => [...prev, file], [] as string[])
   .option('--scsi <file>', 'a raw disk image as the next LUN of a synthetic SCSI controller on VMBus, offered with the integration services (repeatable)', (file: string, prev: string[]) => [...prev, file], [] as string[])
+  .option('--json', 'the guest console goes to stderr; stdout gets one JSON object with how each VP ended')
   .action(async (image: string, opts) => {
+    wholeNumber('--vps', opts.vps, 1, MAX_VPS);
     let path = image;
     await buildHost();
     if (!existsSync(path) && listGuests().includes(image)) {
       await buildGuests([image]);
       path = guestImagePath(image);
     }
+    if (!existsSync(path)) throw new CommandFailure('RUN', 6, `there is no guest image "${image}": give a .wasm file or one of the built-in guests (${listGuests().join(', ')})`);
     process.exitCode = await runGuestImage(path, opts);
   });
 
@@ -38,9 +47,11 @@ program
   .command('build-guests')
   .description('compile the guest images of the child SDK (cached)')
   .option('--force', 'rebuild even when up to date')
+  .option('--json', 'machine-readable output')
   .action(async (opts) => {
     const r = await buildGuests(undefined, Boolean(opts.force));
-    console.log(`guest images: ${r.built.length} built, ${r.cached.length} up to date`);
+    if (opts.json) console.log(JSON.stringify({ built: r.built, cached: r.cached }));
+    else console.log(`guest images: ${r.built.length} built, ${r.cached.length} up to date`);
   });
 
 const bench = program.command('bench').description('benchmarks (measurements, not tests)');
@@ -114,7 +125,13 @@ registerManagementCommands(program);
 registerSdkCommands(program);
 registerUserCommands(program);
 
-program.parseAsync().catch((e: Error) => {
-  console.error(`tsvisor: ${e.message}`);
-  process.exitCode = 1;
+program.parseAsync().catch((e: Error & { code?: string; exitCode?: number }) => {
+  if (typeof e.code === 'string' && e.code.startsWith('commander.')) {
+    // Help and version end with 0; a usage error was printed by commander (words) unless --json.
+    if (e.exitCode === 0) return;
+    if (wantsJson()) console.log(JSON.stringify({ error: { message: e.message.replace(/^error: /, ''), code: 'usage' } }));
+    process.exitCode = e.exitCode ?? 1;
+    return;
+  }
+  reportFailure(e);
 });

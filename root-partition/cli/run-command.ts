@@ -26,6 +26,8 @@ export interface RunOptions {
   disk?: string[];
   /** Raw disk images as LUNs 0, 1, … of a synthetic SCSI controller; with them, VMBus offers it and the integration services. */
   scsi?: string[];
+  /** The console to stderr, and one JSON object on stdout at the end. */
+  json?: boolean;
 }
 
 /** A disk's stable SCSI id (serial number, WWN), from its path as the VM worker derives it. */
@@ -73,7 +75,7 @@ export async function runGuestImage(imagePath: string, opts: RunOptions): Promis
   partition.initialize();
   partition.loadImage(image, opts.cmdline);
   const platform = new EmulatedPlatform(partition, {
-    console: (bytes) => process.stdout.write(Buffer.from(bytes)),
+    console: (bytes) => (opts.json ? process.stderr : process.stdout).write(Buffer.from(bytes)),
     ide: disks.map((backend) => ({ backend })),
   });
   partition.inbox.handler = platform;
@@ -98,9 +100,11 @@ export async function runGuestImage(imagePath: string, opts: RunOptions): Promis
   };
   process.once('SIGINT', onSigint);
   const exits: string[] = [];
+  const ended: { vp: number; reason: string; description: string }[] = [];
   let failed = false;
   partition.on('vp-exit', ({ vp, exit }: { vp: number; exit: VpExitReason }) => {
     exits.push(describeExit(vp, exit));
+    ended.push({ vp, reason: exit.reason, description: describeExit(vp, exit) });
     if (exit.reason === 'fault') failed = true;
   });
   partition.start();
@@ -118,7 +122,9 @@ export async function runGuestImage(imagePath: string, opts: RunOptions): Promis
   if (opts.counters) {
     for (let vp = 0; vp < partition.vpCount; vp++) process.stderr.write(`[tsvisor] VP ${vp} counters ${JSON.stringify(partition.counters(vp))}\n`);
   }
+  const counters = opts.counters ? Array.from({ length: partition.vpCount }, (_, vp) => partition.counters(vp)) : undefined;
   await hv.shutdown();
   for (const d of [...disks, ...scsiDisks]) d.close();
+  if (opts.json) console.log(JSON.stringify({ image: imagePath, exitCode: failed ? 1 : 0, interrupted, vps: ended, ...(counters ? { counters } : {}) }, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v)));
   return failed ? 1 : 0;
 }

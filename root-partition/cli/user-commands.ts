@@ -100,9 +100,10 @@ export function registerUserCommands(program: Command): void {
       console.log(`${JSON.stringify(key)}: no role`);
     });
 
-  user.command('list').description('the access list (never the password hashes)')
-    .action(() => {
+  user.command('list').description('the access list (never the password hashes)').option('--json', 'machine-readable output')
+    .action((o: { json?: boolean }) => {
       const list = readAccessFile(join(resolve(dir()), ACCESS_FILE));
+      if (o.json) return console.log(JSON.stringify({ local: list.local, basic: list.basic.map((b) => ({ user: b.user, role: b.role })) }, null, 2));
       printTable(['KIND', 'WHO', 'ROLE'], [
         ['local', "root and the service's own user (always)", 'full'],
         ...list.local.map((g) => ['local', 'uid' in g ? `uid ${g.uid}` : 'user' in g ? `user ${g.user}` : `group ${g.group}`, g.role]),

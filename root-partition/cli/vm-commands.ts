@@ -1,8 +1,8 @@
 /**
  * `tsvisor vm …` through the management API, the verbs of the Hyper-V cmdlets: list (Get-VM),
- * show, new (New-VM: DefineSystem + AddResourceSettings), start, stop (Stop-VM: guest shutdown
- * with a timeout that falls back to turn-off, or --turn-off, --save), pause, resume, restart,
- * rm (Remove-VM: DestroySystem), set (Set-VM, Set-VMProcessor, Set-VMMemory, Add-VMHardDiskDrive).
+ * show, new (New-VM: DefineSystem with a SCSI controller and the integration services); the state
+ * changes come from vm-state-commands.ts, stop, rm and set from vm-edit-commands.ts, devices
+ * (scsi, drive, ic) from vm-device-commands.ts, wait and kvp from vm-wait-commands.ts.
  * The `vm` group and its socket-only verbs (console, heartbeat…) come from vmms/cli-commands.ts;
  * the verbs here replace those of the same name.
  */
@@ -11,9 +11,14 @@ import { resolve } from 'node:path';
 import { createVirtualizationSchema } from '../management/cim/schema.ts';
 import type { CimInstance } from '../management/cim/instance.ts';
 import type { ManagementClient } from '../management/client/management-client.ts';
-import { callMethod, CommandFailure, findVm, healthText, parseSize, servicePath, stateText, verb, VM_FILTER, vmPath, withManagement } from './management-session.ts';
+import { MAX_VPS } from '../../hypervisor/partition-control.ts';
+import { INTEGRATION_SETTING_NAMES, IntegrationServiceSettings } from '../management/provider/device-settings.ts';
+import { callMethod, CommandFailure, findVm, healthText, parseSize, servicePath, stateText, verb, VM_FILTER, wholeNumber, withManagement } from './management-session.ts';
+import { registerStateChanges } from './vm-state-commands.ts';
 import { instanceJson, printJson, printTable, valueText } from './table.ts';
 import { registerStopAndEdit } from './vm-edit-commands.ts';
+import { registerDeviceCommands } from './vm-device-commands.ts';
+import { registerWaitAndKvp } from './vm-wait-commands.ts';
 
 const schema = createVirtualizationSchema();
 const MiB = 1024 * 1024;
@@ -67,60 +72,51 @@ export function registerVmCommands(program: Command): void {
         ...lastError(v), ['Uptime', uptime(v.get('OnTimeInMilliseconds') as bigint)],
         ['Process', valueText(v.get('ProcessID'))], ['Accepts', valueText(v.get('AvailableRequestedStates'))],
         ['Image', valueText(vssd.get('GuestImagePath'))], ['Command line', valueText(vssd.get('GuestCommandLine'))],
+        ['Start action', ({ 2: 'nothing', 3: 'start-if-running', 4: 'start' } as Record<number, string>)[Number(vssd.get('AutomaticStartupAction'))] ?? 'nothing'],
         ['Stop action', vssd.get('AutomaticShutdownAction') === 3 ? 'save' : 'turn-off'],
+        ...((vssd.get('Notes') as string[] | null)?.length ? [['Notes', (vssd.get('Notes') as string[]).join(' ')] as [string, string]] : []),
       ];
       for (const [k, val] of rows) console.log(`${k.padEnd(13)} ${val}`);
       console.log('');
-      printTable(['RESOURCE', 'TYPE', 'QUANTITY', 'PARENT/ADDRESS', 'HOST RESOURCE'], resources.map((r) => [
+      printTable(['RESOURCE', 'TYPE', 'QUANTITY', 'PARENT/ADDRESS', 'HOST RESOURCE'], resources.filter((r) => r.get('ResourceType') !== 1).map((r) => [
         String(r.get('ElementName')), String(r.get('ResourceSubType') ?? '').replace('Microsoft:Hyper-V:', ''), valueText(r.get('VirtualQuantity')),
         [r.get('Parent') ? String(r.get('Parent')).split('\\').slice(-2).join('\\') : '', valueText(r.get('AddressOnParent') ?? r.get('Address'))].filter(Boolean).join(' @ '), valueText(r.get('HostResource')),
       ]));
       if (components.length) {
         console.log('');
-        printTable(['INTEGRATION SERVICE', 'STATUS'], components.map((i) => [String(i.get('ElementName')), valueText(i.get('OperationalStatus'))]));
+        printTable(['INTEGRATION SERVICE', 'STATUS'], components.map((i) => [String(i.get('ElementName')), Number(v.get('EnabledState')) === 2 ? String((i.get('StatusDescriptions') as string[] | null)?.[0] ?? '') : '']));
       }
     }));
 
-  verb(vm, 'new <name>').description('New-VM: define a VM (DefineSystem, then AddResourceSettings for disks)')
+  verb(vm, 'new <name>').description('New-VM: a generation 1 VM (DefineSystem): both IDE controllers, one SCSI controller, the integration services on')
     .requiredOption('--image <path>', 'guest image (.wasm)')
     .option('-m, --memory <size>', 'guest memory', '64M')
     .option('--vps <count>', 'virtual processors', '1')
     .option('--cmdline <text>', 'kernel command line', '')
     .option('--stop-action <action>', "what the service does with the VM when it stops: 'save' or 'turn-off'", 'save')
+    .option('--no-scsi', 'no SCSI controller (add one later with: tsvisor vm scsi add)')
+    .option('--no-integration-services', 'the integration services off (enable them later with: tsvisor vm ic enable)')
     .option('--json', 'machine-readable output')
-    .action((name: string, o: { image: string; memory: string; vps: string; cmdline: string; stopAction: string; json?: boolean }) => withManagement(dir(), async (c) => {
-      if (o.stopAction !== 'save' && o.stopAction !== 'turn-off') throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, "--stop-action must be 'save' or 'turn-off'");
+    .action((name: string, o: { image: string; memory: string; vps: string; cmdline: string; stopAction: string; scsi: boolean; integrationServices: boolean; json?: boolean }) => withManagement(dir(), async (c) => {
+      if (o.stopAction !== 'save' && o.stopAction !== 'turn-off') throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, `--stop-action must be 'save' or 'turn-off', not "${o.stopAction}"`);
+      const vps = wholeNumber('--vps', o.vps, 1, MAX_VPS);
+      const bytes = parseSize(o.memory);
       const vssd = schema.createInstance('Msvm_VirtualSystemSettingData', {
         ElementName: name, GuestImagePath: resolve(o.image), GuestCommandLine: o.cmdline, AutomaticShutdownAction: o.stopAction === 'save' ? 3 : 2,
       });
-      const memory = schema.createInstance('Msvm_MemorySettingData', { ResourceType: 4, VirtualQuantity: BigInt(Math.ceil(parseSize(o.memory) / MiB)) });
-      const cpu = schema.createInstance('Msvm_ProcessorSettingData', { ResourceType: 3, VirtualQuantity: BigInt(Number(o.vps)) });
-      const { outcome } = await callMethod(c, await servicePath(c), 'DefineSystem', { SystemSettings: vssd, ResourceSettings: [memory, cpu] }, { progress: !o.json, label: 'Defining' });
+      const memory = schema.createInstance('Msvm_MemorySettingData', { ResourceType: 4, VirtualQuantity: BigInt(Math.ceil(bytes / MiB)) });
+      const cpu = schema.createInstance('Msvm_ProcessorSettingData', { ResourceType: 3, VirtualQuantity: BigInt(vps) });
+      // New-VM's devices: the IDE controllers come with every generation 1 VM; the rest is asked for.
+      const scsi = o.scsi ? [schema.createInstance('Msvm_ResourceAllocationSettingData', { ResourceType: 6, ResourceSubType: 'Microsoft:Hyper-V:Synthetic SCSI Controller' })] : [];
+      const ics = o.integrationServices ? INTEGRATION_SETTING_NAMES.map((ic) => schema.createInstance(IntegrationServiceSettings[ic].className, { ResourceType: 1, EnabledState: 2 })) : [];
+      const { outcome } = await callMethod(c, await servicePath(c), 'DefineSystem', { SystemSettings: vssd, ResourceSettings: [memory, cpu, ...scsi, ...ics] }, { progress: !o.json, label: 'Defining' });
       const created = await c.get(outcome.out.ResultingSystem as never);
       if (o.json) printJson(instanceJson(created));
       else console.log(`${name}: defined, id ${String(created.get('Name'))}`);
     }));
 
-  const change = (spec: string, requested: number, label: string, what: string, done: string) =>
-    verb(vm, spec).description(what).option('--json', 'machine-readable output').action((name: string, o: { json?: boolean }) => withManagement(dir(), async (c) => {
-      const v = await findVm(c, name);
-      const { job } = await callMethod(c, vmPath(c, v), 'RequestStateChange', { RequestedState: requested }, { progress: !o.json, label });
-      const after = await c.get(vmPath(c, v));
-      if (o.json) printJson({ vm: instanceJson(after), job: job ? instanceJson(job) : null });
-      else console.log(`${String(after.get('ElementName'))}: ${done} (${stateText(Number(after.get('EnabledState')))})`);
-    }));
-  change('start <vm>', 2, 'Starting', 'Start-VM (restores a Saved VM, resumes a Paused one)', 'started');
-  change('pause <vm>', 9, 'Pausing', 'Suspend-VM', 'paused');
-  change('resume <vm>', 2, 'Resuming', 'Resume-VM', 'resumed');
-  change('save <vm>', 6, 'Saving', 'Save-VM', 'saved');
-
-  verb(vm, 'restart <vm>').description('Restart-VM: reboot (10); --force resets (11)').option('--force', 'reset at once').option('--json', 'machine-readable output')
-    .action((name: string, o: { force?: boolean; json?: boolean }) => withManagement(dir(), async (c) => {
-      const v = await findVm(c, name);
-      await callMethod(c, vmPath(c, v), 'RequestStateChange', { RequestedState: o.force ? 11 : 10 }, { progress: !o.json, label: 'Restarting' });
-      if (o.json) printJson(instanceJson(await c.get(vmPath(c, v))));
-      else console.log(`${String(v.get('ElementName'))}: restarted`);
-    }));
-
+  registerStateChanges(vm, dir);
   registerStopAndEdit(vm, dir);
+  registerDeviceCommands(vm, dir);
+  registerWaitAndKvp(vm, dir);
 }

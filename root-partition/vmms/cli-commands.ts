@@ -122,13 +122,15 @@ export function registerVmmsCommands(program: Command): void {
   const host = program.command('host').description('the host as VMMS sees it').option('--data-dir <dir>', 'the service\'s data directory', defaultDataDir());
   host.command('orphans').description('worker processes still running VMs whose definition no longer loads (deleted, corrupted): they hold host memory until stopped')
     .option('--stop <id>', 'turn off the orphan worker of this VM id (asked first, killed by its pid if it does not go)')
-    .action((o: { stop?: string }) => withClient((host.opts() as { dataDir: string }).dataDir, async (c) => {
+    .option('--json', 'machine-readable output')
+    .action((o: { stop?: string; json?: boolean }) => withClient((host.opts() as { dataDir: string }).dataDir, async (c) => {
       if (o.stop) {
         await c.call('stop-orphan', { vm: o.stop });
-        console.log(`${o.stop}: orphan worker stopped`);
+        console.log(o.json ? JSON.stringify({ stopped: o.stop }) : `${o.stop}: orphan worker stopped`);
         return;
       }
       const orphans = await c.call<OrphanWorkerView[]>('orphans');
+      if (o.json) return console.log(JSON.stringify(orphans, null, 2));
       if (!orphans.length) return console.log('no orphan workers');
       console.log(['VM ID'.padEnd(36), 'NAME'.padEnd(20), 'PID'.padEnd(8), 'MEMORY', 'WHY'].join(' '));
       for (const w of orphans) console.log([w.vmId.padEnd(36), (w.name || '-').padEnd(20), String(w.processId).padEnd(8), `${w.memoryBytes / 1024 / 1024}M`.padEnd(6), w.reason].join(' '));

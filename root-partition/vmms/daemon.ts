@@ -146,4 +146,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   process.stdout.write(`tsvisor: storage roots ${vmms.roots?.dirs.join(', ')}\n`);
   // Tests and scripts wait for this line on stdout.
   process.stdout.write(`tsvisor: serving ${paths.root}\n`);
+  // Set-VM -AutomaticStartAction: once the service answers, so a slow start holds no client up.
+  for (const { vm, result } of await vmms.autoStart()) {
+    process.stdout.write(result.returnValue === 0 ? `tsvisor: ${vm}: started (automatic start action)\n` : `tsvisor: ${vm}: automatic start failed: ${result.error}\n`);
+  }
 }

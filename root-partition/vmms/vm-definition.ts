@@ -13,6 +13,10 @@ export const MAX_VM_MEMORY_BYTES = 4 * 1024 ** 3;
 const WASM_PAGE = 65536;
 
 export type AutomaticStopAction = 'save' | 'turn-off';
+/** Set-VM -AutomaticStartAction: what the service does with the VM when it starts. */
+export type AutomaticStartAction = 'nothing' | 'start' | 'start-if-running';
+export const AUTOMATIC_START_ACTIONS: readonly AutomaticStartAction[] = ['nothing', 'start', 'start-if-running'];
+export const MAX_NOTES_LENGTH = 4096;
 
 /** A device entry: one of the kinds in vm-device-settings.ts (IDE disk, SCSI controller, integration services). */
 export interface DeviceDefinition {
@@ -31,7 +35,14 @@ export interface VmDefinition {
   cmdline: string;
   automaticStopAction: AutomaticStopAction;
   devices: DeviceDefinition[];
+  /** Absent: 'nothing' (definitions written before the setting existed). */
+  automaticStartAction?: AutomaticStartAction;
+  /** Set-VM -Notes: free text for the operator. */
+  notes?: string;
 }
+
+/** Fields a definition may leave out (added after version 1 was fixed). */
+const OPTIONAL_FIELDS: ReadonlySet<string> = new Set(['automaticStartAction', 'notes']);
 
 export const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -42,7 +53,7 @@ const isInt = (min: number, max: number, extra?: (n: number) => string | null): 
   typeof v !== 'number' || !Number.isInteger(v) ? 'must be an integer' : v < min || v > max ? `must be between ${min} and ${max}` : extra ? extra(v) : null;
 
 /** The schema: every field, its check. Unknown fields are refused (a typo must not pass silently). */
-export const DEFINITION_SCHEMA: Record<keyof VmDefinition, Check> = {
+export const DEFINITION_SCHEMA: Record<keyof Required<VmDefinition>, Check> = {
   version: (v) => (v === DEFINITION_VERSION ? null : `must be ${DEFINITION_VERSION} (this tsvisor reads definition version ${DEFINITION_VERSION})`),
   id: isString(36, GUID, 'a lower-case GUID'),
   name: isString(100, /^[^\u0000-\u001f/\\]+$/, 'a non-empty name without control characters or slashes'),
@@ -56,6 +67,8 @@ export const DEFINITION_SCHEMA: Record<keyof VmDefinition, Check> = {
     const problems = deviceProblems(v);
     return problems.length ? problems.join('; ') : null;
   },
+  automaticStartAction: (v) => (AUTOMATIC_START_ACTIONS.includes(v as AutomaticStartAction) ? null : `must be ${AUTOMATIC_START_ACTIONS.map((a) => `'${a}'`).join(', ')}`),
+  notes: isString(MAX_NOTES_LENGTH),
 };
 
 export class DefinitionError extends Error {
@@ -71,7 +84,7 @@ export function definitionProblems(value: unknown): string[] {
   const o = value as Record<string, unknown>;
   const problems: string[] = [];
   for (const [field, check] of Object.entries(DEFINITION_SCHEMA)) {
-    if (!(field in o)) { problems.push(`${field}: missing`); continue; }
+    if (!(field in o)) { if (!OPTIONAL_FIELDS.has(field)) problems.push(`${field}: missing`); continue; }
     const p = check(o[field]);
     if (p) problems.push(`${field}: ${p}`);
   }
@@ -93,6 +106,8 @@ export interface NewVmRequest {
   cmdline?: string;
   automaticStopAction?: AutomaticStopAction;
   devices?: DeviceDefinition[];
+  automaticStartAction?: AutomaticStartAction;
+  notes?: string;
 }
 
 /** A new definition from a client's request (validated like a file). */
@@ -107,5 +122,7 @@ export function newDefinition(r: NewVmRequest): VmDefinition {
     cmdline: r.cmdline ?? '',
     automaticStopAction: r.automaticStopAction ?? 'save',
     devices: r.devices ?? [],
+    ...(r.automaticStartAction !== undefined ? { automaticStartAction: r.automaticStartAction } : {}),
+    ...(r.notes !== undefined ? { notes: r.notes } : {}),
   }, 'new VM');
 }

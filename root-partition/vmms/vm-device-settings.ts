@@ -3,9 +3,12 @@
  * Hyper-V's terms — their validation, and their mapping to the `VmDeviceConfig` the worker's
  * device thread builds from:
  *
- *   { kind: 'ide-disk', controller: 0|1, position: 0|1, path: '/abs/disk.raw', readOnly?: bool }
- *   { kind: 'scsi-controller', instanceId?: GUID, disks: [{ location: 0..63, path, readOnly? }] }
+ *   { kind: 'ide-disk', controller: 0|1, position: 0|1, path?: '/abs/disk.raw', readOnly?: bool }
+ *   { kind: 'scsi-controller', instanceId?: GUID, disks: [{ location: 0..63, path?, readOnly? }] }
  *   { kind: 'integration-services', heartbeat?: bool, shutdown?: bool, timeSync?: bool, kvp?: bool }
+ *
+ * A drive without `path` is an empty drive (Add-VMHardDiskDrive without -Path): it holds its
+ * place on the controller and the guest sees no disk there.
  *
  * Whether a disk file exists is not checked here: a definition may name a disk that is created
  * later. It is checked when the VM starts (`diskProblems`), and again when the worker opens it.
@@ -33,7 +36,7 @@ function unknownFields(o: Fields, allowed: readonly string[], where: string): st
 
 function diskFieldProblems(o: Fields, where: string): string[] {
   const p: string[] = [];
-  if (typeof o.path !== 'string' || !/^\/.+/.test(o.path) || o.path.length > 4096) p.push(`${where}.path: must be an absolute path to a raw disk image`);
+  if (o.path !== undefined && (typeof o.path !== 'string' || !/^\/.+/.test(o.path) || o.path.length > 4096)) p.push(`${where}.path: must be an absolute path to a raw disk image`);
   if (o.readOnly !== undefined && typeof o.readOnly !== 'boolean') p.push(`${where}.readOnly: must be true or false`);
   return p;
 }
@@ -91,8 +94,8 @@ export function deviceProblems(devices: readonly unknown[]): string[] {
   return problems;
 }
 
-interface IdeDiskEntry { kind: 'ide-disk'; controller?: number; position?: number; path: string; readOnly?: boolean }
-interface ScsiControllerEntry { kind: 'scsi-controller'; instanceId?: string; disks: { location: number; path: string; readOnly?: boolean }[] }
+interface IdeDiskEntry { kind: 'ide-disk'; controller?: number; position?: number; path?: string; readOnly?: boolean }
+interface ScsiControllerEntry { kind: 'scsi-controller'; instanceId?: string; disks: { location: number; path?: string; readOnly?: boolean }[] }
 interface IcEntry { kind: 'integration-services'; heartbeat?: boolean; shutdown?: boolean; timeSync?: boolean; kvp?: boolean }
 type ValidEntry = IdeDiskEntry | ScsiControllerEntry | IcEntry;
 
@@ -113,11 +116,12 @@ export function deviceConfig(vmId: string, devices: readonly { kind: string }[])
   let scsiIndex = 0;
   for (const e of entries) {
     if (e.kind === 'ide-disk') {
-      ide[(e.controller ?? 0) * 2 + (e.position ?? 0)] = { path: e.path, readOnly: e.readOnly ?? false };
+      if (e.path !== undefined) ide[(e.controller ?? 0) * 2 + (e.position ?? 0)] = { path: e.path, readOnly: e.readOnly ?? false };
     } else if (e.kind === 'scsi-controller') {
       (config.scsi ??= []).push({
         instanceId: e.instanceId ?? derivedInstanceId(vmId, scsiIndex),
-        disks: [...e.disks].sort((a, b) => a.location - b.location).map((d) => ({ path: d.path, readOnly: d.readOnly ?? false, location: d.location })),
+        disks: e.disks.filter((d): d is typeof d & { path: string } => d.path !== undefined).sort((a, b) => a.location - b.location)
+          .map((d) => ({ path: d.path, readOnly: d.readOnly ?? false, location: d.location })),
       });
       scsiIndex++;
     } else if (e.kind === 'integration-services') {

@@ -25,6 +25,8 @@ export interface VmView {
   imagePath: string;
   cmdline: string;
   automaticStopAction: string;
+  automaticStartAction: string;
+  notes: string;
   devices: VmDefinition['devices'];
   uptimeMs: number | null;
   lastError: string | null;
@@ -86,7 +88,7 @@ export class VmEntry {
       id: d.id, name: d.name, enabledState: this.state, state: stateName(this.state), healthState: this.health, processId: this.pid,
       availableRequestedStates: availableRequestedStates(this.state),
       memoryBytes: d.memoryBytes, vpCount: d.vpCount, imagePath: d.imagePath, cmdline: d.cmdline,
-      automaticStopAction: d.automaticStopAction, devices: d.devices,
+      automaticStopAction: d.automaticStopAction, automaticStartAction: d.automaticStartAction ?? 'nothing', notes: d.notes ?? '', devices: d.devices,
       uptimeMs: this.runningSince === null ? null : Date.now() - this.runningSince, lastError: this.lastError,
       heartbeatStatus: this.conn ? this.heartbeatStatus : null,
       kvpGuestItems: this.conn ? (this.kvp?.guest ?? null) : null, kvpIntrinsicItems: this.conn ? (this.kvp?.intrinsic ?? null) : null,

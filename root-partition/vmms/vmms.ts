@@ -13,6 +13,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from './atomic-file.ts';
 import type { ControlNotification } from '../ipc/vmwp-control-schema.ts';
 import type { WorkerCounters } from '../ipc/bulk-codec.ts';
 import { DataDir } from './data-dir.ts';
@@ -30,6 +32,9 @@ import { WorkerOperations } from './worker-operations.ts';
 import { VmmsLock, VmmsLockedError } from './vmms-lock.ts';
 import { VmwpConnection } from './vmwp-connection.ts';
 import { OrphanWorkers, type OrphanWorkerView } from './orphan-workers.ts';
+
+/** The VMs running as the service last stopped them (for 'start-if-running'). */
+const RUNNING_AT_STOP_FILE = 'running-at-stop.json';
 
 export interface VmmsOptions {
   dataDir: string;
@@ -195,10 +200,12 @@ export class Vmms {
    * like a new one and persisted. Only while the VM is Off: a running worker holds the old one,
    * and a saved state was taken with it.
    */
-  modifyVm(idOrName: string, change: Partial<Pick<VmDefinition, 'name' | 'memoryBytes' | 'vpCount' | 'imagePath' | 'cmdline' | 'automaticStopAction' | 'devices'>>): RequestResult {
+  modifyVm(idOrName: string, change: Partial<Pick<VmDefinition, 'name' | 'memoryBytes' | 'vpCount' | 'imagePath' | 'cmdline' | 'automaticStopAction' | 'automaticStartAction' | 'notes' | 'devices'>>): RequestResult {
     const e = this.find(idOrName);
     if (!e) return { returnValue: ReturnCode.InvalidParameter, error: `no VM named or with id "${idOrName}"` };
-    if (e.state !== EnabledState.Off) return { returnValue: ReturnCode.InvalidState, error: `cannot change the settings of a VM that is ${stateName(e.state)}; turn it off first`, vm: e.view() };
+    // Notes and the automatic actions concern the service, not the running guest: any state.
+    const serviceOnly = Object.keys(change).every((k) => k === 'notes' || k === 'automaticStartAction' || k === 'automaticStopAction');
+    if (e.state !== EnabledState.Off && !serviceOnly) return { returnValue: ReturnCode.InvalidState, error: `cannot change the settings of a VM that is ${stateName(e.state)}; turn it off first`, vm: e.view() };
     const other = change.name === undefined ? undefined : this.find(change.name);
     if (other && other !== e) return { returnValue: ReturnCode.InvalidParameter, error: `a VM named "${change.name}" exists` };
     let def: VmDefinition;
@@ -424,6 +431,7 @@ export class Vmms {
    */
   async close(opts: { stopVms?: boolean } = {}): Promise<void> {
     if (opts.stopVms ?? true) {
+      this.recordRunning();
       await Promise.all([...this.vms.values()].filter((e) => e.pid !== null || e.conn).map(async (e) => {
         const action = e.def.automaticStopAction;
         let r = action === 'save' && (e.state === EnabledState.Running || e.state === EnabledState.Paused) ? await this.save(e.def.id) : await this.turnOff(e.def.id);
@@ -438,6 +446,43 @@ export class Vmms {
     for (const e of this.vms.values()) e.conn?.close();
     this.lock?.release();
     this.log.info(opts.stopVms ?? true ? 'management service stopped' : 'management service stopped; VMs left running');
+  }
+
+  private get runningAtStopFile(): string {
+    return join(this.paths.root, RUNNING_AT_STOP_FILE);
+  }
+
+  /** Which VMs ran as the service stopped them: the 'start-if-running' VMs the next start starts. */
+  private recordRunning(): void {
+    const running = [...this.vms.values()].filter((e) => e.state === EnabledState.Running || e.state === EnabledState.Paused).map((e) => e.def.id);
+    try {
+      writeFileAtomic(this.runningAtStopFile, JSON.stringify(running) + '\n');
+    } catch (err) {
+      this.log.warn(`could not record the running VMs for their automatic start: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Set-VM -AutomaticStartAction, as the service starts: 'start' VMs are started, 'start-if-running'
+   * ones that were running when the service last stopped them. Each VM's outcome is logged; one
+   * that fails to start stays Off with its error, as after a failed `vm start`.
+   */
+  async autoStart(): Promise<{ vm: string; result: RequestResult }[]> {
+    let wasRunning: string[] = [];
+    try {
+      const v: unknown = JSON.parse(readFileSync(this.runningAtStopFile, 'utf8'));
+      if (Array.isArray(v)) wasRunning = v.filter((x): x is string => typeof x === 'string');
+    } catch { /* no record: the service never stopped VMs here */ }
+    rmSync(this.runningAtStopFile, { force: true });
+    const due = [...this.vms.values()].filter((e) => e.pid === null && (e.def.automaticStartAction === 'start' || (e.def.automaticStartAction === 'start-if-running' && wasRunning.includes(e.def.id))));
+    const out: { vm: string; result: RequestResult }[] = [];
+    for (const e of due) {
+      const result = await this.start(e.def.id);
+      if (result.returnValue === ReturnCode.Completed) e.log.info(`started by its automatic start action (${e.def.automaticStartAction})`);
+      else e.log.error(`automatic start (${e.def.automaticStartAction}) failed: ${result.error}`);
+      out.push({ vm: e.def.name, result });
+    }
+    return out;
   }
 
   /** Tail of a worker's stdio file: what a worker that died before its socket came up said. */

@@ -15,8 +15,8 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { freshBundlePath } from '../../hypervisor/bundle-freshness.ts';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { dirname, join, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -48,6 +48,9 @@ export async function buildWorkerBundles(force = false): Promise<WorkerBundle[]>
   return built;
 }
 
+/** Spelled in parts: this file is bundled too, and its own text must not be rewritten. */
+const META = ['import', 'meta'].join('.');
+
 async function buildBundle(name: WorkerBundle): Promise<void> {
   // esbuild is a build tool: loaded only when a build is needed, never on a worker's start path.
   const { build } = await import('esbuild');
@@ -70,11 +73,14 @@ async function buildBundle(name: WorkerBundle): Promise<void> {
       setup(b) {
         b.onLoad({ filter: /\.ts$/ }, (args) => {
           const source = readFileSync(args.path, 'utf8');
-          if (!source.includes('import.meta.')) return undefined;
+          if (!source.includes(`${META}.`)) return undefined;
+          // Relative to the bundle's own place at run time, so an installed copy (npm install -g)
+          // finds the files beside it, not those of the tree it was built in.
+          const own = `new URL(${JSON.stringify(relative(dirname(path), args.path).split(sep).join('/'))}, ${META}.url)`;
           const contents = source
-            .replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href))
-            .replaceAll('import.meta.dirname', JSON.stringify(dirname(args.path)))
-            .replaceAll('import.meta.filename', JSON.stringify(args.path));
+            .replaceAll(`${META}.url`, `${own}.href`)
+            .replaceAll(`${META}.dirname`, `decodeURIComponent(new URL('.', ${own}).pathname).replace(/\\/$/, '')`)
+            .replaceAll(`${META}.filename`, `decodeURIComponent(${own}.pathname)`);
           return { contents, loader: 'ts' };
         });
       },

@@ -92,7 +92,10 @@ describe.skipIf(!WBEMCLI)('wbemcli against a real tsvisor serve — skipped only
     const vssd = await wbemcli('ain', '-ac', 'Msvm_SettingsDefineState', VM);
     expect(vssd.stdout.trim()).toBe(`127.0.0.1/root/virtualization/v2:Msvm_VirtualSystemSettingData.InstanceID="Microsoft:${vmId}"`);
     const parts = await wbemcli('ain', '-ac', 'Msvm_VirtualSystemSettingDataComponent', `${U}:Msvm_VirtualSystemSettingData.InstanceID="Microsoft:${vmId}"`);
-    expect(parts.stdout.trim().split('\n').map((l) => /:(Msvm_\w+)\./.exec(l)![1]).sort()).toEqual(['Msvm_MemorySettingData', 'Msvm_ProcessorSettingData', 'Msvm_ResourceAllocationSettingData', 'Msvm_ResourceAllocationSettingData']);
+    expect(parts.stdout.trim().split('\n').map((l) => /:(Msvm_\w+)\./.exec(l)![1]).sort()).toEqual([
+      'Msvm_HeartbeatComponentSettingData', 'Msvm_KvpExchangeComponentSettingData', 'Msvm_MemorySettingData', 'Msvm_ProcessorSettingData',
+      'Msvm_ResourceAllocationSettingData', 'Msvm_ResourceAllocationSettingData', 'Msvm_ShutdownComponentSettingData', 'Msvm_TimeSyncComponentSettingData',
+    ]);
     const settings = await wbemcli('gi', `${U}:Msvm_VirtualSystemSettingData.InstanceID="Microsoft:${vmId}"`, 'ElementName,VirtualSystemType,GuestImagePath');
     expect(settings.stdout).toContain('VirtualSystemType="Microsoft:Hyper-V:System:Realized"');
   });

@@ -153,6 +153,11 @@ export const MsvmClasses: readonly CimClassDecl[] = [
       { name: 'DynamicMemoryEnabled', type: 'boolean' },
     ],
   },
+  // Integration-service settings (Enable-/Disable-VMIntegrationService modify EnabledState).
+  ...['Heartbeat', 'Shutdown', 'TimeSync', 'KvpExchange'].map((ic) => ({
+    name: `Msvm_${ic}ComponentSettingData`, superclass: 'CIM_ResourceAllocationSettingData',
+    properties: [{ name: 'EnabledState', type: 'uint16' as const, valueMap: { 2: 'Enabled', 3: 'Disabled' } }],
+  })),
   {
     name: 'Msvm_StorageAllocationSettingData', superclass: 'CIM_StorageAllocationSettingData',
     properties: [{ name: 'ResourceType', type: 'uint16', valueMap: ResourceTypeValues }],

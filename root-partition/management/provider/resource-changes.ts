@@ -4,10 +4,15 @@
  * is refused with a sentence saying so; the caller reports it as 32773 Invalid parameter.
  */
 import type { CimInstance } from '../cim/instance.ts';
-import { disksOf, parseControllerId, parseDriveId, scsiControllerCount, withDisks, type DiskEntry } from './device-settings.ts';
+import {
+  disksOf, integrationFlagsOf, integrationSettingOf, parseControllerId, parseDriveId, scsiControllerCount, withDisks, withIntegrationFlags, type DiskEntry,
+} from './device-settings.ts';
 import type { DeviceRecord, VmDefinitionChange } from './vmms-port.ts';
 
 export class SettingRefused extends Error {}
+
+/** Hyper-V's limit of synthetic SCSI controllers per VM. */
+const MAX_SCSI_CONTROLLERS = 4;
 
 const MiB = 1024 * 1024;
 
@@ -34,6 +39,15 @@ export function systemSettingsChange(vssd: CimInstance): VmDefinitionChange {
     if (stop !== 2 && stop !== 3) throw new SettingRefused(`AutomaticShutdownAction ${String(stop)}: only 2 (turn off) and 3 (save state) are offered`);
     change.automaticStopAction = stop === 3 ? 'save' : 'turn-off';
   }
+  const start = vssd.get('AutomaticStartupAction');
+  if (start !== null && start !== undefined) {
+    const action = ({ 2: 'nothing', 3: 'start-if-running', 4: 'start' } as const)[start as 2 | 3 | 4];
+    if (!action) throw new SettingRefused(`AutomaticStartupAction ${String(start)}: must be 2 (nothing), 3 (start if it was running) or 4 (always start)`);
+    change.automaticStartAction = action;
+  }
+  const notes = vssd.get('Notes');
+  if (Array.isArray(notes)) change.notes = notes.map(String).join('\n');
+  else if (typeof notes === 'string') change.notes = notes;
   return change;
 }
 
@@ -52,43 +66,70 @@ export function computeChange(setting: CimInstance): VmDefinitionChange | null {
 const same = (a: Pick<DiskEntry, 'bus' | 'controller' | 'location'>, b: Pick<DiskEntry, 'bus' | 'controller' | 'location'>) =>
   a.bus === b.bus && a.controller === b.controller && a.location === b.location;
 
+/** What an AddResourceSettings call added, in the order given: the paths it answers with. */
+export interface AddedSetting {
+  readonly kind: 'controller' | 'drive' | 'disk';
+  readonly bus: 'ide' | 'scsi';
+  readonly controller: number;
+  readonly location: number;
+}
+
 /**
  * SCSI controllers (6), drives (17) and virtual hard disks (31) added to `devices`. A disk names
- * its drive in Parent; a drive names its controller in Parent and its place in AddressOnParent.
- * The definition holds a drive only with a disk in it (the disk is where its path lives), so a
- * drive without a disk in the same call is refused; DVD drives (16) are not offered.
+ * its drive in Parent; a drive names its controller in Parent and its place in AddressOnParent;
+ * Parent is an InstanceID or the parent's WMI path. Hyper-V's sequence works one call at a time
+ * (controller, then a drive naming it, then a disk naming the drive) or all in one call: a drive
+ * added without a disk stays empty until one is added. DVD drives (16) are not offered.
  */
-export function addStorage(vmId: string, devices: readonly DeviceRecord[], settings: readonly CimInstance[]): DeviceRecord[] {
+export function addStorage(vmId: string, devices: readonly DeviceRecord[], settings: readonly CimInstance[]): { devices: DeviceRecord[]; added: AddedSetting[] } {
   let scsi = scsiControllerCount(devices);
   const disks = disksOf(devices);
-  const drives: Pick<DiskEntry, 'bus' | 'controller' | 'location'>[] = [];
+  const added: AddedSetting[] = [];
   for (const s of settings) {
-    const type = s.get('ResourceType');
-    if (type === 6) { scsi++; continue; }
-    if (type !== 17) continue;
+    if (s.get('ResourceType') !== 6) continue;
+    if (scsi >= MAX_SCSI_CONTROLLERS) throw new SettingRefused(`SCSI controller: the VM already has ${MAX_SCSI_CONTROLLERS}, the most it can have`);
+    added.push({ kind: 'controller', bus: 'scsi', controller: scsi++, location: 0 });
+  }
+  for (const s of settings) {
+    if (s.get('ResourceType') !== 17) continue;
     const parent = parseControllerId(vmId, String(s.get('Parent') ?? ''));
     const location = Number(s.get('AddressOnParent'));
     if (!parent) throw new SettingRefused(`drive: Parent must name an IDE or SCSI controller of this VM (got ${String(s.get('Parent'))})`);
-    if (!Number.isInteger(location) || location < 0 || location > (parent.bus === 'ide' ? 1 : 63)) throw new SettingRefused(`drive: AddressOnParent ${String(s.get('AddressOnParent'))} is not a place on the controller`);
-    drives.push({ ...parent, location });
+    if (parent.bus === 'ide' ? parent.controller > 1 : parent.controller >= scsi) throw new SettingRefused(`drive: the VM has no ${parent.bus.toUpperCase()} controller ${parent.controller}`);
+    if (!Number.isInteger(location) || location < 0 || location > (parent.bus === 'ide' ? 1 : 63)) throw new SettingRefused(`drive: AddressOnParent ${String(s.get('AddressOnParent'))} is not a place on the controller (${parent.bus === 'ide' ? '0 or 1' : '0 to 63'})`);
+    const drive = { ...parent, location };
+    if (disks.some((d) => same(d, drive))) throw new SettingRefused(`drive: ${drive.bus.toUpperCase()} ${drive.controller}:${drive.location} is already taken`);
+    disks.push({ ...drive, path: null, readOnly: false });
+    added.push({ kind: 'drive', ...drive });
   }
   for (const s of settings) {
     const type = s.get('ResourceType');
     if (type === 6 || type === 17) continue;
     if (type !== 31) throw new SettingRefused(`ResourceType ${String(type)} (${s.className}) cannot be added: the definition holds SCSI controllers, and drives with their virtual hard disks`);
-    const drive = parseDriveId(vmId, String(s.get('Parent') ?? ''));
+    const at = parseDriveId(vmId, String(s.get('Parent') ?? ''));
     const host = s.get('HostResource');
     const path = Array.isArray(host) ? host[0] : null;
-    if (!drive) throw new SettingRefused(`virtual hard disk: Parent must name a drive of this VM (got ${String(s.get('Parent'))})`);
-    if (typeof path !== 'string' || !path.startsWith('/')) throw new SettingRefused('virtual hard disk: HostResource must hold the absolute path of a raw disk image');
-    if (drive.bus === 'scsi' && drive.controller >= scsi) throw new SettingRefused(`virtual hard disk: the VM has no SCSI controller ${drive.controller}`);
-    if (disks.some((d) => same(d, drive))) throw new SettingRefused(`${drive.bus.toUpperCase()} ${drive.controller}:${drive.location} already holds a disk`);
-    disks.push({ ...drive, path, readOnly: false });
-    const at = drives.findIndex((d) => same(d, drive));
-    if (at >= 0) drives.splice(at, 1);
+    if (!at) throw new SettingRefused(`virtual hard disk: Parent must name a drive of this VM (got ${String(s.get('Parent'))})`);
+    if (typeof path !== 'string' || !path.startsWith('/')) throw new SettingRefused('virtual hard disk: HostResource must hold the absolute path of a disk image');
+    const i = disks.findIndex((d) => same(d, at));
+    if (i < 0) throw new SettingRefused(`virtual hard disk: there is no drive at ${at.bus.toUpperCase()} ${at.controller}:${at.location}; add the drive (ResourceType 17) first or in the same call`);
+    if (disks[i]!.path !== null) throw new SettingRefused(`${at.bus.toUpperCase()} ${at.controller}:${at.location} already holds a disk`);
+    disks[i] = { ...disks[i]!, path };
+    added.push({ kind: 'disk', ...at });
   }
-  if (drives.length) throw new SettingRefused('a drive is held only with its disk: add the Virtual Hard Disk (ResourceType 31, Parent = the drive) in the same call');
-  return withDisks(devices, disks, scsi);
+  return { devices: withDisks(devices, disks, scsi), added };
+}
+
+/**
+ * Enable-/Disable-VMIntegrationService: a Msvm_*ComponentSettingData with EnabledState 2 or 3
+ * sets that service's flag; null for a setting of any other class.
+ */
+export function integrationChange(devices: readonly DeviceRecord[], setting: CimInstance): DeviceRecord[] | null {
+  const ic = integrationSettingOf(setting.className);
+  if (!ic) return null;
+  const state = setting.get('EnabledState');
+  if (state !== 2 && state !== 3) throw new SettingRefused(`${setting.className}: EnabledState must be 2 (enabled) or 3 (disabled), not ${String(state)}`);
+  return withIntegrationFlags(devices, { ...integrationFlagsOf(devices), [ic]: state === 2 });
 }
 
 /** A disk's new path (ModifyResourceSettings on Msvm_StorageAllocationSettingData). */
@@ -98,23 +139,33 @@ export function modifyStorage(vmId: string, devices: readonly DeviceRecord[], se
   if (!at || !Array.isArray(host) || typeof host[0] !== 'string') throw new SettingRefused(`${String(setting.get('InstanceID'))}: only processor, memory and virtual hard disk settings (InstanceID and HostResource) can be modified`);
   const disks = disksOf(devices);
   const disk = disks.find((d) => same(d, at));
-  if (!disk) throw new SettingRefused(`no disk at ${at.bus.toUpperCase()} ${at.controller}:${at.location}`);
+  if (!disk || disk.path === null) throw new SettingRefused(`no disk at ${at.bus.toUpperCase()} ${at.controller}:${at.location}`);
   return withDisks(devices, disks.map((d) => (d === disk ? { ...d, path: host[0] as string } : d)), scsiControllerCount(devices));
 }
 
-/** Removing a drive or its disk removes the disk; removing the last SCSI controller, the controller. */
+/**
+ * Removing a disk (…\L) leaves its drive empty; removing a drive (…\D) removes it with its
+ * disk (Remove-VMHardDiskDrive); removing the last SCSI controller, once it holds no drive, the controller.
+ */
 export function removeStorage(vmId: string, devices: readonly DeviceRecord[], instanceId: string): DeviceRecord[] {
   const disks = disksOf(devices);
   const at = parseDriveId(vmId, instanceId);
   if (at) {
-    if (!disks.some((d) => same(d, at))) throw new SettingRefused(`no disk at ${at.bus.toUpperCase()} ${at.controller}:${at.location}`);
-    return withDisks(devices, disks.filter((d) => !same(d, at)), scsiControllerCount(devices));
+    const found = disks.find((d) => same(d, at));
+    const where = `${at.bus.toUpperCase()} ${at.controller}:${at.location}`;
+    if (/\\L$/.test(instanceId)) {
+      if (!found || found.path === null) throw new SettingRefused(`no disk at ${where}`);
+      return withDisks(devices, disks.map((d) => (d === found ? { ...d, path: null } : d)), scsiControllerCount(devices));
+    }
+    if (!found) throw new SettingRefused(`no drive at ${where}`);
+    return withDisks(devices, disks.filter((d) => d !== found), scsiControllerCount(devices));
   }
   const controller = parseControllerId(vmId, instanceId);
   const count = scsiControllerCount(devices);
   if (controller?.bus === 'scsi' && controller.controller === count - 1) {
-    if (disks.some((d) => d.bus === 'scsi' && d.controller === controller.controller)) throw new SettingRefused(`SCSI controller ${controller.controller} still holds disks; remove them first`);
+    if (disks.some((d) => d.bus === 'scsi' && d.controller === controller.controller)) throw new SettingRefused(`SCSI controller ${controller.controller} still holds drives; remove them first`);
     return withDisks(devices, disks, count - 1);
   }
+  if (controller?.bus === 'scsi' && controller.controller < count) throw new SettingRefused(`SCSI controller ${controller.controller}: only the last SCSI controller (${count - 1}) can be removed`);
   throw new SettingRefused(`${instanceId}: only drives, disks and the last SCSI controller can be removed`);
 }

@@ -10,8 +10,8 @@ import type { CimMethodResult } from '../cim/provider.ts';
 import type { CimSchema } from '../cim/schema.ts';
 import type { CimValue } from '../cim/types.ts';
 import type { JobTable } from './job-table.ts';
-import { addStorage, computeChange, modifyStorage, removeStorage, SettingRefused, systemSettingsChange } from './resource-changes.ts';
-import { diskInstanceId, disksOf, driveInstanceId } from './device-settings.ts';
+import { addStorage, computeChange, integrationChange, modifyStorage, removeStorage, SettingRefused, systemSettingsChange, type AddedSetting } from './resource-changes.ts';
+import { controllerInstanceId, diskInstanceId, driveInstanceId } from './device-settings.ts';
 import type { DeviceRecord, PortResult, VmDefinitionChange, VmmsPort, VmRecord } from './vmms-port.ts';
 
 const Code = { Completed: 0, JobStarted: 4096, Failed: 32768, InvalidParameter: 32773, InvalidState: 32775 } as const;
@@ -63,11 +63,17 @@ export class ServiceMethods {
     if (!vssd) return this.failed('Defining Virtual Machine', null, Code.InvalidParameter, 'SystemSettings must hold an embedded Msvm_VirtualSystemSettingData');
     if (p.ReferenceConfiguration) return this.failed('Defining Virtual Machine', null, Code.InvalidParameter, 'ReferenceConfiguration (copying a VM) is not offered');
     const change: VmDefinitionChange = systemSettingsChange(vssd);
+    // New-VM's devices come in the same call: SCSI controllers and integration-service settings.
+    let devices: DeviceRecord[] = [];
     for (const r of instances(p.ResourceSettings)) {
       const c = computeChange(r);
-      if (!c) throw new SettingRefused(`${r.className} ResourceType ${String(r.get('ResourceType'))}: DefineSystem takes processor and memory settings; add storage with AddResourceSettings`);
-      Object.assign(change, c);
+      if (c) { Object.assign(change, c); continue; }
+      const ic = integrationChange(devices, r);
+      if (ic) { devices = ic; continue; }
+      if (r.get('ResourceType') !== 6) throw new SettingRefused(`${r.className} ResourceType ${String(r.get('ResourceType'))}: DefineSystem takes processor, memory, SCSI controller and integration-service settings; add drives and disks with AddResourceSettings`);
+      devices = [{ kind: 'scsi-controller', disks: [] }, ...devices];
     }
+    if (devices.length) change.devices = devices;
     if (!change.name) return this.failed('Defining Virtual Machine', null, Code.InvalidParameter, 'SystemSettings.ElementName (the VM name) is required');
     if (!change.imagePath) return this.failed('Defining Virtual Machine', null, Code.InvalidParameter, 'SystemSettings.GuestImagePath (the guest image) is required');
     let vm: VmRecord;
@@ -96,6 +102,7 @@ export class ServiceMethods {
   private changeResources(what: string, p: Params, op: 'add' | 'modify' | 'remove'): CimMethodResult {
     let vm: VmRecord | undefined;
     let devices: DeviceRecord[] | undefined;
+    let added: AddedSetting[] = [];
     const change: VmDefinitionChange = {};
     const out: CimObjectPath[] = [];
     if (op === 'remove') {
@@ -111,14 +118,14 @@ export class ServiceMethods {
       if (op === 'add') {
         const target = p.AffectedConfiguration as CimObjectPath | null | undefined;
         vm = target ? vmOfInstanceId(this.ctx.port, keyValue(target, 'InstanceID')) : undefined;
-        if (vm) devices = addStorage(vm.id, vm.devices, settings);
+        if (vm) ({ devices, added } = addStorage(vm.id, vm.devices, settings));
       } else {
         for (const s of settings) {
           vm ??= vmOfInstanceId(this.ctx.port, s.get('InstanceID'));
           if (!vm) break;
           const compute = computeChange(s);
           if (compute) Object.assign(change, compute);
-          else devices = modifyStorage(vm.id, devices ?? [...vm.devices], s);
+          else devices = integrationChange(devices ?? [...vm.devices], s) ?? modifyStorage(vm.id, devices ?? [...vm.devices], s);
           out.push({ className: s.className, keys: [{ name: 'InstanceID', value: String(s.get('InstanceID')) }] });
         }
       }
@@ -127,12 +134,10 @@ export class ServiceMethods {
     if (devices) change.devices = devices;
     const r = this.ctx.port.modify(vm.id, change);
     if (r.returnValue !== Code.Completed || op === 'remove') return this.outcome(what, vm.id, r);
-    if (op === 'add') {
-      const before = new Set(disksOf(vm.devices).map((d) => driveInstanceId(vm!.id, d)));
-      for (const d of disksOf(devices ?? []).filter((x) => !before.has(driveInstanceId(vm!.id, x)))) {
-        out.push({ className: 'Msvm_ResourceAllocationSettingData', keys: [{ name: 'InstanceID', value: driveInstanceId(vm.id, d) }] });
-        out.push({ className: 'Msvm_StorageAllocationSettingData', keys: [{ name: 'InstanceID', value: diskInstanceId(vm.id, d) }] });
-      }
+    // Every resulting setting: the controllers, then the drives, then the disks added.
+    for (const a of added) {
+      const id = a.kind === 'controller' ? controllerInstanceId(vm.id, a.bus, a.controller) : a.kind === 'drive' ? driveInstanceId(vm.id, a) : diskInstanceId(vm.id, a);
+      out.push({ className: a.kind === 'disk' ? 'Msvm_StorageAllocationSettingData' : 'Msvm_ResourceAllocationSettingData', keys: [{ name: 'InstanceID', value: id }] });
     }
     return { returnValue: Code.Completed, out: { ResultingResourceSettings: out } };
   }

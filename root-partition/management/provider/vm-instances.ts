@@ -6,7 +6,10 @@
  */
 import type { CimInstance } from '../cim/instance.ts';
 import type { CimSchema } from '../cim/schema.ts';
-import { integrationServicesOf, IntegrationServiceGuid, storageSettings, type IntegrationServiceName } from './device-settings.ts';
+import {
+  INTEGRATION_SETTING_NAMES, integrationFlagsOf, integrationServicesOf, IntegrationServiceGuid, IntegrationServiceSettings, integrationSettingInstanceId, storageSettings,
+  type IntegrationServiceName,
+} from './device-settings.ts';
 import type { VmRecord } from './vmms-port.ts';
 
 export const VM_DESCRIPTION = 'Microsoft Virtual Machine';
@@ -79,14 +82,18 @@ export function managementServiceOf(schema: CimSchema, hostName: string): CimIns
   });
 }
 
+/** VSSD AutomaticStartupAction for each start action. */
+export const START_ACTION_CODE: Record<string, number> = { nothing: 2, 'start-if-running': 3, start: 4 };
+
 export function settingsOf(schema: CimSchema, vm: VmRecord, configurationFile: string): CimInstance {
   return schema.createInstance('Msvm_VirtualSystemSettingData', {
     InstanceID: vssdInstanceId(vm.id), ElementName: vm.name, Caption: 'Virtual Machine Settings',
     VirtualSystemIdentifier: vm.id, ConfigurationID: vm.id, VirtualSystemType: 'Microsoft:Hyper-V:System:Realized',
     // Emulated IDE controllers make it a generation 1 VM.
     VirtualSystemSubType: 'Microsoft:Hyper-V:SubType:1', Version: '1',
-    // Hyper-V: 2 None, 3 Save State for the stop action; 2 None for the start action (no autostart).
-    AutomaticStartupAction: 2, AutomaticShutdownAction: vm.automaticStopAction === 'save' ? 3 : 2,
+    // Hyper-V: 2 None, 3 Save State for the stop action; 2 None, 3 Restart if previously active, 4 Always startup for the start action.
+    AutomaticStartupAction: START_ACTION_CODE[vm.automaticStartAction ?? 'nothing'] ?? 2, AutomaticShutdownAction: vm.automaticStopAction === 'save' ? 3 : 2,
+    Notes: vm.notes ? [vm.notes] : null,
     ConfigurationFile: configurationFile, IsSaved: vm.enabledState === 6,
     GuestImagePath: vm.imagePath, GuestCommandLine: vm.cmdline,
   });
@@ -117,6 +124,15 @@ function kvpItemsOf(schema: CimSchema, items: VmRecord['kvpGuestItems'], source:
   }));
 }
 
+/** One Msvm_*ComponentSettingData per integration service, enabled (2) or disabled (3), as Hyper-V lists them for every VM. */
+function integrationSettingsOf(schema: CimSchema, vm: VmRecord): CimInstance[] {
+  const flags = integrationFlagsOf(vm.devices);
+  return INTEGRATION_SETTING_NAMES.map((ic) => schema.createInstance(IntegrationServiceSettings[ic].className, {
+    InstanceID: integrationSettingInstanceId(vm.id, ic), ElementName: IntegrationServiceSettings[ic].name, ResourceType: 1,
+    OtherResourceType: `Microsoft ${IntegrationServiceSettings[ic].name} Component`, EnabledState: flags[ic] ? 2 : 3,
+  }));
+}
+
 export function buildVmObjects(schema: CimSchema, hostName: string, vm: VmRecord, t: VmTracking, configurationFile: string): VmObjects {
   const system = computerSystemOf(schema, vm, t);
   const settings = settingsOf(schema, vm, configurationFile);
@@ -131,6 +147,7 @@ export function buildVmObjects(schema: CimSchema, hostName: string, vm: VmRecord
       AllocationUnits: 'byte*2^20', VirtualQuantity: mib, Reservation: mib, Limit: mib, DynamicMemoryEnabled: false,
     }),
     ...storageSettings(vm.id, vm.devices).map((r) => schema.createInstance(r.className, r.values)),
+    ...integrationSettingsOf(schema, vm),
   ];
   const components = integrationServicesOf(vm.devices).map((ic) => schema.createInstance(IC_CLASS[ic], {
     SystemCreationClassName: 'Msvm_ComputerSystem', SystemName: vm.id, CreationClassName: IC_CLASS[ic],

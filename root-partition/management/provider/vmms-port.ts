@@ -17,6 +17,9 @@ export interface VmRecord {
   readonly imagePath: string;
   readonly cmdline: string;
   readonly automaticStopAction: string;
+  /** 'nothing', 'start' or 'start-if-running'; absent is 'nothing'. */
+  readonly automaticStartAction?: string;
+  readonly notes?: string;
   readonly devices: readonly DeviceRecord[];
   readonly uptimeMs: number | null;
   readonly lastError: string | null;
@@ -43,6 +46,8 @@ export interface VmDefinitionChange {
   imagePath?: string;
   cmdline?: string;
   automaticStopAction?: 'save' | 'turn-off';
+  automaticStartAction?: 'nothing' | 'start' | 'start-if-running';
+  notes?: string;
   devices?: DeviceRecord[];
 }
 
