@@ -9,6 +9,7 @@ export type VhdxFaultPoint =
   | 'log:entry-written' // log entry written, not flushed
   | 'log:entry-synced' // log entry durable, LogGuid still 0
   | 'log:header-set' // header with the LogGuid durable: the entry is live
+  | 'log:applied-partly' // the first of several metadata sectors written in place
   | 'log:applied' // metadata written in place, not flushed
   | 'log:applied-synced' // metadata durable, LogGuid still set
   | 'log:header-cleared' // LogGuid 0 again
@@ -16,7 +17,7 @@ export type VhdxFaultPoint =
 
 export const VHDX_FAULT_POINTS: VhdxFaultPoint[] = [
   'session:header-1', 'alloc:data-written', 'log:entry-written', 'log:entry-synced', 'log:header-set',
-  'log:applied', 'log:applied-synced', 'log:header-cleared',
+  'log:applied-partly', 'log:applied', 'log:applied-synced', 'log:header-cleared',
 ];
 
 const passages = new Map<string, number>();

@@ -193,7 +193,10 @@ export class VhdxFile {
     vhdxFaultPoint('log:entry-synced');
     this.updateHeader({ logGuid });
     vhdxFaultPoint('log:header-set');
-    for (const s of sectors) this.writeAt(s.fileOffset, s.data);
+    sectors.forEach((s, i) => {
+      this.writeAt(s.fileOffset, s.data);
+      if (i === 0 && sectors.length > 1) vhdxFaultPoint('log:applied-partly');
+    });
     vhdxFaultPoint('log:applied');
     this.sync();
     vhdxFaultPoint('log:applied-synced');
