@@ -6,6 +6,7 @@ import { registerSdkCommands } from './sdk-command.ts';
 import { registerManagementCommands } from './management-commands.ts';
 import { registerVmCommands } from './vm-commands.ts';
 import { registerUserCommands } from './user-commands.ts';
+import { registerDiskCommands } from './disk-commands.ts';
 import { buildGuests, guestImagePath, listGuests } from '../../scripts/build-guests.ts';
 import { buildHost } from '../../scripts/build-host.ts';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -113,6 +114,7 @@ registerVmCommands(program);
 registerManagementCommands(program);
 registerSdkCommands(program);
 registerUserCommands(program);
+registerDiskCommands(program);
 
 program.parseAsync().catch((e: Error) => {
   console.error(`tsvisor: ${e.message}`);

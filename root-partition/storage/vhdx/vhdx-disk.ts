@@ -165,7 +165,7 @@ export class VhdxDisk implements BlockBackend {
   }
 
   /** One byte (0/1) per sector of [voff, voff + length), from the chunk's sector bitmap. */
-  private bitmapBits(block: number, voff: number, length: number): Uint8Array {
+  bitmapBits(block: number, voff: number, length: number): Uint8Array {
     const g = this.layout.geometry;
     const sbOffset = entryOffset(this.bat, g.bitmapIndex(Math.floor(block / g.chunkRatio)));
     const first = (voff / this.sectorSize) % 2 ** 23;
