@@ -13,6 +13,8 @@ import type { VhdxDisk } from '../../../root-partition/storage/vhdx/vhdx-disk.ts
 import { encodeHeader, decodeHeader, encodeRegionTable, HEADER_OFFSETS, putU32, putU64, RegionGuid, REGION_TABLE_OFFSETS } from '../../../root-partition/storage/vhdx/vhdx-format.ts';
 import { randomGuid } from '../../../root-partition/storage/vhdx/vhdx-guid.ts';
 import { openVhdx } from '../../../root-partition/storage/vhdx/vhdx-open.ts';
+import { openDisk } from '../../../root-partition/storage/open-disk.ts';
+import { StorageRoots } from '../../../root-partition/vmms/storage-roots.ts';
 
 const MiB = 1024 * 1024;
 let dir: string;
@@ -142,6 +144,25 @@ describe('VhdxDisk', () => {
     b.write(0, fill(512, 1));
     b.close();
     expect(() => openVhdx(child)).toThrow(/has changed since this disk was made/);
+  });
+
+  it('holds every parent of a chain to the storage roots, as the disk itself', () => {
+    const root = path.join(dir, 'root');
+    const outside = path.join(dir, 'outside');
+    fs.mkdirSync(root);
+    fs.mkdirSync(outside);
+    createVhdx(path.join(outside, 'base.vhdx'), { type: 'dynamic', sizeBytes: 4 * MiB });
+    createVhdx(path.join(root, 'inside.vhdx'), { type: 'dynamic', sizeBytes: 4 * MiB });
+    createVhdx(path.join(root, 'child.vhdx'), { type: 'differencing', parentPath: path.join(outside, 'base.vhdx') });
+    createVhdx(path.join(root, 'ok.vhdx'), { type: 'differencing', parentPath: path.join(root, 'inside.vhdx') });
+    const roots = StorageRoots.of([root]);
+    const guard = { checkOpened: (fd: number, p: string) => roots.checkOpened(fd, p, 'disk image'), checkPath: (p: string) => roots.check(p, 'disk image') };
+    expect(() => openDisk(path.join(root, 'child.vhdx'), guard)).toThrow(/not in a storage root/);
+    openDisk(path.join(root, 'ok.vhdx'), guard).close();
+    // A symlink inside the root that leads out is judged by where it leads.
+    fs.symlinkSync(path.join(outside, 'base.vhdx'), path.join(root, 'link.vhdx'));
+    createVhdx(path.join(root, 'via-link.vhdx'), { type: 'differencing', parentPath: path.join(root, 'link.vhdx') });
+    expect(() => openDisk(path.join(root, 'via-link.vhdx'), guard)).toThrow(/not in a storage root/);
   });
 
   describe('hostile images', () => {
