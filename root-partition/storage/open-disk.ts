@@ -45,6 +45,11 @@ export function formatOf(path: string, checkOpened?: (fd: number, path: string) 
 
 export function openDisk(path: string, opts: DiskOpenOptions = {}): BlockBackend {
   const format = formatOf(path, opts.checkOpened);
+  if (format === 'raw' && namedVhdx(path)) {
+    // A VHDX whose identifier was overwritten must not be served as raw data (and then written).
+    throw new HvError(DiskFormatError.NameMismatch, `disk image ${path} is named as VHDX but has no "vhdxfile" signature at byte 0; ` +
+      'it is damaged, or a raw image under the wrong name');
+  }
   if (format === 'raw') {
     return RawDisk.open(path, {
       readOnly: opts.readOnly, lock: opts.lock, io: opts.io, log: opts.log,

@@ -64,7 +64,7 @@ describe('disk format detection', () => {
     d.close();
   });
 
-  it('refuses a VHDX signature in a file not named .vhdx/.avhdx (a guest can write one into its raw disk)', () => {
+  it('refuses a VHDX signature in a file not named .vhdx/.avhdx (a guest can write one into its raw disk), and a .vhdx name without it', () => {
     const v = path.join(dir, 'disk.vhdx');
     createVhdx(v, { type: 'dynamic', sizeBytes: 8 * 1024 * 1024 });
     const renamed = path.join(dir, 'disk.img');
@@ -73,5 +73,8 @@ describe('disk format detection', () => {
     const avhdx = path.join(dir, 'snap.AVHDX');
     fs.renameSync(renamed, avhdx);
     openDisk(avhdx).close();
+    // And the other way round: a .vhdx name without the signature is not attached as raw.
+    const fake = file('fake.vhdx', 'just bytes');
+    expect(() => openDisk(fake)).toThrow(/named as VHDX but has no "vhdxfile" signature/);
   });
 });
