@@ -2,7 +2,7 @@
 import type { IoBenchReport } from '../io.ts';
 import type { IoRow } from './report.ts';
 
-const SHORT: Record<string, string> = { 'pio-word': 'PIO word', 'pio-string': 'PIO string', 'pio-multiple': 'PIO MULTIPLE', dma: 'DMA', storvsc: 'storvsc' };
+const SHORT: Record<string, string> = { 'pio-word': 'PIO word', 'pio-string': 'PIO string', 'pio-multiple': 'PIO MULTIPLE', dma: 'DMA', storvsc: 'storvsc', 'storvsc-vhdx': 'storvsc VHDX' };
 
 export function fmt(v: number, digits = 2): string {
   if (!Number.isFinite(v)) return '–';
@@ -61,7 +61,7 @@ export function formatExplanation(report: IoBenchReport): string {
   lines.push(table(['  workload', 'MB/s', 'backend MB/s', 'of backend', 'p50 µs', 'backend µs/IO', 'sig→host/IO', 'halts/IO', 'dev sleeps/IO', 'requests/IO', 'CPU µs/IO', 'backend CPU µs/IO'], syn.map((r) => {
     const b = report.limits.backend.find((x) => x.workload === r.workload);
     return [
-      `  ${r.workloadLabel}`, fmt(r.mbPerS), fmt(b?.mbPerS ?? 0), `${(100 * r.limit.fraction).toFixed(1)}%`, fmt(r.latencyUs.p50), fmt(b?.usPerIo ?? 0),
+      `  ${r.workloadLabel}${r.path === 'storvsc' ? '' : ` (${SHORT[r.path] ?? r.path})`}`, fmt(r.mbPerS), fmt(b?.mbPerS ?? 0), `${(100 * r.limit.fraction).toFixed(1)}%`, fmt(r.latencyUs.p50), fmt(b?.usPerIo ?? 0),
       fmt(r.perIo.signalsToHost, 3), fmt(r.perIo.halts, 3), fmt(r.perIo.deviceThreadSleeps, 3), fmt(r.perIo.storvspRequests), fmt(r.perIo.hostCpuUs), fmt(b?.cpuUsPerIo ?? 0),
     ];
   })));
@@ -69,7 +69,7 @@ export function formatExplanation(report: IoBenchReport): string {
   lines.push('  split per I/O (µs): storvsp = its request batches on the device thread, of which SCSI+backend = the target and the pread/pwrite into guest memory; dev asleep = the device thread asleep on its doorbell (wake-up included); the rest of p50 is the guest, the signals and the VP\'s halt');
   lines.push(table(['  workload', 'p50 µs', 'storvsp µs', 'SCSI+backend µs', 'backend alone µs', 'dev asleep µs'], syn.map((r) => {
     const b = report.limits.backend.find((x) => x.workload === r.workload);
-    return [`  ${r.workloadLabel}`, fmt(r.latencyUs.p50), fmt(r.perIo.storvspBatchUs ?? 0), fmt(r.perIo.storvspExecuteUs ?? 0), fmt(b?.usPerIo ?? 0), fmt(r.perIo.deviceThreadSleptUs ?? 0)];
+    return [`  ${r.workloadLabel}${r.path === 'storvsc' ? '' : ` (${SHORT[r.path] ?? r.path})`}`, fmt(r.latencyUs.p50), fmt(r.perIo.storvspBatchUs ?? 0), fmt(r.perIo.storvspExecuteUs ?? 0), fmt(b?.usPerIo ?? 0), fmt(r.perIo.deviceThreadSleptUs ?? 0)];
   })));
   return lines.join('\n');
 }

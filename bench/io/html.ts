@@ -7,7 +7,7 @@ import type { IoBenchReport } from '../io.ts';
 import { fmt } from './format.ts';
 import type { IoRow } from './report.ts';
 
-const COLORS: Record<string, string> = { 'pio-word': '#b2182b', 'pio-string': '#ef8a62', 'pio-multiple': '#f4a582', dma: '#92c5de', storvsc: '#2166ac', backend: '#555', protocol: '#999' };
+const COLORS: Record<string, string> = { 'pio-word': '#b2182b', 'pio-string': '#ef8a62', 'pio-multiple': '#f4a582', dma: '#92c5de', storvsc: '#2166ac', 'storvsc-vhdx': '#5aae61', backend: '#555', protocol: '#999' };
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 interface Bar { label: string; value: number; color: string }

@@ -6,6 +6,7 @@ import { registerSdkCommands } from './sdk-command.ts';
 import { registerManagementCommands } from './management-commands.ts';
 import { registerVmCommands } from './vm-commands.ts';
 import { registerUserCommands } from './user-commands.ts';
+import { registerDiskCommands } from './disk-commands.ts';
 import { buildGuests, guestImagePath, listGuests } from '../../scripts/build-guests.ts';
 import { buildHost } from '../../scripts/build-host.ts';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -124,6 +125,7 @@ registerVmCommands(program);
 registerManagementCommands(program);
 registerSdkCommands(program);
 registerUserCommands(program);
+registerDiskCommands(program);
 
 program.parseAsync().catch((e: Error & { code?: string; exitCode?: number }) => {
   if (typeof e.code === 'string' && e.code.startsWith('commander.')) {

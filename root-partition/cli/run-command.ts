@@ -10,7 +10,7 @@ import type { VpExitReason } from '../../hypervisor/vp/vp-runtime.ts';
 import { PartitionProperty } from '../../hypervisor/partition.ts';
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import { EmulatedPlatform } from '../vmwp/emulated-platform.ts';
-import { RawDisk } from '../storage/raw-disk.ts';
+import { openDisk } from '../storage/open-disk.ts';
 import { ScsiDisk } from '../storage/scsi/scsi-disk.ts';
 import { IntegrationServices } from '../vsp/ic/integration-services.ts';
 import { lunsAtLocations } from '../vsp/storvsp/scsi-controller.ts';
@@ -63,8 +63,8 @@ export async function runGuestImage(imagePath: string, opts: RunOptions): Promis
   // Opened before the partition exists, so a missing or unusable file is refused with its own error.
   // Each image is locked while the run holds it; its I/O errors (with errno) go to stderr.
   const diskLog = (m: string) => process.stderr.write(`[tsvisor] ${m}\n`);
-  const disks = diskFiles.map((f) => RawDisk.open(f, { log: diskLog }));
-  const scsiDisks = (opts.scsi ?? []).map((f) => RawDisk.open(f, { log: diskLog }));
+  const disks = diskFiles.map((f) => openDisk(f, { log: diskLog }));
+  const scsiDisks = (opts.scsi ?? []).map((f) => openDisk(f, { log: diskLog }));
   const hv = new Hypervisor();
   const partition = hv.createPartition({
     name: 'run',

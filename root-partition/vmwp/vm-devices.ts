@@ -10,7 +10,8 @@ import type { ChildPartitionAccess } from '../../hypervisor/partition-handle.ts'
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import type { UartSink } from '../devices/uart/uart16550.ts';
 import { StorageRoots } from '../vmms/storage-roots.ts';
-import { RawDisk } from '../storage/raw-disk.ts';
+import type { BlockBackend } from '../storage/block-backend.ts';
+import { openDisk } from '../storage/open-disk.ts';
 import { ScsiDisk } from '../storage/scsi/scsi-disk.ts';
 import { EchoVsp } from '../vsp/echo/echo-vsp.ts';
 import { lunsAtLocations } from '../vsp/storvsp/scsi-controller.ts';
@@ -28,7 +29,7 @@ export class VmDevices {
   readonly platform: EmulatedPlatform;
   readonly vmbus: VmbusHost | null = null;
   readonly storVsps: StorVsp[] = [];
-  private readonly disks: RawDisk[] = [];
+  private readonly disks: BlockBackend[] = [];
 
   /**
    * Opens every disk first: a bad path or size, or an image another VM (or any process) has
@@ -43,15 +44,20 @@ export class VmDevices {
     // one file offset space, writes seen by both paths at once. Only with the same access: a
     // read-only and a read-write attachment of one image conflict like two VMs would.
     const roots = config.storageRoots ? StorageRoots.of(config.storageRoots) : null;
-    const opened = new Map<string, RawDisk>();
+    const opened = new Map<string, BlockBackend>();
     const open = (d: DiskConfig) => {
       const key = `${d.readOnly ? 'ro' : 'rw'}:${resolve(d.path)}`;
       const known = opened.get(key);
       if (known) return known;
       roots?.check(d.path, 'disk image');
-      const disk = RawDisk.open(d.path, {
+      // Raw or VHDX by signature (other formats refused); a differencing disk's parents are
+      // held to the same storage roots as the disk itself.
+      const disk = openDisk(d.path, {
         readOnly: d.readOnly, log,
-        ...(roots ? { checkOpened: (fd: number) => roots.checkOpened(fd, d.path, 'disk image') } : {}),
+        ...(roots ? {
+          checkOpened: (fd: number, path: string) => roots.checkOpened(fd, path, 'disk image'),
+          checkPath: (path: string) => roots.check(path, 'disk image'),
+        } : {}),
       });
       this.disks.push(disk);
       opened.set(key, disk);

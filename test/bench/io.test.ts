@@ -27,10 +27,14 @@ describe('bench io, smallest configuration', () => {
     expect(report.machine.loadAverageEnd).toHaveLength(3);
     // Data: every phase's checksum equals the host file's, and both disks hold exactly what was written.
     expect(report.integrity.ok, JSON.stringify(report.integrity)).toBe(true);
-    expect(report.integrity.warmups).toBe(PATHS.length);
+    // One warm-up per path, and the storvsc one again on the dynamic VHDX.
+    expect(report.integrity.warmups).toBe(PATHS.length + 1);
     for (const d of report.integrity.disks) expect(d.mismatched).toBe(0);
     // Every workload has a storvsc row, and every ATA mode but per-word PIO has every QD1 workload.
-    for (const w of WORKLOADS) expect(report.rows.some((r) => r.workload === w.id && r.path === 'storvsc')).toBe(true);
+    for (const w of WORKLOADS) {
+      expect(report.rows.some((r) => r.workload === w.id && r.path === 'storvsc')).toBe(true);
+      expect(report.rows.some((r) => r.workload === w.id && r.path === 'storvsc-vhdx' && r.checksum.ok)).toBe(true);
+    }
     for (const r of report.rows) {
       expect(r.errors).toBe(0);
       expect(r.ios).toBeGreaterThan(0);
@@ -53,9 +57,9 @@ describe('bench io, smallest configuration', () => {
     expect(report.targets.length).toBeGreaterThanOrEqual(5);
     expect(report.network).toEqual({ status: 'not measured', note: NETWORK_NOT_MEASURED });
     // The outputs render.
-    expect(formatReport(report)).toContain('storvsc');
+    expect(formatReport(report)).toContain('storvsc VHDX');
     const html = renderHtml(report);
     expect(html).toContain('<svg');
     expect(html).not.toMatch(/<script|\s(src|href)=/); // self-contained: nothing to fetch
-  }, 60_000);
+  }, 120_000);
 });
