@@ -19,7 +19,7 @@ import type { CimObjectPath } from '../management/cim/object-path.ts';
 import type { WorkerCounters } from '../ipc/bulk-codec.ts';
 import type { CimService } from './cim-binding.ts';
 import { WebConsoleServer } from '../management/web/web-server.ts';
-import type { ActionResult, BenchStatus, CounterSample, NewVmSettings, WebAction, WebConsolePort, WebJob, WebPortEvent, WebVm, WebVmDetail } from '../management/web/web-port.ts';
+import type { ActionResult, BenchStatus, CounterSample, NewVmSettings, VmSettingsChange, WebAction, WebConsolePort, WebJob, WebPortEvent, WebVm, WebVmDetail } from '../management/web/web-port.ts';
 import { renderHtml } from '../../bench/io/html.ts';
 import type { IoBenchReport } from '../../bench/io.ts';
 import { BenchRunner } from './bench-runner.ts';
@@ -108,7 +108,7 @@ export class VmmsWebPort implements WebConsolePort {
       return { name: { heartbeat: 'Heartbeat', shutdown: 'Shutdown', timeSync: 'Time Synchronization', kvp: 'Key-Value Pair Exchange' }[name], enabled, status };
     });
     return {
-      ...webVm(v), image: basename(v.imagePath), cmdline: v.cmdline, automaticStopAction: v.automaticStopAction, devices: v.devices,
+      ...webVm(v), image: basename(v.imagePath), cmdline: v.cmdline, automaticStopAction: v.automaticStopAction, notes: v.notes, devices: v.devices,
       integrationServices: services, kvpGuestItems: v.kvpGuestItems, kvpIntrinsicItems: v.kvpIntrinsicItems,
     };
   }
@@ -170,6 +170,11 @@ export class VmmsWebPort implements WebConsolePort {
     if (!dir || !this.images().includes(s.image)) throw new Error(`no guest image ${s.image}`);
     // Integration services on, as Hyper-V offers them to a new VM.
     return webVm(this.vmms.defineVm({ name: s.name, memoryBytes: s.memoryBytes, vpCount: s.vpCount, imagePath: join(dir, s.image), cmdline: s.cmdline, devices: [{ kind: 'integration-services' }] }));
+  }
+
+  modify(id: string, change: VmSettingsChange): ActionResult {
+    const r = this.vmms.modifyVm(id, change);
+    return { returnValue: r.returnValue, ...(r.error ? { error: r.error } : {}) };
   }
 
   consoleTail(id: string): Uint8Array {

@@ -96,6 +96,11 @@ describe('the web console in chromium', () => {
       await expect.poll(() => page.locator('table', { hasText: 'Integration services' }).textContent(), SLOW).toContain('HeartbeatyesOK');
       await expect.poll(() => page.locator('table', { hasText: 'Key-value pairs' }).textContent(), SLOW).toContain('OSName');
       await expect.poll(() => page.getByRole('img', { name: /^CPU: \d+ %$/ }).count(), SLOW).toBe(1);
+      // Set-VM from the page: the VM runs, so only its notes change; memory is greyed out.
+      await expect.poll(() => page.getByLabel('Memory (MiB)').isDisabled(), SLOW).toBe(true);
+      await page.getByLabel('Notes').fill('serves the team');
+      await page.getByRole('button', { name: 'Apply' }).click();
+      await expect.poll(() => page.locator('table', { hasText: 'Guest image' }).textContent(), SLOW).toContain('Notesserves the team');
       await page.waitForTimeout(3000); // a few samples on the charts
       await page.screenshot({ path: join(SHOTS, 'vm-page.png'), fullPage: true });
 

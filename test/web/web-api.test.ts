@@ -15,7 +15,7 @@ import { USERS, WebTestHost } from './web-fixture.ts';
 const host = new WebTestHost();
 
 beforeAll(async () => {
-  await buildGuests(['hello']);
+  await buildGuests(['hello', 'ref-enlightened']);
   await host.start();
 }, 120_000);
 
@@ -103,6 +103,33 @@ describe('web console API', () => {
     expect((await viewer.call('POST', '/api/logout', {})).status).toBe(200);
     expect((await viewer.call('GET', '/api/vms')).status).toBe(401);
   }, 30_000);
+
+  it('changes settings (Set-VM): memory, VPs and command line while Off, notes any time; checks every value', async () => {
+    const c = host.client();
+    await c.login('admin', USERS[0]!.password);
+    await c.call('POST', '/api/vms', { name: 'set-vm', memoryMiB: 16, vpCount: 1, image: 'ref-enlightened.wasm', cmdline: '' });
+    const id = host.vmms.get('set-vm')!.id;
+    const r = await c.call('POST', `/api/vms/${id}/settings`, { memoryMiB: 32, vpCount: 2, cmdline: 'quiet', notes: 'web server' });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ memoryBytes: 32 << 20, vpCount: 2, cmdline: 'quiet', notes: 'web server' });
+    expect(host.vmms.get('set-vm')).toMatchObject({ memoryBytes: 32 << 20, vpCount: 2, cmdline: 'quiet', notes: 'web server' });
+    for (const bad of [{ memoryMiB: 0 }, { vpCount: 65 }, { cmdline: 'x'.repeat(1025) }, { notes: 'x'.repeat(4097) }, { imagePath: '/etc/passwd' }, {}]) {
+      const b = await c.call('POST', `/api/vms/${id}/settings`, bad);
+      expect([bad, b.status]).toEqual([bad, 400]);
+    }
+    expect(host.vmms.get('set-vm')).toMatchObject({ memoryBytes: 32 << 20, vpCount: 2 });
+    // Running: the memory is refused with the reason, the notes still change.
+    expect((await c.call('POST', `/api/vms/${id}/action`, { action: 'start' })).status).toBe(200);
+    for (let i = 0; i < 200 && host.vmms.get('set-vm')!.state !== 'Running'; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(host.vmms.get('set-vm')!.state).toBe('Running');
+    const running = await c.call('POST', `/api/vms/${id}/settings`, { memoryMiB: 64 });
+    expect([running.status, running.body.error]).toEqual([409, expect.stringMatching(/turn it off first/)]);
+    expect((await c.call('POST', `/api/vms/${id}/settings`, { notes: 'still serving' })).body).toMatchObject({ notes: 'still serving', memoryBytes: 32 << 20 });
+    const viewer = host.client();
+    await viewer.login('viewer', USERS[1]!.password);
+    expect((await viewer.call('POST', `/api/vms/${id}/settings`, { notes: 'x' })).status).toBe(403);
+    await c.call('POST', `/api/vms/${id}/action`, { action: 'turn-off' });
+  }, 60_000);
 
   it('runs actions through the CIM core as jobs, pushes the changes, and refuses one the state does not allow', async () => {
     const c = host.client();

@@ -11,6 +11,7 @@
  *   POST /api/vms                     { name, memoryMiB, vpCount, image, cmdline } → New-VM
  *   POST /api/vms/:id/action          { action } → start, shutdown, turn-off, save, pause, resume, reset, delete
  *   POST /api/vms/:id/console         { data } → typed into COM1 (at most MAX_CONSOLE_INPUT bytes)
+ *   POST /api/vms/:id/settings        { memoryMiB?, vpCount?, cmdline?, notes? } → Set-VM (memory, VPs, command line while Off)
  *   GET  /api/bench/status, POST /api/bench/run   the quick benchmark's progress; starting it
  */
 import { WEB_ACTIONS, type WebAction, type WebConsolePort } from './web-port.ts';
@@ -48,6 +49,7 @@ export class ApiRoutes {
       }
       if (parts.length === 3 && parts[0] === 'vms' && parts[2] === 'action') return this.act(parts[1]!, o.action);
       if (parts.length === 3 && parts[0] === 'vms' && parts[2] === 'console') return this.type(parts[1]!, o.data);
+      if (parts.length === 3 && parts[0] === 'vms' && parts[2] === 'settings') return this.settings(parts[1]!, o);
     }
     throw new ApiError(404, `no ${method} ${path}`);
   }
@@ -82,6 +84,32 @@ export class ApiRoutes {
     } catch (e) {
       throw new ApiError(409, (e as Error).message);
     }
+  }
+
+  private settings(id: string, o: Record<string, unknown>) {
+    this.vm(id);
+    const change: { memoryBytes?: number; vpCount?: number; cmdline?: string; notes?: string } = {};
+    for (const k of Object.keys(o)) if (!['memoryMiB', 'vpCount', 'cmdline', 'notes'].includes(k)) throw new ApiError(400, `${k}: not a setting this page changes (memoryMiB, vpCount, cmdline, notes)`);
+    if (o.memoryMiB !== undefined) {
+      if (!Number.isInteger(o.memoryMiB) || (o.memoryMiB as number) < 1 || (o.memoryMiB as number) > 65536) throw new ApiError(400, 'memoryMiB: a whole number of MiB from 1 to 65536');
+      change.memoryBytes = (o.memoryMiB as number) * 1024 * 1024;
+    }
+    if (o.vpCount !== undefined) {
+      if (!Number.isInteger(o.vpCount) || (o.vpCount as number) < 1 || (o.vpCount as number) > 64) throw new ApiError(400, 'vpCount: 1 to 64');
+      change.vpCount = o.vpCount as number;
+    }
+    if (o.cmdline !== undefined) {
+      if (typeof o.cmdline !== 'string' || o.cmdline.length > 1024) throw new ApiError(400, 'cmdline: text of at most 1024 characters');
+      change.cmdline = o.cmdline;
+    }
+    if (o.notes !== undefined) {
+      if (typeof o.notes !== 'string' || o.notes.length > 4096) throw new ApiError(400, 'notes: text of at most 4096 characters');
+      change.notes = o.notes;
+    }
+    if (Object.keys(change).length === 0) throw new ApiError(400, 'nothing to change: give memoryMiB, vpCount, cmdline or notes');
+    const r = this.port.modify(id, change);
+    if (r.returnValue !== 0) throw new ApiError(409, r.error ?? `refused (return value ${r.returnValue})`, r.returnValue);
+    return this.vm(id);
   }
 
   private async type(id: string, data: unknown) {

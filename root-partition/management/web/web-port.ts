@@ -30,6 +30,7 @@ export interface WebVmDetail extends WebVm {
   readonly image: string;
   readonly cmdline: string;
   readonly automaticStopAction: string;
+  readonly notes: string;
   readonly devices: readonly { readonly kind: string; readonly [setting: string]: unknown }[];
   readonly integrationServices: readonly { readonly name: string; readonly enabled: boolean; readonly status: string }[];
   readonly kvpGuestItems: readonly (readonly [string, string])[] | null;
@@ -97,6 +98,14 @@ export interface NewVmSettings {
   readonly cmdline: string;
 }
 
+/** A settings edit from the VM page (Set-VM / Set-VMMemory / Set-VMProcessor): only what is given changes. */
+export interface VmSettingsChange {
+  readonly memoryBytes?: number;
+  readonly vpCount?: number;
+  readonly cmdline?: string;
+  readonly notes?: string;
+}
+
 export interface WebConsolePort {
   list(): WebVm[];
   detail(id: string): WebVmDetail | null;
@@ -105,6 +114,8 @@ export interface WebConsolePort {
   images(): string[];
   act(id: string, action: WebAction): Promise<ActionResult>;
   define(settings: NewVmSettings): WebVm;
+  /** Changes a VM's settings (memory, VPs and command line only while it is Off; notes any time). */
+  modify(id: string, change: VmSettingsChange): ActionResult;
   /** The console output the VMMS holds for the VM (its newest bytes). */
   consoleTail(id: string): Uint8Array;
   consoleInput(id: string, bytes: Uint8Array): Promise<void>;

@@ -33,6 +33,30 @@ function deviceRows(d: WebVmDetail): string[][] {
   return out;
 }
 
+/**
+ * Set-VM from the page: memory, VPs and command line change only while the VM is Off (the
+ * service refuses otherwise and the page says why); notes change in any state.
+ */
+function settingsForm(d: WebVmDetail, say: (t: string, error?: boolean) => void, saved: () => void): HTMLElement {
+  const off = d.state === 'Off';
+  const memory = h('input', { id: 'set-memory', type: 'number', min: '1', max: '65536', value: String(d.memoryBytes / (1024 * 1024)), required: true, disabled: !off });
+  const vps = h('input', { id: 'set-vps', type: 'number', min: '1', max: '64', value: String(d.vpCount), required: true, disabled: !off });
+  const cmdline = h('input', { id: 'set-cmdline', maxlength: '1024', value: d.cmdline, disabled: !off });
+  const notes = h('textarea', { id: 'set-notes', maxlength: '4096', rows: '2' }, d.notes);
+  const field = (label: string, input: HTMLElement) => h('div', { class: 'field' }, h('label', { for: input.id }, label), input);
+  const form = h('form', { class: 'settings', 'aria-labelledby': 'settings-title' },
+    h('h2', { id: 'settings-title' }, 'Edit settings'),
+    off ? null : h('p', {}, 'Memory, virtual processors and the command line change only while the VM is off; notes change any time.'),
+    field('Memory (MiB)', memory), field('Virtual processors', vps), field('Command line', cmdline), field('Notes', notes),
+    h('button', { type: 'submit' }, 'Apply'));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const change = off ? { memoryMiB: Number(memory.value), vpCount: Number(vps.value), cmdline: cmdline.value, notes: notes.value } : { notes: notes.value };
+    void api.post(`/api/vms/${d.id}/settings`, change).then(() => { say(`${d.name}: settings applied`); saved(); }, (err: Error) => say(`Settings: ${err.message}`, true));
+  });
+  return form;
+}
+
 export function vmPageView(main: HTMLElement, store: Store, id: string, say: (t: string, error?: boolean) => void): () => void {
   const full = currentSession()?.role === 'full';
   let detail: WebVmDetail | null = null;
@@ -77,7 +101,8 @@ export function vmPageView(main: HTMLElement, store: Store, id: string, say: (t:
     if (!detail) return;
     const d = detail;
     details.append(
-      table('Settings', ['Setting', 'Value'], [['Guest image', d.image], ['Command line', d.cmdline || '(none)'], ['Automatic stop action', d.automaticStopAction], ['Memory', bytes(d.memoryBytes)], ['Virtual processors', String(d.vpCount)]]),
+      table('Settings', ['Setting', 'Value'], [['Guest image', d.image], ['Command line', d.cmdline || '(none)'], ['Automatic stop action', d.automaticStopAction], ['Memory', bytes(d.memoryBytes)], ['Virtual processors', String(d.vpCount)], ['Notes', d.notes || '(none)']]),
+      full ? settingsForm(d, say, () => void load()) : '',
       table('Disks and controllers', ['Controller', 'Where', 'Disk', 'Access'], deviceRows(d)),
       table('Integration services', ['Service', 'Enabled', 'Status'], d.integrationServices.map((s) => [s.name, s.enabled ? 'yes' : 'no', s.status])),
       table('Key-value pairs (guest)', ['Name', 'Data'], [...(d.kvpGuestItems ?? []), ...(d.kvpIntrinsicItems ?? [])].map(([k, v]) => [k, v])));
