@@ -30,6 +30,11 @@ export class ControlServer {
   dropped = 0;
   private readonly server: Server;
   private readonly clients = new Set<Socket>();
+  /**
+   * Console output held back from a client that lags: its newest CONSOLE_BACKLOG bytes, written
+   * when its socket drains, so the last thing the guest printed always reaches it in the end.
+   */
+  private readonly lagging = new Map<Socket, { chunks: Uint8Array[]; bytes: number }>();
   private readonly trace = tracing('vmwp-ipc');
 
   constructor(readonly path: string, private readonly onRequest: RequestHandler, private readonly log: Logger) {
@@ -62,7 +67,10 @@ export class ControlServer {
       }
     });
     s.on('error', () => s.destroy());
-    s.on('close', () => this.clients.delete(s));
+    s.on('close', () => {
+      this.clients.delete(s);
+      this.lagging.delete(s);
+    });
   }
 
   private handle(s: Socket, r: ControlRequest): void {
@@ -94,10 +102,34 @@ export class ControlServer {
     const frame = encodeFrame(FrameChannel.Bulk, encodeBulk({ kind: 'console', port: 'com1', data }));
     for (const c of this.clients) {
       // A reader that falls this far behind loses console output rather than growing this
-      // process without bound; the guest is never slowed down by its console's reader.
+      // process without bound (the guest is never slowed down by its console's reader); it keeps
+      // the newest bytes, which it gets once it has caught up, after what it had been sent.
       if (c.destroyed) continue;
-      if (c.writableLength > MAX_CLIENT_BACKLOG) this.dropped += data.length;
+      const held = this.lagging.get(c);
+      if (held || c.writableLength > MAX_CLIENT_BACKLOG) this.holdBack(c, held, data);
       else c.write(frame);
+    }
+  }
+
+  private holdBack(c: Socket, held: { chunks: Uint8Array[]; bytes: number } | undefined, data: Uint8Array): void {
+    if (!held) {
+      held = { chunks: [], bytes: 0 };
+      this.lagging.set(c, held);
+      c.once('drain', () => {
+        const tail = this.lagging.get(c);
+        this.lagging.delete(c);
+        if (tail && !c.destroyed) c.write(encodeFrame(FrameChannel.Bulk, encodeBulk({ kind: 'console', port: 'com1', data: Buffer.concat(tail.chunks) })));
+      });
+    }
+    held.chunks.push(Uint8Array.from(data));
+    held.bytes += data.length;
+    while (held.bytes > CONSOLE_BACKLOG) {
+      const first = held.chunks[0];
+      const cut = Math.min(first.length, held.bytes - CONSOLE_BACKLOG);
+      this.dropped += cut;
+      held.bytes -= cut;
+      if (cut === first.length) held.chunks.shift();
+      else held.chunks[0] = first.subarray(cut);
     }
   }
 
