@@ -26,7 +26,7 @@ import { PortTable } from './ports.ts';
 import { ReferenceClock } from './reference-time.ts';
 import { RootInbox } from './root-inbox.ts';
 import type { RewriteOptions } from './rewrite/rewrite-abi.ts';
-import type { VpEntry, VpExitReason } from './vp/vp-runtime.ts';
+import type { VpEntry, VpExitReason } from './vp/vp-events.ts';
 import type { VpThreadData, VpThreadMessage } from './vp/vp-thread.ts';
 import type { VpCapture, VpExecution } from './vp/vp-capture.ts';
 

@@ -14,7 +14,7 @@
  * capture area for the moment of an unwind or rewind: its bytes are copied aside first and put
  * back before any guest code runs again, while every other VP is parked and the devices hold still.
  */
-import type { VpEntry } from './vp-runtime.ts';
+import type { VpEntry } from './vp-events.ts';
 
 /** Guest-physical start of the capture area: above the boot page; any RAM works as it is put back. */
 export const CAPTURE_AREA_GPA = 0x10000;
@@ -24,6 +24,12 @@ export const CAPTURE_AREA_GPA = 0x10000;
  * the unwound stack always fits.
  */
 export const CAPTURE_AREA_MAX = 8 * 1024 * 1024;
+
+/** The platform imports a VP can park in (they end in afterExit or halt): where a capture can happen. */
+export const PARK_POINTS = [
+  'cpuid', 'rdmsr', 'wrmsr', 'hypercall', 'hypercall_fast', 'inb', 'inw', 'inl', 'outb', 'outw', 'outl',
+  'insb', 'insw', 'insl', 'outsb', 'outsw', 'outsl', 'mmio_read', 'mmio_write', 'halt',
+] as const;
 
 /** What the exit the VP parked in returns to the guest when the VP continues. */
 export type ExitResult =

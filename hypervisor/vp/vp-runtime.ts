@@ -18,47 +18,21 @@ import { InterceptClient, InterceptKind, InterceptResult } from '../intercept-ma
 import { takeHighestVector } from '../interrupts.ts';
 import {
   P_CAPTURE_VP, P_PAUSED_VPS, P_PRIV_HI, P_PRIV_LO, P_REQUESTED_STATE, PartitionControl, RequestedState, VP_COUNTERS, VP_PENDING_SUMMARY,
-  VP_REGISTERS, VP_RUN_STATE, VP_WAKE, VpCounter, VpRunState, vpBase,
+  VP_RUN_STATE, VP_WAKE, VpCounter, VpRunState, vpBase,
 } from '../partition-control.ts';
 import { PortTable } from '../ports.ts';
 import { ReferenceClock } from '../reference-time.ts';
 import { SyntheticTimers } from '../synic/stimers.ts';
 import { hypervisorCpuid } from './cpuid.ts';
 import { GuestFault, VpStop } from './guest-fault.ts';
-import { registerSlot, registerToMsr, HvRegister } from './registers.ts';
+import { VpRegisterFile } from './vp-register-file.ts';
 import { GP, NOT_SYNTHETIC, SyntheticMsrs } from './synthetic-msrs.ts';
-import { GLOBAL_EXPORT_PREFIX, IRQ_FLAG_EXPORT, IRET_IMPORT, isRewritten, PREEMPT_IMPORT, REWRITE_MODULE, TAKE_INTERRUPT_IMPORT } from '../rewrite/rewrite-abi.ts';
+import { IRQ_FLAG_EXPORT, IRET_IMPORT, isRewritten, PREEMPT_IMPORT, REWRITE_MODULE, TAKE_INTERRUPT_IMPORT } from '../rewrite/rewrite-abi.ts';
 import { preemptBudget } from '../rewrite/preempt-budget.ts';
 import { assertVector } from '../interrupts.ts';
-import {
-  asyncifyOf, CAPTURE_AREA_GPA, captureAreaSize, CaptureRequested, readGlobal, writeGlobal,
-  type AsyncifyExports, type CapturedGlobal, type ExitResult, type VpCapture,
-} from './vp-capture.ts';
-
-/** The platform imports a VP can park in (they end in afterExit or halt): where a capture can happen. */
-const PARK_POINTS = [
-  'cpuid', 'rdmsr', 'wrmsr', 'hypercall', 'hypercall_fast', 'inb', 'inw', 'inl', 'outb', 'outw', 'outl',
-  'insb', 'insw', 'insl', 'outsb', 'outsw', 'outsl', 'mmio_read', 'mmio_write', 'halt',
-] as const;
-
-export type VpEvent =
-  | { type: 'start-vp'; vp: number; target: number; rip: number }
-  /** The image instantiated and its entry is about to run: the VP is past what can fail at load. */
-  | { type: 'entered'; vp: number }
-  /** A VP started from a capture is back at the exit it was captured in (and parks there if paused). */
-  | { type: 'rewound'; vp: number }
-  | { type: 'reset'; vp: number }
-  | { type: 'crash'; vp: number; params: string[] };
-
-export type VpExitReason =
-  | { reason: 'returned'; value: number }
-  | { reason: 'halted' | 'stopped' | 'reset' }
-  /** Unwound at a park point on request (Partition.captureVps): the state to continue it from. */
-  | { reason: 'captured'; capture: VpCapture }
-  | { reason: 'fault'; kind: string; message: string };
-
-/** Where a VP enters the image: boot (VP 0) or vp_start (an AP). A captured VP re-enters the same way, rewinding. */
-export type VpEntry = { kind: 'boot' } | { kind: 'ap'; rip: number };
+import { CaptureRequested, PARK_POINTS, type ExitResult, type VpCapture } from './vp-capture.ts';
+import { StackCapture } from './stack-capture.ts';
+import type { VpEntry, VpEvent, VpExitReason } from './vp-events.ts';
 
 export interface VpRuntimeOptions {
   module: WebAssembly.Module;
@@ -113,12 +87,10 @@ export class VpRuntime {
   private runtimeBase = 0;
   /** The image can unwind and rewind its stack (rewrite option `capturable`). */
   private readonly capturable: boolean;
-  private asyncify: AsyncifyExports | null = null;
-  private capturedGlobals: { name: string; global: WebAssembly.Global; type: CapturedGlobal['type'] }[] = [];
+  /** Asyncify on this VP's instance, for a capturable image. */
+  private stack: StackCapture | null = null;
   /** Set while a rewind is under way: the first parkable exit called is the one captured in. */
   private rewinding: VpCapture | null = null;
-  /** The capture area's own bytes while the VP borrows it (vp-capture.ts). */
-  private borrowed: Uint8Array | null = null;
   /** Set when an unwind began: what the exit returns when the VP continues. */
   private unwoundResult: ExitResult | null = null;
   private readonly startedVps = new Set<number>();
@@ -142,9 +114,10 @@ export class VpRuntime {
     this.msrs = new SyntheticMsrs(this.ctl, this.mem, this.vp, this.clock, this.timers, {
       reset: () => { throw new VpStop('reset'); },
       crash: (params) => opts.notify({ type: 'crash', vp: this.vp, params: params.map((p) => '0x' + p.toString(16)) }),
-      runtime100ns: () => this.runtimeBase + (performance.now() - this.startedMs - this.haltedMs) * 10_000,
+      runtime100ns: () => this.runtime100ns(),
     });
     const ports = new PortTable(this.ctl, this.mem);
+    const registers = new VpRegisterFile(this.ctl, this.vp, this.msrs);
     this.dispatcher = new HypercallDispatcher(
       this.mem,
       childCallHandlers({
@@ -152,8 +125,8 @@ export class VpRuntime {
         vp: this.vp,
         vpCount: this.ctl.vpCount,
         ports,
-        getRegister: (name, out, at) => this.getRegister(name, out, at),
-        setRegister: (name, value, at) => this.setRegister(name, value, at),
+        getRegister: (name, out, at) => registers.get(name, out, at),
+        setRegister: (name, value, at) => registers.set(name, value, at),
         startVp: (index, rip) => this.requestStartVp(index, rip),
       }),
       () => [this.i32[P_PRIV_LO >> 2], this.i32[P_PRIV_HI >> 2]],
@@ -258,7 +231,7 @@ export class VpRuntime {
       const instance = new WebAssembly.Instance(this.opts.module, this.imports());
       this.exports = instance.exports as GuestExports;
       if (this.rewritten) this.irqFlag = instance.exports[IRQ_FLAG_EXPORT] as WebAssembly.Global;
-      if (this.capturable) this.bindCapture(instance);
+      if (this.capturable) this.stack = new StackCapture(this.mem, instance);
       const name = entry.kind === 'boot' ? 'boot' : 'vp_start';
       const fn = this.exports[name];
       if (typeof fn !== 'function') throw new GuestFault('ud', `guest image has no ${name} export`);
@@ -275,8 +248,7 @@ export class VpRuntime {
       return { reason: 'fault', kind: 'host', message: e instanceof Error ? e.message : String(e) };
     } finally {
       // Whatever happened, the capture area holds the guest's bytes again.
-      if (this.borrowed) this.mem.u8.set(this.borrowed, CAPTURE_AREA_GPA);
-      this.borrowed = null;
+      this.stack?.putBack();
       this.count(VpCounter.WaitSpinHits, this.waits.spinHits);
       this.count(VpCounter.WaitSleeps, this.waits.sleeps);
       this.waits.spinHits = this.waits.sleeps = 0;
@@ -285,17 +257,7 @@ export class VpRuntime {
     }
   }
 
-  // ---- capture and rewind (vp-capture.ts) ---------------------------------------------------
-
-  private bindCapture(instance: WebAssembly.Instance): void {
-    this.asyncify = asyncifyOf(instance.exports);
-    this.capturedGlobals = [];
-    for (const [name, g] of Object.entries(instance.exports)) {
-      if (!name.startsWith(GLOBAL_EXPORT_PREFIX) || !(g instanceof WebAssembly.Global)) continue;
-      const type = name.slice(name.lastIndexOf('_') + 1);
-      if (type === 'i32' || type === 'i64' || type === 'f32' || type === 'f64') this.capturedGlobals.push({ name, global: g, type });
-    }
-  }
+  // ---- capture and rewind (vp-capture.ts, stack-capture.ts) -------------------------------
 
   /** Wraps a parkable exit: during a rewind it is where the VP was captured. */
   private resumable<F extends (...a: never[]) => unknown>(f: F): F {
@@ -317,64 +279,40 @@ export class VpRuntime {
   }
 
   private beginUnwind(result: ExitResult): void {
-    const at = CAPTURE_AREA_GPA, size = captureAreaSize(this.mem.size);
-    this.borrowed = this.mem.u8.slice(at, at + size);
-    this.mem.dv.setUint32(at, at + 8, true);
-    this.mem.dv.setUint32(at + 4, at + size, true);
     // A vector taken for delivery but not yet delivered goes back into the IRR with the VP's state.
     if (this.stashedVector >= 0) assertVector(this.ctl, this.vp, this.stashedVector);
     this.stashedVector = -1;
     this.unwoundResult = result;
-    this.asyncify!.asyncify_start_unwind(at);
+    this.stack!.startUnwind();
   }
 
   private finishUnwind(entry: VpEntry): VpCapture {
-    this.asyncify!.asyncify_stop_unwind();
-    const at = CAPTURE_AREA_GPA;
-    const end = this.mem.dv.getUint32(at, true);
-    if (end < at + 8 || end > at + captureAreaSize(this.mem.size)) throw new Error(`the unwound stack ends at 0x${end.toString(16)}, outside the capture area`);
-    const stack = this.mem.u8.slice(at + 8, end);
-    this.mem.u8.set(this.borrowed!, at);
-    this.borrowed = null;
-    return {
-      vp: this.vp, entry, stack, result: this.unwoundResult!, interruptsEnabled: this.interruptsEnabled,
-      globals: this.capturedGlobals.map((g) => readGlobal(g.name, g.global, g.type)),
-      runtime100ns: this.runtimeBase + (performance.now() - this.startedMs - this.haltedMs) * 10_000,
-    };
+    const { stack, globals } = this.stack!.finishUnwind();
+    return { vp: this.vp, entry, stack, globals, result: this.unwoundResult!, interruptsEnabled: this.interruptsEnabled, runtime100ns: this.runtime100ns() };
   }
 
   private beginRewind(c: VpCapture): void {
-    if (!this.asyncify) throw new GuestFault('trap', 'a captured VP needs a capturable image');
-    const byName = new Map(this.capturedGlobals.map((g) => [g.name, g]));
-    if (c.globals.length !== byName.size) throw new GuestFault('trap', `the capture holds ${c.globals.length} globals; the image has ${byName.size}`);
-    for (const g of c.globals) {
-      const live = byName.get(g.name);
-      if (!live || live.type !== g.type || g.bits.length !== 8) throw new GuestFault('trap', `the capture's global ${g.name} (${g.type}) is not one of the image's`);
-      writeGlobal(live.global, g);
-    }
-    const at = CAPTURE_AREA_GPA, n = c.stack.length;
-    if (8 + n > captureAreaSize(this.mem.size)) throw new GuestFault('trap', `the captured stack (${n} bytes) does not fit the capture area`);
-    this.borrowed = this.mem.u8.slice(at, at + 8 + n);
-    this.mem.u8.set(c.stack, at + 8);
-    this.mem.dv.setUint32(at, at + 8 + n, true);
-    this.mem.dv.setUint32(at + 4, at + 8 + n, true);
+    if (!this.stack) throw new GuestFault('trap', 'a captured VP needs a capturable image');
+    this.stack.startRewind(c.stack, c.globals);
     this.interruptsEnabled = c.interruptsEnabled;
     this.runtimeBase = c.runtime100ns;
     this.rewinding = c;
-    this.asyncify.asyncify_start_rewind(at);
   }
 
   /** The rewind reached the exit the VP was captured in: hand back its result and go on from there. */
   private finishRewind(): never {
     const c = this.rewinding!;
     this.rewinding = null;
-    this.asyncify!.asyncify_stop_rewind();
-    this.mem.u8.set(this.borrowed!, CAPTURE_AREA_GPA);
-    this.borrowed = null;
+    this.stack!.finishRewind();
     this.opts.notify({ type: 'rewound', vp: this.vp });
     const r = c.result;
     if (r.kind === 'halt') return this.halt() as never;
     return this.leave(r.kind === 'none' ? undefined : r.kind === 'i32' ? r.value : BigInt.asIntN(64, BigInt(r.value))) as never;
+  }
+
+  /** HV_X64_MSR_VP_RUNTIME: 100 ns the VP ran, not halted (carried over a capture). */
+  private runtime100ns(): number {
+    return this.runtimeBase + (performance.now() - this.startedMs - this.haltedMs) * 10_000;
   }
 
   private utf16(ptr: number, bytes: number): string {
@@ -438,7 +376,7 @@ export class VpRuntime {
       const req = Atomics.load(this.i32, this.reqIdx);
       if (req === RequestedState.Stop) throw new VpStop('stopped');
       if (req !== RequestedState.Pause) return;
-      if (this.asyncify && Atomics.load(this.i32, P_CAPTURE_VP >> 2) === this.vp) throw new CaptureRequested();
+      if (this.stack && Atomics.load(this.i32, P_CAPTURE_VP >> 2) === this.vp) throw new CaptureRequested();
       const seq = Atomics.load(this.i32, wake);
       Atomics.store(this.i32, (this.base + VP_RUN_STATE) >> 2, VpRunState.Paused);
       Atomics.add(this.i32, P_PAUSED_VPS >> 2, 1);
@@ -554,41 +492,6 @@ export class VpRuntime {
     if (index === this.vp || this.startedVps.has(index) || this.ctl.runState(index) !== VpRunState.NotStarted) return HvStatus.InvalidVpState;
     this.startedVps.add(index);
     this.opts.notify({ type: 'start-vp', vp: this.vp, target: index, rip });
-    return HvStatus.Success;
-  }
-
-  private getRegister(name: number, out: DataView, at: number): HvStatus {
-    out.setBigUint64(at, 0n, true);
-    out.setBigUint64(at + 8, 0n, true);
-    const msr = registerToMsr(name);
-    if (msr !== null) {
-      const v = this.msrs.read(msr);
-      if (typeof v !== 'bigint') return HvStatus.InvalidParameter;
-      out.setBigUint64(at, v, true);
-      return HvStatus.Success;
-    }
-    if (name === HvRegister.ExplicitSuspend || name === HvRegister.InterceptSuspend) return HvStatus.Success;
-    if (name === HvRegister.HypervisorVersion || name === HvRegister.PrivilegesAndFeaturesInfo) {
-      const r = hypervisorCpuid(name === HvRegister.HypervisorVersion ? 0x40000002 : 0x40000003, 0, {
-        privilegesLo: this.i32[P_PRIV_LO >> 2], privilegesHi: this.i32[P_PRIV_HI >> 2], vpCount: this.ctl.vpCount,
-      })!;
-      for (let k = 0; k < 4; k++) out.setUint32(at + 4 * k, r[k] >>> 0, true);
-      return HvStatus.Success;
-    }
-    const slot = registerSlot(name);
-    if (slot < 0) return HvStatus.InvalidParameter;
-    const from = this.base + VP_REGISTERS + slot * 16;
-    for (let k = 0; k < 16; k++) out.setUint8(at + k, this.ctl.u8[from + k]);
-    return HvStatus.Success;
-  }
-
-  private setRegister(name: number, value: DataView, at: number): HvStatus {
-    const msr = registerToMsr(name);
-    if (msr !== null) return this.msrs.write(msr, value.getBigUint64(at, true)) === true ? HvStatus.Success : HvStatus.InvalidParameter;
-    const slot = registerSlot(name);
-    if (slot < 0) return HvStatus.InvalidParameter;
-    const to = this.base + VP_REGISTERS + slot * 16;
-    for (let k = 0; k < 16; k++) this.ctl.u8[to + k] = value.getUint8(at + k);
     return HvStatus.Success;
   }
 }

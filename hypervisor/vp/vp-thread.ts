@@ -1,6 +1,7 @@
 /** The body of a VP worker thread: run the guest, report events and the exit to the partition. */
 import { parentPort, workerData } from 'node:worker_threads';
-import { VpRuntime, type VpEntry, type VpEvent, type VpExitReason } from './vp-runtime.ts';
+import { VpRuntime } from './vp-runtime.ts';
+import type { VpEntry, VpEvent, VpExitReason } from './vp-events.ts';
 import type { VpCapture } from './vp-capture.ts';
 
 export interface VpThreadData {

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Hypervisor } from '../../hypervisor/hypervisor.ts';
-import type { VpExitReason } from '../../hypervisor/vp/vp-runtime.ts';
+import type { VpExitReason } from '../../hypervisor/vp/vp-events.ts';
 import { PartitionProperty } from '../../hypervisor/partition.ts';
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import { EmulatedPlatform } from '../vmwp/emulated-platform.ts';

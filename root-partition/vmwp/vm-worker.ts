@@ -11,7 +11,7 @@ import { StorageRoots } from '../vmms/storage-roots.ts';
 import { Hypervisor } from '../../hypervisor/hypervisor.ts';
 import { ReferenceClock } from '../../hypervisor/reference-time.ts';
 import type { Partition, VpExitEvent } from '../../hypervisor/partition.ts';
-import type { VpExitReason } from '../../hypervisor/vp/vp-runtime.ts';
+import type { VpExitReason } from '../../hypervisor/vp/vp-events.ts';
 import type { WorkerCounters } from '../ipc/bulk-codec.ts';
 import type { DeviceStateRecord } from '../devices/device-state.ts';
 import type { Logger } from '../vmms/log.ts';

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { Hypervisor } from '../../hypervisor/hypervisor.ts';
 import type { Partition } from '../../hypervisor/partition.ts';
 import type { VpCounterName } from '../../hypervisor/partition-control.ts';
-import type { VpExitReason } from '../../hypervisor/vp/vp-runtime.ts';
+import type { VpExitReason } from '../../hypervisor/vp/vp-events.ts';
 import { EmulatedPlatform } from '../../root-partition/vmwp/emulated-platform.ts';
 import { RawDisk } from '../../root-partition/storage/raw-disk.ts';
 import type { BlockBackend } from '../../root-partition/storage/block-backend.ts';
