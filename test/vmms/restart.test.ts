@@ -4,11 +4,9 @@
  * reattaches to them and reads their state; no definition is lost. A clean stop of the daemon
  * applies each VM's automatic stop action (save or turn off) and leaves no process behind.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VmView } from '../../root-partition/vmms/vm-entry.ts';
 import { VmmsClient } from '../../root-partition/vmms/vmms-client.ts';
@@ -16,33 +14,17 @@ import type { RequestResult } from '../../root-partition/vmms/vmms.ts';
 import { MiB, processAlive, testImages, VmmsFixture, waitFor } from './vmms-fixture.ts';
 
 const fx = new VmmsFixture();
-const daemons = new Set<ChildProcess>();
 let image: string;
-// The daemon's own entry (what `tsvisor serve` runs, without loading the whole CLI).
-const DAEMON = fileURLToPath(new URL('../../root-partition/vmms/daemon-main.ts', import.meta.url));
 
 beforeAll(async () => {
   image = (await testImages()).checksum;
 });
 afterAll(async () => {
-  for (const d of daemons) if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
   expect(await fx.cleanup()).toEqual([]);
-  for (const d of daemons) expect(processAlive(d.pid!)).toBe(false);
+  for (const d of fx.daemons) expect(processAlive(d.pid!)).toBe(false);
 });
 
 const progress = (text: string) => [...text.matchAll(/progress round=(\d+)/g)].map((m) => Number(m[1])).at(-1) ?? 0;
-
-async function startDaemon(dataDir: string): Promise<ChildProcess> {
-  const d = spawn(process.execPath, ['--import', 'tsx', DAEMON, '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  daemons.add(d);
-  fx.pids.add(d.pid!);
-  let out = '';
-  d.stdout!.on('data', (c) => { out += c; });
-  d.stderr!.on('data', (c) => { out += c; });
-  await waitFor(`the daemon to serve (${out})`, () => out.includes('tsvisor: serving') || d.exitCode !== null, 60_000);
-  if (d.exitCode !== null) throw new Error(`the daemon exited: ${out}`);
-  return d;
-}
 
 describe('VMMS restart', () => {
   it('an embedded VMMS stopped without stopping VMs: the next one reattaches to the running VMs', async () => {
@@ -77,7 +59,7 @@ describe('VMMS restart', () => {
 
   it('the daemon killed with SIGKILL: VMs run on, a new daemon reattaches; SIGTERM applies stop actions', { timeout: 120_000 }, async () => {
     const dataDir = fx.dataDir();
-    const d1 = await startDaemon(dataDir);
+    const d1 = await fx.daemon(dataDir);
     let c = await VmmsClient.connect(dataDir);
     await c.call('new', { name: 'keeps', memoryBytes: 16 * MiB, imagePath: image, cmdline: 'rounds=100000000', automaticStopAction: 'save' });
     await c.call('new', { name: 'offs', memoryBytes: 16 * MiB, imagePath: image, cmdline: 'rounds=100000000', automaticStopAction: 'turn-off' });
@@ -92,7 +74,7 @@ describe('VMMS restart', () => {
     await waitFor('the daemon to die', () => d1.exitCode !== null || d1.signalCode !== null);
     for (const v of running) expect(processAlive(v.processId!)).toBe(true);
 
-    const d2 = await startDaemon(dataDir);
+    const d2 = await fx.daemon(dataDir);
     c = await VmmsClient.connect(dataDir);
     const reattached = await c.call<VmView[]>('list');
     expect(reattached.map((v) => [v.name, v.enabledState, v.processId]).sort()).toEqual(running.map((v) => [v.name, 2, v.processId]).sort());

@@ -6,10 +6,9 @@
  * SIGKILL once the guest runs. A new VMMS reattaches (Running); once the worker is gone too (a
  * host crash) the VM is Off — never Saved with memory older than its disks.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataDir } from '../../root-partition/vmms/data-dir.ts';
 import { launchWorker } from '../../root-partition/vmms/vmwp-launcher.ts';
@@ -20,29 +19,14 @@ import type { RequestResult } from '../../root-partition/vmms/vmms.ts';
 import { MiB, processAlive, testImages, VmmsFixture, waitFor } from './vmms-fixture.ts';
 
 const fx = new VmmsFixture();
-const daemons = new Set<ChildProcess>();
 let checksum: string;
-const DAEMON = fileURLToPath(new URL('../../root-partition/vmms/daemon-main.ts', import.meta.url));
 
 beforeAll(async () => {
   checksum = (await testImages()).checksum;
 });
 afterAll(async () => {
-  for (const d of daemons) if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
   expect(await fx.cleanup()).toEqual([]);
 });
-
-async function startDaemon(dataDir: string): Promise<ChildProcess> {
-  const d = spawn(process.execPath, ['--import', 'tsx', DAEMON, '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  daemons.add(d);
-  fx.pids.add(d.pid!);
-  let out = '';
-  d.stdout!.on('data', (c) => { out += c; });
-  d.stderr!.on('data', (c) => { out += c; });
-  await waitFor(`the daemon to serve (${out})`, () => out.includes('tsvisor: serving') || d.exitCode !== null, 60_000);
-  if (d.exitCode !== null) throw new Error(`the daemon exited: ${out}`);
-  return d;
-}
 
 async function kill9(d: ChildProcess): Promise<void> {
   d.kill('SIGKILL');
@@ -117,7 +101,7 @@ describe('a restored saved state is consumed', () => {
   it('the daemon killed with SIGKILL in the middle of a restore: a new daemon finds the VM Running, then Off — never Saved', { timeout: 120_000 }, async () => {
     const dataDir = fx.dataDir();
     const paths = new DataDir(dataDir);
-    const d1 = await startDaemon(dataDir);
+    const d1 = await fx.daemon(dataDir);
     const c1 = await VmmsClient.connect(dataDir);
     const vm = await c1.call<VmView>('new', { name: 'ck', memoryBytes: 16 * MiB, imagePath: checksum, cmdline: 'rounds=100000000 work=20000' });
     expect((await c1.call<RequestResult>('start', { vm: 'ck' })).returnValue).toBe(0);
@@ -144,7 +128,7 @@ describe('a restored saved state is consumed', () => {
     expect(processAlive(pid)).toBe(true);
     expect(existsSync(file)).toBe(false);
 
-    const d2 = await startDaemon(dataDir);
+    const d2 = await fx.daemon(dataDir);
     const c2 = await VmmsClient.connect(dataDir);
     expect(await c2.call<VmView>('show', { vm: 'ck' })).toMatchObject({ enabledState: 2, processId: pid });
     c2.close();
@@ -153,7 +137,7 @@ describe('a restored saved state is consumed', () => {
     process.kill(pid, 'SIGKILL');
     await waitFor('the worker to die', () => !processAlive(pid));
 
-    const d3 = await startDaemon(dataDir);
+    const d3 = await fx.daemon(dataDir);
     const c3 = await VmmsClient.connect(dataDir);
     expect(await c3.call<VmView>('show', { vm: 'ck' })).toMatchObject({ enabledState: 3, processId: null });
     c3.close();

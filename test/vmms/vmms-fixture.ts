@@ -3,9 +3,11 @@
  * worker (and daemon) process the tests start, so `cleanup()` can stop them and report any that
  * were still alive — the suite must leave no process behind.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Vmms, type VmmsOptions } from '../../root-partition/vmms/vmms.ts';
 import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
 
@@ -35,8 +37,13 @@ export async function testImages(): Promise<{ checksum: string; hello: string; p
   return { checksum: guestImagePath('checksum'), hello: guestImagePath('hello'), probe: guestImagePath('probe') };
 }
 
+/** The daemon's own entry (what `tsvisor serve` runs, without loading the whole CLI). */
+const DAEMON = fileURLToPath(new URL('../../root-partition/vmms/daemon-main.ts', import.meta.url));
+
 export class VmmsFixture {
   readonly pids = new Set<number>();
+  /** Daemon processes this fixture started (`daemon`): killed at cleanup if still running. */
+  readonly daemons = new Set<ChildProcess>();
   private readonly dirs: string[] = [];
   private readonly open = new Set<Vmms>();
 
@@ -56,6 +63,19 @@ export class VmmsFixture {
     return v;
   }
 
+  /** A real `tsvisor serve` process on `dataDir`; resolves once it serves, rejects if it exits first. */
+  async daemon(dataDir: string): Promise<ChildProcess> {
+    const d = spawn(process.execPath, ['--import', 'tsx', DAEMON, '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.daemons.add(d);
+    this.pids.add(d.pid!);
+    let out = '';
+    d.stdout!.on('data', (c) => { out += c; });
+    d.stderr!.on('data', (c) => { out += c; });
+    await waitFor(`the daemon to serve (${out})`, () => out.includes('tsvisor: serving') || d.exitCode !== null, 60_000);
+    if (d.exitCode !== null) throw new Error(`the daemon exited: ${out}`);
+    return d;
+  }
+
   /** Closes a VMMS; by default leaving its VMs running (as a VMMS restart does). */
   async detach(v: Vmms): Promise<void> {
     this.open.delete(v);
@@ -64,6 +84,7 @@ export class VmmsFixture {
 
   /** Stops every VMMS (applying stop actions), then reports and kills any process still alive. */
   async cleanup(): Promise<number[]> {
+    for (const d of this.daemons) if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
     for (const v of this.open) await v.close({ stopVms: true }).catch(() => {});
     this.open.clear();
     await new Promise((r) => setTimeout(r, 200));
