@@ -4,16 +4,20 @@
  * prefix, then `tsvisor run hello` as an unprivileged user made for the test, from `/`: it boots
  * at once from the shipped bundles and images and writes nothing into the (root-owned) install.
  *
+ * The install also carries the man page (linked where man(1) looks) and `tsvisor service install`
+ * makes the service's own user and data directory: the unit's command, run as that user, serves.
+ *
  * Needs root (useradd, runuser) and installs the package's dependencies from npm's cache or the
  * registry: it runs in CI (`.ci/run` sets CI=true) or with TSVISOR_INSTALL_TEST=1.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { buildGuests } from '../../scripts/build-guests.ts';
 import { buildHost } from '../../scripts/build-host.ts';
+import { buildMan } from '../../scripts/build-man.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const root = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -23,7 +27,10 @@ if (skip) console.warn(`install test skipped: ${skip}`);
 
 const dir = mkdtempSync(join(tmpdir(), 'tsv-inst-'));
 const user = `tsvinst${process.pid % 100000}`;
+const serviceUser = `tsvsvc${process.pid % 100000}`;
 let userMade = false;
+let serviceUserMade = false;
+let service: ReturnType<typeof spawn> | undefined;
 
 /** Every file under `d` with its modification time, to prove the run wrote nothing there. */
 function snapshot(d: string, out = new Map<string, number>()): Map<string, number> {
@@ -36,13 +43,16 @@ function snapshot(d: string, out = new Map<string, number>()): Map<string, numbe
 }
 
 afterAll(() => {
+  if (service && service.exitCode === null) service.kill('SIGKILL');
   if (userMade) spawnSync('userdel', [user]);
+  if (serviceUserMade) spawnSync('userdel', [serviceUser]);
   rmSync(dir, { recursive: true, force: true });
 });
 
 it.skipIf(Boolean(skip))('npm install -g of the packed tarball, then tsvisor run hello as an unprivileged user', async () => {
   await buildHost();
   await buildGuests();
+  buildMan();
   execFileSync(process.execPath, [join(ROOT, 'scripts', 'pack-marker.mjs')]);
   try {
     execFileSync('npm', ['pack', '--ignore-scripts', '--pack-destination', dir], { cwd: ROOT, stdio: 'ignore' });
@@ -71,4 +81,38 @@ it.skipIf(Boolean(skip))('npm install -g of the packed tarball, then tsvisor run
   // Nothing built at run time, so nothing written into the install.
   expect([...snapshot(installed)].filter(([p, t]) => before.get(p) !== t).map(([p]) => p)).toEqual([]);
   expect(seconds).toBeLessThan(60);
+
+  // The man page, linked by npm where man(1) finds it.
+  const manFile = join(prefix, 'share', 'man', 'man1', 'tsvisor.1');
+  expect(execFileSync('man', ['-l', '-P', 'cat', manFile], { encoding: 'utf8', env: { ...process.env, MANWIDTH: '100' } })).toMatch(/tsvisor service install/);
+
+  // `service install` as root: a system user without a login, its data directory 0700, the unit.
+  const dataDir = join(dir, 'svc', 'data');
+  const unitDir = join(dir, 'units');
+  const cli = join(prefix, 'bin', 'tsvisor');
+  const said = execFileSync(cli, ['service', 'install', '--user', serviceUser, '--data-dir', dataDir, '--unit-dir', unitDir, '--no-start'], { encoding: 'utf8' });
+  serviceUserMade = true;
+  expect(said).toContain(`made the system user ${serviceUser}`);
+  const passwd = execFileSync('getent', ['passwd', serviceUser], { encoding: 'utf8' }).trim().split(':');
+  expect(passwd[6]).toBe('/usr/sbin/nologin');
+  expect(statSync(dataDir)).toMatchObject({ uid: Number(passwd[2]), mode: 0o40700 });
+  const unit = readFileSync(join(unitDir, 'tsvisor.service'), 'utf8');
+  expect(unit).toContain(`User=${serviceUser}\n`);
+  // A second install keeps the user and the directory; someone else's directory is not taken over.
+  expect(execFileSync(cli, ['service', 'install', '--user', serviceUser, '--data-dir', dataDir, '--unit-dir', unitDir, '--no-start'], { encoding: 'utf8' })).not.toContain('made the system user');
+  const foreign = spawnSync(cli, ['service', 'install', '--user', serviceUser, '--data-dir', home, '--unit-dir', unitDir, '--no-start'], { encoding: 'utf8' });
+  expect(foreign.stderr).toMatch(/belongs to uid \d+, not tsvsvc/);
+
+  // The unit's command, as its user (what systemd would run): it serves, and root manages it.
+  const exec = /^ExecStart=(.*)$/m.exec(unit)![1].split(' ');
+  const env = Object.fromEntries([...unit.matchAll(/^Environment=([^=]+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
+  service = spawn('runuser', ['-u', serviceUser, '--', 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...exec], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  service.stdout!.on('data', (c) => { out += c; });
+  service.stderr!.on('data', (c) => { out += c; });
+  for (const end = Date.now() + 60_000; !out.includes('tsvisor: serving') && service.exitCode === null && Date.now() < end;) await new Promise((r) => setTimeout(r, 100));
+  expect(out).toContain('tsvisor: serving');
+  expect(JSON.parse(execFileSync(cli, ['vm', '--data-dir', dataDir, 'list', '--json'], { encoding: 'utf8' }))).toEqual([]);
+  expect(statSync(join(dataDir, 'vmms.sock')).uid).toBe(Number(passwd[2]));
+  service.kill('SIGTERM');
 }, 600_000);
