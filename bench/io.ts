@@ -4,6 +4,7 @@
  * backend alone, exit round trip) that say how close each path comes and why it stops there.
  * Usage: npx tsx bench/io.ts [--quick] [--paths storvsc,dma] [--json FILE] [--html FILE]   (or: tsvisor bench io)
  */
+import { buildIdentity, type BuildIdentity } from './io/build-identity.ts';
 import { randomFillSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -54,6 +55,8 @@ async function idleCores(ms: number): Promise<number | null> {
 
 export interface IoBenchReport {
   schema: 'tsvisor.bench.io/1';
+  /** The tsvisor that ran it (absent in reports written before it was recorded). */
+  build?: BuildIdentity;
   startedAt: string;
   finishedAt: string;
   quick: boolean;
@@ -145,7 +148,7 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
     const warmups = vm.phases.filter((m) => m.phase.warmup);
     const warmupsOk = warmups.filter((m) => checkPhase(m, content, diskBytes / 512).ok).length + vhdxRows.warmupsOk;
     return {
-      schema: 'tsvisor.bench.io/1', startedAt, finishedAt: new Date().toISOString(), quick,
+      schema: 'tsvisor.bench.io/1', build: buildIdentity(), startedAt, finishedAt: new Date().toISOString(), quick,
       machine: {
         cpuModel: os.cpus()[0]?.model ?? 'unknown', cores, memoryBytes: os.totalmem(), node: process.version,
         platform: os.platform(), release: os.release(), loadAverageStart, loadAverageEnd, idleCoresStart, idleCoresEnd,
@@ -160,7 +163,7 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
       targets: evaluateTargets(rows, backend, exit, coreFree),
       network: { status: 'not measured', note: NETWORK_NOT_MEASURED },
       notes: [
-        `Machine shared: load average ${loadAverageStart.map((l) => l.toFixed(2)).join('/')} at start, ${loadAverageEnd.map((l) => l.toFixed(2)).join('/')} at end on ${cores} cores; idle cores ${idleCoresStart?.toFixed(2) ?? 'not measured'} just before the run, ${idleCoresEnd?.toFixed(2) ?? 'not measured'} just after. Exit costs and signals depend on whether a core is free (reference B2/B6); on a busy machine the figures are noisy and the adaptive wait degrades toward the blocking one.`,
+        `Machine shared: load average ${loadAverageStart.map((l) => l.toFixed(2)).join('/')} at start, ${loadAverageEnd.map((l) => l.toFixed(2)).join('/')} at end on ${cores} cores; idle cores ${idleCoresStart?.toFixed(2) ?? 'not measured'} just before the run, ${idleCoresEnd?.toFixed(2) ?? 'not measured'} just after. Exit costs and signals depend on whether a core is free (a round trip at its fastest has the VP and the device thread each spinning on a core); on a busy machine the figures are noisy and the adaptive wait degrades toward the blocking one.`,
         'Before the measured phases every path runs a short unreported warm-up (sequential 4 KiB reads), so JIT tiering and first touches do not land on the first measured phase.',
         `Every measured phase runs ${rounds} time(s), interleaved with the others; a row is its median round by MB/s, with all its counters from that same round, and MB/s of every round beside it.`,
         'Per-word PIO runs 4 KiB I/Os only, and few of them: each costs ≈ 2,080 exits.',

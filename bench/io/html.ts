@@ -6,6 +6,7 @@
 import type { IoBenchReport } from '../io.ts';
 import { fmt } from './format.ts';
 import type { IoRow } from './report.ts';
+import { headline } from './headline.ts';
 
 const COLORS: Record<string, string> = { 'pio-word': '#b2182b', 'pio-string': '#ef8a62', 'pio-multiple': '#f4a582', dma: '#92c5de', storvsc: '#2166ac', 'storvsc-vhdx': '#5aae61', backend: '#555', protocol: '#999' };
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -84,12 +85,25 @@ export function renderHtml(report: IoBenchReport): string {
   ]);
   const explain = htmlTable(['path', 'workload', 'exits/IO', 'model: exits × µs/exit + backend (µs)', 'measured mean (µs)', 'µs per exit here', 'device-thread sleeps/IO'],
     rows.filter((r) => r.kind === 'emulated').map((r) => [r.pathLabel, r.workloadLabel, fmt(r.perIo.exits), fmt(r.exitBoundUs ?? 0), fmt(r.latencyUs.mean), fmt(r.usPerExitInPhase ?? 0, 3), fmt(r.perIo.deviceThreadSleeps, 3)]));
-  const targets = htmlTable(['target', 'goal', 'measured', ''], report.targets.map((t) => [t.name, t.goal, t.measured, t.met ? 'met' : 'not met']));
+  const targets = htmlTable(['target', 'goal', 'measured', ''], report.targets.map((t) => [t.name, t.goal, t.measured, t.met ? 'met' : 'NOT met']));
+  const syn = rows.filter((r) => r.kind === 'synthetic');
+  const backendOf = (r: IoRow) => report.limits.backend.find((b) => b.workload === r.workload);
+  const synLabel = (r: IoRow) => `${r.workloadLabel}${r.path === 'storvsc' ? '' : ` (${r.pathLabel})`}`;
+  const synCost = htmlTable(['workload', 'MB/s', 'backend MB/s', 'of backend', 'p50 µs', 'backend µs/IO', 'sig→host/IO', 'halts/IO', 'dev sleeps/IO', 'requests/IO', 'CPU µs/IO', 'backend CPU µs/IO'], syn.map((r) => {
+    const b = backendOf(r);
+    return [synLabel(r), fmt(r.mbPerS), fmt(b?.mbPerS ?? 0), `${(100 * r.limit.fraction).toFixed(1)}%`, fmt(r.latencyUs.p50), fmt(b?.usPerIo ?? 0), fmt(r.perIo.signalsToHost, 3), fmt(r.perIo.halts, 3), fmt(r.perIo.deviceThreadSleeps, 3), fmt(r.perIo.storvspRequests), fmt(r.perIo.hostCpuUs), fmt(b?.cpuUsPerIo ?? 0)];
+  }));
+  const synSplit = htmlTable(['workload', 'p50 µs', 'storvsp µs', 'SCSI+backend µs', 'backend alone µs', 'device thread asleep µs'], syn.map((r) => [synLabel(r), fmt(r.latencyUs.p50), fmt(r.perIo.storvspBatchUs ?? 0), fmt(r.perIo.storvspExecuteUs ?? 0), fmt(backendOf(r)?.usPerIo ?? 0), fmt(r.perIo.deviceThreadSleptUs ?? 0)]));
+  const head = headline(report);
+  const met = report.targets.filter((t) => t.met).length;
+  const made = report.build ? `tsvisor ${esc(report.build.version)}${report.build.commit ? `, commit ${esc(report.build.commit)}` : ''}` : 'tsvisor (version not recorded in this report)';
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tsvisor bench io — ${esc(report.startedAt)}</title>
 <style>body{font:14px system-ui,sans-serif;margin:24px;max-width:1400px;color:#222}table{border-collapse:collapse;font-size:12px;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 6px;text-align:right}td:first-child,td:nth-child(2),th{text-align:left}th{background:#f3f3f3}
-figure{margin:16px 0}figcaption{font-weight:600;margin-bottom:4px}svg .g{font-size:11px}svg .v{font-size:10px;fill:#333}svg .t{stroke:#e5e5e5}.note{color:#555}section{margin-top:28px}</style></head><body>
+figure{margin:16px 0}figcaption{font-weight:600;margin-bottom:4px}svg .g{font-size:11px}svg .v{font-size:10px;fill:#333}svg .t{stroke:#e5e5e5}.note{color:#555}.lead{font-size:16px;max-width:1100px}section{margin-top:28px}</style></head><body>
 <h1>Emulated IDE vs synthetic SCSI on one VM</h1>
-<p>${report.quick ? 'Quick run' : 'Full run'}, ${esc(report.startedAt)} → ${esc(report.finishedAt)}. Machine: ${esc(m.cpuModel)}, ${m.cores} cores, ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB, Node ${esc(m.node)} (${esc(m.platform)} ${esc(m.release)}); load average ${m.loadAverageStart.map((x) => x.toFixed(2)).join('/')} at start, ${m.loadAverageEnd.map((x) => x.toFixed(2)).join('/')} at end; idle cores just before the run ${m.idleCoresStart?.toFixed(2) ?? 'not measured'}, just after ${m.idleCoresEnd?.toFixed(2) ?? 'not measured'}.</p>
+${head ? `<p class="lead">${esc(head.sentences[0])}</p><p class="lead">${esc(head.sentences[1])}</p>` : '<p class="lead">No emulated row was measured in this run, so there is no speedup to state.</p>'}
+<section><h2>Targets: ${met} of ${report.targets.length} met</h2>${targets}</section>
+<p>${made}. ${report.quick ? 'Quick run' : 'Full run'}, ${esc(report.startedAt)} → ${esc(report.finishedAt)}. Machine: ${esc(m.cpuModel)}, ${m.cores} cores, ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB, Node ${esc(m.node)} (${esc(m.platform)} ${esc(m.release)}); load average ${m.loadAverageStart.map((x) => x.toFixed(2)).join('/')} at start, ${m.loadAverageEnd.map((x) => x.toFixed(2)).join('/')} at end; idle cores just before the run ${m.idleCoresStart?.toFixed(2) ?? 'not measured'}, just after ${m.idleCoresEnd?.toFixed(2) ?? 'not measured'}.</p>
 <p>VM: 1 VP, ${report.config.vmMemoryBytes >> 20} MiB. Disks: two raw files of ${report.config.diskBytes >> 20} MiB with the same content — IDE primary master, SCSI LUN 0. Device thread and VP wait: spin ${report.config.spinIterations}, then sleep. ${esc(report.config.eoi)}. ATA MULTIPLE block ${report.config.ataMultiple} sectors; storvsc request ≤ ${report.config.storvscMaxSectors} sectors.</p>
 <p>Data integrity: ${report.integrity.phasesOk}/${report.integrity.phases} phase checksums match; whole disks ${report.integrity.disks.map((d) => `${esc(d.file.split('/').pop()!)}: ${d.mismatched} of ${d.sectors} sectors differ`).join(', ')} — <b>${report.integrity.ok ? 'OK' : 'FAILED'}</b>.</p>
 <section><h2>Throughput</h2>${barChart('Throughput per workload, each path and the backend alone', 'MB/s', throughput)}</section>
@@ -99,7 +113,8 @@ figure{margin:16px 0}figcaption{font-weight:600;margin-bottom:4px}svg .g{font-si
 <section><h2>Host CPU per I/O</h2>${barChart('Host CPU time per I/O, every thread (spinning included)', 'µs', cpu)}</section>
 <section><h2>All figures</h2>${main}<p class="note">exits/IO excludes the guest's reference-time MSR reads (clock reads/IO) and the closing POST marker. sig→host: HvCallSignalEvent; sig→guest: SIEF events set by the host. storvsc ×: the storvsc row's MB/s over this row's (at QD32 against ATA at QD1: it cannot queue).</p></section>
 <section><h2>Limits in this run</h2>${limits}<h3>Emulated: exit-bound model against measurement</h3>${explain}</section>
-<section><h2>Targets</h2>${targets}</section>
+<section><h2>Synthetic: what each I/O costs</h2><p class="note">halts/IO: the guest ran out of work and halted (a wake-up on its side); dev sleeps/IO: the device thread ran out of its spin and slept (a wake-up on the host side).</p>${synCost}
+<h3>Where a synthetic I/O's time goes</h3><p class="note">storvsp = its request batches on the device thread, of which SCSI+backend = the SCSI target and the pread/pwrite into guest memory; device thread asleep = on its doorbell, wake-up included; the rest of p50 is the guest, the signals and the VP's halt.</p>${synSplit}</section>
 <section><h2>Network</h2><p><b>${esc(report.network.note)}</b></p></section>
 <section><h2>Notes</h2><ul>${report.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul></section>
 </body></html>
