@@ -38,6 +38,7 @@ export function buildProgram(): Command {
     .option('--counters', 'print each VP\'s exit and interrupt counters at the end')
     .option('--disk <file>', 'a raw disk image on the emulated IDE controller (repeatable: primary master, primary slave, secondary master, secondary slave)', (file: string, prev: string[]) => [...prev, file], [] as string[])
     .option('--scsi <file>', 'a raw disk image as the next LUN of a synthetic SCSI controller on VMBus, offered with the integration services (repeatable)', (file: string, prev: string[]) => [...prev, file], [] as string[])
+    .option('--vsp <module>', 'your own VSP (a child-SDK module, file.ts or file.ts#ExportedClass) offered on VMBus with the integration services (repeatable)', (m: string, prev: string[]) => [...prev, m], [] as string[])
     .option('--json', 'the guest console goes to stderr; stdout gets one JSON object with how each VP ended')
     .action(async (image: string, opts) => {
       wholeNumber('--vps', opts.vps, 1, MAX_VPS);

@@ -3,6 +3,9 @@
  * platform, streams COM1 to stdout (and stdin to COM1), and ends when every VP has stopped —
  * the guest returned, halted for good, or faulted — or when the user interrupts.
  */
+import { resolve } from 'node:path';
+import { loadUserVsps } from '../vmwp/user-vsp-loader.ts';
+import type { UserVspConfig } from '../vmwp/device-config.ts';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Hypervisor } from '../../hypervisor/hypervisor.ts';
@@ -28,6 +31,15 @@ export interface RunOptions {
   scsi?: string[];
   /** The console to stderr, and one JSON object on stdout at the end. */
   json?: boolean;
+  /** The user's own VSP modules, `file` or `file#ExportedClass`, offered on VMBus after the SCSI controller. */
+  vsp?: string[];
+}
+
+/** `file.ts#Class` → { module, export }; the path made absolute. */
+export function userVspSpec(text: string): UserVspConfig {
+  const at = text.lastIndexOf('#');
+  const [file, name] = at > 0 ? [text.slice(0, at), text.slice(at + 1)] : [text, undefined];
+  return { module: resolve(file), ...(name ? { export: name } : {}) };
 }
 
 /** A disk's stable SCSI id (serial number, WWN), from its path as the VM worker derives it. */
@@ -65,6 +77,7 @@ export async function runGuestImage(imagePath: string, opts: RunOptions): Promis
   const diskLog = (m: string) => process.stderr.write(`[tsvisor] ${m}\n`);
   const disks = diskFiles.map((f) => openDisk(f, { log: diskLog }));
   const scsiDisks = (opts.scsi ?? []).map((f) => openDisk(f, { log: diskLog }));
+  const userVsps = await loadUserVsps((opts.vsp ?? []).map(userVspSpec));
   const hv = new Hypervisor();
   const partition = hv.createPartition({
     name: 'run',
@@ -81,10 +94,11 @@ export async function runGuestImage(imagePath: string, opts: RunOptions): Promis
   partition.inbox.handler = platform;
   let vmbus: VmbusHost | undefined;
   let ic: IntegrationServices | undefined;
-  if (scsiDisks.length > 0) {
+  if (scsiDisks.length > 0 || userVsps.length > 0) {
     const log = (e: Error) => process.stderr.write(`[tsvisor] vmbus: ${e.message}\n`);
     vmbus = new VmbusHost(partition, { log });
-    vmbus.addVsp(new StorVsp({ instanceId: RUN_SCSI_INSTANCE, luns: lunsAtLocations(scsiDisks.map((d, i) => new ScsiDisk(d, { diskId: diskIdOf(opts.scsi![i]!) }))) }));
+    if (scsiDisks.length > 0) vmbus.addVsp(new StorVsp({ instanceId: RUN_SCSI_INSTANCE, luns: lunsAtLocations(scsiDisks.map((d, i) => new ScsiDisk(d, { diskId: diskIdOf(opts.scsi![i]!) }))) }));
+    for (const vsp of userVsps) vmbus.addVsp(vsp);
     ic = new IntegrationServices({ referenceTime: () => partition.getProperty(PartitionProperty.ReferenceTime).value, log });
     ic.addTo(vmbus);
   }

@@ -18,9 +18,9 @@ import { printJson, printTable } from './table.ts';
 
 const schema = createVirtualizationSchema();
 
-interface Resources { vm: CimInstance; vssd: CimInstance; settings: CimInstance[] }
+export interface Resources { vm: CimInstance; vssd: CimInstance; settings: CimInstance[] }
 
-async function resourcesOf(c: ManagementClient, name: string): Promise<Resources> {
+export async function resourcesOf(c: ManagementClient, name: string): Promise<Resources> {
   const vm = await findVm(c, name);
   const id = String(vm.get('Name'));
   const [vssd] = await c.query(`ASSOCIATORS OF {Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="${id}"} WHERE AssocClass = Msvm_SettingsDefineState ResultClass = Msvm_VirtualSystemSettingData`);
@@ -29,7 +29,7 @@ async function resourcesOf(c: ManagementClient, name: string): Promise<Resources
   return { vm, vssd, settings };
 }
 
-const pathOf = (i: CimInstance): CimObjectPath => ({ className: i.className, keys: [{ name: 'InstanceID', value: String(i.get('InstanceID')) }] });
+export const pathOf = (i: CimInstance): CimObjectPath => ({ className: i.className, keys: [{ name: 'InstanceID', value: String(i.get('InstanceID')) }] });
 /** A WMI path as Hyper-V clients put it into Parent. */
 const wmiPath = (p: CimObjectPath) => formatObjectPath(p);
 
@@ -59,12 +59,12 @@ function controllerType(text: string): 'ide' | 'scsi' {
 
 const vssdRef = (r: Resources) => ({ className: 'Msvm_VirtualSystemSettingData', keys: [{ name: 'InstanceID', value: String(r.vssd.get('InstanceID')) }] });
 
-async function addSettings(c: ManagementClient, r: Resources, settings: CimInstance[], json: boolean): Promise<CimObjectPath[]> {
+export async function addSettings(c: ManagementClient, r: Resources, settings: CimInstance[], json: boolean): Promise<CimObjectPath[]> {
   const { outcome } = await callMethod(c, await servicePath(c), 'AddResourceSettings', { AffectedConfiguration: vssdRef(r), ResourceSettings: settings }, { progress: !json, label: 'Adding' });
   return (outcome.out.ResultingResourceSettings ?? []) as CimObjectPath[];
 }
 
-async function removeSettings(c: ManagementClient, refs: CimObjectPath[], json: boolean): Promise<void> {
+export async function removeSettings(c: ManagementClient, refs: CimObjectPath[], json: boolean): Promise<void> {
   await callMethod(c, await servicePath(c), 'RemoveResourceSettings', { ResourceSettings: refs }, { progress: !json, label: 'Removing' });
 }
 

@@ -6,6 +6,7 @@
  *   { kind: 'ide-disk', controller: 0|1, position: 0|1, path?: '/abs/disk.raw', readOnly?: bool }
  *   { kind: 'scsi-controller', instanceId?: GUID, disks: [{ location: 0..63, path?, readOnly? }] }
  *   { kind: 'integration-services', heartbeat?: bool, shutdown?: bool, timeSync?: bool, kvp?: bool }
+ *   { kind: 'user-vsp', module: '/abs/my-vsp.ts', export?: 'MyVsp' }   (the operator's own VSP)
  *
  * A drive without `path` is an empty drive (Add-VMHardDiskDrive without -Path): it holds its
  * place on the controller and the guest sees no disk there.
@@ -16,6 +17,7 @@
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import type { DiskConfig, VmDeviceConfig } from '../vmwp/device-config.ts';
+import { moduleFileProblem, USER_VSP_EXTENSIONS } from '../vmwp/user-vsp-loader.ts';
 
 /** Two IDE channels of two drives each (Gen1 PIIX4), as Hyper-V's IDE controllers 0 and 1. */
 export const IDE_CONTROLLERS = 2;
@@ -23,7 +25,9 @@ export const IDE_CONTROLLERS = 2;
 export const MAX_SCSI_CONTROLLERS = 4;
 export const SCSI_LOCATIONS = 64;
 
-export const DEVICE_KINDS = ['ide-disk', 'scsi-controller', 'integration-services'] as const;
+export const DEVICE_KINDS = ['ide-disk', 'scsi-controller', 'integration-services', 'user-vsp'] as const;
+/** VSP modules a VM may load (each one a VMBus channel). */
+export const MAX_USER_VSPS = 16;
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const IC_FLAGS = ['heartbeat', 'shutdown', 'timeSync', 'kvp'] as const;
@@ -49,6 +53,7 @@ export function deviceProblems(devices: readonly unknown[]): string[] {
   const ideSlots = new Map<string, number>();
   let scsiControllers = 0;
   let icEntries = 0;
+  let userVsps = 0;
   devices.forEach((d, i) => {
     const where = `devices[${i}]`;
     if (!d || typeof d !== 'object' || Array.isArray(d)) { problems.push(`${where}: must be an object with a kind`); return; }
@@ -87,6 +92,12 @@ export function deviceProblems(devices: readonly unknown[]): string[] {
         if (++icEntries > 1) problems.push(`${where}: only one integration-services entry`);
         for (const f of IC_FLAGS) if (o[f] !== undefined && typeof o[f] !== 'boolean') problems.push(`${where}.${f}: must be true or false`);
         break;
+      case 'user-vsp':
+        problems.push(...unknownFields(o, ['kind', 'module', 'export'], where));
+        if (++userVsps > MAX_USER_VSPS) problems.push(`${where}: at most ${MAX_USER_VSPS} user VSPs`);
+        if (typeof o.module !== 'string' || !o.module.startsWith('/') || o.module.length > 4096 || !USER_VSP_EXTENSIONS.test(o.module)) problems.push(`${where}.module: must be the absolute path of a .ts, .mts, .js or .mjs module`);
+        if (o.export !== undefined && (typeof o.export !== 'string' || !/^[A-Za-z_$][\w$]{0,127}$/.test(o.export))) problems.push(`${where}.export: must be the name of an exported class`);
+        break;
       default:
         problems.push(`${where}.kind: must be one of ${DEVICE_KINDS.join(', ')}`);
     }
@@ -97,7 +108,8 @@ export function deviceProblems(devices: readonly unknown[]): string[] {
 interface IdeDiskEntry { kind: 'ide-disk'; controller?: number; position?: number; path?: string; readOnly?: boolean }
 interface ScsiControllerEntry { kind: 'scsi-controller'; instanceId?: string; disks: { location: number; path?: string; readOnly?: boolean }[] }
 interface IcEntry { kind: 'integration-services'; heartbeat?: boolean; shutdown?: boolean; timeSync?: boolean; kvp?: boolean }
-type ValidEntry = IdeDiskEntry | ScsiControllerEntry | IcEntry;
+interface UserVspEntry { kind: 'user-vsp'; module: string; export?: string }
+type ValidEntry = IdeDiskEntry | ScsiControllerEntry | IcEntry | UserVspEntry;
 
 /**
  * A controller without an instanceId gets one derived from the VM and its place in the list, so
@@ -126,6 +138,8 @@ export function deviceConfig(vmId: string, devices: readonly { kind: string }[])
       scsiIndex++;
     } else if (e.kind === 'integration-services') {
       config.integrationServices = { heartbeat: e.heartbeat ?? true, shutdown: e.shutdown ?? true, timeSync: e.timeSync ?? true, kvp: e.kvp ?? true };
+    } else if (e.kind === 'user-vsp') {
+      (config.userVsps ??= []).push({ module: e.module, ...(e.export !== undefined ? { export: e.export } : {}) });
     }
   }
   if (ide.some((d) => d !== null)) config.ide = ide;
@@ -140,9 +154,14 @@ export function configDisks(config: VmDeviceConfig): { where: string; disk: Disk
   return out;
 }
 
-/** Every host file a definition names, with what it is for (messages): the image, then each disk. */
+/** Every host file a definition names, with what it is for (messages): the image, each disk, each VSP module. */
 export function definitionFiles(vmId: string, imagePath: string, devices: readonly { kind: string }[]): { what: string; path: string }[] {
-  return [{ what: 'guest image', path: imagePath }, ...configDisks(deviceConfig(vmId, devices)).map(({ where, disk }) => ({ what: `disk image (${where})`, path: disk.path }))];
+  const config = deviceConfig(vmId, devices);
+  return [
+    { what: 'guest image', path: imagePath },
+    ...configDisks(config).map(({ where, disk }) => ({ what: `disk image (${where})`, path: disk.path })),
+    ...(config.userVsps ?? []).map((v) => ({ what: 'VSP module', path: v.module })),
+  ];
 }
 
 /**
@@ -160,6 +179,11 @@ export function diskProblems(config: VmDeviceConfig): string[] {
     } catch (e) {
       problems.push(`disk image ${disk.path} (${where}) cannot be used: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
     }
+  }
+  // A VSP module is code the worker will run: its owner and mode are checked as well as its place.
+  for (const v of config.userVsps ?? []) {
+    const p = moduleFileProblem(v.module);
+    if (p) problems.push(`VSP module ${p}`);
   }
   return problems;
 }

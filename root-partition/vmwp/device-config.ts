@@ -30,6 +30,14 @@ export interface ScsiControllerConfig {
   pollSpinMicros?: number;
 }
 
+/** An operator's own VSP: a module written with the child SDK (user-vsp-loader.ts). */
+export interface UserVspConfig {
+  /** Absolute path of the module (.ts, .mts, .js or .mjs). */
+  module: string;
+  /** The exported class; default: the module's default export, else its only exported class. */
+  export?: string;
+}
+
 export interface VmDeviceConfig {
   /** IDE drives: primary master, primary slave, secondary master, secondary slave (null = empty). */
   ide?: (DiskConfig | null)[];
@@ -38,6 +46,8 @@ export interface VmDeviceConfig {
   integrationServices?: IntegrationServicesConfig;
   /** Offer the echo example device on VMBus. */
   echo?: boolean;
+  /** The operator's own VSPs, offered after the built-in devices in this order. */
+  userVsps?: UserVspConfig[];
   /** Start the VMBus host even without synthetic devices (a guest may still connect). */
   vmbus?: boolean;
   /**

@@ -9,6 +9,7 @@ import { PartitionHandle } from '../../hypervisor/partition-handle.ts';
 import { P_DOORBELL, P_REQUESTED_STATE, RequestedState } from '../../hypervisor/partition-control.ts';
 import { STOP_MAIL, STOP_WORD, type DeviceThreadData, type DeviceThreadMessage, type DeviceThreadStats } from './device-thread.ts';
 import { VmDevices } from './vm-devices.ts';
+import { loadUserVsps } from './user-vsp-loader.ts';
 import { DeviceRequestServer, type DeviceRequest } from './device-requests.ts';
 import { GuestLogLimiter } from './guest-log-limiter.ts';
 import { CONSOLE_IN_FLIGHT_MAX, CONSOLE_MESSAGE_MAX, ConsoleOutputBuffer } from './console-output-buffer.ts';
@@ -64,6 +65,7 @@ const postCode = (code: number) => {
   post({ kind: 'post-code', snapshot: { code, referenceTime: partition.referenceTime(), cpu, vps, device: deviceStats() } });
 };
 try {
+  const userVsps = data.devices.userVsps?.length ? await loadUserVsps(data.devices.userVsps, data.devices.storageRoots) : [];
   devices = new VmDevices(
     partition,
     data.devices,
@@ -73,6 +75,7 @@ try {
     },
     (message) => guestLog.log(message),
     postCode,
+    userVsps,
   );
 } catch (e) {
   post({ kind: 'error', message: e instanceof Error ? e.message : String(e) });

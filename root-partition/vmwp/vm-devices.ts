@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import type { ChildPartitionAccess } from '../../hypervisor/partition-handle.ts';
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import type { UartSink } from '../devices/uart/uart16550.ts';
+import type { Vsp } from '../../vmbus/host/vsp.ts';
 import { StorageRoots } from '../vmms/storage-roots.ts';
 import type { BlockBackend } from '../storage/block-backend.ts';
 import { openDisk } from '../storage/open-disk.ts';
@@ -39,6 +40,8 @@ export class VmDevices {
   constructor(
     partition: ChildPartitionAccess, config: VmDeviceConfig, console?: UartSink, log: (message: string) => void = () => {},
     onPostCode?: (code: number) => void,
+    /** The operator's own VSPs, loaded already (user-vsp-loader.ts: loading is asynchronous). */
+    userVsps: readonly Vsp[] = [],
   ) {
     // One image attached twice to this VM (say as IDE and as SCSI) is one open disk: one lock,
     // one file offset space, writes seen by both paths at once. Only with the same access: a
@@ -69,7 +72,7 @@ export class VmDevices {
       this.platform = new EmulatedPlatform(partition, { console, ide });
       partition.inbox.handler = this.platform;
       if (config.postCodes && onPostCode) this.platform.bus.register(new PostCodePort(onPostCode));
-      if (scsi.length > 0 || config.echo || config.vmbus || config.integrationServices) {
+      if (scsi.length > 0 || config.echo || config.vmbus || config.integrationServices || userVsps.length > 0) {
         const host = new VmbusHost(partition, { log: (e) => log(`vmbus ${e.code}: ${e.message}`) });
         this.vmbus = host;
         for (const { c, disks } of scsi) {
@@ -81,6 +84,7 @@ export class VmDevices {
           host.addVsp(vsp);
         }
         if (config.echo) host.addVsp(new EchoVsp());
+        for (const vsp of userVsps) host.addVsp(vsp);
       }
     } catch (e) {
       this.close();

@@ -10,6 +10,7 @@ import type { CimMethodResult } from '../cim/provider.ts';
 import type { CimSchema } from '../cim/schema.ts';
 import type { CimValue } from '../cim/types.ts';
 import type { JobTable } from './job-table.ts';
+import { addUserVsps, isUserVspSetting, removeUserVsp } from './user-vsp-settings.ts';
 import { addStorage, computeChange, integrationChange, modifyStorage, removeStorage, SettingRefused, systemSettingsChange, type AddedSetting } from './resource-changes.ts';
 import { controllerInstanceId, diskInstanceId, driveInstanceId } from './device-settings.ts';
 import type { DeviceRecord, PortResult, VmDefinitionChange, VmmsPort, VmRecord } from './vmms-port.ts';
@@ -103,6 +104,7 @@ export class ServiceMethods {
     let vm: VmRecord | undefined;
     let devices: DeviceRecord[] | undefined;
     let added: AddedSetting[] = [];
+    let userVspIds: string[] = [];
     const change: VmDefinitionChange = {};
     const out: CimObjectPath[] = [];
     if (op === 'remove') {
@@ -111,14 +113,20 @@ export class ServiceMethods {
         const id = String(keyValue(ref, 'InstanceID') ?? '');
         vm ??= vmOfInstanceId(this.ctx.port, id);
         if (!vm) break;
-        devices = removeStorage(vm.id, devices ?? [...vm.devices], id);
+        const current = devices ?? [...vm.devices];
+        devices = removeUserVsp(vm.id, current, id) ?? removeStorage(vm.id, current, id);
       }
     } else {
       const settings = instances(p.ResourceSettings);
       if (op === 'add') {
         const target = p.AffectedConfiguration as CimObjectPath | null | undefined;
         vm = target ? vmOfInstanceId(this.ctx.port, keyValue(target, 'InstanceID')) : undefined;
-        if (vm) ({ devices, added } = addStorage(vm.id, vm.devices, settings));
+        if (vm) {
+          ({ devices, added } = addStorage(vm.id, vm.devices, settings.filter((s) => !isUserVspSetting(s))));
+          const vsps = addUserVsps(vm.id, devices, settings);
+          devices = vsps.devices;
+          userVspIds = vsps.ids;
+        }
       } else {
         for (const s of settings) {
           vm ??= vmOfInstanceId(this.ctx.port, s.get('InstanceID'));
@@ -139,6 +147,7 @@ export class ServiceMethods {
       const id = a.kind === 'controller' ? controllerInstanceId(vm.id, a.bus, a.controller) : a.kind === 'drive' ? driveInstanceId(vm.id, a) : diskInstanceId(vm.id, a);
       out.push({ className: a.kind === 'disk' ? 'Msvm_StorageAllocationSettingData' : 'Msvm_ResourceAllocationSettingData', keys: [{ name: 'InstanceID', value: id }] });
     }
+    for (const id of userVspIds) out.push({ className: 'Msvm_ResourceAllocationSettingData', keys: [{ name: 'InstanceID', value: id }] });
     return { returnValue: Code.Completed, out: { ResultingResourceSettings: out } };
   }
 

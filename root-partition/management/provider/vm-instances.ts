@@ -4,6 +4,7 @@
  * components, and the associations between them (management-model.md §1). Nothing is cached
  * here: every enumeration reads the live VM.
  */
+import { userVspSettings } from './user-vsp-settings.ts';
 import type { CimInstance } from '../cim/instance.ts';
 import type { CimSchema } from '../cim/schema.ts';
 import {
@@ -147,6 +148,7 @@ export function buildVmObjects(schema: CimSchema, hostName: string, vm: VmRecord
       AllocationUnits: 'byte*2^20', VirtualQuantity: mib, Reservation: mib, Limit: mib, DynamicMemoryEnabled: false,
     }),
     ...storageSettings(vm.id, vm.devices).map((r) => schema.createInstance(r.className, r.values)),
+    ...userVspSettings(vm.id, vm.devices).map((r) => schema.createInstance(r.className, r.values)),
     ...integrationSettingsOf(schema, vm),
   ];
   const components = integrationServicesOf(vm.devices).map((ic) => schema.createInstance(IC_CLASS[ic], {
