@@ -18,6 +18,7 @@ import type { HvError } from '../../hypervisor/hv-error.ts';
 import { PartitionProperty, type Partition, type PartitionConfig } from '../../hypervisor/partition.ts';
 import type { InterceptHandler } from '../../hypervisor/root-inbox.ts';
 import type { VpCounterName } from '../../hypervisor/partition-control.ts';
+import type { VpExitReason } from '../../hypervisor/vp/vp-events.ts';
 import { VmbusHost, type VmbusHostStats } from '../../vmbus/host/vmbus-host.ts';
 import type { VspChannelStats } from '../../vmbus/host/vsp-channel.ts';
 import type { Vsp } from '../../vmbus/host/vsp.ts';
@@ -61,6 +62,8 @@ export class GuestHarness {
   private readonly abort = new AbortController();
   private serving: Promise<void> = Promise.resolve();
   private disposed = false;
+  /** How the first VP that failed (a fault or panic) ended: every wait fails with it at once. */
+  private failure: string | null = null;
   /** Errors the VMBus host and the integration services reported. */
   readonly errors: HvError[] = [];
   vmbus: VmbusHost | null = null;
@@ -98,6 +101,11 @@ export class GuestHarness {
         h.ic.addTo(h.vmbus);
       }
     }
+    partition.on('vp-exit', ({ vp, exit }: { vp: number; exit: VpExitReason }) => {
+      if (exit.reason !== 'fault' || h.failure) return;
+      h.failure = `VP ${vp}: guest ${exit.kind === 'panic' ? 'panic' : `fault (${exit.kind})`}: ${exit.message}`;
+      for (const w of h.waiters.splice(0)) w();
+    });
     partition.start();
     return h;
   }
@@ -121,7 +129,12 @@ export class GuestHarness {
     const seen = () => (typeof text === 'string' ? this.out.includes(text) : text.test(this.out));
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${String(text)}; console so far:\n${this.out}`)), timeoutMs);
-      const check = () => { if (seen()) { clearTimeout(t); resolve(); } else this.waiters.push(check); };
+      const check = () => {
+        if (seen()) { clearTimeout(t); resolve(); }
+        // A guest that failed will never print it: say why now instead of timing out.
+        else if (this.failure) { clearTimeout(t); reject(new Error(`${this.failure} (while waiting for ${String(text)}); console so far:\n${this.out}`)); }
+        else this.waiters.push(check);
+      };
       check();
     });
   }

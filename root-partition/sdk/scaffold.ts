@@ -34,7 +34,7 @@ export interface TemplateContext {
 
 export interface ScaffoldOptions {
   template?: TemplateName;
-  /** Device name for the `device` template (default "ping"). */
+  /** Device name for the `device` template (default: the directory's name made a valid one, else "ping"). */
   device?: string;
   /** Write into a directory that already has files. */
   force?: boolean;
@@ -63,6 +63,12 @@ function context(dir: string, device: string): TemplateContext {
   };
 }
 
+/** `tsvisor sdk new thermometer` makes the thermometer device: the directory's name, lower-cased, letters and digits only. */
+export function deviceNameOf(dir: string): string {
+  const name = basename(resolve(dir)).toLowerCase().replace(/[^a-z0-9]/g, '').replace(/^[0-9]+/, '');
+  return name || 'ping';
+}
+
 function packageJson(c: TemplateContext, dir: string): string {
   const pkg = {
     name: basename(dir).toLowerCase().replace(/[^a-z0-9-]/g, '-'),
@@ -74,6 +80,7 @@ function packageJson(c: TemplateContext, dir: string): string {
       // This repository's tools, by relative path: nothing is installed into the project.
       build: `node ${c.sdkFromRoot}/node_modules/tsx/dist/cli.mjs build.ts`,
       test: `node ${c.sdkFromRoot}/node_modules/vitest/vitest.mjs run`,
+      typecheck: `node ${c.sdkFromRoot}/node_modules/typescript/bin/tsc -p tsconfig.json`,
     },
     devDependencies: { tsvisor: `file:${c.sdkFromRoot}` },
   };
@@ -98,6 +105,22 @@ export default {
 `;
 }
 
+/** The host side (VSP, tests, build script) typechecked with this repository's TypeScript and type packages. */
+function hostTsconfig(c: TemplateContext): string {
+  return JSON.stringify({
+    compilerOptions: {
+      target: 'es2022', module: 'nodenext', moduleResolution: 'nodenext', strict: true, noEmit: true,
+      allowImportingTsExtensions: true, skipLibCheck: true, esModuleInterop: true, resolveJsonModule: true, types: [], lib: ['ES2024', 'DOM'],
+    },
+    include: ['host/**/*.ts', 'test/**/*.ts', 'build.ts', 'types.d.ts'],
+  }, null, 2) + '\n';
+}
+
+/** The project has no node_modules of its own: Node's and vitest's global types come from the repository's. */
+function typeReferences(c: TemplateContext): string {
+  return `/// <reference path="${c.sdkFromRoot}/node_modules/@types/node/index.d.ts" />\n/// <reference path="${c.sdkFromRoot}/node_modules/vitest/globals.d.ts" />\n`;
+}
+
 function guestTsconfig(c: TemplateContext): string {
   return JSON.stringify({ extends: `${c.sdk}/node_modules/assemblyscript/std/assembly.json`, include: ['./**/*.ts'] }, null, 2) + '\n';
 }
@@ -114,8 +137,9 @@ function readme(c: TemplateContext, template: TemplateName): string {
 Made by \`tsvisor sdk new\` (template \`${template}\`). The tsvisor repository is at \`${c.sdkFromRoot}\`;
 sources import the SDK from there by relative path, and the scripts run its tsx and vitest.
 
-    npm run build   # guest/main.ts → build/guest.wasm
-    npm test        # builds if needed, boots the guest in a child partition, runs the checks
+    npm run build       # guest/main.ts → build/guest.wasm
+    npm test            # builds if needed, boots the guest in a child partition, runs the checks
+    npm run typecheck   # the host side (VSP, tests) with TypeScript
 
 | path | what |
 |---|---|
@@ -131,12 +155,14 @@ export function scaffoldProject(dirArg: string, o: ScaffoldOptions = {}): string
   const template = o.template ?? 'device';
   if (template !== 'device' && template !== 'guest') throw new Error(`unknown template ${JSON.stringify(template)} (device, guest)`);
   if (existsSync(dir) && readdirSync(dir).length > 0 && !o.force) throw new Error(`${dir} is not empty (use --force to write into it)`);
-  const c = context(dir, o.device ?? 'ping');
+  const c = context(dir, o.device ?? deviceNameOf(dir));
   const files: Record<string, string> = {
     'package.json': packageJson(c, dir),
     'build.ts': buildScript(c),
     'vitest.config.mjs': vitestConfig(),
     'guest/tsconfig.json': guestTsconfig(c),
+    'tsconfig.json': hostTsconfig(c),
+    'types.d.ts': typeReferences(c),
     '.gitignore': 'build/\nnode_modules/\n',
     'README.md': readme(c, template),
   };

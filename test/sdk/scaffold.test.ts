@@ -40,7 +40,15 @@ describe('tsvisor sdk new', () => {
     expect(test.code, test.out).toBe(0);
     expect(test.out).toMatch(/Tests\s+1 passed/);
     expect(existsSync(join(dir, 'build/guest.wasm'))).toBe(true);
-  }, 180_000);
+    // The host side typechecks with the repository's TypeScript, and a type error is caught.
+    const clean = await run('npm', ['run', 'typecheck', '--silent'], dir);
+    expect(clean.code, clean.out).toBe(0);
+    const vsp = join(dir, 'host/counter-vsp.ts');
+    writeFileSync(vsp, readFileSync(vsp, 'utf8').replace('this.requests++;', 'this.requests = "many";'));
+    const broken = await run('npm', ['run', 'typecheck', '--silent'], dir);
+    expect(broken.code).not.toBe(0);
+    expect(broken.out).toMatch(/host\/counter-vsp\.ts\(\d+,\d+\): error TS2322/);
+  }, 400_000);
 
   it('scaffolds a guest project with the integration services whose own npm test passes', async () => {
     const dir = join(work, 'my-guest');
@@ -49,6 +57,13 @@ describe('tsvisor sdk new', () => {
     expect(test.code, test.out).toBe(0);
     expect(test.out).toMatch(/Tests\s+1 passed/);
   }, 180_000);
+
+  it('names the device after the directory unless told otherwise', () => {
+    const files = scaffoldProject(join(work, 'Thermo-Meter2'));
+    expect(files).toEqual(expect.arrayContaining(['host/thermometer2-vsp.ts', 'guest/thermometer2-protocol.ts', 'test/thermometer2.test.ts', 'tsconfig.json']));
+    expect(readFileSync(join(work, 'Thermo-Meter2', 'host/thermometer2-vsp.ts'), 'utf8')).toContain('export class Thermometer2Vsp implements Vsp');
+    expect(scaffoldProject(join(work, '42'))).toContain('host/ping-vsp.ts');
+  });
 
   it('refuses a directory with files in it, a bad device name, and an unknown template', () => {
     const dir = join(work, 'busy');

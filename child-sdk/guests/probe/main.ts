@@ -50,6 +50,8 @@ export function boot(): i32 {
   kv("hv", hypervisorPresent() ? 1 : 0);
   kv("privlo", privilegesLow());
   kv("privhi", privilegesHigh());
+  // An assertion: the SDK routes it to hv.panic with its message and source location.
+  if (cmdlineHas("panic")) assert(false, "probe asked to panic");
   if (cmdlineHas("ud")) hypercall(HvCall.GetPartitionId, 0, 0, 0);
   if (cmdlineHas("oob")) kv("oob", load<u32>(<usize>ramPages() * 4096 + 64));
   if (cmdlineHas("gp")) kv("gp", rdmsr(0x1234));
