@@ -14,7 +14,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, expect, it, vi } from 'vitest';
 import { buildGuests } from '../../scripts/build-guests.ts';
 import { buildHost } from '../../scripts/build-host.ts';
 import { buildMan } from '../../scripts/build-man.ts';
@@ -110,8 +110,7 @@ it.skipIf(Boolean(skip))('npm install -g of the packed tarball, then tsvisor run
   let out = '';
   service.stdout!.on('data', (c) => { out += c; });
   service.stderr!.on('data', (c) => { out += c; });
-  for (const end = Date.now() + 60_000; !out.includes('tsvisor: serving') && service.exitCode === null && Date.now() < end;) await new Promise((r) => setTimeout(r, 100));
-  expect(out).toContain('tsvisor: serving');
+  await vi.waitFor(() => expect(out).toContain('tsvisor: serving'), { timeout: 60_000, interval: 100 });
   expect(JSON.parse(execFileSync(cli, ['vm', '--data-dir', dataDir, 'list', '--json'], { encoding: 'utf8' }))).toEqual([]);
   expect(statSync(join(dataDir, 'vmms.sock')).uid).toBe(Number(passwd[2]));
   service.kill('SIGTERM');

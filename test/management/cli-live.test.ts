@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { VmmsClient } from '../../root-partition/vmms/vmms-client.ts';
 import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
 import { LiveDaemon, run, TSVISOR } from './live-daemon.ts';
@@ -49,8 +49,7 @@ describe('tsvisor management verbs against a real daemon', () => {
     watcher.stdout.on('data', (c) => { watched += c; });
     watcher.stderr.on('data', (c) => { watchErr += c; });
     const watcherDone = new Promise<number>((r) => watcher.on('exit', (code) => r(code ?? -1)));
-    const deadline = Date.now() + 60_000;
-    while (!watchErr.includes('watching') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await vi.waitFor(() => expect(watchErr).toContain('watching'), { timeout: 60_000, interval: 50 });
 
     const started = await vm('start', 'web');
     expect([started.code, started.stdout]).toEqual([0, 'web: started (Running)\n']);

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { ManagementClient } from '../../root-partition/management/client/management-client.ts';
 import type { LocalGrant } from '../../root-partition/management/access/access-file.ts';
 import { writeTestAccess, type TestUser } from './access-fixture.ts';
+import { vi } from 'vitest';
 
 const DAEMON = fileURLToPath(new URL('../../root-partition/vmms/daemon-main.ts', import.meta.url));
 export const TSVISOR = fileURLToPath(new URL('../../bin/tsvisor.mjs', import.meta.url));
@@ -60,8 +61,7 @@ export class LiveDaemon {
     let out = '';
     d.stdout!.on('data', (c) => { out += c; });
     d.stderr!.on('data', (c) => { out += c; });
-    const deadline = Date.now() + 60_000;
-    while (!out.includes('tsvisor: serving') && d.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await vi.waitFor(() => { if (!out.includes('tsvisor: serving') && d.exitCode === null) throw new Error('not serving yet'); }, { timeout: 60_000, interval: 50 }).catch(() => {});
     const port = /CIM-XML on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
     const https = /CIM-XML on https:\/\/127\.0\.0\.1:(\d+)/.exec(out);
     if (!port || d.exitCode !== null) {

@@ -9,7 +9,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, expect, it, vi } from 'vitest';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const dataHome = mkdtempSync(join(tmpdir(), 'tsv-rd-'));
@@ -53,8 +53,7 @@ it('the README quick start works as written', async () => {
   let out = '';
   service.stdout!.on('data', (c) => { out += c; });
   service.stderr!.on('data', (c) => { out += c; });
-  const deadline = Date.now() + 120_000;
-  while (!out.includes('tsvisor: serving') && service.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  await vi.waitFor(() => { if (!out.includes('tsvisor: serving') && service!.exitCode === null) throw new Error('not serving yet'); }, { timeout: 120_000, interval: 100 }).catch(() => {});
   expect(out).toContain(`tsvisor: serving ${join(dataHome, 'tsvisor')}`);
 
   const outputs: string[] = [];

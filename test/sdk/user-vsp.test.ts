@@ -6,7 +6,7 @@
  */
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildGuestImage } from '../../root-partition/sdk/guest-image.ts';
 import { scaffoldProject } from '../../root-partition/sdk/scaffold.ts';
 import { VmmsClient } from '../../root-partition/vmms/vmms-client.ts';
@@ -52,8 +52,11 @@ describe('a VSP written with the SDK', () => {
     expect((await vm('start', 'ping')).code).toBe(0);
     const c = await VmmsClient.connect(daemon.dataDir);
     try {
-      let out = '';
-      for (const end = Date.now() + 60_000; !out.includes('done\n') && Date.now() < end; await new Promise((r) => setTimeout(r, 100))) out = await c.call<string>('console', { vm: 'ping' });
+      const out = await vi.waitFor(async () => {
+        const text = await c.call<string>('console', { vm: 'ping' });
+        expect(text).toContain('done\n');
+        return text;
+      }, { timeout: 60_000, interval: 100 });
       expect(out).toContain('opened=1\nreplies=10\nwrong=0\n');
     } finally {
       c.close();

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Vmms, type VmmsOptions } from '../../root-partition/vmms/vmms.ts';
 import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
+import { vi } from 'vitest';
 
 export const MiB = 1024 * 1024;
 
@@ -22,13 +23,16 @@ export function processAlive(pid: number): boolean {
   }
 }
 
-export async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+/** vitest's waitFor, for a probe that answers a falsy value until the condition holds (sync or async). */
+export async function waitFor<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 15_000): Promise<T> {
+  try {
+    return await vi.waitFor(async () => {
+      const v = await probe();
+      if (!v) throw new Error('not yet');
+      return v;
+    }, { timeout: timeoutMs, interval: 20 });
+  } catch {
+    throw new Error(`timed out waiting for ${what}`);
   }
 }
 
