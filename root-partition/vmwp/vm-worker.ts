@@ -34,6 +34,8 @@ export interface WorkerLaunch {
   imagePath: string;
   cmdline: string;
   restoreFrom?: string;
+  /** An arriving live migration: the socket the VM's state comes in on (migration/worker-migration.ts). */
+  incomingMigration?: string;
   /** The VM's devices (absent: the chipset with COM1/COM2 and no disks). */
   devices?: VmDeviceConfig;
   /** How long a pause (or save) waits for every VP to reach an exit boundary; see pauseTimeoutMs. */
