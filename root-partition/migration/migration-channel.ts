@@ -61,11 +61,26 @@ export class MigrationChannel {
     w?.reject(e);
   }
 
-  /** The next frame; an ABORT from the peer rejects with its reason. */
-  async next(): Promise<Frame> {
-    const f = await this.nextRaw();
+  /** The next frame; an ABORT from the peer rejects with its reason, as does a peer silent for `idleMs`. */
+  async next(idleMs = 0): Promise<Frame> {
+    const f = idleMs > 0 ? await this.withIdleLimit(idleMs) : await this.nextRaw();
     if (f.type === MigrationFrame.Abort) throw new MigrationChannelError('MIGRATION_ERR_ABORTED', `the peer aborted the migration: ${f.body.toString('utf8')}`);
     return f;
+  }
+
+  private withIdleLimit(ms: number): Promise<Frame> {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      this.nextRaw().finally(() => clearTimeout(timer)),
+      new Promise<Frame>((_, reject) => {
+        timer = setTimeout(() => {
+          const e = new MigrationChannelError('MIGRATION_ERR_CONNECTION', `the peer sent nothing for ${ms} ms`);
+          this.fail(e);
+          this.socket.destroy();
+          reject(e);
+        }, ms);
+      }),
+    ]);
   }
 
   private nextRaw(): Promise<Frame> {
@@ -77,8 +92,8 @@ export class MigrationChannel {
   }
 
   /** The next frame, which must be of `type`. */
-  async expect(type: MigrationFrameType, what: string): Promise<Frame> {
-    const f = await this.next();
+  async expect(type: MigrationFrameType, what: string, idleMs = 0): Promise<Frame> {
+    const f = await this.next(idleMs);
     if (f.type !== type) throw new MigrationChannelError('MIGRATION_ERR_CONNECTION', `expected ${what}, the peer sent frame type ${f.type}`);
     return f;
   }

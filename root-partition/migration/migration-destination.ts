@@ -20,11 +20,14 @@ export interface MigrationHello {
   [key: string]: unknown;
 }
 
+/** A source silent this long is gone (a network that dropped without a reset): the VM does not run here. */
+export const RECEIVE_IDLE_MS = 60_000;
+
 /** How long the destination waits for the source's GO once it reported READY. */
 export const GO_TIMEOUT_MS = 60_000;
 
 export async function receiveMigration(channel: MigrationChannel, memory: Uint8Array, configurationHash: Buffer): Promise<RestorableState> {
-  const hello = decodeJson<MigrationHello>(await channel.expect(MigrationFrame.Hello, 'HELLO'), 'HELLO');
+  const hello = decodeJson<MigrationHello>(await channel.expect(MigrationFrame.Hello, 'HELLO', RECEIVE_IDLE_MS), 'HELLO');
   if (hello.protocol !== MIGRATION_PROTOCOL_VERSION) throw new MigrationProtocolError(`the source speaks migration protocol ${hello.protocol}; this host speaks ${MIGRATION_PROTOCOL_VERSION}`);
   if (hello.memoryBytes !== memory.byteLength) throw new MigrationProtocolError(`the source's VM has ${hello.memoryBytes} bytes of memory; the one made here has ${memory.byteLength}`);
   if (hello.configurationHash !== configurationHash.toString('hex')) {
@@ -33,7 +36,7 @@ export async function receiveMigration(channel: MigrationChannel, memory: Uint8A
   const pageCount = memory.byteLength / PAGE_BYTES;
   const state = new StateBuilder('the migration stream', memory);
   for (let n = 0; ; ) {
-    const f = await channel.next();
+    const f = await channel.next(RECEIVE_IDLE_MS);
     switch (f.type) {
       case MigrationFrame.Pages:
         decodePages(f.body, pageCount, (pfn, bytes) => memory.set(bytes, pfn * PAGE_BYTES));
@@ -51,7 +54,7 @@ export async function receiveMigration(channel: MigrationChannel, memory: Uint8A
         if ('memoryRun' in r) throw new MigrationProtocolError(`state record #${n}: memory comes in PAGES frames, not in state records`);
         const end = state.add(r, n++, 0);
         if (end) {
-          await channel.expect(MigrationFrame.Done, 'DONE after the end record');
+          await channel.expect(MigrationFrame.Done, 'DONE after the end record', RECEIVE_IDLE_MS);
           return state.result();
         }
         break;

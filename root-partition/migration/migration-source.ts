@@ -140,33 +140,39 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
     return sent;
   };
 
-  await channel.send(encodeJsonFrame(MigrationFrame.Hello, {
-    ...o.hello, protocol: MIGRATION_PROTOCOL_VERSION, configurationHash: vm.configurationHash().toString('hex'), memoryBytes: memory.byteLength,
-  }));
-  // Pre-copy.
   let bytesPerMs = 0;
   let stopReason = 'round-limit';
-  let growing = 0;
-  for (;;) {
-    const r0 = performance.now();
-    const b0 = channel.bytesSent;
-    const sent = await round(true);
-    pagesPerRound.push(sent);
-    const ms = performance.now() - r0;
-    // The rate of a round that moved real data; a nearly idle round says little about the link.
-    if (channel.bytesSent - b0 >= 1 << 20) bytesPerMs = (channel.bytesSent - b0) / Math.max(ms, 0.001);
-    progress('pre-copy', Math.min(90, 80 + pagesPerRound.length));
-    const prev = pagesPerRound.at(-2);
-    if (pagesPerRound.length > 1 && (bytesPerMs === 0 || (sent * PAGE_BYTES) / bytesPerMs <= tuning.downtimeTargetMs)) { stopReason = 'converged'; break; }
-    if (prev !== undefined && sent >= prev * 0.9) growing++;
-    else growing = 0;
-    if (growing >= 3) { stopReason = 'not-converging'; break; }
-    if (pagesPerRound.length >= tuning.maxRounds) break;
+  try {
+    await channel.send(encodeJsonFrame(MigrationFrame.Hello, {
+      ...o.hello, protocol: MIGRATION_PROTOCOL_VERSION, configurationHash: vm.configurationHash().toString('hex'), memoryBytes: memory.byteLength,
+    }));
+    // Pre-copy.
+    let growing = 0;
+    for (;;) {
+      const r0 = performance.now();
+      const b0 = channel.bytesSent;
+      const sent = await round(true);
+      pagesPerRound.push(sent);
+      const ms = performance.now() - r0;
+      // The rate of a round that moved real data; a nearly idle round says little about the link.
+      if (channel.bytesSent - b0 >= 1 << 20) bytesPerMs = (channel.bytesSent - b0) / Math.max(ms, 0.001);
+      progress('pre-copy', Math.min(90, 80 + pagesPerRound.length));
+      const prev = pagesPerRound.at(-2);
+      if (pagesPerRound.length > 1 && (bytesPerMs === 0 || (sent * PAGE_BYTES) / bytesPerMs <= tuning.downtimeTargetMs)) { stopReason = 'converged'; break; }
+      if (prev !== undefined && sent >= prev * 0.9) growing++;
+      else growing = 0;
+      if (growing >= 3) { stopReason = 'not-converging'; break; }
+      if (pagesPerRound.length >= tuning.maxRounds) break;
+    }
+    // Switch-over.
+    checkCancel();
+  } catch (e) {
+    // The VM never stopped here: it runs on; the destination learns why and drops its copy.
+    channel.abort(e instanceof Error ? e.message : String(e));
+    throw e;
   }
   const preCopyMs = performance.now() - t0;
   const preCopyBytes = channel.bytesSent;
-  // Switch-over.
-  checkCancel();
   progress('switch-over', 92);
   const tPause = performance.now();
   const captured = await vm.captureForMigration();

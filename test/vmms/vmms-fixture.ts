@@ -32,9 +32,9 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | null
   }
 }
 
-export async function testImages(): Promise<{ checksum: string; hello: string; probe: string }> {
-  await buildGuests(['checksum', 'hello', 'probe']);
-  return { checksum: guestImagePath('checksum'), hello: guestImagePath('hello'), probe: guestImagePath('probe') };
+export async function testImages(): Promise<{ checksum: string; hello: string; probe: string; memoryWriter: string }> {
+  await buildGuests(['checksum', 'hello', 'probe', 'memory-writer']);
+  return { checksum: guestImagePath('checksum'), hello: guestImagePath('hello'), probe: guestImagePath('probe'), memoryWriter: guestImagePath('memory-writer') };
 }
 
 /** The daemon's own entry (what `tsvisor serve` runs, without loading the whole CLI). */
