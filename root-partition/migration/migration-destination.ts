@@ -26,7 +26,16 @@ export const RECEIVE_IDLE_MS = 60_000;
 /** How long the destination waits for the source's GO once it reported READY. */
 export const GO_TIMEOUT_MS = 60_000;
 
-export async function receiveMigration(channel: MigrationChannel, memory: Uint8Array, configurationHash: Buffer): Promise<RestorableState> {
+/**
+ * The state, and how long the VM has been paused by now: the source's pause time on its wall
+ * clock, bounded by this host's own time since HELLO (the pause came after it), so a skewed
+ * clock on either host can make the guest's time neither go back nor leap ahead.
+ */
+export type MigratedState = RestorableState & { blackoutMs: () => number };
+
+export async function receiveMigration(channel: MigrationChannel, memory: Uint8Array, configurationHash: Buffer): Promise<MigratedState> {
+  const helloAt = Date.now();
+  let pausedAtMs = Number.NaN;
   const hello = decodeJson<MigrationHello>(await channel.expect(MigrationFrame.Hello, 'HELLO', RECEIVE_IDLE_MS), 'HELLO');
   if (hello.protocol !== MIGRATION_PROTOCOL_VERSION) throw new MigrationProtocolError(`the source speaks migration protocol ${hello.protocol}; this host speaks ${MIGRATION_PROTOCOL_VERSION}`);
   if (hello.memoryBytes !== memory.byteLength) throw new MigrationProtocolError(`the source's VM has ${hello.memoryBytes} bytes of memory; the one made here has ${memory.byteLength}`);
@@ -55,12 +64,20 @@ export async function receiveMigration(channel: MigrationChannel, memory: Uint8A
         const end = state.add(r, n++, 0);
         if (end) {
           await channel.expect(MigrationFrame.Done, 'DONE after the end record', RECEIVE_IDLE_MS);
-          return state.result();
+          if (Number.isNaN(pausedAtMs)) throw new MigrationProtocolError('the source never said when it paused the VM (no BLACKOUT frame)');
+          const paused = pausedAtMs;
+          return { ...state.result(), blackoutMs: () => Math.max(0, Math.min(Date.now() - paused, Date.now() - helloAt)) };
         }
         break;
       }
       case MigrationFrame.Progress:
         break;
+      case MigrationFrame.Blackout: {
+        const t = decodeJson<{ pausedAtMs?: unknown }>(f, 'BLACKOUT').pausedAtMs;
+        if (typeof t !== 'number' || !Number.isFinite(t)) throw new MigrationProtocolError('BLACKOUT carries no time');
+        pausedAtMs = t;
+        break;
+      }
       default:
         throw new MigrationProtocolError(`unexpected frame type ${f.type} in the migration stream`);
     }

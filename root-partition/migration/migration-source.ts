@@ -175,11 +175,13 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
   const preCopyBytes = channel.bytesSent;
   progress('switch-over', 92);
   const tPause = performance.now();
+  const pausedAtMs = Date.now();
   const captured = await vm.captureForMigration();
   const tCaptured = performance.now();
   let tSent = tCaptured;
   let tReady = tCaptured;
   try {
+    await channel.send(encodeJsonFrame(MigrationFrame.Blackout, { pausedAtMs }));
     pagesPerRound.push(await round(false));
     let records = 0;
     const record = async (r: SavedRecord) => { await channel.send(encodeFrame(MigrationFrame.StateRecord, encodeRecord(r))); records++; };

@@ -20,6 +20,8 @@ export const MigrationFrame = {
   Running: 8,
   Abort: 9,
   Progress: 10,
+  /** JSON { pausedAtMs }: the source's wall clock when it paused the VM (sent after the capture). */
+  Blackout: 11,
 } as const;
 export type MigrationFrameType = (typeof MigrationFrame)[keyof typeof MigrationFrame];
 
@@ -118,7 +120,7 @@ export class FrameReader {
       if (this.bytes < 4 + length) break;
       const all = this.take(4 + length);
       const type = all.readUInt8(4);
-      if (type < MigrationFrame.Hello || type > MigrationFrame.Progress) throw new MigrationProtocolError(`unknown migration frame type ${type}`);
+      if (type < MigrationFrame.Hello || type > MigrationFrame.Blackout) throw new MigrationProtocolError(`unknown migration frame type ${type}`);
       frames.push({ type: type as MigrationFrameType, body: all.subarray(5) });
     }
     return frames;

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { StorageRoots } from '../vmms/storage-roots.ts';
 import { Hypervisor } from '../../hypervisor/hypervisor.ts';
 import { ReferenceClock } from '../../hypervisor/reference-time.ts';
+import { P_REF_FROZEN_AT } from '../../hypervisor/partition-control.ts';
 import type { Partition, VpExitEvent } from '../../hypervisor/partition.ts';
 import type { VpExitReason } from '../../hypervisor/vp/vp-events.ts';
 import type { WorkerCounters } from '../ipc/bulk-codec.ts';
@@ -169,18 +170,24 @@ export class VmWorker extends EventEmitter {
    * rejects when it does not (the VM is turned off, having never run here); `running` is called
    * once the VM runs.
    */
-  async bootFromMigration(receive: (memory: Uint8Array, configurationHash: Buffer) => Promise<RestorableState>, commit: () => Promise<void>, running: () => void): Promise<void> {
+  async bootFromMigration(receive: (memory: Uint8Array, configurationHash: Buffer) => Promise<RestorableState & { blackoutMs?: () => number }>, commit: () => Promise<void>, running: () => void): Promise<void> {
     this.image = this.launch.storageRoots
       ? StorageRoots.of(this.launch.storageRoots).readConfined(this.launch.imagePath, 'guest image')
       : readFileSync(this.launch.imagePath);
     const p = this.createPartition();
-    const saved = await this.restoreInto(p, (memory) => receive(memory, this.configurationHash()));
+    const saved: RestorableState & { blackoutMs?: () => number } = await this.restoreInto(p, (memory) => receive(memory, this.configurationHash()));
     try {
       await commit();
     } catch (e) {
       await this.turnOff();
       throw e;
     }
+    // A live migration's pause is real time that passed: the guest's reference time moves on by
+    // it (as it does across a Hyper-V live migration), so it never falls behind the wall clock
+    // and never goes back. A saved VM's clock, by contrast, stays where it was saved.
+    const blackoutTicks = BigInt(Math.round((saved.blackoutMs?.() ?? 0) * 10_000));
+    const frozen = Atomics.load(p.ctl.i64, P_REF_FROZEN_AT >> 3);
+    if (frozen >= 0n && blackoutTicks > 0n) Atomics.store(p.ctl.i64, P_REF_FROZEN_AT >> 3, frozen + blackoutTicks);
     p.resume();
     this.log.info(`migrated in at reference time ${saved.referenceTicks}; running`);
     this.watchIdle(p);

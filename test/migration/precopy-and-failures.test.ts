@@ -95,6 +95,10 @@ describe('pre-copy', () => {
       expect(summary.pagesPerRound.slice(1).some((n) => n > 0)).toBe(true);
       expect(p.dst.state).toBe('running');
       await keepsItsData(p);
+      // The guest saw the pause as time passing (its reference time moved on by it), never going back.
+      const gaps = [...p.text().matchAll(/maxgap-us=(\d+)/g)].map((m) => Number(m[1]) / 1000);
+      expect(Math.max(...gaps)).toBeGreaterThanOrEqual(summary.downtimeMs * 0.5);
+      expect(p.text()).not.toMatch(/TIME-WENT-BACK/);
     } finally {
       await end(p);
     }

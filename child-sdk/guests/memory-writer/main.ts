@@ -8,7 +8,8 @@
 //
 // Command line: `mib=<n>` working set (default 8), `rate=<KiB per ms>` write rate (0: as fast
 // as it goes; default 0), `gens=<n>` generations (0: forever; default 0).
-// Prints `gen=<g> ok pages=<n> maxgap-us=<µs>` per generation, or `MISMATCH ...` and stops.
+// Prints `gen=<g> ok pages=<n> maxgap-us=<µs>` per generation (with TIME-WENT-BACK=<n> if the
+// reference time ever read lower than before), or `MISMATCH ...` and stops.
 import "../../runtime/panic";
 import { cli, halt } from "../../platform/hv";
 import { puts, putDec } from "../../kernel/console";
@@ -26,10 +27,12 @@ const PACE_PAGES: u32 = 16;
 
 let lastTime: u64 = 0;
 let maxGap: u64 = 0;
+let backwards: u32 = 0;
 
-/** The reference time, noting the longest gap between two reads (100 ns units). */
+/** The reference time, noting the longest gap between two reads (100 ns units) and any step back. */
 function now(): u64 {
   const t = referenceTime();
+  if (t < lastTime) backwards++;
   if (lastTime != 0 && t > lastTime && t - lastTime > maxGap) maxGap = t - lastTime;
   lastTime = t;
   return t;
@@ -90,6 +93,10 @@ export function boot(): i32 {
     putDec(pages);
     puts(" maxgap-us=");
     putDec(maxGap / 10);
+    if (backwards != 0) {
+      puts(" TIME-WENT-BACK=");
+      putDec(backwards);
+    }
     puts("\n");
   }
   puts("memory-writer: done\n");
