@@ -110,6 +110,18 @@ bench
   });
 
 bench
+  .command('migrate')
+  .description('live migration of a 256 MiB VM between two daemons: downtime, rounds, bytes, throughput against the same-run TCP limit')
+  .option('--quick', 'idle and 10 MiB/s only')
+  .option('--json <file>', 'write the machine-readable report here')
+  .action(async (opts) => {
+    const { runMigrateBench, formatMigrateBench } = await import('../../bench/migrate.ts');
+    const report = await runMigrateBench({ quick: Boolean(opts.quick) });
+    console.log(formatMigrateBench(report));
+    if (opts.json) writeFileSync(opts.json, JSON.stringify(report, null, 2) + '\n');
+  });
+
+bench
   .command('io')
   .description('the main job: emulated IDE (PIO, DMA) against synthetic SCSI on one VM, with the same-run limits')
   .option('--quick', 'fewer I/Os per phase and a smaller disk (under 30 s)')
