@@ -77,7 +77,7 @@ function checkChain(text: string): number {
 }
 
 describe('vm move between two daemons', () => {
-  it('moves a running checksum guest to a trusted host only', { timeout: 120_000 }, async () => {
+  it('moves a running checksum guest to a trusted host only', { timeout: 240_000 }, async () => {
     const [a, b] = await Promise.all([host(0), host(1)]);
     try {
       const v = await a.client.call<VmView>('new', { name: 'mover', imagePath: checksum, memoryBytes: 16 * MiB, vpCount: 1, cmdline: `rounds=100000000 work=${WORK}`, automaticStopAction: 'turn-off' });
