@@ -11,6 +11,7 @@ import { registerManagementCommands } from './management-commands.ts';
 import { registerVmCommands } from './vm-commands.ts';
 import { registerUserCommands } from './user-commands.ts';
 import { registerDiskCommands } from './disk-commands.ts';
+import { registerMigrationCommands } from './migration-commands.ts';
 import { buildGuests, guestImagePath, listGuests } from '../../scripts/build-guests.ts';
 import { buildHost } from '../../scripts/build-host.ts';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -117,6 +118,18 @@ export function buildProgram(): Command {
     });
 
   bench
+    .command('migrate')
+    .description('live migration of a 256 MiB VM between two daemons: downtime, rounds, bytes, throughput against the same-run TCP limit')
+    .option('--quick', 'idle and 10 MiB/s only')
+    .option('--json <file>', 'write the machine-readable report here')
+    .action(async (opts) => {
+      const { runMigrateBench, formatMigrateBench } = await import('../../bench/migrate.ts');
+      const report = await runMigrateBench({ quick: Boolean(opts.quick) });
+      console.log(formatMigrateBench(report));
+      if (opts.json) writeFileSync(opts.json, JSON.stringify(report, null, 2) + '\n');
+    });
+
+  bench
     .command('io')
     .description('the main job: emulated IDE (PIO, DMA) against synthetic SCSI on one VM, with the same-run limits')
     .option('--quick', 'fewer I/Os per phase and a smaller disk (under 30 s)')
@@ -134,6 +147,7 @@ export function buildProgram(): Command {
   registerSdkCommands(program);
   registerUserCommands(program);
   registerDiskCommands(program);
+  registerMigrationCommands(program);
   registerServiceCommands(program);
   registerHelpOutputCommands(program);
   return program;

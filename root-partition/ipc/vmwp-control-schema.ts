@@ -32,6 +32,11 @@ enum Operation {
   CONSOLE_INPUT = 12;
   // KVP_DELETE: removes a host item (kvp_pool, kvp_key) from the guest.
   KVP_DELETE = 13;
+  // Live migration, source side: MIGRATE (the request's migration field: destination, TLS
+  // identity, trusted hosts, what HELLO carries) answers when the destination runs the VM, the
+  // worker then exits; CANCEL_MIGRATION stops one before its commit point.
+  MIGRATE = 14;
+  CANCEL_MIGRATION = 15;
 }
 
 message VpExit {
@@ -55,6 +60,8 @@ message Request {
   string kvp_value = 10;
   // CONSOLE_INPUT: the bytes, as a terminal sent them.
   bytes console_input = 11;
+  // MIGRATE: JSON (root-partition/migration/worker-migration.ts, MigrateRequest).
+  string migration = 12;
 }
 
 message Response {
@@ -74,6 +81,8 @@ message Response {
   // KVP_GET: the value, and whether the guest had the key.
   string kvp_value = 12;
   bool kvp_found = 13;
+  // MIGRATE: JSON (MigrationSummary).
+  string migration_summary = 14;
 }
 
 // Unsolicited, VMWP → VMMS.
@@ -89,6 +98,8 @@ message Notification {
     HEARTBEAT = 5;
     // The guest's KVP items changed (the worker re-reads them and reports differences).
     KVP = 6;
+    // A migration's progress (message: JSON MigrationProgress).
+    MIGRATION_PROGRESS = 7;
   }
   Kind kind = 2;
   string state = 3;
@@ -120,7 +131,7 @@ const root = protobuf.parse(SCHEMA, { keepCase: false }).root;
 const ControlMessageType = root.lookupType('tsvisor.vmwp.v1.ControlMessage');
 const OperationEnum = root.lookupEnum('tsvisor.vmwp.v1.Operation');
 
-export type Operation = 'STATUS' | 'PAUSE' | 'RESUME' | 'SAVE' | 'TURN_OFF' | 'RESET' | 'COUNTERS' | 'HEARTBEAT' | 'SHUTDOWN' | 'KVP_GET' | 'KVP_SET' | 'CONSOLE_INPUT' | 'KVP_DELETE';
+export type Operation = 'STATUS' | 'PAUSE' | 'RESUME' | 'SAVE' | 'TURN_OFF' | 'RESET' | 'COUNTERS' | 'HEARTBEAT' | 'SHUTDOWN' | 'KVP_GET' | 'KVP_SET' | 'CONSOLE_INPUT' | 'KVP_DELETE' | 'MIGRATE' | 'CANCEL_MIGRATION';
 
 export type ShutdownOutcome = 'shut-down' | 'timed-out' | 'refused' | 'unavailable';
 
@@ -139,6 +150,7 @@ export interface ControlRequest {
   kvpKey?: string;
   kvpValue?: string;
   consoleInput?: Uint8Array;
+  migration?: string;
 }
 
 export interface ControlResponse {
@@ -155,9 +167,10 @@ export interface ControlResponse {
   shutdownOutcome?: string;
   kvpValue?: string;
   kvpFound?: boolean;
+  migrationSummary?: string;
 }
 
-export type NotificationKind = 'STATE' | 'GUEST_FAULT' | 'GUEST_STOPPED' | 'WORKER_ERROR' | 'HEARTBEAT' | 'KVP';
+export type NotificationKind = 'STATE' | 'GUEST_FAULT' | 'GUEST_STOPPED' | 'WORKER_ERROR' | 'HEARTBEAT' | 'KVP' | 'MIGRATION_PROGRESS';
 
 export interface ControlNotification {
   version: number;

@@ -59,7 +59,9 @@ export function registerVmmsCommands(program: Command): void {
     .option('--web-host <address>', 'the web console\'s address (default 127.0.0.1; with --web-http loopback only)')
     .option('--web-http', 'serve the web console over plain HTTP (loopback only) instead of HTTPS')
     .option('--no-web', 'serve no web console')
-    .action(async (opts: { dataDir: string; memoryBudget?: string; cimPort?: string; cimHttpsPort?: string; cimHost?: string; tlsCert?: string; tlsKey?: string; storageRoot: string[]; cim: boolean; webPort?: string; webHost?: string; webHttp?: boolean; web: boolean }) => {
+    .option('--migration-port <port>', 'accept live migrations from trusted hosts on this TCP port (mutual TLS with the --tls-cert identity); 0 picks a free one (default: none)')
+    .option('--migration-host <address>', 'the migration port\'s address (default 0.0.0.0)')
+    .action(async (opts: { migrationPort?: string; migrationHost?: string; dataDir: string; memoryBudget?: string; cimPort?: string; cimHttpsPort?: string; cimHost?: string; tlsCert?: string; tlsKey?: string; storageRoot: string[]; cim: boolean; webPort?: string; webHost?: string; webHttp?: boolean; web: boolean }) => {
       const port = (text: string) => (text === 'none' ? null : Number(text));
       await runDaemon({
         dataDir: resolve(opts.dataDir), ...(opts.memoryBudget ? { limits: { memoryBudgetBytes: parseSize(opts.memoryBudget) } } : {}),
@@ -74,6 +76,8 @@ export function registerVmmsCommands(program: Command): void {
         ...(!opts.web ? { webPort: null } : opts.webPort !== undefined ? { webPort: port(opts.webPort) } : {}),
         ...(opts.webHost ? { webHost: opts.webHost } : {}),
         ...(opts.webHttp ? { webHttp: true } : {}),
+        ...(opts.migrationPort !== undefined ? { migrationPort: port(opts.migrationPort) } : {}),
+        ...(opts.migrationHost ? { migrationHost: opts.migrationHost } : {}),
       });
     });
 

@@ -8,6 +8,7 @@
  * until the connection closes, and `{ "console": { "vm": id, "ended": state } }` once the VM is Off
  * or Saved (nothing more will come); `console-input` `{ vm, data: base64 }` types into COM1.
  */
+import { callMigrationMethod, MIGRATION_CLIENT_METHODS, type MigrationClientMethod } from '../migration/migration-client-methods.ts';
 import { createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, rmSync } from 'node:fs';
 import type { Logger } from './log.ts';
@@ -80,6 +81,11 @@ export class ClientServer {
       id = req.id ?? null;
       if (typeof req.method === 'string' && this.cim?.handles(req.method)) {
         reply({ result: await this.cim.call(req.method, req.params && typeof req.params === 'object' ? req.params : {}, s) });
+        return;
+      }
+      if (typeof req.method === 'string' && (MIGRATION_CLIENT_METHODS as readonly string[]).includes(req.method)) {
+        const push = (progress: unknown) => { if (!s.destroyed) s.write(JSON.stringify({ id, progress }) + '\n'); };
+        reply({ result: await callMigrationMethod(this.vmms, req.method as MigrationClientMethod, req.params ?? {}, push) });
         return;
       }
       if (typeof req.method !== 'string' || !(CLIENT_METHODS as readonly string[]).includes(req.method)) throw Object.assign(new Error(`unknown method ${JSON.stringify(req.method)}`), { code: 'VMMS_ERR_METHOD' });

@@ -2,7 +2,7 @@
  * The VMMS daemon without the rest of the CLI:
  * `node --import tsx daemon-main.ts [--data-dir DIR] [--cim-port N|none] [--cim-https-port N|none]
  * [--cim-host ADDR] [--tls-cert FILE --tls-key FILE] [--storage-root DIR]… [--web-port N|none]
- * [--web-host ADDR] [--web-http]`.
+ * [--web-host ADDR] [--web-http] [--migration-port N|none] [--migration-host ADDR]`.
  * Same service as `tsvisor serve`, for service managers and tests: it loads only VMMS's own
  * modules, so it starts in a fraction of the CLI's time.
  */
@@ -21,6 +21,8 @@ const tlsCert = option('--tls-cert');
 const tlsKey = option('--tls-key');
 const webPort = port(option('--web-port'));
 const webHost = option('--web-host');
+const migrationPort = port(option('--migration-port'));
+const migrationHost = option('--migration-host');
 const storageRoots = args.flatMap((a, i) => (a === '--storage-root' && args[i + 1] ? [resolve(args[i + 1]!)] : []));
 runDaemon({
   dataDir,
@@ -33,6 +35,8 @@ runDaemon({
   ...('value' in webPort ? { webPort: webPort.value } : {}),
   ...(webHost ? { webHost } : {}),
   ...(args.includes('--web-http') ? { webHttp: true } : {}),
+  ...('value' in migrationPort ? { migrationPort: migrationPort.value } : {}),
+  ...(migrationHost ? { migrationHost } : {}),
 }).catch((e: Error) => {
   process.stderr.write(`tsvisor: ${e.message}\n`);
   process.exit(1);

@@ -14,6 +14,8 @@ import { closeLogger, createProcessLogger } from './log.ts';
 import { Vmms } from './vmms.ts';
 import type { HostLimits } from './host-resources.ts';
 import { packageGuestImagesDir } from './storage-roots.ts';
+import { loadTlsIdentity } from './tls-identity.ts';
+import { MigrationService } from '../migration/migration-service.ts';
 
 export interface DaemonOptions {
   dataDir: string;
@@ -35,6 +37,10 @@ export interface DaemonOptions {
   webHost?: string;
   /** Serve the web console over plain HTTP (loopback only) instead of HTTPS. */
   webHttp?: boolean;
+  /** The live-migration port (mutual TLS with pinned hosts): undefined or null for none, 0 for any free port. */
+  migrationPort?: number | null;
+  /** Its address (default 0.0.0.0: other hosts must reach it). */
+  migrationHost?: string;
 }
 
 /** The data directory's `disks/` and the package's built guest images, then the operator's own. */
@@ -124,10 +130,23 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     await closeLogger(log);
     throw e;
   }
+  let migration: MigrationService;
+  try {
+    const identity = loadTlsIdentity(paths.root, { ...(opts.tlsCertFile ? { certFile: opts.tlsCertFile } : {}), ...(opts.tlsKeyFile ? { keyFile: opts.tlsKeyFile } : {}) });
+    migration = await MigrationService.start(vmms, { identity, port: opts.migrationPort ?? null, ...(opts.migrationHost ? { host: opts.migrationHost } : {}), log: vmms.log });
+    vmms.migration = migration;
+  } catch (e) {
+    await web.close();
+    await cim.close();
+    await vmms.close({ stopVms: false });
+    await closeLogger(log);
+    throw e;
+  }
   let stopping = false;
   const stop = async (keepVms: boolean) => {
     if (stopping) return;
     stopping = true;
+    await migration.close();
     await server.close();
     await web.close();
     await cim.close();
@@ -143,6 +162,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   if (cim.port !== null) process.stdout.write(`tsvisor: CIM-XML on http://127.0.0.1:${cim.port}/cimom\n`);
   if (cim.httpsPort !== null) process.stdout.write(`tsvisor: CIM-XML on https://${opts.cimHost ?? '127.0.0.1'}:${cim.httpsPort}/cimom (certificate ${cim.certFile}, SHA-256 ${cim.fingerprint256})\n`);
   if (web.url) process.stdout.write(`tsvisor: web console on ${web.url}\n`);
+  if (migration.port !== null) process.stdout.write(`tsvisor: live migration on port ${migration.port} (mutual TLS; this host's certificate SHA-256 ${migration.fingerprint256})\n`);
   process.stdout.write(`tsvisor: storage roots ${vmms.roots?.dirs.join(', ')}\n`);
   // Tests and scripts wait for this line on stdout.
   process.stdout.write(`tsvisor: serving ${paths.root}\n`);

@@ -9,6 +9,8 @@
  *   vmms.pid              the process that runs the VMMS of this directory (informational)
  *   vmwp-<id>.sock        each running VM's worker socket
  *   vmwp-<id>.pid         each running VM's worker: pid and process start time (worker-record.ts)
+ *   vmwp-<id>.migrate.sock  an arriving VM's worker: the live-migration stream VMMS hands on
+ *   migration-trust.json  the hosts trusted to migrate VMs in and out (migration/host-trust.ts)
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -31,5 +33,7 @@ export class DataDir {
   savedState(id: string): string { return join(this.savedDir, `${id}.vmrs`); }
   workerSocket(id: string): string { return join(this.root, `vmwp-${id}.sock`); }
   workerRecord(id: string): string { return join(this.root, `vmwp-${id}.pid`); }
+  migrationSocket(id: string): string { return join(this.root, `vmwp-${id}.migrate.sock`); }
+  get migrationTrust(): string { return join(this.root, 'migration-trust.json'); }
   workerOutput(id: string): string { return join(this.logsDir, `vmwp-${id}.out`); }
 }

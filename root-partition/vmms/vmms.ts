@@ -32,6 +32,7 @@ import { WorkerOperations } from './worker-operations.ts';
 import { VmmsLock, VmmsLockedError } from './vmms-lock.ts';
 import { VmwpConnection } from './vmwp-connection.ts';
 import { OrphanWorkers, type OrphanWorkerView } from './orphan-workers.ts';
+import type { MigrationService } from '../migration/migration-service.ts';
 
 /** The VMs running as the service last stopped them (for 'start-if-running'). */
 const RUNNING_AT_STOP_FILE = 'running-at-stop.json';
@@ -82,6 +83,8 @@ export class Vmms {
   readonly log: Logger;
   readonly roots: StorageRoots | null;
   loadErrors: DefinitionLoadError[] = [];
+  /** This host's part in live migration, when the daemon started one (migration/migration-service.ts). */
+  migration: MigrationService | null = null;
   private readonly store: DefinitionStore;
   private readonly vms = new Map<string, VmEntry>();
   private readonly ops: WorkerOperations;
@@ -257,11 +260,7 @@ export class Vmms {
       return { returnValue: t.returnValue, error: t.reason, vm: e.view() };
     }
     if (t.operation === 'start' || t.operation === 'restore') {
-      // Orphan workers hold their memory as long as they live (orphan-workers.ts).
-      const orphans = this.orphanWorkers.list();
-      const committed = [...this.vms.values()].filter((v) => v !== e && v.pid !== null).reduce((n, v) => n + v.def.memoryBytes, 0) + orphans.reduce((n, o) => n + o.memoryBytes, 0);
-      const running = [...this.vms.values()].filter((v) => v.pid !== null).length + orphans.length;
-      const problem = admissionProblem(this.limits, e.def.memoryBytes, committed, running);
+      const problem = this.admission(e, e.def.memoryBytes);
       if (problem) {
         e.log.warn(`refused to start: ${problem}`);
         return { returnValue: ReturnCode.Failed, error: problem, vm: e.view() };
@@ -276,6 +275,100 @@ export class Vmms {
       e.log.error(`${t.operation} failed: ${e.lastError}`);
       return { returnValue: ReturnCode.Failed, error: e.lastError, vm: e.view() };
     }
+  }
+
+  /**
+   * Live migration in (migration/migration-service.ts): defines the arriving VM from the
+   * definition that travels with it, starts its worker on the stream `handOn` delivers to the
+   * worker's migration socket, and resolves once the VM runs here. A VM that does not arrive
+   * leaves nothing behind (no definition, no worker).
+   */
+  async receiveVm(definition: VmDefinition, handOn: (socketPath: string) => Promise<void>, timeoutMs: number): Promise<VmView> {
+    if (this.closing) throw new VmmsError('VMMS_ERR_STOPPING', 'the management service is stopping');
+    const def = validateDefinition(definition, 'the arriving VM');
+    if (this.vms.has(def.id)) throw new VmmsError('VMMS_ERR_VM_EXISTS', `a VM with id ${def.id} is already defined on this host`);
+    if (this.find(def.name)) throw new VmmsError('VMMS_ERR_NAME_IN_USE', `a VM named "${def.name}" exists on this host`);
+    this.confine(def);
+    if (!existsSync(def.imagePath)) throw new VmmsError('VMMS_ERR_NO_IMAGE', `guest image ${def.imagePath} does not exist on this host`);
+    const problem = this.admission(null, def.memoryBytes);
+    if (problem) throw new VmmsError('VMMS_ERR_LIMIT', problem);
+    this.store.save(def);
+    const e = new VmEntry(def, this.log);
+    this.vms.set(def.id, e);
+    this.events.emit('defined', { vmId: def.id, name: def.name });
+    this.setState(e, EnabledState.Starting, 'arriving by live migration');
+    try {
+      await this.ops.startIncoming(e, handOn, timeoutMs);
+    } catch (err) {
+      e.log.error(`the VM did not arrive: ${(err as Error).message}`);
+      e.expectingExit = true;
+      this.setState(e, EnabledState.Off, `the migration in failed: ${(err as Error).message}`);
+      this.store.remove(def.id);
+      this.vms.delete(def.id);
+      this.events.emit('removed', { vmId: def.id, name: def.name });
+      throw err;
+    }
+    this.setState(e, EnabledState.Running, 'arrived by live migration', HealthState.Ok);
+    return e.view();
+  }
+
+  /**
+   * Live migration out: the worker streams the VM to the destination (request: where, with which
+   * TLS identity and trusted hosts). On success the VM runs there and its definition leaves this
+   * host; on a failure it runs on here (or, when the destination's answer was lost after the
+   * commit, stays Paused: it may be running there) and the error says why.
+   */
+  async moveOut(idOrName: string, request: Record<string, unknown>, onProgress: (p: Record<string, unknown>) => void, timeoutMs: number): Promise<Record<string, unknown>> {
+    const e = this.entry(idOrName);
+    if (this.closing) throw new VmmsError('VMMS_ERR_STOPPING', 'the management service is stopping');
+    if (e.state !== EnabledState.Running || !e.conn) throw new VmmsError('VMMS_ERR_INVALID_STATE', `cannot move a VM that is ${stateName(e.state)}; only a Running VM moves live`);
+    const conn = e.conn;
+    const progress = (n: ControlNotification) => {
+      if (n.kind !== 'MIGRATION_PROGRESS') return;
+      try { onProgress(JSON.parse(n.message ?? '{}') as Record<string, unknown>); } catch { /* a malformed report is only a report */ }
+    };
+    conn.on('notification', progress);
+    e.log.info(`live migration to ${String(request.host)}:${String(request.port)} requested`);
+    let summary: Record<string, unknown>;
+    try {
+      const r = await conn.request('MIGRATE', timeoutMs, { migration: JSON.stringify({ ...request, hello: { definition: e.def } }) });
+      // The worker exits now: its VM runs on the destination.
+      e.expectingExit = true;
+      summary = JSON.parse(r.migrationSummary || '{}') as Record<string, unknown>;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      e.lastError = `live migration failed: ${(err as Error).message}`;
+      e.log.error(e.lastError);
+      if (code === 'MIGRATION_ERR_OUTCOME_UNKNOWN') this.setState(e, EnabledState.Paused, e.lastError, HealthState.MajorFailure);
+      throw err;
+    } finally {
+      conn.off('notification', progress);
+    }
+    e.generation++;
+    await Promise.race([conn.whenClosed(), new Promise((r) => setTimeout(r, 3000))]);
+    if (e.pid !== null && !conn.isClosed) await this.ops.apply(e, 'turn-off', EnabledState.Stopping, EnabledState.Off).catch(() => {});
+    this.setState(e, EnabledState.Off, `moved to ${String(request.host)}:${String(request.port)}`);
+    this.store.remove(e.def.id);
+    this.vms.delete(e.def.id);
+    e.log.info(`moved to ${String(request.host)}:${String(request.port)}; its definition left this host`);
+    this.events.emit('removed', { vmId: e.def.id, name: e.def.name });
+    return summary;
+  }
+
+  /** Cancels a live migration of the VM before its commit point (the VM runs on here). */
+  async cancelMove(idOrName: string): Promise<void> {
+    const e = this.entry(idOrName);
+    if (!e.conn) throw new VmmsError('VMMS_ERR_NOT_RUNNING', `VM ${e.def.name} has no worker`);
+    await e.conn.request('CANCEL_MIGRATION', 5000);
+  }
+
+  /** Why a VM of `memoryBytes` cannot start now (null: it can), besides `self`. */
+  private admission(self: VmEntry | null, memoryBytes: number): string | null {
+    // Orphan workers hold their memory as long as they live (orphan-workers.ts).
+    const orphans = this.orphanWorkers.list();
+    const committed = [...this.vms.values()].filter((v) => v !== self && v.pid !== null).reduce((n, v) => n + v.def.memoryBytes, 0) + orphans.reduce((n, o) => n + o.memoryBytes, 0);
+    const running = [...this.vms.values()].filter((v) => v.pid !== null).length + orphans.length;
+    return admissionProblem(this.limits, memoryBytes, committed, running);
   }
 
   start(vm: string) { return this.requestStateChange(vm, 2); }

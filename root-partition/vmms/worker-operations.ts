@@ -179,7 +179,18 @@ export class WorkerOperations {
     return e.conn;
   }
 
-  private async startWorker(e: VmEntry, restoreFrom: string | undefined): Promise<void> {
+  /**
+   * Live migration in: starts the VM's worker to boot from the stream `handOn` delivers to its
+   * migration socket; resolves once the worker runs the VM (the whole transfer, so `timeoutMs`).
+   */
+  async startIncoming(e: VmEntry, handOn: (socketPath: string) => Promise<void>, timeoutMs: number): Promise<void> {
+    const socketPath = this.paths.migrationSocket(e.def.id);
+    let handing: Promise<void> | null = null;
+    await this.startWorker(e, undefined, { socketPath, timeoutMs, started: () => { handing = handOn(socketPath); handing.catch(() => {}); } });
+    await handing;
+  }
+
+  private async startWorker(e: VmEntry, restoreFrom: string | undefined, incoming?: { socketPath: string; timeoutMs: number; started: () => void }): Promise<void> {
     e.clearConsole();
     const d = e.def;
     const devices = deviceConfig(d.id, d.devices);
@@ -196,11 +207,15 @@ export class WorkerOperations {
     // first if not (a no-op when fresh). Without them the worker compiles its sources: slower, same.
     await buildWorkerBundles().catch((err: Error) => e.log.warn(`worker bundles not built (${err.message}); the worker compiles its sources`));
     // Two workers of one VM would write the same disks: never start one while another may live.
-    const old = liveWorker(this.paths, d.id);
+    // An arriving VM's source worker has the same VM id, and on one machine (two hosts in tests,
+    // or network namespaces) the same process table: only this data directory's record counts.
+    const recorded = readWorkerRecord(this.paths, d.id);
+    const old = incoming ? (recorded && workerAlive(recorded) ? recorded : null) : liveWorker(this.paths, d.id);
     if (old) throw new WorkerRequestError(`a worker process (${old.pid}) of this VM is still alive; turn the VM off to stop it`, 'VMMS_ERR_WORKER_ALIVE');
     const worker = launchWorker({
       dataDir: this.paths.root, vmId: d.id, name: d.name, memoryBytes: d.memoryBytes, vpCount: d.vpCount, imagePath: d.imagePath, cmdline: d.cmdline,
-      devices, ...(restoreFrom ? { restoreFrom } : {}), ...(this.roots ? { storageRoots: [...this.roots.dirs] } : {}),
+      devices, ...(restoreFrom ? { restoreFrom } : {}), ...(incoming ? { incomingMigration: incoming.socketPath } : {}),
+      ...(this.roots ? { storageRoots: [...this.roots.dirs] } : {}),
     }, this.paths.workerOutput(d.id));
     e.pid = worker.pid;
     const startTime = processStartTime(worker.pid);
@@ -218,8 +233,9 @@ export class WorkerOperations {
       throw new Error(`the worker did not come up: ${(err as Error).message}${out ? `\n${out}` : ''}`);
     }
     this.sink.attach(e, conn);
+    incoming?.started();
     try {
-      await conn.request('STATUS', this.t.startTimeoutMs);
+      await conn.request('STATUS', incoming?.timeoutMs ?? this.t.startTimeoutMs);
     } catch (err) {
       // The worker reports its boot error and exits by itself.
       e.expectingExit = true;

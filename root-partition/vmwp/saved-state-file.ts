@@ -187,8 +187,11 @@ export function readSavedState(path: string, expectedHash: Buffer, memory: Uint8
   }
 }
 
-/** Collects the records in their required order, refusing what is out of place. */
-class StateBuilder {
+/**
+ * Collects the records in their required order, refusing what is out of place. `path` names the
+ * source in messages (a file, or a migration stream, which sends memory in frames of its own).
+ */
+export class StateBuilder {
   private partition: { vpCount: number; guestOsId: string; hypercallMsr: string; imagePreparation: string } | null = null;
   private readonly vps: PartitionSnapshot['vps'] = [];
   private referenceTicks = -1;

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { StorageRoots } from '../vmms/storage-roots.ts';
 import { Hypervisor } from '../../hypervisor/hypervisor.ts';
 import { ReferenceClock } from '../../hypervisor/reference-time.ts';
+import { P_REF_FROZEN_AT } from '../../hypervisor/partition-control.ts';
 import type { Partition, VpExitEvent } from '../../hypervisor/partition.ts';
 import type { VpExitReason } from '../../hypervisor/vp/vp-events.ts';
 import type { WorkerCounters } from '../ipc/bulk-codec.ts';
@@ -22,7 +23,7 @@ import { HeartbeatStatus } from '../vsp/ic/heartbeat-vsp.ts';
 import { capturePartition, restorePartition, SnapshotError } from './partition-snapshot.ts';
 import { executionToRecord } from './vp-execution-record.ts';
 import type { VpExecution } from '../../hypervisor/vp/vp-capture.ts';
-import { consumeSavedState, configurationHash, readSavedState, writeSavedState, type SaveSummary } from './saved-state-file.ts';
+import { consumeSavedState, configurationHash, readSavedState, writeSavedState, type SavedState, type SaveSummary } from './saved-state-file.ts';
 
 /** What VMMS tells a new VMWP: the VM's configuration and, to restore, its saved-state file. */
 export interface WorkerLaunch {
@@ -34,12 +35,23 @@ export interface WorkerLaunch {
   imagePath: string;
   cmdline: string;
   restoreFrom?: string;
+  /** An arriving live migration: the socket the VM's state comes in on (migration/worker-migration.ts). */
+  incomingMigration?: string;
   /** The VM's devices (absent: the chipset with COM1/COM2 and no disks). */
   devices?: VmDeviceConfig;
   /** How long a pause (or save) waits for every VP to reach an exit boundary; see pauseTimeoutMs. */
   pauseTimeoutMs?: number;
   /** The host's storage roots: the image is read through a descriptor checked against them. */
   storageRoots?: string[];
+}
+
+/** A VM's whole state but its memory, as a saved-state file or a migration stream carries it. */
+export type RestorableState = Omit<SavedState, 'memory'>;
+
+/** What captureForMigration took: the state to send (or to resume from), and whether the VM ran. */
+export interface CapturedVm {
+  state: RestorableState;
+  wasRunning: boolean;
 }
 
 export const DEFAULT_PAUSE_TIMEOUT_MS = 5000;
@@ -102,22 +114,7 @@ export class VmWorker extends EventEmitter {
     const p = this.createPartition();
     if (this.launch.restoreFrom) {
       const file = this.launch.restoreFrom;
-      let saved: ReturnType<typeof readSavedState>;
-      try {
-        saved = readSavedState(file, this.configurationHash(), p.mem.u8);
-        // Before the device thread exists: this thread alone writes the control block.
-        const executions = restorePartition(p, saved);
-        // Every VP rewinds to the exit it was captured in and parks there (the partition stays
-        // paused, its clock frozen) before any device runs: the capture area each VP borrows for
-        // its rewind holds the guest's bytes again before a device could touch guest memory.
-        await p.continueVps(executions, this.pauseTimeoutMs);
-      } catch (e) {
-        await p.stop();
-        await this.hv.deletePartition(p.id);
-        this.partition = null;
-        throw e;
-      }
-      await this.startDevices(p, saved.devices);
+      const saved = await this.restoreInto(p, (memory) => readSavedState(file, this.configurationHash(), memory));
       // The guest is about to run ahead of the file: the file must be gone for good (on disk,
       // not just in VMMS's memory) before it does, or a later crash would restore stale memory.
       consumeSavedState(file);
@@ -140,6 +137,124 @@ export class VmWorker extends EventEmitter {
     }
     this.watchIdle(p);
     this.setState('running');
+  }
+
+  /**
+   * Puts a saved VM into the fresh partition `p`: `read` fills its memory and returns the rest of
+   * the state; every VP rewinds and parks, then the devices start from their records. The
+   * partition is left paused. On a failure the partition is gone and the error is thrown.
+   */
+  private async restoreInto(p: Partition, read: (memory: Uint8Array) => RestorableState | Promise<RestorableState>): Promise<RestorableState> {
+    let saved: RestorableState;
+    try {
+      saved = await read(p.mem.u8);
+      // Before the device thread exists: this thread alone writes the control block.
+      const executions = restorePartition(p, saved);
+      // Every VP rewinds to the exit it was captured in and parks there (the partition stays
+      // paused, its clock frozen) before any device runs: the capture area each VP borrows for
+      // its rewind holds the guest's bytes again before a device could touch guest memory.
+      await p.continueVps(executions, this.pauseTimeoutMs);
+    } catch (e) {
+      await p.stop();
+      await this.hv.deletePartition(p.id);
+      this.partition = null;
+      throw e;
+    }
+    await this.startDevices(p, saved.devices);
+    return saved;
+  }
+
+  /**
+   * Live migration, destination side: boots from the state `receive` writes into guest memory and
+   * returns, paused; `commit` resolves when the source gives the VM up (the VM then runs) and
+   * rejects when it does not (the VM is turned off, having never run here); `running` is called
+   * once the VM runs.
+   */
+  async bootFromMigration(receive: (memory: Uint8Array, configurationHash: Buffer) => Promise<RestorableState & { blackoutMs?: () => number }>, commit: () => Promise<void>, running: () => void): Promise<void> {
+    this.image = this.launch.storageRoots
+      ? StorageRoots.of(this.launch.storageRoots).readConfined(this.launch.imagePath, 'guest image')
+      : readFileSync(this.launch.imagePath);
+    const p = this.createPartition();
+    const saved: RestorableState & { blackoutMs?: () => number } = await this.restoreInto(p, (memory) => receive(memory, this.configurationHash()));
+    try {
+      await commit();
+    } catch (e) {
+      await this.turnOff();
+      throw e;
+    }
+    // A live migration's pause is real time that passed: the guest's reference time moves on by
+    // it (as it does across a Hyper-V live migration), so it never falls behind the wall clock
+    // and never goes back. A saved VM's clock, by contrast, stays where it was saved.
+    const blackoutTicks = BigInt(Math.round((saved.blackoutMs?.() ?? 0) * 10_000));
+    const frozen = Atomics.load(p.ctl.i64, P_REF_FROZEN_AT >> 3);
+    if (frozen >= 0n && blackoutTicks > 0n) Atomics.store(p.ctl.i64, P_REF_FROZEN_AT >> 3, frozen + blackoutTicks);
+    p.resume();
+    this.log.info(`migrated in at reference time ${saved.referenceTicks}; running`);
+    this.watchIdle(p);
+    this.setState('running');
+    running();
+  }
+
+  /** Live migration, source side: the guest's memory, read while the VM runs and after capture. */
+  get migrationMemory(): Uint8Array {
+    if (!this.partition) throw new Error(`the VM is ${this.state}`);
+    return this.partition.mem.u8;
+  }
+
+  /**
+   * Live migration switch-over: parks the VPs, saves the devices and captures every VP, then
+   * stops the device thread, which closes the disks and so releases their locks for the
+   * destination. Guest memory stays readable (migrationMemory) until resumeAfterMigration or
+   * turnOff. A failure before the capture is complete puts the VM back as it was.
+   */
+  async captureForMigration(): Promise<CapturedVm> {
+    const p = this.live;
+    if (!p.capturable) {
+      throw new SnapshotError('VMWP_ERR_SAVE_NOT_RESTORABLE', 'the guest image was prepared without capturable stacks (TSVISOR_REWRITE is set to preemptible or 0), so its VPs cannot be migrated');
+    }
+    const wasRunning = this.state === 'running';
+    if (wasRunning) await this.pause();
+    let executions: VpExecution[] | null = null;
+    this.stopping = true;
+    let state: RestorableState;
+    try {
+      const records = (await this.deviceThread.request({ op: 'save-devices' })).records;
+      executions = await p.captureVps(this.pauseTimeoutMs);
+      const snap = capturePartition(p);
+      state = { ...snap, vps: snap.vps.map((v) => ({ ...v, execution: executionToRecord(executions![v.vp]) })), devices: records };
+    } catch (e) {
+      await this.undoCapture(p, executions, e);
+      if (wasRunning) this.resume();
+      throw e;
+    }
+    await this.stopDevices();
+    return { state, wasRunning };
+  }
+
+  /**
+   * The migration failed after captureForMigration: the VM goes on here, in a fresh partition
+   * restored from the captured state and this partition's memory (the device thread reopens the
+   * disks). Running again when `run`, else left paused.
+   */
+  async resumeAfterMigration(captured: CapturedVm, run: boolean): Promise<void> {
+    const old = this.partition;
+    if (!old) throw new Error('the VM is gone; nothing to resume');
+    const memory = old.mem.u8;
+    this.partition = null;
+    const p = this.createPartition();
+    try {
+      await this.restoreInto(p, (m) => { m.set(memory); return captured.state; });
+    } finally {
+      await this.hv.deletePartition(old.id);
+    }
+    this.stopping = false;
+    this.watchIdle(p);
+    if (run) {
+      p.resume();
+      this.setState('running');
+    } else {
+      this.setState('paused');
+    }
   }
 
   /**

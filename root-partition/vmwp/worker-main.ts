@@ -11,6 +11,7 @@ import { ControlServer } from './control-server.ts';
 import { DEFAULT_SHUTDOWN_TIMEOUT_MS, shutDownGuest } from './guest-shutdown.ts';
 import { VmWorker, type WorkerLaunch } from './vm-worker.ts';
 import type { KvpGuestItems } from './kvp-guest-watch.ts';
+import { acceptIncomingMigration, migrateToHost, type MigrateRequest } from '../migration/worker-migration.ts';
 
 async function main(): Promise<void> {
   const launch = JSON.parse(Buffer.from(process.argv[2] ?? '', 'base64').toString('utf8')) as WorkerLaunch;
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
     process.exit(code);
   };
   let booted: Promise<void> = new Promise(() => {});
+  let migration: { cancelled: boolean } | null = null;
   const server = new ControlServer(new DataDir(launch.dataDir).workerSocket(launch.vmId), (r, reply, fail) => {
     const status = () => ({ state: worker.state, pid: process.pid, vmId: launch.vmId, uptimeMs: Date.now() - worker.startedAt });
     const run = async () => {
@@ -71,6 +73,24 @@ async function main(): Promise<void> {
         case 'CONSOLE_INPUT':
           worker.consoleInput(r.consoleInput ?? new Uint8Array(0));
           return reply(status());
+        case 'MIGRATE': {
+          if (migration) throw Object.assign(new Error('a migration of this VM is under way'), { code: 'MIGRATION_ERR_BUSY' });
+          const m = { cancelled: false };
+          migration = m;
+          try {
+            const summary = await migrateToHost(worker, JSON.parse(r.migration ?? '{}') as MigrateRequest,
+              (p) => server.notify({ kind: 'MIGRATION_PROGRESS', message: JSON.stringify(p) }), () => m.cancelled);
+            reply({ ...status(), migrationSummary: JSON.stringify(summary) });
+          } finally {
+            migration = null;
+          }
+          // The destination runs the VM: this copy ends (its disks were released at the switch-over).
+          return void exit(0);
+        }
+        case 'CANCEL_MIGRATION':
+          if (!migration) throw Object.assign(new Error('no migration of this VM is under way'), { code: 'MIGRATION_ERR_NONE' });
+          migration.cancelled = true;
+          return reply(status());
         case 'TURN_OFF':
           await worker.turnOff();
           reply(status());
@@ -103,7 +123,7 @@ async function main(): Promise<void> {
   process.on('SIGHUP', () => {});
   process.on('SIGPIPE', () => {});
   await server.listen();
-  booted = worker.boot();
+  booted = launch.incomingMigration ? acceptIncomingMigration(worker, launch.incomingMigration) : worker.boot();
   booted.catch((e: Error) => {
     log.error(`boot failed: ${e.message}`);
     // Give a connected VMMS the answer before leaving; exit anyway if nobody asks.

@@ -36,9 +36,9 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | null
   }
 }
 
-export async function testImages(): Promise<{ checksum: string; hello: string; probe: string }> {
-  await buildGuests(['checksum', 'hello', 'probe']);
-  return { checksum: guestImagePath('checksum'), hello: guestImagePath('hello'), probe: guestImagePath('probe') };
+export async function testImages(): Promise<{ checksum: string; hello: string; probe: string; memoryWriter: string }> {
+  await buildGuests(['checksum', 'hello', 'probe', 'memory-writer']);
+  return { checksum: guestImagePath('checksum'), hello: guestImagePath('hello'), probe: guestImagePath('probe'), memoryWriter: guestImagePath('memory-writer') };
 }
 
 /** The daemon's own entry (what `tsvisor serve` runs, without loading the whole CLI). */
@@ -67,14 +67,18 @@ export class VmmsFixture {
     return v;
   }
 
-  /** A real `tsvisor serve` process on `dataDir`; resolves once it serves, rejects if it exits first. */
-  async daemon(dataDir: string): Promise<ChildProcess> {
-    const d = spawn(process.execPath, ['--import', 'tsx', DAEMON, '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** What each daemon started here printed (stdout and stderr). */
+  readonly daemonOutput = new Map<ChildProcess, () => string>();
+
+  /** A real `tsvisor serve` process on `dataDir` (with `args`); resolves once it serves, rejects if it exits first. */
+  async daemon(dataDir: string, args: string[] = [], command: string[] = []): Promise<ChildProcess> {
+    const d = spawn(command[0] ?? process.execPath, [...command.slice(1), ...(command.length ? [process.execPath] : []), '--import', 'tsx', DAEMON, '--data-dir', dataDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.daemons.add(d);
     this.pids.add(d.pid!);
     let out = '';
     d.stdout!.on('data', (c) => { out += c; });
     d.stderr!.on('data', (c) => { out += c; });
+    this.daemonOutput.set(d, () => out);
     await waitFor(`the daemon to serve (${out})`, () => out.includes('tsvisor: serving') || d.exitCode !== null, 60_000);
     if (d.exitCode !== null) throw new Error(`the daemon exited: ${out}`);
     return d;

@@ -46,7 +46,7 @@ describe('VMWP IPC', () => {
     // ControlMessage.request (field 1) { version=1, request_id=5, operation=SAVE(4), saved_state_path="/s" }
     expect(Buffer.from(bytes).toString('hex')).toBe('0a0a08011005180422022f73');
     // proto3: the fields added later read as their defaults (0, false, '') from an older peer's bytes.
-    expect(decodeControl(bytes)).toEqual({ request: { version: 1, requestId: 5, operation: 'SAVE', savedStatePath: '/s', timeoutMs: 0, force: false, reason: '', kvpPool: 0, kvpKey: '', kvpValue: '', consoleInput: Buffer.alloc(0) } });
+    expect(decodeControl(bytes)).toEqual({ request: { version: 1, requestId: 5, operation: 'SAVE', savedStatePath: '/s', timeoutMs: 0, force: false, reason: '', kvpPool: 0, kvpKey: '', kvpValue: '', consoleInput: Buffer.alloc(0), migration: '' } });
     const n = decodeControl(encodeControl({ notification: { version: 1, kind: 'GUEST_STOPPED', exits: [{ vp: 0, reason: 'fault', detail: 'trap' }] } }));
     expect(n).toMatchObject({ notification: { kind: 'GUEST_STOPPED', exits: [{ vp: 0, reason: 'fault', detail: 'trap' }] } });
     expect(() => encodeControl({ request: { version: 1, requestId: 1, operation: 'FLY' as never } })).toThrow(/unknown control operation/);

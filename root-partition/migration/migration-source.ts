@@ -1,0 +1,228 @@
+/**
+ * Live migration, source side (runs in the VM's worker process): pre-copy, then switch-over.
+ *
+ * Pre-copy sends every non-zero page while the guest runs, then, in rounds, the pages that
+ * changed since they were sent (page-tracker.ts), until one round's pages would go within the
+ * downtime target at the bandwidth measured so far, or the rounds stop shrinking, or the round
+ * limit is reached (QEMU's rule, migration/ram.c). Switch-over pauses the VM, captures it and
+ * stops its devices (the disks' locks go), sends the last changed pages and the VM's state, and
+ * waits for the destination to report it restored (READY). Only then does the source commit
+ * (GO): until GO any failure or a cancel resumes the VM here. After GO the source never resumes
+ * on its own: when RUNNING does not come back the destination may be running the VM, so the
+ * VM stays paused here and the error says the outcome is unknown.
+ */
+import { encodeRecord, type SavedRecord } from '../ipc/saved-state-schema.ts';
+import type { CapturedVm } from '../vmwp/vm-worker.ts';
+import { MigrationChannel } from './migration-channel.ts';
+import {
+  encodeFrame, encodeJsonFrame, encodePages, encodeZeroPages, MAX_PAGES_PER_FRAME, MAX_ZERO_PAGES_PER_FRAME, MigrationFrame, MIGRATION_PROTOCOL_VERSION, PAGE_BYTES,
+} from './migration-wire.ts';
+import { ShadowPageTracker, type DirtyScan } from './page-tracker.ts';
+
+export interface MigrationTuning {
+  /** The pause the last round must fit in, at the measured bandwidth (QEMU's downtime-limit). */
+  downtimeTargetMs: number;
+  /** Pre-copy rounds at most (the first, full one included). */
+  maxRounds: number;
+  /** How long the source waits for the destination's READY, then RUNNING. */
+  replyTimeoutMs: number;
+}
+
+export const DEFAULT_TUNING: MigrationTuning = { downtimeTargetMs: 100, maxRounds: 30, replyTimeoutMs: 60_000 };
+
+export type MigrationPhase = 'pre-copy' | 'switch-over' | 'committing' | 'completed';
+
+export interface MigrationProgress {
+  phase: MigrationPhase;
+  round: number;
+  pagesSent: number;
+  bytesSent: number;
+  /** 0..100: pre-copy's first round is most of the work. */
+  percentComplete: number;
+}
+
+export interface MigrationSummary {
+  rounds: number;
+  /** Pages sent in each pre-copy round, then in the final (paused) one. */
+  pagesPerRound: number[];
+  zeroPagesSent: number;
+  bytesSent: number;
+  totalMs: number;
+  preCopyMs: number;
+  /** Pause to RUNNING, as the source saw it: the VM ran nowhere in between. */
+  downtimeMs: number;
+  /** Parts of the downtime: capture (pause, devices, VPs), final pages and state sent, destination restore to READY, GO to RUNNING. */
+  captureMs: number;
+  finalSendMs: number;
+  restoreMs: number;
+  commitMs: number;
+  /** Bytes a second over pre-copy. */
+  preCopyBytesPerSecond: number;
+  /** Why pre-copy ended: 'converged', 'not-converging', 'round-limit'. */
+  stopReason: string;
+}
+
+export interface MigrationSourceVm {
+  readonly migrationMemory: Uint8Array;
+  configurationHash(): Buffer;
+  captureForMigration(): Promise<CapturedVm>;
+  resumeAfterMigration(captured: CapturedVm, run: boolean): Promise<void>;
+}
+
+export class MigrationError extends Error {
+  constructor(readonly code: 'MIGRATION_ERR_CANCELLED' | 'MIGRATION_ERR_FAILED' | 'MIGRATION_ERR_OUTCOME_UNKNOWN', message: string) {
+    super(message);
+  }
+}
+
+/** Pages scanned per step: one PAGES frame at most comes of it, so the buffers stay bounded. */
+const SCAN_STEP = MAX_PAGES_PER_FRAME;
+
+/** Collects one scan step's pages into at most one PAGES and one ZERO_PAGES frame. */
+class PageBatch {
+  private readonly pfns = new Uint32Array(MAX_PAGES_PER_FRAME);
+  private readonly data = Buffer.allocUnsafe(MAX_PAGES_PER_FRAME * PAGE_BYTES);
+  private readonly zeros = new Uint32Array(MAX_ZERO_PAGES_PER_FRAME);
+  private count = 0;
+  private zeroCount = 0;
+  zeroPages = 0;
+
+  readonly add = (pfn: number, bytes: Buffer, zero: boolean): void => {
+    if (zero) {
+      this.zeros[this.zeroCount++] = pfn;
+      this.zeroPages++;
+      return;
+    }
+    this.pfns[this.count] = pfn;
+    bytes.copy(this.data, this.count * PAGE_BYTES);
+    this.count++;
+  };
+
+  async flush(channel: MigrationChannel): Promise<void> {
+    if (this.count) await channel.send(encodePages(this.pfns, this.count, this.data));
+    if (this.zeroCount) await channel.send(encodeZeroPages(this.zeros, this.zeroCount));
+    this.count = 0;
+    this.zeroCount = 0;
+  }
+}
+
+export interface MigrateOutOptions {
+  /** What the destination VMMS needs to take the VM (its definition), sent in HELLO. */
+  hello: Record<string, unknown>;
+  tuning?: Partial<MigrationTuning>;
+  onProgress?: (p: MigrationProgress) => void;
+  /** Checked between steps: true cancels (only before GO). */
+  cancelled?: () => boolean;
+  /** Which dirty-page detection (tests and the bench compare them); the shadow copy by default. */
+  tracker?: (memory: Uint8Array) => DirtyScan;
+}
+
+export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChannel, o: MigrateOutOptions): Promise<MigrationSummary> {
+  const tuning = { ...DEFAULT_TUNING, ...o.tuning };
+  const t0 = performance.now();
+  const memory = vm.migrationMemory;
+  const tracker = (o.tracker ?? ((m) => new ShadowPageTracker(m)))(memory);
+  const batch = new PageBatch();
+  const pagesPerRound: number[] = [];
+  const progress = (phase: MigrationPhase, percentComplete: number) => o.onProgress?.({ phase, round: pagesPerRound.length, pagesSent: pagesPerRound.reduce((a, b) => a + b, 0), bytesSent: channel.bytesSent, percentComplete });
+  const checkCancel = () => {
+    if (o.cancelled?.()) throw new MigrationError('MIGRATION_ERR_CANCELLED', 'the migration was cancelled');
+  };
+  /** One pass over all of memory: sends what changed, returns how many pages went. */
+  const round = async (precopy: boolean): Promise<number> => {
+    let sent = 0;
+    for (let from = 0; from < tracker.pageCount; from += SCAN_STEP) {
+      if (precopy) checkCancel();
+      sent += tracker.scan(from, Math.min(from + SCAN_STEP, tracker.pageCount), batch.add);
+      await batch.flush(channel);
+      if (precopy && pagesPerRound.length === 0 && (from / SCAN_STEP) % 64 === 0) progress('pre-copy', Math.floor((80 * from) / tracker.pageCount));
+    }
+    return sent;
+  };
+
+  let bytesPerMs = 0;
+  let stopReason = 'round-limit';
+  try {
+    await channel.send(encodeJsonFrame(MigrationFrame.Hello, {
+      ...o.hello, protocol: MIGRATION_PROTOCOL_VERSION, configurationHash: vm.configurationHash().toString('hex'), memoryBytes: memory.byteLength,
+    }));
+    // Pre-copy.
+    let growing = 0;
+    for (;;) {
+      const r0 = performance.now();
+      const b0 = channel.bytesSent;
+      const sent = await round(true);
+      pagesPerRound.push(sent);
+      const ms = performance.now() - r0;
+      // The rate of a round that moved real data; a nearly idle round says little about the link.
+      if (channel.bytesSent - b0 >= 1 << 20) bytesPerMs = (channel.bytesSent - b0) / Math.max(ms, 0.001);
+      progress('pre-copy', Math.min(90, 80 + pagesPerRound.length));
+      const prev = pagesPerRound.at(-2);
+      if (pagesPerRound.length > 1 && (bytesPerMs === 0 || (sent * PAGE_BYTES) / bytesPerMs <= tuning.downtimeTargetMs)) { stopReason = 'converged'; break; }
+      if (prev !== undefined && sent >= prev * 0.9) growing++;
+      else growing = 0;
+      if (growing >= 3) { stopReason = 'not-converging'; break; }
+      if (pagesPerRound.length >= tuning.maxRounds) break;
+    }
+    // Switch-over.
+    checkCancel();
+  } catch (e) {
+    // The VM never stopped here: it runs on; the destination learns why and drops its copy.
+    channel.abort(e instanceof Error ? e.message : String(e));
+    throw e;
+  }
+  const preCopyMs = performance.now() - t0;
+  const preCopyBytes = channel.bytesSent;
+  progress('switch-over', 92);
+  const tPause = performance.now();
+  const pausedAtMs = Date.now();
+  const captured = await vm.captureForMigration();
+  const tCaptured = performance.now();
+  let tSent = tCaptured;
+  let tReady = tCaptured;
+  try {
+    await channel.send(encodeJsonFrame(MigrationFrame.Blackout, { pausedAtMs }));
+    pagesPerRound.push(await round(false));
+    let records = 0;
+    const record = async (r: SavedRecord) => { await channel.send(encodeFrame(MigrationFrame.StateRecord, encodeRecord(r))); records++; };
+    const s = captured.state;
+    await record({ partition: { vpCount: s.vpCount, guestOsId: s.guestOsId, hypercallMsr: s.hypercallMsr, imagePreparation: s.imagePreparation } });
+    for (const vp of s.vps) await record({ vp });
+    await record({ referenceTime: { referenceTicks: s.referenceTicks } });
+    for (const d of s.devices) await record({ device: d });
+    await record({ end: { memoryBytes: memory.byteLength, pageRuns: 0, pagesWritten: 0, recordCount: records } });
+    await channel.send(encodeFrame(MigrationFrame.Done));
+    tSent = performance.now();
+    await withTimeout(channel.expect(MigrationFrame.Ready, 'READY'), tuning.replyTimeoutMs, 'the destination did not report the VM restored');
+    tReady = performance.now();
+    checkCancel();
+  } catch (e) {
+    channel.abort(e instanceof Error ? e.message : String(e));
+    await vm.resumeAfterMigration(captured, captured.wasRunning);
+    throw e instanceof MigrationError ? e : new MigrationError('MIGRATION_ERR_FAILED', `the migration failed at switch-over (${(e as Error).message}); the VM runs on here`);
+  }
+  progress('committing', 97);
+  try {
+    await channel.send(encodeFrame(MigrationFrame.Go));
+    await withTimeout(channel.expect(MigrationFrame.Running, 'RUNNING'), tuning.replyTimeoutMs, 'the destination did not report the VM running');
+  } catch (e) {
+    channel.close();
+    await vm.resumeAfterMigration(captured, false);
+    throw new MigrationError('MIGRATION_ERR_OUTCOME_UNKNOWN', `the source gave the VM up but the destination's answer did not come (${(e as Error).message}); the destination may be running it, so it stays paused here: check the destination before resuming it`);
+  }
+  const tRunning = performance.now();
+  progress('completed', 100);
+  return {
+    rounds: pagesPerRound.length - 1, pagesPerRound, zeroPagesSent: batch.zeroPages, bytesSent: channel.bytesSent,
+    totalMs: tRunning - t0, preCopyMs, downtimeMs: tRunning - tPause, captureMs: tCaptured - tPause, finalSendMs: tSent - tCaptured,
+    restoreMs: tReady - tSent, commitMs: tRunning - tReady, preCopyBytesPerSecond: preCopyBytes / (preCopyMs / 1000), stopReason,
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms); }),
+  ]);
+}
