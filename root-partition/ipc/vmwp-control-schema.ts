@@ -32,6 +32,14 @@ enum Operation {
   CONSOLE_INPUT = 12;
   // KVP_DELETE: removes a host item (kvp_pool, kvp_key) from the guest.
   KVP_DELETE = 13;
+  // CHECKPOINT: saves the whole VM into saved_state_path without stopping it and moves each
+  // drive in disk_switches to its new file while the VPs are parked; answers with pause_ms.
+  CHECKPOINT = 14;
+}
+
+message DiskSwitch {
+  string from = 1;
+  string to = 2;
 }
 
 message VpExit {
@@ -55,6 +63,8 @@ message Request {
   string kvp_value = 10;
   // CONSOLE_INPUT: the bytes, as a terminal sent them.
   bytes console_input = 11;
+  // CHECKPOINT: each drive's current file and the differencing child it moves to.
+  repeated DiskSwitch disk_switches = 12;
 }
 
 message Response {
@@ -74,6 +84,8 @@ message Response {
   // KVP_GET: the value, and whether the guest had the key.
   string kvp_value = 12;
   bool kvp_found = 13;
+  // CHECKPOINT: how long the VPs were parked, in milliseconds.
+  double pause_ms = 14;
 }
 
 // Unsolicited, VMWP → VMMS.
@@ -120,7 +132,7 @@ const root = protobuf.parse(SCHEMA, { keepCase: false }).root;
 const ControlMessageType = root.lookupType('tsvisor.vmwp.v1.ControlMessage');
 const OperationEnum = root.lookupEnum('tsvisor.vmwp.v1.Operation');
 
-export type Operation = 'STATUS' | 'PAUSE' | 'RESUME' | 'SAVE' | 'TURN_OFF' | 'RESET' | 'COUNTERS' | 'HEARTBEAT' | 'SHUTDOWN' | 'KVP_GET' | 'KVP_SET' | 'CONSOLE_INPUT' | 'KVP_DELETE';
+export type Operation = 'STATUS' | 'PAUSE' | 'RESUME' | 'SAVE' | 'TURN_OFF' | 'RESET' | 'COUNTERS' | 'HEARTBEAT' | 'SHUTDOWN' | 'KVP_GET' | 'KVP_SET' | 'CONSOLE_INPUT' | 'KVP_DELETE' | 'CHECKPOINT';
 
 export type ShutdownOutcome = 'shut-down' | 'timed-out' | 'refused' | 'unavailable';
 
@@ -139,6 +151,7 @@ export interface ControlRequest {
   kvpKey?: string;
   kvpValue?: string;
   consoleInput?: Uint8Array;
+  diskSwitches?: { from: string; to: string }[];
 }
 
 export interface ControlResponse {
@@ -155,6 +168,7 @@ export interface ControlResponse {
   shutdownOutcome?: string;
   kvpValue?: string;
   kvpFound?: boolean;
+  pauseMs?: number;
 }
 
 export type NotificationKind = 'STATE' | 'GUEST_FAULT' | 'GUEST_STOPPED' | 'WORKER_ERROR' | 'HEARTBEAT' | 'KVP';
