@@ -34,14 +34,23 @@ export function checkCheckpointable(paths: readonly string[]): void {
   }
 }
 
-/** Makes a differencing child of each parent, named after the checkpoint; all or none. */
+/** Free names for a differencing child of each parent, named after the checkpoint. */
+export function childNames(parents: readonly string[], checkpointId: string): string[] {
+  const names: string[] = [];
+  for (const parent of parents) {
+    let child = differencingPath(parent, checkpointId);
+    for (let n = 1; existsSync(child) || names.includes(child); n++) child = differencingPath(parent, checkpointId, n);
+    names.push(child);
+  }
+  return names;
+}
+
+/** Makes a differencing child of each parent (of a VM that is not running), named after the checkpoint; all or none. */
 export function makeChildren(parents: readonly string[], checkpointId: string): string[] {
   const made: string[] = [];
   try {
-    for (const parent of parents) {
-      let child = differencingPath(parent, checkpointId);
-      for (let n = 1; existsSync(child) || made.includes(child); n++) child = differencingPath(parent, checkpointId, n);
-      createVhdx(child, { type: 'differencing', parentPath: parent });
+    for (const [i, child] of childNames(parents, checkpointId).entries()) {
+      createVhdx(child, { type: 'differencing', parentPath: parents[i] });
       made.push(child);
     }
   } catch (e) {

@@ -19,7 +19,7 @@
 import { copyFileSync, rmSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import type { DataDir } from './data-dir.ts';
-import { checkCheckpointable, collectFiles, makeChildren } from './checkpoint-files.ts';
+import { checkCheckpointable, childNames, collectFiles, makeChildren } from './checkpoint-files.ts';
 import { CheckpointStore } from './checkpoint-store.ts';
 import {
   descendants, findCheckpoint, MAX_CHECKPOINT_NAME, MAX_CHECKPOINTS, withDiskPaths, withoutCheckpoint, writableDisks, type CheckpointRecord, type CheckpointTree,
@@ -146,7 +146,8 @@ export class VmCheckpoints {
     const settings = structuredClone(e.def);
     const frozen = writableDisks(settings.devices).map((s) => s.path);
     checkCheckpointable(frozen);
-    const leaves = makeChildren(frozen, id);
+    // A running VM's worker makes its children itself, once it has closed the files they build on.
+    const leaves = live ? childNames(frozen, id) : makeChildren(frozen, id);
     const savedState = live || state === EnabledState.Saved ? this.store.savedStatePath(e.def.id, id) : null;
     let pauseMs: number | undefined;
     try {

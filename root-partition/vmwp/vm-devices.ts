@@ -19,6 +19,7 @@ import { StorVsp } from '../vsp/storvsp/storvsp-vsp.ts';
 import type { DiskConfig, VmDeviceConfig } from './device-config.ts';
 import { EmulatedPlatform } from './emulated-platform.ts';
 import { PostCodePort } from './post-code-port.ts';
+import { SwitchableDisk, switchDisks, type DiskSwitch, type ImageOpener } from './disk-switch.ts';
 
 function diskId(d: DiskConfig): Uint8Array {
   if (d.diskId && /^[0-9a-f]{32}$/i.test(d.diskId)) return Buffer.from(d.diskId, 'hex');
@@ -29,7 +30,8 @@ export class VmDevices {
   readonly platform: EmulatedPlatform;
   readonly vmbus: VmbusHost | null = null;
   readonly storVsps: StorVsp[] = [];
-  private readonly disks: BlockBackend[] = [];
+  private readonly disks: SwitchableDisk[] = [];
+  private readonly openImage: ImageOpener;
 
   /**
    * Opens every disk first: a bad path or size, or an image another VM (or any process) has
@@ -45,20 +47,24 @@ export class VmDevices {
     // read-only and a read-write attachment of one image conflict like two VMs would.
     const roots = config.storageRoots ? StorageRoots.of(config.storageRoots) : null;
     const opened = new Map<string, BlockBackend>();
+    this.openImage = (path, readOnly) => {
+      roots?.check(path, 'disk image');
+      // Raw or VHDX by signature (other formats refused); a differencing disk's parents are
+      // held to the same storage roots as the disk itself.
+      return openDisk(path, {
+        readOnly, log,
+        ...(roots ? {
+          checkOpened: (fd: number, p: string) => roots.checkOpened(fd, p, 'disk image'),
+          checkPath: (p: string) => roots.check(p, 'disk image'),
+        } : {}),
+      });
+    };
     const open = (d: DiskConfig) => {
       const key = `${d.readOnly ? 'ro' : 'rw'}:${resolve(d.path)}`;
       const known = opened.get(key);
       if (known) return known;
-      roots?.check(d.path, 'disk image');
-      // Raw or VHDX by signature (other formats refused); a differencing disk's parents are
-      // held to the same storage roots as the disk itself.
-      const disk = openDisk(d.path, {
-        readOnly: d.readOnly, log,
-        ...(roots ? {
-          checkOpened: (fd: number, path: string) => roots.checkOpened(fd, path, 'disk image'),
-          checkPath: (path: string) => roots.check(path, 'disk image'),
-        } : {}),
-      });
+      // Switchable: a checkpoint moves the drive to a differencing child while the VM runs.
+      const disk = new SwitchableDisk(this.openImage(d.path, d.readOnly ?? false), d.path);
       this.disks.push(disk);
       opened.set(key, disk);
       return disk;
@@ -86,6 +92,11 @@ export class VmDevices {
       this.close();
       throw e;
     }
+  }
+
+  /** Moves drives to other images (a checkpoint's differencing children); only while the VPs are parked. */
+  switchDisks(switches: readonly DiskSwitch[]): void {
+    switchDisks(this.disks, switches, this.openImage);
   }
 
   close(): void {
