@@ -41,19 +41,32 @@ function faultAfter(step: 'saved' | 'switched'): void {
   throw Object.assign(new Error(`injected checkpoint failure after the step "${step}"`), { code: 'VMWP_ERR_CHECKPOINT_FAULT' });
 }
 
-/** Takes the checkpoint; resolves with how long the VM was paused for it (ms). */
-export async function takeRunningCheckpoint(s: CheckpointSteps, path: string, switches: DiskSwitch[]): Promise<{ pauseMs: number }> {
+/** Where the pause went, in ms: parking the VPs, saving the VM, switching drives, rewinding the VPs. */
+export interface CheckpointPhases {
+  park: number;
+  save: number;
+  switch: number;
+  rewind: number;
+}
+
+/** Takes the checkpoint; resolves with how long the VM was paused for it (ms) and where that went. */
+export async function takeRunningCheckpoint(s: CheckpointSteps, path: string, switches: DiskSwitch[]): Promise<{ pauseMs: number; phases: CheckpointPhases }> {
   const t0 = performance.now();
+  const marks: number[] = [];
   if (s.wasRunning) await s.pause();
+  marks.push(performance.now());
   let executions: VpExecution[] | null = null;
   let switched = false;
   try {
     await s.saveWhole(path, (x) => { executions = x; });
+    marks.push(performance.now());
     faultAfter('saved');
     await s.switchDisks(switches);
+    marks.push(performance.now());
     switched = true;
     faultAfter('switched');
     await s.continueVps(executions!);
+    marks.push(performance.now());
   } catch (e) {
     if (switched) {
       try {
@@ -69,5 +82,6 @@ export async function takeRunningCheckpoint(s: CheckpointSteps, path: string, sw
     throw e;
   }
   if (s.wasRunning) s.resume();
-  return { pauseMs: performance.now() - t0 };
+  const [parked, saved, switchedAt, rewound] = marks;
+  return { pauseMs: performance.now() - t0, phases: { park: parked - t0, save: saved - parked, switch: switchedAt - saved, rewind: rewound - switchedAt } };
 }

@@ -360,8 +360,9 @@ export class VmWorker extends EventEmitter {
       undo: (executions, cause) => this.undoCapture(p, executions, cause),
       turnOff: () => this.turnOff(),
     }, path, switches);
-    this.log.info(`checkpoint saved to ${path}; drives moved to ${switches.map((s) => s.to).join(', ') || 'none'}; paused ${r.pauseMs.toFixed(1)} ms`);
-    return r;
+    const ph = Object.entries(r.phases).map(([k, ms]) => `${k} ${ms.toFixed(1)}`).join(', ');
+    this.log.info(`checkpoint saved to ${path}; drives moved to ${switches.map((s) => s.to).join(', ') || 'none'}; paused ${r.pauseMs.toFixed(1)} ms (${ph} ms)`);
+    return { pauseMs: r.pauseMs };
   }
 
   /** A failed save: the captured VPs continue where they were; if even that fails the VM cannot go on. */
