@@ -25,7 +25,7 @@ import {
   descendants, findCheckpoint, MAX_CHECKPOINT_NAME, MAX_CHECKPOINTS, withDiskPaths, withoutCheckpoint, writableDisks, type CheckpointRecord, type CheckpointTree,
 } from './checkpoint-tree.ts';
 import { EnabledState, isTransitional, ReturnCode, stateName, type ReturnCodeValue } from './lifecycle.ts';
-import type { VmDefinition } from './vm-definition.ts';
+import { GUID, type VmDefinition } from './vm-definition.ts';
 import type { VmEntry } from './vm-entry.ts';
 
 /** What VMMS lends the checkpoint operations. */
@@ -91,8 +91,10 @@ export class VmCheckpoints {
     return 'error' in c ? undefined : view(e, tree, c);
   }
 
-  create(vm: string, name?: string): Promise<CheckpointResult> {
-    return this.serial(vm, (e) => this.createNow(e, name));
+  /** `id`: the new checkpoint's GUID when the caller names it beforehand (CreateSnapshot's ResultingSnapshot). */
+  create(vm: string, name?: string, id?: string): Promise<CheckpointResult> {
+    if (id !== undefined && !GUID.test(id)) return Promise.resolve(fail(ReturnCode.InvalidParameter, `checkpoint id ${id} is not a lower-case GUID`));
+    return this.serial(vm, (e) => this.createNow(e, name, id ?? randomUUID()));
   }
 
   apply(vm: string, checkpoint: string): Promise<CheckpointResult> {
@@ -130,10 +132,10 @@ export class VmCheckpoints {
     }
   }
 
-  private async createNow(e: VmEntry, name: string | undefined): Promise<CheckpointResult> {
+  private async createNow(e: VmEntry, name: string | undefined, id: string): Promise<CheckpointResult> {
     const tree = this.store.load(e.def.id);
     if (tree.checkpoints.length >= MAX_CHECKPOINTS) return fail(ReturnCode.Failed, `VM ${e.def.name} has ${tree.checkpoints.length} checkpoints, the limit; remove some first`);
-    const id = randomUUID();
+    if (tree.checkpoints.some((c) => c.id === id)) return fail(ReturnCode.InvalidParameter, `VM ${e.def.name} already has a checkpoint ${id}`);
     const cpName = name ?? `${e.def.name} - (${new Date().toISOString().replace('T', ' ').slice(0, 19)})`;
     if (cpName.length === 0 || cpName.length > MAX_CHECKPOINT_NAME || /[\u0000-\u001f]/.test(cpName)) {
       return fail(ReturnCode.InvalidParameter, `a checkpoint name must be 1 to ${MAX_CHECKPOINT_NAME} characters without control characters`);
