@@ -19,6 +19,7 @@ import { instanceJson, printJson, printTable, valueText } from './table.ts';
 import { registerStopAndEdit } from './vm-edit-commands.ts';
 import { registerDeviceCommands } from './vm-device-commands.ts';
 import { registerWaitAndKvp } from './vm-wait-commands.ts';
+import { registerCheckpointCommands } from './checkpoint-commands.ts';
 
 const schema = createVirtualizationSchema();
 const MiB = 1024 * 1024;
@@ -119,4 +120,5 @@ export function registerVmCommands(program: Command): void {
   registerStopAndEdit(vm, dir);
   registerDeviceCommands(vm, dir);
   registerWaitAndKvp(vm, dir);
+  registerCheckpointCommands(vm, dir);
 }
