@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDisk } from '../../root-partition/storage/open-disk.ts';
 import { newDisk } from '../../root-partition/storage/disk-tools.ts';
-import { writableDisks } from '../../root-partition/vmms/checkpoint-tree.ts';
+import { MAX_CHECKPOINTS, writableDisks } from '../../root-partition/vmms/checkpoint-tree.ts';
 import { ReturnCode } from '../../root-partition/vmms/lifecycle.ts';
 import type { Vmms } from '../../root-partition/vmms/vmms.ts';
 import { MiB, VmmsFixture } from '../vmms/vmms-fixture.ts';
@@ -136,6 +136,25 @@ describe('checkpoints of an Off VM', () => {
       expect(info.status, info.stdout + info.stderr).toBe(0);
       expect(info.stdout).toMatch(/Differential/);
     }
+  });
+
+  it('holds at most MAX_CHECKPOINTS checkpoints per VM: the next is refused and nothing is made for it', async () => {
+    const dir = fx.dataDir();
+    const vmms = await fx.vmms({ dataDir: dir });
+    const image = join(dir, 'guest.wasm');
+    writeFileSync(image, 'x');
+    // No drives: each checkpoint is its settings only, so the flood is cheap.
+    vmms.defineVm({ name: 'many', memoryBytes: 4 * MiB, imagePath: image });
+    for (let i = 0; i < MAX_CHECKPOINTS; i++) expect((await vmms.checkpoints.create('many', `c${i}`)).returnValue).toBe(ReturnCode.Completed);
+    const over = await vmms.checkpoints.create('many', 'one too many');
+    expect(over).toEqual({ returnValue: ReturnCode.Failed, error: `VM many has ${MAX_CHECKPOINTS} checkpoints, the limit; remove some first` });
+    expect(vmms.checkpoints.list('many')).toHaveLength(MAX_CHECKPOINTS);
+    // A tree file edited to hold more is refused, not trusted.
+    const file = vmms.checkpoints.store.treePath(vmms.get('many')!.id);
+    const tree = JSON.parse(readFileSync(file, 'utf8'));
+    tree.checkpoints.push({ ...tree.checkpoints[0], id: '00000000-0000-4000-8000-000000000051' });
+    writeFileSync(file, JSON.stringify(tree));
+    expect(() => vmms.checkpoints.list('many')).toThrow(/invalid checkpoint tree: checkpoints: must be an array of at most 50/);
   });
 
   it('refuses a raw disk by name, pointing to `tsvisor disk convert`, and changes nothing', async () => {
