@@ -14,6 +14,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { BlockBackend } from '../storage/block-backend.ts';
 import { createVhdx } from '../storage/vhdx/vhdx-create.ts';
+import { VhdxDisk } from '../storage/vhdx/vhdx-disk.ts';
 import type { DiskConfig, VmDeviceConfig } from './device-config.ts';
 
 export interface DiskSwitch {
@@ -33,6 +34,11 @@ export class SwitchableDisk implements BlockBackend {
   write(lba: number, src: Uint8Array): void { this.inner.write(lba, src); }
   flush(): void { this.inner.flush(); }
   close(): void { this.inner.close(); }
+
+  /** A VHDX's Virtual Disk ID (a differencing child has its parent's), null for a raw image. */
+  get virtualDiskId(): Uint8Array | null {
+    return this.inner instanceof VhdxDisk ? Uint8Array.from(this.inner.layout.meta.diskId) : null;
+  }
 
   /** Moves to the image at `path` (same size); on failure it is back on its own image and throws. */
   switchTo(path: string, open: ImageOpener, prepare?: () => void): void {
@@ -82,20 +88,23 @@ export function switchDisks(disks: readonly SwitchableDisk[], switches: readonly
   }
 }
 
-/** The SCSI identity a drive had from its path (vm-devices.ts derives it so when none is set). */
-export function pathDiskId(path: string): string {
-  return createHash('sha256').update(path).digest().subarray(0, 16).toString('hex');
+/**
+ * The 16 bytes a SCSI disk reports as its serial number and WWN: the configured id, else a VHDX's
+ * Virtual Disk ID — which a checkpoint's differencing children and merges keep, so the guest sees
+ * the same disk across checkpoints, applies and restarts, as Hyper-V reports it — else (a raw
+ * image) a hash of the path.
+ */
+export function scsiDiskId(d: DiskConfig, disk: SwitchableDisk): Uint8Array {
+  if (d.diskId && /^[0-9a-f]{32}$/i.test(d.diskId)) return Buffer.from(d.diskId, 'hex');
+  return disk.virtualDiskId ?? createHash('sha256').update(d.path).digest().subarray(0, 16);
 }
 
-/**
- * The device configuration with the switched drives on their new files, each keeping the SCSI
- * identity it had (the guest must see the same disk after a reset in this worker).
- */
+/** The device configuration with the switched drives on their new files (a reset in this worker opens those). */
 export function switchedDeviceConfig(config: VmDeviceConfig, switches: readonly DiskSwitch[]): VmDeviceConfig {
   const move = (d: DiskConfig | null): DiskConfig | null => {
     if (!d || d.readOnly) return d;
     const s = switches.find((w) => resolve(w.from) === resolve(d.path));
-    return s ? { ...d, path: s.to, diskId: d.diskId ?? pathDiskId(d.path) } : d;
+    return s ? { ...d, path: s.to } : d;
   };
   return {
     ...config,

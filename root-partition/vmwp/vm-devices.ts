@@ -4,13 +4,11 @@
  * synthetic devices, the VMBus host with its VSPs. Everything here runs on one thread: the
  * device models are not thread-safe.
  */
-import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { ChildPartitionAccess } from '../../hypervisor/partition-handle.ts';
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import type { UartSink } from '../devices/uart/uart16550.ts';
 import { StorageRoots } from '../vmms/storage-roots.ts';
-import type { BlockBackend } from '../storage/block-backend.ts';
 import { openDisk } from '../storage/open-disk.ts';
 import { ScsiDisk } from '../storage/scsi/scsi-disk.ts';
 import { EchoVsp } from '../vsp/echo/echo-vsp.ts';
@@ -19,12 +17,7 @@ import { StorVsp } from '../vsp/storvsp/storvsp-vsp.ts';
 import type { DiskConfig, VmDeviceConfig } from './device-config.ts';
 import { EmulatedPlatform } from './emulated-platform.ts';
 import { PostCodePort } from './post-code-port.ts';
-import { SwitchableDisk, switchDisks, type DiskSwitch, type ImageOpener } from './disk-switch.ts';
-
-function diskId(d: DiskConfig): Uint8Array {
-  if (d.diskId && /^[0-9a-f]{32}$/i.test(d.diskId)) return Buffer.from(d.diskId, 'hex');
-  return createHash('sha256').update(d.path).digest().subarray(0, 16);
-}
+import { scsiDiskId, SwitchableDisk, switchDisks, type DiskSwitch, type ImageOpener } from './disk-switch.ts';
 
 export class VmDevices {
   readonly platform: EmulatedPlatform;
@@ -46,7 +39,7 @@ export class VmDevices {
     // one file offset space, writes seen by both paths at once. Only with the same access: a
     // read-only and a read-write attachment of one image conflict like two VMs would.
     const roots = config.storageRoots ? StorageRoots.of(config.storageRoots) : null;
-    const opened = new Map<string, BlockBackend>();
+    const opened = new Map<string, SwitchableDisk>();
     this.openImage = (path, readOnly) => {
       roots?.check(path, 'disk image');
       // Raw or VHDX by signature (other formats refused); a differencing disk's parents are
@@ -59,7 +52,7 @@ export class VmDevices {
         } : {}),
       });
     };
-    const open = (d: DiskConfig) => {
+    const open = (d: DiskConfig): SwitchableDisk => {
       const key = `${d.readOnly ? 'ro' : 'rw'}:${resolve(d.path)}`;
       const known = opened.get(key);
       if (known) return known;
@@ -71,7 +64,7 @@ export class VmDevices {
     };
     try {
       const ide = (config.ide ?? []).slice(0, 4).map((d) => (d ? { backend: open(d) } : undefined));
-      const scsi = (config.scsi ?? []).map((c) => ({ c, disks: c.disks.map((d) => new ScsiDisk(open(d), { diskId: diskId(d) })) }));
+      const scsi = (config.scsi ?? []).map((c) => ({ c, disks: c.disks.map((d) => { const disk = open(d); return new ScsiDisk(disk, { diskId: scsiDiskId(d, disk) }); }) }));
       this.platform = new EmulatedPlatform(partition, { console, ide });
       partition.inbox.handler = this.platform;
       if (config.postCodes && onPostCode) this.platform.bus.register(new PostCodePort(onPostCode));
