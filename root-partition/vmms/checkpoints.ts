@@ -16,7 +16,7 @@
  * differencing child with no checkpoint naming its parent (harmless), never a checkpoint whose
  * frozen file the VM still writes.
  */
-import { copyFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import type { DataDir } from './data-dir.ts';
 import { checkCheckpointable, childNames, collectFiles, makeChildren } from './checkpoint-files.ts';
@@ -163,16 +163,35 @@ export class VmCheckpoints {
       }
       this.host.replaceDefinition(e, { ...e.def, devices: withDiskPaths(e.def.devices, leaves) }, `checkpoint ${cpName}: drives moved to new differencing disks`);
     } catch (err) {
-      // Undone: the worker is back on the old files (it says so by failing), the new ones go.
-      for (const f of leaves) rmSync(f, { force: true });
-      if (savedState) rmSync(savedState, { force: true });
-      throw err;
+      if (!(live && await this.completedUnanswered(e, err, savedState!, leaves))) {
+        // Undone: the worker is back on the old files (it says so by failing), the new ones go.
+        for (const f of leaves) rmSync(f, { force: true });
+        if (savedState) rmSync(savedState, { force: true });
+        throw err;
+      }
+      this.host.replaceDefinition(e, { ...e.def, devices: withDiskPaths(e.def.devices, leaves) }, `checkpoint ${cpName}: the worker had moved the drives before it was stopped`);
     }
     const record: CheckpointRecord = { id, name: cpName, parentId: tree.currentId, createdAt: new Date().toISOString(), settings, savedState };
     const next: CheckpointTree = { ...tree, checkpoints: [...tree.checkpoints, record], currentId: id, createdFiles: [...tree.createdFiles, ...leaves] };
     this.store.save(next);
     this.log(e, `checkpoint ${cpName} (${id}) taken${savedState ? ' with saved state' : ', disks only'}${pauseMs !== undefined ? `; the VM was paused ${pauseMs.toFixed(1)} ms` : ''}`);
     return { returnValue: ReturnCode.Completed, checkpoint: view(e, next, record), ...(pauseMs !== undefined ? { pauseMs } : {}) };
+  }
+
+  /**
+   * A running VM's checkpoint whose answer never came (the worker timed out or went away): the
+   * worker may have switched its drives and written to the children. It is stopped, then the
+   * files decide: the saved state (written whole or not at all, before any switch) and every
+   * child present mean the checkpoint was taken — it is kept and the drives stay on the children;
+   * otherwise no drive was switched, and the checkpoint's files go.
+   */
+  private async completedUnanswered(e: VmEntry, err: unknown, savedState: string, leaves: string[]): Promise<boolean> {
+    const code = (err as { code?: string }).code;
+    if (code !== 'VMWP_ERR_TIMEOUT' && code !== 'VMWP_ERR_GONE') return false;
+    if (e.state !== EnabledState.Off) await this.host.turnOff(e);
+    const whole = existsSync(savedState) && leaves.every((f) => existsSync(f));
+    this.log(e, `the worker did not answer the checkpoint (${(err as Error).message}); the VM was turned off and the checkpoint ${whole ? 'is kept: its files are whole' : 'is dropped: no drive was switched'}`);
+    return whole;
   }
 
   private async applyNow(e: VmEntry, checkpoint: string): Promise<CheckpointResult> {

@@ -118,5 +118,27 @@ describe('a checkpoint of a running VM', () => {
     expect(writableDisks(v.get('run')!.devices)[0].path).toBe(base);
     expect(sectorText(base, 13)).toBe('after the apply');
     expect(existsSync(join(v.paths.checkpointsDir, id, `${cp.checkpoint!.id}.vmrs`))).toBe(false);
+
+    // A checkpoint whose answer is lost (a VMMS that gives up after 1 ms): the VM is turned off
+    // and the files decide — kept whole, or dropped with no drive switched; never half of each.
+    expect((await v.start('run')).returnValue).toBe(0);
+    await fx.detach(v);
+    const impatient = await fx.vmms({ dataDir: dir, operationTimeoutMs: 1 });
+    expect(impatient.get('run')!.state).toBe('Running');
+    const lost = await impatient.checkpoints.create('run', 'unanswered');
+    expect(impatient.get('run')!.state).toBe('Off');
+    const drive = writableDisks(impatient.get('run')!.devices)[0].path;
+    const kept = impatient.checkpoints.list('run');
+    if (lost.returnValue === 0) {
+      expect(kept).toMatchObject([{ name: 'unanswered', hasSavedState: true, disks: [base] }]);
+      expect(drive).not.toBe(base);
+      expect(existsSync(join(impatient.paths.checkpointsDir, id, `${kept[0]!.id}.vmrs`))).toBe(true);
+    } else {
+      expect(kept).toEqual([]);
+      expect(drive).toBe(base);
+      expect(readdirSync(dir).filter((f) => f.endsWith('.avhdx'))).toEqual([]);
+    }
+    console.log(`unanswered checkpoint: ${lost.returnValue === 0 ? 'kept' : `dropped (${lost.error})`}`);
+    expect(sectorText(drive, 13)).toBe('after the apply');
   });
 });
