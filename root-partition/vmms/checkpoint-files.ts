@@ -11,7 +11,7 @@ import { createVhdx } from '../storage/vhdx/vhdx-create.ts';
 import { mergeVhdx, setIdentity } from '../storage/vhdx/vhdx-edit.ts';
 import type { Guid } from '../storage/vhdx/vhdx-guid.ts';
 import { openVhdx } from '../storage/vhdx/vhdx-open.ts';
-import { differencingPath, fateOf, knownFiles, type CheckpointTree } from './checkpoint-tree.ts';
+import { differencingPath, fateOf, knownFiles, type CheckpointTree, type PendingMerge } from './checkpoint-tree.ts';
 import type { DeviceDefinition } from './vm-definition.ts';
 
 export class CheckpointDiskError extends Error {
@@ -60,6 +60,17 @@ export function makeChildren(parents: readonly string[], checkpointId: string): 
   return made;
 }
 
+const UNREADABLE = '\u0000unreadable';
+
+/** parentOf, or UNREADABLE for a file that does not open (damaged, its own parent gone). */
+function parentOfSafe(path: string): string | null {
+  try {
+    return parentOf(path);
+  } catch {
+    return UNREADABLE;
+  }
+}
+
 /**
  * The parent file of a VHDX (null for a base disk or a file that is not there), read without
  * locks: the file may be attached to the running VM, and only its metadata is read.
@@ -90,7 +101,7 @@ export interface CollectResult {
  * service created are deleted or merged away; an operator's file stays. A file in use (locked by
  * the running VM) stays in the list for a later collection.
  */
-export function collectFiles(tree: CheckpointTree, devices: readonly DeviceDefinition[]): CollectResult {
+export function collectFiles(tree: CheckpointTree, devices: readonly DeviceDefinition[], save: (t: CheckpointTree) => void = () => {}): CollectResult {
   let t: CheckpointTree = structuredClone(tree);
   let devs = structuredClone(devices) as DeviceDefinition[];
   const done: string[] = [];
@@ -101,10 +112,54 @@ export function collectFiles(tree: CheckpointTree, devices: readonly DeviceDefin
     t.createdFiles = t.createdFiles.filter((x) => x !== f);
   };
   const settled = new Set<string>();
+  /** The merge's last steps: `f` stands for the child — by its name and identity, or in every reference. */
+  const finish = (m: PendingMerge) => {
+    if (m.childIdentity) {
+      const merged = openVhdx(m.file);
+      try {
+        setIdentity(merged, merged.layout.meta.diskId, Buffer.from(m.childIdentity, 'hex'));
+      } finally {
+        merged.close();
+      }
+      renameSync(m.file, m.child);
+      forget(m.file);
+      done.push(`merged ${m.child} into ${m.file}, which took its name`);
+    } else {
+      t = renameInTree(t, m.child, m.file);
+      devs = renameDevices(devs, m.child, m.file);
+      t.retainedFiles = t.retainedFiles.filter((x) => x !== m.file);
+      t.createdFiles = t.createdFiles.filter((x) => x !== m.child);
+      done.push(`merged ${m.child} into ${m.file}`);
+    }
+    t.pendingMerges = (t.pendingMerges ?? []).filter((x) => x !== m);
+  };
+  // Merges a crash interrupted: finished where the child is gone (its data is in the file);
+  // dropped where the child still opens against the file (the merge had not begun); otherwise
+  // both files are kept, untouched, for the operator.
+  for (const m of [...(t.pendingMerges ?? [])]) {
+    if (!existsSync(m.child) && existsSync(m.file)) {
+      finish(m);
+      done.push(`(finished a merge a crash had interrupted)`);
+    } else if (existsSync(m.child) && !existsSync(m.file)) {
+      t.pendingMerges = t.pendingMerges!.filter((x) => x !== m);
+      forget(m.file);
+    } else if (existsSync(m.child) && parentOfSafe(m.child) === resolve(m.file)) {
+      t.pendingMerges = t.pendingMerges!.filter((x) => x !== m);
+    } else {
+      settled.add(m.file);
+      deferred.push(`${m.file}: a merge of ${m.child} into it was interrupted part way; both files are kept as they are`);
+    }
+  }
   for (let changed = true; changed;) {
     changed = false;
     const files = knownFiles(t, devs);
-    const parents = new Map(files.map((f) => [f, parentOf(f)]));
+    const parents = new Map(files.map((f) => [f, parentOfSafe(f)]));
+    // A file whose parent cannot be read might build on any other: nothing is deleted or merged.
+    const unreadable = files.filter((f) => parents.get(f) === UNREADABLE);
+    if (unreadable.length) {
+      deferred.push(...t.retainedFiles.map((f) => `${f}: not collected while ${unreadable.join(', ')} cannot be read`));
+      break;
+    }
     for (const f of t.retainedFiles) {
       if (settled.has(f)) continue;
       const children = files.filter((c) => parents.get(c) === resolve(f));
@@ -120,29 +175,22 @@ export function collectFiles(tree: CheckpointTree, devices: readonly DeviceDefin
         const child = fate.child;
         const grandchildren = files.some((c) => parents.get(c) === resolve(child));
         if (!created(child) || (grandchildren && !created(f))) { settled.add(f); continue; }
-        // Files that build on the child link to its DataWriteGuid: read before the merge deletes it.
-        const childIdentity = grandchildren ? dataWriteGuidOf(child) : null;
-        // The child's own data goes into `f` (Merge-VHD); `f` then stands for the child.
-        mergeVhdx(child);
-        if (childIdentity) {
-          // Files build on the child by its name and its DataWriteGuid: `f` takes both.
-          const merged = openVhdx(f);
-          try {
-            setIdentity(merged, merged.layout.meta.diskId, childIdentity);
-          } finally {
-            merged.close();
-          }
-          renameSync(f, child);
-          forget(f);
-          done.push(`merged ${child} into ${f}, which took its name`);
-        } else {
-          // Nothing builds on the child: whatever named it names `f` now.
-          t = renameInTree(t, child, f);
-          devs = renameDevices(devs, child, f);
-          t.retainedFiles = t.retainedFiles.filter((x) => x !== f);
-          t.createdFiles = t.createdFiles.filter((x) => x !== child);
-          done.push(`merged ${child} into ${f}`);
+        // Files that build on the child link to its DataWriteGuid (read before the merge deletes
+        // the child): `f` takes it and the child's name; else whatever named the child names `f`.
+        const m: PendingMerge = { file: f, child, childIdentity: grandchildren ? Buffer.from(dataWriteGuidOf(child)).toString('hex') : null };
+        t.pendingMerges = [...(t.pendingMerges ?? []), m];
+        save(t);
+        // The child's own data goes into `f` (Merge-VHD), and the child is deleted.
+        try {
+          mergeVhdx(child);
+        } catch (e) {
+          // Refused before it wrote (a lock held by the running VM): nothing to finish.
+          if (parentOfSafe(child) === resolve(f)) t.pendingMerges = t.pendingMerges.filter((x) => x !== m);
+          throw e;
         }
+        finish(m);
+        // A merge that moved drives is recorded done only after the caller writes the definition.
+        if (m.childIdentity) save(t);
         changed = true;
         break;
       } catch (e) {

@@ -42,6 +42,20 @@ export interface CheckpointTree {
   createdFiles: string[];
   /** Files of removed checkpoints kept because several files still build on them. */
   retainedFiles: string[];
+  /**
+   * A merge under way, recorded before it starts: after a crash the next collection finishes it
+   * (or, if it cannot tell how far it got, keeps both files) instead of taking the merged file
+   * for one nothing needs.
+   */
+  pendingMerges?: PendingMerge[];
+}
+
+export interface PendingMerge {
+  /** The unneeded file the child's data goes into. */
+  file: string;
+  child: string;
+  /** The child's DataWriteGuid (hex) when files build on it: `file` then takes it and the child's name. */
+  childIdentity: string | null;
 }
 
 export function emptyTree(vmId: string): CheckpointTree {
@@ -156,6 +170,8 @@ export function treeProblems(value: unknown, vmId: string): string[] {
   const strings = (v: unknown) => Array.isArray(v) && v.every((s) => typeof s === 'string' && s.startsWith('/'));
   if (!strings(t.createdFiles)) p.push('createdFiles: must be an array of absolute paths');
   if (!strings(t.retainedFiles)) p.push('retainedFiles: must be an array of absolute paths');
+  if (t.pendingMerges !== undefined && !(Array.isArray(t.pendingMerges) && t.pendingMerges.every((m) => m && typeof m.file === 'string' && m.file.startsWith('/') && typeof m.child === 'string' && m.child.startsWith('/')
+    && (m.childIdentity === null || (typeof m.childIdentity === 'string' && /^[0-9a-f]{32}$/.test(m.childIdentity)))))) p.push('pendingMerges: must be an array of { file, child, childIdentity }');
   if (!Array.isArray(t.checkpoints) || t.checkpoints.length > MAX_CHECKPOINTS) { p.push(`checkpoints: must be an array of at most ${MAX_CHECKPOINTS}`); return p; }
   const ids = new Set<string>();
   t.checkpoints.forEach((c, i) => {

@@ -243,7 +243,8 @@ export class VmCheckpoints {
   /** Saves the tree, collects unneeded files, saves the outcome (and the drives a merge renamed). */
   private collect(e: VmEntry, tree: CheckpointTree): { tree: CheckpointTree; done: string[]; deferred: string[] } {
     this.store.save(tree);
-    const r = collectFiles(tree, e.def.devices);
+    const r = collectFiles(tree, e.def.devices, (t) => this.store.save(t));
+    // The definition first: a tree without the pending merge but a drive on a deleted file would not start.
     if (JSON.stringify(r.devices) !== JSON.stringify(e.def.devices)) this.host.replaceDefinition(e, { ...e.def, devices: r.devices }, 'a drive\'s differencing disk was merged into its parent');
     this.store.save(r.tree);
     for (const line of r.done) this.log(e, line);

@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDisk } from '../../root-partition/storage/open-disk.ts';
 import { newDisk } from '../../root-partition/storage/disk-tools.ts';
-import { MAX_CHECKPOINTS, writableDisks } from '../../root-partition/vmms/checkpoint-tree.ts';
+import { MAX_CHECKPOINTS, withoutCheckpoint, writableDisks } from '../../root-partition/vmms/checkpoint-tree.ts';
+import { mergeVhdx } from '../../root-partition/storage/vhdx/vhdx-edit.ts';
+import { openVhdx } from '../../root-partition/storage/vhdx/vhdx-open.ts';
 import { ReturnCode } from '../../root-partition/vmms/lifecycle.ts';
 import type { Vmms } from '../../root-partition/vmms/vmms.ts';
 import { MiB, VmmsFixture } from '../vmms/vmms-fixture.ts';
@@ -136,6 +138,35 @@ describe('checkpoints of an Off VM', () => {
       expect(info.status, info.stdout + info.stderr).toBe(0);
       expect(info.stdout).toMatch(/Differential/);
     }
+  });
+
+  it('a merge a crash interrupted (child merged and deleted, not yet renamed) is finished, not taken for an unneeded file', async () => {
+    const { vmms, vm } = await setup();
+    await vmms.checkpoints.create(vm, 'one');
+    const a1 = leaf(vmms, vm);
+    fill(a1, 8, 8, 0xb2);
+    await vmms.checkpoints.create(vm, 'two');
+    const a2 = leaf(vmms, vm);
+    fill(a2, 16, 8, 0xc3);
+    await vmms.checkpoints.create(vm, 'three');
+    const a3 = leaf(vmms, vm);
+    // What removing "two" writes before it merges, then the merge itself, then the crash.
+    const store = vmms.checkpoints.store;
+    const id = vmms.get(vm)!.id;
+    const two = vmms.checkpoints.list(vm).find((c) => c.name === 'two')!;
+    const tree = withoutCheckpoint(store.load(id), two.id);
+    const probe = openVhdx(a2, { readOnly: true });
+    const childIdentity = Buffer.from(probe.file.header.dataWriteGuid).toString('hex');
+    probe.close();
+    store.save({ ...tree, retainedFiles: [a1], pendingMerges: [{ file: a1, child: a2, childIdentity }] });
+    mergeVhdx(a2);
+    expect(() => bytesAt(a3, [0])).toThrow(/does not exist/);
+    // The next collection (any removal) finishes it: a1 takes a2's name and identity; a3 opens again.
+    const r = await vmms.checkpoints.remove(vm, 'one');
+    expect(r.done).toEqual([`merged ${a2} into ${a1}, which took its name`, '(finished a merge a crash had interrupted)']);
+    expect(existsSync(a1)).toBe(false);
+    expect(bytesAt(a3, [0, 8, 16])).toEqual([0xa1, 0xb2, 0xc3]);
+    expect(store.load(id).pendingMerges).toEqual([]);
   });
 
   it('holds at most MAX_CHECKPOINTS checkpoints per VM: the next is refused and nothing is made for it', async () => {
