@@ -23,7 +23,7 @@ afterAll(async () => {
 }, 60_000);
 
 describe('tsvisor vm checkpoint', () => {
-  it('takes, lists, applies and removes checkpoints of an Off VM; refuses a raw disk', { timeout: 120_000 }, async () => {
+  it('takes, lists, applies and removes checkpoints of an Off VM; refuses a raw disk', { timeout: 240_000 }, async () => {
     // Defined over the client socket: each CLI run costs seconds on a loaded host; the verbs under test are the checkpoint ones.
     const disk = join(daemon.dataDir, 'disks', 'cp.vhdx');
     newDisk(disk, { kind: 'dynamic', sizeBytes: 4 * 1024 * 1024 });
