@@ -20,6 +20,7 @@ import { registerStopAndEdit } from './vm-edit-commands.ts';
 import { registerDeviceCommands } from './vm-device-commands.ts';
 import { registerVspCommands } from './vm-vsp-commands.ts';
 import { registerWaitAndKvp } from './vm-wait-commands.ts';
+import { registerCheckpointCommands } from './checkpoint-commands.ts';
 
 const schema = createVirtualizationSchema();
 const MiB = 1024 * 1024;
@@ -121,4 +122,5 @@ export function registerVmCommands(program: Command): void {
   registerDeviceCommands(vm, dir);
   registerVspCommands(vm, dir);
   registerWaitAndKvp(vm, dir);
+  registerCheckpointCommands(vm, dir);
 }

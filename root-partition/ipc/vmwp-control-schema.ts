@@ -37,6 +37,14 @@ enum Operation {
   // worker then exits; CANCEL_MIGRATION stops one before its commit point.
   MIGRATE = 14;
   CANCEL_MIGRATION = 15;
+  // CHECKPOINT: saves the whole VM into saved_state_path without stopping it and moves each
+  // drive in disk_switches to its new file while the VPs are parked; answers with pause_ms.
+  CHECKPOINT = 16;
+}
+
+message DiskSwitch {
+  string from = 1;
+  string to = 2;
 }
 
 message VpExit {
@@ -62,6 +70,8 @@ message Request {
   bytes console_input = 11;
   // MIGRATE: JSON (root-partition/migration/worker-migration.ts, MigrateRequest).
   string migration = 12;
+  // CHECKPOINT: each drive's current file and the differencing child it moves to.
+  repeated DiskSwitch disk_switches = 13;
 }
 
 message Response {
@@ -83,6 +93,8 @@ message Response {
   bool kvp_found = 13;
   // MIGRATE: JSON (MigrationSummary).
   string migration_summary = 14;
+  // CHECKPOINT: how long the VPs were parked, in milliseconds.
+  double pause_ms = 15;
 }
 
 // Unsolicited, VMWP → VMMS.
@@ -131,7 +143,7 @@ const root = protobuf.parse(SCHEMA, { keepCase: false }).root;
 const ControlMessageType = root.lookupType('tsvisor.vmwp.v1.ControlMessage');
 const OperationEnum = root.lookupEnum('tsvisor.vmwp.v1.Operation');
 
-export type Operation = 'STATUS' | 'PAUSE' | 'RESUME' | 'SAVE' | 'TURN_OFF' | 'RESET' | 'COUNTERS' | 'HEARTBEAT' | 'SHUTDOWN' | 'KVP_GET' | 'KVP_SET' | 'CONSOLE_INPUT' | 'KVP_DELETE' | 'MIGRATE' | 'CANCEL_MIGRATION';
+export type Operation = 'STATUS' | 'PAUSE' | 'RESUME' | 'SAVE' | 'TURN_OFF' | 'RESET' | 'COUNTERS' | 'HEARTBEAT' | 'SHUTDOWN' | 'KVP_GET' | 'KVP_SET' | 'CONSOLE_INPUT' | 'KVP_DELETE' | 'MIGRATE' | 'CANCEL_MIGRATION' | 'CHECKPOINT';
 
 export type ShutdownOutcome = 'shut-down' | 'timed-out' | 'refused' | 'unavailable';
 
@@ -151,6 +163,7 @@ export interface ControlRequest {
   kvpValue?: string;
   consoleInput?: Uint8Array;
   migration?: string;
+  diskSwitches?: { from: string; to: string }[];
 }
 
 export interface ControlResponse {
@@ -168,6 +181,7 @@ export interface ControlResponse {
   kvpValue?: string;
   kvpFound?: boolean;
   migrationSummary?: string;
+  pauseMs?: number;
 }
 
 export type NotificationKind = 'STATE' | 'GUEST_FAULT' | 'GUEST_STOPPED' | 'WORKER_ERROR' | 'HEARTBEAT' | 'KVP' | 'MIGRATION_PROGRESS';

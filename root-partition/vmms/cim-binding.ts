@@ -13,7 +13,7 @@ import { CimObjectManager } from '../management/cim/object-manager.ts';
 import { createVirtualizationSchema } from '../management/cim/schema.ts';
 import { CimXmlServer } from '../management/cimxml/http-server.ts';
 import { VmmsProvider } from '../management/provider/vmms-provider.ts';
-import type { KvpItemChange, PortResult, VmmsPort, VmmsPortEvent } from '../management/provider/vmms-port.ts';
+import type { KvpItemChange, PortResult, SnapshotPort, VmmsPort, VmmsPortEvent } from '../management/provider/vmms-port.ts';
 import { transition, type EnabledStateValue } from './lifecycle.ts';
 import type { Vmms } from './vmms.ts';
 import { loadTlsIdentity } from './tls-identity.ts';
@@ -23,6 +23,20 @@ export const LEGACY_CREDENTIALS_FILE = 'cim-credentials';
 /** The ports WBEM clients try for CIM-XML over HTTP and HTTPS (DSP0200, IANA "wbem-http", "wbem-https"). */
 export const DEFAULT_CIM_PORT = 5988;
 export const DEFAULT_CIM_HTTPS_PORT = 5989;
+
+/** The VMMS's checkpoints as the snapshot service sees them (checkpoints.ts). */
+function snapshotPort(vmms: Vmms): SnapshotPort {
+  const result = (r: { returnValue: number; error?: string }): PortResult => ({ returnValue: r.returnValue, ...(r.error ? { error: r.error } : {}) });
+  return {
+    list: (vmId) => vmms.checkpoints.list(vmId).map((c) => ({
+      id: c.id, name: c.name, vmId: c.vmId, parentId: c.parentId, createdAt: c.createdAt, current: c.current, hasSavedState: c.hasSavedState,
+      imagePath: c.settings.imagePath, cmdline: c.settings.cmdline,
+    })),
+    create: async (vmId, id, name) => result(await vmms.checkpoints.create(vmId, name, id)),
+    apply: async (vmId, id) => result(await vmms.checkpoints.apply(vmId, id)),
+    destroy: async (vmId, id, subtree) => result(await vmms.checkpoints.remove(vmId, id, { subtree })),
+  };
+}
 
 export function vmmsPort(vmms: Vmms): VmmsPort {
   const view = (id: string) => vmms.get(id);
@@ -48,6 +62,7 @@ export function vmmsPort(vmms: Vmms): VmmsPort {
       ? (id, force, reason) => withShutdown.shutdown!(id, { force, reason, timeoutMs: 3_600_000 })
       : null,
     changeKvpItems: (id, change, items) => changeKvpItems(vmms, id, change, items),
+    snapshots: snapshotPort(vmms),
     subscribe(listener: (e: VmmsPortEvent) => void) {
       const on = {
         'state-changed': (e: { vmId: string; reason: string }) => listener({ kind: 'state-changed', vmId: e.vmId, reason: e.reason }),

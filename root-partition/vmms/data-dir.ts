@@ -3,6 +3,7 @@
  *
  *   vms/<id>.json         VM definitions (atomic writes)
  *   saved/<id>.vmrs       saved states of Saved VMs
+ *   checkpoints/<id>/     each VM's checkpoint tree and checkpoint saved states (checkpoint-store.ts)
  *   logs/vmms.log, logs/vmwp-<id>.log, logs/vmwp-<id>.out   JSON-line logs; a worker's stdio
  *   vmms.sock             the VMMS client socket
  *   vmms.lock             flock(2)ed by the running VMMS for its whole life (vmms-lock.ts)
@@ -26,6 +27,7 @@ export class DataDir {
   get vmsDir(): string { return join(this.root, 'vms'); }
   get savedDir(): string { return join(this.root, 'saved'); }
   get logsDir(): string { return join(this.root, 'logs'); }
+  get checkpointsDir(): string { return join(this.root, 'checkpoints'); }
   get vmmsSocket(): string { return join(this.root, 'vmms.sock'); }
   get vmmsLock(): string { return join(this.root, 'vmms.lock'); }
   get vmmsPid(): string { return join(this.root, 'vmms.pid'); }

@@ -33,6 +33,7 @@ import { VmmsLock, VmmsLockedError } from './vmms-lock.ts';
 import { VmwpConnection } from './vmwp-connection.ts';
 import { OrphanWorkers, type OrphanWorkerView } from './orphan-workers.ts';
 import type { MigrationService } from '../migration/migration-service.ts';
+import { VmCheckpoints } from './checkpoints.ts';
 
 /** The VMs running as the service last stopped them (for 'start-if-running'). */
 const RUNNING_AT_STOP_FILE = 'running-at-stop.json';
@@ -89,6 +90,8 @@ export class Vmms {
   private readonly vms = new Map<string, VmEntry>();
   private readonly ops: WorkerOperations;
   private readonly orphanWorkers: OrphanWorkers;
+  /** Checkpoint-VM, Get-VMSnapshot, Restore-VMSnapshot, Remove-VMSnapshot (checkpoints.ts). */
+  readonly checkpoints: VmCheckpoints;
   private closing = false;
   private lock: VmmsLock | undefined;
 
@@ -109,6 +112,24 @@ export class Vmms {
       setState: (e, s, reason, health) => this.setState(e, s, reason, health),
       attach: (e, c) => this.attach(e, c),
     }, this.roots);
+    this.checkpoints = new VmCheckpoints({
+      paths: this.paths,
+      find: (vm) => this.find(vm),
+      replaceDefinition: (e, def, reason) => this.replaceDefinition(e, def, reason),
+      turnOff: (e) => this.turnOff(e.def.id),
+      markSaved: (e, reason) => this.setState(e, EnabledState.Saved, reason, HealthState.Ok),
+      checkpointRunning: (e, savedState, switches) => this.ops.checkpoint(e, savedState, switches),
+    }, (e, m) => e.log.info(m));
+  }
+
+  /** A definition changed by the service itself (checkpoints): validated and persisted in any state. */
+  private replaceDefinition(e: VmEntry, next: VmDefinition, reason: string): void {
+    const def = validateDefinition({ ...next, id: e.def.id, name: e.def.name, version: e.def.version }, `VM ${e.def.name}`);
+    this.confine(def);
+    this.store.save(def);
+    e.def = def;
+    e.log.info(`definition changed: ${reason}`);
+    this.events.emit('modified', { vmId: def.id, name: def.name });
   }
 
   /** Loads every definition and reattaches to the workers of VMs that kept running. */
@@ -242,6 +263,7 @@ export class Vmms {
     if (!e) return { returnValue: ReturnCode.InvalidParameter, error: `no VM named or with id "${idOrName}"` };
     if (e.state !== EnabledState.Off && e.state !== EnabledState.Saved) return { returnValue: ReturnCode.InvalidState, error: `cannot remove a VM that is ${stateName(e.state)}; turn it off first` };
     rmSync(this.paths.savedState(e.def.id), { force: true });
+    this.checkpoints.forgetVm(e.def.id);
     this.store.remove(e.def.id);
     this.vms.delete(e.def.id);
     e.log.info(`removed VM ${e.def.name}`);

@@ -265,6 +265,16 @@ export class WorkerOperations {
   }
 
   /**
+   * A checkpoint of a running (or paused) VM: the worker saves the whole VM into `savedState`
+   * without stopping it and moves each drive from `from` to `to` while the VPs are parked. The
+   * worker undoes a failure itself (drives back on `from`, the VM as it was) and says why.
+   */
+  async checkpoint(e: VmEntry, savedState: string, switches: { from: string; to: string }[]): Promise<{ pauseMs: number }> {
+    const r = await this.conn(e).request('CHECKPOINT', this.t.operationTimeoutMs, { savedStatePath: savedState, diskSwitches: switches });
+    return { pauseMs: r.pauseMs ?? 0 };
+  }
+
+  /**
    * Stop-VM: asks the guest to shut down through its shutdown integration service. Running →
    * Stopping → Off. The worker turns the VM off itself when the guest does not stop within
    * `timeoutMs`; should the worker not answer either, VMMS turns it off. A guest that refuses

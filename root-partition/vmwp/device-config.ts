@@ -5,7 +5,7 @@
 export interface DiskConfig {
   path: string;
   readOnly?: boolean;
-  /** 16 bytes as 32 hex digits: the SCSI serial number and WWN (derived from the path if absent). */
+  /** 16 bytes as 32 hex digits: the SCSI serial number and WWN (absent: a VHDX's Virtual Disk ID, a raw image's path hash). */
   diskId?: string;
   /** SCSI only: the controller location (= LUN); default its index in the list. */
   location?: number;

@@ -17,7 +17,8 @@ export type DeviceRequest =
   | { op: 'kvp-get'; pool: number; key: string }
   | { op: 'kvp-set'; pool: number; key: string; value: string }
   | { op: 'kvp-delete'; pool: number; key: string }
-  | { op: 'save-devices' };
+  | { op: 'save-devices' }
+  | { op: 'switch-disks'; switches: { from: string; to: string }[] };
 
 export interface DeviceReplies {
   heartbeat: { status: number };
@@ -26,6 +27,7 @@ export interface DeviceReplies {
   'kvp-set': { ok: boolean; reason?: string };
   'kvp-delete': { ok: boolean; reason?: string };
   'save-devices': { records: DeviceStateRecord[] };
+  'switch-disks': { switched: number };
 }
 
 /** Failures carry a stable code, as the control protocol's errors do. */
@@ -66,6 +68,12 @@ export class DeviceRequestServer {
 
   async handle(r: DeviceRequest): Promise<DeviceReplies[DeviceRequest['op']]> {
     if (r.op === 'save-devices') return { records: this.saveDevices() };
+    if (r.op === 'switch-disks') {
+      // The guest's requests were all served when the devices saved; with the VPs parked none is new.
+      if (!this.vpsParked()) throw new DeviceRequestError('VMWP_ERR_SWITCH_NOT_PAUSED', 'drives are switched only while the VPs are parked');
+      this.devices.switchDisks(r.switches);
+      return { switched: r.switches.length };
+    }
     const ic = this.ic;
     if (!ic) throw new DeviceRequestError('VMWP_ERR_NO_IC', 'the VM has no integration services (add an integration-services device to its definition)');
     switch (r.op) {

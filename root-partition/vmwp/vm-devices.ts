@@ -4,14 +4,12 @@
  * synthetic devices, the VMBus host with its VSPs. Everything here runs on one thread: the
  * device models are not thread-safe.
  */
-import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { ChildPartitionAccess } from '../../hypervisor/partition-handle.ts';
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import type { UartSink } from '../devices/uart/uart16550.ts';
 import type { Vsp } from '../../vmbus/host/vsp.ts';
 import { StorageRoots } from '../vmms/storage-roots.ts';
-import type { BlockBackend } from '../storage/block-backend.ts';
 import { openDisk } from '../storage/open-disk.ts';
 import { ScsiDisk } from '../storage/scsi/scsi-disk.ts';
 import { EchoVsp } from '../vsp/echo/echo-vsp.ts';
@@ -20,17 +18,14 @@ import { StorVsp } from '../vsp/storvsp/storvsp-vsp.ts';
 import type { DiskConfig, VmDeviceConfig } from './device-config.ts';
 import { EmulatedPlatform } from './emulated-platform.ts';
 import { PostCodePort } from './post-code-port.ts';
-
-function diskId(d: DiskConfig): Uint8Array {
-  if (d.diskId && /^[0-9a-f]{32}$/i.test(d.diskId)) return Buffer.from(d.diskId, 'hex');
-  return createHash('sha256').update(d.path).digest().subarray(0, 16);
-}
+import { scsiDiskId, SwitchableDisk, switchDisks, type DiskSwitch, type ImageOpener } from './disk-switch.ts';
 
 export class VmDevices {
   readonly platform: EmulatedPlatform;
   readonly vmbus: VmbusHost | null = null;
   readonly storVsps: StorVsp[] = [];
-  private readonly disks: BlockBackend[] = [];
+  private readonly disks: SwitchableDisk[] = [];
+  private readonly openImage: ImageOpener;
 
   /**
    * Opens every disk first: a bad path or size, or an image another VM (or any process) has
@@ -47,28 +42,32 @@ export class VmDevices {
     // one file offset space, writes seen by both paths at once. Only with the same access: a
     // read-only and a read-write attachment of one image conflict like two VMs would.
     const roots = config.storageRoots ? StorageRoots.of(config.storageRoots) : null;
-    const opened = new Map<string, BlockBackend>();
-    const open = (d: DiskConfig) => {
+    const opened = new Map<string, SwitchableDisk>();
+    this.openImage = (path, readOnly) => {
+      roots?.check(path, 'disk image');
+      // Raw or VHDX by signature (other formats refused); a differencing disk's parents are
+      // held to the same storage roots as the disk itself.
+      return openDisk(path, {
+        readOnly, log,
+        ...(roots ? {
+          checkOpened: (fd: number, p: string) => roots.checkOpened(fd, p, 'disk image'),
+          checkPath: (p: string) => roots.check(p, 'disk image'),
+        } : {}),
+      });
+    };
+    const open = (d: DiskConfig): SwitchableDisk => {
       const key = `${d.readOnly ? 'ro' : 'rw'}:${resolve(d.path)}`;
       const known = opened.get(key);
       if (known) return known;
-      roots?.check(d.path, 'disk image');
-      // Raw or VHDX by signature (other formats refused); a differencing disk's parents are
-      // held to the same storage roots as the disk itself.
-      const disk = openDisk(d.path, {
-        readOnly: d.readOnly, log,
-        ...(roots ? {
-          checkOpened: (fd: number, path: string) => roots.checkOpened(fd, path, 'disk image'),
-          checkPath: (path: string) => roots.check(path, 'disk image'),
-        } : {}),
-      });
+      // Switchable: a checkpoint moves the drive to a differencing child while the VM runs.
+      const disk = new SwitchableDisk(this.openImage(d.path, d.readOnly ?? false), d.path);
       this.disks.push(disk);
       opened.set(key, disk);
       return disk;
     };
     try {
       const ide = (config.ide ?? []).slice(0, 4).map((d) => (d ? { backend: open(d) } : undefined));
-      const scsi = (config.scsi ?? []).map((c) => ({ c, disks: c.disks.map((d) => new ScsiDisk(open(d), { diskId: diskId(d) })) }));
+      const scsi = (config.scsi ?? []).map((c) => ({ c, disks: c.disks.map((d) => { const disk = open(d); return new ScsiDisk(disk, { diskId: scsiDiskId(d, disk) }); }) }));
       this.platform = new EmulatedPlatform(partition, { console, ide });
       partition.inbox.handler = this.platform;
       if (config.postCodes && onPostCode) this.platform.bus.register(new PostCodePort(onPostCode));
@@ -90,6 +89,11 @@ export class VmDevices {
       this.close();
       throw e;
     }
+  }
+
+  /** Moves drives to other images (a checkpoint's differencing children); only while the VPs are parked. */
+  switchDisks(switches: readonly DiskSwitch[]): void {
+    switchDisks(this.disks, switches, this.openImage);
   }
 
   close(): void {

@@ -24,6 +24,8 @@ import { capturePartition, restorePartition, SnapshotError } from './partition-s
 import { executionToRecord } from './vp-execution-record.ts';
 import type { VpExecution } from '../../hypervisor/vp/vp-capture.ts';
 import { consumeSavedState, configurationHash, readSavedState, writeSavedState, type SavedState, type SaveSummary } from './saved-state-file.ts';
+import { takeRunningCheckpoint, type DiskSwitch } from './running-checkpoint.ts';
+import { switchedDeviceConfig } from './disk-switch.ts';
 
 /** What VMMS tells a new VMWP: the VM's configuration and, to restore, its saved-state file. */
 export interface WorkerLaunch {
@@ -436,6 +438,46 @@ export class VmWorker extends EventEmitter {
     this.log.info(`saved to ${path} in ${(performance.now() - t0).toFixed(1)} ms: VPs ${executions.map((x) => `${x.vp} ${x.state}`).join(', ')} (${stackBytes} bytes of stack), ${summary.pagesWritten} non-zero pages in ${summary.pageRuns} runs, device records ${records.map((d) => d.name).join(', ')}, ${summary.bytes} bytes`);
     await this.turnOff();
     return summary;
+  }
+
+  /**
+   * A standard checkpoint (running-checkpoint.ts): the whole VM saved into `path` without
+   * stopping it, each drive moved to its differencing child while the VPs are parked.
+   */
+  async checkpoint(path: string, switches: DiskSwitch[]): Promise<{ pauseMs: number }> {
+    const p = this.live;
+    if (!p.capturable) {
+      throw new SnapshotError('VMWP_ERR_SAVE_NOT_RESTORABLE', 'the guest image was prepared without capturable stacks (TSVISOR_REWRITE is set to preemptible or 0), so its VPs cannot be saved; turn the VM off to checkpoint its disks only');
+    }
+    const r = await takeRunningCheckpoint({
+      wasRunning: this.state === 'running',
+      pause: () => this.pause(),
+      resume: () => this.resume(),
+      saveWhole: async (file, captured) => {
+        this.stopping = true;
+        const records = (await this.deviceThread.request({ op: 'save-devices' })).records;
+        const executions = await p.captureVps(this.pauseTimeoutMs);
+        captured(executions);
+        const snap = capturePartition(p);
+        const vps = snap.vps.map((v) => ({ ...v, execution: executionToRecord(executions[v.vp]) }));
+        writeSavedState(file, this.configurationHash(), { ...snap, vps, devices: records, memory: p.mem.u8 });
+      },
+      switchDisks: async (s) => {
+        await this.deviceThread.request({ op: 'switch-disks', switches: s });
+        // A reset rebuilds the devices from the launch: on the files the drives use now.
+        if (this.launch.devices) this.launch.devices = switchedDeviceConfig(this.launch.devices, s);
+      },
+      continueVps: async (executions) => {
+        await p.continueVps(executions, this.pauseTimeoutMs);
+        this.stopping = false;
+        this.watchIdle(p);
+      },
+      undo: (executions, cause) => this.undoCapture(p, executions, cause),
+      turnOff: () => this.turnOff(),
+    }, path, switches);
+    const ph = Object.entries(r.phases).map(([k, ms]) => `${k} ${ms.toFixed(1)}`).join(', ');
+    this.log.info(`checkpoint saved to ${path}; drives moved to ${switches.map((s) => s.to).join(', ') || 'none'}; paused ${r.pauseMs.toFixed(1)} ms (${ph} ms)`);
+    return { pauseMs: r.pauseMs };
   }
 
   /** A failed save: the captured VPs continue where they were; if even that fails the VM cannot go on. */

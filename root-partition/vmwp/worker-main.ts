@@ -48,6 +48,11 @@ async function main(): Promise<void> {
           await worker.save(r.savedStatePath);
           reply(status());
           return void exit(0);
+        case 'CHECKPOINT': {
+          if (!r.savedStatePath) throw new Error('CHECKPOINT needs a saved-state path');
+          const { pauseMs } = await worker.checkpoint(r.savedStatePath, (r.diskSwitches ?? []).map((s) => ({ from: s.from, to: s.to })));
+          return reply({ ...status(), pauseMs });
+        }
         case 'HEARTBEAT': return reply({ ...status(), heartbeatStatus: await worker.heartbeatStatus() });
         case 'SHUTDOWN': {
           const outcome = await shutDownGuest(worker, { force: Boolean(r.force), reason: r.reason ?? '', timeoutMs: r.timeoutMs || DEFAULT_SHUTDOWN_TIMEOUT_MS });

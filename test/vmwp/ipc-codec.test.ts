@@ -41,12 +41,22 @@ describe('VMWP IPC', () => {
     expect(decodeControl(beat)).toMatchObject({ notification: { kind: 'HEARTBEAT', heartbeatStatus: 13 } });
   });
 
+  it('a checkpoint request is operation 16 with repeated disk switches (field 13); its answer carries pause_ms (field 15)', () => {
+    const req = encodeControl({ request: { version: 1, requestId: 7, operation: 'CHECKPOINT', savedStatePath: '/c', diskSwitches: [{ from: '/a', to: '/b' }] } });
+    // request { version=1, request_id=7, operation=CHECKPOINT(16), saved_state_path="/c", disk_switches(13)={ from="/a", to="/b" } }
+    expect(Buffer.from(req).toString('hex')).toBe('0a14' + '0801' + '1007' + '1810' + '22022f63' + '6a08' + '0a022f61' + '12022f62');
+    expect(decodeControl(req)).toMatchObject({ request: { operation: 'CHECKPOINT', diskSwitches: [{ from: '/a', to: '/b' }] } });
+    const resp = encodeControl({ response: { version: 1, requestId: 7, ok: true, pauseMs: 1.5 } });
+    expect(Buffer.from(resp).toString('hex')).toBe('120f' + '0801' + '1007' + '1801' + '79000000000000f83f');
+    expect(decodeControl(resp)).toMatchObject({ response: { pauseMs: 1.5 } });
+  });
+
   it('control messages are field-numbered protobuf', () => {
     const bytes = encodeControl({ request: { version: 1, requestId: 5, operation: 'SAVE', savedStatePath: '/s' } });
     // ControlMessage.request (field 1) { version=1, request_id=5, operation=SAVE(4), saved_state_path="/s" }
     expect(Buffer.from(bytes).toString('hex')).toBe('0a0a08011005180422022f73');
     // proto3: the fields added later read as their defaults (0, false, '') from an older peer's bytes.
-    expect(decodeControl(bytes)).toEqual({ request: { version: 1, requestId: 5, operation: 'SAVE', savedStatePath: '/s', timeoutMs: 0, force: false, reason: '', kvpPool: 0, kvpKey: '', kvpValue: '', consoleInput: Buffer.alloc(0), migration: '' } });
+    expect(decodeControl(bytes)).toEqual({ request: { version: 1, requestId: 5, operation: 'SAVE', savedStatePath: '/s', timeoutMs: 0, force: false, reason: '', kvpPool: 0, kvpKey: '', kvpValue: '', consoleInput: Buffer.alloc(0), migration: '', diskSwitches: [] } });
     const n = decodeControl(encodeControl({ notification: { version: 1, kind: 'GUEST_STOPPED', exits: [{ vp: 0, reason: 'fault', detail: 'trap' }] } }));
     expect(n).toMatchObject({ notification: { kind: 'GUEST_STOPPED', exits: [{ vp: 0, reason: 'fault', detail: 'trap' }] } });
     expect(() => encodeControl({ request: { version: 1, requestId: 1, operation: 'FLY' as never } })).toThrow(/unknown control operation/);

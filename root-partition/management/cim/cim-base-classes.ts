@@ -84,6 +84,7 @@ export const CimBaseClasses: readonly CimClassDecl[] = [
     ],
   },
   { name: 'CIM_VirtualSystemManagementService', superclass: 'CIM_Service', abstract: true, properties: [] },
+  { name: 'CIM_VirtualSystemSnapshotService', superclass: 'CIM_Service', abstract: true, properties: [] },
   {
     name: 'CIM_LogicalDevice', superclass: 'CIM_EnabledLogicalElement', abstract: true,
     properties: [

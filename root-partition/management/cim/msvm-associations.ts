@@ -33,6 +33,9 @@ export const MsvmAssociations: readonly CimClassDecl[] = [
   { name: 'Msvm_SettingsDefineState', superclass: 'CIM_SettingsDefineState', association: true, properties: [] },
   { name: 'CIM_SnapshotOfVirtualSystem', association: true, abstract: true, properties: roles('ManagedElement', 'CIM_ManagedElement', 'SameElement', 'CIM_VirtualSystemSettingData') },
   { name: 'Msvm_SnapshotOfVirtualSystem', superclass: 'CIM_SnapshotOfVirtualSystem', association: true, properties: [] },
+  // The snapshot tree: each snapshot VSSD and its parent's; the VM and the snapshot it runs on from.
+  { name: 'Msvm_ParentChildSettingData', association: true, properties: roles('Parent', 'CIM_VirtualSystemSettingData', 'Child', 'CIM_VirtualSystemSettingData') },
+  { name: 'Msvm_MostCurrentSnapshotInBranch', association: true, properties: roles('Antecedent', 'CIM_ComputerSystem', 'Dependent', 'CIM_VirtualSystemSettingData') },
   {
     name: 'CIM_AffectedJobElement', association: true, abstract: true,
     properties: [

@@ -44,6 +44,12 @@ export const ManagementServiceReturnCodes: ValueMap = {
   32775: 'Invalid state for this operation',
 };
 
+/** Msvm_VirtualSystemSnapshotService return codes (Hyper-V v2: the management service's codes). */
+export const SnapshotServiceReturnCodes: ValueMap = {
+  0: 'Completed with No Error', 4096: 'Method Parameters Checked - Job Started', 32768: 'Failed', 32769: 'Access Denied',
+  32770: 'Not Supported', 32773: 'Invalid parameter', 32774: 'System is in use', 32775: 'Invalid state for this operation',
+};
+
 const jobOut: CimParameterDecl = { name: 'Job', type: 'reference', referenceClass: 'CIM_ConcreteJob', out: true };
 
 function serviceMethod(name: string, parameters: CimParameterDecl[]): CimMethodDecl {
@@ -123,6 +129,34 @@ export const MsvmClasses: readonly CimClassDecl[] = [
     ],
   },
   {
+    // Checkpoint-VM / Restore-VMSnapshot / Remove-VMSnapshot (management-model.md §1 "Other classes").
+    name: 'Msvm_VirtualSystemSnapshotService', superclass: 'CIM_VirtualSystemSnapshotService', properties: [],
+    methods: [
+      {
+        name: 'CreateSnapshot', returnType: 'uint32', returnCodes: SnapshotServiceReturnCodes,
+        parameters: [
+          { name: 'AffectedSystem', type: 'reference', referenceClass: 'CIM_ComputerSystem', in: true },
+          { name: 'SnapshotSettings', type: 'string', in: true, embeddedInstance: 'CIM_VirtualSystemSettingData' },
+          { name: 'SnapshotType', type: 'uint16', in: true, valueMap: { 2: 'Full Snapshot', 3: 'Disk Snapshot' } },
+          { name: 'ResultingSnapshot', type: 'reference', referenceClass: 'CIM_VirtualSystemSettingData', in: true, out: true },
+          jobOut,
+        ],
+      },
+      {
+        name: 'ApplySnapshot', returnType: 'uint32', returnCodes: SnapshotServiceReturnCodes,
+        parameters: [{ name: 'Snapshot', type: 'reference', referenceClass: 'CIM_VirtualSystemSettingData', in: true }, jobOut],
+      },
+      {
+        name: 'DestroySnapshot', returnType: 'uint32', returnCodes: SnapshotServiceReturnCodes,
+        parameters: [{ name: 'AffectedSnapshot', type: 'reference', referenceClass: 'CIM_VirtualSystemSettingData', in: true }, jobOut],
+      },
+      {
+        name: 'DestroySnapshotTree', returnType: 'uint32', returnCodes: SnapshotServiceReturnCodes,
+        parameters: [{ name: 'SnapshotSettingData', type: 'reference', referenceClass: 'CIM_VirtualSystemSettingData', in: true }, jobOut],
+      },
+    ],
+  },
+  {
     name: 'Msvm_VirtualSystemSettingData', superclass: 'CIM_VirtualSystemSettingData',
     properties: [
       { name: 'VirtualSystemType', type: 'string', description: 'Microsoft:Hyper-V:System:Realized or Microsoft:Hyper-V:Snapshot:Realized' },
@@ -132,6 +166,8 @@ export const MsvmClasses: readonly CimClassDecl[] = [
       { name: 'ConfigurationDataRoot', type: 'string' },
       { name: 'ConfigurationFile', type: 'string' },
       { name: 'IsSaved', type: 'boolean' },
+      // A snapshot's parent snapshot (its VSSD object path), NULL for a root one and the VM's own settings.
+      { name: 'Parent', type: 'string' },
       // tsvisor extensions: a WebAssembly guest boots from an image and a command line, which
       // Hyper-V (booting from the VM's disks) has no property for.
       { name: 'GuestImagePath', type: 'string', description: 'tsvisor: the guest image (.wasm) the VM boots' },

@@ -65,6 +65,30 @@ export type VmmsPortEvent =
   /** An integration component's status changed (the heartbeat, as the guest's device reports it). */
   | { kind: 'component-changed'; vmId: string; component: 'heartbeat' | 'kvp' };
 
+/** One checkpoint (Hyper-V snapshot) of a VM as the provider publishes it. */
+export interface SnapshotRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly vmId: string;
+  readonly parentId: string | null;
+  /** ISO time. */
+  readonly createdAt: string;
+  /** The snapshot the VM's current state derives from. */
+  readonly current: boolean;
+  readonly hasSavedState: boolean;
+  readonly imagePath: string;
+  readonly cmdline: string;
+}
+
+/** Checkpoint-VM, Restore-VMSnapshot, Remove-VMSnapshot over the VMMS (Msvm_VirtualSystemSnapshotService). */
+export interface SnapshotPort {
+  list(vmId: string): SnapshotRecord[];
+  /** Takes one with the given id (a GUID chosen by the caller, so the method can name it at once). */
+  create(vmId: string, id: string, name: string | undefined): Promise<PortResult>;
+  apply(vmId: string, snapshotId: string): Promise<PortResult>;
+  destroy(vmId: string, snapshotId: string, subtree: boolean): Promise<PortResult>;
+}
+
 export interface VmmsPort {
   /** The host's name (Msvm_ComputerSystem.Name of the host and the service's SystemName). */
   readonly hostName: string;
@@ -89,6 +113,8 @@ export interface VmmsPort {
    * failure code and why. Null when this VMMS has no KVP path (the methods then answer Not Supported).
    */
   readonly changeKvpItems?: ((id: string, change: KvpItemChange, items: readonly { name: string; data: string }[]) => Promise<PortResult>) | null;
+  /** The VMs' checkpoints; absent or null when this VMMS has none (the snapshot service is then not served). */
+  readonly snapshots?: SnapshotPort | null;
   /** Pushes each change as it happens; returns the unsubscribe function. */
   subscribe(listener: (event: VmmsPortEvent) => void): () => void;
 }

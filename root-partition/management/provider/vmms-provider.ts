@@ -11,6 +11,7 @@ import type { CimValue } from '../cim/types.ts';
 import { JobTable } from './job-table.ts';
 import { changeKvpItems, KVP_METHODS, type KvpMethodContext } from './kvp-methods.ts';
 import { ServiceMethods } from './service-methods.ts';
+import { SNAPSHOT_CLASSES, SnapshotService } from './snapshot-service.ts';
 import { buildVmObjects, hostSystemOf, managementServiceOf, NO_REQUESTED_STATE, type VmObjects, type VmTracking } from './vm-instances.ts';
 import type { VmmsPort, VmmsPortEvent, VmRecord } from './vmms-port.ts';
 
@@ -40,11 +41,13 @@ export class VmmsProvider implements CimProvider {
   private readonly publishedComponents = new Map<string, CimInstance>();
   private readonly runningJobs = new Map<string, CimObjectPath>();
   private readonly service: ServiceMethods;
+  private readonly snapshots: SnapshotService;
   private readonly unsubscribe: () => void;
 
   constructor(private readonly schema: CimSchema, private readonly port: VmmsPort, private readonly options: VmmsProviderOptions = {}) {
     this.jobs = new JobTable(schema, (e) => this.emit(e), options.jobRetentionMs);
     this.service = new ServiceMethods({ schema, port, jobs: this.jobs, systemPath: (id) => this.systemPath(id) });
+    this.snapshots = new SnapshotService({ schema, port, jobs: this.jobs, systemPath: (id) => this.systemPath(id) });
     for (const vm of port.list()) {
       const objects = this.objectsOf(vm);
       this.published.set(vm.id, objects.system);
@@ -64,11 +67,12 @@ export class VmmsProvider implements CimProvider {
     switch (className.toLowerCase()) {
       case 'msvm_computersystem': return [hostSystemOf(this.schema, this.port.hostName), ...vms().map((o) => o.system)];
       case 'msvm_virtualsystemmanagementservice': return [managementServiceOf(this.schema, this.port.hostName)];
-      case 'msvm_virtualsystemsettingdata': return vms().map((o) => o.settings);
+      case 'msvm_virtualsystemsettingdata': return [...vms().map((o) => o.settings), ...this.snapshots.settings()];
       case 'msvm_concretejob': return this.jobs.list();
       case 'msvm_affectedjobelement': return this.jobs.affectedElements();
     }
     const lower = className.toLowerCase();
+    if (SNAPSHOT_CLASSES.has(lower)) return this.snapshots.enumerate(lower);
     return vms().flatMap((o) => [...o.resources, ...o.components, ...o.associations]).filter((i) => i.className.toLowerCase() === lower);
   }
 
@@ -92,6 +96,7 @@ export class VmmsProvider implements CimProvider {
     const kvp = KVP_METHODS[method.toLowerCase()];
     if (kvp && path.className.toLowerCase() === 'msvm_virtualsystemmanagementservice') return changeKvpItems(this.kvpContext(), kvp, params);
     if (path.className.toLowerCase() === 'msvm_virtualsystemmanagementservice') return this.service.invoke(method, params);
+    if (path.className.toLowerCase() === 'msvm_virtualsystemsnapshotservice') return this.snapshots.invoke(method, params);
     return { returnValue: 32768, out: {} };
   }
 

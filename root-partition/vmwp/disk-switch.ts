@@ -1,0 +1,114 @@
+/**
+ * Moving a running VM's drive to another image while its VPs are parked (a checkpoint puts each
+ * drive on a differencing child of its file). The device models hold a SwitchableDisk, which
+ * forwards to the image open now; a switch flushes and closes that image — its exclusive lock
+ * must go before the child can open it as a shared parent — then opens the new one, and opens
+ * the old one again should the new one fail.
+ *
+ * A new file is made here, after the old one is closed, not by VMMS beforehand: a child links to
+ * its parent's DataWriteGuid, which the VM's first write of a session changes; closed, the
+ * parent's identity is final.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { BlockBackend } from '../storage/block-backend.ts';
+import { createVhdx } from '../storage/vhdx/vhdx-create.ts';
+import { VhdxDisk } from '../storage/vhdx/vhdx-disk.ts';
+import type { DiskConfig, VmDeviceConfig } from './device-config.ts';
+
+export interface DiskSwitch {
+  from: string;
+  to: string;
+}
+
+export type ImageOpener = (path: string, readOnly: boolean) => BlockBackend;
+
+export class SwitchableDisk implements BlockBackend {
+  constructor(private inner: BlockBackend, public path: string) {}
+
+  get sectorSize(): number { return this.inner.sectorSize; }
+  get sectorCount(): number { return this.inner.sectorCount; }
+  get readOnly(): boolean { return this.inner.readOnly; }
+  read(lba: number, dst: Uint8Array): void { this.inner.read(lba, dst); }
+  write(lba: number, src: Uint8Array): void { this.inner.write(lba, src); }
+  flush(): void { this.inner.flush(); }
+  close(): void { this.inner.close(); }
+
+  /** A VHDX's Virtual Disk ID (a differencing child has its parent's), null for a raw image. */
+  get virtualDiskId(): Uint8Array | null {
+    return this.inner instanceof VhdxDisk ? Uint8Array.from(this.inner.layout.meta.diskId) : null;
+  }
+
+  /** Moves to the image at `path` (same size); on failure it is back on its own image and throws. */
+  switchTo(path: string, open: ImageOpener, prepare?: () => void): void {
+    const readOnly = this.inner.readOnly;
+    this.inner.flush();
+    this.inner.close();
+    let next: BlockBackend;
+    try {
+      prepare?.();
+      next = open(path, readOnly);
+    } catch (e) {
+      this.inner = open(this.path, readOnly);
+      throw e;
+    }
+    if (next.sectorCount !== this.inner.sectorCount || next.sectorSize !== this.inner.sectorSize) {
+      next.close();
+      this.inner = open(this.path, readOnly);
+      throw new Error(`${path} is not the size of ${this.path}`);
+    }
+    this.inner = next;
+    this.path = path;
+  }
+}
+
+/**
+ * Switches each drive named by `switches`, making `to` as a differencing child of `from` when it
+ * does not exist yet (all or none: a failure moves the switched ones back and deletes what it made).
+ */
+export function switchDisks(disks: readonly SwitchableDisk[], switches: readonly DiskSwitch[], open: ImageOpener): void {
+  const done: { disk: SwitchableDisk; from: string }[] = [];
+  const made: string[] = [];
+  try {
+    for (const s of switches) {
+      const disk = disks.find((d) => resolve(d.path) === resolve(s.from) && !d.readOnly);
+      if (!disk) throw new Error(`no writable drive of this VM uses ${s.from}`);
+      const create = existsSync(s.to) ? undefined : () => {
+        createVhdx(s.to, { type: 'differencing', parentPath: s.from });
+        made.push(s.to);
+      };
+      disk.switchTo(s.to, open, create);
+      done.push({ disk, from: s.from });
+    }
+  } catch (e) {
+    for (const { disk, from } of done.reverse()) disk.switchTo(from, open);
+    for (const f of made) rmSync(f, { force: true });
+    throw e;
+  }
+}
+
+/**
+ * The 16 bytes a SCSI disk reports as its serial number and WWN: the configured id, else a VHDX's
+ * Virtual Disk ID — which a checkpoint's differencing children and merges keep, so the guest sees
+ * the same disk across checkpoints, applies and restarts, as Hyper-V reports it — else (a raw
+ * image) a hash of the path.
+ */
+export function scsiDiskId(d: DiskConfig, disk: SwitchableDisk): Uint8Array {
+  if (d.diskId && /^[0-9a-f]{32}$/i.test(d.diskId)) return Buffer.from(d.diskId, 'hex');
+  return disk.virtualDiskId ?? createHash('sha256').update(d.path).digest().subarray(0, 16);
+}
+
+/** The device configuration with the switched drives on their new files (a reset in this worker opens those). */
+export function switchedDeviceConfig(config: VmDeviceConfig, switches: readonly DiskSwitch[]): VmDeviceConfig {
+  const move = (d: DiskConfig | null): DiskConfig | null => {
+    if (!d || d.readOnly) return d;
+    const s = switches.find((w) => resolve(w.from) === resolve(d.path));
+    return s ? { ...d, path: s.to } : d;
+  };
+  return {
+    ...config,
+    ...(config.ide ? { ide: config.ide.map(move) } : {}),
+    ...(config.scsi ? { scsi: config.scsi.map((c) => ({ ...c, disks: c.disks.map((d) => move(d)!) })) } : {}),
+  };
+}
