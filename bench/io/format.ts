@@ -40,6 +40,12 @@ export function formatLimits(report: IoBenchReport): string {
   lines.push(`  plain copy, one thread, TypedArray.set into a SharedArrayBuffer: ${copy.map((c) => `${c.bytes >= 1 << 20 ? c.bytes / (1 << 20) + ' MiB' : c.bytes / 1024 + ' KiB'} ${fmt(c.gbPerS)} GB/s`).join(', ')}`);
   lines.push('  backend alone (fs.readSync / fs.writeSync of the same ranges into a SAB view, no VM):');
   lines.push(table(['  workload', 'MB/s', 'IOPS', 'µs/IO', 'CPU µs/IO'], backend.map((b) => [`  ${b.workload}`, fmt(b.mbPerS), fmt(b.iops), fmt(b.usPerIo), fmt(b.cpuUsPerIo)])));
+  const mem = report.limits.memory;
+  if (mem) {
+    const ft = mem.firstTouch;
+    lines.push(`  guest memory backed before the first phase: ${mem.prefault.bytes >> 20} MiB in ${fmt(mem.prefault.ms)} ms (${fmt((mem.prefault.bytes / 4096) / mem.prefault.ms / 1000, 3)} M pages/s; a VMWP does this behind the running guest)`);
+    lines.push(`  first touch: a 4 KiB pread into never-touched memory ${fmt(ft.coldUsPerPage)} µs, into the same memory once backed ${fmt(ft.warmUsPerPage)} µs (${ft.pages} pages): ${fmt(ft.coldUsPerPage - ft.warmUsPerPage)} µs per page a cold run would add`);
+  }
   lines.push(`  exit round trip (bench/exit.ts, median of ${exit.rounds.length} round(s)): adaptive wait ${fmt(exit.adaptiveUsPerExit, 3)} µs (string 512 B ${fmt(exit.adaptiveStringUsPerExit, 3)} µs), blocking wait ${fmt(exit.blockingUsPerExit, 3)} µs`);
   return lines.join('\n');
 }
