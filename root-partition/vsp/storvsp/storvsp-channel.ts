@@ -1,7 +1,7 @@
 import type { GuestMemory } from '../../../hypervisor/guest-memory.ts';
 import { ScsiDataBuffer } from '../../storage/scsi/scsi-data-buffer.ts';
 import type { ScsiDataDirection } from '../../storage/scsi/scsi-disk.ts';
-import { gpaRangesToSegments, type GpaDirectRange } from './gpa-segments.ts';
+import { gpaDirectPrefix, gpaRangesBuffer, type GpaDirectResult, type GpaRangeLike } from '../../../vmbus/host/gpa-direct.ts';
 import { ScsiController, type ScsiLunConfig } from './scsi-controller.ts';
 import {
   NtStatus, STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL, SUPPORTED_PROTOCOL_VERSIONS, SrbStatus, StorVspProtocolError,
@@ -17,8 +17,10 @@ export interface StorVspIncoming {
   completionRequested: boolean;
   /** The in-band payload, already copied out of the ring (the handler keeps no reference). */
   payload: Uint8Array;
-  /** GPA-direct ranges (empty or absent for an in-band packet). */
-  ranges?: readonly GpaDirectRange[];
+  /** The GPA-direct buffer as the VMBus framework checked it (VspChannel.gpaDirect): checked once, not again. */
+  data?: GpaDirectResult;
+  /** Or the parsed ranges, unchecked (callers without a framework): checked here by the same validator. */
+  ranges?: readonly GpaRangeLike[];
 }
 
 /** What the framework must send: a VM_PKT_COMP, or an in-band packet with trans_id 0. */
@@ -191,7 +193,7 @@ export class StorVspChannel {
           if (s.kind !== 'ready') return reply(NtStatus.InvalidDeviceState);
           let done: Uint8Array;
           try {
-            done = this.executeSrb(payload, packet.ranges ?? [], s.version, size);
+            done = this.executeSrb(payload, packet, s.version, size);
           } catch (e) {
             if (e instanceof StorVspProtocolError) throw e;
             // A host-side fault (a bug, or a backend that threw outside read/write/flush) must
@@ -224,7 +226,7 @@ export class StorVspChannel {
     return { kind: 'inband', transactionId: 0n, payload: encodeVstorPacket(VstorOperation.EnumerateBus, NtStatus.Success, size) };
   }
 
-  private executeSrb(payload: Uint8Array, ranges: readonly GpaDirectRange[], version: number, size: number): Uint8Array {
+  private executeSrb(payload: Uint8Array, packet: StorVspIncoming, version: number, size: number): Uint8Array {
     this.stats.srbs++;
     const delta = vmscsiSizeDelta(version);
     const fail = (srbStatus: number): Uint8Array => {
@@ -241,9 +243,12 @@ export class StorVspChannel {
     if (dtl > 0 && req.dataIn === StorvscRequestType.Unknown) return fail(SrbStatus.InvalidRequest);
     let data = ScsiDataBuffer.empty();
     if (dtl > 0) {
-      const seg = gpaRangesToSegments(this.options.memory, ranges, dtl);
-      if (!seg.ok) return fail(SrbStatus.InvalidRequest);
-      data = new ScsiDataBuffer(seg.segments);
+      // Every page the guest named was checked (even past dtl): a guest naming memory it does not
+      // have gets an error and no access at all.
+      const checked = packet.data ?? gpaRangesBuffer(this.options.memory, packet.ranges ?? []);
+      const segments = checked.ok ? gpaDirectPrefix(checked.buffer, dtl) : null;
+      if (segments === null) return fail(SrbStatus.InvalidRequest);
+      data = new ScsiDataBuffer(segments);
     }
     const direction: ScsiDataDirection = dtl === 0 ? 'none' : req.dataIn === StorvscRequestType.Read ? 'in' : 'out';
     const r = this.controller.execute(req, req.cdb.subarray(0, req.cdbLength), data, direction);

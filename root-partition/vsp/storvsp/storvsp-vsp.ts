@@ -131,7 +131,7 @@ export class StorVsp implements Vsp {
     const served: ServedChannel = {
       protocol,
       poller: new StorVspPoller(channel, this.spinMicros, () => this.stats.polledDrains++),
-      incoming: { transactionId: 0n, completionRequested: false, payload: new Uint8Array(0), ranges: undefined },
+      incoming: { transactionId: 0n, completionRequested: false, payload: new Uint8Array(0), data: undefined },
     };
     channel.context = served;
   }
@@ -214,14 +214,14 @@ export class StorVsp implements Vsp {
     incoming.completionRequested = (p.flags & VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED) !== 0;
     // The payload is a view of the framework's private copy; handle() keeps no reference.
     incoming.payload = p.bytes.subarray(p.payloadOffset, p.payloadOffset + p.payloadLength);
-    incoming.ranges = undefined;
+    incoming.data = undefined;
     if (p.type === VmbusPacketType.DataUsingGpaDirect) {
+      // The one check of the guest's pages (vmbus/host/gpa-direct.ts); the channel trusts its views.
       const found = channel.gpaDirect(p);
-      if (found.ok) incoming.ranges = found.buffer.ranges;
-      else {
-        // No ranges: an SRB with data then fails with SRB_STATUS_INVALID_REQUEST, nothing touched.
+      incoming.data = found;
+      if (!found.ok) {
+        // An SRB with data then fails with SRB_STATUS_INVALID_REQUEST, nothing touched.
         this.stats.badGpaRanges++;
-        incoming.ranges = [];
         this.log(`storvsp relid ${channel.relid}: GPA-direct request refused: ${found.reason}`);
       }
     }
