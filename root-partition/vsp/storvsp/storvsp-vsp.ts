@@ -141,7 +141,7 @@ export class StorVsp implements Vsp {
       protocol,
       poller: new StorVspPoller(channel, this.spinMicros, () => this.stats.polledDrains++),
       incoming: { transactionId: 0n, completionRequested: false, payload: new Uint8Array(0), data: undefined },
-      signalUsSeen: channel.stats.signalUs,
+      signalUsSeen: 0, // a channel is served from its opening (or restore): its signal time starts at 0
     };
     channel.context = served;
   }
