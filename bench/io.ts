@@ -10,7 +10,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import cliProgress from 'cli-progress';
-import { measureBackends, measureCopyRounds, measureExits, type BackendLimit, type CopyLimit, type ExitLimit } from './io/limits.ts';
+import { measureBackends, measureCopyRounds, measureExits, measureFirstTouch, type BackendLimit, type CopyLimit, type ExitLimit, type FirstTouchLimit } from './io/limits.ts';
+import type { PrefaultResult } from '../hypervisor/guest-memory-prefault.ts';
 import { defaultWaitPolicy } from '../hypervisor/adaptive-wait.ts';
 import { buildPhases, PATHS, WORKLOADS } from './io/plan.ts';
 import { buildRows, checkPhase, checkWholeDisk, evaluateTargets, type IoRow, type Target } from './io/report.ts';
@@ -63,7 +64,7 @@ export interface IoBenchReport {
   machine: MachineDescription;
   config: { rounds: number; diskBytes: number; vmMemoryBytes: number; vpCount: number; spinIterations: number; maxSpinIterations: number; storvspPollSpinMicros: string; ataMultiple: number; storvscMaxSectors: number; eoi: string };
   rows: IoRow[];
-  limits: { copy: CopyLimit[]; backend: BackendLimit[]; exit: ExitLimit };
+  limits: { copy: CopyLimit[]; backend: BackendLimit[]; exit: ExitLimit; memory?: { prefault: PrefaultResult; firstTouch: FirstTouchLimit } };
   integrity: { phasesOk: number; phases: number; warmupsOk: number; warmups: number; disks: ReturnType<typeof checkWholeDisk>[]; ok: boolean };
   targets: Target[];
   network: { status: 'not measured'; note: string };
@@ -117,6 +118,8 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
     const copy = measureCopyRounds(content, [4096, 65536, 1 << 20], quick ? 60 : 200, rounds);
     step('backend alone');
     const backend = measureBackends(scsiFile, scratch, phases, diskBytes / 512, rounds);
+    // Before the VM: a fresh buffer the size of the VM's memory, as its memory is before backing.
+    const firstTouch = measureFirstTouch(scsiFile, opts.tiny ? 4 << 20 : 64 << 20);
     step('VM');
     const vm = await runVm({
       ideFile, scsiFile, phases, spinIterations, maxSpinIterations, timeoutMs: quick ? 120_000 : 900_000,
@@ -158,14 +161,15 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
         ataMultiple: vm.values.ata_multiple ?? 0, storvscMaxSectors: vm.values.storvsc_max_sectors ?? 0,
         eoi: '8259 EOI from the guest (2 OUTs per IRQ 14), as an unenlightened OS does',
       },
-      rows, limits: { copy, backend, exit },
+      rows, limits: { copy, backend, exit, memory: { prefault: vm.prefault, firstTouch } },
       integrity: { phasesOk, phases: rows.length, warmupsOk, warmups: warmups.length + vhdxRows.warmups, disks, ok: phasesOk === rows.length && warmupsOk === warmups.length + vhdxRows.warmups && disks.every((d) => d.mismatched === 0) },
       targets: evaluateTargets(rows, backend, exit, coreFree),
       network: { status: 'not measured', note: NETWORK_NOT_MEASURED },
       notes: [
         `Machine shared: load average ${loadAverageStart.map((l) => l.toFixed(2)).join('/')} at start, ${loadAverageEnd.map((l) => l.toFixed(2)).join('/')} at end on ${cores} cores; idle cores ${idleCoresStart?.toFixed(2) ?? 'not measured'} just before the run, ${idleCoresEnd?.toFixed(2) ?? 'not measured'} just after. Exit costs and signals depend on whether a core is free (a round trip at its fastest has the VP and the device thread each spinning on a core); on a busy machine the figures are noisy and the adaptive wait degrades toward the blocking one.`,
-        'Before the measured phases every path runs a short unreported warm-up (sequential 4 KiB reads), so JIT tiering and first touches do not land on the first measured phase.',
+        'Every page of the VM\'s memory is backed before its VP starts (prefault; a VMWP does it behind the running guest), so quick and full runs alike measure warm buffers; the first-touch cost is its own figure under Limits. Before the measured phases every path also runs a short unreported warm-up (sequential 4 KiB reads) for JIT tiering.',
         `Every measured phase runs ${rounds} time(s), interleaved with the others; a row is its median round by MB/s, with all its counters from that same round, and MB/s of every round beside it.`,
+        `The guest's storvsc polls its completion ring (interrupt_mask set, so the host need not signal) before it halts, adaptively between 2,000 and 65,536 loads: over the whole run the poll found the completion ${vm.values.storvsc_poll_hits ?? 0} times and ran out ${vm.values.storvsc_poll_misses ?? 0} times (ending at ${vm.values.storvsc_poll_spins ?? 0} loads).`,
         'Per-word PIO runs 4 KiB I/Os only, and few of them: each costs ≈ 2,080 exits.',
         'ATA cannot queue (one command per channel): its QD32 workloads are its QD1 phases; the speedup at QD32 compares storvsc at QD32 with ATA at QD1.',
         'A 1 MiB I/O is 8 ATA commands of 256 sectors, or 4 storvsc requests of 256 KiB submitted in one batch.',

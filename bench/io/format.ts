@@ -40,6 +40,12 @@ export function formatLimits(report: IoBenchReport): string {
   lines.push(`  plain copy, one thread, TypedArray.set into a SharedArrayBuffer: ${copy.map((c) => `${c.bytes >= 1 << 20 ? c.bytes / (1 << 20) + ' MiB' : c.bytes / 1024 + ' KiB'} ${fmt(c.gbPerS)} GB/s`).join(', ')}`);
   lines.push('  backend alone (fs.readSync / fs.writeSync of the same ranges into a SAB view, no VM):');
   lines.push(table(['  workload', 'MB/s', 'IOPS', 'µs/IO', 'CPU µs/IO'], backend.map((b) => [`  ${b.workload}`, fmt(b.mbPerS), fmt(b.iops), fmt(b.usPerIo), fmt(b.cpuUsPerIo)])));
+  const mem = report.limits.memory;
+  if (mem) {
+    const ft = mem.firstTouch;
+    lines.push(`  guest memory backed before the first phase: ${mem.prefault.bytes >> 20} MiB in ${fmt(mem.prefault.ms)} ms (${fmt((mem.prefault.bytes / 4096) / mem.prefault.ms / 1000, 3)} M pages/s; a VMWP does this behind the running guest)`);
+    lines.push(`  first touch: a 4 KiB pread into never-touched memory ${fmt(ft.coldUsPerPage)} µs, into the same memory once backed ${fmt(ft.warmUsPerPage)} µs (${ft.pages} pages): ${fmt(ft.coldUsPerPage - ft.warmUsPerPage)} µs per page a cold run would add`);
+  }
   lines.push(`  exit round trip (bench/exit.ts, median of ${exit.rounds.length} round(s)): adaptive wait ${fmt(exit.adaptiveUsPerExit, 3)} µs (string 512 B ${fmt(exit.adaptiveStringUsPerExit, 3)} µs), blocking wait ${fmt(exit.blockingUsPerExit, 3)} µs`);
   return lines.join('\n');
 }
@@ -66,10 +72,14 @@ export function formatExplanation(report: IoBenchReport): string {
     ];
   })));
   // Where a synthetic I/O's time goes: the guest's latency against storvsp's own host time.
-  lines.push('  split per I/O (µs): storvsp = its request batches on the device thread, of which SCSI+backend = the target and the pread/pwrite into guest memory; dev asleep = the device thread asleep on its doorbell (wake-up included); the rest of p50 is the guest, the signals and the VP\'s halt');
-  lines.push(table(['  workload', 'p50 µs', 'storvsp µs', 'SCSI+backend µs', 'backend alone µs', 'dev asleep µs'], syn.map((r) => {
+  lines.push('  split per I/O (µs) on the device thread: storvsp = its request batches, first packet to last completion; ring = taking the request off the ring (a private copy); GPA = checking the guest\'s pages and making the views; SCSI = the target without the backend; backend = pread/pwrite into guest memory (beside it the backend alone into a private buffer); compl = writing the completion; signal = the signal to the guest after a batch; dev asleep = the device thread asleep on its doorbell (wake-up included). The rest of p50 is the guest, its signals and the VP\'s halt');
+  lines.push(table(['  workload', 'p50 µs', 'storvsp', 'ring', 'GPA', 'SCSI', 'backend', 'backend alone', 'compl', 'signal', 'dev asleep'], syn.map((r) => {
     const b = report.limits.backend.find((x) => x.workload === r.workload);
-    return [`  ${r.workloadLabel}${r.path === 'storvsc' ? '' : ` (${SHORT[r.path] ?? r.path})`}`, fmt(r.latencyUs.p50), fmt(r.perIo.storvspBatchUs ?? 0), fmt(r.perIo.storvspExecuteUs ?? 0), fmt(b?.usPerIo ?? 0), fmt(r.perIo.deviceThreadSleptUs ?? 0)];
+    const io = r.perIo;
+    return [
+      `  ${r.workloadLabel}${r.path === 'storvsc' ? '' : ` (${SHORT[r.path] ?? r.path})`}`, fmt(r.latencyUs.p50), fmt(io.storvspBatchUs ?? 0), fmt(io.storvspReadUs ?? 0, 3), fmt(io.storvspValidateUs ?? 0, 3),
+      fmt((io.storvspExecuteUs ?? 0) - (io.storvspBackendUs ?? 0), 3), fmt(io.storvspBackendUs ?? 0), fmt(b?.usPerIo ?? 0), fmt(io.storvspCompleteUs ?? 0, 3), fmt(io.storvspSignalUs ?? 0, 3), fmt(io.deviceThreadSleptUs ?? 0),
+    ];
   })));
   return lines.join('\n');
 }

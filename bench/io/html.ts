@@ -82,6 +82,10 @@ export function renderHtml(report: IoBenchReport): string {
     ['exit round trip, adaptive wait (port read)', `${fmt(exit.adaptiveUsPerExit, 3)} µs`],
     ['exit round trip, adaptive wait (string 512 B)', `${fmt(exit.adaptiveStringUsPerExit, 3)} µs`],
     ['exit round trip, blocking wait', `${fmt(exit.blockingUsPerExit, 3)} µs`],
+    ...(report.limits.memory ? [
+      ['guest memory backed before the first phase', `${report.limits.memory.prefault.bytes >> 20} MiB in ${fmt(report.limits.memory.prefault.ms)} ms`],
+      ['first touch: 4 KiB pread into never-touched / backed memory', `${fmt(report.limits.memory.firstTouch.coldUsPerPage)} / ${fmt(report.limits.memory.firstTouch.warmUsPerPage)} µs`],
+    ] : []),
   ]);
   const explain = htmlTable(['path', 'workload', 'exits/IO', 'model: exits × µs/exit + backend (µs)', 'measured mean (µs)', 'µs per exit here', 'device-thread sleeps/IO'],
     rows.filter((r) => r.kind === 'emulated').map((r) => [r.pathLabel, r.workloadLabel, fmt(r.perIo.exits), fmt(r.exitBoundUs ?? 0), fmt(r.latencyUs.mean), fmt(r.usPerExitInPhase ?? 0, 3), fmt(r.perIo.deviceThreadSleeps, 3)]));

@@ -82,6 +82,37 @@ export function measureBackend(file: string, scratchFile: string, phase: Phase, 
   }
 }
 
+export interface FirstTouchLimit {
+  pages: number;
+  /** µs per 4 KiB pread into memory never touched before (the kernel backs each page in the read). */
+  coldUsPerPage: number;
+  /** µs per 4 KiB pread of the same ranges into the same, now backed, memory. */
+  warmUsPerPage: number;
+}
+
+/**
+ * The cost of a first touch, on its own: 4 KiB preads of the disk into a fresh SharedArrayBuffer
+ * (what a fresh VM's guest memory is before it is backed), then the same preads again into the
+ * same buffer. The difference is what a cold run would add to each page of its first I/O.
+ */
+export function measureFirstTouch(file: string, bytes: number): FirstTouchLimit {
+  const pages = bytes / 4096;
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const buf = new Uint8Array(new SharedArrayBuffer(bytes));
+    const pass = () => {
+      const t0 = performance.now();
+      for (let i = 0; i < pages; i++) fs.readSync(fd, buf, i * 4096, 4096, (i * 4096) % size);
+      return ((performance.now() - t0) * 1000) / pages;
+    };
+    const coldUsPerPage = pass();
+    return { pages, coldUsPerPage, warmUsPerPage: pass() };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /**

@@ -37,6 +37,12 @@ export interface PerIo {
   /** storvsp's host time per I/O (µs): its batches, and within them the SCSI target + backend. */
   storvspBatchUs: number;
   storvspExecuteUs: number;
+  /** The request path stage by stage (µs per I/O; StorVspStats): ring read, GPA check, backend I/O inside execute, completion write, signal. */
+  storvspReadUs?: number;
+  storvspValidateUs?: number;
+  storvspBackendUs?: number;
+  storvspCompleteUs?: number;
+  storvspSignalUs?: number;
 }
 
 export interface IoRow {
@@ -117,6 +123,11 @@ export function buildRows(vm: VmRunResult, content: Uint8Array, scsiFinal: Uint8
       storvspRequests: deviceDelta(m.begin, m.end, (s) => s.device.storvsp[0]?.requests ?? 0) / n,
       storvspBatchUs: deviceDelta(m.begin, m.end, (s) => s.device.storvsp[0]?.batchUs ?? 0) / n,
       storvspExecuteUs: deviceDelta(m.begin, m.end, (s) => s.device.storvsp[0]?.executeUs ?? 0) / n,
+      storvspReadUs: deviceDelta(m.begin, m.end, (s) => s.device.storvsp[0]?.readUs ?? 0) / n,
+      storvspValidateUs: deviceDelta(m.begin, m.end, (s) => s.device.storvsp[0]?.validateUs ?? 0) / n,
+      storvspBackendUs: deviceDelta(m.begin, m.end, (s) => s.device.storvsp[0]?.backendUs ?? 0) / n,
+      storvspCompleteUs: deviceDelta(m.begin, m.end, (s) => s.device.storvsp[0]?.completeUs ?? 0) / n,
+      storvspSignalUs: deviceDelta(m.begin, m.end, (s) => s.device.storvsp[0]?.signalUs ?? 0) / n,
     };
     return {
       workload: phase.workload.id, workloadLabel: phase.workload.label, path: phase.path.id, pathLabel: phase.path.label,

@@ -84,8 +84,15 @@ export class StorvscController {
   lastAscq: u32 = 0;
   /** Published submit batches. */
   batches: u32 = 0;
-  /** Bounded spins on the completion ring before sleeping (see idle). */
+  /** Spins on the completion ring before sleeping (see idle): adapts between pollMin and pollMax. */
   pollSpins: u32 = 2000;
+  pollMin: u32 = 2000;
+  /** The bound: ≈ 50–100 µs of looking at two ring words; 0 = never grow. */
+  pollMax: u32 = 65536;
+  /** Waits the spin ended (a completion seen without the host signalling) or missed (halted). */
+  pollHits: u64 = 0;
+  pollMisses: u64 = 0;
+  private pollMissesAtMax: u32 = 0;
   private slots: usize = 0;
   private freeStack: usize = 0; // u16 slot indexes
   private freeTop: u32 = 0;
@@ -295,14 +302,33 @@ export class StorvscController {
 
   /**
    * Waits for the host: first a bounded spin on the completion ring with its interrupt_mask set
-   * (the host need not signal while this side is looking), then a halt until the host signals.
+   * (the host need not signal while this side is looking: no SIEF event, no interrupt, no halt),
+   * then a halt until the host signals. The spin adapts like KVM's halt polling: a miss doubles
+   * it (up to pollMax), a completion found in the first eighth of it halves it (down to pollMin),
+   * and four misses in a row at pollMax drop it to pollMin — the host is slower than any spin worth
+   * paying (a large transfer, or no free core), so this side sleeps again at once.
    */
   idle(): void {
     const ch = this.ch!;
     const inbound = ch.inbound;
     inbound.maskInterrupt();
-    for (let i: u32 = 0; i < this.pollSpins; i++) {
+    const budget = this.pollSpins;
+    let i: u32 = 0;
+    for (; i < budget; i++) {
       if (inbound.writeIndex() != inbound.readIndex()) break;
+    }
+    if (i < budget) {
+      this.pollHits++;
+      this.pollMissesAtMax = 0;
+      if (i < budget >> 3 && budget > this.pollMin) this.pollSpins = max(this.pollMin, budget >> 1);
+    } else {
+      this.pollMisses++;
+      if (budget >= this.pollMax) {
+        if (++this.pollMissesAtMax >= 4) {
+          this.pollMissesAtMax = 0;
+          this.pollSpins = this.pollMin;
+        }
+      } else this.pollSpins = min(this.pollMax, budget << 1);
     }
     if (inbound.unmaskInterrupt()) return;
     ch.waitForHost();

@@ -8,7 +8,7 @@
 import { decodeSrbCompletion, SrbStatus } from '../../root-partition/vsp/storvsp/storvsp-protocol.ts';
 import { ScsiDisk } from '../../root-partition/storage/scsi/scsi-disk.ts';
 import { StorVspChannel } from '../../root-partition/vsp/storvsp/storvsp-channel.ts';
-import type { GpaDirectRange } from '../../root-partition/vsp/storvsp/gpa-segments.ts';
+import type { GpaRangeLike as GpaDirectRange } from '../../vmbus/host/gpa-direct.ts';
 import { GuestMemory } from '../../hypervisor/guest-memory.ts';
 import { MemoryDisk } from '../../test/helpers/memory-disk.ts';
 import { diskId, initPacket, packet, rangeAt, srbPacket } from '../../test/vsp/storvsp-test-guest.ts';

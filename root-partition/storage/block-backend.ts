@@ -9,6 +9,8 @@ export interface BlockBackend {
   /** Number of logical sectors. */
   readonly sectorCount: number;
   readonly readOnly: boolean;
+  /** Time spent in the backing store's system calls, µs, cumulative (absent: not counted). */
+  readonly ioUs?: number;
   /** Reads `dst.length` bytes starting at sector `lba` into `dst`. Throws on I/O error. */
   read(lba: number, dst: Uint8Array): void;
   /** Writes `src` starting at sector `lba`. Throws on I/O error or when read-only. */

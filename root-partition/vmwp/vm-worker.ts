@@ -11,6 +11,7 @@ import { StorageRoots } from '../vmms/storage-roots.ts';
 import { Hypervisor } from '../../hypervisor/hypervisor.ts';
 import { ReferenceClock } from '../../hypervisor/reference-time.ts';
 import { P_REF_FROZEN_AT } from '../../hypervisor/partition-control.ts';
+import { prefaultInBackground, type PrefaultResult } from '../../hypervisor/guest-memory-prefault.ts';
 import type { Partition, VpExitEvent } from '../../hypervisor/partition.ts';
 import type { VpExitReason } from '../../hypervisor/vp/vp-events.ts';
 import type { WorkerCounters } from '../ipc/bulk-codec.ts';
@@ -86,6 +87,8 @@ export class VmWorker extends EventEmitter {
   private deviceHeartbeat: number | null = null;
   /** Set while the worker itself stops the VPs, so their exits are not "the guest stopped". */
   private stopping = false;
+  /** The start-time backing of guest memory, once done (null while it runs). */
+  memoryBacked: PrefaultResult | null = null;
 
   constructor(readonly launch: WorkerLaunch, private readonly log: Logger) {
     super();
@@ -124,6 +127,7 @@ export class VmWorker extends EventEmitter {
       p.resume();
       this.watchIdle(p);
       this.setState('running');
+      this.backMemory(p);
       return;
     }
     await this.startDevices(p);
@@ -139,6 +143,19 @@ export class VmWorker extends EventEmitter {
     }
     this.watchIdle(p);
     this.setState('running');
+    this.backMemory(p);
+  }
+
+  /**
+   * Backs every page of guest memory behind the running guest (guest-memory-prefault.ts), so the
+   * guest's first I/O into a buffer does not pay the kernel's first-touch fault. In the background:
+   * it does not delay Running, and stops when the VM does.
+   */
+  private backMemory(p: Partition): void {
+    void prefaultInBackground(p.mem, () => this.partition !== p || p.state === 'deleted').then((r) => {
+      this.memoryBacked = r;
+      if (!r.cancelled) this.log.info(`guest memory backed: ${r.bytes >> 20} MiB in ${r.ms.toFixed(1)} ms (${r.busyMs.toFixed(1)} ms touching pages)`);
+    });
   }
 
   /**

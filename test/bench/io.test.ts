@@ -54,6 +54,10 @@ describe('bench io, smallest configuration', () => {
     expect(report.limits.backend).toHaveLength(WORKLOADS.length);
     expect(report.limits.exit.adaptiveUsPerExit).toBeGreaterThan(0);
     expect(report.limits.exit.blockingUsPerExit).toBeGreaterThan(0);
+    // The VM's memory was backed before its VP started, and the first-touch cost is measured apart.
+    expect(report.limits.memory?.prefault).toMatchObject({ bytes: report.config.vmMemoryBytes, cancelled: false });
+    expect(report.limits.memory?.firstTouch.pages).toBe(1024);
+    expect(report.limits.memory?.firstTouch.coldUsPerPage).toBeGreaterThan(0);
     expect(report.targets.length).toBeGreaterThanOrEqual(5);
     expect(report.network).toEqual({ status: 'not measured', note: NETWORK_NOT_MEASURED });
     // The outputs render.

@@ -74,7 +74,7 @@ async function boot(cmdline: string, diskCount: number, options: Partial<StorVsp
     flushes.push(0);
     // The real file underneath; flushes counted on the way through.
     const counted: BlockBackend = {
-      sectorSize: raw.sectorSize, sectorCount: raw.sectorCount, readOnly: raw.readOnly,
+      sectorSize: raw.sectorSize, sectorCount: raw.sectorCount, readOnly: raw.readOnly, get ioUs() { return raw.ioUs; },
       read: (lba, dst) => raw.read(lba, dst), write: (lba, src) => raw.write(lba, src),
       flush: () => { flushes[disk]!++; raw.flush(); }, close: () => raw.close(),
     };
@@ -202,6 +202,10 @@ describe('synthetic SCSI end to end: the storvsc guest against StorVsp on raw fi
     expect(v.unloaded).toBe(1);
     expect(host.stats.signalsToGuest).toBe(c.EventsSignalled);
     expect(vsp.stats.badGpaRanges).toBe(0);
+    // Every stage of the request path was timed, and the backend's part lies inside the execution.
+    for (const stage of ['readUs', 'validateUs', 'executeUs', 'backendUs', 'completeUs', 'signalUs'] as const) expect(vsp.stats[stage], stage).toBeGreaterThan(0);
+    expect(vsp.stats.backendUs).toBeLessThan(vsp.stats.executeUs);
+    expect(vsp.stats.readUs + vsp.stats.validateUs + vsp.stats.executeUs + vsp.stats.completeUs).toBeLessThanOrEqual(vsp.stats.batchUs + 1);
     expect(errors).toEqual([]);
   });
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { gpaRangesToSegments } from '../../root-partition/vsp/storvsp/gpa-segments.ts';
+import { gpaDirectPrefix, gpaRangesBuffer } from '../../vmbus/host/gpa-direct.ts';
 import { decodeSrbCompletion, decodeVstorHeader, NtStatus, SrbStatus } from '../../root-partition/vsp/storvsp/storvsp-protocol.ts';
 import { makeRig, negotiate, packet, rangeAt, srbPacket, toHex, type SrbFields } from './storvsp-test-guest.ts';
 
@@ -108,11 +108,16 @@ describe('storvsp against a hostile guest', () => {
     expect(decodeSrbCompletion(tur.payload).srbStatus).toBe(SrbStatus.Success);
   });
 
-  it('gpaRangesToSegments merges contiguous pages and checks every page', () => {
+  it('the shared GPA validator merges contiguous pages, checks every page (even past the request) and cuts the prefix a request uses', () => {
     const { memory } = makeRig();
-    const r = gpaRangesToSegments(memory, [{ byteCount: 3 * 4096 - 100, byteOffset: 100, pfns: [4, 5, 6] }, { byteCount: 4096, byteOffset: 0, pfns: [9] }], 4 * 4096 - 100);
-    expect(r.ok && r.segments.map((s) => [s.byteOffset, s.length])).toEqual([[4 * 4096 + 100, 3 * 4096 - 100], [9 * 4096, 4096]]);
-    expect(gpaRangesToSegments(memory, [{ byteCount: 8192, byteOffset: 0, pfns: [4, 4096] }], 512).ok).toBe(false);
+    const r = gpaRangesBuffer(memory, [{ byteCount: 3 * 4096 - 100, byteOffset: 100, pfns: [4, 5, 6] }, { byteCount: 4096, byteOffset: 0, pfns: [9] }]);
+    expect(r.ok && r.buffer.segments.map((s) => [s.byteOffset, s.length])).toEqual([[4 * 4096 + 100, 3 * 4096 - 100], [9 * 4096, 4096]]);
+    expect(r.ok && gpaDirectPrefix(r.buffer, 3 * 4096 - 100 + 10)!.map((s) => [s.byteOffset, s.length])).toEqual([[4 * 4096 + 100, 3 * 4096 - 100], [9 * 4096, 10]]);
+    expect(r.ok && gpaDirectPrefix(r.buffer, 4 * 4096 - 99)).toBeNull();
+    expect(gpaRangesBuffer(memory, [{ byteCount: 8192, byteOffset: 0, pfns: [4, 4096] }]).ok).toBe(false);
+    // The two validators this one replaced disagreed on the PFN limit: guest memory is the only one now.
+    expect(gpaRangesBuffer(memory, [{ byteCount: 512, byteOffset: 0, pfns: [2n ** 60n] }]).ok).toBe(false);
+    expect(gpaRangesBuffer(memory, [{ byteCount: 512, byteOffset: 0, pfns: [255n] }]).ok).toBe(true);
   });
 
   it('fuzz: random packets and random SRBs never throw and always get a completion', () => {

@@ -2,7 +2,7 @@ import { GuestMemory } from '../../hypervisor/guest-memory.ts';
 import { ScsiDisk } from '../../root-partition/storage/scsi/scsi-disk.ts';
 import type { ScsiLunConfig } from '../../root-partition/vsp/storvsp/scsi-controller.ts';
 import { StorVspChannel, type StorVspIncoming, type StorVspOptions } from '../../root-partition/vsp/storvsp/storvsp-channel.ts';
-import type { GpaDirectRange } from '../../root-partition/vsp/storvsp/gpa-segments.ts';
+import type { GpaRangeLike as GpaDirectRange } from '../../vmbus/host/gpa-direct.ts';
 import { MemoryDisk } from '../helpers/memory-disk.ts';
 
 /** VMBUS_RQST_INIT (Linux include/linux/hyperv.h): the trans_id storvsc uses for init requests. */

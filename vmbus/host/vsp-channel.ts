@@ -30,6 +30,8 @@ export interface VspChannelStats {
   batches: number;
   /** Times reading stopped because the host → guest ring had no room for a reply. */
   waitsForSpace: number;
+  /** Time spent signalling the guest, µs (cumulative). */
+  signalUs: number;
 }
 
 /** What the channel needs from the host binding. */
@@ -94,7 +96,7 @@ export class VspChannel {
   /** The primary channel's relid (its own for a primary). */
   readonly primaryRelid: number;
   readonly userData: Uint8Array;
-  readonly stats: VspChannelStats = { packetsIn: 0, packetsOut: 0, signalsToGuest: 0, signalsFromGuest: 0, batches: 0, waitsForSpace: 0 };
+  readonly stats: VspChannelStats = { packetsIn: 0, packetsOut: 0, signalsToGuest: 0, signalsFromGuest: 0, batches: 0, waitsForSpace: 0, signalUs: 0 };
   state: VspChannelState = 'open';
   /**
    * While the VM is being saved: no drain and no send, so the rings and the saved state agree.
@@ -267,7 +269,9 @@ export class VspChannel {
   }
 
   private signal(): void {
+    const t0 = performance.now();
     if (this.host.signalGuest(this)) this.stats.signalsToGuest++;
+    this.stats.signalUs += (performance.now() - t0) * 1000;
   }
 
   private reschedule(): void {

@@ -148,6 +148,9 @@ export function boot(): i32 {
   kv("phases_done", phases);
   if (usesStorvsc) {
     kv("storvsc_signals_to_host", ctl.ch!.signals);
+    kv("storvsc_poll_hits", ctl.pollHits);
+    kv("storvsc_poll_misses", ctl.pollMisses);
+    kv("storvsc_poll_spins", <u64>ctl.pollSpins);
     vscClose(ctl.ch!);
     kv("unloaded", vmbusUnload() ? 1 : 0);
   }

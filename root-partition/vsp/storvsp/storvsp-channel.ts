@@ -1,7 +1,7 @@
 import type { GuestMemory } from '../../../hypervisor/guest-memory.ts';
 import { ScsiDataBuffer } from '../../storage/scsi/scsi-data-buffer.ts';
 import type { ScsiDataDirection } from '../../storage/scsi/scsi-disk.ts';
-import { gpaRangesToSegments, type GpaDirectRange } from './gpa-segments.ts';
+import { gpaDirectPrefix, gpaRangesBuffer, type GpaDirectResult, type GpaRangeLike } from '../../../vmbus/host/gpa-direct.ts';
 import { ScsiController, type ScsiLunConfig } from './scsi-controller.ts';
 import {
   NtStatus, STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL, SUPPORTED_PROTOCOL_VERSIONS, SrbStatus, StorVspProtocolError,
@@ -17,8 +17,10 @@ export interface StorVspIncoming {
   completionRequested: boolean;
   /** The in-band payload, already copied out of the ring (the handler keeps no reference). */
   payload: Uint8Array;
-  /** GPA-direct ranges (empty or absent for an in-band packet). */
-  ranges?: readonly GpaDirectRange[];
+  /** The GPA-direct buffer as the VMBus framework checked it (VspChannel.gpaDirect): checked once, not again. */
+  data?: GpaDirectResult;
+  /** Or the parsed ranges, unchecked (callers without a framework): checked here by the same validator. */
+  ranges?: readonly GpaRangeLike[];
 }
 
 /** What the framework must send: a VM_PKT_COMP, or an in-band packet with trans_id 0. */
@@ -70,6 +72,8 @@ export class StorVspChannel {
   private readonly maxTransferBytes: number;
   private readonly maxSubChannels: number;
   private readonly versions: readonly number[];
+  /** Every SRB completion is encoded here (handle()'s caller copies it into the ring before the next request). */
+  private readonly replyBuffer = new Uint8Array(VSTOR_PACKET_SIZE);
 
   constructor(private readonly options: StorVspOptions, subChannelOf?: { version: number; controller: ScsiController }) {
     this.maxTransferBytes = options.maxTransferBytes ?? 0x40000;
@@ -110,17 +114,21 @@ export class StorVspChannel {
     return new StorVspChannel(this.options, { version, controller: this.controller });
   }
 
-  /** Handles a batch of packets read in one go; the completions keep the packets' order. */
+  /** Handles a batch of packets read in one go; the completions keep the packets' order (each its own copy). */
   handleBatch(packets: Iterable<StorVspIncoming>): StorVspOutgoing[] {
     const out: StorVspOutgoing[] = [];
     for (const p of packets) {
       const c = this.handle(p);
-      if (c) out.push(c);
+      if (c) out.push({ ...c, payload: c.payload.slice() });
     }
     return out;
   }
 
-  /** Handles one packet; null when no completion may be sent (the guest did not request one). */
+  /**
+   * Handles one packet; null when no completion may be sent (the guest did not request one). An
+   * SRB's completion payload is this channel's reply buffer, valid until the next call: the
+   * framework writes it into the ring at once.
+   */
   handle(packet: StorVspIncoming): StorVspOutgoing | null {
     // Every vstor request is transactional (OpenVMM rejects others); without a completion the
     // guest could not learn the result, so nothing is executed.
@@ -133,17 +141,8 @@ export class StorVspChannel {
     // drops replies shorter than sizeof(struct vstor_packet)).
     const size = Math.min(Math.max(payload.length, VSTOR_HEADER_SIZE), VSTOR_PACKET_SIZE);
     const isSrb = payload.length >= 4 && payload[0] === VstorOperation.ExecuteSrb && payload[1] === 0 && payload[2] === 0 && payload[3] === 0;
-    const reply = (status: number, body?: (out: Uint8Array) => void): StorVspOutgoing => {
-      const p = encodeVstorPacket(VstorOperation.CompleteIo, status, size);
-      body?.(p);
-      if (status !== NtStatus.Success) {
-        this.stats.refused++;
-        // A refused SRB must not read as "no error" to a guest that looks only at srb_status
-        // (Linux storvsc_command_completion).
-        if (isSrb && p.length > VmscsiOffset.srbStatus && p[VmscsiOffset.srbStatus] === 0) p[VmscsiOffset.srbStatus] = SrbStatus.InvalidRequest;
-      }
-      return { kind: 'completion', transactionId: packet.transactionId, payload: p };
-    };
+    if (isSrb && this.state.kind === 'ready') return this.srb(packet, payload, this.state.version, size);
+    const reply = (status: number, body?: (out: Uint8Array) => void): StorVspOutgoing => this.reply(packet, size, isSrb, status, body);
     try {
       const { operation } = decodeVstorHeader(payload);
       const s = this.state;
@@ -187,20 +186,9 @@ export class StorVspChannel {
           const accepted = this.options.onCreateSubChannels?.(count) ?? false;
           return reply(accepted ? NtStatus.Success : NtStatus.InvalidParameter);
         }
-        case VstorOperation.ExecuteSrb: {
+        case VstorOperation.ExecuteSrb:
           if (s.kind !== 'ready') return reply(NtStatus.InvalidDeviceState);
-          let done: Uint8Array;
-          try {
-            done = this.executeSrb(payload, packet.ranges ?? [], s.version, size);
-          } catch (e) {
-            if (e instanceof StorVspProtocolError) throw e;
-            // A host-side fault (a bug, or a backend that threw outside read/write/flush) must
-            // not take the channel down: the SRB fails and the counter makes the fault visible.
-            this.stats.internalErrors++;
-            return reply(NtStatus.IoDeviceError, (o) => { if (o.length > VmscsiOffset.srbStatus) o[VmscsiOffset.srbStatus] = SrbStatus.InternalError; });
-          }
-          return { kind: 'completion', transactionId: packet.transactionId, payload: done };
-        }
+          return this.srb(packet, payload, s.version, size);
         case VstorOperation.ResetLun:
         case VstorOperation.ResetAdapter:
         case VstorOperation.ResetBus:
@@ -217,6 +205,34 @@ export class StorVspChannel {
     }
   }
 
+  /** A reply of the request's size carrying `status` (an error: counted, and an SRB gets an SRB error status). */
+  private reply(packet: StorVspIncoming, size: number, isSrb: boolean, status: number, body?: (out: Uint8Array) => void): StorVspOutgoing {
+    const p = encodeVstorPacket(VstorOperation.CompleteIo, status, size);
+    body?.(p);
+    if (status !== NtStatus.Success) {
+      this.stats.refused++;
+      // A refused SRB must not read as "no error" to a guest that looks only at srb_status
+      // (Linux storvsc_command_completion).
+      if (isSrb && p.length > VmscsiOffset.srbStatus && p[VmscsiOffset.srbStatus] === 0) p[VmscsiOffset.srbStatus] = SrbStatus.InvalidRequest;
+    }
+    return { kind: 'completion', transactionId: packet.transactionId, payload: p };
+  }
+
+  /** EXECUTE_SRB once the protocol is ready: the hot path, one per guest I/O. */
+  private srb(packet: StorVspIncoming, payload: Uint8Array, version: number, size: number): StorVspOutgoing {
+    let done: Uint8Array;
+    try {
+      done = this.executeSrb(payload, packet, version, size);
+    } catch (e) {
+      if (e instanceof StorVspProtocolError) return this.reply(packet, size, true, NtStatus.InvalidParameter);
+      // A host-side fault (a bug, or a backend that threw outside read/write/flush) must
+      // not take the channel down: the SRB fails and the counter makes the fault visible.
+      this.stats.internalErrors++;
+      return this.reply(packet, size, true, NtStatus.IoDeviceError, (o) => { if (o.length > VmscsiOffset.srbStatus) o[VmscsiOffset.srbStatus] = SrbStatus.InternalError; });
+    }
+    return { kind: 'completion', transactionId: packet.transactionId, payload: done };
+  }
+
   /** ENUMERATE_BUS sent in-band with trans_id 0 makes the guest rescan (after a hot add/remove). */
   enumerateBus(): StorVspOutgoing {
     const version = this.protocolVersion ?? VmstorProtocolVersion.Win10;
@@ -224,12 +240,12 @@ export class StorVspChannel {
     return { kind: 'inband', transactionId: 0n, payload: encodeVstorPacket(VstorOperation.EnumerateBus, NtStatus.Success, size) };
   }
 
-  private executeSrb(payload: Uint8Array, ranges: readonly GpaDirectRange[], version: number, size: number): Uint8Array {
+  private executeSrb(payload: Uint8Array, packet: StorVspIncoming, version: number, size: number): Uint8Array {
     this.stats.srbs++;
     const delta = vmscsiSizeDelta(version);
     const fail = (srbStatus: number): Uint8Array => {
       this.stats.refused++;
-      return encodeSrbCompletion(payload, size, srbNtStatus(srbStatus), { srbStatus, scsiStatus: 0, dataTransferLength: 0, sense: new Uint8Array(0) });
+      return encodeSrbCompletion(payload, size, srbNtStatus(srbStatus), { srbStatus, scsiStatus: 0, dataTransferLength: 0, sense: NO_SENSE }, this.replyBuffer);
     };
     // decodeVmscsiRequest throws StorVspProtocolError for a short packet: handled by the caller.
     const req = decodeVmscsiRequest(payload, delta);
@@ -241,22 +257,27 @@ export class StorVspChannel {
     if (dtl > 0 && req.dataIn === StorvscRequestType.Unknown) return fail(SrbStatus.InvalidRequest);
     let data = ScsiDataBuffer.empty();
     if (dtl > 0) {
-      const seg = gpaRangesToSegments(this.options.memory, ranges, dtl);
-      if (!seg.ok) return fail(SrbStatus.InvalidRequest);
-      data = new ScsiDataBuffer(seg.segments);
+      // Every page the guest named was checked (even past dtl): a guest naming memory it does not
+      // have gets an error and no access at all.
+      const checked = packet.data ?? gpaRangesBuffer(this.options.memory, packet.ranges ?? []);
+      const segments = checked.ok ? gpaDirectPrefix(checked.buffer, dtl) : null;
+      if (segments === null) return fail(SrbStatus.InvalidRequest);
+      data = new ScsiDataBuffer(segments);
     }
     const direction: ScsiDataDirection = dtl === 0 ? 'none' : req.dataIn === StorvscRequestType.Read ? 'in' : 'out';
     const r = this.controller.execute(req, req.cdb.subarray(0, req.cdbLength), data, direction);
-    let sense = r.sense ?? new Uint8Array(0);
-    sense = sense.subarray(0, Math.min(sense.length, req.senseInfoLength, senseBufferSize(version)));
+    let sense = r.sense ?? NO_SENSE;
+    if (sense.length > 0) sense = sense.subarray(0, Math.min(sense.length, req.senseInfoLength, senseBufferSize(version)));
     return encodeSrbCompletion(payload, size, srbNtStatus(r.srbStatus & 0x3f), {
       srbStatus: sense.length > 0 ? r.srbStatus | 0x80 : r.srbStatus,
       scsiStatus: r.scsiStatus,
       dataTransferLength: r.transferred,
       sense,
-    });
+    }, this.replyBuffer);
   }
 }
+
+const NO_SENSE = new Uint8Array(0);
 
 /** vstor_packet.status for an SRB completion (OpenVMM convert_srb_status_to_nt_status). */
 function srbNtStatus(srb: number): number {

@@ -214,11 +214,12 @@ export function decodeVmscsiRequest(payload: Uint8Array, sizeDelta: number): Vms
   if (payload.length < need) {
     throw new StorVspProtocolError('STORVSP_ERR_SHORT_PACKET', `EXECUTE_SRB packet of ${payload.length} bytes, need ${need}`);
   }
-  const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  // Field reads straight off the bytes, the CDB a view of the caller's private copy: this runs
+  // once per request, with no allocation but the record itself.
   const o = VmscsiOffset;
   const win8 = sizeDelta === 0;
   return {
-    length: dv.getUint16(o.length, true),
+    length: payload[o.length]! | (payload[o.length + 1]! << 8),
     srbStatus: payload[o.srbStatus]!,
     scsiStatus: payload[o.scsiStatus]!,
     portNumber: payload[o.portNumber]!,
@@ -229,14 +230,23 @@ export function decodeVmscsiRequest(payload: Uint8Array, sizeDelta: number): Vms
     senseInfoLength: payload[o.senseInfoLength]!,
     dataIn: payload[o.dataIn]!,
     reserved: payload[o.reserved]!,
-    dataTransferLength: dv.getUint32(o.dataTransferLength, true),
-    cdb: payload.slice(o.cdb, o.cdb + STORVSC_MAX_CMD_LEN),
+    dataTransferLength: u32le(payload, o.dataTransferLength),
+    cdb: payload.subarray(o.cdb, o.cdb + STORVSC_MAX_CMD_LEN),
     queueTag: win8 ? payload[o.queueTag]! : 0,
     queueAction: win8 ? payload[o.queueAction]! : 0,
-    srbFlags: win8 ? dv.getUint32(o.srbFlags, true) : 0,
-    timeOutValue: win8 ? dv.getUint32(o.timeOutValue, true) : 0,
-    queueSortKey: win8 ? dv.getUint32(o.queueSortKey, true) : 0,
+    srbFlags: win8 ? u32le(payload, o.srbFlags) : 0,
+    timeOutValue: win8 ? u32le(payload, o.timeOutValue) : 0,
+    queueSortKey: win8 ? u32le(payload, o.queueSortKey) : 0,
   };
+}
+
+const u32le = (b: Uint8Array, at: number): number => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+
+function putU32le(b: Uint8Array, at: number, v: number): void {
+  b[at] = v & 0xff;
+  b[at + 1] = (v >>> 8) & 0xff;
+  b[at + 2] = (v >>> 16) & 0xff;
+  b[at + 3] = (v >>> 24) & 0xff;
 }
 
 /** A vstor_packet of `size` bytes with the header filled in and the union zeroed. */
@@ -293,17 +303,21 @@ export interface SrbCompletion {
  * Win8 extension) with srb_status, scsi_status, data_transfer_length, sense_info_length and the
  * sense data (which shares the cdb union) replaced, as Hyper-V answers (§5.1 "I/O").
  */
-export function encodeSrbCompletion(request: Uint8Array, size: number, ntStatus: number, c: SrbCompletion): Uint8Array {
-  const out = encodeVstorPacket(VstorOperation.CompleteIo, ntStatus, size);
+export function encodeSrbCompletion(request: Uint8Array, size: number, ntStatus: number, c: SrbCompletion, into?: Uint8Array): Uint8Array {
+  // `into` (≥ size bytes, reused by the caller for every request) saves an allocation per SRB.
+  const out = into ? into.subarray(0, Math.max(size, VSTOR_HEADER_SIZE)) : new Uint8Array(Math.max(size, VSTOR_HEADER_SIZE));
+  if (into) out.fill(0);
+  putU32le(out, 0, VstorOperation.CompleteIo);
+  putU32le(out, 4, 0);
+  putU32le(out, 8, ntStatus >>> 0);
   out.set(request.subarray(VSTOR_HEADER_SIZE, Math.min(request.length, out.length)), VSTOR_HEADER_SIZE);
   const o = VmscsiOffset;
-  const dv = new DataView(out.buffer);
   out[o.srbStatus] = c.srbStatus;
   out[o.scsiStatus] = c.scsiStatus;
   out[o.senseInfoLength] = c.sense.length;
-  dv.setUint32(o.dataTransferLength, c.dataTransferLength >>> 0, true);
+  putU32le(out, o.dataTransferLength, c.dataTransferLength >>> 0);
   out.fill(0, o.senseData, o.senseData + SENSE_BUFFER_SIZE);
-  out.set(c.sense, o.senseData);
+  if (c.sense.length > 0) out.set(c.sense, o.senseData);
   return out;
 }
 

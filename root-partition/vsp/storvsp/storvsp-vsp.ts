@@ -64,14 +64,21 @@ export interface StorVspStats {
   /** Drains started by the poll window rather than by a guest signal. */
   polledDrains: number;
   /**
-   * Where a request's host time goes (µs, cumulative; two clock reads per batch and two per
-   * request): `batchUs` is every batch of requests from first packet to last completion written,
-   * `executeUs` the part inside the SCSI target (for reads and writes almost all of it the
-   * backend's pread/pwrite into guest memory). The rest of `batchUs` is packet parsing, GPA checks
-   * and writing completions; the signal to the guest follows the batch (VspChannel.drain).
+   * Where a request's host time goes, stage by stage (µs, cumulative; one clock read per stage):
+   * `readUs` taking the packet off the ring (copied out of guest memory), `validateUs` checking its
+   * GPA ranges and making the views, `executeUs` the SCSI target with the backend's I/O in it
+   * (`backendUs`, the pread/pwrite/fdatasync into guest memory, when the backend keeps that
+   * count), `completeUs` writing the completion packet, `signalUs` the signal to the guest after
+   * the batch (counted at the channel's next batch). `batchUs` is every batch from its first
+   * packet to its last completion written.
    */
   batchUs: number;
+  readUs: number;
+  validateUs: number;
   executeUs: number;
+  backendUs: number;
+  completeUs: number;
+  signalUs: number;
 }
 
 /** Per-channel state, kept in VspChannel.context. */
@@ -80,6 +87,8 @@ interface ServedChannel {
   poller: StorVspPoller;
   /** Reused for every packet: handle() keeps no reference to it. */
   incoming: StorVspIncoming;
+  /** The channel's signalUs already added to the VSP's stats. */
+  signalUsSeen: number;
 }
 
 /**
@@ -93,7 +102,7 @@ export class StorVsp implements Vsp {
   readonly maxReplyBytes = VSTOR_PACKET_SIZE;
   /** A vstor_packet behind a GPA-direct header of up to MAX_GPA_PAGES PFNs (2 MiB): larger is a violation. */
   readonly maxPacketBytes = 16 + 8 + 8 + MAX_GPA_PAGES * 8 + VSTOR_PACKET_SIZE;
-  readonly stats: StorVspStats = { channelsOpened: 0, subChannelsOffered: 0, requests: 0, badGpaRanges: 0, ignoredPackets: 0, unanswered: 0, polledDrains: 0, batchUs: 0, executeUs: 0 };
+  readonly stats: StorVspStats = { channelsOpened: 0, subChannelsOffered: 0, requests: 0, badGpaRanges: 0, ignoredPackets: 0, unanswered: 0, polledDrains: 0, batchUs: 0, readUs: 0, validateUs: 0, executeUs: 0, backendUs: 0, completeUs: 0, signalUs: 0 };
   /** Primary channel state by relid; a sub-channel finds its primary here by its channel's primaryRelid. */
   private readonly primaries = new Map<number, StorVspChannel>();
   private readonly spinMicros: number;
@@ -131,7 +140,8 @@ export class StorVsp implements Vsp {
     const served: ServedChannel = {
       protocol,
       poller: new StorVspPoller(channel, this.spinMicros, () => this.stats.polledDrains++),
-      incoming: { transactionId: 0n, completionRequested: false, payload: new Uint8Array(0), ranges: undefined },
+      incoming: { transactionId: 0n, completionRequested: false, payload: new Uint8Array(0), data: undefined },
+      signalUsSeen: 0, // a channel is served from its opening (or restore): its signal time starts at 0
     };
     channel.context = served;
   }
@@ -186,19 +196,26 @@ export class StorVsp implements Vsp {
 
   onPackets(channel: VspChannel, batch: PacketBatch): void {
     const served = channel.context as ServedChannel;
+    const signalled = channel.stats.signalUs;
+    this.stats.signalUs += signalled - served.signalUsSeen;
+    served.signalUsSeen = signalled;
     const t0 = performance.now();
+    let t = t0;
     let handled = 0;
     for (let p = batch.next(); p !== null; p = batch.next()) {
+      const read = performance.now();
+      this.stats.readUs += (read - t) * 1000;
       if (p.type !== VmbusPacketType.DataInband && p.type !== VmbusPacketType.DataUsingGpaDirect) {
         this.stats.ignoredPackets++; // storvsp never asks the guest for completions
+        t = read;
         continue;
       }
       handled++;
-      this.handle(channel, served, p);
+      t = this.handle(channel, served, p, read);
     }
     this.stats.requests += handled;
     if (handled > 0) {
-      this.stats.batchUs += (performance.now() - t0) * 1000;
+      this.stats.batchUs += (t - t0) * 1000;
       served.poller.arm();
     }
   }
@@ -208,33 +225,48 @@ export class StorVsp implements Vsp {
     if (channel.subChannelIndex === 0) this.primaries.delete(channel.relid);
   }
 
-  private handle(channel: VspChannel, served: ServedChannel, p: ReceivedPacket): void {
+  /** Serves one request; `t0` is when it came off the ring, the result when its completion was written. */
+  private handle(channel: VspChannel, served: ServedChannel, p: ReceivedPacket, t0: number): number {
     const incoming = served.incoming;
     incoming.transactionId = p.transactionId;
     incoming.completionRequested = (p.flags & VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED) !== 0;
     // The payload is a view of the framework's private copy; handle() keeps no reference.
     incoming.payload = p.bytes.subarray(p.payloadOffset, p.payloadOffset + p.payloadLength);
-    incoming.ranges = undefined;
+    incoming.data = undefined;
     if (p.type === VmbusPacketType.DataUsingGpaDirect) {
+      // The one check of the guest's pages (vmbus/host/gpa-direct.ts); the channel trusts its views.
       const found = channel.gpaDirect(p);
-      if (found.ok) incoming.ranges = found.buffer.ranges;
-      else {
-        // No ranges: an SRB with data then fails with SRB_STATUS_INVALID_REQUEST, nothing touched.
+      incoming.data = found;
+      if (!found.ok) {
+        // An SRB with data then fails with SRB_STATUS_INVALID_REQUEST, nothing touched.
         this.stats.badGpaRanges++;
-        incoming.ranges = [];
         this.log(`storvsp relid ${channel.relid}: GPA-direct request refused: ${found.reason}`);
       }
     }
-    const t0 = performance.now();
+    const validated = performance.now();
+    this.stats.validateUs += (validated - t0) * 1000;
+    const backend0 = this.backendUs();
     const out = served.protocol.handle(incoming);
-    this.stats.executeUs += (performance.now() - t0) * 1000;
+    const executed = performance.now();
+    this.stats.executeUs += (executed - validated) * 1000;
+    this.stats.backendUs += this.backendUs() - backend0;
     if (out === null) {
       this.stats.unanswered++;
-      return;
+      return executed;
     }
     // The request's own transaction id halves: no bigint round trip for the reply.
     if (out.kind === 'completion') channel.complete(p, out.payload);
     else channel.sendInband(0, 0, out.payload);
+    const completed = performance.now();
+    this.stats.completeUs += (completed - executed) * 1000;
+    return completed;
+  }
+
+  /** Time inside the disks' system calls so far (backends that keep the count), µs. */
+  private backendUs(): number {
+    let us = 0;
+    for (const l of this.config.luns) us += l.disk.backend.ioUs ?? 0;
+    return us;
   }
 
   /**
