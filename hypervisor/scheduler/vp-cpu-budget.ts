@@ -4,10 +4,14 @@
  * asks it to pause or stop. Runs on the VP thread; one instance per VP.
  *
  * Charging is by the thread's CPU time as the kernel counts it (thread-cpu-clock.ts), read
- * sparingly: once when a period begins and again only when the wall time since the last reading
- * says the budget could be spent (wall time never falls short of CPU time, so it is a safe
- * trigger). A VP on a free core reads the clock about twice per period; one that shares its core
- * reads it a few more times, each reading moving the estimate closer. Overshoot (the CPU used
+ * sparingly: once when a period begins and again only when the last reading plus the wall time
+ * since says the budget could be spent (wall time never falls short of CPU time, so the VP never
+ * runs past its budget by more than one exit interval). A VP on a free core reads the clock about
+ * twice per period; one that shares its core with others more often, each reading halving what
+ * is left to check (measured: ~5–10 readings per period at load average 10 on 2 cores, ~30 µs
+ * each). Extrapolating at the share of the wall clock the thread got so far was tried and
+ * dropped: the kernel hands out CPU in slices of milliseconds, so a VP descheduled early in a
+ * period looked slow and then overshot its budget several times over. Overshoot (the CPU used
  * past the budget before the next preemption exit, ~50–100 µs) is carried into the next period
  * as debt, so the long-run share stays exact. Periods are the VP's own: one starts at the first
  * preemption exit after the previous one ended, so a parked VP never waits on another thread
@@ -30,6 +34,7 @@ export class VpCpuBudget {
   private lastAtMs = 0;
   /** What this period allows: the budget less the debt carried over (µs). */
   private allowUs = Infinity;
+
 
   constructor(private readonly block: CpuBudgetBlock, private readonly vp: number) {
     block.setTid(vp, this.clock.tid);
@@ -69,12 +74,14 @@ export class VpCpuBudget {
   private beginPeriod(now: number, budget: number): void {
     const periodMs = this.block.periodUs / 1000;
     const prevUsed = this.periodEndMs === 0 ? 0 : (this.read(now), (this.lastNs - this.baseNs) / 1000);
-    // A VP that ran past its allowance pays it back, at most one period's budget.
-    const debt = this.allowUs === Infinity ? 0 : Math.min(budget, Math.max(0, prevUsed - this.allowUs));
+    // A VP that ran past its allowance pays it back (at most one period's worth: a VP stuck in a
+    // long host call is not parked for many periods after).
+    const debt = this.allowUs === Infinity ? 0 : Math.min(this.block.periodUs, Math.max(0, prevUsed - this.allowUs));
     if (this.periodEndMs === 0) this.read(now);
     this.baseNs = this.lastNs;
     this.allowUs = budget - debt;
     this.periodEndMs = now + periodMs;
+
   }
 
   private read(now: number): void {

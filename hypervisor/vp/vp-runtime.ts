@@ -278,6 +278,8 @@ export class VpRuntime {
    */
   private leave<T extends number | bigint | undefined>(r: T): T {
     try {
+      // Out of CPU budget: park here, where a pause or capture can still take the VP.
+      this.cpu?.check(this.parkOutOfBudget);
       this.afterExit();
     } catch (e) {
       if (!(e instanceof CaptureRequested)) throw e;
@@ -348,7 +350,6 @@ export class VpRuntime {
    */
   private preempt(): number {
     this.count(VpCounter.PreemptionExits);
-    this.cpu?.check(this.parkOutOfBudget);
     return this.leave(this.budget);
   }
 
