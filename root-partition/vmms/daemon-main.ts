@@ -21,6 +21,7 @@ const tlsCert = option('--tls-cert');
 const tlsKey = option('--tls-key');
 const webPort = port(option('--web-port'));
 const webHost = option('--web-host');
+const hostCpus = option('--host-cpus');
 const storageRoots = args.flatMap((a, i) => (a === '--storage-root' && args[i + 1] ? [resolve(args[i + 1]!)] : []));
 runDaemon({
   dataDir,
@@ -33,6 +34,7 @@ runDaemon({
   ...('value' in webPort ? { webPort: webPort.value } : {}),
   ...(webHost ? { webHost } : {}),
   ...(args.includes('--web-http') ? { webHttp: true } : {}),
+  ...(hostCpus !== undefined ? { hostCpus: Number(hostCpus) } : {}),
 }).catch((e: Error) => {
   process.stderr.write(`tsvisor: ${e.message}\n`);
   process.exit(1);

@@ -213,7 +213,9 @@ export class Vmms {
     if (!e) return { returnValue: ReturnCode.InvalidParameter, error: `no VM named or with id "${idOrName}"` };
     // Notes and the automatic actions concern the service, not the running guest: any state.
     // So do the CPU reserve, maximum and weight: the scheduler applies them at its next period.
-    const serviceOnly = Object.keys(change).every((k) => ['notes', 'automaticStartAction', 'automaticStopAction', 'cpuReserve', 'cpuMaximum', 'cpuWeight'].includes(k));
+    // A setting given with the value it has is no change (WMI clients send whole instances).
+    const changed = Object.keys(change).filter((k) => change[k as keyof typeof change] !== e.def[k as keyof VmDefinition]);
+    const serviceOnly = changed.every((k) => ['notes', 'automaticStartAction', 'automaticStopAction', 'cpuReserve', 'cpuMaximum', 'cpuWeight'].includes(k));
     if (e.state !== EnabledState.Off && !serviceOnly) return { returnValue: ReturnCode.InvalidState, error: `cannot change the settings of a VM that is ${stateName(e.state)}; turn it off first`, vm: e.view() };
     const other = change.name === undefined ? undefined : this.find(change.name);
     if (other && other !== e) return { returnValue: ReturnCode.InvalidParameter, error: `a VM named "${change.name}" exists` };
