@@ -48,6 +48,8 @@ export interface SchedulerStats {
 }
 
 const LOAD_WINDOW_MS = 1000;
+/** A grant that did not change is sent again this often (the worker falls back after STALE_PERIODS without one). */
+export const GRANT_KEEPALIVE_MS = 2000;
 
 /** A definition's processor settings (percent of its processors) as the allocation takes them (fractions). */
 export function cpuSettingsOf(d: Pick<VmDefinition, 'cpuReserve' | 'cpuMaximum' | 'cpuWeight'>): VmCpuSettings {
@@ -63,6 +65,8 @@ interface ScheduledVm {
   /** When the last report arrived (ms): metering divides by report times, so a late report does not skew it. */
   reportAt: number;
   seq: number;
+  /** The last grant sent (budget per VP, cap) and when: an unchanged grant is not sent every period. */
+  sent: { perVpUs: number; capUs: number; at: number } | null;
   /** (time ms, per-VP used µs) samples over the last LOAD_WINDOW_MS and a little more. */
   history: { at: number; used: number[] }[];
   /** Metering base: when it was reset and the use then. */
@@ -114,7 +118,7 @@ export class HostCpuScheduler {
   private entry(id: string, vpCount: number, settings: VmCpuSettings): ScheduledVm {
     let v = this.vms.get(id);
     if (!v) {
-      v = { id, vpCount, settings, conn: null, demand: null, reportAt: Date.now(), seq: 0, history: [], base: { at: Date.now(), usedUs: 0 } };
+      v = { id, vpCount, settings, conn: null, demand: null, reportAt: Date.now(), seq: 0, sent: null, history: [], base: { at: Date.now(), usedUs: 0 } };
       this.vms.set(id, v);
     }
     v.vpCount = vpCount;
@@ -173,17 +177,33 @@ export class HostCpuScheduler {
         // Uncontended and uncapped: no budget at all, so the VPs never read their clocks. A VM
         // that wants nothing now may run up to its cap when it wakes; its next report counts it.
         let perVpUs: number;
-        if (d.runnableVps === 0) perVpUs = capUs;
+        if (d.runnableVps === 0) perVpUs = this.wakeBudgetUs(d, demands, wanted, capUs);
         else if (!contended && capUs < 0) perVpUs = -1;
-        else perVpUs = Math.min(this.periodUs, alloc[i].perVpUs);
-        if (v.conn!.sendBulk({ kind: 'cpu-budget', seq: ++v.seq, periodUs: this.periodUs, perVpUs, capUs })) this.sent++;
-        else this.skipped++;
+        else perVpUs = Math.min(this.periodUs, Math.round(alloc[i].perVpUs / 10) * 10);
+        const now = Date.now();
+        if (v.sent && v.sent.perVpUs === perVpUs && v.sent.capUs === capUs && now - v.sent.at < GRANT_KEEPALIVE_MS) return;
+        if (v.conn!.sendBulk({ kind: 'cpu-budget', seq: ++v.seq, periodUs: this.periodUs, perVpUs, capUs })) {
+          this.sent++;
+          v.sent = { perVpUs, capUs, at: now };
+        } else this.skipped++;
       });
     }
     const us = (performance.now() - t0) * 1000;
     this.periods++;
     this.totalUs += us;
     this.maxUs = Math.max(this.maxUs, us);
+  }
+
+  /**
+   * The budget of a VM that wants nothing now, for when it wakes (an interrupt) before its worker
+   * reports again: all it may use if one more VP fits beside the others' demand, else the share
+   * its weight would get against the runnable VMs (never above its cap).
+   */
+  private wakeBudgetUs(d: { weight: number; limit: number }, demands: { runnableVps: number; weight: number; limit: number; vpCount: number }[], wanted: number, capUs: number): number {
+    if (wanted + Math.min(1, d.limit) * this.periodUs <= this.hostCpus * this.periodUs) return capUs;
+    const weights = demands.reduce((n, o) => n + (o.runnableVps > 0 ? o.weight : 0), 0);
+    const share = Math.min(this.periodUs, (this.hostCpus * this.periodUs * d.weight) / (d.weight + weights));
+    return Math.round((capUs < 0 ? share : Math.min(capUs, share)) / 10) * 10;
   }
 
   /** CPU use over the last second (null: not running or no report yet). */

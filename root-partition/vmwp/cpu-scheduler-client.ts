@@ -12,8 +12,18 @@ import { PartitionCpuMeter } from '../../hypervisor/scheduler/partition-cpu-mete
 import { VpRunState } from '../../hypervisor/partition-control.ts';
 import type { Logger } from '../vmms/log.ts';
 
-/** Periods without a grant after which the worker stops waiting for VMMS's budgets. */
-export const STALE_PERIODS = 20;
+/**
+ * Periods without a grant after which the worker stops waiting for VMMS's budgets. VMMS sends a
+ * grant when it changes and at least every GRANT_KEEPALIVE_MS (host-cpu-scheduler.ts).
+ */
+export const STALE_PERIODS = 100;
+/**
+ * An idle VM (no runnable VP, no CPU used) reports this seldom, so that its worker's main thread
+ * is not woken 20 times a second for nothing (test/vmms/idle-worker.test.ts). It is not held back
+ * meanwhile: VMMS gives an idle VM a budget for when it wakes.
+ */
+export const IDLE_REPORT_MS = 2000;
+const QUIET_REPORTS = 4;
 /** A VP that used this share of a report interval counts as runnable even if it is halted now. */
 const BUSY_SHARE = 0.25;
 
@@ -25,6 +35,8 @@ export class CpuSchedulerClient {
   private lastGrantAt = 0;
   private fellBack = false;
   private lastTick = performance.now();
+  /** Reports in a row with nothing runnable and nothing used. */
+  private quiet = 0;
 
   constructor(private readonly partition: () => Partition | null, private readonly send: (r: CpuDemandRecord) => void, private readonly log: Logger) {}
 
@@ -36,7 +48,7 @@ export class CpuSchedulerClient {
     this.timer = setTimeout(() => {
       this.tick();
       this.schedule();
-    }, this.periodUs / 1000);
+    }, this.quiet >= QUIET_REPORTS ? IDLE_REPORT_MS : this.periodUs / 1000);
     this.timer.unref();
   }
 
@@ -88,6 +100,8 @@ export class CpuSchedulerClient {
       if (state !== VpRunState.Paused && (state === VpRunState.Running || busy)) runnable++;
     }
     if (parks > this.meter.lastParks && runnable === 0) runnable = 1;
+    const usedAny = used.some((u, vp) => u - this.meter!.lastUs[vp]! > 0.01 * intervalUs);
+    this.quiet = runnable === 0 && !usedAny ? this.quiet + 1 : 0;
     this.meter.lastUs = used;
     this.meter.lastParks = parks;
     this.send({ kind: 'cpu-demand', runnableVps: runnable, vpUsedUs: used, parks, grantSeq: this.lastGrant?.seq ?? 0 });

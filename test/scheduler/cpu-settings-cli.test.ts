@@ -40,5 +40,5 @@ describe('CPU reserve, maximum and weight through the CLI and WMI', () => {
     expect(processors[0].LoadPercentage).toBeLessThanOrEqual(40);
     const list = JSON.parse((await vm('list', '--json')).stdout);
     expect(list[0].Summary.ProcessorLoad).toBeLessThanOrEqual(40);
-  }, 120_000);
+  }, 240_000);
 });
