@@ -101,7 +101,7 @@ export function definitionProblems(value: unknown): string[] {
     if (p) problems.push(`${field}: ${p}`);
   }
   for (const field of Object.keys(o)) if (!(field in DEFINITION_SCHEMA)) problems.push(`${field}: unknown field`);
-  if (typeof o.cpuReserve === 'number' && o.cpuReserve > (typeof o.cpuMaximum === 'number' ? o.cpuMaximum : 100)) problems.push(`cpuReserve: ${o.cpuReserve}% is above the maximum of ${o.cpuMaximum}%`);
+  if (typeof o.cpuReserve === 'number' && o.cpuReserve > (typeof o.cpuMaximum === 'number' ? o.cpuMaximum : 100)) problems.push(`cpuReserve: ${o.cpuReserve}% is above the maximum of ${typeof o.cpuMaximum === 'number' ? o.cpuMaximum : 100}%`);
   return problems;
 }
 
