@@ -92,16 +92,19 @@ export class CpuSchedulerClient {
     const used = this.meter.m.sampleUs();
     let parks = 0;
     let runnable = 0;
+    let halted = 0;
     for (let vp = 0; vp < p.vpCount; vp++) {
       const vpParks = p.cpu.parks(vp);
       parks += vpParks;
       const busy = used[vp] - this.meter.lastUs[vp] > BUSY_SHARE * intervalUs;
       const state = p.runState(vp);
+      if (state === VpRunState.Halted) halted++;
       if (state !== VpRunState.Paused && (state === VpRunState.Running || busy)) runnable++;
     }
     if (parks > this.meter.lastParks && runnable === 0) runnable = 1;
     const usedAny = used.some((u, vp) => u - this.meter!.lastUs[vp]! > 0.01 * intervalUs);
-    this.quiet = runnable === 0 && !usedAny ? this.quiet + 1 : 0;
+    // Quiet means halted, not merely not started yet: a booting VM reports every period.
+    this.quiet = runnable === 0 && halted > 0 && !usedAny ? this.quiet + 1 : 0;
     this.meter.lastUs = used;
     this.meter.lastParks = parks;
     this.send({ kind: 'cpu-demand', runnableVps: runnable, vpUsedUs: used, parks, grantSeq: this.lastGrant?.seq ?? 0 });
