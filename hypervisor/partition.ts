@@ -26,6 +26,7 @@ import { PortTable } from './ports.ts';
 import { ReferenceClock } from './reference-time.ts';
 import { RootInbox } from './root-inbox.ts';
 import type { RewriteOptions } from './rewrite/rewrite-abi.ts';
+import { CpuBudgetBlock } from './scheduler/cpu-budget-block.ts';
 import type { VpEntry, VpExitReason } from './vp/vp-events.ts';
 import type { VpThreadData, VpThreadMessage } from './vp/vp-thread.ts';
 import type { VpCapture, VpExecution } from './vp/vp-capture.ts';
@@ -90,6 +91,8 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
   readonly mem: GuestMemory;
   readonly ports: PortTable;
   readonly inbox: RootInbox;
+  /** Per-VP CPU budgets the host's scheduler sets (unlimited until it does). */
+  readonly cpu: CpuBudgetBlock;
   readonly waitPolicy: WaitPolicy;
   state: PartitionState = 'created';
   private image: GuestImage | null = null;
@@ -115,6 +118,7 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
     this.mem = new GuestMemory(config.memoryBytes);
     this.ports = new PortTable(this.ctl, this.mem);
     this.inbox = new RootInbox(this.ctl, this.mem, this.ports);
+    this.cpu = new CpuBudgetBlock(config.vpCount);
     const priv = config.privileges ?? DEFAULT_CHILD_PRIVILEGES;
     // CreatePartitions is the root's alone: a child never holds it, whatever it is configured with.
     this.ctl.i32[P_PRIV_LO >> 2] = priv.lo;
@@ -229,7 +233,7 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
   private startVp(vp: number, entry: VpEntry, rewind?: VpCapture): void {
     const data: VpThreadData = {
       module: this.image!.module, memory: this.mem.memory, control: this.ctl.sab, vp, entry, spinIterations: this.waitPolicy.spinIterations,
-      maxSpinIterations: this.waitPolicy.maxSpinIterations, preemptBudget: this.preemptBudget, ...(rewind ? { rewind } : {}),
+      maxSpinIterations: this.waitPolicy.maxSpinIterations, preemptBudget: this.preemptBudget, cpuBudget: this.cpu.sab, ...(rewind ? { rewind } : {}),
     };
     this.workerUrl ??= vpWorkerUrl();
     const worker = new Worker(this.workerUrl, { workerData: data, name: `${this.name}/vp${vp}` });

@@ -32,6 +32,8 @@ import { preemptBudget } from '../rewrite/preempt-budget.ts';
 import { assertVector } from '../interrupts.ts';
 import { CaptureRequested, PARK_POINTS, type ExitResult, type VpCapture } from './vp-capture.ts';
 import { StackCapture } from './stack-capture.ts';
+import { CpuBudgetBlock } from '../scheduler/cpu-budget-block.ts';
+import { VpCpuBudget } from '../scheduler/vp-cpu-budget.ts';
 import type { VpEntry, VpEvent, VpExitReason } from './vp-events.ts';
 
 export interface VpRuntimeOptions {
@@ -44,6 +46,8 @@ export interface VpRuntimeOptions {
   preemptBudget?: number;
   /** Continue a captured VP: its entry is called again and Asyncify rewinds it to its exit. */
   rewind?: VpCapture;
+  /** The partition's CPU budgets (../scheduler/cpu-budget-block.ts): checked at preemption exits. */
+  cpuBudget?: SharedArrayBuffer;
   notify: (e: VpEvent) => void;
 }
 
@@ -94,6 +98,8 @@ export class VpRuntime {
   /** Set when an unwind began: what the exit returns when the VP continues. */
   private unwoundResult: ExitResult | null = null;
   private readonly startedVps = new Set<number>();
+  /** The scheduler's budget for this VP: parks it at a preemption exit once the period's share is spent. */
+  private readonly cpu: VpCpuBudget | null;
 
   constructor(private readonly opts: VpRuntimeOptions) {
     this.ctl = new PartitionControl(opts.control);
@@ -132,6 +138,7 @@ export class VpRuntime {
       () => [this.i32[P_PRIV_LO >> 2], this.i32[P_PRIV_HI >> 2]],
     );
     this.intercepts = new InterceptClient(this.ctl, this.vp, this.policy, this.waits);
+    this.cpu = opts.cpuBudget ? new VpCpuBudget(new CpuBudgetBlock(opts.cpuBudget), this.vp) : null;
   }
 
   private count(c: number, n = 1): void {
@@ -252,6 +259,7 @@ export class VpRuntime {
       this.count(VpCounter.WaitSpinHits, this.waits.spinHits);
       this.count(VpCounter.WaitSleeps, this.waits.sleeps);
       this.waits.spinHits = this.waits.sleeps = 0;
+      this.cpu?.close();
       Atomics.store(this.i32, (this.base + VP_RUN_STATE) >> 2, VpRunState.Stopped);
       Atomics.notify(this.i32, (this.base + VP_RUN_STATE) >> 2);
     }
@@ -270,6 +278,8 @@ export class VpRuntime {
    */
   private leave<T extends number | bigint | undefined>(r: T): T {
     try {
+      // Out of CPU budget: park here, where a pause or capture can still take the VP.
+      this.cpu?.check(this.parkOutOfBudget);
       this.afterExit();
     } catch (e) {
       if (!(e instanceof CaptureRequested)) throw e;
@@ -342,6 +352,15 @@ export class VpRuntime {
     this.count(VpCounter.PreemptionExits);
     return this.leave(this.budget);
   }
+
+  /** Out of CPU budget: sleep on the wake word; true when a pause or stop needs the VP now. */
+  private readonly parkOutOfBudget = (ms: number): boolean => {
+    const wake = (this.base + VP_WAKE) >> 2;
+    const seq = Atomics.load(this.i32, wake);
+    if (Atomics.load(this.i32, this.reqIdx) !== RequestedState.Run) return true;
+    Atomics.wait(this.i32, wake, seq, ms);
+    return Atomics.load(this.i32, this.reqIdx) !== RequestedState.Run;
+  };
 
   /**
    * An interrupt delivery point: a plain image gets its handler called from here; a rewritten

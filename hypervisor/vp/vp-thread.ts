@@ -17,6 +17,8 @@ export interface VpThreadData {
   preemptBudget?: number;
   /** Continue this captured VP (its entry is `entry`) instead of starting it afresh. */
   rewind?: VpCapture;
+  /** The partition's CPU budgets (hypervisor/scheduler/cpu-budget-block.ts). */
+  cpuBudget?: SharedArrayBuffer;
 }
 
 export type VpThreadMessage = { kind: 'event'; event: VpEvent } | { kind: 'exit'; vp: number; exit: VpExitReason };
@@ -31,6 +33,7 @@ const runtime = new VpRuntime({
   policy: { spinIterations: data.spinIterations, maxSpinIterations: data.maxSpinIterations },
   preemptBudget: data.preemptBudget,
   rewind: data.rewind,
+  cpuBudget: data.cpuBudget,
   notify: (event) => post({ kind: 'event', event }),
 });
 post({ kind: 'exit', vp: data.vp, exit: runtime.run(data.entry) });

@@ -130,6 +130,18 @@ export function buildProgram(): Command {
     });
 
   bench
+    .command('sched')
+    .description('the CPU scheduler on real VMs: weights 1:2:3 on one CPU, a 25% cap, a 50% reserve against four, ten idle VMs; a cgroup cpu.shares anchor')
+    .option('--quick', '1.5 s per scenario')
+    .option('--json <file>', 'write the machine-readable report here')
+    .action(async (opts) => {
+      const { runSchedBench, formatSchedBench } = await import('../../bench/sched.ts');
+      const report = await runSchedBench({ quick: Boolean(opts.quick) });
+      console.log(formatSchedBench(report));
+      if (opts.json) writeFileSync(opts.json, JSON.stringify(report, null, 2) + '\n');
+    });
+
+  bench
     .command('io')
     .description('the main job: emulated IDE (PIO, DMA) against synthetic SCSI on one VM, with the same-run limits')
     .option('--quick', 'fewer I/Os per phase and a smaller disk (under 30 s)')

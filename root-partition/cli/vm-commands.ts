@@ -39,6 +39,15 @@ async function settingsOf(c: ManagementClient, vm: CimInstance): Promise<{ vssd:
   return { vssd, resources, components };
 }
 
+/** Set-VMProcessor's settings (Msvm_ProcessorSettingData, thousandths of a percent) and each running VP's load (Msvm_Processor). */
+function cpuRows(resources: CimInstance[], components: CimInstance[]): [string, string][] {
+  const p = resources.find((r) => r.className === 'Msvm_ProcessorSettingData');
+  const rows: [string, string][] = p ? [['CPU', `reserve ${Number(p.get('Reservation') ?? 0) / 1000}%, maximum ${Number(p.get('Limit') ?? 100000) / 1000}%, weight ${valueText(p.get('Weight'))}`]] : [];
+  const loads = components.filter((c) => c.className === 'Msvm_Processor').map((c) => `${valueText(c.get('LoadPercentage'))}%`);
+  if (loads.length) rows.push(['CPU usage', loads.join(' ')]);
+  return rows;
+}
+
 function lastError(v: CimInstance): [string, string][] {
   const d = (v.get('StatusDescriptions') as string[] | null)?.[0];
   return d && d !== 'Operating normally' && d !== 'Degraded' ? [['Last error', d]] : [];
@@ -52,12 +61,12 @@ export function registerVmCommands(program: Command): void {
   verb(vm, 'list').description('Get-VM: every VM with its state, processors, memory and uptime').option('--json', 'machine-readable output')
     .action((o: { json?: boolean }) => withManagement(dir(), async (c) => {
       const vms = await c.query(`SELECT * FROM Msvm_ComputerSystem WHERE ${VM_FILTER}`);
-      const summary = await c.invoke(await servicePath(c), 'GetSummaryInformation', { RequestedInformation: [0, 4, 103] });
+      const summary = await c.invoke(await servicePath(c), 'GetSummaryInformation', { RequestedInformation: [0, 4, 101, 103] });
       const byId = new Map(((summary.out.SummaryInformation ?? []) as CimInstance[]).map((s) => [String(s.get('Name')), s]));
       if (json(o)) return printJson(vms.map((v) => ({ ...instanceJson(v), Summary: byId.has(String(v.get('Name'))) ? instanceJson(byId.get(String(v.get('Name')))!) : null })));
-      printTable(['NAME', 'STATE', 'CPUS', 'MEMORY(M)', 'UPTIME', 'STATUS', 'ID'], vms.map((v) => {
+      printTable(['NAME', 'STATE', 'CPUS', 'CPU(%)', 'MEMORY(M)', 'UPTIME', 'STATUS', 'ID'], vms.map((v) => {
         const s = byId.get(String(v.get('Name')));
-        return [String(v.get('ElementName')), stateText(Number(v.get('EnabledState'))), valueText(s?.get('NumberOfProcessors')), valueText(s?.get('MemoryUsage')),
+        return [String(v.get('ElementName')), stateText(Number(v.get('EnabledState'))), valueText(s?.get('NumberOfProcessors')), valueText(s?.get('ProcessorLoad')), valueText(s?.get('MemoryUsage')),
           uptime(v.get('OnTimeInMilliseconds') as bigint), healthText(Number(v.get('HealthState'))), String(v.get('Name'))];
       }));
     }));
@@ -71,7 +80,7 @@ export function registerVmCommands(program: Command): void {
         ['Name', String(v.get('ElementName'))], ['Id', String(v.get('Name'))], ['State', `${stateText(Number(v.get('EnabledState')))} (${String(v.get('EnabledState'))})`],
         ['Status', `${healthText(Number(v.get('HealthState')))} (${String(v.get('HealthState'))})`],
         // StatusDescriptions carries the VM's last error (a failed start, a crash, a guest fault).
-        ...lastError(v), ['Uptime', uptime(v.get('OnTimeInMilliseconds') as bigint)],
+        ...lastError(v), ['Uptime', uptime(v.get('OnTimeInMilliseconds') as bigint)], ...cpuRows(resources, components),
         ['Process', valueText(v.get('ProcessID'))], ['Accepts', valueText(v.get('AvailableRequestedStates'))],
         ['Image', valueText(vssd.get('GuestImagePath'))], ['Command line', valueText(vssd.get('GuestCommandLine'))],
         ['Start action', ({ 2: 'nothing', 3: 'start-if-running', 4: 'start' } as Record<number, string>)[Number(vssd.get('AutomaticStartupAction'))] ?? 'nothing'],
@@ -84,9 +93,10 @@ export function registerVmCommands(program: Command): void {
         String(r.get('ElementName')), String(r.get('ResourceSubType') ?? '').replace('Microsoft:Hyper-V:', ''), valueText(r.get('VirtualQuantity')),
         [r.get('Parent') ? String(r.get('Parent')).split('\\').slice(-2).join('\\') : '', valueText(r.get('AddressOnParent') ?? r.get('Address'))].filter(Boolean).join(' @ '), valueText(r.get('HostResource')),
       ]));
-      if (components.length) {
+      const ics = components.filter((i) => i.className !== 'Msvm_Processor');
+      if (ics.length) {
         console.log('');
-        printTable(['INTEGRATION SERVICE', 'STATUS'], components.map((i) => [String(i.get('ElementName')), Number(v.get('EnabledState')) === 2 ? String((i.get('StatusDescriptions') as string[] | null)?.[0] ?? '') : '']));
+        printTable(['INTEGRATION SERVICE', 'STATUS'], ics.map((i) => [String(i.get('ElementName')), Number(v.get('EnabledState')) === 2 ? String((i.get('StatusDescriptions') as string[] | null)?.[0] ?? '') : '']));
       }
     }));
 

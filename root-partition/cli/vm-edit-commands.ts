@@ -112,7 +112,7 @@ export function registerStopAndEdit(vm: Command, dir: () => string | undefined):
       if (wantsJson()) printJson(names.length === 1 && !/[*?[]/.test(names[0]!) ? results[0] : results);
     }));
 
-  verb(vm, 'set <vm>').description('Set-VM / Set-VMProcessor / Set-VMMemory / Add-VMHardDiskDrive (the VM must be Off, except for --notes and the automatic actions)')
+  verb(vm, 'set <vm>').description('Set-VM / Set-VMProcessor / Set-VMMemory / Add-VMHardDiskDrive (the VM must be Off, except for --notes, the automatic actions and the CPU reserve, maximum and weight)')
     .option('--name <name>', 'rename the VM')
     .option('--image <path>', 'guest image (.wasm)')
     .option('--cmdline <text>', 'kernel command line')
@@ -122,6 +122,9 @@ export function registerStopAndEdit(vm: Command, dir: () => string | undefined):
     .option('--stop-action <action>', "the same as --automatic-stop-action")
     .option('-m, --memory <size>', 'guest memory')
     .option('--vps <count>', 'virtual processors')
+    .option('--reserve <percent>', 'Set-VMProcessor -Reserve: percent of the VM\'s processors guaranteed (0..100; applies while running)')
+    .option('--maximum <percent>', 'Set-VMProcessor -Maximum: percent of the VM\'s processors it may use at most (above 0..100)')
+    .option('--weight <n>', 'Set-VMProcessor -RelativeWeight: its share of spare CPU against other VMs (1..10000, default 100)')
     .option('--add-disk <path>', 'attach a raw disk image (with --controller and --location)')
     .option('--controller <type:n>', 'ide:0, ide:1 or scsi:N for --add-disk', 'ide:0')
     .option('--location <n>', 'position on the controller for --add-disk', '0')
@@ -148,7 +151,13 @@ export function registerStopAndEdit(vm: Command, dir: () => string | undefined):
       }
       const resources: CimInstance[] = [];
       if (o.memory !== undefined) resources.push(schema.createInstance('Msvm_MemorySettingData', { InstanceID: `Microsoft:${id}\\4764334D-E001-4176-82EE-5594EC9B530E`, ResourceType: 4, VirtualQuantity: BigInt(Math.ceil(parseSize(o.memory) / (1024 * 1024))) }));
-      if (o.vps !== undefined) resources.push(schema.createInstance('Msvm_ProcessorSettingData', { InstanceID: `Microsoft:${id}\\B637F346-6A0E-4DEC-AF52-BD70CB80A21D\\0`, ResourceType: 3, VirtualQuantity: BigInt(wholeNumber('--vps', o.vps, 1, MAX_VPS)) }));
+      const cpu = cpuSettings(o);
+      if (o.vps !== undefined || Object.keys(cpu).length) {
+        resources.push(schema.createInstance('Msvm_ProcessorSettingData', {
+          InstanceID: `Microsoft:${id}\\B637F346-6A0E-4DEC-AF52-BD70CB80A21D\\0`, ResourceType: 3,
+          ...(o.vps !== undefined ? { VirtualQuantity: BigInt(wholeNumber('--vps', o.vps, 1, MAX_VPS)) } : {}), ...cpu,
+        }));
+      }
       if (resources.length) { await call('ModifyResourceSettings', { ResourceSettings: resources }); done.push('resources'); }
       if (o.addDisk !== undefined) {
         const m = /^(ide|scsi):(\d+)$/.exec(o.controller ?? '');
@@ -171,8 +180,22 @@ export function registerStopAndEdit(vm: Command, dir: () => string | undefined):
         await call('RemoveResourceSettings', { ResourceSettings: [{ className: 'Msvm_StorageAllocationSettingData', keys: [{ name: 'InstanceID', value: `Microsoft:${id}\\${guid}\\${m[2]}\\${m[3]}\\L` }] }] });
         done.push('disk removed');
       }
-      if (!done.length) throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, 'nothing to change: give --name, --image, --cmdline, --notes, --automatic-start-action, --automatic-stop-action, --memory, --vps, --add-disk or --remove-disk');
+      if (!done.length) throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, 'nothing to change: give --name, --image, --cmdline, --notes, --automatic-start-action, --automatic-stop-action, --memory, --vps, --reserve, --maximum, --weight, --add-disk or --remove-disk');
       if (o.json) printJson({ vm: String(v.get('ElementName')), changed: done });
       else console.log(`${String(v.get('ElementName'))}: ${done.join(', ')} changed`);
     }));
+}
+
+/** --reserve / --maximum (percent, to a thousandth) and --weight as Msvm_ProcessorSettingData Reservation, Limit (thousandths of a percent) and Weight. */
+function cpuSettings(o: Record<string, string | undefined>): Record<string, bigint | number> {
+  const percent = (flag: string, v: string, min: number) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n < min || n > 100) throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, `${flag} must be a percentage from ${min} to 100, not "${v}"`);
+    return BigInt(Math.round(n * 1000));
+  };
+  return {
+    ...(o.reserve !== undefined ? { Reservation: percent('--reserve', o.reserve, 0) } : {}),
+    ...(o.maximum !== undefined ? { Limit: percent('--maximum', o.maximum, 0.001) } : {}),
+    ...(o.weight !== undefined ? { Weight: wholeNumber('--weight', o.weight, 1, 10_000) } : {}),
+  };
 }

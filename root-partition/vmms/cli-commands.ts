@@ -61,9 +61,13 @@ export function registerVmmsCommands(program: Command): void {
     .option('--no-web', 'serve no web console')
     .option('--migration-port <port>', 'accept live migrations from trusted hosts on this TCP port (mutual TLS with the --tls-cert identity); 0 picks a free one (default: none)')
     .option('--migration-host <address>', 'the migration port\'s address (default 0.0.0.0)')
-    .action(async (opts: { migrationPort?: string; migrationHost?: string; dataDir: string; memoryBudget?: string; cimPort?: string; cimHttpsPort?: string; cimHost?: string; tlsCert?: string; tlsKey?: string; storageRoot: string[]; cim: boolean; webPort?: string; webHost?: string; webHttp?: boolean; web: boolean }) => {
+    .option('--host-cpus <n>', 'CPUs given to guests: what the CPU scheduler shares out and reserves are admitted against (default: all the host\'s; fractions allowed)')
+    .action(async (opts: { migrationPort?: string; migrationHost?: string; hostCpus?: string; dataDir: string; memoryBudget?: string; cimPort?: string; cimHttpsPort?: string; cimHost?: string; tlsCert?: string; tlsKey?: string; storageRoot: string[]; cim: boolean; webPort?: string; webHost?: string; webHttp?: boolean; web: boolean }) => {
       const port = (text: string) => (text === 'none' ? null : Number(text));
+      const hostCpus = opts.hostCpus === undefined ? undefined : Number(opts.hostCpus);
+      if (hostCpus !== undefined && !(hostCpus > 0 && hostCpus <= 4096)) throw new Error(`--host-cpus must be a number of CPUs above 0, not "${opts.hostCpus}"`);
       await runDaemon({
+        ...(hostCpus !== undefined ? { hostCpus } : {}),
         dataDir: resolve(opts.dataDir), ...(opts.memoryBudget ? { limits: { memoryBudgetBytes: parseSize(opts.memoryBudget) } } : {}),
         ...(!opts.cim ? { cimPort: null, cimHttpsPort: null } : {
           ...(opts.cimPort !== undefined ? { cimPort: port(opts.cimPort) } : {}),
@@ -119,6 +123,14 @@ export function registerVmmsCommands(program: Command): void {
     const status = await c.call<number>('heartbeat', { vm: name });
     console.log(`${name}: ${({ 2: 'OK', 3: 'Degraded', 12: 'No Contact', 13: 'Lost Communication', 15: 'Paused' } as Record<number, string>)[status] ?? `status ${status}`} (${status})`);
   }));
+  vm.command('measure <vm>').description('Measure-VM: the VM\'s average CPU since metering was reset (or the VM started); --reset starts a new interval')
+    .option('--reset', 'reset metering after reading (Reset-VMResourceMetering)')
+    .option('--json', 'machine-readable output')
+    .action((name: string, o: { reset?: boolean; json?: boolean }) => withClient(dir(), async (c) => {
+      const m = await c.call<{ averagePercent: number; usedMs: number; sinceMs: number }>('measure', { vm: name, reset: Boolean(o.reset) });
+      if (o.json) return console.log(JSON.stringify(m));
+      console.log(`${name}: average CPU ${m.averagePercent.toFixed(1)}% of its processors over ${(m.sinceMs / 1000).toFixed(1)} s (${(m.usedMs / 1000).toFixed(2)} s of CPU)${o.reset ? '; metering reset' : ''}`);
+    }));
   vm.command('rm <vm>').description('Remove-VM (Off or Saved VMs)').action((name: string) => withClient(dir(), async (c) => {
     const r = await c.call<RequestResult>('rm', { vm: name });
     if (r.returnValue !== 0) reportChange(r); else console.log(`${name}: removed`);

@@ -16,7 +16,7 @@ import { Vmms, type StateChangeEvent } from './vmms.ts';
 import { EnabledState, stateName } from './lifecycle.ts';
 import type { NewVmRequest } from './vm-definition.ts';
 
-export const CLIENT_METHODS = ['list', 'show', 'new', 'start', 'stop', 'save', 'pause', 'resume', 'reset', 'rm', 'console', 'counters', 'load-errors', 'shutdown', 'heartbeat', 'console-input', 'console-follow', 'orphans', 'stop-orphan'] as const;
+export const CLIENT_METHODS = ['list', 'show', 'new', 'start', 'stop', 'save', 'pause', 'resume', 'reset', 'rm', 'console', 'counters', 'load-errors', 'shutdown', 'heartbeat', 'console-input', 'console-follow', 'orphans', 'stop-orphan', 'measure'] as const;
 export type ClientMethod = (typeof CLIENT_METHODS)[number];
 
 const MAX_LINE = 1 << 20;
@@ -115,6 +115,7 @@ export class ClientServer {
         ...(typeof p.timeoutMs === 'number' ? { timeoutMs: p.timeoutMs } : {}), force: Boolean(p.force), reason: typeof p.reason === 'string' ? p.reason : '',
       });
       case 'heartbeat': return this.vmms.heartbeatStatus(vm());
+      case 'measure': return this.vmms.measureCpu(vm(), Boolean(p.reset));
       case 'save': return this.vmms.save(vm());
       case 'pause': return this.vmms.pause(vm());
       case 'resume': return this.vmms.resume(vm());

@@ -23,6 +23,7 @@ const webPort = port(option('--web-port'));
 const webHost = option('--web-host');
 const migrationPort = port(option('--migration-port'));
 const migrationHost = option('--migration-host');
+const hostCpus = option('--host-cpus');
 const storageRoots = args.flatMap((a, i) => (a === '--storage-root' && args[i + 1] ? [resolve(args[i + 1]!)] : []));
 runDaemon({
   dataDir,
@@ -37,6 +38,7 @@ runDaemon({
   ...(args.includes('--web-http') ? { webHttp: true } : {}),
   ...('value' in migrationPort ? { migrationPort: migrationPort.value } : {}),
   ...(migrationHost ? { migrationHost } : {}),
+  ...(hostCpus !== undefined ? { hostCpus: Number(hostCpus) } : {}),
 }).catch((e: Error) => {
   process.stderr.write(`tsvisor: ${e.message}\n`);
   process.exit(1);

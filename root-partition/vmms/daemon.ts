@@ -41,6 +41,8 @@ export interface DaemonOptions {
   migrationPort?: number | null;
   /** Its address (default 0.0.0.0: other hosts must reach it). */
   migrationHost?: string;
+  /** CPUs given to guests: the CPU scheduler's capacity and admission limit (default: all the host's). */
+  hostCpus?: number;
 }
 
 /** The data directory's `disks/` and the package's built guest images, then the operator's own. */
@@ -101,7 +103,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const log = createProcessLogger({ dataDir: paths.root, process: 'vmms' });
   let vmms: Vmms;
   try {
-    vmms = await Vmms.open({ dataDir: paths.root, logger: log, storageRoots: storageRootsOf(paths.root, opts.storageRoots), ...(opts.limits ? { limits: opts.limits } : {}) });
+    vmms = await Vmms.open({ dataDir: paths.root, logger: log, storageRoots: storageRootsOf(paths.root, opts.storageRoots), ...(opts.limits ? { limits: opts.limits } : {}), ...(opts.hostCpus !== undefined ? { hostCpus: opts.hostCpus } : {}) });
   } catch (e) {
     await closeLogger(log);
     throw e;

@@ -39,16 +39,25 @@ export interface VmDefinition {
   automaticStartAction?: AutomaticStartAction;
   /** Set-VM -Notes: free text for the operator. */
   notes?: string;
+  /** Set-VMProcessor -Reserve: percent of the VM's processors guaranteed (0..100; absent 0). docs/scheduling.md */
+  cpuReserve?: number;
+  /** Set-VMProcessor -Maximum: percent of the VM's processors it may use at most (above 0..100; absent 100). */
+  cpuMaximum?: number;
+  /** Set-VMProcessor -RelativeWeight: 1..10000 (absent 100). */
+  cpuWeight?: number;
 }
 
 /** Fields a definition may leave out (added after version 1 was fixed). */
-const OPTIONAL_FIELDS: ReadonlySet<string> = new Set(['automaticStartAction', 'notes']);
+const OPTIONAL_FIELDS: ReadonlySet<string> = new Set(['automaticStartAction', 'notes', 'cpuReserve', 'cpuMaximum', 'cpuWeight']);
 
 export const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 type Check = (v: unknown) => string | null;
 const isString = (max: number, pattern?: RegExp, what = 'a string'): Check => (v) =>
   typeof v !== 'string' ? `must be ${what}` : v.length > max ? `must be at most ${max} characters` : pattern && !pattern.test(v) ? `must be ${what}` : null;
+/** A percentage to a thousandth of a percent (Msvm_ProcessorSettingData's unit). */
+const isPercent = (min: number, minOpen: boolean): Check => (v) =>
+  typeof v !== 'number' || !Number.isFinite(v) || (minOpen ? v <= min : v < min) || v > 100 ? `must be a percentage ${minOpen ? 'above' : 'from'} ${min} to 100` : Math.abs(v * 1000 - Math.round(v * 1000)) > 1e-6 ? 'must be a multiple of 0.001 (thousandths of a percent)' : null;
 const isInt = (min: number, max: number, extra?: (n: number) => string | null): Check => (v) =>
   typeof v !== 'number' || !Number.isInteger(v) ? 'must be an integer' : v < min || v > max ? `must be between ${min} and ${max}` : extra ? extra(v) : null;
 
@@ -69,6 +78,9 @@ export const DEFINITION_SCHEMA: Record<keyof Required<VmDefinition>, Check> = {
   },
   automaticStartAction: (v) => (AUTOMATIC_START_ACTIONS.includes(v as AutomaticStartAction) ? null : `must be ${AUTOMATIC_START_ACTIONS.map((a) => `'${a}'`).join(', ')}`),
   notes: isString(MAX_NOTES_LENGTH),
+  cpuReserve: isPercent(0, false),
+  cpuMaximum: isPercent(0, true),
+  cpuWeight: (v) => isInt(1, 10_000)(v),
 };
 
 export class DefinitionError extends Error {
@@ -89,6 +101,7 @@ export function definitionProblems(value: unknown): string[] {
     if (p) problems.push(`${field}: ${p}`);
   }
   for (const field of Object.keys(o)) if (!(field in DEFINITION_SCHEMA)) problems.push(`${field}: unknown field`);
+  if (typeof o.cpuReserve === 'number' && o.cpuReserve > (typeof o.cpuMaximum === 'number' ? o.cpuMaximum : 100)) problems.push(`cpuReserve: ${o.cpuReserve}% is above the maximum of ${typeof o.cpuMaximum === 'number' ? o.cpuMaximum : 100}%`);
   return problems;
 }
 
@@ -108,6 +121,9 @@ export interface NewVmRequest {
   devices?: DeviceDefinition[];
   automaticStartAction?: AutomaticStartAction;
   notes?: string;
+  cpuReserve?: number;
+  cpuMaximum?: number;
+  cpuWeight?: number;
 }
 
 /** A new definition from a client's request (validated like a file). */
@@ -124,5 +140,8 @@ export function newDefinition(r: NewVmRequest): VmDefinition {
     devices: r.devices ?? [],
     ...(r.automaticStartAction !== undefined ? { automaticStartAction: r.automaticStartAction } : {}),
     ...(r.notes !== undefined ? { notes: r.notes } : {}),
+    ...(r.cpuReserve !== undefined ? { cpuReserve: r.cpuReserve } : {}),
+    ...(r.cpuMaximum !== undefined ? { cpuMaximum: r.cpuMaximum } : {}),
+    ...(r.cpuWeight !== undefined ? { cpuWeight: r.cpuWeight } : {}),
   }, 'new VM');
 }

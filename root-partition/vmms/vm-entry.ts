@@ -7,6 +7,7 @@ import { availableRequestedStates, EnabledState, HealthState, stateName, type En
 import type { VmDefinition } from './vm-definition.ts';
 import type { VmwpConnection } from './vmwp-connection.ts';
 import type { Logger } from './log.ts';
+import type { CpuLoad } from './host-cpu-scheduler.ts';
 
 /** Console output kept per VM in VMMS (the newest bytes win). */
 export const CONSOLE_TAIL_BYTES = 256 * 1024;
@@ -38,6 +39,14 @@ export interface VmView {
   /** The guest's KVP items as the worker last reported them ([key, value]); null before a report. */
   kvpGuestItems: [string, string][] | null;
   kvpIntrinsicItems: [string, string][] | null;
+  /** Set-VMProcessor -Reserve / -Maximum (percent of the VM's processors) and -RelativeWeight. */
+  cpuReserve: number;
+  cpuMaximum: number;
+  cpuWeight: number;
+  /** Percent of the VM's processors used over the last second (Get-VM CPUUsage); null when not running or not yet measured. */
+  cpuUsage: number | null;
+  /** The same per VP. */
+  vpCpuUsage: number[] | null;
 }
 
 export class VmEntry {
@@ -56,6 +65,8 @@ export class VmEntry {
   counters: WorkerCounters | null = null;
   heartbeatStatus: number | null = null;
   kvp: { guest: [string, string][]; intrinsic: [string, string][] } | null = null;
+  /** The CPU scheduler's metering of this VM while its worker is connected. */
+  cpuLoad: (() => CpuLoad | null) | null = null;
   private consoleChunks: Buffer[] = [];
   private consoleBytes = 0;
 
@@ -92,6 +103,12 @@ export class VmEntry {
       uptimeMs: this.runningSince === null ? null : Date.now() - this.runningSince, lastError: this.lastError,
       heartbeatStatus: this.conn ? this.heartbeatStatus : null,
       kvpGuestItems: this.conn ? (this.kvp?.guest ?? null) : null, kvpIntrinsicItems: this.conn ? (this.kvp?.intrinsic ?? null) : null,
+      cpuReserve: d.cpuReserve ?? 0, cpuMaximum: d.cpuMaximum ?? 100, cpuWeight: d.cpuWeight ?? 100,
+      ...cpuUsage(this.cpuLoad?.() ?? null),
     };
   }
+}
+
+function cpuUsage(l: CpuLoad | null): Pick<VmView, 'cpuUsage' | 'vpCpuUsage'> {
+  return l ? { cpuUsage: Math.round(l.percent * 10) / 10, vpCpuUsage: l.vpPercent.map((p) => Math.round(p * 10) / 10) } : { cpuUsage: null, vpCpuUsage: null };
 }

@@ -34,6 +34,7 @@ import { VmwpConnection } from './vmwp-connection.ts';
 import { OrphanWorkers, type OrphanWorkerView } from './orphan-workers.ts';
 import type { MigrationService } from '../migration/migration-service.ts';
 import { VmCheckpoints } from './checkpoints.ts';
+import { cpuSettingsOf, HostCpuScheduler, type CpuMeasurement, type SchedulerStats } from './host-cpu-scheduler.ts';
 
 /** The VMs running as the service last stopped them (for 'start-if-running'). */
 const RUNNING_AT_STOP_FILE = 'running-at-stop.json';
@@ -54,6 +55,10 @@ export interface VmmsOptions {
   operationTimeoutMs?: number;
   /** How long a worker found at open has to answer before its VM shows Unknown (default 5 s). */
   reattachTimeoutMs?: number;
+  /** CPUs given to guests, for the CPU scheduler and its admission control (default: all the host's). */
+  hostCpus?: number;
+  /** The CPU scheduler's period, µs (default 50 ms; docs/scheduling.md). */
+  cpuPeriodUs?: number;
 }
 
 export interface StateChangeEvent {
@@ -94,6 +99,8 @@ export class Vmms {
   readonly checkpoints: VmCheckpoints;
   private closing = false;
   private lock: VmmsLock | undefined;
+  /** The host part of the CPU scheduler: budgets per period, admission by reserve, metering. */
+  readonly cpu: HostCpuScheduler;
 
   private constructor(readonly opts: VmmsOptions) {
     this.paths = new DataDir(opts.dataDir);
@@ -104,6 +111,7 @@ export class Vmms {
     this.log = (opts.logger ?? createProcessLogger({ dataDir: opts.dataDir, process: 'vmms', terminal: opts.terminalLog ?? false })).child({ component: 'vmms' });
     this.events.setMaxListeners(100);
     this.orphanWorkers = new OrphanWorkers(this.paths, this.log);
+    this.cpu = new HostCpuScheduler({ hostCpus: opts.hostCpus, periodUs: opts.cpuPeriodUs }, this.log);
     this.ops = new WorkerOperations(this.paths, this.log, {
       startTimeoutMs: opts.workerStartTimeoutMs ?? 20_000,
       operationTimeoutMs: opts.operationTimeoutMs ?? 30_000,
@@ -224,11 +232,14 @@ export class Vmms {
    * like a new one and persisted. Only while the VM is Off: a running worker holds the old one,
    * and a saved state was taken with it.
    */
-  modifyVm(idOrName: string, change: Partial<Pick<VmDefinition, 'name' | 'memoryBytes' | 'vpCount' | 'imagePath' | 'cmdline' | 'automaticStopAction' | 'automaticStartAction' | 'notes' | 'devices'>>): RequestResult {
+  modifyVm(idOrName: string, change: Partial<Pick<VmDefinition, 'name' | 'memoryBytes' | 'vpCount' | 'imagePath' | 'cmdline' | 'automaticStopAction' | 'automaticStartAction' | 'notes' | 'devices' | 'cpuReserve' | 'cpuMaximum' | 'cpuWeight'>>): RequestResult {
     const e = this.find(idOrName);
     if (!e) return { returnValue: ReturnCode.InvalidParameter, error: `no VM named or with id "${idOrName}"` };
     // Notes and the automatic actions concern the service, not the running guest: any state.
-    const serviceOnly = Object.keys(change).every((k) => k === 'notes' || k === 'automaticStartAction' || k === 'automaticStopAction');
+    // So do the CPU reserve, maximum and weight: the scheduler applies them at its next period.
+    // A setting given with the value it has is no change (WMI clients send whole instances).
+    const changed = Object.keys(change).filter((k) => change[k as keyof typeof change] !== e.def[k as keyof VmDefinition]);
+    const serviceOnly = changed.every((k) => ['notes', 'automaticStartAction', 'automaticStopAction', 'cpuReserve', 'cpuMaximum', 'cpuWeight'].includes(k));
     if (e.state !== EnabledState.Off && !serviceOnly) return { returnValue: ReturnCode.InvalidState, error: `cannot change the settings of a VM that is ${stateName(e.state)}; turn it off first`, vm: e.view() };
     const other = change.name === undefined ? undefined : this.find(change.name);
     if (other && other !== e) return { returnValue: ReturnCode.InvalidParameter, error: `a VM named "${change.name}" exists` };
@@ -244,6 +255,8 @@ export class Vmms {
     } catch (err) {
       return { returnValue: ReturnCode.InvalidParameter, error: (err as Error).message, vm: e.view() };
     }
+    const cpuRefusal = this.cpu.changeSettings(def.id, cpuSettingsOf(def));
+    if (cpuRefusal) return { returnValue: ReturnCode.InvalidParameter, error: `the CPU reserve cannot be raised: ${cpuRefusal}`, vm: e.view() };
     this.store.save(def);
     e.def = def;
     e.log.info('definition changed', { change: Object.keys(change) });
@@ -287,12 +300,19 @@ export class Vmms {
         e.log.warn(`refused to start: ${problem}`);
         return { returnValue: ReturnCode.Failed, error: problem, vm: e.view() };
       }
+      const cpuProblem = this.cpu.admit(e.def.id, e.def.vpCount, cpuSettingsOf(e.def));
+      if (cpuProblem) {
+        const error = `not enough unreserved CPU: ${cpuProblem}`;
+        e.log.warn(`refused to start: ${error}`);
+        return { returnValue: ReturnCode.Failed, error, vm: e.view() };
+      }
     }
     try {
       await this.ops.apply(e, t.operation as LifecycleOperation, t.via, t.to);
       e.lastError = null;
       return { returnValue: ReturnCode.Completed, vm: e.view() };
     } catch (err) {
+      if (!e.conn) this.cpu.detach(e.def.id);
       e.lastError = (err as Error).message;
       e.log.error(`${t.operation} failed: ${e.lastError}`);
       return { returnValue: ReturnCode.Failed, error: e.lastError, vm: e.view() };
@@ -488,8 +508,23 @@ export class Vmms {
     this.events.emit('state-changed', { vmId: e.def.id, name: e.def.name, previous, state, healthState: health, reason } satisfies StateChangeEvent);
   }
 
+  /** Measure-VM: the VM's average CPU since metering was reset (`reset` starts a new interval). */
+  measureCpu(idOrName: string, reset = false): CpuMeasurement {
+    const e = this.entry(idOrName);
+    const m = this.cpu.measure(e.def.id, reset);
+    if (!m) throw new VmmsError('VMMS_ERR_NOT_RUNNING', `VM ${e.def.name} is not running: CPU metering covers a running VM`);
+    return m;
+  }
+
+  /** What one period of the CPU scheduler costs VMMS, and how many budgets it sent. */
+  schedulerStats(): SchedulerStats {
+    return this.cpu.stats();
+  }
+
   private attach(e: VmEntry, conn: VmwpConnection): void {
     e.conn = conn;
+    this.cpu.attach(e.def.id, e.def.vpCount, cpuSettingsOf(e.def), conn);
+    e.cpuLoad = () => this.cpu.load(e.def.id);
     e.expectingExit = false;
     e.guestStopped = false;
     e.guestExitFault = null;
@@ -519,6 +554,8 @@ export class Vmms {
     conn.on('close', () => {
       if (e.conn !== conn) return;
       e.conn = null;
+      this.cpu.detach(e.def.id);
+      e.cpuLoad = null;
       this.setHeartbeat(e, null);
       if (e.kvp) { e.kvp = null; this.events.emit('integration-changed', { vmId: e.def.id, component: 'kvp' }); }
       if (this.closing && !e.expectingExit) return; // VMMS detaches; the worker runs on
@@ -557,6 +594,7 @@ export class Vmms {
       }));
     }
     this.closing = true;
+    this.cpu.close();
     this.ops.close();
     for (const e of this.vms.values()) e.conn?.close();
     this.lock?.release();

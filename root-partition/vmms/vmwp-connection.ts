@@ -5,11 +5,11 @@
  * sockets), whether or not the worker is VMMS's own child.
  *
  * Events: 'notification' (ControlNotification), 'console' (Uint8Array), 'counters'
- * (WorkerCounters), 'close' ().
+ * (WorkerCounters), 'cpu-demand' (CpuDemandRecord), 'close' ().
  */
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { decodeBulk, type WorkerCounters } from '../ipc/bulk-codec.ts';
+import { decodeBulk, encodeBulk, type BulkRecord, type WorkerCounters } from '../ipc/bulk-codec.ts';
 import { encodeFrame, FrameChannel, FrameReader } from '../ipc/frame-codec.ts';
 import {
   CONTROL_PROTOCOL_VERSION, decodeControl, encodeControl, type ControlRequest, type ControlResponse, type Operation,
@@ -36,7 +36,8 @@ export class VmwpConnection extends EventEmitter {
           if (f.channel === FrameChannel.Bulk) {
             const b = decodeBulk(f.payload);
             if (b.kind === 'console') this.emit('console', b.data);
-            else { this.lastCounters = b.counters; this.emit('counters', b.counters); }
+            else if (b.kind === 'counters') { this.lastCounters = b.counters; this.emit('counters', b.counters); }
+            else if (b.kind === 'cpu-demand') this.emit('cpu-demand', b);
             continue;
           }
           const m = decodeControl(f.payload);
@@ -101,6 +102,16 @@ export class VmwpConnection extends EventEmitter {
     clearTimeout(p.timer);
     if (r.ok) p.resolve(r);
     else p.reject(new WorkerRequestError(r.error || 'the worker refused the request', r.errorCode || 'VMWP_ERR_OPERATION'));
+  }
+
+  /**
+   * Sends a bulk record unless the worker has not read the last `maxBacklog` bytes (a worker that
+   * stopped reading must not grow VMMS); returns whether it was sent.
+   */
+  sendBulk(record: BulkRecord, maxBacklog = 64 * 1024): boolean {
+    if (this.closed || this.socket.writableLength > maxBacklog) return false;
+    this.socket.write(encodeFrame(FrameChannel.Bulk, encodeBulk(record)));
+    return true;
   }
 
   close(): void {

@@ -8,7 +8,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { rmSync } from 'node:fs';
-import { encodeBulk, type BulkRecord } from '../ipc/bulk-codec.ts';
+import { decodeBulk, encodeBulk, type BulkRecord } from '../ipc/bulk-codec.ts';
 import { encodeFrame, FrameChannel, FrameReader } from '../ipc/frame-codec.ts';
 import {
   CONTROL_PROTOCOL_VERSION, decodeControl, encodeControl, type ControlNotification, type ControlRequest, type ControlResponse,
@@ -36,6 +36,8 @@ export class ControlServer {
    */
   private readonly lagging = new Map<Socket, { chunks: Uint8Array[]; bytes: number }>();
   private readonly trace = tracing('vmwp-ipc');
+  /** Bulk records a client sends (VMMS's CPU budgets). */
+  onBulk: (r: BulkRecord) => void = () => {};
 
   constructor(readonly path: string, private readonly onRequest: RequestHandler, private readonly log: Logger) {
     this.server = createServer((s) => this.accept(s));
@@ -57,6 +59,7 @@ export class ControlServer {
     s.on('data', (chunk) => {
       try {
         for (const f of reader.push(chunk)) {
+          if (f.channel === FrameChannel.Bulk) { this.onBulk(decodeBulk(f.payload)); continue; }
           if (f.channel !== FrameChannel.Control) continue;
           const m = decodeControl(f.payload);
           if ('request' in m) this.handle(s, m.request);

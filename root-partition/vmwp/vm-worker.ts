@@ -394,6 +394,11 @@ export class VmWorker extends EventEmitter {
     this.deviceThread.consoleInput(bytes);
   }
 
+  /** The partition now (a reset replaces it), or null while there is none: for the CPU scheduler client. */
+  get currentPartition(): Partition | null {
+    return this.partition;
+  }
+
   private get live(): Partition {
     if (!this.partition || this.state === 'stopped' || this.state === 'booting') throw new Error(`the VM is ${this.state}`);
     return this.partition;

@@ -10,6 +10,7 @@ import { closeLogger, createProcessLogger } from '../vmms/log.ts';
 import { ControlServer } from './control-server.ts';
 import { DEFAULT_SHUTDOWN_TIMEOUT_MS, shutDownGuest } from './guest-shutdown.ts';
 import { VmWorker, type WorkerLaunch } from './vm-worker.ts';
+import { CpuSchedulerClient } from './cpu-scheduler-client.ts';
 import type { KvpGuestItems } from './kvp-guest-watch.ts';
 import { acceptIncomingMigration, migrateToHost, type MigrateRequest } from '../migration/worker-migration.ts';
 
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
   const exit = async (code: number) => {
     if (exiting) return;
     exiting = true;
+    cpu.stop();
     await worker.turnOff().catch(() => {});
     await server.close();
     log.info(`worker exits (${code})`);
@@ -107,6 +109,8 @@ async function main(): Promise<void> {
       if (r.operation === 'STATUS') { fail(e); void exit(2); } else fail(e);
     });
   }, log);
+  const cpu = new CpuSchedulerClient(() => worker.currentPartition, (r) => server.bulk(r), log);
+  server.onBulk = (r) => { if (r.kind === 'cpu-budget') cpu.onGrant(r); };
   worker.on('console', (data: Uint8Array) => server.console(data));
   worker.on('state', (state: string) => server.notify({ kind: 'STATE', state }));
   worker.on('heartbeat', (heartbeatStatus: number) => server.notify({ kind: 'HEARTBEAT', heartbeatStatus }));
@@ -129,6 +133,7 @@ async function main(): Promise<void> {
   process.on('SIGPIPE', () => {});
   await server.listen();
   booted = launch.incomingMigration ? acceptIncomingMigration(worker, launch.incomingMigration) : worker.boot();
+  cpu.start();
   booted.catch((e: Error) => {
     log.error(`boot failed: ${e.message}`);
     // Give a connected VMMS the answer before leaving; exit anyway if nobody asks.

@@ -239,6 +239,11 @@ export const MsvmClasses: readonly CimClassDecl[] = [
     ],
   },
   {
+    // One per VP of a running VM; LoadPercentage: the VP's use of its processor over the last second.
+    name: 'Msvm_Processor', superclass: 'CIM_LogicalDevice',
+    properties: [{ name: 'LoadPercentage', type: 'uint16' }],
+  },
+  {
     name: 'Msvm_HeartbeatComponent', superclass: 'CIM_LogicalDevice',
     properties: [{ name: 'OperationalStatus', type: 'uint16', isArray: true, valueMap: HeartbeatStatusValues }],
   },

@@ -51,11 +51,41 @@ export function systemSettingsChange(vssd: CimInstance): VmDefinitionChange {
   return change;
 }
 
-/** Processor and memory settings → vpCount and memoryBytes; null for any other setting. */
+/** Reservation or Limit of Msvm_ProcessorSettingData (thousandths of a percent, 0..100000) as a percentage. */
+function perMille(i: CimInstance, name: 'Reservation' | 'Limit'): number | undefined {
+  const v = i.get(name);
+  if (v === null || v === undefined) return undefined;
+  const n = Number(v as bigint);
+  if (!Number.isSafeInteger(n) || n < 0 || n > 100_000) throw new SettingRefused(`processor: ${name} ${String(v)} must be 0..100000 (thousandths of a percent of the VM's processors)`);
+  return n / 1000;
+}
+
+/**
+ * Processor and memory settings → vpCount, the CPU reserve/maximum/weight, memoryBytes; null for
+ * any other setting. The processor's VirtualQuantity may be left out to change only the others.
+ */
 export function computeChange(setting: CimInstance): VmDefinitionChange | null {
   const cls = setting.className.toLowerCase();
   const type = setting.get('ResourceType');
-  if (cls === 'msvm_processorsettingdata' || type === 3) return { vpCount: quantity(setting, 'processor') };
+  if (cls === 'msvm_processorsettingdata' || type === 3) {
+    const change: VmDefinitionChange = {};
+    const q = setting.get('VirtualQuantity');
+    if (q !== null && q !== undefined) change.vpCount = quantity(setting, 'processor');
+    const reserve = perMille(setting, 'Reservation');
+    const limit = perMille(setting, 'Limit');
+    if (reserve !== undefined) change.cpuReserve = reserve;
+    if (limit !== undefined) {
+      if (limit === 0) throw new SettingRefused('processor: Limit 0 would never let the VM run; the least is 1 (0.001%)');
+      change.cpuMaximum = limit;
+    }
+    const w = setting.get('Weight');
+    if (w !== null && w !== undefined) {
+      const n = Number(w as number);
+      if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new SettingRefused(`processor: Weight ${String(w)} must be 1..10000`);
+      change.cpuWeight = n;
+    }
+    return change;
+  }
   if (cls === 'msvm_memorysettingdata' || type === 4) {
     if (setting.get('DynamicMemoryEnabled') === true) throw new SettingRefused('memory: dynamic memory is not offered');
     return { memoryBytes: quantity(setting, 'memory') * MiB };

@@ -158,8 +158,8 @@ export class ServiceMethods {
     const pick = (code: number, v: unknown) => (wanted.has(code) ? v : null);
     const info = vms.map((vm) => this.ctx.schema.createInstance('Msvm_SummaryInformation', {
       Name: pick(0, vm.id), ElementName: pick(1, vm.name), NumberOfProcessors: pick(4, vm.vpCount), EnabledState: pick(100, vm.enabledState),
-      // Processor load is not measured per VM yet: NULL, as Hyper-V reports for a VM that is off.
-      ProcessorLoad: null,
+      // 101: percent of the VM's processors used over the last second; NULL while not running, as Hyper-V.
+      ProcessorLoad: pick(101, vm.cpuUsage === null || vm.cpuUsage === undefined ? null : Math.round(vm.cpuUsage)),
       MemoryUsage: pick(103, vm.processId ? BigInt(Math.floor(vm.memoryBytes / (1024 * 1024))) : 0n),
       // 104 Heartbeat: the heartbeat component's OperationalStatus[0] as the worker last pushed it.
       Heartbeat: pick(104, vm.heartbeatStatus ?? null), UpTime: pick(105, BigInt(vm.uptimeMs ?? 0)), HealthState: pick(109, vm.healthState),

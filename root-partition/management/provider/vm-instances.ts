@@ -141,7 +141,8 @@ export function buildVmObjects(schema: CimSchema, hostName: string, vm: VmRecord
   const resources: CimInstance[] = [
     schema.createInstance('Msvm_ProcessorSettingData', {
       InstanceID: processorInstanceId(vm.id), ElementName: 'Processor', ResourceType: 3, ResourceSubType: 'Microsoft:Hyper-V:Processor',
-      AllocationUnits: 'percent / 1000', VirtualQuantity: BigInt(vm.vpCount), Reservation: 0n, Limit: 100000n, Weight: 100,
+      AllocationUnits: 'percent / 1000', VirtualQuantity: BigInt(vm.vpCount),
+      Reservation: BigInt(Math.round((vm.cpuReserve ?? 0) * 1000)), Limit: BigInt(Math.round((vm.cpuMaximum ?? 100) * 1000)), Weight: vm.cpuWeight ?? 100,
     }),
     schema.createInstance('Msvm_MemorySettingData', {
       InstanceID: memoryInstanceId(vm.id), ElementName: 'Memory', ResourceType: 4, ResourceSubType: 'Microsoft:Hyper-V:Memory',
@@ -161,6 +162,16 @@ export function buildVmObjects(schema: CimSchema, hostName: string, vm: VmRecord
       GuestExchangeItems: kvpItemsOf(schema, vm.kvpGuestItems, KvpItemSource.Guest),
     } : {}),
   }));
+  // The VM's processors while it runs (Hyper-V lists none for a VM that is off), with their load.
+  if (vm.processId !== null) {
+    for (let vp = 0; vp < vm.vpCount; vp++) {
+      const load = vm.vpCpuUsage?.[vp];
+      components.push(schema.createInstance('Msvm_Processor', {
+        SystemCreationClassName: 'Msvm_ComputerSystem', SystemName: vm.id, CreationClassName: 'Msvm_Processor', DeviceID: `Microsoft:${vm.id}\\${vp}`,
+        ElementName: `Processor ${vp}`, EnabledState: 2, HealthState: 5, LoadPercentage: load === undefined || load === null ? null : Math.round(load),
+      }));
+    }
+  }
   const systemPath = schema.pathOf(system);
   const settingsPath = schema.pathOf(settings);
   const associations: CimInstance[] = [

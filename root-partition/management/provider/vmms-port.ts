@@ -28,6 +28,13 @@ export interface VmRecord {
   /** The guest's KVP items ([Name, Data]) as last read from the guest: pool Guest and pool Auto (intrinsic). */
   readonly kvpGuestItems?: readonly (readonly [string, string])[] | null;
   readonly kvpIntrinsicItems?: readonly (readonly [string, string])[] | null;
+  /** Percent of the VM's processors (Reserve, Maximum), RelativeWeight; absent: 0, 100, 100. */
+  readonly cpuReserve?: number;
+  readonly cpuMaximum?: number;
+  readonly cpuWeight?: number;
+  /** Percent of the VM's processors used over the last second, per VM and per VP; null or absent when not measured. */
+  readonly cpuUsage?: number | null;
+  readonly vpCpuUsage?: readonly number[] | null;
 }
 
 /** A host → guest KVP change (Msvm_VirtualSystemManagementService.Add/Modify/RemoveKvpItems). */
@@ -49,6 +56,10 @@ export interface VmDefinitionChange {
   automaticStartAction?: 'nothing' | 'start' | 'start-if-running';
   notes?: string;
   devices?: DeviceRecord[];
+  /** Msvm_ProcessorSettingData Reservation and Limit as percentages, and Weight. */
+  cpuReserve?: number;
+  cpuMaximum?: number;
+  cpuWeight?: number;
 }
 
 /** A Hyper-V return code and, when it is not 0, a sentence saying why. */
