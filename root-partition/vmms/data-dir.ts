@@ -9,6 +9,8 @@
  *   vmms.pid              the process that runs the VMMS of this directory (informational)
  *   vmwp-<id>.sock        each running VM's worker socket
  *   vmwp-<id>.pid         each running VM's worker: pid and process start time (worker-record.ts)
+ *   switches/<id>.json    virtual switch definitions (atomic writes)
+ *   switch-<id>.sock      each virtual switch's socket, served by VMMS; VM workers connect their NICs
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -32,4 +34,7 @@ export class DataDir {
   workerSocket(id: string): string { return join(this.root, `vmwp-${id}.sock`); }
   workerRecord(id: string): string { return join(this.root, `vmwp-${id}.pid`); }
   workerOutput(id: string): string { return join(this.logsDir, `vmwp-${id}.out`); }
+  get switchesDir(): string { return join(this.root, 'switches'); }
+  switchDefinition(id: string): string { return join(this.switchesDir, `${id}.json`); }
+  switchSocket(id: string): string { return join(this.root, `switch-${id}.sock`); }
 }

@@ -32,6 +32,7 @@ import { WorkerOperations } from './worker-operations.ts';
 import { VmmsLock, VmmsLockedError } from './vmms-lock.ts';
 import { VmwpConnection } from './vmwp-connection.ts';
 import { OrphanWorkers, type OrphanWorkerView } from './orphan-workers.ts';
+import { SwitchRegistry } from './switch-registry.ts';
 
 /** The VMs running as the service last stopped them (for 'start-if-running'). */
 const RUNNING_AT_STOP_FILE = 'running-at-stop.json';
@@ -88,6 +89,8 @@ export class Vmms {
   private readonly orphanWorkers: OrphanWorkers;
   private closing = false;
   private lock: VmmsLock | undefined;
+  /** The host's virtual switches (switch-registry.ts), served while this VMMS runs. */
+  switches!: SwitchRegistry;
 
   private constructor(readonly opts: VmmsOptions) {
     this.paths = new DataDir(opts.dataDir);
@@ -113,8 +116,12 @@ export class Vmms {
     const vmms = new Vmms(opts);
     vmms.takeLock();
     try {
+      // Switches first: workers that kept running reconnect their NICs to them.
+      vmms.switches = await SwitchRegistry.open(vmms.paths, vmms.log);
+      vmms.ops.switchSocket = (name) => vmms.switches.socketFor(name);
       await vmms.load();
     } catch (e) {
+      await vmms.switches?.close();
       vmms.lock?.release();
       throw e;
     }
@@ -444,6 +451,7 @@ export class Vmms {
     this.closing = true;
     this.ops.close();
     for (const e of this.vms.values()) e.conn?.close();
+    await this.switches.close();
     this.lock?.release();
     this.log.info(opts.stopVms ?? true ? 'management service stopped' : 'management service stopped; VMs left running');
   }

@@ -16,9 +16,13 @@ import { ScsiDisk } from '../storage/scsi/scsi-disk.ts';
 import { EchoVsp } from '../vsp/echo/echo-vsp.ts';
 import { lunsAtLocations } from '../vsp/storvsp/scsi-controller.ts';
 import { StorVsp } from '../vsp/storvsp/storvsp-vsp.ts';
-import type { DiskConfig, VmDeviceConfig } from './device-config.ts';
+import type { DiskConfig, NicConfig, VmDeviceConfig } from './device-config.ts';
 import { EmulatedPlatform } from './emulated-platform.ts';
 import { PostCodePort } from './post-code-port.ts';
+import { NetVsp } from '../vsp/netvsp/netvsp-vsp.ts';
+import { parseMac } from '../vswitch/ethernet.ts';
+import { NicUplink } from './nic-uplink.ts';
+import type { SwitchedNic } from './nic-switch-port.ts';
 
 function diskId(d: DiskConfig): Uint8Array {
   if (d.diskId && /^[0-9a-f]{32}$/i.test(d.diskId)) return Buffer.from(d.diskId, 'hex');
@@ -29,6 +33,9 @@ export class VmDevices {
   readonly platform: EmulatedPlatform;
   readonly vmbus: VmbusHost | null = null;
   readonly storVsps: StorVsp[] = [];
+  readonly netVsps: NetVsp[] = [];
+  /** One per NIC connected to a switch, in definition order of those NICs. */
+  readonly uplinks: NicUplink[] = [];
   private readonly disks: BlockBackend[] = [];
 
   /**
@@ -66,10 +73,13 @@ export class VmDevices {
     try {
       const ide = (config.ide ?? []).slice(0, 4).map((d) => (d ? { backend: open(d) } : undefined));
       const scsi = (config.scsi ?? []).map((c) => ({ c, disks: c.disks.map((d) => new ScsiDisk(open(d), { diskId: diskId(d) })) }));
-      this.platform = new EmulatedPlatform(partition, { console, ide });
+      const nics = config.nics ?? [];
+      const legacy = nics.filter((n) => n.kind === 'emulated');
+      this.platform = new EmulatedPlatform(partition, { console, ide, nics: legacy.map((n) => ({ mac: parseMac(n.mac) })) });
       partition.inbox.handler = this.platform;
       if (config.postCodes && onPostCode) this.platform.bus.register(new PostCodePort(onPostCode));
-      if (scsi.length > 0 || config.echo || config.vmbus || config.integrationServices) {
+      const synthetic = nics.filter((n) => n.kind === 'synthetic');
+      if (scsi.length > 0 || config.echo || config.vmbus || config.integrationServices || synthetic.length > 0) {
         const host = new VmbusHost(partition, { log: (e) => log(`vmbus ${e.code}: ${e.message}`) });
         this.vmbus = host;
         for (const { c, disks } of scsi) {
@@ -81,14 +91,35 @@ export class VmDevices {
           host.addVsp(vsp);
         }
         if (config.echo) host.addVsp(new EchoVsp());
+        for (const n of synthetic) {
+          const uplink: { to?: NicUplink } = {};
+          const vsp = new NetVsp({
+            instanceId: n.instanceId!, mac: parseMac(n.mac), gpadls: host.server, log,
+            onTransmit: (frame) => uplink.to?.transmit(frame),
+          });
+          this.netVsps.push(vsp);
+          host.addVsp(vsp);
+          if (n.switchSocket) uplink.to = this.connect({ kind: 'synthetic', vsp }, n, log);
+          else vsp.setLink(false);
+        }
       }
+      legacy.forEach((n, i) => {
+        if (n.switchSocket) this.connect({ kind: 'emulated', card: this.platform.chipset.nics[i]!.card }, n, log);
+      });
     } catch (e) {
       this.close();
       throw e;
     }
   }
 
+  private connect(nic: SwitchedNic, n: NicConfig, log: (message: string) => void): NicUplink {
+    const uplink = new NicUplink(nic, n.switchSocket!, { kind: n.kind, mac: n.mac, ...(n.name ? { name: n.name } : {}), ...(n.vlanId ? { vlanId: n.vlanId } : {}) }, log);
+    this.uplinks.push(uplink);
+    return uplink;
+  }
+
   close(): void {
+    for (const u of this.uplinks.splice(0)) u.close();
     this.vmbus?.dispose();
     for (const d of this.disks.splice(0)) d.close();
   }
