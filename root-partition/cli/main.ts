@@ -7,6 +7,7 @@ import { registerManagementCommands } from './management-commands.ts';
 import { registerVmCommands } from './vm-commands.ts';
 import { registerUserCommands } from './user-commands.ts';
 import { registerDiskCommands } from './disk-commands.ts';
+import { registerSwitchCommands } from './network-commands.ts';
 import { buildGuests, guestImagePath, listGuests } from '../../scripts/build-guests.ts';
 import { buildHost } from '../../scripts/build-host.ts';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -126,6 +127,7 @@ registerManagementCommands(program);
 registerSdkCommands(program);
 registerUserCommands(program);
 registerDiskCommands(program);
+registerSwitchCommands(program);
 
 program.parseAsync().catch((e: Error & { code?: string; exitCode?: number }) => {
   if (typeof e.code === 'string' && e.code.startsWith('commander.')) {

@@ -18,6 +18,7 @@ import { registerStateChanges } from './vm-state-commands.ts';
 import { instanceJson, printJson, printTable, valueText } from './table.ts';
 import { registerStopAndEdit } from './vm-edit-commands.ts';
 import { registerDeviceCommands } from './vm-device-commands.ts';
+import { registerNicCommands } from './network-commands.ts';
 import { registerWaitAndKvp } from './vm-wait-commands.ts';
 
 const schema = createVirtualizationSchema();
@@ -118,5 +119,6 @@ export function registerVmCommands(program: Command): void {
   registerStateChanges(vm, dir);
   registerStopAndEdit(vm, dir);
   registerDeviceCommands(vm, dir);
+  registerNicCommands(vm, dir);
   registerWaitAndKvp(vm, dir);
 }

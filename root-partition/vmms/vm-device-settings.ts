@@ -9,9 +9,9 @@
  *   { kind: 'network-adapter', name?: 'text', legacy?: bool, mac?: '00:15:5d:01:02:03', switch?: 'switch name',
  *     vlanId?: 1..4094, instanceId?: GUID }
  *
- * A network adapter without `mac` gets one derived from the VM id and its place among the
- * adapters, inside Hyper-V's 00:15:5D prefix, so it is the same at every start (the "dynamic" MAC
- * of Hyper-V, fixed for the adapter's life); one without `switch` is not connected.
+ * A network adapter without `mac` gets one derived from the VM id and its instanceId (or its place
+ * among the adapters), inside Hyper-V's 00:15:5D prefix, so it is the same at every start (the
+ * "dynamic" MAC of Hyper-V, fixed for the adapter's life); one without `switch` is not connected.
  *
  * A drive without `path` is an empty drive (Add-VMHardDiskDrive without -Path): it holds its
  * place on the controller and the guest sees no disk there.
@@ -22,6 +22,7 @@
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import type { DiskConfig, VmDeviceConfig } from '../vmwp/device-config.ts';
+import { adapterMac } from '../management/provider/network-settings.ts';
 
 /** Two IDE channels of two drives each (Gen1 PIIX4), as Hyper-V's IDE controllers 0 and 1. */
 export const IDE_CONTROLLERS = 2;
@@ -137,12 +138,6 @@ function derivedInstanceId(vmId: string, index: number, what = 'scsi'): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-/** The MAC of an adapter without one: 00:15:5d (Hyper-V's OUI) and three bytes from the VM id and the adapter's index. */
-export function derivedMac(vmId: string, index: number): string {
-  const h = createHash('sha256').update(`${vmId}/nic/${index}`).digest();
-  return ['00', '15', '5d', ...[h[0]!, h[1]!, h[2]!].map((b) => b.toString(16).padStart(2, '0'))].join(':');
-}
-
 /**
  * The device thread's configuration for a validated definition's `devices`. `switchSocket`
  * resolves an adapter's switch name (VMMS's switches); a name it does not know leaves
@@ -160,7 +155,7 @@ export function deviceConfig(vmId: string, devices: readonly { kind: string }[],
       const socket = e.switch !== undefined ? switchSocket?.(e.switch) : undefined;
       (config.nics ??= []).push({
         kind: e.legacy ? 'emulated' : 'synthetic',
-        mac: (e.mac ?? derivedMac(vmId, nicIndex)).toLowerCase().replaceAll('-', ':'),
+        mac: adapterMac(vmId, e, nicIndex),
         name,
         ...(e.legacy ? {} : { instanceId: e.instanceId ?? derivedInstanceId(vmId, nicIndex, 'nic') }),
         ...(socket !== undefined ? { switchSocket: socket } : {}),

@@ -12,6 +12,7 @@ import type { CimValue } from '../cim/types.ts';
 import type { JobTable } from './job-table.ts';
 import { addStorage, computeChange, integrationChange, modifyStorage, removeStorage, SettingRefused, systemSettingsChange, type AddedSetting } from './resource-changes.ts';
 import { controllerInstanceId, diskInstanceId, driveInstanceId } from './device-settings.ts';
+import { addNetwork, isNetworkSetting, removeNetwork } from './network-settings.ts';
 import type { DeviceRecord, PortResult, VmDefinitionChange, VmmsPort, VmRecord } from './vmms-port.ts';
 
 const Code = { Completed: 0, JobStarted: 4096, Failed: 32768, InvalidParameter: 32773, InvalidState: 32775 } as const;
@@ -103,6 +104,7 @@ export class ServiceMethods {
     let vm: VmRecord | undefined;
     let devices: DeviceRecord[] | undefined;
     let added: AddedSetting[] = [];
+    let networkAdded: { className: string; instanceId: string }[] = [];
     const change: VmDefinitionChange = {};
     const out: CimObjectPath[] = [];
     if (op === 'remove') {
@@ -111,14 +113,23 @@ export class ServiceMethods {
         const id = String(keyValue(ref, 'InstanceID') ?? '');
         vm ??= vmOfInstanceId(this.ctx.port, id);
         if (!vm) break;
-        devices = removeStorage(vm.id, devices ?? [...vm.devices], id);
+        const current = devices ?? [...vm.devices];
+        devices = removeNetwork(vm.id, current, id) ?? removeStorage(vm.id, current, id);
       }
     } else {
       const settings = instances(p.ResourceSettings);
       if (op === 'add') {
         const target = p.AffectedConfiguration as CimObjectPath | null | undefined;
         vm = target ? vmOfInstanceId(this.ctx.port, keyValue(target, 'InstanceID')) : undefined;
-        if (vm) ({ devices, added } = addStorage(vm.id, vm.devices, settings));
+        if (vm) {
+          const network = settings.filter(isNetworkSetting);
+          ({ devices, added } = addStorage(vm.id, vm.devices, settings.filter((x) => !isNetworkSetting(x))));
+          if (network.length) {
+            const n = addNetwork(vm.id, devices, network, this.ctx.port.switches?.list() ?? []);
+            devices = n.devices;
+            networkAdded = n.added;
+          }
+        }
       } else {
         for (const s of settings) {
           vm ??= vmOfInstanceId(this.ctx.port, s.get('InstanceID'));
@@ -139,6 +150,7 @@ export class ServiceMethods {
       const id = a.kind === 'controller' ? controllerInstanceId(vm.id, a.bus, a.controller) : a.kind === 'drive' ? driveInstanceId(vm.id, a) : diskInstanceId(vm.id, a);
       out.push({ className: a.kind === 'disk' ? 'Msvm_StorageAllocationSettingData' : 'Msvm_ResourceAllocationSettingData', keys: [{ name: 'InstanceID', value: id }] });
     }
+    for (const a of networkAdded) out.push({ className: a.className, keys: [{ name: 'InstanceID', value: a.instanceId }] });
     return { returnValue: Code.Completed, out: { ResultingResourceSettings: out } };
   }
 

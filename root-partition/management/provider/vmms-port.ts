@@ -65,7 +65,28 @@ export type VmmsPortEvent =
   /** An integration component's status changed (the heartbeat, as the guest's device reports it). */
   | { kind: 'component-changed'; vmId: string; component: 'heartbeat' | 'kvp' };
 
+/** A virtual switch as the provider publishes it (Msvm_VirtualEthernetSwitch). */
+export interface SwitchRecord {
+  readonly id: string;
+  readonly name: string;
+  /** 'private' or 'internal'. */
+  readonly type: string;
+  readonly notes: string;
+  readonly learnedAddresses: number;
+  readonly connectedPorts: number;
+}
+
+/** The host's virtual switches (New-/Get-/Remove-VMSwitch). */
+export interface SwitchService {
+  list(): SwitchRecord[];
+  /** Throws an Error whose message says what is wrong (name taken, bad type, limit). */
+  create(request: { name: string; type: string; notes?: string }): Promise<SwitchRecord>;
+  remove(id: string): Promise<PortResult>;
+}
+
 export interface VmmsPort {
+  /** The host's virtual switches; absent: this VMMS has none (the switch classes are then empty). */
+  readonly switches?: SwitchService;
   /** The host's name (Msvm_ComputerSystem.Name of the host and the service's SystemName). */
   readonly hostName: string;
   list(): VmRecord[];
