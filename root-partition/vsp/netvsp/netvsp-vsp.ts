@@ -13,7 +13,7 @@ import { NETVSP_INTERFACE_GUID } from './nvsp-protocol.ts';
 
 /** What the VSP needs to look up a GPADL the guest created (the VMBus server's table). */
 export interface GpadlLookup {
-  gpadl(handle: number): { relid: number; pages: readonly number[]; complete: boolean } | undefined;
+  gpadl(handle: number): { relid: number; pages: readonly number[]; complete: boolean; usedByRelid: number } | undefined;
 }
 
 export interface NetVspOptions {
@@ -29,6 +29,16 @@ export interface NetVspOptions {
 
 /** NVSP messages in-band are at most 40 bytes; a GPA-direct SEND_RNDIS_PKT names ≤ 128 KiB (33 pages per range). */
 const MAX_GUEST_PACKET_BYTES = 4096;
+
+/**
+ * The pages of GPADL `handle` when the guest created it, completely, on channel `relid` (Linux and
+ * FreeBSD create the receive and send buffers on the NIC's own channel); otherwise undefined, so
+ * a buffer cannot be another device's GPADL, half described, or the rings themselves.
+ */
+export function channelGpadlPages(gpadls: GpadlLookup, handle: number, relid: number): readonly number[] | undefined {
+  const g = gpadls.gpadl(handle);
+  return g && g.complete && g.relid === relid && g.usedByRelid === 0 ? g.pages : undefined;
+}
 
 export class NetVsp implements Vsp {
   readonly offer: { interfaceType: string; interfaceInstance: string };
@@ -57,11 +67,7 @@ export class NetVsp implements Vsp {
       memory: channel.mem as GuestMemory,
       mac: this.opts.mac,
       allowJumbo: this.opts.allowJumbo,
-      resolveGpadl: (handle) => {
-        const g = this.opts.gpadls.gpadl(handle);
-        // Only a complete GPADL the guest created on this very channel (Linux and FreeBSD do).
-        return g && g.complete && g.relid === channel.primaryRelid ? g.pages : undefined;
-      },
+      resolveGpadl: (handle) => channelGpadlPages(this.opts.gpadls, handle, channel.primaryRelid),
       sink: {
         complete: (transactionId, payload) => {
           const p = this.current;
