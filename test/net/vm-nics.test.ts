@@ -2,7 +2,8 @@
  * NICs from VM definitions on a switch VMMS owns, with real worker processes: an unenlightened VM
  * (legacy NIC, NE2000) and an enlightened one (synthetic NIC, netvsc) on one private switch ping
  * each other; a VMMS restart leaves both running and their NICs rejoin the next VMMS's switch;
- * a worker killed with SIGKILL takes only its own port off the switch.
+ * a worker killed with SIGKILL takes only its own port off the switch; a save of the synthetic
+ * NIC's VM is refused (netvsp saves no channel state) and the VM runs on.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Vmms } from '../../root-partition/vmms/vmms.ts';
@@ -74,5 +75,11 @@ describe('network adapters in VM definitions, switches in VMMS', () => {
     expect(vmms.get('synthetic')!.enabledState).toBe(2);
     expect(await command(vmms, 'synthetic', 'ping 10.0.2.1 1')).toContain('1 packets transmitted, 0 received');
     expect(pids.filter(processAlive).length).toBe(1);
+    // Saving a VM whose guest opened a synthetic NIC is refused (its channel state is not saved), and the VM runs on.
+    const save = await vmms.save('synthetic');
+    expect(save.returnValue).not.toBe(0);
+    expect(save.error).toContain("a synthetic network adapter's channel cannot be saved");
+    expect(vmms.get('synthetic')!.enabledState).toBe(2);
+    expect(await command(vmms, 'synthetic', 'echo still running')).toContain('still running');
   });
 });

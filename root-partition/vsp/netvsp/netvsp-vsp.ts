@@ -5,6 +5,7 @@
  * transfer-page packet per call, so a batch from the switch costs one signal at most.
  */
 import type { GuestMemory } from '../../../hypervisor/guest-memory.ts';
+import { HvError } from '../../../hypervisor/hv-error.ts';
 import { VmbusPacketType, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, type ReceivedPacket } from '../../../vmbus/ring/index.ts';
 import type { PacketBatch, VspChannel } from '../../../vmbus/host/vsp-channel.ts';
 import type { Vsp } from '../../../vmbus/host/vsp.ts';
@@ -122,6 +123,15 @@ export class NetVsp implements Vsp {
       default:
         return null;
     }
+  }
+
+  /**
+   * Not built: the channel's NVSP/RNDIS state and the receive slots in flight are not saved, so a
+   * VM whose guest opened a synthetic NIC refuses to be saved (the VM runs on; VMMS's automatic
+   * save then turns it off) rather than write a state that could never be restored.
+   */
+  saveChannel(channel: VspChannel): Uint8Array {
+    throw new HvError('NETVSP_NO_SAVED_STATE', `relid ${channel.relid}: a synthetic network adapter's channel cannot be saved (not built); turn the VM off instead`);
   }
 
   onClose(channel: VspChannel): void {
