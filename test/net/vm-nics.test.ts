@@ -60,6 +60,9 @@ describe('network adapters in VM definitions, switches in VMMS', () => {
     expect(ports.map((p) => p.kind).sort()).toEqual(['emulated', 'synthetic']);
     expect(ports.map((p) => p.name).sort()).toEqual(['Legacy Network Adapter', 'Network Adapter']);
 
+    const linkChanges = async () => Number(/link_changes=(\d+)/.exec(await command(vmms, 'synthetic', 'counters'))?.[1] ?? NaN);
+    const changesBefore = await linkChanges();
+
     // VMMS restarts; the VMs run on and their NICs rejoin the switch of the next VMMS.
     const pids = vmms.list().filter((v) => v.processId).map((v) => v.processId!);
     await fx.detach(vmms);
@@ -67,6 +70,9 @@ describe('network adapters in VM definitions, switches in VMMS', () => {
     expect(vmms.switches.list().map((s) => ({ id: s.id, name: s.name }))).toEqual([{ id: lab.id, name: 'lab' }]);
     await waitFor('both NICs back on the switch', () => vmms.switches.get('lab')!.ports.length === 2, 10_000);
     expect(await command(vmms, 'legacy', 'ping 10.0.2.2 2')).toContain('2 packets transmitted, 2 received');
+    // The synthetic NIC's guest was told: MEDIA_DISCONNECT when the switch went, MEDIA_CONNECT when it came back.
+    expect(await linkChanges()).toBe(changesBefore + 2);
+    expect(await command(vmms, 'synthetic', 'ip')).toMatch(/netvsc \(VMBus relid \d+, NVSP 6\.1, link up\)/);
 
     // The legacy VM's worker is killed: its port goes, the other stays and its VM runs on.
     process.kill(vmms.get('legacy')!.processId!, 'SIGKILL');
