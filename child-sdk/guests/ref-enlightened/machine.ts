@@ -114,8 +114,10 @@ export class EnlightenedMachine extends ShellMachine {
     putDec(storSignals);
     puts(" ic=");
     putDec(icSignals);
-    puts(" netvsc=");
-    putDec(netSignals);
+    if (nic != null) {
+      puts(" netvsc=");
+      putDec(netSignals);
+    }
     puts(" total=");
     putDec(storSignals + icSignals + netSignals);
     puts("\n");
