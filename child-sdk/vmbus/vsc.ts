@@ -256,3 +256,21 @@ export function vscClose(ch: VscChannel): void {
   vscTeardown(ch);
   if (rescinded) vmbusPost(clientReleaseRelid(st, ch.relid, vmbusOut()));
 }
+
+/**
+ * Describes `pages` contiguous guest pages at `base` to the host in a GPADL on `ch`'s channel
+ * (the receive and send buffers of netvsc are GPADLs of their own, reference §3.4), the PFN list
+ * built in `pfnList` (8 bytes a page). Waits for GPADL_CREATED; the handle, or 0 when refused.
+ */
+export function vscCreateGpadl(ch: VscChannel, base: usize, pages: u32, pfnList: usize): u32 {
+  const st = vmbusState();
+  for (let i: u32 = 0; i < pages; i++) store<u64>(pfnList + (<usize>i << 3), <u64>((base >> 12) + i));
+  const handle = vmbusNextGpadlHandle();
+  if (vmbusPost(clientCreateGpadl(st, ch.relid, handle, pfnList, pages, vmbusOut())) != HvStatus.Success) return 0;
+  for (let n = clientNextGpadlBody(st, vmbusOut()); n > 0; n = clientNextGpadlBody(st, vmbusOut())) vmbusPost(n);
+  if (waitGpadl(handle) != ClientGpadlState.Created) {
+    vmbusPost(clientTeardownGpadl(st, handle, vmbusOut()));
+    return 0;
+  }
+  return handle;
+}

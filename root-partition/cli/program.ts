@@ -12,6 +12,7 @@ import { registerVmCommands } from './vm-commands.ts';
 import { registerUserCommands } from './user-commands.ts';
 import { registerDiskCommands } from './disk-commands.ts';
 import { registerMigrationCommands } from './migration-commands.ts';
+import { registerSwitchCommands } from './network-commands.ts';
 import { buildGuests, guestImagePath, listGuests } from '../../scripts/build-guests.ts';
 import { buildHost } from '../../scripts/build-host.ts';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -160,6 +161,7 @@ export function buildProgram(): Command {
   registerUserCommands(program);
   registerDiskCommands(program);
   registerMigrationCommands(program);
+  registerSwitchCommands(program);
   registerServiceCommands(program);
   registerHelpOutputCommands(program);
   return program;

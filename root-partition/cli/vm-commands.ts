@@ -19,6 +19,7 @@ import { instanceJson, printJson, printTable, valueText } from './table.ts';
 import { registerStopAndEdit } from './vm-edit-commands.ts';
 import { registerDeviceCommands } from './vm-device-commands.ts';
 import { registerVspCommands } from './vm-vsp-commands.ts';
+import { registerNicCommands } from './network-commands.ts';
 import { registerWaitAndKvp } from './vm-wait-commands.ts';
 import { registerCheckpointCommands } from './checkpoint-commands.ts';
 
@@ -131,6 +132,7 @@ export function registerVmCommands(program: Command): void {
   registerStopAndEdit(vm, dir);
   registerDeviceCommands(vm, dir);
   registerVspCommands(vm, dir);
+  registerNicCommands(vm, dir);
   registerWaitAndKvp(vm, dir);
   registerCheckpointCommands(vm, dir);
 }

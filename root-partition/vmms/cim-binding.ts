@@ -16,6 +16,7 @@ import { VmmsProvider } from '../management/provider/vmms-provider.ts';
 import type { KvpItemChange, PortResult, SnapshotPort, VmmsPort, VmmsPortEvent } from '../management/provider/vmms-port.ts';
 import { transition, type EnabledStateValue } from './lifecycle.ts';
 import type { Vmms } from './vmms.ts';
+import type { SwitchView } from './switch-registry.ts';
 import { loadTlsIdentity } from './tls-identity.ts';
 
 /** The plaintext `user:password` file of earlier releases: refused, never read. */
@@ -41,8 +42,21 @@ function snapshotPort(vmms: Vmms): SnapshotPort {
 export function vmmsPort(vmms: Vmms): VmmsPort {
   const view = (id: string) => vmms.get(id);
   const withShutdown = vmms as Vmms & { shutdown?: (id: string, o: { force?: boolean; reason?: string; timeoutMs?: number }) => Promise<PortResult> };
+  const switchRecord = (s: SwitchView) => ({ id: s.id, name: s.name, type: s.type, notes: s.notes, learnedAddresses: s.learnedAddresses, connectedPorts: s.ports.length });
   return {
     hostName: hostname().toUpperCase(),
+    switches: {
+      list: () => vmms.switches.list().map(switchRecord),
+      create: async (r) => switchRecord(await vmms.switches.create(r)),
+      remove: async (id) => {
+        try {
+          await vmms.switches.remove(id);
+          return { returnValue: 0 };
+        } catch (e) {
+          return { returnValue: 32773, error: (e as Error).message };
+        }
+      },
+    },
     list: () => vmms.list(),
     get: (id) => view(id) ?? undefined,
     define: (change) => vmms.defineVm({ ...change, devices: change.devices ? [...change.devices] : [] }),

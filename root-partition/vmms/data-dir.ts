@@ -12,6 +12,8 @@
  *   vmwp-<id>.pid         each running VM's worker: pid and process start time (worker-record.ts)
  *   vmwp-<id>.migrate.sock  an arriving VM's worker: the live-migration stream VMMS hands on
  *   migration-trust.json  the hosts trusted to migrate VMs in and out (migration/host-trust.ts)
+ *   switches/<id>.json    virtual switch definitions (atomic writes)
+ *   switch-<id>.sock      each virtual switch's socket, served by VMMS; VM workers connect their NICs
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -38,4 +40,7 @@ export class DataDir {
   migrationSocket(id: string): string { return join(this.root, `vmwp-${id}.migrate.sock`); }
   get migrationTrust(): string { return join(this.root, 'migration-trust.json'); }
   workerOutput(id: string): string { return join(this.logsDir, `vmwp-${id}.out`); }
+  get switchesDir(): string { return join(this.root, 'switches'); }
+  switchDefinition(id: string): string { return join(this.switchesDir, `${id}.json`); }
+  switchSocket(id: string): string { return join(this.root, `switch-${id}.sock`); }
 }

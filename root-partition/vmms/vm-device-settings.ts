@@ -7,6 +7,12 @@
  *   { kind: 'scsi-controller', instanceId?: GUID, disks: [{ location: 0..63, path?, readOnly? }] }
  *   { kind: 'integration-services', heartbeat?: bool, shutdown?: bool, timeSync?: bool, kvp?: bool }
  *   { kind: 'user-vsp', module: '/abs/my-vsp.ts', export?: 'MyVsp' }   (the operator's own VSP)
+ *   { kind: 'network-adapter', name?: 'text', legacy?: bool, mac?: '00:15:5d:01:02:03', switch?: 'switch name',
+ *     vlanId?: 1..4094, instanceId?: GUID }
+ *
+ * A network adapter without `mac` gets one derived from the VM id and its instanceId (or its place
+ * among the adapters), inside Hyper-V's 00:15:5D prefix, so it is the same at every start (the
+ * "dynamic" MAC of Hyper-V, fixed for the adapter's life); one without `switch` is not connected.
  *
  * A drive without `path` is an empty drive (Add-VMHardDiskDrive without -Path): it holds its
  * place on the controller and the guest sees no disk there.
@@ -18,6 +24,7 @@ import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import type { DiskConfig, VmDeviceConfig } from '../vmwp/device-config.ts';
 import { moduleFileProblem, USER_VSP_EXTENSIONS } from '../vmwp/user-vsp-loader.ts';
+import { adapterMac } from '../management/provider/network-settings.ts';
 
 /** Two IDE channels of two drives each (Gen1 PIIX4), as Hyper-V's IDE controllers 0 and 1. */
 export const IDE_CONTROLLERS = 2;
@@ -25,9 +32,13 @@ export const IDE_CONTROLLERS = 2;
 export const MAX_SCSI_CONTROLLERS = 4;
 export const SCSI_LOCATIONS = 64;
 
-export const DEVICE_KINDS = ['ide-disk', 'scsi-controller', 'integration-services', 'user-vsp'] as const;
+export const DEVICE_KINDS = ['ide-disk', 'scsi-controller', 'integration-services', 'network-adapter', 'user-vsp'] as const;
 /** VSP modules a VM may load (each one a VMBus channel). */
 export const MAX_USER_VSPS = 16;
+/** Hyper-V's limits: 8 synthetic adapters (Gen1: 8) and 4 legacy ones. */
+export const MAX_SYNTHETIC_NICS = 8;
+export const MAX_LEGACY_NICS = 4;
+const MAC = /^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$/i;
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const IC_FLAGS = ['heartbeat', 'shutdown', 'timeSync', 'kvp'] as const;
@@ -54,6 +65,8 @@ export function deviceProblems(devices: readonly unknown[]): string[] {
   let scsiControllers = 0;
   let icEntries = 0;
   let userVsps = 0;
+  let syntheticNics = 0;
+  let legacyNics = 0;
   devices.forEach((d, i) => {
     const where = `devices[${i}]`;
     if (!d || typeof d !== 'object' || Array.isArray(d)) { problems.push(`${where}: must be an object with a kind`); return; }
@@ -98,6 +111,22 @@ export function deviceProblems(devices: readonly unknown[]): string[] {
         if (typeof o.module !== 'string' || !o.module.startsWith('/') || o.module.length > 4096 || !USER_VSP_EXTENSIONS.test(o.module)) problems.push(`${where}.module: must be the absolute path of a .ts, .mts, .js or .mjs module`);
         if (o.export !== undefined && (typeof o.export !== 'string' || !/^[A-Za-z_$][\w$]{0,127}$/.test(o.export))) problems.push(`${where}.export: must be the name of an exported class`);
         break;
+      case 'network-adapter': {
+        problems.push(...unknownFields(o, ['kind', 'name', 'legacy', 'mac', 'switch', 'vlanId', 'instanceId'], where));
+        if (o.legacy !== undefined && typeof o.legacy !== 'boolean') problems.push(`${where}.legacy: must be true or false`);
+        if (o.legacy === true ? ++legacyNics > MAX_LEGACY_NICS : ++syntheticNics > MAX_SYNTHETIC_NICS) {
+          problems.push(`${where}: at most ${o.legacy === true ? `${MAX_LEGACY_NICS} legacy` : `${MAX_SYNTHETIC_NICS} synthetic`} network adapters`);
+        }
+        if (o.name !== undefined && (typeof o.name !== 'string' || !/^[^\u0000-\u001f/\\]{1,64}$/.test(o.name))) problems.push(`${where}.name: must be 1 to 64 characters without control characters or slashes`);
+        if (o.mac !== undefined) {
+          if (typeof o.mac !== 'string' || !MAC.test(o.mac)) problems.push(`${where}.mac: must be six hex bytes like 00:15:5d:01:02:03`);
+          else if ((parseInt(o.mac.slice(0, 2), 16) & 1) !== 0) problems.push(`${where}.mac: must be a unicast address (${o.mac} is a group address)`);
+        }
+        if (o.switch !== undefined && (typeof o.switch !== 'string' || o.switch.length === 0 || o.switch.length > 100)) problems.push(`${where}.switch: must be a switch name`);
+        if (o.vlanId !== undefined && !(typeof o.vlanId === 'number' && Number.isInteger(o.vlanId) && o.vlanId >= 1 && o.vlanId <= 4094)) problems.push(`${where}.vlanId: must be an integer from 1 to 4094`);
+        if (o.instanceId !== undefined && (typeof o.instanceId !== 'string' || !GUID.test(o.instanceId))) problems.push(`${where}.instanceId: must be a lower-case GUID`);
+        break;
+      }
       default:
         problems.push(`${where}.kind: must be one of ${DEVICE_KINDS.join(', ')}`);
     }
@@ -109,24 +138,44 @@ interface IdeDiskEntry { kind: 'ide-disk'; controller?: number; position?: numbe
 interface ScsiControllerEntry { kind: 'scsi-controller'; instanceId?: string; disks: { location: number; path?: string; readOnly?: boolean }[] }
 interface IcEntry { kind: 'integration-services'; heartbeat?: boolean; shutdown?: boolean; timeSync?: boolean; kvp?: boolean }
 interface UserVspEntry { kind: 'user-vsp'; module: string; export?: string }
-type ValidEntry = IdeDiskEntry | ScsiControllerEntry | IcEntry | UserVspEntry;
+interface NicEntry { kind: 'network-adapter'; name?: string; legacy?: boolean; mac?: string; switch?: string; vlanId?: number; instanceId?: string }
+type ValidEntry = IdeDiskEntry | ScsiControllerEntry | IcEntry | NicEntry | UserVspEntry;
 
 /**
  * A controller without an instanceId gets one derived from the VM and its place in the list, so
  * the guest sees the same controller identity at every start (a guest may key on it).
  */
-function derivedInstanceId(vmId: string, index: number): string {
-  const h = createHash('sha256').update(`${vmId}/scsi/${index}`).digest('hex');
+function derivedInstanceId(vmId: string, index: number, what = 'scsi'): string {
+  const h = createHash('sha256').update(what === 'scsi' ? `${vmId}/scsi/${index}` : `${vmId}/${what}/${index}`).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-/** The device thread's configuration for a validated definition's `devices`. */
-export function deviceConfig(vmId: string, devices: readonly { kind: string }[]): VmDeviceConfig {
+/**
+ * The device thread's configuration for a validated definition's `devices`. `switchSocket`
+ * resolves an adapter's switch name (VMMS's switches); a name it does not know leaves
+ * `switchSocket` unset on an adapter that names a switch (see `nicProblems`).
+ */
+export function deviceConfig(vmId: string, devices: readonly { kind: string }[], switchSocket?: (name: string) => string | undefined): VmDeviceConfig {
   const entries = devices as readonly ValidEntry[];
   const ide: (DiskConfig | null)[] = [null, null, null, null];
   const config: VmDeviceConfig = {};
   let scsiIndex = 0;
+  let nicIndex = 0;
   for (const e of entries) {
+    if (e.kind === 'network-adapter') {
+      const name = e.name ?? (e.legacy ? 'Legacy Network Adapter' : 'Network Adapter');
+      const socket = e.switch !== undefined ? switchSocket?.(e.switch) : undefined;
+      (config.nics ??= []).push({
+        kind: e.legacy ? 'emulated' : 'synthetic',
+        mac: adapterMac(vmId, e, nicIndex),
+        name,
+        ...(e.legacy ? {} : { instanceId: e.instanceId ?? derivedInstanceId(vmId, nicIndex, 'nic') }),
+        ...(socket !== undefined ? { switchSocket: socket } : {}),
+        ...(e.vlanId !== undefined ? { vlanId: e.vlanId } : {}),
+      });
+      nicIndex++;
+      continue;
+    }
     if (e.kind === 'ide-disk') {
       if (e.path !== undefined) ide[(e.controller ?? 0) * 2 + (e.position ?? 0)] = { path: e.path, readOnly: e.readOnly ?? false };
     } else if (e.kind === 'scsi-controller') {
@@ -144,6 +193,12 @@ export function deviceConfig(vmId: string, devices: readonly { kind: string }[])
   }
   if (ide.some((d) => d !== null)) config.ide = ide;
   return config;
+}
+
+/** Adapters that name a switch this host does not have (a VM with one does not start, as on Hyper-V). */
+export function nicProblems(devices: readonly { kind: string }[], switchSocket: (name: string) => string | undefined): string[] {
+  return (devices as readonly ValidEntry[]).filter((e): e is NicEntry => e.kind === 'network-adapter' && e.switch !== undefined && switchSocket(e.switch) === undefined)
+    .map((e) => `network adapter "${e.name ?? 'Network Adapter'}" is connected to switch "${e.switch}", which does not exist`);
 }
 
 /** Every disk of a configuration, with where it is attached (for messages). */

@@ -35,6 +35,7 @@ import { OrphanWorkers, type OrphanWorkerView } from './orphan-workers.ts';
 import type { MigrationService } from '../migration/migration-service.ts';
 import { VmCheckpoints } from './checkpoints.ts';
 import { cpuSettingsOf, HostCpuScheduler, type CpuMeasurement, type SchedulerStats } from './host-cpu-scheduler.ts';
+import { SwitchRegistry } from './switch-registry.ts';
 
 /** The VMs running as the service last stopped them (for 'start-if-running'). */
 const RUNNING_AT_STOP_FILE = 'running-at-stop.json';
@@ -101,6 +102,8 @@ export class Vmms {
   private lock: VmmsLock | undefined;
   /** The host part of the CPU scheduler: budgets per period, admission by reserve, metering. */
   readonly cpu: HostCpuScheduler;
+  /** The host's virtual switches (switch-registry.ts), served while this VMMS runs. */
+  switches!: SwitchRegistry;
 
   private constructor(readonly opts: VmmsOptions) {
     this.paths = new DataDir(opts.dataDir);
@@ -145,8 +148,12 @@ export class Vmms {
     const vmms = new Vmms(opts);
     vmms.takeLock();
     try {
+      // Switches first: workers that kept running reconnect their NICs to them.
+      vmms.switches = await SwitchRegistry.open(vmms.paths, vmms.log);
+      vmms.ops.switchSocket = (name) => vmms.switches.socketFor(name);
       await vmms.load();
     } catch (e) {
+      await vmms.switches?.close();
       vmms.lock?.release();
       throw e;
     }
@@ -597,6 +604,7 @@ export class Vmms {
     this.cpu.close();
     this.ops.close();
     for (const e of this.vms.values()) e.conn?.close();
+    await this.switches.close();
     this.lock?.release();
     this.log.info(opts.stopVms ?? true ? 'management service stopped' : 'management service stopped; VMs left running');
   }

@@ -9,7 +9,7 @@ import type { DataDir } from './data-dir.ts';
 import { EnabledState, HealthState, stateName, type EnabledStateValue, type HealthStateValue, type LifecycleOperation } from './lifecycle.ts';
 import type { Logger } from './log.ts';
 import { buildWorkerBundles } from '../vmwp/worker-bundles.ts';
-import { definitionFiles, deviceConfig, diskProblems } from './vm-device-settings.ts';
+import { definitionFiles, deviceConfig, diskProblems, nicProblems } from './vm-device-settings.ts';
 import type { StorageRoots } from './storage-roots.ts';
 import type { VmEntry } from './vm-entry.ts';
 import { launchWorker, processAlive } from './vmwp-launcher.ts';
@@ -39,6 +39,8 @@ function workerState(state: string | undefined): EnabledStateValue | null {
 
 export class WorkerOperations {
   private closed = false;
+  /** The socket of a switch by name (VMMS's switch registry); none: no switch exists. */
+  switchSocket: (name: string) => string | undefined = () => undefined;
 
   constructor(
     private readonly paths: DataDir, private readonly log: Logger, private readonly t: OperationTimeouts, private readonly sink: LifecycleSink,
@@ -193,7 +195,10 @@ export class WorkerOperations {
   private async startWorker(e: VmEntry, restoreFrom: string | undefined, incoming?: { socketPath: string; timeoutMs: number; started: () => void }): Promise<void> {
     e.clearConsole();
     const d = e.def;
-    const devices = deviceConfig(d.id, d.devices);
+    const switches = this.switchSocket;
+    const missing = nicProblems(d.devices, switches);
+    if (missing.length) throw new WorkerRequestError(missing.join('; '), 'VMMS_ERR_SWITCH');
+    const devices = deviceConfig(d.id, d.devices, switches);
     // Again at start: a symlink in a root may have been pointed elsewhere since the definition.
     // The worker checks a third time on the descriptors it opens.
     if (this.roots) {

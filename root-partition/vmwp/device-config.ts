@@ -38,7 +38,24 @@ export interface UserVspConfig {
   export?: string;
 }
 
+/** A network adapter: synthetic (netvsp on VMBus) or legacy (NE2000 on the Gen1 PCI bus). */
+export interface NicConfig {
+  kind: 'synthetic' | 'emulated';
+  /** "00:15:5d:…" (lower case, colon-separated). */
+  mac: string;
+  /** Synthetic: the instance GUID of its VMBus channel. */
+  instanceId?: string;
+  /** The port's name on the switch ("<vm>/<adapter>"). */
+  name?: string;
+  /** The switch's socket (resolved by VMMS from the switch name); absent: not connected. */
+  switchSocket?: string;
+  /** Access VLAN id of the port (1–4094). */
+  vlanId?: number;
+}
+
 export interface VmDeviceConfig {
+  /** Network adapters, in definition order (legacy ones take PCI slots 0A, 0B, … in that order). */
+  nics?: NicConfig[];
   /** IDE drives: primary master, primary slave, secondary master, secondary slave (null = empty). */
   ide?: (DiskConfig | null)[];
   scsi?: ScsiControllerConfig[];

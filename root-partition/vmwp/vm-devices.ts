@@ -15,10 +15,15 @@ import { ScsiDisk } from '../storage/scsi/scsi-disk.ts';
 import { EchoVsp } from '../vsp/echo/echo-vsp.ts';
 import { lunsAtLocations } from '../vsp/storvsp/scsi-controller.ts';
 import { StorVsp } from '../vsp/storvsp/storvsp-vsp.ts';
-import type { DiskConfig, VmDeviceConfig } from './device-config.ts';
+import type { DiskConfig, NicConfig, VmDeviceConfig } from './device-config.ts';
 import { EmulatedPlatform } from './emulated-platform.ts';
 import { PostCodePort } from './post-code-port.ts';
 import { scsiDiskId, SwitchableDisk, switchDisks, type DiskSwitch, type ImageOpener } from './disk-switch.ts';
+import { NetVsp } from '../vsp/netvsp/netvsp-vsp.ts';
+import { parseMac } from '../vswitch/ethernet.ts';
+import { NicUplink } from './nic-uplink.ts';
+import type { SwitchedNic } from './nic-switch-port.ts';
+
 
 export class VmDevices {
   readonly platform: EmulatedPlatform;
@@ -26,6 +31,9 @@ export class VmDevices {
   readonly storVsps: StorVsp[] = [];
   private readonly disks: SwitchableDisk[] = [];
   private readonly openImage: ImageOpener;
+  readonly netVsps: NetVsp[] = [];
+  /** One per NIC connected to a switch, in definition order of those NICs. */
+  readonly uplinks: NicUplink[] = [];
 
   /**
    * Opens every disk first: a bad path or size, or an image another VM (or any process) has
@@ -68,10 +76,13 @@ export class VmDevices {
     try {
       const ide = (config.ide ?? []).slice(0, 4).map((d) => (d ? { backend: open(d) } : undefined));
       const scsi = (config.scsi ?? []).map((c) => ({ c, disks: c.disks.map((d) => { const disk = open(d); return new ScsiDisk(disk, { diskId: scsiDiskId(d, disk) }); }) }));
-      this.platform = new EmulatedPlatform(partition, { console, ide });
+      const nics = config.nics ?? [];
+      const legacy = nics.filter((n) => n.kind === 'emulated');
+      this.platform = new EmulatedPlatform(partition, { console, ide, nics: legacy.map((n) => ({ mac: parseMac(n.mac) })) });
       partition.inbox.handler = this.platform;
       if (config.postCodes && onPostCode) this.platform.bus.register(new PostCodePort(onPostCode));
-      if (scsi.length > 0 || config.echo || config.vmbus || config.integrationServices || userVsps.length > 0) {
+      const synthetic = nics.filter((n) => n.kind === 'synthetic');
+      if (scsi.length > 0 || config.echo || config.vmbus || config.integrationServices || synthetic.length > 0 || userVsps.length > 0) {
         const host = new VmbusHost(partition, { log: (e) => log(`vmbus ${e.code}: ${e.message}`) });
         this.vmbus = host;
         for (const { c, disks } of scsi) {
@@ -83,8 +94,22 @@ export class VmDevices {
           host.addVsp(vsp);
         }
         if (config.echo) host.addVsp(new EchoVsp());
+        for (const n of synthetic) {
+          const uplink: { to?: NicUplink } = {};
+          const vsp = new NetVsp({
+            instanceId: n.instanceId!, mac: parseMac(n.mac), gpadls: host.server, log,
+            onTransmit: (frame) => uplink.to?.transmit(frame),
+          });
+          this.netVsps.push(vsp);
+          host.addVsp(vsp);
+          if (n.switchSocket) uplink.to = this.connect({ kind: 'synthetic', vsp }, n, log);
+          else vsp.setLink(false);
+        }
         for (const vsp of userVsps) host.addVsp(vsp);
       }
+      legacy.forEach((n, i) => {
+        if (n.switchSocket) this.connect({ kind: 'emulated', card: this.platform.chipset.nics[i]!.card }, n, log);
+      });
     } catch (e) {
       this.close();
       throw e;
@@ -96,7 +121,14 @@ export class VmDevices {
     switchDisks(this.disks, switches, this.openImage);
   }
 
+  private connect(nic: SwitchedNic, n: NicConfig, log: (message: string) => void): NicUplink {
+    const uplink = new NicUplink(nic, n.switchSocket!, { kind: n.kind, mac: n.mac, ...(n.name ? { name: n.name } : {}), ...(n.vlanId ? { vlanId: n.vlanId } : {}) }, log);
+    this.uplinks.push(uplink);
+    return uplink;
+  }
+
   close(): void {
+    for (const u of this.uplinks.splice(0)) u.close();
     this.vmbus?.dispose();
     for (const d of this.disks.splice(0)) d.close();
   }

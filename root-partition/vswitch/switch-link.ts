@@ -16,6 +16,8 @@ export interface SwitchLinkStats {
 export class SwitchLink {
   readonly stats: SwitchLinkStats = { framesSent: 0, framesReceived: 0 };
   onFrame: (frame: Uint8Array) => void = () => {};
+  /** Called once when the connection ends (the switch went away, or close()). */
+  onClose: (why: string) => void = () => {};
   closed: string | undefined = undefined;
   private readonly batcher: FrameBatcher;
 
@@ -43,7 +45,10 @@ export class SwitchLink {
             const answer = JSON.parse(new TextDecoder().decode(record)) as { port?: number; error?: string };
             if (typeof answer.port !== 'number') throw new Error(`switch refused the port: ${answer.error ?? 'no reason'}`);
             link = new SwitchLink(socket, answer.port);
-            socket.on('close', () => (link!.closed ??= 'the switch closed the connection'));
+            socket.on('close', () => {
+              link!.closed ??= 'the switch closed the connection';
+              link!.onClose(link!.closed);
+            });
             socket.on('error', (e) => (link!.closed ??= e.message));
             resolve(link);
           });

@@ -17,6 +17,7 @@ import { ScsiDisk } from '../../root-partition/storage/scsi/scsi-disk.ts';
 import { IntegrationServices } from '../../root-partition/vsp/ic/integration-services.ts';
 import { lunsAtLocations } from '../../root-partition/vsp/storvsp/scsi-controller.ts';
 import { StorVsp } from '../../root-partition/vsp/storvsp/storvsp-vsp.ts';
+import { NetVsp } from '../../root-partition/vsp/netvsp/netvsp-vsp.ts';
 import { EmulatedPlatform } from '../../root-partition/vmwp/emulated-platform.ts';
 import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
 
@@ -33,6 +34,8 @@ export interface ShellRigOptions {
   integrationServices?: boolean;
   /** Legacy NICs (NE2000) with these MACs; wire `platform.chipset.nics[i].card` to a switch. */
   nics?: Uint8Array[];
+  /** Synthetic NICs (netvsp on VMBus) with these MACs (starts the VMBus host); wire `netVsps[i]` to a switch. */
+  syntheticNics?: Uint8Array[];
 }
 
 export class ShellRig {
@@ -45,6 +48,9 @@ export class ShellRig {
   platform!: EmulatedPlatform;
   vmbus: VmbusHost | null = null;
   ic: IntegrationServices | null = null;
+  readonly netVsps: NetVsp[] = [];
+  /** Frames a synthetic NIC's guest sent go here (set it before the guest sends). */
+  onSyntheticTransmit: (nic: number, frame: Uint8Array) => void = () => {};
 
   private constructor(readonly hv: Hypervisor, readonly partition: Partition) {}
 
@@ -61,11 +67,20 @@ export class ShellRig {
       partition.inbox.handler = rig.platform;
       rig.serving = partition.inbox.serveAsync(rig.abort.signal);
       const log = (e: HvError) => rig.errors.push(e);
-      if ((o.scsi?.length ?? 0) > 0 || o.integrationServices) {
+      if ((o.scsi?.length ?? 0) > 0 || o.integrationServices || (o.syntheticNics?.length ?? 0) > 0) {
         rig.vmbus = new VmbusHost(partition, { log });
         if (o.scsi?.length) {
           const luns = lunsAtLocations(o.scsi.map((f, i) => new ScsiDisk(rig.open(f), { diskId: Buffer.alloc(16, i + 1) })));
           rig.vmbus.addVsp(new StorVsp({ instanceId: '7c3d3a2e-5b1f-4c11-9d0e-0a0b0c0d0e01', luns }));
+        }
+        for (const [i, mac] of (o.syntheticNics ?? []).entries()) {
+          const host = rig.vmbus;
+          const vsp = new NetVsp({
+            instanceId: `5a1e0000-0000-4000-8000-0000000000${(i + 1).toString(16).padStart(2, '0')}`, mac, gpadls: host.server,
+            onTransmit: (frame) => rig.onSyntheticTransmit(i, frame),
+          });
+          rig.netVsps.push(vsp);
+          host.addVsp(vsp);
         }
         if (o.integrationServices) {
           rig.ic = new IntegrationServices({ referenceTime: () => partition.getProperty(PartitionProperty.ReferenceTime).value, log });

@@ -47,7 +47,7 @@ describe('the root/virtualization/v2 schema', () => {
     expect(schema.isa('Msvm_ComputerSystem', 'cim_system')).toBe(true);
     expect(schema.isa('Msvm_ComputerSystem', 'CIM_SettingData')).toBe(false);
     expect(schema.requireClass('Msvm_SettingsDefineState').association).toBe(true);
-    expect(schema.subclassesOf('CIM_ComputerSystem', false)).toEqual(['Msvm_ComputerSystem']);
+    expect(schema.subclassesOf('CIM_ComputerSystem', false)).toEqual(['Msvm_ComputerSystem', 'Msvm_VirtualEthernetSwitch']);
     expect(schema.subclassesOf('CIM_ResourceAllocationSettingData', true)).toContain('Msvm_StorageAllocationSettingData');
   });
 

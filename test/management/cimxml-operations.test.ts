@@ -212,7 +212,7 @@ ${VM_INSTANCE}
 <IPARAMVALUE NAME="ClassName"><CLASSNAME NAME="CIM_ComputerSystem"/></IPARAMVALUE>
 <IPARAMVALUE NAME="DeepInheritance"><VALUE>TRUE</VALUE></IPARAMVALUE>
 </IMETHODCALL>`));
-    expect(xml).toBe(accepted('<IMETHODRESPONSE NAME="EnumerateClassNames"><IRETURNVALUE><CLASSNAME NAME="Msvm_ComputerSystem"></CLASSNAME></IRETURNVALUE></IMETHODRESPONSE>'));
+    expect(xml).toBe(accepted('<IMETHODRESPONSE NAME="EnumerateClassNames"><IRETURNVALUE><CLASSNAME NAME="Msvm_ComputerSystem"></CLASSNAME><CLASSNAME NAME="Msvm_VirtualEthernetSwitch"></CLASSNAME></IRETURNVALUE></IMETHODRESPONSE>'));
   });
 });
 

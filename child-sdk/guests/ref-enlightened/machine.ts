@@ -17,6 +17,9 @@ import { IcDevice, icServe } from "../../drivers/ic";
 import { icHeartbeatsAnswered, icKvpRequests, icShutdownRequested, icTimeNow, icTimeSamples } from "../../drivers/ic-services";
 import { uartInterrupts, uartPending } from "../../drivers/uart16550";
 import { printOffers } from "./offers";
+import { NetvscNic } from "../../drivers/netvsc";
+import { netPoll, netPrintCounters } from "../../net/ipv4-stack";
+import { netCommand } from "../../net/net-shell";
 
 const FILETIME_UNIX_EPOCH: u64 = 116444736000000000;
 export const IC_SERVICES: i32 = 4;
@@ -36,6 +39,7 @@ export class EnlightenedMachine extends ShellMachine {
   count: u32 = 0;
   ic: StaticArray<IcDevice | null> = new StaticArray<IcDevice | null>(IC_SERVICES);
   ringErrors: u32 = 0;
+  nic: NetvscNic | null = null;
 
   diskCount(): u32 { return this.count; }
 
@@ -103,12 +107,19 @@ export class EnlightenedMachine extends ShellMachine {
     puts(" unhandled=");
     putDec(spuriousInterrupts(0));
     puts("\n");
+    const nic = this.nic;
+    const netSignals: u32 = nic != null && nic.ch != null ? nic.ch!.signals : 0;
+    if (nic != null) netPrintCounters();
     puts("signals sent: storvsc=");
     putDec(storSignals);
     puts(" ic=");
     putDec(icSignals);
+    if (nic != null) {
+      puts(" netvsc=");
+      putDec(netSignals);
+    }
     puts(" total=");
-    putDec(storSignals + icSignals);
+    putDec(storSignals + icSignals + netSignals);
     puts("\n");
   }
 
@@ -148,10 +159,18 @@ export class EnlightenedMachine extends ShellMachine {
       if (uartPending() == 0) halt();
       return false;
     }
+    // Frames that arrived while the shell waited are answered (ARP, ICMP echo, UDP echo) here.
+    const nic = this.nic;
+    if (nic != null) netPoll();
     const seen = vmbusWakeCount();
     for (let i = 0; i < IC_SERVICES; i++) {
       const d = this.ic[i];
       if (d != null) eventFlagTake(VP_INDEX, VMBUS_MESSAGE_SINT, d.channel.relid);
+    }
+    if (nic != null && nic.ch != null) {
+      const ch = nic.ch!;
+      eventFlagTake(VP_INDEX, VMBUS_MESSAGE_SINT, ch.relid);
+      if (nic.hasWork()) return false;
     }
     for (let i = 0; i < IC_SERVICES; i++) {
       const d = this.ic[i];
@@ -160,6 +179,10 @@ export class EnlightenedMachine extends ShellMachine {
     if (vmbusPoll()) return false;
     if (uartPending() == 0 && vmbusWakeCount() == seen) halt();
     return false;
+  }
+
+  extraCommand(): bool {
+    return netCommand();
   }
 
   powerOff(): void {

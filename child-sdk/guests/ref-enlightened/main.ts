@@ -25,6 +25,8 @@ import { KVP_POOL_GUEST } from "../../drivers/ic-kvp-protocol";
 import { picInit } from "../../drivers/pic8259";
 import { uartInit } from "../../drivers/uart16550";
 import { EnlightenedMachine, IC_SERVICES } from "./machine";
+import { NetvscError, NetvscNic } from "../../drivers/netvsc";
+import { netAttach } from "../../net/ipv4-stack";
 
 const MASTER_VECTOR_BASE: u32 = 0x20;
 const SLAVE_VECTOR_BASE: u32 = 0x28;
@@ -67,6 +69,24 @@ function attachDisks(m: EnlightenedMachine): void {
   }
 }
 
+/** Binds netvsc to the first synthetic NIC offered (none offered: no network, nothing said). */
+function attachNetwork(m: EnlightenedMachine): void {
+  const nic = new NetvscNic();
+  if (!nic.attach()) {
+    if (nic.error != NetvscError.NoOffer) {
+      puts("network: netvsc failed to initialize (error ");
+      putDec(<u32>nic.error);
+      puts(")\n");
+    }
+    return;
+  }
+  m.nic = nic;
+  netAttach(nic);
+  puts("network: ");
+  nic.describe();
+  puts("; set an address with ip <a.b.c.d>/<prefix>\n");
+}
+
 function openIntegrationServices(m: EnlightenedMachine): void {
   m.ic[0] = icHeartbeatOpen();
   m.ic[1] = icShutdownOpen();
@@ -97,6 +117,7 @@ export function boot(): i32 {
   if (m.vmbus) {
     puts("hypervisor: Microsoft Hv, hypercalls and SynIC on, VMBus connected\n");
     attachDisks(m);
+    attachNetwork(m);
     openIntegrationServices(m);
   }
   putDec(m.diskCount());

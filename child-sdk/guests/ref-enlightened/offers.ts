@@ -6,6 +6,7 @@ import { clientOfferCount, clientVersion } from "../../vmbus/client";
 import { vmbusState } from "../../vmbus/vmbus-driver";
 import { STORVSC_SCSI_INTERFACE_TYPE } from "../../drivers/storvsc-protocol";
 import { ECHO_INTERFACE_TYPE } from "../../drivers/echo-protocol";
+import { NETVSC_INTERFACE_TYPE } from "../../drivers/netvsc-protocol";
 import { IC_HEARTBEAT_GUID, IC_KVP_GUID, IC_SHUTDOWN_GUID, IC_TIMESYNC_GUID } from "../../drivers/ic-services";
 
 function sameGuid(a: usize, b: usize): bool {
@@ -19,6 +20,7 @@ function offerName(ifType: usize): string {
   if (sameGuid(ifType, IC_TIMESYNC_GUID)) return "time sync";
   if (sameGuid(ifType, IC_KVP_GUID)) return "kvp";
   if (sameGuid(ifType, ECHO_INTERFACE_TYPE)) return "echo";
+  if (sameGuid(ifType, NETVSC_INTERFACE_TYPE)) return "network (netvsc)";
   return "unknown device";
 }
 

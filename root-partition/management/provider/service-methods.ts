@@ -13,6 +13,7 @@ import type { JobTable } from './job-table.ts';
 import { addUserVsps, isUserVspSetting, removeUserVsp } from './user-vsp-settings.ts';
 import { addStorage, computeChange, integrationChange, modifyStorage, removeStorage, SettingRefused, systemSettingsChange, type AddedSetting } from './resource-changes.ts';
 import { controllerInstanceId, diskInstanceId, driveInstanceId } from './device-settings.ts';
+import { addNetwork, isNetworkSetting, removeNetwork } from './network-settings.ts';
 import type { DeviceRecord, PortResult, VmDefinitionChange, VmmsPort, VmRecord } from './vmms-port.ts';
 
 const Code = { Completed: 0, JobStarted: 4096, Failed: 32768, InvalidParameter: 32773, InvalidState: 32775 } as const;
@@ -105,6 +106,7 @@ export class ServiceMethods {
     let devices: DeviceRecord[] | undefined;
     let added: AddedSetting[] = [];
     let userVspIds: string[] = [];
+    let networkAdded: { className: string; instanceId: string }[] = [];
     const change: VmDefinitionChange = {};
     const out: CimObjectPath[] = [];
     if (op === 'remove') {
@@ -114,7 +116,7 @@ export class ServiceMethods {
         vm ??= vmOfInstanceId(this.ctx.port, id);
         if (!vm) break;
         const current = devices ?? [...vm.devices];
-        devices = removeUserVsp(vm.id, current, id) ?? removeStorage(vm.id, current, id);
+        devices = removeUserVsp(vm.id, current, id) ?? removeNetwork(vm.id, current, id) ?? removeStorage(vm.id, current, id);
       }
     } else {
       const settings = instances(p.ResourceSettings);
@@ -122,10 +124,16 @@ export class ServiceMethods {
         const target = p.AffectedConfiguration as CimObjectPath | null | undefined;
         vm = target ? vmOfInstanceId(this.ctx.port, keyValue(target, 'InstanceID')) : undefined;
         if (vm) {
-          ({ devices, added } = addStorage(vm.id, vm.devices, settings.filter((s) => !isUserVspSetting(s))));
+          const network = settings.filter(isNetworkSetting);
+          ({ devices, added } = addStorage(vm.id, vm.devices, settings.filter((x) => !isNetworkSetting(x) && !isUserVspSetting(x))));
           const vsps = addUserVsps(vm.id, devices, settings);
           devices = vsps.devices;
           userVspIds = vsps.ids;
+          if (network.length) {
+            const n = addNetwork(vm.id, devices, network, this.ctx.port.switches?.list() ?? []);
+            devices = n.devices;
+            networkAdded = n.added;
+          }
         }
       } else {
         for (const s of settings) {
@@ -148,6 +156,7 @@ export class ServiceMethods {
       out.push({ className: a.kind === 'disk' ? 'Msvm_StorageAllocationSettingData' : 'Msvm_ResourceAllocationSettingData', keys: [{ name: 'InstanceID', value: id }] });
     }
     for (const id of userVspIds) out.push({ className: 'Msvm_ResourceAllocationSettingData', keys: [{ name: 'InstanceID', value: id }] });
+    for (const a of networkAdded) out.push({ className: a.className, keys: [{ name: 'InstanceID', value: a.instanceId }] });
     return { returnValue: Code.Completed, out: { ResultingResourceSettings: out } };
   }
 

@@ -11,6 +11,7 @@ import {
   INTEGRATION_SETTING_NAMES, integrationFlagsOf, integrationServicesOf, IntegrationServiceGuid, IntegrationServiceSettings, integrationSettingInstanceId, storageSettings,
   type IntegrationServiceName,
 } from './device-settings.ts';
+import { networkSettings, type SwitchRef } from './network-settings.ts';
 import type { VmRecord } from './vmms-port.ts';
 
 export const VM_DESCRIPTION = 'Microsoft Virtual Machine';
@@ -134,7 +135,7 @@ function integrationSettingsOf(schema: CimSchema, vm: VmRecord): CimInstance[] {
   }));
 }
 
-export function buildVmObjects(schema: CimSchema, hostName: string, vm: VmRecord, t: VmTracking, configurationFile: string): VmObjects {
+export function buildVmObjects(schema: CimSchema, hostName: string, vm: VmRecord, t: VmTracking, configurationFile: string, switches: readonly SwitchRef[] = []): VmObjects {
   const system = computerSystemOf(schema, vm, t);
   const settings = settingsOf(schema, vm, configurationFile);
   const mib = BigInt(Math.floor(vm.memoryBytes / (1024 * 1024)));
@@ -150,6 +151,7 @@ export function buildVmObjects(schema: CimSchema, hostName: string, vm: VmRecord
     }),
     ...storageSettings(vm.id, vm.devices).map((r) => schema.createInstance(r.className, r.values)),
     ...userVspSettings(vm.id, vm.devices).map((r) => schema.createInstance(r.className, r.values)),
+    ...networkSettings(vm.id, hostName, vm.devices, switches).map((r) => schema.createInstance(r.className, r.values)),
     ...integrationSettingsOf(schema, vm),
   ];
   const components = integrationServicesOf(vm.devices).map((ic) => schema.createInstance(IC_CLASS[ic], {

@@ -100,7 +100,28 @@ export interface SnapshotPort {
   destroy(vmId: string, snapshotId: string, subtree: boolean): Promise<PortResult>;
 }
 
+/** A virtual switch as the provider publishes it (Msvm_VirtualEthernetSwitch). */
+export interface SwitchRecord {
+  readonly id: string;
+  readonly name: string;
+  /** 'private' or 'internal'. */
+  readonly type: string;
+  readonly notes: string;
+  readonly learnedAddresses: number;
+  readonly connectedPorts: number;
+}
+
+/** The host's virtual switches (New-/Get-/Remove-VMSwitch). */
+export interface SwitchService {
+  list(): SwitchRecord[];
+  /** Throws an Error whose message says what is wrong (name taken, bad type, limit). */
+  create(request: { name: string; type: string; notes?: string }): Promise<SwitchRecord>;
+  remove(id: string): Promise<PortResult>;
+}
+
 export interface VmmsPort {
+  /** The host's virtual switches; absent: this VMMS has none (the switch classes are then empty). */
+  readonly switches?: SwitchService;
   /** The host's name (Msvm_ComputerSystem.Name of the host and the service's SystemName). */
   readonly hostName: string;
   list(): VmRecord[];

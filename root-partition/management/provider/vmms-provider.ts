@@ -12,6 +12,7 @@ import { JobTable } from './job-table.ts';
 import { changeKvpItems, KVP_METHODS, type KvpMethodContext } from './kvp-methods.ts';
 import { ServiceMethods } from './service-methods.ts';
 import { SNAPSHOT_CLASSES, SnapshotService } from './snapshot-service.ts';
+import { SwitchMethods, switchObjects } from './switch-instances.ts';
 import { buildVmObjects, hostSystemOf, managementServiceOf, NO_REQUESTED_STATE, type VmObjects, type VmTracking } from './vm-instances.ts';
 import type { VmmsPort, VmmsPortEvent, VmRecord } from './vmms-port.ts';
 
@@ -42,12 +43,14 @@ export class VmmsProvider implements CimProvider {
   private readonly runningJobs = new Map<string, CimObjectPath>();
   private readonly service: ServiceMethods;
   private readonly snapshots: SnapshotService;
+  private readonly switchMethods: SwitchMethods;
   private readonly unsubscribe: () => void;
 
   constructor(private readonly schema: CimSchema, private readonly port: VmmsPort, private readonly options: VmmsProviderOptions = {}) {
     this.jobs = new JobTable(schema, (e) => this.emit(e), options.jobRetentionMs);
     this.service = new ServiceMethods({ schema, port, jobs: this.jobs, systemPath: (id) => this.systemPath(id) });
     this.snapshots = new SnapshotService({ schema, port, jobs: this.jobs, systemPath: (id) => this.systemPath(id) });
+    this.switchMethods = new SwitchMethods(port.switches, this.jobs);
     for (const vm of port.list()) {
       const objects = this.objectsOf(vm);
       this.published.set(vm.id, objects.system);
@@ -70,6 +73,9 @@ export class VmmsProvider implements CimProvider {
       case 'msvm_virtualsystemsettingdata': return [...vms().map((o) => o.settings), ...this.snapshots.settings()];
       case 'msvm_concretejob': return this.jobs.list();
       case 'msvm_affectedjobelement': return this.jobs.affectedElements();
+      case 'msvm_virtualethernetswitch': return this.switchObjects().switches;
+      case 'msvm_virtualethernetswitchsettingdata': return this.switchObjects().settings;
+      case 'msvm_virtualethernetswitchmanagementservice': return [this.switchObjects().service];
     }
     const lower = className.toLowerCase();
     if (SNAPSHOT_CLASSES.has(lower)) return this.snapshots.enumerate(lower);
@@ -97,6 +103,7 @@ export class VmmsProvider implements CimProvider {
     if (kvp && path.className.toLowerCase() === 'msvm_virtualsystemmanagementservice') return changeKvpItems(this.kvpContext(), kvp, params);
     if (path.className.toLowerCase() === 'msvm_virtualsystemmanagementservice') return this.service.invoke(method, params);
     if (path.className.toLowerCase() === 'msvm_virtualsystemsnapshotservice') return this.snapshots.invoke(method, params);
+    if (path.className.toLowerCase() === 'msvm_virtualethernetswitchmanagementservice') return this.switchMethods.invoke(method, params);
     return { returnValue: 32768, out: {} };
   }
 
@@ -114,7 +121,12 @@ export class VmmsProvider implements CimProvider {
   }
 
   private objectsOf(vm: VmRecord): VmObjects {
-    return buildVmObjects(this.schema, this.port.hostName, vm, this.trackingOf(vm.id), this.options.configurationFile?.(vm.id) ?? '');
+    const switches = this.port.switches?.list() ?? [];
+    return buildVmObjects(this.schema, this.port.hostName, vm, this.trackingOf(vm.id), this.options.configurationFile?.(vm.id) ?? '', switches);
+  }
+
+  private switchObjects() {
+    return switchObjects(this.schema, this.port.hostName, this.port.switches?.list() ?? []);
   }
 
   private trackingOf(vmId: string): VmTracking {

@@ -1,0 +1,433 @@
+// netvsc: the guest half of the synthetic NIC (Linux drivers/net/hyperv/netvsc.c and
+// rndis_filter.c; reference network-protocol-facts §2–§4). Opens the HV_NIC_GUID channel, runs
+// the NVSP initialization (version, NDIS config and version, the receive and send buffers as
+// GPADLs of their own), then RNDIS INITIALIZE, the MAC and link queries and the packet filter.
+// Frames go out through send-buffer sections (one PACKET_MSG each, freed by the host's
+// completion) and come in as transfer-page packets whose ranges point into the receive buffer;
+// each packet is completed once all its frames were taken. Nothing on the frame path allocates.
+// What the host writes is checked too: a range outside the receive buffer or a PACKET_MSG whose
+// frame lies outside its range is dropped and counted, never followed.
+import { puts, putDec } from "../kernel/console";
+import { pageAllocRun } from "../kernel/pages";
+import { eventFlagTake, referenceTime } from "../hv/synic";
+import { VP_INDEX } from "../platform/hv";
+import { VMBUS_MESSAGE_SINT } from "../vmbus/channel-protocol";
+import { packetLen8, packetOffset8, packetTransIdHi, packetTransIdLo, packetType } from "../vmbus/ring";
+import { VmbusPacketType, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED } from "../vmbus/ring-layout";
+import { VscChannel, vscCreateGpadl, vscOpen } from "../vmbus/vsc";
+import { NET_MAX_FRAME, NetDevice } from "../net/net-device";
+import {
+  NETVSC_INTERFACE_TYPE, NETVSC_PACKET_FILTER, NETVSC_RECEIVE_BUFFER_ID, NVSP_MESSAGE_SIZE, NVSP_MSG_INIT, NVSP_MSG_INIT_COMPLETE,
+  NVSP_MSG_SEND_NDIS_CONFIG, NVSP_MSG_SEND_NDIS_VERSION, NVSP_MSG_SEND_RECV_BUF, NVSP_MSG_SEND_RECV_BUF_COMPLETE, NVSP_MSG_SEND_RNDIS_PKT,
+  NVSP_MSG_SEND_RNDIS_PKT_COMPLETE, NVSP_MSG_SEND_SEND_BUF, NVSP_MSG_SEND_SEND_BUF_COMPLETE, NVSP_STAT_SUCCESS, NVSP_VERSIONS, NVSP_VERSION_2,
+  OID_802_3_PERMANENT_ADDRESS, OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_MEDIA_CONNECT_STATUS, RMC_CONTROL, RMC_DATA, RNDIS_MSG_COMPLETION_BIT,
+  RNDIS_MSG_INDICATE, RNDIS_MSG_PACKET, RNDIS_PACKET_HEADER, RNDIS_STATUS_MEDIA_CONNECT, RNDIS_STATUS_MEDIA_DISCONNECT, RNDIS_STATUS_SUCCESS,
+  nvspMessage, rndisInitialize, rndisPacketHeader, rndisQuery, rndisSetU32,
+} from "./netvsc-protocol";
+
+/** Ring sizes (control page included): Linux's default netvsc_ring_bytes is far larger; these hold ~1000 packets each way. */
+const SEND_RING_BYTES: u32 = 16 * 4096;
+const RECV_RING_BYTES: u32 = 16 * 4096;
+/** Receive buffer: 64 pages hold 145 sub-allocations of 1806 bytes (16 of them the host's control slots). */
+const RX_PAGES: u32 = 64;
+/** Send buffer: 12 pages hold 8 sections of 6144 bytes. */
+const TX_PAGES: u32 = 12;
+const MAX_SECTIONS: u32 = 32;
+/** Frames of received transfer-page packets not yet taken (≥ the data slots of the receive buffer). */
+const RX_QUEUE: u32 = 256;
+/** Largest host packet read (a transfer-page packet of 375 ranges is ~3.1 KiB). */
+const PACKET_BYTES: u32 = 8192;
+/** Transaction-id tags (trans_id high word) of what this driver sends. */
+const TAG_INIT: u32 = 0x6e657469; // "itne": NVSP initialization messages
+const TAG_DATA: u32 = 0x7478; // a data PACKET_MSG in section trans_id_lo
+const TAG_CONTROL: u32 = 0x6374; // an RNDIS control message in section trans_id_lo
+/** How long one waitStep spins on the ring (100 ns units): 50 µs, so ping's 20 000 steps last ~1 s. */
+const WAIT_STEP_100NS: u64 = 500;
+/** How long initialization waits for each host answer: 2 s. */
+const INIT_WAIT_100NS: u64 = 20_000_000;
+
+/** Why attach failed (NetvscNic.error). */
+export enum NetvscError {
+  None = 0,
+  NoOffer = 1,
+  OutOfPages = 2,
+  NoVersion = 3,
+  BufferRefused = 4,
+  RndisFailed = 5,
+  Timeout = 6,
+}
+
+export class NetvscNic extends NetDevice {
+  ch: VscChannel | null = null;
+  error: NetvscError = NetvscError.None;
+  nvspVersion: u32 = 0;
+  linkUp: bool = false;
+  mtuBytes: u32 = 1514;
+  // buffers
+  private rx: usize = 0;
+  private tx: usize = 0;
+  private pkt: usize = 0;
+  private out: usize = 0;
+  private reply: usize = 0;
+  private control: usize = 0;
+  private queue: usize = 0; // RX_QUEUE × {offset u32, count u16, last u16, trans_id lo u32, hi u32}
+  private mac: usize = 0;
+  private subAllocSize: u32 = 0;
+  private subAllocCount: u32 = 0;
+  private sectionSize: u32 = 0;
+  private sections: u32 = 0;
+  private sectionBusy: u32 = 0;
+  private queueHead: u32 = 0;
+  private queueCount: u32 = 0;
+  private replyType: u32 = 0;
+  private controlId: u32 = 0;
+  private controlDone: bool = false;
+  // counters
+  sent: u32 = 0;
+  received: u32 = 0;
+  rxPackets: u32 = 0;
+  sendBusy: u32 = 0;
+  rxDropped: u32 = 0;
+  hostErrors: u32 = 0;
+  linkChanges: u32 = 0;
+
+  /** Opens the first synthetic NIC offered and initializes it. False on failure (see error). */
+  attach(): bool {
+    this.rx = pageAllocRun(RX_PAGES);
+    this.tx = pageAllocRun(TX_PAGES);
+    this.pkt = pageAllocRun(PACKET_BYTES >> 12);
+    this.out = pageAllocRun(1); // NVSP message @0, the MAC @256, RNDIS reply copy @1024, PFN list @2048
+    this.queue = pageAllocRun((RX_QUEUE * 16) >> 12);
+    if (this.rx == 0 || this.tx == 0 || this.pkt == 0 || this.out == 0 || this.queue == 0) return this.fail(NetvscError.OutOfPages);
+    this.mac = this.out + 256;
+    this.reply = this.out + 512;
+    this.control = this.out + 1024;
+    const ch = vscOpen(NETVSC_INTERFACE_TYPE, SEND_RING_BYTES, RECV_RING_BYTES);
+    if (ch == null) return this.fail(NetvscError.NoOffer);
+    this.ch = ch;
+    if (!this.negotiate()) return false;
+    if (!this.buffers()) return false;
+    return this.rndisInit();
+  }
+
+  private fail(e: NetvscError): bool {
+    this.error = e;
+    return false;
+  }
+
+  /** NVSP INIT, one version at a time newest first; the host answers status NONE to one it does not take. */
+  private negotiate(): bool {
+    for (let i = 0; i < NVSP_VERSIONS.length; i++) {
+      const v = NVSP_VERSIONS[i];
+      nvspMessage(this.out, NVSP_MSG_INIT, v, v);
+      if (!this.request(NVSP_MSG_INIT_COMPLETE)) return this.fail(NetvscError.Timeout);
+      if (load<u32>(this.reply, 12) == NVSP_STAT_SUCCESS) {
+        this.nvspVersion = v;
+        break;
+      }
+    }
+    if (this.nvspVersion == 0) return this.fail(NetvscError.NoVersion);
+    if (this.nvspVersion >= NVSP_VERSION_2) {
+      nvspMessage(this.out, NVSP_MSG_SEND_NDIS_CONFIG, this.mtuBytes);
+      this.post(false);
+    }
+    nvspMessage(this.out, NVSP_MSG_SEND_NDIS_VERSION, 6, 30);
+    this.post(false);
+    return true;
+  }
+
+  /** The receive buffer, then the send buffer, each a GPADL of its own; the host chooses their geometry. */
+  private buffers(): bool {
+    const ch = this.ch!;
+    const rxGpadl = vscCreateGpadl(ch, this.rx, RX_PAGES, this.out + 2048);
+    if (rxGpadl == 0) return this.fail(NetvscError.BufferRefused);
+    nvspMessage(this.out, NVSP_MSG_SEND_RECV_BUF, rxGpadl, NETVSC_RECEIVE_BUFFER_ID);
+    if (!this.request(NVSP_MSG_SEND_RECV_BUF_COMPLETE)) return this.fail(NetvscError.Timeout);
+    const r = this.reply;
+    if (load<u32>(r, 4) != NVSP_STAT_SUCCESS || load<u32>(r, 8) < 1) return this.fail(NetvscError.BufferRefused);
+    this.subAllocSize = load<u32>(r, 16);
+    this.subAllocCount = load<u32>(r, 20);
+    if (this.subAllocSize == 0 || <u64>this.subAllocSize * <u64>this.subAllocCount > <u64>(RX_PAGES << 12)) return this.fail(NetvscError.BufferRefused);
+    const txGpadl = vscCreateGpadl(ch, this.tx, TX_PAGES, this.out + 2048);
+    if (txGpadl == 0) return this.fail(NetvscError.BufferRefused);
+    nvspMessage(this.out, NVSP_MSG_SEND_SEND_BUF, txGpadl, 0);
+    if (!this.request(NVSP_MSG_SEND_SEND_BUF_COMPLETE)) return this.fail(NetvscError.Timeout);
+    if (load<u32>(r, 4) != NVSP_STAT_SUCCESS) return this.fail(NetvscError.BufferRefused);
+    this.sectionSize = load<u32>(r, 8);
+    if (this.sectionSize < RNDIS_PACKET_HEADER + NET_MAX_FRAME || this.sectionSize > (TX_PAGES << 12)) return this.fail(NetvscError.BufferRefused);
+    this.sections = (TX_PAGES << 12) / this.sectionSize;
+    if (this.sections > MAX_SECTIONS) this.sections = MAX_SECTIONS;
+    return true;
+  }
+
+  /** RNDIS INITIALIZE, the permanent address, the link state, then the packet filter (Linux rndis_filter_device_add order). */
+  private rndisInit(): bool {
+    const c = this.control;
+    if (!this.rndisRequest(rndisInitialize(c, 1), 1) || load<u32>(c, 12) != RNDIS_STATUS_SUCCESS) return this.fail(NetvscError.RndisFailed);
+    if (!this.rndisRequest(rndisQuery(c, 2, OID_802_3_PERMANENT_ADDRESS), 2) || load<u32>(c, 12) != RNDIS_STATUS_SUCCESS) return this.fail(NetvscError.RndisFailed);
+    const length = load<u32>(c, 16);
+    const offset = load<u32>(c, 20);
+    if (length < 6 || offset < 16 || 8 + offset + 6 > 256) return this.fail(NetvscError.RndisFailed);
+    memory.copy(this.mac, c + 8 + offset, 6);
+    if (!this.rndisRequest(rndisQuery(c, 3, OID_GEN_MEDIA_CONNECT_STATUS), 3) || load<u32>(c, 12) != RNDIS_STATUS_SUCCESS) return this.fail(NetvscError.RndisFailed);
+    const at = load<u32>(c, 20);
+    this.linkUp = load<u32>(c, 16) >= 4 && at >= 16 && at <= 244 && load<u32>(c + 8 + at) == 0; // NdisMediaStateConnected
+    if (!this.rndisRequest(rndisSetU32(c, 4, OID_GEN_CURRENT_PACKET_FILTER, NETVSC_PACKET_FILTER), 4) || load<u32>(c, 12) != RNDIS_STATUS_SUCCESS) return this.fail(NetvscError.RndisFailed);
+    return true;
+  }
+
+  // ---- requests and waiting --------------------------------------------------------------
+
+  /** Sends the NVSP message at `out` in-band. */
+  private post(completion: bool): bool {
+    return this.ch!.sendInband(0, TAG_INIT, this.out, NVSP_MESSAGE_SIZE, completion) >= 0;
+  }
+
+  /** Sends the NVSP message at `out` and waits for the completion of type `answer`, copied to `reply`. */
+  private request(answer: u32): bool {
+    this.replyType = 0;
+    if (!this.post(true)) return false;
+    const start = referenceTime();
+    while (this.replyType != answer) {
+      if (this.pump() == 0 && referenceTime() - start > INIT_WAIT_100NS) return false;
+    }
+    return true;
+  }
+
+  /** Sends the RNDIS control message at `control` through a send section and waits for its completion message (copied back to `control`). */
+  private rndisRequest(length: u32, requestId: u32): bool {
+    const section = this.takeSection();
+    if (section < 0) return false;
+    memory.copy(this.tx + <usize>section * this.sectionSize, this.control, length);
+    this.controlId = requestId;
+    this.controlDone = false;
+    nvspMessage(this.out, NVSP_MSG_SEND_RNDIS_PKT, RMC_CONTROL, <u32>section, length);
+    if (this.ch!.sendInband(<u32>section, TAG_CONTROL, this.out, NVSP_MESSAGE_SIZE, true) < 0) return false;
+    const start = referenceTime();
+    while (!this.controlDone) {
+      if (this.pump() == 0 && referenceTime() - start > INIT_WAIT_100NS) return false;
+    }
+    return true;
+  }
+
+  /** A free send section (marked busy), reaping completions while none is; -1 after the wait budget. */
+  private takeSection(): i32 {
+    const all: u32 = this.sections >= 32 ? 0xffffffff : (<u32>1 << this.sections) - 1;
+    let start: u64 = 0;
+    while ((this.sectionBusy & all) == all) {
+      if (this.pump() > 0) continue;
+      if (start == 0) start = referenceTime();
+      else if (referenceTime() - start > WAIT_STEP_100NS * 2000) return -1;
+    }
+    const free = ~this.sectionBusy & all;
+    const s = ctz(free);
+    this.sectionBusy |= <u32>1 << s;
+    return <i32>s;
+  }
+
+  /**
+   * Reads every packet waiting on the ring: completions free sections or answer requests,
+   * control transfer-page packets are handled and completed at once, data ones are queued frame
+   * by frame for receive(). Returns the packets read.
+   */
+  private pump(): u32 {
+    const ch = this.ch!;
+    let n: u32 = 0;
+    ch.recvBegin();
+    for (;;) {
+      const got = ch.recvNext(this.pkt, PACKET_BYTES);
+      if (got <= 0) {
+        if (got < 0) this.hostErrors++;
+        break;
+      }
+      n++;
+      this.dispatch(<u32>got);
+    }
+    ch.recvEnd();
+    return n;
+  }
+
+  private dispatch(length: u32): void {
+    const p = this.pkt;
+    const type = packetType(p);
+    const offset = packetOffset8(p) << 3;
+    const total = packetLen8(p) << 3;
+    if (offset > total || total > length || total - offset < 8) { this.hostErrors++; return; }
+    const msg = p + offset;
+    if (type == VmbusPacketType.Completion) {
+      const nvsp = load<u32>(msg);
+      const hi = packetTransIdHi(p);
+      const lo = packetTransIdLo(p);
+      if (nvsp == NVSP_MSG_SEND_RNDIS_PKT_COMPLETE && (hi == TAG_DATA || hi == TAG_CONTROL) && lo < this.sections) {
+        this.sectionBusy &= ~(<u32>1 << lo);
+      } else if (hi == TAG_INIT) {
+        const size = total - offset < NVSP_MESSAGE_SIZE ? total - offset : NVSP_MESSAGE_SIZE;
+        memory.fill(this.reply, 0, NVSP_MESSAGE_SIZE);
+        memory.copy(this.reply, msg, size);
+        this.replyType = nvsp;
+      } else this.hostErrors++;
+      return;
+    }
+    if (type != VmbusPacketType.DataUsingTransferPages || offset < 24 || load<u32>(msg) != NVSP_MSG_SEND_RNDIS_PKT) { this.hostErrors++; return; }
+    const ranges = load<u32>(p, 20);
+    if (ranges == 0 || <u64>ranges * 8 > <u64>(offset - 24)) { this.hostErrors++; return; }
+    this.rxPackets++;
+    const lo = packetTransIdLo(p);
+    const hi = packetTransIdHi(p);
+    if (load<u32>(msg, 4) == RMC_CONTROL) {
+      for (let i: u32 = 0; i < ranges; i++) this.controlMessage(load<u32>(p + 28 + (<usize>i << 3)), load<u32>(p + 24 + (<usize>i << 3)));
+      this.completeReceive(lo, hi);
+      return;
+    }
+    if (load<u32>(msg, 4) != RMC_DATA || this.queueCount + ranges > RX_QUEUE) {
+      this.rxDropped += ranges;
+      this.completeReceive(lo, hi);
+      return;
+    }
+    for (let i: u32 = 0; i < ranges; i++) {
+      const count = load<u32>(p + 24 + (<usize>i << 3));
+      const e = this.queue + (<usize>((this.queueHead + this.queueCount) % RX_QUEUE) << 4);
+      store<u32>(e, load<u32>(p + 28 + (<usize>i << 3)));
+      store<u16>(e, <u16>(count > 0xffff ? 0xffff : count), 4);
+      store<u16>(e, i + 1 == ranges ? 1 : 0, 6); // the last range of a packet carries its completion
+      store<u32>(e, lo, 8);
+      store<u32>(e, hi, 12);
+      this.queueCount++;
+    }
+  }
+
+  /** VM_PKT_COMP for a transfer-page packet: the slots are the host's again. */
+  private completeReceive(lo: u32, hi: u32): void {
+    nvspMessage(this.out + 128, NVSP_MSG_SEND_RNDIS_PKT_COMPLETE, NVSP_STAT_SUCCESS);
+    this.ch!.send(VmbusPacketType.Completion, 0, lo, hi, 0, 0, this.out + 128, 16);
+  }
+
+  /** A control message in the receive buffer: a completion for the request in flight, or a status indication. */
+  private controlMessage(offset: u32, count: u32): void {
+    if (<u64>offset + <u64>count > <u64>(RX_PAGES << 12) || count < 12) { this.hostErrors++; return; }
+    const m = this.rx + offset;
+    const type = load<u32>(m);
+    if (type == RNDIS_MSG_INDICATE) {
+      const status = load<u32>(m, 8);
+      if (status == RNDIS_STATUS_MEDIA_CONNECT || status == RNDIS_STATUS_MEDIA_DISCONNECT) {
+        this.linkUp = status == RNDIS_STATUS_MEDIA_CONNECT;
+        this.linkChanges++;
+      }
+      return;
+    }
+    if ((type & RNDIS_MSG_COMPLETION_BIT) != 0 && load<u32>(m, 8) == this.controlId && !this.controlDone) {
+      const n = count < 256 ? count : 256;
+      memory.fill(this.control, 0, 256);
+      memory.copy(this.control, m, n);
+      this.controlDone = true;
+      return;
+    }
+    this.hostErrors++;
+  }
+
+  /**
+   * True while received frames wait to be taken, or the ring has packets: the guest must not
+   * sleep then, since the frames hold receive-buffer slots the host needs to deliver more.
+   */
+  hasWork(): bool {
+    const ch = this.ch;
+    return this.queueCount > 0 || (ch != null && ch.inbound.writeIndex() != ch.inbound.readIndex());
+  }
+
+  // ---- NetDevice -------------------------------------------------------------------------
+
+  macByte(i: u32): u8 { return load<u8>(this.mac + (i % 6)); }
+
+  send(gpa: usize, length: u32): bool {
+    if (length < 14 || length > NET_MAX_FRAME || this.ch == null) return false;
+    const section = this.takeSection();
+    if (section < 0) { this.sendBusy++; return false; }
+    const s = this.tx + <usize>section * this.sectionSize;
+    const total = rndisPacketHeader(s, length);
+    memory.copy(s + RNDIS_PACKET_HEADER, gpa, length);
+    nvspMessage(this.out + 64, NVSP_MSG_SEND_RNDIS_PKT, RMC_DATA, <u32>section, total);
+    if (this.ch!.send(VmbusPacketType.DataInband, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, <u32>section, TAG_DATA, 0, 0, this.out + 64, NVSP_MESSAGE_SIZE) < 0) {
+      this.sectionBusy &= ~(<u32>1 << <u32>section);
+      return false;
+    }
+    this.sent++;
+    return true;
+  }
+
+  receive(gpa: usize): u32 {
+    for (;;) {
+      if (this.queueCount == 0 && this.pump() == 0) return 0;
+      while (this.queueCount > 0) {
+        const e = this.queue + (<usize>this.queueHead << 4);
+        const offset = load<u32>(e);
+        const count = <u32>load<u16>(e, 4);
+        const last = load<u16>(e, 6) != 0;
+        const lo = load<u32>(e, 8);
+        const hi = load<u32>(e, 12);
+        this.queueHead = (this.queueHead + 1) % RX_QUEUE;
+        this.queueCount--;
+        const length = this.frameAt(offset, count, gpa);
+        if (last) this.completeReceive(lo, hi);
+        if (length > 0) {
+          this.received++;
+          return length;
+        }
+      }
+    }
+    return 0; // not reached
+  }
+
+  /** Copies the frame of the PACKET_MSG at `offset` (a range of `count` bytes) to `gpa`; 0 when the message is malformed. */
+  private frameAt(offset: u32, count: u32, gpa: usize): u32 {
+    if (<u64>offset + <u64>count > <u64>(RX_PAGES << 12) || count < RNDIS_PACKET_HEADER) { this.rxDropped++; return 0; }
+    const m = this.rx + offset;
+    const dataOffset = load<u32>(m, 8);
+    const dataLength = load<u32>(m, 12);
+    if (load<u32>(m) != RNDIS_MSG_PACKET || dataLength < 14 || dataLength > NET_MAX_FRAME || <u64>8 + <u64>dataOffset + <u64>dataLength > <u64>count) {
+      this.rxDropped++;
+      return 0;
+    }
+    memory.copy(gpa, m + 8 + dataOffset, dataLength);
+    return dataLength;
+  }
+
+  /**
+   * Spins on the ring for up to 50 µs of reference time (each look an MSR exit, where a pending
+   * interrupt is also delivered). True when something arrived: call receive().
+   */
+  waitStep(): bool {
+    if (this.queueCount > 0) return true;
+    const ch = this.ch;
+    if (ch == null) return false;
+    eventFlagTake(VP_INDEX, VMBUS_MESSAGE_SINT, ch.relid);
+    const start = referenceTime();
+    for (;;) {
+      if (ch.inbound.writeIndex() != ch.inbound.readIndex()) return true;
+      if (referenceTime() - start > WAIT_STEP_100NS) return false;
+    }
+    return false; // not reached
+  }
+
+  describe(): void {
+    puts("netvsc (VMBus relid ");
+    putDec(this.ch != null ? this.ch!.relid : 0);
+    puts(", NVSP ");
+    putDec(this.nvspVersion >> 16);
+    puts(".");
+    putDec(this.nvspVersion & 0xffff);
+    puts(this.linkUp ? ", link up)" : ", link down)");
+  }
+
+  printCounters(): void {
+    const ch = this.ch;
+    puts("netvsc: sent="); putDec(this.sent);
+    puts(" received="); putDec(this.received);
+    puts(" rx_packets="); putDec(this.rxPackets);
+    puts(" rx_dropped="); putDec(this.rxDropped);
+    puts(" send_busy="); putDec(this.sendBusy);
+    puts(" host_errors="); putDec(this.hostErrors);
+    puts(" signals="); putDec(ch != null ? ch.signals : 0);
+    puts(" link_changes="); putDec(this.linkChanges);
+    puts("\n");
+  }
+}

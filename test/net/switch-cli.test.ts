@@ -1,0 +1,64 @@
+/**
+ * Switches and network adapters with the `tsvisor` binary against a real `tsvisor serve`, through
+ * the management API (the switch service's DefineSystem / DestroySystem; AddResourceSettings of
+ * Msvm_Synthetic/EmulatedEthernetPortSettingData and then Msvm_EthernetPortAllocationSettingData,
+ * as Add-VMNetworkAdapter does): what the definitions hold afterwards, and the errors in words.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
+import { LiveDaemon, run, TSVISOR } from '../management/live-daemon.ts';
+
+let daemon: LiveDaemon;
+const tsvisor = (group: string, ...args: string[]) => run(process.execPath, [TSVISOR, group, '--data-dir', daemon.dataDir, ...args], 60_000);
+const json = async (group: string, ...args: string[]) => {
+  const r = await tsvisor(group, ...args, '--json');
+  if (r.code !== 0) throw new Error(`${group} ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+  return JSON.parse(r.stdout);
+};
+
+beforeAll(async () => {
+  await buildGuests(['ref-enlightened']);
+  daemon = await LiveDaemon.start();
+}, 180_000);
+
+afterAll(async () => {
+  if (daemon) expect(await daemon.stop()).toEqual([]);
+}, 60_000);
+
+describe('switches and network adapters through the CLI', () => {
+  it('New-/Get-/Remove-VMSwitch and Add-/Get-/Remove-VMNetworkAdapter', async () => {
+    const made = await tsvisor('switch', 'new', 'lab');
+    expect([made.code, made.stdout]).toEqual([0, expect.stringMatching(/^switch lab created \(private, [0-9a-f-]{36}\)\n$/)]);
+    expect(await json('switch', 'new', 'hostnet', '--type', 'internal')).toMatchObject({ name: 'hostnet', type: 'internal' });
+    const external = await tsvisor('switch', 'new', 'out', '--type', 'external');
+    expect(external.stderr).toBe('tsvisor: --type must be private or internal (external switches are not built), not "external"\n');
+    const switches = await json('switch', 'list');
+    expect(switches.map((s: { name: string; type: string; connectedPorts: number }) => [s.name, s.type, s.connectedPorts]).sort()).toEqual([['hostnet', 'internal', 0], ['lab', 'private', 0]]);
+    // Persisted by VMMS: one definition file per switch.
+    expect(readdirSync(join(daemon.dataDir, 'switches')).filter((f) => f.endsWith('.json')).length).toBe(2);
+
+    expect((await tsvisor('vm', 'new', 'fw', '--image', guestImagePath('ref-enlightened'), '-m', '32M')).code).toBe(0);
+    const syn = await json('vm', 'nic', 'add', 'fw', '--switch', 'lab', '--name', 'inside');
+    expect(syn.adapter).toMatchObject({ name: 'inside', legacy: false, switch: 'lab', staticMac: false, vlanId: null });
+    expect(syn.adapter.mac).toMatch(/^00:15:5d:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$/);
+    const legacy = await tsvisor('vm', 'nic', 'add', 'fw', '--legacy', '--switch', 'hostnet', '--mac', '00-15-5D-AA-BB-CC', '--vlan', '7');
+    expect([legacy.code, legacy.stdout]).toEqual([0, 'fw: legacy adapter "Legacy Network Adapter" added, mac 00:15:5d:aa:bb:cc, on switch hostnet\n']);
+    const listed = await json('vm', 'nic', 'list', 'fw');
+    expect(listed).toEqual([
+      { name: 'inside', legacy: false, mac: syn.adapter.mac, staticMac: false, switch: 'lab', vlanId: null },
+      { name: 'Legacy Network Adapter', legacy: true, mac: '00:15:5d:aa:bb:cc', staticMac: true, switch: 'hostnet', vlanId: 7 },
+    ]);
+    // The definition holds what the worker builds from.
+    const def = JSON.parse(readFileSync(join(daemon.dataDir, 'vms', readdirSync(join(daemon.dataDir, 'vms')).find((f) => f.endsWith('.json'))!), 'utf8'));
+    expect(def.devices.filter((d: { kind: string }) => d.kind === 'network-adapter')).toEqual([
+      { kind: 'network-adapter', instanceId: expect.stringMatching(/^[0-9a-f-]{36}$/), name: 'inside', switch: 'lab' },
+      { kind: 'network-adapter', instanceId: expect.stringMatching(/^[0-9a-f-]{36}$/), legacy: true, mac: '00:15:5d:aa:bb:cc', switch: 'hostnet', vlanId: 7 },
+    ]);
+
+    expect((await tsvisor('vm', 'nic', 'rm', 'fw', '00:15:5d:aa:bb:cc')).stdout).toBe('fw: adapter "Legacy Network Adapter" (00:15:5d:aa:bb:cc) removed\n');
+    expect((await tsvisor('switch', 'rm', 'hostnet')).stdout).toBe('switch hostnet removed\n');
+    expect(readdirSync(join(daemon.dataDir, 'switches')).filter((f) => f.endsWith('.json')).length).toBe(1);
+  }, 300_000);
+});
