@@ -25,11 +25,19 @@ export interface DiskSwitch {
 export type ImageOpener = (path: string, readOnly: boolean) => BlockBackend;
 
 export class SwitchableDisk implements BlockBackend {
+  /** I/O time of the images this drive has left (a switch closes them). */
+  private ioUsBefore = 0;
+
   constructor(private inner: BlockBackend, public path: string) {}
 
   get sectorSize(): number { return this.inner.sectorSize; }
   get sectorCount(): number { return this.inner.sectorCount; }
   get readOnly(): boolean { return this.inner.readOnly; }
+  /** The drive's I/O time across switches (storvsp's stage split reads it); absent when its images do not count it. */
+  get ioUs(): number | undefined {
+    const now = this.inner.ioUs;
+    return now === undefined && this.ioUsBefore === 0 ? undefined : this.ioUsBefore + (now ?? 0);
+  }
   read(lba: number, dst: Uint8Array): void { this.inner.read(lba, dst); }
   write(lba: number, src: Uint8Array): void { this.inner.write(lba, src); }
   flush(): void { this.inner.flush(); }
@@ -44,6 +52,7 @@ export class SwitchableDisk implements BlockBackend {
   switchTo(path: string, open: ImageOpener, prepare?: () => void): void {
     const readOnly = this.inner.readOnly;
     this.inner.flush();
+    this.ioUsBefore += this.inner.ioUs ?? 0;
     this.inner.close();
     let next: BlockBackend;
     try {

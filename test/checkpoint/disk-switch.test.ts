@@ -41,6 +41,9 @@ describe('drive switch', () => {
     const r = new SwitchableDisk(open(raw, false), raw);
     expect(Buffer.from(scsiDiskId({ path: raw }, r)).toString('hex')).toHaveLength(32);
     expect(Buffer.from(scsiDiskId({ path: raw, diskId: 'ab'.repeat(16) }, r)).toString('hex')).toBe('ab'.repeat(16));
+    // The backend's I/O time shows through the wrapper (storvsp's stage split reads it).
+    r.write(0, sector(0x33));
+    expect(r.ioUs).toBeGreaterThan(0);
     r.close();
   });
 
