@@ -66,7 +66,7 @@ it('the README quick start works as written', async () => {
   expect(at('vm new')).toMatch(/^web: defined, id [0-9a-f-]{36}\n$/);
   expect(at('vm start')).toBe('web: started (Running)\n');
   expect(at('vm wait')).toBe('web: heartbeat OK\n');
-  expect(at('vm list')).toMatch(/\nweb\s+Running\s+1\s+32\s/);
+  expect(at('vm list')).toMatch(/\nweb\s+Running\s+1\s+\d+\s+32\s/);
   expect(at('vm kvp')).toMatch(/intrinsic\s+OSName\s+tsvisor reference guest/);
   expect(at('vm stop')).toBe('web: shut down (Off)\n');
   expect(at('vm rm')).toBe('web: removed\n');
