@@ -1,7 +1,9 @@
 // `tsvisor bench sched`: the CPU scheduler (docs/scheduling.md) on real VMs — an embedded VMMS
 // with real worker processes, the CPUs given to guests set to 1, each VM's CPU as the kernel
 // counts its VP threads (Measure-VM) against its entitlement. Scenarios: weights 1:2:3 sharing
-// one CPU; a VM capped at 25%; a VM reserving 50% against four competitors; ten idle VMs. The
+// one CPU; a VM capped at 25%; a VM reserving 50% against four competitors; ten idle VMs; an
+// interactive VM (a 10 ms timer, 200 µs of work per tick) alone and beside two hogs, with its
+// wake-to-run latency as the guest measures it (timer expiration to its handler running). The
 // anchor, in the same run: the same three-way split of compute loops as plain processes pinned to
 // one core under the kernel's own weights (cgroup v1 cpu.shares 1024:2048:3072), where the
 // machine allows it. Not a test: run
@@ -39,11 +41,47 @@ export interface SchedBenchReport {
   idleWorkersTotalPercent: number;
   /** The VMMS side per period (decision + sends). */
   scheduler: { periods: number; meanPeriodUs: number; maxPeriodUs: number; grantsSent: number; grantsSkipped: number };
+  /** The interactive VM's wake-to-run latency (µs, from the timer's expiration to its handler), alone and beside two hogs. */
+  interactive: { alone: LatencySummary; besideHogs: LatencySummary };
   /** Plain processes under cpu.shares 1024:2048:3072 on one core: percent of that core each; null with the reason where the machine does not allow it. */
   cgroupAnchor: { percent: number[]; entitledPercent: number[] } | { skipped: string };
 }
 
+export interface LatencySummary { samples: number; p50Us: number; p99Us: number; maxUs: number; usedPercent: number }
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The guest's "lat …" lines (100 ns units) as a summary in µs. */
+export function latencySummary(consoleText: string, usedPercent: number): LatencySummary {
+  const us = consoleText.split('\n').filter((l) => l.startsWith('lat ')).flatMap((l) => l.slice(4).trim().split(/\s+/).map((v) => Number(v) / 10)).filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  const q = (f: number) => (us.length ? us[Math.min(us.length - 1, Math.floor(f * us.length))]! : 0);
+  return { samples: us.length, p50Us: round(q(0.5)), p99Us: round(q(0.99)), maxUs: round(us.at(-1) ?? 0), usedPercent };
+}
+
+/** The interactive guest, alone or beside `hogs` compute-bound VMs: its latency samples over the window. */
+async function interactiveScenario(v: Vmms, image: string, hog: string, hogs: number, seconds: number): Promise<LatencySummary> {
+  const vms: NewVmRequest[] = [
+    { name: 'interactive', memoryBytes: 16 << 20, imagePath: image, cmdline: 'tick=10000 burst=200 samples=1000000', automaticStopAction: 'turn-off' },
+    ...Array.from({ length: hogs }, (_, i) => ({ name: `hog${i}`, memoryBytes: 16 << 20, imagePath: hog, cmdline: 'rounds=100000000', automaticStopAction: 'turn-off' as const })),
+  ];
+  for (const d of vms) v.defineVm(d);
+  try {
+    for (const d of vms) {
+      const r = await v.start(d.name);
+      if (r.returnValue !== 0) throw new Error(`${d.name} did not start: ${r.error}`);
+    }
+    await sleep(800);
+    v.measureCpu('interactive', true);
+    const from = v.console('interactive').length;
+    await sleep(seconds * 1000);
+    const text = v.console('interactive').slice(from);
+    // Only whole lines written inside the window.
+    return latencySummary(text.slice(text.indexOf('\n') + 1, text.lastIndexOf('\n') + 1), round(v.measureCpu('interactive').averagePercent));
+  } finally {
+    for (const d of vms) await v.turnOff(d.name);
+    for (const d of vms) v.removeVm(d.name);
+  }
+}
 
 /** CPU time of a whole process (all threads), clock ticks of 10 ms. */
 function processTicks(pid: number): number {
@@ -111,7 +149,7 @@ async function cgroupAnchor(seconds: number): Promise<SchedBenchReport['cgroupAn
 export async function runSchedBench(opts: { quick?: boolean } = {}): Promise<SchedBenchReport> {
   const quick = Boolean(opts.quick);
   const seconds = quick ? 1.5 : 5;
-  await buildGuests(['checksum', 'idle']);
+  await buildGuests(['checksum', 'idle', 'interactive']);
   const hog = guestImagePath('checksum');
   const idle = guestImagePath('idle');
   const dataDir = mkdtempSync(join(tmpdir(), 'tsv-sched-'));
@@ -122,6 +160,7 @@ export async function runSchedBench(opts: { quick?: boolean } = {}): Promise<Sch
   const rows: SchedVmRow[] = [];
   let idleTotal = 0;
   const idleWorkers = { percent: 0 };
+  let interactive: SchedBenchReport['interactive'] | undefined;
   try {
     rows.push(...await scenario(v, 'weights 1:2:3', [vm('w100', { cpuWeight: 100, entitled: 16.7 }), vm('w200', { cpuWeight: 200, entitled: 33.3 }), vm('w300', { cpuWeight: 300, entitled: 50 })], seconds));
     rows.push(...await scenario(v, 'cap 25%', [vm('capped', { cpuMaximum: 25, entitled: 25 })], seconds));
@@ -129,6 +168,8 @@ export async function runSchedBench(opts: { quick?: boolean } = {}): Promise<Sch
     const idleRows = await scenario(v, 'ten idle VMs', Array.from({ length: 10 }, (_, i) => vm(`idle${i}`, { entitled: null, cmdline: '' }, idle)), seconds, idleWorkers);
     rows.push(...idleRows);
     idleTotal = round(idleRows.reduce((n, r) => n + r.usedPercent, 0));
+    const inter = guestImagePath('interactive');
+    interactive = { alone: await interactiveScenario(v, inter, hog, 0, seconds), besideHogs: await interactiveScenario(v, inter, hog, 2, seconds) };
   } finally {
     await v.close({ stopVms: true });
     rmSync(dataDir, { recursive: true, force: true });
@@ -136,7 +177,7 @@ export async function runSchedBench(opts: { quick?: boolean } = {}): Promise<Sch
   const s = v.schedulerStats();
   return {
     node: process.version, cpu: cpus()[0]?.model ?? 'unknown', cpus: availableParallelism(), loadAverageStart, quick, seconds, hostCpusForGuests: 1, vms: rows,
-    idleTotalPercent: idleTotal, idleWorkersTotalPercent: idleWorkers.percent,
+    idleTotalPercent: idleTotal, idleWorkersTotalPercent: idleWorkers.percent, interactive: interactive!,
     scheduler: { periods: s.periods, meanPeriodUs: round(s.meanPeriodUs), maxPeriodUs: round(s.maxPeriodUs), grantsSent: s.grantsSent, grantsSkipped: s.grantsSkipped },
     cgroupAnchor: await cgroupAnchor(seconds),
   };
@@ -150,6 +191,8 @@ export function formatSchedBench(r: SchedBenchReport): string {
       (v.entitledPercent === null ? '' : (v.usedPercent - v.entitledPercent >= 0 ? '+' : '') + (v.usedPercent - v.entitledPercent).toFixed(1)).padStart(7)].join(' '));
   }
   lines.push('', `ten idle VMs together: ${r.idleTotalPercent.toFixed(1)}% of one core in their VP threads, ${r.idleWorkersTotalPercent.toFixed(1)}% in their whole worker processes`);
+  const lat = (name: string, l: LatencySummary) => `${name}: p50 ${l.p50Us} µs, p99 ${l.p99Us} µs, max ${l.maxUs} µs over ${l.samples} ticks (the VM used ${l.usedPercent.toFixed(1)}%)`;
+  lines.push(`interactive VM wake-to-run (10 ms timer, 200 µs per tick) — ${lat('alone', r.interactive.alone)}; ${lat('beside two hogs', r.interactive.besideHogs)}`);
   lines.push(`VMMS per period: ${r.scheduler.meanPeriodUs} µs mean, ${r.scheduler.maxPeriodUs} µs max over ${r.scheduler.periods} periods; ${r.scheduler.grantsSent} grants sent, ${r.scheduler.grantsSkipped} skipped`);
   const a = r.cgroupAnchor;
   lines.push('skipped' in a ? `cgroup anchor: skipped (${a.skipped})` : `cgroup anchor (plain processes on one core, cpu.shares 1024:2048:3072): ${a.percent.map((p, i) => `${p.toFixed(1)}% (entitled ${a.entitledPercent[i]})`).join(', ')}`);
