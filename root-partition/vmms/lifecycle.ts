@@ -1,7 +1,7 @@
 /**
  * The VM lifecycle as data plus one transition function. States and codes are Hyper-V's
- * (Msvm_ComputerSystem EnabledState, RequestStateChange; shared/reference/management-model.md
- * §1), so the management layer publishes them unchanged. No I/O here: VMMS applies the result.
+ * (Msvm_ComputerSystem EnabledState, RequestStateChange, as Microsoft documents the v2 provider),
+ * so the management layer publishes them unchanged. No I/O here: VMMS applies the result.
  */
 
 /** Msvm_ComputerSystem.EnabledState. */

@@ -3,8 +3,7 @@
  * encode/decode. Behaviour lives in storvsp-channel.ts.
  *
  * Sources: Linux drivers/scsi/storvsc_drv.c (struct vstor_packet, struct vmscsi_request,
- * enum vstor_packet_operation, SRB_*), OpenVMM vm/devices/storage/storvsp_protocol and
- * /work/shared/reference/hyperv-protocol-facts.md §5.1. All fields are little-endian and the
+ * enum vstor_packet_operation, SRB_*) and OpenVMM vm/devices/storage/storvsp_protocol. All fields are little-endian and the
  * structs are packed.
  */
 
