@@ -65,4 +65,22 @@ describe('host CPU scheduler', () => {
     expect(raise.error).toMatch(/the CPU reserve cannot be raised: the VM reserves 0.5 CPUs but only 0.4/);
     expect(v.get('capped')).toMatchObject({ cpuReserve: 5, cpuMaximum: 5 });
   }, 60_000);
+
+  it('honours a reservation against rivals of any weight', async () => {
+    const v = await fx.vmms({ dataDir: fx.dataDir(), hostCpus: 1 });
+    const hog = 'rounds=100000000';
+    v.defineVm({ name: 'reserved', memoryBytes: 16 * MiB, imagePath: image, cmdline: hog, cpuReserve: 60, cpuWeight: 1 });
+    for (const n of ['rival1', 'rival2']) v.defineVm({ name: n, memoryBytes: 16 * MiB, imagePath: image, cmdline: hog, cpuWeight: 10_000 });
+    for (const n of ['reserved', 'rival1', 'rival2']) expect((await v.start(n)).returnValue).toBe(0);
+    await waitFor('metering of every VM', () => ['reserved', 'rival1', 'rival2'].every((n) => v.get(n)!.cpuUsage !== null), 5000);
+    await sleep(300);
+    for (const n of ['reserved', 'rival1', 'rival2']) v.measureCpu(n, true);
+    await sleep(1500);
+    const [reserved, r1, r2] = ['reserved', 'rival1', 'rival2'].map((n) => v.measureCpu(n).averagePercent);
+    // By weight alone it would get 0.005% of the CPU; its reserve gives it 60%, the rivals 20% each.
+    // Generous bounds: the kernel, not the scheduler, decides below a budget on a busy host.
+    expect(reserved).toBeGreaterThan(20);
+    expect(reserved).toBeGreaterThan(2 * Math.max(r1, r2));
+    expect(Math.max(r1, r2)).toBeLessThan(26);
+  }, 60_000);
 });
