@@ -78,7 +78,7 @@ describe('a slow browser', () => {
       clearInterval(watch);
     }
     // The VMMS got every flood while the browser read nothing.
-    expect(emitted).toBeGreaterThan(TARGET);
+    expect(emitted).toBeGreaterThanOrEqual(TARGET);
     // What the connection and the kernel's socket buffers took is gone to the browser; the rest was dropped here.
     expect(stream.queue.droppedConsoleBytes).toBeGreaterThan(1 * MiB);
     expect(maxQueued).toBeLessThanOrEqual(QUEUE_BYTES);

@@ -15,7 +15,8 @@ import { USERS, WebTestHost } from './web-fixture.ts';
 const host = new WebTestHost();
 
 beforeAll(async () => {
-  await buildGuests(['hello', 'ref-enlightened']);
+  // VMs that must stay Running run the idle guest (hello halts for good within 100 ms of boot).
+  await buildGuests(['hello', 'idle', 'ref-enlightened']);
   await host.start();
 }, 120_000);
 
@@ -134,7 +135,7 @@ describe('web console API', () => {
   it('runs actions through the CIM core as jobs, pushes the changes, and refuses one the state does not allow', async () => {
     const c = host.client();
     await c.login('admin', USERS[0]!.password);
-    await c.call('POST', '/api/vms', { name: 'act-vm', memoryMiB: 16, vpCount: 1, image: 'hello.wasm', cmdline: '' });
+    await c.call('POST', '/api/vms', { name: 'act-vm', memoryMiB: 16, vpCount: 1, image: 'idle.wasm', cmdline: '' });
     const id = host.vmms.get('act-vm')!.id;
     // The event stream: the whole state first, then each change as the VMMS emits it.
     const ac = new AbortController();
