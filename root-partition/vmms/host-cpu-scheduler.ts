@@ -235,6 +235,12 @@ export class HostCpuScheduler {
     return out;
   }
 
+  /** The budget last sent to a VM's worker (µs per VP per period, -1: unlimited) and its cap (-1: none). */
+  grant(id: string): { perVpUs: number; capUs: number; periodUs: number } | null {
+    const sent = this.vms.get(id)?.sent;
+    return sent ? { perVpUs: sent.perVpUs, capUs: sent.capUs, periodUs: this.periodUs } : null;
+  }
+
   settings(id: string): VmCpuSettings | null {
     return this.vms.get(id)?.settings ?? null;
   }

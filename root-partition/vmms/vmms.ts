@@ -523,6 +523,11 @@ export class Vmms {
     return m;
   }
 
+  /** The CPU budget the scheduler last granted a running VM's VPs (null: none sent yet). */
+  cpuGrant(idOrName: string): { perVpUs: number; capUs: number; periodUs: number } | null {
+    return this.cpu.grant(this.entry(idOrName).def.id);
+  }
+
   /** What one period of the CPU scheduler costs VMMS, and how many budgets it sent. */
   schedulerStats(): SchedulerStats {
     return this.cpu.stats();
