@@ -7,7 +7,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import asc from 'assemblyscript/asc';
 import { IMAGE_BASE } from '../abi/platform.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -66,7 +65,7 @@ export async function buildGuests(names: string[] = listGuests(), force = false)
     const cwd = process.cwd();
     process.chdir(ROOT); // --runtime and --use abort= are resolved against the working directory
     try {
-      const { error, stderr } = await asc.main([`child-sdk/guests/${name}/main.ts`, '--outFile', wasm, ...guestBuildFlags()]);
+      const { error, stderr } = await (await loadCompiler()).main([`child-sdk/guests/${name}/main.ts`, '--outFile', wasm, ...guestBuildFlags()]);
       if (error) throw new Error(`building guest image ${name} failed: ${error.message}\n${stderr.toString()}`);
     } finally {
       process.chdir(cwd);
@@ -87,4 +86,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const names = args.filter((a) => !a.startsWith('--'));
   const r = await buildGuests(names.length ? names : undefined, force);
   console.log(`guest images: ${r.built.length} built${r.built.length ? ` (${r.built.join(', ')})` : ''}, ${r.cached.length} up to date`);
+}
+
+/** The compiler loads binaryen (about a second): only a build that compiles pays for it, not every command. */
+async function loadCompiler(): Promise<typeof import('assemblyscript/asc')> {
+  return import('assemblyscript/asc');
 }

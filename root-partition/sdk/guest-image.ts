@@ -6,7 +6,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import asc from 'assemblyscript/asc';
 import { guestBuildFlags } from '../../scripts/build-guests.ts';
 
 /** The repository root: where `child-sdk/` and `abi/` are. */
@@ -52,7 +51,7 @@ export async function buildGuestImage(entry: string, outFile: string): Promise<b
     f.startsWith('./child-sdk/') ? `./${join(sdk, f.slice(2))}` : f.startsWith('abort=child-sdk/') ? `abort=${join(sdk, f.slice(6))}` : f);
   process.chdir(base);
   try {
-    const { error, stderr } = await asc.main([relative(base, abs), '--outFile', out, ...flags]);
+    const { error, stderr } = await (await loadCompiler()).main([relative(base, abs), '--outFile', out, ...flags]);
     if (error) throw new Error(`building guest image ${entry} failed: ${error.message}\n${stderr.toString()}`);
   } finally {
     process.chdir(cwd);
@@ -66,4 +65,9 @@ function commonAncestor(a: string, b: string): string {
   let i = 0;
   while (i < x.length && i < y.length && x[i] === y[i]) i++;
   return x.slice(0, i).join(sep) || sep;
+}
+
+/** The compiler loads binaryen (about a second): only a build that compiles pays for it, not every command. */
+async function loadCompiler(): Promise<typeof import('assemblyscript/asc')> {
+  return import('assemblyscript/asc');
 }
