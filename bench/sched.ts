@@ -9,7 +9,7 @@
 // machine allows it. Not a test: run
 //   npx tsx bench/sched.ts [--quick] [--json FILE]
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,7 +38,11 @@ export interface SchedBenchReport {
   vms: SchedVmRow[];
   /** Ten idle VMs together, percent of one core: their VP threads, and their whole worker processes (main and device threads too). */
   idleTotalPercent: number;
+  /** Whole worker processes once settled: from IDLE_SETTLE_S after the last start, past V8's one-time heap reduction. */
   idleWorkersTotalPercent: number;
+  /** The same right after start (the window the other scenarios use): start-up work, not idle cost. */
+  idleWorkersAfterStartPercent: number;
+  idleSettleSeconds: number;
   /** The VMMS side per period (decision + sends). */
   scheduler: { periods: number; meanPeriodUs: number; maxPeriodUs: number; grantsSent: number; grantsSkipped: number };
   /** The interactive VM's wake-to-run latency (µs, from the timer's expiration to its handler), alone and beside two hogs. */
@@ -83,13 +87,32 @@ async function interactiveScenario(v: Vmms, image: string, hog: string, hogs: nu
   }
 }
 
-/** CPU time of a whole process (all threads), clock ticks of 10 ms. */
-function processTicks(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return Number(f[11]) + Number(f[12]);
+/**
+ * Idle cost is measured this long after the last idle VM started: a worker's three V8 isolates
+ * (main, device and VP threads) each run the memory reducer's full collections 15–25 s after
+ * start-up work ends — about a second of CPU per worker, once — which is start-up, not idle, cost.
+ */
+export const IDLE_SETTLE_S = 30;
+
+/** CPU time of a whole process (all its threads), ns, from each thread's schedstat (exact, unlike the 10 ms ticks of stat). */
+function processCpuNs(pid: number): number {
+  let ns = 0;
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try { ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]); } catch { /* the thread ended */ }
+  }
+  return ns;
 }
 
-async function scenario(v: Vmms, name: string, vms: (NewVmRequest & { entitled: number | null })[], seconds: number, workers?: { percent: number }): Promise<SchedVmRow[]> {
+/** Percent of one core the processes used over `seconds` from now. */
+async function processesPercent(pids: number[], seconds: number): Promise<number> {
+  const before = pids.map(processCpuNs);
+  const t0 = performance.now();
+  await sleep(seconds * 1000);
+  const used = pids.reduce((n, pid, i) => n + processCpuNs(pid) - before[i]!, 0);
+  return round((used / 1e9 / ((performance.now() - t0) / 1000)) * 100);
+}
+
+async function scenario(v: Vmms, name: string, vms: (NewVmRequest & { entitled: number | null })[], seconds: number, workers?: { afterStart: number; settled: number; settleS: number }): Promise<SchedVmRow[]> {
   for (const d of vms) v.defineVm(d);
   try {
     for (const d of vms) {
@@ -98,11 +121,14 @@ async function scenario(v: Vmms, name: string, vms: (NewVmRequest & { entitled: 
     }
     await sleep(800); // past every VP thread's start and the first grants
     for (const d of vms) v.measureCpu(d.name, true);
+    const started = performance.now() - 800;
     const pids = vms.map((d) => v.get(d.name)!.processId!);
-    const ticks0 = pids.map(processTicks);
-    const t0 = performance.now();
-    await sleep(seconds * 1000);
-    if (workers) workers.percent = round((pids.reduce((n, pid, i) => n + processTicks(pid) - ticks0[i]!, 0) / 100 / ((performance.now() - t0) / 1000)) * 100);
+    if (!workers) await sleep(seconds * 1000);
+    else {
+      workers.afterStart = await processesPercent(pids, seconds);
+      await sleep(Math.max(0, workers.settleS * 1000 - (performance.now() - started)));
+      workers.settled = await processesPercent(pids, seconds);
+    }
     return vms.map((d) => ({ scenario: name, name: d.name, usedPercent: round(v.measureCpu(d.name).averagePercent), entitledPercent: d.entitled }));
   } finally {
     for (const d of vms) await v.turnOff(d.name);
@@ -159,7 +185,7 @@ export async function runSchedBench(opts: { quick?: boolean } = {}): Promise<Sch
   const vm = (name: string, extra: Partial<NewVmRequest> & { entitled: number | null }, image = hog) => ({ name, memoryBytes: 16 << 20, imagePath: image, cmdline: 'rounds=100000000', automaticStopAction: 'turn-off' as const, ...extra });
   const rows: SchedVmRow[] = [];
   let idleTotal = 0;
-  const idleWorkers = { percent: 0 };
+  const idleWorkers = { afterStart: 0, settled: 0, settleS: IDLE_SETTLE_S };
   let interactive: SchedBenchReport['interactive'] | undefined;
   try {
     rows.push(...await scenario(v, 'weights 1:2:3', [vm('w100', { cpuWeight: 100, entitled: 16.7 }), vm('w200', { cpuWeight: 200, entitled: 33.3 }), vm('w300', { cpuWeight: 300, entitled: 50 })], seconds));
@@ -177,7 +203,7 @@ export async function runSchedBench(opts: { quick?: boolean } = {}): Promise<Sch
   const s = v.schedulerStats();
   return {
     node: process.version, cpu: cpus()[0]?.model ?? 'unknown', cpus: availableParallelism(), loadAverageStart, quick, seconds, hostCpusForGuests: 1, vms: rows,
-    idleTotalPercent: idleTotal, idleWorkersTotalPercent: idleWorkers.percent, interactive: interactive!,
+    idleTotalPercent: idleTotal, idleWorkersTotalPercent: idleWorkers.settled, idleWorkersAfterStartPercent: idleWorkers.afterStart, idleSettleSeconds: idleWorkers.settleS, interactive: interactive!,
     scheduler: { periods: s.periods, meanPeriodUs: round(s.meanPeriodUs), maxPeriodUs: round(s.maxPeriodUs), grantsSent: s.grantsSent, grantsSkipped: s.grantsSkipped },
     cgroupAnchor: await cgroupAnchor(seconds),
   };
@@ -190,7 +216,7 @@ export function formatSchedBench(r: SchedBenchReport): string {
     lines.push([v.scenario.padEnd(22), v.name.padEnd(10), v.usedPercent.toFixed(1).padStart(7), (v.entitledPercent === null ? '-' : v.entitledPercent.toFixed(1)).padStart(11),
       (v.entitledPercent === null ? '' : (v.usedPercent - v.entitledPercent >= 0 ? '+' : '') + (v.usedPercent - v.entitledPercent).toFixed(1)).padStart(7)].join(' '));
   }
-  lines.push('', `ten idle VMs together: ${r.idleTotalPercent.toFixed(1)}% of one core in their VP threads, ${r.idleWorkersTotalPercent.toFixed(1)}% in their whole worker processes`);
+  lines.push('', `ten idle VMs together: ${r.idleTotalPercent.toFixed(1)}% of one core in their VP threads; whole worker processes ${r.idleWorkersTotalPercent.toFixed(1)}% settled (from ${r.idleSettleSeconds} s after start), ${r.idleWorkersAfterStartPercent.toFixed(1)}% right after start`);
   const lat = (name: string, l: LatencySummary) => `${name}: p50 ${l.p50Us} µs, p99 ${l.p99Us} µs, max ${l.maxUs} µs over ${l.samples} ticks (the VM used ${l.usedPercent.toFixed(1)}%)`;
   lines.push(`interactive VM wake-to-run (10 ms timer, 200 µs per tick) — ${lat('alone', r.interactive.alone)}; ${lat('beside two hogs', r.interactive.besideHogs)}`);
   lines.push(`VMMS per period: ${r.scheduler.meanPeriodUs} µs mean, ${r.scheduler.maxPeriodUs} µs max over ${r.scheduler.periods} periods; ${r.scheduler.grantsSent} grants sent, ${r.scheduler.grantsSkipped} skipped`);
