@@ -112,6 +112,8 @@ message Notification {
     KVP = 6;
     // A migration's progress (message: JSON MigrationProgress).
     MIGRATION_PROGRESS = 7;
+    // A drive's first failure (message: the disk error, naming the file); once per drive.
+    DISK_FAILURE = 8;
   }
   Kind kind = 2;
   string state = 3;
@@ -184,7 +186,7 @@ export interface ControlResponse {
   pauseMs?: number;
 }
 
-export type NotificationKind = 'STATE' | 'GUEST_FAULT' | 'GUEST_STOPPED' | 'WORKER_ERROR' | 'HEARTBEAT' | 'KVP' | 'MIGRATION_PROGRESS';
+export type NotificationKind = 'STATE' | 'GUEST_FAULT' | 'GUEST_STOPPED' | 'WORKER_ERROR' | 'HEARTBEAT' | 'KVP' | 'MIGRATION_PROGRESS' | 'DISK_FAILURE';
 
 export interface ControlNotification {
   version: number;

@@ -62,6 +62,12 @@ export class VmEntry {
   generation = 0;
   runningSince: number | null = null;
   lastError: string | null = null;
+  /**
+   * The first disk failure the worker reported in this run of the VM (the file's I/O error, a
+   * damaged VHDX). Sticky: no later success clears it, the VM's health stays Major Failure until
+   * its next start, and it is the last error while no newer one is.
+   */
+  diskFailure: string | null = null;
   counters: WorkerCounters | null = null;
   heartbeatStatus: number | null = null;
   kvp: { guest: [string, string][]; intrinsic: [string, string][] } | null = null;
@@ -100,7 +106,7 @@ export class VmEntry {
       availableRequestedStates: availableRequestedStates(this.state),
       memoryBytes: d.memoryBytes, vpCount: d.vpCount, imagePath: d.imagePath, cmdline: d.cmdline,
       automaticStopAction: d.automaticStopAction, automaticStartAction: d.automaticStartAction ?? 'nothing', notes: d.notes ?? '', devices: d.devices,
-      uptimeMs: this.runningSince === null ? null : Date.now() - this.runningSince, lastError: this.lastError,
+      uptimeMs: this.runningSince === null ? null : Date.now() - this.runningSince, lastError: this.lastError ?? this.diskFailure,
       heartbeatStatus: this.conn ? this.heartbeatStatus : null,
       kvpGuestItems: this.conn ? (this.kvp?.guest ?? null) : null, kvpIntrinsicItems: this.conn ? (this.kvp?.intrinsic ?? null) : null,
       cpuReserve: d.cpuReserve ?? 0, cpuMaximum: d.cpuMaximum ?? 100, cpuWeight: d.cpuWeight ?? 100,

@@ -505,6 +505,8 @@ export class Vmms {
   }
 
   private setState(e: VmEntry, state: EnabledStateValue, reason: string, health: HealthStateValue = e.health): void {
+    // A disk that failed in this run keeps the VM unhealthy through saves, pauses and its stop.
+    if (e.diskFailure !== null && health === HealthState.Ok) health = HealthState.MajorFailure;
     const previous = e.state;
     if (previous === state && health === e.health) return;
     e.state = state;
@@ -545,7 +547,13 @@ export class Vmms {
       this.events.emit('console', { vmId: e.def.id, data });
     });
     conn.on('notification', (n: ControlNotification) => {
-      if (n.kind === 'GUEST_FAULT') {
+      if (n.kind === 'DISK_FAILURE') {
+        if (e.diskFailure !== null) return; // the first one stays
+        e.diskFailure = n.message || 'a disk failed';
+        e.log.error(`disk failure: ${e.diskFailure}`);
+        this.setState(e, e.state, `disk failure: ${e.diskFailure}`, HealthState.MajorFailure);
+        this.events.emit('disk-failure', { vmId: e.def.id, name: e.def.name, message: e.diskFailure });
+      } else if (n.kind === 'GUEST_FAULT') {
         e.guestExitFault = n.message ?? 'guest fault';
         this.events.emit('guest-fault', { vmId: e.def.id, name: e.def.name, message: n.message });
       } else if (n.kind === 'HEARTBEAT') {

@@ -237,6 +237,7 @@ export class WorkerOperations {
       const out = this.tail(d.id);
       throw new Error(`the worker did not come up: ${(err as Error).message}${out ? `\n${out}` : ''}`);
     }
+    e.diskFailure = null; // a new worker has opened the disks afresh
     this.sink.attach(e, conn);
     incoming?.started();
     try {

@@ -76,6 +76,8 @@ try {
     (message) => guestLog.log(message),
     postCode,
     userVsps,
+    // One message per drive at most (the drive keeps only its first failure): bounded whatever the guest does.
+    (path, error) => post({ kind: 'disk-failure', path, message: error.message }),
   );
 } catch (e) {
   post({ kind: 'error', message: e instanceof Error ? e.message : String(e) });

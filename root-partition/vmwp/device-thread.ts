@@ -67,6 +67,8 @@ export type DeviceThreadMessage =
   | { kind: 'console'; bytes: Uint8Array; dropped: number }
   | { kind: 'heartbeat'; status: number }
   | { kind: 'kvp'; items: KvpGuestItems }
+  /** A drive's first failure (once per drive). */
+  | { kind: 'disk-failure'; path: string; message: string }
   | { kind: 'reply'; id: number; ok: boolean; value?: unknown; error?: string; code?: string }
   | { kind: 'stopped'; stats: DeviceThreadStats };
 
@@ -82,6 +84,8 @@ export interface DeviceThreadOptions {
   /** The guest's KVP items (Guest and Auto pools) at each change. */
   kvp?: (items: KvpGuestItems) => void;
   log?: (message: string, suppressedSoFar: number) => void;
+  /** A drive failed (its file's I/O error, a damaged VHDX): the first failure of each drive. */
+  diskFailure?: (path: string, message: string) => void;
   /** The thread ended without being stopped (an error in a device): the VM cannot go on. */
   onFailure?: (reason: string) => void;
   /** POST-code snapshots, in order (needs `devices.postCodes`). */
@@ -131,6 +135,7 @@ export class DeviceThread {
         else if (m.kind === 'heartbeat') opts.heartbeat?.(m.status);
         else if (m.kind === 'kvp') opts.kvp?.(m.items);
         else if (m.kind === 'log') opts.log?.(m.message, m.suppressed);
+        else if (m.kind === 'disk-failure') opts.diskFailure?.(m.path, m.message);
         else if (m.kind === 'post-code') opts.onPostCode?.(m.snapshot);
         else if (m.kind === 'stopped') resolveStats(m.stats);
         else if (m.kind === 'reply') t.settle(m);

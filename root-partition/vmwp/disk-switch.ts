@@ -13,7 +13,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { BlockBackend } from '../storage/block-backend.ts';
+import { DiskIoError } from '../storage/disk-io-error.ts';
 import { createVhdx } from '../storage/vhdx/vhdx-create.ts';
+import { VhdxCorruptError } from '../storage/vhdx/vhdx-format.ts';
 import { VhdxDisk } from '../storage/vhdx/vhdx-disk.ts';
 import type { DiskConfig, VmDeviceConfig } from './device-config.ts';
 
@@ -28,7 +30,11 @@ export class SwitchableDisk implements BlockBackend {
   /** I/O time of the images this drive has left (a switch closes them). */
   private ioUsBefore = 0;
 
-  constructor(private inner: BlockBackend, public path: string) {}
+  /** The drive's first failure (an I/O error of its file, or a damaged VHDX): it stays the drive's until the VM stops. */
+  failure: Error | null = null;
+
+  /** `onFailure` hears the drive's first failure (each later one reaches the guest and the log, not this). */
+  constructor(private inner: BlockBackend, public path: string, private readonly onFailure?: (e: Error) => void) {}
 
   get sectorSize(): number { return this.inner.sectorSize; }
   get sectorCount(): number { return this.inner.sectorCount; }
@@ -38,9 +44,24 @@ export class SwitchableDisk implements BlockBackend {
     const now = this.inner.ioUs;
     return now === undefined && this.ioUsBefore === 0 ? undefined : this.ioUsBefore + (now ?? 0);
   }
-  read(lba: number, dst: Uint8Array): void { this.inner.read(lba, dst); }
-  write(lba: number, src: Uint8Array): void { this.inner.write(lba, src); }
-  flush(): void { this.inner.flush(); }
+  read(lba: number, dst: Uint8Array): void {
+    try { this.inner.read(lba, dst); } catch (e) { throw this.failed(e); }
+  }
+  write(lba: number, src: Uint8Array): void {
+    try { this.inner.write(lba, src); } catch (e) { throw this.failed(e); }
+  }
+  flush(): void {
+    try { this.inner.flush(); } catch (e) { throw this.failed(e); }
+  }
+
+  /** A failure of the medium (not a request the device refused) makes the drive, and so the VM, unhealthy. */
+  private failed(e: unknown): unknown {
+    if (this.failure === null && (e instanceof DiskIoError || e instanceof VhdxCorruptError)) {
+      this.failure = e;
+      this.onFailure?.(e);
+    }
+    return e;
+  }
   close(): void { this.inner.close(); }
 
   /** A VHDX's Virtual Disk ID (a differencing child has its parent's), null for a raw image. */

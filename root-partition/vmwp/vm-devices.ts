@@ -45,6 +45,8 @@ export class VmDevices {
     onPostCode?: (code: number) => void,
     /** The operator's own VSPs, loaded already (user-vsp-loader.ts: loading is asynchronous). */
     userVsps: readonly Vsp[] = [],
+    /** A drive's first failure (its file's I/O error, a damaged VHDX), once per drive. */
+    onDiskFailure?: (path: string, error: Error) => void,
   ) {
     // One image attached twice to this VM (say as IDE and as SCSI) is one open disk: one lock,
     // one file offset space, writes seen by both paths at once. Only with the same access: a
@@ -68,7 +70,7 @@ export class VmDevices {
       const known = opened.get(key);
       if (known) return known;
       // Switchable: a checkpoint moves the drive to a differencing child while the VM runs.
-      const disk = new SwitchableDisk(this.openImage(d.path, d.readOnly ?? false), d.path);
+      const disk: SwitchableDisk = new SwitchableDisk(this.openImage(d.path, d.readOnly ?? false), d.path, (e) => onDiskFailure?.(disk.path, e));
       this.disks.push(disk);
       opened.set(key, disk);
       return disk;

@@ -339,6 +339,10 @@ export class VmWorker extends EventEmitter {
           this.guestLogSuppressed = suppressed;
           this.log.warn(`devices: ${m}`);
         },
+        diskFailure: (path, message) => {
+          this.log.error(`disk ${path} failed: ${message}`);
+          this.emit('disk-failure', message);
+        },
         onFailure: (reason) => {
           this.log.error(reason);
           this.emit('device-failure', reason);

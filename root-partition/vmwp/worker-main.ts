@@ -118,6 +118,7 @@ async function main(): Promise<void> {
     kind: 'KVP', kvpGuestItems: items.guest.map(([key, value]) => ({ key, value })), kvpIntrinsicItems: items.intrinsic.map(([key, value]) => ({ key, value })),
   }));
   worker.on('guest-fault', (message: string) => server.notify({ kind: 'GUEST_FAULT', message }));
+  worker.on('disk-failure', (message: string) => server.notify({ kind: 'DISK_FAILURE', message }));
   // Without its devices the VM cannot run: the worker ends, and VMMS reports the VM failed.
   worker.on('device-failure', (message: string) => {
     server.notify({ kind: 'WORKER_ERROR', message });
