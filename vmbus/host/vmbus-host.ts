@@ -1,6 +1,6 @@
 /**
  * VMBus on one partition: binds the pure VmbusServer to the SynIC ports of the partition and the
- * VSPs to their channels (reference §2.6, §3.1, §3.7).
+ * VSPs to their channels (TLFS ports and connections; Linux drivers/hv/connection.c).
  *
  * | direction | how |
  * |---|---|

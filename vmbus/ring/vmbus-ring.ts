@@ -14,7 +14,7 @@ export const RING_MAX_DATA_SIZE = 0x7fff_f000;
 
 /**
  * One direction of a VMBus channel: a 4 KiB control page followed by the data area, contiguous in
- * guest physical memory (reference/hyperv-protocol-facts.md §4.1–4.3; Linux include/linux/hyperv.h,
+ * guest physical memory (Linux drivers/hv/ring_buffer.c; Linux include/linux/hyperv.h,
  * struct hv_ring_buffer). The same object serves the producer (writer()) and the consumer
  * (reader()); a side uses one of them. Control words are accessed with Atomics (sequentially
  * consistent), data with TypedArray copies ordered around them as in §4.8.
