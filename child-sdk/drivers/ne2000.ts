@@ -1,5 +1,5 @@
 // The legacy NIC: an NE2000-compatible card (DP8390 core; PCI RTL8029 10EC:8029), driven the way
-// Linux's lib8390.c/ne.c drive it in 16-bit mode (reference network-protocol-facts §5.5–§5.8).
+// Linux's lib8390.c/ne.c drive it in 16-bit mode (QEMU hw/net/ne2000.c; DP8390 datasheet).
 // Frames move through the card's remote DMA with one string I/O exit each (rep outsw / insw);
 // everything else is one port exit per register access. Receive interrupts (PRX) only wake the
 // guest: frames are taken from the ring by polling in the main loop, never in the handler.

@@ -1,7 +1,7 @@
 // vstor wire formats for the guest storage driver (storvsc): the guest copy of
 // root-partition/vsp/storvsp/storvsp-protocol.ts, kept byte-compatible by test/vectors/storvsp/.
 // Sources: Linux drivers/scsi/storvsc_drv.c (struct vstor_packet, struct vmscsi_request,
-// storvsc_channel_init, storvsc_queuecommand) and reference/hyperv-protocol-facts.md §5.1.
+// storvsc_channel_init, storvsc_queuecommand) and OpenVMM vm/devices/storage/storvsp_protocol.
 // Encoders write into guest memory at a GPA; all fields are little-endian, CDB fields big-endian.
 
 // enum vstor_packet_operation

@@ -1,7 +1,7 @@
 // The VMBus client, guest side: a pure state machine over caller-provided memory (see
 // client-state.ts). It produces the messages to post and consumes received payloads; moving them
 // through HvCallPostMessage and the SINT2 message slot is the SynIC code's job. Life cycle:
-// reference/hyperv-protocol-facts.md §3.6 (Linux drivers/hv/connection.c vmbus_negotiate_version,
+// as in Linux (drivers/hv/connection.c vmbus_negotiate_version,
 // drivers/hv/channel_mgmt.c, drivers/hv/channel.c). Every function that produces a message
 // writes it at `out` (240 bytes) and returns its length, 0 when there is nothing to post, or a
 // negative ClientError; clientPostConnectionId() then names the connection to post it on.
@@ -28,7 +28,7 @@ import {
   ClientGpadlState, ClientError,
 } from "./client-state";
 
-/** Versions proposed newest first, as Linux does with 6.0 at the head (reference §3.2). */
+/** Versions proposed newest first, as Linux does with 6.0 at the head (vmbus_versions[]). */
 const VERSION_COUNT: u32 = 8;
 function proposedVersion(i: u32): u32 {
   switch (i) {
@@ -345,7 +345,7 @@ export function clientTeardownGpadl(st: usize, handle: u32, out: usize): i32 {
 
 /**
  * OPENCHANNEL with the rings in GPADL `handle`: pages [0, downstream) carry guest → host,
- * [downstream, n) host → guest (reference §3.4). openid = relid, as Linux does.
+ * [downstream, n) host → guest (Linux __vmbus_open). openid = relid, as Linux does.
  */
 export function clientOpenChannel(st: usize, relid: u32, handle: u32, downstreamPageOffset: u32, targetVp: u32, userData: usize, out: usize): i32 {
   const e = channelEntry(st, relid);
