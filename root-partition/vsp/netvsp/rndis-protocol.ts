@@ -1,5 +1,5 @@
 /**
- * RNDIS messages as NetVSC carries them (reference network-protocol-facts §4; MS-RNDIS,
+ * RNDIS messages as NetVSC carries them (MS-RNDIS,
  * Linux include/linux/rndis.h, OpenVMM netvsp/src/rndisprot.rs). Offsets inside PACKET_MSG count
  * from byte 8 (the DataOffset field); in QUERY/SET and their completions from RequestId (byte 8).
  */
@@ -89,7 +89,7 @@ export interface RndisPacket {
 
 /**
  * Walks the PACKET_MSGs of one guest transmission (several may follow each other, each
- * MessageLength long, reference §3.1) and checks every length and offset against the buffer
+ * MessageLength long, MS-RNDIS REMOTE_NDIS_PACKET_MSG) and checks every length and offset against the buffer
  * before anything is used: DataLength > 0, data and PPIs inside the message, no OOB data, VcHandle 0.
  */
 export function parseRndisPackets(buf: Uint8Array, maxPackets: number): RndisPacket[] {

@@ -7,7 +7,7 @@
  * structs are packed.
  */
 
-/** Interface type GUIDs offered on VMBus (hyperv-protocol-facts.md §5.1). */
+/** Interface type GUIDs offered on VMBus (Linux include/linux/hyperv.h HV_SCSI_GUID, HV_IDE_GUID). */
 export const STORVSP_SCSI_INTERFACE_GUID = 'ba6163d9-04a1-4d29-b605-72e2ffb1dc7f';
 export const STORVSP_IDE_INTERFACE_GUID = '32412632-86cb-44a2-9b5c-50d1417354f5';
 
