@@ -29,7 +29,7 @@ const SDS_NAME = `<INSTANCENAME CLASSNAME="Msvm_SettingsDefineState">
 <KEYBINDING NAME="SettingData"><VALUE.REFERENCE><INSTANCEPATH>${NSP}${V}</INSTANCEPATH></VALUE.REFERENCE></KEYBINDING>
 </INSTANCENAME>`;
 
-describe('intrinsic operations answer exactly the accepted replies of cim-xml.md §7', () => {
+describe('intrinsic operations answer exactly the replies wbemcli and pywbem accept', () => {
   it('ei — EnumerateInstances', async () => {
     const body = wbemcliBody(`<IMETHODCALL NAME="EnumerateInstances">${NS}
 <IPARAMVALUE NAME="ClassName"><CLASSNAME NAME="Msvm_ComputerSystem"/></IPARAMVALUE>
@@ -216,7 +216,7 @@ ${VM_INSTANCE}
   });
 });
 
-describe('METHODCALL answers exactly the accepted replies of cim-xml.md §7', () => {
+describe('METHODCALL answers exactly the replies wbemcli and pywbem accept', () => {
   const VM_OBJECT = `root%2Fvirtualization%2Fv2%3AMsvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="${VM_NAME}"`;
   const SVC_OBJECT = 'root%2Fvirtualization%2Fv2%3AMsvm_VirtualSystemManagementService.CreationClassName="Msvm_VirtualSystemManagementService",Name="vmms",SystemCreationClassName="Msvm_ComputerSystem",SystemName="HOST1"';
   const SHORT_NS = '<LOCALNAMESPACEPATH><NAMESPACE NAME="root"/><NAMESPACE NAME="virtualization"/><NAMESPACE NAME="v2"/></LOCALNAMESPACEPATH>';
