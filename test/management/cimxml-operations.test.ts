@@ -116,7 +116,7 @@ ${VM_INSTANCE}
   });
 
   it('ExecQuery — pywbem WQL, message ID 1001 echoed', async () => {
-    // The reply in §7.2 shows only Name and EnabledState; a projection gives that shape here.
+    // The captured reply shows only Name and EnabledState; a projection gives that shape here.
     const body = pywbemBody(`<IMETHODCALL NAME="ExecQuery"><LOCALNAMESPACEPATH><NAMESPACE NAME="root"/><NAMESPACE NAME="virtualization"/><NAMESPACE NAME="v2"/></LOCALNAMESPACEPATH><IPARAMVALUE NAME="QueryLanguage"><VALUE>WQL</VALUE></IPARAMVALUE><IPARAMVALUE NAME="Query"><VALUE>SELECT Name, EnabledState FROM Msvm_ComputerSystem WHERE ElementName = 'web &amp; db'</VALUE></IPARAMVALUE></IMETHODCALL>`);
     const r = await handleCimXml(createReferenceManager(), { cimOperation: 'MethodCall', cimMethod: 'ExecQuery', cimObject: 'root/virtualization/v2', contentType: 'application/xml; charset="utf-8"' }, body, '127.0.0.1');
     expect(r.body).toBe(accepted(`<IMETHODRESPONSE NAME="ExecQuery"><IRETURNVALUE><VALUE.OBJECTWITHPATH>

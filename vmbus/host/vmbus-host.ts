@@ -30,7 +30,7 @@ import { decodeVmbusState, encodeVmbusState } from './vmbus-saved-state.ts';
 import { VspChannel } from './vsp-channel.ts';
 import type { Vsp } from './vsp.ts';
 
-/** Port and connection ids of the binding (bits 23:0; §2.6). Root- and child-owned ids are separate name spaces. */
+/** Port and connection ids of the binding (bits 23:0; TLFS HV_CONNECTION_ID). Root- and child-owned ids are separate name spaces. */
 export const VmbusPorts = {
   /** Root-owned message ports, one per guest connection id they serve. */
   guestMessagePort: (connectionId: number) => connectionId,

@@ -1,5 +1,5 @@
 /**
- * The VSP framework's contract (DESIGN §4 "Frameworks"): a VSP offers one interface GUID and
+ * The VSP framework's contract (docs/vmbus.md §9): a VSP offers one interface GUID and
  * instance GUID and serves each channel the guest opens on that offer. The framework owns the
  * rings, the signalling and the hostile-guest checks; the VSP sees copied-out packets and answers
  * through its channel. Everything runs on the thread that serves the partition's root inbox.

@@ -139,7 +139,7 @@ export class RingReadBatch {
 
   /**
    * Publishes read_index once, after every packet byte was copied out (ordering pair B), then
-   * decides whether the producer must be woken (§4.7, Linux hv_pkt_iter_close): only with
+   * decides whether the producer must be woken (Linux hv_pkt_iter_close): only with
    * FEAT_PENDING_SEND_SZ, a non-zero pending_send_sz, free space that was not above it before the
    * batch and is above it now.
    */

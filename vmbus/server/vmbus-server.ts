@@ -166,7 +166,7 @@ export class VmbusServer {
 
   private initiateContact(m: InitiateContact, connectionId: number): void {
     const modern = m.version >= C.VmbusVersion.Win10V5;
-    // Below 5.0 INITIATE_CONTACT uses the message connection; from 5.0 connection 4 (§3.1).
+    // Below 5.0 INITIATE_CONTACT uses the message connection; from 5.0 connection 4 (Linux VMBUS_MESSAGE_CONNECTION_ID_4).
     const expected = modern ? C.VMBUS_MESSAGE_CONNECTION_ID_4 : C.VMBUS_MESSAGE_CONNECTION_ID;
     const vp = m.targetVcpu < this.limits.vpCount ? m.targetVcpu : 0;
     if (this.phase === 'connected') this.reset(); // QEMU: INITIATE_CONTACT resets all VMBus state

@@ -11,7 +11,7 @@
  *   @28 body
  */
 
-/** ICMSGTYPE_* (Linux include/linux/hyperv.h; §0 of the facts: not the often-assumed numbers). */
+/** ICMSGTYPE_* (Linux include/linux/hyperv.h: not the often-assumed numbers). */
 export const IcMessageType = {
   Negotiate: 0,
   Heartbeat: 1,

@@ -60,7 +60,7 @@ export const Oid = {
   TcpOffloadHardwareCapabilities: 0xfc01020d,
 } as const;
 
-/** RNDIS header sizes and fixed layouts (§4.2, §4.3). */
+/** RNDIS header sizes and fixed layouts (MS-RNDIS; Linux include/linux/rndis.h). */
 export const RNDIS_HEADER_BYTES = 8;
 export const RNDIS_PACKET_HEADER_BYTES = 44;
 /** Smallest DataOffset / PerPacketInfoOffset (FreeBSD RNDIS_PACKET_MSG_OFFSET_MIN). */
@@ -142,7 +142,7 @@ export function parseRndisPackets(buf: Uint8Array, maxPackets: number): RndisPac
 }
 
 /**
- * Writes a receive PACKET_MSG in OpenVMM's layout (§3.3): header at 0, a checksum PPI (nothing
+ * Writes a receive PACKET_MSG in OpenVMM's layout (netvsp rndisprot.rs): header at 0, a checksum PPI (nothing
  * claimed) at 44, the frame at 256 (DataOffset 248). MessageLength = `messageLength` (the
  * sub-allocation size). `dst` must hold 256 + frame bytes.
  */
@@ -198,7 +198,7 @@ function message(type: number, length: number): { bytes: Uint8Array; v: DataView
   return { bytes, v };
 }
 
-/** INITIALIZE_CMPLT (§4.2) with OpenVMM's values: 1.0, connectionless, 802.3, 8 packets, 0xEFFFFFFF, alignment 2^3. */
+/** INITIALIZE_CMPLT (MS-RNDIS) with OpenVMM's values: 1.0, connectionless, 802.3, 8 packets, 0xEFFFFFFF, alignment 2^3. */
 export function encodeInitializeComplete(requestId: number, status: number): Uint8Array {
   const { bytes, v } = message(RndisMessageType.InitializeComplete, 52);
   v.setUint32(8, requestId, true);
