@@ -2,7 +2,7 @@
  * CIM object paths (DSP0004 "Object paths"; DSP0207 WBEM URI text form): a class name plus key
  * bindings, optionally qualified by namespace and host. Names compare case-insensitively
  * (DSP0004 "Names are case insensitive"); key values compare by their text, because wbemcli
- * guesses KEYVALUE types (a Name of `123` arrives numeric, as sblim wbemcli sends it).
+ * guesses KEYVALUE types (a Name of `123` arrives numeric).
  */
 import { CimError } from './errors.ts';
 

@@ -1,7 +1,7 @@
 /**
  * Turning values as they arrive (wire text, JS values) into typed CIM values (DSP0004
  * "Datatypes"). Values are typed from the server's own declarations, never from
- * what a client claims (wbemcli omits PARAMTYPE and guesses KEYVALUE types, as sblim wbemcli sends it).
+ * what a client claims (sblim wbemcli omits PARAMTYPE and guesses KEYVALUE types).
  */
 import { CimError, type CimStatusName } from './errors.ts';
 import { CimInstance } from './instance.ts';

@@ -1,7 +1,7 @@
 /**
  * CIM-XML over HTTP or HTTPS (DSP0200): POST with a bounded body; every request
  * authenticated by the authenticator (management/access: HTTP Basic, or the local user owning
- * the client's socket), loopback included; plain HTTP on loopback only (docs/security.md).
+ * the client's socket), loopback included; plain HTTP on loopback only (docs/management.md).
  * Keep-alive is left on: `wbemcli cm` sends GetClass and the METHODCALL on one connection
  * (a silent close makes it fail). Time-outs, body size, concurrency and per-client rate are
  * request-limits.ts.

@@ -33,7 +33,7 @@ export interface WqlSelectQuery {
   readonly where: WqlExpression | null;
 }
 
-/** The four intrinsic event classes (WMI "WQL (SQL for WMI)"). */
+/** The four intrinsic event classes (WMI intrinsic events). */
 export const WqlEventClasses = [
   '__InstanceCreationEvent', '__InstanceModificationEvent', '__InstanceDeletionEvent', '__InstanceOperationEvent',
 ] as const;
