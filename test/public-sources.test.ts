@@ -1,6 +1,6 @@
 /**
- * Code comments, docs, test vectors and scripts cite public sources; none points into the
- * development notes users of the project do not have (test/helpers/development-notes.ts). Reads
+ * Code comments, docs, test vectors and scripts cite public sources; none points into a document
+ * outside the project, which readers cannot open (test/helpers/development-notes.ts). Reads
  * every file git tracks or would track (not ignored), so a pointer added anywhere fails here with
  * its file and line.
  */

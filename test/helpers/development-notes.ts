@@ -1,8 +1,8 @@
 /**
- * Pointers into the notes the project was developed from, which its users do not have: the
- * protocol, management, VHDX, CPU-control, performance and AssemblyScript notes and the design
- * and style notes kept beside the repository. Code comments and docs cite the public sources
- * those notes are based on instead (TLFS, Linux, OpenVMM, QEMU, DMTF, Microsoft's docs, …).
+ * Pointers to documents outside the project, which its readers cannot open: protocol, management,
+ * VHDX, CPU-control, performance and AssemblyScript notes, and design and style notes, by the
+ * names and section styles they were cited with. Code comments and docs cite the public sources
+ * instead (TLFS, Linux, OpenVMM, QEMU, DMTF, Microsoft's docs, …) or the project's own docs/.
  * This file states the patterns, so it is the one file allowed to contain them.
  */
 const POINTERS: readonly RegExp[] = [
