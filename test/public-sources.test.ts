@@ -1,6 +1,6 @@
 /**
  * Code comments, docs, test vectors and scripts cite public sources; none points into a document
- * outside the project, which readers cannot open (test/helpers/development-notes.ts). Reads
+ * outside the project, which readers cannot open (test/helpers/outside-documents.ts). Reads
  * every file git tracks or would track (not ignored), so a pointer added anywhere fails here with
  * its file and line.
  */
@@ -8,12 +8,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { notePointers, pointsIntoNotes } from './helpers/development-notes.ts';
+import { notePointers, pointsIntoNotes } from './helpers/outside-documents.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 /** The patterns and this file's samples of them, and fuzz inputs (data, not text anyone reads). */
 const EXEMPT = (path: string): boolean =>
-  path === 'test/helpers/development-notes.ts' || path === 'test/public-sources.test.ts' || path.startsWith('fuzz/corpus/');
+  path === 'test/helpers/outside-documents.ts' || path === 'test/public-sources.test.ts' || path.startsWith('fuzz/corpus/');
 
 function trackedFiles(): string[] {
   return execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 }).split('\0').filter(Boolean);

@@ -6,7 +6,7 @@ import { runIoBench, NETWORK_NOT_MEASURED } from '../../bench/io.ts';
 import { renderHtml } from '../../bench/io/html.ts';
 import { formatReport } from '../../bench/io/format.ts';
 import { buildPhases, guestCommandLine, PATHS, WORKLOADS } from '../../bench/io/plan.ts';
-import { notePointers } from '../helpers/development-notes.ts';
+import { notePointers } from '../helpers/outside-documents.ts';
 
 describe('bench io plan', () => {
   it('reads every round before any write, so every read sees the disks as filled, and fits the command line', () => {
