@@ -43,7 +43,7 @@ export const HV_HYPERCALL_REP_COUNT_MASK = 0xfff; // hi bits 11:0  = bits 43:32
 export const HV_HYPERCALL_RSVD_HI_MASK = 0xf000f000; // hi bits 15:12 and 31:28 = bits 47:44, 63:60
 export const HV_HYPERCALL_REP_START_SHIFT = 16; // hi bits 27:16 = bits 59:48
 
-// Result value as the platform returns it (docs/guest-abi.md §hypercall): bits 15:0 HV_STATUS,
+// Result value as the platform returns it (docs/guest-abi.md §5.3): bits 15:0 HV_STATUS,
 // bits 27:16 reps completed (TLFS result bits 43:32, folded into the 32-bit return).
 export const HV_RESULT_STATUS_MASK = 0xffff;
 export const HV_RESULT_REPS_SHIFT = 16;

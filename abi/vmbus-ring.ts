@@ -1,4 +1,4 @@
-// VMBus ring buffer layout (reference/hyperv-protocol-facts.md §4; Linux include/linux/hyperv.h,
+// VMBus ring buffer layout (Linux drivers/hv/ring_buffer.c; Linux include/linux/hyperv.h,
 // struct hv_ring_buffer and struct vmpacket_descriptor; OpenVMM vm/devices/vmbus/vmbus_ring).
 // Shared by the host ring (vmbus/ring/) and the guest ring (child-sdk/vmbus/ring.ts).
 

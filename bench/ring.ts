@@ -1,7 +1,7 @@
 // VMBus ring throughput: a producer thread and a consumer thread over one ring in a
-// SharedArrayBuffer (payload copied into the ring and out again: the "inline" ring of
-// reference/performance-limits.md B5), against a plain TypedArray.set of the same bytes on the
-// same kind of memory in the same run (B1 set_sab). Not a test: run
+// SharedArrayBuffer (payload copied into the ring and out again: an "inline" ring laid out
+// like Linux's hv_ring_buffer), against a plain TypedArray.set of the same bytes on the
+// same kind of memory in the same run (the copy limit). Not a test: run
 //   npx tsx bench/ring.ts [--quick] [--rounds N] [--json FILE] [--spin-us N]
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -13,7 +13,7 @@ export interface RingBenchOptions {
   quick?: boolean;
   /** Rounds over all sizes; each row is the round with the median throughput (default: 1 quick, 3 full). */
   rounds?: number;
-  /** Spin budget in µs before a side sleeps (default 20, about performance-limits.md B5's "spin 2000"). */
+  /** Spin budget in µs before a side sleeps (default 20, about 2,000 polls on this kind of VM). */
   spinMicros?: number;
 }
 

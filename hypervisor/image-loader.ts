@@ -2,7 +2,7 @@
  * Loads a guest image the way a boot loader does: the data segments are copied into guest memory
  * once, and the VPs instantiate a copy of the module without its data section. WebAssembly
  * re-applies active data segments at every instantiation, which would reset live data whenever a
- * later VP starts (reference assemblyscript-guests.md §3.3). An image is untrusted input: its
+ * later VP starts (WebAssembly spec, "Instantiation"). An image is untrusted input: its
  * size is bounded before anything parses it, every length is checked, V8 validates the module
  * before the rewriter sees it, and the rewrite runs in a worker under a time bound (rewrite/):
  * anything unexpected is a clear error, never a host crash.

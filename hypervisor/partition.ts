@@ -31,7 +31,7 @@ import type { VpEntry, VpExitReason } from './vp/vp-events.ts';
 import type { VpThreadData, VpThreadMessage } from './vp/vp-thread.ts';
 import type { VpCapture, VpExecution } from './vp/vp-capture.ts';
 
-/** What a child partition gets by default: enough for VMBus and the SynIC (reference §1.7). */
+/** What a child partition gets by default: enough for VMBus and the SynIC (TLFS HV_PARTITION_PRIVILEGE_MASK). */
 export const DEFAULT_CHILD_PRIVILEGES = {
   lo:
     P.HV_ACCESS_VP_RUNTIME_REG | P.HV_ACCESS_PARTITION_REFERENCE_COUNTER | P.HV_ACCESS_SYNIC_REGS |
@@ -39,7 +39,7 @@ export const DEFAULT_CHILD_PRIVILEGES = {
   hi: P.HV_ACCESS_PARTITION_ID | P.HV_POST_MESSAGES | P.HV_SIGNAL_EVENTS | P.HV_START_VIRTUAL_PROCESSOR,
 };
 
-/** HV_PARTITION_PROPERTY_CODE values this hypervisor implements (reference §1.6). */
+/** HV_PARTITION_PROPERTY_CODE values this hypervisor implements (TLFS datatypes). */
 export const PartitionProperty = {
   PrivilegeFlags: 0x00010000,
   TimeFreeze: 0x00030003,
@@ -137,7 +137,7 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
     return HvStatus.Success;
   }
 
-  /** HvCallGetPartitionProperty (reference §1.6). */
+  /** HvCallGetPartitionProperty (TLFS per-call page). */
   getProperty(code: number): { status: HvStatus; value: bigint } {
     switch (code) {
       case PartitionProperty.PrivilegeFlags: {

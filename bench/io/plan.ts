@@ -60,8 +60,8 @@ export interface Phase {
 }
 
 /**
- * I/O counts per phase, sized so each phase lasts roughly 0.1–1 s at the exit costs of reference
- * B6 (adaptive wait). Per-word PIO costs ≈ 2,000 exits per 4 KiB, so it runs 4 KiB I/Os only, and
+ * I/O counts per phase, sized so each phase lasts roughly 0.1–1 s at the exit costs measured with
+ * the adaptive wait (≈ 0.2–0.4 µs per exit on a free core). Per-word PIO costs ≈ 2,000 exits per 4 KiB, so it runs 4 KiB I/Os only, and
  * few of them. ATA at QD32 would repeat its QD1 phase (it cannot queue), so it is not run again.
  */
 function count(path: PathId, w: Workload, quick: boolean): number {

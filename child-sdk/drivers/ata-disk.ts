@@ -295,7 +295,7 @@ export class AtaDisk extends BlockDevice {
 
   /**
    * The task file of a read or write. 28-bit: device (LBA 27:24), features, count, LBA 7:0,
-   * 15:8, 23:16 (reference hyperv-protocol-facts.md §7.2). 48-bit: each register written twice, previous (HOB) byte first
+   * 15:8, 23:16 (ATA/ATAPI-6 command block registers). 48-bit: each register written twice, previous (HOB) byte first
    * (ATA/ATAPI-6, 48-bit Address feature set).
    */
   private loadTaskFile(lba: u64, sectors: u32, ext: bool): void {

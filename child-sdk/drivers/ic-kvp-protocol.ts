@@ -1,5 +1,5 @@
 // KVP exchange, guest side: the item store and the in-place answers to GET / SET / DELETE /
-// ENUMERATE (Linux hv_kvp.c and tools/hv/hv_kvp_daemon.c; reference/hyperv-protocol-facts.md §6).
+// ENUMERATE (Linux hv_kvp.c and tools/hv/hv_kvp_daemon.c; include/uapi/linux/hyperv.h).
 // Host copy and the body layout: root-partition/vsp/ic/kvp-protocol.ts. Keys and values are
 // UTF-16LE with their NUL; sizes count bytes including it.
 import { IC_E_FAIL, IC_HEADER_SIZE, IC_NO_MORE_ITEMS, IC_NOT_SUPPORTED, IC_S_OK, icAnswer, icBodySize } from "./ic-protocol";

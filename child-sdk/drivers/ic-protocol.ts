@@ -1,6 +1,6 @@
 // Integration-component (IC) wire formats for the guest drivers: the guest copy of
 // root-partition/vsp/ic/ic-protocol.ts, ic-bodies.ts and kvp-protocol.ts, kept byte-compatible
-// by test/vectors/ic/. Sources: reference/hyperv-protocol-facts.md §6 and Linux
+// by test/vectors/ic/. Sources: Linux include/linux/hyperv.h and
 // drivers/hv/hv_util.c, hv_kvp.c (struct vmbuspipe_hdr, icmsg_hdr, icmsg_negotiate,
 // heartbeat_msg_data, shutdown_msg_data, ictimesync_ref_data, hv_kvp_msg).
 // Every function here works on one IC message in guest memory and answers it in place, as Linux

@@ -1,6 +1,6 @@
 // The four integration-service drivers on the IC framework (ic.ts): heartbeat, shutdown, time
 // sync and KVP exchange, with the hooks a guest program uses. Message versions each driver takes,
-// in preference order, are Linux's (drivers/hv/hv_util.c, hv_kvp.c; hyperv-protocol-facts §6).
+// in preference order, are Linux's (drivers/hv/hv_util.c, hv_kvp.c).
 // Single-VP state (VP 0 runs the services) lives in memory blocks, not module globals.
 import { cli, halt } from "../platform/hv";
 import { pageAllocRun } from "../kernel/pages";

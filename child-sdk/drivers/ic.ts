@@ -1,6 +1,6 @@
 // The guest's integration-component framework: binds the IC offers (heartbeat, shutdown, time
 // sync, KVP) by interface GUID, opens each with small rings, and serves what the host sends.
-// The host drives every IC conversation (reference/hyperv-protocol-facts.md §6): NEGOTIATE
+// The host drives every IC conversation (Linux drivers/hv/hv_util.c): NEGOTIATE
 // first, then the service's requests; each answer goes back as VM_PKT_DATA_INBAND with the
 // request's transaction id, the message rewritten in place (Linux hv_util.c). A malformed or
 // unexpected message gets status E_FAIL and the driver carries on.

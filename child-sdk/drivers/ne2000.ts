@@ -1,5 +1,5 @@
 // The legacy NIC: an NE2000-compatible card (DP8390 core; PCI RTL8029 10EC:8029), driven the way
-// Linux's lib8390.c/ne.c drive it in 16-bit mode (reference network-protocol-facts §5.5–§5.8).
+// Linux's lib8390.c/ne.c drive it in 16-bit mode (QEMU hw/net/ne2000.c; DP8390 datasheet).
 // Frames move through the card's remote DMA with one string I/O exit each (rep outsw / insw);
 // everything else is one port exit per register access. Receive interrupts (PRX) only wake the
 // guest: frames are taken from the ring by polling in the main loop, never in the handler.
@@ -67,7 +67,7 @@ const S_EXITS: usize = 24;
 const S_PENDING: usize = 28;
 const S_MAC: usize = 32;
 const S_HEADER: usize = 40;
-/** Transmit staging for frames shorter than the 60-byte minimum (the driver pads, §5.6). */
+/** Transmit staging for frames shorter than the 60-byte minimum (the driver pads, as lib8390.c does). */
 const PAD: usize = memory.data(64, 16);
 
 function reg(r: u32): u32 { return load<u32>(STATE + S_BASE) + r; }
@@ -102,7 +102,7 @@ function remote(addr: u32, count: u32, command: u32): void {
 export class Ne2000 extends NetDevice {
   /**
    * Finds the card's window and IRQ from PCI, resets it, reads the station address from the PROM
-   * and starts it (Linux NS8390_init, §5.7). `vectorBase` is the vector of IRQ 0 or 8 as the PIC
+   * and starts it (Linux lib8390.c NS8390_init). `vectorBase` is the vector of IRQ 0 or 8 as the PIC
    * maps the card's IRQ. False when the card does not answer.
    */
   attach(fn: PciFunction, masterBase: u32, slaveBase: u32): bool {
@@ -157,7 +157,7 @@ export class Ne2000 extends NetDevice {
 
   macByte(i: u32): u8 { return load<u8>(STATE + S_MAC + (i % 6)); }
 
-  /** §5.8 transmit: remote write of the frame (one rep outsw), then TBCR/TPSR and the transmit command. */
+  /** Transmit (lib8390.c ei_start_xmit): remote write of the frame (one rep outsw), then TBCR/TPSR and the transmit command. */
   send(gpa: usize, length: u32): bool {
     if (length < 14 || length > NET_MAX_FRAME) return false;
     let src = gpa;
@@ -186,7 +186,7 @@ export class Ne2000 extends NetDevice {
     return true;
   }
 
-  /** §5.5 receive: the frame after BNRY if it is not CURR; header, then the frame (one rep insw). */
+  /** Receive (lib8390.c ei_receive): the frame after BNRY if it is not CURR; header, then the frame (one rep insw). */
   receive(gpa: usize): u32 {
     out(CR, CR_START_NODMA | CR_PAGE1);
     const curr = inp(CURR);

@@ -1,5 +1,5 @@
 // NVSP and RNDIS as the guest's netvsc speaks them (Linux drivers/net/hyperv/hyperv_net.h and
-// rndis_filter.c, include/linux/rndis.h; reference network-protocol-facts §2–§4). The host's copy
+// rndis_filter.c, include/linux/rndis.h; MS-RNDIS). The host's copy
 // of the same wire format is root-partition/vsp/netvsp/ (nvsp-protocol.ts, rndis-protocol.ts).
 
 /** HV_NIC_GUID {f8615163-df3e-46c5-913f-f2d2f965ed0e} in wire layout (Data1/2/3 little-endian). */

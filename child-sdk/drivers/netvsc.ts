@@ -1,5 +1,5 @@
 // netvsc: the guest half of the synthetic NIC (Linux drivers/net/hyperv/netvsc.c and
-// rndis_filter.c; reference network-protocol-facts §2–§4). Opens the HV_NIC_GUID channel, runs
+// rndis_filter.c; OpenVMM netvsp). Opens the HV_NIC_GUID channel, runs
 // the NVSP initialization (version, NDIS config and version, the receive and send buffers as
 // GPADLs of their own), then RNDIS INITIALIZE, the MAC and link queries and the packet filter.
 // Frames go out through send-buffer sections (one PACKET_MSG each, freed by the host's

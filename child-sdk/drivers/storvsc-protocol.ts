@@ -1,7 +1,7 @@
 // vstor wire formats for the guest storage driver (storvsc): the guest copy of
 // root-partition/vsp/storvsp/storvsp-protocol.ts, kept byte-compatible by test/vectors/storvsp/.
 // Sources: Linux drivers/scsi/storvsc_drv.c (struct vstor_packet, struct vmscsi_request,
-// storvsc_channel_init, storvsc_queuecommand) and reference/hyperv-protocol-facts.md §5.1.
+// storvsc_channel_init, storvsc_queuecommand) and OpenVMM vm/devices/storage/storvsp_protocol.
 // Encoders write into guest memory at a GPA; all fields are little-endian, CDB fields big-endian.
 
 // enum vstor_packet_operation
@@ -219,7 +219,7 @@ export function propertiesFlags(p: usize): u32 { return load<u32>(p + VSTOR_PROP
 /** storage_channel_properties.max_transfer_bytes of a QUERY_PROPERTIES reply at `p`: the largest data transfer per SRB. */
 export function propertiesMaxTransferBytes(p: usize): u32 { return load<u32>(p + VSTOR_PROPS_MAX_TRANSFER_BYTES); }
 
-/** Synthetic SCSI controller interface GUID ba6163d9-04a1-4d29-b605-72e2ffb1dc7f in wire layout (§5.1). */
+/** Synthetic SCSI controller interface GUID ba6163d9-04a1-4d29-b605-72e2ffb1dc7f in wire layout (Linux HV_SCSI_GUID). */
 export const STORVSC_SCSI_INTERFACE_TYPE: usize = memory.data<u8>([
   0xd9, 0x63, 0x61, 0xba, 0xa1, 0x04, 0x29, 0x4d, 0xb6, 0x05, 0x72, 0xe2, 0xff, 0xb1, 0xdc, 0x7f,
 ]);

@@ -1,6 +1,6 @@
 // How a storvsc completion ends as a BlockError (child-sdk/drivers/block-device.ts): the SRB
 // status, SAM status and fixed-format sense of the vmscsi_request the host sent back
-// (reference/hyperv-protocol-facts.md §5.1; Linux storvsc_handle_error, SPC-3 4.5.3).
+// (Linux drivers/scsi/storvsc_drv.c storvsc_handle_error, SPC-3 4.5.3).
 import { BLOCK_BAD_REQUEST, BLOCK_IO_ERROR, BLOCK_NOT_READY, BLOCK_OK, BLOCK_OUT_OF_RANGE } from "./block-device";
 import {
   ASC_LBA_OUT_OF_RANGE, SCSI_STATUS_CHECK_CONDITION, SCSI_STATUS_GOOD, SENSE_KEY_ILLEGAL_REQUEST, SENSE_KEY_NOT_READY,

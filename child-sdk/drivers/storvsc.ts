@@ -1,5 +1,5 @@
 // The storvsc controller: the guest half of synthetic SCSI (Linux drivers/scsi/storvsc_drv.c;
-// reference/hyperv-protocol-facts.md §5.1). Opens the SCSI channel, runs the vstor
+// OpenVMM vm/devices/storage/storvsp_protocol). Opens the SCSI channel, runs the vstor
 // initialization, and owns the request slots every disk on the controller shares: an SRB is
 // written into its slot, sent as a GPA-direct packet naming the caller's buffer (in-band when it
 // moves no data), and matched to its completion by transaction id (lo = slot, hi = the slot's

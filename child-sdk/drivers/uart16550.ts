@@ -1,4 +1,4 @@
-// Guest driver for the console UART, a 16550A on COM1 (reference/hyperv-protocol-facts.md §7.3;
+// Guest driver for the console UART, a 16550A on COM1 (OpenVMM serial_16550 spec.rs;
 // NS PC16550D datasheet): 115200 8N1, FIFOs on with a receive trigger of one byte, and the
 // received-data interrupt on IRQ 4 through the 8259 (MCR.OUT2 gates the IRQ line on a PC). The
 // interrupt handler drains the receive FIFO into a ring in guest memory; the main line takes

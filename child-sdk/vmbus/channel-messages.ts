@@ -1,5 +1,5 @@
 // VMBus channel messages, guest side: encoders for what the guest posts and a checker plus field
-// readers for what the host sends (layouts: reference/hyperv-protocol-facts.md §3.4, Linux
+// readers for what the host sends (layouts: Linux
 // include/linux/hyperv.h packed structs — misaligned fields, so raw loads/stores at offsets).
 // Allocation-free: every function works on caller-provided memory.
 import {
@@ -130,7 +130,7 @@ export function checkChannelMessage(msg: usize, length: u32): i32 {
   return <i32>type;
 }
 
-// Field readers for host → guest messages (offsets from reference §3.4).
+// Field readers for host → guest messages (offsets from Linux include/linux/hyperv.h).
 /** u8 at `offset` of the message at `msg`, widened to u32. */
 export function readU8(msg: usize, offset: u32): u32 { return <u32>load<u8>(msg + offset); }
 /** u16 (little-endian, possibly misaligned) at `offset` of the message at `msg`. */
@@ -138,7 +138,7 @@ export function readU16(msg: usize, offset: u32): u32 { return <u32>load<u16>(ms
 /** u32 (little-endian, possibly misaligned) at `offset` of the message at `msg`. */
 export function readU32(msg: usize, offset: u32): u32 { return load<u32>(msg + offset); }
 
-/** Byte offsets of the host → guest message fields the client reads (reference §3.4, Linux include/linux/hyperv.h). */
+/** Byte offsets of the host → guest message fields the client reads (Linux include/linux/hyperv.h). */
 export const VERSION_RESPONSE_SUPPORTED: u32 = 8; // u8
 export const VERSION_RESPONSE_STATE: u32 = 9; // u8
 export const VERSION_RESPONSE_MSG_CONN_ID: u32 = 12; // u32

@@ -1,5 +1,5 @@
-// VMBus channel-management constants, guest side (reference/hyperv-protocol-facts.md §3.1–3.4;
-// Linux include/linux/hyperv.h). The host keeps the same numbers in vmbus/protocol/
+// VMBus channel-management constants, guest side
+// (Linux include/linux/hyperv.h). The host keeps the same numbers in vmbus/protocol/
 // channel-constants.ts; the shared vectors in test/vectors/channel/ keep the two in step.
 
 export const VMBUS_SYNIC_MESSAGE_TYPE: u32 = 1;
@@ -42,7 +42,7 @@ export const VERSION_WIN10_V5_2: u32 = 0x00050002;
 export const VERSION_WIN10_V5_3: u32 = 0x00050003;
 export const VERSION_COPPER: u32 = 0x00060000;
 
-/** Message sizes including the 8-byte header (reference §3.3). */
+/** Message sizes including the 8-byte header (Linux hyperv.h packed structs). */
 export const CHANNEL_HEADER_SIZE: u32 = 8;
 export const OFFER_CHANNEL_SIZE: u32 = 196;
 export const RELID_MESSAGE_SIZE: u32 = 12;

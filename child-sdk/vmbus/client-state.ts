@@ -1,6 +1,6 @@
 // Layout of the VMBus client's state, in memory the caller provides (CLIENT_STATE_SIZE bytes,
 // zeroed by clientInit). Plain memory rather than module globals because every VP instance has
-// its own globals (reference/assemblyscript-guests.md §0): the state must outlive the instance
+// its own globals (a Wasm global is per instance): the state must outlive the instance
 // that happens to receive a message.
 
 export const CLIENT_STATE_SIZE: u32 = 8192;

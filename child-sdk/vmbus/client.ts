@@ -1,7 +1,7 @@
 // The VMBus client, guest side: a pure state machine over caller-provided memory (see
 // client-state.ts). It produces the messages to post and consumes received payloads; moving them
 // through HvCallPostMessage and the SINT2 message slot is the SynIC code's job. Life cycle:
-// reference/hyperv-protocol-facts.md §3.6 (Linux drivers/hv/connection.c vmbus_negotiate_version,
+// as in Linux (drivers/hv/connection.c vmbus_negotiate_version,
 // drivers/hv/channel_mgmt.c, drivers/hv/channel.c). Every function that produces a message
 // writes it at `out` (240 bytes) and returns its length, 0 when there is nothing to post, or a
 // negative ClientError; clientPostConnectionId() then names the connection to post it on.
@@ -28,7 +28,7 @@ import {
   ClientGpadlState, ClientError,
 } from "./client-state";
 
-/** Versions proposed newest first, as Linux does with 6.0 at the head (reference §3.2). */
+/** Versions proposed newest first, as Linux does with 6.0 at the head (vmbus_versions[]). */
 const VERSION_COUNT: u32 = 8;
 function proposedVersion(i: u32): u32 {
   switch (i) {
@@ -99,7 +99,7 @@ export function clientStart(st: usize, out: usize): i32 {
   return contact(st, out);
 }
 
-/** Connection id to post the last produced message on (4 or 1 for INITIATE_CONTACT, §3.1). */
+/** Connection id to post the last produced message on (4 or 1 for INITIATE_CONTACT, Linux connection.c). */
 export function clientPostConnectionId(st: usize): u32 { return get(st, ST_POST_CONN_ID); }
 /** The connection phase (ClientPhase: Idle, Contacting, Connected, Ready, NoVersion, Unloading, Unloaded). */
 export function clientPhase(st: usize): u32 { return get(st, ST_PHASE); }
@@ -127,7 +127,7 @@ export function clientReceive(st: usize, msg: usize, length: u32, out: usize): i
       if (load<u8>(m + VERSION_RESPONSE_SUPPORTED) != 0) {
         const version = proposedVersion(get(st, ST_VERSION_INDEX));
         set(st, ST_VERSION, version);
-        // From 5.0 later messages go to the connection the host names (§3.1).
+        // From 5.0 later messages go to the connection the host names (VERSION_RESPONSE.msg_conn_id).
         const conn = version >= VERSION_WIN10_V5 ? load<u32>(m + VERSION_RESPONSE_MSG_CONN_ID) : VMBUS_MESSAGE_CONNECTION_ID;
         set(st, ST_MSG_CONN_ID, conn);
         set(st, ST_POST_CONN_ID, conn);
@@ -182,7 +182,7 @@ export function clientReceive(st: usize, msg: usize, length: u32, out: usize): i
     }
     case ChannelMessageType.UnloadResponse: {
       if (phase != ClientPhase.Unloading) break;
-      // After UNLOAD_RESPONSE the host has forgotten all channels and GPADLs (§3.6 step 9).
+      // After UNLOAD_RESPONSE the host has forgotten all channels and GPADLs (Linux vmbus_initiate_unload).
       memory.fill(st + ST_CHANNELS, 0, CHANNEL_SLOTS * CHANNEL_ENTRY_SIZE + GPADL_SLOTS * GPADL_ENTRY_SIZE);
       set(st, ST_TX_GPADL, 0);
       set(st, ST_PHASE, ClientPhase.Unloaded);
@@ -345,7 +345,7 @@ export function clientTeardownGpadl(st: usize, handle: u32, out: usize): i32 {
 
 /**
  * OPENCHANNEL with the rings in GPADL `handle`: pages [0, downstream) carry guest → host,
- * [downstream, n) host → guest (reference §3.4). openid = relid, as Linux does.
+ * [downstream, n) host → guest (Linux __vmbus_open). openid = relid, as Linux does.
  */
 export function clientOpenChannel(st: usize, relid: u32, handle: u32, downstreamPageOffset: u32, targetVp: u32, userData: usize, out: usize): i32 {
   const e = channelEntry(st, relid);

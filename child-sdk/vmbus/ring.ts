@@ -1,4 +1,4 @@
-// The VMBus ring buffer, guest side (reference/hyperv-protocol-facts.md §4; Linux
+// The VMBus ring buffer, guest side (Linux
 // drivers/hv/ring_buffer.c). Same layout and rules as the host's vmbus/ring/: a 4 KiB control page
 // then the data area; 16-byte descriptor, 8-byte aligned payload, 8-byte trailer; never full;
 // batches publish their index once and report whether the peer must be signalled. The packet path

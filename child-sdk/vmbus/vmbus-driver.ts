@@ -1,11 +1,11 @@
 // The guest's VMBus driver: runs the client state machine (client.ts) over the SynIC. Control
 // messages go out with HvCallPostMessage on the connection the client names (4 for
-// INITIATE_CONTACT from 5.0, then VERSION_RESPONSE.msg_conn_id; reference §3.1) and come in
-// through the SINT2 message slot, which is copied out and freed (pending/EOM, reference §2.3)
+// INITIATE_CONTACT from 5.0, then VERSION_RESPONSE.msg_conn_id; Linux connection.c) and come in
+// through the SINT2 message slot, which is copied out and freed (pending/EOM, TLFS SynIC)
 // before the client looks at the copy. The SINT2 interrupt handler only counts wake-ups: all
 // protocol work happens in vmbusPoll on the driver's own path, so the client state is never
 // entered re-entrantly from an interrupt taken inside an exit. Single-VP guests (VP 0 drives
-// VMBus); state lives in memory, not in module globals (reference/assemblyscript-guests.md §3.2).
+// VMBus); state lives in memory, not in module globals (a Wasm global is per VP instance).
 import { halt, VP_INDEX } from "../platform/hv";
 import { postMessage } from "../hv/hypercall";
 import { messageDone, messageSlot, simPage, sintRoute, synicEnable } from "../hv/synic";
@@ -62,7 +62,7 @@ export function vmbusInit(vector: u32): bool {
   if (simPage(VP_INDEX) == 0 && synicEnable(VP_INDEX) == 0) return false;
   const st = pageAllocRun(<u32>(CLIENT_STATE_SIZE >> 12));
   const out = pageAlloc();
-  // Interrupt page and monitor pages: reported in INITIATE_CONTACT below 5.0 (reference §3.6 step 2).
+  // Interrupt page and monitor pages: reported in INITIATE_CONTACT below 5.0 (Linux vmbus_negotiate_version).
   const irq = pageAlloc();
   const mon = pageAllocRun(2);
   if (st == 0 || out == 0 || irq == 0 || mon == 0) return false;

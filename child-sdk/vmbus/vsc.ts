@@ -1,6 +1,6 @@
 // The VSC framework: a guest driver binds to an offer by interface GUID, opens it with the ring
-// sizes it chooses and then sends and receives packets on the channel's two rings (reference
-// §3.6 steps 5–7, §4). The framework allocates the ring pages (contiguous, as Linux does),
+// sizes it chooses and then sends and receives packets on the channel's two rings (Linux
+// channel.c, ring_buffer.c). The framework allocates the ring pages (contiguous, as Linux does),
 // describes them in a GPADL, opens the channel, and applies the ring's signal rules: the host is
 // signalled (HvCallSignalEvent on the offer's connection id, fast form) only when a committed
 // batch took the ring from empty to non-empty while the host listened, or when a read freed the
@@ -194,7 +194,7 @@ function waitGpadl(handle: u32): u32 {
  * guest → host ring of `sendBytes` and a host → guest ring of `recvBytes`, each counting its
  * 4 KiB control page (Linux VMBUS_RING_SIZE) and a multiple of 4 KiB, at least 8 KiB. `userData`
  * (120 bytes, or 0) goes into OPENCHANNEL; `subChannelIndex` > 0 opens that sub-channel of the
- * device instead (offered after the device protocol asked for it, reference §3.4). Null on
+ * device instead (offered after the device protocol asked for it, Linux vmbus_process_offer). Null on
  * failure (vscLastError / vscLastStatus).
  */
 export function vscOpen(ifType: usize, sendBytes: u32, recvBytes: u32, userData: usize = 0, subChannelIndex: u32 = 0): VscChannel | null {
@@ -211,7 +211,7 @@ export function vscOpen(ifType: usize, sendBytes: u32, recvBytes: u32, userData:
   ch.relid = relid;
   ch.connectionId = clientChannelConnectionId(st, relid);
   ch.scratch = scratch;
-  // The GPADL: one range over the ring pages, header then bodies (reference §3.4).
+  // The GPADL: one range over the ring pages, header then bodies (Linux vmbus_establish_gpadl).
   for (let i: u32 = 0; i < pages; i++) store<u64>(scratch + (<usize>i << 3), <u64>((base >> 12) + i));
   ch.gpadl = vmbusNextGpadlHandle();
   if (vmbusPost(clientCreateGpadl(st, relid, ch.gpadl, scratch, pages, vmbusOut())) != HvStatus.Success) return failed(VscError.PostFailed);
@@ -246,7 +246,7 @@ function vscTeardown(ch: VscChannel): void {
 
 /**
  * Closes the channel (CLOSECHANNEL), tears its GPADL down and waits for GPADL_TORNDOWN; for a
- * rescinded channel also sends RELID_RELEASED (reference §3.6 steps 7–8). The ring pages are
+ * rescinded channel also sends RELID_RELEASED (Linux vmbus_release_relid). The ring pages are
  * the guest's again afterwards.
  */
 export function vscClose(ch: VscChannel): void {
@@ -259,7 +259,7 @@ export function vscClose(ch: VscChannel): void {
 
 /**
  * Describes `pages` contiguous guest pages at `base` to the host in a GPADL on `ch`'s channel
- * (the receive and send buffers of netvsc are GPADLs of their own, reference §3.4), the PFN list
+ * (the receive and send buffers of netvsc are GPADLs of their own, Linux netvsc.c), the PFN list
  * built in `pfnList` (8 bytes a page). Waits for GPADL_CREATED; the handle, or 0 when refused.
  */
 export function vscCreateGpadl(ch: VscChannel, base: usize, pages: u32, pfnList: usize): u32 {

@@ -1,7 +1,7 @@
 /**
  * What the dispatcher knows of each hypercall before running it: simple or rep, whether it may be
  * fast, the input and output block sizes (for the alignment and page-crossing rules), and the
- * privilege a caller needs (TLFS per-call pages; reference §1.5–1.7). A call a child partition
+ * privilege a caller needs (TLFS per-call pages, HV_PARTITION_PRIVILEGE_MASK). A call a child partition
  * lacks the privilege for returns HV_STATUS_ACCESS_DENIED; so does every root-only call.
  */
 import { HvCall } from '../../abi/hv-hypercall.ts';

@@ -1,5 +1,5 @@
 /**
- * The hypercalls a child partition's VP may make (input layouts: reference §1.6; TLFS per-call
+ * The hypercalls a child partition's VP may make (input layouts: TLFS per-call
  * pages). Each handler reads the private copy of the input block the dispatcher made.
  */
 import { HvStatus } from '../../abi/hv-status.ts';

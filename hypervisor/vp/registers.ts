@@ -1,5 +1,5 @@
 /**
- * HV_REGISTER_NAME values and where each register lives (reference §1.8). Synthetic registers are
+ * HV_REGISTER_NAME values and where each register lives (TLFS; Linux hvgdk_mini.h). Synthetic registers are
  * views of the MSR state (Sint0 is SINT0, and so on); architectural registers (general purpose,
  * control, segment) are stored per VP for HvCallGet/SetVpRegisters round trips — a WebAssembly
  * guest's execution state is not observable through them.

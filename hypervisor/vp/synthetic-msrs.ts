@@ -1,5 +1,5 @@
 /**
- * The hypervisor's synthetic MSRs (TLFS; reference §1.9, §2.5, §2.7). Each needs its privilege
+ * The hypervisor's synthetic MSRs (TLFS SynIC and timers; Linux hvgdk_mini.h). Each needs its privilege
  * bit (CPUID 0x40000003 EAX); without it, or for a reserved-bit violation, the access takes #GP.
  * MSRs outside this set are not the hypervisor's: the VP forwards them to the root partition.
  * Values are kept at their full 64 bits. Enabling an overlay page (hypercall page, SIMP, SIEFP)

@@ -199,7 +199,7 @@ export function stateRefusal(name: string, state: number, requested: number, acc
   return `${is} and cannot ${REQUEST_NAMES[requested] ?? `go to state ${requested}`}${now}`;
 }
 
-/** EnabledState as Get-VM shows it (management-model.md §1). */
+/** EnabledState as Get-VM shows it (Msvm_ComputerSystem, Microsoft Docs). */
 export function stateText(s: number): string {
   return ({ 0: 'Unknown', 2: 'Running', 3: 'Off', 4: 'Stopping', 6: 'Saved', 9: 'Paused', 10: 'Starting', 11: 'Resetting', 32773: 'Saving', 32776: 'Pausing', 32777: 'Resuming' } as Record<number, string>)[s] ?? `state ${s}`;
 }

@@ -12,7 +12,7 @@ import { IdeLegacy } from './ide/ide-channel-ports.ts';
 import { stateError, type DeviceStateRecord, type SavableDevice } from './device-state.ts';
 import { Ne2000Pci, NE2000_FIRMWARE_IO_BASE } from './ne2000/ne2000-pci.ts';
 
-/** PCI placement of a Hyper-V Generation 1 VM (reference §7.1): host bridge 00:00.0, PIIX4 at 00:07. */
+/** PCI placement of a Hyper-V Generation 1 VM (OpenVMM chipset_resources): host bridge 00:00.0, PIIX4 at 00:07. */
 export const GEN1_PCI = { hostBridge: { device: 0, fn: 0 }, piix4Isa: { device: 7, fn: 0 }, piix4Ide: { device: 7, fn: 1 } } as const;
 
 /**

@@ -15,7 +15,7 @@ export const EnabledState = {
   Paused: 9,
   Starting: 10,
   /**
-   * Not in the reference's EnabledState list: Hyper-V's VMState reports a reset in progress as
+   * Not among Msvm_ComputerSystem's documented EnabledState values: Hyper-V's VMState reports a reset in progress as
    * 11, the same number as RequestedState "reset".
    */
   Resetting: 11,

@@ -31,7 +31,7 @@ import type { Vmms } from './vmms.ts';
 /** The web console's default port: the one after CIM-XML's 5988/5989. */
 export const DEFAULT_WEB_PORT = 5990;
 const SAMPLE_MS = 1000;
-/** RequestedState for each action (Msvm_ComputerSystem.RequestStateChange, management-model.md §1). */
+/** RequestedState for each action (Msvm_ComputerSystem.RequestStateChange, Microsoft Docs). */
 const REQUESTED: Partial<Record<WebAction, number>> = { start: 2, resume: 2, 'turn-off': 3, save: 6, pause: 9, reset: 11 };
 const HEARTBEAT = { 2: 'OK', 3: 'Degraded', 12: 'No Contact', 13: 'Lost Communication', 15: 'Paused' } as Record<number, string>;
 

@@ -18,7 +18,7 @@ export interface VirtualSwitchOptions {
 }
 
 /**
- * A learning Ethernet bridge (the model of the reference §6.2): learns the source MAC of every
+ * A learning Ethernet bridge (IEEE 802.1D, as Linux net/bridge does it): learns the source MAC of every
  * frame entering a port, forwards a known unicast to its port, floods group and unknown
  * destinations to every other port of the same VLAN, and counts everything per port. Frames
  * are delivered synchronously through each port's sink; the transport between processes

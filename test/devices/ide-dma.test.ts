@@ -9,7 +9,7 @@ const BMCMD = BM;
 const BMSTS = BM + 2;
 const BMPRD = BM + 4;
 
-/** The READ/WRITE DMA sequence of reference §7.2, up to the start of the engine. */
+/** The READ/WRITE DMA sequence (ATA/ATAPI-6; PIIX4 bus master as Linux libata-sff drives it), up to the start of the engine. */
 function startDma(r: IdeRig, table: number, lba: number, count: number, read: boolean, cmd?: number): void {
   r.bus.write(BMPRD, 4, table);
   r.bus.write(BMSTS, 1, 0x26);

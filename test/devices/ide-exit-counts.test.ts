@@ -4,7 +4,7 @@ import { AtaCommand } from '../../root-partition/devices/ide/ata-protocol.ts';
 
 /**
  * Exits one 4 KiB read (8 sectors) costs with each transfer method, counted by the I/O bus.
- * The driver is interrupt-driven as in reference §7.2: it reads Status once per interrupt
+ * The driver is interrupt-driven as Linux libata is: it reads Status once per interrupt
  * (no busy polling), so these are the floor a real driver reaches.
  */
 let rig: IdeRig;

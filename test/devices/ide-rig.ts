@@ -71,7 +71,7 @@ export class IdeRig {
     return this.bus.read(port, 1);
   }
 
-  /** Task file for an LBA28 command (reference §7.2, "PIO read of N sectors"). */
+  /** Task file for an LBA28 command (ATA/ATAPI-6 READ SECTORS, PIO). */
   setup28(lba: number, count: number, dev = 0): void {
     this.out8(P.dev, 0xe0 | (dev << 4) | ((lba >>> 24) & 0x0f));
     this.out8(P.err, 0);

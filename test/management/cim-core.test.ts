@@ -19,7 +19,7 @@ async function cimCode(work: () => unknown): Promise<number> {
 describe('the root/virtualization/v2 schema', () => {
   const schema = createVirtualizationSchema();
 
-  it('has every class the host needs, with the reference keys', () => {
+  it('has every class the host needs, with the keys Hyper-V uses', () => {
     const keys = (c: string) => schema.requireClass(c).keys.map((k) => k.name);
     expect(keys('Msvm_ComputerSystem')).toEqual(['CreationClassName', 'Name']);
     expect(keys('Msvm_VirtualSystemManagementService')).toEqual(['CreationClassName', 'Name', 'SystemCreationClassName', 'SystemName']);
@@ -51,7 +51,7 @@ describe('the root/virtualization/v2 schema', () => {
     expect(schema.subclassesOf('CIM_ResourceAllocationSettingData', true)).toContain('Msvm_StorageAllocationSettingData');
   });
 
-  it('publishes the reference value maps and return codes', () => {
+  it('publishes the value maps and return codes Hyper-V documents', () => {
     const cs = schema.requireClass('Msvm_ComputerSystem');
     const rsc = cs.methods.find((m) => m.name === 'RequestStateChange')!;
     expect(Object.keys(rsc.returnCodes).map(Number)).toEqual([0, 4096, 4097, 4098, 4099, 32768, 32769, 32773, 32774, 32775]);

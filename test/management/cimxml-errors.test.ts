@@ -20,7 +20,7 @@ async function cimError(method: string, body: string, object?: string): Promise<
   return m ? `${m[1]} ${m[2]}` : 'no error';
 }
 
-describe('HTTP-level rejections (cim-xml.md §1.3)', () => {
+describe('HTTP-level rejections (DSP0200 "Errors and status codes")', () => {
   it.each([
     ['not well-formed XML', '<CIM><MESSAGE>', {}, 400, 'request-not-well-formed'],
     ['a DOCTYPE (entity expansion)', '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><CIM></CIM>', {}, 400, 'request-not-well-formed'],
@@ -55,7 +55,7 @@ describe('HTTP-level rejections (cim-xml.md §1.3)', () => {
   });
 });
 
-describe('CIM errors inside a 200 reply (cim-xml.md §6)', () => {
+describe('CIM errors inside a 200 reply (DSP0200 "Status codes")', () => {
   it('reports a missing instance exactly, escaping the description', async () => {
     const body = wbemcliBody(`<IMETHODCALL NAME="GetInstance">${NS}<IPARAMVALUE NAME="InstanceName">${K.replace(VM_NAME, 'no"pe')}</IPARAMVALUE></IMETHODCALL>`);
     const r = await send(body, wbemcliHeaders('GetInstance'));
@@ -99,7 +99,7 @@ describe('CIM errors inside a 200 reply (cim-xml.md §6)', () => {
   });
 });
 
-describe('embedded instance parameters in every accepted form (cim-xml.md §4.3)', () => {
+describe('embedded instance parameters in every form wbemcli and pywbem send', () => {
   const SVC_OBJECT = 'root/virtualization/v2:Msvm_VirtualSystemManagementService.CreationClassName="Msvm_VirtualSystemManagementService",Name="vmms",SystemCreationClassName="Msvm_ComputerSystem",SystemName="HOST1"';
   const defineWith = async (paramValue: string, pywbem = false) => {
     const f = createFixture();

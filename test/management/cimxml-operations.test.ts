@@ -29,7 +29,7 @@ const SDS_NAME = `<INSTANCENAME CLASSNAME="Msvm_SettingsDefineState">
 <KEYBINDING NAME="SettingData"><VALUE.REFERENCE><INSTANCEPATH>${NSP}${V}</INSTANCEPATH></VALUE.REFERENCE></KEYBINDING>
 </INSTANCENAME>`;
 
-describe('intrinsic operations answer exactly the accepted replies of cim-xml.md §7', () => {
+describe('intrinsic operations answer exactly the replies wbemcli and pywbem accept', () => {
   it('ei — EnumerateInstances', async () => {
     const body = wbemcliBody(`<IMETHODCALL NAME="EnumerateInstances">${NS}
 <IPARAMVALUE NAME="ClassName"><CLASSNAME NAME="Msvm_ComputerSystem"/></IPARAMVALUE>
@@ -116,7 +116,7 @@ ${VM_INSTANCE}
   });
 
   it('ExecQuery — pywbem WQL, message ID 1001 echoed', async () => {
-    // The reply in §7.2 shows only Name and EnabledState; a projection gives that shape here.
+    // The captured reply shows only Name and EnabledState; a projection gives that shape here.
     const body = pywbemBody(`<IMETHODCALL NAME="ExecQuery"><LOCALNAMESPACEPATH><NAMESPACE NAME="root"/><NAMESPACE NAME="virtualization"/><NAMESPACE NAME="v2"/></LOCALNAMESPACEPATH><IPARAMVALUE NAME="QueryLanguage"><VALUE>WQL</VALUE></IPARAMVALUE><IPARAMVALUE NAME="Query"><VALUE>SELECT Name, EnabledState FROM Msvm_ComputerSystem WHERE ElementName = 'web &amp; db'</VALUE></IPARAMVALUE></IMETHODCALL>`);
     const r = await handleCimXml(createReferenceManager(), { cimOperation: 'MethodCall', cimMethod: 'ExecQuery', cimObject: 'root/virtualization/v2', contentType: 'application/xml; charset="utf-8"' }, body, '127.0.0.1');
     expect(r.body).toBe(accepted(`<IMETHODRESPONSE NAME="ExecQuery"><IRETURNVALUE><VALUE.OBJECTWITHPATH>
@@ -216,7 +216,7 @@ ${VM_INSTANCE}
   });
 });
 
-describe('METHODCALL answers exactly the accepted replies of cim-xml.md §7', () => {
+describe('METHODCALL answers exactly the replies wbemcli and pywbem accept', () => {
   const VM_OBJECT = `root%2Fvirtualization%2Fv2%3AMsvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="${VM_NAME}"`;
   const SVC_OBJECT = 'root%2Fvirtualization%2Fv2%3AMsvm_VirtualSystemManagementService.CreationClassName="Msvm_VirtualSystemManagementService",Name="vmms",SystemCreationClassName="Msvm_ComputerSystem",SystemName="HOST1"';
   const SHORT_NS = '<LOCALNAMESPACEPATH><NAMESPACE NAME="root"/><NAMESPACE NAME="virtualization"/><NAMESPACE NAME="v2"/></LOCALNAMESPACEPATH>';

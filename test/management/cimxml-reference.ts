@@ -1,5 +1,5 @@
 /**
- * The reference captures of cim-xml.md §7 as data: wbemcli's request prelude, the abbreviations
+ * Captured wbemcli and pywbem exchanges as data: wbemcli's request prelude, the abbreviations
  * {NS} {NSP} {K} {V} {S}, and an object set holding exactly the instances the accepted replies show.
  */
 import { CimInstance } from '../../root-partition/management/cim/instance.ts';
@@ -15,12 +15,12 @@ export const K = `<INSTANCENAME CLASSNAME="Msvm_ComputerSystem"><KEYBINDING NAME
 export const V = `<INSTANCENAME CLASSNAME="Msvm_VirtualSystemSettingData"><KEYBINDING NAME="InstanceID"><KEYVALUE VALUETYPE="string">${VSSD_ID}</KEYVALUE></KEYBINDING></INSTANCENAME>`;
 export const S = '<INSTANCENAME CLASSNAME="Msvm_VirtualSystemManagementService"><KEYBINDING NAME="CreationClassName"><KEYVALUE VALUETYPE="string">Msvm_VirtualSystemManagementService</KEYVALUE></KEYBINDING><KEYBINDING NAME="Name"><KEYVALUE VALUETYPE="string">vmms</KEYVALUE></KEYBINDING><KEYBINDING NAME="SystemCreationClassName"><KEYVALUE VALUETYPE="string">Msvm_ComputerSystem</KEYVALUE></KEYBINDING><KEYBINDING NAME="SystemName"><KEYVALUE VALUETYPE="string">HOST1</KEYVALUE></KEYBINDING></INSTANCENAME>';
 
-/** wbemcli's request body around one call element (cim-xml.md §7.1). */
+/** wbemcli's request body around one call element (as sblim wbemcli 1.6.3 sends it). */
 export function wbemcliBody(call: string): string {
   return `<?xml version="1.0" encoding="utf-8" ?>\n<CIM CIMVERSION="2.0" DTDVERSION="2.0">\n<MESSAGE ID="4711" PROTOCOLVERSION="1.0"><SIMPLEREQ>${call}</SIMPLEREQ>\n</MESSAGE></CIM>`;
 }
 
-/** pywbem's request body (cim-xml.md §7.2). */
+/** pywbem's request body (pywbem _cim_operations.py). */
 export function pywbemBody(call: string): string {
   return `<?xml version="1.0" encoding="utf-8" ?>\n<CIM CIMVERSION="2.0" DTDVERSION="2.0"><MESSAGE ID="1001" PROTOCOLVERSION="1.0"><SIMPLEREQ>${call}</SIMPLEREQ></MESSAGE></CIM>`;
 }
@@ -34,7 +34,7 @@ export function responseDocument(inner: string, id = '4711'): string {
   return `<?xml version="1.0" encoding="utf-8" ?><CIM CIMVERSION="2.0" DTDVERSION="2.0"><MESSAGE ID="${id}" PROTOCOLVERSION="1.0"><SIMPLERSP>${inner}</SIMPLERSP></MESSAGE></CIM>`;
 }
 
-/** The reference shows replies with line breaks between elements; they carry no content. */
+/** The captured replies are written with line breaks between elements; they carry no content. */
 export function withoutLineBreaks(xml: string): string {
   return xml.replace(/>\s*\n\s*</g, '><');
 }

@@ -10,7 +10,7 @@ import { NSP } from './cimxml-reference.ts';
 const context = { host: '127.0.0.1', namespace: 'root/virtualization/v2' };
 const schema = createVirtualizationSchema();
 
-describe('value encoding (cim-xml.md §5)', () => {
+describe('value encoding (DSP0201 VALUE, DSP0004 datatypes)', () => {
   it('writes scalars in their DMTF text forms', () => {
     expect(encodeValue(true, 'boolean', false, context)).toBe('<VALUE>TRUE</VALUE>');
     expect(encodeValue(18446744073709551615n, 'uint64', false, context)).toBe('<VALUE>18446744073709551615</VALUE>');

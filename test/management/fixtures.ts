@@ -1,6 +1,6 @@
 /**
  * A small Hyper-V-like object set over the in-memory provider, with the names and keys used in
- * the reference captures (cim-xml.md §7): VM 6D1F3A2B-…, host HOST1, service "vmms", one VSSD.
+ * the captured wbemcli exchanges: VM 6D1F3A2B-…, host HOST1, service "vmms", one VSSD.
  */
 import type { CimInstance } from '../../root-partition/management/cim/instance.ts';
 import { MemoryProvider } from '../../root-partition/management/cim/memory-provider.ts';
@@ -91,7 +91,7 @@ export function createFixture(): Fixture {
     calls.set('RequestStateChange', params);
     const vm = provider.getInstance(path)!;
     const requested = params.RequestedState as number;
-    // management-model.md §1: 32775 invalid state; a VM already in the state cannot go there.
+    // Msvm_ComputerSystem.RequestStateChange: 32775 invalid state; a VM already in the state cannot go there.
     if (vm.get('EnabledState') === requested) return { returnValue: 32775, out: {} as Record<string, CimObjectPath> };
     provider.update(vm.with({ EnabledState: requested === 2 ? 2 : requested === 6 ? 6 : requested === 9 ? 9 : 3 }));
     const job = schema.createInstance('Msvm_ConcreteJob', { InstanceID: jobIds.shift() ?? 'job', JobState: 7, PercentComplete: 100, ErrorCode: 0 });

@@ -3,8 +3,8 @@ import { join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 /**
- * Imports inside root-partition/management point one way: cimxml → wql → cim (DESIGN.md §9,
- * STYLE.md "a test fails on an import against the arrows"). The core stays protocol-neutral: it
+ * Imports inside root-partition/management point one way: cimxml → wql → cim
+ * (root-partition/management/README.md). The core stays protocol-neutral: it
  * imports nothing of an adapter, and nothing of the project outside management.
  */
 const ROOT = resolve(import.meta.dirname, '../../root-partition/management');

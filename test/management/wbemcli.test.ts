@@ -1,6 +1,6 @@
 /**
  * Black-box tests with Debian's unmodified wbemcli (package sblim-wbemcli) against the CIM-XML
- * server over the in-memory provider, with the commands of cim-xml.md §8.
+ * server over the in-memory provider, with the commands of wbemcli(1).
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';

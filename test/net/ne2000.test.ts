@@ -24,7 +24,7 @@ function exits(r: { bus: IoBus; card: import('../../root-partition/devices/ne200
   return c.reads + c.writes + c.stringOps;
 }
 
-/** Linux lib8390.c NS8390_init + start (reference §5.7), word mode. */
+/** Linux lib8390.c NS8390_init + start, word mode. */
 function linuxInit(r: ReturnType<typeof rig>) {
   const { out } = r;
   out(0x00, 0x21); out(0x0e, 0x49); out(0x0a, 0); out(0x0b, 0); out(0x0c, 0x20); out(0x0d, 0x02);
@@ -44,7 +44,7 @@ function frame(dst: number[], len = 60): Uint8Array {
   return f;
 }
 
-/** Transmit per reference §5.8 (ne2k-pci, 32-bit string I/O). Returns the exits it took. */
+/** Transmit as Linux lib8390.c ei_start_xmit does (ne2k-pci, 32-bit string I/O). Returns the exits it took. */
 function linuxTransmit(r: ReturnType<typeof rig>, f: Uint8Array): number {
   const { bus, out, inb } = r;
   const before = exits(r);
@@ -61,7 +61,7 @@ function linuxTransmit(r: ReturnType<typeof rig>, f: Uint8Array): number {
   return exits(r) - before;
 }
 
-/** Receive one frame per reference §5.8 (ei_receive). Returns the frame and the exits it took. */
+/** Receive one frame as Linux lib8390.c does (ei_receive). Returns the frame and the exits it took. */
 function linuxReceive(r: ReturnType<typeof rig>): { frame: Uint8Array | undefined; exits: number; status: number } {
   const { bus, out, inb } = r;
   const before = exits(r);
@@ -154,7 +154,7 @@ describe('NE2000: transmit and receive as Linux lib8390 does them', () => {
     const f = frame([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
     const exits = linuxTransmit(r, f);
     expect(r.sent).toEqual([f]);
-    expect(exits).toBe(18); // reference §5.9: 17 register accesses + 1 string OUT
+    expect(exits).toBe(18); // 17 register accesses + 1 string OUT (lib8390.c with ne2k-pci.c)
     expect(r.inb(0x07) & 0x02).toBe(0x02);
     expect(r.inb(0x04)).toBe(0x01); // TSR.PTX
     expect(r.inb(0x00) & 0x04).toBe(0); // TXP cleared by the chip
@@ -180,7 +180,7 @@ describe('NE2000: transmit and receive as Linux lib8390 does them', () => {
     const got = linuxReceive(r);
     expect(got.frame).toEqual(f);
     expect(got.status & 0x01).toBe(0x01);
-    expect(got.exits).toBe(30); // reference §5.9: 29 register accesses + 1 string IN (1000 = 4 × 250)
+    expect(got.exits).toBe(30); // 29 register accesses + 1 string IN (lib8390.c with ne2k-pci.c) (1000 = 4 × 250)
     expect(r.levels.at(-1)).toBe(false);
     expect(linuxReceive(r).frame).toBeUndefined();
     // header: status PRX, next page = 0x4c + ceil((1000 + 8) / 256) = 0x50, count = 1004

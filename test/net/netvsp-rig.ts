@@ -82,7 +82,7 @@ export class NetVspRig {
     return out;
   }
 
-  /** Runs the Linux initialization (§2.6) through RNDIS INITIALIZE and the packet filter. */
+  /** Runs the Linux initialization (netvsc_connect_vsp, rndis_filter_device_add) through RNDIS INITIALIZE and the packet filter. */
   linuxInit(filter = 0x0d): void {
     this.send(u32s(1, 0x60001, 0x60001, 0, 0, 0, 0, 0, 0, 0));
     this.send(u32s(125, 1514, 0, 0xac, 0, 0, 0, 0, 0, 0), { completionRequested: false });

@@ -65,7 +65,7 @@ describe('decoder errors are values', () => {
   });
 });
 
-describe('GUID wire format (reference §3.5)', () => {
+describe('GUID wire format (Linux guid_t)', () => {
   it('mixed-endian: SCSI ba6163d9-04a1-4d29-b605-72e2ffb1dc7f', () => {
     expect(toHex(guidToBytes('{BA6163D9-04A1-4D29-B605-72E2FFB1DC7F}')!)).toBe('d96361baa104294db60572e2ffb1dc7f');
     expect(guidFromBytes(Buffer.from('d96361baa104294db60572e2ffb1dc7f', 'hex'))).toBe('ba6163d9-04a1-4d29-b605-72e2ffb1dc7f');

@@ -8,7 +8,7 @@ const V = C.VmbusVersion;
 const versionReply = (supported: number, msgConnId: number, supportedFeatures: number | null = null) =>
   ({ type: T.VersionResponse, versionSupported: supported, connectionState: 0, msgConnId, supportedFeatures });
 
-describe('version negotiation (reference §3.1, §3.2)', () => {
+describe('version negotiation (Linux vmbus_negotiate_version)', () => {
   it('walks down the list like Linux until a version is accepted', () => {
     const { n, server, contact } = makeServer();
     contact(0x00070000); // newer than anything known

@@ -8,7 +8,7 @@ const STATES = Object.values(EnabledState).filter((s) => s !== EnabledState.Unkn
 const S = EnabledState;
 
 describe('lifecycle transitions', () => {
-  it('uses the EnabledState numbers of the reference', () => {
+  it('uses the EnabledState numbers of Msvm_ComputerSystem', () => {
     expect(S).toMatchObject({ Running: 2, Off: 3, Stopping: 4, Saved: 6, Paused: 9, Starting: 10, Saving: 32773, Pausing: 32776, Resuming: 32777 });
   });
 

@@ -1,5 +1,5 @@
 /**
- * The two rings of an open channel, built over its ring GPADL (reference §4.1): pages
+ * The two rings of an open channel, built over its ring GPADL (Linux __vmbus_open): pages
  * [0, downstream) hold the guest → host ring, [downstream, n) the host → guest ring, each a
  * 4 KiB control page followed by its data pages. The host accesses a ring as one range of guest
  * physical memory, so the GPADL's pages must be contiguous (what the child SDK and Linux

@@ -1,5 +1,5 @@
 /**
- * GPA-direct buffers (VM_PKT_DATA_USING_GPA_DIRECT, reference §4.4): the guest names its own
+ * GPA-direct buffers (VM_PKT_DATA_USING_GPA_DIRECT, Linux struct vmbus_packet_mpb_array): the guest names its own
  * pages in the packet's range header and the VSP reads and writes them in place — the synthetic
  * path's whole advantage. Every page of every range is checked against guest memory before any
  * view is made; physically contiguous pages are merged so a transfer takes few views. This is the

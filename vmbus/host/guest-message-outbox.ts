@@ -1,8 +1,8 @@
 /**
  * Host → guest control messages on their way into the guest's SINT2 slot. HvCallPostMessage
  * fails with HV_STATUS_INSUFFICIENT_BUFFERS while the target port's 16 buffers (or the VP's
- * SINT queue) are full, i.e. the guest has not yet consumed earlier messages (reference §2.3,
- * §2.6). VMBus messages must not be lost, so they wait here in order and are retried when the
+ * SINT queue) are full, i.e. the guest has not yet consumed earlier messages (TLFS message
+ * buffers, 16 per port). VMBus messages must not be lost, so they wait here in order and are retried when the
  * guest shows activity and on a short timer. Other failures (the guest disabled its SynIC) are
  * the guest's doing: reported, and the message is dropped, as Hyper-V's post would fail.
  *

@@ -1,6 +1,6 @@
 /**
  * VMBus on one partition: binds the pure VmbusServer to the SynIC ports of the partition and the
- * VSPs to their channels (reference §2.6, §3.1, §3.7).
+ * VSPs to their channels (TLFS ports and connections; Linux drivers/hv/connection.c).
  *
  * | direction | how |
  * |---|---|
@@ -30,7 +30,7 @@ import { decodeVmbusState, encodeVmbusState } from './vmbus-saved-state.ts';
 import { VspChannel } from './vsp-channel.ts';
 import type { Vsp } from './vsp.ts';
 
-/** Port and connection ids of the binding (bits 23:0; §2.6). Root- and child-owned ids are separate name spaces. */
+/** Port and connection ids of the binding (bits 23:0; TLFS HV_CONNECTION_ID). Root- and child-owned ids are separate name spaces. */
 export const VmbusPorts = {
   /** Root-owned message ports, one per guest connection id they serve. */
   guestMessagePort: (connectionId: number) => connectionId,

@@ -1,7 +1,7 @@
 /**
  * One open channel as its VSP sees it: the two rings over the channel's GPADL, batched reading
  * with packets copied out before they are validated, replies written behind one write batch,
- * and at most one signal to the guest per batch, following the ring's rules (reference §4.5–4.7:
+ * and at most one signal to the guest per batch, following the ring's rules (Linux drivers/hv/ring_buffer.c:
  * empty → non-empty while unmasked for the writer, pending_send_sz crossed for the reader).
  * A corrupt ring stops the channel at once and is reported to the host, which resets it.
  */
@@ -251,7 +251,7 @@ export class VspChannel {
   /**
    * True when the host → guest ring can take the VSP's largest reply now (by this batch's own
    * cursor and the guest's read_index). Without room the batch stops; drain() then publishes
-   * pending_send_sz (reference §4.7) so the guest signals once it has read enough.
+   * pending_send_sz (Linux hv_pkt_iter_close) so the guest signals once it has read enough.
    */
   hasRoomForReply(): boolean {
     const out = this.rings.outbound;

@@ -1,5 +1,5 @@
 /**
- * The VSP framework's contract (DESIGN §4 "Frameworks"): a VSP offers one interface GUID and
+ * The VSP framework's contract (docs/vmbus.md §9): a VSP offers one interface GUID and
  * instance GUID and serves each channel the guest opens on that offer. The framework owns the
  * rings, the signalling and the hostile-guest checks; the VSP sees copied-out packets and answers
  * through its channel. Everything runs on the thread that serves the partition's root inbox.
@@ -14,7 +14,7 @@ export interface Vsp {
    * Largest reply (payload bytes plus extended header) the VSP sends for one request. Before
    * each packet is handed over, the framework makes sure the host → guest ring has room for it,
    * so a reply never has to be dropped; without room it stops reading and waits for the guest
-   * (pending_send_sz, reference §4.7).
+   * (pending_send_sz, as in Linux drivers/hv/ring_buffer.c).
    */
   readonly maxReplyBytes: number;
   /** Largest guest → host packet (len8 × 8) accepted; a larger one is a protocol violation. */

@@ -1,5 +1,5 @@
 /**
- * VMBus channel-management constants (reference/hyperv-protocol-facts.md §3.1–3.4; Linux
+ * VMBus channel-management constants (Linux
  * include/linux/hyperv.h, enum vmbus_channel_message_type; QEMU include/hw/hyperv/vmbus-proto.h;
  * OpenVMM vm/devices/vmbus/vmbus_core/src/protocol.rs). The child SDK keeps an AssemblyScript copy
  * in child-sdk/vmbus/channel-protocol.ts; the shared hex vectors in test/vectors/channel/ keep the
@@ -109,7 +109,7 @@ export enum ChannelStatus {
   DeviceBusy = 0x80000011,
 }
 
-/** Message sizes including the 8-byte header (reference §3.3). */
+/** Message sizes including the 8-byte header (Linux include/linux/hyperv.h packed structs). */
 export const OFFER_CHANNEL_SIZE = 196;
 export const CHANNEL_HEADER_SIZE = 8;
 export const RELID_MESSAGE_SIZE = 12; // RESCIND_CHANNELOFFER, CLOSECHANNEL, RELID_RELEASED

@@ -1,5 +1,5 @@
 /**
- * Encoders for VMBus channel messages (layouts: reference §3.4; Linux include/linux/hyperv.h —
+ * Encoders for VMBus channel messages (layouts: Linux include/linux/hyperv.h —
  * all structs there are packed, so offsets are exact). Each returns a fresh buffer of the
  * message's wire size, ready to be the payload of a type-1 SynIC message.
  */

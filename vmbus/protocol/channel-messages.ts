@@ -1,5 +1,5 @@
 /**
- * Typed VMBus channel-management messages (reference §3.3–3.4; Linux include/linux/hyperv.h,
+ * Typed VMBus channel-management messages (Linux include/linux/hyperv.h,
  * struct vmbus_channel_*; OpenVMM vm/devices/vmbus/vmbus_core/src/protocol.rs). Every message
  * starts with an 8-byte header: MessageType u32 @0, padding u32 @4. GPAs and PFNs are u64 on the
  * wire and bigint here, so that a hostile value is seen exactly.

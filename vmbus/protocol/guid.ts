@@ -1,6 +1,6 @@
 /**
  * GUIDs on the VMBus wire use the Microsoft mixed-endian layout: Data1 (u32), Data2 (u16) and
- * Data3 (u16) little-endian, then the last 8 bytes as written (reference §3.5; QEMU byte-swaps
+ * Data3 (u16) little-endian, then the last 8 bytes as written (Linux guid_t; QEMU byte-swaps
  * its big-endian UUIDs before sending). Example: {ba6163d9-04a1-4d29-b605-72e2ffb1dc7f} is sent
  * as d9 63 61 ba a1 04 29 4d b6 05 72 e2 ff b1 dc 7f.
  */

@@ -1,4 +1,4 @@
-// The VMBus ring buffer, host side (reference/hyperv-protocol-facts.md §4).
+// The VMBus ring buffer, host side (Linux drivers/hv/ring_buffer.c, include/linux/hyperv.h).
 export * from './ring-layout.ts';
 export * from './ring-error.ts';
 export { VmbusRing, RING_MIN_DATA_SIZE, RING_MAX_DATA_SIZE } from './vmbus-ring.ts';

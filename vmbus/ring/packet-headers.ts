@@ -6,7 +6,7 @@ import {
 import type { ReceivedPacket } from './received-packet.ts';
 
 // Extended headers of GPA-direct (type 9) and transfer-page (type 7) packets
-// (reference/hyperv-protocol-facts.md §4.4; Linux include/linux/hyperv.h, struct vmbus_packet_mpb_array,
+// (Linux include/linux/hyperv.h, struct vmpacket_descriptor, struct vmbus_packet_mpb_array,
 // struct gpa_range, struct vmtransfer_page_packet_header). Encoders return the bytes that follow the
 // 16-byte descriptor, for RingWriteBatch.tryWrite({ header }); decoders read a ReceivedPacket's
 // private copy and report a malformed header as a value.

@@ -3,7 +3,7 @@ import { PACKET_DESCRIPTOR_SIZE } from './ring-layout.ts';
 /**
  * Private storage for one received packet: the reader copies the descriptor and the whole packet
  * out of guest memory into `bytes` before anything is validated, so the guest cannot change what
- * the host checked (reference/hyperv-protocol-facts.md §4.6). One object is reused for every
+ * the host checked (as Linux hv_pkt_iter_first does, drivers/hv/ring_buffer.c). One object is reused for every
  * packet; the parsed fields describe the last packet read into it.
  */
 export class ReceivedPacket {

@@ -1,7 +1,7 @@
 /**
  * What a ring reports instead of throwing when the peer broke the protocol: the ring lives in
- * guest memory, so every index and length in it is guest-controlled (reference/hyperv-protocol-facts.md
- * §4.4, validation after OpenVMM vm/devices/vmbus/vmbus_ring). The channel that owns the ring
+ * guest memory, so every index and length in it is guest-controlled (Linux hyperv.h vmpacket_descriptor,
+ * validation after OpenVMM vm/devices/vmbus/vmbus_ring). The channel that owns the ring
  * decides what to do (usually: stop serving it and reset the channel).
  */
 export interface RingCorruption {

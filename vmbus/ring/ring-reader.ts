@@ -6,7 +6,7 @@ import { badIndexReason, corrupt, type RingCorruption } from './ring-error.ts';
 import type { ReceivedPacket } from './received-packet.ts';
 import type { VmbusRing } from './vmbus-ring.ts';
 
-/** Below this many bytes a packet body is copied with a word loop: a view per packet costs more (performance-limits.md B1). */
+/** Below this many bytes a packet body is copied with a word loop: a view per packet costs more (≈ 65 ns each on Node 20). */
 const SMALL_COPY = 128;
 
 /**
@@ -139,7 +139,7 @@ export class RingReadBatch {
 
   /**
    * Publishes read_index once, after every packet byte was copied out (ordering pair B), then
-   * decides whether the producer must be woken (§4.7, Linux hv_pkt_iter_close): only with
+   * decides whether the producer must be woken (Linux hv_pkt_iter_close): only with
    * FEAT_PENDING_SEND_SZ, a non-zero pending_send_sz, free space that was not above it before the
    * batch and is above it now.
    */

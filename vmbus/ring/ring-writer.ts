@@ -115,7 +115,7 @@ export class RingWriteBatch {
     const u8 = ring.mem.u8;
     const base = ring.dataGpa;
     const start = this.pos;
-    // Descriptor as two qwords: a 16-byte descriptor may be split across the end (§4.1).
+    // Descriptor as two qwords: a 16-byte descriptor may be split across the end (Linux hv_copyto_ringbuffer wraps).
     let q = (base + start) >>> 2;
     u32[q] = (type & 0xffff) | (offset8 << 16);
     u32[q + 1] = (packetLength >>> 3) | ((flags & 0xffff) << 16);

@@ -14,10 +14,10 @@ export const RING_MAX_DATA_SIZE = 0x7fff_f000;
 
 /**
  * One direction of a VMBus channel: a 4 KiB control page followed by the data area, contiguous in
- * guest physical memory (reference/hyperv-protocol-facts.md §4.1–4.3; Linux include/linux/hyperv.h,
+ * guest physical memory (Linux drivers/hv/ring_buffer.c; Linux include/linux/hyperv.h,
  * struct hv_ring_buffer). The same object serves the producer (writer()) and the consumer
  * (reader()); a side uses one of them. Control words are accessed with Atomics (sequentially
- * consistent), data with TypedArray copies ordered around them as in §4.8.
+ * consistent), data with TypedArray copies ordered around them as Linux orders them (virt_mb pairs).
  *
  * Hyper-V data areas are multiples of 4 KiB; this class accepts any multiple of 8 from 32 bytes so
  * tests and vectors can use tiny rings. The channel layer enforces page granularity.
@@ -87,7 +87,7 @@ export class VmbusRing {
     return index < this.dataSize && (index & 7) === 0;
   }
 
-  /** Bytes between r and w that hold packets (§4.3). */
+  /** Bytes between r and w that hold packets (Linux hv_get_bytes_to_read). */
   bytesAvailable(w: number, r: number): number {
     return w >= r ? w - r : this.dataSize - r + w;
   }
@@ -111,7 +111,7 @@ export class VmbusRing {
     return batch;
   }
 
-  // ---- consumer side: interrupt mask (Linux hv_begin_read / hv_end_read, §4.6 step 6) ----
+  // ---- consumer side: interrupt mask (Linux hv_begin_read / hv_end_read) ----
 
   /** Tells the producer not to signal: this consumer is draining anyway. */
   maskInterrupt(): void {
@@ -129,7 +129,7 @@ export class VmbusRing {
     return Atomics.load(i32, this.writeIndexWord) !== Atomics.load(i32, this.readIndexWord);
   }
 
-  // ---- producer side: flow control (§4.7, QEMU vmbus_channel_reserve) ----
+  // ---- producer side: flow control (QEMU vmbus_channel_reserve) ----
 
   /**
    * The producer is blocked on a packet of `totalBytes` (as reported by RingWriteBatch.neededBytes):

@@ -1,5 +1,5 @@
 /**
- * One offered channel as the server tracks it. Life cycle (reference §3.6):
+ * One offered channel as the server tracks it. Life cycle (Linux drivers/hv/channel_mgmt.c):
  * offered → (OPENCHANNEL ok) open → (CLOSECHANNEL) offered …; rescind moves any state to
  * rescinded, closing first when open; RELID_RELEASED (or UNLOAD) then frees the relid.
  */

@@ -1,7 +1,7 @@
 /**
  * The GPADLs of one guest connection. A GPADL arrives as GPADL_HEADER plus as many GPADL_BODY
  * messages as its page count needs (Linux create_gpadl_header); the host appends PFNs in arrival
- * order until it has the count implied by the header (reference §3.4). Only single-range,
+ * order until it has the count implied by the header (Linux vmbus_establish_gpadl). Only single-range,
  * page-aligned GPADLs are accepted (what QEMU accepts; all Linux and Windows send).
  */
 import { ChannelStatus, GPADL_RANGE_FIXED_SIZE } from '../protocol/channel-constants.ts';

@@ -1,8 +1,8 @@
 /**
  * The VMBus server for one guest connection: a pure state machine (no threads, no timers) fed
  * with the guest's control messages and the VSPs' offers, acting only through the notifier.
- * Protocol: reference/hyperv-protocol-facts.md §3; behaviour follows QEMU hw/hyperv/vmbus.c and
- * OpenVMM vm/devices/vmbus/vmbus_server/src/channels.rs where the references are silent. Every
+ * Protocol: Linux include/linux/hyperv.h, drivers/hv/channel_mgmt.c; behaviour follows QEMU hw/hyperv/vmbus.c and
+ * OpenVMM vm/devices/vmbus/vmbus_server/src/channels.rs where Linux is silent. Every
  * guest message is decoded from a private copy and validated; a bad one is reported through
  * notifier.protocolError and answered where the protocol has an error reply, otherwise ignored.
  */
@@ -105,7 +105,7 @@ export class VmbusServer {
     return this.addChannel({ ...spec, userDefined: spec.userDefined?.slice() }, 0, 0).relid;
   }
 
-  /** Offers sub-channel of an open primary (reference §3.6 step 10): same GUIDs, new relid. */
+  /** Offers sub-channel of an open primary (Linux vmbus_process_offer, sub-channels): same GUIDs, new relid. */
   offerSubchannel(primaryRelid: number): number {
     const primary = this.channels.get(primaryRelid);
     if (!primary || primary.subChannelIndex !== 0 || primary.state !== 'open') {
@@ -115,7 +115,7 @@ export class VmbusServer {
     return this.addChannel(primary.spec, index, primaryRelid).relid;
   }
 
-  /** Hot-remove (reference §3.6 step 8): closes the channel if open, then RESCIND_CHANNELOFFER. */
+  /** Hot-remove (Linux vmbus_onoffer_rescind): closes the channel if open, then RESCIND_CHANNELOFFER. */
   rescindChannel(relid: number): void {
     const ch = this.channels.get(relid);
     if (!ch || ch.state === 'rescinded') return;
@@ -166,7 +166,7 @@ export class VmbusServer {
 
   private initiateContact(m: InitiateContact, connectionId: number): void {
     const modern = m.version >= C.VmbusVersion.Win10V5;
-    // Below 5.0 INITIATE_CONTACT uses the message connection; from 5.0 connection 4 (§3.1).
+    // Below 5.0 INITIATE_CONTACT uses the message connection; from 5.0 connection 4 (Linux VMBUS_MESSAGE_CONNECTION_ID_4).
     const expected = modern ? C.VMBUS_MESSAGE_CONNECTION_ID_4 : C.VMBUS_MESSAGE_CONNECTION_ID;
     const vp = m.targetVcpu < this.limits.vpCount ? m.targetVcpu : 0;
     if (this.phase === 'connected') this.reset(); // QEMU: INITIATE_CONTACT resets all VMBus state
@@ -198,7 +198,7 @@ export class VmbusServer {
   private requestOffers(): void {
     if (this.offersRequested) return this.error('VMBUS_UNEXPECTED_MESSAGE', 'REQUESTOFFERS twice in one connection');
     this.offersRequested = true;
-    // Primary channels before their sub-channels (reference §3.6 step 4).
+    // Primary channels before their sub-channels (Linux vmbus_process_offer needs the primary).
     const live = [...this.channels.values()].filter((c) => c.state !== 'rescinded');
     live.sort((a, b) => (a.subChannelIndex === 0 ? 0 : 1) - (b.subChannelIndex === 0 ? 0 : 1) || a.relid - b.relid);
     for (const ch of live) this.sendOffer(ch);
@@ -245,7 +245,7 @@ export class VmbusServer {
     const g = this.gpadls.get(m.ringGpadlHandle);
     if (!g || !g.complete || g.relid !== ch.relid || g.teardownPending) return reject(C.ChannelStatus.InvalidParameter, `ring GPADL ${m.ringGpadlHandle} not usable`);
     if (g.usedByRelid !== 0) return reject(C.ChannelStatus.InvalidParameter, `GPADL ${g.handle} already holds rings`);
-    // Each ring needs its 4 KiB control page and at least one data page (reference §4.1).
+    // Each ring needs its 4 KiB control page and at least one data page (Linux __vmbus_open).
     const down = m.downstreamRingPageOffset;
     if (down < 2 || g.pageCount - down < 2) return reject(C.ChannelStatus.InvalidParameter, `downstream page offset ${down} of ${g.pageCount}`);
     if (m.targetVp >= this.limits.vpCount) return reject(C.ChannelStatus.InvalidParameter, `target_vp ${m.targetVp}`);
@@ -287,7 +287,7 @@ export class VmbusServer {
     this.release(ch);
   }
 
-  /** UNLOAD (reference §3.6 step 9): close everything, forget GPADLs, UNLOAD_RESPONSE. */
+  /** UNLOAD (Linux vmbus_initiate_unload): close everything, forget GPADLs, UNLOAD_RESPONSE. */
   private unload(): void {
     const vp = this.targetVcpu;
     this.reset();
@@ -331,7 +331,7 @@ export class VmbusServer {
   private sendOffer(ch: ChannelRecord): void {
     ch.offeredToGuest = true;
     // No monitor pages: monitor_allocated 0 and is_dedicated_interrupt 1, as QEMU offers, so
-    // the guest always signals with HvCallSignalEvent on connection_id (reference §3.7).
+    // the guest always signals with HvCallSignalEvent on connection_id (Linux vmbus_set_event).
     this.send({
       type: T.OfferChannel, ifType: ch.spec.interfaceType, ifInstance: ch.spec.interfaceInstance,
       flags: ch.spec.flags ?? 0, mmioMegabytes: ch.spec.mmioMegabytes ?? 0,

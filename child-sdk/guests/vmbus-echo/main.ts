@@ -72,7 +72,7 @@ function badGpa(ch: VscChannel): void {
 
 /** Corrupts the guest → host ring's write_index and signals; the host must reset the channel. */
 function corruptRing(ch: VscChannel): VscChannel | null {
-  atomic.store<u32>(ch.outbound.control, 3); // misaligned write_index (reference §4.4 validation)
+  atomic.store<u32>(ch.outbound.control, 3); // misaligned write_index (refused by the host, as OpenVMM vmbus_ring does)
   signalEvent(ch.connectionId, 0);
   while (!ch.isRescinded()) ch.waitForHost();
   kv("rescinded", 1);

@@ -68,7 +68,7 @@ export class AtaDrive {
     this.readLookAhead = true;
   }
 
-  /** IDENTIFY DEVICE data (ATA/ATAPI-6, IDENTIFY DEVICE data table; reference §7.2). */
+  /** IDENTIFY DEVICE data (ATA/ATAPI-6, IDENTIFY DEVICE data table; Linux ata.h). */
   identify(): Uint8Array {
     const bytes = new Uint8Array(512);
     const w = new Uint16Array(256);

@@ -1,5 +1,5 @@
 /**
- * ATA register layout, bits and command codes (ATA/ATAPI-6 T13/1410D; reference §7.2;
+ * ATA register layout, bits and command codes (ATA/ATAPI-6 T13/1410D;
  * Linux include/linux/ata.h; OpenVMM vm/devices/storage/ide/src/protocol.rs).
  */
 
@@ -71,7 +71,7 @@ export const SetFeature = {
 export const SECTOR_SIZE = 512;
 /** Largest DRQ block of READ/WRITE MULTIPLE (IDENTIFY word 47; OpenVMM's default too). */
 export const MAX_MULTIPLE_SECTORS = 128;
-/** Addressing limits (OpenVMM constants, reference §7.2). */
+/** Addressing limits (OpenVMM ide/src/protocol.rs constants). */
 export const MAX_LBA28_SECTORS = 0x0fffffff;
 export const MAX_LBA48_SECTORS = 0xffffffffffff;
 export const MAX_CHS_SECTORS = 0xfc0000;

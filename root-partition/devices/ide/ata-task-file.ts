@@ -111,7 +111,7 @@ export class AtaTaskFile {
     this.device = (this.device & 0xf0) | (high & 0x0f);
   }
 
-  /** Loads the reset/diagnostic signature of an ATA device (ATA/ATAPI-6, signature and persistence; reference §7.2). */
+  /** Loads the reset/diagnostic signature of an ATA device (ATA/ATAPI-6, signature and persistence). */
   setSignature(): void {
     this.count = this.countPrev = 1;
     this.lbaLow = this.lbaLowPrev = 1;

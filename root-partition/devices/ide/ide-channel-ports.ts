@@ -2,7 +2,7 @@ import type { AccessSize, PortIoDevice, PortRange } from '../port-io.ts';
 import type { AtaChannel } from './ata-channel.ts';
 import { AtaReg } from './ata-protocol.ts';
 
-/** Legacy ISA decode of one channel (reference §7.2; PIIX4 in compatibility mode). */
+/** Legacy ISA decode of one channel (ATA/ATAPI-6; PIIX4 in compatibility mode). */
 export const IdeLegacy = {
   Primary: { command: 0x1f0, control: 0x3f6, irq: 14 },
   Secondary: { command: 0x170, control: 0x376, irq: 15 },

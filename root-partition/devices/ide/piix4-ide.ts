@@ -17,7 +17,7 @@ import type { DeviceStateRecord, SavableDevice } from '../device-state.ts';
 export const Piix4IdeCfg = { IdetimPrimary: 0x40, IdetimSecondary: 0x42, Sidetim: 0x44, Udmactl: 0x48, Udmatim: 0x4a } as const;
 const IDETIM_DECODE_ENABLE = 0x8000;
 
-/** PCI identity of the PIIX4 IDE function (reference §7.1: 8086:7111, class word 0x01018001). */
+/** PCI identity of the PIIX4 IDE function (OpenVMM pci_ids: 8086:7111, class word 0x01018001). */
 export const PIIX4_IDE_ID = { vendorId: 0x8086, deviceId: 0x7111, revision: 0x01, classCode: 0x010180, headerType: 0x00 } as const;
 
 /** The PIIX4 IDE function's configuration space; tells the owner when decoding must change. */

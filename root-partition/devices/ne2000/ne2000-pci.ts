@@ -4,7 +4,7 @@ import { PciCfg, PciCommand, PciConfigSpace } from '../pci/pci-config-space.ts';
 import { NE_IO_EXTENT } from './dp8390-registers.ts';
 import { Ne2000 } from './ne2000.ts';
 
-/** PCI identity of the card: Realtek RTL8029 (10EC:8029), class 02/00/00 Ethernet (reference §5.1; QEMU ne2000.c). */
+/** PCI identity of the card: Realtek RTL8029 (10EC:8029), class 02/00/00 Ethernet (QEMU hw/net/ne2000.c). */
 export const RTL8029_PCI_ID = { vendorId: 0x10ec, deviceId: 0x8029, revision: 0x00, classCode: 0x020000, headerType: 0x00 } as const;
 
 /** The RTL8029's configuration space: BAR0 is the 32-port I/O window, INTA its interrupt. */

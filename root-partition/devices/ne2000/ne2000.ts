@@ -34,7 +34,7 @@ export interface Ne2000Options {
  * An NE2000-compatible card: a DP8390 core (three register pages, remote DMA, receive ring,
  * transmit from a buffer in card memory) behind the NE2000 ASIC's data port (base + 0x10) and
  * reset port (base + 0x1F), with 16 KiB of card RAM and a word-wide station-address PROM.
- * Facts: reference §5 (Linux 8390.h, lib8390.c, ne.c; QEMU hw/net/ne2000.c).
+ * Facts: DP8390 datasheet; Linux 8390.h, lib8390.c, ne.c; QEMU hw/net/ne2000.c.
  *
  * Transmission is instantaneous: the frame leaves in the OUT that sets CR.TXP, and PTX is set
  * before that OUT returns. Received frames come from the host through `receive()`.

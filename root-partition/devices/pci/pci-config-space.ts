@@ -105,7 +105,7 @@ export class PciConfigSpace implements PciFunction {
   protected changed(_offset: number, _size: number): void {}
 }
 
-/** Intel 82443BX host bridge (AGP disabled) at 00:00.0, as Hyper-V Gen1 exposes it (reference §7.1). */
+/** Intel 82443BX host bridge (AGP disabled) at 00:00.0, as Hyper-V Gen1 exposes it (OpenVMM pci_ids). */
 export class I440bxHostBridge extends PciConfigSpace {
   constructor() {
     super('i440bx-host', { vendorId: 0x8086, deviceId: 0x7192, revision: 0x03, classCode: 0x060000, headerType: 0x00 });

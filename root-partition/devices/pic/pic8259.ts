@@ -5,7 +5,7 @@ import { encodeState, openState, stateError, type DeviceStateRecord, type Savabl
 const STATE_NAME = 'pic8259';
 const STATE_VERSION = 1;
 
-/** Ports of the PC/AT interrupt controllers (reference §7.1, §7.5; PIIX4 datasheet ELCR). */
+/** Ports of the PC/AT interrupt controllers (8259A datasheet; PIIX4 datasheet ELCR). */
 export const PicPort = {
   MasterCommand: 0x20,
   MasterData: 0x21,

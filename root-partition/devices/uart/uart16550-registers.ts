@@ -1,5 +1,5 @@
 /**
- * 16550 register offsets and bits (reference §7.3; OpenVMM vm/devices/serial/serial_16550/src/spec.rs;
+ * 16550 register offsets and bits (OpenVMM vm/devices/serial/serial_16550/src/spec.rs;
  * names from the NS PC16550D / NXP SC16C550B datasheets).
  */
 export const UartReg = { RbrThrDll: 0, IerDlm: 1, IirFcr: 2, Lcr: 3, Mcr: 4, Lsr: 5, Msr: 6, Scr: 7 } as const;

@@ -1,21 +1,21 @@
 /**
  * The DMTF CIM Schema classes the Msvm classes derive from, reduced to the properties and
  * methods Hyper-V's v2 model uses (DMTF CIM Schema 2.x; the CLASSORIGIN values wbemcli reads in
- * cim-xml.md §7.1 "gc": CreationClassName from CIM_System, Name from CIM_ManagedSystemElement,
+ * its GetClass replies: CreationClassName from CIM_System, Name from CIM_ManagedSystemElement,
  * EnabledState and RequestStateChange from CIM_EnabledLogicalElement).
  */
 import type { CimClassDecl, ValueMap } from './class-declaration.ts';
 
-/** EnabledState (management-model.md §1; CIM_EnabledLogicalElement plus Msvm vendor values). */
+/** EnabledState (Msvm_ComputerSystem, Microsoft Docs; CIM_EnabledLogicalElement plus Msvm vendor values). */
 export const EnabledStateValues: ValueMap = {
   0: 'Unknown', 2: 'Enabled', 3: 'Disabled', 4: 'Shutting Down', 6: 'Enabled but Offline',
   9: 'Quiesce', 10: 'Starting', 32773: 'Saving', 32776: 'Pausing', 32777: 'Resuming',
 };
 
-/** HealthState (management-model.md §1). */
+/** HealthState (Msvm_ComputerSystem, Microsoft Docs). */
 export const HealthStateValues: ValueMap = { 5: 'OK', 20: 'Major Failure', 25: 'Critical Failure' };
 
-/** RequestStateChange return codes (management-model.md §1: CIM codes then Msvm codes). */
+/** RequestStateChange return codes (Msvm_ComputerSystem, Microsoft Docs: CIM codes then Msvm codes). */
 export const RequestStateChangeReturnCodes: ValueMap = {
   0: 'Completed with No Error', 4096: 'Method Parameters Checked - Transition Started',
   4097: 'Invalid State Transition', 4098: 'Use of Timeout Parameter Not Supported', 4099: 'Busy',
@@ -75,7 +75,7 @@ export const CimBaseClasses: readonly CimClassDecl[] = [
   { name: 'CIM_ComputerSystem', superclass: 'CIM_System', properties: [] },
   {
     name: 'CIM_Service', superclass: 'CIM_EnabledLogicalElement', abstract: true,
-    // Key order as wbemcli users write the service path (cim-xml.md §8 $SVC).
+    // Key order as wbemcli users write the service path (wbemcli(1) object paths).
     properties: [
       { name: 'CreationClassName', type: 'string', key: true },
       { name: 'Name', type: 'string', key: true },

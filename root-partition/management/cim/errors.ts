@@ -25,7 +25,7 @@ export type CimStatusCode = (typeof CimStatus)[CimStatusName];
 
 /**
  * A CIM-level failure. `description` starts with the symbolic name so that wbemcli prints it
- * as-is (cim-xml.md §2.2).
+ * as-is (sblim wbemcli prefixes its own name otherwise).
  */
 export class CimError extends Error {
   readonly code: CimStatusCode;

@@ -1,6 +1,6 @@
 /**
  * Association classes (DSP0004 "Associations": a class whose reference properties are the roles)
- * of management-model.md §1. The CIM parents carry the roles; the Msvm classes refine nothing
+ * of Hyper-V's v2 model (Microsoft Docs). The CIM parents carry the roles; the Msvm classes refine nothing
  * but the name, as in Hyper-V's v2 MOF.
  */
 import type { CimClassDecl } from './class-declaration.ts';
@@ -28,7 +28,7 @@ export const MsvmAssociations: readonly CimClassDecl[] = [
     ],
   },
   { name: 'Msvm_ElementSettingData', superclass: 'CIM_ElementSettingData', association: true, properties: [] },
-  // cim-xml.md §7.1 "ri": REFERENCECLASS CIM_ManagedElement and CIM_SettingData.
+  // As wbemcli ri shows them: REFERENCECLASS CIM_ManagedElement and CIM_SettingData.
   { name: 'CIM_SettingsDefineState', association: true, abstract: true, properties: roles('ManagedElement', 'CIM_ManagedElement', 'SettingData', 'CIM_SettingData') },
   { name: 'Msvm_SettingsDefineState', superclass: 'CIM_SettingsDefineState', association: true, properties: [] },
   { name: 'CIM_SnapshotOfVirtualSystem', association: true, abstract: true, properties: roles('ManagedElement', 'CIM_ManagedElement', 'SameElement', 'CIM_VirtualSystemSettingData') },

@@ -1,34 +1,34 @@
 /**
  * The Hyper-V WMI v2 classes (root\virtualization\v2) a host of this kind serves, with the keys,
- * value maps and method return codes of management-model.md §1 (from MicrosoftDocs
+ * value maps and method return codes of Microsoft's class pages (MicrosoftDocs
  * win32 desktop-src/HyperV_v2). Associations are in msvm-associations.ts.
  */
 import type { CimClassDecl, CimMethodDecl, CimParameterDecl, ValueMap } from './class-declaration.ts';
 import { RequestStateChangeReturnCodes } from './cim-base-classes.ts';
 
-/** RequestedState values of Msvm_ComputerSystem.RequestStateChange (management-model.md §1). */
+/** RequestedState values of Msvm_ComputerSystem.RequestStateChange (Microsoft Docs). */
 export const ComputerSystemRequestedState: ValueMap = {
   2: 'Running', 3: 'Off', 4: 'Shut Down', 6: 'Offline (Saved)', 9: 'Quiesce (Paused)', 10: 'Reboot', 11: 'Reset',
 };
 
-/** JobState of Msvm_ConcreteJob (management-model.md §1). */
+/** JobState of Msvm_ConcreteJob (Microsoft Docs). */
 export const JobStateValues: ValueMap = {
   2: 'New', 3: 'Starting', 4: 'Running', 5: 'Suspended', 6: 'Shutting Down', 7: 'Completed',
   8: 'Terminated', 9: 'Killed', 10: 'Exception', 11: 'Service',
 };
 
-/** Heartbeat OperationalStatus[0] (management-model.md §1, integration components). */
+/** Heartbeat OperationalStatus[0] (Msvm_HeartbeatComponent, Microsoft Docs). */
 export const HeartbeatStatusValues: ValueMap = {
   2: 'OK', 3: 'Degraded', 12: 'No Contact', 13: 'Lost Communication', 15: 'Paused',
 };
 
-/** ResourceType values used by the setting data classes (management-model.md §1 table). */
+/** ResourceType values used by the setting data classes (Msvm_ResourceAllocationSettingData, Microsoft Docs). */
 export const ResourceTypeValues: ValueMap = {
   3: 'Processor', 4: 'Memory', 5: 'IDE Controller', 6: 'Parallel SCSI HBA', 10: 'Ethernet Adapter',
   16: 'DVD drive', 17: 'Disk Drive', 31: 'Logical Disk', 33: 'Ethernet Connection',
 };
 
-/** GetSummaryInformation RequestedInformation codes (management-model.md §1). */
+/** GetSummaryInformation RequestedInformation codes (Msvm_VirtualSystemManagementService, Microsoft Docs). */
 export const SummaryInformationCodes: ValueMap = {
   0: 'Name', 1: 'ElementName', 4: 'NumberOfProcessors', 100: 'EnabledState', 101: 'ProcessorLoad',
   103: 'MemoryUsage', 104: 'Heartbeat', 105: 'Uptime', 109: 'HealthState',
@@ -36,7 +36,7 @@ export const SummaryInformationCodes: ValueMap = {
 
 /**
  * Msvm_VirtualSystemManagementService method return codes: "every method returns 0, or 4096 with
- * out Job REF"; failures use the Msvm codes listed for RequestStateChange (management-model.md §1).
+ * out Job REF"; failures use the Msvm codes listed for RequestStateChange (Microsoft Docs).
  */
 export const ManagementServiceReturnCodes: ValueMap = {
   0: 'Completed with No Error', 4096: 'Method Parameters Checked - Job Started', 32768: 'Failed',
@@ -129,7 +129,7 @@ export const MsvmClasses: readonly CimClassDecl[] = [
     ],
   },
   {
-    // Checkpoint-VM / Restore-VMSnapshot / Remove-VMSnapshot (management-model.md §1 "Other classes").
+    // Checkpoint-VM / Restore-VMSnapshot / Remove-VMSnapshot (Msvm_VirtualSystemSnapshotService, Microsoft Docs).
     name: 'Msvm_VirtualSystemSnapshotService', superclass: 'CIM_VirtualSystemSnapshotService', properties: [],
     methods: [
       {
@@ -218,7 +218,7 @@ export const MsvmClasses: readonly CimClassDecl[] = [
       {
         name: 'RequestStateChange', returnType: 'uint32', returnCodes: RequestStateChangeReturnCodes,
         parameters: [
-          // management-model.md §1: job RequestStateChange 4 Terminate, 5 Kill.
+          // Msvm_ConcreteJob (Microsoft Docs): job RequestStateChange 4 Terminate, 5 Kill.
           { name: 'RequestedState', type: 'uint16', in: true, valueMap: { 4: 'Terminate', 5: 'Kill' } },
           { name: 'TimeoutPeriod', type: 'datetime', in: true },
         ],

@@ -1,6 +1,6 @@
 /**
- * The virtual switch classes of root\virtualization\v2 (management-model.md §1 "Other classes";
- * MicrosoftDocs HyperV_v2 Msvm_VirtualEthernetSwitch, Msvm_VirtualEthernetSwitchSettingData,
+ * The virtual switch classes of root\virtualization\v2
+ * (MicrosoftDocs HyperV_v2 Msvm_VirtualEthernetSwitch, Msvm_VirtualEthernetSwitchSettingData,
  * Msvm_VirtualEthernetSwitchManagementService). New-VMSwitch calls the service's DefineSystem with
  * the switch's settings; an internal switch carries one Msvm_EthernetPortAllocationSettingData
  * whose HostResource names the host computer system (its host port).

@@ -2,7 +2,7 @@
  * The protocol-neutral CIM operations every adapter (CIM-XML, later WS-Man, the TS client)
  * serves: class lookup, enumeration with inheritance, instance lookup, associations and method
  * invocation, each validated against the schema and failing with the DSP0200 status codes of
- * cim-xml.md §6.
+ * DSP0200 "Status codes".
  */
 import { associatorsOf, referencesOf, type AssociatorFilter, type ReferenceFilter } from './associations.ts';
 import { CimError } from './errors.ts';
@@ -83,7 +83,7 @@ export class CimObjectManager {
   }
 
   /**
-   * Validate and run an extrinsic method (cim-xml.md §4.1): unknown method → 17, unknown or
+   * Validate and run an extrinsic method (DSP0200 "Extrinsic method invocation"): unknown method → 17, unknown or
    * ill-typed parameter → 4, missing target → 6, instance method on a class path → 4.
    * Parameter names match case-insensitively; values are typed from the declaration.
    */

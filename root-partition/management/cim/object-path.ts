@@ -2,7 +2,7 @@
  * CIM object paths (DSP0004 "Object paths"; DSP0207 WBEM URI text form): a class name plus key
  * bindings, optionally qualified by namespace and host. Names compare case-insensitively
  * (DSP0004 "Names are case insensitive"); key values compare by their text, because wbemcli
- * guesses KEYVALUE types (a Name of `123` arrives numeric, cim-xml.md §4.1).
+ * guesses KEYVALUE types (a Name of `123` arrives numeric).
  */
 import { CimError } from './errors.ts';
 
@@ -20,7 +20,7 @@ export interface CimObjectPath {
   readonly host?: string;
 }
 
-/** The namespace this model serves (management-model.md §1; WMI spells it root\virtualization\v2). */
+/** The namespace this model serves (Hyper-V WMI v2; WMI spells it root\virtualization\v2). */
 export const VIRTUALIZATION_NAMESPACE = 'root/virtualization/v2';
 
 export function isObjectPath(value: unknown): value is CimObjectPath {

@@ -69,7 +69,7 @@ export class CimSchema {
     return this.classes.get(name.toLowerCase());
   }
 
-  /** The class, or CIM_ERR_INVALID_CLASS (cim-xml.md §6). */
+  /** The class, or CIM_ERR_INVALID_CLASS (DSP0200 "Status codes"). */
   requireClass(name: string): CimClass {
     const found = this.getClass(name);
     if (!found) throw new CimError('CIM_ERR_INVALID_CLASS', `no class ${name}`);
@@ -109,7 +109,7 @@ export class CimSchema {
 
   /**
    * An instance with every property of the class in class order, NULL where no value is given
-   * (openwsman-style clients expect every property present, management-model.md §3). Values are
+   * (openwsman-style clients expect every property present, libvirt src/hyperv). Values are
    * coerced from the declarations; an unknown property name is CIM_ERR_NO_SUCH_PROPERTY.
    */
   createInstance(className: string, values: Readonly<Record<string, unknown>>): CimInstance {
@@ -145,7 +145,7 @@ export class CimSchema {
   }
 
   /**
-   * Check a client-supplied path against the class keys (cim-xml.md §6: wrong key set →
+   * Check a client-supplied path against the class keys (DSP0200 "Status codes": wrong key set →
    * CIM_ERR_INVALID_PARAMETER) and type its values from the declarations.
    */
   normalizePath(path: CimObjectPath): CimObjectPath {
@@ -201,7 +201,7 @@ function resolveClass(decl: CimClassDecl, parent: CimClass | undefined): CimClas
 
 /**
  * Key order for paths: the keys a class declares, in its order, then inherited ones in the
- * parent's order (CIM_System gives CreationClassName, Name as in cim-xml.md §7.1).
+ * parent's order (CIM_System gives CreationClassName, Name, as wbemcli shows them).
  */
 function orderKeys(decl: CimClassDecl, parent: CimClass | undefined, keys: ResolvedProperty[]): ResolvedProperty[] {
   const declared = decl.properties.filter((p) => p.key).map((p) => p.name.toLowerCase());

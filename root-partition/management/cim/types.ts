@@ -1,6 +1,6 @@
 /**
  * CIM data types and values (DSP0004 "Datatypes"). Integers up to 32 bits are JS numbers;
- * uint64/sint64 are bigint because number is exact only to 2^53 (cim-xml.md §5). Datetimes stay
+ * uint64/sint64 are bigint because number is exact only to 2^53 (DSP0004 integer ranges). Datetimes stay
  * in their 25-character DMTF text form. References are object paths; a string that carries an
  * EmbeddedInstance qualifier holds a parsed CimInstance.
  */

@@ -1,7 +1,7 @@
 /**
  * Turning values as they arrive (wire text, JS values) into typed CIM values (DSP0004
- * "Datatypes"; cim-xml.md §5). Values are typed from the server's own declarations, never from
- * what a client claims (wbemcli omits PARAMTYPE and guesses KEYVALUE types, cim-xml.md §4.1).
+ * "Datatypes"). Values are typed from the server's own declarations, never from
+ * what a client claims (sblim wbemcli omits PARAMTYPE and guesses KEYVALUE types).
  */
 import { CimError, type CimStatusName } from './errors.ts';
 import { CimInstance } from './instance.ts';
@@ -80,7 +80,7 @@ function coerceInteger(raw: unknown, type: CimType, fail: (why: string) => CimEr
     big = BigInt(raw);
   } else {
     const text = String(raw).trim();
-    // DSP0004 integer literals: decimal; pywbem also accepts 0x hex (cim-xml.md §5).
+    // DSP0004 integer literals: decimal; pywbem also accepts 0x hex (pywbem _cim_types.py).
     if (/^[+-]?\d+$/.test(text)) big = BigInt(text);
     else if (/^0x[0-9a-f]+$/i.test(text)) big = BigInt(text);
     else throw fail(`${JSON.stringify(text)} is not a ${type}`);

@@ -1,7 +1,7 @@
 /**
- * CLASS elements for GetClass/EnumerateClasses (DSP0201 "CLASS"; the accepted reply in
- * cim-xml.md §7.1 "gc"). wbemcli's cm/ci read Key qualifiers and every PARAMETER from here
- * (cim-xml.md §0 rule 11), so LocalOnly=FALSE with IncludeQualifiers=TRUE must be complete.
+ * CLASS elements for GetClass/EnumerateClasses (DSP0201 "CLASS"; in the form
+ * sblim wbemcli accepts). wbemcli's cm/ci read Key qualifiers and every PARAMETER from here
+ * (they send GetClass first), so LocalOnly=FALSE with IncludeQualifiers=TRUE must be complete.
  */
 import type { CimQualifier, ValueMap } from '../cim/class-declaration.ts';
 import type { CimClass, ResolvedMethod, ResolvedProperty } from '../cim/schema.ts';

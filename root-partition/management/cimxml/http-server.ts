@@ -1,9 +1,9 @@
 /**
- * CIM-XML over HTTP or HTTPS (DSP0200; cim-xml.md §1): POST with a bounded body; every request
+ * CIM-XML over HTTP or HTTPS (DSP0200): POST with a bounded body; every request
  * authenticated by the authenticator (management/access: HTTP Basic, or the local user owning
- * the client's socket), loopback included; plain HTTP on loopback only (DESIGN.md §6).
+ * the client's socket), loopback included; plain HTTP on loopback only (docs/management.md).
  * Keep-alive is left on: `wbemcli cm` sends GetClass and the METHODCALL on one connection
- * (cim-xml.md §0 rule 13). Time-outs, body size, concurrency and per-client rate are
+ * (a silent close makes it fail). Time-outs, body size, concurrency and per-client rate are
  * request-limits.ts.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -22,7 +22,7 @@ export interface CimXmlServerOptions {
   readonly manager: CimObjectManager;
   /** Address to listen on; default 127.0.0.1. Anything not loopback needs TLS. */
   readonly host?: string;
-  /** Default 5988, the WBEM HTTP port (wbemcli's default, cim-xml.md §8); 0 picks a free port. */
+  /** Default 5988, the WBEM HTTP port (wbemcli's default, wbemcli(1)); 0 picks a free port. */
   readonly port?: number;
   /** Decides who each request comes from and what it may do. */
   readonly authenticator: Authenticator;
@@ -34,7 +34,7 @@ export interface CimXmlServerOptions {
   readonly maxBodyBytes?: number;
   /** Time-outs, concurrency, rates and document bounds; each defaults to DEFAULT_REQUEST_LIMITS. */
   readonly limits?: Partial<CimXmlRequestLimits>;
-  /** WWW-Authenticate realm; Pegasus uses the host name (cim-xml.md §1.5). */
+  /** WWW-Authenticate realm; Pegasus uses the host name (OpenPegasus HTTPAuthenticatorDelegator). */
   readonly realm?: string;
 }
 
@@ -106,7 +106,7 @@ export class CimXmlServer {
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!this.gate.admit(req, res)) return;
-    // Pegasus answers methods other than POST/M-POST with 501 (cim-xml.md §1.1); M-POST is not served.
+    // Pegasus answers methods other than POST/M-POST with 501 (OpenPegasus); M-POST is not served.
     if (req.method !== 'POST') {
       req.resume();
       res.writeHead(501, { 'Content-Length': '0' });
@@ -147,7 +147,7 @@ export class CimXmlServer {
   }
 }
 
-/** HOST for response paths: the request's Host header without the port (cim-xml.md §7.1 `{NSP}`). */
+/** HOST for response paths: the request's Host header without the port (as Pegasus writes HOST in NAMESPACEPATH). */
 export function hostWithoutPort(host: string | undefined): string | undefined {
   if (!host) return undefined;
   if (host.startsWith('[')) return host.slice(0, host.indexOf(']') + 1) || host;

@@ -1,6 +1,6 @@
 /**
  * The intrinsic operations served (DSP0200 "Intrinsic methods"), each returning the IRETURNVALUE
- * content of cim-xml.md §3.2. Writes (CreateInstance, ModifyInstance, DeleteInstance,
+ * content DSP0200 gives each. Writes (CreateInstance, ModifyInstance, DeleteInstance,
  * SetProperty), class and qualifier writes and pull operations answer CIM_ERR_NOT_SUPPORTED:
  * Msvm objects change only through methods, and pywbem falls back from pull operations on 7.
  */
@@ -64,7 +64,7 @@ export const IntrinsicOperations: Readonly<Record<string, OperationSpec>> = {
       .map((n) => element('CLASSNAME', [['NAME', n]])).join(''),
   },
   GetInstance: {
-    // LocalOnly is deprecated for instances and ignored (cim-xml.md §3.3).
+    // LocalOnly is deprecated for instances and ignored (DSP0200 GetInstance).
     params: ['InstanceName', 'LocalOnly', ...instanceFlags],
     run: (m, p, c) => encodeInstance(project(m.getInstance(p.instanceName('InstanceName')), p.propertyList()), c),
   },
@@ -103,7 +103,7 @@ export const IntrinsicOperations: Readonly<Record<string, OperationSpec>> = {
     run: (m, p, c) => m.references(p.instanceName('ObjectName'), referenceFilter(p)).map((i) => objectPath(m.pathOf(i), c)).join(''),
   },
   GetProperty: {
-    // cim-xml.md §3.2: VALUE, VALUE.ARRAY or VALUE.REFERENCE; nothing for NULL (wbemcli gp).
+    // DSP0200 GetProperty: VALUE, VALUE.ARRAY or VALUE.REFERENCE; nothing for NULL (wbemcli gp).
     params: ['InstanceName', 'PropertyName'],
     run: (m, p, c) => {
       const instance = m.getInstance(p.instanceName('InstanceName'));
@@ -117,7 +117,7 @@ export const IntrinsicOperations: Readonly<Record<string, OperationSpec>> = {
     params: ['QueryLanguage', 'Query'],
     run: (m, p, c) => {
       const language = p.string('QueryLanguage', true)!;
-      // cim-xml.md §3.3: accept WQL and DMTF:CQL (the shared SELECT subset), else code 14.
+      // DSP0200 ExecQuery: accept WQL and DMTF:CQL (the shared SELECT subset), else code 14.
       if (!['wql', 'dmtf:cql'].includes(language.trim().toLowerCase())) {
         throw new CimError('CIM_ERR_QUERY_LANGUAGE_NOT_SUPPORTED', `query language ${language} is not supported`);
       }

@@ -1,6 +1,6 @@
 /**
  * Reading IPARAMVALUEs by the element types DSP0200 gives each intrinsic parameter
- * (cim-xml.md §3.1). An absent parameter takes its default; one present without a child is NULL;
+ * (DSP0200 intrinsic method signatures). An absent parameter takes its default; one present without a child is NULL;
  * an unknown name is CIM_ERR_NOT_SUPPORTED and a duplicate CIM_ERR_INVALID_PARAMETER (Pegasus).
  */
 import { CimError } from '../cim/errors.ts';

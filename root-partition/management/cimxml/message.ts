@@ -1,5 +1,5 @@
 /**
- * The CIM-XML message envelope (DSP0201 "Message elements"; cim-xml.md §2): decoding a
+ * The CIM-XML message envelope (DSP0201 "Message elements"): decoding a
  * SIMPLEREQ and writing SIMPLERSP bodies. Problems that make a message unprocessable as CIM are
  * CimXmlProtocolError (an HTTP status plus the DSP0200 CIMError header value); everything after
  * that is a CIM error inside a 200 response.
@@ -11,7 +11,7 @@ import { attribute, firstChild, parseXml, XmlLimitError, XmlSyntaxError, type Xm
 import type { XmlLimits } from './xml-limits.ts';
 import { element, XML_DECLARATION } from './xml-writer.ts';
 
-/** DSP0200 "CIMError" header values (cim-xml.md §1.3). */
+/** DSP0200 "CIMError" header values. */
 export type CimErrorHeader =
   | 'unsupported-protocol-version' | 'multiple-requests-unsupported' | 'unsupported-cim-version'
   | 'unsupported-dtd-version' | 'request-not-valid' | 'request-not-well-formed'
@@ -50,7 +50,7 @@ export function decodeRequest(body: string, limits?: XmlLimits): CimXmlRequest {
   return decodeRequestDocument(root);
 }
 
-/** The body as the parser takes it: without a UTF-8 byte order mark (cim-xml.md §7.3: both clients accept one). */
+/** The body as the parser takes it: without a UTF-8 byte order mark (wbemcli and pywbem both accept one). */
 export function requestText(body: string): string {
   return body.replace(/^\uFEFF/, '');
 }
@@ -118,19 +118,19 @@ function namedParams(call: XmlElement, elementName: string): NamedParam[] {
   });
 }
 
-/** The response document around one SIMPLERSP body (cim-xml.md §2.2; versions as Pegasus sends). */
+/** The response document around one SIMPLERSP body (DSP0201; versions as Pegasus sends). */
 export function encodeEnvelope(messageId: string, body: string): string {
   return `${XML_DECLARATION}${element('CIM', [['CIMVERSION', '2.0'], ['DTDVERSION', '2.0']],
     element('MESSAGE', [['ID', messageId], ['PROTOCOLVERSION', '1.0']], element('SIMPLERSP', [], body)))}`;
 }
 
-/** IMETHODRESPONSE; `returnValue` null for void operations (no IRETURNVALUE, cim-xml.md §0 rule 6). */
+/** IMETHODRESPONSE; `returnValue` null for void operations (no IRETURNVALUE: pywbem rejects one). */
 export function encodeIMethodResponse(method: string, returnValue: string | null): string {
   return element('IMETHODRESPONSE', [['NAME', method]], returnValue === null ? '' : element('IRETURNVALUE', [], returnValue));
 }
 
 /** ERROR inside (I)METHODRESPONSE, never with INSTANCE children (wbemcli rejects them);
- * wbemcli %-decodes the description, so % is written %25 (cim-xml.md §2.2). */
+ * wbemcli %-decodes the description, so % is written %25. */
 export function encodeErrorResponse(kind: 'intrinsic' | 'extrinsic', method: string, error: CimError): string {
   const err = element('ERROR', [['CODE', String(error.code)], ['DESCRIPTION', error.message.replace(/%/g, '%25')]]);
   return element(kind === 'intrinsic' ? 'IMETHODRESPONSE' : 'METHODRESPONSE', [['NAME', method]], err);

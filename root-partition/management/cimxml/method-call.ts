@@ -1,9 +1,9 @@
 /**
- * Extrinsic METHODCALL (DSP0200 "Extrinsic method invocation"; cim-xml.md §4). Parameters are
+ * Extrinsic METHODCALL (DSP0200 "Extrinsic method invocation"). Parameters are
  * typed from the server's METHOD declaration, never from PARAMTYPE (wbemcli sends none);
  * embedded instances are accepted escaped, as CDATA, as an INSTANCE child, or as raw markup in
- * VALUE (cim-xml.md §4.3). Out parameters follow §4.2; NULL ones are omitted (an empty
- * PARAMVALUE crashes wbemcli, rule 8).
+ * VALUE (as wbemcli and pywbem send them). Out parameters are PARAMVALUEs; NULL ones are omitted (an empty
+ * PARAMVALUE crashes wbemcli).
  */
 import { CimError } from '../cim/errors.ts';
 import type { CimObjectManager } from '../cim/object-manager.ts';

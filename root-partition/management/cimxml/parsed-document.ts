@@ -1,6 +1,6 @@
 /**
  * A request document parsed ahead of time, with every embedded document in it: VALUE text that
- * is markup (an embedded instance sent escaped or as CDATA, cim-xml.md §4.3) is parsed too, up to
+ * is markup (an embedded instance sent escaped or as CDATA, DSP0201 EmbeddedObject) is parsed too, up to
  * the nesting decodeInstance accepts, so that a request parsed on the parser thread needs no
  * further parsing on the service's thread. Plain data, so it crosses threads by structured clone.
  */

@@ -1,7 +1,7 @@
 /**
  * One CIM-XML request from header values and body to response (DSP0200 "CIM operation request
- * and response headers"; cim-xml.md §1.2-§1.3), independent of the HTTP server so that it can be
- * tested with the exact bytes of the reference.
+ * and response headers"), independent of the HTTP server so that it can be
+ * tested with the exact bytes wbemcli and pywbem send.
  */
 import { CimError } from '../cim/errors.ts';
 import type { CimObjectManager } from '../cim/object-manager.ts';
@@ -46,7 +46,7 @@ function percentDecode(text: string): string {
   }
 }
 
-/** Header checks that come before the body is looked at (cim-xml.md §1.2 "Server handling"). */
+/** Header checks that come before the body is looked at (DSP0200 headers; Pegasus's handling). */
 function checkHeaders(h: CimXmlHeaders): CimXmlResponse | null {
   // No CIMOperation: not a CIM request at all; 400 without CIMError (Pegasus).
   if (h.cimOperation === undefined) return { status: 400, headers: {}, body: '' };
@@ -64,7 +64,7 @@ function checkHeaders(h: CimXmlHeaders): CimXmlResponse | null {
   return null;
 }
 
-/** CIMMethod must name the call in the body; CIMObject's namespace part must match (cim-xml.md §1.2). */
+/** CIMMethod must name the call in the body; CIMObject's namespace part must match (DSP0200 "CIMMethod", "CIMObject"). */
 function checkHeadersAgainstBody(h: CimXmlHeaders, request: CimXmlRequest): void {
   const method = percentDecode(h.cimMethod ?? '').trim();
   if (method === '' || method.toLowerCase() !== request.method.toLowerCase()) {
@@ -88,7 +88,7 @@ export interface CimXmlHandlingOptions {
 
 /**
  * `role` is what the authenticated sender may do (access/roles.ts); a change without `full`
- * is answered CIM_ERR_ACCESS_DENIED in the body (cim-xml.md §1.5), nothing run.
+ * is answered CIM_ERR_ACCESS_DENIED in the body (as Pegasus does), nothing run.
  */
 export async function handleCimXml(
   manager: CimObjectManager, headers: CimXmlHeaders, body: string, host: string, role: Role = 'full', options: CimXmlHandlingOptions = {},

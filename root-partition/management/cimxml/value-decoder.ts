@@ -1,7 +1,7 @@
 /**
  * Reading DSP0201 values, paths and instances from requests. Values stay untyped here (wire
  * text, arrays of text, paths, INSTANCE elements); the schema types them, because wbemcli sends
- * no PARAMTYPE and guesses KEYVALUE types (cim-xml.md §4.1).
+ * no PARAMTYPE and guesses KEYVALUE types.
  */
 import { CimError } from '../cim/errors.ts';
 import type { CimInstance } from '../cim/instance.ts';
@@ -38,7 +38,7 @@ export function decodeInstanceName(el: XmlElement): CimObjectPath {
   return { className, keys };
 }
 
-/** VALUE.REFERENCE content in any of the forms clients send (cim-xml.md §4.1, §4.2). */
+/** VALUE.REFERENCE content in any of the forms wbemcli and pywbem send. */
 export function decodeReference(el: XmlElement): CimObjectPath {
   const inner = el.name === 'VALUE.REFERENCE' ? el.children[0] : el;
   if (!inner) throw invalid('empty VALUE.REFERENCE');
@@ -76,7 +76,7 @@ export function decodeWireValue(el: XmlElement): WireValue {
   if (!child) return null;
   switch (child.name) {
     case 'VALUE': {
-      // wbemcli passes an embedded instance typed unescaped as raw markup inside VALUE (cim-xml.md §4.3).
+      // wbemcli passes an embedded instance typed unescaped as raw markup inside VALUE.
       const nested = firstChild(child, 'INSTANCE');
       return nested ?? child.text;
     }
@@ -95,7 +95,7 @@ export function decodeWireValue(el: XmlElement): WireValue {
 
 /**
  * An INSTANCE element typed by the schema (DSP0201 "INSTANCE"). QUALIFIER elements are ignored
- * (wbemcli ci copies class qualifiers into new instances, cim-xml.md §8). Embedded instances in
+ * (wbemcli ci copies class qualifiers into new instances). Embedded instances in
  * properties that declare EmbeddedInstance are decoded recursively.
  */
 export function decodeInstance(el: XmlElement, schema: CimSchema, depth = 0): CimInstance {
@@ -123,7 +123,7 @@ export function decodeInstance(el: XmlElement, schema: CimSchema, depth = 0): Ci
   }
 }
 
-/** Embedded instance text (escaped, CDATA) or raw INSTANCE markup → instances (cim-xml.md §4.3). */
+/** Embedded instance text (escaped, CDATA) or raw INSTANCE markup → instances (DSP0201 EmbeddedObject). */
 export function toEmbedded(raw: WireValue, schema: CimSchema, depth = 0): unknown {
   if (raw === null) return null;
   if (Array.isArray(raw)) return raw.map((r) => toEmbedded(r as WireValue, schema, depth));

@@ -1,6 +1,6 @@
 /**
- * Encoding values, paths and instances as DSP0201 elements, in the forms cim-xml.md §7 shows
- * accepted by both clients: INSTANCEPATH with NAMESPACEPATH/HOST for references and
+ * Encoding values, paths and instances as DSP0201 elements, in the forms wbemcli and pywbem
+ * both accept: INSTANCEPATH with NAMESPACEPATH/HOST for references and
  * VALUE.OBJECTWITHPATH, KEYVALUE always with VALUETYPE, NULL as an element without VALUE,
  * EmbeddedObject="instance" only on scalar PROPERTY/PARAMVALUE.
  */
@@ -9,7 +9,7 @@ import { isObjectPath, type CimKeyValue, type CimObjectPath } from '../cim/objec
 import type { CimScalar, CimType, CimValue } from '../cim/types.ts';
 import { element, escapeAttribute, escapeText } from './xml-writer.ts';
 
-/** Where paths in a response live: HOST text and the namespace (cim-xml.md §3.2 "Paths"). */
+/** Where paths in a response live: HOST text and the namespace (DSP0201 NAMESPACEPATH). */
 export interface PathContext {
   readonly host: string;
   readonly namespace: string;
@@ -51,7 +51,7 @@ export function encodeReference(path: CimObjectPath, context: PathContext): stri
   return element('VALUE.REFERENCE', [], encodeInstancePath(path, context));
 }
 
-/** VALUE text of a scalar (cim-xml.md §5): TRUE/FALSE, decimal integers, INF/NaN for reals. */
+/** VALUE text of a scalar (DSP0201 "VALUE"): TRUE/FALSE, decimal integers, INF/NaN for reals. */
 export function scalarText(value: string | number | bigint | boolean): string {
   if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
   if (typeof value === 'number') {
@@ -63,7 +63,7 @@ export function scalarText(value: string | number | bigint | boolean): string {
 }
 
 function valueElement(value: CimScalar, context: PathContext): string {
-  // Embedded instance text escapes quotes too, as in the accepted reply of cim-xml.md §7.1 (GetSummaryInformation).
+  // Embedded instance text escapes quotes too, as wbemcli accepts it (GetSummaryInformation).
   if (value instanceof CimInstance) return element('VALUE', [], escapeAttribute(encodeInstance(value, context)));
   if (isObjectPath(value)) return encodeReference(value, context);
   return element('VALUE', [], escapeText(scalarText(value)));
@@ -86,7 +86,7 @@ export function encodeProperty(p: CimPropertyValue, context: PathContext): strin
     return element('PROPERTY.REFERENCE', [['NAME', p.name], ['REFERENCECLASS', p.referenceClass]], encodeValue(p.value, p.type, false, context));
   }
   if (p.isArray) {
-    // No EmbeddedObject on PROPERTY.ARRAY: wbemcli rejects it (cim-xml.md §7.3).
+    // No EmbeddedObject on PROPERTY.ARRAY: wbemcli 1.6.3 rejects it.
     return element('PROPERTY.ARRAY', [['NAME', p.name], ['TYPE', p.type]], encodeValue(p.value, p.type, true, context));
   }
   const embedded = p.embeddedInstance && p.value instanceof CimInstance ? 'instance' : undefined;

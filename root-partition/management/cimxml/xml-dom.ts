@@ -1,6 +1,6 @@
 /**
  * A small element tree over fast-xml-parser's ordered output, for walking CIM-XML requests
- * (DSP0201). Text keeps its whitespace (VALUE text is significant, cim-xml.md §5); CDATA is
+ * (DSP0201). Text keeps its whitespace (VALUE text is significant, DSP0201); CDATA is
  * merged into text; entity and character references are decoded once. Every document is first
  * checked by xml-limits.ts (counts and entity names).
  */
@@ -74,7 +74,7 @@ function toElement(node: OrderedNode): XmlElement | null {
   return { name, attributes: node[':@'] ?? {}, children, text };
 }
 
-/** Attribute by name, case-insensitively (EmbeddedObject comes in two spellings, cim-xml.md §0). */
+/** Attribute by name, case-insensitively (EmbeddedObject comes in two spellings, DSP0201). */
 export function attribute(element: XmlElement, name: string): string | undefined {
   const lower = name.toLowerCase();
   for (const [k, v] of Object.entries(element.attributes)) if (k.toLowerCase() === lower) return v;

@@ -1,10 +1,10 @@
 /**
- * Writing CIM-XML the way both wbemcli and pywbem accept it (cim-xml.md §0): every element has
+ * Writing CIM-XML the way both wbemcli and pywbem accept it: every element has
  * an end tag (wbemcli finds ends by searching for the literal end tag), only the five named
  * entities are used, and characters XML 1.0 forbids are dropped.
  */
 
-// C0 controls other than TAB, LF, CR cannot appear in XML 1.0, not even as &#N; (cim-xml.md §5).
+// C0 controls other than TAB, LF, CR cannot appear in XML 1.0, not even as &#N; (XML 1.0 "Char").
 const ILLEGAL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g;
 
 export function escapeText(text: string): string {

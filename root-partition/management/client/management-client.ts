@@ -50,7 +50,7 @@ const KIND: Record<string, CimInstanceEventKind> = {
   __InstanceCreationEvent: 'creation', __InstanceModificationEvent: 'modification', __InstanceDeletionEvent: 'deletion',
 };
 
-/** JobState values that end a job (management-model.md §1: 7 Completed … 10 Exception). */
+/** JobState values that end a job (Msvm_ConcreteJob, Microsoft Docs: 7 Completed … 10 Exception). */
 export const FINISHED_JOB_STATES = new Set([7, 8, 9, 10]);
 
 export class ManagementClient {

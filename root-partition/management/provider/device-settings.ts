@@ -1,6 +1,6 @@
 /**
  * The storage and integration-service entries of a VM definition as Hyper-V resource settings
- * (management-model.md §1 table): IDE controllers (ResourceType 5, Address "0"/"1"), synthetic
+ * (Msvm_ResourceAllocationSettingData, Microsoft Docs): IDE controllers (ResourceType 5, Address "0"/"1"), synthetic
  * SCSI controllers (6), disk drives (17; Parent = controller, AddressOnParent) and the virtual
  * hard disk in each drive (Msvm_StorageAllocationSettingData, 31, HostResource = [path]).
  *

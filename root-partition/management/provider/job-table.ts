@@ -1,8 +1,8 @@
 /**
- * Msvm_ConcreteJob instances for the methods that answer 4096 (management-model.md §1): each job
+ * Msvm_ConcreteJob instances for the methods that answer 4096 (Msvm_ConcreteJob, Microsoft Docs): each job
  * has a stable InstanceID, moves New → Running → Completed or Exception (ErrorCode = the Hyper-V
  * return code, ErrorDescription = why), and is kept for a retention window after it ends so that
- * a client that polls late still reads its outcome (management-model.md §5, lost job IDs). Every
+ * a client that polls late still reads its outcome. Every
  * change is pushed to the listener as an intrinsic event.
  */
 import { randomUUID } from 'node:crypto';

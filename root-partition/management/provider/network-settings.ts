@@ -1,6 +1,6 @@
 /**
- * The network adapters of a VM definition as Hyper-V resource settings (management-model.md §1
- * table): each adapter is a port setting — Msvm_SyntheticEthernetPortSettingData or, legacy,
+ * The network adapters of a VM definition as Hyper-V resource settings (Microsoft
+ * Docs): each adapter is a port setting — Msvm_SyntheticEthernetPortSettingData or, legacy,
  * Msvm_EmulatedEthernetPortSettingData (ResourceType 10, Address = the MAC as 12 hex digits) — and,
  * when it is connected, an Msvm_EthernetPortAllocationSettingData (ResourceType 33, "Ethernet
  * Connection") whose Parent is the port and HostResource the switch. Add-VMNetworkAdapter adds

@@ -1,5 +1,5 @@
 /**
- * Msvm_VirtualSystemManagementService's methods over the VMMS (management-model.md §1). A change
+ * Msvm_VirtualSystemManagementService's methods over the VMMS (Microsoft Docs). A change
  * that completes at once answers 0; one that fails answers 4096 with a job in Exception whose
  * ErrorCode is the Hyper-V code and ErrorDescription the reason — the way Hyper-V reports why,
  * and what libvirt's hyperv driver reads — so that no failure is a bare number.

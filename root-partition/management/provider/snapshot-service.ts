@@ -1,5 +1,5 @@
 /**
- * Msvm_VirtualSystemSnapshotService over the VMMS's checkpoints (management-model.md §1): the
+ * Msvm_VirtualSystemSnapshotService over the VMMS's checkpoints (Microsoft Docs): the
  * service instance, each checkpoint as a VSSD of VirtualSystemType
  * "Microsoft:Hyper-V:Snapshot:Realized" (InstanceID "Microsoft:<checkpoint id>"), the tree as
  * associations — Msvm_SnapshotOfVirtualSystem (VM → each snapshot), Msvm_ParentChildSettingData

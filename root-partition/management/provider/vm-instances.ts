@@ -1,7 +1,7 @@
 /**
  * The Msvm instances of one VM, built from what the VMMS holds now: Msvm_ComputerSystem, its
  * Msvm_VirtualSystemSettingData with processor, memory and storage settings, its integration
- * components, and the associations between them (management-model.md §1). Nothing is cached
+ * components, and the associations between them (Microsoft Docs). Nothing is cached
  * here: every enumeration reads the live VM.
  */
 import { userVspSettings } from './user-vsp-settings.ts';
@@ -18,7 +18,7 @@ export const VM_DESCRIPTION = 'Microsoft Virtual Machine';
 export const HOST_DESCRIPTION = 'Microsoft Hosting Computer System';
 export const SERVICE_NAME = 'vmms';
 
-/** RequestedState 12: "Not Applicable", no state change asked (management-model.md §1). */
+/** RequestedState 12: "Not Applicable", no state change asked (Msvm_ComputerSystem). */
 export const NO_REQUESTED_STATE = 12;
 
 /** Hyper-V's device GUIDs of the processor and memory settings, part of their InstanceIDs. */
@@ -101,7 +101,7 @@ export function settingsOf(schema: CimSchema, vm: VmRecord, configurationFile: s
   });
 }
 
-/** Msvm_HeartbeatComponent OperationalStatus[0] values and their descriptions (management-model.md §1). */
+/** Msvm_HeartbeatComponent OperationalStatus[0] values and their descriptions (Microsoft Docs). */
 const HEARTBEAT_DESCRIPTION: Record<number, string> = { 2: 'OK', 3: 'Degraded', 12: 'No Contact', 13: 'Lost Communication', 15: 'Paused' };
 
 /**

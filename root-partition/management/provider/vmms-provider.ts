@@ -16,7 +16,7 @@ import { SwitchMethods, switchObjects } from './switch-instances.ts';
 import { buildVmObjects, hostSystemOf, managementServiceOf, NO_REQUESTED_STATE, type VmObjects, type VmTracking } from './vm-instances.ts';
 import type { VmmsPort, VmmsPortEvent, VmRecord } from './vmms-port.ts';
 
-/** RequestedState values Msvm_ComputerSystem.RequestStateChange accepts (management-model.md §1). */
+/** RequestedState values Msvm_ComputerSystem.RequestStateChange accepts (Microsoft Docs). */
 const STATE_CHANGE_DESCRIPTION: Record<number, string> = {
   2: 'Starting Virtual Machine', 3: 'Turning Off Virtual Machine', 6: 'Saving Virtual Machine',
   9: 'Pausing Virtual Machine', 10: 'Rebooting Virtual Machine', 11: 'Resetting Virtual Machine',

@@ -1,4 +1,4 @@
-/** Parse trees of the WQL subset of management-model.md §1 ("WQL subset"). */
+/** Parse trees of the WQL subset Hyper-V clients send (WMI "WQL (SQL for WMI)"). */
 
 export type WqlLiteralValue = string | number | boolean | null;
 
@@ -33,7 +33,7 @@ export interface WqlSelectQuery {
   readonly where: WqlExpression | null;
 }
 
-/** The four intrinsic event classes (WMI; management-model.md §1 "Events"). */
+/** The four intrinsic event classes (WMI intrinsic events). */
 export const WqlEventClasses = [
   '__InstanceCreationEvent', '__InstanceModificationEvent', '__InstanceDeletionEvent', '__InstanceOperationEvent',
 ] as const;

@@ -1,6 +1,6 @@
 /**
- * Intrinsic event queries compiled to a filter over pushed events (management-model.md §1
- * "Events"; WMI __InstanceOperationEvent and its three subclasses). WITHIN is kept for clients
+ * Intrinsic event queries compiled to a filter over pushed events (WMI
+ * __InstanceOperationEvent and its three subclasses). WITHIN is kept for clients
  * that expect it, but delivery is immediate: events are pushed, not polled.
  */
 import { CimError } from '../cim/errors.ts';

@@ -1,6 +1,6 @@
 /**
  * WQL tokens (WMI "WQL (SQL for WMI)"; DSP0202 CQL for the shared operators). Keywords are
- * case-insensitive; strings take ' or " (libvirt writes "…", CQL '…', cim-xml.md §3.3) with a
+ * case-insensitive; strings take ' or " (libvirt writes "…", CQL '…', DSP0202) with a
  * doubled quote or a backslash escaping the quote; the `{…}` object path of ASSOCIATORS OF /
  * REFERENCES OF is one token.
  */

@@ -1,7 +1,7 @@
 /**
  * Recursive-descent WQL parser (WMI WQL; precedence NOT > AND > OR as in SQL). Covers SELECT with
  * projections and WHERE, intrinsic event queries with WITHIN, and ASSOCIATORS OF / REFERENCES OF
- * whose WHERE keywords are not joined by AND (management-model.md §1 "WQL subset").
+ * whose WHERE keywords are not joined by AND (WMI "ASSOCIATORS OF Statement").
  */
 import {
   WqlEventClasses,

@@ -1,6 +1,6 @@
 /**
  * Running WQL against the object manager (ExecQuery, DSP0200) and subscribing event queries.
- * Syntax errors and unsupported constructs are CIM_ERR_INVALID_QUERY (cim-xml.md §6); an
+ * Syntax errors and unsupported constructs are CIM_ERR_INVALID_QUERY (DSP0200 "Status codes"); an
  * unknown FROM class is CIM_ERR_INVALID_CLASS; a query that runs out of its step budget is
  * CIM_ERR_SERVER_LIMITS_EXCEEDED (query-budget.ts).
  */

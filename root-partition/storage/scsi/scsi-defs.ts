@@ -1,6 +1,6 @@
 /**
  * SCSI constants (SPC-3/SBC-3 numbers; operation codes as listed in OpenVMM
- * vm/devices/storage/scsi_defs and hyperv-protocol-facts.md §5.1) and fixed-format sense data.
+ * vm/devices/storage/scsi_defs and Linux include/scsi/scsi_proto.h) and fixed-format sense data.
  */
 
 export const ScsiOp = {

@@ -1,5 +1,5 @@
 /**
- * Creating VHDX files: fixed, dynamic and differencing (reference layout: qemu-img's, with the
+ * Creating VHDX files: fixed, dynamic and differencing (laid out as qemu-img lays them out, with the
  * regions marked Required as the spec lists them and the BAT sized for a differencing disk).
  *
  * Layout: header section (1 MiB), log at 1 MiB (1 MiB), BAT at 2 MiB, metadata region after the

@@ -85,7 +85,7 @@ export function resizeVhdx(path: string, newSize: number): void {
 
 /**
  * Merge-VHD: the child's own data written into its parent, then the child deleted
- * ([MS-VHDX] 2.6.1.2 and the reference's merge procedure). The parent is opened read-write
+ * ([MS-VHDX] 2.6.1.2; block states per 2.5.1.1). The parent is opened read-write
  * (exclusive) and the child is locked exclusively for the whole merge. The parent's
  * DataWriteGuid changes with its first write, so other children of that parent, and children of
  * the merged child, no longer open (they are refused with the linkage error).

@@ -3,7 +3,7 @@
  * ([MS-VHDX] 2.2.2.1), log transactions for every metadata change, and replay of a log left by a
  * crash ([MS-VHDX] 2.3.3).
  *
- * A metadata transaction, in this order (reference §5.7):
+ * A metadata transaction, in this order ([MS-VHDX] 2.3 Log; QEMU block/vhdx-log.c):
  *   1. the payload it will point at is already written and flushed (the caller's part);
  *   2. a log entry with a fresh LogGuid at log offset 0 is written and flushed;
  *   3. a header naming that LogGuid is written and flushed — from here a crash replays the entry;

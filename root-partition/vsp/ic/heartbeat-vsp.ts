@@ -1,7 +1,7 @@
 /**
  * Heartbeat: the host sends a sequence number every `intervalMs`; the guest answers with it plus
- * one (Linux heartbeat_onchannelcallback; hyperv-protocol-facts §6). The status is the
- * Msvm_HeartbeatComponent OperationalStatus[0] (reference/management-model.md):
+ * one (Linux heartbeat_onchannelcallback, drivers/hv/hv_util.c). The status is the
+ * Msvm_HeartbeatComponent OperationalStatus[0] (Microsoft Docs):
  *
  *   No Contact (12)          the guest has not negotiated the channel (or closed it), or has
  *                             never answered a heartbeat;

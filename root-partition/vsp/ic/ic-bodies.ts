@@ -1,6 +1,6 @@
 /**
  * Bodies of the heartbeat, shutdown and time-sync messages (offsets from the end of the IC
- * headers; hyperv-protocol-facts §6; Linux include/linux/hyperv.h heartbeat_msg_data,
+ * headers; Linux include/linux/hyperv.h heartbeat_msg_data,
  * shutdown_msg_data, ictimesync_data, ictimesync_ref_data; OpenVMM hyperv_ic_protocol).
  */
 

@@ -1,6 +1,6 @@
 /**
  * The integration-component (IC, "util") pipe and message headers, shared by every IC service
- * (hyperv-protocol-facts §6; Linux include/linux/hyperv.h struct vmbuspipe_hdr, struct icmsg_hdr,
+ * (Linux include/linux/hyperv.h struct vmbuspipe_hdr, struct icmsg_hdr,
  * struct icmsg_negotiate). Kept in the subset AssemblyScript also compiles where it matters; the
  * guest copy is child-sdk/drivers/ic-protocol.ts. All fields little-endian.
  *
@@ -11,7 +11,7 @@
  *   @28 body
  */
 
-/** ICMSGTYPE_* (Linux include/linux/hyperv.h; §0 of the facts: not the often-assumed numbers). */
+/** ICMSGTYPE_* (Linux include/linux/hyperv.h: not the often-assumed numbers). */
 export const IcMessageType = {
   Negotiate: 0,
   Heartbeat: 1,

@@ -1,5 +1,5 @@
 /**
- * The four IC devices this host offers: interface GUIDs (hyperv-protocol-facts §6), instance
+ * The four IC devices this host offers: interface GUIDs (Linux include/linux/hyperv.h), instance
  * GUIDs (OpenVMM's where it has one; tsvisor's own for heartbeat), and the message versions the
  * host lists in NEGOTIATE, newest last as OpenVMM lists them.
  */

@@ -1,6 +1,6 @@
 /**
  * The host half of one IC device on the VSP framework. The host drives every IC conversation
- * (hyperv-protocol-facts §6): once the guest opens the channel it sends NEGOTIATE; afterwards
+ * (Linux drivers/hv/hv_util.c): once the guest opens the channel it sends NEGOTIATE; afterwards
  * each service sends requests as VM_PKT_DATA_INBAND with a fresh transaction id, one at a time
  * (Linux keeps one receive buffer per IC channel and answers in place), and the guest answers
  * with VM_PKT_DATA_INBAND echoing the id and the icmsg flags TRANSACTION | RESPONSE.

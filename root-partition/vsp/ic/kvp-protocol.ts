@@ -1,5 +1,5 @@
 /**
- * KVP exchange wire format (hyperv-protocol-facts §6; Linux include/uapi/linux/hyperv.h
+ * KVP exchange wire format (Linux include/uapi/linux/hyperv.h
  * struct hv_kvp_msg, hv_kvp_exchg_msg_value). Body, from the end of the IC headers:
  *
  *   @0 operation u8, @1 pool u8, @2 pad u16                          (hv_kvp_hdr)

@@ -1,8 +1,8 @@
 /**
  * KVP exchange, host side. The host pushes items into the guest's External pool (host → guest
  * items) and AutoExternal pool (host intrinsic items), reads any pool by GET or ENUMERATE (index
- * 0, 1, … until NO_MORE_ITEMS), and deletes items it owns (Linux hv_kvp; hyperv-protocol-facts
- * §6). The guest's Guest and Auto (guest intrinsic: host name, OS name…) pools are what
+ * 0, 1, … until NO_MORE_ITEMS), and deletes items it owns (Linux hv_kvp.c,
+ * tools/hv/hv_kvp_daemon.c). The guest's Guest and Auto (guest intrinsic: host name, OS name…) pools are what
  * Msvm_KvpExchangeComponent publishes as GuestExchangeItems and GuestIntrinsicExchangeItems.
  */
 import { IcStatus } from './ic-protocol.ts';

@@ -1,7 +1,7 @@
 /**
  * Shutdown: the host asks the guest to shut down (or restart/hibernate) with a reason code, a
  * timeout and a force flag; the guest answers S_OK and then shuts itself down, or E_FAIL
- * (Linux shutdown_onchannelcallback answers before it acts; hyperv-protocol-facts §6).
+ * (Linux shutdown_onchannelcallback answers before it acts, drivers/hv/hv_util.c).
  * The answer is all the protocol returns; whether the guest then really stops is the caller's
  * to watch, and `shutdownGuest` (shutdown-fallback.ts) turns the VM off when it does not.
  */

@@ -1,7 +1,7 @@
 /**
  * Time synchronization: the host sends its UTC time as a Windows FILETIME. The first sample after
  * negotiation carries SYNC (set the clock now), later ones SAMPLE, every `sampleIntervalMs`
- * (Linux timesync_onchannelcallback / adj_guesttime; hyperv-protocol-facts §6). With message
+ * (Linux timesync_onchannelcallback / adj_guesttime, drivers/hv/hv_util.c). With message
  * version 4.0 each sample also carries the partition reference time at which the host read its
  * clock, so the guest can correct for the delivery delay: guest UTC = parenttime + (its reference
  * time now − vmreferencetime).

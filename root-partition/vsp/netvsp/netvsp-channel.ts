@@ -71,7 +71,7 @@ export const MAX_FRAMES_PER_RECEIVE_PACKET = 375;
 const MAX_RECEIVE_BUFFER_BYTES = 32 * 1024 * 1024;
 
 /**
- * One netvsc channel's NVSP and RNDIS state (reference §2–§4): INIT and version, NDIS config and
+ * One netvsc channel's NVSP and RNDIS state (Linux hyperv_net.h, rndis.h): INIT and version, NDIS config and
  * version, receive and send buffers over GPADLs with host-chosen geometry, RNDIS control through
  * the reserved receive slots, transmit from a send-buffer section and/or GPA ranges, receive in
  * transfer-page packets with one guest completion per packet. Pure: packets in, sink calls out.

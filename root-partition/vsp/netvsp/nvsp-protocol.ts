@@ -1,5 +1,5 @@
 /**
- * NVSP, the network VSP protocol on the netvsc channel (reference network-protocol-facts §2;
+ * NVSP, the network VSP protocol on the netvsc channel (FreeBSD hn_nvs.c;
  * Linux drivers/net/hyperv/hyperv_net.h, OpenVMM vm/devices/net/netvsp/src/protocol.rs).
  * Every message is a u32 msg_type @0 and a type-specific body, little-endian.
  */
@@ -62,7 +62,7 @@ export function nvspMessageSize(version: number): number {
 /** Linux's and FreeBSD's receive-buffer id (NETVSC_RECEIVE_BUFFER_ID); echoed as the transfer-page set id. */
 export const NETVSC_RECEIVE_BUFFER_ID = 0xcafe;
 
-/** Host-chosen buffer geometry (reference §2.7: OpenVMM 256 + MTU + 36, 16 reserved; sections 6144). */
+/** Host-chosen buffer geometry (OpenVMM netvsp: 256 + MTU + 36, 16 reserved; sections 6144). */
 export const RECEIVE_HEADER_ROOM = 256;
 export const RECEIVE_TAIL_UNUSABLE = 36;
 export const RESERVED_CONTROL_SUBALLOCS = 16;

@@ -1,5 +1,5 @@
 /**
- * The receive buffer's sub-allocations (reference §2.7, §3.3): equal slots from offset 0, the
+ * The receive buffer's sub-allocations (OpenVMM netvsp rx_bufs.rs): equal slots from offset 0, the
  * first `reserved` kept for control messages (RNDIS completions, status indications), the rest for
  * frames. A transfer-page packet holds a chain of slots and is identified by its first slot's
  * index (its transaction id, as OpenVMM does); the guest's completion frees the whole chain. The

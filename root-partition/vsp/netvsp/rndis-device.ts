@@ -16,7 +16,7 @@ export interface RndisDeviceOptions {
 
 /**
  * The RNDIS "device" side of NetVSP's control path: INITIALIZE, QUERY and SET of the OIDs Linux
- * and FreeBSD use (reference §4.6–§4.7, §4.10), KEEPALIVE and HALT. Unknown OIDs get
+ * (rndis_filter.c) and FreeBSD (hn_rndis.c) use, KEEPALIVE and HALT. Unknown OIDs get
  * NOT_SUPPORTED with no data and offset 16, as OpenVMM answers. The packet filter it keeps
  * gates receive: nothing reaches the guest while it is 0.
  */
@@ -89,7 +89,7 @@ export class RndisDevice {
       case Oid.P8023CurrentAddress: return this.mac.slice();
       case Oid.P8023MaximumListSize: return u32s(0);
       case Oid.TcpOffloadHardwareCapabilities: {
-        // No offloads: revision 1, 112 bytes, all zero after the header (reference §4.8).
+        // No offloads: revision 1, 112 bytes, all zero after the header (Linux struct ndis_offload).
         const b = new Uint8Array(112);
         b[0] = 0xa7;
         b[1] = 1;

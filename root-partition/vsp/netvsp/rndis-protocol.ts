@@ -1,5 +1,5 @@
 /**
- * RNDIS messages as NetVSC carries them (reference network-protocol-facts §4; MS-RNDIS,
+ * RNDIS messages as NetVSC carries them (MS-RNDIS,
  * Linux include/linux/rndis.h, OpenVMM netvsp/src/rndisprot.rs). Offsets inside PACKET_MSG count
  * from byte 8 (the DataOffset field); in QUERY/SET and their completions from RequestId (byte 8).
  */
@@ -60,7 +60,7 @@ export const Oid = {
   TcpOffloadHardwareCapabilities: 0xfc01020d,
 } as const;
 
-/** RNDIS header sizes and fixed layouts (§4.2, §4.3). */
+/** RNDIS header sizes and fixed layouts (MS-RNDIS; Linux include/linux/rndis.h). */
 export const RNDIS_HEADER_BYTES = 8;
 export const RNDIS_PACKET_HEADER_BYTES = 44;
 /** Smallest DataOffset / PerPacketInfoOffset (FreeBSD RNDIS_PACKET_MSG_OFFSET_MIN). */
@@ -89,7 +89,7 @@ export interface RndisPacket {
 
 /**
  * Walks the PACKET_MSGs of one guest transmission (several may follow each other, each
- * MessageLength long, reference §3.1) and checks every length and offset against the buffer
+ * MessageLength long, MS-RNDIS REMOTE_NDIS_PACKET_MSG) and checks every length and offset against the buffer
  * before anything is used: DataLength > 0, data and PPIs inside the message, no OOB data, VcHandle 0.
  */
 export function parseRndisPackets(buf: Uint8Array, maxPackets: number): RndisPacket[] {
@@ -142,7 +142,7 @@ export function parseRndisPackets(buf: Uint8Array, maxPackets: number): RndisPac
 }
 
 /**
- * Writes a receive PACKET_MSG in OpenVMM's layout (§3.3): header at 0, a checksum PPI (nothing
+ * Writes a receive PACKET_MSG in OpenVMM's layout (netvsp rndisprot.rs): header at 0, a checksum PPI (nothing
  * claimed) at 44, the frame at 256 (DataOffset 248). MessageLength = `messageLength` (the
  * sub-allocation size). `dst` must hold 256 + frame bytes.
  */
@@ -198,7 +198,7 @@ function message(type: number, length: number): { bytes: Uint8Array; v: DataView
   return { bytes, v };
 }
 
-/** INITIALIZE_CMPLT (§4.2) with OpenVMM's values: 1.0, connectionless, 802.3, 8 packets, 0xEFFFFFFF, alignment 2^3. */
+/** INITIALIZE_CMPLT (MS-RNDIS) with OpenVMM's values: 1.0, connectionless, 802.3, 8 packets, 0xEFFFFFFF, alignment 2^3. */
 export function encodeInitializeComplete(requestId: number, status: number): Uint8Array {
   const { bytes, v } = message(RndisMessageType.InitializeComplete, 52);
   v.setUint32(8, requestId, true);

@@ -7,7 +7,7 @@
  * structs are packed.
  */
 
-/** Interface type GUIDs offered on VMBus (hyperv-protocol-facts.md §5.1). */
+/** Interface type GUIDs offered on VMBus (Linux include/linux/hyperv.h HV_SCSI_GUID, HV_IDE_GUID). */
 export const STORVSP_SCSI_INTERFACE_GUID = 'ba6163d9-04a1-4d29-b605-72e2ffb1dc7f';
 export const STORVSP_IDE_INTERFACE_GUID = '32412632-86cb-44a2-9b5c-50d1417354f5';
 
@@ -87,7 +87,7 @@ export function senseBufferSize(version: number): number {
   return version < VmstorProtocolVersion.Win8 ? PRE_WIN8_SENSE_BUFFER_SIZE : SENSE_BUFFER_SIZE;
 }
 
-/** vmscsi_request offsets, relative to the start of the vstor_packet (§5.1 table). */
+/** vmscsi_request offsets, relative to the start of the vstor_packet (Linux struct vmscsi_request). */
 export const VmscsiOffset = {
   length: 12,
   srbStatus: 14,
@@ -300,7 +300,7 @@ export interface SrbCompletion {
 /**
  * COMPLETE_IO for an SRB: the request's vmscsi_request echoed (addressing, cdb_length, data_in,
  * Win8 extension) with srb_status, scsi_status, data_transfer_length, sense_info_length and the
- * sense data (which shares the cdb union) replaced, as Hyper-V answers (§5.1 "I/O").
+ * sense data (which shares the cdb union) replaced, as Hyper-V answers (OpenVMM storvsp).
  */
 export function encodeSrbCompletion(request: Uint8Array, size: number, ntStatus: number, c: SrbCompletion, into?: Uint8Array): Uint8Array {
   // `into` (≥ size bytes, reused by the caller for every request) saves an allocation per SRB.

@@ -3,7 +3,7 @@
  * reaps completions; if the host went back to waiting for a signal after every batch, each of
  * those submissions would cost the guest an HvCallSignalEvent exit and the host a wake-up.
  * Instead, after a batch that carried requests the host keeps the request ring's interrupt_mask
- * set (the guest then does not signal: reference §4.5 step 5) and keeps looking at the ring for a
+ * set (the guest then does not signal: Linux hv_ringbuffer_write) and keeps looking at the ring for a
  * bounded spin on the next turn of the event loop. Requests found are drained as if signalled;
  * when the spin ends with the ring empty, the mask is cleared and the ring re-checked once
  * (Linux hv_end_read), so a request written meanwhile is never left without a signal.

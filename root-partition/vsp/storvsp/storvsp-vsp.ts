@@ -4,7 +4,7 @@
  * the primary and the sub-channels it asks for with CREATE_SUB_CHANNELS — is served by a
  * `StorVspChannel` (storvsp-channel.ts), which holds the vstor protocol and the SCSI target.
  *
- * This file is the glue: ring packets in (each already a private copy, reference §4.6), the
+ * This file is the glue: ring packets in (each already a private copy made by vmbus/ring/), the
  * GPA-direct range header checked through the framework's `gpaDirect` (every page inside guest
  * memory before the request reaches a disk), one completion written per request as soon as it
  * is produced (so the framework's room-for-a-reply check holds), and one signal per batch. While

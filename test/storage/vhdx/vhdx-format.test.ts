@@ -1,6 +1,6 @@
 /**
- * VHDX wire formats against the byte tables of the reference (a qemu-img 7.2 file and its log
- * entry, the parent locator example, the BAT geometry table), so the encoders are checked
+ * VHDX wire formats against known bytes (a file qemu-img 7.2 wrote and its log entry, a parent
+ * locator, the BAT geometry of [MS-VHDX] 2.5), so the encoders are checked
  * against bytes another implementation wrote, not against themselves.
  */
 import { describe, expect, it } from 'vitest';
@@ -92,7 +92,7 @@ describe('VHDX formats', () => {
     expect(() => decodeParentLocator('t', bad)).toThrow(/outside the item/);
   });
 
-  it('BAT geometry matches the reference table, and entries round-trip', () => {
+  it('BAT geometry matches [MS-VHDX] 2.5, and entries round-trip', () => {
     const rows: [number, number, number, number, number][] = [
       [64 * MiB, 8 * MiB, 512, 8, 513], [5 * 1024 * MiB, MiB, 4096, 5121, 8194],
       [127 * 1024 * MiB, 32 * MiB, 128, 4095, 4128], [2 * 1024 * 1024 * MiB, 32 * MiB, 128, 66047, 66048],

@@ -1,5 +1,5 @@
-// Writes test/vectors/ic/messages.json: IC messages laid out byte by byte from the field tables in
-// reference/hyperv-protocol-facts.md §6 and Linux's structs (vmbuspipe_hdr, icmsg_hdr,
+// Writes test/vectors/ic/messages.json: IC messages laid out byte by byte from the fields of
+// Linux's structs (vmbuspipe_hdr, icmsg_hdr,
 // icmsg_negotiate, heartbeat_msg_data, shutdown_msg_data, ictimesync_ref_data, hv_kvp_msg),
 // deliberately without the host or guest codecs, so the vectors check both.
 //   npx tsx test/vectors/ic/generate.ts
@@ -92,7 +92,7 @@ const kvp = (op: number, pool: number, txid: number) => ic(2, [3, 0], [4, 0], KV
 }
 
 const out = {
-  description: 'IC messages (pipe header + icmsg_hdr + body) as the host sends them and as a Linux-compatible guest answers them in place. Laid out by offset from hyperv-protocol-facts.md §6 by generate.ts; the KVP guest store holds Auto OSName = "tsvisor" and, after the SET, External HostGreeting = "hello".',
+  description: 'IC messages (pipe header + icmsg_hdr + body) as the host sends them and as a Linux-compatible guest answers them in place. Laid out by offset from Linux include/linux/hyperv.h by generate.ts; the KVP guest store holds Auto OSName = "tsvisor" and, after the SET, External HostGreeting = "hello".',
   vectors,
 };
 writeFileSync(new URL('messages.json', import.meta.url), JSON.stringify(out, null, 1) + '\n');
