@@ -12,6 +12,7 @@ import type { DataDir } from './data-dir.ts';
 import type { Logger } from './log.ts';
 import { MAX_SWITCHES, newSwitchDefinition, switchDefinitionProblems, type SwitchDefinition, type SwitchType } from './switch-definition.ts';
 import { SwitchServer } from '../vswitch/switch-server.ts';
+import type { VirtualSwitch } from '../vswitch/virtual-switch.ts';
 import { SwitchPortKind, type PortCounters } from '../vswitch/switch-port.ts';
 
 const PORT_KIND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(SwitchPortKind).map(([k, v]) => [v, k.toLowerCase()]));
@@ -85,6 +86,11 @@ export class SwitchRegistry {
 
   private find(idOrName: string) {
     return this.switches.get(idOrName) ?? [...this.switches.values()].find((s) => s.def.name === idOrName);
+  }
+
+  /** The switch itself while it is served (in-process observers such as the network benchmark); undefined otherwise. */
+  live(idOrName: string): VirtualSwitch | undefined {
+    return this.find(idOrName)?.server?.switch;
   }
 
   /** New-VMSwitch: persisted first, then served. */
