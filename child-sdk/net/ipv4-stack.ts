@@ -46,6 +46,12 @@ let arpReplies: u32 = 0;
 let echoReplies: u32 = 0;
 let udpEchoes: u32 = 0;
 let udpDiscarded: u32 = 0;
+// DHCP (dhcp-client.ts): while it listens, a datagram to port 68 is kept here whatever its address.
+const DHCP_CLIENT_PORT: u32 = 68;
+const DHCP_IN_BYTES: u32 = 1500;
+const DHCP_IN: usize = memory.data(1500, 16);
+let dhcpListening = false;
+let dhcpLength: u32 = 0;
 let blastBusy: u32 = 0;
 let dropped: u32 = 0;
 
@@ -147,6 +153,12 @@ function handleIpv4(length: u32): void {
   const ihl = (<u32>load<u8>(h) & 0xf) * 4;
   const total = be16(h + 2);
   if (ihl < 20 || total < ihl || <u32>14 + total > length || inetChecksum(h, ihl) != 0) { dropped++; return; }
+  if (dhcpListening && <u32>load<u8>(h + 9) == IP_UDP && total - ihl >= 8 && be16(h + ihl + 2) == DHCP_CLIENT_PORT) {
+    const n = total - ihl - 8;
+    dhcpLength = n < DHCP_IN_BYTES ? n : DHCP_IN_BYTES;
+    memory.copy(DHCP_IN, h + ihl + 8, dhcpLength);
+    return;
+  }
   if (be32(h + 16) != myIp || (be16(h + 6) & 0x3fff) != 0) return; // not ours, or a fragment
   const src = be32(h + 12);
   const p = h + ihl;
@@ -198,7 +210,7 @@ export function netPoll(): u32 {
     if (length < 14) continue;
     const type = be16(RX + 12);
     if (type == ETHERTYPE_ARP) handleArp(length);
-    else if (type == ETHERTYPE_IPV4 && myIp != 0) handleIpv4(length);
+    else if (type == ETHERTYPE_IPV4 && (myIp != 0 || dhcpListening)) handleIpv4(length);
   }
   return n;
 }
@@ -348,3 +360,26 @@ export function netPrintCounters(): void {
 }
 
 export function netDevice(): NetDevice | null { return dev; }
+
+/** DHCP: keep datagrams to port 68 (`on`), forgetting any kept one. */
+export function netDhcpListen(on: bool): void { dhcpListening = on; dhcpLength = 0; }
+/** The kept DHCP datagram's length (0: none yet); its bytes are at netDhcpMessage(). Taking it clears it. */
+export function netDhcpTake(): u32 { const n = dhcpLength; dhcpLength = 0; return n; }
+export function netDhcpMessage(): usize { return DHCP_IN; }
+
+/** Sends a UDP datagram of `length` bytes at `data` (at most 1472) from this address to `dstIp`, as an Ethernet broadcast. */
+export function netSendUdpBroadcast(dstIp: u32, srcPort: u32, dstPort: u32, data: usize, length: u32): void {
+  if (dev === null || length > NET_MAX_FRAME - 42) return;
+  ethHeader(0, ETHERTYPE_IPV4);
+  const frame = ipHeader(dstIp, IP_UDP, 8 + length);
+  const q = TX + 34;
+  putBe16(q, srcPort);
+  putBe16(q + 2, dstPort);
+  putBe16(q + 4, 8 + length);
+  putBe16(q + 6, 0); // checksum optional over IPv4 (RFC 768)
+  memory.copy(q + 8, data, length);
+  transmit(frame);
+}
+
+/** One wait step of the NIC, handling what arrived. */
+export function netWaitStep(): void { if (dev!.waitStep()) netPoll(); }

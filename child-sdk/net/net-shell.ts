@@ -1,10 +1,12 @@
 // The network commands of the reference shells:
 //   ip                       the NIC, its MAC and the address
 //   ip <a.b.c.d>/<prefix>    sets the address (the UDP echo service on port 7 answers from then on)
+//   ip dhcp                  takes the address a DHCP server on the link hands out
 //   ping <a.b.c.d> [count] [q]  ICMP echo, count 1..10000 (default 3); q prints the summary only
 //   blast <a.b.c.d> <count> <bytes>  UDP datagrams to the discard port in frames of 60..1514 bytes
 import { puts, putDec, putHex } from "../kernel/console";
 import { tokenGpa, tokenIs, tokenLength, tokenNext, tokenNumber, numberBad } from "../kernel/shell-line";
+import { dhcpConfigure } from "./dhcp-client";
 import { netAddress, netBlast, netConfigure, netDevice, netPing, netPrefix, putIp } from "./ipv4-stack";
 
 /** Parses the current token as a.b.c.d[/n]; returns false when it is not one. Sets IP_OUT/PREFIX_OUT. */
@@ -53,8 +55,9 @@ export function netCommand(): bool {
     const d = netDevice();
     if (d === null) { puts("error: no network adapter\n"); return true; }
     if (tokenNext()) {
-      if (!parseAddress(true)) { puts("error: usage: ip <a.b.c.d>/<prefix>\n"); return true; }
-      netConfigure(load<u32>(PARSED), load<u32>(PARSED + 4));
+      if (tokenIs("dhcp")) dhcpConfigure();
+      else if (!parseAddress(true)) { puts("error: usage: ip <a.b.c.d>/<prefix> | ip dhcp\n"); return true; }
+      else netConfigure(load<u32>(PARSED), load<u32>(PARSED + 4));
     }
     puts("ip: ");
     d.describe();
