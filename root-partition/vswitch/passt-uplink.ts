@@ -30,6 +30,15 @@ export interface PasstOptions {
   log?: (message: string) => void;
 }
 
+/** A connected socket, or undefined when the connection was refused. */
+function connectOnce(path: string): Promise<net.Socket | undefined> {
+  return new Promise((resolve) => {
+    const socket = net.createConnection(path);
+    socket.once('connect', () => { socket.removeAllListeners('error'); resolve(socket); });
+    socket.once('error', () => { socket.destroy(); resolve(undefined); });
+  });
+}
+
 export type PasstState = 'starting' | 'running' | 'restarting' | 'stopped';
 
 const FIRST_RESTART_MS = 500;
@@ -80,28 +89,28 @@ export class PasstUplink {
   }
 
   private async connectWhenListening(child: ChildProcess): Promise<void> {
+    // passt creates the socket file when it binds and accepts only once it listens: a connection
+    // refused in between is tried again until the deadline.
     const end = Date.now() + SOCKET_WAIT_MS;
-    while (!existsSync(this.o.socketPath)) {
+    let socket: net.Socket | undefined;
+    while (!socket) {
       if (this.child !== child) return;
-      if (Date.now() > end) return this.failed(child, `passt did not open ${this.o.socketPath} in ${SOCKET_WAIT_MS} ms`);
-      await new Promise((r) => setTimeout(r, 20));
+      if (Date.now() > end) return this.failed(child, `passt did not accept on ${this.o.socketPath} in ${SOCKET_WAIT_MS} ms`);
+      if (existsSync(this.o.socketPath)) socket = await connectOnce(this.o.socketPath);
+      if (!socket) await new Promise((r) => setTimeout(r, 20));
     }
-    if (this.child !== child) return;
-    const socket = net.createConnection(this.o.socketPath);
+    if (this.child !== child) return void socket.destroy();
     this.socket = socket;
     const decoder = new FrameStreamDecoder();
     const batcher = new FrameBatcher(socket);
-    socket.on('connect', () => {
-      if (this.child !== child) return socket.destroy();
-      try {
-        this.port = this.sw.addPort({ kind: SwitchPortKind.Internal, name: 'passt (host)', allowMacSpoofing: true }, (frame) => batcher.push(frame)).id;
-      } catch (e) {
-        return this.failed(child, `the switch refused passt's port: ${(e as Error).message}`);
-      }
-      this.state = 'running';
-      this.delayMs = FIRST_RESTART_MS;
-      this.o.log?.(`passt ${child.pid} serves switch ${this.sw.name} (guest ${this.o.guestAddress}/${this.o.prefixLength}, gateway ${this.o.gateway})`);
-    });
+    try {
+      this.port = this.sw.addPort({ kind: SwitchPortKind.Internal, name: 'passt (host)', allowMacSpoofing: true }, (frame) => batcher.push(frame)).id;
+    } catch (e) {
+      return this.failed(child, `the switch refused passt's port: ${(e as Error).message}`);
+    }
+    this.state = 'running';
+    this.delayMs = FIRST_RESTART_MS;
+    this.o.log?.(`passt ${child.pid} serves switch ${this.sw.name} (guest ${this.o.guestAddress}/${this.o.prefixLength}, gateway ${this.o.gateway})`);
     socket.on('data', (chunk: Buffer) => {
       try {
         decoder.push(chunk, (frame) => { if (this.port !== undefined) this.sw.ingress(this.port, frame); });
