@@ -17,8 +17,24 @@ import { buildPhases, PATHS, WORKLOADS } from './io/plan.ts';
 import { buildRows, checkPhase, checkWholeDisk, evaluateTargets, type IoRow, type Target } from './io/report.ts';
 import { makeDisks, runVm } from './io/vm-run.ts';
 import { measureVhdxRows } from './io/vhdx-row.ts';
+import { runNetBench, type NetBenchReport } from './net.ts';
 
-export const NETWORK_NOT_MEASURED = 'network: not measured yet — the NetVSC/NE2000 comparison will land here';
+export const NETWORK_NOT_MEASURED = 'network: not measured in the smallest (structural) run; `tsvisor bench net` measures it';
+
+/** The main job's network section: a small `bench net` run (bench/net.ts), or why there is none. */
+export type NetworkSection =
+  | { status: 'measured'; note: string; report: NetBenchReport }
+  | { status: 'not measured' | 'failed'; note: string };
+
+/** Runs the network part of the main job; a failure is reported in the section, not thrown. */
+async function measureNetwork(onStep?: (step: string) => void): Promise<NetworkSection> {
+  try {
+    const report = await runNetBench({ scale: 'main', onStep: (s) => onStep?.(s) });
+    return { status: 'measured', note: `network: two VMs on one switch per NIC kind, a small run of bench net that took ${report.seconds.toFixed(1)} s (tsvisor bench net for the full one)`, report };
+  } catch (e) {
+    return { status: 'failed', note: `network: the run failed: ${(e as Error).message.split('\n')[0]}` };
+  }
+}
 
 export interface MachineDescription {
   cpuModel: string;
@@ -67,7 +83,7 @@ export interface IoBenchReport {
   limits: { copy: CopyLimit[]; backend: BackendLimit[]; exit: ExitLimit; memory?: { prefault: PrefaultResult; firstTouch: FirstTouchLimit } };
   integrity: { phasesOk: number; phases: number; warmupsOk: number; warmups: number; disks: ReturnType<typeof checkWholeDisk>[]; ok: boolean };
   targets: Target[];
-  network: { status: 'not measured'; note: string };
+  network: NetworkSection;
   notes: string[];
 }
 
@@ -81,6 +97,8 @@ export interface IoBenchOptions {
   onStep?: (done: number, total: number, next: string) => void;
   /** Only these storage paths (ids of PATHS, e.g. ['storvsc']): quicker A/B runs of one path. */
   paths?: readonly string[];
+  /** The network section (a small bench net run, two VMs per NIC kind); on unless tiny or paths is given. */
+  network?: boolean;
 }
 
 export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchReport> {
@@ -102,7 +120,8 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
   );
   const showBar = opts.progress ?? Boolean(process.stderr.isTTY);
   const vhdx = phases.some((p) => p.path.kind === 'synthetic');
-  const steps = 3 + phases.length + 1 + (vhdx ? 1 : 0);
+  const network = !opts.tiny && !opts.paths && opts.network !== false;
+  const steps = 3 + phases.length + 1 + (vhdx ? 1 : 0) + (network ? 1 : 0);
   if (showBar) bar.start(steps, 0, { step: 'disks' });
   let done = 0;
   const step = (name: string) => {
@@ -133,6 +152,10 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
       ? await measureVhdxRows(dir, content, phases, ideFile, backend, exit, { spinIterations, maxSpinIterations, timeoutMs: quick ? 120_000 : 900_000 })
       : { rows: [], warmups: 0, warmupsOk: 0 };
     if (vhdx) step('storvsc on VHDX');
+    const networkSection: NetworkSection = network
+      ? await measureNetwork((s) => { if (showBar) bar.update({ step: `network: ${s}` }); })
+      : { status: 'not measured', note: NETWORK_NOT_MEASURED };
+    if (network) step('network');
     const writes = phases.filter((p) => p.workload.write);
     const ideFinal = ideBeforeVhdx, scsiFinal = fs.readFileSync(scsiFile);
     const rows = [...buildRows(vm, content, new Uint8Array(scsiFinal), new Uint8Array(ideFinal), backend, exit), ...vhdxRows.rows];
@@ -164,7 +187,7 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
       rows, limits: { copy, backend, exit, memory: { prefault: vm.prefault, firstTouch } },
       integrity: { phasesOk, phases: rows.length, warmupsOk, warmups: warmups.length + vhdxRows.warmups, disks, ok: phasesOk === rows.length && warmupsOk === warmups.length + vhdxRows.warmups && disks.every((d) => d.mismatched === 0) },
       targets: evaluateTargets(rows, backend, exit, coreFree),
-      network: { status: 'not measured', note: NETWORK_NOT_MEASURED },
+      network: networkSection,
       notes: [
         `Machine shared: load average ${loadAverageStart.map((l) => l.toFixed(2)).join('/')} at start, ${loadAverageEnd.map((l) => l.toFixed(2)).join('/')} at end on ${cores} cores; idle cores ${idleCoresStart?.toFixed(2) ?? 'not measured'} just before the run, ${idleCoresEnd?.toFixed(2) ?? 'not measured'} just after. Exit costs and signals depend on whether a core is free (a round trip at its fastest has the VP and the device thread each spinning on a core); on a busy machine the figures are noisy and the adaptive wait degrades toward the blocking one.`,
         'Every page of the VM\'s memory is backed before its VP starts (prefault; a VMWP does it behind the running guest), so quick and full runs alike measure warm buffers; the first-touch cost is its own figure under Limits. Before the measured phases every path also runs a short unreported warm-up (sequential 4 KiB reads) for JIT tiering.',

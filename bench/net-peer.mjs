@@ -52,7 +52,8 @@ function receive() {
     last = process.hrtime.bigint();
     if (t0 === 0n) t0 = last;
     clearTimeout(quiet);
-    quiet = setTimeout(report, 2000);
+    // Quiet for 2 s after frames came (the switch dropped the rest); before the first, up to 10 s.
+    quiet = setTimeout(report, got > 0 ? 2000 : 10000);
     let buf = pending.length ? Buffer.concat([pending, chunk]) : chunk;
     let at = 0;
     while (buf.length - at >= 4) {

@@ -1,115 +1,132 @@
 /**
- * Network frame-path benchmark (partial `bench net`): how fast frames can cross between processes
- * on this machine, measured in one run.
- *  - "process → process": one process floods frames over a Unix socket to another, which splits
- *    the records and counts them: the IPC limit of the frame path, with the same framing and
- *    batching as the switch link (root-partition/vswitch/frame-stream.ts).
- *  - "via switch": the same two processes as two ports of a SwitchServer in this process (the
- *    place VMMS would hold it): every frame is decoded, learned, forwarded and re-batched here.
- * At 64 B and 1514 B frames. The VM rows (NE2000 and netvsc guests on one switch) are not built.
- * Usage: npx tsx bench/net.ts [--quick] [--json FILE]
+ * `tsvisor bench net`: two VMs on one private switch, through the emulated NE2000 and through the
+ * synthetic netvsc — frames/s at 64-byte frames, Mbit/s at 1514-byte frames, ping-pong latency,
+ * exits, interrupts, signals and CPU per frame — beside the same-run limit of the frame path
+ * between two processes without any VM (bench/net/frame-path.ts).
+ * Usage: npx tsx bench/net.ts [--quick] [--json FILE] [--html FILE]   (or: tsvisor bench net)
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import * as net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SwitchServer } from '../root-partition/vswitch/switch-server.ts';
+import { Vmms } from '../root-partition/vmms/vmms.ts';
+import { createProcessLogger } from '../root-partition/vmms/log.ts';
+import { buildGuests } from '../scripts/build-guests.ts';
+import { measureFramePath, type NetBenchRow } from './net/frame-path.ts';
+import { startPair } from './net/vm-pair.ts';
+import { measureLatency, measureStream, type NetLatencyRow, type NetVmRow } from './net/vm-rows.ts';
+import { formatNetBench } from './net/format.ts';
 
-export interface NetBenchRow {
-  path: 'process → process' | 'via switch';
-  frameBytes: number;
-  frames: number;
-  framesPerSecond: number;
-  mbitPerSecond: number;
-  /** Frames the switch dropped as `full` (the receiver fell behind); 0 for the direct path. */
-  dropped: number;
+export { formatNetBench };
+
+export type { NetBenchRow, NetLatencyRow, NetVmRow };
+
+export interface NetBenchReport {
+  schema: 'tsvisor.bench.net/1';
+  startedAt: string;
+  /** Wall time of the whole run, s. */
+  seconds: number;
+  quick: boolean;
+  scale: NetBenchScale;
+  machine: { cpuModel: string; cores: number; node: string; loadAverageStart: number[] };
+  streams: NetVmRow[];
+  latency: NetLatencyRow[];
+  /** Synthetic frames/s over emulated, per frame size. */
+  speedup: { frameBytes: number; syntheticOverEmulated: number }[];
+  /** The frame path between two processes without a VM, direct and through a switch (same run). */
+  limits: NetBenchRow[];
+  notes: string[];
 }
 
-const PEER = new URL('./net-peer.mjs', import.meta.url).pathname;
+export type NetBenchScale = 'full' | 'quick' | 'main' | 'tiny';
 
-function peer(args: string[]): { done: Promise<{ ns: number }>; kill: () => void } {
-  const child = spawn(process.execPath, [PEER, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  const done = new Promise<{ ns: number }>((resolve, reject) => {
-    child.on('close', (code) => {
-      const line = out.trim().split('\n').at(-1);
-      // A peer this bench killed once it was no longer needed ends without a line: not an error.
-      if (!line) (code === null ? resolve({ ns: -1 }) : reject(new Error(`peer ${args[1]} exited with ${code}`)));
-      else resolve(JSON.parse(line));
-    });
-  });
-  return { done, kill: () => child.kill('SIGKILL') };
+export interface NetBenchOptions {
+  /** quick: `--quick`; main: the main job's network section (`bench io`); tiny: the smallest run that still boots the VMs (the structural test). */
+  scale?: NetBenchScale;
+  /** Told of each step as it starts, with the seconds since the run began (progress on stderr). */
+  onStep?: (step: string, elapsedS: number) => void;
 }
 
-async function direct(dir: string, size: number, n: number): Promise<NetBenchRow> {
-  const path = join(dir, `direct-${size}.sock`);
-  // This process only relays the socket pair: the receiver listens through a tiny server here
-  // that pipes one connection into the other, so both ends are other processes.
-  let first: net.Socket | undefined;
-  const server = net.createServer((s) => {
-    if (!first) first = s;
-    else { first.pipe(s); s.pipe(first); }
-  });
-  await new Promise<void>((r) => server.listen(path, () => r()));
-  const rx = peer([path, 'receive', String(n), String(size), '-']);
-  await new Promise((r) => setTimeout(r, 200));
-  const tx = peer([path, 'send', String(n), String(size), '-']);
-  const { ns } = (await rx.done) as { ns: number };
-  tx.kill();
-  server.close();
-  return row('process → process', size, n, ns, 0);
-}
+export const FRAME_SIZES = [60, 1514] as const;
 
-async function viaSwitch(dir: string, size: number, n: number): Promise<NetBenchRow> {
-  const server = await SwitchServer.listen(join(dir, `sw-${size}.sock`), { name: 'bench' });
-  const A = '00:15:5d:00:00:0a';
-  const B = '00:15:5d:00:00:0b';
-  const hello = (mac: string) => JSON.stringify({ kind: 'synthetic', mac, mtu: 1500 });
-  const rx = peer([server.path, 'receive', String(n), String(size), hello(B)]);
-  await new Promise((r) => setTimeout(r, 300));
-  // B must be known before the flood, or the first frames are flooded to nobody but B anyway.
-  const tx = peer([server.path, 'send', String(n), String(size), hello(A), B, A]);
-  const port = () => server.switch.allPorts().find((p) => p.mac === B);
-  let dropped = 0;
-  const stats = setInterval(() => (dropped = port()?.counters.drops.full ?? dropped), 100);
-  const result = (await rx.done) as { ns: number; got: number };
-  clearInterval(stats);
-  tx.kill();
-  await server.close();
-  // Frames/s counts what arrived: frames the switch dropped for the slow receiver do not count.
-  return row('via switch', size, result.got, result.ns, dropped);
-}
+/** Datagrams per stream (the NE2000 path is far slower, so it gets fewer), pings, frames of the process path. */
+const SCALES: Record<NetBenchScale, { emulated: number; synthetic: number; pings: number; framePath: number }> = {
+  full: { emulated: 20_000, synthetic: 200_000, pings: 1000, framePath: 500_000 },
+  quick: { emulated: 1000, synthetic: 10_000, pings: 100, framePath: 50_000 },
+  main: { emulated: 500, synthetic: 5000, pings: 50, framePath: 20_000 },
+  tiny: { emulated: 200, synthetic: 2000, pings: 20, framePath: 5000 },
+};
 
-function row(path: NetBenchRow['path'], size: number, n: number, ns: number, dropped: number): NetBenchRow {
-  const s = ns / 1e9;
-  return { path, frameBytes: size, frames: n, framesPerSecond: ns > 0 ? n / s : 0, mbitPerSecond: ns > 0 ? (n * size * 8) / s / 1e6 : 0, dropped };
-}
-
-export async function runNetBench(quick: boolean): Promise<NetBenchRow[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'tsvisor-bench-net-'));
-  const rows: NetBenchRow[] = [];
+export async function runNetBench(o: NetBenchOptions = {}): Promise<NetBenchReport> {
+  const scale = SCALES[o.scale ?? 'full'];
+  const quick = o.scale !== undefined && o.scale !== 'full';
+  const started = performance.now();
+  const step = (name: string) => o.onStep?.(name, (performance.now() - started) / 1000);
+  const startedAt = new Date().toISOString();
+  const loadAverageStart = os.loadavg();
+  await buildGuests(['ref-emulated', 'ref-enlightened']);
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvisor-bench-net-'));
+  const vmms = await Vmms.open({ dataDir, logger: createProcessLogger({ dataDir, process: 'vmms', terminal: false }), workerStartTimeoutMs: 60_000 });
+  const streams: NetVmRow[] = [];
+  const latency: NetLatencyRow[] = [];
   try {
-    for (const size of [64, 1514]) {
-      const n = quick ? 50_000 : 500_000;
-      rows.push(await direct(dir, size, n));
-      rows.push(await viaSwitch(dir, size, n));
+    await vmms.switches.create({ name: 'bench', type: 'private' });
+    const sw = vmms.switches.live('bench');
+    if (!sw) throw new Error('the bench switch is not served');
+    for (const [i, kind] of (['emulated', 'synthetic'] as const).entries()) {
+      step(`${kind} VMs`);
+      const [a, b] = await startPair(vmms, kind, 'bench', i + 1);
+      try {
+        step(`${kind} latency`);
+        latency.push(await measureLatency(sw, kind, a, b, scale.pings));
+        for (const size of FRAME_SIZES) {
+          step(`${kind} stream ${size} B`);
+          streams.push(await measureStream(sw, kind, a, b, size, scale[kind]));
+        }
+      } finally {
+        for (const vm of [a, b]) await vmms.turnOff(vm.name);
+      }
     }
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    await vmms.close({ stopVms: true });
+    fs.rmSync(dataDir, { recursive: true, force: true });
   }
-  return rows;
+  step('frame path without VMs');
+  const limits = await measureFramePath(scale.framePath);
+  step('done');
+  const speedup = FRAME_SIZES.map((frameBytes) => {
+    const e = streams.find((r) => r.kind === 'emulated' && r.frameBytes === frameBytes)!;
+    const s = streams.find((r) => r.kind === 'synthetic' && r.frameBytes === frameBytes)!;
+    return { frameBytes, syntheticOverEmulated: s.framesPerSecond / e.framesPerSecond };
+  });
+  return {
+    schema: 'tsvisor.bench.net/1', startedAt, seconds: (performance.now() - started) / 1000, quick, scale: o.scale ?? 'full',
+    machine: { cpuModel: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version, loadAverageStart },
+    streams, latency, speedup, limits,
+    notes: [
+      'Two VMs (1 VP, 32 MiB) per NIC kind on one private switch that VMMS owns, each VM in its own worker process: every frame crosses the sender\'s worker, the switch\'s Unix socket into VMMS, and the receiver\'s worker.',
+      'Streams: the sender\'s guest (`blast`) sends UDP datagrams to the receiver\'s discard port as fast as its NIC takes them; the rate is what the receiver\'s stack counted, over the time from the first datagram entering the switch to the reply of a fence ping queued behind the last one. Datagrams the receiver had no room for are lost (UDP has no flow control) and shown as lost.',
+      'Frame sizes leave out the 4-byte FCS: 60 is a minimum (64-byte) Ethernet frame, 1514 a full 1500-byte payload; Mbit/s counts the Ethernet payload. The guests\' stack has a 1500-byte MTU, so jumbo frames are not measured.',
+      'Latency: one ping at a time, timed on the wire at the switch from one echo request to the next (a round trip plus the sender\'s turn to send again); the guests print nothing per ping.',
+      'Exits leave out the reference-time MSR reads (netvsc\'s wait step polls the clock), shown apart as clock reads; signals are SignalEvent hypercalls plus SynIC events the host set. CPU is every thread of both workers and of this process (VMMS with the switch), from /proc in 10 ms ticks.',
+    ],
+  };
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
-  const quick = process.argv.includes('--quick');
-  const jsonAt = process.argv.indexOf('--json');
-  const rows = await runNetBench(quick);
-  console.log('path               frame B   frames/s   Mbit/s   dropped');
-  for (const r of rows) {
-    console.log(`${r.path.padEnd(18)} ${String(r.frameBytes).padStart(7)} ${Math.round(r.framesPerSecond).toString().padStart(10)} ${r.mbitPerSecond.toFixed(0).padStart(8)} ${String(r.dropped).padStart(9)}`);
-  }
-  if (jsonAt > 0) writeFileSync(process.argv[jsonAt + 1]!, JSON.stringify({ rows }, null, 1));
+/** `tsvisor bench net` and `npx tsx bench/net.ts`. */
+export async function netBenchMain(o: { quick?: boolean; json?: string; html?: string }): Promise<void> {
+  const report = await runNetBench({ scale: o.quick ? 'quick' : 'full', onStep: (step, t) => console.error(`bench net: ${t.toFixed(1)} s: ${step}`) });
+  console.log(formatNetBench(report));
+  if (o.json) fs.writeFileSync(o.json, JSON.stringify(report, null, 2) + '\n');
+  const { renderNetHtmlPage } = await import('./net/html.ts');
+  const html = o.html ?? (o.json ? o.json.replace(/\.json$/i, '') + '.html' : path.join(import.meta.dirname, '..', 'build', 'bench-net.html'));
+  fs.mkdirSync(path.dirname(html), { recursive: true });
+  fs.writeFileSync(html, renderNetHtmlPage(report));
+  console.log(`\nHTML report: ${html}${o.json ? `\nJSON: ${o.json}` : ''}`);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  const args = process.argv.slice(2);
+  const at = (flag: string) => (args.includes(flag) ? args[args.indexOf(flag) + 1] : undefined);
+  await netBenchMain({ quick: args.includes('--quick'), json: at('--json'), html: at('--html') });
 }

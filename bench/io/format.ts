@@ -1,6 +1,7 @@
 /** The I/O benchmark report as terminal text: the main table, the limits, why each path stops where it does, targets. */
 import type { IoBenchReport } from '../io.ts';
 import type { IoRow } from './report.ts';
+import { formatNetBench } from '../net/format.ts';
 
 const SHORT: Record<string, string> = { 'pio-word': 'PIO word', 'pio-string': 'PIO string', 'pio-multiple': 'PIO MULTIPLE', dma: 'DMA', storvsc: 'storvsc', 'storvsc-vhdx': 'storvsc VHDX' };
 
@@ -105,6 +106,7 @@ export function formatReport(report: IoBenchReport): string {
   out.push(`Data integrity: ${i.phasesOk}/${i.phases} phase checksums (and ${i.warmupsOk}/${i.warmups} warm-ups) match the host files; whole disks: ${i.disks.map((d) => `${d.file.split('/').pop()} ${d.mismatched} of ${d.sectors} sectors differ (${d.written} written)`).join(', ')} → ${i.ok ? 'OK' : 'FAILED'}`);
   out.push('');
   out.push(`Network: ${report.network.note}`);
+  if (report.network.status === 'measured') out.push(formatNetBench(report.network.report));
   out.push('');
   out.push('Notes');
   for (const n of report.notes) out.push(`  - ${n}`);

@@ -7,6 +7,7 @@ import type { IoBenchReport } from '../io.ts';
 import { fmt } from './format.ts';
 import type { IoRow } from './report.ts';
 import { headline } from './headline.ts';
+import { renderNetSection } from '../net/html.ts';
 
 const COLORS: Record<string, string> = { 'pio-word': '#b2182b', 'pio-string': '#ef8a62', 'pio-multiple': '#f4a582', dma: '#92c5de', storvsc: '#2166ac', 'storvsc-vhdx': '#5aae61', backend: '#555', protocol: '#999' };
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -119,7 +120,7 @@ ${head ? `<p class="lead">${esc(head.sentences[0])}</p><p class="lead">${esc(hea
 <section><h2>Limits in this run</h2>${limits}<h3>Emulated: exit-bound model against measurement</h3>${explain}</section>
 <section><h2>Synthetic: what each I/O costs</h2><p class="note">halts/IO: the guest ran out of work and halted (a wake-up on its side); dev sleeps/IO: the device thread ran out of its spin and slept (a wake-up on the host side).</p>${synCost}
 <h3>Where a synthetic I/O's time goes</h3><p class="note">storvsp = its request batches on the device thread, of which SCSI+backend = the SCSI target and the pread/pwrite into guest memory; device thread asleep = on its doorbell, wake-up included; the rest of p50 is the guest, the signals and the VP's halt.</p>${synSplit}</section>
-<section><h2>Network</h2><p><b>${esc(report.network.note)}</b></p></section>
+${report.network.status === 'measured' ? renderNetSection(report.network.report) : `<section><h2>Network</h2><p><b>${esc(report.network.note)}</b></p></section>`}
 <section><h2>Notes</h2><ul>${report.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul></section>
 </body></html>
 `;

@@ -1,6 +1,7 @@
 // A small IPv4 stack over one NIC (NetDevice): Ethernet II, ARP (RFC 826) with a 16-entry table,
-// IPv4 (RFC 791; no options sent, no fragments), ICMP echo (RFC 792) both ways, and a UDP echo
-// service on port 7 (RFC 862). Enough for `ping` and the network benchmark. Single-threaded: the
+// IPv4 (RFC 791; no options sent, no fragments), ICMP echo (RFC 792) both ways, a UDP echo
+// service on port 7 (RFC 862) and a UDP discard service on port 9 (RFC 863) that counts what it
+// drops, the receiving end of `blast`. Enough for `ping` and the network benchmark. Single-threaded: the
 // NIC's interrupt only wakes the VP; frames are handled here, from the main loop.
 import { puts, putDec } from "../kernel/console";
 import { NET_MAX_FRAME, NetDevice } from "./net-device";
@@ -13,12 +14,18 @@ const IP_UDP: u32 = 17;
 const ICMP_ECHO_REPLY: u32 = 0;
 const ICMP_ECHO_REQUEST: u32 = 8;
 export const UDP_ECHO_PORT: u32 = 7;
+export const UDP_DISCARD_PORT: u32 = 9;
+/** Source port of `blast`'s datagrams. */
+const BLAST_PORT: u32 = 40009;
 /** The id this guest's pings carry ("ts"). */
 const PING_ID: u32 = 0x7473;
 const PING_DATA: u32 = 56;
 const ARP_ENTRIES: u32 = 16;
 /** Wait steps (one exit each) a ping waits for an answer before giving up (not every image has a clock). */
 const POLL_BUDGET: u32 = 20000;
+/** blast's fence ping: wait steps per try and tries (a receiver with a long backlog takes seconds). */
+const FENCE_BUDGET: u32 = 200;
+const FENCE_TRIES: u32 = 3000;
 
 const RX: usize = memory.data(2048, 16);
 const TX: usize = memory.data(2048, 16);
@@ -38,6 +45,14 @@ let framesOut: u32 = 0;
 let arpReplies: u32 = 0;
 let echoReplies: u32 = 0;
 let udpEchoes: u32 = 0;
+let udpDiscarded: u32 = 0;
+// DHCP (dhcp-client.ts): while it listens, a datagram to port 68 is kept here whatever its address.
+const DHCP_CLIENT_PORT: u32 = 68;
+const DHCP_IN_BYTES: u32 = 1500;
+const DHCP_IN: usize = memory.data(1500, 16);
+let dhcpListening = false;
+let dhcpLength: u32 = 0;
+let blastBusy: u32 = 0;
 let dropped: u32 = 0;
 
 export function netAttach(d: NetDevice): void { dev = d; }
@@ -138,6 +153,12 @@ function handleIpv4(length: u32): void {
   const ihl = (<u32>load<u8>(h) & 0xf) * 4;
   const total = be16(h + 2);
   if (ihl < 20 || total < ihl || <u32>14 + total > length || inetChecksum(h, ihl) != 0) { dropped++; return; }
+  if (dhcpListening && <u32>load<u8>(h + 9) == IP_UDP && total - ihl >= 8 && be16(h + ihl + 2) == DHCP_CLIENT_PORT) {
+    const n = total - ihl - 8;
+    dhcpLength = n < DHCP_IN_BYTES ? n : DHCP_IN_BYTES;
+    memory.copy(DHCP_IN, h + ihl + 8, dhcpLength);
+    return;
+  }
   if (be32(h + 16) != myIp || (be16(h + 6) & 0x3fff) != 0) return; // not ours, or a fragment
   const src = be32(h + 12);
   const p = h + ihl;
@@ -173,6 +194,8 @@ function handleIpv4(length: u32): void {
     putBe16(q + 6, 0); // checksum optional over IPv4 (RFC 768)
     transmit(frame);
     udpEchoes++;
+  } else if (proto == IP_UDP && n >= 8 && be16(p + 2) == UDP_DISCARD_PORT) {
+    udpDiscarded++;
   }
 }
 
@@ -187,7 +210,7 @@ export function netPoll(): u32 {
     if (length < 14) continue;
     const type = be16(RX + 12);
     if (type == ETHERTYPE_ARP) handleArp(length);
-    else if (type == ETHERTYPE_IPV4 && myIp != 0) handleIpv4(length);
+    else if (type == ETHERTYPE_IPV4 && (myIp != 0 || dhcpListening)) handleIpv4(length);
   }
   return n;
 }
@@ -204,8 +227,92 @@ function resolve(ip: u32): usize {
   return arpLookup(key);
 }
 
-/** Sends `count` echo requests to `ip`, each waiting for its reply; prints one line each and a summary. Returns replies. */
-export function netPing(ip: u32, count: u32): u32 {
+/** Ethernet header, UDP header and a fixed pattern for blast's datagrams (the IPv4 header is per frame). */
+function blastFrame(target: usize, udpLength: u32): void {
+  ethHeader(target, ETHERTYPE_IPV4);
+  const q = TX + 34;
+  putBe16(q, BLAST_PORT);
+  putBe16(q + 2, UDP_DISCARD_PORT);
+  putBe16(q + 4, udpLength);
+  putBe16(q + 6, 0); // checksum optional over IPv4 (RFC 768)
+  for (let i: u32 = 8; i < udpLength; i++) store<u8>(q + i, <u8>i);
+}
+
+/**
+ * Sends `count` UDP datagrams in frames of `frameBytes` (60..1514) to `ip`'s discard port, as fast
+ * as the NIC takes them: a NIC that refuses (netvsc with every send section in flight) is given
+ * wait steps until it takes the frame, up to the ping budget. Returns the frames sent.
+ */
+export function netBlast(ip: u32, count: u32, frameBytes: u32): u32 {
+  const target = resolve(ip);
+  if (target == 0) {
+    puts("blast: no ARP reply from ");
+    putIp(ip);
+    puts("\n");
+    return 0;
+  }
+  const udpLength = frameBytes - 34;
+  let sent: u32 = 0;
+  // Answering ARP or a ping while the NIC is busy reuses TX: the frame is rebuilt after any poll.
+  let dirty = true;
+  for (; sent < count; sent++) {
+    if (dirty) { blastFrame(target, udpLength); dirty = false; }
+    const frame = ipHeader(ip, IP_UDP, udpLength);
+    putBe32(TX + 42, sent);
+    let tries: u32 = 0;
+    while (!dev!.send(TX, frame)) {
+      blastBusy++;
+      if (++tries > POLL_BUDGET) break;
+      if (dev!.waitStep() && netPoll() > 0) {
+        blastFrame(target, udpLength);
+        ipHeader(ip, IP_UDP, udpLength);
+        putBe32(TX + 42, sent);
+      }
+    }
+    if (tries > POLL_BUDGET) break;
+    framesOut++;
+  }
+  // The fence: an echo request queued behind the datagrams is answered once the receiver has
+  // taken all of them, so its reply marks the end of the transfer (for a timer on the wire). A
+  // receiver still full drops it like a datagram: it is sent again after a short wait (200 steps,
+  // 10 ms of netvsc's spin), so the mark comes at most that late.
+  let fenced = false;
+  for (let k: u32 = 0; k < FENCE_TRIES && !fenced; k++) fenced = pingOnce(target, ip, 0x8000 + k, FENCE_BUDGET);
+  puts("blast: ");
+  putDec(sent);
+  puts(" frames of ");
+  putDec(frameBytes);
+  puts(" bytes sent to ");
+  putIp(ip);
+  puts(fenced ? ", fence answered\n" : ", fence not answered\n");
+  return sent;
+}
+
+/** One echo request to `ip` (at MAC `target`), waiting up to `budget` wait steps for its reply; sets gotReply. */
+function pingOnce(target: usize, ip: u32, seq: u32, budget: u32 = POLL_BUDGET): bool {
+  ethHeader(target, ETHERTYPE_IPV4);
+  const frame = ipHeader(ip, IP_ICMP, 8 + PING_DATA);
+  const q = TX + 34;
+  store<u8>(q, <u8>ICMP_ECHO_REQUEST);
+  store<u8>(q + 1, 0);
+  putBe16(q + 2, 0);
+  putBe16(q + 4, PING_ID);
+  putBe16(q + 6, seq);
+  for (let i: u32 = 0; i < PING_DATA; i++) store<u8>(q + 8 + i, <u8>(i + seq));
+  putBe16(q + 2, inetChecksum(q, 8 + PING_DATA));
+  expectSeq = seq;
+  gotReply = false;
+  transmit(frame);
+  for (let i: u32 = 0; i < budget && !gotReply; i++) if (dev!.waitStep()) netPoll();
+  expectSeq = 0xffffffff;
+  return gotReply;
+}
+
+/**
+ * Sends `count` echo requests to `ip`, each waiting for its reply; prints one line each (none
+ * when `quiet`: each character is an exit the benchmark would count) and a summary. Returns replies.
+ */
+export function netPing(ip: u32, count: u32, quiet: bool = false): u32 {
   const target = resolve(ip);
   if (target == 0) {
     puts("ping: no ARP reply from ");
@@ -215,26 +322,14 @@ export function netPing(ip: u32, count: u32): u32 {
   }
   let received: u32 = 0;
   for (let seq: u32 = 1; seq <= count; seq++) {
-    ethHeader(target, ETHERTYPE_IPV4);
-    const frame = ipHeader(ip, IP_ICMP, 8 + PING_DATA);
-    const q = TX + 34;
-    store<u8>(q, <u8>ICMP_ECHO_REQUEST);
-    store<u8>(q + 1, 0);
-    putBe16(q + 2, 0);
-    putBe16(q + 4, PING_ID);
-    putBe16(q + 6, seq);
-    for (let i: u32 = 0; i < PING_DATA; i++) store<u8>(q + 8 + i, <u8>(i + seq));
-    putBe16(q + 2, inetChecksum(q, 8 + PING_DATA));
-    expectSeq = seq;
-    gotReply = false;
-    transmit(frame);
-    for (let i: u32 = 0; i < POLL_BUDGET && !gotReply; i++) if (dev!.waitStep()) netPoll();
+    pingOnce(target, ip, seq);
+    if (gotReply) received++;
+    if (quiet) continue;
     puts(gotReply ? "64 bytes from " : "no reply from ");
     putIp(ip);
     puts(": icmp_seq=");
     putDec(seq);
     puts("\n");
-    if (gotReply) received++;
   }
   expectSeq = 0xffffffff;
   putDec(count);
@@ -257,9 +352,34 @@ export function netPrintCounters(): void {
   puts(" arp_replies="); putDec(arpReplies);
   puts(" echo_replies_received="); putDec(echoReplies);
   puts(" udp_echoes="); putDec(udpEchoes);
+  puts(" udp_discarded="); putDec(udpDiscarded);
+  puts(" blast_busy="); putDec(blastBusy);
   puts(" dropped="); putDec(dropped);
   puts("\n");
   if (dev !== null) dev!.printCounters();
 }
 
 export function netDevice(): NetDevice | null { return dev; }
+
+/** DHCP: keep datagrams to port 68 (`on`), forgetting any kept one. */
+export function netDhcpListen(on: bool): void { dhcpListening = on; dhcpLength = 0; }
+/** The kept DHCP datagram's length (0: none yet); its bytes are at netDhcpMessage(). Taking it clears it. */
+export function netDhcpTake(): u32 { const n = dhcpLength; dhcpLength = 0; return n; }
+export function netDhcpMessage(): usize { return DHCP_IN; }
+
+/** Sends a UDP datagram of `length` bytes at `data` (at most 1472) from this address to `dstIp`, as an Ethernet broadcast. */
+export function netSendUdpBroadcast(dstIp: u32, srcPort: u32, dstPort: u32, data: usize, length: u32): void {
+  if (dev === null || length > NET_MAX_FRAME - 42) return;
+  ethHeader(0, ETHERTYPE_IPV4);
+  const frame = ipHeader(dstIp, IP_UDP, 8 + length);
+  const q = TX + 34;
+  putBe16(q, srcPort);
+  putBe16(q + 2, dstPort);
+  putBe16(q + 4, 8 + length);
+  putBe16(q + 6, 0); // checksum optional over IPv4 (RFC 768)
+  memory.copy(q + 8, data, length);
+  transmit(frame);
+}
+
+/** One wait step of the NIC, handling what arrived. */
+export function netWaitStep(): void { if (dev!.waitStep()) netPoll(); }

@@ -1,10 +1,13 @@
 // The network commands of the reference shells:
 //   ip                       the NIC, its MAC and the address
 //   ip <a.b.c.d>/<prefix>    sets the address (the UDP echo service on port 7 answers from then on)
-//   ping <a.b.c.d> [count]   ICMP echo, count 1..100 (default 3)
+//   ip dhcp                  takes the address a DHCP server on the link hands out
+//   ping <a.b.c.d> [count] [q]  ICMP echo, count 1..10000 (default 3); q prints the summary only
+//   blast <a.b.c.d> <count> <bytes>  UDP datagrams to the discard port in frames of 60..1514 bytes
 import { puts, putDec, putHex } from "../kernel/console";
 import { tokenGpa, tokenIs, tokenLength, tokenNext, tokenNumber, numberBad } from "../kernel/shell-line";
-import { netAddress, netConfigure, netDevice, netPing, netPrefix, putIp } from "./ipv4-stack";
+import { dhcpConfigure } from "./dhcp-client";
+import { netAddress, netBlast, netConfigure, netDevice, netPing, netPrefix, putIp } from "./ipv4-stack";
 
 /** Parses the current token as a.b.c.d[/n]; returns false when it is not one. Sets IP_OUT/PREFIX_OUT. */
 const PARSED: usize = memory.data(8, 8);
@@ -52,8 +55,9 @@ export function netCommand(): bool {
     const d = netDevice();
     if (d === null) { puts("error: no network adapter\n"); return true; }
     if (tokenNext()) {
-      if (!parseAddress(true)) { puts("error: usage: ip <a.b.c.d>/<prefix>\n"); return true; }
-      netConfigure(load<u32>(PARSED), load<u32>(PARSED + 4));
+      if (tokenIs("dhcp")) dhcpConfigure();
+      else if (!parseAddress(true)) { puts("error: usage: ip <a.b.c.d>/<prefix> | ip dhcp\n"); return true; }
+      else netConfigure(load<u32>(PARSED), load<u32>(PARSED + 4));
     }
     puts("ip: ");
     d.describe();
@@ -71,12 +75,31 @@ export function netCommand(): bool {
     if (!tokenNext() || !parseAddress(false)) { puts("error: usage: ping <a.b.c.d> [count]\n"); return true; }
     const ip = load<u32>(PARSED);
     let count: u32 = 3;
+    let quiet = false;
     if (tokenNext()) {
       const c = tokenNumber();
-      if (numberBad() || c < 1 || c > 100) { puts("error: count must be 1..100\n"); return true; }
+      if (numberBad() || c < 1 || c > 10000) { puts("error: count must be 1..10000\n"); return true; }
       count = <u32>c;
+      if (tokenNext()) {
+        if (!tokenIs("q")) { puts("error: usage: ping <a.b.c.d> [count] [q]\n"); return true; }
+        quiet = true;
+      }
     }
-    netPing(ip, count);
+    netPing(ip, count, quiet);
+    return true;
+  }
+  if (tokenIs("blast")) {
+    if (netDevice() === null) { puts("error: no network adapter\n"); return true; }
+    if (netAddress() == 0) { puts("error: no address: set one with ip <a.b.c.d>/<prefix>\n"); return true; }
+    const usage = "error: usage: blast <a.b.c.d> <count 1..10000000> <frame bytes 60..1514>\n";
+    if (!tokenNext() || !parseAddress(false)) { puts(usage); return true; }
+    const ip = load<u32>(PARSED);
+    if (!tokenNext()) { puts(usage); return true; }
+    const count = tokenNumber();
+    if (numberBad() || count < 1 || count > 10000000 || !tokenNext()) { puts(usage); return true; }
+    const bytes = tokenNumber();
+    if (numberBad() || bytes < 60 || bytes > 1514) { puts(usage); return true; }
+    netBlast(ip, <u32>count, <u32>bytes);
     return true;
   }
   return false;

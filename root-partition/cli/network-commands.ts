@@ -1,6 +1,7 @@
 /**
  * Virtual switches and network adapters through the management API, as the Hyper-V cmdlets reach them:
- *   switch new <name> [--type private|internal]   New-VMSwitch -SwitchType   (switch service DefineSystem)
+ *   switch new <name> [--type private|internal] [--passt] [--forward udp|tcp:H:G ...] [--guest-address A/N] [--gateway G]
+ *                                                New-VMSwitch -SwitchType   (switch service DefineSystem)
  *   switch list                                   Get-VMSwitch
  *   switch rm <name>                              Remove-VMSwitch            (DestroySystem)
  *   vm nic list <vm>                              Get-VMNetworkAdapter
@@ -63,11 +64,22 @@ export function registerSwitchCommands(program: Command): void {
   const sw = program.command('switch').description('virtual switches (New-/Get-/Remove-VMSwitch)').option('--data-dir <dir>', "the service's data directory");
   const dir = () => sw.opts<{ dataDir?: string }>().dataDir;
   sw.command('new <name>').description('New-VMSwitch: a private switch (VMs only) or an internal one (VMs and host processes)')
-    .option('--type <type>', 'private or internal', 'private').option('--json', 'machine-readable output')
-    .action((name: string, o: { type: string; json?: boolean }) => withManagement(dir(), async (c) => {
-      const type = o.type.toLowerCase();
+    .option('--type <type>', 'private or internal', 'private')
+    .option('--internal', 'the same as --type internal')
+    .option('--passt', "internal: passt (user-mode networking) as the host's side, started and supervised by the service")
+    .option('--forward <spec>', 'with passt: forward a host port to the guest address, udp|tcp:HOSTPORT:GUESTPORT (repeatable; implies --passt)', (v: string, all: string[] = []) => [...all, v])
+    .option('--guest-address <a.b.c.d/n>', 'with passt: the address it hands the guest (default 10.0.2.15/24)')
+    .option('--gateway <a.b.c.d>', "with passt: its own address, the guest's gateway (default 10.0.2.2)")
+    .option('--json', 'machine-readable output')
+    .action((name: string, o: { type: string; internal?: boolean; passt?: boolean; forward?: string[]; guestAddress?: string; gateway?: string; json?: boolean }) => withManagement(dir(), async (c) => {
+      const type = o.internal ? 'internal' : o.type.toLowerCase();
       if (type !== 'private' && type !== 'internal') throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, `--type must be private or internal${type === 'external' ? ' (external switches are not built)' : ''}, not "${o.type}"`);
-      const settings = schema.createInstance('Msvm_VirtualEthernetSwitchSettingData', { ElementName: name });
+      const passt = Boolean(o.passt || o.forward?.length || o.guestAddress || o.gateway);
+      if (passt && type !== 'internal') throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, 'passt (--passt, --forward, --guest-address, --gateway) is the host\'s side of an internal switch: add --internal');
+      const settings = schema.createInstance('Msvm_VirtualEthernetSwitchSettingData', {
+        ElementName: name,
+        ...(passt ? { HostStack: 'passt', PortForwards: o.forward ?? [], ...(o.guestAddress ? { HostStackGuestAddress: o.guestAddress } : {}), ...(o.gateway ? { HostStackGateway: o.gateway } : {}) } : {}),
+      });
       // An internal switch has a port for the host: HostResource names the host computer system.
       const host = (await c.query('SELECT * FROM Msvm_ComputerSystem')).find((s) => !/^[0-9a-f-]{36}$/.test(String(s.get('Name'))));
       const hostPort = type === 'internal'
@@ -75,8 +87,8 @@ export function registerSwitchCommands(program: Command): void {
         : [];
       const { outcome } = await callMethod(c, await switchServicePath(c), 'DefineSystem', { SystemSettings: settings, ResourceSettings: hostPort }, { progress: false, label: 'Creating' });
       const id = String((outcome.out.ResultingSystem as CimObjectPath | undefined)?.keys.find((k) => k.name === 'Name')?.value ?? '');
-      if (o.json) return printJson({ name, id, type });
-      console.log(`switch ${name} created (${type}, ${id})`);
+      if (o.json) return printJson({ name, id, type, ...(passt ? { passt: true } : {}) });
+      console.log(`switch ${name} created (${type}${passt ? ', passt' : ''}, ${id})`);
     }));
   sw.command('list').description('Get-VMSwitch').option('--json', 'machine-readable output')
     .action((o: { json?: boolean }) => withManagement(dir(), async (c) => {

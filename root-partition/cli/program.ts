@@ -143,6 +143,17 @@ export function buildProgram(): Command {
     });
 
   bench
+    .command('net')
+    .description('two VMs on one switch through the emulated NE2000 and the synthetic netvsc: frames/s, Mbit/s, latency, exits and CPU per frame, beside the frame path without VMs')
+    .option('--quick', 'fewer frames and pings (about a minute on a loaded 2-core machine)')
+    .option('--json <file>', 'write the machine-readable report here')
+    .option('--html <file>', 'write the HTML report here (default: next to the JSON, else build/bench-net.html)')
+    .action(async (opts) => {
+      const { netBenchMain } = await import('../../bench/net.ts');
+      await netBenchMain({ quick: Boolean(opts.quick), json: opts.json, html: opts.html });
+    });
+
+  bench
     .command('io')
     .description('the main job: emulated IDE (PIO, DMA) against synthetic SCSI on one VM, with the same-run limits')
     .option('--quick', 'fewer I/Os per phase and a smaller disk (under 30 s)')

@@ -42,7 +42,7 @@ function snapshotPort(vmms: Vmms): SnapshotPort {
 export function vmmsPort(vmms: Vmms): VmmsPort {
   const view = (id: string) => vmms.get(id);
   const withShutdown = vmms as Vmms & { shutdown?: (id: string, o: { force?: boolean; reason?: string; timeoutMs?: number }) => Promise<PortResult> };
-  const switchRecord = (s: SwitchView) => ({ id: s.id, name: s.name, type: s.type, notes: s.notes, learnedAddresses: s.learnedAddresses, connectedPorts: s.ports.length });
+  const switchRecord = (s: SwitchView) => ({ id: s.id, name: s.name, type: s.type, notes: s.notes, learnedAddresses: s.learnedAddresses, connectedPorts: s.ports.length, ...(s.passt ? { passt: { guestAddress: s.passt.guestAddress, gateway: s.passt.gateway, forwards: s.passt.forwards } } : {}) });
   return {
     hostName: hostname().toUpperCase(),
     switches: {

@@ -43,4 +43,6 @@ export class DataDir {
   get switchesDir(): string { return join(this.root, 'switches'); }
   switchDefinition(id: string): string { return join(this.switchesDir, `${id}.json`); }
   switchSocket(id: string): string { return join(this.root, `switch-${id}.sock`); }
+  /** Where an internal switch's passt listens. */
+  passtSocket(id: string): string { return join(this.root, `passt-${id}.sock`); }
 }

@@ -1,11 +1,13 @@
 /**
  * A virtual switch definition, as VMMS persists it (`switches/<id>.json`) and as New-VMSwitch
  * creates it: a name unique on the host and a type. Private: VMs only. Internal: VMs and host
- * processes, which join it as ports on its socket. (External — the host's network through a
- * user-mode stack — is not built.)
+ * processes, which join it as ports on its socket, and optionally the host's network stack
+ * through passt (`passt`: the address it hands the guest, its gateway, port forwards). (External
+ * switches are not built.)
  */
 import { randomUUID } from 'node:crypto';
 import { GUID } from './vm-definition.ts';
+import { parsePortForward } from '../vswitch/passt-forward.ts';
 
 export const SWITCH_DEFINITION_VERSION = 1;
 export const SWITCH_TYPES = ['private', 'internal'] as const;
@@ -21,6 +23,44 @@ export interface SwitchDefinition {
   name: string;
   type: SwitchType;
   notes?: string;
+  /** Internal switches only: passt on the switch as the host's side. */
+  passt?: PasstSettings;
+}
+
+export interface PasstSettings {
+  /** The address passt hands the guest by DHCP and forwards to, "a.b.c.d/prefix". */
+  guestAddress: string;
+  /** passt's own address on the switch (the guest's gateway). */
+  gateway: string;
+  /** "udp:HOSTPORT:GUESTPORT" or "tcp:HOSTPORT:GUESTPORT". */
+  forwards: string[];
+}
+
+/** QEMU's user-mode network defaults: the guest at 10.0.2.15/24, the gateway at 10.0.2.2. */
+export const PASST_DEFAULTS: PasstSettings = { guestAddress: '10.0.2.15/24', gateway: '10.0.2.2', forwards: [] };
+const MAX_FORWARDS = 32;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+
+function passtProblems(v: unknown): string[] {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return ['passt: must be an object'];
+  const o = v as Record<string, unknown>;
+  const p: string[] = [];
+  const [addr, prefix] = typeof o.guestAddress === 'string' ? o.guestAddress.split('/') : [];
+  if (!addr || !IPV4.test(addr) || !/^\d{1,2}$/.test(prefix ?? '') || Number(prefix) < 8 || Number(prefix) > 30) p.push('passt.guestAddress: must be a.b.c.d/prefix (prefix 8..30)');
+  if (typeof o.gateway !== 'string' || !IPV4.test(o.gateway)) p.push('passt.gateway: must be a.b.c.d');
+  else if (o.gateway === addr) p.push('passt.gateway: must differ from the guest address');
+  if (!Array.isArray(o.forwards) || o.forwards.length > MAX_FORWARDS) p.push(`passt.forwards: must be a list of at most ${MAX_FORWARDS}`);
+  else {
+    const seen = new Set<string>();
+    for (const f of o.forwards) {
+      const r = typeof f === 'string' ? parsePortForward(f) : 'not a string';
+      if (typeof r === 'string') p.push(`passt.forwards: ${r}`);
+      else if (seen.has(`${r.protocol}:${r.hostPort}`)) p.push(`passt.forwards: host port ${r.protocol}:${r.hostPort} is forwarded twice`);
+      else seen.add(`${r.protocol}:${r.hostPort}`);
+    }
+  }
+  for (const k of Object.keys(o)) if (!['guestAddress', 'gateway', 'forwards'].includes(k)) p.push(`passt.${k}: unknown field`);
+  return p;
 }
 
 const NAME = /^[^\u0000-\u001f/\\]{1,100}$/;
@@ -34,12 +74,17 @@ export function switchDefinitionProblems(value: unknown): string[] {
   if (typeof o.name !== 'string' || !NAME.test(o.name)) p.push('name: must be 1 to 100 characters without control characters or slashes');
   if (!SWITCH_TYPES.includes(o.type as SwitchType)) p.push(`type: must be ${SWITCH_TYPES.map((t) => `'${t}'`).join(' or ')}${o.type === 'external' ? ' (external switches are not built)' : ''}`);
   if (o.notes !== undefined && (typeof o.notes !== 'string' || o.notes.length > 4096)) p.push('notes: must be a string of at most 4096 characters');
-  for (const k of Object.keys(o)) if (!['version', 'id', 'name', 'type', 'notes'].includes(k)) p.push(`${k}: unknown field`);
+  if (o.passt !== undefined) {
+    if (o.type !== 'internal') p.push('passt: only an internal switch has the host\'s stack');
+    p.push(...passtProblems(o.passt));
+  }
+  for (const k of Object.keys(o)) if (!['version', 'id', 'name', 'type', 'notes', 'passt'].includes(k)) p.push(`${k}: unknown field`);
   return p;
 }
 
-export function newSwitchDefinition(r: { name: string; type?: string; notes?: string }): SwitchDefinition {
-  const def = { version: SWITCH_DEFINITION_VERSION, id: randomUUID(), name: r.name, type: r.type ?? 'private', ...(r.notes !== undefined ? { notes: r.notes } : {}) };
+export function newSwitchDefinition(r: { name: string; type?: string; notes?: string; passt?: Partial<PasstSettings> }): SwitchDefinition {
+  const passt = r.passt ? { ...PASST_DEFAULTS, ...r.passt } : undefined;
+  const def = { version: SWITCH_DEFINITION_VERSION, id: randomUUID(), name: r.name, type: r.type ?? 'private', ...(r.notes !== undefined ? { notes: r.notes } : {}), ...(passt ? { passt } : {}) };
   const problems = switchDefinitionProblems(def);
   if (problems.length) throw new RangeError(`invalid switch: ${problems.join('; ')}`);
   return def as SwitchDefinition;

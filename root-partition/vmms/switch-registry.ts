@@ -12,6 +12,9 @@ import type { DataDir } from './data-dir.ts';
 import type { Logger } from './log.ts';
 import { MAX_SWITCHES, newSwitchDefinition, switchDefinitionProblems, type SwitchDefinition, type SwitchType } from './switch-definition.ts';
 import { SwitchServer } from '../vswitch/switch-server.ts';
+import { SwitchType as SwitchKind, type VirtualSwitch } from '../vswitch/virtual-switch.ts';
+import { PasstUplink, type PasstState } from '../vswitch/passt-uplink.ts';
+import { parsePortForward, type PortForward } from '../vswitch/passt-forward.ts';
 import { SwitchPortKind, type PortCounters } from '../vswitch/switch-port.ts';
 
 const PORT_KIND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(SwitchPortKind).map(([k, v]) => [v, k.toLowerCase()]));
@@ -36,7 +39,11 @@ export interface SwitchView {
   error?: string;
   learnedAddresses: number;
   ports: SwitchPortView[];
+  /** Internal switches with passt: its process and what it was given. */
+  passt?: { state: PasstState; pid: number | null; restarts: number; lastError?: string; guestAddress: string; gateway: string; forwards: string[] };
 }
+
+type Entry = { def: SwitchDefinition; server?: SwitchServer; error?: string; passt?: PasstUplink };
 
 export class SwitchError extends Error {
   constructor(readonly code: string, message: string) {
@@ -45,7 +52,7 @@ export class SwitchError extends Error {
 }
 
 export class SwitchRegistry {
-  private readonly switches = new Map<string, { def: SwitchDefinition; server?: SwitchServer; error?: string }>();
+  private readonly switches = new Map<string, Entry>();
   loadErrors: { file: string; message: string }[] = [];
 
   private constructor(private readonly paths: DataDir, private readonly log: Logger) {}
@@ -73,10 +80,19 @@ export class SwitchRegistry {
     return r;
   }
 
-  private async serve(s: { def: SwitchDefinition; server?: SwitchServer; error?: string }): Promise<void> {
+  private async serve(s: Entry): Promise<void> {
     try {
-      s.server = await SwitchServer.listen(this.paths.switchSocket(s.def.id), { name: s.def.name });
+      s.server = await SwitchServer.listen(this.paths.switchSocket(s.def.id), { name: s.def.name, type: s.def.type === 'internal' ? SwitchKind.Internal : SwitchKind.Private });
       s.error = undefined;
+      if (s.def.passt) {
+        const [address, prefix] = s.def.passt.guestAddress.split('/');
+        s.passt = new PasstUplink(s.server.switch, {
+          socketPath: this.paths.passtSocket(s.def.id), guestAddress: address!, prefixLength: Number(prefix), gateway: s.def.passt.gateway,
+          forwards: s.def.passt.forwards.map((f) => parsePortForward(f) as PortForward),
+          log: (m) => this.log.info(m),
+        });
+        s.passt.start();
+      }
     } catch (e) {
       s.error = (e as Error).message;
       this.log.error(`switch ${s.def.name}: cannot listen on ${this.paths.switchSocket(s.def.id)}: ${s.error}`);
@@ -87,8 +103,13 @@ export class SwitchRegistry {
     return this.switches.get(idOrName) ?? [...this.switches.values()].find((s) => s.def.name === idOrName);
   }
 
+  /** The switch itself while it is served (in-process observers such as the network benchmark); undefined otherwise. */
+  live(idOrName: string): VirtualSwitch | undefined {
+    return this.find(idOrName)?.server?.switch;
+  }
+
   /** New-VMSwitch: persisted first, then served. */
-  async create(r: { name: string; type?: string; notes?: string }): Promise<SwitchView> {
+  async create(r: { name: string; type?: string; notes?: string; passt?: Partial<SwitchDefinition['passt']> }): Promise<SwitchView> {
     let def: SwitchDefinition;
     try {
       def = newSwitchDefinition(r);
@@ -98,7 +119,7 @@ export class SwitchRegistry {
     if (this.find(def.name)) throw new SwitchError('VMMS_ERR_NAME_IN_USE', `a switch named "${def.name}" exists`);
     if (this.switches.size >= MAX_SWITCHES) throw new SwitchError('VMMS_ERR_LIMIT', `the host has ${this.switches.size} switches, its limit`);
     writeFileAtomic(this.paths.switchDefinition(def.id), JSON.stringify(def, null, 2) + '\n');
-    const s: { def: SwitchDefinition; server?: SwitchServer; error?: string } = { def };
+    const s: Entry = { def };
     this.switches.set(def.id, s);
     await this.serve(s);
     this.log.info(`switch ${def.name} (${def.type}, ${def.id}) created`);
@@ -115,6 +136,7 @@ export class SwitchRegistry {
     this.switches.delete(s.def.id);
     rmSync(this.paths.switchDefinition(s.def.id), { force: true });
     syncDirectory(this.paths.switchesDir);
+    await s.passt?.stop();
     await s.server?.close();
     this.log.info(`switch ${s.def.name} removed`);
   }
@@ -134,17 +156,24 @@ export class SwitchRegistry {
     return s && this.paths.switchSocket(s.def.id);
   }
 
-  private view(s: { def: SwitchDefinition; server?: SwitchServer; error?: string }): SwitchView {
+  private view(s: Entry): SwitchView {
     const sw = s.server?.switch;
     return {
       id: s.def.id, name: s.def.name, type: s.def.type, notes: s.def.notes ?? '', socket: this.paths.switchSocket(s.def.id),
       running: s.server !== undefined, ...(s.error ? { error: s.error } : {}),
       learnedAddresses: sw?.table.size ?? 0,
       ports: sw ? sw.allPorts().map((p) => ({ id: p.id, name: p.name, kind: PORT_KIND_NAMES[p.kind] ?? String(p.kind), mac: p.mac ?? '', vlanId: p.vlanId, counters: p.counters })) : [],
+      ...(s.def.passt ? {
+        passt: {
+          state: s.passt?.state ?? 'stopped', pid: s.passt?.pid ?? null, restarts: s.passt?.restarts ?? 0, ...(s.passt?.lastError ? { lastError: s.passt.lastError } : {}),
+          guestAddress: s.def.passt.guestAddress, gateway: s.def.passt.gateway, forwards: [...s.def.passt.forwards],
+        },
+      } : {}),
     };
   }
 
   async close(): Promise<void> {
+    await Promise.all([...this.switches.values()].map((s) => s.passt?.stop()));
     await Promise.all([...this.switches.values()].map((s) => s.server?.close()));
     for (const s of this.switches.values()) s.server = undefined;
   }

@@ -32,6 +32,11 @@ export class VirtualSwitch {
   private readonly maxPorts: number;
   private readonly now: () => number;
   private nextPortId = 1;
+  /**
+   * Sees every frame a port hands the switch, before any check (a tap on the wire, for the
+   * network benchmark's timestamps); the frame is valid during the call only.
+   */
+  onIngress: ((from: number, frame: Uint8Array) => void) | undefined = undefined;
 
   constructor(opts: VirtualSwitchOptions) {
     this.name = opts.name;
@@ -75,6 +80,7 @@ export class VirtualSwitch {
   ingress(from: number, frame: Uint8Array): number {
     const src = this.ports.get(from);
     if (!src) return 0;
+    this.onIngress?.(from, frame);
     const c = src.counters;
     if (!src.up) return this.drop(src, 'down');
     if (frame.length < ETH_HEADER_BYTES) return this.drop(src, 'runt');

@@ -26,7 +26,7 @@ it('npm pack ships the command, prebuilt bundles and guest images, and a license
   // Every guest image built is shipped, so an installed tsvisor never compiles one.
   const images = readdirSync(join(ROOT, 'build', 'guests')).filter((f) => f.endsWith('.wasm')).map((f) => `build/guests/${f}`);
   expect(images.filter((f) => !files.includes(f))).toEqual([]);
-  const allowed = /^(LICENSE|README\.md|package\.json|tsconfig\.json|bin\/|abi\/|hypervisor\/|vmbus\/|root-partition\/|child-sdk\/|scripts\/|bench\/[^/]+\.(ts|mjs)$|bench\/io\/|build\/(host|guests|image-cache|man)\/|docs\/)/;
+  const allowed = /^(LICENSE|README\.md|package\.json|tsconfig\.json|bin\/|abi\/|hypervisor\/|vmbus\/|root-partition\/|child-sdk\/|scripts\/|bench\/[^/]+\.(ts|mjs)$|bench\/io\/|bench\/net\/|build\/(host|guests|image-cache|man)\/|docs\/)/;
   expect(files.filter((f) => !allowed.test(f))).toEqual([]);
   expect(files.filter((f) => /^(test|fuzz|\.ci|node_modules|scratch)\/|bench\/results\/|package-lock\.json/.test(f))).toEqual([]);
 }, 300_000);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
 import { LiveDaemon, run, TSVISOR } from '../management/live-daemon.ts';
+import { waitFor } from '../vmms/vmms-fixture.ts';
 
 let daemon: LiveDaemon;
 const tsvisor = (group: string, ...args: string[]) => run(process.execPath, [TSVISOR, group, '--data-dir', daemon.dataDir, ...args], 60_000);
@@ -38,6 +39,20 @@ describe('switches and network adapters through the CLI', () => {
     expect(switches.map((s: { name: string; type: string; connectedPorts: number }) => [s.name, s.type, s.connectedPorts]).sort()).toEqual([['hostnet', 'internal', 0], ['lab', 'private', 0]]);
     // Persisted by VMMS: one definition file per switch.
     expect(readdirSync(join(daemon.dataDir, 'switches')).filter((f) => f.endsWith('.json')).length).toBe(2);
+
+    // passt as the host's side of an internal switch, with a port forward; refused on a private one or with a bad forward.
+    expect((await tsvisor('switch', 'new', 'nat', '--forward', 'udp:1:7')).stderr).toContain('add --internal');
+    expect((await tsvisor('switch', 'new', 'nat', '--internal', '--forward', 'udp:70000:7')).stderr).toContain('"udp:70000:7": ports are 1..65535');
+    const nat = await json('switch', 'new', 'nat', '--internal', '--forward', 'udp:40123:7', '--guest-address', '192.168.77.10/24', '--gateway', '192.168.77.1');
+    expect(nat).toMatchObject({ name: 'nat', type: 'internal', passt: true });
+    const natDef = JSON.parse(readFileSync(join(daemon.dataDir, 'switches', `${nat.id}.json`), 'utf8'));
+    expect(natDef.passt).toEqual({ guestAddress: '192.168.77.10/24', gateway: '192.168.77.1', forwards: ['udp:40123:7'] });
+    const passtPids = () => readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`passt-${nat.id}.sock`); } catch { return false; }
+    });
+    await waitFor('passt running for the switch', () => passtPids().length === 1);
+    expect((await tsvisor('switch', 'rm', 'nat')).code).toBe(0);
+    await waitFor('passt gone with the switch', () => passtPids().length === 0);
 
     expect((await tsvisor('vm', 'new', 'fw', '--image', guestImagePath('ref-enlightened'), '-m', '32M')).code).toBe(0);
     const syn = await json('vm', 'nic', 'add', 'fw', '--switch', 'lab', '--name', 'inside');

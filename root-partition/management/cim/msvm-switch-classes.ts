@@ -28,6 +28,11 @@ export const MsvmSwitchClasses: readonly CimClassDecl[] = [
     properties: [
       { name: 'VirtualSystemIdentifier', type: 'string' },
       { name: 'IOVPreferred', type: 'boolean' },
+      // tsvisor extensions: the host's stack on an internal switch (passt).
+      { name: 'HostStack', type: 'string', description: "tsvisor: 'passt' when passt is the host's side of this internal switch, else empty" },
+      { name: 'HostStackGuestAddress', type: 'string', description: 'tsvisor: the address passt hands the guest, a.b.c.d/prefix (default 10.0.2.15/24)' },
+      { name: 'HostStackGateway', type: 'string', description: "tsvisor: passt's own address, the guest's gateway (default 10.0.2.2)" },
+      { name: 'PortForwards', type: 'string', isArray: true, description: 'tsvisor: host ports passt forwards to the guest address, udp|tcp:HOSTPORT:GUESTPORT' },
     ],
   },
   {

@@ -27,6 +27,7 @@ export function switchObjects(schema: CimSchema, hostName: string, switches: rea
     })),
     settings: switches.map((s) => schema.createInstance('Msvm_VirtualEthernetSwitchSettingData', {
       InstanceID: `Microsoft:${s.id}`, ElementName: s.name, VirtualSystemIdentifier: s.id, Notes: s.notes ? [s.notes] : [], IOVPreferred: false,
+      HostStack: s.passt ? 'passt' : '', ...(s.passt ? { HostStackGuestAddress: s.passt.guestAddress, HostStackGateway: s.passt.gateway, PortForwards: [...s.passt.forwards] } : {}),
     })),
     service: schema.createInstance('Msvm_VirtualEthernetSwitchManagementService', {
       CreationClassName: 'Msvm_VirtualEthernetSwitchManagementService', Name: SWITCH_SERVICE_NAME, SystemCreationClassName: 'Msvm_ComputerSystem',
@@ -60,8 +61,14 @@ export class SwitchMethods {
     const internal = ports.some((r) => JSON.stringify(r.get('HostResource') ?? '').includes('Msvm_ComputerSystem'));
     if (ports.length > (internal ? 1 : 0)) return this.failed('Creating Switch', 32773, 'only an internal port (HostResource = the host) may be given: external switches are not built');
     const notes = settings!.get('Notes');
+    const str = (k: string) => { const v = settings!.get(k); return typeof v === 'string' && v ? v : undefined; };
+    const forwards = settings!.get('PortForwards');
+    const passt = str('HostStack') === 'passt'
+      ? { ...(str('HostStackGuestAddress') ? { guestAddress: str('HostStackGuestAddress') } : {}), ...(str('HostStackGateway') ? { gateway: str('HostStackGateway') } : {}), forwards: Array.isArray(forwards) ? forwards.map(String) : [] }
+      : undefined;
+    if (str('HostStack') !== undefined && !passt) return this.failed('Creating Switch', 32773, `HostStack must be 'passt' or empty, not "${str('HostStack')}"`);
     try {
-      const s = await this.service!.create({ name, type: internal ? 'internal' : 'private', ...(Array.isArray(notes) && notes.length ? { notes: notes.map(String).join('\n') } : {}) });
+      const s = await this.service!.create({ name, type: internal ? 'internal' : 'private', ...(Array.isArray(notes) && notes.length ? { notes: notes.map(String).join('\n') } : {}), ...(passt ? { passt } : {}) });
       return { returnValue: 0, out: { ResultingSystem: switchPathOf(s.id) } };
     } catch (e) {
       return this.failed('Creating Switch', 32773, (e as Error).message);

@@ -109,13 +109,15 @@ export interface SwitchRecord {
   readonly notes: string;
   readonly learnedAddresses: number;
   readonly connectedPorts: number;
+  /** passt as the host's side of an internal switch: what it was given. */
+  readonly passt?: { readonly guestAddress: string; readonly gateway: string; readonly forwards: readonly string[] };
 }
 
 /** The host's virtual switches (New-/Get-/Remove-VMSwitch). */
 export interface SwitchService {
   list(): SwitchRecord[];
   /** Throws an Error whose message says what is wrong (name taken, bad type, limit). */
-  create(request: { name: string; type: string; notes?: string }): Promise<SwitchRecord>;
+  create(request: { name: string; type: string; notes?: string; passt?: { guestAddress?: string; gateway?: string; forwards?: string[] } }): Promise<SwitchRecord>;
   remove(id: string): Promise<PortResult>;
 }
 
