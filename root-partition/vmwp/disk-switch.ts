@@ -27,6 +27,8 @@ export type ImageOpener = (path: string, readOnly: boolean) => BlockBackend;
 export class SwitchableDisk implements BlockBackend {
   /** I/O time of the images this drive has left (a switch closes them). */
   private ioUsBefore = 0;
+  /** Sees every write after the image took it (a live merge mirrors them into the parent). */
+  onWrite: ((lba: number, src: Uint8Array) => void) | null = null;
 
   constructor(private inner: BlockBackend, public path: string) {}
 
@@ -39,9 +41,17 @@ export class SwitchableDisk implements BlockBackend {
     return now === undefined && this.ioUsBefore === 0 ? undefined : this.ioUsBefore + (now ?? 0);
   }
   read(lba: number, dst: Uint8Array): void { this.inner.read(lba, dst); }
-  write(lba: number, src: Uint8Array): void { this.inner.write(lba, src); }
+  write(lba: number, src: Uint8Array): void {
+    this.inner.write(lba, src);
+    this.onWrite?.(lba, src);
+  }
   flush(): void { this.inner.flush(); }
   close(): void { this.inner.close(); }
+
+  /** The image open now (a live merge reads its chain). */
+  get image(): BlockBackend {
+    return this.inner;
+  }
 
   /** A VHDX's Virtual Disk ID (a differencing child has its parent's), null for a raw image. */
   get virtualDiskId(): Uint8Array | null {
