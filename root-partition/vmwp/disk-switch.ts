@@ -46,6 +46,18 @@ export class SwitchableDisk implements BlockBackend {
     this.onWrite?.(lba, src);
   }
   flush(): void { this.inner.flush(); }
+  get unmapGranularity(): number | undefined { return this.inner.unmap ? this.inner.unmapGranularity : undefined; }
+  unmap(lba: number, sectors: number): [number, number][] {
+    const runs = this.inner.unmap?.(lba, sectors) ?? [];
+    // What was released reads zero now: a mirror (a live merge) gets those zeros written.
+    if (this.onWrite) {
+      const zeros = new Uint8Array(1024 * 1024);
+      for (const [at, n] of runs) {
+        for (let s = 0; s < n; s += zeros.length / 512) this.onWrite?.(at + s, zeros.subarray(0, Math.min(zeros.length, (n - s) * 512)));
+      }
+    }
+    return runs;
+  }
   close(): void { this.inner.close(); }
 
   /** The image open now (a live merge reads its chain). */

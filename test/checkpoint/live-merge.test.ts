@@ -1,7 +1,7 @@
 /**
  * Merging a drive's differencing disk into its parent while the drive is in use (vmwp/live-merge.ts),
  * on real VHDX files: writes arrive between every step of the merge, to sectors already copied
- * and not yet copied; afterwards the drive is on the parent, the child is gone, every sector
+ * and not yet copied, and a whole-block UNMAP; afterwards the drive is on the parent, the child is gone, every sector
  * reads what was last written, and qemu-img finds the parent clean and reads the same bytes.
  * A merge that fails part way leaves the drive on the child, and the child still opens against
  * its parent after the drive is closed (the parent kept its DataWriteGuid), with the same data;
@@ -53,7 +53,7 @@ function chain(model: Buffer): { base: string; child: string } {
   };
   write(base, 0, 2 * MiB, 1);
   write(base, 5 * MiB + 4096, 64 * 1024, 2);
-  newDisk(child, { kind: 'differencing', parentPath: base });
+  newDisk(child, { kind: 'differencing', parentPath: base, blockSizeBytes: MiB });
   write(child, MiB + 512, 7 * 512, 3); // partial, over the parent's data
   write(child, 3 * MiB, 2 * MiB, 4); // whole blocks
   write(child, 5 * MiB, 8192, 5); // beside the parent's run in one block
@@ -76,9 +76,17 @@ describe('merging a drive\'s differencing disk while it is in use', () => {
     const r = prng(7);
     let turns = 0;
     let writes = 0;
+    const progress: number[] = [];
     // Between every step: writes through the drive, anywhere (copied already or not yet).
     const yieldTurn = async () => {
       turns++;
+      // A TRIM of a whole block the merge has copied already (the parent must get its zeros
+      // from the mirror): it reads zero, in the child now and in the parent after.
+      if (turns === 7) {
+        expect(progress.at(-1)).toBeGreaterThan(2 * MiB);
+        expect(disk.unmap(2048, 2048)).toEqual([[2048, 2048]]);
+        model.fill(0, MiB, 2 * MiB);
+      }
       for (let i = 0; i < 2; i++) {
         const sectors = 1 + Math.floor(r() * 24);
         const lba = Math.floor(r() * (SIZE / 512 - sectors));
@@ -89,7 +97,6 @@ describe('merging a drive\'s differencing disk while it is in use', () => {
       }
       await new Promise<void>((res) => setImmediate(res));
     };
-    const progress: number[] = [];
     const result = await mergeLive(disk, openVhdx(base, { lock: false }), open, { yieldTurn, progress: (d) => progress.push(d), piece: 256 * 1024 });
     expect(turns).toBeGreaterThanOrEqual(8);
     expect(progress.at(-1)).toBe(SIZE);
