@@ -40,6 +40,9 @@ enum Operation {
   // CHECKPOINT: saves the whole VM into saved_state_path without stopping it and moves each
   // drive in disk_switches to its new file while the VPs are parked; answers with pause_ms.
   CHECKPOINT = 16;
+  // MERGE_DISK: merges the drive on disk_switches[0].from into its parent disk_switches[0].to
+  // while the VM runs; answers when the drive is on the parent, with pause_ms (its I/O pause).
+  MERGE_DISK = 17;
 }
 
 message DiskSwitch {
@@ -145,7 +148,7 @@ const root = protobuf.parse(SCHEMA, { keepCase: false }).root;
 const ControlMessageType = root.lookupType('tsvisor.vmwp.v1.ControlMessage');
 const OperationEnum = root.lookupEnum('tsvisor.vmwp.v1.Operation');
 
-export type Operation = 'STATUS' | 'PAUSE' | 'RESUME' | 'SAVE' | 'TURN_OFF' | 'RESET' | 'COUNTERS' | 'HEARTBEAT' | 'SHUTDOWN' | 'KVP_GET' | 'KVP_SET' | 'CONSOLE_INPUT' | 'KVP_DELETE' | 'MIGRATE' | 'CANCEL_MIGRATION' | 'CHECKPOINT';
+export type Operation = 'STATUS' | 'PAUSE' | 'RESUME' | 'SAVE' | 'TURN_OFF' | 'RESET' | 'COUNTERS' | 'HEARTBEAT' | 'SHUTDOWN' | 'KVP_GET' | 'KVP_SET' | 'CONSOLE_INPUT' | 'KVP_DELETE' | 'MIGRATE' | 'CANCEL_MIGRATION' | 'CHECKPOINT' | 'MERGE_DISK';
 
 export type ShutdownOutcome = 'shut-down' | 'timed-out' | 'refused' | 'unavailable';
 

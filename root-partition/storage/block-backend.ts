@@ -17,5 +17,15 @@ export interface BlockBackend {
   write(lba: number, src: Uint8Array): void;
   /** Makes every acknowledged write durable (fdatasync). */
   flush(): void;
+  /**
+   * Present when the image can release space (a dynamic or differencing VHDX): the smallest run
+   * `unmap` releases, in sectors (aligned to it from sector 0).
+   */
+  readonly unmapGranularity?: number;
+  /**
+   * Releases the whole granules inside [lba, lba + sectors) — they read zero afterwards — and
+   * leaves partial ones as they are; returns the sector runs released. Throws when read-only.
+   */
+  unmap?(lba: number, sectors: number): [number, number][];
   close(): void;
 }

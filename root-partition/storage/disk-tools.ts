@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { HvError } from '../../hypervisor/hv-error.ts';
 import type { BlockBackend } from './block-backend.ts';
 import { namedVhdx } from './disk-format.ts';
-import { formatOf, openDisk } from './open-disk.ts';
+import { formatOf, openDisk, type DiskOpenOptions } from './open-disk.ts';
 import { RawDisk, RawDiskError } from './raw-disk.ts';
 import { createVhdx, type VhdxCreateOptions } from './vhdx/vhdx-create.ts';
 import { VhdxDisk } from './vhdx/vhdx-disk.ts';
@@ -64,25 +64,36 @@ export interface DiskInfo {
   /** Share of the payload blocks present in this file. */
   allocatedBlocks: number | null;
   blocks: number | null;
+  /** Percent of allocated blocks (after the first) that do not follow the previous one in the file; null for raw. */
+  fragmentationPercent: number | null;
 }
 
-export function diskInfo(path: string): DiskInfo {
+/** `open`: how to open it (e.g. without locks to describe an attached image, or confined to storage roots). */
+export function diskInfo(path: string, open: Omit<DiskOpenOptions, 'readOnly'> = {}): DiskInfo {
   const st = fs.statSync(path);
   const base = { path, fileSizeBytes: st.size, allocatedBytes: st.blocks * 512 };
-  const d = openDisk(path, { readOnly: true });
+  const d = openDisk(path, { ...open, readOnly: true });
   try {
     if (!(d instanceof VhdxDisk)) {
       return { ...base, format: 'raw', type: 'raw', sizeBytes: d.sectorCount * d.sectorSize, blockSizeBytes: null, logicalSectorSize: 512, physicalSectorSize: 512,
-        diskIdentifier: null, identifier: null, parentPath: null, parentIdentifier: null, allocatedBlocks: null, blocks: null };
+        diskIdentifier: null, identifier: null, parentPath: null, parentIdentifier: null, allocatedBlocks: null, blocks: null, fragmentationPercent: null };
     }
     const m = d.layout.meta;
     let present = 0;
-    for (let b = 0; b < d.layout.geometry.payloadBlocks; b++) if (d.blockEntry(b).state >= 6) present++;
+    let breaks = 0;
+    let previous = -1;
+    for (let b = 0; b < d.layout.geometry.payloadBlocks; b++) {
+      const { state, offset } = d.blockEntry(b);
+      if (state < 6) continue;
+      if (present > 0 && offset !== previous + m.blockSize) breaks++;
+      present++;
+      previous = offset;
+    }
     return {
       ...base, format: 'vhdx', type: d.type, sizeBytes: m.virtualSize, blockSizeBytes: m.blockSize, logicalSectorSize: m.logicalSectorSize,
       physicalSectorSize: m.physicalSectorSize, diskIdentifier: guidToText(m.diskId), identifier: d.identifier,
       parentPath: m.locator ? parentPathOf(path, m.locator) : null, parentIdentifier: m.locator?.get('parent_linkage')?.replace(/[{}]/g, '').toLowerCase() ?? null,
-      allocatedBlocks: present, blocks: d.layout.geometry.payloadBlocks,
+      allocatedBlocks: present, blocks: d.layout.geometry.payloadBlocks, fragmentationPercent: present > 1 ? Math.round((100 * breaks) / (present - 1)) : 0,
     };
   } finally {
     d.close();

@@ -93,6 +93,8 @@ export interface CollectResult {
   done: string[];
   /** Files left for later (a lock held, a merge that failed), each with why. */
   deferred: string[];
+  /** Merges whose child is a running VM's drive file: for its worker to do (live-merge.ts). */
+  live: { file: string; child: string }[];
 }
 
 /**
@@ -101,11 +103,16 @@ export interface CollectResult {
  * service created are deleted or merged away; an operator's file stays. A file in use (locked by
  * the running VM) stays in the list for a later collection.
  */
-export function collectFiles(tree: CheckpointTree, devices: readonly DeviceDefinition[], save: (t: CheckpointTree) => void = () => {}): CollectResult {
+export function collectFiles(
+  tree: CheckpointTree, devices: readonly DeviceDefinition[], save: (t: CheckpointTree) => void = () => {},
+  /** The running VM's writable drive files (resolved): a merge of one into its parent is left to the worker. */
+  runningLeaves: ReadonlySet<string> = new Set(),
+): CollectResult {
   let t: CheckpointTree = structuredClone(tree);
   let devs = structuredClone(devices) as DeviceDefinition[];
   const done: string[] = [];
   const deferred: string[] = [];
+  const live: { file: string; child: string }[] = [];
   const created = (f: string) => t.createdFiles.includes(f);
   const forget = (f: string) => {
     t.retainedFiles = t.retainedFiles.filter((x) => x !== f);
@@ -139,7 +146,7 @@ export function collectFiles(tree: CheckpointTree, devices: readonly DeviceDefin
   for (const m of [...(t.pendingMerges ?? [])]) {
     if (!existsSync(m.child) && existsSync(m.file)) {
       finish(m);
-      done.push(`(finished a merge a crash had interrupted)`);
+      if (!m.live) done.push(`(finished a merge a crash had interrupted)`);
     } else if (existsSync(m.child) && !existsSync(m.file)) {
       t.pendingMerges = t.pendingMerges!.filter((x) => x !== m);
       forget(m.file);
@@ -175,6 +182,11 @@ export function collectFiles(tree: CheckpointTree, devices: readonly DeviceDefin
         const child = fate.child;
         const grandchildren = files.some((c) => parents.get(c) === resolve(child));
         if (!created(child) || (grandchildren && !created(f))) { settled.add(f); continue; }
+        if (!grandchildren && runningLeaves.has(resolve(child))) {
+          live.push({ file: f, child });
+          settled.add(f);
+          continue;
+        }
         // Files that build on the child link to its DataWriteGuid (read before the merge deletes
         // the child): `f` takes it and the child's name; else whatever named the child names `f`.
         const m: PendingMerge = { file: f, child, childIdentity: grandchildren ? Buffer.from(dataWriteGuidOf(child)).toString('hex') : null };
@@ -199,7 +211,7 @@ export function collectFiles(tree: CheckpointTree, devices: readonly DeviceDefin
       }
     }
   }
-  return { tree: t, devices: devs, done, deferred };
+  return { tree: t, devices: devs, done, deferred, live };
 }
 
 function dataWriteGuidOf(path: string): Guid {

@@ -56,6 +56,8 @@ export interface PendingMerge {
   child: string;
   /** The child's DataWriteGuid (hex) when files build on it: `file` then takes it and the child's name. */
   childIdentity: string | null;
+  /** Merged by the running VM's worker (the child is the drive's file): no crash is implied by finishing it. */
+  live?: boolean;
 }
 
 export function emptyTree(vmId: string): CheckpointTree {

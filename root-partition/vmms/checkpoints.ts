@@ -17,6 +17,7 @@
  * frozen file the VM still writes.
  */
 import { copyFileSync, existsSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { DataDir } from './data-dir.ts';
 import { checkCheckpointable, childNames, collectFiles, makeChildren } from './checkpoint-files.ts';
@@ -39,6 +40,8 @@ export interface CheckpointHost {
   markSaved(e: VmEntry, reason: string): void;
   /** Saves the running VM's whole state into `savedState` and moves its drives to `leaves` while paused. */
   checkpointRunning(e: VmEntry, savedState: string, switches: { from: string; to: string }[]): Promise<{ pauseMs: number }>;
+  /** Merges the running VM's drive file `child` into its parent `parent` while it runs (the drive ends on `parent`). */
+  mergeRunning(e: VmEntry, child: string, parent: string): Promise<{ pauseMs: number }>;
 }
 
 export interface CheckpointView {
@@ -235,21 +238,56 @@ export class VmCheckpoints {
       tree = { ...tree, retainedFiles: [...new Set([...tree.retainedFiles, ...files.filter((f) => !referenced.has(f))])] };
       if (v.savedState) rmSync(v.savedState, { force: true });
     }
-    const { done, deferred } = this.collect(e, tree);
+    const { done, deferred, live } = this.collect(e, tree, true);
+    for (const m of live) {
+      const r = await this.mergeRunning(e, m.file, m.child);
+      done.push(...r.done);
+      deferred.push(...r.deferred);
+    }
     this.log(e, `checkpoint ${c.name} (${c.id}) removed${subtree ? ` with ${victims.length - 1} below it` : ''}`);
     return { returnValue: ReturnCode.Completed, done, deferred };
   }
 
-  /** Saves the tree, collects unneeded files, saves the outcome (and the drives a merge renamed). */
-  private collect(e: VmEntry, tree: CheckpointTree): { tree: CheckpointTree; done: string[]; deferred: string[] } {
+  /**
+   * Merges the running VM's drive file into its parent while the VM runs on (the worker's
+   * live-merge.ts), recorded in the tree before it starts like every merge: the collection after
+   * it finishes the record (the child is gone: the drive and the tree name the parent) or drops
+   * it (the child still opens against the parent: the chain is as it was).
+   */
+  private async mergeRunning(e: VmEntry, file: string, child: string): Promise<{ done: string[]; deferred: string[] }> {
+    const tree = this.store.load(e.def.id);
+    this.store.save({ ...tree, pendingMerges: [...(tree.pendingMerges ?? []), { file, child, childIdentity: null, live: true }] });
+    let outcome: string;
+    let failed = false;
+    try {
+      const { pauseMs } = await this.host.mergeRunning(e, child, file);
+      outcome = `merged ${child} into ${file} while the VM ran; its disk I/O paused ${pauseMs.toFixed(1)} ms for the switch`;
+    } catch (err) {
+      failed = true;
+      outcome = `${file}: merging ${child} into it while the VM ran failed (${(err as Error).message}); the drive stays on ${child}, and the merge is tried again at the next checkpoint change`;
+    }
+    // A VM that went off meanwhile has its merge done here, offline.
+    const r = this.collect(e, this.store.load(e.def.id), e.state === EnabledState.Running || e.state === EnabledState.Paused);
+    this.log(e, outcome);
+    return failed ? { done: r.done, deferred: [outcome, ...r.deferred] } : { done: [outcome, ...r.done.filter((l) => l !== `merged ${child} into ${file}`)], deferred: r.deferred };
+  }
+
+  /**
+   * Saves the tree, collects unneeded files, saves the outcome (and the drives a merge renamed).
+   * `live`: a running VM's drive files are merged by its worker (the caller runs `live`); otherwise
+   * their merges wait, as any file in use does.
+   */
+  private collect(e: VmEntry, tree: CheckpointTree, live = false): { tree: CheckpointTree; done: string[]; deferred: string[]; live: { file: string; child: string }[] } {
     this.store.save(tree);
-    const r = collectFiles(tree, e.def.devices, (t) => this.store.save(t));
+    const running = live && (e.state === EnabledState.Running || e.state === EnabledState.Paused);
+    const leaves = new Set(running ? writableDisks(e.def.devices).map((d) => resolve(d.path)) : []);
+    const r = collectFiles(tree, e.def.devices, (t) => this.store.save(t), leaves);
     // The definition first: a tree without the pending merge but a drive on a deleted file would not start.
     if (JSON.stringify(r.devices) !== JSON.stringify(e.def.devices)) this.host.replaceDefinition(e, { ...e.def, devices: r.devices }, 'a drive\'s differencing disk was merged into its parent');
     this.store.save(r.tree);
     for (const line of r.done) this.log(e, line);
     for (const line of r.deferred) this.log(e, `left for later: ${line}`);
-    return { tree: r.tree, done: r.done, deferred: r.deferred };
+    return { tree: r.tree, done: r.done, deferred: r.deferred, live: r.live };
   }
 }
 

@@ -14,6 +14,7 @@ import { createVirtualizationSchema } from '../management/cim/schema.ts';
 import { CimXmlServer } from '../management/cimxml/http-server.ts';
 import { VmmsProvider } from '../management/provider/vmms-provider.ts';
 import type { KvpItemChange, PortResult, SnapshotPort, VmmsPort, VmmsPortEvent } from '../management/provider/vmms-port.ts';
+import { imagePort } from './image-port.ts';
 import { transition, type EnabledStateValue } from './lifecycle.ts';
 import type { Vmms } from './vmms.ts';
 import type { SwitchView } from './switch-registry.ts';
@@ -77,6 +78,7 @@ export function vmmsPort(vmms: Vmms): VmmsPort {
       : null,
     changeKvpItems: (id, change, items) => changeKvpItems(vmms, id, change, items),
     snapshots: snapshotPort(vmms),
+    images: imagePort(vmms.roots),
     subscribe(listener: (e: VmmsPortEvent) => void) {
       const on = {
         'state-changed': (e: { vmId: string; reason: string }) => listener({ kind: 'state-changed', vmId: e.vmId, reason: e.reason }),

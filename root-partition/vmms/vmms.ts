@@ -130,6 +130,7 @@ export class Vmms {
       turnOff: (e) => this.turnOff(e.def.id),
       markSaved: (e, reason) => this.setState(e, EnabledState.Saved, reason, HealthState.Ok),
       checkpointRunning: (e, savedState, switches) => this.ops.checkpoint(e, savedState, switches),
+      mergeRunning: (e, child, parent) => this.ops.mergeDisk(e, child, parent),
     }, (e, m) => e.log.info(m));
   }
 

@@ -281,6 +281,17 @@ export class WorkerOperations {
   }
 
   /**
+   * Merges the running (or paused) VM's drive on `child` into its parent `parent` without
+   * stopping it; the worker answers once the drive is on `parent` and `child` is deleted, or
+   * fails with the drive still on `child` and the chain as it was.
+   */
+  async mergeDisk(e: VmEntry, child: string, parent: string): Promise<{ pauseMs: number }> {
+    // A merge copies the child's data: give it an hour before calling the worker silent.
+    const r = await this.conn(e).request('MERGE_DISK', Math.max(this.t.operationTimeoutMs, 3_600_000), { diskSwitches: [{ from: child, to: parent }] });
+    return { pauseMs: r.pauseMs ?? 0 };
+  }
+
+  /**
    * Stop-VM: asks the guest to shut down through its shutdown integration service. Running →
    * Stopping → Off. The worker turns the VM off itself when the guest does not stop within
    * `timeoutMs`; should the worker not answer either, VMMS turns it off. A guest that refuses

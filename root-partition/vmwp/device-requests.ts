@@ -18,7 +18,9 @@ export type DeviceRequest =
   | { op: 'kvp-set'; pool: number; key: string; value: string }
   | { op: 'kvp-delete'; pool: number; key: string }
   | { op: 'save-devices' }
-  | { op: 'switch-disks'; switches: { from: string; to: string }[] };
+  | { op: 'switch-disks'; switches: { from: string; to: string }[] }
+  /** Merges the drive on `child` into `parent` (its parent) while the VM runs (live-merge.ts). */
+  | { op: 'merge-disk'; child: string; parent: string };
 
 export interface DeviceReplies {
   heartbeat: { status: number };
@@ -28,6 +30,7 @@ export interface DeviceReplies {
   'kvp-delete': { ok: boolean; reason?: string };
   'save-devices': { records: DeviceStateRecord[] };
   'switch-disks': { switched: number };
+  'merge-disk': { copiedBytes: number; switchMs: number; leftover: string | null };
 }
 
 /** Failures carry a stable code, as the control protocol's errors do. */
@@ -74,6 +77,7 @@ export class DeviceRequestServer {
       this.devices.switchDisks(r.switches);
       return { switched: r.switches.length };
     }
+    if (r.op === 'merge-disk') return this.devices.mergeDisk(r.child, r.parent);
     const ic = this.ic;
     if (!ic) throw new DeviceRequestError('VMWP_ERR_NO_IC', 'the VM has no integration services (add an integration-services device to its definition)');
     switch (r.op) {

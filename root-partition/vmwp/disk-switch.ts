@@ -29,6 +29,8 @@ export type ImageOpener = (path: string, readOnly: boolean) => BlockBackend;
 export class SwitchableDisk implements BlockBackend {
   /** I/O time of the images this drive has left (a switch closes them). */
   private ioUsBefore = 0;
+  /** Sees every write after the image took it (a live merge mirrors them into the parent). */
+  onWrite: ((lba: number, src: Uint8Array) => void) | null = null;
 
   /** The drive's first failure (an I/O error of its file, or a damaged VHDX): it stays the drive's until the VM stops. */
   failure: Error | null = null;
@@ -49,9 +51,23 @@ export class SwitchableDisk implements BlockBackend {
   }
   write(lba: number, src: Uint8Array): void {
     try { this.inner.write(lba, src); } catch (e) { throw this.failed(e); }
+    this.onWrite?.(lba, src);
   }
   flush(): void {
     try { this.inner.flush(); } catch (e) { throw this.failed(e); }
+  }
+  get unmapGranularity(): number | undefined { return this.inner.unmap ? this.inner.unmapGranularity : undefined; }
+  unmap(lba: number, sectors: number): [number, number][] {
+    let runs: [number, number][];
+    try { runs = this.inner.unmap?.(lba, sectors) ?? []; } catch (e) { throw this.failed(e); }
+    // What was released reads zero now: a mirror (a live merge) gets those zeros written.
+    if (this.onWrite) {
+      const zeros = new Uint8Array(1024 * 1024);
+      for (const [at, n] of runs) {
+        for (let s = 0; s < n; s += zeros.length / 512) this.onWrite?.(at + s, zeros.subarray(0, Math.min(zeros.length, (n - s) * 512)));
+      }
+    }
+    return runs;
   }
 
   /** A failure of the medium (not a request the device refused) makes the drive, and so the VM, unhealthy. */
@@ -63,6 +79,11 @@ export class SwitchableDisk implements BlockBackend {
     return e;
   }
   close(): void { this.inner.close(); }
+
+  /** The image open now (a live merge reads its chain). */
+  get image(): BlockBackend {
+    return this.inner;
+  }
 
   /** A VHDX's Virtual Disk ID (a differencing child has its parent's), null for a raw image. */
   get virtualDiskId(): Uint8Array | null {

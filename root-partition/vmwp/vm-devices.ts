@@ -19,6 +19,8 @@ import type { DiskConfig, NicConfig, VmDeviceConfig } from './device-config.ts';
 import { EmulatedPlatform } from './emulated-platform.ts';
 import { PostCodePort } from './post-code-port.ts';
 import { scsiDiskId, SwitchableDisk, switchDisks, type DiskSwitch, type ImageOpener } from './disk-switch.ts';
+import { LiveMergeError, mergeLive, type LiveMergeResult } from './live-merge.ts';
+import { openVhdx } from '../storage/vhdx/vhdx-open.ts';
 import { NetVsp } from '../vsp/netvsp/netvsp-vsp.ts';
 import { parseMac } from '../vswitch/ethernet.ts';
 import { NicUplink } from './nic-uplink.ts';
@@ -31,6 +33,11 @@ export class VmDevices {
   readonly storVsps: StorVsp[] = [];
   private readonly disks: SwitchableDisk[] = [];
   private readonly openImage: ImageOpener;
+  /** Opens a drive's parent read-write without a lock, for a live merge into it. */
+  private readonly openMergeTarget: (path: string) => ReturnType<typeof openVhdx>;
+  /** Live merges under way; closing the devices stops them. */
+  private readonly merging = new Set<SwitchableDisk>();
+  private closed = false;
   readonly netVsps: NetVsp[] = [];
   /** One per NIC connected to a switch, in definition order of those NICs. */
   readonly uplinks: NicUplink[] = [];
@@ -59,6 +66,16 @@ export class VmDevices {
       // held to the same storage roots as the disk itself.
       return openDisk(path, {
         readOnly, log,
+        ...(roots ? {
+          checkOpened: (fd: number, p: string) => roots.checkOpened(fd, p, 'disk image'),
+          checkPath: (p: string) => roots.check(p, 'disk image'),
+        } : {}),
+      });
+    };
+    this.openMergeTarget = (path) => {
+      roots?.check(path, 'disk image');
+      return openVhdx(path, {
+        lock: false, log,
         ...(roots ? {
           checkOpened: (fd: number, p: string) => roots.checkOpened(fd, p, 'disk image'),
           checkPath: (p: string) => roots.check(p, 'disk image'),
@@ -120,7 +137,25 @@ export class VmDevices {
 
   /** Moves drives to other images (a checkpoint's differencing children); only while the VPs are parked. */
   switchDisks(switches: readonly DiskSwitch[]): void {
+    if (this.merging.size) throw new LiveMergeError('VMWP_ERR_MERGE_BUSY', 'a disk merge is under way; drives are switched once it ends');
     switchDisks(this.disks, switches, this.openImage);
+  }
+
+  /**
+   * Merges the writable drive on `child` into `parent` while the VM runs (live-merge.ts): the
+   * guest's I/O is served between the merge's steps, and the drive ends on `parent`.
+   */
+  async mergeDisk(child: string, parent: string): Promise<LiveMergeResult> {
+    const disk = this.disks.find((d) => resolve(d.path) === resolve(child) && !d.readOnly);
+    if (!disk) throw new LiveMergeError('VMWP_ERR_MERGE_NO_DRIVE', `no writable drive of this VM uses ${child}`);
+    if (this.merging.has(disk)) throw new LiveMergeError('VMWP_ERR_MERGE_BUSY', `a merge of ${child} is already under way`);
+    const target = this.openMergeTarget(parent);
+    this.merging.add(disk);
+    try {
+      return await mergeLive(disk, target, this.openImage, { cancelled: () => this.closed });
+    } finally {
+      this.merging.delete(disk);
+    }
   }
 
   private connect(nic: SwitchedNic, n: NicConfig, log: (message: string) => void): NicUplink {
@@ -130,6 +165,7 @@ export class VmDevices {
   }
 
   close(): void {
+    this.closed = true;
     for (const u of this.uplinks.splice(0)) u.close();
     this.vmbus?.dispose();
     for (const d of this.disks.splice(0)) d.close();

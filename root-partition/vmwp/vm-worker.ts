@@ -560,6 +560,19 @@ export class VmWorker extends EventEmitter {
     return this.devices;
   }
 
+  /**
+   * Merges the drive on `child` into its parent `parent` while the VM runs on (live-merge.ts, on
+   * the device thread); the drive ends on `parent`, the child file is deleted.
+   */
+  async mergeDisk(child: string, parent: string): Promise<{ copiedBytes: number; switchMs: number; leftover: string | null }> {
+    const t0 = performance.now();
+    const r = await this.deviceThread.request({ op: 'merge-disk', child, parent });
+    // A reset rebuilds the devices from the launch: on the file the drive uses now.
+    if (this.launch.devices) this.launch.devices = switchedDeviceConfig(this.launch.devices, [{ from: child, to: parent }]);
+    this.log.info(`merged ${child} into ${parent} while running: ${r.copiedBytes} bytes copied in ${(performance.now() - t0).toFixed(1)} ms; the drive's I/O paused ${r.switchMs.toFixed(1)} ms for the switch${r.leftover ? `; ${r.leftover}` : ''}`);
+    return r;
+  }
+
   /** Msvm_HeartbeatComponent OperationalStatus: 2 OK, 3 Degraded, 12 No Contact, 13 Lost Communication, 15 Paused. */
   async heartbeatStatus(): Promise<number> {
     // A paused guest cannot answer: report Paused rather than a heartbeat that is running out.

@@ -55,6 +55,12 @@ async function main(): Promise<void> {
           const { pauseMs } = await worker.checkpoint(r.savedStatePath, (r.diskSwitches ?? []).map((s) => ({ from: s.from, to: s.to })));
           return reply({ ...status(), pauseMs });
         }
+        case 'MERGE_DISK': {
+          const [m] = r.diskSwitches ?? [];
+          if (!m) throw new Error('MERGE_DISK needs the drive\'s file and its parent');
+          const { switchMs } = await worker.mergeDisk(m.from, m.to);
+          return reply({ ...status(), pauseMs: switchMs });
+        }
         case 'HEARTBEAT': return reply({ ...status(), heartbeatStatus: await worker.heartbeatStatus() });
         case 'SHUTDOWN': {
           const outcome = await shutDownGuest(worker, { force: Boolean(r.force), reason: r.reason ?? '', timeoutMs: r.timeoutMs || DEFAULT_SHUTDOWN_TIMEOUT_MS });

@@ -169,6 +169,37 @@ describe('checkpoints of an Off VM', () => {
     expect(store.load(id).pendingMerges).toEqual([]);
   });
 
+  it('a merge the running VM\'s worker had begun when it died is dropped, the chain intact, and done again offline', async () => {
+    const { vmms, vm, base } = await setup();
+    await vmms.checkpoints.create(vm, 'one');
+    const a1 = leaf(vmms, vm);
+    fill(a1, 8, 8, 0xb2);
+    await vmms.checkpoints.create(vm, 'two');
+    const a2 = leaf(vmms, vm);
+    fill(a2, 16, 8, 0xc3);
+    fill(a2, 8, 1, 0xd4);
+    // What removing "two" records before the worker merges a2 into a1, then part of that merge
+    // (some of a2's sectors written into a1, as live-merge.ts writes them), then the crash.
+    const store = vmms.checkpoints.store;
+    const id = vmms.get(vm)!.id;
+    const two = vmms.checkpoints.list(vm).find((c) => c.name === 'two')!;
+    store.save({ ...withoutCheckpoint(store.load(id), two.id), retainedFiles: [a1], pendingMerges: [{ file: a1, child: a2, childIdentity: null, live: true }] });
+    const parent = openVhdx(a1, { lock: false });
+    parent.file.beginSession({ keepDataWriteGuid: true });
+    parent.write(16, new Uint8Array(4 * 512).fill(0xc3));
+    parent.close();
+    expect(bytesAt(a2, [0, 8, 9, 16, 20])).toEqual([0xa1, 0xd4, 0xb2, 0xc3, 0xc3]);
+    // The next collection drops the record (a2 still opens against a1) and, the VM being off,
+    // merges a2 into a1 — then a1, which "one" no longer needs, into the base.
+    const r = await vmms.checkpoints.remove(vm, 'one');
+    expect(r.deferred).toEqual([]);
+    expect(r.done).toEqual([`merged ${a2} into ${a1}`, `merged ${a1} into ${base}`]);
+    expect(leaf(vmms, vm)).toBe(base);
+    expect([existsSync(a1), existsSync(a2)]).toEqual([false, false]);
+    expect(bytesAt(base, [0, 8, 9, 16, 20])).toEqual([0xa1, 0xd4, 0xb2, 0xc3, 0xc3]);
+    expect(store.load(id).pendingMerges).toEqual([]);
+  });
+
   it('holds at most MAX_CHECKPOINTS checkpoints per VM: the next is refused and nothing is made for it', async () => {
     const dir = fx.dataDir();
     const vmms = await fx.vmms({ dataDir: dir });

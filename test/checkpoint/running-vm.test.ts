@@ -3,7 +3,8 @@
  * worker: `ref-enlightened` writes a sector through storvsc, is checkpointed while it runs (its
  * whole state saved, its drive moved to a differencing child, the VM never stopped), writes
  * more, and the checkpoint is applied: the guest continues from the checkpoint's instant — its
- * own command counters as they were — on the disk as it was. A checkpoint that fails after its
+ * own command counters as they were — on the disk as it was; removing the checkpoint then merges
+ * the running drive's file into the base without stopping the guest, which writes on. A checkpoint that fails after its
  * drive switch is undone first: drive back on its file, no files left, the guest running on.
  */
 import { spawnSync } from 'node:child_process';
@@ -104,19 +105,26 @@ describe('a checkpoint of a running VM', () => {
     expect(text).toMatch(/shell: commands=3 errors=0 reads=0 writes=2 /);
     await type('read 0 11');
     await type('write 0 13 after the apply');
-    expect((await v.turnOff('run')).returnValue).toBe(0);
-    expect(sectorText(restoredLeaf, 10)).toBe('before the checkpoint');
-    expect(sectorText(restoredLeaf, 11)).toBe('');
-    expect(sectorText(restoredLeaf, 12)).toBe('still on the base');
-    expect(sectorText(restoredLeaf, 13)).toBe('after the apply');
-    // The checkpoint's frozen file is as it was taken, and sound.
+    // The checkpoint's frozen file is as it was taken.
     expect(sectorText(base, 13)).toBe('');
+    // Removing it while the VM runs merges the drive's file into the base without stopping the
+    // VM: the guest runs on, on its own disk, with everything it wrote.
+    const removed = await v.checkpoints.remove('run', 'mid-run');
+    expect(removed.returnValue, removed.error).toBe(0);
+    expect(removed.deferred).toEqual([]);
+    expect(removed.done?.[0]).toMatch(new RegExp(`merged ${restoredLeaf} into ${base} while the VM ran; its disk I/O paused [0-9.]+ ms`));
+    console.log(`live merge of a running VM's drive: ${removed.done?.[0]}`);
+    expect(v.get('run')!.state).toBe('Running');
+    expect(writableDisks(v.get('run')!.devices)[0].path).toBe(base);
+    expect(existsSync(restoredLeaf)).toBe(false);
+    await type('write 0 14 after the merge');
+    await type('counters');
+    expect(text).toMatch(/shell: commands=7 errors=0 reads=1 writes=4 /);
+    expect((await v.turnOff('run')).returnValue).toBe(0);
+    expect(['before the checkpoint', '', 'still on the base', 'after the apply', 'after the merge'].map((_, i) => sectorText(base, 10 + i)))
+      .toEqual(['before the checkpoint', '', 'still on the base', 'after the apply', 'after the merge']);
     const check = spawnSync('qemu-img', ['check', base], { encoding: 'utf8' });
     if (check.error === undefined) expect(check.status, check.stdout + check.stderr).toBe(0);
-    // Removing it merges the leaf into the base: the VM is back on its own disk.
-    await v.checkpoints.remove('run', 'mid-run');
-    expect(writableDisks(v.get('run')!.devices)[0].path).toBe(base);
-    expect(sectorText(base, 13)).toBe('after the apply');
     expect(existsSync(join(v.paths.checkpointsDir, id, `${cp.checkpoint!.id}.vmrs`))).toBe(false);
 
     // A checkpoint whose answer is lost (a VMMS that gives up after 1 ms): the VM is turned off

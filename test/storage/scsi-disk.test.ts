@@ -44,7 +44,7 @@ describe('ScsiDisk INQUIRY', () => {
 
   it('lists the supported VPD pages', () => {
     const { disk } = setup();
-    expect(hex(runIn(disk, '12 01 00 00 ff 00').data)).toBe('00000003' + '008083');
+    expect(hex(runIn(disk, '12 01 00 00 ff 00').data)).toBe('00000005' + '008083b0b2');
   });
 
   it('reports the unit serial number from the disk id', () => {
@@ -61,7 +61,7 @@ describe('ScsiDisk INQUIRY', () => {
 
   it('refuses unknown VPD pages and a page code without EVPD', () => {
     const { disk } = setup();
-    expect(senseOf(runIn(disk, '12 01 b0 00 ff 00').r)).toBe(fixed(5, 0x24, 0));
+    expect(senseOf(runIn(disk, '12 01 b1 00 ff 00').r)).toBe(fixed(5, 0x24, 0));
     expect(senseOf(runIn(disk, '12 00 80 00 ff 00').r)).toBe(fixed(5, 0x24, 0));
   });
 });

@@ -100,6 +100,50 @@ export interface SnapshotPort {
   destroy(vmId: string, snapshotId: string, subtree: boolean): Promise<PortResult>;
 }
 
+/** A disk image file as the image service describes it (Get-VHD). */
+export interface ImageRecord {
+  readonly path: string;
+  readonly format: 'raw' | 'vhdx';
+  readonly type: 'raw' | 'fixed' | 'dynamic' | 'differencing';
+  readonly sizeBytes: number;
+  readonly fileSizeBytes: number;
+  readonly blockSizeBytes: number | null;
+  readonly logicalSectorSize: number;
+  readonly physicalSectorSize: number;
+  readonly parentPath: string | null;
+  readonly parentIdentifier: string | null;
+  readonly diskIdentifier: string | null;
+  /** Locked by a process (a running VM, a tool) now. */
+  readonly inUse: boolean;
+  /** Percent of allocated blocks that do not follow the previous one in the file; null for raw. */
+  readonly fragmentationPercent: number | null;
+}
+
+/** What CreateVirtualHardDisk asks for (Msvm_VirtualHardDiskSettingData's fields). */
+export interface NewImageRequest {
+  path: string;
+  type: 'fixed' | 'dynamic' | 'differencing';
+  sizeBytes?: number;
+  blockSizeBytes?: number;
+  logicalSectorSize?: number;
+  physicalSectorSize?: number;
+  parentPath?: string;
+}
+
+/** Called as image work proceeds, with the percent done. */
+export type ImageProgress = (percent: number) => void;
+
+/**
+ * New-VHD, Get-VHD, Merge-VHD, Resize-VHD over the host's disk tools (Msvm_ImageManagementService).
+ * Every path must lie in a storage root; a refusal is a PortResult with the Hyper-V code and why.
+ */
+export interface ImagePort {
+  describe(path: string): { image: ImageRecord } | PortResult;
+  create(request: NewImageRequest, progress: ImageProgress): Promise<PortResult>;
+  merge(sourcePath: string, destinationPath: string, progress: ImageProgress): Promise<PortResult>;
+  resize(path: string, sizeBytes: number, progress: ImageProgress): Promise<PortResult>;
+}
+
 /** A virtual switch as the provider publishes it (Msvm_VirtualEthernetSwitch). */
 export interface SwitchRecord {
   readonly id: string;
@@ -147,6 +191,8 @@ export interface VmmsPort {
    * failure code and why. Null when this VMMS has no KVP path (the methods then answer Not Supported).
    */
   readonly changeKvpItems?: ((id: string, change: KvpItemChange, items: readonly { name: string; data: string }[]) => Promise<PortResult>) | null;
+  /** The host's disk image tools; absent or null when this VMMS offers none (the image service is then not served). */
+  readonly images?: ImagePort | null;
   /** The VMs' checkpoints; absent or null when this VMMS has none (the snapshot service is then not served). */
   readonly snapshots?: SnapshotPort | null;
   /** Pushes each change as it happens; returns the unsubscribe function. */

@@ -8,6 +8,7 @@ import { keyValue, sameObjectPath, type CimObjectPath } from '../cim/object-path
 import type { CimEventListener, CimInstanceEvent, CimMethodResult, CimProvider } from '../cim/provider.ts';
 import type { CimSchema } from '../cim/schema.ts';
 import type { CimValue } from '../cim/types.ts';
+import { IMAGE_SERVICE_CLASS, ImageManagementService } from './image-management-service.ts';
 import { JobTable } from './job-table.ts';
 import { changeKvpItems, KVP_METHODS, type KvpMethodContext } from './kvp-methods.ts';
 import { ServiceMethods } from './service-methods.ts';
@@ -44,6 +45,7 @@ export class VmmsProvider implements CimProvider {
   private readonly service: ServiceMethods;
   private readonly snapshots: SnapshotService;
   private readonly switchMethods: SwitchMethods;
+  private readonly images: ImageManagementService | null;
   private readonly unsubscribe: () => void;
 
   constructor(private readonly schema: CimSchema, private readonly port: VmmsPort, private readonly options: VmmsProviderOptions = {}) {
@@ -51,6 +53,7 @@ export class VmmsProvider implements CimProvider {
     this.service = new ServiceMethods({ schema, port, jobs: this.jobs, systemPath: (id) => this.systemPath(id) });
     this.snapshots = new SnapshotService({ schema, port, jobs: this.jobs, systemPath: (id) => this.systemPath(id) });
     this.switchMethods = new SwitchMethods(port.switches, this.jobs);
+    this.images = port.images ? new ImageManagementService({ schema, images: port.images, jobs: this.jobs, hostName: port.hostName }) : null;
     for (const vm of port.list()) {
       const objects = this.objectsOf(vm);
       this.published.set(vm.id, objects.system);
@@ -76,6 +79,7 @@ export class VmmsProvider implements CimProvider {
       case 'msvm_virtualethernetswitch': return this.switchObjects().switches;
       case 'msvm_virtualethernetswitchsettingdata': return this.switchObjects().settings;
       case 'msvm_virtualethernetswitchmanagementservice': return [this.switchObjects().service];
+      case 'msvm_imagemanagementservice': return this.images ? [this.images.serviceInstance()] : [];
     }
     const lower = className.toLowerCase();
     if (SNAPSHOT_CLASSES.has(lower)) return this.snapshots.enumerate(lower);
@@ -104,6 +108,7 @@ export class VmmsProvider implements CimProvider {
     if (path.className.toLowerCase() === 'msvm_virtualsystemmanagementservice') return this.service.invoke(method, params);
     if (path.className.toLowerCase() === 'msvm_virtualsystemsnapshotservice') return this.snapshots.invoke(method, params);
     if (path.className.toLowerCase() === 'msvm_virtualethernetswitchmanagementservice') return this.switchMethods.invoke(method, params);
+    if (path.className.toLowerCase() === IMAGE_SERVICE_CLASS.toLowerCase()) return this.images ? this.images.invoke(method, params) : { returnValue: 32770, out: {} };
     return { returnValue: 32768, out: {} };
   }
 

@@ -31,6 +31,18 @@ export class ScsiDataBuffer {
     return done;
   }
 
+  /** Copies the start of the buffer into `dst` (small initiator-supplied parameter data); returns the bytes copied. */
+  copyTo(dst: Uint8Array): number {
+    let done = 0;
+    for (const seg of this.segments) {
+      if (done === dst.length) break;
+      const n = Math.min(seg.length, dst.length - done);
+      dst.set(seg.subarray(0, n), done);
+      done += n;
+    }
+    return done;
+  }
+
   /**
    * Moves `bytes` (a multiple of sectorSize) between the buffer and the disk starting at `lba`.
    * `io(lba, view)` is the backend's read or write; direction 'read' fills the buffer.

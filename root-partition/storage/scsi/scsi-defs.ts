@@ -16,6 +16,7 @@ export const ScsiOp = {
   Write10: 0x2a,
   Verify10: 0x2f,
   SynchronizeCache10: 0x35,
+  Unmap: 0x42,
   ModeSense10: 0x5a,
   Read16: 0x88,
   Write16: 0x8a,
@@ -51,8 +52,12 @@ export const Asc = {
   WriteError: 0x0c00,
   UnrecoveredReadError: 0x1100,
   InvalidCommandOperationCode: 0x2000,
+  /** SPC-3: PARAMETER LIST LENGTH ERROR. */
+  ParameterListLengthError: 0x1a00,
   LbaOutOfRange: 0x2100,
   InvalidFieldInCdb: 0x2400,
+  /** SPC-3: INVALID FIELD IN PARAMETER LIST. */
+  InvalidFieldInParameterList: 0x2600,
   WriteProtected: 0x2700,
   /** SBC-3: a thin-provisioned device could not allocate space for a write (what a full host file system is to the guest). */
   SpaceAllocationFailedWriteProtect: 0x2707,

@@ -44,7 +44,7 @@ export function notPresentInquiry(lun: number): Uint8Array {
   return d;
 }
 
-export const SUPPORTED_VPD_PAGES = [0x00, 0x80, 0x83] as const;
+export const SUPPORTED_VPD_PAGES = [0x00, 0x80, 0x83, 0xb0, 0xb2] as const;
 
 /** VPD 0x00 Supported VPD Pages (SPC-3 7.6.12). */
 export function vpdSupportedPages(): Uint8Array {
@@ -101,12 +101,61 @@ export function readCapacity10(sectorCount: number, sectorSize: number): Uint8Ar
   return d;
 }
 
-/** READ CAPACITY(16) parameter data (SBC-3 5.13), 32 bytes; no protection, 1:1 physical blocks. */
-export function readCapacity16(sectorCount: number, sectorSize: number): Uint8Array {
+/**
+ * READ CAPACITY(16) parameter data (SBC-3 5.16), 32 bytes; no protection, 1:1 physical blocks.
+ * LBPME (byte 14 bit 7): the unit is thin provisioned and takes UNMAP; LBPRZ stays 0 — a
+ * released block reads zero here, but partial ranges are left mapped, and other readers of a
+ * VHDX may return an UNMAPPED block's old content.
+ */
+export function readCapacity16(sectorCount: number, sectorSize: number, thin = false): Uint8Array {
   const d = new Uint8Array(32);
   const dv = new DataView(d.buffer);
   dv.setBigUint64(0, BigInt(Math.max(sectorCount - 1, 0)), false);
   dv.setUint32(8, sectorSize, false);
+  if (thin) d[14] = 0x80;
+  return d;
+}
+
+/** Unmap limits a thin-provisioned disk reports (VPD 0xB0) and UNMAP enforces. */
+export interface UnmapLimits {
+  /** MAXIMUM UNMAP LBA COUNT: sectors one UNMAP may name in all. */
+  maxLbaCount: number;
+  /** MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT. */
+  maxDescriptors: number;
+  /** OPTIMAL UNMAP GRANULARITY in sectors (the image's block), aligned at LBA 0. */
+  granularity: number;
+}
+
+/**
+ * VPD 0xB0 Block Limits (SBC-3 6.5.3), 64 bytes. Only the unmap fields are set (transfer limits 0:
+ * not reported); without `unmap` they are 0 too, as for a disk that does not take UNMAP.
+ */
+export function vpdBlockLimits(unmap: UnmapLimits | null): Uint8Array {
+  const d = new Uint8Array(64);
+  const dv = new DataView(d.buffer);
+  d[1] = 0xb0;
+  dv.setUint16(2, d.length - 4, false);
+  if (unmap) {
+    dv.setUint32(20, unmap.maxLbaCount, false);
+    dv.setUint32(24, unmap.maxDescriptors, false);
+    dv.setUint32(28, unmap.granularity, false);
+    d[32] = 0x80; // UGAVALID, UNMAP GRANULARITY ALIGNMENT 0
+  }
+  return d;
+}
+
+/**
+ * VPD 0xB2 Logical Block Provisioning (SBC-3 6.5.4), 8 bytes: LBPU (byte 5 bit 7) when the disk
+ * takes UNMAP, and PROVISIONING TYPE 2 (thin); else all zero (fully provisioned).
+ */
+export function vpdLogicalBlockProvisioning(unmap: boolean): Uint8Array {
+  const d = new Uint8Array(8);
+  d[1] = 0xb2;
+  d[3] = d.length - 4;
+  if (unmap) {
+    d[5] = 0x80;
+    d[6] = 0x02;
+  }
   return d;
 }
 

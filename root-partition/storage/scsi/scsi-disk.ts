@@ -4,8 +4,9 @@ import { ScsiDataBuffer } from './scsi-data-buffer.ts';
 import { Asc, ScsiOp, ScsiStatus, SenseKey, SAI_READ_CAPACITY_16, cdbSizeForOpcode, fixedSense } from './scsi-defs.ts';
 import {
   cachingModePage, modeSense10, modeSense6, readCapacity10, readCapacity16, standardInquiry,
-  vpdDeviceIdentification, vpdSupportedPages, vpdUnitSerialNumber,
+  vpdBlockLimits, vpdDeviceIdentification, vpdLogicalBlockProvisioning, vpdSupportedPages, vpdUnitSerialNumber, type UnmapLimits,
 } from './scsi-disk-data.ts';
+import { unmapCommand } from './scsi-unmap.ts';
 
 /** Direction of the data phase as the initiator declared it. */
 export type ScsiDataDirection = 'in' | 'out' | 'none';
@@ -37,7 +38,7 @@ const illegal = (asc: number = Asc.InvalidFieldInCdb): ScsiResult => checkCondit
  * mark the medium bad); anything else a MEDIUM ERROR, WRITE ERROR or UNRECOVERED READ ERROR. The
  * failing LBA goes into INFORMATION when the backend names it.
  */
-function ioFailure(e: unknown, kind: 'read' | 'write', fallbackLba: number): ScsiResult {
+export function ioFailure(e: unknown, kind: 'read' | 'write', fallbackLba: number): ScsiResult {
   const io = e instanceof DiskIoError ? e : undefined;
   const lba = io ? io.lba : fallbackLba;
   const sense = io?.outOfSpace
@@ -75,6 +76,14 @@ function decodeBlockCommand(cdb: Uint8Array): BlockCommand {
       return { lba: (BigInt(be(cdb, 2, 4)) << 32n) | BigInt(be(cdb, 6, 4)), blocks: be(cdb, 10, 4), fua: (cdb[1]! & 0x08) !== 0 };
   }
 }
+
+/**
+ * Sectors one UNMAP may release in all (4 GiB) and descriptors it may carry: they bound the BAT
+ * work one guest command makes the host do (at most 4096 entries of 1 MiB blocks, in one log
+ * transaction) and the parameter data copied (8 + 16 × 64 bytes).
+ */
+export const MAX_UNMAP_LBA_COUNT = 8 * 1024 * 1024;
+export const MAX_UNMAP_DESCRIPTORS = 64;
 
 export interface ScsiDiskOptions {
   /** A stable id for the disk (16 bytes, e.g. its GUID): the source of VPD serial number and WWN. */
@@ -116,7 +125,11 @@ export class ScsiDisk {
       }
       case ScsiOp.ServiceActionIn16:
         if ((cdb[1]! & 0x1f) !== SAI_READ_CAPACITY_16) return illegal();
-        return this.dataIn(data, direction, readCapacity16(this.backend.sectorCount, this.backend.sectorSize), be(cdb, 10, 4));
+        return this.dataIn(data, direction, readCapacity16(this.backend.sectorCount, this.backend.sectorSize, this.unmapLimits() !== null), be(cdb, 10, 4));
+      case ScsiOp.Unmap: {
+        const limits = this.unmapLimits();
+        return limits ? unmapCommand(this.backend, limits, cdb, data, direction) : illegal(Asc.InvalidCommandOperationCode);
+      }
       case ScsiOp.ModeSense6: return this.modeSense(cdb, data, direction, false);
       case ScsiOp.ModeSense10: return this.modeSense(cdb, data, direction, true);
       case ScsiOp.Read6: case ScsiOp.Read10: case ScsiOp.Read12: case ScsiOp.Read16:
@@ -147,6 +160,13 @@ export class ScsiDisk {
     }
   }
 
+  /** What UNMAP may do on the image open now (a drive can move between images), or null. */
+  private unmapLimits(): UnmapLimits | null {
+    const g = this.backend.unmapGranularity;
+    if (!this.backend.unmap || g === undefined || g <= 0) return null;
+    return { maxLbaCount: MAX_UNMAP_LBA_COUNT, maxDescriptors: MAX_UNMAP_DESCRIPTORS, granularity: g };
+  }
+
   private inRange(lba: bigint, blocks: number): boolean {
     return lba + BigInt(blocks) <= BigInt(this.backend.sectorCount);
   }
@@ -170,6 +190,8 @@ export class ScsiDisk {
       case 0x00: return this.dataIn(data, direction, vpdSupportedPages(), allocation);
       case 0x80: return this.dataIn(data, direction, vpdUnitSerialNumber(this.diskId), allocation);
       case 0x83: return this.dataIn(data, direction, vpdDeviceIdentification(this.diskId), allocation);
+      case 0xb0: return this.dataIn(data, direction, vpdBlockLimits(this.unmapLimits()), allocation);
+      case 0xb2: return this.dataIn(data, direction, vpdLogicalBlockProvisioning(this.unmapLimits() !== null), allocation);
       default: return illegal();
     }
   }

@@ -10,6 +10,11 @@
  * sets the bitmap bits of the sectors written; a whole-block write makes the block
  * FULLY_PRESENT.
  *
+ * UNMAP ([MS-VHDX] 2.5.1.1; reference §6.6) releases whole blocks only: a dynamic disk's become
+ * PAYLOAD_BLOCK_UNMAPPED, a differencing disk's PAYLOAD_BLOCK_ZERO (UNMAPPED would let a reader
+ * return the parent's data there), both with FileOffsetMB 0, through one log transaction. The
+ * space they held stays in the file until `tsvisor disk compact`; a fixed disk keeps every block.
+ *
  * Parents are opened read-only with a shared lock and never written (a write would change their
  * DataWriteGuid and orphan every child); the leaf takes the lock its access needs.
  */
@@ -118,6 +123,53 @@ export class VhdxDisk implements BlockBackend {
     this.closed = true;
     this.file.close();
     this.parent?.close();
+  }
+
+  /** Whole blocks, in sectors, for a dynamic or differencing disk; a fixed disk releases nothing. */
+  get unmapGranularity(): number | undefined {
+    return this.type === 'fixed' ? undefined : this.layout.meta.blockSize / this.sectorSize;
+  }
+
+  unmap(lba: number, sectors: number): [number, number][] {
+    if (this.readOnly) throw new HvError(RawDiskError.ReadOnly, `${this.path} is open read-only`);
+    this.checkRange(lba, sectors * this.sectorSize);
+    if (this.metadataError) throw this.metadataError;
+    if (this.type === 'fixed') return [];
+    const bs = this.layout.meta.blockSize;
+    const start = lba * this.sectorSize;
+    const end = start + sectors * this.sectorSize;
+    // The last block may be short: ending at the disk's end covers it whole.
+    const first = Math.ceil(start / bs);
+    const last = end === this.virtualSize ? Math.ceil(end / bs) : Math.floor(end / bs);
+    const released = this.parent ? PayloadState.Zero : PayloadState.Unmapped;
+    const sectorsOf = new Map<number, Uint8Array>();
+    const newEntries: [number, Uint8Array][] = [];
+    const runs: [number, number][] = [];
+    for (let b = first; b < last; b++) {
+      const { state } = this.blockEntry(b);
+      // Already reading zero from this file: nothing to record (a differencing NOT_PRESENT reads the parent).
+      if (state === released || (!this.parent && (state === PayloadState.NotPresent || state === PayloadState.Zero || state === PayloadState.Unmapped))) continue;
+      const index = this.layout.geometry.payloadIndex(b);
+      const e = encodeEntry(released, 0);
+      this.metaSector(sectorsOf, this.layout.batRegion.fileOffset + Math.floor((index * 8) / 4096) * 4096).set(e, (index * 8) % 4096);
+      newEntries.push([index, e]);
+      const at = (b * bs) / this.sectorSize;
+      const prev = runs.at(-1);
+      const n = Math.min(bs, this.virtualSize - b * bs) / this.sectorSize;
+      if (prev && prev[0] + prev[1] === at) prev[1] += n;
+      else runs.push([at, n]);
+    }
+    if (newEntries.length === 0) return [];
+    try {
+      this.file.beginSession();
+      this.file.transaction([...sectorsOf].map(([fileOffset, data]): LogSector => ({ fileOffset, data })));
+    } catch (err) {
+      this.metadataError = new HvError(VhdxError.Log, `VHDX ${this.path}: a metadata update failed (${(err as Error).message}); reopen the disk to recover it from its log`);
+      throw this.failed('write', lba, err);
+    }
+    for (const [i, e] of newEntries) new Uint8Array(this.bat.buffer, this.bat.byteOffset + i * 8, 8).set(e);
+    this.stats.transactions++;
+    return runs;
   }
 
   /** The payload state and file offset of block `b`. */

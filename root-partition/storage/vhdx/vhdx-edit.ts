@@ -117,32 +117,61 @@ export function mergeVhdx(childPath: string, progress?: EditProgress): { parentP
 
 /** Writes every sector the child holds itself (present or zeroed) into `dst`. */
 function copyOwnData(child: VhdxDisk, dst: VhdxDisk, progress?: EditProgress): void {
+  for (const run of ownDataRuns(child)) {
+    dst.write(run.lba, run.bytes);
+    progress?.(run.done, run.total);
+  }
+}
+
+/** One run of sectors a differencing disk holds itself, read as the generator resumes. */
+export interface OwnDataRun {
+  /** First 512-byte sector. */
+  lba: number;
+  /** The data (a view of the generator's buffer: use it before the next step). */
+  bytes: Uint8Array;
+  /** Virtual bytes looked at so far, of `total`. */
+  done: number;
+  total: number;
+}
+
+/**
+ * The sectors `child` holds itself — present or zeroed — in runs of at most `chunk` bytes.
+ * Each block's state is read afresh at every piece, so a caller that lets writes in between the
+ * steps (a live merge) copies what the child holds at that moment; a block with nothing of the
+ * child's yields a zero-length run, so that progress and turns keep coming.
+ */
+export function* ownDataRuns(child: VhdxDisk, chunk = 8 * MiB): Generator<OwnDataRun> {
   const bs = child.blockSize;
   const size = child.virtualSize;
   const blocks = child.layout.geometry.payloadBlocks;
-  const buf = new Uint8Array(Math.min(bs, 8 * MiB));
+  const buf = new Uint8Array(Math.min(bs, chunk));
   for (let b = 0; b < blocks; b++) {
-    const { state } = child.blockEntry(b);
     const start = b * bs;
     const end = Math.min(size, start + bs);
-    if (state !== PayloadState.NotPresent) {
-      for (let at = start; at < end; at += buf.length) {
-        const piece = buf.subarray(0, Math.min(buf.length, end - at));
-        if (state === PayloadState.PartiallyPresent) {
-          const bits = child.bitmapBits(b, at, piece.length);
-          child.readAt(at, piece);
-          for (let s = 0; s < bits.length;) {
-            let e = s;
-            while (e < bits.length && bits[e] === bits[s]) e++;
-            if (bits[s]) dst.write(at / 512 + s, piece.subarray(s * 512, e * 512));
-            s = e;
+    for (let at = start; at < end; at += buf.length) {
+      const { state } = child.blockEntry(b);
+      const piece = buf.subarray(0, Math.min(buf.length, end - at));
+      const done = at + piece.length;
+      if (state === PayloadState.NotPresent) {
+        yield { lba: at / 512, bytes: piece.subarray(0, 0), done, total: size };
+      } else if (state === PayloadState.PartiallyPresent) {
+        const bits = child.bitmapBits(b, at, piece.length);
+        child.readAt(at, piece);
+        let any = false;
+        for (let s = 0; s < bits.length;) {
+          let e = s;
+          while (e < bits.length && bits[e] === bits[s]) e++;
+          if (bits[s]) {
+            any = true;
+            yield { lba: at / 512 + s, bytes: piece.subarray(s * 512, e * 512), done, total: size };
           }
-        } else {
-          child.readAt(at, piece); // FULLY_PRESENT data, or the zeros of ZERO/UNMAPPED/UNDEFINED
-          dst.write(at / 512, piece);
+          s = e;
         }
+        if (!any) yield { lba: at / 512, bytes: piece.subarray(0, 0), done, total: size };
+      } else {
+        child.readAt(at, piece); // FULLY_PRESENT data, or the zeros of ZERO/UNMAPPED/UNDEFINED
+        yield { lba: at / 512, bytes: piece, done, total: size };
       }
     }
-    progress?.(end, size);
   }
 }

@@ -167,10 +167,14 @@ export class VhdxFile {
    * The session's first modification: new FileWriteGuid and DataWriteGuid in both slots
    * ([MS-VHDX] 2.2.2: before the first write; the DataWriteGuid identifies the content for
    * differencing children, so a parent must never get here).
+   *
+   * `keepDataWriteGuid`: a live merge writes into the parent only sectors its one child holds
+   * itself, which that child's readers never take from the parent; keeping the DataWriteGuid
+   * until the merge completes lets the child open against the parent after a crash at any point.
    */
-  beginSession(): void {
+  beginSession(o: { keepDataWriteGuid?: boolean } = {}): void {
     if (this.sessionStarted) return;
-    const change = { fileWriteGuid: randomGuid(), dataWriteGuid: randomGuid() };
+    const change = { fileWriteGuid: randomGuid(), ...(o.keepDataWriteGuid ? {} : { dataWriteGuid: randomGuid() }) };
     this.updateHeader(change);
     vhdxFaultPoint('session:header-1');
     this.updateHeader(change);
