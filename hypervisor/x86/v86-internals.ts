@@ -27,6 +27,8 @@ export interface V86Cpu {
    */
   reg32: { readonly byteOffset: number; readonly length: number };
   mem8: { readonly byteOffset: number; readonly length: number };
+  /** Current privilege level (one byte). */
+  cpl: { readonly byteOffset: number; readonly length: number };
   wasm_memory: WebAssembly.Memory;
   device_raise_irq(line: number): void;
   device_lower_irq(line: number): void;
@@ -54,6 +56,7 @@ export function checkV86Internals(e: V86Emulator): V86Cpu {
     if (!Array.isArray(cpu.io?.ports) || cpu.io.ports.length !== 0x10000) missing.push('cpu.io.ports[65536]');
     if (cpu.reg32?.length !== 8 || typeof cpu.reg32.byteOffset !== 'number') missing.push('cpu.reg32');
     if (!(cpu.mem8?.length > 0) || typeof cpu.mem8.byteOffset !== 'number') missing.push('cpu.mem8');
+    if (cpu.cpl?.length !== 1 || typeof cpu.cpl.byteOffset !== 'number') missing.push('cpu.cpl');
     if (!(cpu.wasm_memory instanceof WebAssembly.Memory)) missing.push('cpu.wasm_memory');
     for (const f of ['device_raise_irq', 'device_lower_irq', 'jit_dirty_cache'] as const) {
       if (typeof cpu[f] !== 'function') missing.push(`cpu.${f}`);
@@ -71,11 +74,19 @@ export class V86Views {
   private readonly regOffset: number;
   private readonly ramOffset: number;
   private readonly ramLength: number;
+  private readonly cplOffset: number;
+  private cplView: Uint8Array = new Uint8Array(0);
 
   constructor(private readonly cpu: V86Cpu) {
     this.regOffset = cpu.reg32.byteOffset;
     this.ramOffset = cpu.mem8.byteOffset;
     this.ramLength = cpu.mem8.length;
+    this.cplOffset = cpu.cpl.byteOffset;
+  }
+
+  get cpl(): number {
+    this.refresh();
+    return this.cplView[0]!;
   }
 
   get reg32(): Int32Array {
@@ -94,5 +105,6 @@ export class V86Views {
     this.buffer = b;
     this.reg = new Int32Array(b, this.regOffset, 8);
     this.ram = new Uint8Array(b, this.ramOffset, this.ramLength);
+    this.cplView = new Uint8Array(b, this.cplOffset, 1);
   }
 }

@@ -71,6 +71,9 @@ export class X86Vp {
       bzimage: { buffer: ownBuffer(opts.kernel) },
       ...(opts.initrd ? { initrd: { buffer: ownBuffer(opts.initrd) } } : {}),
       cmdline: opts.cmdline,
+      // v86's PIIX4 power-management function: with it SeaBIOS builds the ACPI tables, and Linux
+      // finds the local APIC and IOAPIC in the MADT (the MP table alone leaves the APIC off).
+      acpi: true,
       autostart: false,
       disable_keyboard: true,
       disable_mouse: true,

@@ -5,19 +5,15 @@
  */
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import type { FromX86Vp, ToX86Vp, X86VmThreadData } from './x86-vm-messages.ts';
-
-export interface X86VmStopReport {
-  instructions: number;
-  hostPortAccesses: number;
-}
+import type { FromX86Vp, ToX86Vp, X86VmThreadData, X86VpStatus } from './x86-vm-messages.ts';
 
 export class X86Vm extends EventEmitter<{ console: [bytes: Uint8Array]; error: [err: Error] }> {
   private readonly worker: Worker;
   private readonly started: Promise<void>;
-  private stopping: Promise<X86VmStopReport> | undefined;
-  private stopReport: ((r: X86VmStopReport) => void) | undefined;
+  private stopping: Promise<X86VpStatus | undefined> | undefined;
+  private stopReport: ((r: X86VpStatus | undefined) => void) | undefined;
   private failure: Error | undefined;
+  private readonly statusWaiters: ((s: X86VpStatus) => void)[] = [];
 
   constructor(data: X86VmThreadData) {
     super();
@@ -26,13 +22,14 @@ export class X86Vm extends EventEmitter<{ console: [bytes: Uint8Array]; error: [
       this.worker.on('message', (m: FromX86Vp) => {
         if (m.type === 'started') resolve();
         else if (m.type === 'console') this.emit('console', m.bytes);
-        else if (m.type === 'stopped') this.stopReport?.({ instructions: m.instructions, hostPortAccesses: m.hostPortAccesses });
+        else if (m.type === 'status') this.statusWaiters.shift()?.(m.status);
+        else if (m.type === 'stopped') this.stopReport?.(m.status);
         else if (m.type === 'error') this.fail(new Error(`x86 VP thread: ${m.message}`), reject);
       });
       this.worker.on('error', (e) => this.fail(e, reject));
       this.worker.on('exit', (code) => {
         if (!this.stopping) this.fail(new Error(`x86 VP thread ended (exit code ${code})`), reject);
-        this.stopReport?.({ instructions: 0, hostPortAccesses: 0 });
+        this.stopReport?.(undefined);
       });
     });
   }
@@ -53,9 +50,21 @@ export class X86Vm extends EventEmitter<{ console: [bytes: Uint8Array]; error: [
     this.worker.postMessage({ type: 'input', bytes } satisfies ToX86Vp);
   }
 
-  /** Stops the processor and ends the VP thread (turn-off: the guest is not asked). */
-  stop(): Promise<X86VmStopReport> {
-    this.stopping ??= new Promise<X86VmStopReport>((resolve) => {
+  /** The VP's counters and enlightenment state, from its thread. */
+  status(): Promise<X86VpStatus> {
+    if (this.stopping) return Promise.reject(new Error('x86 VM: stopped'));
+    return new Promise((resolve) => {
+      this.statusWaiters.push(resolve);
+      this.worker.postMessage({ type: 'status' } satisfies ToX86Vp);
+    });
+  }
+
+  /**
+   * Stops the processor and ends the VP thread (turn-off: the guest is not asked). Resolves with
+   * the final status, or undefined when the thread had already ended.
+   */
+  stop(): Promise<X86VpStatus | undefined> {
+    this.stopping ??= new Promise<X86VpStatus | undefined>((resolve) => {
       const timer = setTimeout(() => void this.worker.terminate(), 5000);
       this.stopReport = (r) => {
         clearTimeout(timer);

@@ -2,13 +2,16 @@
  * An x86 VM's VP thread: v86 runs the processor here, and the devices the root partition
  * provides for this VP kind sit on the same thread behind the VP's port map, so a port access is a
  * function call, as an exit handled in the hypervisor's own context would be. Today that is COM1,
- * our 16550, on IRQ 4 of v86's interrupt controllers.
+ * our 16550, on IRQ 4 of v86's interrupt controllers, and the hypercall trap port.
  */
 import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
+import { preparedV86 } from '../../hypervisor/x86/prepared-v86.ts';
+import { X86Enlightenments } from '../../hypervisor/x86/x86-enlightenments.ts';
 import { X86Vp } from '../../hypervisor/x86/x86-vp.ts';
 import { Uart16550 } from '../devices/uart/uart16550.ts';
-import type { FromX86Vp, ToX86Vp, X86VmThreadData } from './x86-vm-messages.ts';
+import type { FromX86Vp, ToX86Vp, X86VmThreadData, X86VpStatus } from './x86-vm-messages.ts';
 
 const COM1_BASE = 0x3f8;
 const COM1_IRQ = 4;
@@ -40,7 +43,31 @@ class ConsoleBatch {
   }
 }
 
+const hex = (v: bigint) => `0x${v.toString(16)}`;
+
+function status(vp: X86Vp, hv: X86Enlightenments | undefined): X86VpStatus {
+  let page = '';
+  if (hv && (hv.hypercallMsr & 1n) !== 0n) {
+    const gpa = Number(hv.hypercallMsr >> 12n) * 4096;
+    page = Buffer.from(vp.guestMemory.subarray(gpa, gpa + 8)).toString('hex');
+  }
+  return {
+    instructions: vp.instructions,
+    hostPortAccesses: vp.ports.counters.hostPortAccesses,
+    enlightened: hv !== undefined,
+    cpuid: hv?.counters.cpuid ?? 0,
+    rdmsr: hv?.counters.rdmsr ?? 0,
+    wrmsr: hv?.counters.wrmsr ?? 0,
+    hypercalls: hv?.counters.hypercalls ?? 0,
+    guestOsId: hex(hv?.guestOsId ?? 0n),
+    hypercallMsr: hex(hv?.hypercallMsr ?? 0n),
+    hypercallPage: page,
+  };
+}
+
 async function main(): Promise<void> {
+  const t0 = performance.now();
+  let hv: X86Enlightenments | undefined;
   const vp = await X86Vp.create({
     memoryBytes: data.memoryBytes,
     bios: readFileSync(data.bios),
@@ -48,7 +75,17 @@ async function main(): Promise<void> {
     kernel: readFileSync(data.kernel),
     ...(data.initrd ? { initrd: readFileSync(data.initrd) } : {}),
     cmdline: data.cmdline,
+    ...(data.enlightened
+      ? {
+          wasm: preparedV86().bytes,
+          imports: (self) => {
+            hv = new X86Enlightenments(self, { referenceTime: () => (performance.now() - t0) * 1e4 });
+            return hv.imports();
+          },
+        }
+      : {}),
   });
+  hv?.attach();
   const consoleOut = new ConsoleBatch();
   const com1 = new Uart16550({
     name: 'com1',
@@ -59,10 +96,11 @@ async function main(): Promise<void> {
   vp.ports.attach(com1);
   port.on('message', (m: ToX86Vp) => {
     if (m.type === 'input') com1.receive(m.bytes);
+    else if (m.type === 'status') post({ type: 'status', status: status(vp, hv) });
     else if (m.type === 'stop') {
       void vp.destroy().then(() => {
         consoleOut.flush();
-        post({ type: 'stopped', instructions: vp.instructions, hostPortAccesses: vp.ports.counters.hostPortAccesses });
+        post({ type: 'stopped', status: status(vp, hv) });
         port.close();
       });
     }
