@@ -4,17 +4,21 @@
  * busybox initramfs (`busybox-static:i386`) with a small /init. Nothing binary is committed: the
  * packages come from the machine's apt sources (.ci/run adds the i386 architecture) and are
  * cached in build/linux-guest/debs.
- * Usage: tsx scripts/build-linux-guest.ts   (exit 0 and a manifest on success; exit 2 with the
- * reason in build/linux-guest/unavailable.txt when the packages cannot be fetched)
+ * It also prepares v86.wasm for the x86 VP kind (hypervisor/x86/prepared-v86.ts) so the first
+ * start does not pay the rewrite.
+ * Usage: tsx scripts/build-linux-guest.ts [--force] [--optional]   (exit 0 and a manifest on
+ * success; when the packages cannot be fetched, the reason in build/linux-guest/unavailable.txt
+ * and exit 2, or 0 with --optional, as `npm run build` uses it)
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { cpioNewc, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, type CpioEntry } from './linux-guest/cpio-newc.ts';
 import { moduleLoadOrder } from './linux-guest/module-deps.ts';
 import { INIT_SCRIPT, BUSYBOX_LINKS } from './linux-guest/init-script.ts';
-import { LINUX_GUEST_DIR, LINUX_GUEST_MODULES, type LinuxGuestManifest } from '../hypervisor/x86/linux-guest-files.ts';
+import { preparedV86 } from '../hypervisor/x86/prepared-v86.ts';
+import { LINUX_GUEST_DIR, LINUX_GUEST_MODULES, type LinuxGuestManifest } from '../root-partition/x86/linux-guest-files.ts';
 
 const debs = join(LINUX_GUEST_DIR, 'debs');
 const root = join(LINUX_GUEST_DIR, 'root');
@@ -66,17 +70,35 @@ function buildInitramfs(kernelVersion: string): { bytes: Uint8Array; modules: st
   return { bytes: gzipSync(cpioNewc(entries), { level: 6 }), modules: order.map((m) => m.name) };
 }
 
-function main(): void {
+/** The manifest is newer than every package and every input of the initramfs. */
+function upToDate(): boolean {
+  const manifest = join(LINUX_GUEST_DIR, 'manifest.json');
+  if (!existsSync(manifest)) return false;
+  const built = statSync(manifest).mtimeMs;
+  const inputs = [
+    ...readdirSync(debs).map((f) => join(debs, f)),
+    ...readdirSync(join(import.meta.dirname, 'linux-guest')).map((f) => join(import.meta.dirname, 'linux-guest', f)),
+    import.meta.filename,
+  ];
+  return inputs.every((f) => statSync(f).mtimeMs < built);
+}
+
+async function main(): Promise<void> {
   mkdirSync(LINUX_GUEST_DIR, { recursive: true });
   const unavailable = join(LINUX_GUEST_DIR, 'unavailable.txt');
   try {
     fetchPackages();
   } catch (e) {
     writeFileSync(unavailable, `the Debian packages could not be fetched: ${(e as Error).message}\n`);
-    console.error(readFileSync(unavailable, 'utf8'));
-    process.exit(2);
+    console.error(`linux guest: ${readFileSync(unavailable, 'utf8').trim()}`);
+    process.exit(process.argv.includes('--optional') ? 0 : 2);
   }
   rmSync(unavailable, { force: true });
+  const v86 = await preparedV86();
+  if (!process.argv.includes('--force') && upToDate()) {
+    console.log(`linux guest: up to date${v86.cached ? '' : ' (v86.wasm prepared)'}`);
+    return;
+  }
   extract();
   const kernelVersion = readdirSync(join(root, 'lib', 'modules'))[0];
   const initramfs = buildInitramfs(kernelVersion);
@@ -94,4 +116,4 @@ function main(): void {
   console.log(`linux guest: kernel ${kernelVersion}, initramfs ${initramfs.bytes.length} bytes, modules ${initramfs.modules.join(' ')}`);
 }
 
-main();
+await main();

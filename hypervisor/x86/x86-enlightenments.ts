@@ -16,8 +16,8 @@ import { HvStatus } from '../../abi/hv-status.ts';
 import { decodeControl } from '../hypercall/control-word.ts';
 import { hypervisorCpuid } from '../vp/cpuid.ts';
 import { Reg } from './v86-internals.ts';
-import type { V86HookName } from './v86-hyperv-rewrite.ts';
-import { V86_HOOK_MODULE } from './v86-hyperv-rewrite.ts';
+import type { V86HookName } from './v86-hook-abi.ts';
+import { V86_HOOK_MODULE } from './v86-hook-abi.ts';
 import type { X86Vp } from './x86-vp.ts';
 
 /** A port nothing on a PC decodes, and v86 leaves empty; the hypercall page's OUT targets it. */

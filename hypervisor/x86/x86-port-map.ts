@@ -43,6 +43,21 @@ export class X86PortMap {
     }
   }
 
+  /**
+   * Observes writes of `size` bytes to a port that stays v86's (v86's handler runs first). For
+   * events v86 models but does not report, e.g. the ACPI sleep request.
+   */
+  tapWrite(port: number, size: X86AccessSize, fn: (value: number) => void): void {
+    if (this.owners.has(port)) throw new Error(`port 0x${port.toString(16)} belongs to ${this.owners.get(port)}: tap the device instead`);
+    const entry = this.cpu.io.ports[port]!;
+    const key = size === 1 ? 'write8' : size === 2 ? 'write16' : 'write32';
+    const inner = entry[key].bind(entry.device ?? entry);
+    entry[key] = (value: number) => {
+      inner(value);
+      fn(value);
+    };
+  }
+
   owner(port: number): string | undefined {
     return this.owners.get(port);
   }

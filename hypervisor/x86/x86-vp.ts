@@ -21,7 +21,7 @@ export interface X86VpOptions {
   initrd?: Uint8Array;
   cmdline: string;
   /** The v86.wasm to run (e.g. one prepared with the Hyper-V hooks); default the package's own. */
-  wasm?: Uint8Array;
+  wasm?: Uint8Array | WebAssembly.Module;
   /** Extra Wasm imports for a prepared v86.wasm, by module name; they may use the VP once it exists. */
   imports?: (vp: () => X86Vp) => WebAssembly.Imports;
 }
@@ -62,7 +62,7 @@ export class X86Vp {
     });
     const emulator = new V86({
       wasm_fn: async (env: WebAssembly.Imports) => {
-        const module = await WebAssembly.compile(wasm as Uint8Array<ArrayBuffer>);
+        const module = wasm instanceof WebAssembly.Module ? wasm : await WebAssembly.compile(wasm as Uint8Array<ArrayBuffer>);
         return (await WebAssembly.instantiate(module, { ...env, ...extra })).exports;
       },
       memory_size: opts.memoryBytes,

@@ -2,7 +2,7 @@
  * The built-in Linux guest (scripts/build-linux-guest.ts) as an x86 VM: Debian's unmodified i686
  * kernel with a busybox initramfs, its console on COM1.
  */
-import { loadLinuxGuest } from '../../hypervisor/x86/linux-guest-files.ts';
+import { loadLinuxGuest } from './linux-guest-files.ts';
 import { X86Vm } from './x86-vm.ts';
 
 /**

@@ -32,5 +32,6 @@ export type FromX86Vp =
   | { type: 'started' }
   | { type: 'console'; bytes: Uint8Array }
   | { type: 'status'; status: X86VpStatus }
-  | { type: 'stopped'; status: X86VpStatus }
+  /** The VP ended: the owner asked (`stop`) or the guest powered off through ACPI (`poweroff`). */
+  | { type: 'stopped'; reason: 'stop' | 'poweroff'; status: X86VpStatus }
   | { type: 'error'; message: string };

@@ -15,6 +15,12 @@ import type { FromX86Vp, ToX86Vp, X86VmThreadData, X86VpStatus } from './x86-vm-
 
 const COM1_BASE = 0x3f8;
 const COM1_IRQ = 4;
+/**
+ * PM1a_CNT of v86's PIIX4 power management (PM base 0xB000 in SeaBIOS's FADT): SLP_EN (bit 13)
+ * with SLP_TYP (12:10) 0, the \\_S5 value of SeaBIOS's DSDT, is the guest powering off (ACPI 6.4 §4.8.3.2.1).
+ */
+const PM1A_CNT = 0xb004;
+const SLP_EN = 1 << 13;
 
 const data = workerData as X86VmThreadData;
 const port = parentPort!;
@@ -68,6 +74,7 @@ function status(vp: X86Vp, hv: X86Enlightenments | undefined): X86VpStatus {
 async function main(): Promise<void> {
   const t0 = performance.now();
   let hv: X86Enlightenments | undefined;
+  const prepared = data.enlightened ? (await preparedV86()).module : undefined;
   const vp = await X86Vp.create({
     memoryBytes: data.memoryBytes,
     bios: readFileSync(data.bios),
@@ -75,9 +82,9 @@ async function main(): Promise<void> {
     kernel: readFileSync(data.kernel),
     ...(data.initrd ? { initrd: readFileSync(data.initrd) } : {}),
     cmdline: data.cmdline,
-    ...(data.enlightened
+    ...(prepared
       ? {
-          wasm: preparedV86().bytes,
+          wasm: prepared,
           imports: (self) => {
             hv = new X86Enlightenments(self, { referenceTime: () => (performance.now() - t0) * 1e4 });
             return hv.imports();
@@ -94,16 +101,23 @@ async function main(): Promise<void> {
     sink: (bytes) => consoleOut.add(bytes),
   });
   vp.ports.attach(com1);
+  let stopping = false;
+  const stop = (reason: 'stop' | 'poweroff') => {
+    if (stopping) return;
+    stopping = true;
+    void vp.destroy().then(() => {
+      consoleOut.flush();
+      post({ type: 'stopped', reason, status: status(vp, hv) });
+      port.close();
+    });
+  };
+  vp.ports.tapWrite(PM1A_CNT, 2, (v) => {
+    if ((v & SLP_EN) !== 0 && ((v >> 10) & 7) === 0) stop('poweroff');
+  });
   port.on('message', (m: ToX86Vp) => {
     if (m.type === 'input') com1.receive(m.bytes);
     else if (m.type === 'status') post({ type: 'status', status: status(vp, hv) });
-    else if (m.type === 'stop') {
-      void vp.destroy().then(() => {
-        consoleOut.flush();
-        post({ type: 'stopped', status: status(vp, hv) });
-        port.close();
-      });
-    }
+    else if (m.type === 'stop') stop('stop');
   });
   vp.start();
   post({ type: 'started' });

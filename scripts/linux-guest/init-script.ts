@@ -1,13 +1,14 @@
 /**
- * The initramfs's /init: mounts the kernel file systems, loads the Hyper-V and disk modules in
- * dependency order (a module whose device is absent loads and waits, as on Hyper-V), prints a
- * marker the host waits for, and gives a shell on the console.
+ * The initramfs's /init: mounts the kernel file systems, prints a marker the host waits for, and
+ * gives a shell on the console. The Hyper-V and disk modules are in /lib/modules with their
+ * dependency order in /lib/modules/load-order, loaded by hand for now: without a VMBus device
+ * hv_vmbus waits 5 s for one and gives up (drivers/hv/vmbus_drv.c, hv_acpi_init), and every
+ * module costs boot time on an emulated CPU.
  */
 export const INIT_SCRIPT = `#!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-for m in $(cat /lib/modules/load-order); do insmod /lib/modules/$m.ko || echo "insmod $m failed"; done
 echo "tsvisor-linux: init done"
 export PS1='~ # '
 exec setsid cttyhack sh
