@@ -4,7 +4,9 @@
  * command parses with.
  */
 import { Command } from 'commander';
-import { runGuestImage } from './run-command.ts';
+import { parseSize, runGuestImage } from './run-command.ts';
+import { runLinuxGuest } from './run-linux-command.ts';
+import { LINUX_GUEST_DEFAULT_MEMORY } from '../x86/linux-guest-vm.ts';
 import { registerVmmsCommands } from '../vmms/cli-commands.ts';
 import { registerSdkCommands } from './sdk-command.ts';
 import { registerManagementCommands } from './management-commands.ts';
@@ -32,7 +34,7 @@ export function buildProgram(): Command {
   program
     .command('run')
     .description('boot a guest image in a throwaway child partition and stream its console')
-    .argument('<image>', 'a guest image (.wasm), or the name of a built-in guest such as "hello"')
+    .argument('<image>', 'a guest image (.wasm), the name of a built-in guest such as "hello", or "linux" (Debian\'s kernel on the x86 VP kind)')
     .option('-m, --memory <size>', 'guest memory', '64M')
     .option('--vps <count>', 'virtual processors', '1')
     .option('--cmdline <text>', 'kernel command line in the boot-information block', '')
@@ -42,7 +44,17 @@ export function buildProgram(): Command {
     .option('--scsi <file>', 'a raw disk image as the next LUN of a synthetic SCSI controller on VMBus, offered with the integration services (repeatable)', (file: string, prev: string[]) => [...prev, file], [] as string[])
     .option('--vsp <module>', 'your own VSP (a child-SDK module, file.ts or file.ts#ExportedClass) offered on VMBus with the integration services (repeatable)', (m: string, prev: string[]) => [...prev, m], [] as string[])
     .option('--json', 'the guest console goes to stderr; stdout gets one JSON object with how each VP ended')
-    .action(async (image: string, opts) => {
+    .option('--no-enlightenments', 'linux only: v86\'s own CPU, without the Hyper-V CPUID leaves, MSRs and hypercall page')
+    .action(async (image: string, opts, cmd: Command) => {
+      if (image === 'linux' && !existsSync(image)) {
+        for (const o of ['disk', 'scsi', 'vsp'] as const) {
+          if (opts[o].length > 0) throw new CommandFailure('RUN', 6, `--${o} is not available for the Linux guest yet (see docs/linux-guest.md)`);
+        }
+        if (opts.vps !== '1' || opts.json || opts.spin !== undefined) throw new CommandFailure('RUN', 6, 'the Linux guest runs on one x86 VP; --vps, --spin and --json do not apply');
+        const memoryBytes = cmd.getOptionValueSource('memory') === 'default' ? LINUX_GUEST_DEFAULT_MEMORY : parseSize(opts.memory);
+        process.exitCode = await runLinuxGuest({ memoryBytes, cmdline: opts.cmdline, counters: opts.counters, noEnlightenments: opts.enlightenments === false });
+        return;
+      }
       wholeNumber('--vps', opts.vps, 1, MAX_VPS);
       let path = image;
       await buildHost();

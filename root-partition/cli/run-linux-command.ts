@@ -1,0 +1,49 @@
+/**
+ * `tsvisor run linux`: boots the built-in Linux guest (Debian's unmodified i686 kernel with a
+ * busybox initramfs, scripts/build-linux-guest.ts) on the x86 VP kind, streams COM1 to stdout and
+ * stdin to COM1. Ends when the guest powers off (`poweroff` in its shell) or when the user
+ * interrupts (the VM is turned off); with --counters, the VP's counters and enlightenment state
+ * go to stderr.
+ */
+import { startLinuxGuest } from '../x86/linux-guest-vm.ts';
+import type { X86VmEnd } from '../x86/x86-vm.ts';
+import { CommandFailure } from './management-session.ts';
+
+export interface RunLinuxOptions {
+  memoryBytes: number;
+  cmdline: string;
+  counters?: boolean;
+  /** Run v86's own CPU, without the Hyper-V enlightenments. */
+  noEnlightenments?: boolean;
+}
+
+export async function runLinuxGuest(opts: RunLinuxOptions): Promise<number> {
+  if (opts.memoryBytes < 32 * 2 ** 20 || opts.memoryBytes > 2 * 2 ** 30) {
+    throw new CommandFailure('RUN', 6, 'the Linux guest needs between 32M and 2G of memory');
+  }
+  let vm;
+  try {
+    vm = startLinuxGuest({ memoryBytes: opts.memoryBytes, cmdline: opts.cmdline, enlightened: !opts.noEnlightenments });
+  } catch (e) {
+    throw new CommandFailure('RUN', 6, (e as Error).message);
+  }
+  vm.on('console', (bytes) => process.stdout.write(bytes));
+  vm.on('error', () => undefined); // kept in vm.error, reported below
+  const onInput = (chunk: Buffer) => vm.input(chunk);
+  process.stdin.on('data', onInput);
+  let interrupted = false;
+  const onSigint = () => {
+    interrupted = true;
+    void vm.stop();
+  };
+  process.once('SIGINT', onSigint);
+  const end: X86VmEnd = await vm.whenEnded();
+  process.off('SIGINT', onSigint);
+  process.stdin.off('data', onInput);
+  process.stdin.destroy();
+  if (end.reason === 'poweroff') process.stderr.write('[tsvisor] VP 0: the guest powered off\n');
+  else if (interrupted) process.stderr.write('[tsvisor] interrupted: the Linux VM was turned off\n');
+  if (vm.error) process.stderr.write(`[tsvisor] ${vm.error.message}\n`);
+  if (opts.counters && end.status) process.stderr.write(`[tsvisor] VP 0 counters ${JSON.stringify(end.status)}\n`);
+  return vm.error ? 1 : 0;
+}

@@ -1,0 +1,28 @@
+/**
+ * Where the Linux guest's files are built (scripts/build-linux-guest.ts) and what they are.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const LINUX_GUEST_DIR = join(import.meta.dirname, '..', '..', 'build', 'linux-guest');
+
+/** Modules the initramfs loads, with their dependencies resolved at build time. */
+export const LINUX_GUEST_MODULES = ['hv_vmbus', 'hv_utils', 'hv_storvsc', 'sd_mod', 'ata_piix'] as const;
+
+export interface LinuxGuestManifest {
+  kernelVersion: string;
+  bios: string;
+  vgaBios: string;
+  kernel: string;
+  initramfs: string;
+  modules: string[];
+}
+
+/** The built guest, or the reason it is not there (the packages could not be fetched, or the build step was not run). */
+export function loadLinuxGuest(): { manifest: LinuxGuestManifest } | { unavailable: string } {
+  const m = join(LINUX_GUEST_DIR, 'manifest.json');
+  if (existsSync(m)) return { manifest: JSON.parse(readFileSync(m, 'utf8')) as LinuxGuestManifest };
+  const u = join(LINUX_GUEST_DIR, 'unavailable.txt');
+  if (existsSync(u)) return { unavailable: readFileSync(u, 'utf8').trim() };
+  return { unavailable: 'build/linux-guest is not built: run `tsx scripts/build-linux-guest.ts`' };
+}
