@@ -75,7 +75,7 @@ async function end(p: Pair): Promise<void> {
 }
 
 /** `migrateOut` with the destination's side wired as `destination` says. */
-function run(p: Pair, o: Partial<MigrateOutOptions> = {}, destination = (p: Pair) => p.dst.bootFromMigration((m, h) => receiveMigration(p.into, m, h), () => commitMigration(p.into, 10_000), () => reportRunning(p.into))) {
+function run(p: Pair, o: Partial<MigrateOutOptions> = {}, destination = (p: Pair) => p.dst.bootFromMigration((m, h) => receiveMigration(p.into, m, h), (timing) => commitMigration(p.into, timing, 10_000), () => reportRunning(p.into))) {
   const arrived = destination(p).then(() => 'running', (e: Error) => e.message);
   const moved = migrateOut(p.src, p.out, { hello: {}, ...o, tuning: { replyTimeoutMs: 10_000, ...o.tuning } });
   return { arrived, moved };
@@ -94,6 +94,10 @@ describe('pre-copy', () => {
       expect(summary.pagesPerRound.length).toBeGreaterThanOrEqual(3);
       expect(summary.pagesPerRound.slice(1).some((n) => n > 0)).toBe(true);
       expect(p.dst.state).toBe('running');
+      // The destination's VP threads were started and had instantiated the image before the
+      // state came: the pause only rewound them.
+      expect(summary.destination).toMatchObject({ vpThreadsStartedInPause: 0 });
+      expect(Object.keys(summary.capture).sort()).toEqual(['captureVpsMs', 'pauseMs', 'saveDevicesMs', 'stopDevicesMs']);
       await keepsItsData(p);
       // The guest saw the pause as time passing (its reference time moved on by it), never going back.
       const gaps = [...p.text().matchAll(/maxgap-us=(\d+)/g)].map((m) => Number(m[1]) / 1000);
