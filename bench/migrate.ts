@@ -43,7 +43,7 @@ export interface MigrateRow {
   /** captureMs split: parking the VPs, saving the devices, capturing the VPs, stopping the device thread. */
   capture: { pauseMs: number; saveDevicesMs: number; captureVpsMs: number; stopDevicesMs: number } | null;
   /** restoreMs as the destination split it: waiting for its prestarted VP threads, rewinding the VPs, starting the devices; the rest is the stream's tail and READY's trip. */
-  destination: { prestartWaitMs: number; continueVpsMs: number; startDevicesMs: number; vpThreadsStartedInPause: number } | null;
+  destination: { prestartWaitMs: number; continueVpsMs: number; startDevicesMs: number; vpThreadsStartedInPause: number; deviceThreadLoadedInPause: boolean } | null;
   preCopyMBs: number;
   ofTcpLimit: number;
 }
@@ -190,7 +190,7 @@ export function formatMigrateBench(r: MigrateReport): string {
   }
   lines.push('', 'downtime parts (ms): capture (pause, devices, VPs) · final pages and state · destination restore to READY · GO to RUNNING');
   for (const x of r.rows) lines.push(`  ${x.scenario.padEnd(20)} ${f(x.captureMs)} · ${f(x.finalSendMs)} · ${f(x.restoreMs)} · ${f(x.commitMs)}`);
-  lines.push('', 'capture (ms): pause VPs · save devices · capture VPs · stop device thread;  destination restore (ms): wait for prestarted VP threads · rewind VPs · start devices');
+  lines.push('', 'capture (ms): pause VPs · save devices · capture VPs · stop device thread;  destination restore (ms): wait for prestarted VP and device threads · rewind VPs · build and restore devices');
   for (const x of r.rows) {
     const c = x.capture;
     const d = x.destination;

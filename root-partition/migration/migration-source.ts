@@ -234,7 +234,7 @@ function readyTiming(f: Frame): RestoreTiming | null {
     return null;
   }
   const ms = (k: string) => (typeof v?.[k] === 'number' && Number.isFinite(v[k]) ? (v[k] as number) : 0);
-  return { prestartWaitMs: ms('prestartWaitMs'), continueVpsMs: ms('continueVpsMs'), startDevicesMs: ms('startDevicesMs'), vpThreadsStartedInPause: ms('vpThreadsStartedInPause') };
+  return { prestartWaitMs: ms('prestartWaitMs'), continueVpsMs: ms('continueVpsMs'), startDevicesMs: ms('startDevicesMs'), vpThreadsStartedInPause: ms('vpThreadsStartedInPause'), deviceThreadLoadedInPause: v.deviceThreadLoadedInPause === true };
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

@@ -19,7 +19,7 @@ import type { DeviceStateRecord } from '../devices/device-state.ts';
 import type { Logger } from '../vmms/log.ts';
 import type { VmDeviceConfig } from './device-config.ts';
 import type { DeviceReplies } from './device-requests.ts';
-import { DeviceThread } from './device-thread.ts';
+import { DeviceThread, type DeviceThreadOptions, type PreparedDeviceThread } from './device-thread.ts';
 import { HeartbeatStatus } from '../vsp/ic/heartbeat-vsp.ts';
 import { capturePartition, restorePartition, SnapshotError } from './partition-snapshot.ts';
 import { executionToRecord } from './vp-execution-record.ts';
@@ -61,14 +61,16 @@ export interface CapturedVm {
 
 /** Where an arriving VM's restore went (ms), after its state came in. */
 export interface RestoreTiming {
-  /** Waiting for the prestarted VP threads (0 when they were ready before the state). */
+  /** Waiting for the prestarted VP and device threads (0 when they were ready before the state). */
   prestartWaitMs: number;
   /** Partition state written and every VP rewound and parked. */
   continueVpsMs: number;
-  /** The device thread started and its devices restored. */
+  /** The devices built (the disks opened) and restored on the prestarted device thread. */
   startDevicesMs: number;
   /** VP threads started after the state came in (0: every VP continued on a prestarted thread). */
   vpThreadsStartedInPause: number;
+  /** The device thread's code was still loading when the state came in. */
+  deviceThreadLoadedInPause: boolean;
 }
 
 export const DEFAULT_PAUSE_TIMEOUT_MS = 5000;
@@ -177,7 +179,7 @@ export class VmWorker extends EventEmitter {
    * the state; every VP rewinds and parks, then the devices start from their records. The
    * partition is left paused. On a failure the partition is gone and the error is thrown.
    */
-  private async restoreInto(p: Partition, read: (memory: Uint8Array) => RestorableState | Promise<RestorableState>, timing?: RestoreTiming): Promise<RestorableState> {
+  private async restoreInto(p: Partition, read: (memory: Uint8Array) => RestorableState | Promise<RestorableState>, timing?: RestoreTiming, devices?: Promise<PreparedDeviceThread | Error>): Promise<RestorableState> {
     let saved: RestorableState;
     try {
       saved = await read(p.mem.u8);
@@ -194,13 +196,14 @@ export class VmWorker extends EventEmitter {
         timing.vpThreadsStartedInPause = p.threadsStarted - threads;
       }
     } catch (e) {
+      await devices?.then((d) => (d instanceof Error ? undefined : d.discard()));
       await p.stop();
       await this.hv.deletePartition(p.id);
       this.partition = null;
       throw e;
     }
     const t1 = performance.now();
-    await this.startDevices(p, saved.devices);
+    await this.startDevices(p, saved.devices, devices);
     if (timing) timing.startDevicesMs = performance.now() - t1;
     return saved;
   }
@@ -219,15 +222,21 @@ export class VmWorker extends EventEmitter {
     // The VP threads start and instantiate the image while memory arrives, so the switch-over
     // only hands each its captured stack (Partition.prestartVps).
     const prestarted = p.prestartVps(this.pauseTimeoutMs * 6).then(() => null, (e: Error) => e);
-    const timing: RestoreTiming = { prestartWaitMs: 0, continueVpsMs: 0, startDevicesMs: 0, vpThreadsStartedInPause: 0 };
+    // So does the device thread (its code loaded); it builds the devices, opening the disks the
+    // source lets go at its pause, only once the state is here.
+    let devicesLoaded = false;
+    const devices = DeviceThread.prestart(p, this.deviceThreadOptions()).then((d) => { devicesLoaded = true; return d; }, (e: Error) => e);
+    const timing: RestoreTiming = { prestartWaitMs: 0, continueVpsMs: 0, startDevicesMs: 0, vpThreadsStartedInPause: 0, deviceThreadLoadedInPause: false };
     const saved: RestorableState & { blackoutMs?: () => number } = await this.restoreInto(p, async (memory) => {
       const state = await receive(memory, this.configurationHash());
       const t0 = performance.now();
+      timing.deviceThreadLoadedInPause = !devicesLoaded;
+      await devices;
       const failed = await prestarted;
       timing.prestartWaitMs = performance.now() - t0;
       if (failed) throw failed;
       return state;
-    }, timing);
+    }, timing, devices);
     try {
       await commit(timing);
     } catch (e) {
@@ -358,35 +367,44 @@ export class VmWorker extends EventEmitter {
    * disks (a bad one fails the boot here, naming the file), restores the chipset's records when
    * given, and serves the partition's intercepts and VMBus from then on.
    */
-  private async startDevices(p: Partition, restore?: DeviceStateRecordList): Promise<void> {
+  private async startDevices(p: Partition, restore?: DeviceStateRecordList, prepared?: Promise<PreparedDeviceThread | Error>): Promise<void> {
     try {
-      this.devices = await DeviceThread.start(p, {
-        devices: this.launch.devices ?? {},
-        ...(restore ? { restore } : {}),
-        console: (bytes, dropped) => {
-          this.consoleBytes += bytes.length;
-          this.consoleDroppedBytes = dropped;
-          this.emit('console', Uint8Array.from(bytes));
-        },
-        kvp: (items) => this.emit('kvp', items),
-        heartbeat: (status) => {
-          this.deviceHeartbeat = status;
-          this.emitHeartbeat();
-        },
-        log: (m, suppressed) => {
-          this.guestLogSuppressed = suppressed;
-          this.log.warn(`devices: ${m}`);
-        },
-        onFailure: (reason) => {
-          this.log.error(reason);
-          this.emit('device-failure', reason);
-        },
-      });
+      if (prepared) {
+        const d = await prepared;
+        if (d instanceof Error) throw d;
+        this.devices = await d.begin(restore);
+      } else {
+        this.devices = await DeviceThread.start(p, { ...this.deviceThreadOptions(), ...(restore ? { restore } : {}) });
+      }
     } catch (e) {
       await this.hv.deletePartition(p.id);
       this.partition = null;
       throw e;
     }
+  }
+
+  private deviceThreadOptions(): DeviceThreadOptions {
+    return {
+      devices: this.launch.devices ?? {},
+      console: (bytes, dropped) => {
+        this.consoleBytes += bytes.length;
+        this.consoleDroppedBytes = dropped;
+        this.emit('console', Uint8Array.from(bytes));
+      },
+      kvp: (items) => this.emit('kvp', items),
+      heartbeat: (status) => {
+        this.deviceHeartbeat = status;
+        this.emitHeartbeat();
+      },
+      log: (m, suppressed) => {
+        this.guestLogSuppressed = suppressed;
+        this.log.warn(`devices: ${m}`);
+      },
+      onFailure: (reason) => {
+        this.log.error(reason);
+        this.emit('device-failure', reason);
+      },
+    };
   }
 
   private async stopDevices(): Promise<void> {
