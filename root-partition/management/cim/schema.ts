@@ -9,6 +9,7 @@ import { CimError } from './errors.ts';
 import { CimInstance, type CimPropertyValue } from './instance.ts';
 import { MsvmAssociations } from './msvm-associations.ts';
 import { MsvmClasses } from './msvm-classes.ts';
+import { MsvmMigrationClasses } from './msvm-migration-classes.ts';
 import { MsvmSwitchClasses } from './msvm-switch-classes.ts';
 import type { CimKeyBinding, CimKeyValue, CimObjectPath } from './object-path.ts';
 import { isObjectPath } from './object-path.ts';
@@ -216,5 +217,5 @@ function orderKeys(decl: CimClassDecl, parent: CimClass | undefined, keys: Resol
 
 /** The root/virtualization/v2 schema: CIM parents, Msvm classes and associations. */
 export function createVirtualizationSchema(): CimSchema {
-  return new CimSchema([...CimBaseClasses, ...MsvmClasses, ...MsvmSwitchClasses, ...MsvmAssociations]);
+  return new CimSchema([...CimBaseClasses, ...MsvmClasses, ...MsvmSwitchClasses, ...MsvmMigrationClasses, ...MsvmAssociations]);
 }
