@@ -299,6 +299,7 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
   private dropPrestarted(): void {
     for (const [vp, w] of this.prestarted) {
       w.removeAllListeners();
+      w.on('error', () => {});
       if (this.workers.get(vp) === w) this.workers.delete(vp);
       if (--this.running === 0) for (const r of this.idleResolvers.splice(0)) r();
       void w.terminate();
