@@ -44,8 +44,8 @@ async function socketPair(): Promise<[Socket, Socket]> {
 interface Pair { src: VmWorker; dst: VmWorker; text: () => string; out: MigrationChannel; into: MigrationChannel }
 
 /** A running memory-writer source and an empty destination, joined by a socket. */
-async function pair(cmdline: string): Promise<Pair> {
-  const launch: WorkerLaunch = { dataDir: dir, vmId: '00000000-0000-4000-8000-0000000000e1', name: 'pre', memoryBytes: 16 * MiB, vpCount: 1, imagePath: image, cmdline };
+async function pair(cmdline: string, vpCount = 1): Promise<Pair> {
+  const launch: WorkerLaunch = { dataDir: dir, vmId: '00000000-0000-4000-8000-0000000000e1', name: 'pre', memoryBytes: 16 * MiB, vpCount, imagePath: image, cmdline };
   let text = '';
   const src = new VmWorker(launch, log);
   const dst = new VmWorker(launch, log);
@@ -103,6 +103,23 @@ describe('pre-copy', () => {
       const gaps = [...p.text().matchAll(/maxgap-us=(\d+)/g)].map((m) => Number(m[1]) / 1000);
       expect(Math.max(...gaps)).toBeGreaterThanOrEqual(summary.downtimeMs * 0.5);
       expect(p.text()).not.toMatch(/TIME-WENT-BACK/);
+    } finally {
+      await end(p);
+    }
+  });
+});
+
+describe('prestarted VP threads', () => {
+  it('a second VP the guest never started stays not started on the destination (its prestarted thread is dropped)', { timeout: 60_000 }, async () => {
+    const p = await pair('mib=2 rate=16', 2);
+    try {
+      const { arrived, moved } = run(p);
+      const summary = await moved;
+      expect(await arrived).toBe('running');
+      await p.src.turnOff();
+      expect(summary.destination).toMatchObject({ vpThreadsStartedInPause: 0 });
+      expect(summary.destination!.continueVpsMs).toBeLessThan(5000);
+      await keepsItsData(p);
     } finally {
       await end(p);
     }
