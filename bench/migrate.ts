@@ -40,6 +40,10 @@ export interface MigrateRow {
   finalSendMs: number;
   restoreMs: number;
   commitMs: number;
+  /** captureMs split: parking the VPs, saving the devices, capturing the VPs, stopping the device thread. */
+  capture: { pauseMs: number; saveDevicesMs: number; captureVpsMs: number; stopDevicesMs: number } | null;
+  /** restoreMs as the destination split it: waiting for its prestarted VP threads, rewinding the VPs, starting the devices; the rest is the stream's tail and READY's trip. */
+  destination: { prestartWaitMs: number; continueVpsMs: number; startDevicesMs: number; vpThreadsStartedInPause: number; deviceThreadLoadedInPause: boolean } | null;
   preCopyMBs: number;
   ofTcpLimit: number;
 }
@@ -128,6 +132,7 @@ async function migrateOnce(a: Host, b: Host, s: Scenario): Promise<MigrateRow> {
       scenario: s.name, totalMs: m.totalMs as number, bytesSent: m.bytesSent as number, rounds: m.rounds as number, pagesPerRound: m.pagesPerRound as number[],
       stopReason: m.stopReason as string, downtimeHostMs: m.downtimeMs as number, downtimeGuestMs: gaps.length ? Math.max(...gaps) : null,
       captureMs: m.captureMs as number, finalSendMs: m.finalSendMs as number, restoreMs: m.restoreMs as number, commitMs: m.commitMs as number,
+      capture: (m.capture as unknown as MigrateRow['capture']) ?? null, destination: (m.destination as unknown as MigrateRow['destination']) ?? null,
       preCopyMBs: (m.preCopyBytesPerSecond as number) / 1e6, ofTcpLimit: 0,
     };
   } finally {
@@ -185,6 +190,12 @@ export function formatMigrateBench(r: MigrateReport): string {
   }
   lines.push('', 'downtime parts (ms): capture (pause, devices, VPs) · final pages and state · destination restore to READY · GO to RUNNING');
   for (const x of r.rows) lines.push(`  ${x.scenario.padEnd(20)} ${f(x.captureMs)} · ${f(x.finalSendMs)} · ${f(x.restoreMs)} · ${f(x.commitMs)}`);
+  lines.push('', 'capture (ms): pause VPs · save devices · capture VPs · stop device thread;  destination restore (ms): wait for prestarted VP and device threads · rewind VPs · build and restore devices');
+  for (const x of r.rows) {
+    const c = x.capture;
+    const d = x.destination;
+    lines.push(`  ${x.scenario.padEnd(20)} ${c ? `${f(c.pauseMs)} · ${f(c.saveDevicesMs)} · ${f(c.captureVpsMs)} · ${f(c.stopDevicesMs)}` : '-'};  ${d ? `${f(d.prestartWaitMs)} · ${f(d.continueVpsMs)} · ${f(d.startDevicesMs)}` : '-'}`);
+  }
   lines.push('', `dirty-page detection, one scan of ${VM_BYTES / MiB} MiB (half its pages non-zero):`);
   for (const s of r.scan) lines.push(`  ${s.detector.padEnd(22)} clean ${f(s.cleanRoundMs)} ms, 10% changed ${f(s.tenPercentDirtyMs)} ms, host memory ${f(s.hostBytes / MiB)} MiB`);
   return lines.join('\n');

@@ -28,7 +28,7 @@ import { RootInbox } from './root-inbox.ts';
 import type { RewriteOptions } from './rewrite/rewrite-abi.ts';
 import { CpuBudgetBlock } from './scheduler/cpu-budget-block.ts';
 import type { VpEntry, VpExitReason } from './vp/vp-events.ts';
-import type { VpThreadData, VpThreadMessage } from './vp/vp-thread.ts';
+import type { VpStartMessage, VpThreadData, VpThreadMessage } from './vp/vp-thread.ts';
 import type { VpCapture, VpExecution } from './vp/vp-capture.ts';
 
 /** What a child partition gets by default: enough for VMBus and the SynIC (TLFS HV_PARTITION_PRIVILEGE_MASK). */
@@ -97,6 +97,8 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
   state: PartitionState = 'created';
   private image: GuestImage | null = null;
   private readonly workers = new Map<number, Worker>();
+  /** Threads prestartVps started that wait for their state (also in `workers`). */
+  private readonly prestarted = new Map<number, Worker>();
   private readonly exits = new Map<number, VpExitReason>();
   private running = 0;
   private idleResolvers: (() => void)[] = [];
@@ -105,6 +107,8 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
   private readonly preemptBudget: number | undefined;
   /** VP threads stop() had to terminate: VPs stuck in a host call, or images run without preemption points. */
   threadsTerminated = 0;
+  /** VP threads started so far (prestarted ones included). */
+  threadsStarted = 0;
 
   constructor(config: PartitionConfig) {
     super();
@@ -231,12 +235,40 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
   }
 
   private startVp(vp: number, entry: VpEntry, rewind?: VpCapture): void {
+    const ready = this.prestarted.get(vp);
+    if (ready) {
+      this.prestarted.delete(vp);
+      this.exits.delete(vp);
+      ready.postMessage({ entry, ...(rewind ? { rewind } : {}) } satisfies VpStartMessage);
+      return;
+    }
+    this.spawnVp(vp, entry, rewind, false);
+  }
+
+  /**
+   * Starts a thread for each VP that instantiates the image and waits (a live migration's
+   * destination calls this while memory still arrives): continueVps then hands each its capture
+   * instead of paying for a new thread and an instantiation while the VM is paused. Resolves
+   * when every thread is waiting; stop() ends threads never used.
+   */
+  async prestartVps(timeoutMs = 30_000): Promise<void> {
+    if (!this.image) throw new HvError('HV_ERR_NO_IMAGE', 'no guest image loaded');
+    if (this.state !== 'initialized') throw new HvError('HV_ERR_PARTITION_STATE', `cannot prestart the VPs of a partition in state ${this.state}`);
+    await Promise.all(Array.from({ length: this.vpCount }, (_, vp) => this.waitForVp(vp, 'prepared', timeoutMs, () => {
+      this.prestarted.set(vp, this.spawnVp(vp, { kind: 'ap', rip: 0 }, undefined, true));
+    }).then((outcome) => {
+      if (outcome !== 'prepared') throw new HvError('HV_ERR_CONTINUE', `VP ${vp}'s thread did not start: it ${describeExit(outcome)}`);
+    })));
+  }
+
+  private spawnVp(vp: number, entry: VpEntry, rewind: VpCapture | undefined, prestart: boolean): Worker {
     const data: VpThreadData = {
       module: this.image!.module, memory: this.mem.memory, control: this.ctl.sab, vp, entry, spinIterations: this.waitPolicy.spinIterations,
-      maxSpinIterations: this.waitPolicy.maxSpinIterations, preemptBudget: this.preemptBudget, cpuBudget: this.cpu.sab, ...(rewind ? { rewind } : {}),
+      maxSpinIterations: this.waitPolicy.maxSpinIterations, preemptBudget: this.preemptBudget, cpuBudget: this.cpu.sab, ...(rewind ? { rewind } : {}), ...(prestart ? { prestart } : {}),
     };
     this.workerUrl ??= vpWorkerUrl();
     const worker = new Worker(this.workerUrl, { workerData: data, name: `${this.name}/vp${vp}` });
+    this.threadsStarted++;
     this.workers.set(vp, worker);
     this.exits.delete(vp);
     this.running++;
@@ -260,6 +292,19 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
       if (this.workers.get(vp) === worker) this.workers.delete(vp);
       finish({ reason: 'stopped' });
     });
+    return worker;
+  }
+
+  /** Ends prestarted threads no capture needed (a VP never started or exited): as if never started. */
+  private dropPrestarted(): void {
+    for (const [vp, w] of this.prestarted) {
+      w.removeAllListeners();
+      w.on('error', () => {});
+      if (this.workers.get(vp) === w) this.workers.delete(vp);
+      if (--this.running === 0) for (const r of this.idleResolvers.splice(0)) r();
+      void w.terminate();
+    }
+    this.prestarted.clear();
   }
 
   /** Resolves when every started VP has exited. */
@@ -438,6 +483,7 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
       const outcome = await this.waitForVp(e.vp, 'rewound', timeoutMs, () => this.startVp(e.vp, capture.entry, capture));
       if (outcome !== 'rewound') throw new HvError('HV_ERR_CONTINUE', `VP ${e.vp} could not continue from its captured state: it ${describeExit(outcome)}`);
     }
+    this.dropPrestarted();
     const deadline = Date.now() + timeoutMs;
     while (this.unparkedVps().length > 0) {
       if (Date.now() >= deadline) throw new HvError('HV_ERR_CONTINUE', `VPs ${this.unparkedVps().join(', ')} did not park after continuing`);
@@ -447,22 +493,22 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
 
   /** Runs `act`, then waits for VP `vp` to exit (what = 'vp-exit') or to report it rewound (else its exit). */
   private waitForVp(vp: number, what: 'vp-exit', timeoutMs: number, act: () => void): Promise<VpExitReason>;
-  private waitForVp(vp: number, what: 'rewound', timeoutMs: number, act: () => void): Promise<'rewound' | VpExitReason>;
-  private waitForVp(vp: number, what: 'vp-exit' | 'rewound', timeoutMs: number, act: () => void): Promise<'rewound' | VpExitReason> {
+  private waitForVp<W extends 'rewound' | 'prepared'>(vp: number, what: W, timeoutMs: number, act: () => void): Promise<W | VpExitReason>;
+  private waitForVp(vp: number, what: 'vp-exit' | 'rewound' | 'prepared', timeoutMs: number, act: () => void): Promise<'rewound' | 'prepared' | VpExitReason> {
     return new Promise((resolve, reject) => {
       const done = () => {
         clearTimeout(timer);
         this.off('vp-exit', onExit);
-        this.off('rewound', onRewound);
+        if (what !== 'vp-exit') this.off(what, onRewound);
       };
       const onExit = (e: VpExitEvent) => { if (e.vp === vp) { done(); resolve(e.exit); } };
-      const onRewound = (e: { vp: number }) => { if (e.vp === vp) { done(); resolve('rewound'); } };
+      const onRewound = (e: { vp: number }) => { if (e.vp === vp) { done(); resolve(what as 'rewound' | 'prepared'); } };
       const timer = setTimeout(() => {
         done();
-        reject(new HvError('HV_ERR_CAPTURE', `VP ${vp} did not ${what === 'rewound' ? 'continue' : 'capture its state'} within ${timeoutMs} ms`));
+        reject(new HvError('HV_ERR_CAPTURE', `VP ${vp} did not ${what === 'rewound' ? 'continue' : what === 'prepared' ? 'start its thread' : 'capture its state'} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.on('vp-exit', onExit);
-      if (what === 'rewound') this.on('rewound', onRewound);
+      if (what !== 'vp-exit') this.on(what, onRewound);
       try {
         act();
       } catch (e) {

@@ -11,6 +11,8 @@ export type VpEvent =
   /** A VP started from a capture is back at the exit it was captured in (and parks there if paused). */
   | { type: 'rewound'; vp: number }
   | { type: 'reset'; vp: number }
+  /** A prestarted thread instantiated the image and waits for the state to continue from. */
+  | { type: 'prepared'; vp: number }
   | { type: 'crash'; vp: number; params: string[] };
 
 export type VpExitReason =

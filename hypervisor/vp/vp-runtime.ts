@@ -86,7 +86,7 @@ export class VpRuntime {
   /** A vector halt took to decide to wake; the delivery loop gets it first. */
   private stashedVector = -1;
   private haltedMs = 0;
-  private readonly startedMs = performance.now();
+  private startedMs = performance.now();
   /** VP runtime carried over from a capture (100 ns). */
   private runtimeBase = 0;
   /** The image can unwind and rewind its stack (rewrite option `capturable`). */
@@ -228,22 +228,36 @@ export class VpRuntime {
     return imports;
   }
 
+  private instantiated = false;
+
+  /**
+   * Instantiates the image (once): before run() when the thread is started ahead of the state it
+   * continues from (a live migration's destination), so the switch-over does not wait for it.
+   * The image's memory is imported and it has no start function: guest memory is not touched.
+   */
+  instantiate(): void {
+    if (this.instantiated) return;
+    const instance = new WebAssembly.Instance(this.opts.module, this.imports());
+    this.exports = instance.exports as GuestExports;
+    if (this.rewritten) this.irqFlag = instance.exports[IRQ_FLAG_EXPORT] as WebAssembly.Global;
+    if (this.capturable) this.stack = new StackCapture(this.mem, instance);
+    this.instantiated = true;
+  }
+
   /**
    * Instantiates the image and runs the entry until the guest returns, faults, is stopped, or is
    * captured. With `rewind` the entry is called again and Asyncify rewinds the captured stack.
    */
-  run(entry: VpEntry): VpExitReason {
+  run(entry: VpEntry, rewind: VpCapture | undefined = this.opts.rewind): VpExitReason {
     Atomics.store(this.i32, (this.base + VP_RUN_STATE) >> 2, VpRunState.Running);
+    this.startedMs = performance.now();
     try {
-      const instance = new WebAssembly.Instance(this.opts.module, this.imports());
-      this.exports = instance.exports as GuestExports;
-      if (this.rewritten) this.irqFlag = instance.exports[IRQ_FLAG_EXPORT] as WebAssembly.Global;
-      if (this.capturable) this.stack = new StackCapture(this.mem, instance);
+      this.instantiate();
       const name = entry.kind === 'boot' ? 'boot' : 'vp_start';
       const fn = this.exports[name];
       if (typeof fn !== 'function') throw new GuestFault('ud', `guest image has no ${name} export`);
       this.opts.notify({ type: 'entered', vp: this.vp });
-      if (this.opts.rewind) this.beginRewind(this.opts.rewind);
+      if (rewind) this.beginRewind(rewind);
       const value = entry.kind === 'ap' ? (fn as (r: number) => number)(entry.rip) : (fn as () => number)();
       if (this.unwoundResult) return { reason: 'captured', capture: this.finishUnwind(entry) };
       if (this.rewinding) throw new GuestFault('trap', 'the captured stack did not lead back to the exit it was captured in');

@@ -19,6 +19,17 @@ export interface VpThreadData {
   rewind?: VpCapture;
   /** The partition's CPU budgets (hypervisor/scheduler/cpu-budget-block.ts). */
   cpuBudget?: SharedArrayBuffer;
+  /**
+   * Started ahead of its state (Partition.prestartVps): instantiate the image, report 'prepared',
+   * then wait for the VpStartMessage saying which entry to run and which capture to continue.
+   */
+  prestart?: boolean;
+}
+
+/** What a prestarted VP thread waits for. */
+export interface VpStartMessage {
+  entry: VpEntry;
+  rewind?: VpCapture;
 }
 
 export type VpThreadMessage = { kind: 'event'; event: VpEvent } | { kind: 'exit'; vp: number; exit: VpExitReason };
@@ -36,4 +47,10 @@ const runtime = new VpRuntime({
   cpuBudget: data.cpuBudget,
   notify: (event) => post({ kind: 'event', event }),
 });
-post({ kind: 'exit', vp: data.vp, exit: runtime.run(data.entry) });
+if (data.prestart) {
+  runtime.instantiate();
+  parentPort!.once('message', (m: VpStartMessage) => post({ kind: 'exit', vp: data.vp, exit: runtime.run(m.entry, m.rewind) }));
+  post({ kind: 'event', event: { type: 'prepared', vp: data.vp } });
+} else {
+  post({ kind: 'exit', vp: data.vp, exit: runtime.run(data.entry) });
+}

@@ -7,10 +7,10 @@
  */
 import { decodeRecord } from '../ipc/saved-state-schema.ts';
 import { StateBuilder } from '../vmwp/saved-state-file.ts';
-import type { RestorableState } from '../vmwp/vm-worker.ts';
+import type { RestorableState, RestoreTiming } from '../vmwp/vm-worker.ts';
 import { MigrationChannel } from './migration-channel.ts';
 import {
-  decodeJson, decodePages, decodeZeroPages, encodeFrame, MigrationFrame, MigrationProtocolError, MIGRATION_PROTOCOL_VERSION, PAGE_BYTES,
+  decodeJson, decodePages, decodeZeroPages, encodeFrame, encodeJsonFrame, MigrationFrame, MigrationProtocolError, MIGRATION_PROTOCOL_VERSION, PAGE_BYTES,
 } from './migration-wire.ts';
 
 export interface MigrationHello {
@@ -84,9 +84,12 @@ export async function receiveMigration(channel: MigrationChannel, memory: Uint8A
   }
 }
 
-/** READY, then the source's GO (or its ABORT, a dropped connection, or the time-out: the VM must not run here). */
-export async function commitMigration(channel: MigrationChannel, timeoutMs = GO_TIMEOUT_MS): Promise<void> {
-  await channel.send(encodeFrame(MigrationFrame.Ready));
+/**
+ * READY (carrying where the restore's time went, for the source's summary), then the source's GO
+ * (or its ABORT, a dropped connection, or the time-out: the VM must not run here).
+ */
+export async function commitMigration(channel: MigrationChannel, timing?: RestoreTiming, timeoutMs = GO_TIMEOUT_MS): Promise<void> {
+  await channel.send(timing ? encodeJsonFrame(MigrationFrame.Ready, timing) : encodeFrame(MigrationFrame.Ready));
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([

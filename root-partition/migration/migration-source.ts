@@ -12,10 +12,10 @@
  * VM stays paused here and the error says the outcome is unknown.
  */
 import { encodeRecord, type SavedRecord } from '../ipc/saved-state-schema.ts';
-import type { CapturedVm } from '../vmwp/vm-worker.ts';
+import type { CapturedVm, RestoreTiming } from '../vmwp/vm-worker.ts';
 import { MigrationChannel } from './migration-channel.ts';
 import {
-  encodeFrame, encodeJsonFrame, encodePages, encodeZeroPages, MAX_PAGES_PER_FRAME, MAX_ZERO_PAGES_PER_FRAME, MigrationFrame, MIGRATION_PROTOCOL_VERSION, PAGE_BYTES,
+  encodeFrame, encodeJsonFrame, encodePages, encodeZeroPages, MAX_PAGES_PER_FRAME, MAX_ZERO_PAGES_PER_FRAME, MigrationFrame, MIGRATION_PROTOCOL_VERSION, PAGE_BYTES, type Frame,
 } from './migration-wire.ts';
 import { ShadowPageTracker, type DirtyScan } from './page-tracker.ts';
 
@@ -56,6 +56,10 @@ export interface MigrationSummary {
   finalSendMs: number;
   restoreMs: number;
   commitMs: number;
+  /** The capture's parts (captureMs): parking the VPs, saving the devices, capturing the VPs, stopping the device thread (the disks' locks go). */
+  capture: CapturedVm['timing'];
+  /** The destination's restore (part of restoreMs), as it reported it with READY; null from a destination that did not. */
+  destination: RestoreTiming | null;
   /** Bytes a second over pre-copy. */
   preCopyBytesPerSecond: number;
   /** Why pre-copy ended: 'converged', 'not-converging', 'round-limit'. */
@@ -180,6 +184,7 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
   const tCaptured = performance.now();
   let tSent = tCaptured;
   let tReady = tCaptured;
+  let destination: RestoreTiming | null = null;
   try {
     await channel.send(encodeJsonFrame(MigrationFrame.Blackout, { pausedAtMs }));
     pagesPerRound.push(await round(false));
@@ -193,7 +198,7 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
     await record({ end: { memoryBytes: memory.byteLength, pageRuns: 0, pagesWritten: 0, recordCount: records } });
     await channel.send(encodeFrame(MigrationFrame.Done));
     tSent = performance.now();
-    await withTimeout(channel.expect(MigrationFrame.Ready, 'READY'), tuning.replyTimeoutMs, 'the destination did not report the VM restored');
+    destination = readyTiming(await withTimeout(channel.expect(MigrationFrame.Ready, 'READY'), tuning.replyTimeoutMs, 'the destination did not report the VM restored'));
     tReady = performance.now();
     checkCancel();
   } catch (e) {
@@ -215,8 +220,21 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
   return {
     rounds: pagesPerRound.length - 1, pagesPerRound, zeroPagesSent: batch.zeroPages, bytesSent: channel.bytesSent,
     totalMs: tRunning - t0, preCopyMs, downtimeMs: tRunning - tPause, captureMs: tCaptured - tPause, finalSendMs: tSent - tCaptured,
-    restoreMs: tReady - tSent, commitMs: tRunning - tReady, preCopyBytesPerSecond: preCopyBytes / (preCopyMs / 1000), stopReason,
+    restoreMs: tReady - tSent, commitMs: tRunning - tReady, capture: captured.timing, destination, preCopyBytesPerSecond: preCopyBytes / (preCopyMs / 1000), stopReason,
   };
+}
+
+/** The restore timing a READY carries, if it carries one (figures only: nothing else is taken from it). */
+function readyTiming(f: Frame): RestoreTiming | null {
+  if (f.body.length === 0 || f.body.length > 1024) return null;
+  let v: Record<string, unknown>;
+  try {
+    v = JSON.parse(f.body.toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+  const ms = (k: string) => (typeof v?.[k] === 'number' && Number.isFinite(v[k]) ? (v[k] as number) : 0);
+  return { prestartWaitMs: ms('prestartWaitMs'), continueVpsMs: ms('continueVpsMs'), startDevicesMs: ms('startDevicesMs'), vpThreadsStartedInPause: ms('vpThreadsStartedInPause'), deviceThreadLoadedInPause: v.deviceThreadLoadedInPause === true };
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

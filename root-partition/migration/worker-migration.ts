@@ -76,7 +76,7 @@ export function acceptIncomingMigration(worker: VmWorker, socketPath: string): P
   }).then(async (socket) => {
     const channel = new MigrationChannel(socket);
     try {
-      await worker.bootFromMigration((memory, hash) => receiveMigration(channel, memory, hash), () => commitMigration(channel), () => reportRunning(channel));
+      await worker.bootFromMigration((memory, hash) => receiveMigration(channel, memory, hash), (timing) => commitMigration(channel, timing), () => reportRunning(channel));
     } catch (e) {
       channel.abort(e instanceof Error ? e.message : String(e));
       throw e;

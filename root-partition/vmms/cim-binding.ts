@@ -19,6 +19,7 @@ import { transition, type EnabledStateValue } from './lifecycle.ts';
 import type { Vmms } from './vmms.ts';
 import type { SwitchView } from './switch-registry.ts';
 import { loadTlsIdentity } from './tls-identity.ts';
+import { migrationPort } from '../migration/migration-port.ts';
 
 /** The plaintext `user:password` file of earlier releases: refused, never read. */
 export const LEGACY_CREDENTIALS_FILE = 'cim-credentials';
@@ -79,6 +80,8 @@ export function vmmsPort(vmms: Vmms): VmmsPort {
     changeKvpItems: (id, change, items) => changeKvpItems(vmms, id, change, items),
     snapshots: snapshotPort(vmms),
     images: imagePort(vmms.roots),
+    // The daemon starts the migration service after this binding: looked up at each use.
+    get migration() { return vmms.migration ? migrationPort(vmms) : null; },
     subscribe(listener: (e: VmmsPortEvent) => void) {
       const on = {
         'state-changed': (e: { vmId: string; reason: string }) => listener({ kind: 'state-changed', vmId: e.vmId, reason: e.reason }),

@@ -7,7 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { PartitionHandle } from '../../hypervisor/partition-handle.ts';
 import { P_DOORBELL, P_REQUESTED_STATE, RequestedState } from '../../hypervisor/partition-control.ts';
-import { STOP_MAIL, STOP_WORD, type DeviceThreadData, type DeviceThreadMessage, type DeviceThreadStats } from './device-thread.ts';
+import { STOP_MAIL, STOP_WORD, type DeviceThreadBegin, type DeviceThreadData, type DeviceThreadMessage, type DeviceThreadStats } from './device-thread.ts';
 import { VmDevices } from './vm-devices.ts';
 import { loadUserVsps } from './user-vsp-loader.ts';
 import { DeviceRequestServer, type DeviceRequest } from './device-requests.ts';
@@ -64,6 +64,14 @@ const postCode = (code: number) => {
   const vps = Array.from({ length: partition.vpCount }, (_, vp) => partition.ctl.counters(vp) as Record<string, number>);
   post({ kind: 'post-code', snapshot: { code, referenceTime: partition.referenceTime(), cpu, vps, device: deviceStats() } });
 };
+if (data.prestart) {
+  // Loaded ahead of the state (a live migration's destination): the devices are built, and the
+  // disks opened, only when the state is here and the source has let the disks go.
+  const begin = new Promise<DeviceThreadBegin>((r) => parentPort!.once('message', r));
+  post({ kind: 'prepared' });
+  const m = await begin;
+  if (m.restore) data.restore = m.restore;
+}
 try {
   const userVsps = data.devices.userVsps?.length ? await loadUserVsps(data.devices.userVsps, data.devices.storageRoots) : [];
   devices = new VmDevices(

@@ -26,6 +26,23 @@ export interface DeviceThreadData {
   stop: SharedArrayBuffer;
   /** Chipset records to restore before the VPs start (a saved VM). */
   restore?: DeviceStateRecord[];
+  /** Load the code, report 'prepared', and build the devices only at the 'begin' message (DeviceThread.prestart). */
+  prestart?: boolean;
+}
+
+/** What a prestarted device thread waits for: the records to restore (a live migration's device state). */
+export interface DeviceThreadBegin {
+  kind: 'begin';
+  restore?: DeviceStateRecord[];
+}
+
+/**
+ * A device thread whose code is loaded but whose devices are not built yet: `begin` builds them
+ * (opening the disks) and restores the records; `discard` ends it unused.
+ */
+export interface PreparedDeviceThread {
+  begin(restore?: DeviceStateRecord[]): Promise<DeviceThread>;
+  discard(): Promise<void>;
 }
 
 export interface DeviceThreadStats {
@@ -59,6 +76,7 @@ export interface PostCodeSnapshot {
 
 export type DeviceThreadMessage =
   | { kind: 'ready' }
+  | { kind: 'prepared' }
   | { kind: 'post-code'; snapshot: PostCodeSnapshot }
   | { kind: 'error'; message: string }
   /** `suppressed`: guest-caused lines the device thread's limiter suppressed so far (guest-log-limiter.ts). */
@@ -109,7 +127,27 @@ export class DeviceThread {
   ) {}
 
   /** Starts the thread and resolves once its devices are built (rejects with the reason if not). */
-  static async start(partition: Partition, opts: DeviceThreadOptions): Promise<DeviceThread> {
+  static start(partition: Partition, opts: DeviceThreadOptions): Promise<DeviceThread> {
+    return DeviceThread.launch(partition, opts, false).begin(opts.restore);
+  }
+
+  /**
+   * Starts the thread ahead of its devices (a live migration's destination, while memory
+   * arrives: the source still holds the disks): resolves once the code is loaded; begin() then
+   * only builds and restores the devices.
+   */
+  static async prestart(partition: Partition, opts: Omit<DeviceThreadOptions, 'restore'>): Promise<PreparedDeviceThread> {
+    const launched = DeviceThread.launch(partition, opts, true);
+    try {
+      await launched.prepared;
+    } catch (e) {
+      await launched.discard();
+      throw e;
+    }
+    return launched;
+  }
+
+  private static launch(partition: Partition, opts: DeviceThreadOptions, prestart: boolean): PreparedDeviceThread & { prepared: Promise<void> } {
     const stop = new SharedArrayBuffer(8);
     const data: DeviceThreadData = {
       partition: partition.share(),
@@ -117,16 +155,20 @@ export class DeviceThread {
       spinIterations: opts.spinIterations ?? partition.waitPolicy.spinIterations,
       maxSpinIterations: opts.maxSpinIterations ?? partition.waitPolicy.maxSpinIterations,
       stop,
-      ...(opts.restore ? { restore: opts.restore } : {}),
+      ...(opts.restore && !prestart ? { restore: opts.restore } : {}),
+      ...(prestart ? { prestart } : {}),
     };
     // The prebuilt bundle when fresh (worker-bundles.ts), else the sources through tsx.
     const code = freshBundle('device-thread') ?? new URL('./device-thread-worker.mjs', import.meta.url);
     const worker = new Worker(code, { workerData: data, name: `${partition.name}/devices` });
     let resolveStats!: (s: DeviceThreadStats | null) => void;
     const stats = new Promise<DeviceThreadStats | null>((r) => (resolveStats = r));
+    let resolvePrepared!: () => void;
+    const prepared = new Promise<void>((r) => (resolvePrepared = r));
     const ready = new Promise<void>((resolve, reject) => {
       worker.on('message', (m: DeviceThreadMessage) => {
         if (m.kind === 'ready') resolve();
+        else if (m.kind === 'prepared') resolvePrepared();
         else if (m.kind === 'error') reject(new Error(m.message));
         else if (m.kind === 'console') {
           opts.console?.(m.bytes, m.dropped);
@@ -154,14 +196,23 @@ export class DeviceThread {
       // Before ready, start() itself rejects with the reason.
       if (t.running && !t.stopRequested) opts.onFailure?.(failure);
     });
-    try {
-      await ready;
-      t.running = true;
-    } catch (e) {
-      await worker.terminate();
-      throw e;
-    }
-    return t;
+    // Settled by begin() or discard(); a thread that fails before either is reported by them.
+    ready.catch(() => {});
+    return {
+      prepared: prestart ? Promise.race([prepared, ready.then(() => { throw new Error('the device thread built its devices before it was asked to'); })]) : Promise.resolve(),
+      begin: async (restore) => {
+        if (prestart) worker.postMessage({ kind: 'begin', ...(restore ? { restore } : {}) } satisfies DeviceThreadBegin);
+        try {
+          await ready;
+          t.running = true;
+        } catch (e) {
+          await worker.terminate();
+          throw e;
+        }
+        return t;
+      },
+      discard: async () => { await worker.terminate(); },
+    };
   }
 
   /** One request to the devices, answered on their thread (device-requests.ts). */

@@ -19,7 +19,7 @@ import type { DeviceStateRecord } from '../devices/device-state.ts';
 import type { Logger } from '../vmms/log.ts';
 import type { VmDeviceConfig } from './device-config.ts';
 import type { DeviceReplies } from './device-requests.ts';
-import { DeviceThread } from './device-thread.ts';
+import { DeviceThread, type DeviceThreadOptions, type PreparedDeviceThread } from './device-thread.ts';
 import { HeartbeatStatus } from '../vsp/ic/heartbeat-vsp.ts';
 import { capturePartition, restorePartition, SnapshotError } from './partition-snapshot.ts';
 import { executionToRecord } from './vp-execution-record.ts';
@@ -55,6 +55,22 @@ export type RestorableState = Omit<SavedState, 'memory'>;
 export interface CapturedVm {
   state: RestorableState;
   wasRunning: boolean;
+  /** Where the capture's time went (ms): parking the VPs, saving the devices, capturing the VPs, stopping the device thread. */
+  timing: { pauseMs: number; saveDevicesMs: number; captureVpsMs: number; stopDevicesMs: number };
+}
+
+/** Where an arriving VM's restore went (ms), after its state came in. */
+export interface RestoreTiming {
+  /** Waiting for the prestarted VP and device threads (0 when they were ready before the state). */
+  prestartWaitMs: number;
+  /** Partition state written and every VP rewound and parked. */
+  continueVpsMs: number;
+  /** The devices built (the disks opened) and restored on the prestarted device thread. */
+  startDevicesMs: number;
+  /** VP threads started after the state came in (0: every VP continued on a prestarted thread). */
+  vpThreadsStartedInPause: number;
+  /** The device thread's code was still loading when the state came in. */
+  deviceThreadLoadedInPause: boolean;
 }
 
 export const DEFAULT_PAUSE_TIMEOUT_MS = 5000;
@@ -163,23 +179,32 @@ export class VmWorker extends EventEmitter {
    * the state; every VP rewinds and parks, then the devices start from their records. The
    * partition is left paused. On a failure the partition is gone and the error is thrown.
    */
-  private async restoreInto(p: Partition, read: (memory: Uint8Array) => RestorableState | Promise<RestorableState>): Promise<RestorableState> {
+  private async restoreInto(p: Partition, read: (memory: Uint8Array) => RestorableState | Promise<RestorableState>, timing?: RestoreTiming, devices?: Promise<PreparedDeviceThread | Error>): Promise<RestorableState> {
     let saved: RestorableState;
     try {
       saved = await read(p.mem.u8);
+      const t0 = performance.now();
+      const threads = p.threadsStarted;
       // Before the device thread exists: this thread alone writes the control block.
       const executions = restorePartition(p, saved);
       // Every VP rewinds to the exit it was captured in and parks there (the partition stays
       // paused, its clock frozen) before any device runs: the capture area each VP borrows for
       // its rewind holds the guest's bytes again before a device could touch guest memory.
       await p.continueVps(executions, this.pauseTimeoutMs);
+      if (timing) {
+        timing.continueVpsMs = performance.now() - t0;
+        timing.vpThreadsStartedInPause = p.threadsStarted - threads;
+      }
     } catch (e) {
+      await devices?.then((d) => (d instanceof Error ? undefined : d.discard()));
       await p.stop();
       await this.hv.deletePartition(p.id);
       this.partition = null;
       throw e;
     }
-    await this.startDevices(p, saved.devices);
+    const t1 = performance.now();
+    await this.startDevices(p, saved.devices, devices);
+    if (timing) timing.startDevicesMs = performance.now() - t1;
     return saved;
   }
 
@@ -189,14 +214,31 @@ export class VmWorker extends EventEmitter {
    * rejects when it does not (the VM is turned off, having never run here); `running` is called
    * once the VM runs.
    */
-  async bootFromMigration(receive: (memory: Uint8Array, configurationHash: Buffer) => Promise<RestorableState & { blackoutMs?: () => number }>, commit: () => Promise<void>, running: () => void): Promise<void> {
+  async bootFromMigration(receive: (memory: Uint8Array, configurationHash: Buffer) => Promise<RestorableState & { blackoutMs?: () => number }>, commit: (timing: RestoreTiming) => Promise<void>, running: () => void): Promise<void> {
     this.image = this.launch.storageRoots
       ? StorageRoots.of(this.launch.storageRoots).readConfined(this.launch.imagePath, 'guest image')
       : readFileSync(this.launch.imagePath);
     const p = this.createPartition();
-    const saved: RestorableState & { blackoutMs?: () => number } = await this.restoreInto(p, (memory) => receive(memory, this.configurationHash()));
+    // The VP threads start and instantiate the image while memory arrives, so the switch-over
+    // only hands each its captured stack (Partition.prestartVps).
+    const prestarted = p.prestartVps(this.pauseTimeoutMs * 6).then(() => null, (e: Error) => e);
+    // So does the device thread (its code loaded); it builds the devices, opening the disks the
+    // source lets go at its pause, only once the state is here.
+    let devicesLoaded = false;
+    const devices = DeviceThread.prestart(p, this.deviceThreadOptions()).then((d) => { devicesLoaded = true; return d; }, (e: Error) => e);
+    const timing: RestoreTiming = { prestartWaitMs: 0, continueVpsMs: 0, startDevicesMs: 0, vpThreadsStartedInPause: 0, deviceThreadLoadedInPause: false };
+    const saved: RestorableState & { blackoutMs?: () => number } = await this.restoreInto(p, async (memory) => {
+      const state = await receive(memory, this.configurationHash());
+      const t0 = performance.now();
+      timing.deviceThreadLoadedInPause = !devicesLoaded;
+      await devices;
+      const failed = await prestarted;
+      timing.prestartWaitMs = performance.now() - t0;
+      if (failed) throw failed;
+      return state;
+    }, timing, devices);
     try {
-      await commit();
+      await commit(timing);
     } catch (e) {
       await this.turnOff();
       throw e;
@@ -232,12 +274,16 @@ export class VmWorker extends EventEmitter {
       throw new SnapshotError('VMWP_ERR_SAVE_NOT_RESTORABLE', 'the guest image was prepared without capturable stacks (TSVISOR_REWRITE is set to preemptible or 0), so its VPs cannot be migrated');
     }
     const wasRunning = this.state === 'running';
+    const t0 = performance.now();
     if (wasRunning) await this.pause();
+    const t1 = performance.now();
+    let t2 = t1;
     let executions: VpExecution[] | null = null;
     this.stopping = true;
     let state: RestorableState;
     try {
       const records = (await this.deviceThread.request({ op: 'save-devices' })).records;
+      t2 = performance.now();
       executions = await p.captureVps(this.pauseTimeoutMs);
       const snap = capturePartition(p);
       state = { ...snap, vps: snap.vps.map((v) => ({ ...v, execution: executionToRecord(executions![v.vp]) })), devices: records };
@@ -246,8 +292,9 @@ export class VmWorker extends EventEmitter {
       if (wasRunning) this.resume();
       throw e;
     }
+    const t3 = performance.now();
     await this.stopDevices();
-    return { state, wasRunning };
+    return { state, wasRunning, timing: { pauseMs: t1 - t0, saveDevicesMs: t2 - t1, captureVpsMs: t3 - t2, stopDevicesMs: performance.now() - t3 } };
   }
 
   /**
@@ -320,39 +367,48 @@ export class VmWorker extends EventEmitter {
    * disks (a bad one fails the boot here, naming the file), restores the chipset's records when
    * given, and serves the partition's intercepts and VMBus from then on.
    */
-  private async startDevices(p: Partition, restore?: DeviceStateRecordList): Promise<void> {
+  private async startDevices(p: Partition, restore?: DeviceStateRecordList, prepared?: Promise<PreparedDeviceThread | Error>): Promise<void> {
     try {
-      this.devices = await DeviceThread.start(p, {
-        devices: this.launch.devices ?? {},
-        ...(restore ? { restore } : {}),
-        console: (bytes, dropped) => {
-          this.consoleBytes += bytes.length;
-          this.consoleDroppedBytes = dropped;
-          this.emit('console', Uint8Array.from(bytes));
-        },
-        kvp: (items) => this.emit('kvp', items),
-        heartbeat: (status) => {
-          this.deviceHeartbeat = status;
-          this.emitHeartbeat();
-        },
-        log: (m, suppressed) => {
-          this.guestLogSuppressed = suppressed;
-          this.log.warn(`devices: ${m}`);
-        },
-        diskFailure: (path, message) => {
-          this.log.error(`disk ${path} failed: ${message}`);
-          this.emit('disk-failure', message);
-        },
-        onFailure: (reason) => {
-          this.log.error(reason);
-          this.emit('device-failure', reason);
-        },
-      });
+      if (prepared) {
+        const d = await prepared;
+        if (d instanceof Error) throw d;
+        this.devices = await d.begin(restore);
+      } else {
+        this.devices = await DeviceThread.start(p, { ...this.deviceThreadOptions(), ...(restore ? { restore } : {}) });
+      }
     } catch (e) {
       await this.hv.deletePartition(p.id);
       this.partition = null;
       throw e;
     }
+  }
+
+  private deviceThreadOptions(): DeviceThreadOptions {
+    return {
+      devices: this.launch.devices ?? {},
+      console: (bytes, dropped) => {
+        this.consoleBytes += bytes.length;
+        this.consoleDroppedBytes = dropped;
+        this.emit('console', Uint8Array.from(bytes));
+      },
+      kvp: (items) => this.emit('kvp', items),
+      heartbeat: (status) => {
+        this.deviceHeartbeat = status;
+        this.emitHeartbeat();
+      },
+      log: (m, suppressed) => {
+        this.guestLogSuppressed = suppressed;
+        this.log.warn(`devices: ${m}`);
+      },
+      diskFailure: (path, message) => {
+        this.log.error(`disk ${path} failed: ${message}`);
+        this.emit('disk-failure', message);
+      },
+      onFailure: (reason) => {
+        this.log.error(reason);
+        this.emit('device-failure', reason);
+      },
+    };
   }
 
   private async stopDevices(): Promise<void> {

@@ -10,6 +10,7 @@ import { CimInstance, type CimPropertyValue } from './instance.ts';
 import { MsvmAssociations } from './msvm-associations.ts';
 import { MsvmClasses } from './msvm-classes.ts';
 import { MsvmImageClasses } from './msvm-image-classes.ts';
+import { MsvmMigrationClasses } from './msvm-migration-classes.ts';
 import { MsvmSwitchClasses } from './msvm-switch-classes.ts';
 import type { CimKeyBinding, CimKeyValue, CimObjectPath } from './object-path.ts';
 import { isObjectPath } from './object-path.ts';
@@ -217,5 +218,5 @@ function orderKeys(decl: CimClassDecl, parent: CimClass | undefined, keys: Resol
 
 /** The root/virtualization/v2 schema: CIM parents, Msvm classes and associations. */
 export function createVirtualizationSchema(): CimSchema {
-  return new CimSchema([...CimBaseClasses, ...MsvmClasses, ...MsvmSwitchClasses, ...MsvmImageClasses, ...MsvmAssociations]);
+  return new CimSchema([...CimBaseClasses, ...MsvmClasses, ...MsvmSwitchClasses, ...MsvmImageClasses, ...MsvmMigrationClasses, ...MsvmAssociations]);
 }

@@ -31,6 +31,10 @@ interface JobRecord {
   changed: Date;
   finished: Date | null;
   removal: NodeJS.Timeout | null;
+  /** What the job is doing now (JobStatus while it runs), when its owner says. */
+  status: string | null;
+  /** Asks the work to stop (RequestStateChange 4/5 on the job); null: the job runs to its end. */
+  cancel: (() => void) | null;
 }
 
 /** DMTF interval text (DSP0004): ddddddddhhmmss.mmmmmm:000. */
@@ -49,19 +53,57 @@ export class JobTable {
     private readonly retentionMs = DEFAULT_JOB_RETENTION_MS,
   ) {}
 
-  /** A new job, already Running (the work starts as the method returns). */
-  start(description: string, affected: CimObjectPath | null): CimObjectPath {
+  /**
+   * A new job, already Running (the work starts as the method returns). With `cancel` it is
+   * Cancellable: RequestStateChange 4 (Terminate) or 5 (Kill) on it calls `cancel`, and the owner
+   * ends it with `terminated` once the work has stopped.
+   */
+  start(description: string, affected: CimObjectPath | null, cancel: (() => void) | null = null): CimObjectPath {
     this.trim();
     const now = new Date();
-    const job: JobRecord = { id: randomUUID().toUpperCase(), description, affected, submitted: now, state: JobState.Running, percent: 0, errorCode: 0, errorDescription: null, changed: now, finished: null, removal: null };
+    const job: JobRecord = {
+      id: randomUUID().toUpperCase(), description, affected, submitted: now, state: JobState.Running, percent: 0, errorCode: 0, errorDescription: null, changed: now, finished: null, removal: null, status: null, cancel,
+    };
     this.jobs.set(job.id, job);
     const instance = this.instanceOf(job);
     this.emit({ kind: 'creation', target: instance, time: now });
     return this.schema.pathOf(instance);
   }
 
-  progress(path: CimObjectPath, percent: number): void {
-    this.update(path, (j) => { j.percent = Math.max(j.percent, Math.min(99, Math.floor(percent))); });
+  /** Percent done (never backwards, 100 only at the end) and, when given, what it is doing (JobStatus). */
+  progress(path: CimObjectPath, percent: number, status?: string): void {
+    const id = path.keys.find((k) => k.name === 'InstanceID')?.value;
+    const j = typeof id === 'string' ? this.jobs.get(id) : undefined;
+    const next = Math.min(99, Math.floor(percent));
+    if (j && next <= j.percent && (status === undefined || status === j.status)) return;
+    this.update(path, (job) => {
+      job.percent = Math.max(job.percent, next);
+      if (status !== undefined) job.status = status;
+    });
+  }
+
+  /**
+   * RequestStateChange on a job: 4 Terminate and 5 Kill ask a Cancellable job's work to stop
+   * (0: asked; the job ends Terminated when the work has stopped, or Completed if it was past
+   * the point of no return); 4097 for a job that cannot be cancelled or has ended, 32773 otherwise.
+   */
+  requestStateChange(instanceId: string, requested: unknown): number {
+    const j = this.jobs.get(String(instanceId).toUpperCase());
+    if (!j) return 32773;
+    if (requested !== 4 && requested !== 5) return 32773;
+    if (!j.cancel || j.finished) return 4097;
+    j.cancel();
+    return 0;
+  }
+
+  /** Ended by a cancel: Terminated, with the reason. */
+  terminated(path: CimObjectPath, description: string): void {
+    this.update(path, (j) => {
+      j.state = JobState.Terminated;
+      j.errorCode = 0;
+      j.errorDescription = description;
+      this.ended(j);
+    });
   }
 
   /** Completed with 0, or Exception with the Hyper-V return code and a sentence. */
@@ -71,10 +113,15 @@ export class JobTable {
       j.percent = 100;
       j.errorCode = errorCode;
       j.errorDescription = errorCode === 0 ? null : (errorDescription ?? `failed with return code ${errorCode}`);
-      j.finished = new Date();
-      j.removal = setTimeout(() => this.drop(j.id), this.retentionMs);
-      j.removal.unref();
+      this.ended(j);
     });
+  }
+
+  private ended(j: JobRecord): void {
+    j.finished = new Date();
+    j.cancel = null;
+    j.removal = setTimeout(() => this.drop(j.id), this.retentionMs);
+    j.removal.unref();
   }
 
   list(): CimInstance[] {
@@ -126,11 +173,12 @@ export class JobTable {
     const end = j.finished ?? new Date();
     return this.schema.createInstance('Msvm_ConcreteJob', {
       InstanceID: j.id, Caption: j.description, Description: j.description, ElementName: j.description,
-      JobState: j.state, JobStatus: j.state === JobState.Completed ? 'Job completed successfully' : j.state === JobState.Exception ? j.errorDescription : 'Job is running',
+      JobState: j.state,
+      JobStatus: j.state === JobState.Completed ? 'Job completed successfully' : j.state === JobState.Exception || j.state === JobState.Terminated ? j.errorDescription : (j.status ?? 'Job is running'),
       PercentComplete: j.percent, ErrorCode: j.errorCode, ErrorDescription: j.errorDescription,
       TimeSubmitted: dmtfDatetime(j.submitted), StartTime: dmtfDatetime(j.submitted), ElapsedTime: dmtfInterval(end.getTime() - j.submitted.getTime()),
       TimeOfLastStateChange: dmtfDatetime(j.changed), TimeBeforeRemoval: dmtfInterval(this.retentionMs),
-      DeleteOnCompletion: false, Cancellable: false, HealthState: j.state === JobState.Exception ? 20 : 5,
+      DeleteOnCompletion: false, Cancellable: j.cancel !== null, HealthState: j.state === JobState.Exception ? 20 : 5,
       OperationalStatus: [j.state === JobState.Exception ? 6 : 2],
     });
   }

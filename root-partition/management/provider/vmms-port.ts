@@ -165,6 +165,23 @@ export interface SwitchService {
   remove(id: string): Promise<PortResult>;
 }
 
+/** Where a live migration is (the job's PercentComplete and its phase, as JobStatus). */
+export interface MigrationProgressRecord {
+  readonly phase: string;
+  readonly percentComplete: number;
+}
+
+/** Move-VM over the VMMS (Msvm_VirtualSystemMigrationService). */
+export interface MigrationPort {
+  /**
+   * Moves a running VM to `destination` ("host:port", a trusted host's migration port); resolves
+   * with 0 when it runs there, or the failure code and why (the VM then runs on here).
+   */
+  move(vmId: string, destination: string, onProgress: (p: MigrationProgressRecord) => void): Promise<PortResult & { cancelled?: boolean }>;
+  /** Asks a move under way to stop before its commit point. */
+  cancel(vmId: string): void;
+}
+
 export interface VmmsPort {
   /** The host's virtual switches; absent: this VMMS has none (the switch classes are then empty). */
   readonly switches?: SwitchService;
@@ -195,6 +212,8 @@ export interface VmmsPort {
   readonly images?: ImagePort | null;
   /** The VMs' checkpoints; absent or null when this VMMS has none (the snapshot service is then not served). */
   readonly snapshots?: SnapshotPort | null;
+  /** Live migration; absent or null when this VMMS takes no part in it (the service is then not served). */
+  readonly migration?: MigrationPort | null;
   /** Pushes each change as it happens; returns the unsubscribe function. */
   subscribe(listener: (event: VmmsPortEvent) => void): () => void;
 }

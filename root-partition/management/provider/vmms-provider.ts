@@ -13,6 +13,7 @@ import { JobTable } from './job-table.ts';
 import { changeKvpItems, KVP_METHODS, type KvpMethodContext } from './kvp-methods.ts';
 import { ServiceMethods } from './service-methods.ts';
 import { SNAPSHOT_CLASSES, SnapshotService } from './snapshot-service.ts';
+import { MIGRATION_CLASSES, MigrationService } from './migration-service.ts';
 import { SwitchMethods, switchObjects } from './switch-instances.ts';
 import { buildVmObjects, hostSystemOf, managementServiceOf, NO_REQUESTED_STATE, type VmObjects, type VmTracking } from './vm-instances.ts';
 import type { VmmsPort, VmmsPortEvent, VmRecord } from './vmms-port.ts';
@@ -44,6 +45,7 @@ export class VmmsProvider implements CimProvider {
   private readonly runningJobs = new Map<string, CimObjectPath>();
   private readonly service: ServiceMethods;
   private readonly snapshots: SnapshotService;
+  private readonly migration: MigrationService;
   private readonly switchMethods: SwitchMethods;
   private readonly images: ImageManagementService | null;
   private readonly unsubscribe: () => void;
@@ -52,6 +54,7 @@ export class VmmsProvider implements CimProvider {
     this.jobs = new JobTable(schema, (e) => this.emit(e), options.jobRetentionMs);
     this.service = new ServiceMethods({ schema, port, jobs: this.jobs, systemPath: (id) => this.systemPath(id) });
     this.snapshots = new SnapshotService({ schema, port, jobs: this.jobs, systemPath: (id) => this.systemPath(id) });
+    this.migration = new MigrationService({ schema, port, jobs: this.jobs, systemPath: (id) => this.systemPath(id) });
     this.switchMethods = new SwitchMethods(port.switches, this.jobs);
     this.images = port.images ? new ImageManagementService({ schema, images: port.images, jobs: this.jobs, hostName: port.hostName }) : null;
     for (const vm of port.list()) {
@@ -83,6 +86,7 @@ export class VmmsProvider implements CimProvider {
     }
     const lower = className.toLowerCase();
     if (SNAPSHOT_CLASSES.has(lower)) return this.snapshots.enumerate(lower);
+    if (MIGRATION_CLASSES.has(lower)) return this.migration.enumerate(lower);
     return vms().flatMap((o) => [...o.resources, ...o.components, ...o.associations]).filter((i) => i.className.toLowerCase() === lower);
   }
 
@@ -100,13 +104,14 @@ export class VmmsProvider implements CimProvider {
     switch (`${path.className}.${method}`.toLowerCase()) {
       case 'msvm_computersystem.requeststatechange': return this.requestStateChange(path, params);
       case 'msvm_shutdowncomponent.initiateshutdown': return this.initiateShutdown(path, params);
-      // Jobs here run to their end: none can be terminated or killed (Cancellable = FALSE).
-      case 'msvm_concretejob.requeststatechange': return { returnValue: 4097, out: {} };
+      // Only a Cancellable job (a live migration) can be terminated or killed; others answer 4097.
+      case 'msvm_concretejob.requeststatechange': return { returnValue: this.jobs.requestStateChange(String(keyValue(path, 'InstanceID') ?? ''), params.RequestedState), out: {} };
     }
     const kvp = KVP_METHODS[method.toLowerCase()];
     if (kvp && path.className.toLowerCase() === 'msvm_virtualsystemmanagementservice') return changeKvpItems(this.kvpContext(), kvp, params);
     if (path.className.toLowerCase() === 'msvm_virtualsystemmanagementservice') return this.service.invoke(method, params);
     if (path.className.toLowerCase() === 'msvm_virtualsystemsnapshotservice') return this.snapshots.invoke(method, params);
+    if (path.className.toLowerCase() === 'msvm_virtualsystemmigrationservice') return this.migration.invoke(method, params);
     if (path.className.toLowerCase() === 'msvm_virtualethernetswitchmanagementservice') return this.switchMethods.invoke(method, params);
     if (path.className.toLowerCase() === IMAGE_SERVICE_CLASS.toLowerCase()) return this.images ? this.images.invoke(method, params) : { returnValue: 32770, out: {} };
     return { returnValue: 32768, out: {} };
