@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { defaultDataDir } from '../vmms/data-dir.ts';
+import { defaultDataDir } from '../host/data-dir.ts';
 import { VmmsClient } from '../vmms/vmms-client.ts';
 import type { ExportResult } from '../vmms/vm-export.ts';
 import type { ImportResult } from '../vmms/vm-import.ts';

@@ -7,7 +7,7 @@
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import type { Logger } from '../vmms/log.ts';
+import type { Logger } from '../host/log.ts';
 import type { Vmms } from '../vmms/vmms.ts';
 import type { VmDefinition } from '../vmms/vm-definition.ts';
 import { checkPeer, loadTrustedHosts, serverTlsOptions, type HostIdentity } from './host-trust.ts';

@@ -11,7 +11,7 @@
 import { callMigrationMethod, MIGRATION_CLIENT_METHODS, type MigrationClientMethod } from '../migration/migration-client-methods.ts';
 import { createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, rmSync } from 'node:fs';
-import type { Logger } from './log.ts';
+import type { Logger } from '../host/log.ts';
 import { Vmms, type StateChangeEvent } from './vmms.ts';
 import { EnabledState, stateName } from './lifecycle.ts';
 import type { NewVmRequest } from './vm-definition.ts';

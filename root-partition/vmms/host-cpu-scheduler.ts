@@ -12,7 +12,7 @@ import { DEFAULT_PERIOD_US } from '../../hypervisor/scheduler/cpu-budget-block.t
 import { admissionRefusal, allocatePeriod, type VmCpuSettings } from '../../hypervisor/scheduler/share-allocation.ts';
 import type { VmwpConnection } from './vmwp-connection.ts';
 import type { VmDefinition } from './vm-definition.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../host/log.ts';
 
 export interface HostCpuOptions {
   /** CPUs given to guests (default: all the host's). */

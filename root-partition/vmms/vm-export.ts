@@ -14,7 +14,7 @@ import { basename, extname, join } from 'node:path';
 import { formatOf } from '../storage/open-disk.ts';
 import { openVhdx } from '../storage/vhdx/vhdx-open.ts';
 import { setParentRelativePath } from '../storage/vhdx/vhdx-relink.ts';
-import { writeFileAtomic } from './atomic-file.ts';
+import { writeFileAtomic } from '../host/atomic-file.ts';
 import type { CheckpointTree } from './checkpoint-tree.ts';
 import type { VmDefinition } from './vm-definition.ts';
 import { DISKS_DIR, drivePaths, exportedDiskPath, mapDrivePaths, SNAPSHOTS_DIR, TREE_FILE, VM_DIR } from './vm-export-layout.ts';

@@ -14,20 +14,20 @@
 import { EventEmitter } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from './atomic-file.ts';
+import { writeFileAtomic } from '../host/atomic-file.ts';
 import type { ControlNotification } from '../ipc/vmwp-control-schema.ts';
 import type { WorkerCounters } from '../ipc/bulk-codec.ts';
-import { DataDir } from './data-dir.ts';
+import { DataDir } from '../host/data-dir.ts';
 import { DefinitionStore, type DefinitionLoadError } from './definition-store.ts';
 import { admissionProblem, defaultHostLimits, type HostLimits } from './host-resources.ts';
 import {
   EnabledState, HealthState, ReturnCode, stateName, transition, type EnabledStateValue, type HealthStateValue, type LifecycleOperation, type ReturnCodeValue,
 } from './lifecycle.ts';
-import { createProcessLogger, type Logger } from './log.ts';
+import { createProcessLogger, type Logger } from '../host/log.ts';
 import { newDefinition, validateDefinition, type NewVmRequest, type VmDefinition } from './vm-definition.ts';
 import { VmEntry, type VmView } from './vm-entry.ts';
 import { definitionFiles } from './vm-device-settings.ts';
-import { StorageRoots } from './storage-roots.ts';
+import { StorageRoots } from '../host/storage-roots.ts';
 import { WorkerOperations } from './worker-operations.ts';
 import { VmmsLock, VmmsLockedError } from './vmms-lock.ts';
 import { VmwpConnection } from './vmwp-connection.ts';

@@ -23,7 +23,7 @@ import type { ActionResult, BenchStatus, CounterSample, NewVmSettings, VmSetting
 import { renderHtml } from '../../bench/io/html.ts';
 import type { IoBenchReport } from '../../bench/io.ts';
 import { BenchRunner } from './bench-runner.ts';
-import { packageGuestImagesDir } from './storage-roots.ts';
+import { packageGuestImagesDir } from '../host/storage-roots.ts';
 import { loadTlsIdentity } from './tls-identity.ts';
 import type { VmView } from './vm-entry.ts';
 import type { Vmms } from './vmms.ts';

@@ -10,7 +10,7 @@ import type { Partition } from '../../hypervisor/partition.ts';
 import { DEFAULT_PERIOD_US } from '../../hypervisor/scheduler/cpu-budget-block.ts';
 import { PartitionCpuMeter } from '../../hypervisor/scheduler/partition-cpu-meter.ts';
 import { VpRunState } from '../../hypervisor/partition-control.ts';
-import type { Logger } from '../vmms/log.ts';
+import type { Logger } from '../host/log.ts';
 
 /**
  * Periods without a grant after which the worker stops waiting for VMMS's budgets. VMMS sends a
