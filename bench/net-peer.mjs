@@ -53,7 +53,7 @@ function receive() {
     if (t0 === 0n) t0 = last;
     clearTimeout(quiet);
     quiet = setTimeout(report, 2000);
-    let buf = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    const buf = pending.length ? Buffer.concat([pending, chunk]) : chunk;
     let at = 0;
     while (buf.length - at >= 4) {
       const len = buf.readUInt32BE(at);

@@ -75,7 +75,7 @@ export class MigrationService {
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => {});
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
-    let host;
+    let host: ReturnType<typeof checkPeer>;
     try {
       // Read fresh: a host trusted or removed a moment ago counts at once.
       host = checkPeer(socket, loadTrustedHosts(this.trustFile));

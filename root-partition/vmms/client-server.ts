@@ -12,7 +12,7 @@ import { callMigrationMethod, MIGRATION_CLIENT_METHODS, type MigrationClientMeth
 import { createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, rmSync } from 'node:fs';
 import type { Logger } from '../host/log.ts';
-import { Vmms, type StateChangeEvent } from './vmms.ts';
+import type { Vmms, StateChangeEvent } from './vmms.ts';
 import { EnabledState, stateName } from './lifecycle.ts';
 import type { NewVmRequest } from './vm-definition.ts';
 

@@ -85,7 +85,7 @@ export class HostCpuScheduler {
   private sent = 0;
   private skipped = 0;
 
-  constructor(opts: HostCpuOptions, private readonly log: Logger) {
+  constructor(opts: HostCpuOptions, _log: Logger) {
     this.hostCpus = opts.hostCpus ?? availableParallelism();
     this.periodUs = opts.periodUs ?? DEFAULT_PERIOD_US;
     if (!(this.hostCpus > 0 && this.hostCpus <= 4096)) throw new RangeError(`host CPUs for guests must be above 0, not ${this.hostCpus}`);

@@ -75,7 +75,7 @@ function exportNames(files: Iterable<string>): Map<string, string> {
 export function exportVm(src: ExportSource, dir: string): ExportResult {
   const { def, tree } = src;
   if ((tree.pendingMerges ?? []).length) throw new VmExportError('VMMS_ERR_BUSY', `VM ${def.name} has a checkpoint merge to finish; list its checkpoints (which finishes it) and export again`);
-  let st;
+  let st: ReturnType<typeof lstatSync>;
   try { st = lstatSync(dir); } catch { throw new VmExportError('VMMS_ERR_EXPORT_PATH', `export directory ${dir} does not exist; create it first`); }
   if (!st.isDirectory()) throw new VmExportError('VMMS_ERR_EXPORT_PATH', `export directory ${dir} is not a directory`);
   if (def.name === '.' || def.name === '..') throw new VmExportError('VMMS_ERR_EXPORT_PATH', `a VM named "${def.name}" cannot be exported (its folder would not be its own); rename it first`);

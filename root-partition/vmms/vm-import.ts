@@ -70,7 +70,7 @@ export interface ImportResult {
 
 /** The plain-file entries of a directory of the export, each checked (absent directory: empty). */
 function listFiles(folder: string, dir: string, optional: boolean): string[] {
-  let st;
+  let st: ReturnType<typeof lstatSync>;
   try {
     st = lstatSync(dir);
   } catch {
@@ -126,7 +126,7 @@ interface ExportContents {
 }
 
 function readExport(folder: string): ExportContents {
-  let st;
+  let st: ReturnType<typeof lstatSync>;
   try { st = lstatSync(folder); } catch { throw refuse(folder, 'no such directory'); }
   if (st.isSymbolicLink() || !st.isDirectory()) throw refuse(folder, 'it is not a directory (a symlink is refused: name the folder itself)');
   const vmFiles = listFiles(folder, join(folder, VM_DIR), false);

@@ -30,7 +30,7 @@ import { definitionFiles } from './vm-device-settings.ts';
 import { StorageRoots } from '../host/storage-roots.ts';
 import { WorkerOperations } from './worker-operations.ts';
 import { VmmsLock, VmmsLockedError } from './vmms-lock.ts';
-import { VmwpConnection } from './vmwp-connection.ts';
+import type { VmwpConnection } from './vmwp-connection.ts';
 import { OrphanWorkers, type OrphanWorkerView } from './orphan-workers.ts';
 import type { MigrationService } from '../migration/migration-service.ts';
 import { VmCheckpoints } from './checkpoints.ts';

@@ -9,7 +9,6 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { StorageRoots } from '../host/storage-roots.ts';
 import { Hypervisor } from '../../hypervisor/hypervisor.ts';
-import { ReferenceClock } from '../../hypervisor/reference-time.ts';
 import { P_REF_FROZEN_AT } from '../../hypervisor/partition-control.ts';
 import { prefaultInBackground, type PrefaultResult } from '../../hypervisor/guest-memory-prefault.ts';
 import type { Partition, VpExitEvent } from '../../hypervisor/partition.ts';

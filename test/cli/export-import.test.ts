@@ -151,6 +151,7 @@ describe('Export-VM and Import-VM', () => {
       if (copyTo && existsSync(copyTo)) expect(readdirSync(copyTo)).toEqual([]);
     };
     const def = (folder: string) => join(folder, 'Virtual Machines', `${id}.json`);
+    // biome-ignore lint/suspicious/noExplicitAny: a definition made hostile field by field
     const edit = (folder: string, change: (d: Record<string, any>) => void) => {
       const d = JSON.parse(readFileSync(def(folder), 'utf8'));
       change(d);
