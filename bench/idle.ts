@@ -9,7 +9,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Vmms } from '../root-partition/vmms/vmms.ts';
-import { createProcessLogger } from '../root-partition/vmms/log.ts';
+import { createProcessLogger } from '../root-partition/host/log.ts';
 import { buildGuests, guestImagePath } from '../scripts/build-guests.ts';
 
 export interface IdleBenchOptions {

@@ -54,7 +54,7 @@ function receive() {
     clearTimeout(quiet);
     // Quiet for 2 s after frames came (the switch dropped the rest); before the first, up to 10 s.
     quiet = setTimeout(report, got > 0 ? 2000 : 10000);
-    let buf = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    const buf = pending.length ? Buffer.concat([pending, chunk]) : chunk;
     let at = 0;
     while (buf.length - at >= 4) {
       const len = buf.readUInt32BE(at);

@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Vmms } from '../root-partition/vmms/vmms.ts';
-import { createProcessLogger } from '../root-partition/vmms/log.ts';
+import { createProcessLogger } from '../root-partition/host/log.ts';
 import { buildGuests } from '../scripts/build-guests.ts';
 import { measureFramePath, type NetBenchRow } from './net/frame-path.ts';
 import { startPair } from './net/vm-pair.ts';

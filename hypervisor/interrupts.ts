@@ -5,7 +5,7 @@
  * interrupts enabled). Edge-triggered with automatic EOI: a second assertion of a vector that is
  * still pending merges with the first, as with a real IRR bit.
  */
-import { PartitionControl, VP_PENDING_SUMMARY, VP_PENDING_VECTORS, VP_WAKE, vpBase } from './partition-control.ts';
+import { type PartitionControl, VP_PENDING_SUMMARY, VP_PENDING_VECTORS, VP_WAKE, vpBase } from './partition-control.ts';
 
 export function assertVector(ctl: PartitionControl, vp: number, vector: number): void {
   const base = vpBase(vp);

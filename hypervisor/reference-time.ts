@@ -5,7 +5,7 @@
  * value, which every thread of the process reads from one monotonic clock. While the partition
  * is paused or saved the counter is frozen (TLFS: it counts while a VP is not suspended).
  */
-import { P_REF_EPOCH_NS, P_REF_FROZEN_AT, PartitionControl } from './partition-control.ts';
+import { P_REF_EPOCH_NS, P_REF_FROZEN_AT, type PartitionControl } from './partition-control.ts';
 
 export class ReferenceClock {
   private perfAtZero: number;

@@ -10,7 +10,7 @@ import { InterceptKind, InterceptResult, MailboxState } from './intercept-mailbo
 import { SpinBudget, waitForChange, WaitCounters, type WaitPolicy } from './adaptive-wait.ts';
 import {
   MB_COUNT, MB_GPA, MB_KIND, MB_OUT, MB_PORT, MB_RESULT, MB_SIZE, MB_STATE, MB_VALUE_HI, MB_VALUE_LO,
-  P_DOORBELL, PartitionControl, VP_MAILBOX, vpBase,
+  P_DOORBELL, type PartitionControl, VP_MAILBOX, vpBase,
 } from './partition-control.ts';
 import type { PortTable } from './ports.ts';
 

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import type { PostCodeSnapshot } from '../../root-partition/vmwp/device-thread.ts';
-import type { BackendLimit, CopyLimit, ExitLimit } from './limits.ts';
+import type { BackendLimit, ExitLimit } from './limits.ts';
 import { ataExpected, phaseLbas, sampledChecksum, writtenSector, type Phase } from './plan.ts';
 import type { PhaseMeasurement, VmRunResult } from './vm-run.ts';
 

@@ -1,5 +1,6 @@
 // The echo device's wire format, guest copy (host: root-partition/vsp/echo/echo-protocol.ts,
 // where the layouts are described). A tsvisor example device, not a Hyper-V one.
+import { EchoInterface } from "../../abi/vmbus-channel";
 
 export const ECHO_OP_ECHO: u32 = 1;
 export const ECHO_OP_REVERSE: u32 = 2;
@@ -10,7 +11,5 @@ export const ECHO_MAX_MESSAGE: u32 = 1024;
 export const ECHO_STATUS_SUCCESS: u32 = 0;
 export const ECHO_STATUS_INVALID_PARAMETER: u32 = 0xc000000d;
 
-/** Interface GUID a7b3d43e-9b0c-4c62-8f3a-5e6d2c1b0e11 in wire layout (Data1/2/3 little-endian). */
-export const ECHO_INTERFACE_TYPE: usize = memory.data<u8>([
-  0x3e, 0xd4, 0xb3, 0xa7, 0x0c, 0x9b, 0x62, 0x4c, 0x8f, 0x3a, 0x5e, 0x6d, 0x2c, 0x1b, 0x0e, 0x11,
-]);
+/** The echo device's interface GUID in wire layout (abi/vmbus-channel.ts). */
+export const ECHO_INTERFACE_TYPE: usize = memory.data<u32>([EchoInterface.W0, EchoInterface.W1, EchoInterface.W2, EchoInterface.W3]);

@@ -2,6 +2,7 @@
 // sync and KVP exchange, with the hooks a guest program uses. Message versions each driver takes,
 // in preference order, are Linux's (drivers/hv/hv_util.c, hv_kvp.c).
 // Single-VP state (VP 0 runs the services) lives in memory blocks, not module globals.
+import { HeartbeatInterface, KvpInterface, ShutdownInterface, TimeSyncInterface } from "../../abi/vmbus-channel";
 import { cli, halt } from "../platform/hv";
 import { pageAllocRun } from "../kernel/pages";
 import { referenceTime } from "../hv/synic";
@@ -12,11 +13,11 @@ import {
 } from "./ic-protocol";
 import { KVP_POOL_AUTO, KVP_STORE_SIZE, icKvpAnswer, kvpPutString } from "./ic-kvp-protocol";
 
-/** Interface GUIDs in wire layout (Data1/2/3 little-endian). */
-export const IC_HEARTBEAT_GUID: usize = memory.data<u8>([0x39, 0x4f, 0x16, 0x57, 0x15, 0x91, 0x78, 0x4e, 0xab, 0x55, 0x38, 0x2f, 0x3b, 0xd5, 0x42, 0x2d]);
-export const IC_SHUTDOWN_GUID: usize = memory.data<u8>([0x31, 0x60, 0x0b, 0x0e, 0x13, 0x52, 0x34, 0x49, 0x81, 0x8b, 0x38, 0xd9, 0x0c, 0xed, 0x39, 0xdb]);
-export const IC_TIMESYNC_GUID: usize = memory.data<u8>([0x30, 0xe6, 0x27, 0x95, 0xae, 0xd0, 0x7b, 0x49, 0xad, 0xce, 0xe8, 0x0a, 0xb0, 0x17, 0x5c, 0xaf]);
-export const IC_KVP_GUID: usize = memory.data<u8>([0xe7, 0xf4, 0xa0, 0xa9, 0x45, 0x5a, 0x96, 0x4d, 0xb8, 0x27, 0x8a, 0x84, 0x1e, 0x8c, 0x03, 0xe6]);
+/** Interface GUIDs in wire layout (abi/vmbus-channel.ts). */
+export const IC_HEARTBEAT_GUID: usize = memory.data<u32>([HeartbeatInterface.W0, HeartbeatInterface.W1, HeartbeatInterface.W2, HeartbeatInterface.W3]);
+export const IC_SHUTDOWN_GUID: usize = memory.data<u32>([ShutdownInterface.W0, ShutdownInterface.W1, ShutdownInterface.W2, ShutdownInterface.W3]);
+export const IC_TIMESYNC_GUID: usize = memory.data<u32>([TimeSyncInterface.W0, TimeSyncInterface.W1, TimeSyncInterface.W2, TimeSyncInterface.W3]);
+export const IC_KVP_GUID: usize = memory.data<u32>([KvpInterface.W0, KvpInterface.W1, KvpInterface.W2, KvpInterface.W3]);
 
 // Message versions (major << 16 | minor), Linux's preference order.
 const HEARTBEAT_VERSIONS: usize = memory.data<u32>([0x30000, 0x10000]);

@@ -1,11 +1,10 @@
 // NVSP and RNDIS as the guest's netvsc speaks them (Linux drivers/net/hyperv/hyperv_net.h and
 // rndis_filter.c, include/linux/rndis.h; MS-RNDIS). The host's copy
 // of the same wire format is root-partition/vsp/netvsp/ (nvsp-protocol.ts, rndis-protocol.ts).
+import { NetvscInterface } from "../../abi/vmbus-channel";
 
-/** HV_NIC_GUID {f8615163-df3e-46c5-913f-f2d2f965ed0e} in wire layout (Data1/2/3 little-endian). */
-export const NETVSC_INTERFACE_TYPE: usize = memory.data<u8>([
-  0x63, 0x51, 0x61, 0xf8, 0x3e, 0xdf, 0xc5, 0x46, 0x91, 0x3f, 0xf2, 0xd2, 0xf9, 0x65, 0xed, 0x0e,
-]);
+/** HV_NIC_GUID in wire layout (abi/vmbus-channel.ts). */
+export const NETVSC_INTERFACE_TYPE: usize = memory.data<u32>([NetvscInterface.W0, NetvscInterface.W1, NetvscInterface.W2, NetvscInterface.W3]);
 
 /** NVSP versions offered, newest first (Linux nvsp_protocol_version[] order). */
 export const NVSP_VERSIONS: StaticArray<u32> = [0x00060001, 0x00060000, 0x00050000, 0x00040000, 0x00030002, 0x00000002];

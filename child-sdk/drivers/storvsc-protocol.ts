@@ -3,6 +3,7 @@
 // Sources: Linux drivers/scsi/storvsc_drv.c (struct vstor_packet, struct vmscsi_request,
 // storvsc_channel_init, storvsc_queuecommand) and OpenVMM vm/devices/storage/storvsp_protocol.
 // Encoders write into guest memory at a GPA; all fields are little-endian, CDB fields big-endian.
+import { StorvscInterface } from "../../abi/vmbus-channel";
 
 // enum vstor_packet_operation
 export const VSTOR_OPERATION_COMPLETE_IO: u32 = 1;
@@ -219,10 +220,8 @@ export function propertiesFlags(p: usize): u32 { return load<u32>(p + VSTOR_PROP
 /** storage_channel_properties.max_transfer_bytes of a QUERY_PROPERTIES reply at `p`: the largest data transfer per SRB. */
 export function propertiesMaxTransferBytes(p: usize): u32 { return load<u32>(p + VSTOR_PROPS_MAX_TRANSFER_BYTES); }
 
-/** Synthetic SCSI controller interface GUID ba6163d9-04a1-4d29-b605-72e2ffb1dc7f in wire layout (Linux HV_SCSI_GUID). */
-export const STORVSC_SCSI_INTERFACE_TYPE: usize = memory.data<u8>([
-  0xd9, 0x63, 0x61, 0xba, 0xa1, 0x04, 0x29, 0x4d, 0xb6, 0x05, 0x72, 0xe2, 0xff, 0xb1, 0xdc, 0x7f,
-]);
+/** Synthetic SCSI controller interface GUID in wire layout (abi/vmbus-channel.ts). */
+export const STORVSC_SCSI_INTERFACE_TYPE: usize = memory.data<u32>([StorvscInterface.W0, StorvscInterface.W1, StorvscInterface.W2, StorvscInterface.W3]);
 
 /** VMBUS_RQST_INIT as the two u32 halves the ring takes. */
 export const VMBUS_RQST_INIT_LO: u32 = 0xfffffffd;

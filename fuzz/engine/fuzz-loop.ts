@@ -6,7 +6,7 @@
  * input to find which one did, since taking coverage costs about a millisecond.
  */
 import { getHeapStatistics } from 'node:v8';
-import { BlockCoverage } from './coverage.ts';
+import type { BlockCoverage } from './coverage.ts';
 import { inputName } from './corpus.ts';
 import { minimise } from './minimise.ts';
 import { Mutator } from './mutator.ts';

@@ -12,13 +12,9 @@ import type { GuestMemory } from '../guest-memory.ts';
 import { CALLS, hasPrivilege, type CallSpec } from './call-table.ts';
 import { decodeControl, encodeResult } from './control-word.ts';
 
-export interface SimpleHandler {
-  (input: DataView, output: DataView): HvStatus;
-}
-export interface RepHandler {
-  /** Processes element `rep`; input header at 0, element at header + rep × size; output element at rep × size. */
-  (input: DataView, rep: number, output: DataView): HvStatus;
-}
+export type SimpleHandler = (input: DataView, output: DataView) => HvStatus
+/** Processes element `rep`; input header at 0, element at header + rep × size; output element at rep × size. */
+export type RepHandler = (input: DataView, rep: number, output: DataView) => HvStatus;
 
 export type HandlerTable = Map<number, { simple?: SimpleHandler; rep?: RepHandler }>;
 

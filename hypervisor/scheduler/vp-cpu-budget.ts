@@ -19,7 +19,7 @@
  *
  * A halted VP spends nothing: it is not at a preemption exit, and its thread sleeps in the halt.
  */
-import { CpuBudgetBlock } from './cpu-budget-block.ts';
+import type { CpuBudgetBlock } from './cpu-budget-block.ts';
 import { ThreadCpuClock } from './thread-cpu-clock.ts';
 
 /** Left of a budget that is not worth running for (below one preemption interval). */

@@ -11,7 +11,7 @@ import {
 } from '../../abi/hv-msr.ts';
 import type { GuestMemory } from '../guest-memory.ts';
 import { assertVector } from '../interrupts.ts';
-import { PartitionControl, VP_COUNTERS, VP_STIMER_CONFIG, VP_STIMER_COUNT, VP_STIMER_DUE, VpCounter, vpBase } from '../partition-control.ts';
+import { type PartitionControl, VP_COUNTERS, VP_STIMER_CONFIG, VP_STIMER_COUNT, VP_STIMER_DUE, VpCounter, vpBase } from '../partition-control.ts';
 import type { ReferenceClock } from '../reference-time.ts';
 import { postToSint } from './synic-delivery.ts';
 

@@ -12,7 +12,7 @@ import { HV_SINT_MASKED } from '../../abi/hv-msr.ts';
 import type { GuestMemory } from '../guest-memory.ts';
 import { assertVector } from '../interrupts.ts';
 import {
-  PORT_ENTRY, PORT_IN_FLIGHT, PORTS_OFFSET, PartitionControl, SINT_QUEUE_BYTES, SINT_QUEUE_DEPTH, SINT_QUEUE_ENTRY,
+  PORT_ENTRY, PORT_IN_FLIGHT, PORTS_OFFSET, type PartitionControl, SINT_QUEUE_BYTES, SINT_QUEUE_DEPTH, SINT_QUEUE_ENTRY,
   VP_COUNTERS, VP_SCONTROL, VP_SIEFP, VP_SIMP, VP_SINT, VP_SINT_QUEUES, VP_SYNIC_LOCK, VpCounter, vpBase,
 } from '../partition-control.ts';
 

@@ -12,7 +12,7 @@
 import * as M from '../../abi/hv-msr.ts';
 import * as P from '../../abi/hv-cpuid.ts';
 import type { GuestMemory } from '../guest-memory.ts';
-import { P_GUEST_OS_ID, P_HYPERCALL_MSR, P_PRIV_LO, PartitionControl, VP_SCONTROL, VP_SIEFP, VP_SIMP, VP_SINT, vpBase } from '../partition-control.ts';
+import { P_GUEST_OS_ID, P_HYPERCALL_MSR, P_PRIV_LO, type PartitionControl, VP_SCONTROL, VP_SIEFP, VP_SIMP, VP_SINT, vpBase } from '../partition-control.ts';
 import type { ReferenceClock } from '../reference-time.ts';
 import { overlayPageGpa, retryDelivery } from '../synic/synic-delivery.ts';
 import type { SyntheticTimers } from '../synic/stimers.ts';

@@ -52,8 +52,8 @@ export interface VpRuntimeOptions {
 }
 
 interface GuestExports {
-  boot?: () => number | void;
-  vp_start?: (rip: number) => number | void;
+  boot?: () => number | undefined;
+  vp_start?: (rip: number) => number | undefined;
   interrupt?: (vector: number) => void;
 }
 

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import type { CimInstance } from '../management/cim/instance.ts';
-import { defaultDataDir } from '../vmms/data-dir.ts';
+import { defaultDataDir } from '../host/data-dir.ts';
 import { CommandFailure, withManagement } from './management-session.ts';
 import { instanceJson, printJson, printTable, valueText } from './table.ts';
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { CimInstance } from '../management/cim/instance.ts';
 import type { CimObjectPath } from '../management/cim/object-path.ts';
 import { ManagementClient, ManagementError, type MethodOutcome } from '../management/client/management-client.ts';
-import { defaultDataDir } from '../vmms/data-dir.ts';
+import { defaultDataDir } from '../host/data-dir.ts';
 
 /**
  * A failure a user can cause: a sentence saying what is wrong and what to do, and a word code

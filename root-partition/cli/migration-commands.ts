@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
-import { defaultDataDir } from '../vmms/data-dir.ts';
+import { defaultDataDir } from '../host/data-dir.ts';
 import { VmmsClient } from '../vmms/vmms-client.ts';
 import type { TrustedHost } from '../migration/host-trust.ts';
 

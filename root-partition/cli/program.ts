@@ -22,6 +22,7 @@ import { MAX_VPS } from '../../hypervisor/partition-control.ts';
 import { CommandFailure, wantsJson, wholeNumber } from './management-session.ts';
 import { registerServiceCommands } from './service-commands.ts';
 import { registerHelpOutputCommands } from './help-output-commands.ts';
+import { registerExportImportCommands } from './export-import-commands.ts';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -179,6 +180,8 @@ export function buildProgram(): Command {
 
   registerVmmsCommands(program);
   registerVmCommands(program);
+  const vmGroup = program.commands.find((c) => c.name() === 'vm')!;
+  registerExportImportCommands(vmGroup, () => (vmGroup.opts() as { dataDir?: string }).dataDir);
   registerManagementCommands(program);
   registerSdkCommands(program);
   registerUserCommands(program);

@@ -6,10 +6,11 @@
  */
 import type { Command } from 'commander';
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, lstatSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { systemdUnit } from './systemd-unit.ts';
 import { CommandFailure } from './management-session.ts';
+import { packageRoot } from '../host/package-root.ts';
 
 const DEFAULT_USER = 'tsvisor';
 const DEFAULT_DATA_DIR = '/var/lib/tsvisor';
@@ -17,20 +18,17 @@ const DEFAULT_UNIT_DIR = '/etc/systemd/system';
 const UNIT_NAME = 'tsvisor.service';
 
 /** The directory of the tsvisor package this command runs from (the one whose package.json names it). */
-function packageRoot(): string {
-  for (let dir = import.meta.dirname; ; dir = dirname(dir)) {
-    try {
-      if ((JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string }).name === 'tsvisor') return dir;
-    } catch { /* not here */ }
-    if (dirname(dir) === dir) throw new CommandFailure('SERVICE', 1, 'cannot find the tsvisor package this command runs from');
-  }
+function packageRootOrFail(): string {
+  const root = packageRoot();
+  if (root === null) throw new CommandFailure('SERVICE', 1, 'cannot find the tsvisor package this command runs from');
+  return root;
 }
 
 interface ServiceOpts { user: string; dataDir: string; storageRoot: string[]; unitDir: string; start: boolean }
 
 function unitText(o: ServiceOpts): string {
   try {
-    return systemdUnit({ user: o.user, dataDir: resolve(o.dataDir), node: process.execPath, bin: join(packageRoot(), 'bin', 'tsvisor.mjs'), storageRoots: o.storageRoot });
+    return systemdUnit({ user: o.user, dataDir: resolve(o.dataDir), node: process.execPath, bin: join(packageRootOrFail(), 'bin', 'tsvisor.mjs'), storageRoots: o.storageRoot });
   } catch (e) {
     if (e instanceof CommandFailure) throw e;
     throw new CommandFailure('SERVICE', 4, (e as Error).message);
@@ -81,7 +79,7 @@ function install(o: ServiceOpts): void {
   renameSync(`${unitFile}.tmp`, unitFile);
   console.log(`wrote ${unitFile}: ${o.user} runs \`tsvisor serve --data-dir ${dataDir}\``);
   if (!systemdRuns()) {
-    console.log(`systemd does not run this machine, so nothing was started; start the service with:\n  runuser -u ${o.user} -- ${process.execPath} ${join(packageRoot(), 'bin', 'tsvisor.mjs')} serve --data-dir ${dataDir}`);
+    console.log(`systemd does not run this machine, so nothing was started; start the service with:\n  runuser -u ${o.user} -- ${process.execPath} ${join(packageRootOrFail(), 'bin', 'tsvisor.mjs')} serve --data-dir ${dataDir}`);
     return;
   }
   systemctl('daemon-reload');

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { ACCESS_FILE, readAccessFile, writeAccessFile, type AccessList, type LocalGrant } from '../management/access/access-file.ts';
 import { hashPassword } from '../management/access/password-hash.ts';
 import { isRole, type Role } from '../management/access/roles.ts';
-import { defaultDataDir } from '../vmms/data-dir.ts';
+import { defaultDataDir } from '../host/data-dir.ts';
 import { printTable } from './table.ts';
 
 async function readStdin(): Promise<string> {

@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { TLSSocket, ConnectionOptions, TlsOptions } from 'node:tls';
-import { writeFileAtomic } from '../vmms/atomic-file.ts';
+import { writeFileAtomic } from '../host/atomic-file.ts';
 
 export interface TrustedHost {
   fingerprint256: string;

@@ -8,7 +8,7 @@
 import { decodeRecord } from '../ipc/saved-state-schema.ts';
 import { StateBuilder } from '../vmwp/saved-state-file.ts';
 import type { RestorableState, RestoreTiming } from '../vmwp/vm-worker.ts';
-import { MigrationChannel } from './migration-channel.ts';
+import type { MigrationChannel } from './migration-channel.ts';
 import {
   decodeJson, decodePages, decodeZeroPages, encodeFrame, encodeJsonFrame, MigrationFrame, MigrationProtocolError, MIGRATION_PROTOCOL_VERSION, PAGE_BYTES,
 } from './migration-wire.ts';
@@ -54,7 +54,7 @@ export async function receiveMigration(channel: MigrationChannel, memory: Uint8A
         decodeZeroPages(f.body, pageCount, (pfn) => memory.fill(0, pfn * PAGE_BYTES, (pfn + 1) * PAGE_BYTES));
         break;
       case MigrationFrame.StateRecord: {
-        let r;
+        let r: ReturnType<typeof decodeRecord>;
         try {
           r = decodeRecord(f.body);
         } catch (e) {

@@ -7,7 +7,7 @@
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import type { Logger } from '../vmms/log.ts';
+import type { Logger } from '../host/log.ts';
 import type { Vmms } from '../vmms/vmms.ts';
 import type { VmDefinition } from '../vmms/vm-definition.ts';
 import { checkPeer, loadTrustedHosts, serverTlsOptions, type HostIdentity } from './host-trust.ts';
@@ -75,7 +75,7 @@ export class MigrationService {
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => {});
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
-    let host;
+    let host: ReturnType<typeof checkPeer>;
     try {
       // Read fresh: a host trusted or removed a moment ago counts at once.
       host = checkPeer(socket, loadTrustedHosts(this.trustFile));

@@ -13,7 +13,7 @@
  */
 import { encodeRecord, type SavedRecord } from '../ipc/saved-state-schema.ts';
 import type { CapturedVm, RestoreTiming } from '../vmwp/vm-worker.ts';
-import { MigrationChannel } from './migration-channel.ts';
+import type { MigrationChannel } from './migration-channel.ts';
 import {
   encodeFrame, encodeJsonFrame, encodePages, encodeZeroPages, MAX_PAGES_PER_FRAME, MAX_ZERO_PAGES_PER_FRAME, MigrationFrame, MIGRATION_PROTOCOL_VERSION, PAGE_BYTES, type Frame,
 } from './migration-wire.ts';

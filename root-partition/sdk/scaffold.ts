@@ -106,7 +106,7 @@ export default {
 }
 
 /** The host side (VSP, tests, build script) typechecked with this repository's TypeScript and type packages. */
-function hostTsconfig(c: TemplateContext): string {
+function hostTsconfig(_c: TemplateContext): string {
   return JSON.stringify({
     compilerOptions: {
       target: 'es2022', module: 'nodenext', moduleResolution: 'nodenext', strict: true, noEmit: true,

@@ -10,7 +10,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from './atomic-file.ts';
+import { writeFileAtomic } from '../host/atomic-file.ts';
 import { emptyTree, treeProblems, type CheckpointTree } from './checkpoint-tree.ts';
 import { validateDefinition } from './vm-definition.ts';
 

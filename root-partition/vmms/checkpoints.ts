@@ -19,7 +19,7 @@
 import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import type { DataDir } from './data-dir.ts';
+import type { DataDir } from '../host/data-dir.ts';
 import { checkCheckpointable, childNames, collectFiles, makeChildren } from './checkpoint-files.ts';
 import { CheckpointStore } from './checkpoint-store.ts';
 import {

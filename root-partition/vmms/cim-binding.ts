@@ -191,7 +191,7 @@ export async function startCimService(vmms: Vmms, opts: CimServiceOptions): Prom
     let fingerprint256: string | null = null;
     let certFile: string | null = null;
     if (opts.httpsPort !== null) {
-      let id;
+      let id: ReturnType<typeof loadTlsIdentity> | undefined;
       try {
         id = loadTlsIdentity(root, { ...(opts.tlsCertFile ? { certFile: opts.tlsCertFile } : {}), ...(opts.tlsKeyFile ? { keyFile: opts.tlsKeyFile } : {}) });
       } catch (e) {

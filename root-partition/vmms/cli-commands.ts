@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { defaultDataDir } from './data-dir.ts';
+import { defaultDataDir } from '../host/data-dir.ts';
 import { runDaemon } from './daemon.ts';
 import { stateName } from './lifecycle.ts';
 import type { VmView } from './vm-entry.ts';

@@ -11,15 +11,21 @@
 import { callMigrationMethod, MIGRATION_CLIENT_METHODS, type MigrationClientMethod } from '../migration/migration-client-methods.ts';
 import { createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, rmSync } from 'node:fs';
-import type { Logger } from './log.ts';
-import { Vmms, type StateChangeEvent } from './vmms.ts';
+import type { Logger } from '../host/log.ts';
+import type { Vmms, StateChangeEvent } from './vmms.ts';
 import { EnabledState, stateName } from './lifecycle.ts';
 import type { NewVmRequest } from './vm-definition.ts';
 
-export const CLIENT_METHODS = ['list', 'show', 'new', 'start', 'stop', 'save', 'pause', 'resume', 'reset', 'rm', 'console', 'counters', 'load-errors', 'shutdown', 'heartbeat', 'console-input', 'console-follow', 'orphans', 'stop-orphan', 'measure'] as const;
+export const CLIENT_METHODS = ['list', 'show', 'new', 'start', 'stop', 'save', 'pause', 'resume', 'reset', 'rm', 'console', 'counters', 'load-errors', 'shutdown', 'heartbeat', 'console-input', 'console-follow', 'orphans', 'stop-orphan', 'measure', 'export', 'import'] as const;
 export type ClientMethod = (typeof CLIENT_METHODS)[number];
 
 const MAX_LINE = 1 << 20;
+
+/** A path parameter: absolute (the service's working directory is not the client's). */
+function absolutePath(v: unknown, what: string): string {
+  if (typeof v !== 'string' || !v.startsWith('/') || v.includes('\0')) throw Object.assign(new Error(`${what} must be an absolute path`), { code: 'VMMS_ERR_REQUEST' });
+  return v;
+}
 
 export class ClientServer {
   private readonly server: Server;
@@ -116,6 +122,12 @@ export class ClientServer {
       });
       case 'heartbeat': return this.vmms.heartbeatStatus(vm());
       case 'measure': return this.vmms.measureCpu(vm(), Boolean(p.reset));
+      case 'export': return this.vmms.exportVm(vm(), absolutePath(p.dir, 'params.dir'));
+      case 'import': return this.vmms.importVm(absolutePath(p.folder, 'params.folder'), {
+        ...(p.copyTo !== undefined ? { copyTo: absolutePath(p.copyTo, 'params.copyTo') } : {}),
+        newId: p.newId === true,
+        ...(typeof p.name === 'string' ? { name: p.name } : {}),
+      });
       case 'save': return this.vmms.save(vm());
       case 'pause': return this.vmms.pause(vm());
       case 'resume': return this.vmms.resume(vm());

@@ -7,7 +7,7 @@
  * modules, so it starts in a fraction of the CLI's time.
  */
 import { resolve } from 'node:path';
-import { defaultDataDir } from './data-dir.ts';
+import { defaultDataDir } from '../host/data-dir.ts';
 import { runDaemon } from './daemon.ts';
 
 const args = process.argv.slice(2);

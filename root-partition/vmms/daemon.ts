@@ -9,11 +9,11 @@ import { startCimService, type CimService } from './cim-binding.ts';
 import { startWebService, type WebService } from './web-binding.ts';
 import { CimSocketEndpoint } from './cim-socket.ts';
 import { ClientServer } from './client-server.ts';
-import { DataDir } from './data-dir.ts';
-import { closeLogger, createProcessLogger } from './log.ts';
+import { DataDir } from '../host/data-dir.ts';
+import { closeLogger, createProcessLogger } from '../host/log.ts';
 import { Vmms } from './vmms.ts';
 import type { HostLimits } from './host-resources.ts';
-import { packageGuestImagesDir } from './storage-roots.ts';
+import { packageGuestImagesDir } from '../host/storage-roots.ts';
 import { loadTlsIdentity } from './tls-identity.ts';
 import { MigrationService } from '../migration/migration-service.ts';
 

@@ -5,7 +5,7 @@
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { TEMP_PREFIX, syncDirectory, writeFileAtomic } from './atomic-file.ts';
+import { TEMP_PREFIX, syncDirectory, writeFileAtomic } from '../host/atomic-file.ts';
 import { validateDefinition, type VmDefinition } from './vm-definition.ts';
 
 export interface DefinitionLoadError {

@@ -12,7 +12,7 @@ import { DEFAULT_PERIOD_US } from '../../hypervisor/scheduler/cpu-budget-block.t
 import { admissionRefusal, allocatePeriod, type VmCpuSettings } from '../../hypervisor/scheduler/share-allocation.ts';
 import type { VmwpConnection } from './vmwp-connection.ts';
 import type { VmDefinition } from './vm-definition.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../host/log.ts';
 
 export interface HostCpuOptions {
   /** CPUs given to guests (default: all the host's). */
@@ -85,7 +85,7 @@ export class HostCpuScheduler {
   private sent = 0;
   private skipped = 0;
 
-  constructor(opts: HostCpuOptions, private readonly log: Logger) {
+  constructor(opts: HostCpuOptions, _log: Logger) {
     this.hostCpus = opts.hostCpus ?? availableParallelism();
     this.periodUs = opts.periodUs ?? DEFAULT_PERIOD_US;
     if (!(this.hostCpus > 0 && this.hostCpus <= 4096)) throw new RangeError(`host CPUs for guests must be above 0, not ${this.hostCpus}`);

@@ -10,7 +10,7 @@ import type { ImagePort, ImageProgress, NewImageRequest, PortResult } from '../m
 import { diskInfo, mergeDisk, newDisk, resizeDisk, type DiskInfo } from '../storage/disk-tools.ts';
 import { FileLockError, lockHolders } from '../storage/file-lock.ts';
 import { RawDiskError } from '../storage/raw-disk.ts';
-import { StorageRootError, type StorageRoots } from './storage-roots.ts';
+import { StorageRootError, type StorageRoots } from '../host/storage-roots.ts';
 
 const Code = { Failed: 32768, AccessDenied: 32769, NotSupported: 32770, InvalidParameter: 32773, InUse: 32774 } as const;
 

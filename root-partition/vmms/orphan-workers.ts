@@ -6,8 +6,8 @@
  * counts in the host budget while they live, and `tsvisor host orphans --stop <id>` turns one off.
  */
 import { existsSync } from 'node:fs';
-import type { DataDir } from './data-dir.ts';
-import type { Logger } from './log.ts';
+import type { DataDir } from '../host/data-dir.ts';
+import type { Logger } from '../host/log.ts';
 import { VmwpConnection } from './vmwp-connection.ts';
 import { killWorker, liveWorker, removeWorkerFiles, workerAlive, workerIdsOnDisk, type WorkerRecord } from './worker-record.ts';
 

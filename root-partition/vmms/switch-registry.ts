@@ -7,9 +7,9 @@
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { TEMP_PREFIX, syncDirectory, writeFileAtomic } from './atomic-file.ts';
-import type { DataDir } from './data-dir.ts';
-import type { Logger } from './log.ts';
+import { TEMP_PREFIX, syncDirectory, writeFileAtomic } from '../host/atomic-file.ts';
+import type { DataDir } from '../host/data-dir.ts';
+import type { Logger } from '../host/log.ts';
 import { MAX_SWITCHES, newSwitchDefinition, switchDefinitionProblems, type SwitchDefinition, type SwitchType } from './switch-definition.ts';
 import { SwitchServer } from '../vswitch/switch-server.ts';
 import { SwitchType as SwitchKind, type VirtualSwitch } from '../vswitch/virtual-switch.ts';

@@ -6,7 +6,7 @@ import type { WorkerCounters } from '../ipc/bulk-codec.ts';
 import { availableRequestedStates, EnabledState, HealthState, stateName, type EnabledStateValue, type HealthStateValue } from './lifecycle.ts';
 import type { VmDefinition } from './vm-definition.ts';
 import type { VmwpConnection } from './vmwp-connection.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../host/log.ts';
 import type { CpuLoad } from './host-cpu-scheduler.ts';
 
 /** Console output kept per VM in VMMS (the newest bytes win). */

@@ -1,6 +1,6 @@
 /** A client of a running VMMS over its socket (used by the CLI's `vm` verbs). */
 import { connect, type Socket } from 'node:net';
-import { DataDir } from './data-dir.ts';
+import { DataDir } from '../host/data-dir.ts';
 import type { ClientMethod } from './client-server.ts';
 import type { MigrationClientMethod } from '../migration/migration-client-methods.ts';
 

@@ -8,8 +8,8 @@
  */
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { FileLockedError, lockDescriptor } from '../storage/file-lock.ts';
-import { writeFileAtomic } from './atomic-file.ts';
-import type { DataDir } from './data-dir.ts';
+import { writeFileAtomic } from '../host/atomic-file.ts';
+import type { DataDir } from '../host/data-dir.ts';
 
 /** Another service holds the data directory; `pid` when /proc or its pid file names it. */
 export class VmmsLockedError extends Error {

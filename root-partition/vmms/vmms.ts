@@ -14,28 +14,30 @@
 import { EventEmitter } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from './atomic-file.ts';
+import { writeFileAtomic } from '../host/atomic-file.ts';
 import type { ControlNotification } from '../ipc/vmwp-control-schema.ts';
 import type { WorkerCounters } from '../ipc/bulk-codec.ts';
-import { DataDir } from './data-dir.ts';
+import { DataDir } from '../host/data-dir.ts';
 import { DefinitionStore, type DefinitionLoadError } from './definition-store.ts';
 import { admissionProblem, defaultHostLimits, type HostLimits } from './host-resources.ts';
 import {
   EnabledState, HealthState, ReturnCode, stateName, transition, type EnabledStateValue, type HealthStateValue, type LifecycleOperation, type ReturnCodeValue,
 } from './lifecycle.ts';
-import { createProcessLogger, type Logger } from './log.ts';
+import { createProcessLogger, type Logger } from '../host/log.ts';
 import { newDefinition, validateDefinition, type NewVmRequest, type VmDefinition } from './vm-definition.ts';
 import { VmEntry, type VmView } from './vm-entry.ts';
 import { definitionFiles } from './vm-device-settings.ts';
-import { StorageRoots } from './storage-roots.ts';
+import { StorageRoots } from '../host/storage-roots.ts';
 import { WorkerOperations } from './worker-operations.ts';
 import { VmmsLock, VmmsLockedError } from './vmms-lock.ts';
-import { VmwpConnection } from './vmwp-connection.ts';
+import type { VmwpConnection } from './vmwp-connection.ts';
 import { OrphanWorkers, type OrphanWorkerView } from './orphan-workers.ts';
 import type { MigrationService } from '../migration/migration-service.ts';
 import { VmCheckpoints } from './checkpoints.ts';
 import { cpuSettingsOf, HostCpuScheduler, type CpuMeasurement, type SchedulerStats } from './host-cpu-scheduler.ts';
 import { SwitchRegistry } from './switch-registry.ts';
+import { exportVm, type ExportResult } from './vm-export.ts';
+import { importVm, type ImportOptions, type ImportResult } from './vm-import.ts';
 
 /** The VMs running as the service last stopped them (for 'start-if-running'). */
 const RUNNING_AT_STOP_FILE = 'running-at-stop.json';
@@ -290,6 +292,47 @@ export class Vmms {
     e.log.info(`removed VM ${e.def.name}`);
     this.events.emit('removed', { vmId: e.def.id, name: e.def.name });
     return { returnValue: ReturnCode.Completed };
+  }
+
+  /** Export-VM (vm-export.ts): an Off or Saved VM with its disks and checkpoints, to `<dir>/<VM name>/`. */
+  exportVm(idOrName: string, dir: string): ExportResult {
+    const e = this.entry(idOrName);
+    if (e.state !== EnabledState.Off && e.state !== EnabledState.Saved) {
+      throw new VmmsError('VMMS_ERR_INVALID_STATE', `cannot export VM ${e.def.name} while it is ${stateName(e.state)}: its disks change under the copy; save it (tsvisor vm save ${e.def.name}) or turn it off, then export`);
+    }
+    this.roots?.check(dir, 'export directory');
+    const r = exportVm({ def: e.def, savedState: e.state === EnabledState.Saved ? this.paths.savedState(e.def.id) : null, tree: this.checkpoints.store.load(e.def.id) }, dir);
+    e.log.info(`exported to ${r.path}`);
+    return r;
+  }
+
+  /** Import-VM (vm-import.ts): registers the VM a `vm export` folder holds, in place or copied. */
+  importVm(folder: string, o: ImportOptions): ImportResult {
+    const r = importVm(folder, o, {
+      idTaken: (id) => this.vms.has(id),
+      nameTaken: (name) => this.find(name) !== undefined,
+      savedStatePath: (id) => this.paths.savedState(id),
+      checkpointDir: (id) => this.checkpoints.store.dir(id),
+      checkRoot: (path, what) => { this.roots?.check(path, what); },
+      register: (def, tree, saved) => {
+        if (this.vms.size >= this.limits.maxVms) throw new VmmsError('VMMS_ERR_LIMIT', `the host has ${this.vms.size} VMs defined, its limit`);
+        if (def.memoryBytes > this.limits.memoryBudgetBytes) throw new VmmsError('VMMS_ERR_LIMIT', `a VM of ${def.memoryBytes} bytes can never fit the host memory budget of ${this.limits.memoryBudgetBytes} bytes`);
+        this.confine(def);
+        if (tree) this.checkpoints.store.save(tree);
+        try {
+          this.store.save(def);
+        } catch (err) {
+          if (tree) this.checkpoints.store.remove(def.id);
+          throw err;
+        }
+        const e = new VmEntry(def, this.log);
+        e.state = saved ? EnabledState.Saved : EnabledState.Off;
+        this.vms.set(def.id, e);
+        e.log.info(`imported VM ${def.name} (${def.id}) from ${folder}`);
+        this.events.emit('defined', { vmId: def.id, name: def.name });
+      },
+    });
+    return r;
   }
 
   /** RequestStateChange: applies the transition and resolves when it is complete. */

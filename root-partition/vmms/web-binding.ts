@@ -23,7 +23,7 @@ import type { ActionResult, BenchStatus, CounterSample, NewVmSettings, VmSetting
 import { renderHtml } from '../../bench/io/html.ts';
 import type { IoBenchReport } from '../../bench/io.ts';
 import { BenchRunner } from './bench-runner.ts';
-import { packageGuestImagesDir } from './storage-roots.ts';
+import { packageGuestImagesDir } from '../host/storage-roots.ts';
 import { loadTlsIdentity } from './tls-identity.ts';
 import type { VmView } from './vm-entry.ts';
 import type { Vmms } from './vmms.ts';
@@ -292,7 +292,7 @@ export async function startWebService(vmms: Vmms, cim: CimService, o: WebService
   const host = o.webHost ?? '127.0.0.1';
   const port = new VmmsWebPort(vmms, cim, { benchTiny: o.benchTiny ?? false });
   let server: WebConsoleServer;
-  let tls;
+  let tls: ReturnType<typeof loadTlsIdentity> | undefined;
   try {
     tls = o.plainHttp ? undefined : loadTlsIdentity(vmms.paths.root, { ...(o.tlsCertFile ? { certFile: o.tlsCertFile } : {}), ...(o.tlsKeyFile ? { keyFile: o.tlsKeyFile } : {}) });
     server = new WebConsoleServer({
@@ -308,7 +308,7 @@ export async function startWebService(vmms: Vmms, cim: CimService, o: WebService
     warn(`web console not served: ${(e as Error).message}`);
     return { url: null, server: null, close: async () => {} };
   }
-  let address;
+  let address: Awaited<ReturnType<WebConsoleServer['listen']>>;
   try {
     address = await server.listen();
   } catch (e) {

@@ -5,12 +5,12 @@
  * worker does not go — from any state, a stuck one included), and reattach after a VMMS restart.
  */
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
-import type { DataDir } from './data-dir.ts';
+import type { DataDir } from '../host/data-dir.ts';
 import { EnabledState, HealthState, stateName, type EnabledStateValue, type HealthStateValue, type LifecycleOperation } from './lifecycle.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../host/log.ts';
 import { buildWorkerBundles } from '../vmwp/worker-bundles.ts';
 import { definitionFiles, deviceConfig, diskProblems, nicProblems } from './vm-device-settings.ts';
-import type { StorageRoots } from './storage-roots.ts';
+import type { StorageRoots } from '../host/storage-roots.ts';
 import type { VmEntry } from './vm-entry.ts';
 import { launchWorker, processAlive } from './vmwp-launcher.ts';
 import { faultPoint } from './fault-point.ts';

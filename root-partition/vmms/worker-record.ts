@@ -10,8 +10,8 @@
  * command line names the VM id (the worker's title `tsvisor-vmwp <id>`, or its launch arguments).
  */
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import type { DataDir } from './data-dir.ts';
-import { writeFileAtomic } from './atomic-file.ts';
+import type { DataDir } from '../host/data-dir.ts';
+import { writeFileAtomic } from '../host/atomic-file.ts';
 
 export interface WorkerRecord {
   vmId: string;

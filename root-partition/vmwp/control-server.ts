@@ -13,8 +13,8 @@ import { encodeFrame, FrameChannel, FrameReader } from '../ipc/frame-codec.ts';
 import {
   CONTROL_PROTOCOL_VERSION, decodeControl, encodeControl, type ControlNotification, type ControlRequest, type ControlResponse,
 } from '../ipc/vmwp-control-schema.ts';
-import type { Logger } from '../vmms/log.ts';
-import { tracing } from '../vmms/log.ts';
+import type { Logger } from '../host/log.ts';
+import { tracing } from '../host/log.ts';
 
 export type RequestHandler = (r: ControlRequest, reply: (extra?: Partial<ControlResponse>) => void, fail: (e: unknown) => void) => void;
 

@@ -10,7 +10,7 @@ import type { Partition } from '../../hypervisor/partition.ts';
 import { DEFAULT_PERIOD_US } from '../../hypervisor/scheduler/cpu-budget-block.ts';
 import { PartitionCpuMeter } from '../../hypervisor/scheduler/partition-cpu-meter.ts';
 import { VpRunState } from '../../hypervisor/partition-control.ts';
-import type { Logger } from '../vmms/log.ts';
+import type { Logger } from '../host/log.ts';
 
 /**
  * Periods without a grant after which the worker stops waiting for VMMS's budgets. VMMS sends a
@@ -84,7 +84,7 @@ export class CpuSchedulerClient {
     const now = performance.now();
     const intervalUs = (now - this.lastTick) * 1000;
     this.lastTick = now;
-    if (!p || p.state !== 'active') return;
+    if (p?.state !== 'active') return;
     if (this.meter?.p !== p) {
       this.meter = { p, m: new PartitionCpuMeter(p.cpu), lastUs: new Array(p.vpCount).fill(0), lastParks: 0 };
       if (this.lastGrant) this.apply(this.lastGrant.perVpUs); // a new partition (reset) gets the budgets in force

@@ -22,7 +22,7 @@ import { dirname } from 'node:path';
 import { MAX_VPS } from '../../hypervisor/partition-control.ts';
 import { CAPTURE_AREA_MAX } from '../../hypervisor/vp/vp-capture.ts';
 import { decodeRecord, encodeRecord, RECORD_KIND_NAMES, recordKindOfBytes, type SavedRecord } from '../ipc/saved-state-schema.ts';
-import { syncDirectory, writeFileAtomicWith } from '../vmms/atomic-file.ts';
+import { syncDirectory, writeFileAtomicWith } from '../host/atomic-file.ts';
 import { crc32c } from './crc32c.ts';
 import type { PartitionSnapshot } from './partition-snapshot.ts';
 

@@ -11,7 +11,7 @@ import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Vsp } from '../../vmbus/host/vsp.ts';
 import type { UserVspConfig } from './device-config.ts';
-import { StorageRoots } from '../vmms/storage-roots.ts';
+import { StorageRoots } from '../host/storage-roots.ts';
 
 export class UserVspError extends Error {}
 

@@ -9,7 +9,7 @@ import type { ChildPartitionAccess } from '../../hypervisor/partition-handle.ts'
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import type { UartSink } from '../devices/uart/uart16550.ts';
 import type { Vsp } from '../../vmbus/host/vsp.ts';
-import { StorageRoots } from '../vmms/storage-roots.ts';
+import { StorageRoots } from '../host/storage-roots.ts';
 import { openDisk } from '../storage/open-disk.ts';
 import { ScsiDisk } from '../storage/scsi/scsi-disk.ts';
 import { EchoVsp } from '../vsp/echo/echo-vsp.ts';

@@ -7,16 +7,15 @@
  */
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { StorageRoots } from '../vmms/storage-roots.ts';
+import { StorageRoots } from '../host/storage-roots.ts';
 import { Hypervisor } from '../../hypervisor/hypervisor.ts';
-import { ReferenceClock } from '../../hypervisor/reference-time.ts';
 import { P_REF_FROZEN_AT } from '../../hypervisor/partition-control.ts';
 import { prefaultInBackground, type PrefaultResult } from '../../hypervisor/guest-memory-prefault.ts';
 import type { Partition, VpExitEvent } from '../../hypervisor/partition.ts';
 import type { VpExitReason } from '../../hypervisor/vp/vp-events.ts';
 import type { WorkerCounters } from '../ipc/bulk-codec.ts';
 import type { DeviceStateRecord } from '../devices/device-state.ts';
-import type { Logger } from '../vmms/log.ts';
+import type { Logger } from '../host/log.ts';
 import type { VmDeviceConfig } from './device-config.ts';
 import type { DeviceReplies } from './device-requests.ts';
 import { DeviceThread, type DeviceThreadOptions, type PreparedDeviceThread } from './device-thread.ts';

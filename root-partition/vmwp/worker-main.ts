@@ -5,8 +5,8 @@
  * answered once the boot settled, with the error if it failed (the process then exits).
  * It exits when the VM is turned off, saved, or the guest stops by itself.
  */
-import { DataDir } from '../vmms/data-dir.ts';
-import { closeLogger, createProcessLogger } from '../vmms/log.ts';
+import { DataDir } from '../host/data-dir.ts';
+import { closeLogger, createProcessLogger } from '../host/log.ts';
 import { ControlServer } from './control-server.ts';
 import { DEFAULT_SHUTDOWN_TIMEOUT_MS, shutDownGuest } from './guest-shutdown.ts';
 import { VmWorker, type WorkerLaunch } from './vm-worker.ts';

@@ -71,7 +71,7 @@ export class FrameBatcher {
 
   constructor(
     private readonly sink: ByteSink,
-    private readonly batchBytes = 256 * 1024,
+    batchBytes = 256 * 1024,
     private readonly maxBacklogBytes = 4 * 1024 * 1024,
   ) {
     this.batch = Buffer.allocUnsafe(batchBytes);

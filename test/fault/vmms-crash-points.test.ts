@@ -50,7 +50,7 @@ async function crashOn(d: ChildProcess, dataDir: string, method: 'start' | 'save
   expect(d.signalCode).toBe('SIGKILL');
 }
 
-async function define(dataDir: string, d: ChildProcess, name: string): Promise<VmView> {
+async function define(dataDir: string, _d: ChildProcess, name: string): Promise<VmView> {
   const c = await VmmsClient.connect(dataDir);
   const v = await c.call<VmView>('new', { name, imagePath: image, memoryBytes: 16 * MiB, cmdline: 'rounds=100000000', automaticStopAction: 'turn-off' });
   c.close();

@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { HV_CPUID_MAX_LEAF } from '../../abi/hv-cpuid.ts';
-import { HvError } from '../../hypervisor/hv-error.ts';
+import type { HvError } from '../../hypervisor/hv-error.ts';
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import { EchoVsp } from '../../root-partition/vsp/echo/echo-vsp.ts';
 import { bootTestGuest, type TestGuest } from '../helpers/guest-partition.ts';

@@ -156,7 +156,7 @@ describe('heartbeat status', () => {
   });
 
   it('a wrong sequence number does not count as contact; application state Critical shows Degraded', async () => {
-    let now = 0;
+    const now = 0;
     const errors: HvError[] = [];
     const vsp = new HeartbeatVsp({ intervalMs: 1_000_000, lostAfterMs: 500, now: () => now, log: (e) => errors.push(e) });
     const g = scriptedGuest(vsp);

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CimInstance } from '../../root-partition/management/cim/instance.ts';
 import type { CimObjectPath } from '../../root-partition/management/cim/object-path.ts';
 import type { CimInstanceEvent } from '../../root-partition/management/cim/provider.ts';
-import { CimObjectManager } from '../../root-partition/management/cim/object-manager.ts';
+import type { CimObjectManager } from '../../root-partition/management/cim/object-manager.ts';
 import { createVirtualizationSchema } from '../../root-partition/management/cim/schema.ts';
 import { VmmsProvider } from '../../root-partition/management/provider/vmms-provider.ts';
 import { startCimService, vmmsPort, type CimService } from '../../root-partition/vmms/cim-binding.ts';

@@ -225,7 +225,7 @@ describe.skipIf(!WBEMCLI)('wbemcli against a real tsvisor serve — skipped only
     for (const l of lines) sock.write(JSON.stringify(l) + '\n');
     await until('seven replies', () => got.split('\n').filter(Boolean).length >= 7);
     const replies = got.trim().split('\n').map((l) => JSON.parse(l) as { id: number; error?: { code: string } });
-    expect(replies.every((r) => r.error && r.error.code)).toBe(true);
+    expect(replies.every((r) => r.error?.code)).toBe(true);
     expect(Object.fromEntries(replies.map((r) => [r.id, r.error!.code]))).toMatchObject({ 4: 'CIM_ERR_INVALID_QUERY', 6: 'CIM_ERR_NOT_FOUND', 7: 'CIM_ERR_INVALID_CLASS' });
     sock.destroy();
     expect((await client.query('SELECT * FROM Msvm_VirtualSystemManagementService')).length).toBe(1);

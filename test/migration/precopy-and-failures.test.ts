@@ -10,7 +10,7 @@ import { createServer, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeLogger, createProcessLogger, type Logger } from '../../root-partition/vmms/log.ts';
+import { closeLogger, createProcessLogger, type Logger } from '../../root-partition/host/log.ts';
 import { VmWorker, type WorkerLaunch } from '../../root-partition/vmwp/vm-worker.ts';
 import { MigrationChannel } from '../../root-partition/migration/migration-channel.ts';
 import { migrateOut, type MigrateOutOptions } from '../../root-partition/migration/migration-source.ts';

@@ -147,7 +147,7 @@ describe('virtual switch: ingress checks, VLANs and MTU', () => {
   it('forwards only within a VLAN, for flooded and for learned destinations', () => {
     const { sw, got, add } = rig();
     const a = add('a', { mac: A, vlanId: 10 });
-    const b = add('b', { mac: B, vlanId: 10 });
+    const _b = add('b', { mac: B, vlanId: 10 });
     const c = add('c', { mac: C, vlanId: 20 });
     const u = add('u', { mac: '00:15:5d:00:00:0d' });
     c.filter = u.filter = { bits: PacketFilter.Promiscuous };

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { compactDisk, convertDisk, diskInfo, mergeDisk, newDisk, resizeDisk } from '../../root-partition/storage/disk-tools.ts';
+import { compactDisk, convertDisk, mergeDisk, newDisk, resizeDisk } from '../../root-partition/storage/disk-tools.ts';
 import { openDisk } from '../../root-partition/storage/open-disk.ts';
 import type { VhdxDisk } from '../../root-partition/storage/vhdx/vhdx-disk.ts';
 

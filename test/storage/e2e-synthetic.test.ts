@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HvError } from '../../hypervisor/hv-error.ts';
+import type { HvError } from '../../hypervisor/hv-error.ts';
 import type { VpCounterName } from '../../hypervisor/partition-control.ts';
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import type { BlockBackend } from '../../root-partition/storage/block-backend.ts';

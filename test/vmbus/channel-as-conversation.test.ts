@@ -5,7 +5,7 @@ import { decodeChannelMessage } from '../../vmbus/protocol/channel-decode.ts';
 import { guidLiteral } from '../../vmbus/protocol/guid.ts';
 import type { VmbusServerLimits } from '../../vmbus/server/server-types.ts';
 import { VmbusServer } from '../../vmbus/server/vmbus-server.ts';
-import { GPA, GUEST_PAGES, compileGuestChannel, instantiateGuestChannel, type GuestChannelExports } from './channel-as-guest.ts';
+import { GPA, GUEST_PAGES, compileGuestChannel, instantiateGuestChannel, } from './channel-as-guest.ts';
 import { NET, RecordingNotifier, SCSI } from './channel-server-harness.ts';
 
 const T = C.ChannelMessageType;

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { HvError } from '../../hypervisor/hv-error.ts';
+import type { HvError } from '../../hypervisor/hv-error.ts';
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import { VmbusVersion } from '../../vmbus/protocol/channel-constants.ts';
 import { EchoVsp } from '../../root-partition/vsp/echo/echo-vsp.ts';

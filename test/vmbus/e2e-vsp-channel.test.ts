@@ -14,9 +14,12 @@ import { ReceivedPacket, VmbusPacketType, VmbusRing, encodeGpaDirectHeader, type
 import type { OpenedChannel } from '../../vmbus/server/server-types.ts';
 import { EchoVsp } from '../../root-partition/vsp/echo/echo-vsp.ts';
 import {
-  ECHO_INTERFACE_TYPE, ECHO_INTERFACE_TYPE_WIRE, ECHO_OP_ECHO, ECHO_OP_REVERSE, ECHO_STATUS_INVALID_PARAMETER,
+  ECHO_INTERFACE_TYPE, ECHO_OP_ECHO, ECHO_OP_REVERSE, ECHO_STATUS_INVALID_PARAMETER,
 } from '../../root-partition/vsp/echo/echo-protocol.ts';
-import { guidToBytes } from '../../vmbus/protocol/guid.ts';
+import { guidFromWords, guidToBytes } from '../../vmbus/protocol/guid.ts';
+import {
+  EchoInterface, HeartbeatInterface, IdeInterface, KvpInterface, NetvscInterface, ShutdownInterface, StorvscInterface, TimeSyncInterface,
+} from '../../abi/vmbus-channel.ts';
 
 const MEM = 1 << 20;
 const FIRST_PFN = 16;
@@ -180,9 +183,20 @@ describe('VSP channel: hostile guest', () => {
   });
 });
 
-describe('echo protocol', () => {
-  it('gives the guest the interface GUID in wire layout', () => {
-    expect([...guidToBytes(ECHO_INTERFACE_TYPE)!]).toEqual(ECHO_INTERFACE_TYPE_WIRE);
+describe('interface GUIDs (abi/vmbus-channel.ts, read by host and guest)', () => {
+  it('are the wire bytes of the GUIDs Linux and Hyper-V give the devices', () => {
+    // Linux include/linux/hyperv.h HV_*_GUID, and tsvisor's echo device.
+    const texts: [{ W0: number; W1: number; W2: number; W3: number }, string][] = [
+      [StorvscInterface, 'ba6163d9-04a1-4d29-b605-72e2ffb1dc7f'], [IdeInterface, '32412632-86cb-44a2-9b5c-50d1417354f5'],
+      [NetvscInterface, 'f8615163-df3e-46c5-913f-f2d2f965ed0e'], [HeartbeatInterface, '57164f39-9115-4e78-ab55-382f3bd5422d'],
+      [ShutdownInterface, '0e0b6031-5213-4934-818b-38d90ced39db'], [TimeSyncInterface, '9527e630-d0ae-497b-adce-e80ab0175caf'],
+      [KvpInterface, 'a9a0f4e7-5a45-4d96-b827-8a841e8c03e6'], [EchoInterface, 'a7b3d43e-9b0c-4c62-8f3a-5e6d2c1b0e11'],
+    ];
+    for (const [words, text] of texts) expect(guidFromWords(words), text).toBe(text);
+    // The guest lays each out as four little-endian u32 words: the VMBus wire layout.
+    const w = new Uint8Array(new Uint32Array([EchoInterface.W0, EchoInterface.W1, EchoInterface.W2, EchoInterface.W3].map((x) => x >>> 0)).buffer);
+    expect([...w]).toEqual([...guidToBytes(ECHO_INTERFACE_TYPE)!]);
+    expect([...w]).toEqual([0x3e, 0xd4, 0xb3, 0xa7, 0x0c, 0x9b, 0x62, 0x4c, 0x8f, 0x3a, 0x5e, 0x6d, 0x2c, 0x1b, 0x0e, 0x11]);
   });
 });
 

@@ -6,13 +6,13 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { HvStatus } from '../../abi/hv-status.ts';
-import { HvError } from '../../hypervisor/hv-error.ts';
+import type { HvError } from '../../hypervisor/hv-error.ts';
 import { Hypervisor } from '../../hypervisor/hypervisor.ts';
 import { Owner, VP_SCONTROL, VP_SIMP, VP_SINT, vpBase } from '../../hypervisor/partition-control.ts';
 import type { Partition } from '../../hypervisor/partition.ts';
 import { retryDelivery } from '../../hypervisor/synic/synic-delivery.ts';
 import { GuestMessageOutbox } from '../../vmbus/host/guest-message-outbox.ts';
-import { VmbusHost } from "../../vmbus/host/vmbus-host.ts"; const outboxCapacity = (l: any) => 816; //  from '../../vmbus/host/vmbus-host.ts';
+import { outboxCapacity, VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import { ChannelMessageType as T, VMBUS_MESSAGE_CONNECTION_ID_4, VMBUS_SYNIC_MESSAGE_TYPE, VmbusVersion } from '../../vmbus/protocol/channel-constants.ts';
 import { encodeChannelMessage } from '../../vmbus/protocol/channel-encode.ts';
 import { DEFAULT_LIMITS } from '../../vmbus/server/server-types.ts';

@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { closeLogger, createProcessLogger } from '../../root-partition/vmms/log.ts';
+import { closeLogger, createProcessLogger } from '../../root-partition/host/log.ts';
 
 describe('log files', () => {
   it('5,000 lines into a 64 KiB × 3 log: capped, rotated, newest last', async () => {

@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataDir } from '../../root-partition/vmms/data-dir.ts';
+import { DataDir } from '../../root-partition/host/data-dir.ts';
 import { launchWorker } from '../../root-partition/vmms/vmwp-launcher.ts';
 import { VmwpConnection } from '../../root-partition/vmms/vmwp-connection.ts';
 import type { VmView } from '../../root-partition/vmms/vm-entry.ts';

@@ -7,7 +7,7 @@ import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, rmSync, symlin
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawDisk } from '../../root-partition/storage/raw-disk.ts';
-import { resolvedPath, StorageRootError, StorageRoots } from '../../root-partition/vmms/storage-roots.ts';
+import { resolvedPath, StorageRootError, StorageRoots } from '../../root-partition/host/storage-roots.ts';
 import { MiB, testImages, VmmsFixture } from './vmms-fixture.ts';
 
 const fx = new VmmsFixture();

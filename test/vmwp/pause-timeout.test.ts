@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { P_REQUESTED_STATE, RequestedState } from '../../hypervisor/partition-control.ts';
 import { PartitionProperty, type Partition } from '../../hypervisor/partition.ts';
-import { closeLogger, createProcessLogger } from '../../root-partition/vmms/log.ts';
+import { closeLogger, createProcessLogger } from '../../root-partition/host/log.ts';
 import { PAUSE_TIMEOUT_ENV, VmWorker } from '../../root-partition/vmwp/vm-worker.ts';
 import { MiB, testImages, VmmsFixture, waitFor } from '../vmms/vmms-fixture.ts';
 

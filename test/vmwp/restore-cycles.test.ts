@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeLogger, createProcessLogger } from '../../root-partition/vmms/log.ts';
+import { closeLogger, createProcessLogger } from '../../root-partition/host/log.ts';
 import { VmWorker, type WorkerLaunch } from '../../root-partition/vmwp/vm-worker.ts';
 import { MiB, testImages, waitFor } from '../vmms/vmms-fixture.ts';
 import { checksumRound as round } from '../helpers/checksum-round.ts';

@@ -52,7 +52,7 @@ export function planRestore(
       return;
     }
     const ch = records.get(b.relid);
-    if (!ch || ch.subChannelIndex !== 0) throw savedStateError(`${what}: bound to relid ${b.relid}, which is no primary channel`);
+    if (ch?.subChannelIndex !== 0) throw savedStateError(`${what}: bound to relid ${b.relid}, which is no primary channel`);
     if (ch.interfaceType !== b.interfaceType || ch.interfaceInstance !== b.interfaceInstance) throw savedStateError(`${what}: relid ${b.relid} offers other GUIDs`);
     if (bindings.has(b.relid)) throw savedStateError(`relid ${b.relid} bound to two devices`);
     bindings.set(b.relid, vsp);
@@ -69,7 +69,7 @@ export function planRestore(
   const vspStates = new Map<number, Uint8Array>();
   for (const cs of s.channelStates) {
     const c = records.get(cs.relid);
-    if (!c || c.state !== 'open') throw savedStateError(`device state for relid ${cs.relid}, which is not open`);
+    if (c?.state !== 'open') throw savedStateError(`device state for relid ${cs.relid}, which is not open`);
     if (vspStates.has(cs.relid)) throw savedStateError(`device state for relid ${cs.relid} twice`);
     vspStates.set(cs.relid, cs.state);
   }

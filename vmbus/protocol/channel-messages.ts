@@ -4,7 +4,7 @@
  * starts with an 8-byte header: MessageType u32 @0, padding u32 @4. GPAs and PFNs are u64 on the
  * wire and bigint here, so that a hostile value is seen exactly.
  */
-import { ChannelMessageType as T } from './channel-constants.ts';
+import type { ChannelMessageType as T } from './channel-constants.ts';
 
 /** CHANNELMSG_INITIATE_CONTACT (14), 40 bytes (56 with a Copper client id). */
 export interface InitiateContact {

@@ -39,3 +39,11 @@ export function guidLiteral(text: string): Uint8Array {
   if (!bytes) throw new Error(`malformed GUID: ${text}`);
   return bytes;
 }
+
+/** The four little-endian u32 words of a GUID's wire bytes (abi/vmbus-channel.ts's interface GUIDs), as text. */
+export function guidFromWords(g: { W0: number; W1: number; W2: number; W3: number }): string {
+  const bytes = new Uint8Array(GUID_SIZE);
+  const view = new DataView(bytes.buffer);
+  [g.W0, g.W1, g.W2, g.W3].forEach((w, i) => view.setUint32(i * 4, w >>> 0, true));
+  return guidFromBytes(bytes);
+}

@@ -1,5 +1,5 @@
 import { HvError } from '../../hypervisor/hv-error.ts';
-import { PACKET_DESCRIPTOR_SIZE, PACKET_TRAILER_SIZE, VmbusPacketType } from './ring-layout.ts';
+import { PACKET_DESCRIPTOR_SIZE, PACKET_TRAILER_SIZE, type VmbusPacketType } from './ring-layout.ts';
 import { badIndexReason, corrupt, type RingCorruption } from './ring-error.ts';
 import type { VmbusRing } from './vmbus-ring.ts';
 
@@ -58,7 +58,7 @@ export class RingWriteBatch {
   /** Bytes that a packet may still take now (by the last read_index seen), 0 when none fits. */
   freeForPacket(): number {
     const free = this.ring.bytesFree(this.pos, this.readIndex) - PACKET_TRAILER_SIZE;
-    return free > 0 ? free : 0;
+    return Math.max(free , 0);
   }
 
   tryWrite(packet: OutgoingPacket): boolean {

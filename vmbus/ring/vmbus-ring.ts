@@ -1,4 +1,4 @@
-import { GuestMemory, PAGE_SIZE } from '../../hypervisor/guest-memory.ts';
+import { type GuestMemory, PAGE_SIZE } from '../../hypervisor/guest-memory.ts';
 import {
   RING_CONTROL_SIZE, RING_FEATURE_BITS, RING_FEAT_PENDING_SEND_SZ, RING_INTERRUPT_MASK,
   RING_PENDING_SEND_SZ, RING_READ_INDEX, RING_WRITE_INDEX, PACKET_DESCRIPTOR_SIZE, PACKET_TRAILER_SIZE,

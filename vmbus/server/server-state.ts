@@ -124,7 +124,7 @@ function checkGpadls(s: ServerSavedState, limits: VmbusServerLimits, channels: M
     if (g.awaitingBody) pending++;
     if (g.usedByRelid !== 0) {
       const ch = channels.get(g.usedByRelid);
-      if (!ch || ch.state !== 'open' || ch.ringGpadl !== h || g.relid !== ch.relid) throw savedStateError(`GPADL ${h}: holds the rings of relid ${g.usedByRelid}, which is not open on it`);
+      if (ch?.state !== 'open' || ch.ringGpadl !== h || g.relid !== ch.relid) throw savedStateError(`GPADL ${h}: holds the rings of relid ${g.usedByRelid}, which is not open on it`);
     } else if (g.teardownPending) throw savedStateError(`GPADL ${h}: teardown pending but no channel uses it`);
   }
   if (pending > limits.maxPendingGpadls) throw savedStateError(`${pending} GPADLs awaiting a body, more than the limit ${limits.maxPendingGpadls}`);

@@ -108,7 +108,7 @@ export class VmbusServer {
   /** Offers sub-channel of an open primary (Linux vmbus_process_offer, sub-channels): same GUIDs, new relid. */
   offerSubchannel(primaryRelid: number): number {
     const primary = this.channels.get(primaryRelid);
-    if (!primary || primary.subChannelIndex !== 0 || primary.state !== 'open') {
+    if (primary?.subChannelIndex !== 0 || primary.state !== 'open') {
       throw new HvError('VMBUS_NOT_OPEN', `sub-channels need an open primary channel (relid ${primaryRelid})`);
     }
     const index = primary.nextSubChannelIndex++;
@@ -243,7 +243,7 @@ export class VmbusServer {
     if (!ch) return reject(C.ChannelStatus.InvalidParameter, 'no such offered channel');
     if (ch.state === 'open') return reject(C.ChannelStatus.DeviceBusy, 'already open');
     const g = this.gpadls.get(m.ringGpadlHandle);
-    if (!g || !g.complete || g.relid !== ch.relid || g.teardownPending) return reject(C.ChannelStatus.InvalidParameter, `ring GPADL ${m.ringGpadlHandle} not usable`);
+    if (!g?.complete || g.relid !== ch.relid || g.teardownPending) return reject(C.ChannelStatus.InvalidParameter, `ring GPADL ${m.ringGpadlHandle} not usable`);
     if (g.usedByRelid !== 0) return reject(C.ChannelStatus.InvalidParameter, `GPADL ${g.handle} already holds rings`);
     // Each ring needs its 4 KiB control page and at least one data page (Linux __vmbus_open).
     const down = m.downstreamRingPageOffset;
@@ -276,14 +276,14 @@ export class VmbusServer {
     const ch = this.channels.get(relid);
     // After a rescind the host closed the channel itself; Linux still sends CLOSECHANNEL.
     if (ch?.state === 'rescinded') return;
-    if (!ch || ch.state !== 'open') return this.error('VMBUS_BAD_RELID', `CLOSECHANNEL for relid ${relid} that is not open`);
+    if (ch?.state !== 'open') return this.error('VMBUS_BAD_RELID', `CLOSECHANNEL for relid ${relid} that is not open`);
     this.close(ch);
     this.finishDeferredTeardowns();
   }
 
   private relidReleased(relid: number): void {
     const ch = this.channels.get(relid);
-    if (!ch || ch.state !== 'rescinded') return this.error('VMBUS_BAD_RELID', `RELID_RELEASED for relid ${relid} that was not rescinded`);
+    if (ch?.state !== 'rescinded') return this.error('VMBUS_BAD_RELID', `RELID_RELEASED for relid ${relid} that was not rescinded`);
     this.release(ch);
   }
 
@@ -371,7 +371,7 @@ export class VmbusServer {
   /** A channel the guest may use: offered to it in this connection and not rescinded. */
   private usable(relid: number): ChannelRecord | undefined {
     const ch = this.channels.get(relid);
-    return ch && ch.offeredToGuest && ch.state !== 'rescinded' ? ch : undefined;
+    return ch?.offeredToGuest && ch.state !== 'rescinded' ? ch : undefined;
   }
 
   private send(m: ChannelMessage): void { this.sendTo(this.targetVcpu, m); }

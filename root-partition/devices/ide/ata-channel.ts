@@ -333,7 +333,7 @@ export class AtaChannel {
     let v = 0;
     for (let w = 0; w < words; w++) {
       const p = this.pio;
-      if (!p || p.dir !== 'in' || !this.ensureLoaded(p)) break;
+      if (p?.dir !== 'in' || !this.ensureLoaded(p)) break;
       v |= (this.buffer[p.pos]! | (this.buffer[p.pos + 1]! << 8)) << (16 * w);
       p.pos += 2;
       if (p.pos >= p.blockBytes) this.blockRead();
@@ -346,7 +346,7 @@ export class AtaChannel {
     const words = size / 2;
     for (let w = 0; w < words; w++) {
       const p = this.pio;
-      if (!p || p.dir !== 'out') return;
+      if (p?.dir !== 'out') return;
       const word = (value >>> (16 * w)) & 0xffff;
       this.buffer[p.pos] = word & 0xff;
       this.buffer[p.pos + 1] = word >> 8;
@@ -369,7 +369,7 @@ export class AtaChannel {
     let done = 0;
     for (;;) {
       const p = this.pio;
-      if (!p || p.dir !== 'in') break;
+      if (p?.dir !== 'in') break;
       const bytes = wholeUnits(Math.min(total - done, p.blockBytes - p.pos), size);
       if (bytes <= 0) break;
       const out = dst.subarray(done, done + bytes);
@@ -398,7 +398,7 @@ export class AtaChannel {
     let done = 0;
     for (;;) {
       const p = this.pio;
-      if (!p || p.dir !== 'out') break;
+      if (p?.dir !== 'out') break;
       const bytes = wholeUnits(Math.min(total - done, p.blockBytes - p.pos), size);
       if (bytes <= 0) break;
       const part = src.subarray(done, done + bytes);
@@ -431,7 +431,7 @@ export class AtaChannel {
   private tryStartDma(): void {
     const req = this.dma;
     const bm = this.busMaster;
-    if (!req || !bm || !bm.canTransfer) return;
+    if (!req || !bm?.canTransfer) return;
     this.dma = undefined;
     runDma(this, bm, req);
   }

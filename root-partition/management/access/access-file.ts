@@ -74,7 +74,7 @@ export function validateAccessList(value: unknown, where: string): AccessList {
  * regular file (a symlink included), not owned by `owner` (or root), or open to group or others.
  */
 export function readAccessFile(path: string, owner = process.geteuid?.() ?? 0): AccessList {
-  let st;
+  let st: ReturnType<typeof lstatSync>;
   try {
     st = lstatSync(path);
   } catch (e) {

@@ -101,7 +101,7 @@ export class CimObjectManager {
     const params: Record<string, CimValue> = {};
     for (const [name, raw] of Object.entries(rawParams)) {
       const decl = method.parameters.find((p) => p.name.toLowerCase() === name.toLowerCase());
-      if (!decl || !decl.in) throw new CimError('CIM_ERR_INVALID_PARAMETER', `${method.name} has no in parameter ${name}`);
+      if (!decl?.in) throw new CimError('CIM_ERR_INVALID_PARAMETER', `${method.name} has no in parameter ${name}`);
       if (decl.name in params) throw new CimError('CIM_ERR_INVALID_PARAMETER', `${decl.name} given twice`);
       params[decl.name] = coerceValue(raw, decl, decl.name, 'CIM_ERR_INVALID_PARAMETER');
     }

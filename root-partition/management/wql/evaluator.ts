@@ -32,7 +32,7 @@ export function evaluate(expr: WqlExpression, context: WqlContext, budget?: WqlQ
     case 'or': {
       // A chain `a AND b AND c …` is one level here however long it is (the parser builds it
       // left-deep), so its length never turns into stack depth.
-      const stop = expr.kind === 'and' ? false : true;
+      const stop = expr.kind !== 'and';
       let unknown = false;
       for (const operand of chainOperands(expr)) {
         const v = evaluate(operand, context, budget);

@@ -36,7 +36,7 @@ export class WqlEventFilter {
 
 /** Parse an event query; a non-event query or a syntax error is CIM_ERR_INVALID_QUERY. */
 export function compileEventFilter(text: string, schema: CimSchema): WqlEventFilter {
-  let query;
+  let query: ReturnType<typeof parseWql>;
   try {
     query = parseWql(text);
   } catch (e) {

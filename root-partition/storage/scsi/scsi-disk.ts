@@ -1,6 +1,6 @@
 import type { BlockBackend } from '../block-backend.ts';
 import { DiskIoError } from '../disk-io-error.ts';
-import { ScsiDataBuffer } from './scsi-data-buffer.ts';
+import type { ScsiDataBuffer } from './scsi-data-buffer.ts';
 import { Asc, ScsiOp, ScsiStatus, SenseKey, SAI_READ_CAPACITY_16, cdbSizeForOpcode, fixedSense } from './scsi-defs.ts';
 import {
   cachingModePage, modeSense10, modeSense6, readCapacity10, readCapacity16, standardInquiry,

@@ -32,11 +32,6 @@ import type { LogSector } from './vhdx-log.ts';
 
 export type VhdxType = 'fixed' | 'dynamic' | 'differencing';
 
-interface PendingSector {
-  fileOffset: number;
-  data: Uint8Array;
-}
-
 export class VhdxDisk implements BlockBackend {
   readonly sectorSize: number;
   readonly sectorCount: number;

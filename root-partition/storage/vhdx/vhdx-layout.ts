@@ -161,9 +161,7 @@ function checkExtents(file: VhdxFile, regions: RegionEntry[], meta: VhdxMetadata
     const len = blocks[i] % 2 === 1 ? MiB : meta.blockSize;
     if (start < prevEnd) throw new VhdxCorruptError(path, `two BAT entries share the file range at ${start}`);
     while (e < extents.length && extents[e][0] + extents[e][1] <= start) e++;
-    for (let k = e; k < extents.length && extents[k][0] < start + len; k++) {
-      throw new VhdxCorruptError(path, `a block at ${start} overlaps ${extents[k][2]}`);
-    }
+    if (e < extents.length && extents[e][0] < start + len) throw new VhdxCorruptError(path, `a block at ${start} overlaps ${extents[e][2]}`);
     prevEnd = start + len;
     end = Math.max(end, prevEnd);
   }

@@ -1,6 +1,6 @@
 /**
- * The echo device's wire format: a tsvisor example device, not a Hyper-V one. Kept in the subset
- * AssemblyScript also compiles; the guest copy is child-sdk/drivers/echo-protocol.ts.
+ * The echo device's wire format: a tsvisor example device, not a Hyper-V one. The guest's side is
+ * child-sdk/drivers/echo-protocol.ts; the interface GUID both use is in abi/vmbus-channel.ts.
  *
  * In-band request (VM_PKT_DATA_INBAND): op u32 @0 = ECHO_OP_ECHO, length u32 @4, data @8.
  *   Completion requested → VM_PKT_COMP with the same transaction id and the request's bytes.
@@ -10,10 +10,11 @@
  *   VM_PKT_COMP: status u32 @0 (NTSTATUS), byte_count u32 @4, checksum u32 @8 (the sum of the
  *   buffer's bytes mod 2^32, before any change).
  */
-export const ECHO_INTERFACE_TYPE = 'a7b3d43e-9b0c-4c62-8f3a-5e6d2c1b0e11';
+import { EchoInterface } from '../../../abi/vmbus-channel.ts';
+import { guidFromWords } from '../../../vmbus/protocol/guid.ts';
+
+export const ECHO_INTERFACE_TYPE = guidFromWords(EchoInterface);
 export const ECHO_INTERFACE_INSTANCE = '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
-/** The same interface GUID in wire layout (Data1/2/3 little-endian), for the guest. */
-export const ECHO_INTERFACE_TYPE_WIRE = [0x3e, 0xd4, 0xb3, 0xa7, 0x0c, 0x9b, 0x62, 0x4c, 0x8f, 0x3a, 0x5e, 0x6d, 0x2c, 0x1b, 0x0e, 0x11];
 
 export const ECHO_OP_ECHO = 1;
 export const ECHO_OP_REVERSE = 2;

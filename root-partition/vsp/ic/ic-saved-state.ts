@@ -87,6 +87,7 @@ export function encodeIcState(s: IcSavedState): Uint8Array {
 }
 
 // protobufjs toObject output, checked field by field below
+// biome-ignore lint/suspicious/noExplicitAny: the decoded object is untyped until those checks
 type Obj = Record<string, any>;
 
 /** Decodes and checks against `spec`; throws IC_BAD_SAVED_STATE naming the field. */

@@ -3,6 +3,8 @@
  * GUIDs (OpenVMM's where it has one; tsvisor's own for heartbeat), and the message versions the
  * host lists in NEGOTIATE, newest last as OpenVMM lists them.
  */
+import { HeartbeatInterface, KvpInterface, ShutdownInterface, TimeSyncInterface } from '../../../abi/vmbus-channel.ts';
+import { guidFromWords } from '../../../vmbus/protocol/guid.ts';
 import { IcMessageType, type IcVersion } from './ic-protocol.ts';
 
 export interface IcServiceSpec {
@@ -19,7 +21,7 @@ const v = (major: number, minor: number): IcVersion => ({ major, minor });
 
 export const HEARTBEAT_SERVICE: IcServiceSpec = {
   name: 'heartbeat',
-  interfaceType: '57164f39-9115-4e78-ab55-382f3bd5422d',
+  interfaceType: guidFromWords(HeartbeatInterface),
   // OpenVMM gives heartbeat no fixed instance; this one is tsvisor's.
   interfaceInstance: 'fedf1c9f-0b7c-4b1e-9a9e-3f0d2a1b7c01',
   messageType: IcMessageType.Heartbeat,
@@ -29,7 +31,7 @@ export const HEARTBEAT_SERVICE: IcServiceSpec = {
 
 export const SHUTDOWN_SERVICE: IcServiceSpec = {
   name: 'shutdown',
-  interfaceType: '0e0b6031-5213-4934-818b-38d90ced39db',
+  interfaceType: guidFromWords(ShutdownInterface),
   interfaceInstance: 'b6650ff7-33bc-4840-8048-e0676786f393',
   messageType: IcMessageType.Shutdown,
   messageVersions: [v(1, 0), v(3, 0), v(3, 1), v(3, 2)],
@@ -38,7 +40,7 @@ export const SHUTDOWN_SERVICE: IcServiceSpec = {
 
 export const TIMESYNC_SERVICE: IcServiceSpec = {
   name: 'timesync',
-  interfaceType: '9527e630-d0ae-497b-adce-e80ab0175caf',
+  interfaceType: guidFromWords(TimeSyncInterface),
   interfaceInstance: '2dd1ce17-079e-403c-b352-a1921ee207ee',
   messageType: IcMessageType.TimeSync,
   messageVersions: [v(1, 0), v(3, 0), v(4, 0)],
@@ -47,7 +49,7 @@ export const TIMESYNC_SERVICE: IcServiceSpec = {
 
 export const KVP_SERVICE: IcServiceSpec = {
   name: 'kvp',
-  interfaceType: 'a9a0f4e7-5a45-4d96-b827-8a841e8c03e6',
+  interfaceType: guidFromWords(KvpInterface),
   interfaceInstance: '242ff919-07db-4180-9c2e-b86cb68c8c55',
   messageType: IcMessageType.KvpExchange,
   messageVersions: [v(3, 0), v(4, 0), v(5, 0)],

@@ -2,13 +2,13 @@ import type { GuestMemory } from '../../../hypervisor/guest-memory.ts';
 import { encodeTransferPageHeader } from '../../../vmbus/ring/index.ts';
 import { GpadlBuffer } from './gpadl-buffer.ts';
 import {
-  NETVSC_RECEIVE_BUFFER_ID, NO_SEND_SECTION, NvspError, NvspMessageType as T, NvspStatus, RECEIVE_HEADER_ROOM, RECEIVE_TAIL_UNUSABLE,
+  NETVSC_RECEIVE_BUFFER_ID, NO_SEND_SECTION, type NvspError, NvspMessageType as T, NvspStatus, RECEIVE_HEADER_ROOM, RECEIVE_TAIL_UNUSABLE,
   RESERVED_CONTROL_SUBALLOCS, RndisChannelType, SEND_SECTION_SIZE, SUPPORTED_NVSP_VERSIONS, NvspVersion, decodeNvsp, encodeInitComplete,
   encodeNvsp, encodeReceiveBufferComplete, encodeRndisPacketComplete, encodeRndisPacketForReceive, encodeSendBufferComplete, maxMessageTypeFor,
   nvspMessageSize, type NvspMessage,
 } from './nvsp-protocol.ts';
 import { RndisDevice } from './rndis-device.ts';
-import { NdisStatus, RndisError, RndisMessageType, encodeIndicateStatus, parseRndisPackets, writeReceivePacket } from './rndis-protocol.ts';
+import { NdisStatus, type RndisError, RndisMessageType, encodeIndicateStatus, parseRndisPackets, writeReceivePacket } from './rndis-protocol.ts';
 import { ReceiveSuballocs } from './receive-suballocs.ts';
 
 /** A packet the framework received (payload already copied out of the ring). */
@@ -325,7 +325,7 @@ export class NetVspChannel {
       }
       return complete(NvspStatus.Success);
     }
-    let packets;
+    let packets: ReturnType<typeof parseRndisPackets>;
     try {
       packets = parseRndisPackets(buf, MAX_PACKETS_PER_MESSAGE);
     } catch (e) {

@@ -38,7 +38,7 @@ const MAX_GUEST_PACKET_BYTES = 4096;
  */
 export function channelGpadlPages(gpadls: GpadlLookup, handle: number, relid: number): readonly number[] | undefined {
   const g = gpadls.gpadl(handle);
-  return g && g.complete && g.relid === relid && g.usedByRelid === 0 ? g.pages : undefined;
+  return g?.complete && g.relid === relid && g.usedByRelid === 0 ? g.pages : undefined;
 }
 
 export class NetVsp implements Vsp {
@@ -149,14 +149,14 @@ export class NetVsp implements Vsp {
    */
   deliver(frames: readonly Uint8Array[]): number {
     const c = this.channel;
-    if (!c || c.vsp.state !== 'open') return 0;
+    if (c?.vsp.state !== 'open') return 0;
     return c.net.deliver(frames);
   }
 
   /** Whether a frame would pass the guest's packet filter now (the switch's `filtered` count). */
   admits(frame: Uint8Array): boolean {
     const net = this.channel?.net;
-    return net !== undefined && net.receiving && net.admits(frame);
+    return net?.receiving === true && net.admits(frame);
   }
 
   /** Link state as the guest sees it (MEDIA_CONNECT / MEDIA_DISCONNECT when it changes). */

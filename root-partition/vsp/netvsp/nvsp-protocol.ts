@@ -4,8 +4,11 @@
  * Every message is a u32 msg_type @0 and a type-specific body, little-endian.
  */
 
+import { NetvscInterface } from '../../../abi/vmbus-channel.ts';
+import { guidFromWords } from '../../../vmbus/protocol/guid.ts';
+
 /** HV_NIC_GUID (Linux include/linux/hyperv.h). */
-export const NETVSP_INTERFACE_GUID = 'f8615163-df3e-46c5-913f-f2d2f965ed0e';
+export const NETVSP_INTERFACE_GUID = guidFromWords(NetvscInterface);
 
 /** NVSP_PROTOCOL_VERSION_* (hyperv_net.h). */
 export const NvspVersion = { V1: 0x00000002, V2: 0x00030002, V4: 0x00040000, V5: 0x00050000, V6: 0x00060000, V61: 0x00060001 } as const;

@@ -7,9 +7,12 @@
  * structs are packed.
  */
 
-/** Interface type GUIDs offered on VMBus (Linux include/linux/hyperv.h HV_SCSI_GUID, HV_IDE_GUID). */
-export const STORVSP_SCSI_INTERFACE_GUID = 'ba6163d9-04a1-4d29-b605-72e2ffb1dc7f';
-export const STORVSP_IDE_INTERFACE_GUID = '32412632-86cb-44a2-9b5c-50d1417354f5';
+import { IdeInterface, StorvscInterface } from '../../../abi/vmbus-channel.ts';
+import { guidFromWords } from '../../../vmbus/protocol/guid.ts';
+
+/** Interface type GUIDs offered on VMBus (Linux HV_SCSI_GUID, HV_IDE_GUID). */
+export const STORVSP_SCSI_INTERFACE_GUID = guidFromWords(StorvscInterface);
+export const STORVSP_IDE_INTERFACE_GUID = guidFromWords(IdeInterface);
 
 /** enum vstor_packet_operation (Linux storvsc_drv.c; 14 from OpenVMM). */
 export const VstorOperation = {

@@ -19,7 +19,7 @@ import { VHDX_FAULT_POINTS } from '../../../root-partition/storage/vhdx/vhdx-fau
 import { openVhdx } from '../../../root-partition/storage/vhdx/vhdx-open.ts';
 import { CRASH_BLOCK, CRASH_BLOCKS, CRASH_DISK, CRASH_WRITES, crashWrite } from './vhdx-crash-plan.ts';
 
-const MiB = 1024 * 1024;
+const _MiB = 1024 * 1024;
 const WRITER = path.join(import.meta.dirname, 'vhdx-crash-writer.ts');
 const qemu = spawnSync('sh', ['-c', 'command -v qemu-img']).status === 0;
 

@@ -14,7 +14,7 @@ import { encodeHeader, decodeHeader, encodeRegionTable, HEADER_OFFSETS, putU32, 
 import { randomGuid } from '../../../root-partition/storage/vhdx/vhdx-guid.ts';
 import { openVhdx } from '../../../root-partition/storage/vhdx/vhdx-open.ts';
 import { openDisk } from '../../../root-partition/storage/open-disk.ts';
-import { StorageRoots } from '../../../root-partition/vmms/storage-roots.ts';
+import { StorageRoots } from '../../../root-partition/host/storage-roots.ts';
 
 const MiB = 1024 * 1024;
 let dir: string;

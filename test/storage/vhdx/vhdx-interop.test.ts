@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDisk } from '../../../root-partition/storage/open-disk.ts';
 import { createVhdx } from '../../../root-partition/storage/vhdx/vhdx-create.ts';
-import { VhdxDisk } from '../../../root-partition/storage/vhdx/vhdx-disk.ts';
+import type { VhdxDisk } from '../../../root-partition/storage/vhdx/vhdx-disk.ts';
 
 const MiB = 1024 * 1024;
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;

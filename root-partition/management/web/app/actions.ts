@@ -4,7 +4,7 @@
  * server refuses the others' actions anyway.
  */
 import type { WebAction, WebVm } from '../web-port.ts';
-import { api, ApiRefused } from './api.ts';
+import { api, type ApiRefused } from './api.ts';
 import { confirmAction } from './confirm.ts';
 import { h } from './dom.ts';
 

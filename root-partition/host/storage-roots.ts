@@ -8,8 +8,9 @@
  * The refusal never says whether the path exists: a missing path, a dangling or looping symlink
  * and an existing file outside the roots all get the same sentence.
  */
-import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readSync, realpathSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, realpathSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { packageRoot } from './package-root.ts';
 
 export class StorageRootError extends Error {
   readonly code = 'VMMS_ERR_STORAGE_ROOT';
@@ -17,12 +18,8 @@ export class StorageRootError extends Error {
 
 /** Where the package's built guest images live (`build/guests` beside package.json), if found. */
 export function packageGuestImagesDir(from = import.meta.dirname): string | null {
-  for (let dir = from; ; dir = dirname(dir)) {
-    try {
-      if ((JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string }).name === 'tsvisor') return join(dir, 'build', 'guests');
-    } catch { /* not here */ }
-    if (dirname(dir) === dir) return null;
-  }
+  const root = packageRoot(from);
+  return root === null ? null : join(root, 'build', 'guests');
 }
 
 /** A path in canonical absolute form: no empty, `.` or `..` component, no trailing slash. */
