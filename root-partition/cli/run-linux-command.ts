@@ -21,7 +21,7 @@ export async function runLinuxGuest(opts: RunLinuxOptions): Promise<number> {
   if (opts.memoryBytes < 32 * 2 ** 20 || opts.memoryBytes > 2 * 2 ** 30) {
     throw new CommandFailure('RUN', 6, 'the Linux guest needs between 32M and 2G of memory');
   }
-  let vm;
+  let vm: ReturnType<typeof startLinuxGuest>;
   try {
     vm = startLinuxGuest({ memoryBytes: opts.memoryBytes, cmdline: opts.cmdline, enlightened: !opts.noEnlightenments });
   } catch (e) {

@@ -12,7 +12,7 @@ export function migrationPort(vmms: Vmms): MigrationPort {
     move: async (vmId, destination, onProgress) => {
       const service = vmms.migration;
       if (!service) return { returnValue: 32770, error: 'this host takes no part in live migration (the service was not started as a daemon)' };
-      let to;
+      let to: ReturnType<typeof parseDestination>;
       try {
         to = parseDestination(destination);
       } catch (e) {

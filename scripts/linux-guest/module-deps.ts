@@ -24,7 +24,7 @@ function indexModules(dir: string, out = new Map<string, string>()): Map<string,
 export function moduleDepends(ko: Uint8Array): string[] {
   const text = Buffer.from(ko).toString('latin1');
   const m = /\0depends=([^\0]*)\0/.exec(text);
-  return m && m[1] ? m[1].split(',').map((d) => d.replace(/-/g, '_')) : [];
+  return m?.[1] ? m[1].split(',').map((d) => d.replace(/-/g, '_')) : [];
 }
 
 export function moduleLoadOrder(modulesDir: string, wanted: readonly string[]): KernelModule[] {

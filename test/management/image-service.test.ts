@@ -19,12 +19,12 @@ const QEMU_IMG = ['/usr/bin/qemu-img'].find((p) => existsSync(p));
 const VHDIINFO = ['/usr/bin/vhdiinfo'].find((p) => existsSync(p));
 
 const wbemcli = (...args: string[]) => run(WBEMCLI!, args, 30_000);
-const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const xmlEscape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 /** An embedded Msvm_VirtualHardDiskSettingData, typed as Hyper-V's class declares it. */
 const settings = (props: Record<string, string | number>) => {
   const type: Record<string, string> = { Type: 'uint16', Format: 'uint16', MaxInternalSize: 'uint64', BlockSize: 'uint32', LogicalSectorSize: 'uint32', PhysicalSectorSize: 'uint32' };
   const body = Object.entries(props).map(([k, v]) => `<PROPERTY NAME="${k}" TYPE="${type[k] ?? 'string'}"><VALUE>${v}</VALUE></PROPERTY>`).join('');
-  return escape(`<INSTANCE CLASSNAME="Msvm_VirtualHardDiskSettingData">${body}</INSTANCE>`);
+  return xmlEscape(`<INSTANCE CLASSNAME="Msvm_VirtualHardDiskSettingData">${body}</INSTANCE>`);
 };
 const qemuInfo = (path: string) => JSON.parse(execFileSync(QEMU_IMG!, ['info', '--output=json', path], { encoding: 'utf8' })) as { format: string; 'virtual-size': number; 'cluster-size'?: number };
 

@@ -14,9 +14,9 @@ import { MiB, testImages } from '../vmms/vmms-fixture.ts';
 
 const CREDS = 'operator:s3cret';
 const wbemcli = (...args: string[]) => run(WBEMCLI!, args, 30_000);
-const escape = (xml: string) => xml.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const SETTINGS = escape('<INSTANCE CLASSNAME="Msvm_VirtualSystemMigrationSettingData"><PROPERTY NAME="MigrationType" TYPE="uint16"><VALUE>32768</VALUE></PROPERTY></INSTANCE>');
-const STORAGE_SETTINGS = escape('<INSTANCE CLASSNAME="Msvm_VirtualSystemMigrationSettingData"><PROPERTY NAME="MigrationType" TYPE="uint16"><VALUE>32769</VALUE></PROPERTY></INSTANCE>');
+const xmlEscape = (xml: string) => xml.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const SETTINGS = xmlEscape('<INSTANCE CLASSNAME="Msvm_VirtualSystemMigrationSettingData"><PROPERTY NAME="MigrationType" TYPE="uint16"><VALUE>32768</VALUE></PROPERTY></INSTANCE>');
+const STORAGE_SETTINGS = xmlEscape('<INSTANCE CLASSNAME="Msvm_VirtualSystemMigrationSettingData"><PROPERTY NAME="MigrationType" TYPE="uint16"><VALUE>32769</VALUE></PROPERTY></INSTANCE>');
 
 interface Host { daemon: LiveDaemon; client: VmmsClient; port: number; fingerprint: string }
 const hosts: Host[] = [];
