@@ -5,8 +5,7 @@
  * form is part of the app); everything under /api/ is authenticated.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { packageRoot } from '../../host/package-root.ts';
+import { dirname, join } from 'node:path';
 
 export interface StaticFile {
   readonly type: string;
@@ -23,8 +22,12 @@ const TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 't
 
 /** The package's `build/web/` (found by its package.json, so it works from the sources and from a bundle). */
 export function packageWebDir(from = import.meta.dirname): string | null {
-  const root = packageRoot(from);
-  return root === null ? null : join(root, 'build', 'web');
+  for (let dir = from; ; dir = dirname(dir)) {
+    try {
+      if ((JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string }).name === 'tsvisor') return join(dir, 'build', 'web');
+    } catch { /* not here */ }
+    if (dirname(dir) === dir) return null;
+  }
 }
 
 /** The app's files by URL path; throws with what to run when the app was never built. */
