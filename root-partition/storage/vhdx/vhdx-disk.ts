@@ -10,7 +10,7 @@
  * sets the bitmap bits of the sectors written; a whole-block write makes the block
  * FULLY_PRESENT.
  *
- * UNMAP ([MS-VHDX] 2.5.1.1; reference §6.6) releases whole blocks only: a dynamic disk's become
+ * UNMAP ([MS-VHDX] 2.5.1.1) releases whole blocks only: a dynamic disk's become
  * PAYLOAD_BLOCK_UNMAPPED, a differencing disk's PAYLOAD_BLOCK_ZERO (UNMAPPED would let a reader
  * return the parent's data there), both with FileOffsetMB 0, through one log transaction. The
  * space they held stays in the file until `tsvisor disk compact`; a fixed disk keeps every block.
