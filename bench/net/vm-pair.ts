@@ -78,7 +78,9 @@ export async function startPair(vmms: Vmms, kind: NicKind, switchName: string, s
     await new Promise((r) => setTimeout(r, 20));
   }
   for (const vm of vms) await vm.command(`ip ${vm.ip}/24`);
+  // Connectivity, not loss: a guest's ping waits a bounded number of steps, which a loaded host
+  // can outlast, so one answer of three is enough here (the rows count what is lost).
   const ping = await vms[0].command(`ping ${vms[1].ip} 3 q`);
-  if (!ping.includes('3 received')) throw new Error(`the ${kind} VMs do not ping each other: ${ping}`);
+  if (Number(/(\d+) received/.exec(ping)?.[1] ?? 0) < 1) throw new Error(`the ${kind} VMs do not ping each other: ${ping}`);
   return vms;
 }
