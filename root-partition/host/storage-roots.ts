@@ -8,9 +8,10 @@
  * The refusal never says whether the path exists: a missing path, a dangling or looping symlink
  * and an existing file outside the roots all get the same sentence.
  */
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, realpathSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, realpathSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { packageRoot } from './package-root.ts';
+import { readFully } from './read-fully.ts';
 
 export class StorageRootError extends Error {
   readonly code = 'VMMS_ERR_STORAGE_ROOT';
@@ -104,14 +105,7 @@ export class StorageRoots {
       this.checkOpened(fd, path, what);
       const st: Stats = fstatSync(fd);
       if (!st.isFile()) throw new Error(`${what} ${path} is not a regular file`);
-      const out = Buffer.alloc(st.size);
-      let off = 0;
-      while (off < out.length) {
-        const n = readSync(fd, out, off, out.length - off, off);
-        if (n === 0) break;
-        off += n;
-      }
-      return off === out.length ? out : out.subarray(0, off);
+      return readFully(fd, st.size);
     } finally {
       closeSync(fd);
     }

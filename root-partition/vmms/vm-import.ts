@@ -20,9 +20,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
-  closeSync, constants, copyFileSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statfsSync,
+  closeSync, constants, copyFileSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statfsSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { readFully } from '../host/read-fully.ts';
 import { openDisk } from '../storage/open-disk.ts';
 import { CHECKPOINT_TREE_VERSION, treeProblems, type CheckpointTree } from './checkpoint-tree.ts';
 import { GUID, validateDefinition, type VmDefinition } from './vm-definition.ts';
@@ -100,15 +101,9 @@ function readJson(folder: string, path: string, max: number): unknown {
     const st = fstatSync(fd);
     if (!st.isFile()) throw refuse(folder, `${path} is not a regular file`);
     if (st.size > max) throw refuse(folder, `${path} is ${st.size} bytes (at most ${max})`);
-    const b = Buffer.alloc(st.size);
-    let off = 0;
-    while (off < b.length) {
-      const n = readSync(fd, b, off, b.length - off, off);
-      if (n === 0) break;
-      off += n;
-    }
+    const b = readFully(fd, st.size);
     try {
-      return JSON.parse(b.subarray(0, off).toString('utf8'));
+      return JSON.parse(b.toString('utf8'));
     } catch (e) {
       throw refuse(folder, `${path} is not valid JSON (${(e as Error).message})`);
     }

@@ -596,7 +596,6 @@ export class Vmms {
         e.diskFailure = n.message || 'a disk failed';
         e.log.error(`disk failure: ${e.diskFailure}`);
         this.setState(e, e.state, `disk failure: ${e.diskFailure}`, HealthState.MajorFailure);
-        this.events.emit('disk-failure', { vmId: e.def.id, name: e.def.name, message: e.diskFailure });
       } else if (n.kind === 'GUEST_FAULT') {
         e.guestExitFault = n.message ?? 'guest fault';
         this.events.emit('guest-fault', { vmId: e.def.id, name: e.def.name, message: n.message });
