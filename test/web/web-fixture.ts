@@ -16,8 +16,12 @@ export const USERS: TestUser[] = [
   { user: 'viewer', password: 'viewer-pw-1', role: 'read-only' },
 ];
 
-// biome-ignore lint/suspicious/noExplicitAny: JSON replies the tests index field by field
-export interface Reply { status: number; body: any; headers: Headers }
+export interface Reply {
+  status: number;
+  // biome-ignore lint/suspicious/noExplicitAny: JSON replies the tests index field by field
+  body: any;
+  headers: Headers;
+}
 
 export class WebTestHost {
   readonly fx = new VmmsFixture();
