@@ -17,7 +17,7 @@ import { openDisk } from '../../root-partition/storage/open-disk.ts';
 import { openVhdx } from '../../root-partition/storage/vhdx/vhdx-open.ts';
 
 const MiB = 1024 * 1024;
-const SIZE = 32 * MiB;
+const SIZE = 16 * MiB;
 let dir: string;
 beforeEach(() => { dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'tsv-disk-job-')); });
 afterEach(() => { rmSync(dir, { recursive: true, force: true }); });
@@ -51,7 +51,7 @@ describe('disk work stopped at a safe point', () => {
     const src = join(dir, 'src.vhdx');
     const model = Buffer.alloc(SIZE);
     newDisk(src, { kind: 'dynamic', sizeBytes: SIZE, blockSizeBytes: MiB });
-    for (let i = 0; i < 6; i++) fill(src, model, i * 5 * MiB, MiB, 0x11 * (i + 1));
+    for (let i = 0; i < 3; i++) fill(src, model, i * 5 * MiB, MiB, 0x11 * (i + 1));
     const before = sha(src);
     const dst = join(dir, 'dst.vhdx');
     const c = stopAfterFirstStep();
@@ -77,7 +77,7 @@ describe('disk work stopped at a safe point', () => {
     newDisk(base, { kind: 'dynamic', sizeBytes: SIZE, blockSizeBytes: MiB });
     fill(base, model, 0, 4 * MiB, 0xb0);
     newDisk(child, { kind: 'differencing', parentPath: base, blockSizeBytes: MiB });
-    for (let i = 0; i < 6; i++) fill(child, model, i * 5 * MiB + 4096, MiB + 512, 0xc1 + i);
+    for (let i = 0; i < 3; i++) fill(child, model, i * 5 * MiB + 4096, MiB + 512, 0xc1 + i);
     const baseModel = readAll(base);
     const m = stopAfterFirstStep();
     const e = await runCancellable(mergeSteps(child, m.progress), m.signal).catch((x: unknown) => x);
