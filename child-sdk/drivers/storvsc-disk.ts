@@ -5,16 +5,20 @@
 // SYNCHRONIZE CACHE(16). Queued submits join one batch that poll() publishes: a burst of
 // submissions costs at most one signal. Errors arrive as CHECK CONDITION with sense and leave as
 // BLOCK_* codes (storvsc.ts srbResult); the controller keeps the last sense for diagnostics.
+// A thin disk (READ CAPACITY(16) LBPME, as Linux sd checks) also takes unmap(): SCSI UNMAP within
+// the MAXIMUM UNMAP LBA COUNT of its Block Limits page (VPD 0xB0), a guest's TRIM.
 import { pageAlloc } from "../kernel/pages";
 import { VSC_MAX_GPA_DIRECT_PAGES } from "../vmbus/vsc";
 import { BlockDevice, BLOCK_BAD_REQUEST, BLOCK_NOT_READY, BLOCK_OK, BLOCK_OUT_OF_RANGE, BLOCK_QUEUE_FULL, SECTOR_SIZE } from "./block-device";
 import { STORVSC_QUEUE_DEPTH, StorvscController, StorvscError } from "./storvsc";
 import {
-  READ_TYPE, SRB_CDB, UNKNOWN_TYPE, WRITE_TYPE, cdbInquiry, cdbReadCapacity16, cdbRw16, cdbSynchronizeCache16, encodeSrb,
+  READ_TYPE, SRB_CDB, UNKNOWN_TYPE, UNMAP_LIST_ONE, VPD_BLOCK_LIMITS, WRITE_TYPE, cdbInquiry, cdbReadCapacity16, cdbRw16, cdbSynchronizeCache16, cdbUnmap,
+  encodeSrb, encodeUnmapList,
 } from "./storvsc-protocol";
 
 const INQUIRY_LENGTH: u32 = 36;
 const READ_CAPACITY_16_LENGTH: u32 = 32;
+const BLOCK_LIMITS_LENGTH: u32 = 64;
 
 function loadBe32(p: usize): u32 {
   return (<u32>load<u8>(p) << 24) | (<u32>load<u8>(p, 1) << 16) | (<u32>load<u8>(p, 2) << 8) | <u32>load<u8>(p, 3);
@@ -25,6 +29,10 @@ export class StorvscDisk extends BlockDevice {
   sectors: u64 = 0;
   /** INQUIRY byte 0: peripheral qualifier and device type (0 = connected direct-access block device). */
   peripheral: u32 = 0xff;
+  /** READ CAPACITY(16) LBPME: the disk is thin-provisioned (logical block provisioning management on). */
+  thin: bool = false;
+  /** Sectors one UNMAP may release (VPD 0xB0 MAXIMUM UNMAP LBA COUNT; 0: the disk takes no UNMAP). */
+  maxUnmapSectors: u32 = 0;
   private queued: u32 = 0;
   private data: usize = 0;
 
@@ -57,6 +65,37 @@ export class StorvscDisk extends BlockDevice {
     const last = (<u64>loadBe32(this.data) << 32) | <u64>loadBe32(this.data + 4);
     if (loadBe32(this.data + 8) != SECTOR_SIZE) return BLOCK_BAD_REQUEST;
     this.sectors = last + 1;
+    // LBPME (byte 14 bit 7): UNMAP is worth asking about. Its limits failing to read only means no UNMAP.
+    this.thin = (load<u8>(this.data + 14) & 0x80) != 0;
+    if (this.thin) this.readUnmapLimits();
+    return BLOCK_OK;
+  }
+
+  /**
+   * UNMAP of `sectors` sectors from `lba` (SBC-3 5.28), waited for: what a guest's TRIM sends.
+   * The range goes in commands of at most maxUnmapSectors, one block descriptor each, the
+   * parameter list in the disk's own page (GPA direct, data out). BLOCK_BAD_REQUEST for a disk
+   * that takes no UNMAP or a zero count, BLOCK_OUT_OF_RANGE past the end. The host may keep parts
+   * of its blocks mapped (LBPRZ 0): only what it releases is promised to read zero.
+   */
+  unmap(lba: u64, sectors: u64): i32 {
+    if (sectors == 0 || this.maxUnmapSectors == 0) return BLOCK_BAD_REQUEST;
+    if (lba >= this.sectors || sectors > this.sectors - lba) return BLOCK_OUT_OF_RANGE;
+    let at = lba;
+    let left = sectors;
+    while (left > 0) {
+      const n: u32 = left > <u64>this.maxUnmapSectors ? this.maxUnmapSectors : <u32>left;
+      const slot = this.begin();
+      if (slot < 0) return slot;
+      const p = this.ctl.slotPacket(<u32>slot);
+      encodeSrb(p, 0, this.pathId, this.targetId, this.lun, 10, WRITE_TYPE, UNMAP_LIST_ONE);
+      cdbUnmap(p, <u16>UNMAP_LIST_ONE);
+      encodeUnmapList(this.data, <u32>at, <u32>(at >> 32), n);
+      const r = this.finish(<u32>slot, this.data, UNMAP_LIST_ONE);
+      if (r != BLOCK_OK) return r;
+      at += <u64>n;
+      left -= <u64>n;
+    }
     return BLOCK_OK;
   }
 
@@ -131,6 +170,18 @@ export class StorvscDisk extends BlockDevice {
   }
 
   // ---- internals ----------------------------------------------------------------------------
+
+  /** INQUIRY VPD 0xB0: MAXIMUM UNMAP LBA COUNT @20 and MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT @24 (SBC-3 6.5.3). */
+  private readUnmapLimits(): void {
+    const slot = this.begin();
+    if (slot < 0) return;
+    const p = this.ctl.slotPacket(<u32>slot);
+    encodeSrb(p, 0, this.pathId, this.targetId, this.lun, 6, READ_TYPE, BLOCK_LIMITS_LENGTH);
+    cdbInquiry(p, true, VPD_BLOCK_LIMITS, <u16>BLOCK_LIMITS_LENGTH);
+    if (this.finish(<u32>slot, this.data, BLOCK_LIMITS_LENGTH) != BLOCK_OK) return;
+    if (load<u8>(this.data + 1) != VPD_BLOCK_LIMITS || loadBe32(this.data + 24) == 0) return;
+    this.maxUnmapSectors = loadBe32(this.data + 20);
+  }
 
   private usable(): bool {
     const ch = this.ctl.ch;

@@ -101,6 +101,11 @@ export const SCSI_READ_16: u8 = 0x88;
 export const SCSI_WRITE_16: u8 = 0x8a;
 export const SCSI_SERVICE_ACTION_IN_16: u8 = 0x9e;
 export const SAI_READ_CAPACITY_16: u8 = 0x10;
+export const SCSI_UNMAP: u8 = 0x42;
+/** VPD page 0xB0, Block Limits (SBC-3 6.5.3): the unmap limits a thin disk reports. */
+export const VPD_BLOCK_LIMITS: u8 = 0xb0;
+/** An UNMAP parameter list with one block descriptor: the 8-byte header and 16 bytes (SBC-3 5.28.2). */
+export const UNMAP_LIST_ONE: u32 = 24;
 
 /** Zeroes a `size`-byte vstor_packet at `p` and sets operation and REQUEST_COMPLETION_FLAG. */
 export function vstorPacketInit(p: usize, operation: u32, size: u32): void {
@@ -207,6 +212,29 @@ export function completionOperation(p: usize): u32 { return load<u32>(p + VSTOR_
 export function completionStatus(p: usize): u32 { return load<u32>(p + VSTOR_STATUS); }
 /** vmscsi_request.srb_status of a completion at `p` (SRB_STATUS_* with the AUTOSENSE_VALID / QUEUE_FROZEN bits). */
 export function completionSrbStatus(p: usize): u8 { return load<u8>(p + SRB_SRB_STATUS); }
+/** UNMAP(10) (SBC-3 5.28): ANCHOR 0, GROUP NUMBER 0, PARAMETER LIST LENGTH at bytes 7–8. */
+export function cdbUnmap(p: usize, parameterListLength: u16): void {
+  const c = p + SRB_CDB;
+  memory.fill(c, 0, 16);
+  store<u8>(c, SCSI_UNMAP);
+  store<u8>(c + 7, <u8>(parameterListLength >> 8));
+  store<u8>(c + 8, <u8>parameterListLength);
+}
+
+/**
+ * The UNMAP parameter list at `list` with one block descriptor (SBC-3 5.28.2): UNMAP DATA LENGTH
+ * (the bytes after it, 22), UNMAP BLOCK DESCRIPTOR DATA LENGTH (16), then the descriptor: the
+ * LBA (8 bytes) and the NUMBER OF LOGICAL BLOCKS (4), big-endian.
+ */
+export function encodeUnmapList(list: usize, lbaLo: u32, lbaHi: u32, blocks: u32): void {
+  memory.fill(list, 0, UNMAP_LIST_ONE);
+  store<u8>(list + 1, <u8>(UNMAP_LIST_ONE - 2));
+  store<u8>(list + 3, 16);
+  storeBe32(list + 8, lbaHi);
+  storeBe32(list + 12, lbaLo);
+  storeBe32(list + 16, blocks);
+}
+
 /** vmscsi_request.scsi_status of a completion at `p` (SAM status, e.g. SCSI_STATUS_CHECK_CONDITION). */
 export function completionScsiStatus(p: usize): u8 { return load<u8>(p + SRB_SCSI_STATUS); }
 /** vmscsi_request.data_transfer_length of a completion at `p`: bytes the host actually moved. */

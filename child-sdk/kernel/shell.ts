@@ -103,6 +103,7 @@ function help(): void {
   puts("  counters                    what this guest counted: I/Os, interrupts, signals\n");
   puts("  echo <text>                 print <text>\n");
   puts("  uptime                      time since boot\n");
+  puts("  trim <disk> <lba> <count>   SCSI UNMAP of a range (enlightened image, thin disks)\n");
   puts("  ip [a.b.c.d/n | dhcp], ping a.b.c.d [count] [q], blast a.b.c.d count bytes   network (images with a NIC)\n");
   puts("  shutdown, halt              stop this VM\n");
   puts("numbers: decimal or 0x hex\n");

@@ -2,11 +2,13 @@
  * `tsvisor disk new|info|convert|resize|merge|compact`: disk images offline, as Hyper-V's New-VHD,
  * Get-VHD, Convert-VHD, Resize-VHD, Merge-VHD and Optimize-VHD. They work on files directly (no
  * service needed) and take the images' locks, so an image attached to a running VM is refused.
- * Long work shows a progress bar on a terminal; --json prints the result for scripts.
+ * Long work shows a progress bar on a terminal and stops cleanly on Ctrl-C (disk-job.ts); --json
+ * prints the result for scripts.
  */
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { compactDisk, convertDisk, diskInfo, mergeDisk, newDisk, resizeDisk, type DiskInfo, type DiskKind, type Progress } from '../storage/disk-tools.ts';
+import { DiskJobCancelled, runCancellable, type DiskSteps } from '../storage/disk-job.ts';
+import { compactSteps, convertSteps, diskInfo, mergeSteps, newDisk, resizeDisk, type DiskInfo, type DiskKind, type Progress } from '../storage/disk-tools.ts';
 import { parseSize } from './management-session.ts';
 import { printJson } from './table.ts';
 
@@ -62,6 +64,37 @@ function act<T extends unknown[]>(fn: (...a: T) => void): (...a: T) => void {
   };
 }
 
+/**
+ * Runs long work a step per turn; the first Ctrl-C (SIGINT) stops it at its next safe point,
+ * where it undoes what it made (exit status 130, as a shell reports an interrupted command); a
+ * second one ends the process at once.
+ */
+async function interruptible<T>(steps: DiskSteps<T>, what: string): Promise<T> {
+  const stop = new AbortController();
+  const onInterrupt = () => {
+    stop.abort();
+    process.stderr.write(`\ntsvisor: stopping ${what} at the next safe point (Ctrl-C again to stop at once)\n`);
+  };
+  process.once('SIGINT', onInterrupt);
+  try {
+    return await runCancellable(steps, stop.signal, what);
+  } finally {
+    process.removeListener('SIGINT', onInterrupt);
+  }
+}
+
+function actAsync<T extends unknown[]>(fn: (...a: T) => Promise<void>): (...a: T) => Promise<void> {
+  return async (...a: T) => {
+    try {
+      await fn(...a);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      console.error(`tsvisor: ${code ? `${code}: ` : ''}${(e as Error).message}`);
+      process.exitCode = e instanceof DiskJobCancelled ? 130 : 1;
+    }
+  };
+}
+
 function output(info: DiskInfo, json?: boolean): void {
   if (json) printJson(info);
   else printInfo(info);
@@ -103,10 +136,11 @@ export function registerDiskCommands(program: Command): void {
     .option('--dynamic', 'destination VHDX dynamic (the default for a .vhdx name)')
     .option('--block-size <bytes>', 'destination VHDX block size')
     .option('--json', 'machine-readable output')
-    .action(act((src: string, dst: string, o: { fixed?: boolean; dynamic?: boolean; blockSize?: string; json?: boolean }) => {
+    .action(actAsync(async (src: string, dst: string, o: { fixed?: boolean; dynamic?: boolean; blockSize?: string; json?: boolean }) => {
       const bar = progressBar('convert', o.json);
       try {
-        output(convertDisk(src, dst, { kind: o.fixed ? 'fixed' : o.dynamic ? 'dynamic' : undefined, blockSizeBytes: o.blockSize ? parseSize(o.blockSize) : undefined, progress: bar.progress }), o.json);
+        const steps = convertSteps(src, dst, { kind: o.fixed ? 'fixed' : o.dynamic ? 'dynamic' : undefined, blockSizeBytes: o.blockSize ? parseSize(o.blockSize) : undefined, progress: bar.progress });
+        output(await interruptible(steps, 'the conversion'), o.json);
       } finally {
         bar.stop();
       }
@@ -119,10 +153,10 @@ export function registerDiskCommands(program: Command): void {
 
   disk.command('merge <child>').description('merge a differencing disk into its parent and delete it (Merge-VHD)')
     .option('--json', 'machine-readable output (the parent after the merge)')
-    .action(act((child: string, o: { json?: boolean }) => {
+    .action(actAsync(async (child: string, o: { json?: boolean }) => {
       const bar = progressBar('merge', o.json);
       try {
-        output(mergeDisk(child, bar.progress), o.json);
+        output(await interruptible(mergeSteps(child, bar.progress), 'the merge'), o.json);
       } finally {
         bar.stop();
       }
@@ -130,10 +164,10 @@ export function registerDiskCommands(program: Command): void {
 
   disk.command('compact <path>').description('return the space of zeroed data of a dynamic VHDX to the host (Optimize-VHD)')
     .option('--json', 'machine-readable output')
-    .action(act((path: string, o: { json?: boolean }) => {
+    .action(actAsync(async (path: string, o: { json?: boolean }) => {
       const bar = progressBar('compact', o.json);
       try {
-        const { before, after } = compactDisk(path, bar.progress);
+        const { before, after } = await interruptible(compactSteps(path, bar.progress), 'compacting');
         if (o.json) printJson({ before, after });
         else {
           printInfo(after);

@@ -15,7 +15,8 @@ import { RawDisk, RawDiskError } from './raw-disk.ts';
 import { createVhdx, type VhdxCreateOptions } from './vhdx/vhdx-create.ts';
 import { VhdxDisk } from './vhdx/vhdx-disk.ts';
 import { guidToText } from './vhdx/vhdx-guid.ts';
-import { mergeVhdx, resizeVhdx, setIdentity } from './vhdx/vhdx-edit.ts';
+import { mergeVhdxSteps, resizeVhdx, setIdentity } from './vhdx/vhdx-edit.ts';
+import { DiskJobCancelled, runSteps, type DiskSteps } from './disk-job.ts';
 import { openVhdx, parentPathOf } from './vhdx/vhdx-open.ts';
 import { lockDescriptor } from './file-lock.ts';
 
@@ -115,7 +116,7 @@ const ZERO_GRANULE = 1024 * 1024;
  * Copies `src` into `dst` (which reads zero everywhere to start with), skipping all-zero
  * megabytes and writing each run of non-zero ones in one call.
  */
-function copyData(src: BlockBackend, dst: BlockBackend, progress?: Progress): void {
+function* copyData(src: BlockBackend, dst: BlockBackend, progress?: Progress): DiskSteps<void> {
   const total = src.sectorCount * src.sectorSize;
   const buf = new Uint8Array(COPY_CHUNK);
   for (let at = 0; at < total; at += COPY_CHUNK) {
@@ -131,6 +132,7 @@ function copyData(src: BlockBackend, dst: BlockBackend, progress?: Progress): vo
       g = e;
     }
     progress?.(at + piece.length, total);
+    yield;
   }
   dst.flush();
 }
@@ -144,6 +146,11 @@ export interface ConvertOptions {
 
 /** Convert-VHD: raw ↔ VHDX, fixed ↔ dynamic; a differencing chain becomes one self-contained disk. */
 export function convertDisk(srcPath: string, dstPath: string, o: ConvertOptions = {}): DiskInfo {
+  return runSteps(convertSteps(srcPath, dstPath, o));
+}
+
+/** convertDisk as safe points (disk-job.ts): stopped, the new file is removed; the source is only ever read. */
+export function* convertSteps(srcPath: string, dstPath: string, o: ConvertOptions = {}): DiskSteps<DiskInfo> {
   if (fs.existsSync(dstPath)) throw new HvError(RawDiskError.Exists, `disk image ${dstPath} already exists`);
   const src = openDisk(srcPath, { readOnly: true });
   let created = false;
@@ -162,12 +169,13 @@ export function convertDisk(srcPath: string, dstPath: string, o: ConvertOptions 
       created = true;
     }
     try {
-      copyData(src, dst, o.progress);
+      yield* copyData(src, dst, o.progress);
     } finally {
       dst.close();
     }
   } catch (e) {
     if (created) fs.rmSync(dstPath, { force: true });
+    if (e instanceof DiskJobCancelled) throw new DiskJobCancelled(`the conversion of ${srcPath} was cancelled: ${dstPath} was removed, ${srcPath} is unchanged`);
     throw e;
   } finally {
     src.close();
@@ -181,6 +189,11 @@ export function convertDisk(srcPath: string, dstPath: string, o: ConvertOptions 
  * and the DataWriteGuid, since the content is the same: differencing children stay linked.
  */
 export function compactDisk(path: string, progress?: Progress): { before: DiskInfo; after: DiskInfo } {
+  return runSteps(compactSteps(path, progress));
+}
+
+/** compactDisk as safe points (disk-job.ts): stopped, the copy is removed and the file is as it was. */
+export function* compactSteps(path: string, progress?: Progress): DiskSteps<{ before: DiskInfo; after: DiskInfo }> {
   if (formatOf(path) !== 'vhdx') throw new HvError(RawDiskError.BadSize, `${path} is not a VHDX file; only dynamic VHDX files are compacted`);
   const before = diskInfo(path);
   if (before.type !== 'dynamic') throw new HvError(RawDiskError.BadSize, `${path} is a ${before.type} disk; only dynamic VHDX files are compacted`);
@@ -192,7 +205,7 @@ export function compactDisk(path: string, progress?: Progress): { before: DiskIn
     createVhdx(tmp, opts);
     const dst = openVhdx(tmp);
     try {
-      copyData(src, dst, progress);
+      yield* copyData(src, dst, progress);
       setIdentity(dst, src.layout.meta.diskId, src.file.header.dataWriteGuid);
     } finally {
       dst.close();
@@ -202,6 +215,7 @@ export function compactDisk(path: string, progress?: Progress): { before: DiskIn
     try { fs.fsyncSync(dirFd); } finally { fs.closeSync(dirFd); }
   } catch (e) {
     fs.rmSync(tmp, { force: true });
+    if (e instanceof DiskJobCancelled) throw new DiskJobCancelled(`compacting ${path} was cancelled: the file is as it was`);
     throw e;
   } finally {
     src.close();
@@ -231,6 +245,11 @@ export function resizeDisk(path: string, sizeBytes: number): DiskInfo {
 
 /** Merge-VHD: a differencing disk into its parent; the child is deleted. */
 export function mergeDisk(childPath: string, progress?: Progress): DiskInfo {
-  const { parentPath } = mergeVhdx(childPath, progress);
+  return runSteps(mergeSteps(childPath, progress));
+}
+
+/** mergeDisk as safe points (disk-job.ts): stopped, the child is kept and reads as before (vhdx-edit.ts). */
+export function* mergeSteps(childPath: string, progress?: Progress): DiskSteps<DiskInfo> {
+  const { parentPath } = yield* mergeVhdxSteps(childPath, progress);
   return diskInfo(parentPath);
 }

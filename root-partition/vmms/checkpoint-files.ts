@@ -93,8 +93,19 @@ export interface CollectResult {
   done: string[];
   /** Files left for later (a lock held, a merge that failed), each with why. */
   deferred: string[];
-  /** Merges whose child is a running VM's drive file: for its worker to do (live-merge.ts). */
-  live: { file: string; child: string }[];
+  /**
+   * Merges the running VM's worker does (the child is in a drive's open chain): into the drive
+   * file's parent (live-merge.ts), or deeper in the chain (chain-merge.ts: the file then takes the
+   * child's name and identity, `childIdentity`).
+   */
+  live: LiveMerge[];
+}
+
+export interface LiveMerge {
+  file: string;
+  child: string;
+  /** The child's DataWriteGuid (hex) when files build on it, as in PendingMerge. */
+  childIdentity: string | null;
 }
 
 /**
@@ -105,14 +116,14 @@ export interface CollectResult {
  */
 export function collectFiles(
   tree: CheckpointTree, devices: readonly DeviceDefinition[], save: (t: CheckpointTree) => void = () => {},
-  /** The running VM's writable drive files (resolved): a merge of one into its parent is left to the worker. */
+  /** The running VM's writable drive files (resolved): a merge in one's chain is left to the worker. */
   runningLeaves: ReadonlySet<string> = new Set(),
 ): CollectResult {
   let t: CheckpointTree = structuredClone(tree);
   let devs = structuredClone(devices) as DeviceDefinition[];
   const done: string[] = [];
   const deferred: string[] = [];
-  const live: { file: string; child: string }[] = [];
+  const live: LiveMerge[] = [];
   const created = (f: string) => t.createdFiles.includes(f);
   const forget = (f: string) => {
     t.retainedFiles = t.retainedFiles.filter((x) => x !== f);
@@ -152,6 +163,16 @@ export function collectFiles(
       forget(m.file);
     } else if (existsSync(m.child) && parentOfSafe(m.child) === resolve(m.file)) {
       t.pendingMerges = t.pendingMerges!.filter((x) => x !== m);
+    } else if (m.childIdentity && existsSync(m.file) && hasIdentity(m.file, m.childIdentity)) {
+      // The file takes the child's identity only once it holds all the child's data (a crash
+      // came before the rename): the rename is what is left.
+      try {
+        finish(m);
+        done.push(`(finished a merge a crash had interrupted)`);
+      } catch (e) {
+        settled.add(m.file);
+        deferred.push(`${m.file}: finishing the interrupted merge of ${m.child} into it failed (${(e as Error).message})`);
+      }
     } else {
       settled.add(m.file);
       deferred.push(`${m.file}: a merge of ${m.child} into it was interrupted part way; both files are kept as they are`);
@@ -182,14 +203,15 @@ export function collectFiles(
         const child = fate.child;
         const grandchildren = files.some((c) => parents.get(c) === resolve(child));
         if (!created(child) || (grandchildren && !created(f))) { settled.add(f); continue; }
-        if (!grandchildren && runningLeaves.has(resolve(child))) {
-          live.push({ file: f, child });
+        // Files that build on the child link to its DataWriteGuid (read before the merge deletes
+        // the child): `f` takes it and the child's name; else whatever named the child names `f`.
+        const childIdentity = grandchildren ? Buffer.from(dataWriteGuidOf(child)).toString('hex') : null;
+        if (!grandchildren ? runningLeaves.has(resolve(child)) : inRunningChain(child, parents, runningLeaves)) {
+          live.push({ file: f, child, childIdentity });
           settled.add(f);
           continue;
         }
-        // Files that build on the child link to its DataWriteGuid (read before the merge deletes
-        // the child): `f` takes it and the child's name; else whatever named the child names `f`.
-        const m: PendingMerge = { file: f, child, childIdentity: grandchildren ? Buffer.from(dataWriteGuidOf(child)).toString('hex') : null };
+        const m: PendingMerge = { file: f, child, childIdentity };
         t.pendingMerges = [...(t.pendingMerges ?? []), m];
         save(t);
         // The child's own data goes into `f` (Merge-VHD), and the child is deleted.
@@ -212,6 +234,28 @@ export function collectFiles(
     }
   }
   return { tree: t, devices: devs, done, deferred, live };
+}
+
+/** True when `file` is below one of the running drive files in its chain (their worker holds it open). */
+function inRunningChain(file: string, parents: ReadonlyMap<string, string | null>, leaves: ReadonlySet<string>): boolean {
+  const parentOf = new Map([...parents].map(([f, p]) => [resolve(f), p]));
+  for (const leaf of leaves) {
+    let at = parentOf.get(leaf);
+    for (let steps = 0; at && steps <= parentOf.size; steps++) {
+      if (at === resolve(file)) return true;
+      at = parentOf.get(at);
+    }
+  }
+  return false;
+}
+
+/** True when the file's DataWriteGuid is `hex` (false when it cannot be read). */
+function hasIdentity(path: string, hex: string): boolean {
+  try {
+    return Buffer.from(dataWriteGuidOf(path)).toString('hex') === hex;
+  } catch {
+    return false;
+  }
 }
 
 function dataWriteGuidOf(path: string): Guid {

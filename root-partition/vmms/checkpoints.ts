@@ -20,7 +20,7 @@ import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { DataDir } from '../host/data-dir.ts';
-import { checkCheckpointable, childNames, collectFiles, makeChildren } from './checkpoint-files.ts';
+import { checkCheckpointable, childNames, collectFiles, makeChildren, type LiveMerge } from './checkpoint-files.ts';
 import { CheckpointStore } from './checkpoint-store.ts';
 import {
   descendants, findCheckpoint, MAX_CHECKPOINT_NAME, MAX_CHECKPOINTS, withDiskPaths, withoutCheckpoint, writableDisks, type CheckpointRecord, type CheckpointTree,
@@ -240,7 +240,7 @@ export class VmCheckpoints {
     }
     const { done, deferred, live } = this.collect(e, tree, true);
     for (const m of live) {
-      const r = await this.mergeRunning(e, m.file, m.child);
+      const r = await this.mergeRunning(e, m);
       done.push(...r.done);
       deferred.push(...r.deferred);
     }
@@ -249,22 +249,23 @@ export class VmCheckpoints {
   }
 
   /**
-   * Merges the running VM's drive file into its parent while the VM runs on (the worker's
-   * live-merge.ts), recorded in the tree before it starts like every merge: the collection after
-   * it finishes the record (the child is gone: the drive and the tree name the parent) or drops
-   * it (the child still opens against the parent: the chain is as it was).
+   * Merges a file of the running VM's chain into its parent while the VM runs on: the drive's own
+   * file (the worker's live-merge.ts) or one deeper in the chain (chain-merge.ts), recorded in
+   * the tree before it starts like every merge: the collection after it finishes the record (the
+   * child is gone: the drive and the tree name the parent; or the parent has the child's name)
+   * or drops it (the child still opens against the parent: the chain is as it was).
    */
-  private async mergeRunning(e: VmEntry, file: string, child: string): Promise<{ done: string[]; deferred: string[] }> {
+  private async mergeRunning(e: VmEntry, { file, child, childIdentity }: LiveMerge): Promise<{ done: string[]; deferred: string[] }> {
     const tree = this.store.load(e.def.id);
-    this.store.save({ ...tree, pendingMerges: [...(tree.pendingMerges ?? []), { file, child, childIdentity: null, live: true }] });
+    this.store.save({ ...tree, pendingMerges: [...(tree.pendingMerges ?? []), { file, child, childIdentity, live: true }] });
     let outcome: string;
     let failed = false;
     try {
       const { pauseMs } = await this.host.mergeRunning(e, child, file);
-      outcome = `merged ${child} into ${file} while the VM ran; its disk I/O paused ${pauseMs.toFixed(1)} ms for the switch`;
+      outcome = `merged ${child} into ${file}${childIdentity ? ', which took its name,' : ''} while the VM ran; its disk I/O paused ${pauseMs.toFixed(1)} ms for the switch`;
     } catch (err) {
       failed = true;
-      outcome = `${file}: merging ${child} into it while the VM ran failed (${(err as Error).message}); the drive stays on ${child}, and the merge is tried again at the next checkpoint change`;
+      outcome = `${file}: merging ${child} into it while the VM ran failed (${(err as Error).message}); ${childIdentity ? 'the drive\'s chain is as it was' : `the drive stays on ${child}`}, and the merge is tried again at the next checkpoint change`;
     }
     // A VM that went off meanwhile has its merge done here, offline.
     const r = this.collect(e, this.store.load(e.def.id), e.state === EnabledState.Running || e.state === EnabledState.Paused);
@@ -277,7 +278,7 @@ export class VmCheckpoints {
    * `live`: a running VM's drive files are merged by its worker (the caller runs `live`); otherwise
    * their merges wait, as any file in use does.
    */
-  private collect(e: VmEntry, tree: CheckpointTree, live = false): { tree: CheckpointTree; done: string[]; deferred: string[]; live: { file: string; child: string }[] } {
+  private collect(e: VmEntry, tree: CheckpointTree, live = false): { tree: CheckpointTree; done: string[]; deferred: string[]; live: LiveMerge[] } {
     this.store.save(tree);
     const running = live && (e.state === EnabledState.Running || e.state === EnabledState.Paused);
     const leaves = new Set(running ? writableDisks(e.def.devices).map((d) => resolve(d.path)) : []);

@@ -6,8 +6,9 @@
  */
 import { realpathSync } from 'node:fs';
 import { HvError } from '../../hypervisor/hv-error.ts';
-import type { ImagePort, ImageProgress, NewImageRequest, PortResult } from '../management/provider/vmms-port.ts';
-import { diskInfo, mergeDisk, newDisk, resizeDisk, type DiskInfo } from '../storage/disk-tools.ts';
+import type { ImageJobResult, ImagePort, ImageProgress, NewImageRequest, PortResult } from '../management/provider/vmms-port.ts';
+import { DiskJobCancelled, runCancellable, type DiskSteps } from '../storage/disk-job.ts';
+import { compactSteps, convertSteps, diskInfo, mergeSteps, newDisk, resizeDisk, type DiskInfo } from '../storage/disk-tools.ts';
 import { FileLockError, lockHolders } from '../storage/file-lock.ts';
 import { RawDiskError } from '../storage/raw-disk.ts';
 import { StorageRootError, type StorageRoots } from '../host/storage-roots.ts';
@@ -34,17 +35,24 @@ export function imagePort(roots: StorageRoots | null): ImagePort {
   const confined = roots ? { checkOpened: (fd: number, p: string) => roots.checkOpened(fd, p, 'disk image'), checkPath: (p: string) => { roots.check(p, 'parent disk image'); } } : {};
   const info = (path: string): DiskInfo => diskInfo(path, { ...confined, lock: false });
   const percent = (progress: ImageProgress) => (done: number, total: number) => progress(total > 0 ? (100 * done) / total : 0);
-  /** Runs the tool on the next turn of the loop, so the method's answer goes out first. */
-  const later = (work: () => void): Promise<PortResult> => new Promise((resolve) => {
+  /**
+   * Runs the tool from the next turn of the loop (the method's answer goes out first), a step per
+   * turn (disk-job.ts): other requests are served meanwhile, and an aborted `signal` stops it at
+   * its next safe point, where it undoes what it made.
+   */
+  const later = (signal: AbortSignal | undefined, what: string, steps: () => DiskSteps<unknown>): Promise<ImageJobResult> => new Promise((resolve) => {
     setImmediate(() => {
-      try {
-        work();
-        resolve({ returnValue: 0 });
-      } catch (e) {
-        resolve(refusal(e));
-      }
+      runCancellable(steps(), signal, what).then(
+        () => resolve({ returnValue: 0 }),
+        (e: unknown) => resolve(e instanceof DiskJobCancelled ? { returnValue: Code.Failed, error: e.message, cancelled: true } : refusal(e)),
+      );
     });
   });
+  /** Work done in one short step: a cancel that comes before it begins leaves nothing made. */
+  const oneStep = (work: () => void) => function* (): DiskSteps<void> {
+    yield;
+    work();
+  };
 
   return {
     describe(path) {
@@ -63,7 +71,7 @@ export function imagePort(roots: StorageRoots | null): ImagePort {
       }
     },
 
-    create(r: NewImageRequest, progress) {
+    create(r: NewImageRequest, progress, signal) {
       try {
         check(r.path, 'disk image');
         if (r.parentPath) check(r.parentPath, 'parent disk image');
@@ -76,7 +84,7 @@ export function imagePort(roots: StorageRoots | null): ImagePort {
       if (r.physicalSectorSize !== undefined && r.physicalSectorSize !== 512 && r.physicalSectorSize !== 4096) {
         return Promise.resolve({ returnValue: Code.InvalidParameter, error: `PhysicalSectorSize ${r.physicalSectorSize} is not 512 or 4096` });
       }
-      return later(() => {
+      return later(signal, `creating ${r.path}`, oneStep(() => {
         if (r.type === 'differencing' && r.sizeBytes !== undefined) {
           const parentSize = info(r.parentPath!).sizeBytes;
           if (r.sizeBytes !== parentSize) throw new HvError(RawDiskError.BadSize, `a differencing disk has its parent's size (${parentSize} bytes), not ${r.sizeBytes}`);
@@ -87,37 +95,61 @@ export function imagePort(roots: StorageRoots | null): ImagePort {
           ...(r.physicalSectorSize !== undefined ? { physicalSectorSize: r.physicalSectorSize as 512 | 4096 } : {}),
         });
         progress(100);
-      });
+      }));
     },
 
-    merge(source, destination, progress) {
+    convert(source, r, progress, signal) {
+      try {
+        check(source, 'disk image');
+        check(r.path, 'disk image');
+        // The source is opened confined like any image: a chain must not lead out of the roots.
+        info(source);
+      } catch (e) {
+        return Promise.resolve(refusal(e));
+      }
+      return later(signal, `the conversion of ${source}`, () => convertSteps(source, r.path, {
+        kind: r.type, ...(r.blockSizeBytes ? { blockSizeBytes: r.blockSizeBytes } : {}), progress: percent(progress),
+      }));
+    },
+
+    compact(path, progress, signal) {
+      try {
+        check(path, 'disk image');
+        info(path);
+      } catch (e) {
+        return Promise.resolve(refusal(e));
+      }
+      return later(signal, `compacting ${path}`, () => compactSteps(path, percent(progress)));
+    },
+
+    merge(source, destination, progress, signal) {
       try {
         check(source, 'disk image');
         check(destination, 'disk image');
       } catch (e) {
         return Promise.resolve(refusal(e));
       }
-      return later(() => {
+      return later(signal, `the merge of ${source}`, function* () {
         const parent = info(source).parentPath;
         if (!parent) throw new HvError(RawDiskError.BadSize, `${source} is not a differencing disk: there is nothing to merge`);
         if (realpathSync(parent) !== realpathSync(destination)) {
           throw new HvError(RawDiskError.BadSize, `${destination} is not the parent of ${source} (its parent is ${parent}); this host merges a differencing disk into its parent only`);
         }
-        mergeDisk(source, percent(progress));
+        yield* mergeSteps(source, percent(progress));
       });
     },
 
-    resize(path, sizeBytes, progress) {
+    resize(path, sizeBytes, progress, signal) {
       try {
         check(path, 'disk image');
       } catch (e) {
         return Promise.resolve(refusal(e));
       }
-      return later(() => {
+      return later(signal, `resizing ${path}`, oneStep(() => {
         info(path); // confined to the roots, its parents too
         resizeDisk(path, sizeBytes);
         progress(100);
-      });
+      }));
     },
   };
 }

@@ -40,6 +40,8 @@ export interface LiveMergeOptions {
   progress?: (done: number, total: number) => void;
   /** Bytes per turn (default LIVE_MERGE_PIECE). */
   piece?: number;
+  /** Runs between a deep merge's identity change and its rename (chain-merge.ts); a throw there stands for a crash at that point. */
+  beforeRename?: () => void;
 }
 
 export interface LiveMergeResult {

@@ -20,6 +20,7 @@ import { EmulatedPlatform } from './emulated-platform.ts';
 import { PostCodePort } from './post-code-port.ts';
 import { scsiDiskId, SwitchableDisk, switchDisks, type DiskSwitch, type ImageOpener } from './disk-switch.ts';
 import { LiveMergeError, mergeLive, type LiveMergeResult } from './live-merge.ts';
+import { ancestorIn, mergeInChainLive } from './chain-merge.ts';
 import { openVhdx } from '../storage/vhdx/vhdx-open.ts';
 import { NetVsp } from '../vsp/netvsp/netvsp-vsp.ts';
 import { parseMac } from '../vswitch/ethernet.ts';
@@ -143,16 +144,19 @@ export class VmDevices {
 
   /**
    * Merges the writable drive on `child` into `parent` while the VM runs (live-merge.ts): the
-   * guest's I/O is served between the merge's steps, and the drive ends on `parent`.
+   * guest's I/O is served between the merge's steps, and the drive ends on `parent`. A `child`
+   * deeper in a drive's chain is merged there (chain-merge.ts): `parent` takes its name.
    */
   async mergeDisk(child: string, parent: string): Promise<LiveMergeResult> {
-    const disk = this.disks.find((d) => resolve(d.path) === resolve(child) && !d.readOnly);
+    const own = this.disks.find((d) => resolve(d.path) === resolve(child) && !d.readOnly);
+    const disk = own ?? this.disks.find((d) => !d.readOnly && ancestorIn(d, child) !== null);
     if (!disk) throw new LiveMergeError('VMWP_ERR_MERGE_NO_DRIVE', `no writable drive of this VM uses ${child}`);
-    if (this.merging.has(disk)) throw new LiveMergeError('VMWP_ERR_MERGE_BUSY', `a merge of ${child} is already under way`);
+    if (this.merging.has(disk)) throw new LiveMergeError('VMWP_ERR_MERGE_BUSY', `a merge on ${disk.path} is already under way`);
     const target = this.openMergeTarget(parent);
     this.merging.add(disk);
     try {
-      return await mergeLive(disk, target, this.openImage, { cancelled: () => this.closed });
+      const o = { cancelled: () => this.closed };
+      return own ? await mergeLive(disk, target, this.openImage, o) : await mergeInChainLive(disk, child, target, this.openImage, o);
     } finally {
       this.merging.delete(disk);
     }

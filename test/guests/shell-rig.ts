@@ -13,6 +13,8 @@ import { Hypervisor } from '../../hypervisor/hypervisor.ts';
 import { PartitionProperty, type Partition } from '../../hypervisor/partition.ts';
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import { RawDisk } from '../../root-partition/storage/raw-disk.ts';
+import type { BlockBackend } from '../../root-partition/storage/block-backend.ts';
+import { openDisk } from '../../root-partition/storage/open-disk.ts';
 import { ScsiDisk } from '../../root-partition/storage/scsi/scsi-disk.ts';
 import { IntegrationServices } from '../../root-partition/vsp/ic/integration-services.ts';
 import { lunsAtLocations } from '../../root-partition/vsp/storvsp/scsi-controller.ts';
@@ -43,7 +45,7 @@ export class ShellRig {
   private readonly waiters: (() => void)[] = [];
   private readonly abort = new AbortController();
   private serving: Promise<void> = Promise.resolve();
-  private readonly disks: RawDisk[] = [];
+  private readonly disks: BlockBackend[] = [];
   readonly errors: HvError[] = [];
   platform!: EmulatedPlatform;
   vmbus: VmbusHost | null = null;
@@ -95,8 +97,9 @@ export class ShellRig {
     return rig;
   }
 
-  private open(file: string): RawDisk {
-    const d = RawDisk.open(file);
+  /** Raw or VHDX by signature, as a VM's worker opens its disks. */
+  private open(file: string): BlockBackend {
+    const d = openDisk(file);
     this.disks.push(d);
     return d;
   }

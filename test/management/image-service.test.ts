@@ -1,7 +1,8 @@
 /**
  * Msvm_ImageManagementService through Debian's unmodified wbemcli against a real `tsvisor serve`:
- * New-VHD (dynamic, fixed, differencing), Get-VHD, Resize-VHD and Merge-VHD as jobs, the files
- * checked with qemu-img and vhdiinfo; refusals (VHD format, a path outside the storage roots,
+ * New-VHD (dynamic, fixed, differencing), Get-VHD, Resize-VHD, Merge-VHD, Convert-VHD and
+ * Optimize-VHD as jobs, the files checked with qemu-img and vhdiinfo; a conversion cancelled
+ * through its job (RequestStateChange 4) ends Terminated with its new file removed; refusals (VHD format, a path outside the storage roots,
  * shrinking, a merge into a disk that is not the parent) end their job in Exception with the
  * Hyper-V code and the reason.
  */
@@ -56,7 +57,7 @@ describe.skipIf(!WBEMCLI || !QEMU_IMG || !VHDIINFO)('Msvm_ImageManagementService
     for (const deadline = Date.now() + 30_000; Date.now() < deadline; await new Promise((res) => setTimeout(res, 50))) {
       const gi = await wbemcli('gi', `${U}:Msvm_ConcreteJob.InstanceID="${id}"`, 'JobState,ErrorCode,ErrorDescription,PercentComplete');
       const state = Number(/JobState=(\d+)/.exec(gi.stdout)?.[1]);
-      if (state === 7 || state === 10) {
+      if (state === 7 || state === 8 || state === 10) {
         return [state, Number(/ErrorCode=(\d+)/.exec(gi.stdout)![1]), /ErrorDescription="([^"]*)"/.exec(gi.stdout)?.[1] ?? '', Number(/PercentComplete=(\d+)/.exec(gi.stdout)![1])];
       }
     }
@@ -125,6 +126,46 @@ describe.skipIf(!WBEMCLI || !QEMU_IMG || !VHDIINFO)('Msvm_ImageManagementService
     const expected = Buffer.alloc(8 * MiB);
     pattern.copy(expected, 5 * MiB + 3 * 512);
     expect(bytes.equals(expected)).toBe(true);
+  }, 60_000);
+
+  it('converts and compacts as jobs; a job cancelled with RequestStateChange 4 stops, removes its new file and ends Terminated', async () => {
+    const src = join(scratch, 'conv-src.vhdx');
+    expect((await job(`CreateVirtualHardDisk.VirtualDiskSettingData="${settings({ Path: src, Type: 3, Format: 3, MaxInternalSize: 8 * MiB, BlockSize: MiB })}"`))[0]).toBe(7);
+    const d = openDisk(src);
+    d.write(MiB / 512, Buffer.alloc(4096, 0x5c));
+    d.close();
+    const fixed = join(scratch, 'conv-fixed.vhdx');
+    expect(await job(`ConvertVirtualHardDisk.SourcePath="${src}",VirtualDiskSettingData="${settings({ Path: fixed, Type: 2, Format: 3 })}"`)).toEqual([7, 0, '', 100]);
+    execFileSync(QEMU_IMG!, ['compare', src, fixed]);
+    expect(await job(`CompactVirtualHardDisk.Path="${src}",Mode=0`)).toEqual([7, 0, '', 100]);
+    const quick = await job(`CompactVirtualHardDisk.Path="${src}",Mode=1`);
+    expect(quick.slice(0, 2)).toEqual([10, 32770]);
+
+    // 1 TiB with no data: the copy would take minutes, so the cancel always comes mid-copy.
+    const huge = join(scratch, 'huge.vhdx');
+    expect((await job(`CreateVirtualHardDisk.VirtualDiskSettingData="${settings({ Path: huge, Type: 3, Format: 3, MaxInternalSize: 1024 * 1024 * MiB })}"`))[0]).toBe(7);
+    const before = readFileSync(huge);
+    const out = join(scratch, 'huge-copy.vhdx');
+    const r = await wbemcli('cm', SVC, `ConvertVirtualHardDisk.SourcePath="${huge}",VirtualDiskSettingData="${settings({ Path: out, Type: 3, Format: 3 })}"`);
+    const id = /InstanceID="([0-9A-F-]{36})"/.exec(r.stdout)![1]!;
+    const JOB = `${U}:Msvm_ConcreteJob.InstanceID="${id}"`;
+    for (const deadline = Date.now() + 30_000; !existsSync(out); await new Promise((res) => setTimeout(res, 20))) {
+      if (Date.now() > deadline) throw new Error(`the conversion did not start; log: ${daemon.log()}`);
+    }
+    expect((await wbemcli('gi', JOB, 'Cancellable')).stdout).toMatch(/Cancellable=TRUE/);
+    expect((await wbemcli('cm', JOB, 'RequestStateChange.RequestedState=4')).stdout.trim()).toMatch(/RequestStateChange: 0$/);
+    let gi = '';
+    for (const deadline = Date.now() + 30_000; !/JobState=8/.test(gi); await new Promise((res) => setTimeout(res, 50))) {
+      if (Date.now() > deadline) throw new Error(`the job did not end Terminated: ${gi}`);
+      gi = (await wbemcli('gi', JOB, 'JobState,ErrorCode,ErrorDescription,Cancellable')).stdout;
+    }
+    expect(gi).toMatch(/ErrorCode=0/);
+    expect(gi).toContain(`ErrorDescription="the conversion of ${huge} was cancelled: ${out} was removed, ${huge} is unchanged"`);
+    expect(gi).toMatch(/Cancellable=FALSE/);
+    expect(existsSync(out)).toBe(false);
+    expect(readFileSync(huge).equals(before)).toBe(true);
+    // An ended job cannot be cancelled.
+    expect((await wbemcli('cm', JOB, 'RequestStateChange.RequestedState=4')).stdout.trim()).toMatch(/RequestStateChange: 4097$/);
   }, 60_000);
 
   it('refuses VHD, paths outside the storage roots and bad settings, each with its code and reason', async () => {

@@ -18,6 +18,8 @@ interface GuestProtocol {
   cdbInquiry(p: number, evpd: number, page: number, alloc: number): void;
   cdbReadCapacity10(p: number): void;
   cdbReadCapacity16(p: number, alloc: number): void;
+  cdbUnmap(p: number, length: number): void;
+  encodeUnmapList(list: number, lo: number, hi: number, blocks: number): void;
   completionOperation(p: number): number;
   completionStatus(p: number): number;
   completionSrbStatus(p: number): number;
@@ -119,5 +121,16 @@ describe('guest storvsc wire formats (AssemblyScript) against the shared vectors
     mem.write(BUF, host.handle(packet(mem.read(BUF, 64), 10n, [{ byteCount: 32, byteOffset: 0, pfns: [0x300] }]))!.payload);
     expect(g.completionDataTransferLength(BUF)).toBe(32);
     expect(toHex(mem.read(0x300000, 12))).toBe('0000000000000fff00000200');
+  });
+
+  it('UNMAP(10) and its one-descriptor parameter list, byte for byte (SBC-3 5.28)', () => {
+    mem.u8.fill(0xee, BUF, BUF + 64);
+    g.encodeSrb(BUF, 0, 0, 0, 0, 10, 0, 24);
+    g.cdbUnmap(BUF, 24);
+    expect(toHex(mem.read(BUF + 28, 16))).toBe('42000000000000001800000000000000');
+    mem.u8.fill(0xee, 0x300000, 0x300000 + 32);
+    g.encodeUnmapList(0x300000, 0x89abcdef, 0x1, 0x1000);
+    // UNMAP DATA LENGTH 22, BLOCK DESCRIPTOR DATA LENGTH 16, reserved; LBA 0x189abcdef, 4096 blocks, reserved.
+    expect(toHex(mem.read(0x300000, 32))).toBe(['0016001000000000', '0000000189abcdef', '0000100000000000', 'eeeeeeeeeeeeeeee'].join(''));
   });
 });

@@ -20,6 +20,7 @@ import { printOffers } from "./offers";
 import { NetvscNic } from "../../drivers/netvsc";
 import { netPoll, netPrintCounters } from "../../net/ipv4-stack";
 import { netCommand } from "../../net/net-shell";
+import { trimCommand } from "./trim-command";
 
 const FILETIME_UNIX_EPOCH: u64 = 116444736000000000;
 export const IC_SERVICES: i32 = 4;
@@ -182,7 +183,7 @@ export class EnlightenedMachine extends ShellMachine {
   }
 
   extraCommand(): bool {
-    return netCommand();
+    return trimCommand(this.disks, this.count) || netCommand();
   }
 
   powerOff(): void {

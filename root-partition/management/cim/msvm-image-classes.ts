@@ -1,8 +1,9 @@
 /**
  * The virtual hard disk classes of root\virtualization\v2 (MicrosoftDocs HyperV_v2
  * Msvm_ImageManagementService, Msvm_VirtualHardDiskSettingData, Msvm_VirtualHardDiskState):
- * New-VHD, Get-VHD, Merge-VHD and Resize-VHD call the service with the disk's settings as an
- * embedded Msvm_VirtualHardDiskSettingData instance (CreateVirtualHardDisk) or with paths.
+ * New-VHD, Get-VHD, Convert-VHD, Merge-VHD, Resize-VHD and Optimize-VHD call the service with the
+ * disk's settings as an embedded Msvm_VirtualHardDiskSettingData instance (CreateVirtualHardDisk,
+ * ConvertVirtualHardDisk) or with paths.
  */
 import type { CimClassDecl, CimParameterDecl, ValueMap } from './class-declaration.ts';
 
@@ -43,6 +44,14 @@ export const MsvmImageClasses: readonly CimClassDecl[] = [
       method('ResizeVirtualHardDisk', [
         { name: 'Path', type: 'string', in: true },
         { name: 'MaxInternalSize', type: 'uint64', in: true },
+      ]),
+      method('ConvertVirtualHardDisk', [
+        { name: 'SourcePath', type: 'string', in: true },
+        { name: 'VirtualDiskSettingData', type: 'string', in: true, embeddedInstance: 'Msvm_VirtualHardDiskSettingData' },
+      ]),
+      method('CompactVirtualHardDisk', [
+        { name: 'Path', type: 'string', in: true },
+        { name: 'Mode', type: 'uint16', in: true },
       ]),
     ],
   },

@@ -2,17 +2,21 @@
  * Msvm_ImageManagementService over the host's disk tools (MicrosoftDocs HyperV_v2
  * Msvm_ImageManagementService): New-VHD (CreateVirtualHardDisk with an embedded
  * Msvm_VirtualHardDiskSettingData), Get-VHD (GetVirtualHardDiskSettingData,
- * GetVirtualHardDiskState), Merge-VHD (MergeVirtualHardDisk) and Resize-VHD
- * (ResizeVirtualHardDisk). The changes run as jobs (4096) with PercentComplete; a refusal is a
+ * GetVirtualHardDiskState), Convert-VHD (ConvertVirtualHardDisk), Merge-VHD
+ * (MergeVirtualHardDisk), Resize-VHD (ResizeVirtualHardDisk) and Optimize-VHD
+ * (CompactVirtualHardDisk). The changes run as jobs (4096) with PercentComplete; a refusal is a
  * job in Exception whose ErrorCode is the Hyper-V code and ErrorDescription the reason, as the
  * management service answers (service-methods.ts). The two reads answer 0 with the instance.
+ * Every change's job is Cancellable: RequestStateChange 4 (Terminate) or 5 (Kill) on it stops the
+ * work at its next safe point, which undoes what it made (a partial copy removed, a merge's child
+ * kept and linked), and the job ends Terminated with what was left.
  */
 import { CimInstance } from '../cim/instance.ts';
 import type { CimMethodResult } from '../cim/provider.ts';
 import type { CimSchema } from '../cim/schema.ts';
 import type { CimValue } from '../cim/types.ts';
 import type { JobTable } from './job-table.ts';
-import type { ImagePort, ImageRecord, NewImageRequest, PortResult } from './vmms-port.ts';
+import type { ConvertImageRequest, ImageJobResult, ImagePort, ImageRecord, NewImageRequest } from './vmms-port.ts';
 
 export const IMAGE_SERVICE_CLASS = 'Msvm_ImageManagementService';
 const Code = { Completed: 0, JobStarted: 4096, Failed: 32768, NotSupported: 32770, InvalidParameter: 32773 } as const;
@@ -66,13 +70,21 @@ export class ImageManagementService {
         case 'mergevirtualharddisk': {
           const source = text(p.SourcePath, 'SourcePath');
           const destination = text(p.DestinationPath, 'DestinationPath');
-          return this.job('Merging Virtual Hard Disk', (progress) => this.ctx.images.merge(source, destination, progress));
+          return this.job('Merging Virtual Hard Disk', (progress, signal) => this.ctx.images.merge(source, destination, progress, signal));
+        }
+        case 'convertvirtualharddisk': return this.convert(p);
+        case 'compactvirtualharddisk': {
+          const path = text(p.Path, 'Path');
+          // Mode 0 Full (Optimize-VHD -Mode Full): the only one here — every all-zero block goes.
+          const mode = count(p.Mode, 'Mode') ?? 0;
+          if (mode !== 0) throw new Refused(Code.NotSupported, `Mode ${mode} is not supported: this host compacts in mode 0 (Full), copying only the blocks that hold data`);
+          return this.job('Compacting Virtual Hard Disk', (progress, signal) => this.ctx.images.compact(path, progress, signal));
         }
         case 'resizevirtualharddisk': {
           const path = text(p.Path, 'Path');
           const size = count(p.MaxInternalSize, 'MaxInternalSize');
           if (size === undefined || size === 0) throw new Refused(Code.InvalidParameter, 'MaxInternalSize (the new virtual size in bytes) is required');
-          return this.job('Resizing Virtual Hard Disk', (progress) => this.ctx.images.resize(path, size, progress));
+          return this.job('Resizing Virtual Hard Disk', (progress, signal) => this.ctx.images.resize(path, size, progress, signal));
         }
       }
       return this.failed(method, Code.NotSupported, `${method} is not offered by this host`);
@@ -110,7 +122,24 @@ export class ImageManagementService {
       ...optional('logicalSectorSize', count(sd.get('LogicalSectorSize'), 'LogicalSectorSize')),
       ...optional('physicalSectorSize', count(sd.get('PhysicalSectorSize'), 'PhysicalSectorSize')),
     };
-    return this.job('Creating Virtual Hard Disk', (progress) => this.ctx.images.create(request, progress));
+    return this.job('Creating Virtual Hard Disk', (progress, signal) => this.ctx.images.create(request, progress, signal));
+  }
+
+  /** ConvertVirtualHardDisk(SourcePath, VirtualDiskSettingData): a new VHDX of the given type from any disk this host opens. */
+  private convert(p: Params): CimMethodResult {
+    const source = text(p.SourcePath, 'SourcePath');
+    const sd = p.VirtualDiskSettingData;
+    if (!(sd instanceof CimInstance) || sd.className.toLowerCase() !== 'msvm_virtualharddisksettingdata') {
+      throw new Refused(Code.InvalidParameter, 'VirtualDiskSettingData must hold an embedded Msvm_VirtualHardDiskSettingData');
+    }
+    const path = text(sd.get('Path'), 'Path');
+    const format = count(sd.get('Format'), 'Format') ?? Format.Vhdx;
+    if (format !== Format.Vhdx) throw new Refused(Code.NotSupported, `Format ${format}: this host converts into VHDX (Format 3) only`);
+    if (!/\.vhdx$/i.test(path)) throw new Refused(Code.InvalidParameter, `Path ${path}: a VHDX file's name must end in .vhdx`);
+    const type = count(sd.get('Type'), 'Type') ?? 3;
+    if (type !== 2 && type !== 3) throw new Refused(Code.InvalidParameter, `Type ${type} is not 2 (fixed) or 3 (dynamic): a conversion makes a self-contained disk`);
+    const request: ConvertImageRequest = { path, type: type === 2 ? 'fixed' : 'dynamic', ...optional('blockSizeBytes', count(sd.get('BlockSize'), 'BlockSize')) };
+    return this.job('Converting Virtual Hard Disk', (progress, signal) => this.ctx.images.convert(source, request, progress, signal));
   }
 
   private read(p: Params, out: (image: ImageRecord) => Record<string, CimValue>): CimMethodResult {
@@ -137,12 +166,13 @@ export class ImageManagementService {
     });
   }
 
-  private job(what: string, work: (progress: (percent: number) => void) => Promise<PortResult>): CimMethodResult {
-    const job = this.ctx.jobs.start(what, null);
+  private job(what: string, work: (progress: (percent: number) => void, signal: AbortSignal) => Promise<ImageJobResult>): CimMethodResult {
+    const stop = new AbortController();
+    const job = this.ctx.jobs.start(what, null, () => stop.abort());
     // The work starts after the answer is sent: a client reads the job before its first change.
     setImmediate(() => {
-      void work((percent) => this.ctx.jobs.progress(job, percent)).then(
-        (r) => this.ctx.jobs.finish(job, r.returnValue, r.error),
+      void work((percent) => this.ctx.jobs.progress(job, percent), stop.signal).then(
+        (r) => (r.cancelled ? this.ctx.jobs.terminated(job, r.error ?? `${what} was cancelled`) : this.ctx.jobs.finish(job, r.returnValue, r.error)),
         (e: Error) => this.ctx.jobs.finish(job, Code.Failed, e.message),
       );
     });

@@ -133,15 +133,30 @@ export interface NewImageRequest {
 /** Called as image work proceeds, with the percent done. */
 export type ImageProgress = (percent: number) => void;
 
+/** What Convert-VHD asks for: the new file's path, type and block size. */
+export interface ConvertImageRequest {
+  path: string;
+  type: 'fixed' | 'dynamic';
+  blockSizeBytes?: number;
+}
+
+/** Image work's outcome; `cancelled`: it stopped at a safe point because its job was cancelled (`error` says what was left). */
+export interface ImageJobResult extends PortResult {
+  readonly cancelled?: boolean;
+}
+
 /**
- * New-VHD, Get-VHD, Merge-VHD, Resize-VHD over the host's disk tools (Msvm_ImageManagementService).
- * Every path must lie in a storage root; a refusal is a PortResult with the Hyper-V code and why.
+ * New-VHD, Get-VHD, Convert-VHD, Merge-VHD, Resize-VHD, Optimize-VHD over the host's disk tools
+ * (Msvm_ImageManagementService). Every path must lie in a storage root; a refusal is a PortResult
+ * with the Hyper-V code and why. The work stops at its next safe point once `signal` aborts.
  */
 export interface ImagePort {
   describe(path: string): { image: ImageRecord } | PortResult;
-  create(request: NewImageRequest, progress: ImageProgress): Promise<PortResult>;
-  merge(sourcePath: string, destinationPath: string, progress: ImageProgress): Promise<PortResult>;
-  resize(path: string, sizeBytes: number, progress: ImageProgress): Promise<PortResult>;
+  create(request: NewImageRequest, progress: ImageProgress, signal?: AbortSignal): Promise<ImageJobResult>;
+  convert(sourcePath: string, request: ConvertImageRequest, progress: ImageProgress, signal?: AbortSignal): Promise<ImageJobResult>;
+  merge(sourcePath: string, destinationPath: string, progress: ImageProgress, signal?: AbortSignal): Promise<ImageJobResult>;
+  resize(path: string, sizeBytes: number, progress: ImageProgress, signal?: AbortSignal): Promise<ImageJobResult>;
+  compact(path: string, progress: ImageProgress, signal?: AbortSignal): Promise<ImageJobResult>;
 }
 
 /** A virtual switch as the provider publishes it (Msvm_VirtualEthernetSwitch). */

@@ -12,6 +12,8 @@ import { MAX_VIRTUAL_SIZE, MetadataFlag, MetadataGuid, MiB, putU64, VhdxCorruptE
 import { guidEquals, type Guid } from './vhdx-guid.ts';
 import type { LogSector } from './vhdx-log.ts';
 import { openVhdx } from './vhdx-open.ts';
+import { setParentLinkage } from './vhdx-relink.ts';
+import { DiskJobCancelled, runSteps, STEP_BYTES, type DiskSteps } from '../disk-job.ts';
 
 /** Progress callback: bytes done of bytes in all. */
 export type EditProgress = (done: number, total: number) => void;
@@ -91,6 +93,15 @@ export function resizeVhdx(path: string, newSize: number): void {
  * the merged child, no longer open (they are refused with the linkage error).
  */
 export function mergeVhdx(childPath: string, progress?: EditProgress): { parentPath: string } {
+  return runSteps(mergeVhdxSteps(childPath, progress));
+}
+
+/**
+ * mergeVhdx as safe points (disk-job.ts). A merge that stops before its end — cancelled, or a
+ * failure — keeps the child and links it to the parent's new DataWriteGuid: the parent then holds
+ * only sectors the child overrides, so the child reads as before.
+ */
+export function* mergeVhdxSteps(childPath: string, progress?: EditProgress): DiskSteps<{ parentPath: string }> {
   const probe = openVhdx(childPath, { readOnly: true });
   const parentPath = probe.parent ? probe.parent.path : null;
   probe.close();
@@ -99,28 +110,41 @@ export function mergeVhdx(childPath: string, progress?: EditProgress): { parentP
   try {
     lockDescriptor(childLock, childPath, 'exclusive', 'disk image');
     const parent = openVhdx(parentPath);
+    const identity = Uint8Array.from(parent.file.header.dataWriteGuid) as Guid;
     // The child read without locks: its own lock is held above, the parent's by `parent`.
     const child = openVhdx(childPath, { readOnly: true, lock: false });
     try {
-      copyOwnData(child, parent, progress);
+      let looked = 0;
+      for (const run of ownDataRuns(child)) {
+        parent.write(run.lba, run.bytes);
+        progress?.(run.done, run.total);
+        if (run.done - looked >= STEP_BYTES) {
+          looked = run.done;
+          yield;
+        }
+      }
       parent.flush();
-    } finally {
+    } catch (e) {
       child.close();
+      const now = Uint8Array.from(parent.file.header.dataWriteGuid) as Guid;
       parent.close();
+      if (!guidEquals(now, identity)) {
+        try {
+          setParentLinkage(childPath, now, { lock: false });
+        } catch (relink) {
+          throw new HvError(VhdxError.Parent, `${(e as Error).message}; and ${childPath} could not be linked to its parent's new identity (${(relink as Error).message}): merge it again to finish`);
+        }
+      }
+      if (e instanceof DiskJobCancelled) throw new DiskJobCancelled(`the merge of ${childPath} was cancelled: ${childPath} is kept and reads as before; ${parentPath} holds part of its data`);
+      throw e;
     }
+    child.close();
+    parent.close();
     fs.rmSync(childPath);
   } finally {
     fs.closeSync(childLock);
   }
   return { parentPath };
-}
-
-/** Writes every sector the child holds itself (present or zeroed) into `dst`. */
-function copyOwnData(child: VhdxDisk, dst: VhdxDisk, progress?: EditProgress): void {
-  for (const run of ownDataRuns(child)) {
-    dst.write(run.lba, run.bytes);
-    progress?.(run.done, run.total);
-  }
 }
 
 /** One run of sectors a differencing disk holds itself, read as the generator resumes. */
