@@ -2,16 +2,24 @@
  * An x86 VM's VP thread: v86 runs the processor here, and the devices the root partition
  * provides for this VP kind sit on the same thread behind the VP's port map, so a port access is a
  * function call, as an exit handled in the hypervisor's own context would be. Today that is COM1,
- * our 16550, on IRQ 4 of v86's interrupt controllers, and the hypercall trap port.
+ * our 16550, on IRQ 4 of v86's interrupt controllers, and the hypercall trap port; with the
+ * enlightenments also the SynIC, the VMBus ACPI device (an SSDT for SeaBIOS) and our VMBus server
+ * with the integration services. The VMBus server runs here too, between v86's slices: guest RAM
+ * is v86's own memory, which only this thread sees.
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { preparedV86 } from '../../hypervisor/x86/prepared-v86.ts';
+import { V86LocalApic } from '../../hypervisor/x86/v86-local-apic.ts';
 import { X86Enlightenments } from '../../hypervisor/x86/x86-enlightenments.ts';
+import { X86Partition } from '../../hypervisor/x86/x86-partition.ts';
 import { X86Vp } from '../../hypervisor/x86/x86-vp.ts';
+import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import { Uart16550 } from '../devices/uart/uart16550.ts';
-import type { FromX86Vp, ToX86Vp, X86VmThreadData, X86VpStatus } from './x86-vm-messages.ts';
+import { IntegrationServices } from '../vsp/ic/integration-services.ts';
+import { VMBUS_SSDT_FILE, vmbusSsdt } from './vmbus-ssdt.ts';
+import type { FromX86Vp, ToX86Vp, X86VmbusStatus, X86VmThreadData, X86VpStatus } from './x86-vm-messages.ts';
 
 const COM1_BASE = 0x3f8;
 const COM1_IRQ = 4;
@@ -51,7 +59,78 @@ class ConsoleBatch {
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
 
-function status(vp: X86Vp, hv: X86Enlightenments | undefined): X86VpStatus {
+/** How often the VMBus side looks at the guest's ports without being told (host messages held back, retries). */
+const VMBUS_POLL_MS = 10;
+
+/** The SynIC partition, VMBus server and integration services of one x86 VM, all on this thread. */
+class X86Vmbus {
+  readonly partition: X86Partition;
+  readonly host: VmbusHost;
+  readonly ic: IntegrationServices;
+  private readonly poll: NodeJS.Timeout;
+  private pumpQueued = false;
+  private failed = false;
+
+  constructor(private readonly vp: X86Vp, private readonly fail: (message: string) => void, log: (message: string) => void) {
+    const ram = vp.ramWindow;
+    this.partition = new X86Partition({
+      name: 'linux',
+      memory: ram.memory,
+      ramOffset: ram.offset,
+      ramBytes: ram.bytes,
+      apic: new V86LocalApic(vp.cpu),
+      onRootWork: () => this.schedulePump(),
+      onFault: (msr, write) => log(`SynIC MSR 0x${msr.toString(16)} ${write ? 'write' : 'read'} takes #GP on Hyper-V; dropped`),
+    });
+    this.host = new VmbusHost(this.partition, { log: (e) => log(`vmbus ${e.code}: ${e.message}`) });
+    this.ic = new IntegrationServices({ referenceTime: () => BigInt(this.partition.referenceTime()), log: (e) => log(`ic ${e.code}: ${e.message}`) });
+    this.ic.addTo(this.host);
+    this.poll = setInterval(() => this.pump(), VMBUS_POLL_MS);
+  }
+
+  /** Serves the guest's messages and signals after v86's current slice (a microtask runs once it returns). */
+  private schedulePump(): void {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    queueMicrotask(() => this.pump());
+  }
+
+  private pump(): void {
+    this.pumpQueued = false;
+    if (this.failed) return;
+    // Growing v86's non-shared memory would have detached every view of guest RAM (rings included).
+    if (this.vp.memoryGrew) {
+      this.failed = true;
+      this.dispose();
+      this.fail("v86's Wasm memory grew past the heap reserved for it: guest RAM views are gone, the VMBus stopped");
+      return;
+    }
+    this.partition.pump();
+  }
+
+  status(): X86VmbusStatus {
+    const v = this.host.server.negotiatedVersion;
+    const c = this.partition.counters;
+    return {
+      version: v === 0 ? '' : `${v >>> 16}.${v & 0xffff}`,
+      messagesFromGuest: this.host.stats.messagesFromGuest,
+      channelsOpened: this.host.stats.channelsOpened,
+      protocolErrors: this.host.stats.protocolErrors,
+      heartbeat: this.ic.heartbeatStatus(),
+      postMessageCalls: c.postMessage,
+      signalEventCalls: c.signalEvent,
+      vectorsRaised: c.vectorsRaised,
+    };
+  }
+
+  dispose(): void {
+    clearInterval(this.poll);
+    this.ic.dispose();
+    this.host.dispose();
+  }
+}
+
+function status(vp: X86Vp, hv: X86Enlightenments | undefined, vmbus: X86Vmbus | undefined): X86VpStatus {
   let page = '';
   if (hv && (hv.hypercallMsr & 1n) !== 0n) {
     const gpa = Number(hv.hypercallMsr >> 12n) * 4096;
@@ -68,6 +147,7 @@ function status(vp: X86Vp, hv: X86Enlightenments | undefined): X86VpStatus {
     guestOsId: hex(hv?.guestOsId ?? 0n),
     hypercallMsr: hex(hv?.hypercallMsr ?? 0n),
     hypercallPage: page,
+    ...(vmbus ? { vmbus: vmbus.status() } : {}),
   };
 }
 
@@ -92,7 +172,6 @@ async function main(): Promise<void> {
         }
       : {}),
   });
-  hv?.attach();
   const consoleOut = new ConsoleBatch();
   const com1 = new Uart16550({
     name: 'com1',
@@ -102,22 +181,41 @@ async function main(): Promise<void> {
   });
   vp.ports.attach(com1);
   let stopping = false;
+  let vmbus: X86Vmbus | undefined;
   const stop = (reason: 'stop' | 'poweroff') => {
     if (stopping) return;
     stopping = true;
+    const last = status(vp, hv, vmbus);
+    vmbus?.dispose();
     void vp.destroy().then(() => {
       consoleOut.flush();
-      post({ type: 'stopped', reason, status: status(vp, hv) });
+      post({ type: 'stopped', reason, status: last });
       port.close();
     });
   };
+  if (hv && data.vmbus !== false) {
+    vmbus = new X86Vmbus(
+      vp,
+      (message) => {
+        post({ type: 'error', message });
+        stop('stop');
+      },
+      (message) => post({ type: 'log', message }),
+    );
+    vp.addFirmwareFile(VMBUS_SSDT_FILE, vmbusSsdt());
+  }
+  hv?.attach(vmbus?.partition);
   vp.ports.tapWrite(PM1A_CNT, 2, (v) => {
     if ((v & SLP_EN) !== 0 && ((v >> 10) & 7) === 0) stop('poweroff');
   });
   port.on('message', (m: ToX86Vp) => {
     if (m.type === 'input') com1.receive(m.bytes);
-    else if (m.type === 'status') post({ type: 'status', status: status(vp, hv) });
+    else if (m.type === 'status') post({ type: 'status', status: status(vp, hv, vmbus) });
     else if (m.type === 'stop') stop('stop');
+    else if (m.type === 'shutdown') {
+      if (!vmbus) post({ type: 'shutdown-result', outcome: 'unavailable' });
+      else void vmbus.ic.initiateShutdown({ timeoutMs: m.timeoutMs, reason: 'tsvisor' }).then((r) => post({ type: 'shutdown-result', outcome: r.outcome }));
+    }
   });
   vp.start();
   post({ type: 'started' });
