@@ -55,10 +55,22 @@ describe.skipIf(unavailable !== undefined)('tsvisor run linux', () => {
 
   it('detects Microsoft Hyper-V through CPUID 0x40000000 and uses the reference-counter MSR', () => {
     expect(stdout).toContain('Hypervisor detected: Microsoft Hyper-V');
-    // Privileges: partition reference counter (0x2), hypercall MSRs (0x20), VP index (0x40).
-    expect(stdout).toContain('Hyper-V: privilege flags low 0x62, high 0x0');
+    // Privileges: partition reference counter (0x2), SynIC (0x4), hypercall MSRs (0x20), VP index (0x40);
+    // PostMessage (0x10) and SignalEvent (0x20); hint 0x200: no AutoEOI (v86's local APIC has none).
+    expect(stdout).toContain('Hyper-V: privilege flags low 0x66, high 0x30, hints 0x200');
     expect(stdout).toContain('Booting paravirtualized kernel on Hyper-V');
     expect(stdout).toContain('clocksource: Switched to clocksource hyperv_clocksource_msr');
+  });
+
+  it('loads hv_vmbus on our VMBus ACPI device: VMBus 5.3 negotiated, hv_utils bound to our integration services', () => {
+    // SeaBIOS installed our SSDT from fw_cfg; /init found VMBUS:00 and loaded the modules.
+    expect(stdout).toMatch(/ACPI: SSDT 0x[0-9A-F]+ 00004F \(v02 TSVSOR VMBUS    00000001 TSVS 00000001\)/);
+    expect(stdout).toContain('hv_vmbus: Vmbus version:5.3');
+    expect(stdout).toContain('hv_utils: Heartbeat IC version 3.0');
+    expect(stdout).toContain('hv_utils: Shutdown IC version 3.2');
+    expect(stdout).toContain('hv_utils: TimeSync IC version 4.0');
+    // (Its only complaint is the module signature: the certificate parsing is skipped for boot time.)
+    expect(stdout).not.toMatch(/hv_(vmbus|utils): (?!module verification failed).*(fail|error|timed out)/i);
   });
 
   it('runs what is typed on COM1 and answers on the console', async () => {
@@ -67,9 +79,13 @@ describe.skipIf(unavailable !== undefined)('tsvisor run linux', () => {
     await waitFor('hyperv_clocksource_msr\r\n', at, 10_000);
   }, 45_000);
 
-  it('powers off through ACPI when the guest asks, and reports the enlightenment state', async () => {
-    child!.stdin.write('poweroff -f\n');
+  it('shuts down cleanly when the host asks through the shutdown service (SIGTERM), and reports the enlightenment and VMBus state', async () => {
+    // The heartbeat service has had its answers by now (Linux answers every few seconds).
+    child!.kill('SIGTERM');
     expect(await exited).toBe(0);
+    expect(stderr).toContain("the guest's answer: shut-down");
+    // hv_utils' orderly_poweroff: /sbin/poweroff is absent in the initramfs, so the kernel powers off by itself, through ACPI S5.
+    expect(stdout).toContain('reboot: Power down');
     expect(stderr).toContain('VP 0: the guest powered off');
     const m = /VP 0 counters (\{.*\})/.exec(stderr);
     expect(m).not.toBeNull();
@@ -82,5 +98,14 @@ describe.skipIf(unavailable !== undefined)('tsvisor run linux', () => {
     expect(status.hypercallPage).toMatch(/^e6eac3/);
     expect(status.cpuid as number).toBeGreaterThan(5);
     expect(status.hostPortAccesses as number).toBeGreaterThan(1000);
-  }, 60_000);
+    const vmbus = status.vmbus as Record<string, number | string>;
+    expect(vmbus.version).toBe('5.3');
+    // Heartbeat, shutdown, time sync and KVP offered; Linux opens the first three at once, KVP only with its daemon.
+    expect(vmbus.channelsOpened).toBeGreaterThanOrEqual(3);
+    expect(vmbus.protocolErrors).toBe(0);
+    expect(vmbus.heartbeat).toBe(2); // Msvm_HeartbeatComponent OperationalStatus OK
+    expect(vmbus.postMessageCalls as number).toBeGreaterThan(5);
+    expect(vmbus.signalEventCalls as number).toBeGreaterThan(0);
+    expect(vmbus.vectorsRaised as number).toBeGreaterThan(0);
+  }, 90_000);
 });
