@@ -6,6 +6,8 @@
  * integration service (hv_utils), as Stop-VM without -TurnOff does; with --counters, the VP's counters and enlightenment state
  * go to stderr.
  */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { startLinuxGuest } from '../x86/linux-guest-vm.ts';
 import type { X86VmEnd } from '../x86/x86-vm.ts';
 import { CommandFailure } from './management-session.ts';
@@ -16,15 +18,19 @@ export interface RunLinuxOptions {
   counters?: boolean;
   /** Run v86's own CPU, without the Hyper-V enlightenments. */
   noEnlightenments?: boolean;
+  /** Disk images on the synthetic SCSI controller (hv_storvsc: /dev/sda, /dev/sdb, …). */
+  scsi?: string[];
 }
 
 export async function runLinuxGuest(opts: RunLinuxOptions): Promise<number> {
   if (opts.memoryBytes < 32 * 2 ** 20 || opts.memoryBytes > 2 * 2 ** 30) {
     throw new CommandFailure('RUN', 6, 'the Linux guest needs between 32M and 2G of memory');
   }
+  const scsi = (opts.scsi ?? []).map((f) => resolve(f));
+  for (const f of scsi) if (!existsSync(f)) throw new CommandFailure('RUN', 6, `there is no disk image ${f}`);
   let vm: ReturnType<typeof startLinuxGuest>;
   try {
-    vm = startLinuxGuest({ memoryBytes: opts.memoryBytes, cmdline: opts.cmdline, enlightened: !opts.noEnlightenments });
+    vm = startLinuxGuest({ memoryBytes: opts.memoryBytes, cmdline: opts.cmdline, enlightened: !opts.noEnlightenments, scsi });
   } catch (e) {
     throw new CommandFailure('RUN', 6, (e as Error).message);
   }

@@ -10,6 +10,8 @@ export interface X86VmThreadData {
   enlightened: boolean;
   /** With the enlightenments: the SynIC, HvPostMessage/HvSignalEvent, the VMBus ACPI device and our VMBus with the integration services (default on). */
   vmbus?: boolean;
+  /** Raw or VHDX disk images, the LUNs of a synthetic SCSI controller (storvsp) on the VMBus. */
+  scsi?: string[];
 }
 
 /** The VMBus side of an x86 VM's status. */

@@ -7,6 +7,7 @@
  * with the integration services. The VMBus server runs here too, between v86's slices: guest RAM
  * is v86's own memory, which only this thread sees.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -17,7 +18,12 @@ import { X86Partition } from '../../hypervisor/x86/x86-partition.ts';
 import { X86Vp } from '../../hypervisor/x86/x86-vp.ts';
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import { Uart16550 } from '../devices/uart/uart16550.ts';
+import type { BlockBackend } from '../storage/block-backend.ts';
+import { openDisk } from '../storage/open-disk.ts';
+import { ScsiDisk } from '../storage/scsi/scsi-disk.ts';
 import { IntegrationServices } from '../vsp/ic/integration-services.ts';
+import { lunsAtLocations } from '../vsp/storvsp/scsi-controller.ts';
+import { StorVsp } from '../vsp/storvsp/storvsp-vsp.ts';
 import { VMBUS_SSDT_FILE, vmbusSsdt } from './vmbus-ssdt.ts';
 import type { FromX86Vp, ToX86Vp, X86VmbusStatus, X86VmThreadData, X86VpStatus } from './x86-vm-messages.ts';
 
@@ -59,6 +65,9 @@ class ConsoleBatch {
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
 
+/** Instance GUID of the x86 VM's SCSI controller. */
+const SCSI_INSTANCE = '5e3b2a10-4c6d-4f8e-9a1b-2c3d4e5f6a7b';
+
 /** How often the VMBus side looks at the guest's ports without being told (host messages held back, retries). */
 const VMBUS_POLL_MS = 10;
 
@@ -70,8 +79,9 @@ class X86Vmbus {
   private readonly poll: NodeJS.Timeout;
   private pumpQueued = false;
   private failed = false;
+  private readonly disks: BlockBackend[] = [];
 
-  constructor(private readonly vp: X86Vp, private readonly fail: (message: string) => void, log: (message: string) => void) {
+  constructor(private readonly vp: X86Vp, scsi: readonly string[], private readonly fail: (message: string) => void, log: (message: string) => void) {
     const ram = vp.ramWindow;
     this.partition = new X86Partition({
       name: 'linux',
@@ -83,6 +93,18 @@ class X86Vmbus {
       onFault: (msr, write) => log(`SynIC MSR 0x${msr.toString(16)} ${write ? 'write' : 'read'} takes #GP on Hyper-V; dropped`),
     });
     this.host = new VmbusHost(this.partition, { log: (e) => log(`vmbus ${e.code}: ${e.message}`) });
+    try {
+      for (const f of scsi) this.disks.push(openDisk(f, { log }));
+    } catch (e) {
+      for (const d of this.disks) d.close();
+      this.host.dispose();
+      throw e;
+    }
+    if (this.disks.length > 0) {
+      // storvsp serves each request inside the drain, with synchronous I/O on this thread.
+      const luns = this.disks.map((d, i) => new ScsiDisk(d, { diskId: createHash('sha256').update(scsi[i]!).digest().subarray(0, 16) }));
+      this.host.addVsp(new StorVsp({ instanceId: SCSI_INSTANCE, luns: lunsAtLocations(luns) }));
+    }
     this.ic = new IntegrationServices({ referenceTime: () => BigInt(this.partition.referenceTime()), log: (e) => log(`ic ${e.code}: ${e.message}`) });
     this.ic.addTo(this.host);
     this.poll = setInterval(() => this.pump(), VMBUS_POLL_MS);
@@ -127,6 +149,7 @@ class X86Vmbus {
     clearInterval(this.poll);
     this.ic.dispose();
     this.host.dispose();
+    for (const d of this.disks.splice(0)) d.close();
   }
 }
 
@@ -196,6 +219,7 @@ async function main(): Promise<void> {
   if (hv && data.vmbus !== false) {
     vmbus = new X86Vmbus(
       vp,
+      data.scsi ?? [],
       (message) => {
         post({ type: 'error', message });
         stop('stop');
