@@ -1,8 +1,11 @@
 /**
- * Debian's unmodified i686 kernel on the x86 VP kind, through `tsvisor run linux`: one boot
- * shared by every assertion (a boot takes tens of seconds of CPU on an emulated processor).
+ * Debian's unmodified i686 kernel on the x86 VP kind, through `tsvisor run linux --scsi`: one boot
+ * shared by every assertion (a boot takes tens of seconds of CPU on an emulated processor). Linux's
+ * own hv_vmbus, hv_utils and hv_storvsc against our VMBus, integration services and storvsp.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { linuxGuestUnavailable } from './linux-guest-available.ts';
@@ -18,8 +21,18 @@ if (unavailable) console.warn(`skipping the Linux guest tests: ${unavailable}`);
  */
 const BOOT_MS = 420_000;
 
-describe.skipIf(unavailable !== undefined)('tsvisor run linux', () => {
-  const child = unavailable ? undefined : spawn(process.execPath, [BIN, 'run', 'linux', '--counters'], { stdio: ['pipe', 'pipe', 'pipe'] });
+/** The SCSI disk: 16 MiB, a signature in sector 0 for the guest to read, sector 8 for it to write. */
+const DISK_BYTES = 16 << 20;
+const SIGNATURE = 'tsvisor-disk-signature-0001';
+const WRITTEN = 'tsvisor-scsi-write-ok';
+
+describe.skipIf(unavailable !== undefined)('tsvisor run linux --scsi disk.raw', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tsvisor-linux-'));
+  const disk = join(dir, 'disk.raw');
+  const image = new Uint8Array(DISK_BYTES);
+  image.set(new TextEncoder().encode(SIGNATURE), 0);
+  writeFileSync(disk, image);
+  const child = unavailable ? undefined : spawn(process.execPath, [BIN, 'run', 'linux', '--counters', '--scsi', disk], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child?.stdout.on('data', (b: Buffer) => (stdout += b.toString('latin1')));
@@ -43,6 +56,7 @@ describe.skipIf(unavailable !== undefined)('tsvisor run linux', () => {
 
   afterAll(() => {
     if (child && child.exitCode === null) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
   });
 
   let prompt = 0;
@@ -73,6 +87,18 @@ describe.skipIf(unavailable !== undefined)('tsvisor run linux', () => {
     expect(stdout).not.toMatch(/hv_(vmbus|utils): (?!module verification failed).*(fail|error|timed out)/i);
   });
 
+  it('sees our SCSI disk through hv_storvsc as /dev/sda, reads its first sector and writes one that lands in the host file', async () => {
+    expect(stdout).toContain('scsi 0:0:0:0: Direct-Access     Msft     Virtual Disk     1.0');
+    expect(stdout).toContain('sd 0:0:0:0: [sda] 32768 512-byte logical blocks: (16.8 MB/16.0 MiB)');
+    child!.stdin.write(`dd if=/dev/sda bs=512 count=1 2>/dev/null | head -c ${SIGNATURE.length} | tr a-z A-Z; echo; echo ${WRITTEN} | dd of=/dev/sda bs=512 seek=8 conv=sync,fsync 2>/dev/null && echo dd-done-$((1+1))\n`);
+    // Upper-cased by the guest, so the typed command line echoed back does not match.
+    const at = await waitFor(`${SIGNATURE.toUpperCase()}\r\n`, prompt, 60_000);
+    prompt = await waitFor('dd-done-2', at, 60_000);
+    const onHost = readFileSync(disk).subarray(8 * 512, 9 * 512);
+    expect(Buffer.from(onHost.subarray(0, WRITTEN.length + 1)).toString('latin1')).toBe(`${WRITTEN}\n`);
+    expect(onHost.subarray(WRITTEN.length + 1).every((b) => b === 0)).toBe(true); // conv=sync pads the block with NULs
+  }, 130_000);
+
   it('runs what is typed on COM1 and answers on the console', async () => {
     child!.stdin.write('echo tsvisor-$((6*7)); cat /sys/devices/system/clocksource/clocksource0/current_clocksource\n');
     const at = await waitFor('tsvisor-42\r\n', prompt, 30_000);
@@ -100,8 +126,8 @@ describe.skipIf(unavailable !== undefined)('tsvisor run linux', () => {
     expect(status.hostPortAccesses as number).toBeGreaterThan(1000);
     const vmbus = status.vmbus as Record<string, number | string>;
     expect(vmbus.version).toBe('5.3');
-    // Heartbeat, shutdown, time sync and KVP offered; Linux opens the first three at once, KVP only with its daemon.
-    expect(vmbus.channelsOpened).toBeGreaterThanOrEqual(3);
+    // SCSI, heartbeat, shutdown, time sync and KVP offered; Linux opens SCSI and the first three ICs at once.
+    expect(vmbus.channelsOpened).toBeGreaterThanOrEqual(4); // with the SCSI controller's
     expect(vmbus.protocolErrors).toBe(0);
     expect(vmbus.heartbeat).toBe(2); // Msvm_HeartbeatComponent OperationalStatus OK
     expect(vmbus.postMessageCalls as number).toBeGreaterThan(5);
