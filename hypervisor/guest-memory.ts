@@ -35,8 +35,8 @@ export class GuestMemory {
     }
     this.size = sizeBytes;
     this.u8 = new Uint8Array(this.buffer, byteOffset, sizeBytes);
-    this.i32 = new Int32Array(this.buffer, byteOffset, sizeBytes >> 2);
-    this.u32 = new Uint32Array(this.buffer, byteOffset, sizeBytes >> 2);
+    this.i32 = new Int32Array(this.buffer, byteOffset, sizeBytes / 4);
+    this.u32 = new Uint32Array(this.buffer, byteOffset, sizeBytes / 4);
     this.dv = new DataView(this.buffer, byteOffset, sizeBytes);
   }
 
