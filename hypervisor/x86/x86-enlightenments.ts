@@ -150,7 +150,8 @@ export class X86Enlightenments {
       case M.HV_X64_MSR_GUEST_OS_ID: return this.guestOsId;
       case M.HV_X64_MSR_HYPERCALL: return this.hypercallMsr;
       case M.HV_X64_MSR_VP_INDEX: return 0n;
-      case M.HV_X64_MSR_TIME_REF_COUNT: return BigInt(Math.floor(this.opts.referenceTime()));
+      // One clock with the SynIC side's (time sync samples carry it): the partition's once attached.
+      case M.HV_X64_MSR_TIME_REF_COUNT: return BigInt(Math.floor(this.partition?.referenceTime() ?? this.opts.referenceTime()));
       case HV_X64_MSR_VP_ASSIST_PAGE: return this.vpAssistMsr;
       case M.HV_X64_MSR_CRASH_CTL: return 0x3n << 62n; // CrashNotify and CrashMessage supported
     }

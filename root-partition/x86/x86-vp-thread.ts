@@ -248,4 +248,6 @@ async function main(): Promise<void> {
 main().catch((e: Error) => {
   post({ type: 'error', message: e.stack ?? e.message });
   port.close();
+  // Ends this thread even if v86 left a timer behind (the owner sees the exit and ends the VM).
+  process.exit(1);
 });
