@@ -45,9 +45,9 @@ const CPUID_FIRST = 0x40000000;
 const CPUID_LAST = 0x400000ff;
 
 /**
- * What this VP kind grants (CPUID 0x40000003 EAX): the hypercall MSRs, the VP index and the
- * partition reference counter (Linux's MSR clocksource). Not granted, so not used: the SynIC and
- * synthetic timers, the reference TSC page, the frequency MSRs.
+ * What this VP kind grants without a SynIC (CPUID 0x40000003 EAX): the hypercall MSRs, the VP
+ * index and the partition reference counter (Linux's MSR clocksource). With one attached, the
+ * partition's privileges apply (x86-partition.ts adds the SynIC, HvPostMessage, HvSignalEvent).
  */
 export const X86_PRIVILEGES_LO = C.HV_ACCESS_HYPERCALL_MSRS | C.HV_ACCESS_VP_INDEX | C.HV_ACCESS_PARTITION_REFERENCE_COUNTER;
 
