@@ -19,21 +19,35 @@ export class GuestMemory {
   readonly u32: Uint32Array;
   readonly dv: DataView;
 
-  constructor(sizeBytes: number, memory?: WebAssembly.Memory) {
+  /** `byteOffset`: RAM starts there in `memory` (see `window`); 0 for a memory that is all RAM. */
+  constructor(sizeBytes: number, memory?: WebAssembly.Memory, byteOffset = 0) {
     if (!Number.isInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % WASM_PAGE !== 0 || sizeBytes > 4 * 1024 ** 3) {
       throw new HvError('HV_ERR_MEMORY_SIZE', `guest memory size ${sizeBytes} must be a positive multiple of 64 KiB, at most 4 GiB`);
     }
     const pages = sizeBytes / WASM_PAGE;
     this.memory = memory ?? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
     this.buffer = this.memory.buffer as unknown as SharedArrayBuffer;
-    if (this.buffer.byteLength !== sizeBytes) {
-      throw new HvError('HV_ERR_MEMORY_SIZE', `memory is ${this.buffer.byteLength} bytes, expected ${sizeBytes}`);
+    const fits = byteOffset === 0
+      ? this.buffer.byteLength === sizeBytes
+      : memory !== undefined && Number.isInteger(byteOffset) && byteOffset > 0 && byteOffset % 8 === 0 && byteOffset + sizeBytes <= this.buffer.byteLength;
+    if (!fits) {
+      throw new HvError('HV_ERR_MEMORY_SIZE', `memory is ${this.buffer.byteLength} bytes, expected ${sizeBytes} at offset ${byteOffset}`);
     }
     this.size = sizeBytes;
-    this.u8 = new Uint8Array(this.buffer);
-    this.i32 = new Int32Array(this.buffer);
-    this.u32 = new Uint32Array(this.buffer);
-    this.dv = new DataView(this.buffer);
+    this.u8 = new Uint8Array(this.buffer, byteOffset, sizeBytes);
+    this.i32 = new Int32Array(this.buffer, byteOffset, sizeBytes / 4);
+    this.u32 = new Uint32Array(this.buffer, byteOffset, sizeBytes / 4);
+    this.dv = new DataView(this.buffer, byteOffset, sizeBytes);
+  }
+
+  /**
+   * Guest RAM that is one part, [byteOffset, byteOffset + sizeBytes), of a larger Wasm memory
+   * that also holds other state: the x86 VP kind's emulator keeps its registers and tables in the
+   * same memory as the RAM it emulates. GPAs are still 0-based. The memory must not grow while
+   * the views are in use if it is not shared (growing detaches a non-shared buffer).
+   */
+  static window(memory: WebAssembly.Memory, byteOffset: number, sizeBytes: number): GuestMemory {
+    return new GuestMemory(sizeBytes, memory, byteOffset);
   }
 
   /** Wraps a memory received from another thread (workers get the Memory object by postMessage). */

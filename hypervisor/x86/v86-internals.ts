@@ -34,6 +34,14 @@ export interface V86Cpu {
   device_lower_irq(line: number): void;
   /** Drops v86's compiled code for the 4 KiB pages in [start, end). */
   jit_dirty_cache(start: number, end: number): void;
+  /** Address in `wasm_memory` of the local APIC's state (src/rust/cpu/apic.rs `struct Apic`, repr(C)). */
+  get_apic_addr(): number;
+  /** Delivers the highest pending PIC or APIC interrupt if the guest accepts interrupts now. */
+  handle_irqs(): void;
+  /** The fw_cfg files SeaBIOS reads (v86 serves each as a file of FW_CFG_FILE_DIR). */
+  option_roms: { name: string; data: Uint8Array }[];
+  /** v86.wasm's exports: its allocator (src/rust/zstd.rs) among them. */
+  wm: { exports: { v86_malloc(size: number): number; v86_free(addr: number): void } };
 }
 
 export interface V86Emulator {
@@ -58,9 +66,11 @@ export function checkV86Internals(e: V86Emulator): V86Cpu {
     if (!(cpu.mem8?.length > 0) || typeof cpu.mem8.byteOffset !== 'number') missing.push('cpu.mem8');
     if (cpu.cpl?.length !== 1 || typeof cpu.cpl.byteOffset !== 'number') missing.push('cpu.cpl');
     if (!(cpu.wasm_memory instanceof WebAssembly.Memory)) missing.push('cpu.wasm_memory');
-    for (const f of ['device_raise_irq', 'device_lower_irq', 'jit_dirty_cache'] as const) {
+    for (const f of ['device_raise_irq', 'device_lower_irq', 'jit_dirty_cache', 'get_apic_addr', 'handle_irqs'] as const) {
       if (typeof cpu[f] !== 'function') missing.push(`cpu.${f}`);
     }
+    if (!Array.isArray(cpu.option_roms)) missing.push('cpu.option_roms');
+    if (typeof cpu.wm?.exports?.v86_malloc !== 'function' || typeof cpu.wm?.exports?.v86_free !== 'function') missing.push('v86_malloc/v86_free');
   }
   if (missing.length > 0) throw new Error(`this v86 build lacks what the x86 VP drives: ${missing.join(', ')}`);
   return cpu!;

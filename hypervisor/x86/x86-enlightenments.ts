@@ -7,17 +7,18 @@
  * The hypercall page holds `out HYPERCALL_TRAP_PORT, al; ret`: the guest calls into it with the
  * TLFS 32-bit convention (EDX:EAX control, EBX:ECX input GPA, EDI:ESI output GPA), the OUT reaches
  * `hypercall()` with those registers in v86's register file, and EDX:EAX is the result when the
- * RET returns to the guest. No hypercall is served for this VP kind yet (it has no SynIC):
- * every call completes with HV_STATUS_INVALID_HYPERCALL_CODE, as Hyper-V answers a code it lacks.
+ * RET returns to the guest. With a SynIC (`attach(partition)`) the SynIC MSRs and the hypercalls
+ * go to the partition (x86-partition.ts); without one every hypercall completes with
+ * HV_STATUS_INVALID_HYPERCALL_CODE, as Hyper-V answers a code it lacks.
  */
 import * as C from '../../abi/hv-cpuid.ts';
 import * as M from '../../abi/hv-msr.ts';
 import { HvStatus } from '../../abi/hv-status.ts';
-import { decodeControl } from '../hypercall/control-word.ts';
 import { hypervisorCpuid } from '../vp/cpuid.ts';
 import { Reg } from './v86-internals.ts';
 import type { V86HookName } from './v86-hook-abi.ts';
 import { V86_HOOK_MODULE } from './v86-hook-abi.ts';
+import { isSynicMsr, type X86Partition } from './x86-partition.ts';
 import type { X86Vp } from './x86-vp.ts';
 
 /** A port nothing on a PC decodes, and v86 leaves empty; the hypercall page's OUT targets it. */
@@ -25,6 +26,14 @@ export const HYPERCALL_TRAP_PORT = 0xea;
 
 /** `out 0xEA, al` (E6 ib) then `ret` (C3). */
 export const HYPERCALL_TRAP_CODE = Uint8Array.of(0xe6, HYPERCALL_TRAP_PORT, 0xc3);
+
+/**
+ * CPUID 0x40000004 EAX bit 9, HV_DEPRECATING_AEOI_RECOMMENDED (Linux hyperv-tlfs.h): the guest
+ * clears SINT AutoEOI and acknowledges the callback vector at the local APIC itself. Given with
+ * the SynIC: v86's local APIC has no auto-EOI, so a vector the guest never acknowledged would
+ * stay in service and block every later one.
+ */
+export const HV_DEPRECATING_AEOI_RECOMMENDED = 1 << 9;
 
 /** HV_X64_MSR_VP_ASSIST_PAGE (TLFS; Linux hvgdk_mini.h): Linux 6.1 writes it on every CPU. */
 export const HV_X64_MSR_VP_ASSIST_PAGE = 0x40000073;
@@ -36,9 +45,9 @@ const CPUID_FIRST = 0x40000000;
 const CPUID_LAST = 0x400000ff;
 
 /**
- * What this VP kind grants (CPUID 0x40000003 EAX): the hypercall MSRs, the VP index and the
- * partition reference counter (Linux's MSR clocksource). Not granted, so not used: the SynIC and
- * synthetic timers, the reference TSC page, the frequency MSRs.
+ * What this VP kind grants without a SynIC (CPUID 0x40000003 EAX): the hypercall MSRs, the VP
+ * index and the partition reference counter (Linux's MSR clocksource). With one attached, the
+ * partition's privileges apply (x86-partition.ts adds the SynIC, HvPostMessage, HvSignalEvent).
  */
 export const X86_PRIVILEGES_LO = C.HV_ACCESS_HYPERCALL_MSRS | C.HV_ACCESS_VP_INDEX | C.HV_ACCESS_PARTITION_REFERENCE_COUNTER;
 
@@ -64,6 +73,8 @@ export class X86Enlightenments {
   hypercallMsr = 0n;
   vpAssistMsr = 0n;
   private readonly crashParams: bigint[] = [0n, 0n, 0n, 0n, 0n];
+  /** The SynIC and hypercalls, once attached. */
+  partition: X86Partition | undefined;
 
   constructor(
     private readonly vp: () => X86Vp,
@@ -80,8 +91,9 @@ export class X86Enlightenments {
     return { [V86_HOOK_MODULE]: hooks };
   }
 
-  /** Claims the hypercall trap port; call before the VP starts. */
-  attach(): void {
+  /** Claims the hypercall trap port, with the SynIC of `partition` if given; call before the VP starts. */
+  attach(partition?: X86Partition): void {
+    this.partition = partition;
     const taken = this.vp().cpu.io.ports[HYPERCALL_TRAP_PORT]?.device;
     if (taken !== undefined) throw new Error(`x86 VP: the hypercall trap port 0x${HYPERCALL_TRAP_PORT.toString(16)} is used by v86`);
     this.vp().ports.attach({
@@ -97,7 +109,9 @@ export class X86Enlightenments {
     const leaf = r[Reg.EAX]! >>> 0;
     if (leaf < CPUID_FIRST || leaf > CPUID_LAST) return 0;
     this.counters.cpuid++;
-    const res = hypervisorCpuid(leaf, r[Reg.ECX]! >>> 0, { privilegesLo: X86_PRIVILEGES_LO, privilegesHi: 0, vpCount: 1 }) ?? [0, 0, 0, 0];
+    const [lo, hi] = this.partition?.privileges ?? [X86_PRIVILEGES_LO, 0];
+    const res = hypervisorCpuid(leaf, r[Reg.ECX]! >>> 0, { privilegesLo: lo, privilegesHi: hi, vpCount: 1 }) ?? [0, 0, 0, 0];
+    if (leaf === C.HV_CPUID_ENLIGHTENMENT_INFO && this.partition) res[0] |= HV_DEPRECATING_AEOI_RECOMMENDED;
     r[Reg.EAX] = res[0];
     r[Reg.EBX] = res[1];
     r[Reg.ECX] = res[2];
@@ -131,11 +145,13 @@ export class X86Enlightenments {
   }
 
   read(msr: number): bigint {
+    if (this.partition && isSynicMsr(msr)) return this.partition.readMsr(msr);
     switch (msr) {
       case M.HV_X64_MSR_GUEST_OS_ID: return this.guestOsId;
       case M.HV_X64_MSR_HYPERCALL: return this.hypercallMsr;
       case M.HV_X64_MSR_VP_INDEX: return 0n;
-      case M.HV_X64_MSR_TIME_REF_COUNT: return BigInt(Math.floor(this.opts.referenceTime()));
+      // One clock with the SynIC side's (time sync samples carry it): the partition's once attached.
+      case M.HV_X64_MSR_TIME_REF_COUNT: return BigInt(Math.floor(this.partition?.referenceTime() ?? this.opts.referenceTime()));
       case HV_X64_MSR_VP_ASSIST_PAGE: return this.vpAssistMsr;
       case M.HV_X64_MSR_CRASH_CTL: return 0x3n << 62n; // CrashNotify and CrashMessage supported
     }
@@ -145,6 +161,7 @@ export class X86Enlightenments {
   }
 
   write(msr: number, value: bigint): void {
+    if (this.partition && isSynicMsr(msr)) return this.partition.writeMsr(msr, value);
     switch (msr) {
       case M.HV_X64_MSR_GUEST_OS_ID:
         this.guestOsId = value;
@@ -197,10 +214,16 @@ export class X86Enlightenments {
   private hypercall(): void {
     const r = this.vp().views.reg32;
     this.counters.hypercalls++;
-    const ctl = decodeControl(r[Reg.EAX]!, r[Reg.EDX]!);
-    void ctl; // every code is unknown to this VP kind today
     // Result: status in EAX 15:0, reps completed in EDX 11:0 (bits 43:32 of the 64-bit result).
-    r[Reg.EAX] = HvStatus.InvalidHypercallCode;
-    r[Reg.EDX] = 0;
+    if (!this.partition) {
+      r[Reg.EAX] = HvStatus.InvalidHypercallCode;
+      r[Reg.EDX] = 0;
+      return;
+    }
+    const out = this.partition.hypercall({
+      eax: r[Reg.EAX]!, edx: r[Reg.EDX]!, ebx: r[Reg.EBX]!, ecx: r[Reg.ECX]!, edi: r[Reg.EDI]!, esi: r[Reg.ESI]!,
+    });
+    r[Reg.EAX] = out.eax;
+    r[Reg.EDX] = out.edx;
   }
 }

@@ -28,6 +28,16 @@ export interface X86VpOptions {
 
 const require = createRequire(import.meta.url);
 
+/**
+ * Heap handed to v86's allocator before the processor starts (allocated and freed in 256 KiB
+ * pieces, so it stays in the allocator's free lists). Without it v86's JIT grows the Wasm memory
+ * now and then while the guest runs, and growing a non-shared memory detaches every view of
+ * guest RAM the host holds (VMBus rings among them). Measured: a Linux boot with VMBus needs a
+ * few MiB more than v86's own start.
+ */
+const V86_HEAP_RESERVE_CHUNKS = 128;
+const V86_HEAP_RESERVE_CHUNK = 256 << 10;
+
 /** The unmodified v86.wasm of the installed package. */
 export function packagedV86Wasm(): Uint8Array {
   return readFileSync(require.resolve('v86/build/v86.wasm'));
@@ -43,6 +53,7 @@ export class X86Vp {
   readonly views: V86Views;
   private running = false;
   private destroyed = false;
+  private readonly memoryBytesAtStart: number;
 
   private constructor(
     private readonly emulator: V86Emulator,
@@ -50,6 +61,27 @@ export class X86Vp {
   ) {
     this.ports = new X86PortMap(cpu);
     this.views = new V86Views(cpu);
+    const chunks: number[] = [];
+    for (let i = 0; i < V86_HEAP_RESERVE_CHUNKS; i++) chunks.push(cpu.wm.exports.v86_malloc(V86_HEAP_RESERVE_CHUNK));
+    for (const p of chunks) cpu.wm.exports.v86_free(p);
+    this.memoryBytesAtStart = cpu.wasm_memory.buffer.byteLength;
+  }
+
+  /** True once v86's Wasm memory has grown since the VP was created (views of it were detached). */
+  get memoryGrew(): boolean {
+    return this.cpu.wasm_memory.buffer.byteLength !== this.memoryBytesAtStart;
+  }
+
+  /** Where guest RAM lies in v86's Wasm memory. */
+  get ramWindow(): { memory: WebAssembly.Memory; offset: number; bytes: number } {
+    return { memory: this.cpu.wasm_memory, offset: this.cpu.mem8.byteOffset, bytes: this.cpu.mem8.length };
+  }
+
+  /** Adds a file to the fw_cfg directory SeaBIOS reads (e.g. `acpi/…`: an extra ACPI table). Before start(). */
+  addFirmwareFile(name: string, data: Uint8Array): void {
+    if (this.running) throw new Error('x86 VP: firmware files are added before the VP starts');
+    if (name.length >= 56) throw new Error(`fw_cfg file name "${name}" is longer than 55 characters`);
+    this.cpu.option_roms.push({ name, data: data.slice() });
   }
 
   static async create(opts: X86VpOptions): Promise<X86Vp> {

@@ -2,9 +2,12 @@
  * `tsvisor run linux`: boots the built-in Linux guest (Debian's unmodified i686 kernel with a
  * busybox initramfs, scripts/build-linux-guest.ts) on the x86 VP kind, streams COM1 to stdout and
  * stdin to COM1. Ends when the guest powers off (`poweroff` in its shell) or when the user
- * interrupts (the VM is turned off); with --counters, the VP's counters and enlightenment state
+ * interrupts (the VM is turned off). SIGTERM asks the guest to shut down through the shutdown
+ * integration service (hv_utils), as Stop-VM without -TurnOff does; with --counters, the VP's counters and enlightenment state
  * go to stderr.
  */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { startLinuxGuest } from '../x86/linux-guest-vm.ts';
 import type { X86VmEnd } from '../x86/x86-vm.ts';
 import { CommandFailure } from './management-session.ts';
@@ -15,20 +18,25 @@ export interface RunLinuxOptions {
   counters?: boolean;
   /** Run v86's own CPU, without the Hyper-V enlightenments. */
   noEnlightenments?: boolean;
+  /** Disk images on the synthetic SCSI controller (hv_storvsc: /dev/sda, /dev/sdb, …). */
+  scsi?: string[];
 }
 
 export async function runLinuxGuest(opts: RunLinuxOptions): Promise<number> {
   if (opts.memoryBytes < 32 * 2 ** 20 || opts.memoryBytes > 2 * 2 ** 30) {
     throw new CommandFailure('RUN', 6, 'the Linux guest needs between 32M and 2G of memory');
   }
+  const scsi = (opts.scsi ?? []).map((f) => resolve(f));
+  for (const f of scsi) if (!existsSync(f)) throw new CommandFailure('RUN', 6, `there is no disk image ${f}`);
   let vm: ReturnType<typeof startLinuxGuest>;
   try {
-    vm = startLinuxGuest({ memoryBytes: opts.memoryBytes, cmdline: opts.cmdline, enlightened: !opts.noEnlightenments });
+    vm = startLinuxGuest({ memoryBytes: opts.memoryBytes, cmdline: opts.cmdline, enlightened: !opts.noEnlightenments, scsi });
   } catch (e) {
     throw new CommandFailure('RUN', 6, (e as Error).message);
   }
   vm.on('console', (bytes) => process.stdout.write(bytes));
   vm.on('error', () => undefined); // kept in vm.error, reported below
+  vm.on('log', (message) => process.stderr.write(`[tsvisor] ${message}\n`));
   const onInput = (chunk: Buffer) => vm.input(chunk);
   process.stdin.on('data', onInput);
   let interrupted = false;
@@ -37,8 +45,17 @@ export async function runLinuxGuest(opts: RunLinuxOptions): Promise<number> {
     void vm.stop();
   };
   process.once('SIGINT', onSigint);
+  const onSigterm = () => {
+    process.stderr.write('[tsvisor] asking the guest to shut down (shutdown integration service)\n');
+    void vm.shutdown().then((outcome) => {
+      process.stderr.write(`[tsvisor] the guest's answer: ${outcome}\n`);
+      if (outcome !== 'shut-down') void vm.stop();
+    }, () => undefined);
+  };
+  process.once('SIGTERM', onSigterm);
   const end: X86VmEnd = await vm.whenEnded();
   process.off('SIGINT', onSigint);
+  process.off('SIGTERM', onSigterm);
   process.stdin.off('data', onInput);
   process.stdin.destroy();
   if (end.reason === 'poweroff') process.stderr.write('[tsvisor] VP 0: the guest powered off\n');

@@ -22,7 +22,12 @@ export interface LinuxGuestOptions {
   cmdline?: string;
   /** Hyper-V enlightenments (default on); off, the kernel sees v86's own CPU, as on bare hardware. */
   enlightened?: boolean;
+  /** Disk images for the synthetic SCSI controller (needs the enlightenments); /init then loads hv_storvsc and sd_mod. */
+  scsi?: string[];
 }
+
+/** On the kernel command line when the VM has a SCSI controller: /init loads the storvsc stack only then (boot time). */
+export const LINUX_GUEST_STORVSC_FLAG = 'tsvisor.storvsc';
 
 export const LINUX_GUEST_DEFAULT_MEMORY = 128 << 20;
 
@@ -31,13 +36,17 @@ export function startLinuxGuest(opts: LinuxGuestOptions = {}): X86Vm {
   const g = loadLinuxGuest();
   if ('unavailable' in g) throw new Error(`the Linux guest is not available: ${g.unavailable}`);
   const m = g.manifest;
+  const scsi = opts.scsi ?? [];
+  const enlightened = opts.enlightened ?? true;
+  if (scsi.length > 0 && !enlightened) throw new Error('a SCSI disk needs the Hyper-V enlightenments (VMBus)');
   return new X86Vm({
     memoryBytes: opts.memoryBytes ?? LINUX_GUEST_DEFAULT_MEMORY,
-    cmdline: [LINUX_GUEST_CMDLINE, opts.cmdline].filter(Boolean).join(' '),
+    cmdline: [LINUX_GUEST_CMDLINE, scsi.length > 0 ? LINUX_GUEST_STORVSC_FLAG : '', opts.cmdline].filter(Boolean).join(' '),
+    scsi,
     bios: m.bios,
     vgaBios: m.vgaBios,
     kernel: m.kernel,
     initrd: m.initramfs,
-    enlightened: opts.enlightened ?? true,
+    enlightened,
   });
 }

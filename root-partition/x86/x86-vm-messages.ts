@@ -8,6 +8,25 @@ export interface X86VmThreadData {
   initrd?: string;
   /** Run v86 prepared with the Hyper-V enlightenments (CPUID/MSR hooks, hypercall page). */
   enlightened: boolean;
+  /** With the enlightenments: the SynIC, HvPostMessage/HvSignalEvent, the VMBus ACPI device and our VMBus with the integration services (default on). */
+  vmbus?: boolean;
+  /** Raw or VHDX disk images, the LUNs of a synthetic SCSI controller (storvsp) on the VMBus. */
+  scsi?: string[];
+}
+
+/** The VMBus side of an x86 VM's status. */
+export interface X86VmbusStatus {
+  /** Negotiated VMBus protocol version as "major.minor", or "" before INITIATE_CONTACT. */
+  version: string;
+  messagesFromGuest: number;
+  channelsOpened: number;
+  protocolErrors: number;
+  /** Msvm_HeartbeatComponent OperationalStatus: 2 OK, 12 No Contact, … */
+  heartbeat: number;
+  postMessageCalls: number;
+  signalEventCalls: number;
+  /** SynIC vectors put into the local APIC. */
+  vectorsRaised: number;
 }
 
 /** What the VP thread reports about itself (counters and the enlightenment state). */
@@ -24,14 +43,24 @@ export interface X86VpStatus {
   hypercallMsr: string;
   /** The first bytes of the hypercall page when it is enabled, as hex. */
   hypercallPage: string;
+  vmbus?: X86VmbusStatus;
 }
 
-export type ToX86Vp = { type: 'input'; bytes: Uint8Array } | { type: 'status' } | { type: 'stop' };
+export type ToX86Vp =
+  | { type: 'input'; bytes: Uint8Array }
+  | { type: 'status' }
+  | { type: 'stop' }
+  /** Ask the guest to shut down through the shutdown integration service. */
+  | { type: 'shutdown'; timeoutMs: number };
 
 export type FromX86Vp =
   | { type: 'started' }
   | { type: 'console'; bytes: Uint8Array }
   | { type: 'status'; status: X86VpStatus }
+  /** The guest's answer to a shutdown request (ShutdownResult.outcome, or why none was asked). */
+  | { type: 'shutdown-result'; outcome: string }
+  /** A host-side event worth a line on stderr (VMBus protocol errors, integration services). */
+  | { type: 'log'; message: string }
   /** The VP ended: the owner asked (`stop`) or the guest powered off through ACPI (`poweroff`). */
   | { type: 'stopped'; reason: 'stop' | 'poweroff'; status: X86VpStatus }
   | { type: 'error'; message: string };

@@ -13,7 +13,7 @@ export interface X86VmEnd {
   status?: X86VpStatus;
 }
 
-export class X86Vm extends EventEmitter<{ console: [bytes: Uint8Array]; error: [err: Error]; end: [end: X86VmEnd] }> {
+export class X86Vm extends EventEmitter<{ console: [bytes: Uint8Array]; log: [message: string]; error: [err: Error]; end: [end: X86VmEnd] }> {
   private readonly worker: Worker;
   private readonly started: Promise<void>;
   private readonly endedPromise: Promise<X86VmEnd>;
@@ -21,6 +21,7 @@ export class X86Vm extends EventEmitter<{ console: [bytes: Uint8Array]; error: [
   private stopAsked = false;
   private failure: Error | undefined;
   private readonly statusWaiters: ((s: X86VpStatus) => void)[] = [];
+  private readonly shutdownWaiters: ((outcome: string) => void)[] = [];
 
   constructor(data: X86VmThreadData) {
     super();
@@ -31,6 +32,8 @@ export class X86Vm extends EventEmitter<{ console: [bytes: Uint8Array]; error: [
         if (m.type === 'started') resolve();
         else if (m.type === 'console') this.emit('console', m.bytes);
         else if (m.type === 'status') this.statusWaiters.shift()?.(m.status);
+        else if (m.type === 'shutdown-result') this.shutdownWaiters.shift()?.(m.outcome);
+        else if (m.type === 'log') this.emit('log', m.message);
         else if (m.type === 'stopped') this.end({ reason: m.reason, status: m.status });
         else if (m.type === 'error') this.fail(new Error(`x86 VP thread: ${m.message}`), reject);
       });
@@ -73,6 +76,19 @@ export class X86Vm extends EventEmitter<{ console: [bytes: Uint8Array]; error: [
     });
   }
 
+  /**
+   * Asks the guest to shut down through the shutdown integration service (hv_utils in Linux).
+   * Resolves with the outcome (`shut-down`: the guest accepted; `refused`, `unavailable`,
+   * `timed-out`); the VM ends on its own when the guest powers off.
+   */
+  shutdown(timeoutMs = 30_000): Promise<string> {
+    if (this.stopAsked) return Promise.reject(new Error('x86 VM: stopped'));
+    return new Promise((resolve) => {
+      this.shutdownWaiters.push(resolve);
+      this.worker.postMessage({ type: 'shutdown', timeoutMs } satisfies ToX86Vp);
+    });
+  }
+
   /** Stops the processor and ends the VP thread (turn-off: the guest is not asked). */
   stop(): Promise<X86VmEnd> {
     if (!this.stopAsked) {
@@ -86,6 +102,7 @@ export class X86Vm extends EventEmitter<{ console: [bytes: Uint8Array]; error: [
 
   private end(e: X86VmEnd): void {
     this.stopAsked = true;
+    for (const w of this.shutdownWaiters.splice(0)) w('unavailable');
     this.endWith(e);
     void this.worker.terminate();
     this.emit('end', e);

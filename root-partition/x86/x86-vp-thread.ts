@@ -2,7 +2,10 @@
  * An x86 VM's VP thread: v86 runs the processor here, and the devices the root partition
  * provides for this VP kind sit on the same thread behind the VP's port map, so a port access is a
  * function call, as an exit handled in the hypervisor's own context would be. Today that is COM1,
- * our 16550, on IRQ 4 of v86's interrupt controllers, and the hypercall trap port.
+ * our 16550, on IRQ 4 of v86's interrupt controllers, and the hypercall trap port; with the
+ * enlightenments also the SynIC, the VMBus ACPI device (an SSDT for SeaBIOS) and our VMBus server
+ * with the integration services. The VMBus server runs here too, between v86's slices: guest RAM
+ * is v86's own memory, which only this thread sees.
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -11,7 +14,9 @@ import { preparedV86 } from '../../hypervisor/x86/prepared-v86.ts';
 import { X86Enlightenments } from '../../hypervisor/x86/x86-enlightenments.ts';
 import { X86Vp } from '../../hypervisor/x86/x86-vp.ts';
 import { Uart16550 } from '../devices/uart/uart16550.ts';
+import { VMBUS_SSDT_FILE, vmbusSsdt } from './vmbus-ssdt.ts';
 import type { FromX86Vp, ToX86Vp, X86VmThreadData, X86VpStatus } from './x86-vm-messages.ts';
+import { X86Vmbus } from './x86-vmbus.ts';
 
 const COM1_BASE = 0x3f8;
 const COM1_IRQ = 4;
@@ -51,7 +56,7 @@ class ConsoleBatch {
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
 
-function status(vp: X86Vp, hv: X86Enlightenments | undefined): X86VpStatus {
+function status(vp: X86Vp, hv: X86Enlightenments | undefined, vmbus: X86Vmbus | undefined): X86VpStatus {
   let page = '';
   if (hv && (hv.hypercallMsr & 1n) !== 0n) {
     const gpa = Number(hv.hypercallMsr >> 12n) * 4096;
@@ -68,6 +73,7 @@ function status(vp: X86Vp, hv: X86Enlightenments | undefined): X86VpStatus {
     guestOsId: hex(hv?.guestOsId ?? 0n),
     hypercallMsr: hex(hv?.hypercallMsr ?? 0n),
     hypercallPage: page,
+    ...(vmbus ? { vmbus: vmbus.status() } : {}),
   };
 }
 
@@ -92,7 +98,6 @@ async function main(): Promise<void> {
         }
       : {}),
   });
-  hv?.attach();
   const consoleOut = new ConsoleBatch();
   const com1 = new Uart16550({
     name: 'com1',
@@ -102,22 +107,47 @@ async function main(): Promise<void> {
   });
   vp.ports.attach(com1);
   let stopping = false;
+  let vmbus: X86Vmbus | undefined;
   const stop = (reason: 'stop' | 'poweroff') => {
     if (stopping) return;
     stopping = true;
-    void vp.destroy().then(() => {
-      consoleOut.flush();
-      post({ type: 'stopped', reason, status: status(vp, hv) });
-      port.close();
+    // The power-off tap runs inside the guest's OUT: the rest waits until v86's slice returns.
+    queueMicrotask(() => {
+      // What the guest sent before it stopped (e.g. its answer to a shutdown request) is served first.
+      vmbus?.pump();
+      const last = status(vp, hv, vmbus);
+      vmbus?.dispose();
+      void vp.destroy().then(() => {
+        consoleOut.flush();
+        post({ type: 'stopped', reason, status: last });
+        port.close();
+      });
     });
   };
+  if (hv && data.vmbus !== false) {
+    vmbus = new X86Vmbus(
+      vp,
+      data.scsi ?? [],
+      (message) => {
+        post({ type: 'error', message });
+        stop('stop');
+      },
+      (message) => post({ type: 'log', message }),
+    );
+    vp.addFirmwareFile(VMBUS_SSDT_FILE, vmbusSsdt());
+  }
+  hv?.attach(vmbus?.partition);
   vp.ports.tapWrite(PM1A_CNT, 2, (v) => {
     if ((v & SLP_EN) !== 0 && ((v >> 10) & 7) === 0) stop('poweroff');
   });
   port.on('message', (m: ToX86Vp) => {
     if (m.type === 'input') com1.receive(m.bytes);
-    else if (m.type === 'status') post({ type: 'status', status: status(vp, hv) });
+    else if (m.type === 'status') post({ type: 'status', status: status(vp, hv, vmbus) });
     else if (m.type === 'stop') stop('stop');
+    else if (m.type === 'shutdown') {
+      if (!vmbus) post({ type: 'shutdown-result', outcome: 'unavailable' });
+      else void vmbus.ic.initiateShutdown({ timeoutMs: m.timeoutMs, reason: 'tsvisor' }).then((r) => post({ type: 'shutdown-result', outcome: r.outcome }));
+    }
   });
   vp.start();
   post({ type: 'started' });
@@ -126,4 +156,6 @@ async function main(): Promise<void> {
 main().catch((e: Error) => {
   post({ type: 'error', message: e.stack ?? e.message });
   port.close();
+  // Ends this thread even if v86 left a timer behind (the owner sees the exit and ends the VM).
+  process.exit(1);
 });

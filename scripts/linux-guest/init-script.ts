@@ -1,14 +1,26 @@
 /**
- * The initramfs's /init: mounts the kernel file systems, prints a marker the host waits for, and
- * gives a shell on the console. The Hyper-V and disk modules are in /lib/modules with their
- * dependency order in /lib/modules/load-order, loaded by hand for now: without a VMBus device
- * hv_vmbus waits 5 s for one and gives up (drivers/hv/vmbus_drv.c, hv_acpi_init), and every
- * module costs boot time on an emulated CPU.
+ * The initramfs's /init: mounts the kernel file systems, loads hv_vmbus and hv_utils when the
+ * firmware describes a VMBus device (ACPI _HID "VMBUS"; without one hv_vmbus waits 5 s and gives
+ * up, drivers/hv/vmbus_drv.c hv_acpi_init), prints a marker the host waits for, and gives a shell
+ * on the console; hv_storvsc and sd_mod too when the kernel command line has `tsvisor.storvsc` (the
+ * host adds it with a SCSI disk). Every module costs boot time on an emulated CPU, so the others
+ * (ata_piix) are only in /lib/modules, with their dependency order in /lib/modules/load-order.
  */
+/** hv_storvsc and the SCSI disk driver with their dependencies, in load order (linux-guest-files.ts lists the same). */
+export const STORVSC_MODULES = [
+  'scsi_common', 'scsi_mod', 'scsi_transport_fc', 'hv_storvsc', 'crct10dif_common', 'crc_t10dif', 'crc64', 'crc64_rocksoft', 't10_pi', 'sd_mod',
+] as const;
+
 export const INIT_SCRIPT = `#!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+if [ -e /sys/bus/acpi/devices/VMBUS:00 ]; then
+  insmod /lib/modules/hv_vmbus.ko && insmod /lib/modules/hv_utils.ko
+  if grep -q tsvisor.storvsc /proc/cmdline; then
+    for m in ${STORVSC_MODULES.join(' ')}; do insmod /lib/modules/$m.ko; done
+  fi
+fi
 echo "tsvisor-linux: init done"
 export PS1='~ # '
 exec setsid cttyhack sh
