@@ -18,6 +18,7 @@ import {
   encodeFrame, encodeJsonFrame, encodePages, encodeZeroPages, MAX_PAGES_PER_FRAME, MAX_ZERO_PAGES_PER_FRAME, MigrationFrame, MIGRATION_PROTOCOL_VERSION, PAGE_BYTES, type Frame,
 } from './migration-wire.ts';
 import { ShadowPageTracker, type DirtyScan } from './page-tracker.ts';
+import { DiskCopyStream, type StorageMoveVm } from './disk-copy-stream.ts';
 
 export interface MigrationTuning {
   /** The pause the last round must fit in, at the measured bandwidth (QEMU's downtime-limit). */
@@ -45,6 +46,10 @@ export interface MigrationSummary {
   rounds: number;
   /** Pages sent in each pre-copy round, then in the final (paused) one. */
   pagesPerRound: number[];
+  /** A storage move's drive blocks (64 KiB) sent in each round, the paused one last; [] without storage. */
+  diskBlocksPerRound: number[];
+  /** Bytes of drive blocks sent (a storage move). */
+  diskBytesSent: number;
   zeroPagesSent: number;
   bytesSent: number;
   totalMs: number;
@@ -66,10 +71,10 @@ export interface MigrationSummary {
   stopReason: string;
 }
 
-export interface MigrationSourceVm {
+export interface MigrationSourceVm extends Partial<StorageMoveVm> {
   readonly migrationMemory: Uint8Array;
   configurationHash(): Buffer;
-  captureForMigration(): Promise<CapturedVm>;
+  captureForMigration(beforeStopDevices?: () => Promise<void>): Promise<CapturedVm>;
   resumeAfterMigration(captured: CapturedVm, run: boolean): Promise<void>;
 }
 
@@ -117,6 +122,8 @@ export interface MigrateOutOptions {
   onProgress?: (p: MigrationProgress) => void;
   /** Checked between steps: true cancels (only before GO). */
   cancelled?: () => boolean;
+  /** Moves the drives too (shared-nothing): their copies go into this directory on the destination. */
+  storage?: { dir: string };
   /** Which dirty-page detection (tests and the bench compare them); the shadow copy by default. */
   tracker?: (memory: Uint8Array) => DirtyScan;
 }
@@ -133,22 +140,39 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
     if (o.cancelled?.()) throw new MigrationError('MIGRATION_ERR_CANCELLED', 'the migration was cancelled');
   };
   /** One pass over all of memory: sends what changed, returns how many pages went. */
+  let disks: DiskCopyStream | null = null;
+  // The first round's work: all of memory, then every drive (percent complete follows both).
+  const firstRoundBytes = () => memory.byteLength + (disks?.diskBytes ?? 0);
   const round = async (precopy: boolean): Promise<number> => {
     let sent = 0;
     for (let from = 0; from < tracker.pageCount; from += SCAN_STEP) {
       if (precopy) checkCancel();
       sent += tracker.scan(from, Math.min(from + SCAN_STEP, tracker.pageCount), batch.add);
       await batch.flush(channel);
-      if (precopy && pagesPerRound.length === 0 && (from / SCAN_STEP) % 64 === 0) progress('pre-copy', Math.floor((80 * from) / tracker.pageCount));
+      if (precopy && pagesPerRound.length === 0 && (from / SCAN_STEP) % 64 === 0) progress('pre-copy', Math.floor((80 * from * PAGE_BYTES) / firstRoundBytes()));
+    }
+    if (precopy && disks) {
+      const first = pagesPerRound.length === 0;
+      let steps = 0;
+      await disks.round(channel, (read) => {
+        checkCancel();
+        if (first && steps++ % 64 === 0) progress('pre-copy', Math.floor((80 * (memory.byteLength + read)) / firstRoundBytes()));
+      });
     }
     return sent;
   };
 
   let bytesPerMs = 0;
   let stopReason = 'round-limit';
+  const bytesPerRound: number[] = [];
   try {
+    if (o.storage) {
+      if (!vm.storageMoveRequest) throw new MigrationError('MIGRATION_ERR_FAILED', 'this VM cannot move its storage');
+      disks = await DiskCopyStream.begin(vm as StorageMoveVm, o.storage.dir);
+    }
     await channel.send(encodeJsonFrame(MigrationFrame.Hello, {
       ...o.hello, protocol: MIGRATION_PROTOCOL_VERSION, configurationHash: vm.configurationHash().toString('hex'), memoryBytes: memory.byteLength,
+      ...(disks ? { storage: disks.hello } : {}),
     }));
     // Pre-copy.
     let growing = 0;
@@ -158,12 +182,14 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
       const sent = await round(true);
       pagesPerRound.push(sent);
       const ms = performance.now() - r0;
+      const roundBytes = channel.bytesSent - b0;
+      bytesPerRound.push(roundBytes);
       // The rate of a round that moved real data; a nearly idle round says little about the link.
-      if (channel.bytesSent - b0 >= 1 << 20) bytesPerMs = (channel.bytesSent - b0) / Math.max(ms, 0.001);
+      if (roundBytes >= 1 << 20) bytesPerMs = roundBytes / Math.max(ms, 0.001);
       progress('pre-copy', Math.min(90, 80 + pagesPerRound.length));
-      const prev = pagesPerRound.at(-2);
-      if (pagesPerRound.length > 1 && (bytesPerMs === 0 || (sent * PAGE_BYTES) / bytesPerMs <= tuning.downtimeTargetMs)) { stopReason = 'converged'; break; }
-      if (prev !== undefined && sent >= prev * 0.9) growing++;
+      const prev = bytesPerRound.at(-2);
+      if (pagesPerRound.length > 1 && (bytesPerMs === 0 || roundBytes / bytesPerMs <= tuning.downtimeTargetMs)) { stopReason = 'converged'; break; }
+      if (prev !== undefined && roundBytes >= prev * 0.9) growing++;
       else growing = 0;
       if (growing >= 3) { stopReason = 'not-converging'; break; }
       if (pagesPerRound.length >= tuning.maxRounds) break;
@@ -173,6 +199,7 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
   } catch (e) {
     // The VM never stopped here: it runs on; the destination learns why and drops its copy.
     channel.abort(e instanceof Error ? e.message : String(e));
+    await disks?.end();
     throw e;
   }
   const preCopyMs = performance.now() - t0;
@@ -180,12 +207,21 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
   progress('switch-over', 92);
   const tPause = performance.now();
   const pausedAtMs = Date.now();
-  const captured = await vm.captureForMigration();
+  // The drives' last writes go while the VPs are parked and before the drives close.
+  let finalDisks: Error | null = null;
+  const captured = await vm.captureForMigration(disks ? async () => {
+    try {
+      await disks!.round(channel);
+    } catch (e) {
+      finalDisks = e as Error;
+    }
+  } : undefined);
   const tCaptured = performance.now();
   let tSent = tCaptured;
   let tReady = tCaptured;
   let destination: RestoreTiming | null = null;
   try {
+    if (finalDisks) throw finalDisks;
     await channel.send(encodeJsonFrame(MigrationFrame.Blackout, { pausedAtMs }));
     pagesPerRound.push(await round(false));
     let records = 0;
@@ -218,7 +254,7 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
   const tRunning = performance.now();
   progress('completed', 100);
   return {
-    rounds: pagesPerRound.length - 1, pagesPerRound, zeroPagesSent: batch.zeroPages, bytesSent: channel.bytesSent,
+    rounds: pagesPerRound.length - 1, pagesPerRound, diskBlocksPerRound: disks?.blocksPerRound ?? [], diskBytesSent: disks?.bytesSent ?? 0, zeroPagesSent: batch.zeroPages, bytesSent: channel.bytesSent,
     totalMs: tRunning - t0, preCopyMs, downtimeMs: tRunning - tPause, captureMs: tCaptured - tPause, finalSendMs: tSent - tCaptured,
     restoreMs: tReady - tSent, commitMs: tRunning - tReady, capture: captured.timing, destination, preCopyBytesPerSecond: preCopyBytes / (preCopyMs / 1000), stopReason,
   };

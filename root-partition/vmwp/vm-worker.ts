@@ -17,7 +17,7 @@ import type { WorkerCounters } from '../ipc/bulk-codec.ts';
 import type { DeviceStateRecord } from '../devices/device-state.ts';
 import type { Logger } from '../host/log.ts';
 import type { VmDeviceConfig } from './device-config.ts';
-import type { DeviceReplies } from './device-requests.ts';
+import type { DeviceReplies, DeviceRequest } from './device-requests.ts';
 import { DeviceThread, type DeviceThreadOptions, type PreparedDeviceThread } from './device-thread.ts';
 import { HeartbeatStatus } from '../vsp/ic/heartbeat-vsp.ts';
 import { capturePartition, restorePartition, SnapshotError } from './partition-snapshot.ts';
@@ -55,7 +55,7 @@ export interface CapturedVm {
   state: RestorableState;
   wasRunning: boolean;
   /** Where the capture's time went (ms): parking the VPs, saving the devices, capturing the VPs, stopping the device thread. */
-  timing: { pauseMs: number; saveDevicesMs: number; captureVpsMs: number; stopDevicesMs: number };
+  timing: { pauseMs: number; saveDevicesMs: number; captureVpsMs: number; finalDisksMs: number; stopDevicesMs: number };
 }
 
 /** Where an arriving VM's restore went (ms), after its state came in. */
@@ -266,8 +266,10 @@ export class VmWorker extends EventEmitter {
    * stops the device thread, which closes the disks and so releases their locks for the
    * destination. Guest memory stays readable (migrationMemory) until resumeAfterMigration or
    * turnOff. A failure before the capture is complete puts the VM back as it was.
+   * `beforeStopDevices` runs with the VPs parked and captured and the drives still open (a storage
+   * move's last dirty blocks); it must not throw.
    */
-  async captureForMigration(): Promise<CapturedVm> {
+  async captureForMigration(beforeStopDevices?: () => Promise<void>): Promise<CapturedVm> {
     const p = this.live;
     if (!p.capturable) {
       throw new SnapshotError('VMWP_ERR_SAVE_NOT_RESTORABLE', 'the guest image was prepared without capturable stacks (TSVISOR_REWRITE is set to preemptible or 0), so its VPs cannot be migrated');
@@ -292,8 +294,15 @@ export class VmWorker extends EventEmitter {
       throw e;
     }
     const t3 = performance.now();
+    await beforeStopDevices?.();
+    const t4 = performance.now();
     await this.stopDevices();
-    return { state, wasRunning, timing: { pauseMs: t1 - t0, saveDevicesMs: t2 - t1, captureVpsMs: t3 - t2, stopDevicesMs: performance.now() - t3 } };
+    return { state, wasRunning, timing: { pauseMs: t1 - t0, saveDevicesMs: t2 - t1, captureVpsMs: t3 - t2, finalDisksMs: t4 - t3, stopDevicesMs: performance.now() - t4 } };
+  }
+
+  /** A storage move's requests to the device thread, which owns the drives (migration/disk-copy-stream.ts). */
+  storageMoveRequest<K extends 'move-storage-begin' | 'move-storage-take' | 'move-storage-end'>(request: Extract<DeviceRequest, { op: K }>): Promise<DeviceReplies[K]> {
+    return this.deviceThread.request(request);
   }
 
   /**
