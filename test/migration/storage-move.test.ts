@@ -5,7 +5,8 @@
  * ones sent while the VM is paused. After the move the guest goes on writing on the destination;
  * when it is done, the destination's file holds exactly what the guest wrote (the guest's own
  * FNV-1a of its region against the file's), the data the guest never touched came across too, and
- * the guest's read-back of every generation stayed right on both sides.
+ * the guest's read-back of every generation stayed right on both sides. A move whose connection
+ * drops during the copy leaves the guest writing on at the source, its drive no longer tracked.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
@@ -15,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { guestImagePath, buildGuests } from '../../scripts/build-guests.ts';
 import { closeLogger, createProcessLogger, type Logger } from '../../root-partition/host/log.ts';
 import { openDisk } from '../../root-partition/storage/open-disk.ts';
+import { RawDisk } from '../../root-partition/storage/raw-disk.ts';
 import { createVhdx } from '../../root-partition/storage/vhdx/vhdx-create.ts';
 import { VmWorker, type WorkerLaunch } from '../../root-partition/vmwp/vm-worker.ts';
 import { MigrationChannel } from '../../root-partition/migration/migration-channel.ts';
@@ -116,6 +118,47 @@ describe('storage move', () => {
       expect(readDisk(dstDisk, 5 * MiB, untouched.length).equals(untouched)).toBe(true);
       // What lies between reads zero, as it did on the source.
       expect(readDisk(dstDisk, BLOCKS * 4096, 5 * MiB - BLOCKS * 4096).every((x) => x === 0)).toBe(true);
+    } finally {
+      out.close();
+      into.close();
+      await src.turnOff();
+      await dst.turnOff();
+    }
+  });
+
+  it('the connection drops during the copy: the source runs on its own drive, untracked; the destination lets its copy go', { timeout: 60_000 }, async () => {
+    const [srcDir, dstDir] = [join(dir, 'c'), join(dir, 'd')];
+    for (const d of [srcDir, dstDir]) mkdirSync(d);
+    const srcDisk = join(srcDir, 'drop.raw');
+    RawDisk.create(srcDisk, { sizeBytes: 8 * MiB }).close();
+    const dstDisk = movedDiskPath(dstDir, srcDisk);
+    createDiskCopy({ path: srcDisk, format: 'raw', sectorSize: 512, sectorCount: (8 * MiB) / 512, readOnly: false, virtualDiskId: null }, dstDisk);
+    const launch = (disk: string): WorkerLaunch => ({
+      dataDir: dir, vmId: '00000000-0000-4000-8000-0000000000e8', name: 'smove-drop', memoryBytes: 16 * MiB, vpCount: 1, imagePath: image,
+      cmdline: 'blocks=64 gens=100000 mode=dma', devices: { ide: [{ path: disk }] },
+    });
+    let text = '';
+    const src = new VmWorker(launch(srcDisk), log);
+    const dst = new VmWorker(launch(dstDisk), log);
+    for (const v of [src, dst]) v.on('console', (b: Uint8Array) => { text += Buffer.from(b).toString('latin1'); });
+    const [a, b] = await socketPair();
+    const out = new MigrationChannel(a);
+    const into = new MigrationChannel(b);
+    try {
+      await src.boot();
+      await waitFor('a first generation', () => /dgen=1 ok/.test(text), 30_000);
+      const arrived = dst.bootFromMigration((m, h) => receiveMigration(into, m, h, new DiskCopyTarget(dst.launch.devices, undefined)), (t) => commitMigration(into, t, 10_000), () => reportRunning(into)).then(() => 'running', (e: Error) => e.message);
+      let steps = 0;
+      const moved = migrateOut(src, out, { hello: {}, storage: { dir: dstDir }, onProgress: () => { if (++steps === 3) into.socket.destroy(); } });
+      await expect(moved).rejects.toThrow(/connection/);
+      expect(await arrived).toMatch(/connection/);
+      expect(src.state).toBe('running');
+      // The drive is no longer tracked; the destination's copy is closed (its lock gone).
+      await expect(src.storageMoveRequest({ op: 'move-storage-take', disk: 0, from: 0, maxBytes: MiB, skipZero: false })).rejects.toThrow(/no storage move/);
+      openDisk(dstDisk).close();
+      const before = Number([...text.matchAll(/dgen=(\d+) ok/g)].at(-1)![1]);
+      await waitFor('the guest to write on at the source', () => Number([...text.matchAll(/dgen=(\d+) ok/g)].at(-1)![1]) >= before + 2, 30_000);
+      expect(text).not.toMatch(/MISMATCH|failed/);
     } finally {
       out.close();
       into.close();
