@@ -4,8 +4,11 @@
  * Pre-copy sends every non-zero page while the guest runs, then, in rounds, the pages that
  * changed since they were sent (page-tracker.ts), until one round's pages would go within the
  * downtime target at the bandwidth measured so far, or the rounds stop shrinking, or the round
- * limit is reached (QEMU's rule, migration/ram.c). Switch-over pauses the VM, captures it and
- * stops its devices (the disks' locks go), sends the last changed pages and the VM's state, and
+ * limit is reached (QEMU's rule, migration/ram.c). A storage move (`storage`) adds each round's
+ * dirty drive blocks after the memory (disk-copy-stream.ts), and the round's bytes, pages and
+ * blocks together, decide convergence. Switch-over pauses the VM, captures it and
+ * stops its devices (the disks' locks go; a storage move's last dirty blocks are sent just before),
+ * sends the last changed pages and the VM's state, and
  * waits for the destination to report it restored (READY). Only then does the source commit
  * (GO): until GO any failure or a cancel resumes the VM here. After GO the source never resumes
  * on its own: when RUNNING does not come back the destination may be running the VM, so the
