@@ -15,6 +15,7 @@
  * VM stays paused here and the error says the outcome is unknown.
  */
 import { encodeRecord, type SavedRecord } from '../ipc/saved-state-schema.ts';
+import { CAPTURE_AREA_GPA, captureAreaSize } from '../../hypervisor/vp/vp-capture.ts';
 import type { CapturedVm, RestoreTiming } from '../vmwp/vm-worker.ts';
 import type { MigrationChannel } from './migration-channel.ts';
 import {
@@ -77,7 +78,9 @@ export interface MigrationSummary {
 export interface MigrationSourceVm extends Partial<StorageMoveVm> {
   readonly migrationMemory: Uint8Array;
   configurationHash(): Buffer;
-  captureForMigration(beforeStopDevices?: () => Promise<void>): Promise<CapturedVm>;
+  captureForMigration(hooks?: { memoryFrozen?: () => void; beforeStopDevices?: () => Promise<void>; deferStopDevices?: boolean }): Promise<CapturedVm>;
+  /** Whether the VM has drives: a shared-storage move must release them inside the pause. */
+  readonly hasDrives?: boolean;
   resumeAfterMigration(captured: CapturedVm, run: boolean): Promise<void>;
 }
 
@@ -146,15 +149,21 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
   let disks: DiskCopyStream | null = null;
   // The first round's work: all of memory, then every drive (percent complete follows both).
   const firstRoundBytes = () => memory.byteLength + (disks?.diskBytes ?? 0);
-  const round = async (precopy: boolean): Promise<number> => {
+  /** Sends what changed in pages [from, to). */
+  const scanPages = async (from: number, to: number, precopy: boolean): Promise<number> => {
     let sent = 0;
-    for (let from = 0; from < tracker.pageCount; from += SCAN_STEP) {
+    for (let at = from; at < to; at += SCAN_STEP) {
       if (precopy) checkCancel();
-      sent += tracker.scan(from, Math.min(from + SCAN_STEP, tracker.pageCount), batch.add);
+      sent += tracker.scan(at, Math.min(at + SCAN_STEP, to), batch.add);
       await batch.flush(channel);
-      if (precopy && pagesPerRound.length === 0 && (from / SCAN_STEP) % 64 === 0) progress('pre-copy', Math.floor((80 * from * PAGE_BYTES) / firstRoundBytes()));
+      if (precopy && pagesPerRound.length === 0 && (at / SCAN_STEP) % 64 === 0) progress('pre-copy', Math.floor((80 * at * PAGE_BYTES) / firstRoundBytes()));
     }
-    if (precopy && disks) {
+    return sent;
+  };
+  /** One pre-copy round: all of memory, then the drives' dirty blocks. */
+  const round = async (): Promise<number> => {
+    const sent = await scanPages(0, tracker.pageCount, true);
+    if (disks) {
       const first = pagesPerRound.length === 0;
       let steps = 0;
       await disks.round(channel, (read) => {
@@ -182,7 +191,7 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
     for (;;) {
       const r0 = performance.now();
       const b0 = channel.bytesSent;
-      const sent = await round(true);
+      const sent = await round();
       pagesPerRound.push(sent);
       const ms = performance.now() - r0;
       const roundBytes = channel.bytesSent - b0;
@@ -210,23 +219,51 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
   progress('switch-over', 92);
   const tPause = performance.now();
   const pausedAtMs = Date.now();
-  // The drives' last writes go while the VPs are parked and before the drives close.
-  let finalDisks: Error | null = null;
-  const captured = await vm.captureForMigration(disks ? async () => {
-    try {
-      await disks!.round(channel);
-    } catch (e) {
-      finalDisks = e as Error;
-    }
-  } : undefined);
+  // The last round runs inside the capture: the memory but the capture area as soon as the VPs
+  // are parked and the devices saved (nothing else writes it then), alongside the VPs' capture;
+  // the capture area once they are captured (it holds the guest's bytes again); the drives' last
+  // blocks before they close. The device thread stops after the capture when no other host
+  // waits for this VM's disk locks.
+  const area = captureAreaPages(memory.byteLength, tracker.pageCount);
+  let finalPages = 0;
+  let finalError: Error | null = null;
+  let frozenScan: Promise<void> = Promise.resolve();
+  const failed = (e: unknown) => { finalError ??= e instanceof Error ? e : new Error(String(e)); };
+  let captured: CapturedVm;
+  try {
+    captured = await vm.captureForMigration({
+      memoryFrozen: () => {
+        frozenScan = (async () => {
+          finalPages += await scanPages(0, area.first, false);
+          finalPages += await scanPages(area.end, tracker.pageCount, false);
+        })().catch(failed);
+      },
+      beforeStopDevices: async () => {
+        try {
+          await frozenScan;
+          finalPages += await scanPages(area.first, area.end, false);
+          if (disks) await disks.round(channel);
+        } catch (e) {
+          failed(e);
+        }
+      },
+      deferStopDevices: o.storage !== undefined || vm.hasDrives === false,
+    });
+  } catch (e) {
+    // The capture failed and put the VM back: it runs on here.
+    channel.abort(e instanceof Error ? e.message : String(e));
+    await frozenScan;
+    await disks?.end();
+    throw e;
+  }
   const tCaptured = performance.now();
   let tSent = tCaptured;
   let tReady = tCaptured;
   let destination: RestoreTiming | null = null;
   try {
-    if (finalDisks) throw finalDisks;
+    if (finalError) throw finalError;
     await channel.send(encodeJsonFrame(MigrationFrame.Blackout, { pausedAtMs }));
-    pagesPerRound.push(await round(false));
+    pagesPerRound.push(finalPages);
     let records = 0;
     const record = async (r: SavedRecord) => { await channel.send(encodeFrame(MigrationFrame.StateRecord, encodeRecord(r))); records++; };
     const s = captured.state;
@@ -255,12 +292,19 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
     throw new MigrationError('MIGRATION_ERR_OUTCOME_UNKNOWN', `the source gave the VM up but the destination's answer did not come (${(e as Error).message}); the destination may be running it, so it stays paused here: check the destination before resuming it`);
   }
   const tRunning = performance.now();
+  await captured.devicesStopped;
   progress('completed', 100);
   return {
     rounds: pagesPerRound.length - 1, pagesPerRound, diskBlocksPerRound: disks?.blocksPerRound ?? [], diskBytesSent: disks?.bytesSent ?? 0, zeroPagesSent: batch.zeroPages, bytesSent: channel.bytesSent,
     totalMs: tRunning - t0, preCopyMs, downtimeMs: tRunning - tPause, captureMs: tCaptured - tPause, finalSendMs: tSent - tCaptured,
     restoreMs: tReady - tSent, commitMs: tRunning - tReady, capture: captured.timing, destination, preCopyBytesPerSecond: preCopyBytes / (preCopyMs / 1000), stopReason,
   };
+}
+
+/** The pages of the capture area, which the VPs borrow while they are captured (hypervisor/vp/stack-capture.ts). */
+export function captureAreaPages(memoryBytes: number, pageCount: number): { first: number; end: number } {
+  const first = Math.min(pageCount, Math.floor(CAPTURE_AREA_GPA / PAGE_BYTES));
+  return { first, end: Math.min(pageCount, Math.max(first, Math.ceil((CAPTURE_AREA_GPA + captureAreaSize(memoryBytes)) / PAGE_BYTES))) };
 }
 
 /** The restore timing a READY carries, if it carries one (figures only: nothing else is taken from it). */
