@@ -13,7 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildGuests, guestImagePath } from '../scripts/build-guests.ts';
@@ -40,8 +40,12 @@ export interface MigrateRow {
   finalSendMs: number;
   restoreMs: number;
   commitMs: number;
-  /** captureMs split: parking the VPs, saving the devices, capturing the VPs, stopping the device thread. */
-  capture: { pauseMs: number; saveDevicesMs: number; captureVpsMs: number; stopDevicesMs: number } | null;
+  /**
+   * captureMs split: parking the VPs, saving the devices, capturing the VPs (the last memory round
+   * runs alongside), the rest of that round (and a storage move's last blocks), stopping the
+   * device thread (outside the pause for a VM without drives: it overlaps the final send).
+   */
+  capture: { pauseMs: number; saveDevicesMs: number; captureVpsMs: number; finalDisksMs?: number; stopDevicesMs: number } | null;
   /** restoreMs as the destination split it: waiting for its prestarted VP threads, rewinding the VPs, starting the devices; the rest is the stream's tail and READY's trip. */
   destination: { prestartWaitMs: number; continueVpsMs: number; startDevicesMs: number; vpThreadsStartedInPause: number; deviceThreadLoadedInPause: boolean } | null;
   preCopyMBs: number;
@@ -50,6 +54,8 @@ export interface MigrateRow {
 
 export interface MigrateReport {
   date: string;
+  /** os.loadavg() when the run ended: the machine may be shared. */
+  loadAverage: number[];
   tcpLimitMBs: number;
   scan: { detector: string; cleanRoundMs: number; tenPercentDirtyMs: number; hostBytes: number }[];
   rows: MigrateRow[];
@@ -169,7 +175,7 @@ export async function runMigrateBench(o: { quick?: boolean } = {}): Promise<Migr
       row.ofTcpLimit = (row.preCopyMBs * 1e6) / tcp;
       rows.push(row);
     }
-    return { date: new Date().toISOString(), tcpLimitMBs: tcp / 1e6, scan, rows };
+    return { date: new Date().toISOString(), loadAverage: loadavg(), tcpLimitMBs: tcp / 1e6, scan, rows };
   } finally {
     await Promise.all([stopHost(a), stopHost(b)]);
   }
@@ -178,7 +184,7 @@ export async function runMigrateBench(o: { quick?: boolean } = {}): Promise<Migr
 export function formatMigrateBench(r: MigrateReport): string {
   const f = (n: number, d = 1) => n.toFixed(d);
   const lines = [
-    `live migration of a ${VM_BYTES / MiB} MiB VM between two daemons over loopback TCP (TLS 1.3); same-run TCP limit ${f(r.tcpLimitMBs)} MB/s`,
+    `live migration of a ${VM_BYTES / MiB} MiB VM between two daemons over loopback TCP (TLS 1.3); same-run TCP limit ${f(r.tcpLimitMBs)} MB/s; load average ${(r.loadAverage ?? []).map((l) => f(l, 2)).join(' ')}`,
     '',
     'scenario              total ms   MB sent  rounds  pages per round (last: paused)      stop            downtime host ms  guest ms  pre-copy MB/s  of TCP',
   ];
@@ -190,11 +196,11 @@ export function formatMigrateBench(r: MigrateReport): string {
   }
   lines.push('', 'downtime parts (ms): capture (pause, devices, VPs) · final pages and state · destination restore to READY · GO to RUNNING');
   for (const x of r.rows) lines.push(`  ${x.scenario.padEnd(20)} ${f(x.captureMs)} · ${f(x.finalSendMs)} · ${f(x.restoreMs)} · ${f(x.commitMs)}`);
-  lines.push('', 'capture (ms): pause VPs · save devices · capture VPs · stop device thread;  destination restore (ms): wait for prestarted VP and device threads · rewind VPs · build and restore devices');
+  lines.push('', 'capture (ms): pause VPs · save devices · capture VPs (with the last memory round alongside) · rest of the last round · stop device thread (after the pause when the VM has no drives);  destination restore (ms): wait for prestarted VP and device threads · rewind VPs · build and restore devices');
   for (const x of r.rows) {
     const c = x.capture;
     const d = x.destination;
-    lines.push(`  ${x.scenario.padEnd(20)} ${c ? `${f(c.pauseMs)} · ${f(c.saveDevicesMs)} · ${f(c.captureVpsMs)} · ${f(c.stopDevicesMs)}` : '-'};  ${d ? `${f(d.prestartWaitMs)} · ${f(d.continueVpsMs)} · ${f(d.startDevicesMs)}` : '-'}`);
+    lines.push(`  ${x.scenario.padEnd(20)} ${c ? `${f(c.pauseMs)} · ${f(c.saveDevicesMs)} · ${f(c.captureVpsMs)} · ${f(c.finalDisksMs ?? 0)} · ${f(c.stopDevicesMs)}` : '-'};  ${d ? `${f(d.prestartWaitMs)} · ${f(d.continueVpsMs)} · ${f(d.startDevicesMs)}` : '-'}`);
   }
   lines.push('', `dirty-page detection, one scan of ${VM_BYTES / MiB} MiB (half its pages non-zero):`);
   for (const s of r.scan) lines.push(`  ${s.detector.padEnd(22)} clean ${f(s.cleanRoundMs)} ms, 10% changed ${f(s.tenPercentDirtyMs)} ms, host memory ${f(s.hostBytes / MiB)} MiB`);
