@@ -222,8 +222,8 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
   // The last round runs inside the capture: the memory but the capture area as soon as the VPs
   // are parked and the devices saved (nothing else writes it then), alongside the VPs' capture;
   // the capture area once they are captured (it holds the guest's bytes again); the drives' last
-  // blocks before they close. The device thread stops after the capture when no other host
-  // waits for this VM's disk locks.
+  // blocks before they close. The device thread stops inside the pause only when the destination
+  // waits for this VM's disk locks (shared storage); else once the VM runs there.
   const area = captureAreaPages(memory.byteLength, tracker.pageCount);
   let finalPages = 0;
   let finalError: Error | null = null;
@@ -292,7 +292,8 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
     throw new MigrationError('MIGRATION_ERR_OUTCOME_UNKNOWN', `the source gave the VM up but the destination's answer did not come (${(e as Error).message}); the destination may be running it, so it stays paused here: check the destination before resuming it`);
   }
   const tRunning = performance.now();
-  await captured.devicesStopped;
+  // Left running through the pause when no other host waited for its disk locks: stopped now, outside the downtime.
+  await captured.stopDevices();
   progress('completed', 100);
   return {
     rounds: pagesPerRound.length - 1, pagesPerRound, diskBlocksPerRound: disks?.blocksPerRound ?? [], diskBytesSent: disks?.bytesSent ?? 0, zeroPagesSent: batch.zeroPages, bytesSent: channel.bytesSent,

@@ -59,8 +59,8 @@ export interface CapturedVm {
    * hook before the devices stop, stopping the device thread (filled in when it is stopped).
    */
   timing: { pauseMs: number; saveDevicesMs: number; captureVpsMs: number; finalDisksMs: number; stopDevicesMs: number };
-  /** Settles once the device thread is stopped (its drives closed). */
-  devicesStopped: Promise<void>;
+  /** Stops the device thread (its drives closed) if the capture left it running (deferStopDevices); idempotent. */
+  stopDevices: () => Promise<void>;
 }
 
 /** Where an arriving VM's restore went (ms), after its state came in. */
@@ -275,9 +275,10 @@ export class VmWorker extends EventEmitter {
    * memory changes no more, but for the capture area the VPs borrow while they are captured
    * (hypervisor/vp/stack-capture.ts), so the migration's last memory round can run alongside the
    * capture; `beforeStopDevices` with the VPs captured and the drives still open (a storage move's
-   * last dirty blocks, the end of that memory round). `deferStopDevices`: the device thread is
-   * stopped after the capture returns (`devicesStopped` settles when it is), not in it — only when
-   * no other host waits for this VM's disk locks (no drives, or their storage moves).
+   * last dirty blocks, the end of that memory round). `deferStopDevices`: the capture leaves the
+   * device thread (idle: the VPs parked, VMBus still) for the caller to stop (`stopDevices`) once
+   * the VM runs elsewhere — only when no other host waits for this VM's disk locks (no drives, or
+   * their storage moves).
    */
   async captureForMigration(hooks: { memoryFrozen?: () => void; beforeStopDevices?: () => Promise<void>; deferStopDevices?: boolean } = {}): Promise<CapturedVm> {
     const p = this.live;
@@ -308,9 +309,15 @@ export class VmWorker extends EventEmitter {
     await hooks.beforeStopDevices?.();
     const t4 = performance.now();
     const timing = { pauseMs: t1 - t0, saveDevicesMs: t2 - t1, captureVpsMs: t3 - t2, finalDisksMs: t4 - t3, stopDevicesMs: 0 };
-    const devicesStopped = this.stopDevices().then(() => { timing.stopDevicesMs = performance.now() - t4; });
-    if (!hooks.deferStopDevices) await devicesStopped;
-    return { state, wasRunning, timing, devicesStopped };
+    let stopped: Promise<void> | null = null;
+    const stopDevices = () => {
+      if (stopped) return stopped;
+      const t = performance.now();
+      stopped = this.stopDevices().then(() => { timing.stopDevicesMs = performance.now() - t; });
+      return stopped;
+    };
+    if (!hooks.deferStopDevices) await stopDevices();
+    return { state, wasRunning, timing, stopDevices };
   }
 
   /** Whether the VM has drives (their files; a shared-storage move must release them inside the pause). */
@@ -332,8 +339,8 @@ export class VmWorker extends EventEmitter {
   async resumeAfterMigration(captured: CapturedVm, run: boolean): Promise<void> {
     const old = this.partition;
     if (!old) throw new Error('the VM is gone; nothing to resume');
-    // A device thread stopped after the capture holds its drives until it has stopped.
-    await captured.devicesStopped;
+    // A device thread the capture left running holds its drives until it has stopped.
+    await captured.stopDevices();
     const memory = old.mem.u8;
     this.partition = null;
     const p = this.createPartition();
