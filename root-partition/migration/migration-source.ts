@@ -145,7 +145,6 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
   const checkCancel = () => {
     if (o.cancelled?.()) throw new MigrationError('MIGRATION_ERR_CANCELLED', 'the migration was cancelled');
   };
-  /** One pass over all of memory: sends what changed, returns how many pages went. */
   let disks: DiskCopyStream | null = null;
   // The first round's work: all of memory, then every drive (percent complete follows both).
   const firstRoundBytes = () => memory.byteLength + (disks?.diskBytes ?? 0);
@@ -160,7 +159,7 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
     }
     return sent;
   };
-  /** One pre-copy round: all of memory, then the drives' dirty blocks. */
+  /** One pre-copy round: all of memory, then the drives' dirty blocks; returns how many pages went. */
   const round = async (): Promise<number> => {
     const sent = await scanPages(0, tracker.pageCount, true);
     if (disks) {
