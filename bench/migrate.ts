@@ -6,14 +6,15 @@
  * host saw it (pause to the destination's RUNNING) and as the guest saw it (the longest gap
  * between two reads of its reference time: memory-writer only), and the pre-copy throughput
  * against the same run's plain TCP limit between two processes. Also the cost of one dirty-page
- * scan of 256 MiB by the two detectors (page-tracker.ts). `--quick`: idle and 10 MiB/s only.
+ * scan of 256 MiB by the two detectors (page-tracker.ts). Last, an idle VM with a 64 MiB drive
+ * moved with its storage (shared-nothing). `--quick`: idle, 10 MiB/s and the storage move.
  *
  *   npx tsx bench/migrate.ts [--quick] [--json FILE]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildGuests, guestImagePath } from '../scripts/build-guests.ts';
@@ -25,7 +26,8 @@ const DAEMON = fileURLToPath(new URL('../root-partition/vmms/daemon-main.ts', im
 const MiB = 1 << 20;
 const VM_BYTES = 256 * MiB;
 
-interface Scenario { name: string; image: string; cmdline: string; writesMiBs: number }
+/** `drive`: the VM has a raw drive of that many bytes (half of its 64 KiB blocks holding data) and moves it (--storage). */
+interface Scenario { name: string; image: string; cmdline: string; writesMiBs: number; drive?: number }
 
 export interface MigrateRow {
   scenario: string;
@@ -40,16 +42,25 @@ export interface MigrateRow {
   finalSendMs: number;
   restoreMs: number;
   commitMs: number;
-  /** captureMs split: parking the VPs, saving the devices, capturing the VPs, stopping the device thread. */
-  capture: { pauseMs: number; saveDevicesMs: number; captureVpsMs: number; stopDevicesMs: number } | null;
+  /**
+   * captureMs split: parking the VPs, saving the devices, capturing the VPs (the last memory round
+   * runs alongside), the rest of that round (and a storage move's last blocks), stopping the
+   * device thread (outside the pause for a VM without drives: it overlaps the final send).
+   */
+  capture: { pauseMs: number; saveDevicesMs: number; captureVpsMs: number; finalDisksMs?: number; stopDevicesMs: number } | null;
   /** restoreMs as the destination split it: waiting for its prestarted VP threads, rewinding the VPs, starting the devices; the rest is the stream's tail and READY's trip. */
   destination: { prestartWaitMs: number; continueVpsMs: number; startDevicesMs: number; vpThreadsStartedInPause: number; deviceThreadLoadedInPause: boolean } | null;
   preCopyMBs: number;
   ofTcpLimit: number;
+  /** A storage move: drive blocks (64 KiB) per round, the paused one last, and their bytes. */
+  diskBlocksPerRound?: number[];
+  diskBytesSent?: number;
 }
 
 export interface MigrateReport {
   date: string;
+  /** os.loadavg() when the run ended: the machine may be shared. */
+  loadAverage: number[];
   tcpLimitMBs: number;
   scan: { detector: string; cleanRoundMs: number; tenPercentDirtyMs: number; hostBytes: number }[];
   rows: MigrateRow[];
@@ -111,7 +122,18 @@ function scanCost(make: (m: Uint8Array) => DirtyScan, memory: Uint8Array): { cle
 
 async function migrateOnce(a: Host, b: Host, s: Scenario): Promise<MigrateRow> {
   const vm = `bench-${s.name.replace(/[^a-z0-9]+/gi, '-')}`;
-  await a.client.call<VmView>('new', { name: vm, imagePath: s.image, memoryBytes: VM_BYTES, vpCount: 1, cmdline: s.cmdline, automaticStopAction: 'turn-off' });
+  let devices: unknown[] = [];
+  if (s.drive) {
+    // In each host's own storage (its data directory's disks/, a storage root by default).
+    mkdirSync(join(a.dir, 'disks'), { recursive: true });
+    mkdirSync(join(b.dir, 'disks'), { recursive: true });
+    const path = join(a.dir, 'disks', `${vm}.raw`);
+    const bytes = Buffer.alloc(s.drive);
+    for (let at = 0; at < s.drive; at += 2 * 65536) bytes.fill(at / 65536 + 1, at, at + 65536);
+    writeFileSync(path, bytes);
+    devices = [{ kind: 'ide-disk', controller: 0, position: 0, path }];
+  }
+  await a.client.call<VmView>('new', { name: vm, imagePath: s.image, memoryBytes: VM_BYTES, vpCount: 1, cmdline: s.cmdline, automaticStopAction: 'turn-off', devices });
   try {
     const r = await a.client.call<{ returnValue: number; error?: string }>('start', { vm });
     if (r.returnValue !== 0) throw new Error(`${vm} did not start: ${r.error}`);
@@ -122,7 +144,7 @@ async function migrateOnce(a: Host, b: Host, s: Scenario): Promise<MigrateRow> {
       await delay(20);
     }
     await delay(500);
-    const m = await a.client.call<Record<string, number | number[] | string>>('move', { vm, to: `127.0.0.1:${b.port}` });
+    const m = await a.client.call<Record<string, number | number[] | string>>('move', { vm, to: `127.0.0.1:${b.port}`, ...(s.drive ? { storage: join(b.dir, 'disks') } : {}) });
     await delay(300);
     const text = await b.client.call<string>('console', { vm });
     const gaps = [...text.matchAll(/maxgap-us=(\d+)/g)].map((x) => Number(x[1]) / 1000);
@@ -134,6 +156,7 @@ async function migrateOnce(a: Host, b: Host, s: Scenario): Promise<MigrateRow> {
       captureMs: m.captureMs as number, finalSendMs: m.finalSendMs as number, restoreMs: m.restoreMs as number, commitMs: m.commitMs as number,
       capture: (m.capture as unknown as MigrateRow['capture']) ?? null, destination: (m.destination as unknown as MigrateRow['destination']) ?? null,
       preCopyMBs: (m.preCopyBytesPerSecond as number) / 1e6, ofTcpLimit: 0,
+      ...(s.drive ? { diskBlocksPerRound: m.diskBlocksPerRound as number[], diskBytesSent: m.diskBytesSent as number } : {}),
     };
   } finally {
     for (const h of [a, b]) {
@@ -151,6 +174,7 @@ export async function runMigrateBench(o: { quick?: boolean } = {}): Promise<Migr
     { name: 'idle', image: guestImagePath('idle'), cmdline: '', writesMiBs: 0 },
     ...(o.quick ? [] : [{ name: 'computing', image: guestImagePath('checksum'), cmdline: 'rounds=100000000 work=20000', writesMiBs: 0 }]),
     ...rates.map((r) => ({ name: `writing ${r} MiB/s`, image: writer, cmdline: `mib=64 rate=${Math.round((r * MiB) / 1000 / 1024)}`, writesMiBs: r })),
+    { name: 'idle, 64 MiB drive', image: guestImagePath('idle'), cmdline: '', writesMiBs: 0, drive: 64 * MiB },
   ];
   const memory = new Uint8Array(new SharedArrayBuffer(VM_BYTES));
   for (let i = 0; i < VM_BYTES / 2; i += 4096) memory[i] = 1;
@@ -169,7 +193,7 @@ export async function runMigrateBench(o: { quick?: boolean } = {}): Promise<Migr
       row.ofTcpLimit = (row.preCopyMBs * 1e6) / tcp;
       rows.push(row);
     }
-    return { date: new Date().toISOString(), tcpLimitMBs: tcp / 1e6, scan, rows };
+    return { date: new Date().toISOString(), loadAverage: loadavg(), tcpLimitMBs: tcp / 1e6, scan, rows };
   } finally {
     await Promise.all([stopHost(a), stopHost(b)]);
   }
@@ -178,7 +202,7 @@ export async function runMigrateBench(o: { quick?: boolean } = {}): Promise<Migr
 export function formatMigrateBench(r: MigrateReport): string {
   const f = (n: number, d = 1) => n.toFixed(d);
   const lines = [
-    `live migration of a ${VM_BYTES / MiB} MiB VM between two daemons over loopback TCP (TLS 1.3); same-run TCP limit ${f(r.tcpLimitMBs)} MB/s`,
+    `live migration of a ${VM_BYTES / MiB} MiB VM between two daemons over loopback TCP (TLS 1.3); same-run TCP limit ${f(r.tcpLimitMBs)} MB/s; load average ${(r.loadAverage ?? []).map((l) => f(l, 2)).join(' ')}`,
     '',
     'scenario              total ms   MB sent  rounds  pages per round (last: paused)      stop            downtime host ms  guest ms  pre-copy MB/s  of TCP',
   ];
@@ -190,11 +214,16 @@ export function formatMigrateBench(r: MigrateReport): string {
   }
   lines.push('', 'downtime parts (ms): capture (pause, devices, VPs) · final pages and state · destination restore to READY · GO to RUNNING');
   for (const x of r.rows) lines.push(`  ${x.scenario.padEnd(20)} ${f(x.captureMs)} · ${f(x.finalSendMs)} · ${f(x.restoreMs)} · ${f(x.commitMs)}`);
-  lines.push('', 'capture (ms): pause VPs · save devices · capture VPs · stop device thread;  destination restore (ms): wait for prestarted VP and device threads · rewind VPs · build and restore devices');
+  lines.push('', 'capture (ms): pause VPs · save devices · capture VPs (with the last memory round alongside) · rest of the last round · stop device thread (after the pause when the VM has no drives);  destination restore (ms): wait for prestarted VP and device threads · rewind VPs · build and restore devices');
   for (const x of r.rows) {
     const c = x.capture;
     const d = x.destination;
-    lines.push(`  ${x.scenario.padEnd(20)} ${c ? `${f(c.pauseMs)} · ${f(c.saveDevicesMs)} · ${f(c.captureVpsMs)} · ${f(c.stopDevicesMs)}` : '-'};  ${d ? `${f(d.prestartWaitMs)} · ${f(d.continueVpsMs)} · ${f(d.startDevicesMs)}` : '-'}`);
+    lines.push(`  ${x.scenario.padEnd(20)} ${c ? `${f(c.pauseMs)} · ${f(c.saveDevicesMs)} · ${f(c.captureVpsMs)} · ${f(c.finalDisksMs ?? 0)} · ${f(c.stopDevicesMs)}` : '-'};  ${d ? `${f(d.prestartWaitMs)} · ${f(d.continueVpsMs)} · ${f(d.startDevicesMs)}` : '-'}`);
+  }
+  const moves = r.rows.filter((x) => x.diskBlocksPerRound);
+  if (moves.length) {
+    lines.push('', 'storage moved (--storage): drive MB sent · 64 KiB blocks per round (last: paused)');
+    for (const x of moves) lines.push(`  ${x.scenario.padEnd(20)} ${f((x.diskBytesSent ?? 0) / 1e6)} · ${x.diskBlocksPerRound!.join(' ')}`);
   }
   lines.push('', `dirty-page detection, one scan of ${VM_BYTES / MiB} MiB (half its pages non-zero):`);
   for (const s of r.scan) lines.push(`  ${s.detector.padEnd(22)} clean ${f(s.cleanRoundMs)} ms, 10% changed ${f(s.tenPercentDirtyMs)} ms, host memory ${f(s.hostBytes / MiB)} MiB`);

@@ -1,6 +1,8 @@
 /**
- * `tsvisor vm move <vm> --to <host:port>` (Move-VM: live migration to another host, with a
- * progress bar, or one JSON object under --json; `--cancel` stops a move under way) and
+ * `tsvisor vm move <vm> --to <host:port> [--storage DIR]` (Move-VM [-IncludeStorage
+ * -DestinationStoragePath]: live migration to another host, the drives copied into DIR there with
+ * --storage, with a progress bar, or one JSON object under --json; `--cancel` stops a move under
+ * way) and
  * `tsvisor host show | trust <fingerprint> | untrust <fingerprint>` (the hosts this one
  * exchanges VMs with, pinned by their certificate's SHA-256 fingerprint).
  */
@@ -30,10 +32,11 @@ export function registerMigrationCommands(program: Command): void {
   const vm = program.commands.find((c) => c.name() === 'vm') ?? program.command('vm').option('--data-dir <dir>', "the service's data directory");
   vm.command('move <vm>').description('Move-VM: live-migrate a running VM to another tsvisor host (its migration port); the definition moves with it')
     .option('--to <host:port>', 'the destination host\'s migration port (it must trust this host, and this host it: tsvisor host trust)')
+    .option('--storage <dir>', 'move the drives too: copy them into this directory on the destination (one of its storage roots) while the VM runs; the files here stay as they are')
     .option('--downtime <ms>', 'the pause the last pre-copy round must fit in', '100')
     .option('--cancel', 'cancel a move of this VM that is under way (it runs on here)')
     .option('--json', 'one JSON object with the migration\'s figures')
-    .action((name: string, o: { to?: string; downtime: string; cancel?: boolean; json?: boolean }) => withClient((vm.opts() as { dataDir?: string }).dataDir, async (c) => {
+    .action((name: string, o: { to?: string; storage?: string; downtime: string; cancel?: boolean; json?: boolean }) => withClient((vm.opts() as { dataDir?: string }).dataDir, async (c) => {
       if (o.cancel) {
         await c.call('move-cancel', { vm: name });
         console.log(o.json ? JSON.stringify({ vm: name, cancelling: true }) : `${name}: cancelling the move`);
@@ -45,12 +48,13 @@ export function registerMigrationCommands(program: Command): void {
       c.onProgress = (p) => bar?.update(Number(p.percentComplete ?? 0), { phase: String(p.phase ?? '') });
       let summary: Record<string, unknown>;
       try {
-        summary = await c.call<Record<string, unknown>>('move', { vm: name, to: o.to, downtimeMs: Number(o.downtime) });
+        summary = await c.call<Record<string, unknown>>('move', { vm: name, to: o.to, downtimeMs: Number(o.downtime), ...(o.storage !== undefined ? { storage: o.storage } : {}) });
       } finally {
         bar?.stop();
       }
       if (o.json) return console.log(JSON.stringify({ vm: name, to: o.to, ...summary }));
-      console.log(`${name}: moved to ${o.to} in ${fmtMs(summary.totalMs)}: downtime ${fmtMs(summary.downtimeMs)}, ${Number(summary.bytesSent)} bytes in ${Number(summary.rounds)} pre-copy rounds (pages per round ${(summary.pagesPerRound as number[]).join(', ')})`);
+      console.log(`${name}: moved to ${o.to} in ${fmtMs(summary.totalMs)}: downtime ${fmtMs(summary.downtimeMs)}, ${Number(summary.bytesSent)} bytes in ${Number(summary.rounds)} pre-copy rounds (pages per round ${(summary.pagesPerRound as number[]).join(', ')})`
+        + (o.storage !== undefined ? `; drives copied into ${o.storage} (64 KiB blocks per round ${(summary.diskBlocksPerRound as number[]).join(', ')})` : ''));
     }));
 
   const host = program.commands.find((c) => c.name() === 'host') ?? program.command('host').option('--data-dir <dir>', "the service's data directory", defaultDataDir());

@@ -42,6 +42,12 @@ export class MigrationChannel {
       return;
     }
     for (const f of frames) {
+      // The peer's reason, at once: a sender busy with pre-copy reads nothing, and would otherwise
+      // learn only of the broken pipe that follows.
+      if (f.type === MigrationFrame.Abort && !this.waiter) {
+        this.fail(new MigrationChannelError('MIGRATION_ERR_ABORTED', `the peer aborted the migration: ${f.body.toString('utf8')}`));
+        continue;
+      }
       if (this.waiter) {
         const w = this.waiter;
         this.waiter = null;

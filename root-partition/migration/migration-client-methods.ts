@@ -22,6 +22,12 @@ export function parseDestination(text: string): { host: string; port: number } {
   return { host: m[1] ?? m[2]!, port };
 }
 
+/** A storage move's destination directory: an absolute path (the destination checks it against its storage roots). */
+export function storageDirectory(v: unknown): string {
+  if (typeof v !== 'string' || !v.startsWith('/') || v.length > 4096 || v.includes('\0')) throw requestError('the storage directory must be an absolute path on the destination');
+  return v;
+}
+
 export async function callMigrationMethod(vmms: Vmms, method: MigrationClientMethod, p: Record<string, unknown>, push: (progress: MigrationProgress) => void): Promise<unknown> {
   const service = vmms.migration;
   const str = (key: string) => {
@@ -41,7 +47,8 @@ export async function callMigrationMethod(vmms: Vmms, method: MigrationClientMet
     case 'move': {
       if (!service) throw Object.assign(new Error('this service has no migration identity (it was not started as a daemon)'), { code: 'MIGRATION_ERR_UNAVAILABLE' });
       const tuning = typeof p.downtimeMs === 'number' ? { downtimeTargetMs: p.downtimeMs } : undefined;
-      return service.move(str('vm'), { ...parseDestination(str('to')), ...(tuning ? { tuning } : {}) }, push);
+      const storage = p.storage === undefined ? undefined : storageDirectory(p.storage);
+      return service.move(str('vm'), { ...parseDestination(str('to')), ...(tuning ? { tuning } : {}), ...(storage ? { storage } : {}) }, push);
     }
   }
 }

@@ -9,14 +9,17 @@ import { decodeRecord } from '../ipc/saved-state-schema.ts';
 import { StateBuilder } from '../vmwp/saved-state-file.ts';
 import type { RestorableState, RestoreTiming } from '../vmwp/vm-worker.ts';
 import type { MigrationChannel } from './migration-channel.ts';
+import type { DiskCopyTarget } from './disk-copy-target.ts';
 import {
-  decodeJson, decodePages, decodeZeroPages, encodeFrame, encodeJsonFrame, MigrationFrame, MigrationProtocolError, MIGRATION_PROTOCOL_VERSION, PAGE_BYTES,
+  decodeDiskBlocks, decodeJson, decodePages, decodeZeroPages, encodeFrame, encodeJsonFrame, MigrationFrame, MigrationProtocolError, MIGRATION_PROTOCOL_VERSION, PAGE_BYTES,
 } from './migration-wire.ts';
 
 export interface MigrationHello {
   protocol: number;
   configurationHash: string;
   memoryBytes: number;
+  /** A storage move: the drives (disk-copy-target.ts StorageMoveTargets once this host's VMMS made the copies). */
+  storage?: unknown;
   [key: string]: unknown;
 }
 
@@ -33,7 +36,20 @@ export const GO_TIMEOUT_MS = 60_000;
  */
 export type MigratedState = RestorableState & { blackoutMs: () => number };
 
-export async function receiveMigration(channel: MigrationChannel, memory: Uint8Array, configurationHash: Buffer): Promise<MigratedState> {
+/**
+ * `disks` receives a storage move's drives (the new images, opened at HELLO, closed complete at
+ * the end; closed on any failure): a move with storage to a worker without it is refused.
+ */
+export async function receiveMigration(channel: MigrationChannel, memory: Uint8Array, configurationHash: Buffer, disks?: DiskCopyTarget): Promise<MigratedState> {
+  try {
+    return await receive(channel, memory, configurationHash, disks);
+  } catch (e) {
+    disks?.close();
+    throw e;
+  }
+}
+
+async function receive(channel: MigrationChannel, memory: Uint8Array, configurationHash: Buffer, disks?: DiskCopyTarget): Promise<MigratedState> {
   const helloAt = Date.now();
   let pausedAtMs = Number.NaN;
   const hello = decodeJson<MigrationHello>(await channel.expect(MigrationFrame.Hello, 'HELLO', RECEIVE_IDLE_MS), 'HELLO');
@@ -42,6 +58,11 @@ export async function receiveMigration(channel: MigrationChannel, memory: Uint8A
   if (hello.configurationHash !== configurationHash.toString('hex')) {
     throw new MigrationProtocolError('the source runs another configuration (VM id, memory size, VP count or guest image bytes differ from what this host has for the VM)');
   }
+  const moving = hello.storage !== undefined;
+  if (moving) {
+    if (!disks) throw new MigrationProtocolError('the source moves the VM\'s storage; this host did not prepare copies of its drives');
+    disks.open(hello.storage);
+  }
   const pageCount = memory.byteLength / PAGE_BYTES;
   const state = new StateBuilder('the migration stream', memory);
   for (let n = 0; ; ) {
@@ -49,6 +70,10 @@ export async function receiveMigration(channel: MigrationChannel, memory: Uint8A
     switch (f.type) {
       case MigrationFrame.Pages:
         decodePages(f.body, pageCount, (pfn, bytes) => memory.set(bytes, pfn * PAGE_BYTES));
+        break;
+      case MigrationFrame.DiskBlocks:
+        if (!moving) throw new MigrationProtocolError('DISK_BLOCKS in a migration without storage');
+        decodeDiskBlocks(f.body, disks!.diskBytes, (disk, block, bytes) => disks!.write(disk, block, bytes));
         break;
       case MigrationFrame.ZeroPages:
         decodeZeroPages(f.body, pageCount, (pfn) => memory.fill(0, pfn * PAGE_BYTES, (pfn + 1) * PAGE_BYTES));
@@ -65,6 +90,7 @@ export async function receiveMigration(channel: MigrationChannel, memory: Uint8A
         if (end) {
           await channel.expect(MigrationFrame.Done, 'DONE after the end record', RECEIVE_IDLE_MS);
           if (Number.isNaN(pausedAtMs)) throw new MigrationProtocolError('the source never said when it paused the VM (no BLACKOUT frame)');
+          if (moving) disks!.finish();
           const paused = pausedAtMs;
           return { ...state.result(), blackoutMs: () => Math.max(0, Math.min(Date.now() - paused, Date.now() - helloAt)) };
         }

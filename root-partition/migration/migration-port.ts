@@ -9,7 +9,7 @@ import { parseDestination } from './migration-client-methods.ts';
 
 export function migrationPort(vmms: Vmms): MigrationPort {
   return {
-    move: async (vmId, destination, onProgress) => {
+    move: async (vmId, destination, onProgress, storage) => {
       const service = vmms.migration;
       if (!service) return { returnValue: 32770, error: 'this host takes no part in live migration (the service was not started as a daemon)' };
       let to: ReturnType<typeof parseDestination>;
@@ -19,7 +19,7 @@ export function migrationPort(vmms: Vmms): MigrationPort {
         return { returnValue: 32773, error: `DestinationHost ${(e as Error).message} (the destination's migration port)` };
       }
       try {
-        await service.move(vmId, to, (p) => onProgress({ phase: p.phase, percentComplete: p.percentComplete }));
+        await service.move(vmId, { ...to, ...(storage !== undefined ? { storage } : {}) }, (p) => onProgress({ phase: p.phase, percentComplete: p.percentComplete }));
         return { returnValue: 0 };
       } catch (e) {
         const code = (e as { code?: string }).code;

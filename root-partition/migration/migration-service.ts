@@ -4,12 +4,16 @@
  * checked, its HELLO read (the VM's definition), the VM defined and its worker started; from
  * then on this process only hands bytes on between the TLS socket and the worker's migration
  * socket (pipes: back-pressure both ways, nothing buffered beyond the sockets' own buffers).
+ * A move with storage gets its drives' empty copies made here before the worker starts, and
+ * loses them again if the VM does not arrive (storage-move-destination.ts).
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from '../host/log.ts';
 import type { Vmms } from '../vmms/vmms.ts';
 import type { VmDefinition } from '../vmms/vm-definition.ts';
+import { StorageRoots } from '../host/storage-roots.ts';
+import { prepareStorageMove, type PreparedStorageMove } from './storage-move-destination.ts';
 import { checkPeer, loadTrustedHosts, serverTlsOptions, type HostIdentity } from './host-trust.ts';
 import { FrameReader, MigrationFrame, MigrationProtocolError, encodeFrame, type Frame } from './migration-wire.ts';
 import type { MigrationProgress, MigrationSummary, MigrationTuning } from './migration-source.ts';
@@ -32,6 +36,8 @@ export interface MoveRequest {
   host: string;
   port: number;
   tuning?: Partial<MigrationTuning>;
+  /** Moves the drives too: the destination's directory for their copies (one of its storage roots). */
+  storage?: string;
 }
 
 export class MigrationService {
@@ -90,15 +96,26 @@ export class MigrationService {
       return;
     }
     this.pending++;
+    let storage: PreparedStorageMove | null = null;
     void this.readHello(socket).finally(() => this.pending--).then(({ hello, frameBytes, rest }) => {
-      const def = (hello as { definition?: VmDefinition }).definition;
-      if (!def || typeof def !== 'object') throw new MigrationProtocolError('HELLO carries no VM definition');
+      let def = (hello as { definition?: VmDefinition }).definition;
+      if (!def || typeof def !== 'object' || !Array.isArray(def.devices)) throw new MigrationProtocolError('HELLO carries no VM definition');
       this.o.log.info(`migration port: ${host.name || host.fingerprint256} (${peer}) sends VM ${def.name} (${def.id})`);
+      const moved = (hello as { storage?: unknown }).storage;
+      if (moved !== undefined) {
+        // The drives come too: empty copies here first, and the definition on them.
+        const roots = this.vmms.opts.storageRoots ? StorageRoots.of(this.vmms.opts.storageRoots) : null;
+        storage = prepareStorageMove(def, moved, roots);
+        def = storage.definition;
+        this.o.log.info(`migration port: VM ${def.name}'s drives are copied to ${storage.files.join(', ')}`);
+      }
       return this.vmms.receiveVm(def, (path) => handOn(socket, path, Buffer.concat([frameBytes, rest])), MIGRATION_TIMEOUT_MS);
     }).then((vm) => {
       this.o.log.info(`migration port: VM ${vm.name} arrived and runs`);
     }, (e: Error) => {
       this.o.log.warn(`migration port: the VM from ${peer} did not arrive: ${e.message}`);
+      // The partial copies go (the source runs on from its own files).
+      storage?.remove();
       if (!socket.destroyed) socket.end(encodeFrame(MigrationFrame.Abort, Buffer.from(e.message.slice(0, 4000), 'utf8')));
       setTimeout(() => socket.destroy(), 1000).unref();
     });
@@ -144,6 +161,7 @@ export class MigrationService {
     const trusted = loadTrustedHosts(this.trustFile);
     const request = {
       host: to.host, port: to.port, cert: this.o.identity.cert.toString(), key: this.o.identity.key.toString(), trusted, ...(to.tuning ? { tuning: to.tuning } : {}),
+      ...(to.storage !== undefined ? { storage: { dir: to.storage } } : {}),
     };
     return this.vmms.moveOut(vm, request, onProgress as unknown as (p: Record<string, unknown>) => void, MIGRATION_TIMEOUT_MS) as Promise<unknown> as Promise<MigrationSummary>;
   }

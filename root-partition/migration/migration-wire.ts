@@ -4,11 +4,15 @@
  * destination VMMS), then memory (PAGES, ZERO_PAGES) in rounds, then the VM's state as the
  * saved-state file's own records (STATE_RECORD, ipc/saved-state-schema.ts) and DONE; the
  * destination answers READY (restored, paused), the source commits with GO, the destination
- * answers RUNNING. Either side may send ABORT with the reason.
+ * answers RUNNING. Either side may send ABORT with the reason. A move with storage adds the
+ * drives' blocks (DISK_BLOCKS) to each round and to the paused one; HELLO then describes the
+ * drives (`storage`).
  *
  * The peer is authenticated (mutual TLS) but still a remote program: every length, count and
  * page number is bounded before use, and no frame is larger than MAX_MIGRATION_FRAME.
  */
+import { DIRTY_BLOCK_BYTES } from '../vmwp/disk-dirty-map.ts';
+
 export const MigrationFrame = {
   Hello: 1,
   Pages: 2,
@@ -22,6 +26,8 @@ export const MigrationFrame = {
   Progress: 10,
   /** JSON { pausedAtMs }: the source's wall clock when it paused the VM (sent after the capture). */
   Blackout: 11,
+  /** A storage move's blocks of one drive: u16 drive, u16 count, count × u32 block number, the blocks' bytes. */
+  DiskBlocks: 12,
 } as const;
 export type MigrationFrameType = (typeof MigrationFrame)[keyof typeof MigrationFrame];
 
@@ -91,6 +97,49 @@ export function decodeZeroPages(body: Buffer, pageCount: number, page: (pfn: num
   return count;
 }
 
+/** A storage move's unit (the source's dirty-block granule, vmwp/disk-dirty-map.ts): a drive's last block may be shorter. */
+export const DISK_BLOCK_BYTES = DIRTY_BLOCK_BYTES;
+/** Blocks per DISK_BLOCKS frame at most (1 MiB). */
+export const MAX_DISK_BLOCKS_PER_FRAME = 16;
+/** Drives a storage move carries at most: 4 IDE drives and 4 SCSI controllers of 64 locations. */
+export const MAX_MOVED_DISKS = 4 + 4 * 64;
+
+export function encodeDiskBlocks(disk: number, blocks: readonly number[], data: Uint8Array): Buffer {
+  const body = Buffer.allocUnsafe(4 + blocks.length * 4 + data.length);
+  body.writeUInt16LE(disk, 0);
+  body.writeUInt16LE(blocks.length, 2);
+  blocks.forEach((b, i) => body.writeUInt32LE(b, 4 + i * 4));
+  body.set(data, 4 + blocks.length * 4);
+  return encodeFrame(MigrationFrame.DiskBlocks, body);
+}
+
+/**
+ * Calls `block(disk, block, bytes)` for each block of a DISK_BLOCKS frame, after checking the
+ * whole frame: the drive exists, every block lies inside it, the bytes are exactly the blocks'.
+ */
+export function decodeDiskBlocks(body: Buffer, diskBytes: readonly number[], block: (disk: number, block: number, bytes: Buffer) => void): number {
+  const disk = body.length >= 4 ? body.readUInt16LE(0) : -1;
+  const count = body.length >= 4 ? body.readUInt16LE(2) : -1;
+  if (disk < 0 || disk >= diskBytes.length) throw new MigrationProtocolError(`a DISK_BLOCKS frame names drive ${disk}; the move carries ${diskBytes.length}`);
+  if (count < 1 || count > MAX_DISK_BLOCKS_PER_FRAME || body.length < 4 + count * 4) throw new MigrationProtocolError(`a DISK_BLOCKS frame of ${body.length} bytes is malformed (count ${count})`);
+  const size = diskBytes[disk];
+  let expected = 4 + count * 4;
+  for (let i = 0; i < count; i++) {
+    const b = body.readUInt32LE(4 + i * 4);
+    if (b * DISK_BLOCK_BYTES >= size) throw new MigrationProtocolError(`block ${b} is outside drive ${disk} (${size} bytes)`);
+    expected += Math.min(DISK_BLOCK_BYTES, size - b * DISK_BLOCK_BYTES);
+  }
+  if (body.length !== expected) throw new MigrationProtocolError(`a DISK_BLOCKS frame of ${body.length} bytes does not hold its ${count} blocks (${expected} bytes)`);
+  let at = 4 + count * 4;
+  for (let i = 0; i < count; i++) {
+    const b = body.readUInt32LE(4 + i * 4);
+    const n = Math.min(DISK_BLOCK_BYTES, size - b * DISK_BLOCK_BYTES);
+    block(disk, b, body.subarray(at, at + n));
+    at += n;
+  }
+  return count;
+}
+
 function checkPfn(pfn: number, pageCount: number): void {
   if (pfn >= pageCount) throw new MigrationProtocolError(`page ${pfn} is outside guest memory (${pageCount} pages)`);
 }
@@ -120,7 +169,7 @@ export class FrameReader {
       if (this.bytes < 4 + length) break;
       const all = this.take(4 + length);
       const type = all.readUInt8(4);
-      if (type < MigrationFrame.Hello || type > MigrationFrame.Blackout) throw new MigrationProtocolError(`unknown migration frame type ${type}`);
+      if (type < MigrationFrame.Hello || type > MigrationFrame.DiskBlocks) throw new MigrationProtocolError(`unknown migration frame type ${type}`);
       frames.push({ type: type as MigrationFrameType, body: all.subarray(5) });
     }
     return frames;

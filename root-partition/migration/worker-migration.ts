@@ -11,6 +11,7 @@ import { connect as tlsConnect } from 'node:tls';
 import type { VmWorker } from '../vmwp/vm-worker.ts';
 import { checkPeer, clientTlsOptions, type TrustedHost } from './host-trust.ts';
 import { MigrationChannel } from './migration-channel.ts';
+import { DiskCopyTarget } from './disk-copy-target.ts';
 import { commitMigration, receiveMigration, reportRunning } from './migration-destination.ts';
 import { migrateOut, type MigrationProgress, type MigrationSummary, type MigrationTuning } from './migration-source.ts';
 
@@ -26,6 +27,8 @@ export interface MigrateRequest {
   /** For the destination VMMS: the VM's definition. */
   hello: Record<string, unknown>;
   tuning?: Partial<MigrationTuning>;
+  /** Moves the drives too: their copies go into this directory on the destination. */
+  storage?: { dir: string };
 }
 
 /** How long a TLS connection to the destination may take to be established and checked. */
@@ -54,7 +57,7 @@ export function connectToHost(r: Pick<MigrateRequest, 'host' | 'port' | 'cert' |
 export async function migrateToHost(worker: VmWorker, r: MigrateRequest, onProgress: (p: MigrationProgress) => void, cancelled: () => boolean): Promise<MigrationSummary> {
   const channel = await connectToHost(r);
   try {
-    return await migrateOut(worker, channel, { hello: r.hello, ...(r.tuning ? { tuning: r.tuning } : {}), onProgress, cancelled });
+    return await migrateOut(worker, channel, { hello: r.hello, ...(r.tuning ? { tuning: r.tuning } : {}), ...(r.storage ? { storage: r.storage } : {}), onProgress, cancelled });
   } catch (e) {
     // Before the switch-over the VM never stopped here; the destination learns why and drops its copy.
     channel.abort(e instanceof Error ? e.message : String(e));
@@ -75,8 +78,9 @@ export function acceptIncomingMigration(worker: VmWorker, socketPath: string): P
     server.listen(socketPath);
   }).then(async (socket) => {
     const channel = new MigrationChannel(socket);
+    const disks = new DiskCopyTarget(worker.launch.devices, worker.launch.storageRoots);
     try {
-      await worker.bootFromMigration((memory, hash) => receiveMigration(channel, memory, hash), (timing) => commitMigration(channel, timing), () => reportRunning(channel));
+      await worker.bootFromMigration((memory, hash) => receiveMigration(channel, memory, hash, disks), (timing) => commitMigration(channel, timing), () => reportRunning(channel));
     } catch (e) {
       channel.abort(e instanceof Error ? e.message : String(e));
       throw e;

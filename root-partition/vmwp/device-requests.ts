@@ -8,6 +8,7 @@ import type { DeviceStateRecord } from '../devices/device-state.ts';
 import { IntegrationServices } from '../vsp/ic/integration-services.ts';
 import type { ShutdownAnswer } from '../vsp/ic/shutdown-vsp.ts';
 import type { IntegrationServicesConfig } from './device-config.ts';
+import type { DiskBlocksTaken, MovedDiskInfo } from './disk-copy-source.ts';
 import type { VmDevices } from './vm-devices.ts';
 import { KvpGuestWatch, type KvpGuestItems } from './kvp-guest-watch.ts';
 
@@ -20,7 +21,11 @@ export type DeviceRequest =
   | { op: 'save-devices' }
   | { op: 'switch-disks'; switches: { from: string; to: string }[] }
   /** Merges the drive on `child` into `parent` (its parent) while the VM runs (live-merge.ts). */
-  | { op: 'merge-disk'; child: string; parent: string };
+  | { op: 'merge-disk'; child: string; parent: string }
+  /** A storage move (disk-copy-source.ts): track every drive's writes, read the dirty blocks, stop. */
+  | { op: 'move-storage-begin' }
+  | { op: 'move-storage-take'; disk: number; from: number; maxBytes: number; skipZero: boolean }
+  | { op: 'move-storage-end' };
 
 export interface DeviceReplies {
   heartbeat: { status: number };
@@ -31,6 +36,9 @@ export interface DeviceReplies {
   'save-devices': { records: DeviceStateRecord[] };
   'switch-disks': { switched: number };
   'merge-disk': { copiedBytes: number; switchMs: number; leftover: string | null };
+  'move-storage-begin': { disks: MovedDiskInfo[] };
+  'move-storage-take': DiskBlocksTaken;
+  'move-storage-end': { ended: true };
 }
 
 /** Failures carry a stable code, as the control protocol's errors do. */
@@ -78,6 +86,9 @@ export class DeviceRequestServer {
       return { switched: r.switches.length };
     }
     if (r.op === 'merge-disk') return this.devices.mergeDisk(r.child, r.parent);
+    if (r.op === 'move-storage-begin') return { disks: this.devices.beginStorageMove() };
+    if (r.op === 'move-storage-take') return this.devices.storageMove.take(r.disk, r.from, r.maxBytes, r.skipZero);
+    if (r.op === 'move-storage-end') { this.devices.storageMove.end(); return { ended: true }; }
     const ic = this.ic;
     if (!ic) throw new DeviceRequestError('VMWP_ERR_NO_IC', 'the VM has no integration services (add an integration-services device to its definition)');
     switch (r.op) {

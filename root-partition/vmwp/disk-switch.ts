@@ -18,6 +18,7 @@ import { createVhdx } from '../storage/vhdx/vhdx-create.ts';
 import { VhdxCorruptError } from '../storage/vhdx/vhdx-format.ts';
 import { VhdxDisk } from '../storage/vhdx/vhdx-disk.ts';
 import type { DiskConfig, VmDeviceConfig } from './device-config.ts';
+import type { DirtyBlockMap } from './disk-dirty-map.ts';
 
 export interface DiskSwitch {
   from: string;
@@ -31,6 +32,8 @@ export class SwitchableDisk implements BlockBackend {
   private ioUsBefore = 0;
   /** Sees every write after the image took it (a live merge mirrors them into the parent). */
   onWrite: ((lba: number, src: Uint8Array) => void) | null = null;
+  /** Marks the blocks each write or unmap touches while a storage move copies the drive (disk-copy-source.ts). */
+  dirtyMap: DirtyBlockMap | null = null;
 
   /** The drive's first failure (an I/O error of its file, or a damaged VHDX): it stays the drive's until the VM stops. */
   failure: Error | null = null;
@@ -50,6 +53,8 @@ export class SwitchableDisk implements BlockBackend {
     try { this.inner.read(lba, dst); } catch (e) { throw this.failed(e); }
   }
   write(lba: number, src: Uint8Array): void {
+    // Marked first: a write that fails half-way may still have changed the image.
+    this.dirtyMap?.markSectors(lba, Math.ceil(src.length / this.sectorSize));
     try { this.inner.write(lba, src); } catch (e) { throw this.failed(e); }
     this.onWrite?.(lba, src);
   }
@@ -59,6 +64,7 @@ export class SwitchableDisk implements BlockBackend {
   get unmapGranularity(): number | undefined { return this.inner.unmap ? this.inner.unmapGranularity : undefined; }
   unmap(lba: number, sectors: number): [number, number][] {
     let runs: [number, number][];
+    this.dirtyMap?.markSectors(lba, sectors);
     try { runs = this.inner.unmap?.(lba, sectors) ?? []; } catch (e) { throw this.failed(e); }
     // What was released reads zero now: a mirror (a live merge) gets those zeros written.
     if (this.onWrite) {

@@ -18,6 +18,7 @@ import { StorVsp } from '../vsp/storvsp/storvsp-vsp.ts';
 import type { DiskConfig, NicConfig, VmDeviceConfig } from './device-config.ts';
 import { EmulatedPlatform } from './emulated-platform.ts';
 import { PostCodePort } from './post-code-port.ts';
+import { DiskCopySource, type MovedDiskInfo } from './disk-copy-source.ts';
 import { scsiDiskId, SwitchableDisk, switchDisks, type DiskSwitch, type ImageOpener } from './disk-switch.ts';
 import { LiveMergeError, mergeLive, type LiveMergeResult } from './live-merge.ts';
 import { ancestorIn, mergeInChainLive } from './chain-merge.ts';
@@ -136,6 +137,14 @@ export class VmDevices {
     }
   }
 
+  /** A storage move's dirty-block tracking and reads of the drives (disk-copy-source.ts). */
+  readonly storageMove = new DiskCopySource();
+
+  /** Starts a storage move: every drive, in the order they were opened (IDE, then SCSI). */
+  beginStorageMove(): MovedDiskInfo[] {
+    return this.storageMove.begin(this.disks);
+  }
+
   /** Moves drives to other images (a checkpoint's differencing children); only while the VPs are parked. */
   switchDisks(switches: readonly DiskSwitch[]): void {
     if (this.merging.size) throw new LiveMergeError('VMWP_ERR_MERGE_BUSY', 'a disk merge is under way; drives are switched once it ends');
@@ -172,6 +181,7 @@ export class VmDevices {
     this.closed = true;
     for (const u of this.uplinks.splice(0)) u.close();
     this.vmbus?.dispose();
+    this.storageMove.end();
     for (const d of this.disks.splice(0)) d.close();
   }
 }

@@ -17,7 +17,7 @@ import type { WorkerCounters } from '../ipc/bulk-codec.ts';
 import type { DeviceStateRecord } from '../devices/device-state.ts';
 import type { Logger } from '../host/log.ts';
 import type { VmDeviceConfig } from './device-config.ts';
-import type { DeviceReplies } from './device-requests.ts';
+import type { DeviceReplies, DeviceRequest } from './device-requests.ts';
 import { DeviceThread, type DeviceThreadOptions, type PreparedDeviceThread } from './device-thread.ts';
 import { HeartbeatStatus } from '../vsp/ic/heartbeat-vsp.ts';
 import { capturePartition, restorePartition, SnapshotError } from './partition-snapshot.ts';
@@ -54,8 +54,13 @@ export type RestorableState = Omit<SavedState, 'memory'>;
 export interface CapturedVm {
   state: RestorableState;
   wasRunning: boolean;
-  /** Where the capture's time went (ms): parking the VPs, saving the devices, capturing the VPs, stopping the device thread. */
-  timing: { pauseMs: number; saveDevicesMs: number; captureVpsMs: number; stopDevicesMs: number };
+  /**
+   * Where the capture's time went (ms): parking the VPs, saving the devices, capturing the VPs, the
+   * hook before the devices stop, stopping the device thread (filled in when it is stopped).
+   */
+  timing: { pauseMs: number; saveDevicesMs: number; captureVpsMs: number; finalDisksMs: number; stopDevicesMs: number };
+  /** Stops the device thread (its drives closed) if the capture left it running (deferStopDevices); idempotent. */
+  stopDevices: () => Promise<void>;
 }
 
 /** Where an arriving VM's restore went (ms), after its state came in. */
@@ -266,8 +271,16 @@ export class VmWorker extends EventEmitter {
    * stops the device thread, which closes the disks and so releases their locks for the
    * destination. Guest memory stays readable (migrationMemory) until resumeAfterMigration or
    * turnOff. A failure before the capture is complete puts the VM back as it was.
+   * Hooks (none may throw): `memoryFrozen` once the VPs are parked and the devices saved — guest
+   * memory changes no more, but for the capture area the VPs borrow while they are captured
+   * (hypervisor/vp/stack-capture.ts), so the migration's last memory round can run alongside the
+   * capture; `beforeStopDevices` with the VPs captured and the drives still open (a storage move's
+   * last dirty blocks, the end of that memory round). `deferStopDevices`: the capture leaves the
+   * device thread (idle: the VPs parked, VMBus still) for the caller to stop (`stopDevices`) once
+   * the VM runs elsewhere — only when no other host waits for this VM's disk locks (no drives, or
+   * their storage moves).
    */
-  async captureForMigration(): Promise<CapturedVm> {
+  async captureForMigration(hooks: { memoryFrozen?: () => void; beforeStopDevices?: () => Promise<void>; deferStopDevices?: boolean } = {}): Promise<CapturedVm> {
     const p = this.live;
     if (!p.capturable) {
       throw new SnapshotError('VMWP_ERR_SAVE_NOT_RESTORABLE', 'the guest image was prepared without capturable stacks (TSVISOR_REWRITE is set to preemptible or 0), so its VPs cannot be migrated');
@@ -283,6 +296,7 @@ export class VmWorker extends EventEmitter {
     try {
       const records = (await this.deviceThread.request({ op: 'save-devices' })).records;
       t2 = performance.now();
+      hooks.memoryFrozen?.();
       executions = await p.captureVps(this.pauseTimeoutMs);
       const snap = capturePartition(p);
       state = { ...snap, vps: snap.vps.map((v) => ({ ...v, execution: executionToRecord(executions![v.vp]) })), devices: records };
@@ -292,8 +306,29 @@ export class VmWorker extends EventEmitter {
       throw e;
     }
     const t3 = performance.now();
-    await this.stopDevices();
-    return { state, wasRunning, timing: { pauseMs: t1 - t0, saveDevicesMs: t2 - t1, captureVpsMs: t3 - t2, stopDevicesMs: performance.now() - t3 } };
+    await hooks.beforeStopDevices?.();
+    const t4 = performance.now();
+    const timing = { pauseMs: t1 - t0, saveDevicesMs: t2 - t1, captureVpsMs: t3 - t2, finalDisksMs: t4 - t3, stopDevicesMs: 0 };
+    let stopped: Promise<void> | null = null;
+    const stopDevices = () => {
+      if (stopped) return stopped;
+      const t = performance.now();
+      stopped = this.stopDevices().then(() => { timing.stopDevicesMs = performance.now() - t; });
+      return stopped;
+    };
+    if (!hooks.deferStopDevices) await stopDevices();
+    return { state, wasRunning, timing, stopDevices };
+  }
+
+  /** Whether the VM has drives (their files; a shared-storage move must release them inside the pause). */
+  get hasDrives(): boolean {
+    const d = this.launch.devices;
+    return (d?.ide ?? []).some((x) => x?.path) || (d?.scsi ?? []).some((c) => c.disks.some((x) => x.path));
+  }
+
+  /** A storage move's requests to the device thread, which owns the drives (migration/disk-copy-stream.ts). */
+  storageMoveRequest<K extends 'move-storage-begin' | 'move-storage-take' | 'move-storage-end'>(request: Extract<DeviceRequest, { op: K }>): Promise<DeviceReplies[K]> {
+    return this.deviceThread.request(request);
   }
 
   /**
@@ -304,6 +339,8 @@ export class VmWorker extends EventEmitter {
   async resumeAfterMigration(captured: CapturedVm, run: boolean): Promise<void> {
     const old = this.partition;
     if (!old) throw new Error('the VM is gone; nothing to resume');
+    // A device thread the capture left running holds its drives until it has stopped.
+    await captured.stopDevices();
     const memory = old.mem.u8;
     this.partition = null;
     const p = this.createPartition();

@@ -10,9 +10,12 @@
  * generation (a lost or torn page shows as its own MISMATCH line). The disk both hosts share (a
  * raw image, locked by the worker that runs the VM) is opened by each destination only because
  * its source let it go; no worker is left behind and no lock on the disk once the VM is off.
+ * A last hop moves the storage too (`--storage`): refused into a directory the destination does
+ * not allow, undone (the copy removed) when the destination refuses the VM after making it, then
+ * done: the VM runs there on the copy, byte for byte the source's file, which stays as it was.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -31,6 +34,9 @@ afterAll(async () => { expect(await fx.cleanup()).toEqual([]); });
 const shared = mkdtempSync(join(tmpdir(), 'tsv-mig-disk-'));
 afterAll(() => rmSync(shared, { recursive: true, force: true }));
 const DAEMON_ARGS = ['--migration-port', '0', '--cim-port', 'none', '--cim-https-port', 'none', '--web-port', 'none', '--storage-root', shared];
+/** Each host's own storage (a storage move's destination). */
+const own = [mkdtempSync(join(tmpdir(), 'tsv-mig-own-a-')), mkdtempSync(join(tmpdir(), 'tsv-mig-own-b-'))];
+afterAll(() => { for (const d of own) rmSync(d, { recursive: true, force: true }); });
 
 /** Two namespaces with a veth pair between them, or why there are none. */
 const tag = String(process.pid % 100000);
@@ -66,7 +72,7 @@ afterAll(() => removeNamespaces());
 async function host(i: number): Promise<{ dir: string; port: number; fingerprint: string; client: VmmsClient; address: string }> {
   const dir = fx.dataDir();
   const address = noNamespaces ? '127.0.0.1' : ADDR[i];
-  const d = await fx.daemon(dir, [...DAEMON_ARGS, '--migration-host', address], noNamespaces ? [] : ['ip', 'netns', 'exec', NS[i]]);
+  const d = await fx.daemon(dir, [...DAEMON_ARGS, '--storage-root', own[i]!, '--migration-host', address], noNamespaces ? [] : ['ip', 'netns', 'exec', NS[i]]);
   const m = /live migration on port (\d+) .*SHA-256 ([0-9A-F:]{95})/.exec(fx.daemonOutput.get(d)!());
   expect(m, fx.daemonOutput.get(d)!()).not.toBeNull();
   return { dir, port: Number(m![1]), fingerprint: m![2], client: await VmmsClient.connect(dir), address };
@@ -96,7 +102,10 @@ describe('vm move between two daemons', () => {
     const [a, b] = await Promise.all([host(0), host(1)]);
     try {
       const disk = join(shared, 'mover.raw');
-      writeFileSync(disk, Buffer.alloc(1 * MiB));
+      // Written here, never by the guest: what a storage move must carry byte for byte.
+      const content = Buffer.alloc(1 * MiB);
+      for (let i = 0; i < content.length; i += 4096) content.writeUInt32LE(i * 2654435761 >>> 0, i);
+      writeFileSync(disk, content);
       const v = await a.client.call<VmView>('new', {
         name: 'mover', imagePath: writer, memoryBytes: 16 * MiB, vpCount: 1, cmdline: 'mib=4 rate=16', automaticStopAction: 'turn-off',
         devices: [{ kind: 'ide-disk', controller: 0, position: 0, path: disk }],
@@ -142,9 +151,38 @@ describe('vm move between two daemons', () => {
         reached = await goesOn(to.client, reached, `after hop ${hop}`);
         [from, to] = [to, from];
       }
-      await b.client.call('stop', { vm: 'mover', turnOff: true });
-      // Nothing holds the disk any more: no worker on either host kept its lock.
+
+      // Storage too (B → A): into a directory A does not allow, refused; the VM runs on at B.
+      const outside = mkdtempSync(join(tmpdir(), 'tsv-mig-outside-'));
+      const notAllowed = await b.client.call('move', { vm: 'mover', to: `${a.address}:${a.port}`, storage: outside }).then(() => null, (e: Error) => e);
+      rmSync(outside, { recursive: true, force: true });
+      expect(notAllowed?.message).toMatch(/storage root|not (in|under|inside)|outside/i);
+      expect((await b.client.call<VmView>('show', { vm: 'mover' })).state).toBe('Running');
+      // A refuses the VM after making the copy (a VM of that name is defined there): the copy goes.
+      await a.client.call('new', { name: 'mover', imagePath: writer, memoryBytes: 16 * MiB, vpCount: 1, cmdline: '', automaticStopAction: 'turn-off' });
+      const taken = await b.client.call('move', { vm: 'mover', to: `${a.address}:${a.port}`, storage: own[0] }).then(() => null, (e: Error) => e);
+      expect(taken?.message).toMatch(/named "mover" exists/);
+      expect(readdirSync(own[0]!)).toEqual([]);
+      expect((await b.client.call<VmView>('show', { vm: 'mover' })).state).toBe('Running');
+      await a.client.call('rm', { vm: 'mover' });
+      // The move: the VM runs at A on its copy in A's own storage.
+      reached = gens(await b.client.call<string>('console', { vm: 'mover' })).at(-1)!;
+      const out = await promisify(execFile)(process.execPath, [BIN, 'vm', '--data-dir', b.dir, 'move', 'mover', '--to', `${a.address}:${a.port}`, '--storage', own[0]!, '--json'], { timeout: 60_000 });
+      const withStorage = JSON.parse(out.stdout) as { diskBlocksPerRound: number[]; diskBytesSent: number };
+      // The first round carries the whole file (no block of it is zero), later ones nothing (the guest never writes it).
+      expect(withStorage.diskBlocksPerRound[0]).toBe(16);
+      expect(withStorage.diskBytesSent).toBe(MiB);
+      const there = await a.client.call<VmView>('show', { vm: 'mover' });
+      expect(there.state).toBe('Running');
+      expect(there.devices).toEqual([{ kind: 'ide-disk', controller: 0, position: 0, path: join(own[0]!, 'mover.raw') }]);
+      fx.pids.add(there.processId!);
+      await goesOn(a.client, reached, 'after the storage move to A');
+      await a.client.call('stop', { vm: 'mover', turnOff: true });
+      expect(readFileSync(join(own[0]!, 'mover.raw')).equals(content)).toBe(true);
+      expect(readFileSync(disk).equals(content)).toBe(true);
+      // Nothing holds either disk any more: no worker on either host kept its lock.
       execFileSync('flock', ['--nonblock', '--exclusive', disk, 'true']);
+      execFileSync('flock', ['--nonblock', '--exclusive', join(own[0]!, 'mover.raw'), 'true']);
     } finally {
       for (const h of [a, b]) for (const vm of await h.client.call<VmView[]>('list').catch(() => [])) await h.client.call('stop', { vm: vm.id, turnOff: true }).catch(() => {});
       a.client.close();

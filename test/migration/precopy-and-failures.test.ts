@@ -97,7 +97,7 @@ describe('pre-copy', () => {
       // The destination's VP threads had instantiated the image before the state came: the pause
       // only rewound them. (Whether the device thread had loaded by then is timing: the bench reports it.)
       expect(summary.destination).toMatchObject({ vpThreadsStartedInPause: 0 });
-      expect(Object.keys(summary.capture).sort()).toEqual(['captureVpsMs', 'pauseMs', 'saveDevicesMs', 'stopDevicesMs']);
+      expect(Object.keys(summary.capture).sort()).toEqual(['captureVpsMs', 'finalDisksMs', 'pauseMs', 'saveDevicesMs', 'stopDevicesMs']);
       await keepsItsData(p);
       // The guest saw the pause as time passing (its reference time moved on by it), never going back.
       const gaps = [...p.text().matchAll(/maxgap-us=(\d+)/g)].map((m) => Number(m[1]) / 1000);

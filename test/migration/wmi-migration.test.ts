@@ -16,6 +16,7 @@ const CREDS = 'operator:s3cret';
 const wbemcli = (...args: string[]) => run(WBEMCLI!, args, 30_000);
 const xmlEscape = (xml: string) => xml.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const SETTINGS = xmlEscape('<INSTANCE CLASSNAME="Msvm_VirtualSystemMigrationSettingData"><PROPERTY NAME="MigrationType" TYPE="uint16"><VALUE>32768</VALUE></PROPERTY></INSTANCE>');
+const VM_AND_STORAGE_SETTINGS = xmlEscape('<INSTANCE CLASSNAME="Msvm_VirtualSystemMigrationSettingData"><PROPERTY NAME="MigrationType" TYPE="uint16"><VALUE>32771</VALUE></PROPERTY></INSTANCE>');
 const STORAGE_SETTINGS = xmlEscape('<INSTANCE CLASSNAME="Msvm_VirtualSystemMigrationSettingData"><PROPERTY NAME="MigrationType" TYPE="uint16"><VALUE>32769</VALUE></PROPERTY></INSTANCE>');
 
 interface Host { daemon: LiveDaemon; client: VmmsClient; port: number; fingerprint: string }
@@ -73,8 +74,10 @@ describe.skipIf(!WBEMCLI)('Msvm_VirtualSystemMigrationService — skipped only w
       return /InstanceID="([0-9A-F-]{36})"/.exec(out)![1]!;
     };
 
-    // Storage moves are not offered through WMI: refused at once, nothing started.
+    // A storage-only move (within one host) is not offered: refused at once, nothing started. A
+    // move with storage needs the drives' new paths (NewResourceSettingData): without, refused.
     expect((await migrate(STORAGE_SETTINGS)).stdout.trim()).toMatch(/MigrateVirtualSystemToHost: 32770$/);
+    expect((await migrate(VM_AND_STORAGE_SETTINGS)).stdout.trim()).toMatch(/MigrateVirtualSystemToHost: 32773$/);
 
     // A move cancelled through its job: Terminated with the reason, the VM runs on here, nothing is left there.
     const first = jobId((await migrate(SETTINGS)).stdout);

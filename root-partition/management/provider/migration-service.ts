@@ -8,9 +8,14 @@
  *
  * DestinationHost is the destination's migration port, "host:port" (tsvisor has no fixed
  * migration port). MigrationType 32768 (VirtualSystem: the disks stay where they are, both hosts
- * reach them) is what is built; 32769 Storage, 32770 Staged and 32771 VirtualSystemAndStorage
- * answer 32770 Not Supported.
+ * reach them) and 32771 (VirtualSystemAndStorage: the drives are copied to the destination while
+ * the VM runs) are built; 32769 Storage and 32770 Staged answer 32770 Not Supported. With 32771,
+ * NewResourceSettingData holds a Msvm_StorageAllocationSettingData per drive whose HostResource
+ * is its new path, as Move-VM -IncludeStorage -DestinationStoragePath builds them: the copies
+ * keep their file names, so every new path must lie in one directory (it must be one of the
+ * destination's storage roots).
  */
+import { dirname, posix } from 'node:path';
 import { CimInstance } from '../cim/instance.ts';
 import { keyValue, type CimObjectPath } from '../cim/object-path.ts';
 import type { CimMethodResult } from '../cim/provider.ts';
@@ -25,7 +30,7 @@ export const MIGRATION_SERVICE_CLASS = 'Msvm_VirtualSystemMigrationService';
 export const MIGRATION_CLASSES = new Set(['msvm_virtualsystemmigrationservice']);
 
 const Code = { Failed: 32768, NotSupported: 32770, InvalidParameter: 32773, InvalidState: 32775, JobStarted: 4096 } as const;
-const MigrationType = { VirtualSystem: 32768 } as const;
+const MigrationType = { VirtualSystem: 32768, VirtualSystemAndStorage: 32771 } as const;
 /** EnabledState 2: only a running VM is moved live. */
 const RUNNING = 2;
 
@@ -37,6 +42,24 @@ const PHASE_STATUS: Record<string, string> = {
 };
 
 type Params = Readonly<Record<string, CimValue>>;
+
+/**
+ * The one directory the new drive paths of a storage move lie in (NewResourceSettingData:
+ * Msvm_StorageAllocationSettingData with HostResource = [new path]); null when there are none,
+ * another class, a relative path, or paths in several directories.
+ */
+function storageDirectory(resources: CimValue | undefined): string | null {
+  const list = Array.isArray(resources) ? resources : resources === undefined || resources === null ? [] : [resources];
+  const dirs = new Set<string>();
+  for (const r of list) {
+    if (!(r instanceof CimInstance) || r.className.toLowerCase() !== 'msvm_storageallocationsettingdata') return null;
+    const host = r.get('HostResource');
+    const path = Array.isArray(host) ? host[0] : host;
+    if (typeof path !== 'string' || !path.startsWith('/') || posix.normalize(path) !== path) return null;
+    dirs.add(dirname(path));
+  }
+  return dirs.size === 1 ? [...dirs][0]! : null;
+}
 
 export interface MigrationContext {
   readonly schema: CimSchema;
@@ -72,9 +95,16 @@ export class MigrationService {
     const settings = p.MigrationSettingData;
     if (settings !== undefined && settings !== null && !(settings instanceof CimInstance)) return { returnValue: Code.InvalidParameter, out: {} };
     const type = settings?.get('MigrationType') ?? MigrationType.VirtualSystem;
-    if (type !== MigrationType.VirtualSystem) return { returnValue: Code.NotSupported, out: {} };
+    if (type !== MigrationType.VirtualSystem && type !== MigrationType.VirtualSystemAndStorage) return { returnValue: Code.NotSupported, out: {} };
     const resources = p.NewResourceSettingData;
-    if (Array.isArray(resources) ? resources.length > 0 : resources !== undefined && resources !== null) return { returnValue: Code.NotSupported, out: {} };
+    const hasResources = Array.isArray(resources) ? resources.length > 0 : resources !== undefined && resources !== null;
+    let storage: string | undefined;
+    if (type === MigrationType.VirtualSystem && hasResources) return { returnValue: Code.NotSupported, out: {} };
+    if (type === MigrationType.VirtualSystemAndStorage) {
+      const dir = storageDirectory(resources);
+      if (dir === null) return { returnValue: Code.InvalidParameter, out: {} };
+      storage = dir;
+    }
     if (vm.enabledState !== RUNNING) return { returnValue: Code.InvalidState, out: {} };
 
     let cancelled = false;
@@ -82,7 +112,7 @@ export class MigrationService {
       cancelled = true;
       migration.cancel(vm.id);
     });
-    void migration.move(vm.id, destination, (progress) => this.ctx.jobs.progress(job, progress.percentComplete, PHASE_STATUS[progress.phase] ?? progress.phase)).then(
+    void migration.move(vm.id, destination, (progress) => this.ctx.jobs.progress(job, progress.percentComplete, PHASE_STATUS[progress.phase] ?? progress.phase), storage).then(
       (r) => {
         if (r.returnValue !== 0 && (r.cancelled || cancelled)) this.ctx.jobs.terminated(job, r.error ?? 'the migration was cancelled; the VM runs on here');
         else this.ctx.jobs.finish(job, r.returnValue, r.error);

@@ -190,9 +190,10 @@ export interface MigrationProgressRecord {
 export interface MigrationPort {
   /**
    * Moves a running VM to `destination` ("host:port", a trusted host's migration port); resolves
-   * with 0 when it runs there, or the failure code and why (the VM then runs on here).
+   * with 0 when it runs there, or the failure code and why (the VM then runs on here). `storage`:
+   * the drives are copied into this directory on the destination (VirtualSystemAndStorage).
    */
-  move(vmId: string, destination: string, onProgress: (p: MigrationProgressRecord) => void): Promise<PortResult & { cancelled?: boolean }>;
+  move(vmId: string, destination: string, onProgress: (p: MigrationProgressRecord) => void, storage?: string): Promise<PortResult & { cancelled?: boolean }>;
   /** Asks a move under way to stop before its commit point. */
   cancel(vmId: string): void;
 }

@@ -33,6 +33,8 @@ export interface VhdxCreateOptions {
   overwrite?: boolean;
   /** Creator string in the file identifier. */
   creator?: string;
+  /** Fixed, dynamic: the Virtual Disk ID to give the new disk (a copy keeps its original's); default random. */
+  diskId?: Guid;
 }
 
 const LOG_OFFSET = MiB;
@@ -54,7 +56,7 @@ function relativeWindowsPath(child: string, parent: string): string {
 /** Creates the file and returns nothing; open it with openVhdx (or openDisk). */
 export function createVhdx(path: string, opts: VhdxCreateOptions): void {
   let virtualSize = opts.sizeBytes ?? 0;
-  let diskId: Guid = randomGuid();
+  let diskId: Guid = opts.diskId ? Uint8Array.from(opts.diskId) : randomGuid();
   let locator: Uint8Array | null = null;
   let lss = 512;
   let pss: number = opts.physicalSectorSize ?? 4096;
