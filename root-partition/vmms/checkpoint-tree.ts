@@ -11,7 +11,7 @@
 import { basename, dirname, join } from 'node:path';
 import * as v from 'valibot';
 import type { DeviceDefinition, VmDefinition } from './vm-definition.ts';
-import { absolutePath, guid, knownFields, schemaProblems } from './schema-problems.ts';
+import { absolutePath, acrossEntries, entryPath, guid, knownFields, schemaProblems, type ListIssue } from './schema-problems.ts';
 
 export const CHECKPOINT_TREE_VERSION = 1;
 /** Checkpoints per VM (Hyper-V allows 50). */
@@ -167,17 +167,14 @@ export function findCheckpoint(tree: CheckpointTree, idOrName: string): Checkpoi
 const absolutePaths = v.array(absolutePath(), 'must be an array of absolute paths');
 
 /** Each checkpoint's parent is in the tree and the parent links end at a root (a loop would make every walk up the tree endless). */
-function parentLinks(checkpoints: readonly unknown[], addIssue: (info: { message: string; path: [v.ArrayPathItem, v.ObjectPathItem] }) => void): void {
+function parentLinks(checkpoints: readonly unknown[], addIssue: ListIssue): void {
   const list = checkpoints.filter((c): c is { id: unknown; parentId: unknown } => typeof c === 'object' && c !== null);
   const ids = new Set(list.map((c) => c.id));
   const parentOf = new Map(list.map((c) => [c.id, c.parentId]));
   checkpoints.forEach((c, i) => {
     if (typeof c !== 'object' || c === null) return;
     const { id, parentId } = c as { id: unknown; parentId: unknown };
-    const path: [v.ArrayPathItem, v.ObjectPathItem] = [
-      { type: 'array', origin: 'value', input: checkpoints as unknown[], key: i, value: c },
-      { type: 'object', origin: 'value', input: c as Record<string, unknown>, key: 'parentId', value: parentId },
-    ];
+    const path = entryPath(checkpoints, i, 'parentId');
     if (parentId !== null && !ids.has(parentId)) { addIssue({ message: `parent ${String(parentId)} is not in the tree`, path }); return; }
     let at: unknown = parentId;
     for (let steps = 0; at !== null && at !== undefined; steps++) {
@@ -212,18 +209,14 @@ export function treeSchema(vmId: string) {
       checkpoints: v.pipe(
         v.array(record, `must be an array of at most ${MAX_CHECKPOINTS}`),
         v.maxLength(MAX_CHECKPOINTS, `must be an array of at most ${MAX_CHECKPOINTS}`),
-        v.rawCheck(({ dataset, addIssue }) => {
+        acrossEntries((checkpoints, addIssue) => {
           const seen = new Set<unknown>();
-          (dataset.value as { id?: unknown }[]).forEach((c, i) => {
-            if (typeof c?.id === 'string' && seen.has(c.id)) {
-              addIssue({ message: 'must be a unique lower-case GUID', path: [
-                { type: 'array', origin: 'value', input: dataset.value as unknown[], key: i, value: c },
-                { type: 'object', origin: 'value', input: c as Record<string, unknown>, key: 'id', value: c.id },
-              ] });
-            }
-            seen.add(c?.id);
+          checkpoints.forEach((c, i) => {
+            const id = (c as { id?: unknown } | null)?.id;
+            if (typeof id === 'string' && seen.has(id)) addIssue({ message: 'must be a unique lower-case GUID', path: entryPath(checkpoints, i, 'id') });
+            seen.add(id);
           });
-          parentLinks(dataset.value as unknown[], addIssue);
+          parentLinks(checkpoints, addIssue);
         }),
       ),
       currentId: v.nullable(v.string('must be null or a checkpoint id')),

@@ -25,10 +25,37 @@ const CROSS_FIELD = new Set(['partial_check', 'raw_check']);
 /** `field.path: what is wrong`, or the bare sentence for the value itself. */
 const fieldProblem = (path: string, message: string) => (path ? `${path}: ${message}` : message);
 
+const RESERVED_KEYS = ['__proto__', 'prototype', 'constructor'];
+
+/**
+ * valibot passes over these keys without a word (they could pollute an output's prototype), and no
+ * schema here has a field of that name: anywhere in the input they are unknown fields. Walked
+ * without recursion, so a deeply nested value cannot exhaust the stack.
+ */
+function reservedKeys(value: unknown): string[] {
+  const found: string[] = [];
+  const stack: { at: string; v: unknown }[] = [{ at: '', v: value }];
+  while (stack.length) {
+    const { at, v: x } = stack.pop()!;
+    if (typeof x !== 'object' || x === null) continue;
+    if (Array.isArray(x)) {
+      x.forEach((item, i) => stack.push({ at: `${at}[${i}]`, v: item }));
+      continue;
+    }
+    for (const [k, item] of Object.entries(x)) {
+      const path = at ? `${at}.${k}` : k;
+      if (RESERVED_KEYS.includes(k)) found.push(path);
+      else stack.push({ at: path, v: item });
+    }
+  }
+  return found.sort();
+}
+
 /** Every problem of `value` against `schema` (empty when valid), each worded by `format`. */
 export function schemaProblems(schema: AnySchema, value: unknown, format = fieldProblem): string[] {
+  const reserved = reservedKeys(value).map((path) => format(path, 'unknown field'));
   const r = v.safeParse(schema, value);
-  if (r.success) return [];
+  if (r.success) return reserved;
   const seen = new Set<string>();
   const problems: { at: (string | number)[]; text: string }[] = [];
   for (const issue of r.issues) {
@@ -39,7 +66,7 @@ export function schemaProblems(schema: AnySchema, value: unknown, format = field
     problems.push({ at: (issue.path ?? []).map((p) => (p as { key: string | number }).key), text: format(path, issue.message) });
   }
   // In the order of the input: a list's own rules (a slot taken twice) come after its entries' otherwise.
-  return problems.map((p, i) => ({ ...p, i })).sort((a, b) => comparePaths(a.at, b.at) || a.i - b.i).map((p) => p.text);
+  return [...problems.map((p, i) => ({ ...p, i })).sort((a, b) => comparePaths(a.at, b.at) || a.i - b.i).map((p) => p.text), ...reserved];
 }
 
 /** Orders by list index where both paths have one at the same depth; keys keep their schema order. */
@@ -74,6 +101,28 @@ const isJsonObject = (x: unknown): x is Record<string, unknown> => typeof x === 
 /** A whole document (a definition file, a request): an exactObject, and anything but a JSON object is `notObject`. */
 export function documentObject<E extends v.ObjectEntries>(entries: E, notObject: string) {
   return v.pipe(v.custom<Record<string, unknown>>(isJsonObject, notObject), exactObject(entries));
+}
+
+/** Where a rule across a list's entries reports: `path` from the list (valibot's path items). */
+export type ListIssue = (info: { message: string; path?: [v.ArrayPathItem, ...v.ObjectPathItem[]] }) => void;
+
+/**
+ * A rule across a list's entries. It runs even when some entries broke their own rules (so a
+ * slot taken twice is said beside a bad path), but never on something that is not a list: the
+ * entries are unknown values, to be checked before use.
+ */
+export function acrossEntries<T>(check: (entries: readonly unknown[], addIssue: ListIssue) => void): v.RawCheckAction<T[]> {
+  return v.rawCheck<T[]>(({ dataset, addIssue }) => {
+    if (Array.isArray(dataset.value)) check(dataset.value, addIssue);
+  });
+}
+
+/** The path of `entries[index]` (and of its `key`), for a rule across entries. */
+export function entryPath(entries: readonly unknown[], index: number, key?: string): [v.ArrayPathItem, ...v.ObjectPathItem[]] {
+  const item = entries[index];
+  const arrayItem: v.ArrayPathItem = { type: 'array', origin: 'value', input: entries as unknown[], key: index, value: item };
+  if (key === undefined || typeof item !== 'object' || item === null) return [arrayItem];
+  return [arrayItem, { type: 'object', origin: 'value', input: item as Record<string, unknown>, key, value: (item as Record<string, unknown>)[key] }];
 }
 
 /** An integer from `min` to `max`. */

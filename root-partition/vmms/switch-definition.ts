@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import * as v from 'valibot';
 import { parsePortForward } from '../vswitch/passt-forward.ts';
-import { documentObject, exactObject, guid, schemaProblems } from './schema-problems.ts';
+import { acrossEntries, documentObject, exactObject, guid, schemaProblems } from './schema-problems.ts';
 
 export const SWITCH_DEFINITION_VERSION = 1;
 export const SWITCH_TYPES = ['private', 'internal'] as const;
@@ -56,9 +56,9 @@ const PASST_SCHEMA = v.pipe(
       v.array(v.string('must be udp|tcp:HOSTPORT:GUESTPORT'), `must be a list of at most ${MAX_FORWARDS}`),
       v.maxLength(MAX_FORWARDS, `must be a list of at most ${MAX_FORWARDS}`),
       // Each forward as passt-forward.ts reads it, and a host port forwarded once.
-      v.rawCheck(({ dataset, addIssue }) => {
+      acrossEntries((forwards, addIssue) => {
         const seen = new Set<string>();
-        for (const f of dataset.value as unknown[]) {
+        for (const f of forwards) {
           if (typeof f !== 'string') continue;
           const r = parsePortForward(f);
           if (typeof r === 'string') addIssue({ message: r });

@@ -26,7 +26,7 @@ import * as v from 'valibot';
 import type { DiskConfig, VmDeviceConfig } from '../vmwp/device-config.ts';
 import { moduleFileProblem, USER_VSP_EXTENSIONS } from '../vmwp/user-vsp-loader.ts';
 import { adapterMac } from '../management/provider/network-settings.ts';
-import { absolutePath, exactObject, flag, guid, text } from './schema-problems.ts';
+import { absolutePath, acrossEntries, entryPath, exactObject, flag, guid, text, type ListIssue } from './schema-problems.ts';
 
 /** Two IDE channels of two drives each (Gen1 PIIX4), as Hyper-V's IDE controllers 0 and 1. */
 export const IDE_CONTROLLERS = 2;
@@ -65,12 +65,13 @@ const scsiController = exactObject({
   instanceId: instanceId(),
   disks: v.pipe(
     v.array(scsiDisk, 'must be an array'),
-    v.rawCheck(({ dataset, addIssue }) => {
-      const taken = new Set<unknown>();
-      (dataset.value as { location?: unknown }[]).forEach((d, j) => {
-        if (!isSlotNumber(d?.location)) return;
-        if (taken.has(d.location)) addIssue({ message: `${String(d.location)} is already taken on this controller`, path: at(dataset.value, j, 'location') });
-        taken.add(d.location);
+    acrossEntries((disks, addIssue) => {
+      const taken = new Set<number>();
+      disks.forEach((d, j) => {
+        const location = (d as { location?: unknown } | null)?.location;
+        if (!isSlotNumber(location)) return;
+        if (taken.has(location)) addIssue({ message: `${location} is already taken on this controller`, path: entryPath(disks, j, 'location') });
+        taken.add(location);
       });
     }),
   ),
@@ -107,24 +108,17 @@ const networkAdapter = exactObject({
 type Fields = Record<string, unknown>;
 const isSlotNumber = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x);
 
-/** A path into the `devices` list for a rule across entries (valibot's issue path items). */
-function at(input: unknown, index: number, key?: string): [v.ArrayPathItem, ...v.ObjectPathItem[]] {
-  const item = (input as unknown[])[index];
-  const arrayItem: v.ArrayPathItem = { type: 'array', origin: 'value', input: input as unknown[], key: index, value: item };
-  return key === undefined ? [arrayItem] : [arrayItem, { type: 'object', origin: 'value', input: item as Record<string, unknown>, key, value: (item as Record<string, unknown>)[key] }];
-}
-
 /**
  * The rules across entries: an IDE slot holds one drive; at most MAX_SCSI_CONTROLLERS SCSI
  * controllers, one integration-services entry, MAX_USER_VSPS VSP modules, MAX_SYNTHETIC_NICS and
  * MAX_LEGACY_NICS adapters. Each problem names the entry that breaks the rule.
  */
-function acrossEntries(devices: readonly unknown[], addIssue: (info: { message: string; path: ReturnType<typeof at> }) => void): void {
+function deviceRules(devices: readonly unknown[], addIssue: ListIssue): void {
   const ideSlots = new Map<string, number>();
   let scsiControllers = 0, icEntries = 0, userVsps = 0, syntheticNics = 0, legacyNics = 0;
   devices.forEach((d, i) => {
     const o = (d && typeof d === 'object' ? d : {}) as Fields;
-    const where = at(devices, i);
+    const where = entryPath(devices, i);
     switch (o.kind) {
       case 'ide-disk': {
         const controller = o.controller ?? 0, position = o.position ?? 0;
@@ -159,7 +153,7 @@ export const DEVICES_SCHEMA = v.pipe(
       issue.path ? `must be one of ${DEVICE_KINDS.join(', ')}` : 'must be an object with a kind'),
     'must be an array',
   ),
-  v.rawCheck(({ dataset, addIssue }) => acrossEntries(dataset.value as unknown[], addIssue)),
+  acrossEntries(deviceRules),
 );
 
 interface IdeDiskEntry { kind: 'ide-disk'; controller?: number; position?: number; path?: string; readOnly?: boolean }

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { CLIENT_METHODS, clientParams, envelopeParams } from '../../root-partition/vmms/client-requests.ts';
 import { definitionProblems, newDefinition } from '../../root-partition/vmms/vm-definition.ts';
 import { switchDefinitionProblems } from '../../root-partition/vmms/switch-definition.ts';
+import { emptyTree, treeProblems } from '../../root-partition/vmms/checkpoint-tree.ts';
 
 const refusal = (f: () => unknown) => {
   try {
@@ -73,6 +74,31 @@ describe('definition wording', () => {
       'devices[4]: must be an object with a kind',
     ]);
     expect(definitionProblems(['not', 'an', 'object'])).toEqual(['the definition must be a JSON object']);
+    // Keys the schema library passes over in silence are typos like any other, at any depth.
+    const text = JSON.stringify({ ...d, devices: [{ kind: 'ide-disk' }] }).replace('"kind"', '"__proto__":{"x":1},"kind"').replace('"version"', '"constructor":1,"version"');
+    expect(definitionProblems(JSON.parse(text))).toEqual(['constructor: unknown field', 'devices[0].__proto__: unknown field']);
+  });
+
+  it('a list rule meets a value that is not a list: a refusal, not a crash', () => {
+    expect(definitionProblems({ ...d, devices: 'none' })).toEqual(['devices: must be an array']);
+    expect(definitionProblems({ ...d, devices: [{ kind: 'scsi-controller', disks: 3 }] })).toEqual(['devices[0].disks: must be an array']);
+    expect(treeProblems({ ...emptyTree(d.id), checkpoints: {} }, d.id)).toEqual(['checkpoints: must be an array of at most 50']);
+    expect(switchDefinitionProblems({ version: 1, id: d.id, name: 's', type: 'internal', passt: { guestAddress: '10.0.2.15/24', gateway: '10.0.2.2', forwards: 'udp:1:2' } }))
+      .toEqual(['passt.forwards: must be a list of at most 32']);
+  });
+
+  it('any JSON in any field is answered in the project\'s words, never with the library\'s or an exception (property)', () => {
+    const anyField = (keys: string[]) => fc.dictionary(fc.constantFrom(...keys, 'extra'), fc.jsonValue({ maxDepth: 3 }));
+    const device = fc.record({ kind: fc.constantFrom('ide-disk', 'scsi-controller', 'integration-services', 'network-adapter', 'user-vsp', 'floppy') }).chain((k) => anyField(['controller', 'position', 'path', 'disks', 'mac', 'legacy', 'module', 'instanceId']).map((f) => ({ ...f, ...k })));
+    const words = (problems: string[]) => problems.forEach((p) => expect(p).not.toMatch(/Invalid (type|key|length|value)|Expected/));
+    fc.assert(fc.property(anyField(Object.keys(d)), fc.array(fc.oneof(device, fc.jsonValue({ maxDepth: 2 })), { maxLength: 6 }), (patch, devices) => {
+      words(definitionProblems({ ...d, ...patch }));
+      words(definitionProblems({ ...d, devices }));
+    }), { numRuns: 300 });
+    fc.assert(fc.property(anyField(['version', 'vmId', 'checkpoints', 'currentId', 'createdFiles', 'retainedFiles', 'pendingMerges']), (patch) => {
+      words(treeProblems({ ...emptyTree(d.id), ...patch }, d.id));
+      words(switchDefinitionProblems({ version: 1, id: d.id, name: 's', type: 'internal', ...patch, passt: patch }));
+    }), { numRuns: 300 });
   });
 
   it('switch definitions: the forwards as a list, external switches said to be not built', () => {
