@@ -88,13 +88,10 @@ export function deviceGuestMain(c: TemplateContext): string {
   return `// A guest with the ${c.name} VSC: connects to VMBus, opens the ${c.name} device, sends ten
 // increment requests and checks each answer, closes, unloads, halts. Prints key=value lines on
 // COM1 for the test (test/${c.name}.test.ts).
-import "${c.sdk}/child-sdk/runtime/panic";
-import { cli, halt, sti, VP_INDEX } from "${c.sdk}/child-sdk/platform/hv";
+import { sti } from "${c.sdk}/child-sdk/platform/hv";
 import { puts, putDec } from "${c.sdk}/child-sdk/kernel/console";
-import { bootInfoValid } from "${c.sdk}/child-sdk/kernel/boot-info";
-import { dispatchInterrupt } from "${c.sdk}/child-sdk/kernel/interrupts";
+import { kernelBoot, SETUP_HYPERCALLS } from "${c.sdk}/child-sdk/kernel/boot";
 import { pageAlloc } from "${c.sdk}/child-sdk/kernel/pages";
-import { enableHypercalls } from "${c.sdk}/child-sdk/hv/hypercall";
 import { vmbusConnect, vmbusInit, vmbusUnload } from "${c.sdk}/child-sdk/vmbus/vmbus-driver";
 import { vscClose, vscOpen } from "${c.sdk}/child-sdk/vmbus/vsc";
 import { packetOffset8, packetTransIdLo, packetType } from "${c.sdk}/child-sdk/vmbus/ring";
@@ -112,9 +109,8 @@ function kv(key: string, value: u64): void {
   puts("\\n");
 }
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
-  enableHypercalls(pageAlloc());
+/** Runs after the kernel has checked the boot information and enabled hypercalls; returning 0 halts the VP. */
+function main(): i32 {
   vmbusInit(VMBUS_VECTOR);
   sti();
   kv("connected", vmbusConnect() ? 1 : 0);
@@ -141,14 +137,14 @@ export function boot(): i32 {
   }
   kv("unloaded", vmbusUnload() ? 1 : 0);
   puts("done\\n");
-  cli();
-  halt();
   return 0;
 }
 
-export function interrupt(vector: u32): void {
-  dispatchInterrupt(vector, VP_INDEX);
+export function boot(): i32 {
+  return kernelBoot(main, SETUP_HYPERCALLS);
 }
+
+export { interrupt } from "${c.sdk}/child-sdk/kernel/boot";
 `;
 }
 

@@ -9,13 +9,9 @@ import type { TemplateContext } from './scaffold.ts';
 export function guestOnlyMain(c: TemplateContext): string {
   return `// A guest with the integration services: heartbeat, shutdown, time sync, KVP exchange. It
 // publishes one KVP item, serves the host, and halts when the host asks it to shut down.
-import "${c.sdk}/child-sdk/runtime/panic";
-import { sti, VP_INDEX } from "${c.sdk}/child-sdk/platform/hv";
+import { sti } from "${c.sdk}/child-sdk/platform/hv";
 import { puts, putDec } from "${c.sdk}/child-sdk/kernel/console";
-import { bootInfoValid } from "${c.sdk}/child-sdk/kernel/boot-info";
-import { dispatchInterrupt } from "${c.sdk}/child-sdk/kernel/interrupts";
-import { pageAlloc } from "${c.sdk}/child-sdk/kernel/pages";
-import { enableHypercalls } from "${c.sdk}/child-sdk/hv/hypercall";
+import { kernelBoot, SETUP_HYPERCALLS } from "${c.sdk}/child-sdk/kernel/boot";
 import { vmbusConnect, vmbusInit } from "${c.sdk}/child-sdk/vmbus/vmbus-driver";
 import { IcDevice, icServe, icWait } from "${c.sdk}/child-sdk/drivers/ic";
 import {
@@ -36,9 +32,8 @@ function onShutdown(flags: u32, reasonCode: u32): bool {
   return true;
 }
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
-  enableHypercalls(pageAlloc());
+/** Runs after the kernel has checked the boot information and enabled hypercalls. */
+function main(): i32 {
   vmbusInit(0x30);
   sti();
   kv("connected", vmbusConnect() ? 1 : 0);
@@ -59,9 +54,11 @@ export function boot(): i32 {
   return 0;
 }
 
-export function interrupt(vector: u32): void {
-  dispatchInterrupt(vector, VP_INDEX);
+export function boot(): i32 {
+  return kernelBoot(main, SETUP_HYPERCALLS);
 }
+
+export { interrupt } from "${c.sdk}/child-sdk/kernel/boot";
 `;
 }
 

@@ -9,7 +9,9 @@
  * operations (checkpoints.ts) do the file work the plans here describe.
  */
 import { basename, dirname, join } from 'node:path';
-import { GUID, type DeviceDefinition, type VmDefinition } from './vm-definition.ts';
+import * as v from 'valibot';
+import type { DeviceDefinition, VmDefinition } from './vm-definition.ts';
+import { absolutePath, acrossEntries, entryPath, guid, knownFields, schemaProblems, type ListIssue } from './schema-problems.ts';
 
 export const CHECKPOINT_TREE_VERSION = 1;
 /** Checkpoints per VM (Hyper-V allows 50). */
@@ -162,37 +164,72 @@ export function findCheckpoint(tree: CheckpointTree, idOrName: string): Checkpoi
   return { error: `the VM has no checkpoint named or with id "${idOrName}"` };
 }
 
+const absolutePaths = v.array(absolutePath(), 'must be an array of absolute paths');
+
+/** Each checkpoint's parent is in the tree and the parent links end at a root (a loop would make every walk up the tree endless). */
+function parentLinks(checkpoints: readonly unknown[], addIssue: ListIssue): void {
+  const list = checkpoints.filter((c): c is { id: unknown; parentId: unknown } => typeof c === 'object' && c !== null);
+  const ids = new Set(list.map((c) => c.id));
+  const parentOf = new Map(list.map((c) => [c.id, c.parentId]));
+  checkpoints.forEach((c, i) => {
+    if (typeof c !== 'object' || c === null) return;
+    const { id, parentId } = c as { id: unknown; parentId: unknown };
+    const path = entryPath(checkpoints, i, 'parentId');
+    if (parentId !== null && !ids.has(parentId)) { addIssue({ message: `parent ${String(parentId)} is not in the tree`, path }); return; }
+    let at: unknown = parentId;
+    for (let steps = 0; at !== null && at !== undefined; steps++) {
+      if (steps > list.length) { addIssue({ message: `checkpoint ${String(id)}: its parent links form a loop`, path }); return; }
+      at = parentOf.get(at);
+    }
+  });
+}
+
+/** The schema of a VM's checkpoint tree file (valibot); `vmId` is the VM it must belong to. */
+export function treeSchema(vmId: string) {
+  const record = knownFields({
+    id: guid('a unique lower-case GUID'),
+    name: v.pipe(v.string(`must be 1 to ${MAX_CHECKPOINT_NAME} characters`), v.minLength(1, `must be 1 to ${MAX_CHECKPOINT_NAME} characters`), v.maxLength(MAX_CHECKPOINT_NAME, `must be 1 to ${MAX_CHECKPOINT_NAME} characters`)),
+    parentId: v.nullable(v.string('must be null or a checkpoint id')),
+    savedState: v.nullable(absolutePath('null or an absolute path')),
+    settings: knownFields({ id: v.literal(vmId, `must be ${vmId} (this VM's id)`) }, "must be this VM's definition"),
+  }, 'must be an object');
+  return v.pipe(
+    v.custom<Record<string, unknown>>((x) => typeof x === 'object' && x !== null && !Array.isArray(x), 'must be a JSON object'),
+    knownFields({
+      version: v.literal(CHECKPOINT_TREE_VERSION, `must be ${CHECKPOINT_TREE_VERSION}`),
+      vmId: v.literal(vmId, `must be ${vmId}`),
+      createdFiles: absolutePaths,
+      retainedFiles: absolutePaths,
+      pendingMerges: v.optional(v.array(knownFields({
+        file: absolutePath(),
+        child: absolutePath(),
+        childIdentity: v.nullable(v.pipe(v.string('must be null or 32 hex digits'), v.regex(/^[0-9a-f]{32}$/, 'must be null or 32 hex digits'))),
+        live: v.optional(v.boolean('must be true or false')),
+      }, 'must be an object'), 'must be an array of { file, child, childIdentity }')),
+      checkpoints: v.pipe(
+        v.array(record, `must be an array of at most ${MAX_CHECKPOINTS}`),
+        v.maxLength(MAX_CHECKPOINTS, `must be an array of at most ${MAX_CHECKPOINTS}`),
+        acrossEntries((checkpoints, addIssue) => {
+          const seen = new Set<unknown>();
+          checkpoints.forEach((c, i) => {
+            const id = (c as { id?: unknown } | null)?.id;
+            if (typeof id === 'string' && seen.has(id)) addIssue({ message: 'must be a unique lower-case GUID', path: entryPath(checkpoints, i, 'id') });
+            seen.add(id);
+          });
+          parentLinks(checkpoints, addIssue);
+        }),
+      ),
+      currentId: v.nullable(v.string('must be null or a checkpoint id')),
+    }, 'must be a JSON object'),
+    v.rawCheck(({ dataset, addIssue }) => {
+      const t = dataset.value as { checkpoints?: unknown; currentId?: unknown };
+      if (typeof t.currentId !== 'string' || !Array.isArray(t.checkpoints) || t.checkpoints.some((c) => (c as { id?: unknown } | null)?.id === t.currentId)) return;
+      addIssue({ message: `${t.currentId} is not in the tree`, path: [{ type: 'object', origin: 'value', input: t as Record<string, unknown>, key: 'currentId', value: t.currentId }] });
+    }),
+  );
+}
+
 /** Problems of a tree read from disk (empty when sound): a hand-edited or damaged file is refused, not trusted. */
 export function treeProblems(value: unknown, vmId: string): string[] {
-  if (!value || typeof value !== 'object' || Array.isArray(value)) return ['must be a JSON object'];
-  const t = value as Partial<CheckpointTree>;
-  const p: string[] = [];
-  if (t.version !== CHECKPOINT_TREE_VERSION) p.push(`version: must be ${CHECKPOINT_TREE_VERSION}`);
-  if (t.vmId !== vmId) p.push(`vmId: must be ${vmId}`);
-  const strings = (v: unknown) => Array.isArray(v) && v.every((s) => typeof s === 'string' && s.startsWith('/'));
-  if (!strings(t.createdFiles)) p.push('createdFiles: must be an array of absolute paths');
-  if (!strings(t.retainedFiles)) p.push('retainedFiles: must be an array of absolute paths');
-  if (t.pendingMerges !== undefined && !(Array.isArray(t.pendingMerges) && t.pendingMerges.every((m) => m && typeof m.file === 'string' && m.file.startsWith('/') && typeof m.child === 'string' && m.child.startsWith('/')
-    && (m.childIdentity === null || (typeof m.childIdentity === 'string' && /^[0-9a-f]{32}$/.test(m.childIdentity)))))) p.push('pendingMerges: must be an array of { file, child, childIdentity }');
-  if (!Array.isArray(t.checkpoints) || t.checkpoints.length > MAX_CHECKPOINTS) { p.push(`checkpoints: must be an array of at most ${MAX_CHECKPOINTS}`); return p; }
-  const ids = new Set<string>();
-  t.checkpoints.forEach((c, i) => {
-    if (!c || typeof c !== 'object') { p.push(`checkpoints[${i}]: must be an object`); return; }
-    if (typeof c.id !== 'string' || !GUID.test(c.id) || ids.has(c.id)) p.push(`checkpoints[${i}].id: must be a unique lower-case GUID`);
-    ids.add(c.id);
-    if (typeof c.name !== 'string' || c.name.length === 0 || c.name.length > MAX_CHECKPOINT_NAME) p.push(`checkpoints[${i}].name: must be 1 to ${MAX_CHECKPOINT_NAME} characters`);
-    if (c.savedState !== null && (typeof c.savedState !== 'string' || !c.savedState.startsWith('/'))) p.push(`checkpoints[${i}].savedState: must be null or an absolute path`);
-    if (!c.settings || typeof c.settings !== 'object' || c.settings.id !== vmId) p.push(`checkpoints[${i}].settings: must be this VM's definition`);
-  });
-  for (const c of t.checkpoints) if (c?.parentId !== null && !ids.has(c?.parentId as string)) p.push(`checkpoint ${String(c?.id)}: parent ${String(c?.parentId)} is not in the tree`);
-  if (t.currentId !== null && !ids.has(t.currentId as string)) p.push(`currentId: ${String(t.currentId)} is not in the tree`);
-  // Parent links must end at a root: a loop would make every walk up the tree endless.
-  for (const c of t.checkpoints) {
-    let at: string | null = c?.parentId ?? null;
-    for (let steps = 0; at !== null; steps++) {
-      if (steps > t.checkpoints.length) { p.push(`checkpoint ${c.id}: its parent links form a loop`); break; }
-      at = t.checkpoints.find((x) => x.id === at)?.parentId ?? null;
-    }
-  }
-  return p;
+  return schemaProblems(treeSchema(vmId), value);
 }

@@ -15,17 +15,11 @@ import type { Logger } from '../host/log.ts';
 import type { Vmms, StateChangeEvent } from './vmms.ts';
 import { EnabledState, stateName } from './lifecycle.ts';
 import type { NewVmRequest } from './vm-definition.ts';
+import { CLIENT_METHODS, clientParams, envelopeParams, type ClientMethod, type ClientParams } from './client-requests.ts';
 
-export const CLIENT_METHODS = ['list', 'show', 'new', 'start', 'stop', 'save', 'pause', 'resume', 'reset', 'rm', 'console', 'counters', 'load-errors', 'shutdown', 'heartbeat', 'console-input', 'console-follow', 'orphans', 'stop-orphan', 'measure', 'export', 'import'] as const;
-export type ClientMethod = (typeof CLIENT_METHODS)[number];
+export { CLIENT_METHODS, type ClientMethod } from './client-requests.ts';
 
 const MAX_LINE = 1 << 20;
-
-/** A path parameter: absolute (the service's working directory is not the client's). */
-function absolutePath(v: unknown, what: string): string {
-  if (typeof v !== 'string' || !v.startsWith('/') || v.includes('\0')) throw Object.assign(new Error(`${what} must be an absolute path`), { code: 'VMMS_ERR_REQUEST' });
-  return v;
-}
 
 export class ClientServer {
   private readonly server: Server;
@@ -83,78 +77,77 @@ export class ClientServer {
     let id: unknown = null;
     const reply = (body: object) => { if (!s.destroyed) s.write(JSON.stringify({ id, ...body }) + '\n'); };
     try {
-      const req = JSON.parse(line) as { id?: unknown; method?: unknown; params?: Record<string, unknown> };
-      id = req.id ?? null;
-      if (typeof req.method === 'string' && this.cim?.handles(req.method)) {
-        reply({ result: await this.cim.call(req.method, req.params && typeof req.params === 'object' ? req.params : {}, s) });
+      const parsed: unknown = JSON.parse(line);
+      // The id first, so that even a refused request's answer names it.
+      if (parsed && typeof parsed === 'object' && 'id' in parsed) id = parsed.id ?? null;
+      const { method, params } = envelopeParams(parsed);
+      if (typeof method === 'string' && this.cim?.handles(method)) {
+        reply({ result: await this.cim.call(method, params, s) });
         return;
       }
-      if (typeof req.method === 'string' && (MIGRATION_CLIENT_METHODS as readonly string[]).includes(req.method)) {
+      if (typeof method === 'string' && (MIGRATION_CLIENT_METHODS as readonly string[]).includes(method)) {
         const push = (progress: unknown) => { if (!s.destroyed) s.write(JSON.stringify({ id, progress }) + '\n'); };
-        reply({ result: await callMigrationMethod(this.vmms, req.method as MigrationClientMethod, req.params ?? {}, push) });
+        reply({ result: await callMigrationMethod(this.vmms, method as MigrationClientMethod, params, push) });
         return;
       }
-      if (typeof req.method !== 'string' || !(CLIENT_METHODS as readonly string[]).includes(req.method)) throw Object.assign(new Error(`unknown method ${JSON.stringify(req.method)}`), { code: 'VMMS_ERR_METHOD' });
-      if (req.method === 'console-follow') {
-        reply({ result: this.followConsole(s, req.params ?? {}) });
+      if (typeof method !== 'string' || !(CLIENT_METHODS as readonly string[]).includes(method)) throw Object.assign(new Error(`unknown method ${JSON.stringify(method)}`), { code: 'VMMS_ERR_METHOD' });
+      const p = clientParams(method as ClientMethod, params);
+      if (method === 'console-follow') {
+        reply({ result: this.followConsole(s, p.vm!) });
         return;
       }
-      reply({ result: await this.call(req.method as ClientMethod, req.params ?? {}) });
+      reply({ result: await this.call(method as ClientMethod, p) });
     } catch (e) {
       const err = e as Error & { code?: string };
       reply({ error: { code: err.code ?? (e instanceof SyntaxError ? 'VMMS_ERR_REQUEST' : 'VMMS_ERR'), message: err.message } });
     }
   }
 
-  private async call(method: ClientMethod, p: Record<string, unknown>): Promise<unknown> {
-    const vm = () => {
-      if (typeof p.vm !== 'string') throw Object.assign(new Error('params.vm (a VM name or id) is required'), { code: 'VMMS_ERR_REQUEST' });
-      return p.vm;
-    };
+  /** Runs a request whose params `clientParams` has checked against the method's schema. */
+  private async call(method: ClientMethod, p: ClientParams): Promise<unknown> {
+    const vm = p.vm!;
     switch (method) {
       case 'list': return this.vmms.list();
-      case 'show': return this.vmms.get(vm()) ?? null;
+      case 'show': return this.vmms.get(vm) ?? null;
       case 'new': return this.vmms.defineVm(p as unknown as NewVmRequest);
-      case 'start': return this.vmms.start(vm());
+      case 'start': return this.vmms.start(vm);
       // Stop-VM: -Save, -TurnOff, or (neither) a shutdown through the guest's integration service.
-      case 'stop': return p.save ? this.vmms.save(vm()) : p.turnOff ? this.vmms.turnOff(vm()) : this.vmms.shutdown(vm(), {
-        ...(typeof p.timeoutMs === 'number' ? { timeoutMs: p.timeoutMs } : {}), force: Boolean(p.force), reason: typeof p.reason === 'string' ? p.reason : '',
+      case 'stop': return p.save ? this.vmms.save(vm) : p.turnOff ? this.vmms.turnOff(vm) : this.vmms.shutdown(vm, {
+        ...(p.timeoutMs !== undefined ? { timeoutMs: p.timeoutMs } : {}), force: p.force === true, reason: p.reason ?? '',
       });
-      case 'heartbeat': return this.vmms.heartbeatStatus(vm());
-      case 'measure': return this.vmms.measureCpu(vm(), Boolean(p.reset));
-      case 'export': return this.vmms.exportVm(vm(), absolutePath(p.dir, 'params.dir'));
-      case 'import': return this.vmms.importVm(absolutePath(p.folder, 'params.folder'), {
-        ...(p.copyTo !== undefined ? { copyTo: absolutePath(p.copyTo, 'params.copyTo') } : {}),
+      case 'heartbeat': return this.vmms.heartbeatStatus(vm);
+      case 'measure': return this.vmms.measureCpu(vm, p.reset === true);
+      case 'export': return this.vmms.exportVm(vm, p.dir!);
+      case 'import': return this.vmms.importVm(p.folder!, {
+        ...(p.copyTo !== undefined ? { copyTo: p.copyTo } : {}),
         newId: p.newId === true,
-        ...(typeof p.name === 'string' ? { name: p.name } : {}),
+        ...(p.name !== undefined ? { name: p.name } : {}),
       });
-      case 'save': return this.vmms.save(vm());
-      case 'pause': return this.vmms.pause(vm());
-      case 'resume': return this.vmms.resume(vm());
-      case 'reset': return this.vmms.reset(vm());
-      case 'rm': return this.vmms.removeVm(vm());
-      case 'console': return this.vmms.console(vm());
+      case 'save': return this.vmms.save(vm);
+      case 'pause': return this.vmms.pause(vm);
+      case 'resume': return this.vmms.resume(vm);
+      case 'reset': return this.vmms.reset(vm);
+      case 'rm': return this.vmms.removeVm(vm);
+      case 'console': return this.vmms.console(vm);
       case 'console-input': {
-        if (typeof p.data !== 'string') throw Object.assign(new Error('params.data (base64 bytes) is required'), { code: 'VMMS_ERR_REQUEST' });
-        await this.vmms.consoleInput(vm(), Buffer.from(p.data, 'base64'));
-        return { typed: Buffer.byteLength(p.data, 'base64') };
+        await this.vmms.consoleInput(vm, Buffer.from(p.data!, 'base64'));
+        return { typed: Buffer.byteLength(p.data!, 'base64') };
       }
       case 'console-follow': throw new Error('console-follow is answered on its connection');
-      case 'counters': return this.vmms.counters(vm());
+      case 'counters': return this.vmms.counters(vm);
       case 'load-errors': return this.vmms.loadErrors;
       case 'orphans': return this.vmms.orphans();
-      case 'stop-orphan': return this.vmms.stopOrphan(vm());
+      case 'stop-orphan': return this.vmms.stopOrphan(vm);
       case 'shutdown':
-        setImmediate(() => this.onShutdown(Boolean(p.keepVms)));
-        return { stopping: true, keepVms: Boolean(p.keepVms) };
+        setImmediate(() => this.onShutdown(p.keepVms === true));
+        return { stopping: true, keepVms: p.keepVms === true };
     }
   }
 
   /** The console tail now; then each new chunk of this VM's output, pushed until `s` closes. */
-  private followConsole(s: Socket, p: Record<string, unknown>): { vm: string; tail: string; enabledState: number } {
-    if (typeof p.vm !== 'string') throw Object.assign(new Error('params.vm (a VM name or id) is required'), { code: 'VMMS_ERR_REQUEST' });
-    const view = this.vmms.get(p.vm);
-    if (!view) throw Object.assign(new Error(`no VM ${p.vm}`), { code: 'VMMS_ERR_NO_SUCH_VM' });
+  private followConsole(s: Socket, vm: string): { vm: string; tail: string; enabledState: number } {
+    const view = this.vmms.get(vm);
+    if (!view) throw Object.assign(new Error(`no VM ${vm}`), { code: 'VMMS_ERR_NO_SUCH_VM' });
     const onConsole = (e: { vmId: string; data: Uint8Array }) => {
       if (e.vmId === view.id && !s.destroyed) s.write(JSON.stringify({ console: { vm: view.id, data: Buffer.from(e.data).toString('base64') } }) + '\n');
     };

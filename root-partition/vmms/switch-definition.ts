@@ -6,8 +6,9 @@
  * switches are not built.)
  */
 import { randomUUID } from 'node:crypto';
-import { GUID } from './vm-definition.ts';
+import * as v from 'valibot';
 import { parsePortForward } from '../vswitch/passt-forward.ts';
+import { acrossEntries, documentObject, exactObject, guid, schemaProblems } from './schema-problems.ts';
 
 export const SWITCH_DEFINITION_VERSION = 1;
 export const SWITCH_TYPES = ['private', 'internal'] as const;
@@ -41,45 +42,52 @@ export const PASST_DEFAULTS: PasstSettings = { guestAddress: '10.0.2.15/24', gat
 const MAX_FORWARDS = 32;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
 
-function passtProblems(v: unknown): string[] {
-  if (!v || typeof v !== 'object' || Array.isArray(v)) return ['passt: must be an object'];
-  const o = v as Record<string, unknown>;
-  const p: string[] = [];
-  const [addr, prefix] = typeof o.guestAddress === 'string' ? o.guestAddress.split('/') : [];
-  if (!addr || !IPV4.test(addr) || !/^\d{1,2}$/.test(prefix ?? '') || Number(prefix) < 8 || Number(prefix) > 30) p.push('passt.guestAddress: must be a.b.c.d/prefix (prefix 8..30)');
-  if (typeof o.gateway !== 'string' || !IPV4.test(o.gateway)) p.push('passt.gateway: must be a.b.c.d');
-  else if (o.gateway === addr) p.push('passt.gateway: must differ from the guest address');
-  if (!Array.isArray(o.forwards) || o.forwards.length > MAX_FORWARDS) p.push(`passt.forwards: must be a list of at most ${MAX_FORWARDS}`);
-  else {
-    const seen = new Set<string>();
-    for (const f of o.forwards) {
-      const r = typeof f === 'string' ? parsePortForward(f) : 'not a string';
-      if (typeof r === 'string') p.push(`passt.forwards: ${r}`);
-      else if (seen.has(`${r.protocol}:${r.hostPort}`)) p.push(`passt.forwards: host port ${r.protocol}:${r.hostPort} is forwarded twice`);
-      else seen.add(`${r.protocol}:${r.hostPort}`);
-    }
-  }
-  for (const k of Object.keys(o)) if (!['guestAddress', 'gateway', 'forwards'].includes(k)) p.push(`passt.${k}: unknown field`);
-  return p;
-}
+const guestAddressRule = 'must be a.b.c.d/prefix (prefix 8..30)';
+const hostPart = (cidr: string) => cidr.split('/')[0];
+
+const PASST_SCHEMA = v.pipe(
+  exactObject({
+    guestAddress: v.pipe(v.string(guestAddressRule), v.check((a) => {
+      const [addr, prefix, more] = a.split('/');
+      return more === undefined && IPV4.test(addr) && /^\d{1,2}$/.test(prefix ?? '') && Number(prefix) >= 8 && Number(prefix) <= 30;
+    }, guestAddressRule)),
+    gateway: v.pipe(v.string('must be a.b.c.d'), v.regex(IPV4, 'must be a.b.c.d')),
+    forwards: v.pipe(
+      v.array(v.string('must be udp|tcp:HOSTPORT:GUESTPORT'), `must be a list of at most ${MAX_FORWARDS}`),
+      v.maxLength(MAX_FORWARDS, `must be a list of at most ${MAX_FORWARDS}`),
+      // Each forward as passt-forward.ts reads it, and a host port forwarded once.
+      acrossEntries((forwards, addIssue) => {
+        const seen = new Set<string>();
+        for (const f of forwards) {
+          if (typeof f !== 'string') continue;
+          const r = parsePortForward(f);
+          if (typeof r === 'string') addIssue({ message: r });
+          else if (seen.has(`${r.protocol}:${r.hostPort}`)) addIssue({ message: `host port ${r.protocol}:${r.hostPort} is forwarded twice` });
+          else seen.add(`${r.protocol}:${r.hostPort}`);
+        }
+      }),
+    ),
+  }),
+  v.forward(v.partialCheck([['guestAddress'], ['gateway']], (p) => p.gateway !== hostPart(p.guestAddress), 'must differ from the guest address'), ['gateway']),
+);
 
 const NAME = /^[^\u0000-\u001f/\\]{1,100}$/;
 
+/** The schema of `switches/<id>.json` (valibot): every field and its rule. */
+export const SWITCH_DEFINITION_SCHEMA = v.pipe(
+  documentObject({
+    version: v.literal(SWITCH_DEFINITION_VERSION, `must be ${SWITCH_DEFINITION_VERSION}`),
+    id: guid(),
+    name: v.pipe(v.string('must be 1 to 100 characters without control characters or slashes'), v.regex(NAME, 'must be 1 to 100 characters without control characters or slashes')),
+    type: v.picklist(SWITCH_TYPES, (issue) => `must be ${SWITCH_TYPES.map((t) => `'${t}'`).join(' or ')}${issue.input === 'external' ? ' (external switches are not built)' : ''}`),
+    notes: v.optional(v.pipe(v.string('must be a string of at most 4096 characters'), v.maxLength(4096, 'must be a string of at most 4096 characters'))),
+    passt: v.optional(PASST_SCHEMA),
+  }, 'the switch definition must be a JSON object'),
+  v.forward(v.partialCheck([['type'], ['passt']], (d) => d.passt === undefined || d.type === 'internal', 'only an internal switch has the host\'s stack'), ['passt']),
+);
+
 export function switchDefinitionProblems(value: unknown): string[] {
-  if (!value || typeof value !== 'object' || Array.isArray(value)) return ['the switch definition must be a JSON object'];
-  const o = value as Record<string, unknown>;
-  const p: string[] = [];
-  if (o.version !== SWITCH_DEFINITION_VERSION) p.push(`version: must be ${SWITCH_DEFINITION_VERSION}`);
-  if (typeof o.id !== 'string' || !GUID.test(o.id)) p.push('id: must be a lower-case GUID');
-  if (typeof o.name !== 'string' || !NAME.test(o.name)) p.push('name: must be 1 to 100 characters without control characters or slashes');
-  if (!SWITCH_TYPES.includes(o.type as SwitchType)) p.push(`type: must be ${SWITCH_TYPES.map((t) => `'${t}'`).join(' or ')}${o.type === 'external' ? ' (external switches are not built)' : ''}`);
-  if (o.notes !== undefined && (typeof o.notes !== 'string' || o.notes.length > 4096)) p.push('notes: must be a string of at most 4096 characters');
-  if (o.passt !== undefined) {
-    if (o.type !== 'internal') p.push('passt: only an internal switch has the host\'s stack');
-    p.push(...passtProblems(o.passt));
-  }
-  for (const k of Object.keys(o)) if (!['version', 'id', 'name', 'type', 'notes', 'passt'].includes(k)) p.push(`${k}: unknown field`);
-  return p;
+  return schemaProblems(SWITCH_DEFINITION_SCHEMA, value);
 }
 
 export function newSwitchDefinition(r: { name: string; type?: string; notes?: string; passt?: Partial<PasstSettings> }): SwitchDefinition {

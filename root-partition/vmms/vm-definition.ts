@@ -1,12 +1,14 @@
 /**
  * A VM definition: what VMMS persists for each VM (`vms/<id>.json`) and validates whenever it
  * comes from outside — a file on disk (possibly hand-edited or half-written by another tool) or
- * a client request. The schema is data; `validateDefinition` reports every problem at once,
- * each with the field it concerns.
+ * a client request. The schema is data (valibot); `validateDefinition` reports every problem at
+ * once, each with the field it concerns (schema-problems.ts).
  */
 import { randomUUID } from 'node:crypto';
+import * as v from 'valibot';
 import { MAX_VPS } from '../../hypervisor/partition-control.ts';
-import { deviceProblems } from './vm-device-settings.ts';
+import { DEVICES_SCHEMA } from './vm-device-settings.ts';
+import { absolutePath, documentObject, guid, intIn, schemaProblems, text } from './schema-problems.ts';
 
 export const DEFINITION_VERSION = 1;
 export const MAX_VM_MEMORY_BYTES = 4 * 1024 ** 3;
@@ -47,41 +49,50 @@ export interface VmDefinition {
   cpuWeight?: number;
 }
 
-/** Fields a definition may leave out (added after version 1 was fixed). */
-const OPTIONAL_FIELDS: ReadonlySet<string> = new Set(['automaticStartAction', 'notes', 'cpuReserve', 'cpuMaximum', 'cpuWeight']);
+export { GUID } from './schema-problems.ts';
 
-export const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-type Check = (v: unknown) => string | null;
-const isString = (max: number, pattern?: RegExp, what = 'a string'): Check => (v) =>
-  typeof v !== 'string' ? `must be ${what}` : v.length > max ? `must be at most ${max} characters` : pattern && !pattern.test(v) ? `must be ${what}` : null;
 /** A percentage to a thousandth of a percent (Msvm_ProcessorSettingData's unit). */
-const isPercent = (min: number, minOpen: boolean): Check => (v) =>
-  typeof v !== 'number' || !Number.isFinite(v) || (minOpen ? v <= min : v < min) || v > 100 ? `must be a percentage ${minOpen ? 'above' : 'from'} ${min} to 100` : Math.abs(v * 1000 - Math.round(v * 1000)) > 1e-6 ? 'must be a multiple of 0.001 (thousandths of a percent)' : null;
-const isInt = (min: number, max: number, extra?: (n: number) => string | null): Check => (v) =>
-  typeof v !== 'number' || !Number.isInteger(v) ? 'must be an integer' : v < min || v > max ? `must be between ${min} and ${max}` : extra ? extra(v) : null;
+function percent(minOpen: boolean) {
+  const range = `must be a percentage ${minOpen ? 'above' : 'from'} 0 to 100`;
+  return v.pipe(
+    v.number(range), v.finite(range), minOpen ? v.gtValue(0, range) : v.minValue(0, range), v.maxValue(100, range),
+    v.check((n) => Math.abs(n * 1000 - Math.round(n * 1000)) <= 1e-6, 'must be a multiple of 0.001 (thousandths of a percent)'),
+  );
+}
 
-/** The schema: every field, its check. Unknown fields are refused (a typo must not pass silently). */
-export const DEFINITION_SCHEMA: Record<keyof Required<VmDefinition>, Check> = {
-  version: (v) => (v === DEFINITION_VERSION ? null : `must be ${DEFINITION_VERSION} (this tsvisor reads definition version ${DEFINITION_VERSION})`),
-  id: isString(36, GUID, 'a lower-case GUID'),
-  name: isString(100, /^[^\u0000-\u001f/\\]+$/, 'a non-empty name without control characters or slashes'),
-  memoryBytes: isInt(WASM_PAGE, MAX_VM_MEMORY_BYTES, (n) => (n % WASM_PAGE === 0 ? null : 'must be a multiple of 64 KiB')),
-  vpCount: isInt(1, MAX_VPS),
-  imagePath: isString(4096, /^\/.+/, 'an absolute path'),
-  cmdline: isString(3840),
-  automaticStopAction: (v) => (v === 'save' || v === 'turn-off' ? null : "must be 'save' or 'turn-off'"),
-  devices: (v) => {
-    if (!Array.isArray(v)) return 'must be an array';
-    const problems = deviceProblems(v);
-    return problems.length ? problems.join('; ') : null;
-  },
-  automaticStartAction: (v) => (AUTOMATIC_START_ACTIONS.includes(v as AutomaticStartAction) ? null : `must be ${AUTOMATIC_START_ACTIONS.map((a) => `'${a}'`).join(', ')}`),
-  notes: isString(MAX_NOTES_LENGTH),
-  cpuReserve: isPercent(0, false),
-  cpuMaximum: isPercent(0, true),
-  cpuWeight: (v) => isInt(1, 10_000)(v),
-};
+/**
+ * The schema: every field and its rule, in the order problems are reported. Unknown fields are
+ * refused (a typo must not pass silently); the fields added after version 1 was fixed may be left out.
+ */
+export const DEFINITION_SCHEMA = v.pipe(
+  documentObject({
+    version: v.literal(DEFINITION_VERSION, `must be ${DEFINITION_VERSION} (this tsvisor reads definition version ${DEFINITION_VERSION})`),
+    id: guid(),
+    name: text(100, /^[^\u0000-\u001f/\\]+$/, 'a non-empty name without control characters or slashes'),
+    memoryBytes: v.pipe(intIn(WASM_PAGE, MAX_VM_MEMORY_BYTES), v.multipleOf(WASM_PAGE, 'must be a multiple of 64 KiB')),
+    vpCount: intIn(1, MAX_VPS),
+    imagePath: absolutePath(),
+    cmdline: text(3840),
+    automaticStopAction: v.picklist(['save', 'turn-off'], "must be 'save' or 'turn-off'"),
+    devices: DEVICES_SCHEMA,
+    automaticStartAction: v.optional(v.picklist(AUTOMATIC_START_ACTIONS, `must be ${AUTOMATIC_START_ACTIONS.map((a) => `'${a}'`).join(', ')}`)),
+    notes: v.optional(text(MAX_NOTES_LENGTH)),
+    cpuReserve: v.optional(percent(false)),
+    cpuMaximum: v.optional(percent(true)),
+    cpuWeight: v.optional(intIn(1, 10_000)),
+  }, 'the definition must be a JSON object'),
+  v.forward(
+    v.partialCheck(
+      [['cpuReserve'], ['cpuMaximum']],
+      (d) => (d.cpuReserve ?? 0) <= (d.cpuMaximum ?? 100),
+      (issue) => {
+        const d = issue.input as { cpuReserve: number; cpuMaximum?: number };
+        return `${d.cpuReserve}% is above the maximum of ${d.cpuMaximum ?? 100}%`;
+      },
+    ),
+    ['cpuReserve'],
+  ),
+);
 
 export class DefinitionError extends Error {
   readonly code = 'VMMS_ERR_DEFINITION';
@@ -92,17 +103,7 @@ export class DefinitionError extends Error {
 
 /** Returns the problems (empty when valid). */
 export function definitionProblems(value: unknown): string[] {
-  if (!value || typeof value !== 'object' || Array.isArray(value)) return ['the definition must be a JSON object'];
-  const o = value as Record<string, unknown>;
-  const problems: string[] = [];
-  for (const [field, check] of Object.entries(DEFINITION_SCHEMA)) {
-    if (!(field in o)) { if (!OPTIONAL_FIELDS.has(field)) problems.push(`${field}: missing`); continue; }
-    const p = check(o[field]);
-    if (p) problems.push(`${field}: ${p}`);
-  }
-  for (const field of Object.keys(o)) if (!(field in DEFINITION_SCHEMA)) problems.push(`${field}: unknown field`);
-  if (typeof o.cpuReserve === 'number' && o.cpuReserve > (typeof o.cpuMaximum === 'number' ? o.cpuMaximum : 100)) problems.push(`cpuReserve: ${o.cpuReserve}% is above the maximum of ${typeof o.cpuMaximum === 'number' ? o.cpuMaximum : 100}%`);
-  return problems;
+  return schemaProblems(DEFINITION_SCHEMA, value);
 }
 
 export function validateDefinition(value: unknown, where: string): VmDefinition {

@@ -22,9 +22,11 @@
  */
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
+import * as v from 'valibot';
 import type { DiskConfig, VmDeviceConfig } from '../vmwp/device-config.ts';
 import { moduleFileProblem, USER_VSP_EXTENSIONS } from '../vmwp/user-vsp-loader.ts';
 import { adapterMac } from '../management/provider/network-settings.ts';
+import { absolutePath, acrossEntries, entryPath, exactObject, flag, guid, text, type ListIssue } from './schema-problems.ts';
 
 /** Two IDE channels of two drives each (Gen1 PIIX4), as Hyper-V's IDE controllers 0 and 1. */
 export const IDE_CONTROLLERS = 2;
@@ -40,99 +42,119 @@ export const MAX_SYNTHETIC_NICS = 8;
 export const MAX_LEGACY_NICS = 4;
 const MAC = /^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$/i;
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const IC_FLAGS = ['heartbeat', 'shutdown', 'timeSync', 'kvp'] as const;
+const diskPath = () => v.optional(absolutePath('an absolute path to a raw disk image'));
+const slot = (max: number, message: string) => v.pipe(v.number(message), v.integer(message), v.minValue(0, message), v.maxValue(max - 1, message));
+const instanceId = () => v.optional(guid());
+
+const ideDisk = exactObject({
+  kind: v.literal('ide-disk'),
+  controller: v.optional(slot(IDE_CONTROLLERS, 'must be 0 or 1')),
+  position: v.optional(slot(2, 'must be 0 (master) or 1 (slave)')),
+  path: diskPath(),
+  readOnly: v.optional(flag()),
+});
+
+const scsiDisk = exactObject({
+  location: slot(SCSI_LOCATIONS, `must be an integer from 0 to ${SCSI_LOCATIONS - 1}`),
+  path: diskPath(),
+  readOnly: v.optional(flag()),
+});
+
+const scsiController = exactObject({
+  kind: v.literal('scsi-controller'),
+  instanceId: instanceId(),
+  disks: v.pipe(
+    v.array(scsiDisk, 'must be an array'),
+    acrossEntries((disks, addIssue) => {
+      const taken = new Set<number>();
+      disks.forEach((d, j) => {
+        const location = (d as { location?: unknown } | null)?.location;
+        if (!isSlotNumber(location)) return;
+        if (taken.has(location)) addIssue({ message: `${location} is already taken on this controller`, path: entryPath(disks, j, 'location') });
+        taken.add(location);
+      });
+    }),
+  ),
+});
+
+const integrationServices = exactObject({
+  kind: v.literal('integration-services'),
+  heartbeat: v.optional(flag()),
+  shutdown: v.optional(flag()),
+  timeSync: v.optional(flag()),
+  kvp: v.optional(flag()),
+});
+
+const userVsp = exactObject({
+  kind: v.literal('user-vsp'),
+  module: v.pipe(absolutePath('the absolute path of a .ts, .mts, .js or .mjs module'), v.regex(USER_VSP_EXTENSIONS, 'must be the absolute path of a .ts, .mts, .js or .mjs module')),
+  export: v.optional(v.pipe(v.string('must be the name of an exported class'), v.regex(/^[A-Za-z_$][\w$]{0,127}$/, 'must be the name of an exported class'))),
+});
+
+const networkAdapter = exactObject({
+  kind: v.literal('network-adapter'),
+  name: v.optional(text(64, /^[^\u0000-\u001f/\\]{1,64}$/, '1 to 64 characters without control characters or slashes')),
+  legacy: v.optional(flag()),
+  mac: v.optional(v.pipe(
+    v.string('must be six hex bytes like 00:15:5d:01:02:03'),
+    v.regex(MAC, 'must be six hex bytes like 00:15:5d:01:02:03'),
+    v.check((mac) => (parseInt(mac.slice(0, 2), 16) & 1) === 0, (issue) => `must be a unicast address (${String(issue.input)} is a group address)`),
+  )),
+  switch: v.optional(v.pipe(v.string('must be a switch name'), v.minLength(1, 'must be a switch name'), v.maxLength(100, 'must be a switch name'))),
+  vlanId: v.optional(v.pipe(v.number('must be an integer from 1 to 4094'), v.integer('must be an integer from 1 to 4094'), v.minValue(1, 'must be an integer from 1 to 4094'), v.maxValue(4094, 'must be an integer from 1 to 4094'))),
+  instanceId: instanceId(),
+});
 
 type Fields = Record<string, unknown>;
+const isSlotNumber = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x);
 
-function unknownFields(o: Fields, allowed: readonly string[], where: string): string[] {
-  return Object.keys(o).filter((k) => !allowed.includes(k)).map((k) => `${where}.${k}: unknown field`);
-}
-
-function diskFieldProblems(o: Fields, where: string): string[] {
-  const p: string[] = [];
-  if (o.path !== undefined && (typeof o.path !== 'string' || !/^\/.+/.test(o.path) || o.path.length > 4096)) p.push(`${where}.path: must be an absolute path to a raw disk image`);
-  if (o.readOnly !== undefined && typeof o.readOnly !== 'boolean') p.push(`${where}.readOnly: must be true or false`);
-  return p;
-}
-
-const isSlot = (v: unknown, max: number) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < max;
-
-/** Every problem of a `devices` list, each with the entry it concerns (`devices[2].path: …`). */
-export function deviceProblems(devices: readonly unknown[]): string[] {
-  const problems: string[] = [];
+/**
+ * The rules across entries: an IDE slot holds one drive; at most MAX_SCSI_CONTROLLERS SCSI
+ * controllers, one integration-services entry, MAX_USER_VSPS VSP modules, MAX_SYNTHETIC_NICS and
+ * MAX_LEGACY_NICS adapters. Each problem names the entry that breaks the rule.
+ */
+function deviceRules(devices: readonly unknown[], addIssue: ListIssue): void {
   const ideSlots = new Map<string, number>();
-  let scsiControllers = 0;
-  let icEntries = 0;
-  let userVsps = 0;
-  let syntheticNics = 0;
-  let legacyNics = 0;
+  let scsiControllers = 0, icEntries = 0, userVsps = 0, syntheticNics = 0, legacyNics = 0;
   devices.forEach((d, i) => {
-    const where = `devices[${i}]`;
-    if (!d || typeof d !== 'object' || Array.isArray(d)) { problems.push(`${where}: must be an object with a kind`); return; }
-    const o = d as Fields;
+    const o = (d && typeof d === 'object' ? d : {}) as Fields;
+    const where = entryPath(devices, i);
     switch (o.kind) {
       case 'ide-disk': {
-        problems.push(...unknownFields(o, ['kind', 'controller', 'position', 'path', 'readOnly'], where), ...diskFieldProblems(o, where));
-        const controller = o.controller ?? 0;
-        const position = o.position ?? 0;
-        if (!isSlot(controller, IDE_CONTROLLERS)) problems.push(`${where}.controller: must be 0 or 1`);
-        if (!isSlot(position, 2)) problems.push(`${where}.position: must be 0 (master) or 1 (slave)`);
-        const slot = `${String(controller)}:${String(position)}`;
-        if (ideSlots.has(slot)) problems.push(`${where}: IDE controller ${String(controller)} position ${String(position)} is already taken by devices[${ideSlots.get(slot)}]`);
-        else ideSlots.set(slot, i);
-        break;
+        const controller = o.controller ?? 0, position = o.position ?? 0;
+        if (!isSlotNumber(controller) || !isSlotNumber(position)) return;
+        const key = `${controller}:${position}`;
+        const first = ideSlots.get(key);
+        if (first !== undefined) addIssue({ message: `IDE controller ${controller} position ${position} is already taken by devices[${first}]`, path: where });
+        else ideSlots.set(key, i);
+        return;
       }
-      case 'scsi-controller': {
-        problems.push(...unknownFields(o, ['kind', 'instanceId', 'disks'], where));
-        if (++scsiControllers > MAX_SCSI_CONTROLLERS) problems.push(`${where}: at most ${MAX_SCSI_CONTROLLERS} SCSI controllers`);
-        if (o.instanceId !== undefined && (typeof o.instanceId !== 'string' || !GUID.test(o.instanceId))) problems.push(`${where}.instanceId: must be a lower-case GUID`);
-        if (!Array.isArray(o.disks)) { problems.push(`${where}.disks: must be an array`); break; }
-        const locations = new Set<number>();
-        o.disks.forEach((disk: unknown, j: number) => {
-          const dw = `${where}.disks[${j}]`;
-          if (!disk || typeof disk !== 'object') { problems.push(`${dw}: must be an object`); return; }
-          const dd = disk as Fields;
-          problems.push(...unknownFields(dd, ['location', 'path', 'readOnly'], dw), ...diskFieldProblems(dd, dw));
-          if (!isSlot(dd.location, SCSI_LOCATIONS)) problems.push(`${dw}.location: must be an integer from 0 to ${SCSI_LOCATIONS - 1}`);
-          else if (locations.has(dd.location as number)) problems.push(`${dw}.location: ${String(dd.location)} is already taken on this controller`);
-          else locations.add(dd.location as number);
-        });
-        break;
-      }
+      case 'scsi-controller':
+        if (++scsiControllers > MAX_SCSI_CONTROLLERS) addIssue({ message: `at most ${MAX_SCSI_CONTROLLERS} SCSI controllers`, path: where });
+        return;
       case 'integration-services':
-        problems.push(...unknownFields(o, ['kind', ...IC_FLAGS], where));
-        if (++icEntries > 1) problems.push(`${where}: only one integration-services entry`);
-        for (const f of IC_FLAGS) if (o[f] !== undefined && typeof o[f] !== 'boolean') problems.push(`${where}.${f}: must be true or false`);
-        break;
+        if (++icEntries > 1) addIssue({ message: 'only one integration-services entry', path: where });
+        return;
       case 'user-vsp':
-        problems.push(...unknownFields(o, ['kind', 'module', 'export'], where));
-        if (++userVsps > MAX_USER_VSPS) problems.push(`${where}: at most ${MAX_USER_VSPS} user VSPs`);
-        if (typeof o.module !== 'string' || !o.module.startsWith('/') || o.module.length > 4096 || !USER_VSP_EXTENSIONS.test(o.module)) problems.push(`${where}.module: must be the absolute path of a .ts, .mts, .js or .mjs module`);
-        if (o.export !== undefined && (typeof o.export !== 'string' || !/^[A-Za-z_$][\w$]{0,127}$/.test(o.export))) problems.push(`${where}.export: must be the name of an exported class`);
-        break;
-      case 'network-adapter': {
-        problems.push(...unknownFields(o, ['kind', 'name', 'legacy', 'mac', 'switch', 'vlanId', 'instanceId'], where));
-        if (o.legacy !== undefined && typeof o.legacy !== 'boolean') problems.push(`${where}.legacy: must be true or false`);
+        if (++userVsps > MAX_USER_VSPS) addIssue({ message: `at most ${MAX_USER_VSPS} user VSPs`, path: where });
+        return;
+      case 'network-adapter':
         if (o.legacy === true ? ++legacyNics > MAX_LEGACY_NICS : ++syntheticNics > MAX_SYNTHETIC_NICS) {
-          problems.push(`${where}: at most ${o.legacy === true ? `${MAX_LEGACY_NICS} legacy` : `${MAX_SYNTHETIC_NICS} synthetic`} network adapters`);
+          addIssue({ message: `at most ${o.legacy === true ? `${MAX_LEGACY_NICS} legacy` : `${MAX_SYNTHETIC_NICS} synthetic`} network adapters`, path: where });
         }
-        if (o.name !== undefined && (typeof o.name !== 'string' || !/^[^\u0000-\u001f/\\]{1,64}$/.test(o.name))) problems.push(`${where}.name: must be 1 to 64 characters without control characters or slashes`);
-        if (o.mac !== undefined) {
-          if (typeof o.mac !== 'string' || !MAC.test(o.mac)) problems.push(`${where}.mac: must be six hex bytes like 00:15:5d:01:02:03`);
-          else if ((parseInt(o.mac.slice(0, 2), 16) & 1) !== 0) problems.push(`${where}.mac: must be a unicast address (${o.mac} is a group address)`);
-        }
-        if (o.switch !== undefined && (typeof o.switch !== 'string' || o.switch.length === 0 || o.switch.length > 100)) problems.push(`${where}.switch: must be a switch name`);
-        if (o.vlanId !== undefined && !(typeof o.vlanId === 'number' && Number.isInteger(o.vlanId) && o.vlanId >= 1 && o.vlanId <= 4094)) problems.push(`${where}.vlanId: must be an integer from 1 to 4094`);
-        if (o.instanceId !== undefined && (typeof o.instanceId !== 'string' || !GUID.test(o.instanceId))) problems.push(`${where}.instanceId: must be a lower-case GUID`);
-        break;
-      }
-      default:
-        problems.push(`${where}.kind: must be one of ${DEVICE_KINDS.join(', ')}`);
     }
   });
-  return problems;
 }
+
+/** A VM definition's `devices`: each entry by its kind, then the rules across entries. */
+export const DEVICES_SCHEMA = v.pipe(
+  v.array(
+    v.variant('kind', [ideDisk, scsiController, integrationServices, userVsp, networkAdapter], (issue) =>
+      issue.path ? `must be one of ${DEVICE_KINDS.join(', ')}` : 'must be an object with a kind'),
+    'must be an array',
+  ),
+  acrossEntries(deviceRules),
+);
 
 interface IdeDiskEntry { kind: 'ide-disk'; controller?: number; position?: number; path?: string; readOnly?: boolean }
 interface ScsiControllerEntry { kind: 'scsi-controller'; instanceId?: string; disks: { location: number; path?: string; readOnly?: boolean }[] }

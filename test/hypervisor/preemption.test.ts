@@ -3,7 +3,7 @@
  * single exit still gets its timer interrupts, parks for pause and leaves for stop without its
  * thread being terminated. The same guest run unmodified shows what the rewrite fixes.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { VpRunState } from '../../hypervisor/partition-control.ts';
 import { NO_REWRITE } from '../../hypervisor/rewrite/rewrite-abi.ts';
 import { bootTestGuest, type TestGuest } from '../helpers/guest-partition.ts';
@@ -25,11 +25,9 @@ const ticks = (g: TestGuest) => Atomics.load(g.partition.mem.u32, (RESULT_GPA + 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until(what: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!what()) {
-    if (Date.now() > end) throw new Error('condition not reached in time');
-    await sleep(5);
-  }
+  await vi.waitFor(() => {
+    if (!what()) throw new Error('condition not reached in time');
+  }, { timeout: timeoutMs, interval: 5 });
 }
 
 describe('preemption points', () => {

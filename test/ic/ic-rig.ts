@@ -2,6 +2,7 @@
 import type { HvError } from '../../hypervisor/hv-error.ts';
 import type { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import type { IntegrationServices } from '../../root-partition/vsp/ic/integration-services.ts';
+import { vi } from 'vitest';
 import { GuestHarness } from '../../root-partition/sdk/harness.ts';
 
 export interface IcRig { g: GuestHarness; host: VmbusHost; ic: IntegrationServices; errors: HvError[] }
@@ -14,11 +15,9 @@ export async function bootIcGuest(cmdline = ''): Promise<IcRig> {
   return { g, host: g.vmbus!, ic: g.ic!, errors: g.errors };
 }
 
-/** Polls `predicate` every few ms until true; rejects after `timeoutMs`. */
+/** vi.waitFor on `predicate`, checked every few ms; rejects after `timeoutMs`. */
 export async function until(predicate: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!predicate()) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await vi.waitFor(() => {
+    if (!predicate()) throw new Error(`timed out waiting for ${what}`);
+  }, { timeout: timeoutMs, interval: 5 });
 }

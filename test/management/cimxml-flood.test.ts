@@ -7,7 +7,7 @@
 import { request, Agent } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CimXmlServer } from '../../root-partition/management/cimxml/http-server.ts';
 import { DEFAULT_REQUEST_LIMITS, resolveRequestLimits, type CimXmlRequestLimits } from '../../root-partition/management/cimxml/request-limits.ts';
 import { testAuthenticator } from './access-fixture.ts';
@@ -89,13 +89,9 @@ function raw(port: number, head: string): RawClient {
   return c;
 }
 
-const until = async (what: () => boolean, ms = 5000) => {
-  const end = Date.now() + ms;
-  while (!what()) {
-    if (Date.now() > end) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
+const until = (what: () => boolean, ms = 5000) => vi.waitFor(() => {
+  if (!what()) throw new Error('condition not reached in time');
+}, { timeout: ms, interval: 10 });
 
 describe('CIM-XML request time-outs', () => {
   it('cuts off a client that stalls in its body (408, closed) while another client is served', async () => {

@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ManagementEvent } from '../../root-partition/management/client/management-client.ts';
 import { VmmsClient } from '../../root-partition/vmms/vmms-client.ts';
 import type { VmView } from '../../root-partition/vmms/vm-entry.ts';
@@ -28,12 +28,11 @@ afterAll(async () => {
   if (daemon) expect(await daemon.stop()).toEqual([]);
 }, 60_000);
 
+/** vi.waitFor on a condition; the time-out names it, with `detail()` (what the test saw) when there is any. */
 async function until(what: string, check: () => boolean, timeoutMs = 30_000, detail: () => string = () => ''): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${detail() ? `:\n${detail()}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await vi.waitFor(() => {
+    if (!check()) throw new Error(`timed out waiting for ${what}${detail() ? `:\n${detail()}` : ''}`);
+  }, { timeout: timeoutMs, interval: 50 });
 }
 
 async function defineAndStart(name: string, request: Record<string, unknown>): Promise<VmView> {

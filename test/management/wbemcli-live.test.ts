@@ -9,7 +9,7 @@ import { X509Certificate } from 'node:crypto';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ManagementClient, ManagementEvent } from '../../root-partition/management/client/management-client.ts';
 import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
 import { LiveDaemon, run, runAs, WBEMCLI } from './live-daemon.ts';
@@ -28,14 +28,13 @@ const embedded = (cls: string, props: Record<string, string | number>) => {
   return `<INSTANCE CLASSNAME="${cls}">${body}</INSTANCE>`.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 };
 
+/** vi.waitFor on a probe that answers a falsy value until the condition holds; the time-out shows the daemon's log. */
 async function until<T>(what: string, probe: () => T | undefined | null | false, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
+  return vi.waitFor(() => {
     const v = probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; log: ${daemon.log()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+    if (!v) throw new Error(`timed out waiting for ${what}; log: ${daemon.log()}`);
+    return v;
+  }, { timeout: ms, interval: 25 });
 }
 
 describe.skipIf(!WBEMCLI)('wbemcli against a real tsvisor serve — skipped only when the wbemcli binary is absent; CI installs it', () => {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SwitchServer, lengthPrefixed } from '../../root-partition/vswitch/switch-server.ts';
 import { SwitchLink } from '../../root-partition/vswitch/switch-link.ts';
 import { FrameBatcher, FrameStreamDecoder } from '../../root-partition/vswitch/frame-stream.ts';
@@ -53,11 +53,9 @@ async function connect(path: string, mac: string): Promise<{ link: SwitchLink; g
 }
 
 async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await vi.waitFor(() => {
+    if (!cond()) throw new Error('timed out');
+  }, { timeout: ms, interval: 5 });
 }
 
 describe('frame stream codec', () => {

@@ -48,22 +48,12 @@ function readAt(path: string, offset: number, length: number): Buffer {
   }
 }
 
-async function until<T>(what: string, probe: () => Promise<T | null | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 const values = (text: string) => Object.fromEntries(text.split('\n').filter((l) => /^\w+=\d+$/.test(l)).map((l) => [l.split('=')[0], Number(l.split('=')[1])]));
 
 async function icVm(v: Vmms, name: string, cmdline = '', devices: object[] = []): Promise<void> {
   v.defineVm({ name, memoryBytes: 32 * MiB, imagePath: ic, cmdline, devices: [{ kind: 'integration-services' }, ...devices] as never });
   expect(await v.start(name)).toMatchObject({ returnValue: 0 });
-  await until(`${name}'s heartbeat`, async () => (await v.heartbeatStatus(name)) === 2);
+  await waitFor(`${name}'s heartbeat`, async () => (await v.heartbeatStatus(name)) === 2);
 }
 
 describe('VM devices in the worker process', () => {
@@ -161,7 +151,7 @@ describe('VM devices in the worker process', () => {
     expect((await v.start('ic')).returnValue).toBe(0);
     const restoredPid = v.get('ic')!.processId!;
     expect(restoredPid).not.toBe(pid);
-    await until('the heartbeat after the restore', async () => (await v.heartbeatStatus('ic')) === 2);
+    await waitFor('the heartbeat after the restore', async () => (await v.heartbeatStatus('ic')) === 2);
     // KVP both ways: a host item the guest prints (pool External, 0), the guest's own item (pool Guest, 1).
     await v.kvpSet('ic', 0, 'Owner', 'tests');
     await waitFor('the guest to print the host item', () => v.console('ic').includes('kvp0 Owner=tests'), 5000);

@@ -9,11 +9,10 @@
 // samples the VP's counters exactly at its boundaries. Results stay in guest memory (one
 // 64-byte record per phase, one u32 latency in 100 ns units per I/O) at the addresses printed on
 // COM1; the host reads them after the VP halts.
-import "../../runtime/panic";
-import { cli, halt, sti, VP_INDEX } from "../../platform/hv";
+import { cli, halt, sti } from "../../platform/hv";
 import { puts, putDec } from "../../kernel/console";
-import { bootInfoValid, cmdlineGpa, cmdlineLength } from "../../kernel/boot-info";
-import { dispatchInterrupt } from "../../kernel/interrupts";
+import { cmdlineGpa, cmdlineLength } from "../../kernel/boot-info";
+import { kernelBoot } from "../../kernel/boot";
 import { pageAlloc, pageAllocRun } from "../../kernel/pages";
 import { picInit } from "../../drivers/pic8259";
 import { pciFind, piix4BusMasterBase, INTEL_VENDOR, PIIX4_IDE_DEVICE } from "../../drivers/pci-config";
@@ -76,8 +75,7 @@ function finish(code: i32): i32 {
   return code;
 }
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
+function main(): i32 {
   const plan = pageAllocRun(2);
   const numbers = readPlan(plan, MAX_PHASES * 6);
   const phases = numbers / 6;
@@ -157,6 +155,8 @@ export function boot(): i32 {
   return finish(0);
 }
 
-export function interrupt(vector: u32): void {
-  dispatchInterrupt(vector, VP_INDEX);
+export function boot(): i32 {
+  return kernelBoot(main);
 }
+
+export { interrupt } from "../../kernel/boot";

@@ -8,10 +8,10 @@
 // a console exit), and a restored VM continues in the middle of whatever it was doing.
 //
 // Command line: `rounds=<n>` (default 4000), `work=<n>` mixing steps per round (default 20000).
-import "../../runtime/panic";
 import { cli, halt } from "../../platform/hv";
 import { puts, putDec, putHex } from "../../kernel/console";
-import { bootInfoValid, cmdlineNumber as cmdlineU64 } from "../../kernel/boot-info";
+import { cmdlineNumber as cmdlineU64 } from "../../kernel/boot-info";
+import { kernelBoot } from "../../kernel/boot";
 import { checksumRound as round } from "../lib/checksum-round";
 
 const PROGRESS_EVERY: u32 = 100;
@@ -54,11 +54,14 @@ function run(rounds: u32, work: u32): i32 {
   return sum == want ? 0 : 3;
 }
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
+function main(): i32 {
   const rounds = cmdlineNumber("rounds", 4000);
   puts("checksum guest: ");
   putDec(rounds);
   puts(" rounds\n");
   return run(rounds, cmdlineNumber("work", 20000));
+}
+
+export function boot(): i32 {
+  return kernelBoot(main);
 }

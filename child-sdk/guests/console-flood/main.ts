@@ -2,16 +2,15 @@
 // (default 17 MiB, above the 16 MiB IPC frame limit), repeated `times=<n>` (default 1), from a
 // buffer above the runtime heap filled with a known pattern (byte i = 'a' + i % 26, a newline
 // every 64th byte), then a closing line; then it idles, still running. Needs RAM for 16 MiB + bytes.
-import "../../runtime/panic";
 import { halt, outsb, sti } from "../../platform/hv";
 import { puts, putDec } from "../../kernel/console";
-import { bootInfoValid, cmdlineNumber, ramPages } from "../../kernel/boot-info";
+import { cmdlineNumber, ramPages } from "../../kernel/boot-info";
+import { kernelBoot } from "../../kernel/boot";
 import { COM1_BASE } from "../../../abi/platform";
 
 const BUFFER: usize = 16 << 20;
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
+function main(): i32 {
   const bytes = <u32>cmdlineNumber("bytes", 17 << 20);
   const times = <u32>cmdlineNumber("times", 1);
   if (<u64>BUFFER + bytes > <u64>ramPages() * 4096) {
@@ -28,6 +27,10 @@ export function boot(): i32 {
   sti(); // stays running (halted, interruptible), so the host's view of a live VM can be checked
   for (;;) halt();
   return 0;
+}
+
+export function boot(): i32 {
+  return kernelBoot(main);
 }
 
 export function interrupt(vector: u32): void {}

@@ -8,11 +8,11 @@
 // Results for the host at RESULT_GPA: +0 progress (spin rounds), +4 interrupts taken, +8 latency
 // samples taken, +64.. one u32 per interrupt: reference time at the handler minus the timer's
 // expiration time (100 ns units).
-import "../../runtime/panic";
-import { cli, halt, sti, VP_INDEX } from "../../platform/hv";
+import { halt, sti, VP_INDEX } from "../../platform/hv";
 import { puts, putDec } from "../../kernel/console";
 import { cmdlineHas, cmdlineNumber } from "../../kernel/boot-info";
-import { dispatchInterrupt, setInterruptHandler } from "../../kernel/interrupts";
+import { kernelBoot } from "../../kernel/boot";
+import { setInterruptHandler } from "../../kernel/interrupts";
 import { pageAlloc } from "../../kernel/pages";
 import { enableHypercalls } from "../../hv/hypercall";
 import { messageDone, messageSlot, referenceTime, sintRoute, stimerPeriodic, stimerStop, synicEnable } from "../../hv/synic";
@@ -76,7 +76,7 @@ function timerLoop(halting: bool): void {
   puts("\n");
 }
 
-export function boot(): i32 {
+function main(): i32 {
   if (cmdlineHas("spin") || cmdlineHas("wait")) {
     timerLoop(cmdlineHas("wait"));
   } else {
@@ -91,11 +91,11 @@ export function boot(): i32 {
     putDec(t1 - t0);
     puts("\n");
   }
-  cli();
-  halt();
   return 0;
 }
 
-export function interrupt(vector: u32): void {
-  dispatchInterrupt(vector, VP_INDEX);
+export function boot(): i32 {
+  return kernelBoot(main);
 }
+
+export { interrupt } from "../../kernel/boot";

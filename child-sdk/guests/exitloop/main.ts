@@ -2,11 +2,11 @@
 // (one exit each), where n is the first number on the command line; prints the checksum of
 // what it read, then halts. Reference times (100 ns) at the start, between the phases and at the
 // end are left at RESULT_GPA for the host. Used by the exit benchmark.
-import "../../runtime/panic";
-import { cli, halt, inb, insw, rdmsr } from "../../platform/hv";
+import { inb, insw, rdmsr } from "../../platform/hv";
 import { HV_X64_MSR_TIME_REF_COUNT } from "../../../abi/hv-msr";
 import { puts, putDec } from "../../kernel/console";
 import { cmdlineGpa, cmdlineLength } from "../../kernel/boot-info";
+import { kernelBoot } from "../../kernel/boot";
 
 const BUF: usize = memory.data(512, 16);
 const RESULT_GPA: usize = 0x3000;
@@ -23,7 +23,7 @@ function firstNumber(): u32 {
   return n;
 }
 
-export function boot(): i32 {
+function main(): i32 {
   const n = firstNumber();
   let sum: u32 = 0;
   store<u64>(RESULT_GPA, rdmsr(HV_X64_MSR_TIME_REF_COUNT));
@@ -38,7 +38,9 @@ export function boot(): i32 {
   puts("sum=");
   putDec(sum);
   puts("\n");
-  cli();
-  halt();
   return 0;
+}
+
+export function boot(): i32 {
+  return kernelBoot(main);
 }

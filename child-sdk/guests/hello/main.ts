@@ -1,10 +1,10 @@
 // The sample guest: discovers the hypervisor, enables hypercalls and the SynIC, takes a few
 // synthetic-timer interrupts, and halts for good.
-import "../../runtime/panic";
-import { cli, halt, sti, VP_INDEX } from "../../platform/hv";
+import { halt, sti, VP_INDEX } from "../../platform/hv";
 import { puts, putDec, putHex } from "../../kernel/console";
-import { bootInfoValid, ramPages, vpCount } from "../../kernel/boot-info";
-import { dispatchInterrupt, setInterruptHandler } from "../../kernel/interrupts";
+import { ramPages, vpCount } from "../../kernel/boot-info";
+import { EXIT_NO_HYPERCALLS, kernelBoot } from "../../kernel/boot";
+import { setInterruptHandler } from "../../kernel/interrupts";
 import { pageAlloc } from "../../kernel/pages";
 import { hypervisorPresent } from "../../hv/cpuid";
 import { enableHypercalls, getPartitionId } from "../../hv/hypercall";
@@ -21,8 +21,7 @@ function onTimer(vector: u32): void {
   messageDone(VP_INDEX, TIMER_SINT);
 }
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
+function main(): i32 {
   puts("tsvisor sample guest: ");
   putDec(ramPages() * 4);
   puts(" KiB RAM, ");
@@ -30,11 +29,10 @@ export function boot(): i32 {
   puts(" VP\n");
   if (!hypervisorPresent()) {
     puts("no hypervisor: nothing more to do\n");
-    cli();
-    halt();
+    return 0;
   }
   puts("hypervisor: Microsoft Hv, interface Hv#1\n");
-  if (!enableHypercalls(pageAlloc())) return 2;
+  if (!enableHypercalls(pageAlloc())) return EXIT_NO_HYPERCALLS;
   puts("partition id ");
   putDec(getPartitionId());
   puts("\n");
@@ -48,11 +46,11 @@ export function boot(): i32 {
   puts("5 timer interrupts at 10 ms, heap base 0x");
   putHex(__heap_base);
   puts("\nhalting\n");
-  cli();
-  halt();
   return 0;
 }
 
-export function interrupt(vector: u32): void {
-  dispatchInterrupt(vector, VP_INDEX);
+export function boot(): i32 {
+  return kernelBoot(main);
 }
+
+export { interrupt } from "../../kernel/boot";

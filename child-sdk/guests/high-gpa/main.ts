@@ -2,14 +2,13 @@
 // longer fits an i32): CPUID 0x40000000 with its output block there, then the vendor string
 // written out of that page with one `rep outsb`. Prints `cpuid_eax=<n>`, the vendor line, and
 // halts.
-import "../../runtime/panic";
-import { cli, cpuid, halt, outsb } from "../../platform/hv";
+import { cpuid, outsb } from "../../platform/hv";
 import { puts, putDec } from "../../kernel/console";
-import { bootInfoValid, ramPages } from "../../kernel/boot-info";
+import { ramPages } from "../../kernel/boot-info";
+import { kernelBoot } from "../../kernel/boot";
 import { COM1_BASE } from "../../../abi/platform";
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
+function main(): i32 {
   const page: usize = <usize>((<u64>ramPages() - 1) * 4096);
   cpuid(0x40000000, 0, page);
   puts("cpuid_eax=");
@@ -17,9 +16,11 @@ export function boot(): i32 {
   puts("\nvendor ");
   outsb(COM1_BASE, page + 4, 12); // EBX, ECX, EDX: "Microsoft Hv"
   puts("\n");
-  cli();
-  halt();
   return 0;
+}
+
+export function boot(): i32 {
+  return kernelBoot(main);
 }
 
 export function interrupt(vector: u32): void {}

@@ -3,12 +3,11 @@
 // and VP 12, started by VP 10 at a RIP that is no function, traps (run it with 13 VPs).
 // Command line: `vps` (start the faulting VPs), `codes=N` (hypercall codes to sweep, default
 // 65536), `stride=N` (every Nth port gets wide reads and writes, default 16).
-import "../../runtime/panic";
-import { cli, halt, sti, VP_INDEX } from "../../platform/hv";
+import { cli, halt, sti } from "../../platform/hv";
 import { puts, putDec } from "../../kernel/console";
-import { bootInfoValid, cmdlineHas, cmdlineNumber, vpCount } from "../../kernel/boot-info";
+import { cmdlineHas, cmdlineNumber, vpCount } from "../../kernel/boot-info";
+import { kernelBoot } from "../../kernel/boot";
 import { pageAlloc } from "../../kernel/pages";
-import { apEntry } from "../../kernel/smp";
 import { enableHypercalls, startVirtualProcessor } from "../../hv/hypercall";
 import { calls, answers, cpuidSweep, hypercallSweep, messageSweep, mmioSweep, msrReadSweep, msrWriteSweep, portSweep, refused } from "./sweep";
 import { FAULT_CASE_COUNT, REACHED, runFaultCase } from "./faults";
@@ -30,8 +29,7 @@ function faultingVp(vp: u32): void {
   halt();
 }
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
+function main(): i32 {
   cpuidSweep();
   msrReadSweep();
   if (!enableHypercalls(pageAlloc())) { puts("hypercalls not enabled\n"); return 2; }
@@ -60,6 +58,8 @@ export function boot(): i32 {
   return 0;
 }
 
-export function vp_start(rip: u32): void {
-  apEntry(rip, VP_INDEX);
+export function boot(): i32 {
+  return kernelBoot(main);
 }
+
+export { vp_start } from "../../kernel/boot";

@@ -5,11 +5,10 @@
 //   hang            — after answering 3 heartbeats, stop serving anything (a hung guest);
 //   ignore-shutdown — read shutdown requests but never answer them;
 //   refuse-shutdown — answer every shutdown request with E_FAIL.
-import "../../runtime/panic";
-import { cli, halt, sti, VP_INDEX } from "../../platform/hv";
+import { cli, halt, sti } from "../../platform/hv";
 import { puts, putDec, putBytes } from "../../kernel/console";
-import { bootInfoValid, cmdlineHas } from "../../kernel/boot-info";
-import { dispatchInterrupt } from "../../kernel/interrupts";
+import { cmdlineHas } from "../../kernel/boot-info";
+import { kernelBoot } from "../../kernel/boot";
 import { pageAlloc } from "../../kernel/pages";
 import { enableHypercalls } from "../../hv/hypercall";
 import { vmbusConnect, vmbusInit } from "../../vmbus/vmbus-driver";
@@ -60,8 +59,7 @@ function printPool(pool: u32): void {
 
 function refuse(flags: u32, reason: u32): bool { return false; }
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
+function main(): i32 {
   kv("hypercalls", enableHypercalls(pageAlloc()) ? 1 : 0);
   kv("vmbus_init", vmbusInit(VMBUS_VECTOR) ? 1 : 0);
   sti();
@@ -111,6 +109,8 @@ export function boot(): i32 {
   return 0;
 }
 
-export function interrupt(vector: u32): void {
-  dispatchInterrupt(vector, VP_INDEX);
+export function boot(): i32 {
+  return kernelBoot(main);
 }
+
+export { interrupt } from "../../kernel/boot";

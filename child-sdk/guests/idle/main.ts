@@ -2,11 +2,11 @@
 // `tick=<µs>` on its command line it keeps a periodic synthetic timer (a kernel's scheduler tick;
 // 10000 µs is Linux's HZ=100) and halts between ticks; without, it halts for good with
 // interrupts enabled, as an idle kernel without a tick would.
-import "../../runtime/panic";
 import { halt, sti, VP_INDEX } from "../../platform/hv";
 import { puts } from "../../kernel/console";
-import { bootInfoValid, cmdlineNumber } from "../../kernel/boot-info";
-import { dispatchInterrupt, setInterruptHandler } from "../../kernel/interrupts";
+import { cmdlineNumber } from "../../kernel/boot-info";
+import { kernelBoot } from "../../kernel/boot";
+import { setInterruptHandler } from "../../kernel/interrupts";
 import { pageAlloc } from "../../kernel/pages";
 import { hypervisorPresent } from "../../hv/cpuid";
 import { enableHypercalls } from "../../hv/hypercall";
@@ -23,8 +23,7 @@ function onTimer(vector: u32): void {
   messageDone(VP_INDEX, TIMER_SINT);
 }
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
+function main(): i32 {
   const tickUs = cmdlineNumber("tick", 0);
   if (tickUs > 0) {
     if (!hypervisorPresent() || !enableHypercalls(pageAlloc())) return 2;
@@ -39,6 +38,8 @@ export function boot(): i32 {
   return 0;
 }
 
-export function interrupt(vector: u32): void {
-  dispatchInterrupt(vector, VP_INDEX);
+export function boot(): i32 {
+  return kernelBoot(main);
 }
+
+export { interrupt } from "../../kernel/boot";

@@ -5,15 +5,12 @@
 // (both 100 ns units, from the timer message). Samples leave on COM1 in lines of up to 32:
 // "lat <v> <v> …" (100 ns units), the last ones when the count reaches samples=<n> (default 500),
 // after which it prints "interactive done" and keeps ticking without reporting.
-import "../../runtime/panic";
 import { cli, halt, sti, VP_INDEX } from "../../platform/hv";
 import { putDec, puts } from "../../kernel/console";
-import { bootInfoValid, cmdlineNumber } from "../../kernel/boot-info";
-import { dispatchInterrupt, setInterruptHandler } from "../../kernel/interrupts";
-import { pageAlloc } from "../../kernel/pages";
-import { hypervisorPresent } from "../../hv/cpuid";
-import { enableHypercalls } from "../../hv/hypercall";
-import { messageDone, messageSlot, referenceTime, sintRoute, stimerPeriodic, synicEnable } from "../../hv/synic";
+import { cmdlineNumber } from "../../kernel/boot-info";
+import { kernelBoot, SETUP_SYNIC } from "../../kernel/boot";
+import { setInterruptHandler } from "../../kernel/interrupts";
+import { messageDone, messageSlot, referenceTime, sintRoute, stimerPeriodic } from "../../hv/synic";
 import { HVMSG_TIMER_EXPIRED } from "../../../abi/hv-msr";
 
 const TIMER_SINT: u32 = 3;
@@ -52,13 +49,10 @@ function flush(): void {
   atomic.store<u32>(COUNT, 0);
 }
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
-  if (!hypervisorPresent() || !enableHypercalls(pageAlloc())) return 2;
+function main(): i32 {
   const tickUs = cmdlineNumber("tick", 10000);
   const burst = cmdlineNumber("burst", 200) * 10;
   const wanted = cmdlineNumber("samples", 500);
-  synicEnable(VP_INDEX);
   setInterruptHandler(TIMER_VECTOR, onTimer);
   sintRoute(TIMER_SINT, TIMER_VECTOR);
   stimerPeriodic(0, TIMER_SINT, tickUs * 10);
@@ -85,6 +79,8 @@ export function boot(): i32 {
   return <i32>sink;
 }
 
-export function interrupt(vector: u32): void {
-  dispatchInterrupt(vector, VP_INDEX);
+export function boot(): i32 {
+  return kernelBoot(main, SETUP_SYNIC);
 }
+
+export { interrupt } from "../../kernel/boot";

@@ -10,10 +10,10 @@
 // as it goes; default 0), `gens=<n>` generations (0: forever; default 0).
 // Prints `gen=<g> ok pages=<n> maxgap-us=<µs>` per generation (with TIME-WENT-BACK=<n> if the
 // reference time ever read lower than before), or `MISMATCH ...` and stops.
-import "../../runtime/panic";
 import { cli, halt } from "../../platform/hv";
 import { puts, putDec } from "../../kernel/console";
-import { bootInfoValid, cmdlineNumber } from "../../kernel/boot-info";
+import { cmdlineNumber } from "../../kernel/boot-info";
+import { kernelBoot } from "../../kernel/boot";
 import { pageAllocRun } from "../../kernel/pages";
 import { referenceTime } from "../../hv/synic";
 
@@ -49,8 +49,7 @@ function checkPage(base: usize, page: u32, gen: u32): i32 {
   return -1;
 }
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
+function main(): i32 {
   const pages = <u32>cmdlineNumber("mib", 8) * 256;
   const kibPerMs = <u64>cmdlineNumber("rate", 0);
   const gens = <u32>cmdlineNumber("gens", 0);
@@ -100,7 +99,9 @@ export function boot(): i32 {
     puts("\n");
   }
   puts("memory-writer: done\n");
-  cli();
-  halt();
   return 0;
+}
+
+export function boot(): i32 {
+  return kernelBoot(main);
 }

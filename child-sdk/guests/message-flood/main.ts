@@ -3,21 +3,18 @@
 // message type 2 (VMBus uses 1), each worth one refusal on the host. A post refused with
 // INSUFFICIENT_BUFFERS (the host has not drained the port yet) is retried. Prints the tally, then
 // idles, still running.
-import "../../runtime/panic";
 import { halt, sti } from "../../platform/hv";
 import { puts, putDec } from "../../kernel/console";
-import { bootInfoValid, cmdlineNumber } from "../../kernel/boot-info";
-import { pageAlloc } from "../../kernel/pages";
-import { enableHypercalls, postMessage } from "../../hv/hypercall";
+import { cmdlineNumber } from "../../kernel/boot-info";
+import { kernelBoot, SETUP_HYPERCALLS } from "../../kernel/boot";
+import { postMessage } from "../../hv/hypercall";
 
 const VMBUS_MESSAGE_CONNECTION_ID: u32 = 1;
 const HV_STATUS_SUCCESS: u32 = 0;
 const HV_STATUS_INSUFFICIENT_BUFFERS: u32 = 0x13;
 const PAYLOAD: usize = memory.data(16, 8);
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
-  if (!enableHypercalls(pageAlloc())) return 2;
+function main(): i32 {
   const count = <u32>cmdlineNumber("count", 20000);
   let posted: u32 = 0, retries: u32 = 0, other: u32 = 0;
   for (let i: u32 = 0; i < count; i++) {
@@ -39,6 +36,10 @@ export function boot(): i32 {
   sti();
   for (;;) halt();
   return 0;
+}
+
+export function boot(): i32 {
+  return kernelBoot(main, SETUP_HYPERCALLS);
 }
 
 export function interrupt(vector: u32): void {}

@@ -1,10 +1,10 @@
 // A test guest: each command-line word runs one probe of the platform and prints key=value lines
 // on COM1, so guest-in-the-loop tests can check what the guest saw.
-import "../../runtime/panic";
-import { cli, halt, hypercall, rdmsr, sti, VP_INDEX } from "../../platform/hv";
+import { halt, hypercall, rdmsr, sti, VP_INDEX } from "../../platform/hv";
 import { puts, putDec, putBytes } from "../../kernel/console";
-import { bootInfoValid, cmdlineHas, partitionId, ramPages } from "../../kernel/boot-info";
-import { dispatchInterrupt, setInterruptHandler } from "../../kernel/interrupts";
+import { cmdlineHas, partitionId, ramPages } from "../../kernel/boot-info";
+import { kernelBoot } from "../../kernel/boot";
+import { setInterruptHandler } from "../../kernel/interrupts";
 import { pageAlloc } from "../../kernel/pages";
 import { hypervisorPresent, privilegesHigh, privilegesLow } from "../../hv/cpuid";
 import { enableHypercalls, getPartitionId, inputPage, postMessage, signalEvent } from "../../hv/hypercall";
@@ -44,8 +44,7 @@ function onVmbus(vector: u32): void {
   }
 }
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
+function main(): i32 {
   kv("ram_kib", ramPages() * 4);
   kv("hv", hypervisorPresent() ? 1 : 0);
   kv("privlo", privilegesLow());
@@ -94,11 +93,11 @@ export function boot(): i32 {
     while (atomic.load<u32>(GOT_EVENT) != 0xffffffff) x++;
   }
   puts("done\n");
-  cli();
-  halt();
   return 0;
 }
 
-export function interrupt(vector: u32): void {
-  dispatchInterrupt(vector, VP_INDEX);
+export function boot(): i32 {
+  return kernelBoot(main);
 }
+
+export { interrupt } from "../../kernel/boot";

@@ -6,11 +6,10 @@
 // Command line:
 //   mode=dma|string|multiple|word   ATA transfer method (default dma: bus mastering)
 //   echo                            echo typed characters (for a terminal in raw mode)
-import "../../runtime/panic";
-import { sti, VP_INDEX } from "../../platform/hv";
+import { sti } from "../../platform/hv";
 import { puts, putDec } from "../../kernel/console";
-import { bootInfoValid, cmdlineHas } from "../../kernel/boot-info";
-import { dispatchInterrupt } from "../../kernel/interrupts";
+import { cmdlineHas } from "../../kernel/boot-info";
+import { kernelBoot } from "../../kernel/boot";
 import { shellRun } from "../../kernel/shell";
 import { lineSetEcho } from "../../kernel/shell-line";
 import { picInit } from "../../drivers/pic8259";
@@ -34,8 +33,7 @@ function modeFromCmdline(): u32 {
   return ATA_DMA;
 }
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
+function main(): i32 {
   const m = new EmulatedMachine();
   picInit(MASTER_VECTOR_BASE, SLAVE_VECTOR_BASE);
   uartInit(COM1_PORT, COM1_IRQ, MASTER_VECTOR_BASE + COM1_IRQ);
@@ -74,6 +72,8 @@ export function boot(): i32 {
   return 0;
 }
 
-export function interrupt(vector: u32): void {
-  dispatchInterrupt(vector, VP_INDEX);
+export function boot(): i32 {
+  return kernelBoot(main);
 }
+
+export { interrupt } from "../../kernel/boot";

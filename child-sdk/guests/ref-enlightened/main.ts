@@ -6,11 +6,10 @@
 //
 // Command line:
 //   echo    echo typed characters (for a terminal in raw mode)
-import "../../runtime/panic";
-import { sti, VP_INDEX } from "../../platform/hv";
+import { sti } from "../../platform/hv";
 import { puts, putDec } from "../../kernel/console";
-import { bootInfoValid, cmdlineHas } from "../../kernel/boot-info";
-import { dispatchInterrupt } from "../../kernel/interrupts";
+import { cmdlineHas } from "../../kernel/boot-info";
+import { kernelBoot } from "../../kernel/boot";
 import { pageAlloc } from "../../kernel/pages";
 import { shellRun } from "../../kernel/shell";
 import { lineSetEcho } from "../../kernel/shell-line";
@@ -101,8 +100,7 @@ function openIntegrationServices(m: EnlightenedMachine): void {
   puts(" of 4 open (heartbeat, shutdown, time sync, kvp)\n");
 }
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
+function main(): i32 {
   const m = new EnlightenedMachine();
   const enlightened = enlighten(m);
   picInit(MASTER_VECTOR_BASE, SLAVE_VECTOR_BASE);
@@ -127,6 +125,8 @@ export function boot(): i32 {
   return 0;
 }
 
-export function interrupt(vector: u32): void {
-  dispatchInterrupt(vector, VP_INDEX);
+export function boot(): i32 {
+  return kernelBoot(main);
 }
+
+export { interrupt } from "../../kernel/boot";

@@ -6,14 +6,12 @@
 // count. VP 0 prints a line every 10 of its rounds. The guest knows nothing of saving.
 //
 // Command line: `rounds=<n>` (default 2000), `work=<n>` mixing steps per round (default 20000).
-import "../../runtime/panic";
 import { cli, halt } from "../../platform/hv";
 import { puts, putDec, putHex } from "../../kernel/console";
-import { bootInfoValid, cmdlineNumber, vpCount } from "../../kernel/boot-info";
+import { cmdlineNumber, vpCount } from "../../kernel/boot-info";
+import { kernelBoot } from "../../kernel/boot";
 import { pageAlloc } from "../../kernel/pages";
-import { apEntry } from "../../kernel/smp";
 import { enableHypercalls, startVirtualProcessor } from "../../hv/hypercall";
-import { VP_INDEX } from "../../platform/hv";
 import { checksumRound as round } from "../lib/checksum-round";
 
 const MAX_VPS: u32 = 32;
@@ -47,8 +45,7 @@ function apMain(vp: u32): void {
   halt();
 }
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
+function main(): i32 {
   enableHypercalls(pageAlloc());
   const n = min<u32>(vpCount(), MAX_VPS);
   store<u32>(PARAMS, <u32>cmdlineNumber("rounds", 2000));
@@ -72,11 +69,11 @@ export function boot(): i32 {
   puts("counter=");
   putDec(atomic.load<u64>(COUNTER));
   puts(" done\n");
-  cli();
-  halt();
   return 0;
 }
 
-export function vp_start(rip: u32): void {
-  apEntry(rip, VP_INDEX);
+export function boot(): i32 {
+  return kernelBoot(main);
 }
+
+export { vp_start } from "../../kernel/boot";

@@ -1,12 +1,11 @@
 // Several VPs: VP 0 starts every other VP with HvCallStartVirtualProcessor; each adds its index
 // to a shared mask in memory (atomics: module globals are per VP) and prints a line; VP 0 waits
 // for all of them, checks that starting VP 1 twice is refused, and halts.
-import "../../runtime/panic";
-import { cli, halt, VP_INDEX } from "../../platform/hv";
+import { cli, halt } from "../../platform/hv";
 import { puts, putDec, putBytes } from "../../kernel/console";
-import { bootInfoValid, vpCount } from "../../kernel/boot-info";
+import { vpCount } from "../../kernel/boot-info";
+import { kernelBoot } from "../../kernel/boot";
 import { pageAlloc } from "../../kernel/pages";
-import { apEntry } from "../../kernel/smp";
 import { enableHypercalls, startVirtualProcessor } from "../../hv/hypercall";
 
 const ONLINE: usize = memory.data(4, 4);
@@ -34,8 +33,7 @@ function apMain(vp: u32): void {
   halt();
 }
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
+function main(): i32 {
   kv("enabled", enableHypercalls(pageAlloc()) ? 1 : 0);
   atomic.or<u32>(ONLINE, 1);
   const n = vpCount();
@@ -48,11 +46,11 @@ export function boot(): i32 {
   kv("online_mask", atomic.load<u32>(ONLINE));
   if (n > 1) kv("start_again", startVirtualProcessor(1, apMain));
   puts("done\n");
-  cli();
-  halt();
   return 0;
 }
 
-export function vp_start(rip: u32): void {
-  apEntry(rip, VP_INDEX);
+export function boot(): i32 {
+  return kernelBoot(main);
 }
+
+export { vp_start } from "../../kernel/boot";

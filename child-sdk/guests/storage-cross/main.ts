@@ -2,11 +2,9 @@
 // SCSI LUN 0 (storvsc). The guest writes a pattern through one path, flushes, reads it back
 // through the other, and the other way round; the host then checks the file.
 //   ata→scsi: LBA 64, 128 sectors;  scsi→ata: LBA 512, 128 sectors.
-import "../../runtime/panic";
-import { cli, halt, sti, VP_INDEX } from "../../platform/hv";
+import { sti } from "../../platform/hv";
 import { puts, putDec } from "../../kernel/console";
-import { bootInfoValid } from "../../kernel/boot-info";
-import { dispatchInterrupt } from "../../kernel/interrupts";
+import { kernelBoot } from "../../kernel/boot";
 import { pageAlloc, pageAllocRun } from "../../kernel/pages";
 import { picInit } from "../../drivers/pic8259";
 import { pciFind, piix4BusMasterBase, INTEL_VENDOR, PIIX4_IDE_DEVICE } from "../../drivers/pci-config";
@@ -54,8 +52,7 @@ function cross(name: string, from: BlockDevice, to: BlockDevice, lba: u64, seed:
   kv("_read_back", fnv(back, BYTES));
 }
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
+function main(): i32 {
   picInit(0x20, 0x28, false);
   sti();
   const ata = new AtaDisk();
@@ -76,11 +73,11 @@ export function boot(): i32 {
     kv("unloaded", vmbusUnload() ? 1 : 0);
   }
   puts("done\n");
-  cli();
-  halt();
   return 0;
 }
 
-export function interrupt(vector: u32): void {
-  dispatchInterrupt(vector, VP_INDEX);
+export function boot(): i32 {
+  return kernelBoot(main);
 }
+
+export { interrupt } from "../../kernel/boot";

@@ -17,11 +17,10 @@
 // Around the measured read and write the guest writes the POST diagnostic port 0x80 (1 before
 // the read, 2 after it and before the write, 3 after the write) so the host can read the VP's
 // exit counters at exactly those points.
-import "../../runtime/panic";
-import { cli, halt, sti, outb, VP_INDEX } from "../../platform/hv";
+import { cli, halt, sti, outb } from "../../platform/hv";
 import { puts, putDec } from "../../kernel/console";
-import { bootInfoValid, cmdlineHas, cmdlineNumber } from "../../kernel/boot-info";
-import { dispatchInterrupt } from "../../kernel/interrupts";
+import { cmdlineHas, cmdlineNumber } from "../../kernel/boot-info";
+import { kernelBoot } from "../../kernel/boot";
 import { pageAllocRun } from "../../kernel/pages";
 import { picInit } from "../../drivers/pic8259";
 import { pciFind, piix4BusMasterBase, INTEL_VENDOR, PIIX4_IDE_DEVICE } from "../../drivers/pci-config";
@@ -74,8 +73,7 @@ function finish(code: i32): i32 {
   return code;
 }
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
+function main(): i32 {
   const mode = modeFromCmdline();
   const diskIndex = <u32>cmdlineNumber("disk", 0) & 3;
   const channel = diskIndex >> 1;
@@ -171,6 +169,8 @@ export function boot(): i32 {
   return finish(0);
 }
 
-export function interrupt(vector: u32): void {
-  dispatchInterrupt(vector, VP_INDEX);
+export function boot(): i32 {
+  return kernelBoot(main);
 }
+
+export { interrupt } from "../../kernel/boot";

@@ -6,11 +6,10 @@
 //   multi   — CREATE_SUB_CHANNELS(1), then the pattern read again through the sub-channel;
 //   hostile — a bad CDB, an LBA past the end and a buffer outside guest memory, each followed by
 //             a good read (the host must answer each with an error and keep serving).
-import "../../runtime/panic";
-import { cli, halt, sti, VP_INDEX } from "../../platform/hv";
+import { cli, halt, sti } from "../../platform/hv";
 import { puts, putDec } from "../../kernel/console";
-import { bootInfoValid, cmdlineHas, ramPages } from "../../kernel/boot-info";
-import { dispatchInterrupt } from "../../kernel/interrupts";
+import { cmdlineHas, ramPages } from "../../kernel/boot-info";
+import { kernelBoot } from "../../kernel/boot";
 import { pageAlloc, pageAllocRun } from "../../kernel/pages";
 import { enableHypercalls } from "../../hv/hypercall";
 import { vmbusConnect, vmbusInit, vmbusUnload, vmbusWakeCount } from "../../vmbus/vmbus-driver";
@@ -218,8 +217,7 @@ function subChannel(ctl: StorvscController, buf: usize): void {
   vscClose(sub.ch!);
 }
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
+function main(): i32 {
   kv("hypercalls", enableHypercalls(pageAlloc()) ? 1 : 0);
   kv("vmbus_init", vmbusInit(VMBUS_VECTOR) ? 1 : 0);
   sti();
@@ -272,11 +270,11 @@ export function boot(): i32 {
   vscClose(ctl.ch!);
   kv("unloaded", vmbusUnload() ? 1 : 0);
   puts("done\n");
-  cli();
-  halt();
   return 0;
 }
 
-export function interrupt(vector: u32): void {
-  dispatchInterrupt(vector, VP_INDEX);
+export function boot(): i32 {
+  return kernelBoot(main);
 }
+
+export { interrupt } from "../../kernel/boot";

@@ -3,14 +3,12 @@
 // for test/vmbus/e2e-echo.test.ts. Command-line words add hostile scenarios:
 //   badgpa  — a GPA-direct request naming memory the guest does not have (refused per request);
 //   corrupt — a corrupted ring index (the host resets the channel; the guest reopens it).
-import "../../runtime/panic";
 import { cli, halt, sti } from "../../platform/hv";
 import { puts, putDec } from "../../kernel/console";
-import { bootInfoValid, cmdlineHas, ramPages } from "../../kernel/boot-info";
-import { dispatchInterrupt } from "../../kernel/interrupts";
+import { cmdlineHas, ramPages } from "../../kernel/boot-info";
+import { kernelBoot } from "../../kernel/boot";
 import { pageAlloc, pageAllocRun } from "../../kernel/pages";
 import { enableHypercalls, signalEvent } from "../../hv/hypercall";
-import { VP_INDEX } from "../../platform/hv";
 import { clientFindOffer, clientChannelState, clientOfferCount, clientVersion } from "../../vmbus/client";
 import { ClientChannelState } from "../../vmbus/client-state";
 import {
@@ -90,8 +88,7 @@ function corruptRing(ch: VscChannel): VscChannel | null {
   return again;
 }
 
-export function boot(): i32 {
-  if (!bootInfoValid()) return 1;
+function main(): i32 {
   kv("hypercalls", enableHypercalls(pageAlloc()) ? 1 : 0);
   kv("vmbus_init", vmbusInit(VMBUS_VECTOR) ? 1 : 0);
   sti();
@@ -124,11 +121,11 @@ export function boot(): i32 {
   kv("messages_posted", vmbusMessagesPosted());
   kv("client_errors", vmbusClientErrors());
   puts("done\n");
-  cli();
-  halt();
   return 0;
 }
 
-export function interrupt(vector: u32): void {
-  dispatchInterrupt(vector, VP_INDEX);
+export function boot(): i32 {
+  return kernelBoot(main);
 }
+
+export { interrupt } from "../../kernel/boot";
