@@ -6,6 +6,7 @@
  */
 import { resolve } from 'node:path';
 import type { ChildPartitionAccess } from '../../hypervisor/partition-handle.ts';
+import { P_REQUESTED_STATE, RequestedState } from '../../hypervisor/partition-control.ts';
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import type { UartSink } from '../devices/uart/uart16550.ts';
 import type { Vsp } from '../../vmbus/host/vsp.ts';
@@ -118,6 +119,7 @@ export class VmDevices {
           const vsp = new NetVsp({
             instanceId: n.instanceId!, mac: parseMac(n.mac), gpadls: host.server, log,
             onTransmit: (frame) => uplink.to?.transmit(frame),
+            paused: () => Atomics.load(partition.ctl.i32, P_REQUESTED_STATE >> 2) === RequestedState.Pause,
           });
           this.netVsps.push(vsp);
           host.addVsp(vsp);
