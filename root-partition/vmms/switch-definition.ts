@@ -2,15 +2,16 @@
  * A virtual switch definition, as VMMS persists it (`switches/<id>.json`) and as New-VMSwitch
  * creates it: a name unique on the host and a type. Private: VMs only. Internal: VMs and host
  * processes, which join it as ports on its socket, and optionally the host's network stack
- * through passt (`passt`: the address it hands the guest, its gateway, port forwards). (External
- * switches are not built.)
+ * through passt (`passt`: the address it hands the guest, its gateway, port forwards), limited to
+ * the host itself. External: VMs and the host's networks, always through passt as the uplink,
+ * which reaches whatever the host's sockets reach.
  */
 import { randomUUID } from 'node:crypto';
 import { GUID } from './vm-definition.ts';
 import { parsePortForward } from '../vswitch/passt-forward.ts';
 
 export const SWITCH_DEFINITION_VERSION = 1;
-export const SWITCH_TYPES = ['private', 'internal'] as const;
+export const SWITCH_TYPES = ['private', 'internal', 'external'] as const;
 export type SwitchType = (typeof SWITCH_TYPES)[number];
 /** Switches one host keeps (each is a listening socket and a MAC table in VMMS). */
 export const MAX_SWITCHES = 64;
@@ -23,7 +24,7 @@ export interface SwitchDefinition {
   name: string;
   type: SwitchType;
   notes?: string;
-  /** Internal switches only: passt on the switch as the host's side. */
+  /** Internal switches: passt on the switch as the host's side; external switches: the uplink (defaults when absent). */
   passt?: PasstSettings;
 }
 
@@ -72,10 +73,10 @@ export function switchDefinitionProblems(value: unknown): string[] {
   if (o.version !== SWITCH_DEFINITION_VERSION) p.push(`version: must be ${SWITCH_DEFINITION_VERSION}`);
   if (typeof o.id !== 'string' || !GUID.test(o.id)) p.push('id: must be a lower-case GUID');
   if (typeof o.name !== 'string' || !NAME.test(o.name)) p.push('name: must be 1 to 100 characters without control characters or slashes');
-  if (!SWITCH_TYPES.includes(o.type as SwitchType)) p.push(`type: must be ${SWITCH_TYPES.map((t) => `'${t}'`).join(' or ')}${o.type === 'external' ? ' (external switches are not built)' : ''}`);
+  if (!SWITCH_TYPES.includes(o.type as SwitchType)) p.push(`type: must be ${SWITCH_TYPES.map((t) => `'${t}'`).join(' or ')}`);
   if (o.notes !== undefined && (typeof o.notes !== 'string' || o.notes.length > 4096)) p.push('notes: must be a string of at most 4096 characters');
   if (o.passt !== undefined) {
-    if (o.type !== 'internal') p.push('passt: only an internal switch has the host\'s stack');
+    if (o.type === 'private') p.push('passt: a private switch has no host side');
     p.push(...passtProblems(o.passt));
   }
   for (const k of Object.keys(o)) if (!['version', 'id', 'name', 'type', 'notes', 'passt'].includes(k)) p.push(`${k}: unknown field`);
@@ -83,7 +84,8 @@ export function switchDefinitionProblems(value: unknown): string[] {
 }
 
 export function newSwitchDefinition(r: { name: string; type?: string; notes?: string; passt?: Partial<PasstSettings> }): SwitchDefinition {
-  const passt = r.passt ? { ...PASST_DEFAULTS, ...r.passt } : undefined;
+  // An external switch always has its uplink.
+  const passt = r.passt || r.type === 'external' ? { ...PASST_DEFAULTS, ...r.passt } : undefined;
   const def = { version: SWITCH_DEFINITION_VERSION, id: randomUUID(), name: r.name, type: r.type ?? 'private', ...(r.notes !== undefined ? { notes: r.notes } : {}), ...(passt ? { passt } : {}) };
   const problems = switchDefinitionProblems(def);
   if (problems.length) throw new RangeError(`invalid switch: ${problems.join('; ')}`);
