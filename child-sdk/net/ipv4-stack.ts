@@ -5,7 +5,7 @@
 // (set by `ip a.b.c.d/n gw` or DHCP) takes what is not on the link. Single-threaded: the
 // NIC's interrupt only wakes the VP; frames are handled here, from the main loop.
 import { putBytes, puts, putDec } from "../kernel/console";
-import { NET_MAX_FRAME, NetDevice } from "./net-device";
+import { NET_MAX_FRAME, NET_MAX_JUMBO_FRAME, NetDevice } from "./net-device";
 import { be16, be32, inetChecksum, putBe16, putBe32 } from "./inet";
 
 const ETHERTYPE_IPV4: u32 = 0x0800;
@@ -34,8 +34,9 @@ const POLL_BUDGET: u32 = 20000;
 const FENCE_BUDGET: u32 = 200;
 const FENCE_TRIES: u32 = 3000;
 
-const RX: usize = memory.data(2048, 16);
-const TX: usize = memory.data(2048, 16);
+// Room for a jumbo frame (and the 4 bytes a driver may copy past it).
+const RX: usize = memory.data(NET_MAX_JUMBO_FRAME + 16, 16);
+const TX: usize = memory.data(NET_MAX_JUMBO_FRAME + 16, 16);
 // ARP table: 16 × {ip u32 (host order), mac 6 bytes, valid u8, pad} = 16 bytes each
 const ARP: usize = memory.data(16 * 16, 16);
 
@@ -207,7 +208,7 @@ function handleIpv4(length: u32): void {
     }
   } else if (proto == IP_UDP && n >= 8 && be16(p + 2) == UDP_ECHO_PORT && be16(p + 4) <= n) {
     const udpLength = be16(p + 4);
-    if (udpLength < 8 || <u32>34 + udpLength > NET_MAX_FRAME) { dropped++; return; }
+    if (udpLength < 8 || <u32>34 + udpLength > dev!.maxFrame()) { dropped++; return; }
     ethHeader(RX + 6, ETHERTYPE_IPV4);
     const frame = ipHeader(src, IP_UDP, udpLength);
     const q = TX + 34;

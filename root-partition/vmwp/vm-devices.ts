@@ -23,7 +23,7 @@ import { scsiDiskId, SwitchableDisk, switchDisks, type DiskSwitch, type ImageOpe
 import { LiveMergeError, mergeLive, type LiveMergeResult } from './live-merge.ts';
 import { openVhdx } from '../storage/vhdx/vhdx-open.ts';
 import { NetVsp } from '../vsp/netvsp/netvsp-vsp.ts';
-import { parseMac } from '../vswitch/ethernet.ts';
+import { ETH_JUMBO_MTU, parseMac } from '../vswitch/ethernet.ts';
 import { NicUplink } from './nic-uplink.ts';
 import type { SwitchedNic } from './nic-switch-port.ts';
 
@@ -117,7 +117,8 @@ export class VmDevices {
         for (const n of synthetic) {
           const uplink: { to?: NicUplink } = {};
           const vsp = new NetVsp({
-            instanceId: n.instanceId!, mac: parseMac(n.mac), gpadls: host.server, log,
+            // Jumbo frames when the guest asks (NDIS config): its switch port carries them (MTU 9000).
+            instanceId: n.instanceId!, mac: parseMac(n.mac), gpadls: host.server, log, allowJumbo: true,
             onTransmit: (frame) => uplink.to?.transmit(frame),
             paused: () => Atomics.load(partition.ctl.i32, P_REQUESTED_STATE >> 2) === RequestedState.Pause,
           });
@@ -161,7 +162,9 @@ export class VmDevices {
   }
 
   private connect(nic: SwitchedNic, n: NicConfig, log: (message: string) => void): NicUplink {
-    const uplink = new NicUplink(nic, n.switchSocket!, { kind: n.kind, mac: n.mac, ...(n.name ? { name: n.name } : {}), ...(n.vlanId ? { vlanId: n.vlanId } : {}) }, log);
+    const uplink = new NicUplink(nic, n.switchSocket!, {
+      kind: n.kind, mac: n.mac, ...(n.name ? { name: n.name } : {}), ...(n.vlanId ? { vlanId: n.vlanId } : {}), ...(n.kind === 'synthetic' ? { mtu: ETH_JUMBO_MTU } : {}),
+    }, log);
     this.uplinks.push(uplink);
     return uplink;
   }
