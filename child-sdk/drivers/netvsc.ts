@@ -3,8 +3,8 @@
 // the NVSP initialization (version, NDIS config and version, the receive and send buffers as
 // GPADLs of their own), then RNDIS INITIALIZE, the MAC and link queries and the packet filter.
 // Frames go out through send-buffer sections (one PACKET_MSG each, freed by the host's
-// completion), a jumbo frame that does not fit a section through GPA-direct pages of its own (one
-// in flight), and come in as transfer-page packets whose ranges point into the receive buffer;
+// completion), a jumbo frame that does not fit a section through GPA-direct pages of its own (up
+// to 8 in flight), and come in as transfer-page packets whose ranges point into the receive buffer;
 // each packet is completed once all its frames were taken. Nothing on the frame path allocates.
 // What the host writes is checked too: a range outside the receive buffer or a PACKET_MSG whose
 // frame lies outside its range is dropped and counted, never followed.
@@ -30,17 +30,19 @@ import {
 const SEND_RING_BYTES: u32 = 16 * 4096;
 const RECV_RING_BYTES: u32 = 16 * 4096;
 /**
- * Receive buffer: 256 pages (1 MiB) hold 112 sub-allocations of 9306 bytes when the host agreed
- * jumbo frames (16 of them its control slots), 580 of 1806 bytes when it did not.
+ * Receive buffer: 512 pages (2 MiB) hold 225 sub-allocations of 9306 bytes when the host agreed
+ * jumbo frames (16 of them its control slots), 1161 of 1806 bytes when it did not. A slot holds
+ * one frame whatever its size, so jumbo slots need the larger buffer to keep small frames flowing.
  */
-const RX_PAGES: u32 = 256;
+const RX_PAGES: u32 = 512;
 /** Send buffer: 12 pages hold 8 sections of 6144 bytes. */
 const TX_PAGES: u32 = 12;
 const MAX_SECTIONS: u32 = 32;
 /** Frames of received transfer-page packets not yet taken (≥ the data slots of the receive buffer). */
-const RX_QUEUE: u32 = 1024;
-/** A jumbo frame's PACKET_MSG, sent by GPA direct (44 + 9014 bytes in 3 contiguous pages). */
+const RX_QUEUE: u32 = 2048;
+/** A jumbo frame's PACKET_MSG, sent by GPA direct (44 + 9014 bytes in 3 contiguous pages); 8 such buffers. */
 const JUMBO_PAGES: u32 = 3;
+const JUMBO_BUFFERS: u32 = 8;
 /** Largest host packet read (a transfer-page packet of 375 ranges is ~3.1 KiB). */
 const PACKET_BYTES: u32 = 8192;
 /** Transaction-id tags (trans_id high word) of what this driver sends. */
@@ -80,7 +82,8 @@ export class NetvscNic extends NetDevice {
   private control: usize = 0;
   private queue: usize = 0; // RX_QUEUE × {offset u32, count u16, last u16, trans_id lo u32, hi u32}
   private jumbo: usize = 0;
-  private jumboBusy: bool = false;
+  /** Bit i: jumbo buffer i is in flight (its completion carries trans_id_lo i). */
+  private jumboBusy: u32 = 0;
   private mac: usize = 0;
   private subAllocSize: u32 = 0;
   private subAllocCount: u32 = 0;
@@ -108,7 +111,7 @@ export class NetvscNic extends NetDevice {
     this.pkt = pageAllocRun(PACKET_BYTES >> 12);
     this.out = pageAllocRun(1); // NVSP message @0, the MAC @256, RNDIS reply copy @1024, PFN list @2048
     this.queue = pageAllocRun((RX_QUEUE * 16) >> 12);
-    this.jumbo = pageAllocRun(JUMBO_PAGES);
+    this.jumbo = pageAllocRun(JUMBO_PAGES * JUMBO_BUFFERS);
     if (this.rx == 0 || this.tx == 0 || this.pkt == 0 || this.out == 0 || this.queue == 0 || this.jumbo == 0) return this.fail(NetvscError.OutOfPages);
     this.mac = this.out + 256;
     this.reply = this.out + 512;
@@ -280,8 +283,8 @@ export class NetvscNic extends NetDevice {
       const lo = packetTransIdLo(p);
       if (nvsp == NVSP_MSG_SEND_RNDIS_PKT_COMPLETE && (hi == TAG_DATA || hi == TAG_CONTROL) && lo < this.sections) {
         this.sectionBusy &= ~(<u32>1 << lo);
-      } else if (nvsp == NVSP_MSG_SEND_RNDIS_PKT_COMPLETE && hi == TAG_JUMBO) {
-        this.jumboBusy = false;
+      } else if (nvsp == NVSP_MSG_SEND_RNDIS_PKT_COMPLETE && hi == TAG_JUMBO && lo < JUMBO_BUFFERS) {
+        this.jumboBusy &= ~(<u32>1 << lo);
       } else if (hi == TAG_INIT) {
         const size = total - offset < NVSP_MESSAGE_SIZE ? total - offset : NVSP_MESSAGE_SIZE;
         memory.fill(this.reply, 0, NVSP_MESSAGE_SIZE);
@@ -382,20 +385,23 @@ export class NetvscNic extends NetDevice {
   /**
    * A frame too large for a send section (Linux netvsc sends those as page buffers too): its
    * PACKET_MSG in pages of its own, described by GPA direct (one range, the header in it, as the
-   * host requires), section index "none"; one in flight, freed by the host's completion.
+   * host requires), section index "none"; each buffer freed by the host's completion.
    */
   private sendJumbo(gpa: usize, length: u32): bool {
+    const all: u32 = (<u32>1 << JUMBO_BUFFERS) - 1;
     let start: u64 = 0;
-    while (this.jumboBusy) {
+    while ((this.jumboBusy & all) == all) {
       if (this.pump() > 0) continue;
       if (start == 0) start = referenceTime();
       else if (referenceTime() - start > WAIT_STEP_100NS * 2000) { this.sendBusy++; return false; }
     }
-    const total = rndisPacketHeader(this.jumbo, length);
-    memory.copy(this.jumbo + RNDIS_PACKET_HEADER, gpa, length);
+    const i = <u32>ctz(~this.jumboBusy & all);
+    const buffer = this.jumbo + <usize>i * (JUMBO_PAGES << 12);
+    const total = rndisPacketHeader(buffer, length);
+    memory.copy(buffer + RNDIS_PACKET_HEADER, gpa, length);
     nvspMessage(this.out + 64, NVSP_MSG_SEND_RNDIS_PKT, RMC_DATA, NVSP_NO_SEND_SECTION, 0);
-    if (this.ch!.sendGpaDirect(0, TAG_JUMBO, this.jumbo, total, this.out + 64, NVSP_MESSAGE_SIZE) < 0) return false;
-    this.jumboBusy = true;
+    if (this.ch!.sendGpaDirect(i, TAG_JUMBO, buffer, total, this.out + 64, NVSP_MESSAGE_SIZE) < 0) return false;
+    this.jumboBusy |= <u32>1 << i;
     this.sent++;
     return true;
   }
