@@ -106,6 +106,10 @@ export class NetvscNic extends NetDevice {
 
   /** Opens the first synthetic NIC offered and initializes it. False on failure (see error). */
   attach(): bool {
+    // The offer first: a VM without a synthetic NIC spends none of its pages on the buffers.
+    const ch = vscOpen(NETVSC_INTERFACE_TYPE, SEND_RING_BYTES, RECV_RING_BYTES);
+    if (ch == null) return this.fail(NetvscError.NoOffer);
+    this.ch = ch;
     this.rx = pageAllocRun(RX_PAGES);
     this.tx = pageAllocRun(TX_PAGES);
     this.pkt = pageAllocRun(PACKET_BYTES >> 12);
@@ -116,9 +120,6 @@ export class NetvscNic extends NetDevice {
     this.mac = this.out + 256;
     this.reply = this.out + 512;
     this.control = this.out + 1024;
-    const ch = vscOpen(NETVSC_INTERFACE_TYPE, SEND_RING_BYTES, RECV_RING_BYTES);
-    if (ch == null) return this.fail(NetvscError.NoOffer);
-    this.ch = ch;
     if (!this.negotiate()) return false;
     if (!this.buffers()) return false;
     return this.rndisInit();
