@@ -6,7 +6,7 @@
  *    batching as the switch link (root-partition/vswitch/frame-stream.ts).
  *  - "via switch": the same two processes as two ports of a SwitchServer in this process (the
  *    place VMMS would hold it): every frame is decoded, learned, forwarded and re-batched here.
- * At 64 B and 1514 B frames.
+ * At 64 B, 1514 B and 9014 B (jumbo, ports with MTU 9000) frames.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -65,7 +65,7 @@ async function viaSwitch(dir: string, size: number, n: number): Promise<NetBench
   const server = await SwitchServer.listen(join(dir, `sw-${size}.sock`), { name: 'bench' });
   const A = '00:15:5d:00:00:0a';
   const B = '00:15:5d:00:00:0b';
-  const hello = (mac: string) => JSON.stringify({ kind: 'synthetic', mac, mtu: 1500 });
+  const hello = (mac: string) => JSON.stringify({ kind: 'synthetic', mac, mtu: size > 1514 ? 9000 : 1500 });
   const rx = peer([server.path, 'receive', String(n), String(size), hello(B)]);
   await new Promise((r) => setTimeout(r, 300));
   // B must be known before the flood, or the first frames are flooded to nobody but B anyway.
@@ -90,7 +90,7 @@ export async function measureFramePath(frames: number): Promise<NetBenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), 'tsvisor-bench-net-'));
   const rows: NetBenchRow[] = [];
   try {
-    for (const size of [64, 1514]) {
+    for (const size of [64, 1514, 9014]) {
       const n = frames;
       rows.push(await direct(dir, size, n));
       rows.push(await viaSwitch(dir, size, n));

@@ -45,6 +45,10 @@ export const RNDIS_STATUS_MEDIA_DISCONNECT: u32 = 0x4001000c;
 
 export const OID_GEN_CURRENT_PACKET_FILTER: u32 = 0x0001010e;
 export const OID_GEN_MEDIA_CONNECT_STATUS: u32 = 0x00010114;
+/** The MTU the host agreed (frame size less the 14-byte header). */
+export const OID_GEN_MAXIMUM_FRAME_SIZE: u32 = 0x00010106;
+/** send_buf_section_index of a SEND_RNDIS_PKT whose RNDIS data is in GPA ranges, not a section. */
+export const NVSP_NO_SEND_SECTION: u32 = 0xffffffff;
 export const OID_802_3_PERMANENT_ADDRESS: u32 = 0x01010101;
 /** NDIS_PACKET_TYPE_DIRECTED | ALL_MULTICAST | BROADCAST: Linux netvsc's normal filter. */
 export const NETVSC_PACKET_FILTER: u32 = 0x0000000d;

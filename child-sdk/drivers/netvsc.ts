@@ -3,7 +3,8 @@
 // the NVSP initialization (version, NDIS config and version, the receive and send buffers as
 // GPADLs of their own), then RNDIS INITIALIZE, the MAC and link queries and the packet filter.
 // Frames go out through send-buffer sections (one PACKET_MSG each, freed by the host's
-// completion) and come in as transfer-page packets whose ranges point into the receive buffer;
+// completion), a jumbo frame that does not fit a section through GPA-direct pages of its own (up
+// to 8 in flight), and come in as transfer-page packets whose ranges point into the receive buffer;
 // each packet is completed once all its frames were taken. Nothing on the frame path allocates.
 // What the host writes is checked too: a range outside the receive buffer or a PACKET_MSG whose
 // frame lies outside its range is dropped and counted, never followed.
@@ -15,12 +16,12 @@ import { VMBUS_MESSAGE_SINT } from "../vmbus/channel-protocol";
 import { packetLen8, packetOffset8, packetTransIdHi, packetTransIdLo, packetType } from "../vmbus/ring";
 import { VmbusPacketType, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED } from "../vmbus/ring-layout";
 import { VscChannel, vscCreateGpadl, vscOpen } from "../vmbus/vsc";
-import { NET_MAX_FRAME, NetDevice } from "../net/net-device";
+import { NET_MAX_FRAME, NET_MAX_JUMBO_FRAME, NetDevice } from "../net/net-device";
 import {
   NETVSC_INTERFACE_TYPE, NETVSC_PACKET_FILTER, NETVSC_RECEIVE_BUFFER_ID, NVSP_MESSAGE_SIZE, NVSP_MSG_INIT, NVSP_MSG_INIT_COMPLETE,
   NVSP_MSG_SEND_NDIS_CONFIG, NVSP_MSG_SEND_NDIS_VERSION, NVSP_MSG_SEND_RECV_BUF, NVSP_MSG_SEND_RECV_BUF_COMPLETE, NVSP_MSG_SEND_RNDIS_PKT,
   NVSP_MSG_SEND_RNDIS_PKT_COMPLETE, NVSP_MSG_SEND_SEND_BUF, NVSP_MSG_SEND_SEND_BUF_COMPLETE, NVSP_STAT_SUCCESS, NVSP_VERSIONS, NVSP_VERSION_2,
-  OID_802_3_PERMANENT_ADDRESS, OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_MEDIA_CONNECT_STATUS, RMC_CONTROL, RMC_DATA, RNDIS_MSG_COMPLETION_BIT,
+  NVSP_NO_SEND_SECTION, OID_802_3_PERMANENT_ADDRESS, OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_MAXIMUM_FRAME_SIZE, OID_GEN_MEDIA_CONNECT_STATUS, RMC_CONTROL, RMC_DATA, RNDIS_MSG_COMPLETION_BIT,
   RNDIS_MSG_INDICATE, RNDIS_MSG_PACKET, RNDIS_PACKET_HEADER, RNDIS_STATUS_MEDIA_CONNECT, RNDIS_STATUS_MEDIA_DISCONNECT, RNDIS_STATUS_SUCCESS,
   nvspMessage, rndisInitialize, rndisPacketHeader, rndisQuery, rndisSetU32,
 } from "./netvsc-protocol";
@@ -28,19 +29,27 @@ import {
 /** Ring sizes (control page included): Linux's default netvsc_ring_bytes is far larger; these hold ~1000 packets each way. */
 const SEND_RING_BYTES: u32 = 16 * 4096;
 const RECV_RING_BYTES: u32 = 16 * 4096;
-/** Receive buffer: 64 pages hold 145 sub-allocations of 1806 bytes (16 of them the host's control slots). */
-const RX_PAGES: u32 = 64;
+/**
+ * Receive buffer: 512 pages (2 MiB) hold 225 sub-allocations of 9306 bytes when the host agreed
+ * jumbo frames (16 of them its control slots), 1161 of 1806 bytes when it did not. A slot holds
+ * one frame whatever its size, so jumbo slots need the larger buffer to keep small frames flowing.
+ */
+const RX_PAGES: u32 = 512;
 /** Send buffer: 12 pages hold 8 sections of 6144 bytes. */
 const TX_PAGES: u32 = 12;
 const MAX_SECTIONS: u32 = 32;
 /** Frames of received transfer-page packets not yet taken (≥ the data slots of the receive buffer). */
-const RX_QUEUE: u32 = 256;
+const RX_QUEUE: u32 = 2048;
+/** A jumbo frame's PACKET_MSG, sent by GPA direct (44 + 9014 bytes in 3 contiguous pages); 8 such buffers. */
+const JUMBO_PAGES: u32 = 3;
+const JUMBO_BUFFERS: u32 = 8;
 /** Largest host packet read (a transfer-page packet of 375 ranges is ~3.1 KiB). */
 const PACKET_BYTES: u32 = 8192;
 /** Transaction-id tags (trans_id high word) of what this driver sends. */
 const TAG_INIT: u32 = 0x6e657469; // "itne": NVSP initialization messages
 const TAG_DATA: u32 = 0x7478; // a data PACKET_MSG in section trans_id_lo
 const TAG_CONTROL: u32 = 0x6374; // an RNDIS control message in section trans_id_lo
+const TAG_JUMBO: u32 = 0x6a6d; // the jumbo PACKET_MSG sent by GPA direct
 /** How long one waitStep spins on the ring (100 ns units): 50 µs, so ping's 20 000 steps last ~1 s. */
 const WAIT_STEP_100NS: u64 = 500;
 /** How long initialization waits for each host answer: 2 s. */
@@ -62,7 +71,8 @@ export class NetvscNic extends NetDevice {
   error: NetvscError = NetvscError.None;
   nvspVersion: u32 = 0;
   linkUp: bool = false;
-  mtuBytes: u32 = 1514;
+  /** Largest frame: asked of the host as 9014 (NDIS config), then what it agreed (OID_GEN_MAXIMUM_FRAME_SIZE + 14). */
+  mtuBytes: u32 = NET_MAX_JUMBO_FRAME;
   // buffers
   private rx: usize = 0;
   private tx: usize = 0;
@@ -71,6 +81,9 @@ export class NetvscNic extends NetDevice {
   private reply: usize = 0;
   private control: usize = 0;
   private queue: usize = 0; // RX_QUEUE × {offset u32, count u16, last u16, trans_id lo u32, hi u32}
+  private jumbo: usize = 0;
+  /** Bit i: jumbo buffer i is in flight (its completion carries trans_id_lo i). */
+  private jumboBusy: u32 = 0;
   private mac: usize = 0;
   private subAllocSize: u32 = 0;
   private subAllocCount: u32 = 0;
@@ -93,18 +106,20 @@ export class NetvscNic extends NetDevice {
 
   /** Opens the first synthetic NIC offered and initializes it. False on failure (see error). */
   attach(): bool {
+    // The offer first: a VM without a synthetic NIC spends none of its pages on the buffers.
+    const ch = vscOpen(NETVSC_INTERFACE_TYPE, SEND_RING_BYTES, RECV_RING_BYTES);
+    if (ch == null) return this.fail(NetvscError.NoOffer);
+    this.ch = ch;
     this.rx = pageAllocRun(RX_PAGES);
     this.tx = pageAllocRun(TX_PAGES);
     this.pkt = pageAllocRun(PACKET_BYTES >> 12);
     this.out = pageAllocRun(1); // NVSP message @0, the MAC @256, RNDIS reply copy @1024, PFN list @2048
     this.queue = pageAllocRun((RX_QUEUE * 16) >> 12);
-    if (this.rx == 0 || this.tx == 0 || this.pkt == 0 || this.out == 0 || this.queue == 0) return this.fail(NetvscError.OutOfPages);
+    this.jumbo = pageAllocRun(JUMBO_PAGES * JUMBO_BUFFERS);
+    if (this.rx == 0 || this.tx == 0 || this.pkt == 0 || this.out == 0 || this.queue == 0 || this.jumbo == 0) return this.fail(NetvscError.OutOfPages);
     this.mac = this.out + 256;
     this.reply = this.out + 512;
     this.control = this.out + 1024;
-    const ch = vscOpen(NETVSC_INTERFACE_TYPE, SEND_RING_BYTES, RECV_RING_BYTES);
-    if (ch == null) return this.fail(NetvscError.NoOffer);
-    this.ch = ch;
     if (!this.negotiate()) return false;
     if (!this.buffers()) return false;
     return this.rndisInit();
@@ -172,6 +187,15 @@ export class NetvscNic extends NetDevice {
     if (!this.rndisRequest(rndisQuery(c, 3, OID_GEN_MEDIA_CONNECT_STATUS), 3) || load<u32>(c, 12) != RNDIS_STATUS_SUCCESS) return this.fail(NetvscError.RndisFailed);
     const at = load<u32>(c, 20);
     this.linkUp = load<u32>(c, 16) >= 4 && at >= 16 && at <= 244 && load<u32>(c + 8 + at) == 0; // NdisMediaStateConnected
+    // The MTU the host agreed to the NDIS config's 9014: 9000 on a jumbo port, else 1500 (or before NVSP 2).
+    this.mtuBytes = NET_MAX_FRAME;
+    if (this.rndisRequest(rndisQuery(c, 5, OID_GEN_MAXIMUM_FRAME_SIZE), 5) && load<u32>(c, 12) == RNDIS_STATUS_SUCCESS) {
+      const o = load<u32>(c, 20);
+      if (load<u32>(c, 16) >= 4 && o >= 16 && o <= 244) {
+        const mtu = load<u32>(c + 8 + o);
+        if (mtu >= 1500 && mtu <= NET_MAX_JUMBO_FRAME - 14) this.mtuBytes = mtu + 14;
+      }
+    }
     if (!this.rndisRequest(rndisSetU32(c, 4, OID_GEN_CURRENT_PACKET_FILTER, NETVSC_PACKET_FILTER), 4) || load<u32>(c, 12) != RNDIS_STATUS_SUCCESS) return this.fail(NetvscError.RndisFailed);
     return true;
   }
@@ -260,6 +284,8 @@ export class NetvscNic extends NetDevice {
       const lo = packetTransIdLo(p);
       if (nvsp == NVSP_MSG_SEND_RNDIS_PKT_COMPLETE && (hi == TAG_DATA || hi == TAG_CONTROL) && lo < this.sections) {
         this.sectionBusy &= ~(<u32>1 << lo);
+      } else if (nvsp == NVSP_MSG_SEND_RNDIS_PKT_COMPLETE && hi == TAG_JUMBO && lo < JUMBO_BUFFERS) {
+        this.jumboBusy &= ~(<u32>1 << lo);
       } else if (hi == TAG_INIT) {
         const size = total - offset < NVSP_MESSAGE_SIZE ? total - offset : NVSP_MESSAGE_SIZE;
         memory.fill(this.reply, 0, NVSP_MESSAGE_SIZE);
@@ -338,8 +364,11 @@ export class NetvscNic extends NetDevice {
 
   macByte(i: u32): u8 { return load<u8>(this.mac + (i % 6)); }
 
+  maxFrame(): u32 { return this.mtuBytes; }
+
   send(gpa: usize, length: u32): bool {
-    if (length < 14 || length > NET_MAX_FRAME || this.ch == null) return false;
+    if (length < 14 || length > this.mtuBytes || this.ch == null) return false;
+    if (RNDIS_PACKET_HEADER + length > this.sectionSize) return this.sendJumbo(gpa, length);
     const section = this.takeSection();
     if (section < 0) { this.sendBusy++; return false; }
     const s = this.tx + <usize>section * this.sectionSize;
@@ -350,6 +379,30 @@ export class NetvscNic extends NetDevice {
       this.sectionBusy &= ~(<u32>1 << <u32>section);
       return false;
     }
+    this.sent++;
+    return true;
+  }
+
+  /**
+   * A frame too large for a send section (Linux netvsc sends those as page buffers too): its
+   * PACKET_MSG in pages of its own, described by GPA direct (one range, the header in it, as the
+   * host requires), section index "none"; each buffer freed by the host's completion.
+   */
+  private sendJumbo(gpa: usize, length: u32): bool {
+    const all: u32 = (<u32>1 << JUMBO_BUFFERS) - 1;
+    let start: u64 = 0;
+    while ((this.jumboBusy & all) == all) {
+      if (this.pump() > 0) continue;
+      if (start == 0) start = referenceTime();
+      else if (referenceTime() - start > WAIT_STEP_100NS * 2000) { this.sendBusy++; return false; }
+    }
+    const i = <u32>ctz(~this.jumboBusy & all);
+    const buffer = this.jumbo + <usize>i * (JUMBO_PAGES << 12);
+    const total = rndisPacketHeader(buffer, length);
+    memory.copy(buffer + RNDIS_PACKET_HEADER, gpa, length);
+    nvspMessage(this.out + 64, NVSP_MSG_SEND_RNDIS_PKT, RMC_DATA, NVSP_NO_SEND_SECTION, 0);
+    if (this.ch!.sendGpaDirect(i, TAG_JUMBO, buffer, total, this.out + 64, NVSP_MESSAGE_SIZE) < 0) return false;
+    this.jumboBusy |= <u32>1 << i;
     this.sent++;
     return true;
   }
@@ -383,7 +436,7 @@ export class NetvscNic extends NetDevice {
     const m = this.rx + offset;
     const dataOffset = load<u32>(m, 8);
     const dataLength = load<u32>(m, 12);
-    if (load<u32>(m) != RNDIS_MSG_PACKET || dataLength < 14 || dataLength > NET_MAX_FRAME || <u64>8 + <u64>dataOffset + <u64>dataLength > <u64>count) {
+    if (load<u32>(m) != RNDIS_MSG_PACKET || dataLength < 14 || dataLength > this.mtuBytes || <u64>8 + <u64>dataOffset + <u64>dataLength > <u64>count) {
       this.rxDropped++;
       return 0;
     }

@@ -104,7 +104,7 @@ function help(): void {
   puts("  echo <text>                 print <text>\n");
   puts("  uptime                      time since boot\n");
   puts("  trim <disk> <lba> <count>   SCSI UNMAP of a range (enlightened image, thin disks)\n");
-  puts("  ip [a.b.c.d/n | dhcp], ping a.b.c.d [count] [q], blast a.b.c.d count bytes   network (images with a NIC)\n");
+  puts("  ip [a.b.c.d/n [gw] | dhcp], ping a.b.c.d [count] [q], blast a.b.c.d count bytes, udp a.b.c.d port text   network (images with a NIC)\n");
   puts("  shutdown, halt              stop this VM\n");
   puts("numbers: decimal or 0x hex\n");
 }

@@ -121,7 +121,7 @@ export function dhcpConfigure(): bool {
   netDhcpListen(false);
   if (!ok) { puts("dhcp: no address (no OFFER and ACK)\n"); return false; }
   const prefix = gotMask != 0 ? prefixOf(gotMask) : 24;
-  netConfigure(gotAddress, prefix);
+  netConfigure(gotAddress, prefix, gotRouter);
   puts("dhcp: ");
   putIp(gotAddress); puts("/"); putDec(prefix);
   puts(" from "); putIp(gotServer);

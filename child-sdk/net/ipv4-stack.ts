@@ -1,10 +1,11 @@
 // A small IPv4 stack over one NIC (NetDevice): Ethernet II, ARP (RFC 826) with a 16-entry table,
 // IPv4 (RFC 791; no options sent, no fragments), ICMP echo (RFC 792) both ways, a UDP echo
 // service on port 7 (RFC 862) and a UDP discard service on port 9 (RFC 863) that counts what it
-// drops, the receiving end of `blast`. Enough for `ping` and the network benchmark. Single-threaded: the
+// drops, the receiving end of `blast`, and one UDP request/answer exchange (`udp`). A default router
+// (set by `ip a.b.c.d/n gw` or DHCP) takes what is not on the link. Single-threaded: the
 // NIC's interrupt only wakes the VP; frames are handled here, from the main loop.
-import { puts, putDec } from "../kernel/console";
-import { NET_MAX_FRAME, NetDevice } from "./net-device";
+import { putBytes, puts, putDec } from "../kernel/console";
+import { NET_MAX_FRAME, NET_MAX_JUMBO_FRAME, NetDevice } from "./net-device";
 import { be16, be32, inetChecksum, putBe16, putBe32 } from "./inet";
 
 const ETHERTYPE_IPV4: u32 = 0x0800;
@@ -17,6 +18,12 @@ export const UDP_ECHO_PORT: u32 = 7;
 export const UDP_DISCARD_PORT: u32 = 9;
 /** Source port of `blast`'s datagrams. */
 const BLAST_PORT: u32 = 40009;
+/** Source port of `udp`'s request; its answer comes back to it. */
+const UDP_CLIENT_PORT: u32 = 40007;
+/** Tries of `udp` (each waits POLL_BUDGET steps): the first datagram may meet a NAT still setting up. */
+const UDP_TRIES: u32 = 3;
+const UDP_IN_BYTES: u32 = 1472;
+const UDP_IN: usize = memory.data(1472, 16);
 /** The id this guest's pings carry ("ts"). */
 const PING_ID: u32 = 0x7473;
 const PING_DATA: u32 = 56;
@@ -27,14 +34,20 @@ const POLL_BUDGET: u32 = 20000;
 const FENCE_BUDGET: u32 = 200;
 const FENCE_TRIES: u32 = 3000;
 
-const RX: usize = memory.data(2048, 16);
-const TX: usize = memory.data(2048, 16);
+// Room for a jumbo frame (and the 4 bytes a driver may copy past it).
+const RX: usize = memory.data(NET_MAX_JUMBO_FRAME + 16, 16);
+const TX: usize = memory.data(NET_MAX_JUMBO_FRAME + 16, 16);
 // ARP table: 16 × {ip u32 (host order), mac 6 bytes, valid u8, pad} = 16 bytes each
 const ARP: usize = memory.data(16 * 16, 16);
 
 let dev: NetDevice | null = null;
 let myIp: u32 = 0;
 let prefix: u32 = 0;
+let router: u32 = 0;
+/** `udp` waits for an answer from this address and port; udpGot is its length + 1 once it came. */
+let udpFromIp: u32 = 0;
+let udpFromPort: u32 = 0;
+let udpGot: u32 = 0;
 let arpNext: u32 = 0;
 let nextIpId: u32 = 1;
 let expectSeq: u32 = 0xffffffff;
@@ -61,10 +74,19 @@ export function netAttach(d: NetDevice): void { dev = d; }
 export function netAttached(): bool { return dev !== null; }
 export function netAddress(): u32 { return myIp; }
 export function netPrefix(): u32 { return prefix; }
-export function netConfigure(ip: u32, prefixLength: u32): void {
+export function netRouter(): u32 { return router; }
+export function netConfigure(ip: u32, prefixLength: u32, gateway: u32 = 0): void {
   myIp = ip;
   prefix = prefixLength;
+  router = gateway;
   memory.fill(ARP, 0, 16 * 16);
+}
+
+/** Where a frame for `ip` goes on the link: `ip` itself when on-link (or no router), else the router. */
+function nextHop(ip: u32): u32 {
+  if (router == 0 || prefix == 0) return ip;
+  const mask = prefix >= 32 ? 0xffffffff : ~(<u32>0xffffffff >>> prefix);
+  return ((ip ^ myIp) & mask) == 0 ? ip : router;
 }
 
 function mac(i: u32): u8 { return dev!.macByte(i); }
@@ -186,7 +208,7 @@ function handleIpv4(length: u32): void {
     }
   } else if (proto == IP_UDP && n >= 8 && be16(p + 2) == UDP_ECHO_PORT && be16(p + 4) <= n) {
     const udpLength = be16(p + 4);
-    if (udpLength < 8 || <u32>34 + udpLength > NET_MAX_FRAME) { dropped++; return; }
+    if (udpLength < 8 || <u32>34 + udpLength > dev!.maxFrame()) { dropped++; return; }
     ethHeader(RX + 6, ETHERTYPE_IPV4);
     const frame = ipHeader(src, IP_UDP, udpLength);
     const q = TX + 34;
@@ -198,6 +220,12 @@ function handleIpv4(length: u32): void {
     udpEchoes++;
   } else if (proto == IP_UDP && n >= 8 && be16(p + 2) == UDP_DISCARD_PORT) {
     udpDiscarded++;
+  } else if (proto == IP_UDP && n >= 8 && be16(p + 2) == UDP_CLIENT_PORT && src == udpFromIp && be16(p) == udpFromPort && udpGot == 0) {
+    const udpLength = be16(p + 4);
+    if (udpLength < 8 || udpLength > n) { dropped++; return; }
+    const m = udpLength - 8 < UDP_IN_BYTES ? udpLength - 8 : UDP_IN_BYTES;
+    memory.copy(UDP_IN, p + 8, m);
+    udpGot = m + 1;
   }
 }
 
@@ -246,7 +274,7 @@ function blastFrame(target: usize, udpLength: u32): void {
  * wait steps until it takes the frame, up to the ping budget. Returns the frames sent.
  */
 export function netBlast(ip: u32, count: u32, frameBytes: u32): u32 {
-  const target = resolve(ip);
+  const target = resolve(nextHop(ip));
   if (target == 0) {
     puts("blast: no ARP reply from ");
     putIp(ip);
@@ -318,7 +346,7 @@ function pingOnce(target: usize, ip: u32, seq: u32, budget: u32 = POLL_BUDGET): 
  * when `quiet`: each character is an exit the benchmark would count) and a summary. Returns replies.
  */
 export function netPing(ip: u32, count: u32, quiet: bool = false): u32 {
-  const target = resolve(ip);
+  const target = resolve(nextHop(ip));
   if (target == 0) {
     puts("ping: no ARP reply from ");
     putIp(ip);
@@ -342,6 +370,59 @@ export function netPing(ip: u32, count: u32, quiet: bool = false): u32 {
   putDec(received);
   puts(" received\n");
   return received;
+}
+
+/**
+ * Sends `length` bytes at `data` (at most 1472) to `ip`:`port` from port 40007 and waits for the
+ * answer from that address and port (up to three tries); prints it. Returns its length, or -1.
+ */
+export function netUdp(ip: u32, port: u32, data: usize, length: u32): i32 {
+  const hop = nextHop(ip);
+  const target = resolve(hop);
+  if (target == 0) {
+    puts("udp: no ARP reply from ");
+    putIp(hop);
+    puts("\n");
+    return -1;
+  }
+  if (length > UDP_IN_BYTES) length = UDP_IN_BYTES;
+  udpFromIp = ip;
+  udpFromPort = port;
+  udpGot = 0;
+  for (let attempt: u32 = 0; attempt < UDP_TRIES && udpGot == 0; attempt++) {
+    ethHeader(target, ETHERTYPE_IPV4);
+    const frame = ipHeader(ip, IP_UDP, 8 + length);
+    const q = TX + 34;
+    putBe16(q, UDP_CLIENT_PORT);
+    putBe16(q + 2, port);
+    putBe16(q + 4, 8 + length);
+    putBe16(q + 6, 0); // checksum optional over IPv4 (RFC 768)
+    memory.copy(q + 8, data, length);
+    transmit(frame);
+    for (let i: u32 = 0; i < POLL_BUDGET && udpGot == 0; i++) if (dev!.waitStep()) netPoll();
+  }
+  const got = udpGot;
+  udpFromIp = 0;
+  udpGot = 0;
+  if (got == 0) {
+    puts("udp: no answer from ");
+    putIp(ip); puts(":"); putDec(port);
+    puts("\n");
+    return -1;
+  }
+  puts("udp: ");
+  putDec(got - 1);
+  puts(" bytes from ");
+  putIp(ip); puts(":"); putDec(port);
+  puts(": ");
+  // Printable ASCII as it came, anything else as '.'.
+  for (let i: u32 = 0; i < got - 1; i++) {
+    const c = load<u8>(UDP_IN + i);
+    if (c < 0x20 || c >= 0x7f) store<u8>(UDP_IN + i, 0x2e);
+  }
+  putBytes(UDP_IN, got - 1);
+  puts("\n");
+  return <i32>(got - 1);
 }
 
 export function putIp(ip: u32): void {

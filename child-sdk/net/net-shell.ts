@@ -1,13 +1,14 @@
 // The network commands of the reference shells:
 //   ip                       the NIC, its MAC and the address
-//   ip <a.b.c.d>/<prefix>    sets the address (the UDP echo service on port 7 answers from then on)
+//   ip <a.b.c.d>/<prefix> [gw]  sets the address and the default router (the UDP echo service on port 7 answers from then on)
 //   ip dhcp                  takes the address a DHCP server on the link hands out
 //   ping <a.b.c.d> [count] [q]  ICMP echo, count 1..10000 (default 3); q prints the summary only
-//   blast <a.b.c.d> <count> <bytes>  UDP datagrams to the discard port in frames of 60..1514 bytes
+//   blast <a.b.c.d> <count> <bytes>  UDP datagrams to the discard port in frames of 60 bytes up to the NIC's largest (1514, 9014 with jumbo frames)
+//   udp <a.b.c.d> <port> <text>  one datagram, and the answer from that address and port printed
 import { puts, putDec, putHex } from "../kernel/console";
 import { tokenGpa, tokenIs, tokenLength, tokenNext, tokenNumber, numberBad } from "../kernel/shell-line";
 import { dhcpConfigure } from "./dhcp-client";
-import { netAddress, netBlast, netConfigure, netDevice, netPing, netPrefix, putIp } from "./ipv4-stack";
+import { netAddress, netBlast, netConfigure, netDevice, netPing, netPrefix, netRouter, netUdp, putIp } from "./ipv4-stack";
 
 /** Parses the current token as a.b.c.d[/n]; returns false when it is not one. Sets IP_OUT/PREFIX_OUT. */
 const PARSED: usize = memory.data(8, 8);
@@ -56,8 +57,16 @@ export function netCommand(): bool {
     if (d === null) { puts("error: no network adapter\n"); return true; }
     if (tokenNext()) {
       if (tokenIs("dhcp")) dhcpConfigure();
-      else if (!parseAddress(true)) { puts("error: usage: ip <a.b.c.d>/<prefix> | ip dhcp\n"); return true; }
-      else netConfigure(load<u32>(PARSED), load<u32>(PARSED + 4));
+      else if (!parseAddress(true)) { puts("error: usage: ip <a.b.c.d>/<prefix> [gateway] | ip dhcp\n"); return true; }
+      else {
+        const ip = load<u32>(PARSED), prefixLength = load<u32>(PARSED + 4);
+        let gateway: u32 = 0;
+        if (tokenNext()) {
+          if (!parseAddress(false)) { puts("error: usage: ip <a.b.c.d>/<prefix> [gateway] | ip dhcp\n"); return true; }
+          gateway = load<u32>(PARSED);
+        }
+        netConfigure(ip, prefixLength, gateway);
+      }
     }
     puts("ip: ");
     d.describe();
@@ -66,6 +75,9 @@ export function netCommand(): bool {
     puts(", address ");
     if (netAddress() == 0) puts("none");
     else { putIp(netAddress()); puts("/"); putDec(netPrefix()); }
+    if (netRouter() != 0) { puts(", router "); putIp(netRouter()); }
+    puts(", mtu ");
+    putDec(d.maxFrame() - 14);
     puts("\n");
     return true;
   }
@@ -91,15 +103,27 @@ export function netCommand(): bool {
   if (tokenIs("blast")) {
     if (netDevice() === null) { puts("error: no network adapter\n"); return true; }
     if (netAddress() == 0) { puts("error: no address: set one with ip <a.b.c.d>/<prefix>\n"); return true; }
-    const usage = "error: usage: blast <a.b.c.d> <count 1..10000000> <frame bytes 60..1514>\n";
+    const usage = "error: usage: blast <a.b.c.d> <count 1..10000000> <frame bytes 60..the NIC's largest frame>\n";
     if (!tokenNext() || !parseAddress(false)) { puts(usage); return true; }
     const ip = load<u32>(PARSED);
     if (!tokenNext()) { puts(usage); return true; }
     const count = tokenNumber();
     if (numberBad() || count < 1 || count > 10000000 || !tokenNext()) { puts(usage); return true; }
     const bytes = tokenNumber();
-    if (numberBad() || bytes < 60 || bytes > 1514) { puts(usage); return true; }
+    if (numberBad() || bytes < 60 || bytes > <u64>netDevice()!.maxFrame()) { puts(usage); return true; }
     netBlast(ip, <u32>count, <u32>bytes);
+    return true;
+  }
+  if (tokenIs("udp")) {
+    const usage = "error: usage: udp <a.b.c.d> <port 1..65535> <text>\n";
+    if (netDevice() === null) { puts("error: no network adapter\n"); return true; }
+    if (netAddress() == 0) { puts("error: no address: set one with ip <a.b.c.d>/<prefix>\n"); return true; }
+    if (!tokenNext() || !parseAddress(false)) { puts(usage); return true; }
+    const ip = load<u32>(PARSED);
+    if (!tokenNext()) { puts(usage); return true; }
+    const port = tokenNumber();
+    if (numberBad() || port < 1 || port > 65535 || !tokenNext()) { puts(usage); return true; }
+    netUdp(ip, <u32>port, tokenGpa(), tokenLength());
     return true;
   }
   return false;

@@ -63,28 +63,33 @@ async function adaptersOf(c: ManagementClient, vmName: string): Promise<{ vssdId
 export function registerSwitchCommands(program: Command): void {
   const sw = program.command('switch').description('virtual switches (New-/Get-/Remove-VMSwitch)').option('--data-dir <dir>', "the service's data directory");
   const dir = () => sw.opts<{ dataDir?: string }>().dataDir;
-  sw.command('new <name>').description('New-VMSwitch: a private switch (VMs only) or an internal one (VMs and host processes)')
-    .option('--type <type>', 'private or internal', 'private')
+  sw.command('new <name>').description("New-VMSwitch: a private switch (VMs only), an internal one (VMs and the host) or an external one (VMs and the host's networks, through passt)")
+    .option('--type <type>', 'private, internal or external', 'private')
     .option('--internal', 'the same as --type internal')
+    .option('--external', 'the same as --type external (passt is its uplink: VMs reach what the host reaches)')
     .option('--passt', "internal: passt (user-mode networking) as the host's side, started and supervised by the service")
     .option('--forward <spec>', 'with passt: forward a host port to the guest address, udp|tcp:HOSTPORT:GUESTPORT (repeatable; implies --passt)', (v: string, all: string[] = []) => [...all, v])
     .option('--guest-address <a.b.c.d/n>', 'with passt: the address it hands the guest (default 10.0.2.15/24)')
     .option('--gateway <a.b.c.d>', "with passt: its own address, the guest's gateway (default 10.0.2.2)")
     .option('--json', 'machine-readable output')
-    .action((name: string, o: { type: string; internal?: boolean; passt?: boolean; forward?: string[]; guestAddress?: string; gateway?: string; json?: boolean }) => withManagement(dir(), async (c) => {
-      const type = o.internal ? 'internal' : o.type.toLowerCase();
-      if (type !== 'private' && type !== 'internal') throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, `--type must be private or internal${type === 'external' ? ' (external switches are not built)' : ''}, not "${o.type}"`);
-      const passt = Boolean(o.passt || o.forward?.length || o.guestAddress || o.gateway);
-      if (passt && type !== 'internal') throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, 'passt (--passt, --forward, --guest-address, --gateway) is the host\'s side of an internal switch: add --internal');
+    .action((name: string, o: { type: string; internal?: boolean; external?: boolean; passt?: boolean; forward?: string[]; guestAddress?: string; gateway?: string; json?: boolean }) => withManagement(dir(), async (c) => {
+      if (o.internal && o.external) throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, '--internal and --external exclude each other');
+      const type = o.internal ? 'internal' : o.external ? 'external' : o.type.toLowerCase();
+      if (type !== 'private' && type !== 'internal' && type !== 'external') throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, `--type must be private, internal or external, not "${o.type}"`);
+      const passt = type === 'external' || Boolean(o.passt || o.forward?.length || o.guestAddress || o.gateway);
+      if (passt && type === 'private') throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, 'passt (--passt, --forward, --guest-address, --gateway) is the host\'s side of an internal or external switch: add --internal or --external');
       const settings = schema.createInstance('Msvm_VirtualEthernetSwitchSettingData', {
         ElementName: name,
         ...(passt ? { HostStack: 'passt', PortForwards: o.forward ?? [], ...(o.guestAddress ? { HostStackGuestAddress: o.guestAddress } : {}), ...(o.gateway ? { HostStackGateway: o.gateway } : {}) } : {}),
       });
       // An internal switch has a port for the host: HostResource names the host computer system.
+      // An external one a port on the host's external Ethernet port, which here is passt.
       const host = (await c.query('SELECT * FROM Msvm_ComputerSystem')).find((s) => !/^[0-9a-f-]{36}$/.test(String(s.get('Name'))));
-      const hostPort = type === 'internal'
-        ? [schema.createInstance('Msvm_EthernetPortAllocationSettingData', { ResourceType: 33, HostResource: [formatObjectPath(c.systemPath(String(host?.get('Name') ?? 'HOST')))] })]
-        : [];
+      const hostName = String(host?.get('Name') ?? 'HOST');
+      const uplink = `Msvm_ExternalEthernetPort.CreationClassName="Msvm_ExternalEthernetPort",DeviceID="passt",SystemCreationClassName="Msvm_ComputerSystem",SystemName="${hostName}"`;
+      const hostPort = type === 'private' ? [] : [schema.createInstance('Msvm_EthernetPortAllocationSettingData', {
+        ResourceType: 33, HostResource: [type === 'external' ? uplink : formatObjectPath(c.systemPath(hostName))],
+      })];
       const { outcome } = await callMethod(c, await switchServicePath(c), 'DefineSystem', { SystemSettings: settings, ResourceSettings: hostPort }, { progress: false, label: 'Creating' });
       const id = String((outcome.out.ResultingSystem as CimObjectPath | undefined)?.keys.find((k) => k.name === 'Name')?.value ?? '');
       if (o.json) return printJson({ name, id, type, ...(passt ? { passt: true } : {}) });

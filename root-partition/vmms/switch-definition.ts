@@ -2,8 +2,9 @@
  * A virtual switch definition, as VMMS persists it (`switches/<id>.json`) and as New-VMSwitch
  * creates it: a name unique on the host and a type. Private: VMs only. Internal: VMs and host
  * processes, which join it as ports on its socket, and optionally the host's network stack
- * through passt (`passt`: the address it hands the guest, its gateway, port forwards). (External
- * switches are not built.)
+ * through passt (`passt`: the address it hands the guest, its gateway, port forwards), limited to
+ * the host itself. External: VMs and the host's networks, always through passt as the uplink,
+ * which reaches whatever the host's sockets reach.
  */
 import { randomUUID } from 'node:crypto';
 import * as v from 'valibot';
@@ -11,7 +12,7 @@ import { parsePortForward } from '../vswitch/passt-forward.ts';
 import { acrossEntries, documentObject, exactObject, guid, schemaProblems } from './schema-problems.ts';
 
 export const SWITCH_DEFINITION_VERSION = 1;
-export const SWITCH_TYPES = ['private', 'internal'] as const;
+export const SWITCH_TYPES = ['private', 'internal', 'external'] as const;
 export type SwitchType = (typeof SWITCH_TYPES)[number];
 /** Switches one host keeps (each is a listening socket and a MAC table in VMMS). */
 export const MAX_SWITCHES = 64;
@@ -24,7 +25,7 @@ export interface SwitchDefinition {
   name: string;
   type: SwitchType;
   notes?: string;
-  /** Internal switches only: passt on the switch as the host's side. */
+  /** Internal switches: passt on the switch as the host's side; external switches: the uplink (defaults when absent). */
   passt?: PasstSettings;
 }
 
@@ -79,11 +80,11 @@ export const SWITCH_DEFINITION_SCHEMA = v.pipe(
     version: v.literal(SWITCH_DEFINITION_VERSION, `must be ${SWITCH_DEFINITION_VERSION}`),
     id: guid(),
     name: v.pipe(v.string('must be 1 to 100 characters without control characters or slashes'), v.regex(NAME, 'must be 1 to 100 characters without control characters or slashes')),
-    type: v.picklist(SWITCH_TYPES, (issue) => `must be ${SWITCH_TYPES.map((t) => `'${t}'`).join(' or ')}${issue.input === 'external' ? ' (external switches are not built)' : ''}`),
+    type: v.picklist(SWITCH_TYPES, `must be ${SWITCH_TYPES.map((t) => `'${t}'`).join(' or ')}`),
     notes: v.optional(v.pipe(v.string('must be a string of at most 4096 characters'), v.maxLength(4096, 'must be a string of at most 4096 characters'))),
     passt: v.optional(PASST_SCHEMA),
   }, 'the switch definition must be a JSON object'),
-  v.forward(v.partialCheck([['type'], ['passt']], (d) => d.passt === undefined || d.type === 'internal', 'only an internal switch has the host\'s stack'), ['passt']),
+  v.forward(v.partialCheck([['type'], ['passt']], (d) => d.passt === undefined || d.type !== 'private', 'a private switch has no host side'), ['passt']),
 );
 
 export function switchDefinitionProblems(value: unknown): string[] {
@@ -91,7 +92,8 @@ export function switchDefinitionProblems(value: unknown): string[] {
 }
 
 export function newSwitchDefinition(r: { name: string; type?: string; notes?: string; passt?: Partial<PasstSettings> }): SwitchDefinition {
-  const passt = r.passt ? { ...PASST_DEFAULTS, ...r.passt } : undefined;
+  // An external switch always has its uplink.
+  const passt = r.passt || r.type === 'external' ? { ...PASST_DEFAULTS, ...r.passt } : undefined;
   const def = { version: SWITCH_DEFINITION_VERSION, id: randomUUID(), name: r.name, type: r.type ?? 'private', ...(r.notes !== undefined ? { notes: r.notes } : {}), ...(passt ? { passt } : {}) };
   const problems = switchDefinitionProblems(def);
   if (problems.length) throw new RangeError(`invalid switch: ${problems.join('; ')}`);

@@ -17,6 +17,7 @@ import { PasstUplink, type PasstState } from '../vswitch/passt-uplink.ts';
 import { parsePortForward, type PortForward } from '../vswitch/passt-forward.ts';
 import { SwitchPortKind, type PortCounters } from '../vswitch/switch-port.ts';
 
+const SWITCH_KINDS = { private: SwitchKind.Private, internal: SwitchKind.Internal, external: SwitchKind.External } as const;
 const PORT_KIND_NAMES: Record<number, string> = Object.fromEntries(Object.entries(SwitchPortKind).map(([k, v]) => [v, k.toLowerCase()]));
 
 export interface SwitchPortView {
@@ -82,13 +83,14 @@ export class SwitchRegistry {
 
   private async serve(s: Entry): Promise<void> {
     try {
-      s.server = await SwitchServer.listen(this.paths.switchSocket(s.def.id), { name: s.def.name, type: s.def.type === 'internal' ? SwitchKind.Internal : SwitchKind.Private });
+      s.server = await SwitchServer.listen(this.paths.switchSocket(s.def.id), { name: s.def.name, type: SWITCH_KINDS[s.def.type] });
       s.error = undefined;
       if (s.def.passt) {
         const [address, prefix] = s.def.passt.guestAddress.split('/');
         s.passt = new PasstUplink(s.server.switch, {
           socketPath: this.paths.passtSocket(s.def.id), guestAddress: address!, prefixLength: Number(prefix), gateway: s.def.passt.gateway,
           forwards: s.def.passt.forwards.map((f) => parsePortForward(f) as PortForward),
+          reach: s.def.type === 'external' ? 'networks' : 'host',
           log: (m) => this.log.info(m),
         });
         s.passt.start();

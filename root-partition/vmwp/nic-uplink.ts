@@ -2,7 +2,9 @@
  * Keeps one NIC connected to its switch for the life of the VM: connects, and when the
  * connection ends (VMMS, which serves the switch, stopped or restarted) reports link down to a
  * synthetic NIC's guest and tries again every half second, so a restarted VMMS finds its running
- * VMs back on their switches without asking them.
+ * VMs back on their switches without asking them. Until the first attempt ends the link is
+ * "being established": a restored guest keeps the link state it was told at the save, and learns
+ * only what the attempt found (nothing, if it connects and the link was up).
  */
 import type { SwitchHello } from '../vswitch/switch-hello.ts';
 import { SwitchLink } from '../vswitch/switch-link.ts';
@@ -18,7 +20,7 @@ export class NicUplink {
   connections = 0;
 
   constructor(readonly nic: SwitchedNic, private readonly socket: string, private readonly hello: SwitchHello, private readonly log: (m: string) => void) {
-    this.setLink(false);
+    this.setLink(false, false);
     void this.connect();
   }
 
@@ -37,6 +39,7 @@ export class NicUplink {
       link = await SwitchLink.connect(this.socket, this.hello);
     } catch (e) {
       if (this.connections === 0 && !this.timer) this.log(`nic ${this.hello.mac}: switch ${this.socket} not reachable (${(e as Error).message}); retrying`);
+      this.setLink(false);
       return this.retry();
     }
     if (this.closed) return link.close();
@@ -60,8 +63,8 @@ export class NicUplink {
     this.timer.unref?.();
   }
 
-  private setLink(up: boolean): void {
-    if (this.nic.kind === 'synthetic') this.nic.vsp.setLink(up);
+  private setLink(up: boolean, settled = true): void {
+    if (this.nic.kind === 'synthetic') this.nic.vsp.setLink(up, settled);
   }
 
   close(): void {

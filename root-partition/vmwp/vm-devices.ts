@@ -6,6 +6,7 @@
  */
 import { resolve } from 'node:path';
 import type { ChildPartitionAccess } from '../../hypervisor/partition-handle.ts';
+import { P_REQUESTED_STATE, RequestedState } from '../../hypervisor/partition-control.ts';
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
 import type { UartSink } from '../devices/uart/uart16550.ts';
 import type { Vsp } from '../../vmbus/host/vsp.ts';
@@ -24,7 +25,7 @@ import { LiveMergeError, mergeLive, type LiveMergeResult } from './live-merge.ts
 import { ancestorIn, mergeInChainLive } from './chain-merge.ts';
 import { openVhdx } from '../storage/vhdx/vhdx-open.ts';
 import { NetVsp } from '../vsp/netvsp/netvsp-vsp.ts';
-import { parseMac } from '../vswitch/ethernet.ts';
+import { ETH_JUMBO_MTU, parseMac } from '../vswitch/ethernet.ts';
 import { NicUplink } from './nic-uplink.ts';
 import type { SwitchedNic } from './nic-switch-port.ts';
 
@@ -118,8 +119,10 @@ export class VmDevices {
         for (const n of synthetic) {
           const uplink: { to?: NicUplink } = {};
           const vsp = new NetVsp({
-            instanceId: n.instanceId!, mac: parseMac(n.mac), gpadls: host.server, log,
+            // Jumbo frames when the guest asks (NDIS config): its switch port carries them (MTU 9000).
+            instanceId: n.instanceId!, mac: parseMac(n.mac), gpadls: host.server, log, allowJumbo: true,
             onTransmit: (frame) => uplink.to?.transmit(frame),
+            paused: () => Atomics.load(partition.ctl.i32, P_REQUESTED_STATE >> 2) === RequestedState.Pause,
           });
           this.netVsps.push(vsp);
           host.addVsp(vsp);
@@ -172,7 +175,9 @@ export class VmDevices {
   }
 
   private connect(nic: SwitchedNic, n: NicConfig, log: (message: string) => void): NicUplink {
-    const uplink = new NicUplink(nic, n.switchSocket!, { kind: n.kind, mac: n.mac, ...(n.name ? { name: n.name } : {}), ...(n.vlanId ? { vlanId: n.vlanId } : {}) }, log);
+    const uplink = new NicUplink(nic, n.switchSocket!, {
+      kind: n.kind, mac: n.mac, ...(n.name ? { name: n.name } : {}), ...(n.vlanId ? { vlanId: n.vlanId } : {}), ...(n.kind === 'synthetic' ? { mtu: ETH_JUMBO_MTU } : {}),
+    }, log);
     this.uplinks.push(uplink);
     return uplink;
   }

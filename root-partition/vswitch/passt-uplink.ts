@@ -1,11 +1,17 @@
 /**
- * The host's network stack on an internal switch: passt (https://passt.top, Debian package
- * `passt`; the user-mode networking QEMU, podman and libvirt use) in socket mode. VMMS starts one
- * passt per such switch, connects to its Unix socket as QEMU's `-netdev stream` does (each frame
- * preceded by its 32-bit big-endian length, the framing of the switch's own links) and puts it on
- * the switch as the internal port. passt answers ARP and DHCP for the address it hands out, and
- * forwards the switch's host ports to that address, so a host process reaches a VM's service
- * through it. A passt that exits, or whose socket closes, is started again after a delay that
+ * The host's network stack on an internal or external switch: passt (https://passt.top, Debian
+ * package `passt`; the user-mode networking QEMU, podman and libvirt use) in socket mode. VMMS
+ * starts one passt per such switch, connects to its Unix socket as QEMU's `-netdev stream` does
+ * (each frame preceded by its 32-bit big-endian length, the framing of the switch's own links) and
+ * puts it on the switch as the internal port, or the external one (the uplink). passt answers ARP
+ * and DHCP for the address it hands out, and forwards the switch's host ports to that address, so
+ * a host process reaches a VM's service through it.
+ *
+ * What a VM reaches through it (passt(1) NATs the guest's flows onto host sockets): on an external
+ * switch, whatever the host's sockets reach; on an internal one only the host itself — passt binds
+ * its outbound sockets to 127.0.0.1 (`--outbound`), from which Linux routes only to the host's own
+ * addresses (a loopback source leaving a real interface is refused, net/ipv4/route.c), and runs
+ * IPv4 only so no IPv6 flow escapes that. A passt that exits, or whose socket closes, is started again after a delay that
  * doubles up to 10 s while it keeps failing; stop() ends it with the switch.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -25,6 +31,8 @@ export interface PasstOptions {
   /** The gateway passt answers for (its own address on the switch). */
   gateway: string;
   forwards: readonly PortForward[];
+  /** `host`: the host's own addresses only (internal switch); `networks`: wherever the host routes (external). */
+  reach: 'host' | 'networks';
   /** The passt binary (default: `passt` on PATH). */
   command?: string;
   log?: (message: string) => void;
@@ -65,7 +73,8 @@ export class PasstUplink {
   /** The command line passt runs with (the uid it keeps: passt run by root otherwise drops to nobody). */
   args(): string[] {
     const runas = typeof process.getuid === 'function' ? [`--runas`, `${process.getuid()}:${process.getgid!()}`] : [];
-    return ['--foreground', '--quiet', ...runas, '--socket', this.o.socketPath, '--address', this.o.guestAddress, '--netmask', String(this.o.prefixLength), '--gateway', this.o.gateway, '--no-dhcpv6', '--no-ndp', ...passtForwardArgs(this.o.forwards)];
+    const reach = this.o.reach === 'host' ? ['--outbound', '127.0.0.1', '--ipv4-only'] : [];
+    return ['--foreground', '--quiet', ...runas, '--socket', this.o.socketPath, '--address', this.o.guestAddress, '--netmask', String(this.o.prefixLength), '--gateway', this.o.gateway, '--no-dhcpv6', '--no-ndp', ...reach, ...passtForwardArgs(this.o.forwards)];
   }
 
   start(): void {
@@ -104,7 +113,8 @@ export class PasstUplink {
     const decoder = new FrameStreamDecoder();
     const batcher = new FrameBatcher(socket);
     try {
-      this.port = this.sw.addPort({ kind: SwitchPortKind.Internal, name: 'passt (host)', allowMacSpoofing: true }, (frame) => batcher.push(frame)).id;
+      const uplink = this.o.reach === 'networks';
+      this.port = this.sw.addPort({ kind: uplink ? SwitchPortKind.External : SwitchPortKind.Internal, name: uplink ? 'passt (uplink)' : 'passt (host)', allowMacSpoofing: true }, (frame) => batcher.push(frame)).id;
     } catch (e) {
       return this.failed(child, `the switch refused passt's port: ${(e as Error).message}`);
     }

@@ -38,6 +38,8 @@ export interface ShellRigOptions {
   nics?: Uint8Array[];
   /** Synthetic NICs (netvsp on VMBus) with these MACs (starts the VMBus host); wire `netVsps[i]` to a switch. */
   syntheticNics?: Uint8Array[];
+  /** The synthetic NICs agree jumbo frames when the guest asks (as a VM worker's do). */
+  jumbo?: boolean;
 }
 
 export class ShellRig {
@@ -78,7 +80,7 @@ export class ShellRig {
         for (const [i, mac] of (o.syntheticNics ?? []).entries()) {
           const host = rig.vmbus;
           const vsp = new NetVsp({
-            instanceId: `5a1e0000-0000-4000-8000-0000000000${(i + 1).toString(16).padStart(2, '0')}`, mac, gpadls: host.server,
+            instanceId: `5a1e0000-0000-4000-8000-0000000000${(i + 1).toString(16).padStart(2, '0')}`, mac, gpadls: host.server, allowJumbo: o.jumbo,
             onTransmit: (frame) => rig.onSyntheticTransmit(i, frame),
           });
           rig.netVsps.push(vsp);

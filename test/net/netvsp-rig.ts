@@ -1,5 +1,6 @@
 import { GuestMemory } from '../../hypervisor/guest-memory.ts';
-import { NetVspChannel, type NetVspIncoming } from '../../root-partition/vsp/netvsp/netvsp-channel.ts';
+import { NetVspChannel, type NetVspChannelOptions, type NetVspIncoming } from '../../root-partition/vsp/netvsp/netvsp-channel.ts';
+import { decodeNetVspChannel, encodeNetVspChannel, type NetVspSavedChannel } from '../../root-partition/vsp/netvsp/netvsp-saved-state.ts';
 import { decodeTransferPageHeaderBytes } from './netvsp-wire.ts';
 
 export interface SentTransferPages {
@@ -23,14 +24,16 @@ export class NetVspRig {
   readonly transmitted: { frame: Uint8Array; vlanId: number | undefined }[] = [];
   readonly gpadls = new Map<number, number[]>();
   ringFull = false;
-  readonly channel: NetVspChannel;
+  readonly options: NetVspChannelOptions;
+  /** Replaced by `restore` (a new channel over the same memory, as in a restoring worker). */
+  channel: NetVspChannel;
 
   constructor(opts: { mac?: Uint8Array; allowJumbo?: boolean; rxPages?: number; txPages?: number; scatterRx?: boolean } = {}) {
     const rxPages = opts.rxPages ?? 64;
     const rx = Array.from({ length: rxPages }, (_, i) => NetVspRig.RX_GPA / 4096 + (opts.scatterRx ? (i * 7) % rxPages : i));
     this.gpadls.set(0x100, rx);
     this.gpadls.set(0x101, Array.from({ length: opts.txPages ?? 16 }, (_, i) => NetVspRig.TX_GPA / 4096 + i));
-    this.channel = new NetVspChannel({
+    this.options = {
       memory: this.memory,
       mac: opts.mac ?? Uint8Array.from([0, 0x15, 0x5d, 0, 0, 1]),
       allowJumbo: opts.allowJumbo,
@@ -48,7 +51,15 @@ export class NetVspRig {
         },
       },
       onTransmit: (frame, vlanId) => this.transmitted.push({ frame: frame.slice(), vlanId }),
-    });
+    };
+    this.channel = new NetVspChannel(this.options);
+  }
+
+  /** Saves the channel's state (encoded), then continues on a channel restored from those bytes. */
+  saveAndRestore(mutate?: (s: NetVspSavedChannel) => void): void {
+    const saved = decodeNetVspChannel(encodeNetVspChannel(this.channel.saveState()));
+    mutate?.(saved);
+    this.channel = NetVspChannel.restored(this.options, decodeNetVspChannel(encodeNetVspChannel(saved)));
   }
 
   send(payload: Uint8Array, opts: { completionRequested?: boolean; transactionId?: bigint; gpa?: Uint8Array[] | null } = {}): void {

@@ -51,7 +51,7 @@ describe('passt behind an internal switch', () => {
   it('refuses passt settings that cannot work', () => {
     const base = { version: 1, id: '0f0e0d0c-0b0a-4909-8807-060504030201', name: 'x', type: 'internal' };
     expect(switchDefinitionProblems({ ...base, passt: { guestAddress: '10.0.2.15/24', gateway: '10.0.2.2', forwards: ['udp:5000:7'] } })).toEqual([]);
-    expect(switchDefinitionProblems({ ...base, type: 'private', passt: { guestAddress: '10.0.2.15/24', gateway: '10.0.2.2', forwards: [] } })).toEqual(['passt: only an internal switch has the host\'s stack']);
+    expect(switchDefinitionProblems({ ...base, type: 'private', passt: { guestAddress: '10.0.2.15/24', gateway: '10.0.2.2', forwards: [] } })).toEqual(['passt: a private switch has no host side']);
     expect(switchDefinitionProblems({ ...base, passt: { guestAddress: '10.0.2.300/24', gateway: '10.0.2.15', forwards: ['udp:0:7', 'icmp:1:2', 'tcp:80:8', 'tcp:80:9'] } })).toEqual([
       'passt.guestAddress: must be a.b.c.d/prefix (prefix 8..30)',
       'passt.forwards: "udp:0:7": ports are 1..65535',

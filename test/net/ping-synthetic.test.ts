@@ -2,7 +2,7 @@
  * Guest in the loop: two ref-enlightened VMs, each with a synthetic NIC (netvsp on its VMBus, the
  * SDK's netvsc in the guest), on one private switch reached over its Unix socket as a VM worker
  * does. The same pair serves every check: ping both ways, the UDP echo service answering a host
- * peer on the switch, and a flood the guest's receive buffer bounds.
+ * peer on the switch, jumbo frames both ways, and a flood the guest's receive buffer bounds.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +18,7 @@ import { udpFrame, udpPayload } from './udp-frame.ts';
 const MAC1 = Uint8Array.from([0x00, 0x15, 0x5d, 0x20, 0x00, 0x01]);
 const MAC2 = Uint8Array.from([0x00, 0x15, 0x5d, 0x20, 0x00, 0x02]);
 const HOST_MAC = Uint8Array.from([0x00, 0x15, 0x5d, 0x20, 0x00, 0x99]);
+const JUMBO_HOST_MAC = Uint8Array.from([0x00, 0x15, 0x5d, 0x20, 0x00, 0x98]);
 
 let dir: string;
 let server: SwitchServer;
@@ -26,9 +27,9 @@ const ports: NicSwitchPort[] = [];
 const links: SwitchLink[] = [];
 
 async function vmOnSwitch(mac: Uint8Array): Promise<ShellRig> {
-  const rig = await ShellRig.boot({ image: 'ref-enlightened', syntheticNics: [mac] });
+  const rig = await ShellRig.boot({ image: 'ref-enlightened', syntheticNics: [mac], jumbo: true });
   rigs.push(rig);
-  const link = await SwitchLink.connect(server.path, { kind: 'synthetic', mac: formatMac(mac) });
+  const link = await SwitchLink.connect(server.path, { kind: 'synthetic', mac: formatMac(mac), mtu: 9000 });
   const port = new NicSwitchPort({ kind: 'synthetic', vsp: rig.netVsps[0]! }, link);
   ports.push(port);
   rig.onSyntheticTransmit = (_, f) => port.transmit(f);
@@ -81,11 +82,37 @@ describe('two enlightened VMs on a private switch (netvsc)', () => {
     expect(Buffer.from(got[0]!).toString()).toBe('tsvisor netvsc udp echo');
   }, 30_000);
 
+  it('jumbo frames: the guests agree MTU 9000; 9014-byte frames go both ways (GPA-direct sends, 9306-byte receive slots)', async () => {
+    const [a, b] = rigs as [ShellRig, ShellRig];
+    expect(await a.command('ip')).toContain(', mtu 9000');
+    expect(b.netVsps[0]!.net!.maxFrameBytes).toBe(9014);
+    expect(b.netVsps[0]!.net!.receiveGeometry!.subAllocSize).toBe(256 + 9014 + 36);
+    // A host peer on a jumbo port: a 9014-byte frame to B's UDP echo comes back whole, as one 9014-byte frame.
+    const host = await SwitchLink.connect(server.path, { kind: 'synthetic', mac: formatMac(JUMBO_HOST_MAC), mtu: 9000 });
+    links.push(host);
+    const got: Uint8Array[] = [];
+    host.onFrame = (f) => { const p = udpPayload(f, 40001); if (p) got.push(p); };
+    const data = Uint8Array.from({ length: 9014 - 42 }, (_, i) => (i * 7 + 3) & 0xff);
+    const before = b.netVsps[0]!.stats.framesTransmitted;
+    host.send(udpFrame({ dstMac: MAC2, srcMac: JUMBO_HOST_MAC, srcIp: '10.0.1.98', dstIp: '10.0.1.2', srcPort: 40001, dstPort: 7, data }));
+    await b.waitUntil(() => got.length > 0, 'the jumbo UDP echo');
+    expect(Buffer.from(got[0]!).equals(Buffer.from(data))).toBe(true);
+    expect(b.netVsps[0]!.stats.framesTransmitted).toBe(before + 1);
+    // Guest to guest: blast in 9014-byte frames; the receiver's discard port counts them.
+    const discarded = async () => Number(/udp_discarded=(\d+)/.exec(await b.command('counters'))?.[1]);
+    const start = await discarded();
+    expect(await a.command('blast 10.0.1.2 40 9014')).toMatch(/blast: 40 frames of 9014 bytes sent to 10\.0\.1\.2, fence answered/);
+    expect(await discarded()).toBeGreaterThan(start);
+    expect(a.netVsps[0]!.stats.transmitErrors + b.netVsps[0]!.stats.rxDropTooBig).toBe(0);
+    // Past the agreed MTU the shell refuses.
+    expect(await a.command('blast 10.0.1.2 1 9015')).toContain('error: usage');
+  }, 60_000);
+
   it('a flood beyond the receive buffer is dropped and counted on the host, and the pair still pings', async () => {
     const host = links[0]!;
     const vsp = rigs[0]!.netVsps[0]!;
     const before = vsp.stats;
-    // Broadcast frames: every one reaches the guest's NIC; far more than its 129 data slots at once.
+    // Broadcast frames: every one reaches the guest's NIC; far more than its 96 data slots at once.
     const frame = new Uint8Array(60).fill(0xff, 0, 6);
     frame.set(HOST_MAC, 6);
     frame[12] = 0x88; frame[13] = 0xb5; // local experimental EtherType: the stack ignores it

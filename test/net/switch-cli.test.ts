@@ -33,12 +33,16 @@ describe('switches and network adapters through the CLI', () => {
     const made = await tsvisor('switch', 'new', 'lab');
     expect([made.code, made.stdout]).toEqual([0, expect.stringMatching(/^switch lab created \(private, [0-9a-f-]{36}\)\n$/)]);
     expect(await json('switch', 'new', 'hostnet', '--type', 'internal')).toMatchObject({ name: 'hostnet', type: 'internal' });
-    const external = await tsvisor('switch', 'new', 'out', '--type', 'external');
-    expect(external.stderr).toBe('tsvisor: --type must be private or internal (external switches are not built), not "external"\n');
+    expect((await tsvisor('switch', 'new', 'out', '--type', 'bridged')).stderr).toBe('tsvisor: --type must be private, internal or external, not "bridged"\n');
+    // An external switch: passt is its uplink (through WMI: a port on an Msvm_ExternalEthernetPort), with QEMU's defaults.
+    const external = await json('switch', 'new', 'out', '--external');
+    expect(external).toMatchObject({ name: 'out', type: 'external', passt: true });
+    expect(JSON.parse(readFileSync(join(daemon.dataDir, 'switches', `${external.id}.json`), 'utf8'))).toMatchObject({ type: 'external', passt: { guestAddress: '10.0.2.15/24', gateway: '10.0.2.2', forwards: [] } });
     const switches = await json('switch', 'list');
-    expect(switches.map((s: { name: string; type: string; connectedPorts: number }) => [s.name, s.type, s.connectedPorts]).sort()).toEqual([['hostnet', 'internal', 0], ['lab', 'private', 0]]);
+    expect(switches.map((s: { name: string; type: string; connectedPorts: number }) => [s.name, s.type]).sort()).toEqual([['hostnet', 'internal'], ['lab', 'private'], ['out', 'external']]);
     // Persisted by VMMS: one definition file per switch.
-    expect(readdirSync(join(daemon.dataDir, 'switches')).filter((f) => f.endsWith('.json')).length).toBe(2);
+    expect(readdirSync(join(daemon.dataDir, 'switches')).filter((f) => f.endsWith('.json')).length).toBe(3);
+    expect((await tsvisor('switch', 'rm', 'out')).code).toBe(0);
 
     // passt as the host's side of an internal switch, with a port forward; refused on a private one or with a bad forward.
     expect((await tsvisor('switch', 'new', 'nat', '--forward', 'udp:1:7')).stderr).toContain('add --internal');

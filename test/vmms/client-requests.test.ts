@@ -101,9 +101,10 @@ describe('definition wording', () => {
     }), { numRuns: 300 });
   });
 
-  it('switch definitions: the forwards as a list, external switches said to be not built', () => {
+  it('switch definitions: the forwards as a list, the three switch types', () => {
     const base = { version: 1, id: '0f0e0d0c-0b0a-4909-8807-060504030201', name: 'x', type: 'internal' };
-    expect(switchDefinitionProblems({ ...base, type: 'external' })).toEqual(["type: must be 'private' or 'internal' (external switches are not built)"]);
+    expect(switchDefinitionProblems({ ...base, type: 'external' })).toEqual([]);
+    expect(switchDefinitionProblems({ ...base, type: 'bridged' })).toEqual(["type: must be 'private' or 'internal' or 'external'"]);
     expect(switchDefinitionProblems({ ...base, passt: { guestAddress: '10.0.2.15/24', gateway: '10.0.2.15', forwards: [7], mtu: 1500 } })).toEqual([
       'passt.forwards[0]: must be udp|tcp:HOSTPORT:GUESTPORT', 'passt.mtu: unknown field', 'passt.gateway: must differ from the guest address',
     ]);

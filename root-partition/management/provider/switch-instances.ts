@@ -2,7 +2,8 @@
  * Msvm_VirtualEthernetSwitch, its settings and Msvm_VirtualEthernetSwitchManagementService over the
  * VMMS's switches: New-VMSwitch is DefineSystem (SystemSettings: a
  * Msvm_VirtualEthernetSwitchSettingData whose ElementName is the name; an internal switch carries
- * an Msvm_EthernetPortAllocationSettingData whose HostResource names the host computer system),
+ * an Msvm_EthernetPortAllocationSettingData whose HostResource names the host computer system, an
+ * external one a port whose HostResource names an Msvm_ExternalEthernetPort: passt, the uplink),
  * Remove-VMSwitch is DestroySystem. Failures answer 4096 with a job in Exception saying why.
  */
 import { CimInstance } from '../cim/instance.ts';
@@ -57,9 +58,16 @@ export class SwitchMethods {
     const name = settings?.get('ElementName');
     if (typeof name !== 'string' || !name) return this.failed('Creating Switch', 32773, 'SystemSettings must hold a Msvm_VirtualEthernetSwitchSettingData with ElementName (the switch name)');
     const ports = instances(p.ResourceSettings);
-    // The host's own port (HostResource = the host computer system) makes the switch internal.
-    const internal = ports.some((r) => JSON.stringify(r.get('HostResource') ?? '').includes('Msvm_ComputerSystem'));
-    if (ports.length > (internal ? 1 : 0)) return this.failed('Creating Switch', 32773, 'only an internal port (HostResource = the host) may be given: external switches are not built');
+    // A port on the host's external Ethernet port (HostResource = an Msvm_ExternalEthernetPort, as
+    // New-VMSwitch -NetAdapterName gives; here its DeviceID is "passt", the only uplink) makes the
+    // switch external; the host's own port (HostResource = the host computer system) internal.
+    const resource = (r: CimInstance) => JSON.stringify(r.get('HostResource') ?? '');
+    const externalPorts = ports.filter((r) => resource(r).includes('Msvm_ExternalEthernetPort'));
+    const hostPorts = ports.filter((r) => !externalPorts.includes(r) && resource(r).includes('Msvm_ComputerSystem'));
+    if (externalPorts.length > 1 || hostPorts.length > 1 || ports.length > externalPorts.length + hostPorts.length) {
+      return this.failed('Creating Switch', 32773, 'ResourceSettings may hold one external port (HostResource = Msvm_ExternalEthernetPort) and one internal port (HostResource = the host), nothing else');
+    }
+    const type = externalPorts.length ? 'external' : hostPorts.length ? 'internal' : 'private';
     const notes = settings!.get('Notes');
     const str = (k: string) => { const v = settings!.get(k); return typeof v === 'string' && v ? v : undefined; };
     const forwards = settings!.get('PortForwards');
@@ -68,7 +76,7 @@ export class SwitchMethods {
       : undefined;
     if (str('HostStack') !== undefined && !passt) return this.failed('Creating Switch', 32773, `HostStack must be 'passt' or empty, not "${str('HostStack')}"`);
     try {
-      const s = await this.service!.create({ name, type: internal ? 'internal' : 'private', ...(Array.isArray(notes) && notes.length ? { notes: notes.map(String).join('\n') } : {}), ...(passt ? { passt } : {}) });
+      const s = await this.service!.create({ name, type, ...(Array.isArray(notes) && notes.length ? { notes: notes.map(String).join('\n') } : {}), ...(passt ? { passt } : {}) });
       return { returnValue: 0, out: { ResultingSystem: switchPathOf(s.id) } };
     } catch (e) {
       return this.failed('Creating Switch', 32773, (e as Error).message);

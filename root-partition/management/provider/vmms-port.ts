@@ -163,7 +163,7 @@ export interface ImagePort {
 export interface SwitchRecord {
   readonly id: string;
   readonly name: string;
-  /** 'private' or 'internal'. */
+  /** 'private', 'internal' or 'external'. */
   readonly type: string;
   readonly notes: string;
   readonly learnedAddresses: number;

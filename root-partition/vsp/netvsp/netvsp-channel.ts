@@ -2,7 +2,7 @@ import type { GuestMemory } from '../../../hypervisor/guest-memory.ts';
 import { encodeTransferPageHeader } from '../../../vmbus/ring/index.ts';
 import { GpadlBuffer } from './gpadl-buffer.ts';
 import {
-  NETVSC_RECEIVE_BUFFER_ID, NO_SEND_SECTION, type NvspError, NvspMessageType as T, NvspStatus, RECEIVE_HEADER_ROOM, RECEIVE_TAIL_UNUSABLE,
+  MAX_FRAMES_PER_RECEIVE_PACKET, NETVSC_RECEIVE_BUFFER_ID, NO_SEND_SECTION, type NvspError, NvspMessageType as T, NvspStatus, RECEIVE_HEADER_ROOM, RECEIVE_TAIL_UNUSABLE,
   RESERVED_CONTROL_SUBALLOCS, RndisChannelType, SEND_SECTION_SIZE, SUPPORTED_NVSP_VERSIONS, NvspVersion, decodeNvsp, encodeInitComplete,
   encodeNvsp, encodeReceiveBufferComplete, encodeRndisPacketComplete, encodeRndisPacketForReceive, encodeSendBufferComplete, maxMessageTypeFor,
   nvspMessageSize, type NvspMessage,
@@ -10,6 +10,7 @@ import {
 import { RndisDevice } from './rndis-device.ts';
 import { NdisStatus, type RndisError, RndisMessageType, encodeIndicateStatus, parseRndisPackets, writeReceivePacket } from './rndis-protocol.ts';
 import { ReceiveSuballocs } from './receive-suballocs.ts';
+import { JUMBO_FRAME_BYTES, MAX_NETVSP_BUFFER_BYTES, STANDARD_FRAME_BYTES, netvspStateError, type NetVspSavedChannel } from './netvsp-saved-state.ts';
 
 /** A packet the framework received (payload already copied out of the ring). */
 export interface NetVspIncoming {
@@ -51,6 +52,8 @@ export interface NetVspStats {
   framesDelivered: number;
   receivePackets: number;
   rxDropNotReady: number;
+  /** Frames that came while the VM was paused or being saved (the guest's buffer is left alone). */
+  rxDropPaused: number;
   rxDropFiltered: number;
   rxDropNoBuffer: number;
   rxDropTooBig: number;
@@ -65,10 +68,7 @@ export interface NetVspStats {
 export const MAX_RNDIS_TRANSFER_BYTES = 128 * 1024;
 /** PACKET_MSGs accepted in one transmission (INITIALIZE_CMPLT MaxPacketsPerMessage is 8). */
 const MAX_PACKETS_PER_MESSAGE = 8;
-/** Frames per transfer-page packet (OpenVMM NVSP_MAX_PACKETS_PER_RECEIVE). */
-export const MAX_FRAMES_PER_RECEIVE_PACKET = 375;
-/** The largest receive buffer taken (Linux's maximum is 31 MiB). */
-const MAX_RECEIVE_BUFFER_BYTES = 32 * 1024 * 1024;
+export { MAX_FRAMES_PER_RECEIVE_PACKET };
 
 /**
  * One netvsc channel's NVSP and RNDIS state (Linux hyperv_net.h, rndis.h): INIT and version, NDIS config and
@@ -79,7 +79,7 @@ const MAX_RECEIVE_BUFFER_BYTES = 32 * 1024 * 1024;
 export class NetVspChannel {
   readonly stats: NetVspStats = {
     nvspMessages: 0, refused: 0, rndisControl: 0, framesTransmitted: 0, transmitErrors: 0, framesDelivered: 0, receivePackets: 0,
-    rxDropNotReady: 0, rxDropFiltered: 0, rxDropNoBuffer: 0, rxDropTooBig: 0, rxDropRingFull: 0, controlDropped: 0, badCompletions: 0,
+    rxDropNotReady: 0, rxDropPaused: 0, rxDropFiltered: 0, rxDropNoBuffer: 0, rxDropTooBig: 0, rxDropRingFull: 0, controlDropped: 0, badCompletions: 0,
   };
   /** The last refusal, for diagnostics. */
   lastError = '';
@@ -88,15 +88,61 @@ export class NetVspChannel {
   /** Frame size from SEND_NDIS_CONFIG (MTU + 14), 1514 until told. */
   maxFrameBytes = 1514;
   private ndisConfigSeen = false;
-  private receive: { buffer: GpadlBuffer; id: number; subAllocSize: number; slots: ReceiveSuballocs } | undefined = undefined;
-  private send: { buffer: GpadlBuffer; sections: number } | undefined = undefined;
+  private receive: { gpadl: number; pages: readonly number[]; buffer: GpadlBuffer; id: number; subAllocSize: number; slots: ReceiveSuballocs } | undefined = undefined;
+  private send: { gpadl: number; pages: readonly number[]; buffer: GpadlBuffer; sections: number } | undefined = undefined;
   readonly rndis: RndisDevice;
   private readonly opts: NetVspChannelOptions;
   private readonly one = [new Uint8Array(0)];
 
   constructor(opts: NetVspChannelOptions) {
     this.opts = opts;
-    this.rndis = new RndisDevice({ mac: opts.mac, maxFrameBytes: 1514 });
+    this.rndis = new RndisDevice({ mac: opts.mac, maxFrameBytes: STANDARD_FRAME_BYTES });
+  }
+
+  /** Everything the channel keeps between packets, for a saved VM (netvsp-saved-state.ts). */
+  saveState(): NetVspSavedChannel {
+    const r = this.receive, s = this.send;
+    return {
+      version: this.version, ndisConfigSeen: this.ndisConfigSeen, maxFrameBytes: this.maxFrameBytes,
+      ndisVersion: this.ndisVersion && { ...this.ndisVersion },
+      receive: r && { gpadl: r.gpadl, id: r.id, subAllocSize: r.subAllocSize, count: r.slots.count, pages: [...r.pages], inFlight: r.slots.inFlightPackets() },
+      send: s && { gpadl: s.gpadl, sections: s.sections, pages: [...s.pages] },
+      rndis: { state: this.rndis.state, packetFilter: this.rndis.packetFilter, linkUp: this.rndis.linkUp },
+      mac: this.rndis.mac.slice(),
+    };
+  }
+
+  /**
+   * A channel as a saved state (decoded and checked by decodeNetVspChannel) left it, over this
+   * VM's memory: the MAC must be this adapter's, jumbo frames allowed on its port if the state
+   * has them, and every buffer page inside guest memory. Throws NETVSP_BAD_SAVED_STATE otherwise;
+   * sends nothing (the guest is told nothing new: it continues where it was).
+   */
+  static restored(opts: NetVspChannelOptions, s: NetVspSavedChannel): NetVspChannel {
+    const mac = opts.mac;
+    if (s.mac.some((b, i) => b !== mac[i])) throw netvspStateError(`MAC ${hexMac(s.mac)} is not this adapter's (${hexMac(mac)})`);
+    if (s.maxFrameBytes > STANDARD_FRAME_BYTES && !opts.allowJumbo) throw netvspStateError(`${s.maxFrameBytes}-byte frames on a port without jumbo frames`);
+    const c = new NetVspChannel(opts);
+    c.version = s.version;
+    c.ndisConfigSeen = s.ndisConfigSeen;
+    c.ndisVersion = s.ndisVersion && { ...s.ndisVersion };
+    c.maxFrameBytes = s.maxFrameBytes;
+    (c.rndis as { maxFrameBytes: number }).maxFrameBytes = s.maxFrameBytes;
+    c.rndis.state = s.rndis.state;
+    c.rndis.packetFilter = s.rndis.packetFilter;
+    c.rndis.linkUp = s.rndis.linkUp;
+    if (s.receive) {
+      const r = s.receive;
+      const buffer = GpadlBuffer.over(opts.memory, r.pages);
+      if (!buffer) throw netvspStateError(`the receive buffer (GPADL ${r.gpadl}) has pages outside guest memory`);
+      c.receive = { gpadl: r.gpadl, pages: r.pages.slice(), buffer, id: r.id, subAllocSize: r.subAllocSize, slots: ReceiveSuballocs.restored(r.count, RESERVED_CONTROL_SUBALLOCS, r.inFlight) };
+    }
+    if (s.send) {
+      const buffer = GpadlBuffer.over(opts.memory, s.send.pages);
+      if (!buffer) throw netvspStateError(`the send buffer (GPADL ${s.send.gpadl}) has pages outside guest memory`);
+      c.send = { gpadl: s.send.gpadl, pages: s.send.pages.slice(), buffer, sections: s.send.sections };
+    }
+    return c;
   }
 
   private get msgSize(): number {
@@ -138,7 +184,7 @@ export class NetVspChannel {
         this.ndisConfigSeen = true;
         const mtu = msg.mtu;
         // OpenVMM replaces an MTU outside 1514..9216 by 1514; jumbo only where the port allows it.
-        this.maxFrameBytes = mtu >= 1514 && mtu <= 9216 && this.opts.allowJumbo ? Math.min(mtu, 9014) : 1514;
+        this.maxFrameBytes = mtu >= STANDARD_FRAME_BYTES && mtu <= 9216 && this.opts.allowJumbo ? Math.min(mtu, JUMBO_FRAME_BYTES) : STANDARD_FRAME_BYTES;
         (this.rndis as { maxFrameBytes: number }).maxFrameBytes = this.maxFrameBytes;
         return this.emptyCompletion(p);
       }
@@ -177,7 +223,11 @@ export class NetVspChannel {
    * Frames for the guest, in one transfer-page packet (up to 375). Returns how many were
    * delivered; the rest were dropped and counted by reason.
    */
-  deliver(frames: readonly Uint8Array[]): number {
+  deliver(frames: readonly Uint8Array[], paused = false): number {
+    if (paused) {
+      this.stats.rxDropPaused += frames.length;
+      return 0;
+    }
     const r = this.receive;
     if (!r || !this.receiving || !this.rndis.linkUp) {
       this.stats.rxDropNotReady += frames.length;
@@ -257,11 +307,11 @@ export class NetVspChannel {
     if (!pages) return fail(`receive buffer: no GPADL ${handle} on this channel`);
     const buffer = GpadlBuffer.over(this.opts.memory, pages);
     if (!buffer) return fail(`receive buffer: GPADL ${handle} has pages outside guest memory`);
-    if (buffer.size > MAX_RECEIVE_BUFFER_BYTES) return fail(`receive buffer of ${buffer.size} bytes exceeds ${MAX_RECEIVE_BUFFER_BYTES}`);
+    if (buffer.size > MAX_NETVSP_BUFFER_BYTES) return fail(`receive buffer of ${buffer.size} bytes exceeds ${MAX_NETVSP_BUFFER_BYTES}`);
     const subAllocSize = RECEIVE_HEADER_ROOM + this.maxFrameBytes + RECEIVE_TAIL_UNUSABLE;
     const count = Math.floor(buffer.size / subAllocSize);
     if (count <= RESERVED_CONTROL_SUBALLOCS) return fail(`receive buffer of ${buffer.size} bytes holds only ${count} sub-allocations`);
-    this.receive = { buffer, id, subAllocSize, slots: new ReceiveSuballocs(count, RESERVED_CONTROL_SUBALLOCS) };
+    this.receive = { gpadl: handle, pages, buffer, id, subAllocSize, slots: new ReceiveSuballocs(count, RESERVED_CONTROL_SUBALLOCS) };
     this.reply(p, encodeReceiveBufferComplete(this.msgSize, NvspStatus.Success, subAllocSize, count));
   }
 
@@ -276,9 +326,10 @@ export class NetVspChannel {
     const pages = this.opts.resolveGpadl(handle);
     const buffer = pages && GpadlBuffer.over(this.opts.memory, pages);
     if (!buffer) return fail(`send buffer: GPADL ${handle} is unknown or outside guest memory`);
+    if (buffer.size > MAX_NETVSP_BUFFER_BYTES) return fail(`send buffer of ${buffer.size} bytes exceeds ${MAX_NETVSP_BUFFER_BYTES}`);
     const sections = Math.floor(buffer.size / SEND_SECTION_SIZE);
     if (sections === 0) return fail(`send buffer of ${buffer.size} bytes holds no ${SEND_SECTION_SIZE}-byte section`);
-    this.send = { buffer, sections };
+    this.send = { gpadl: handle, pages: pages!, buffer, sections };
     this.reply(p, encodeSendBufferComplete(this.msgSize, NvspStatus.Success, SEND_SECTION_SIZE));
   }
 
@@ -392,3 +443,7 @@ export class NetVspChannel {
 }
 
 export { NETVSC_RECEIVE_BUFFER_ID };
+
+function hexMac(m: Uint8Array): string {
+  return [...m].map((b) => b.toString(16).padStart(2, '0')).join(':');
+}

@@ -9,8 +9,9 @@ import { HvError } from '../../../hypervisor/hv-error.ts';
 import { VmbusPacketType, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, type ReceivedPacket } from '../../../vmbus/ring/index.ts';
 import type { PacketBatch, VspChannel } from '../../../vmbus/host/vsp-channel.ts';
 import type { Vsp } from '../../../vmbus/host/vsp.ts';
-import { NetVspChannel, MAX_RNDIS_TRANSFER_BYTES, type NetVspIncoming, type NetVspStats } from './netvsp-channel.ts';
+import { NetVspChannel, MAX_RNDIS_TRANSFER_BYTES, type NetVspChannelOptions, type NetVspIncoming, type NetVspStats } from './netvsp-channel.ts';
 import { NETVSP_INTERFACE_GUID } from './nvsp-protocol.ts';
+import { decodeNetVspChannel, encodeNetVspChannel, netvspStateError } from './netvsp-saved-state.ts';
 
 /** What the VSP needs to look up a GPADL the guest created (the VMBus server's table). */
 export interface GpadlLookup {
@@ -25,6 +26,8 @@ export interface NetVspOptions {
   gpadls: GpadlLookup;
   /** A frame the guest sent (valid during the call only). */
   onTransmit(frame: Uint8Array, vlanId: number | undefined): void;
+  /** Whether the VM is paused (its VPs parked): frames for it are then dropped and counted. */
+  paused?: () => boolean;
   log?: (message: string) => void;
 }
 
@@ -49,6 +52,14 @@ export class NetVsp implements Vsp {
   private channel: { vsp: VspChannel; net: NetVspChannel } | null = null;
   private current: ReceivedPacket | null = null;
   private linkUp = true;
+  /**
+   * False while the link is still being established (the worker is connecting the NIC to its
+   * switch): a restored channel keeps the link state its guest was told until the connection
+   * succeeds or fails, so a restore does not flap the guest's link.
+   */
+  private linkSettled = true;
+  /** Saving (quiesce .. resumeAfterSave): the rings and the receive buffer are left alone. */
+  private quiet = false;
   /** Counters of the channels that closed, summed, so the NIC's totals survive a guest's reconnect. */
   private readonly closedStats: Record<string, number> = {};
 
@@ -64,7 +75,14 @@ export class NetVsp implements Vsp {
   onOpen(channel: VspChannel): number {
     // Sub-channels are never offered (SUBCHANNEL is refused), so this is the primary.
     if (this.channel) this.closeChannel();
-    const net = new NetVspChannel({
+    const net = new NetVspChannel(this.channelOptions(channel));
+    net.rndis.linkUp = this.linkUp;
+    this.channel = { vsp: channel, net };
+    return 0;
+  }
+
+  private channelOptions(channel: VspChannel): NetVspChannelOptions {
+    return {
       memory: channel.mem as GuestMemory,
       mac: this.opts.mac,
       allowJumbo: this.opts.allowJumbo,
@@ -79,10 +97,7 @@ export class NetVsp implements Vsp {
           channel.send(VmbusPacketType.DataUsingTransferPages, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, Number(transactionId & 0xffffffffn), Number(transactionId >> 32n), header, payload),
       },
       onTransmit: (frame, vlanId) => this.opts.onTransmit(frame, vlanId),
-    });
-    net.rndis.linkUp = this.linkUp;
-    this.channel = { vsp: channel, net };
-    return 0;
+    };
   }
 
   onPackets(channel: VspChannel, batch: PacketBatch): void {
@@ -125,13 +140,40 @@ export class NetVsp implements Vsp {
     }
   }
 
-  /**
-   * Not built: the channel's NVSP/RNDIS state and the receive slots in flight are not saved, so a
-   * VM whose guest opened a synthetic NIC refuses to be saved (the VM runs on; VMMS's automatic
-   * save then turns it off) rather than write a state that could never be restored.
-   */
+  /** Saving: frames from the switch are dropped and counted, link changes wait for resumeAfterSave. */
+  quiesce(): void {
+    this.quiet = true;
+  }
+
+  /** The save was not used: frames flow again, and the guest learns a link change it missed. */
+  resumeAfterSave(): void {
+    this.quiet = false;
+    if (this.linkSettled) this.channel?.net.setLink(this.linkUp);
+  }
+
+  /** The channel's NVSP, NDIS, RNDIS and buffer state with the receive packets in flight (netvsp-saved-state.ts). */
   saveChannel(channel: VspChannel): Uint8Array {
-    throw new HvError('NETVSP_NO_SAVED_STATE', `relid ${channel.relid}: a synthetic network adapter's channel cannot be saved (not built); turn the VM off instead`);
+    const net = this.channel?.vsp === channel ? this.channel.net : null;
+    if (!net) throw new HvError('NETVSP_SAVE', `relid ${channel.relid} is not served by this adapter`);
+    if (channel.isDraining) throw new HvError('NETVSP_SAVE', `relid ${channel.relid}: a save inside a drain would miss the packet being handled`);
+    return encodeNetVspChannel(net.saveState());
+  }
+
+  /**
+   * Checks the saved channel against this adapter and guest memory (throws NETVSP_BAD_SAVED_STATE,
+   * having changed nothing); the step installs it. The guest is told nothing unless the link is
+   * settled and differs from what it was told (an adapter without a switch); otherwise the
+   * uplink's connection, or its failure, settles it.
+   */
+  restoreChannel(channel: VspChannel, state: Uint8Array | undefined): () => void {
+    if (state === undefined) throw netvspStateError(`none for open relid ${channel.relid}`);
+    if (channel.subChannelIndex !== 0) throw netvspStateError(`relid ${channel.relid} is sub-channel ${channel.subChannelIndex}; this adapter offers none`);
+    const net = NetVspChannel.restored(this.channelOptions(channel), decodeNetVspChannel(state));
+    return () => {
+      if (this.channel) this.closeChannel();
+      this.channel = { vsp: channel, net };
+      if (this.linkSettled) net.setLink(this.linkUp);
+    };
   }
 
   onClose(channel: VspChannel): void {
@@ -150,7 +192,7 @@ export class NetVsp implements Vsp {
   deliver(frames: readonly Uint8Array[]): number {
     const c = this.channel;
     if (c?.vsp.state !== 'open') return 0;
-    return c.net.deliver(frames);
+    return c.net.deliver(frames, this.quiet || this.opts.paused?.() === true);
   }
 
   /** Whether a frame would pass the guest's packet filter now (the switch's `filtered` count). */
@@ -159,10 +201,14 @@ export class NetVsp implements Vsp {
     return net?.receiving === true && net.admits(frame);
   }
 
-  /** Link state as the guest sees it (MEDIA_CONNECT / MEDIA_DISCONNECT when it changes). */
-  setLink(up: boolean): void {
+  /**
+   * Link state as the guest sees it (MEDIA_CONNECT / MEDIA_DISCONNECT when it changes).
+   * `settled` false: down for now while a connection is being made (see linkSettled).
+   */
+  setLink(up: boolean, settled = true): void {
     this.linkUp = up;
-    this.channel?.net.setLink(up);
+    this.linkSettled = settled;
+    if (settled && !this.quiet) this.channel?.net.setLink(up);
   }
 
   /** Totals over every channel this NIC has had. */

@@ -70,6 +70,8 @@ export const RECEIVE_HEADER_ROOM = 256;
 export const RECEIVE_TAIL_UNUSABLE = 36;
 export const RESERVED_CONTROL_SUBALLOCS = 16;
 export const SEND_SECTION_SIZE = 6144;
+/** Frames per transfer-page packet (OpenVMM NVSP_MAX_PACKETS_PER_RECEIVE). */
+export const MAX_FRAMES_PER_RECEIVE_PACKET = 375;
 
 export class NvspError extends Error {
   constructor(message: string) {

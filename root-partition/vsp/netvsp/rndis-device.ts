@@ -4,7 +4,7 @@ import {
 } from './rndis-protocol.ts';
 
 /** The NDIS packet-filter bits the switch understands (OID_GEN_CURRENT_PACKET_FILTER). */
-const KNOWN_FILTER_BITS = 0x1 | 0x2 | 0x4 | 0x8 | 0x20;
+export const KNOWN_PACKET_FILTER_BITS = 0x1 | 0x2 | 0x4 | 0x8 | 0x20;
 
 export interface RndisDeviceOptions {
   mac: Uint8Array;
@@ -105,7 +105,7 @@ export class RndisDevice {
       case Oid.GenCurrentPacketFilter: {
         if (data.length < 4) return NdisStatus.InvalidLength;
         const v = new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true);
-        this.packetFilter = v & KNOWN_FILTER_BITS;
+        this.packetFilter = v & KNOWN_PACKET_FILTER_BITS;
         return NdisStatus.Success;
       }
       case Oid.TcpOffloadParameters:
