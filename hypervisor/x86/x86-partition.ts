@@ -16,6 +16,7 @@ import * as M from '../../abi/hv-msr.ts';
 import { HvCall } from '../../abi/hv-hypercall.ts';
 import { HvStatus } from '../../abi/hv-status.ts';
 import { GuestMemory } from '../guest-memory.ts';
+import { HvError } from '../hv-error.ts';
 import { HypercallDispatcher } from '../hypercall/dispatcher.ts';
 import { childCallHandlers } from '../hypercall/child-calls.ts';
 import { decodeControl, resultReps, resultStatus } from '../hypercall/control-word.ts';
@@ -88,6 +89,8 @@ export class X86Partition implements ChildPartitionAccess {
   private readonly apic: X86InterruptSink;
   /** Set while a hook runs inside one of v86's instructions. */
   private inInstruction = false;
+  /** The memory's buffer the views were made on: growing a non-shared memory detaches it. */
+  private readonly buffer: ArrayBufferLike;
 
   constructor(private readonly opts: X86PartitionOptions) {
     this.id = opts.id ?? 1;
@@ -99,6 +102,7 @@ export class X86Partition implements ChildPartitionAccess {
     ReferenceClock.start(this.ctl);
     this.clock = new ReferenceClock(this.ctl);
     this.mem = GuestMemory.window(opts.memory, opts.ramOffset, opts.ramBytes);
+    this.buffer = opts.memory.buffer;
     this.ports = new PortTable(this.ctl, this.mem);
     this.inbox = new RootInbox(this.ctl, this.mem, this.ports);
     const timers = new SyntheticTimers(this.ctl, this.mem, 0, this.clock);
@@ -170,12 +174,14 @@ export class X86Partition implements ChildPartitionAccess {
   }
 
   postMessage(connectionId: number, messageType: number, payload: Uint8Array): HvStatus {
+    this.checkMemory();
     const s = this.ports.postMessage(Owner.Root, connectionId, messageType, payload);
     this.deliver();
     return s;
   }
 
   signalEvent(connectionId: number, flagNumber: number): HvStatus {
+    this.checkMemory();
     const s = this.ports.signalEvent(Owner.Root, connectionId, flagNumber);
     this.deliver();
     return s;
@@ -187,6 +193,7 @@ export class X86Partition implements ChildPartitionAccess {
 
   /** Serves the root's inbox (VMBus messages and signals from the guest); call between v86's slices. */
   pump(): number {
+    this.checkMemory();
     const n = this.inbox.pump();
     this.deliver();
     return n;
@@ -203,7 +210,18 @@ export class X86Partition implements ChildPartitionAccess {
     if (raised && !this.inInstruction) this.apic.deliverNow();
   }
 
+  /**
+   * Refuses to touch guest RAM once the Wasm memory has grown: every view of it is detached, and
+   * the host would read nothing and write nowhere. Sticky: the buffer never comes back.
+   */
+  private checkMemory(): void {
+    if (this.opts.memory.buffer !== this.buffer) {
+      throw new HvError('X86_MEMORY_GREW', `the Wasm memory holding ${this.name}'s RAM grew; the host's views of guest RAM are detached`);
+    }
+  }
+
   private inside<T>(fn: () => T): T {
+    this.checkMemory();
     this.inInstruction = true;
     try {
       return fn();

@@ -77,7 +77,7 @@ export class X86Vmbus {
     // Growing v86's non-shared memory would have detached every view of guest RAM (rings included).
     if (this.vp.memoryGrew) {
       this.failed = true;
-      this.dispose();
+      clearInterval(this.poll);
       this.fail("v86's Wasm memory grew past the heap reserved for it: guest RAM views are gone, the VMBus stopped");
       return;
     }
@@ -102,7 +102,8 @@ export class X86Vmbus {
   dispose(): void {
     clearInterval(this.poll);
     this.ic.dispose();
-    this.host.dispose();
+    // After a growth the rings are detached: closing the channels would touch them. The VM is ending.
+    if (!this.failed) this.host.dispose();
     for (const d of this.disks.splice(0)) d.close();
   }
 }

@@ -86,6 +86,21 @@ describe('GuestMemory.window: guest RAM inside a larger Wasm memory', () => {
   });
 });
 
+describe('x86 partition: a memory that grew', () => {
+  it('refuses every access to guest RAM once the memory grew (its views are detached), with an error that says so', () => {
+    const memory = new WebAssembly.Memory({ initial: (RAM_OFFSET + RAM_BYTES) / WASM_PAGE });
+    const p = new X86Partition({ name: 'grown', memory, ramOffset: RAM_OFFSET, ramBytes: RAM_BYTES, apic: { raise: () => {}, deliverNow: () => {} } });
+    enableSynic(p);
+    memory.grow(1);
+    expect(() => p.hypercall(regs(HvCall.PostMessage, { ecx: INPUT_GPA }))).toThrow(/grown's RAM grew/);
+    expect(() => p.writeMsr(M.HV_X64_MSR_EOM, 0n)).toThrow(/grew/);
+    expect(() => p.readMsr(M.HV_X64_MSR_SIMP)).toThrow(/grew/);
+    expect(() => p.postMessage(1, 1, Uint8Array.of(1))).toThrow(/grew/);
+    expect(() => p.signalEvent(1, 0)).toThrow(/grew/);
+    expect(() => p.pump()).toThrow(/grew/);
+  });
+});
+
 describe('x86 partition: SynIC MSRs', () => {
   it('keeps SCONTROL, SIMP, SIEFP and SINTs as the TLFS gives them, and reports SVERSION 1', () => {
     const { p, faults } = rig();
