@@ -4,7 +4,7 @@
  * were still alive — the suite must leave no process behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,10 +14,16 @@ import { vi } from 'vitest';
 
 export const MiB = 1024 * 1024;
 
+/** Alive and not a zombie (a killed child stays one until its parent's event loop reaps it). */
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
@@ -92,9 +98,16 @@ export class VmmsFixture {
 
   /** Stops every VMMS (applying stop actions), then reports and kills any process still alive. */
   async cleanup(): Promise<number[]> {
-    for (const d of this.daemons) if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
+    const exits: Promise<unknown>[] = [];
+    for (const d of this.daemons) {
+      if (d.exitCode !== null || d.signalCode !== null) continue;
+      exits.push(new Promise((r) => d.once('exit', r)));
+      d.kill('SIGKILL');
+    }
     for (const v of this.open) await v.close({ stopVms: true }).catch(() => {});
     this.open.clear();
+    // A loaded host can take a while to run a killed process's exit: wait for it, within bounds.
+    await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 5000))]);
     await new Promise((r) => setTimeout(r, 200));
     const alive = [...this.pids].filter(processAlive);
     for (const pid of alive) process.kill(pid, 'SIGKILL');
