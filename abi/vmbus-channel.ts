@@ -93,25 +93,65 @@ export const GPADL_BODY_MAX_PFNS = 28;
 // them out with memory.data<u32>([G.W0, G.W1, G.W2, G.W3]), the host formats them as text
 // (vmbus/protocol/guid.ts, guidFromWords).
 /** Synthetic SCSI controller (Linux HV_SCSI_GUID; storvsc, storvsp): {ba6163d9-04a1-4d29-b605-72e2ffb1dc7f}. */
-export enum StorvscInterface { W0 = 0xba6163d9, W1 = 0x4d2904a1, W2 = 0xe27205b6, W3 = 0x7fdcb1ff }
+export enum StorvscInterface {
+  W0 = 0xba6163d9,
+  W1 = 0x4d2904a1,
+  W2 = 0xe27205b6,
+  W3 = 0x7fdcb1ff,
+}
 
 /** Accelerated IDE controller (Linux HV_IDE_GUID): {32412632-86cb-44a2-9b5c-50d1417354f5}. */
-export enum IdeInterface { W0 = 0x32412632, W1 = 0x44a286cb, W2 = 0xd1505c9b, W3 = 0xf5547341 }
+export enum IdeInterface {
+  W0 = 0x32412632,
+  W1 = 0x44a286cb,
+  W2 = 0xd1505c9b,
+  W3 = 0xf5547341,
+}
 
 /** Synthetic network adapter (Linux HV_NIC_GUID; netvsc, netvsp): {f8615163-df3e-46c5-913f-f2d2f965ed0e}. */
-export enum NetvscInterface { W0 = 0xf8615163, W1 = 0x46c5df3e, W2 = 0xd2f23f91, W3 = 0x0eed65f9 }
+export enum NetvscInterface {
+  W0 = 0xf8615163,
+  W1 = 0x46c5df3e,
+  W2 = 0xd2f23f91,
+  W3 = 0x0eed65f9,
+}
 
 /** Heartbeat integration service (Linux HV_HEART_BEAT_GUID): {57164f39-9115-4e78-ab55-382f3bd5422d}. */
-export enum HeartbeatInterface { W0 = 0x57164f39, W1 = 0x4e789115, W2 = 0x2f3855ab, W3 = 0x2d42d53b }
+export enum HeartbeatInterface {
+  W0 = 0x57164f39,
+  W1 = 0x4e789115,
+  W2 = 0x2f3855ab,
+  W3 = 0x2d42d53b,
+}
 
 /** Shutdown integration service (Linux HV_SHUTDOWN_GUID): {0e0b6031-5213-4934-818b-38d90ced39db}. */
-export enum ShutdownInterface { W0 = 0x0e0b6031, W1 = 0x49345213, W2 = 0xd9388b81, W3 = 0xdb39ed0c }
+export enum ShutdownInterface {
+  W0 = 0x0e0b6031,
+  W1 = 0x49345213,
+  W2 = 0xd9388b81,
+  W3 = 0xdb39ed0c,
+}
 
 /** Time synchronization integration service (Linux HV_TS_GUID): {9527e630-d0ae-497b-adce-e80ab0175caf}. */
-export enum TimeSyncInterface { W0 = 0x9527e630, W1 = 0x497bd0ae, W2 = 0x0ae8cead, W3 = 0xaf5c17b0 }
+export enum TimeSyncInterface {
+  W0 = 0x9527e630,
+  W1 = 0x497bd0ae,
+  W2 = 0x0ae8cead,
+  W3 = 0xaf5c17b0,
+}
 
 /** Key-value pair exchange integration service (Linux HV_KVP_GUID): {a9a0f4e7-5a45-4d96-b827-8a841e8c03e6}. */
-export enum KvpInterface { W0 = 0xa9a0f4e7, W1 = 0x4d965a45, W2 = 0x848a27b8, W3 = 0xe6038c1e }
+export enum KvpInterface {
+  W0 = 0xa9a0f4e7,
+  W1 = 0x4d965a45,
+  W2 = 0x848a27b8,
+  W3 = 0xe6038c1e,
+}
 
 /** tsvisor's example echo device (not a Hyper-V device): {a7b3d43e-9b0c-4c62-8f3a-5e6d2c1b0e11}. */
-export enum EchoInterface { W0 = 0xa7b3d43e, W1 = 0x4c629b0c, W2 = 0x6d5e3a8f, W3 = 0x110e1b2c }
+export enum EchoInterface {
+  W0 = 0xa7b3d43e,
+  W1 = 0x4c629b0c,
+  W2 = 0x6d5e3a8f,
+  W3 = 0x110e1b2c,
+}

@@ -89,15 +89,23 @@ async function boot(cmdline: string, rewrite: RewriteOptions, budget: number): P
   let out = '';
   p.inbox.handler = {
     ioRead: (_vp, port) => (port === 0x3fd ? 0x60 : 0xff),
-    ioWrite: (_vp, port, _size, v) => { if (port === 0x3f8) out += String.fromCharCode(v & 0xff); },
-    ioReadString: (_vp, _port, _size, dst) => { dst.fill(0xff); },
-    ioWriteString: (_vp, port, _size, src) => { if (port === 0x3f8) out += Buffer.from(src).toString('latin1'); },
+    ioWrite: (_vp, port, _size, v) => {
+      if (port === 0x3f8) out += String.fromCharCode(v & 0xff);
+    },
+    ioReadString: (_vp, _port, _size, dst) => {
+      dst.fill(0xff);
+    },
+    ioWriteString: (_vp, port, _size, src) => {
+      if (port === 0x3f8) out += Buffer.from(src).toString('latin1');
+    },
   };
   const ac = new AbortController();
   const serving = p.inbox.serveAsync(ac.signal);
   p.start();
   return {
-    hv, p, out: () => out,
+    hv,
+    p,
+    out: () => out,
     done: async () => {
       await p.stop();
       ac.abort();
@@ -163,7 +171,8 @@ export async function captureTimes(guest: string, cmdline: string, budget: numbe
   const b = await boot(cmdline, DEFAULT_REWRITE, budget);
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   while (b.p.counters(0).PreemptionExits < 5) await sleep(5);
-  const cap: number[] = [], cont: number[] = [];
+  const cap: number[] = [],
+    cont: number[] = [];
   let stackBytes = 0;
   let progressed = true;
   for (let i = 0; i < n; i++) {
@@ -185,8 +194,14 @@ export async function captureTimes(guest: string, cmdline: string, budget: numbe
   }
   await b.done();
   return {
-    guest, captures: n, captureP50ms: percentile(cap, 0.5), captureP99ms: percentile(cap, 0.99),
-    continueP50ms: percentile(cont, 0.5), continueP99ms: percentile(cont, 0.99), stackBytes, progressed,
+    guest,
+    captures: n,
+    captureP50ms: percentile(cap, 0.5),
+    captureP99ms: percentile(cap, 0.99),
+    continueP50ms: percentile(cont, 0.5),
+    continueP99ms: percentile(cont, 0.99),
+    stackBytes,
+    progressed,
   };
 }
 
@@ -210,8 +225,13 @@ export async function runCpuBench(opts: { quick?: boolean; budget?: number } = {
     }
     const med = Object.fromEntries(Object.entries(ms).map(([n, xs]) => [n, median(xs)]));
     kernels.push({
-      kernel: k.name, ms: med, overhead: med.preemptible / med.plain, capturableOverhead: med.capturable / med.plain, preemptions,
-      usPerPreemption: preemptions > 0 ? (med.preemptible * 1000) / preemptions : NaN, checksumsAgree: sums.size === 1,
+      kernel: k.name,
+      ms: med,
+      overhead: med.preemptible / med.plain,
+      capturableOverhead: med.capturable / med.plain,
+      preemptions,
+      usPerPreemption: preemptions > 0 ? (med.preemptible * 1000) / preemptions : NaN,
+      checksumsAgree: sums.size === 1,
     });
   }
   const ticks = opts.quick ? 100 : 500;
@@ -238,15 +258,31 @@ export function formatCpuBench(r: CpuBenchReport): string {
     'kernel                          plain ms  preemptible ms  overhead  capturable ms  overhead  preemptions  µs/preemption  same result',
   ];
   for (const k of r.kernels) {
-    lines.push(`${k.kernel.padEnd(30)} ${f(k.ms.plain).padStart(9)} ${f(k.ms.preemptible).padStart(15)} ${(f(k.overhead, 3) + '×').padStart(9)} ${f(k.ms.capturable).padStart(14)} ${(f(k.capturableOverhead, 3) + '×').padStart(9)} ${String(k.preemptions).padStart(12)} ${f(k.usPerPreemption).padStart(14)}  ${k.checksumsAgree ? 'yes' : 'NO'}`);
+    lines.push(
+      `${k.kernel.padEnd(30)} ${f(k.ms.plain).padStart(9)} ${f(k.ms.preemptible).padStart(15)} ${(f(k.overhead, 3) + '×').padStart(9)} ${f(k.ms.capturable).padStart(14)} ${(f(k.capturableOverhead, 3) + '×').padStart(9)} ${String(k.preemptions).padStart(12)} ${f(k.usPerPreemption).padStart(14)}  ${k.checksumsAgree ? 'yes' : 'NO'}`,
+    );
   }
-  lines.push('', 'interrupt lateness, 1 ms periodic SynIC timer (handler time − expiration, 100 ns clock)', 'guest                       interrupts    p50 µs    p99 µs    max µs');
-  for (const l of r.latency) lines.push(`${l.guest.padEnd(26)} ${String(l.interrupts).padStart(11)} ${f(l.p50us).padStart(9)} ${f(l.p99us).padStart(9)} ${f(l.maxus).padStart(9)}`);
+  lines.push(
+    '',
+    'interrupt lateness, 1 ms periodic SynIC timer (handler time − expiration, 100 ns clock)',
+    'guest                       interrupts    p50 µs    p99 µs    max µs',
+  );
+  for (const l of r.latency)
+    lines.push(`${l.guest.padEnd(26)} ${String(l.interrupts).padStart(11)} ${f(l.p50us).padStart(9)} ${f(l.p99us).padStart(9)} ${f(l.maxus).padStart(9)}`);
   lines.push('', 'pause of a computing VP: time until every VP is parked', 'image          parks  timeouts   p50 ms   p99 ms');
-  for (const p of r.park) lines.push(`${p.variant.padEnd(13)} ${String(p.parks).padStart(6)} ${String(p.timeouts).padStart(9)} ${f(p.p50ms, 2).padStart(8)} ${f(p.p99ms, 2).padStart(8)}`);
-  lines.push('', 'capture of a paused VP (its whole stack) and continuing it in a new thread', 'guest                        captures  capture p50/p99 ms  continue p50/p99 ms  stack bytes  computes on');
+  for (const p of r.park)
+    lines.push(
+      `${p.variant.padEnd(13)} ${String(p.parks).padStart(6)} ${String(p.timeouts).padStart(9)} ${f(p.p50ms, 2).padStart(8)} ${f(p.p99ms, 2).padStart(8)}`,
+    );
+  lines.push(
+    '',
+    'capture of a paused VP (its whole stack) and continuing it in a new thread',
+    'guest                        captures  capture p50/p99 ms  continue p50/p99 ms  stack bytes  computes on',
+  );
   for (const c of r.capture) {
-    lines.push(`${c.guest.padEnd(28)} ${String(c.captures).padStart(9)} ${`${f(c.captureP50ms, 2)} / ${f(c.captureP99ms, 2)}`.padStart(19)} ${`${f(c.continueP50ms, 2)} / ${f(c.continueP99ms, 2)}`.padStart(20)} ${String(c.stackBytes).padStart(12)}  ${c.progressed ? 'yes' : 'NO'}`);
+    lines.push(
+      `${c.guest.padEnd(28)} ${String(c.captures).padStart(9)} ${`${f(c.captureP50ms, 2)} / ${f(c.captureP99ms, 2)}`.padStart(19)} ${`${f(c.continueP50ms, 2)} / ${f(c.continueP99ms, 2)}`.padStart(20)} ${String(c.stackBytes).padStart(12)}  ${c.progressed ? 'yes' : 'NO'}`,
+    );
   }
   return lines.join('\n');
 }

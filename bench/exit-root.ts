@@ -9,7 +9,13 @@ import { PartitionControl } from '../hypervisor/partition-control.ts';
 import { PortTable } from '../hypervisor/ports.ts';
 import { RootInbox } from '../hypervisor/root-inbox.ts';
 
-const { control, memory, stop, spinIterations, maxSpinIterations } = workerData as { control: SharedArrayBuffer; memory: WebAssembly.Memory; stop: SharedArrayBuffer; spinIterations: number; maxSpinIterations?: number };
+const { control, memory, stop, spinIterations, maxSpinIterations } = workerData as {
+  control: SharedArrayBuffer;
+  memory: WebAssembly.Memory;
+  stop: SharedArrayBuffer;
+  spinIterations: number;
+  maxSpinIterations?: number;
+};
 const ctl = new PartitionControl(control);
 const mem = GuestMemory.attach(memory);
 const inbox = new RootInbox(ctl, mem, new PortTable(ctl, mem));
@@ -17,7 +23,9 @@ const stopWord = new Int32Array(stop);
 inbox.handler = {
   ioRead: (_vp, port) => (port === 0xe0 ? 1 : 0xff),
   ioWrite: () => {},
-  ioReadString: (_vp, _port, _size, dst) => { dst.fill(1); },
+  ioReadString: (_vp, _port, _size, dst) => {
+    dst.fill(1);
+  },
   ioWriteString: () => {},
 };
 inbox.serveBlocking({ spinIterations, maxSpinIterations }, () => Atomics.load(stopWord, 0) === 0);

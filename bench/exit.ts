@@ -30,7 +30,9 @@ async function runOnce(spinIterations: number, n: number): Promise<ExitBenchRow[
   p.initialize();
   p.loadImage(readFileSync(guestImagePath('exitloop')), String(n));
   const stop = new SharedArrayBuffer(4);
-  const root = new Worker(new URL('./exit-root-worker.mjs', import.meta.url), { workerData: { control: p.ctl.sab, memory: p.mem.memory, stop, spinIterations, maxSpinIterations } });
+  const root = new Worker(new URL('./exit-root-worker.mjs', import.meta.url), {
+    workerData: { control: p.ctl.sab, memory: p.mem.memory, stop, spinIterations, maxSpinIterations },
+  });
   await new Promise((r) => setTimeout(r, 300)); // let the root thread load
   p.start();
   await p.whenIdle();
@@ -39,15 +41,27 @@ async function runOnce(spinIterations: number, n: number): Promise<ExitBenchRow[
   p.inbox.kick();
   await root.terminate();
   // The guest timed its two phases with the reference counter (100 ns) and left the times here.
-  const t0 = Number(p.mem.readU64(0x3000)) / 1e4, t1 = Number(p.mem.readU64(0x3008)) / 1e4, t2 = Number(p.mem.readU64(0x3010)) / 1e4;
+  const t0 = Number(p.mem.readU64(0x3000)) / 1e4,
+    t1 = Number(p.mem.readU64(0x3008)) / 1e4,
+    t2 = Number(p.mem.readU64(0x3010)) / 1e4;
   const sum = p.mem.readU32(0x3018);
   await hv.shutdown();
-  if (sum !== ((n + n * 0x01010101) >>> 0) || p.vpExit(0)?.reason !== 'halted') throw new Error(`exit benchmark guest failed: ${JSON.stringify(p.vpExit(0))}, sum ${sum}`);
-  const policy = spinIterations === 0 ? 'blocking wait' : `adaptive (spin ${spinIterations}${maxSpinIterations > spinIterations ? `–${maxSpinIterations}` : ''})`;
+  if (sum !== (n + n * 0x01010101) >>> 0 || p.vpExit(0)?.reason !== 'halted')
+    throw new Error(`exit benchmark guest failed: ${JSON.stringify(p.vpExit(0))}, sum ${sum}`);
+  const policy =
+    spinIterations === 0 ? 'blocking wait' : `adaptive (spin ${spinIterations}${maxSpinIterations > spinIterations ? `–${maxSpinIterations}` : ''})`;
   const sleeps = c.WaitSleeps / Math.max(1, c.Exits);
   return [
     { policy, spinIterations, kind: 'port read', exits: n, usPerExit: ((t1 - t0) * 1000) / n, exitsPerSecond: n / ((t1 - t0) / 1000), vpSleepsPerExit: sleeps },
-    { policy, spinIterations, kind: 'string read 512 B', exits: n, usPerExit: ((t2 - t1) * 1000) / n, exitsPerSecond: n / ((t2 - t1) / 1000), vpSleepsPerExit: sleeps },
+    {
+      policy,
+      spinIterations,
+      kind: 'string read 512 B',
+      exits: n,
+      usPerExit: ((t2 - t1) * 1000) / n,
+      exitsPerSecond: n / ((t2 - t1) / 1000),
+      vpSleepsPerExit: sleeps,
+    },
   ];
 }
 
@@ -57,9 +71,14 @@ export async function runExitBench(opts: { quick?: boolean } = {}): Promise<Exit
 }
 
 export function formatExitBench(rows: ExitBenchRow[]): string {
-  const lines = ['exit round trip, guest VP thread ↔ root device thread (times from the guest\'s reference counter)', 'policy                  kind                 exits     µs/exit    exits/s   VP sleeps/exit'];
+  const lines = [
+    "exit round trip, guest VP thread ↔ root device thread (times from the guest's reference counter)",
+    'policy                  kind                 exits     µs/exit    exits/s   VP sleeps/exit',
+  ];
   for (const r of rows) {
-    lines.push(`${r.policy.padEnd(22)}  ${r.kind.padEnd(18)} ${String(r.exits).padStart(7)}  ${r.usPerExit.toFixed(3).padStart(10)}  ${Math.round(r.exitsPerSecond).toString().padStart(9)}  ${r.vpSleepsPerExit.toFixed(3).padStart(14)}`);
+    lines.push(
+      `${r.policy.padEnd(22)}  ${r.kind.padEnd(18)} ${String(r.exits).padStart(7)}  ${r.usPerExit.toFixed(3).padStart(10)}  ${Math.round(r.exitsPerSecond).toString().padStart(9)}  ${r.vpSleepsPerExit.toFixed(3).padStart(14)}`,
+    );
   }
   return lines.join('\n');
 }

@@ -44,13 +44,19 @@ export interface IdleBenchReport {
   tickUs: number;
   clockTicksPerSecond: number;
   vms: IdleVmRow[];
-  totals: Record<'halted' | 'timer' | 'all', { vms: number; cpuMsPerSecond: number; wakeupsPerSecond: number; cpuMsPerSecondPerVm: number; wakeupsPerSecondPerVm: number }>;
+  totals: Record<
+    'halted' | 'timer' | 'all',
+    { vms: number; cpuMsPerSecond: number; wakeupsPerSecond: number; cpuMsPerSecondPerVm: number; wakeupsPerSecondPerVm: number }
+  >;
 }
 
 /** USER_HZ: what /proc/<pid>/stat counts CPU time in (sysconf(_SC_CLK_TCK), 100 on Linux). */
 const CLOCK_TICKS = 100;
 
-interface Sample { cpuTicks: number; byThread: Map<string, number> }
+interface Sample {
+  cpuTicks: number;
+  byThread: Map<string, number>;
+}
 
 function sample(pid: number): Sample {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -85,7 +91,13 @@ export async function runIdleBench(o: IdleBenchOptions = {}): Promise<IdleBenchR
     for (let i = 0; i < n; i++) kinds.push('halted', 'timer');
     const names = kinds.map((k, i) => `${k}-${i >> 1}`);
     for (const [i, name] of names.entries()) {
-      vmms.defineVm({ name, memoryBytes: 16 * 1024 * 1024, imagePath: guestImagePath('idle'), cmdline: kinds[i] === 'timer' ? `tick=${tickUs}` : '', automaticStopAction: 'turn-off' });
+      vmms.defineVm({
+        name,
+        memoryBytes: 16 * 1024 * 1024,
+        imagePath: guestImagePath('idle'),
+        cmdline: kinds[i] === 'timer' ? `tick=${tickUs}` : '',
+        automaticStopAction: 'turn-off',
+      });
     }
     for (const name of names) {
       const r = await vmms.start(name);
@@ -113,7 +125,9 @@ export async function runIdleBench(o: IdleBenchOptions = {}): Promise<IdleBenchR
         byThread[thread] = Math.round((d / wall) * 10) / 10;
       }
       return {
-        name, kind: kinds[i]!, pid: pids[i]!,
+        name,
+        kind: kinds[i]!,
+        pid: pids[i]!,
         cpuMsPerSecond: (((after[i]!.cpuTicks - before[i]!.cpuTicks) / CLOCK_TICKS) * 1000) / wall,
         wakeupsPerSecond: wakeups / wall,
         wakeupsPerSecondByThread: byThread,
@@ -122,10 +136,23 @@ export async function runIdleBench(o: IdleBenchOptions = {}): Promise<IdleBenchR
     const total = (rs: IdleVmRow[]) => {
       const cpu = rs.reduce((a, r) => a + r.cpuMsPerSecond, 0);
       const wake = rs.reduce((a, r) => a + r.wakeupsPerSecond, 0);
-      return { vms: rs.length, cpuMsPerSecond: cpu, wakeupsPerSecond: wake, cpuMsPerSecondPerVm: rs.length ? cpu / rs.length : 0, wakeupsPerSecondPerVm: rs.length ? wake / rs.length : 0 };
+      return {
+        vms: rs.length,
+        cpuMsPerSecond: cpu,
+        wakeupsPerSecond: wake,
+        cpuMsPerSecondPerVm: rs.length ? cpu / rs.length : 0,
+        wakeupsPerSecondPerVm: rs.length ? wake / rs.length : 0,
+      };
     };
     return {
-      node: process.versions.node, cpu: cpus()[0]?.model ?? 'unknown', cpus: cpus().length, loadAverageStart, quick, seconds: wall, tickUs, clockTicksPerSecond: CLOCK_TICKS,
+      node: process.versions.node,
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cpus: cpus().length,
+      loadAverageStart,
+      quick,
+      seconds: wall,
+      tickUs,
+      clockTicksPerSecond: CLOCK_TICKS,
       vms: rows,
       totals: { halted: total(rows.filter((r) => r.kind === 'halted')), timer: total(rows.filter((r) => r.kind === 'timer')), all: total(rows) },
     };
@@ -142,19 +169,31 @@ export function formatIdleBench(r: IdleBenchReport): string {
     'VM          pid      CPU ms/s  wake-ups/s  busiest threads (wake-ups/s)',
   ];
   for (const v of r.vms) {
-    const top = Object.entries(v.wakeupsPerSecondByThread).sort((a, b) => b[1] - a[1]).slice(0, 3).filter(([, w]) => w > 0).map(([t, w]) => `${t} ${w}`).join(', ');
-    lines.push(`${v.name.padEnd(10)}  ${String(v.pid).padEnd(7)}  ${v.cpuMsPerSecond.toFixed(2).padStart(8)}  ${v.wakeupsPerSecond.toFixed(1).padStart(10)}  ${top || '-'}`);
+    const top = Object.entries(v.wakeupsPerSecondByThread)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 3)
+      .filter(([, w]) => w > 0)
+      .map(([t, w]) => `${t} ${w}`)
+      .join(', ');
+    lines.push(
+      `${v.name.padEnd(10)}  ${String(v.pid).padEnd(7)}  ${v.cpuMsPerSecond.toFixed(2).padStart(8)}  ${v.wakeupsPerSecond.toFixed(1).padStart(10)}  ${top || '-'}`,
+    );
   }
   for (const k of ['halted', 'timer', 'all'] as const) {
     const t = r.totals[k];
-    lines.push(`total ${k.padEnd(7)} ${String(t.vms).padStart(2)} VMs: ${t.cpuMsPerSecond.toFixed(2)} ms/s CPU, ${t.wakeupsPerSecond.toFixed(1)} wake-ups/s; per VM ${t.cpuMsPerSecondPerVm.toFixed(2)} ms/s, ${t.wakeupsPerSecondPerVm.toFixed(1)} wake-ups/s`);
+    lines.push(
+      `total ${k.padEnd(7)} ${String(t.vms).padStart(2)} VMs: ${t.cpuMsPerSecond.toFixed(2)} ms/s CPU, ${t.wakeupsPerSecond.toFixed(1)} wake-ups/s; per VM ${t.cpuMsPerSecondPerVm.toFixed(2)} ms/s, ${t.wakeupsPerSecondPerVm.toFixed(1)} wake-ups/s`,
+    );
   }
   return lines.join('\n');
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const args = process.argv.slice(2);
-  const at = (flag: string) => { const i = args.indexOf(flag); return i >= 0 ? args[i + 1] : undefined; };
+  const at = (flag: string) => {
+    const i = args.indexOf(flag);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
   const report = await runIdleBench({
     quick: args.includes('--quick'),
     ...(at('--vms') ? { vms: Number(at('--vms')) } : {}),

@@ -10,7 +10,16 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import cliProgress from 'cli-progress';
-import { measureBackends, measureCopyRounds, measureExits, measureFirstTouch, type BackendLimit, type CopyLimit, type ExitLimit, type FirstTouchLimit } from './io/limits.ts';
+import {
+  measureBackends,
+  measureCopyRounds,
+  measureExits,
+  measureFirstTouch,
+  type BackendLimit,
+  type CopyLimit,
+  type ExitLimit,
+  type FirstTouchLimit,
+} from './io/limits.ts';
 import type { PrefaultResult } from '../hypervisor/guest-memory-prefault.ts';
 import { defaultWaitPolicy } from '../hypervisor/adaptive-wait.ts';
 import { buildPhases, PATHS, WORKLOADS } from './io/plan.ts';
@@ -22,15 +31,17 @@ import { runNetBench, type NetBenchReport } from './net.ts';
 export const NETWORK_NOT_MEASURED = 'network: not measured in the smallest (structural) run; `tsvisor bench net` measures it';
 
 /** The main job's network section: a small `bench net` run (bench/net.ts), or why there is none. */
-export type NetworkSection =
-  | { status: 'measured'; note: string; report: NetBenchReport }
-  | { status: 'not measured' | 'failed'; note: string };
+export type NetworkSection = { status: 'measured'; note: string; report: NetBenchReport } | { status: 'not measured' | 'failed'; note: string };
 
 /** Runs the network part of the main job; a failure is reported in the section, not thrown. */
 async function measureNetwork(onStep?: (step: string) => void): Promise<NetworkSection> {
   try {
     const report = await runNetBench({ scale: 'main', onStep: (s) => onStep?.(s) });
-    return { status: 'measured', note: `network: two VMs on one switch per NIC kind, a small run of bench net that took ${report.seconds.toFixed(1)} s (tsvisor bench net for the full one)`, report };
+    return {
+      status: 'measured',
+      note: `network: two VMs on one switch per NIC kind, a small run of bench net that took ${report.seconds.toFixed(1)} s (tsvisor bench net for the full one)`,
+      report,
+    };
   } catch (e) {
     return { status: 'failed', note: `network: the run failed: ${(e as Error).message.split('\n')[0]}` };
   }
@@ -56,7 +67,10 @@ export interface MachineDescription {
 /** Cores idle over `ms`, from the aggregate `cpu` line of /proc/stat (idle + iowait over total). */
 async function idleCores(ms: number): Promise<number | null> {
   const sample = () => {
-    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith('cpu '));
+    const line = fs
+      .readFileSync('/proc/stat', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('cpu '));
     const v = line!.trim().split(/\s+/).slice(1).map(Number);
     return { idle: v[3]! + (v[4] ?? 0), total: v.reduce((a, b) => a + b, 0) };
   };
@@ -78,7 +92,18 @@ export interface IoBenchReport {
   finishedAt: string;
   quick: boolean;
   machine: MachineDescription;
-  config: { rounds: number; diskBytes: number; vmMemoryBytes: number; vpCount: number; spinIterations: number; maxSpinIterations: number; storvspPollSpinMicros: string; ataMultiple: number; storvscMaxSectors: number; eoi: string };
+  config: {
+    rounds: number;
+    diskBytes: number;
+    vmMemoryBytes: number;
+    vpCount: number;
+    spinIterations: number;
+    maxSpinIterations: number;
+    storvspPollSpinMicros: string;
+    ataMultiple: number;
+    storvscMaxSectors: number;
+    eoi: string;
+  };
   rows: IoRow[];
   limits: { copy: CopyLimit[]; backend: BackendLimit[]; exit: ExitLimit; memory?: { prefault: PrefaultResult; firstTouch: FirstTouchLimit } };
   integrity: { phasesOk: number; phases: number; warmupsOk: number; warmups: number; disks: ReturnType<typeof checkWholeDisk>[]; ok: boolean };
@@ -141,7 +166,12 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
     const firstTouch = measureFirstTouch(scsiFile, opts.tiny ? 4 << 20 : 64 << 20);
     step('VM');
     const vm = await runVm({
-      ideFile, scsiFile, phases, spinIterations, maxSpinIterations, timeoutMs: quick ? 120_000 : 900_000,
+      ideFile,
+      scsiFile,
+      phases,
+      spinIterations,
+      maxSpinIterations,
+      timeoutMs: quick ? 120_000 : 900_000,
       onPhaseDone: (i) => step(`${phases[i + 1]?.path.id ?? 'done'} ${phases[i + 1]?.workload.id ?? ''}`),
     });
     const exit = await measureExits(quick);
@@ -153,15 +183,26 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
       : { rows: [], warmups: 0, warmupsOk: 0 };
     if (vhdx) step('storvsc on VHDX');
     const networkSection: NetworkSection = network
-      ? await measureNetwork((s) => { if (showBar) bar.update({ step: `network: ${s}` }); })
+      ? await measureNetwork((s) => {
+          if (showBar) bar.update({ step: `network: ${s}` });
+        })
       : { status: 'not measured', note: NETWORK_NOT_MEASURED };
     if (network) step('network');
     const writes = phases.filter((p) => p.workload.write);
-    const ideFinal = ideBeforeVhdx, scsiFinal = fs.readFileSync(scsiFile);
+    const ideFinal = ideBeforeVhdx,
+      scsiFinal = fs.readFileSync(scsiFile);
     const rows = [...buildRows(vm, content, new Uint8Array(scsiFinal), new Uint8Array(ideFinal), backend, exit), ...vhdxRows.rows];
     const disks = [
-      checkWholeDisk(ideFile, content, writes.filter((p) => p.path.kind === 'emulated')),
-      checkWholeDisk(scsiFile, content, writes.filter((p) => p.path.kind === 'synthetic')),
+      checkWholeDisk(
+        ideFile,
+        content,
+        writes.filter((p) => p.path.kind === 'emulated'),
+      ),
+      checkWholeDisk(
+        scsiFile,
+        content,
+        writes.filter((p) => p.path.kind === 'synthetic'),
+      ),
     ];
     const loadAverageEnd = os.loadavg();
     const idleCoresEnd = opts.tiny ? null : await idleCores(500);
@@ -174,30 +215,57 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
     const warmups = vm.phases.filter((m) => m.phase.warmup);
     const warmupsOk = warmups.filter((m) => checkPhase(m, content, diskBytes / 512).ok).length + vhdxRows.warmupsOk;
     return {
-      schema: 'tsvisor.bench.io/1', build: buildIdentity(), startedAt, finishedAt: new Date().toISOString(), quick,
+      schema: 'tsvisor.bench.io/1',
+      build: buildIdentity(),
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      quick,
       machine: {
-        cpuModel: os.cpus()[0]?.model ?? 'unknown', cores, memoryBytes: os.totalmem(), node: process.version,
-        platform: os.platform(), release: os.release(), loadAverageStart, loadAverageEnd, idleCoresStart, idleCoresEnd,
+        cpuModel: os.cpus()[0]?.model ?? 'unknown',
+        cores,
+        memoryBytes: os.totalmem(),
+        node: process.version,
+        platform: os.platform(),
+        release: os.release(),
+        loadAverageStart,
+        loadAverageEnd,
+        idleCoresStart,
+        idleCoresEnd,
       },
       config: {
-        rounds, diskBytes, vmMemoryBytes: vm.memoryBytes, vpCount: 1, spinIterations, maxSpinIterations, storvspPollSpinMicros: 'default (50 µs window)',
-        ataMultiple: vm.values.ata_multiple ?? 0, storvscMaxSectors: vm.values.storvsc_max_sectors ?? 0,
+        rounds,
+        diskBytes,
+        vmMemoryBytes: vm.memoryBytes,
+        vpCount: 1,
+        spinIterations,
+        maxSpinIterations,
+        storvspPollSpinMicros: 'default (50 µs window)',
+        ataMultiple: vm.values.ata_multiple ?? 0,
+        storvscMaxSectors: vm.values.storvsc_max_sectors ?? 0,
         eoi: '8259 EOI from the guest (2 OUTs per IRQ 14), as an unenlightened OS does',
       },
-      rows, limits: { copy, backend, exit, memory: { prefault: vm.prefault, firstTouch } },
-      integrity: { phasesOk, phases: rows.length, warmupsOk, warmups: warmups.length + vhdxRows.warmups, disks, ok: phasesOk === rows.length && warmupsOk === warmups.length + vhdxRows.warmups && disks.every((d) => d.mismatched === 0) },
+      rows,
+      limits: { copy, backend, exit, memory: { prefault: vm.prefault, firstTouch } },
+      integrity: {
+        phasesOk,
+        phases: rows.length,
+        warmupsOk,
+        warmups: warmups.length + vhdxRows.warmups,
+        disks,
+        ok: phasesOk === rows.length && warmupsOk === warmups.length + vhdxRows.warmups && disks.every((d) => d.mismatched === 0),
+      },
       targets: evaluateTargets(rows, backend, exit, coreFree),
       network: networkSection,
       notes: [
         `Machine shared: load average ${loadAverageStart.map((l) => l.toFixed(2)).join('/')} at start, ${loadAverageEnd.map((l) => l.toFixed(2)).join('/')} at end on ${cores} cores; idle cores ${idleCoresStart?.toFixed(2) ?? 'not measured'} just before the run, ${idleCoresEnd?.toFixed(2) ?? 'not measured'} just after. Exit costs and signals depend on whether a core is free (a round trip at its fastest has the VP and the device thread each spinning on a core); on a busy machine the figures are noisy and the adaptive wait degrades toward the blocking one.`,
-        'Every page of the VM\'s memory is backed before its VP starts (prefault; a VMWP does it behind the running guest), so quick and full runs alike measure warm buffers; the first-touch cost is its own figure under Limits. Before the measured phases every path also runs a short unreported warm-up (sequential 4 KiB reads) for JIT tiering.',
+        "Every page of the VM's memory is backed before its VP starts (prefault; a VMWP does it behind the running guest), so quick and full runs alike measure warm buffers; the first-touch cost is its own figure under Limits. Before the measured phases every path also runs a short unreported warm-up (sequential 4 KiB reads) for JIT tiering.",
         `Every measured phase runs ${rounds} time(s), interleaved with the others; a row is its median round by MB/s, with all its counters from that same round, and MB/s of every round beside it.`,
         `The guest's storvsc polls its completion ring (interrupt_mask set, so the host need not signal) before it halts, adaptively between 2,000 and 65,536 loads: over the whole run the poll found the completion ${vm.values.storvsc_poll_hits ?? 0} times and ran out ${vm.values.storvsc_poll_misses ?? 0} times (ending at ${vm.values.storvsc_poll_spins ?? 0} loads).`,
         'Per-word PIO runs 4 KiB I/Os only, and few of them: each costs ≈ 2,080 exits.',
         'ATA cannot queue (one command per channel): its QD32 workloads are its QD1 phases; the speedup at QD32 compares storvsc at QD32 with ATA at QD1.',
         'A 1 MiB I/O is 8 ATA commands of 256 sectors, or 4 storvsc requests of 256 KiB submitted in one batch.',
         'Writes are not flushed (no FLUSH CACHE / SYNCHRONIZE CACHE): both paths and the backend-alone limit write into the page cache alike.',
-        'Latencies are timed by the guest with the reference-time MSR (100 ns); at QD32 an I/O is timed from its batch\'s submit to the poll that reaped it. Those clock reads are MSR exits, shown as clock reads per I/O and left out of the exit counts.',
+        "Latencies are timed by the guest with the reference-time MSR (100 ns); at QD32 an I/O is timed from its batch's submit to the poll that reaped it. Those clock reads are MSR exits, shown as clock reads per I/O and left out of the exit counts.",
         'The "dynamic VHDX" rows run the storvsc phases again in the same run, on a second VM whose disk is a dynamic VHDX (8 MiB blocks) holding the same random content: every block is allocated beforehand, so they show the format\'s steady-state cost (BAT lookup, block splits), not the growth of a fresh disk.',
         'Checksums sample 2 × 8 bytes of every sector (cheap enough not to distort timing); the whole-disk check compares every byte of both files with what they must hold.',
       ],

@@ -27,7 +27,13 @@ const MiB = 1 << 20;
 const VM_BYTES = 256 * MiB;
 
 /** `drive`: the VM has a raw drive of that many bytes (half of its 64 KiB blocks holding data) and moves it (--storage). */
-interface Scenario { name: string; image: string; cmdline: string; writesMiBs: number; drive?: number }
+interface Scenario {
+  name: string;
+  image: string;
+  cmdline: string;
+  writesMiBs: number;
+  drive?: number;
+}
 
 export interface MigrateRow {
   scenario: string;
@@ -49,7 +55,13 @@ export interface MigrateRow {
    */
   capture: { pauseMs: number; saveDevicesMs: number; captureVpsMs: number; finalDisksMs?: number; stopDevicesMs: number } | null;
   /** restoreMs as the destination split it: waiting for its prestarted VP threads, rewinding the VPs, starting the devices; the rest is the stream's tail and READY's trip. */
-  destination: { prestartWaitMs: number; continueVpsMs: number; startDevicesMs: number; vpThreadsStartedInPause: number; deviceThreadLoadedInPause: boolean } | null;
+  destination: {
+    prestartWaitMs: number;
+    continueVpsMs: number;
+    startDevicesMs: number;
+    vpThreadsStartedInPause: number;
+    deviceThreadLoadedInPause: boolean;
+  } | null;
   preCopyMBs: number;
   ofTcpLimit: number;
   /** A storage move: drive blocks (64 KiB) per round, the paused one last, and their bytes. */
@@ -66,17 +78,50 @@ export interface MigrateReport {
   rows: MigrateRow[];
 }
 
-interface Host { dir: string; port: number; fingerprint: string; client: VmmsClient; proc: ChildProcess }
+interface Host {
+  dir: string;
+  port: number;
+  fingerprint: string;
+  client: VmmsClient;
+  proc: ChildProcess;
+}
 
 async function startHost(): Promise<Host> {
   const dir = mkdtempSync(join(tmpdir(), 'tsv-bm-'));
-  const proc = spawn(process.execPath, ['--import', 'tsx', DAEMON, '--data-dir', dir, '--migration-port', '0', '--migration-host', '127.0.0.1', '--cim-port', 'none', '--cim-https-port', 'none', '--web-port', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      DAEMON,
+      '--data-dir',
+      dir,
+      '--migration-port',
+      '0',
+      '--migration-host',
+      '127.0.0.1',
+      '--cim-port',
+      'none',
+      '--cim-https-port',
+      'none',
+      '--web-port',
+      'none',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
-  proc.stdout!.on('data', (c) => { out += c; });
-  proc.stderr!.on('data', (c) => { out += c; });
+  proc.stdout!.on('data', (c) => {
+    out += c;
+  });
+  proc.stderr!.on('data', (c) => {
+    out += c;
+  });
   for (let i = 0; i < 3000 && !out.includes('tsvisor: serving') && proc.exitCode === null; i++) await delay(20);
   const m = /live migration on port (\d+) .*SHA-256 ([0-9A-F:]{95})/.exec(out);
-  if (!m) { proc.kill('SIGKILL'); throw new Error(`the daemon did not start: ${out}`); }
+  if (!m) {
+    proc.kill('SIGKILL');
+    throw new Error(`the daemon did not start: ${out}`);
+  }
   return { dir, port: Number(m[1]), fingerprint: m[2], client: await VmmsClient.connect(dir), proc };
 }
 
@@ -90,18 +135,33 @@ async function stopHost(h: Host): Promise<void> {
 
 /** Bytes a second one TCP connection carries between two processes on this machine, now. */
 async function tcpLimit(bytes: number): Promise<number> {
-  const sink = spawn(process.execPath, ['-e', `
+  const sink = spawn(
+    process.execPath,
+    [
+      '-e',
+      `
     const s = require('node:net').createServer((c) => { let n = 0; c.on('data', (d) => { n += d.length; if (n >= ${bytes}) { c.end('k'); s.close(); } }); });
-    s.listen(0, '127.0.0.1', () => console.log(s.address().port));`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    s.listen(0, '127.0.0.1', () => console.log(s.address().port));`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const port = await new Promise<number>((r) => sink.stdout!.once('data', (d) => r(Number(String(d).trim()))));
   const chunk = Buffer.alloc(MiB, 0x5a);
   const t0 = performance.now();
   await new Promise<void>((resolve, reject) => {
     const c = createConnection(port, '127.0.0.1');
     c.on('error', reject);
-    c.on('data', () => { c.destroy(); resolve(); });
+    c.on('data', () => {
+      c.destroy();
+      resolve();
+    });
     let sent = 0;
-    const pump = () => { while (sent < bytes) { sent += chunk.length; if (!c.write(chunk)) return void c.once('drain', pump); } };
+    const pump = () => {
+      while (sent < bytes) {
+        sent += chunk.length;
+        if (!c.write(chunk)) return void c.once('drain', pump);
+      }
+    };
     c.on('connect', pump);
   });
   return bytes / ((performance.now() - t0) / 1000);
@@ -133,7 +193,15 @@ async function migrateOnce(a: Host, b: Host, s: Scenario): Promise<MigrateRow> {
     writeFileSync(path, bytes);
     devices = [{ kind: 'ide-disk', controller: 0, position: 0, path }];
   }
-  await a.client.call<VmView>('new', { name: vm, imagePath: s.image, memoryBytes: VM_BYTES, vpCount: 1, cmdline: s.cmdline, automaticStopAction: 'turn-off', devices });
+  await a.client.call<VmView>('new', {
+    name: vm,
+    imagePath: s.image,
+    memoryBytes: VM_BYTES,
+    vpCount: 1,
+    cmdline: s.cmdline,
+    automaticStopAction: 'turn-off',
+    devices,
+  });
   try {
     const r = await a.client.call<{ returnValue: number; error?: string }>('start', { vm });
     if (r.returnValue !== 0) throw new Error(`${vm} did not start: ${r.error}`);
@@ -144,18 +212,33 @@ async function migrateOnce(a: Host, b: Host, s: Scenario): Promise<MigrateRow> {
       await delay(20);
     }
     await delay(500);
-    const m = await a.client.call<Record<string, number | number[] | string>>('move', { vm, to: `127.0.0.1:${b.port}`, ...(s.drive ? { storage: join(b.dir, 'disks') } : {}) });
+    const m = await a.client.call<Record<string, number | number[] | string>>('move', {
+      vm,
+      to: `127.0.0.1:${b.port}`,
+      ...(s.drive ? { storage: join(b.dir, 'disks') } : {}),
+    });
     await delay(300);
     const text = await b.client.call<string>('console', { vm });
     const gaps = [...text.matchAll(/maxgap-us=(\d+)/g)].map((x) => Number(x[1]) / 1000);
     await b.client.call('stop', { vm, turnOff: true });
     await b.client.call('rm', { vm });
     return {
-      scenario: s.name, totalMs: m.totalMs as number, bytesSent: m.bytesSent as number, rounds: m.rounds as number, pagesPerRound: m.pagesPerRound as number[],
-      stopReason: m.stopReason as string, downtimeHostMs: m.downtimeMs as number, downtimeGuestMs: gaps.length ? Math.max(...gaps) : null,
-      captureMs: m.captureMs as number, finalSendMs: m.finalSendMs as number, restoreMs: m.restoreMs as number, commitMs: m.commitMs as number,
-      capture: (m.capture as unknown as MigrateRow['capture']) ?? null, destination: (m.destination as unknown as MigrateRow['destination']) ?? null,
-      preCopyMBs: (m.preCopyBytesPerSecond as number) / 1e6, ofTcpLimit: 0,
+      scenario: s.name,
+      totalMs: m.totalMs as number,
+      bytesSent: m.bytesSent as number,
+      rounds: m.rounds as number,
+      pagesPerRound: m.pagesPerRound as number[],
+      stopReason: m.stopReason as string,
+      downtimeHostMs: m.downtimeMs as number,
+      downtimeGuestMs: gaps.length ? Math.max(...gaps) : null,
+      captureMs: m.captureMs as number,
+      finalSendMs: m.finalSendMs as number,
+      restoreMs: m.restoreMs as number,
+      commitMs: m.commitMs as number,
+      capture: (m.capture as unknown as MigrateRow['capture']) ?? null,
+      destination: (m.destination as unknown as MigrateRow['destination']) ?? null,
+      preCopyMBs: (m.preCopyBytesPerSecond as number) / 1e6,
+      ofTcpLimit: 0,
       ...(s.drive ? { diskBlocksPerRound: m.diskBlocksPerRound as number[], diskBytesSent: m.diskBytesSent as number } : {}),
     };
   } finally {
@@ -207,18 +290,33 @@ export function formatMigrateBench(r: MigrateReport): string {
     'scenario              total ms   MB sent  rounds  pages per round (last: paused)      stop            downtime host ms  guest ms  pre-copy MB/s  of TCP',
   ];
   for (const x of r.rows) {
-    lines.push([
-      x.scenario.padEnd(20), f(x.totalMs, 0).padStart(9), f(x.bytesSent / 1e6).padStart(9), String(x.rounds).padStart(7), `  ${x.pagesPerRound.join(' ')}`.slice(0, 36).padEnd(36),
-      x.stopReason.padEnd(15), f(x.downtimeHostMs).padStart(17), (x.downtimeGuestMs === null ? '-' : f(x.downtimeGuestMs)).padStart(9), f(x.preCopyMBs).padStart(14), `${f(100 * x.ofTcpLimit, 0)}%`.padStart(7),
-    ].join(' '));
+    lines.push(
+      [
+        x.scenario.padEnd(20),
+        f(x.totalMs, 0).padStart(9),
+        f(x.bytesSent / 1e6).padStart(9),
+        String(x.rounds).padStart(7),
+        `  ${x.pagesPerRound.join(' ')}`.slice(0, 36).padEnd(36),
+        x.stopReason.padEnd(15),
+        f(x.downtimeHostMs).padStart(17),
+        (x.downtimeGuestMs === null ? '-' : f(x.downtimeGuestMs)).padStart(9),
+        f(x.preCopyMBs).padStart(14),
+        `${f(100 * x.ofTcpLimit, 0)}%`.padStart(7),
+      ].join(' '),
+    );
   }
   lines.push('', 'downtime parts (ms): capture (pause, devices, VPs) · final pages and state · destination restore to READY · GO to RUNNING');
   for (const x of r.rows) lines.push(`  ${x.scenario.padEnd(20)} ${f(x.captureMs)} · ${f(x.finalSendMs)} · ${f(x.restoreMs)} · ${f(x.commitMs)}`);
-  lines.push('', 'capture (ms): pause VPs · save devices · capture VPs (with the last memory round alongside) · rest of the last round · stop device thread (after the pause when the VM has no drives);  destination restore (ms): wait for prestarted VP and device threads · rewind VPs · build and restore devices');
+  lines.push(
+    '',
+    'capture (ms): pause VPs · save devices · capture VPs (with the last memory round alongside) · rest of the last round · stop device thread (after the pause when the VM has no drives);  destination restore (ms): wait for prestarted VP and device threads · rewind VPs · build and restore devices',
+  );
   for (const x of r.rows) {
     const c = x.capture;
     const d = x.destination;
-    lines.push(`  ${x.scenario.padEnd(20)} ${c ? `${f(c.pauseMs)} · ${f(c.saveDevicesMs)} · ${f(c.captureVpsMs)} · ${f(c.finalDisksMs ?? 0)} · ${f(c.stopDevicesMs)}` : '-'};  ${d ? `${f(d.prestartWaitMs)} · ${f(d.continueVpsMs)} · ${f(d.startDevicesMs)}` : '-'}`);
+    lines.push(
+      `  ${x.scenario.padEnd(20)} ${c ? `${f(c.pauseMs)} · ${f(c.saveDevicesMs)} · ${f(c.captureVpsMs)} · ${f(c.finalDisksMs ?? 0)} · ${f(c.stopDevicesMs)}` : '-'};  ${d ? `${f(d.prestartWaitMs)} · ${f(d.continueVpsMs)} · ${f(d.startDevicesMs)}` : '-'}`,
+    );
   }
   const moves = r.rows.filter((x) => x.diskBlocksPerRound);
   if (moves.length) {
@@ -226,7 +324,8 @@ export function formatMigrateBench(r: MigrateReport): string {
     for (const x of moves) lines.push(`  ${x.scenario.padEnd(20)} ${f((x.diskBytesSent ?? 0) / 1e6)} · ${x.diskBlocksPerRound!.join(' ')}`);
   }
   lines.push('', `dirty-page detection, one scan of ${VM_BYTES / MiB} MiB (half its pages non-zero):`);
-  for (const s of r.scan) lines.push(`  ${s.detector.padEnd(22)} clean ${f(s.cleanRoundMs)} ms, 10% changed ${f(s.tenPercentDirtyMs)} ms, host memory ${f(s.hostBytes / MiB)} MiB`);
+  for (const s of r.scan)
+    lines.push(`  ${s.detector.padEnd(22)} clean ${f(s.cleanRoundMs)} ms, 10% changed ${f(s.tenPercentDirtyMs)} ms, host memory ${f(s.hostBytes / MiB)} MiB`);
   return lines.join('\n');
 }
 

@@ -9,19 +9,24 @@ const [path, role, nArg, sizeArg, hello, dstMac, srcMac] = process.argv.slice(2)
 const n = Number(nArg);
 const size = Number(sizeArg);
 const sock = net.createConnection(path);
-const rec = (b) => { const h = Buffer.allocUnsafe(4); h.writeUInt32BE(b.length); return Buffer.concat([h, b]); };
+const rec = (b) => {
+  const h = Buffer.allocUnsafe(4);
+  h.writeUInt32BE(b.length);
+  return Buffer.concat([h, b]);
+};
 
 function frame() {
   const f = Buffer.alloc(size);
   if (dstMac) Buffer.from(dstMac.replaceAll(':', ''), 'hex').copy(f, 0);
   if (srcMac) Buffer.from(srcMac.replaceAll(':', ''), 'hex').copy(f, 6);
-  f[12] = 0x88; f[13] = 0xb5;
+  f[12] = 0x88;
+  f[13] = 0xb5;
   return f;
 }
 
 function send() {
   const one = rec(frame());
-  const perBatch = Math.max(1, Math.floor(256 * 1024 / one.length));
+  const perBatch = Math.max(1, Math.floor((256 * 1024) / one.length));
   const batch = Buffer.concat(Array.from({ length: perBatch }, () => one));
   let sent = 0;
   const t0 = process.hrtime.bigint();
@@ -29,7 +34,10 @@ function send() {
     while (sent < n) {
       const k = Math.min(perBatch, n - sent);
       sent += k;
-      if (!sock.write(k === perBatch ? batch : batch.subarray(0, k * one.length))) { sock.once('drain', pump); return; }
+      if (!sock.write(k === perBatch ? batch : batch.subarray(0, k * one.length))) {
+        sock.once('drain', pump);
+        return;
+      }
     }
     console.log(JSON.stringify({ role, sent, ns: Number(process.hrtime.bigint() - t0) }));
     sock.end(() => process.exit(0));
@@ -70,8 +78,12 @@ function receive() {
 sock.on('connect', () => {
   if (hello && hello !== '-') sock.write(rec(Buffer.from(hello)));
   if (role === 'send') {
-    if (hello && hello !== '-') sock.once('data', () => send()); // wait for the port number
+    if (hello && hello !== '-')
+      sock.once('data', () => send()); // wait for the port number
     else send();
   } else receive();
 });
-sock.on('error', (e) => { console.error(e.message); process.exit(1); });
+sock.on('error', (e) => {
+  console.error(e.message);
+  process.exit(1);
+});

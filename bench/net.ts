@@ -103,15 +103,22 @@ export async function runNetBench(o: NetBenchOptions = {}): Promise<NetBenchRepo
     return { frameBytes, syntheticOverEmulated: s.framesPerSecond / e.framesPerSecond };
   });
   return {
-    schema: 'tsvisor.bench.net/1', startedAt, seconds: (performance.now() - started) / 1000, quick, scale: o.scale ?? 'full',
+    schema: 'tsvisor.bench.net/1',
+    startedAt,
+    seconds: (performance.now() - started) / 1000,
+    quick,
+    scale: o.scale ?? 'full',
     machine: { cpuModel: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version, loadAverageStart },
-    streams, latency, speedup, limits,
+    streams,
+    latency,
+    speedup,
+    limits,
     notes: [
-      'Two VMs (1 VP, 32 MiB) per NIC kind on one private switch that VMMS owns, each VM in its own worker process: every frame crosses the sender\'s worker, the switch\'s Unix socket into VMMS, and the receiver\'s worker.',
-      'Streams: the sender\'s guest (`blast`) sends UDP datagrams to the receiver\'s discard port as fast as its NIC takes them; the rate is what the receiver\'s stack counted, over the time from the first datagram entering the switch to the reply of a fence ping queued behind the last one. Datagrams the receiver had no room for are lost (UDP has no flow control) and shown as lost.',
+      "Two VMs (1 VP, 32 MiB) per NIC kind on one private switch that VMMS owns, each VM in its own worker process: every frame crosses the sender's worker, the switch's Unix socket into VMMS, and the receiver's worker.",
+      "Streams: the sender's guest (`blast`) sends UDP datagrams to the receiver's discard port as fast as its NIC takes them; the rate is what the receiver's stack counted, over the time from the first datagram entering the switch to the reply of a fence ping queued behind the last one. Datagrams the receiver had no room for are lost (UDP has no flow control) and shown as lost.",
       'Frame sizes leave out the 4-byte FCS: 60 is a minimum (64-byte) Ethernet frame, 1514 a full 1500-byte payload, 9014 a jumbo frame (9000-byte payload) on netvsc only: its guests agree MTU 9000 with the host, and a frame too large for a 6144-byte send section goes by GPA direct; the NE2000 stays at 1500. Mbit/s counts the Ethernet payload.',
-      'Latency: one ping at a time, timed on the wire at the switch from one echo request to the next (a round trip plus the sender\'s turn to send again); the guests print nothing per ping.',
-      'Exits leave out the reference-time MSR reads (netvsc\'s wait step polls the clock), shown apart as clock reads; signals are SignalEvent hypercalls plus SynIC events the host set. CPU is every thread of both workers and of this process (VMMS with the switch), from /proc in 10 ms ticks.',
+      "Latency: one ping at a time, timed on the wire at the switch from one echo request to the next (a round trip plus the sender's turn to send again); the guests print nothing per ping.",
+      "Exits leave out the reference-time MSR reads (netvsc's wait step polls the clock), shown apart as clock reads; signals are SignalEvent hypercalls plus SynIC events the host set. CPU is every thread of both workers and of this process (VMMS with the switch), from /proc in 10 ms ticks.",
     ],
   };
 }

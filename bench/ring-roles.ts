@@ -81,17 +81,32 @@ export function produce(run: RingBenchRun): RingSideStats {
     const perBatch = Math.max(1, Math.min(run.batch, Math.floor(run.batchBytes / run.payloadBytes)));
     for (let k = 0; k < perBatch && seq < run.packets; k++) {
       seqView[0] = seq;
-      if (!batch.tryWriteRaw(VmbusPacketType.DataInband, 0, seq, 0, null, payload)) { full = true; break; }
+      if (!batch.tryWriteRaw(VmbusPacketType.DataInband, 0, seq, 0, null, payload)) {
+        full = true;
+        break;
+      }
       seq++;
     }
-    if (batch.corruption) { stats.error = batch.corruption.reason; break; }
-    if (batch.commit()) { signal(i32, run.dataBell); stats.signals++; }
+    if (batch.corruption) {
+      stats.error = batch.corruption.reason;
+      break;
+    }
+    if (batch.commit()) {
+      signal(i32, run.dataBell);
+      stats.signals++;
+    }
     if (!full) continue;
-    if (spinUntilChanged(i32, readWord, Atomics.load(i32, readWord), run.spinMicros)) { stats.spinHits++; continue; }
+    if (spinUntilChanged(i32, readWord, Atomics.load(i32, readWord), run.spinMicros)) {
+      stats.spinHits++;
+      continue;
+    }
     const bell = Atomics.load(i32, run.spaceBell);
     if (ring.requestSpace(batch.neededBytes)) continue;
     stats.sleeps++;
-    if (Atomics.wait(i32, run.spaceBell, bell, SLEEP_TIMEOUT_MS) === 'timed-out') { stats.error = 'producer never woken'; break; }
+    if (Atomics.wait(i32, run.spaceBell, bell, SLEEP_TIMEOUT_MS) === 'timed-out') {
+      stats.error = 'producer never woken';
+      break;
+    }
   }
   stats.seconds = (performance.now() - t0) / 1000;
   return stats;
@@ -113,17 +128,35 @@ export function consume(run: RingBenchRun): RingSideStats {
     for (; n < perBatch; n++) {
       const p = batch.tryRead(pkt);
       if (p === null) break;
-      if (p.kind === 'corrupt') { stats.error = p.reason; break outer; }
-      if (seqOf[0] !== expected) { stats.error = `expected packet ${expected}, got ${seqOf[0]}`; break outer; }
+      if (p.kind === 'corrupt') {
+        stats.error = p.reason;
+        break outer;
+      }
+      if (seqOf[0] !== expected) {
+        stats.error = `expected packet ${expected}, got ${seqOf[0]}`;
+        break outer;
+      }
       expected++;
     }
-    if (batch.commit()) { signal(i32, run.spaceBell); stats.signals++; }
+    if (batch.commit()) {
+      signal(i32, run.spaceBell);
+      stats.signals++;
+    }
     if (n > 0 || expected === run.packets) continue;
-    if (spinUntilChanged(i32, writeWord, ring.readIndex(), run.spinMicros)) { stats.spinHits++; continue; }
+    if (spinUntilChanged(i32, writeWord, ring.readIndex(), run.spinMicros)) {
+      stats.spinHits++;
+      continue;
+    }
     const bell = Atomics.load(i32, run.dataBell);
-    if (ring.unmaskInterrupt()) { ring.maskInterrupt(); continue; }
+    if (ring.unmaskInterrupt()) {
+      ring.maskInterrupt();
+      continue;
+    }
     stats.sleeps++;
-    if (Atomics.wait(i32, run.dataBell, bell, SLEEP_TIMEOUT_MS) === 'timed-out') { stats.error = 'consumer never woken'; break; }
+    if (Atomics.wait(i32, run.dataBell, bell, SLEEP_TIMEOUT_MS) === 'timed-out') {
+      stats.error = 'consumer never woken';
+      break;
+    }
     ring.maskInterrupt();
   }
   stats.seconds = (performance.now() - t0) / 1000;

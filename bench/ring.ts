@@ -109,31 +109,45 @@ export async function runRingBench(opts: RingBenchOptions = {}): Promise<RingBen
   const measured: RingBenchRow[][] = SIZES.map(() => []);
   try {
     const [producer, consumer] = await Promise.all([startWorker('producer', workers), startWorker('consumer', workers)]);
-    for (let round = 0; round < rounds; round++) for (const [sizeIndex, size] of SIZES.entries()) {
-      const packets = packetsFor(size, quick);
-      u8.fill(0, 0, CONTROL_GPA + 4096 + RING_DATA_BYTES);
-      i32[(CONTROL_GPA + 64) / 4] = 1; // FEAT_PENDING_SEND_SZ, set by the producer at init
-      const run: RingBenchRun = {
-        memory, controlGpa: CONTROL_GPA, dataSize: RING_DATA_BYTES,
-        dataBell: 0x100 / 4, spaceBell: 0x104 / 4, readyWord: 0x108 / 4,
-        payloadBytes: size, packets, spinMicros, batch: BATCH, batchBytes: BATCH_BYTES,
-      };
-      const [p, c] = await Promise.all([runOn(producer, run), runOn(consumer, run)]);
-      if (p.error || c.error) throw new Error(`ring bench ${size} B: ${p.error ?? c.error}`);
-      const copyGbPerSecond = measureCopy(u8, size, packets);
-      const seconds = Math.max(p.seconds, c.seconds);
-      const gbPerSecond = (packets * size) / seconds / 1e9;
-      measured[sizeIndex].push({
-        payloadBytes: size, packets, seconds,
-        packetsPerSecond: packets / seconds,
-        gbPerSecond, copyGbPerSecond, ratioToCopy: gbPerSecond / copyGbPerSecond,
-        gbPerSecondMin: gbPerSecond, gbPerSecondMax: gbPerSecond,
-        producerSignalsPer1000: (p.signals * 1000) / packets,
-        consumerSignalsPer1000: (c.signals * 1000) / packets,
-        producerSleepsPer1000: (p.sleeps * 1000) / packets,
-        consumerSleepsPer1000: (c.sleeps * 1000) / packets,
-      });
-    }
+    for (let round = 0; round < rounds; round++)
+      for (const [sizeIndex, size] of SIZES.entries()) {
+        const packets = packetsFor(size, quick);
+        u8.fill(0, 0, CONTROL_GPA + 4096 + RING_DATA_BYTES);
+        i32[(CONTROL_GPA + 64) / 4] = 1; // FEAT_PENDING_SEND_SZ, set by the producer at init
+        const run: RingBenchRun = {
+          memory,
+          controlGpa: CONTROL_GPA,
+          dataSize: RING_DATA_BYTES,
+          dataBell: 0x100 / 4,
+          spaceBell: 0x104 / 4,
+          readyWord: 0x108 / 4,
+          payloadBytes: size,
+          packets,
+          spinMicros,
+          batch: BATCH,
+          batchBytes: BATCH_BYTES,
+        };
+        const [p, c] = await Promise.all([runOn(producer, run), runOn(consumer, run)]);
+        if (p.error || c.error) throw new Error(`ring bench ${size} B: ${p.error ?? c.error}`);
+        const copyGbPerSecond = measureCopy(u8, size, packets);
+        const seconds = Math.max(p.seconds, c.seconds);
+        const gbPerSecond = (packets * size) / seconds / 1e9;
+        measured[sizeIndex].push({
+          payloadBytes: size,
+          packets,
+          seconds,
+          packetsPerSecond: packets / seconds,
+          gbPerSecond,
+          copyGbPerSecond,
+          ratioToCopy: gbPerSecond / copyGbPerSecond,
+          gbPerSecondMin: gbPerSecond,
+          gbPerSecondMax: gbPerSecond,
+          producerSignalsPer1000: (p.signals * 1000) / packets,
+          consumerSignalsPer1000: (c.signals * 1000) / packets,
+          producerSleepsPer1000: (p.sleeps * 1000) / packets,
+          consumerSleepsPer1000: (c.sleeps * 1000) / packets,
+        });
+      }
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }
@@ -146,7 +160,12 @@ export async function runRingBench(opts: RingBenchOptions = {}): Promise<RingBen
     node: process.version,
     cpu: cpus()[0]?.model ?? 'unknown',
     cpus: cpus().length,
-    quick, rounds, spinMicros, ringDataBytes: RING_DATA_BYTES, batchPackets: BATCH, batchBytes: BATCH_BYTES,
+    quick,
+    rounds,
+    spinMicros,
+    ringDataBytes: RING_DATA_BYTES,
+    batchPackets: BATCH,
+    batchBytes: BATCH_BYTES,
     rows,
     targets: {
       packetsPerSecond64B: row(64).packetsPerSecond >= 3e6,
@@ -169,7 +188,9 @@ export function formatRingBench(report: RingBenchReport): string {
     );
   }
   const t = report.targets;
-  lines.push(`targets: ≥ 3 M packets/s at 64 B: ${t.packetsPerSecond64B ? 'met' : 'NOT met'}; 64 KiB ≥ 25% of copy: ${t.ratio64KiB ? 'met' : 'NOT met'}; ≤ 5 signals/1000: ${t.signalsPer1000 ? 'met' : 'NOT met'}`);
+  lines.push(
+    `targets: ≥ 3 M packets/s at 64 B: ${t.packetsPerSecond64B ? 'met' : 'NOT met'}; 64 KiB ≥ 25% of copy: ${t.ratio64KiB ? 'met' : 'NOT met'}; ≤ 5 signals/1000: ${t.signalsPer1000 ? 'met' : 'NOT met'}`,
+  );
   return lines.join('\n');
 }
 

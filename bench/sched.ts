@@ -51,13 +51,30 @@ export interface SchedBenchReport {
   cgroupAnchor: { percent: number[]; entitledPercent: number[] } | { skipped: string };
 }
 
-export interface LatencySummary { samples: number; p50Us: number; p99Us: number; maxUs: number; usedPercent: number }
+export interface LatencySummary {
+  samples: number;
+  p50Us: number;
+  p99Us: number;
+  maxUs: number;
+  usedPercent: number;
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The guest's "lat …" lines (100 ns units) as a summary in µs. */
 export function latencySummary(consoleText: string, usedPercent: number): LatencySummary {
-  const us = consoleText.split('\n').filter((l) => l.startsWith('lat ')).flatMap((l) => l.slice(4).trim().split(/\s+/).map((v) => Number(v) / 10)).filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  const us = consoleText
+    .split('\n')
+    .filter((l) => l.startsWith('lat '))
+    .flatMap((l) =>
+      l
+        .slice(4)
+        .trim()
+        .split(/\s+/)
+        .map((v) => Number(v) / 10),
+    )
+    .filter((v) => Number.isFinite(v))
+    .sort((a, b) => a - b);
   const q = (f: number) => (us.length ? us[Math.min(us.length - 1, Math.floor(f * us.length))]! : 0);
   return { samples: us.length, p50Us: round(q(0.5)), p99Us: round(q(0.99)), maxUs: round(us.at(-1) ?? 0), usedPercent };
 }
@@ -66,7 +83,13 @@ export function latencySummary(consoleText: string, usedPercent: number): Latenc
 async function interactiveScenario(v: Vmms, image: string, hog: string, hogs: number, seconds: number): Promise<LatencySummary> {
   const vms: NewVmRequest[] = [
     { name: 'interactive', memoryBytes: 16 << 20, imagePath: image, cmdline: 'tick=10000 burst=200 samples=1000000', automaticStopAction: 'turn-off' },
-    ...Array.from({ length: hogs }, (_, i) => ({ name: `hog${i}`, memoryBytes: 16 << 20, imagePath: hog, cmdline: 'rounds=100000000', automaticStopAction: 'turn-off' as const })),
+    ...Array.from({ length: hogs }, (_, i) => ({
+      name: `hog${i}`,
+      memoryBytes: 16 << 20,
+      imagePath: hog,
+      cmdline: 'rounds=100000000',
+      automaticStopAction: 'turn-off' as const,
+    })),
   ];
   for (const d of vms) v.defineVm(d);
   try {
@@ -98,7 +121,11 @@ export const IDLE_SETTLE_S = 30;
 function processCpuNs(pid: number): number {
   let ns = 0;
   for (const t of readdirSync(`/proc/${pid}/task`)) {
-    try { ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]); } catch { /* the thread ended */ }
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      /* the thread ended */
+    }
   }
   return ns;
 }
@@ -112,7 +139,13 @@ async function processesPercent(pids: number[], seconds: number): Promise<number
   return round((used / 1e9 / ((performance.now() - t0) / 1000)) * 100);
 }
 
-async function scenario(v: Vmms, name: string, vms: (NewVmRequest & { entitled: number | null })[], seconds: number, workers?: { afterStart: number; settled: number; settleS: number }): Promise<SchedVmRow[]> {
+async function scenario(
+  v: Vmms,
+  name: string,
+  vms: (NewVmRequest & { entitled: number | null })[],
+  seconds: number,
+  workers?: { afterStart: number; settled: number; settleS: number },
+): Promise<SchedVmRow[]> {
   for (const d of vms) v.defineVm(d);
   try {
     for (const d of vms) {
@@ -156,7 +189,11 @@ async function cgroupAnchor(seconds: number): Promise<SchedBenchReport['cgroupAn
       writeFileSync(join(g.dir, 'cgroup.procs'), String(c.pid));
     }
     await sleep(500);
-    const cpu = () => children.map((c) => { const f = readFileSync(`/proc/${c.pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return Number(f[11]) + Number(f[12]); });
+    const cpu = () =>
+      children.map((c) => {
+        const f = readFileSync(`/proc/${c.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        return Number(f[11]) + Number(f[12]);
+      });
     const a = cpu();
     const t0 = performance.now();
     await sleep(seconds * 1000);
@@ -168,7 +205,12 @@ async function cgroupAnchor(seconds: number): Promise<SchedBenchReport['cgroupAn
   } finally {
     for (const c of children) c.kill('SIGKILL');
     await sleep(200);
-    for (const g of groups) try { rmdirSync(g.dir); } catch { /* not made, or still busy */ }
+    for (const g of groups)
+      try {
+        rmdirSync(g.dir);
+      } catch {
+        /* not made, or still busy */
+      }
   }
 }
 
@@ -182,16 +224,43 @@ export async function runSchedBench(opts: { quick?: boolean } = {}): Promise<Sch
   const logger = createProcessLogger({ dataDir, process: 'vmms', terminal: false });
   const loadAverageStart = loadavg()[0]!;
   const v = await Vmms.open({ dataDir, logger, hostCpus: 1, workerStartTimeoutMs: 60_000 });
-  const vm = (name: string, extra: Partial<NewVmRequest> & { entitled: number | null }, image = hog) => ({ name, memoryBytes: 16 << 20, imagePath: image, cmdline: 'rounds=100000000', automaticStopAction: 'turn-off' as const, ...extra });
+  const vm = (name: string, extra: Partial<NewVmRequest> & { entitled: number | null }, image = hog) => ({
+    name,
+    memoryBytes: 16 << 20,
+    imagePath: image,
+    cmdline: 'rounds=100000000',
+    automaticStopAction: 'turn-off' as const,
+    ...extra,
+  });
   const rows: SchedVmRow[] = [];
   let idleTotal = 0;
   const idleWorkers = { afterStart: 0, settled: 0, settleS: IDLE_SETTLE_S };
   let interactive: SchedBenchReport['interactive'] | undefined;
   try {
-    rows.push(...await scenario(v, 'weights 1:2:3', [vm('w100', { cpuWeight: 100, entitled: 16.7 }), vm('w200', { cpuWeight: 200, entitled: 33.3 }), vm('w300', { cpuWeight: 300, entitled: 50 })], seconds));
-    rows.push(...await scenario(v, 'cap 25%', [vm('capped', { cpuMaximum: 25, entitled: 25 })], seconds));
-    rows.push(...await scenario(v, 'reserve 50% vs four', [vm('reserved', { cpuReserve: 50, entitled: 50 }), ...[1, 2, 3, 4].map((i) => vm(`rival${i}`, { entitled: 12.5 }))], seconds));
-    const idleRows = await scenario(v, 'ten idle VMs', Array.from({ length: 10 }, (_, i) => vm(`idle${i}`, { entitled: null, cmdline: '' }, idle)), seconds, idleWorkers);
+    rows.push(
+      ...(await scenario(
+        v,
+        'weights 1:2:3',
+        [vm('w100', { cpuWeight: 100, entitled: 16.7 }), vm('w200', { cpuWeight: 200, entitled: 33.3 }), vm('w300', { cpuWeight: 300, entitled: 50 })],
+        seconds,
+      )),
+    );
+    rows.push(...(await scenario(v, 'cap 25%', [vm('capped', { cpuMaximum: 25, entitled: 25 })], seconds)));
+    rows.push(
+      ...(await scenario(
+        v,
+        'reserve 50% vs four',
+        [vm('reserved', { cpuReserve: 50, entitled: 50 }), ...[1, 2, 3, 4].map((i) => vm(`rival${i}`, { entitled: 12.5 }))],
+        seconds,
+      )),
+    );
+    const idleRows = await scenario(
+      v,
+      'ten idle VMs',
+      Array.from({ length: 10 }, (_, i) => vm(`idle${i}`, { entitled: null, cmdline: '' }, idle)),
+      seconds,
+      idleWorkers,
+    );
     rows.push(...idleRows);
     idleTotal = round(idleRows.reduce((n, r) => n + r.usedPercent, 0));
     const inter = guestImagePath('interactive');
@@ -202,26 +271,65 @@ export async function runSchedBench(opts: { quick?: boolean } = {}): Promise<Sch
   }
   const s = v.schedulerStats();
   return {
-    node: process.version, cpu: cpus()[0]?.model ?? 'unknown', cpus: availableParallelism(), loadAverageStart, quick, seconds, hostCpusForGuests: 1, vms: rows,
-    idleTotalPercent: idleTotal, idleWorkersTotalPercent: idleWorkers.settled, idleWorkersAfterStartPercent: idleWorkers.afterStart, idleSettleSeconds: idleWorkers.settleS, interactive: interactive!,
-    scheduler: { periods: s.periods, meanPeriodUs: round(s.meanPeriodUs), maxPeriodUs: round(s.maxPeriodUs), grantsSent: s.grantsSent, grantsSkipped: s.grantsSkipped },
+    node: process.version,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cpus: availableParallelism(),
+    loadAverageStart,
+    quick,
+    seconds,
+    hostCpusForGuests: 1,
+    vms: rows,
+    idleTotalPercent: idleTotal,
+    idleWorkersTotalPercent: idleWorkers.settled,
+    idleWorkersAfterStartPercent: idleWorkers.afterStart,
+    idleSettleSeconds: idleWorkers.settleS,
+    interactive: interactive!,
+    scheduler: {
+      periods: s.periods,
+      meanPeriodUs: round(s.meanPeriodUs),
+      maxPeriodUs: round(s.maxPeriodUs),
+      grantsSent: s.grantsSent,
+      grantsSkipped: s.grantsSkipped,
+    },
     cgroupAnchor: await cgroupAnchor(seconds),
   };
 }
 
 export function formatSchedBench(r: SchedBenchReport): string {
-  const lines = [`tsvisor bench sched: ${r.cpus} CPUs (${r.cpu}), 1 given to guests, load average ${r.loadAverageStart.toFixed(1)} at start, ${r.seconds} s per scenario${r.quick ? ' (quick)' : ''}`, ''];
+  const lines = [
+    `tsvisor bench sched: ${r.cpus} CPUs (${r.cpu}), 1 given to guests, load average ${r.loadAverageStart.toFixed(1)} at start, ${r.seconds} s per scenario${r.quick ? ' (quick)' : ''}`,
+    '',
+  ];
   lines.push(['SCENARIO'.padEnd(22), 'VM'.padEnd(10), 'USED %'.padStart(7), 'ENTITLED %'.padStart(11), 'DIFF'.padStart(7)].join(' '));
   for (const v of r.vms) {
-    lines.push([v.scenario.padEnd(22), v.name.padEnd(10), v.usedPercent.toFixed(1).padStart(7), (v.entitledPercent === null ? '-' : v.entitledPercent.toFixed(1)).padStart(11),
-      (v.entitledPercent === null ? '' : (v.usedPercent - v.entitledPercent >= 0 ? '+' : '') + (v.usedPercent - v.entitledPercent).toFixed(1)).padStart(7)].join(' '));
+    lines.push(
+      [
+        v.scenario.padEnd(22),
+        v.name.padEnd(10),
+        v.usedPercent.toFixed(1).padStart(7),
+        (v.entitledPercent === null ? '-' : v.entitledPercent.toFixed(1)).padStart(11),
+        (v.entitledPercent === null ? '' : (v.usedPercent - v.entitledPercent >= 0 ? '+' : '') + (v.usedPercent - v.entitledPercent).toFixed(1)).padStart(7),
+      ].join(' '),
+    );
   }
-  lines.push('', `ten idle VMs together: ${r.idleTotalPercent.toFixed(1)}% of one core in their VP threads; whole worker processes ${r.idleWorkersTotalPercent.toFixed(1)}% settled (from ${r.idleSettleSeconds} s after start), ${r.idleWorkersAfterStartPercent.toFixed(1)}% right after start`);
-  const lat = (name: string, l: LatencySummary) => `${name}: p50 ${l.p50Us} µs, p99 ${l.p99Us} µs, max ${l.maxUs} µs over ${l.samples} ticks (the VM used ${l.usedPercent.toFixed(1)}%)`;
-  lines.push(`interactive VM wake-to-run (10 ms timer, 200 µs per tick) — ${lat('alone', r.interactive.alone)}; ${lat('beside two hogs', r.interactive.besideHogs)}`);
-  lines.push(`VMMS per period: ${r.scheduler.meanPeriodUs} µs mean, ${r.scheduler.maxPeriodUs} µs max over ${r.scheduler.periods} periods; ${r.scheduler.grantsSent} grants sent, ${r.scheduler.grantsSkipped} skipped`);
+  lines.push(
+    '',
+    `ten idle VMs together: ${r.idleTotalPercent.toFixed(1)}% of one core in their VP threads; whole worker processes ${r.idleWorkersTotalPercent.toFixed(1)}% settled (from ${r.idleSettleSeconds} s after start), ${r.idleWorkersAfterStartPercent.toFixed(1)}% right after start`,
+  );
+  const lat = (name: string, l: LatencySummary) =>
+    `${name}: p50 ${l.p50Us} µs, p99 ${l.p99Us} µs, max ${l.maxUs} µs over ${l.samples} ticks (the VM used ${l.usedPercent.toFixed(1)}%)`;
+  lines.push(
+    `interactive VM wake-to-run (10 ms timer, 200 µs per tick) — ${lat('alone', r.interactive.alone)}; ${lat('beside two hogs', r.interactive.besideHogs)}`,
+  );
+  lines.push(
+    `VMMS per period: ${r.scheduler.meanPeriodUs} µs mean, ${r.scheduler.maxPeriodUs} µs max over ${r.scheduler.periods} periods; ${r.scheduler.grantsSent} grants sent, ${r.scheduler.grantsSkipped} skipped`,
+  );
   const a = r.cgroupAnchor;
-  lines.push('skipped' in a ? `cgroup anchor: skipped (${a.skipped})` : `cgroup anchor (plain processes on one core, cpu.shares 1024:2048:3072): ${a.percent.map((p, i) => `${p.toFixed(1)}% (entitled ${a.entitledPercent[i]})`).join(', ')}`);
+  lines.push(
+    'skipped' in a
+      ? `cgroup anchor: skipped (${a.skipped})`
+      : `cgroup anchor (plain processes on one core, cpu.shares 1024:2048:3072): ${a.percent.map((p, i) => `${p.toFixed(1)}% (entitled ${a.entitledPercent[i]})`).join(', ')}`,
+  );
   return lines.join('\n');
 }
 

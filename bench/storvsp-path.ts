@@ -28,7 +28,9 @@ function vstor(operation: number, fill?: (p: Uint8Array, dv: DataView) => void):
 function read10(lba: number): Uint8Array {
   return vstor(VstorOperation.ExecuteSrb, (p, dv) => {
     dv.setUint16(12, 0x34, true);
-    p[20] = 10; p[21] = 0x14; p[22] = 1;
+    p[20] = 10;
+    p[21] = 0x14;
+    p[22] = 1;
     dv.setUint32(24, 4096, true);
     p.set([0x28, 0, lba >>> 24, (lba >>> 16) & 0xff, (lba >>> 8) & 0xff, lba & 0xff, 0, 0, 8, 0], 28);
   }).payload;
@@ -81,6 +83,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const n = i > 0 ? Number(process.argv[i + 1]) : 200_000;
   for (let round = 0; round < 3; round++) {
     const r = runStorvspPathBench(n);
-    console.log(`round ${round + 1}: handle ${r.handleUs.toFixed(2)} µs/request, of which pread ${r.backendInHandleUs.toFixed(2)} µs; storvsp's own ${r.storvspOwnUs.toFixed(2)} µs; pread alone ${r.preadAloneUs.toFixed(2)} µs`);
+    console.log(
+      `round ${round + 1}: handle ${r.handleUs.toFixed(2)} µs/request, of which pread ${r.backendInHandleUs.toFixed(2)} µs; storvsp's own ${r.storvspOwnUs.toFixed(2)} µs; pread alone ${r.preadAloneUs.toFixed(2)} µs`,
+    );
   }
 }

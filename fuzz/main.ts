@@ -28,11 +28,25 @@ const program = new Command('fuzz')
   .option('--hang-ms <ms>', 'an input still running after this long is a hang', '10000')
   .option('--memory-mb <mb>', "the worker's heap bound", '512')
   .parse();
-const o = program.opts<{ time: string; target?: string; save?: boolean; minimiseCorpus?: boolean; seed: string; execs?: string; replay?: string; slowMs: string; hangMs: string; memoryMb: string }>();
+const o = program.opts<{
+  time: string;
+  target?: string;
+  save?: boolean;
+  minimiseCorpus?: boolean;
+  seed: string;
+  execs?: string;
+  replay?: string;
+  slowMs: string;
+  hangMs: string;
+  memoryMb: string;
+}>();
 
 const wanted = o.target ? o.target.split(',').map((s) => s.trim()) : TARGETS.map((t) => t.name);
 const unknown = wanted.filter((w) => !TARGETS.some((t) => t.name === w));
-if (unknown.length) { console.error(`unknown target ${unknown.join(', ')}`); process.exit(2); }
+if (unknown.length) {
+  console.error(`unknown target ${unknown.join(', ')}`);
+  process.exit(2);
+}
 
 let failed = false;
 const rows: string[][] = [['target', 'execs', 'execs/s', 'blocks', 'features', 'corpus', 'new', 'saved', 'findings']];
@@ -41,12 +55,19 @@ for (const t of TARGETS.filter((x) => wanted.includes(x.name))) {
   let r: SupervisedReport;
   try {
     r = await runSupervised({
-      targetModule: targetModuleUrl(t), exportName: 'createTarget', seed: Number(o.seed),
-      timeMs: o.replay || o.minimiseCorpus ? 0 : Number(o.time) * 1000, maxExecs: o.execs ? Number(o.execs) : undefined,
-      slowMs: Number(o.slowMs), hangMs: Number(o.hangMs), memoryMb: Number(o.memoryMb), maxInputBytes: 1 << 20,
+      targetModule: targetModuleUrl(t),
+      exportName: 'createTarget',
+      seed: Number(o.seed),
+      timeMs: o.replay || o.minimiseCorpus ? 0 : Number(o.time) * 1000,
+      maxExecs: o.execs ? Number(o.execs) : undefined,
+      slowMs: Number(o.slowMs),
+      hangMs: Number(o.hangMs),
+      memoryMb: Number(o.memoryMb),
+      maxInputBytes: 1 << 20,
       corpusDir: o.replay ?? corpusDir,
       regressionsDir: o.replay ? null : join(PROJECT_ROOT, 'fuzz', 'regressions', t.name),
-      saveDir: o.save && !o.replay ? corpusDir : null, maxCorpus: MAX_CORPUS,
+      saveDir: o.save && !o.replay ? corpusDir : null,
+      maxCorpus: MAX_CORPUS,
     });
   } catch (e) {
     console.error(`${t.name}: ${(e as Error).message}`);
@@ -72,7 +93,17 @@ for (const t of TARGETS.filter((x) => wanted.includes(x.name))) {
     if (!known) fresh++;
   }
   if (fresh) failed = true;
-  rows.push([t.name, String(r.execs), String(r.execsPerSecond), String(r.blocks), String(r.features), String(r.corpusSize), String(r.newInputs), String(r.saved), String(r.findings.length)]);
+  rows.push([
+    t.name,
+    String(r.execs),
+    String(r.execsPerSecond),
+    String(r.blocks),
+    String(r.features),
+    String(r.corpusSize),
+    String(r.newInputs),
+    String(r.saved),
+    String(r.findings.length),
+  ]);
 }
 const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
 for (const row of rows) console.log(row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));

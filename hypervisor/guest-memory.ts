@@ -27,9 +27,10 @@ export class GuestMemory {
     const pages = sizeBytes / WASM_PAGE;
     this.memory = memory ?? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
     this.buffer = this.memory.buffer as unknown as SharedArrayBuffer;
-    const fits = byteOffset === 0
-      ? this.buffer.byteLength === sizeBytes
-      : memory !== undefined && Number.isInteger(byteOffset) && byteOffset > 0 && byteOffset % 8 === 0 && byteOffset + sizeBytes <= this.buffer.byteLength;
+    const fits =
+      byteOffset === 0
+        ? this.buffer.byteLength === sizeBytes
+        : memory !== undefined && Number.isInteger(byteOffset) && byteOffset > 0 && byteOffset % 8 === 0 && byteOffset + sizeBytes <= this.buffer.byteLength;
     if (!fits) {
       throw new HvError('HV_ERR_MEMORY_SIZE', `memory is ${this.buffer.byteLength} bytes, expected ${sizeBytes} at offset ${byteOffset}`);
     }
@@ -62,7 +63,11 @@ export class GuestMemory {
 
   check(gpa: number, length: number): void {
     if (!this.contains(gpa, length)) {
-      throw new HvError('HV_ERR_GPA_RANGE', `GPA range 0x${gpa.toString(16)}+${length} is outside guest memory (${this.size} bytes)`, HvStatus.InvalidParameter);
+      throw new HvError(
+        'HV_ERR_GPA_RANGE',
+        `GPA range 0x${gpa.toString(16)}+${length} is outside guest memory (${this.size} bytes)`,
+        HvStatus.InvalidParameter,
+      );
     }
   }
 

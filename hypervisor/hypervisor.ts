@@ -16,7 +16,8 @@ export class Hypervisor {
   /** HvCallCreatePartition for a child; `id` may be given when restoring a known partition. */
   createPartition(config: Omit<PartitionConfig, 'id'> & { id?: number }): Partition {
     const id = config.id ?? this.nextId;
-    if (!Number.isInteger(id) || id <= ROOT_PARTITION_ID || id > 0xffffffff) throw new HvError('HV_ERR_PARTITION_ID', `invalid partition id ${id}`, HvStatus.InvalidPartitionId);
+    if (!Number.isInteger(id) || id <= ROOT_PARTITION_ID || id > 0xffffffff)
+      throw new HvError('HV_ERR_PARTITION_ID', `invalid partition id ${id}`, HvStatus.InvalidPartitionId);
     if (this.partitions.has(id)) throw new HvError('HV_ERR_PARTITION_ID', `partition id ${id} is in use`, HvStatus.InvalidPartitionId);
     this.nextId = Math.max(this.nextId, id + 1);
     const p = new Partition({ ...config, id });

@@ -58,13 +58,18 @@ const SECTION_DATA_COUNT = 12;
 
 class Reader {
   pos = 0;
-  constructor(readonly u8: Uint8Array, readonly end: number) {}
+  constructor(
+    readonly u8: Uint8Array,
+    readonly end: number,
+  ) {}
   byte(): number {
     if (this.pos >= this.end) throw bad('truncated');
     return this.u8[this.pos++];
   }
   uleb(): number {
-    let r = 0, shift = 0, b: number;
+    let r = 0,
+      shift = 0,
+      b: number;
     do {
       b = this.byte();
       if (shift > 28) throw bad('LEB128 value too long');
@@ -74,14 +79,16 @@ class Reader {
     return r;
   }
   sleb32(): number {
-    let r = 0, shift = 0, b: number;
+    let r = 0,
+      shift = 0,
+      b: number;
     do {
       b = this.byte();
       if (shift > 28) throw bad('LEB128 value too long');
       r |= (b & 0x7f) << shift;
       shift += 7;
     } while (b & 0x80);
-    return shift < 32 && (b & 0x40) ? r | (~0 << shift) : r;
+    return shift < 32 && b & 0x40 ? r | (~0 << shift) : r;
   }
   bytes(n: number): Uint8Array {
     if (n < 0 || this.pos + n > this.end) throw bad('truncated');
@@ -114,7 +121,9 @@ export function parseGuestImage(image: Uint8Array, opts: LoadOptions = {}): Pars
   if (u8[4] !== 1 || u8[5] !== 0 || u8[6] !== 0 || u8[7] !== 0) throw bad('unsupported version');
   const keep: Uint8Array[] = [u8.subarray(0, 8)];
   const segments: DataSegment[] = [];
-  let minPages = 0, maxPages: number | null = null, sawMemoryImport = false;
+  let minPages = 0,
+    maxPages: number | null = null,
+    sawMemoryImport = false;
   const r = new Reader(u8, u8.length);
   r.pos = 8;
   while (r.pos < u8.length) {
@@ -138,10 +147,16 @@ export function parseGuestImage(image: Uint8Array, opts: LoadOptions = {}): Pars
       keep.push(u8.subarray(start, end));
       if (id === SECTION_IMPORT) {
         for (let n = s.uleb(); n > 0; n--) {
-          const mod = s.name(), field = s.name(), kind = s.byte();
+          const mod = s.name(),
+            field = s.name(),
+            kind = s.byte();
           if (kind === 0) s.uleb();
-          else if (kind === 1) { s.byte(); const f = s.uleb(); s.uleb(); if (f & 1) s.uleb(); }
-          else if (kind === 2) {
+          else if (kind === 1) {
+            s.byte();
+            const f = s.uleb();
+            s.uleb();
+            if (f & 1) s.uleb();
+          } else if (kind === 2) {
             const flags = s.uleb();
             if (mod === 'env' && field === 'memory') {
               sawMemoryImport = true;
@@ -152,8 +167,10 @@ export function parseGuestImage(image: Uint8Array, opts: LoadOptions = {}): Pars
               s.uleb();
               if (flags & 1) s.uleb();
             }
-          } else if (kind === 3) { s.byte(); s.byte(); }
-          else throw bad(`import kind ${kind}`);
+          } else if (kind === 3) {
+            s.byte();
+            s.byte();
+          } else throw bad(`import kind ${kind}`);
         }
       }
     }
@@ -178,7 +195,13 @@ export function loadGuestImage(image: Uint8Array, opts: LoadOptions = {}): Guest
   const module = rewrite.preemption ? preparedModule(stripped, { rewrite, timeoutMs: opts.rewriteTimeoutMs }) : plain;
   const dataEnd = segments.reduce((m, s) => Math.max(m, s.offset + s.bytes.length), 0);
   return {
-    module, rewrite, preparation: cacheKey(stripped, rewrite), segments, dataEnd, minPages, maxPages,
+    module,
+    rewrite,
+    preparation: cacheKey(stripped, rewrite),
+    segments,
+    dataEnd,
+    minPages,
+    maxPages,
     imports: WebAssembly.Module.imports(plain).map((i) => ({ module: i.module, name: i.name, kind: i.kind })),
     exports: WebAssembly.Module.exports(plain).map((e) => ({ name: e.name, kind: e.kind })),
   };

@@ -6,8 +6,20 @@
  */
 import { SpinBudget, waitForChange, type WaitCounters, type WaitPolicy } from './adaptive-wait.ts';
 import {
-  MB_COUNT, MB_GPA, MB_KIND, MB_OUT, MB_PORT, MB_RESULT, MB_SIZE, MB_STATE, MB_VALUE_HI, MB_VALUE_LO,
-  P_DOORBELL, type PartitionControl, VP_MAILBOX, vpBase,
+  MB_COUNT,
+  MB_GPA,
+  MB_KIND,
+  MB_OUT,
+  MB_PORT,
+  MB_RESULT,
+  MB_SIZE,
+  MB_STATE,
+  MB_VALUE_HI,
+  MB_VALUE_LO,
+  P_DOORBELL,
+  type PartitionControl,
+  VP_MAILBOX,
+  vpBase,
 } from './partition-control.ts';
 
 export const InterceptKind = {
@@ -42,7 +54,12 @@ export class InterceptClient {
   /** The exit wait's own adaptive spin: an exit's answer time differs from a halt's. */
   private readonly budget: SpinBudget;
 
-  constructor(private readonly ctl: PartitionControl, vp: number, private readonly policy: WaitPolicy, private readonly waits: WaitCounters) {
+  constructor(
+    private readonly ctl: PartitionControl,
+    vp: number,
+    private readonly policy: WaitPolicy,
+    private readonly waits: WaitCounters,
+  ) {
     this.budget = new SpinBudget(policy);
     this.base = (vpBase(vp) + VP_MAILBOX) >> 2;
     this.i32 = ctl.i32;
@@ -50,7 +67,8 @@ export class InterceptClient {
 
   /** Sends one intercept and waits for the answer. Returns InterceptResult; outputs via `out(i)`. */
   forward(kind: InterceptKindValue, port: number, size: number, valueLo: number, valueHi: number, gpa: number, count: number): number {
-    const b = this.base, i32 = this.i32;
+    const b = this.base,
+      i32 = this.i32;
     i32[b + (MB_KIND >> 2)] = kind;
     i32[b + (MB_PORT >> 2)] = port;
     i32[b + (MB_SIZE >> 2)] = size;

@@ -51,7 +51,11 @@ export class PartitionHandle implements ChildPartitionAccess {
   readonly inbox: RootInbox;
   private readonly clock: ReferenceClock;
 
-  constructor(readonly name: string, control: SharedArrayBuffer, memory: WebAssembly.Memory) {
+  constructor(
+    readonly name: string,
+    control: SharedArrayBuffer,
+    memory: WebAssembly.Memory,
+  ) {
     this.ctl = new PartitionControl(control);
     this.mem = GuestMemory.attach(memory);
     this.id = this.ctl.i32[P_PARTITION_ID >> 2];

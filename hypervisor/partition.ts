@@ -19,8 +19,21 @@ import { HvError } from './hv-error.ts';
 import { loadGuestImage, parseGuestImage, type GuestImage } from './image-loader.ts';
 import { assertChildInterrupt, type ChildPartitionAccess, type PartitionShare } from './partition-handle.ts';
 import {
-  Owner, P_CAPTURE_VP, P_GUEST_OS_ID, P_PAUSED_VPS, P_PRIV_HI, P_REF_FROZEN_AT, P_PRIV_LO, P_REQUESTED_STATE, PartitionControl, RequestedState, VP_RUN_STATE, VP_WAKE, VpRunState,
-  vpBase, type VpCounterName,
+  Owner,
+  P_CAPTURE_VP,
+  P_GUEST_OS_ID,
+  P_PAUSED_VPS,
+  P_PRIV_HI,
+  P_REF_FROZEN_AT,
+  P_PRIV_LO,
+  P_REQUESTED_STATE,
+  PartitionControl,
+  RequestedState,
+  VP_RUN_STATE,
+  VP_WAKE,
+  VpRunState,
+  vpBase,
+  type VpCounterName,
 } from './partition-control.ts';
 import { PortTable } from './ports.ts';
 import { ReferenceClock } from './reference-time.ts';
@@ -34,8 +47,13 @@ import type { VpCapture, VpExecution } from './vp/vp-capture.ts';
 /** What a child partition gets by default: enough for VMBus and the SynIC (TLFS HV_PARTITION_PRIVILEGE_MASK). */
 export const DEFAULT_CHILD_PRIVILEGES = {
   lo:
-    P.HV_ACCESS_VP_RUNTIME_REG | P.HV_ACCESS_PARTITION_REFERENCE_COUNTER | P.HV_ACCESS_SYNIC_REGS |
-    P.HV_ACCESS_SYNTHETIC_TIMER_REGS | P.HV_ACCESS_HYPERCALL_MSRS | P.HV_ACCESS_VP_INDEX | P.HV_ACCESS_RESET_REG,
+    P.HV_ACCESS_VP_RUNTIME_REG |
+    P.HV_ACCESS_PARTITION_REFERENCE_COUNTER |
+    P.HV_ACCESS_SYNIC_REGS |
+    P.HV_ACCESS_SYNTHETIC_TIMER_REGS |
+    P.HV_ACCESS_HYPERCALL_MSRS |
+    P.HV_ACCESS_VP_INDEX |
+    P.HV_ACCESS_RESET_REG,
   hi: P.HV_ACCESS_PARTITION_ID | P.HV_POST_MESSAGES | P.HV_SIGNAL_EVENTS | P.HV_START_VIRTUAL_PROCESSOR,
 };
 
@@ -196,11 +214,17 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
       throw new HvError('HV_ERR_IMAGE_TOO_BIG', `the image needs ${image.minPages * 64} KiB of memory; the partition has ${this.mem.size / 1024} KiB`);
     }
     if (image.maxPages !== null && image.maxPages < ramPages) {
-      throw new HvError('HV_ERR_IMAGE_MAX', `the image accepts at most ${image.maxPages * 64} KiB of memory (built with a smaller --maximumMemory); the partition has ${this.mem.size / 1024} KiB`);
+      throw new HvError(
+        'HV_ERR_IMAGE_MAX',
+        `the image accepts at most ${image.maxPages * 64} KiB of memory (built with a smaller --maximumMemory); the partition has ${this.mem.size / 1024} KiB`,
+      );
     }
     for (const s of image.segments) {
       if (s.offset < BOOT_INFO_GPA + PAGE_SIZE && s.offset + s.bytes.length > BOOT_INFO_GPA) {
-        throw new HvError('HV_ERR_IMAGE_LAYOUT', `data segment at 0x${s.offset.toString(16)} overlaps the boot-information page; link images with --memoryBase ${IMAGE_BASE}`);
+        throw new HvError(
+          'HV_ERR_IMAGE_LAYOUT',
+          `data segment at 0x${s.offset.toString(16)} overlaps the boot-information page; link images with --memoryBase ${IMAGE_BASE}`,
+        );
       }
     }
     const loaded = loadGuestImage(bytes, { rewrite: this.rewrite });
@@ -254,17 +278,30 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
   async prestartVps(timeoutMs = 30_000): Promise<void> {
     if (!this.image) throw new HvError('HV_ERR_NO_IMAGE', 'no guest image loaded');
     if (this.state !== 'initialized') throw new HvError('HV_ERR_PARTITION_STATE', `cannot prestart the VPs of a partition in state ${this.state}`);
-    await Promise.all(Array.from({ length: this.vpCount }, (_, vp) => this.waitForVp(vp, 'prepared', timeoutMs, () => {
-      this.prestarted.set(vp, this.spawnVp(vp, { kind: 'ap', rip: 0 }, undefined, true));
-    }).then((outcome) => {
-      if (outcome !== 'prepared') throw new HvError('HV_ERR_CONTINUE', `VP ${vp}'s thread did not start: it ${describeExit(outcome)}`);
-    })));
+    await Promise.all(
+      Array.from({ length: this.vpCount }, (_, vp) =>
+        this.waitForVp(vp, 'prepared', timeoutMs, () => {
+          this.prestarted.set(vp, this.spawnVp(vp, { kind: 'ap', rip: 0 }, undefined, true));
+        }).then((outcome) => {
+          if (outcome !== 'prepared') throw new HvError('HV_ERR_CONTINUE', `VP ${vp}'s thread did not start: it ${describeExit(outcome)}`);
+        }),
+      ),
+    );
   }
 
   private spawnVp(vp: number, entry: VpEntry, rewind: VpCapture | undefined, prestart: boolean): Worker {
     const data: VpThreadData = {
-      module: this.image!.module, memory: this.mem.memory, control: this.ctl.sab, vp, entry, spinIterations: this.waitPolicy.spinIterations,
-      maxSpinIterations: this.waitPolicy.maxSpinIterations, preemptBudget: this.preemptBudget, cpuBudget: this.cpu.sab, ...(rewind ? { rewind } : {}), ...(prestart ? { prestart } : {}),
+      module: this.image!.module,
+      memory: this.mem.memory,
+      control: this.ctl.sab,
+      vp,
+      entry,
+      spinIterations: this.waitPolicy.spinIterations,
+      maxSpinIterations: this.waitPolicy.maxSpinIterations,
+      preemptBudget: this.preemptBudget,
+      cpuBudget: this.cpu.sab,
+      ...(rewind ? { rewind } : {}),
+      ...(prestart ? { prestart } : {}),
     };
     this.workerUrl ??= vpWorkerUrl();
     const worker = new Worker(this.workerUrl, { workerData: data, name: `${this.name}/vp${vp}` });
@@ -435,7 +472,8 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
    */
   async captureVps(timeoutMs = 5000): Promise<VpExecution[]> {
     if (this.state !== 'active') throw new HvError('HV_ERR_PARTITION_STATE', `cannot capture the VPs of a partition in state ${this.state}`);
-    if (!this.capturable) throw new HvError('HV_ERR_NOT_CAPTURABLE', 'the guest image was prepared without capturable stacks (TSVISOR_REWRITE), so its VPs cannot be captured');
+    if (!this.capturable)
+      throw new HvError('HV_ERR_NOT_CAPTURABLE', 'the guest image was prepared without capturable stacks (TSVISOR_REWRITE), so its VPs cannot be captured');
     if (Atomics.load(this.ctl.i32, P_REQUESTED_STATE >> 2) !== RequestedState.Pause || this.unparkedVps().length > 0) {
       throw new HvError('HV_ERR_PARTITION_STATE', 'the VPs are captured from a paused partition: pause it first');
     }
@@ -501,11 +539,26 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
         this.off('vp-exit', onExit);
         if (what !== 'vp-exit') this.off(what, onRewound);
       };
-      const onExit = (e: VpExitEvent) => { if (e.vp === vp) { done(); resolve(e.exit); } };
-      const onRewound = (e: { vp: number }) => { if (e.vp === vp) { done(); resolve(what as 'rewound' | 'prepared'); } };
+      const onExit = (e: VpExitEvent) => {
+        if (e.vp === vp) {
+          done();
+          resolve(e.exit);
+        }
+      };
+      const onRewound = (e: { vp: number }) => {
+        if (e.vp === vp) {
+          done();
+          resolve(what as 'rewound' | 'prepared');
+        }
+      };
       const timer = setTimeout(() => {
         done();
-        reject(new HvError('HV_ERR_CAPTURE', `VP ${vp} did not ${what === 'rewound' ? 'continue' : what === 'prepared' ? 'start its thread' : 'capture its state'} within ${timeoutMs} ms`));
+        reject(
+          new HvError(
+            'HV_ERR_CAPTURE',
+            `VP ${vp} did not ${what === 'rewound' ? 'continue' : what === 'prepared' ? 'start its thread' : 'capture its state'} within ${timeoutMs} ms`,
+          ),
+        );
       }, timeoutMs);
       this.on('vp-exit', onExit);
       if (what !== 'vp-exit') this.on(what, onRewound);
@@ -529,9 +582,13 @@ export class Partition extends EventEmitter implements ChildPartitionAccess {
 
 function describeExit(e: VpExitReason): string {
   switch (e.reason) {
-    case 'returned': return `returned ${e.value}`;
-    case 'fault': return `faulted (${e.kind}): ${e.message}`;
-    case 'captured': return 'was captured';
-    default: return e.reason;
+    case 'returned':
+      return `returned ${e.value}`;
+    case 'fault':
+      return `faulted (${e.kind}): ${e.message}`;
+    case 'captured':
+      return 'was captured';
+    default:
+      return e.reason;
   }
 }

@@ -10,10 +10,33 @@ import { HvStatus } from '../abi/hv-status.ts';
 import { HV_MESSAGE_MAX_PAYLOAD, HV_MESSAGE_SIZE, HV_PORT_ID_MASK, HV_PORT_MESSAGE_BUFFER_COUNT, HvPortType } from '../abi/hv-hypercall.ts';
 import type { GuestMemory } from './guest-memory.ts';
 import {
-  CONN_ENTRY, CONN_ID, CONN_OWNER, CONN_PORT, CONNECTIONS_OFFSET, MAX_CONNECTIONS, MAX_PORTS, MAX_ROOT_MESSAGE_PORTS,
-  Owner, P_DOORBELL, P_PORT_LOCK, P_ROOT_EVENT_FLAGS, P_ROOT_EVENT_SUMMARY, PORT_BASE_FLAG, PORT_ENTRY, PORT_FLAG_COUNT,
-  PORT_ID, PORT_IN_FLIGHT, PORT_OWNER, PORT_TARGET_SINT, PORT_TARGET_VP, PORT_TYPE, PORTS_OFFSET, type PartitionControl,
-  ROOT_QUEUE_BYTES, ROOT_QUEUE_HEADS, ROOT_QUEUES,
+  CONN_ENTRY,
+  CONN_ID,
+  CONN_OWNER,
+  CONN_PORT,
+  CONNECTIONS_OFFSET,
+  MAX_CONNECTIONS,
+  MAX_PORTS,
+  MAX_ROOT_MESSAGE_PORTS,
+  Owner,
+  P_DOORBELL,
+  P_PORT_LOCK,
+  P_ROOT_EVENT_FLAGS,
+  P_ROOT_EVENT_SUMMARY,
+  PORT_BASE_FLAG,
+  PORT_ENTRY,
+  PORT_FLAG_COUNT,
+  PORT_ID,
+  PORT_IN_FLIGHT,
+  PORT_OWNER,
+  PORT_TARGET_SINT,
+  PORT_TARGET_VP,
+  PORT_TYPE,
+  PORTS_OFFSET,
+  type PartitionControl,
+  ROOT_QUEUE_BYTES,
+  ROOT_QUEUE_HEADS,
+  ROOT_QUEUES,
 } from './partition-control.ts';
 import { postToSint, signalSintEvent } from './synic/synic-delivery.ts';
 
@@ -30,7 +53,10 @@ export interface PortInfo {
 }
 
 export class PortTable {
-  constructor(private readonly ctl: PartitionControl, private readonly mem: GuestMemory) {}
+  constructor(
+    private readonly ctl: PartitionControl,
+    private readonly mem: GuestMemory,
+  ) {}
 
   private portField(index: number, field: number): number {
     return Atomics.load(this.ctl.i32, (PORTS_OFFSET + index * PORT_ENTRY + field) >> 2);
@@ -46,7 +72,8 @@ export class PortTable {
   private findConnection(owner: OwnerValue, connectionId: number): number {
     for (let i = 0; i < MAX_CONNECTIONS; i++) {
       const e = CONNECTIONS_OFFSET + i * CONN_ENTRY;
-      if (this.ctl.i32[(e + CONN_PORT) >> 2] !== 0 && this.ctl.i32[(e + CONN_OWNER) >> 2] === owner && this.ctl.i32[(e + CONN_ID) >> 2] === connectionId) return i;
+      if (this.ctl.i32[(e + CONN_PORT) >> 2] !== 0 && this.ctl.i32[(e + CONN_OWNER) >> 2] === owner && this.ctl.i32[(e + CONN_ID) >> 2] === connectionId)
+        return i;
     }
     return -1;
   }
@@ -60,7 +87,8 @@ export class PortTable {
       if (!Number.isInteger(info.targetSint) || info.targetSint! < 0 || info.targetSint! > 15) return HvStatus.InvalidParameter;
     }
     if (info.type === HvPortType.Event) {
-      const base = info.baseFlag ?? 0, count = info.flagCount ?? 0;
+      const base = info.baseFlag ?? 0,
+        count = info.flagCount ?? 0;
       if (base < 0 || count < 1 || base + count > 2048) return HvStatus.InvalidParameter;
     }
     this.ctl.lock(P_PORT_LOCK);
@@ -182,7 +210,8 @@ export class PortTable {
     const h = (ROOT_QUEUE_HEADS + queue * 8) >> 2;
     this.ctl.lock(P_PORT_LOCK);
     try {
-      const head = this.ctl.i32[h], tail = this.ctl.i32[h + 1];
+      const head = this.ctl.i32[h],
+        tail = this.ctl.i32[h + 1];
       if (tail - head >= HV_PORT_MESSAGE_BUFFER_COUNT) return HvStatus.InsufficientBuffers;
       this.ctl.u8.set(message, ROOT_QUEUES + queue * ROOT_QUEUE_BYTES + (tail % HV_PORT_MESSAGE_BUFFER_COUNT) * HV_MESSAGE_SIZE);
       Atomics.store(this.ctl.i32, h + 1, tail + 1);

@@ -9,8 +9,20 @@ import type { GuestMemory } from './guest-memory.ts';
 import { InterceptKind, InterceptResult, MailboxState } from './intercept-mailbox.ts';
 import { SpinBudget, waitForChange, WaitCounters, type WaitPolicy } from './adaptive-wait.ts';
 import {
-  MB_COUNT, MB_GPA, MB_KIND, MB_OUT, MB_PORT, MB_RESULT, MB_SIZE, MB_STATE, MB_VALUE_HI, MB_VALUE_LO,
-  P_DOORBELL, type PartitionControl, VP_MAILBOX, vpBase,
+  MB_COUNT,
+  MB_GPA,
+  MB_KIND,
+  MB_OUT,
+  MB_PORT,
+  MB_RESULT,
+  MB_SIZE,
+  MB_STATE,
+  MB_VALUE_HI,
+  MB_VALUE_LO,
+  P_DOORBELL,
+  type PartitionControl,
+  VP_MAILBOX,
+  vpBase,
 } from './partition-control.ts';
 import type { PortTable } from './ports.ts';
 
@@ -50,7 +62,11 @@ export class RootInbox {
     return this.budget;
   }
 
-  constructor(private readonly ctl: PartitionControl, private readonly mem: GuestMemory, private readonly ports: PortTable) {}
+  constructor(
+    private readonly ctl: PartitionControl,
+    private readonly mem: GuestMemory,
+    private readonly ports: PortTable,
+  ) {}
 
   /**
    * Serves the root-owned message port `portId`. While `accepting()` is false its messages stay
@@ -95,7 +111,8 @@ export class RootInbox {
    */
   serveBlocking(policy: WaitPolicy, running: () => boolean, maxSleepMs = 50, idle?: () => void): void {
     const b = this.budget;
-    const budget = b && b.min === policy.spinIterations && b.max === Math.max(b.min, policy.maxSpinIterations ?? 0) ? b : (this.budget = new SpinBudget(policy));
+    const budget =
+      b && b.min === policy.spinIterations && b.max === Math.max(b.min, policy.maxSpinIterations ?? 0) ? b : (this.budget = new SpinBudget(policy));
     while (running()) {
       this.lastDoorbell = Atomics.load(this.ctl.i32, P_DOORBELL >> 2);
       if (this.pump() > 0) continue;
@@ -156,7 +173,10 @@ export class RootInbox {
           case InterceptKind.IoReadString:
           case InterceptKind.IoWriteString: {
             const bytes = count * size;
-            if (!this.mem.contains(gpa, bytes)) { result = InterceptResult.Fault; break; }
+            if (!this.mem.contains(gpa, bytes)) {
+              result = InterceptResult.Fault;
+              break;
+            }
             const view = this.mem.u8.subarray(gpa, gpa + bytes);
             if (kind === InterceptKind.IoReadString) h.ioReadString(vp, port, size, view, count);
             else h.ioWriteString(vp, port, size, view, count);
@@ -174,7 +194,10 @@ export class RootInbox {
           case InterceptKind.MsrRead: {
             const v = h.msrRead?.(vp, port) ?? null;
             if (v === null) result = InterceptResult.Unhandled;
-            else { i32[out] = Number(v & 0xffffffffn) | 0; i32[out + 1] = Number((v >> 32n) & 0xffffffffn) | 0; }
+            else {
+              i32[out] = Number(v & 0xffffffffn) | 0;
+              i32[out + 1] = Number((v >> 32n) & 0xffffffffn) | 0;
+            }
             break;
           }
           case InterceptKind.MsrWrite:

@@ -16,13 +16,25 @@ export const GUEST_HEAP_LIMIT = 4 * 1024 * 1024;
 
 export function guestBuildFlags(): string[] {
   return [
-    '--importMemory', '--sharedMemory', '--zeroFilledMemory', '--enable', 'threads',
-    '--maximumMemory', '65536', '--memoryBase', String(IMAGE_BASE),
-    '--runtime', './child-sdk/runtime/runtime',
-    '--use', `GUEST_HEAP_LIMIT=${GUEST_HEAP_LIMIT}`,
-    '--use', 'abort=child-sdk/runtime/panic/guestAbort',
-    '--exportStart', '_start',
-    '-O3', '--debug',
+    '--importMemory',
+    '--sharedMemory',
+    '--zeroFilledMemory',
+    '--enable',
+    'threads',
+    '--maximumMemory',
+    '65536',
+    '--memoryBase',
+    String(IMAGE_BASE),
+    '--runtime',
+    './child-sdk/runtime/runtime',
+    '--use',
+    `GUEST_HEAP_LIMIT=${GUEST_HEAP_LIMIT}`,
+    '--use',
+    'abort=child-sdk/runtime/panic/guestAbort',
+    '--exportStart',
+    '_start',
+    '-O3',
+    '--debug',
   ];
 }
 
@@ -37,7 +49,9 @@ function sources(dir: string, acc: string[] = []): string[] {
 
 export function listGuests(): string[] {
   const dir = join(ROOT, 'child-sdk', 'guests');
-  return readdirSync(dir).filter((n) => existsSync(join(dir, n, 'main.ts'))).sort();
+  return readdirSync(dir)
+    .filter((n) => existsSync(join(dir, n, 'main.ts')))
+    .sort();
 }
 
 function cacheKey(): string {
@@ -54,7 +68,8 @@ function cacheKey(): string {
 export async function buildGuests(names: string[] = listGuests(), force = false): Promise<{ built: string[]; cached: string[] }> {
   mkdirSync(OUT, { recursive: true });
   const key = cacheKey();
-  const built: string[] = [], cached: string[] = [];
+  const built: string[] = [],
+    cached: string[] = [];
   for (const name of names) {
     const wasm = join(OUT, `${name}.wasm`);
     const stamp = join(OUT, `${name}.key`);

@@ -16,7 +16,9 @@ const CLI_BUNDLE = join(ROOT, 'build', 'host', 'cli.mjs');
 export function buildMan(): boolean {
   try {
     if (statSync(MAN_PAGE).mtimeMs > statSync(CLI_BUNDLE).mtimeMs) return false;
-  } catch { /* not built yet */ }
+  } catch {
+    /* not built yet */
+  }
   mkdirSync(join(ROOT, 'build', 'man'), { recursive: true });
   execFileSync(process.execPath, [CLI_BUNDLE, 'man', '--output', MAN_PAGE], { stdio: ['ignore', 'ignore', 'inherit'] });
   return true;

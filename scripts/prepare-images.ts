@@ -16,7 +16,9 @@ import { buildRewriteBundle, REWRITE_BUNDLE } from '../hypervisor/rewrite/rewrit
 const dir = join(import.meta.dirname, '..', 'build', 'guests');
 if (!freshBundlePath(REWRITE_BUNDLE)) buildRewriteBundle();
 const pending: { name: string; key: string; stripped: Uint8Array }[] = [];
-for (const f of readdirSync(dir).filter((n) => n.endsWith('.wasm')).sort()) {
+for (const f of readdirSync(dir)
+  .filter((n) => n.endsWith('.wasm'))
+  .sort()) {
   const { stripped } = parseGuestImage(readFileSync(join(dir, f)));
   const key = cacheKey(stripped, DEFAULT_REWRITE);
   if (!readCached(key)) pending.push({ name: f.replace(/\.wasm$/, ''), key, stripped });

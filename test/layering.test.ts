@@ -32,7 +32,11 @@ export function importViolations(): string[] {
   const bad: string[] = [];
   for (const layer of Object.keys(ALLOWED)) {
     let list: string[];
-    try { list = files(join(ROOT, layer)); } catch { continue; }
+    try {
+      list = files(join(ROOT, layer));
+    } catch {
+      continue;
+    }
     for (const file of list) {
       const src = readFileSync(file, 'utf8');
       for (const m of src.matchAll(/(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]|import\s+['"]([^'"]+)['"]/g)) {

@@ -34,28 +34,38 @@ export function headline(report: IoBenchReport): Headline | null {
   const speedups: PathSpeedup[] = [...byPath.values()].map((rs) => {
     const x = rs.map((r) => r.syntheticSpeedup!);
     return {
-      path: rs[0]!.path, pathLabel: rs[0]!.pathLabel,
-      min: Math.min(...x), max: Math.max(...x), geomean: Math.exp(x.reduce((a, v) => a + Math.log(v), 0) / x.length),
+      path: rs[0]!.path,
+      pathLabel: rs[0]!.pathLabel,
+      min: Math.min(...x),
+      max: Math.max(...x),
+      geomean: Math.exp(x.reduce((a, v) => a + Math.log(v), 0) / x.length),
       lostOn: rs.filter((r) => r.syntheticSpeedup! < 1).map((r) => r.workloadLabel),
     };
   });
   const syn = (w: string) => rows.find((r) => r.workload === w && r.path === 'storvsc');
   const seq = syn('seq-read-1m');
-  const first = `Synthetic SCSI over VMBus (storvsc) was ${speedups.map((s) => `${range(s)} as fast as ${s.pathLabel}`).join(', ')} on the same VM and disk`
-    + (seq ? `; it read 1 MiB blocks at ${fmt(seq.mbPerS)} MB/s, ${(100 * seq.limit.fraction).toFixed(0)}% of the backend alone.` : '.');
+  const first =
+    `Synthetic SCSI over VMBus (storvsc) was ${speedups.map((s) => `${range(s)} as fast as ${s.pathLabel}`).join(', ')} on the same VM and disk` +
+    (seq ? `; it read 1 MiB blocks at ${fmt(seq.mbPerS)} MB/s, ${(100 * seq.limit.fraction).toFixed(0)}% of the backend alone.` : '.');
 
-  const small = (p: string) => rows.find((r) => r.workload === 'rand-read-4k-qd1' && r.path === p) ?? rows.find((r) => r.workload === 'seq-read-4k' && r.path === p);
+  const small = (p: string) =>
+    rows.find((r) => r.workload === 'rand-read-4k-qd1' && r.path === p) ?? rows.find((r) => r.workload === 'seq-read-4k' && r.path === p);
   const synSmall = small('storvsc');
   const exitUs = report.limits.exit.adaptiveUsPerExit;
-  const costs = speedups.map((s) => small(s.path)).filter((r): r is IoRow => Boolean(r)).map((r) => `${fmt(r.perIo.exits)} with ${r.pathLabel}`);
+  const costs = speedups
+    .map((s) => small(s.path))
+    .filter((r): r is IoRow => Boolean(r))
+    .map((r) => `${fmt(r.perIo.exits)} with ${r.pathLabel}`);
   let second = `An emulated 4 KiB read traps once per register access (${costs.join(', ')}; ≈ ${fmt(exitUs, 3)} µs per exit round trip here)`;
   second += synSmall
     ? `, while storvsc's costs ${fmt(synSmall.perIo.exits)} exits and ${fmt(synSmall.perIo.signalsToHost, 2)} signals and its data lands in guest memory by one pread`
     : ', while storvsc moves its data into guest memory by one pread per request';
-  const losses = emulated.filter((r) => r.syntheticSpeedup! < 1).map((r) => {
-    const mine = syn(r.workload);
-    return `${r.pathLabel} on ${r.workloadLabel}: mean ${fmt(r.latencyUs.mean)} µs per I/O against ${fmt(mine?.latencyUs.mean ?? 0)} µs, with storvsc's ${fmt(mine?.perIo.halts ?? 0, 2)} halts and ${fmt(mine?.perIo.deviceThreadSleeps ?? 0, 2)} device-thread sleeps per I/O`;
-  });
+  const losses = emulated
+    .filter((r) => r.syntheticSpeedup! < 1)
+    .map((r) => {
+      const mine = syn(r.workload);
+      return `${r.pathLabel} on ${r.workloadLabel}: mean ${fmt(r.latencyUs.mean)} µs per I/O against ${fmt(mine?.latencyUs.mean ?? 0)} µs, with storvsc's ${fmt(mine?.perIo.halts ?? 0, 2)} halts and ${fmt(mine?.perIo.deviceThreadSleeps ?? 0, 2)} device-thread sleeps per I/O`;
+    });
   second += losses.length
     ? `. Where an emulated mode won, its few exits cost less than storvsc's signal and the wake-ups behind it (${losses.join('; ')}).`
     : '.';

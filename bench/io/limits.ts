@@ -73,8 +73,12 @@ export function measureBackend(file: string, scratchFile: string, phase: Phase, 
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     return {
-      workload: w.id, ios: lbas.length, seconds,
-      mbPerS: (lbas.length * w.bytes) / seconds / 1e6, iops: lbas.length / seconds, usPerIo: (seconds * 1e6) / lbas.length,
+      workload: w.id,
+      ios: lbas.length,
+      seconds,
+      mbPerS: (lbas.length * w.bytes) / seconds / 1e6,
+      iops: lbas.length / seconds,
+      usPerIo: (seconds * 1e6) / lbas.length,
       cpuUsPerIo: (cpu.user + cpu.system) / lbas.length,
     };
   } finally {

@@ -32,7 +32,8 @@ export interface Workload {
   depth: number;
 }
 
-const KiB = 1024, MiB = 1 << 20;
+const KiB = 1024,
+  MiB = 1 << 20;
 export const WORKLOADS: readonly Workload[] = [
   { id: 'seq-read-4k', label: 'sequential read 4 KiB', write: false, random: false, bytes: 4 * KiB, depth: 1 },
   { id: 'seq-read-64k', label: 'sequential read 64 KiB', write: false, random: false, bytes: 64 * KiB, depth: 1 },
@@ -88,7 +89,15 @@ export function buildPhases(quick: boolean, rounds = 1): Phase[] {
   const phases: Phase[] = [];
   const warm = WORKLOADS[0]!;
   for (const path of PATHS) {
-    phases.push({ index: phases.length, path, workload: warm, depth: 1, count: Math.max(4, Math.round(count(path.id, warm, quick) / 8)), warmup: true, round: 0 });
+    phases.push({
+      index: phases.length,
+      path,
+      workload: warm,
+      depth: 1,
+      count: Math.max(4, Math.round(count(path.id, warm, quick) / 8)),
+      warmup: true,
+      round: 0,
+    });
   }
   for (const write of [false, true]) {
     for (let round = 0; round < rounds; round++) {
@@ -168,7 +177,8 @@ const ATA_MAX_SECTORS = 256;
  *  its size. Interrupts: one per DRQ block (PIO), one per command (DMA).
  */
 export function ataExpected(path: PathId, write: boolean, sectors: number, multiple: number): { exits: number; interrupts: number } {
-  let exits = 0, interrupts = 0;
+  let exits = 0,
+    interrupts = 0;
   for (let left = sectors; left > 0; left -= ATA_MAX_SECTORS) {
     const s = Math.min(left, ATA_MAX_SECTORS);
     if (path === 'dma') {

@@ -84,7 +84,14 @@ function deviceDelta(a: PostCodeSnapshot, b: PostCodeSnapshot, pick: (s: PostCod
   return pick(b) - pick(a);
 }
 
-export function buildRows(vm: VmRunResult, content: Uint8Array, scsiFinal: Uint8Array, ideFinal: Uint8Array, backends: BackendLimit[], exits: ExitLimit): IoRow[] {
+export function buildRows(
+  vm: VmRunResult,
+  content: Uint8Array,
+  scsiFinal: Uint8Array,
+  ideFinal: Uint8Array,
+  backends: BackendLimit[],
+  exits: ExitLimit,
+): IoRow[] {
   const capacity = content.length / 512;
   const multiple = vm.values.ata_multiple ?? 1;
   const measured = vm.phases.filter((m) => !m.phase.warmup);
@@ -103,7 +110,7 @@ export function buildRows(vm: VmRunResult, content: Uint8Array, scsiFinal: Uint8
     const sectors = phase.workload.bytes / 512;
     const seconds = (m.t1 - m.t0) / 1e7;
     const lat = Float64Array.from(m.latencies, (v) => v / 10).sort();
-    const cpu = (m.end.cpu.user + m.end.cpu.system) - (m.begin.cpu.user + m.begin.cpu.system);
+    const cpu = m.end.cpu.user + m.end.cpu.system - (m.begin.cpu.user + m.begin.cpu.system);
     const expected = phase.path.kind === 'emulated' ? ataExpected(phase.path.id, phase.workload.write, sectors, multiple) : null;
     const backend = backends.find((b) => b.workload === phase.workload.id);
     const mbPerS = (m.done * phase.workload.bytes) / seconds / 1e6;
@@ -130,13 +137,33 @@ export function buildRows(vm: VmRunResult, content: Uint8Array, scsiFinal: Uint8
       storvspSignalUs: deviceDelta(m.begin, m.end, (s) => s.device.storvsp[0]?.signalUs ?? 0) / n,
     };
     return {
-      workload: phase.workload.id, workloadLabel: phase.workload.label, path: phase.path.id, pathLabel: phase.path.label,
-      kind: phase.path.kind, bytesPerIo: phase.workload.bytes, depth: phase.depth, ios: m.done, errors: m.errors, seconds,
-      round: phase.round, mbPerSRounds: all.map(mbPerSOf), mbPerS, iops: m.done / seconds,
-      latencyUs: { p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), mean: lat.reduce((a, b) => a + b, 0) / Math.max(1, lat.length), max: lat[lat.length - 1] ?? 0 },
+      workload: phase.workload.id,
+      workloadLabel: phase.workload.label,
+      path: phase.path.id,
+      pathLabel: phase.path.label,
+      kind: phase.path.kind,
+      bytesPerIo: phase.workload.bytes,
+      depth: phase.depth,
+      ios: m.done,
+      errors: m.errors,
+      seconds,
+      round: phase.round,
+      mbPerSRounds: all.map(mbPerSOf),
+      mbPerS,
+      iops: m.done / seconds,
+      latencyUs: {
+        p50: percentile(lat, 0.5),
+        p99: percentile(lat, 0.99),
+        mean: lat.reduce((a, b) => a + b, 0) / Math.max(1, lat.length),
+        max: lat[lat.length - 1] ?? 0,
+      },
       perIo,
       // Every round's data is checked, not only the reported one.
-      checksum: { guest: checks.map((c) => c.guest).reduce((a, b) => (a + b) >>> 0, 0), host: checks.map((c) => c.host).reduce((a, b) => (a + b) >>> 0, 0), ok: checks.every((c) => c.ok) },
+      checksum: {
+        guest: checks.map((c) => c.guest).reduce((a, b) => (a + b) >>> 0, 0),
+        host: checks.map((c) => c.host).reduce((a, b) => (a + b) >>> 0, 0),
+        ok: checks.every((c) => c.ok),
+      },
       syntheticSpeedup: null,
       limit: { name: 'backend alone', mbPerS: backend?.mbPerS ?? 0, fraction: backend ? mbPerS / backend.mbPerS : 0 },
       exitBoundUs: expected ? expected.exits * exits.adaptiveUsPerExit + (backend?.usPerIo ?? 0) : null,
@@ -165,7 +192,11 @@ export function checkPhase(m: PhaseMeasurement, data: Uint8Array, capacity: numb
 }
 
 /** The whole file against what it must hold: the original content with every written sector replaced. */
-export function checkWholeDisk(file: string, content: Uint8Array, writes: readonly Phase[]): { file: string; sectors: number; written: number; mismatched: number } {
+export function checkWholeDisk(
+  file: string,
+  content: Uint8Array,
+  writes: readonly Phase[],
+): { file: string; sectors: number; written: number; mismatched: number } {
   const expected = content.slice();
   const written = new Set<number>();
   for (const p of writes) {
@@ -193,15 +224,33 @@ export function evaluateTargets(rows: IoRow[], backends: BackendLimit[], exits: 
   const out: Target[] = [];
   const seq = row('seq-read-1m', 'storvsc');
   const be = backends.find((b) => b.workload === 'seq-read-1m');
-  if (seq && be) out.push({ name: 'synthetic 1 MiB sequential read vs backend alone', goal: '≥ 60%', measured: `${(100 * seq.mbPerS / be.mbPerS).toFixed(0)}% (${seq.mbPerS.toFixed(0)} of ${be.mbPerS.toFixed(0)} MB/s)`, met: seq.mbPerS >= 0.6 * be.mbPerS });
+  if (seq && be)
+    out.push({
+      name: 'synthetic 1 MiB sequential read vs backend alone',
+      goal: '≥ 60%',
+      measured: `${((100 * seq.mbPerS) / be.mbPerS).toFixed(0)}% (${seq.mbPerS.toFixed(0)} of ${be.mbPerS.toFixed(0)} MB/s)`,
+      met: seq.mbPerS >= 0.6 * be.mbPerS,
+    });
   const q32 = row('rand-read-4k-qd32', 'storvsc');
   if (q32) {
-    out.push({ name: 'synthetic 4 KiB random read QD32, IOPS', goal: '≥ 100 000', measured: Math.round(q32.iops).toLocaleString('en-US'), met: q32.iops >= 100_000 });
-    out.push({ name: 'synthetic 4 KiB random read QD32, guest→host signals per I/O', goal: '≤ 0.1', measured: q32.perIo.signalsToHost.toFixed(3), met: q32.perIo.signalsToHost <= 0.1 });
+    out.push({
+      name: 'synthetic 4 KiB random read QD32, IOPS',
+      goal: '≥ 100 000',
+      measured: Math.round(q32.iops).toLocaleString('en-US'),
+      met: q32.iops >= 100_000,
+    });
+    out.push({
+      name: 'synthetic 4 KiB random read QD32, guest→host signals per I/O',
+      goal: '≤ 0.1',
+      measured: q32.perIo.signalsToHost.toFixed(3),
+      met: q32.perIo.signalsToHost <= 0.1,
+    });
   }
   out.push({
-    name: 'emulated exit round trip, adaptive wait (median of rounds)', goal: '≤ 2 µs when a core is free',
-    measured: `${exits.adaptiveUsPerExit.toFixed(2)} µs${coreFree ? ' (a core was free)' : ' (no core was free before the run: see machine.idleCoresStart)'}`, met: exits.adaptiveUsPerExit <= 2,
+    name: 'emulated exit round trip, adaptive wait (median of rounds)',
+    goal: '≤ 2 µs when a core is free',
+    measured: `${exits.adaptiveUsPerExit.toFixed(2)} µs${coreFree ? ' (a core was free)' : ' (no core was free before the run: see machine.idleCoresStart)'}`,
+    met: exits.adaptiveUsPerExit <= 2,
   });
   // Exact, not within a tolerance: the counters are deltas between the two POST markers that
   // bracket a phase, the closing marker's own exit is subtracted (buildRows), and nothing else
@@ -209,10 +258,17 @@ export function evaluateTargets(rows: IoRow[], backends: BackendLimit[], exits: 
   // is a failure too: a target that nothing measured is not met.
   const emulated = rows.filter((x) => x.kind === 'emulated');
   const off = emulated.filter((r) => r.perIo.exits !== r.perIo.exitsExpected || r.perIo.interrupts !== r.perIo.interruptsExpected);
-  const show = (r: IoRow) => `${r.path} ${r.workload} ${r.perIo.exits} exits vs ${r.perIo.exitsExpected}, ${r.perIo.interrupts} irq vs ${r.perIo.interruptsExpected}`;
+  const show = (r: IoRow) =>
+    `${r.path} ${r.workload} ${r.perIo.exits} exits vs ${r.perIo.exitsExpected}, ${r.perIo.interrupts} irq vs ${r.perIo.interruptsExpected}`;
   out.push({
-    name: 'emulated exits and interrupts per I/O equal what the protocol implies (every ATA row)', goal: 'measured = protocol count, exactly',
-    measured: emulated.length === 0 ? 'no ATA rows measured' : off.length === 0 ? `${emulated.length}/${emulated.length} rows equal` : `${emulated.length - off.length}/${emulated.length} rows equal; differ: ${off.map(show).join('; ')}`,
+    name: 'emulated exits and interrupts per I/O equal what the protocol implies (every ATA row)',
+    goal: 'measured = protocol count, exactly',
+    measured:
+      emulated.length === 0
+        ? 'no ATA rows measured'
+        : off.length === 0
+          ? `${emulated.length}/${emulated.length} rows equal`
+          : `${emulated.length - off.length}/${emulated.length} rows equal; differ: ${off.map(show).join('; ')}`,
     met: emulated.length > 0 && off.length === 0,
   });
   return out;

@@ -25,7 +25,12 @@ export interface VhdxRowsResult {
 }
 
 export async function measureVhdxRows(
-  dir: string, content: Uint8Array, phases: Phase[], ideFile: string, backend: BackendLimit[], exit: ExitLimit,
+  dir: string,
+  content: Uint8Array,
+  phases: Phase[],
+  ideFile: string,
+  backend: BackendLimit[],
+  exit: ExitLimit,
   vm: Omit<VmRunOptions, 'ideFile' | 'scsiFile' | 'phases'>,
 ): Promise<VhdxRowsResult> {
   const file = path.join(dir, 'scsi.vhdx');

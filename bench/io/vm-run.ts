@@ -104,19 +104,30 @@ export async function runVm(opts: VmRunOptions): Promise<VmRunResult> {
     if (values.phases_done !== opts.phases.length) {
       throw new Error(`the bench-io guest stopped early (${JSON.stringify(exit)}); console:\n${out}\n${logs.join('\n')}`);
     }
-    const records = values.records_gpa!, lat = values.latencies_gpa!;
+    const records = values.records_gpa!,
+      lat = values.latencies_gpa!;
     let latIndex = 0;
     const phases = opts.phases.map((phase): PhaseMeasurement => {
       const r = records + phase.index * RECORD_BYTES;
       const u64 = (o: number) => Number(p.mem.readU64(r + o));
-      const begin = snapshots.get(POST_PHASE_BEGIN + phase.index), end = snapshots.get(POST_PHASE_END + phase.index);
+      const begin = snapshots.get(POST_PHASE_BEGIN + phase.index),
+        end = snapshots.get(POST_PHASE_END + phase.index);
       if (!begin || !end) throw new Error(`phase ${phase.index}: POST markers missing`);
       const latencies = new Uint32Array(phase.count);
       latencies.set(new Uint32Array(p.mem.view(lat + latIndex * 4, phase.count * 4).slice().buffer));
       latIndex += phase.count;
       return { phase, t0: u64(0), t1: u64(8), done: u64(16), errors: u64(24), checksum: u64(32) >>> 0, maxInFlight: u64(48), latencies, begin, end };
     });
-    return { phases, values, console: out, vpExit: exit?.reason ?? 'running', deviceThread: stats as unknown as Record<string, unknown>, spinIterations: opts.spinIterations, memoryBytes, prefault };
+    return {
+      phases,
+      values,
+      console: out,
+      vpExit: exit?.reason ?? 'running',
+      deviceThread: stats as unknown as Record<string, unknown>,
+      spinIterations: opts.spinIterations,
+      memoryBytes,
+      prefault,
+    };
   } finally {
     await dt?.stop();
     await hv.shutdown();
@@ -127,7 +138,8 @@ export async function runVm(opts: VmRunOptions): Promise<VmRunResult> {
 export function makeDisks(dir: string, bytes: number, fill: (b: Uint8Array) => void): { ideFile: string; scsiFile: string; content: Uint8Array } {
   const content = new Uint8Array(bytes);
   fill(content);
-  const ideFile = path.join(dir, 'ide.raw'), scsiFile = path.join(dir, 'scsi.raw');
+  const ideFile = path.join(dir, 'ide.raw'),
+    scsiFile = path.join(dir, 'scsi.raw');
   fs.writeFileSync(ideFile, content);
   fs.writeFileSync(scsiFile, content);
   return { ideFile, scsiFile, content };

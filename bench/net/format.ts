@@ -11,13 +11,19 @@ export function formatNetBench(r: NetBenchReport): string {
   ];
   for (const s of r.streams) {
     const p = s.perFrame;
-    lines.push(`${s.nic.padEnd(19)} ${num(s.frameBytes, 7)} ${num(s.sent, 9)} ${num(s.received, 9)} ${num(s.lost, 7)} ${num(s.framesPerSecond, 10)} ${num(s.mbitPerSecond, 8, 1)} ${num(p.senderExits, 6, 1)}/${num(p.receiverExits, 5, 1)} ${num(p.senderInterrupts, 5, 2)}/${num(p.receiverInterrupts, 4, 2)} ${num(p.signals, 8, 2)} ${num(p.clockReads, 6, 1)} ${num(p.cpuUs, 7, 1)}`);
+    lines.push(
+      `${s.nic.padEnd(19)} ${num(s.frameBytes, 7)} ${num(s.sent, 9)} ${num(s.received, 9)} ${num(s.lost, 7)} ${num(s.framesPerSecond, 10)} ${num(s.mbitPerSecond, 8, 1)} ${num(p.senderExits, 6, 1)}/${num(p.receiverExits, 5, 1)} ${num(p.senderInterrupts, 5, 2)}/${num(p.receiverInterrupts, 4, 2)} ${num(p.signals, 8, 2)} ${num(p.clockReads, 6, 1)} ${num(p.cpuUs, 7, 1)}`,
+    );
   }
   lines.push('', 'synthetic over emulated: ' + r.speedup.map((s) => `${s.syntheticOverEmulated.toFixed(1)}× at ${s.frameBytes} B`).join(', '));
   lines.push('', 'NIC                  pings  replies   p50 µs   p99 µs  mean µs  exits/round trip');
-  for (const l of r.latency) lines.push(`${l.nic.padEnd(19)} ${num(l.pings, 6)} ${num(l.replies, 8)} ${num(l.p50Us, 8)} ${num(l.p99Us, 8)} ${num(l.meanUs, 8)} ${num(l.exitsPerRoundTrip, 17, 1)}`);
+  for (const l of r.latency)
+    lines.push(
+      `${l.nic.padEnd(19)} ${num(l.pings, 6)} ${num(l.replies, 8)} ${num(l.p50Us, 8)} ${num(l.p99Us, 8)} ${num(l.meanUs, 8)} ${num(l.exitsPerRoundTrip, 17, 1)}`,
+    );
   lines.push('', 'limit: frames between two processes without a VM (same run)', 'path               frame B   frames/s   Mbit/s   dropped');
-  for (const x of r.limits) lines.push(`${x.path.padEnd(18)} ${num(x.frameBytes, 7)} ${num(x.framesPerSecond, 10)} ${num(x.mbitPerSecond, 8)} ${num(x.dropped, 9)}`);
+  for (const x of r.limits)
+    lines.push(`${x.path.padEnd(18)} ${num(x.frameBytes, 7)} ${num(x.framesPerSecond, 10)} ${num(x.mbitPerSecond, 8)} ${num(x.dropped, 9)}`);
   lines.push('', ...r.notes.map((n) => `- ${n}`));
   return lines.join('\n');
 }

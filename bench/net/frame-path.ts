@@ -35,7 +35,7 @@ function peer(args: string[]): { done: Promise<{ ns: number }>; kill: () => void
     child.on('close', (code) => {
       const line = out.trim().split('\n').at(-1);
       // A peer this bench killed once it was no longer needed ends without a line: not an error.
-      if (!line) (code === null ? resolve({ ns: -1 }) : reject(new Error(`peer ${args[1]} exited with ${code}`)));
+      if (!line) code === null ? resolve({ ns: -1 }) : reject(new Error(`peer ${args[1]} exited with ${code}`));
       else resolve(JSON.parse(line));
     });
   });
@@ -49,7 +49,10 @@ async function direct(dir: string, size: number, n: number): Promise<NetBenchRow
   let first: net.Socket | undefined;
   const server = net.createServer((s) => {
     if (!first) first = s;
-    else { first.pipe(s); s.pipe(first); }
+    else {
+      first.pipe(s);
+      s.pipe(first);
+    }
   });
   await new Promise<void>((r) => server.listen(path, () => r()));
   const rx = peer([path, 'receive', String(n), String(size), '-']);

@@ -14,11 +14,47 @@ function table(head: string[], rows: string[][]): string {
 /** The Network section: streams, speedup, latency, the same-run limit, notes. */
 export function renderNetSection(r: NetBenchReport, heading = 'h2'): string {
   const streams = table(
-    ['NIC', 'frame B', 'sent', 'received', 'lost', 'frames/s', 'Mbit/s', 'exits/frame tx', 'exits/frame rx', 'interrupts/frame tx', 'interrupts/frame rx', 'signals/frame', 'clock reads/frame', 'CPU µs/frame'],
-    r.streams.map((s) => [s.nic, String(s.frameBytes), n(s.sent), n(s.received), n(s.lost), n(s.framesPerSecond), n(s.mbitPerSecond, 1), n(s.perFrame.senderExits, 1), n(s.perFrame.receiverExits, 1), n(s.perFrame.senderInterrupts, 2), n(s.perFrame.receiverInterrupts, 2), n(s.perFrame.signals, 2), n(s.perFrame.clockReads, 1), n(s.perFrame.cpuUs, 1)]),
+    [
+      'NIC',
+      'frame B',
+      'sent',
+      'received',
+      'lost',
+      'frames/s',
+      'Mbit/s',
+      'exits/frame tx',
+      'exits/frame rx',
+      'interrupts/frame tx',
+      'interrupts/frame rx',
+      'signals/frame',
+      'clock reads/frame',
+      'CPU µs/frame',
+    ],
+    r.streams.map((s) => [
+      s.nic,
+      String(s.frameBytes),
+      n(s.sent),
+      n(s.received),
+      n(s.lost),
+      n(s.framesPerSecond),
+      n(s.mbitPerSecond, 1),
+      n(s.perFrame.senderExits, 1),
+      n(s.perFrame.receiverExits, 1),
+      n(s.perFrame.senderInterrupts, 2),
+      n(s.perFrame.receiverInterrupts, 2),
+      n(s.perFrame.signals, 2),
+      n(s.perFrame.clockReads, 1),
+      n(s.perFrame.cpuUs, 1),
+    ]),
   );
-  const latency = table(['NIC', 'pings', 'replies', 'p50 µs', 'p99 µs', 'mean µs', 'exits/round trip'], r.latency.map((l) => [l.nic, n(l.pings), n(l.replies), n(l.p50Us), n(l.p99Us), n(l.meanUs), n(l.exitsPerRoundTrip, 1)]));
-  const limits = table(['path', 'frame B', 'frames/s', 'Mbit/s', 'dropped'], r.limits.map((x) => [x.path, String(x.frameBytes), n(x.framesPerSecond), n(x.mbitPerSecond), n(x.dropped)]));
+  const latency = table(
+    ['NIC', 'pings', 'replies', 'p50 µs', 'p99 µs', 'mean µs', 'exits/round trip'],
+    r.latency.map((l) => [l.nic, n(l.pings), n(l.replies), n(l.p50Us), n(l.p99Us), n(l.meanUs), n(l.exitsPerRoundTrip, 1)]),
+  );
+  const limits = table(
+    ['path', 'frame B', 'frames/s', 'Mbit/s', 'dropped'],
+    r.limits.map((x) => [x.path, String(x.frameBytes), n(x.framesPerSecond), n(x.mbitPerSecond), n(x.dropped)]),
+  );
   return `<section><${heading}>Network: NE2000 against netvsc, two VMs on one switch</${heading}>
 <p>${r.quick ? 'Quick run' : 'Full run'} of ${n(r.seconds, 1)} s, ${esc(r.startedAt)}. Synthetic over emulated: ${esc(r.speedup.map((s) => `${n(s.syntheticOverEmulated, 1)}× at ${s.frameBytes}-byte frames`).join(', '))}.</p>
 <h3>Streams (UDP, sender → receiver)</h3>${streams}

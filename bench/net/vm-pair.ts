@@ -30,7 +30,12 @@ export function workerCpuUs(pid: number): number {
 }
 
 export class BenchVm {
-  constructor(readonly vmms: Vmms, readonly name: string, readonly mac: string, readonly ip: string) {}
+  constructor(
+    readonly vmms: Vmms,
+    readonly name: string,
+    readonly mac: string,
+    readonly ip: string,
+  ) {}
 
   /** Types a line on the console; what the guest printed before its next prompt. */
   async command(line: string, timeoutMs = 60_000): Promise<string> {
@@ -65,7 +70,13 @@ export async function startPair(vmms: Vmms, kind: NicKind, switchName: string, s
   const vms = [1, 2].map((i) => {
     const name = `net-${kind}-${i}`;
     const mac = `00:15:5d:7${kind === 'emulated' ? 1 : 2}:00:0${i}`;
-    vmms.defineVm({ name, memoryBytes: 32 << 20, imagePath: image, automaticStopAction: 'turn-off', devices: [{ kind: 'network-adapter', legacy: kind === 'emulated', switch: switchName, mac }] });
+    vmms.defineVm({
+      name,
+      memoryBytes: 32 << 20,
+      imagePath: image,
+      automaticStopAction: 'turn-off',
+      devices: [{ kind: 'network-adapter', legacy: kind === 'emulated', switch: switchName, mac }],
+    });
     return new BenchVm(vmms, name, mac, `10.9.${subnet}.${i}`);
   }) as [BenchVm, BenchVm];
   for (const vm of vms) {

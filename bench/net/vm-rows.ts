@@ -83,8 +83,13 @@ export async function measureLatency(sw: VirtualSwitch, kind: NicKind, a: BenchV
     const replies = Number(/(\d+) received/.exec(out)?.[1] ?? 0);
     const cycles = tap.cyclesUs().sort((x, y) => x - y);
     return {
-      kind, nic: NIC_NAMES[kind], pings, replies,
-      p50Us: percentile(cycles, 0.5), p99Us: percentile(cycles, 0.99), meanUs: cycles.reduce((s, v) => s + v, 0) / Math.max(1, cycles.length),
+      kind,
+      nic: NIC_NAMES[kind],
+      pings,
+      replies,
+      p50Us: percentile(cycles, 0.5),
+      p99Us: percentile(cycles, 0.99),
+      meanUs: cycles.reduce((s, v) => s + v, 0) / Math.max(1, cycles.length),
       exitsPerRoundTrip: (nonMsrExits(a0, a1) + nonMsrExits(b0, b1)) / Math.max(1, replies),
     };
   });
@@ -105,7 +110,13 @@ export async function measureStream(sw: VirtualSwitch, kind: NicKind, a: BenchVm
     const n = Math.max(1, received);
     const signals = (x0: VmSample, x1: VmSample) => delta(x0, x1, 'SignalEventCalls') + delta(x0, x1, 'EventsSignalled');
     return {
-      kind, nic: NIC_NAMES[kind], frameBytes, sent, received, lost: sent - received, seconds,
+      kind,
+      nic: NIC_NAMES[kind],
+      frameBytes,
+      sent,
+      received,
+      lost: sent - received,
+      seconds,
       framesPerSecond: received / seconds,
       mbitPerSecond: (received * (frameBytes - 14) * 8) / seconds / 1e6,
       perFrame: {

@@ -36,7 +36,10 @@ export class WireTap {
   /** Echo replies from the receiver after the last blast frame (the fence: it has taken everything before). */
   replyAfterBlastNs = 0n;
 
-  constructor(private readonly senderPort: number, private readonly receiverPort: number) {}
+  constructor(
+    private readonly senderPort: number,
+    private readonly receiverPort: number,
+  ) {}
 
   readonly observe = (from: number, frame: Uint8Array): void => {
     if (from !== this.senderPort && from !== this.receiverPort) return;

@@ -16,9 +16,19 @@
  */
 import { Session } from 'node:inspector';
 
-interface CoverageRange { startOffset: number; endOffset: number; count: number }
-interface FunctionCoverage { ranges: CoverageRange[] }
-interface ScriptCoverage { scriptId: string; url: string; functions: FunctionCoverage[] }
+interface CoverageRange {
+  startOffset: number;
+  endOffset: number;
+  count: number;
+}
+interface FunctionCoverage {
+  ranges: CoverageRange[];
+}
+interface ScriptCoverage {
+  scriptId: string;
+  url: string;
+  functions: FunctionCoverage[];
+}
 
 function bucket(count: number): number {
   if (count <= 3) return count;
@@ -52,7 +62,9 @@ export class BlockCoverage {
   }
 
   /** Blocks ever covered (any bucket). */
-  get features(): number { return this.seen.size; }
+  get features(): number {
+    return this.seen.size;
+  }
 
   /** Counters since the last call, as feature keys. Resets V8's counters. */
   take(): string[] {
@@ -61,7 +73,10 @@ export class BlockCoverage {
     for (const script of result) {
       if (!this.include(script.url)) continue;
       let id = this.scriptIds.get(script.url);
-      if (id === undefined) { id = this.scriptIds.size; this.scriptIds.set(script.url, id); }
+      if (id === undefined) {
+        id = this.scriptIds.size;
+        this.scriptIds.set(script.url, id);
+      }
       for (const fn of script.functions) {
         if (fn.ranges.length === 0 || fn.ranges[0]!.count === 0) continue;
         const blocks = this.learn(id, fn.ranges);
@@ -80,7 +95,10 @@ export class BlockCoverage {
   private learn(script: number, ranges: CoverageRange[]): { startOffset: number; endOffset: number }[] {
     const key = `${script}:${ranges[0]!.startOffset}`;
     let blocks = this.learned.get(key);
-    if (!blocks) { blocks = []; this.learned.set(key, blocks); }
+    if (!blocks) {
+      blocks = [];
+      this.learned.set(key, blocks);
+    }
     for (const r of ranges) {
       if (!blocks.some((b) => b.startOffset === r.startOffset && b.endOffset === r.endOffset)) {
         blocks.push({ startOffset: r.startOffset, endOffset: r.endOffset });
@@ -92,7 +110,11 @@ export class BlockCoverage {
   /** Records `keys`; returns how many were new. */
   merge(keys: readonly string[]): number {
     let fresh = 0;
-    for (const k of keys) if (!this.seen.has(k)) { this.seen.add(k); fresh++; }
+    for (const k of keys)
+      if (!this.seen.has(k)) {
+        this.seen.add(k);
+        fresh++;
+      }
     return fresh;
   }
 
@@ -126,7 +148,10 @@ export class BlockCoverage {
   private post(method: string, params?: object): unknown {
     let out: unknown;
     let failure: Error | null = null;
-    this.session.post(method, params ?? {}, (err, res) => { failure = err; out = res; });
+    this.session.post(method, params ?? {}, (err, res) => {
+      failure = err;
+      out = res;
+    });
     if (failure) throw failure;
     return out;
   }

@@ -66,7 +66,7 @@ export interface LoopReport {
   findings: Finding[];
 }
 
-type Outcome = { kind: 'ok' } | { kind: 'refused' } | { kind: 'bug'; error: unknown } ;
+type Outcome = { kind: 'ok' } | { kind: 'refused' } | { kind: 'bug'; error: unknown };
 
 const BATCH = 16;
 /** Entries up to this long get AFL's deterministic byte walk: every value at every position. */
@@ -98,8 +98,9 @@ function describeError(e: unknown): { summary: string; stack?: string; signature
 /** Scripts that count for coverage: the project's code, not the fuzzer, its targets, test rigs or dependencies. */
 export function projectScript(root: string, alsoInclude?: string): (url: string) => boolean {
   const base = `file://${root}/`;
-  return (url) => (alsoInclude !== undefined && url.startsWith(alsoInclude))
-    || (url.startsWith(base) && !url.includes('/node_modules/') && !url.startsWith(`${base}fuzz/`) && !url.startsWith(`${base}test/`));
+  return (url) =>
+    (alsoInclude !== undefined && url.startsWith(alsoInclude)) ||
+    (url.startsWith(base) && !url.includes('/node_modules/') && !url.startsWith(`${base}fuzz/`) && !url.startsWith(`${base}test/`));
 }
 
 export async function runFuzzLoop(target: FuzzTarget, coverage: BlockCoverage, o: LoopOptions): Promise<LoopReport> {
@@ -120,7 +121,10 @@ export async function runFuzzLoop(target: FuzzTarget, coverage: BlockCoverage, o
       if (r) await r;
       return { kind: 'ok' };
     } catch (e) {
-      if (target.isExpectedError(e)) { refusals++; return { kind: 'refused' }; }
+      if (target.isExpectedError(e)) {
+        refusals++;
+        return { kind: 'refused' };
+      }
       return { kind: 'bug', error: e };
     }
   };
@@ -143,10 +147,14 @@ export async function runFuzzLoop(target: FuzzTarget, coverage: BlockCoverage, o
     else if (o.memoryBytes && held > o.memoryBytes) {
       if (outOfMemory) return false;
       outOfMemory = true;
-      findings.push({ kind: 'memory', summary: `${(held / 2 ** 20).toFixed(0)} MiB held after this input (bound ${(o.memoryBytes / 2 ** 20).toFixed(0)} MiB)`, input, minimised: input });
+      findings.push({
+        kind: 'memory',
+        summary: `${(held / 2 ** 20).toFixed(0)} MiB held after this input (bound ${(o.memoryBytes / 2 ** 20).toFixed(0)} MiB)`,
+        input,
+        minimised: input,
+      });
       return false;
-    }
-    else if (ms > o.slowMs) {
+    } else if (ms > o.slowMs) {
       // A slow run must be slow again: on a loaded machine a pause of the thread is not the input's doing.
       const again = performance.now();
       await exec(input);
@@ -207,7 +215,10 @@ export async function runFuzzLoop(target: FuzzTarget, coverage: BlockCoverage, o
     const keys = coverage.take();
     if (!keys.some((k) => coverage.countNew([k]) > 0 && !batchSeen.has(k))) continue;
     for (const input of batch) {
-      if (!(await runChecked(input))) { coverage.take(); continue; }
+      if (!(await runChecked(input))) {
+        coverage.take();
+        continue;
+      }
       if (coverage.merge(coverage.take()) > 0) {
         corpus.push(input);
         if (input.length <= WALK_MAX_BYTES) walks.push(byteWalk(input));

@@ -12,7 +12,11 @@ const INTERESTING_32 = [0, 1, 0x7fffffff, 0x80000000, 0xffffffff, 0x1000, 0xfff,
 export class Mutator {
   private readonly dictionary: Uint8Array[];
 
-  constructor(private readonly rng: Prng, dictionary: readonly (string | Uint8Array)[], private readonly maxLength: number) {
+  constructor(
+    private readonly rng: Prng,
+    dictionary: readonly (string | Uint8Array)[],
+    private readonly maxLength: number,
+  ) {
     this.dictionary = dictionary.map((d) => (typeof d === 'string' ? new TextEncoder().encode(d) : d));
   }
 
@@ -31,45 +35,62 @@ export class Mutator {
     const at = () => r.below(b.length);
     const atOrEnd = () => r.below(b.length + 1);
     switch (r.below(b.length === 0 ? 3 : 13)) {
-      case 0: { // insert random bytes
+      case 0: {
+        // insert random bytes
         const n = 1 + r.below(r.chance(0.8) ? 4 : 64);
         b.splice(atOrEnd(), 0, ...Array.from({ length: n }, () => r.below(256)));
         return b;
       }
-      case 1: { // insert a dictionary token (or overwrite with it)
+      case 1: {
+        // insert a dictionary token (or overwrite with it)
         if (this.dictionary.length === 0) return b;
         const token = r.pick(this.dictionary);
         const p = atOrEnd();
         b.splice(p, r.chance(0.5) ? 0 : Math.min(token.length, b.length - p), ...token);
         return b;
       }
-      case 2: { // splice: the head of this input, the tail of another
+      case 2: {
+        // splice: the head of this input, the tail of another
         if (other.length === 0) return b;
         const cut = atOrEnd();
         return [...b.slice(0, cut), ...other.subarray(r.below(other.length))];
       }
-      case 3: b[at()]! ^= 1 << r.below(8); return b;
-      case 4: b[at()] = r.below(256); return b;
-      case 5: b[at()] = r.pick(INTERESTING_8); return b;
-      case 6: this.setInt(b, r.pick(INTERESTING_16), 2); return b;
-      case 7: this.setInt(b, r.pick(INTERESTING_32), 4); return b;
-      case 8: { // add or subtract a small number to a byte
+      case 3:
+        b[at()]! ^= 1 << r.below(8);
+        return b;
+      case 4:
+        b[at()] = r.below(256);
+        return b;
+      case 5:
+        b[at()] = r.pick(INTERESTING_8);
+        return b;
+      case 6:
+        this.setInt(b, r.pick(INTERESTING_16), 2);
+        return b;
+      case 7:
+        this.setInt(b, r.pick(INTERESTING_32), 4);
+        return b;
+      case 8: {
+        // add or subtract a small number to a byte
         const p = at();
         b[p] = (b[p]! + (r.below(35) - 17)) & 0xff;
         return b;
       }
-      case 9: { // erase a run
+      case 9: {
+        // erase a run
         const p = at();
         b.splice(p, 1 + r.below(Math.min(b.length - p, r.chance(0.8) ? 4 : 128)));
         return b;
       }
-      case 10: { // duplicate a run
+      case 10: {
+        // duplicate a run
         const p = at();
         const n = 1 + r.below(Math.min(b.length - p, 64));
         b.splice(atOrEnd(), 0, ...b.slice(p, p + n));
         return b;
       }
-      case 11: { // copy a run over another place
+      case 11: {
+        // copy a run over another place
         const from = at();
         const n = 1 + r.below(Math.min(b.length - from, 32));
         const to = at();
@@ -77,7 +98,8 @@ export class Mutator {
         for (let i = 0; i < run.length && to + i < b.length; i++) b[to + i] = run[i]!;
         return b;
       }
-      default: { // ASCII digit edits help text formats (numbers in WQL, XML, JSON)
+      default: {
+        // ASCII digit edits help text formats (numbers in WQL, XML, JSON)
         const p = at();
         b[p] = 0x30 + r.below(10);
         return b;

@@ -1,7 +1,9 @@
 /** Deterministic PRNG (mulberry32): a fuzz run is reproducible from its seed. */
 export class Prng {
   private a: number;
-  constructor(seed: number) { this.a = seed >>> 0; }
+  constructor(seed: number) {
+    this.a = seed >>> 0;
+  }
 
   /** A float in [0, 1). */
   next(): number {
@@ -13,9 +15,15 @@ export class Prng {
   }
 
   /** An integer in [0, n). */
-  below(n: number): number { return Math.floor(this.next() * n); }
+  below(n: number): number {
+    return Math.floor(this.next() * n);
+  }
 
-  pick<T>(items: readonly T[]): T { return items[this.below(items.length)]!; }
+  pick<T>(items: readonly T[]): T {
+    return items[this.below(items.length)]!;
+  }
 
-  chance(p: number): boolean { return this.next() < p; }
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
 }

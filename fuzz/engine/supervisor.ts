@@ -47,9 +47,21 @@ export function runSupervised(o: SupervisedOptions): Promise<SupervisedReport> {
   const inputBuffer = new SharedArrayBuffer(8 + o.maxInputBytes);
   const header = new Int32Array(inputBuffer, 0, 2);
   const params: WorkerParams = {
-    root: PROJECT_ROOT, targetModule: o.targetModule, exportName: o.exportName, timeMs: o.timeMs, maxExecs: o.maxExecs, stopOnFinding: o.stopOnFinding, seed: o.seed,
-    slowMs: o.slowMs, corpusDir: o.corpusDir, regressionsDir: o.regressionsDir, saveDir: o.saveDir, maxCorpus: o.maxCorpus,
-    coverageAlso: o.coverageAlso, memoryBytes: o.memoryMb * 2 ** 20, inputBuffer,
+    root: PROJECT_ROOT,
+    targetModule: o.targetModule,
+    exportName: o.exportName,
+    timeMs: o.timeMs,
+    maxExecs: o.maxExecs,
+    stopOnFinding: o.stopOnFinding,
+    seed: o.seed,
+    slowMs: o.slowMs,
+    corpusDir: o.corpusDir,
+    regressionsDir: o.regressionsDir,
+    saveDir: o.saveDir,
+    maxCorpus: o.maxCorpus,
+    coverageAlso: o.coverageAlso,
+    memoryBytes: o.memoryMb * 2 ** 20,
+    inputBuffer,
   };
   const worker = new Worker(new URL('./worker.mjs', import.meta.url), {
     workerData: params,
@@ -59,8 +71,20 @@ export function runSupervised(o: SupervisedOptions): Promise<SupervisedReport> {
   });
   const currentInput = () => new Uint8Array(inputBuffer, 8, Atomics.load(header, 1)).slice();
   const deathReport = (finding: Finding): SupervisedReport => ({
-    target: o.exportName, execs: Atomics.load(header, 0), execsPerSecond: 0, blocks: 0, features: 0, blocksByFile: {},
-    corpusReplayed: 0, corpusKept: [], corpusSize: 0, newInputs: 0, regressionsReplayed: 0, refusals: 0, findings: [finding], saved: 0,
+    target: o.exportName,
+    execs: Atomics.load(header, 0),
+    execsPerSecond: 0,
+    blocks: 0,
+    features: 0,
+    blocksByFile: {},
+    corpusReplayed: 0,
+    corpusKept: [],
+    corpusSize: 0,
+    newInputs: 0,
+    regressionsReplayed: 0,
+    refusals: 0,
+    findings: [finding],
+    saved: 0,
   });
 
   return new Promise<SupervisedReport>((resolveReport, reject) => {
@@ -77,7 +101,11 @@ export function runSupervised(o: SupervisedOptions): Promise<SupervisedReport> {
     const watchdog = setInterval(() => {
       const seq = Atomics.load(header, 0);
       const now = performance.now();
-      if (seq !== lastSeq) { lastSeq = seq; lastChange = now; return; }
+      if (seq !== lastSeq) {
+        lastSeq = seq;
+        lastChange = now;
+        return;
+      }
       if (seq > 0 && now - lastChange > o.hangMs) {
         const input = currentInput();
         finish(deathReport({ kind: 'hang', summary: `an input ran longer than ${o.hangMs} ms`, input, minimised: input }));

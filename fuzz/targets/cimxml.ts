@@ -18,16 +18,34 @@ const iparam = (name: string, inner: string) => `<IPARAMVALUE NAME="${name}">${i
 const imethod = (name: string, params: string) => wbemcliBody(`<IMETHODCALL NAME="${name}">${NS}${params}</IMETHODCALL>`);
 
 export const CIMXML_SEEDS = [
-  imethod('EnumerateInstances', iparam('ClassName', '<CLASSNAME NAME="Msvm_ComputerSystem"/>') + iparam('DeepInheritance', '<VALUE>TRUE</VALUE>') + iparam('LocalOnly', '<VALUE>FALSE</VALUE>')),
+  imethod(
+    'EnumerateInstances',
+    iparam('ClassName', '<CLASSNAME NAME="Msvm_ComputerSystem"/>') +
+      iparam('DeepInheritance', '<VALUE>TRUE</VALUE>') +
+      iparam('LocalOnly', '<VALUE>FALSE</VALUE>'),
+  ),
   imethod('EnumerateInstanceNames', iparam('ClassName', '<CLASSNAME NAME="Msvm_VirtualSystemSettingData"/>')),
   imethod('GetInstance', iparam('InstanceName', K) + iparam('PropertyList', '<VALUE.ARRAY><VALUE>Name</VALUE><VALUE>EnabledState</VALUE></VALUE.ARRAY>')),
   imethod('GetClass', iparam('ClassName', '<CLASSNAME NAME="Msvm_ComputerSystem"/>') + iparam('IncludeQualifiers', '<VALUE>FALSE</VALUE>')),
-  imethod('ExecQuery', iparam('QueryLanguage', '<VALUE>WQL</VALUE>') + iparam('Query', "<VALUE>SELECT Name FROM Msvm_ComputerSystem WHERE EnabledState = 2 AND ElementName LIKE 'b%'</VALUE>")),
-  imethod('Associators', iparam('ObjectName', K) + iparam('AssocClass', '<CLASSNAME NAME="Msvm_SettingsDefineState"/>') + iparam('ResultClass', '<CLASSNAME NAME="Msvm_VirtualSystemSettingData"/>')),
+  imethod(
+    'ExecQuery',
+    iparam('QueryLanguage', '<VALUE>WQL</VALUE>') +
+      iparam('Query', "<VALUE>SELECT Name FROM Msvm_ComputerSystem WHERE EnabledState = 2 AND ElementName LIKE 'b%'</VALUE>"),
+  ),
+  imethod(
+    'Associators',
+    iparam('ObjectName', K) +
+      iparam('AssocClass', '<CLASSNAME NAME="Msvm_SettingsDefineState"/>') +
+      iparam('ResultClass', '<CLASSNAME NAME="Msvm_VirtualSystemSettingData"/>'),
+  ),
   imethod('References', iparam('ObjectName', V)),
   imethod('ReferenceNames', iparam('ObjectName', K)),
-  wbemcliBody(`<METHODCALL NAME="RequestStateChange"><LOCALINSTANCEPATH>${NS}${K}</LOCALINSTANCEPATH><PARAMVALUE NAME="RequestedState" PARAMTYPE="uint16"><VALUE>2</VALUE></PARAMVALUE></METHODCALL>`),
-  wbemcliBody(`<METHODCALL NAME="DefineSystem"><LOCALINSTANCEPATH>${NS}${S}</LOCALINSTANCEPATH><PARAMVALUE NAME="SystemSettings" PARAMTYPE="string"><VALUE>&lt;INSTANCE CLASSNAME="Msvm_VirtualSystemSettingData"&gt;&lt;/INSTANCE&gt;</VALUE></PARAMVALUE><PARAMVALUE NAME="ReferenceConfiguration" PARAMTYPE="reference"><VALUE.REFERENCE><INSTANCEPATH>${NSP}${V}</INSTANCEPATH></VALUE.REFERENCE></PARAMVALUE></METHODCALL>`),
+  wbemcliBody(
+    `<METHODCALL NAME="RequestStateChange"><LOCALINSTANCEPATH>${NS}${K}</LOCALINSTANCEPATH><PARAMVALUE NAME="RequestedState" PARAMTYPE="uint16"><VALUE>2</VALUE></PARAMVALUE></METHODCALL>`,
+  ),
+  wbemcliBody(
+    `<METHODCALL NAME="DefineSystem"><LOCALINSTANCEPATH>${NS}${S}</LOCALINSTANCEPATH><PARAMVALUE NAME="SystemSettings" PARAMTYPE="string"><VALUE>&lt;INSTANCE CLASSNAME="Msvm_VirtualSystemSettingData"&gt;&lt;/INSTANCE&gt;</VALUE></PARAMVALUE><PARAMVALUE NAME="ReferenceConfiguration" PARAMTYPE="reference"><VALUE.REFERENCE><INSTANCEPATH>${NSP}${V}</INSTANCEPATH></VALUE.REFERENCE></PARAMVALUE></METHODCALL>`,
+  ),
 ];
 
 export function createTarget(): FuzzTarget {
@@ -37,11 +55,54 @@ export function createTarget(): FuzzTarget {
     description: 'CIM-XML request bodies: XML, message and parameter decoding, intrinsic and extrinsic operations',
     maxInputBytes: 16384,
     dictionary: [
-      '<VALUE>', '</VALUE>', '<VALUE.ARRAY>', '<VALUE.REFERENCE>', '<INSTANCENAME CLASSNAME="', '<KEYBINDING NAME="', '<KEYVALUE VALUETYPE="', '<IPARAMVALUE NAME="',
-      '<PARAMVALUE NAME="', ' PARAMTYPE="', '<CLASSNAME NAME="', '<INSTANCE CLASSNAME="', '<PROPERTY NAME="', ' TYPE="', 'uint64', 'datetime', 'reference', 'boolean',
-      '&amp;', '&lt;', '&#x41;', '&#65;', '<![CDATA[', ']]>', '<!--', '-->', '<?xml ', 'IMETHODCALL', 'METHODCALL', 'LOCALNAMESPACEPATH', 'NAMESPACE NAME="',
-      'EnumerateInstances', 'GetInstance', 'ExecQuery', 'Associators', 'References', 'AssociatorNames', 'ReferenceNames', 'ModifyInstance', 'GetClass',
-      'Msvm_ComputerSystem', 'Msvm_VirtualSystemSettingData', 'Msvm_SettingsDefineState', 'RequestStateChange', 'DefineSystem', '"/>', '">', '</',
+      '<VALUE>',
+      '</VALUE>',
+      '<VALUE.ARRAY>',
+      '<VALUE.REFERENCE>',
+      '<INSTANCENAME CLASSNAME="',
+      '<KEYBINDING NAME="',
+      '<KEYVALUE VALUETYPE="',
+      '<IPARAMVALUE NAME="',
+      '<PARAMVALUE NAME="',
+      ' PARAMTYPE="',
+      '<CLASSNAME NAME="',
+      '<INSTANCE CLASSNAME="',
+      '<PROPERTY NAME="',
+      ' TYPE="',
+      'uint64',
+      'datetime',
+      'reference',
+      'boolean',
+      '&amp;',
+      '&lt;',
+      '&#x41;',
+      '&#65;',
+      '<![CDATA[',
+      ']]>',
+      '<!--',
+      '-->',
+      '<?xml ',
+      'IMETHODCALL',
+      'METHODCALL',
+      'LOCALNAMESPACEPATH',
+      'NAMESPACE NAME="',
+      'EnumerateInstances',
+      'GetInstance',
+      'ExecQuery',
+      'Associators',
+      'References',
+      'AssociatorNames',
+      'ReferenceNames',
+      'ModifyInstance',
+      'GetClass',
+      'Msvm_ComputerSystem',
+      'Msvm_VirtualSystemSettingData',
+      'Msvm_SettingsDefineState',
+      'RequestStateChange',
+      'DefineSystem',
+      '"/>',
+      '">',
+      '</',
     ],
     seeds: () => CIMXML_SEEDS.map(utf8),
     async run(input) {
@@ -53,9 +114,10 @@ export function createTarget(): FuzzTarget {
       const { manager } = fixture;
       const context = { host: '127.0.0.1', namespace: request.namespace };
       manager.checkNamespace(request.namespace);
-      const inner = request.kind === 'intrinsic'
-        ? encodeIMethodResponse(request.method, runIntrinsic(manager, request.method, request.params, context))
-        : await runMethodCall(manager, request.target, request.method, request.params, context);
+      const inner =
+        request.kind === 'intrinsic'
+          ? encodeIMethodResponse(request.method, runIntrinsic(manager, request.method, request.params, context))
+          : await runMethodCall(manager, request.target, request.method, request.params, context);
       encodeEnvelope(request.messageId, inner);
     },
     isExpectedError: (e) => e instanceof CimXmlProtocolError || e instanceof CimError,

@@ -11,7 +11,14 @@ import type { PacketBatch, VspChannel } from '../../vmbus/host/vsp-channel.ts';
 import { ReceivedPacket, VmbusPacketType } from '../../vmbus/ring/index.ts';
 import { HeartbeatVsp } from '../../root-partition/vsp/ic/heartbeat-vsp.ts';
 import { decodeHeartbeat, decodeShutdown, decodeTimeSample } from '../../root-partition/vsp/ic/ic-bodies.ts';
-import { decodeIcMessage, decodeNegotiateResponse, encodeIcMessage, IC_FRAMEWORK_VERSIONS, IcFlag, IcMessageType } from '../../root-partition/vsp/ic/ic-protocol.ts';
+import {
+  decodeIcMessage,
+  decodeNegotiateResponse,
+  encodeIcMessage,
+  IC_FRAMEWORK_VERSIONS,
+  IcFlag,
+  IcMessageType,
+} from '../../root-partition/vsp/ic/ic-protocol.ts';
 import type { IcVsp } from '../../root-partition/vsp/ic/ic-vsp.ts';
 import { decodeKvpItem } from '../../root-partition/vsp/ic/kvp-protocol.ts';
 import { KvpVsp } from '../../root-partition/vsp/ic/kvp-vsp.ts';
@@ -24,10 +31,24 @@ const tick = () => new Promise<void>((r) => setImmediate(r));
 function negotiateAnswer(): Uint8Array {
   const body = new Uint8Array(8 + 4 * 4);
   const v = new DataView(body.buffer);
-  v.setUint16(0, 1, true); v.setUint16(2, 1, true);
-  v.setUint16(8, 3, true); v.setUint16(10, 0, true);
-  v.setUint16(12, 3, true); v.setUint16(14, 0, true);
-  return encodeIcMessage({ framework: { major: 3, minor: 0 }, type: IcMessageType.Negotiate, message: { major: 0, minor: 0 }, bodySize: body.length, status: 0, transactionId: 1, flags: IcFlag.Transaction | IcFlag.Response }, body);
+  v.setUint16(0, 1, true);
+  v.setUint16(2, 1, true);
+  v.setUint16(8, 3, true);
+  v.setUint16(10, 0, true);
+  v.setUint16(12, 3, true);
+  v.setUint16(14, 0, true);
+  return encodeIcMessage(
+    {
+      framework: { major: 3, minor: 0 },
+      type: IcMessageType.Negotiate,
+      message: { major: 0, minor: 0 },
+      bodySize: body.length,
+      status: 0,
+      transactionId: 1,
+      flags: IcFlag.Transaction | IcFlag.Response,
+    },
+    body,
+  );
 }
 
 export function createTarget(): FuzzTarget {
@@ -36,10 +57,11 @@ export function createTarget(): FuzzTarget {
     description: 'Integration-services packets to the KVP, heartbeat and shutdown VSPs, and the IC decoders',
     maxInputBytes: 8192,
     dictionary: [Uint8Array.of(IcFlag.Transaction | IcFlag.Response), ...Object.values(IcMessageType).map((t) => Uint8Array.of(t, 0))],
-    seeds: () => [0, 1, 2].map((service) => {
-      const a = negotiateAnswer();
-      return new InputBuilder().u8(service).u16(a.length).u8(3).bytes(a).u16(40).u8(7).bytes(new Uint8Array(40)).build();
-    }),
+    seeds: () =>
+      [0, 1, 2].map((service) => {
+        const a = negotiateAnswer();
+        return new InputBuilder().u8(service).u16(a.length).u8(3).bytes(a).u16(40).u8(7).bytes(new Uint8Array(40)).build();
+      }),
     async run(input) {
       const c = new InputCursor(input);
       const errors: unknown[] = [];
@@ -63,19 +85,37 @@ export function createTarget(): FuzzTarget {
         const mode = c.u8();
         const payload = c.take(length);
         decodeIcMessage(payload);
-        decodeHeartbeat(payload); decodeShutdown(payload); decodeTimeSample(payload, 3); decodeTimeSample(payload, 4);
+        decodeHeartbeat(payload);
+        decodeShutdown(payload);
+        decodeTimeSample(payload, 3);
+        decodeTimeSample(payload, 4);
         decodeKvpItem(payload, mode % 8);
         decodeNegotiateResponse(payload, IC_FRAMEWORK_VERSIONS, vsp.spec.messageVersions);
         if (mode & 4) {
-          if (vsp instanceof KvpVsp) { pending.push(vsp.get(0, 'key'), vsp.set(1, 'k', 'v')); requests += 2; }
-          else if (vsp instanceof ShutdownVsp) { pending.push(vsp.initiateShutdown({ reason: 'fuzz', timeoutMs: 60_000 })); requests++; }
+          if (vsp instanceof KvpVsp) {
+            pending.push(vsp.get(0, 'key'), vsp.set(1, 'k', 'v'));
+            requests += 2;
+          } else if (vsp instanceof ShutdownVsp) {
+            pending.push(vsp.initiateShutdown({ reason: 'fuzz', timeoutMs: 60_000 }));
+            requests++;
+          }
         }
-        if (mode & 2 && payload.length > 25) { payload[25] = IcFlag.Transaction | IcFlag.Response; payload.fill(0, 20, 24); }
+        if (mode & 2 && payload.length > 25) {
+          payload[25] = IcFlag.Transaction | IcFlag.Response;
+          payload.fill(0, 20, 24);
+        }
         const p = new ReceivedPacket(vsp.maxPacketBytes + 16);
         const body = payload.subarray(0, vsp.maxPacketBytes);
         p.bytes.set(body, 16);
         const transId = mode & 1 ? (sent.at(-1)?.transId ?? 0) : payload.length;
-        Object.assign(p, { type: mode & 8 ? VmbusPacketType.Completion : VmbusPacketType.DataInband, offset8: 2, len8: (16 + body.length + 7) >> 3, flags: 0, transIdLo: transId, transIdHi: 0 });
+        Object.assign(p, {
+          type: mode & 8 ? VmbusPacketType.Completion : VmbusPacketType.DataInband,
+          offset8: 2,
+          len8: (16 + body.length + 7) >> 3,
+          flags: 0,
+          transIdLo: transId,
+          transIdHi: 0,
+        });
         let given = false;
         packets++;
         vsp.onPackets(channel, { next: () => (given ? null : ((given = true), p)) } as unknown as PacketBatch);

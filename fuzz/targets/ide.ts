@@ -24,7 +24,14 @@ function program(ops: [op: number, port: number, value: number][]): Uint8Array {
 
 /** Operations for an LBA28 command with its task file. */
 function command(cmd: number, lba: number, count: number): [number, number, number][] {
-  return [[Op.Out, 6, 0xe0 | ((lba >>> 24) & 0xf)], [Op.Out, 2, count], [Op.Out, 3, lba & 0xff], [Op.Out, 4, (lba >>> 8) & 0xff], [Op.Out, 5, (lba >>> 16) & 0xff], [Op.Out, 7, cmd]];
+  return [
+    [Op.Out, 6, 0xe0 | ((lba >>> 24) & 0xf)],
+    [Op.Out, 2, count],
+    [Op.Out, 3, lba & 0xff],
+    [Op.Out, 4, (lba >>> 8) & 0xff],
+    [Op.Out, 5, (lba >>> 16) & 0xff],
+    [Op.Out, 7, cmd],
+  ];
 }
 
 export function createTarget(): FuzzTarget {
@@ -32,13 +39,18 @@ export function createTarget(): FuzzTarget {
   const mem = rig.memory;
   const raise = () => {
     const fault = rig.bus.lastFault;
-    if (fault !== undefined) { rig.bus.lastFault = undefined; throw fault; }
+    if (fault !== undefined) {
+      rig.bus.lastFault = undefined;
+      throw fault;
+    }
   };
   return {
     name: 'ide',
     description: 'PIIX4 IDE/ATA registers, PIO string I/O and bus-master DMA with guest PRD tables',
     maxInputBytes: 6 * 200,
-    dictionary: [AtaCommand.IdentifyDevice, 0x20, 0x24, 0x25, 0x30, 0x34, 0x35, 0xc4, 0xc5, 0xc8, 0xca, 0xef, 0x91, 0xe7].map((c) => Uint8Array.of(0, 7, c, 0, 0, 0)),
+    dictionary: [AtaCommand.IdentifyDevice, 0x20, 0x24, 0x25, 0x30, 0x34, 0x35, 0xc4, 0xc5, 0xc8, 0xca, 0xef, 0x91, 0xe7].map((c) =>
+      Uint8Array.of(0, 7, c, 0, 0, 0),
+    ),
     seeds: () => [
       program([...command(0x20, 3, 2), [Op.Ins, 0, 256], [Op.Ins, 0, 256]]),
       program([...command(0x30, 9, 1), [Op.Outs, 0, 256]]),
@@ -62,9 +74,14 @@ export function createTarget(): FuzzTarget {
         const port = PORTS[sel % PORTS.length]!;
         const size = SIZES[(sel >> 4) % 3]!;
         switch (op) {
-          case Op.Out: rig.bus.write(port, size, value); break;
-          case Op.In: rig.bus.read(port, size); break;
-          case Op.Ins: case Op.Outs: {
+          case Op.Out:
+            rig.bus.write(port, size, value);
+            break;
+          case Op.In:
+            rig.bus.read(port, size);
+            break;
+          case Op.Ins:
+          case Op.Outs: {
             // rep insw/outsw with a guest-chosen count, clamped to the buffer as the VP clamps it to guest memory.
             const count = Math.min(value & 0x3ffff, Math.floor(0x40000 / size));
             const view = mem.view(0x40000, 0x40000);
@@ -72,8 +89,13 @@ export function createTarget(): FuzzTarget {
             else rig.bus.writeString(P.data, size, view, count);
             break;
           }
-          case Op.Prd: mem.writeU32(0x8000 + (sel % 8) * 8, (sel & 0x80) ? value : 0x20000 + (value & 0xffff) * 2); mem.writeU32(0x8004 + (sel % 8) * 8, value); break;
-          case Op.Start: rig.bus.write(BM + 4, 4, value); break;
+          case Op.Prd:
+            mem.writeU32(0x8000 + (sel % 8) * 8, sel & 0x80 ? value : 0x20000 + (value & 0xffff) * 2);
+            mem.writeU32(0x8004 + (sel % 8) * 8, value);
+            break;
+          case Op.Start:
+            rig.bus.write(BM + 4, 4, value);
+            break;
         }
         raise();
       }

@@ -19,9 +19,17 @@ const MEMORY = 16 * 1024;
 
 function snapshot(vpCount: number): PartitionSnapshot {
   return {
-    vpCount, imagePreparation: 'p', guestOsId: '9223372036854775809', hypercallMsr: '4097', referenceTicks: 12345,
+    vpCount,
+    imagePreparation: 'p',
+    guestOsId: '9223372036854775809',
+    hypercallMsr: '4097',
+    referenceTicks: 12345,
     vps: Array.from({ length: vpCount }, (_, vp) => ({
-      vp, pendingVectors: [0x30], scontrol: 1, simp: '1048577', siefp: '0',
+      vp,
+      pendingVectors: [0x30],
+      scontrol: 1,
+      simp: '1048577',
+      siefp: '0',
       sint: Array.from({ length: 16 }, () => '65536'),
       timers: [0, 1, 2, 3].map((index) => ({ index, config: '0', count: '0', due: -1, messagePending: false })),
       registers: [{ name: 0x00020010, value: new Uint8Array(16) }],

@@ -24,7 +24,13 @@ function step(b: InputBuilder, payload: Uint8Array, ranges: GpaDirectRange[] = [
 }
 
 function negotiateSteps(b: InputBuilder): InputBuilder {
-  for (const [op, arg] of [[7, 0], [9, 0x0602], [10, 0], [8, 0]] as const) step(b, initPacket(op, arg).payload);
+  for (const [op, arg] of [
+    [7, 0],
+    [9, 0x0602],
+    [10, 0],
+    [8, 0],
+  ] as const)
+    step(b, initPacket(op, arg).payload);
   return b;
 }
 
@@ -35,7 +41,17 @@ export function createTarget(): FuzzTarget {
     name: 'storvsp',
     description: 'storvsp vstor packets and SRBs with GPA-direct ranges, a sequence per channel',
     maxInputBytes: 4096,
-    dictionary: [Uint8Array.of(3, 0, 0, 0), Uint8Array.of(0x28), Uint8Array.of(0x2a), Uint8Array.of(0x12), Uint8Array.of(0xa0), Uint8Array.of(0x25), Uint8Array.of(0x9e, 0x10), Uint8Array.of(0x35), Uint8Array.of(0x00, 0x10)],
+    dictionary: [
+      Uint8Array.of(3, 0, 0, 0),
+      Uint8Array.of(0x28),
+      Uint8Array.of(0x2a),
+      Uint8Array.of(0x12),
+      Uint8Array.of(0xa0),
+      Uint8Array.of(0x25),
+      Uint8Array.of(0x9e, 0x10),
+      Uint8Array.of(0x35),
+      Uint8Array.of(0x00, 0x10),
+    ],
     seeds: () => {
       const read = negotiateSteps(new InputBuilder());
       step(read, srbPacket({ cdb: '28000000000000000100', dataIn: 1, dataTransferLength: 512 }), [rangeAt(0x3000, 512)]);
@@ -50,7 +66,11 @@ export function createTarget(): FuzzTarget {
     },
     run(input) {
       memory.u8.fill(0);
-      const channel = new StorVspChannel({ memory, luns: [{ pathId: 0, targetId: 0, lun: 0, disk: new ScsiDisk(disk, { diskId: diskId(1) }) }], maxSubChannels: 4 });
+      const channel = new StorVspChannel({
+        memory,
+        luns: [{ pathId: 0, targetId: 0, lun: 0, disk: new ScsiDisk(disk, { diskId: diskId(1) }) }],
+        maxSubChannels: 4,
+      });
       const c = new InputCursor(input);
       let txn = 1n;
       while (!c.done) {
@@ -60,7 +80,10 @@ export function createTarget(): FuzzTarget {
           const byteCount = c.u16();
           const byteOffset = c.u16();
           const pfns: bigint[] = [];
-          for (let k = c.u8() % 20; k > 0; k--) { const p = c.u16(); pfns.push(p === 0xffff ? 1n << 40n : BigInt(p)); }
+          for (let k = c.u8() % 20; k > 0; k--) {
+            const p = c.u16();
+            pfns.push(p === 0xffff ? 1n << 40n : BigInt(p));
+          }
           ranges.push({ byteCount, byteOffset, pfns });
         }
         const out = channel.handle(packet(payload, txn++, ranges.length ? ranges : undefined));

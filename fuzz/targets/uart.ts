@@ -18,7 +18,14 @@ export function createTarget(): FuzzTarget {
   // than most inputs.
   const bus = new IoBus();
   let transmitted = 0;
-  const uart = new Uart16550({ base: 0x3f8, irq: { set() {} }, sink: (b) => { transmitted += b.length; }, maxPendingInput: MAX_PENDING });
+  const uart = new Uart16550({
+    base: 0x3f8,
+    irq: { set() {} },
+    sink: (b) => {
+      transmitted += b.length;
+    },
+    maxPendingInput: MAX_PENDING,
+  });
   bus.register(uart);
   const buf = new Uint8Array(256).map((_, i) => i);
   /** Reset, then read until the receiver is empty: every byte of host input must come out. */
@@ -37,8 +44,26 @@ export function createTarget(): FuzzTarget {
     description: '16550 UART registers, string output and host input',
     maxInputBytes: 6 * 300,
     seeds: () => [
-      program([[0, 3, 0x80], [0, 0, 1], [0, 1, 0], [0, 3, 3], [0, 2, 0xc7], [0, 1, 0x0f], [0, 0, 0x41], [1, 5, 0], [1, 2, 0]]),
-      program([[3, 0, 0x4142], [1, 0, 0], [1, 5, 0], [0, 4, 0x10], [0, 0, 0x5a], [1, 0, 0], [2, 0, 40]]),
+      program([
+        [0, 3, 0x80],
+        [0, 0, 1],
+        [0, 1, 0],
+        [0, 3, 3],
+        [0, 2, 0xc7],
+        [0, 1, 0x0f],
+        [0, 0, 0x41],
+        [1, 5, 0],
+        [1, 2, 0],
+      ]),
+      program([
+        [3, 0, 0x4142],
+        [1, 0, 0],
+        [1, 5, 0],
+        [0, 4, 0x10],
+        [0, 0, 0x5a],
+        [1, 0, 0],
+        [2, 0, 40],
+      ]),
     ],
     run(input) {
       resetAndDrain();

@@ -23,8 +23,16 @@ function step(b: InputBuilder, payload: Uint8Array, flags = 0): void {
 
 function contact(version: number): Uint8Array {
   return encodeChannelMessage({
-    type: T.InitiateContact, version, targetVcpu: 0, interruptPage: 0n, msgSint: 2, msgVtl: 0, featureFlags: 0,
-    monitorPage1: 0x10000n, monitorPage2: 0x11000n, clientId: null,
+    type: T.InitiateContact,
+    version,
+    targetVcpu: 0,
+    interruptPage: 0n,
+    msgSint: 2,
+    msgVtl: 0,
+    featureFlags: 0,
+    monitorPage1: 0x10000n,
+    monitorPage2: 0x11000n,
+    clientId: null,
   });
 }
 
@@ -32,9 +40,20 @@ function seedConversation(version: number, pages: number): Uint8Array {
   const b = new InputBuilder();
   step(b, contact(version), version >= C.VmbusVersion.Win10V5 ? 1 : 0);
   step(b, encodeChannelMessage({ type: T.RequestOffers }));
-  for (const m of encodeGpadl(1, 7, Array.from({ length: pages }, (_, i) => BigInt(0x200 + i)))) step(b, m);
+  for (const m of encodeGpadl(
+    1,
+    7,
+    Array.from({ length: pages }, (_, i) => BigInt(0x200 + i)),
+  ))
+    step(b, m);
   const open: ChannelMessage = {
-    type: T.OpenChannel, childRelid: 1, openId: 1, ringGpadlHandle: 7, targetVp: 0, downstreamRingPageOffset: Math.max(1, pages >> 1), userData: new Uint8Array(120),
+    type: T.OpenChannel,
+    childRelid: 1,
+    openId: 1,
+    ringGpadlHandle: 7,
+    targetVp: 0,
+    downstreamRingPageOffset: Math.max(1, pages >> 1),
+    userData: new Uint8Array(120),
   };
   step(b, encodeChannelMessage(open));
   step(b, Uint8Array.of(1), 2); // sub-channel offer of relid 1
@@ -51,7 +70,13 @@ export function createTarget(): FuzzTarget {
     name: 'vmbus-channel',
     description: 'VMBus channel messages (decode + host server state machine), a sequence of guest posts',
     maxInputBytes: 8192,
-    dictionary: [contact(C.VmbusVersion.Win10V5_3), contact(C.VmbusVersion.Win10), ...Object.values(T).filter((v): v is number => typeof v === 'number').map((t) => Uint8Array.of(t, 0, 0, 0))],
+    dictionary: [
+      contact(C.VmbusVersion.Win10V5_3),
+      contact(C.VmbusVersion.Win10),
+      ...Object.values(T)
+        .filter((v): v is number => typeof v === 'number')
+        .map((t) => Uint8Array.of(t, 0, 0, 0)),
+    ],
     seeds: () => [seedConversation(C.VmbusVersion.Win10V5_3, 8), seedConversation(C.VmbusVersion.Win10, 40), seedConversation(C.VmbusVersion.Win8_1, 2)],
     run(input) {
       const { server, n } = makeServer();

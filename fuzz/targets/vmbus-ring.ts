@@ -8,9 +8,7 @@
  * data area and the ring's own index words.
  */
 import { GuestMemory } from '../../hypervisor/guest-memory.ts';
-import {
-  RING_CONTROL_SIZE, ReceivedPacket, VmbusPacketType, VmbusRing, decodeGpaDirectHeader, decodeTransferPageHeader,
-} from '../../vmbus/ring/index.ts';
+import { RING_CONTROL_SIZE, ReceivedPacket, VmbusPacketType, VmbusRing, decodeGpaDirectHeader, decodeTransferPageHeader } from '../../vmbus/ring/index.ts';
 import { invariant, type FuzzTarget } from '../engine/target.ts';
 import { InputBuilder, InputCursor } from './input-cursor.ts';
 
@@ -27,8 +25,14 @@ function seed(size: number, write: number, read: number, packets: [type: number,
   const w = ring.writer();
   packets.forEach(([type, hq, len], i) => w.tryWriteRaw(type, 1, i, 0, hq ? new Uint8Array(8 * hq).fill(i + 1) : null, new Uint8Array(len).fill(0x30 + i)));
   w.commit();
-  return new InputBuilder().u16(size).u32(mem.readU32(CONTROL)).u32(mem.readU32(CONTROL + 4)).u32(0).u32(0)
-    .bytes(mem.u8.subarray(CONTROL + RING_CONTROL_SIZE, CONTROL + RING_CONTROL_SIZE + dataSize)).build();
+  return new InputBuilder()
+    .u16(size)
+    .u32(mem.readU32(CONTROL))
+    .u32(mem.readU32(CONTROL + 4))
+    .u32(0)
+    .u32(0)
+    .bytes(mem.u8.subarray(CONTROL + RING_CONTROL_SIZE, CONTROL + RING_CONTROL_SIZE + dataSize))
+    .build();
 }
 
 export function createTarget(): FuzzTarget {
@@ -41,8 +45,16 @@ export function createTarget(): FuzzTarget {
     maxInputBytes: 18 + 8 * 517,
     dictionary: [Uint8Array.of(6, 0), Uint8Array.of(7, 0), Uint8Array.of(9, 0), Uint8Array.of(11, 0), Uint8Array.of(0xf8, 0xff, 0xff, 0xff)],
     seeds: () => [
-      seed(60, 0, 0, [[6, 0, 24], [9, 3, 8], [7, 2, 40], [11, 1, 0]]),
-      seed(20, 0, 120, [[6, 0, 100], [6, 0, 8]]),
+      seed(60, 0, 0, [
+        [6, 0, 24],
+        [9, 3, 8],
+        [7, 2, 40],
+        [11, 1, 0],
+      ]),
+      seed(20, 0, 120, [
+        [6, 0, 100],
+        [6, 0, 8],
+      ]),
       seed(1, 0, 0, []),
     ],
     run(input) {
@@ -63,7 +75,10 @@ export function createTarget(): FuzzTarget {
       for (let n = 0; n < 64; n++) {
         const r = reader.tryRead(pkt);
         if (r === null) break;
-        if (r.kind === 'corrupt') { invariant(reader.tryRead(pkt) === r, 'a corrupt ring read as usable again'); break; }
+        if (r.kind === 'corrupt') {
+          invariant(reader.tryRead(pkt) === r, 'a corrupt ring read as usable again');
+          break;
+        }
         for (let i = 0; i < pkt.length; i++) {
           invariant(pkt.bytes[i] === u8[dataGpa + ((pos + i) % dataSize)], `byte ${i} of the packet at ${pos} is not ring data`);
         }

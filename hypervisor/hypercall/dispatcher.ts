@@ -12,7 +12,7 @@ import type { GuestMemory } from '../guest-memory.ts';
 import { CALLS, hasPrivilege, type CallSpec } from './call-table.ts';
 import { decodeControl, encodeResult } from './control-word.ts';
 
-export type SimpleHandler = (input: DataView, output: DataView) => HvStatus
+export type SimpleHandler = (input: DataView, output: DataView) => HvStatus;
 /** Processes element `rep`; input header at 0, element at header + rep × size; output element at rep × size. */
 export type RepHandler = (input: DataView, rep: number, output: DataView) => HvStatus;
 
@@ -98,7 +98,8 @@ export class HypercallDispatcher {
       if (status !== HvStatus.Success) break;
     }
     if (s.output > 0 && done > repStart) {
-      const from = repStart * s.output, to = done * s.output;
+      const from = repStart * s.output,
+        to = done * s.output;
       this.mem.u8.set(this.outBytes.subarray(from, to), outputGpa + from);
     }
     return encodeResult(status, done);

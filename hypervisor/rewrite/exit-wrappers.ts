@@ -21,14 +21,16 @@ export function addDeliveryLoop(m: binaryen.Module): string {
   m.addFunctionImport(iret, REWRITE_MODULE, IRET_IMPORT, binaryen.none, binaryen.none);
   const handler = interruptHandler(m);
   const v = 0;
-  const body = m.loop('deliver', m.block(null, [
-    m.local.set(v, m.call(take, [], binaryen.i32)),
-    m.if(m.i32.ge_s(m.local.get(v, binaryen.i32), m.i32.const(0)), m.block(null, [
-      handler ? callHandler(m, handler, m.local.get(v, binaryen.i32)) : m.nop(),
-      m.call(iret, [], binaryen.none),
-      m.br('deliver'),
-    ])),
-  ]));
+  const body = m.loop(
+    'deliver',
+    m.block(null, [
+      m.local.set(v, m.call(take, [], binaryen.i32)),
+      m.if(
+        m.i32.ge_s(m.local.get(v, binaryen.i32), m.i32.const(0)),
+        m.block(null, [handler ? callHandler(m, handler, m.local.get(v, binaryen.i32)) : m.nop(), m.call(iret, [], binaryen.none), m.br('deliver')]),
+      ),
+    ]),
+  );
   m.addFunction(DELIVER_FN, binaryen.none, binaryen.none, [binaryen.i32], body);
   return DELIVER_FN;
 }
@@ -71,11 +73,7 @@ export function wrapExits(m: binaryen.Module, irqFlag: string, deliver: string):
       body = m.block(null, [m.call(inner, args, binaryen.none), deliverIfPending]);
     } else {
       const tmp = params.length;
-      body = m.block(null, [
-        m.local.set(tmp, m.call(inner, args, info.results)),
-        deliverIfPending,
-        m.local.get(tmp, info.results),
-      ], info.results);
+      body = m.block(null, [m.local.set(tmp, m.call(inner, args, info.results)), deliverIfPending, m.local.get(tmp, info.results)], info.results);
     }
     m.addFunction(info.name, info.params, info.results, info.results === binaryen.none ? [] : [info.results], body);
   }

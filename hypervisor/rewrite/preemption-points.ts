@@ -70,10 +70,15 @@ export interface PreemptionPoints {
  * `slowPath` a function () -> () that refills it (and may deliver interrupts).
  */
 export function insertPreemptionPoints(m: binaryen.Module, fuel: string, slowPath: string, skip: Set<string>): PreemptionPoints {
-  const spendGlobal = (amount: number) => m.block(null, [
-    m.global.set(fuel, m.i32.sub(m.global.get(fuel, binaryen.i32), m.i32.const(amount))),
-    m.if(m.i32.lt_s(m.global.get(fuel, binaryen.i32), m.i32.const(0)), m.call(slowPath, [], binaryen.none)),
-  ], binaryen.none);
+  const spendGlobal = (amount: number) =>
+    m.block(
+      null,
+      [
+        m.global.set(fuel, m.i32.sub(m.global.get(fuel, binaryen.i32), m.i32.const(amount))),
+        m.if(m.i32.lt_s(m.global.get(fuel, binaryen.i32), m.i32.const(0)), m.call(slowPath, [], binaryen.none)),
+      ],
+      binaryen.none,
+    );
   // A loop header spends from the function's credit local (a register once compiled). When the
   // credit runs out it branches out of the loop: buying more credit from the global, and the
   // preemption point's call, sit outside it, so V8 still sees a call-free innermost loop.
@@ -82,16 +87,16 @@ export function insertPreemptionPoints(m: binaryen.Module, fuel: string, slowPat
     const info = binaryen.getExpressionInfo(loop) as binaryen.LoopInfo;
     const type = info.type;
     const n = labels++;
-    const restart = `__tsvisor_restart${n}`, outOfFuel = `__tsvisor_oof${n}`, done = `__tsvisor_done${n}`;
+    const restart = `__tsvisor_restart${n}`,
+      outOfFuel = `__tsvisor_oof${n}`,
+      done = `__tsvisor_done${n}`;
     const prepay = Math.min(cost * LOOP_PREPAY, MAX_CHARGE);
-    const check = m.br(outOfFuel, m.i32.lt_s(
-      m.local.tee(credit, m.i32.sub(m.local.get(credit, binaryen.i32), m.i32.const(cost)), binaryen.i32), m.i32.const(0)));
+    const check = m.br(
+      outOfFuel,
+      m.i32.lt_s(m.local.tee(credit, m.i32.sub(m.local.get(credit, binaryen.i32), m.i32.const(cost)), binaryen.i32), m.i32.const(0)),
+    );
     const inner = m.loop(info.name, m.block(null, [check, info.body], binaryen.getExpressionType(info.body)));
-    const refill = [
-      m.local.set(credit, m.i32.add(m.local.get(credit, binaryen.i32), m.i32.const(prepay + cost))),
-      spendGlobal(prepay),
-      m.br(restart),
-    ];
+    const refill = [m.local.set(credit, m.i32.add(m.local.get(credit, binaryen.i32), m.i32.const(prepay + cost))), spendGlobal(prepay), m.br(restart)];
     let body: number;
     if (type === binaryen.unreachable) body = m.block(null, [m.block(outOfFuel, [inner], binaryen.none), ...refill], binaryen.unreachable);
     else if (type === binaryen.none) body = m.block(done, [m.block(outOfFuel, [inner, m.br(done)], binaryen.none), ...refill], binaryen.none);
@@ -100,7 +105,8 @@ export function insertPreemptionPoints(m: binaryen.Module, fuel: string, slowPat
     setters.Loop.setBody(loop, body);
   };
   const withCheck = (check: number, body: number) => m.block(null, [check, body], binaryen.getExpressionType(body));
-  let functions = 0, loops = 0;
+  let functions = 0,
+    loops = 0;
   const targets: number[] = [];
   for (let i = 0, n = m.getNumFunctions(); i < n; i++) targets.push(m.getFunctionByIndex(i));
   for (const fn of targets) {

@@ -32,10 +32,20 @@ export function buildRewriteBundle(): void {
     const tmp = `${REWRITE_BUNDLE}.${process.pid}.tmp.mjs`;
     mkdirSync(dirname(REWRITE_BUNDLE), { recursive: true });
     const result = buildSync({
-      entryPoints: [ENTRY], outfile: tmp, absWorkingDir: REPO_ROOT, bundle: true, format: 'esm', platform: 'node',
-      target: 'node20', packages: 'external', metafile: true, logLevel: 'silent',
+      entryPoints: [ENTRY],
+      outfile: tmp,
+      absWorkingDir: REPO_ROOT,
+      bundle: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      packages: 'external',
+      metafile: true,
+      logLevel: 'silent',
     });
-    const inputs = Object.keys(result.metafile!.inputs).filter((f) => !f.startsWith('node_modules/')).map((f) => relative(REPO_ROOT, join(REPO_ROOT, f)));
+    const inputs = Object.keys(result.metafile!.inputs)
+      .filter((f) => !f.startsWith('node_modules/'))
+      .map((f) => relative(REPO_ROOT, join(REPO_ROOT, f)));
     renameSync(tmp, REWRITE_BUNDLE);
     writeFileSync(`${REWRITE_BUNDLE}.inputs.json`, JSON.stringify(inputs));
   } catch (e) {

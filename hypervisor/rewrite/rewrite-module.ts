@@ -40,16 +40,23 @@ export function rewriteModule(bytes: Uint8Array, opts: RewriteOptions): { bytes:
       const wrappers = wrapExits(m, IRQ, deliver);
       report.exits = wrappers.length;
       m.addFunctionImport(PREEMPT, REWRITE_MODULE, PREEMPT_IMPORT, binaryen.none, binaryen.i32);
-      m.addFunction(PREEMPT_POINT, binaryen.none, binaryen.none, [], m.block(null, [
-        m.global.set(FUEL, m.call(PREEMPT, [], binaryen.i32)),
-        m.if(m.global.get(IRQ, binaryen.i32), m.call(deliver, [], binaryen.none)),
-      ]));
+      m.addFunction(
+        PREEMPT_POINT,
+        binaryen.none,
+        binaryen.none,
+        [],
+        m.block(null, [m.global.set(FUEL, m.call(PREEMPT, [], binaryen.i32)), m.if(m.global.get(IRQ, binaryen.i32), m.call(deliver, [], binaryen.none))]),
+      );
       // The rewrite's own functions run bounded work: they need no fuel checks of their own.
       const own = new Set([PREEMPT_POINT, deliver, ...wrappers]);
       const points = insertPreemptionPoints(m, FUEL, PREEMPT_POINT, own);
       report.functions = points.functions;
       report.loops = points.loops;
-      if (opts.capturable) makeCapturable(m, wrappers.map((w) => binaryen.getFunctionInfo(m.getFunction(`${w}$exit`)).base!));
+      if (opts.capturable)
+        makeCapturable(
+          m,
+          wrappers.map((w) => binaryen.getFunctionInfo(m.getFunction(`${w}$exit`)).base!),
+        );
     }
     if (!validate(m)) throw new Error('the rewritten module does not validate (a rewriter bug; run the image with rewriting off)');
     return { bytes: m.emitBinary(), report };
@@ -82,11 +89,17 @@ function makeCapturable(m: binaryen.Module, exitFields: string[]): void {
   }
 }
 
-const GLOBAL_TYPES = new Map<number, string>([[binaryen.i32, 'i32'], [binaryen.i64, 'i64'], [binaryen.f32, 'f32'], [binaryen.f64, 'f64']]);
+const GLOBAL_TYPES = new Map<number, string>([
+  [binaryen.i32, 'i32'],
+  [binaryen.i64, 'i64'],
+  [binaryen.f32, 'f32'],
+  [binaryen.f64, 'f64'],
+]);
 
 /** binaryen prints validation errors on stdout; keep them off the host's console. */
 function validate(m: binaryen.Module): boolean {
-  const log = console.log, error = console.error;
+  const log = console.log,
+    error = console.error;
   console.log = console.error = () => {};
   try {
     return m.validate() !== 0;

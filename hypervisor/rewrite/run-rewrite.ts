@@ -23,7 +23,11 @@ export function runRewrite(bytes: Uint8Array, options: RewriteOptions, timeoutMs
   const { port1, port2 } = new MessageChannel();
   const job: RewriteJob = { bytes, options, port: port2, done };
   const worker = new Worker(rewriteWorkerUrl(), {
-    workerData: job, transferList: [port2], name: 'image-rewrite', stdout: true, stderr: true,
+    workerData: job,
+    transferList: [port2],
+    name: 'image-rewrite',
+    stdout: true,
+    stderr: true,
   });
   worker.unref();
   try {

@@ -60,7 +60,11 @@ export function checkCpuSettings(s: VmCpuSettings): void {
  * Admission control, as Hyper-V does it: the reserves of the running VMs (in CPUs) may not add up
  * to more than the host's CPUs given to guests. Returns null when `candidate` fits, else why not.
  */
-export function admissionRefusal(running: readonly (VmCpuSettings & { vpCount: number })[], candidate: VmCpuSettings & { vpCount: number }, hostCpus: number): string | null {
+export function admissionRefusal(
+  running: readonly (VmCpuSettings & { vpCount: number })[],
+  candidate: VmCpuSettings & { vpCount: number },
+  hostCpus: number,
+): string | null {
   const reserved = running.reduce((n, v) => n + v.reserve * v.vpCount, 0);
   const wanted = candidate.reserve * candidate.vpCount;
   if (reserved + wanted <= hostCpus + 1e-9) return null;
@@ -81,7 +85,8 @@ export function allocatePeriod(vms: readonly VmDemand[], hostCpus: number, perio
   const alloc = (lambda: number) => vms.map((v, i) => Math.min(caps[i], Math.max(floors[i], lambda * v.weight)));
   const total = (lambda: number) => alloc(lambda).reduce((a, b) => a + b, 0);
   // total(λ) is continuous and non-decreasing: find the λ that fills the target by bisection.
-  let lo = 0, hi = 1;
+  let lo = 0,
+    hi = 1;
   while (total(hi) < target - 1e-6 && hi < 1e15) hi *= 2;
   for (let i = 0; i < 100 && hi - lo > 1e-12 * hi; i++) {
     const mid = (lo + hi) / 2;

@@ -35,8 +35,10 @@ export class VpCpuBudget {
   /** What this period allows: the budget less the debt carried over (µs). */
   private allowUs = Infinity;
 
-
-  constructor(private readonly block: CpuBudgetBlock, private readonly vp: number) {
+  constructor(
+    private readonly block: CpuBudgetBlock,
+    private readonly vp: number,
+  ) {
     block.setTid(vp, this.clock.tid);
   }
 
@@ -81,7 +83,6 @@ export class VpCpuBudget {
     this.baseNs = this.lastNs;
     this.allowUs = budget - debt;
     this.periodEndMs = now + periodMs;
-
   }
 
   private read(now: number): void {

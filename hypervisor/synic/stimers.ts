@@ -6,9 +6,7 @@
  */
 import { HvStatus } from '../../abi/hv-status.ts';
 import { HV_MESSAGE_SIZE } from '../../abi/hv-hypercall.ts';
-import {
-  HV_STIMER_AUTO_ENABLE, HV_STIMER_DIRECT, HV_STIMER_ENABLE, HV_STIMER_PERIODIC, HV_STIMER_SINT_SHIFT, HVMSG_TIMER_EXPIRED,
-} from '../../abi/hv-msr.ts';
+import { HV_STIMER_AUTO_ENABLE, HV_STIMER_DIRECT, HV_STIMER_ENABLE, HV_STIMER_PERIODIC, HV_STIMER_SINT_SHIFT, HVMSG_TIMER_EXPIRED } from '../../abi/hv-msr.ts';
 import type { GuestMemory } from '../guest-memory.ts';
 import { assertVector } from '../interrupts.ts';
 import { type PartitionControl, VP_COUNTERS, VP_STIMER_CONFIG, VP_STIMER_COUNT, VP_STIMER_DUE, VpCounter, vpBase } from '../partition-control.ts';
@@ -24,7 +22,12 @@ export class SyntheticTimers {
   /** Earliest due time of any armed timer (100 ns), or Infinity. */
   nextDue = Infinity;
 
-  constructor(private readonly ctl: PartitionControl, private readonly mem: GuestMemory, private readonly vp: number, private readonly clock: ReferenceClock) {
+  constructor(
+    private readonly ctl: PartitionControl,
+    private readonly mem: GuestMemory,
+    private readonly vp: number,
+    private readonly clock: ReferenceClock,
+  ) {
     this.base = vpBase(vp);
     this.recompute();
   }
@@ -67,7 +70,8 @@ export class SyntheticTimers {
   }
 
   private arm(n: number): void {
-    const cfg = this.config(n), cnt = this.count(n);
+    const cfg = this.config(n),
+      cnt = this.count(n);
     if ((cfg & BigInt(HV_STIMER_ENABLE)) === 0n || cnt === 0n) return this.setDue(n, -1);
     const periodic = (cfg & BigInt(HV_STIMER_PERIODIC)) !== 0n;
     this.setDue(n, periodic ? this.clock.now() + Number(cnt) : Number(cnt));

@@ -12,8 +12,22 @@ import { HV_SINT_MASKED } from '../../abi/hv-msr.ts';
 import type { GuestMemory } from '../guest-memory.ts';
 import { assertVector } from '../interrupts.ts';
 import {
-  PORT_ENTRY, PORT_IN_FLIGHT, PORTS_OFFSET, type PartitionControl, SINT_QUEUE_BYTES, SINT_QUEUE_DEPTH, SINT_QUEUE_ENTRY,
-  VP_COUNTERS, VP_SCONTROL, VP_SIEFP, VP_SIMP, VP_SINT, VP_SINT_QUEUES, VP_SYNIC_LOCK, VpCounter, vpBase,
+  PORT_ENTRY,
+  PORT_IN_FLIGHT,
+  PORTS_OFFSET,
+  type PartitionControl,
+  SINT_QUEUE_BYTES,
+  SINT_QUEUE_DEPTH,
+  SINT_QUEUE_ENTRY,
+  VP_COUNTERS,
+  VP_SCONTROL,
+  VP_SIEFP,
+  VP_SIMP,
+  VP_SINT,
+  VP_SINT_QUEUES,
+  VP_SYNIC_LOCK,
+  VpCounter,
+  vpBase,
 } from '../partition-control.ts';
 
 const MESSAGE_PENDING_BIT = 1 << 8; // HV_MESSAGE flags byte @5, bit 0, seen in the i32 at @4

@@ -1,6 +1,9 @@
 /** A guest action the platform refuses (a #GP, #UD or an access outside memory): stops the VP. */
 export class GuestFault extends Error {
-  constructor(readonly kind: 'gp' | 'ud' | 'memory' | 'panic' | 'trap', message: string) {
+  constructor(
+    readonly kind: 'gp' | 'ud' | 'memory' | 'panic' | 'trap',
+    message: string,
+  ) {
     super(message);
     this.name = 'GuestFault';
   }

@@ -45,12 +45,22 @@ export function registerToMsr(name: number): number | null {
 
 const ARCHITECTURAL: number[] = [
   ...Array.from({ length: 18 }, (_, i) => 0x00020000 + i), // Rax..R15, Rip, Rflags
-  0x00040000, 0x00040001, 0x00040002, 0x00040003, 0x00040004, 0x00040005, // Cr0, Cr2, Cr3, Cr4, Cr8, Xfem
+  0x00040000,
+  0x00040001,
+  0x00040002,
+  0x00040003,
+  0x00040004,
+  0x00040005, // Cr0, Cr2, Cr3, Cr4, Cr8, Xfem
   0x00050005, // Dr7
   ...Array.from({ length: 8 }, (_, i) => 0x00060000 + i), // Es, Cs, Ss, Ds, Fs, Gs, Ldtr, Tr
-  0x00070000, 0x00070001, // Idtr, Gdtr
-  0x00080000, 0x00080001, 0x00080003, 0x00080004, // Tsc, Efer, ApicBase, Pat
-  0x00010002, 0x00010003, // PendingInterruption, InterruptState
+  0x00070000,
+  0x00070001, // Idtr, Gdtr
+  0x00080000,
+  0x00080001,
+  0x00080003,
+  0x00080004, // Tsc, Efer, ApicBase, Pat
+  0x00010002,
+  0x00010003, // PendingInterruption, InterruptState
 ];
 
 /** Slot in the VP's stored register file for an architectural register, or -1. */

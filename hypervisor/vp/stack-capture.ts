@@ -9,14 +9,21 @@ import { GLOBAL_EXPORT_PREFIX } from '../rewrite/rewrite-abi.ts';
 import { GuestFault } from './guest-fault.ts';
 import { asyncifyOf, CAPTURE_AREA_GPA, captureAreaSize, readGlobal, writeGlobal, type AsyncifyExports, type CapturedGlobal } from './vp-capture.ts';
 
-interface LiveGlobal { name: string; global: WebAssembly.Global; type: CapturedGlobal['type'] }
+interface LiveGlobal {
+  name: string;
+  global: WebAssembly.Global;
+  type: CapturedGlobal['type'];
+}
 
 export class StackCapture {
   private readonly asyncify: AsyncifyExports | null;
   private readonly globals: LiveGlobal[] = [];
   private borrowed: Uint8Array | null = null;
 
-  constructor(private readonly mem: GuestMemory, instance: WebAssembly.Instance) {
+  constructor(
+    private readonly mem: GuestMemory,
+    instance: WebAssembly.Instance,
+  ) {
     this.asyncify = asyncifyOf(instance.exports);
     for (const [name, g] of Object.entries(instance.exports)) {
       if (!name.startsWith(GLOBAL_EXPORT_PREFIX) || !(g instanceof WebAssembly.Global)) continue;
@@ -27,7 +34,8 @@ export class StackCapture {
 
   /** Called inside the exit the VP parks in: its frames unwind into the capture area as it returns. */
   startUnwind(): void {
-    const at = CAPTURE_AREA_GPA, size = captureAreaSize(this.mem.size);
+    const at = CAPTURE_AREA_GPA,
+      size = captureAreaSize(this.mem.size);
     this.borrow(size);
     this.mem.dv.setUint32(at, at + 8, true);
     this.mem.dv.setUint32(at + 4, at + size, true);
@@ -52,10 +60,12 @@ export class StackCapture {
     if (globals.length !== byName.size) throw new GuestFault('trap', `the capture holds ${globals.length} globals; the image has ${byName.size}`);
     for (const g of globals) {
       const live = byName.get(g.name);
-      if (!live || live.type !== g.type || g.bits.length !== 8) throw new GuestFault('trap', `the capture's global ${g.name} (${g.type}) is not one of the image's`);
+      if (!live || live.type !== g.type || g.bits.length !== 8)
+        throw new GuestFault('trap', `the capture's global ${g.name} (${g.type}) is not one of the image's`);
       writeGlobal(live.global, g);
     }
-    const at = CAPTURE_AREA_GPA, n = stack.length;
+    const at = CAPTURE_AREA_GPA,
+      n = stack.length;
     if (8 + n > captureAreaSize(this.mem.size)) throw new GuestFault('trap', `the captured stack (${n} bytes) does not fit the capture area`);
     this.borrow(8 + n);
     this.mem.u8.set(stack, at + 8);

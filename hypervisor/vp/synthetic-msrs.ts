@@ -68,18 +68,30 @@ export class SyntheticMsrs {
     if (priv !== 0 && !this.can(priv)) return GP;
     const i64 = this.ctl.i64;
     switch (msr) {
-      case M.HV_X64_MSR_GUEST_OS_ID: return i64[P_GUEST_OS_ID >> 3];
-      case M.HV_X64_MSR_HYPERCALL: return i64[P_HYPERCALL_MSR >> 3];
-      case M.HV_X64_MSR_VP_INDEX: return BigInt(this.vp);
-      case M.HV_X64_MSR_RESET: return 0n;
-      case M.HV_X64_MSR_VP_RUNTIME: return BigInt(Math.floor(this.hooks.runtime100ns()));
-      case M.HV_X64_MSR_TIME_REF_COUNT: return BigInt(this.clock.now());
-      case M.HV_X64_MSR_SCONTROL: return BigInt(this.ctl.i32[(this.base + VP_SCONTROL) >> 2]);
-      case M.HV_X64_MSR_SVERSION: return 1n;
-      case M.HV_X64_MSR_SIEFP: return i64[(this.base + VP_SIEFP) >> 3];
-      case M.HV_X64_MSR_SIMP: return i64[(this.base + VP_SIMP) >> 3];
-      case M.HV_X64_MSR_EOM: return 0n;
-      case M.HV_X64_MSR_CRASH_CTL: return 0x3n << 62n; // CrashNotify and CrashMessage supported
+      case M.HV_X64_MSR_GUEST_OS_ID:
+        return i64[P_GUEST_OS_ID >> 3];
+      case M.HV_X64_MSR_HYPERCALL:
+        return i64[P_HYPERCALL_MSR >> 3];
+      case M.HV_X64_MSR_VP_INDEX:
+        return BigInt(this.vp);
+      case M.HV_X64_MSR_RESET:
+        return 0n;
+      case M.HV_X64_MSR_VP_RUNTIME:
+        return BigInt(Math.floor(this.hooks.runtime100ns()));
+      case M.HV_X64_MSR_TIME_REF_COUNT:
+        return BigInt(this.clock.now());
+      case M.HV_X64_MSR_SCONTROL:
+        return BigInt(this.ctl.i32[(this.base + VP_SCONTROL) >> 2]);
+      case M.HV_X64_MSR_SVERSION:
+        return 1n;
+      case M.HV_X64_MSR_SIEFP:
+        return i64[(this.base + VP_SIEFP) >> 3];
+      case M.HV_X64_MSR_SIMP:
+        return i64[(this.base + VP_SIMP) >> 3];
+      case M.HV_X64_MSR_EOM:
+        return 0n;
+      case M.HV_X64_MSR_CRASH_CTL:
+        return 0x3n << 62n; // CrashNotify and CrashMessage supported
     }
     if (msr >= M.HV_X64_MSR_SINT0 && msr <= M.HV_X64_MSR_SINT15) return i64[(this.base + VP_SINT + 8 * (msr - M.HV_X64_MSR_SINT0)) >> 3];
     if (msr >= M.HV_X64_MSR_STIMER0_CONFIG && msr <= M.HV_X64_MSR_STIMER3_COUNT) {

@@ -27,8 +27,26 @@ export const CAPTURE_AREA_MAX = 8 * 1024 * 1024;
 
 /** The platform imports a VP can park in (they end in afterExit or halt): where a capture can happen. */
 export const PARK_POINTS = [
-  'cpuid', 'rdmsr', 'wrmsr', 'hypercall', 'hypercall_fast', 'inb', 'inw', 'inl', 'outb', 'outw', 'outl',
-  'insb', 'insw', 'insl', 'outsb', 'outsw', 'outsl', 'mmio_read', 'mmio_write', 'halt',
+  'cpuid',
+  'rdmsr',
+  'wrmsr',
+  'hypercall',
+  'hypercall_fast',
+  'inb',
+  'inw',
+  'inl',
+  'outb',
+  'outw',
+  'outl',
+  'insb',
+  'insw',
+  'insl',
+  'outsb',
+  'outsw',
+  'outsl',
+  'mmio_read',
+  'mmio_write',
+  'halt',
 ] as const;
 
 /** What the exit the VP parked in returns to the guest when the VP continues. */

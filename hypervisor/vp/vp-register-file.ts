@@ -12,7 +12,11 @@ import type { SyntheticMsrs } from './synthetic-msrs.ts';
 export class VpRegisterFile {
   private readonly base: number;
 
-  constructor(private readonly ctl: PartitionControl, vp: number, private readonly msrs: SyntheticMsrs) {
+  constructor(
+    private readonly ctl: PartitionControl,
+    vp: number,
+    private readonly msrs: SyntheticMsrs,
+  ) {
     this.base = vpBase(vp);
   }
 
@@ -29,7 +33,9 @@ export class VpRegisterFile {
     if (name === HvRegister.ExplicitSuspend || name === HvRegister.InterceptSuspend) return HvStatus.Success;
     if (name === HvRegister.HypervisorVersion || name === HvRegister.PrivilegesAndFeaturesInfo) {
       const r = hypervisorCpuid(name === HvRegister.HypervisorVersion ? 0x40000002 : 0x40000003, 0, {
-        privilegesLo: this.ctl.i32[P_PRIV_LO >> 2], privilegesHi: this.ctl.i32[P_PRIV_HI >> 2], vpCount: this.ctl.vpCount,
+        privilegesLo: this.ctl.i32[P_PRIV_LO >> 2],
+        privilegesHi: this.ctl.i32[P_PRIV_HI >> 2],
+        vpCount: this.ctl.vpCount,
       })!;
       for (let k = 0; k < 4; k++) out.setUint32(at + 4 * k, r[k] >>> 0, true);
       return HvStatus.Success;

@@ -17,8 +17,20 @@ import { childCallHandlers } from '../hypercall/child-calls.ts';
 import { InterceptClient, InterceptKind, InterceptResult } from '../intercept-mailbox.ts';
 import { takeHighestVector } from '../interrupts.ts';
 import {
-  P_CAPTURE_VP, P_PAUSED_VPS, P_PRIV_HI, P_PRIV_LO, P_REQUESTED_STATE, PartitionControl, RequestedState, VP_COUNTERS, VP_PENDING_SUMMARY,
-  VP_RUN_STATE, VP_WAKE, VpCounter, VpRunState, vpBase,
+  P_CAPTURE_VP,
+  P_PAUSED_VPS,
+  P_PRIV_HI,
+  P_PRIV_LO,
+  P_REQUESTED_STATE,
+  PartitionControl,
+  RequestedState,
+  VP_COUNTERS,
+  VP_PENDING_SUMMARY,
+  VP_RUN_STATE,
+  VP_WAKE,
+  VpCounter,
+  VpRunState,
+  vpBase,
 } from '../partition-control.ts';
 import { PortTable } from '../ports.ts';
 import { ReferenceClock } from '../reference-time.ts';
@@ -118,7 +130,9 @@ export class VpRuntime {
     this.clock = new ReferenceClock(this.ctl);
     this.timers = new SyntheticTimers(this.ctl, this.mem, this.vp, this.clock);
     this.msrs = new SyntheticMsrs(this.ctl, this.mem, this.vp, this.clock, this.timers, {
-      reset: () => { throw new VpStop('reset'); },
+      reset: () => {
+        throw new VpStop('reset');
+      },
       crash: (params) => opts.notify({ type: 'crash', vp: this.vp, params: params.map((p) => '0x' + p.toString(16)) }),
       runtime100ns: () => this.runtime100ns(),
     });
@@ -173,7 +187,8 @@ export class VpRuntime {
       this.exit(VpCounter.StringIoExits);
       count >>>= 0;
       gpa >>>= 0;
-      if (!this.mem.contains(gpa, count * size)) throw new GuestFault('memory', `string I/O buffer 0x${gpa.toString(16)}+${count * size} is outside guest memory`);
+      if (!this.mem.contains(gpa, count * size))
+        throw new GuestFault('memory', `string I/O buffer 0x${gpa.toString(16)}+${count * size} is outside guest memory`);
       this.count(VpCounter.StringIoBytes, count * size);
       this.forward(kind as 3 | 4, port & 0xffff, size, 0, 0, gpa, count);
       return this.leave(count);
@@ -197,15 +212,30 @@ export class VpRuntime {
           this.requireHypercallPage();
           return this.leave(this.dispatcher.callFast(lo, hi, a, b, c, d));
         },
-        inb: io(1), inw: io(2), inl: io(4),
-        outb: out(1), outw: out(2), outl: out(4),
-        insb: ins(1, InterceptKind.IoReadString), insw: ins(2, InterceptKind.IoReadString), insl: ins(4, InterceptKind.IoReadString),
-        outsb: ins(1, InterceptKind.IoWriteString), outsw: ins(2, InterceptKind.IoWriteString), outsl: ins(4, InterceptKind.IoWriteString),
+        inb: io(1),
+        inw: io(2),
+        inl: io(4),
+        outb: out(1),
+        outw: out(2),
+        outl: out(4),
+        insb: ins(1, InterceptKind.IoReadString),
+        insw: ins(2, InterceptKind.IoReadString),
+        insl: ins(4, InterceptKind.IoReadString),
+        outsb: ins(1, InterceptKind.IoWriteString),
+        outsw: ins(2, InterceptKind.IoWriteString),
+        outsl: ins(4, InterceptKind.IoWriteString),
         mmio_read: (gpa: number, size: number) => this.mmio(true, gpa >>> 0, size, 0),
-        mmio_write: (gpa: number, size: number, value: number) => { this.mmio(false, gpa >>> 0, size, value); },
+        mmio_write: (gpa: number, size: number, value: number) => {
+          this.mmio(false, gpa >>> 0, size, value);
+        },
         halt: () => this.halt(),
-        sti: () => { this.interruptsEnabled = true; this.interruptPoint(); },
-        cli: () => { this.interruptsEnabled = false; },
+        sti: () => {
+          this.interruptsEnabled = true;
+          this.interruptPoint();
+        },
+        cli: () => {
+          this.interruptsEnabled = false;
+        },
         panic: (m: number, mn: number, f: number, fn: number, line: number, col: number) => {
           throw new GuestFault('panic', `guest panic: ${this.utf16(m, mn)} at ${this.utf16(f, fn)}:${line}:${col}`);
         },
@@ -215,7 +245,9 @@ export class VpRuntime {
       imports[REWRITE_MODULE] = {
         [PREEMPT_IMPORT]: () => this.preempt(),
         [TAKE_INTERRUPT_IMPORT]: () => this.takeInterrupt(),
-        [IRET_IMPORT]: () => { this.interruptsEnabled = true; },
+        [IRET_IMPORT]: () => {
+          this.interruptsEnabled = true;
+        },
       };
     }
     if (this.capturable) {
@@ -297,7 +329,13 @@ export class VpRuntime {
       this.afterExit();
     } catch (e) {
       if (!(e instanceof CaptureRequested)) throw e;
-      this.beginUnwind(r === undefined ? { kind: 'none' } : typeof r === 'bigint' ? { kind: 'i64', value: BigInt.asUintN(64, r).toString() } : { kind: 'i32', value: r as number });
+      this.beginUnwind(
+        r === undefined
+          ? { kind: 'none' }
+          : typeof r === 'bigint'
+            ? { kind: 'i64', value: BigInt.asUintN(64, r).toString() }
+            : { kind: 'i32', value: r as number },
+      );
     }
     return r;
   }
@@ -344,7 +382,15 @@ export class VpRuntime {
     return Buffer.from(this.mem.read(ptr >>> 0, bytes >>> 0)).toString('utf16le');
   }
 
-  private forward(kind: (typeof InterceptKind)[keyof typeof InterceptKind], port: number, size: number, lo: number, hi: number, gpa: number, count: number): number {
+  private forward(
+    kind: (typeof InterceptKind)[keyof typeof InterceptKind],
+    port: number,
+    size: number,
+    lo: number,
+    hi: number,
+    gpa: number,
+    count: number,
+  ): number {
     this.count(VpCounter.InterceptsToRoot);
     const r = this.intercepts.forward(kind, port, size, lo, hi, gpa, count);
     if (r === InterceptResult.Fault) throw new GuestFault('memory', `intercept ${kind} at 0x${port.toString(16)} refused by the root partition`);
@@ -476,7 +522,8 @@ export class VpRuntime {
 
   private cpuid(leaf: number, subleaf: number, outGpa: number): void {
     this.exit(VpCounter.CpuidExits);
-    if ((outGpa & 3) !== 0 || !this.mem.contains(outGpa, 16)) throw new GuestFault('memory', `cpuid output 0x${outGpa.toString(16)} is outside guest memory or misaligned`);
+    if ((outGpa & 3) !== 0 || !this.mem.contains(outGpa, 16))
+      throw new GuestFault('memory', `cpuid output 0x${outGpa.toString(16)} is outside guest memory or misaligned`);
     const r = hypervisorCpuid(leaf, subleaf, { privilegesLo: this.i32[P_PRIV_LO >> 2], privilegesHi: this.i32[P_PRIV_HI >> 2], vpCount: this.ctl.vpCount });
     const at = outGpa >>> 2; // unsigned: the output may lie at or above 2 GiB
     if (r) {

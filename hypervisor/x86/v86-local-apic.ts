@@ -21,7 +21,9 @@ export class V86LocalApic implements X86InterruptSink {
     this.addr = cpu.get_apic_addr() >>> 0;
     const spurious = new DataView(cpu.wasm_memory.buffer).getUint32(this.addr + APIC_SPURIOUS_VECTOR, true);
     if (this.addr === 0 || this.addr % 4 !== 0 || spurious !== APIC_SPURIOUS_AT_RESET) {
-      throw new Error(`this v86 build's local APIC state is not laid out as expected (at 0x${this.addr.toString(16)}, spurious vector 0x${spurious.toString(16)})`);
+      throw new Error(
+        `this v86 build's local APIC state is not laid out as expected (at 0x${this.addr.toString(16)}, spurious vector 0x${spurious.toString(16)})`,
+      );
     }
   }
 

@@ -147,13 +147,19 @@ export class X86Enlightenments {
   read(msr: number): bigint {
     if (this.partition && isSynicMsr(msr)) return this.partition.readMsr(msr);
     switch (msr) {
-      case M.HV_X64_MSR_GUEST_OS_ID: return this.guestOsId;
-      case M.HV_X64_MSR_HYPERCALL: return this.hypercallMsr;
-      case M.HV_X64_MSR_VP_INDEX: return 0n;
+      case M.HV_X64_MSR_GUEST_OS_ID:
+        return this.guestOsId;
+      case M.HV_X64_MSR_HYPERCALL:
+        return this.hypercallMsr;
+      case M.HV_X64_MSR_VP_INDEX:
+        return 0n;
       // One clock with the SynIC side's (time sync samples carry it): the partition's once attached.
-      case M.HV_X64_MSR_TIME_REF_COUNT: return BigInt(Math.floor(this.partition?.referenceTime() ?? this.opts.referenceTime()));
-      case HV_X64_MSR_VP_ASSIST_PAGE: return this.vpAssistMsr;
-      case M.HV_X64_MSR_CRASH_CTL: return 0x3n << 62n; // CrashNotify and CrashMessage supported
+      case M.HV_X64_MSR_TIME_REF_COUNT:
+        return BigInt(Math.floor(this.partition?.referenceTime() ?? this.opts.referenceTime()));
+      case HV_X64_MSR_VP_ASSIST_PAGE:
+        return this.vpAssistMsr;
+      case M.HV_X64_MSR_CRASH_CTL:
+        return 0x3n << 62n; // CrashNotify and CrashMessage supported
     }
     if (msr >= M.HV_X64_MSR_CRASH_P0 && msr < M.HV_X64_MSR_CRASH_CTL) return this.crashParams[msr - M.HV_X64_MSR_CRASH_P0]!;
     this.opts.onUnknownMsr?.(msr, false);
@@ -221,7 +227,12 @@ export class X86Enlightenments {
       return;
     }
     const out = this.partition.hypercall({
-      eax: r[Reg.EAX]!, edx: r[Reg.EDX]!, ebx: r[Reg.EBX]!, ecx: r[Reg.ECX]!, edi: r[Reg.EDI]!, esi: r[Reg.ESI]!,
+      eax: r[Reg.EAX]!,
+      edx: r[Reg.EDX]!,
+      ebx: r[Reg.EBX]!,
+      ecx: r[Reg.ECX]!,
+      edi: r[Reg.EDI]!,
+      esi: r[Reg.ESI]!,
     });
     r[Reg.EAX] = out.eax;
     r[Reg.EDX] = out.edx;

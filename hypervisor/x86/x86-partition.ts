@@ -34,8 +34,7 @@ import { GP, NOT_SYNTHETIC, SyntheticMsrs } from '../vp/synthetic-msrs.ts';
  * the partition reference counter and the SynIC registers; HvPostMessage and HvSignalEvent.
  * Not granted: synthetic timers, the reference TSC page, the frequency MSRs.
  */
-export const X86_SYNIC_PRIVILEGES_LO =
-  C.HV_ACCESS_HYPERCALL_MSRS | C.HV_ACCESS_VP_INDEX | C.HV_ACCESS_PARTITION_REFERENCE_COUNTER | C.HV_ACCESS_SYNIC_REGS;
+export const X86_SYNIC_PRIVILEGES_LO = C.HV_ACCESS_HYPERCALL_MSRS | C.HV_ACCESS_VP_INDEX | C.HV_ACCESS_PARTITION_REFERENCE_COUNTER | C.HV_ACCESS_SYNIC_REGS;
 export const X86_SYNIC_PRIVILEGES_HI = C.HV_POST_MESSAGES | C.HV_SIGNAL_EVENTS;
 
 /** The SynIC MSRs, SCONTROL .. SINT15. */

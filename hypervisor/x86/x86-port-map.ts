@@ -29,7 +29,8 @@ export class X86PortMap {
   /** Gives `device` its ports. Two host devices never share a port. */
   attach(device: X86PortDevice): void {
     for (const r of device.ports) {
-      if (r.base < 0 || r.length <= 0 || r.base + r.length > 0x10000) throw new RangeError(`${device.name}: port range 0x${r.base.toString(16)}+${r.length} is outside 0..0xFFFF`);
+      if (r.base < 0 || r.length <= 0 || r.base + r.length > 0x10000)
+        throw new RangeError(`${device.name}: port range 0x${r.base.toString(16)}+${r.length} is outside 0..0xFFFF`);
       for (let p = r.base; p < r.base + r.length; p++) {
         const other = this.owners.get(p);
         if (other) throw new Error(`${device.name}: port 0x${p.toString(16)} already belongs to ${other}`);

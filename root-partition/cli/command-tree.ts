@@ -43,7 +43,9 @@ function optionOf(o: Option): TreeOption {
     takesValue,
     takesPath: takesValue && PATH_VALUE.test(o.flags),
     description: o.description,
-    ...(o.defaultValue !== undefined && typeof o.defaultValue !== 'object' && typeof o.defaultValue !== 'function' ? { defaultValue: String(o.defaultValue) } : {}),
+    ...(o.defaultValue !== undefined && typeof o.defaultValue !== 'object' && typeof o.defaultValue !== 'function'
+      ? { defaultValue: String(o.defaultValue) }
+      : {}),
   };
 }
 

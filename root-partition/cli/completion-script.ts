@@ -82,9 +82,10 @@ export type Shell = 'bash' | 'zsh';
 
 export function completionScript(tree: TreeCommand, shell: Shell): string {
   const prog = tree.path[0];
-  const how = shell === 'bash'
-    ? `# Load it with: source <(${prog} completion bash), or save it as\n# /usr/share/bash-completion/completions/${prog} (or ~/.local/share/bash-completion/completions/${prog}).`
-    : `# Load it from ~/.zshrc, after compinit: source <(${prog} completion zsh).`;
+  const how =
+    shell === 'bash'
+      ? `# Load it with: source <(${prog} completion bash), or save it as\n# /usr/share/bash-completion/completions/${prog} (or ~/.local/share/bash-completion/completions/${prog}).`
+      : `# Load it from ~/.zshrc, after compinit: source <(${prog} completion zsh).`;
   const zshPrelude = shell === 'zsh' ? 'autoload -U +X bashcompinit && bashcompinit\n' : '';
   return `# ${shell} completion for ${prog}, generated from its command tree by \`${prog} completion ${shell}\`.\n${how}\n${zshPrelude}${bashFunction(tree)}`;
 }

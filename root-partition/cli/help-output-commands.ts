@@ -7,7 +7,8 @@ import { manPage } from './man-page.ts';
 import { CommandFailure } from './management-session.ts';
 
 export function registerHelpOutputCommands(program: Command): void {
-  program.command('completion')
+  program
+    .command('completion')
     .description('print the shell completion script (bash or zsh): source <(tsvisor completion bash)')
     .argument('<shell>', 'bash or zsh')
     .action((shell: string) => {
@@ -15,7 +16,8 @@ export function registerHelpOutputCommands(program: Command): void {
       process.stdout.write(completionScript(commandTree(program), shell as Shell));
     });
 
-  program.command('man')
+  program
+    .command('man')
     .description('print the tsvisor(1) man page (roff): tsvisor man | man -l -')
     .option('--output <file>', 'write it to this file instead')
     .action((o: { output?: string }) => {

@@ -4,13 +4,30 @@
  */
 import { allCommands, synopsis, type TreeCommand } from './command-tree.ts';
 
-const GROFF_NAMED: Record<string, string> = { '…': '...', '→': '\\(->', '←': '\\(<-', 'µ': '\\(mc', '×': '\\(mu', '÷': '\\(di', '≥': '\\(>=', '≤': '\\(<=', '—': '\\(em', '–': '\\(en', '±': '\\(+-' };
+const GROFF_NAMED: Record<string, string> = {
+  '…': '...',
+  '→': '\\(->',
+  '←': '\\(<-',
+  µ: '\\(mc',
+  '×': '\\(mu',
+  '÷': '\\(di',
+  '≥': '\\(>=',
+  '≤': '\\(<=',
+  '—': '\\(em',
+  '–': '\\(en',
+  '±': '\\(+-',
+};
 
 /** Text made safe for roff: backslashes, a leading dot or quote, hyphens, characters beyond ASCII. */
 function roff(text: string): string {
-  return text.replace(/\\/g, '\\e').replace(/-/g, '\\-').replace(/^([.'])/gm, '\\&$1')
-    // Beyond ASCII: groff's named characters (they have ASCII renderings too), else its Unicode escape.
-    .replace(/[^\x00-\x7f]/gu, (c) => GROFF_NAMED[c] ?? `\\[u${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}]`);
+  return (
+    text
+      .replace(/\\/g, '\\e')
+      .replace(/-/g, '\\-')
+      .replace(/^([.'])/gm, '\\&$1')
+      // Beyond ASCII: groff's named characters (they have ASCII renderings too), else its Unicode escape.
+      .replace(/[^\x00-\x7f]/gu, (c) => GROFF_NAMED[c] ?? `\\[u${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}]`)
+  );
 }
 
 const ABOUT = [
@@ -48,9 +65,19 @@ export function manPage(tree: TreeCommand, version: string, date: Date): string 
     }
     out.push('.SS ' + roff(c.path.slice(1).join(' ')), '.nf', roff(synopsis(c)), '.fi', roff(c.description || ''));
     if (c.args.some((a) => a.description)) for (const a of c.args) if (a.description) out.push('.TP', `.I ${roff(a.name)}`, roff(a.description));
-    for (const o of c.options) out.push('.TP', `.B ${roff(o.flags)}`, roff(o.description + (o.defaultValue !== undefined && o.defaultValue !== '' ? ` (default: ${o.defaultValue})` : '')));
+    for (const o of c.options)
+      out.push(
+        '.TP',
+        `.B ${roff(o.flags)}`,
+        roff(o.description + (o.defaultValue !== undefined && o.defaultValue !== '' ? ` (default: ${o.defaultValue})` : '')),
+      );
   }
-  out.push('.SH FILES', FILES, '.SH EXIT STATUS', '0 on success; non\\-zero when the command failed (the message says why; with \\fB\\-\\-json\\fR it is a JSON object).');
+  out.push(
+    '.SH FILES',
+    FILES,
+    '.SH EXIT STATUS',
+    '0 on success; non\\-zero when the command failed (the message says why; with \\fB\\-\\-json\\fR it is a JSON object).',
+  );
   out.push('.SH SEE ALSO', '\\fBsystemctl\\fR(1), \\fBwbemcli\\fR(1)');
   return out.join('\n') + '\n';
 }

@@ -17,15 +17,30 @@ import { defaultDataDir } from '../host/data-dir.ts';
  * code and any job id are kept for `--verbose`.
  */
 export class CommandFailure extends Error {
-  constructor(readonly code: string, readonly number: number | null, message: string, readonly detail = '') {
+  constructor(
+    readonly code: string,
+    readonly number: number | null,
+    message: string,
+    readonly detail = '',
+  ) {
     super(message);
   }
 }
 
 /** Word codes for the Hyper-V return codes and CIM statuses a command can meet. */
 const CODE_WORDS: Record<number, string> = {
-  1: 'failed', 4: 'invalid-parameter', 6: 'not-found', 4097: 'invalid-transition', 4098: 'not-supported', 4099: 'busy',
-  32768: 'failed', 32769: 'access-denied', 32770: 'not-supported', 32773: 'invalid-parameter', 32774: 'in-use', 32775: 'invalid-state',
+  1: 'failed',
+  4: 'invalid-parameter',
+  6: 'not-found',
+  4097: 'invalid-transition',
+  4098: 'not-supported',
+  4099: 'busy',
+  32768: 'failed',
+  32769: 'access-denied',
+  32770: 'not-supported',
+  32773: 'invalid-parameter',
+  32774: 'in-use',
+  32775: 'invalid-state',
 };
 
 export const wantsJson = (): boolean => process.argv.includes('--json');
@@ -34,12 +49,21 @@ export const wantsVerbose = (): boolean => process.argv.includes('--verbose');
 /** A failure as the user sees it: the sentence, and with --verbose what it came from. */
 export function failureParts(e: unknown): { message: string; code: string; detail: string } {
   if (e instanceof CommandFailure) {
-    return { message: e.message, code: CODE_WORDS[e.number ?? -1] ?? e.code.toLowerCase(), detail: [e.code, e.number !== null ? String(e.number) : '', e.detail].filter(Boolean).join(' ') };
+    return {
+      message: e.message,
+      code: CODE_WORDS[e.number ?? -1] ?? e.code.toLowerCase(),
+      detail: [e.code, e.number !== null ? String(e.number) : '', e.detail].filter(Boolean).join(' '),
+    };
   }
   if (e instanceof ManagementError) {
     const n = e.cimStatus;
     const message = e.message.replace(/^CIM_ERR_[A-Z_]+: /, '');
-    if (n === 2) return { message: `${message}; this user may not do that (ask the host's administrator for a role: tsvisor user allow-local)`, code: 'access-denied', detail: `${e.code} (${n})` };
+    if (n === 2)
+      return {
+        message: `${message}; this user may not do that (ask the host's administrator for a role: tsvisor user allow-local)`,
+        code: 'access-denied',
+        detail: `${e.code} (${n})`,
+      };
     return { message, code: CODE_WORDS[n ?? -1] ?? 'failed', detail: `${e.code}${n !== null ? ` (${n})` : ''}` };
   }
   const err = e as NodeJS.ErrnoException;
@@ -74,7 +98,13 @@ async function connectTo(dataDir: string): Promise<ManagementClient> {
     if (/\b(ENOENT|ECONNREFUSED)\b/.test(text)) {
       throw new CommandFailure('no-service', null, `no tsvisor service is running for ${dataDir}; start one with: tsvisor serve --data-dir ${dataDir}`, text);
     }
-    if (/\bEACCES\b/.test(text)) throw new CommandFailure('VMMS_ACCESS', 32769, `this user may not open ${socket}; ask the host's administrator for a role (tsvisor user allow-local)`, text);
+    if (/\bEACCES\b/.test(text))
+      throw new CommandFailure(
+        'VMMS_ACCESS',
+        32769,
+        `this user may not open ${socket}; ask the host's administrator for a role (tsvisor user allow-local)`,
+        text,
+      );
     throw e;
   }
 }
@@ -95,7 +125,8 @@ export async function withManagement<T>(dataDir: string | undefined, fn: (c: Man
 /** A whole number in [min, max] from an option, or a failure naming the option and the range. */
 export function wholeNumber(option: string, text: string, min: number, max: number): number {
   const n = Number(text);
-  if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max) throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, `${option} must be a whole number ${min}..${max}, not "${text}"`);
+  if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max)
+    throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, `${option} must be a whole number ${min}..${max}, not "${text}"`);
   return n;
 }
 
@@ -123,13 +154,20 @@ function globRegExp(pattern: string): RegExp {
  */
 export async function findVms(c: ManagementClient, patterns: readonly string[]): Promise<CimInstance[]> {
   const out: CimInstance[] = [];
-  const add = (v: CimInstance) => { if (!out.some((o) => o.get('Name') === v.get('Name'))) out.push(v); };
+  const add = (v: CimInstance) => {
+    if (!out.some((o) => o.get('Name') === v.get('Name'))) out.push(v);
+  };
   let all: CimInstance[] | null = null;
   for (const p of patterns) {
-    if (!/[*?[]/.test(p)) { add(await findVm(c, p)); continue; }
+    if (!/[*?[]/.test(p)) {
+      add(await findVm(c, p));
+      continue;
+    }
     all ??= await c.query(`SELECT * FROM Msvm_ComputerSystem WHERE ${VM_FILTER}`);
     const re = globRegExp(p);
-    const matched = all.filter((v) => re.test(String(v.get('ElementName')))).sort((a, b) => String(a.get('ElementName')).localeCompare(String(b.get('ElementName'))));
+    const matched = all
+      .filter((v) => re.test(String(v.get('ElementName'))))
+      .sort((a, b) => String(a.get('ElementName')).localeCompare(String(b.get('ElementName'))));
     if (!matched.length) throw new CommandFailure('CIM_ERR_NOT_FOUND', 6, `no VM name matches '${p}'; see the VMs with: tsvisor vm list`);
     matched.forEach(add);
   }
@@ -156,11 +194,22 @@ export interface CallOptions {
  * Invoke, follow a 4096 job to its end, and fail with the return code or the job's ErrorCode and
  * ErrorDescription. Returns the method's outcome and the finished job, if there was one.
  */
-export async function callMethod(c: ManagementClient, path: CimObjectPath, method: string, params: Record<string, unknown>, o: CallOptions): Promise<{ outcome: MethodOutcome; job: CimInstance | null }> {
+export async function callMethod(
+  c: ManagementClient,
+  path: CimObjectPath,
+  method: string,
+  params: Record<string, unknown>,
+  o: CallOptions,
+): Promise<{ outcome: MethodOutcome; job: CimInstance | null }> {
   const outcome = await c.invoke(path, method, params);
   if (outcome.returnValue !== 0 && outcome.returnValue !== 4096) {
     const words = await refusalWords(c, path, method, params);
-    throw new CommandFailure(method, outcome.returnValue, words ?? `${outcome.description ?? 'failed'}${outcome.description ? '' : ` (${method})`}`, outcome.description ?? '');
+    throw new CommandFailure(
+      method,
+      outcome.returnValue,
+      words ?? `${outcome.description ?? 'failed'}${outcome.description ? '' : ` (${method})`}`,
+      outcome.description ?? '',
+    );
   }
   let bar: SingleBar | null = null;
   if (outcome.returnValue === 4096 && o.progress && process.stderr.isTTY) {
@@ -183,7 +232,12 @@ async function refusalWords(c: ManagementClient, path: CimObjectPath, method: st
   if (method !== 'RequestStateChange' || path.className !== 'Msvm_ComputerSystem') return null;
   const vm = await c.get(path).catch(() => null);
   if (!vm) return null;
-  return stateRefusal(String(vm.get('ElementName')), Number(vm.get('EnabledState')), Number(params.RequestedState), (vm.get('AvailableRequestedStates') as number[] | null) ?? []);
+  return stateRefusal(
+    String(vm.get('ElementName')),
+    Number(vm.get('EnabledState')),
+    Number(params.RequestedState),
+    (vm.get('AvailableRequestedStates') as number[] | null) ?? [],
+  );
 }
 
 const REQUEST_VERBS: Record<number, string> = { 2: 'start', 3: 'stop --turn-off', 6: 'save', 9: 'pause', 10: 'restart', 11: 'restart --force' };
@@ -192,7 +246,9 @@ const REQUEST_NAMES: Record<number, string> = { 2: 'start', 3: 'turn off', 6: 's
 /** Why a VM in `state` cannot take `requested`, and what would work now. */
 export function stateRefusal(name: string, state: number, requested: number, accepts: readonly number[]): string {
   const is = `VM '${name}' is ${stateText(state)}`;
-  const now = accepts.length ? `; now it can: ${accepts.map((s) => `tsvisor vm ${REQUEST_VERBS[s] ?? s} ${name}`).join(', ')}` : '; wait until it has finished changing state';
+  const now = accepts.length
+    ? `; now it can: ${accepts.map((s) => `tsvisor vm ${REQUEST_VERBS[s] ?? s} ${name}`).join(', ')}`
+    : '; wait until it has finished changing state';
   if (state === 3 && requested !== 2) return `${is}; start it first (tsvisor vm start ${name})`;
   if (state === 6 && requested !== 2 && requested !== 3) return `${is}; start it to restore it first (tsvisor vm start ${name})`;
   if (state === 9 && requested === 9) return `${is} already`;
@@ -201,7 +257,23 @@ export function stateRefusal(name: string, state: number, requested: number, acc
 
 /** EnabledState as Get-VM shows it (Msvm_ComputerSystem, Microsoft Docs). */
 export function stateText(s: number): string {
-  return ({ 0: 'Unknown', 2: 'Running', 3: 'Off', 4: 'Stopping', 6: 'Saved', 9: 'Paused', 10: 'Starting', 11: 'Resetting', 32773: 'Saving', 32776: 'Pausing', 32777: 'Resuming' } as Record<number, string>)[s] ?? `state ${s}`;
+  return (
+    (
+      {
+        0: 'Unknown',
+        2: 'Running',
+        3: 'Off',
+        4: 'Stopping',
+        6: 'Saved',
+        9: 'Paused',
+        10: 'Starting',
+        11: 'Resetting',
+        32773: 'Saving',
+        32776: 'Pausing',
+        32777: 'Resuming',
+      } as Record<number, string>
+    )[s] ?? `state ${s}`
+  );
 }
 
 export function healthText(h: number): string {
@@ -223,4 +295,3 @@ export function verb(group: Command, spec: string): Command {
   if (at >= 0) commands.splice(at, 1);
   return group.command(spec);
 }
-

@@ -34,130 +34,269 @@ async function findSwitch(c: ManagementClient, name: string): Promise<{ path: Ci
 }
 
 const switchRow = (s: CimInstance) => ({
-  name: String(s.get('ElementName')), id: String(s.get('Name')), type: String(s.get('SwitchType')),
-  connectedPorts: Number(s.get('ConnectedPorts') ?? 0), learnedAddresses: Number(s.get('LearnedAddresses') ?? 0),
+  name: String(s.get('ElementName')),
+  id: String(s.get('Name')),
+  type: String(s.get('SwitchType')),
+  connectedPorts: Number(s.get('ConnectedPorts') ?? 0),
+  learnedAddresses: Number(s.get('LearnedAddresses') ?? 0),
 });
 
-interface Adapter { name: string; legacy: boolean; mac: string; staticMac: boolean; switch: string | null; vlanId: number | null; instanceId: string; connectionId: string | null }
+interface Adapter {
+  name: string;
+  legacy: boolean;
+  mac: string;
+  staticMac: boolean;
+  switch: string | null;
+  vlanId: number | null;
+  instanceId: string;
+  connectionId: string | null;
+}
 
 async function adaptersOf(c: ManagementClient, vmName: string): Promise<{ vssdId: string; adapters: Adapter[] }> {
   const vm = await findVm(c, vmName);
   const id = String(vm.get('Name'));
-  const settings = await c.query(`ASSOCIATORS OF {Msvm_VirtualSystemSettingData.InstanceID="Microsoft:${id}"} WHERE AssocClass = Msvm_VirtualSystemSettingDataComponent`);
+  const settings = await c.query(
+    `ASSOCIATORS OF {Msvm_VirtualSystemSettingData.InstanceID="Microsoft:${id}"} WHERE AssocClass = Msvm_VirtualSystemSettingDataComponent`,
+  );
   const switches = (await c.query('SELECT * FROM Msvm_VirtualEthernetSwitch')).map(switchRow);
-  const adapters = settings.filter((s) => PORT_CLASSES.includes(s.className)).map((p): Adapter => {
-    const conn = settings.find((s) => s.className === 'Msvm_EthernetPortAllocationSettingData' && String(s.get('Parent')) === String(p.get('InstanceID')));
-    const host = String((conn?.get('HostResource') as string[] | undefined)?.[0] ?? '');
-    const swId = /Name="([0-9a-f-]{36})"/.exec(host)?.[1];
-    const mac = String(p.get('Address') ?? '').toLowerCase().match(/../g)?.join(':') ?? '';
-    const vlan = conn?.get('Address');
-    return {
-      name: String(p.get('ElementName')), legacy: p.className === PORT_CLASSES[1], mac, staticMac: p.get('StaticMacAddress') === true,
-      switch: conn ? (switches.find((s) => s.id === swId)?.name ?? host) : null, vlanId: typeof vlan === 'string' && vlan ? Number(vlan) : null,
-      instanceId: String(p.get('InstanceID')), connectionId: conn ? String(conn.get('InstanceID')) : null,
-    };
-  });
+  const adapters = settings
+    .filter((s) => PORT_CLASSES.includes(s.className))
+    .map((p): Adapter => {
+      const conn = settings.find((s) => s.className === 'Msvm_EthernetPortAllocationSettingData' && String(s.get('Parent')) === String(p.get('InstanceID')));
+      const host = String((conn?.get('HostResource') as string[] | undefined)?.[0] ?? '');
+      const swId = /Name="([0-9a-f-]{36})"/.exec(host)?.[1];
+      const mac =
+        String(p.get('Address') ?? '')
+          .toLowerCase()
+          .match(/../g)
+          ?.join(':') ?? '';
+      const vlan = conn?.get('Address');
+      return {
+        name: String(p.get('ElementName')),
+        legacy: p.className === PORT_CLASSES[1],
+        mac,
+        staticMac: p.get('StaticMacAddress') === true,
+        switch: conn ? (switches.find((s) => s.id === swId)?.name ?? host) : null,
+        vlanId: typeof vlan === 'string' && vlan ? Number(vlan) : null,
+        instanceId: String(p.get('InstanceID')),
+        connectionId: conn ? String(conn.get('InstanceID')) : null,
+      };
+    });
   return { vssdId: `Microsoft:${id}`, adapters };
 }
 
 export function registerSwitchCommands(program: Command): void {
   const sw = program.command('switch').description('virtual switches (New-/Get-/Remove-VMSwitch)').option('--data-dir <dir>', "the service's data directory");
   const dir = () => sw.opts<{ dataDir?: string }>().dataDir;
-  sw.command('new <name>').description("New-VMSwitch: a private switch (VMs only), an internal one (VMs and the host) or an external one (VMs and the host's networks, through passt)")
+  sw.command('new <name>')
+    .description(
+      "New-VMSwitch: a private switch (VMs only), an internal one (VMs and the host) or an external one (VMs and the host's networks, through passt)",
+    )
     .option('--type <type>', 'private, internal or external', 'private')
     .option('--internal', 'the same as --type internal')
     .option('--external', 'the same as --type external (passt is its uplink: VMs reach what the host reaches)')
     .option('--passt', "internal: passt (user-mode networking) as the host's side, started and supervised by the service")
-    .option('--forward <spec>', 'with passt: forward a host port to the guest address, udp|tcp:HOSTPORT:GUESTPORT (repeatable; implies --passt)', (v: string, all: string[] = []) => [...all, v])
+    .option(
+      '--forward <spec>',
+      'with passt: forward a host port to the guest address, udp|tcp:HOSTPORT:GUESTPORT (repeatable; implies --passt)',
+      (v: string, all: string[] = []) => [...all, v],
+    )
     .option('--guest-address <a.b.c.d/n>', 'with passt: the address it hands the guest (default 10.0.2.15/24)')
     .option('--gateway <a.b.c.d>', "with passt: its own address, the guest's gateway (default 10.0.2.2)")
     .option('--json', 'machine-readable output')
-    .action((name: string, o: { type: string; internal?: boolean; external?: boolean; passt?: boolean; forward?: string[]; guestAddress?: string; gateway?: string; json?: boolean }) => withManagement(dir(), async (c) => {
-      if (o.internal && o.external) throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, '--internal and --external exclude each other');
-      const type = o.internal ? 'internal' : o.external ? 'external' : o.type.toLowerCase();
-      if (type !== 'private' && type !== 'internal' && type !== 'external') throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, `--type must be private, internal or external, not "${o.type}"`);
-      const passt = type === 'external' || Boolean(o.passt || o.forward?.length || o.guestAddress || o.gateway);
-      if (passt && type === 'private') throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, 'passt (--passt, --forward, --guest-address, --gateway) is the host\'s side of an internal or external switch: add --internal or --external');
-      const settings = schema.createInstance('Msvm_VirtualEthernetSwitchSettingData', {
-        ElementName: name,
-        ...(passt ? { HostStack: 'passt', PortForwards: o.forward ?? [], ...(o.guestAddress ? { HostStackGuestAddress: o.guestAddress } : {}), ...(o.gateway ? { HostStackGateway: o.gateway } : {}) } : {}),
-      });
-      // An internal switch has a port for the host: HostResource names the host computer system.
-      // An external one a port on the host's external Ethernet port, which here is passt.
-      const host = (await c.query('SELECT * FROM Msvm_ComputerSystem')).find((s) => !/^[0-9a-f-]{36}$/.test(String(s.get('Name'))));
-      const hostName = String(host?.get('Name') ?? 'HOST');
-      const uplink = `Msvm_ExternalEthernetPort.CreationClassName="Msvm_ExternalEthernetPort",DeviceID="passt",SystemCreationClassName="Msvm_ComputerSystem",SystemName="${hostName}"`;
-      const hostPort = type === 'private' ? [] : [schema.createInstance('Msvm_EthernetPortAllocationSettingData', {
-        ResourceType: 33, HostResource: [type === 'external' ? uplink : formatObjectPath(c.systemPath(hostName))],
-      })];
-      const { outcome } = await callMethod(c, await switchServicePath(c), 'DefineSystem', { SystemSettings: settings, ResourceSettings: hostPort }, { progress: false, label: 'Creating' });
-      const id = String((outcome.out.ResultingSystem as CimObjectPath | undefined)?.keys.find((k) => k.name === 'Name')?.value ?? '');
-      if (o.json) return printJson({ name, id, type, ...(passt ? { passt: true } : {}) });
-      console.log(`switch ${name} created (${type}${passt ? ', passt' : ''}, ${id})`);
-    }));
-  sw.command('list').description('Get-VMSwitch').option('--json', 'machine-readable output')
-    .action((o: { json?: boolean }) => withManagement(dir(), async (c) => {
-      const rows = (await c.query('SELECT * FROM Msvm_VirtualEthernetSwitch')).map(switchRow);
-      if (o.json) return printJson(rows);
-      printTable(['NAME', 'TYPE', 'PORTS', 'ADDRESSES', 'ID'], rows.map((r) => [r.name, r.type, String(r.connectedPorts), String(r.learnedAddresses), r.id]));
-    }));
-  sw.command('rm <name>').alias('remove').description('Remove-VMSwitch: adapters connected to it lose their link (their VMs do not start until reconnected)')
+    .action(
+      (
+        name: string,
+        o: {
+          type: string;
+          internal?: boolean;
+          external?: boolean;
+          passt?: boolean;
+          forward?: string[];
+          guestAddress?: string;
+          gateway?: string;
+          json?: boolean;
+        },
+      ) =>
+        withManagement(dir(), async (c) => {
+          if (o.internal && o.external) throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, '--internal and --external exclude each other');
+          const type = o.internal ? 'internal' : o.external ? 'external' : o.type.toLowerCase();
+          if (type !== 'private' && type !== 'internal' && type !== 'external')
+            throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, `--type must be private, internal or external, not "${o.type}"`);
+          const passt = type === 'external' || Boolean(o.passt || o.forward?.length || o.guestAddress || o.gateway);
+          if (passt && type === 'private')
+            throw new CommandFailure(
+              'CIM_ERR_INVALID_PARAMETER',
+              4,
+              "passt (--passt, --forward, --guest-address, --gateway) is the host's side of an internal or external switch: add --internal or --external",
+            );
+          const settings = schema.createInstance('Msvm_VirtualEthernetSwitchSettingData', {
+            ElementName: name,
+            ...(passt
+              ? {
+                  HostStack: 'passt',
+                  PortForwards: o.forward ?? [],
+                  ...(o.guestAddress ? { HostStackGuestAddress: o.guestAddress } : {}),
+                  ...(o.gateway ? { HostStackGateway: o.gateway } : {}),
+                }
+              : {}),
+          });
+          // An internal switch has a port for the host: HostResource names the host computer system.
+          // An external one a port on the host's external Ethernet port, which here is passt.
+          const host = (await c.query('SELECT * FROM Msvm_ComputerSystem')).find((s) => !/^[0-9a-f-]{36}$/.test(String(s.get('Name'))));
+          const hostName = String(host?.get('Name') ?? 'HOST');
+          const uplink = `Msvm_ExternalEthernetPort.CreationClassName="Msvm_ExternalEthernetPort",DeviceID="passt",SystemCreationClassName="Msvm_ComputerSystem",SystemName="${hostName}"`;
+          const hostPort =
+            type === 'private'
+              ? []
+              : [
+                  schema.createInstance('Msvm_EthernetPortAllocationSettingData', {
+                    ResourceType: 33,
+                    HostResource: [type === 'external' ? uplink : formatObjectPath(c.systemPath(hostName))],
+                  }),
+                ];
+          const { outcome } = await callMethod(
+            c,
+            await switchServicePath(c),
+            'DefineSystem',
+            { SystemSettings: settings, ResourceSettings: hostPort },
+            { progress: false, label: 'Creating' },
+          );
+          const id = String((outcome.out.ResultingSystem as CimObjectPath | undefined)?.keys.find((k) => k.name === 'Name')?.value ?? '');
+          if (o.json) return printJson({ name, id, type, ...(passt ? { passt: true } : {}) });
+          console.log(`switch ${name} created (${type}${passt ? ', passt' : ''}, ${id})`);
+        }),
+    );
+  sw.command('list')
+    .description('Get-VMSwitch')
     .option('--json', 'machine-readable output')
-    .action((name: string, o: { json?: boolean }) => withManagement(dir(), async (c) => {
-      const found = await findSwitch(c, name);
-      await callMethod(c, await switchServicePath(c), 'DestroySystem', { AffectedSystem: found.path }, { progress: false, label: 'Removing' });
-      if (o.json) return printJson({ name, removed: true });
-      console.log(`switch ${name} removed`);
-    }));
+    .action((o: { json?: boolean }) =>
+      withManagement(dir(), async (c) => {
+        const rows = (await c.query('SELECT * FROM Msvm_VirtualEthernetSwitch')).map(switchRow);
+        if (o.json) return printJson(rows);
+        printTable(
+          ['NAME', 'TYPE', 'PORTS', 'ADDRESSES', 'ID'],
+          rows.map((r) => [r.name, r.type, String(r.connectedPorts), String(r.learnedAddresses), r.id]),
+        );
+      }),
+    );
+  sw.command('rm <name>')
+    .alias('remove')
+    .description('Remove-VMSwitch: adapters connected to it lose their link (their VMs do not start until reconnected)')
+    .option('--json', 'machine-readable output')
+    .action((name: string, o: { json?: boolean }) =>
+      withManagement(dir(), async (c) => {
+        const found = await findSwitch(c, name);
+        await callMethod(c, await switchServicePath(c), 'DestroySystem', { AffectedSystem: found.path }, { progress: false, label: 'Removing' });
+        if (o.json) return printJson({ name, removed: true });
+        console.log(`switch ${name} removed`);
+      }),
+    );
 }
 
 export function registerNicCommands(vm: Command, dir: () => string | undefined): void {
   const nic = vm.command('nic').description('network adapters (Get-/Add-/Remove-VMNetworkAdapter); the VM must be Off to change them');
-  nic.command('list <vm>').description('Get-VMNetworkAdapter').option('--json', 'machine-readable output')
-    .action((name: string, o: { json?: boolean }) => withManagement(dir(), async (c) => {
-      const { adapters } = await adaptersOf(c, name);
-      const rows = adapters.map(({ instanceId: _i, connectionId: _c, ...a }) => a);
-      if (o.json) return printJson(rows);
-      printTable(['NAME', 'KIND', 'MAC', 'SWITCH', 'VLAN'], rows.map((a) => [a.name, a.legacy ? 'legacy' : 'synthetic', `${a.mac}${a.staticMac ? ' (static)' : ''}`, a.switch ?? '-', a.vlanId === null ? '-' : String(a.vlanId)]));
-    }));
-  nic.command('add <vm>').description('Add-VMNetworkAdapter: a synthetic adapter (or --legacy: an emulated NE2000), connected to --switch')
-    .option('--switch <name>', 'the switch to connect it to').option('--legacy', 'an emulated (legacy) adapter').option('--mac <mac>', 'a static MAC (default: one derived for the adapter)')
-    .option('--name <name>', 'the adapter name').option('--vlan <id>', 'access VLAN id (1-4094) of its switch port').option('--json', 'machine-readable output')
-    .action((name: string, o: { switch?: string; legacy?: boolean; mac?: string; name?: string; vlan?: string; json?: boolean }) => withManagement(dir(), async (c) => {
-      const { vssdId } = await adaptersOf(c, name);
-      if (o.mac !== undefined && !/^([0-9a-f]{2}[:-]?){5}[0-9a-f]{2}$/i.test(o.mac)) throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, `--mac must be six hex bytes like 00:15:5d:01:02:03, not "${o.mac}"`);
-      const vlan = o.vlan === undefined ? undefined : Number(o.vlan);
-      if (vlan !== undefined && !(Number.isInteger(vlan) && vlan >= 1 && vlan <= 4094)) throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, `--vlan must be 1 to 4094, not "${o.vlan}"`);
-      const sw = o.switch !== undefined ? await findSwitch(c, o.switch) : undefined;
-      const service = await servicePath(c);
-      const target = { className: 'Msvm_VirtualSystemSettingData', keys: [{ name: 'InstanceID', value: vssdId }] };
-      const port = schema.createInstance(o.legacy ? 'Msvm_EmulatedEthernetPortSettingData' : 'Msvm_SyntheticEthernetPortSettingData', {
-        ResourceType: 10, ResourceSubType: o.legacy ? 'Microsoft:Hyper-V:Emulated Ethernet Port' : 'Microsoft:Hyper-V:Synthetic Ethernet Port',
-        ...(o.name ? { ElementName: o.name } : {}), ...(o.mac ? { StaticMacAddress: true, Address: o.mac.replaceAll(/[:-]/g, '').toUpperCase() } : {}),
-      });
-      const { outcome } = await callMethod(c, service, 'AddResourceSettings', { AffectedConfiguration: target, ResourceSettings: [port] }, { progress: false, label: 'Adding' });
-      const portPath = ((outcome.out.ResultingResourceSettings ?? []) as CimObjectPath[])[0];
-      if (sw && portPath) {
-        // Hyper-V's second step: the connection, Parent = the port's WMI path, HostResource = the switch.
-        const connection = schema.createInstance('Msvm_EthernetPortAllocationSettingData', {
-          ResourceType: 33, ResourceSubType: 'Microsoft:Hyper-V:Ethernet Connection', Parent: formatObjectPath(portPath),
-          HostResource: [formatObjectPath(sw.path)], ...(vlan !== undefined ? { Address: String(vlan) } : {}),
+  nic
+    .command('list <vm>')
+    .description('Get-VMNetworkAdapter')
+    .option('--json', 'machine-readable output')
+    .action((name: string, o: { json?: boolean }) =>
+      withManagement(dir(), async (c) => {
+        const { adapters } = await adaptersOf(c, name);
+        const rows = adapters.map(({ instanceId: _i, connectionId: _c, ...a }) => a);
+        if (o.json) return printJson(rows);
+        printTable(
+          ['NAME', 'KIND', 'MAC', 'SWITCH', 'VLAN'],
+          rows.map((a) => [
+            a.name,
+            a.legacy ? 'legacy' : 'synthetic',
+            `${a.mac}${a.staticMac ? ' (static)' : ''}`,
+            a.switch ?? '-',
+            a.vlanId === null ? '-' : String(a.vlanId),
+          ]),
+        );
+      }),
+    );
+  nic
+    .command('add <vm>')
+    .description('Add-VMNetworkAdapter: a synthetic adapter (or --legacy: an emulated NE2000), connected to --switch')
+    .option('--switch <name>', 'the switch to connect it to')
+    .option('--legacy', 'an emulated (legacy) adapter')
+    .option('--mac <mac>', 'a static MAC (default: one derived for the adapter)')
+    .option('--name <name>', 'the adapter name')
+    .option('--vlan <id>', 'access VLAN id (1-4094) of its switch port')
+    .option('--json', 'machine-readable output')
+    .action((name: string, o: { switch?: string; legacy?: boolean; mac?: string; name?: string; vlan?: string; json?: boolean }) =>
+      withManagement(dir(), async (c) => {
+        const { vssdId } = await adaptersOf(c, name);
+        if (o.mac !== undefined && !/^([0-9a-f]{2}[:-]?){5}[0-9a-f]{2}$/i.test(o.mac))
+          throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, `--mac must be six hex bytes like 00:15:5d:01:02:03, not "${o.mac}"`);
+        const vlan = o.vlan === undefined ? undefined : Number(o.vlan);
+        if (vlan !== undefined && !(Number.isInteger(vlan) && vlan >= 1 && vlan <= 4094))
+          throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, `--vlan must be 1 to 4094, not "${o.vlan}"`);
+        const sw = o.switch !== undefined ? await findSwitch(c, o.switch) : undefined;
+        const service = await servicePath(c);
+        const target = { className: 'Msvm_VirtualSystemSettingData', keys: [{ name: 'InstanceID', value: vssdId }] };
+        const port = schema.createInstance(o.legacy ? 'Msvm_EmulatedEthernetPortSettingData' : 'Msvm_SyntheticEthernetPortSettingData', {
+          ResourceType: 10,
+          ResourceSubType: o.legacy ? 'Microsoft:Hyper-V:Emulated Ethernet Port' : 'Microsoft:Hyper-V:Synthetic Ethernet Port',
+          ...(o.name ? { ElementName: o.name } : {}),
+          ...(o.mac ? { StaticMacAddress: true, Address: o.mac.replaceAll(/[:-]/g, '').toUpperCase() } : {}),
         });
-        await callMethod(c, service, 'AddResourceSettings', { AffectedConfiguration: target, ResourceSettings: [connection] }, { progress: false, label: 'Connecting' });
-      }
-      const added = (await adaptersOf(c, name)).adapters.find((a) => a.instanceId === String(portPath?.keys[0]?.value));
-      if (o.json) return printJson({ vm: name, adapter: added ? (({ instanceId: _i, connectionId: _c, ...a }) => a)(added) : null });
-      console.log(`${name}: ${added?.legacy ? 'legacy' : 'synthetic'} adapter "${added?.name}" added, mac ${added?.mac}${added?.switch ? `, on switch ${added.switch}` : ', not connected'}`);
-    }));
-  nic.command('rm <vm> <adapter>').alias('remove').description('Remove-VMNetworkAdapter: by name or MAC').option('--json', 'machine-readable output')
-    .action((name: string, which: string, o: { json?: boolean }) => withManagement(dir(), async (c) => {
-      const { adapters } = await adaptersOf(c, name);
-      const mac = which.toLowerCase().replaceAll('-', ':');
-      const matches = adapters.filter((a) => a.name === which || a.mac === mac);
-      if (matches.length !== 1) throw new CommandFailure('CIM_ERR_NOT_FOUND', 6, matches.length === 0 ? `VM '${name}' has no adapter named or with MAC "${which}"` : `${matches.length} adapters are named "${which}"; name one by its MAC`);
-      const ref = { className: matches[0]!.legacy ? PORT_CLASSES[1]! : PORT_CLASSES[0]!, keys: [{ name: 'InstanceID', value: matches[0]!.instanceId }] };
-      await callMethod(c, await servicePath(c), 'RemoveResourceSettings', { ResourceSettings: [ref] }, { progress: false, label: 'Removing' });
-      if (o.json) return printJson({ vm: name, removed: matches[0]!.mac });
-      console.log(`${name}: adapter "${matches[0]!.name}" (${matches[0]!.mac}) removed`);
-    }));
+        const { outcome } = await callMethod(
+          c,
+          service,
+          'AddResourceSettings',
+          { AffectedConfiguration: target, ResourceSettings: [port] },
+          { progress: false, label: 'Adding' },
+        );
+        const portPath = ((outcome.out.ResultingResourceSettings ?? []) as CimObjectPath[])[0];
+        if (sw && portPath) {
+          // Hyper-V's second step: the connection, Parent = the port's WMI path, HostResource = the switch.
+          const connection = schema.createInstance('Msvm_EthernetPortAllocationSettingData', {
+            ResourceType: 33,
+            ResourceSubType: 'Microsoft:Hyper-V:Ethernet Connection',
+            Parent: formatObjectPath(portPath),
+            HostResource: [formatObjectPath(sw.path)],
+            ...(vlan !== undefined ? { Address: String(vlan) } : {}),
+          });
+          await callMethod(
+            c,
+            service,
+            'AddResourceSettings',
+            { AffectedConfiguration: target, ResourceSettings: [connection] },
+            { progress: false, label: 'Connecting' },
+          );
+        }
+        const added = (await adaptersOf(c, name)).adapters.find((a) => a.instanceId === String(portPath?.keys[0]?.value));
+        if (o.json) return printJson({ vm: name, adapter: added ? (({ instanceId: _i, connectionId: _c, ...a }) => a)(added) : null });
+        console.log(
+          `${name}: ${added?.legacy ? 'legacy' : 'synthetic'} adapter "${added?.name}" added, mac ${added?.mac}${added?.switch ? `, on switch ${added.switch}` : ', not connected'}`,
+        );
+      }),
+    );
+  nic
+    .command('rm <vm> <adapter>')
+    .alias('remove')
+    .description('Remove-VMNetworkAdapter: by name or MAC')
+    .option('--json', 'machine-readable output')
+    .action((name: string, which: string, o: { json?: boolean }) =>
+      withManagement(dir(), async (c) => {
+        const { adapters } = await adaptersOf(c, name);
+        const mac = which.toLowerCase().replaceAll('-', ':');
+        const matches = adapters.filter((a) => a.name === which || a.mac === mac);
+        if (matches.length !== 1)
+          throw new CommandFailure(
+            'CIM_ERR_NOT_FOUND',
+            6,
+            matches.length === 0
+              ? `VM '${name}' has no adapter named or with MAC "${which}"`
+              : `${matches.length} adapters are named "${which}"; name one by its MAC`,
+          );
+        const ref = { className: matches[0]!.legacy ? PORT_CLASSES[1]! : PORT_CLASSES[0]!, keys: [{ name: 'InstanceID', value: matches[0]!.instanceId }] };
+        await callMethod(c, await servicePath(c), 'RemoveResourceSettings', { ResourceSettings: [ref] }, { progress: false, label: 'Removing' });
+        if (o.json) return printJson({ vm: name, removed: matches[0]!.mac });
+        console.log(`${name}: adapter "${matches[0]!.name}" (${matches[0]!.mac}) removed`);
+      }),
+    );
 }

@@ -26,11 +26,18 @@ import { registerExportImportCommands } from './export-import-commands.ts';
 
 export function buildProgram(): Command {
   const program = new Command();
-  program.name('tsvisor').description('A Hyper-V-style partitioned hypervisor for WebAssembly guests').version('0.1.0')
+  program
+    .name('tsvisor')
+    .description('A Hyper-V-style partitioned hypervisor for WebAssembly guests')
+    .version('0.1.0')
     .option('--verbose', 'with an error, also show the CIM status or Hyper-V return code and job it came from')
     // Usage errors go through the same path as every other error: words, or JSON under --json.
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => { if (!wantsJson()) write(text); } });
+    .configureOutput({
+      outputError: (text, write) => {
+        if (!wantsJson()) write(text);
+      },
+    });
 
   program
     .command('run')
@@ -40,20 +47,42 @@ export function buildProgram(): Command {
     .option('--vps <count>', 'virtual processors', '1')
     .option('--cmdline <text>', 'kernel command line in the boot-information block', '')
     .option('--spin <iterations>', 'spin budget of exit waits before sleeping (0 = sleep at once)')
-    .option('--counters', 'print each VP\'s exit and interrupt counters at the end')
-    .option('--disk <file>', 'a raw disk image on the emulated IDE controller (repeatable: primary master, primary slave, secondary master, secondary slave)', (file: string, prev: string[]) => [...prev, file], [] as string[])
-    .option('--scsi <file>', 'a raw disk image as the next LUN of a synthetic SCSI controller on VMBus, offered with the integration services (repeatable)', (file: string, prev: string[]) => [...prev, file], [] as string[])
-    .option('--vsp <module>', 'your own VSP (a child-SDK module, file.ts or file.ts#ExportedClass) offered on VMBus with the integration services (repeatable)', (m: string, prev: string[]) => [...prev, m], [] as string[])
+    .option('--counters', "print each VP's exit and interrupt counters at the end")
+    .option(
+      '--disk <file>',
+      'a raw disk image on the emulated IDE controller (repeatable: primary master, primary slave, secondary master, secondary slave)',
+      (file: string, prev: string[]) => [...prev, file],
+      [] as string[],
+    )
+    .option(
+      '--scsi <file>',
+      'a raw disk image as the next LUN of a synthetic SCSI controller on VMBus, offered with the integration services (repeatable)',
+      (file: string, prev: string[]) => [...prev, file],
+      [] as string[],
+    )
+    .option(
+      '--vsp <module>',
+      'your own VSP (a child-SDK module, file.ts or file.ts#ExportedClass) offered on VMBus with the integration services (repeatable)',
+      (m: string, prev: string[]) => [...prev, m],
+      [] as string[],
+    )
     .option('--json', 'the guest console goes to stderr; stdout gets one JSON object with how each VP ended')
-    .option('--no-enlightenments', 'linux only: v86\'s own CPU, without the Hyper-V CPUID leaves, MSRs and hypercall page')
+    .option('--no-enlightenments', "linux only: v86's own CPU, without the Hyper-V CPUID leaves, MSRs and hypercall page")
     .action(async (image: string, opts, cmd: Command) => {
       if (image === 'linux' && !existsSync(image)) {
         for (const o of ['disk', 'vsp'] as const) {
           if (opts[o].length > 0) throw new CommandFailure('RUN', 6, `--${o} is not available for the Linux guest yet (see docs/linux-guest.md)`);
         }
-        if (opts.vps !== '1' || opts.json || opts.spin !== undefined) throw new CommandFailure('RUN', 6, 'the Linux guest runs on one x86 VP; --vps, --spin and --json do not apply');
+        if (opts.vps !== '1' || opts.json || opts.spin !== undefined)
+          throw new CommandFailure('RUN', 6, 'the Linux guest runs on one x86 VP; --vps, --spin and --json do not apply');
         const memoryBytes = cmd.getOptionValueSource('memory') === 'default' ? LINUX_GUEST_DEFAULT_MEMORY : parseSize(opts.memory);
-        process.exitCode = await runLinuxGuest({ memoryBytes, cmdline: opts.cmdline, counters: opts.counters, noEnlightenments: opts.enlightenments === false, scsi: opts.scsi });
+        process.exitCode = await runLinuxGuest({
+          memoryBytes,
+          cmdline: opts.cmdline,
+          counters: opts.counters,
+          noEnlightenments: opts.enlightenments === false,
+          scsi: opts.scsi,
+        });
         return;
       }
       wholeNumber('--vps', opts.vps, 1, MAX_VPS);
@@ -63,7 +92,8 @@ export function buildProgram(): Command {
         await buildGuests([image]);
         path = guestImagePath(image);
       }
-      if (!existsSync(path)) throw new CommandFailure('RUN', 6, `there is no guest image "${image}": give a .wasm file or one of the built-in guests (${listGuests().join(', ')})`);
+      if (!existsSync(path))
+        throw new CommandFailure('RUN', 6, `there is no guest image "${image}": give a .wasm file or one of the built-in guests (${listGuests().join(', ')})`);
       process.exitCode = await runGuestImage(path, opts);
     });
 
@@ -89,7 +119,11 @@ export function buildProgram(): Command {
     .option('--json <file>', 'write the machine-readable report here')
     .action(async (opts) => {
       const { runRingBench, formatRingBench } = await import('../../bench/ring.ts');
-      const report = await runRingBench({ quick: Boolean(opts.quick), rounds: opts.rounds ? Number(opts.rounds) : undefined, spinMicros: opts.spinUs ? Number(opts.spinUs) : undefined });
+      const report = await runRingBench({
+        quick: Boolean(opts.quick),
+        rounds: opts.rounds ? Number(opts.rounds) : undefined,
+        spinMicros: opts.spinUs ? Number(opts.spinUs) : undefined,
+      });
       console.log(formatRingBench(report));
       if (opts.json) writeFileSync(opts.json, JSON.stringify(report, null, 2) + '\n');
     });
@@ -115,7 +149,11 @@ export function buildProgram(): Command {
     .option('--json <file>', 'write the machine-readable report here')
     .action(async (opts) => {
       const { runIdleBench, formatIdleBench } = await import('../../bench/idle.ts');
-      const report = await runIdleBench({ quick: Boolean(opts.quick), ...(opts.vms ? { vms: Number(opts.vms) } : {}), ...(opts.seconds ? { seconds: Number(opts.seconds) } : {}) });
+      const report = await runIdleBench({
+        quick: Boolean(opts.quick),
+        ...(opts.vms ? { vms: Number(opts.vms) } : {}),
+        ...(opts.seconds ? { seconds: Number(opts.seconds) } : {}),
+      });
       console.log(formatIdleBench(report));
       if (opts.json) writeFileSync(opts.json, JSON.stringify(report, null, 2) + '\n');
     });
@@ -157,7 +195,9 @@ export function buildProgram(): Command {
 
   bench
     .command('net')
-    .description('two VMs on one switch through the emulated NE2000 and the synthetic netvsc: frames/s, Mbit/s, latency, exits and CPU per frame, beside the frame path without VMs')
+    .description(
+      'two VMs on one switch through the emulated NE2000 and the synthetic netvsc: frames/s, Mbit/s, latency, exits and CPU per frame, beside the frame path without VMs',
+    )
     .option('--quick', 'fewer frames and pings (about a minute on a loaded 2-core machine)')
     .option('--json <file>', 'write the machine-readable report here')
     .option('--html <file>', 'write the HTML report here (default: next to the JSON, else build/bench-net.html)')
@@ -172,7 +212,7 @@ export function buildProgram(): Command {
     .option('--quick', 'fewer I/Os per phase and a smaller disk (under 30 s)')
     .option('--json <file>', 'write the machine-readable report here')
     .option('--html <file>', 'write the HTML report here (default: next to the JSON, else build/bench-io.html)')
-    .option('--from <file>', 'show a saved run\'s JSON (table and HTML) instead of measuring')
+    .option('--from <file>', "show a saved run's JSON (table and HTML) instead of measuring")
     .action(async (opts) => {
       const { ioBenchMain } = await import('../../bench/io.ts');
       await ioBenchMain({ quick: Boolean(opts.quick), json: opts.json, html: opts.html, from: opts.from });
@@ -192,4 +232,3 @@ export function buildProgram(): Command {
   registerHelpOutputCommands(program);
   return program;
 }
-

@@ -59,12 +59,18 @@ export function parseSize(text: string): number {
 
 export function describeExit(vp: number, exit: VpExitReason): string {
   switch (exit.reason) {
-    case 'returned': return `VP ${vp}: the guest returned ${exit.value} from its entry point`;
-    case 'halted': return `VP ${vp}: halted with interrupts disabled (stopped for good)`;
-    case 'stopped': return `VP ${vp}: stopped by the host`;
-    case 'reset': return `VP ${vp}: the guest requested a reset`;
-    case 'fault': return `VP ${vp}: guest fault (${exit.kind}): ${exit.message}`;
-    case 'captured': return `VP ${vp}: captured (its state taken to continue elsewhere)`;
+    case 'returned':
+      return `VP ${vp}: the guest returned ${exit.value} from its entry point`;
+    case 'halted':
+      return `VP ${vp}: halted with interrupts disabled (stopped for good)`;
+    case 'stopped':
+      return `VP ${vp}: stopped by the host`;
+    case 'reset':
+      return `VP ${vp}: the guest requested a reset`;
+    case 'fault':
+      return `VP ${vp}: guest fault (${exit.kind}): ${exit.message}`;
+    case 'captured':
+      return `VP ${vp}: captured (its state taken to continue elsewhere)`;
   }
 }
 
@@ -97,7 +103,10 @@ export async function runGuestImage(imagePath: string, opts: RunOptions): Promis
   if (scsiDisks.length > 0 || userVsps.length > 0) {
     const log = (e: Error) => process.stderr.write(`[tsvisor] vmbus: ${e.message}\n`);
     vmbus = new VmbusHost(partition, { log });
-    if (scsiDisks.length > 0) vmbus.addVsp(new StorVsp({ instanceId: RUN_SCSI_INSTANCE, luns: lunsAtLocations(scsiDisks.map((d, i) => new ScsiDisk(d, { diskId: diskIdOf(opts.scsi![i]!) }))) }));
+    if (scsiDisks.length > 0)
+      vmbus.addVsp(
+        new StorVsp({ instanceId: RUN_SCSI_INSTANCE, luns: lunsAtLocations(scsiDisks.map((d, i) => new ScsiDisk(d, { diskId: diskIdOf(opts.scsi![i]!) }))) }),
+      );
     for (const vsp of userVsps) vmbus.addVsp(vsp);
     ic = new IntegrationServices({ referenceTime: () => partition.getProperty(PartitionProperty.ReferenceTime).value, log });
     ic.addTo(vmbus);
@@ -139,6 +148,11 @@ export async function runGuestImage(imagePath: string, opts: RunOptions): Promis
   const counters = opts.counters ? Array.from({ length: partition.vpCount }, (_, vp) => partition.counters(vp)) : undefined;
   await hv.shutdown();
   for (const d of [...disks, ...scsiDisks]) d.close();
-  if (opts.json) console.log(JSON.stringify({ image: imagePath, exitCode: failed ? 1 : 0, interrupted, vps: ended, ...(counters ? { counters } : {}) }, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v)));
+  if (opts.json)
+    console.log(
+      JSON.stringify({ image: imagePath, exitCode: failed ? 1 : 0, interrupted, vps: ended, ...(counters ? { counters } : {}) }, (_k, v: unknown) =>
+        typeof v === 'bigint' ? Number(v) : v,
+      ),
+    );
   return failed ? 1 : 0;
 }

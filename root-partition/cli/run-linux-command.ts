@@ -47,10 +47,13 @@ export async function runLinuxGuest(opts: RunLinuxOptions): Promise<number> {
   process.once('SIGINT', onSigint);
   const onSigterm = () => {
     process.stderr.write('[tsvisor] asking the guest to shut down (shutdown integration service)\n');
-    void vm.shutdown().then((outcome) => {
-      process.stderr.write(`[tsvisor] the guest's answer: ${outcome}\n`);
-      if (outcome !== 'shut-down') void vm.stop();
-    }, () => undefined);
+    void vm.shutdown().then(
+      (outcome) => {
+        process.stderr.write(`[tsvisor] the guest's answer: ${outcome}\n`);
+        if (outcome !== 'shut-down') void vm.stop();
+      },
+      () => undefined,
+    );
   };
   process.once('SIGTERM', onSigterm);
   const end: X86VmEnd = await vm.whenEnded();

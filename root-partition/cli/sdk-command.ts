@@ -9,7 +9,7 @@ export function registerSdkCommands(program: Command): void {
     .description('scaffold a project (a guest image, a VSP and a test that boots one against the other)')
     .argument('<dir>', 'the project directory (created; must be empty)')
     .option('-t, --template <name>', 'device (a VSP and a VSC) or guest (a guest with the integration services)', 'device')
-    .option('--device <name>', 'the device name for the device template (default: the directory\'s name, letters and digits)')
+    .option('--device <name>', "the device name for the device template (default: the directory's name, letters and digits)")
     .option('--force', 'write into a directory that already has files')
     .action((dir: string, opts: { template: TemplateName; device?: string; force?: boolean }) => {
       const files = scaffoldProject(dir, { template: opts.template, ...(opts.device ? { device: opts.device } : {}), force: Boolean(opts.force) });

@@ -25,7 +25,14 @@ export function systemdUnit(o: UnitOptions): string {
   if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(o.user)) throw new Error(`"${o.user}" is not a valid user name (lowercase letters, digits, _ and -)`);
   const dataDir = unitPath(o.dataDir, 'the data directory');
   const roots = o.storageRoots.map((r) => unitPath(r, 'the storage root'));
-  const exec = [unitPath(o.node, 'node'), unitPath(o.bin, 'the tsvisor command'), 'serve', '--data-dir', dataDir, ...roots.flatMap((r) => ['--storage-root', r])].join(' ');
+  const exec = [
+    unitPath(o.node, 'node'),
+    unitPath(o.bin, 'the tsvisor command'),
+    'serve',
+    '--data-dir',
+    dataDir,
+    ...roots.flatMap((r) => ['--storage-root', r]),
+  ].join(' ');
   return `[Unit]
 Description=tsvisor virtual machine management service (VMMS)
 Documentation=man:tsvisor(1)

@@ -22,7 +22,9 @@ async function readStdin(): Promise<string> {
     if (process.stdin.isTTY && (c as Buffer).includes(10)) break;
   }
   // One trailing newline is the end of the line, not part of the password.
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 function role(text: string): Role {
@@ -54,11 +56,15 @@ function localKey(o: { uid?: string; localUser?: string; group?: string }): Omit
 const sameLocal = (a: object, b: object) => JSON.stringify({ ...a, role: undefined }) === JSON.stringify({ ...b, role: undefined });
 
 export function registerUserCommands(program: Command): void {
-  const user = program.command('user').description('who may manage this host: HTTP Basic users and local users with their role (read-only or full)')
+  const user = program
+    .command('user')
+    .description('who may manage this host: HTTP Basic users and local users with their role (read-only or full)')
     .option('--data-dir <dir>', "the service's data directory", defaultDataDir());
   const dir = () => (user.opts() as { dataDir: string }).dataDir;
 
-  user.command('add <name>').description('add an HTTP Basic user, or set its password and role; the password is read from stdin')
+  user
+    .command('add <name>')
+    .description('add an HTTP Basic user, or set its password and role; the password is read from stdin')
     .requiredOption('--role <role>', 'read-only or full')
     .action(async (name: string, o: { role: string }) => {
       const r = role(o.role);
@@ -71,7 +77,9 @@ export function registerUserCommands(program: Command): void {
       console.log(`${name}: ${r} (password stored as an scrypt hash in ${file})`);
     });
 
-  user.command('remove <name>').description('remove an HTTP Basic user')
+  user
+    .command('remove <name>')
+    .description('remove an HTTP Basic user')
     .action((name: string) => {
       let found = false;
       edit(dir(), (list) => {
@@ -82,32 +90,50 @@ export function registerUserCommands(program: Command): void {
       console.log(`${name}: removed`);
     });
 
-  user.command('allow-local').description('give a local user, uid or group a role (for requests without credentials from this host)')
-    .option('--uid <uid>', 'a numeric uid').option('--local-user <name>', 'a user name from /etc/passwd').option('--group <name>', 'a group name from /etc/group')
+  user
+    .command('allow-local')
+    .description('give a local user, uid or group a role (for requests without credentials from this host)')
+    .option('--uid <uid>', 'a numeric uid')
+    .option('--local-user <name>', 'a user name from /etc/passwd')
+    .option('--group <name>', 'a group name from /etc/group')
     .requiredOption('--role <role>', 'read-only or full')
     .action((o: { uid?: string; localUser?: string; group?: string; role: string }) => {
       const key = localKey(o);
       const grant = { ...key, role: role(o.role) } as LocalGrant;
-      edit(dir(), (list) => { list.local = [...list.local.filter((g) => !sameLocal(g, key)), grant]; });
+      edit(dir(), (list) => {
+        list.local = [...list.local.filter((g) => !sameLocal(g, key)), grant];
+      });
       console.log(`${JSON.stringify(key)}: ${grant.role}`);
     });
 
-  user.command('deny-local').description('take a local user\'s, uid\'s or group\'s role away')
-    .option('--uid <uid>', 'a numeric uid').option('--local-user <name>', 'a user name').option('--group <name>', 'a group name')
+  user
+    .command('deny-local')
+    .description("take a local user's, uid's or group's role away")
+    .option('--uid <uid>', 'a numeric uid')
+    .option('--local-user <name>', 'a user name')
+    .option('--group <name>', 'a group name')
     .action((o: { uid?: string; localUser?: string; group?: string }) => {
       const key = localKey(o);
-      edit(dir(), (list) => { list.local = list.local.filter((g) => !sameLocal(g, key)); });
+      edit(dir(), (list) => {
+        list.local = list.local.filter((g) => !sameLocal(g, key));
+      });
       console.log(`${JSON.stringify(key)}: no role`);
     });
 
-  user.command('list').description('the access list (never the password hashes)').option('--json', 'machine-readable output')
+  user
+    .command('list')
+    .description('the access list (never the password hashes)')
+    .option('--json', 'machine-readable output')
     .action((o: { json?: boolean }) => {
       const list = readAccessFile(join(resolve(dir()), ACCESS_FILE));
       if (o.json) return console.log(JSON.stringify({ local: list.local, basic: list.basic.map((b) => ({ user: b.user, role: b.role })) }, null, 2));
-      printTable(['KIND', 'WHO', 'ROLE'], [
-        ['local', "root and the service's own user (always)", 'full'],
-        ...list.local.map((g) => ['local', 'uid' in g ? `uid ${g.uid}` : 'user' in g ? `user ${g.user}` : `group ${g.group}`, g.role]),
-        ...list.basic.map((b) => ['basic', b.user, b.role]),
-      ]);
+      printTable(
+        ['KIND', 'WHO', 'ROLE'],
+        [
+          ['local', "root and the service's own user (always)", 'full'],
+          ...list.local.map((g) => ['local', 'uid' in g ? `uid ${g.uid}` : 'user' in g ? `user ${g.user}` : `group ${g.group}`, g.role]),
+          ...list.basic.map((b) => ['basic', b.user, b.role]),
+        ],
+      );
     });
 }

@@ -51,7 +51,8 @@ export class StateReader {
 
   int(key: string, min: number, max: number): number {
     const v = this.fields[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw stateError(`${this.device}.${key} = ${String(v)} is not an integer in [${min}, ${max}]`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+      throw stateError(`${this.device}.${key} = ${String(v)} is not an integer in [${min}, ${max}]`);
     return v;
   }
 
@@ -69,7 +70,8 @@ export class StateReader {
 
   bytes(key: string, minLength: number, maxLength: number): Uint8Array {
     const v = this.fields[key];
-    if (!(v instanceof Uint8Array) || v.length < minLength || v.length > maxLength) throw stateError(`${this.device}.${key} is not ${minLength}–${maxLength} bytes`);
+    if (!(v instanceof Uint8Array) || v.length < minLength || v.length > maxLength)
+      throw stateError(`${this.device}.${key} is not ${minLength}–${maxLength} bytes`);
     return new Uint8Array(v);
   }
 

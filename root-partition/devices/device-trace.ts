@@ -6,7 +6,7 @@
 export type Trace = (message: string) => void;
 
 const enabled = new Set(
-  (typeof process !== 'undefined' ? process.env.TSVISOR_TRACE ?? '' : '')
+  (typeof process !== 'undefined' ? (process.env.TSVISOR_TRACE ?? '') : '')
     .split(',')
     .map((s) => s.trim().toLowerCase())
     .filter((s) => s.length > 0),

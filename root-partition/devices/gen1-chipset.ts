@@ -85,7 +85,14 @@ export class Gen1Chipset {
     if (nics.length > GEN1_NIC.irqs.length) throw new RangeError(`a Generation 1 VM takes at most ${GEN1_NIC.irqs.length} legacy NICs`);
     this.nics = nics.map((n, i) => {
       const irq = GEN1_NIC.irqs[i]!;
-      const nic = new Ne2000Pci({ bus: this.bus, mac: n.mac, irqNumber: irq, irq: this.pic.line(irq), name: `ne2000-${i}`, firmwareIoBase: NE2000_FIRMWARE_IO_BASE + i * GEN1_NIC.ioStride });
+      const nic = new Ne2000Pci({
+        bus: this.bus,
+        mac: n.mac,
+        irqNumber: irq,
+        irq: this.pic.line(irq),
+        name: `ne2000-${i}`,
+        firmwareIoBase: NE2000_FIRMWARE_IO_BASE + i * GEN1_NIC.ioStride,
+      });
       this.pci.attach(GEN1_NIC.firstPciDevice + i, 0, nic.config);
       return nic;
     });

@@ -26,23 +26,59 @@ export function defaultDataDir(): string {
 
 export class DataDir {
   constructor(readonly root: string) {}
-  get vmsDir(): string { return join(this.root, 'vms'); }
-  get savedDir(): string { return join(this.root, 'saved'); }
-  get logsDir(): string { return join(this.root, 'logs'); }
-  get checkpointsDir(): string { return join(this.root, 'checkpoints'); }
-  get vmmsSocket(): string { return join(this.root, 'vmms.sock'); }
-  get vmmsLock(): string { return join(this.root, 'vmms.lock'); }
-  get vmmsPid(): string { return join(this.root, 'vmms.pid'); }
-  definition(id: string): string { return join(this.vmsDir, `${id}.json`); }
-  savedState(id: string): string { return join(this.savedDir, `${id}.vmrs`); }
-  workerSocket(id: string): string { return join(this.root, `vmwp-${id}.sock`); }
-  workerRecord(id: string): string { return join(this.root, `vmwp-${id}.pid`); }
-  migrationSocket(id: string): string { return join(this.root, `vmwp-${id}.migrate.sock`); }
-  get migrationTrust(): string { return join(this.root, 'migration-trust.json'); }
-  workerOutput(id: string): string { return join(this.logsDir, `vmwp-${id}.out`); }
-  get switchesDir(): string { return join(this.root, 'switches'); }
-  switchDefinition(id: string): string { return join(this.switchesDir, `${id}.json`); }
-  switchSocket(id: string): string { return join(this.root, `switch-${id}.sock`); }
+  get vmsDir(): string {
+    return join(this.root, 'vms');
+  }
+  get savedDir(): string {
+    return join(this.root, 'saved');
+  }
+  get logsDir(): string {
+    return join(this.root, 'logs');
+  }
+  get checkpointsDir(): string {
+    return join(this.root, 'checkpoints');
+  }
+  get vmmsSocket(): string {
+    return join(this.root, 'vmms.sock');
+  }
+  get vmmsLock(): string {
+    return join(this.root, 'vmms.lock');
+  }
+  get vmmsPid(): string {
+    return join(this.root, 'vmms.pid');
+  }
+  definition(id: string): string {
+    return join(this.vmsDir, `${id}.json`);
+  }
+  savedState(id: string): string {
+    return join(this.savedDir, `${id}.vmrs`);
+  }
+  workerSocket(id: string): string {
+    return join(this.root, `vmwp-${id}.sock`);
+  }
+  workerRecord(id: string): string {
+    return join(this.root, `vmwp-${id}.pid`);
+  }
+  migrationSocket(id: string): string {
+    return join(this.root, `vmwp-${id}.migrate.sock`);
+  }
+  get migrationTrust(): string {
+    return join(this.root, 'migration-trust.json');
+  }
+  workerOutput(id: string): string {
+    return join(this.logsDir, `vmwp-${id}.out`);
+  }
+  get switchesDir(): string {
+    return join(this.root, 'switches');
+  }
+  switchDefinition(id: string): string {
+    return join(this.switchesDir, `${id}.json`);
+  }
+  switchSocket(id: string): string {
+    return join(this.root, `switch-${id}.sock`);
+  }
   /** Where an internal switch's passt listens. */
-  passtSocket(id: string): string { return join(this.root, `passt-${id}.sock`); }
+  passtSocket(id: string): string {
+    return join(this.root, `passt-${id}.sock`);
+  }
 }

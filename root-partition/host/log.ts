@@ -47,32 +47,48 @@ export function createProcessLogger(opts: LogOptions): Logger {
     }),
   ];
   if (opts.terminal ?? process.stderr.isTTY) {
-    transports.push(new winston.transports.Stream({
-      stream: process.stderr,
-      format: winston.format.combine(
-        winston.format.timestamp({ format: 'HH:mm:ss.SSS' }),
-        winston.format.printf((i) => {
-          const who = [i.component, i.vmName ?? i.vmId].filter(Boolean).join(' ');
-          return `${i.timestamp} ${i.level.padEnd(5)} ${who ? `[${who}] ` : ''}${i.message}`;
-        }),
-      ),
-    }));
+    transports.push(
+      new winston.transports.Stream({
+        stream: process.stderr,
+        format: winston.format.combine(
+          winston.format.timestamp({ format: 'HH:mm:ss.SSS' }),
+          winston.format.printf((i) => {
+            const who = [i.component, i.vmName ?? i.vmId].filter(Boolean).join(' ');
+            return `${i.timestamp} ${i.level.padEnd(5)} ${who ? `[${who}] ` : ''}${i.message}`;
+          }),
+        ),
+      }),
+    );
   }
-  return winston.createLogger({ level: opts.level ?? process.env.TSVISOR_LOG_LEVEL ?? 'info', defaultMeta: { process: opts.process, pid: process.pid }, transports });
+  return winston.createLogger({
+    level: opts.level ?? process.env.TSVISOR_LOG_LEVEL ?? 'info',
+    defaultMeta: { process: opts.process, pid: process.pid },
+    transports,
+  });
 }
 
 /** Closes the logger's transports after they flushed (a process about to exit loses no lines). */
 export function closeLogger(log: Logger): Promise<void> {
   return new Promise((resolve) => {
     let done = false;
-    const finish = () => { if (!done) { done = true; resolve(); } };
+    const finish = () => {
+      if (!done) {
+        done = true;
+        resolve();
+      }
+    };
     log.on('finish', finish);
     setTimeout(finish, 500).unref();
     log.end();
   });
 }
 
-const traced = new Set((process.env.TSVISOR_TRACE ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+const traced = new Set(
+  (process.env.TSVISOR_TRACE ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
 
 /** True when TSVISOR_TRACE names `component` (or is `*`). */
 export function tracing(component: string): boolean {

@@ -10,7 +10,9 @@ export function packageRoot(from = import.meta.dirname): string | null {
   for (let dir = from; ; dir = dirname(dir)) {
     try {
       if ((JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string }).name === 'tsvisor') return dir;
-    } catch { /* not here */ }
+    } catch {
+      /* not here */
+    }
     if (dirname(dir) === dir) return null;
   }
 }

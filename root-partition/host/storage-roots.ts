@@ -27,7 +27,10 @@ export function packageGuestImagesDir(from = import.meta.dirname): string | null
 function isCanonical(path: string): boolean {
   if (!path.startsWith('/') || path.includes('\0')) return false;
   if (path === '/') return true;
-  return path.slice(1).split('/').every((c) => c !== '' && c !== '.' && c !== '..');
+  return path
+    .slice(1)
+    .split('/')
+    .every((c) => c !== '' && c !== '.' && c !== '..');
 }
 
 /**
@@ -48,7 +51,9 @@ export function resolvedPath(path: string): string | null {
       try {
         lstatSync(p);
         return null; // it is there, yet does not resolve: a dangling symlink
-      } catch { /* truly absent: try the parent */ }
+      } catch {
+        /* truly absent: try the parent */
+      }
     }
     if (p === '/') return null;
     rest.push(p.slice(p.lastIndexOf('/') + 1));
@@ -81,7 +86,8 @@ export class StorageRoots {
   /** The path's resolved form when it is in a root; otherwise the one refusal for every case. */
   check(path: string, what: string): string {
     const real = resolvedPath(path);
-    if (real === null || !this.containsResolved(real)) throw new StorageRootError(`${what} ${path} is not in a storage root this host allows (${this.dirs.join(', ')})`);
+    if (real === null || !this.containsResolved(real))
+      throw new StorageRootError(`${what} ${path} is not in a storage root this host allows (${this.dirs.join(', ')})`);
     return real;
   }
 
@@ -92,8 +98,13 @@ export class StorageRoots {
    */
   checkOpened(fd: number, path: string, what: string): void {
     let real: string | null = null;
-    try { real = realpathSync(`/proc/self/fd/${fd}`); } catch { /* no /proc: refuse below */ }
-    if (real === null || !this.containsResolved(real)) throw new StorageRootError(`${what} ${path} is not in a storage root this host allows (${this.dirs.join(', ')})`);
+    try {
+      real = realpathSync(`/proc/self/fd/${fd}`);
+    } catch {
+      /* no /proc: refuse below */
+    }
+    if (real === null || !this.containsResolved(real))
+      throw new StorageRootError(`${what} ${path} is not in a storage root this host allows (${this.dirs.join(', ')})`);
   }
 
   /** Reads a whole file through one descriptor checked with `checkOpened`. */

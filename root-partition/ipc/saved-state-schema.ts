@@ -164,8 +164,13 @@ export type SavedRecord =
 
 /** Human names of the record kinds, for errors that name a record. */
 export const RECORD_KIND_NAMES: Record<string, string> = {
-  partitionControl: 'raw control block', referenceTime: 'reference time', device: 'device', memoryRun: 'memory run',
-  end: 'end', partition: 'partition', vp: 'virtual processor',
+  partitionControl: 'raw control block',
+  referenceTime: 'reference time',
+  device: 'device',
+  memoryRun: 'memory run',
+  end: 'end',
+  partition: 'partition',
+  vp: 'virtual processor',
 };
 
 /** The record kind's name by the field number of an encoded Record's first tag (for an error about it). */
@@ -182,7 +187,13 @@ export function encodeRecord(r: SavedRecord): Uint8Array {
 const NUMERIC_LONGS = new Set(['referenceTicks', 'gpa', 'memoryBytes']);
 
 export function decodeRecord(bytes: Uint8Array): SavedRecord {
-  const o = RecordType.toObject(RecordType.decode(bytes), { longs: String, bytes: Uint8Array as unknown as typeof String, defaults: true, arrays: true, oneofs: true }) as Record<string, unknown> & { body?: string };
+  const o = RecordType.toObject(RecordType.decode(bytes), {
+    longs: String,
+    bytes: Uint8Array as unknown as typeof String,
+    defaults: true,
+    arrays: true,
+    oneofs: true,
+  }) as Record<string, unknown> & { body?: string };
   if (!o.body) throw new Error('a record of a kind this tsvisor does not know (written by a newer release?)');
   const body = o[o.body] as Record<string, unknown>;
   for (const k of NUMERIC_LONGS) if (typeof body[k] === 'string') body[k] = Number(body[k]);

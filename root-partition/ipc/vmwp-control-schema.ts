@@ -148,7 +148,24 @@ const root = protobuf.parse(SCHEMA, { keepCase: false }).root;
 const ControlMessageType = root.lookupType('tsvisor.vmwp.v1.ControlMessage');
 const OperationEnum = root.lookupEnum('tsvisor.vmwp.v1.Operation');
 
-export type Operation = 'STATUS' | 'PAUSE' | 'RESUME' | 'SAVE' | 'TURN_OFF' | 'RESET' | 'COUNTERS' | 'HEARTBEAT' | 'SHUTDOWN' | 'KVP_GET' | 'KVP_SET' | 'CONSOLE_INPUT' | 'KVP_DELETE' | 'MIGRATE' | 'CANCEL_MIGRATION' | 'CHECKPOINT' | 'MERGE_DISK';
+export type Operation =
+  | 'STATUS'
+  | 'PAUSE'
+  | 'RESUME'
+  | 'SAVE'
+  | 'TURN_OFF'
+  | 'RESET'
+  | 'COUNTERS'
+  | 'HEARTBEAT'
+  | 'SHUTDOWN'
+  | 'KVP_GET'
+  | 'KVP_SET'
+  | 'CONSOLE_INPUT'
+  | 'KVP_DELETE'
+  | 'MIGRATE'
+  | 'CANCEL_MIGRATION'
+  | 'CHECKPOINT'
+  | 'MERGE_DISK';
 
 export type ShutdownOutcome = 'shut-down' | 'timed-out' | 'refused' | 'unavailable';
 
@@ -212,11 +229,18 @@ export function encodeControl(m: ControlMessage): Uint8Array {
 
 /** Decodes a control frame; throws on bytes that are not a ControlMessage. */
 export function decodeControl(bytes: Uint8Array): ControlMessage {
-  const obj = ControlMessageType.toObject(ControlMessageType.decode(bytes), { enums: String, longs: Number, defaults: true, oneofs: true }) as Record<string, unknown> & { body?: string };
+  const obj = ControlMessageType.toObject(ControlMessageType.decode(bytes), { enums: String, longs: Number, defaults: true, oneofs: true }) as Record<
+    string,
+    unknown
+  > & { body?: string };
   switch (obj.body) {
-    case 'request': return { request: obj.request as ControlRequest };
-    case 'response': return { response: obj.response as ControlResponse };
-    case 'notification': return { notification: obj.notification as ControlNotification };
-    default: throw new Error('control message without a body');
+    case 'request':
+      return { request: obj.request as ControlRequest };
+    case 'response':
+      return { response: obj.response as ControlResponse };
+    case 'notification':
+      return { notification: obj.notification as ControlNotification };
+    default:
+      throw new Error('control message without a body');
   }
 }

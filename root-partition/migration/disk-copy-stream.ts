@@ -29,7 +29,10 @@ export class DiskCopyStream {
   private rounds = 0;
   private dirtyLeft: number[];
 
-  private constructor(private readonly vm: StorageMoveVm, readonly hello: StorageMoveHello) {
+  private constructor(
+    private readonly vm: StorageMoveVm,
+    readonly hello: StorageMoveHello,
+  ) {
     this.dirtyLeft = hello.disks.map((d) => blockCount(d));
   }
 

@@ -29,7 +29,10 @@ export class DiskCopyTarget {
   diskBytes: number[] = [];
   bytesWritten = 0;
 
-  constructor(private readonly devices: VmDeviceConfig | undefined, private readonly storageRoots: readonly string[] | undefined) {}
+  constructor(
+    private readonly devices: VmDeviceConfig | undefined,
+    private readonly storageRoots: readonly string[] | undefined,
+  ) {}
 
   /** Opens the drives HELLO describes; refuses anything but this VM's own, same-sized files. */
   open(storage: unknown): void {
@@ -41,10 +44,15 @@ export class DiskCopyTarget {
         const target = movedDiskPath(s.dir, d.path);
         if (!allowed.has(resolve(target))) throw new MigrationProtocolError(`drive ${i}'s copy ${target} is not one of this VM's drives here`);
         roots?.check(target, 'disk image');
-        const image = openDisk(target, { readOnly: false, ...(roots ? { checkOpened: (fd, p) => roots.checkOpened(fd, p, 'disk image'), checkPath: (p) => roots.check(p, 'disk image') } : {}) });
+        const image = openDisk(target, {
+          readOnly: false,
+          ...(roots ? { checkOpened: (fd, p) => roots.checkOpened(fd, p, 'disk image'), checkPath: (p) => roots.check(p, 'disk image') } : {}),
+        });
         this.images.push(image);
         if (image.sectorSize !== d.sectorSize || image.sectorCount !== d.sectorCount) {
-          throw new MigrationProtocolError(`${target} holds ${image.sectorCount} sectors of ${image.sectorSize} bytes; the source's drive ${i} has ${String(d.sectorCount)} of ${String(d.sectorSize)}`);
+          throw new MigrationProtocolError(
+            `${target} holds ${image.sectorCount} sectors of ${image.sectorSize} bytes; the source's drive ${i} has ${String(d.sectorCount)} of ${String(d.sectorSize)}`,
+          );
         }
         this.diskBytes.push(image.sectorCount * image.sectorSize);
       }
@@ -72,7 +80,11 @@ export class DiskCopyTarget {
 
   close(): void {
     for (const image of this.images.splice(0)) {
-      try { image.close(); } catch { /* closing what failed; the reason is already on its way */ }
+      try {
+        image.close();
+      } catch {
+        /* closing what failed; the reason is already on its way */
+      }
     }
   }
 }

@@ -17,15 +17,22 @@ export interface TrustedHost {
 }
 
 export class HostTrustError extends Error {
-  constructor(readonly code: 'MIGRATION_ERR_UNTRUSTED_PEER' | 'MIGRATION_ERR_TRUST_FILE' | 'MIGRATION_ERR_FINGERPRINT', message: string) {
+  constructor(
+    readonly code: 'MIGRATION_ERR_UNTRUSTED_PEER' | 'MIGRATION_ERR_TRUST_FILE' | 'MIGRATION_ERR_FINGERPRINT',
+    message: string,
+  ) {
     super(message);
   }
 }
 
 /** AB:CD:… (32 bytes, upper-case hex, colons), as X509Certificate.fingerprint256 writes it. */
 export function normalizeFingerprint(text: string): string {
-  const hex = text.replace(/^sha256[:=]/i, '').replace(/[:\s]/g, '').toUpperCase();
-  if (!/^[0-9A-F]{64}$/.test(hex)) throw new HostTrustError('MIGRATION_ERR_FINGERPRINT', `"${text}" is not a SHA-256 certificate fingerprint (64 hex digits, colons allowed)`);
+  const hex = text
+    .replace(/^sha256[:=]/i, '')
+    .replace(/[:\s]/g, '')
+    .toUpperCase();
+  if (!/^[0-9A-F]{64}$/.test(hex))
+    throw new HostTrustError('MIGRATION_ERR_FINGERPRINT', `"${text}" is not a SHA-256 certificate fingerprint (64 hex digits, colons allowed)`);
   return hex.match(/../g)!.join(':');
 }
 
@@ -40,7 +47,11 @@ export function loadTrustedHosts(file: string): TrustedHost[] {
   try {
     const v = JSON.parse(text) as { hosts?: unknown };
     if (!Array.isArray(v.hosts)) throw new Error('no "hosts" list');
-    return v.hosts.map((h: TrustedHost) => ({ fingerprint256: normalizeFingerprint(String(h.fingerprint256)), name: String(h.name ?? ''), addedAt: String(h.addedAt ?? '') }));
+    return v.hosts.map((h: TrustedHost) => ({
+      fingerprint256: normalizeFingerprint(String(h.fingerprint256)),
+      name: String(h.name ?? ''),
+      addedAt: String(h.addedAt ?? ''),
+    }));
   } catch (e) {
     throw new HostTrustError('MIGRATION_ERR_TRUST_FILE', `${file} is damaged: ${(e as Error).message}`);
   }
@@ -86,6 +97,10 @@ export function checkPeer(socket: TLSSocket, trusted: readonly TrustedHost[]): T
   const fp = cert && 'fingerprint256' in cert ? cert.fingerprint256 : undefined;
   if (!fp) throw new HostTrustError('MIGRATION_ERR_UNTRUSTED_PEER', 'the peer presented no certificate');
   const host = trusted.find((h) => h.fingerprint256 === fp.toUpperCase());
-  if (!host) throw new HostTrustError('MIGRATION_ERR_UNTRUSTED_PEER', `the peer's certificate (SHA-256 ${fp}) is not trusted on this host; pin it with \`tsvisor host trust ${fp}\` if it is the host you meant`);
+  if (!host)
+    throw new HostTrustError(
+      'MIGRATION_ERR_UNTRUSTED_PEER',
+      `the peer's certificate (SHA-256 ${fp}) is not trusted on this host; pin it with \`tsvisor host trust ${fp}\` if it is the host you meant`,
+    );
   return host;
 }

@@ -11,7 +11,10 @@ import { FrameReader, MigrationFrame, type Frame, type MigrationFrameType } from
 const READ_AHEAD_FRAMES = 8;
 
 export class MigrationChannelError extends Error {
-  constructor(readonly code: 'MIGRATION_ERR_CONNECTION' | 'MIGRATION_ERR_ABORTED', message: string) {
+  constructor(
+    readonly code: 'MIGRATION_ERR_CONNECTION' | 'MIGRATION_ERR_ABORTED',
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -24,7 +27,10 @@ export class MigrationChannel {
   bytesSent = 0;
   bytesReceived = 0;
 
-  constructor(readonly socket: Duplex, initial?: Buffer) {
+  constructor(
+    readonly socket: Duplex,
+    initial?: Buffer,
+  ) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (e) => this.fail(new MigrationChannelError('MIGRATION_ERR_CONNECTION', `the migration connection failed: ${e.message}`)));
     socket.on('close', () => this.fail(new MigrationChannelError('MIGRATION_ERR_CONNECTION', 'the migration connection closed')));
@@ -94,7 +100,9 @@ export class MigrationChannel {
     if (this.queue.length < READ_AHEAD_FRAMES / 2 && this.socket.isPaused()) this.socket.resume();
     if (f) return Promise.resolve(f);
     if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => { this.waiter = { resolve, reject }; });
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
   }
 
   /** The next frame, which must be of `type`. */
@@ -109,7 +117,11 @@ export class MigrationChannel {
     this.bytesSent += frame.length;
     if (this.socket.write(frame)) return;
     await new Promise<void>((resolve, reject) => {
-      const done = () => { this.socket.off('drain', done); this.socket.off('close', done); this.failure ? reject(this.failure) : resolve(); };
+      const done = () => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        this.failure ? reject(this.failure) : resolve();
+      };
       this.socket.on('drain', done);
       this.socket.on('close', done);
     });

@@ -24,11 +24,17 @@ export function parseDestination(text: string): { host: string; port: number } {
 
 /** A storage move's destination directory: an absolute path (the destination checks it against its storage roots). */
 export function storageDirectory(v: unknown): string {
-  if (typeof v !== 'string' || !v.startsWith('/') || v.length > 4096 || v.includes('\0')) throw requestError('the storage directory must be an absolute path on the destination');
+  if (typeof v !== 'string' || !v.startsWith('/') || v.length > 4096 || v.includes('\0'))
+    throw requestError('the storage directory must be an absolute path on the destination');
   return v;
 }
 
-export async function callMigrationMethod(vmms: Vmms, method: MigrationClientMethod, p: Record<string, unknown>, push: (progress: MigrationProgress) => void): Promise<unknown> {
+export async function callMigrationMethod(
+  vmms: Vmms,
+  method: MigrationClientMethod,
+  p: Record<string, unknown>,
+  push: (progress: MigrationProgress) => void,
+): Promise<unknown> {
   const service = vmms.migration;
   const str = (key: string) => {
     if (typeof p[key] !== 'string') throw requestError(`params.${key} is required`);
@@ -45,7 +51,8 @@ export async function callMigrationMethod(vmms: Vmms, method: MigrationClientMet
       await vmms.cancelMove(str('vm'));
       return { cancelling: true };
     case 'move': {
-      if (!service) throw Object.assign(new Error('this service has no migration identity (it was not started as a daemon)'), { code: 'MIGRATION_ERR_UNAVAILABLE' });
+      if (!service)
+        throw Object.assign(new Error('this service has no migration identity (it was not started as a daemon)'), { code: 'MIGRATION_ERR_UNAVAILABLE' });
       const tuning = typeof p.downtimeMs === 'number' ? { downtimeTargetMs: p.downtimeMs } : undefined;
       const storage = p.storage === undefined ? undefined : storageDirectory(p.storage);
       return service.move(str('vm'), { ...parseDestination(str('to')), ...(tuning ? { tuning } : {}), ...(storage ? { storage } : {}) }, push);

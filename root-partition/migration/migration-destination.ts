@@ -11,7 +11,16 @@ import type { RestorableState, RestoreTiming } from '../vmwp/vm-worker.ts';
 import type { MigrationChannel } from './migration-channel.ts';
 import type { DiskCopyTarget } from './disk-copy-target.ts';
 import {
-  decodeDiskBlocks, decodeJson, decodePages, decodeZeroPages, encodeFrame, encodeJsonFrame, MigrationFrame, MigrationProtocolError, MIGRATION_PROTOCOL_VERSION, PAGE_BYTES,
+  decodeDiskBlocks,
+  decodeJson,
+  decodePages,
+  decodeZeroPages,
+  encodeFrame,
+  encodeJsonFrame,
+  MigrationFrame,
+  MigrationProtocolError,
+  MIGRATION_PROTOCOL_VERSION,
+  PAGE_BYTES,
 } from './migration-wire.ts';
 
 export interface MigrationHello {
@@ -40,7 +49,12 @@ export type MigratedState = RestorableState & { blackoutMs: () => number };
  * `disks` receives a storage move's drives (the new images, opened at HELLO, closed complete at
  * the end; closed on any failure): a move with storage to a worker without it is refused.
  */
-export async function receiveMigration(channel: MigrationChannel, memory: Uint8Array, configurationHash: Buffer, disks?: DiskCopyTarget): Promise<MigratedState> {
+export async function receiveMigration(
+  channel: MigrationChannel,
+  memory: Uint8Array,
+  configurationHash: Buffer,
+  disks?: DiskCopyTarget,
+): Promise<MigratedState> {
   try {
     return await receive(channel, memory, configurationHash, disks);
   } catch (e) {
@@ -53,14 +67,18 @@ async function receive(channel: MigrationChannel, memory: Uint8Array, configurat
   const helloAt = Date.now();
   let pausedAtMs = Number.NaN;
   const hello = decodeJson<MigrationHello>(await channel.expect(MigrationFrame.Hello, 'HELLO', RECEIVE_IDLE_MS), 'HELLO');
-  if (hello.protocol !== MIGRATION_PROTOCOL_VERSION) throw new MigrationProtocolError(`the source speaks migration protocol ${hello.protocol}; this host speaks ${MIGRATION_PROTOCOL_VERSION}`);
-  if (hello.memoryBytes !== memory.byteLength) throw new MigrationProtocolError(`the source's VM has ${hello.memoryBytes} bytes of memory; the one made here has ${memory.byteLength}`);
+  if (hello.protocol !== MIGRATION_PROTOCOL_VERSION)
+    throw new MigrationProtocolError(`the source speaks migration protocol ${hello.protocol}; this host speaks ${MIGRATION_PROTOCOL_VERSION}`);
+  if (hello.memoryBytes !== memory.byteLength)
+    throw new MigrationProtocolError(`the source's VM has ${hello.memoryBytes} bytes of memory; the one made here has ${memory.byteLength}`);
   if (hello.configurationHash !== configurationHash.toString('hex')) {
-    throw new MigrationProtocolError('the source runs another configuration (VM id, memory size, VP count or guest image bytes differ from what this host has for the VM)');
+    throw new MigrationProtocolError(
+      'the source runs another configuration (VM id, memory size, VP count or guest image bytes differ from what this host has for the VM)',
+    );
   }
   const moving = hello.storage !== undefined;
   if (moving) {
-    if (!disks) throw new MigrationProtocolError('the source moves the VM\'s storage; this host did not prepare copies of its drives');
+    if (!disks) throw new MigrationProtocolError("the source moves the VM's storage; this host did not prepare copies of its drives");
     disks.open(hello.storage);
   }
   const pageCount = memory.byteLength / PAGE_BYTES;
@@ -120,7 +138,9 @@ export async function commitMigration(channel: MigrationChannel, timing?: Restor
   try {
     await Promise.race([
       channel.expect(MigrationFrame.Go, 'GO'),
-      new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`the source did not commit within ${timeoutMs} ms`)), timeoutMs); }),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`the source did not commit within ${timeoutMs} ms`)), timeoutMs);
+      }),
     ]);
   } finally {
     clearTimeout(timer);

@@ -19,7 +19,9 @@ export function migrationPort(vmms: Vmms): MigrationPort {
         return { returnValue: 32773, error: `DestinationHost ${(e as Error).message} (the destination's migration port)` };
       }
       try {
-        await service.move(vmId, { ...to, ...(storage !== undefined ? { storage } : {}) }, (p) => onProgress({ phase: p.phase, percentComplete: p.percentComplete }));
+        await service.move(vmId, { ...to, ...(storage !== undefined ? { storage } : {}) }, (p) =>
+          onProgress({ phase: p.phase, percentComplete: p.percentComplete }),
+        );
         return { returnValue: 0 };
       } catch (e) {
         const code = (e as { code?: string }).code;

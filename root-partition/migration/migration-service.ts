@@ -46,7 +46,10 @@ export class MigrationService {
   private readonly sockets = new Set<Socket>();
   port: number | null = null;
 
-  private constructor(private readonly vmms: Vmms, private readonly o: MigrationServiceOptions) {}
+  private constructor(
+    private readonly vmms: Vmms,
+    private readonly o: MigrationServiceOptions,
+  ) {}
 
   static async start(vmms: Vmms, o: MigrationServiceOptions): Promise<MigrationService> {
     const s = new MigrationService(vmms, o);
@@ -97,28 +100,34 @@ export class MigrationService {
     }
     this.pending++;
     let storage: PreparedStorageMove | null = null;
-    void this.readHello(socket).finally(() => this.pending--).then(({ hello, frameBytes, rest }) => {
-      let def = (hello as { definition?: VmDefinition }).definition;
-      if (!def || typeof def !== 'object' || !Array.isArray(def.devices)) throw new MigrationProtocolError('HELLO carries no VM definition');
-      this.o.log.info(`migration port: ${host.name || host.fingerprint256} (${peer}) sends VM ${def.name} (${def.id})`);
-      const moved = (hello as { storage?: unknown }).storage;
-      if (moved !== undefined) {
-        // The drives come too: empty copies here first, and the definition on them.
-        const roots = this.vmms.opts.storageRoots ? StorageRoots.of(this.vmms.opts.storageRoots) : null;
-        storage = prepareStorageMove(def, moved, roots);
-        def = storage.definition;
-        this.o.log.info(`migration port: VM ${def.name}'s drives are copied to ${storage.files.join(', ')}`);
-      }
-      return this.vmms.receiveVm(def, (path) => handOn(socket, path, Buffer.concat([frameBytes, rest])), MIGRATION_TIMEOUT_MS);
-    }).then((vm) => {
-      this.o.log.info(`migration port: VM ${vm.name} arrived and runs`);
-    }, (e: Error) => {
-      this.o.log.warn(`migration port: the VM from ${peer} did not arrive: ${e.message}`);
-      // The partial copies go (the source runs on from its own files).
-      storage?.remove();
-      if (!socket.destroyed) socket.end(encodeFrame(MigrationFrame.Abort, Buffer.from(e.message.slice(0, 4000), 'utf8')));
-      setTimeout(() => socket.destroy(), 1000).unref();
-    });
+    void this.readHello(socket)
+      .finally(() => this.pending--)
+      .then(({ hello, frameBytes, rest }) => {
+        let def = (hello as { definition?: VmDefinition }).definition;
+        if (!def || typeof def !== 'object' || !Array.isArray(def.devices)) throw new MigrationProtocolError('HELLO carries no VM definition');
+        this.o.log.info(`migration port: ${host.name || host.fingerprint256} (${peer}) sends VM ${def.name} (${def.id})`);
+        const moved = (hello as { storage?: unknown }).storage;
+        if (moved !== undefined) {
+          // The drives come too: empty copies here first, and the definition on them.
+          const roots = this.vmms.opts.storageRoots ? StorageRoots.of(this.vmms.opts.storageRoots) : null;
+          storage = prepareStorageMove(def, moved, roots);
+          def = storage.definition;
+          this.o.log.info(`migration port: VM ${def.name}'s drives are copied to ${storage.files.join(', ')}`);
+        }
+        return this.vmms.receiveVm(def, (path) => handOn(socket, path, Buffer.concat([frameBytes, rest])), MIGRATION_TIMEOUT_MS);
+      })
+      .then(
+        (vm) => {
+          this.o.log.info(`migration port: VM ${vm.name} arrived and runs`);
+        },
+        (e: Error) => {
+          this.o.log.warn(`migration port: the VM from ${peer} did not arrive: ${e.message}`);
+          // The partial copies go (the source runs on from its own files).
+          storage?.remove();
+          if (!socket.destroyed) socket.end(encodeFrame(MigrationFrame.Abort, Buffer.from(e.message.slice(0, 4000), 'utf8')));
+          setTimeout(() => socket.destroy(), 1000).unref();
+        },
+      );
   }
 
   /** The first frame, which must be HELLO (bounded in size and time); the bytes after it are kept. */
@@ -160,10 +169,20 @@ export class MigrationService {
   move(vm: string, to: MoveRequest, onProgress: (p: MigrationProgress) => void = () => {}): Promise<MigrationSummary> {
     const trusted = loadTrustedHosts(this.trustFile);
     const request = {
-      host: to.host, port: to.port, cert: this.o.identity.cert.toString(), key: this.o.identity.key.toString(), trusted, ...(to.tuning ? { tuning: to.tuning } : {}),
+      host: to.host,
+      port: to.port,
+      cert: this.o.identity.cert.toString(),
+      key: this.o.identity.key.toString(),
+      trusted,
+      ...(to.tuning ? { tuning: to.tuning } : {}),
       ...(to.storage !== undefined ? { storage: { dir: to.storage } } : {}),
     };
-    return this.vmms.moveOut(vm, request, onProgress as unknown as (p: Record<string, unknown>) => void, MIGRATION_TIMEOUT_MS) as Promise<unknown> as Promise<MigrationSummary>;
+    return this.vmms.moveOut(
+      vm,
+      request,
+      onProgress as unknown as (p: Record<string, unknown>) => void,
+      MIGRATION_TIMEOUT_MS,
+    ) as Promise<unknown> as Promise<MigrationSummary>;
   }
 
   cancel(vm: string): Promise<void> {
@@ -186,7 +205,10 @@ async function handOn(tls: TLSSocket, path: string, first: Buffer): Promise<void
     try {
       unix = await new Promise<Socket>((resolve, reject) => {
         const s = netConnect(path);
-        s.once('connect', () => { s.off('error', reject); resolve(s); });
+        s.once('connect', () => {
+          s.off('error', reject);
+          resolve(s);
+        });
         s.once('error', reject);
       });
       break;

@@ -19,7 +19,16 @@ import { CAPTURE_AREA_GPA, captureAreaSize } from '../../hypervisor/vp/vp-captur
 import type { CapturedVm, RestoreTiming } from '../vmwp/vm-worker.ts';
 import type { MigrationChannel } from './migration-channel.ts';
 import {
-  encodeFrame, encodeJsonFrame, encodePages, encodeZeroPages, MAX_PAGES_PER_FRAME, MAX_ZERO_PAGES_PER_FRAME, MigrationFrame, MIGRATION_PROTOCOL_VERSION, PAGE_BYTES, type Frame,
+  encodeFrame,
+  encodeJsonFrame,
+  encodePages,
+  encodeZeroPages,
+  MAX_PAGES_PER_FRAME,
+  MAX_ZERO_PAGES_PER_FRAME,
+  MigrationFrame,
+  MIGRATION_PROTOCOL_VERSION,
+  PAGE_BYTES,
+  type Frame,
 } from './migration-wire.ts';
 import { ShadowPageTracker, type DirtyScan } from './page-tracker.ts';
 import { DiskCopyStream, type StorageMoveVm } from './disk-copy-stream.ts';
@@ -85,7 +94,10 @@ export interface MigrationSourceVm extends Partial<StorageMoveVm> {
 }
 
 export class MigrationError extends Error {
-  constructor(readonly code: 'MIGRATION_ERR_CANCELLED' | 'MIGRATION_ERR_FAILED' | 'MIGRATION_ERR_OUTCOME_UNKNOWN', message: string) {
+  constructor(
+    readonly code: 'MIGRATION_ERR_CANCELLED' | 'MIGRATION_ERR_FAILED' | 'MIGRATION_ERR_OUTCOME_UNKNOWN',
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -141,7 +153,8 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
   const tracker = (o.tracker ?? ((m) => new ShadowPageTracker(m)))(memory);
   const batch = new PageBatch();
   const pagesPerRound: number[] = [];
-  const progress = (phase: MigrationPhase, percentComplete: number) => o.onProgress?.({ phase, round: pagesPerRound.length, pagesSent: pagesPerRound.reduce((a, b) => a + b, 0), bytesSent: channel.bytesSent, percentComplete });
+  const progress = (phase: MigrationPhase, percentComplete: number) =>
+    o.onProgress?.({ phase, round: pagesPerRound.length, pagesSent: pagesPerRound.reduce((a, b) => a + b, 0), bytesSent: channel.bytesSent, percentComplete });
   const checkCancel = () => {
     if (o.cancelled?.()) throw new MigrationError('MIGRATION_ERR_CANCELLED', 'the migration was cancelled');
   };
@@ -181,10 +194,15 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
       if (!vm.storageMoveRequest) throw new MigrationError('MIGRATION_ERR_FAILED', 'this VM cannot move its storage');
       disks = await DiskCopyStream.begin(vm as StorageMoveVm, o.storage.dir);
     }
-    await channel.send(encodeJsonFrame(MigrationFrame.Hello, {
-      ...o.hello, protocol: MIGRATION_PROTOCOL_VERSION, configurationHash: vm.configurationHash().toString('hex'), memoryBytes: memory.byteLength,
-      ...(disks ? { storage: disks.hello } : {}),
-    }));
+    await channel.send(
+      encodeJsonFrame(MigrationFrame.Hello, {
+        ...o.hello,
+        protocol: MIGRATION_PROTOCOL_VERSION,
+        configurationHash: vm.configurationHash().toString('hex'),
+        memoryBytes: memory.byteLength,
+        ...(disks ? { storage: disks.hello } : {}),
+      }),
+    );
     // Pre-copy.
     let growing = 0;
     for (;;) {
@@ -199,10 +217,16 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
       if (roundBytes >= 1 << 20) bytesPerMs = roundBytes / Math.max(ms, 0.001);
       progress('pre-copy', Math.min(90, 80 + pagesPerRound.length));
       const prev = bytesPerRound.at(-2);
-      if (pagesPerRound.length > 1 && (bytesPerMs === 0 || roundBytes / bytesPerMs <= tuning.downtimeTargetMs)) { stopReason = 'converged'; break; }
+      if (pagesPerRound.length > 1 && (bytesPerMs === 0 || roundBytes / bytesPerMs <= tuning.downtimeTargetMs)) {
+        stopReason = 'converged';
+        break;
+      }
       if (prev !== undefined && roundBytes >= prev * 0.9) growing++;
       else growing = 0;
-      if (growing >= 3) { stopReason = 'not-converging'; break; }
+      if (growing >= 3) {
+        stopReason = 'not-converging';
+        break;
+      }
       if (pagesPerRound.length >= tuning.maxRounds) break;
     }
     // Switch-over.
@@ -227,7 +251,9 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
   let finalPages = 0;
   let finalError: Error | null = null;
   let frozenScan: Promise<void> = Promise.resolve();
-  const failed = (e: unknown) => { finalError ??= e instanceof Error ? e : new Error(String(e)); };
+  const failed = (e: unknown) => {
+    finalError ??= e instanceof Error ? e : new Error(String(e));
+  };
   let captured: CapturedVm;
   try {
     captured = await vm.captureForMigration({
@@ -264,7 +290,10 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
     await channel.send(encodeJsonFrame(MigrationFrame.Blackout, { pausedAtMs }));
     pagesPerRound.push(finalPages);
     let records = 0;
-    const record = async (r: SavedRecord) => { await channel.send(encodeFrame(MigrationFrame.StateRecord, encodeRecord(r))); records++; };
+    const record = async (r: SavedRecord) => {
+      await channel.send(encodeFrame(MigrationFrame.StateRecord, encodeRecord(r)));
+      records++;
+    };
     const s = captured.state;
     await record({ partition: { vpCount: s.vpCount, guestOsId: s.guestOsId, hypercallMsr: s.hypercallMsr, imagePreparation: s.imagePreparation } });
     for (const vp of s.vps) await record({ vp });
@@ -273,13 +302,17 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
     await record({ end: { memoryBytes: memory.byteLength, pageRuns: 0, pagesWritten: 0, recordCount: records } });
     await channel.send(encodeFrame(MigrationFrame.Done));
     tSent = performance.now();
-    destination = readyTiming(await withTimeout(channel.expect(MigrationFrame.Ready, 'READY'), tuning.replyTimeoutMs, 'the destination did not report the VM restored'));
+    destination = readyTiming(
+      await withTimeout(channel.expect(MigrationFrame.Ready, 'READY'), tuning.replyTimeoutMs, 'the destination did not report the VM restored'),
+    );
     tReady = performance.now();
     checkCancel();
   } catch (e) {
     channel.abort(e instanceof Error ? e.message : String(e));
     await vm.resumeAfterMigration(captured, captured.wasRunning);
-    throw e instanceof MigrationError ? e : new MigrationError('MIGRATION_ERR_FAILED', `the migration failed at switch-over (${(e as Error).message}); the VM runs on here`);
+    throw e instanceof MigrationError
+      ? e
+      : new MigrationError('MIGRATION_ERR_FAILED', `the migration failed at switch-over (${(e as Error).message}); the VM runs on here`);
   }
   progress('committing', 97);
   try {
@@ -288,16 +321,33 @@ export async function migrateOut(vm: MigrationSourceVm, channel: MigrationChanne
   } catch (e) {
     channel.close();
     await vm.resumeAfterMigration(captured, false);
-    throw new MigrationError('MIGRATION_ERR_OUTCOME_UNKNOWN', `the source gave the VM up but the destination's answer did not come (${(e as Error).message}); the destination may be running it, so it stays paused here: check the destination before resuming it`);
+    throw new MigrationError(
+      'MIGRATION_ERR_OUTCOME_UNKNOWN',
+      `the source gave the VM up but the destination's answer did not come (${(e as Error).message}); the destination may be running it, so it stays paused here: check the destination before resuming it`,
+    );
   }
   const tRunning = performance.now();
   // Left running through the pause when no other host waited for its disk locks: stopped now, outside the downtime.
   await captured.stopDevices();
   progress('completed', 100);
   return {
-    rounds: pagesPerRound.length - 1, pagesPerRound, diskBlocksPerRound: disks?.blocksPerRound ?? [], diskBytesSent: disks?.bytesSent ?? 0, zeroPagesSent: batch.zeroPages, bytesSent: channel.bytesSent,
-    totalMs: tRunning - t0, preCopyMs, downtimeMs: tRunning - tPause, captureMs: tCaptured - tPause, finalSendMs: tSent - tCaptured,
-    restoreMs: tReady - tSent, commitMs: tRunning - tReady, capture: captured.timing, destination, preCopyBytesPerSecond: preCopyBytes / (preCopyMs / 1000), stopReason,
+    rounds: pagesPerRound.length - 1,
+    pagesPerRound,
+    diskBlocksPerRound: disks?.blocksPerRound ?? [],
+    diskBytesSent: disks?.bytesSent ?? 0,
+    zeroPagesSent: batch.zeroPages,
+    bytesSent: channel.bytesSent,
+    totalMs: tRunning - t0,
+    preCopyMs,
+    downtimeMs: tRunning - tPause,
+    captureMs: tCaptured - tPause,
+    finalSendMs: tSent - tCaptured,
+    restoreMs: tReady - tSent,
+    commitMs: tRunning - tReady,
+    capture: captured.timing,
+    destination,
+    preCopyBytesPerSecond: preCopyBytes / (preCopyMs / 1000),
+    stopReason,
   };
 }
 
@@ -317,13 +367,21 @@ function readyTiming(f: Frame): RestoreTiming | null {
     return null;
   }
   const ms = (k: string) => (typeof v?.[k] === 'number' && Number.isFinite(v[k]) ? (v[k] as number) : 0);
-  return { prestartWaitMs: ms('prestartWaitMs'), continueVpsMs: ms('continueVpsMs'), startDevicesMs: ms('startDevicesMs'), vpThreadsStartedInPause: ms('vpThreadsStartedInPause'), deviceThreadLoadedInPause: v.deviceThreadLoadedInPause === true };
+  return {
+    prestartWaitMs: ms('prestartWaitMs'),
+    continueVpsMs: ms('continueVpsMs'),
+    startDevicesMs: ms('startDevicesMs'),
+    vpThreadsStartedInPause: ms('vpThreadsStartedInPause'),
+    deviceThreadLoadedInPause: v.deviceThreadLoadedInPause === true,
+  };
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
   return Promise.race([
     p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms); }),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
+    }),
   ]);
 }

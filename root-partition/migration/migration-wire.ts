@@ -82,7 +82,8 @@ export function encodeZeroPages(pfns: Uint32Array, count: number): Buffer {
 /** Calls `page(pfn, bytes)` for each page of a PAGES frame, after checking the whole frame against `pageCount`. */
 export function decodePages(body: Buffer, pageCount: number, page: (pfn: number, bytes: Buffer) => void): number {
   const count = body.length >= 4 ? body.readUInt32LE(0) : -1;
-  if (count < 1 || count > MAX_PAGES_PER_FRAME || body.length !== 4 + count * (4 + PAGE_BYTES)) throw new MigrationProtocolError(`a PAGES frame of ${body.length} bytes does not hold whole pages (count ${count})`);
+  if (count < 1 || count > MAX_PAGES_PER_FRAME || body.length !== 4 + count * (4 + PAGE_BYTES))
+    throw new MigrationProtocolError(`a PAGES frame of ${body.length} bytes does not hold whole pages (count ${count})`);
   const dataAt = 4 + count * 4;
   for (let i = 0; i < count; i++) checkPfn(body.readUInt32LE(4 + i * 4), pageCount);
   for (let i = 0; i < count; i++) page(body.readUInt32LE(4 + i * 4), body.subarray(dataAt + i * PAGE_BYTES, dataAt + (i + 1) * PAGE_BYTES));
@@ -91,7 +92,8 @@ export function decodePages(body: Buffer, pageCount: number, page: (pfn: number,
 
 export function decodeZeroPages(body: Buffer, pageCount: number, page: (pfn: number) => void): number {
   const count = body.length >= 4 ? body.readUInt32LE(0) : -1;
-  if (count < 1 || count > MAX_ZERO_PAGES_PER_FRAME || body.length !== 4 + count * 4) throw new MigrationProtocolError(`a ZERO_PAGES frame of ${body.length} bytes is malformed (count ${count})`);
+  if (count < 1 || count > MAX_ZERO_PAGES_PER_FRAME || body.length !== 4 + count * 4)
+    throw new MigrationProtocolError(`a ZERO_PAGES frame of ${body.length} bytes is malformed (count ${count})`);
   for (let i = 0; i < count; i++) checkPfn(body.readUInt32LE(4 + i * 4), pageCount);
   for (let i = 0; i < count; i++) page(body.readUInt32LE(4 + i * 4));
   return count;
@@ -121,7 +123,8 @@ export function decodeDiskBlocks(body: Buffer, diskBytes: readonly number[], blo
   const disk = body.length >= 4 ? body.readUInt16LE(0) : -1;
   const count = body.length >= 4 ? body.readUInt16LE(2) : -1;
   if (disk < 0 || disk >= diskBytes.length) throw new MigrationProtocolError(`a DISK_BLOCKS frame names drive ${disk}; the move carries ${diskBytes.length}`);
-  if (count < 1 || count > MAX_DISK_BLOCKS_PER_FRAME || body.length < 4 + count * 4) throw new MigrationProtocolError(`a DISK_BLOCKS frame of ${body.length} bytes is malformed (count ${count})`);
+  if (count < 1 || count > MAX_DISK_BLOCKS_PER_FRAME || body.length < 4 + count * 4)
+    throw new MigrationProtocolError(`a DISK_BLOCKS frame of ${body.length} bytes is malformed (count ${count})`);
   const size = diskBytes[disk];
   let expected = 4 + count * 4;
   for (let i = 0; i < count; i++) {
@@ -129,7 +132,8 @@ export function decodeDiskBlocks(body: Buffer, diskBytes: readonly number[], blo
     if (b * DISK_BLOCK_BYTES >= size) throw new MigrationProtocolError(`block ${b} is outside drive ${disk} (${size} bytes)`);
     expected += Math.min(DISK_BLOCK_BYTES, size - b * DISK_BLOCK_BYTES);
   }
-  if (body.length !== expected) throw new MigrationProtocolError(`a DISK_BLOCKS frame of ${body.length} bytes does not hold its ${count} blocks (${expected} bytes)`);
+  if (body.length !== expected)
+    throw new MigrationProtocolError(`a DISK_BLOCKS frame of ${body.length} bytes does not hold its ${count} blocks (${expected} bytes)`);
   let at = 4 + count * 4;
   for (let i = 0; i < count; i++) {
     const b = body.readUInt32LE(4 + i * 4);

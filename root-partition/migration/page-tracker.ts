@@ -85,7 +85,10 @@ export class PageHashTracker implements DirtyScan {
 
 /** Four multiply-add lanes over the page's 1024 words, folded to 64 bits; 0 for a zero page. */
 export function pageHash(words: Int32Array, base: number, out: Int32Array): void {
-  let a = 0, b = 0, c = 0, d = 0;
+  let a = 0,
+    b = 0,
+    c = 0,
+    d = 0;
   for (let i = base, end = base + PAGE_BYTES / 4; i < end; i += 4) {
     a = (Math.imul(a, 31) + words[i]) | 0;
     b = (Math.imul(b, 37) + words[i + 1]) | 0;

@@ -30,12 +30,22 @@ export function movedDiskPath(dir: string, sourcePath: string): string {
 /** The drives HELLO describes, checked field by field (a remote program wrote them). */
 export function movedDisks(storage: unknown): { dir: string; disks: MovedDiskInfo[] } {
   const s = storage as { dir?: unknown; disks?: unknown };
-  if (!s || typeof s.dir !== 'string' || !s.dir.startsWith('/') || s.dir.length > 4096) throw new MigrationProtocolError('the storage move names no absolute destination directory');
-  if (!Array.isArray(s.disks) || s.disks.length > MAX_MOVED_DISKS) throw new MigrationProtocolError(`the storage move lists no drives, or more than ${MAX_MOVED_DISKS}`);
+  if (!s || typeof s.dir !== 'string' || !s.dir.startsWith('/') || s.dir.length > 4096)
+    throw new MigrationProtocolError('the storage move names no absolute destination directory');
+  if (!Array.isArray(s.disks) || s.disks.length > MAX_MOVED_DISKS)
+    throw new MigrationProtocolError(`the storage move lists no drives, or more than ${MAX_MOVED_DISKS}`);
   const disks = s.disks.map((d: Partial<MovedDiskInfo>, i: number): MovedDiskInfo => {
-    const ok = d && typeof d.path === 'string' && d.path.startsWith('/') && d.path.length <= 4096 && (d.format === 'raw' || d.format === 'vhdx')
-      && d.sectorSize === 512 && Number.isSafeInteger(d.sectorCount) && d.sectorCount! > 0 && typeof d.readOnly === 'boolean'
-      && (d.virtualDiskId === null || (typeof d.virtualDiskId === 'string' && /^[0-9a-f]{32}$/.test(d.virtualDiskId)));
+    const ok =
+      d &&
+      typeof d.path === 'string' &&
+      d.path.startsWith('/') &&
+      d.path.length <= 4096 &&
+      (d.format === 'raw' || d.format === 'vhdx') &&
+      d.sectorSize === 512 &&
+      Number.isSafeInteger(d.sectorCount) &&
+      d.sectorCount! > 0 &&
+      typeof d.readOnly === 'boolean' &&
+      (d.virtualDiskId === null || (typeof d.virtualDiskId === 'string' && /^[0-9a-f]{32}$/.test(d.virtualDiskId)));
     if (!ok) throw new MigrationProtocolError(`the storage move's drive ${i} is malformed`);
     return { path: d.path!, format: d.format!, sectorSize: d.sectorSize!, sectorCount: d.sectorCount!, readOnly: d.readOnly!, virtualDiskId: d.virtualDiskId! };
   });
@@ -70,12 +80,17 @@ export function prepareStorageMove(definition: VmDefinition, storage: unknown, r
   const { dir, disks } = movedDisks(storage);
   if (roots) roots.check(dir, 'storage move directory');
   let isDir = false;
-  try { isDir = statSync(dir).isDirectory(); } catch { /* reported below */ }
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    /* reported below */
+  }
   if (!isDir) throw new StorageMoveError(`the storage move's directory ${dir} does not exist on this host`);
   const targets = new Map<string, string>();
   for (const d of disks) {
     const target = movedDiskPath(dir, d.path);
-    if ([...targets.values()].includes(target)) throw new StorageMoveError(`two of the VM's drives are named ${basename(d.path)}; their copies would be one file in ${dir}`);
+    if ([...targets.values()].includes(target))
+      throw new StorageMoveError(`two of the VM's drives are named ${basename(d.path)}; their copies would be one file in ${dir}`);
     targets.set(resolve(d.path), target);
   }
   const move = <T extends { path?: string }>(drive: T): T => {
@@ -91,7 +106,9 @@ export function prepareStorageMove(definition: VmDefinition, storage: unknown, r
     return d;
   });
   const files: string[] = [];
-  const remove = () => { for (const f of files.splice(0)) rmSync(f, { force: true }); };
+  const remove = () => {
+    for (const f of files.splice(0)) rmSync(f, { force: true });
+  };
   try {
     disks.forEach((d) => {
       const target = targets.get(resolve(d.path))!;

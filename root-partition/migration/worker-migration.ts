@@ -39,8 +39,14 @@ const INCOMING_ACCEPT_TIMEOUT_MS = 60_000;
 export function connectToHost(r: Pick<MigrateRequest, 'host' | 'port' | 'cert' | 'key' | 'trusted'>): Promise<MigrationChannel> {
   return new Promise((resolve, reject) => {
     const socket = tlsConnect(clientTlsOptions({ cert: r.cert, key: r.key }, r.host, r.port));
-    const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no TLS connection to ${r.host}:${r.port} within ${CONNECT_TIMEOUT_MS} ms`)); }, CONNECT_TIMEOUT_MS);
-    socket.once('error', (e) => { clearTimeout(timer); reject(new Error(`cannot reach the migration port ${r.host}:${r.port}: ${e.message}`)); });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no TLS connection to ${r.host}:${r.port} within ${CONNECT_TIMEOUT_MS} ms`));
+    }, CONNECT_TIMEOUT_MS);
+    socket.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot reach the migration port ${r.host}:${r.port}: ${e.message}`));
+    });
     socket.once('secureConnect', () => {
       clearTimeout(timer);
       try {
@@ -54,10 +60,21 @@ export function connectToHost(r: Pick<MigrateRequest, 'host' | 'port' | 'cert' |
   });
 }
 
-export async function migrateToHost(worker: VmWorker, r: MigrateRequest, onProgress: (p: MigrationProgress) => void, cancelled: () => boolean): Promise<MigrationSummary> {
+export async function migrateToHost(
+  worker: VmWorker,
+  r: MigrateRequest,
+  onProgress: (p: MigrationProgress) => void,
+  cancelled: () => boolean,
+): Promise<MigrationSummary> {
   const channel = await connectToHost(r);
   try {
-    return await migrateOut(worker, channel, { hello: r.hello, ...(r.tuning ? { tuning: r.tuning } : {}), ...(r.storage ? { storage: r.storage } : {}), onProgress, cancelled });
+    return await migrateOut(worker, channel, {
+      hello: r.hello,
+      ...(r.tuning ? { tuning: r.tuning } : {}),
+      ...(r.storage ? { storage: r.storage } : {}),
+      onProgress,
+      cancelled,
+    });
   } catch (e) {
     // Before the switch-over the VM never stopped here; the destination learns why and drops its copy.
     channel.abort(e instanceof Error ? e.message : String(e));
@@ -72,15 +89,30 @@ export function acceptIncomingMigration(worker: VmWorker, socketPath: string): P
   rmSync(socketPath, { force: true });
   return new Promise<Socket>((resolve, reject) => {
     const server = createServer();
-    const timer = setTimeout(() => { server.close(); reject(new Error(`no migration stream arrived within ${INCOMING_ACCEPT_TIMEOUT_MS} ms`)); }, INCOMING_ACCEPT_TIMEOUT_MS);
-    server.once('connection', (s) => { clearTimeout(timer); server.close(); rmSync(socketPath, { force: true }); resolve(s); });
-    server.once('error', (e) => { clearTimeout(timer); reject(e); });
+    const timer = setTimeout(() => {
+      server.close();
+      reject(new Error(`no migration stream arrived within ${INCOMING_ACCEPT_TIMEOUT_MS} ms`));
+    }, INCOMING_ACCEPT_TIMEOUT_MS);
+    server.once('connection', (s) => {
+      clearTimeout(timer);
+      server.close();
+      rmSync(socketPath, { force: true });
+      resolve(s);
+    });
+    server.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
     server.listen(socketPath);
   }).then(async (socket) => {
     const channel = new MigrationChannel(socket);
     const disks = new DiskCopyTarget(worker.launch.devices, worker.launch.storageRoots);
     try {
-      await worker.bootFromMigration((memory, hash) => receiveMigration(channel, memory, hash, disks), (timing) => commitMigration(channel, timing), () => reportRunning(channel));
+      await worker.bootFromMigration(
+        (memory, hash) => receiveMigration(channel, memory, hash, disks),
+        (timing) => commitMigration(channel, timing),
+        () => reportRunning(channel),
+      );
     } catch (e) {
       channel.abort(e instanceof Error ? e.message : String(e));
       throw e;

@@ -48,7 +48,8 @@ export async function buildGuestImage(entry: string, outFile: string): Promise<b
   const base = commonAncestor(dirname(abs), SDK_ROOT);
   const sdk = relative(base, SDK_ROOT);
   const flags = guestBuildFlags().map((f) =>
-    f.startsWith('./child-sdk/') ? `./${join(sdk, f.slice(2))}` : f.startsWith('abort=child-sdk/') ? `abort=${join(sdk, f.slice(6))}` : f);
+    f.startsWith('./child-sdk/') ? `./${join(sdk, f.slice(2))}` : f.startsWith('abort=child-sdk/') ? `abort=${join(sdk, f.slice(6))}` : f,
+  );
   process.chdir(base);
   try {
     const { error, stderr } = await (await loadCompiler()).main([relative(base, abs), '--outFile', out, ...flags]);
@@ -61,7 +62,8 @@ export async function buildGuestImage(entry: string, outFile: string): Promise<b
 }
 
 function commonAncestor(a: string, b: string): string {
-  const x = a.split(sep), y = b.split(sep);
+  const x = a.split(sep),
+    y = b.split(sep);
   let i = 0;
   while (i < x.length && i < y.length && x[i] === y[i]) i++;
   return x.slice(0, i).join(sep) || sep;

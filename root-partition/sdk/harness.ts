@@ -69,7 +69,11 @@ export class GuestHarness {
   vmbus: VmbusHost | null = null;
   ic: IntegrationServices | null = null;
 
-  private constructor(readonly hv: Hypervisor, readonly partition: Partition, private readonly timeoutMs: number) {}
+  private constructor(
+    readonly hv: Hypervisor,
+    readonly partition: Partition,
+    private readonly timeoutMs: number,
+  ) {}
 
   /**
    * Creates, loads and starts the partition. Built-in guest names are compiled first (cached);
@@ -85,9 +89,15 @@ export class GuestHarness {
     partition.loadImage(bytes, o.cmdline ?? '');
     partition.inbox.handler = {
       ioRead: (_vp, port) => (port === COM1_LSR ? 0x60 : 0xff), // LSR: transmitter empty
-      ioWrite: (_vp, port, _size, v) => { if (port === COM1_DATA) h.append(String.fromCharCode(v & 0xff)); },
-      ioReadString: (_vp, _port, _size, dst) => { dst.fill(0xff); },
-      ioWriteString: (_vp, port, _size, src) => { if (port === COM1_DATA) h.append(Buffer.from(src).toString('latin1')); },
+      ioWrite: (_vp, port, _size, v) => {
+        if (port === COM1_DATA) h.append(String.fromCharCode(v & 0xff));
+      },
+      ioReadString: (_vp, _port, _size, dst) => {
+        dst.fill(0xff);
+      },
+      ioWriteString: (_vp, port, _size, src) => {
+        if (port === COM1_DATA) h.append(Buffer.from(src).toString('latin1'));
+      },
       ...o.handler,
     };
     h.serving = partition.inbox.serveAsync(h.abort.signal);
@@ -116,12 +126,21 @@ export class GuestHarness {
   }
 
   /** Everything the guest wrote to COM1 so far. */
-  console(): string { return this.out; }
+  console(): string {
+    return this.out;
+  }
 
   /** The complete `key=number` lines of the console (the convention of the SDK's test guests); later lines win. */
   values(): Record<string, number> {
     const lines = this.out.split('\n').slice(0, -1);
-    return Object.fromEntries(lines.filter((l) => /^\w+=\d+$/.test(l)).map((l) => { const [k, v] = l.split('='); return [k!, Number(v)]; }));
+    return Object.fromEntries(
+      lines
+        .filter((l) => /^\w+=\d+$/.test(l))
+        .map((l) => {
+          const [k, v] = l.split('=');
+          return [k!, Number(v)];
+        }),
+    );
   }
 
   /** Resolves when the console contains `text` (a string, or a pattern tested against the whole console). */
@@ -130,10 +149,15 @@ export class GuestHarness {
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${String(text)}; console so far:\n${this.out}`)), timeoutMs);
       const check = () => {
-        if (seen()) { clearTimeout(t); resolve(); }
+        if (seen()) {
+          clearTimeout(t);
+          resolve();
+        }
         // A guest that failed will never print it: say why now instead of timing out.
-        else if (this.failure) { clearTimeout(t); reject(new Error(`${this.failure} (while waiting for ${String(text)}); console so far:\n${this.out}`)); }
-        else this.waiters.push(check);
+        else if (this.failure) {
+          clearTimeout(t);
+          reject(new Error(`${this.failure} (while waiting for ${String(text)}); console so far:\n${this.out}`));
+        } else this.waiters.push(check);
       };
       check();
     });
@@ -142,23 +166,50 @@ export class GuestHarness {
   /** Resolves when every VP has stopped (halted with interrupts off, or failed); rejects after `timeoutMs`. */
   async waitForHalt(timeoutMs = this.timeoutMs): Promise<void> {
     let t: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error(`the guest did not halt within ${timeoutMs} ms`)), timeoutMs); });
-    try { await Promise.race([this.partition.whenIdle(), timeout]); } finally { clearTimeout(t); }
+    const timeout = new Promise<never>((_, reject) => {
+      t = setTimeout(() => reject(new Error(`the guest did not halt within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([this.partition.whenIdle(), timeout]);
+    } finally {
+      clearTimeout(t);
+    }
   }
 
   /** VP `vp`'s exit and interrupt counters (the hypervisor's per-VP statistics). */
-  counters(vp = 0): Record<VpCounterName, number> { return this.partition.counters(vp); }
+  counters(vp = 0): Record<VpCounterName, number> {
+    return this.partition.counters(vp);
+  }
 
   /** Why VP `vp` stopped ({ reason: 'halted' } after a clean halt), or undefined while it runs. */
-  vpExit(vp = 0) { return this.partition.vpExit(vp); }
+  vpExit(vp = 0) {
+    return this.partition.vpExit(vp);
+  }
 
   /** VMBus totals, each open channel's stats, and the errors the host reported. */
   vmbusTraffic(): VmbusTraffic {
     const host = this.vmbus;
     const channels: Record<number, VspChannelStats> = {};
-    if (host) for (let relid = 1; relid <= 64; relid++) { const c = host.channel(relid); if (c) channels[relid] = { ...c.stats }; }
+    if (host)
+      for (let relid = 1; relid <= 64; relid++) {
+        const c = host.channel(relid);
+        if (c) channels[relid] = { ...c.stats };
+      }
     return {
-      host: host ? { ...host.stats } : { messagesFromGuest: 0, packetsIn: 0, packetsOut: 0, signalsToGuest: 0, signalsFromGuest: 0, protocolErrors: 0, channelsOpened: 0, channelsRefused: 0, channelResets: 0, guestMessagesHeldBack: 0 },
+      host: host
+        ? { ...host.stats }
+        : {
+            messagesFromGuest: 0,
+            packetsIn: 0,
+            packetsOut: 0,
+            signalsToGuest: 0,
+            signalsFromGuest: 0,
+            protocolErrors: 0,
+            channelsOpened: 0,
+            channelsRefused: 0,
+            channelResets: 0,
+            guestMessagesHeldBack: 0,
+          },
       channels,
       errors: [...this.errors],
       messagesToGuest: host ? host.messagesToGuest : { sent: 0, deferred: 0, dropped: 0, pending: 0 },

@@ -59,19 +59,26 @@ function context(dir: string, device: string): TemplateContext {
     sdkFromRoot: rel(dir),
     guid,
     instance: randomUUID(),
-    guidWire: guidWireBytes(guid).map((x) => `0x${x.toString(16).padStart(2, '0')}`).join(', '),
+    guidWire: guidWireBytes(guid)
+      .map((x) => `0x${x.toString(16).padStart(2, '0')}`)
+      .join(', '),
   };
 }
 
 /** `tsvisor sdk new thermometer` makes the thermometer device: the directory's name, lower-cased, letters and digits only. */
 export function deviceNameOf(dir: string): string {
-  const name = basename(resolve(dir)).toLowerCase().replace(/[^a-z0-9]/g, '').replace(/^[0-9]+/, '');
+  const name = basename(resolve(dir))
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, '')
+    .replace(/^[0-9]+/, '');
   return name || 'ping';
 }
 
 function packageJson(c: TemplateContext, dir: string): string {
   const pkg = {
-    name: basename(dir).toLowerCase().replace(/[^a-z0-9-]/g, '-'),
+    name: basename(dir)
+      .toLowerCase()
+      .replace(/[^a-z0-9-]/g, '-'),
     version: '0.1.0',
     private: true,
     type: 'module',
@@ -107,13 +114,28 @@ export default {
 
 /** The host side (VSP, tests, build script) typechecked with this repository's TypeScript and type packages. */
 function hostTsconfig(_c: TemplateContext): string {
-  return JSON.stringify({
-    compilerOptions: {
-      target: 'es2022', module: 'nodenext', moduleResolution: 'nodenext', strict: true, noEmit: true,
-      allowImportingTsExtensions: true, skipLibCheck: true, esModuleInterop: true, resolveJsonModule: true, types: [], lib: ['ES2024', 'DOM'],
-    },
-    include: ['host/**/*.ts', 'test/**/*.ts', 'build.ts', 'types.d.ts'],
-  }, null, 2) + '\n';
+  return (
+    JSON.stringify(
+      {
+        compilerOptions: {
+          target: 'es2022',
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          strict: true,
+          noEmit: true,
+          allowImportingTsExtensions: true,
+          skipLibCheck: true,
+          esModuleInterop: true,
+          resolveJsonModule: true,
+          types: [],
+          lib: ['ES2024', 'DOM'],
+        },
+        include: ['host/**/*.ts', 'test/**/*.ts', 'build.ts', 'types.d.ts'],
+      },
+      null,
+      2,
+    ) + '\n'
+  );
 }
 
 /** The project has no node_modules of its own: Node's and vitest's global types come from the repository's. */
@@ -126,11 +148,12 @@ function guestTsconfig(c: TemplateContext): string {
 }
 
 function readme(c: TemplateContext, template: TemplateName): string {
-  const layout = template === 'device'
-    ? `| \`host/${c.name}-protocol.ts\`, \`host/${c.name}-vsp.ts\` | the VSP (TypeScript, runs in the root partition) |
+  const layout =
+    template === 'device'
+      ? `| \`host/${c.name}-protocol.ts\`, \`host/${c.name}-vsp.ts\` | the VSP (TypeScript, runs in the root partition) |
 | \`guest/${c.name}-protocol.ts\`, \`guest/main.ts\` | the guest image with the VSC (AssemblyScript) |
 | \`test/${c.name}.test.ts\` | boots the guest against the VSP and checks both sides |`
-    : `| \`guest/main.ts\` | the guest image (AssemblyScript) with the integration services |
+      : `| \`guest/main.ts\` | the guest image (AssemblyScript) with the integration services |
 | \`test/guest.test.ts\` | boots it with the host's integration services and checks heartbeat, KVP and shutdown |`;
   return `# ${basename(c.sdkFromRoot) === '.' ? 'tsvisor project' : 'tsvisor child-SDK project'}
 

@@ -19,7 +19,12 @@ export const DiskFormatError = {
 /** What `qemu-img info` calls each format, for the conversion hint. */
 const QEMU_NAME: Record<DiskFormat, string> = { raw: 'raw', vhdx: 'vhdx', vhd: 'vpc', qcow2: 'qcow2', vmdk: 'vmdk', vdi: 'vdi' };
 const LONG_NAME: Record<DiskFormat, string> = {
-  raw: 'raw', vhdx: 'VHDX', vhd: 'VHD (Virtual PC / Hyper-V generation 1)', qcow2: 'qcow2 (QEMU)', vmdk: 'VMDK (VMware)', vdi: 'VDI (VirtualBox)',
+  raw: 'raw',
+  vhdx: 'VHDX',
+  vhd: 'VHD (Virtual PC / Hyper-V generation 1)',
+  qcow2: 'qcow2 (QEMU)',
+  vmdk: 'VMDK (VMware)',
+  vdi: 'VDI (VirtualBox)',
 };
 
 function ascii(b: Uint8Array, at: number, text: string): boolean {

@@ -36,7 +36,13 @@ export interface NewDiskOptions {
 export function newDisk(path: string, o: NewDiskOptions): DiskInfo {
   if (namedVhdx(path)) {
     if (o.kind === 'raw') throw new HvError(RawDiskError.BadSize, `${path} is named as VHDX; a raw image needs another name`);
-    createVhdx(path, { type: o.kind, sizeBytes: o.sizeBytes, blockSizeBytes: o.blockSizeBytes, parentPath: o.parentPath, physicalSectorSize: o.physicalSectorSize });
+    createVhdx(path, {
+      type: o.kind,
+      sizeBytes: o.sizeBytes,
+      blockSizeBytes: o.blockSizeBytes,
+      parentPath: o.parentPath,
+      physicalSectorSize: o.physicalSectorSize,
+    });
   } else {
     if (o.kind !== 'raw' && o.kind !== 'fixed') throw new HvError(RawDiskError.BadSize, `${o.kind} disks are VHDX: name the file .vhdx`);
     RawDisk.create(path, { sizeBytes: o.sizeBytes ?? 0 }).close();
@@ -76,8 +82,22 @@ export function diskInfo(path: string, open: Omit<DiskOpenOptions, 'readOnly'> =
   const d = openDisk(path, { ...open, readOnly: true });
   try {
     if (!(d instanceof VhdxDisk)) {
-      return { ...base, format: 'raw', type: 'raw', sizeBytes: d.sectorCount * d.sectorSize, blockSizeBytes: null, logicalSectorSize: 512, physicalSectorSize: 512,
-        diskIdentifier: null, identifier: null, parentPath: null, parentIdentifier: null, allocatedBlocks: null, blocks: null, fragmentationPercent: null };
+      return {
+        ...base,
+        format: 'raw',
+        type: 'raw',
+        sizeBytes: d.sectorCount * d.sectorSize,
+        blockSizeBytes: null,
+        logicalSectorSize: 512,
+        physicalSectorSize: 512,
+        diskIdentifier: null,
+        identifier: null,
+        parentPath: null,
+        parentIdentifier: null,
+        allocatedBlocks: null,
+        blocks: null,
+        fragmentationPercent: null,
+      };
     }
     const m = d.layout.meta;
     let present = 0;
@@ -91,10 +111,20 @@ export function diskInfo(path: string, open: Omit<DiskOpenOptions, 'readOnly'> =
       previous = offset;
     }
     return {
-      ...base, format: 'vhdx', type: d.type, sizeBytes: m.virtualSize, blockSizeBytes: m.blockSize, logicalSectorSize: m.logicalSectorSize,
-      physicalSectorSize: m.physicalSectorSize, diskIdentifier: guidToText(m.diskId), identifier: d.identifier,
-      parentPath: m.locator ? parentPathOf(path, m.locator) : null, parentIdentifier: m.locator?.get('parent_linkage')?.replace(/[{}]/g, '').toLowerCase() ?? null,
-      allocatedBlocks: present, blocks: d.layout.geometry.payloadBlocks, fragmentationPercent: present > 1 ? Math.round((100 * breaks) / (present - 1)) : 0,
+      ...base,
+      format: 'vhdx',
+      type: d.type,
+      sizeBytes: m.virtualSize,
+      blockSizeBytes: m.blockSize,
+      logicalSectorSize: m.logicalSectorSize,
+      physicalSectorSize: m.physicalSectorSize,
+      diskIdentifier: guidToText(m.diskId),
+      identifier: d.identifier,
+      parentPath: m.locator ? parentPathOf(path, m.locator) : null,
+      parentIdentifier: m.locator?.get('parent_linkage')?.replace(/[{}]/g, '').toLowerCase() ?? null,
+      allocatedBlocks: present,
+      blocks: d.layout.geometry.payloadBlocks,
+      fragmentationPercent: present > 1 ? Math.round((100 * breaks) / (present - 1)) : 0,
     };
   } finally {
     d.close();
@@ -122,9 +152,12 @@ function* copyData(src: BlockBackend, dst: BlockBackend, progress?: Progress): D
   for (let at = 0; at < total; at += COPY_CHUNK) {
     const piece = buf.subarray(0, Math.min(COPY_CHUNK, total - at));
     src.read(at / src.sectorSize, piece);
-    for (let g = 0; g < piece.length;) {
+    for (let g = 0; g < piece.length; ) {
       const granule = (o: number) => piece.subarray(o, Math.min(o + ZERO_GRANULE, piece.length));
-      if (isZero(granule(g))) { g += ZERO_GRANULE; continue; }
+      if (isZero(granule(g))) {
+        g += ZERO_GRANULE;
+        continue;
+      }
       let e = g + ZERO_GRANULE;
       while (e < piece.length && !isZero(granule(e))) e += ZERO_GRANULE;
       e = Math.min(e, piece.length);
@@ -175,7 +208,8 @@ export function* convertSteps(srcPath: string, dstPath: string, o: ConvertOption
     }
   } catch (e) {
     if (created) fs.rmSync(dstPath, { force: true });
-    if (e instanceof DiskJobCancelled) throw new DiskJobCancelled(`the conversion of ${srcPath} was cancelled: ${dstPath} was removed, ${srcPath} is unchanged`);
+    if (e instanceof DiskJobCancelled)
+      throw new DiskJobCancelled(`the conversion of ${srcPath} was cancelled: ${dstPath} was removed, ${srcPath} is unchanged`);
     throw e;
   } finally {
     src.close();
@@ -201,7 +235,12 @@ export function* compactSteps(path: string, progress?: Progress): DiskSteps<{ be
   // The original stays locked (exclusive) until the copy has replaced it.
   const src = openVhdx(path);
   try {
-    const opts: VhdxCreateOptions = { type: 'dynamic', sizeBytes: src.virtualSize, blockSizeBytes: src.blockSize, physicalSectorSize: src.layout.meta.physicalSectorSize as 512 | 4096 };
+    const opts: VhdxCreateOptions = {
+      type: 'dynamic',
+      sizeBytes: src.virtualSize,
+      blockSizeBytes: src.blockSize,
+      physicalSectorSize: src.layout.meta.physicalSectorSize as 512 | 4096,
+    };
     createVhdx(tmp, opts);
     const dst = openVhdx(tmp);
     try {
@@ -212,7 +251,11 @@ export function* compactSteps(path: string, progress?: Progress): DiskSteps<{ be
     }
     fs.renameSync(tmp, path);
     const dirFd = fs.openSync(dirname(path), 'r');
-    try { fs.fsyncSync(dirFd); } finally { fs.closeSync(dirFd); }
+    try {
+      fs.fsyncSync(dirFd);
+    } finally {
+      fs.closeSync(dirFd);
+    }
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     if (e instanceof DiskJobCancelled) throw new DiskJobCancelled(`compacting ${path} was cancelled: the file is as it was`);

@@ -38,7 +38,11 @@ const CONFLICT_EXIT = 75;
 
 /** A refused lock, with who holds the file when /proc lets this process see it. */
 export class FileLockedError extends HvError {
-  constructor(readonly path: string, readonly holders: LockHolder[], what: string) {
+  constructor(
+    readonly path: string,
+    readonly holders: LockHolder[],
+    what: string,
+  ) {
     super(FileLockError.Busy, `${what} ${path} is in use: ${describeHolders(holders)}`);
     this.name = 'FileLockedError';
   }

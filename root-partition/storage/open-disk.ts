@@ -47,12 +47,17 @@ export function openDisk(path: string, opts: DiskOpenOptions = {}): BlockBackend
   const format = formatOf(path, opts.checkOpened);
   if (format === 'raw' && namedVhdx(path)) {
     // A VHDX whose identifier was overwritten must not be served as raw data (and then written).
-    throw new HvError(DiskFormatError.NameMismatch, `disk image ${path} is named as VHDX but has no "vhdxfile" signature at byte 0; ` +
-      'it is damaged, or a raw image under the wrong name');
+    throw new HvError(
+      DiskFormatError.NameMismatch,
+      `disk image ${path} is named as VHDX but has no "vhdxfile" signature at byte 0; ` + 'it is damaged, or a raw image under the wrong name',
+    );
   }
   if (format === 'raw') {
     return RawDisk.open(path, {
-      readOnly: opts.readOnly, lock: opts.lock, io: opts.io, log: opts.log,
+      readOnly: opts.readOnly,
+      lock: opts.lock,
+      io: opts.io,
+      log: opts.log,
       ...(opts.checkOpened ? { checkOpened: (fd: number) => opts.checkOpened!(fd, path) } : {}),
     });
   }
@@ -60,8 +65,11 @@ export function openDisk(path: string, opts: DiskOpenOptions = {}): BlockBackend
   // A guest can write "vhdxfile" into sector 0 of its raw disk; only the host's file name may
   // make a file VHDX, or that guest could name a parent and read another VM's disk through it.
   if (!namedVhdx(path)) {
-    throw new HvError(DiskFormatError.NameMismatch, `disk image ${path} holds a VHDX signature but its name does not end in .vhdx or .avhdx; ` +
-      'rename it if it is a VHDX file (a raw image whose guest wrote this signature is refused rather than parsed)');
+    throw new HvError(
+      DiskFormatError.NameMismatch,
+      `disk image ${path} holds a VHDX signature but its name does not end in .vhdx or .avhdx; ` +
+        'rename it if it is a VHDX file (a raw image whose guest wrote this signature is refused rather than parsed)',
+    );
   }
   return openVhdx(path, opts);
 }

@@ -255,7 +255,10 @@ export class RawDisk implements BlockBackend {
   private checkRange(lba: number, bytes: number): number {
     const fd = this.requireOpen();
     if (!Number.isSafeInteger(lba) || lba < 0 || bytes % RAW_SECTOR_SIZE !== 0 || lba + bytes / RAW_SECTOR_SIZE > this.sectorCount) {
-      throw new HvError(RawDiskError.OutOfRange, `${this.path}: ${bytes} bytes at sector ${lba} is outside the ${this.sectorCount}-sector disk or not whole sectors`);
+      throw new HvError(
+        RawDiskError.OutOfRange,
+        `${this.path}: ${bytes} bytes at sector ${lba} is outside the ${this.sectorCount}-sector disk or not whole sectors`,
+      );
     }
     return fd;
   }

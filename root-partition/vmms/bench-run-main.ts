@@ -13,7 +13,13 @@ const out = process.argv[2]!;
 const send = (m: object) => new Promise<void>((resolve) => (process.send ? process.send(m, () => resolve()) : resolve()));
 try {
   const tiny = process.argv.includes('--tiny');
-  const report = await runIoBench({ quick: true, tiny, ...(tiny ? { paths: ['storvsc'] } : {}), progress: false, onStep: (done, total, next) => void send({ kind: 'step', done, total, next }) });
+  const report = await runIoBench({
+    quick: true,
+    tiny,
+    ...(tiny ? { paths: ['storvsc'] } : {}),
+    progress: false,
+    onStep: (done, total, next) => void send({ kind: 'step', done, total, next }),
+  });
   mkdirSync(dirname(out), { recursive: true });
   const tmp = `${out}.tmp-${process.pid}`;
   writeFileSync(tmp, `${JSON.stringify(report, null, 2)}\n`);

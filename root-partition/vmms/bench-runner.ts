@@ -14,16 +14,26 @@ export class BenchRunner {
   status: BenchStatus = { running: false, done: 0, total: 0, step: '', error: null, finishedAt: null };
   private child: ChildProcess | null = null;
 
-  constructor(private readonly out: string, private readonly onChange: (s: BenchStatus) => void, private readonly tiny = false) {}
+  constructor(
+    private readonly out: string,
+    private readonly onChange: (s: BenchStatus) => void,
+    private readonly tiny = false,
+  ) {}
 
   /** False when a run is under way already. */
   start(): boolean {
     if (this.child) return false;
-    const child = fork(MAIN, [this.out, ...(this.tiny ? ['--tiny'] : [])], { cwd: ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    const child = fork(MAIN, [this.out, ...(this.tiny ? ['--tiny'] : [])], {
+      cwd: ROOT,
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
     this.child = child;
     let stderr = '';
     let outcome: string | null | undefined;
-    child.stderr!.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-2000); });
+    child.stderr!.on('data', (c: Buffer) => {
+      stderr = (stderr + c.toString()).slice(-2000);
+    });
     child.on('message', (m: { kind: string; done?: number; total?: number; next?: string; message?: string }) => {
       if (m.kind === 'step') this.set({ done: m.done ?? 0, total: m.total ?? 0, step: m.next ?? '' });
       else if (m.kind === 'done') outcome = null;
@@ -31,7 +41,8 @@ export class BenchRunner {
     });
     child.on('exit', (code, signal) => {
       this.child = null;
-      const error = outcome === null && code === 0 ? null : outcome ?? `the benchmark process ended (${signal ?? code}): ${stderr.trim().split('\n').pop() ?? ''}`;
+      const error =
+        outcome === null && code === 0 ? null : (outcome ?? `the benchmark process ended (${signal ?? code}): ${stderr.trim().split('\n').pop() ?? ''}`);
       this.set({ running: false, error, finishedAt: new Date().toISOString() });
     });
     this.set({ running: true, done: 0, total: 0, step: 'starting', error: null, finishedAt: null });

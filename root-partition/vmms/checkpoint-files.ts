@@ -28,8 +28,10 @@ export function checkCheckpointable(paths: readonly string[]): void {
       throw new CheckpointDiskError(`cannot checkpoint disk ${p}: ${(e as Error).message}`);
     }
     if (format !== 'vhdx') {
-      throw new CheckpointDiskError(`cannot checkpoint: disk ${p} is a ${format} image; checkpoints need VHDX disks ` +
-        `(convert it with \`tsvisor disk convert ${p} <new>.vhdx\` and attach the new file)`);
+      throw new CheckpointDiskError(
+        `cannot checkpoint: disk ${p} is a ${format} image; checkpoints need VHDX disks ` +
+          `(convert it with \`tsvisor disk convert ${p} <new>.vhdx\` and attach the new file)`,
+      );
     }
   }
 }
@@ -115,7 +117,9 @@ export interface LiveMerge {
  * the running VM) stays in the list for a later collection.
  */
 export function collectFiles(
-  tree: CheckpointTree, devices: readonly DeviceDefinition[], save: (t: CheckpointTree) => void = () => {},
+  tree: CheckpointTree,
+  devices: readonly DeviceDefinition[],
+  save: (t: CheckpointTree) => void = () => {},
   /** The running VM's writable drive files (resolved): a merge in one's chain is left to the worker. */
   runningLeaves: ReadonlySet<string> = new Set(),
 ): CollectResult {
@@ -178,7 +182,7 @@ export function collectFiles(
       deferred.push(`${m.file}: a merge of ${m.child} into it was interrupted part way; both files are kept as they are`);
     }
   }
-  for (let changed = true; changed;) {
+  for (let changed = true; changed; ) {
     changed = false;
     const files = knownFiles(t, devs);
     const parents = new Map(files.map((f) => [f, parentOfSafe(f)]));
@@ -195,14 +199,20 @@ export function collectFiles(
       try {
         if (fate.kind === 'keep') continue;
         if (fate.kind === 'delete') {
-          if (created(f)) { rmSync(f, { force: true }); done.push(`deleted ${f}`); } else done.push(`left ${f} (not made by a checkpoint)`);
+          if (created(f)) {
+            rmSync(f, { force: true });
+            done.push(`deleted ${f}`);
+          } else done.push(`left ${f} (not made by a checkpoint)`);
           forget(f);
           changed = true;
           break;
         }
         const child = fate.child;
         const grandchildren = files.some((c) => parents.get(c) === resolve(child));
-        if (!created(child) || (grandchildren && !created(f))) { settled.add(f); continue; }
+        if (!created(child) || (grandchildren && !created(f))) {
+          settled.add(f);
+          continue;
+        }
         // Files that build on the child link to its DataWriteGuid (read before the merge deletes
         // the child): `f` takes it and the child's name; else whatever named the child names `f`.
         const childIdentity = grandchildren ? Buffer.from(dataWriteGuidOf(child)).toString('hex') : null;

@@ -96,7 +96,8 @@ export function withDiskPaths(devices: readonly DeviceDefinition[], paths: reado
   copy.forEach((d) => {
     if (d.kind === 'ide-disk' && typeof d.path === 'string' && d.readOnly !== true) d.path = paths[k++];
     if (d.kind === 'scsi-controller' && Array.isArray(d.disks)) {
-      for (const disk of d.disks as { path?: unknown; readOnly?: unknown }[]) if (typeof disk.path === 'string' && disk.readOnly !== true) disk.path = paths[k++];
+      for (const disk of d.disks as { path?: unknown; readOnly?: unknown }[])
+        if (typeof disk.path === 'string' && disk.readOnly !== true) disk.path = paths[k++];
     }
   });
   return copy;
@@ -107,7 +108,9 @@ export function withDiskPaths(devices: readonly DeviceDefinition[], paths: reado
  * and the checkpoint as Hyper-V names its AVHDX files (`disk_<checkpoint id>.avhdx`).
  */
 export function differencingPath(parent: string, checkpointId: string, attempt = 0): string {
-  const stem = basename(parent).replace(/\.a?vhdx$/i, '').replace(/_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(-\d+)?$/, '');
+  const stem = basename(parent)
+    .replace(/\.a?vhdx$/i, '')
+    .replace(/_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(-\d+)?$/, '');
   return join(dirname(parent), `${stem}_${checkpointId}${attempt ? `-${attempt}` : ''}.avhdx`);
 }
 
@@ -124,7 +127,11 @@ export function knownFiles(tree: CheckpointTree, current: readonly DeviceDefinit
 export function descendants(tree: CheckpointTree, id: string): CheckpointRecord[] {
   const out: CheckpointRecord[] = [];
   const walk = (p: string) => {
-    for (const c of tree.checkpoints) if (c.parentId === p) { out.push(c); walk(c.id); }
+    for (const c of tree.checkpoints)
+      if (c.parentId === p) {
+        out.push(c);
+        walk(c.id);
+      }
   };
   walk(id);
   return out;
@@ -175,10 +182,16 @@ function parentLinks(checkpoints: readonly unknown[], addIssue: ListIssue): void
     if (typeof c !== 'object' || c === null) return;
     const { id, parentId } = c as { id: unknown; parentId: unknown };
     const path = entryPath(checkpoints, i, 'parentId');
-    if (parentId !== null && !ids.has(parentId)) { addIssue({ message: `parent ${String(parentId)} is not in the tree`, path }); return; }
+    if (parentId !== null && !ids.has(parentId)) {
+      addIssue({ message: `parent ${String(parentId)} is not in the tree`, path });
+      return;
+    }
     let at: unknown = parentId;
     for (let steps = 0; at !== null && at !== undefined; steps++) {
-      if (steps > list.length) { addIssue({ message: `checkpoint ${String(id)}: its parent links form a loop`, path }); return; }
+      if (steps > list.length) {
+        addIssue({ message: `checkpoint ${String(id)}: its parent links form a loop`, path });
+        return;
+      }
       at = parentOf.get(at);
     }
   });
@@ -186,45 +199,67 @@ function parentLinks(checkpoints: readonly unknown[], addIssue: ListIssue): void
 
 /** The schema of a VM's checkpoint tree file (valibot); `vmId` is the VM it must belong to. */
 export function treeSchema(vmId: string) {
-  const record = knownFields({
-    id: guid('a unique lower-case GUID'),
-    name: v.pipe(v.string(`must be 1 to ${MAX_CHECKPOINT_NAME} characters`), v.minLength(1, `must be 1 to ${MAX_CHECKPOINT_NAME} characters`), v.maxLength(MAX_CHECKPOINT_NAME, `must be 1 to ${MAX_CHECKPOINT_NAME} characters`)),
-    parentId: v.nullable(v.string('must be null or a checkpoint id')),
-    savedState: v.nullable(absolutePath('null or an absolute path')),
-    settings: knownFields({ id: v.literal(vmId, `must be ${vmId} (this VM's id)`) }, "must be this VM's definition"),
-  }, 'must be an object');
+  const record = knownFields(
+    {
+      id: guid('a unique lower-case GUID'),
+      name: v.pipe(
+        v.string(`must be 1 to ${MAX_CHECKPOINT_NAME} characters`),
+        v.minLength(1, `must be 1 to ${MAX_CHECKPOINT_NAME} characters`),
+        v.maxLength(MAX_CHECKPOINT_NAME, `must be 1 to ${MAX_CHECKPOINT_NAME} characters`),
+      ),
+      parentId: v.nullable(v.string('must be null or a checkpoint id')),
+      savedState: v.nullable(absolutePath('null or an absolute path')),
+      settings: knownFields({ id: v.literal(vmId, `must be ${vmId} (this VM's id)`) }, "must be this VM's definition"),
+    },
+    'must be an object',
+  );
   return v.pipe(
     v.custom<Record<string, unknown>>((x) => typeof x === 'object' && x !== null && !Array.isArray(x), 'must be a JSON object'),
-    knownFields({
-      version: v.literal(CHECKPOINT_TREE_VERSION, `must be ${CHECKPOINT_TREE_VERSION}`),
-      vmId: v.literal(vmId, `must be ${vmId}`),
-      createdFiles: absolutePaths,
-      retainedFiles: absolutePaths,
-      pendingMerges: v.optional(v.array(knownFields({
-        file: absolutePath(),
-        child: absolutePath(),
-        childIdentity: v.nullable(v.pipe(v.string('must be null or 32 hex digits'), v.regex(/^[0-9a-f]{32}$/, 'must be null or 32 hex digits'))),
-        live: v.optional(v.boolean('must be true or false')),
-      }, 'must be an object'), 'must be an array of { file, child, childIdentity }')),
-      checkpoints: v.pipe(
-        v.array(record, `must be an array of at most ${MAX_CHECKPOINTS}`),
-        v.maxLength(MAX_CHECKPOINTS, `must be an array of at most ${MAX_CHECKPOINTS}`),
-        acrossEntries((checkpoints, addIssue) => {
-          const seen = new Set<unknown>();
-          checkpoints.forEach((c, i) => {
-            const id = (c as { id?: unknown } | null)?.id;
-            if (typeof id === 'string' && seen.has(id)) addIssue({ message: 'must be a unique lower-case GUID', path: entryPath(checkpoints, i, 'id') });
-            seen.add(id);
-          });
-          parentLinks(checkpoints, addIssue);
-        }),
-      ),
-      currentId: v.nullable(v.string('must be null or a checkpoint id')),
-    }, 'must be a JSON object'),
+    knownFields(
+      {
+        version: v.literal(CHECKPOINT_TREE_VERSION, `must be ${CHECKPOINT_TREE_VERSION}`),
+        vmId: v.literal(vmId, `must be ${vmId}`),
+        createdFiles: absolutePaths,
+        retainedFiles: absolutePaths,
+        pendingMerges: v.optional(
+          v.array(
+            knownFields(
+              {
+                file: absolutePath(),
+                child: absolutePath(),
+                childIdentity: v.nullable(v.pipe(v.string('must be null or 32 hex digits'), v.regex(/^[0-9a-f]{32}$/, 'must be null or 32 hex digits'))),
+                live: v.optional(v.boolean('must be true or false')),
+              },
+              'must be an object',
+            ),
+            'must be an array of { file, child, childIdentity }',
+          ),
+        ),
+        checkpoints: v.pipe(
+          v.array(record, `must be an array of at most ${MAX_CHECKPOINTS}`),
+          v.maxLength(MAX_CHECKPOINTS, `must be an array of at most ${MAX_CHECKPOINTS}`),
+          acrossEntries((checkpoints, addIssue) => {
+            const seen = new Set<unknown>();
+            checkpoints.forEach((c, i) => {
+              const id = (c as { id?: unknown } | null)?.id;
+              if (typeof id === 'string' && seen.has(id)) addIssue({ message: 'must be a unique lower-case GUID', path: entryPath(checkpoints, i, 'id') });
+              seen.add(id);
+            });
+            parentLinks(checkpoints, addIssue);
+          }),
+        ),
+        currentId: v.nullable(v.string('must be null or a checkpoint id')),
+      },
+      'must be a JSON object',
+    ),
     v.rawCheck(({ dataset, addIssue }) => {
       const t = dataset.value as { checkpoints?: unknown; currentId?: unknown };
-      if (typeof t.currentId !== 'string' || !Array.isArray(t.checkpoints) || t.checkpoints.some((c) => (c as { id?: unknown } | null)?.id === t.currentId)) return;
-      addIssue({ message: `${t.currentId} is not in the tree`, path: [{ type: 'object', origin: 'value', input: t as Record<string, unknown>, key: 'currentId', value: t.currentId }] });
+      if (typeof t.currentId !== 'string' || !Array.isArray(t.checkpoints) || t.checkpoints.some((c) => (c as { id?: unknown } | null)?.id === t.currentId))
+        return;
+      addIssue({
+        message: `${t.currentId} is not in the tree`,
+        path: [{ type: 'object', origin: 'value', input: t as Record<string, unknown>, key: 'currentId', value: t.currentId }],
+      });
     }),
   );
 }

@@ -23,7 +23,15 @@ import type { DataDir } from '../host/data-dir.ts';
 import { checkCheckpointable, childNames, collectFiles, makeChildren, type LiveMerge } from './checkpoint-files.ts';
 import { CheckpointStore } from './checkpoint-store.ts';
 import {
-  descendants, findCheckpoint, MAX_CHECKPOINT_NAME, MAX_CHECKPOINTS, withDiskPaths, withoutCheckpoint, writableDisks, type CheckpointRecord, type CheckpointTree,
+  descendants,
+  findCheckpoint,
+  MAX_CHECKPOINT_NAME,
+  MAX_CHECKPOINTS,
+  withDiskPaths,
+  withoutCheckpoint,
+  writableDisks,
+  type CheckpointRecord,
+  type CheckpointTree,
 } from './checkpoint-tree.ts';
 import { EnabledState, isTransitional, ReturnCode, stateName, type ReturnCodeValue } from './lifecycle.ts';
 import { GUID, type VmDefinition } from './vm-definition.ts';
@@ -77,7 +85,10 @@ export class VmCheckpoints {
   /** One change at a time per VM: each reads the tree, changes files, writes the tree. */
   private readonly busy = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly host: CheckpointHost, private readonly log: (vm: VmEntry, m: string) => void) {
+  constructor(
+    private readonly host: CheckpointHost,
+    private readonly log: (vm: VmEntry, m: string) => void,
+  ) {
     this.store = new CheckpointStore(host.paths.checkpointsDir);
   }
 
@@ -123,10 +134,12 @@ export class VmCheckpoints {
     const e = this.host.find(vm);
     if (!e) return fail(ReturnCode.InvalidParameter, `no VM named or with id "${vm}"`);
     const before = this.busy.get(e.def.id) ?? Promise.resolve();
-    const run = before.then(() => op(e)).catch((err: Error): CheckpointResult => {
-      this.log(e, `checkpoint operation failed: ${err.message}`);
-      return fail(ReturnCode.Failed, err.message);
-    });
+    const run = before
+      .then(() => op(e))
+      .catch((err: Error): CheckpointResult => {
+        this.log(e, `checkpoint operation failed: ${err.message}`);
+        return fail(ReturnCode.Failed, err.message);
+      });
     this.busy.set(e.def.id, run);
     try {
       return await run;
@@ -137,7 +150,8 @@ export class VmCheckpoints {
 
   private async createNow(e: VmEntry, name: string | undefined, id: string): Promise<CheckpointResult> {
     const tree = this.store.load(e.def.id);
-    if (tree.checkpoints.length >= MAX_CHECKPOINTS) return fail(ReturnCode.Failed, `VM ${e.def.name} has ${tree.checkpoints.length} checkpoints, the limit; remove some first`);
+    if (tree.checkpoints.length >= MAX_CHECKPOINTS)
+      return fail(ReturnCode.Failed, `VM ${e.def.name} has ${tree.checkpoints.length} checkpoints, the limit; remove some first`);
     if (tree.checkpoints.some((c) => c.id === id)) return fail(ReturnCode.InvalidParameter, `VM ${e.def.name} already has a checkpoint ${id}`);
     const cpName = name ?? `${e.def.name} - (${new Date().toISOString().replace('T', ' ').slice(0, 19)})`;
     if (cpName.length === 0 || cpName.length > MAX_CHECKPOINT_NAME || /[\u0000-\u001f]/.test(cpName)) {
@@ -146,7 +160,10 @@ export class VmCheckpoints {
     const state = e.state;
     const live = state === EnabledState.Running || state === EnabledState.Paused;
     if (!live && state !== EnabledState.Off && state !== EnabledState.Saved) {
-      return fail(ReturnCode.InvalidState, `cannot checkpoint a VM that is ${stateName(state)}${isTransitional(state) ? ' (an operation is in progress)' : ''}`);
+      return fail(
+        ReturnCode.InvalidState,
+        `cannot checkpoint a VM that is ${stateName(state)}${isTransitional(state) ? ' (an operation is in progress)' : ''}`,
+      );
     }
     const settings = structuredClone(e.def);
     const frozen = writableDisks(settings.devices).map((s) => s.path);
@@ -162,22 +179,39 @@ export class VmCheckpoints {
         copyFileSync(this.host.paths.savedState(e.def.id), savedState!);
       } else if (live) {
         this.store.save(tree);
-        pauseMs = (await this.host.checkpointRunning(e, savedState!, frozen.map((from, i) => ({ from, to: leaves[i] })))).pauseMs;
+        pauseMs = (
+          await this.host.checkpointRunning(
+            e,
+            savedState!,
+            frozen.map((from, i) => ({ from, to: leaves[i] })),
+          )
+        ).pauseMs;
       }
-      this.host.replaceDefinition(e, { ...e.def, devices: withDiskPaths(e.def.devices, leaves) }, `checkpoint ${cpName}: drives moved to new differencing disks`);
+      this.host.replaceDefinition(
+        e,
+        { ...e.def, devices: withDiskPaths(e.def.devices, leaves) },
+        `checkpoint ${cpName}: drives moved to new differencing disks`,
+      );
     } catch (err) {
-      if (!(live && await this.completedUnanswered(e, err, savedState!, leaves))) {
+      if (!(live && (await this.completedUnanswered(e, err, savedState!, leaves)))) {
         // Undone: the worker is back on the old files (it says so by failing), the new ones go.
         for (const f of leaves) rmSync(f, { force: true });
         if (savedState) rmSync(savedState, { force: true });
         throw err;
       }
-      this.host.replaceDefinition(e, { ...e.def, devices: withDiskPaths(e.def.devices, leaves) }, `checkpoint ${cpName}: the worker had moved the drives before it was stopped`);
+      this.host.replaceDefinition(
+        e,
+        { ...e.def, devices: withDiskPaths(e.def.devices, leaves) },
+        `checkpoint ${cpName}: the worker had moved the drives before it was stopped`,
+      );
     }
     const record: CheckpointRecord = { id, name: cpName, parentId: tree.currentId, createdAt: new Date().toISOString(), settings, savedState };
     const next: CheckpointTree = { ...tree, checkpoints: [...tree.checkpoints, record], currentId: id, createdFiles: [...tree.createdFiles, ...leaves] };
     this.store.save(next);
-    this.log(e, `checkpoint ${cpName} (${id}) taken${savedState ? ' with saved state' : ', disks only'}${pauseMs !== undefined ? `; the VM was paused ${pauseMs.toFixed(1)} ms` : ''}`);
+    this.log(
+      e,
+      `checkpoint ${cpName} (${id}) taken${savedState ? ' with saved state' : ', disks only'}${pauseMs !== undefined ? `; the VM was paused ${pauseMs.toFixed(1)} ms` : ''}`,
+    );
     return { returnValue: ReturnCode.Completed, checkpoint: view(e, next, record), ...(pauseMs !== undefined ? { pauseMs } : {}) };
   }
 
@@ -193,7 +227,10 @@ export class VmCheckpoints {
     if (code !== 'VMWP_ERR_TIMEOUT' && code !== 'VMWP_ERR_GONE') return false;
     if (e.state !== EnabledState.Off) await this.host.turnOff(e);
     const whole = existsSync(savedState) && leaves.every((f) => existsSync(f));
-    this.log(e, `the worker did not answer the checkpoint (${(err as Error).message}); the VM was turned off and the checkpoint ${whole ? 'is kept: its files are whole' : 'is dropped: no drive was switched'}`);
+    this.log(
+      e,
+      `the worker did not answer the checkpoint (${(err as Error).message}); the VM was turned off and the checkpoint ${whole ? 'is kept: its files are whole' : 'is dropped: no drive was switched'}`,
+    );
     return whole;
   }
 
@@ -201,7 +238,8 @@ export class VmCheckpoints {
     const tree = this.store.load(e.def.id);
     const c = findCheckpoint(tree, checkpoint);
     if ('error' in c) return fail(ReturnCode.InvalidParameter, c.error);
-    if (isTransitional(e.state) && e.state !== EnabledState.Unknown) return fail(ReturnCode.InvalidState, `cannot apply a checkpoint to a VM that is ${stateName(e.state)} (an operation is in progress)`);
+    if (isTransitional(e.state) && e.state !== EnabledState.Unknown)
+      return fail(ReturnCode.InvalidState, `cannot apply a checkpoint to a VM that is ${stateName(e.state)} (an operation is in progress)`);
     if (e.state !== EnabledState.Off) {
       const r = await this.host.turnOff(e);
       if (r.returnValue !== ReturnCode.Completed) return fail(r.returnValue, `the VM could not be turned off to apply the checkpoint: ${r.error}`);
@@ -211,7 +249,11 @@ export class VmCheckpoints {
     const leaves = makeChildren(frozen, c.id);
     try {
       if (c.savedState) copyFileSync(c.savedState, this.host.paths.savedState(e.def.id));
-      this.host.replaceDefinition(e, { ...c.settings, id: e.def.id, name: e.def.name, devices: withDiskPaths(c.settings.devices, leaves) }, `checkpoint ${c.name} applied`);
+      this.host.replaceDefinition(
+        e,
+        { ...c.settings, id: e.def.id, name: e.def.name, devices: withDiskPaths(c.settings.devices, leaves) },
+        `checkpoint ${c.name} applied`,
+      );
     } catch (err) {
       for (const f of leaves) rmSync(f, { force: true });
       rmSync(this.host.paths.savedState(e.def.id), { force: true });
@@ -219,7 +261,12 @@ export class VmCheckpoints {
     }
     const referenced = new Set([...tree.checkpoints.flatMap((x) => writableDisks(x.settings.devices).map((s) => s.path))]);
     const orphans = oldLeaves.filter((f) => !referenced.has(f) && !leaves.includes(f));
-    const next: CheckpointTree = { ...tree, currentId: c.id, createdFiles: [...tree.createdFiles, ...leaves], retainedFiles: [...new Set([...tree.retainedFiles, ...orphans])] };
+    const next: CheckpointTree = {
+      ...tree,
+      currentId: c.id,
+      createdFiles: [...tree.createdFiles, ...leaves],
+      retainedFiles: [...new Set([...tree.retainedFiles, ...orphans])],
+    };
     const { tree: collected, done, deferred } = this.collect(e, next);
     if (c.savedState) this.host.markSaved(e, `checkpoint ${c.name} applied; starting the VM continues from it`);
     this.log(e, `checkpoint ${c.name} (${c.id}) applied`);
@@ -234,7 +281,10 @@ export class VmCheckpoints {
     for (const v of victims) {
       const files = writableDisks(v.settings.devices).map((s) => s.path);
       tree = withoutCheckpoint(tree, v.id);
-      const referenced = new Set([...tree.checkpoints.flatMap((x) => writableDisks(x.settings.devices).map((s) => s.path)), ...writableDisks(e.def.devices).map((s) => s.path)]);
+      const referenced = new Set([
+        ...tree.checkpoints.flatMap((x) => writableDisks(x.settings.devices).map((s) => s.path)),
+        ...writableDisks(e.def.devices).map((s) => s.path),
+      ]);
       tree = { ...tree, retainedFiles: [...new Set([...tree.retainedFiles, ...files.filter((f) => !referenced.has(f))])] };
       if (v.savedState) rmSync(v.savedState, { force: true });
     }
@@ -265,12 +315,14 @@ export class VmCheckpoints {
       outcome = `merged ${child} into ${file}${childIdentity ? ', which took its name,' : ''} while the VM ran; its disk I/O paused ${pauseMs.toFixed(1)} ms for the switch`;
     } catch (err) {
       failed = true;
-      outcome = `${file}: merging ${child} into it while the VM ran failed (${(err as Error).message}); ${childIdentity ? 'the drive\'s chain is as it was' : `the drive stays on ${child}`}, and the merge is tried again at the next checkpoint change`;
+      outcome = `${file}: merging ${child} into it while the VM ran failed (${(err as Error).message}); ${childIdentity ? "the drive's chain is as it was" : `the drive stays on ${child}`}, and the merge is tried again at the next checkpoint change`;
     }
     // A VM that went off meanwhile has its merge done here, offline.
     const r = this.collect(e, this.store.load(e.def.id), e.state === EnabledState.Running || e.state === EnabledState.Paused);
     this.log(e, outcome);
-    return failed ? { done: r.done, deferred: [outcome, ...r.deferred] } : { done: [outcome, ...r.done.filter((l) => l !== `merged ${child} into ${file}`)], deferred: r.deferred };
+    return failed
+      ? { done: r.done, deferred: [outcome, ...r.deferred] }
+      : { done: [outcome, ...r.done.filter((l) => l !== `merged ${child} into ${file}`)], deferred: r.deferred };
   }
 
   /**
@@ -284,7 +336,8 @@ export class VmCheckpoints {
     const leaves = new Set(running ? writableDisks(e.def.devices).map((d) => resolve(d.path)) : []);
     const r = collectFiles(tree, e.def.devices, (t) => this.store.save(t), leaves);
     // The definition first: a tree without the pending merge but a drive on a deleted file would not start.
-    if (JSON.stringify(r.devices) !== JSON.stringify(e.def.devices)) this.host.replaceDefinition(e, { ...e.def, devices: r.devices }, 'a drive\'s differencing disk was merged into its parent');
+    if (JSON.stringify(r.devices) !== JSON.stringify(e.def.devices))
+      this.host.replaceDefinition(e, { ...e.def, devices: r.devices }, "a drive's differencing disk was merged into its parent");
     this.store.save(r.tree);
     for (const line of r.done) this.log(e, line);
     for (const line of r.deferred) this.log(e, `left for later: ${line}`);
@@ -294,7 +347,15 @@ export class VmCheckpoints {
 
 function view(e: VmEntry, tree: CheckpointTree, c: CheckpointRecord): CheckpointView {
   return {
-    id: c.id, name: c.name, vmId: e.def.id, vmName: e.def.name, parentId: c.parentId, createdAt: c.createdAt, current: tree.currentId === c.id,
-    hasSavedState: c.savedState !== null, disks: writableDisks(c.settings.devices).map((s) => s.path), settings: c.settings,
+    id: c.id,
+    name: c.name,
+    vmId: e.def.id,
+    vmName: e.def.name,
+    parentId: c.parentId,
+    createdAt: c.createdAt,
+    current: tree.currentId === c.id,
+    hasSavedState: c.savedState !== null,
+    disks: writableDisks(c.settings.devices).map((s) => s.path),
+    settings: c.settings,
   };
 }

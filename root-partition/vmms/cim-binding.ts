@@ -31,10 +31,18 @@ export const DEFAULT_CIM_HTTPS_PORT = 5989;
 function snapshotPort(vmms: Vmms): SnapshotPort {
   const result = (r: { returnValue: number; error?: string }): PortResult => ({ returnValue: r.returnValue, ...(r.error ? { error: r.error } : {}) });
   return {
-    list: (vmId) => vmms.checkpoints.list(vmId).map((c) => ({
-      id: c.id, name: c.name, vmId: c.vmId, parentId: c.parentId, createdAt: c.createdAt, current: c.current, hasSavedState: c.hasSavedState,
-      imagePath: c.settings.imagePath, cmdline: c.settings.cmdline,
-    })),
+    list: (vmId) =>
+      vmms.checkpoints.list(vmId).map((c) => ({
+        id: c.id,
+        name: c.name,
+        vmId: c.vmId,
+        parentId: c.parentId,
+        createdAt: c.createdAt,
+        current: c.current,
+        hasSavedState: c.hasSavedState,
+        imagePath: c.settings.imagePath,
+        cmdline: c.settings.cmdline,
+      })),
     create: async (vmId, id, name) => result(await vmms.checkpoints.create(vmId, name, id)),
     apply: async (vmId, id) => result(await vmms.checkpoints.apply(vmId, id)),
     destroy: async (vmId, id, subtree) => result(await vmms.checkpoints.remove(vmId, id, { subtree })),
@@ -44,7 +52,15 @@ function snapshotPort(vmms: Vmms): SnapshotPort {
 export function vmmsPort(vmms: Vmms): VmmsPort {
   const view = (id: string) => vmms.get(id);
   const withShutdown = vmms as Vmms & { shutdown?: (id: string, o: { force?: boolean; reason?: string; timeoutMs?: number }) => Promise<PortResult> };
-  const switchRecord = (s: SwitchView) => ({ id: s.id, name: s.name, type: s.type, notes: s.notes, learnedAddresses: s.learnedAddresses, connectedPorts: s.ports.length, ...(s.passt ? { passt: { guestAddress: s.passt.guestAddress, gateway: s.passt.gateway, forwards: s.passt.forwards } } : {}) });
+  const switchRecord = (s: SwitchView) => ({
+    id: s.id,
+    name: s.name,
+    type: s.type,
+    notes: s.notes,
+    learnedAddresses: s.learnedAddresses,
+    connectedPorts: s.ports.length,
+    ...(s.passt ? { passt: { guestAddress: s.passt.guestAddress, gateway: s.passt.gateway, forwards: s.passt.forwards } } : {}),
+  });
   return {
     hostName: hostname().toUpperCase(),
     switches: {
@@ -73,25 +89,31 @@ export function vmmsPort(vmms: Vmms): VmmsPort {
     requestStateChange: (id, requested) => vmms.requestStateChange(id, requested),
     // The guest's shutdown integration service, where this VMMS offers it (Vmms.shutdown);
     // without it InitiateShutdown answers 32770 Not Supported.
-    shutdownGuest: typeof withShutdown.shutdown === 'function'
-      // The caller decides when to give up and turn off (Stop-VM's timeout), so the guest may take its time here.
-      ? (id, force, reason) => withShutdown.shutdown!(id, { force, reason, timeoutMs: 3_600_000 })
-      : null,
+    shutdownGuest:
+      typeof withShutdown.shutdown === 'function'
+        ? // The caller decides when to give up and turn off (Stop-VM's timeout), so the guest may take its time here.
+          (id, force, reason) => withShutdown.shutdown!(id, { force, reason, timeoutMs: 3_600_000 })
+        : null,
     changeKvpItems: (id, change, items) => changeKvpItems(vmms, id, change, items),
     snapshots: snapshotPort(vmms),
     images: imagePort(vmms.roots),
     // The daemon starts the migration service after this binding: looked up at each use.
-    get migration() { return vmms.migration ? migrationPort(vmms) : null; },
+    get migration() {
+      return vmms.migration ? migrationPort(vmms) : null;
+    },
     subscribe(listener: (e: VmmsPortEvent) => void) {
       const on = {
         'state-changed': (e: { vmId: string; reason: string }) => listener({ kind: 'state-changed', vmId: e.vmId, reason: e.reason }),
         defined: (e: { vmId: string }) => listener({ kind: 'defined', vmId: e.vmId }),
         modified: (e: { vmId: string }) => listener({ kind: 'modified', vmId: e.vmId }),
         removed: (e: { vmId: string }) => listener({ kind: 'removed', vmId: e.vmId }),
-        'integration-changed': (e: { vmId: string; component: 'heartbeat' | 'kvp' }) => listener({ kind: 'component-changed', vmId: e.vmId, component: e.component }),
+        'integration-changed': (e: { vmId: string; component: 'heartbeat' | 'kvp' }) =>
+          listener({ kind: 'component-changed', vmId: e.vmId, component: e.component }),
       };
       for (const [name, f] of Object.entries(on)) vmms.events.on(name, f);
-      return () => { for (const [name, f] of Object.entries(on)) vmms.events.off(name, f); };
+      return () => {
+        for (const [name, f] of Object.entries(on)) vmms.events.off(name, f);
+      };
     },
   };
 }
@@ -106,7 +128,8 @@ const KVP_POOL_EXTERNAL = 0;
 async function changeKvpItems(vmms: Vmms, id: string, change: KvpItemChange, items: readonly { name: string; data: string }[]): Promise<PortResult> {
   const vm = vmms.get(id);
   if (!vm) return { returnValue: 32773, error: `no VM ${id}` };
-  if (vm.enabledState !== 2) return { returnValue: 32775, error: `the VM is not running (EnabledState ${vm.enabledState}); KVP items reach only a running guest` };
+  if (vm.enabledState !== 2)
+    return { returnValue: 32775, error: `the VM is not running (EnabledState ${vm.enabledState}); KVP items reach only a running guest` };
   try {
     for (const { name, data } of items) {
       if (!name) return { returnValue: 32773, error: 'a data item has no Name' };
@@ -166,10 +189,15 @@ async function listenOrSkip(server: CimXmlServer, chosen: boolean, warn: (m: str
 export async function startCimService(vmms: Vmms, opts: CimServiceOptions): Promise<CimService> {
   const root = vmms.paths.root;
   if (existsSync(join(root, LEGACY_CREDENTIALS_FILE))) {
-    throw new Error(`${join(root, LEGACY_CREDENTIALS_FILE)} holds plaintext passwords, which are no longer read: add each user with \`tsvisor user add NAME --role full\` (password on stdin), then delete the file`);
+    throw new Error(
+      `${join(root, LEGACY_CREDENTIALS_FILE)} holds plaintext passwords, which are no longer read: add each user with \`tsvisor user add NAME --role full\` (password on stdin), then delete the file`,
+    );
   }
   const warn = opts.warn ?? (() => {});
-  const authenticator = new Authenticator({ accessFile: join(root, ACCESS_FILE), onAccessFileError: (m) => warn(`access list not in use, only the service's user and root get in: ${m}`) });
+  const authenticator = new Authenticator({
+    accessFile: join(root, ACCESS_FILE),
+    onAccessFileError: (m) => warn(`access list not in use, only the service's user and root get in: ${m}`),
+  });
   const schema = createVirtualizationSchema();
   const provider = new VmmsProvider(schema, vmmsPort(vmms), { configurationFile: (id) => vmms.paths.definition(id) });
   const manager = new CimObjectManager(schema, provider);
@@ -200,13 +228,21 @@ export async function startCimService(vmms: Vmms, opts: CimServiceOptions): Prom
         warn(`CIM-XML over HTTPS not served: ${(e as Error).message}`);
       }
       if (id) {
-      const https = new CimXmlServer({ manager, authenticator, host: opts.httpsHost ?? '127.0.0.1', port: opts.httpsPort ?? DEFAULT_CIM_HTTPS_PORT, realm, onRefused, tls: id });
-      httpsPort = await listenOrSkip(https, opts.httpsPort !== undefined, warn, 'CIM-XML over HTTPS');
-      if (httpsPort !== null) {
-        servers.push(https);
-        fingerprint256 = id.fingerprint256;
-        certFile = id.certFile;
-      }
+        const https = new CimXmlServer({
+          manager,
+          authenticator,
+          host: opts.httpsHost ?? '127.0.0.1',
+          port: opts.httpsPort ?? DEFAULT_CIM_HTTPS_PORT,
+          realm,
+          onRefused,
+          tls: id,
+        });
+        httpsPort = await listenOrSkip(https, opts.httpsPort !== undefined, warn, 'CIM-XML over HTTPS');
+        if (httpsPort !== null) {
+          servers.push(https);
+          fingerprint256 = id.fingerprint256;
+          certFile = id.certFile;
+        }
       }
     }
     return { manager, provider, authenticator, port, httpsPort, fingerprint256, certFile, close };

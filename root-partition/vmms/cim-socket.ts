@@ -70,7 +70,8 @@ export class CimSocketEndpoint {
         const description = r.method.returnCodes?.[r.returnValue] ?? null;
         return { returnValue: r.returnValue, description, out: Object.fromEntries(Object.entries(r.out).map(([k, v]) => [k, encodeValue(v ?? null)])) };
       }
-      case 'cim.watch': return { subscription: this.watch(text(p, 'wql'), socket) };
+      case 'cim.watch':
+        return { subscription: this.watch(text(p, 'wql'), socket) };
       case 'cim.unwatch': {
         const list = this.watches.get(socket);
         const id = Number(p.subscription);
@@ -89,18 +90,27 @@ export class CimSocketEndpoint {
     if (!list) {
       const created = new Map<number, () => void>();
       this.watches.set(socket, (list = created));
-      socket.once('close', () => { for (const stop of created.values()) stop(); created.clear(); });
+      socket.once('close', () => {
+        for (const stop of created.values()) stop();
+        created.clear();
+      });
     }
-    if (list.size >= MAX_WATCHES_PER_CONNECTION) throw Object.assign(new Error(`at most ${MAX_WATCHES_PER_CONNECTION} subscriptions per connection`), { code: 'CIM_ERR_SERVER_LIMITS_EXCEEDED' });
+    if (list.size >= MAX_WATCHES_PER_CONNECTION)
+      throw Object.assign(new Error(`at most ${MAX_WATCHES_PER_CONNECTION} subscriptions per connection`), { code: 'CIM_ERR_SERVER_LIMITS_EXCEEDED' });
     const id = this.nextWatch++;
     const stop = subscribeWql(this.manager, wql, (e) => {
       if (socket.destroyed) return;
-      socket.write(JSON.stringify({
-        event: {
-          subscription: id, eventClass: InstanceEventClass[e.kind], time: e.time.toISOString(),
-          target: encodeInstance(e.target), ...(e.previous ? { previous: encodeInstance(e.previous) } : {}),
-        },
-      }) + '\n');
+      socket.write(
+        JSON.stringify({
+          event: {
+            subscription: id,
+            eventClass: InstanceEventClass[e.kind],
+            time: e.time.toISOString(),
+            target: encodeInstance(e.target),
+            ...(e.previous ? { previous: encodeInstance(e.previous) } : {}),
+          },
+        }) + '\n',
+      );
     });
     list.set(id, stop);
     return id;

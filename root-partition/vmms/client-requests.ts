@@ -7,17 +7,43 @@
 import * as v from 'valibot';
 import { absolutePath, knownFields, schemaProblems } from './schema-problems.ts';
 
-export const CLIENT_METHODS = ['list', 'show', 'new', 'start', 'stop', 'save', 'pause', 'resume', 'reset', 'rm', 'console', 'counters', 'load-errors', 'shutdown', 'heartbeat', 'console-input', 'console-follow', 'orphans', 'stop-orphan', 'measure', 'export', 'import'] as const;
+export const CLIENT_METHODS = [
+  'list',
+  'show',
+  'new',
+  'start',
+  'stop',
+  'save',
+  'pause',
+  'resume',
+  'reset',
+  'rm',
+  'console',
+  'counters',
+  'load-errors',
+  'shutdown',
+  'heartbeat',
+  'console-input',
+  'console-follow',
+  'orphans',
+  'stop-orphan',
+  'measure',
+  'export',
+  'import',
+] as const;
 export type ClientMethod = (typeof CLIENT_METHODS)[number];
 
 const isJsonObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 
 /** `{ id?, method, params? }`: params, when given, is an object (each method's schema says what it holds). */
-export const ENVELOPE_SCHEMA = v.object({
-  id: v.optional(v.unknown()),
-  method: v.optional(v.unknown()),
-  params: v.optional(v.custom<Record<string, unknown>>(isJsonObject, 'must be an object')),
-}, 'must be a JSON object');
+export const ENVELOPE_SCHEMA = v.object(
+  {
+    id: v.optional(v.unknown()),
+    method: v.optional(v.unknown()),
+    params: v.optional(v.custom<Record<string, unknown>>(isJsonObject, 'must be an object')),
+  },
+  'must be a JSON object',
+);
 
 /** A method's params; a required one left out is told what its schema says of a wrong one. */
 function params<E extends v.ObjectEntries>(entries: E) {
@@ -43,8 +69,13 @@ export const PARAMS_SCHEMAS = {
   start: onlyVm,
   // Stop-VM: -Save, -TurnOff, or (neither) a shutdown through the guest's integration service.
   stop: params({
-    ...vm, save: flag(), turnOff: flag(), force: flag(),
-    timeoutMs: v.optional(v.pipe(v.number('must be a number of milliseconds'), v.finite('must be a number of milliseconds'), v.minValue(0, 'must be a number of milliseconds'))),
+    ...vm,
+    save: flag(),
+    turnOff: flag(),
+    force: flag(),
+    timeoutMs: v.optional(
+      v.pipe(v.number('must be a number of milliseconds'), v.finite('must be a number of milliseconds'), v.minValue(0, 'must be a number of milliseconds')),
+    ),
     reason: v.optional(v.string('must be a string')),
   }),
   save: onlyVm,
@@ -68,8 +99,20 @@ export const PARAMS_SCHEMAS = {
 
 /** Every params field some method takes, as the service reads them after validation. */
 export interface ClientParams {
-  vm?: string; save?: boolean; turnOff?: boolean; force?: boolean; timeoutMs?: number; reason?: string; keepVms?: boolean;
-  data?: string; reset?: boolean; dir?: string; folder?: string; copyTo?: string; newId?: boolean; name?: string;
+  vm?: string;
+  save?: boolean;
+  turnOff?: boolean;
+  force?: boolean;
+  timeoutMs?: number;
+  reason?: string;
+  keepVms?: boolean;
+  data?: string;
+  reset?: boolean;
+  dir?: string;
+  folder?: string;
+  copyTo?: string;
+  newId?: boolean;
+  name?: string;
   [field: string]: unknown;
 }
 

@@ -61,7 +61,10 @@ export class ClientServer {
     s.setEncoding('utf8');
     s.on('data', (chunk: string) => {
       buf += chunk;
-      if (buf.length > MAX_LINE) { s.destroy(); return; }
+      if (buf.length > MAX_LINE) {
+        s.destroy();
+        return;
+      }
       let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
@@ -75,7 +78,9 @@ export class ClientServer {
 
   private async handle(s: Socket, line: string): Promise<void> {
     let id: unknown = null;
-    const reply = (body: object) => { if (!s.destroyed) s.write(JSON.stringify({ id, ...body }) + '\n'); };
+    const reply = (body: object) => {
+      if (!s.destroyed) s.write(JSON.stringify({ id, ...body }) + '\n');
+    };
     try {
       const parsed: unknown = JSON.parse(line);
       // The id first, so that even a refused request's answer names it.
@@ -86,11 +91,14 @@ export class ClientServer {
         return;
       }
       if (typeof method === 'string' && (MIGRATION_CLIENT_METHODS as readonly string[]).includes(method)) {
-        const push = (progress: unknown) => { if (!s.destroyed) s.write(JSON.stringify({ id, progress }) + '\n'); };
+        const push = (progress: unknown) => {
+          if (!s.destroyed) s.write(JSON.stringify({ id, progress }) + '\n');
+        };
         reply({ result: await callMigrationMethod(this.vmms, method as MigrationClientMethod, params, push) });
         return;
       }
-      if (typeof method !== 'string' || !(CLIENT_METHODS as readonly string[]).includes(method)) throw Object.assign(new Error(`unknown method ${JSON.stringify(method)}`), { code: 'VMMS_ERR_METHOD' });
+      if (typeof method !== 'string' || !(CLIENT_METHODS as readonly string[]).includes(method))
+        throw Object.assign(new Error(`unknown method ${JSON.stringify(method)}`), { code: 'VMMS_ERR_METHOD' });
       const p = clientParams(method as ClientMethod, params);
       if (method === 'console-follow') {
         reply({ result: this.followConsole(s, p.vm!) });
@@ -107,37 +115,63 @@ export class ClientServer {
   private async call(method: ClientMethod, p: ClientParams): Promise<unknown> {
     const vm = p.vm!;
     switch (method) {
-      case 'list': return this.vmms.list();
-      case 'show': return this.vmms.get(vm) ?? null;
-      case 'new': return this.vmms.defineVm(p as unknown as NewVmRequest);
-      case 'start': return this.vmms.start(vm);
+      case 'list':
+        return this.vmms.list();
+      case 'show':
+        return this.vmms.get(vm) ?? null;
+      case 'new':
+        return this.vmms.defineVm(p as unknown as NewVmRequest);
+      case 'start':
+        return this.vmms.start(vm);
       // Stop-VM: -Save, -TurnOff, or (neither) a shutdown through the guest's integration service.
-      case 'stop': return p.save ? this.vmms.save(vm) : p.turnOff ? this.vmms.turnOff(vm) : this.vmms.shutdown(vm, {
-        ...(p.timeoutMs !== undefined ? { timeoutMs: p.timeoutMs } : {}), force: p.force === true, reason: p.reason ?? '',
-      });
-      case 'heartbeat': return this.vmms.heartbeatStatus(vm);
-      case 'measure': return this.vmms.measureCpu(vm, p.reset === true);
-      case 'export': return this.vmms.exportVm(vm, p.dir!);
-      case 'import': return this.vmms.importVm(p.folder!, {
-        ...(p.copyTo !== undefined ? { copyTo: p.copyTo } : {}),
-        newId: p.newId === true,
-        ...(p.name !== undefined ? { name: p.name } : {}),
-      });
-      case 'save': return this.vmms.save(vm);
-      case 'pause': return this.vmms.pause(vm);
-      case 'resume': return this.vmms.resume(vm);
-      case 'reset': return this.vmms.reset(vm);
-      case 'rm': return this.vmms.removeVm(vm);
-      case 'console': return this.vmms.console(vm);
+      case 'stop':
+        return p.save
+          ? this.vmms.save(vm)
+          : p.turnOff
+            ? this.vmms.turnOff(vm)
+            : this.vmms.shutdown(vm, {
+                ...(p.timeoutMs !== undefined ? { timeoutMs: p.timeoutMs } : {}),
+                force: p.force === true,
+                reason: p.reason ?? '',
+              });
+      case 'heartbeat':
+        return this.vmms.heartbeatStatus(vm);
+      case 'measure':
+        return this.vmms.measureCpu(vm, p.reset === true);
+      case 'export':
+        return this.vmms.exportVm(vm, p.dir!);
+      case 'import':
+        return this.vmms.importVm(p.folder!, {
+          ...(p.copyTo !== undefined ? { copyTo: p.copyTo } : {}),
+          newId: p.newId === true,
+          ...(p.name !== undefined ? { name: p.name } : {}),
+        });
+      case 'save':
+        return this.vmms.save(vm);
+      case 'pause':
+        return this.vmms.pause(vm);
+      case 'resume':
+        return this.vmms.resume(vm);
+      case 'reset':
+        return this.vmms.reset(vm);
+      case 'rm':
+        return this.vmms.removeVm(vm);
+      case 'console':
+        return this.vmms.console(vm);
       case 'console-input': {
         await this.vmms.consoleInput(vm, Buffer.from(p.data!, 'base64'));
         return { typed: Buffer.byteLength(p.data!, 'base64') };
       }
-      case 'console-follow': throw new Error('console-follow is answered on its connection');
-      case 'counters': return this.vmms.counters(vm);
-      case 'load-errors': return this.vmms.loadErrors;
-      case 'orphans': return this.vmms.orphans();
-      case 'stop-orphan': return this.vmms.stopOrphan(vm);
+      case 'console-follow':
+        throw new Error('console-follow is answered on its connection');
+      case 'counters':
+        return this.vmms.counters(vm);
+      case 'load-errors':
+        return this.vmms.loadErrors;
+      case 'orphans':
+        return this.vmms.orphans();
+      case 'stop-orphan':
+        return this.vmms.stopOrphan(vm);
       case 'shutdown':
         setImmediate(() => this.onShutdown(p.keepVms === true));
         return { stopping: true, keepVms: p.keepVms === true };

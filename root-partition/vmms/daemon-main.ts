@@ -11,7 +11,10 @@ import { defaultDataDir } from '../host/data-dir.ts';
 import { runDaemon } from './daemon.ts';
 
 const args = process.argv.slice(2);
-const option = (name: string) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+const option = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
 const port = (text: string | undefined) => (text === undefined ? {} : { value: text === 'none' ? null : Number(text) });
 const dataDir = resolve(option('--data-dir') ?? defaultDataDir());
 const cimPort = port(option('--cim-port'));

@@ -103,7 +103,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const log = createProcessLogger({ dataDir: paths.root, process: 'vmms' });
   let vmms: Vmms;
   try {
-    vmms = await Vmms.open({ dataDir: paths.root, logger: log, storageRoots: storageRootsOf(paths.root, opts.storageRoots), ...(opts.limits ? { limits: opts.limits } : {}), ...(opts.hostCpus !== undefined ? { hostCpus: opts.hostCpus } : {}) });
+    vmms = await Vmms.open({
+      dataDir: paths.root,
+      logger: log,
+      storageRoots: storageRootsOf(paths.root, opts.storageRoots),
+      ...(opts.limits ? { limits: opts.limits } : {}),
+      ...(opts.hostCpus !== undefined ? { hostCpus: opts.hostCpus } : {}),
+    });
   } catch (e) {
     await closeLogger(log);
     throw e;
@@ -134,8 +140,16 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   }
   let migration: MigrationService;
   try {
-    const identity = loadTlsIdentity(paths.root, { ...(opts.tlsCertFile ? { certFile: opts.tlsCertFile } : {}), ...(opts.tlsKeyFile ? { keyFile: opts.tlsKeyFile } : {}) });
-    migration = await MigrationService.start(vmms, { identity, port: opts.migrationPort ?? null, ...(opts.migrationHost ? { host: opts.migrationHost } : {}), log: vmms.log });
+    const identity = loadTlsIdentity(paths.root, {
+      ...(opts.tlsCertFile ? { certFile: opts.tlsCertFile } : {}),
+      ...(opts.tlsKeyFile ? { keyFile: opts.tlsKeyFile } : {}),
+    });
+    migration = await MigrationService.start(vmms, {
+      identity,
+      port: opts.migrationPort ?? null,
+      ...(opts.migrationHost ? { host: opts.migrationHost } : {}),
+      log: vmms.log,
+    });
     vmms.migration = migration;
   } catch (e) {
     await web.close();
@@ -160,16 +174,24 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   await server.listen(paths.vmmsSocket);
   process.on('SIGTERM', () => void stop(false));
   process.on('SIGINT', () => void stop(false));
-  log.info(`management service ${process.pid} serving ${paths.root} on ${paths.vmmsSocket}${cim.port !== null ? `; CIM-XML on port ${cim.port}` : ''}${cim.httpsPort !== null ? `; CIM-XML over HTTPS on port ${cim.httpsPort}, certificate SHA-256 ${cim.fingerprint256}` : ''}${web.url ? `; web console on ${web.url}` : ''}; storage roots ${vmms.roots?.dirs.join(', ')}`);
+  log.info(
+    `management service ${process.pid} serving ${paths.root} on ${paths.vmmsSocket}${cim.port !== null ? `; CIM-XML on port ${cim.port}` : ''}${cim.httpsPort !== null ? `; CIM-XML over HTTPS on port ${cim.httpsPort}, certificate SHA-256 ${cim.fingerprint256}` : ''}${web.url ? `; web console on ${web.url}` : ''}; storage roots ${vmms.roots?.dirs.join(', ')}`,
+  );
   if (cim.port !== null) process.stdout.write(`tsvisor: CIM-XML on http://127.0.0.1:${cim.port}/cimom\n`);
-  if (cim.httpsPort !== null) process.stdout.write(`tsvisor: CIM-XML on https://${opts.cimHost ?? '127.0.0.1'}:${cim.httpsPort}/cimom (certificate ${cim.certFile}, SHA-256 ${cim.fingerprint256})\n`);
+  if (cim.httpsPort !== null)
+    process.stdout.write(
+      `tsvisor: CIM-XML on https://${opts.cimHost ?? '127.0.0.1'}:${cim.httpsPort}/cimom (certificate ${cim.certFile}, SHA-256 ${cim.fingerprint256})\n`,
+    );
   if (web.url) process.stdout.write(`tsvisor: web console on ${web.url}\n`);
-  if (migration.port !== null) process.stdout.write(`tsvisor: live migration on port ${migration.port} (mutual TLS; this host's certificate SHA-256 ${migration.fingerprint256})\n`);
+  if (migration.port !== null)
+    process.stdout.write(`tsvisor: live migration on port ${migration.port} (mutual TLS; this host's certificate SHA-256 ${migration.fingerprint256})\n`);
   process.stdout.write(`tsvisor: storage roots ${vmms.roots?.dirs.join(', ')}\n`);
   // Tests and scripts wait for this line on stdout.
   process.stdout.write(`tsvisor: serving ${paths.root}\n`);
   // Set-VM -AutomaticStartAction: once the service answers, so a slow start holds no client up.
   for (const { vm, result } of await vmms.autoStart()) {
-    process.stdout.write(result.returnValue === 0 ? `tsvisor: ${vm}: started (automatic start action)\n` : `tsvisor: ${vm}: automatic start failed: ${result.error}\n`);
+    process.stdout.write(
+      result.returnValue === 0 ? `tsvisor: ${vm}: started (automatic start action)\n` : `tsvisor: ${vm}: automatic start failed: ${result.error}\n`,
+    );
   }
 }

@@ -151,7 +151,15 @@ export class HostCpuScheduler {
 
   private onDemand(v: ScheduledVm, d: CpuDemandRecord): void {
     // The worker is the host's own process, but its numbers still get bounds before use.
-    if (!(Number.isInteger(d.runnableVps) && Array.isArray(d.vpUsedUs) && d.vpUsedUs.length === v.vpCount && d.vpUsedUs.every((u) => Number.isFinite(u) && u >= 0))) return;
+    if (
+      !(
+        Number.isInteger(d.runnableVps) &&
+        Array.isArray(d.vpUsedUs) &&
+        d.vpUsedUs.length === v.vpCount &&
+        d.vpUsedUs.every((u) => Number.isFinite(u) && u >= 0)
+      )
+    )
+      return;
     const now = Date.now();
     // Metering starts at the first report (after a VMMS restart too, whatever the VM used before).
     if (v.demand === null) v.base = { at: now, usedUs: d.vpUsedUs.reduce((a, b) => a + b, 0) };
@@ -199,7 +207,12 @@ export class HostCpuScheduler {
    * reports again: all it may use if one more VP fits beside the others' demand, else the share
    * its weight would get against the runnable VMs (never above its cap).
    */
-  private wakeBudgetUs(d: { weight: number; limit: number }, demands: { runnableVps: number; weight: number; limit: number; vpCount: number }[], wanted: number, capUs: number): number {
+  private wakeBudgetUs(
+    d: { weight: number; limit: number },
+    demands: { runnableVps: number; weight: number; limit: number; vpCount: number }[],
+    wanted: number,
+    capUs: number,
+  ): number {
     if (wanted + Math.min(1, d.limit) * this.periodUs <= this.hostCpus * this.periodUs) return capUs;
     const weights = demands.reduce((n, o) => n + (o.runnableVps > 0 ? o.weight : 0), 0);
     const share = Math.min(this.periodUs, (this.hostCpus * this.periodUs * d.weight) / (d.weight + weights));
@@ -246,7 +259,13 @@ export class HostCpuScheduler {
   }
 
   stats(): SchedulerStats {
-    return { periods: this.periods, meanPeriodUs: this.periods ? this.totalUs / this.periods : 0, maxPeriodUs: this.maxUs, grantsSent: this.sent, grantsSkipped: this.skipped };
+    return {
+      periods: this.periods,
+      meanPeriodUs: this.periods ? this.totalUs / this.periods : 0,
+      maxPeriodUs: this.maxUs,
+      grantsSent: this.sent,
+      grantsSkipped: this.skipped,
+    };
   }
 
   close(): void {

@@ -32,7 +32,14 @@ export function imagePort(roots: StorageRoots | null): ImagePort {
     roots?.check(path, what);
   };
   // Opened files and their parents are judged where they really lead, as a VM's disks are.
-  const confined = roots ? { checkOpened: (fd: number, p: string) => roots.checkOpened(fd, p, 'disk image'), checkPath: (p: string) => { roots.check(p, 'parent disk image'); } } : {};
+  const confined = roots
+    ? {
+        checkOpened: (fd: number, p: string) => roots.checkOpened(fd, p, 'disk image'),
+        checkPath: (p: string) => {
+          roots.check(p, 'parent disk image');
+        },
+      }
+    : {};
   const info = (path: string): DiskInfo => diskInfo(path, { ...confined, lock: false });
   const percent = (progress: ImageProgress) => (done: number, total: number) => progress(total > 0 ? (100 * done) / total : 0);
   /**
@@ -40,19 +47,21 @@ export function imagePort(roots: StorageRoots | null): ImagePort {
    * turn (disk-job.ts): other requests are served meanwhile, and an aborted `signal` stops it at
    * its next safe point, where it undoes what it made.
    */
-  const later = (signal: AbortSignal | undefined, what: string, steps: () => DiskSteps<unknown>): Promise<ImageJobResult> => new Promise((resolve) => {
-    setImmediate(() => {
-      runCancellable(steps(), signal, what).then(
-        () => resolve({ returnValue: 0 }),
-        (e: unknown) => resolve(e instanceof DiskJobCancelled ? { returnValue: Code.Failed, error: e.message, cancelled: true } : refusal(e)),
-      );
+  const later = (signal: AbortSignal | undefined, what: string, steps: () => DiskSteps<unknown>): Promise<ImageJobResult> =>
+    new Promise((resolve) => {
+      setImmediate(() => {
+        runCancellable(steps(), signal, what).then(
+          () => resolve({ returnValue: 0 }),
+          (e: unknown) => resolve(e instanceof DiskJobCancelled ? { returnValue: Code.Failed, error: e.message, cancelled: true } : refusal(e)),
+        );
+      });
     });
-  });
   /** Work done in one short step: a cancel that comes before it begins leaves nothing made. */
-  const oneStep = (work: () => void) => function* (): DiskSteps<void> {
-    yield;
-    work();
-  };
+  const oneStep = (work: () => void) =>
+    function* (): DiskSteps<void> {
+      yield;
+      work();
+    };
 
   return {
     describe(path) {
@@ -61,9 +70,19 @@ export function imagePort(roots: StorageRoots | null): ImagePort {
         const i = info(path);
         return {
           image: {
-            path: i.path, format: i.format, type: i.type, sizeBytes: i.sizeBytes, fileSizeBytes: i.fileSizeBytes, blockSizeBytes: i.blockSizeBytes,
-            logicalSectorSize: i.logicalSectorSize, physicalSectorSize: i.physicalSectorSize, parentPath: i.parentPath, parentIdentifier: i.parentIdentifier,
-            diskIdentifier: i.diskIdentifier, inUse: lockHolders(path).length > 0, fragmentationPercent: i.fragmentationPercent,
+            path: i.path,
+            format: i.format,
+            type: i.type,
+            sizeBytes: i.sizeBytes,
+            fileSizeBytes: i.fileSizeBytes,
+            blockSizeBytes: i.blockSizeBytes,
+            logicalSectorSize: i.logicalSectorSize,
+            physicalSectorSize: i.physicalSectorSize,
+            parentPath: i.parentPath,
+            parentIdentifier: i.parentIdentifier,
+            diskIdentifier: i.diskIdentifier,
+            inUse: lockHolders(path).length > 0,
+            fragmentationPercent: i.fragmentationPercent,
           },
         };
       } catch (e) {
@@ -79,23 +98,33 @@ export function imagePort(roots: StorageRoots | null): ImagePort {
         return Promise.resolve(refusal(e));
       }
       if (r.logicalSectorSize !== undefined && r.logicalSectorSize !== 512) {
-        return Promise.resolve({ returnValue: Code.NotSupported, error: `LogicalSectorSize ${r.logicalSectorSize} is not supported: this host makes VHDX files with 512-byte logical sectors` });
+        return Promise.resolve({
+          returnValue: Code.NotSupported,
+          error: `LogicalSectorSize ${r.logicalSectorSize} is not supported: this host makes VHDX files with 512-byte logical sectors`,
+        });
       }
       if (r.physicalSectorSize !== undefined && r.physicalSectorSize !== 512 && r.physicalSectorSize !== 4096) {
         return Promise.resolve({ returnValue: Code.InvalidParameter, error: `PhysicalSectorSize ${r.physicalSectorSize} is not 512 or 4096` });
       }
-      return later(signal, `creating ${r.path}`, oneStep(() => {
-        if (r.type === 'differencing' && r.sizeBytes !== undefined) {
-          const parentSize = info(r.parentPath!).sizeBytes;
-          if (r.sizeBytes !== parentSize) throw new HvError(RawDiskError.BadSize, `a differencing disk has its parent's size (${parentSize} bytes), not ${r.sizeBytes}`);
-        }
-        newDisk(r.path, {
-          kind: r.type, ...(r.sizeBytes !== undefined && r.type !== 'differencing' ? { sizeBytes: r.sizeBytes } : {}),
-          ...(r.blockSizeBytes !== undefined ? { blockSizeBytes: r.blockSizeBytes } : {}), ...(r.parentPath ? { parentPath: r.parentPath } : {}),
-          ...(r.physicalSectorSize !== undefined ? { physicalSectorSize: r.physicalSectorSize as 512 | 4096 } : {}),
-        });
-        progress(100);
-      }));
+      return later(
+        signal,
+        `creating ${r.path}`,
+        oneStep(() => {
+          if (r.type === 'differencing' && r.sizeBytes !== undefined) {
+            const parentSize = info(r.parentPath!).sizeBytes;
+            if (r.sizeBytes !== parentSize)
+              throw new HvError(RawDiskError.BadSize, `a differencing disk has its parent's size (${parentSize} bytes), not ${r.sizeBytes}`);
+          }
+          newDisk(r.path, {
+            kind: r.type,
+            ...(r.sizeBytes !== undefined && r.type !== 'differencing' ? { sizeBytes: r.sizeBytes } : {}),
+            ...(r.blockSizeBytes !== undefined ? { blockSizeBytes: r.blockSizeBytes } : {}),
+            ...(r.parentPath ? { parentPath: r.parentPath } : {}),
+            ...(r.physicalSectorSize !== undefined ? { physicalSectorSize: r.physicalSectorSize as 512 | 4096 } : {}),
+          });
+          progress(100);
+        }),
+      );
     },
 
     convert(source, r, progress, signal) {
@@ -107,9 +136,13 @@ export function imagePort(roots: StorageRoots | null): ImagePort {
       } catch (e) {
         return Promise.resolve(refusal(e));
       }
-      return later(signal, `the conversion of ${source}`, () => convertSteps(source, r.path, {
-        kind: r.type, ...(r.blockSizeBytes ? { blockSizeBytes: r.blockSizeBytes } : {}), progress: percent(progress),
-      }));
+      return later(signal, `the conversion of ${source}`, () =>
+        convertSteps(source, r.path, {
+          kind: r.type,
+          ...(r.blockSizeBytes ? { blockSizeBytes: r.blockSizeBytes } : {}),
+          progress: percent(progress),
+        }),
+      );
     },
 
     compact(path, progress, signal) {
@@ -133,7 +166,10 @@ export function imagePort(roots: StorageRoots | null): ImagePort {
         const parent = info(source).parentPath;
         if (!parent) throw new HvError(RawDiskError.BadSize, `${source} is not a differencing disk: there is nothing to merge`);
         if (realpathSync(parent) !== realpathSync(destination)) {
-          throw new HvError(RawDiskError.BadSize, `${destination} is not the parent of ${source} (its parent is ${parent}); this host merges a differencing disk into its parent only`);
+          throw new HvError(
+            RawDiskError.BadSize,
+            `${destination} is not the parent of ${source} (its parent is ${parent}); this host merges a differencing disk into its parent only`,
+          );
         }
         yield* mergeSteps(source, percent(progress));
       });
@@ -145,11 +181,15 @@ export function imagePort(roots: StorageRoots | null): ImagePort {
       } catch (e) {
         return Promise.resolve(refusal(e));
       }
-      return later(signal, `resizing ${path}`, oneStep(() => {
-        info(path); // confined to the roots, its parents too
-        resizeDisk(path, sizeBytes);
-        progress(100);
-      }));
+      return later(
+        signal,
+        `resizing ${path}`,
+        oneStep(() => {
+          info(path); // confined to the roots, its parents too
+          resizeDisk(path, sizeBytes);
+          progress(100);
+        }),
+      );
     },
   };
 }

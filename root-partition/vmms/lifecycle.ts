@@ -77,13 +77,19 @@ export type TransitionResult =
 /** Which operation a RequestedState means in `current`: 2 is start, restore or resume. */
 function operationFor(requested: number, current: EnabledStateValue): LifecycleOperation | null {
   switch (requested) {
-    case RequestedState.Start: return current === S.Paused ? 'resume' : current === S.Saved ? 'restore' : 'start';
-    case RequestedState.TurnOff: return 'turn-off';
-    case RequestedState.Save: return 'save';
-    case RequestedState.Pause: return 'pause';
+    case RequestedState.Start:
+      return current === S.Paused ? 'resume' : current === S.Saved ? 'restore' : 'start';
+    case RequestedState.TurnOff:
+      return 'turn-off';
+    case RequestedState.Save:
+      return 'save';
+    case RequestedState.Pause:
+      return 'pause';
     case RequestedState.Reboot:
-    case RequestedState.Reset: return 'reset';
-    default: return null;
+    case RequestedState.Reset:
+      return 'reset';
+    default:
+      return null;
   }
 }
 
@@ -98,7 +104,14 @@ export function transition(current: EnabledStateValue, requested: number): Trans
   }
   const op = operationFor(requested, current);
   if (op === null) {
-    return { ok: false, returnValue: ReturnCode.InvalidStateTransition, reason: requested === RequestedState.ShutDown ? 'shut down needs the shutdown integration service, which this host does not offer; turn the VM off (3) instead' : `RequestedState ${requested} is not supported` };
+    return {
+      ok: false,
+      returnValue: ReturnCode.InvalidStateTransition,
+      reason:
+        requested === RequestedState.ShutDown
+          ? 'shut down needs the shutdown integration service, which this host does not offer; turn the VM off (3) instead'
+          : `RequestedState ${requested} is not supported`,
+    };
   }
   const t = TRANSITIONS[op];
   if (!t.from.includes(current)) {
@@ -110,5 +123,7 @@ export function transition(current: EnabledStateValue, requested: number): Trans
 
 /** What RequestStateChange accepts now (Msvm_ComputerSystem.AvailableRequestedStates). */
 export function availableRequestedStates(current: EnabledStateValue): number[] {
-  return [RequestedState.Start, RequestedState.TurnOff, RequestedState.Save, RequestedState.Pause, RequestedState.Reset].filter((r) => transition(current, r).ok);
+  return [RequestedState.Start, RequestedState.TurnOff, RequestedState.Save, RequestedState.Pause, RequestedState.Reset].filter(
+    (r) => transition(current, r).ok,
+  );
 }

@@ -25,7 +25,10 @@ export interface OrphanWorkerView {
 export class OrphanWorkers {
   private readonly found = new Map<string, { rec: WorkerRecord; reason: string }>();
 
-  constructor(private readonly paths: DataDir, private readonly log: Logger) {}
+  constructor(
+    private readonly paths: DataDir,
+    private readonly log: Logger,
+  ) {}
 
   /** Looks for workers of VMs that are not in `defined`; `refused` holds the definition files that did not load. */
   scan(defined: Set<string>, refused: { file: string; message: string }[]): void {
@@ -37,9 +40,15 @@ export class OrphanWorkers {
         continue;
       }
       const load = refused.find((r) => r.file === this.paths.definition(id));
-      const reason = load ? `its definition was refused: ${load.message}` : existsSync(this.paths.definition(id)) ? 'its definition did not load' : 'its definition file is gone';
+      const reason = load
+        ? `its definition was refused: ${load.message}`
+        : existsSync(this.paths.definition(id))
+          ? 'its definition did not load'
+          : 'its definition file is gone';
       this.found.set(id, { rec, reason });
-      this.log.warn(`orphan worker ${rec.pid} of VM ${id}${rec.name ? ` (${rec.name})` : ''} left running: ${reason}; it holds ${rec.memoryBytes} bytes of the memory budget; \`tsvisor host orphans --stop ${id}\` stops it`);
+      this.log.warn(
+        `orphan worker ${rec.pid} of VM ${id}${rec.name ? ` (${rec.name})` : ''} left running: ${reason}; it holds ${rec.memoryBytes} bytes of the memory budget; \`tsvisor host orphans --stop ${id}\` stops it`,
+      );
     }
   }
 

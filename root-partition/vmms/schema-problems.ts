@@ -66,7 +66,13 @@ export function schemaProblems(schema: AnySchema, value: unknown, format = field
     problems.push({ at: (issue.path ?? []).map((p) => (p as { key: string | number }).key), text: format(path, issue.message) });
   }
   // In the order of the input: a list's own rules (a slot taken twice) come after its entries' otherwise.
-  return [...problems.map((p, i) => ({ ...p, i })).sort((a, b) => comparePaths(a.at, b.at) || a.i - b.i).map((p) => p.text), ...reserved];
+  return [
+    ...problems
+      .map((p, i) => ({ ...p, i }))
+      .sort((a, b) => comparePaths(a.at, b.at) || a.i - b.i)
+      .map((p) => p.text),
+    ...reserved,
+  ];
 }
 
 /** Orders by list index where both paths have one at the same depth; keys keep their schema order. */

@@ -48,10 +48,13 @@ const hostPart = (cidr: string) => cidr.split('/')[0];
 
 const PASST_SCHEMA = v.pipe(
   exactObject({
-    guestAddress: v.pipe(v.string(guestAddressRule), v.check((a) => {
-      const [addr, prefix, more] = a.split('/');
-      return more === undefined && IPV4.test(addr) && /^\d{1,2}$/.test(prefix ?? '') && Number(prefix) >= 8 && Number(prefix) <= 30;
-    }, guestAddressRule)),
+    guestAddress: v.pipe(
+      v.string(guestAddressRule),
+      v.check((a) => {
+        const [addr, prefix, more] = a.split('/');
+        return more === undefined && IPV4.test(addr) && /^\d{1,2}$/.test(prefix ?? '') && Number(prefix) >= 8 && Number(prefix) <= 30;
+      }, guestAddressRule),
+    ),
     gateway: v.pipe(v.string('must be a.b.c.d'), v.regex(IPV4, 'must be a.b.c.d')),
     forwards: v.pipe(
       v.array(v.string('must be udp|tcp:HOSTPORT:GUESTPORT'), `must be a list of at most ${MAX_FORWARDS}`),
@@ -69,22 +72,34 @@ const PASST_SCHEMA = v.pipe(
       }),
     ),
   }),
-  v.forward(v.partialCheck([['guestAddress'], ['gateway']], (p) => p.gateway !== hostPart(p.guestAddress), 'must differ from the guest address'), ['gateway']),
+  v.forward(
+    v.partialCheck([['guestAddress'], ['gateway']], (p) => p.gateway !== hostPart(p.guestAddress), 'must differ from the guest address'),
+    ['gateway'],
+  ),
 );
 
 const NAME = /^[^\u0000-\u001f/\\]{1,100}$/;
 
 /** The schema of `switches/<id>.json` (valibot): every field and its rule. */
 export const SWITCH_DEFINITION_SCHEMA = v.pipe(
-  documentObject({
-    version: v.literal(SWITCH_DEFINITION_VERSION, `must be ${SWITCH_DEFINITION_VERSION}`),
-    id: guid(),
-    name: v.pipe(v.string('must be 1 to 100 characters without control characters or slashes'), v.regex(NAME, 'must be 1 to 100 characters without control characters or slashes')),
-    type: v.picklist(SWITCH_TYPES, `must be ${SWITCH_TYPES.map((t) => `'${t}'`).join(' or ')}`),
-    notes: v.optional(v.pipe(v.string('must be a string of at most 4096 characters'), v.maxLength(4096, 'must be a string of at most 4096 characters'))),
-    passt: v.optional(PASST_SCHEMA),
-  }, 'the switch definition must be a JSON object'),
-  v.forward(v.partialCheck([['type'], ['passt']], (d) => d.passt === undefined || d.type !== 'private', 'a private switch has no host side'), ['passt']),
+  documentObject(
+    {
+      version: v.literal(SWITCH_DEFINITION_VERSION, `must be ${SWITCH_DEFINITION_VERSION}`),
+      id: guid(),
+      name: v.pipe(
+        v.string('must be 1 to 100 characters without control characters or slashes'),
+        v.regex(NAME, 'must be 1 to 100 characters without control characters or slashes'),
+      ),
+      type: v.picklist(SWITCH_TYPES, `must be ${SWITCH_TYPES.map((t) => `'${t}'`).join(' or ')}`),
+      notes: v.optional(v.pipe(v.string('must be a string of at most 4096 characters'), v.maxLength(4096, 'must be a string of at most 4096 characters'))),
+      passt: v.optional(PASST_SCHEMA),
+    },
+    'the switch definition must be a JSON object',
+  ),
+  v.forward(
+    v.partialCheck([['type'], ['passt']], (d) => d.passt === undefined || d.type !== 'private', 'a private switch has no host side'),
+    ['passt'],
+  ),
 );
 
 export function switchDefinitionProblems(value: unknown): string[] {
@@ -94,7 +109,14 @@ export function switchDefinitionProblems(value: unknown): string[] {
 export function newSwitchDefinition(r: { name: string; type?: string; notes?: string; passt?: Partial<PasstSettings> }): SwitchDefinition {
   // An external switch always has its uplink.
   const passt = r.passt || r.type === 'external' ? { ...PASST_DEFAULTS, ...r.passt } : undefined;
-  const def = { version: SWITCH_DEFINITION_VERSION, id: randomUUID(), name: r.name, type: r.type ?? 'private', ...(r.notes !== undefined ? { notes: r.notes } : {}), ...(passt ? { passt } : {}) };
+  const def = {
+    version: SWITCH_DEFINITION_VERSION,
+    id: randomUUID(),
+    name: r.name,
+    type: r.type ?? 'private',
+    ...(r.notes !== undefined ? { notes: r.notes } : {}),
+    ...(passt ? { passt } : {}),
+  };
   const problems = switchDefinitionProblems(def);
   if (problems.length) throw new RangeError(`invalid switch: ${problems.join('; ')}`);
   return def as SwitchDefinition;

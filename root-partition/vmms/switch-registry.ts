@@ -47,7 +47,10 @@ export interface SwitchView {
 type Entry = { def: SwitchDefinition; server?: SwitchServer; error?: string; passt?: PasstUplink };
 
 export class SwitchError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -56,7 +59,10 @@ export class SwitchRegistry {
   private readonly switches = new Map<string, Entry>();
   loadErrors: { file: string; message: string }[] = [];
 
-  private constructor(private readonly paths: DataDir, private readonly log: Logger) {}
+  private constructor(
+    private readonly paths: DataDir,
+    private readonly log: Logger,
+  ) {}
 
   static async open(paths: DataDir, log: Logger): Promise<SwitchRegistry> {
     const r = new SwitchRegistry(paths, log);
@@ -88,7 +94,10 @@ export class SwitchRegistry {
       if (s.def.passt) {
         const [address, prefix] = s.def.passt.guestAddress.split('/');
         s.passt = new PasstUplink(s.server.switch, {
-          socketPath: this.paths.passtSocket(s.def.id), guestAddress: address!, prefixLength: Number(prefix), gateway: s.def.passt.gateway,
+          socketPath: this.paths.passtSocket(s.def.id),
+          guestAddress: address!,
+          prefixLength: Number(prefix),
+          gateway: s.def.passt.gateway,
           forwards: s.def.passt.forwards.map((f) => parsePortForward(f) as PortForward),
           reach: s.def.type === 'external' ? 'networks' : 'host',
           log: (m) => this.log.info(m),
@@ -161,16 +170,32 @@ export class SwitchRegistry {
   private view(s: Entry): SwitchView {
     const sw = s.server?.switch;
     return {
-      id: s.def.id, name: s.def.name, type: s.def.type, notes: s.def.notes ?? '', socket: this.paths.switchSocket(s.def.id),
-      running: s.server !== undefined, ...(s.error ? { error: s.error } : {}),
+      id: s.def.id,
+      name: s.def.name,
+      type: s.def.type,
+      notes: s.def.notes ?? '',
+      socket: this.paths.switchSocket(s.def.id),
+      running: s.server !== undefined,
+      ...(s.error ? { error: s.error } : {}),
       learnedAddresses: sw?.table.size ?? 0,
-      ports: sw ? sw.allPorts().map((p) => ({ id: p.id, name: p.name, kind: PORT_KIND_NAMES[p.kind] ?? String(p.kind), mac: p.mac ?? '', vlanId: p.vlanId, counters: p.counters })) : [],
-      ...(s.def.passt ? {
-        passt: {
-          state: s.passt?.state ?? 'stopped', pid: s.passt?.pid ?? null, restarts: s.passt?.restarts ?? 0, ...(s.passt?.lastError ? { lastError: s.passt.lastError } : {}),
-          guestAddress: s.def.passt.guestAddress, gateway: s.def.passt.gateway, forwards: [...s.def.passt.forwards],
-        },
-      } : {}),
+      ports: sw
+        ? sw
+            .allPorts()
+            .map((p) => ({ id: p.id, name: p.name, kind: PORT_KIND_NAMES[p.kind] ?? String(p.kind), mac: p.mac ?? '', vlanId: p.vlanId, counters: p.counters }))
+        : [],
+      ...(s.def.passt
+        ? {
+            passt: {
+              state: s.passt?.state ?? 'stopped',
+              pid: s.passt?.pid ?? null,
+              restarts: s.passt?.restarts ?? 0,
+              ...(s.passt?.lastError ? { lastError: s.passt.lastError } : {}),
+              guestAddress: s.def.passt.guestAddress,
+              gateway: s.def.passt.gateway,
+              forwards: [...s.def.passt.forwards],
+            },
+          }
+        : {}),
     };
   }
 

@@ -28,11 +28,30 @@ function generate(certFile: string, keyFile: string): void {
   const tmpKey = `${keyFile}.tmp-${process.pid}`;
   const tmpCert = `${certFile}.tmp-${process.pid}`;
   try {
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-sha256', '-days', '3650',
-      '-keyout', tmpKey, '-out', tmpCert, '-subj', `/CN=${host}`,
-      '-addext', `subjectAltName=DNS:${host},DNS:localhost,IP:127.0.0.1,IP:::1`,
-    ], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-sha256',
+        '-days',
+        '3650',
+        '-keyout',
+        tmpKey,
+        '-out',
+        tmpCert,
+        '-subj',
+        `/CN=${host}`,
+        '-addext',
+        `subjectAltName=DNS:${host},DNS:localhost,IP:127.0.0.1,IP:::1`,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 },
+    );
     chmodSync(tmpKey, 0o600);
     renameSync(tmpKey, keyFile);
     renameSync(tmpCert, certFile);

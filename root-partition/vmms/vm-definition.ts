@@ -55,7 +55,10 @@ export { GUID } from './schema-problems.ts';
 function percent(minOpen: boolean) {
   const range = `must be a percentage ${minOpen ? 'above' : 'from'} 0 to 100`;
   return v.pipe(
-    v.number(range), v.finite(range), minOpen ? v.gtValue(0, range) : v.minValue(0, range), v.maxValue(100, range),
+    v.number(range),
+    v.finite(range),
+    minOpen ? v.gtValue(0, range) : v.minValue(0, range),
+    v.maxValue(100, range),
     v.check((n) => Math.abs(n * 1000 - Math.round(n * 1000)) <= 1e-6, 'must be a multiple of 0.001 (thousandths of a percent)'),
   );
 }
@@ -65,22 +68,25 @@ function percent(minOpen: boolean) {
  * refused (a typo must not pass silently); the fields added after version 1 was fixed may be left out.
  */
 export const DEFINITION_SCHEMA = v.pipe(
-  documentObject({
-    version: v.literal(DEFINITION_VERSION, `must be ${DEFINITION_VERSION} (this tsvisor reads definition version ${DEFINITION_VERSION})`),
-    id: guid(),
-    name: text(100, /^[^\u0000-\u001f/\\]+$/, 'a non-empty name without control characters or slashes'),
-    memoryBytes: v.pipe(intIn(WASM_PAGE, MAX_VM_MEMORY_BYTES), v.multipleOf(WASM_PAGE, 'must be a multiple of 64 KiB')),
-    vpCount: intIn(1, MAX_VPS),
-    imagePath: absolutePath(),
-    cmdline: text(3840),
-    automaticStopAction: v.picklist(['save', 'turn-off'], "must be 'save' or 'turn-off'"),
-    devices: DEVICES_SCHEMA,
-    automaticStartAction: v.optional(v.picklist(AUTOMATIC_START_ACTIONS, `must be ${AUTOMATIC_START_ACTIONS.map((a) => `'${a}'`).join(', ')}`)),
-    notes: v.optional(text(MAX_NOTES_LENGTH)),
-    cpuReserve: v.optional(percent(false)),
-    cpuMaximum: v.optional(percent(true)),
-    cpuWeight: v.optional(intIn(1, 10_000)),
-  }, 'the definition must be a JSON object'),
+  documentObject(
+    {
+      version: v.literal(DEFINITION_VERSION, `must be ${DEFINITION_VERSION} (this tsvisor reads definition version ${DEFINITION_VERSION})`),
+      id: guid(),
+      name: text(100, /^[^\u0000-\u001f/\\]+$/, 'a non-empty name without control characters or slashes'),
+      memoryBytes: v.pipe(intIn(WASM_PAGE, MAX_VM_MEMORY_BYTES), v.multipleOf(WASM_PAGE, 'must be a multiple of 64 KiB')),
+      vpCount: intIn(1, MAX_VPS),
+      imagePath: absolutePath(),
+      cmdline: text(3840),
+      automaticStopAction: v.picklist(['save', 'turn-off'], "must be 'save' or 'turn-off'"),
+      devices: DEVICES_SCHEMA,
+      automaticStartAction: v.optional(v.picklist(AUTOMATIC_START_ACTIONS, `must be ${AUTOMATIC_START_ACTIONS.map((a) => `'${a}'`).join(', ')}`)),
+      notes: v.optional(text(MAX_NOTES_LENGTH)),
+      cpuReserve: v.optional(percent(false)),
+      cpuMaximum: v.optional(percent(true)),
+      cpuWeight: v.optional(intIn(1, 10_000)),
+    },
+    'the definition must be a JSON object',
+  ),
   v.forward(
     v.partialCheck(
       [['cpuReserve'], ['cpuMaximum']],
@@ -96,7 +102,10 @@ export const DEFINITION_SCHEMA = v.pipe(
 
 export class DefinitionError extends Error {
   readonly code = 'VMMS_ERR_DEFINITION';
-  constructor(message: string, readonly problems: string[]) {
+  constructor(
+    message: string,
+    readonly problems: string[],
+  ) {
     super(message);
   }
 }
@@ -129,20 +138,23 @@ export interface NewVmRequest {
 
 /** A new definition from a client's request (validated like a file). */
 export function newDefinition(r: NewVmRequest): VmDefinition {
-  return validateDefinition({
-    version: DEFINITION_VERSION,
-    id: randomUUID(),
-    name: r.name,
-    memoryBytes: r.memoryBytes,
-    vpCount: r.vpCount ?? 1,
-    imagePath: r.imagePath,
-    cmdline: r.cmdline ?? '',
-    automaticStopAction: r.automaticStopAction ?? 'save',
-    devices: r.devices ?? [],
-    ...(r.automaticStartAction !== undefined ? { automaticStartAction: r.automaticStartAction } : {}),
-    ...(r.notes !== undefined ? { notes: r.notes } : {}),
-    ...(r.cpuReserve !== undefined ? { cpuReserve: r.cpuReserve } : {}),
-    ...(r.cpuMaximum !== undefined ? { cpuMaximum: r.cpuMaximum } : {}),
-    ...(r.cpuWeight !== undefined ? { cpuWeight: r.cpuWeight } : {}),
-  }, 'new VM');
+  return validateDefinition(
+    {
+      version: DEFINITION_VERSION,
+      id: randomUUID(),
+      name: r.name,
+      memoryBytes: r.memoryBytes,
+      vpCount: r.vpCount ?? 1,
+      imagePath: r.imagePath,
+      cmdline: r.cmdline ?? '',
+      automaticStopAction: r.automaticStopAction ?? 'save',
+      devices: r.devices ?? [],
+      ...(r.automaticStartAction !== undefined ? { automaticStartAction: r.automaticStartAction } : {}),
+      ...(r.notes !== undefined ? { notes: r.notes } : {}),
+      ...(r.cpuReserve !== undefined ? { cpuReserve: r.cpuReserve } : {}),
+      ...(r.cpuMaximum !== undefined ? { cpuMaximum: r.cpuMaximum } : {}),
+      ...(r.cpuWeight !== undefined ? { cpuWeight: r.cpuWeight } : {}),
+    },
+    'new VM',
+  );
 }

@@ -87,7 +87,10 @@ const integrationServices = exactObject({
 
 const userVsp = exactObject({
   kind: v.literal('user-vsp'),
-  module: v.pipe(absolutePath('the absolute path of a .ts, .mts, .js or .mjs module'), v.regex(USER_VSP_EXTENSIONS, 'must be the absolute path of a .ts, .mts, .js or .mjs module')),
+  module: v.pipe(
+    absolutePath('the absolute path of a .ts, .mts, .js or .mjs module'),
+    v.regex(USER_VSP_EXTENSIONS, 'must be the absolute path of a .ts, .mts, .js or .mjs module'),
+  ),
   export: v.optional(v.pipe(v.string('must be the name of an exported class'), v.regex(/^[A-Za-z_$][\w$]{0,127}$/, 'must be the name of an exported class'))),
 });
 
@@ -95,13 +98,25 @@ const networkAdapter = exactObject({
   kind: v.literal('network-adapter'),
   name: v.optional(text(64, /^[^\u0000-\u001f/\\]{1,64}$/, '1 to 64 characters without control characters or slashes')),
   legacy: v.optional(flag()),
-  mac: v.optional(v.pipe(
-    v.string('must be six hex bytes like 00:15:5d:01:02:03'),
-    v.regex(MAC, 'must be six hex bytes like 00:15:5d:01:02:03'),
-    v.check((mac) => (parseInt(mac.slice(0, 2), 16) & 1) === 0, (issue) => `must be a unicast address (${String(issue.input)} is a group address)`),
-  )),
+  mac: v.optional(
+    v.pipe(
+      v.string('must be six hex bytes like 00:15:5d:01:02:03'),
+      v.regex(MAC, 'must be six hex bytes like 00:15:5d:01:02:03'),
+      v.check(
+        (mac) => (parseInt(mac.slice(0, 2), 16) & 1) === 0,
+        (issue) => `must be a unicast address (${String(issue.input)} is a group address)`,
+      ),
+    ),
+  ),
   switch: v.optional(v.pipe(v.string('must be a switch name'), v.minLength(1, 'must be a switch name'), v.maxLength(100, 'must be a switch name'))),
-  vlanId: v.optional(v.pipe(v.number('must be an integer from 1 to 4094'), v.integer('must be an integer from 1 to 4094'), v.minValue(1, 'must be an integer from 1 to 4094'), v.maxValue(4094, 'must be an integer from 1 to 4094'))),
+  vlanId: v.optional(
+    v.pipe(
+      v.number('must be an integer from 1 to 4094'),
+      v.integer('must be an integer from 1 to 4094'),
+      v.minValue(1, 'must be an integer from 1 to 4094'),
+      v.maxValue(4094, 'must be an integer from 1 to 4094'),
+    ),
+  ),
   instanceId: instanceId(),
 });
 
@@ -115,13 +130,18 @@ const isSlotNumber = (x: unknown): x is number => typeof x === 'number' && Numbe
  */
 function deviceRules(devices: readonly unknown[], addIssue: ListIssue): void {
   const ideSlots = new Map<string, number>();
-  let scsiControllers = 0, icEntries = 0, userVsps = 0, syntheticNics = 0, legacyNics = 0;
+  let scsiControllers = 0,
+    icEntries = 0,
+    userVsps = 0,
+    syntheticNics = 0,
+    legacyNics = 0;
   devices.forEach((d, i) => {
     const o = (d && typeof d === 'object' ? d : {}) as Fields;
     const where = entryPath(devices, i);
     switch (o.kind) {
       case 'ide-disk': {
-        const controller = o.controller ?? 0, position = o.position ?? 0;
+        const controller = o.controller ?? 0,
+          position = o.position ?? 0;
         if (!isSlotNumber(controller) || !isSlotNumber(position)) return;
         const key = `${controller}:${position}`;
         const first = ideSlots.get(key);
@@ -150,17 +170,46 @@ function deviceRules(devices: readonly unknown[], addIssue: ListIssue): void {
 export const DEVICES_SCHEMA = v.pipe(
   v.array(
     v.variant('kind', [ideDisk, scsiController, integrationServices, userVsp, networkAdapter], (issue) =>
-      issue.path ? `must be one of ${DEVICE_KINDS.join(', ')}` : 'must be an object with a kind'),
+      issue.path ? `must be one of ${DEVICE_KINDS.join(', ')}` : 'must be an object with a kind',
+    ),
     'must be an array',
   ),
   acrossEntries(deviceRules),
 );
 
-interface IdeDiskEntry { kind: 'ide-disk'; controller?: number; position?: number; path?: string; readOnly?: boolean }
-interface ScsiControllerEntry { kind: 'scsi-controller'; instanceId?: string; disks: { location: number; path?: string; readOnly?: boolean }[] }
-interface IcEntry { kind: 'integration-services'; heartbeat?: boolean; shutdown?: boolean; timeSync?: boolean; kvp?: boolean }
-interface UserVspEntry { kind: 'user-vsp'; module: string; export?: string }
-interface NicEntry { kind: 'network-adapter'; name?: string; legacy?: boolean; mac?: string; switch?: string; vlanId?: number; instanceId?: string }
+interface IdeDiskEntry {
+  kind: 'ide-disk';
+  controller?: number;
+  position?: number;
+  path?: string;
+  readOnly?: boolean;
+}
+interface ScsiControllerEntry {
+  kind: 'scsi-controller';
+  instanceId?: string;
+  disks: { location: number; path?: string; readOnly?: boolean }[];
+}
+interface IcEntry {
+  kind: 'integration-services';
+  heartbeat?: boolean;
+  shutdown?: boolean;
+  timeSync?: boolean;
+  kvp?: boolean;
+}
+interface UserVspEntry {
+  kind: 'user-vsp';
+  module: string;
+  export?: string;
+}
+interface NicEntry {
+  kind: 'network-adapter';
+  name?: string;
+  legacy?: boolean;
+  mac?: string;
+  switch?: string;
+  vlanId?: number;
+  instanceId?: string;
+}
 type ValidEntry = IdeDiskEntry | ScsiControllerEntry | IcEntry | NicEntry | UserVspEntry;
 
 /**
@@ -168,7 +217,9 @@ type ValidEntry = IdeDiskEntry | ScsiControllerEntry | IcEntry | NicEntry | User
  * the guest sees the same controller identity at every start (a guest may key on it).
  */
 function derivedInstanceId(vmId: string, index: number, what = 'scsi'): string {
-  const h = createHash('sha256').update(what === 'scsi' ? `${vmId}/scsi/${index}` : `${vmId}/${what}/${index}`).digest('hex');
+  const h = createHash('sha256')
+    .update(what === 'scsi' ? `${vmId}/scsi/${index}` : `${vmId}/${what}/${index}`)
+    .digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
@@ -203,7 +254,9 @@ export function deviceConfig(vmId: string, devices: readonly { kind: string }[],
     } else if (e.kind === 'scsi-controller') {
       (config.scsi ??= []).push({
         instanceId: e.instanceId ?? derivedInstanceId(vmId, scsiIndex),
-        disks: e.disks.filter((d): d is typeof d & { path: string } => d.path !== undefined).sort((a, b) => a.location - b.location)
+        disks: e.disks
+          .filter((d): d is typeof d & { path: string } => d.path !== undefined)
+          .sort((a, b) => a.location - b.location)
           .map((d) => ({ path: d.path, readOnly: d.readOnly ?? false, location: d.location })),
       });
       scsiIndex++;
@@ -219,14 +272,17 @@ export function deviceConfig(vmId: string, devices: readonly { kind: string }[],
 
 /** Adapters that name a switch this host does not have (a VM with one does not start, as on Hyper-V). */
 export function nicProblems(devices: readonly { kind: string }[], switchSocket: (name: string) => string | undefined): string[] {
-  return (devices as readonly ValidEntry[]).filter((e): e is NicEntry => e.kind === 'network-adapter' && e.switch !== undefined && switchSocket(e.switch) === undefined)
+  return (devices as readonly ValidEntry[])
+    .filter((e): e is NicEntry => e.kind === 'network-adapter' && e.switch !== undefined && switchSocket(e.switch) === undefined)
     .map((e) => `network adapter "${e.name ?? 'Network Adapter'}" is connected to switch "${e.switch}", which does not exist`);
 }
 
 /** Every disk of a configuration, with where it is attached (for messages). */
 export function configDisks(config: VmDeviceConfig): { where: string; disk: DiskConfig }[] {
   const out: { where: string; disk: DiskConfig }[] = [];
-  (config.ide ?? []).forEach((d, i) => { if (d) out.push({ where: `IDE controller ${i >> 1} position ${i & 1}`, disk: d }); });
+  (config.ide ?? []).forEach((d, i) => {
+    if (d) out.push({ where: `IDE controller ${i >> 1} position ${i & 1}`, disk: d });
+  });
   (config.scsi ?? []).forEach((c, i) => c.disks.forEach((d, j) => out.push({ where: `SCSI controller ${i} location ${d.location ?? j}`, disk: d })));
   return out;
 }
@@ -254,7 +310,9 @@ export function diskProblems(config: VmDeviceConfig): string[] {
       if (!st.isFile()) problems.push(`disk image ${disk.path} (${where}) is not a regular file`);
       else if (st.size === 0 || st.size % 512 !== 0) problems.push(`disk image ${disk.path} (${where}) is ${st.size} bytes, not a positive multiple of 512`);
     } catch (e) {
-      problems.push(`disk image ${disk.path} (${where}) cannot be used: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+      problems.push(
+        `disk image ${disk.path} (${where}) cannot be used: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+      );
     }
   }
   // A VSP module is code the worker will run: its owner and mode are checked as well as its place.

@@ -79,7 +79,10 @@ export class VmEntry {
   /** This VM's logger: every line carries vmId and vmName. */
   readonly log: Logger;
 
-  constructor(public def: VmDefinition, parentLog: Logger) {
+  constructor(
+    public def: VmDefinition,
+    parentLog: Logger,
+  ) {
     this.log = parentLog.child({ vmId: def.id, vmName: def.name });
   }
 
@@ -102,14 +105,29 @@ export class VmEntry {
   view(): VmView {
     const d = this.def;
     return {
-      id: d.id, name: d.name, enabledState: this.state, state: stateName(this.state), healthState: this.health, processId: this.pid,
+      id: d.id,
+      name: d.name,
+      enabledState: this.state,
+      state: stateName(this.state),
+      healthState: this.health,
+      processId: this.pid,
       availableRequestedStates: availableRequestedStates(this.state),
-      memoryBytes: d.memoryBytes, vpCount: d.vpCount, imagePath: d.imagePath, cmdline: d.cmdline,
-      automaticStopAction: d.automaticStopAction, automaticStartAction: d.automaticStartAction ?? 'nothing', notes: d.notes ?? '', devices: d.devices,
-      uptimeMs: this.runningSince === null ? null : Date.now() - this.runningSince, lastError: this.lastError ?? this.diskFailure,
+      memoryBytes: d.memoryBytes,
+      vpCount: d.vpCount,
+      imagePath: d.imagePath,
+      cmdline: d.cmdline,
+      automaticStopAction: d.automaticStopAction,
+      automaticStartAction: d.automaticStartAction ?? 'nothing',
+      notes: d.notes ?? '',
+      devices: d.devices,
+      uptimeMs: this.runningSince === null ? null : Date.now() - this.runningSince,
+      lastError: this.lastError ?? this.diskFailure,
       heartbeatStatus: this.conn ? this.heartbeatStatus : null,
-      kvpGuestItems: this.conn ? (this.kvp?.guest ?? null) : null, kvpIntrinsicItems: this.conn ? (this.kvp?.intrinsic ?? null) : null,
-      cpuReserve: d.cpuReserve ?? 0, cpuMaximum: d.cpuMaximum ?? 100, cpuWeight: d.cpuWeight ?? 100,
+      kvpGuestItems: this.conn ? (this.kvp?.guest ?? null) : null,
+      kvpIntrinsicItems: this.conn ? (this.kvp?.intrinsic ?? null) : null,
+      cpuReserve: d.cpuReserve ?? 0,
+      cpuMaximum: d.cpuMaximum ?? 100,
+      cpuWeight: d.cpuWeight ?? 100,
       ...cpuUsage(this.cpuLoad?.() ?? null),
     };
   }

@@ -45,7 +45,8 @@ export function drivePaths(devices: readonly DeviceDefinition[]): string[] {
   for (const d of devices) {
     if (!d || typeof d !== 'object') continue;
     if (d.kind === 'ide-disk' && typeof d.path === 'string') out.push(d.path);
-    if (d.kind === 'scsi-controller' && Array.isArray(d.disks)) for (const disk of d.disks as { path?: unknown }[]) if (disk && typeof disk.path === 'string') out.push(disk.path);
+    if (d.kind === 'scsi-controller' && Array.isArray(d.disks))
+      for (const disk of d.disks as { path?: unknown }[]) if (disk && typeof disk.path === 'string') out.push(disk.path);
   }
   return out;
 }
@@ -56,7 +57,8 @@ export function mapDrivePaths(devices: readonly DeviceDefinition[], map: (path: 
   for (const d of copy) {
     if (!d || typeof d !== 'object') continue;
     if (d.kind === 'ide-disk' && typeof d.path === 'string') d.path = map(d.path);
-    if (d.kind === 'scsi-controller' && Array.isArray(d.disks)) for (const disk of d.disks as { path?: unknown }[]) if (disk && typeof disk.path === 'string') disk.path = map(disk.path);
+    if (d.kind === 'scsi-controller' && Array.isArray(d.disks))
+      for (const disk of d.disks as { path?: unknown }[]) if (disk && typeof disk.path === 'string') disk.path = map(disk.path);
   }
   return copy;
 }

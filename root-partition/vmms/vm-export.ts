@@ -20,7 +20,10 @@ import type { VmDefinition } from './vm-definition.ts';
 import { DISKS_DIR, drivePaths, exportedDiskPath, mapDrivePaths, SNAPSHOTS_DIR, TREE_FILE, VM_DIR } from './vm-export-layout.ts';
 
 export class VmExportError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -47,7 +50,10 @@ function chainsOf(files: readonly string[]): Map<string, string | null> {
   const parents = new Map<string, string | null>();
   for (const f of files) {
     if (parents.has(f)) continue;
-    if (formatOf(f) !== 'vhdx') { parents.set(f, null); continue; }
+    if (formatOf(f) !== 'vhdx') {
+      parents.set(f, null);
+      continue;
+    }
     const disk = openVhdx(f, { readOnly: true });
     try {
       for (let d: typeof disk | null = disk; d && !parents.has(d.file.path); d = d.parent) parents.set(d.file.path, d.parent?.file.path ?? null);
@@ -74,11 +80,17 @@ function exportNames(files: Iterable<string>): Map<string, string> {
 
 export function exportVm(src: ExportSource, dir: string): ExportResult {
   const { def, tree } = src;
-  if ((tree.pendingMerges ?? []).length) throw new VmExportError('VMMS_ERR_BUSY', `VM ${def.name} has a checkpoint merge to finish; list its checkpoints (which finishes it) and export again`);
+  if ((tree.pendingMerges ?? []).length)
+    throw new VmExportError('VMMS_ERR_BUSY', `VM ${def.name} has a checkpoint merge to finish; list its checkpoints (which finishes it) and export again`);
   let st: ReturnType<typeof lstatSync>;
-  try { st = lstatSync(dir); } catch { throw new VmExportError('VMMS_ERR_EXPORT_PATH', `export directory ${dir} does not exist; create it first`); }
+  try {
+    st = lstatSync(dir);
+  } catch {
+    throw new VmExportError('VMMS_ERR_EXPORT_PATH', `export directory ${dir} does not exist; create it first`);
+  }
   if (!st.isDirectory()) throw new VmExportError('VMMS_ERR_EXPORT_PATH', `export directory ${dir} is not a directory`);
-  if (def.name === '.' || def.name === '..') throw new VmExportError('VMMS_ERR_EXPORT_PATH', `a VM named "${def.name}" cannot be exported (its folder would not be its own); rename it first`);
+  if (def.name === '.' || def.name === '..')
+    throw new VmExportError('VMMS_ERR_EXPORT_PATH', `a VM named "${def.name}" cannot be exported (its folder would not be its own); rename it first`);
   const target = join(dir, def.name);
   if (existsSync(target)) throw new VmExportError('VMMS_ERR_EXPORT_EXISTS', `${target} already exists; export to another directory or remove it`);
 
@@ -102,10 +114,15 @@ export function exportVm(src: ExportSource, dir: string): ExportResult {
     if (tree.checkpoints.length) {
       const checkpoints = tree.checkpoints.map((c) => {
         if (c.savedState) copyFileSync(c.savedState, join(temp, SNAPSHOTS_DIR, `${c.id}.vmrs`));
-        return { ...c, settings: { ...c.settings, devices: mapDrivePaths(c.settings.devices, rel) }, savedState: c.savedState ? `${SNAPSHOTS_DIR}/${c.id}.vmrs` : null };
+        return {
+          ...c,
+          settings: { ...c.settings, devices: mapDrivePaths(c.settings.devices, rel) },
+          savedState: c.savedState ? `${SNAPSHOTS_DIR}/${c.id}.vmrs` : null,
+        };
       });
       const out = {
-        ...tree, checkpoints,
+        ...tree,
+        checkpoints,
         createdFiles: tree.createdFiles.filter((f) => names.has(f)).map(rel),
         retainedFiles: tree.retainedFiles.map(rel),
       };

@@ -20,7 +20,18 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
-  closeSync, constants, copyFileSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statfsSync,
+  closeSync,
+  constants,
+  copyFileSync,
+  existsSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statfsSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { readFully } from '../host/read-fully.ts';
@@ -28,11 +39,24 @@ import { openDisk } from '../storage/open-disk.ts';
 import { CHECKPOINT_TREE_VERSION, treeProblems, type CheckpointTree } from './checkpoint-tree.ts';
 import { GUID, validateDefinition, type VmDefinition } from './vm-definition.ts';
 import {
-  DISKS_DIR, drivePaths, exportedDiskName, isPlainFileName, mapDrivePaths, MAX_DEFINITION_BYTES, MAX_EXPORTED_DISKS, MAX_TREE_BYTES, SNAPSHOTS_DIR, TREE_FILE, VM_DIR,
+  DISKS_DIR,
+  drivePaths,
+  exportedDiskName,
+  isPlainFileName,
+  mapDrivePaths,
+  MAX_DEFINITION_BYTES,
+  MAX_EXPORTED_DISKS,
+  MAX_TREE_BYTES,
+  SNAPSHOTS_DIR,
+  TREE_FILE,
+  VM_DIR,
 } from './vm-export-layout.ts';
 
 export class VmImportError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -84,7 +108,11 @@ function listFiles(folder: string, dir: string, optional: boolean): string[] {
   for (const name of names) {
     if (!isPlainFileName(name)) throw refuse(folder, `${join(dir, name)}: an unexpected name`);
     const s = lstatSync(join(dir, name));
-    if (!s.isFile()) throw refuse(folder, `${join(dir, name)} is not a regular file (${s.isSymbolicLink() ? 'a symlink' : 'a directory or special file'}); an export holds only files`);
+    if (!s.isFile())
+      throw refuse(
+        folder,
+        `${join(dir, name)} is not a regular file (${s.isSymbolicLink() ? 'a symlink' : 'a directory or special file'}); an export holds only files`,
+      );
   }
   return names;
 }
@@ -122,7 +150,11 @@ interface ExportContents {
 
 function readExport(folder: string): ExportContents {
   let st: ReturnType<typeof lstatSync>;
-  try { st = lstatSync(folder); } catch { throw refuse(folder, 'no such directory'); }
+  try {
+    st = lstatSync(folder);
+  } catch {
+    throw refuse(folder, 'no such directory');
+  }
   if (st.isSymbolicLink() || !st.isDirectory()) throw refuse(folder, 'it is not a directory (a symlink is refused: name the folder itself)');
   const vmFiles = listFiles(folder, join(folder, VM_DIR), false);
   const disks = listFiles(folder, join(folder, DISKS_DIR), true);
@@ -148,14 +180,16 @@ function readExport(folder: string): ExportContents {
 
   let tree: CheckpointTree | null = null;
   if (snapshots.length) {
-    for (const n of snapshots) if (n !== TREE_FILE && !(n.endsWith('.vmrs') && GUID.test(n.slice(0, -5)))) throw refuse(folder, `"${SNAPSHOTS_DIR}/${n}" is not part of an export`);
+    for (const n of snapshots)
+      if (n !== TREE_FILE && !(n.endsWith('.vmrs') && GUID.test(n.slice(0, -5)))) throw refuse(folder, `"${SNAPSHOTS_DIR}/${n}" is not part of an export`);
     if (!snapshots.includes(TREE_FILE)) throw refuse(folder, `"${SNAPSHOTS_DIR}" has checkpoint states but no ${TREE_FILE}`);
     const t = readJson(folder, join(folder, SNAPSHOTS_DIR, TREE_FILE), MAX_TREE_BYTES) as Partial<CheckpointTree>;
     if (!t || typeof t !== 'object' || !Array.isArray(t.checkpoints)) throw refuse(folder, `${SNAPSHOTS_DIR}/${TREE_FILE} is not a checkpoint tree`);
     t.checkpoints.forEach((c, i) => {
       if (!c || typeof c !== 'object') return;
       if (c.settings && typeof c.settings === 'object' && Array.isArray(c.settings.devices)) drivePaths(c.settings.devices).forEach(local(`checkpoint ${i}`));
-      if (c.savedState !== null && (c.savedState !== `${SNAPSHOTS_DIR}/${String(c.id)}.vmrs` || !snapshots.includes(`${String(c.id)}.vmrs`))) problems.push(`checkpoint ${i}: saved state ${JSON.stringify(c.savedState)} is not its file in "${SNAPSHOTS_DIR}/"`);
+      if (c.savedState !== null && (c.savedState !== `${SNAPSHOTS_DIR}/${String(c.id)}.vmrs` || !snapshots.includes(`${String(c.id)}.vmrs`)))
+        problems.push(`checkpoint ${i}: saved state ${JSON.stringify(c.savedState)} is not its file in "${SNAPSHOTS_DIR}/"`);
     });
     for (const key of ['createdFiles', 'retainedFiles'] as const) if (Array.isArray(t[key])) (t[key] as unknown[]).forEach((f) => local(key)(f as string));
     tree = t as CheckpointTree;
@@ -172,7 +206,9 @@ function checkDisks(folder: string, diskDir: string, names: readonly string[]): 
     try {
       openDisk(path, {
         readOnly: true,
-        checkPath: (p) => { if (!inside(p)) throw new Error(`its parent locator points outside "${DISKS_DIR}/" (${p})`); },
+        checkPath: (p) => {
+          if (!inside(p)) throw new Error(`its parent locator points outside "${DISKS_DIR}/" (${p})`);
+        },
       }).close();
     } catch (e) {
       throw refuse(folder, `disk ${DISKS_DIR}/${name}: ${(e as Error).message}`);
@@ -190,11 +226,15 @@ function placed(c: ExportContents, dir: string, id: string, name: string, checkp
   const tree = c.tree && {
     ...c.tree,
     vmId: id,
-    checkpoints: c.tree.checkpoints.map((cp) => (!cp || typeof cp !== 'object' || !cp.settings || typeof cp.settings !== 'object' ? cp : {
-      ...cp,
-      settings: { ...cp.settings, id, devices: devices(cp.settings.devices) },
-      savedState: cp.savedState === null ? null : join(checkpointDir, `${cp.id}.vmrs`),
-    })),
+    checkpoints: c.tree.checkpoints.map((cp) =>
+      !cp || typeof cp !== 'object' || !cp.settings || typeof cp.settings !== 'object'
+        ? cp
+        : {
+            ...cp,
+            settings: { ...cp.settings, id, devices: devices(cp.settings.devices) },
+            savedState: cp.savedState === null ? null : join(checkpointDir, `${cp.id}.vmrs`),
+          },
+    ),
     createdFiles: files(c.tree.createdFiles),
     retainedFiles: files(c.tree.retainedFiles),
   };
@@ -202,14 +242,20 @@ function placed(c: ExportContents, dir: string, id: string, name: string, checkp
 }
 
 export function importVm(folder: string, o: ImportOptions, host: ImportHost): ImportResult {
-  if (o.newId && o.copyTo === undefined) throw new VmImportError('VMMS_ERR_REQUEST', 'a new id needs a copy (--copy <dir>): two VMs must not share the same disk files');
+  if (o.newId && o.copyTo === undefined)
+    throw new VmImportError('VMMS_ERR_REQUEST', 'a new id needs a copy (--copy <dir>): two VMs must not share the same disk files');
   host.checkRoot(folder, 'import folder');
   const c = readExport(folder);
   const oldId = c.def.id;
   const id = o.newId ? randomUUID() : oldId;
   const name = o.name ?? (typeof c.def.name === 'string' ? c.def.name : '');
-  if (!o.newId && host.idTaken(id)) throw new VmImportError('VMMS_ERR_VM_EXISTS', `a VM with id ${id} is already defined on this host; import a copy with a new id (--copy <dir> --new-id) or remove that VM`);
-  if (host.nameTaken(name)) throw new VmImportError('VMMS_ERR_NAME_IN_USE', `a VM named "${name}" exists; import under another name (--name) or remove that VM`);
+  if (!o.newId && host.idTaken(id))
+    throw new VmImportError(
+      'VMMS_ERR_VM_EXISTS',
+      `a VM with id ${id} is already defined on this host; import a copy with a new id (--copy <dir> --new-id) or remove that VM`,
+    );
+  if (host.nameTaken(name))
+    throw new VmImportError('VMMS_ERR_NAME_IN_USE', `a VM named "${name}" exists; import under another name (--name) or remove that VM`);
 
   // Validated as the service's own files are, at the place they will have (against the old id).
   const diskDir = o.copyTo ?? join(folder, DISKS_DIR);
@@ -232,7 +278,8 @@ export function importVm(folder: string, o: ImportOptions, host: ImportHost): Im
       if (existsSync(checkpointDir)) throw new VmImportError('VMMS_ERR_VM_EXISTS', `${checkpointDir} exists: checkpoints of another VM with id ${id}`);
       mkdirSync(checkpointDir, { recursive: true });
       made.push(checkpointDir);
-      for (const cp of c.tree!.checkpoints) if (cp.savedState) copyFileSync(join(folder, SNAPSHOTS_DIR, `${cp.id}.vmrs`), join(checkpointDir, `${cp.id}.vmrs`), constants.COPYFILE_EXCL);
+      for (const cp of c.tree!.checkpoints)
+        if (cp.savedState) copyFileSync(join(folder, SNAPSHOTS_DIR, `${cp.id}.vmrs`), join(checkpointDir, `${cp.id}.vmrs`), constants.COPYFILE_EXCL);
     }
     if (c.savedState) {
       copyFileSync(c.savedState, host.savedStatePath(id), constants.COPYFILE_EXCL);
@@ -244,8 +291,12 @@ export function importVm(folder: string, o: ImportOptions, host: ImportHost): Im
     throw e;
   }
   return {
-    vm: def.name, vmId: id, mode: o.copyTo !== undefined ? 'copy' : 'register',
-    disks: c.disks.map((n) => join(diskDir, n)), checkpoints: final.tree?.checkpoints.length ?? 0, savedState: c.savedState !== null,
+    vm: def.name,
+    vmId: id,
+    mode: o.copyTo !== undefined ? 'copy' : 'register',
+    disks: c.disks.map((n) => join(diskDir, n)),
+    checkpoints: final.tree?.checkpoints.length ?? 0,
+    savedState: c.savedState !== null,
   };
 }
 
@@ -256,7 +307,8 @@ function copyDisks(folder: string, names: readonly string[], dest: string, host:
     mkdirSync(dest, { recursive: true });
     made.push(dest);
   }
-  for (const n of names) if (existsSync(join(dest, n))) throw new VmImportError('VMMS_ERR_IMPORT', `${join(dest, n)} already exists; copy to another directory`);
+  for (const n of names)
+    if (existsSync(join(dest, n))) throw new VmImportError('VMMS_ERR_IMPORT', `${join(dest, n)} already exists; copy to another directory`);
   const need = names.reduce((sum, n) => sum + lstatSync(join(folder, DISKS_DIR, n)).size, 0);
   const fs = statfsSync(dest);
   const free = Number(fs.bavail) * Number(fs.bsize);

@@ -5,7 +5,10 @@ import type { ClientMethod } from './client-server.ts';
 import type { MigrationClientMethod } from '../migration/migration-client-methods.ts';
 
 export class VmmsClientError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -29,12 +32,27 @@ export class VmmsClient {
       this.buf += chunk;
       let nl: number;
       while ((nl = this.buf.indexOf('\n')) >= 0) {
-        const m = JSON.parse(this.buf.slice(0, nl)) as { id: number; result?: unknown; error?: { code: string; message: string }; console?: { vm: string; data?: string; ended?: string }; progress?: Record<string, unknown> };
+        const m = JSON.parse(this.buf.slice(0, nl)) as {
+          id: number;
+          result?: unknown;
+          error?: { code: string; message: string };
+          console?: { vm: string; data?: string; ended?: string };
+          progress?: Record<string, unknown>;
+        };
         this.buf = this.buf.slice(nl + 1);
         // Pushed, not answered: console output after `console-follow`.
-        if (m.console?.ended) { this.onConsoleEnd?.(m.console.ended); continue; }
-        if (m.console) { this.onConsole?.(Buffer.from(m.console.data ?? '', 'base64')); continue; }
-        if (m.progress) { this.onProgress?.(m.progress); continue; }
+        if (m.console?.ended) {
+          this.onConsoleEnd?.(m.console.ended);
+          continue;
+        }
+        if (m.console) {
+          this.onConsole?.(Buffer.from(m.console.data ?? '', 'base64'));
+          continue;
+        }
+        if (m.progress) {
+          this.onProgress?.(m.progress);
+          continue;
+        }
         const w = this.waiting.get(m.id);
         this.waiting.delete(m.id);
         if (m.error) w?.reject(new VmmsClientError(m.error.code, m.error.message));
@@ -54,7 +72,9 @@ export class VmmsClient {
     return new Promise((resolve, reject) => {
       const s = connect(path);
       s.once('connect', () => resolve(new VmmsClient(s)));
-      s.once('error', (e) => reject(new VmmsClientError('VMMS_ERR_UNREACHABLE', `no management service at ${path} (${e.message}); start one with \`tsvisor serve\``)));
+      s.once('error', (e) =>
+        reject(new VmmsClientError('VMMS_ERR_UNREACHABLE', `no management service at ${path} (${e.message}); start one with \`tsvisor serve\``)),
+      );
     });
   }
 

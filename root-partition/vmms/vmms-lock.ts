@@ -14,7 +14,10 @@ import type { DataDir } from '../host/data-dir.ts';
 /** Another service holds the data directory; `pid` when /proc or its pid file names it. */
 export class VmmsLockedError extends Error {
   readonly code = 'VMMS_ERR_IN_USE';
-  constructor(readonly pid: number | null, root: string) {
+  constructor(
+    readonly pid: number | null,
+    root: string,
+  ) {
     super(`another management service (${pid !== null ? `process ${pid}` : 'process unknown'}) runs on ${root}`);
   }
 }

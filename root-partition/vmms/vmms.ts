@@ -21,7 +21,15 @@ import { DataDir } from '../host/data-dir.ts';
 import { DefinitionStore, type DefinitionLoadError } from './definition-store.ts';
 import { admissionProblem, defaultHostLimits, type HostLimits } from './host-resources.ts';
 import {
-  EnabledState, HealthState, ReturnCode, stateName, transition, type EnabledStateValue, type HealthStateValue, type LifecycleOperation, type ReturnCodeValue,
+  EnabledState,
+  HealthState,
+  ReturnCode,
+  stateName,
+  transition,
+  type EnabledStateValue,
+  type HealthStateValue,
+  type LifecycleOperation,
+  type ReturnCodeValue,
 } from './lifecycle.ts';
 import { createProcessLogger, type Logger } from '../host/log.ts';
 import { newDefinition, validateDefinition, type NewVmRequest, type VmDefinition } from './vm-definition.ts';
@@ -80,7 +88,10 @@ export interface RequestResult {
 }
 
 export class VmmsError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -113,27 +124,38 @@ export class Vmms {
     this.store = new DefinitionStore(this.paths.vmsDir);
     this.limits = { ...defaultHostLimits(), ...opts.limits };
     this.roots = opts.storageRoots ? StorageRoots.of(opts.storageRoots) : null;
-    this.log = (opts.logger ?? createProcessLogger({ dataDir: opts.dataDir, process: 'vmms', terminal: opts.terminalLog ?? false })).child({ component: 'vmms' });
+    this.log = (opts.logger ?? createProcessLogger({ dataDir: opts.dataDir, process: 'vmms', terminal: opts.terminalLog ?? false })).child({
+      component: 'vmms',
+    });
     this.events.setMaxListeners(100);
     this.orphanWorkers = new OrphanWorkers(this.paths, this.log);
     this.cpu = new HostCpuScheduler({ hostCpus: opts.hostCpus, periodUs: opts.cpuPeriodUs }, this.log);
-    this.ops = new WorkerOperations(this.paths, this.log, {
-      startTimeoutMs: opts.workerStartTimeoutMs ?? 20_000,
-      operationTimeoutMs: opts.operationTimeoutMs ?? 30_000,
-      reattachTimeoutMs: opts.reattachTimeoutMs ?? 5000,
-    }, {
-      setState: (e, s, reason, health) => this.setState(e, s, reason, health),
-      attach: (e, c) => this.attach(e, c),
-    }, this.roots);
-    this.checkpoints = new VmCheckpoints({
-      paths: this.paths,
-      find: (vm) => this.find(vm),
-      replaceDefinition: (e, def, reason) => this.replaceDefinition(e, def, reason),
-      turnOff: (e) => this.turnOff(e.def.id),
-      markSaved: (e, reason) => this.setState(e, EnabledState.Saved, reason, HealthState.Ok),
-      checkpointRunning: (e, savedState, switches) => this.ops.checkpoint(e, savedState, switches),
-      mergeRunning: (e, child, parent) => this.ops.mergeDisk(e, child, parent),
-    }, (e, m) => e.log.info(m));
+    this.ops = new WorkerOperations(
+      this.paths,
+      this.log,
+      {
+        startTimeoutMs: opts.workerStartTimeoutMs ?? 20_000,
+        operationTimeoutMs: opts.operationTimeoutMs ?? 30_000,
+        reattachTimeoutMs: opts.reattachTimeoutMs ?? 5000,
+      },
+      {
+        setState: (e, s, reason, health) => this.setState(e, s, reason, health),
+        attach: (e, c) => this.attach(e, c),
+      },
+      this.roots,
+    );
+    this.checkpoints = new VmCheckpoints(
+      {
+        paths: this.paths,
+        find: (vm) => this.find(vm),
+        replaceDefinition: (e, def, reason) => this.replaceDefinition(e, def, reason),
+        turnOff: (e) => this.turnOff(e.def.id),
+        markSaved: (e, reason) => this.setState(e, EnabledState.Saved, reason, HealthState.Ok),
+        checkpointRunning: (e, savedState, switches) => this.ops.checkpoint(e, savedState, switches),
+        mergeRunning: (e, child, parent) => this.ops.mergeDisk(e, child, parent),
+      },
+      (e, m) => e.log.info(m),
+    );
   }
 
   /** A definition changed by the service itself (checkpoints): validated and persisted in any state. */
@@ -177,21 +199,25 @@ export class Vmms {
     const { definitions, errors } = this.store.loadAll();
     this.loadErrors = errors;
     for (const e of errors) this.log.error(`VM definition not loaded: ${e.message}`);
-    await Promise.all(definitions.map(async (def) => {
-      const entry = new VmEntry(def, this.log);
-      this.vms.set(def.id, entry);
-      const saved = this.paths.savedState(def.id);
-      entry.state = existsSync(saved) ? EnabledState.Saved : EnabledState.Off;
-      await this.ops.reattach(entry);
-      // A worker runs the VM: a saved state beside it is older than the guest (the worker
-      // consumes the file it restores), and restoring it later would roll the guest back.
-      if (entry.pid !== null && existsSync(saved)) {
-        entry.log.warn(`${saved} is older than the running VM; discarded`);
-        rmSync(saved, { force: true });
-      }
-    }));
+    await Promise.all(
+      definitions.map(async (def) => {
+        const entry = new VmEntry(def, this.log);
+        this.vms.set(def.id, entry);
+        const saved = this.paths.savedState(def.id);
+        entry.state = existsSync(saved) ? EnabledState.Saved : EnabledState.Off;
+        await this.ops.reattach(entry);
+        // A worker runs the VM: a saved state beside it is older than the guest (the worker
+        // consumes the file it restores), and restoring it later would roll the guest back.
+        if (entry.pid !== null && existsSync(saved)) {
+          entry.log.warn(`${saved} is older than the running VM; discarded`);
+          rmSync(saved, { force: true });
+        }
+      }),
+    );
     this.orphanWorkers.scan(new Set(definitions.map((d) => d.id)), errors);
-    this.log.info(`loaded ${definitions.length} VM definitions (${errors.length} refused); ${this.list().filter((v) => v.processId).length} running VMs reattached`);
+    this.log.info(
+      `loaded ${definitions.length} VM definitions (${errors.length} refused); ${this.list().filter((v) => v.processId).length} running VMs reattached`,
+    );
   }
 
   list(): VmView[] {
@@ -226,7 +252,8 @@ export class Vmms {
   defineVm(request: NewVmRequest): VmView {
     const def = newDefinition(request);
     if (this.vms.size >= this.limits.maxVms) throw new VmmsError('VMMS_ERR_LIMIT', `the host has ${this.vms.size} VMs defined, its limit`);
-    if (def.memoryBytes > this.limits.memoryBudgetBytes) throw new VmmsError('VMMS_ERR_LIMIT', `a VM of ${def.memoryBytes} bytes can never fit the host memory budget of ${this.limits.memoryBudgetBytes} bytes`);
+    if (def.memoryBytes > this.limits.memoryBudgetBytes)
+      throw new VmmsError('VMMS_ERR_LIMIT', `a VM of ${def.memoryBytes} bytes can never fit the host memory budget of ${this.limits.memoryBudgetBytes} bytes`);
     if (this.find(def.name)) throw new VmmsError('VMMS_ERR_NAME_IN_USE', `a VM named "${def.name}" exists`);
     this.confine(def);
     if (!existsSync(def.imagePath)) throw new VmmsError('VMMS_ERR_NO_IMAGE', `guest image ${def.imagePath} does not exist`);
@@ -242,7 +269,26 @@ export class Vmms {
    * like a new one and persisted. Only while the VM is Off: a running worker holds the old one,
    * and a saved state was taken with it.
    */
-  modifyVm(idOrName: string, change: Partial<Pick<VmDefinition, 'name' | 'memoryBytes' | 'vpCount' | 'imagePath' | 'cmdline' | 'automaticStopAction' | 'automaticStartAction' | 'notes' | 'devices' | 'cpuReserve' | 'cpuMaximum' | 'cpuWeight'>>): RequestResult {
+  modifyVm(
+    idOrName: string,
+    change: Partial<
+      Pick<
+        VmDefinition,
+        | 'name'
+        | 'memoryBytes'
+        | 'vpCount'
+        | 'imagePath'
+        | 'cmdline'
+        | 'automaticStopAction'
+        | 'automaticStartAction'
+        | 'notes'
+        | 'devices'
+        | 'cpuReserve'
+        | 'cpuMaximum'
+        | 'cpuWeight'
+      >
+    >,
+  ): RequestResult {
     const e = this.find(idOrName);
     if (!e) return { returnValue: ReturnCode.InvalidParameter, error: `no VM named or with id "${idOrName}"` };
     // Notes and the automatic actions concern the service, not the running guest: any state.
@@ -250,7 +296,12 @@ export class Vmms {
     // A setting given with the value it has is no change (WMI clients send whole instances).
     const changed = Object.keys(change).filter((k) => change[k as keyof typeof change] !== e.def[k as keyof VmDefinition]);
     const serviceOnly = changed.every((k) => ['notes', 'automaticStartAction', 'automaticStopAction', 'cpuReserve', 'cpuMaximum', 'cpuWeight'].includes(k));
-    if (e.state !== EnabledState.Off && !serviceOnly) return { returnValue: ReturnCode.InvalidState, error: `cannot change the settings of a VM that is ${stateName(e.state)}; turn it off first`, vm: e.view() };
+    if (e.state !== EnabledState.Off && !serviceOnly)
+      return {
+        returnValue: ReturnCode.InvalidState,
+        error: `cannot change the settings of a VM that is ${stateName(e.state)}; turn it off first`,
+        vm: e.view(),
+      };
     const other = change.name === undefined ? undefined : this.find(change.name);
     if (other && other !== e) return { returnValue: ReturnCode.InvalidParameter, error: `a VM named "${change.name}" exists` };
     let def: VmDefinition;
@@ -259,7 +310,11 @@ export class Vmms {
     } catch (err) {
       return { returnValue: ReturnCode.InvalidParameter, error: (err as Error).message, vm: e.view() };
     }
-    if (def.memoryBytes > this.limits.memoryBudgetBytes) return { returnValue: ReturnCode.InvalidParameter, error: `${def.memoryBytes} bytes can never fit the host memory budget of ${this.limits.memoryBudgetBytes} bytes` };
+    if (def.memoryBytes > this.limits.memoryBudgetBytes)
+      return {
+        returnValue: ReturnCode.InvalidParameter,
+        error: `${def.memoryBytes} bytes can never fit the host memory budget of ${this.limits.memoryBudgetBytes} bytes`,
+      };
     try {
       this.confine(def);
     } catch (err) {
@@ -284,7 +339,8 @@ export class Vmms {
   removeVm(idOrName: string): RequestResult {
     const e = this.find(idOrName);
     if (!e) return { returnValue: ReturnCode.InvalidParameter, error: `no VM named or with id "${idOrName}"` };
-    if (e.state !== EnabledState.Off && e.state !== EnabledState.Saved) return { returnValue: ReturnCode.InvalidState, error: `cannot remove a VM that is ${stateName(e.state)}; turn it off first` };
+    if (e.state !== EnabledState.Off && e.state !== EnabledState.Saved)
+      return { returnValue: ReturnCode.InvalidState, error: `cannot remove a VM that is ${stateName(e.state)}; turn it off first` };
     rmSync(this.paths.savedState(e.def.id), { force: true });
     this.checkpoints.forgetVm(e.def.id);
     this.store.remove(e.def.id);
@@ -298,10 +354,16 @@ export class Vmms {
   exportVm(idOrName: string, dir: string): ExportResult {
     const e = this.entry(idOrName);
     if (e.state !== EnabledState.Off && e.state !== EnabledState.Saved) {
-      throw new VmmsError('VMMS_ERR_INVALID_STATE', `cannot export VM ${e.def.name} while it is ${stateName(e.state)}: its disks change under the copy; save it (tsvisor vm save ${e.def.name}) or turn it off, then export`);
+      throw new VmmsError(
+        'VMMS_ERR_INVALID_STATE',
+        `cannot export VM ${e.def.name} while it is ${stateName(e.state)}: its disks change under the copy; save it (tsvisor vm save ${e.def.name}) or turn it off, then export`,
+      );
     }
     this.roots?.check(dir, 'export directory');
-    const r = exportVm({ def: e.def, savedState: e.state === EnabledState.Saved ? this.paths.savedState(e.def.id) : null, tree: this.checkpoints.store.load(e.def.id) }, dir);
+    const r = exportVm(
+      { def: e.def, savedState: e.state === EnabledState.Saved ? this.paths.savedState(e.def.id) : null, tree: this.checkpoints.store.load(e.def.id) },
+      dir,
+    );
     e.log.info(`exported to ${r.path}`);
     return r;
   }
@@ -313,10 +375,16 @@ export class Vmms {
       nameTaken: (name) => this.find(name) !== undefined,
       savedStatePath: (id) => this.paths.savedState(id),
       checkpointDir: (id) => this.checkpoints.store.dir(id),
-      checkRoot: (path, what) => { this.roots?.check(path, what); },
+      checkRoot: (path, what) => {
+        this.roots?.check(path, what);
+      },
       register: (def, tree, saved) => {
         if (this.vms.size >= this.limits.maxVms) throw new VmmsError('VMMS_ERR_LIMIT', `the host has ${this.vms.size} VMs defined, its limit`);
-        if (def.memoryBytes > this.limits.memoryBudgetBytes) throw new VmmsError('VMMS_ERR_LIMIT', `a VM of ${def.memoryBytes} bytes can never fit the host memory budget of ${this.limits.memoryBudgetBytes} bytes`);
+        if (def.memoryBytes > this.limits.memoryBudgetBytes)
+          throw new VmmsError(
+            'VMMS_ERR_LIMIT',
+            `a VM of ${def.memoryBytes} bytes can never fit the host memory budget of ${this.limits.memoryBudgetBytes} bytes`,
+          );
         this.confine(def);
         if (tree) this.checkpoints.store.save(tree);
         try {
@@ -411,14 +479,24 @@ export class Vmms {
    * host; on a failure it runs on here (or, when the destination's answer was lost after the
    * commit, stays Paused: it may be running there) and the error says why.
    */
-  async moveOut(idOrName: string, request: Record<string, unknown>, onProgress: (p: Record<string, unknown>) => void, timeoutMs: number): Promise<Record<string, unknown>> {
+  async moveOut(
+    idOrName: string,
+    request: Record<string, unknown>,
+    onProgress: (p: Record<string, unknown>) => void,
+    timeoutMs: number,
+  ): Promise<Record<string, unknown>> {
     const e = this.entry(idOrName);
     if (this.closing) throw new VmmsError('VMMS_ERR_STOPPING', 'the management service is stopping');
-    if (e.state !== EnabledState.Running || !e.conn) throw new VmmsError('VMMS_ERR_INVALID_STATE', `cannot move a VM that is ${stateName(e.state)}; only a Running VM moves live`);
+    if (e.state !== EnabledState.Running || !e.conn)
+      throw new VmmsError('VMMS_ERR_INVALID_STATE', `cannot move a VM that is ${stateName(e.state)}; only a Running VM moves live`);
     const conn = e.conn;
     const progress = (n: ControlNotification) => {
       if (n.kind !== 'MIGRATION_PROGRESS') return;
-      try { onProgress(JSON.parse(n.message ?? '{}') as Record<string, unknown>); } catch { /* a malformed report is only a report */ }
+      try {
+        onProgress(JSON.parse(n.message ?? '{}') as Record<string, unknown>);
+      } catch {
+        /* a malformed report is only a report */
+      }
     };
     conn.on('notification', progress);
     e.log.info(`live migration to ${String(request.host)}:${String(request.port)} requested`);
@@ -459,17 +537,31 @@ export class Vmms {
   private admission(self: VmEntry | null, memoryBytes: number): string | null {
     // Orphan workers hold their memory as long as they live (orphan-workers.ts).
     const orphans = this.orphanWorkers.list();
-    const committed = [...this.vms.values()].filter((v) => v !== self && v.pid !== null).reduce((n, v) => n + v.def.memoryBytes, 0) + orphans.reduce((n, o) => n + o.memoryBytes, 0);
+    const committed =
+      [...this.vms.values()].filter((v) => v !== self && v.pid !== null).reduce((n, v) => n + v.def.memoryBytes, 0) +
+      orphans.reduce((n, o) => n + o.memoryBytes, 0);
     const running = [...this.vms.values()].filter((v) => v.pid !== null).length + orphans.length;
     return admissionProblem(this.limits, memoryBytes, committed, running);
   }
 
-  start(vm: string) { return this.requestStateChange(vm, 2); }
-  turnOff(vm: string) { return this.requestStateChange(vm, 3); }
-  save(vm: string) { return this.requestStateChange(vm, 6); }
-  pause(vm: string) { return this.requestStateChange(vm, 9); }
-  resume(vm: string) { return this.requestStateChange(vm, 2); }
-  reset(vm: string) { return this.requestStateChange(vm, 11); }
+  start(vm: string) {
+    return this.requestStateChange(vm, 2);
+  }
+  turnOff(vm: string) {
+    return this.requestStateChange(vm, 3);
+  }
+  save(vm: string) {
+    return this.requestStateChange(vm, 6);
+  }
+  pause(vm: string) {
+    return this.requestStateChange(vm, 9);
+  }
+  resume(vm: string) {
+    return this.requestStateChange(vm, 2);
+  }
+  reset(vm: string) {
+    return this.requestStateChange(vm, 11);
+  }
 
   /**
    * Stop-VM without -TurnOff: the guest's shutdown integration service is asked to shut down;
@@ -480,9 +572,15 @@ export class Vmms {
     const e = this.find(idOrName);
     if (!e) return { returnValue: ReturnCode.InvalidParameter, error: `no VM named or with id "${idOrName}"` };
     if (this.closing) return { returnValue: ReturnCode.InvalidState, error: 'the management service is stopping' };
-    if (e.state !== EnabledState.Running) return { returnValue: ReturnCode.InvalidState, error: `cannot shut down a VM that is ${stateName(e.state)}; only a Running VM can be shut down`, vm: e.view() };
+    if (e.state !== EnabledState.Running)
+      return {
+        returnValue: ReturnCode.InvalidState,
+        error: `cannot shut down a VM that is ${stateName(e.state)}; only a Running VM can be shut down`,
+        vm: e.view(),
+      };
     const timeoutMs = o.timeoutMs ?? 30_000;
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > 3_600_000) return { returnValue: ReturnCode.InvalidParameter, error: 'timeoutMs must be an integer from 0 to 3600000', vm: e.view() };
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > 3_600_000)
+      return { returnValue: ReturnCode.InvalidParameter, error: 'timeoutMs must be an integer from 0 to 3600000', vm: e.view() };
     try {
       await this.ops.shutdown(e, { timeoutMs, force: o.force ?? false, reason: o.reason ?? '' });
       e.lastError = null;
@@ -556,7 +654,10 @@ export class Vmms {
     e.state = state;
     e.health = health;
     if (state === EnabledState.Running && e.runningSince === null) e.runningSince = Date.now();
-    if (state === EnabledState.Off || state === EnabledState.Saved) { e.runningSince = null; e.pid = null; }
+    if (state === EnabledState.Off || state === EnabledState.Saved) {
+      e.runningSince = null;
+      e.pid = null;
+    }
     e.log.info(`${stateName(previous)} → ${stateName(state)}: ${reason}`, { health });
     this.events.emit('state-changed', { vmId: e.def.id, name: e.def.name, previous, state, healthState: health, reason } satisfies StateChangeEvent);
   }
@@ -613,21 +714,34 @@ export class Vmms {
       }
     });
     // The changes come pushed; this reads where the heartbeat stands now (after a VMMS restart).
-    conn.request('HEARTBEAT', 5000).then((r) => { if (e.conn === conn) this.setHeartbeat(e, r.heartbeatStatus ?? null); }, () => {});
+    conn.request('HEARTBEAT', 5000).then(
+      (r) => {
+        if (e.conn === conn) this.setHeartbeat(e, r.heartbeatStatus ?? null);
+      },
+      () => {},
+    );
     conn.on('close', () => {
       if (e.conn !== conn) return;
       e.conn = null;
       this.cpu.detach(e.def.id);
       e.cpuLoad = null;
       this.setHeartbeat(e, null);
-      if (e.kvp) { e.kvp = null; this.events.emit('integration-changed', { vmId: e.def.id, component: 'kvp' }); }
+      if (e.kvp) {
+        e.kvp = null;
+        this.events.emit('integration-changed', { vmId: e.def.id, component: 'kvp' });
+      }
       if (this.closing && !e.expectingExit) return; // VMMS detaches; the worker runs on
       void this.ops.forget(e, e.pid);
       if (e.guestStopped) {
         e.pid = null;
         // A guest that faulted (at instantiation, say) keeps the reason as the VM's last error.
         if (e.guestExitFault) e.lastError = `the guest stopped: ${e.guestExitFault}`;
-        this.setState(e, EnabledState.Off, e.guestExitFault ? `the guest stopped: ${e.guestExitFault}` : 'the guest stopped', e.guestExitFault ? HealthState.MajorFailure : HealthState.Ok);
+        this.setState(
+          e,
+          EnabledState.Off,
+          e.guestExitFault ? `the guest stopped: ${e.guestExitFault}` : 'the guest stopped',
+          e.guestExitFault ? HealthState.MajorFailure : HealthState.Ok,
+        );
       } else if (!e.expectingExit) {
         const message = `the worker process ${e.pid} ended unexpectedly`;
         e.lastError = message;
@@ -647,14 +761,21 @@ export class Vmms {
   async close(opts: { stopVms?: boolean } = {}): Promise<void> {
     if (opts.stopVms ?? true) {
       this.recordRunning();
-      await Promise.all([...this.vms.values()].filter((e) => e.pid !== null || e.conn).map(async (e) => {
-        const action = e.def.automaticStopAction;
-        let r = action === 'save' && (e.state === EnabledState.Running || e.state === EnabledState.Paused) ? await this.save(e.def.id) : await this.turnOff(e.def.id);
-        if (r.returnValue !== ReturnCode.Completed && action === 'save') {
-          e.log.error(`automatic save failed (${r.error}); turning the VM off`);
-          r = await this.turnOff(e.def.id);
-        }
-      }));
+      await Promise.all(
+        [...this.vms.values()]
+          .filter((e) => e.pid !== null || e.conn)
+          .map(async (e) => {
+            const action = e.def.automaticStopAction;
+            let r =
+              action === 'save' && (e.state === EnabledState.Running || e.state === EnabledState.Paused)
+                ? await this.save(e.def.id)
+                : await this.turnOff(e.def.id);
+            if (r.returnValue !== ReturnCode.Completed && action === 'save') {
+              e.log.error(`automatic save failed (${r.error}); turning the VM off`);
+              r = await this.turnOff(e.def.id);
+            }
+          }),
+      );
     }
     this.closing = true;
     this.cpu.close();
@@ -662,7 +783,7 @@ export class Vmms {
     for (const e of this.vms.values()) e.conn?.close();
     await this.switches.close();
     this.lock?.release();
-    this.log.info(opts.stopVms ?? true ? 'management service stopped' : 'management service stopped; VMs left running');
+    this.log.info((opts.stopVms ?? true) ? 'management service stopped' : 'management service stopped; VMs left running');
   }
 
   private get runningAtStopFile(): string {
@@ -689,9 +810,13 @@ export class Vmms {
     try {
       const v: unknown = JSON.parse(readFileSync(this.runningAtStopFile, 'utf8'));
       if (Array.isArray(v)) wasRunning = v.filter((x): x is string => typeof x === 'string');
-    } catch { /* no record: the service never stopped VMs here */ }
+    } catch {
+      /* no record: the service never stopped VMs here */
+    }
     rmSync(this.runningAtStopFile, { force: true });
-    const due = [...this.vms.values()].filter((e) => e.pid === null && (e.def.automaticStartAction === 'start' || (e.def.automaticStartAction === 'start-if-running' && wasRunning.includes(e.def.id))));
+    const due = [...this.vms.values()].filter(
+      (e) => e.pid === null && (e.def.automaticStartAction === 'start' || (e.def.automaticStartAction === 'start-if-running' && wasRunning.includes(e.def.id))),
+    );
     const out: { vm: string; result: RequestResult }[] = [];
     for (const e of due) {
       const result = await this.start(e.def.id);

@@ -12,11 +12,19 @@ import { connect, type Socket } from 'node:net';
 import { decodeBulk, encodeBulk, type BulkRecord, type WorkerCounters } from '../ipc/bulk-codec.ts';
 import { encodeFrame, FrameChannel, FrameReader } from '../ipc/frame-codec.ts';
 import {
-  CONTROL_PROTOCOL_VERSION, decodeControl, encodeControl, type ControlRequest, type ControlResponse, type Operation,
+  CONTROL_PROTOCOL_VERSION,
+  decodeControl,
+  encodeControl,
+  type ControlRequest,
+  type ControlResponse,
+  type Operation,
 } from '../ipc/vmwp-control-schema.ts';
 
 export class WorkerRequestError extends Error {
-  constructor(message: string, readonly code: string) {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
     super(message);
   }
 }
@@ -36,8 +44,10 @@ export class VmwpConnection extends EventEmitter {
           if (f.channel === FrameChannel.Bulk) {
             const b = decodeBulk(f.payload);
             if (b.kind === 'console') this.emit('console', b.data);
-            else if (b.kind === 'counters') { this.lastCounters = b.counters; this.emit('counters', b.counters); }
-            else if (b.kind === 'cpu-demand') this.emit('cpu-demand', b);
+            else if (b.kind === 'counters') {
+              this.lastCounters = b.counters;
+              this.emit('counters', b.counters);
+            } else if (b.kind === 'cpu-demand') this.emit('cpu-demand', b);
             continue;
           }
           const m = decodeControl(f.payload);
@@ -52,7 +62,10 @@ export class VmwpConnection extends EventEmitter {
     socket.on('error', () => {});
     socket.on('close', () => {
       this.closed = true;
-      for (const [, p] of this.pending) { clearTimeout(p.timer); p.reject(new WorkerRequestError('the worker closed its socket', 'VMWP_ERR_GONE')); }
+      for (const [, p] of this.pending) {
+        clearTimeout(p.timer);
+        p.reject(new WorkerRequestError('the worker closed its socket', 'VMWP_ERR_GONE'));
+      }
       this.pending.clear();
       this.emit('close');
     });
@@ -65,12 +78,16 @@ export class VmwpConnection extends EventEmitter {
       try {
         const s = await new Promise<Socket>((resolve, reject) => {
           const s = connect(path);
-          s.once('connect', () => { s.off('error', reject); resolve(s); });
+          s.once('connect', () => {
+            s.off('error', reject);
+            resolve(s);
+          });
           s.once('error', reject);
         });
         return new VmwpConnection(s);
       } catch (e) {
-        if (Date.now() >= deadline || !stillStarting()) throw new WorkerRequestError(`cannot reach the worker at ${path}: ${(e as Error).message}`, 'VMWP_ERR_UNREACHABLE');
+        if (Date.now() >= deadline || !stillStarting())
+          throw new WorkerRequestError(`cannot reach the worker at ${path}: ${(e as Error).message}`, 'VMWP_ERR_UNREACHABLE');
         await new Promise((r) => setTimeout(r, 25));
       }
     }
@@ -81,7 +98,11 @@ export class VmwpConnection extends EventEmitter {
   }
 
   /** `fields`: the saved-state path (SAVE), or the operation's other request fields. */
-  request(operation: Operation, timeoutMs: number, fields?: string | Omit<Partial<ControlRequest>, 'version' | 'requestId' | 'operation'>): Promise<ControlResponse> {
+  request(
+    operation: Operation,
+    timeoutMs: number,
+    fields?: string | Omit<Partial<ControlRequest>, 'version' | 'requestId' | 'operation'>,
+  ): Promise<ControlResponse> {
     const extra = typeof fields === 'string' ? { savedStatePath: fields } : (fields ?? {});
     if (this.closed) return Promise.reject(new WorkerRequestError('the worker is gone', 'VMWP_ERR_GONE'));
     const requestId = this.nextId++;

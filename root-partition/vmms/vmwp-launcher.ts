@@ -33,8 +33,13 @@ export function launchWorker(launch: WorkerLaunch, outputFile: string): Launched
     });
     let exited = false;
     let code: number | null = null;
-    child.on('exit', (c, signal) => { exited = true; code = c ?? (signal ? 128 : null); });
-    child.on('error', () => { exited = true; });
+    child.on('exit', (c, signal) => {
+      exited = true;
+      code = c ?? (signal ? 128 : null);
+    });
+    child.on('error', () => {
+      exited = true;
+    });
     child.unref();
     if (child.pid === undefined) throw new Error('the worker process could not be started');
     return { pid: child.pid, exited: () => exited, exitCode: () => code };

@@ -19,7 +19,19 @@ import type { CimObjectPath } from '../management/cim/object-path.ts';
 import type { WorkerCounters } from '../ipc/bulk-codec.ts';
 import type { CimService } from './cim-binding.ts';
 import { WebConsoleServer } from '../management/web/web-server.ts';
-import type { ActionResult, BenchStatus, CounterSample, NewVmSettings, VmSettingsChange, WebAction, WebConsolePort, WebJob, WebPortEvent, WebVm, WebVmDetail } from '../management/web/web-port.ts';
+import type {
+  ActionResult,
+  BenchStatus,
+  CounterSample,
+  NewVmSettings,
+  VmSettingsChange,
+  WebAction,
+  WebConsolePort,
+  WebJob,
+  WebPortEvent,
+  WebVm,
+  WebVmDetail,
+} from '../management/web/web-port.ts';
 import { renderHtml } from '../../bench/io/html.ts';
 import type { IoBenchReport } from '../../bench/io.ts';
 import { BenchRunner } from './bench-runner.ts';
@@ -37,8 +49,18 @@ const HEARTBEAT = { 2: 'OK', 3: 'Degraded', 12: 'No Contact', 13: 'Lost Communic
 
 function webVm(v: VmView): WebVm {
   return {
-    id: v.id, name: v.name, enabledState: v.enabledState, state: v.state, healthState: v.healthState, heartbeatStatus: v.heartbeatStatus,
-    uptimeMs: v.uptimeMs, memoryBytes: v.memoryBytes, vpCount: v.vpCount, processId: v.processId, availableRequestedStates: v.availableRequestedStates, lastError: v.lastError,
+    id: v.id,
+    name: v.name,
+    enabledState: v.enabledState,
+    state: v.state,
+    healthState: v.healthState,
+    heartbeatStatus: v.heartbeatStatus,
+    uptimeMs: v.uptimeMs,
+    memoryBytes: v.memoryBytes,
+    vpCount: v.vpCount,
+    processId: v.processId,
+    availableRequestedStates: v.availableRequestedStates,
+    lastError: v.lastError,
   };
 }
 
@@ -55,10 +77,19 @@ function cpuTicks(pid: number): number | null {
 /** USER_HZ: 100 on every Linux architecture Node runs on (sysconf(_SC_CLK_TCK)). */
 const TICKS_PER_SECOND = 100;
 
-interface Previous { at: number; ticks: number | null; exits: number; io: number; signals: number; pid: number }
+interface Previous {
+  at: number;
+  ticks: number | null;
+  exits: number;
+  io: number;
+  signals: number;
+  pid: number;
+}
 
 function totals(c: WorkerCounters): { exits: number; io: number; signals: number } {
-  let exits = 0, io = 0, signals = 0;
+  let exits = 0,
+    io = 0,
+    signals = 0;
   for (const vp of c.vps) {
     exits += vp.Exits;
     io += vp.IoExits + vp.StringIoExits + vp.MmioExits;
@@ -76,15 +107,25 @@ export class VmmsWebPort implements WebConsolePort {
   private readonly inFlight = new Set<string>();
   private readonly bench: BenchRunner;
 
-  constructor(private readonly vmms: Vmms, private readonly cim: CimService, o: { benchTiny?: boolean } = {}) {
+  constructor(
+    private readonly vmms: Vmms,
+    private readonly cim: CimService,
+    o: { benchTiny?: boolean } = {},
+  ) {
     this.bench = new BenchRunner(this.benchFile, (status) => this.emit({ kind: 'bench', status }), o.benchTiny ?? false);
-    const on = <T>(name: string, f: (e: T) => void) => { vmms.events.on(name, f); this.off.push(() => vmms.events.off(name, f)); };
-    for (const name of ['state-changed', 'defined', 'modified', 'integration-changed']) on<{ vmId: string }>(name, (e) => this.emit({ kind: 'vm', vmId: e.vmId }));
+    const on = <T>(name: string, f: (e: T) => void) => {
+      vmms.events.on(name, f);
+      this.off.push(() => vmms.events.off(name, f));
+    };
+    for (const name of ['state-changed', 'defined', 'modified', 'integration-changed'])
+      on<{ vmId: string }>(name, (e) => this.emit({ kind: 'vm', vmId: e.vmId }));
     on<{ vmId: string }>('removed', (e) => this.emit({ kind: 'removed', vmId: e.vmId }));
     on<{ vmId: string; data: Uint8Array }>('console', (e) => this.emit({ kind: 'console', vmId: e.vmId, data: e.data }));
-    this.off.push(cim.provider.subscribe((e) => {
-      if (e.target.className === 'Msvm_ConcreteJob') this.emit({ kind: 'job', job: this.webJob(e.target, e.kind === 'deletion') });
-    }));
+    this.off.push(
+      cim.provider.subscribe((e) => {
+        if (e.target.className === 'Msvm_ConcreteJob') this.emit({ kind: 'job', job: this.webJob(e.target, e.kind === 'deletion') });
+      }),
+    );
   }
 
   dispose(): void {
@@ -104,12 +145,29 @@ export class VmmsWebPort implements WebConsolePort {
     const ic = v.devices.find((d) => d.kind === 'integration-services') as Record<string, unknown> | undefined;
     const services = (['heartbeat', 'shutdown', 'timeSync', 'kvp'] as const).map((name) => {
       const enabled = ic !== undefined && ic[name] !== false;
-      const status = !enabled ? 'off' : v.processId === null ? 'not running' : name === 'heartbeat' ? (HEARTBEAT[v.heartbeatStatus ?? -1] ?? 'No Contact') : 'offered';
-      return { name: { heartbeat: 'Heartbeat', shutdown: 'Shutdown', timeSync: 'Time Synchronization', kvp: 'Key-Value Pair Exchange' }[name], enabled, status };
+      const status = !enabled
+        ? 'off'
+        : v.processId === null
+          ? 'not running'
+          : name === 'heartbeat'
+            ? (HEARTBEAT[v.heartbeatStatus ?? -1] ?? 'No Contact')
+            : 'offered';
+      return {
+        name: { heartbeat: 'Heartbeat', shutdown: 'Shutdown', timeSync: 'Time Synchronization', kvp: 'Key-Value Pair Exchange' }[name],
+        enabled,
+        status,
+      };
     });
     return {
-      ...webVm(v), image: basename(v.imagePath), cmdline: v.cmdline, automaticStopAction: v.automaticStopAction, notes: v.notes, devices: v.devices,
-      integrationServices: services, kvpGuestItems: v.kvpGuestItems, kvpIntrinsicItems: v.kvpIntrinsicItems,
+      ...webVm(v),
+      image: basename(v.imagePath),
+      cmdline: v.cmdline,
+      automaticStopAction: v.automaticStopAction,
+      notes: v.notes,
+      devices: v.devices,
+      integrationServices: services,
+      kvpGuestItems: v.kvpGuestItems,
+      kvpIntrinsicItems: v.kvpIntrinsicItems,
     };
   }
 
@@ -126,16 +184,24 @@ export class VmmsWebPort implements WebConsolePort {
     const target = affected?.get('AffectedElement') as CimObjectPath | undefined;
     const vmId = target?.keys.find((k) => k.name === 'Name')?.value;
     return {
-      id, vmId: typeof vmId === 'string' ? vmId : null, description: String(j.get('Description') ?? ''),
-      jobState: gone ? -1 : Number(j.get('JobState')), percentComplete: Number(j.get('PercentComplete') ?? 0),
-      errorCode: Number(j.get('ErrorCode') ?? 0), errorDescription: (j.get('ErrorDescription') as string | null) ?? null,
+      id,
+      vmId: typeof vmId === 'string' ? vmId : null,
+      description: String(j.get('Description') ?? ''),
+      jobState: gone ? -1 : Number(j.get('JobState')),
+      percentComplete: Number(j.get('PercentComplete') ?? 0),
+      errorCode: Number(j.get('ErrorCode') ?? 0),
+      errorDescription: (j.get('ErrorDescription') as string | null) ?? null,
     };
   }
 
   images(): string[] {
     const dir = packageGuestImagesDir();
     try {
-      return dir ? readdirSync(dir).filter((f) => f.endsWith('.wasm')).sort() : [];
+      return dir
+        ? readdirSync(dir)
+            .filter((f) => f.endsWith('.wasm'))
+            .sort()
+        : [];
     } catch {
       return [];
     }
@@ -169,7 +235,16 @@ export class VmmsWebPort implements WebConsolePort {
     const dir = packageGuestImagesDir();
     if (!dir || !this.images().includes(s.image)) throw new Error(`no guest image ${s.image}`);
     // Integration services on, as Hyper-V offers them to a new VM.
-    return webVm(this.vmms.defineVm({ name: s.name, memoryBytes: s.memoryBytes, vpCount: s.vpCount, imagePath: join(dir, s.image), cmdline: s.cmdline, devices: [{ kind: 'integration-services' }] }));
+    return webVm(
+      this.vmms.defineVm({
+        name: s.name,
+        memoryBytes: s.memoryBytes,
+        vpCount: s.vpCount,
+        imagePath: join(dir, s.image),
+        cmdline: s.cmdline,
+        devices: [{ kind: 'integration-services' }],
+      }),
+    );
   }
 
   modify(id: string, change: VmSettingsChange): ActionResult {
@@ -205,7 +280,9 @@ export class VmmsWebPort implements WebConsolePort {
       try {
         const json = JSON.parse(readFileSync(file, 'utf8')) as IoBenchReport;
         return { json, html: renderHtml(json) };
-      } catch { /* a broken file: try the next */ }
+      } catch {
+        /* a broken file: try the next */
+      }
     }
     return null;
   }
@@ -239,27 +316,42 @@ export class VmmsWebPort implements WebConsolePort {
       if (v.processId === null || v.enabledState !== 2 || this.inFlight.has(v.id)) continue;
       const pid = v.processId;
       this.inFlight.add(v.id);
-      this.vmms.counters(v.id).then((c) => {
-        const now = Date.now();
-        const t = totals(c);
-        const ticks = cpuTicks(pid);
-        const p = this.previous.get(v.id);
-        this.previous.set(v.id, { at: now, ticks, ...t, pid });
-        if (!p || p.pid !== pid) return;
-        const seconds = Math.max(0.001, (now - p.at) / 1000);
-        const cpu = ticks !== null && p.ticks !== null ? ((ticks - p.ticks) / TICKS_PER_SECOND / seconds / cores) * 100 : 0;
-        const sample: CounterSample = {
-          at: now, cpuPercent: Math.max(0, Math.min(100, cpu)),
-          exitsPerSecond: Math.max(0, (t.exits - p.exits) / seconds), ioPerSecond: Math.max(0, (t.io - p.io) / seconds), signalsPerSecond: Math.max(0, (t.signals - p.signals) / seconds),
-        };
-        this.emit({ kind: 'counters', vmId: v.id, sample });
-      }, () => { /* the worker went away: its state change says so */ }).finally(() => this.inFlight.delete(v.id));
+      this.vmms
+        .counters(v.id)
+        .then(
+          (c) => {
+            const now = Date.now();
+            const t = totals(c);
+            const ticks = cpuTicks(pid);
+            const p = this.previous.get(v.id);
+            this.previous.set(v.id, { at: now, ticks, ...t, pid });
+            if (!p || p.pid !== pid) return;
+            const seconds = Math.max(0.001, (now - p.at) / 1000);
+            const cpu = ticks !== null && p.ticks !== null ? ((ticks - p.ticks) / TICKS_PER_SECOND / seconds / cores) * 100 : 0;
+            const sample: CounterSample = {
+              at: now,
+              cpuPercent: Math.max(0, Math.min(100, cpu)),
+              exitsPerSecond: Math.max(0, (t.exits - p.exits) / seconds),
+              ioPerSecond: Math.max(0, (t.io - p.io) / seconds),
+              signalsPerSecond: Math.max(0, (t.signals - p.signals) / seconds),
+            };
+            this.emit({ kind: 'counters', vmId: v.id, sample });
+          },
+          () => {
+            /* the worker went away: its state change says so */
+          },
+        )
+        .finally(() => this.inFlight.delete(v.id));
     }
   }
 
   private emit(e: WebPortEvent): void {
     for (const l of [...this.listeners]) {
-      try { l(e); } catch { /* one page's failure must not stop the others */ }
+      try {
+        l(e);
+      } catch {
+        /* one page's failure must not stop the others */
+      }
     }
   }
 }
@@ -294,9 +386,14 @@ export async function startWebService(vmms: Vmms, cim: CimService, o: WebService
   let server: WebConsoleServer;
   let tls: ReturnType<typeof loadTlsIdentity> | undefined;
   try {
-    tls = o.plainHttp ? undefined : loadTlsIdentity(vmms.paths.root, { ...(o.tlsCertFile ? { certFile: o.tlsCertFile } : {}), ...(o.tlsKeyFile ? { keyFile: o.tlsKeyFile } : {}) });
+    tls = o.plainHttp
+      ? undefined
+      : loadTlsIdentity(vmms.paths.root, { ...(o.tlsCertFile ? { certFile: o.tlsCertFile } : {}), ...(o.tlsKeyFile ? { keyFile: o.tlsKeyFile } : {}) });
     server = new WebConsoleServer({
-      port, authenticator: cim.authenticator, host, listenPort: o.webPort ?? DEFAULT_WEB_PORT,
+      port,
+      authenticator: cim.authenticator,
+      host,
+      listenPort: o.webPort ?? DEFAULT_WEB_PORT,
       ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
       ...(o.consoleQueueBytes ? { consoleQueueBytes: o.consoleQueueBytes } : {}),
       onRefused: (client, reason) => warn(`web console request from ${client} refused: ${reason}`),

@@ -15,7 +15,15 @@ import type { VmEntry } from './vm-entry.ts';
 import { launchWorker, processAlive } from './vmwp-launcher.ts';
 import { faultPoint } from './fault-point.ts';
 import {
-  liveWorker, processRunning, processStartTime, readWorkerRecord, removeWorkerFiles, workerAlive, workerStartedAtMs, writeWorkerRecord, type WorkerRecord,
+  liveWorker,
+  processRunning,
+  processStartTime,
+  readWorkerRecord,
+  removeWorkerFiles,
+  workerAlive,
+  workerStartedAtMs,
+  writeWorkerRecord,
+  type WorkerRecord,
 } from './worker-record.ts';
 import { VmwpConnection, WorkerRequestError } from './vmwp-connection.ts';
 
@@ -43,7 +51,10 @@ export class WorkerOperations {
   switchSocket: (name: string) => string | undefined = () => undefined;
 
   constructor(
-    private readonly paths: DataDir, private readonly log: Logger, private readonly t: OperationTimeouts, private readonly sink: LifecycleSink,
+    private readonly paths: DataDir,
+    private readonly log: Logger,
+    private readonly t: OperationTimeouts,
+    private readonly sink: LifecycleSink,
     private readonly roots: StorageRoots | null = null,
   ) {}
 
@@ -159,12 +170,25 @@ export class WorkerOperations {
     this.sink.setState(e, via, `${op} requested`);
     try {
       switch (op) {
-        case 'start': await this.startWorker(e, undefined); break;
-        case 'restore': await this.startWorker(e, this.paths.savedState(e.def.id)); break;
-        case 'save': await this.save(e); break;
-        case 'pause': await this.conn(e).request('PAUSE', this.t.operationTimeoutMs); break;
-        case 'resume': await this.conn(e).request('RESUME', this.t.operationTimeoutMs); break;
-        case 'reset': e.clearConsole(); await this.conn(e).request('RESET', this.t.operationTimeoutMs); break;
+        case 'start':
+          await this.startWorker(e, undefined);
+          break;
+        case 'restore':
+          await this.startWorker(e, this.paths.savedState(e.def.id));
+          break;
+        case 'save':
+          await this.save(e);
+          break;
+        case 'pause':
+          await this.conn(e).request('PAUSE', this.t.operationTimeoutMs);
+          break;
+        case 'resume':
+          await this.conn(e).request('RESUME', this.t.operationTimeoutMs);
+          break;
+        case 'reset':
+          e.clearConsole();
+          await this.conn(e).request('RESET', this.t.operationTimeoutMs);
+          break;
       }
     } catch (err) {
       // A turn-off or a worker crash overtook this operation: it already set the state.
@@ -188,11 +212,22 @@ export class WorkerOperations {
   async startIncoming(e: VmEntry, handOn: (socketPath: string) => Promise<void>, timeoutMs: number): Promise<void> {
     const socketPath = this.paths.migrationSocket(e.def.id);
     let handing: Promise<void> | null = null;
-    await this.startWorker(e, undefined, { socketPath, timeoutMs, started: () => { handing = handOn(socketPath); handing.catch(() => {}); } });
+    await this.startWorker(e, undefined, {
+      socketPath,
+      timeoutMs,
+      started: () => {
+        handing = handOn(socketPath);
+        handing.catch(() => {});
+      },
+    });
     await handing;
   }
 
-  private async startWorker(e: VmEntry, restoreFrom: string | undefined, incoming?: { socketPath: string; timeoutMs: number; started: () => void }): Promise<void> {
+  private async startWorker(
+    e: VmEntry,
+    restoreFrom: string | undefined,
+    incoming?: { socketPath: string; timeoutMs: number; started: () => void },
+  ): Promise<void> {
     e.clearConsole();
     const d = e.def;
     const switches = this.switchSocket;
@@ -217,11 +252,22 @@ export class WorkerOperations {
     const recorded = readWorkerRecord(this.paths, d.id);
     const old = incoming ? (recorded && workerAlive(recorded) ? recorded : null) : liveWorker(this.paths, d.id);
     if (old) throw new WorkerRequestError(`a worker process (${old.pid}) of this VM is still alive; turn the VM off to stop it`, 'VMMS_ERR_WORKER_ALIVE');
-    const worker = launchWorker({
-      dataDir: this.paths.root, vmId: d.id, name: d.name, memoryBytes: d.memoryBytes, vpCount: d.vpCount, imagePath: d.imagePath, cmdline: d.cmdline,
-      devices, ...(restoreFrom ? { restoreFrom } : {}), ...(incoming ? { incomingMigration: incoming.socketPath } : {}),
-      ...(this.roots ? { storageRoots: [...this.roots.dirs] } : {}),
-    }, this.paths.workerOutput(d.id));
+    const worker = launchWorker(
+      {
+        dataDir: this.paths.root,
+        vmId: d.id,
+        name: d.name,
+        memoryBytes: d.memoryBytes,
+        vpCount: d.vpCount,
+        imagePath: d.imagePath,
+        cmdline: d.cmdline,
+        devices,
+        ...(restoreFrom ? { restoreFrom } : {}),
+        ...(incoming ? { incomingMigration: incoming.socketPath } : {}),
+        ...(this.roots ? { storageRoots: [...this.roots.dirs] } : {}),
+      },
+      this.paths.workerOutput(d.id),
+    );
     e.pid = worker.pid;
     const startTime = processStartTime(worker.pid);
     if (startTime) writeWorkerRecord(this.paths, { vmId: d.id, pid: worker.pid, startTime, memoryBytes: d.memoryBytes, name: d.name });
@@ -341,7 +387,13 @@ export class WorkerOperations {
     let answered = false;
     // An Unknown VM's worker has already not answered: it is killed without another wait.
     if (conn && previous !== EnabledState.Unknown) {
-      answered = await Promise.race([conn.request('TURN_OFF', TURN_OFF_GRACE_MS).then(() => true, () => false), conn.whenClosed().then(() => true)]);
+      answered = await Promise.race([
+        conn.request('TURN_OFF', TURN_OFF_GRACE_MS).then(
+          () => true,
+          () => false,
+        ),
+        conn.whenClosed().then(() => true),
+      ]);
       if (answered) await Promise.race([conn.whenClosed(), delay(TURN_OFF_GRACE_MS)]);
     }
     // A worker that answered exits within moments; one that did not answer is killed now.

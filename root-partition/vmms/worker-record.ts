@@ -81,7 +81,13 @@ export function readWorkerRecord(paths: DataDir, vmId: string): WorkerRecord | n
     return null;
   }
   if (v.vmId !== vmId || !Number.isInteger(v.pid) || (v.pid as number) <= 1 || typeof v.startTime !== 'string' || !/^\d+$/.test(v.startTime)) return null;
-  return { vmId, pid: v.pid!, startTime: v.startTime, memoryBytes: Number.isSafeInteger(v.memoryBytes) ? v.memoryBytes! : 0, name: typeof v.name === 'string' ? v.name : '' };
+  return {
+    vmId,
+    pid: v.pid!,
+    startTime: v.startTime,
+    memoryBytes: Number.isSafeInteger(v.memoryBytes) ? v.memoryBytes! : 0,
+    name: typeof v.name === 'string' ? v.name : '',
+  };
 }
 
 /** The VM ids that have a worker record or a worker socket in the data directory. */

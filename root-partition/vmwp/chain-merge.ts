@@ -42,7 +42,13 @@ export function ancestorIn(disk: SwitchableDisk, path: string): VhdxDisk | null 
  * as it was (the copy may have put some of the child's own sectors into the parent, which no
  * reader takes from there) and `target` is closed.
  */
-export async function mergeInChainLive(disk: SwitchableDisk, childPath: string, target: VhdxDisk, open: ImageOpener, o: LiveMergeOptions = {}): Promise<LiveMergeResult> {
+export async function mergeInChainLive(
+  disk: SwitchableDisk,
+  childPath: string,
+  target: VhdxDisk,
+  open: ImageOpener,
+  o: LiveMergeOptions = {},
+): Promise<LiveMergeResult> {
   const yieldTurn = o.yieldTurn ?? (() => new Promise<void>((r) => setImmediate(r)));
   try {
     const child = ancestorIn(disk, childPath);

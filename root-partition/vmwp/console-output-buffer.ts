@@ -25,7 +25,9 @@ export class ConsoleOutputBuffer {
     this.ring = new Uint8Array(capacity);
   }
 
-  get pending(): number { return this.length; }
+  get pending(): number {
+    return this.length;
+  }
 
   /** Appends `src` (a view of guest memory: only what is kept is copied), dropping the oldest bytes beyond capacity. */
   write(src: Uint8Array): void {

@@ -11,7 +11,12 @@ import { rmSync } from 'node:fs';
 import { decodeBulk, encodeBulk, type BulkRecord } from '../ipc/bulk-codec.ts';
 import { encodeFrame, FrameChannel, FrameReader } from '../ipc/frame-codec.ts';
 import {
-  CONTROL_PROTOCOL_VERSION, decodeControl, encodeControl, type ControlNotification, type ControlRequest, type ControlResponse,
+  CONTROL_PROTOCOL_VERSION,
+  decodeControl,
+  encodeControl,
+  type ControlNotification,
+  type ControlRequest,
+  type ControlResponse,
 } from '../ipc/vmwp-control-schema.ts';
 import type { Logger } from '../host/log.ts';
 import { tracing } from '../host/log.ts';
@@ -39,7 +44,11 @@ export class ControlServer {
   /** Bulk records a client sends (VMMS's CPU budgets). */
   onBulk: (r: BulkRecord) => void = () => {};
 
-  constructor(readonly path: string, private readonly onRequest: RequestHandler, private readonly log: Logger) {
+  constructor(
+    readonly path: string,
+    private readonly onRequest: RequestHandler,
+    private readonly log: Logger,
+  ) {
     this.server = createServer((s) => this.accept(s));
   }
 
@@ -59,7 +68,10 @@ export class ControlServer {
     s.on('data', (chunk) => {
       try {
         for (const f of reader.push(chunk)) {
-          if (f.channel === FrameChannel.Bulk) { this.onBulk(decodeBulk(f.payload)); continue; }
+          if (f.channel === FrameChannel.Bulk) {
+            this.onBulk(decodeBulk(f.payload));
+            continue;
+          }
           if (f.channel !== FrameChannel.Control) continue;
           const m = decodeControl(f.payload);
           if ('request' in m) this.handle(s, m.request);
@@ -79,13 +91,20 @@ export class ControlServer {
   private handle(s: Socket, r: ControlRequest): void {
     if (this.trace) this.log.debug(`request ${r.requestId} ${r.operation}`);
     const send = (resp: Partial<ControlResponse>) => {
-      if (!s.destroyed) s.write(encodeFrame(FrameChannel.Control, encodeControl({ response: { version: CONTROL_PROTOCOL_VERSION, requestId: r.requestId, ok: false, ...resp } })));
+      if (!s.destroyed)
+        s.write(
+          encodeFrame(FrameChannel.Control, encodeControl({ response: { version: CONTROL_PROTOCOL_VERSION, requestId: r.requestId, ok: false, ...resp } })),
+        );
     };
     if (r.version !== CONTROL_PROTOCOL_VERSION) {
       send({ error: `control protocol version ${r.version} is not spoken here (version ${CONTROL_PROTOCOL_VERSION})`, errorCode: 'IPC_ERR_VERSION' });
       return;
     }
-    this.onRequest(r, (extra) => send({ ok: true, ...extra }), (e) => send({ error: e instanceof Error ? e.message : String(e), errorCode: (e as { code?: string }).code ?? 'VMWP_ERR_OPERATION' }));
+    this.onRequest(
+      r,
+      (extra) => send({ ok: true, ...extra }),
+      (e) => send({ error: e instanceof Error ? e.message : String(e), errorCode: (e as { code?: string }).code ?? 'VMWP_ERR_OPERATION' }),
+    );
   }
 
   notify(n: Omit<ControlNotification, 'version'>): void {
@@ -147,7 +166,15 @@ export class ControlServer {
     // Stop accepting first: a VMMS reattaching now must find no worker, not one on its way out.
     rmSync(this.path, { force: true });
     const closed = new Promise<void>((r) => this.server.close(() => r()));
-    await Promise.all([...this.clients].map((c) => new Promise<void>((r) => { if (c.destroyed) r(); else c.end(r); })));
+    await Promise.all(
+      [...this.clients].map(
+        (c) =>
+          new Promise<void>((r) => {
+            if (c.destroyed) r();
+            else c.end(r);
+          }),
+      ),
+    );
     await closed;
   }
 }

@@ -38,17 +38,24 @@ export class CpuSchedulerClient {
   /** Reports in a row with nothing runnable and nothing used. */
   private quiet = 0;
 
-  constructor(private readonly partition: () => Partition | null, private readonly send: (r: CpuDemandRecord) => void, private readonly log: Logger) {}
+  constructor(
+    private readonly partition: () => Partition | null,
+    private readonly send: (r: CpuDemandRecord) => void,
+    private readonly log: Logger,
+  ) {}
 
   start(): void {
     this.schedule();
   }
 
   private schedule(): void {
-    this.timer = setTimeout(() => {
-      this.tick();
-      this.schedule();
-    }, this.quiet >= QUIET_REPORTS ? IDLE_REPORT_MS : this.periodUs / 1000);
+    this.timer = setTimeout(
+      () => {
+        this.tick();
+        this.schedule();
+      },
+      this.quiet >= QUIET_REPORTS ? IDLE_REPORT_MS : this.periodUs / 1000,
+    );
     this.timer.unref();
   }
 
@@ -59,7 +66,9 @@ export class CpuSchedulerClient {
 
   /** A grant from VMMS; malformed ones are refused (logged), the previous one stays in force. */
   onGrant(g: CpuBudgetRecord): void {
-    if (!(Number.isFinite(g.seq) && g.periodUs >= 1000 && g.periodUs <= 1_000_000 && (g.perVpUs === -1 || g.perVpUs >= 0) && (g.capUs === -1 || g.capUs >= 0))) {
+    if (
+      !(Number.isFinite(g.seq) && g.periodUs >= 1000 && g.periodUs <= 1_000_000 && (g.perVpUs === -1 || g.perVpUs >= 0) && (g.capUs === -1 || g.capUs >= 0))
+    ) {
       this.log.warn(`refused a malformed CPU budget from VMMS: ${JSON.stringify(g)}`);
       return;
     }

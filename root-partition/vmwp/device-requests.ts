@@ -43,7 +43,10 @@ export interface DeviceReplies {
 
 /** Failures carry a stable code, as the control protocol's errors do. */
 export class DeviceRequestError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -61,7 +64,10 @@ export class DeviceRequestServer {
   serveInFlight: () => void = () => {};
 
   constructor(
-    private readonly devices: VmDevices, referenceTime: () => bigint, config: IntegrationServicesConfig | undefined, log: (m: string) => void,
+    private readonly devices: VmDevices,
+    referenceTime: () => bigint,
+    config: IntegrationServicesConfig | undefined,
+    log: (m: string) => void,
     /** Each heartbeat status change, as it happens (only when the heartbeat service is offered). */
     onHeartbeat?: (status: number) => void,
     /** The guest's KVP items at each change (only when the KVP service is offered). */
@@ -70,7 +76,12 @@ export class DeviceRequestServer {
     if (config && devices.vmbus) {
       this.ic = new IntegrationServices({ referenceTime, log: (e) => log(`integration services ${e.code}: ${e.message}`) });
       // Offer only the services the definition enables; the others are never offered to the guest.
-      const enabled = [config.heartbeat && this.ic.heartbeat, config.shutdown && this.ic.shutdown, config.timeSync && this.ic.timeSync, config.kvp && this.ic.kvp];
+      const enabled = [
+        config.heartbeat && this.ic.heartbeat,
+        config.shutdown && this.ic.shutdown,
+        config.timeSync && this.ic.timeSync,
+        config.kvp && this.ic.kvp,
+      ];
       for (const vsp of enabled) if (vsp) devices.vmbus.addVsp(vsp);
       if (config.heartbeat && onHeartbeat) this.ic.heartbeat.onStatus(onHeartbeat);
       if (config.kvp && onKvp) this.kvpWatch = new KvpGuestWatch(this.ic, onKvp);
@@ -88,13 +99,19 @@ export class DeviceRequestServer {
     if (r.op === 'merge-disk') return this.devices.mergeDisk(r.child, r.parent);
     if (r.op === 'move-storage-begin') return { disks: this.devices.beginStorageMove() };
     if (r.op === 'move-storage-take') return this.devices.storageMove.take(r.disk, r.from, r.maxBytes, r.skipZero);
-    if (r.op === 'move-storage-end') { this.devices.storageMove.end(); return { ended: true }; }
+    if (r.op === 'move-storage-end') {
+      this.devices.storageMove.end();
+      return { ended: true };
+    }
     const ic = this.ic;
     if (!ic) throw new DeviceRequestError('VMWP_ERR_NO_IC', 'the VM has no integration services (add an integration-services device to its definition)');
     switch (r.op) {
-      case 'heartbeat': return { status: ic.heartbeatStatus() };
-      case 'shutdown': return ic.shutdown.initiateShutdown({ force: r.force, reason: r.reason, timeoutMs: r.timeoutMs });
-      case 'kvp-get': return { value: await ic.kvp.get(r.pool, r.key) };
+      case 'heartbeat':
+        return { status: ic.heartbeatStatus() };
+      case 'shutdown':
+        return ic.shutdown.initiateShutdown({ force: r.force, reason: r.reason, timeoutMs: r.timeoutMs });
+      case 'kvp-get':
+        return { value: await ic.kvp.get(r.pool, r.key) };
       case 'kvp-set': {
         const res = await ic.kvpSetHostItem(r.pool, r.key, r.value);
         void this.kvpWatch?.refresh();
@@ -145,9 +162,13 @@ export class DeviceRequestServer {
   restoreDevices(records: readonly DeviceStateRecord[]): void {
     const vmbusRecord = records.find((r) => r.name === VMBUS_RECORD.name);
     const chipset = records.filter((r) => r !== vmbusRecord);
-    if (vmbusRecord && !this.devices.vmbus) throw new DeviceRequestError('VMWP_ERR_RESTORE_VMBUS', 'the saved state has a VMBus record but this VM has no VMBus devices');
+    if (vmbusRecord && !this.devices.vmbus)
+      throw new DeviceRequestError('VMWP_ERR_RESTORE_VMBUS', 'the saved state has a VMBus record but this VM has no VMBus devices');
     if (vmbusRecord && vmbusRecord.version !== VMBUS_RECORD.version) {
-      throw new DeviceRequestError('VMWP_ERR_RESTORE_VMBUS', `VMBus record version ${vmbusRecord.version} is not supported (this build reads ${VMBUS_RECORD.version})`);
+      throw new DeviceRequestError(
+        'VMWP_ERR_RESTORE_VMBUS',
+        `VMBus record version ${vmbusRecord.version} is not supported (this build reads ${VMBUS_RECORD.version})`,
+      );
     }
     this.devices.platform.restoreState(chipset);
     if (vmbusRecord) this.devices.vmbus!.restoreState(vmbusRecord.state);

@@ -54,8 +54,10 @@ function icStats(): DeviceThreadStats['ic'] {
   const ic = requests?.ic;
   if (!ic) return null;
   return {
-    heartbeat: { ...ic.heartbeat.stats, ...ic.heartbeat.beats }, shutdown: { ...ic.shutdown.stats },
-    timesync: { ...ic.timeSync.stats }, kvp: { ...ic.kvp.stats },
+    heartbeat: { ...ic.heartbeat.stats, ...ic.heartbeat.beats },
+    shutdown: { ...ic.shutdown.stats },
+    timesync: { ...ic.timeSync.stats },
+    kvp: { ...ic.kvp.stats },
   };
 }
 // Taken inside the marking VP's exit, before anything else runs for it: the counters are exact.
@@ -94,38 +96,46 @@ try {
 partition.inbox.onHandlerError = (error, vp) => guestLog.log(`device error on VP ${vp}'s access: ${error instanceof Error ? error.message : String(error)}`);
 try {
   requests = new DeviceRequestServer(
-    devices!, () => BigInt(partition.referenceTime()), data.devices.integrationServices, (message) => guestLog.log(message),
+    devices!,
+    () => BigInt(partition.referenceTime()),
+    data.devices.integrationServices,
+    (message) => guestLog.log(message),
     (status) => post({ kind: 'heartbeat', status }),
     (items) => post({ kind: 'kvp', items }),
   );
   requests.vpsParked = () => Atomics.load(partition.ctl.i32, P_REQUESTED_STATE >> 2) === RequestedState.Pause;
   // The VPs are parked: serving ends (bounded rounds guard against a handler that requeues).
-  requests.serveInFlight = () => { for (let round = 0; round < 64 && partition.inbox.pump() > 0; round++); };
+  requests.serveInFlight = () => {
+    for (let round = 0; round < 64 && partition.inbox.pump() > 0; round++);
+  };
   if (data.restore) requests.restoreDevices(data.restore);
 } catch (e) {
   devices!.close();
   post({ kind: 'error', message: e instanceof Error ? e.message : String(e) });
   process.exit(0);
 }
-parentPort!.on('message', (m: { kind: 'request'; id: number; request: DeviceRequest } | { kind: 'console-input'; bytes: Uint8Array } | { kind: 'console-ack'; bytes: number }) => {
-  if (m.kind === 'console-ack') {
-    consoleInFlight -= m.bytes;
-    flushConsole();
-    return;
-  }
-  if (m.kind === 'console-input') {
-    devices.platform.com1.receive(m.bytes);
-    return;
-  }
-  if (m.kind !== 'request') return;
-  requests!.handle(m.request).then(
-    (value) => {
-      post({ kind: 'reply', id: m.id, ok: true, value });
-      if (m.request.op === 'save-devices') watchAbandonedSave();
-    },
-    (e: Error & { code?: string }) => post({ kind: 'reply', id: m.id, ok: false, error: e.message, code: e.code ?? 'VMWP_ERR_DEVICE' }),
-  );
-});
+parentPort!.on(
+  'message',
+  (m: { kind: 'request'; id: number; request: DeviceRequest } | { kind: 'console-input'; bytes: Uint8Array } | { kind: 'console-ack'; bytes: number }) => {
+    if (m.kind === 'console-ack') {
+      consoleInFlight -= m.bytes;
+      flushConsole();
+      return;
+    }
+    if (m.kind === 'console-input') {
+      devices.platform.com1.receive(m.bytes);
+      return;
+    }
+    if (m.kind !== 'request') return;
+    requests!.handle(m.request).then(
+      (value) => {
+        post({ kind: 'reply', id: m.id, ok: true, value });
+        if (m.request.op === 'save-devices') watchAbandonedSave();
+      },
+      (e: Error & { code?: string }) => post({ kind: 'reply', id: m.id, ok: false, error: e.message, code: e.code ?? 'VMWP_ERR_DEVICE' }),
+    );
+  },
+);
 /**
  * After save-devices VMBus stays still. Should the save not be used (the worker could not write
  * the file) the VM runs on in this thread: once the partition is asked to run again, VMBus acts

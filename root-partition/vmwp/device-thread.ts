@@ -173,8 +173,7 @@ export class DeviceThread {
         else if (m.kind === 'console') {
           opts.console?.(m.bytes, m.dropped);
           worker.postMessage({ kind: 'console-ack', bytes: m.bytes.length }); // credit for the next piece
-        }
-        else if (m.kind === 'heartbeat') opts.heartbeat?.(m.status);
+        } else if (m.kind === 'heartbeat') opts.heartbeat?.(m.status);
         else if (m.kind === 'kvp') opts.kvp?.(m.items);
         else if (m.kind === 'log') opts.log?.(m.message, m.suppressed);
         else if (m.kind === 'disk-failure') opts.diskFailure?.(m.path, m.message);
@@ -190,7 +189,9 @@ export class DeviceThread {
     });
     const t: DeviceThread = new DeviceThread(worker, partition, stop, stats);
     let failure = 'the device thread exited';
-    worker.on('error', (e) => { failure = `the device thread failed: ${e.message}`; });
+    worker.on('error', (e) => {
+      failure = `the device thread failed: ${e.message}`;
+    });
     worker.once('exit', () => {
       t.failPending();
       // Before ready, start() itself rejects with the reason.
@@ -199,7 +200,14 @@ export class DeviceThread {
     // Settled by begin() or discard(); a thread that fails before either is reported by them.
     ready.catch(() => {});
     return {
-      prepared: prestart ? Promise.race([prepared, ready.then(() => { throw new Error('the device thread built its devices before it was asked to'); })]) : Promise.resolve(),
+      prepared: prestart
+        ? Promise.race([
+            prepared,
+            ready.then(() => {
+              throw new Error('the device thread built its devices before it was asked to');
+            }),
+          ])
+        : Promise.resolve(),
       begin: async (restore) => {
         if (prestart) worker.postMessage({ kind: 'begin', ...(restore ? { restore } : {}) } satisfies DeviceThreadBegin);
         try {
@@ -211,7 +219,9 @@ export class DeviceThread {
         }
         return t;
       },
-      discard: async () => { await worker.terminate(); },
+      discard: async () => {
+        await worker.terminate();
+      },
     };
   }
 

@@ -56,18 +56,27 @@ export class DiskCopySource {
     const infos = disks.map((d): MovedDiskInfo => {
       const image = d.image;
       if (image instanceof VhdxDisk && image.parent) {
-        throw new DeviceRequestError('VMWP_ERR_MOVE_DIFFERENCING', `${d.path} is a differencing disk (the VM has checkpoints); a storage move takes only drives that are one file: delete the VM's checkpoints first, which merges them`);
+        throw new DeviceRequestError(
+          'VMWP_ERR_MOVE_DIFFERENCING',
+          `${d.path} is a differencing disk (the VM has checkpoints); a storage move takes only drives that are one file: delete the VM's checkpoints first, which merges them`,
+        );
       }
       if (d.onWrite) throw new DeviceRequestError('VMWP_ERR_MOVE_BUSY', `${d.path} is being merged; move the VM's storage once the merge has ended`);
       const id = d.virtualDiskId;
       return {
-        path: d.path, format: image instanceof VhdxDisk ? 'vhdx' : 'raw', sectorSize: d.sectorSize, sectorCount: d.sectorCount, readOnly: d.readOnly,
+        path: d.path,
+        format: image instanceof VhdxDisk ? 'vhdx' : 'raw',
+        sectorSize: d.sectorSize,
+        sectorCount: d.sectorCount,
+        readOnly: d.readOnly,
         virtualDiskId: id ? Buffer.from(id).toString('hex') : null,
       };
     });
     this.disks = disks;
     this.maps = disks.map((d) => new DirtyBlockMap(d.sectorCount * d.sectorSize, d.sectorSize));
-    disks.forEach((d, i) => { d.dirtyMap = this.maps![i]; });
+    disks.forEach((d, i) => {
+      d.dirtyMap = this.maps![i];
+    });
     return infos;
   }
 
@@ -89,9 +98,15 @@ export class DiskCopySource {
     let at = Math.max(0, Math.floor(from));
     for (;;) {
       const b = map.nextDirty(at);
-      if (b < 0) { at = map.blockCount; break; }
+      if (b < 0) {
+        at = map.blockCount;
+        break;
+      }
       const bytes = map.blockBytes(b);
-      if (used + bytes > limit) { at = b; break; }
+      if (used + bytes > limit) {
+        at = b;
+        break;
+      }
       const view = out.subarray(used, used + bytes);
       drive.read((b * DIRTY_BLOCK_BYTES) / map.sectorSize, view);
       map.clear(b);

@@ -15,7 +15,10 @@ export class DirtyBlockMap {
   private dirty = 0;
 
   /** Every block starts dirty (nothing has been copied yet). */
-  constructor(readonly diskBytes: number, readonly sectorSize: number) {
+  constructor(
+    readonly diskBytes: number,
+    readonly sectorSize: number,
+  ) {
     this.blockCount = Math.ceil(diskBytes / DIRTY_BLOCK_BYTES);
     this.bits = new Uint32Array(Math.ceil(this.blockCount / 32));
     for (let b = 0; b < this.blockCount; b++) this.bits[b >>> 5] |= 1 << (b & 31);

@@ -39,33 +39,61 @@ export class SwitchableDisk implements BlockBackend {
   failure: Error | null = null;
 
   /** `onFailure` hears the drive's first failure (each later one reaches the guest and the log, not this). */
-  constructor(private inner: BlockBackend, public path: string, private readonly onFailure?: (e: Error) => void) {}
+  constructor(
+    private inner: BlockBackend,
+    public path: string,
+    private readonly onFailure?: (e: Error) => void,
+  ) {}
 
-  get sectorSize(): number { return this.inner.sectorSize; }
-  get sectorCount(): number { return this.inner.sectorCount; }
-  get readOnly(): boolean { return this.inner.readOnly; }
+  get sectorSize(): number {
+    return this.inner.sectorSize;
+  }
+  get sectorCount(): number {
+    return this.inner.sectorCount;
+  }
+  get readOnly(): boolean {
+    return this.inner.readOnly;
+  }
   /** The drive's I/O time across switches (storvsp's stage split reads it); absent when its images do not count it. */
   get ioUs(): number | undefined {
     const now = this.inner.ioUs;
     return now === undefined && this.ioUsBefore === 0 ? undefined : this.ioUsBefore + (now ?? 0);
   }
   read(lba: number, dst: Uint8Array): void {
-    try { this.inner.read(lba, dst); } catch (e) { throw this.failed(e); }
+    try {
+      this.inner.read(lba, dst);
+    } catch (e) {
+      throw this.failed(e);
+    }
   }
   write(lba: number, src: Uint8Array): void {
     // Marked first: a write that fails half-way may still have changed the image.
     this.dirtyMap?.markSectors(lba, Math.ceil(src.length / this.sectorSize));
-    try { this.inner.write(lba, src); } catch (e) { throw this.failed(e); }
+    try {
+      this.inner.write(lba, src);
+    } catch (e) {
+      throw this.failed(e);
+    }
     this.onWrite?.(lba, src);
   }
   flush(): void {
-    try { this.inner.flush(); } catch (e) { throw this.failed(e); }
+    try {
+      this.inner.flush();
+    } catch (e) {
+      throw this.failed(e);
+    }
   }
-  get unmapGranularity(): number | undefined { return this.inner.unmap ? this.inner.unmapGranularity : undefined; }
+  get unmapGranularity(): number | undefined {
+    return this.inner.unmap ? this.inner.unmapGranularity : undefined;
+  }
   unmap(lba: number, sectors: number): [number, number][] {
     let runs: [number, number][];
     this.dirtyMap?.markSectors(lba, sectors);
-    try { runs = this.inner.unmap?.(lba, sectors) ?? []; } catch (e) { throw this.failed(e); }
+    try {
+      runs = this.inner.unmap?.(lba, sectors) ?? [];
+    } catch (e) {
+      throw this.failed(e);
+    }
     // What was released reads zero now: a mirror (a live merge) gets those zeros written.
     if (this.onWrite) {
       const zeros = new Uint8Array(1024 * 1024);
@@ -84,7 +112,9 @@ export class SwitchableDisk implements BlockBackend {
     }
     return e;
   }
-  close(): void { this.inner.close(); }
+  close(): void {
+    this.inner.close();
+  }
 
   /** The image open now (a live merge reads its chain). */
   get image(): BlockBackend {
@@ -131,10 +161,12 @@ export function switchDisks(disks: readonly SwitchableDisk[], switches: readonly
     for (const s of switches) {
       const disk = disks.find((d) => resolve(d.path) === resolve(s.from) && !d.readOnly);
       if (!disk) throw new Error(`no writable drive of this VM uses ${s.from}`);
-      const create = existsSync(s.to) ? undefined : () => {
-        createVhdx(s.to, { type: 'differencing', parentPath: s.from });
-        made.push(s.to);
-      };
+      const create = existsSync(s.to)
+        ? undefined
+        : () => {
+            createVhdx(s.to, { type: 'differencing', parentPath: s.from });
+            made.push(s.to);
+          };
       disk.switchTo(s.to, open, create);
       done.push({ disk, from: s.from });
     }

@@ -29,7 +29,10 @@ const MAX_INTA_PER_REQUEST = 16;
 export class EmulatedPlatform implements InterceptHandler {
   readonly chipset: Gen1Chipset;
 
-  constructor(private readonly partition: ChildPartitionAccess, opts: EmulatedPlatformOptions = {}) {
+  constructor(
+    private readonly partition: ChildPartitionAccess,
+    opts: EmulatedPlatformOptions = {},
+  ) {
     this.chipset = new Gen1Chipset({ memory: partition.mem, ide: opts.ide, com1Sink: opts.console, nics: opts.nics });
     const pic = this.chipset.pic;
     pic.onInterruptRequest = () => {
@@ -37,10 +40,18 @@ export class EmulatedPlatform implements InterceptHandler {
     };
   }
 
-  get bus() { return this.chipset.bus; }
-  get pic() { return this.chipset.pic; }
-  get com1() { return this.chipset.com1; }
-  get com2() { return this.chipset.com2; }
+  get bus() {
+    return this.chipset.bus;
+  }
+  get pic() {
+    return this.chipset.pic;
+  }
+  get com1() {
+    return this.chipset.com1;
+  }
+  get com2() {
+    return this.chipset.com2;
+  }
 
   /** One record per device of the chipset (PIC, COM1, COM2, PCI, IDE), for the saved-state file. */
   saveState(): DeviceStateRecord[] {

@@ -11,7 +11,10 @@ import type { VmWorker } from './vm-worker.ts';
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000;
 
 export class ShutdownRefusedError extends Error {
-  constructor(readonly code: 'VMWP_ERR_SHUTDOWN_REFUSED' | 'VMWP_ERR_SHUTDOWN_UNAVAILABLE', message: string) {
+  constructor(
+    readonly code: 'VMWP_ERR_SHUTDOWN_REFUSED' | 'VMWP_ERR_SHUTDOWN_UNAVAILABLE',
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -20,16 +23,25 @@ export async function shutDownGuest(worker: VmWorker, o: { force: boolean; reaso
   const started = performance.now();
   const answer = await worker.initiateShutdown(o);
   switch (answer.outcome) {
-    case 'refused': throw new ShutdownRefusedError('VMWP_ERR_SHUTDOWN_REFUSED', `the guest refused to shut down (status 0x${answer.status.toString(16)}); it keeps running`);
-    case 'unavailable': throw new ShutdownRefusedError('VMWP_ERR_SHUTDOWN_UNAVAILABLE', `the guest is not running the shutdown integration service (${answer.reason}); turn the VM off instead`);
-    case 'no-answer': return 'timed-out';
-    case 'accepted': break;
+    case 'refused':
+      throw new ShutdownRefusedError('VMWP_ERR_SHUTDOWN_REFUSED', `the guest refused to shut down (status 0x${answer.status.toString(16)}); it keeps running`);
+    case 'unavailable':
+      throw new ShutdownRefusedError(
+        'VMWP_ERR_SHUTDOWN_UNAVAILABLE',
+        `the guest is not running the shutdown integration service (${answer.reason}); turn the VM off instead`,
+      );
+    case 'no-answer':
+      return 'timed-out';
+    case 'accepted':
+      break;
   }
   const left = Math.max(0, o.timeoutMs - (performance.now() - started));
   let timer: NodeJS.Timeout | undefined;
   const stopped = await Promise.race([
     worker.whenGuestStopped().then(() => true),
-    new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), left); }),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), left);
+    }),
   ]);
   clearTimeout(timer);
   return stopped ? 'shut-down' : 'timed-out';

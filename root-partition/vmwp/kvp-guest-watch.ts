@@ -20,14 +20,20 @@ export class KvpGuestWatch {
   private last = '';
   private running: Promise<void> | null = null;
 
-  constructor(private readonly ic: IntegrationServices, private readonly onChange: (items: KvpGuestItems) => void, intervalMs = KVP_REFRESH_MS) {
+  constructor(
+    private readonly ic: IntegrationServices,
+    private readonly onChange: (items: KvpGuestItems) => void,
+    intervalMs = KVP_REFRESH_MS,
+  ) {
     this.timer = setInterval(() => void this.refresh(), intervalMs);
     this.timer.unref?.();
   }
 
   /** Re-reads both pools now (one refresh at a time); reports when they differ from the last report. */
   refresh(): Promise<void> {
-    this.running ??= this.read().finally(() => { this.running = null; });
+    this.running ??= this.read().finally(() => {
+      this.running = null;
+    });
     return this.running;
   }
 

@@ -24,7 +24,10 @@ import { randomGuid } from '../storage/vhdx/vhdx-guid.ts';
 import type { ImageOpener, SwitchableDisk } from './disk-switch.ts';
 
 export class LiveMergeError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -117,7 +120,9 @@ export async function mergeLive(disk: SwitchableDisk, target: VhdxDisk, open: Im
       const dataWriteGuid = randomGuid();
       target.file.updateHeader({ dataWriteGuid });
       target.file.updateHeader({ dataWriteGuid });
-    } catch { /* the drive's next open renews it with its first write */ }
+    } catch {
+      /* the drive's next open renews it with its first write */
+    }
     return { copiedBytes: copied, switchMs, leftover };
   } catch (e) {
     disk.onWrite = null;

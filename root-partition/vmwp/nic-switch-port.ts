@@ -17,7 +17,10 @@ export class NicSwitchPort {
   private flushQueued = false;
   private closed = false;
 
-  constructor(readonly nic: SwitchedNic, readonly link: SwitchLink) {
+  constructor(
+    readonly nic: SwitchedNic,
+    readonly link: SwitchLink,
+  ) {
     if (nic.kind === 'emulated') {
       nic.card.onTransmit = (f) => link.send(f);
       link.onFrame = (f) => nic.card.receive(f);

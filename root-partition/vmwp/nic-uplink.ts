@@ -19,12 +19,19 @@ export class NicUplink {
   /** Connections made (1 after the first; more after reconnects). */
   connections = 0;
 
-  constructor(readonly nic: SwitchedNic, private readonly socket: string, private readonly hello: SwitchHello, private readonly log: (m: string) => void) {
+  constructor(
+    readonly nic: SwitchedNic,
+    private readonly socket: string,
+    private readonly hello: SwitchHello,
+    private readonly log: (m: string) => void,
+  ) {
     this.setLink(false, false);
     void this.connect();
   }
 
-  get connected(): boolean { return this.port !== null; }
+  get connected(): boolean {
+    return this.port !== null;
+  }
 
   /** A frame the NIC's guest sent (synthetic NICs; an emulated card is wired by its port). */
   transmit(frame: Uint8Array): void {

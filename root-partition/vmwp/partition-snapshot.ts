@@ -20,9 +20,29 @@
 import { HV_MESSAGE_SIZE, HV_SYNIC_SINT_COUNT, HV_SYNIC_STIMER_COUNT } from '../../abi/hv-hypercall.ts';
 import type { Partition } from '../../hypervisor/partition.ts';
 import {
-  MAX_ROOT_MESSAGE_PORTS, P_GUEST_OS_ID, P_HYPERCALL_MSR, P_REF_FROZEN_AT, P_ROOT_EVENT_FLAGS, type PartitionControl, ROOT_QUEUE_HEADS,
-  SINT_QUEUE_BYTES, SINT_QUEUE_DEPTH, SINT_QUEUE_ENTRY, VP_PENDING_SUMMARY, VP_PENDING_VECTORS, VP_REGISTERS, VP_SCONTROL, VP_SIEFP, VP_SIMP, VP_SINT,
-  VP_SINT_QUEUES, VP_STIMER_CONFIG, VP_STIMER_COUNT, VP_STIMER_DUE, VP_STIMER_MSG_PENDING, vpBase,
+  MAX_ROOT_MESSAGE_PORTS,
+  P_GUEST_OS_ID,
+  P_HYPERCALL_MSR,
+  P_REF_FROZEN_AT,
+  P_ROOT_EVENT_FLAGS,
+  type PartitionControl,
+  ROOT_QUEUE_HEADS,
+  SINT_QUEUE_BYTES,
+  SINT_QUEUE_DEPTH,
+  SINT_QUEUE_ENTRY,
+  VP_PENDING_SUMMARY,
+  VP_PENDING_VECTORS,
+  VP_REGISTERS,
+  VP_SCONTROL,
+  VP_SIEFP,
+  VP_SIMP,
+  VP_SINT,
+  VP_SINT_QUEUES,
+  VP_STIMER_CONFIG,
+  VP_STIMER_COUNT,
+  VP_STIMER_DUE,
+  VP_STIMER_MSG_PENDING,
+  vpBase,
 } from '../../hypervisor/partition-control.ts';
 import { ReferenceClock } from '../../hypervisor/reference-time.ts';
 import { registerSlot } from '../../hypervisor/vp/registers.ts';
@@ -41,7 +61,10 @@ export interface PartitionSnapshot {
 }
 
 export class SnapshotError extends Error {
-  constructor(readonly code: 'VMWP_ERR_SAVE_IN_FLIGHT' | 'VMWP_ERR_SAVE_NOT_RESTORABLE' | 'SAVED_STATE_LAYOUT', message: string) {
+  constructor(
+    readonly code: 'VMWP_ERR_SAVE_IN_FLIGHT' | 'VMWP_ERR_SAVE_NOT_RESTORABLE' | 'SAVED_STATE_LAYOUT',
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -69,16 +92,25 @@ export function capturePartition(p: Partition): PartitionSnapshot {
   refuseInFlight(ctl);
   const vps: VpStateRecord[] = [];
   for (let vp = 0; vp < p.vpCount; vp++) vps.push(captureVp(ctl, vp));
-  return { vpCount: p.vpCount, imagePreparation: p.imagePreparation, guestOsId: u64(ctl, P_GUEST_OS_ID), hypercallMsr: u64(ctl, P_HYPERCALL_MSR), referenceTicks: Number(frozen), vps };
+  return {
+    vpCount: p.vpCount,
+    imagePreparation: p.imagePreparation,
+    guestOsId: u64(ctl, P_GUEST_OS_ID),
+    hypercallMsr: u64(ctl, P_HYPERCALL_MSR),
+    referenceTicks: Number(frozen),
+    vps,
+  };
 }
 
 function refuseInFlight(ctl: PartitionControl): void {
   for (let q = 0; q < MAX_ROOT_MESSAGE_PORTS; q++) {
     const h = (ROOT_QUEUE_HEADS + q * 8) >> 2;
-    if (ctl.i32[h] !== ctl.i32[h + 1]) throw new SnapshotError('VMWP_ERR_SAVE_IN_FLIGHT', 'a message from the guest to the root partition is still queued; try the save again');
+    if (ctl.i32[h] !== ctl.i32[h + 1])
+      throw new SnapshotError('VMWP_ERR_SAVE_IN_FLIGHT', 'a message from the guest to the root partition is still queued; try the save again');
   }
   for (let w = 0; w < ROOT_EVENT_FLAG_WORDS; w++) {
-    if (ctl.i32[(P_ROOT_EVENT_FLAGS >> 2) + w] !== 0) throw new SnapshotError('VMWP_ERR_SAVE_IN_FLIGHT', 'an event the guest signalled to the root partition is not yet served; try the save again');
+    if (ctl.i32[(P_ROOT_EVENT_FLAGS >> 2) + w] !== 0)
+      throw new SnapshotError('VMWP_ERR_SAVE_IN_FLIGHT', 'an event the guest signalled to the root partition is not yet served; try the save again');
   }
 }
 
@@ -89,8 +121,11 @@ function captureVp(ctl: PartitionControl, vp: number): VpStateRecord {
   const timers: VpStateRecord['timers'] = [];
   for (let t = 0; t < HV_SYNIC_STIMER_COUNT; t++) {
     timers.push({
-      index: t, config: u64(ctl, base + VP_STIMER_CONFIG + 8 * t), count: u64(ctl, base + VP_STIMER_COUNT + 8 * t),
-      due: ctl.f64[(base + VP_STIMER_DUE + 8 * t) >> 3], messagePending: ctl.i32[(base + VP_STIMER_MSG_PENDING + 4 * t) >> 2] !== 0,
+      index: t,
+      config: u64(ctl, base + VP_STIMER_CONFIG + 8 * t),
+      count: u64(ctl, base + VP_STIMER_COUNT + 8 * t),
+      due: ctl.f64[(base + VP_STIMER_DUE + 8 * t) >> 3],
+      messagePending: ctl.i32[(base + VP_STIMER_MSG_PENDING + 4 * t) >> 2] !== 0,
     });
   }
   const registers: VpStateRecord['registers'] = [];
@@ -104,14 +139,21 @@ function captureVp(ctl: PartitionControl, vp: number): VpStateRecord {
     const q = base + VP_SINT_QUEUES + sint * SINT_QUEUE_BYTES;
     for (let i = ctl.i32[q >> 2], tail = ctl.i32[(q + 4) >> 2]; i !== tail; i++) {
       const entry = q + 8 + (i % SINT_QUEUE_DEPTH) * SINT_QUEUE_ENTRY;
-      if (ctl.i32[entry >> 2] !== 0) throw new SnapshotError('VMWP_ERR_SAVE_IN_FLIGHT', `a port message for SINT ${sint} of VP ${vp} is not yet delivered; try the save again`);
+      if (ctl.i32[entry >> 2] !== 0)
+        throw new SnapshotError('VMWP_ERR_SAVE_IN_FLIGHT', `a port message for SINT ${sint} of VP ${vp} is not yet delivered; try the save again`);
       queuedMessages.push({ sint, message: ctl.u8.slice(entry + 8, entry + 8 + HV_MESSAGE_SIZE) });
     }
   }
   return {
-    vp, pendingVectors, scontrol: ctl.i32[(base + VP_SCONTROL) >> 2] >>> 0, simp: u64(ctl, base + VP_SIMP), siefp: u64(ctl, base + VP_SIEFP),
+    vp,
+    pendingVectors,
+    scontrol: ctl.i32[(base + VP_SCONTROL) >> 2] >>> 0,
+    simp: u64(ctl, base + VP_SIMP),
+    siefp: u64(ctl, base + VP_SIEFP),
     sint: Array.from({ length: HV_SYNIC_SINT_COUNT }, (_, s) => u64(ctl, base + VP_SINT + 8 * s)),
-    timers, registers, queuedMessages,
+    timers,
+    registers,
+    queuedMessages,
   };
 }
 
@@ -125,13 +167,17 @@ function parseU64(value: string, what: string): bigint {
  * snapshot that does not fit is refused whole and nothing is half-restored.
  */
 function validate(p: Partition, s: PartitionSnapshot): void {
-  const bad = (m: string) => { throw new SnapshotError('SAVED_STATE_LAYOUT', m); };
+  const bad = (m: string) => {
+    throw new SnapshotError('SAVED_STATE_LAYOUT', m);
+  };
   if (s.vpCount !== p.vpCount) bad(`the saved partition has ${s.vpCount} VPs; this one has ${p.vpCount}`);
   if (s.vps.length !== p.vpCount || new Set(s.vps.map((v) => v.vp)).size !== p.vpCount || s.vps.some((v) => !(v.vp >= 0 && v.vp < p.vpCount))) {
     bad(`the saved state holds virtual processor records ${s.vps.map((v) => v.vp).join(', ')}; the partition has VPs 0..${p.vpCount - 1}`);
   }
   if (s.imagePreparation !== p.imagePreparation) {
-    bad('the saved VPs were captured from another preparation of the guest image (another tsvisor release or TSVISOR_REWRITE setting); this build cannot continue them — turn the VM off to discard the saved state');
+    bad(
+      'the saved VPs were captured from another preparation of the guest image (another tsvisor release or TSVISOR_REWRITE setting); this build cannot continue them — turn the VM off to discard the saved state',
+    );
   }
   parseU64(s.guestOsId, 'the guest OS id');
   parseU64(s.hypercallMsr, 'the hypercall MSR');
@@ -149,7 +195,11 @@ function validate(p: Partition, s: PartitionSnapshot): void {
     v.sint.forEach((x, i) => parseU64(x, `${where} SINT${i}`));
     parseU64(v.simp, `${where} SIMP`);
     parseU64(v.siefp, `${where} SIEFP`);
-    if (v.timers.length !== HV_SYNIC_STIMER_COUNT || new Set(v.timers.map((t) => t.index)).size !== HV_SYNIC_STIMER_COUNT || v.timers.some((t) => !(t.index >= 0 && t.index < HV_SYNIC_STIMER_COUNT))) {
+    if (
+      v.timers.length !== HV_SYNIC_STIMER_COUNT ||
+      new Set(v.timers.map((t) => t.index)).size !== HV_SYNIC_STIMER_COUNT ||
+      v.timers.some((t) => !(t.index >= 0 && t.index < HV_SYNIC_STIMER_COUNT))
+    ) {
       bad(`${where}: synthetic timers ${v.timers.map((t) => t.index).join(', ')}; the SynIC has timers 0..${HV_SYNIC_STIMER_COUNT - 1}`);
     }
     for (const t of v.timers) {
@@ -188,7 +238,9 @@ export function restorePartition(p: Partition, s: PartitionSnapshot): VpExecutio
     ctl.i32[(base + VP_SCONTROL) >> 2] = v.scontrol | 0;
     ctl.i64[(base + VP_SIMP) >> 3] = parseU64(v.simp, '');
     ctl.i64[(base + VP_SIEFP) >> 3] = parseU64(v.siefp, '');
-    v.sint.forEach((x, i) => { ctl.i64[(base + VP_SINT + 8 * i) >> 3] = parseU64(x, ''); });
+    v.sint.forEach((x, i) => {
+      ctl.i64[(base + VP_SINT + 8 * i) >> 3] = parseU64(x, '');
+    });
     for (const t of v.timers) {
       ctl.i64[(base + VP_STIMER_CONFIG + 8 * t.index) >> 3] = parseU64(t.config, '');
       ctl.i64[(base + VP_STIMER_COUNT + 8 * t.index) >> 3] = parseU64(t.count, '');

@@ -58,7 +58,9 @@ export async function takeRunningCheckpoint(s: CheckpointSteps, path: string, sw
   let executions: VpExecution[] | null = null;
   let switched = false;
   try {
-    await s.saveWhole(path, (x) => { executions = x; });
+    await s.saveWhole(path, (x) => {
+      executions = x;
+    });
     marks.push(performance.now());
     faultAfter('saved');
     await s.switchDisks(switches);
@@ -74,7 +76,12 @@ export async function takeRunningCheckpoint(s: CheckpointSteps, path: string, sw
       } catch (back) {
         // Running on would write files the caller is about to delete: the VM stops instead.
         await s.turnOff();
-        throw Object.assign(new Error(`the checkpoint failed (${(e as Error).message}) and the drives could not return to their files (${(back as Error).message}); the VM is turned off`), { code: 'VMWP_ERR_CHECKPOINT_UNDO' });
+        throw Object.assign(
+          new Error(
+            `the checkpoint failed (${(e as Error).message}) and the drives could not return to their files (${(back as Error).message}); the VM is turned off`,
+          ),
+          { code: 'VMWP_ERR_CHECKPOINT_UNDO' },
+        );
       }
     }
     await s.undo(executions, e);

@@ -43,7 +43,10 @@ const MAX_DEVICE_RECORDS = 64;
 export type SavedStateErrorCode = 'SAVED_STATE_NOT_A_FILE' | 'SAVED_STATE_VERSION' | 'SAVED_STATE_CONFIGURATION' | 'SAVED_STATE_CORRUPT' | 'SAVED_STATE_LAYOUT';
 
 export class SavedStateError extends Error {
-  constructor(readonly code: SavedStateErrorCode, message: string) {
+  constructor(
+    readonly code: SavedStateErrorCode,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -80,7 +83,10 @@ function isZeroPage(words: BigUint64Array, firstWord: number): boolean {
 }
 
 export function writeSavedState(path: string, hash: Buffer, s: SavedState): SaveSummary {
-  let bytes = 0, pagesWritten = 0, pageRuns = 0, records = 0;
+  let bytes = 0,
+    pagesWritten = 0,
+    pageRuns = 0,
+    records = 0;
   writeFileAtomicWith(path, (fd) => {
     const put = (b: Uint8Array) => {
       let off = 0;
@@ -110,7 +116,10 @@ export function writeSavedState(path: string, hash: Buffer, s: SavedState): Save
     const words = new BigUint64Array(s.memory.buffer, s.memory.byteOffset, s.memory.byteLength / 8);
     const pages = s.memory.byteLength / PAGE;
     for (let p = 0; p < pages; ) {
-      if (isZeroPage(words, p * (PAGE / 8))) { p++; continue; }
+      if (isZeroPage(words, p * (PAGE / 8))) {
+        p++;
+        continue;
+      }
       let end = p + 1;
       while (end < pages && end - p < MAX_RUN_PAGES && !isZeroPage(words, end * (PAGE / 8))) end++;
       // A copy: the SharedArrayBuffer view cannot go to protobuf's writer as is.
@@ -151,14 +160,20 @@ export function readSavedState(path: string, expectedHash: Buffer, memory: Uint8
     const version = header.readUInt32LE(8);
     if (version !== SAVED_STATE_VERSION) {
       const why = version < SAVED_STATE_VERSION ? ' (an older file, written before VP stacks and VMBus were saved)' : '';
-      throw new SavedStateError('SAVED_STATE_VERSION', `${path} has saved-state format version ${version}${why}; this tsvisor reads version ${SAVED_STATE_VERSION}`);
+      throw new SavedStateError(
+        'SAVED_STATE_VERSION',
+        `${path} has saved-state format version ${version}${why}; this tsvisor reads version ${SAVED_STATE_VERSION}`,
+      );
     }
     if (header.length < HEADER_BYTES) throw new SavedStateError('SAVED_STATE_CORRUPT', `${path} is truncated: it ends inside the header`);
     if (header.readUInt32LE(12) !== HEADER_BYTES || crc32c(header.subarray(0, 48)) !== header.readUInt32LE(48)) {
       throw new SavedStateError('SAVED_STATE_CORRUPT', `${path}: the header is damaged (checksum mismatch)`);
     }
     if (!header.subarray(16, 48).equals(expectedHash)) {
-      throw new SavedStateError('SAVED_STATE_CONFIGURATION', `${path} was saved from another configuration (VM id, memory size, VP count or guest image differ); it cannot be restored into this one`);
+      throw new SavedStateError(
+        'SAVED_STATE_CONFIGURATION',
+        `${path} was saved from another configuration (VM id, memory size, VP count or guest image differ); it cannot be restored into this one`,
+      );
     }
     memory.fill(0);
     const state = new StateBuilder(path, memory);
@@ -166,11 +181,18 @@ export function readSavedState(path: string, expectedHash: Buffer, memory: Uint8
       const at = offset;
       const frame = read(8, `the framing of record #${n}`);
       const length = frame.readUInt32LE(0);
-      if (length > MAX_RECORD_BYTES) throw new SavedStateError('SAVED_STATE_CORRUPT', `${path}: record #${n} at byte ${at} claims ${length} bytes (at most ${MAX_RECORD_BYTES}); the file is damaged`);
+      if (length > MAX_RECORD_BYTES)
+        throw new SavedStateError(
+          'SAVED_STATE_CORRUPT',
+          `${path}: record #${n} at byte ${at} claims ${length} bytes (at most ${MAX_RECORD_BYTES}); the file is damaged`,
+        );
       const body = read(length, `record #${n}`);
       if (crc32c(body) !== frame.readUInt32LE(4)) {
         const kind = recordKindOfBytes(body);
-        throw new SavedStateError('SAVED_STATE_CORRUPT', `${path}: record #${n} at byte ${at}${kind ? ` (by its tag a ${kind} record)` : ''} is damaged: checksum mismatch`);
+        throw new SavedStateError(
+          'SAVED_STATE_CORRUPT',
+          `${path}: record #${n} at byte ${at}${kind ? ` (by its tag a ${kind} record)` : ''} is damaged: checksum mismatch`,
+        );
       }
       let r: SavedRecord;
       try {
@@ -199,7 +221,10 @@ export class StateBuilder {
   private pagesWritten = 0;
   private pageRuns = 0;
 
-  constructor(private readonly path: string, private readonly memory: Uint8Array) {}
+  constructor(
+    private readonly path: string,
+    private readonly memory: Uint8Array,
+  ) {}
 
   private fail(code: SavedStateErrorCode, n: number, at: number, kind: string, why: string): never {
     throw new SavedStateError(code, `${this.path}: record #${n} at byte ${at} (${RECORD_KIND_NAMES[kind] ?? kind}): ${why}`);
@@ -208,18 +233,32 @@ export class StateBuilder {
   /** Returns true at the End record. */
   add(r: SavedRecord, n: number, at: number): boolean {
     const kind = Object.keys(r)[0];
-    const order = (ok: boolean, what: string) => { if (!ok) this.fail('SAVED_STATE_CORRUPT', n, at, kind, `out of place (${what})`); };
-    if ('partitionControl' in r) this.fail('SAVED_STATE_LAYOUT', n, at, kind, 'the control block is a raw dump of a layout this tsvisor does not read; save the VM again with the release that wrote it, or turn it off');
+    const order = (ok: boolean, what: string) => {
+      if (!ok) this.fail('SAVED_STATE_CORRUPT', n, at, kind, `out of place (${what})`);
+    };
+    if ('partitionControl' in r)
+      this.fail(
+        'SAVED_STATE_LAYOUT',
+        n,
+        at,
+        kind,
+        'the control block is a raw dump of a layout this tsvisor does not read; save the VM again with the release that wrote it, or turn it off',
+      );
     if ('partition' in r) {
       order(n === 0, 'the partition record comes first');
-      if (!(r.partition.vpCount >= 1 && r.partition.vpCount <= MAX_VPS)) this.fail('SAVED_STATE_LAYOUT', n, at, kind, `${r.partition.vpCount} VPs; a partition has 1..${MAX_VPS}`);
+      if (!(r.partition.vpCount >= 1 && r.partition.vpCount <= MAX_VPS))
+        this.fail('SAVED_STATE_LAYOUT', n, at, kind, `${r.partition.vpCount} VPs; a partition has 1..${MAX_VPS}`);
       this.partition = r.partition;
     } else if ('vp' in r) {
       order(this.partition !== null && this.referenceTicks < 0, 'VP records follow the partition record');
-      if (this.vps.length >= this.partition!.vpCount) this.fail('SAVED_STATE_LAYOUT', n, at, kind, `more VP records than the ${this.partition!.vpCount} VPs the partition record names`);
+      if (this.vps.length >= this.partition!.vpCount)
+        this.fail('SAVED_STATE_LAYOUT', n, at, kind, `more VP records than the ${this.partition!.vpCount} VPs the partition record names`);
       this.vps.push(r.vp);
     } else if ('referenceTime' in r) {
-      order(this.partition !== null && this.vps.length === this.partition.vpCount && this.referenceTicks < 0, 'the reference time follows every VP record, once');
+      order(
+        this.partition !== null && this.vps.length === this.partition.vpCount && this.referenceTicks < 0,
+        'the reference time follows every VP record, once',
+      );
       this.referenceTicks = r.referenceTime.referenceTicks;
     } else if ('device' in r) {
       order(this.referenceTicks >= 0 && this.pageRuns === 0, 'device records follow the reference time');
@@ -237,9 +276,16 @@ export class StateBuilder {
     } else {
       const e = r.end;
       order(this.referenceTicks >= 0, 'the end record is last');
-      if (e.memoryBytes !== this.memory.length) throw new SavedStateError('SAVED_STATE_CONFIGURATION', `${this.path} holds ${e.memoryBytes} bytes of memory; the VM has ${this.memory.length}`);
+      if (e.memoryBytes !== this.memory.length)
+        throw new SavedStateError('SAVED_STATE_CONFIGURATION', `${this.path} holds ${e.memoryBytes} bytes of memory; the VM has ${this.memory.length}`);
       if (e.recordCount !== n || e.pageRuns !== this.pageRuns || e.pagesWritten !== this.pagesWritten) {
-        this.fail('SAVED_STATE_CORRUPT', n, at, kind, `the file holds ${n} records, ${this.pageRuns} memory runs of ${this.pagesWritten} pages; the end record counts ${e.recordCount}, ${e.pageRuns} and ${e.pagesWritten}`);
+        this.fail(
+          'SAVED_STATE_CORRUPT',
+          n,
+          at,
+          kind,
+          `the file holds ${n} records, ${this.pageRuns} memory runs of ${this.pagesWritten} pages; the end record counts ${e.recordCount}, ${e.pageRuns} and ${e.pagesWritten}`,
+        );
       }
       return true;
     }
@@ -248,7 +294,15 @@ export class StateBuilder {
 
   result(): Omit<SavedState, 'memory'> {
     const p = this.partition!;
-    return { vpCount: p.vpCount, imagePreparation: p.imagePreparation, guestOsId: p.guestOsId, hypercallMsr: p.hypercallMsr, referenceTicks: this.referenceTicks, vps: this.vps, devices: this.devices };
+    return {
+      vpCount: p.vpCount,
+      imagePreparation: p.imagePreparation,
+      guestOsId: p.guestOsId,
+      hypercallMsr: p.hypercallMsr,
+      referenceTicks: this.referenceTicks,
+      vps: this.vps,
+      devices: this.devices,
+    };
   }
 }
 

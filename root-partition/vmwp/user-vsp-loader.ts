@@ -30,9 +30,14 @@ export function moduleFileProblem(path: string): string | null {
   const me = process.geteuid?.() ?? 0;
   const st = statSync(real);
   if (!st.isFile()) return `${path} is not a regular file`;
-  for (const [what, s] of [['the module', st], ['its directory', lstatSync(dirname(real))]] as const) {
-    if (s.uid !== 0 && s.uid !== me) return `${path}: ${what} belongs to uid ${s.uid}; a VSP module and its directory must belong to root or to the service's user (uid ${me})`;
-    if ((s.mode & 0o022) !== 0) return `${path}: ${what} is writable by ${s.mode & 0o002 ? 'everyone' : 'its group'} (mode ${(s.mode & 0o777).toString(8)}); a VSP module is code the worker runs, so only its owner may change it`;
+  for (const [what, s] of [
+    ['the module', st],
+    ['its directory', lstatSync(dirname(real))],
+  ] as const) {
+    if (s.uid !== 0 && s.uid !== me)
+      return `${path}: ${what} belongs to uid ${s.uid}; a VSP module and its directory must belong to root or to the service's user (uid ${me})`;
+    if ((s.mode & 0o022) !== 0)
+      return `${path}: ${what} is writable by ${s.mode & 0o002 ? 'everyone' : 'its group'} (mode ${(s.mode & 0o777).toString(8)}); a VSP module is code the worker runs, so only its owner may change it`;
   }
   return null;
 }
@@ -51,12 +56,14 @@ async function importModule(path: string): Promise<Record<string, unknown>> {
 /** The class a spec names: its export, else the module's default export, else its only exported class. */
 function vspClass(mod: Record<string, unknown>, spec: UserVspConfig): new () => Vsp {
   const classes = Object.entries(mod).filter(([, v]) => typeof v === 'function' && /^class\s/.test(Function.prototype.toString.call(v)));
-  const pick = spec.export !== undefined ? mod[spec.export] : mod.default ?? (classes.length === 1 ? classes[0]![1] : undefined);
+  const pick = spec.export !== undefined ? mod[spec.export] : (mod.default ?? (classes.length === 1 ? classes[0]![1] : undefined));
   if (typeof pick !== 'function') {
     const names = classes.map(([n]) => n).join(', ') || 'none';
-    throw new UserVspError(spec.export !== undefined
-      ? `${spec.module} has no export "${spec.export}" that is a class (its classes: ${names})`
-      : `${spec.module}: name the VSP class to use (its exported classes: ${names})`);
+    throw new UserVspError(
+      spec.export !== undefined
+        ? `${spec.module} has no export "${spec.export}" that is a class (its classes: ${names})`
+        : `${spec.module}: name the VSP class to use (its exported classes: ${names})`,
+    );
   }
   return pick as new () => Vsp;
 }
@@ -96,7 +103,8 @@ export async function loadUserVsps(specs: readonly UserVspConfig[], storageRoots
       throw new UserVspError(`${where}: its constructor failed: ${(e as Error).message}`);
     }
     checkVsp(vsp, where);
-    if (out.some((v) => v.offer.interfaceInstance.toLowerCase() === vsp.offer.interfaceInstance.toLowerCase())) throw new UserVspError(`${where}: another VSP of this VM offers the same instance ${vsp.offer.interfaceInstance}`);
+    if (out.some((v) => v.offer.interfaceInstance.toLowerCase() === vsp.offer.interfaceInstance.toLowerCase()))
+      throw new UserVspError(`${where}: another VSP of this VM offers the same instance ${vsp.offer.interfaceInstance}`);
     out.push(vsp);
   }
   return out;

@@ -29,7 +29,6 @@ import { ETH_JUMBO_MTU, parseMac } from '../vswitch/ethernet.ts';
 import { NicUplink } from './nic-uplink.ts';
 import type { SwitchedNic } from './nic-switch-port.ts';
 
-
 export class VmDevices {
   readonly platform: EmulatedPlatform;
   readonly vmbus: VmbusHost | null = null;
@@ -51,7 +50,10 @@ export class VmDevices {
    * process: close() releases them, and so does the death of the worker.
    */
   constructor(
-    partition: ChildPartitionAccess, config: VmDeviceConfig, console?: UartSink, log: (message: string) => void = () => {},
+    partition: ChildPartitionAccess,
+    config: VmDeviceConfig,
+    console?: UartSink,
+    log: (message: string) => void = () => {},
     onPostCode?: (code: number) => void,
     /** The operator's own VSPs, loaded already (user-vsp-loader.ts: loading is asynchronous). */
     userVsps: readonly Vsp[] = [],
@@ -68,21 +70,27 @@ export class VmDevices {
       // Raw or VHDX by signature (other formats refused); a differencing disk's parents are
       // held to the same storage roots as the disk itself.
       return openDisk(path, {
-        readOnly, log,
-        ...(roots ? {
-          checkOpened: (fd: number, p: string) => roots.checkOpened(fd, p, 'disk image'),
-          checkPath: (p: string) => roots.check(p, 'disk image'),
-        } : {}),
+        readOnly,
+        log,
+        ...(roots
+          ? {
+              checkOpened: (fd: number, p: string) => roots.checkOpened(fd, p, 'disk image'),
+              checkPath: (p: string) => roots.check(p, 'disk image'),
+            }
+          : {}),
       });
     };
     this.openMergeTarget = (path) => {
       roots?.check(path, 'disk image');
       return openVhdx(path, {
-        lock: false, log,
-        ...(roots ? {
-          checkOpened: (fd: number, p: string) => roots.checkOpened(fd, p, 'disk image'),
-          checkPath: (p: string) => roots.check(p, 'disk image'),
-        } : {}),
+        lock: false,
+        log,
+        ...(roots
+          ? {
+              checkOpened: (fd: number, p: string) => roots.checkOpened(fd, p, 'disk image'),
+              checkPath: (p: string) => roots.check(p, 'disk image'),
+            }
+          : {}),
       });
     };
     const open = (d: DiskConfig): SwitchableDisk => {
@@ -97,7 +105,13 @@ export class VmDevices {
     };
     try {
       const ide = (config.ide ?? []).slice(0, 4).map((d) => (d ? { backend: open(d) } : undefined));
-      const scsi = (config.scsi ?? []).map((c) => ({ c, disks: c.disks.map((d) => { const disk = open(d); return new ScsiDisk(disk, { diskId: scsiDiskId(d, disk) }); }) }));
+      const scsi = (config.scsi ?? []).map((c) => ({
+        c,
+        disks: c.disks.map((d) => {
+          const disk = open(d);
+          return new ScsiDisk(disk, { diskId: scsiDiskId(d, disk) });
+        }),
+      }));
       const nics = config.nics ?? [];
       const legacy = nics.filter((n) => n.kind === 'emulated');
       this.platform = new EmulatedPlatform(partition, { console, ide, nics: legacy.map((n) => ({ mac: parseMac(n.mac) })) });
@@ -109,8 +123,12 @@ export class VmDevices {
         this.vmbus = host;
         for (const { c, disks } of scsi) {
           const vsp = new StorVsp({
-            instanceId: c.instanceId, luns: lunsAtLocations(disks).map((l, i) => ({ ...l, lun: c.disks[i].location ?? l.lun })), subChannels: host.server,
-            maxSubChannels: c.maxSubChannels ?? 0, pollSpinMicros: c.pollSpinMicros, log,
+            instanceId: c.instanceId,
+            luns: lunsAtLocations(disks).map((l, i) => ({ ...l, lun: c.disks[i].location ?? l.lun })),
+            subChannels: host.server,
+            maxSubChannels: c.maxSubChannels ?? 0,
+            pollSpinMicros: c.pollSpinMicros,
+            log,
           });
           this.storVsps.push(vsp);
           host.addVsp(vsp);
@@ -120,7 +138,11 @@ export class VmDevices {
           const uplink: { to?: NicUplink } = {};
           const vsp = new NetVsp({
             // Jumbo frames when the guest asks (NDIS config): its switch port carries them (MTU 9000).
-            instanceId: n.instanceId!, mac: parseMac(n.mac), gpadls: host.server, log, allowJumbo: true,
+            instanceId: n.instanceId!,
+            mac: parseMac(n.mac),
+            gpadls: host.server,
+            log,
+            allowJumbo: true,
             onTransmit: (frame) => uplink.to?.transmit(frame),
             paused: () => Atomics.load(partition.ctl.i32, P_REQUESTED_STATE >> 2) === RequestedState.Pause,
           });
@@ -175,9 +197,18 @@ export class VmDevices {
   }
 
   private connect(nic: SwitchedNic, n: NicConfig, log: (message: string) => void): NicUplink {
-    const uplink = new NicUplink(nic, n.switchSocket!, {
-      kind: n.kind, mac: n.mac, ...(n.name ? { name: n.name } : {}), ...(n.vlanId ? { vlanId: n.vlanId } : {}), ...(n.kind === 'synthetic' ? { mtu: ETH_JUMBO_MTU } : {}),
-    }, log);
+    const uplink = new NicUplink(
+      nic,
+      n.switchSocket!,
+      {
+        kind: n.kind,
+        mac: n.mac,
+        ...(n.name ? { name: n.name } : {}),
+        ...(n.vlanId ? { vlanId: n.vlanId } : {}),
+        ...(n.kind === 'synthetic' ? { mtu: ETH_JUMBO_MTU } : {}),
+      },
+      log,
+    );
     this.uplinks.push(uplink);
     return uplink;
   }

@@ -84,7 +84,11 @@ type DeviceStateRecordList = DeviceStateRecord[];
 
 export type WorkerState = 'booting' | 'running' | 'paused' | 'stopped';
 
-export interface VpExitRecord { vp: number; reason: string; detail?: string }
+export interface VpExitRecord {
+  vp: number;
+  reason: string;
+  detail?: string;
+}
 
 /**
  * Events: 'console' (bytes), 'state' (WorkerState), 'heartbeat' (OperationalStatus, at each
@@ -110,7 +114,10 @@ export class VmWorker extends EventEmitter {
   /** The start-time backing of guest memory, once done (null while it runs). */
   memoryBacked: PrefaultResult | null = null;
 
-  constructor(readonly launch: WorkerLaunch, private readonly log: Logger) {
+  constructor(
+    readonly launch: WorkerLaunch,
+    private readonly log: Logger,
+  ) {
     super();
   }
 
@@ -183,7 +190,12 @@ export class VmWorker extends EventEmitter {
    * the state; every VP rewinds and parks, then the devices start from their records. The
    * partition is left paused. On a failure the partition is gone and the error is thrown.
    */
-  private async restoreInto(p: Partition, read: (memory: Uint8Array) => RestorableState | Promise<RestorableState>, timing?: RestoreTiming, devices?: Promise<PreparedDeviceThread | Error>): Promise<RestorableState> {
+  private async restoreInto(
+    p: Partition,
+    read: (memory: Uint8Array) => RestorableState | Promise<RestorableState>,
+    timing?: RestoreTiming,
+    devices?: Promise<PreparedDeviceThread | Error>,
+  ): Promise<RestorableState> {
     let saved: RestorableState;
     try {
       saved = await read(p.mem.u8);
@@ -218,29 +230,47 @@ export class VmWorker extends EventEmitter {
    * rejects when it does not (the VM is turned off, having never run here); `running` is called
    * once the VM runs.
    */
-  async bootFromMigration(receive: (memory: Uint8Array, configurationHash: Buffer) => Promise<RestorableState & { blackoutMs?: () => number }>, commit: (timing: RestoreTiming) => Promise<void>, running: () => void): Promise<void> {
+  async bootFromMigration(
+    receive: (memory: Uint8Array, configurationHash: Buffer) => Promise<RestorableState & { blackoutMs?: () => number }>,
+    commit: (timing: RestoreTiming) => Promise<void>,
+    running: () => void,
+  ): Promise<void> {
     this.image = this.launch.storageRoots
       ? StorageRoots.of(this.launch.storageRoots).readConfined(this.launch.imagePath, 'guest image')
       : readFileSync(this.launch.imagePath);
     const p = this.createPartition();
     // The VP threads start and instantiate the image while memory arrives, so the switch-over
     // only hands each its captured stack (Partition.prestartVps).
-    const prestarted = p.prestartVps(this.pauseTimeoutMs * 6).then(() => null, (e: Error) => e);
+    const prestarted = p.prestartVps(this.pauseTimeoutMs * 6).then(
+      () => null,
+      (e: Error) => e,
+    );
     // So does the device thread (its code loaded); it builds the devices, opening the disks the
     // source lets go at its pause, only once the state is here.
     let devicesLoaded = false;
-    const devices = DeviceThread.prestart(p, this.deviceThreadOptions()).then((d) => { devicesLoaded = true; return d; }, (e: Error) => e);
+    const devices = DeviceThread.prestart(p, this.deviceThreadOptions()).then(
+      (d) => {
+        devicesLoaded = true;
+        return d;
+      },
+      (e: Error) => e,
+    );
     const timing: RestoreTiming = { prestartWaitMs: 0, continueVpsMs: 0, startDevicesMs: 0, vpThreadsStartedInPause: 0, deviceThreadLoadedInPause: false };
-    const saved: RestorableState & { blackoutMs?: () => number } = await this.restoreInto(p, async (memory) => {
-      const state = await receive(memory, this.configurationHash());
-      const t0 = performance.now();
-      timing.deviceThreadLoadedInPause = !devicesLoaded;
-      await devices;
-      const failed = await prestarted;
-      timing.prestartWaitMs = performance.now() - t0;
-      if (failed) throw failed;
-      return state;
-    }, timing, devices);
+    const saved: RestorableState & { blackoutMs?: () => number } = await this.restoreInto(
+      p,
+      async (memory) => {
+        const state = await receive(memory, this.configurationHash());
+        const t0 = performance.now();
+        timing.deviceThreadLoadedInPause = !devicesLoaded;
+        await devices;
+        const failed = await prestarted;
+        timing.prestartWaitMs = performance.now() - t0;
+        if (failed) throw failed;
+        return state;
+      },
+      timing,
+      devices,
+    );
     try {
       await commit(timing);
     } catch (e) {
@@ -280,10 +310,15 @@ export class VmWorker extends EventEmitter {
    * the VM runs elsewhere — only when no other host waits for this VM's disk locks (no drives, or
    * their storage moves).
    */
-  async captureForMigration(hooks: { memoryFrozen?: () => void; beforeStopDevices?: () => Promise<void>; deferStopDevices?: boolean } = {}): Promise<CapturedVm> {
+  async captureForMigration(
+    hooks: { memoryFrozen?: () => void; beforeStopDevices?: () => Promise<void>; deferStopDevices?: boolean } = {},
+  ): Promise<CapturedVm> {
     const p = this.live;
     if (!p.capturable) {
-      throw new SnapshotError('VMWP_ERR_SAVE_NOT_RESTORABLE', 'the guest image was prepared without capturable stacks (TSVISOR_REWRITE is set to preemptible or 0), so its VPs cannot be migrated');
+      throw new SnapshotError(
+        'VMWP_ERR_SAVE_NOT_RESTORABLE',
+        'the guest image was prepared without capturable stacks (TSVISOR_REWRITE is set to preemptible or 0), so its VPs cannot be migrated',
+      );
     }
     const wasRunning = this.state === 'running';
     const t0 = performance.now();
@@ -313,7 +348,9 @@ export class VmWorker extends EventEmitter {
     const stopDevices = () => {
       if (stopped) return stopped;
       const t = performance.now();
-      stopped = this.stopDevices().then(() => { timing.stopDevicesMs = performance.now() - t; });
+      stopped = this.stopDevices().then(() => {
+        timing.stopDevicesMs = performance.now() - t;
+      });
       return stopped;
     };
     if (!hooks.deferStopDevices) await stopDevices();
@@ -327,7 +364,9 @@ export class VmWorker extends EventEmitter {
   }
 
   /** A storage move's requests to the device thread, which owns the drives (migration/disk-copy-stream.ts). */
-  storageMoveRequest<K extends 'move-storage-begin' | 'move-storage-take' | 'move-storage-end'>(request: Extract<DeviceRequest, { op: K }>): Promise<DeviceReplies[K]> {
+  storageMoveRequest<K extends 'move-storage-begin' | 'move-storage-take' | 'move-storage-end'>(
+    request: Extract<DeviceRequest, { op: K }>,
+  ): Promise<DeviceReplies[K]> {
     return this.deviceThread.request(request);
   }
 
@@ -345,7 +384,10 @@ export class VmWorker extends EventEmitter {
     this.partition = null;
     const p = this.createPartition();
     try {
-      await this.restoreInto(p, (m) => { m.set(memory); return captured.state; });
+      await this.restoreInto(p, (m) => {
+        m.set(memory);
+        return captured.state;
+      });
     } finally {
       await this.hv.deletePartition(old.id);
     }
@@ -531,7 +573,10 @@ export class VmWorker extends EventEmitter {
   async save(path: string): Promise<SaveSummary> {
     const p = this.live;
     if (!p.capturable) {
-      throw new SnapshotError('VMWP_ERR_SAVE_NOT_RESTORABLE', 'the guest image was prepared without capturable stacks (TSVISOR_REWRITE is set to preemptible or 0), so its VPs cannot be saved; shut the VM down or turn it off instead');
+      throw new SnapshotError(
+        'VMWP_ERR_SAVE_NOT_RESTORABLE',
+        'the guest image was prepared without capturable stacks (TSVISOR_REWRITE is set to preemptible or 0), so its VPs cannot be saved; shut the VM down or turn it off instead',
+      );
     }
     const wasRunning = this.state === 'running';
     if (wasRunning) await this.pause();
@@ -553,7 +598,9 @@ export class VmWorker extends EventEmitter {
       throw e;
     }
     const stackBytes = executions.reduce((n, x) => n + (x.state === 'captured' ? x.capture.stack.length : 0), 0);
-    this.log.info(`saved to ${path} in ${(performance.now() - t0).toFixed(1)} ms: VPs ${executions.map((x) => `${x.vp} ${x.state}`).join(', ')} (${stackBytes} bytes of stack), ${summary.pagesWritten} non-zero pages in ${summary.pageRuns} runs, device records ${records.map((d) => d.name).join(', ')}, ${summary.bytes} bytes`);
+    this.log.info(
+      `saved to ${path} in ${(performance.now() - t0).toFixed(1)} ms: VPs ${executions.map((x) => `${x.vp} ${x.state}`).join(', ')} (${stackBytes} bytes of stack), ${summary.pagesWritten} non-zero pages in ${summary.pageRuns} runs, device records ${records.map((d) => d.name).join(', ')}, ${summary.bytes} bytes`,
+    );
     await this.turnOff();
     return summary;
   }
@@ -565,36 +612,47 @@ export class VmWorker extends EventEmitter {
   async checkpoint(path: string, switches: DiskSwitch[]): Promise<{ pauseMs: number }> {
     const p = this.live;
     if (!p.capturable) {
-      throw new SnapshotError('VMWP_ERR_SAVE_NOT_RESTORABLE', 'the guest image was prepared without capturable stacks (TSVISOR_REWRITE is set to preemptible or 0), so its VPs cannot be saved; turn the VM off to checkpoint its disks only');
+      throw new SnapshotError(
+        'VMWP_ERR_SAVE_NOT_RESTORABLE',
+        'the guest image was prepared without capturable stacks (TSVISOR_REWRITE is set to preemptible or 0), so its VPs cannot be saved; turn the VM off to checkpoint its disks only',
+      );
     }
-    const r = await takeRunningCheckpoint({
-      wasRunning: this.state === 'running',
-      pause: () => this.pause(),
-      resume: () => this.resume(),
-      saveWhole: async (file, captured) => {
-        this.stopping = true;
-        const records = (await this.deviceThread.request({ op: 'save-devices' })).records;
-        const executions = await p.captureVps(this.pauseTimeoutMs);
-        captured(executions);
-        const snap = capturePartition(p);
-        const vps = snap.vps.map((v) => ({ ...v, execution: executionToRecord(executions[v.vp]) }));
-        writeSavedState(file, this.configurationHash(), { ...snap, vps, devices: records, memory: p.mem.u8 });
+    const r = await takeRunningCheckpoint(
+      {
+        wasRunning: this.state === 'running',
+        pause: () => this.pause(),
+        resume: () => this.resume(),
+        saveWhole: async (file, captured) => {
+          this.stopping = true;
+          const records = (await this.deviceThread.request({ op: 'save-devices' })).records;
+          const executions = await p.captureVps(this.pauseTimeoutMs);
+          captured(executions);
+          const snap = capturePartition(p);
+          const vps = snap.vps.map((v) => ({ ...v, execution: executionToRecord(executions[v.vp]) }));
+          writeSavedState(file, this.configurationHash(), { ...snap, vps, devices: records, memory: p.mem.u8 });
+        },
+        switchDisks: async (s) => {
+          await this.deviceThread.request({ op: 'switch-disks', switches: s });
+          // A reset rebuilds the devices from the launch: on the files the drives use now.
+          if (this.launch.devices) this.launch.devices = switchedDeviceConfig(this.launch.devices, s);
+        },
+        continueVps: async (executions) => {
+          await p.continueVps(executions, this.pauseTimeoutMs);
+          this.stopping = false;
+          this.watchIdle(p);
+        },
+        undo: (executions, cause) => this.undoCapture(p, executions, cause),
+        turnOff: () => this.turnOff(),
       },
-      switchDisks: async (s) => {
-        await this.deviceThread.request({ op: 'switch-disks', switches: s });
-        // A reset rebuilds the devices from the launch: on the files the drives use now.
-        if (this.launch.devices) this.launch.devices = switchedDeviceConfig(this.launch.devices, s);
-      },
-      continueVps: async (executions) => {
-        await p.continueVps(executions, this.pauseTimeoutMs);
-        this.stopping = false;
-        this.watchIdle(p);
-      },
-      undo: (executions, cause) => this.undoCapture(p, executions, cause),
-      turnOff: () => this.turnOff(),
-    }, path, switches);
-    const ph = Object.entries(r.phases).map(([k, ms]) => `${k} ${ms.toFixed(1)}`).join(', ');
-    this.log.info(`checkpoint saved to ${path}; drives moved to ${switches.map((s) => s.to).join(', ') || 'none'}; paused ${r.pauseMs.toFixed(1)} ms (${ph} ms)`);
+      path,
+      switches,
+    );
+    const ph = Object.entries(r.phases)
+      .map(([k, ms]) => `${k} ${ms.toFixed(1)}`)
+      .join(', ');
+    this.log.info(
+      `checkpoint saved to ${path}; drives moved to ${switches.map((s) => s.to).join(', ') || 'none'}; paused ${r.pauseMs.toFixed(1)} ms (${ph} ms)`,
+    );
     return { pauseMs: r.pauseMs };
   }
 
@@ -644,7 +702,13 @@ export class VmWorker extends EventEmitter {
     const vps = p ? Array.from({ length: p.vpCount }, (_, vp) => p.counters(vp)) : [];
     // The device thread counts what it served; while it runs, the VPs' own count is the same number.
     const served = p && this.devices ? vps.reduce((n, c) => n + (c.InterceptsToRoot ?? 0), 0) : this.lastIntercepts;
-    return { vps, interceptsServed: served, consoleBytes: this.consoleBytes, consoleDroppedBytes: this.consoleDroppedBytes, guestLogLinesSuppressed: this.guestLogSuppressed };
+    return {
+      vps,
+      interceptsServed: served,
+      consoleBytes: this.consoleBytes,
+      consoleDroppedBytes: this.consoleDroppedBytes,
+      guestLogLinesSuppressed: this.guestLogSuppressed,
+    };
   }
 
   private get deviceThread(): DeviceThread {
@@ -661,7 +725,9 @@ export class VmWorker extends EventEmitter {
     const r = await this.deviceThread.request({ op: 'merge-disk', child, parent });
     // A reset rebuilds the devices from the launch: on the file the drive uses now.
     if (this.launch.devices) this.launch.devices = switchedDeviceConfig(this.launch.devices, [{ from: child, to: parent }]);
-    this.log.info(`merged ${child} into ${parent} while running: ${r.copiedBytes} bytes copied in ${(performance.now() - t0).toFixed(1)} ms; the drive's I/O paused ${r.switchMs.toFixed(1)} ms for the switch${r.leftover ? `; ${r.leftover}` : ''}`);
+    this.log.info(
+      `merged ${child} into ${parent} while running: ${r.copiedBytes} bytes copied in ${(performance.now() - t0).toFixed(1)} ms; the drive's I/O paused ${r.switchMs.toFixed(1)} ms for the switch${r.leftover ? `; ${r.leftover}` : ''}`,
+    );
     return r;
   }
 
@@ -698,8 +764,11 @@ export class VmWorker extends EventEmitter {
 
 function describe(vp: number, e: VpExitReason): VpExitRecord {
   switch (e.reason) {
-    case 'returned': return { vp, reason: 'returned', detail: String(e.value) };
-    case 'fault': return { vp, reason: 'fault', detail: `${e.kind}: ${e.message}` };
-    default: return { vp, reason: e.reason };
+    case 'returned':
+      return { vp, reason: 'returned', detail: String(e.value) };
+    case 'fault':
+      return { vp, reason: 'fault', detail: `${e.kind}: ${e.message}` };
+    default:
+      return { vp, reason: e.reason };
   }
 }

@@ -17,7 +17,16 @@ const GLOBAL_TYPES = new Set(['i32', 'i64', 'f32', 'f64']);
 const MAX_GLOBALS = 1024;
 
 export function executionToRecord(e: VpExecution): VpExecutionRecord {
-  const empty = { entryKind: 0, entryRip: 0, stack: new Uint8Array(0), globals: [], resultKind: 0, resultValue: '0', interruptsEnabled: false, runtimeTicks: 0 };
+  const empty = {
+    entryKind: 0,
+    entryRip: 0,
+    stack: new Uint8Array(0),
+    globals: [],
+    resultKind: 0,
+    resultValue: '0',
+    interruptsEnabled: false,
+    runtimeTicks: 0,
+  };
   if (e.state !== 'captured') return { state: STATE[e.state], ...empty };
   const c = e.capture;
   const r = c.result;
@@ -37,7 +46,9 @@ export function executionToRecord(e: VpExecution): VpExecutionRecord {
 export class ExecutionRecordError extends Error {}
 
 export function executionFromRecord(vp: number, r: VpExecutionRecord | undefined): VpExecution {
-  const bad = (why: string): never => { throw new ExecutionRecordError(`VP ${vp}: ${why}`); };
+  const bad = (why: string): never => {
+    throw new ExecutionRecordError(`VP ${vp}: ${why}`);
+  };
   if (!r) return bad('the record holds no execution state (a file from before VP stacks were saved)');
   if (r.state === STATE['not-started']) return { vp, state: 'not-started' };
   if (r.state === STATE.exited) return { vp, state: 'exited' };
@@ -47,28 +58,42 @@ export function executionFromRecord(vp: number, r: VpExecutionRecord | undefined
   if (!(r.stack instanceof Uint8Array) || r.stack.length > CAPTURE_AREA_MAX - 8) bad(`a stack of ${r.stack?.length} bytes (at most ${CAPTURE_AREA_MAX - 8})`);
   if (r.globals.length > MAX_GLOBALS) bad(`${r.globals.length} globals`);
   const globals: CapturedGlobal[] = r.globals.map((g) => {
-    if (!GLOBAL_TYPES.has(g.type) || !(g.bits instanceof Uint8Array) || g.bits.length !== 8 || typeof g.name !== 'string' || g.name.length > 64) bad(`global ${String(g.name).slice(0, 64)} is malformed`);
+    if (!GLOBAL_TYPES.has(g.type) || !(g.bits instanceof Uint8Array) || g.bits.length !== 8 || typeof g.name !== 'string' || g.name.length > 64)
+      bad(`global ${String(g.name).slice(0, 64)} is malformed`);
     return { name: g.name, type: g.type as CapturedGlobal['type'], bits: g.bits };
   });
   const v = r.resultValue;
   if (!/^\d{1,20}$/.test(v) || BigInt(v) >= 1n << 64n) bad(`exit result ${v.slice(0, 24)} is not a 64-bit value`);
   let result: ExitResult;
   switch (r.resultKind) {
-    case RESULT.none: result = { kind: 'none' }; break;
+    case RESULT.none:
+      result = { kind: 'none' };
+      break;
     case RESULT.i32:
       if (BigInt(v) >= 1n << 32n) bad(`exit result ${v} does not fit 32 bits`);
       result = { kind: 'i32', value: Number(v) | 0 };
       break;
-    case RESULT.i64: result = { kind: 'i64', value: v }; break;
-    case RESULT.halt: result = { kind: 'halt' }; break;
-    default: return bad(`exit result kind ${r.resultKind} is not one this tsvisor knows`);
+    case RESULT.i64:
+      result = { kind: 'i64', value: v };
+      break;
+    case RESULT.halt:
+      result = { kind: 'halt' };
+      break;
+    default:
+      return bad(`exit result kind ${r.resultKind} is not one this tsvisor knows`);
   }
   if (!(Number.isFinite(r.runtimeTicks) && r.runtimeTicks >= 0)) bad(`VP runtime ${r.runtimeTicks} is not a count of 100 ns units`);
   return {
-    vp, state: 'captured',
+    vp,
+    state: 'captured',
     capture: {
-      vp, entry: r.entryKind === 1 ? { kind: 'boot' } : { kind: 'ap', rip: r.entryRip | 0 },
-      stack: r.stack, globals, result, interruptsEnabled: r.interruptsEnabled === true, runtime100ns: r.runtimeTicks,
+      vp,
+      entry: r.entryKind === 1 ? { kind: 'boot' } : { kind: 'ap', rip: r.entryRip | 0 },
+      stack: r.stack,
+      globals,
+      result,
+      interruptsEnabled: r.interruptsEnabled === true,
+      runtime100ns: r.runtimeTicks,
     },
   };
 }

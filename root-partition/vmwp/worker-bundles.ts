@@ -68,24 +68,28 @@ async function buildBundle(name: WorkerBundle): Promise<void> {
     sourcemap: 'inline',
     metafile: true,
     logLevel: 'warning',
-    plugins: [{
-      name: 'own-import-meta-url',
-      setup(b) {
-        b.onLoad({ filter: /\.ts$/ }, (args) => {
-          const source = readFileSync(args.path, 'utf8');
-          if (!source.includes(`${META}.`)) return undefined;
-          // Relative to the bundle's own place at run time, so an installed copy (npm install -g)
-          // finds the files beside it, not those of the tree it was built in.
-          const own = `new URL(${JSON.stringify(relative(dirname(path), args.path).split(sep).join('/'))}, ${META}.url)`;
-          const contents = source
-            .replaceAll(`${META}.url`, `${own}.href`)
-            .replaceAll(`${META}.dirname`, `decodeURIComponent(new URL('.', ${own}).pathname).replace(/\\/$/, '')`)
-            .replaceAll(`${META}.filename`, `decodeURIComponent(${own}.pathname)`);
-          return { contents, loader: 'ts' };
-        });
+    plugins: [
+      {
+        name: 'own-import-meta-url',
+        setup(b) {
+          b.onLoad({ filter: /\.ts$/ }, (args) => {
+            const source = readFileSync(args.path, 'utf8');
+            if (!source.includes(`${META}.`)) return undefined;
+            // Relative to the bundle's own place at run time, so an installed copy (npm install -g)
+            // finds the files beside it, not those of the tree it was built in.
+            const own = `new URL(${JSON.stringify(relative(dirname(path), args.path).split(sep).join('/'))}, ${META}.url)`;
+            const contents = source
+              .replaceAll(`${META}.url`, `${own}.href`)
+              .replaceAll(`${META}.dirname`, `decodeURIComponent(new URL('.', ${own}).pathname).replace(/\\/$/, '')`)
+              .replaceAll(`${META}.filename`, `decodeURIComponent(${own}.pathname)`);
+            return { contents, loader: 'ts' };
+          });
+        },
       },
-    }],
+    ],
   });
-  const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.startsWith('node_modules/')).map((f) => relative(ROOT, join(ROOT, f)));
+  const inputs = Object.keys(result.metafile.inputs)
+    .filter((f) => !f.startsWith('node_modules/'))
+    .map((f) => relative(ROOT, join(ROOT, f)));
   writeFileSync(`${path}.inputs.json`, JSON.stringify(inputs));
 }

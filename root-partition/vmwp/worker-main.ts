@@ -17,7 +17,11 @@ import { acceptIncomingMigration, migrateToHost, type MigrateRequest } from '../
 async function main(): Promise<void> {
   const launch = JSON.parse(Buffer.from(process.argv[2] ?? '', 'base64').toString('utf8')) as WorkerLaunch;
   process.title = `tsvisor-vmwp ${launch.vmId}`;
-  const log = createProcessLogger({ dataDir: launch.dataDir, process: `vmwp-${launch.vmId}`, terminal: false }).child({ component: 'vmwp', vmId: launch.vmId, vmName: launch.name });
+  const log = createProcessLogger({ dataDir: launch.dataDir, process: `vmwp-${launch.vmId}`, terminal: false }).child({
+    component: 'vmwp',
+    vmId: launch.vmId,
+    vmName: launch.name,
+  });
   const worker = new VmWorker(launch, log);
   let exiting = false;
   const exit = async (code: number) => {
@@ -32,97 +36,133 @@ async function main(): Promise<void> {
   };
   let booted: Promise<void> = new Promise(() => {});
   let migration: { cancelled: boolean } | null = null;
-  const server = new ControlServer(new DataDir(launch.dataDir).workerSocket(launch.vmId), (r, reply, fail) => {
-    const status = () => ({ state: worker.state, pid: process.pid, vmId: launch.vmId, uptimeMs: Date.now() - worker.startedAt });
-    const run = async () => {
-      switch (r.operation) {
-        case 'STATUS':
-          await booted;
-          return reply(status());
-        case 'PAUSE': await worker.pause(); return reply(status());
-        case 'RESUME': worker.resume(); return reply(status());
-        case 'RESET': await worker.reset(); return reply(status());
-        case 'COUNTERS':
-          server.bulk({ kind: 'counters', counters: { ...worker.counters(), consoleLaggingClientDroppedBytes: server.dropped } });
-          return reply(status());
-        case 'SAVE':
-          if (!r.savedStatePath) throw new Error('SAVE needs a saved-state path');
-          await worker.save(r.savedStatePath);
-          reply(status());
-          return void exit(0);
-        case 'CHECKPOINT': {
-          if (!r.savedStatePath) throw new Error('CHECKPOINT needs a saved-state path');
-          const { pauseMs } = await worker.checkpoint(r.savedStatePath, (r.diskSwitches ?? []).map((s) => ({ from: s.from, to: s.to })));
-          return reply({ ...status(), pauseMs });
-        }
-        case 'MERGE_DISK': {
-          const [m] = r.diskSwitches ?? [];
-          if (!m) throw new Error('MERGE_DISK needs the drive\'s file and its parent');
-          const { switchMs } = await worker.mergeDisk(m.from, m.to);
-          return reply({ ...status(), pauseMs: switchMs });
-        }
-        case 'HEARTBEAT': return reply({ ...status(), heartbeatStatus: await worker.heartbeatStatus() });
-        case 'SHUTDOWN': {
-          const outcome = await shutDownGuest(worker, { force: Boolean(r.force), reason: r.reason ?? '', timeoutMs: r.timeoutMs || DEFAULT_SHUTDOWN_TIMEOUT_MS });
-          reply({ ...status(), shutdownOutcome: outcome });
-          // The guest did not stop in time: Stop-VM's fallback is a turn-off.
-          if (outcome === 'timed-out') void exit(0);
-          return;
-        }
-        case 'KVP_GET': {
-          const value = await worker.kvpGet(r.kvpPool ?? 0, r.kvpKey ?? '');
-          return reply({ ...status(), kvpFound: value !== null, kvpValue: value ?? '' });
-        }
-        case 'KVP_SET': {
-          const res = await worker.kvpSet(r.kvpPool ?? 0, r.kvpKey ?? '', r.kvpValue ?? '');
-          if (!res.ok) throw Object.assign(new Error(`the guest did not take KVP item ${r.kvpKey}: ${res.reason}`), { code: 'VMWP_ERR_KVP' });
-          return reply(status());
-        }
-        case 'KVP_DELETE': {
-          const res = await worker.kvpDelete(r.kvpPool ?? 0, r.kvpKey ?? '');
-          if (!res.ok) throw Object.assign(new Error(`the guest did not delete KVP item ${r.kvpKey}: ${res.reason}`), { code: 'VMWP_ERR_KVP' });
-          return reply(status());
-        }
-        case 'CONSOLE_INPUT':
-          worker.consoleInput(r.consoleInput ?? new Uint8Array(0));
-          return reply(status());
-        case 'MIGRATE': {
-          if (migration) throw Object.assign(new Error('a migration of this VM is under way'), { code: 'MIGRATION_ERR_BUSY' });
-          const m = { cancelled: false };
-          migration = m;
-          try {
-            const summary = await migrateToHost(worker, JSON.parse(r.migration ?? '{}') as MigrateRequest,
-              (p) => server.notify({ kind: 'MIGRATION_PROGRESS', message: JSON.stringify(p) }), () => m.cancelled);
-            reply({ ...status(), migrationSummary: JSON.stringify(summary) });
-          } finally {
-            migration = null;
+  const server = new ControlServer(
+    new DataDir(launch.dataDir).workerSocket(launch.vmId),
+    (r, reply, fail) => {
+      const status = () => ({ state: worker.state, pid: process.pid, vmId: launch.vmId, uptimeMs: Date.now() - worker.startedAt });
+      const run = async () => {
+        switch (r.operation) {
+          case 'STATUS':
+            await booted;
+            return reply(status());
+          case 'PAUSE':
+            await worker.pause();
+            return reply(status());
+          case 'RESUME':
+            worker.resume();
+            return reply(status());
+          case 'RESET':
+            await worker.reset();
+            return reply(status());
+          case 'COUNTERS':
+            server.bulk({ kind: 'counters', counters: { ...worker.counters(), consoleLaggingClientDroppedBytes: server.dropped } });
+            return reply(status());
+          case 'SAVE':
+            if (!r.savedStatePath) throw new Error('SAVE needs a saved-state path');
+            await worker.save(r.savedStatePath);
+            reply(status());
+            return void exit(0);
+          case 'CHECKPOINT': {
+            if (!r.savedStatePath) throw new Error('CHECKPOINT needs a saved-state path');
+            const { pauseMs } = await worker.checkpoint(
+              r.savedStatePath,
+              (r.diskSwitches ?? []).map((s) => ({ from: s.from, to: s.to })),
+            );
+            return reply({ ...status(), pauseMs });
           }
-          // The destination runs the VM: this copy ends (its disks were released at the switch-over).
-          return void exit(0);
+          case 'MERGE_DISK': {
+            const [m] = r.diskSwitches ?? [];
+            if (!m) throw new Error("MERGE_DISK needs the drive's file and its parent");
+            const { switchMs } = await worker.mergeDisk(m.from, m.to);
+            return reply({ ...status(), pauseMs: switchMs });
+          }
+          case 'HEARTBEAT':
+            return reply({ ...status(), heartbeatStatus: await worker.heartbeatStatus() });
+          case 'SHUTDOWN': {
+            const outcome = await shutDownGuest(worker, {
+              force: Boolean(r.force),
+              reason: r.reason ?? '',
+              timeoutMs: r.timeoutMs || DEFAULT_SHUTDOWN_TIMEOUT_MS,
+            });
+            reply({ ...status(), shutdownOutcome: outcome });
+            // The guest did not stop in time: Stop-VM's fallback is a turn-off.
+            if (outcome === 'timed-out') void exit(0);
+            return;
+          }
+          case 'KVP_GET': {
+            const value = await worker.kvpGet(r.kvpPool ?? 0, r.kvpKey ?? '');
+            return reply({ ...status(), kvpFound: value !== null, kvpValue: value ?? '' });
+          }
+          case 'KVP_SET': {
+            const res = await worker.kvpSet(r.kvpPool ?? 0, r.kvpKey ?? '', r.kvpValue ?? '');
+            if (!res.ok) throw Object.assign(new Error(`the guest did not take KVP item ${r.kvpKey}: ${res.reason}`), { code: 'VMWP_ERR_KVP' });
+            return reply(status());
+          }
+          case 'KVP_DELETE': {
+            const res = await worker.kvpDelete(r.kvpPool ?? 0, r.kvpKey ?? '');
+            if (!res.ok) throw Object.assign(new Error(`the guest did not delete KVP item ${r.kvpKey}: ${res.reason}`), { code: 'VMWP_ERR_KVP' });
+            return reply(status());
+          }
+          case 'CONSOLE_INPUT':
+            worker.consoleInput(r.consoleInput ?? new Uint8Array(0));
+            return reply(status());
+          case 'MIGRATE': {
+            if (migration) throw Object.assign(new Error('a migration of this VM is under way'), { code: 'MIGRATION_ERR_BUSY' });
+            const m = { cancelled: false };
+            migration = m;
+            try {
+              const summary = await migrateToHost(
+                worker,
+                JSON.parse(r.migration ?? '{}') as MigrateRequest,
+                (p) => server.notify({ kind: 'MIGRATION_PROGRESS', message: JSON.stringify(p) }),
+                () => m.cancelled,
+              );
+              reply({ ...status(), migrationSummary: JSON.stringify(summary) });
+            } finally {
+              migration = null;
+            }
+            // The destination runs the VM: this copy ends (its disks were released at the switch-over).
+            return void exit(0);
+          }
+          case 'CANCEL_MIGRATION':
+            if (!migration) throw Object.assign(new Error('no migration of this VM is under way'), { code: 'MIGRATION_ERR_NONE' });
+            migration.cancelled = true;
+            return reply(status());
+          case 'TURN_OFF':
+            await worker.turnOff();
+            reply(status());
+            return void exit(0);
+          default:
+            throw new Error(`unknown operation ${r.operation}`);
         }
-        case 'CANCEL_MIGRATION':
-          if (!migration) throw Object.assign(new Error('no migration of this VM is under way'), { code: 'MIGRATION_ERR_NONE' });
-          migration.cancelled = true;
-          return reply(status());
-        case 'TURN_OFF':
-          await worker.turnOff();
-          reply(status());
-          return void exit(0);
-        default: throw new Error(`unknown operation ${r.operation}`);
-      }
-    };
-    run().catch((e) => {
-      if (r.operation === 'STATUS') { fail(e); void exit(2); } else fail(e);
-    });
-  }, log);
-  const cpu = new CpuSchedulerClient(() => worker.currentPartition, (r) => server.bulk(r), log);
-  server.onBulk = (r) => { if (r.kind === 'cpu-budget') cpu.onGrant(r); };
+      };
+      run().catch((e) => {
+        if (r.operation === 'STATUS') {
+          fail(e);
+          void exit(2);
+        } else fail(e);
+      });
+    },
+    log,
+  );
+  const cpu = new CpuSchedulerClient(
+    () => worker.currentPartition,
+    (r) => server.bulk(r),
+    log,
+  );
+  server.onBulk = (r) => {
+    if (r.kind === 'cpu-budget') cpu.onGrant(r);
+  };
   worker.on('console', (data: Uint8Array) => server.console(data));
   worker.on('state', (state: string) => server.notify({ kind: 'STATE', state }));
   worker.on('heartbeat', (heartbeatStatus: number) => server.notify({ kind: 'HEARTBEAT', heartbeatStatus }));
-  worker.on('kvp', (items: KvpGuestItems) => server.notify({
-    kind: 'KVP', kvpGuestItems: items.guest.map(([key, value]) => ({ key, value })), kvpIntrinsicItems: items.intrinsic.map(([key, value]) => ({ key, value })),
-  }));
+  worker.on('kvp', (items: KvpGuestItems) =>
+    server.notify({
+      kind: 'KVP',
+      kvpGuestItems: items.guest.map(([key, value]) => ({ key, value })),
+      kvpIntrinsicItems: items.intrinsic.map(([key, value]) => ({ key, value })),
+    }),
+  );
   worker.on('guest-fault', (message: string) => server.notify({ kind: 'GUEST_FAULT', message }));
   worker.on('disk-failure', (message: string) => server.notify({ kind: 'DISK_FAILURE', message }));
   // Without its devices the VM cannot run: the worker ends, and VMMS reports the VM failed.

@@ -14,7 +14,8 @@ const SPEC = /^(udp|tcp):(\d{1,5}):(\d{1,5})$/;
 export function parsePortForward(spec: string): PortForward | string {
   const m = SPEC.exec(spec);
   if (!m) return `"${spec}" is not udp|tcp:HOSTPORT:GUESTPORT`;
-  const hostPort = Number(m[2]), guestPort = Number(m[3]);
+  const hostPort = Number(m[2]),
+    guestPort = Number(m[3]);
   if (hostPort < 1 || hostPort > 65535 || guestPort < 1 || guestPort > 65535) return `"${spec}": ports are 1..65535`;
   return { protocol: m[1] as 'udp' | 'tcp', hostPort, guestPort };
 }

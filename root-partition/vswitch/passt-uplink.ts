@@ -42,8 +42,14 @@ export interface PasstOptions {
 function connectOnce(path: string): Promise<net.Socket | undefined> {
   return new Promise((resolve) => {
     const socket = net.createConnection(path);
-    socket.once('connect', () => { socket.removeAllListeners('error'); resolve(socket); });
-    socket.once('error', () => { socket.destroy(); resolve(undefined); });
+    socket.once('connect', () => {
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+    socket.once('error', () => {
+      socket.destroy();
+      resolve(undefined);
+    });
   });
 }
 
@@ -68,13 +74,32 @@ export class PasstUplink {
   private stopping = false;
   private readonly exited = new Set<Promise<void>>();
 
-  constructor(private readonly sw: VirtualSwitch, private readonly o: PasstOptions) {}
+  constructor(
+    private readonly sw: VirtualSwitch,
+    private readonly o: PasstOptions,
+  ) {}
 
   /** The command line passt runs with (the uid it keeps: passt run by root otherwise drops to nobody). */
   args(): string[] {
     const runas = typeof process.getuid === 'function' ? [`--runas`, `${process.getuid()}:${process.getgid!()}`] : [];
     const reach = this.o.reach === 'host' ? ['--outbound', '127.0.0.1', '--ipv4-only'] : [];
-    return ['--foreground', '--quiet', ...runas, '--socket', this.o.socketPath, '--address', this.o.guestAddress, '--netmask', String(this.o.prefixLength), '--gateway', this.o.gateway, '--no-dhcpv6', '--no-ndp', ...reach, ...passtForwardArgs(this.o.forwards)];
+    return [
+      '--foreground',
+      '--quiet',
+      ...runas,
+      '--socket',
+      this.o.socketPath,
+      '--address',
+      this.o.guestAddress,
+      '--netmask',
+      String(this.o.prefixLength),
+      '--gateway',
+      this.o.gateway,
+      '--no-dhcpv6',
+      '--no-ndp',
+      ...reach,
+      ...passtForwardArgs(this.o.forwards),
+    ];
   }
 
   start(): void {
@@ -91,7 +116,11 @@ export class PasstUplink {
     void exited.then(() => this.exited.delete(exited));
     child.once('error', (e) => this.failed(child, `passt: ${e.message}`));
     child.once('exit', (code, signal) => {
-      const last = stderr.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('Failed to send')).at(-1);
+      const last = stderr
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('Failed to send'))
+        .at(-1);
       this.failed(child, `passt exited (${signal ?? `code ${code}`})${last ? `: ${last}` : ''}`);
     });
     void this.connectWhenListening(child);
@@ -114,7 +143,10 @@ export class PasstUplink {
     const batcher = new FrameBatcher(socket);
     try {
       const uplink = this.o.reach === 'networks';
-      this.port = this.sw.addPort({ kind: uplink ? SwitchPortKind.External : SwitchPortKind.Internal, name: uplink ? 'passt (uplink)' : 'passt (host)', allowMacSpoofing: true }, (frame) => batcher.push(frame)).id;
+      this.port = this.sw.addPort(
+        { kind: uplink ? SwitchPortKind.External : SwitchPortKind.Internal, name: uplink ? 'passt (uplink)' : 'passt (host)', allowMacSpoofing: true },
+        (frame) => batcher.push(frame),
+      ).id;
     } catch (e) {
       return this.failed(child, `the switch refused passt's port: ${(e as Error).message}`);
     }
@@ -123,7 +155,9 @@ export class PasstUplink {
     this.o.log?.(`passt ${child.pid} serves switch ${this.sw.name} (guest ${this.o.guestAddress}/${this.o.prefixLength}, gateway ${this.o.gateway})`);
     socket.on('data', (chunk: Buffer) => {
       try {
-        decoder.push(chunk, (frame) => { if (this.port !== undefined) this.sw.ingress(this.port, frame); });
+        decoder.push(chunk, (frame) => {
+          if (this.port !== undefined) this.sw.ingress(this.port, frame);
+        });
       } catch (e) {
         this.failed(child, `passt's stream: ${(e as Error).message}`);
       }

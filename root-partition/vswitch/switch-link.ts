@@ -21,7 +21,10 @@ export class SwitchLink {
   closed: string | undefined = undefined;
   private readonly batcher: FrameBatcher;
 
-  private constructor(private readonly socket: net.Socket, readonly port: number) {
+  private constructor(
+    private readonly socket: net.Socket,
+    readonly port: number,
+  ) {
     this.batcher = new FrameBatcher(socket);
   }
 

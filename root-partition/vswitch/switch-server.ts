@@ -23,7 +23,10 @@ export class SwitchServer {
   private readonly sockets = new Set<net.Socket>();
   private agingTimer: NodeJS.Timeout | undefined;
 
-  private constructor(readonly path: string, opts: VirtualSwitchOptions) {
+  private constructor(
+    readonly path: string,
+    opts: VirtualSwitchOptions,
+  ) {
     this.switch = new VirtualSwitch(opts);
     this.server = net.createServer((s) => this.accept(s));
   }
@@ -71,7 +74,10 @@ export class SwitchServer {
             return;
           }
           const hello = decodeHello(record);
-          port = this.switch.addPort({ kind: portKindOf(hello), mac: hello.mac, name: hello.name, vlanId: hello.vlanId, mtu: hello.mtu, allowMacSpoofing: hello.allowMacSpoofing }, (frame) => batcher.push(frame)).id;
+          port = this.switch.addPort(
+            { kind: portKindOf(hello), mac: hello.mac, name: hello.name, vlanId: hello.vlanId, mtu: hello.mtu, allowMacSpoofing: hello.allowMacSpoofing },
+            (frame) => batcher.push(frame),
+          ).id;
           socket.write(lengthPrefixed(encodeHello({ port })));
         });
       } catch (e) {

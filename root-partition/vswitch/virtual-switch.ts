@@ -52,7 +52,8 @@ export class VirtualSwitch {
     if (needsHostSide && this.type === SwitchType.Private) throw new RangeError('a private switch has VM ports only');
     if (opts.kind === SwitchPortKind.External && this.type !== SwitchType.External) throw new RangeError('only an external switch has an uplink');
     for (const p of this.ports.values()) {
-      if (needsHostSide && p.kind === opts.kind) throw new RangeError(`switch ${this.name} already has its ${opts.kind === SwitchPortKind.Internal ? 'internal' : 'external'} port`);
+      if (needsHostSide && p.kind === opts.kind)
+        throw new RangeError(`switch ${this.name} already has its ${opts.kind === SwitchPortKind.Internal ? 'internal' : 'external'} port`);
     }
     const port = new SwitchPort(this.nextPortId++, opts, sink);
     this.ports.set(port.id, port);

@@ -40,7 +40,10 @@ export function nameSeg(name: string): Uint8Array {
 /** NameString: `\` + segments for an absolute path ("\\_SB"), or a single segment. */
 export function nameString(path: string): Uint8Array {
   const root = path.startsWith('\\');
-  const segs = (root ? path.slice(1) : path).split('.').filter((s) => s.length > 0).map(nameSeg);
+  const segs = (root ? path.slice(1) : path)
+    .split('.')
+    .filter((s) => s.length > 0)
+    .map(nameSeg);
   const prefix = root ? [Uint8Array.of(0x5c)] : [];
   if (segs.length === 0) return concat([...prefix, Uint8Array.of(0x00)]); // NullName
   if (segs.length === 1) return concat([...prefix, segs[0]!]);

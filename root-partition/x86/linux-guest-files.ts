@@ -24,5 +24,7 @@ export function loadLinuxGuest(): { manifest: LinuxGuestManifest } | { unavailab
   if (existsSync(m)) return { manifest: JSON.parse(readFileSync(m, 'utf8')) as LinuxGuestManifest };
   const u = join(LINUX_GUEST_DIR, 'unavailable.txt');
   if (existsSync(u)) return { unavailable: readFileSync(u, 'utf8').trim() };
-  return { unavailable: 'build/linux-guest is not built: run `npm run build:linux` (it fetches the Debian kernel, busybox and SeaBIOS packages with apt-get download)' };
+  return {
+    unavailable: 'build/linux-guest is not built: run `npm run build:linux` (it fetches the Debian kernel, busybox and SeaBIOS packages with apt-get download)',
+  };
 }

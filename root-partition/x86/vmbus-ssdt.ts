@@ -12,16 +12,9 @@ import { acpiTable, amlDevice, amlBuffer, amlInteger, amlName, amlScope, amlStri
 export const VMBUS_SSDT_FILE = 'acpi/ssdt-vmbus';
 
 export function vmbusSsdt(): Uint8Array {
-  return acpiTable(
-    { signature: 'SSDT', revision: 2, oemId: 'TSVSOR', oemTableId: 'VMBUS', oemRevision: 1, creatorId: 'TSVS', creatorRevision: 1 },
-    [
-      amlScope('\\_SB', [
-        amlDevice('VMBS', [
-          amlName('_HID', amlString('VMBUS')),
-          amlName('_UID', amlInteger(0)),
-          amlName('_CRS', amlBuffer(resourceTemplate([]))),
-        ]),
-      ]),
-    ],
-  );
+  return acpiTable({ signature: 'SSDT', revision: 2, oemId: 'TSVSOR', oemTableId: 'VMBUS', oemRevision: 1, creatorId: 'TSVS', creatorRevision: 1 }, [
+    amlScope('\\_SB', [
+      amlDevice('VMBS', [amlName('_HID', amlString('VMBUS')), amlName('_UID', amlInteger(0)), amlName('_CRS', amlBuffer(resourceTemplate([])))]),
+    ]),
+  ]);
 }

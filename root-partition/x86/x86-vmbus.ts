@@ -34,7 +34,12 @@ export class X86Vmbus {
   private failed = false;
   private readonly disks: BlockBackend[] = [];
 
-  constructor(private readonly vp: X86Vp, scsi: readonly string[], private readonly fail: (message: string) => void, log: (message: string) => void) {
+  constructor(
+    private readonly vp: X86Vp,
+    scsi: readonly string[],
+    private readonly fail: (message: string) => void,
+    log: (message: string) => void,
+  ) {
     const ram = vp.ramWindow;
     this.partition = new X86Partition({
       name: 'linux',

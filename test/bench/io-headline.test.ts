@@ -15,7 +15,7 @@ import { buildIdentity } from '../../bench/io/build-identity.ts';
 const reference = (): IoBenchReport => JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'bench', 'results', 'reference.json'), 'utf8'));
 
 describe('bench io headline', () => {
-  it('states each emulated mode\'s speedup range from its own rows, and names where it won', () => {
+  it("states each emulated mode's speedup range from its own rows, and names where it won", () => {
     const report = reference();
     const h = headline(report)!;
     for (const s of h.speedups) {
@@ -50,6 +50,6 @@ describe('bench io headline', () => {
     expect(html).toContain(`tsvisor ${report.build.version}`);
     expect(report.build.commit).toMatch(/^[0-9a-f]{40}(-dirty)?$/);
     expect(html).toContain(`commit ${report.build.commit}`);
-    expect(html).toContain('Where a synthetic I/O\'s time goes');
+    expect(html).toContain("Where a synthetic I/O's time goes");
   });
 });

@@ -7,7 +7,9 @@ const exitLimit = { adaptiveUsPerExit: 1, blockingUsPerExit: 5 } as ExitLimit;
 
 function ataRow(exits: number, expected: number, interrupts = 1, interruptsExpected = 1): IoRow {
   return {
-    kind: 'emulated', path: 'dma', workload: 'rand-read-4k',
+    kind: 'emulated',
+    path: 'dma',
+    workload: 'rand-read-4k',
     perIo: { exits, exitsExpected: expected, interrupts, interruptsExpected },
   } as unknown as IoRow;
 }

@@ -8,12 +8,18 @@ import { GuestHarness } from '../../root-partition/sdk/harness.ts';
 import { latencySummary } from '../../bench/sched.ts';
 
 let h: GuestHarness | undefined;
-afterEach(async () => { await h?.dispose(); h = undefined; });
+afterEach(async () => {
+  await h?.dispose();
+  h = undefined;
+});
 
 it('reports one latency per tick, in lines of 32, and stops reporting at samples=', { timeout: 60_000 }, async () => {
   h = await GuestHarness.boot({ image: 'interactive', cmdline: 'tick=2000 burst=50 samples=64', timeoutMs: 30_000 });
   await h.waitFor('interactive done\n');
-  const lines = h.console().split('\n').filter((l) => l.startsWith('lat '));
+  const lines = h
+    .console()
+    .split('\n')
+    .filter((l) => l.startsWith('lat '));
   expect(lines).toHaveLength(2);
   const values = lines.flatMap((l) => l.slice(4).split(' ').map(Number));
   expect(values).toHaveLength(64);

@@ -24,13 +24,21 @@ const MiB = 1024 * 1024;
 const SIZE = 8 * MiB;
 const pyvhdi = existsSync('/usr/bin/python3') && spawnSync('/usr/bin/python3', ['-c', 'import pyvhdi']).status === 0;
 let dir: string;
-beforeEach(() => { dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'tsv-chain-merge-')); });
-afterEach(() => { rmSync(dir, { recursive: true, force: true }); });
+beforeEach(() => {
+  dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'tsv-chain-merge-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
 
 function prng(seed: number): () => number {
   let x = seed >>> 0;
   return () => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     return x / 2 ** 32;
   };
 }
@@ -76,7 +84,11 @@ function chain(model: Buffer): { base: string; d1: string; d2: string; leaf: str
 
 /** The chain's content as libvhdi reads it (files from the base up). */
 function libvhdiRead(files: string[]): Buffer {
-  const py = spawnSync('/usr/bin/python3', ['-c', `
+  const py = spawnSync(
+    '/usr/bin/python3',
+    [
+      '-c',
+      `
 import pyvhdi, sys
 files = []
 for f in sys.argv[1:]:
@@ -84,13 +96,17 @@ for f in sys.argv[1:]:
     if files: d.set_parent(files[-1])
     files.append(d)
 prev = files[-1]
-sys.stdout.buffer.write(prev.read_buffer_at_offset(prev.get_media_size(), 0))`, ...files], { maxBuffer: 64 * MiB, timeout: 60_000 });
+sys.stdout.buffer.write(prev.read_buffer_at_offset(prev.get_media_size(), 0))`,
+      ...files,
+    ],
+    { maxBuffer: 64 * MiB, timeout: 60_000 },
+  );
   expect(py.status, py.stderr?.toString()).toBe(0);
   return py.stdout;
 }
 
-describe('merging a file deeper in a running drive\'s chain', () => {
-  it('copies between guest writes; the parent takes the file\'s name and identity, and every reader agrees', async () => {
+describe("merging a file deeper in a running drive's chain", () => {
+  it("copies between guest writes; the parent takes the file's name and identity, and every reader agrees", async () => {
     const model = Buffer.alloc(SIZE);
     const { base, d1, d2, leaf } = chain(model);
     const disk = new SwitchableDisk(open(leaf, false), leaf);
@@ -111,7 +127,9 @@ describe('merging a file deeper in a running drive\'s chain', () => {
     const result = await mergeInChainLive(disk, d2, openVhdx(d1, { lock: false }), open, { yieldTurn, piece: 256 * 1024 });
     expect(turns).toBeGreaterThanOrEqual(6);
     expect(result.copiedBytes).toBeGreaterThanOrEqual(2 * MiB + 4 * 512 + 4096);
-    console.log(`deep live merge: ${result.copiedBytes} bytes copied in ${turns} turns with guest I/O between them; the drive's I/O stood still ${result.switchMs.toFixed(2)} ms for the switch`);
+    console.log(
+      `deep live merge: ${result.copiedBytes} bytes copied in ${turns} turns with guest I/O between them; the drive's I/O stood still ${result.switchMs.toFixed(2)} ms for the switch`,
+    );
     expect(existsSync(d1)).toBe(false);
     expect(disk.path).toBe(leaf);
     expect(readAll(disk).equals(model)).toBe(true);
@@ -127,13 +145,14 @@ describe('merging a file deeper in a running drive\'s chain', () => {
     if (pyvhdi) expect(libvhdiRead([base, d2, leaf]).equals(model)).toBe(true);
   });
 
-  it('stopped during the copy, the chain is as it was; stopped before the rename, the tree\'s record finishes it', async () => {
+  it("stopped during the copy, the chain is as it was; stopped before the rename, the tree's record finishes it", async () => {
     const model = Buffer.alloc(SIZE);
     const { base, d1, d2, leaf } = chain(model);
     const disk = new SwitchableDisk(open(leaf, false), leaf);
     let turns = 0;
-    await expect(mergeInChainLive(disk, d2, openVhdx(d1, { lock: false }), open, { piece: 256 * 1024, cancelled: () => ++turns === 3 }))
-      .rejects.toThrow(/stopped: the VM is turning off/);
+    await expect(mergeInChainLive(disk, d2, openVhdx(d1, { lock: false }), open, { piece: 256 * 1024, cancelled: () => ++turns === 3 })).rejects.toThrow(
+      /stopped: the VM is turning off/,
+    );
     expect(readAll(disk).equals(model)).toBe(true);
     await expect(mergeInChainLive(disk, leaf, openVhdx(d2, { lock: false }), open)).rejects.toThrow(/is not below/);
     await expect(mergeInChainLive(disk, d2, openVhdx(base, { lock: false }), open)).rejects.toThrow(/is not the parent of/);
@@ -148,11 +167,22 @@ describe('merging a file deeper in a running drive\'s chain', () => {
     const identity = Buffer.from(f.file.header.dataWriteGuid).toString('hex');
     f.close();
     const d = new SwitchableDisk(open(leaf, false), leaf);
-    await expect(mergeInChainLive(d, d2, openVhdx(d1, { lock: false }), open, { beforeRename: () => { throw new Error('crash here'); } })).rejects.toThrow('crash here');
+    await expect(
+      mergeInChainLive(d, d2, openVhdx(d1, { lock: false }), open, {
+        beforeRename: () => {
+          throw new Error('crash here');
+        },
+      }),
+    ).rejects.toThrow('crash here');
     expect(readAll(d).equals(model)).toBe(true); // the running chain reads on
     d.close();
     expect(() => openDisk(leaf, { readOnly: true, lock: false }).close()).toThrow(/has changed since this disk was made from it/);
-    const tree = { ...emptyTree('00000000-0000-4000-8000-000000000001'), createdFiles: [d1, d2, leaf], retainedFiles: [d1], pendingMerges: [{ file: d1, child: d2, childIdentity: identity, live: true }] };
+    const tree = {
+      ...emptyTree('00000000-0000-4000-8000-000000000001'),
+      createdFiles: [d1, d2, leaf],
+      retainedFiles: [d1],
+      pendingMerges: [{ file: d1, child: d2, childIdentity: identity, live: true }],
+    };
     const devices = [{ kind: 'scsi-controller', disks: [{ location: 0, path: leaf }] }] as never;
     const c = collectFiles(tree, devices);
     expect(c.deferred).toEqual([]);

@@ -5,7 +5,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  differencingPath, emptyTree, fateOf, findCheckpoint, treeProblems, withDiskPaths, withoutCheckpoint, writableDisks, type CheckpointRecord, type CheckpointTree,
+  differencingPath,
+  emptyTree,
+  fateOf,
+  findCheckpoint,
+  treeProblems,
+  withDiskPaths,
+  withoutCheckpoint,
+  writableDisks,
+  type CheckpointRecord,
+  type CheckpointTree,
 } from '../../root-partition/vmms/checkpoint-tree.ts';
 import { newDefinition, type DeviceDefinition } from '../../root-partition/vmms/vm-definition.ts';
 
@@ -23,14 +32,23 @@ const C = '00000000-0000-4000-8000-00000000000c';
 function tree(): CheckpointTree {
   const settings = newDefinition({ name: 'vm', memoryBytes: 65536 * 16, imagePath: '/g.wasm' });
   const vmId = settings.id;
-  const cp = (id: string, parentId: string | null, name = id.slice(-1)): CheckpointRecord => ({ id, name, parentId, createdAt: '2026-01-01T00:00:00Z', settings, savedState: null });
+  const cp = (id: string, parentId: string | null, name = id.slice(-1)): CheckpointRecord => ({
+    id,
+    name,
+    parentId,
+    createdAt: '2026-01-01T00:00:00Z',
+    settings,
+    savedState: null,
+  });
   return { ...emptyTree(vmId), checkpoints: [cp(A, null), cp(B, A), cp(C, A, 'b')], currentId: B };
 }
 
 describe('checkpoint tree', () => {
   it('finds the writable drives with an image, in definition order, and puts new paths in their place', () => {
     expect(writableDisks(devices).map((s) => [s.where, s.path])).toEqual([
-      ['devices[0]', '/d/boot.vhdx'], ['devices[2].disks[0]', '/d/data.vhdx'], ['devices[2].disks[2]', '/d/logs.vhdx'],
+      ['devices[0]', '/d/boot.vhdx'],
+      ['devices[2].disks[0]', '/d/data.vhdx'],
+      ['devices[2].disks[2]', '/d/logs.vhdx'],
     ]);
     const moved = withDiskPaths(devices, ['/d/1.avhdx', '/d/2.avhdx', '/d/3.avhdx']);
     expect(writableDisks(moved).map((s) => s.path)).toEqual(['/d/1.avhdx', '/d/2.avhdx', '/d/3.avhdx']);
@@ -57,7 +75,10 @@ describe('checkpoint tree', () => {
   it('hangs a removed checkpoint\'s children, and "Now", from its parent', () => {
     const t = tree();
     const t2 = withoutCheckpoint({ ...t, currentId: A }, A);
-    expect(t2.checkpoints.map((c) => [c.id, c.parentId])).toEqual([[B, null], [C, null]]);
+    expect(t2.checkpoints.map((c) => [c.id, c.parentId])).toEqual([
+      [B, null],
+      [C, null],
+    ]);
     expect(t2.currentId).toBeNull();
     const t3 = withoutCheckpoint(t, B);
     expect(t3.currentId).toBe(A);
@@ -72,7 +93,7 @@ describe('checkpoint tree', () => {
     expect(findCheckpoint(t, 'zz')).toEqual({ error: 'the VM has no checkpoint named or with id "zz"' });
   });
 
-  it('refuses a tree file with a parent loop, a dangling parent or another VM\'s id', () => {
+  it("refuses a tree file with a parent loop, a dangling parent or another VM's id", () => {
     const t = tree();
     expect(treeProblems(t, t.vmId)).toEqual([]);
     const loop = structuredClone(t);

@@ -31,8 +31,16 @@ describe('tsvisor vm checkpoint', () => {
     newDisk(raw, { kind: 'raw', sizeBytes: 1024 * 1024 });
     const client = await VmmsClient.connect(daemon.dataDir);
     try {
-      for (const [name, path] of [['cp', disk], ['rawvm', raw]]) {
-        await client.call('new', { name, imagePath: guestImagePath('checksum'), memoryBytes: 16 * 1024 * 1024, devices: [{ kind: 'ide-disk', controller: 0, position: 0, path }] });
+      for (const [name, path] of [
+        ['cp', disk],
+        ['rawvm', raw],
+      ]) {
+        await client.call('new', {
+          name,
+          imagePath: guestImagePath('checksum'),
+          memoryBytes: 16 * 1024 * 1024,
+          devices: [{ kind: 'ide-disk', controller: 0, position: 0, path }],
+        });
       }
     } finally {
       client.close();
@@ -46,7 +54,16 @@ describe('tsvisor vm checkpoint', () => {
     expect(second.stdout).toMatch(/^cp: checkpoint 'cp - \(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\)' taken \(disks only\), id [0-9a-f-]{36}\n$/);
 
     const listed = JSON.parse((await vm('checkpoint', 'list', 'cp', '--json')).stdout);
-    expect(listed.map((c: { name: string; parentId: string | null; current: boolean }) => [c.name === 'before upgrade' ? c.name : 'auto', c.parentId === made.id, c.current])).toEqual([['before upgrade', false, false], ['auto', true, true]]);
+    expect(
+      listed.map((c: { name: string; parentId: string | null; current: boolean }) => [
+        c.name === 'before upgrade' ? c.name : 'auto',
+        c.parentId === made.id,
+        c.current,
+      ]),
+    ).toEqual([
+      ['before upgrade', false, false],
+      ['auto', true, true],
+    ]);
     const table = await vm('checkpoints', 'cp');
     expect(table.stdout).toMatch(/NAME\s+PARENT\s+TYPE\s+CURRENT\s+ID\nbefore upgrade\s+-\s+disks only\s+[0-9a-f-]{36}\n/);
 

@@ -45,7 +45,11 @@ function texts(path: string, lbas: number[]): string[] {
 
 /** The same sectors read by libvhdi through the chain `files` (base first). */
 function libvhdiTexts(files: string[], lbas: number[]): string[] {
-  const py = spawnSync('/usr/bin/python3', ['-c', `
+  const py = spawnSync(
+    '/usr/bin/python3',
+    [
+      '-c',
+      `
 import pyvhdi, sys
 files = []
 for f in sys.argv[2:]:
@@ -54,24 +58,33 @@ for f in sys.argv[2:]:
     files.append(d)
 for lba in sys.argv[1].split(','):
     b = files[-1].read_buffer_at_offset(512, int(lba) * 512)
-    print(b.split(b'\\0')[0].decode('latin1'))`, lbas.join(','), ...files], { encoding: 'utf8', timeout: 60_000 });
+    print(b.split(b'\\0')[0].decode('latin1'))`,
+      lbas.join(','),
+      ...files,
+    ],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
   expect(py.status, py.stderr).toBe(0);
   return py.stdout.split('\n').slice(0, lbas.length);
 }
 
-describe('removing a checkpoint deep in a running VM\'s chain', () => {
+describe("removing a checkpoint deep in a running VM's chain", () => {
   it('merges its file into its parent while the guest writes; the guest, tsvisor and libvhdi agree', { timeout: 120_000 }, async () => {
     const dir = fx.dataDir();
     const v = await fx.vmms({ dataDir: dir });
     const base = join(dir, 'disk.vhdx');
     newDisk(base, { kind: 'dynamic', sizeBytes: 4 * MiB, blockSizeBytes: MiB });
     v.defineVm({
-      name: 'deep', memoryBytes: 32 * MiB, imagePath: image,
+      name: 'deep',
+      memoryBytes: 32 * MiB,
+      imagePath: image,
       devices: [{ kind: 'scsi-controller', disks: [{ location: 0, path: base }] }, { kind: 'integration-services' }] as never,
     });
     let text = '';
     const id = v.get('deep')!.id;
-    v.events.on('console', (e: { vmId: string; data: Uint8Array }) => { if (e.vmId === id) text += Buffer.from(e.data).toString('latin1'); });
+    v.events.on('console', (e: { vmId: string; data: Uint8Array }) => {
+      if (e.vmId === id) text += Buffer.from(e.data).toString('latin1');
+    });
     const prompts = () => text.split(PROMPT).length - 1;
     const type = async (line: string) => {
       const before = prompts();
@@ -108,7 +121,10 @@ describe('removing a checkpoint deep in a running VM\'s chain', () => {
     expect(v.get('deep')!.state).toBe('Running');
     expect(drive()).toBe(leaf);
     expect(existsSync(d1)).toBe(false);
-    expect(v.checkpoints.list('deep').map((c) => [c.name, c.disks])).toEqual([['c1', [base]], ['c3', [d2]]]);
+    expect(v.checkpoints.list('deep').map((c) => [c.name, c.disks])).toEqual([
+      ['c1', [base]],
+      ['c3', [d2]],
+    ]);
     expect(v.checkpoints.get('deep', 'c3')!.parentId).toBe(c1.checkpoint!.id);
 
     await type('write 0 25 after the merge');

@@ -16,7 +16,11 @@ const dir = mkdtempSync(join(tmpdir(), 'tsv-switch-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const open: ImageOpener = (path, readOnly) => openDisk(path, { readOnly });
 const sector = (byte: number) => new Uint8Array(512).fill(byte);
-const read = (d: { read(lba: number, b: Uint8Array): void }, lba: number) => { const b = new Uint8Array(512); d.read(lba, b); return b[0]; };
+const read = (d: { read(lba: number, b: Uint8Array): void }, lba: number) => {
+  const b = new Uint8Array(512);
+  d.read(lba, b);
+  return b[0];
+};
 
 describe('drive switch', () => {
   it('moves a drive to a child it makes, keeps its identity, and writes only the child', () => {
@@ -54,7 +58,16 @@ describe('drive switch', () => {
     const da = new SwitchableDisk(open(a, false), a);
     const db = new SwitchableDisk(open(b, false), b);
     // The second target's directory does not exist: its child cannot be made.
-    expect(() => switchDisks([da, db], [{ from: a, to: join(dir, 'x_1.avhdx') }, { from: b, to: join(dir, 'nowhere', 'y_1.avhdx') }], open)).toThrow();
+    expect(() =>
+      switchDisks(
+        [da, db],
+        [
+          { from: a, to: join(dir, 'x_1.avhdx') },
+          { from: b, to: join(dir, 'nowhere', 'y_1.avhdx') },
+        ],
+        open,
+      ),
+    ).toThrow();
     expect([da.path, db.path]).toEqual([a, b]);
     expect(existsSync(join(dir, 'x_1.avhdx'))).toBe(false);
     da.write(0, sector(0x33));

@@ -23,14 +23,22 @@ const SIZE = 8 * MiB;
 const qemuImg = spawnSync('qemu-img', ['--version']).status === 0;
 let dir: string;
 // tmpfs where there is one: the merge's fsyncs are not what is tested, and the suite's time is shared.
-beforeEach(() => { dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'tsv-live-merge-')); });
-afterEach(() => { rmSync(dir, { recursive: true, force: true }); });
+beforeEach(() => {
+  dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'tsv-live-merge-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
 
 /** A small deterministic generator (the test must be the same every run). */
 function prng(seed: number): () => number {
   let x = seed >>> 0;
   return () => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     return x / 2 ** 32;
   };
 }
@@ -67,7 +75,7 @@ function readAll(d: { read(lba: number, dst: Uint8Array): void }): Buffer {
   return b;
 }
 
-describe('merging a drive\'s differencing disk while it is in use', () => {
+describe("merging a drive's differencing disk while it is in use", () => {
   it('copies between writes; every sector reads the last write, on the parent, which qemu-img finds clean', async () => {
     const model = Buffer.alloc(SIZE);
     const { base, child } = chain(model);
@@ -102,7 +110,9 @@ describe('merging a drive\'s differencing disk while it is in use', () => {
     expect(progress.at(-1)).toBe(SIZE);
     expect(result.copiedBytes).toBeGreaterThan(2 * MiB);
     expect(result.leftover).toBeNull();
-    console.log(`live merge: ${result.copiedBytes} bytes copied in ${turns} turns with ${writes} writes between them; the drive's I/O stood still ${result.switchMs.toFixed(2)} ms for the switch`);
+    console.log(
+      `live merge: ${result.copiedBytes} bytes copied in ${turns} turns with ${writes} writes between them; the drive's I/O stood still ${result.switchMs.toFixed(2)} ms for the switch`,
+    );
     expect(disk.path).toBe(base);
     expect(existsSync(child)).toBe(false);
     expect(readAll(disk).equals(model)).toBe(true);
@@ -160,5 +170,4 @@ describe('merging a drive\'s differencing disk while it is in use', () => {
     expect(readAll(d2).equals(model)).toBe(true);
     d2.close();
   });
-
 });

@@ -89,7 +89,10 @@ describe('checkpoints of an Off VM', () => {
     expect(bytesAt(a3, [0, 8, 16])).toEqual([0xa1, 0, 0]);
     expect(existsSync(a2)).toBe(false);
     expect(existsSync(a1)).toBe(true);
-    expect(vmms.checkpoints.list(vm).map((c) => [c.name, c.current])).toEqual([['one', true], ['two', false]]);
+    expect(vmms.checkpoints.list(vm).map((c) => [c.name, c.current])).toEqual([
+      ['one', true],
+      ['two', false],
+    ]);
     fill(a3, 24, 8, 0xd4);
 
     // Remove "two": its file a1 has no child left: deleted.
@@ -129,7 +132,10 @@ describe('checkpoints of an Off VM', () => {
     // The leaf still opens (its parent's name and DataWriteGuid are the ones it links to) and reads the same.
     expect(bytesAt(a3, [0, 8, 9, 16])).toEqual([0xa1, 0xe5, 0xb2, 0xc3]);
     expect(bytesAt(a2, [0, 8, 16])).toEqual([0xa1, 0xb2, 0xc3]);
-    expect(vmms.checkpoints.list(vm).map((c) => [c.name, c.parentId === null ? null : vmms.checkpoints.get(vm, c.parentId)!.name])).toEqual([['one', null], ['three', 'one']]);
+    expect(vmms.checkpoints.list(vm).map((c) => [c.name, c.parentId === null ? null : vmms.checkpoints.get(vm, c.parentId)!.name])).toEqual([
+      ['one', null],
+      ['three', 'one'],
+    ]);
     // "one" froze the operator's base, which a2 builds on: base stays as it is.
     expect((await vmms.checkpoints.remove(vm, 'one')).done).toEqual([]);
     expect(bytesAt(base, [0, 8])).toEqual([0xa1, 0]);
@@ -169,7 +175,7 @@ describe('checkpoints of an Off VM', () => {
     expect(store.load(id).pendingMerges).toEqual([]);
   });
 
-  it('a merge the running VM\'s worker had begun when it died is dropped, the chain intact, and done again offline', async () => {
+  it("a merge the running VM's worker had begun when it died is dropped, the chain intact, and done again offline", async () => {
     const { vmms, vm, base } = await setup();
     await vmms.checkpoints.create(vm, 'one');
     const a1 = leaf(vmms, vm);
@@ -183,7 +189,11 @@ describe('checkpoints of an Off VM', () => {
     const store = vmms.checkpoints.store;
     const id = vmms.get(vm)!.id;
     const two = vmms.checkpoints.list(vm).find((c) => c.name === 'two')!;
-    store.save({ ...withoutCheckpoint(store.load(id), two.id), retainedFiles: [a1], pendingMerges: [{ file: a1, child: a2, childIdentity: null, live: true }] });
+    store.save({
+      ...withoutCheckpoint(store.load(id), two.id),
+      retainedFiles: [a1],
+      pendingMerges: [{ file: a1, child: a2, childIdentity: null, live: true }],
+    });
     const parent = openVhdx(a1, { lock: false });
     parent.file.beginSession({ keepDataWriteGuid: true });
     parent.write(16, new Uint8Array(4 * 512).fill(0xc3));
@@ -229,7 +239,9 @@ describe('checkpoints of an Off VM', () => {
     vmms.defineVm({ name: 'rawvm', memoryBytes: 4 * MiB, imagePath: image, devices: [{ kind: 'ide-disk', controller: 0, position: 0, path: raw }] });
     const r = await vmms.checkpoints.create('rawvm');
     expect(r.returnValue).toBe(ReturnCode.Failed);
-    expect(r.error).toBe(`cannot checkpoint: disk ${raw} is a raw image; checkpoints need VHDX disks (convert it with \`tsvisor disk convert ${raw} <new>.vhdx\` and attach the new file)`);
+    expect(r.error).toBe(
+      `cannot checkpoint: disk ${raw} is a raw image; checkpoints need VHDX disks (convert it with \`tsvisor disk convert ${raw} <new>.vhdx\` and attach the new file)`,
+    );
     expect(leaf(vmms, 'rawvm')).toBe(raw);
     expect(vmms.checkpoints.list('rawvm')).toEqual([]);
   });

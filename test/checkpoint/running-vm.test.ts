@@ -50,12 +50,16 @@ describe('a checkpoint of a running VM', () => {
     const base = join(dir, 'disk.vhdx');
     newDisk(base, { kind: 'dynamic', sizeBytes: 4 * MiB, blockSizeBytes: MiB });
     v.defineVm({
-      name: 'run', memoryBytes: 32 * MiB, imagePath: image,
+      name: 'run',
+      memoryBytes: 32 * MiB,
+      imagePath: image,
       devices: [{ kind: 'scsi-controller', disks: [{ location: 0, path: base }] }, { kind: 'integration-services' }] as never,
     });
     let text = '';
     const id = v.get('run')!.id;
-    v.events.on('console', (e: { vmId: string; data: Uint8Array }) => { if (e.vmId === id) text += Buffer.from(e.data).toString('latin1'); });
+    v.events.on('console', (e: { vmId: string; data: Uint8Array }) => {
+      if (e.vmId === id) text += Buffer.from(e.data).toString('latin1');
+    });
     const prompts = () => text.split(PROMPT).length - 1;
     const type = async (line: string) => {
       const before = prompts();
@@ -83,8 +87,12 @@ describe('a checkpoint of a running VM', () => {
     const leaf = writableDisks(v.get('run')!.devices)[0].path;
     expect(leaf).not.toBe(base);
     // The figure docs/lifecycle.md reports, with the worker's breakdown of it.
-    const line = readFileSync(join(dir, 'logs', `vmwp-${id}.log`), 'utf8').split('\n').find((l) => l.includes('checkpoint saved to'));
-    console.log(`checkpoint of a running VM (32 MiB, ref-enlightened): paused ${cp.pauseMs!.toFixed(1)} ms; worker: ${line && JSON.parse(line).message.replace(/.*; paused/, 'paused')}`);
+    const line = readFileSync(join(dir, 'logs', `vmwp-${id}.log`), 'utf8')
+      .split('\n')
+      .find((l) => l.includes('checkpoint saved to'));
+    console.log(
+      `checkpoint of a running VM (32 MiB, ref-enlightened): paused ${cp.pauseMs!.toFixed(1)} ms; worker: ${line && JSON.parse(line).message.replace(/.*; paused/, 'paused')}`,
+    );
     // The guest runs on the child now.
     await type('write 0 10 after the checkpoint');
     await type('write 0 11 later still');
@@ -121,8 +129,13 @@ describe('a checkpoint of a running VM', () => {
     await type('counters');
     expect(text).toMatch(/shell: commands=7 errors=0 reads=1 writes=4 /);
     expect((await v.turnOff('run')).returnValue).toBe(0);
-    expect(['before the checkpoint', '', 'still on the base', 'after the apply', 'after the merge'].map((_, i) => sectorText(base, 10 + i)))
-      .toEqual(['before the checkpoint', '', 'still on the base', 'after the apply', 'after the merge']);
+    expect(['before the checkpoint', '', 'still on the base', 'after the apply', 'after the merge'].map((_, i) => sectorText(base, 10 + i))).toEqual([
+      'before the checkpoint',
+      '',
+      'still on the base',
+      'after the apply',
+      'after the merge',
+    ]);
     const check = spawnSync('qemu-img', ['check', base], { encoding: 'utf8' });
     if (check.error === undefined) expect(check.status, check.stdout + check.stderr).toBe(0);
     expect(existsSync(join(v.paths.checkpointsDir, id, `${cp.checkpoint!.id}.vmrs`))).toBe(false);

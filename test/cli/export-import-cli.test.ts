@@ -27,7 +27,12 @@ describe('vm export / vm import', () => {
     const disk = join(disks, 'c.raw');
     writeFileSync(disk, Buffer.alloc(1024 * 1024, 0x5a));
     const c = await VmmsClient.connect(daemon.dataDir);
-    const { id } = await c.call<{ id: string }>('new', { name: 'c', memoryBytes: 16 << 20, imagePath: guestImagePath('hello'), devices: [{ kind: 'ide-disk', controller: 0, position: 0, path: disk }] });
+    const { id } = await c.call<{ id: string }>('new', {
+      name: 'c',
+      memoryBytes: 16 << 20,
+      imagePath: guestImagePath('hello'),
+      devices: [{ kind: 'ide-disk', controller: 0, position: 0, path: disk }],
+    });
     c.close();
     const to = join(disks, 'exports');
     mkdirSync(to);
@@ -39,7 +44,10 @@ describe('vm export / vm import', () => {
     expect(readFileSync(join(folder, 'Virtual Hard Disks', 'c.raw'))).toEqual(readFileSync(disk));
 
     const again = await vm('import', folder);
-    expect([again.code, again.stderr]).toEqual([1, `tsvisor: a VM with id ${id} is already defined on this host; import a copy with a new id (--copy <dir> --new-id) or remove that VM\n`]);
+    expect([again.code, again.stderr]).toEqual([
+      1,
+      `tsvisor: a VM with id ${id} is already defined on this host; import a copy with a new id (--copy <dir> --new-id) or remove that VM\n`,
+    ]);
 
     const copied = await vm('import', folder, '--copy', join(disks, 'c2'), '--new-id', '--name', 'c2');
     expect(copied.code, copied.stderr).toBe(0);

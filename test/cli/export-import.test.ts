@@ -52,7 +52,11 @@ async function host(opts: { memoryBudgetBytes?: number; roots?: string[] } = {})
   await buildGuests(['idle']);
   const dir = fx.dataDir();
   const image = guestImagePath('idle');
-  const vmms = await fx.vmms({ dataDir: dir, storageRoots: [dir, dirname(image), ...(opts.roots ?? [])], ...(opts.memoryBudgetBytes ? { limits: { memoryBudgetBytes: opts.memoryBudgetBytes } } : {}) });
+  const vmms = await fx.vmms({
+    dataDir: dir,
+    storageRoots: [dir, dirname(image), ...(opts.roots ?? [])],
+    ...(opts.memoryBudgetBytes ? { limits: { memoryBudgetBytes: opts.memoryBudgetBytes } } : {}),
+  });
   return { vmms, dir, image };
 }
 
@@ -70,7 +74,12 @@ describe('Export-VM and Import-VM', () => {
     fill(base, 0, 0xa1);
     const child = join(src, 'disk.vhdx');
     newDisk(child, { kind: 'differencing', parentPath: base });
-    const id = vmms.defineVm({ name: 'exp', memoryBytes: 16 * MiB, imagePath: image, devices: [{ kind: 'scsi-controller', disks: [{ location: 0, path: child }] }] }).id;
+    const id = vmms.defineVm({
+      name: 'exp',
+      memoryBytes: 16 * MiB,
+      imagePath: image,
+      devices: [{ kind: 'scsi-controller', disks: [{ location: 0, path: child }] }],
+    }).id;
     const cp = await vmms.checkpoints.create('exp', 'one');
     expect(cp.returnValue).toBe(ReturnCode.Completed);
     fill(leaf(vmms, 'exp'), 8, 0xb2);
@@ -80,7 +89,14 @@ describe('Export-VM and Import-VM', () => {
     const r = vmms.exportVm('exp', exports);
     const folder = join(exports, 'exp');
     const avhdx = `disk_${cp.checkpoint!.id}.avhdx`;
-    expect({ ...r, disks: r.disks.sort() }).toEqual({ vm: 'exp', vmId: id, path: folder, disks: ['disk-2.vhdx', 'disk.vhdx', avhdx], checkpoints: 1, savedState: false });
+    expect({ ...r, disks: r.disks.sort() }).toEqual({
+      vm: 'exp',
+      vmId: id,
+      path: folder,
+      disks: ['disk-2.vhdx', 'disk.vhdx', avhdx],
+      checkpoints: 1,
+      savedState: false,
+    });
     expect(readdirSync(folder).sort()).toEqual(['Snapshots', 'Virtual Hard Disks', 'Virtual Machines']);
     expect(readdirSync(join(folder, 'Virtual Machines'))).toEqual([`${id}.json`]);
     expect(readdirSync(join(folder, 'Virtual Hard Disks')).sort()).toEqual(['disk-2.vhdx', 'disk.vhdx', avhdx]);
@@ -101,7 +117,9 @@ describe('Export-VM and Import-VM', () => {
     expect(vmms.checkpoints.list('exp').map((c) => [c.name, c.current, c.disks])).toEqual([['one', true, [join(inPlace, 'disk.vhdx')]]]);
 
     // The same export again (before the VM registered in place changes its files): the id is taken, so only as a copy with a new id (and a new name).
-    expect(() => vmms.importVm(folder, {})).toThrow(`a VM with id ${id} is already defined on this host; import a copy with a new id (--copy <dir> --new-id) or remove that VM`);
+    expect(() => vmms.importVm(folder, {})).toThrow(
+      `a VM with id ${id} is already defined on this host; import a copy with a new id (--copy <dir> --new-id) or remove that VM`,
+    );
     expect(() => vmms.importVm(folder, { newId: true })).toThrow('a new id needs a copy (--copy <dir>)');
     const copyDir = join(dir, 'copy');
     const copy = vmms.importVm(folder, { copyTo: copyDir, newId: true, name: 'exp2' });
@@ -124,14 +142,18 @@ describe('Export-VM and Import-VM', () => {
     // The checkpoint still applies: the drive returns to the checkpoint's content.
     expect((await vmms.checkpoints.apply('exp', 'one')).returnValue).toBe(ReturnCode.Completed);
     expect(bytesAt(leaf(vmms, 'exp'), [0, 8])).toEqual([0xa1, 0]);
-
   }, 60_000);
 
   it('hostile export folders are refused with a sentence and leave nothing behind', async () => {
     const { vmms, dir, image } = await host();
     const disk = join(dir, 'd.vhdx');
     newDisk(disk, { kind: 'dynamic', sizeBytes: 4 * MiB, blockSizeBytes: MiB });
-    const id = vmms.defineVm({ name: 'h', memoryBytes: 16 * MiB, imagePath: image, devices: [{ kind: 'scsi-controller', disks: [{ location: 0, path: disk }] }] }).id;
+    const id = vmms.defineVm({
+      name: 'h',
+      memoryBytes: 16 * MiB,
+      imagePath: image,
+      devices: [{ kind: 'scsi-controller', disks: [{ location: 0, path: disk }] }],
+    }).id;
     const good = vmms.exportVm('h', dir).path;
     vmms.removeVm('h');
     const other = await host({ memoryBudgetBytes: 8 * MiB, roots: [dir] });
@@ -159,23 +181,76 @@ describe('Export-VM and Import-VM', () => {
     };
 
     refused(vmms, (f) => writeFileSync(def(f), '{ "id": '), /Virtual Machines\/[0-9a-f-]+\.json is not valid JSON/);
-    refused(vmms, (f) => edit(f, (d) => { d.devices[0].disks[0].path = 'Virtual Hard Disks/../../../etc/passwd'; }), 'the definition: disk path "Virtual Hard Disks/../../../etc/passwd" is not a file in "Virtual Hard Disks/"');
-    refused(vmms, (f) => edit(f, (d) => { d.devices[0].disks[0].path = disk; }), `the definition: disk path "${disk}" is not a file in "Virtual Hard Disks/"`);
-    refused(vmms, (f) => edit(f, (d) => { d.devices[0].disks = [null]; }), /disks\[0\]/);
-    refused(vmms, (f) => edit(f, (d) => { d.id = '00000000-0000-0000-0000-000000000000'; }), "is not its file name's");
-    refused(vmms, (f) => edit(f, (d) => { d.owner = 'root'; }), 'owner: unknown field');
-    refused(vmms, (f) => { rmSync(join(f, 'Virtual Hard Disks', 'd.vhdx')); symlinkSync('/etc/passwd', join(f, 'Virtual Hard Disks', 'd.vhdx')); }, /Virtual Hard Disks\/d\.vhdx is not a regular file \(a symlink\)/);
-    refused(vmms, (f) => { rmSync(join(f, 'Virtual Machines'), { recursive: true }); symlinkSync(join(good, 'Virtual Machines'), join(f, 'Virtual Machines')); }, /Virtual Machines is not a directory \(a symlink/);
+    refused(
+      vmms,
+      (f) =>
+        edit(f, (d) => {
+          d.devices[0].disks[0].path = 'Virtual Hard Disks/../../../etc/passwd';
+        }),
+      'the definition: disk path "Virtual Hard Disks/../../../etc/passwd" is not a file in "Virtual Hard Disks/"',
+    );
+    refused(
+      vmms,
+      (f) =>
+        edit(f, (d) => {
+          d.devices[0].disks[0].path = disk;
+        }),
+      `the definition: disk path "${disk}" is not a file in "Virtual Hard Disks/"`,
+    );
+    refused(
+      vmms,
+      (f) =>
+        edit(f, (d) => {
+          d.devices[0].disks = [null];
+        }),
+      /disks\[0\]/,
+    );
+    refused(
+      vmms,
+      (f) =>
+        edit(f, (d) => {
+          d.id = '00000000-0000-0000-0000-000000000000';
+        }),
+      "is not its file name's",
+    );
+    refused(
+      vmms,
+      (f) =>
+        edit(f, (d) => {
+          d.owner = 'root';
+        }),
+      'owner: unknown field',
+    );
+    refused(
+      vmms,
+      (f) => {
+        rmSync(join(f, 'Virtual Hard Disks', 'd.vhdx'));
+        symlinkSync('/etc/passwd', join(f, 'Virtual Hard Disks', 'd.vhdx'));
+      },
+      /Virtual Hard Disks\/d\.vhdx is not a regular file \(a symlink\)/,
+    );
+    refused(
+      vmms,
+      (f) => {
+        rmSync(join(f, 'Virtual Machines'), { recursive: true });
+        symlinkSync(join(good, 'Virtual Machines'), join(f, 'Virtual Machines'));
+      },
+      /Virtual Machines is not a directory \(a symlink/,
+    );
     refused(vmms, (f) => truncateSync(def(f), MAX_DEFINITION_BYTES + 1), `is ${MAX_DEFINITION_BYTES + 1} bytes (at most ${MAX_DEFINITION_BYTES})`);
     refused(vmms, (f) => writeFileSync(join(f, 'Virtual Machines', 'extra.json'), '{}'), '"Virtual Machines" must hold one definition (<id>.json), not 2');
     refused(vmms, (f) => writeFileSync(join(f, 'Virtual Hard Disks', 'd.vhdx'), 'qcow' + '\0'.repeat(1020)), /disk Virtual Hard Disks\/d\.vhdx: /);
     // A differencing file whose parent lies outside the folder (the locator climbs out).
     const outside = join(dir, 'outside.vhdx');
     newDisk(outside, { kind: 'dynamic', sizeBytes: 4 * MiB, blockSizeBytes: MiB });
-    refused(vmms, (f) => {
-      rmSync(join(f, 'Virtual Hard Disks', 'd.vhdx'));
-      newDisk(join(f, 'Virtual Hard Disks', 'd.vhdx'), { kind: 'differencing', parentPath: outside });
-    }, /its parent locator points outside "Virtual Hard Disks\/"/);
+    refused(
+      vmms,
+      (f) => {
+        rmSync(join(f, 'Virtual Hard Disks', 'd.vhdx'));
+        newDisk(join(f, 'Virtual Hard Disks', 'd.vhdx'), { kind: 'differencing', parentPath: outside });
+      },
+      /its parent locator points outside "Virtual Hard Disks\/"/,
+    );
     refused(vmms, (f) => mkdirSync(join(f, 'Snapshots', 'sub')), /Snapshots\/sub: an unexpected name|Snapshots\/sub is not a regular file/);
     // Refused after the disks were copied (the host's memory budget): the copies go again.
     refused(other.vmms, () => {}, 'can never fit the host memory budget', join(other.dir, 'copies'));

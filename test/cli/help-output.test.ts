@@ -33,10 +33,18 @@ function completeAll(shell: 'bash' | 'zsh', script: string, cases: string[][]): 
   const file = join(work, `c.${shell}`);
   writeFileSync(file, script);
   const prelude = shell === 'zsh' ? 'autoload -U +X compinit && compinit -u -C; ' : '';
-  const runs = cases.map((words) => `COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _tsvisor; printf '%s\\n' "\${COMPREPLY[@]}"; echo '--end--'`).join('; ');
+  const runs = cases
+    .map(
+      (words) =>
+        `COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _tsvisor; printf '%s\\n' "\${COMPREPLY[@]}"; echo '--end--'`,
+    )
+    .join('; ');
   const r = spawnSync(shell, ['-c', `${prelude}source ${file}; ${runs}`], { encoding: 'utf8', cwd: work, env: { ...process.env, PATH, HOME: work } });
   expect(r.stderr).toBe('');
-  return r.stdout.split('--end--\n').slice(0, cases.length).map((out) => out.split('\n').filter(Boolean));
+  return r.stdout
+    .split('--end--\n')
+    .slice(0, cases.length)
+    .map((out) => out.split('\n').filter(Boolean));
 }
 const complete = (shell: 'bash' | 'zsh', script: string, words: string[]) => completeAll(shell, script, [words])[0];
 
@@ -55,13 +63,21 @@ describe('shell completion', () => {
 
   it('every command and option of the tree is offered where it belongs', () => {
     const parents = allCommands(commandTree(buildProgram())).filter((c) => c.subcommands.length);
-    const offered = completeAll('bash', bash, parents.map((c) => [...c.path, '']));
+    const offered = completeAll(
+      'bash',
+      bash,
+      parents.map((c) => [...c.path, '']),
+    );
     expect(offered).toEqual(parents.map((c) => c.subcommands.map((s) => s.path.at(-1))));
     expect(complete('bash', bash, ['tsvisor', 'serve', '--'])).toEqual(expect.arrayContaining(['--data-dir', '--cim-port', '--storage-root', '--help']));
   });
 
   it.skipIf(!has('zsh'))('zsh: the same function through bashcompinit (zsh then matches the typed prefix itself)', () => {
-    const [vm, afterValue, io] = completeAll('zsh', tsvisor('completion', 'zsh'), [['tsvisor', 'vm', 'st'], ['tsvisor', 'vm', '--data-dir', 'x', 'st'], ['tsvisor', 'bench', 'io', '--q']]);
+    const [vm, afterValue, io] = completeAll('zsh', tsvisor('completion', 'zsh'), [
+      ['tsvisor', 'vm', 'st'],
+      ['tsvisor', 'vm', '--data-dir', 'x', 'st'],
+      ['tsvisor', 'bench', 'io', '--q'],
+    ]);
     expect(vm).toEqual(expect.arrayContaining(['start', 'stop', 'list']));
     expect(vm).not.toContain('bench');
     expect(afterValue).toEqual(vm);
@@ -97,7 +113,9 @@ describe('man page', () => {
     writeFileSync(file, page);
     const lint = spawnSync('groff', ['-man', '-Tutf8', '-ww', '-z', file], { encoding: 'utf8' });
     expect(lint.stderr).toBe('');
-    const text = execFileSync('groff', ['-man', '-Tascii', '-P', '-cbou', file], { encoding: 'utf8' }).replace(/-\n\s+/g, '-').replace(/\s+/g, ' ');
+    const text = execFileSync('groff', ['-man', '-Tascii', '-P', '-cbou', file], { encoding: 'utf8' })
+      .replace(/-\n\s+/g, '-')
+      .replace(/\s+/g, ' ');
     expect(text).toMatch(/^ ?TSVISOR\(1\)/);
     for (const c of allCommands(commandTree(buildProgram())).slice(1)) {
       expect(text).toContain(c.path.slice(1).join(' '));
@@ -113,7 +131,10 @@ describe('systemd unit', () => {
     const v = spawnSync('systemd-analyze', ['verify', '--man=no', unit], { encoding: 'utf8' });
     expect(v.stderr).toBe('');
     expect(v.status).toBe(0);
-    for (const [opt, value, msg] of [['--user', 'Root', /not a valid user name/], ['--data-dir', '/srv/vm %h', /without spaces, quotes, %/]] as const) {
+    for (const [opt, value, msg] of [
+      ['--user', 'Root', /not a valid user name/],
+      ['--data-dir', '/srv/vm %h', /without spaces, quotes, %/],
+    ] as const) {
       const r = spawnSync(process.execPath, [BIN, 'service', 'unit', opt, value], { encoding: 'utf8' });
       expect(r.status).not.toBe(0);
       expect(r.stderr).toMatch(msg);

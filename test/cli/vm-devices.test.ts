@@ -33,7 +33,12 @@ describe('a VM made and run with the CLI alone', () => {
     const made = await vm('new', 'ref', '--image', guestImagePath('ref-enlightened'), '-m', '32M');
     expect([made.code, made.stderr]).toEqual([0, '']);
     const [ics, controllers, drives] = await Promise.all([json('ic', 'list', 'ref'), json('scsi', 'list', 'ref'), json('drive', 'list', 'ref')]);
-    expect(ics.map((i: { id: string; enabled: boolean }) => [i.id, i.enabled])).toEqual([['heartbeat', true], ['shutdown', true], ['timeSync', true], ['kvp', true]]);
+    expect(ics.map((i: { id: string; enabled: boolean }) => [i.id, i.enabled])).toEqual([
+      ['heartbeat', true],
+      ['shutdown', true],
+      ['timeSync', true],
+      ['kvp', true],
+    ]);
     expect(controllers).toEqual([{ controllerNumber: 0, drives: 0 }]);
     expect(drives).toEqual([]);
 
@@ -55,7 +60,10 @@ describe('a VM made and run with the CLI alone', () => {
     // Add-VMScsiController up to Hyper-V's four; a fifth is refused in words.
     for (const n of [1, 2, 3]) expect((await vm('scsi', 'add', 'ref')).stdout).toBe(`ref: SCSI controller ${n} added\n`);
     const fifth = await vm('scsi', 'add', 'ref', '--json');
-    expect([fifth.code, JSON.parse(fifth.stdout)]).toEqual([1, { error: { message: 'SCSI controller: the VM already has 4, the most it can have', code: 'invalid-parameter' } }]);
+    expect([fifth.code, JSON.parse(fifth.stdout)]).toEqual([
+      1,
+      { error: { message: 'SCSI controller: the VM already has 4, the most it can have', code: 'invalid-parameter' } },
+    ]);
     const busy = await vm('scsi', 'rm', 'ref', '--controller-number', '0');
     expect(busy.stderr).toBe('tsvisor: SCSI controller 0: only the last SCSI controller (3) can be removed\n');
     for (const n of [3, 2, 1]) expect((await vm('scsi', 'rm', 'ref')).stdout).toBe(`ref: SCSI controller ${n} removed\n`);
@@ -64,7 +72,9 @@ describe('a VM made and run with the CLI alone', () => {
     expect([off.code, off.stdout]).toEqual([0, 'ref: Time Synchronization disabled\n']);
     expect((await json('ic', 'list', 'ref')).map((i: { enabled: boolean }) => i.enabled)).toEqual([true, true, false, true]);
     const unknown = await vm('ic', 'enable', 'ref', 'vss');
-    expect(unknown.stderr).toMatch(/^tsvisor: there is no integration service "vss"; the services are heartbeat \(Heartbeat\), shutdown \(Shutdown\), timeSync \(Time Synchronization\), kvp \(Key-Value Pair Exchange\)\n$/);
+    expect(unknown.stderr).toMatch(
+      /^tsvisor: there is no integration service "vss"; the services are heartbeat \(Heartbeat\), shutdown \(Shutdown\), timeSync \(Time Synchronization\), kvp \(Key-Value Pair Exchange\)\n$/,
+    );
     expect((await vm('ic', 'enable', 'ref', 'time-sync')).code).toBe(0);
   }, 600_000);
 
@@ -89,7 +99,10 @@ describe('a VM made and run with the CLI alone', () => {
     const stopped = await vm('stop', 'ref', '--timeout', '60');
     expect([stopped.code, stopped.stdout, stopped.stderr]).toEqual([0, 'ref: shut down (Off)\n', '']);
     const resume = await vm('resume', 'ref');
-    expect([resume.code, resume.stderr]).toEqual([1, "tsvisor: VM 'ref' is Off, not Paused: there is nothing to resume; start it with: tsvisor vm start ref\n"]);
+    expect([resume.code, resume.stderr]).toEqual([
+      1,
+      "tsvisor: VM 'ref' is Off, not Paused: there is nothing to resume; start it with: tsvisor vm start ref\n",
+    ]);
     const noHeartbeat = await vm('wait', 'ref', '--timeout', '5');
     expect(noHeartbeat.stderr).toBe("tsvisor: VM 'ref' is Off, so no heartbeat will come; start it first (tsvisor vm start ref)\n");
   }, 300_000);
@@ -103,18 +116,24 @@ describe('a VM made and run with the CLI alone', () => {
       vm('list', '--frobnicate', '--json'),
     ]);
     expect([vps.code, vps.stderr]).toEqual([1, 'tsvisor: --vps must be a whole number 1..64, not "abc"\n']);
-    expect([vpsJson.code, JSON.parse(vpsJson.stdout)]).toEqual([1, { error: { message: '--vps must be a whole number 1..64, not "abc"', code: 'invalid-parameter' } }]);
+    expect([vpsJson.code, JSON.parse(vpsJson.stdout)]).toEqual([
+      1,
+      { error: { message: '--vps must be a whole number 1..64, not "abc"', code: 'invalid-parameter' } },
+    ]);
     expect([notes.code, JSON.parse(notes.stdout)]).toEqual([0, { vm: 'ref', changed: ['system settings'] }]);
     const settings = (await json('show', 'ref')).settings;
     expect([settings.Notes, settings.AutomaticStartupAction]).toEqual([['the web front end'], 4]);
-    expect(badAction.stderr).toBe('tsvisor: --automatic-start-action must be \'nothing\', \'start\' or \'start-if-running\', not "sometimes"\n');
+    expect(badAction.stderr).toBe("tsvisor: --automatic-start-action must be 'nothing', 'start' or 'start-if-running', not \"sometimes\"\n");
     expect([unknownOption.code, JSON.parse(unknownOption.stdout)]).toEqual([1, { error: { message: "unknown option '--frobnicate'", code: 'usage' } }]);
     const nowhere = join(daemon.dataDir, 'nowhere');
     const [noService, noServiceJson] = await Promise.all([
       run(process.execPath, [TSVISOR, 'vm', '--data-dir', nowhere, 'list']),
       run(process.execPath, [TSVISOR, 'vm', '--data-dir', nowhere, 'list', '--json']),
     ]);
-    expect([noService.code, noService.stderr]).toEqual([1, `tsvisor: no tsvisor service is running for ${nowhere}; start one with: tsvisor serve --data-dir ${nowhere}\n`]);
+    expect([noService.code, noService.stderr]).toEqual([
+      1,
+      `tsvisor: no tsvisor service is running for ${nowhere}; start one with: tsvisor serve --data-dir ${nowhere}\n`,
+    ]);
     expect(JSON.parse(noServiceJson.stdout).error.code).toBe('no-service');
   }, 300_000);
 });

@@ -26,7 +26,12 @@ const op = fc.oneof(
     lba: fc.integer({ min: 0, max: 250 }),
     count: fc.integer({ min: 1, max: 6 }),
   }),
-  fc.record({ kind: fc.constant('out' as const), port: fc.constantFrom(...IDE_PORTS), size: fc.constantFrom<AccessSize>(1, 2, 4), value: fc.integer({ min: 0, max: 0xffffffff }) }),
+  fc.record({
+    kind: fc.constant('out' as const),
+    port: fc.constantFrom(...IDE_PORTS),
+    size: fc.constantFrom<AccessSize>(1, 2, 4),
+    value: fc.integer({ min: 0, max: 0xffffffff }),
+  }),
   fc.record({ kind: fc.constant('in' as const), port: fc.constantFrom(...IDE_PORTS), size: fc.constantFrom<AccessSize>(1, 2, 4) }),
   fc.record({
     kind: fc.constant('cmd' as const),
@@ -39,7 +44,10 @@ const op = fc.oneof(
   fc.record({
     kind: fc.constant('prd' as const),
     entry: fc.integer({ min: 0, max: 3 }),
-    base: fc.oneof(fc.integer({ min: 0x10, max: 0xf0 }).map((x) => x << 12), fc.integer({ min: 0, max: 0xffffffff })),
+    base: fc.oneof(
+      fc.integer({ min: 0x10, max: 0xf0 }).map((x) => x << 12),
+      fc.integer({ min: 0, max: 0xffffffff }),
+    ),
     bytes: fc.oneof(fc.constantFrom(0, 2, 510, 512, 1000, 4096), fc.integer({ min: 0, max: 0xffff })),
     eot: fc.boolean(),
   }),
@@ -54,8 +62,12 @@ describe('hostile guest fuzz', () => {
       fc.property(fc.array(op, { minLength: 5, maxLength: 60 }), (ops) => {
         for (const o of ops) {
           switch (o.kind) {
-            case 'out': rig.bus.write(o.port, o.size, o.value); break;
-            case 'in': rig.bus.read(o.port, o.size); break;
+            case 'out':
+              rig.bus.write(o.port, o.size, o.value);
+              break;
+            case 'in':
+              rig.bus.read(o.port, o.size);
+              break;
             case 'io': {
               rig.setup28(o.lba, o.count);
               rig.out8(P.cmd, o.cmd);
@@ -127,7 +139,11 @@ describe('hostile guest fuzz: PIC and UART', () => {
       fc.property(
         fc.array(
           fc.oneof(
-            fc.record({ kind: fc.constant('out' as const), port: fc.constantFrom(0x20, 0x21, 0xa0, 0xa1, 0x4d0, 0x4d1), value: fc.integer({ min: 0, max: 255 }) }),
+            fc.record({
+              kind: fc.constant('out' as const),
+              port: fc.constantFrom(0x20, 0x21, 0xa0, 0xa1, 0x4d0, 0x4d1),
+              value: fc.integer({ min: 0, max: 255 }),
+            }),
             fc.record({ kind: fc.constant('irq' as const), line: fc.integer({ min: 0, max: 15 }), level: fc.boolean() }),
             fc.record({ kind: fc.constant('inta' as const) }),
             fc.record({ kind: fc.constant('in' as const), port: fc.constantFrom(0x20, 0x21, 0xa0, 0xa1, 0x4d0, 0x4d1) }),
@@ -161,7 +177,12 @@ describe('hostile guest fuzz: PIC and UART', () => {
       fc.property(
         fc.array(
           fc.oneof(
-            fc.record({ kind: fc.constant('out' as const), reg: fc.integer({ min: 0, max: 7 }), size: fc.constantFrom<AccessSize>(1, 2, 4), value: fc.integer({ min: 0, max: 0xffffffff }) }),
+            fc.record({
+              kind: fc.constant('out' as const),
+              reg: fc.integer({ min: 0, max: 7 }),
+              size: fc.constantFrom<AccessSize>(1, 2, 4),
+              value: fc.integer({ min: 0, max: 0xffffffff }),
+            }),
             fc.record({ kind: fc.constant('in' as const), reg: fc.integer({ min: 0, max: 7 }), size: fc.constantFrom<AccessSize>(1, 2, 4) }),
             fc.record({ kind: fc.constant('rx' as const), bytes: fc.uint8Array({ maxLength: 40 }) }),
             fc.record({ kind: fc.constant('outs' as const), n: fc.integer({ min: 0, max: 64 }) }),

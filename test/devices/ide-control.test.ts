@@ -11,16 +11,29 @@ class ProbeBackend implements BlockBackend {
   flushes = 0;
   failReads = false;
   constructor(private readonly inner: BlockBackend) {}
-  get sectorSize() { return this.inner.sectorSize; }
-  get sectorCount() { return this.inner.sectorCount; }
-  get readOnly() { return this.inner.readOnly; }
+  get sectorSize() {
+    return this.inner.sectorSize;
+  }
+  get sectorCount() {
+    return this.inner.sectorCount;
+  }
+  get readOnly() {
+    return this.inner.readOnly;
+  }
   read(lba: number, dst: Uint8Array): void {
     if (this.failReads) throw new Error('EIO');
     this.inner.read(lba, dst);
   }
-  write(lba: number, src: Uint8Array): void { this.inner.write(lba, src); }
-  flush(): void { this.flushes++; this.inner.flush(); }
-  close(): void { this.inner.close(); }
+  write(lba: number, src: Uint8Array): void {
+    this.inner.write(lba, src);
+  }
+  flush(): void {
+    this.flushes++;
+    this.inner.flush();
+  }
+  close(): void {
+    this.inner.close();
+  }
 }
 
 function identifyWord(r: IdeRig, i: number): number {

@@ -54,7 +54,12 @@ describe('Bus Master IDE DMA', () => {
     rig = new IdeRig();
     const expected = rig.fillDisk(40, 9, 11); // 4608 bytes
     // Regions of 1000, 2, 3000 and 606 bytes: sectors split across entries go through the bounce sector.
-    rig.writePrd(0x8000, [[0x10000, 1000], [0x20000, 2], [0x30000, 3000], [0x40000, 606]]);
+    rig.writePrd(0x8000, [
+      [0x10000, 1000],
+      [0x20000, 2],
+      [0x30000, 3000],
+      [0x40000, 606],
+    ]);
     startDma(rig, 0x8000, 40, 9, true);
     expect(rig.channel.intrq).toBe(true);
     const { bm, ata } = endDma(rig);
@@ -70,7 +75,10 @@ describe('Bus Master IDE DMA', () => {
     const data = pattern(65536 + 1024, 12);
     rig.memory.write(0x10000, data.subarray(0, 65536));
     rig.memory.write(0x30000, data.subarray(65536));
-    rig.writePrd(0x8000, [[0x10000, 0], [0x30000, 1024]]);
+    rig.writePrd(0x8000, [
+      [0x10000, 0],
+      [0x30000, 1024],
+    ]);
     rig.bus.write(BMPRD, 4, 0x8000);
     rig.bus.write(BMSTS, 1, 0x26);
     rig.bus.write(BMCMD, 1, 0x00);
@@ -87,7 +95,10 @@ describe('Bus Master IDE DMA', () => {
   it('the engine may be started before the command; a larger table leaves Active set', () => {
     rig = new IdeRig();
     const expected = rig.fillDisk(0, 1, 13);
-    rig.writePrd(0x8000, [[0x10000, 512], [0x20000, 512]]);
+    rig.writePrd(0x8000, [
+      [0x10000, 512],
+      [0x20000, 512],
+    ]);
     rig.bus.write(BMPRD, 4, 0x8000);
     rig.bus.write(BMCMD, 1, 0x09);
     rig.setup28(0, 1);
@@ -137,7 +148,10 @@ describe('Bus Master IDE: hostile PRD tables', () => {
   it('a region outside guest memory moves no data and errors', () => {
     rig = new IdeRig();
     rig.fillDisk(0, 2, 1);
-    rig.writePrd(0x8000, [[0x10000, 512], [0xfffff000, 512]]);
+    rig.writePrd(0x8000, [
+      [0x10000, 512],
+      [0xfffff000, 512],
+    ]);
     startDma(rig, 0x8000, 0, 2, true);
     expectDmaError(rig);
     expect(rig.memory.read(0x10000, 512).every((b) => b === 0)).toBe(true);

@@ -27,7 +27,11 @@ export class IdeRig {
 
   constructor(opts: { sectors?: number; readOnly?: boolean; backend?: BlockBackend; slave?: BlockBackend; io?: RawDiskIo; log?: (m: string) => void } = {}) {
     const file = path.join(this.dir, 'disk.raw');
-    const created = RawDisk.create(file, { sizeBytes: (opts.sectors ?? 2048) * 512, ...(opts.io ? { io: opts.io } : {}), ...(opts.log ? { log: opts.log } : {}) });
+    const created = RawDisk.create(file, {
+      sizeBytes: (opts.sectors ?? 2048) * 512,
+      ...(opts.io ? { io: opts.io } : {}),
+      ...(opts.log ? { log: opts.log } : {}),
+    });
     if (opts.readOnly) {
       created.close();
       this.disk = RawDisk.open(file, { readOnly: true });
@@ -40,7 +44,12 @@ export class IdeRig {
     this.ide = new Piix4Ide({
       memory: this.memory,
       bus: this.bus,
-      primaryIrq: { set: (l) => { this.irq14.push(l); line14.set(l); } },
+      primaryIrq: {
+        set: (l) => {
+          this.irq14.push(l);
+          line14.set(l);
+        },
+      },
       secondaryIrq: this.pic.line(15),
       primary: [this.drive, opts.slave ? new AtaDrive(opts.slave) : undefined],
       firmwareBmideBase: BM,
@@ -125,7 +134,11 @@ export function pattern(n: number, seed: number): Uint8Array {
 
 /** Byte-array equality without vitest's element-wise deep diff (slow on kilobytes); reports the first difference. */
 export function expectSameBytes(actual: Uint8Array, expected: Uint8Array): void {
-  if (actual.length === expected.length && Buffer.from(actual.buffer, actual.byteOffset, actual.length).equals(Buffer.from(expected.buffer, expected.byteOffset, expected.length))) return;
+  if (
+    actual.length === expected.length &&
+    Buffer.from(actual.buffer, actual.byteOffset, actual.length).equals(Buffer.from(expected.buffer, expected.byteOffset, expected.length))
+  )
+    return;
   let i = 0;
   while (i < Math.min(actual.length, expected.length) && actual[i] === expected[i]) i++;
   throw new Error(`bytes differ at offset ${i} (lengths ${actual.length} / ${expected.length}): got ${actual[i]}, expected ${expected[i]}`);

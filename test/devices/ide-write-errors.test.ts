@@ -75,7 +75,10 @@ describe('IDE: write errors reach the guest and stay', () => {
     expect(rig.in8(P.cmd)).toBe(0x50);
     const data = pattern(8 * 512, 5);
     rig.memory.write(0x4000, data);
-    for (const [cmd, flushes] of [[AtaCommand.WriteMultipleExt, 0], [AtaCommand.WriteMultipleFuaExt, 1]] as const) {
+    for (const [cmd, flushes] of [
+      [AtaCommand.WriteMultipleExt, 0],
+      [AtaCommand.WriteMultipleFuaExt, 1],
+    ] as const) {
       const before = io.calls.fdatasync;
       rig.setup48(64, 8);
       rig.out8(P.cmd, cmd);

@@ -5,7 +5,10 @@ import type { AccessSize, PortIoDevice, PortRange } from '../../root-partition/d
 /** A device that records its accesses and returns port + size as data. */
 class Recorder implements PortIoDevice {
   readonly log: string[] = [];
-  constructor(readonly name: string, readonly ports: readonly PortRange[]) {}
+  constructor(
+    readonly name: string,
+    readonly ports: readonly PortRange[],
+  ) {}
   read(port: number, size: AccessSize): number {
     this.log.push(`r${size}@${port.toString(16)}`);
     return 0xabcdef00 + port;
@@ -18,7 +21,10 @@ class Recorder implements PortIoDevice {
 describe('IoBus', () => {
   it('dispatches by port and masks values to the access size', () => {
     const bus = new IoBus();
-    const d = new Recorder('d', [{ base: 0x60, length: 1 }, { base: 0x64, length: 1 }]);
+    const d = new Recorder('d', [
+      { base: 0x60, length: 1 },
+      { base: 0x64, length: 1 },
+    ]);
     bus.register(d);
     expect(bus.read(0x60, 1)).toBe(0x60);
     expect(bus.read(0x64, 2)).toBe(0xef64);
@@ -46,7 +52,10 @@ describe('IoBus', () => {
     expect(() => bus.register(new Recorder('b', [{ base: 0x1f7, length: 2 }]))).toThrow(/0x1f7.*a/);
     expect(() => bus.register(new Recorder('c', [{ base: 0xfffe, length: 4 }]))).toThrow(/invalid/);
     expect(() => bus.register(new Recorder('d', [{ base: 0x10, length: 0 }]))).toThrow(/invalid/);
-    const selfOverlap = new Recorder('e', [{ base: 0x300, length: 4 }, { base: 0x302, length: 4 }]);
+    const selfOverlap = new Recorder('e', [
+      { base: 0x300, length: 4 },
+      { base: 0x302, length: 4 },
+    ]);
     expect(() => bus.register(selfOverlap)).toThrow(/overlap/);
     expect(bus.deviceAt(0x300)).toBeUndefined();
     expect(() => bus.register(a)).toThrow(/already/);
@@ -79,7 +88,11 @@ describe('IoBus', () => {
       ports: [{ base: 0x200, length: 1 }],
       read: () => 0,
       write: () => {},
-      readString: (_p, _s, dst, count) => { calls++; dst.fill(7, 0, count); return count; },
+      readString: (_p, _s, dst, count) => {
+        calls++;
+        dst.fill(7, 0, count);
+        return count;
+      },
     };
     bus.register(d);
     const dst = new Uint8Array(100);
@@ -90,7 +103,16 @@ describe('IoBus', () => {
 
   it('contains a device exception: the guest reads all ones, the fault is counted', () => {
     const bus = new IoBus();
-    const d: PortIoDevice = { name: 'bad', ports: [{ base: 0x10, length: 1 }], read: () => { throw new Error('bug'); }, write: () => { throw new Error('bug'); } };
+    const d: PortIoDevice = {
+      name: 'bad',
+      ports: [{ base: 0x10, length: 1 }],
+      read: () => {
+        throw new Error('bug');
+      },
+      write: () => {
+        throw new Error('bug');
+      },
+    };
     bus.register(d);
     expect(bus.read(0x10, 2)).toBe(0xffff);
     bus.write(0x10, 1, 0);

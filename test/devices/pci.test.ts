@@ -13,7 +13,11 @@ function cfgAddr(dev: number, fn: number, reg: number): number {
   return (0x80000000 | (dev << 11) | (fn << 8) | reg) >>> 0;
 }
 
-function setup(): { pci: PciBus; read: (d: number, f: number, r: number, size?: 1 | 2 | 4) => number; write: (d: number, f: number, r: number, v: number, size?: 1 | 2 | 4) => void } {
+function setup(): {
+  pci: PciBus;
+  read: (d: number, f: number, r: number, size?: 1 | 2 | 4) => number;
+  write: (d: number, f: number, r: number, v: number, size?: 1 | 2 | 4) => void;
+} {
   rig = new IdeRig();
   const pci = new PciBus();
   pci.attach(0, 0, new I440bxHostBridge());
@@ -37,7 +41,7 @@ describe('PCI configuration mechanism #1', () => {
     expect(read(0, 0, 0x00)).toBe(0x71928086);
     expect(read(0, 0, 0x08) >>> 8).toBe(0x060000);
     expect(read(7, 0, 0x00)).toBe(0x71108086);
-    expect(read(7, 0, 0x0c, 4) >>> 16 & 0xff).toBe(0x80); // multi-function header
+    expect((read(7, 0, 0x0c, 4) >>> 16) & 0xff).toBe(0x80); // multi-function header
     expect(read(7, 1, 0x00)).toBe(0x71118086);
     expect(read(7, 1, 0x08)).toBe(0x01018001);
     expect(read(7, 1, 0x02, 2)).toBe(0x7111);

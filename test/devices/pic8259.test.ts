@@ -9,9 +9,16 @@ let wakeups: number;
 /** The PC BIOS initialisation: vectors 0x08 (master) and 0x70 (slave), cascade on IR2, 8086 mode. */
 function initPc(): void {
   const seq: [number, number][] = [
-    [0x20, 0x11], [0x21, 0x08], [0x21, 0x04], [0x21, 0x01],
-    [0xa0, 0x11], [0xa1, 0x70], [0xa1, 0x02], [0xa1, 0x01],
-    [0x21, 0x00], [0xa1, 0x00],
+    [0x20, 0x11],
+    [0x21, 0x08],
+    [0x21, 0x04],
+    [0x21, 0x01],
+    [0xa0, 0x11],
+    [0xa1, 0x70],
+    [0xa1, 0x02],
+    [0xa1, 0x01],
+    [0x21, 0x00],
+    [0xa1, 0x00],
   ];
   for (const [port, v] of seq) bus.write(port, 1, v);
 }
@@ -25,8 +32,14 @@ beforeEach(() => {
   initPc();
 });
 
-const readIrr = (port: number) => { bus.write(port, 1, 0x0a); return bus.read(port, 1); };
-const readIsr = (port: number) => { bus.write(port, 1, 0x0b); return bus.read(port, 1); };
+const readIrr = (port: number) => {
+  bus.write(port, 1, 0x0a);
+  return bus.read(port, 1);
+};
+const readIsr = (port: number) => {
+  bus.write(port, 1, 0x0b);
+  return bus.read(port, 1);
+};
 
 describe('8259A pair', () => {
   it('after ICW1–4: IMR as written, IRR/ISR empty, no interrupt', () => {

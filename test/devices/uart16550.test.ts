@@ -5,7 +5,14 @@ import { ComPort } from '../../root-partition/devices/uart/uart16550-registers.t
 import { GuestMemory } from '../../hypervisor/guest-memory.ts';
 
 const B = 0x3f8;
-const THR = B, IER = B + 1, IIR = B + 2, LCR = B + 3, MCR = B + 4, LSR = B + 5, MSR = B + 6, SCR = B + 7;
+const THR = B,
+  IER = B + 1,
+  IIR = B + 2,
+  LCR = B + 3,
+  MCR = B + 4,
+  LSR = B + 5,
+  MSR = B + 6,
+  SCR = B + 7;
 
 let bus: IoBus;
 let uart: Uart16550;
@@ -21,7 +28,10 @@ beforeEach(() => {
   uart = new Uart16550({
     base: ComPort.Com1.base,
     irq: { set: (l) => irq.push(l) },
-    sink: (b) => { sinkCalls++; out.push(...b); },
+    sink: (b) => {
+      sinkCalls++;
+      out.push(...b);
+    },
   });
   bus.register(uart);
 });

@@ -42,7 +42,9 @@ describe('fault: a running VM whose definition does not load', { timeout: 120_00
     // A budget with room for one 32 MiB VM: the orphan holds it.
     const second = await fx.vmms({ dataDir, limits: { memoryBudgetBytes: 48 * MiB } });
     expect(second.list().map((v) => v.name)).toEqual(['other']);
-    expect(second.orphans()).toEqual([{ vmId: lost.id, name: 'lost', processId: pid, memoryBytes: 32 * MiB, reason: expect.stringContaining('not valid JSON') }]);
+    expect(second.orphans()).toEqual([
+      { vmId: lost.id, name: 'lost', processId: pid, memoryBytes: 32 * MiB, reason: expect.stringContaining('not valid JSON') },
+    ]);
     const refused = await second.start('other');
     expect(refused.returnValue).toBe(32768);
     expect(refused.error).toMatch(/running VMs hold 32 MiB of a 48 MiB budget/);

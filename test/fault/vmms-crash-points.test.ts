@@ -29,13 +29,18 @@ afterAll(async () => {
 /** A daemon on `dataDir` that dies at `faultPoint`; resolves once it serves. */
 async function daemon(dataDir: string, faultPoint: string): Promise<ChildProcess> {
   const d = spawn(process.execPath, ['--import', 'tsx', DAEMON, '--data-dir', dataDir, '--cim-port', 'none'], {
-    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TSVISOR_FAULT_POINT: faultPoint },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, TSVISOR_FAULT_POINT: faultPoint },
   });
   daemons.add(d);
   fx.pids.add(d.pid!);
   let out = '';
-  d.stdout!.on('data', (c) => { out += c; });
-  d.stderr!.on('data', (c) => { out += c; });
+  d.stdout!.on('data', (c) => {
+    out += c;
+  });
+  d.stderr!.on('data', (c) => {
+    out += c;
+  });
   await waitFor(`the daemon to serve (${out})`, () => out.includes('tsvisor: serving') || d.exitCode !== null, 60_000);
   if (d.exitCode !== null) throw new Error(`the daemon exited: ${out}`);
   return d;
@@ -116,7 +121,10 @@ describe('fault: VMMS crashes mid-operation', { timeout: 120_000 }, () => {
     await first.start('e');
     const pid = first.get('e')!.processId!;
     await fx.detach(first);
-    const d = spawn(process.execPath, ['--import', 'tsx', DAEMON, '--data-dir', dataDir, '--cim-port', 'none'], { stdio: 'ignore', env: { ...process.env, TSVISOR_FAULT_POINT: 'reattach:connected' } });
+    const d = spawn(process.execPath, ['--import', 'tsx', DAEMON, '--data-dir', dataDir, '--cim-port', 'none'], {
+      stdio: 'ignore',
+      env: { ...process.env, TSVISOR_FAULT_POINT: 'reattach:connected' },
+    });
     daemons.add(d);
     await waitFor('the daemon to die while reattaching', () => d.signalCode !== null, 60_000);
     expect(d.signalCode).toBe('SIGKILL');

@@ -57,8 +57,14 @@ describe('fault: a worker ends', { timeout: 120_000 }, () => {
     const vmms = await fx.vmms({ dataDir });
     // Imports the shared memory (the loader accepts it) and a call the platform does not offer.
     const bad = join(dataDir, 'link-error.wasm');
-    writeFileSync(bad, Buffer.from('0061736d0100000001040160000002250203656e760c6e6f5f737563685f63616c6c000003656e76066d656d6f727902' +
-      '03018080040303020000071102065f73746172740001046d61696e00020a0b02040010000b040010000b', 'hex'));
+    writeFileSync(
+      bad,
+      Buffer.from(
+        '0061736d0100000001040160000002250203656e760c6e6f5f737563685f63616c6c000003656e76066d656d6f727902' +
+          '03018080040303020000071102065f73746172740001046d61696e00020a0b02040010000b040010000b',
+        'hex',
+      ),
+    );
     vmms.defineVm({ name: 'bad', memoryBytes: 16 * MiB, imagePath: bad, cmdline: '' });
     // The start itself fails with the reason: the worker waits for VP 0 to enter the image.
     const r = await vmms.start('bad');

@@ -8,10 +8,23 @@ import { runSupervised, type SupervisedOptions } from '../../fuzz/engine/supervi
 
 const PLANTED = new URL('./planted-targets.ts', import.meta.url).href;
 
-const run = (exportName: string, extra: Partial<SupervisedOptions> = {}) => runSupervised({
-  targetModule: PLANTED, exportName, timeMs: 20_000, seed: 7, slowMs: 2000, hangMs: 1500, memoryMb: 64, maxInputBytes: 64,
-  corpusDir: null, regressionsDir: null, saveDir: null, maxCorpus: 64, coverageAlso: PLANTED, ...extra,
-});
+const run = (exportName: string, extra: Partial<SupervisedOptions> = {}) =>
+  runSupervised({
+    targetModule: PLANTED,
+    exportName,
+    timeMs: 20_000,
+    seed: 7,
+    slowMs: 2000,
+    hangMs: 1500,
+    memoryMb: 64,
+    maxInputBytes: 64,
+    corpusDir: null,
+    regressionsDir: null,
+    saveDir: null,
+    maxCorpus: 64,
+    coverageAlso: PLANTED,
+    ...extra,
+  });
 
 describe('fuzz engine', () => {
   it('finds a bug behind three byte comparisons by coverage feedback, minimised to the three bytes', async () => {

@@ -19,9 +19,19 @@ describe('fuzz targets: corpus, regressions and a short mutation pass', () => {
       const corpusDir = join(PROJECT_ROOT, 'fuzz', 'corpus', t.name);
       const regressionsDir = join(PROJECT_ROOT, 'fuzz', 'regressions', t.name);
       const r = await runSupervised({
-        targetModule: targetModuleUrl(t), exportName: 'createTarget', seed: 20261206, timeMs: 15_000, maxExecs: MUTATIONS,
-        slowMs: 3000, hangMs: 15_000, memoryMb: 512, maxInputBytes: 1 << 20,
-        corpusDir, regressionsDir, saveDir: null, maxCorpus: 256,
+        targetModule: targetModuleUrl(t),
+        exportName: 'createTarget',
+        seed: 20261206,
+        timeMs: 15_000,
+        maxExecs: MUTATIONS,
+        slowMs: 3000,
+        hangMs: 15_000,
+        memoryMb: 512,
+        maxInputBytes: 1 << 20,
+        corpusDir,
+        regressionsDir,
+        saveDir: null,
+        maxCorpus: 256,
       });
       const fresh = r.findings.filter((f) => {
         const known = t.knownFinding?.(f, Buffer.from(f.minimised).toString('latin1'));

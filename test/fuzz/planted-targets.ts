@@ -9,7 +9,10 @@ import type { FuzzTarget } from '../../fuzz/engine/target.ts';
 export class PlantedRefusal extends Error {}
 
 const base = (name: string): Omit<FuzzTarget, 'run'> => ({
-  name, description: `planted: ${name}`, maxInputBytes: 64, seeds: () => [Uint8Array.of(0x41, 0x41, 0x41)],
+  name,
+  description: `planted: ${name}`,
+  maxInputBytes: 64,
+  seeds: () => [Uint8Array.of(0x41, 0x41, 0x41)],
   isExpectedError: (e) => e instanceof PlantedRefusal,
 });
 
@@ -29,7 +32,13 @@ export function createMagic(): FuzzTarget {
 }
 
 export function createHang(): FuzzTarget {
-  return { ...base('hang'), seeds: () => [Uint8Array.of(0x41), Uint8Array.of(0x42, 0x43)], run(input) { if (input[0] === 0x42) for (;;); } };
+  return {
+    ...base('hang'),
+    seeds: () => [Uint8Array.of(0x41), Uint8Array.of(0x42, 0x43)],
+    run(input) {
+      if (input[0] === 0x42) for (;;);
+    },
+  };
 }
 
 /** Leaks 16 MiB of ArrayBuffer per input that starts with 'M' (outside the V8 heap limit). */
@@ -38,7 +47,9 @@ export function createLeak(): FuzzTarget {
   return {
     ...base('leak'),
     seeds: () => [Uint8Array.of(0x4d)],
-    run(input) { if (input[0] === 0x4d) kept.push(new Uint8Array(16 << 20).fill(1)); },
+    run(input) {
+      if (input[0] === 0x4d) kept.push(new Uint8Array(16 << 20).fill(1));
+    },
   };
 }
 
@@ -48,7 +59,9 @@ export function createHeapGrowth(): FuzzTarget {
   return {
     ...base('heap'),
     seeds: () => [Uint8Array.of(0x48)],
-    run(input) { if (input[0] === 0x48) for (let i = 0; ; i++) kept.push({ i, s: `${i}` }); },
+    run(input) {
+      if (input[0] === 0x48) for (let i = 0; ; i++) kept.push({ i, s: `${i}` });
+    },
   };
 }
 
@@ -57,7 +70,10 @@ export function createSlow(): FuzzTarget {
     ...base('slow'),
     seeds: () => [Uint8Array.of(0x41, 0x41, 0x53, 0x41)],
     run(input) {
-      if (input.includes(0x53)) { const end = performance.now() + 300; while (performance.now() < end); }
+      if (input.includes(0x53)) {
+        const end = performance.now() + 300;
+        while (performance.now() < end);
+      }
     },
   };
 }

@@ -48,9 +48,22 @@ describe('hostile guest', () => {
     expect(out).not.toMatch(/survived/);
 
     // Every other VP took exactly the fault its case is designed to raise; VP 0 none.
-    const byVp = new Map(faults.filter((f) => f.name === 'hostile').map((f) => [Number(/^VP (\d+)/.exec(f.message)![1]), /^VP \d+ \((\w+)\)/.exec(f.message)![1]]));
+    const byVp = new Map(
+      faults.filter((f) => f.name === 'hostile').map((f) => [Number(/^VP (\d+)/.exec(f.message)![1]), /^VP \d+ \((\w+)\)/.exec(f.message)![1]]),
+    );
     expect(Object.fromEntries([...byVp].sort((a, b) => a[0] - b[0]))).toEqual({
-      1: 'gp', 2: 'gp', 3: 'gp', 4: 'gp', 5: 'gp', 6: 'memory', 7: 'memory', 8: 'memory', 9: 'gp', 10: 'trap', 11: 'panic', 12: 'trap',
+      1: 'gp',
+      2: 'gp',
+      3: 'gp',
+      4: 'gp',
+      5: 'gp',
+      6: 'memory',
+      7: 'memory',
+      8: 'memory',
+      9: 'gp',
+      10: 'trap',
+      11: 'panic',
+      12: 'trap',
     });
     expect(v.get('hostile')).toMatchObject({ enabledState: 3, healthState: 20, processId: null });
 
@@ -61,7 +74,12 @@ describe('hostile guest', () => {
 
     // VMMS lives on and serves; both worker processes are gone; the host's heap stayed bounded.
     const again = v.defineVm({ name: 'after', memoryBytes: 16 * MiB, imagePath: checksum, cmdline: 'rounds=10' });
-    expect(v.list().map((x) => x.name).sort()).toEqual(['after', 'bystander', 'hostile']);
+    expect(
+      v
+        .list()
+        .map((x) => x.name)
+        .sort(),
+    ).toEqual(['after', 'bystander', 'hostile']);
     expect(v.removeVm(again.id).returnValue).toBe(0);
     for (const pid of pids) await waitFor(`worker ${pid} to exit`, () => !processAlive(pid), 5000);
     expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(64 * MiB);

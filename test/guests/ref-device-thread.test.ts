@@ -17,7 +17,12 @@ afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
 
-interface Console { p: Partition; dt: DeviceThread; command(line: string): Promise<string>; out(): string }
+interface Console {
+  p: Partition;
+  dt: DeviceThread;
+  command(line: string): Promise<string>;
+  out(): string;
+}
 
 async function boot(image: string, devices: VmDeviceConfig): Promise<Console> {
   await buildGuests([image]);
@@ -28,17 +33,34 @@ async function boot(image: string, devices: VmDeviceConfig): Promise<Console> {
   p.loadImage(fs.readFileSync(guestImagePath(image)), '');
   let out = '';
   const waiters: (() => void)[] = [];
-  const dt = await DeviceThread.start(p, { devices, console: (b) => { out += Buffer.from(b).toString('latin1'); for (const w of waiters.splice(0)) w(); } });
-  cleanup.push(async () => { await p.stop(); await dt.stop(); });
-  p.start();
-  const until = (pred: () => boolean, what: string) => new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}; console:\n${out}`)), 15_000);
-    const check = () => { if (pred()) { clearTimeout(t); resolve(); } else waiters.push(check); };
-    check();
+  const dt = await DeviceThread.start(p, {
+    devices,
+    console: (b) => {
+      out += Buffer.from(b).toString('latin1');
+      for (const w of waiters.splice(0)) w();
+    },
   });
+  cleanup.push(async () => {
+    await p.stop();
+    await dt.stop();
+  });
+  p.start();
+  const until = (pred: () => boolean, what: string) =>
+    new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}; console:\n${out}`)), 15_000);
+      const check = () => {
+        if (pred()) {
+          clearTimeout(t);
+          resolve();
+        } else waiters.push(check);
+      };
+      check();
+    });
   await until(() => out.includes(PROMPT), 'the first prompt');
   return {
-    p, dt, out: () => out,
+    p,
+    dt,
+    out: () => out,
     command: async (line) => {
       const start = out.length;
       dt.consoleInput(Buffer.from(`${line}\r`, 'latin1'));

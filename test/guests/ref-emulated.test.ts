@@ -42,13 +42,17 @@ describe('ref-emulated: the serial-console shell on PIC, PCI, ATA and COM1', () 
     expect(read).toContain('disk 0 lba 100, 1 sector:\n');
     expect(read).toContain('00000000  68 65 6c 6c 6f 20 66 72  6f 6d 20 74 68 65 20 67  |hello from the g|\n');
     // hexdump -C layout: lines equal to the one before collapse into "*", then the end offset.
-    expect(read.endsWith([
-      '00000010  75 65 73 74 00 00 00 00  00 00 00 00 00 00 00 00  |uest............|',
-      '00000020  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |................|',
-      '*',
-      '00000200',
-      '',
-    ].join('\n'))).toBe(true);
+    expect(
+      read.endsWith(
+        [
+          '00000010  75 65 73 74 00 00 00 00  00 00 00 00 00 00 00 00  |uest............|',
+          '00000020  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |................|',
+          '*',
+          '00000200',
+          '',
+        ].join('\n'),
+      ),
+    ).toBe(true);
   });
 
   it('reads what the host put in the file, in PIO mode too, across two sectors', async () => {
@@ -79,7 +83,8 @@ describe('ref-emulated: the serial-console shell on PIC, PCI, ATA and COM1', () 
     // Erased characters do not reach the command; LF alone ends a line too.
     expect(await rig.command('echX\x7fo  two  spaces ', '\n')).toBe(' two  spaces \n');
     const help = await rig.command('help');
-    for (const c of ['devices', 'read <disk> <lba> [count]', 'write <disk> <lba> <text>', 'counters', 'echo <text>', 'uptime', 'shutdown, halt']) expect(help).toContain(c);
+    for (const c of ['devices', 'read <disk> <lba> [count]', 'write <disk> <lba> <text>', 'counters', 'echo <text>', 'uptime', 'shutdown, halt'])
+      expect(help).toContain(c);
     expect(await rig.command('uptime')).toMatch(/^uptime: unknown: .*no PIT or RTC/);
     const counters = await rig.command('counters');
     expect(counters).toMatch(/shell: commands=\d+ errors=9 reads=0 writes=0/);
@@ -105,7 +110,8 @@ describe('ref-emulated: the serial-console shell on PIC, PCI, ATA and COM1', () 
   });
 
   it('numbers two disks on one channel in IDE order and writes each to its own file', async () => {
-    const master = disk(), slave = disk();
+    const master = disk(),
+      slave = disk();
     rig = await ShellRig.boot({ image: 'ref-emulated', ide: [master, slave] });
     await rig.ready();
     const devices = await rig.command('devices');
@@ -122,7 +128,7 @@ describe('ref-emulated: the serial-console shell on PIC, PCI, ATA and COM1', () 
     rig = await ShellRig.boot({ image: 'ref-emulated', ide: [disk()] });
     rig.type('echo typed ahead\r');
     await rig.waitFor((o) => o.includes('typed ahead\ntsvisor> '), 'the early command');
-    expect(rig.console()).toContain("1 disk attached; type help\ntsvisor> typed ahead\ntsvisor> ");
+    expect(rig.console()).toContain('1 disk attached; type help\ntsvisor> typed ahead\ntsvisor> ');
   });
 
   it('boots with no disks and says so', async () => {

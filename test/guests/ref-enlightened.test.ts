@@ -23,8 +23,9 @@ function disk(name = 'disk.raw'): string {
 }
 
 describe('ref-enlightened: the serial-console shell over storvsc and the integration services', () => {
-  it('lists its LUNs and the VMBus offers, writes a sector the host file holds, reads the host\'s data', async () => {
-    const d0 = disk(), d1 = disk();
+  it("lists its LUNs and the VMBus offers, writes a sector the host file holds, reads the host's data", async () => {
+    const d0 = disk(),
+      d1 = disk();
     writeSector(d1, 3, Buffer.from('written by the host'));
     rig = await ShellRig.boot({ image: 'ref-enlightened', scsi: [d0, d1], integrationServices: true });
     await rig.ready();
@@ -37,7 +38,12 @@ describe('ref-enlightened: the serial-console shell over storvsc and the integra
     expect(devices).toContain('disk 1: scsi 0:0:1 (storvsc on VMBus relid 1), 8192 sectors (4 MiB)\n');
     expect(devices).toMatch(/vmbus: version \d+\.\d+, 5 offers\n/);
     expect(devices).toContain('relid 1: scsi (storvsc), type {ba6163d9-04a1-4d29-b605-72e2ffb1dc7f} instance {7c3d3a2e-5b1f-4c11-9d0e-0a0b0c0d0e01}, open\n');
-    for (const ic of ['heartbeat, type {57164f39-9115-4e78-ab55-382f3bd5422d}', 'shutdown, type {0e0b6031-5213-4934-818b-38d90ced39db}', 'time sync, type {9527e630-d0ae-497b-adce-e80ab0175caf}', 'kvp, type {a9a0f4e7-5a45-4d96-b827-8a841e8c03e6}']) {
+    for (const ic of [
+      'heartbeat, type {57164f39-9115-4e78-ab55-382f3bd5422d}',
+      'shutdown, type {0e0b6031-5213-4934-818b-38d90ced39db}',
+      'time sync, type {9527e630-d0ae-497b-adce-e80ab0175caf}',
+      'kvp, type {a9a0f4e7-5a45-4d96-b827-8a841e8c03e6}',
+    ]) {
       expect(devices).toContain(ic);
     }
 
@@ -51,7 +57,7 @@ describe('ref-enlightened: the serial-console shell over storvsc and the integra
 
     const counters = await rig.command('counters');
     expect(counters).toMatch(/shell: commands=5 errors=0 reads=2 writes=1 flushes=1 sectors_read=2 sectors_written=1/);
-        expect(counters).toMatch(/storvsc: submitted=(\d+) completed=\1 /);
+    expect(counters).toMatch(/storvsc: submitted=(\d+) completed=\1 /);
     expect(counters).toMatch(/signals sent: storvsc=[1-9]\d* ic=\d+ total=[1-9]/);
     expect(counters).toMatch(/interrupts: com1=[1-9]\d* vmbus_sint2=[1-9]/);
     expect(rig.errors).toEqual([]);

@@ -56,7 +56,10 @@ export class ShellRig {
   /** Frames a synthetic NIC's guest sent go here (set it before the guest sends). */
   onSyntheticTransmit: (nic: number, frame: Uint8Array) => void = () => {};
 
-  private constructor(readonly hv: Hypervisor, readonly partition: Partition) {}
+  private constructor(
+    readonly hv: Hypervisor,
+    readonly partition: Partition,
+  ) {}
 
   static async boot(o: ShellRigOptions): Promise<ShellRig> {
     await buildGuests([o.image]);
@@ -67,7 +70,11 @@ export class ShellRig {
       partition.initialize();
       partition.loadImage(fs.readFileSync(guestImagePath(o.image)), o.cmdline ?? '');
       const ide = (o.ide ?? []).map((f) => rig.open(f));
-      rig.platform = new EmulatedPlatform(partition, { console: (b) => rig.append(Buffer.from(b).toString('latin1')), ide: ide.map((backend) => ({ backend })), nics: o.nics?.map((mac) => ({ mac })) });
+      rig.platform = new EmulatedPlatform(partition, {
+        console: (b) => rig.append(Buffer.from(b).toString('latin1')),
+        ide: ide.map((backend) => ({ backend })),
+        nics: o.nics?.map((mac) => ({ mac })),
+      });
       partition.inbox.handler = rig.platform;
       rig.serving = partition.inbox.serveAsync(rig.abort.signal);
       const log = (e: HvError) => rig.errors.push(e);
@@ -80,7 +87,10 @@ export class ShellRig {
         for (const [i, mac] of (o.syntheticNics ?? []).entries()) {
           const host = rig.vmbus;
           const vsp = new NetVsp({
-            instanceId: `5a1e0000-0000-4000-8000-0000000000${(i + 1).toString(16).padStart(2, '0')}`, mac, gpadls: host.server, allowJumbo: o.jumbo,
+            instanceId: `5a1e0000-0000-4000-8000-0000000000${(i + 1).toString(16).padStart(2, '0')}`,
+            mac,
+            gpadls: host.server,
+            allowJumbo: o.jumbo,
             onTransmit: (frame) => rig.onSyntheticTransmit(i, frame),
           });
           rig.netVsps.push(vsp);
@@ -111,12 +121,19 @@ export class ShellRig {
     for (const w of this.waiters.splice(0)) w();
   }
 
-  console(): string { return this.out; }
+  console(): string {
+    return this.out;
+  }
 
   waitFor(test: (out: string) => boolean, what: string, timeoutMs = 15_000): Promise<void> {
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}; console so far:\n${this.out}`)), timeoutMs);
-      const check = () => { if (test(this.out)) { clearTimeout(t); resolve(); } else this.waiters.push(check); };
+      const check = () => {
+        if (test(this.out)) {
+          clearTimeout(t);
+          resolve();
+        } else this.waiters.push(check);
+      };
       check();
     });
   }
@@ -151,8 +168,14 @@ export class ShellRig {
   /** Resolves when every VP has stopped; rejects after `timeoutMs`. */
   async waitForHalt(timeoutMs = 15_000): Promise<void> {
     let t: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error(`the guest did not halt; console:\n${this.out}`)), timeoutMs); });
-    try { await Promise.race([this.partition.whenIdle(), timeout]); } finally { clearTimeout(t); }
+    const timeout = new Promise<never>((_, reject) => {
+      t = setTimeout(() => reject(new Error(`the guest did not halt; console:\n${this.out}`)), timeoutMs);
+    });
+    try {
+      await Promise.race([this.partition.whenIdle(), timeout]);
+    } finally {
+      clearTimeout(t);
+    }
   }
 
   async dispose(): Promise<void> {
@@ -187,5 +210,9 @@ export function readSector(file: string, lba: number): Buffer {
 
 export function writeSector(file: string, lba: number, data: Uint8Array): void {
   const fd = fs.openSync(file, 'r+');
-  try { fs.writeSync(fd, data, 0, data.length, lba * 512); } finally { fs.closeSync(fd); }
+  try {
+    fs.writeSync(fd, data, 0, data.length, lba * 512);
+  } finally {
+    fs.closeSync(fd);
+  }
 }

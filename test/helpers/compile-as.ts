@@ -10,12 +10,29 @@ export async function compileAssemblyScript(entry: string, extra: string[] = [])
   let binary: Uint8Array | undefined;
   const { error, stderr } = await asc.main(
     [
-      entry, '--outFile', 'out.wasm', '--runtime', 'stub', '-O3',
-      '--importMemory', '--sharedMemory', '--enable', 'threads',
-      '--maximumMemory', '65536', '--memoryBase', '1048576', '--use', 'abort=',
+      entry,
+      '--outFile',
+      'out.wasm',
+      '--runtime',
+      'stub',
+      '-O3',
+      '--importMemory',
+      '--sharedMemory',
+      '--enable',
+      'threads',
+      '--maximumMemory',
+      '65536',
+      '--memoryBase',
+      '1048576',
+      '--use',
+      'abort=',
       ...extra,
     ],
-    { writeFile: (name: string, contents: Uint8Array | string) => { if (name.endsWith('.wasm')) binary = contents as Uint8Array; } },
+    {
+      writeFile: (name: string, contents: Uint8Array | string) => {
+        if (name.endsWith('.wasm')) binary = contents as Uint8Array;
+      },
+    },
   );
   if (error || !binary) throw new Error(`asc failed for ${entry}: ${error?.message}\n${stderr.toString()}`);
   return new WebAssembly.Module(binary as Uint8Array<ArrayBuffer>);

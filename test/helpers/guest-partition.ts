@@ -33,9 +33,15 @@ export async function bootTestGuest(
   };
   partition.inbox.handler = {
     ioRead: (_vp, port) => (port === 0x3fd ? 0x60 : 0xff),
-    ioWrite: (_vp, port, _size, v) => { if (port === 0x3f8) append(String.fromCharCode(v & 0xff)); },
-    ioReadString: (_vp, _port, _size, dst) => { dst.fill(0xff); },
-    ioWriteString: (_vp, port, _size, src) => { if (port === 0x3f8) append(Buffer.from(src).toString('latin1')); },
+    ioWrite: (_vp, port, _size, v) => {
+      if (port === 0x3f8) append(String.fromCharCode(v & 0xff));
+    },
+    ioReadString: (_vp, _port, _size, dst) => {
+      dst.fill(0xff);
+    },
+    ioWriteString: (_vp, port, _size, src) => {
+      if (port === 0x3f8) append(Buffer.from(src).toString('latin1'));
+    },
     ...opts.handler,
   };
   const ac = new AbortController();
@@ -46,7 +52,10 @@ export async function bootTestGuest(
     new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`timed out waiting for ${JSON.stringify(text)}; console so far:\n${out}`)), timeoutMs);
       const check = () => {
-        if (out.includes(text)) { clearTimeout(t); resolve(); } else waiters.push(check);
+        if (out.includes(text)) {
+          clearTimeout(t);
+          resolve();
+        } else waiters.push(check);
       };
       check();
     });
@@ -54,7 +63,13 @@ export async function bootTestGuest(
     hv,
     partition,
     console: () => out,
-    values: () => Object.fromEntries(out.split('\n').filter((l) => /^\w+=\d+$/.test(l)).map((l) => [l.split('=')[0], Number(l.split('=')[1])])),
+    values: () =>
+      Object.fromEntries(
+        out
+          .split('\n')
+          .filter((l) => /^\w+=\d+$/.test(l))
+          .map((l) => [l.split('=')[0], Number(l.split('=')[1])]),
+      ),
     waitFor,
     dispose: async () => {
       await partition.stop();

@@ -13,7 +13,10 @@ export class MemoryDisk implements BlockBackend {
   flushes = 0;
   failNext = false;
 
-  constructor(readonly sectorCount: number, readonly readOnly = false) {
+  constructor(
+    readonly sectorCount: number,
+    readonly readOnly = false,
+  ) {
     this.bytes = new Uint8Array(sectorCount * this.sectorSize);
   }
 

@@ -32,7 +32,12 @@ export interface TestModule {
 export function buildModule(m: TestModule): Uint8Array {
   const imports = m.imports ?? [];
   const importEntries = [
-    ...name('env'), ...name('memory'), 0x02, 0x03, 0x01, 0x01,
+    ...name('env'),
+    ...name('memory'),
+    0x02,
+    0x03,
+    0x01,
+    0x01,
     ...imports.flatMap(([mod, field]) => [...name(mod), ...name(field), 0x00, 0x00]),
   ];
   const codes = m.bodies.map((b) => {
@@ -40,7 +45,14 @@ export function buildModule(m: TestModule): Uint8Array {
     return [...uleb(body.length), ...body];
   });
   const bytes = [
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, [0x01, 0x60, 0x00, 0x00]),
     ...section(2, [...uleb(1 + imports.length), ...importEntries]),
     ...section(3, [...uleb(m.bodies.length), ...m.bodies.map(() => 0x00)]),
@@ -53,7 +65,10 @@ export function buildModule(m: TestModule): Uint8Array {
 /** `depth` nested empty blocks. */
 export function nestedBlocks(depth: number): Uint8Array {
   const code = new Uint8Array(depth * 3);
-  for (let i = 0; i < depth; i++) { code[2 * i] = 0x02; code[2 * i + 1] = 0x40; }
+  for (let i = 0; i < depth; i++) {
+    code[2 * i] = 0x02;
+    code[2 * i + 1] = 0x40;
+  }
   code.fill(0x0b, depth * 2);
   return code;
 }

@@ -84,7 +84,10 @@ describe('adaptive spin budget (KVM-style halt polling)', () => {
     const sab = new SharedArrayBuffer(8);
     const i32 = new Int32Array(sab);
     const b = new SpinBudget({ spinIterations: 0, maxSpinIterations: 1_000_000 });
-    const w = new Worker(`const { workerData } = require('node:worker_threads'); const a = new Int32Array(workerData); Atomics.wait(a, 1, 0); Atomics.store(a, 0, 7); Atomics.notify(a, 0);`, { eval: true, workerData: sab });
+    const w = new Worker(
+      `const { workerData } = require('node:worker_threads'); const a = new Int32Array(workerData); Atomics.wait(a, 1, 0); Atomics.store(a, 0, 7); Atomics.notify(a, 0);`,
+      { eval: true, workerData: sab },
+    );
     try {
       await new Promise((r) => setTimeout(r, 50));
       Atomics.store(i32, 1, 1);

@@ -44,14 +44,19 @@ function instantiate(image: GuestImage, mem: GuestMemory, onPreempt: (calls: num
       if (port === 0x3f8) out += Buffer.from(mem.read(gpa >>> 0, n >>> 0)).toString('latin1');
       return n;
     },
-    halt: () => { throw new Halted(); },
+    halt: () => {
+      throw new Halted();
+    },
   });
   let e!: Asyncify;
   const instance = new WebAssembly.Instance(image.module, {
     env: { memory: mem.memory },
     hv: hv as WebAssembly.ModuleImports,
     tsvisor: {
-      preempt: () => { onPreempt(++calls, e); return BUDGET; },
+      preempt: () => {
+        onPreempt(++calls, e);
+        return BUDGET;
+      },
       take_interrupt: () => -1,
       iret: () => {},
     },
@@ -97,7 +102,9 @@ describe('capturable stacks', () => {
     const frames = memA.readU32(STACK_BUFFER) - (STACK_BUFFER + 8);
     expect(frames).toBeGreaterThan(100); // many fib frames
     expect(a.out()).not.toContain('sum=');
-    const globals = Object.entries(a.instance.exports).filter(([n]) => n.startsWith(GLOBAL_EXPORT_PREFIX)).map(([n, g]) => [n, (g as WebAssembly.Global).value] as const);
+    const globals = Object.entries(a.instance.exports)
+      .filter(([n]) => n.startsWith(GLOBAL_EXPORT_PREFIX))
+      .map(([n, g]) => [n, (g as WebAssembly.Global).value] as const);
     expect(globals.length).toBeGreaterThan(0);
 
     // Run B: a fresh memory holding A's bytes, a fresh instance holding A's globals, rewound.
@@ -105,7 +112,10 @@ describe('capturable stacks', () => {
     memB.write(0, memA.read(0, MEMORY));
     let rewound = false;
     const b = instantiate(image, memB, (_calls, e) => {
-      if (e.asyncify_get_state() === 2) { e.asyncify_stop_rewind(); rewound = true; }
+      if (e.asyncify_get_state() === 2) {
+        e.asyncify_stop_rewind();
+        rewound = true;
+      }
     });
     for (const [n, v] of globals) (b.instance.exports[n] as WebAssembly.Global).value = v;
     b.exports.asyncify_start_rewind(STACK_BUFFER);

@@ -18,7 +18,10 @@ function setup(privHi = P.HV_POST_MESSAGES | P.HV_SIGNAL_EVENTS | P.HV_ACCESS_PA
   const d = new HypercallDispatcher(
     mem,
     childCallHandlers({
-      partitionId: 5, vp: 0, vpCount: 2, ports,
+      partitionId: 5,
+      vp: 0,
+      vpCount: 2,
+      ports,
       getRegister: (name, out, at) => {
         if (!regs.has(name)) return HvStatus.InvalidParameter;
         out.setBigUint64(at, regs.get(name)!, true);
@@ -29,7 +32,10 @@ function setup(privHi = P.HV_POST_MESSAGES | P.HV_SIGNAL_EVENTS | P.HV_ACCESS_PA
         regs.set(name, v.getBigUint64(at, true));
         return HvStatus.Success;
       },
-      startVp: (i, rip) => { started.push([i, rip]); return HvStatus.Success; },
+      startVp: (i, rip) => {
+        started.push([i, rip]);
+        return HvStatus.Success;
+      },
     }),
     () => [0, privHi],
   );
@@ -49,7 +55,15 @@ describe('hypercall dispatcher: status paths', () => {
 
   it('returns ACCESS_DENIED for root-only calls and missing privileges, ahead of input errors', () => {
     const { call } = setup(0);
-    for (const code of [HvCall.CreatePartition, HvCall.DeletePartition, HvCall.CreatePort, HvCall.ConnectPort, HvCall.InstallIntercept, HvCall.AssertVirtualInterrupt, HvCall.MapGpaPages]) {
+    for (const code of [
+      HvCall.CreatePartition,
+      HvCall.DeletePartition,
+      HvCall.CreatePort,
+      HvCall.ConnectPort,
+      HvCall.InstallIntercept,
+      HvCall.AssertVirtualInterrupt,
+      HvCall.MapGpaPages,
+    ]) {
       expect(resultStatus(call(code, 0x1001, 0x2000))).toBe(HvStatus.AccessDenied); // misaligned, still ACCESS_DENIED
     }
     expect(resultStatus(call(HvCall.PostMessage, 0x1000, 0))).toBe(HvStatus.AccessDenied);

@@ -128,7 +128,7 @@ describe('guest in the loop', () => {
     await ok.waitFor('done');
   });
 
-  it('keeps two partitions from seeing each other\'s memory', async () => {
+  it("keeps two partitions from seeing each other's memory", async () => {
     const hv = new Hypervisor();
     const a = await boot('probe', 'marker', { hv });
     const b = await boot('probe', 'marker', { hv });
@@ -149,7 +149,9 @@ describe('guest in the loop', () => {
   });
 
   it('grants AccessVpRegisters only where configured', async () => {
-    const g = await boot('probe', '', { config: { privileges: { lo: DEFAULT_CHILD_PRIVILEGES.lo, hi: DEFAULT_CHILD_PRIVILEGES.hi | P.HV_ACCESS_VP_REGISTERS | P.HV_CREATE_PARTITIONS } } });
+    const g = await boot('probe', '', {
+      config: { privileges: { lo: DEFAULT_CHILD_PRIVILEGES.lo, hi: DEFAULT_CHILD_PRIVILEGES.hi | P.HV_ACCESS_VP_REGISTERS | P.HV_CREATE_PARTITIONS } },
+    });
     await g.waitFor('done');
     // CreatePartitions is stripped from a child whatever its configuration says.
     expect(g.values().privhi).toBe(DEFAULT_CHILD_PRIVILEGES.hi | P.HV_ACCESS_VP_REGISTERS);

@@ -28,7 +28,13 @@ async function kernelResult(kernel: number, n: number, rewrite: typeof DEFAULT_R
 
 describe('image rewrite', () => {
   it('gives every compute kernel the result of the unmodified image', async () => {
-    for (const [kernel, n] of [[1, 2], [2, 1], [3, 4], [4, 20], [5, 4]]) {
+    for (const [kernel, n] of [
+      [1, 2],
+      [2, 1],
+      [3, 4],
+      [4, 20],
+      [5, 4],
+    ]) {
       const plain = await kernelResult(kernel, n, NO_REWRITE);
       const rewritten = await kernelResult(kernel, n, DEFAULT_REWRITE);
       expect(rewritten.sum, `kernel ${kernel}`).toBe(plain.sum);

@@ -15,9 +15,10 @@ function spinModule(loopType: 'none' | 'i32'): Uint8Array {
     const i = 1;
     const step = m.local.set(i, m.i32.add(m.local.get(i, binaryen.i32), m.i32.const(1)));
     const again = m.br('spin', m.i32.lt_u(m.local.get(i, binaryen.i32), m.local.get(0, binaryen.i32)));
-    const loop = loopType === 'none'
-      ? m.block(null, [m.loop('spin', m.block(null, [step, again])), m.local.get(i, binaryen.i32)], binaryen.i32)
-      : m.loop('spin', m.block(null, [step, again, m.local.get(i, binaryen.i32)], binaryen.i32));
+    const loop =
+      loopType === 'none'
+        ? m.block(null, [m.loop('spin', m.block(null, [step, again])), m.local.get(i, binaryen.i32)], binaryen.i32)
+        : m.loop('spin', m.block(null, [step, again, m.local.get(i, binaryen.i32)], binaryen.i32));
     m.addFunction('spin', binaryen.i32, binaryen.i32, [binaryen.i32], loop);
     m.addFunctionExport('spin', 'spin');
     return m.emitBinary();
@@ -72,10 +73,18 @@ describe('loop preemption points', () => {
 
     it(`reach the preemption point at least once per budget and return the same result (loop type ${loopType})`, () => {
       const { bytes } = rewriteModule(spinModule(loopType), { preemption: true, capturable: false });
-      const budget = 1000, n = 200_000;
+      const budget = 1000,
+        n = 200_000;
       let calls = 0;
       const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>), {
-        tsvisor: { preempt: () => { calls++; return budget; }, take_interrupt: () => -1, iret: () => {} },
+        tsvisor: {
+          preempt: () => {
+            calls++;
+            return budget;
+          },
+          take_interrupt: () => -1,
+          iret: () => {},
+        },
       });
       expect((inst.exports.spin as (n: number) => number)(n)).toBe(n);
       // Every iteration costs at least one unit of fuel, so n iterations exhaust n / budget budgets.

@@ -25,9 +25,12 @@ const ticks = (g: TestGuest) => Atomics.load(g.partition.mem.u32, (RESULT_GPA + 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until(what: () => boolean, timeoutMs = 15_000): Promise<void> {
-  await vi.waitFor(() => {
-    if (!what()) throw new Error('condition not reached in time');
-  }, { timeout: timeoutMs, interval: 5 });
+  await vi.waitFor(
+    () => {
+      if (!what()) throw new Error('condition not reached in time');
+    },
+    { timeout: timeoutMs, interval: 5 },
+  );
 }
 
 describe('preemption points', () => {

@@ -8,7 +8,8 @@ import { ReferenceClock } from '../../hypervisor/reference-time.ts';
 import { SyntheticTimers } from '../../hypervisor/synic/stimers.ts';
 import { postToSint, queuedMessages, retryDelivery, signalSintEvent } from '../../hypervisor/synic/synic-delivery.ts';
 
-const SIMP = 0x5000, SIEFP = 0x6000;
+const SIMP = 0x5000,
+  SIEFP = 0x6000;
 
 function setup() {
   const mem = new GuestMemory(1 << 20);

@@ -20,12 +20,20 @@ function setup(memoryBytes = 1 << 20) {
   ctl.i32[P_PRIV_LO >> 2] = P.HV_ACCESS_SYNIC_REGS | P.HV_ACCESS_HYPERCALL_MSRS;
   const clock = new ReferenceClock(ctl);
   const msrs = new SyntheticMsrs(ctl, mem, 0, clock, new SyntheticTimers(ctl, mem, 0, clock), {
-    reset: () => {}, crash: () => {}, runtime100ns: () => 0,
+    reset: () => {},
+    crash: () => {},
+    runtime100ns: () => 0,
   });
   return { mem, ctl, msrs };
 }
 
-const message = () => { const m = new Uint8Array(256); m[0] = 1; m[4] = 1; m[16] = 0x41; return m; };
+const message = () => {
+  const m = new Uint8Array(256);
+  m[0] = 1;
+  m[4] = 1;
+  m[16] = 0x41;
+  return m;
+};
 
 describe('overlay-page MSRs keep all 64 bits', () => {
   it.each([
@@ -79,7 +87,8 @@ describe('SynIC pages above 2 GiB', () => {
   it('delivers a message and an event flag into pages at 3 GiB − 8 KiB with exact bytes', () => {
     const size = 3 * 1024 ** 3;
     const { mem, ctl, msrs } = setup(size);
-    const simp = size - 0x2000, siefp = size - 0x1000;
+    const simp = size - 0x2000,
+      siefp = size - 0x1000;
     expect(msrs.write(M.HV_X64_MSR_SCONTROL, 1n)).toBe(true);
     expect(msrs.write(M.HV_X64_MSR_SIMP, BigInt(simp) | 1n)).toBe(true);
     expect(msrs.write(M.HV_X64_MSR_SIEFP, BigInt(siefp) | 1n)).toBe(true);

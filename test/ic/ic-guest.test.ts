@@ -72,11 +72,15 @@ describe('integration services end to end', () => {
     expect(await ic.refreshKvpGuestItems()).toBe(true);
     expect(Object.fromEntries(ic.kvpGuestItems())).toEqual({ GuestState: 'serving' });
     expect(Object.fromEntries(ic.kvpGuestIntrinsicItems())).toEqual({
-      FullyQualifiedDomainName: 'tsvisor-ic-guest', OSName: 'tsvisor child SDK', OSVersion: '0.1',
-      ProcessorArchitecture: 'wasm32', IntegrationServicesVersion: '1.0',
+      FullyQualifiedDomainName: 'tsvisor-ic-guest',
+      OSName: 'tsvisor child SDK',
+      OSVersion: '0.1',
+      ProcessorArchitecture: 'wasm32',
+      IntegrationServicesVersion: '1.0',
     });
     // Real sizes: a key of 255 UTF-16 units (+ NUL = 512 bytes) and a value of 1023 fit; one more does not.
-    const key = 'k'.repeat(255), value = 'v'.repeat(1023);
+    const key = 'k'.repeat(255),
+      value = 'v'.repeat(1023);
     expect(await ic.kvpSetHostItem(KvpPool.External, key, value)).toEqual({ ok: true });
     expect(await ic.kvp.get(KvpPool.External, key)).toBe(value);
     await expect(ic.kvpSetHostItem(KvpPool.External, key + 'k', value)).rejects.toThrow(RangeError);
@@ -88,9 +92,13 @@ describe('integration services end to end', () => {
     await until(() => ic.shutdown.ready, 3000, 'shutdown negotiated');
     let turnedOff = false;
     const r = await ic.initiateShutdown({
-      force: true, reason: 'maintenance', timeoutMs: 3000,
+      force: true,
+      reason: 'maintenance',
+      timeoutMs: 3000,
       whenOff: () => g.partition.whenIdle(),
-      turnOff: () => { turnedOff = true; },
+      turnOff: () => {
+        turnedOff = true;
+      },
     });
     expect(r).toEqual({ outcome: 'shut-down', answer: { outcome: 'accepted' } });
     expect(turnedOff).toBe(false);
@@ -116,7 +124,12 @@ describe('integration services end to end', () => {
     const { ic } = await boot('refuse-shutdown');
     await until(() => ic.shutdown.ready, 3000, 'shutdown negotiated');
     let turnedOff = false;
-    const r = await ic.initiateShutdown({ timeoutMs: 2000, turnOff: () => { turnedOff = true; } });
+    const r = await ic.initiateShutdown({
+      timeoutMs: 2000,
+      turnOff: () => {
+        turnedOff = true;
+      },
+    });
     expect(r).toEqual({ outcome: 'refused', answer: { outcome: 'refused', status: IcStatus.Fail } });
     expect(turnedOff).toBe(false);
   });

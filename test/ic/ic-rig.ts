@@ -5,7 +5,12 @@ import type { IntegrationServices } from '../../root-partition/vsp/ic/integratio
 import { vi } from 'vitest';
 import { GuestHarness } from '../../root-partition/sdk/harness.ts';
 
-export interface IcRig { g: GuestHarness; host: VmbusHost; ic: IntegrationServices; errors: HvError[] }
+export interface IcRig {
+  g: GuestHarness;
+  host: VmbusHost;
+  ic: IntegrationServices;
+  errors: HvError[];
+}
 
 /** Short heartbeat timing so status changes show within a fraction of a second. */
 export const FAST_HEARTBEAT = { intervalMs: 50, lostAfterMs: 300 };
@@ -17,7 +22,10 @@ export async function bootIcGuest(cmdline = ''): Promise<IcRig> {
 
 /** vi.waitFor on `predicate`, checked every few ms; rejects after `timeoutMs`. */
 export async function until(predicate: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  await vi.waitFor(() => {
-    if (!predicate()) throw new Error(`timed out waiting for ${what}`);
-  }, { timeout: timeoutMs, interval: 5 });
+  await vi.waitFor(
+    () => {
+      if (!predicate()) throw new Error(`timed out waiting for ${what}`);
+    },
+    { timeout: timeoutMs, interval: 5 },
+  );
 }

@@ -22,7 +22,8 @@ const tick = () => new Promise((r) => setImmediate(r));
 function scriptedGuest() {
   const sent: { transId: number; bytes: Uint8Array }[] = [];
   const channel = {
-    relid: 5, subChannelIndex: 0,
+    relid: 5,
+    subChannelIndex: 0,
     sendInband: (lo: number, _hi: number, payload: Uint8Array, _c = false, start = 0, end = payload.length) => {
       sent.push({ transId: lo, bytes: payload.slice(start, end) });
       return true;
@@ -44,9 +45,12 @@ function scriptedGuest() {
     return b;
   };
   const negotiation = (fw: [number, number], msg: [number, number]) => (body: DataView) => {
-    body.setUint16(0, 1, true); body.setUint16(2, 1, true);
-    body.setUint16(8, fw[0], true); body.setUint16(10, fw[1], true);
-    body.setUint16(12, msg[0], true); body.setUint16(14, msg[1], true);
+    body.setUint16(0, 1, true);
+    body.setUint16(2, 1, true);
+    body.setUint16(8, fw[0], true);
+    body.setUint16(10, fw[1], true);
+    body.setUint16(12, msg[0], true);
+    body.setUint16(14, msg[1], true);
   };
   return { sent, channel, deliver, answerOf, negotiation };
 }
@@ -129,7 +133,11 @@ describe('integration services: saved state', () => {
     await tick();
     for (let i = 0; i < 3; i++) {
       const hb = g.sent.at(-1)!;
-      g.deliver(before, g.answerOf(hb, (b) => b.setBigUint64(0, b.getBigUint64(0, true) + 1n, true)), hb.transId);
+      g.deliver(
+        before,
+        g.answerOf(hb, (b) => b.setBigUint64(0, b.getBigUint64(0, true) + 1n, true)),
+        hb.transId,
+      );
       await tick();
       void before.beat();
     }
@@ -145,7 +153,11 @@ describe('integration services: saved state', () => {
     after.restoreChannel(g.channel, state)();
     expect(statuses).toEqual([HeartbeatStatus.NoContact, HeartbeatStatus.Ok]);
     // The beat in flight at the save is answered late (absorbed), then the next beat goes out.
-    g.deliver(after, g.answerOf(g.sent.at(-1)!, (b) => b.setBigUint64(0, lastSent + 1n, true)), g.sent.at(-1)!.transId);
+    g.deliver(
+      after,
+      g.answerOf(g.sent.at(-1)!, (b) => b.setBigUint64(0, lastSent + 1n, true)),
+      g.sent.at(-1)!.transId,
+    );
     await tick();
     const next = new DataView(g.sent.at(-1)!.bytes.buffer, 28).getBigUint64(0, true);
     expect(next).toBe(lastSent + 1n);
@@ -155,11 +167,18 @@ describe('integration services: saved state', () => {
 
   describe('refused when it does not fit, and nothing changes', () => {
     const good: IcSavedState = {
-      negotiated: { framework: { major: 3, minor: 0 }, message: { major: 3, minor: 0 } }, nextTransId: 7, icTransaction: 6, inflight: { transId: 6, type: IcMessageType.Shutdown },
+      negotiated: { framework: { major: 3, minor: 0 }, message: { major: 3, minor: 0 } },
+      nextTransId: 7,
+      icTransaction: 6,
+      inflight: { transId: 6, type: IcMessageType.Shutdown },
     };
     const cases: [string, Partial<IcSavedState>, RegExp][] = [
       ['a framework version never offered', { negotiated: { framework: { major: 9, minor: 0 }, message: { major: 3, minor: 0 } } }, /framework version 9\.0/],
-      ['a message version this service does not offer', { negotiated: { framework: { major: 3, minor: 0 }, message: { major: 4, minor: 0 } } }, /message version 4\.0/],
+      [
+        'a message version this service does not offer',
+        { negotiated: { framework: { major: 3, minor: 0 }, message: { major: 4, minor: 0 } } },
+        /message version 4\.0/,
+      ],
       ['a request of another service in flight', { inflight: { transId: 6, type: IcMessageType.Heartbeat } }, /request of type 1 in flight/],
       ['a transaction in flight beyond the next id', { inflight: { transId: 7, type: IcMessageType.Shutdown } }, /transaction 7 in flight, next is 7/],
       ['an icmsg transaction beyond a byte', { icTransaction: 256 }, /icmsg transaction 256/],
@@ -184,8 +203,9 @@ describe('integration services: saved state', () => {
       expect(() => new ShutdownVsp().restoreChannel(g.channel, v2)).toThrow(/format 2 is not supported/);
       const items = Array.from({ length: IC_SAVED_KVP_ITEMS + 1 }, (_, i) => ({ key: `k${i}`, value: 'v' }));
       const kvp = new KvpVsp({ log: () => {} });
-      expect(() => kvp.restoreChannel(g.channel, encodeIcState({ ...good, negotiated: null, inflight: null, kvp: { pools: [{ pool: 1, items }] } })))
-        .toThrow(/KVP pool 1: 1025 items, more than 1024/);
+      expect(() => kvp.restoreChannel(g.channel, encodeIcState({ ...good, negotiated: null, inflight: null, kvp: { pools: [{ pool: 1, items }] } }))).toThrow(
+        /KVP pool 1: 1025 items, more than 1024/,
+      );
       expect(() => kvp.restoreChannel(g.channel, encodeIcState({ ...good, negotiated: null, inflight: null }))).toThrow(/no KVP state/);
       expect(kvp.items(1).size).toBe(0);
     });

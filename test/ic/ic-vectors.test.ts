@@ -7,13 +7,25 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compileAssemblyScript } from '../helpers/compile-as.ts';
 import {
-  decodeIcMessage, decodeNegotiateResponse, encodeIcMessage, encodeNegotiate, IC_FRAMEWORK_VERSIONS, IcFlag, IcMessageType,
+  decodeIcMessage,
+  decodeNegotiateResponse,
+  encodeIcMessage,
+  encodeNegotiate,
+  IC_FRAMEWORK_VERSIONS,
+  IcFlag,
+  IcMessageType,
   type IcVersion,
 } from '../../root-partition/vsp/ic/ic-protocol.ts';
 import { decodeHeartbeat, decodeShutdown, encodeHeartbeat, encodeShutdown, encodeTimeSample, decodeTimeSample } from '../../root-partition/vsp/ic/ic-bodies.ts';
 import { decodeKvpItem, encodeKvpRequest } from '../../root-partition/vsp/ic/kvp-protocol.ts';
 
-interface Vector { name: string; request: string; answer: string; transactionId: number; [k: string]: unknown }
+interface Vector {
+  name: string;
+  request: string;
+  answer: string;
+  transactionId: number;
+  [k: string]: unknown;
+}
 const { vectors } = JSON.parse(readFileSync(new URL('../vectors/ic/messages.json', import.meta.url), 'utf8')) as { vectors: Vector[] };
 const vec = (name: string): Vector => vectors.find((v) => v.name === name)!;
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -21,7 +33,12 @@ const bytes = (h: string) => new Uint8Array(Buffer.from(h, 'hex'));
 const ver = (s: string): IcVersion => ({ major: Number(s.split('.')[0]), minor: Number(s.split('.')[1]) });
 
 function request(type: number, message: IcVersion, transactionId: number, body: Uint8Array): string {
-  return hex(encodeIcMessage({ framework: { major: 3, minor: 0 }, type, message, bodySize: body.length, status: 0, transactionId, flags: IcFlag.Transaction | IcFlag.Request }, body));
+  return hex(
+    encodeIcMessage(
+      { framework: { major: 3, minor: 0 }, type, message, bodySize: body.length, status: 0, transactionId, flags: IcFlag.Transaction | IcFlag.Request },
+      body,
+    ),
+  );
 }
 
 function answerOf(v: Vector) {
@@ -36,12 +53,15 @@ describe('IC vectors: host codec', () => {
   it('NEGOTIATE: encodes the offer, reads the choice or the refusal', () => {
     for (const name of ['negotiate heartbeat', 'negotiate kvp without a common version']) {
       const v = vec(name);
-      const fw = (v.framework as string[]).map(ver), msgs = (v.messages as string[]).map(ver);
+      const fw = (v.framework as string[]).map(ver),
+        msgs = (v.messages as string[]).map(ver);
       expect(fw).toEqual(IC_FRAMEWORK_VERSIONS);
       expect(request(IcMessageType.Negotiate, { major: 0, minor: 0 }, v.transactionId, encodeNegotiate(fw, msgs))).toBe(v.request);
       const out = decodeNegotiateResponse(answerOf(v).body, fw, msgs);
       const chosen = v.chosen as string[] | null;
-      expect(out).toEqual(chosen ? { ok: true, framework: ver(chosen[0]!), message: ver(chosen[1]!) } : { ok: false, reason: 'the guest supports none of the offered versions' });
+      expect(out).toEqual(
+        chosen ? { ok: true, framework: ver(chosen[0]!), message: ver(chosen[1]!) } : { ok: false, reason: 'the guest supports none of the offered versions' },
+      );
     }
   });
 
@@ -69,7 +89,13 @@ describe('IC vectors: host codec', () => {
   it('KVP: SET, GET, ENUMERATE, DELETE', () => {
     for (const v of vectors.filter((x) => x.name.startsWith('kvp'))) {
       const op = v.operation as number;
-      const body = encodeKvpRequest({ operation: op, pool: v.pool as number, index: v.index as number | undefined, key: op === 3 ? undefined : v.key as string, value: op === 1 ? v.value as string : undefined });
+      const body = encodeKvpRequest({
+        operation: op,
+        pool: v.pool as number,
+        index: v.index as number | undefined,
+        key: op === 3 ? undefined : (v.key as string),
+        value: op === 1 ? (v.value as string) : undefined,
+      });
       expect(request(IcMessageType.KvpExchange, ver('4.0'), v.transactionId, body), v.name).toBe(v.request);
       const a = answerOf(v);
       expect(a.header.status, v.name).toBe(v.status);
@@ -104,7 +130,11 @@ interface GuestCodec {
   kvpPut(store: number, pool: number, key: number, keySize: number, value: number, valueSize: number): number;
 }
 
-const BUF = 0x200000, LISTS = 0x208000, STATE = 0x209000, TEXT = 0x20a000, STORE = 0x210000;
+const BUF = 0x200000,
+  LISTS = 0x208000,
+  STATE = 0x209000,
+  TEXT = 0x20a000,
+  STORE = 0x210000;
 let g: GuestCodec;
 let u8: Uint8Array;
 let dv: DataView;
@@ -138,10 +168,18 @@ describe('IC vectors: guest codec (AssemblyScript)', () => {
     versions(LISTS + 32, [0x40000, 0x30000]); // KVP 4.0, 3.0
     let chosen = 0;
     const hb = vec('negotiate heartbeat');
-    expect(guestAnswers(hb, (len) => { chosen = g.icNegotiate(BUF, len, LISTS, 2, LISTS + 16, 2); })).toBe(hb.answer);
+    expect(
+      guestAnswers(hb, (len) => {
+        chosen = g.icNegotiate(BUF, len, LISTS, 2, LISTS + 16, 2);
+      }),
+    ).toBe(hb.answer);
     expect(chosen).toBe(0x30000);
     const kvp = vec('negotiate kvp without a common version');
-    expect(guestAnswers(kvp, (len) => { chosen = g.icNegotiate(BUF, len, LISTS, 2, LISTS + 32, 2); })).toBe(kvp.answer);
+    expect(
+      guestAnswers(kvp, (len) => {
+        chosen = g.icNegotiate(BUF, len, LISTS, 2, LISTS + 32, 2);
+      }),
+    ).toBe(kvp.answer);
     expect(chosen).toBe(0);
   });
 
@@ -166,12 +204,22 @@ describe('IC vectors: guest codec (AssemblyScript)', () => {
 
   it('answers the KVP sequence against its store', () => {
     u8.fill(0, STORE, STORE + 5 * 16 * 2568);
-    const put = (at: number, s: string) => { for (let i = 0; i < s.length; i++) dv.setUint16(at + 2 * i, s.charCodeAt(i), true); dv.setUint16(at + 2 * s.length, 0, true); return 2 * s.length + 2; };
-    const k = put(TEXT, 'OSName'), val = put(TEXT + 512, 'tsvisor');
+    const put = (at: number, s: string) => {
+      for (let i = 0; i < s.length; i++) dv.setUint16(at + 2 * i, s.charCodeAt(i), true);
+      dv.setUint16(at + 2 * s.length, 0, true);
+      return 2 * s.length + 2;
+    };
+    const k = put(TEXT, 'OSName'),
+      val = put(TEXT + 512, 'tsvisor');
     expect(g.kvpPut(STORE, 2, TEXT, k, TEXT + 512, val)).toBe(1);
     for (const v of vectors.filter((x) => x.name.startsWith('kvp'))) {
       let status = -1;
-      expect(guestAnswers(v, (len) => { status = g.icKvpAnswer(BUF, len, STORE) >>> 0; }), v.name).toBe(v.answer);
+      expect(
+        guestAnswers(v, (len) => {
+          status = g.icKvpAnswer(BUF, len, STORE) >>> 0;
+        }),
+        v.name,
+      ).toBe(v.answer);
       expect(status, v.name).toBe(v.status);
     }
   });

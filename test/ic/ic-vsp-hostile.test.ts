@@ -13,7 +13,10 @@ import { ShutdownVsp } from '../../root-partition/vsp/ic/shutdown-vsp.ts';
 import { decodeIcMessage, IcFlag, IcMessageType, IcStatus } from '../../root-partition/vsp/ic/ic-protocol.ts';
 import type { IcVsp } from '../../root-partition/vsp/ic/ic-vsp.ts';
 
-interface Sent { transId: number; bytes: Uint8Array }
+interface Sent {
+  transId: number;
+  bytes: Uint8Array;
+}
 
 /** A channel that records sends, and a way to deliver guest packets to the VSP. */
 function scriptedGuest(vsp: IcVsp) {
@@ -47,9 +50,12 @@ function scriptedGuest(vsp: IcVsp) {
     vsp.onOpen(channel);
     await new Promise((r) => setImmediate(r));
     answer((body) => {
-      body.setUint16(0, 1, true); body.setUint16(2, 1, true);
-      body.setUint16(8, fw[0], true); body.setUint16(10, fw[1], true);
-      body.setUint16(12, msg[0], true); body.setUint16(14, msg[1], true);
+      body.setUint16(0, 1, true);
+      body.setUint16(2, 1, true);
+      body.setUint16(8, fw[0], true);
+      body.setUint16(10, fw[1], true);
+      body.setUint16(12, msg[0], true);
+      body.setUint16(14, msg[1], true);
     });
     await new Promise((r) => setImmediate(r));
   };
@@ -144,7 +150,10 @@ describe('heartbeat status', () => {
     await g.negotiate([3, 0], [3, 0]);
     expect(vsp.status()).toBe(HeartbeatStatus.NoContact); // negotiated, no heartbeat answered yet
     // The first heartbeat went out on negotiation: sequence 0. Answer 1 with application state healthy.
-    g.answer((b) => { b.setBigUint64(0, b.getBigUint64(0, true) + 1n, true); b.setUint32(8, 1, true); });
+    g.answer((b) => {
+      b.setBigUint64(0, b.getBigUint64(0, true) + 1n, true);
+      b.setUint32(8, 1, true);
+    });
     await new Promise((r) => setImmediate(r));
     expect(vsp.status()).toBe(HeartbeatStatus.Ok);
     now = 500;
@@ -167,7 +176,10 @@ describe('heartbeat status', () => {
     expect(vsp.beats.wrongSequence).toBe(1);
     expect(errors.map((e) => e.code)).toEqual(['IC_HEARTBEAT_WRONG']);
     void vsp.beat();
-    g.answer((b) => { b.setBigUint64(0, b.getBigUint64(0, true) + 1n, true); b.setUint32(8, 2, true); });
+    g.answer((b) => {
+      b.setBigUint64(0, b.getBigUint64(0, true) + 1n, true);
+      b.setUint32(8, 2, true);
+    });
     await new Promise((r) => setImmediate(r));
     expect(vsp.status()).toBe(HeartbeatStatus.Degraded);
     vsp.dispose();

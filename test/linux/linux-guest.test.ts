@@ -60,12 +60,16 @@ describe.skipIf(unavailable !== undefined)('tsvisor run linux --scsi disk.raw', 
   });
 
   let prompt = 0;
-  it('boots to the busybox shell with the console on our COM1', async () => {
-    prompt = await waitFor('tsvisor-linux: init done', 0, BOOT_MS);
-    prompt = await waitFor('~ # ', prompt, 30_000);
-    // With ACPI the port is found through PNP ("00:05: ttyS0 …"): our 16550 answers the probe as a 16550A.
-    expect(stdout).toMatch(/ttyS0 at I\/O 0x3f8 \(irq = 4, base_baud = 115200\) is a 16550A/);
-  }, BOOT_MS + 30_000);
+  it(
+    'boots to the busybox shell with the console on our COM1',
+    async () => {
+      prompt = await waitFor('tsvisor-linux: init done', 0, BOOT_MS);
+      prompt = await waitFor('~ # ', prompt, 30_000);
+      // With ACPI the port is found through PNP ("00:05: ttyS0 …"): our 16550 answers the probe as a 16550A.
+      expect(stdout).toMatch(/ttyS0 at I\/O 0x3f8 \(irq = 4, base_baud = 115200\) is a 16550A/);
+    },
+    BOOT_MS + 30_000,
+  );
 
   it('detects Microsoft Hyper-V through CPUID 0x40000000 and uses the reference-counter MSR', () => {
     expect(stdout).toContain('Hypervisor detected: Microsoft Hyper-V');
@@ -78,7 +82,7 @@ describe.skipIf(unavailable !== undefined)('tsvisor run linux --scsi disk.raw', 
 
   it('loads hv_vmbus on our VMBus ACPI device: VMBus 5.3 negotiated, hv_utils bound to our integration services', () => {
     // SeaBIOS installed our SSDT from fw_cfg; /init found VMBUS:00 and loaded the modules.
-    expect(stdout).toMatch(/ACPI: SSDT 0x[0-9A-F]+ 00004F \(v02 TSVSOR VMBUS    00000001 TSVS 00000001\)/);
+    expect(stdout).toMatch(/ACPI: SSDT 0x[0-9A-F]+ 00004F \(v02 TSVSOR VMBUS {4}00000001 TSVS 00000001\)/);
     expect(stdout).toContain('hv_vmbus: Vmbus version:5.3');
     expect(stdout).toContain('hv_utils: Heartbeat IC version 3.0');
     expect(stdout).toContain('hv_utils: Shutdown IC version 3.2');
@@ -90,7 +94,9 @@ describe.skipIf(unavailable !== undefined)('tsvisor run linux --scsi disk.raw', 
   it('sees our SCSI disk through hv_storvsc as /dev/sda, reads its first sector and writes one that lands in the host file', async () => {
     expect(stdout).toContain('scsi 0:0:0:0: Direct-Access     Msft     Virtual Disk     1.0');
     expect(stdout).toContain('sd 0:0:0:0: [sda] 32768 512-byte logical blocks: (16.8 MB/16.0 MiB)');
-    child!.stdin.write(`dd if=/dev/sda bs=512 count=1 2>/dev/null | head -c ${SIGNATURE.length} | tr a-z A-Z; echo; echo ${WRITTEN} | dd of=/dev/sda bs=512 seek=8 conv=sync,fsync 2>/dev/null && echo dd-done-$((1+1))\n`);
+    child!.stdin.write(
+      `dd if=/dev/sda bs=512 count=1 2>/dev/null | head -c ${SIGNATURE.length} | tr a-z A-Z; echo; echo ${WRITTEN} | dd of=/dev/sda bs=512 seek=8 conv=sync,fsync 2>/dev/null && echo dd-done-$((1+1))\n`,
+    );
     // Upper-cased by the guest, so the typed command line echoed back does not match.
     const at = await waitFor(`${SIGNATURE.toUpperCase()}\r\n`, prompt, 60_000);
     prompt = await waitFor('dd-done-2', at, 60_000);

@@ -34,8 +34,10 @@ describe('AML encoding', () => {
     expect(() => irqNoFlags([16])).toThrow(RangeError);
   });
 
-  it('gives a table a header whose length is the table\'s and whose checksum makes every byte sum to 0', () => {
-    const t = acpiTable({ signature: 'SSDT', revision: 2, oemId: 'A', oemTableId: 'B', oemRevision: 7, creatorId: 'C', creatorRevision: 9 }, [Uint8Array.of(1, 2, 3)]);
+  it("gives a table a header whose length is the table's and whose checksum makes every byte sum to 0", () => {
+    const t = acpiTable({ signature: 'SSDT', revision: 2, oemId: 'A', oemTableId: 'B', oemRevision: 7, creatorId: 'C', creatorRevision: 9 }, [
+      Uint8Array.of(1, 2, 3),
+    ]);
     expect(t.length).toBe(39);
     expect(new DataView(t.buffer).getUint32(4, true)).toBe(39);
     expect(t.reduce((s, b) => (s + b) & 0xff, 0)).toBe(0);
@@ -47,12 +49,21 @@ describe('the VMBus SSDT', () => {
   it('is Scope(\\_SB) { Device(VMBS) { _HID "VMBUS", _UID 0, _CRS (empty template) } }, byte for byte', () => {
     const t = vmbusSsdt();
     expect(hex(t)).toBe(
-      '53534454' + '4f000000' + '02' + hex(t.subarray(9, 10)) + '545356534f52' + '564d425553202020' + '01000000' + '54535653' + '01000000' +
+      '53534454' +
+        '4f000000' +
+        '02' +
+        hex(t.subarray(9, 10)) +
+        '545356534f52' +
+        '564d425553202020' +
+        '01000000' +
+        '54535653' +
+        '01000000' +
         '102a5c5f53425f' + // Scope, PkgLength 42, \_SB_
         '5b8222564d4253' + // Device, PkgLength 34, VMBS
         '085f4849440d564d42555300' + // Name(_HID, "VMBUS")
         '085f55494400' + // Name(_UID, Zero)
-        '085f435253' + '11050a027900', // Name(_CRS, Buffer(2) { End Tag })
+        '085f435253' +
+        '11050a027900', // Name(_CRS, Buffer(2) { End Tag })
     );
     expect(t.reduce((s, b) => (s + b) & 0xff, 0)).toBe(0);
   });

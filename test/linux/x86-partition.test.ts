@@ -68,7 +68,7 @@ function writePostInput(ram: Uint8Array, gpa: number, connection: number, type: 
 }
 
 describe('GuestMemory.window: guest RAM inside a larger Wasm memory', () => {
-  it('maps GPA 0 to the window\'s offset and refuses every access beyond the window', () => {
+  it("maps GPA 0 to the window's offset and refuses every access beyond the window", () => {
     const memory = new WebAssembly.Memory({ initial: 4 });
     const all = new Uint8Array(memory.buffer);
     const g = GuestMemory.window(memory, WASM_PAGE, 2 * WASM_PAGE);
@@ -134,13 +134,16 @@ describe('x86 partition: SynIC MSRs', () => {
 });
 
 describe('x86 partition: message and event delivery into the window', () => {
-  const HOST_PORT = 0x100, HOST_EVENT_PORT = 0x200;
+  const HOST_PORT = 0x100,
+    HOST_EVENT_PORT = 0x200;
 
   function withHostPorts() {
     const r = rig();
     expect(r.p.ports.createPort(Owner.Child, HOST_PORT, { type: HvPortType.Message, targetVp: 0, targetSint: 2 })).toBe(HvStatus.Success);
     expect(r.p.ports.connectPort(Owner.Root, HOST_PORT, HOST_PORT)).toBe(HvStatus.Success);
-    expect(r.p.ports.createPort(Owner.Child, HOST_EVENT_PORT, { type: HvPortType.Event, targetVp: 0, targetSint: 2, baseFlag: 0, flagCount: 2048 })).toBe(HvStatus.Success);
+    expect(r.p.ports.createPort(Owner.Child, HOST_EVENT_PORT, { type: HvPortType.Event, targetVp: 0, targetSint: 2, baseFlag: 0, flagCount: 2048 })).toBe(
+      HvStatus.Success,
+    );
     expect(r.p.ports.connectPort(Owner.Root, HOST_EVENT_PORT, HOST_EVENT_PORT)).toBe(HvStatus.Success);
     return r;
   }
@@ -151,7 +154,7 @@ describe('x86 partition: message and event delivery into the window', () => {
     expect(raised).toEqual([]);
   });
 
-  it('writes the message into SINT2\'s slot of the SIM page at the window\'s offset and raises the SINT\'s vector at once', () => {
+  it("writes the message into SINT2's slot of the SIM page at the window's offset and raises the SINT's vector at once", () => {
     const { p, ram, raised, outside, deliveredNow } = withHostPorts();
     enableSynic(p);
     expect(p.postMessage(HOST_PORT, 1, Uint8Array.of(0xde, 0xad, 0xbe, 0xef))).toBe(HvStatus.Success);
@@ -184,7 +187,7 @@ describe('x86 partition: message and event delivery into the window', () => {
     expect(deliveredNow()).toBe(1); // the EOM's vector waits for v86's next look, after the WRMSR
   });
 
-  it('sets the event flag in SINT2\'s part of the SIEF page and raises the vector only when the flag was clear', () => {
+  it("sets the event flag in SINT2's part of the SIEF page and raises the vector only when the flag was clear", () => {
     const { p, ram, raised } = withHostPorts();
     enableSynic(p);
     expect(p.signalEvent(HOST_EVENT_PORT, 37)).toBe(HvStatus.Success);
@@ -196,7 +199,10 @@ describe('x86 partition: message and event delivery into the window', () => {
 });
 
 describe('x86 partition: hypercalls with the TLFS 32-bit convention', () => {
-  const GUEST_CONN = 4, ROOT_PORT = 4, EVENT_CONN = 17, EVENT_PORT = 0x1001;
+  const GUEST_CONN = 4,
+    ROOT_PORT = 4,
+    EVENT_CONN = 17,
+    EVENT_PORT = 0x1001;
 
   function withRootPorts() {
     const r = rig();
@@ -211,7 +217,7 @@ describe('x86 partition: hypercalls with the TLFS 32-bit convention', () => {
     return { ...r, got, flags };
   }
 
-  it('HvPostMessage: input GPA in EBX:ECX, result in EDX:EAX, the message reaches the root\'s inbox as sent', () => {
+  it("HvPostMessage: input GPA in EBX:ECX, result in EDX:EAX, the message reaches the root's inbox as sent", () => {
     const { p, ram, got, rootWork, outside } = withRootPorts();
     writePostInput(ram, INPUT_GPA, GUEST_CONN, 1, Uint8Array.of(9, 8, 7));
     expect(p.hypercall(regs(HvCall.PostMessage, { ecx: INPUT_GPA }))).toEqual({ eax: HvStatus.Success, edx: 0 });
@@ -242,7 +248,8 @@ describe('x86 partition: hypercalls with the TLFS 32-bit convention', () => {
   it('refuses hostile input GPAs with INVALID_ALIGNMENT, and other bad calls with their TLFS status, touching nothing', () => {
     const { p, ram, got, outside } = withRootPorts();
     writePostInput(ram, INPUT_GPA, GUEST_CONN, 1, Uint8Array.of(1));
-    const call = (r: Partial<X86HypercallRegisters> & { fast?: boolean; repCount?: number }, code: number = HvCall.PostMessage) => p.hypercall(regs(code, r)).eax;
+    const call = (r: Partial<X86HypercallRegisters> & { fast?: boolean; repCount?: number }, code: number = HvCall.PostMessage) =>
+      p.hypercall(regs(code, r)).eax;
     expect(call({ ecx: INPUT_GPA + 4 })).toBe(HvStatus.InvalidAlignment); // not 8-byte aligned
     expect(call({ ecx: INPUT_GPA + 4096 - 128 })).toBe(HvStatus.InvalidAlignment); // the 256 bytes cross a page
     expect(call({ ecx: RAM_BYTES })).toBe(HvStatus.InvalidAlignment); // outside RAM
@@ -262,7 +269,7 @@ describe('x86 partition: hypercalls with the TLFS 32-bit convention', () => {
     expect(outside()).toBe(true);
   });
 
-  it('bounds what a flooding guest can queue: the root port\'s 16 buffers, then INSUFFICIENT_BUFFERS', () => {
+  it("bounds what a flooding guest can queue: the root port's 16 buffers, then INSUFFICIENT_BUFFERS", () => {
     const { p, ram, got } = withRootPorts();
     writePostInput(ram, INPUT_GPA, GUEST_CONN, 1, Uint8Array.of(1));
     const statuses = Array.from({ length: 1000 }, () => p.hypercall(regs(HvCall.PostMessage, { ecx: INPUT_GPA })).eax);
@@ -277,13 +284,17 @@ describe('x86 partition: hypercalls with the TLFS 32-bit convention', () => {
     enableSynic(p);
     const u32 = fc.integer({ min: 0, max: 0xffffffff });
     fc.assert(
-      fc.property(fc.record({ eax: u32, edx: u32, ebx: u32, ecx: u32, edi: u32, esi: u32 }), fc.constantFrom(0, HvCall.PostMessage, HvCall.SignalEvent, HvCall.GetPartitionId), (r, code) => {
-        const rr = code === 0 ? r : { ...r, eax: (r.eax & ~0xffff) | code };
-        const out = p.hypercall(rr);
-        expect(out.eax).toBeGreaterThanOrEqual(0);
-        expect(out.eax).toBeLessThanOrEqual(0xffff);
-        expect(out.edx).toBeLessThanOrEqual(0xfff);
-      }),
+      fc.property(
+        fc.record({ eax: u32, edx: u32, ebx: u32, ecx: u32, edi: u32, esi: u32 }),
+        fc.constantFrom(0, HvCall.PostMessage, HvCall.SignalEvent, HvCall.GetPartitionId),
+        (r, code) => {
+          const rr = code === 0 ? r : { ...r, eax: (r.eax & ~0xffff) | code };
+          const out = p.hypercall(rr);
+          expect(out.eax).toBeGreaterThanOrEqual(0);
+          expect(out.eax).toBeLessThanOrEqual(0xffff);
+          expect(out.edx).toBeLessThanOrEqual(0xfff);
+        },
+      ),
       { numRuns: 2000 },
     );
     p.pump();

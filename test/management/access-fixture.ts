@@ -11,7 +11,11 @@ import { Authenticator, type AuthenticatorOptions } from '../../root-partition/m
 import { hashPassword } from '../../root-partition/management/access/password-hash.ts';
 import type { Role } from '../../root-partition/management/access/roles.ts';
 
-export interface TestUser { user: string; password: string; role: Role }
+export interface TestUser {
+  user: string;
+  password: string;
+  role: Role;
+}
 
 export async function accessList(users: readonly TestUser[], local: LocalGrant[] = []): Promise<AccessList> {
   return { local, basic: await Promise.all(users.map(async (u) => ({ user: u.user, role: u.role, password: await hashPassword(u.password) }))) };
@@ -23,7 +27,10 @@ export async function writeTestAccess(dir: string, users: readonly TestUser[], l
   return file;
 }
 
-export async function testAuthenticator(users: readonly TestUser[], o: Partial<AuthenticatorOptions> = {}): Promise<{ authenticator: Authenticator; dispose: () => void }> {
+export async function testAuthenticator(
+  users: readonly TestUser[],
+  o: Partial<AuthenticatorOptions> = {},
+): Promise<{ authenticator: Authenticator; dispose: () => void }> {
   const dir = mkdtempSync(join(tmpdir(), 'tsv-acc-'));
   const accessFile = await writeTestAccess(dir, users);
   return { authenticator: new Authenticator({ accessFile, trustedUids: [], ...o }), dispose: () => rmSync(dir, { recursive: true, force: true }) };

@@ -29,8 +29,12 @@ function tsvisorWithStdin(args: string[], input: string): Promise<{ code: number
     const child = spawn(process.execPath, [TSVISOR, ...args], { stdio: ['pipe', 'pipe', 'pipe'], timeout: 90_000 });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (c) => { stdout += c; });
-    child.stderr.on('data', (c) => { stderr += c; });
+    child.stdout.on('data', (c) => {
+      stdout += c;
+    });
+    child.stderr.on('data', (c) => {
+      stderr += c;
+    });
     child.on('close', (code) => resolve({ code, stdout, stderr }));
     child.stdin.end(input);
   });
@@ -65,7 +69,11 @@ describe.skipIf(!WBEMCLI || process.geteuid?.() !== 0)('a local user is not root
     const ei = await runAs(NOBODY, WBEMCLI!, ['ein', `${url}:Msvm_ComputerSystem`]);
     expect(ei.stderr).toMatch(/Username\/password required|HTTP response code said error/);
     const svc = `${url}:Msvm_VirtualSystemManagementService.CreationClassName="Msvm_VirtualSystemManagementService",Name="vmms",SystemCreationClassName="Msvm_ComputerSystem",SystemName="x"`;
-    const define = await runAs(NOBODY, WBEMCLI!, ['cm', svc, 'DefineSystem.SystemSettings="&lt;INSTANCE CLASSNAME=&quot;Msvm_VirtualSystemSettingData&quot;&gt;&lt;/INSTANCE&gt;"']);
+    const define = await runAs(NOBODY, WBEMCLI!, [
+      'cm',
+      svc,
+      'DefineSystem.SystemSettings="&lt;INSTANCE CLASSNAME=&quot;Msvm_VirtualSystemSettingData&quot;&gt;&lt;/INSTANCE&gt;"',
+    ]);
     expect(define.stdout).toBe('');
 
     const allow = await tsvisor(['user', '--data-dir', daemon.dataDir, 'allow-local', '--uid', String(NOBODY), '--role', 'read-only']);
@@ -73,7 +81,11 @@ describe.skipIf(!WBEMCLI || process.geteuid?.() !== 0)('a local user is not root
     expect(lstatSync(join(daemon.dataDir, 'access.json')).mode & 0o777).toBe(0o600);
     const now = await runAs(NOBODY, WBEMCLI!, ['ei', `${url}:Msvm_ComputerSystem`, 'Description']);
     expect(now.stdout).toContain('Description="Microsoft Hosting Computer System"');
-    const stillNo = await runAs(NOBODY, WBEMCLI!, ['cm', `${url}:Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="nope"`, 'RequestStateChange.RequestedState=2']);
+    const stillNo = await runAs(NOBODY, WBEMCLI!, [
+      'cm',
+      `${url}:Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="nope"`,
+      'RequestStateChange.RequestedState=2',
+    ]);
     expect(stillNo.stderr).toContain('CIM_ERR_ACCESS_DENIED');
 
     const deny = await tsvisor(['user', '--data-dir', daemon.dataDir, 'deny-local', '--uid', String(NOBODY)]);
@@ -101,7 +113,9 @@ describe.skipIf(!WBEMCLI || process.geteuid?.() !== 0)('a local user is not root
     try {
       const r = await run(process.execPath, ['--import', 'tsx', DAEMON, '--data-dir', dir, '--cim-port', '0', '--cim-https-port', 'none'], 60_000);
       expect(r.code).toBe(1);
-      expect(r.stderr).toBe(`tsvisor: ${join(dir, 'cim-credentials')} holds plaintext passwords, which are no longer read: add each user with \`tsvisor user add NAME --role full\` (password on stdin), then delete the file\n`);
+      expect(r.stderr).toBe(
+        `tsvisor: ${join(dir, 'cim-credentials')} holds plaintext passwords, which are no longer read: add each user with \`tsvisor user add NAME --role full\` (password on stdin), then delete the file\n`,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -110,11 +124,26 @@ describe.skipIf(!WBEMCLI || process.geteuid?.() !== 0)('a local user is not root
   it('refuses a disk outside the storage roots — a root-owned 0600 file, a missing file, a symlink in a root — with one sentence', async () => {
     const c = await VmmsClient.connect(daemon.dataDir);
     try {
-      const define = (name: string, path: string) => c.call('new', { name, memoryBytes: 16 << 20, imagePath: guestImagePath('checksum'), devices: [{ kind: 'scsi-controller', disks: [{ location: 0, path }] }] })
-        .then(() => 'defined', (e: Error) => e.message.replace(path, '<path>'));
+      const define = (name: string, path: string) =>
+        c
+          .call('new', {
+            name,
+            memoryBytes: 16 << 20,
+            imagePath: guestImagePath('checksum'),
+            devices: [{ kind: 'scsi-controller', disks: [{ location: 0, path }] }],
+          })
+          .then(
+            () => 'defined',
+            (e: Error) => e.message.replace(path, '<path>'),
+          );
       const link = join(daemon.dataDir, 'disks', 'innocent.raw');
       symlinkSync(secret, link);
-      const answers = [await define('a', secret), await define('b', join(outside, 'no-such.raw')), await define('c', link), await define('d', `${join(daemon.dataDir, 'disks')}/../../${outside.split('/').pop()}/shadow.raw`)];
+      const answers = [
+        await define('a', secret),
+        await define('b', join(outside, 'no-such.raw')),
+        await define('c', link),
+        await define('d', `${join(daemon.dataDir, 'disks')}/../../${outside.split('/').pop()}/shadow.raw`),
+      ];
       expect(new Set(answers).size).toBe(1);
       expect(answers[0]).toMatch(/^disk image \(SCSI controller 0 location 0\) <path> is not in a storage root this host allows \(/);
       expect(await c.call('list')).toEqual([]);

@@ -19,7 +19,9 @@ import { K, NS, S, wbemcliBody, wbemcliHeaders } from './cimxml-reference.ts';
 import { createFixture } from './fixtures.ts';
 
 let dir = '';
-beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'tsv-acc-')); });
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tsv-acc-'));
+});
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('the socket owner from /proc/net/tcp', () => {
@@ -34,7 +36,8 @@ describe('the socket owner from /proc/net/tcp', () => {
 
   it('finds the uid of a live client socket; TIME_WAIT and orphaned entries (uid 0, inode 0) count for nobody', () => {
     const header = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
-    const row = (st: string, uid: number, inode: number) => `   0: 0100007F:9C40 0100007F:1764 ${st} 00000000:00000000 00:00000000 00000000  ${uid}        0 ${inode} 1 0000000000000000 20 4 30 10 -1\n`;
+    const row = (st: string, uid: number, inode: number) =>
+      `   0: 0100007F:9C40 0100007F:1764 ${st} 00000000:00000000 00:00000000 00000000  ${uid}        0 ${inode} 1 0000000000000000 20 4 30 10 -1\n`;
     const lookup = (table: string) => tcpPeerUid({ address: '127.0.0.1', port: 40000 }, { address: '127.0.0.1', port: 5988 }, () => header + table);
     expect(lookup(row('01', 1000, 4711))).toBe(1000);
     expect(lookup(row('06', 0, 0))).toBeNull();
@@ -42,12 +45,18 @@ describe('the socket owner from /proc/net/tcp', () => {
     expect(lookup(row('0A', 0, 99))).toBeNull();
     expect(lookup('')).toBeNull();
     // A dual-stack listener's view of an IPv4 client: found under the plain IPv4 address.
-    expect(tcpPeerUid({ address: '::ffff:127.0.0.1', port: 40000 }, { address: '::ffff:127.0.0.1', port: 5988 }, (f) => (f.endsWith('tcp') ? header + row('01', 1001, 7) : header))).toBe(1001);
+    expect(
+      tcpPeerUid({ address: '::ffff:127.0.0.1', port: 40000 }, { address: '::ffff:127.0.0.1', port: 5988 }, (f) =>
+        f.endsWith('tcp') ? header + row('01', 1001, 7) : header,
+      ),
+    ).toBe(1001);
   });
 
   it('reads the real table: this process owns its own client socket', async () => {
     let server!: Server;
-    const accepted = new Promise<Socket>((resolve) => { server = createServer(resolve); });
+    const accepted = new Promise<Socket>((resolve) => {
+      server = createServer(resolve);
+    });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const client = createConnection((server.address() as { port: number }).port, '127.0.0.1');
     const s = await accepted;
@@ -93,8 +102,12 @@ describe('the access file', () => {
     symlinkSync(file, link);
     expect(() => readAccessFile(link)).toThrow(/must be a regular file/);
     const odd = join(dir, 'odd.json');
-    writeFileSync(odd, JSON.stringify({ basic: [{ user: 'x', role: 'admin', password: 'plain', extra: 1 }], local: [{ user: 'a', uid: 1, role: 'full' }] }), { mode: 0o600 });
-    expect(() => readAccessFile(odd)).toThrow(/basic\[0\]\.extra: unknown field; .*basic\[0\]\.role: must be "read-only" or "full"; basic\[0\]\.password: must be scrypt/);
+    writeFileSync(odd, JSON.stringify({ basic: [{ user: 'x', role: 'admin', password: 'plain', extra: 1 }], local: [{ user: 'a', uid: 1, role: 'full' }] }), {
+      mode: 0o600,
+    });
+    expect(() => readAccessFile(odd)).toThrow(
+      /basic\[0\]\.extra: unknown field; .*basic\[0\]\.role: must be "read-only" or "full"; basic\[0\]\.password: must be scrypt/,
+    );
     expect(readAccessFile(join(dir, 'none.json'))).toEqual({ local: [], basic: [] });
   });
 });
@@ -117,7 +130,10 @@ describe('login back-off', () => {
     b.succeeded('a');
     expect(b.reserve('a')).toBe(0);
     b.succeeded('a');
-    for (const a of ['w', 'x', 'y', 'z']) { b.reserve(a); b.failed(a); }
+    for (const a of ['w', 'x', 'y', 'z']) {
+      b.reserve(a);
+      b.failed(a);
+    }
     expect(b.size).toBe(3);
     expect(b.failuresOf('w')).toBe(0);
     now += 16 * 60_000;
@@ -125,9 +141,16 @@ describe('login back-off', () => {
   });
 
   it('delays a guessing client while another client logs in at once', async () => {
-    const { authenticator, dispose } = await testAuthenticator([{ user: 'op', password: 'right', role: 'full' }, { user: 'ann', password: 'hers', role: 'full' }], { backoff: new LoginBackoff({ baseMs: 400, maxMs: 1600 }) });
+    const { authenticator, dispose } = await testAuthenticator(
+      [
+        { user: 'op', password: 'right', role: 'full' },
+        { user: 'ann', password: 'hers', role: 'full' },
+      ],
+      { backoff: new LoginBackoff({ baseMs: 400, maxMs: 1600 }) },
+    );
     const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
-    const from = (address: string, user: string, password: string) => authenticator.authenticate({ authorization: basic(user, password), client: { address, port: 1 }, server: { address: '127.0.0.1', port: 2 } });
+    const from = (address: string, user: string, password: string) =>
+      authenticator.authenticate({ authorization: basic(user, password), client: { address, port: 1 }, server: { address: '127.0.0.1', port: 2 } });
     try {
       expect(await from('10.0.0.1', 'op', 'wrong')).toMatchObject({ ok: false });
       const t0 = Date.now();
@@ -158,14 +181,28 @@ describe('the authenticator', () => {
       account: (uid) => ({ uid, name: uid === 1002 ? 'carol' : null, groups: uid === 1003 ? ['hyperv-admins'] : [] }),
     });
     const file = join(dir, 'local-access.json');
-    writeAccessFile(file, { local: [{ uid: 1001, role: 'read-only' }, { user: 'carol', role: 'read-only' }, { group: 'hyperv-admins', role: 'full' }, { uid: 1001, role: 'read-only' }], basic: [] });
+    writeAccessFile(file, {
+      local: [
+        { uid: 1001, role: 'read-only' },
+        { user: 'carol', role: 'read-only' },
+        { group: 'hyperv-admins', role: 'full' },
+        { uid: 1001, role: 'read-only' },
+      ],
+      basic: [],
+    });
     try {
       const a = new (authenticator.constructor as typeof import('../../root-partition/management/access/authenticator.ts').Authenticator)({
-        accessFile: file, trustedUids: [0], account: (uid) => ({ uid, name: uid === 1002 ? 'carol' : null, groups: uid === 1003 ? ['hyperv-admins'] : [] }),
+        accessFile: file,
+        trustedUids: [0],
+        account: (uid) => ({ uid, name: uid === 1002 ? 'carol' : null, groups: uid === 1003 ? ['hyperv-admins'] : [] }),
       });
       expect([0, 1001, 1002, 1003, 1004].map((u) => a.roleOfUid(u))).toEqual(['full', 'read-only', 'read-only', 'full', null]);
-      const peer = (uid: number | null) => new (a.constructor as typeof import('../../root-partition/management/access/authenticator.ts').Authenticator)({ accessFile: file, trustedUids: [0], peerUid: () => uid })
-        .authenticate({ client: { address: '127.0.0.1', port: 1 }, server: { address: '127.0.0.1', port: 2 } });
+      const peer = (uid: number | null) =>
+        new (a.constructor as typeof import('../../root-partition/management/access/authenticator.ts').Authenticator)({
+          accessFile: file,
+          trustedUids: [0],
+          peerUid: () => uid,
+        }).authenticate({ client: { address: '127.0.0.1', port: 1 }, server: { address: '127.0.0.1', port: 2 } });
       expect(await peer(0)).toEqual({ ok: true, principal: 'uid 0', role: 'full' });
       expect(await peer(1001)).toEqual({ ok: true, principal: 'uid 1001', role: 'read-only' });
       expect(await peer(4242)).toMatchObject({ ok: false, reason: 'local uid 4242 has no role in the access list' });
@@ -176,11 +213,21 @@ describe('the authenticator', () => {
   });
 
   it('lets credentials decide when they are sent: wrong ones are refused even from a trusted uid', async () => {
-    const { authenticator, dispose } = await testAuthenticator([{ user: 'viewer', password: 'l00k', role: 'read-only' }], { trustedUids: [0], peerUid: () => 0, backoff: new LoginBackoff({ baseMs: 1, maxMs: 1 }) });
+    const { authenticator, dispose } = await testAuthenticator([{ user: 'viewer', password: 'l00k', role: 'read-only' }], {
+      trustedUids: [0],
+      peerUid: () => 0,
+      backoff: new LoginBackoff({ baseMs: 1, maxMs: 1 }),
+    });
     const ends = { client: { address: '127.0.0.1', port: 1 }, server: { address: '127.0.0.1', port: 2 } };
     try {
-      expect(await authenticator.authenticate({ ...ends, authorization: `Basic ${Buffer.from('viewer:l00k').toString('base64')}` })).toEqual({ ok: true, principal: 'viewer', role: 'read-only' });
-      expect(await authenticator.authenticate({ ...ends, authorization: `Basic ${Buffer.from('viewer:nope').toString('base64')}` })).toMatchObject({ ok: false });
+      expect(await authenticator.authenticate({ ...ends, authorization: `Basic ${Buffer.from('viewer:l00k').toString('base64')}` })).toEqual({
+        ok: true,
+        principal: 'viewer',
+        role: 'read-only',
+      });
+      expect(await authenticator.authenticate({ ...ends, authorization: `Basic ${Buffer.from('viewer:nope').toString('base64')}` })).toMatchObject({
+        ok: false,
+      });
       expect(await authenticator.authenticate({ ...ends, authorization: `Basic ${Buffer.from('viewer:').toString('base64')}` })).toMatchObject({ ok: false });
       expect(await authenticator.authenticate({ ...ends, authorization: 'Digest username="viewer"' })).toMatchObject({ ok: false });
       expect(await authenticator.authenticate(ends)).toEqual({ ok: true, principal: 'uid 0', role: 'full' });
@@ -194,7 +241,11 @@ describe('an access file that goes bad while the service runs', () => {
   it('is reported, and then only the trusted uids get in until it is fixed', async () => {
     const reports: string[] = [];
     const { authenticator, dispose } = await testAuthenticator([{ user: 'op', password: 'pw', role: 'full' }], {
-      trustedUids: [0], peerUid: () => 0, onAccessFileError: (m) => reports.push(m), backoff: new LoginBackoff({ baseMs: 1, maxMs: 1 }), userBackoff: new LoginBackoff({ baseMs: 1, maxMs: 1 }),
+      trustedUids: [0],
+      peerUid: () => 0,
+      onAccessFileError: (m) => reports.push(m),
+      backoff: new LoginBackoff({ baseMs: 1, maxMs: 1 }),
+      userBackoff: new LoginBackoff({ baseMs: 1, maxMs: 1 }),
     });
     const ends = { client: { address: '127.0.0.1', port: 1 }, server: { address: '127.0.0.1', port: 2 } };
     const op = { ...ends, authorization: `Basic ${Buffer.from('op:pw').toString('base64')}` };
@@ -216,23 +267,53 @@ describe('an access file that goes bad while the service runs', () => {
 
 describe('roles on CIM-XML requests', () => {
   it('names what needs full: the changing intrinsic operations and every method but GetSummaryInformation', () => {
-    expect(['EnumerateInstances', 'GetInstance', 'GetClass', 'Associators', 'ExecQuery', 'EnumerateClassNames'].map((m) => needsFullRole('intrinsic', m))).toEqual([false, false, false, false, false, false]);
+    expect(
+      ['EnumerateInstances', 'GetInstance', 'GetClass', 'Associators', 'ExecQuery', 'EnumerateClassNames'].map((m) => needsFullRole('intrinsic', m)),
+    ).toEqual([false, false, false, false, false, false]);
     expect(['CreateInstance', 'ModifyInstance', 'DeleteInstance', 'SetProperty'].map((m) => needsFullRole('intrinsic', m))).toEqual([true, true, true, true]);
-    expect(['RequestStateChange', 'DefineSystem', 'DestroySystem', 'ModifyResourceSettings', 'AddKvpItems', 'GetSummaryInformation'].map((m) => needsFullRole('extrinsic', m))).toEqual([true, true, true, true, true, false]);
+    expect(
+      ['RequestStateChange', 'DefineSystem', 'DestroySystem', 'ModifyResourceSettings', 'AddKvpItems', 'GetSummaryInformation'].map((m) =>
+        needsFullRole('extrinsic', m),
+      ),
+    ).toEqual([true, true, true, true, true, false]);
   });
 
   it('a read-only sender reads, and gets CIM_ERR_ACCESS_DENIED (2) for a method, with nothing run', async () => {
     const { manager } = createFixture();
-    const ei = wbemcliBody(`<IMETHODCALL NAME="EnumerateInstanceNames">${NS}<IPARAMVALUE NAME="ClassName"><CLASSNAME NAME="Msvm_ComputerSystem"/></IPARAMVALUE></IMETHODCALL>`);
+    const ei = wbemcliBody(
+      `<IMETHODCALL NAME="EnumerateInstanceNames">${NS}<IPARAMVALUE NAME="ClassName"><CLASSNAME NAME="Msvm_ComputerSystem"/></IPARAMVALUE></IMETHODCALL>`,
+    );
     const read = await handleCimXml(manager, wbemcliHeaders('EnumerateInstanceNames'), ei, '127.0.0.1', 'read-only');
     expect(read.body).toContain('<IRETURNVALUE>');
-    const rsc = wbemcliBody(`<METHODCALL NAME="RequestStateChange"><LOCALINSTANCEPATH>${NS}${K}</LOCALINSTANCEPATH><PARAMVALUE NAME="RequestedState"><VALUE>2</VALUE></PARAMVALUE></METHODCALL>`);
-    const denied = await handleCimXml(manager, wbemcliHeaders('RequestStateChange', 'root%2Fvirtualization%2Fv2%3AMsvm_ComputerSystem'), rsc, '127.0.0.1', 'read-only');
-    expect(denied.body).toContain('<ERROR CODE="2" DESCRIPTION="CIM_ERR_ACCESS_DENIED: RequestStateChange changes the host; the read-only role may only read"></ERROR>');
+    const rsc = wbemcliBody(
+      `<METHODCALL NAME="RequestStateChange"><LOCALINSTANCEPATH>${NS}${K}</LOCALINSTANCEPATH><PARAMVALUE NAME="RequestedState"><VALUE>2</VALUE></PARAMVALUE></METHODCALL>`,
+    );
+    const denied = await handleCimXml(
+      manager,
+      wbemcliHeaders('RequestStateChange', 'root%2Fvirtualization%2Fv2%3AMsvm_ComputerSystem'),
+      rsc,
+      '127.0.0.1',
+      'read-only',
+    );
+    expect(denied.body).toContain(
+      '<ERROR CODE="2" DESCRIPTION="CIM_ERR_ACCESS_DENIED: RequestStateChange changes the host; the read-only role may only read"></ERROR>',
+    );
     const summary = wbemcliBody(`<METHODCALL NAME="GetSummaryInformation"><LOCALINSTANCEPATH>${NS}${S}</LOCALINSTANCEPATH></METHODCALL>`);
-    const allowed = await handleCimXml(manager, wbemcliHeaders('GetSummaryInformation', 'root%2Fvirtualization%2Fv2%3AMsvm_VirtualSystemManagementService'), summary, '127.0.0.1', 'read-only');
+    const allowed = await handleCimXml(
+      manager,
+      wbemcliHeaders('GetSummaryInformation', 'root%2Fvirtualization%2Fv2%3AMsvm_VirtualSystemManagementService'),
+      summary,
+      '127.0.0.1',
+      'read-only',
+    );
     expect(allowed.body).not.toContain('CIM_ERR_ACCESS_DENIED');
-    const full = await handleCimXml(manager, wbemcliHeaders('RequestStateChange', 'root%2Fvirtualization%2Fv2%3AMsvm_ComputerSystem'), rsc, '127.0.0.1', 'full');
+    const full = await handleCimXml(
+      manager,
+      wbemcliHeaders('RequestStateChange', 'root%2Fvirtualization%2Fv2%3AMsvm_ComputerSystem'),
+      rsc,
+      '127.0.0.1',
+      'full',
+    );
     expect(full.body).toContain('<RETURNVALUE PARAMTYPE="uint32">');
   });
 });

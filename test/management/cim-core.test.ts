@@ -23,8 +23,16 @@ describe('the root/virtualization/v2 schema', () => {
     const keys = (c: string) => schema.requireClass(c).keys.map((k) => k.name);
     expect(keys('Msvm_ComputerSystem')).toEqual(['CreationClassName', 'Name']);
     expect(keys('Msvm_VirtualSystemManagementService')).toEqual(['CreationClassName', 'Name', 'SystemCreationClassName', 'SystemName']);
-    for (const c of ['Msvm_VirtualSystemSettingData', 'Msvm_ProcessorSettingData', 'Msvm_MemorySettingData', 'Msvm_ResourceAllocationSettingData',
-      'Msvm_StorageAllocationSettingData', 'Msvm_SyntheticEthernetPortSettingData', 'Msvm_EthernetPortAllocationSettingData', 'Msvm_ConcreteJob']) {
+    for (const c of [
+      'Msvm_VirtualSystemSettingData',
+      'Msvm_ProcessorSettingData',
+      'Msvm_MemorySettingData',
+      'Msvm_ResourceAllocationSettingData',
+      'Msvm_StorageAllocationSettingData',
+      'Msvm_SyntheticEthernetPortSettingData',
+      'Msvm_EthernetPortAllocationSettingData',
+      'Msvm_ConcreteJob',
+    ]) {
       expect(keys(c)).toEqual(['InstanceID']);
     }
     for (const c of ['Msvm_ShutdownComponent', 'Msvm_HeartbeatComponent', 'Msvm_KvpExchangeComponent']) {
@@ -41,8 +49,12 @@ describe('the root/virtualization/v2 schema', () => {
   it('resolves inheritance with CLASSORIGIN as wbemcli reads it', () => {
     const cs = schema.requireClass('Msvm_ComputerSystem');
     const origin = (n: string) => cs.properties.find((p) => p.name === n)?.classOrigin;
-    expect([origin('CreationClassName'), origin('Name'), origin('EnabledState'), origin('OperationalStatus')])
-      .toEqual(['CIM_System', 'CIM_ManagedSystemElement', 'CIM_EnabledLogicalElement', 'CIM_ManagedSystemElement']);
+    expect([origin('CreationClassName'), origin('Name'), origin('EnabledState'), origin('OperationalStatus')]).toEqual([
+      'CIM_System',
+      'CIM_ManagedSystemElement',
+      'CIM_EnabledLogicalElement',
+      'CIM_ManagedSystemElement',
+    ]);
     expect(cs.methods.find((m) => m.name === 'RequestStateChange')?.classOrigin).toBe('CIM_EnabledLogicalElement');
     expect(schema.isa('Msvm_ComputerSystem', 'cim_system')).toBe(true);
     expect(schema.isa('Msvm_ComputerSystem', 'CIM_SettingData')).toBe(false);
@@ -56,19 +68,35 @@ describe('the root/virtualization/v2 schema', () => {
     const rsc = cs.methods.find((m) => m.name === 'RequestStateChange')!;
     expect(Object.keys(rsc.returnCodes).map(Number)).toEqual([0, 4096, 4097, 4098, 4099, 32768, 32769, 32773, 32774, 32775]);
     expect(Object.keys(rsc.parameters[0]!.valueMap!).map(Number)).toEqual([2, 3, 4, 6, 9, 10, 11]);
-    expect(Object.keys(cs.properties.find((p) => p.name === 'EnabledState')!.valueMap!).map(Number))
-      .toEqual([0, 2, 3, 4, 6, 9, 10, 32773, 32776, 32777]);
+    expect(Object.keys(cs.properties.find((p) => p.name === 'EnabledState')!.valueMap!).map(Number)).toEqual([0, 2, 3, 4, 6, 9, 10, 32773, 32776, 32777]);
     const job = schema.requireClass('Msvm_ConcreteJob');
     expect(Object.keys(job.properties.find((p) => p.name === 'JobState')!.valueMap!).map(Number)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     const vsms = schema.requireClass('Msvm_VirtualSystemManagementService');
-    expect(vsms.methods.map((m) => m.name)).toEqual(expect.arrayContaining(['RequestStateChange', 'DefineSystem', 'DestroySystem', 'ModifySystemSettings',
-      'AddResourceSettings', 'ModifyResourceSettings', 'RemoveResourceSettings', 'GetSummaryInformation']));
+    expect(vsms.methods.map((m) => m.name)).toEqual(
+      expect.arrayContaining([
+        'RequestStateChange',
+        'DefineSystem',
+        'DestroySystem',
+        'ModifySystemSettings',
+        'AddResourceSettings',
+        'ModifyResourceSettings',
+        'RemoveResourceSettings',
+        'GetSummaryInformation',
+      ]),
+    );
     const summary = vsms.methods.find((m) => m.name === 'GetSummaryInformation')!;
-    expect(Object.keys(summary.parameters.find((p) => p.name === 'RequestedInformation')!.valueMap!).map(Number))
-      .toEqual([0, 1, 4, 100, 101, 103, 104, 105, 109]);
-    expect(vsms.methods.find((m) => m.name === 'DefineSystem')!.parameters.map((p) => [p.name, p.type, p.isArray ?? false, p.embeddedInstance ?? null]))
-      .toEqual([['SystemSettings', 'string', false, 'CIM_VirtualSystemSettingData'], ['ResourceSettings', 'string', true, 'CIM_ResourceAllocationSettingData'],
-        ['ReferenceConfiguration', 'reference', false, null], ['ResultingSystem', 'reference', false, null], ['Job', 'reference', false, null]]);
+    expect(Object.keys(summary.parameters.find((p) => p.name === 'RequestedInformation')!.valueMap!).map(Number)).toEqual([
+      0, 1, 4, 100, 101, 103, 104, 105, 109,
+    ]);
+    expect(
+      vsms.methods.find((m) => m.name === 'DefineSystem')!.parameters.map((p) => [p.name, p.type, p.isArray ?? false, p.embeddedInstance ?? null]),
+    ).toEqual([
+      ['SystemSettings', 'string', false, 'CIM_VirtualSystemSettingData'],
+      ['ResourceSettings', 'string', true, 'CIM_ResourceAllocationSettingData'],
+      ['ReferenceConfiguration', 'reference', false, null],
+      ['ResultingSystem', 'reference', false, null],
+      ['Job', 'reference', false, null],
+    ]);
     const hb = schema.requireClass('Msvm_HeartbeatComponent');
     expect(Object.keys(hb.properties.find((p) => p.name === 'OperationalStatus')!.valueMap!).map(Number)).toEqual([2, 3, 12, 13, 15]);
   });
@@ -87,17 +115,35 @@ describe('the root/virtualization/v2 schema', () => {
 describe('object paths', () => {
   it('parses and formats the WMI text form with namespace, host and quoting', () => {
     const p = parseObjectPath(`//HOST1/root/virtualization/v2:Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name='a\\'b:c'`);
-    expect(p).toEqual({ host: 'HOST1', namespace: 'root/virtualization/v2', className: 'Msvm_ComputerSystem',
-      keys: [{ name: 'CreationClassName', value: 'Msvm_ComputerSystem' }, { name: 'Name', value: "a'b:c" }] });
+    expect(p).toEqual({
+      host: 'HOST1',
+      namespace: 'root/virtualization/v2',
+      className: 'Msvm_ComputerSystem',
+      keys: [
+        { name: 'CreationClassName', value: 'Msvm_ComputerSystem' },
+        { name: 'Name', value: "a'b:c" },
+      ],
+    });
     expect(formatObjectPath(p)).toBe(`//HOST1/root/virtualization/v2:Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="a'b:c"`);
-    expect(parseObjectPath('C.N=12,B=true')).toEqual({ className: 'C', keys: [{ name: 'N', value: 12 }, { name: 'B', value: true }] });
+    expect(parseObjectPath('C.N=12,B=true')).toEqual({
+      className: 'C',
+      keys: [
+        { name: 'N', value: 12 },
+        { name: 'B', value: true },
+      ],
+    });
     expect(() => parseObjectPath('C.N=')).toThrow(CimError);
     expect(() => parseObjectPath('C.N="open')).toThrow(CimError);
     expect(() => parseObjectPath('1C')).toThrow(CimError);
   });
 
   it('compares class and key names case-insensitively and values by text', () => {
-    expect(sameObjectPath(parseObjectPath('msvm_computersystem.name="x",CREATIONCLASSNAME="C"'), parseObjectPath('Msvm_ComputerSystem.CreationClassName="C",Name="x"'))).toBe(true);
+    expect(
+      sameObjectPath(
+        parseObjectPath('msvm_computersystem.name="x",CREATIONCLASSNAME="C"'),
+        parseObjectPath('Msvm_ComputerSystem.CreationClassName="C",Name="x"'),
+      ),
+    ).toBe(true);
     expect(sameObjectPath(parseObjectPath('C.Name=123'), parseObjectPath('C.Name="123"'))).toBe(true);
     expect(sameObjectPath(parseObjectPath('C.Name="X"'), parseObjectPath('C.Name="x"'))).toBe(false);
   });
@@ -127,7 +173,10 @@ describe('the object manager over the in-memory provider', () => {
     expect(manager.associators(VM_PATH, { assocClass: 'Msvm_SettingsDefineState' }).map((i) => i.get('InstanceID'))).toEqual([VSSD_ID]);
     expect(manager.associators(VSSD_PATH, { resultClass: 'CIM_ComputerSystem' }).map((i) => i.get('Name'))).toEqual([VM_NAME]);
     expect(manager.associators(VSSD_PATH, { resultClass: 'Msvm_MemorySettingData' }).map((i) => i.get('VirtualQuantity'))).toEqual([1024n]);
-    expect(manager.references(VSSD_PATH, { role: 'GroupComponent' }).map((i) => i.className)).toEqual(['Msvm_VirtualSystemSettingDataComponent', 'Msvm_VirtualSystemSettingDataComponent']);
+    expect(manager.references(VSSD_PATH, { role: 'GroupComponent' }).map((i) => i.className)).toEqual([
+      'Msvm_VirtualSystemSettingDataComponent',
+      'Msvm_VirtualSystemSettingDataComponent',
+    ]);
   });
 
   it('validates method calls: unknown method 17, bad parameter 4, missing target 6, class path 4', async () => {
@@ -137,7 +186,9 @@ describe('the object manager over the in-memory provider', () => {
     expect(await cimCode(() => manager.invokeMethod(VM_PATH, 'RequestStateChange', { RequestedState: 'two' }))).toBe(4);
     expect(await cimCode(() => manager.invokeMethod(VM_PATH, 'RequestStateChange', { RequestedState: 70000 }))).toBe(4);
     expect(await cimCode(() => manager.invokeMethod(VM_PATH, 'RequestStateChange', { Job: 'x' }))).toBe(4);
-    expect(await cimCode(() => manager.invokeMethod({ ...VM_PATH, keys: [VM_PATH.keys[0]!, { name: 'Name', value: 'gone' }] }, 'RequestStateChange', {}))).toBe(6);
+    expect(await cimCode(() => manager.invokeMethod({ ...VM_PATH, keys: [VM_PATH.keys[0]!, { name: 'Name', value: 'gone' }] }, 'RequestStateChange', {}))).toBe(
+      6,
+    );
     expect(await cimCode(() => manager.invokeMethod({ className: 'Msvm_ComputerSystem', keys: [] }, 'RequestStateChange', {}))).toBe(4);
     expect(await cimCode(() => manager.invokeMethod(SERVICE_PATH, 'AddResourceSettings', {}))).toBe(16);
     const r = await manager.invokeMethod(VM_PATH, 'requeststatechange', { requestedstate: '2', TimeoutPeriod: '00000000000100.000000:000' });
@@ -163,7 +214,9 @@ describe('the in-memory provider', () => {
     stop();
     provider.add(job);
     expect(events.map((e) => [e.kind, e.target.get('JobState'), e.previous?.get('JobState') ?? null])).toEqual([
-      ['creation', 4, null], ['modification', 7, 4], ['deletion', 7, null],
+      ['creation', 4, null],
+      ['modification', 7, 4],
+      ['deletion', 7, null],
     ]);
   });
 });

@@ -21,10 +21,15 @@ interface Reply {
 }
 
 const HEADERS: Record<string, string> = {
-  'Content-Type': 'application/xml; charset="utf-8"', CIMOperation: 'MethodCall', CIMMethod: 'EnumerateInstanceNames',
-  CIMObject: 'root%2Fvirtualization%2Fv2', CIMProtocolVersion: '1.0',
+  'Content-Type': 'application/xml; charset="utf-8"',
+  CIMOperation: 'MethodCall',
+  CIMMethod: 'EnumerateInstanceNames',
+  CIMObject: 'root%2Fvirtualization%2Fv2',
+  CIMProtocolVersion: '1.0',
 };
-const EIN = wbemcliBody(`<IMETHODCALL NAME="EnumerateInstanceNames">${NS}<IPARAMVALUE NAME="ClassName"><CLASSNAME NAME="Msvm_ComputerSystem"/></IPARAMVALUE></IMETHODCALL>`);
+const EIN = wbemcliBody(
+  `<IMETHODCALL NAME="EnumerateInstanceNames">${NS}<IPARAMVALUE NAME="ClassName"><CLASSNAME NAME="Msvm_ComputerSystem"/></IPARAMVALUE></IMETHODCALL>`,
+);
 const noKeepAlive = new Agent({ keepAlive: false, maxSockets: Infinity });
 
 function post(port: number, body: string | Buffer = EIN): Promise<Reply> {
@@ -56,7 +61,9 @@ class RawClient {
 
   /** The request head of a POST whose body is `length` bytes long. */
   static head(length: number): string {
-    return `POST /cimom HTTP/1.1\r\nHost: 127.0.0.1\r\n${Object.entries(HEADERS).map(([k, v]) => `${k}: ${v}\r\n`).join('')}Content-Length: ${length}\r\n\r\n`;
+    return `POST /cimom HTTP/1.1\r\nHost: 127.0.0.1\r\n${Object.entries(HEADERS)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('')}Content-Length: ${length}\r\n\r\n`;
   }
 
   get status(): number | null {
@@ -89,9 +96,13 @@ function raw(port: number, head: string): RawClient {
   return c;
 }
 
-const until = (what: () => boolean, ms = 5000) => vi.waitFor(() => {
-  if (!what()) throw new Error('condition not reached in time');
-}, { timeout: ms, interval: 10 });
+const until = (what: () => boolean, ms = 5000) =>
+  vi.waitFor(
+    () => {
+      if (!what()) throw new Error('condition not reached in time');
+    },
+    { timeout: ms, interval: 10 },
+  );
 
 describe('CIM-XML request time-outs', () => {
   it('cuts off a client that stalls in its body (408, closed) while another client is served', async () => {
@@ -137,9 +148,16 @@ describe('CIM-XML request time-outs', () => {
 
   it('has the documented defaults: 10 s headers, 30 s request, 10 s body pause, 1 MiB, 8 at once', () => {
     expect(DEFAULT_REQUEST_LIMITS).toMatchObject({
-      headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, bodyIdleTimeoutMs: 10_000, maxBodyBytes: 1024 * 1024,
-      maxConcurrentRequests: 8, clientRequestsPerSecond: 100, clientBurst: 200, maxConnections: 256,
-      inlineParseMaxBytes: 16 * 1024, parserHeapMb: 256,
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      bodyIdleTimeoutMs: 10_000,
+      maxBodyBytes: 1024 * 1024,
+      maxConcurrentRequests: 8,
+      clientRequestsPerSecond: 100,
+      clientBurst: 200,
+      maxConnections: 256,
+      inlineParseMaxBytes: 16 * 1024,
+      parserHeapMb: 256,
       xml: { maxElements: 20_000, maxAttributes: 50_000, maxAttributesPerElement: 32 },
     });
     expect(() => resolveRequestLimits({ maxConcurrentRequests: 0 })).toThrow(/maxConcurrentRequests must be a positive number/);
@@ -182,7 +200,9 @@ describe('CIM-XML admission', () => {
 describe('CIM-XML flood of large bodies', () => {
   it('refuses 16 parallel 1 MiB bodies of 250 000 elements and keeps serving, with the event loop free', async () => {
     const { server, port } = await start({ maxConcurrentRequests: 4 });
-    const flood = Buffer.from(EIN.replace('</IMETHODCALL>', `${'<X/>'.repeat(250_000)}</IMETHODCALL>`).slice(0, 1024 * 1024 - 100) + '</IMETHODCALL></SIMPLEREQ></MESSAGE></CIM>');
+    const flood = Buffer.from(
+      EIN.replace('</IMETHODCALL>', `${'<X/>'.repeat(250_000)}</IMETHODCALL>`).slice(0, 1024 * 1024 - 100) + '</IMETHODCALL></SIMPLEREQ></MESSAGE></CIM>',
+    );
     const oversized = Buffer.alloc(1024 * 1024 + 1, 0x20);
     const delay = monitorEventLoopDelay({ resolution: 10 });
     delay.enable();
@@ -203,17 +223,22 @@ describe('CIM-XML flood of large bodies', () => {
 });
 
 describe('CIM-XML parsing off the service thread', () => {
-  const SVC = 'root%2Fvirtualization%2Fv2%3AMsvm_VirtualSystemManagementService.CreationClassName="Msvm_VirtualSystemManagementService",Name="vmms",SystemCreationClassName="Msvm_ComputerSystem",SystemName="HOST1"';
+  const SVC =
+    'root%2Fvirtualization%2Fv2%3AMsvm_VirtualSystemManagementService.CreationClassName="Msvm_VirtualSystemManagementService",Name="vmms",SystemCreationClassName="Msvm_ComputerSystem",SystemName="HOST1"';
   const SHORT_NS = '<LOCALNAMESPACEPATH><NAMESPACE NAME="root"/><NAMESPACE NAME="virtualization"/><NAMESPACE NAME="v2"/></LOCALNAMESPACEPATH>';
-  const SERVICE = '<INSTANCENAME CLASSNAME="Msvm_VirtualSystemManagementService"><KEYBINDING NAME="CreationClassName"><KEYVALUE VALUETYPE="string">Msvm_VirtualSystemManagementService</KEYVALUE></KEYBINDING><KEYBINDING NAME="Name"><KEYVALUE VALUETYPE="string">vmms</KEYVALUE></KEYBINDING><KEYBINDING NAME="SystemCreationClassName"><KEYVALUE VALUETYPE="string">Msvm_ComputerSystem</KEYVALUE></KEYBINDING><KEYBINDING NAME="SystemName"><KEYVALUE VALUETYPE="string">HOST1</KEYVALUE></KEYBINDING></INSTANCENAME>';
+  const SERVICE =
+    '<INSTANCENAME CLASSNAME="Msvm_VirtualSystemManagementService"><KEYBINDING NAME="CreationClassName"><KEYVALUE VALUETYPE="string">Msvm_VirtualSystemManagementService</KEYVALUE></KEYBINDING><KEYBINDING NAME="Name"><KEYVALUE VALUETYPE="string">vmms</KEYVALUE></KEYBINDING><KEYBINDING NAME="SystemCreationClassName"><KEYVALUE VALUETYPE="string">Msvm_ComputerSystem</KEYVALUE></KEYBINDING><KEYBINDING NAME="SystemName"><KEYVALUE VALUETYPE="string">HOST1</KEYVALUE></KEYBINDING></INSTANCENAME>';
 
   function postAs(port: number, body: string, method: string, object: string): Promise<Reply> {
     return new Promise((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, path: '/cimom', method: 'POST', headers: { ...HEADERS, CIMMethod: method, CIMObject: object }, agent: noKeepAlive }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-      });
+      const req = request(
+        { host: '127.0.0.1', port, path: '/cimom', method: 'POST', headers: { ...HEADERS, CIMMethod: method, CIMObject: object }, agent: noKeepAlive },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });
@@ -225,10 +250,12 @@ describe('CIM-XML parsing off the service thread', () => {
     const delay = monitorEventLoopDelay({ resolution: 10 });
     delay.enable();
     let largeDone = 0;
-    const larges = Array.from({ length: 6 }, () => post(port, large).then((r) => {
-      largeDone++;
-      return r;
-    }));
+    const larges = Array.from({ length: 6 }, () =>
+      post(port, large).then((r) => {
+        largeDone++;
+        return r;
+      }),
+    );
     await until(() => server.requestCounters.inFlight === 6);
     const small = await post(port);
     const largeDoneWhenSmallAnswered = largeDone;
@@ -246,13 +273,19 @@ describe('CIM-XML parsing off the service thread', () => {
   it('parses embedded instances of a large body on the parser thread too, failures included', async () => {
     const { server, port } = await start({});
     const padding = `<!-- ${'p'.repeat(32 * 1024)} -->`;
-    const settings = (name: string) => `&lt;INSTANCE CLASSNAME="Msvm_VirtualSystemSettingData"&gt;&lt;PROPERTY NAME="ElementName" TYPE="string"&gt;&lt;VALUE&gt;${name}&lt;/VALUE&gt;&lt;/PROPERTY&gt;&lt;PROPERTY NAME="GuestImagePath" TYPE="string"&gt;&lt;VALUE&gt;/x.wasm&lt;/VALUE&gt;&lt;/PROPERTY&gt;&lt;/INSTANCE&gt;`;
-    const define = (value: string) => wbemcliBody(`<METHODCALL NAME="DefineSystem"><LOCALINSTANCEPATH>${SHORT_NS}${SERVICE}</LOCALINSTANCEPATH><PARAMVALUE NAME="SystemSettings"><VALUE>${value}</VALUE></PARAMVALUE>${padding}</METHODCALL>`);
+    const settings = (name: string) =>
+      `&lt;INSTANCE CLASSNAME="Msvm_VirtualSystemSettingData"&gt;&lt;PROPERTY NAME="ElementName" TYPE="string"&gt;&lt;VALUE&gt;${name}&lt;/VALUE&gt;&lt;/PROPERTY&gt;&lt;PROPERTY NAME="GuestImagePath" TYPE="string"&gt;&lt;VALUE&gt;/x.wasm&lt;/VALUE&gt;&lt;/PROPERTY&gt;&lt;/INSTANCE&gt;`;
+    const define = (value: string) =>
+      wbemcliBody(
+        `<METHODCALL NAME="DefineSystem"><LOCALINSTANCEPATH>${SHORT_NS}${SERVICE}</LOCALINSTANCEPATH><PARAMVALUE NAME="SystemSettings"><VALUE>${value}</VALUE></PARAMVALUE>${padding}</METHODCALL>`,
+      );
     const ok = await postAs(port, define(settings('big-request')), 'DefineSystem', SVC);
     expect(ok.status).toBe(200);
     expect(ok.body).toContain('<RETURNVALUE PARAMTYPE="uint32"><VALUE>0</VALUE></RETURNVALUE>');
     const bad = await postAs(port, define(settings('a&amp;nbsp;b')), 'DefineSystem', SVC);
-    expect(bad.body).toMatch(/<ERROR CODE="4" DESCRIPTION="CIM_ERR_INVALID_PARAMETER: embedded instance is not well-formed XML: &amp;nbsp; is not an XML entity/);
+    expect(bad.body).toMatch(
+      /<ERROR CODE="4" DESCRIPTION="CIM_ERR_INVALID_PARAMETER: embedded instance is not well-formed XML: &amp;nbsp; is not an XML entity/,
+    );
     const notWellFormed = await postAs(port, define(settings('x')).replace('<METHODCALL', '<METHODCALL &nbsp;'), 'DefineSystem', SVC);
     expect([notWellFormed.status, notWellFormed.headers.cimerror]).toEqual([400, 'request-not-well-formed']);
     expect(server.offThreadParses).toBe(3);

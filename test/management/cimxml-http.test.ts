@@ -26,10 +26,16 @@ function post(port: number, body: string | Buffer, headers: Record<string, strin
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 const cimHeaders = (method: string, auth?: string): Record<string, string> => ({
-  'Content-Type': 'application/xml; charset="utf-8"', CIMOperation: 'MethodCall', CIMMethod: method,
-  CIMObject: 'root%2Fvirtualization%2Fv2', CIMProtocolVersion: '1.0', ...(auth ? { Authorization: auth } : {}),
+  'Content-Type': 'application/xml; charset="utf-8"',
+  CIMOperation: 'MethodCall',
+  CIMMethod: method,
+  CIMObject: 'root%2Fvirtualization%2Fv2',
+  CIMProtocolVersion: '1.0',
+  ...(auth ? { Authorization: auth } : {}),
 });
-const ein = wbemcliBody(`<IMETHODCALL NAME="EnumerateInstanceNames">${NS}<IPARAMVALUE NAME="ClassName"><CLASSNAME NAME="Msvm_ComputerSystem"/></IPARAMVALUE></IMETHODCALL>`);
+const ein = wbemcliBody(
+  `<IMETHODCALL NAME="EnumerateInstanceNames">${NS}<IPARAMVALUE NAME="ClassName"><CLASSNAME NAME="Msvm_ComputerSystem"/></IPARAMVALUE></IMETHODCALL>`,
+);
 
 describe('CIM-XML HTTP server with credentials', () => {
   let server: CimXmlServer;
@@ -67,10 +73,19 @@ describe('CIM-XML HTTP server with credentials', () => {
     const r = await post(port, big, cimHeaders('EnumerateInstanceNames', basic('user', 'pass')));
     expect([r.status, r.headers.connection]).toEqual([413, 'close']);
     const chunked = await new Promise<number>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, path: '/cimom', method: 'POST', headers: { ...cimHeaders('EnumerateInstanceNames', basic('user', 'pass')), 'Transfer-Encoding': 'chunked' } }, (res) => {
-        res.resume();
-        resolve(res.statusCode!);
-      });
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/cimom',
+          method: 'POST',
+          headers: { ...cimHeaders('EnumerateInstanceNames', basic('user', 'pass')), 'Transfer-Encoding': 'chunked' },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        },
+      );
       req.on('error', reject);
       for (let i = 0; i < 20; i++) req.write(Buffer.alloc(8 * 1024, 0x20));
       req.end();
@@ -87,10 +102,22 @@ describe('CIM-XML HTTP server with credentials', () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const sockets = new Set<unknown>();
     agent.on('free', (socket) => sockets.add(socket));
-    const gc = wbemcliBody(`<IMETHODCALL NAME="GetClass">${NS}<IPARAMVALUE NAME="ClassName"><CLASSNAME NAME="Msvm_ComputerSystem"/></IPARAMVALUE></IMETHODCALL>`);
+    const gc = wbemcliBody(
+      `<IMETHODCALL NAME="GetClass">${NS}<IPARAMVALUE NAME="ClassName"><CLASSNAME NAME="Msvm_ComputerSystem"/></IPARAMVALUE></IMETHODCALL>`,
+    );
     const r1 = await post(port, gc, cimHeaders('GetClass', basic('user', 'pass')), agent);
-    const cm = wbemcliBody(`<METHODCALL NAME="RequestStateChange"><LOCALINSTANCEPATH>${NS}${K}</LOCALINSTANCEPATH><PARAMVALUE NAME="RequestedState"><VALUE>2</VALUE></PARAMVALUE></METHODCALL>`);
-    const r2 = await post(port, cm, { ...cimHeaders('RequestStateChange', basic('user', 'pass')), CIMObject: `root%2Fvirtualization%2Fv2%3AMsvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="${VM_NAME}"` }, agent);
+    const cm = wbemcliBody(
+      `<METHODCALL NAME="RequestStateChange"><LOCALINSTANCEPATH>${NS}${K}</LOCALINSTANCEPATH><PARAMVALUE NAME="RequestedState"><VALUE>2</VALUE></PARAMVALUE></METHODCALL>`,
+    );
+    const r2 = await post(
+      port,
+      cm,
+      {
+        ...cimHeaders('RequestStateChange', basic('user', 'pass')),
+        CIMObject: `root%2Fvirtualization%2Fv2%3AMsvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="${VM_NAME}"`,
+      },
+      agent,
+    );
     expect([r1.status, r2.status]).toEqual([200, 200]);
     expect(r2.body).toContain('<RETURNVALUE PARAMTYPE="uint32"><VALUE>4096</VALUE></RETURNVALUE>');
     expect(sockets.size).toBe(1);
@@ -98,8 +125,10 @@ describe('CIM-XML HTTP server with credentials', () => {
   });
 
   it('uses the Host header without its port as HOST in returned paths', async () => {
-    const r = await post(port, wbemcliBody(`<IMETHODCALL NAME="AssociatorNames">${NS}<IPARAMVALUE NAME="ObjectName">${K}</IPARAMVALUE></IMETHODCALL>`),
-      { ...cimHeaders('AssociatorNames', basic('user', 'pass')), Host: 'vmhost.example:5988' });
+    const r = await post(port, wbemcliBody(`<IMETHODCALL NAME="AssociatorNames">${NS}<IPARAMVALUE NAME="ObjectName">${K}</IPARAMVALUE></IMETHODCALL>`), {
+      ...cimHeaders('AssociatorNames', basic('user', 'pass')),
+      Host: 'vmhost.example:5988',
+    });
     expect(r.body).toContain('<HOST>vmhost.example</HOST>');
   });
 });
@@ -116,7 +145,7 @@ describe('CIM-XML HTTP server exposure rules', () => {
     }
   });
 
-  it('serves a loopback request without credentials only to a trusted local user (here root, the test\'s user)', async () => {
+  it("serves a loopback request without credentials only to a trusted local user (here root, the test's user)", async () => {
     const access = await testAuthenticator([], { trustedUids: [process.geteuid!()] });
     const server = new CimXmlServer({ manager: createFixture().manager, port: 0, authenticator: access.authenticator });
     const { port, address } = await server.listen();

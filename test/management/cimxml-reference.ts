@@ -9,11 +9,13 @@ import { createVirtualizationSchema } from '../../root-partition/management/cim/
 import type { CimXmlHeaders } from '../../root-partition/management/cimxml/request-handler.ts';
 import { JOB_ID, SERVICE_PATH, VM_NAME, VM_PATH, VSSD_ID, VSSD_PATH } from './fixtures.ts';
 
-export const NS = '<LOCALNAMESPACEPATH><NAMESPACE NAME="root"></NAMESPACE><NAMESPACE NAME="virtualization"></NAMESPACE><NAMESPACE NAME="v2"></NAMESPACE></LOCALNAMESPACEPATH>';
+export const NS =
+  '<LOCALNAMESPACEPATH><NAMESPACE NAME="root"></NAMESPACE><NAMESPACE NAME="virtualization"></NAMESPACE><NAMESPACE NAME="v2"></NAMESPACE></LOCALNAMESPACEPATH>';
 export const NSP = `<NAMESPACEPATH><HOST>127.0.0.1</HOST>${NS}</NAMESPACEPATH>`;
 export const K = `<INSTANCENAME CLASSNAME="Msvm_ComputerSystem"><KEYBINDING NAME="CreationClassName"><KEYVALUE VALUETYPE="string">Msvm_ComputerSystem</KEYVALUE></KEYBINDING><KEYBINDING NAME="Name"><KEYVALUE VALUETYPE="string">${VM_NAME}</KEYVALUE></KEYBINDING></INSTANCENAME>`;
 export const V = `<INSTANCENAME CLASSNAME="Msvm_VirtualSystemSettingData"><KEYBINDING NAME="InstanceID"><KEYVALUE VALUETYPE="string">${VSSD_ID}</KEYVALUE></KEYBINDING></INSTANCENAME>`;
-export const S = '<INSTANCENAME CLASSNAME="Msvm_VirtualSystemManagementService"><KEYBINDING NAME="CreationClassName"><KEYVALUE VALUETYPE="string">Msvm_VirtualSystemManagementService</KEYVALUE></KEYBINDING><KEYBINDING NAME="Name"><KEYVALUE VALUETYPE="string">vmms</KEYVALUE></KEYBINDING><KEYBINDING NAME="SystemCreationClassName"><KEYVALUE VALUETYPE="string">Msvm_ComputerSystem</KEYVALUE></KEYBINDING><KEYBINDING NAME="SystemName"><KEYVALUE VALUETYPE="string">HOST1</KEYVALUE></KEYBINDING></INSTANCENAME>';
+export const S =
+  '<INSTANCENAME CLASSNAME="Msvm_VirtualSystemManagementService"><KEYBINDING NAME="CreationClassName"><KEYVALUE VALUETYPE="string">Msvm_VirtualSystemManagementService</KEYVALUE></KEYBINDING><KEYBINDING NAME="Name"><KEYVALUE VALUETYPE="string">vmms</KEYVALUE></KEYBINDING><KEYBINDING NAME="SystemCreationClassName"><KEYVALUE VALUETYPE="string">Msvm_ComputerSystem</KEYVALUE></KEYBINDING><KEYBINDING NAME="SystemName"><KEYVALUE VALUETYPE="string">HOST1</KEYVALUE></KEYBINDING></INSTANCENAME>';
 
 /** wbemcli's request body around one call element (as sblim wbemcli 1.6.3 sends it). */
 export function wbemcliBody(call: string): string {
@@ -43,24 +45,28 @@ export function withoutLineBreaks(xml: string): string {
 export function createReferenceManager(): CimObjectManager {
   const schema = createVirtualizationSchema();
   const provider = new MemoryProvider(schema);
-  provider.add(new CimInstance('Msvm_ComputerSystem', [
-    { name: 'CreationClassName', type: 'string', isArray: false, value: 'Msvm_ComputerSystem' },
-    { name: 'Name', type: 'string', isArray: false, value: VM_NAME },
-    { name: 'ElementName', type: 'string', isArray: false, value: 'web & db' },
-    { name: 'EnabledState', type: 'uint16', isArray: false, value: 3 },
-    { name: 'OperationalStatus', type: 'uint16', isArray: true, value: [2] },
-    { name: 'InstallDate', type: 'datetime', isArray: false, value: null },
-    { name: 'TimeOfLastStateChange', type: 'datetime', isArray: false, value: '20240101120000.000000+000' },
-  ]));
+  provider.add(
+    new CimInstance('Msvm_ComputerSystem', [
+      { name: 'CreationClassName', type: 'string', isArray: false, value: 'Msvm_ComputerSystem' },
+      { name: 'Name', type: 'string', isArray: false, value: VM_NAME },
+      { name: 'ElementName', type: 'string', isArray: false, value: 'web & db' },
+      { name: 'EnabledState', type: 'uint16', isArray: false, value: 3 },
+      { name: 'OperationalStatus', type: 'uint16', isArray: true, value: [2] },
+      { name: 'InstallDate', type: 'datetime', isArray: false, value: null },
+      { name: 'TimeOfLastStateChange', type: 'datetime', isArray: false, value: '20240101120000.000000+000' },
+    ]),
+  );
   provider.add(schema.createInstance('Msvm_VirtualSystemSettingData', { InstanceID: VSSD_ID, ElementName: 'web' }));
   provider.add(schema.createInstance('Msvm_VirtualSystemManagementService', Object.fromEntries(SERVICE_PATH.keys.map((k) => [k.name, k.value]))));
   provider.add(schema.createInstance('Msvm_SettingsDefineState', { ManagedElement: VM_PATH, SettingData: VSSD_PATH }));
   provider.onMethod('Msvm_ComputerSystem', 'RequestStateChange', () => ({
-    returnValue: 4096, out: { Job: { className: 'Msvm_ConcreteJob', keys: [{ name: 'InstanceID', value: JOB_ID }] } },
+    returnValue: 4096,
+    out: { Job: { className: 'Msvm_ConcreteJob', keys: [{ name: 'InstanceID', value: JOB_ID }] } },
   }));
   provider.onMethod('Msvm_VirtualSystemManagementService', 'DestroySystem', () => ({ returnValue: 0, out: {} }));
   provider.onMethod('Msvm_VirtualSystemManagementService', 'GetSummaryInformation', () => ({
-    returnValue: 0, out: { SummaryInformation: [new CimInstance('Msvm_SummaryInformation', [{ name: 'Name', type: 'string', isArray: false, value: VM_NAME }])] },
+    returnValue: 0,
+    out: { SummaryInformation: [new CimInstance('Msvm_SummaryInformation', [{ name: 'Name', type: 'string', isArray: false, value: VM_NAME }])] },
   }));
   return new CimObjectManager(schema, provider);
 }

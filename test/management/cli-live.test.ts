@@ -42,12 +42,24 @@ describe('tsvisor management verbs against a real daemon', () => {
     expect(byClass('Msvm_StorageAllocationSettingData')[0]).toMatchObject({ HostResource: [disk], ResourceType: 31 });
 
     // The watcher prints each state change as the service pushes it.
-    const watcher = spawn(process.execPath, [TSVISOR, 'watch', '--data-dir', daemon.dataDir, '--count', '6', '--json',
-      "SELECT * FROM __InstanceModificationEvent WITHIN 1 WHERE TargetInstance ISA 'Msvm_ComputerSystem' AND TargetInstance.EnabledState <> PreviousInstance.EnabledState"]);
+    const watcher = spawn(process.execPath, [
+      TSVISOR,
+      'watch',
+      '--data-dir',
+      daemon.dataDir,
+      '--count',
+      '6',
+      '--json',
+      "SELECT * FROM __InstanceModificationEvent WITHIN 1 WHERE TargetInstance ISA 'Msvm_ComputerSystem' AND TargetInstance.EnabledState <> PreviousInstance.EnabledState",
+    ]);
     let watched = '';
     let watchErr = '';
-    watcher.stdout.on('data', (c) => { watched += c; });
-    watcher.stderr.on('data', (c) => { watchErr += c; });
+    watcher.stdout.on('data', (c) => {
+      watched += c;
+    });
+    watcher.stderr.on('data', (c) => {
+      watchErr += c;
+    });
     const watcherDone = new Promise<number>((r) => watcher.on('exit', (code) => r(code ?? -1)));
     await vi.waitFor(() => expect(watchErr).toContain('watching'), { timeout: 60_000, interval: 50 });
 
@@ -61,20 +73,41 @@ describe('tsvisor management verbs against a real daemon', () => {
     const again = await vm('start', 'web');
     expect([again.code, again.stdout, again.stderr]).toEqual([0, 'web: already Running (Running)\n', "tsvisor: warning: VM 'web' is already Running\n"]);
     const refused = await vm('resume', 'web', '--json');
-    expect([refused.code, JSON.parse(refused.stdout)]).toEqual([0, expect.objectContaining({ outcome: 'already Running', warning: "VM 'web' is already Running" })]);
+    expect([refused.code, JSON.parse(refused.stdout)]).toEqual([
+      0,
+      expect.objectContaining({ outcome: 'already Running', warning: "VM 'web' is already Running" }),
+    ]);
     const graceless = await vm('stop', 'web');
     expect(graceless.code).toBe(1);
     // vm new gave it the integration services, but this guest runs none: nothing answers the request,
     // and the VM goes back from Stopping to Running.
-    expect(graceless.stderr).toBe("tsvisor: the guest of VM 'web' did not take the shutdown request (its shutdown service is not answering); turn it off with: tsvisor vm stop web --turn-off (or --force)\n");
+    expect(graceless.stderr).toBe(
+      "tsvisor: the guest of VM 'web' did not take the shutdown request (its shutdown service is not answering); turn it off with: tsvisor vm stop web --turn-off (or --force)\n",
+    );
 
     const stopped = await vm('stop', 'web', '--turn-off', '--json');
     expect(JSON.parse(stopped.stdout)).toMatchObject({ outcome: 'turned off', vm: { EnabledState: 3 } });
     expect(await watcherDone).toBe(0);
-    expect(watched.trim().split('\n').map((l) => JSON.parse(l)).map((e) => [e.previous.EnabledState, e.target.EnabledState])).toEqual([[3, 10], [10, 2], [2, 4], [4, 2], [2, 4], [4, 3]]);
+    expect(
+      watched
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .map((e) => [e.previous.EnabledState, e.target.EnabledState]),
+    ).toEqual([
+      [3, 10],
+      [10, 2],
+      [2, 4],
+      [4, 2],
+      [2, 4],
+      [4, 3],
+    ]);
 
     const jobs = JSON.parse((await tsvisor('job', '--data-dir', daemon.dataDir, 'list', '--json')).stdout);
-    expect(jobs.map((j: { Description: string; JobState: number }) => [j.Description, j.JobState])).toEqual([['Starting Virtual Machine', 7], ['Turning Off Virtual Machine', 7]]);
+    expect(jobs.map((j: { Description: string; JobState: number }) => [j.Description, j.JobState])).toEqual([
+      ['Starting Virtual Machine', 7],
+      ['Turning Off Virtual Machine', 7],
+    ]);
     const one = await tsvisor('job', '--data-dir', daemon.dataDir, 'show', jobs[0].InstanceID);
     expect(one.stdout).toMatch(/JobState\s+7 \(Completed\)/);
 
@@ -86,15 +119,33 @@ describe('tsvisor management verbs against a real daemon', () => {
   it('stop without options shuts the guest down through its shutdown service and waits; it turns off only with --force or --turn-off', async () => {
     const c = await VmmsClient.connect(daemon.dataDir);
     try {
-      for (const [name, cmdline] of [['ic', ''], ['deaf', 'ignore-shutdown']]) {
-        await c.call('new', { name, memoryBytes: 32 * 1024 * 1024, imagePath: guestImagePath('ic-services'), cmdline, devices: [{ kind: 'integration-services' }] });
+      for (const [name, cmdline] of [
+        ['ic', ''],
+        ['deaf', 'ignore-shutdown'],
+      ]) {
+        await c.call('new', {
+          name,
+          memoryBytes: 32 * 1024 * 1024,
+          imagePath: guestImagePath('ic-services'),
+          cmdline,
+          devices: [{ kind: 'integration-services' }],
+        });
       }
     } finally {
       c.close();
     }
     const started = await vm('start', 'ic', 'deaf', '--json');
-    expect(JSON.parse(started.stdout).map((r: { name: string; outcome: string }) => [r.name, r.outcome])).toEqual([['ic', 'started'], ['deaf', 'started']]);
-    const q = await tsvisor('query', '--data-dir', daemon.dataDir, '--json', "SELECT * FROM Msvm_ComputerSystem WHERE Description = 'Microsoft Virtual Machine'");
+    expect(JSON.parse(started.stdout).map((r: { name: string; outcome: string }) => [r.name, r.outcome])).toEqual([
+      ['ic', 'started'],
+      ['deaf', 'started'],
+    ]);
+    const q = await tsvisor(
+      'query',
+      '--data-dir',
+      daemon.dataDir,
+      '--json',
+      "SELECT * FROM Msvm_ComputerSystem WHERE Description = 'Microsoft Virtual Machine'",
+    );
     for (const v of JSON.parse(q.stdout)) daemon.noteWorker(v.ProcessID);
     // Wait-VM -For Heartbeat: the guests' integration services are up before they are asked.
     const waited = await vm('wait', 'ic', 'deaf', '--timeout', '60');
@@ -102,7 +153,10 @@ describe('tsvisor management verbs against a real daemon', () => {
     const [graceful, deaf] = await Promise.all([vm('stop', 'ic', '--timeout', '30'), vm('stop', 'deaf', '--timeout', '2')]);
     expect([graceful.code, graceful.stdout]).toEqual([0, 'ic: shut down (Off)\n']);
     // A guest that takes the request but does not stop is left running, and the user told how to go on.
-    expect([deaf.code, deaf.stderr]).toEqual([1, "tsvisor: VM 'deaf' took the shutdown request but is still Stopping after 2 s; wait longer (--timeout) or turn it off with: tsvisor vm stop deaf --turn-off\n"]);
+    expect([deaf.code, deaf.stderr]).toEqual([
+      1,
+      "tsvisor: VM 'deaf' took the shutdown request but is still Stopping after 2 s; wait longer (--timeout) or turn it off with: tsvisor vm stop deaf --turn-off\n",
+    ]);
     const off = await vm('stop', 'd*', '--turn-off', '--json');
     expect(JSON.parse(off.stdout)).toMatchObject([{ name: 'deaf', outcome: 'turned off', vm: { EnabledState: 3 } }]);
     const already = await vm('stop', 'ic', 'deaf');
@@ -118,7 +172,11 @@ describe('tsvisor management verbs against a real daemon', () => {
     ]);
     expect([missing.code, missing.stderr]).toEqual([1, "tsvisor: there is no VM named 'nope'; see the VMs with: tsvisor vm list\n"]);
     expect(verbose.stderr).toBe("tsvisor: there is no VM named 'nope'; see the VMs with: tsvisor vm list [CIM_ERR_NOT_FOUND 6]\n");
-    expect([asJson.code, JSON.parse(asJson.stdout), asJson.stderr]).toEqual([1, { error: { message: "there is no VM named 'nope'; see the VMs with: tsvisor vm list", code: 'not-found' } }, '']);
+    expect([asJson.code, JSON.parse(asJson.stdout), asJson.stderr]).toEqual([
+      1,
+      { error: { message: "there is no VM named 'nope'; see the VMs with: tsvisor vm list", code: 'not-found' } },
+      '',
+    ]);
     expect(badQuery.code).toBe(1);
     expect(badQuery.stderr).toMatch(/^tsvisor: .* \[CIM_ERR_INVALID_QUERY \(15\)\]\n$/);
   }, 120_000);

@@ -30,9 +30,12 @@ afterAll(async () => {
 
 /** vi.waitFor on a condition; the time-out names it, with `detail()` (what the test saw) when there is any. */
 async function until(what: string, check: () => boolean, timeoutMs = 30_000, detail: () => string = () => ''): Promise<void> {
-  await vi.waitFor(() => {
-    if (!check()) throw new Error(`timed out waiting for ${what}${detail() ? `:\n${detail()}` : ''}`);
-  }, { timeout: timeoutMs, interval: 50 });
+  await vi.waitFor(
+    () => {
+      if (!check()) throw new Error(`timed out waiting for ${what}${detail() ? `:\n${detail()}` : ''}`);
+    },
+    { timeout: timeoutMs, interval: 50 },
+  );
 }
 
 async function defineAndStart(name: string, request: Record<string, unknown>): Promise<VmView> {
@@ -50,7 +53,11 @@ async function defineAndStart(name: string, request: Record<string, unknown>): P
 
 async function vmCall<T>(method: 'pause' | 'resume' | 'stop', params: Record<string, unknown>): Promise<T> {
   const c = await VmmsClient.connect(daemon.dataDir);
-  try { return await c.call<T>(method, params); } finally { c.close(); }
+  try {
+    return await c.call<T>(method, params);
+  } finally {
+    c.close();
+  }
 }
 
 describe('the console and the integration services through a real daemon', () => {
@@ -62,8 +69,12 @@ describe('the console and the integration services through a real daemon', () =>
     const cli = spawn(process.execPath, [TSVISOR, 'vm', '--data-dir', daemon.dataDir, 'console', 'shell'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    cli.stdout.on('data', (c) => { out += c; });
-    cli.stderr.on('data', (c) => { err += c; });
+    cli.stdout.on('data', (c) => {
+      out += c;
+    });
+    cli.stderr.on('data', (c) => {
+      err += c;
+    });
     const exited = new Promise<number>((r) => cli.on('exit', (code) => r(code ?? -1)));
     try {
       const seen = () => `stdout:\n${out}\nstderr:\n${err}`;
@@ -85,12 +96,21 @@ describe('the console and the integration services through a real daemon', () =>
     const again = spawn(process.execPath, [TSVISOR, 'vm', '--data-dir', daemon.dataDir, 'console', 'shell'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out2 = '';
     let err2 = '';
-    again.stdout.on('data', (c) => { out2 += c; });
-    again.stderr.on('data', (c) => { err2 += c; });
+    again.stdout.on('data', (c) => {
+      out2 += c;
+    });
+    again.stderr.on('data', (c) => {
+      err2 += c;
+    });
     const exited2 = new Promise<number>((r) => again.on('exit', (code) => r(code ?? -1)));
     try {
       // What VMMS held is shown first: the session above, hello included.
-      await until('the earlier session', () => out2.includes('tsvisor> hello'), 30_000, () => out2);
+      await until(
+        'the earlier session',
+        () => out2.includes('tsvisor> hello'),
+        30_000,
+        () => out2,
+      );
       again.stdin.write('shutdown\r');
       expect(await Promise.race([exited2, new Promise((r) => setTimeout(r, 30_000, 'still attached'))])).toBe(0);
       expect(out2).toContain('halting');
@@ -100,14 +120,21 @@ describe('the console and the integration services through a real daemon', () =>
     }
   }, 180_000);
 
-  it('Msvm_HeartbeatComponent reports the guest\'s heartbeat, each change pushed as it happens', async () => {
+  it("Msvm_HeartbeatComponent reports the guest's heartbeat, each change pushed as it happens", async () => {
     const client = await daemon.client();
     const events: ManagementEvent[] = [];
-    const watch = await client.watch("SELECT * FROM __InstanceModificationEvent WITHIN 1 WHERE TargetInstance ISA 'Msvm_HeartbeatComponent'", (e) => events.push(e));
+    const watch = await client.watch("SELECT * FROM __InstanceModificationEvent WITHIN 1 WHERE TargetInstance ISA 'Msvm_HeartbeatComponent'", (e) =>
+      events.push(e),
+    );
     try {
       const vm = await defineAndStart('beating', { imagePath: guestImagePath('ic-services'), devices: [{ kind: 'integration-services' }] });
       const statuses = () => events.map((e) => e.target.get('OperationalStatus') as number[]).map((s) => s[0]);
-      await until('heartbeat OK', () => statuses().includes(2), 60_000, () => JSON.stringify(statuses()));
+      await until(
+        'heartbeat OK',
+        () => statuses().includes(2),
+        60_000,
+        () => JSON.stringify(statuses()),
+      );
       const ok = events.find((e) => (e.target.get('OperationalStatus') as number[])[0] === 2)!;
       expect(ok.target.get('SystemName')).toBe(vm.id);
       expect(ok.target.get('StatusDescriptions')).toEqual(['OK']);
@@ -122,39 +149,65 @@ describe('the console and the integration services through a real daemon', () =>
 
       const before = events.length;
       expect((await vmCall<{ returnValue: number }>('pause', { vm: 'beating' })).returnValue).toBe(0);
-      await until('heartbeat Paused', () => statuses().slice(before).includes(15), 30_000, () => JSON.stringify(statuses()));
+      await until(
+        'heartbeat Paused',
+        () => statuses().slice(before).includes(15),
+        30_000,
+        () => JSON.stringify(statuses()),
+      );
       const paused = events.slice(before).find((e) => (e.target.get('OperationalStatus') as number[])[0] === 15)!;
       expect(paused.target.get('StatusDescriptions')).toEqual(['Paused']);
       expect(paused.previous?.get('OperationalStatus')).toEqual([2]);
       const resumedAt = events.length;
       expect((await vmCall<{ returnValue: number }>('resume', { vm: 'beating' })).returnValue).toBe(0);
-      await until('heartbeat OK again', () => statuses().slice(resumedAt).includes(2), 30_000, () => JSON.stringify(statuses()));
+      await until(
+        'heartbeat OK again',
+        () => statuses().slice(resumedAt).includes(2),
+        30_000,
+        () => JSON.stringify(statuses()),
+      );
 
       const offAt = events.length;
       expect((await vmCall<{ returnValue: number }>('stop', { vm: 'beating', turnOff: true })).returnValue).toBe(0);
-      await until('no contact once off', () => statuses().slice(offAt).includes(12), 30_000, () => JSON.stringify(statuses()));
+      await until(
+        'no contact once off',
+        () => statuses().slice(offAt).includes(12),
+        30_000,
+        () => JSON.stringify(statuses()),
+      );
     } finally {
       await watch.stop();
       client.close();
     }
   }, 180_000);
 
-  it('Msvm_KvpExchangeComponent carries the guest\'s items; the host adds, modifies and removes its own through the service', async () => {
+  it("Msvm_KvpExchangeComponent carries the guest's items; the host adds, modifies and removes its own through the service", async () => {
     const client = await daemon.client();
     const events: ManagementEvent[] = [];
-    const watch = await client.watch("SELECT * FROM __InstanceModificationEvent WITHIN 1 WHERE TargetInstance ISA 'Msvm_KvpExchangeComponent'", (e) => events.push(e));
+    const watch = await client.watch("SELECT * FROM __InstanceModificationEvent WITHIN 1 WHERE TargetInstance ISA 'Msvm_KvpExchangeComponent'", (e) =>
+      events.push(e),
+    );
     const c = await VmmsClient.connect(daemon.dataDir);
     try {
       const vm = await defineAndStart('kvp', { imagePath: guestImagePath('ic-services'), devices: [{ kind: 'integration-services' }] });
       const items = (i: ManagementEvent['target'], property: string) =>
         ((i.get(property) as ManagementEvent['target'][] | null) ?? []).map((x) => [x.get('Name'), x.get('Data'), x.get('Source')]);
-      await until('the guest\'s KVP items', () => events.some((e) => e.target.get('SystemName') === vm.id && items(e.target, 'GuestExchangeItems').length > 0), 60_000, () => JSON.stringify(events.map((e) => e.target.get('GuestExchangeItems'))));
+      await until(
+        "the guest's KVP items",
+        () => events.some((e) => e.target.get('SystemName') === vm.id && items(e.target, 'GuestExchangeItems').length > 0),
+        60_000,
+        () => JSON.stringify(events.map((e) => e.target.get('GuestExchangeItems'))),
+      );
       const [component] = await client.query(`SELECT * FROM Msvm_KvpExchangeComponent WHERE SystemName = '${vm.id}'`);
       // Source: the pool, 1 Guest and 2 Auto (intrinsic: what the guest's integration driver fills in).
       expect(items(component!, 'GuestExchangeItems')).toEqual([['GuestState', 'serving', 1]]);
-      expect(items(component!, 'GuestIntrinsicExchangeItems')).toEqual(expect.arrayContaining([
-        ['FullyQualifiedDomainName', 'tsvisor-ic-guest', 2], ['OSName', 'tsvisor child SDK', 2], ['OSVersion', '0.1', 2],
-      ]));
+      expect(items(component!, 'GuestIntrinsicExchangeItems')).toEqual(
+        expect.arrayContaining([
+          ['FullyQualifiedDomainName', 'tsvisor-ic-guest', 2],
+          ['OSName', 'tsvisor child SDK', 2],
+          ['OSVersion', '0.1', 2],
+        ]),
+      );
       if (WBEMCLI) {
         // The same items through CIM-XML, as embedded instances a stock WBEM client reads.
         const ei = await run(WBEMCLI, ['-nl', 'ei', `${daemon.url()}:Msvm_KvpExchangeComponent`]);
@@ -176,16 +229,28 @@ describe('the console and the integration services through a real daemon', () =>
       };
       // The guest prints each host item it holds ("kvp0 key=value") when the host writes one.
       let seenOnConsole = '';
-      c.onConsole = (data) => { seenOnConsole += data.toString('latin1'); };
+      c.onConsole = (data) => {
+        seenOnConsole += data.toString('latin1');
+      };
       seenOnConsole += Buffer.from((await c.call<{ tail: string }>('console-follow', { vm: 'kvp' })).tail, 'base64').toString('latin1');
       expect(await change('AddKvpItems', 'Owner', 'ops')).toEqual([7, 0, null]);
-      await until('kvp0 Owner=ops on the guest console', () => seenOnConsole.includes('kvp0 Owner=ops'), 30_000, () => seenOnConsole);
+      await until(
+        'kvp0 Owner=ops on the guest console',
+        () => seenOnConsole.includes('kvp0 Owner=ops'),
+        30_000,
+        () => seenOnConsole,
+      );
       // Hyper-V's rules: Add refuses a key the guest holds; Modify and Remove need one.
       const again = await change('AddKvpItems', 'Owner', 'other');
       expect(again.slice(0, 2)).toEqual([10, 32768]);
       expect(String(again[2])).toContain('already has a host item named Owner');
       expect(await change('ModifyKvpItems', 'Owner', 'platform')).toEqual([7, 0, null]);
-      await until('kvp0 Owner=platform on the guest console', () => seenOnConsole.includes('kvp0 Owner=platform'), 30_000, () => seenOnConsole);
+      await until(
+        'kvp0 Owner=platform on the guest console',
+        () => seenOnConsole.includes('kvp0 Owner=platform'),
+        30_000,
+        () => seenOnConsole,
+      );
       expect(await change('RemoveKvpItems', 'Owner', '')).toEqual([7, 0, null]);
       const gone = await change('RemoveKvpItems', 'Owner', '');
       expect(gone.slice(0, 2)).toEqual([10, 32768]);

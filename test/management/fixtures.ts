@@ -15,14 +15,19 @@ export const JOB_ID = '7F2A0C11-1111-4222-8333-944455566677';
 
 export const VM_PATH: CimObjectPath = {
   className: 'Msvm_ComputerSystem',
-  keys: [{ name: 'CreationClassName', value: 'Msvm_ComputerSystem' }, { name: 'Name', value: VM_NAME }],
+  keys: [
+    { name: 'CreationClassName', value: 'Msvm_ComputerSystem' },
+    { name: 'Name', value: VM_NAME },
+  ],
 };
 export const VSSD_PATH: CimObjectPath = { className: 'Msvm_VirtualSystemSettingData', keys: [{ name: 'InstanceID', value: VSSD_ID }] };
 export const SERVICE_PATH: CimObjectPath = {
   className: 'Msvm_VirtualSystemManagementService',
   keys: [
-    { name: 'SystemCreationClassName', value: 'Msvm_ComputerSystem' }, { name: 'SystemName', value: 'HOST1' },
-    { name: 'CreationClassName', value: 'Msvm_VirtualSystemManagementService' }, { name: 'Name', value: 'vmms' },
+    { name: 'SystemCreationClassName', value: 'Msvm_ComputerSystem' },
+    { name: 'SystemName', value: 'HOST1' },
+    { name: 'CreationClassName', value: 'Msvm_VirtualSystemManagementService' },
+    { name: 'Name', value: 'vmms' },
   ],
 };
 
@@ -45,44 +50,81 @@ export function createFixture(): Fixture {
     return i;
   };
   add('Msvm_ComputerSystem', {
-    CreationClassName: 'Msvm_ComputerSystem', Name: 'HOST1', ElementName: 'HOST1',
-    Description: 'Microsoft Hosting Computer System', EnabledState: 2, OperationalStatus: [2],
+    CreationClassName: 'Msvm_ComputerSystem',
+    Name: 'HOST1',
+    ElementName: 'HOST1',
+    Description: 'Microsoft Hosting Computer System',
+    EnabledState: 2,
+    OperationalStatus: [2],
   });
   add('Msvm_ComputerSystem', {
-    CreationClassName: 'Msvm_ComputerSystem', Name: VM_NAME, ElementName: 'web & db',
-    Description: 'Microsoft Virtual Machine', EnabledState: 3, OperationalStatus: [2], HealthState: 5,
-    TimeOfLastStateChange: '20240101120000.000000+000', OnTimeInMilliseconds: 0n,
+    CreationClassName: 'Msvm_ComputerSystem',
+    Name: VM_NAME,
+    ElementName: 'web & db',
+    Description: 'Microsoft Virtual Machine',
+    EnabledState: 3,
+    OperationalStatus: [2],
+    HealthState: 5,
+    TimeOfLastStateChange: '20240101120000.000000+000',
+    OnTimeInMilliseconds: 0n,
   });
   add('Msvm_ComputerSystem', {
-    CreationClassName: 'Msvm_ComputerSystem', Name: VM2_NAME, ElementName: 'build',
-    Description: 'Microsoft Virtual Machine', EnabledState: 2, OperationalStatus: [2, 32768], ProcessID: 4242,
+    CreationClassName: 'Msvm_ComputerSystem',
+    Name: VM2_NAME,
+    ElementName: 'build',
+    Description: 'Microsoft Virtual Machine',
+    EnabledState: 2,
+    OperationalStatus: [2, 32768],
+    ProcessID: 4242,
   });
   add('Msvm_VirtualSystemManagementService', {
-    SystemCreationClassName: 'Msvm_ComputerSystem', SystemName: 'HOST1',
-    CreationClassName: 'Msvm_VirtualSystemManagementService', Name: 'vmms', ElementName: 'Virtual System Management Service',
+    SystemCreationClassName: 'Msvm_ComputerSystem',
+    SystemName: 'HOST1',
+    CreationClassName: 'Msvm_VirtualSystemManagementService',
+    Name: 'vmms',
+    ElementName: 'Virtual System Management Service',
   });
   add('Msvm_VirtualSystemSettingData', {
-    InstanceID: VSSD_ID, ElementName: 'web', VirtualSystemType: 'Microsoft:Hyper-V:System:Realized',
-    VirtualSystemIdentifier: VM_NAME, AutomaticStartupAction: 2,
+    InstanceID: VSSD_ID,
+    ElementName: 'web',
+    VirtualSystemType: 'Microsoft:Hyper-V:System:Realized',
+    VirtualSystemIdentifier: VM_NAME,
+    AutomaticStartupAction: 2,
   });
   const proc = add('Msvm_ProcessorSettingData', {
-    InstanceID: `Microsoft:${VM_NAME}\\B637F346-6A0E-4DEC-AF52-BD70CB80A21D\\0`, ElementName: 'Processor',
-    ResourceType: 3, ResourceSubType: 'Microsoft:Hyper-V:Processor', VirtualQuantity: 2n, Reservation: 0n, Limit: 100000n, Weight: 100,
+    InstanceID: `Microsoft:${VM_NAME}\\B637F346-6A0E-4DEC-AF52-BD70CB80A21D\\0`,
+    ElementName: 'Processor',
+    ResourceType: 3,
+    ResourceSubType: 'Microsoft:Hyper-V:Processor',
+    VirtualQuantity: 2n,
+    Reservation: 0n,
+    Limit: 100000n,
+    Weight: 100,
   });
   const mem = add('Msvm_MemorySettingData', {
-    InstanceID: `Microsoft:${VM_NAME}\\4764334D-E001-4176-82EE-5594EC9B530E`, ElementName: 'Memory',
-    ResourceType: 4, ResourceSubType: 'Microsoft:Hyper-V:Memory', VirtualQuantity: 1024n, DynamicMemoryEnabled: false,
+    InstanceID: `Microsoft:${VM_NAME}\\4764334D-E001-4176-82EE-5594EC9B530E`,
+    ElementName: 'Memory',
+    ResourceType: 4,
+    ResourceSubType: 'Microsoft:Hyper-V:Memory',
+    VirtualQuantity: 1024n,
+    DynamicMemoryEnabled: false,
   });
   add('Msvm_ProcessorSettingData', {
-    InstanceID: 'Microsoft:Definition\\B637F346-6A0E-4DEC-AF52-BD70CB80A21D\\Maximum', ResourceType: 3, VirtualQuantity: 64n,
+    InstanceID: 'Microsoft:Definition\\B637F346-6A0E-4DEC-AF52-BD70CB80A21D\\Maximum',
+    ResourceType: 3,
+    VirtualQuantity: 64n,
   });
   add('Msvm_SettingsDefineState', { ManagedElement: VM_PATH, SettingData: VSSD_PATH });
   for (const part of [proc, mem]) {
     add('Msvm_VirtualSystemSettingDataComponent', { GroupComponent: VSSD_PATH, PartComponent: schema.pathOf(part) });
   }
   const heartbeat = add('Msvm_HeartbeatComponent', {
-    SystemCreationClassName: 'Msvm_ComputerSystem', SystemName: VM_NAME, CreationClassName: 'Msvm_HeartbeatComponent',
-    DeviceID: 'Microsoft:6D1F3A2B\\Heartbeat', OperationalStatus: [12], EnabledState: 2,
+    SystemCreationClassName: 'Msvm_ComputerSystem',
+    SystemName: VM_NAME,
+    CreationClassName: 'Msvm_HeartbeatComponent',
+    DeviceID: 'Microsoft:6D1F3A2B\\Heartbeat',
+    OperationalStatus: [12],
+    EnabledState: 2,
   });
   add('Msvm_SystemDevice', { GroupComponent: VM_PATH, PartComponent: schema.pathOf(heartbeat) });
 
@@ -108,8 +150,10 @@ export function createFixture(): Fixture {
     calls.set('DefineSystem', params);
     const settings = params.SystemSettings as CimInstance | null;
     const vm = add('Msvm_ComputerSystem', {
-      CreationClassName: 'Msvm_ComputerSystem', Name: 'B0B0B0B0-0000-0000-0000-000000000001',
-      ElementName: settings?.get('ElementName') ?? 'New Virtual Machine', EnabledState: 3,
+      CreationClassName: 'Msvm_ComputerSystem',
+      Name: 'B0B0B0B0-0000-0000-0000-000000000001',
+      ElementName: settings?.get('ElementName') ?? 'New Virtual Machine',
+      EnabledState: 3,
     });
     return { returnValue: 0, out: { ResultingSystem: schema.pathOf(vm) } };
   });

@@ -19,10 +19,23 @@ const LAYER_ALLOWS: Record<string, readonly string[]> = {
 };
 /** Packages one layer may use beyond PACKAGES: the web console's app bundles xterm.js (for the browser). */
 const LAYER_PACKAGES: Record<string, readonly string[]> = { web: ['@xterm/xterm'] };
-const PACKAGES = ['node:http', 'node:https', 'node:net', 'node:crypto', 'node:events', 'node:fs', 'node:os', 'node:path', 'node:worker_threads', 'fast-xml-parser'];
+const PACKAGES = [
+  'node:http',
+  'node:https',
+  'node:net',
+  'node:crypto',
+  'node:events',
+  'node:fs',
+  'node:os',
+  'node:path',
+  'node:worker_threads',
+  'fast-xml-parser',
+];
 
 function files(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
 }
 
 describe('management layering', () => {

@@ -18,7 +18,11 @@ const DAEMON = fileURLToPath(new URL('../../root-partition/vmms/daemon-main.ts',
 export const TSVISOR = fileURLToPath(new URL('../../bin/tsvisor.mjs', import.meta.url));
 export const WBEMCLI = ['/usr/bin/wbemcli', '/usr/local/bin/wbemcli'].find((p) => existsSync(p));
 
-export interface Run { code: number; stdout: string; stderr: string }
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 export function run(file: string, args: string[], timeoutMs = 60_000): Promise<Run> {
   return new Promise((resolve) => {
@@ -31,37 +35,79 @@ export function run(file: string, args: string[], timeoutMs = 60_000): Promise<R
 /** As `run`, in a process running as another user (tests run as root; 65534 is nobody). */
 export function runAs(uid: number, file: string, args: string[], timeoutMs = 30_000): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(file, args, { timeout: timeoutMs, uid, gid: uid, cwd: '/', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp' } }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
-    });
+    execFile(
+      file,
+      args,
+      { timeout: timeoutMs, uid, gid: uid, cwd: '/', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp' } },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
 export function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export class LiveDaemon {
   readonly workers = new Set<number>();
-  private constructor(readonly dataDir: string, readonly process: ChildProcess, readonly cimPort: number, readonly httpsPort: number, readonly output: () => string) {}
+  private constructor(
+    readonly dataDir: string,
+    readonly process: ChildProcess,
+    readonly cimPort: number,
+    readonly httpsPort: number,
+    readonly output: () => string,
+  ) {}
 
   /**
    * `users`: HTTP Basic users in access.json; `local`: roles of local users; `storageRoots`:
    * directories (besides the defaults) the VMs' disks and images may come from; `umask`: the
    * daemon's (as a service manager might leave it), `dataDirMode`: the directory's mode before start.
    */
-  static async start(opts: { users?: TestUser[]; local?: LocalGrant[]; storageRoots?: string[]; umask?: number; dataDirMode?: number; extraArgs?: string[] } = {}): Promise<LiveDaemon> {
+  static async start(
+    opts: { users?: TestUser[]; local?: LocalGrant[]; storageRoots?: string[]; umask?: number; dataDirMode?: number; extraArgs?: string[] } = {},
+  ): Promise<LiveDaemon> {
     const dataDir = mkdtempSync(join(tmpdir(), 'tsv-m-'));
     if (opts.dataDirMode !== undefined) chmodSync(dataDir, opts.dataDirMode);
     if (opts.users || opts.local) await writeTestAccess(dataDir, opts.users ?? [], opts.local ?? []);
-    const args = [DAEMON, '--data-dir', dataDir, '--cim-port', '0', '--cim-https-port', '0', ...(opts.storageRoots ?? []).flatMap((r) => ['--storage-root', r]), ...(opts.extraArgs ?? [])];
-    const d = opts.umask === undefined
-      ? spawn(process.execPath, ['--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('/bin/sh', ['-c', `umask ${opts.umask.toString(8)}; exec "$0" --import tsx "$@"`, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = [
+      DAEMON,
+      '--data-dir',
+      dataDir,
+      '--cim-port',
+      '0',
+      '--cim-https-port',
+      '0',
+      ...(opts.storageRoots ?? []).flatMap((r) => ['--storage-root', r]),
+      ...(opts.extraArgs ?? []),
+    ];
+    const d =
+      opts.umask === undefined
+        ? spawn(process.execPath, ['--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+        : spawn('/bin/sh', ['-c', `umask ${opts.umask.toString(8)}; exec "$0" --import tsx "$@"`, process.execPath, ...args], {
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
     let out = '';
-    d.stdout!.on('data', (c) => { out += c; });
-    d.stderr!.on('data', (c) => { out += c; });
-    await vi.waitFor(() => { if (!out.includes('tsvisor: serving') && d.exitCode === null) throw new Error('not serving yet'); }, { timeout: 60_000, interval: 50 }).catch(() => {});
+    d.stdout!.on('data', (c) => {
+      out += c;
+    });
+    d.stderr!.on('data', (c) => {
+      out += c;
+    });
+    await vi
+      .waitFor(
+        () => {
+          if (!out.includes('tsvisor: serving') && d.exitCode === null) throw new Error('not serving yet');
+        },
+        { timeout: 60_000, interval: 50 },
+      )
+      .catch(() => {});
     const port = /CIM-XML on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
     const https = /CIM-XML on https:\/\/127\.0\.0\.1:(\d+)/.exec(out);
     if (!port || d.exitCode !== null) {
@@ -101,7 +147,10 @@ export class LiveDaemon {
 
   /** SIGTERM (VMs get their stop action), then SIGKILL for anything left; returns pids still alive before the kill. */
   async stop(): Promise<number[]> {
-    const exited = new Promise<void>((r) => { if (this.process.exitCode !== null) r(); else this.process.once('exit', () => r()); });
+    const exited = new Promise<void>((r) => {
+      if (this.process.exitCode !== null) r();
+      else this.process.once('exit', () => r());
+    });
     this.process.kill('SIGTERM');
     await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
     const left = [this.process.pid!, ...this.workers].filter(alive);
@@ -111,6 +160,10 @@ export class LiveDaemon {
   }
 
   log(): string {
-    try { return readFileSync(join(this.dataDir, 'logs', 'vmms.log'), 'utf8').slice(-3000); } catch { return ''; }
+    try {
+      return readFileSync(join(this.dataDir, 'logs', 'vmms.log'), 'utf8').slice(-3000);
+    } catch {
+      return '';
+    }
   }
 }

@@ -53,7 +53,10 @@ async function jobOf(r: { returnValue: number; out: Record<string, unknown> }): 
 async function define(name: string): Promise<string> {
   const r = await m.invokeMethod(svc, 'DefineSystem', {
     SystemSettings: schema.createInstance('Msvm_VirtualSystemSettingData', { ElementName: name, GuestImagePath: image, AutomaticShutdownAction: 3 }),
-    ResourceSettings: [schema.createInstance('Msvm_MemorySettingData', { VirtualQuantity: 32n }), schema.createInstance('Msvm_ProcessorSettingData', { VirtualQuantity: 2n })],
+    ResourceSettings: [
+      schema.createInstance('Msvm_MemorySettingData', { VirtualQuantity: 32n }),
+      schema.createInstance('Msvm_ProcessorSettingData', { VirtualQuantity: 2n }),
+    ],
   });
   expect(r.returnValue).toBe(0);
   return String((r.out.ResultingSystem as CimObjectPath).keys[1]!.value);
@@ -64,9 +67,21 @@ describe('VmmsProvider over an embedded VMMS', () => {
     const id = await define('alpha');
     expect(vmms.get(id)).toMatchObject({ name: 'alpha', memoryBytes: 32 * 1024 * 1024, vpCount: 2, automaticStopAction: 'save' });
     expect(events.filter((e) => e.kind === 'creation').map((e) => e.target.className)).toEqual(['Msvm_ComputerSystem', 'Msvm_VirtualSystemSettingData']);
-    const r = executeWql(m, `ASSOCIATORS OF {Msvm_VirtualSystemSettingData.InstanceID="Microsoft:${id}"} WHERE AssocClass = Msvm_VirtualSystemSettingDataComponent`);
+    const r = executeWql(
+      m,
+      `ASSOCIATORS OF {Msvm_VirtualSystemSettingData.InstanceID="Microsoft:${id}"} WHERE AssocClass = Msvm_VirtualSystemSettingDataComponent`,
+    );
     // Processor, memory, both IDE controllers, and the four integration-service settings (off: none asked for).
-    expect(r.kind === 'instances' && r.rows.map((x) => [x.instance.get('ResourceType'), x.instance.get('EnabledState') ?? null])).toEqual([[3, null], [4, null], [5, null], [5, null], [1, 3], [1, 3], [1, 3], [1, 3]]);
+    expect(r.kind === 'instances' && r.rows.map((x) => [x.instance.get('ResourceType'), x.instance.get('EnabledState') ?? null])).toEqual([
+      [3, null],
+      [4, null],
+      [5, null],
+      [5, null],
+      [1, 3],
+      [1, 3],
+      [1, 3],
+      [1, 3],
+    ]);
     const host = executeWql(m, "SELECT * FROM Msvm_ComputerSystem WHERE Description = 'Microsoft Hosting Computer System'");
     expect(r.kind === 'instances' && host.kind === 'instances' && host.rows.length).toBe(1);
   });
@@ -84,7 +99,11 @@ describe('VmmsProvider over an embedded VMMS', () => {
       ],
     });
     expect(add.returnValue).toBe(0);
-    expect((add.out.ResultingResourceSettings as CimObjectPath[]).map((p) => p.keys[0]!.value)).toEqual([controller, `${controller}\\3\\D`, `${controller}\\3\\L`]);
+    expect((add.out.ResultingResourceSettings as CimObjectPath[]).map((p) => p.keys[0]!.value)).toEqual([
+      controller,
+      `${controller}\\3\\D`,
+      `${controller}\\3\\L`,
+    ]);
     expect(vmms.get(id)!.devices).toEqual([{ kind: 'scsi-controller', disks: [{ location: 3, path: '/disks/a.raw' }] }]);
 
     const modify = await m.invokeMethod(svc, 'ModifyResourceSettings', {
@@ -94,7 +113,10 @@ describe('VmmsProvider over an embedded VMMS', () => {
       ],
     });
     expect(modify.returnValue).toBe(0);
-    expect(vmms.get(id)).toMatchObject({ memoryBytes: 48 * 1024 * 1024, devices: [{ kind: 'scsi-controller', disks: [{ location: 3, path: '/disks/b.raw' }] }] });
+    expect(vmms.get(id)).toMatchObject({
+      memoryBytes: 48 * 1024 * 1024,
+      devices: [{ kind: 'scsi-controller', disks: [{ location: 3, path: '/disks/b.raw' }] }],
+    });
     const sasd = m.getInstance({ className: 'Msvm_StorageAllocationSettingData', keys: [{ name: 'InstanceID', value: `${controller}\\3\\L` }] });
     expect(sasd.get('HostResource')).toEqual(['/disks/b.raw']);
 
@@ -105,14 +127,21 @@ describe('VmmsProvider over an embedded VMMS', () => {
     const refused = await jobOf(taken as never);
     expect([taken.returnValue, refused!.get('JobState'), refused!.get('ErrorCode')]).toEqual([4096, 10, 32773]);
     expect(String(refused!.get('ErrorDescription'))).toBe('drive: SCSI 0:3 is already taken');
-    const fifth = await m.invokeMethod(svc, 'AddResourceSettings', { AffectedConfiguration: vssd, ResourceSettings: [0, 1, 2, 3].map(() => schema.createInstance('Msvm_ResourceAllocationSettingData', { ResourceType: 6 })) });
+    const fifth = await m.invokeMethod(svc, 'AddResourceSettings', {
+      AffectedConfiguration: vssd,
+      ResourceSettings: [0, 1, 2, 3].map(() => schema.createInstance('Msvm_ResourceAllocationSettingData', { ResourceType: 6 })),
+    });
     expect(String((await jobOf(fifth as never))!.get('ErrorDescription'))).toBe('SCSI controller: the VM already has 4, the most it can have');
 
     // Removing the disk leaves the drive empty; removing the drive takes it away.
-    const remove = await m.invokeMethod(svc, 'RemoveResourceSettings', { ResourceSettings: [{ className: 'Msvm_StorageAllocationSettingData', keys: [{ name: 'InstanceID', value: `${controller}\\3\\L` }] }] });
+    const remove = await m.invokeMethod(svc, 'RemoveResourceSettings', {
+      ResourceSettings: [{ className: 'Msvm_StorageAllocationSettingData', keys: [{ name: 'InstanceID', value: `${controller}\\3\\L` }] }],
+    });
     expect(remove.returnValue).toBe(0);
     expect(vmms.get(id)!.devices).toEqual([{ kind: 'scsi-controller', disks: [{ location: 3 }] }]);
-    const drive = await m.invokeMethod(svc, 'RemoveResourceSettings', { ResourceSettings: [{ className: 'Msvm_ResourceAllocationSettingData', keys: [{ name: 'InstanceID', value: `${controller}\\3\\D` }] }] });
+    const drive = await m.invokeMethod(svc, 'RemoveResourceSettings', {
+      ResourceSettings: [{ className: 'Msvm_ResourceAllocationSettingData', keys: [{ name: 'InstanceID', value: `${controller}\\3\\D` }] }],
+    });
     expect(drive.returnValue).toBe(0);
     expect(vmms.get(id)!.devices).toEqual([{ kind: 'scsi-controller', disks: [] }]);
   });
@@ -125,53 +154,92 @@ describe('VmmsProvider over an embedded VMMS', () => {
       if (r.returnValue !== 0) throw new Error(String((await jobOf(r as never))?.get('ErrorDescription')));
       return r.out.ResultingResourceSettings as CimObjectPath[];
     };
-    const [controller] = await add(schema.createInstance('Msvm_ResourceAllocationSettingData', { ResourceType: 6, ResourceSubType: 'Microsoft:Hyper-V:Synthetic SCSI Controller' }));
+    const [controller] = await add(
+      schema.createInstance('Msvm_ResourceAllocationSettingData', { ResourceType: 6, ResourceSubType: 'Microsoft:Hyper-V:Synthetic SCSI Controller' }),
+    );
     expect(controller).toMatchObject({ className: 'Msvm_ResourceAllocationSettingData', keys: [{ name: 'InstanceID', value: `Microsoft:${id}\\${SCSI}\\0` }] });
     // As a WMI client passes it: the parent's full path, with the backslashes of its InstanceID escaped.
     const wmiPath = (p: CimObjectPath) => `\\\\HOST\\root\\virtualization\\v2:${p.className}.InstanceID="${String(p.keys[0]!.value).replace(/\\/g, '\\\\')}"`;
-    const [drive] = await add(schema.createInstance('Msvm_ResourceAllocationSettingData', { ResourceType: 17, ResourceSubType: 'Microsoft:Hyper-V:Synthetic Disk Drive', Parent: wmiPath(controller!), AddressOnParent: '5' }));
+    const [drive] = await add(
+      schema.createInstance('Msvm_ResourceAllocationSettingData', {
+        ResourceType: 17,
+        ResourceSubType: 'Microsoft:Hyper-V:Synthetic Disk Drive',
+        Parent: wmiPath(controller!),
+        AddressOnParent: '5',
+      }),
+    );
     expect(drive!.keys[0]!.value).toBe(`Microsoft:${id}\\${SCSI}\\0\\5\\D`);
     expect(vmms.get(id)!.devices).toEqual([{ kind: 'scsi-controller', disks: [{ location: 5 }] }]);
     const drives = executeWql(m, `SELECT * FROM Msvm_ResourceAllocationSettingData WHERE ResourceType = 17`);
     expect(drives.kind === 'instances' && drives.rows.map((x) => x.instance.get('InstanceID'))).toEqual([drive!.keys[0]!.value]);
-    const [disk] = await add(schema.createInstance('Msvm_StorageAllocationSettingData', { ResourceType: 31, Parent: wmiPath(drive!), HostResource: ['/disks/seq.raw'] }));
+    const [disk] = await add(
+      schema.createInstance('Msvm_StorageAllocationSettingData', { ResourceType: 31, Parent: wmiPath(drive!), HostResource: ['/disks/seq.raw'] }),
+    );
     expect(disk).toMatchObject({ className: 'Msvm_StorageAllocationSettingData', keys: [{ name: 'InstanceID', value: `Microsoft:${id}\\${SCSI}\\0\\5\\L` }] });
     expect(vmms.get(id)!.devices).toEqual([{ kind: 'scsi-controller', disks: [{ location: 5, path: '/disks/seq.raw' }] }]);
-    await expect(add(schema.createInstance('Msvm_StorageAllocationSettingData', { ResourceType: 31, Parent: wmiPath(drive!), HostResource: ['/disks/other.raw'] }))).rejects.toThrow('SCSI 0:5 already holds a disk');
-    await expect(add(schema.createInstance('Msvm_StorageAllocationSettingData', { ResourceType: 31, Parent: `Microsoft:${id}\\${IDE}\\0\\1\\D`, HostResource: ['/disks/x.raw'] })))
-      .rejects.toThrow('there is no drive at IDE 0:1; add the drive (ResourceType 17) first or in the same call');
-    await expect(add(schema.createInstance('Msvm_ResourceAllocationSettingData', { ResourceType: 17, Parent: `Microsoft:${id}\\${SCSI}\\1`, AddressOnParent: '0' }))).rejects.toThrow('the VM has no SCSI controller 1');
+    await expect(
+      add(schema.createInstance('Msvm_StorageAllocationSettingData', { ResourceType: 31, Parent: wmiPath(drive!), HostResource: ['/disks/other.raw'] })),
+    ).rejects.toThrow('SCSI 0:5 already holds a disk');
+    await expect(
+      add(
+        schema.createInstance('Msvm_StorageAllocationSettingData', {
+          ResourceType: 31,
+          Parent: `Microsoft:${id}\\${IDE}\\0\\1\\D`,
+          HostResource: ['/disks/x.raw'],
+        }),
+      ),
+    ).rejects.toThrow('there is no drive at IDE 0:1; add the drive (ResourceType 17) first or in the same call');
+    await expect(
+      add(schema.createInstance('Msvm_ResourceAllocationSettingData', { ResourceType: 17, Parent: `Microsoft:${id}\\${SCSI}\\1`, AddressOnParent: '0' })),
+    ).rejects.toThrow('the VM has no SCSI controller 1');
   });
 
-  it('integration services: New-VM\'s settings in DefineSystem, then Disable-/Enable-VMIntegrationService through ModifyResourceSettings', async () => {
+  it("integration services: New-VM's settings in DefineSystem, then Disable-/Enable-VMIntegrationService through ModifyResourceSettings", async () => {
     const ic = (cls: string, state: number) => schema.createInstance(cls, { EnabledState: state });
     const r = await m.invokeMethod(svc, 'DefineSystem', {
       SystemSettings: schema.createInstance('Msvm_VirtualSystemSettingData', { ElementName: 'ics', GuestImagePath: image }),
-      ResourceSettings: [schema.createInstance('Msvm_ResourceAllocationSettingData', { ResourceType: 6 }),
-        ...['Heartbeat', 'Shutdown', 'TimeSync', 'KvpExchange'].map((n) => ic(`Msvm_${n}ComponentSettingData`, 2))],
+      ResourceSettings: [
+        schema.createInstance('Msvm_ResourceAllocationSettingData', { ResourceType: 6 }),
+        ...['Heartbeat', 'Shutdown', 'TimeSync', 'KvpExchange'].map((n) => ic(`Msvm_${n}ComponentSettingData`, 2)),
+      ],
     });
     expect(r.returnValue).toBe(0);
     const id = String((r.out.ResultingSystem as CimObjectPath).keys[1]!.value);
-    expect(vmms.get(id)!.devices).toEqual([{ kind: 'scsi-controller', disks: [] }, { kind: 'integration-services', heartbeat: true, shutdown: true, timeSync: true, kvp: true }]);
+    expect(vmms.get(id)!.devices).toEqual([
+      { kind: 'scsi-controller', disks: [] },
+      { kind: 'integration-services', heartbeat: true, shutdown: true, timeSync: true, kvp: true },
+    ]);
     const settings = executeWql(m, `SELECT * FROM Msvm_ShutdownComponentSettingData`);
     const shutdown = settings.kind === 'instances' ? settings.rows.map((x) => x.instance).find((i) => String(i.get('InstanceID')).includes(id)) : undefined;
     expect([shutdown?.get('InstanceID'), shutdown?.get('EnabledState')]).toEqual([`Microsoft:${id}\\9F8233AC-BE49-4C79-8EE3-E7E1985B2077`, 2]);
     const off = schema.createInstance('Msvm_ShutdownComponentSettingData', { InstanceID: shutdown!.get('InstanceID'), EnabledState: 3 });
     expect((await m.invokeMethod(svc, 'ModifyResourceSettings', { ResourceSettings: [off] })).returnValue).toBe(0);
     expect(vmms.get(id)!.devices[1]).toEqual({ kind: 'integration-services', heartbeat: true, shutdown: false, timeSync: true, kvp: true });
-    const bad = await m.invokeMethod(svc, 'ModifyResourceSettings', { ResourceSettings: [schema.createInstance('Msvm_ShutdownComponentSettingData', { InstanceID: shutdown!.get('InstanceID'), EnabledState: 9 })] });
-    expect(String((await jobOf(bad as never))!.get('ErrorDescription'))).toBe('Msvm_ShutdownComponentSettingData: EnabledState must be 2 (enabled) or 3 (disabled), not 9');
+    const bad = await m.invokeMethod(svc, 'ModifyResourceSettings', {
+      ResourceSettings: [schema.createInstance('Msvm_ShutdownComponentSettingData', { InstanceID: shutdown!.get('InstanceID'), EnabledState: 9 })],
+    });
+    expect(String((await jobOf(bad as never))!.get('ErrorDescription'))).toBe(
+      'Msvm_ShutdownComponentSettingData: EnabledState must be 2 (enabled) or 3 (disabled), not 9',
+    );
   });
 
   it('ModifySystemSettings renames and pushes modifications; a running-only change is refused with a reason', async () => {
     const id = await define('gamma');
     events.length = 0;
-    const r = await m.invokeMethod(svc, 'ModifySystemSettings', { SystemSettings: schema.createInstance('Msvm_VirtualSystemSettingData', { InstanceID: `Microsoft:${id}`, ElementName: 'gamma2', AutomaticShutdownAction: 2 }) });
+    const r = await m.invokeMethod(svc, 'ModifySystemSettings', {
+      SystemSettings: schema.createInstance('Msvm_VirtualSystemSettingData', {
+        InstanceID: `Microsoft:${id}`,
+        ElementName: 'gamma2',
+        AutomaticShutdownAction: 2,
+      }),
+    });
     expect(r.returnValue).toBe(0);
     expect(vmms.get(id)).toMatchObject({ name: 'gamma2', automaticStopAction: 'turn-off' });
     const cs = events.find((e) => e.kind === 'modification' && e.target.className === 'Msvm_ComputerSystem');
     expect([cs?.previous?.get('ElementName'), cs?.target.get('ElementName')]).toEqual(['gamma', 'gamma2']);
-    const dup = await m.invokeMethod(svc, 'ModifySystemSettings', { SystemSettings: schema.createInstance('Msvm_VirtualSystemSettingData', { InstanceID: `Microsoft:${id}`, ElementName: 'alpha' }) });
+    const dup = await m.invokeMethod(svc, 'ModifySystemSettings', {
+      SystemSettings: schema.createInstance('Msvm_VirtualSystemSettingData', { InstanceID: `Microsoft:${id}`, ElementName: 'alpha' }),
+    });
     const job = await jobOf(dup as never);
     expect([job!.get('ErrorCode'), job!.get('ErrorDescription')]).toEqual([32773, 'a VM named "alpha" exists']);
   });
@@ -179,11 +247,24 @@ describe('VmmsProvider over an embedded VMMS', () => {
   it('GetSummaryInformation answers the requested fields; a job RequestStateChange is 4097; DestroySystem pushes a deletion', async () => {
     const id = await define('delta');
     const s = await m.invokeMethod(svc, 'GetSummaryInformation', {
-      SettingData: [{ className: 'Msvm_VirtualSystemSettingData', keys: [{ name: 'InstanceID', value: `Microsoft:${id}` }] }], RequestedInformation: [0, 1, 4, 100],
+      SettingData: [{ className: 'Msvm_VirtualSystemSettingData', keys: [{ name: 'InstanceID', value: `Microsoft:${id}` }] }],
+      RequestedInformation: [0, 1, 4, 100],
     });
     const [info] = s.out.SummaryInformation as CimInstance[];
-    expect([info!.get('Name'), info!.get('ElementName'), info!.get('NumberOfProcessors'), info!.get('EnabledState'), info!.get('HealthState')]).toEqual([id, 'delta', 2, 3, null]);
-    const vm = { className: 'Msvm_ComputerSystem', keys: [{ name: 'CreationClassName', value: 'Msvm_ComputerSystem' }, { name: 'Name', value: id }] };
+    expect([info!.get('Name'), info!.get('ElementName'), info!.get('NumberOfProcessors'), info!.get('EnabledState'), info!.get('HealthState')]).toEqual([
+      id,
+      'delta',
+      2,
+      3,
+      null,
+    ]);
+    const vm = {
+      className: 'Msvm_ComputerSystem',
+      keys: [
+        { name: 'CreationClassName', value: 'Msvm_ComputerSystem' },
+        { name: 'Name', value: id },
+      ],
+    };
     expect((await m.invokeMethod(vm, 'RequestStateChange', { RequestedState: 4 })).returnValue).toBe(4097);
     expect((await m.invokeMethod(vm, 'RequestStateChange', { RequestedState: 3 })).returnValue).toBe(32775);
     events.length = 0;

@@ -24,17 +24,22 @@ const events: ManagementEvent[] = [];
 
 const wbemcli = (...args: string[]) => run(WBEMCLI!, args, 30_000);
 const embedded = (cls: string, props: Record<string, string | number>) => {
-  const body = Object.entries(props).map(([k, v]) => `<PROPERTY NAME="${k}" TYPE="${typeof v === 'number' ? 'uint16' : 'string'}"><VALUE>${v}</VALUE></PROPERTY>`).join('');
+  const body = Object.entries(props)
+    .map(([k, v]) => `<PROPERTY NAME="${k}" TYPE="${typeof v === 'number' ? 'uint16' : 'string'}"><VALUE>${v}</VALUE></PROPERTY>`)
+    .join('');
   return `<INSTANCE CLASSNAME="${cls}">${body}</INSTANCE>`.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 };
 
 /** vi.waitFor on a probe that answers a falsy value until the condition holds; the time-out shows the daemon's log. */
 async function until<T>(what: string, probe: () => T | undefined | null | false, ms = 60_000): Promise<T> {
-  return vi.waitFor(() => {
-    const v = probe();
-    if (!v) throw new Error(`timed out waiting for ${what}; log: ${daemon.log()}`);
-    return v;
-  }, { timeout: ms, interval: 25 });
+  return vi.waitFor(
+    () => {
+      const v = probe();
+      if (!v) throw new Error(`timed out waiting for ${what}; log: ${daemon.log()}`);
+      return v;
+    },
+    { timeout: ms, interval: 25 },
+  );
 }
 
 describe.skipIf(!WBEMCLI)('wbemcli against a real tsvisor serve — skipped only when the wbemcli binary is absent; CI installs it', () => {
@@ -48,13 +53,22 @@ describe.skipIf(!WBEMCLI)('wbemcli against a real tsvisor serve — skipped only
     image = guestImagePath('checksum');
     scratch = mkdtempSync(join(tmpdir(), 'tsv-img-'));
     // The doomed image below is copied into scratch: a directory the host allows VM files from.
-    daemon = await LiveDaemon.start({ users: [{ user: 'operator', password: 's3cret', role: 'full' }, { user: 'viewer', password: 'l00k', role: 'read-only' }], storageRoots: [scratch] });
+    daemon = await LiveDaemon.start({
+      users: [
+        { user: 'operator', password: 's3cret', role: 'full' },
+        { user: 'viewer', password: 'l00k', role: 'read-only' },
+      ],
+      storageRoots: [scratch],
+    });
     U = daemon.url(CREDS);
     client = await daemon.client();
-    await client.watch("SELECT * FROM __InstanceOperationEvent WITHIN 1 WHERE TargetInstance ISA 'Msvm_ComputerSystem' OR TargetInstance ISA 'Msvm_ConcreteJob'", (e) => {
-      events.push(e);
-      daemon.noteWorker(e.target.get('ProcessID'));
-    });
+    await client.watch(
+      "SELECT * FROM __InstanceOperationEvent WITHIN 1 WHERE TargetInstance ISA 'Msvm_ComputerSystem' OR TargetInstance ISA 'Msvm_ConcreteJob'",
+      (e) => {
+        events.push(e);
+        daemon.noteWorker(e.target.get('ProcessID'));
+      },
+    );
   }, 120_000);
 
   afterAll(async () => {
@@ -77,8 +91,14 @@ describe.skipIf(!WBEMCLI)('wbemcli against a real tsvisor serve — skipped only
   });
 
   it('DefineSystem creates a VM that enumeration, GetInstance and the associations show', async () => {
-    const r = await wbemcli('cm', SVC, `DefineSystem.SystemSettings="${embedded('Msvm_VirtualSystemSettingData', { ElementName: 'web', GuestImagePath: image, GuestCommandLine: 'rounds=100000000', AutomaticShutdownAction: 2 })}"`);
-    expect(r.stdout).toMatch(/DefineSystem: 0, ResultingSystem \(reference\): .*Msvm_ComputerSystem\.CreationClassName="Msvm_ComputerSystem",Name="[0-9a-f-]{36}"/);
+    const r = await wbemcli(
+      'cm',
+      SVC,
+      `DefineSystem.SystemSettings="${embedded('Msvm_VirtualSystemSettingData', { ElementName: 'web', GuestImagePath: image, GuestCommandLine: 'rounds=100000000', AutomaticShutdownAction: 2 })}"`,
+    );
+    expect(r.stdout).toMatch(
+      /DefineSystem: 0, ResultingSystem \(reference\): .*Msvm_ComputerSystem\.CreationClassName="Msvm_ComputerSystem",Name="[0-9a-f-]{36}"/,
+    );
     vmId = /Name="([0-9a-f-]{36})"/.exec(r.stdout)![1]!;
     VM = `${U}:Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="${vmId}"`;
     await until('the creation event', () => events.find((e) => e.kind === 'creation' && e.target.get('Name') === vmId));
@@ -91,9 +111,21 @@ describe.skipIf(!WBEMCLI)('wbemcli against a real tsvisor serve — skipped only
     const vssd = await wbemcli('ain', '-ac', 'Msvm_SettingsDefineState', VM);
     expect(vssd.stdout.trim()).toBe(`127.0.0.1/root/virtualization/v2:Msvm_VirtualSystemSettingData.InstanceID="Microsoft:${vmId}"`);
     const parts = await wbemcli('ain', '-ac', 'Msvm_VirtualSystemSettingDataComponent', `${U}:Msvm_VirtualSystemSettingData.InstanceID="Microsoft:${vmId}"`);
-    expect(parts.stdout.trim().split('\n').map((l) => /:(Msvm_\w+)\./.exec(l)![1]).sort()).toEqual([
-      'Msvm_HeartbeatComponentSettingData', 'Msvm_KvpExchangeComponentSettingData', 'Msvm_MemorySettingData', 'Msvm_ProcessorSettingData',
-      'Msvm_ResourceAllocationSettingData', 'Msvm_ResourceAllocationSettingData', 'Msvm_ShutdownComponentSettingData', 'Msvm_TimeSyncComponentSettingData',
+    expect(
+      parts.stdout
+        .trim()
+        .split('\n')
+        .map((l) => /:(Msvm_\w+)\./.exec(l)![1])
+        .sort(),
+    ).toEqual([
+      'Msvm_HeartbeatComponentSettingData',
+      'Msvm_KvpExchangeComponentSettingData',
+      'Msvm_MemorySettingData',
+      'Msvm_ProcessorSettingData',
+      'Msvm_ResourceAllocationSettingData',
+      'Msvm_ResourceAllocationSettingData',
+      'Msvm_ShutdownComponentSettingData',
+      'Msvm_TimeSyncComponentSettingData',
     ]);
     const settings = await wbemcli('gi', `${U}:Msvm_VirtualSystemSettingData.InstanceID="Microsoft:${vmId}"`, 'ElementName,VirtualSystemType,GuestImagePath');
     expect(settings.stdout).toContain('VirtualSystemType="Microsoft:Hyper-V:System:Realized"');
@@ -104,7 +136,9 @@ describe.skipIf(!WBEMCLI)('wbemcli against a real tsvisor serve — skipped only
       const r = await wbemcli('cm', VM, `RequestStateChange.RequestedState=${requested}`);
       expect(r.stdout).toMatch(/RequestStateChange: 4096, Job \(reference\): .*Msvm_ConcreteJob\.InstanceID="[0-9A-F-]{36}"/);
       const job = /InstanceID="([0-9A-F-]{36})"/.exec(r.stdout)![1]!;
-      const done = await until(`job ${job}`, () => events.find((e) => e.target.className === 'Msvm_ConcreteJob' && e.target.get('InstanceID') === job && e.target.get('JobState') === 7));
+      const done = await until(`job ${job}`, () =>
+        events.find((e) => e.target.className === 'Msvm_ConcreteJob' && e.target.get('InstanceID') === job && e.target.get('JobState') === 7),
+      );
       expect(done.target.get('PercentComplete')).toBe(100);
       const gi = await wbemcli('gi', VM, 'EnabledState');
       expect(gi.stdout.trim()).toMatch(new RegExp(`EnabledState=${state}$`));
@@ -122,16 +156,40 @@ describe.skipIf(!WBEMCLI)('wbemcli against a real tsvisor serve — skipped only
     await step(2, 2);
     await step(3, 3);
 
-    const states = events.filter((e) => e.kind === 'modification' && e.target.className === 'Msvm_ComputerSystem' && e.target.get('Name') === vmId && e.previous!.get('EnabledState') !== e.target.get('EnabledState'))
+    const states = events
+      .filter(
+        (e) =>
+          e.kind === 'modification' &&
+          e.target.className === 'Msvm_ComputerSystem' &&
+          e.target.get('Name') === vmId &&
+          e.previous!.get('EnabledState') !== e.target.get('EnabledState'),
+      )
       .map((e) => [e.previous!.get('EnabledState'), e.target.get('EnabledState')]);
     // Off → Starting → Running → Pausing → Paused → Resuming → Running → Saving → Saved → Starting → Running → Stopping → Off
-    expect(states).toEqual([[3, 10], [10, 2], [2, 32776], [32776, 9], [9, 32777], [32777, 2], [2, 32773], [32773, 6], [6, 10], [10, 2], [2, 4], [4, 3]]);
+    expect(states).toEqual([
+      [3, 10],
+      [10, 2],
+      [2, 32776],
+      [32776, 9],
+      [9, 32777],
+      [32777, 2],
+      [2, 32773],
+      [32773, 6],
+      [6, 10],
+      [10, 2],
+      [2, 4],
+      [4, 3],
+    ]);
   }, 180_000);
 
   it('a job that fails ends in Exception with the Hyper-V code and a reason; a refused DefineSystem too', async () => {
     const doomed = join(scratch, 'gone.wasm');
     copyFileSync(image, doomed);
-    const def = await wbemcli('cm', SVC, `DefineSystem.SystemSettings="${embedded('Msvm_VirtualSystemSettingData', { ElementName: 'doomed', GuestImagePath: doomed })}"`);
+    const def = await wbemcli(
+      'cm',
+      SVC,
+      `DefineSystem.SystemSettings="${embedded('Msvm_VirtualSystemSettingData', { ElementName: 'doomed', GuestImagePath: doomed })}"`,
+    );
     const id = /Name="([0-9a-f-]{36})"/.exec(def.stdout)![1]!;
     rmSync(doomed);
     const r = await wbemcli('cm', `${U}:Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="${id}"`, 'RequestStateChange.RequestedState=2');
@@ -142,7 +200,11 @@ describe.skipIf(!WBEMCLI)('wbemcli against a real tsvisor serve — skipped only
     const gi = await wbemcli('gi', `${U}:Msvm_ConcreteJob.InstanceID="${job}"`, 'JobState,ErrorCode');
     expect(gi.stdout.trim()).toMatch(/ErrorCode=32768,JobState=10$/);
 
-    const refused = await wbemcli('cm', SVC, `DefineSystem.SystemSettings="${embedded('Msvm_VirtualSystemSettingData', { ElementName: 'nothing', GuestImagePath: '/no/such/image.wasm' })}"`);
+    const refused = await wbemcli(
+      'cm',
+      SVC,
+      `DefineSystem.SystemSettings="${embedded('Msvm_VirtualSystemSettingData', { ElementName: 'nothing', GuestImagePath: '/no/such/image.wasm' })}"`,
+    );
     expect(refused.stdout).toMatch(/DefineSystem: 4096, Job \(reference\)/);
     const refusedJob = /InstanceID="([0-9A-F-]{36})"/.exec(refused.stdout)![1]!;
     const why = await wbemcli('gi', `${U}:Msvm_ConcreteJob.InstanceID="${refusedJob}"`, 'JobState,ErrorCode,ErrorDescription');
@@ -187,14 +249,18 @@ describe.skipIf(!WBEMCLI)('wbemcli against a real tsvisor serve — skipped only
     const vm = `${R}:Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="${vmId}"`;
     const start = await wbemcli('-noverify', 'cm', vm, 'RequestStateChange.RequestedState=2');
     expect(start.stderr).toContain('CIM_ERR_ACCESS_DENIED');
-    const define = await wbemcli('-noverify', 'cm', SVC.replace(/^http:\/\/[^/]+/, `https://${VIEWER}@127.0.0.1:${daemon.httpsPort}`),
-      `DefineSystem.SystemSettings="${embedded('Msvm_VirtualSystemSettingData', { ElementName: 'not-allowed', GuestImagePath: image })}"`);
+    const define = await wbemcli(
+      '-noverify',
+      'cm',
+      SVC.replace(/^http:\/\/[^/]+/, `https://${VIEWER}@127.0.0.1:${daemon.httpsPort}`),
+      `DefineSystem.SystemSettings="${embedded('Msvm_VirtualSystemSettingData', { ElementName: 'not-allowed', GuestImagePath: image })}"`,
+    );
     expect(define.stderr).toContain('CIM_ERR_ACCESS_DENIED');
     expect((await client.query("SELECT * FROM Msvm_ComputerSystem WHERE ElementName = 'not-allowed'")).length).toBe(0);
     expect((await wbemcli('gi', VM, 'EnabledState')).stdout.trim()).toMatch(/EnabledState=3$/);
   });
 
-  it('without credentials a local user other than root and the service\'s own is refused (401), over HTTP and HTTPS', async () => {
+  it("without credentials a local user other than root and the service's own is refused (401), over HTTP and HTTPS", async () => {
     const asNobody = (...args: string[]) => runAs(65534, WBEMCLI!, args);
     const http = await asNobody('ein', `${daemon.url()}:Msvm_ComputerSystem`);
     expect(http.stderr).toMatch(/Username\/password required|HTTP response code said error/);
@@ -210,12 +276,18 @@ describe.skipIf(!WBEMCLI)('wbemcli against a real tsvisor serve — skipped only
     const sock = connect(daemon.socketPath);
     let got = '';
     sock.setEncoding('utf8');
-    sock.on('data', (c: string) => { got += c; });
+    sock.on('data', (c: string) => {
+      got += c;
+    });
     await new Promise((r) => sock.once('connect', r));
     const lines = [
       { id: 1, method: 'cim.get', params: { path: 'Msvm_ComputerSystem' } },
       { id: 2, method: 'cim.get', params: { path: { className: 'Msvm_ComputerSystem', keys: [{ name: 'Name', value: { nested: true } }] } } },
-      { id: 3, method: 'cim.invoke', params: { path: { className: 'Msvm_ComputerSystem', keys: [] }, method: 'RequestStateChange', params: { RequestedState: { properties: 7 } } } },
+      {
+        id: 3,
+        method: 'cim.invoke',
+        params: { path: { className: 'Msvm_ComputerSystem', keys: [] }, method: 'RequestStateChange', params: { RequestedState: { properties: 7 } } },
+      },
       { id: 4, method: 'cim.query', params: { wql: 'SELECT FROM WHERE' } },
       { id: 5, method: 'cim.watch', params: { wql: 'SELECT * FROM Msvm_ComputerSystem' } },
       { id: 6, method: 'cim.unwatch', params: { subscription: 999 } },
@@ -223,9 +295,16 @@ describe.skipIf(!WBEMCLI)('wbemcli against a real tsvisor serve — skipped only
     ];
     for (const l of lines) sock.write(JSON.stringify(l) + '\n');
     await until('seven replies', () => got.split('\n').filter(Boolean).length >= 7);
-    const replies = got.trim().split('\n').map((l) => JSON.parse(l) as { id: number; error?: { code: string } });
+    const replies = got
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: number; error?: { code: string } });
     expect(replies.every((r) => r.error?.code)).toBe(true);
-    expect(Object.fromEntries(replies.map((r) => [r.id, r.error!.code]))).toMatchObject({ 4: 'CIM_ERR_INVALID_QUERY', 6: 'CIM_ERR_NOT_FOUND', 7: 'CIM_ERR_INVALID_CLASS' });
+    expect(Object.fromEntries(replies.map((r) => [r.id, r.error!.code]))).toMatchObject({
+      4: 'CIM_ERR_INVALID_QUERY',
+      6: 'CIM_ERR_NOT_FOUND',
+      7: 'CIM_ERR_INVALID_CLASS',
+    });
     sock.destroy();
     expect((await client.query('SELECT * FROM Msvm_VirtualSystemManagementService')).length).toBe(1);
   });

@@ -9,7 +9,13 @@ import type { WqlSelectQuery } from '../../root-partition/management/wql/ast.ts'
 import { createFixture, VM2_NAME, VM_NAME, VSSD_ID } from './fixtures.ts';
 
 const f = createFixture();
-const vm = f.manager.getInstance({ className: 'Msvm_ComputerSystem', keys: [{ name: 'CreationClassName', value: 'Msvm_ComputerSystem' }, { name: 'Name', value: VM_NAME }] });
+const vm = f.manager.getInstance({
+  className: 'Msvm_ComputerSystem',
+  keys: [
+    { name: 'CreationClassName', value: 'Msvm_ComputerSystem' },
+    { name: 'Name', value: VM_NAME },
+  ],
+});
 
 /** Evaluate a WHERE clause against the VM (EnabledState 3, ProcessID NULL, ElementName 'web & db'). */
 function onVm(where: string): boolean | null {
@@ -25,23 +31,39 @@ function names(query: string): string[] {
 
 describe('WQL evaluation against an instance', () => {
   it.each([
-    ['EnabledState = 3', true], ['EnabledState = 2', false],
-    ['EnabledState != 2', true], ['EnabledState <> 3', false],
-    ['EnabledState < 4', true], ['EnabledState < 3', false],
-    ['EnabledState > 2', true], ['EnabledState > 3', false],
-    ['EnabledState <= 3', true], ['EnabledState <= 2', false],
-    ['EnabledState >= 3', true], ['EnabledState >= 4', false],
+    ['EnabledState = 3', true],
+    ['EnabledState = 2', false],
+    ['EnabledState != 2', true],
+    ['EnabledState <> 3', false],
+    ['EnabledState < 4', true],
+    ['EnabledState < 3', false],
+    ['EnabledState > 2', true],
+    ['EnabledState > 3', false],
+    ['EnabledState <= 3', true],
+    ['EnabledState <= 2', false],
+    ['EnabledState >= 3', true],
+    ['EnabledState >= 4', false],
     ["EnabledState = '3'", true],
     ["ElementName = 'WEB & DB'", true],
     ["ElementName < 'x'", true],
     ['OnTimeInMilliseconds = 0', true],
-    ['HealthState = 5 AND EnabledState = 3', true], ['HealthState = 5 AND EnabledState = 2', false],
-    ['HealthState = 1 OR EnabledState = 3', true], ['HealthState = 1 OR EnabledState = 2', false],
-    ['NOT EnabledState = 2', true], ['NOT EnabledState = 3', false],
-    ["ElementName LIKE 'web%'", true], ["ElementName LIKE 'WEB _ DB'", true], ["ElementName LIKE 'web_db'", false], ["ElementName LIKE 'web _ db'", true],
-    ["ElementName LIKE '[uvw]eb%'", true], ["ElementName LIKE '[^w]eb%'", false], ["ElementName LIKE '[a-z]eb & d[a-c]'", true],
+    ['HealthState = 5 AND EnabledState = 3', true],
+    ['HealthState = 5 AND EnabledState = 2', false],
+    ['HealthState = 1 OR EnabledState = 3', true],
+    ['HealthState = 1 OR EnabledState = 2', false],
+    ['NOT EnabledState = 2', true],
+    ['NOT EnabledState = 3', false],
+    ["ElementName LIKE 'web%'", true],
+    ["ElementName LIKE 'WEB _ DB'", true],
+    ["ElementName LIKE 'web_db'", false],
+    ["ElementName LIKE 'web _ db'", true],
+    ["ElementName LIKE '[uvw]eb%'", true],
+    ["ElementName LIKE '[^w]eb%'", false],
+    ["ElementName LIKE '[a-z]eb & d[a-c]'", true],
     ["ElementName NOT LIKE 'web%'", false],
-    ['ProcessID IS NULL', true], ['ProcessID IS NOT NULL', false], ['ElementName IS NOT NULL', true],
+    ['ProcessID IS NULL', true],
+    ['ProcessID IS NOT NULL', false],
+    ['ElementName IS NOT NULL', true],
     ["__CLASS = 'msvm_computersystem'", true],
   ])('%s → %s', (where, expected) => {
     expect(onVm(where)).toBe(expected);
@@ -68,16 +90,29 @@ describe('WQL evaluation against an instance', () => {
 describe('WQL SELECT through the object manager', () => {
   it('filters and projects Msvm_ComputerSystem as libvirt queries it', () => {
     expect(names(`SELECT * FROM Msvm_ComputerSystem WHERE Description = "Microsoft Virtual Machine"`)).toEqual([VM_NAME, VM2_NAME]);
-    expect(names(`SELECT * FROM Msvm_ComputerSystem WHERE Description = "Microsoft Virtual Machine" AND (EnabledState = 2 OR EnabledState = 9)`)).toEqual([VM2_NAME]);
+    expect(names(`SELECT * FROM Msvm_ComputerSystem WHERE Description = "Microsoft Virtual Machine" AND (EnabledState = 2 OR EnabledState = 9)`)).toEqual([
+      VM2_NAME,
+    ]);
     const r = executeWql(f.manager, 'SELECT Name, EnabledState FROM Msvm_ComputerSystem WHERE ProcessID = 4242');
-    expect(r.kind === 'instances' && r.rows.map((row) => row.instance.properties.map((p) => [p.name, p.value]))).toEqual([[['Name', VM2_NAME], ['EnabledState', 2]]]);
-    expect(r.kind === 'instances' && r.rows[0]!.path.keys).toEqual([{ name: 'CreationClassName', value: 'Msvm_ComputerSystem' }, { name: 'Name', value: VM2_NAME }]);
+    expect(r.kind === 'instances' && r.rows.map((row) => row.instance.properties.map((p) => [p.name, p.value]))).toEqual([
+      [
+        ['Name', VM2_NAME],
+        ['EnabledState', 2],
+      ],
+    ]);
+    expect(r.kind === 'instances' && r.rows[0]!.path.keys).toEqual([
+      { name: 'CreationClassName', value: 'Msvm_ComputerSystem' },
+      { name: 'Name', value: VM2_NAME },
+    ]);
   });
 
   it('finds host maximums with LIKE and enumerates subclasses through a parent class', () => {
-    expect(names(`SELECT * FROM Msvm_ProcessorSettingData WHERE InstanceID LIKE 'Microsoft:Definition%Maximum'`))
-      .toEqual(['Microsoft:Definition\\B637F346-6A0E-4DEC-AF52-BD70CB80A21D\\Maximum']);
-    expect(names('SELECT * FROM CIM_ResourceAllocationSettingData WHERE ResourceType = 4')).toEqual([`Microsoft:${VM_NAME}\\4764334D-E001-4176-82EE-5594EC9B530E`]);
+    expect(names(`SELECT * FROM Msvm_ProcessorSettingData WHERE InstanceID LIKE 'Microsoft:Definition%Maximum'`)).toEqual([
+      'Microsoft:Definition\\B637F346-6A0E-4DEC-AF52-BD70CB80A21D\\Maximum',
+    ]);
+    expect(names('SELECT * FROM CIM_ResourceAllocationSettingData WHERE ResourceType = 4')).toEqual([
+      `Microsoft:${VM_NAME}\\4764334D-E001-4176-82EE-5594EC9B530E`,
+    ]);
   });
 
   it('compares reference properties with path strings and tests them with ISA', () => {
@@ -112,10 +147,16 @@ describe('WQL ASSOCIATORS OF / REFERENCES OF', () => {
   it('follows every association of the VM, and filters by AssocClass, ResultClass, Role, ResultRole', () => {
     const r = executeWql(f.manager, `ASSOCIATORS OF ${vmPath}`);
     expect(r.kind === 'instances' && r.rows.map((row) => row.path.className).sort()).toEqual(['Msvm_HeartbeatComponent', 'Msvm_VirtualSystemSettingData']);
-    expect(names(`ASSOCIATORS OF ${vmPath} WHERE AssocClass = Msvm_SettingsDefineState ResultClass = CIM_SettingData Role = ManagedElement ResultRole = SettingData`)).toEqual([VSSD_ID]);
+    expect(
+      names(
+        `ASSOCIATORS OF ${vmPath} WHERE AssocClass = Msvm_SettingsDefineState ResultClass = CIM_SettingData Role = ManagedElement ResultRole = SettingData`,
+      ),
+    ).toEqual([VSSD_ID]);
     expect(names(`ASSOCIATORS OF ${vmPath} WHERE Role = SettingData`)).toEqual([]);
     expect(names(`ASSOCIATORS OF ${vmPath} WHERE ResultClass = Msvm_ComputerSystem`)).toEqual([]);
-    expect(names(`ASSOCIATORS OF {Msvm_VirtualSystemSettingData.InstanceID="${VSSD_ID}"} WHERE AssocClass = Msvm_VirtualSystemSettingDataComponent`)).toHaveLength(2);
+    expect(
+      names(`ASSOCIATORS OF {Msvm_VirtualSystemSettingData.InstanceID="${VSSD_ID}"} WHERE AssocClass = Msvm_VirtualSystemSettingDataComponent`),
+    ).toHaveLength(2);
   });
 
   it('answers ClassDefsOnly with classes and KeysOnly with key properties only', () => {

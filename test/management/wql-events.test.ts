@@ -72,9 +72,13 @@ describe('pushed events through subscribeWql', () => {
   it('delivers matching provider changes as they happen and stops after unsubscribe', async () => {
     const { provider, manager } = createFixture();
     const seen: string[] = [];
-    const unsubscribe = subscribeWql(manager, STATE_CHANGE, (e) => seen.push(`${e.kind}:${String(e.target.get('EnabledState'))}:${String(e.previous?.get('EnabledState'))}`));
+    const unsubscribe = subscribeWql(manager, STATE_CHANGE, (e) =>
+      seen.push(`${e.kind}:${String(e.target.get('EnabledState'))}:${String(e.previous?.get('EnabledState'))}`),
+    );
     const created: string[] = [];
-    const unsubscribeCreated = subscribeWql(manager, `SELECT * FROM __InstanceCreationEvent WHERE TargetInstance ISA 'CIM_ConcreteJob'`, (e) => created.push(String(e.target.get('InstanceID'))));
+    const unsubscribeCreated = subscribeWql(manager, `SELECT * FROM __InstanceCreationEvent WHERE TargetInstance ISA 'CIM_ConcreteJob'`, (e) =>
+      created.push(String(e.target.get('InstanceID'))),
+    );
     await manager.invokeMethod(VM_PATH, 'RequestStateChange', { RequestedState: 2 });
     provider.update(manager.getInstance(VM_PATH).with({ ElementName: 'renamed' }));
     expect(seen).toEqual(['modification:2:3']);

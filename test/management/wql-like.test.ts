@@ -45,27 +45,36 @@ const pattern = fc.array(patternChar, { maxLength: 10 }).map((a) => a.join(''));
 
 describe('WQL LIKE matcher', () => {
   it('agrees with the regular-expression reference on random patterns and values', () => {
-    fc.assert(fc.property(pattern, value, (p, v) => {
-      const re = reference(p);
-      fc.pre(re !== null);
-      return new LikePattern(p).matches(v) === re!.test(v);
-    }), { numRuns: 5_000 });
+    fc.assert(
+      fc.property(pattern, value, (p, v) => {
+        const re = reference(p);
+        fc.pre(re !== null);
+        return new LikePattern(p).matches(v) === re!.test(v);
+      }),
+      { numRuns: 5_000 },
+    );
   });
 
   it('agrees on values built to match: pieces of the value put into the pattern', () => {
-    fc.assert(fc.property(value, fc.array(fc.tuple(fc.nat(12), fc.constantFrom('%', '_', '[ab]', '[^a]', '[a-z]')), { maxLength: 4 }), (v, edits) => {
-      let p = v.replace(/[%_[\]]/g, 'x');
-      for (const [at, what] of edits) p = p.slice(0, at) + what + p.slice(at + 1);
-      const re = reference(p);
-      fc.pre(re !== null);
-      return new LikePattern(p).matches(v) === re!.test(v);
-    }), { numRuns: 2_000 });
+    fc.assert(
+      fc.property(value, fc.array(fc.tuple(fc.nat(12), fc.constantFrom('%', '_', '[ab]', '[^a]', '[a-z]')), { maxLength: 4 }), (v, edits) => {
+        let p = v.replace(/[%_[\]]/g, 'x');
+        for (const [at, what] of edits) p = p.slice(0, at) + what + p.slice(at + 1);
+        const re = reference(p);
+        fc.pre(re !== null);
+        return new LikePattern(p).matches(v) === re!.test(v);
+      }),
+      { numRuns: 2_000 },
+    );
   });
 
   it('never takes more than (value length + 1) x (pattern length + 2) steps', () => {
-    fc.assert(fc.property(pattern, value, (p, v) => {
-      return new LikePattern(p).match(v).steps <= (v.length + 1) * (p.length + 2);
-    }), { numRuns: 2_000 });
+    fc.assert(
+      fc.property(pattern, value, (p, v) => {
+        return new LikePattern(p).match(v).steps <= (v.length + 1) * (p.length + 2);
+      }),
+      { numRuns: 2_000 },
+    );
   });
 
   it('answers the pathological pattern that froze the service, in linear steps', () => {

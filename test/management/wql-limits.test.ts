@@ -22,9 +22,15 @@ function cimError(run: () => unknown): CimError {
 function withLongNames(count: number) {
   const f = createFixture();
   for (let i = 0; i < count; i++) {
-    f.provider.add(f.schema.createInstance('Msvm_ComputerSystem', {
-      CreationClassName: 'Msvm_ComputerSystem', Name: `LONG-${i}`, ElementName: 'a'.repeat(60), Description: 'Microsoft Virtual Machine', EnabledState: 3,
-    }));
+    f.provider.add(
+      f.schema.createInstance('Msvm_ComputerSystem', {
+        CreationClassName: 'Msvm_ComputerSystem',
+        Name: `LONG-${i}`,
+        ElementName: 'a'.repeat(60),
+        Description: 'Microsoft Virtual Machine',
+        EnabledState: 3,
+      }),
+    );
   }
   return f;
 }
@@ -34,13 +40,18 @@ const rows = (r: ReturnType<typeof executeWql>) => (r.kind === 'instances' ? r.r
 describe('WQL nesting and length bounds', () => {
   it(`refuses NOT and parentheses nested deeper than ${MAX_WQL_NESTING} with CIM_ERR_INVALID_QUERY, not a stack overflow`, () => {
     const { manager } = createFixture();
-    for (const where of [`${'NOT '.repeat(5000)}EnabledState = 2`, `${'('.repeat(5000)}EnabledState = 2${')'.repeat(5000)}`,
-      `${'NOT ('.repeat(2500)}EnabledState = 2${')'.repeat(2500)}`]) {
+    for (const where of [
+      `${'NOT '.repeat(5000)}EnabledState = 2`,
+      `${'('.repeat(5000)}EnabledState = 2${')'.repeat(5000)}`,
+      `${'NOT ('.repeat(2500)}EnabledState = 2${')'.repeat(2500)}`,
+    ]) {
       const e = cimError(() => executeWql(manager, `SELECT * FROM Msvm_ComputerSystem WHERE ${where}`));
       expect(e.statusName).toBe('CIM_ERR_INVALID_QUERY');
       expect(e.message).toMatch(/nested more than 64 deep/);
     }
-    const e = cimError(() => compileEventFilter(`SELECT * FROM __InstanceCreationEvent WHERE ${'NOT '.repeat(5000)}TargetInstance ISA 'Msvm_ComputerSystem'`, manager.schema));
+    const e = cimError(() =>
+      compileEventFilter(`SELECT * FROM __InstanceCreationEvent WHERE ${'NOT '.repeat(5000)}TargetInstance ISA 'Msvm_ComputerSystem'`, manager.schema),
+    );
     expect(e.statusName).toBe('CIM_ERR_INVALID_QUERY');
   });
 
@@ -87,7 +98,9 @@ describe('WQL work bound', () => {
   it('bounds the default: a long pattern against long values over many rows is refused, not run for minutes', () => {
     const f = createFixture();
     for (let i = 0; i < 100; i++) {
-      f.provider.add(f.schema.createInstance('Msvm_ComputerSystem', { CreationClassName: 'Msvm_ComputerSystem', Name: `BIG-${i}`, ElementName: 'a'.repeat(20_000) }));
+      f.provider.add(
+        f.schema.createInstance('Msvm_ComputerSystem', { CreationClassName: 'Msvm_ComputerSystem', Name: `BIG-${i}`, ElementName: 'a'.repeat(20_000) }),
+      );
     }
     // Each of the 20 000 places the % can stop matches 1000 a's before failing at b: 2e7 steps a row.
     const query = `SELECT * FROM Msvm_ComputerSystem WHERE ElementName LIKE '%${'a'.repeat(1000)}b'`;
@@ -101,11 +114,20 @@ describe('WQL work bound', () => {
   it('answers ERROR CODE 27 inside a 200 reply over CIM-XML', async () => {
     const f = createFixture();
     for (let i = 0; i < 100; i++) {
-      f.provider.add(f.schema.createInstance('Msvm_ComputerSystem', { CreationClassName: 'Msvm_ComputerSystem', Name: `BIG-${i}`, ElementName: 'a'.repeat(20_000) }));
+      f.provider.add(
+        f.schema.createInstance('Msvm_ComputerSystem', { CreationClassName: 'Msvm_ComputerSystem', Name: `BIG-${i}`, ElementName: 'a'.repeat(20_000) }),
+      );
     }
     const query = `SELECT * FROM Msvm_ComputerSystem WHERE ElementName LIKE '%${'a'.repeat(1000)}b'`;
-    const body = wbemcliBody(`<IMETHODCALL NAME="ExecQuery">${NS}<IPARAMVALUE NAME="QueryLanguage"><VALUE>WQL</VALUE></IPARAMVALUE><IPARAMVALUE NAME="Query"><VALUE>${query}</VALUE></IPARAMVALUE></IMETHODCALL>`);
-    const r = await handleCimXml(f.manager, { cimOperation: 'MethodCall', cimMethod: 'ExecQuery', cimObject: 'root%2Fvirtualization%2Fv2', contentType: 'application/xml' }, body, 'HOST1');
+    const body = wbemcliBody(
+      `<IMETHODCALL NAME="ExecQuery">${NS}<IPARAMVALUE NAME="QueryLanguage"><VALUE>WQL</VALUE></IPARAMVALUE><IPARAMVALUE NAME="Query"><VALUE>${query}</VALUE></IPARAMVALUE></IMETHODCALL>`,
+    );
+    const r = await handleCimXml(
+      f.manager,
+      { cimOperation: 'MethodCall', cimMethod: 'ExecQuery', cimObject: 'root%2Fvirtualization%2Fv2', contentType: 'application/xml' },
+      body,
+      'HOST1',
+    );
     expect(r.status).toBe(200);
     expect(r.body).toMatch(/<ERROR CODE="27" DESCRIPTION="CIM_ERR_SERVER_LIMITS_EXCEEDED: query too expensive/);
   });

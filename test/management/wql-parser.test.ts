@@ -19,7 +19,10 @@ describe('WQL SELECT', () => {
   it('parses * and a projection', () => {
     expect(parseWql('SELECT * FROM Msvm_ComputerSystem')).toEqual({ kind: 'select', properties: null, className: 'Msvm_ComputerSystem', where: null });
     expect(parseWql('select Name, EnabledState from Msvm_ComputerSystem')).toEqual({
-      kind: 'select', properties: ['Name', 'EnabledState'], className: 'Msvm_ComputerSystem', where: null,
+      kind: 'select',
+      properties: ['Name', 'EnabledState'],
+      className: 'Msvm_ComputerSystem',
+      where: null,
     });
   });
 
@@ -43,7 +46,9 @@ describe('WQL SELECT', () => {
 
   it('gives NOT over AND over OR, parentheses first', () => {
     expect(parseWql('SELECT * FROM C WHERE A = 1 OR B = 2 AND NOT C = 3')).toEqual({
-      kind: 'select', properties: null, className: 'C',
+      kind: 'select',
+      properties: null,
+      className: 'C',
       where: {
         kind: 'or',
         left: { kind: 'compare', operator: '=', left: prop('A'), right: lit(1) },
@@ -68,16 +73,24 @@ describe('WQL SELECT', () => {
     expect(parseWql('SELECT * FROM C WHERE ProcessID IS NOT NULL')).toMatchObject({ where: { kind: 'isNull', negated: true } });
     expect(parseWql(`SELECT * FROM C WHERE Obj ISA 'CIM_System'`)).toMatchObject({ where: { kind: 'isa', operand: prop('Obj'), className: 'CIM_System' } });
     expect(parseWql('SELECT * FROM C WHERE A = TRUE AND B = false AND C = NULL AND D = -5 AND E = 1.5e3')).toMatchObject({
-      where: { left: { left: { left: { left: { right: lit(true) }, right: { right: lit(false) } }, right: { right: lit(null) } }, right: { right: lit(-5) } }, right: { right: lit(1500) } },
+      where: {
+        left: { left: { left: { left: { right: lit(true) }, right: { right: lit(false) } }, right: { right: lit(null) } }, right: { right: lit(-5) } },
+        right: { right: lit(1500) },
+      },
     });
   });
 });
 
 describe('WQL event queries', () => {
   it('parses WITHIN and conditions on TargetInstance and PreviousInstance', () => {
-    const q = parseWql(`SELECT * FROM __InstanceModificationEvent WITHIN 2 WHERE TargetInstance ISA 'Msvm_ComputerSystem' AND TargetInstance.EnabledState <> PreviousInstance.EnabledState`);
+    const q = parseWql(
+      `SELECT * FROM __InstanceModificationEvent WITHIN 2 WHERE TargetInstance ISA 'Msvm_ComputerSystem' AND TargetInstance.EnabledState <> PreviousInstance.EnabledState`,
+    );
     expect(q).toEqual({
-      kind: 'event', properties: null, eventClass: '__InstanceModificationEvent', within: 2,
+      kind: 'event',
+      properties: null,
+      eventClass: '__InstanceModificationEvent',
+      within: 2,
       where: {
         kind: 'and',
         left: { kind: 'isa', operand: prop('TargetInstance'), className: 'Msvm_ComputerSystem' },
@@ -95,22 +108,42 @@ describe('WQL event queries', () => {
 
 describe('WQL ASSOCIATORS OF / REFERENCES OF', () => {
   it('parses the path and keywords not joined by AND', () => {
-    const q = parseWql(`ASSOCIATORS OF {Msvm_ComputerSystem.CreationClassName='Msvm_ComputerSystem',Name='6D1F'} WHERE AssocClass = Msvm_SettingsDefineState ResultClass = Msvm_VirtualSystemSettingData Role = ManagedElement ResultRole = SettingData`);
+    const q = parseWql(
+      `ASSOCIATORS OF {Msvm_ComputerSystem.CreationClassName='Msvm_ComputerSystem',Name='6D1F'} WHERE AssocClass = Msvm_SettingsDefineState ResultClass = Msvm_VirtualSystemSettingData Role = ManagedElement ResultRole = SettingData`,
+    );
     expect(q).toEqual({
-      kind: 'associators', objectPath: "Msvm_ComputerSystem.CreationClassName='Msvm_ComputerSystem',Name='6D1F'",
-      assocClass: 'Msvm_SettingsDefineState', resultClass: 'Msvm_VirtualSystemSettingData', role: 'ManagedElement', resultRole: 'SettingData',
-      requiredQualifier: null, requiredAssocQualifier: null, classDefsOnly: false, keysOnly: false,
+      kind: 'associators',
+      objectPath: "Msvm_ComputerSystem.CreationClassName='Msvm_ComputerSystem',Name='6D1F'",
+      assocClass: 'Msvm_SettingsDefineState',
+      resultClass: 'Msvm_VirtualSystemSettingData',
+      role: 'ManagedElement',
+      resultRole: 'SettingData',
+      requiredQualifier: null,
+      requiredAssocQualifier: null,
+      classDefsOnly: false,
+      keysOnly: false,
     });
-    expect(parseWql('associators of {C.K="}"} where ClassDefsOnly RequiredAssocQualifier = Association KeysOnly RequiredQualifier = Description')).toMatchObject({
-      objectPath: 'C.K="}"', classDefsOnly: true, keysOnly: true, requiredAssocQualifier: 'Association', requiredQualifier: 'Description',
+    expect(
+      parseWql('associators of {C.K="}"} where ClassDefsOnly RequiredAssocQualifier = Association KeysOnly RequiredQualifier = Description'),
+    ).toMatchObject({
+      objectPath: 'C.K="}"',
+      classDefsOnly: true,
+      keysOnly: true,
+      requiredAssocQualifier: 'Association',
+      requiredQualifier: 'Description',
     });
     expect(parseWql('ASSOCIATORS OF {C.K=1}')).toMatchObject({ kind: 'associators', assocClass: null });
   });
 
   it('parses REFERENCES OF with its keywords', () => {
     expect(parseWql(`REFERENCES OF {Msvm_ComputerSystem.Name="x"} WHERE ResultClass = Msvm_SettingsDefineState Role = ManagedElement KeysOnly`)).toEqual({
-      kind: 'references', objectPath: 'Msvm_ComputerSystem.Name="x"', resultClass: 'Msvm_SettingsDefineState', role: 'ManagedElement',
-      requiredQualifier: null, classDefsOnly: false, keysOnly: true,
+      kind: 'references',
+      objectPath: 'Msvm_ComputerSystem.Name="x"',
+      resultClass: 'Msvm_SettingsDefineState',
+      role: 'ManagedElement',
+      requiredQualifier: null,
+      classDefsOnly: false,
+      keysOnly: true,
     });
   });
 });

@@ -27,8 +27,12 @@ import { MiB, testImages, VmmsFixture } from '../vmms/vmms-fixture.ts';
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'tsvisor.mjs');
 const fx = new VmmsFixture();
 let writer: string;
-beforeAll(async () => { writer = (await testImages()).memoryWriter; });
-afterAll(async () => { expect(await fx.cleanup()).toEqual([]); });
+beforeAll(async () => {
+  writer = (await testImages()).memoryWriter;
+});
+afterAll(async () => {
+  expect(await fx.cleanup()).toEqual([]);
+});
 
 /** The shared storage: a directory both hosts allow disks from. */
 const shared = mkdtempSync(join(tmpdir(), 'tsv-mig-disk-'));
@@ -36,7 +40,9 @@ afterAll(() => rmSync(shared, { recursive: true, force: true }));
 const DAEMON_ARGS = ['--migration-port', '0', '--cim-port', 'none', '--cim-https-port', 'none', '--web-port', 'none', '--storage-root', shared];
 /** Each host's own storage (a storage move's destination). */
 const own = [mkdtempSync(join(tmpdir(), 'tsv-mig-own-a-')), mkdtempSync(join(tmpdir(), 'tsv-mig-own-b-'))];
-afterAll(() => { for (const d of own) rmSync(d, { recursive: true, force: true }); });
+afterAll(() => {
+  for (const d of own) rmSync(d, { recursive: true, force: true });
+});
 
 /** Two namespaces with a veth pair between them, or why there are none. */
 const tag = String(process.pid % 100000);
@@ -60,7 +66,12 @@ function makeNamespaces(): string | null {
   }
 }
 function removeNamespaces(): void {
-  for (const ns of NS) try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* not made */ }
+  for (const ns of NS)
+    try {
+      execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+    } catch {
+      /* not made */
+    }
 }
 let noNamespaces: string | null = 'not tried';
 beforeAll(() => {
@@ -92,7 +103,10 @@ async function goesOn(c: VmmsClient, after: number, what: string): Promise<numbe
   // Its generations go on from where they were (the memory moved with it: no restart from 1),
   // one after the other, and each checks out.
   expect(seen[0], what).toBeGreaterThan(after);
-  expect(seen.filter((g, i) => i > 0 && g !== seen[i - 1]! + 1), what).toEqual([]);
+  expect(
+    seen.filter((g, i) => i > 0 && g !== seen[i - 1]! + 1),
+    what,
+  ).toEqual([]);
   expect(text, what).not.toMatch(/MISMATCH|TIME-WENT-BACK|panic/);
   return seen.at(-1)!;
 }
@@ -104,10 +118,15 @@ describe('vm move between two daemons', () => {
       const disk = join(shared, 'mover.raw');
       // Written here, never by the guest: what a storage move must carry byte for byte.
       const content = Buffer.alloc(1 * MiB);
-      for (let i = 0; i < content.length; i += 4096) content.writeUInt32LE(i * 2654435761 >>> 0, i);
+      for (let i = 0; i < content.length; i += 4096) content.writeUInt32LE((i * 2654435761) >>> 0, i);
       writeFileSync(disk, content);
       const v = await a.client.call<VmView>('new', {
-        name: 'mover', imagePath: writer, memoryBytes: 16 * MiB, vpCount: 1, cmdline: 'mib=4 rate=16', automaticStopAction: 'turn-off',
+        name: 'mover',
+        imagePath: writer,
+        memoryBytes: 16 * MiB,
+        vpCount: 1,
+        cmdline: 'mib=4 rate=16',
+        automaticStopAction: 'turn-off',
         devices: [{ kind: 'ide-disk', controller: 0, position: 0, path: disk }],
       });
       await a.client.call('start', { vm: 'mover' });
@@ -115,19 +134,29 @@ describe('vm move between two daemons', () => {
       await goesOn(a.client, 0, 'before the move');
 
       // Neither host trusts the other yet: refused, and the VM runs on at the source.
-      const refused = await a.client.call('move', { vm: 'mover', to: `${b.address}:${b.port}` }).then(() => null, (e: Error) => e);
+      const refused = await a.client.call('move', { vm: 'mover', to: `${b.address}:${b.port}` }).then(
+        () => null,
+        (e: Error) => e,
+      );
       expect(refused?.message).toMatch(/not trusted/);
       expect((await a.client.call<VmView>('show', { vm: 'mover' })).state).toBe('Running');
       // Trusted one way only: the destination refuses the source.
       await a.client.call('host-trust', { fingerprint: b.fingerprint, name: 'b' });
-      const oneWay = await a.client.call('move', { vm: 'mover', to: `${b.address}:${b.port}` }).then(() => null, (e: Error) => e);
+      const oneWay = await a.client.call('move', { vm: 'mover', to: `${b.address}:${b.port}` }).then(
+        () => null,
+        (e: Error) => e,
+      );
       expect(oneWay).not.toBeNull();
       expect((await a.client.call<VmView>('show', { vm: 'mover' })).state).toBe('Running');
       expect(await b.client.call<VmView[]>('list')).toEqual([]);
       await b.client.call('host-trust', { fingerprint: a.fingerprint, name: 'a' });
 
       const beforeMove = gens(await a.client.call<string>('console', { vm: 'mover' })).at(-1)!;
-      const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'vm', '--data-dir', a.dir, 'move', 'mover', '--to', `${b.address}:${b.port}`, '--json'], { timeout: 60_000 });
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        [BIN, 'vm', '--data-dir', a.dir, 'move', 'mover', '--to', `${b.address}:${b.port}`, '--json'],
+        { timeout: 60_000 },
+      );
       const summary = JSON.parse(stdout) as { downtimeMs: number; bytesSent: number; pagesPerRound: number[] };
       expect(summary.downtimeMs).toBeGreaterThan(0);
       expect(summary.pagesPerRound.length).toBeGreaterThanOrEqual(2);
@@ -154,20 +183,30 @@ describe('vm move between two daemons', () => {
 
       // Storage too (B → A): into a directory A does not allow, refused; the VM runs on at B.
       const outside = mkdtempSync(join(tmpdir(), 'tsv-mig-outside-'));
-      const notAllowed = await b.client.call('move', { vm: 'mover', to: `${a.address}:${a.port}`, storage: outside }).then(() => null, (e: Error) => e);
+      const notAllowed = await b.client.call('move', { vm: 'mover', to: `${a.address}:${a.port}`, storage: outside }).then(
+        () => null,
+        (e: Error) => e,
+      );
       rmSync(outside, { recursive: true, force: true });
       expect(notAllowed?.message).toMatch(/storage root|not (in|under|inside)|outside/i);
       expect((await b.client.call<VmView>('show', { vm: 'mover' })).state).toBe('Running');
       // A refuses the VM after making the copy (a VM of that name is defined there): the copy goes.
       await a.client.call('new', { name: 'mover', imagePath: writer, memoryBytes: 16 * MiB, vpCount: 1, cmdline: '', automaticStopAction: 'turn-off' });
-      const taken = await b.client.call('move', { vm: 'mover', to: `${a.address}:${a.port}`, storage: own[0] }).then(() => null, (e: Error) => e);
+      const taken = await b.client.call('move', { vm: 'mover', to: `${a.address}:${a.port}`, storage: own[0] }).then(
+        () => null,
+        (e: Error) => e,
+      );
       expect(taken?.message).toMatch(/named "mover" exists/);
       expect(readdirSync(own[0]!)).toEqual([]);
       expect((await b.client.call<VmView>('show', { vm: 'mover' })).state).toBe('Running');
       await a.client.call('rm', { vm: 'mover' });
       // The move: the VM runs at A on its copy in A's own storage.
       reached = gens(await b.client.call<string>('console', { vm: 'mover' })).at(-1)!;
-      const out = await promisify(execFile)(process.execPath, [BIN, 'vm', '--data-dir', b.dir, 'move', 'mover', '--to', `${a.address}:${a.port}`, '--storage', own[0]!, '--json'], { timeout: 60_000 });
+      const out = await promisify(execFile)(
+        process.execPath,
+        [BIN, 'vm', '--data-dir', b.dir, 'move', 'mover', '--to', `${a.address}:${a.port}`, '--storage', own[0]!, '--json'],
+        { timeout: 60_000 },
+      );
       const withStorage = JSON.parse(out.stdout) as { diskBlocksPerRound: number[]; diskBytesSent: number };
       // The first round carries the whole file (no block of it is zero), later ones nothing (the guest never writes it).
       expect(withStorage.diskBlocksPerRound[0]).toBe(16);
@@ -184,7 +223,8 @@ describe('vm move between two daemons', () => {
       execFileSync('flock', ['--nonblock', '--exclusive', disk, 'true']);
       execFileSync('flock', ['--nonblock', '--exclusive', join(own[0]!, 'mover.raw'), 'true']);
     } finally {
-      for (const h of [a, b]) for (const vm of await h.client.call<VmView[]>('list').catch(() => [])) await h.client.call('stop', { vm: vm.id, turnOff: true }).catch(() => {});
+      for (const h of [a, b])
+        for (const vm of await h.client.call<VmView[]>('list').catch(() => [])) await h.client.call('stop', { vm: vm.id, turnOff: true }).catch(() => {});
       a.client.close();
       b.client.close();
     }

@@ -7,7 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  decodePages, decodeZeroPages, encodeFrame, encodePages, encodeZeroPages, FrameReader, MAX_MIGRATION_FRAME, MAX_PAGES_PER_FRAME, MigrationFrame, PAGE_BYTES,
+  decodePages,
+  decodeZeroPages,
+  encodeFrame,
+  encodePages,
+  encodeZeroPages,
+  FrameReader,
+  MAX_MIGRATION_FRAME,
+  MAX_PAGES_PER_FRAME,
+  MigrationFrame,
+  PAGE_BYTES,
 } from '../../root-partition/migration/migration-wire.ts';
 import { loadTrustedHosts, normalizeFingerprint, trustHost, untrustHost } from '../../root-partition/migration/host-trust.ts';
 import { PageHashTracker, ShadowPageTracker } from '../../root-partition/migration/page-tracker.ts';
@@ -48,7 +57,12 @@ describe('migration frames', () => {
     const written: number[] = [];
     expect(() => decodePages(body, 64, (pfn) => written.push(pfn))).toThrow(/page 99 is outside guest memory/);
     expect(written).toEqual([]);
-    expect(decodePages(body, 100, (pfn, bytes) => { written.push(pfn); expect(bytes.every((b) => b === 0xab)).toBe(true); })).toBe(2);
+    expect(
+      decodePages(body, 100, (pfn, bytes) => {
+        written.push(pfn);
+        expect(bytes.every((b) => b === 0xab)).toBe(true);
+      }),
+    ).toBe(2);
     expect(written).toEqual([1, 99]);
   });
 
@@ -71,7 +85,11 @@ describe('dirty-page detection', () => {
       mem[3 * PAGE_BYTES] = 1;
       mem[7 * PAGE_BYTES + 4095] = 2;
       const t = make(mem);
-      const seen = () => { const out: string[] = []; t.scan(0, t.pageCount, (pfn, bytes, zero) => out.push(`${pfn}${zero ? 'z' : `:${bytes[0] + bytes[4095]}`}`)); return out; };
+      const seen = () => {
+        const out: string[] = [];
+        t.scan(0, t.pageCount, (pfn, bytes, zero) => out.push(`${pfn}${zero ? 'z' : `:${bytes[0] + bytes[4095]}`}`));
+        return out;
+      };
       expect(seen()).toEqual(['3:1', '7:2']);
       expect(seen()).toEqual([]);
       mem[3 * PAGE_BYTES] = 0;

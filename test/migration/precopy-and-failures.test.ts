@@ -41,15 +41,32 @@ async function socketPair(): Promise<[Socket, Socket]> {
   return [a, b];
 }
 
-interface Pair { src: VmWorker; dst: VmWorker; text: () => string; out: MigrationChannel; into: MigrationChannel }
+interface Pair {
+  src: VmWorker;
+  dst: VmWorker;
+  text: () => string;
+  out: MigrationChannel;
+  into: MigrationChannel;
+}
 
 /** A running memory-writer source and an empty destination, joined by a socket. */
 async function pair(cmdline: string, vpCount = 1): Promise<Pair> {
-  const launch: WorkerLaunch = { dataDir: dir, vmId: '00000000-0000-4000-8000-0000000000e1', name: 'pre', memoryBytes: 16 * MiB, vpCount, imagePath: image, cmdline };
+  const launch: WorkerLaunch = {
+    dataDir: dir,
+    vmId: '00000000-0000-4000-8000-0000000000e1',
+    name: 'pre',
+    memoryBytes: 16 * MiB,
+    vpCount,
+    imagePath: image,
+    cmdline,
+  };
   let text = '';
   const src = new VmWorker(launch, log);
   const dst = new VmWorker(launch, log);
-  for (const w of [src, dst]) w.on('console', (b: Uint8Array) => { text += Buffer.from(b).toString('latin1'); });
+  for (const w of [src, dst])
+    w.on('console', (b: Uint8Array) => {
+      text += Buffer.from(b).toString('latin1');
+    });
   await src.boot();
   await waitFor('a first generation', () => /gen=1 ok/.test(text), 30_000);
   const [a, b] = await socketPair();
@@ -75,8 +92,20 @@ async function end(p: Pair): Promise<void> {
 }
 
 /** `migrateOut` with the destination's side wired as `destination` says. */
-function run(p: Pair, o: Partial<MigrateOutOptions> = {}, destination = (p: Pair) => p.dst.bootFromMigration((m, h) => receiveMigration(p.into, m, h), (timing) => commitMigration(p.into, timing, 10_000), () => reportRunning(p.into))) {
-  const arrived = destination(p).then(() => 'running', (e: Error) => e.message);
+function run(
+  p: Pair,
+  o: Partial<MigrateOutOptions> = {},
+  destination = (p: Pair) =>
+    p.dst.bootFromMigration(
+      (m, h) => receiveMigration(p.into, m, h),
+      (timing) => commitMigration(p.into, timing, 10_000),
+      () => reportRunning(p.into),
+    ),
+) {
+  const arrived = destination(p).then(
+    () => 'running',
+    (e: Error) => e.message,
+  );
   const moved = migrateOut(p.src, p.out, { hello: {}, ...o, tuning: { replyTimeoutMs: 10_000, ...o.tuning } });
   return { arrived, moved };
 }
@@ -130,7 +159,16 @@ describe('failures leave one copy running', () => {
   it('the destination fails at switch-over (before READY): the source resumes from its captured state', { timeout: 60_000 }, async () => {
     const p = await pair('mib=2 rate=16');
     try {
-      const { arrived, moved } = run(p, {}, (q) => q.dst.bootFromMigration((m, h) => receiveMigration(q.into, m, h), async () => { q.into.abort('injected: the destination fails before READY'); throw new Error('injected'); }, () => {}));
+      const { arrived, moved } = run(p, {}, (q) =>
+        q.dst.bootFromMigration(
+          (m, h) => receiveMigration(q.into, m, h),
+          async () => {
+            q.into.abort('injected: the destination fails before READY');
+            throw new Error('injected');
+          },
+          () => {},
+        ),
+      );
       await expect(moved).rejects.toThrow(/destination fails before READY/);
       expect(await arrived).toMatch(/injected/);
       expect(p.dst.state).toBe('stopped');
@@ -145,7 +183,11 @@ describe('failures leave one copy running', () => {
     const p = await pair('mib=2 rate=16');
     try {
       let frames = 0;
-      const { arrived, moved } = run(p, { onProgress: () => { if (++frames === 2) p.into.socket.destroy(); } });
+      const { arrived, moved } = run(p, {
+        onProgress: () => {
+          if (++frames === 2) p.into.socket.destroy();
+        },
+      });
       await expect(moved).rejects.toThrow(/connection/);
       expect(await arrived).toMatch(/connection/);
       expect(p.dst.state).not.toBe('running');
@@ -160,7 +202,12 @@ describe('failures leave one copy running', () => {
     const p = await pair('mib=2 rate=16');
     try {
       let rounds = 0;
-      const { arrived, moved } = run(p, { onProgress: (q) => { rounds = q.round; }, cancelled: () => rounds >= 1 });
+      const { arrived, moved } = run(p, {
+        onProgress: (q) => {
+          rounds = q.round;
+        },
+        cancelled: () => rounds >= 1,
+      });
       await expect(moved).rejects.toMatchObject({ code: 'MIGRATION_ERR_CANCELLED' });
       expect(await arrived).toMatch(/cancelled/);
       expect(p.src.state).toBe('running');
@@ -173,7 +220,17 @@ describe('failures leave one copy running', () => {
   it('the answer to GO is lost: neither copy runs, the source stays paused with its state, the error says so', { timeout: 60_000 }, async () => {
     const p = await pair('mib=2 rate=16');
     try {
-      const { arrived, moved } = run(p, {}, (q) => q.dst.bootFromMigration((m, h) => receiveMigration(q.into, m, h), async () => { await commitMigration(q.into); q.into.socket.destroy(); throw new Error('injected: lost after GO'); }, () => {}));
+      const { arrived, moved } = run(p, {}, (q) =>
+        q.dst.bootFromMigration(
+          (m, h) => receiveMigration(q.into, m, h),
+          async () => {
+            await commitMigration(q.into);
+            q.into.socket.destroy();
+            throw new Error('injected: lost after GO');
+          },
+          () => {},
+        ),
+      );
       await expect(moved).rejects.toMatchObject({ code: 'MIGRATION_ERR_OUTCOME_UNKNOWN' });
       expect(await arrived).toMatch(/lost after GO/);
       expect(p.dst.state).toBe('stopped');

@@ -28,50 +28,63 @@ const MiB = 1024 * 1024;
 
 describe('dirty-block map', () => {
   it('marks exactly the blocks a write touches and finds them in order, for any writes', () => {
-    fc.assert(fc.property(
-      fc.integer({ min: 1, max: 300 }).map((n) => n * 512 * 37),
-      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 600 })), { maxLength: 40 }),
-      fc.array(fc.nat(), { maxLength: 20 }),
-      (diskBytes, writes, clears) => {
-        const sectors = diskBytes / 512;
-        const map = new DirtyBlockMap(diskBytes, 512);
-        const model = new Set<number>();
-        const blocks = Math.ceil(diskBytes / DIRTY_BLOCK_BYTES);
-        // Starts all dirty; clear some, then write.
-        for (let b = 0; b < blocks; b++) model.add(b);
-        for (let b = 0; b < blocks; b++) { map.clear(b); model.delete(b); }
-        for (const c of clears) map.clear(c % blocks);
-        for (const [at, n] of writes) {
-          const lba = at % sectors;
-          const len = Math.min(n, sectors - lba);
-          map.markSectors(lba, len);
-          for (let s = lba; s < lba + len; s++) model.add(Math.floor((s * 512) / DIRTY_BLOCK_BYTES));
-        }
-        const found: number[] = [];
-        for (let b = map.nextDirty(0); b >= 0; b = map.nextDirty(b + 1)) found.push(b);
-        expect(found).toEqual([...model].sort((x, y) => x - y));
-        expect(map.count).toBe(model.size);
-        const lastBytes = map.blockBytes(blocks - 1);
-        expect(lastBytes).toBe(diskBytes - (blocks - 1) * DIRTY_BLOCK_BYTES);
-      },
-    ), { numRuns: 300 });
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 300 }).map((n) => n * 512 * 37),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 600 })), { maxLength: 40 }),
+        fc.array(fc.nat(), { maxLength: 20 }),
+        (diskBytes, writes, clears) => {
+          const sectors = diskBytes / 512;
+          const map = new DirtyBlockMap(diskBytes, 512);
+          const model = new Set<number>();
+          const blocks = Math.ceil(diskBytes / DIRTY_BLOCK_BYTES);
+          // Starts all dirty; clear some, then write.
+          for (let b = 0; b < blocks; b++) model.add(b);
+          for (let b = 0; b < blocks; b++) {
+            map.clear(b);
+            model.delete(b);
+          }
+          for (const c of clears) map.clear(c % blocks);
+          for (const [at, n] of writes) {
+            const lba = at % sectors;
+            const len = Math.min(n, sectors - lba);
+            map.markSectors(lba, len);
+            for (let s = lba; s < lba + len; s++) model.add(Math.floor((s * 512) / DIRTY_BLOCK_BYTES));
+          }
+          const found: number[] = [];
+          for (let b = map.nextDirty(0); b >= 0; b = map.nextDirty(b + 1)) found.push(b);
+          expect(found).toEqual([...model].sort((x, y) => x - y));
+          expect(map.count).toBe(model.size);
+          const lastBytes = map.blockBytes(blocks - 1);
+          expect(lastBytes).toBe(diskBytes - (blocks - 1) * DIRTY_BLOCK_BYTES);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
 
 describe('DISK_BLOCKS frame', () => {
   it('u16 drive, u16 count, u32 block numbers, then the bytes; a short last block stays short', () => {
     const f = encodeDiskBlocks(1, [0, 2], Buffer.concat([Buffer.alloc(DIRTY_BLOCK_BYTES, 0xaa), Buffer.alloc(512, 0xbb)]));
-    expect(f.subarray(0, 17).toString('hex')).toBe((13 + DIRTY_BLOCK_BYTES + 512).toString(16).padStart(8, '0').match(/../g)!.reverse().join('') + '0c' + '0100' + '0200' + '00000000' + '02000000');
+    expect(f.subarray(0, 17).toString('hex')).toBe(
+      (13 + DIRTY_BLOCK_BYTES + 512).toString(16).padStart(8, '0').match(/../g)!.reverse().join('') + '0c' + '0100' + '0200' + '00000000' + '02000000',
+    );
     const [frame] = new FrameReader().push(f);
     expect(frame.type).toBe(MigrationFrame.DiskBlocks);
     const got: [number, number, number, number][] = [];
     decodeDiskBlocks(frame.body, [MiB, 2 * DIRTY_BLOCK_BYTES + 512], (d, b, bytes) => got.push([d, b, bytes.length, bytes[0]]));
-    expect(got).toEqual([[1, 0, DIRTY_BLOCK_BYTES, 0xaa], [1, 2, 512, 0xbb]]);
+    expect(got).toEqual([
+      [1, 0, DIRTY_BLOCK_BYTES, 0xaa],
+      [1, 2, 512, 0xbb],
+    ]);
   });
 
   it('refuses another drive, a block outside the drive, a wrong length and too many blocks, before writing anything', () => {
     const one = encodeDiskBlocks(0, [3], Buffer.alloc(DIRTY_BLOCK_BYTES)).subarray(5);
-    const write = () => { throw new Error('nothing may be written'); };
+    const write = () => {
+      throw new Error('nothing may be written');
+    };
     expect(() => decodeDiskBlocks(one, [], write)).toThrow(/names drive 0; the move carries 0/);
     expect(() => decodeDiskBlocks(one, [3 * DIRTY_BLOCK_BYTES], write)).toThrow(/block 3 is outside drive 0/);
     expect(() => decodeDiskBlocks(one.subarray(0, one.length - 1), [MiB], write)).toThrow(/does not hold its 1 blocks/);
@@ -133,8 +146,18 @@ describe('the source side on the device thread', () => {
 
 describe('the destination VMMS', () => {
   const def = (path: string): VmDefinition => ({
-    version: 1, id: '00000000-0000-4000-8000-0000000000f1', name: 'm', memoryBytes: 16 * MiB, vpCount: 1, imagePath: '/x.wasm', cmdline: '', automaticStopAction: 'turn-off',
-    devices: [{ kind: 'ide-disk', controller: 0, position: 0, path }, { kind: 'scsi-controller', disks: [{ location: 0, path: '/src/two.vhdx' }] }] as VmDefinition['devices'],
+    version: 1,
+    id: '00000000-0000-4000-8000-0000000000f1',
+    name: 'm',
+    memoryBytes: 16 * MiB,
+    vpCount: 1,
+    imagePath: '/x.wasm',
+    cmdline: '',
+    automaticStopAction: 'turn-off',
+    devices: [
+      { kind: 'ide-disk', controller: 0, position: 0, path },
+      { kind: 'scsi-controller', disks: [{ location: 0, path: '/src/two.vhdx' }] },
+    ] as VmDefinition['devices'],
   });
   const storage = (d: string) => ({
     dir: d,
@@ -167,7 +190,7 @@ describe('the destination VMMS', () => {
     mkdirSync(to);
     expect(() => prepareStorageMove(def('/src/one.raw'), storage(to), StorageRoots.of([join(dir, 'elsewhere')]))).toThrow();
     expect(readdirSync(to)).toEqual([]);
-    writeFileSync(join(to, 'two.vhdx'), 'someone else\'s file');
+    writeFileSync(join(to, 'two.vhdx'), "someone else's file");
     expect(() => prepareStorageMove(def('/src/one.raw'), storage(to), null)).toThrow(/exists/);
     expect(readdirSync(to)).toEqual(['two.vhdx']);
     rmSync(join(to, 'two.vhdx'));

@@ -68,7 +68,7 @@ function readDisk(path: string, offset: number, length: number): Buffer {
 }
 
 describe('storage move', () => {
-  it('a guest rewriting its VHDX drive during the move: the destination\'s copy holds exactly what it wrote', { timeout: 90_000 }, async () => {
+  it("a guest rewriting its VHDX drive during the move: the destination's copy holds exactly what it wrote", { timeout: 90_000 }, async () => {
     const BLOCKS = 64; // the guest's region: 256 KiB of 4 KiB blocks
     const [srcDir, dstDir] = [join(dir, 'a'), join(dir, 'b')];
     for (const d of [srcDir, dstDir]) mkdirSync(d);
@@ -85,20 +85,33 @@ describe('storage move', () => {
     createDiskCopy({ path: srcDisk, format: 'vhdx', sectorSize: 512, sectorCount: (8 * MiB) / 512, readOnly: false, virtualDiskId: null }, dstDisk);
 
     const launch = (disk: string): WorkerLaunch => ({
-      dataDir: dir, vmId: '00000000-0000-4000-8000-0000000000e7', name: 'smove', memoryBytes: 16 * MiB, vpCount: 1, imagePath: image,
-      cmdline: `blocks=${BLOCKS} gens=60 mode=dma`, devices: { ide: [{ path: disk }] },
+      dataDir: dir,
+      vmId: '00000000-0000-4000-8000-0000000000e7',
+      name: 'smove',
+      memoryBytes: 16 * MiB,
+      vpCount: 1,
+      imagePath: image,
+      cmdline: `blocks=${BLOCKS} gens=60 mode=dma`,
+      devices: { ide: [{ path: disk }] },
     });
     let text = '';
     const src = new VmWorker(launch(srcDisk), log);
     const dst = new VmWorker(launch(dstDisk), log);
-    for (const v of [src, dst]) v.on('console', (b: Uint8Array) => { text += Buffer.from(b).toString('latin1'); });
+    for (const v of [src, dst])
+      v.on('console', (b: Uint8Array) => {
+        text += Buffer.from(b).toString('latin1');
+      });
     const [a, b] = await socketPair();
     const out = new MigrationChannel(a);
     const into = new MigrationChannel(b);
     try {
       await src.boot();
       await waitFor('a first generation', () => /dgen=1 ok/.test(text), 30_000);
-      const arrived = dst.bootFromMigration((m, h) => receiveMigration(into, m, h, new DiskCopyTarget(dst.launch.devices, undefined)), (t) => commitMigration(into, t, 10_000), () => reportRunning(into));
+      const arrived = dst.bootFromMigration(
+        (m, h) => receiveMigration(into, m, h, new DiskCopyTarget(dst.launch.devices, undefined)),
+        (t) => commitMigration(into, t, 10_000),
+        () => reportRunning(into),
+      );
       const summary = await migrateOut(src, out, { hello: {}, storage: { dir: dstDir }, tuning: { replyTimeoutMs: 10_000 } });
       await arrived;
       // The guest wrote through the whole move: it had not finished when the destination took over.
@@ -134,22 +147,46 @@ describe('storage move', () => {
     const dstDisk = movedDiskPath(dstDir, srcDisk);
     createDiskCopy({ path: srcDisk, format: 'raw', sectorSize: 512, sectorCount: (8 * MiB) / 512, readOnly: false, virtualDiskId: null }, dstDisk);
     const launch = (disk: string): WorkerLaunch => ({
-      dataDir: dir, vmId: '00000000-0000-4000-8000-0000000000e8', name: 'smove-drop', memoryBytes: 16 * MiB, vpCount: 1, imagePath: image,
-      cmdline: 'blocks=64 gens=100000 mode=dma', devices: { ide: [{ path: disk }] },
+      dataDir: dir,
+      vmId: '00000000-0000-4000-8000-0000000000e8',
+      name: 'smove-drop',
+      memoryBytes: 16 * MiB,
+      vpCount: 1,
+      imagePath: image,
+      cmdline: 'blocks=64 gens=100000 mode=dma',
+      devices: { ide: [{ path: disk }] },
     });
     let text = '';
     const src = new VmWorker(launch(srcDisk), log);
     const dst = new VmWorker(launch(dstDisk), log);
-    for (const v of [src, dst]) v.on('console', (b: Uint8Array) => { text += Buffer.from(b).toString('latin1'); });
+    for (const v of [src, dst])
+      v.on('console', (b: Uint8Array) => {
+        text += Buffer.from(b).toString('latin1');
+      });
     const [a, b] = await socketPair();
     const out = new MigrationChannel(a);
     const into = new MigrationChannel(b);
     try {
       await src.boot();
       await waitFor('a first generation', () => /dgen=1 ok/.test(text), 30_000);
-      const arrived = dst.bootFromMigration((m, h) => receiveMigration(into, m, h, new DiskCopyTarget(dst.launch.devices, undefined)), (t) => commitMigration(into, t, 10_000), () => reportRunning(into)).then(() => 'running', (e: Error) => e.message);
+      const arrived = dst
+        .bootFromMigration(
+          (m, h) => receiveMigration(into, m, h, new DiskCopyTarget(dst.launch.devices, undefined)),
+          (t) => commitMigration(into, t, 10_000),
+          () => reportRunning(into),
+        )
+        .then(
+          () => 'running',
+          (e: Error) => e.message,
+        );
       let steps = 0;
-      const moved = migrateOut(src, out, { hello: {}, storage: { dir: dstDir }, onProgress: () => { if (++steps === 3) into.socket.destroy(); } });
+      const moved = migrateOut(src, out, {
+        hello: {},
+        storage: { dir: dstDir },
+        onProgress: () => {
+          if (++steps === 3) into.socket.destroy();
+        },
+      });
       await expect(moved).rejects.toThrow(/connection/);
       expect(await arrived).toMatch(/connection/);
       expect(src.state).toBe('running');

@@ -15,15 +15,29 @@ import { MiB, testImages } from '../vmms/vmms-fixture.ts';
 const CREDS = 'operator:s3cret';
 const wbemcli = (...args: string[]) => run(WBEMCLI!, args, 30_000);
 const xmlEscape = (xml: string) => xml.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const SETTINGS = xmlEscape('<INSTANCE CLASSNAME="Msvm_VirtualSystemMigrationSettingData"><PROPERTY NAME="MigrationType" TYPE="uint16"><VALUE>32768</VALUE></PROPERTY></INSTANCE>');
-const VM_AND_STORAGE_SETTINGS = xmlEscape('<INSTANCE CLASSNAME="Msvm_VirtualSystemMigrationSettingData"><PROPERTY NAME="MigrationType" TYPE="uint16"><VALUE>32771</VALUE></PROPERTY></INSTANCE>');
-const STORAGE_SETTINGS = xmlEscape('<INSTANCE CLASSNAME="Msvm_VirtualSystemMigrationSettingData"><PROPERTY NAME="MigrationType" TYPE="uint16"><VALUE>32769</VALUE></PROPERTY></INSTANCE>');
+const SETTINGS = xmlEscape(
+  '<INSTANCE CLASSNAME="Msvm_VirtualSystemMigrationSettingData"><PROPERTY NAME="MigrationType" TYPE="uint16"><VALUE>32768</VALUE></PROPERTY></INSTANCE>',
+);
+const VM_AND_STORAGE_SETTINGS = xmlEscape(
+  '<INSTANCE CLASSNAME="Msvm_VirtualSystemMigrationSettingData"><PROPERTY NAME="MigrationType" TYPE="uint16"><VALUE>32771</VALUE></PROPERTY></INSTANCE>',
+);
+const STORAGE_SETTINGS = xmlEscape(
+  '<INSTANCE CLASSNAME="Msvm_VirtualSystemMigrationSettingData"><PROPERTY NAME="MigrationType" TYPE="uint16"><VALUE>32769</VALUE></PROPERTY></INSTANCE>',
+);
 
-interface Host { daemon: LiveDaemon; client: VmmsClient; port: number; fingerprint: string }
+interface Host {
+  daemon: LiveDaemon;
+  client: VmmsClient;
+  port: number;
+  fingerprint: string;
+}
 const hosts: Host[] = [];
 
 async function host(): Promise<Host> {
-  const daemon = await LiveDaemon.start({ users: [{ user: 'operator', password: 's3cret', role: 'full' }], extraArgs: ['--migration-port', '0', '--migration-host', '127.0.0.1', '--web-port', 'none'] });
+  const daemon = await LiveDaemon.start({
+    users: [{ user: 'operator', password: 's3cret', role: 'full' }],
+    extraArgs: ['--migration-port', '0', '--migration-host', '127.0.0.1', '--web-port', 'none'],
+  });
   const m = /live migration on port (\d+) .*SHA-256 ([0-9A-F:]{95})/.exec(daemon.output());
   expect(m, daemon.output()).not.toBeNull();
   const h = { daemon, client: await VmmsClient.connect(daemon.dataDir), port: Number(m![1]), fingerprint: m![2]! };
@@ -51,24 +65,37 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | null 
 
 describe.skipIf(!WBEMCLI)('Msvm_VirtualSystemMigrationService — skipped only when the wbemcli binary is absent; CI installs it', () => {
   let image: string;
-  beforeAll(async () => { image = (await testImages()).memoryWriter; });
+  beforeAll(async () => {
+    image = (await testImages()).memoryWriter;
+  });
 
   it('MigrateVirtualSystemToHost runs as a job with phase and percent, is cancellable, and moves the VM', { timeout: 180_000 }, async () => {
     const [a, b] = await Promise.all([host(), host()]);
     await a.client.call('host-trust', { fingerprint: b.fingerprint, name: 'b' });
     await b.client.call('host-trust', { fingerprint: a.fingerprint, name: 'a' });
-    const vm = await a.client.call<VmView>('new', { name: 'wmi-mover', imagePath: image, memoryBytes: 32 * MiB, vpCount: 1, cmdline: 'mib=16 rate=16', automaticStopAction: 'turn-off' });
+    const vm = await a.client.call<VmView>('new', {
+      name: 'wmi-mover',
+      imagePath: image,
+      memoryBytes: 32 * MiB,
+      vpCount: 1,
+      cmdline: 'mib=16 rate=16',
+      automaticStopAction: 'turn-off',
+    });
     await a.client.call('start', { vm: vm.id });
     a.daemon.noteWorker((await a.client.call<VmView>('show', { vm: vm.id })).processId);
     await until('a first generation', async () => /gen=1 ok/.test(await a.client.call<string>('console', { vm: vm.id })));
 
     const U = a.daemon.url(CREDS);
     const svc = await wbemcli('ein', `${U}:Msvm_VirtualSystemMigrationService`);
-    expect(svc.stdout.trim()).toMatch(/Msvm_VirtualSystemMigrationService\.CreationClassName="Msvm_VirtualSystemMigrationService",Name="vmms",SystemCreationClassName="Msvm_ComputerSystem",SystemName="[^"]+"$/);
+    expect(svc.stdout.trim()).toMatch(
+      /Msvm_VirtualSystemMigrationService\.CreationClassName="Msvm_VirtualSystemMigrationService",Name="vmms",SystemCreationClassName="Msvm_ComputerSystem",SystemName="[^"]+"$/,
+    );
     const SVC = `http://${CREDS}@${svc.stdout.trim()}`;
     const ref = `Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="${vm.id}"`;
-    const migrate = (settings: string) => wbemcli('cm', SVC, `MigrateVirtualSystemToHost.ComputerSystem=${ref},DestinationHost="127.0.0.1:${b.port}",MigrationSettingData="${settings}"`);
-    const job = async (id: string) => (await wbemcli('gi', `${U}:Msvm_ConcreteJob.InstanceID="${id}"`, 'JobState,PercentComplete,JobStatus,ErrorDescription,Cancellable')).stdout.trim();
+    const migrate = (settings: string) =>
+      wbemcli('cm', SVC, `MigrateVirtualSystemToHost.ComputerSystem=${ref},DestinationHost="127.0.0.1:${b.port}",MigrationSettingData="${settings}"`);
+    const job = async (id: string) =>
+      (await wbemcli('gi', `${U}:Msvm_ConcreteJob.InstanceID="${id}"`, 'JobState,PercentComplete,JobStatus,ErrorDescription,Cancellable')).stdout.trim();
     const jobId = (out: string) => {
       expect(out).toMatch(/MigrateVirtualSystemToHost: 4096, Job \(reference\): .*Msvm_ConcreteJob\.InstanceID="[0-9A-F-]{36}"/);
       return /InstanceID="([0-9A-F-]{36})"/.exec(out)![1]!;
@@ -82,8 +109,13 @@ describe.skipIf(!WBEMCLI)('Msvm_VirtualSystemMigrationService — skipped only w
     // A move cancelled through its job: Terminated with the reason, the VM runs on here, nothing is left there.
     const first = jobId((await migrate(SETTINGS)).stdout);
     expect(await job(first)).toMatch(/Cancellable=TRUE/);
-    expect((await wbemcli('cm', `${U}:Msvm_ConcreteJob.InstanceID="${first}"`, 'RequestStateChange.RequestedState=4')).stdout.trim()).toMatch(/RequestStateChange: 0$/);
-    const terminated = await until('the cancelled job to end', async () => { const j = await job(first); return /JobState=8/.test(j) && j; });
+    expect((await wbemcli('cm', `${U}:Msvm_ConcreteJob.InstanceID="${first}"`, 'RequestStateChange.RequestedState=4')).stdout.trim()).toMatch(
+      /RequestStateChange: 0$/,
+    );
+    const terminated = await until('the cancelled job to end', async () => {
+      const j = await job(first);
+      return /JobState=8/.test(j) && j;
+    });
     expect(terminated).toMatch(/ErrorDescription="[^"]*cancelled/);
     expect((await a.client.call<VmView>('show', { vm: vm.id })).state).toBe('Running');
     await until('the destination to drop the VM', async () => (await b.client.call<VmView[]>('list')).length === 0);
@@ -91,12 +123,16 @@ describe.skipIf(!WBEMCLI)('Msvm_VirtualSystemMigrationService — skipped only w
     // The move that completes: the job passes through its phases to Completed at 100%.
     const second = jobId((await migrate(SETTINGS)).stdout);
     const seen = new Set<string>();
-    const done = await until('the migration job to end', async () => {
-      const j = await job(second);
-      const status = /JobStatus="([^"]*)"/.exec(j)?.[1];
-      if (status) seen.add(status);
-      return /JobState=(7|10)/.test(j) && j;
-    }, 120_000);
+    const done = await until(
+      'the migration job to end',
+      async () => {
+        const j = await job(second);
+        const status = /JobStatus="([^"]*)"/.exec(j)?.[1];
+        if (status) seen.add(status);
+        return /JobState=(7|10)/.test(j) && j;
+      },
+      120_000,
+    );
     expect(done).toMatch(/PercentComplete=100/);
     expect(done).toMatch(/JobState=7/);
     // While it ran, JobStatus named the phase (the destination's worker start alone outlasts a poll).

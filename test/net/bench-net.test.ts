@@ -10,7 +10,9 @@ import { formatNetBench } from '../../bench/net/format.ts';
 import { renderNetHtmlPage } from '../../bench/net/html.ts';
 
 describe('bench net (tiny)', () => {
-  it('measures both NIC kinds at both frame sizes (and netvsc at jumbo frames), latency and the process limit, with plausible figures', { timeout: 180_000 }, async () => {
+  it('measures both NIC kinds at both frame sizes (and netvsc at jumbo frames), latency and the process limit, with plausible figures', {
+    timeout: 180_000,
+  }, async () => {
     const r = await runNetBench({ scale: 'tiny' });
     expect(r.schema).toBe('tsvisor.bench.net/1');
     expect(r.streams.map((s) => `${s.kind}/${s.frameBytes}`)).toEqual(['emulated/60', 'emulated/1514', 'synthetic/60', 'synthetic/1514', 'synthetic/9014']);
@@ -47,7 +49,14 @@ describe('bench net (tiny)', () => {
       expect(l.p99Us).toBeGreaterThanOrEqual(l.p50Us);
       expect(l.exitsPerRoundTrip).toBeGreaterThan(0);
     }
-    expect(r.limits.map((x) => `${x.path}/${x.frameBytes}`)).toEqual(['process → process/64', 'via switch/64', 'process → process/1514', 'via switch/1514', 'process → process/9014', 'via switch/9014']);
+    expect(r.limits.map((x) => `${x.path}/${x.frameBytes}`)).toEqual([
+      'process → process/64',
+      'via switch/64',
+      'process → process/1514',
+      'via switch/1514',
+      'process → process/9014',
+      'via switch/9014',
+    ]);
     for (const x of r.limits) expect(x.framesPerSecond).toBeGreaterThan(0);
     expect(formatNetBench(r)).toContain('netvsc (synthetic)');
     const html = renderNetHtmlPage(r);

@@ -36,8 +36,16 @@ function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 function removeNamespace(): void {
-  try { execFileSync('ip', ['netns', 'del', NS], { stdio: 'ignore' }); } catch { /* not made */ }
-  try { execFileSync('ip', ['link', 'del', HOST_IF], { stdio: 'ignore' }); } catch { /* gone with the namespace */ }
+  try {
+    execFileSync('ip', ['netns', 'del', NS], { stdio: 'ignore' });
+  } catch {
+    /* not made */
+  }
+  try {
+    execFileSync('ip', ['link', 'del', HOST_IF], { stdio: 'ignore' });
+  } catch {
+    /* gone with the namespace */
+  }
 }
 
 async function hostEcho(address: string): Promise<number> {
@@ -86,15 +94,21 @@ afterAll(async () => {
 async function command(vmms: Vmms, vm: string, line: string, timeoutMs = 20_000): Promise<string> {
   const start = vmms.console(vm).length;
   await vmms.consoleInput(vm, new TextEncoder().encode(line + '\r'));
-  return waitFor(`the prompt after "${line}" on ${vm}`, () => {
-    const text = vmms.console(vm);
-    const at = text.indexOf(PROMPT, start);
-    return at >= 0 ? text.slice(start, at) : undefined;
-  }, timeoutMs);
+  return waitFor(
+    `the prompt after "${line}" on ${vm}`,
+    () => {
+      const text = vmms.console(vm);
+      const at = text.indexOf(PROMPT, start);
+      return at >= 0 ? text.slice(start, at) : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 describe('external and internal switches through passt', () => {
-  it('a VM on an external switch reaches another machine on the host\'s network; one on an internal switch reaches only the host', { timeout: 120_000 }, async (ctx) => {
+  it("a VM on an external switch reaches another machine on the host's network; one on an internal switch reaches only the host", {
+    timeout: 120_000,
+  }, async (ctx) => {
     if (noNamespace) return ctx.skip();
     const vmms = await fx.vmms({ dataDir: fx.dataDir() });
     expect(await vmms.switches.create({ name: 'out', type: 'external' })).toMatchObject({ type: 'external', passt: { guestAddress: '10.0.2.15/24' } });
@@ -104,8 +118,18 @@ describe('external and internal switches through passt', () => {
     await Promise.all([vmms.start('ext'), vmms.start('int')]);
     await waitFor('both prompts', () => vmms.console('ext').includes(PROMPT) && vmms.console('int').includes(PROMPT), 60_000);
     await waitFor('passt on both switches', () => vmms.switches.list().every((s) => s.passt?.state === 'running' && s.ports.length === 2), 20_000);
-    expect(vmms.switches.get('out')!.ports.map((p) => p.kind).sort()).toEqual(['external', 'synthetic']);
-    expect(vmms.switches.get('in')!.ports.map((p) => p.kind).sort()).toEqual(['internal', 'synthetic']);
+    expect(
+      vmms.switches
+        .get('out')!
+        .ports.map((p) => p.kind)
+        .sort(),
+    ).toEqual(['external', 'synthetic']);
+    expect(
+      vmms.switches
+        .get('in')!
+        .ports.map((p) => p.kind)
+        .sort(),
+    ).toEqual(['internal', 'synthetic']);
     for (const vm of ['ext', 'int']) expect(await command(vmms, vm, 'ip dhcp')).toContain('dhcp: 10.0.2.15/24 from 10.0.2.2, router 10.0.2.2');
 
     // Another machine: reached from the external switch only (through the router, passt).

@@ -27,12 +27,27 @@ function exits(r: { bus: IoBus; card: import('../../root-partition/devices/ne200
 /** Linux lib8390.c NS8390_init + start, word mode. */
 function linuxInit(r: ReturnType<typeof rig>) {
   const { out } = r;
-  out(0x00, 0x21); out(0x0e, 0x49); out(0x0a, 0); out(0x0b, 0); out(0x0c, 0x20); out(0x0d, 0x02);
-  out(0x04, 0x40); out(0x01, 0x4c); out(0x03, 0x7f); out(0x02, 0x80); out(0x07, 0xff); out(0x0f, 0x00);
+  out(0x00, 0x21);
+  out(0x0e, 0x49);
+  out(0x0a, 0);
+  out(0x0b, 0);
+  out(0x0c, 0x20);
+  out(0x0d, 0x02);
+  out(0x04, 0x40);
+  out(0x01, 0x4c);
+  out(0x03, 0x7f);
+  out(0x02, 0x80);
+  out(0x07, 0xff);
+  out(0x0f, 0x00);
   out(0x00, 0x61);
   for (let i = 0; i < 6; i++) out(0x01 + i, MAC[i]!);
-  out(0x07, 0x4c); out(0x00, 0x21);
-  out(0x07, 0xff); out(0x0f, 0x3f); out(0x00, 0x22); out(0x0d, 0x00); out(0x0c, 0x04);
+  out(0x07, 0x4c);
+  out(0x00, 0x21);
+  out(0x07, 0xff);
+  out(0x0f, 0x3f);
+  out(0x00, 0x22);
+  out(0x0d, 0x00);
+  out(0x0c, 0x04);
 }
 
 function frame(dst: number[], len = 60): Uint8Array {
@@ -49,15 +64,27 @@ function linuxTransmit(r: ReturnType<typeof rig>, f: Uint8Array): number {
   const { bus, out, inb } = r;
   const before = exits(r);
   const n = (f.length + 1) & ~1;
-  out(0x0f, 0x00); out(0x00, 0x22); out(0x07, 0x40);
-  out(0x0a, n & 0xff); out(0x0b, n >> 8); out(0x08, 0); out(0x09, 0x40); out(0x00, 0x12);
+  out(0x0f, 0x00);
+  out(0x00, 0x22);
+  out(0x07, 0x40);
+  out(0x0a, n & 0xff);
+  out(0x0b, n >> 8);
+  out(0x08, 0);
+  out(0x09, 0x40);
+  out(0x00, 0x12);
   const padded = new Uint8Array(n + 3);
   padded.set(f);
   bus.writeString(BASE + 0x10, 4, padded, n >> 2);
   if (n & 2) bus.write(BASE + 0x10, 2, padded[n - 2]! | (padded[n - 1]! << 8));
   expect(inb(0x07) & 0x40).toBe(0x40);
-  out(0x07, 0x40); out(0x00, 0x20); inb(0x00);
-  out(0x05, f.length & 0xff); out(0x06, f.length >> 8); out(0x04, 0x40); out(0x00, 0x26); out(0x0f, 0x3f);
+  out(0x07, 0x40);
+  out(0x00, 0x20);
+  inb(0x00);
+  out(0x05, f.length & 0xff);
+  out(0x06, f.length >> 8);
+  out(0x04, 0x40);
+  out(0x00, 0x26);
+  out(0x0f, 0x3f);
   return exits(r) - before;
 }
 
@@ -67,24 +94,49 @@ function linuxReceive(r: ReturnType<typeof rig>): { frame: Uint8Array | undefine
   const before = exits(r);
   out(0x00, 0x20);
   const isr = inb(0x07);
-  out(0x00, 0x60); const curr = inb(0x07); out(0x00, 0x20); const bnry = inb(0x03);
+  out(0x00, 0x60);
+  const curr = inb(0x07);
+  out(0x00, 0x20);
+  const bnry = inb(0x03);
   let page = bnry + 1;
   if (page >= 0x80) page = 0x4c;
   if (page === curr) return { frame: undefined, exits: exits(r) - before, status: isr };
-  out(0x00, 0x22); out(0x0a, 4); out(0x0b, 0); out(0x08, 0); out(0x09, page); out(0x00, 0x0a);
+  out(0x00, 0x22);
+  out(0x0a, 4);
+  out(0x0b, 0);
+  out(0x08, 0);
+  out(0x09, page);
+  out(0x00, 0x0a);
   const hdr = bus.read(BASE + 0x10, 4);
-  const status = hdr & 0xff, next = (hdr >>> 8) & 0xff, count = hdr >>> 16;
-  out(0x07, 0x40); out(0x00, 0x22);
+  const status = hdr & 0xff,
+    next = (hdr >>> 8) & 0xff,
+    count = hdr >>> 16;
+  out(0x07, 0x40);
+  out(0x00, 0x22);
   const n = count - 4;
   const addr = page * 256 + 4;
-  out(0x0a, n & 0xff); out(0x0b, n >> 8); out(0x08, addr & 0xff); out(0x09, addr >> 8); out(0x00, 0x0a);
+  out(0x0a, n & 0xff);
+  out(0x0b, n >> 8);
+  out(0x08, addr & 0xff);
+  out(0x09, addr >> 8);
+  out(0x00, 0x0a);
   const buf = new Uint8Array((n + 3) & ~3);
   bus.readString(BASE + 0x10, 4, buf, n >> 2);
-  if (n & 2) { const w = bus.read(BASE + 0x10, 2); buf[n & ~3] = w & 0xff; buf[(n & ~3) + 1] = w >> 8; }
+  if (n & 2) {
+    const w = bus.read(BASE + 0x10, 2);
+    buf[n & ~3] = w & 0xff;
+    buf[(n & ~3) + 1] = w >> 8;
+  }
   if (n & 1) buf[n - 1] = bus.read(BASE + 0x10, 1);
-  out(0x07, 0x40); out(0x03, next - 1 < 0x4c ? 0x7f : next - 1);
-  out(0x00, 0x60); inb(0x07); out(0x00, 0x20); inb(0x03);
-  out(0x07, 0x05); out(0x00, 0x22); inb(0x07);
+  out(0x07, 0x40);
+  out(0x03, next - 1 < 0x4c ? 0x7f : next - 1);
+  out(0x00, 0x60);
+  inb(0x07);
+  out(0x00, 0x20);
+  inb(0x03);
+  out(0x07, 0x05);
+  out(0x00, 0x22);
+  inb(0x07);
   return { frame: buf.subarray(0, n), exits: exits(r) - before, status };
 }
 
@@ -94,7 +146,10 @@ describe('NE2000 (DP8390): identity, PROM and reset', () => {
     const pci = new PciBus();
     pci.attach(10, 0, r.nic.config);
     r.bus.register(pci);
-    const cfg = (reg: number) => { r.bus.write(0xcf8, 4, (0x80000000 | (10 << 11) | reg) >>> 0); return r.bus.read(0xcfc, 4); };
+    const cfg = (reg: number) => {
+      r.bus.write(0xcf8, 4, (0x80000000 | (10 << 11) | reg) >>> 0);
+      return r.bus.read(0xcfc, 4);
+    };
     expect(cfg(0x00)).toBe(0x802910ec);
     expect(cfg(0x08) >>> 8).toBe(0x020000);
     expect(cfg(0x10)).toBe(BASE | 1);
@@ -112,7 +167,13 @@ describe('NE2000 (DP8390): identity, PROM and reset', () => {
   it('reads the doubled station-address PROM with "WW" by remote DMA, and the RTL8029 id', () => {
     const r = rig();
     const { out, inb, bus } = r;
-    out(0x00, 0x21); out(0x0e, 0x48); out(0x0a, 32); out(0x0b, 0); out(0x08, 0); out(0x09, 0); out(0x00, 0x0a);
+    out(0x00, 0x21);
+    out(0x0e, 0x48);
+    out(0x0a, 32);
+    out(0x0b, 0);
+    out(0x08, 0);
+    out(0x09, 0);
+    out(0x00, 0x0a);
     const prom = Array.from({ length: 32 }, () => bus.read(BASE + 0x10, 1));
     expect(prom.slice(0, 12)).toEqual([0, 0, 0x15, 0x15, 0x5d, 0x5d, 0, 0, 0, 0, 1, 1]);
     expect(prom.slice(28, 32)).toEqual([0x57, 0x57, 0x57, 0x57]);
@@ -227,7 +288,9 @@ describe('NE2000: transmit and receive as Linux lib8390 does them', () => {
     expect(r.card.receive(frame([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]))).toBe(true);
     expect(r.card.receive(frame(mcast))).toBe(false);
     const crc = ethernetCrc32(Uint8Array.from(mcast), 0, 6);
-    r.out(0x00, 0x62); r.out(0x08 + (crc >>> 29), 1 << ((crc >>> 26) & 7)); r.out(0x00, 0x22);
+    r.out(0x00, 0x62);
+    r.out(0x08 + (crc >>> 29), 1 << ((crc >>> 26) & 7));
+    r.out(0x00, 0x22);
     r.out(0x0c, 0x0c);
     expect(r.card.receive(frame(mcast))).toBe(true);
     r.out(0x0c, 0x00);
@@ -251,7 +314,9 @@ describe('NE2000: transmit and receive as Linux lib8390 does them', () => {
     const r = rig();
     linuxInit(r);
     r.out(0x07, 0x40);
-    r.out(0x08, 0); r.out(0x09, 0x40); r.out(0x00, 0x12);
+    r.out(0x08, 0);
+    r.out(0x09, 0x40);
+    r.out(0x00, 0x12);
     expect(r.inb(0x07) & 0x40).toBe(0x40);
     r.bus.write(BASE + 0x10, 2, 0xbeef);
     expect(r.card.memory[0x4000]).toBe(0);
@@ -262,9 +327,17 @@ describe('NE2000: hostile register programming', () => {
   it('refuses a transmit from outside card RAM or of an impossible length with TXE/ABT, sends nothing', () => {
     const r = rig();
     linuxInit(r);
-    for (const [tpsr, len] of [[0x7f, 1514], [0x00, 60], [0x40, 13], [0x40, 0xffff]] as const) {
+    for (const [tpsr, len] of [
+      [0x7f, 1514],
+      [0x00, 60],
+      [0x40, 13],
+      [0x40, 0xffff],
+    ] as const) {
       r.out(0x07, 0xff);
-      r.out(0x05, len & 0xff); r.out(0x06, len >> 8); r.out(0x04, tpsr); r.out(0x00, 0x26);
+      r.out(0x05, len & 0xff);
+      r.out(0x06, len >> 8);
+      r.out(0x04, tpsr);
+      r.out(0x00, 0x26);
       expect(r.inb(0x07) & 0x0a).toBe(0x08);
       expect(r.inb(0x04)).toBe(0x08);
     }
@@ -276,8 +349,18 @@ describe('NE2000: hostile register programming', () => {
     const r = rig();
     linuxInit(r);
     const snapshot = r.card.memory.slice();
-    for (const [pstart, pstop, curr] of [[0x00, 0x20, 0x00], [0x70, 0xff, 0x70], [0x50, 0x40, 0x50], [0x4c, 0x80, 0x20]] as const) {
-      r.out(0x00, 0x21); r.out(0x01, pstart); r.out(0x02, pstop); r.out(0x00, 0x61); r.out(0x07, curr); r.out(0x00, 0x22);
+    for (const [pstart, pstop, curr] of [
+      [0x00, 0x20, 0x00],
+      [0x70, 0xff, 0x70],
+      [0x50, 0x40, 0x50],
+      [0x4c, 0x80, 0x20],
+    ] as const) {
+      r.out(0x00, 0x21);
+      r.out(0x01, pstart);
+      r.out(0x02, pstop);
+      r.out(0x00, 0x61);
+      r.out(0x07, curr);
+      r.out(0x00, 0x22);
       expect(r.card.receive(frame(Array.from(MAC)))).toBe(false);
     }
     expect(Buffer.from(r.card.memory).equals(Buffer.from(snapshot))).toBe(true);
@@ -286,9 +369,16 @@ describe('NE2000: hostile register programming', () => {
   it('remote DMA reads wrap at PSTOP and return 0xFF outside card memory; writes there change nothing', () => {
     const r = rig();
     linuxInit(r);
-    r.out(0x0a, 4); r.out(0x0b, 0); r.out(0x08, 0x00); r.out(0x09, 0x90); r.out(0x00, 0x0a);
+    r.out(0x0a, 4);
+    r.out(0x0b, 0);
+    r.out(0x08, 0x00);
+    r.out(0x09, 0x90);
+    r.out(0x00, 0x0a);
     expect(r.bus.read(BASE + 0x10, 4)).toBe(0xffffffff);
-    r.out(0x0a, 2); r.out(0x08, 0xff); r.out(0x09, 0x7f); r.out(0x00, 0x12);
+    r.out(0x0a, 2);
+    r.out(0x08, 0xff);
+    r.out(0x09, 0x7f);
+    r.out(0x00, 0x12);
     r.bus.write(BASE + 0x10, 2, 0xaabb);
     expect(r.card.memory[0x7fff]).toBe(0xbb);
     expect(r.card.memory[0x4c00]).toBe(0xaa); // wrapped from PSTOP (0x8000) to PSTART (0x4c00)
@@ -301,8 +391,12 @@ describe('NE2000: hostile register programming', () => {
     const buf = new Uint8Array(4096);
     for (let i = 0; i < 20000; i++) {
       const reg = rnd() & 0x1f;
-      if (rnd() & 1) r.out(reg, rnd()); else r.inb(reg);
-      if ((i & 63) === 0) { r.bus.readString(BASE + 0x10, 2, buf, 2048); r.card.receive(frame(Array.from(MAC), 60 + rnd() * 5)); }
+      if (rnd() & 1) r.out(reg, rnd());
+      else r.inb(reg);
+      if ((i & 63) === 0) {
+        r.bus.readString(BASE + 0x10, 2, buf, 2048);
+        r.card.receive(frame(Array.from(MAC), 60 + rnd() * 5));
+      }
     }
     expect(r.counters().faults).toBe(0);
   });

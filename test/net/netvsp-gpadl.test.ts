@@ -17,7 +17,7 @@ describe('netvsp buffer GPADLs', () => {
     expect(channelGpadlPages(table({ handle: 7 }), 7, 1)).toEqual([0x100, 0x101]);
   });
 
-  it('refuses an unknown handle, another channel\'s GPADL, a half-described one and a ring GPADL', () => {
+  it("refuses an unknown handle, another channel's GPADL, a half-described one and a ring GPADL", () => {
     const t = table({ handle: 7, relid: 2 }, { handle: 8, complete: false }, { handle: 9, usedByRelid: 1 });
     expect(channelGpadlPages(t, 6, 1)).toBeUndefined();
     expect(channelGpadlPages(t, 7, 1)).toBeUndefined();

@@ -32,7 +32,10 @@ export class NetVspRig {
     const rxPages = opts.rxPages ?? 64;
     const rx = Array.from({ length: rxPages }, (_, i) => NetVspRig.RX_GPA / 4096 + (opts.scatterRx ? (i * 7) % rxPages : i));
     this.gpadls.set(0x100, rx);
-    this.gpadls.set(0x101, Array.from({ length: opts.txPages ?? 16 }, (_, i) => NetVspRig.TX_GPA / 4096 + i));
+    this.gpadls.set(
+      0x101,
+      Array.from({ length: opts.txPages ?? 16 }, (_, i) => NetVspRig.TX_GPA / 4096 + i),
+    );
     this.options = {
       memory: this.memory,
       mac: opts.mac ?? Uint8Array.from([0, 0x15, 0x5d, 0, 0, 1]),

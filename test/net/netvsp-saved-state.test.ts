@@ -105,30 +105,154 @@ describe('netvsp saved state', () => {
   });
 
   const refusals: [string, (s: NetVspSavedChannel) => void, RegExp][] = [
-    ['an NVSP version this host does not speak', (s) => { s.version = 0x70000; }, /NVSP version 0x70000/],
-    ['sub-allocations of another size', (s) => { s.receive!.subAllocSize += 8; }, /sub-allocations of 1814 bytes/],
-    ['more sub-allocations than the pages hold', (s) => { s.receive!.count += 1; }, /73 receive sub-allocations in 32 pages/],
-    ['a slot past the buffer', (s) => { s.receive!.inFlight[0]!.push(72); }, /slot 72 is not below 72/],
-    ['a slot held twice', (s) => { s.receive!.inFlight[1]!.push(s.receive!.inFlight[0]![0]!); }, /held twice/],
-    ['data in a control slot', (s) => { s.receive!.inFlight[0]!.push(3); }, /data in control slot 3/],
-    ['a control packet of two slots', (s) => { s.receive!.inFlight.push([4, 5]); }, /holds 2 slots/],
-    ['a packet of 376 frames', (s) => { s.receive!.inFlight = [Array.from({ length: 376 }, (_, i) => 16 + i)]; }, /holds 376 slots/],
-    ['a receive buffer of no pages', (s) => { s.receive!.pages = []; }, /receive buffer of 0 pages/],
-    ['a receive buffer over 32 MiB', (s) => { s.receive!.pages = Array.from({ length: 8193 }, (_, i) => i); }, /8193 pages/],
-    ['receive pages outside guest memory', (s) => { s.receive!.pages[5] = 0xfffff; }, /receive buffer \(GPADL 256\) has pages outside guest memory/],
-    ['send pages outside guest memory', (s) => { s.send!.pages[0] = 0x7fffffff; }, /send buffer \(GPADL 257\) has pages outside guest memory/],
-    ['send sections the pages do not make', (s) => { s.send!.sections = 11; }, /11 send sections in 16 pages/],
-    ['a send buffer without a receive buffer', (s) => { s.receive = undefined; }, /send buffer without a receive buffer/],
-    ['packet-filter bits this host does not keep', (s) => { s.rndis.packetFilter |= 0x40; }, /packet filter 0x4d/],
-    ['a filter while RNDIS is halted', (s) => { s.rndis.state = 'halted'; }, /while RNDIS is halted/],
-    ['another adapter\'s MAC', (s) => { s.mac = Uint8Array.from([0, 0x15, 0x5d, 0, 0, 9]); }, /MAC 00:15:5d:00:00:09 is not this adapter's/],
-    ['jumbo frames on a port without them', (s) => {
-      s.maxFrameBytes = 9014;
-      s.receive = { ...s.receive!, subAllocSize: 9306, count: 28, pages: Array.from({ length: 64 }, (_, i) => NetVspRig.RX_GPA / 4096 + i), inFlight: [] };
-    }, /9014-byte frames on a port without jumbo/],
-    ['a frame size past jumbo', (s) => { s.maxFrameBytes = 9015; }, /frame size 9015/],
-    ['buffers before INIT', (s) => { s.version = 0; }, /before NVSP INIT/],
-    ['a transfer-page set id past 16 bits', (s) => { s.receive!.id = 0x10000; }, /set id 65536/],
+    [
+      'an NVSP version this host does not speak',
+      (s) => {
+        s.version = 0x70000;
+      },
+      /NVSP version 0x70000/,
+    ],
+    [
+      'sub-allocations of another size',
+      (s) => {
+        s.receive!.subAllocSize += 8;
+      },
+      /sub-allocations of 1814 bytes/,
+    ],
+    [
+      'more sub-allocations than the pages hold',
+      (s) => {
+        s.receive!.count += 1;
+      },
+      /73 receive sub-allocations in 32 pages/,
+    ],
+    [
+      'a slot past the buffer',
+      (s) => {
+        s.receive!.inFlight[0]!.push(72);
+      },
+      /slot 72 is not below 72/,
+    ],
+    [
+      'a slot held twice',
+      (s) => {
+        s.receive!.inFlight[1]!.push(s.receive!.inFlight[0]![0]!);
+      },
+      /held twice/,
+    ],
+    [
+      'data in a control slot',
+      (s) => {
+        s.receive!.inFlight[0]!.push(3);
+      },
+      /data in control slot 3/,
+    ],
+    [
+      'a control packet of two slots',
+      (s) => {
+        s.receive!.inFlight.push([4, 5]);
+      },
+      /holds 2 slots/,
+    ],
+    [
+      'a packet of 376 frames',
+      (s) => {
+        s.receive!.inFlight = [Array.from({ length: 376 }, (_, i) => 16 + i)];
+      },
+      /holds 376 slots/,
+    ],
+    [
+      'a receive buffer of no pages',
+      (s) => {
+        s.receive!.pages = [];
+      },
+      /receive buffer of 0 pages/,
+    ],
+    [
+      'a receive buffer over 32 MiB',
+      (s) => {
+        s.receive!.pages = Array.from({ length: 8193 }, (_, i) => i);
+      },
+      /8193 pages/,
+    ],
+    [
+      'receive pages outside guest memory',
+      (s) => {
+        s.receive!.pages[5] = 0xfffff;
+      },
+      /receive buffer \(GPADL 256\) has pages outside guest memory/,
+    ],
+    [
+      'send pages outside guest memory',
+      (s) => {
+        s.send!.pages[0] = 0x7fffffff;
+      },
+      /send buffer \(GPADL 257\) has pages outside guest memory/,
+    ],
+    [
+      'send sections the pages do not make',
+      (s) => {
+        s.send!.sections = 11;
+      },
+      /11 send sections in 16 pages/,
+    ],
+    [
+      'a send buffer without a receive buffer',
+      (s) => {
+        s.receive = undefined;
+      },
+      /send buffer without a receive buffer/,
+    ],
+    [
+      'packet-filter bits this host does not keep',
+      (s) => {
+        s.rndis.packetFilter |= 0x40;
+      },
+      /packet filter 0x4d/,
+    ],
+    [
+      'a filter while RNDIS is halted',
+      (s) => {
+        s.rndis.state = 'halted';
+      },
+      /while RNDIS is halted/,
+    ],
+    [
+      "another adapter's MAC",
+      (s) => {
+        s.mac = Uint8Array.from([0, 0x15, 0x5d, 0, 0, 9]);
+      },
+      /MAC 00:15:5d:00:00:09 is not this adapter's/,
+    ],
+    [
+      'jumbo frames on a port without them',
+      (s) => {
+        s.maxFrameBytes = 9014;
+        s.receive = { ...s.receive!, subAllocSize: 9306, count: 28, pages: Array.from({ length: 64 }, (_, i) => NetVspRig.RX_GPA / 4096 + i), inFlight: [] };
+      },
+      /9014-byte frames on a port without jumbo/,
+    ],
+    [
+      'a frame size past jumbo',
+      (s) => {
+        s.maxFrameBytes = 9015;
+      },
+      /frame size 9015/,
+    ],
+    [
+      'buffers before INIT',
+      (s) => {
+        s.version = 0;
+      },
+      /before NVSP INIT/,
+    ],
+    [
+      'a transfer-page set id past 16 bits',
+      (s) => {
+        s.receive!.id = 0x10000;
+      },
+      /set id 65536/,
+    ],
   ];
 
   it.each(refusals)('refuses %s, and the channel is left as it was', (_, mutate, message) => {
@@ -154,21 +278,24 @@ describe('netvsp saved state', () => {
   it('any corruption of a saved state is refused with NETVSP_BAD_SAVED_STATE or restores a channel that is consistent', () => {
     const { rig } = busyRig();
     const good = encodeNetVspChannel(rig.channel.saveState());
-    fc.assert(fc.property(fc.array(fc.tuple(fc.nat(good.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), (flips) => {
-      const bytes = good.slice();
-      for (const [at, v] of flips) bytes[at] = v;
-      let restored: NetVspChannel;
-      try {
-        restored = NetVspChannel.restored(rig.options, decodeNetVspChannel(bytes));
-      } catch (e) {
-        expect((e as HvError).code).toBe('NETVSP_BAD_SAVED_STATE');
-        return;
-      }
-      // Accepted: it is what the bytes say, and works within its own buffer.
-      expect(hex(encodeNetVspChannel(restored.saveState()))).toBe(hex(encodeNetVspChannel(decodeNetVspChannel(bytes))));
-      const g = restored.receiveGeometry;
-      if (g) expect(g.freeData + g.freeControl).toBeLessThanOrEqual(g.count);
-      restored.deliver([frame(MAC)]);
-    }), { numRuns: 400 });
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(good.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), (flips) => {
+        const bytes = good.slice();
+        for (const [at, v] of flips) bytes[at] = v;
+        let restored: NetVspChannel;
+        try {
+          restored = NetVspChannel.restored(rig.options, decodeNetVspChannel(bytes));
+        } catch (e) {
+          expect((e as HvError).code).toBe('NETVSP_BAD_SAVED_STATE');
+          return;
+        }
+        // Accepted: it is what the bytes say, and works within its own buffer.
+        expect(hex(encodeNetVspChannel(restored.saveState()))).toBe(hex(encodeNetVspChannel(decodeNetVspChannel(bytes))));
+        const g = restored.receiveGeometry;
+        if (g) expect(g.freeData + g.freeControl).toBeLessThanOrEqual(g.count);
+        restored.deliver([frame(MAC)]);
+      }),
+      { numRuns: 400 },
+    );
   });
 });

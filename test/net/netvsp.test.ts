@@ -36,13 +36,19 @@ describe('netvsp: the Linux initialization sequence (hex vectors)', () => {
       rig.send(fromHex(s.request), { completionRequested: s.completionRequested, transactionId: BigInt('0x' + s.transactionId) });
       const completions = rig.completions.slice(before.c);
       if (s.completion) {
-        expect(completions.map((c) => [c.transactionId.toString(16).padStart(16, '0'), hex(c.payload)]), s.name).toEqual([[s.transactionId, s.completion]]);
+        expect(
+          completions.map((c) => [c.transactionId.toString(16).padStart(16, '0'), hex(c.payload)]),
+          s.name,
+        ).toEqual([[s.transactionId, s.completion]]);
       } else {
         expect(completions, s.name).toEqual([]);
       }
       const tps = rig.transferPages.slice(before.t);
       if (s.transferPages) {
-        expect(tps.map((t) => [t.transactionId.toString(16).padStart(16, '0'), hex(t.header), hex(t.payload)]), s.name).toEqual([[s.transferPages.transactionId, s.transferPages.header, s.transferPages.payload]]);
+        expect(
+          tps.map((t) => [t.transactionId.toString(16).padStart(16, '0'), hex(t.header), hex(t.payload)]),
+          s.name,
+        ).toEqual([[s.transferPages.transactionId, s.transferPages.header, s.transferPages.payload]]);
         expect(hex(rig.rx(0, s.transferPages.receiveBufferAt0.length / 2))).toBe(s.transferPages.receiveBufferAt0);
       } else {
         expect(tps, s.name).toEqual([]);
@@ -226,7 +232,12 @@ describe('netvsp: hostile guests', () => {
       ['DataLength 0', (b) => new DataView(b.buffer).setUint32(12, 0, true)],
       ['DataOffset below 36', (b) => new DataView(b.buffer).setUint32(8, 4, true)],
       ['OOB data', (b) => new DataView(b.buffer).setUint32(20, 4, true)],
-      ['PPI past the end', (b) => { new DataView(b.buffer).setUint32(32, 4096, true); }],
+      [
+        'PPI past the end',
+        (b) => {
+          new DataView(b.buffer).setUint32(32, 4096, true);
+        },
+      ],
       ['VcHandle', (b) => new DataView(b.buffer).setUint32(36, 1, true)],
     ];
     for (const [, mutate] of variants) {

@@ -51,8 +51,15 @@ describe('passt behind an internal switch', () => {
   it('refuses passt settings that cannot work', () => {
     const base = { version: 1, id: '0f0e0d0c-0b0a-4909-8807-060504030201', name: 'x', type: 'internal' };
     expect(switchDefinitionProblems({ ...base, passt: { guestAddress: '10.0.2.15/24', gateway: '10.0.2.2', forwards: ['udp:5000:7'] } })).toEqual([]);
-    expect(switchDefinitionProblems({ ...base, type: 'private', passt: { guestAddress: '10.0.2.15/24', gateway: '10.0.2.2', forwards: [] } })).toEqual(['passt: a private switch has no host side']);
-    expect(switchDefinitionProblems({ ...base, passt: { guestAddress: '10.0.2.300/24', gateway: '10.0.2.15', forwards: ['udp:0:7', 'icmp:1:2', 'tcp:80:8', 'tcp:80:9'] } })).toEqual([
+    expect(switchDefinitionProblems({ ...base, type: 'private', passt: { guestAddress: '10.0.2.15/24', gateway: '10.0.2.2', forwards: [] } })).toEqual([
+      'passt: a private switch has no host side',
+    ]);
+    expect(
+      switchDefinitionProblems({
+        ...base,
+        passt: { guestAddress: '10.0.2.300/24', gateway: '10.0.2.15', forwards: ['udp:0:7', 'icmp:1:2', 'tcp:80:8', 'tcp:80:9'] },
+      }),
+    ).toEqual([
       'passt.guestAddress: must be a.b.c.d/prefix (prefix 8..30)',
       'passt.forwards: "udp:0:7": ports are 1..65535',
       'passt.forwards: "icmp:1:2" is not udp|tcp:HOSTPORT:GUESTPORT',
@@ -60,7 +67,7 @@ describe('passt behind an internal switch', () => {
     ]);
   });
 
-  it('a host process reaches a VM\'s UDP echo through passt; passt is restarted when it dies and ends with the switch', { timeout: 120_000 }, async () => {
+  it("a host process reaches a VM's UDP echo through passt; passt is restarted when it dies and ends with the switch", { timeout: 120_000 }, async () => {
     const vmms = await fx.vmms({ dataDir: fx.dataDir() });
     const port = await freeUdpPort();
     const sw = await vmms.switches.create({ name: 'outside', type: 'internal', passt: { forwards: [`udp:${port}:7`] } });
@@ -69,7 +76,12 @@ describe('passt behind an internal switch', () => {
       const v = vmms.switches.get('outside')!;
       return v.passt?.state === 'running' && v.ports.some((p) => p.kind === 'internal') && v.passt.pid;
     });
-    vmms.defineVm({ name: 'web', memoryBytes: 32 * MiB, imagePath: guestImagePath('ref-enlightened'), devices: [{ kind: 'network-adapter', switch: 'outside' }] });
+    vmms.defineVm({
+      name: 'web',
+      memoryBytes: 32 * MiB,
+      imagePath: guestImagePath('ref-enlightened'),
+      devices: [{ kind: 'network-adapter', switch: 'outside' }],
+    });
     expect((await vmms.start('web')).returnValue).toBe(0);
     await waitFor('the prompt', () => vmms.console('web').includes(PROMPT), 60_000);
     const at = vmms.console('web').length;
@@ -82,10 +94,16 @@ describe('passt behind an internal switch', () => {
     expect(Buffer.compare(await echoThroughPasst(port, data), data)).toBe(0);
 
     process.kill(first, 'SIGKILL');
-    const second = await waitFor('passt started again', () => {
-      const v = vmms.switches.get('outside')!.passt!;
-      return v.restarts >= 1 && v.state === 'running' && v.pid !== first && v.pid;
-    }, 30_000).catch((e) => { throw new Error(`${(e as Error).message}: ${JSON.stringify(vmms.switches.get('outside')!.passt)}`); });
+    const second = await waitFor(
+      'passt started again',
+      () => {
+        const v = vmms.switches.get('outside')!.passt!;
+        return v.restarts >= 1 && v.state === 'running' && v.pid !== first && v.pid;
+      },
+      30_000,
+    ).catch((e) => {
+      throw new Error(`${(e as Error).message}: ${JSON.stringify(vmms.switches.get('outside')!.passt)}`);
+    });
     // Once: the new passt was connected to as soon as it listened (a refused connection before that is retried, not a failure).
     expect(vmms.switches.get('outside')!.passt!).toMatchObject({ restarts: 1, state: 'running' });
     expect(vmms.switches.get('outside')!.passt!.lastError).toMatch(/passt exited \(SIGKILL\)|passt closed its socket/);

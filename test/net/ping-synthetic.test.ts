@@ -75,7 +75,10 @@ describe('two enlightened VMs on a private switch (netvsc)', () => {
     const host = await SwitchLink.connect(server.path, { kind: 'emulated', mac: formatMac(HOST_MAC) });
     links.push(host);
     const got: Uint8Array[] = [];
-    host.onFrame = (f) => { const p = udpPayload(f, 40000); if (p) got.push(p); };
+    host.onFrame = (f) => {
+      const p = udpPayload(f, 40000);
+      if (p) got.push(p);
+    };
     const data = new TextEncoder().encode('tsvisor netvsc udp echo');
     host.send(udpFrame({ dstMac: MAC2, srcMac: HOST_MAC, srcIp: '10.0.1.99', dstIp: '10.0.1.2', srcPort: 40000, dstPort: 7, data }));
     await rigs[1]!.waitUntil(() => got.length > 0, 'the UDP echo');
@@ -91,7 +94,10 @@ describe('two enlightened VMs on a private switch (netvsc)', () => {
     const host = await SwitchLink.connect(server.path, { kind: 'synthetic', mac: formatMac(JUMBO_HOST_MAC), mtu: 9000 });
     links.push(host);
     const got: Uint8Array[] = [];
-    host.onFrame = (f) => { const p = udpPayload(f, 40001); if (p) got.push(p); };
+    host.onFrame = (f) => {
+      const p = udpPayload(f, 40001);
+      if (p) got.push(p);
+    };
     const data = Uint8Array.from({ length: 9014 - 42 }, (_, i) => (i * 7 + 3) & 0xff);
     const before = b.netVsps[0]!.stats.framesTransmitted;
     host.send(udpFrame({ dstMac: MAC2, srcMac: JUMBO_HOST_MAC, srcIp: '10.0.1.98', dstIp: '10.0.1.2', srcPort: 40001, dstPort: 7, data }));
@@ -115,9 +121,20 @@ describe('two enlightened VMs on a private switch (netvsc)', () => {
     // Broadcast frames: every one reaches the guest's NIC; far more than its 96 data slots at once.
     const frame = new Uint8Array(60).fill(0xff, 0, 6);
     frame.set(HOST_MAC, 6);
-    frame[12] = 0x88; frame[13] = 0xb5; // local experimental EtherType: the stack ignores it
+    frame[12] = 0x88;
+    frame[13] = 0xb5; // local experimental EtherType: the stack ignores it
     for (let i = 0; i < 3000; i++) host.send(frame);
-    await rigs[0]!.waitUntil(() => vsp.stats.framesDelivered + vsp.stats.rxDropNoBuffer + vsp.stats.rxDropRingFull - before.framesDelivered - before.rxDropNoBuffer - before.rxDropRingFull >= 3000, 'the flood to arrive');
+    await rigs[0]!.waitUntil(
+      () =>
+        vsp.stats.framesDelivered +
+          vsp.stats.rxDropNoBuffer +
+          vsp.stats.rxDropRingFull -
+          before.framesDelivered -
+          before.rxDropNoBuffer -
+          before.rxDropRingFull >=
+        3000,
+      'the flood to arrive',
+    );
     const after = vsp.stats;
     expect(after.rxDropNoBuffer + after.rxDropRingFull).toBeGreaterThan(before.rxDropNoBuffer + before.rxDropRingFull);
     expect(await rigs[0]!.command('ping 10.0.1.2 2')).toContain('2 packets transmitted, 2 received');

@@ -37,9 +37,16 @@ describe('switches and network adapters through the CLI', () => {
     // An external switch: passt is its uplink (through WMI: a port on an Msvm_ExternalEthernetPort), with QEMU's defaults.
     const external = await json('switch', 'new', 'out', '--external');
     expect(external).toMatchObject({ name: 'out', type: 'external', passt: true });
-    expect(JSON.parse(readFileSync(join(daemon.dataDir, 'switches', `${external.id}.json`), 'utf8'))).toMatchObject({ type: 'external', passt: { guestAddress: '10.0.2.15/24', gateway: '10.0.2.2', forwards: [] } });
+    expect(JSON.parse(readFileSync(join(daemon.dataDir, 'switches', `${external.id}.json`), 'utf8'))).toMatchObject({
+      type: 'external',
+      passt: { guestAddress: '10.0.2.15/24', gateway: '10.0.2.2', forwards: [] },
+    });
     const switches = await json('switch', 'list');
-    expect(switches.map((s: { name: string; type: string; connectedPorts: number }) => [s.name, s.type]).sort()).toEqual([['hostnet', 'internal'], ['lab', 'private'], ['out', 'external']]);
+    expect(switches.map((s: { name: string; type: string; connectedPorts: number }) => [s.name, s.type]).sort()).toEqual([
+      ['hostnet', 'internal'],
+      ['lab', 'private'],
+      ['out', 'external'],
+    ]);
     // Persisted by VMMS: one definition file per switch.
     expect(readdirSync(join(daemon.dataDir, 'switches')).filter((f) => f.endsWith('.json')).length).toBe(3);
     expect((await tsvisor('switch', 'rm', 'out')).code).toBe(0);
@@ -47,13 +54,31 @@ describe('switches and network adapters through the CLI', () => {
     // passt as the host's side of an internal switch, with a port forward; refused on a private one or with a bad forward.
     expect((await tsvisor('switch', 'new', 'nat', '--forward', 'udp:1:7')).stderr).toContain('add --internal');
     expect((await tsvisor('switch', 'new', 'nat', '--internal', '--forward', 'udp:70000:7')).stderr).toContain('"udp:70000:7": ports are 1..65535');
-    const nat = await json('switch', 'new', 'nat', '--internal', '--forward', 'udp:40123:7', '--guest-address', '192.168.77.10/24', '--gateway', '192.168.77.1');
+    const nat = await json(
+      'switch',
+      'new',
+      'nat',
+      '--internal',
+      '--forward',
+      'udp:40123:7',
+      '--guest-address',
+      '192.168.77.10/24',
+      '--gateway',
+      '192.168.77.1',
+    );
     expect(nat).toMatchObject({ name: 'nat', type: 'internal', passt: true });
     const natDef = JSON.parse(readFileSync(join(daemon.dataDir, 'switches', `${nat.id}.json`), 'utf8'));
     expect(natDef.passt).toEqual({ guestAddress: '192.168.77.10/24', gateway: '192.168.77.1', forwards: ['udp:40123:7'] });
-    const passtPids = () => readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-      try { return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`passt-${nat.id}.sock`); } catch { return false; }
-    });
+    const passtPids = () =>
+      readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`passt-${nat.id}.sock`);
+          } catch {
+            return false;
+          }
+        });
     await waitFor('passt running for the switch', () => passtPids().length === 1);
     expect((await tsvisor('switch', 'rm', 'nat')).code).toBe(0);
     await waitFor('passt gone with the switch', () => passtPids().length === 0);

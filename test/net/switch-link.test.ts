@@ -53,9 +53,12 @@ async function connect(path: string, mac: string): Promise<{ link: SwitchLink; g
 }
 
 async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  await vi.waitFor(() => {
-    if (!cond()) throw new Error('timed out');
-  }, { timeout: ms, interval: 5 });
+  await vi.waitFor(
+    () => {
+      if (!cond()) throw new Error('timed out');
+    },
+    { timeout: ms, interval: 5 },
+  );
 }
 
 describe('frame stream codec', () => {

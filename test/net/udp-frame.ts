@@ -10,7 +10,15 @@ export function ipv4(a: string): number[] {
   return a.split('.').map(Number);
 }
 
-export function udpFrame(o: { dstMac: Uint8Array; srcMac: Uint8Array; srcIp: string; dstIp: string; srcPort: number; dstPort: number; data: Uint8Array }): Uint8Array {
+export function udpFrame(o: {
+  dstMac: Uint8Array;
+  srcMac: Uint8Array;
+  srcIp: string;
+  dstIp: string;
+  srcPort: number;
+  dstPort: number;
+  data: Uint8Array;
+}): Uint8Array {
   const f = new Uint8Array(14 + 20 + 8 + o.data.length);
   const dv = new DataView(f.buffer);
   f.set(o.dstMac, 0);

@@ -25,11 +25,15 @@ afterAll(async () => {
 async function command(vmms: Vmms, vm: string, line: string, timeoutMs = 20_000): Promise<string> {
   const start = vmms.console(vm).length;
   await vmms.consoleInput(vm, new TextEncoder().encode(line + '\r'));
-  const out = await waitFor(`the prompt after "${line}" on ${vm}`, () => {
-    const text = vmms.console(vm);
-    const at = text.indexOf(PROMPT, start);
-    return at >= 0 ? text.slice(start, at) : undefined;
-  }, timeoutMs);
+  const out = await waitFor(
+    `the prompt after "${line}" on ${vm}`,
+    () => {
+      const text = vmms.console(vm);
+      const at = text.indexOf(PROMPT, start);
+      return at >= 0 ? text.slice(start, at) : undefined;
+    },
+    timeoutMs,
+  );
   return out;
 }
 
@@ -39,10 +43,25 @@ describe('network adapters in VM definitions, switches in VMMS', () => {
     let vmms = await fx.vmms({ dataDir });
     const lab = await vmms.switches.create({ name: 'lab', type: 'private' });
     expect(lab).toMatchObject({ name: 'lab', type: 'private', running: true, ports: [] });
-    vmms.defineVm({ name: 'legacy', memoryBytes: 32 * MiB, imagePath: guestImagePath('ref-emulated'), devices: [{ kind: 'network-adapter', legacy: true, switch: 'lab', mac: '00:15:5d:30:00:01' }] });
-    vmms.defineVm({ name: 'synthetic', memoryBytes: 32 * MiB, imagePath: guestImagePath('ref-enlightened'), devices: [{ kind: 'network-adapter', switch: 'lab' }] });
+    vmms.defineVm({
+      name: 'legacy',
+      memoryBytes: 32 * MiB,
+      imagePath: guestImagePath('ref-emulated'),
+      devices: [{ kind: 'network-adapter', legacy: true, switch: 'lab', mac: '00:15:5d:30:00:01' }],
+    });
+    vmms.defineVm({
+      name: 'synthetic',
+      memoryBytes: 32 * MiB,
+      imagePath: guestImagePath('ref-enlightened'),
+      devices: [{ kind: 'network-adapter', switch: 'lab' }],
+    });
     // A NIC naming a switch that does not exist keeps its VM off, with the reason.
-    vmms.defineVm({ name: 'lost', memoryBytes: 32 * MiB, imagePath: guestImagePath('ref-enlightened'), devices: [{ kind: 'network-adapter', switch: 'nowhere' }] });
+    vmms.defineVm({
+      name: 'lost',
+      memoryBytes: 32 * MiB,
+      imagePath: guestImagePath('ref-enlightened'),
+      devices: [{ kind: 'network-adapter', switch: 'nowhere' }],
+    });
     const lost = await vmms.start('lost');
     expect(lost.returnValue).not.toBe(0);
     expect(lost.error).toContain('switch "nowhere", which does not exist');
@@ -65,7 +84,10 @@ describe('network adapters in VM definitions, switches in VMMS', () => {
     const changesBefore = await linkChanges();
 
     // VMMS restarts; the VMs run on and their NICs rejoin the switch of the next VMMS.
-    const pids = vmms.list().filter((v) => v.processId).map((v) => v.processId!);
+    const pids = vmms
+      .list()
+      .filter((v) => v.processId)
+      .map((v) => v.processId!);
     await fx.detach(vmms);
     vmms = await fx.vmms({ dataDir });
     expect(vmms.switches.list().map((s) => ({ id: s.id, name: s.name }))).toEqual([{ id: lab.id, name: 'lab' }]);

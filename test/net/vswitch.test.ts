@@ -50,7 +50,15 @@ describe('virtual switch: learning and forwarding', () => {
     expect(sw.ingress(b.id, frame(A, B))).toBe(1);
     expect(got.get('a')![0]).toEqual(frame(A, B));
     expect(b.counters.flooded).toBe(0);
-    expect(sw.table.snapshot().map((e) => [e.mac, e.port]).sort()).toEqual([[A, a.id], [B, b.id]]);
+    expect(
+      sw.table
+        .snapshot()
+        .map((e) => [e.mac, e.port])
+        .sort(),
+    ).toEqual([
+      [A, a.id],
+      [B, b.id],
+    ]);
   });
 
   it('floods broadcast and multicast to every other port within the receive filters, never back to the sender', () => {

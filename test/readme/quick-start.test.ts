@@ -21,7 +21,12 @@ export function quickStartBlocks(readme: string, heading: string): string[][] {
   const start = readme.indexOf(heading);
   if (start < 0) throw new Error(`README.md has no "${heading}" section`);
   const section = readme.slice(start, readme.indexOf('\n## ', start + heading.length));
-  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')));
+  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) =>
+    m[1]!
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#')),
+  );
 }
 
 function sh(line: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -37,7 +42,11 @@ afterAll(async () => {
     const exited = new Promise((r) => service!.once('exit', r));
     process.kill(-service.pid!, 'SIGTERM');
     await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
-    try { process.kill(-service.pid!, 'SIGKILL'); } catch { /* the group is gone */ }
+    try {
+      process.kill(-service.pid!, 'SIGKILL');
+    } catch {
+      /* the group is gone */
+    }
   }
   rmSync(dataHome, { recursive: true, force: true });
 }, 60_000);
@@ -51,9 +60,20 @@ it('the README quick start works as written', async () => {
   // The service, in its own process group so that it and npx's wrapper go together.
   service = spawn('/bin/sh', ['-c', `exec ${serve[0]}`], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
-  service.stdout!.on('data', (c) => { out += c; });
-  service.stderr!.on('data', (c) => { out += c; });
-  await vi.waitFor(() => { if (!out.includes('tsvisor: serving') && service!.exitCode === null) throw new Error('not serving yet'); }, { timeout: 120_000, interval: 100 }).catch(() => {});
+  service.stdout!.on('data', (c) => {
+    out += c;
+  });
+  service.stderr!.on('data', (c) => {
+    out += c;
+  });
+  await vi
+    .waitFor(
+      () => {
+        if (!out.includes('tsvisor: serving') && service!.exitCode === null) throw new Error('not serving yet');
+      },
+      { timeout: 120_000, interval: 100 },
+    )
+    .catch(() => {});
   expect(out).toContain(`tsvisor: serving ${join(dataHome, 'tsvisor')}`);
 
   const outputs: string[] = [];

@@ -22,7 +22,9 @@ afterAll(async () => {
 
 describe('CPU reserve, maximum and weight through the CLI and WMI', () => {
   it('sets them, enforces the cap, and meters the VM (vm list, vm show, vm measure)', async () => {
-    expect((await vm('new', 'cpu', '--image', guestImagePath('checksum'), '--cmdline', 'rounds=100000000', '-m', '16M', '--stop-action', 'turn-off')).code).toBe(0);
+    expect(
+      (await vm('new', 'cpu', '--image', guestImagePath('checksum'), '--cmdline', 'rounds=100000000', '-m', '16M', '--stop-action', 'turn-off')).code,
+    ).toBe(0);
     const set = await vm('set', 'cpu', '--reserve', '10', '--maximum', '30', '--weight', '300');
     expect([set.code, set.stdout, set.stderr]).toEqual([0, 'cpu: resources changed\n', '']);
     expect((await vm('start', 'cpu')).code).toBe(0);

@@ -8,7 +8,7 @@ const base = { name: 'v', memoryBytes: 16 << 20, imagePath: '/x.wasm' };
 const schema = createVirtualizationSchema();
 
 describe('CPU settings: definitions and Msvm_ProcessorSettingData', () => {
-  it('keeps valid settings and turns them into the allocation\'s fractions', () => {
+  it("keeps valid settings and turns them into the allocation's fractions", () => {
     const d = newDefinition({ ...base, cpuReserve: 12.5, cpuMaximum: 60, cpuWeight: 300 });
     expect(cpuSettingsOf(d)).toEqual({ reserve: 0.125, limit: 0.6, weight: 300 });
     expect(cpuSettingsOf(newDefinition(base))).toEqual({ reserve: 0, limit: 1, weight: 100 });
@@ -16,7 +16,10 @@ describe('CPU settings: definitions and Msvm_ProcessorSettingData', () => {
 
   it('refuses settings out of range, each with its field', () => {
     const d = { ...newDefinition(base) };
-    expect(definitionProblems({ ...d, cpuReserve: 150 })).toEqual(['cpuReserve: must be a percentage from 0 to 100', 'cpuReserve: 150% is above the maximum of 100%']);
+    expect(definitionProblems({ ...d, cpuReserve: 150 })).toEqual([
+      'cpuReserve: must be a percentage from 0 to 100',
+      'cpuReserve: 150% is above the maximum of 100%',
+    ]);
     expect(definitionProblems({ ...d, cpuMaximum: 0 })).toEqual(['cpuMaximum: must be a percentage above 0 to 100']);
     expect(definitionProblems({ ...d, cpuWeight: 0 })).toEqual(['cpuWeight: must be between 1 and 10000']);
     expect(definitionProblems({ ...d, cpuReserve: 0.0001 })).toEqual(['cpuReserve: must be a multiple of 0.001 (thousandths of a percent)']);

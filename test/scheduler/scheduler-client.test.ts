@@ -20,12 +20,16 @@ describe('the worker side of the CPU scheduler', () => {
     g = null;
   });
 
-  it('reports a busy VP, applies grants, and falls back to the VM\'s Maximum when VMMS goes quiet', async () => {
+  it("reports a busy VP, applies grants, and falls back to the VM's Maximum when VMMS goes quiet", async () => {
     g = await bootTestGuest('smp-work', 'rounds=4000000000 work=20000');
     const p = g.partition;
     await g.waitFor('smp-work');
     const reports: CpuDemandRecord[] = [];
-    client = new CpuSchedulerClient(() => p, (r) => reports.push(r), winston.createLogger({ silent: true }));
+    client = new CpuSchedulerClient(
+      () => p,
+      (r) => reports.push(r),
+      winston.createLogger({ silent: true }),
+    );
     const periodUs = 10_000;
     client.onGrant({ kind: 'cpu-budget', seq: 1, periodUs, perVpUs: 500, capUs: 4000 });
     expect(p.cpu.budgetUs(0)).toBe(500);

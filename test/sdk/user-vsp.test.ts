@@ -52,11 +52,14 @@ describe('a VSP written with the SDK', () => {
     expect((await vm('start', 'ping')).code).toBe(0);
     const c = await VmmsClient.connect(daemon.dataDir);
     try {
-      const out = await vi.waitFor(async () => {
-        const text = await c.call<string>('console', { vm: 'ping' });
-        expect(text).toContain('done\n');
-        return text;
-      }, { timeout: 60_000, interval: 100 });
+      const out = await vi.waitFor(
+        async () => {
+          const text = await c.call<string>('console', { vm: 'ping' });
+          expect(text).toContain('done\n');
+          return text;
+        },
+        { timeout: 60_000, interval: 100 },
+      );
       expect(out).toContain('opened=1\nreplies=10\nwrong=0\n');
     } finally {
       c.close();
@@ -80,6 +83,8 @@ describe('a VSP written with the SDK', () => {
     expect((await vm('vsp', 'add', 'bad', module)).code).toBe(0);
     const start = await vm('start', 'bad');
     expect(start.code).toBe(1);
-    expect(start.stderr).toContain(`VSP module ${module}: the module is writable by everyone (mode 666); a VSP module is code the worker runs, so only its owner may change it`);
+    expect(start.stderr).toContain(
+      `VSP module ${module}: the module is writable by everyone (mode 666); a VSP module is code the worker runs, so only its owner may change it`,
+    );
   });
 });

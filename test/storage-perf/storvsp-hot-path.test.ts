@@ -14,12 +14,14 @@ describe('storvsp hot path (no allocation per SRB)', () => {
     ]);
     expect(out.map((o) => o.transactionId)).toEqual([1n, 2n, 3n]);
     expect(out.map((o) => [decodeSrbCompletion(o.payload).srbStatus, decodeSrbCompletion(o.payload).dataTransferLength])).toEqual([
-      [SrbStatus.Success, 512], [SrbStatus.Success, 4096], [SrbStatus.InvalidRequest, 0],
+      [SrbStatus.Success, 512],
+      [SrbStatus.Success, 4096],
+      [SrbStatus.InvalidRequest, 0],
     ]);
     expect(rig.memory.u8[0x3fff]).toBe(0x11);
   });
 
-  it('a reply handed out by handle() is the channel\'s buffer until the next request', () => {
+  it("a reply handed out by handle() is the channel's buffer until the next request", () => {
     const rig = makeRig();
     negotiate(rig.channel);
     const first = rig.channel.handle(packet(srbPacket({ cdb: '000000000000' }), 1n))!;

@@ -14,8 +14,12 @@ import { createVhdx } from '../../root-partition/storage/vhdx/vhdx-create.ts';
 import { VhdxDisk } from '../../root-partition/storage/vhdx/vhdx-disk.ts';
 
 let dir: string;
-beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvisor-fmt-')); });
-afterEach(() => { fs.rmSync(dir, { recursive: true, force: true }); });
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvisor-fmt-'));
+});
+afterEach(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
 
 function file(name: string, head: Uint8Array | string, size = 1024 * 1024, tail?: string): string {
   const p = path.join(dir, name);
@@ -46,7 +50,7 @@ describe('disk format detection', () => {
     }
   });
 
-  it('opens raw as raw and a VHDX as VHDX, with the VHDX\'s virtual size rather than the file\'s', () => {
+  it("opens raw as raw and a VHDX as VHDX, with the VHDX's virtual size rather than the file's", () => {
     const raw = file('disk.raw', 'hello');
     const r = openDisk(raw);
     expect(r).toBeInstanceOf(RawDisk);

@@ -19,8 +19,12 @@ import { openVhdx } from '../../root-partition/storage/vhdx/vhdx-open.ts';
 const MiB = 1024 * 1024;
 const SIZE = 16 * MiB;
 let dir: string;
-beforeEach(() => { dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'tsv-disk-job-')); });
-afterEach(() => { rmSync(dir, { recursive: true, force: true }); });
+beforeEach(() => {
+  dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'tsv-disk-job-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
 
 const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
@@ -70,7 +74,7 @@ describe('disk work stopped at a safe point', () => {
     expect(readAll(dst).equals(model)).toBe(true);
   });
 
-  it('a merge keeps its child, linked to the parent\'s new identity and reading as before; run again, it completes', async () => {
+  it("a merge keeps its child, linked to the parent's new identity and reading as before; run again, it completes", async () => {
     const base = join(dir, 'base.vhdx');
     const child = join(dir, 'child.avhdx');
     const model = Buffer.alloc(SIZE);
@@ -106,7 +110,9 @@ describe('disk work stopped at a safe point', () => {
     const bin = resolve(import.meta.dirname, '../../bin/tsvisor.mjs');
     const cli = spawn(process.execPath, [bin, 'disk', 'convert', src, dst], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
-    cli.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+    cli.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString();
+    });
     const exited = new Promise<number | null>((res) => cli.on('exit', (code) => res(code)));
     try {
       for (const deadline = Date.now() + 45_000; !existsSync(dst); await new Promise((r) => setTimeout(r, 20))) {

@@ -89,7 +89,12 @@ describe('disk image locks', () => {
     } catch (e) {
       refused = e;
     }
-    expect((refused as FileLockedError).holders.map((h) => [h.pid, h.mode]).sort()).toEqual([[process.pid, 'shared'], [reader.pid, 'shared']].sort());
+    expect((refused as FileLockedError).holders.map((h) => [h.pid, h.mode]).sort()).toEqual(
+      [
+        [process.pid, 'shared'],
+        [reader.pid, 'shared'],
+      ].sort(),
+    );
     mine.close();
     reader.kill('SIGKILL');
     await once(reader, 'exit');

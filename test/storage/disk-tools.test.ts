@@ -15,8 +15,12 @@ import type { VhdxDisk } from '../../root-partition/storage/vhdx/vhdx-disk.ts';
 const MiB = 1024 * 1024;
 const qemu = spawnSync('sh', ['-c', 'command -v qemu-img']).status === 0;
 let dir: string;
-beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvisor-disk-tools-')); });
-afterEach(() => { fs.rmSync(dir, { recursive: true, force: true }); });
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvisor-disk-tools-'));
+});
+afterEach(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
 
 const at = (name: string) => path.join(dir, name);
 function pattern(n: number, seed: number): Uint8Array {
@@ -44,13 +48,24 @@ function qemuCheck(p: string): void {
 }
 
 describe('disk tools', () => {
-  it('new and info: raw, fixed, dynamic and differencing, with Get-VHD\'s fields', () => {
+  it("new and info: raw, fixed, dynamic and differencing, with Get-VHD's fields", () => {
     expect(newDisk(at('r.raw'), { kind: 'raw', sizeBytes: 4 * MiB })).toMatchObject({ format: 'raw', type: 'raw', sizeBytes: 4 * MiB });
-    expect(newDisk(at('f.vhdx'), { kind: 'fixed', sizeBytes: 4 * MiB, blockSizeBytes: MiB })).toMatchObject({ format: 'vhdx', type: 'fixed', blocks: 4, allocatedBlocks: 4 });
+    expect(newDisk(at('f.vhdx'), { kind: 'fixed', sizeBytes: 4 * MiB, blockSizeBytes: MiB })).toMatchObject({
+      format: 'vhdx',
+      type: 'fixed',
+      blocks: 4,
+      allocatedBlocks: 4,
+    });
     const base = newDisk(at('d.vhdx'), { kind: 'dynamic', sizeBytes: 16 * MiB, physicalSectorSize: 512 });
     expect(base).toMatchObject({ type: 'dynamic', blockSizeBytes: 8 * MiB, blocks: 2, allocatedBlocks: 0, physicalSectorSize: 512, parentPath: null });
     const kid = newDisk(at('k.avhdx'), { kind: 'differencing', parentPath: at('d.vhdx') });
-    expect(kid).toMatchObject({ type: 'differencing', sizeBytes: 16 * MiB, parentPath: at('d.vhdx'), parentIdentifier: base.identifier, diskIdentifier: base.diskIdentifier });
+    expect(kid).toMatchObject({
+      type: 'differencing',
+      sizeBytes: 16 * MiB,
+      parentPath: at('d.vhdx'),
+      parentIdentifier: base.identifier,
+      diskIdentifier: base.diskIdentifier,
+    });
     expect(() => newDisk(at('x.raw'), { kind: 'dynamic', sizeBytes: MiB })).toThrow(/name the file .vhdx/);
     expect(() => newDisk(at('d.vhdx'), { kind: 'dynamic', sizeBytes: MiB })).toThrow(/already exists/);
   });
@@ -75,7 +90,11 @@ describe('disk tools', () => {
   });
 
   it('resize grows dynamic, fixed and raw disks and keeps their data; shrinking and resizing a child are refused', () => {
-    for (const [name, kind] of [['g.vhdx', 'dynamic'], ['h.vhdx', 'fixed'], ['g.raw', 'raw']] as const) {
+    for (const [name, kind] of [
+      ['g.vhdx', 'dynamic'],
+      ['h.vhdx', 'fixed'],
+      ['g.raw', 'raw'],
+    ] as const) {
       newDisk(at(name), { kind, sizeBytes: 8 * MiB, blockSizeBytes: kind === 'raw' ? undefined : MiB });
       write(at(name), 100, pattern(4096, 2));
       const info = resizeDisk(at(name), 20 * MiB);
@@ -92,7 +111,7 @@ describe('disk tools', () => {
     expect(() => resizeDisk(at('k.vhdx'), 40 * MiB)).toThrow(/has its parent's size/);
   });
 
-  it('merge writes the child\'s own sectors (bitmap runs, whole blocks, zeroed blocks) into the parent and deletes the child', () => {
+  it("merge writes the child's own sectors (bitmap runs, whole blocks, zeroed blocks) into the parent and deletes the child", () => {
     newDisk(at('p.vhdx'), { kind: 'dynamic', sizeBytes: 16 * MiB, blockSizeBytes: MiB });
     write(at('p.vhdx'), 0, pattern(16 * MiB, 4));
     newDisk(at('c.vhdx'), { kind: 'differencing', parentPath: at('p.vhdx'), blockSizeBytes: MiB });

@@ -32,7 +32,11 @@ describe('raw disk: flush errors are sticky', () => {
     d.write(3, new Uint8Array(512).fill(2));
     io.fail('fdatasync', 'EIO');
     let first: DiskIoError | undefined;
-    try { d.flush(); } catch (e) { first = e as DiskIoError; }
+    try {
+      d.flush();
+    } catch (e) {
+      first = e as DiskIoError;
+    }
     expect(first).toBeInstanceOf(DiskIoError);
     expect({ op: first!.operation, errno: first!.errno, lba: first!.lba, path: first!.path }).toEqual({ op: 'flush', errno: 'EIO', lba: 3, path: p });
     for (let i = 0; i < 3; i++) expect(() => d.flush()).toThrow(first!.message);

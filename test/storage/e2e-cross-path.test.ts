@@ -50,11 +50,18 @@ describe('cross-path integrity on one image', () => {
       devices: { ide: [{ path: file }], scsi: [{ instanceId: '7a3e1c2a-0000-4000-8000-0000000000c5', disks: [{ path: file }] }] },
       console: (b) => (out += Buffer.from(b).toString('latin1')),
     });
-    cleanup.push(async () => { await dt.stop(); });
+    cleanup.push(async () => {
+      await dt.stop();
+    });
     p.start();
     await p.whenIdle();
     await dt.stop();
-    const v = Object.fromEntries(out.split('\n').filter((l) => /^\w+=\d+$/.test(l)).map((l) => [l.split('=')[0], Number(l.split('=')[1])]));
+    const v = Object.fromEntries(
+      out
+        .split('\n')
+        .filter((l) => /^\w+=\d+$/.test(l))
+        .map((l) => [l.split('=')[0], Number(l.split('=')[1])]),
+    );
 
     expect(p.vpExit(0)).toEqual({ reason: 'halted' });
     expect(v.ata_attach).toBe(0);

@@ -25,11 +25,20 @@ describe('emulated IDE durability', () => {
     const log: string[] = [];
     let bytesAtFlush: Buffer | undefined;
     const wrap = (d: BlockBackend): BlockBackend => ({
-      get sectorSize() { return d.sectorSize; },
-      get sectorCount() { return d.sectorCount; },
-      get readOnly() { return d.readOnly; },
+      get sectorSize() {
+        return d.sectorSize;
+      },
+      get sectorCount() {
+        return d.sectorCount;
+      },
+      get readOnly() {
+        return d.readOnly;
+      },
       read: (lba, dst) => d.read(lba, dst),
-      write: (lba, src) => { log.push(`write ${lba}+${src.length / 512}`); d.write(lba, src); },
+      write: (lba, src) => {
+        log.push(`write ${lba}+${src.length / 512}`);
+        d.write(lba, src);
+      },
       flush: () => {
         d.flush();
         log.push('flush');
@@ -42,19 +51,26 @@ describe('emulated IDE durability', () => {
     const firstFlush = log.indexOf('flush');
     expect(firstFlush).toBeGreaterThan(0);
     // Every write of the guest's 64-sector pattern came before the flush that covers it.
-    const before = log.slice(0, firstFlush).filter((l) => l.startsWith('write')).map((l) => l.slice(6));
+    const before = log
+      .slice(0, firstFlush)
+      .filter((l) => l.startsWith('write'))
+      .map((l) => l.slice(6));
     const covered = before.reduce((n, w) => n + Number(w.split('+')[1]), 0);
     expect(covered).toBe(64);
     expect(bytesAtFlush!.equals(guestPattern(31, 64, 64))).toBe(true);
   });
 
-  it('after the guest saw its flush complete, kill -9 of the VM\'s process loses nothing', async () => {
+  it("after the guest saw its flush complete, kill -9 of the VM's process loses nothing", async () => {
     await buildGuests(['storage-emulated']);
     const { dir, file } = tempDisk(8192);
     dirs.push(dir);
-    const child = spawn(process.execPath, [BIN, 'run', guestImagePath('storage-emulated'), '--memory', '16M', '--disk', file, '--cmdline', 'mode=dma hold seed=43 wlba=200 wsectors=128'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [BIN, 'run', guestImagePath('storage-emulated'), '--memory', '16M', '--disk', file, '--cmdline', 'mode=dma hold seed=43 wlba=200 wsectors=128'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
     try {
@@ -62,7 +78,10 @@ describe('emulated IDE durability', () => {
         const t = setTimeout(() => reject(new Error(`no flushed=1 within 60 s; output:\n${out}`)), 60_000);
         child.stdout.on('data', (b: Buffer) => {
           out += b.toString('latin1');
-          if (out.includes('flushed=1\n')) { clearTimeout(t); resolve(); }
+          if (out.includes('flushed=1\n')) {
+            clearTimeout(t);
+            resolve();
+          }
         });
       });
     } finally {

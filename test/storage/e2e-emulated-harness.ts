@@ -112,7 +112,9 @@ export async function runStorageGuest(
     p.loadImage(fs.readFileSync(guestImagePath('storage-emulated')), cmdline);
     let out = '';
     const platform = new EmulatedPlatform(p, {
-      console: (bytes) => { out += Buffer.from(bytes).toString('latin1'); },
+      console: (bytes) => {
+        out += Buffer.from(bytes).toString('latin1');
+      },
       ide: disks.map((d, i) => ({ backend: opts.wrap ? opts.wrap(d, i) : d })),
     });
     const markers = new Map<number, Record<VpCounterName, number>>();
@@ -123,8 +125,7 @@ export async function runStorageGuest(
         if (port === POST_PORT) {
           markers.set(value & 0xff, p.counters(0));
           markerTimes.set(value & 0xff, performance.now());
-        }
-        else platform.ioWrite(vp, port, size, value);
+        } else platform.ioWrite(vp, port, size, value);
       },
       ioReadString: (vp, port, size, dst, count) => platform.ioReadString(vp, port, size, dst, count),
       ioWriteString: (vp, port, size, src, count) => platform.ioWriteString(vp, port, size, src, count),
@@ -147,7 +148,8 @@ export async function runStorageGuest(
 
 /** I/O exits (IN/OUT and string I/O) between two markers, without the closing marker's own exit. */
 export function ioExitsBetween(run: StorageRun, from: number, to: number): { io: number; interrupts: number; halts: number } {
-  const a = run.markers.get(from), b = run.markers.get(to);
+  const a = run.markers.get(from),
+    b = run.markers.get(to);
   if (!a || !b) throw new Error(`markers ${from}/${to} not seen; console:\n${run.console}`);
   return {
     io: b.IoExits + b.StringIoExits - (a.IoExits + a.StringIoExits) - 1,

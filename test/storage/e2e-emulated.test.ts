@@ -22,7 +22,10 @@ const MODES = [
 const EOI_EXITS_PER_IRQ14 = 2;
 
 const SECTORS = 8192; // 4 MiB
-const WLBA = 64, WSECTORS = 64, HLBA = 1024, HSECTORS = 16;
+const WLBA = 64,
+  WSECTORS = 64,
+  HLBA = 1024,
+  HSECTORS = 16;
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
@@ -35,7 +38,7 @@ function disk(): string {
 }
 
 describe.each(MODES)('emulated IDE, $mode', ({ mode, deviceRead, interrupts, deviceWrite }) => {
-  it('writes byte-identical data to the file, reads the host\'s data, and costs the protocol\'s exits', async () => {
+  it("writes byte-identical data to the file, reads the host's data, and costs the protocol's exits", async () => {
     const file = disk();
     const host = randomBytes(HSECTORS * 512);
     writeSectors(file, HLBA, host);
@@ -108,7 +111,10 @@ describe('emulated IDE with automatic EOI', () => {
 
 describe('emulated IDE, 48-bit commands', () => {
   it('READ/WRITE DMA EXT and READ/WRITE MULTIPLE EXT move the same bytes; the previous (HOB) bytes of features, count and LBA cost 5 exits', async () => {
-    for (const [mode, device] of [['dma', 15], ['multiple', 9]] as const) {
+    for (const [mode, device] of [
+      ['dma', 15],
+      ['multiple', 9],
+    ] as const) {
       const file = disk();
       const run = await runStorageGuest(`mode=${mode} lba48 aeoi seed=77`, [file]);
       expect(run.values.lba48, run.console).toBe(1);

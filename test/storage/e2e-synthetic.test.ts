@@ -33,7 +33,8 @@ function pattern(disk: number): Uint8Array {
 /** Sum of the FNV-1a of every 4 KiB block the guest's LCG picked. */
 function randomReadChecksum(file: Uint8Array): number {
   const blocks = file.length / 4096;
-  let x = RANDOM_SEED, sum = 0;
+  let x = RANDOM_SEED,
+    sum = 0;
   for (let i = 0; i < RANDOM_READS; i++) {
     x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
     const b = (x >>> 8) % blocks;
@@ -44,7 +45,12 @@ function randomReadChecksum(file: Uint8Array): number {
 
 type Counters = Record<VpCounterName, number> & { at: number };
 interface Rig {
-  g: TestGuest; host: VmbusHost; vsp: StorVsp; errors: HvError[]; files: string[]; v: Record<string, number>;
+  g: TestGuest;
+  host: VmbusHost;
+  vsp: StorVsp;
+  errors: HvError[];
+  files: string[];
+  v: Record<string, number>;
   /** VP 0's counters sampled while the guest sat in the exit that printed "@name". */
   marks: Record<string, Counters>;
   /** SYNCHRONIZE CACHE calls that reached each disk's backend. */
@@ -53,7 +59,9 @@ interface Rig {
 let dir: string;
 const open: TestGuest[] = [];
 const disks: RawDisk[] = [];
-beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvisor-storvsp-')); });
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvisor-storvsp-'));
+});
 afterEach(async () => {
   await Promise.all(open.splice(0).map((g) => g.dispose()));
   for (const d of disks.splice(0)) d.close();
@@ -74,9 +82,19 @@ async function boot(cmdline: string, diskCount: number, options: Partial<StorVsp
     flushes.push(0);
     // The real file underneath; flushes counted on the way through.
     const counted: BlockBackend = {
-      sectorSize: raw.sectorSize, sectorCount: raw.sectorCount, readOnly: raw.readOnly, get ioUs() { return raw.ioUs; },
-      read: (lba, dst) => raw.read(lba, dst), write: (lba, src) => raw.write(lba, src),
-      flush: () => { flushes[disk]!++; raw.flush(); }, close: () => raw.close(),
+      sectorSize: raw.sectorSize,
+      sectorCount: raw.sectorCount,
+      readOnly: raw.readOnly,
+      get ioUs() {
+        return raw.ioUs;
+      },
+      read: (lba, dst) => raw.read(lba, dst),
+      write: (lba, src) => raw.write(lba, src),
+      flush: () => {
+        flushes[disk]!++;
+        raw.flush();
+      },
+      close: () => raw.close(),
     };
     scsi.push(new ScsiDisk(counted, { diskId: randomFillSync(new Uint8Array(16)) }));
   }
@@ -97,7 +115,11 @@ async function boot(cmdline: string, diskCount: number, options: Partial<StorVsp
       };
       host = new VmbusHost(p, { log: (e) => errors.push(e) });
       vsp = new StorVsp({
-        instanceId: '5f3e1c2a-0000-4000-8000-000000000001', luns: lunsAtLocations(scsi), subChannels: host.server, maxSubChannels: 2, ...options,
+        instanceId: '5f3e1c2a-0000-4000-8000-000000000001',
+        luns: lunsAtLocations(scsi),
+        subChannels: host.server,
+        maxSubChannels: 2,
+        ...options,
       });
       host.addVsp(vsp);
     },
@@ -173,17 +195,24 @@ describe('synthetic SCSI end to end: the storvsc guest against StorVsp on raw fi
     // Exits and signals per 4 KiB read, from the partition's counters between the phase marks
     // (the end mark's own string-I/O exit taken out).
     const phase = (name: string, reads: number) => {
-      const a = marks[`${name}_begin`]!, b = marks[`${name}_end`]!;
+      const a = marks[`${name}_begin`]!,
+        b = marks[`${name}_end`]!;
       const d = (k: VpCounterName) => b[k] - a[k];
       return {
-        exits: (d('Exits') - 1) / reads, hypercallExits: d('HypercallExits') / reads, haltExits: d('HaltExits') / reads,
-        signalEvent: d('SignalEventCalls') / reads, hostSignals: d('EventsSignalled') / reads, interrupts: d('InterruptsDelivered') / reads,
+        exits: (d('Exits') - 1) / reads,
+        hypercallExits: d('HypercallExits') / reads,
+        haltExits: d('HaltExits') / reads,
+        signalEvent: d('SignalEventCalls') / reads,
+        hostSignals: d('EventsSignalled') / reads,
+        interrupts: d('InterruptsDelivered') / reads,
         microsPerRead: ((b.at - a.at) * 1000) / reads,
         raw: { signalEvent: d('SignalEventCalls'), hostSignals: d('EventsSignalled') },
       };
     };
-    const qd32 = phase('qd32', v.rand_reads!), qd1 = phase('qd1', v.qd1_reads!);
-    const fmt = (p: typeof qd1) => `exits ${p.exits.toFixed(3)} (hypercall ${p.hypercallExits.toFixed(3)}, halt ${p.haltExits.toFixed(3)}), ` +
+    const qd32 = phase('qd32', v.rand_reads!),
+      qd1 = phase('qd1', v.qd1_reads!);
+    const fmt = (p: typeof qd1) =>
+      `exits ${p.exits.toFixed(3)} (hypercall ${p.hypercallExits.toFixed(3)}, halt ${p.haltExits.toFixed(3)}), ` +
       `guest→host signals ${p.signalEvent.toFixed(3)}, host→guest signals ${p.hostSignals.toFixed(3)}, interrupts ${p.interrupts.toFixed(3)}, ${p.microsPerRead.toFixed(0)} µs/read`;
     console.log(`storvsp per 4 KiB read at QD32: ${fmt(qd32)}; ${v.rand_batches} submit batches; polled drains ${vsp.stats.polledDrains}`);
     console.log(`storvsp per 4 KiB read at QD1:  ${fmt(qd1)}`);
@@ -203,7 +232,8 @@ describe('synthetic SCSI end to end: the storvsc guest against StorVsp on raw fi
     expect(host.stats.signalsToGuest).toBe(c.EventsSignalled);
     expect(vsp.stats.badGpaRanges).toBe(0);
     // Every stage of the request path was timed, and the backend's part lies inside the execution.
-    for (const stage of ['readUs', 'validateUs', 'executeUs', 'backendUs', 'completeUs', 'signalUs'] as const) expect(vsp.stats[stage], stage).toBeGreaterThan(0);
+    for (const stage of ['readUs', 'validateUs', 'executeUs', 'backendUs', 'completeUs', 'signalUs'] as const)
+      expect(vsp.stats[stage], stage).toBeGreaterThan(0);
     expect(vsp.stats.backendUs).toBeLessThan(vsp.stats.executeUs);
     expect(vsp.stats.readUs + vsp.stats.validateUs + vsp.stats.executeUs + vsp.stats.completeUs).toBeLessThanOrEqual(vsp.stats.batchUs + 1);
     expect(errors).toEqual([]);

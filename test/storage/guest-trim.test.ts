@@ -27,8 +27,10 @@ afterEach(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-describe('TRIM from the guest\'s storvsc', () => {
-  it('unmaps whole blocks of a dynamic VHDX: UNMAPPED in the BAT, zeros for every reader; partial blocks and other data stay', { timeout: 60_000 }, async () => {
+describe("TRIM from the guest's storvsc", () => {
+  it('unmaps whole blocks of a dynamic VHDX: UNMAPPED in the BAT, zeros for every reader; partial blocks and other data stay', {
+    timeout: 60_000,
+  }, async () => {
     dir = mkdtempSync(join(tmpdir(), 'tsv-trim-'));
     const vhdx = join(dir, 'thin.vhdx');
     const raw = join(dir, 'plain.raw');

@@ -132,7 +132,14 @@ describe('RawDisk', () => {
     // in a directory `nobody` cannot enter (a private temporary clone).
     fs.chmodSync(dir, 0o755);
     const bundle = path.join(dir, 'raw-disk.mjs');
-    buildSync({ entryPoints: [fileURLToPath(new URL('../../root-partition/storage/raw-disk.ts', import.meta.url))], outfile: bundle, bundle: true, format: 'esm', platform: 'node', logLevel: 'silent' });
+    buildSync({
+      entryPoints: [fileURLToPath(new URL('../../root-partition/storage/raw-disk.ts', import.meta.url))],
+      outfile: bundle,
+      bundle: true,
+      format: 'esm',
+      platform: 'node',
+      logLevel: 'silent',
+    });
     const script = `
       import { RawDisk } from ${JSON.stringify(pathToFileURL(bundle).href)};
       let code = 'opened';
@@ -141,7 +148,12 @@ describe('RawDisk', () => {
       console.log(JSON.stringify({ code, sectors: ro.sectorCount, uid: process.getuid() }));
       ro.close();`;
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
-      uid: 65534, gid: 65534, cwd: dir, encoding: 'utf8', timeout: 20_000, env: { ...process.env, HOME: '/tmp' },
+      uid: 65534,
+      gid: 65534,
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: 20_000,
+      env: { ...process.env, HOME: '/tmp' },
     });
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual({ code: RawDiskError.AccessDenied, sectors: 2, uid: 65534 });

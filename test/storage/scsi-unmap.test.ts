@@ -31,8 +31,12 @@ const DISK_ID = new Uint8Array(16).fill(7);
 const qemuImg = spawnSync('qemu-img', ['--version']).status === 0;
 
 let dir: string;
-beforeEach(() => { dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'tsv-unmap-')); });
-afterEach(() => { rmSync(dir, { recursive: true, force: true }); });
+beforeEach(() => {
+  dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'tsv-unmap-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
 
 function dataIn(disk: ScsiDisk, cdb: string, length = 255): string {
   const buf = new Uint8Array(length);
@@ -103,13 +107,43 @@ describe('UNMAP: refusals', () => {
     // Shorter than the 8-byte header: PARAMETER LIST LENGTH ERROR.
     expect(sense(unmap(disk, unmapList([[0, 2048]]), 4))).toEqual([2, fixed(5, 0x1a)]);
     // A range past the end: LBA OUT OF RANGE — even after a good one in the same list.
-    expect(sense(unmap(disk, unmapList([[0, 2048], [16383, 2]])))).toEqual([2, fixed(5, 0x21)]);
-    expect(sense(unmap(disk, unmapList([[0, 2048], [2 ** 63, 1]])))).toEqual([2, fixed(5, 0x21)]);
+    expect(
+      sense(
+        unmap(
+          disk,
+          unmapList([
+            [0, 2048],
+            [16383, 2],
+          ]),
+        ),
+      ),
+    ).toEqual([2, fixed(5, 0x21)]);
+    expect(
+      sense(
+        unmap(
+          disk,
+          unmapList([
+            [0, 2048],
+            [2 ** 63, 1],
+          ]),
+        ),
+      ),
+    ).toEqual([2, fixed(5, 0x21)]);
     // Lengths that do not fit the list; more descriptors than the limit; more LBAs than the limit.
     expect(sense(unmap(disk, unmapList([[0, 2048]], { descriptorLength: 32 })))).toEqual([2, fixed(5, 0x26)]);
     expect(sense(unmap(disk, unmapList([[0, 2048]], { dataLength: 100 })))).toEqual([2, fixed(5, 0x26)]);
     expect(sense(unmap(disk, unmapList(Array.from({ length: 65 }, (_, i): [number, number] => [i, 1]))))).toEqual([2, fixed(5, 0x26)]);
-    expect(sense(unmap(disk, unmapList([[0, 2048], [0, 8 * 1024 * 1024]])))).toEqual([2, fixed(5, 0x26)]);
+    expect(
+      sense(
+        unmap(
+          disk,
+          unmapList([
+            [0, 2048],
+            [0, 8 * 1024 * 1024],
+          ]),
+        ),
+      ),
+    ).toEqual([2, fixed(5, 0x26)]);
     // ANCHOR is not offered: INVALID FIELD IN CDB.
     expect(sense(unmap(disk, unmapList([[0, 2048]]), undefined, true))).toEqual([2, fixed(5, 0x24)]);
     // The buffer or direction the transport declared does not carry the list.
@@ -128,13 +162,19 @@ describe('UNMAP: refusals', () => {
 describe('UNMAP through storvsp on a real VHDX', () => {
   function channelOn(backend: VhdxDisk) {
     const memory = new GuestMemory(1 << 20);
-    const channel = new StorVspChannel({ memory, luns: [{ pathId: 0, targetId: 0, lun: 0, disk: new ScsiDisk(backend, { diskId: DISK_ID }) }], maxSubChannels: 0 });
+    const channel = new StorVspChannel({
+      memory,
+      luns: [{ pathId: 0, targetId: 0, lun: 0, disk: new ScsiDisk(backend, { diskId: DISK_ID }) }],
+      maxSubChannels: 0,
+    });
     negotiate(channel);
     let id = 10n;
     const send = (ranges: [number, number][]) => {
       const list = unmapList(ranges);
       memory.u8.set(list, 0x8000);
-      const out = channel.handle(packet(srbPacket({ cdb: unmapCdb(list.length), dataIn: 0, dataTransferLength: list.length }), id++, [rangeAt(0x8000, list.length)]))!;
+      const out = channel.handle(
+        packet(srbPacket({ cdb: unmapCdb(list.length), dataIn: 0, dataTransferLength: list.length }), id++, [rangeAt(0x8000, list.length)]),
+      )!;
       return decodeSrbCompletion(out.payload);
     };
     return { send };
@@ -147,7 +187,12 @@ describe('UNMAP through storvsp on a real VHDX', () => {
     vhdx.write(0, model);
     const { send } = channelOn(vhdx);
     // Blocks 1 and 2 whole; 4.5 KiB into block 4 through the middle of block 5: no whole block.
-    expect(send([[2048, 4096], [4 * 2048 + 9, 2048]])).toMatchObject({ srbStatus: 1, scsiStatus: 0 });
+    expect(
+      send([
+        [2048, 4096],
+        [4 * 2048 + 9, 2048],
+      ]),
+    ).toMatchObject({ srbStatus: 1, scsiStatus: 0 });
     model.fill(0, MiB, 3 * MiB);
     expect(states(vhdx).map((e) => e.state)).toEqual([6, 3, 3, 6, 6, 6, 6, 6].map((s) => s as number));
     expect(states(vhdx)[1]!.offset).toBe(0);
@@ -155,7 +200,12 @@ describe('UNMAP through storvsp on a real VHDX', () => {
     vhdx.read(0, all);
     expect(all.equals(model)).toBe(true);
     // Unmapping it again, or ranges that hold nothing, changes nothing; the last block, to the disk's end, is whole.
-    expect(send([[2048, 2048], [7 * 2048, 2048]])).toMatchObject({ srbStatus: 1, scsiStatus: 0 });
+    expect(
+      send([
+        [2048, 2048],
+        [7 * 2048, 2048],
+      ]),
+    ).toMatchObject({ srbStatus: 1, scsiStatus: 0 });
     model.fill(0, 7 * MiB);
     expect(states(vhdx).map((e) => e.state)).toEqual([6, 3, 3, 6, 6, 6, 6, 3]);
     // A later write into a released block gets a new block that reads zero around it.
@@ -174,7 +224,7 @@ describe('UNMAP through storvsp on a real VHDX', () => {
     }
   });
 
-  it('a differencing disk: a whole block becomes ZERO and hides the parent\'s data', () => {
+  it("a differencing disk: a whole block becomes ZERO and hides the parent's data", () => {
     const base = join(dir, 'base.vhdx');
     newDisk(base, { kind: 'dynamic', sizeBytes: 4 * MiB, blockSizeBytes: MiB });
     const b = openVhdx(base);
@@ -185,7 +235,12 @@ describe('UNMAP through storvsp on a real VHDX', () => {
     const child = openVhdx(childPath);
     child.write(2048 + 1, new Uint8Array(512).fill(0x33)); // block 1 partly the child's
     const { send } = channelOn(child);
-    expect(send([[2048, 2048], [2 * 2048, 2048]])).toMatchObject({ srbStatus: 1, scsiStatus: 0 });
+    expect(
+      send([
+        [2048, 2048],
+        [2 * 2048, 2048],
+      ]),
+    ).toMatchObject({ srbStatus: 1, scsiStatus: 0 });
     expect(states(child).map((e) => e.state)).toEqual([0, 2, 2, 0]);
     const all = Buffer.alloc(4 * MiB);
     child.read(0, all);

@@ -11,7 +11,10 @@ beforeAll(async () => {
 
 const out = GPA.out;
 const produced = (length: number) => toHex(mem.slice(out, out + length));
-const put = (at: number, bytes: Uint8Array) => { mem.set(bytes, at); return at; };
+const put = (at: number, bytes: Uint8Array) => {
+  mem.set(bytes, at);
+  return at;
+};
 const pfnBytes = (pfns: bigint[]) => {
   const b = new Uint8Array(8 * pfns.length);
   pfns.forEach((p, i) => new DataView(b.buffer).setBigUint64(8 * i, p, true));
@@ -26,9 +29,12 @@ describe('guest (AssemblyScript) codec against the shared hex vectors', () => {
     }
   });
 
-  it('checkChannelMessage gives the host decoder\'s verdicts on malformed messages', () => {
+  it("checkChannelMessage gives the host decoder's verdicts on malformed messages", () => {
     const cases: [string, number][] = [
-      ['', -1], ['0e0000', -1], ['6300000000000000', -3], ['050000000000000005000000', -1],
+      ['', -1],
+      ['0e0000', -1],
+      ['6300000000000000', -3],
+      ['050000000000000005000000', -1],
       ['0800000000000000050000000100000010000100001000000000000000010000', -4],
       ['090000000000000000000000010000000001', -4],
     ];
@@ -62,8 +68,9 @@ describe('guest (AssemblyScript) codec against the shared hex vectors', () => {
     let m = at('version-response-supported-v5');
     expect([g.readU8(m, 8), g.readU8(m, 9), g.readU32(m, 12)]).toEqual([1, 0, 1]);
     m = at('offer-channel-scsi-subchannel');
-    expect([g.readU16(m, 56), g.readU16(m, 58), g.readU16(m, 180), g.readU32(m, 184), g.readU8(m, 189), g.readU16(m, 190), g.readU32(m, 192)])
-      .toEqual([4, 16, 1, 5, 0, 1, 21]);
+    expect([g.readU16(m, 56), g.readU16(m, 58), g.readU16(m, 180), g.readU32(m, 184), g.readU8(m, 189), g.readU16(m, 190), g.readU32(m, 192)]).toEqual([
+      4, 16, 1, 5, 0, 1, 21,
+    ]);
     m = at('open-channel-result-invalid-parameter');
     expect([g.readU32(m, 8), g.readU32(m, 12), g.readU32(m, 16) >>> 0]).toEqual([5, 5, 0xc000000d]); // u32 results arrive as i32
     m = at('gpadl-created');

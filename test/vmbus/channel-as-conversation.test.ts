@@ -5,7 +5,7 @@ import { decodeChannelMessage } from '../../vmbus/protocol/channel-decode.ts';
 import { guidLiteral } from '../../vmbus/protocol/guid.ts';
 import type { VmbusServerLimits } from '../../vmbus/server/server-types.ts';
 import { VmbusServer } from '../../vmbus/server/vmbus-server.ts';
-import { GPA, GUEST_PAGES, compileGuestChannel, instantiateGuestChannel, } from './channel-as-guest.ts';
+import { GPA, GUEST_PAGES, compileGuestChannel, instantiateGuestChannel } from './channel-as-guest.ts';
 import { NET, RecordingNotifier, SCSI } from './channel-server-harness.ts';
 
 const T = C.ChannelMessageType;
@@ -17,7 +17,9 @@ const Ch = { None: 0, Offered: 1, Open: 3, Rescinded: 5 };
 const Gp = { None: 0, Created: 2 };
 
 let module: WebAssembly.Module;
-beforeAll(async () => { module = await compileGuestChannel(); }, 60_000);
+beforeAll(async () => {
+  module = await compileGuestChannel();
+}, 60_000);
 
 /**
  * The AS guest client and the TS server joined by a transport that only moves bytes: guest
@@ -28,7 +30,13 @@ function conversation(limits: Partial<VmbusServerLimits> = {}) {
   const { g, bytes: mem } = instantiateGuestChannel(module);
   const n = new RecordingNotifier();
   const server = new VmbusServer(n, {
-    vpCount: 2, guestPageCount: GUEST_PAGES, maxGpadls: 16, maxPagesPerGpadl: 256, maxPendingGpadls: 2, maxChannels: 32, ...limits,
+    vpCount: 2,
+    guestPageCount: GUEST_PAGES,
+    maxGpadls: 16,
+    maxPagesPerGpadl: 256,
+    maxPendingGpadls: 2,
+    maxChannels: 32,
+    ...limits,
   });
   const posted: { type: number; version?: number; conn: number }[] = [];
   const guestResults: number[] = [];
@@ -48,8 +56,14 @@ function conversation(limits: Partial<VmbusServerLimits> = {}) {
       post(g.clientReceive(ST, GPA.rx, bytes.length, OUT));
     }
   };
-  const run = (length: number) => { post(length); pump(); };
-  const guid = (text: string) => { mem.set(guidLiteral(text), GPA.scratch); return GPA.scratch; };
+  const run = (length: number) => {
+    post(length);
+    pump();
+  };
+  const guid = (text: string) => {
+    mem.set(guidLiteral(text), GPA.scratch);
+    return GPA.scratch;
+  };
   const pfns = (at: number, list: number[]) => {
     const view = new DataView(mem.buffer);
     list.forEach((p, i) => view.setBigUint64(at + 8 * i, BigInt(p), true));
@@ -66,7 +80,7 @@ function conversation(limits: Partial<VmbusServerLimits> = {}) {
 }
 
 describe('AS guest client ↔ TS server over a byte transport', () => {
-  it('a channel\'s whole life: negotiate down to 4.0, offers, three-message GPADL, open, sub-channel, rescind, close, unload', () => {
+  it("a channel's whole life: negotiate down to 4.0, offers, three-message GPADL, open, sub-channel, rescind, close, unload", () => {
     const c = conversation({ maxVersion: C.VmbusVersion.Win10 }); // a QEMU-like host
     const { g, n, server } = c;
     const scsi = server.offerChannel({ interfaceType: SCSI, interfaceInstance: '6d2a5b61-0000-4f6b-9b52-3fd9b8c94c39' });
@@ -74,7 +88,14 @@ describe('AS guest client ↔ TS server over a byte transport', () => {
 
     c.run(g.clientStart(ST, OUT));
     expect(c.posted.map((p) => [p.version, p.conn])).toEqual([
-      [0x60000, 4], [0x50003, 4], [0x50002, 4], [0x50001, 4], [0x50000, 4], [0x40001, 1], [0x40000, 1], [undefined, 1],
+      [0x60000, 4],
+      [0x50003, 4],
+      [0x50002, 4],
+      [0x50001, 4],
+      [0x50000, 4],
+      [0x40001, 1],
+      [0x40000, 1],
+      [undefined, 1],
     ]);
     expect(c.posted.at(-1)!.type).toBe(T.RequestOffers);
     expect([g.clientPhase(ST), g.clientVersion(ST), g.clientMsgConnId(ST), g.clientOfferCount(ST)]).toEqual([Phase.Ready, 0x40000, 1, 2]);
@@ -124,7 +145,10 @@ describe('AS guest client ↔ TS server over a byte transport', () => {
   it('newest version first: a full server accepts 6.0 on connection 4 and names connection 1', () => {
     const c = conversation();
     c.run(c.g.clientStart(ST, OUT));
-    expect(c.posted.map((p) => [p.type, p.conn])).toEqual([[T.InitiateContact, 4], [T.RequestOffers, 1]]);
+    expect(c.posted.map((p) => [p.type, p.conn])).toEqual([
+      [T.InitiateContact, 4],
+      [T.RequestOffers, 1],
+    ]);
     expect([c.g.clientVersion(ST), c.g.clientMsgConnId(ST), c.server.negotiatedVersion]).toEqual([0x60000, 1, 0x60000]);
   });
 
@@ -167,13 +191,16 @@ describe('the guest client survives a hostile host', () => {
     c.server.offerChannel({ interfaceType: SCSI, interfaceInstance: SCSI });
     c.run(c.g.clientStart(ST, OUT));
     const { g, mem } = c;
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 260 }), fc.integer({ min: 0, max: 20 }), (bytes, type) => {
-      if (bytes.length >= 4) new DataView(bytes.buffer).setUint32(0, type, true);
-      const len = Math.min(bytes.length, 240);
-      mem.set(bytes.subarray(0, len), GPA.rx);
-      const r = g.clientReceive(ST, GPA.rx, bytes.length, OUT);
-      expect(r).toBeLessThanOrEqual(240);
-      expect(g.clientOfferCount(ST)).toBeLessThanOrEqual(64);
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 260 }), fc.integer({ min: 0, max: 20 }), (bytes, type) => {
+        if (bytes.length >= 4) new DataView(bytes.buffer).setUint32(0, type, true);
+        const len = Math.min(bytes.length, 240);
+        mem.set(bytes.subarray(0, len), GPA.rx);
+        const r = g.clientReceive(ST, GPA.rx, bytes.length, OUT);
+        expect(r).toBeLessThanOrEqual(240);
+        expect(g.clientOfferCount(ST)).toBeLessThanOrEqual(64);
+      }),
+      { numRuns: 500 },
+    );
   });
 });

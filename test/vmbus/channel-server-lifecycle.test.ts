@@ -20,10 +20,20 @@ describe('open and close', () => {
     const { n, server, relid, open, post } = withRingGpadl();
     open(relid, 0x10, 4, 1, 77);
     expect(n.take()).toEqual([{ type: T.OpenChannelResult, childRelid: relid, openId: 77, status: 0 }]);
-    expect(n.opened).toEqual([{
-      relid, subChannelIndex: 0, primaryRelid: relid, connectionId: 17, targetVp: 1, openId: 77, gpadlHandle: 0x10,
-      ringPages: [0x200, 0x201, 0x202, 0x203, 0x204, 0x205, 0x206, 0x207], downstreamPageOffset: 4, userData: new Uint8Array(120),
-    }]);
+    expect(n.opened).toEqual([
+      {
+        relid,
+        subChannelIndex: 0,
+        primaryRelid: relid,
+        connectionId: 17,
+        targetVp: 1,
+        openId: 77,
+        gpadlHandle: 0x10,
+        ringPages: [0x200, 0x201, 0x202, 0x203, 0x204, 0x205, 0x206, 0x207],
+        downstreamPageOffset: 4,
+        userData: new Uint8Array(120),
+      },
+    ]);
     expect(server.channel(relid)!.state).toBe('open');
     post({ type: T.CloseChannel, childRelid: relid });
     expect(n.take()).toEqual([]); // CLOSECHANNEL has no reply
@@ -109,7 +119,10 @@ describe('rescind', () => {
     post({ type: T.GpadlTeardown, childRelid: relid, gpadl: 0x10 });
     n.take();
     server.rescindChannel(relid);
-    expect(n.take()).toEqual([{ type: T.RescindChannelOffer, childRelid: relid }, { type: T.GpadlTorndown, gpadl: 0x10 }]);
+    expect(n.take()).toEqual([
+      { type: T.RescindChannelOffer, childRelid: relid },
+      { type: T.GpadlTorndown, gpadl: 0x10 },
+    ]);
   });
 
   it('RELID_RELEASED for a live channel is a protocol error; rescind before REQUESTOFFERS frees at once', () => {

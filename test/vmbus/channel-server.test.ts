@@ -5,8 +5,13 @@ import { NET, SCSI, makeServer } from './channel-server-harness.ts';
 
 const T = C.ChannelMessageType;
 const V = C.VmbusVersion;
-const versionReply = (supported: number, msgConnId: number, supportedFeatures: number | null = null) =>
-  ({ type: T.VersionResponse, versionSupported: supported, connectionState: 0, msgConnId, supportedFeatures });
+const versionReply = (supported: number, msgConnId: number, supportedFeatures: number | null = null) => ({
+  type: T.VersionResponse,
+  versionSupported: supported,
+  connectionState: 0,
+  msgConnId,
+  supportedFeatures,
+});
 
 describe('version negotiation (Linux vmbus_negotiate_version)', () => {
   it('walks down the list like Linux until a version is accepted', () => {
@@ -73,7 +78,12 @@ describe('version negotiation (Linux vmbus_negotiate_version)', () => {
 describe('offers', () => {
   it('REQUESTOFFERS: one OFFERCHANNEL per channel, no monitor pages, then ALLOFFERS_DELIVERED', () => {
     const { n, server, contact, post } = makeServer();
-    const a = server.offerChannel({ interfaceType: SCSI, interfaceInstance: '11111111-2222-3333-4444-555555555555', flags: C.OfferFlags.ServerSupportsGpadls, mmioMegabytes: 0 });
+    const a = server.offerChannel({
+      interfaceType: SCSI,
+      interfaceInstance: '11111111-2222-3333-4444-555555555555',
+      flags: C.OfferFlags.ServerSupportsGpadls,
+      mmioMegabytes: 0,
+    });
     const b = server.offerChannel({ interfaceType: NET, interfaceInstance: '11111111-2222-3333-4444-666666666666' });
     expect([a, b]).toEqual([1, 2]);
     contact(V.Win10V5_3);
@@ -82,8 +92,15 @@ describe('offers', () => {
     const msgs = n.take();
     expect(msgs.map((m) => m.type)).toEqual([T.OfferChannel, T.OfferChannel, T.AllOffersDelivered]);
     expect(msgs[0]).toMatchObject({
-      ifType: SCSI, ifInstance: '11111111-2222-3333-4444-555555555555', flags: 4, childRelid: 1, subChannelIndex: 0,
-      connectionId: 17, monitorAllocated: false, isDedicatedInterrupt: true, monitorId: 0,
+      ifType: SCSI,
+      ifInstance: '11111111-2222-3333-4444-555555555555',
+      flags: 4,
+      childRelid: 1,
+      subChannelIndex: 0,
+      connectionId: 17,
+      monitorAllocated: false,
+      isDedicatedInterrupt: true,
+      monitorId: 0,
     });
     expect(msgs[1]).toMatchObject({ ifType: NET, childRelid: 2, connectionId: 18 });
     post({ type: T.RequestOffers });
@@ -121,7 +138,11 @@ describe('GPADLs', () => {
     const { n, server, connect } = makeServer();
     const relid = server.offerChannel({ interfaceType: SCSI, interfaceInstance: SCSI });
     connect();
-    const msgs = encodeGpadl(relid, 7, Array.from({ length: 60 }, (_, i) => BigInt(0x300 + i)));
+    const msgs = encodeGpadl(
+      relid,
+      7,
+      Array.from({ length: 60 }, (_, i) => BigInt(0x300 + i)),
+    );
     expect(msgs.length).toBe(3);
     server.handleGuestMessage(msgs[0]!, 1);
     server.handleGuestMessage(msgs[1]!, 1);
@@ -157,8 +178,11 @@ describe('GPADLs', () => {
     const { n, server, connect, post, gpadl } = makeServer();
     const relid = server.offerChannel({ interfaceType: SCSI, interfaceInstance: SCSI });
     connect();
-    const header = (handle: number) => post({ type: T.GpadlHeader, childRelid: relid, gpadl: handle, rangeBufLen: 8 + 8 * 40, rangeCount: 1, byteCount: 40 * 4096, byteOffset: 0, pfns: [1n] });
-    header(1); header(2); header(3); // maxPendingGpadls 2
+    const header = (handle: number) =>
+      post({ type: T.GpadlHeader, childRelid: relid, gpadl: handle, rangeBufLen: 8 + 8 * 40, rangeCount: 1, byteCount: 40 * 4096, byteOffset: 0, pfns: [1n] });
+    header(1);
+    header(2);
+    header(3); // maxPendingGpadls 2
     expect(n.take()).toEqual([{ type: T.GpadlCreated, childRelid: relid, gpadl: 3, status: C.ChannelStatus.InsufficientResources }]);
     expect(server.pendingGpadlCount).toBe(2);
     for (let h = 10; h < 16; h++) gpadl(relid, h, 1); // 2 pending + 6 = maxGpadls 8
@@ -171,7 +195,16 @@ describe('GPADLs', () => {
     const { n, server, connect, post, gpadl } = makeServer();
     const relid = server.offerChannel({ interfaceType: SCSI, interfaceInstance: SCSI });
     connect();
-    post({ type: T.GpadlHeader, childRelid: relid, gpadl: 1, rangeBufLen: 8 + 8 * 30, rangeCount: 1, byteCount: 30 * 4096, byteOffset: 0, pfns: Array.from({ length: 26 }, () => 1n) });
+    post({
+      type: T.GpadlHeader,
+      childRelid: relid,
+      gpadl: 1,
+      rangeBufLen: 8 + 8 * 30,
+      rangeCount: 1,
+      byteCount: 30 * 4096,
+      byteOffset: 0,
+      pfns: Array.from({ length: 26 }, () => 1n),
+    });
     post({ type: T.GpadlBody, msgNumber: 0, gpadl: 1, pfns: [1n, 1n, 1n, 1n, 1n] });
     expect(n.take()).toEqual([{ type: T.GpadlCreated, childRelid: relid, gpadl: 1, status: C.ChannelStatus.InvalidParameter }]);
     expect([server.gpadlCount, server.pendingGpadlCount]).toEqual([0, 0]);

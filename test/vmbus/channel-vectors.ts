@@ -12,10 +12,12 @@ export interface ChannelVector {
 const FIXED_BYTE_FIELDS: Record<string, number> = { userDefined: 120, userData: 120 };
 
 function hexGroups(groups: string[]): Uint8Array {
-  const hex = groups.map((g) => {
-    const rep = /^([0-9a-f]{2})\*(\d+)$/i.exec(g);
-    return rep ? rep[1]!.repeat(Number(rep[2])) : g;
-  }).join('');
+  const hex = groups
+    .map((g) => {
+      const rep = /^([0-9a-f]{2})\*(\d+)$/i.exec(g);
+      return rep ? rep[1]!.repeat(Number(rep[2])) : g;
+    })
+    .join('');
   return Uint8Array.from(Buffer.from(hex, 'hex'));
 }
 

@@ -5,7 +5,12 @@ import { VmbusVersion } from '../../vmbus/protocol/channel-constants.ts';
 import { EchoVsp } from '../../root-partition/vsp/echo/echo-vsp.ts';
 import { bootTestGuest, type TestGuest } from '../helpers/guest-partition.ts';
 
-interface Rig { g: TestGuest; host: VmbusHost; echo: EchoVsp; errors: HvError[] }
+interface Rig {
+  g: TestGuest;
+  host: VmbusHost;
+  echo: EchoVsp;
+  errors: HvError[];
+}
 const open: TestGuest[] = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((g) => g.dispose()));

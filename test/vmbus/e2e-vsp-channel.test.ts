@@ -13,12 +13,17 @@ import { VspChannel } from '../../vmbus/host/vsp-channel.ts';
 import { ReceivedPacket, VmbusPacketType, VmbusRing, encodeGpaDirectHeader, type GpaRange } from '../../vmbus/ring/index.ts';
 import type { OpenedChannel } from '../../vmbus/server/server-types.ts';
 import { EchoVsp } from '../../root-partition/vsp/echo/echo-vsp.ts';
-import {
-  ECHO_INTERFACE_TYPE, ECHO_OP_ECHO, ECHO_OP_REVERSE, ECHO_STATUS_INVALID_PARAMETER,
-} from '../../root-partition/vsp/echo/echo-protocol.ts';
+import { ECHO_INTERFACE_TYPE, ECHO_OP_ECHO, ECHO_OP_REVERSE, ECHO_STATUS_INVALID_PARAMETER } from '../../root-partition/vsp/echo/echo-protocol.ts';
 import { guidFromWords, guidToBytes } from '../../vmbus/protocol/guid.ts';
 import {
-  EchoInterface, HeartbeatInterface, IdeInterface, KvpInterface, NetvscInterface, ShutdownInterface, StorvscInterface, TimeSyncInterface,
+  EchoInterface,
+  HeartbeatInterface,
+  IdeInterface,
+  KvpInterface,
+  NetvscInterface,
+  ShutdownInterface,
+  StorvscInterface,
+  TimeSyncInterface,
 } from '../../abi/vmbus-channel.ts';
 
 const MEM = 1 << 20;
@@ -26,8 +31,16 @@ const FIRST_PFN = 16;
 
 function opened(pages: number[], down: number): OpenedChannel {
   return {
-    relid: 3, subChannelIndex: 0, primaryRelid: 3, connectionId: 19, targetVp: 0, openId: 3, gpadlHandle: 0xe1e10,
-    ringPages: pages, downstreamPageOffset: down, userData: new Uint8Array(120),
+    relid: 3,
+    subChannelIndex: 0,
+    primaryRelid: 3,
+    connectionId: 19,
+    targetVp: 0,
+    openId: 3,
+    gpadlHandle: 0xe1e10,
+    ringPages: pages,
+    downstreamPageOffset: down,
+    userData: new Uint8Array(120),
   };
 }
 const run = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
@@ -43,8 +56,13 @@ function rig(inPages = 4, outPages = 4) {
   const events = { signals: 0, failures: [] as string[] };
   const echo = new EchoVsp();
   const channel = new VspChannel(mem, echo, opened(run(FIRST_PFN, inPages + outPages), inPages), built.rings, {
-    signalGuest: () => { events.signals++; return true; },
-    channelFailed: (_ch, reason) => { events.failures.push(reason); },
+    signalGuest: () => {
+      events.signals++;
+      return true;
+    },
+    channelFailed: (_ch, reason) => {
+      events.failures.push(reason);
+    },
   });
   return { mem, channel, echo, guestOut, guestIn, events };
 }
@@ -73,7 +91,8 @@ describe('VSP channel: batching and signals', () => {
   it('answers a batch of ten requests with ten completions and one signal', () => {
     const { channel, guestOut, guestIn, events, echo } = rig();
     const w = guestOut.writer();
-    for (let i = 0; i < 10; i++) expect(w.tryWrite({ type: VmbusPacketType.DataInband, flags: 1, transactionId: 100 + i, payload: echoRequest(i, 50) })).toBe(true);
+    for (let i = 0; i < 10; i++)
+      expect(w.tryWrite({ type: VmbusPacketType.DataInband, flags: 1, transactionId: 100 + i, payload: echoRequest(i, 50) })).toBe(true);
     expect(w.commit()).toBe(true); // empty → non-empty: the guest signals once
     channel.onGuestSignal();
     expect(events.signals).toBe(1);
@@ -161,7 +180,10 @@ describe('VSP channel: hostile guest', () => {
     new DataView(request.buffer).setUint32(0, ECHO_OP_REVERSE, true);
     const bad: GpaRange = { byteCount: 64, byteOffset: 0, pfns: [MEM / 4096] };
     // Two ranges: the tail of page 100 and the head of page 90.
-    const good: GpaRange[] = [{ byteCount: 96, byteOffset: 4000, pfns: [100] }, { byteCount: 50, byteOffset: 0, pfns: [90] }];
+    const good: GpaRange[] = [
+      { byteCount: 96, byteOffset: 4000, pfns: [100] },
+      { byteCount: 50, byteOffset: 0, pfns: [90] },
+    ];
     const bytes = [...mem.u8.subarray(100 * 4096 + 4000, 100 * 4096 + 4096), ...mem.u8.subarray(90 * 4096, 90 * 4096 + 50)];
     for (let i = 0; i < 96; i++) mem.u8[100 * 4096 + 4000 + i] = i;
     for (let i = 0; i < 50; i++) mem.u8[90 * 4096 + i] = 96 + i;
@@ -187,10 +209,14 @@ describe('interface GUIDs (abi/vmbus-channel.ts, read by host and guest)', () =>
   it('are the wire bytes of the GUIDs Linux and Hyper-V give the devices', () => {
     // Linux include/linux/hyperv.h HV_*_GUID, and tsvisor's echo device.
     const texts: [{ W0: number; W1: number; W2: number; W3: number }, string][] = [
-      [StorvscInterface, 'ba6163d9-04a1-4d29-b605-72e2ffb1dc7f'], [IdeInterface, '32412632-86cb-44a2-9b5c-50d1417354f5'],
-      [NetvscInterface, 'f8615163-df3e-46c5-913f-f2d2f965ed0e'], [HeartbeatInterface, '57164f39-9115-4e78-ab55-382f3bd5422d'],
-      [ShutdownInterface, '0e0b6031-5213-4934-818b-38d90ced39db'], [TimeSyncInterface, '9527e630-d0ae-497b-adce-e80ab0175caf'],
-      [KvpInterface, 'a9a0f4e7-5a45-4d96-b827-8a841e8c03e6'], [EchoInterface, 'a7b3d43e-9b0c-4c62-8f3a-5e6d2c1b0e11'],
+      [StorvscInterface, 'ba6163d9-04a1-4d29-b605-72e2ffb1dc7f'],
+      [IdeInterface, '32412632-86cb-44a2-9b5c-50d1417354f5'],
+      [NetvscInterface, 'f8615163-df3e-46c5-913f-f2d2f965ed0e'],
+      [HeartbeatInterface, '57164f39-9115-4e78-ab55-382f3bd5422d'],
+      [ShutdownInterface, '0e0b6031-5213-4934-818b-38d90ced39db'],
+      [TimeSyncInterface, '9527e630-d0ae-497b-adce-e80ab0175caf'],
+      [KvpInterface, 'a9a0f4e7-5a45-4d96-b827-8a841e8c03e6'],
+      [EchoInterface, 'a7b3d43e-9b0c-4c62-8f3a-5e6d2c1b0e11'],
     ];
     for (const [words, text] of texts) expect(guidFromWords(words), text).toBe(text);
     // The guest lays each out as four little-endian u32 words: the VMBus wire layout.
@@ -223,11 +249,19 @@ describe('host → guest message outbox', () => {
   it('keeps messages in order through INSUFFICIENT_BUFFERS and retries without dropping', async () => {
     const delivered: number[] = [];
     let refuse = 3;
-    const outbox = new GuestMessageOutbox((m) => {
-      if (refuse > 0) { refuse--; return HvStatus.InsufficientBuffers; }
-      delivered.push(m[0]);
-      return HvStatus.Success;
-    }, () => { throw new Error('dropped'); });
+    const outbox = new GuestMessageOutbox(
+      (m) => {
+        if (refuse > 0) {
+          refuse--;
+          return HvStatus.InsufficientBuffers;
+        }
+        delivered.push(m[0]);
+        return HvStatus.Success;
+      },
+      () => {
+        throw new Error('dropped');
+      },
+    );
     for (let i = 1; i <= 5; i++) outbox.send(Uint8Array.of(i), 0);
     expect(delivered).toEqual([]);
     expect(outbox.pending).toBe(5);
@@ -239,7 +273,10 @@ describe('host → guest message outbox', () => {
   });
   it('drops and reports a post the guest made impossible (SynIC disabled)', () => {
     const dropped: HvStatus[] = [];
-    const outbox = new GuestMessageOutbox(() => HvStatus.InvalidSynicState, (s) => dropped.push(s));
+    const outbox = new GuestMessageOutbox(
+      () => HvStatus.InvalidSynicState,
+      (s) => dropped.push(s),
+    );
     outbox.send(Uint8Array.of(1), 0);
     expect(dropped).toEqual([HvStatus.InvalidSynicState]);
     expect(outbox.pending).toBe(0);

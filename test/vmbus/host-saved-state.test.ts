@@ -54,17 +54,41 @@ function hostOn(p: Partition, vsps: Vsp[]) {
 /** Echo (relid 1) and shutdown (relid 2) open on contiguous rings, a GPADL awaiting its body. */
 async function busyHost(p: Partition) {
   const h = hostOn(p, [new EchoVsp(), new ShutdownVsp({ log: () => {} })]);
-  h.host.server.handleGuestMessage(encodeChannelMessage({
-    type: T.InitiateContact, version: C.VmbusVersion.Win10V5_3, targetVcpu: 1, interruptPage: 0n, msgSint: 2, msgVtl: 0, featureFlags: 0,
-    monitorPage1: 0n, monitorPage2: 0n, clientId: null,
-  }), C.VMBUS_MESSAGE_CONNECTION_ID_4);
+  h.host.server.handleGuestMessage(
+    encodeChannelMessage({
+      type: T.InitiateContact,
+      version: C.VmbusVersion.Win10V5_3,
+      targetVcpu: 1,
+      interruptPage: 0n,
+      msgSint: 2,
+      msgVtl: 0,
+      featureFlags: 0,
+      monitorPage1: 0n,
+      monitorPage2: 0n,
+      clientId: null,
+    }),
+    C.VMBUS_MESSAGE_CONNECTION_ID_4,
+  );
   h.post({ type: T.RequestOffers });
   const gpadl = (relid: number, handle: number, first: number, n: number, parts = Infinity) => {
-    encodeGpadl(relid, handle, Array.from({ length: n }, (_, i) => BigInt(first + i))).slice(0, parts)
+    encodeGpadl(
+      relid,
+      handle,
+      Array.from({ length: n }, (_, i) => BigInt(first + i)),
+    )
+      .slice(0, parts)
       .forEach((m) => h.host.server.handleGuestMessage(m, C.VMBUS_MESSAGE_CONNECTION_ID));
   };
   gpadl(1, 0x10, 0x100, 8);
-  h.post({ type: T.OpenChannel, childRelid: 1, openId: 1, ringGpadlHandle: 0x10, targetVp: 1, downstreamRingPageOffset: 4, userData: new Uint8Array(120).fill(1) });
+  h.post({
+    type: T.OpenChannel,
+    childRelid: 1,
+    openId: 1,
+    ringGpadlHandle: 0x10,
+    targetVp: 1,
+    downstreamRingPageOffset: 4,
+    userData: new Uint8Array(120).fill(1),
+  });
   gpadl(2, 0x20, 0x200, 8);
   h.post({ type: T.OpenChannel, childRelid: 2, openId: 2, ringGpadlHandle: 0x20, targetVp: 0, downstreamRingPageOffset: 4, userData: new Uint8Array(120) });
   gpadl(1, 0x30, 0x300, 40, 1);
@@ -129,7 +153,7 @@ describe('VmbusHost saved state', () => {
     const p = partition();
     const a = await busyHost(p);
     a.host.saveState(); // from here nothing is posted
-    const echo = (a.host.channel(1)!.vsp);
+    const echo = a.host.channel(1)!.vsp;
     a.host.removeVsp(echo); // RESCIND_CHANNELOFFER for relid 1 waits in the outbox
     const saved = decodeVmbusState(a.host.saveState());
     expect(saved.outbox).toHaveLength(1);
@@ -147,16 +171,75 @@ describe('VmbusHost saved state', () => {
   describe('refused, and the fresh host restores the good state afterwards', () => {
     const cases: [string, (s: VmbusSavedState) => void, RegExp, (() => Vsp[])?][] = [
       ['a device that is not in this configuration', () => {}, /the saved VM had 2 VMBus devices, this configuration has 1/, () => [new EchoVsp()]],
-      ['another device at the same place', () => {}, /VMBus device 1 \(a9a0f4e7-5a45-4d96-b827-8a841e8c03e6 .*\): the saved VM had 0e0b6031-5213-4934-818b-38d90ced39db/, () => [new EchoVsp(), new KvpVsp({ log: () => {} })]],
-      ['a relid beyond the limit', (s) => { s.server.channels[0]!.relid = 300; }, /relid 300 outside/],
-      ['a PFN outside guest memory', (s) => { s.server.gpadls[0]!.pages[1] = MEMORY / 4096; }, /PFN 1024 outside guest memory/],
-      ['a channel target VP beyond the VPs', (s) => { s.server.channels[1]!.targetVp = 2; }, /target VP 2/],
-      ['a queued message for a VP beyond the VPs', (s) => { s.outbox.push({ vp: 2, message: encodeChannelMessage({ type: T.UnloadResponse }) }); }, /queued message 0 for VP 2/],
-      ['a queued message that is no VMBus message', (s) => { s.outbox.push({ vp: 0, message: new Uint8Array([0xff, 0, 0, 0, 0, 0, 0, 0]) }); }, /queued message 0 is not a VMBus message/],
-      ['a ring GPADL that is not contiguous', (s) => { s.server.gpadls[0]!.pages[5] = 0x180; }, /relid 1: ring GPADL page 5 \(PFN 0x180\) is not contiguous/],
-      ['a device state for a channel that is not open', (s) => { s.channelStates.push({ relid: 1, state: new Uint8Array(4) }); }, /echo saved state|device state for relid 1/],
-      ['a corrupt device state', (s) => { s.channelStates[0]!.state = s.channelStates[0]!.state.subarray(1); }, /shutdown saved state/],
-      ['a binding to a sub-channel relid', (s) => { s.vsps[0]!.relid = 9; }, /bound to relid 9, which is no primary channel/],
+      [
+        'another device at the same place',
+        () => {},
+        /VMBus device 1 \(a9a0f4e7-5a45-4d96-b827-8a841e8c03e6 .*\): the saved VM had 0e0b6031-5213-4934-818b-38d90ced39db/,
+        () => [new EchoVsp(), new KvpVsp({ log: () => {} })],
+      ],
+      [
+        'a relid beyond the limit',
+        (s) => {
+          s.server.channels[0]!.relid = 300;
+        },
+        /relid 300 outside/,
+      ],
+      [
+        'a PFN outside guest memory',
+        (s) => {
+          s.server.gpadls[0]!.pages[1] = MEMORY / 4096;
+        },
+        /PFN 1024 outside guest memory/,
+      ],
+      [
+        'a channel target VP beyond the VPs',
+        (s) => {
+          s.server.channels[1]!.targetVp = 2;
+        },
+        /target VP 2/,
+      ],
+      [
+        'a queued message for a VP beyond the VPs',
+        (s) => {
+          s.outbox.push({ vp: 2, message: encodeChannelMessage({ type: T.UnloadResponse }) });
+        },
+        /queued message 0 for VP 2/,
+      ],
+      [
+        'a queued message that is no VMBus message',
+        (s) => {
+          s.outbox.push({ vp: 0, message: new Uint8Array([0xff, 0, 0, 0, 0, 0, 0, 0]) });
+        },
+        /queued message 0 is not a VMBus message/,
+      ],
+      [
+        'a ring GPADL that is not contiguous',
+        (s) => {
+          s.server.gpadls[0]!.pages[5] = 0x180;
+        },
+        /relid 1: ring GPADL page 5 \(PFN 0x180\) is not contiguous/,
+      ],
+      [
+        'a device state for a channel that is not open',
+        (s) => {
+          s.channelStates.push({ relid: 1, state: new Uint8Array(4) });
+        },
+        /echo saved state|device state for relid 1/,
+      ],
+      [
+        'a corrupt device state',
+        (s) => {
+          s.channelStates[0]!.state = s.channelStates[0]!.state.subarray(1);
+        },
+        /shutdown saved state/,
+      ],
+      [
+        'a binding to a sub-channel relid',
+        (s) => {
+          s.vsps[0]!.relid = 9;
+        },
+        /bound to relid 9, which is no primary channel/,
+      ],
     ];
     for (const [what, mutate, message, configured] of cases) {
       it(what, async () => {

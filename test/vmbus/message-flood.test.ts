@@ -20,7 +20,10 @@ import { DEFAULT_LIMITS } from '../../vmbus/server/server-types.ts';
 const SIMP = 0x5000;
 const SLOT2 = SIMP + 2 * 256;
 let hv: Hypervisor | null = null;
-afterEach(async () => { await hv?.shutdown(); hv = null; });
+afterEach(async () => {
+  await hv?.shutdown();
+  hv = null;
+});
 
 function partitionWithSynic(): Partition {
   hv = new Hypervisor();
@@ -34,8 +37,16 @@ function partitionWithSynic(): Partition {
 }
 
 const initiateContact = encodeChannelMessage({
-  type: T.InitiateContact, version: VmbusVersion.Win10V5, targetVcpu: 0, interruptPage: 0n, msgSint: 2, msgVtl: 0,
-  featureFlags: 0, monitorPage1: 0n, monitorPage2: 0n, clientId: null,
+  type: T.InitiateContact,
+  version: VmbusVersion.Win10V5,
+  targetVcpu: 0,
+  interruptPage: 0n,
+  msgSint: 2,
+  msgVtl: 0,
+  featureFlags: 0,
+  monitorPage1: 0n,
+  monitorPage2: 0n,
+  clientId: null,
 });
 
 describe('host → guest message outbox under a guest that never consumes', () => {
@@ -84,14 +95,31 @@ describe('host → guest message outbox under a guest that never consumes', () =
   it('a burst larger than the accept bound (all offers at REQUESTOFFERS) is held whole, within capacity', () => {
     const posted: number[] = [];
     const limits = { ...DEFAULT_LIMITS };
-    const outbox = new GuestMessageOutbox(() => HvStatus.InsufficientBuffers, () => {}, outboxCapacity(limits));
+    const outbox = new GuestMessageOutbox(
+      () => HvStatus.InsufficientBuffers,
+      () => {},
+      outboxCapacity(limits),
+    );
     for (let i = 0; i < limits.maxChannels + 1; i++) outbox.send(Uint8Array.of(i & 0xff), 0);
     expect(outbox.pending).toBe(limits.maxChannels + 1);
     expect(outbox.full).toBe(true);
     expect(outbox.dropped).toBe(0);
     // Past capacity (never reached by the protocol): counted as dropped, the rest kept in order.
-    const small = new GuestMessageOutbox((m) => { posted.push(m[0]); return HvStatus.Success; }, () => {}, 4, 2);
-    const refusing = new GuestMessageOutbox(() => HvStatus.InsufficientBuffers, () => {}, 4, 2);
+    const small = new GuestMessageOutbox(
+      (m) => {
+        posted.push(m[0]);
+        return HvStatus.Success;
+      },
+      () => {},
+      4,
+      2,
+    );
+    const refusing = new GuestMessageOutbox(
+      () => HvStatus.InsufficientBuffers,
+      () => {},
+      4,
+      2,
+    );
     for (let i = 0; i < 6; i++) refusing.send(Uint8Array.of(i), 0);
     expect(refusing.pending).toBe(4);
     expect(refusing.dropped).toBe(2);
@@ -102,8 +130,14 @@ describe('host → guest message outbox under a guest that never consumes', () =
   });
 
   it('removal is O(1): 100,000 queued messages drain in well under a second', () => {
-    let open = false, n = 0;
-    const outbox = new GuestMessageOutbox(() => (open ? (n++, HvStatus.Success) : HvStatus.InsufficientBuffers), () => {}, 100_000, 1);
+    let open = false,
+      n = 0;
+    const outbox = new GuestMessageOutbox(
+      () => (open ? (n++, HvStatus.Success) : HvStatus.InsufficientBuffers),
+      () => {},
+      100_000,
+      1,
+    );
     for (let i = 0; i < 100_000; i++) outbox.send(Uint8Array.of(1), 0);
     open = true;
     const t0 = performance.now();

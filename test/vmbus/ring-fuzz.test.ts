@@ -1,8 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GuestMemory } from '../../hypervisor/guest-memory.ts';
-import {
-  ReceivedPacket, VmbusRing, RING_CONTROL_SIZE, VmbusPacketType, decodeGpaDirectHeader, decodeTransferPageHeader,
-} from '../../vmbus/ring/index.ts';
+import { ReceivedPacket, VmbusRing, RING_CONTROL_SIZE, VmbusPacketType, decodeGpaDirectHeader, decodeTransferPageHeader } from '../../vmbus/ring/index.ts';
 import { compileGuestRing, instantiateGuestRing } from './ring-guest-driver.ts';
 
 // Fuzzing the readers (and the host writer) with malformed rings: random or mutated control
@@ -26,7 +24,10 @@ const MEMORY = 128 * 1024;
 const CONTROL = 0x10000;
 const ITERATIONS = 1500;
 
-interface Case { dataSize: number; snapshot: Uint8Array }
+interface Case {
+  dataSize: number;
+  snapshot: Uint8Array;
+}
 
 /** Fills memory with canaries, then builds a ring that is valid, mutated or random noise. */
 function buildCase(u8: Uint8Array, mem: GuestMemory, rand: () => number): Case {
@@ -84,7 +85,9 @@ function expectCopyOfRing(bytes: Uint8Array, length: number, u8: Uint8Array, dat
 
 describe('ring fuzz: malformed rings', () => {
   let guestModule: WebAssembly.Module;
-  beforeAll(async () => { guestModule = await compileGuestRing(); });
+  beforeAll(async () => {
+    guestModule = await compileGuestRing();
+  });
 
   it('host reader: no exception, packets are copies of ring bytes, only read_index changes', () => {
     const mem = new GuestMemory(MEMORY);
@@ -99,8 +102,15 @@ describe('ring fuzz: malformed rings', () => {
       let pos = mem.readU32(CONTROL + 4);
       for (let n = 0; n < 40; n++) {
         const r = batch.tryRead(pkt);
-        if (r === null) { outcomes.empty++; break; }
-        if (r.kind === 'corrupt') { outcomes.corrupt++; expect(batch.tryRead(pkt)).toBe(r); break; }
+        if (r === null) {
+          outcomes.empty++;
+          break;
+        }
+        if (r.kind === 'corrupt') {
+          outcomes.corrupt++;
+          expect(batch.tryRead(pkt)).toBe(r);
+          break;
+        }
         outcomes.packets++;
         expectCopyOfRing(pkt.bytes, pkt.length, u8, ring.dataGpa, dataSize, pos);
         if (pkt.type === VmbusPacketType.DataUsingGpaDirect) decodeGpaDirectHeader(pkt);
@@ -109,7 +119,10 @@ describe('ring fuzz: malformed rings', () => {
       }
       batch.commit();
       const published = mem.readU32(CONTROL + 4);
-      expect(published === snapshot[CONTROL + 4] + (snapshot[CONTROL + 5] << 8) + (snapshot[CONTROL + 6] << 16) + (snapshot[CONTROL + 7] << 24) >>> 0 || published === pos).toBe(true);
+      expect(
+        published === (snapshot[CONTROL + 4] + (snapshot[CONTROL + 5] << 8) + (snapshot[CONTROL + 6] << 16) + (snapshot[CONTROL + 7] << 24)) >>> 0 ||
+          published === pos,
+      ).toBe(true);
       expectUntouchedExcept(u8, snapshot, [[CONTROL + 4, CONTROL + 8]]);
     }
     // The mix must reach all three outcomes, packets most of all.
@@ -133,7 +146,11 @@ describe('ring fuzz: malformed rings', () => {
       w.commit();
       ring.requestSpace(64);
       const dataGpa = CONTROL + RING_CONTROL_SIZE;
-      expectUntouchedExcept(u8, snapshot, [[CONTROL, CONTROL + 4], [CONTROL + 12, CONTROL + 16], [dataGpa, dataGpa + dataSize]]);
+      expectUntouchedExcept(u8, snapshot, [
+        [CONTROL, CONTROL + 4],
+        [CONTROL + 12, CONTROL + 16],
+        [dataGpa, dataGpa + dataSize],
+      ]);
     }
   });
 
@@ -158,7 +175,11 @@ describe('ring fuzz: malformed rings', () => {
       g.writerCommit();
       g.requestSpace(64);
       const dataGpa = CONTROL + RING_CONTROL_SIZE;
-      expectUntouchedExcept(lowPart, snapshot, [[CONTROL, CONTROL + 4], [CONTROL + 12, CONTROL + 16], [dataGpa, dataGpa + dataSize]]);
+      expectUntouchedExcept(lowPart, snapshot, [
+        [CONTROL, CONTROL + 4],
+        [CONTROL + 12, CONTROL + 16],
+        [dataGpa, dataGpa + dataSize],
+      ]);
     }
     expect(written).toBeGreaterThan(ITERATIONS / 10);
   });
@@ -187,7 +208,10 @@ describe('ring fuzz: malformed rings', () => {
         pos = (pos + len + 8) % dataSize;
       }
       g.readerCommit();
-      expectUntouchedExcept(lowPart, snapshot, [[CONTROL + 4, CONTROL + 8], [dst, dst + capacity]]);
+      expectUntouchedExcept(lowPart, snapshot, [
+        [CONTROL + 4, CONTROL + 8],
+        [dst, dst + capacity],
+      ]);
     }
     expect(packets).toBeGreaterThan(ITERATIONS / 2);
   });

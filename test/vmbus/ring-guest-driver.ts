@@ -72,7 +72,10 @@ export function guestDriver(module: WebAssembly.Module, v: RingVector): RingDriv
       for (;;) {
         const n = g.readerTryRead(READ_BUFFER, Math.min(capacity, READ_BUFFER_BYTES));
         if (n === 0) break;
-        if (n < 0) { corrupt = true; break; }
+        if (n < 0) {
+          corrupt = true;
+          break;
+        }
         packets.push(hex(u8.subarray(READ_BUFFER, READ_BUFFER + n)));
       }
       return { packets, corrupt, signal: g.readerCommit() === 1 };

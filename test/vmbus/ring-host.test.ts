@@ -1,8 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { GuestMemory } from '../../hypervisor/guest-memory.ts';
 import {
-  ReceivedPacket, VmbusPacketType, VmbusRing, RING_FEAT_PENDING_SEND_SZ,
-  encodeGpaDirectHeader, decodeGpaDirectHeader, encodeTransferPageHeader, decodeTransferPageHeader,
+  ReceivedPacket,
+  VmbusPacketType,
+  VmbusRing,
+  RING_FEAT_PENDING_SEND_SZ,
+  encodeGpaDirectHeader,
+  decodeGpaDirectHeader,
+  encodeTransferPageHeader,
+  decodeTransferPageHeader,
 } from '../../vmbus/ring/index.ts';
 
 const CONTROL = 0x1000;
@@ -30,8 +36,7 @@ describe('host VMBus ring: exact bytes (hand-computed)', () => {
     expect(w.neededBytes).toBe(32);
     expect(w.commit()).toBe(true);
     expect(ring.writeIndex()).toBe(32);
-    expect(dataHex(ring).slice(0, 64)).toBe(
-      '0600020003000100' + '0807060504030201' + '6162630000000000' + '0000000000000000');
+    expect(dataHex(ring).slice(0, 64)).toBe('0600020003000100' + '0807060504030201' + '6162630000000000' + '0000000000000000');
 
     const r = ring.reader();
     const pkt = new ReceivedPacket(4096);
@@ -53,8 +58,15 @@ describe('host VMBus ring: exact bytes (hand-computed)', () => {
     expect(w.commit()).toBe(false); // not empty before: no signal
     expect(ring.writeIndex()).toBe(24);
     expect(dataHex(ring)).toBe(
-      '0000000000000000' + '3132333435363738' + '0000000038000000' + '0000000000000000' +
-      '0b00020002000000' + '0500000000000000' + '0000000020000000' + '0600020003000000');
+      '0000000000000000' +
+        '3132333435363738' +
+        '0000000038000000' +
+        '0000000000000000' +
+        '0b00020002000000' +
+        '0500000000000000' +
+        '0000000020000000' +
+        '0600020003000000',
+    );
 
     const r2 = ring.reader();
     expect(r2.tryRead(pkt)).toBe(pkt);
@@ -173,8 +185,7 @@ describe('host VMBus ring: exact bytes (hand-computed)', () => {
 describe('extended headers', () => {
   it('encodes and decodes a GPA-direct range (struct vmbus_packet_mpb_array)', () => {
     const header = encodeGpaDirectHeader([{ byteCount: 0x1800, byteOffset: 0x10, pfns: [0x123, 0x1_0000_0124] }]);
-    expect(Buffer.from(header).toString('hex')).toBe(
-      '00000000' + '01000000' + '00180000' + '10000000' + '2301000000000000' + '2401000001000000');
+    expect(Buffer.from(header).toString('hex')).toBe('00000000' + '01000000' + '00180000' + '10000000' + '2301000000000000' + '2401000001000000');
     const ring = makeRing(256);
     const w = ring.writer();
     w.tryWrite({ type: VmbusPacketType.DataUsingGpaDirect, flags: 1, transactionId: 9, header, payload: ascii('cdb') });
@@ -206,5 +217,3 @@ describe('extended headers', () => {
     expect(decodeTransferPageHeader(pkt)).toMatchObject({ kind: 'malformed' });
   });
 });
-
-

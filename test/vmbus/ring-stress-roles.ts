@@ -56,11 +56,20 @@ export function runProducer(args: StressArgs): StressResult {
       pv.setUint32(0, seq, true);
       pv.setUint32(4, ~seq, true);
       payload.fill(seq & 0xff, 8);
-      if (!batch.tryWriteRaw(VmbusPacketType.DataInband, 0, seq, 0, null, payload, 0, 8 + (seq % args.spread))) { blocked = true; break; }
+      if (!batch.tryWriteRaw(VmbusPacketType.DataInband, 0, seq, 0, null, payload, 0, 8 + (seq % args.spread))) {
+        blocked = true;
+        break;
+      }
       seq++;
     }
-    if (batch.corruption) { res.error = batch.corruption.reason; break; }
-    if (batch.commit()) { ring(i32, args.dataBell); res.signals++; }
+    if (batch.corruption) {
+      res.error = batch.corruption.reason;
+      break;
+    }
+    if (batch.commit()) {
+      ring(i32, args.dataBell);
+      res.signals++;
+    }
     if (!blocked) continue;
     const bell = Atomics.load(i32, args.spaceBell);
     if (r.requestSpace(batch.neededBytes)) continue;
@@ -87,23 +96,37 @@ export function runConsumer(args: StressArgs): StressResult {
     for (;;) {
       const p = batch.tryRead(pkt);
       if (p === null) break;
-      if (p.kind === 'corrupt') { res.error = p.reason; break outer; }
+      if (p.kind === 'corrupt') {
+        res.error = p.reason;
+        break outer;
+      }
       const v = pkt.view;
       const seq = v.getUint32(16, true);
       const len = 8 + (expected % args.spread);
-      if (seq !== expected || pkt.transIdLo !== expected || v.getUint32(20, true) !== (~expected >>> 0) ||
-          pkt.payloadLength !== ((len + 7) & ~7) || (len > 8 && pkt.bytes[16 + len - 1] !== (expected & 0xff))) {
+      if (
+        seq !== expected ||
+        pkt.transIdLo !== expected ||
+        v.getUint32(20, true) !== ~expected >>> 0 ||
+        pkt.payloadLength !== ((len + 7) & ~7) ||
+        (len > 8 && pkt.bytes[16 + len - 1] !== (expected & 0xff))
+      ) {
         res.error = `packet ${expected}: got seq ${seq}, trans id ${pkt.transIdLo}, payload ${pkt.payloadLength} bytes`;
         break outer;
       }
       expected++;
     }
-    if (batch.commit()) { ring(i32, args.spaceBell); res.signals++; }
+    if (batch.commit()) {
+      ring(i32, args.spaceBell);
+      res.signals++;
+    }
     if (expected === args.packets) break;
     // About to sleep: unmask, then re-check (Linux hv_end_read), else a packet written while
     // the mask was set would never be signalled.
     const bell = Atomics.load(i32, args.dataBell);
-    if (r.unmaskInterrupt()) { r.maskInterrupt(); continue; }
+    if (r.unmaskInterrupt()) {
+      r.maskInterrupt();
+      continue;
+    }
     res.sleeps++;
     if (Atomics.wait(i32, args.dataBell, bell, args.timeoutMs) === 'timed-out') {
       res.lostWakeups++;

@@ -19,8 +19,14 @@ describe('ring stress: producer and consumer threads over one SharedArrayBuffer'
   it(`moves ${PACKETS} packets with no loss, reordering or duplication, and no lost wake-up`, async () => {
     const memory = new WebAssembly.Memory({ initial: MEMORY_BYTES / 65536, maximum: MEMORY_BYTES / 65536, shared: true });
     const base: Omit<StressArgs, 'role'> = {
-      memory, controlGpa: 0x1000, dataSize: 16 * 4096, dataBell: 0x100 / 4, spaceBell: 0x104 / 4,
-      packets: PACKETS, spread: 17, timeoutMs: 3000,
+      memory,
+      controlGpa: 0x1000,
+      dataSize: 16 * 4096,
+      dataBell: 0x100 / 4,
+      spaceBell: 0x104 / 4,
+      packets: PACKETS,
+      spread: 17,
+      timeoutMs: 3000,
     };
     // The producer of this ring advertises FEAT_PENDING_SEND_SZ (as Linux does on its rings).
     new Int32Array(memory.buffer)[(0x1000 + 64) / 4] = 1;
@@ -42,7 +48,9 @@ describe('ring stress: producer and consumer threads over one SharedArrayBuffer'
       // Suppression: far fewer signals than packets in both directions.
       expect(producer.signals).toBeLessThan(PACKETS / 100);
       expect(consumer.signals).toBeLessThan(PACKETS / 100);
-      console.log(`ring stress: producer ${producer.signals} signals / ${producer.sleeps} sleeps, consumer ${consumer.signals} signals / ${consumer.sleeps} sleeps`);
+      console.log(
+        `ring stress: producer ${producer.signals} signals / ${producer.sleeps} sleeps, consumer ${consumer.signals} signals / ${consumer.sleeps} sleeps`,
+      );
     } finally {
       clearTimeout(timer);
       await Promise.all(workers.map((w) => w.terminate()));

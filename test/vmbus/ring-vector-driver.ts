@@ -70,11 +70,17 @@ export function seedControl(u8: Uint8Array, controlGpa: number, v: RingVector): 
 export function runVector(v: RingVector, driver: RingDriver): RingVector {
   const steps: VectorStep[] = v.steps.map((s): VectorStep => {
     switch (s.op) {
-      case 'write': return { ...s, expect: driver.write(s.packets) };
-      case 'read': return { ...s, expect: driver.read(s.capacity) };
-      case 'mask': driver.mask(); return { ...s, expect: {} };
-      case 'unmask': return { ...s, expect: { pending: driver.unmask() } };
-      case 'requestSpace': return { ...s, expect: { ready: driver.requestSpace(s.bytes) } };
+      case 'write':
+        return { ...s, expect: driver.write(s.packets) };
+      case 'read':
+        return { ...s, expect: driver.read(s.capacity) };
+      case 'mask':
+        driver.mask();
+        return { ...s, expect: {} };
+      case 'unmask':
+        return { ...s, expect: { pending: driver.unmask() } };
+      case 'requestSpace':
+        return { ...s, expect: { ready: driver.requestSpace(s.bytes) } };
     }
   });
   const c = driver.controlGpa;
@@ -119,7 +125,10 @@ export function hostDriver(v: RingVector): RingDriver {
       for (;;) {
         const r = batch.tryRead(pkt);
         if (r === null) break;
-        if (r.kind === 'corrupt') { corrupt = true; break; }
+        if (r.kind === 'corrupt') {
+          corrupt = true;
+          break;
+        }
         packets.push(hex(pkt.bytes.subarray(0, pkt.length)));
       }
       return { packets, corrupt, signal: batch.commit() };

@@ -53,7 +53,15 @@ function continueConversation(h: ReturnType<typeof makeServer>) {
   h.post({ type: T.CloseChannel, childRelid: 4 });
   h.post({ type: T.GpadlTeardown, childRelid: 4, gpadl: 0x11 });
   h.server.offerSubchannel(1);
-  h.post({ type: T.OpenChannel, childRelid: 2, openId: 10, ringGpadlHandle: 0x20, targetVp: 0, downstreamRingPageOffset: 20, userData: new Uint8Array(120).fill(7) });
+  h.post({
+    type: T.OpenChannel,
+    childRelid: 2,
+    openId: 10,
+    ringGpadlHandle: 0x20,
+    targetVp: 0,
+    downstreamRingPageOffset: 20,
+    userData: new Uint8Array(120).fill(7),
+  });
   h.post({ type: T.Unload });
   h.contact(C.VmbusVersion.Win10V5_3, 4, 0);
   h.post({ type: T.RequestOffers });
@@ -64,14 +72,24 @@ describe('VMBus server saved state', () => {
     const a = busyServer();
     const saved = a.server.exportState();
     expect(saved.channels.map((c) => [c.relid, c.state, c.subChannelIndex, c.primaryRelid])).toEqual([
-      [1, 'open', 0, 0], [2, 'open', 0, 0], [3, 'rescinded', 0, 0], [4, 'open', 1, 1],
+      [1, 'open', 0, 0],
+      [2, 'open', 0, 0],
+      [3, 'rescinded', 0, 0],
+      [4, 'open', 1, 1],
     ]);
     expect(saved.gpadls.map((g) => [g.handle, g.complete, g.awaitingBody, g.teardownPending, g.usedByRelid, g.pages.length])).toEqual([
-      [0x10, true, false, false, 1, 8], [0x11, true, false, false, 4, 8], [0x20, false, true, false, 0, 26], [0x21, true, false, true, 2, 6],
+      [0x10, true, false, false, 1, 8],
+      [0x11, true, false, false, 4, 8],
+      [0x20, false, true, false, 0, 26],
+      [0x21, true, false, true, 2, 6],
     ]);
     const bytes = bytesOf(saved);
     const b = makeServer();
-    b.server.importState(decodeVmbusState(bytes).server, (c) => ({ interfaceType: c.interfaceType, interfaceInstance: c.interfaceInstance, ...(c.interfaceType === NET ? { flags: 0x2000, userDefined: new Uint8Array([1, 2, 3]) } : {}) }));
+    b.server.importState(decodeVmbusState(bytes).server, (c) => ({
+      interfaceType: c.interfaceType,
+      interfaceInstance: c.interfaceInstance,
+      ...(c.interfaceType === NET ? { flags: 0x2000, userDefined: new Uint8Array([1, 2, 3]) } : {}),
+    }));
     expect(hex(bytesOf(b.server.exportState()))).toBe(hex(bytes));
     expect(b.server.connectionPhase).toBe('connected');
     expect(b.server.pendingGpadlCount).toBe(1);
@@ -112,18 +130,94 @@ describe('VMBus server saved state', () => {
 
 describe('VMBus server saved state: refused when it does not fit', () => {
   const cases: [string, (s: ServerSavedState) => void, RegExp][] = [
-    ['a relid beyond the limit', (s) => { s.channels[2]!.relid = LIMITS.maxChannels + 1; s.channels[2]!.connectionId = 16 + LIMITS.maxChannels + 1; }, /channel relid 17 outside 1\.\.16/],
-    ['a PFN outside guest memory', (s) => { s.gpadls[0]!.pages[3] = LIMITS.guestPageCount; }, /GPADL 16: PFN 16384 outside guest memory/],
-    ['a channel target VP beyond the VPs', (s) => { s.channels[0]!.targetVp = 2; }, /relid 1: target VP 2 is not below the partition's 2 VPs/],
-    ['a target VCPU beyond the VPs', (s) => { s.targetVcpu = 2; }, /target VCPU 2/],
-    ['an unknown version', (s) => { s.version = 0x12345; }, /negotiated version 0x12345/],
-    ['too many GPADLs', (s) => { for (let i = 0; i < 6; i++) s.gpadls.push({ ...s.gpadls[2]!, handle: 0x40 + i, awaitingBody: false, complete: true, pageCount: 26 }); }, /10 GPADLs, more than the limit 8/],
-    ['too many GPADLs awaiting a body', (s) => { for (let i = 0; i < 2; i++) s.gpadls.push({ ...s.gpadls[2]!, handle: 0x40 + i }); }, /3 GPADLs awaiting a body, more than the limit 2/],
-    ['an open channel without its ring GPADL', (s) => { s.gpadls.splice(0, 1); }, /relid 1: ring GPADL 16 is not a complete GPADL held by it/],
-    ['a GPADL of a relid that does not exist', (s) => { s.gpadls[2]!.relid = 9; }, /GPADL 32 of relid 9, which does not exist/],
-    ['a wrong connection id', (s) => { s.channels[0]!.connectionId = 99; }, /relid 1: connection id 99, expected 17/],
-    ['a sub-channel of a missing primary', (s) => { s.channels[3]!.primaryRelid = 12; }, /relid 4: sub-channel of relid 12, which does not exist/],
-    ['a disconnected server with GPADLs', (s) => { s.connected = false; s.version = 0; s.targetVcpu = 0; s.offersRequested = false; }, /disconnected|offered to the guest/],
+    [
+      'a relid beyond the limit',
+      (s) => {
+        s.channels[2]!.relid = LIMITS.maxChannels + 1;
+        s.channels[2]!.connectionId = 16 + LIMITS.maxChannels + 1;
+      },
+      /channel relid 17 outside 1\.\.16/,
+    ],
+    [
+      'a PFN outside guest memory',
+      (s) => {
+        s.gpadls[0]!.pages[3] = LIMITS.guestPageCount;
+      },
+      /GPADL 16: PFN 16384 outside guest memory/,
+    ],
+    [
+      'a channel target VP beyond the VPs',
+      (s) => {
+        s.channels[0]!.targetVp = 2;
+      },
+      /relid 1: target VP 2 is not below the partition's 2 VPs/,
+    ],
+    [
+      'a target VCPU beyond the VPs',
+      (s) => {
+        s.targetVcpu = 2;
+      },
+      /target VCPU 2/,
+    ],
+    [
+      'an unknown version',
+      (s) => {
+        s.version = 0x12345;
+      },
+      /negotiated version 0x12345/,
+    ],
+    [
+      'too many GPADLs',
+      (s) => {
+        for (let i = 0; i < 6; i++) s.gpadls.push({ ...s.gpadls[2]!, handle: 0x40 + i, awaitingBody: false, complete: true, pageCount: 26 });
+      },
+      /10 GPADLs, more than the limit 8/,
+    ],
+    [
+      'too many GPADLs awaiting a body',
+      (s) => {
+        for (let i = 0; i < 2; i++) s.gpadls.push({ ...s.gpadls[2]!, handle: 0x40 + i });
+      },
+      /3 GPADLs awaiting a body, more than the limit 2/,
+    ],
+    [
+      'an open channel without its ring GPADL',
+      (s) => {
+        s.gpadls.splice(0, 1);
+      },
+      /relid 1: ring GPADL 16 is not a complete GPADL held by it/,
+    ],
+    [
+      'a GPADL of a relid that does not exist',
+      (s) => {
+        s.gpadls[2]!.relid = 9;
+      },
+      /GPADL 32 of relid 9, which does not exist/,
+    ],
+    [
+      'a wrong connection id',
+      (s) => {
+        s.channels[0]!.connectionId = 99;
+      },
+      /relid 1: connection id 99, expected 17/,
+    ],
+    [
+      'a sub-channel of a missing primary',
+      (s) => {
+        s.channels[3]!.primaryRelid = 12;
+      },
+      /relid 4: sub-channel of relid 12, which does not exist/,
+    ],
+    [
+      'a disconnected server with GPADLs',
+      (s) => {
+        s.connected = false;
+        s.version = 0;
+        s.targetVcpu = 0;
+        s.offersRequested = false;
+      },
+      /disconnected|offered to the guest/,
+    ],
   ];
   for (const [what, mutate, message] of cases) {
     it(what, () => {

@@ -34,8 +34,16 @@ it('starts the VMs whose automatic start action asks for it, and only those', as
   vmms = await f.vmms({ dataDir });
   expect(vmms.list().every((v) => v.enabledState === EnabledState.Off)).toBe(true);
   const started = await vmms.autoStart();
-  expect(started.map((s) => [s.vm, s.result.returnValue]).sort()).toEqual([['always', 0], ['was-running', 0]]);
-  expect(Object.fromEntries(vmms.list().map((v) => [v.name, v.state]))).toEqual({ always: 'Running', 'was-running': 'Running', 'was-off': 'Off', never: 'Off' });
+  expect(started.map((s) => [s.vm, s.result.returnValue]).sort()).toEqual([
+    ['always', 0],
+    ['was-running', 0],
+  ]);
+  expect(Object.fromEntries(vmms.list().map((v) => [v.name, v.state]))).toEqual({
+    always: 'Running',
+    'was-running': 'Running',
+    'was-off': 'Off',
+    never: 'Off',
+  });
   expect(vmms.get('never')!.notes).toBe('keep off after a reboot');
 
   // The record is consumed: a second pass finds nothing more to start.

@@ -36,7 +36,10 @@ describe('definition store', () => {
     } catch (e) {
       expect(e).toBeInstanceOf(DefinitionError);
       expect((e as DefinitionError).problems).toEqual([
-        expect.stringMatching(/^name:/), expect.stringMatching(/^memoryBytes: must be between/), expect.stringMatching(/^vpCount:/), expect.stringMatching(/^imagePath:/),
+        expect.stringMatching(/^name:/),
+        expect.stringMatching(/^memoryBytes: must be between/),
+        expect.stringMatching(/^vpCount:/),
+        expect.stringMatching(/^imagePath:/),
       ]);
     }
   });
@@ -65,17 +68,24 @@ describe('definition store', () => {
     expect(second.list().map((v) => v.name)).toEqual(['good']);
     expect(second.get('good')).toMatchObject({ id: good.id, state: 'Off', memoryBytes: 16 * MiB });
     const errors = second.loadErrors.map((e) => [e.file, e.message]);
-    expect(errors).toEqual(expect.arrayContaining([
-      [editedFile, expect.stringMatching(/vpCount: must be an integer.*colour: unknown field/)],
-      [truncatedFile, expect.stringMatching(/not valid JSON/)],
-      [join(vms, 'not-a-guid.json'), expect.stringMatching(/file name does not match the VM id/)],
-    ]));
+    expect(errors).toEqual(
+      expect.arrayContaining([
+        [editedFile, expect.stringMatching(/vpCount: must be an integer.*colour: unknown field/)],
+        [truncatedFile, expect.stringMatching(/not valid JSON/)],
+        [join(vms, 'not-a-guid.json'), expect.stringMatching(/file name does not match the VM id/)],
+      ]),
+    );
     expect(errors).toHaveLength(3);
     expect(readFileSync(truncatedFile, 'utf8')).toBe(half);
     expect(JSON.parse(readFileSync(editedFile, 'utf8')).colour).toBe('blue');
     // The service runs on: a new VM can be defined and listed.
     second.defineVm({ name: 'later', memoryBytes: 16 * MiB, imagePath: image });
-    expect(second.list().map((v) => v.name).sort()).toEqual(['good', 'later']);
+    expect(
+      second
+        .list()
+        .map((v) => v.name)
+        .sort(),
+    ).toEqual(['good', 'later']);
   });
 
   it('refuses a second service on the same data directory while the first runs; a pid file alone decides nothing', async () => {

@@ -48,7 +48,13 @@ function readAt(path: string, offset: number, length: number): Buffer {
   }
 }
 
-const values = (text: string) => Object.fromEntries(text.split('\n').filter((l) => /^\w+=\d+$/.test(l)).map((l) => [l.split('=')[0], Number(l.split('=')[1])]));
+const values = (text: string) =>
+  Object.fromEntries(
+    text
+      .split('\n')
+      .filter((l) => /^\w+=\d+$/.test(l))
+      .map((l) => [l.split('=')[0], Number(l.split('=')[1])]),
+  );
 
 async function icVm(v: Vmms, name: string, cmdline = '', devices: object[] = []): Promise<void> {
   v.defineVm({ name, memoryBytes: 32 * MiB, imagePath: ic, cmdline, devices: [{ kind: 'integration-services' }, ...devices] as never });
@@ -64,8 +70,13 @@ describe('VM devices in the worker process', () => {
     const scsi = disk(dataDir, 'scsi.raw');
     const ideBefore = readAt(ide, 0, 1 * MiB);
     v.defineVm({
-      name: 'disks', memoryBytes: 32 * MiB, imagePath: storage,
-      devices: [{ kind: 'ide-disk', controller: 0, position: 0, path: ide }, { kind: 'scsi-controller', disks: [{ location: 0, path: scsi }] }],
+      name: 'disks',
+      memoryBytes: 32 * MiB,
+      imagePath: storage,
+      devices: [
+        { kind: 'ide-disk', controller: 0, position: 0, path: ide },
+        { kind: 'scsi-controller', disks: [{ location: 0, path: scsi }] },
+      ],
     });
     expect(await v.start('disks')).toMatchObject({ returnValue: 0 });
     // The guest writes its pattern, reads it back and halts: the VM goes Off by itself.
@@ -85,7 +96,13 @@ describe('VM devices in the worker process', () => {
     const dataDir = fx.dataDir();
     const v = await fx.vmms({ dataDir });
     const file = disk(dataDir, 'ide-ss.raw');
-    v.defineVm({ name: 'ide', memoryBytes: 32 * MiB, imagePath: emulated, cmdline: 'mode=dma disk=3 wlba=64 wsectors=64 seed=7', devices: [{ kind: 'ide-disk', controller: 1, position: 1, path: file }] });
+    v.defineVm({
+      name: 'ide',
+      memoryBytes: 32 * MiB,
+      imagePath: emulated,
+      cmdline: 'mode=dma disk=3 wlba=64 wsectors=64 seed=7',
+      devices: [{ kind: 'ide-disk', controller: 1, position: 1, path: file }],
+    });
     expect(await v.start('ide')).toMatchObject({ returnValue: 0 });
     await waitFor('the guest to finish', () => v.get('ide')!.enabledState === 3, 30_000);
     expect(values(v.console('ide'))).toMatchObject({ attach_status: 0, write_status: 0, flush_status: 0, readback_ok: 1 });
@@ -95,7 +112,13 @@ describe('VM devices in the worker process', () => {
   it('a VM with an IDE disk and no VMBus connection saves the chipset from the device thread and restores', async () => {
     const dataDir = fx.dataDir();
     const v = await fx.vmms({ dataDir });
-    const vm = v.defineVm({ name: 'ck', memoryBytes: 16 * MiB, imagePath: checksum, cmdline: 'rounds=100000000 work=20000', devices: [{ kind: 'ide-disk', controller: 1, position: 0, path: disk(dataDir, 'ck.raw', 1 * MiB) }] });
+    const vm = v.defineVm({
+      name: 'ck',
+      memoryBytes: 16 * MiB,
+      imagePath: checksum,
+      cmdline: 'rounds=100000000 work=20000',
+      devices: [{ kind: 'ide-disk', controller: 1, position: 0, path: disk(dataDir, 'ck.raw', 1 * MiB) }],
+    });
     expect((await v.start('ck')).returnValue).toBe(0);
     await waitFor('progress', () => /progress round=\d+/.test(v.console('ck')));
     expect(await v.save('ck')).toMatchObject({ returnValue: 0, vm: { enabledState: 6 } });
@@ -129,14 +152,28 @@ describe('VM devices in the worker process', () => {
   it('bad device settings are refused when the VM is defined, each with its entry', () => {
     const dataDir = fx.dataDir();
     return fx.vmms({ dataDir }).then((v) => {
-      expect(() => v.defineVm({
-        name: 'x', memoryBytes: 16 * MiB, imagePath: storage,
-        devices: [
-          { kind: 'ide-disk', controller: 2, path: '/a.raw' }, { kind: 'ide-disk', path: 'relative.raw' }, { kind: 'ide-disk', path: '/b.raw' },
-          { kind: 'scsi-controller', disks: [{ location: 64, path: '/c.raw' }, { location: 1, path: '/d.raw', readOnly: 'yes' }] },
-          { kind: 'floppy' },
-        ],
-      })).toThrow(/devices\[0\]\.controller: must be 0 or 1.*devices\[1\]\.path.*devices\[2\]: IDE controller 0 position 0 is already taken.*disks\[0\]\.location.*disks\[1\]\.readOnly.*devices\[4\]\.kind/);
+      expect(() =>
+        v.defineVm({
+          name: 'x',
+          memoryBytes: 16 * MiB,
+          imagePath: storage,
+          devices: [
+            { kind: 'ide-disk', controller: 2, path: '/a.raw' },
+            { kind: 'ide-disk', path: 'relative.raw' },
+            { kind: 'ide-disk', path: '/b.raw' },
+            {
+              kind: 'scsi-controller',
+              disks: [
+                { location: 64, path: '/c.raw' },
+                { location: 1, path: '/d.raw', readOnly: 'yes' },
+              ],
+            },
+            { kind: 'floppy' },
+          ],
+        }),
+      ).toThrow(
+        /devices\[0\]\.controller: must be 0 or 1.*devices\[1\]\.path.*devices\[2\]: IDE controller 0 position 0 is already taken.*disks\[0\]\.location.*disks\[1\]\.readOnly.*devices\[4\]\.kind/,
+      );
     });
   });
 
@@ -187,13 +224,18 @@ describe('VM devices in the worker process', () => {
     expect(reasons).toEqual([expect.stringMatching(/^4 shutdown requested/), '3 turned off']);
   }, 60_000);
 
-  it('an image a running VM uses is refused to a second VM, naming the first VM\'s worker, until the first lets it go', async () => {
+  it("an image a running VM uses is refused to a second VM, naming the first VM's worker, until the first lets it go", async () => {
     const dataDir = fx.dataDir();
     const v = await fx.vmms({ dataDir });
     const shared = disk(dataDir, 'shared.raw', 1 * MiB);
     await icVm(v, 'owner', '', [{ kind: 'ide-disk', path: shared }]);
     const owner = v.get('owner')!;
-    v.defineVm({ name: 'intruder', memoryBytes: 32 * MiB, imagePath: ic, devices: [{ kind: 'integration-services' }, { kind: 'scsi-controller', disks: [{ location: 0, path: shared, readOnly: true }] }] as never });
+    v.defineVm({
+      name: 'intruder',
+      memoryBytes: 32 * MiB,
+      imagePath: ic,
+      devices: [{ kind: 'integration-services' }, { kind: 'scsi-controller', disks: [{ location: 0, path: shared, readOnly: true }] }] as never,
+    });
     const r = await v.start('intruder');
     expect(r.returnValue).toBe(32768);
     expect(r.error).toContain(`disk image ${shared} is in use: process ${owner.processId} (tsvisor-vmwp ${owner.id}) holds an exclusive lock`);
@@ -207,7 +249,10 @@ describe('VM devices in the worker process', () => {
   it('kill -9 of a worker with disks leaves VMMS and the other VM running', async () => {
     const dataDir = fx.dataDir();
     const v = await fx.vmms({ dataDir });
-    const devices = [{ kind: 'ide-disk', path: disk(dataDir, 'v-ide.raw') }, { kind: 'scsi-controller', disks: [{ location: 3, path: disk(dataDir, 'v-scsi.raw') }] }];
+    const devices = [
+      { kind: 'ide-disk', path: disk(dataDir, 'v-ide.raw') },
+      { kind: 'scsi-controller', disks: [{ location: 3, path: disk(dataDir, 'v-scsi.raw') }] },
+    ];
     await icVm(v, 'victim', '', devices);
     await icVm(v, 'bystander');
     const victim = v.get('victim')!;

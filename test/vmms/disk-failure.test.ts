@@ -37,7 +37,12 @@ describe('a failing disk under a running VM', () => {
     closeSync(fd);
 
     const v = await fx.vmms({ dataDir });
-    v.defineVm({ name: 'full', memoryBytes: 32 * MiB, imagePath: guestImagePath('storage-synthetic'), devices: [{ kind: 'scsi-controller', disks: [{ location: 0, path: image }] }] });
+    v.defineVm({
+      name: 'full',
+      memoryBytes: 32 * MiB,
+      imagePath: guestImagePath('storage-synthetic'),
+      devices: [{ kind: 'scsi-controller', disks: [{ location: 0, path: image }] }],
+    });
     expect(await v.start('full')).toMatchObject({ returnValue: 0 });
     // The guest writes, reads back (a mismatch: the write failed), reads at random, flushes and halts.
     await waitFor('the guest to finish', () => v.get('full')!.enabledState === 3, 30_000);

@@ -25,7 +25,13 @@ describe('guest-caused log lines', () => {
     const dataDir = fx.dataDir();
     const v = await fx.vmms({ dataDir });
     const count = 20_000;
-    const vm = v.defineVm({ name: 'noisy', memoryBytes: 16 * MiB, imagePath: image, cmdline: `count=${count}`, devices: [{ kind: 'integration-services' }] as never });
+    const vm = v.defineVm({
+      name: 'noisy',
+      memoryBytes: 16 * MiB,
+      imagePath: image,
+      cmdline: `count=${count}`,
+      devices: [{ kind: 'integration-services' }] as never,
+    });
     expect((await v.start('noisy')).returnValue).toBe(0);
     await waitFor('the tally', () => /message-flood: posted=\d+/.test(v.console('noisy')), 60_000);
     expect(v.console('noisy')).toMatch(new RegExp(`posted=${count} retries=\\d+ other=0`));
@@ -33,7 +39,10 @@ describe('guest-caused log lines', () => {
     expect((await v.turnOff('noisy')).returnValue).toBe(0);
     const log = join(dataDir, 'logs', `vmwp-${vm.id}.log`);
     await waitFor('the worker log to be closed', () => readFileSync(log, 'utf8').includes('worker exits'), 10_000);
-    const messages = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l).message as string);
+    const messages = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).message as string);
     const refusals = messages.filter((m) => m.includes('VMBUS_BAD_MESSAGE') && !m.includes('suppressed'));
     const summaries = messages.filter((m) => m.includes('VMBUS_BAD_MESSAGE: suppressed'));
     expect(refusals.length).toBeGreaterThanOrEqual(DEFAULT_GUEST_LOG_LIMITS.burst);

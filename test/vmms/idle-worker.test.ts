@@ -30,7 +30,7 @@ function workerWakeups(pid: number): number {
 }
 
 describe('an idle VM', { timeout: 120_000 }, () => {
-  it('a halted guest: its worker\'s threads are woken fewer than 5 times a second (not every 10-20 ms)', async () => {
+  it("a halted guest: its worker's threads are woken fewer than 5 times a second (not every 10-20 ms)", async () => {
     const v = await fx.vmms({ dataDir: fx.dataDir() });
     v.defineVm({ name: 'idle', memoryBytes: 16 * MiB, imagePath: guestImagePath('idle'), cmdline: '' });
     expect((await v.start('idle')).returnValue).toBe(0);

@@ -51,8 +51,13 @@ describe('worker isolation', () => {
     await waitFor('the victim process to be reaped', () => !processAlive(victim.processId!), 2000);
     // The log: JSON lines in the data directory, the VM named on each line about it.
     await waitFor('the log line', () => readFileSync(join(dataDir, 'logs', 'vmms.log'), 'utf8').includes('ended unexpectedly'));
-    const lines = readFileSync(join(dataDir, 'logs', 'vmms.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(lines).toContainEqual(expect.objectContaining({ level: 'error', component: 'vmms', vmId: victim.id, message: `the worker process ${victim.processId} ended unexpectedly` }));
+    const lines = readFileSync(join(dataDir, 'logs', 'vmms.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines).toContainEqual(
+      expect.objectContaining({ level: 'error', component: 'vmms', vmId: victim.id, message: `the worker process ${victim.processId} ended unexpectedly` }),
+    );
 
     // The bystander keeps running and its guest keeps making progress.
     const before = progress(v.console('bystander'));

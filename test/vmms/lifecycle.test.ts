@@ -1,7 +1,13 @@
 /** The lifecycle state machine as data: every state × every RequestedState, with Hyper-V's codes. */
 import { describe, expect, it } from 'vitest';
 import {
-  availableRequestedStates, EnabledState, RequestedState, ReturnCode, transition, TRANSITIONS, type EnabledStateValue,
+  availableRequestedStates,
+  EnabledState,
+  RequestedState,
+  ReturnCode,
+  transition,
+  TRANSITIONS,
+  type EnabledStateValue,
 } from '../../root-partition/vmms/lifecycle.ts';
 
 const STATES = Object.values(EnabledState).filter((s) => s !== EnabledState.Unknown) as EnabledStateValue[];

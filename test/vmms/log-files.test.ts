@@ -11,17 +11,34 @@ import { closeLogger, createProcessLogger } from '../../root-partition/host/log.
 describe('log files', () => {
   it('5,000 lines into a 64 KiB × 3 log: capped, rotated, newest last', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tsv-log-'));
-    const maxBytes = 64 * 1024, maxFiles = 3;
+    const maxBytes = 64 * 1024,
+      maxFiles = 3;
     const log = createProcessLogger({ dataDir, process: 'vmwp-flood', terminal: false, maxBytes, maxFiles });
     for (let i = 0; i < 5_000; i++) log.warn(`devices: vmbus VMBUS_BAD_MESSAGE: line ${i}`);
     await closeLogger(log);
     const dir = join(dataDir, 'logs');
     // closeLogger waits at most 500 ms; the file transport may still be writing and rotating.
     const last = 'devices: vmbus VMBUS_BAD_MESSAGE: line 4999"';
-    const current = () => { try { return readFileSync(join(dir, 'vmwp-flood.log'), 'utf8'); } catch { return ''; } }; // absent for a moment while rotating
+    const current = () => {
+      try {
+        return readFileSync(join(dir, 'vmwp-flood.log'), 'utf8');
+      } catch {
+        return '';
+      }
+    }; // absent for a moment while rotating
     // Settled: the newest file holds the last line and the directory stops changing (a loaded
     // machine can take seconds to finish the writes and renames).
-    const snapshot = () => readdirSync(dir).sort().map((f) => { try { return `${f}:${statSync(join(dir, f)).size}`; } catch { return f; } }).join(',');
+    const snapshot = () =>
+      readdirSync(dir)
+        .sort()
+        .map((f) => {
+          try {
+            return `${f}:${statSync(join(dir, f)).size}`;
+          } catch {
+            return f;
+          }
+        })
+        .join(',');
     let before = '';
     for (let t = 0; t < 600; t++) {
       await new Promise((r) => setTimeout(r, 50));
@@ -39,7 +56,10 @@ describe('log files', () => {
       total += size;
     }
     expect(total).toBeLessThan(maxFiles * (maxBytes + 512));
-    const newest = readFileSync(join(dir, 'vmwp-flood.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).message as string);
+    const newest = readFileSync(join(dir, 'vmwp-flood.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).message as string);
     expect(newest.at(-1)).toBe('devices: vmbus VMBUS_BAD_MESSAGE: line 4999');
     const numbers = newest.map((m) => Number(/line (\d+)/.exec(m)![1]));
     expect(numbers).toEqual(numbers.map((_, i) => numbers[0] + i));

@@ -26,7 +26,17 @@ const LONG = 'rounds=100000000 work=20000';
 describe('state-change requests', () => {
   it('refuses invalid requests with their return codes and leaves the VM as it was', async () => {
     v.defineVm({ name: 'r1', memoryBytes: 16 * MiB, imagePath: image, cmdline: LONG });
-    for (const [req, code] of [[3, 32775], [6, 32775], [9, 32775], [11, 32775], [10, 32775], [4, 4097], [7, 4097], [2.5, 32773], [-2, 32773]] as const) {
+    for (const [req, code] of [
+      [3, 32775],
+      [6, 32775],
+      [9, 32775],
+      [11, 32775],
+      [10, 32775],
+      [4, 4097],
+      [7, 4097],
+      [2.5, 32773],
+      [-2, 32773],
+    ] as const) {
       const r = await v.requestStateChange('r1', req);
       expect(r, `Off + ${req}`).toMatchObject({ returnValue: code, error: expect.any(String), vm: { enabledState: 3 } });
     }
@@ -71,7 +81,11 @@ describe('state-change requests', () => {
   it('refuses a start that would exceed the host memory budget, with the numbers', async () => {
     v.defineVm({ name: 'big', memoryBytes: 40 * MiB, imagePath: image, cmdline: LONG });
     const r = await v.start('big');
-    expect(r).toMatchObject({ returnValue: 32768, error: 'not enough host memory: the VM needs 40 MiB, running VMs hold 16 MiB of a 48 MiB budget', vm: { enabledState: 3, processId: null } });
+    expect(r).toMatchObject({
+      returnValue: 32768,
+      error: 'not enough host memory: the VM needs 40 MiB, running VMs hold 16 MiB of a 48 MiB budget',
+      vm: { enabledState: 3, processId: null },
+    });
     expect(() => v.defineVm({ name: 'huge', memoryBytes: 64 * MiB, imagePath: image })).toThrow(/can never fit/);
   });
 

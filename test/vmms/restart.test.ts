@@ -82,7 +82,13 @@ describe('VMMS restart', () => {
     const raw = await new Promise<string>((resolve) => {
       const s = connect(join(dataDir, 'vmms.sock'));
       let got = '';
-      s.on('data', (d) => { got += d; if (got.includes('\n')) { s.end(); resolve(got); } });
+      s.on('data', (d) => {
+        got += d;
+        if (got.includes('\n')) {
+          s.end();
+          resolve(got);
+        }
+      });
       s.write('{"id": 7, "method": \n');
     });
     expect(JSON.parse(raw)).toMatchObject({ id: null, error: { code: 'VMMS_ERR_REQUEST' } });

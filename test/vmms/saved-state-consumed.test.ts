@@ -50,7 +50,10 @@ describe('a restored saved state is consumed', () => {
     await fx.detach(v1);
 
     // The restore as VMMS starts it; the service is gone before it could finish it.
-    const w = launchWorker({ dataDir, vmId: vm.id, name: 'ck', memoryBytes: 16 * MiB, vpCount: 1, imagePath: checksum, cmdline: 'rounds=100000000 work=20000', restoreFrom: file }, paths.workerOutput(vm.id));
+    const w = launchWorker(
+      { dataDir, vmId: vm.id, name: 'ck', memoryBytes: 16 * MiB, vpCount: 1, imagePath: checksum, cmdline: 'rounds=100000000 work=20000', restoreFrom: file },
+      paths.workerOutput(vm.id),
+    );
     fx.pids.add(w.pid);
     const conn = await VmwpConnection.open(paths.workerSocket(vm.id), 60_000, () => !w.exited());
     expect((await conn.request('STATUS', 60_000)).state).toBe('running');
@@ -120,7 +123,15 @@ describe('a restored saved state is consumed', () => {
     await waitFor('the restoring worker', () => existsSync(paths.workerSocket(vm.id)), 60_000);
     d1.kill('SIGSTOP');
     const log = join(dataDir, 'logs', `vmwp-${vm.id}.log`);
-    const restoredLine = await waitFor('the restore', () => readFileSync(log, 'utf8').split('\n').filter((l) => /restored from/.test(l)).at(-1), 60_000);
+    const restoredLine = await waitFor(
+      'the restore',
+      () =>
+        readFileSync(log, 'utf8')
+          .split('\n')
+          .filter((l) => /restored from/.test(l))
+          .at(-1),
+      60_000,
+    );
     const pid = Number(/"pid":(\d+)/.exec(restoredLine)![1]);
     fx.pids.add(pid);
     await kill9(d1);

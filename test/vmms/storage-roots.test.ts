@@ -53,17 +53,26 @@ describe('storage roots', () => {
     expect(resolvedPath(join(root, 'to-secret.raw'))).toBe(secret);
     expect(resolvedPath(join(root, 'new', 'later.raw'))).toBe(join(root, 'new', 'later.raw'));
     expect(resolvedPath(join(root, 'to-outside', 'x', 'y.raw'))).toBe(join(outside, 'x', 'y.raw'));
-    for (const p of [`${root}/../outside/secret.raw`, `${root}/./disk.raw`, `${root}//disk.raw`, 'disk.raw', join(root, 'to-absent.raw')]) expect(resolvedPath(p)).toBeNull();
+    for (const p of [`${root}/../outside/secret.raw`, `${root}/./disk.raw`, `${root}//disk.raw`, 'disk.raw', join(root, 'to-absent.raw')])
+      expect(resolvedPath(p)).toBeNull();
   });
 
   it('allows a file in a root; refuses the rest with one sentence, whether the path exists or not', () => {
     const roots = StorageRoots.of([root]);
     expect(roots.check(join(root, 'disk.raw'), 'disk image')).toBe(join(root, 'disk.raw'));
     expect(roots.check(join(root, 'not-yet.raw'), 'disk image')).toBe(join(root, 'not-yet.raw'));
-    const sentences = new Set([
-      secret, join(outside, 'absent.raw'), '/root/no/such/file', `${root}/../outside/secret.raw`,
-      join(root, 'to-secret.raw'), join(root, 'to-absent.raw'), join(root, 'to-outside', 'secret.raw'), join(root, 'to-outside', 'absent.raw'),
-    ].map((p) => refusal(roots, p)));
+    const sentences = new Set(
+      [
+        secret,
+        join(outside, 'absent.raw'),
+        '/root/no/such/file',
+        `${root}/../outside/secret.raw`,
+        join(root, 'to-secret.raw'),
+        join(root, 'to-absent.raw'),
+        join(root, 'to-outside', 'secret.raw'),
+        join(root, 'to-outside', 'absent.raw'),
+      ].map((p) => refusal(roots, p)),
+    );
     expect([...sentences]).toEqual([`disk image <path> is not in a storage root this host allows (${root})`]);
   });
 
@@ -87,8 +96,12 @@ describe('storage roots', () => {
     const dataDir = fx.dataDir();
     const v = await fx.vmms({ dataDir, storageRoots: [root, dirname(checksum)] });
     const scsi = (path: string) => [{ kind: 'scsi-controller', disks: [{ location: 0, path }] }];
-    expect(() => v.defineVm({ name: 'steal', memoryBytes: 16 * MiB, imagePath: checksum, devices: scsi(secret) })).toThrow(/disk image \(SCSI controller 0 location 0\) .* is not in a storage root/);
-    expect(() => v.defineVm({ name: 'steal2', memoryBytes: 16 * MiB, imagePath: join(root, 'to-secret.raw') })).toThrow(/guest image .* is not in a storage root/);
+    expect(() => v.defineVm({ name: 'steal', memoryBytes: 16 * MiB, imagePath: checksum, devices: scsi(secret) })).toThrow(
+      /disk image \(SCSI controller 0 location 0\) .* is not in a storage root/,
+    );
+    expect(() => v.defineVm({ name: 'steal2', memoryBytes: 16 * MiB, imagePath: join(root, 'to-secret.raw') })).toThrow(
+      /guest image .* is not in a storage root/,
+    );
     expect(v.list()).toEqual([]);
 
     const disk = join(root, 'swapped.raw');

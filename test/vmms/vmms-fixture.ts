@@ -30,13 +30,20 @@ export function processAlive(pid: number): boolean {
 }
 
 /** vitest's waitFor, for a probe that answers a falsy value until the condition holds (sync or async). */
-export async function waitFor<T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 15_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs = 15_000,
+): Promise<T> {
   try {
-    return await vi.waitFor(async () => {
-      const v = await probe();
-      if (!v) throw new Error('not yet');
-      return v;
-    }, { timeout: timeoutMs, interval: 20 });
+    return await vi.waitFor(
+      async () => {
+        const v = await probe();
+        if (!v) throw new Error('not yet');
+        return v;
+      },
+      { timeout: timeoutMs, interval: 20 },
+    );
   } catch {
     throw new Error(`timed out waiting for ${what}`);
   }
@@ -44,7 +51,12 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | null
 
 export async function testImages(): Promise<{ checksum: string; hello: string; probe: string; memoryWriter: string }> {
   await buildGuests(['checksum', 'hello', 'probe', 'memory-writer']);
-  return { checksum: guestImagePath('checksum'), hello: guestImagePath('hello'), probe: guestImagePath('probe'), memoryWriter: guestImagePath('memory-writer') };
+  return {
+    checksum: guestImagePath('checksum'),
+    hello: guestImagePath('hello'),
+    probe: guestImagePath('probe'),
+    memoryWriter: guestImagePath('memory-writer'),
+  };
 }
 
 /** The daemon's own entry (what `tsvisor serve` runs, without loading the whole CLI). */
@@ -67,7 +79,9 @@ export class VmmsFixture {
   async vmms(opts: Partial<VmmsOptions> & { dataDir: string }): Promise<Vmms> {
     const v = await Vmms.open({ workerStartTimeoutMs: 60_000, ...opts });
     this.open.add(v);
-    const note = () => { for (const vm of v.list()) if (vm.processId) this.pids.add(vm.processId); };
+    const note = () => {
+      for (const vm of v.list()) if (vm.processId) this.pids.add(vm.processId);
+    };
     note();
     v.events.on('state-changed', note);
     return v;
@@ -78,12 +92,20 @@ export class VmmsFixture {
 
   /** A real `tsvisor serve` process on `dataDir` (with `args`); resolves once it serves, rejects if it exits first. */
   async daemon(dataDir: string, args: string[] = [], command: string[] = []): Promise<ChildProcess> {
-    const d = spawn(command[0] ?? process.execPath, [...command.slice(1), ...(command.length ? [process.execPath] : []), '--import', 'tsx', DAEMON, '--data-dir', dataDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const d = spawn(
+      command[0] ?? process.execPath,
+      [...command.slice(1), ...(command.length ? [process.execPath] : []), '--import', 'tsx', DAEMON, '--data-dir', dataDir, ...args],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.daemons.add(d);
     this.pids.add(d.pid!);
     let out = '';
-    d.stdout!.on('data', (c) => { out += c; });
-    d.stderr!.on('data', (c) => { out += c; });
+    d.stdout!.on('data', (c) => {
+      out += c;
+    });
+    d.stderr!.on('data', (c) => {
+      out += c;
+    });
     this.daemonOutput.set(d, () => out);
     await waitFor(`the daemon to serve (${out})`, () => out.includes('tsvisor: serving') || d.exitCode !== null, 60_000);
     if (d.exitCode !== null) throw new Error(`the daemon exited: ${out}`);

@@ -31,8 +31,12 @@ async function daemon(dataDir: string): Promise<{ d: ChildProcess; out: () => st
   daemons.add(d);
   fx.pids.add(d.pid!);
   let out = '';
-  d.stdout!.on('data', (c) => { out += c; });
-  d.stderr!.on('data', (c) => { out += c; });
+  d.stdout!.on('data', (c) => {
+    out += c;
+  });
+  d.stderr!.on('data', (c) => {
+    out += c;
+  });
   await waitFor(`the daemon to serve or exit (${out})`, () => out.includes('tsvisor: serving') || d.exitCode !== null, 60_000);
   return { d, out: () => out };
 }

@@ -71,7 +71,8 @@ describe('control server console frames', () => {
     const total = 20 << 20;
     const reader = new FrameReader();
     const parts: Uint8Array[] = [];
-    let received = 0, biggest = 0;
+    let received = 0,
+      biggest = 0;
     const done = new Promise<void>((resolve) => {
       client.on('data', (chunk) => {
         for (const f of reader.push(chunk)) {

@@ -44,7 +44,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * A swap of device threads once `answers` commands have been answered (as seen here), `delayMs`
  * later; `abandon`: the save is taken but not used, and the VM resumes on the same thread.
  */
-interface Swap { answers: number; delayMs: number; abandon?: boolean }
+interface Swap {
+  answers: number;
+  delayMs: number;
+  abandon?: boolean;
+}
 
 async function run(swaps: Swap[]): Promise<RunResult> {
   await buildGuests(['ref-enlightened']);
@@ -61,17 +65,31 @@ async function run(swaps: Swap[]): Promise<RunResult> {
   };
   let out = '';
   const waiters: (() => void)[] = [];
-  const start = (restore?: DeviceStateRecord[]) => DeviceThread.start(p, {
-    devices, ...(restore ? { restore } : {}),
-    console: (b) => { out += Buffer.from(b).toString('latin1'); for (const w of waiters.splice(0)) w(); },
-  });
+  const start = (restore?: DeviceStateRecord[]) =>
+    DeviceThread.start(p, {
+      devices,
+      ...(restore ? { restore } : {}),
+      console: (b) => {
+        out += Buffer.from(b).toString('latin1');
+        for (const w of waiters.splice(0)) w();
+      },
+    });
   let dt = await start();
-  cleanup.push(async () => { await p.stop(); await dt.stop(); });
-  const until = (pred: () => boolean, what: string) => new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}; console:\n${out}`)), 30_000);
-    const check = () => { if (pred()) { clearTimeout(t); resolve(); } else waiters.push(check); };
-    check();
+  cleanup.push(async () => {
+    await p.stop();
+    await dt.stop();
   });
+  const until = (pred: () => boolean, what: string) =>
+    new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}; console:\n${out}`)), 30_000);
+      const check = () => {
+        if (pred()) {
+          clearTimeout(t);
+          resolve();
+        } else waiters.push(check);
+      };
+      check();
+    });
   const prompts = () => out.split(PROMPT).length - 1;
   p.start();
   await until(() => prompts() >= 1, 'the first prompt');
@@ -120,7 +138,9 @@ async function run(swaps: Swap[]): Promise<RunResult> {
 }
 
 describe('VMBus save and restore on the device thread, guest in the loop', () => {
-  it('a guest doing storvsc I/O and serving the integration services sees nothing of four device-thread swaps and one abandoned save at random moments', { timeout: 120_000 }, async () => {
+  it('a guest doing storvsc I/O and serving the integration services sees nothing of four device-thread swaps and one abandoned save at random moments', {
+    timeout: 120_000,
+  }, async () => {
     const reference = await run([]);
     // One swap while the typed lines are still coming in, three more among the disk commands (the
     // guest is further on than the console shows: its output reaches this thread in batches).

@@ -23,16 +23,23 @@ async function run(image: string, cmdline: string, devices: VmDeviceConfig, spin
   let out = '';
   const logs: string[] = [];
   const dt = await DeviceThread.start(p, { devices, console: (b) => (out += Buffer.from(b).toString('latin1')), log: (m) => logs.push(m) });
-  cleanup.push(async () => { await dt.stop(); });
+  cleanup.push(async () => {
+    await dt.stop();
+  });
   p.start();
   await p.whenIdle();
   const stats = await dt.stop();
-  const values = Object.fromEntries(out.split('\n').filter((l) => /^\w+=\d+$/.test(l)).map((l) => [l.split('=')[0], Number(l.split('=')[1])]));
+  const values = Object.fromEntries(
+    out
+      .split('\n')
+      .filter((l) => /^\w+=\d+$/.test(l))
+      .map((l) => [l.split('=')[0], Number(l.split('=')[1])]),
+  );
   return { p, out, stats, values, logs };
 }
 
 describe('the device thread', () => {
-  it('serves a guest\'s console and timer-driven boot from its own thread', async () => {
+  it("serves a guest's console and timer-driven boot from its own thread", async () => {
     const { p, out, stats } = await run('hello', '', {});
     expect(out).toContain('5 timer interrupts at 10 ms');
     expect(p.vpExit(0)).toEqual({ reason: 'halted' });
@@ -45,7 +52,9 @@ describe('the device thread', () => {
     cleanup.push(() => fs.rmSync(dir, { recursive: true, force: true }));
     const file = path.join(dir, 'disk.raw');
     fs.writeFileSync(file, randomFillSync(new Uint8Array(8 << 20)));
-    const { p, values, stats } = await run('storage-synthetic', '', { scsi: [{ instanceId: '5f3e1c2a-0000-4000-8000-000000000001', disks: [{ path: file }] }] });
+    const { p, values, stats } = await run('storage-synthetic', '', {
+      scsi: [{ instanceId: '5f3e1c2a-0000-4000-8000-000000000001', disks: [{ path: file }] }],
+    });
     expect(p.vpExit(0)?.reason).not.toBe('fault');
     expect(values.storvsc_open).toBe(1);
     expect(values.readback_ok).toBe(1);

@@ -10,10 +10,18 @@ import { SwitchableDisk } from '../../root-partition/vmwp/disk-switch.ts';
 
 function failingDisk(error: () => Error): BlockBackend {
   return {
-    sectorSize: 512, sectorCount: 2048, readOnly: false,
-    read: () => { throw error(); },
-    write: () => { throw error(); },
-    flush: () => { throw error(); },
+    sectorSize: 512,
+    sectorCount: 2048,
+    readOnly: false,
+    read: () => {
+      throw error();
+    },
+    write: () => {
+      throw error();
+    },
+    flush: () => {
+      throw error();
+    },
     close: () => {},
   };
 }
@@ -22,12 +30,20 @@ describe('SwitchableDisk failure report', () => {
   it('reports the first of 10,000 failing requests only, and every one still fails', () => {
     let n = 0;
     const reported: Error[] = [];
-    const disk = new SwitchableDisk(failingDisk(() => new DiskIoError('/d.raw', 'write', 'EIO', n, 'EIO')), '/d.raw', (e) => reported.push(e));
+    const disk = new SwitchableDisk(
+      failingDisk(() => new DiskIoError('/d.raw', 'write', 'EIO', n, 'EIO')),
+      '/d.raw',
+      (e) => reported.push(e),
+    );
     const buf = new Uint8Array(512);
     let thrown = 0;
     for (n = 0; n < 10_000; n++) {
       const op = n % 3 === 0 ? () => disk.read(n, buf) : n % 3 === 1 ? () => disk.write(n, buf) : () => disk.flush();
-      try { op(); } catch (e) { if (e instanceof DiskIoError) thrown++; }
+      try {
+        op();
+      } catch (e) {
+        if (e instanceof DiskIoError) thrown++;
+      }
     }
     expect(thrown).toBe(10_000);
     expect(reported).toHaveLength(1);
@@ -37,7 +53,11 @@ describe('SwitchableDisk failure report', () => {
 
   it('a request error that is not the medium failing reports nothing', () => {
     const reported: Error[] = [];
-    const disk = new SwitchableDisk(failingDisk(() => new RangeError('LBA 4096 is past the end')), '/d.raw', (e) => reported.push(e));
+    const disk = new SwitchableDisk(
+      failingDisk(() => new RangeError('LBA 4096 is past the end')),
+      '/d.raw',
+      (e) => reported.push(e),
+    );
     expect(() => disk.read(4096, new Uint8Array(512))).toThrow(RangeError);
     expect(reported).toEqual([]);
     expect(disk.failure).toBeNull();

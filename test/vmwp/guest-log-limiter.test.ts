@@ -8,8 +8,18 @@ import { GuestLogLimiter, messageKind } from '../../root-partition/vmwp/guest-lo
 function rig(burst = 3, intervalMs = 1000, maxKinds = 4) {
   let t = 0;
   const lines: string[] = [];
-  const limiter = new GuestLogLimiter((l) => lines.push(l), { burst, intervalMs, maxKinds }, () => t);
-  return { limiter, lines, advance: (ms: number) => { t += ms; } };
+  const limiter = new GuestLogLimiter(
+    (l) => lines.push(l),
+    { burst, intervalMs, maxKinds },
+    () => t,
+  );
+  return {
+    limiter,
+    lines,
+    advance: (ms: number) => {
+      t += ms;
+    },
+  };
 }
 
 describe('guest log limiter', () => {

@@ -12,7 +12,10 @@ describe('VMWP IPC', () => {
     const two = Buffer.concat([f, encodeFrame(FrameChannel.Control, new Uint8Array([1]))]);
     expect(r.push(two.subarray(0, 3))).toEqual([]);
     const frames = r.push(two.subarray(3));
-    expect(frames.map((x) => [x.channel, Buffer.from(x.payload).toString('hex')])).toEqual([[1, 'aabb'], [0, '01']]);
+    expect(frames.map((x) => [x.channel, Buffer.from(x.payload).toString('hex')])).toEqual([
+      [1, 'aabb'],
+      [0, '01'],
+    ]);
   });
 
   it('refuses malformed streams', () => {
@@ -26,7 +29,9 @@ describe('VMWP IPC', () => {
     // request { version=1, request_id=2, operation=SHUTDOWN(9), timeout_ms(5)=1000, force(6)=1, reason(7)="x" }
     expect(Buffer.from(bytes).toString('hex')).toBe('0a0e080110021809' + '28e807' + '3001' + '3a0178');
     expect(decodeControl(bytes)).toMatchObject({ request: { operation: 'SHUTDOWN', timeoutMs: 1000, force: true, reason: 'x' } });
-    const r = decodeControl(encodeControl({ response: { version: 1, requestId: 2, ok: true, heartbeatStatus: 2, shutdownOutcome: 'timed-out', kvpFound: true, kvpValue: 'v' } }));
+    const r = decodeControl(
+      encodeControl({ response: { version: 1, requestId: 2, ok: true, heartbeatStatus: 2, shutdownOutcome: 'timed-out', kvpFound: true, kvpValue: 'v' } }),
+    );
     expect(r).toMatchObject({ response: { heartbeatStatus: 2, shutdownOutcome: 'timed-out', kvpFound: true, kvpValue: 'v' } });
   });
 
@@ -42,7 +47,9 @@ describe('VMWP IPC', () => {
   });
 
   it('a checkpoint request is operation 16 with repeated disk switches (field 13); its answer carries pause_ms (field 15)', () => {
-    const req = encodeControl({ request: { version: 1, requestId: 7, operation: 'CHECKPOINT', savedStatePath: '/c', diskSwitches: [{ from: '/a', to: '/b' }] } });
+    const req = encodeControl({
+      request: { version: 1, requestId: 7, operation: 'CHECKPOINT', savedStatePath: '/c', diskSwitches: [{ from: '/a', to: '/b' }] },
+    });
     // request { version=1, request_id=7, operation=CHECKPOINT(16), saved_state_path="/c", disk_switches(13)={ from="/a", to="/b" } }
     expect(Buffer.from(req).toString('hex')).toBe('0a14' + '0801' + '1007' + '1810' + '22022f63' + '6a08' + '0a022f61' + '12022f62');
     expect(decodeControl(req)).toMatchObject({ request: { operation: 'CHECKPOINT', diskSwitches: [{ from: '/a', to: '/b' }] } });
@@ -56,7 +63,23 @@ describe('VMWP IPC', () => {
     // ControlMessage.request (field 1) { version=1, request_id=5, operation=SAVE(4), saved_state_path="/s" }
     expect(Buffer.from(bytes).toString('hex')).toBe('0a0a08011005180422022f73');
     // proto3: the fields added later read as their defaults (0, false, '') from an older peer's bytes.
-    expect(decodeControl(bytes)).toEqual({ request: { version: 1, requestId: 5, operation: 'SAVE', savedStatePath: '/s', timeoutMs: 0, force: false, reason: '', kvpPool: 0, kvpKey: '', kvpValue: '', consoleInput: Buffer.alloc(0), migration: '', diskSwitches: [] } });
+    expect(decodeControl(bytes)).toEqual({
+      request: {
+        version: 1,
+        requestId: 5,
+        operation: 'SAVE',
+        savedStatePath: '/s',
+        timeoutMs: 0,
+        force: false,
+        reason: '',
+        kvpPool: 0,
+        kvpKey: '',
+        kvpValue: '',
+        consoleInput: Buffer.alloc(0),
+        migration: '',
+        diskSwitches: [],
+      },
+    });
     const n = decodeControl(encodeControl({ notification: { version: 1, kind: 'GUEST_STOPPED', exits: [{ vp: 0, reason: 'fault', detail: 'trap' }] } }));
     expect(n).toMatchObject({ notification: { kind: 'GUEST_STOPPED', exits: [{ vp: 0, reason: 'fault', detail: 'trap' }] } });
     expect(() => encodeControl({ request: { version: 1, requestId: 1, operation: 'FLY' as never } })).toThrow(/unknown control operation/);

@@ -39,9 +39,23 @@ afterAll(async () => {
 describe('pause time-out', () => {
   it('undoes a failed pause: request cleared, clock running, VM running', { timeout: 60_000 }, async () => {
     const log = createProcessLogger({ dataDir: logDir, process: 'pause-test', terminal: false });
-    const w = new VmWorker({ dataDir: logDir, vmId: '00000000-0000-4000-8000-0000000000aa', name: 'spin', memoryBytes: 16 * MiB, vpCount: 1, imagePath: checksum, cmdline: LONG_COMPUTE, pauseTimeoutMs: TIMEOUT_MS }, log);
+    const w = new VmWorker(
+      {
+        dataDir: logDir,
+        vmId: '00000000-0000-4000-8000-0000000000aa',
+        name: 'spin',
+        memoryBytes: 16 * MiB,
+        vpCount: 1,
+        imagePath: checksum,
+        cmdline: LONG_COMPUTE,
+        pauseTimeoutMs: TIMEOUT_MS,
+      },
+      log,
+    );
     let console = '';
-    w.on('console', (b: Uint8Array) => { console += Buffer.from(b).toString('latin1'); });
+    w.on('console', (b: Uint8Array) => {
+      console += Buffer.from(b).toString('latin1');
+    });
     try {
       await w.boot();
       await waitFor('the banner', () => /checksum guest:/.test(console));
@@ -71,7 +85,11 @@ describe('pause time-out', () => {
       expect((await v.start('spin')).returnValue).toBe(0);
       await waitFor('the banner', () => /checksum guest:/.test(v.console('spin')));
       const failed = await v.pause('spin');
-      expect(failed).toMatchObject({ returnValue: 32768, error: expect.stringMatching(/VP 0 did not reach an exit boundary within 100 ms/), vm: { enabledState: 2 } });
+      expect(failed).toMatchObject({
+        returnValue: 32768,
+        error: expect.stringMatching(/VP 0 did not reach an exit boundary within 100 ms/),
+        vm: { enabledState: 2 },
+      });
       expect(v.console('spin')).not.toMatch(/progress round=/); // still inside the first 100 rounds
       // Pauses back to back: each lasts the time-out, so one of them meets the next exit.
       const deadline = Date.now() + 90_000;

@@ -34,7 +34,12 @@ describe('restore cycles', () => {
     const file = join(dir, 'vm.vmrs');
     const log = createProcessLogger({ dataDir: dir, process: 'cycles', terminal: false });
     const launch: WorkerLaunch = {
-      dataDir: dir, vmId: '00000000-0000-4000-8000-0000000000c1', name: 'cycles', memoryBytes: 16 * MiB, vpCount: 1, imagePath: checksum,
+      dataDir: dir,
+      vmId: '00000000-0000-4000-8000-0000000000c1',
+      name: 'cycles',
+      memoryBytes: 16 * MiB,
+      vpCount: 1,
+      imagePath: checksum,
       cmdline: `rounds=${ROUNDS} work=${WORK}`,
       devices: { ide: [{ path: disk }], integrationServices: { heartbeat: true, shutdown: true, timeSync: true, kvp: true } },
     };
@@ -46,7 +51,9 @@ describe('restore cycles', () => {
     try {
       for (let cycle = 0; cycle <= CYCLES; cycle++) {
         w = new VmWorker(cycle === 0 ? launch : { ...launch, restoreFrom: file }, log);
-        w.on('console', (b: Uint8Array) => { text += Buffer.from(b).toString('latin1'); });
+        w.on('console', (b: Uint8Array) => {
+          text += Buffer.from(b).toString('latin1');
+        });
         await w.boot();
         // Each VM runs on for a while from where it was saved (a few progress lines, a number
         // that varies), so the saves land at different points of a round or of a console line.

@@ -33,7 +33,9 @@ describe('save and restore of a multi-VP guest', () => {
     v.defineVm({ name: 'smp', memoryBytes: 32 * MiB, vpCount: VPS, imagePath: image, cmdline: `rounds=${ROUNDS} work=${WORK}` });
     let text = '';
     const id = v.get('smp')!.id;
-    v.events.on('console', (e: { vmId: string; data: Uint8Array }) => { if (e.vmId === id) text += Buffer.from(e.data).toString('latin1'); });
+    v.events.on('console', (e: { vmId: string; data: Uint8Array }) => {
+      if (e.vmId === id) text += Buffer.from(e.data).toString('latin1');
+    });
     const vp0Round = () => Number([...text.matchAll(/vp0 round=(\d+)/g)].at(-1)?.[1] ?? 0);
     expect((await v.start('smp')).returnValue).toBe(0);
     const pids = new Set<number>([v.get('smp')!.processId!]);
@@ -44,7 +46,7 @@ describe('save and restore of a multi-VP guest', () => {
       await waitFor(`VP 0 at round ${mark}`, () => vp0Round() >= mark, 60_000);
       await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 20)));
       const saved = await v.save('smp');
-      expect(saved, `save ${i}: ${saved.error ?? ""}`).toMatchObject({ returnValue: 0, vm: { enabledState: 6 } });
+      expect(saved, `save ${i}: ${saved.error ?? ''}`).toMatchObject({ returnValue: 0, vm: { enabledState: 6 } });
       expect(text, 'the guest had not finished before this save').not.toMatch(/done/);
       expect((await v.start('smp')).returnValue).toBe(0);
       pids.add(v.get('smp')!.processId!);

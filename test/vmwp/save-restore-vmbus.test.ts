@@ -39,13 +39,17 @@ async function run(v: Vmms, dataDir: string, name: string, save: boolean): Promi
   const disk = join(dataDir, 'disks', `${name}.raw`);
   RawDisk.create(disk, { sizeBytes: 4096 * 512 }).close();
   v.defineVm({
-    name, memoryBytes: 32 * MiB, imagePath: image,
+    name,
+    memoryBytes: 32 * MiB,
+    imagePath: image,
     devices: [{ kind: 'scsi-controller', disks: [{ location: 0, path: disk }] }, { kind: 'integration-services' }] as never,
   });
   // The whole console stream across every worker (VMMS keeps only a tail per start).
   let text = '';
   const id = v.get(name)!.id;
-  v.events.on('console', (e: { vmId: string; data: Uint8Array }) => { if (e.vmId === id) text += Buffer.from(e.data).toString('latin1'); });
+  v.events.on('console', (e: { vmId: string; data: Uint8Array }) => {
+    if (e.vmId === id) text += Buffer.from(e.data).toString('latin1');
+  });
   expect((await v.start(name)).returnValue).toBe(0);
   const pids = new Set<number>([v.get(name)!.processId!]);
   const pendingAtSave: number[] = [];
@@ -75,7 +79,9 @@ async function run(v: Vmms, dataDir: string, name: string, save: boolean): Promi
 }
 
 describe('save and restore of an enlightened guest mid-I/O', () => {
-  it('ref-enlightened saved three times while it works through disk commands, each restore in a new worker, ends as an uninterrupted run', { timeout: 180_000 }, async () => {
+  it('ref-enlightened saved three times while it works through disk commands, each restore in a new worker, ends as an uninterrupted run', {
+    timeout: 180_000,
+  }, async () => {
     const dataDir = fx.dataDir();
     const v = await fx.vmms({ dataDir });
     const reference = await run(v, dataDir, 'straight', false);
@@ -84,7 +90,10 @@ describe('save and restore of an enlightened guest mid-I/O', () => {
     const saved = await run(v, dataDir, 'saved', true);
     const where = `commands typed but not answered at each save: ${saved.pendingAtSave.join(', ')}`;
     console.log(where);
-    expect(saved.pendingAtSave.some((n) => n > 0), where).toBe(true);
+    expect(
+      saved.pendingAtSave.some((n) => n > 0),
+      where,
+    ).toBe(true);
     expect(saved.pids.size, where).toBe(4);
     expect(saved.out, where).toBe(reference.out);
     expect(saved.disk.equals(reference.disk), where).toBe(true);

@@ -94,26 +94,43 @@ describe('save and restore', () => {
     const newer = Buffer.from(bytes);
     newer.writeUInt32LE(4, 8);
     writeFileSync(fileB, newer);
-    expect(await v2.start('b')).toMatchObject({ returnValue: 32768, error: expect.stringMatching(/format version 4; this tsvisor reads version 3/), vm: { enabledState: 6 } });
+    expect(await v2.start('b')).toMatchObject({
+      returnValue: 32768,
+      error: expect.stringMatching(/format version 4; this tsvisor reads version 3/),
+      vm: { enabledState: 6 },
+    });
     expect(readFileSync(fileB).equals(newer)).toBe(true);
     // One of an older format (before VP stacks were saved).
     const older = Buffer.from(bytes);
     older.writeUInt32LE(2, 8);
     writeFileSync(fileB, older);
-    expect(await v2.start('b')).toMatchObject({ returnValue: 32768, error: expect.stringMatching(/format version 2 \(an older file, written before VP stacks and VMBus were saved\); this tsvisor reads version 3/), vm: { enabledState: 6 } });
+    expect(await v2.start('b')).toMatchObject({
+      returnValue: 32768,
+      error: expect.stringMatching(/format version 2 \(an older file, written before VP stacks and VMBus were saved\); this tsvisor reads version 3/),
+      vm: { enabledState: 6 },
+    });
 
     // One flipped bit in a's own file — in the VP record, the reference time, a device record, a
     // memory run: refused naming the record, a stays Saved, its file untouched; the intact file restores.
     const good = readFileSync(fileA);
     const records: { at: number; length: number; field: number }[] = [];
     for (let at = 52; at < good.length; at += 8 + good.readUInt32LE(at)) records.push({ at, length: good.readUInt32LE(at), field: good[at + 8] >> 3 });
-    for (const [field, name] of [[7, 'virtual processor'], [2, 'reference time'], [3, 'device'], [4, 'memory run']] as const) {
+    for (const [field, name] of [
+      [7, 'virtual processor'],
+      [2, 'reference time'],
+      [3, 'device'],
+      [4, 'memory run'],
+    ] as const) {
       const r = records.find((x) => x.field === field)!;
       const bad = Buffer.from(good);
       bad[r.at + 8 + (r.length >> 1)] ^= 0x04;
       writeFileSync(fileA, bad);
       const refused = await v2.start('a');
-      expect(refused).toMatchObject({ returnValue: 32768, error: expect.stringMatching(new RegExp(`record #\\d+ at byte ${r.at} \\(by its tag a ${name} record\\) is damaged: checksum mismatch`)), vm: { enabledState: 6, processId: null } });
+      expect(refused).toMatchObject({
+        returnValue: 32768,
+        error: expect.stringMatching(new RegExp(`record #\\d+ at byte ${r.at} \\(by its tag a ${name} record\\) is damaged: checksum mismatch`)),
+        vm: { enabledState: 6, processId: null },
+      });
       expect(readFileSync(fileA).equals(bad)).toBe(true);
     }
     writeFileSync(fileA, good);

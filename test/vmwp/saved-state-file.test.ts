@@ -9,7 +9,20 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Hypervisor } from '../../hypervisor/hypervisor.ts';
 import {
-  P_GUEST_OS_ID, P_HYPERCALL_MSR, P_ROOT_EVENT_FLAGS, ROOT_QUEUE_HEADS, SINT_QUEUE_BYTES, VP_MAILBOX, VP_PENDING_VECTORS, VP_REGISTERS, VP_SIMP, VP_SINT, VP_SINT_QUEUES, VP_STIMER_CONFIG, VP_STIMER_DUE, vpBase,
+  P_GUEST_OS_ID,
+  P_HYPERCALL_MSR,
+  P_ROOT_EVENT_FLAGS,
+  ROOT_QUEUE_HEADS,
+  SINT_QUEUE_BYTES,
+  VP_MAILBOX,
+  VP_PENDING_VECTORS,
+  VP_REGISTERS,
+  VP_SIMP,
+  VP_SINT,
+  VP_SINT_QUEUES,
+  VP_STIMER_CONFIG,
+  VP_STIMER_DUE,
+  vpBase,
 } from '../../hypervisor/partition-control.ts';
 import { ReferenceClock } from '../../hypervisor/reference-time.ts';
 import { encodeRecord, type SavedRecord } from '../../root-partition/ipc/saved-state-schema.ts';
@@ -38,23 +51,55 @@ function sampleMemory(): Uint8Array {
 }
 
 const vpState = (vp: number): PartitionSnapshot['vps'][number] => ({
-  vp, pendingVectors: [0x30, 0xfe], scontrol: 1, simp: '1048577', siefp: '18446744073709551615',
+  vp,
+  pendingVectors: [0x30, 0xfe],
+  scontrol: 1,
+  simp: '1048577',
+  siefp: '18446744073709551615',
   sint: Array.from({ length: 16 }, (_, i) => String(i === 2 ? 0x50 : 0x10000)),
-  timers: [0, 1, 2, 3].map((index) => ({ index, config: String(index === 0 ? 0x30003 : 0), count: index === 0 ? '100000' : '0', due: index === 0 ? 987654 : -1, messagePending: index === 0 })),
+  timers: [0, 1, 2, 3].map((index) => ({
+    index,
+    config: String(index === 0 ? 0x30003 : 0),
+    count: index === 0 ? '100000' : '0',
+    due: index === 0 ? 987654 : -1,
+    messagePending: index === 0,
+  })),
   registers: [{ name: 0x00020010, value: Uint8Array.from({ length: 16 }, (_, i) => i + 1) }],
   queuedMessages: [{ sint: 3, message: Uint8Array.from({ length: 256 }, (_, i) => i & 0xff) }],
   execution: {
-    state: 1, entryKind: vp === 0 ? 1 : 2, entryRip: vp === 0 ? 0 : 0x1234, stack: Uint8Array.from({ length: 300 }, (_, i) => (i * 7) & 0xff),
-    globals: [{ name: '__tsvisor_global_1_i32', type: 'i32', bits: Uint8Array.of(1, 2, 3, 4, 0, 0, 0, 0) }, { name: '__tsvisor_global_3_f64', type: 'f64', bits: Uint8Array.of(0, 0, 0, 0, 0, 0, 0xf8, 0x7f) }],
-    resultKind: 3, resultValue: '18446744073709551615', interruptsEnabled: true, runtimeTicks: 123456,
+    state: 1,
+    entryKind: vp === 0 ? 1 : 2,
+    entryRip: vp === 0 ? 0 : 0x1234,
+    stack: Uint8Array.from({ length: 300 }, (_, i) => (i * 7) & 0xff),
+    globals: [
+      { name: '__tsvisor_global_1_i32', type: 'i32', bits: Uint8Array.of(1, 2, 3, 4, 0, 0, 0, 0) },
+      { name: '__tsvisor_global_3_f64', type: 'f64', bits: Uint8Array.of(0, 0, 0, 0, 0, 0, 0xf8, 0x7f) },
+    ],
+    resultKind: 3,
+    resultValue: '18446744073709551615',
+    interruptsEnabled: true,
+    runtimeTicks: 123456,
   },
 });
 
 /** Every VP of a captured partition marked as never started (the partition tests have no image). */
-const notStarted = (s: PartitionSnapshot): PartitionSnapshot => ({ ...s, vps: s.vps.map((v) => ({ ...v, execution: executionToRecord({ vp: v.vp, state: 'not-started' }) })) });
+const notStarted = (s: PartitionSnapshot): PartitionSnapshot => ({
+  ...s,
+  vps: s.vps.map((v) => ({ ...v, execution: executionToRecord({ vp: v.vp, state: 'not-started' }) })),
+});
 
-const snapshot: PartitionSnapshot = { vpCount: 1, imagePreparation: 'prep', guestOsId: '9223372036854775809', hypercallMsr: '4097', referenceTicks: 123_456_789_012, vps: [vpState(0)] };
-const devices = [{ name: 'pic', version: 1, state: new Uint8Array([1, 2]) }, { name: 'pci', version: 1, state: new Uint8Array([3, 4, 5, 6]) }];
+const snapshot: PartitionSnapshot = {
+  vpCount: 1,
+  imagePreparation: 'prep',
+  guestOsId: '9223372036854775809',
+  hypercallMsr: '4097',
+  referenceTicks: 123_456_789_012,
+  vps: [vpState(0)],
+};
+const devices = [
+  { name: 'pic', version: 1, state: new Uint8Array([1, 2]) },
+  { name: 'pci', version: 1, state: new Uint8Array([3, 4, 5, 6]) },
+];
 
 /** The file's records: offset of the framing, body length, kind (the first tag's field number). */
 function frames(bytes: Buffer): { at: number; length: number; field: number }[] {
@@ -124,11 +169,22 @@ describe('saved-state file', () => {
   it('refuses a file with any one bit flipped, naming the damaged record', () => {
     writeSavedState(path, hash, { ...snapshot, devices, memory: sampleMemory() });
     const good = readFileSync(path);
-    const names: Record<number, RegExp> = { 6: /partition record/, 7: /virtual processor record/, 2: /reference time record/, 3: /device record/, 4: /memory run record/, 5: /end record/ };
+    const names: Record<number, RegExp> = {
+      6: /partition record/,
+      7: /virtual processor record/,
+      2: /reference time record/,
+      3: /device record/,
+      4: /memory run record/,
+      5: /end record/,
+    };
     const seen = new Set<number>();
     frames(good).forEach((f, n) => {
       // One bit in the middle of the body, one in the last byte, one in the checksum itself.
-      for (const [byte, bit] of [[f.at + 8 + (f.length >> 1), 3], [f.at + 8 + f.length - 1, 0], [f.at + 5, 7]]) {
+      for (const [byte, bit] of [
+        [f.at + 8 + (f.length >> 1), 3],
+        [f.at + 8 + f.length - 1, 0],
+        [f.at + 5, 7],
+      ]) {
         const bad = Buffer.from(good);
         bad[byte] ^= 1 << bit;
         writeFileSync(join(dir, 'flip'), bad);
@@ -179,15 +235,25 @@ describe('saved-state file', () => {
       const b = Buffer.from(bytes);
       b.writeUInt32LE(v, 8);
       writeFileSync(join(dir, 'v'), b);
-      expect(refusal(join(dir, 'v'))).toMatchObject({ code: 'SAVED_STATE_VERSION', message: expect.stringMatching(new RegExp(`format version ${v}${v < 3 ? ' \\(an older file' : ';'}.*this tsvisor reads version 3`)) });
+      expect(refusal(join(dir, 'v'))).toMatchObject({
+        code: 'SAVED_STATE_VERSION',
+        message: expect.stringMatching(new RegExp(`format version ${v}${v < 3 ? ' \\(an older file' : ';'}.*this tsvisor reads version 3`)),
+      });
     }
   });
 
   it('refuses the raw control block of format 1, unknown, missing, misplaced or miscounted records', () => {
     const end = (recordCount: number, pageRuns = 0, pagesWritten = 0) => ({ end: { memoryBytes: 1 << 20, pageRuns, pagesWritten, recordCount } });
-    const base: SavedRecord[] = [{ partition: { vpCount: 1, guestOsId: '1', hypercallMsr: '0', imagePreparation: 'p' } }, { vp: vpState(0) }, { referenceTime: { referenceTicks: 5 } }];
+    const base: SavedRecord[] = [
+      { partition: { vpCount: 1, guestOsId: '1', hypercallMsr: '0', imagePreparation: 'p' } },
+      { vp: vpState(0) },
+      { referenceTime: { referenceTicks: 5 } },
+    ];
     const cases: [SavedRecord[] | Buffer, RegExp][] = [
-      [[{ partitionControl: { vpCount: 1, control: new Uint8Array(300) } }, ...base.slice(1), end(3)], /raw control block.*a raw dump of a layout this tsvisor does not read/],
+      [
+        [{ partitionControl: { vpCount: 1, control: new Uint8Array(300) } }, ...base.slice(1), end(3)],
+        /raw control block.*a raw dump of a layout this tsvisor does not read/,
+      ],
       [[...base, { partitionControl: { vpCount: 1, control: new Uint8Array(300) } }, end(4)], /raw control block/],
       [[base[0], base[2], end(2)], /reference time.*out of place/],
       [[base[1], base[0], base[2], end(3)], /virtual processor.*out of place/],
@@ -199,10 +265,17 @@ describe('saved-state file', () => {
       [[...base, { device: devices[0] }, { referenceTime: { referenceTicks: 6 } }, end(5)], /reference time.*out of place/],
       [[...base, ...Array.from({ length: 65 }, () => ({ device: devices[0] })), end(68)], /more than 64 device records/],
       [[...base], /truncated/],
-      [[{ partition: { vpCount: 65, guestOsId: '0', hypercallMsr: '0', imagePreparation: 'p' } }, ...Array.from({ length: 65 }, (_, vp) => ({ vp: vpState(vp) })), end(66)], /record #0 .*65 VPs; a partition has 1..64/],
+      [
+        [
+          { partition: { vpCount: 65, guestOsId: '0', hypercallMsr: '0', imagePreparation: 'p' } },
+          ...Array.from({ length: 65 }, (_, vp) => ({ vp: vpState(vp) })),
+          end(66),
+        ],
+        /record #0 .*65 VPs; a partition has 1..64/,
+      ],
     ];
     // A record kind from a newer release (field 15): its tag, a length, and nothing this build knows.
-    const unknown = Buffer.from([15 << 3 | 2, 1, 0]);
+    const unknown = Buffer.from([(15 << 3) | 2, 1, 0]);
     const withUnknown = fileWith(base);
     const uf = Buffer.alloc(8);
     uf.writeUInt32LE(unknown.length, 0);
@@ -272,9 +345,26 @@ describe('partition snapshot', () => {
 
   it('refuses to capture a partition with a message or event in flight on a port', () => {
     const cases: [(p: ReturnType<typeof partition>) => void, RegExp][] = [
-      [(p) => { p.ctl.i32[(ROOT_QUEUE_HEADS + 3 * 8 + 4) >> 2] = 1; }, /a message from the guest to the root partition is still queued/],
-      [(p) => { p.ctl.i32[(P_ROOT_EVENT_FLAGS >> 2) + 5] = 0x100; }, /an event the guest signalled to the root partition is not yet served/],
-      [(p) => { const q = vpBase(1) + VP_SINT_QUEUES + 2 * SINT_QUEUE_BYTES; p.ctl.i32[(q + 8) >> 2] = 4; p.ctl.i32[(q + 4) >> 2] = 1; }, /a port message for SINT 2 of VP 1 is not yet delivered/],
+      [
+        (p) => {
+          p.ctl.i32[(ROOT_QUEUE_HEADS + 3 * 8 + 4) >> 2] = 1;
+        },
+        /a message from the guest to the root partition is still queued/,
+      ],
+      [
+        (p) => {
+          p.ctl.i32[(P_ROOT_EVENT_FLAGS >> 2) + 5] = 0x100;
+        },
+        /an event the guest signalled to the root partition is not yet served/,
+      ],
+      [
+        (p) => {
+          const q = vpBase(1) + VP_SINT_QUEUES + 2 * SINT_QUEUE_BYTES;
+          p.ctl.i32[(q + 8) >> 2] = 4;
+          p.ctl.i32[(q + 4) >> 2] = 1;
+        },
+        /a port message for SINT 2 of VP 1 is not yet delivered/,
+      ],
     ];
     for (const [set, message] of cases) {
       const p = partition();
@@ -288,21 +378,91 @@ describe('partition snapshot', () => {
   it('refuses a snapshot of another layout whole, leaving the partition untouched', () => {
     const bad: [Partial<PartitionSnapshot> | ((s: PartitionSnapshot) => void), RegExp][] = [
       [{ vpCount: 3 }, /3 VPs; this one has 2/],
-      [(s) => { s.vps[1].vp = 5; }, /virtual processor records 0, 5/],
-      [(s) => { s.vps[1].sint.pop(); }, /VP 1: 15 SINT registers; the SynIC has 16/],
-      [(s) => { s.vps[0].timers.push({ index: 4, config: '0', count: '0', due: -1, messagePending: false }); }, /synthetic timers 0, 1, 2, 3, 4/],
-      [(s) => { s.vps[1].registers.push({ name: 0x00020012, value: new Uint8Array(16) }); }, /register 0x20012 is not one this hypervisor keeps/],
-      [(s) => { s.vps[1].registers.push({ name: 0x00020000, value: new Uint8Array(8) }); }, /has 8 bytes, not 16/],
-      [(s) => { s.vps[1].pendingVectors.push(256); }, /vector is outside 0..255/],
-      [(s) => { s.vps[1].simp = '18446744073709551616'; }, /VP 1 SIMP is not a 64-bit value/],
-      [(s) => { s.vps[0].queuedMessages.push({ sint: 16, message: new Uint8Array(256) }); }, /queued message for SINT 16/],
-      [(s) => { s.vps[0].queuedMessages.push(...Array.from({ length: 21 }, () => ({ sint: 1, message: new Uint8Array(256) }))); }, /more than 20 messages queued for SINT 1/],
+      [
+        (s) => {
+          s.vps[1].vp = 5;
+        },
+        /virtual processor records 0, 5/,
+      ],
+      [
+        (s) => {
+          s.vps[1].sint.pop();
+        },
+        /VP 1: 15 SINT registers; the SynIC has 16/,
+      ],
+      [
+        (s) => {
+          s.vps[0].timers.push({ index: 4, config: '0', count: '0', due: -1, messagePending: false });
+        },
+        /synthetic timers 0, 1, 2, 3, 4/,
+      ],
+      [
+        (s) => {
+          s.vps[1].registers.push({ name: 0x00020012, value: new Uint8Array(16) });
+        },
+        /register 0x20012 is not one this hypervisor keeps/,
+      ],
+      [
+        (s) => {
+          s.vps[1].registers.push({ name: 0x00020000, value: new Uint8Array(8) });
+        },
+        /has 8 bytes, not 16/,
+      ],
+      [
+        (s) => {
+          s.vps[1].pendingVectors.push(256);
+        },
+        /vector is outside 0..255/,
+      ],
+      [
+        (s) => {
+          s.vps[1].simp = '18446744073709551616';
+        },
+        /VP 1 SIMP is not a 64-bit value/,
+      ],
+      [
+        (s) => {
+          s.vps[0].queuedMessages.push({ sint: 16, message: new Uint8Array(256) });
+        },
+        /queued message for SINT 16/,
+      ],
+      [
+        (s) => {
+          s.vps[0].queuedMessages.push(...Array.from({ length: 21 }, () => ({ sint: 1, message: new Uint8Array(256) })));
+        },
+        /more than 20 messages queued for SINT 1/,
+      ],
       [{ imagePreparation: 'another' }, /captured from another preparation of the guest image/],
-      [(s) => { delete s.vps[1].execution; }, /VP 1: the record holds no execution state/],
-      [(s) => { s.vps[0].execution = { ...vpState(0).execution!, resultKind: 9 }; }, /VP 0: exit result kind 9/],
-      [(s) => { s.vps[0].execution = { ...vpState(0).execution!, entryKind: 2 }; }, /VP 0 always enters at boot/],
-      [(s) => { s.vps[1].execution = { ...vpState(1).execution!, resultKind: 2, resultValue: '4294967296' }; }, /VP 1: exit result 4294967296 does not fit 32 bits/],
-      [(s) => { s.vps[1].execution = { ...vpState(1).execution!, stack: new Uint8Array(9 * 1024 * 1024) }; }, /VP 1: a stack of 9437184 bytes/],
+      [
+        (s) => {
+          delete s.vps[1].execution;
+        },
+        /VP 1: the record holds no execution state/,
+      ],
+      [
+        (s) => {
+          s.vps[0].execution = { ...vpState(0).execution!, resultKind: 9 };
+        },
+        /VP 0: exit result kind 9/,
+      ],
+      [
+        (s) => {
+          s.vps[0].execution = { ...vpState(0).execution!, entryKind: 2 };
+        },
+        /VP 0 always enters at boot/,
+      ],
+      [
+        (s) => {
+          s.vps[1].execution = { ...vpState(1).execution!, resultKind: 2, resultValue: '4294967296' };
+        },
+        /VP 1: exit result 4294967296 does not fit 32 bits/,
+      ],
+      [
+        (s) => {
+          s.vps[1].execution = { ...vpState(1).execution!, stack: new Uint8Array(9 * 1024 * 1024) };
+        },
+        /VP 1: a stack of 9437184 bytes/,
+      ],
     ];
     const a = partition();
     a.ctl.i64[(vpBase(1) + VP_SIMP) >> 3] = 0x5001n;
@@ -310,11 +470,16 @@ describe('partition snapshot', () => {
     for (const [change, message] of bad) {
       const s = structuredClone(notStarted(capturePartition(a)));
       s.vps[1].pendingVectors.push(40);
-      if (typeof change === 'function') change(s); else Object.assign(s, change);
+      if (typeof change === 'function') change(s);
+      else Object.assign(s, change);
       const b = partition();
       const before = Buffer.from(b.ctl.u8.slice());
       let err: unknown;
-      try { restorePartition(b, s); } catch (e) { err = e; }
+      try {
+        restorePartition(b, s);
+      } catch (e) {
+        err = e;
+      }
       expect(err).toBeInstanceOf(SnapshotError);
       expect((err as Error).message).toMatch(message);
       expect(Buffer.from(b.ctl.u8).equals(before)).toBe(true);

@@ -1,9 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { decodeSrbCompletion, decodeVstorHeader, NtStatus, SrbStatus } from '../../root-partition/vsp/storvsp/storvsp-protocol.ts';
-import {
-  fromHex, initPacket, makeRig, negotiate, packet, rangeAt, srbPacket, toHex, VMBUS_RQST_INIT,
-} from './storvsp-test-guest.ts';
+import { fromHex, initPacket, makeRig, negotiate, packet, rangeAt, srbPacket, toHex, VMBUS_RQST_INIT } from './storvsp-test-guest.ts';
 
 interface VectorStep {
   name: string;
@@ -14,10 +12,11 @@ interface VectorStep {
   fillGuest?: { gpa: number; length: number };
   expectGuestData?: { gpa: number; length?: number; hex?: string; pattern?: string };
 }
-const vectors = (name: string) => JSON.parse(readFileSync(new URL(`../vectors/storvsp/${name}`, import.meta.url), 'utf8')) as {
-  host?: { maxSubChannels: number; maxTransferBytes: number };
-  steps: VectorStep[];
-};
+const vectors = (name: string) =>
+  JSON.parse(readFileSync(new URL(`../vectors/storvsp/${name}`, import.meta.url), 'utf8')) as {
+    host?: { maxSubChannels: number; maxTransferBytes: number };
+    steps: VectorStep[];
+  };
 
 const status = (p: Uint8Array): number => decodeVstorHeader(p).status;
 
@@ -25,7 +24,15 @@ describe('storvsp init sequence (hex vectors)', () => {
   it('answers each Linux init request with the exact completion bytes', () => {
     const v = vectors('init-sequence.json');
     const asked: number[] = [];
-    const { channel } = makeRig({ extra: { ...v.host, onCreateSubChannels: (n) => { asked.push(n); return true; } } });
+    const { channel } = makeRig({
+      extra: {
+        ...v.host,
+        onCreateSubChannels: (n) => {
+          asked.push(n);
+          return true;
+        },
+      },
+    });
     for (const step of v.steps) {
       const out = channel.handle(packet(fromHex(step.request), BigInt('0x' + step.transactionId)));
       expect(out?.kind, step.name).toBe('completion');
@@ -87,7 +94,10 @@ describe('storvsp SRBs (hex vectors)', () => {
       if (g?.hex) expect(toHex(memory.read(g.gpa, g.hex.length / 2)), step.name).toBe(g.hex);
       if (g?.pattern) {
         const got = memory.read(g.gpa, g.length!);
-        expect(got.every((b, i) => b === (i & 0xff)), step.name).toBe(true);
+        expect(
+          got.every((b, i) => b === (i & 0xff)),
+          step.name,
+        ).toBe(true);
       }
     }
   });
@@ -106,7 +116,9 @@ describe('storvsp data path', () => {
     for (const [i, lun] of [0, 1, 3].entries()) {
       expect(toHex(backends[i]!.bytes.subarray(0x20 * 512, 0x20 * 512 + 8192))).toBe(toHex(memory.read(src, 8192)));
       const dst = 0x40000 + lun * 0x4000 + 0x800;
-      const r = channel.handle(packet(srbPacket({ lun, cdb: `88000000000000000020000000100000`, dataIn: 1, dataTransferLength: 8192 }), 11n, [rangeAt(dst, 8192)]))!;
+      const r = channel.handle(
+        packet(srbPacket({ lun, cdb: `88000000000000000020000000100000`, dataIn: 1, dataTransferLength: 8192 }), 11n, [rangeAt(dst, 8192)]),
+      )!;
       expect(decodeSrbCompletion(r.payload).dataTransferLength).toBe(8192);
       expect(toHex(memory.read(dst, 8192))).toBe(toHex(memory.read(src, 8192)));
     }
@@ -121,7 +133,9 @@ describe('storvsp data path', () => {
     const inq = channel.handle(packet(srbPacket({ cdb: '120000002400', dataIn: 1, dataTransferLength: 36 }), 2n, [rangeAt(0x9000, 36)]))!;
     expect(decodeSrbCompletion(inq.payload).srbStatus).toBe(1);
     expect(memory.u8[0x9000]).toBe(0x7f);
-    const other = channel.handle(packet(srbPacket({ targetId: 1, cdb: 'a0000000000000000100 0000', dataIn: 1, dataTransferLength: 256 }), 3n, [rangeAt(0x8000, 256)]))!;
+    const other = channel.handle(
+      packet(srbPacket({ targetId: 1, cdb: 'a0000000000000000100 0000', dataIn: 1, dataTransferLength: 256 }), 3n, [rangeAt(0x8000, 256)]),
+    )!;
     expect(toHex(memory.read(0x8000, 8))).toBe('0000000000000000');
     expect(decodeSrbCompletion(other.payload).dataTransferLength).toBe(8);
   });
@@ -132,13 +146,20 @@ describe('storvsp data path', () => {
     const batch = Array.from({ length: 128 }, (_, i) => {
       const gpa = 0x10000 + i * 4096;
       memory.u8.fill(i, gpa, gpa + 512);
-      return packet(srbPacket({ cdb: `2a00${i.toString(16).padStart(8, '0')}00000100`, dataIn: 0, dataTransferLength: 512 }), BigInt(1000 + i), [rangeAt(gpa, 512)]);
+      return packet(srbPacket({ cdb: `2a00${i.toString(16).padStart(8, '0')}00000100`, dataIn: 0, dataTransferLength: 512 }), BigInt(1000 + i), [
+        rangeAt(gpa, 512),
+      ]);
     });
     const out = channel.handleBatch(batch);
     expect(out.map((o) => o.transactionId)).toEqual(batch.map((b) => b.transactionId));
     expect(out.every((o) => decodeSrbCompletion(o.payload).srbStatus === 1)).toBe(true);
-    const reads = channel.handleBatch(Array.from({ length: 128 }, (_, i) =>
-      packet(srbPacket({ cdb: `2800${i.toString(16).padStart(8, '0')}00000100`, dataIn: 1, dataTransferLength: 512 }), BigInt(i), [rangeAt(0x100000 + i * 512, 512)])));
+    const reads = channel.handleBatch(
+      Array.from({ length: 128 }, (_, i) =>
+        packet(srbPacket({ cdb: `2800${i.toString(16).padStart(8, '0')}00000100`, dataIn: 1, dataTransferLength: 512 }), BigInt(i), [
+          rangeAt(0x100000 + i * 512, 512),
+        ]),
+      ),
+    );
     expect(reads).toHaveLength(128);
     for (let i = 0; i < 128; i++) expect(memory.u8[0x100000 + i * 512 + 511]).toBe(i);
   });

@@ -32,9 +32,10 @@ interface GuestProtocol {
   VMBUS_RQST_INIT: WebAssembly.Global;
 }
 
-const vec = (name: string) => JSON.parse(readFileSync(new URL(`../vectors/storvsp/${name}`, import.meta.url), 'utf8')) as {
-  steps: { name: string; request: string; completion: string }[];
-};
+const vec = (name: string) =>
+  JSON.parse(readFileSync(new URL(`../vectors/storvsp/${name}`, import.meta.url), 'utf8')) as {
+    steps: { name: string; request: string; completion: string }[];
+  };
 
 const PAGES = 64; // 4 MiB: the module's data sits at 1 MiB (--memoryBase)
 const BUF = 0x200000;
@@ -72,18 +73,38 @@ describe('guest storvsc wire formats (AssemblyScript) against the shared vectors
 
   it('reads the channel properties completion', () => {
     mem.write(BUF, fromHex(vec('init-sequence.json').steps[3]!.completion));
-    expect([g.completionOperation(BUF), g.completionStatus(BUF), g.propertiesMaxChannelCount(BUF), g.propertiesFlags(BUF), g.propertiesMaxTransferBytes(BUF)])
-      .toEqual([1, 0, 4, 1, 0x40000]);
+    expect([
+      g.completionOperation(BUF),
+      g.completionStatus(BUF),
+      g.propertiesMaxChannelCount(BUF),
+      g.propertiesFlags(BUF),
+      g.propertiesMaxTransferBytes(BUF),
+    ]).toEqual([1, 0, 4, 1, 0x40000]);
   });
 
   it('builds the SRB requests byte for byte and decodes their completions', () => {
     const steps = vec('srb.json').steps;
     const build: (() => void)[] = [
-      () => { g.encodeSrb(BUF, 2, 0, 0, 0, 10, 0, 4096); g.cdbRw10(BUF, 1, 0x10, 8); },
-      () => { g.encodeSrb(BUF, 2, 0, 0, 0, 10, 1, 4096); g.cdbRw10(BUF, 0, 0x10, 8); },
-      () => { g.encodeSrb(BUF, 2, 0, 0, 0, 10, 1, 4096); g.cdbRw10(BUF, 0, 0x800, 8); },
-      () => { g.encodeSrb(BUF, 2, 0, 0, 0, 6, 1, 36); g.cdbInquiry(BUF, 0, 0, 36); },
-      () => { g.encodeSrb(BUF, 2, 0, 0, 0, 10, 1, 8); g.cdbReadCapacity10(BUF); },
+      () => {
+        g.encodeSrb(BUF, 2, 0, 0, 0, 10, 0, 4096);
+        g.cdbRw10(BUF, 1, 0x10, 8);
+      },
+      () => {
+        g.encodeSrb(BUF, 2, 0, 0, 0, 10, 1, 4096);
+        g.cdbRw10(BUF, 0, 0x10, 8);
+      },
+      () => {
+        g.encodeSrb(BUF, 2, 0, 0, 0, 10, 1, 4096);
+        g.cdbRw10(BUF, 0, 0x800, 8);
+      },
+      () => {
+        g.encodeSrb(BUF, 2, 0, 0, 0, 6, 1, 36);
+        g.cdbInquiry(BUF, 0, 0, 36);
+      },
+      () => {
+        g.encodeSrb(BUF, 2, 0, 0, 0, 10, 1, 8);
+        g.cdbReadCapacity10(BUF);
+      },
     ];
     build.forEach((b, i) => {
       mem.u8.fill(0xee, BUF, BUF + 64);
@@ -91,8 +112,9 @@ describe('guest storvsc wire formats (AssemblyScript) against the shared vectors
       expect(bytesAt(), steps[i]!.name).toBe(steps[i]!.request);
     });
     mem.write(BUF, fromHex(steps[2]!.completion));
-    expect([g.completionSrbStatus(BUF), g.completionScsiStatus(BUF), g.completionSenseInfoLength(BUF), g.completionDataTransferLength(BUF)])
-      .toEqual([0x86, 2, 0x12, 0]);
+    expect([g.completionSrbStatus(BUF), g.completionScsiStatus(BUF), g.completionSenseInfoLength(BUF), g.completionDataTransferLength(BUF)]).toEqual([
+      0x86, 2, 0x12, 0,
+    ]);
   });
 
   it('READ(16) and READ CAPACITY(16) built by the guest run against the host storvsp', () => {

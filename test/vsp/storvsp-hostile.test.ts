@@ -100,7 +100,11 @@ describe('storvsp against a hostile guest', () => {
     const truncated = rig.channel.handle(packet(srbPacket({ cdb: '000000000000' }).slice(0, 40)))!;
     expect(truncated.payload.length).toBe(40);
     expect([decodeVstorHeader(truncated.payload).status, truncated.payload[14]]).toEqual([NtStatus.InvalidParameter, SrbStatus.InvalidRequest]);
-    Object.defineProperty(rig.backends[0]!, 'readOnly', { get() { throw new Error('backend fault'); } });
+    Object.defineProperty(rig.backends[0]!, 'readOnly', {
+      get() {
+        throw new Error('backend fault');
+      },
+    });
     const faulted = rig.channel.handle(packet(srbPacket({ cdb: '2a000000000000000100', dataIn: 0, dataTransferLength: 512 }), 3n, [rangeAt(0x2000, 512)]))!;
     expect(decodeSrbCompletion(faulted.payload)).toMatchObject({ status: NtStatus.IoDeviceError, srbStatus: SrbStatus.InternalError });
     expect(rig.channel.stats.internalErrors).toBe(1);
@@ -110,9 +114,18 @@ describe('storvsp against a hostile guest', () => {
 
   it('the shared GPA validator merges contiguous pages, checks every page (even past the request) and cuts the prefix a request uses', () => {
     const { memory } = makeRig();
-    const r = gpaRangesBuffer(memory, [{ byteCount: 3 * 4096 - 100, byteOffset: 100, pfns: [4, 5, 6] }, { byteCount: 4096, byteOffset: 0, pfns: [9] }]);
-    expect(r.ok && r.buffer.segments.map((s) => [s.byteOffset, s.length])).toEqual([[4 * 4096 + 100, 3 * 4096 - 100], [9 * 4096, 4096]]);
-    expect(r.ok && gpaDirectPrefix(r.buffer, 3 * 4096 - 100 + 10)!.map((s) => [s.byteOffset, s.length])).toEqual([[4 * 4096 + 100, 3 * 4096 - 100], [9 * 4096, 10]]);
+    const r = gpaRangesBuffer(memory, [
+      { byteCount: 3 * 4096 - 100, byteOffset: 100, pfns: [4, 5, 6] },
+      { byteCount: 4096, byteOffset: 0, pfns: [9] },
+    ]);
+    expect(r.ok && r.buffer.segments.map((s) => [s.byteOffset, s.length])).toEqual([
+      [4 * 4096 + 100, 3 * 4096 - 100],
+      [9 * 4096, 4096],
+    ]);
+    expect(r.ok && gpaDirectPrefix(r.buffer, 3 * 4096 - 100 + 10)!.map((s) => [s.byteOffset, s.length])).toEqual([
+      [4 * 4096 + 100, 3 * 4096 - 100],
+      [9 * 4096, 10],
+    ]);
     expect(r.ok && gpaDirectPrefix(r.buffer, 4 * 4096 - 99)).toBeNull();
     expect(gpaRangesBuffer(memory, [{ byteCount: 8192, byteOffset: 0, pfns: [4, 4096] }]).ok).toBe(false);
     // The two validators this one replaced disagreed on the PFN limit: guest memory is the only one now.

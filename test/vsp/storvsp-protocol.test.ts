@@ -2,8 +2,16 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  StorVspProtocolError, VSTOR_PACKET_SIZE, decodeChannelProperties, decodeProtocolVersion, decodeSubChannelCount,
-  decodeVmscsiRequest, decodeVstorHeader, encodeSrbCompletion, senseBufferSize, vmscsiSizeDelta,
+  StorVspProtocolError,
+  VSTOR_PACKET_SIZE,
+  decodeChannelProperties,
+  decodeProtocolVersion,
+  decodeSubChannelCount,
+  decodeVmscsiRequest,
+  decodeVstorHeader,
+  encodeSrbCompletion,
+  senseBufferSize,
+  vmscsiSizeDelta,
 } from '../../root-partition/vsp/storvsp/storvsp-protocol.ts';
 import { fromHex, toHex } from './storvsp-test-guest.ts';
 
@@ -14,16 +22,33 @@ const srbVectors = JSON.parse(readFileSync(new URL('../vectors/storvsp/srb.json'
 describe('storvsp-protocol', () => {
   it('sizes: a vstor_packet is 64 bytes; pre-Win8 vmscsi_request is 16 bytes shorter with an 18-byte sense buffer', () => {
     expect(VSTOR_PACKET_SIZE).toBe(64);
-    expect([vmscsiSizeDelta(0x0602), vmscsiSizeDelta(0x0600), vmscsiSizeDelta(0x0501), vmscsiSizeDelta(0x0402), vmscsiSizeDelta(0x0200)]).toEqual([0, 0, 0, 16, 16]);
+    expect([vmscsiSizeDelta(0x0602), vmscsiSizeDelta(0x0600), vmscsiSizeDelta(0x0501), vmscsiSizeDelta(0x0402), vmscsiSizeDelta(0x0200)]).toEqual([
+      0, 0, 0, 16, 16,
+    ]);
     expect([senseBufferSize(0x0501), senseBufferSize(0x0402)]).toEqual([0x14, 0x12]);
   });
 
   it('decodes every field of a Linux WRITE(10) SRB', () => {
     const r = decodeVmscsiRequest(fromHex(srbVectors.steps[0]!.request), 0);
     expect({ ...r, cdb: toHex(r.cdb) }).toEqual({
-      length: 0x34, srbStatus: 0, scsiStatus: 0, portNumber: 2, pathId: 0, targetId: 0, lun: 0, cdbLength: 10,
-      senseInfoLength: 0x14, dataIn: 0, reserved: 0, dataTransferLength: 4096, cdb: '2a000000001000000800000000000000',
-      queueTag: 0xff, queueAction: 0x20, srbFlags: 0x18a, timeOutValue: 60, queueSortKey: 0,
+      length: 0x34,
+      srbStatus: 0,
+      scsiStatus: 0,
+      portNumber: 2,
+      pathId: 0,
+      targetId: 0,
+      lun: 0,
+      cdbLength: 10,
+      senseInfoLength: 0x14,
+      dataIn: 0,
+      reserved: 0,
+      dataTransferLength: 4096,
+      cdb: '2a000000001000000800000000000000',
+      queueTag: 0xff,
+      queueAction: 0x20,
+      srbFlags: 0x18a,
+      timeOutValue: 60,
+      queueSortKey: 0,
     });
   });
 
@@ -55,14 +80,23 @@ describe('storvsp-protocol', () => {
   });
 
   it('decoders never throw anything but StorVspProtocolError', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 80 }), fc.constantFrom(0, 16), (bytes, delta) => {
-      for (const f of [decodeVstorHeader, decodeProtocolVersion, decodeSubChannelCount, decodeChannelProperties, (b: Uint8Array) => decodeVmscsiRequest(b, delta)]) {
-        try {
-          f(bytes);
-        } catch (e) {
-          expect(e).toBeInstanceOf(StorVspProtocolError);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 80 }), fc.constantFrom(0, 16), (bytes, delta) => {
+        for (const f of [
+          decodeVstorHeader,
+          decodeProtocolVersion,
+          decodeSubChannelCount,
+          decodeChannelProperties,
+          (b: Uint8Array) => decodeVmscsiRequest(b, delta),
+        ]) {
+          try {
+            f(bytes);
+          } catch (e) {
+            expect(e).toBeInstanceOf(StorVspProtocolError);
+          }
         }
-      }
-    }), { numRuns: 300 });
+      }),
+      { numRuns: 300 },
+    );
   });
 });

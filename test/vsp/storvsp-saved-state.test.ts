@@ -20,8 +20,11 @@ const vsp = () => new StorVsp({ instanceId: ID, luns: [], maxSubChannels: 2, sub
 describe('storvsp saved state', () => {
   it('saves and restores each step of the initialization with its version', () => {
     const steps = [
-      { kind: 'begin' }, { kind: 'query-version' }, { kind: 'query-properties', version: VmstorProtocolVersion.Win8 },
-      { kind: 'end', version: VmstorProtocolVersion.Win10 }, { kind: 'ready', version: VmstorProtocolVersion.Win10 },
+      { kind: 'begin' },
+      { kind: 'query-version' },
+      { kind: 'query-properties', version: VmstorProtocolVersion.Win8 },
+      { kind: 'end', version: VmstorProtocolVersion.Win10 },
+      { kind: 'ready', version: VmstorProtocolVersion.Win10 },
     ] as const;
     for (const init of steps) {
       const a = vsp();
@@ -49,12 +52,15 @@ describe('storvsp saved state', () => {
   it('refuses a version this controller does not accept, a sub-channel mismatch, a sub-channel not ready, and no state', () => {
     const a = new StorVsp({ instanceId: ID, luns: [], versions: [VmstorProtocolVersion.Win8] });
     const ch = channel(3);
-    expect(() => a.restoreChannel(ch, encodeStorVspChannel({ init: { kind: 'ready', version: VmstorProtocolVersion.Win10 }, subChannel: false })))
-      .toThrow(/protocol version 0x602 is not one this controller accepts/);
-    expect(() => a.restoreChannel(ch, encodeStorVspChannel({ init: { kind: 'ready', version: VmstorProtocolVersion.Win8 }, subChannel: true })))
-      .toThrow(/relid 3 sub-channel mismatch/);
-    expect(() => a.restoreChannel(channel(4, 1, 3), encodeStorVspChannel({ init: { kind: 'end', version: VmstorProtocolVersion.Win8 }, subChannel: true })))
-      .toThrow(/a sub-channel in state end/);
+    expect(() => a.restoreChannel(ch, encodeStorVspChannel({ init: { kind: 'ready', version: VmstorProtocolVersion.Win10 }, subChannel: false }))).toThrow(
+      /protocol version 0x602 is not one this controller accepts/,
+    );
+    expect(() => a.restoreChannel(ch, encodeStorVspChannel({ init: { kind: 'ready', version: VmstorProtocolVersion.Win8 }, subChannel: true }))).toThrow(
+      /relid 3 sub-channel mismatch/,
+    );
+    expect(() =>
+      a.restoreChannel(channel(4, 1, 3), encodeStorVspChannel({ init: { kind: 'end', version: VmstorProtocolVersion.Win8 }, subChannel: true })),
+    ).toThrow(/a sub-channel in state end/);
     expect(() => a.restoreChannel(ch, undefined)).toThrow(/none for open relid 3/);
     expect(() => a.restoreChannel(ch, new Uint8Array([0x08, 0x02]))).toThrow(/format 2 is not supported/);
     expect(() => a.restoreChannel(ch, new Uint8Array([0x08, 0x01, 0x10, 0x07]))).toThrow(/initialization state 7/);

@@ -12,7 +12,11 @@ const statusOf = (payload: Uint8Array) => new DataView(payload.buffer, payload.b
 describe('storvsp: short init requests', () => {
   it('QUERY_PROPERTIES too short for the properties is refused, and a full one then succeeds', () => {
     const { channel } = makeRig();
-    for (const [op, arg] of [[7, 0], [9, 0x0602]] as const) expect(statusOf(channel.handle(initPacket(op, arg))!.payload)).toBe(0);
+    for (const [op, arg] of [
+      [7, 0],
+      [9, 0x0602],
+    ] as const)
+      expect(statusOf(channel.handle(initPacket(op, arg))!.payload)).toBe(0);
     for (const length of [12, 16, 24, 35]) {
       const short = initPacket(10).payload.slice(0, length);
       const out = channel.handle(packet(short, 3n))!;

@@ -30,8 +30,12 @@ export function makeRig(opts: { sectors?: number; luns?: number[]; memoryBytes?:
   return { memory, backends, channel };
 }
 
-export const packet = (payload: Uint8Array, transactionId = 1n, ranges?: GpaDirectRange[]): StorVspIncoming =>
-  ({ transactionId, completionRequested: true, payload, ranges });
+export const packet = (payload: Uint8Array, transactionId = 1n, ranges?: GpaDirectRange[]): StorVspIncoming => ({
+  transactionId,
+  completionRequested: true,
+  payload,
+  ranges,
+});
 
 /** Builds the 64-byte requests of Linux storvsc_channel_init. */
 export function initPacket(operation: number, u16At12 = 0): StorVspIncoming {

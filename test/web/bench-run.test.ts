@@ -35,7 +35,11 @@ describe('the benchmark button', () => {
     const reading = (async () => {
       const reader = events.body!.getReader();
       const dec = new TextDecoder();
-      try { for (let r = await reader.read(); !r.done; r = await reader.read()) text += dec.decode(r.value); } catch { /* aborted */ }
+      try {
+        for (let r = await reader.read(); !r.done; r = await reader.read()) text += dec.decode(r.value);
+      } catch {
+        /* aborted */
+      }
     })();
 
     expect((await viewer.call('POST', '/api/bench/run', {})).status).toBe(403);
@@ -44,7 +48,10 @@ describe('the benchmark button', () => {
     expect((await admin.call('POST', '/api/bench/run', {})).status).toBe(409);
 
     const deadline = Date.now() + 90_000;
-    const statuses = () => [...text.matchAll(/event: bench\ndata: (.*)\n/g)].map((m) => JSON.parse(m[1]!) as { running: boolean; done: number; total: number; error: string | null });
+    const statuses = () =>
+      [...text.matchAll(/event: bench\ndata: (.*)\n/g)].map(
+        (m) => JSON.parse(m[1]!) as { running: boolean; done: number; total: number; error: string | null },
+      );
     while (!statuses().some((s) => !s.running && s.done > 0)) {
       if (Date.now() > deadline) throw new Error(`no end of the run: ${text.slice(-1500)}`);
       await new Promise((r) => setTimeout(r, 100));

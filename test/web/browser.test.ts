@@ -85,7 +85,11 @@ describe('the web console in chromium', () => {
       await page.getByRole('button', { name: 'Start web-vm' }).click();
       await expect.poll(() => row.locator('.state').textContent(), SLOW).toBe('Running');
       const client = await VmmsClient.connect(daemon.dataDir);
-      try { daemon.noteWorker((await client.call<VmView>('show', { vm: 'web-vm' })).processId); } finally { client.close(); }
+      try {
+        daemon.noteWorker((await client.call<VmView>('show', { vm: 'web-vm' })).processId);
+      } finally {
+        client.close();
+      }
       await expect.poll(() => row.locator('.heartbeat').textContent(), SLOW).toBe('OK');
       await expect.poll(() => row.locator('.cpu').textContent(), SLOW).toMatch(/^\d+ %$/);
       await shot(page, 'vm-list');
@@ -111,7 +115,9 @@ describe('the web console in chromium', () => {
       await page.getByLabel('Type into the console of web-vm').focus();
       await page.keyboard.type('echo hello from the browser');
       await page.keyboard.press('Enter');
-      await expect.poll(async () => (await screen.textContent())?.split('tsvisor> echo hello from the browser')[1] ?? '', SLOW).toContain('hello from the browser');
+      await expect
+        .poll(async () => (await screen.textContent())?.split('tsvisor> echo hello from the browser')[1] ?? '', SLOW)
+        .toContain('hello from the browser');
       await page.keyboard.type('help');
       await page.keyboard.press('Enter');
       await expect.poll(() => screen.textContent(), SLOW).toContain('uptime');
@@ -158,9 +164,13 @@ describe('the web console in chromium', () => {
       expect(await page.locator('button[data-action]').count()).toBe(0);
       expect(await page.getByRole('button', { name: 'Create' }).count()).toBe(0);
       const status = await page.evaluate(async () => {
-        const s = await (await fetch('/api/session')).json() as { csrf: string };
-        const id = (await (await fetch('/api/vms')).json() as { vms: { id: string }[] }).vms[0]!.id;
-        const r = await fetch(`/api/vms/${id}/action`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf }, body: '{"action":"start"}' });
+        const s = (await (await fetch('/api/session')).json()) as { csrf: string };
+        const id = ((await (await fetch('/api/vms')).json()) as { vms: { id: string }[] }).vms[0]!.id;
+        const r = await fetch(`/api/vms/${id}/action`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf },
+          body: '{"action":"start"}',
+        });
         return r.status;
       });
       expect(status).toBe(403);

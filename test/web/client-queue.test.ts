@@ -8,7 +8,18 @@ import { ClientQueue, sseFrame, type ClientFrame } from '../../root-partition/ma
 import type { WebVm } from '../../root-partition/management/web/web-port.ts';
 
 const vm = (id: string, state: string): WebVm => ({
-  id, name: id, enabledState: 2, state, healthState: 5, heartbeatStatus: null, uptimeMs: null, memoryBytes: 1, vpCount: 1, processId: null, availableRequestedStates: [], lastError: null,
+  id,
+  name: id,
+  enabledState: 2,
+  state,
+  healthState: 5,
+  heartbeatStatus: null,
+  uptimeMs: null,
+  memoryBytes: 1,
+  vpCount: 1,
+  processId: null,
+  availableRequestedStates: [],
+  lastError: null,
 });
 
 function drain(q: ClientQueue): ClientFrame[] {

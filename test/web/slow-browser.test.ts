@@ -33,7 +33,12 @@ describe('a slow browser', () => {
     // Many writes under the worker's own console bound, so that most of the flood reaches the VMMS.
     const bytes = 256 * 1024;
     const times = 128;
-    const vm = host.vmms.defineVm({ name: 'flood', memoryBytes: 40 * MiB, imagePath: (await import('../../scripts/build-guests.ts')).guestImagePath('console-flood'), cmdline: `bytes=${bytes} times=${times}` });
+    const vm = host.vmms.defineVm({
+      name: 'flood',
+      memoryBytes: 40 * MiB,
+      imagePath: (await import('../../scripts/build-guests.ts')).guestImagePath('console-flood'),
+      cmdline: `bytes=${bytes} times=${times}`,
+    });
 
     // The stalled browser: an event stream with the console attached, read up to its headers, then not at all.
     const url = new URL(host.url);
@@ -47,7 +52,9 @@ describe('a slow browser', () => {
     const stream = [...host.web.server!.streams][0]!;
 
     let emitted = 0;
-    host.vmms.events.on('console', (e: { data: Uint8Array }) => { emitted += e.data.length; });
+    host.vmms.events.on('console', (e: { data: Uint8Array }) => {
+      emitted += e.data.length;
+    });
     let maxQueued = 0;
     let maxBuffered = 0;
     const watch = setInterval(() => {
@@ -90,10 +97,14 @@ describe('a slow browser', () => {
     // The newest as VMMS holds it when compared: output the worker sent just before it was turned
     // off can reach VMMS (and the stream) after turnOff returns.
     let text = '';
-    await waitFor('the newest output through the stream', () => {
-      text = Buffer.concat(received).toString('latin1');
-      return decodeConsole(text).endsWith(host.vmms.console('flood').slice(-4096));
-    }, 30_000);
+    await waitFor(
+      'the newest output through the stream',
+      () => {
+        text = Buffer.concat(received).toString('latin1');
+        return decodeConsole(text).endsWith(host.vmms.console('flood').slice(-4096));
+      },
+      30_000,
+    );
     expect(text).toMatch(/event: console-dropped\ndata: \{"id":"[0-9a-f-]+","bytes":\d+\}/);
     socket.destroy();
   }, 120_000);

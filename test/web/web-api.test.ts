@@ -32,7 +32,15 @@ describe('web console API', () => {
     expect(String(page.body)).toContain('<script defer src="/app.js">');
     expect(page.headers.get('content-security-policy')).toContain("default-src 'self'");
     expect((await anon.call('GET', '/app.js')).status).toBe(200);
-    for (const [method, path] of [['GET', '/api/vms'], ['GET', '/api/session'], ['GET', '/api/images'], ['GET', '/api/events'], ['GET', '/api/bench'], ['POST', '/api/vms'], ['GET', '/api/vms/x']] as const) {
+    for (const [method, path] of [
+      ['GET', '/api/vms'],
+      ['GET', '/api/session'],
+      ['GET', '/api/images'],
+      ['GET', '/api/events'],
+      ['GET', '/api/bench'],
+      ['POST', '/api/vms'],
+      ['GET', '/api/vms/x'],
+    ] as const) {
       const r = await anon.call(method, path, method === 'POST' ? {} : undefined);
       expect([path, r.status]).toEqual([path, 401]);
     }
@@ -94,7 +102,12 @@ describe('web console API', () => {
     expect((await viewer.login('viewer', USERS[1]!.password)).body).toMatchObject({ role: 'read-only' });
     expect((await viewer.call('GET', '/api/vms')).body.vms.map((v: { name: string }) => v.name)).toContain('ro-vm');
     expect((await viewer.call('GET', `/api/vms/${id}`)).body).toMatchObject({ name: 'ro-vm', image: 'hello.wasm' });
-    for (const [path, body] of [[`/api/vms/${id}/action`, { action: 'start' }], [`/api/vms/${id}/action`, { action: 'delete' }], [`/api/vms/${id}/console`, { data: 'x' }], ['/api/vms', { name: 'ro2', memoryMiB: 16, vpCount: 1, image: 'hello.wasm' }]] as const) {
+    for (const [path, body] of [
+      [`/api/vms/${id}/action`, { action: 'start' }],
+      [`/api/vms/${id}/action`, { action: 'delete' }],
+      [`/api/vms/${id}/console`, { data: 'x' }],
+      ['/api/vms', { name: 'ro2', memoryMiB: 16, vpCount: 1, image: 'hello.wasm' }],
+    ] as const) {
       const r = await viewer.call('POST', path, body);
       expect([path, r.status, r.body.error]).toEqual([path, 403, 'viewer has the read-only role: it may look, not act']);
     }
@@ -147,7 +160,9 @@ describe('web console API', () => {
       const reader = events.body!.getReader();
       try {
         for (let r = await reader.read(); !r.done; r = await reader.read()) text += dec.decode(r.value);
-      } catch { /* aborted */ }
+      } catch {
+        /* aborted */
+      }
     })();
     expect((await c.call('POST', `/api/vms/${id}/action`, { action: 'pause' })).status).toBe(409);
     const r = await c.call('POST', `/api/vms/${id}/action`, { action: 'start' });
@@ -180,7 +195,11 @@ describe('web console API', () => {
     expect(events.status).toBe(200);
     const ended = (async () => {
       const reader = events.body!.getReader();
-      try { while (!(await reader.read()).done); } catch { /* the connection closed */ }
+      try {
+        while (!(await reader.read()).done);
+      } catch {
+        /* the connection closed */
+      }
       return 'ended';
     })();
     expect(await Promise.race([ended, new Promise((r) => setTimeout(r, 300, 'open'))])).toBe('open');

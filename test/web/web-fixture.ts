@@ -36,7 +36,12 @@ export class WebTestHost {
     await writeTestAccess(this.dataDir, USERS);
     this.vmms = await this.fx.vmms({ dataDir: this.dataDir });
     this.cim = await startCimService(this.vmms, { cimPort: null, httpsPort: null });
-    this.web = await startWebService(this.vmms, this.cim, { webPort: 0, plainHttp: true, ...(o.consoleQueueBytes ? { consoleQueueBytes: o.consoleQueueBytes } : {}), ...(o.benchTiny ? { benchTiny: true } : {}) });
+    this.web = await startWebService(this.vmms, this.cim, {
+      webPort: 0,
+      plainHttp: true,
+      ...(o.consoleQueueBytes ? { consoleQueueBytes: o.consoleQueueBytes } : {}),
+      ...(o.benchTiny ? { benchTiny: true } : {}),
+    });
   }
 
   get url(): string {
@@ -65,12 +70,18 @@ export class WebTestHost {
       const r = await fetch(`${origin}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
       const text = await r.text();
       let parsed: unknown = text;
-      try { parsed = JSON.parse(text); } catch { /* html */ }
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        /* html */
+      }
       return { status: r.status, body: parsed, headers: r.headers };
     };
     return {
       call,
-      get cookie() { return cookie; },
+      get cookie() {
+        return cookie;
+      },
       async login(user: string, password: string): Promise<Reply> {
         const r = await call('POST', '/api/login', { user, password });
         const set = r.headers.get('set-cookie');

@@ -31,10 +31,12 @@ export function buildChannelRings(mem: GuestMemory, open: OpenedChannel, restori
   }
   const first = pages[0];
   for (let i = 1; i < pages.length; i++) {
-    if (pages[i] !== first + i) return { ok: false, reason: `ring GPADL page ${i} (PFN 0x${pages[i].toString(16)}) is not contiguous with PFN 0x${first.toString(16)}` };
+    if (pages[i] !== first + i)
+      return { ok: false, reason: `ring GPADL page ${i} (PFN 0x${pages[i].toString(16)}) is not contiguous with PFN 0x${first.toString(16)}` };
   }
   const base = first * PAGE_SIZE;
-  if (!mem.contains(base, pages.length * PAGE_SIZE)) return { ok: false, reason: `ring pages 0x${base.toString(16)}+${pages.length} pages lie outside guest memory` };
+  if (!mem.contains(base, pages.length * PAGE_SIZE))
+    return { ok: false, reason: `ring pages 0x${base.toString(16)}+${pages.length} pages lie outside guest memory` };
   const inbound = VmbusRing.create(mem, base, down * PAGE_SIZE - RING_CONTROL_SIZE);
   const outbound = VmbusRing.create(mem, base + down * PAGE_SIZE, (pages.length - down) * PAGE_SIZE - RING_CONTROL_SIZE);
   if (!(inbound instanceof VmbusRing)) return { ok: false, reason: `inbound ring: ${inbound.reason}` };

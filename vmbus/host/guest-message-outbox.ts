@@ -55,10 +55,14 @@ export class GuestMessageOutbox {
     this.vps = new Int32Array(capacity);
   }
 
-  get pending(): number { return this.count; }
+  get pending(): number {
+    return this.count;
+  }
 
   /** True while the guest has left so much unconsumed that no further guest message is taken. */
-  get full(): boolean { return this.count >= this.acceptBelow; }
+  get full(): boolean {
+    return this.count >= this.acceptBelow;
+  }
 
   send(message: Uint8Array, vp: number): void {
     if (this.closed) return;
@@ -78,7 +82,8 @@ export class GuestMessageOutbox {
   /** Posts what is queued, oldest first, until the hypervisor has no buffers. */
   flush(): void {
     while (this.count > 0 && !this.closed && !this.held) {
-      const message = this.messages[this.head]!, vp = this.vps[this.head];
+      const message = this.messages[this.head]!,
+        vp = this.vps[this.head];
       const status = this.post(message, vp);
       if (status === HvStatus.InsufficientBuffers) {
         this.deferred++;

@@ -18,7 +18,11 @@ import { HvError } from '../../hypervisor/hv-error.ts';
 import { Owner } from '../../hypervisor/partition-control.ts';
 import type { ChildPartitionAccess } from '../../hypervisor/partition-handle.ts';
 import {
-  ChannelStatus, VMBUS_MAX_MESSAGE_SIZE, VMBUS_MESSAGE_CONNECTION_ID, VMBUS_MESSAGE_CONNECTION_ID_4, VMBUS_MESSAGE_SINT,
+  ChannelStatus,
+  VMBUS_MAX_MESSAGE_SIZE,
+  VMBUS_MESSAGE_CONNECTION_ID,
+  VMBUS_MESSAGE_CONNECTION_ID_4,
+  VMBUS_MESSAGE_SINT,
   VMBUS_SYNIC_MESSAGE_TYPE,
 } from '../protocol/channel-constants.ts';
 import { DEFAULT_LIMITS, type OpenedChannel, type VmbusServerLimits } from '../server/server-types.ts';
@@ -76,8 +80,16 @@ export function outboxCapacity(limits: Pick<VmbusServerLimits, 'maxChannels' | '
 export class VmbusHost {
   readonly server: VmbusServer;
   readonly stats: VmbusHostStats = {
-    messagesFromGuest: 0, packetsIn: 0, packetsOut: 0, signalsToGuest: 0, signalsFromGuest: 0,
-    protocolErrors: 0, channelsOpened: 0, channelsRefused: 0, channelResets: 0, guestMessagesHeldBack: 0,
+    messagesFromGuest: 0,
+    packetsIn: 0,
+    packetsOut: 0,
+    signalsToGuest: 0,
+    signalsFromGuest: 0,
+    protocolErrors: 0,
+    channelsOpened: 0,
+    channelsRefused: 0,
+    channelResets: 0,
+    guestMessagesHeldBack: 0,
   };
   private readonly outbox: GuestMessageOutbox;
   private readonly vspByRelid = new Map<number, Vsp>();
@@ -91,7 +103,10 @@ export class VmbusHost {
   private readonly log: (error: HvError) => void;
   private disposed = false;
 
-  constructor(readonly partition: ChildPartitionAccess, options: VmbusHostOptions = {}) {
+  constructor(
+    readonly partition: ChildPartitionAccess,
+    options: VmbusHostOptions = {},
+  ) {
     this.log = options.log ?? ((e) => console.error(`vmbus[${partition.name}] ${e.code}: ${e.message}`));
     const ports = partition.ports;
     const must = (status: HvStatus, what: string) => {
@@ -101,20 +116,29 @@ export class VmbusHost {
       must(ports.createPort(Owner.Root, VmbusPorts.guestMessagePort(conn), { type: HvPortType.Message }), `message port ${conn}`);
       must(ports.connectPort(Owner.Child, conn, VmbusPorts.guestMessagePort(conn)), `guest connection ${conn}`);
       // Back-pressure: no guest message is taken while the guest leaves the answers unconsumed.
-      partition.inbox.onMessage(VmbusPorts.guestMessagePort(conn), (m) => this.onGuestMessage(m, conn), () => this.acceptingGuestMessages());
+      partition.inbox.onMessage(
+        VmbusPorts.guestMessagePort(conn),
+        (m) => this.onGuestMessage(m, conn),
+        () => this.acceptingGuestMessages(),
+      );
     }
     for (let vp = 0; vp < partition.vpCount; vp++) {
-      const mp = VmbusPorts.hostMessagePort(vp), ep = VmbusPorts.hostEventPort(vp);
+      const mp = VmbusPorts.hostMessagePort(vp),
+        ep = VmbusPorts.hostEventPort(vp);
       must(ports.createPort(Owner.Child, mp, { type: HvPortType.Message, targetVp: vp, targetSint: VMBUS_MESSAGE_SINT }), `SINT2 message port of VP ${vp}`);
       must(ports.connectPort(Owner.Root, mp, mp), `host message connection of VP ${vp}`);
-      must(ports.createPort(Owner.Child, ep, { type: HvPortType.Event, targetVp: vp, targetSint: VMBUS_MESSAGE_SINT, baseFlag: 0, flagCount: 2048 }), `SINT2 event port of VP ${vp}`);
+      must(
+        ports.createPort(Owner.Child, ep, { type: HvPortType.Event, targetVp: vp, targetSint: VMBUS_MESSAGE_SINT, baseFlag: 0, flagCount: 2048 }),
+        `SINT2 event port of VP ${vp}`,
+      );
       must(ports.connectPort(Owner.Root, ep, ep), `host event connection of VP ${vp}`);
     }
     partition.inbox.onEvent((flag) => this.onGuestSignal(flag));
     const limits = { ...DEFAULT_LIMITS, ...options.limits, vpCount: partition.vpCount, guestPageCount: partition.mem.size / 4096 };
     this.outbox = new GuestMessageOutbox(
       (message, vp) => partition.postMessage(VmbusPorts.hostMessagePort(vp), VMBUS_SYNIC_MESSAGE_TYPE, message),
-      (status, vp) => this.error('VMBUS_MESSAGE_LOST', `post to VP ${vp} failed with HV_STATUS 0x${status.toString(16)}; the guest's SynIC is not accepting messages`),
+      (status, vp) =>
+        this.error('VMBUS_MESSAGE_LOST', `post to VP ${vp} failed with HV_STATUS 0x${status.toString(16)}; the guest's SynIC is not accepting messages`),
       outboxCapacity(limits),
     );
     this.server = new VmbusServer(
@@ -150,7 +174,9 @@ export class VmbusHost {
   }
 
   /** The open channel with this relid. */
-  channel(relid: number): VspChannel | undefined { return this.channels.get(relid); }
+  channel(relid: number): VspChannel | undefined {
+    return this.channels.get(relid);
+  }
   relidOf(vsp: Vsp): number | undefined {
     for (const [relid, v] of this.vspByRelid) if (v === vsp) return relid;
     return undefined;
@@ -188,9 +214,7 @@ export class VmbusHost {
       const relid = this.relidOf(v) ?? 0;
       return { interfaceType: v.offer.interfaceType, interfaceInstance: v.offer.interfaceInstance, relid, resetting: this.resetting.has(relid) };
     });
-    const channelStates = [...this.channels.values()]
-      .filter((ch) => ch.vsp.saveChannel)
-      .map((ch) => ({ relid: ch.relid, state: ch.vsp.saveChannel!(ch) }));
+    const channelStates = [...this.channels.values()].filter((ch) => ch.vsp.saveChannel).map((ch) => ({ relid: ch.relid, state: ch.vsp.saveChannel!(ch) }));
     return encodeVmbusState({ server, outbox: this.outbox.waiting(), vsps, channelStates });
   }
 
@@ -204,7 +228,9 @@ export class VmbusHost {
     for (const ch of [...this.channels.values()]) ch.drain(); // a signal that came while held was not served
   }
 
-  get savingState(): boolean { return this.saving; }
+  get savingState(): boolean {
+    return this.saving;
+  }
 
   private quiesce(): void {
     if (this.saving) return;
@@ -229,10 +255,13 @@ export class VmbusHost {
     }
     const saved = decodeVmbusState(bytes);
     const plan = planRestore(saved, this.registered, this.server.serverLimits, this.outbox.capacity, this.partition.mem);
-    const channels = plan.opens.map((o) => new VspChannel(this.partition.mem, o.vsp, o.open, o.rings, {
-      signalGuest: (ch) => this.signalGuest(ch),
-      channelFailed: (ch, reason) => this.channelFailed(ch, reason),
-    }));
+    const channels = plan.opens.map(
+      (o) =>
+        new VspChannel(this.partition.mem, o.vsp, o.open, o.rings, {
+          signalGuest: (ch) => this.signalGuest(ch),
+          channelFailed: (ch, reason) => this.channelFailed(ch, reason),
+        }),
+    );
     const steps = plan.opens.map((o, i) => o.vsp.restoreChannel!(channels[i]!, o.vspState));
     const ports = this.partition.ports;
     const created: number[] = [];
@@ -344,7 +373,9 @@ export class VmbusHost {
     if (this.resetting.delete(relid) && !this.disposed) {
       // A channel reset after a protocol violation: offer the device again (hot add) once the
       // guest has released the old relid. Deferred: the server must not be re-entered.
-      queueMicrotask(() => { if (!this.disposed) this.addVsp(vsp); });
+      queueMicrotask(() => {
+        if (!this.disposed) this.addVsp(vsp);
+      });
     }
   }
 

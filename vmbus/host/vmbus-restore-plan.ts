@@ -31,9 +31,7 @@ export interface RestorePlan {
   opens: OpenChannelPlan[];
 }
 
-export function planRestore(
-  s: VmbusSavedState, registered: readonly Vsp[], limits: VmbusServerLimits, outboxCapacity: number, mem: GuestMemory,
-): RestorePlan {
+export function planRestore(s: VmbusSavedState, registered: readonly Vsp[], limits: VmbusServerLimits, outboxCapacity: number, mem: GuestMemory): RestorePlan {
   checkServerState(s.server, limits);
   if (s.vsps.length !== registered.length) {
     throw savedStateError(`the saved VM had ${s.vsps.length} VMBus devices, this configuration has ${registered.length}`);
@@ -53,7 +51,8 @@ export function planRestore(
     }
     const ch = records.get(b.relid);
     if (ch?.subChannelIndex !== 0) throw savedStateError(`${what}: bound to relid ${b.relid}, which is no primary channel`);
-    if (ch.interfaceType !== b.interfaceType || ch.interfaceInstance !== b.interfaceInstance) throw savedStateError(`${what}: relid ${b.relid} offers other GUIDs`);
+    if (ch.interfaceType !== b.interfaceType || ch.interfaceInstance !== b.interfaceInstance)
+      throw savedStateError(`${what}: relid ${b.relid} offers other GUIDs`);
     if (bindings.has(b.relid)) throw savedStateError(`relid ${b.relid} bound to two devices`);
     bindings.set(b.relid, vsp);
     if (b.resetting) {
@@ -82,8 +81,15 @@ export function planRestore(
     if (!vsp.restoreChannel) throw savedStateError(`relid ${c.relid}: the device ${vsp.offer.interfaceType} cannot restore an open channel`);
     const g = gpadls.get(c.ringGpadl)!;
     const open: OpenedChannel = {
-      relid: c.relid, subChannelIndex: c.subChannelIndex, primaryRelid: c.primaryRelid || c.relid, connectionId: c.connectionId,
-      targetVp: c.targetVp, openId: c.openId, gpadlHandle: g.handle, ringPages: [...g.pages], downstreamPageOffset: c.downstreamPageOffset,
+      relid: c.relid,
+      subChannelIndex: c.subChannelIndex,
+      primaryRelid: c.primaryRelid || c.relid,
+      connectionId: c.connectionId,
+      targetVp: c.targetVp,
+      openId: c.openId,
+      gpadlHandle: g.handle,
+      ringPages: [...g.pages],
+      downstreamPageOffset: c.downstreamPageOffset,
       userData: c.userData!.slice(),
     };
     const built = buildChannelRings(mem, open, true);

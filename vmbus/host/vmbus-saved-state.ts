@@ -102,9 +102,15 @@ export interface VmbusSavedState {
 
 export function encodeVmbusState(s: VmbusSavedState): Uint8Array {
   const server = {
-    connected: s.server.connected, version: s.server.version, targetVcpu: s.server.targetVcpu, offersRequested: s.server.offersRequested,
+    connected: s.server.connected,
+    version: s.server.version,
+    targetVcpu: s.server.targetVcpu,
+    offersRequested: s.server.offersRequested,
     channels: s.server.channels.map((c) => ({
-      ...c, state: CHANNEL_STATES.indexOf(c.state), hasUserData: c.userData !== null, userData: c.userData ?? new Uint8Array(0),
+      ...c,
+      state: CHANNEL_STATES.indexOf(c.state),
+      hasUserData: c.userData !== null,
+      userData: c.userData ?? new Uint8Array(0),
     })),
     gpadls: s.server.gpadls,
   };
@@ -122,33 +128,55 @@ export function decodeVmbusState(bytes: Uint8Array): VmbusSavedState {
   } catch (e) {
     throw savedStateError(`undecodable (${e instanceof Error ? e.message : String(e)})`);
   }
-  if (o.format !== VMBUS_SAVED_STATE_FORMAT) throw savedStateError(`format ${String(o.format)} is not supported (this build reads ${VMBUS_SAVED_STATE_FORMAT})`);
+  if (o.format !== VMBUS_SAVED_STATE_FORMAT)
+    throw savedStateError(`format ${String(o.format)} is not supported (this build reads ${VMBUS_SAVED_STATE_FORMAT})`);
   const server = o.server as Obj | undefined;
   if (!server) throw savedStateError('no server state');
   const channels = (server.channels as Obj[]).map((c) => {
     const state = CHANNEL_STATES[c.state as number];
     if (state === undefined) throw savedStateError(`relid ${String(c.relid)}: channel state ${String(c.state)}`);
     return {
-      relid: c.relid as number, connectionId: c.connectionId as number, state, offeredToGuest: c.offeredToGuest as boolean,
-      ringGpadl: c.ringGpadl as number, targetVp: c.targetVp as number, openId: c.openId as number,
-      subChannelIndex: c.subChannelIndex as number, primaryRelid: c.primaryRelid as number, nextSubChannelIndex: c.nextSubChannelIndex as number,
-      interfaceType: c.interfaceType as string, interfaceInstance: c.interfaceInstance as string,
-      downstreamPageOffset: c.downstreamPageOffset as number, userData: c.hasUserData ? new Uint8Array(c.userData as Uint8Array) : null,
+      relid: c.relid as number,
+      connectionId: c.connectionId as number,
+      state,
+      offeredToGuest: c.offeredToGuest as boolean,
+      ringGpadl: c.ringGpadl as number,
+      targetVp: c.targetVp as number,
+      openId: c.openId as number,
+      subChannelIndex: c.subChannelIndex as number,
+      primaryRelid: c.primaryRelid as number,
+      nextSubChannelIndex: c.nextSubChannelIndex as number,
+      interfaceType: c.interfaceType as string,
+      interfaceInstance: c.interfaceInstance as string,
+      downstreamPageOffset: c.downstreamPageOffset as number,
+      userData: c.hasUserData ? new Uint8Array(c.userData as Uint8Array) : null,
     };
   });
   const gpadls = (server.gpadls as Obj[]).map((g) => ({
-    handle: g.handle as number, relid: g.relid as number, pageCount: g.pageCount as number, pages: [...(g.pages as number[])],
-    complete: g.complete as boolean, usedByRelid: g.usedByRelid as number, teardownPending: g.teardownPending as boolean,
+    handle: g.handle as number,
+    relid: g.relid as number,
+    pageCount: g.pageCount as number,
+    pages: [...(g.pages as number[])],
+    complete: g.complete as boolean,
+    usedByRelid: g.usedByRelid as number,
+    teardownPending: g.teardownPending as boolean,
     awaitingBody: g.awaitingBody as boolean,
   }));
   return {
     server: {
-      connected: server.connected as boolean, version: server.version as number, targetVcpu: server.targetVcpu as number,
-      offersRequested: server.offersRequested as boolean, channels, gpadls,
+      connected: server.connected as boolean,
+      version: server.version as number,
+      targetVcpu: server.targetVcpu as number,
+      offersRequested: server.offersRequested as boolean,
+      channels,
+      gpadls,
     },
     outbox: (o.outbox as Obj[]).map((m) => ({ vp: m.vp as number, message: new Uint8Array(m.message as Uint8Array) })),
     vsps: (o.vsps as Obj[]).map((v) => ({
-      interfaceType: v.interfaceType as string, interfaceInstance: v.interfaceInstance as string, relid: v.relid as number, resetting: v.resetting as boolean,
+      interfaceType: v.interfaceType as string,
+      interfaceInstance: v.interfaceInstance as string,
+      relid: v.relid as number,
+      resetting: v.resetting as boolean,
     })),
     channelStates: (o.channelStates as Obj[]).map((c) => ({ relid: c.relid as number, state: new Uint8Array(c.state as Uint8Array) })),
   };

@@ -7,9 +7,7 @@
  */
 import { badIndexReason } from '../ring/ring-error.ts';
 import type { GuestMemory } from '../../hypervisor/guest-memory.ts';
-import {
-  ReceivedPacket, VmbusPacketType, VmbusRing, type RingReadBatch, type RingWriteBatch,
-} from '../ring/index.ts';
+import { ReceivedPacket, VmbusPacketType, VmbusRing, type RingReadBatch, type RingWriteBatch } from '../ring/index.ts';
 import type { OpenedChannel } from '../server/server-types.ts';
 import type { ChannelRings } from './channel-rings.ts';
 import { gpaDirectBuffer, type GpaDirectResult } from './gpa-direct.ts';
@@ -51,7 +49,10 @@ export class PacketBatch implements Iterable<ReceivedPacket> {
   count = 0;
   stoppedForSpace = false;
 
-  constructor(private readonly channel: VspChannel, private readonly packet: ReceivedPacket) {}
+  constructor(
+    private readonly channel: VspChannel,
+    private readonly packet: ReceivedPacket,
+  ) {}
 
   begin(reader: RingReadBatch): void {
     this.reader = reader;
@@ -138,7 +139,9 @@ export class VspChannel {
   }
 
   /** True inside drain() (a saved state is never taken then). */
-  get isDraining(): boolean { return this.draining; }
+  get isDraining(): boolean {
+    return this.draining;
+  }
 
   /** The guest signalled this channel (HvCallSignalEvent on 16 + relid) or the host wants a pass. */
   onGuestSignal(): void {

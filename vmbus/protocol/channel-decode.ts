@@ -66,7 +66,9 @@ function decodeKnown(type: number, bytes: Uint8Array, view: DataView, u32: (at: 
       const version = u32(8);
       const modern = version >= C.VmbusVersion.Win10V5;
       return {
-        type, version, targetVcpu: u32(12),
+        type,
+        version,
+        targetVcpu: u32(12),
         interruptPage: modern ? 0n : view.getBigUint64(16, true),
         msgSint: modern ? view.getUint8(16) : 0,
         msgVtl: modern ? view.getUint8(17) : 0,
@@ -78,16 +80,24 @@ function decodeKnown(type: number, bytes: Uint8Array, view: DataView, u32: (at: 
     }
     case T.VersionResponse:
       return {
-        type, versionSupported: view.getUint8(8), connectionState: view.getUint8(9), msgConnId: u32(12),
+        type,
+        versionSupported: view.getUint8(8),
+        connectionState: view.getUint8(9),
+        msgConnId: u32(12),
         supportedFeatures: length >= C.VERSION_RESPONSE_COPPER_SIZE ? u32(16) : null,
       };
     case T.OfferChannel:
       return {
-        type, ifType: guidFromBytes(bytes, 8), ifInstance: guidFromBytes(bytes, 24),
-        flags: view.getUint16(56, true), mmioMegabytes: view.getUint16(58, true),
+        type,
+        ifType: guidFromBytes(bytes, 8),
+        ifInstance: guidFromBytes(bytes, 24),
+        flags: view.getUint16(56, true),
+        mmioMegabytes: view.getUint16(58, true),
         userDefined: bytes.slice(60, 60 + C.OFFER_USER_DEFINED_SIZE),
-        subChannelIndex: view.getUint16(180, true), mmioMegabytesOptional: view.getUint16(182, true),
-        childRelid: u32(184), monitorId: view.getUint8(188),
+        subChannelIndex: view.getUint16(180, true),
+        mmioMegabytesOptional: view.getUint16(182, true),
+        childRelid: u32(184),
+        monitorId: view.getUint8(188),
         monitorAllocated: (view.getUint8(189) & 1) !== 0,
         isDedicatedInterrupt: (view.getUint16(190, true) & 1) !== 0,
         connectionId: u32(192),
@@ -103,8 +113,13 @@ function decodeKnown(type: number, bytes: Uint8Array, view: DataView, u32: (at: 
       return { type };
     case T.OpenChannel:
       return {
-        type, childRelid: u32(8), openId: u32(12), ringGpadlHandle: u32(16), targetVp: u32(20),
-        downstreamRingPageOffset: u32(24), userData: bytes.slice(28, 28 + C.OPEN_CHANNEL_USERDATA_SIZE),
+        type,
+        childRelid: u32(8),
+        openId: u32(12),
+        ringGpadlHandle: u32(16),
+        targetVp: u32(20),
+        downstreamRingPageOffset: u32(24),
+        userData: bytes.slice(28, 28 + C.OPEN_CHANNEL_USERDATA_SIZE),
       };
     case T.OpenChannelResult:
       return { type, childRelid: u32(8), openId: u32(12), status: u32(16) };
@@ -112,8 +127,13 @@ function decodeKnown(type: number, bytes: Uint8Array, view: DataView, u32: (at: 
       const at = C.GPADL_HEADER_FIXED_SIZE + C.GPADL_RANGE_FIXED_SIZE;
       if ((length - at) % 8 !== 0) return null;
       return {
-        type, childRelid: u32(8), gpadl: u32(12), rangeBufLen: view.getUint16(16, true),
-        rangeCount: view.getUint16(18, true), byteCount: u32(20), byteOffset: u32(24),
+        type,
+        childRelid: u32(8),
+        gpadl: u32(12),
+        rangeBufLen: view.getUint16(16, true),
+        rangeCount: view.getUint16(18, true),
+        byteCount: u32(20),
+        byteOffset: u32(24),
         pfns: readPfns(view, at, length),
       };
     }

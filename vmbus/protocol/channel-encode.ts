@@ -85,10 +85,14 @@ function u32Fields(type: number, size: number, fields: number[]): Uint8Array {
 /** Encodes any channel message. Throws only on programming errors (a malformed GUID literal). */
 export function encodeChannelMessage(m: ChannelMessage): Uint8Array {
   switch (m.type) {
-    case T.InitiateContact: return initiateContact(m);
-    case T.VersionResponse: return versionResponse(m);
-    case T.OfferChannel: return offerChannel(m);
-    case T.OpenChannel: return openChannel(m);
+    case T.InitiateContact:
+      return initiateContact(m);
+    case T.VersionResponse:
+      return versionResponse(m);
+    case T.OfferChannel:
+      return offerChannel(m);
+    case T.OpenChannel:
+      return openChannel(m);
     case T.RescindChannelOffer:
     case T.CloseChannel:
     case T.RelidReleased:
@@ -135,15 +139,27 @@ export function encodeChannelMessage(m: ChannelMessage): Uint8Array {
  */
 export function encodeGpadl(childRelid: number, gpadl: number, pfns: bigint[]): Uint8Array[] {
   const first = pfns.slice(0, C.GPADL_HEADER_MAX_PFNS);
-  const out = [encodeChannelMessage({
-    type: T.GpadlHeader, childRelid, gpadl,
-    rangeBufLen: C.GPADL_RANGE_FIXED_SIZE + 8 * pfns.length, rangeCount: 1,
-    byteCount: pfns.length * 4096, byteOffset: 0, pfns: first,
-  })];
+  const out = [
+    encodeChannelMessage({
+      type: T.GpadlHeader,
+      childRelid,
+      gpadl,
+      rangeBufLen: C.GPADL_RANGE_FIXED_SIZE + 8 * pfns.length,
+      rangeCount: 1,
+      byteCount: pfns.length * 4096,
+      byteOffset: 0,
+      pfns: first,
+    }),
+  ];
   for (let i = first.length; i < pfns.length; i += C.GPADL_BODY_MAX_PFNS) {
-    out.push(encodeChannelMessage({
-      type: T.GpadlBody, msgNumber: 0, gpadl, pfns: pfns.slice(i, i + C.GPADL_BODY_MAX_PFNS),
-    }));
+    out.push(
+      encodeChannelMessage({
+        type: T.GpadlBody,
+        msgNumber: 0,
+        gpadl,
+        pfns: pfns.slice(i, i + C.GPADL_BODY_MAX_PFNS),
+      }),
+    );
   }
   return out;
 }

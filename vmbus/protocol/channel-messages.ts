@@ -135,9 +135,23 @@ export interface GpadlTorndown {
 }
 
 export type ChannelMessage =
-  | InitiateContact | VersionResponse | OfferChannel | RescindChannelOffer | CloseChannel
-  | RelidReleased | RequestOffers | AllOffersDelivered | Unload | UnloadResponse | OpenChannel
-  | OpenChannelResult | GpadlHeader | GpadlBody | GpadlCreated | GpadlTeardown | GpadlTorndown;
+  | InitiateContact
+  | VersionResponse
+  | OfferChannel
+  | RescindChannelOffer
+  | CloseChannel
+  | RelidReleased
+  | RequestOffers
+  | AllOffersDelivered
+  | Unload
+  | UnloadResponse
+  | OpenChannel
+  | OpenChannelResult
+  | GpadlHeader
+  | GpadlBody
+  | GpadlCreated
+  | GpadlTeardown
+  | GpadlTorndown;
 
 /** Why a message could not be decoded. A value, never an exception: the bytes come from a guest. */
 export interface ChannelDecodeError {
@@ -147,6 +161,4 @@ export interface ChannelDecodeError {
   length: number;
 }
 
-export type ChannelDecodeResult =
-  | { ok: true; message: ChannelMessage }
-  | { ok: false; error: ChannelDecodeError };
+export type ChannelDecodeResult = { ok: true; message: ChannelMessage } | { ok: false; error: ChannelDecodeError };

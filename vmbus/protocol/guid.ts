@@ -29,8 +29,7 @@ export function guidFromBytes(bytes: Uint8Array, offset = 0): string {
   const hex = (v: number, width: number) => v.toString(16).padStart(width, '0');
   let tail = '';
   for (let i = 8; i < 16; i++) tail += hex(view.getUint8(i), 2);
-  return `${hex(view.getUint32(0, true), 8)}-${hex(view.getUint16(4, true), 4)}-${hex(view.getUint16(6, true), 4)}-` +
-    `${tail.slice(0, 4)}-${tail.slice(4)}`;
+  return `${hex(view.getUint32(0, true), 8)}-${hex(view.getUint16(4, true), 4)}-${hex(view.getUint16(6, true), 4)}-` + `${tail.slice(0, 4)}-${tail.slice(4)}`;
 }
 
 /** Parses a GUID the program itself supplies; a malformed literal is a programming error. */

@@ -1,7 +1,12 @@
 import { PAGE_SIZE } from '../../hypervisor/guest-memory.ts';
 import {
-  GPA_DIRECT_RANGE_COUNT, GPA_DIRECT_RANGES, PACKET_DESCRIPTOR_SIZE, XFER_PAGE_SET_ID, XFER_RANGE_COUNT,
-  XFER_RANGES, XFER_SENDER_OWNS_SET,
+  GPA_DIRECT_RANGE_COUNT,
+  GPA_DIRECT_RANGES,
+  PACKET_DESCRIPTOR_SIZE,
+  XFER_PAGE_SET_ID,
+  XFER_RANGE_COUNT,
+  XFER_RANGES,
+  XFER_SENDER_OWNS_SET,
 } from './ring-layout.ts';
 import type { ReceivedPacket } from './received-packet.ts';
 

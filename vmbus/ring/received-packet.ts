@@ -30,15 +30,29 @@ export class ReceivedPacket {
   }
 
   /** Packet length without the trailer (len8 × 8). */
-  get length(): number { return this.len8 << 3; }
-  get headerLength(): number { return (this.offset8 << 3) - PACKET_DESCRIPTOR_SIZE; }
-  get payloadOffset(): number { return this.offset8 << 3; }
+  get length(): number {
+    return this.len8 << 3;
+  }
+  get headerLength(): number {
+    return (this.offset8 << 3) - PACKET_DESCRIPTOR_SIZE;
+  }
+  get payloadOffset(): number {
+    return this.offset8 << 3;
+  }
   /** Payload length including the sender's zero padding (Linux: (len8 − offset8) × 8). */
-  get payloadLength(): number { return (this.len8 - this.offset8) << 3; }
-  get transactionId(): bigint { return (BigInt(this.transIdHi) << 32n) | BigInt(this.transIdLo); }
+  get payloadLength(): number {
+    return (this.len8 - this.offset8) << 3;
+  }
+  get transactionId(): bigint {
+    return (BigInt(this.transIdHi) << 32n) | BigInt(this.transIdLo);
+  }
 
   /** A view of the payload in the private copy (allocates a view: not for per-packet hot paths). */
-  payload(): Uint8Array { return this.bytes.subarray(this.offset8 << 3, this.len8 << 3); }
+  payload(): Uint8Array {
+    return this.bytes.subarray(this.offset8 << 3, this.len8 << 3);
+  }
   /** A view of the extended header (GPA ranges, transfer-page ranges). */
-  header(): Uint8Array { return this.bytes.subarray(PACKET_DESCRIPTOR_SIZE, this.offset8 << 3); }
+  header(): Uint8Array {
+    return this.bytes.subarray(PACKET_DESCRIPTOR_SIZE, this.offset8 << 3);
+  }
 }

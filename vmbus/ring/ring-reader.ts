@@ -1,6 +1,10 @@
 import {
-  PACKET_DESCRIPTOR_SIZE, PACKET_MIN_OFFSET8_WITH_RANGES, PACKET_TRAILER_SIZE, RING_FEAT_PENDING_SEND_SZ,
-  VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, VmbusPacketType,
+  PACKET_DESCRIPTOR_SIZE,
+  PACKET_MIN_OFFSET8_WITH_RANGES,
+  PACKET_TRAILER_SIZE,
+  RING_FEAT_PENDING_SEND_SZ,
+  VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
+  VmbusPacketType,
 } from './ring-layout.ts';
 import { badIndexReason, corrupt, type RingCorruption } from './ring-error.ts';
 import type { ReceivedPacket } from './received-packet.ts';

@@ -58,7 +58,7 @@ export class RingWriteBatch {
   /** Bytes that a packet may still take now (by the last read_index seen), 0 when none fits. */
   freeForPacket(): number {
     const free = this.ring.bytesFree(this.pos, this.readIndex) - PACKET_TRAILER_SIZE;
-    return Math.max(free , 0);
+    return Math.max(free, 0);
   }
 
   tryWrite(packet: OutgoingPacket): boolean {
@@ -83,8 +83,14 @@ export class RingWriteBatch {
    * Throws HvError for a packet this ring can never carry: that is a host bug, not guest input.
    */
   tryWriteRaw(
-    type: number, flags: number, transIdLo: number, transIdHi: number,
-    header: Uint8Array | null, payload: Uint8Array, payloadStart = 0, payloadEnd = payload.length,
+    type: number,
+    flags: number,
+    transIdLo: number,
+    transIdHi: number,
+    header: Uint8Array | null,
+    payload: Uint8Array,
+    payloadStart = 0,
+    payloadEnd = payload.length,
   ): boolean {
     if (this.corruption !== null) return false;
     const ring = this.ring;

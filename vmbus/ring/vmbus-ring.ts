@@ -1,7 +1,14 @@
 import { type GuestMemory, PAGE_SIZE } from '../../hypervisor/guest-memory.ts';
 import {
-  RING_CONTROL_SIZE, RING_FEATURE_BITS, RING_FEAT_PENDING_SEND_SZ, RING_INTERRUPT_MASK,
-  RING_PENDING_SEND_SZ, RING_READ_INDEX, RING_WRITE_INDEX, PACKET_DESCRIPTOR_SIZE, PACKET_TRAILER_SIZE,
+  RING_CONTROL_SIZE,
+  RING_FEATURE_BITS,
+  RING_FEAT_PENDING_SEND_SZ,
+  RING_INTERRUPT_MASK,
+  RING_PENDING_SEND_SZ,
+  RING_READ_INDEX,
+  RING_WRITE_INDEX,
+  PACKET_DESCRIPTOR_SIZE,
+  PACKET_TRAILER_SIZE,
 } from './ring-layout.ts';
 import type { RingLayoutError } from './ring-error.ts';
 import { RingWriteBatch } from './ring-writer.ts';
@@ -76,11 +83,21 @@ export class VmbusRing {
     Atomics.store(i32, this.featureBitsWord, featureBits | 0);
   }
 
-  writeIndex(): number { return Atomics.load(this.mem.i32, this.writeIndexWord) >>> 0; }
-  readIndex(): number { return Atomics.load(this.mem.i32, this.readIndexWord) >>> 0; }
-  interruptMask(): number { return Atomics.load(this.mem.i32, this.interruptMaskWord) >>> 0; }
-  pendingSendSize(): number { return Atomics.load(this.mem.i32, this.pendingSendWord) >>> 0; }
-  featureBits(): number { return Atomics.load(this.mem.i32, this.featureBitsWord) >>> 0; }
+  writeIndex(): number {
+    return Atomics.load(this.mem.i32, this.writeIndexWord) >>> 0;
+  }
+  readIndex(): number {
+    return Atomics.load(this.mem.i32, this.readIndexWord) >>> 0;
+  }
+  interruptMask(): number {
+    return Atomics.load(this.mem.i32, this.interruptMaskWord) >>> 0;
+  }
+  pendingSendSize(): number {
+    return Atomics.load(this.mem.i32, this.pendingSendWord) >>> 0;
+  }
+  featureBits(): number {
+    return Atomics.load(this.mem.i32, this.featureBitsWord) >>> 0;
+  }
 
   /** True when an index from the control page can be used: below d and 8-byte aligned. */
   isValidIndex(index: number): boolean {

@@ -37,12 +37,20 @@ export class GpadlTable {
 
   constructor(private readonly limits: VmbusServerLimits) {}
 
-  get size(): number { return this.byHandle.size; }
-  get pendingCount(): number { return this.pending; }
+  get size(): number {
+    return this.byHandle.size;
+  }
+  get pendingCount(): number {
+    return this.pending;
+  }
 
-  get(handle: number): Gpadl | undefined { return this.byHandle.get(handle); }
+  get(handle: number): Gpadl | undefined {
+    return this.byHandle.get(handle);
+  }
 
-  all(): Gpadl[] { return [...this.byHandle.values()]; }
+  all(): Gpadl[] {
+    return [...this.byHandle.values()];
+  }
 
   /** Replaces the table with GPADLs of a saved state (already checked against the limits). */
   restore(gpadls: readonly Gpadl[]): void {
@@ -56,8 +64,7 @@ export class GpadlTable {
 
   /** Starts a GPADL from its header; `relidValid` says whether the header's relid is usable. */
   header(m: GpadlHeader, relidValid: boolean): GpadlProgress {
-    const fail = (status: number, reason: string): GpadlProgress =>
-      ({ kind: 'failed', relid: m.childRelid, handle: m.gpadl, status, reason });
+    const fail = (status: number, reason: string): GpadlProgress => ({ kind: 'failed', relid: m.childRelid, handle: m.gpadl, status, reason });
     if (this.byHandle.has(m.gpadl)) return { kind: 'ignored', reason: `GPADL handle ${m.gpadl} already exists` };
     if (!relidValid) return fail(ChannelStatus.InvalidParameter, `GPADL for unknown relid ${m.childRelid}`);
     if (m.gpadl === 0) return fail(ChannelStatus.InvalidParameter, 'GPADL handle 0');
@@ -79,7 +86,13 @@ export class GpadlTable {
       return fail(ChannelStatus.InsufficientResources, 'too many GPADLs awaiting body messages');
     }
     const gpadl: Gpadl = {
-      handle: m.gpadl, relid: m.childRelid, pageCount, pages: [], complete: false, usedByRelid: 0, teardownPending: false,
+      handle: m.gpadl,
+      relid: m.childRelid,
+      pageCount,
+      pages: [],
+      complete: false,
+      usedByRelid: 0,
+      teardownPending: false,
       awaitingBody: needsBody,
     };
     this.byHandle.set(m.gpadl, gpadl);
@@ -92,7 +105,13 @@ export class GpadlTable {
     if (!gpadl || gpadl.complete) return { kind: 'ignored', reason: `GPADL_BODY for no GPADL in progress (${m.gpadl})` };
     if (gpadl.pages.length + m.pfns.length > gpadl.pageCount) {
       this.remove(gpadl.handle);
-      return { kind: 'failed', relid: gpadl.relid, handle: gpadl.handle, status: ChannelStatus.InvalidParameter, reason: 'GPADL_BODY carries more PFNs than the header announced' };
+      return {
+        kind: 'failed',
+        relid: gpadl.relid,
+        handle: gpadl.handle,
+        status: ChannelStatus.InvalidParameter,
+        reason: 'GPADL_BODY carries more PFNs than the header announced',
+      };
     }
     return this.append(gpadl, m.pfns);
   }
@@ -101,7 +120,13 @@ export class GpadlTable {
     for (const pfn of pfns) {
       if (pfn >= BigInt(this.limits.guestPageCount)) {
         this.remove(gpadl.handle);
-        return { kind: 'failed', relid: gpadl.relid, handle: gpadl.handle, status: ChannelStatus.InvalidParameter, reason: `PFN 0x${pfn.toString(16)} outside guest memory` };
+        return {
+          kind: 'failed',
+          relid: gpadl.relid,
+          handle: gpadl.handle,
+          status: ChannelStatus.InvalidParameter,
+          reason: `PFN 0x${pfn.toString(16)} outside guest memory`,
+        };
       }
       gpadl.pages.push(Number(pfn));
     }

@@ -55,10 +55,13 @@ const u16 = (v: number) => Number.isInteger(v) && v >= 0 && v <= 0xffff;
 export function checkServerState(s: ServerSavedState, limits: VmbusServerLimits): void {
   if (s.connected) {
     const maxVersion = limits.maxVersion ?? C.VmbusVersion.Copper;
-    if (!C.SUPPORTED_VERSIONS.includes(s.version) || s.version > maxVersion) throw savedStateError(`negotiated version 0x${s.version.toString(16)} is not one this host accepts`);
-    if (!u32(s.targetVcpu) || s.targetVcpu >= limits.vpCount) throw savedStateError(`target VCPU ${s.targetVcpu} is not below the partition's ${limits.vpCount} VPs`);
+    if (!C.SUPPORTED_VERSIONS.includes(s.version) || s.version > maxVersion)
+      throw savedStateError(`negotiated version 0x${s.version.toString(16)} is not one this host accepts`);
+    if (!u32(s.targetVcpu) || s.targetVcpu >= limits.vpCount)
+      throw savedStateError(`target VCPU ${s.targetVcpu} is not below the partition's ${limits.vpCount} VPs`);
   } else {
-    if (s.version !== 0 || s.targetVcpu !== 0 || s.offersRequested) throw savedStateError('a disconnected server with a version, target VCPU or offers requested');
+    if (s.version !== 0 || s.targetVcpu !== 0 || s.offersRequested)
+      throw savedStateError('a disconnected server with a version, target VCPU or offers requested');
     if (s.gpadls.length > 0) throw savedStateError(`${s.gpadls.length} GPADLs while disconnected`);
   }
   const maxRelid = Math.min(limits.maxChannels, C.VMBUS_MAX_RELID);
@@ -69,17 +72,21 @@ export function checkServerState(s: ServerSavedState, limits: VmbusServerLimits)
     if (!Number.isInteger(r) || r < C.VMBUS_FIRST_RELID || r > maxRelid) throw savedStateError(`channel relid ${r} outside 1..${maxRelid}`);
     if (byRelid.has(r)) throw savedStateError(`channel relid ${r} twice`);
     byRelid.set(r, ch);
-    if (ch.connectionId !== CHANNEL_CONNECTION_ID_BASE + r) throw savedStateError(`relid ${r}: connection id ${ch.connectionId}, expected ${CHANNEL_CONNECTION_ID_BASE + r}`);
+    if (ch.connectionId !== CHANNEL_CONNECTION_ID_BASE + r)
+      throw savedStateError(`relid ${r}: connection id ${ch.connectionId}, expected ${CHANNEL_CONNECTION_ID_BASE + r}`);
     if (!CHANNEL_STATES.includes(ch.state)) throw savedStateError(`relid ${r}: state ${String(ch.state)}`);
     if (!guidToBytes(ch.interfaceType) || !guidToBytes(ch.interfaceInstance)) throw savedStateError(`relid ${r}: malformed interface GUID`);
-    if (!u16(ch.subChannelIndex) || !u16(ch.nextSubChannelIndex) || ch.nextSubChannelIndex < 1) throw savedStateError(`relid ${r}: sub-channel index out of range`);
+    if (!u16(ch.subChannelIndex) || !u16(ch.nextSubChannelIndex) || ch.nextSubChannelIndex < 1)
+      throw savedStateError(`relid ${r}: sub-channel index out of range`);
     if (!u32(ch.openId) || !u32(ch.ringGpadl) || !u32(ch.targetVp)) throw savedStateError(`relid ${r}: open fields out of range`);
     // Once the guest asked for offers every channel is offered at once (hot add too); a reset forgets rescinded ones.
-    if (ch.offeredToGuest !== s.offersRequested) throw savedStateError(`relid ${r}: offered to the guest ${ch.offeredToGuest} while offers requested is ${s.offersRequested}`);
+    if (ch.offeredToGuest !== s.offersRequested)
+      throw savedStateError(`relid ${r}: offered to the guest ${ch.offeredToGuest} while offers requested is ${s.offersRequested}`);
     if (ch.state === 'rescinded' && !ch.offeredToGuest) throw savedStateError(`relid ${r}: rescinded but never offered`);
     if (ch.state === 'open') {
       if (ch.targetVp >= limits.vpCount) throw savedStateError(`relid ${r}: target VP ${ch.targetVp} is not below the partition's ${limits.vpCount} VPs`);
-      if (ch.userData === null || ch.userData.length !== C.OPEN_CHANNEL_USERDATA_SIZE) throw savedStateError(`relid ${r}: open without its ${C.OPEN_CHANNEL_USERDATA_SIZE} bytes of userdata`);
+      if (ch.userData === null || ch.userData.length !== C.OPEN_CHANNEL_USERDATA_SIZE)
+        throw savedStateError(`relid ${r}: open without its ${C.OPEN_CHANNEL_USERDATA_SIZE} bytes of userdata`);
     } else if (ch.ringGpadl !== 0 || ch.downstreamPageOffset !== 0 || ch.userData !== null) {
       throw savedStateError(`relid ${r}: ring fields on a channel that is not open`);
     }
@@ -114,25 +121,31 @@ function checkGpadls(s: ServerSavedState, limits: VmbusServerLimits, channels: M
     if (byHandle.has(h)) throw savedStateError(`GPADL ${h} twice`);
     byHandle.set(h, g);
     if (!channels.has(g.relid)) throw savedStateError(`GPADL ${h} of relid ${g.relid}, which does not exist`);
-    if (!Number.isInteger(g.pageCount) || g.pageCount < 1 || g.pageCount > limits.maxPagesPerGpadl) throw savedStateError(`GPADL ${h}: ${g.pageCount} pages (limit ${limits.maxPagesPerGpadl})`);
+    if (!Number.isInteger(g.pageCount) || g.pageCount < 1 || g.pageCount > limits.maxPagesPerGpadl)
+      throw savedStateError(`GPADL ${h}: ${g.pageCount} pages (limit ${limits.maxPagesPerGpadl})`);
     if (g.pages.length > g.pageCount) throw savedStateError(`GPADL ${h}: ${g.pages.length} PFNs for ${g.pageCount} pages`);
     for (const pfn of g.pages) {
-      if (!Number.isInteger(pfn) || pfn < 0 || pfn >= limits.guestPageCount) throw savedStateError(`GPADL ${h}: PFN ${pfn} outside guest memory (${limits.guestPageCount} pages)`);
+      if (!Number.isInteger(pfn) || pfn < 0 || pfn >= limits.guestPageCount)
+        throw savedStateError(`GPADL ${h}: PFN ${pfn} outside guest memory (${limits.guestPageCount} pages)`);
     }
-    if (g.complete !== (g.pages.length === g.pageCount)) throw savedStateError(`GPADL ${h}: complete ${g.complete} with ${g.pages.length} of ${g.pageCount} PFNs`);
+    if (g.complete !== (g.pages.length === g.pageCount))
+      throw savedStateError(`GPADL ${h}: complete ${g.complete} with ${g.pages.length} of ${g.pageCount} PFNs`);
     if (g.awaitingBody === g.complete) throw savedStateError(`GPADL ${h}: awaiting body ${g.awaitingBody} while complete ${g.complete}`);
     if (g.awaitingBody) pending++;
     if (g.usedByRelid !== 0) {
       const ch = channels.get(g.usedByRelid);
-      if (ch?.state !== 'open' || ch.ringGpadl !== h || g.relid !== ch.relid) throw savedStateError(`GPADL ${h}: holds the rings of relid ${g.usedByRelid}, which is not open on it`);
+      if (ch?.state !== 'open' || ch.ringGpadl !== h || g.relid !== ch.relid)
+        throw savedStateError(`GPADL ${h}: holds the rings of relid ${g.usedByRelid}, which is not open on it`);
     } else if (g.teardownPending) throw savedStateError(`GPADL ${h}: teardown pending but no channel uses it`);
   }
   if (pending > limits.maxPendingGpadls) throw savedStateError(`${pending} GPADLs awaiting a body, more than the limit ${limits.maxPendingGpadls}`);
   for (const ch of channels.values()) {
     if (ch.state !== 'open') continue;
     const g = byHandle.get(ch.ringGpadl);
-    if (!g || g.usedByRelid !== ch.relid || !g.complete) throw savedStateError(`relid ${ch.relid}: ring GPADL ${ch.ringGpadl} is not a complete GPADL held by it`);
+    if (!g || g.usedByRelid !== ch.relid || !g.complete)
+      throw savedStateError(`relid ${ch.relid}: ring GPADL ${ch.ringGpadl} is not a complete GPADL held by it`);
     const down = ch.downstreamPageOffset;
-    if (!Number.isInteger(down) || down < 2 || g.pageCount - down < 2) throw savedStateError(`relid ${ch.relid}: downstream page offset ${down} of ${g.pageCount}`);
+    if (!Number.isInteger(down) || down < 2 || g.pageCount - down < 2)
+      throw savedStateError(`relid ${ch.relid}: downstream page offset ${down} of ${g.pageCount}`);
   }
 }

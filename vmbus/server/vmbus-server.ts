@@ -23,7 +23,9 @@ const isU16 = (v: number | undefined) => v === undefined || (Number.isInteger(v)
 
 /** Checked when a VSP registers, so that sending the offer later can never fail. */
 function checkOfferSpec(spec: ChannelOfferSpec): void {
-  const bad = (why: string) => { throw new HvError('VMBUS_BAD_OFFER', `offer ${spec.interfaceType}/${spec.interfaceInstance}: ${why}`); };
+  const bad = (why: string) => {
+    throw new HvError('VMBUS_BAD_OFFER', `offer ${spec.interfaceType}/${spec.interfaceInstance}: ${why}`);
+  };
   if (!guidToBytes(spec.interfaceType) || !guidToBytes(spec.interfaceInstance)) bad('malformed GUID');
   if (!isU16(spec.flags) || !isU16(spec.mmioMegabytes)) bad('flags and mmioMegabytes are u16');
   if ((spec.userDefined?.length ?? 0) > C.OFFER_USER_DEFINED_SIZE) bad('user_def is at most 120 bytes');
@@ -39,32 +41,64 @@ export class VmbusServer {
   private readonly channels = new Map<number, ChannelRecord>();
   private gpadls: GpadlTable;
 
-  constructor(private readonly notifier: VmbusServerNotifier, private readonly limits: VmbusServerLimits) {
+  constructor(
+    private readonly notifier: VmbusServerNotifier,
+    private readonly limits: VmbusServerLimits,
+  ) {
     this.gpadls = new GpadlTable(limits);
   }
 
   // ---- state, for the VMWP and tests --------------------------------------------------------
 
-  get connectionPhase(): ConnectionPhase { return this.phase; }
-  get negotiatedVersion(): number { return this.version; }
-  get gpadlCount(): number { return this.gpadls.size; }
-  get pendingGpadlCount(): number { return this.gpadls.pendingCount; }
-  channel(relid: number): Readonly<ChannelRecord> | undefined { return this.channels.get(relid); }
-  gpadl(handle: number) { return this.gpadls.get(handle); }
-  channelCount(): number { return this.channels.size; }
-  get serverLimits(): Readonly<VmbusServerLimits> { return this.limits; }
+  get connectionPhase(): ConnectionPhase {
+    return this.phase;
+  }
+  get negotiatedVersion(): number {
+    return this.version;
+  }
+  get gpadlCount(): number {
+    return this.gpadls.size;
+  }
+  get pendingGpadlCount(): number {
+    return this.gpadls.pendingCount;
+  }
+  channel(relid: number): Readonly<ChannelRecord> | undefined {
+    return this.channels.get(relid);
+  }
+  gpadl(handle: number) {
+    return this.gpadls.get(handle);
+  }
+  channelCount(): number {
+    return this.channels.size;
+  }
+  get serverLimits(): Readonly<VmbusServerLimits> {
+    return this.limits;
+  }
 
   // ---- saved state ----------------------------------------------------------------------------
 
   /** Everything the server holds, as plain data (copies); see server-state.ts. */
   exportState(): ServerSavedState {
     return {
-      connected: this.phase === 'connected', version: this.version, targetVcpu: this.targetVcpu, offersRequested: this.offersRequested,
+      connected: this.phase === 'connected',
+      version: this.version,
+      targetVcpu: this.targetVcpu,
+      offersRequested: this.offersRequested,
       channels: [...this.channels.values()].map((ch) => ({
-        relid: ch.relid, connectionId: ch.connectionId, state: ch.state, offeredToGuest: ch.offeredToGuest, ringGpadl: ch.ringGpadl,
-        targetVp: ch.targetVp, openId: ch.openId, subChannelIndex: ch.subChannelIndex, primaryRelid: ch.primaryRelid,
-        nextSubChannelIndex: ch.nextSubChannelIndex, interfaceType: ch.spec.interfaceType, interfaceInstance: ch.spec.interfaceInstance,
-        downstreamPageOffset: ch.downstreamPageOffset, userData: ch.userData?.slice() ?? null,
+        relid: ch.relid,
+        connectionId: ch.connectionId,
+        state: ch.state,
+        offeredToGuest: ch.offeredToGuest,
+        ringGpadl: ch.ringGpadl,
+        targetVp: ch.targetVp,
+        openId: ch.openId,
+        subChannelIndex: ch.subChannelIndex,
+        primaryRelid: ch.primaryRelid,
+        nextSubChannelIndex: ch.nextSubChannelIndex,
+        interfaceType: ch.spec.interfaceType,
+        interfaceInstance: ch.spec.interfaceInstance,
+        downstreamPageOffset: ch.downstreamPageOffset,
+        userData: ch.userData?.slice() ?? null,
       })),
       gpadls: this.gpadls.all().map((g) => ({ ...g, pages: [...g.pages] })),
     };
@@ -85,9 +119,19 @@ export class VmbusServer {
     this.channels.clear();
     s.channels.forEach((c, i) => {
       this.channels.set(c.relid, {
-        relid: c.relid, connectionId: c.connectionId, spec: specs[i]!, subChannelIndex: c.subChannelIndex, primaryRelid: c.primaryRelid,
-        state: c.state, offeredToGuest: c.offeredToGuest, ringGpadl: c.ringGpadl, targetVp: c.targetVp, openId: c.openId,
-        downstreamPageOffset: c.downstreamPageOffset, userData: c.userData?.slice() ?? null, nextSubChannelIndex: c.nextSubChannelIndex,
+        relid: c.relid,
+        connectionId: c.connectionId,
+        spec: specs[i]!,
+        subChannelIndex: c.subChannelIndex,
+        primaryRelid: c.primaryRelid,
+        state: c.state,
+        offeredToGuest: c.offeredToGuest,
+        ringGpadl: c.ringGpadl,
+        targetVp: c.targetVp,
+        openId: c.openId,
+        downstreamPageOffset: c.downstreamPageOffset,
+        userData: c.userData?.slice() ?? null,
+        nextSubChannelIndex: c.nextSubChannelIndex,
       });
     });
     this.gpadls.restore(s.gpadls);
@@ -152,15 +196,24 @@ export class VmbusServer {
 
   private dispatch(m: ChannelMessage): void {
     switch (m.type) {
-      case T.RequestOffers: return this.requestOffers();
-      case T.GpadlHeader: return this.gpadlProgress(this.gpadls.header(m, this.usable(m.childRelid) !== undefined));
-      case T.GpadlBody: return this.gpadlProgress(this.gpadls.body(m));
-      case T.GpadlTeardown: return this.gpadlTeardown(m.childRelid, m.gpadl);
-      case T.OpenChannel: return this.openChannel(m);
-      case T.CloseChannel: return this.closeChannel(m.childRelid);
-      case T.RelidReleased: return this.relidReleased(m.childRelid);
-      case T.Unload: return this.unload();
-      default: return this.error('VMBUS_UNEXPECTED_MESSAGE', `message type ${m.type} is not a guest → host message`);
+      case T.RequestOffers:
+        return this.requestOffers();
+      case T.GpadlHeader:
+        return this.gpadlProgress(this.gpadls.header(m, this.usable(m.childRelid) !== undefined));
+      case T.GpadlBody:
+        return this.gpadlProgress(this.gpadls.body(m));
+      case T.GpadlTeardown:
+        return this.gpadlTeardown(m.childRelid, m.gpadl);
+      case T.OpenChannel:
+        return this.openChannel(m);
+      case T.CloseChannel:
+        return this.closeChannel(m.childRelid);
+      case T.RelidReleased:
+        return this.relidReleased(m.childRelid);
+      case T.Unload:
+        return this.unload();
+      default:
+        return this.error('VMBUS_UNEXPECTED_MESSAGE', `message type ${m.type} is not a guest → host message`);
     }
   }
 
@@ -189,7 +242,9 @@ export class VmbusServer {
     // From 5.0 the reply names the connection for all later messages (OpenVMM returns its
     // message connection, 1); below 5.0 the guest ignores the field and we send 0.
     this.send({
-      type: T.VersionResponse, versionSupported: 1, connectionState: C.ConnectionState.Successful,
+      type: T.VersionResponse,
+      versionSupported: 1,
+      connectionState: C.ConnectionState.Successful,
       msgConnId: modern ? C.VMBUS_MESSAGE_CONNECTION_ID : 0,
       supportedFeatures: copper ? 0 : null, // no Copper features are offered
     });
@@ -207,8 +262,10 @@ export class VmbusServer {
 
   private gpadlProgress(p: GpadlProgress): void {
     switch (p.kind) {
-      case 'pending': return;
-      case 'ignored': return this.error('VMBUS_GPADL_IGNORED', p.reason);
+      case 'pending':
+        return;
+      case 'ignored':
+        return this.error('VMBUS_GPADL_IGNORED', p.reason);
       case 'created':
         return this.send({ type: T.GpadlCreated, childRelid: p.gpadl.relid, gpadl: p.gpadl.handle, status: C.ChannelStatus.Success });
       case 'failed':
@@ -243,7 +300,8 @@ export class VmbusServer {
     if (!ch) return reject(C.ChannelStatus.InvalidParameter, 'no such offered channel');
     if (ch.state === 'open') return reject(C.ChannelStatus.DeviceBusy, 'already open');
     const g = this.gpadls.get(m.ringGpadlHandle);
-    if (!g?.complete || g.relid !== ch.relid || g.teardownPending) return reject(C.ChannelStatus.InvalidParameter, `ring GPADL ${m.ringGpadlHandle} not usable`);
+    if (!g?.complete || g.relid !== ch.relid || g.teardownPending)
+      return reject(C.ChannelStatus.InvalidParameter, `ring GPADL ${m.ringGpadlHandle} not usable`);
     if (g.usedByRelid !== 0) return reject(C.ChannelStatus.InvalidParameter, `GPADL ${g.handle} already holds rings`);
     // Each ring needs its 4 KiB control page and at least one data page (Linux __vmbus_open).
     const down = m.downstreamRingPageOffset;
@@ -251,11 +309,19 @@ export class VmbusServer {
     if (m.targetVp >= this.limits.vpCount) return reject(C.ChannelStatus.InvalidParameter, `target_vp ${m.targetVp}`);
     let status: number;
     try {
-      status = this.notifier.channelOpened({
-        relid: ch.relid, subChannelIndex: ch.subChannelIndex, primaryRelid: ch.primaryRelid || ch.relid,
-        connectionId: ch.connectionId, targetVp: m.targetVp, openId: m.openId, gpadlHandle: g.handle,
-        ringPages: [...g.pages], downstreamPageOffset: down, userData: m.userData.slice(),
-      }) >>> 0;
+      status =
+        this.notifier.channelOpened({
+          relid: ch.relid,
+          subChannelIndex: ch.subChannelIndex,
+          primaryRelid: ch.primaryRelid || ch.relid,
+          connectionId: ch.connectionId,
+          targetVp: m.targetVp,
+          openId: m.openId,
+          gpadlHandle: g.handle,
+          ringPages: [...g.pages],
+          downstreamPageOffset: down,
+          userData: m.userData.slice(),
+        }) >>> 0;
     } catch (e) {
       this.error('VMBUS_VSP_FAILED', `channelOpened threw for relid ${ch.relid}: ${String(e)}`);
       status = C.ChannelStatus.Unsuccessful;
@@ -304,7 +370,10 @@ export class VmbusServer {
     for (const ch of [...this.channels.values()]) {
       // Rescinded channels and the sub-channels of the last session are gone for good.
       if (ch.state === 'rescinded' || ch.subChannelIndex !== 0) this.release(ch);
-      else { ch.offeredToGuest = false; ch.nextSubChannelIndex = 1; }
+      else {
+        ch.offeredToGuest = false;
+        ch.nextSubChannelIndex = 1;
+      }
     }
     this.gpadls.removeAll();
     this.phase = 'disconnected';
@@ -315,12 +384,25 @@ export class VmbusServer {
   private addChannel(spec: ChannelOfferSpec, subChannelIndex: number, primaryRelid: number): ChannelRecord {
     let relid = 0;
     for (let r = C.VMBUS_FIRST_RELID; r <= Math.min(this.limits.maxChannels, C.VMBUS_MAX_RELID); r++) {
-      if (!this.channels.has(r)) { relid = r; break; }
+      if (!this.channels.has(r)) {
+        relid = r;
+        break;
+      }
     }
     if (relid === 0) throw new HvError('VMBUS_NO_RELID', `all ${this.limits.maxChannels} relids in use`);
     const ch: ChannelRecord = {
-      relid, connectionId: CHANNEL_CONNECTION_ID_BASE + relid, spec, subChannelIndex, primaryRelid,
-      state: 'offered', offeredToGuest: false, ringGpadl: 0, targetVp: 0, openId: 0, downstreamPageOffset: 0, userData: null,
+      relid,
+      connectionId: CHANNEL_CONNECTION_ID_BASE + relid,
+      spec,
+      subChannelIndex,
+      primaryRelid,
+      state: 'offered',
+      offeredToGuest: false,
+      ringGpadl: 0,
+      targetVp: 0,
+      openId: 0,
+      downstreamPageOffset: 0,
+      userData: null,
       nextSubChannelIndex: 1,
     };
     this.channels.set(relid, ch);
@@ -333,11 +415,19 @@ export class VmbusServer {
     // No monitor pages: monitor_allocated 0 and is_dedicated_interrupt 1, as QEMU offers, so
     // the guest always signals with HvCallSignalEvent on connection_id (Linux vmbus_set_event).
     this.send({
-      type: T.OfferChannel, ifType: ch.spec.interfaceType, ifInstance: ch.spec.interfaceInstance,
-      flags: ch.spec.flags ?? 0, mmioMegabytes: ch.spec.mmioMegabytes ?? 0,
-      userDefined: ch.spec.userDefined ?? new Uint8Array(0), subChannelIndex: ch.subChannelIndex,
-      mmioMegabytesOptional: 0, childRelid: ch.relid, monitorId: 0, monitorAllocated: false,
-      isDedicatedInterrupt: true, connectionId: ch.connectionId,
+      type: T.OfferChannel,
+      ifType: ch.spec.interfaceType,
+      ifInstance: ch.spec.interfaceInstance,
+      flags: ch.spec.flags ?? 0,
+      mmioMegabytes: ch.spec.mmioMegabytes ?? 0,
+      userDefined: ch.spec.userDefined ?? new Uint8Array(0),
+      subChannelIndex: ch.subChannelIndex,
+      mmioMegabytesOptional: 0,
+      childRelid: ch.relid,
+      monitorId: 0,
+      monitorAllocated: false,
+      isDedicatedInterrupt: true,
+      connectionId: ch.connectionId,
     });
   }
 
@@ -374,9 +464,15 @@ export class VmbusServer {
     return ch?.offeredToGuest && ch.state !== 'rescinded' ? ch : undefined;
   }
 
-  private send(m: ChannelMessage): void { this.sendTo(this.targetVcpu, m); }
+  private send(m: ChannelMessage): void {
+    this.sendTo(this.targetVcpu, m);
+  }
 
-  private sendTo(vp: number, m: ChannelMessage): void { this.notifier.sendToGuest(encodeChannelMessage(m), vp); }
+  private sendTo(vp: number, m: ChannelMessage): void {
+    this.notifier.sendToGuest(encodeChannelMessage(m), vp);
+  }
 
-  private error(code: string, message: string): void { this.notifier.protocolError(new HvError(code, message)); }
+  private error(code: string, message: string): void {
+    this.notifier.protocolError(new HvError(code, message));
+  }
 }

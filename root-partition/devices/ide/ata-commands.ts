@@ -156,7 +156,8 @@ function setFeatures(ch: AtaChannel, drive: AtaDrive): void {
     case SetFeature.SetTransferMode: {
       const v = tf.count;
       const mode = v & 0x07;
-      if (v === 0x00 || v === 0x01) drive.transferMode = { kind: 'pio', mode: 0 }; // PIO default mode
+      if (v === 0x00 || v === 0x01)
+        drive.transferMode = { kind: 'pio', mode: 0 }; // PIO default mode
       else if ((v & 0xf8) === 0x08 && mode <= 4) drive.transferMode = { kind: 'pio', mode };
       else if ((v & 0xf8) === 0x20 && mode <= 2) drive.transferMode = { kind: 'mwdma', mode };
       else if ((v & 0xf8) === 0x40 && mode <= 5) drive.transferMode = { kind: 'udma', mode };

@@ -137,6 +137,9 @@ export class AtaDrive {
  * ("Virtual HD" reads "iVtrau lDH" byte by byte).
  */
 function putString(w: Uint16Array, word: number, chars: number, text: string): void {
-  const s = text.replace(/[^\x20-\x7e]/g, ' ').padEnd(chars, ' ').slice(0, chars);
+  const s = text
+    .replace(/[^\x20-\x7e]/g, ' ')
+    .padEnd(chars, ' ')
+    .slice(0, chars);
   for (let i = 0; i < chars; i += 2) w[word + i / 2] = (s.charCodeAt(i) << 8) | s.charCodeAt(i + 1);
 }

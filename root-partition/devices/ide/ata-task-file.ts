@@ -78,7 +78,7 @@ export class AtaTaskFile {
   }
 
   lba28(): number {
-    return ((this.device & 0x0f) << 24 | this.lbaHigh << 16 | this.lbaMid << 8 | this.lbaLow) >>> 0;
+    return (((this.device & 0x0f) << 24) | (this.lbaHigh << 16) | (this.lbaMid << 8) | this.lbaLow) >>> 0;
   }
 
   /** 28-bit sector count: 0 means 256. */
@@ -88,14 +88,14 @@ export class AtaTaskFile {
 
   lba48(): number {
     // 48 bits exceed int32: combine the high 24 and low 24 bits arithmetically.
-    const high = this.lbaHighPrev << 16 | this.lbaMidPrev << 8 | this.lbaLowPrev;
-    const low = this.lbaHigh << 16 | this.lbaMid << 8 | this.lbaLow;
+    const high = (this.lbaHighPrev << 16) | (this.lbaMidPrev << 8) | this.lbaLowPrev;
+    const low = (this.lbaHigh << 16) | (this.lbaMid << 8) | this.lbaLow;
     return high * 0x1000000 + low;
   }
 
   /** 48-bit sector count: 0 means 65536. */
   count48(): number {
-    const n = this.countPrev << 8 | this.count;
+    const n = (this.countPrev << 8) | this.count;
     return n === 0 ? 65536 : n;
   }
 

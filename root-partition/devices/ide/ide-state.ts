@@ -31,8 +31,14 @@ export function saveIdeState(ide: Piix4Ide): DeviceStateRecord {
 function saveDrive(d: AtaDrive | undefined): Record<string, unknown> | null {
   if (!d) return null;
   return {
-    multipleSectors: d.multipleSectors, cylinders: d.geometry.cylinders, heads: d.geometry.heads, sectorsPerTrack: d.geometry.sectorsPerTrack,
-    modeKind: d.transferMode.kind, mode: d.transferMode.mode, writeCache: d.writeCache, readLookAhead: d.readLookAhead,
+    multipleSectors: d.multipleSectors,
+    cylinders: d.geometry.cylinders,
+    heads: d.geometry.heads,
+    sectorsPerTrack: d.geometry.sectorsPerTrack,
+    modeKind: d.transferMode.kind,
+    mode: d.transferMode.mode,
+    writeCache: d.writeCache,
+    readLookAhead: d.readLookAhead,
   };
 }
 
@@ -42,16 +48,38 @@ function saveChannel(ch: AtaChannel): Record<string, unknown> {
   const d = ch.dma;
   return {
     taskFile: {
-      features: tf.features, featuresPrev: tf.featuresPrev, count: tf.count, countPrev: tf.countPrev, lbaLow: tf.lbaLow, lbaLowPrev: tf.lbaLowPrev,
-      lbaMid: tf.lbaMid, lbaMidPrev: tf.lbaMidPrev, lbaHigh: tf.lbaHigh, lbaHighPrev: tf.lbaHighPrev, device: tf.device,
+      features: tf.features,
+      featuresPrev: tf.featuresPrev,
+      count: tf.count,
+      countPrev: tf.countPrev,
+      lbaLow: tf.lbaLow,
+      lbaLowPrev: tf.lbaLowPrev,
+      lbaMid: tf.lbaMid,
+      lbaMidPrev: tf.lbaMidPrev,
+      lbaHigh: tf.lbaHigh,
+      lbaHighPrev: tf.lbaHighPrev,
+      device: tf.device,
     },
-    status0: ch.status[0], status1: ch.status[1], error0: ch.error[0], error1: ch.error[1], control: ch.control, intrq: ch.intrq,
+    status0: ch.status[0],
+    status1: ch.status[1],
+    error0: ch.error[0],
+    error1: ch.error[1],
+    control: ch.control,
+    intrq: ch.intrq,
     drive0: saveDrive(ch.drives[0]),
     drive1: saveDrive(ch.drives[1]),
     pio: p
       ? {
-          dir: p.dir, source: p.source, drive: ch.drives[0] === p.drive ? 0 : 1, lba: p.lba, remaining: p.remaining,
-          blockSectors: p.blockSectors, blockBytes: p.blockBytes, pos: p.pos, loaded: p.loaded, fua: p.fua,
+          dir: p.dir,
+          source: p.source,
+          drive: ch.drives[0] === p.drive ? 0 : 1,
+          lba: p.lba,
+          remaining: p.remaining,
+          blockSectors: p.blockSectors,
+          blockBytes: p.blockBytes,
+          pos: p.pos,
+          loaded: p.loaded,
+          fua: p.fua,
           // The DRQ block's bytes when they exist only here: loaded for data-in, partly written for data-out.
           buffer: p.loaded || p.dir === 'out' ? ch.buffer.slice(0, p.blockBytes) : new Uint8Array(0),
         }
@@ -132,9 +160,17 @@ function readChannel(r: StateReader, ch: AtaChannel): (ch: AtaChannel) => void {
   const t = r.child('taskFile');
   const byte = (k: string) => t.int(k, 0, 0xff);
   const taskFile = {
-    features: byte('features'), featuresPrev: byte('featuresPrev'), count: byte('count'), countPrev: byte('countPrev'),
-    lbaLow: byte('lbaLow'), lbaLowPrev: byte('lbaLowPrev'), lbaMid: byte('lbaMid'), lbaMidPrev: byte('lbaMidPrev'),
-    lbaHigh: byte('lbaHigh'), lbaHighPrev: byte('lbaHighPrev'), device: byte('device'),
+    features: byte('features'),
+    featuresPrev: byte('featuresPrev'),
+    count: byte('count'),
+    countPrev: byte('countPrev'),
+    lbaLow: byte('lbaLow'),
+    lbaLowPrev: byte('lbaLowPrev'),
+    lbaMid: byte('lbaMid'),
+    lbaMidPrev: byte('lbaMidPrev'),
+    lbaHigh: byte('lbaHigh'),
+    lbaHighPrev: byte('lbaHighPrev'),
+    device: byte('device'),
   };
   const status: [number, number] = [r.int('status0', 0, 0xff), r.int('status1', 0, 0xff)];
   const error: [number, number] = [r.int('error0', 0, 0xff), r.int('error1', 0, 0xff)];

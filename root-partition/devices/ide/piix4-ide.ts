@@ -90,8 +90,22 @@ export class Piix4Ide implements SavableDevice {
     const busMasterEnabled = () => (this.config.command & PciCommand.BusMaster) !== 0;
     this.busMaster = new BusMasterIde(opts.memory, 0, busMasterEnabled);
     const [bm0, bm1] = this.busMaster.channels;
-    const primary = new AtaChannel({ name: 'primary', irq: opts.primaryIrq, memory: opts.memory, master: opts.primary?.[0], slave: opts.primary?.[1], busMaster: bm0 });
-    const secondary = new AtaChannel({ name: 'secondary', irq: opts.secondaryIrq, memory: opts.memory, master: opts.secondary?.[0], slave: opts.secondary?.[1], busMaster: bm1 });
+    const primary = new AtaChannel({
+      name: 'primary',
+      irq: opts.primaryIrq,
+      memory: opts.memory,
+      master: opts.primary?.[0],
+      slave: opts.primary?.[1],
+      busMaster: bm0,
+    });
+    const secondary = new AtaChannel({
+      name: 'secondary',
+      irq: opts.secondaryIrq,
+      memory: opts.memory,
+      master: opts.secondary?.[0],
+      slave: opts.secondary?.[1],
+      busMaster: bm1,
+    });
     this.channels = [primary, secondary];
     this.channelPorts = [
       new IdeChannelPorts(primary, IdeLegacy.Primary.command, IdeLegacy.Primary.control),

@@ -32,7 +32,17 @@ export const NE_DATAPORT = 0x10;
 export const NE_RESET = 0x1f;
 export const NE_IO_EXTENT = 0x20;
 
-export const Cr = { Stp: 0x01, Sta: 0x02, Txp: 0x04, RemoteRead: 0x08, RemoteWrite: 0x10, SendPacket: 0x18, NoDma: 0x20, DmaMask: 0x38, PageMask: 0xc0 } as const;
+export const Cr = {
+  Stp: 0x01,
+  Sta: 0x02,
+  Txp: 0x04,
+  RemoteRead: 0x08,
+  RemoteWrite: 0x10,
+  SendPacket: 0x18,
+  NoDma: 0x20,
+  DmaMask: 0x38,
+  PageMask: 0xc0,
+} as const;
 export const Isr = { Prx: 0x01, Ptx: 0x02, Rxe: 0x04, Txe: 0x08, Ovw: 0x10, Cnt: 0x20, Rdc: 0x40, Rst: 0x80 } as const;
 export const Rcr = { Sep: 0x01, Ar: 0x02, Ab: 0x04, Am: 0x08, Pro: 0x10, Mon: 0x20 } as const;
 export const Tcr = { Crc: 0x01, LoopbackMask: 0x06, Atd: 0x08, Ofst: 0x10 } as const;

@@ -10,7 +10,29 @@ export function saveNe2000State(card: Ne2000): DeviceStateRecord {
   return {
     name: card.name,
     version: STATE_VERSION,
-    state: encodeState({ cr, isr, imr, dcr, rcr, tcr, rsr, tsr, pstart, pstop, bnry, tpsr, tbcr, rsar, rbcr, curr, par: card.par.slice(), mar: card.mar.slice(), tally: Uint8Array.from(card.tally), mac: card.mac.slice(), memory: card.memory.slice() }),
+    state: encodeState({
+      cr,
+      isr,
+      imr,
+      dcr,
+      rcr,
+      tcr,
+      rsr,
+      tsr,
+      pstart,
+      pstop,
+      bnry,
+      tpsr,
+      tbcr,
+      rsar,
+      rbcr,
+      curr,
+      par: card.par.slice(),
+      mar: card.mar.slice(),
+      tally: Uint8Array.from(card.tally),
+      mac: card.mac.slice(),
+      memory: card.memory.slice(),
+    }),
   };
 }
 
@@ -20,9 +42,22 @@ export function restoreNe2000State(card: Ne2000, record: DeviceStateRecord): voi
   const byte = (k: string) => r.int(k, 0, 0xff);
   const word = (k: string) => r.int(k, 0, 0xffff);
   const v = {
-    cr: byte('cr'), isr: byte('isr'), imr: byte('imr'), dcr: byte('dcr'), rcr: byte('rcr'), tcr: byte('tcr'), rsr: byte('rsr'), tsr: byte('tsr'),
-    pstart: byte('pstart'), pstop: byte('pstop'), bnry: byte('bnry'), tpsr: byte('tpsr'), curr: byte('curr'),
-    tbcr: word('tbcr'), rsar: word('rsar'), rbcr: word('rbcr'),
+    cr: byte('cr'),
+    isr: byte('isr'),
+    imr: byte('imr'),
+    dcr: byte('dcr'),
+    rcr: byte('rcr'),
+    tcr: byte('tcr'),
+    rsr: byte('rsr'),
+    tsr: byte('tsr'),
+    pstart: byte('pstart'),
+    pstop: byte('pstop'),
+    bnry: byte('bnry'),
+    tpsr: byte('tpsr'),
+    curr: byte('curr'),
+    tbcr: word('tbcr'),
+    rsar: word('rsar'),
+    rbcr: word('rbcr'),
   };
   const par = r.bytes('par', 6, 6);
   const mar = r.bytes('mar', 8, 8);

@@ -2,8 +2,24 @@ import type { AccessSize, InterruptLine, PortIoDevice, PortRange } from '../port
 import type { DeviceStateRecord, SavableDevice } from '../device-state.ts';
 import { restoreNe2000State, saveNe2000State } from './ne2000-state.ts';
 import {
-  Cr, Dp8390Reg as R, ETH_MIN_FRAME, Isr, NE_DATAPORT, NE_IO_EXTENT, NE_PROM_BYTES, NE_RAM_END, NE_RAM_START, NE_RESET,
-  PAGE_BYTES, Rcr, Rsr, RTL8029_ID, RX_HEADER_BYTES, Tcr, Tsr, ethernetCrc32,
+  Cr,
+  Dp8390Reg as R,
+  ETH_MIN_FRAME,
+  Isr,
+  NE_DATAPORT,
+  NE_IO_EXTENT,
+  NE_PROM_BYTES,
+  NE_RAM_END,
+  NE_RAM_START,
+  NE_RESET,
+  PAGE_BYTES,
+  Rcr,
+  Rsr,
+  RTL8029_ID,
+  RX_HEADER_BYTES,
+  Tcr,
+  Tsr,
+  ethernetCrc32,
 } from './dp8390-registers.ts';
 
 /** Largest frame the card takes from the wire or sends (1500 + 14; no jumbo on the legacy NIC). */
@@ -198,7 +214,8 @@ export class Ne2000 implements PortIoDevice, SavableDevice {
   }
 
   private store(frame: Uint8Array): boolean {
-    const start = this.pstart, stop = this.pstop;
+    const start = this.pstart,
+      stop = this.pstop;
     const ringPages = stop - start;
     if (ringPages <= 0 || start * PAGE_BYTES < NE_RAM_START || stop * PAGE_BYTES > NE_RAM_END || this.curr < start || this.curr >= stop) {
       this.missed();
@@ -249,33 +266,52 @@ export class Ne2000 implements PortIoDevice, SavableDevice {
     }
     if (page === 0x80) {
       switch (off) {
-        case R.Pstart: return this.pstart;
-        case R.Pstop: return this.pstop;
-        case R.Tpsr: return this.tpsr;
-        case R.Rcr: return this.rcr | 0xc0;
-        case R.Tcr: return this.tcr | 0xe0;
-        case R.Dcr: return this.dcr | 0x80;
-        case R.Imr: return this.imr | 0x80;
-        default: return 0;
+        case R.Pstart:
+          return this.pstart;
+        case R.Pstop:
+          return this.pstop;
+        case R.Tpsr:
+          return this.tpsr;
+        case R.Rcr:
+          return this.rcr | 0xc0;
+        case R.Tcr:
+          return this.tcr | 0xe0;
+        case R.Dcr:
+          return this.dcr | 0x80;
+        case R.Imr:
+          return this.imr | 0x80;
+        default:
+          return 0;
       }
     }
     if (page === 0xc0) return off === 0x05 || off === 0x06 ? 0x40 : 0; // RTL8029 CONFIG2/CONFIG3 (QEMU)
     switch (off) {
-      case R.Bnry: return this.bnry;
-      case R.Tpsr: return this.tsr;
-      case R.Isr: return this.isr;
-      case R.Rsar0: return this.rsar & 0xff;
-      case R.Rsar1: return this.rsar >> 8;
-      case R.Rbcr0: return RTL8029_ID[0];
-      case R.Rbcr1: return RTL8029_ID[1];
-      case R.Rcr: return this.rsr;
-      case R.Tcr: case R.Dcr: case R.Imr: {
+      case R.Bnry:
+        return this.bnry;
+      case R.Tpsr:
+        return this.tsr;
+      case R.Isr:
+        return this.isr;
+      case R.Rsar0:
+        return this.rsar & 0xff;
+      case R.Rsar1:
+        return this.rsar >> 8;
+      case R.Rbcr0:
+        return RTL8029_ID[0];
+      case R.Rbcr1:
+        return RTL8029_ID[1];
+      case R.Rcr:
+        return this.rsr;
+      case R.Tcr:
+      case R.Dcr:
+      case R.Imr: {
         const i = off - R.Tcr;
         const v = this.tally[i]!;
         this.tally[i] = 0;
         return v;
       }
-      default: return 0; // CLDA, NCR, FIFO: no local DMA state worth showing
+      default:
+        return 0; // CLDA, NCR, FIFO: no local DMA state worth showing
     }
   }
 
@@ -290,21 +326,53 @@ export class Ne2000 implements PortIoDevice, SavableDevice {
     }
     if (page !== 0) return; // page 2 writes (CLDA, next-packet pointers) and page 3 are not modelled
     switch (off) {
-      case R.Pstart: this.pstart = v; break;
-      case R.Pstop: this.pstop = v; break;
-      case R.Bnry: this.bnry = v; break;
-      case R.Tpsr: this.tpsr = v; break;
-      case R.Tbcr0: this.tbcr = (this.tbcr & 0xff00) | v; break;
-      case R.Tbcr1: this.tbcr = (this.tbcr & 0xff) | (v << 8); break;
-      case R.Isr: this.isr &= ~(v & 0x7f); this.updateIrq(); break; // write 1 to clear; RST is read-only
-      case R.Rsar0: this.rsar = (this.rsar & 0xff00) | v; break;
-      case R.Rsar1: this.rsar = (this.rsar & 0xff) | (v << 8); break;
-      case R.Rbcr0: this.rbcr = (this.rbcr & 0xff00) | v; break;
-      case R.Rbcr1: this.rbcr = (this.rbcr & 0xff) | (v << 8); break;
-      case R.Rcr: this.rcr = v & 0x3f; break;
-      case R.Tcr: this.tcr = v & 0x1f; break;
-      case R.Dcr: this.dcr = v & 0x7f; break;
-      case R.Imr: this.imr = v & 0x7f; this.updateIrq(); break;
+      case R.Pstart:
+        this.pstart = v;
+        break;
+      case R.Pstop:
+        this.pstop = v;
+        break;
+      case R.Bnry:
+        this.bnry = v;
+        break;
+      case R.Tpsr:
+        this.tpsr = v;
+        break;
+      case R.Tbcr0:
+        this.tbcr = (this.tbcr & 0xff00) | v;
+        break;
+      case R.Tbcr1:
+        this.tbcr = (this.tbcr & 0xff) | (v << 8);
+        break;
+      case R.Isr:
+        this.isr &= ~(v & 0x7f);
+        this.updateIrq();
+        break; // write 1 to clear; RST is read-only
+      case R.Rsar0:
+        this.rsar = (this.rsar & 0xff00) | v;
+        break;
+      case R.Rsar1:
+        this.rsar = (this.rsar & 0xff) | (v << 8);
+        break;
+      case R.Rbcr0:
+        this.rbcr = (this.rbcr & 0xff00) | v;
+        break;
+      case R.Rbcr1:
+        this.rbcr = (this.rbcr & 0xff) | (v << 8);
+        break;
+      case R.Rcr:
+        this.rcr = v & 0x3f;
+        break;
+      case R.Tcr:
+        this.tcr = v & 0x1f;
+        break;
+      case R.Dcr:
+        this.dcr = v & 0x7f;
+        break;
+      case R.Imr:
+        this.imr = v & 0x7f;
+        this.updateIrq();
+        break;
     }
   }
 
@@ -350,7 +418,7 @@ export class Ne2000 implements PortIoDevice, SavableDevice {
 
   private dataRead(size: AccessSize): number {
     let v = 0;
-    for (let k = 0; k < size; k++) v |= this.memRead(this.rsar) << (8 * k), this.advance();
+    for (let k = 0; k < size; k++) (v |= this.memRead(this.rsar) << (8 * k)), this.advance();
     return v >>> 0;
   }
 

@@ -172,7 +172,8 @@ export class Pic8259Chip {
     const level = value & 7;
     switch (value >> 5) {
       case 0b001: // non-specific EOI
-      case 0b101: { // rotate on non-specific EOI
+      case 0b101: {
+        // rotate on non-specific EOI
         const irq = this.highest(this.isr);
         if (irq >= 0) {
           this.isr &= ~(1 << irq);
@@ -210,10 +211,24 @@ export class Pic8259Chip {
   /** Every register and latch, for the saved state. */
   saveFields(): Record<string, unknown> {
     return {
-      irr: this.irr, isr: this.isr, imr: this.imr, elcr: this.elcr, vectorBase: this.vectorBase, icw3: this.icw3,
-      autoEoi: this.autoEoi, specialFullyNested: this.specialFullyNested, x86Mode: this.x86Mode,
-      rotateOnAutoEoi: this.rotateOnAutoEoi, specialMask: this.specialMask, readIsr: this.readIsr, poll: this.poll,
-      priorityBase: this.priorityBase, initStep: this.initStep, expectIcw4: this.expectIcw4, single: this.single, pins: this.pins,
+      irr: this.irr,
+      isr: this.isr,
+      imr: this.imr,
+      elcr: this.elcr,
+      vectorBase: this.vectorBase,
+      icw3: this.icw3,
+      autoEoi: this.autoEoi,
+      specialFullyNested: this.specialFullyNested,
+      x86Mode: this.x86Mode,
+      rotateOnAutoEoi: this.rotateOnAutoEoi,
+      specialMask: this.specialMask,
+      readIsr: this.readIsr,
+      poll: this.poll,
+      priorityBase: this.priorityBase,
+      initStep: this.initStep,
+      expectIcw4: this.expectIcw4,
+      single: this.single,
+      pins: this.pins,
     };
   }
 
@@ -221,11 +236,24 @@ export class Pic8259Chip {
   restoreFields(r: StateReader): void {
     const byte = (k: string) => r.int(k, 0, 0xff);
     const v = {
-      irr: byte('irr'), isr: byte('isr'), imr: byte('imr'), elcr: byte('elcr'), vectorBase: r.int('vectorBase', 0, 0xf8) & 0xf8,
-      icw3: byte('icw3'), autoEoi: r.bool('autoEoi'), specialFullyNested: r.bool('specialFullyNested'), x86Mode: r.bool('x86Mode'),
-      rotateOnAutoEoi: r.bool('rotateOnAutoEoi'), specialMask: r.bool('specialMask'), readIsr: r.bool('readIsr'), poll: r.bool('poll'),
-      priorityBase: r.int('priorityBase', 0, 7), initStep: r.int('initStep', 0, 4), expectIcw4: r.bool('expectIcw4'),
-      single: r.bool('single'), pins: byte('pins'),
+      irr: byte('irr'),
+      isr: byte('isr'),
+      imr: byte('imr'),
+      elcr: byte('elcr'),
+      vectorBase: r.int('vectorBase', 0, 0xf8) & 0xf8,
+      icw3: byte('icw3'),
+      autoEoi: r.bool('autoEoi'),
+      specialFullyNested: r.bool('specialFullyNested'),
+      x86Mode: r.bool('x86Mode'),
+      rotateOnAutoEoi: r.bool('rotateOnAutoEoi'),
+      specialMask: r.bool('specialMask'),
+      readIsr: r.bool('readIsr'),
+      poll: r.bool('poll'),
+      priorityBase: r.int('priorityBase', 0, 7),
+      initStep: r.int('initStep', 0, 4),
+      expectIcw4: r.bool('expectIcw4'),
+      single: r.bool('single'),
+      pins: byte('pins'),
     };
     if (v.initStep === 1) throw new RangeError('8259A initStep 1 does not exist');
     Object.assign(this, v);

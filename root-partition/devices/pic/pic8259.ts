@@ -125,7 +125,11 @@ export class Pic8259 implements PortIoDevice, ExtIntController, SavableDevice {
   }
 
   saveState(): DeviceStateRecord {
-    return { name: STATE_NAME, version: STATE_VERSION, state: encodeState({ master: this.master.saveFields(), slave: this.slave.saveFields(), output: this.output }) };
+    return {
+      name: STATE_NAME,
+      version: STATE_VERSION,
+      state: encodeState({ master: this.master.saveFields(), slave: this.slave.saveFields(), output: this.output }),
+    };
   }
 
   /** Restores both chips; does not call onInterruptRequest (the VP side re-checks hasInterrupt after a restore). */

@@ -138,10 +138,19 @@ export class Uart16550 implements PortIoDevice, SavableDevice {
       name: this.name,
       version: STATE_VERSION,
       state: encodeState({
-        ier: this.ier, lcr: this.lcr, mcr: this.mcr, scr: this.scr, divisor: this.divisor,
-        fifoEnabled: this.fifoEnabled, rxTrigger: this.rxTrigger, lsrErrors: this.lsrErrors, msrDeltas: this.msrDeltas,
-        modemInputs: this.modemInputs, thrInterrupt: this.thrInterrupt,
-        rx: Uint8Array.from(this.rx), hostInput: Uint8Array.from(this.hostInput.slice(this.hostHead)),
+        ier: this.ier,
+        lcr: this.lcr,
+        mcr: this.mcr,
+        scr: this.scr,
+        divisor: this.divisor,
+        fifoEnabled: this.fifoEnabled,
+        rxTrigger: this.rxTrigger,
+        lsrErrors: this.lsrErrors,
+        msrDeltas: this.msrDeltas,
+        modemInputs: this.modemInputs,
+        thrInterrupt: this.thrInterrupt,
+        rx: Uint8Array.from(this.rx),
+        hostInput: Uint8Array.from(this.hostInput.slice(this.hostHead)),
       }),
     };
   }
@@ -150,9 +159,16 @@ export class Uart16550 implements PortIoDevice, SavableDevice {
   restoreState(record: DeviceStateRecord): void {
     const r = openState(record, this.name, STATE_VERSION);
     const v = {
-      ier: r.int('ier', 0, 0x0f), lcr: r.int('lcr', 0, 0xff), mcr: r.int('mcr', 0, 0x1f), scr: r.int('scr', 0, 0xff),
-      divisor: r.int('divisor', 0, 0xffff), fifoEnabled: r.bool('fifoEnabled'), rxTrigger: r.int('rxTrigger', 1, 14),
-      lsrErrors: r.int('lsrErrors', 0, 0x1e), msrDeltas: r.int('msrDeltas', 0, 0x0f), modemInputs: r.int('modemInputs', 0, 0xf0) & 0xf0,
+      ier: r.int('ier', 0, 0x0f),
+      lcr: r.int('lcr', 0, 0xff),
+      mcr: r.int('mcr', 0, 0x1f),
+      scr: r.int('scr', 0, 0xff),
+      divisor: r.int('divisor', 0, 0xffff),
+      fifoEnabled: r.bool('fifoEnabled'),
+      rxTrigger: r.int('rxTrigger', 1, 14),
+      lsrErrors: r.int('lsrErrors', 0, 0x1e),
+      msrDeltas: r.int('msrDeltas', 0, 0x0f),
+      modemInputs: r.int('modemInputs', 0, 0xf0) & 0xf0,
       thrInterrupt: r.bool('thrInterrupt'),
     };
     if (!(RX_TRIGGER_LEVELS as readonly number[]).includes(v.rxTrigger)) throw stateError(`${this.name}.rxTrigger ${v.rxTrigger} is not a 16550 trigger level`);

@@ -20,8 +20,15 @@ import { isRole, type Role } from './roles.ts';
 export const ACCESS_FILE = 'access.json';
 
 export type LocalGrant = ({ user: string } | { uid: number } | { group: string }) & { role: Role };
-export interface BasicUser { user: string; role: Role; password: string }
-export interface AccessList { local: LocalGrant[]; basic: BasicUser[] }
+export interface BasicUser {
+  user: string;
+  role: Role;
+  password: string;
+}
+export interface AccessList {
+  local: LocalGrant[];
+  basic: BasicUser[];
+}
 
 export class AccessFileError extends Error {
   readonly code = 'TSVISOR_ERR_ACCESS_FILE';
@@ -42,8 +49,10 @@ function problems(value: unknown): string[] {
     const keys = ['user', 'uid', 'group'].filter((k) => k in g);
     if (keys.length !== 1) out.push(`${w}: needs exactly one of user, uid, group`);
     for (const k of Object.keys(g)) if (!['user', 'uid', 'group', 'role'].includes(k)) out.push(`${w}.${k}: unknown field`);
-    if ('uid' in g && !(Number.isInteger(g.uid) && (g.uid as number) >= 0 && (g.uid as number) < 2 ** 32)) out.push(`${w}.uid: must be a uid (a non-negative integer)`);
-    for (const k of ['user', 'group']) if (k in g && !(typeof g[k] === 'string' && NAME.test(g[k] as string))) out.push(`${w}.${k}: must be a user or group name`);
+    if ('uid' in g && !(Number.isInteger(g.uid) && (g.uid as number) >= 0 && (g.uid as number) < 2 ** 32))
+      out.push(`${w}.uid: must be a uid (a non-negative integer)`);
+    for (const k of ['user', 'group'])
+      if (k in g && !(typeof g[k] === 'string' && NAME.test(g[k] as string))) out.push(`${w}.${k}: must be a user or group name`);
     if (!isRole(g.role)) out.push(`${w}.role: must be "read-only" or "full"`);
   });
   const seen = new Set<string>();
@@ -83,7 +92,8 @@ export function readAccessFile(path: string, owner = process.geteuid?.() ?? 0): 
   }
   if (!st.isFile()) throw new AccessFileError(`${path} must be a regular file (not a symlink or anything else)`);
   if (st.uid !== owner && st.uid !== 0) throw new AccessFileError(`${path} belongs to uid ${st.uid}; it must belong to the service's user (uid ${owner})`);
-  if (st.mode & 0o077) throw new AccessFileError(`${path} has mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}: others may read or change it; run chmod 600 ${path}`);
+  if (st.mode & 0o077)
+    throw new AccessFileError(`${path} has mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}: others may read or change it; run chmod 600 ${path}`);
   let value: unknown;
   try {
     value = JSON.parse(readFileSync(path, 'utf8'));

@@ -27,9 +27,7 @@ export interface RequestOrigin {
   readonly server: TcpEnd;
 }
 
-export type AuthOutcome =
-  | { readonly ok: true; readonly principal: string; readonly role: Role }
-  | { readonly ok: false; readonly reason: string };
+export type AuthOutcome = { readonly ok: true; readonly principal: string; readonly role: Role } | { readonly ok: false; readonly reason: string };
 
 export interface AuthenticatorOptions {
   /** access.json's path. */
@@ -73,7 +71,9 @@ export class Authenticator {
     try {
       const st = statSync(this.o.accessFile);
       stamp = `${st.ino}:${st.size}:${st.mtimeMs}:${st.mode}:${st.uid}`;
-    } catch { /* absent */ }
+    } catch {
+      /* absent */
+    }
     if (stamp === this.stamp) return;
     this.stamp = stamp;
     this.remembered.clear();
@@ -131,7 +131,7 @@ export class Authenticator {
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const entry = this.list.basic.find((b) => b.user === user);
     // An unknown user costs the same scrypt as a known one: the time taken does not say who exists.
-    const ok = await verifyPassword(password, entry?.password ?? await decoyHash()) && entry !== undefined && password.length > 0;
+    const ok = (await verifyPassword(password, entry?.password ?? (await decoyHash()))) && entry !== undefined && password.length > 0;
     if (!ok || !entry) {
       this.backoff.failed(address);
       this.userBackoff.failed(user);

@@ -13,8 +13,15 @@ export interface LocalAccount {
 
 function rows(file: string): string[][] {
   let text = '';
-  try { text = readFileSync(file, 'utf8'); } catch { return []; }
-  return text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.split(':'));
 }
 
 export function localAccount(uid: number, files = { passwd: '/etc/passwd', group: '/etc/group' }): LocalAccount {

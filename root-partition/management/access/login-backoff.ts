@@ -15,7 +15,12 @@ export interface BackoffOptions {
   forgetAfterMs?: number;
 }
 
-interface AddressState { failures: number; pending: number; nextAt: number; lastFailure: number }
+interface AddressState {
+  failures: number;
+  pending: number;
+  nextAt: number;
+  lastFailure: number;
+}
 
 export class LoginBackoff {
   private readonly table = new Map<string, AddressState>();
@@ -24,7 +29,10 @@ export class LoginBackoff {
   private readonly maxAddresses: number;
   private readonly forgetAfterMs: number;
 
-  constructor(o: BackoffOptions = {}, private readonly now: () => number = Date.now) {
+  constructor(
+    o: BackoffOptions = {},
+    private readonly now: () => number = Date.now,
+  ) {
     this.baseMs = o.baseMs ?? 250;
     this.maxMs = o.maxMs ?? 4000;
     this.maxAddresses = o.maxAddresses ?? 4096;

@@ -92,7 +92,11 @@ function lookup(client: TcpEnd, server: TcpEnd, read: (file: string) => string):
   const remote = procAddress(server);
   if (!local || !remote || local.table !== remote.table) return null;
   let table: string;
-  try { table = read(`/proc/net/${local.table}`); } catch { return null; }
+  try {
+    table = read(`/proc/net/${local.table}`);
+  } catch {
+    return null;
+  }
   for (const line of table.split('\n').slice(1)) {
     // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode …
     const f = line.trim().split(/\s+/);

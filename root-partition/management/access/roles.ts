@@ -18,7 +18,17 @@ export function strongerRole(a: Role | null, b: Role | null): Role | null {
 }
 
 /** Intrinsic operations (DSP0200) that change the model; every other intrinsic operation only reads. */
-const CHANGING_INTRINSICS = new Set(['createinstance', 'modifyinstance', 'deleteinstance', 'setproperty', 'createclass', 'modifyclass', 'deleteclass', 'setqualifier', 'deletequalifier']);
+const CHANGING_INTRINSICS = new Set([
+  'createinstance',
+  'modifyinstance',
+  'deleteinstance',
+  'setproperty',
+  'createclass',
+  'modifyclass',
+  'deleteclass',
+  'setqualifier',
+  'deletequalifier',
+]);
 
 /** Extrinsic methods that only report: Msvm_VirtualSystemManagementService.GetSummaryInformation. */
 const READING_METHODS = new Set(['getsummaryinformation']);

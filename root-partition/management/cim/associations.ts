@@ -35,8 +35,12 @@ interface Link {
 }
 
 function links(
-  schema: CimSchema, provider: CimProvider, source: CimObjectPath,
-  assocClass: string | null | undefined, role: string | null | undefined, test?: (className: string) => boolean,
+  schema: CimSchema,
+  provider: CimProvider,
+  source: CimObjectPath,
+  assocClass: string | null | undefined,
+  role: string | null | undefined,
+  test?: (className: string) => boolean,
 ): Link[] {
   const found: Link[] = [];
   for (const name of schema.classNames()) {

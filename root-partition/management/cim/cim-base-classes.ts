@@ -8,8 +8,16 @@ import type { CimClassDecl, ValueMap } from './class-declaration.ts';
 
 /** EnabledState (Msvm_ComputerSystem, Microsoft Docs; CIM_EnabledLogicalElement plus Msvm vendor values). */
 export const EnabledStateValues: ValueMap = {
-  0: 'Unknown', 2: 'Enabled', 3: 'Disabled', 4: 'Shutting Down', 6: 'Enabled but Offline',
-  9: 'Quiesce', 10: 'Starting', 32773: 'Saving', 32776: 'Pausing', 32777: 'Resuming',
+  0: 'Unknown',
+  2: 'Enabled',
+  3: 'Disabled',
+  4: 'Shutting Down',
+  6: 'Enabled but Offline',
+  9: 'Quiesce',
+  10: 'Starting',
+  32773: 'Saving',
+  32776: 'Pausing',
+  32777: 'Resuming',
 };
 
 /** HealthState (Msvm_ComputerSystem, Microsoft Docs). */
@@ -17,15 +25,22 @@ export const HealthStateValues: ValueMap = { 5: 'OK', 20: 'Major Failure', 25: '
 
 /** RequestStateChange return codes (Msvm_ComputerSystem, Microsoft Docs: CIM codes then Msvm codes). */
 export const RequestStateChangeReturnCodes: ValueMap = {
-  0: 'Completed with No Error', 4096: 'Method Parameters Checked - Transition Started',
-  4097: 'Invalid State Transition', 4098: 'Use of Timeout Parameter Not Supported', 4099: 'Busy',
-  32768: 'Failed', 32769: 'Access Denied', 32773: 'Invalid parameter', 32774: 'System is in use',
+  0: 'Completed with No Error',
+  4096: 'Method Parameters Checked - Transition Started',
+  4097: 'Invalid State Transition',
+  4098: 'Use of Timeout Parameter Not Supported',
+  4099: 'Busy',
+  32768: 'Failed',
+  32769: 'Access Denied',
+  32773: 'Invalid parameter',
+  32774: 'System is in use',
   32775: 'Invalid state for this operation',
 };
 
 export const CimBaseClasses: readonly CimClassDecl[] = [
   {
-    name: 'CIM_ManagedElement', abstract: true,
+    name: 'CIM_ManagedElement',
+    abstract: true,
     properties: [
       { name: 'InstanceID', type: 'string' },
       { name: 'Caption', type: 'string' },
@@ -34,7 +49,9 @@ export const CimBaseClasses: readonly CimClassDecl[] = [
     ],
   },
   {
-    name: 'CIM_ManagedSystemElement', superclass: 'CIM_ManagedElement', abstract: true,
+    name: 'CIM_ManagedSystemElement',
+    superclass: 'CIM_ManagedElement',
+    abstract: true,
     properties: [
       { name: 'InstallDate', type: 'datetime' },
       { name: 'Name', type: 'string' },
@@ -45,7 +62,9 @@ export const CimBaseClasses: readonly CimClassDecl[] = [
   },
   { name: 'CIM_LogicalElement', superclass: 'CIM_ManagedSystemElement', abstract: true, properties: [] },
   {
-    name: 'CIM_EnabledLogicalElement', superclass: 'CIM_LogicalElement', abstract: true,
+    name: 'CIM_EnabledLogicalElement',
+    superclass: 'CIM_LogicalElement',
+    abstract: true,
     properties: [
       { name: 'EnabledState', type: 'uint16', valueMap: EnabledStateValues },
       { name: 'RequestedState', type: 'uint16' },
@@ -56,7 +75,9 @@ export const CimBaseClasses: readonly CimClassDecl[] = [
     ],
     methods: [
       {
-        name: 'RequestStateChange', returnType: 'uint32', returnCodes: RequestStateChangeReturnCodes,
+        name: 'RequestStateChange',
+        returnType: 'uint32',
+        returnCodes: RequestStateChangeReturnCodes,
         parameters: [
           { name: 'RequestedState', type: 'uint16', in: true },
           { name: 'Job', type: 'reference', referenceClass: 'CIM_ConcreteJob', out: true },
@@ -66,7 +87,9 @@ export const CimBaseClasses: readonly CimClassDecl[] = [
     ],
   },
   {
-    name: 'CIM_System', superclass: 'CIM_EnabledLogicalElement', abstract: true,
+    name: 'CIM_System',
+    superclass: 'CIM_EnabledLogicalElement',
+    abstract: true,
     properties: [
       { name: 'CreationClassName', type: 'string', key: true },
       { name: 'Name', type: 'string', key: true },
@@ -74,7 +97,9 @@ export const CimBaseClasses: readonly CimClassDecl[] = [
   },
   { name: 'CIM_ComputerSystem', superclass: 'CIM_System', properties: [] },
   {
-    name: 'CIM_Service', superclass: 'CIM_EnabledLogicalElement', abstract: true,
+    name: 'CIM_Service',
+    superclass: 'CIM_EnabledLogicalElement',
+    abstract: true,
     // Key order as wbemcli users write the service path (wbemcli(1) object paths).
     properties: [
       { name: 'CreationClassName', type: 'string', key: true },
@@ -86,7 +111,9 @@ export const CimBaseClasses: readonly CimClassDecl[] = [
   { name: 'CIM_VirtualSystemManagementService', superclass: 'CIM_Service', abstract: true, properties: [] },
   { name: 'CIM_VirtualSystemSnapshotService', superclass: 'CIM_Service', abstract: true, properties: [] },
   {
-    name: 'CIM_LogicalDevice', superclass: 'CIM_EnabledLogicalElement', abstract: true,
+    name: 'CIM_LogicalDevice',
+    superclass: 'CIM_EnabledLogicalElement',
+    abstract: true,
     properties: [
       { name: 'SystemCreationClassName', type: 'string', key: true },
       { name: 'SystemName', type: 'string', key: true },
@@ -95,11 +122,15 @@ export const CimBaseClasses: readonly CimClassDecl[] = [
     ],
   },
   {
-    name: 'CIM_SettingData', superclass: 'CIM_ManagedElement', abstract: true,
+    name: 'CIM_SettingData',
+    superclass: 'CIM_ManagedElement',
+    abstract: true,
     properties: [{ name: 'InstanceID', type: 'string', key: true }],
   },
   {
-    name: 'CIM_VirtualSystemSettingData', superclass: 'CIM_SettingData', abstract: true,
+    name: 'CIM_VirtualSystemSettingData',
+    superclass: 'CIM_SettingData',
+    abstract: true,
     properties: [
       { name: 'VirtualSystemIdentifier', type: 'string' },
       { name: 'VirtualSystemType', type: 'string' },
@@ -111,7 +142,9 @@ export const CimBaseClasses: readonly CimClassDecl[] = [
     ],
   },
   {
-    name: 'CIM_ResourceAllocationSettingData', superclass: 'CIM_SettingData', abstract: true,
+    name: 'CIM_ResourceAllocationSettingData',
+    superclass: 'CIM_SettingData',
+    abstract: true,
     properties: [
       { name: 'ResourceType', type: 'uint16' },
       { name: 'OtherResourceType', type: 'string' },
@@ -135,11 +168,15 @@ export const CimBaseClasses: readonly CimClassDecl[] = [
   },
   { name: 'CIM_StorageAllocationSettingData', superclass: 'CIM_ResourceAllocationSettingData', abstract: true, properties: [] },
   {
-    name: 'CIM_EthernetPortAllocationSettingData', superclass: 'CIM_ResourceAllocationSettingData', abstract: true,
+    name: 'CIM_EthernetPortAllocationSettingData',
+    superclass: 'CIM_ResourceAllocationSettingData',
+    abstract: true,
     properties: [{ name: 'EnabledState', type: 'uint16' }],
   },
   {
-    name: 'CIM_Job', superclass: 'CIM_LogicalElement', abstract: true,
+    name: 'CIM_Job',
+    superclass: 'CIM_LogicalElement',
+    abstract: true,
     properties: [
       { name: 'JobStatus', type: 'string' },
       { name: 'TimeSubmitted', type: 'datetime' },
@@ -152,7 +189,9 @@ export const CimBaseClasses: readonly CimClassDecl[] = [
     ],
   },
   {
-    name: 'CIM_ConcreteJob', superclass: 'CIM_Job', abstract: true,
+    name: 'CIM_ConcreteJob',
+    superclass: 'CIM_Job',
+    abstract: true,
     properties: [
       { name: 'InstanceID', type: 'string', key: true },
       { name: 'JobState', type: 'uint16' },

@@ -40,10 +40,13 @@ export class CimInstance {
     for (const name of lowered.keys()) {
       if (!this.property(name)) throw new Error(`${this.className} has no property ${name}`);
     }
-    return new CimInstance(this.className, this.properties.map((p) => {
-      const lower = p.name.toLowerCase();
-      return lowered.has(lower) ? { ...p, value: lowered.get(lower) ?? null } : p;
-    }));
+    return new CimInstance(
+      this.className,
+      this.properties.map((p) => {
+        const lower = p.name.toLowerCase();
+        return lowered.has(lower) ? { ...p, value: lowered.get(lower) ?? null } : p;
+      }),
+    );
   }
 
   /**
@@ -53,6 +56,9 @@ export class CimInstance {
   project(propertyList: readonly string[] | null, keep: (p: CimPropertyValue) => boolean = () => false): CimInstance {
     if (propertyList === null) return this;
     const wanted = new Set(propertyList.map((n) => n.toLowerCase()));
-    return new CimInstance(this.className, this.properties.filter((p) => wanted.has(p.name.toLowerCase()) || keep(p)));
+    return new CimInstance(
+      this.className,
+      this.properties.filter((p) => wanted.has(p.name.toLowerCase()) || keep(p)),
+    );
   }
 }

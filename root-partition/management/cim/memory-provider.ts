@@ -9,10 +9,7 @@ import type { CimEventListener, CimInstanceEvent, CimMethodResult, CimProvider }
 import type { CimSchema } from './schema.ts';
 import type { CimValue } from './types.ts';
 
-export type CimMethodHandler = (
-  path: CimObjectPath,
-  params: Readonly<Record<string, CimValue>>,
-) => CimMethodResult | Promise<CimMethodResult>;
+export type CimMethodHandler = (path: CimObjectPath, params: Readonly<Record<string, CimValue>>) => CimMethodResult | Promise<CimMethodResult>;
 
 export class MemoryProvider implements CimProvider {
   private readonly instances = new Map<string, CimInstance[]>();

@@ -8,30 +8,62 @@ import { RequestStateChangeReturnCodes } from './cim-base-classes.ts';
 
 /** RequestedState values of Msvm_ComputerSystem.RequestStateChange (Microsoft Docs). */
 export const ComputerSystemRequestedState: ValueMap = {
-  2: 'Running', 3: 'Off', 4: 'Shut Down', 6: 'Offline (Saved)', 9: 'Quiesce (Paused)', 10: 'Reboot', 11: 'Reset',
+  2: 'Running',
+  3: 'Off',
+  4: 'Shut Down',
+  6: 'Offline (Saved)',
+  9: 'Quiesce (Paused)',
+  10: 'Reboot',
+  11: 'Reset',
 };
 
 /** JobState of Msvm_ConcreteJob (Microsoft Docs). */
 export const JobStateValues: ValueMap = {
-  2: 'New', 3: 'Starting', 4: 'Running', 5: 'Suspended', 6: 'Shutting Down', 7: 'Completed',
-  8: 'Terminated', 9: 'Killed', 10: 'Exception', 11: 'Service',
+  2: 'New',
+  3: 'Starting',
+  4: 'Running',
+  5: 'Suspended',
+  6: 'Shutting Down',
+  7: 'Completed',
+  8: 'Terminated',
+  9: 'Killed',
+  10: 'Exception',
+  11: 'Service',
 };
 
 /** Heartbeat OperationalStatus[0] (Msvm_HeartbeatComponent, Microsoft Docs). */
 export const HeartbeatStatusValues: ValueMap = {
-  2: 'OK', 3: 'Degraded', 12: 'No Contact', 13: 'Lost Communication', 15: 'Paused',
+  2: 'OK',
+  3: 'Degraded',
+  12: 'No Contact',
+  13: 'Lost Communication',
+  15: 'Paused',
 };
 
 /** ResourceType values used by the setting data classes (Msvm_ResourceAllocationSettingData, Microsoft Docs). */
 export const ResourceTypeValues: ValueMap = {
-  3: 'Processor', 4: 'Memory', 5: 'IDE Controller', 6: 'Parallel SCSI HBA', 10: 'Ethernet Adapter',
-  16: 'DVD drive', 17: 'Disk Drive', 31: 'Logical Disk', 33: 'Ethernet Connection',
+  3: 'Processor',
+  4: 'Memory',
+  5: 'IDE Controller',
+  6: 'Parallel SCSI HBA',
+  10: 'Ethernet Adapter',
+  16: 'DVD drive',
+  17: 'Disk Drive',
+  31: 'Logical Disk',
+  33: 'Ethernet Connection',
 };
 
 /** GetSummaryInformation RequestedInformation codes (Msvm_VirtualSystemManagementService, Microsoft Docs). */
 export const SummaryInformationCodes: ValueMap = {
-  0: 'Name', 1: 'ElementName', 4: 'NumberOfProcessors', 100: 'EnabledState', 101: 'ProcessorLoad',
-  103: 'MemoryUsage', 104: 'Heartbeat', 105: 'Uptime', 109: 'HealthState',
+  0: 'Name',
+  1: 'ElementName',
+  4: 'NumberOfProcessors',
+  100: 'EnabledState',
+  101: 'ProcessorLoad',
+  103: 'MemoryUsage',
+  104: 'Heartbeat',
+  105: 'Uptime',
+  109: 'HealthState',
 };
 
 /**
@@ -39,15 +71,25 @@ export const SummaryInformationCodes: ValueMap = {
  * out Job REF"; failures use the Msvm codes listed for RequestStateChange (Microsoft Docs).
  */
 export const ManagementServiceReturnCodes: ValueMap = {
-  0: 'Completed with No Error', 4096: 'Method Parameters Checked - Job Started', 32768: 'Failed',
-  32769: 'Access Denied', 32773: 'Invalid parameter', 32774: 'System is in use',
+  0: 'Completed with No Error',
+  4096: 'Method Parameters Checked - Job Started',
+  32768: 'Failed',
+  32769: 'Access Denied',
+  32773: 'Invalid parameter',
+  32774: 'System is in use',
   32775: 'Invalid state for this operation',
 };
 
 /** Msvm_VirtualSystemSnapshotService return codes (Hyper-V v2: the management service's codes). */
 export const SnapshotServiceReturnCodes: ValueMap = {
-  0: 'Completed with No Error', 4096: 'Method Parameters Checked - Job Started', 32768: 'Failed', 32769: 'Access Denied',
-  32770: 'Not Supported', 32773: 'Invalid parameter', 32774: 'System is in use', 32775: 'Invalid state for this operation',
+  0: 'Completed with No Error',
+  4096: 'Method Parameters Checked - Job Started',
+  32768: 'Failed',
+  32769: 'Access Denied',
+  32770: 'Not Supported',
+  32773: 'Invalid parameter',
+  32774: 'System is in use',
+  32775: 'Invalid state for this operation',
 };
 
 const jobOut: CimParameterDecl = { name: 'Job', type: 'reference', referenceClass: 'CIM_ConcreteJob', out: true };
@@ -60,7 +102,8 @@ const embeddedRasd = 'CIM_ResourceAllocationSettingData';
 
 export const MsvmClasses: readonly CimClassDecl[] = [
   {
-    name: 'Msvm_ComputerSystem', superclass: 'CIM_ComputerSystem',
+    name: 'Msvm_ComputerSystem',
+    superclass: 'CIM_ComputerSystem',
     description: 'A virtual machine, or the host ("Microsoft Hosting Computer System").',
     properties: [
       { name: 'ProcessID', type: 'uint32' },
@@ -69,7 +112,9 @@ export const MsvmClasses: readonly CimClassDecl[] = [
     ],
     methods: [
       {
-        name: 'RequestStateChange', returnType: 'uint32', returnCodes: RequestStateChangeReturnCodes,
+        name: 'RequestStateChange',
+        returnType: 'uint32',
+        returnCodes: RequestStateChangeReturnCodes,
         parameters: [
           { name: 'RequestedState', type: 'uint16', in: true, valueMap: ComputerSystemRequestedState },
           { name: 'Job', type: 'reference', referenceClass: 'CIM_ConcreteJob', out: true },
@@ -79,7 +124,8 @@ export const MsvmClasses: readonly CimClassDecl[] = [
     ],
   },
   {
-    name: 'Msvm_VirtualSystemManagementService', superclass: 'CIM_VirtualSystemManagementService',
+    name: 'Msvm_VirtualSystemManagementService',
+    superclass: 'CIM_VirtualSystemManagementService',
     properties: [],
     methods: [
       serviceMethod('DefineSystem', [
@@ -88,12 +134,8 @@ export const MsvmClasses: readonly CimClassDecl[] = [
         { name: 'ReferenceConfiguration', type: 'reference', referenceClass: 'CIM_VirtualSystemSettingData', in: true },
         { name: 'ResultingSystem', type: 'reference', referenceClass: 'CIM_ComputerSystem', out: true },
       ]),
-      serviceMethod('DestroySystem', [
-        { name: 'AffectedSystem', type: 'reference', referenceClass: 'CIM_ComputerSystem', in: true },
-      ]),
-      serviceMethod('ModifySystemSettings', [
-        { name: 'SystemSettings', type: 'string', in: true, embeddedInstance: 'CIM_VirtualSystemSettingData' },
-      ]),
+      serviceMethod('DestroySystem', [{ name: 'AffectedSystem', type: 'reference', referenceClass: 'CIM_ComputerSystem', in: true }]),
+      serviceMethod('ModifySystemSettings', [{ name: 'SystemSettings', type: 'string', in: true, embeddedInstance: 'CIM_VirtualSystemSettingData' }]),
       serviceMethod('AddResourceSettings', [
         { name: 'AffectedConfiguration', type: 'reference', referenceClass: 'CIM_VirtualSystemSettingData', in: true },
         { name: 'ResourceSettings', type: 'string', isArray: true, in: true, embeddedInstance: embeddedRasd },
@@ -103,9 +145,7 @@ export const MsvmClasses: readonly CimClassDecl[] = [
         { name: 'ResourceSettings', type: 'string', isArray: true, in: true, embeddedInstance: embeddedRasd },
         { name: 'ResultingResourceSettings', type: 'reference', isArray: true, referenceClass: embeddedRasd, out: true },
       ]),
-      serviceMethod('RemoveResourceSettings', [
-        { name: 'ResourceSettings', type: 'reference', isArray: true, referenceClass: embeddedRasd, in: true },
-      ]),
+      serviceMethod('RemoveResourceSettings', [{ name: 'ResourceSettings', type: 'reference', isArray: true, referenceClass: embeddedRasd, in: true }]),
       serviceMethod('AddKvpItems', [
         { name: 'TargetSystem', type: 'reference', referenceClass: 'CIM_ComputerSystem', in: true },
         { name: 'DataItems', type: 'string', isArray: true, in: true, embeddedInstance: 'Msvm_KvpExchangeDataItem' },
@@ -119,7 +159,9 @@ export const MsvmClasses: readonly CimClassDecl[] = [
         { name: 'DataItems', type: 'string', isArray: true, in: true, embeddedInstance: 'Msvm_KvpExchangeDataItem' },
       ]),
       {
-        name: 'GetSummaryInformation', returnType: 'uint32', returnCodes: ManagementServiceReturnCodes,
+        name: 'GetSummaryInformation',
+        returnType: 'uint32',
+        returnCodes: ManagementServiceReturnCodes,
         parameters: [
           { name: 'SettingData', type: 'reference', isArray: true, referenceClass: 'CIM_VirtualSystemSettingData', in: true },
           { name: 'RequestedInformation', type: 'uint32', isArray: true, in: true, valueMap: SummaryInformationCodes },
@@ -130,10 +172,14 @@ export const MsvmClasses: readonly CimClassDecl[] = [
   },
   {
     // Checkpoint-VM / Restore-VMSnapshot / Remove-VMSnapshot (Msvm_VirtualSystemSnapshotService, Microsoft Docs).
-    name: 'Msvm_VirtualSystemSnapshotService', superclass: 'CIM_VirtualSystemSnapshotService', properties: [],
+    name: 'Msvm_VirtualSystemSnapshotService',
+    superclass: 'CIM_VirtualSystemSnapshotService',
+    properties: [],
     methods: [
       {
-        name: 'CreateSnapshot', returnType: 'uint32', returnCodes: SnapshotServiceReturnCodes,
+        name: 'CreateSnapshot',
+        returnType: 'uint32',
+        returnCodes: SnapshotServiceReturnCodes,
         parameters: [
           { name: 'AffectedSystem', type: 'reference', referenceClass: 'CIM_ComputerSystem', in: true },
           { name: 'SnapshotSettings', type: 'string', in: true, embeddedInstance: 'CIM_VirtualSystemSettingData' },
@@ -143,21 +189,28 @@ export const MsvmClasses: readonly CimClassDecl[] = [
         ],
       },
       {
-        name: 'ApplySnapshot', returnType: 'uint32', returnCodes: SnapshotServiceReturnCodes,
+        name: 'ApplySnapshot',
+        returnType: 'uint32',
+        returnCodes: SnapshotServiceReturnCodes,
         parameters: [{ name: 'Snapshot', type: 'reference', referenceClass: 'CIM_VirtualSystemSettingData', in: true }, jobOut],
       },
       {
-        name: 'DestroySnapshot', returnType: 'uint32', returnCodes: SnapshotServiceReturnCodes,
+        name: 'DestroySnapshot',
+        returnType: 'uint32',
+        returnCodes: SnapshotServiceReturnCodes,
         parameters: [{ name: 'AffectedSnapshot', type: 'reference', referenceClass: 'CIM_VirtualSystemSettingData', in: true }, jobOut],
       },
       {
-        name: 'DestroySnapshotTree', returnType: 'uint32', returnCodes: SnapshotServiceReturnCodes,
+        name: 'DestroySnapshotTree',
+        returnType: 'uint32',
+        returnCodes: SnapshotServiceReturnCodes,
         parameters: [{ name: 'SnapshotSettingData', type: 'reference', referenceClass: 'CIM_VirtualSystemSettingData', in: true }, jobOut],
       },
     ],
   },
   {
-    name: 'Msvm_VirtualSystemSettingData', superclass: 'CIM_VirtualSystemSettingData',
+    name: 'Msvm_VirtualSystemSettingData',
+    superclass: 'CIM_VirtualSystemSettingData',
     properties: [
       { name: 'VirtualSystemType', type: 'string', description: 'Microsoft:Hyper-V:System:Realized or Microsoft:Hyper-V:Snapshot:Realized' },
       { name: 'AutomaticStartupAction', type: 'uint16', description: 'libvirt writes 4 for autostart on, 2 for off' },
@@ -175,15 +228,18 @@ export const MsvmClasses: readonly CimClassDecl[] = [
     ],
   },
   {
-    name: 'Msvm_ResourceAllocationSettingData', superclass: 'CIM_ResourceAllocationSettingData',
+    name: 'Msvm_ResourceAllocationSettingData',
+    superclass: 'CIM_ResourceAllocationSettingData',
     properties: [{ name: 'ResourceType', type: 'uint16', valueMap: ResourceTypeValues }],
   },
   {
-    name: 'Msvm_ProcessorSettingData', superclass: 'CIM_ResourceAllocationSettingData',
+    name: 'Msvm_ProcessorSettingData',
+    superclass: 'CIM_ResourceAllocationSettingData',
     properties: [{ name: 'ResourceType', type: 'uint16', valueMap: ResourceTypeValues }],
   },
   {
-    name: 'Msvm_MemorySettingData', superclass: 'CIM_ResourceAllocationSettingData',
+    name: 'Msvm_MemorySettingData',
+    superclass: 'CIM_ResourceAllocationSettingData',
     properties: [
       { name: 'ResourceType', type: 'uint16', valueMap: ResourceTypeValues },
       { name: 'DynamicMemoryEnabled', type: 'boolean' },
@@ -191,24 +247,29 @@ export const MsvmClasses: readonly CimClassDecl[] = [
   },
   // Integration-service settings (Enable-/Disable-VMIntegrationService modify EnabledState).
   ...['Heartbeat', 'Shutdown', 'TimeSync', 'KvpExchange'].map((ic) => ({
-    name: `Msvm_${ic}ComponentSettingData`, superclass: 'CIM_ResourceAllocationSettingData',
+    name: `Msvm_${ic}ComponentSettingData`,
+    superclass: 'CIM_ResourceAllocationSettingData',
     properties: [{ name: 'EnabledState', type: 'uint16' as const, valueMap: { 2: 'Enabled', 3: 'Disabled' } }],
   })),
   {
-    name: 'Msvm_StorageAllocationSettingData', superclass: 'CIM_StorageAllocationSettingData',
+    name: 'Msvm_StorageAllocationSettingData',
+    superclass: 'CIM_StorageAllocationSettingData',
     properties: [{ name: 'ResourceType', type: 'uint16', valueMap: ResourceTypeValues }],
   },
   {
-    name: 'Msvm_SyntheticEthernetPortSettingData', superclass: 'CIM_ResourceAllocationSettingData',
+    name: 'Msvm_SyntheticEthernetPortSettingData',
+    superclass: 'CIM_ResourceAllocationSettingData',
     properties: [{ name: 'StaticMacAddress', type: 'boolean' }],
   },
   {
-    name: 'Msvm_EmulatedEthernetPortSettingData', superclass: 'CIM_ResourceAllocationSettingData',
+    name: 'Msvm_EmulatedEthernetPortSettingData',
+    superclass: 'CIM_ResourceAllocationSettingData',
     properties: [{ name: 'StaticMacAddress', type: 'boolean' }],
   },
   { name: 'Msvm_EthernetPortAllocationSettingData', superclass: 'CIM_EthernetPortAllocationSettingData', properties: [] },
   {
-    name: 'Msvm_ConcreteJob', superclass: 'CIM_ConcreteJob',
+    name: 'Msvm_ConcreteJob',
+    superclass: 'CIM_ConcreteJob',
     properties: [
       { name: 'JobState', type: 'uint16', valueMap: JobStateValues },
       { name: 'JobType', type: 'uint16' },
@@ -216,7 +277,9 @@ export const MsvmClasses: readonly CimClassDecl[] = [
     ],
     methods: [
       {
-        name: 'RequestStateChange', returnType: 'uint32', returnCodes: RequestStateChangeReturnCodes,
+        name: 'RequestStateChange',
+        returnType: 'uint32',
+        returnCodes: RequestStateChangeReturnCodes,
         parameters: [
           // Msvm_ConcreteJob (Microsoft Docs): job RequestStateChange 4 Terminate, 5 Kill.
           { name: 'RequestedState', type: 'uint16', in: true, valueMap: { 4: 'Terminate', 5: 'Kill' } },
@@ -226,11 +289,15 @@ export const MsvmClasses: readonly CimClassDecl[] = [
     ],
   },
   {
-    name: 'Msvm_ShutdownComponent', superclass: 'CIM_LogicalDevice', properties: [],
+    name: 'Msvm_ShutdownComponent',
+    superclass: 'CIM_LogicalDevice',
+    properties: [],
     methods: [
       {
         // Msvm_ShutdownComponent.InitiateShutdown adds 32770 Not Supported to the service codes.
-        name: 'InitiateShutdown', returnType: 'uint32', returnCodes: { ...ManagementServiceReturnCodes, 32770: 'Not Supported' },
+        name: 'InitiateShutdown',
+        returnType: 'uint32',
+        returnCodes: { ...ManagementServiceReturnCodes, 32770: 'Not Supported' },
         parameters: [
           { name: 'Force', type: 'boolean', in: true },
           { name: 'Reason', type: 'string', in: true },
@@ -240,15 +307,18 @@ export const MsvmClasses: readonly CimClassDecl[] = [
   },
   {
     // One per VP of a running VM; LoadPercentage: the VP's use of its processor over the last second.
-    name: 'Msvm_Processor', superclass: 'CIM_LogicalDevice',
+    name: 'Msvm_Processor',
+    superclass: 'CIM_LogicalDevice',
     properties: [{ name: 'LoadPercentage', type: 'uint16' }],
   },
   {
-    name: 'Msvm_HeartbeatComponent', superclass: 'CIM_LogicalDevice',
+    name: 'Msvm_HeartbeatComponent',
+    superclass: 'CIM_LogicalDevice',
     properties: [{ name: 'OperationalStatus', type: 'uint16', isArray: true, valueMap: HeartbeatStatusValues }],
   },
   {
-    name: 'Msvm_KvpExchangeComponent', superclass: 'CIM_LogicalDevice',
+    name: 'Msvm_KvpExchangeComponent',
+    superclass: 'CIM_LogicalDevice',
     properties: [
       { name: 'GuestIntrinsicExchangeItems', type: 'string', isArray: true, embeddedInstance: 'Msvm_KvpExchangeDataItem' },
       { name: 'GuestExchangeItems', type: 'string', isArray: true, embeddedInstance: 'Msvm_KvpExchangeDataItem' },
@@ -256,7 +326,8 @@ export const MsvmClasses: readonly CimClassDecl[] = [
   },
   {
     // Carried only as embedded instances (KVP items); no keys.
-    name: 'Msvm_KvpExchangeDataItem', superclass: 'CIM_ManagedElement',
+    name: 'Msvm_KvpExchangeDataItem',
+    superclass: 'CIM_ManagedElement',
     properties: [
       { name: 'Name', type: 'string' },
       { name: 'Data', type: 'string' },
@@ -265,7 +336,8 @@ export const MsvmClasses: readonly CimClassDecl[] = [
   },
   {
     // Carried only as embedded instances (GetSummaryInformation); no keys.
-    name: 'Msvm_SummaryInformation', superclass: 'CIM_ManagedElement',
+    name: 'Msvm_SummaryInformation',
+    superclass: 'CIM_ManagedElement',
     properties: [
       { name: 'Name', type: 'string' },
       { name: 'NumberOfProcessors', type: 'uint16' },

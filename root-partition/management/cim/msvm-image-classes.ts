@@ -9,8 +9,14 @@ import type { CimClassDecl, CimParameterDecl, ValueMap } from './class-declarati
 
 /** Msvm_ImageManagementService return codes (the management service's, plus 32770 Not Supported). */
 export const ImageServiceReturnCodes: ValueMap = {
-  0: 'Completed with No Error', 4096: 'Method Parameters Checked - Job Started', 32768: 'Failed', 32769: 'Access Denied',
-  32770: 'Not Supported', 32773: 'Invalid parameter', 32774: 'System is in use', 32775: 'Invalid state for this operation',
+  0: 'Completed with No Error',
+  4096: 'Method Parameters Checked - Job Started',
+  32768: 'Failed',
+  32769: 'Access Denied',
+  32770: 'Not Supported',
+  32773: 'Invalid parameter',
+  32774: 'System is in use',
+  32775: 'Invalid state for this operation',
 };
 
 /** Msvm_VirtualHardDiskSettingData.Type. */
@@ -26,7 +32,9 @@ function method(name: string, parameters: CimParameterDecl[]) {
 
 export const MsvmImageClasses: readonly CimClassDecl[] = [
   {
-    name: 'Msvm_ImageManagementService', superclass: 'CIM_Service', properties: [],
+    name: 'Msvm_ImageManagementService',
+    superclass: 'CIM_Service',
+    properties: [],
     methods: [
       method('CreateVirtualHardDisk', [{ name: 'VirtualDiskSettingData', type: 'string', in: true, embeddedInstance: 'Msvm_VirtualHardDiskSettingData' }]),
       method('GetVirtualHardDiskSettingData', [
@@ -56,8 +64,9 @@ export const MsvmImageClasses: readonly CimClassDecl[] = [
     ],
   },
   {
-    name: 'Msvm_VirtualHardDiskSettingData', superclass: 'CIM_SettingData',
-    description: 'A virtual hard disk file\'s settings (New-VHD\'s parameters, Get-VHD\'s answer).',
+    name: 'Msvm_VirtualHardDiskSettingData',
+    superclass: 'CIM_SettingData',
+    description: "A virtual hard disk file's settings (New-VHD's parameters, Get-VHD's answer).",
     properties: [
       { name: 'Type', type: 'uint16', valueMap: VirtualHardDiskTypeValues },
       { name: 'Format', type: 'uint16', valueMap: VirtualHardDiskFormatValues },
@@ -72,8 +81,9 @@ export const MsvmImageClasses: readonly CimClassDecl[] = [
     ],
   },
   {
-    name: 'Msvm_VirtualHardDiskState', superclass: 'CIM_ManagedElement',
-    description: 'A virtual hard disk file\'s state (Get-VHD\'s FileSize, Attached, FragmentationPercentage, Alignment).',
+    name: 'Msvm_VirtualHardDiskState',
+    superclass: 'CIM_ManagedElement',
+    description: "A virtual hard disk file's state (Get-VHD's FileSize, Attached, FragmentationPercentage, Alignment).",
     properties: [
       { name: 'FileSize', type: 'uint64' },
       { name: 'InUse', type: 'boolean' },

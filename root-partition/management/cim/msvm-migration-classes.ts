@@ -8,22 +8,34 @@ import type { CimClassDecl, ValueMap } from './class-declaration.ts';
 
 /** Msvm_VirtualSystemMigrationSettingData.MigrationType. */
 export const MigrationTypeValues: ValueMap = {
-  32768: 'VirtualSystem', 32769: 'Storage', 32770: 'Staged', 32771: 'VirtualSystemAndStorage',
+  32768: 'VirtualSystem',
+  32769: 'Storage',
+  32770: 'Staged',
+  32771: 'VirtualSystemAndStorage',
 };
 
 export const MigrationServiceReturnCodes: ValueMap = {
-  0: 'Completed with No Error', 4096: 'Method Parameters Checked - Job Started', 32768: 'Failed', 32769: 'Access Denied',
-  32770: 'Not Supported', 32773: 'Invalid parameter', 32774: 'System is in use', 32775: 'Invalid state for this operation',
+  0: 'Completed with No Error',
+  4096: 'Method Parameters Checked - Job Started',
+  32768: 'Failed',
+  32769: 'Access Denied',
+  32770: 'Not Supported',
+  32773: 'Invalid parameter',
+  32774: 'System is in use',
+  32775: 'Invalid state for this operation',
 };
 
 export const MsvmMigrationClasses: readonly CimClassDecl[] = [
   { name: 'CIM_VirtualSystemMigrationService', superclass: 'CIM_Service', abstract: true, properties: [] },
   {
-    name: 'Msvm_VirtualSystemMigrationService', superclass: 'CIM_VirtualSystemMigrationService',
+    name: 'Msvm_VirtualSystemMigrationService',
+    superclass: 'CIM_VirtualSystemMigrationService',
     properties: [{ name: 'MigrationServiceListenerIPAddressList', type: 'string', isArray: true }],
     methods: [
       {
-        name: 'MigrateVirtualSystemToHost', returnType: 'uint32', returnCodes: MigrationServiceReturnCodes,
+        name: 'MigrateVirtualSystemToHost',
+        returnType: 'uint32',
+        returnCodes: MigrationServiceReturnCodes,
         parameters: [
           { name: 'ComputerSystem', type: 'reference', referenceClass: 'CIM_ComputerSystem', in: true },
           { name: 'DestinationHost', type: 'string', in: true },
@@ -36,7 +48,8 @@ export const MsvmMigrationClasses: readonly CimClassDecl[] = [
     ],
   },
   {
-    name: 'Msvm_VirtualSystemMigrationSettingData', superclass: 'CIM_SettingData',
+    name: 'Msvm_VirtualSystemMigrationSettingData',
+    superclass: 'CIM_SettingData',
     properties: [
       { name: 'MigrationType', type: 'uint16', valueMap: MigrationTypeValues },
       { name: 'Priority', type: 'uint16' },

@@ -12,7 +12,8 @@ const jobOut: CimParameterDecl = { name: 'Job', type: 'reference', referenceClas
 
 export const MsvmSwitchClasses: readonly CimClassDecl[] = [
   {
-    name: 'Msvm_VirtualEthernetSwitch', superclass: 'CIM_ComputerSystem',
+    name: 'Msvm_VirtualEthernetSwitch',
+    superclass: 'CIM_ComputerSystem',
     description: 'A virtual Ethernet switch: Name is its GUID, ElementName the name NICs connect to.',
     properties: [
       { name: 'MaxVMQOffloads', type: 'uint32' },
@@ -24,7 +25,8 @@ export const MsvmSwitchClasses: readonly CimClassDecl[] = [
     ],
   },
   {
-    name: 'Msvm_VirtualEthernetSwitchSettingData', superclass: 'CIM_VirtualSystemSettingData',
+    name: 'Msvm_VirtualEthernetSwitchSettingData',
+    superclass: 'CIM_VirtualSystemSettingData',
     properties: [
       { name: 'VirtualSystemIdentifier', type: 'string' },
       { name: 'IOVPreferred', type: 'boolean' },
@@ -32,15 +34,23 @@ export const MsvmSwitchClasses: readonly CimClassDecl[] = [
       { name: 'HostStack', type: 'string', description: "tsvisor: 'passt' when passt is the host's side of this internal switch, else empty" },
       { name: 'HostStackGuestAddress', type: 'string', description: 'tsvisor: the address passt hands the guest, a.b.c.d/prefix (default 10.0.2.15/24)' },
       { name: 'HostStackGateway', type: 'string', description: "tsvisor: passt's own address, the guest's gateway (default 10.0.2.2)" },
-      { name: 'PortForwards', type: 'string', isArray: true, description: 'tsvisor: host ports passt forwards to the guest address, udp|tcp:HOSTPORT:GUESTPORT' },
+      {
+        name: 'PortForwards',
+        type: 'string',
+        isArray: true,
+        description: 'tsvisor: host ports passt forwards to the guest address, udp|tcp:HOSTPORT:GUESTPORT',
+      },
     ],
   },
   {
-    name: 'Msvm_VirtualEthernetSwitchManagementService', superclass: 'CIM_VirtualSystemManagementService',
+    name: 'Msvm_VirtualEthernetSwitchManagementService',
+    superclass: 'CIM_VirtualSystemManagementService',
     properties: [],
     methods: [
       {
-        name: 'DefineSystem', returnType: 'uint32', returnCodes: ManagementServiceReturnCodes,
+        name: 'DefineSystem',
+        returnType: 'uint32',
+        returnCodes: ManagementServiceReturnCodes,
         parameters: [
           { name: 'SystemSettings', type: 'string', in: true, embeddedInstance: 'CIM_VirtualSystemSettingData' },
           { name: 'ResourceSettings', type: 'string', isArray: true, in: true, embeddedInstance: 'CIM_ResourceAllocationSettingData' },
@@ -50,7 +60,9 @@ export const MsvmSwitchClasses: readonly CimClassDecl[] = [
         ],
       },
       {
-        name: 'DestroySystem', returnType: 'uint32', returnCodes: ManagementServiceReturnCodes,
+        name: 'DestroySystem',
+        returnType: 'uint32',
+        returnCodes: ManagementServiceReturnCodes,
         parameters: [{ name: 'AffectedSystem', type: 'reference', referenceClass: 'CIM_ComputerSystem', in: true }, jobOut],
       },
     ],

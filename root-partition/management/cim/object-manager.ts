@@ -51,7 +51,13 @@ export class CimObjectManager {
     const instances = names.flatMap((n) => [...this.provider.enumerateInstances(n)]);
     if (options.deepInheritance === false) {
       const own = new Set(cls.properties.map((p) => p.name.toLowerCase()));
-      return instances.map((i) => new CimInstance(i.className, i.properties.filter((p) => own.has(p.name.toLowerCase()))));
+      return instances.map(
+        (i) =>
+          new CimInstance(
+            i.className,
+            i.properties.filter((p) => own.has(p.name.toLowerCase())),
+          ),
+      );
     }
     return instances;
   }

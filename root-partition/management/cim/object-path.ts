@@ -24,8 +24,7 @@ export interface CimObjectPath {
 export const VIRTUALIZATION_NAMESPACE = 'root/virtualization/v2';
 
 export function isObjectPath(value: unknown): value is CimObjectPath {
-  return typeof value === 'object' && value !== null && 'className' in value && 'keys' in value
-    && Array.isArray((value as CimObjectPath).keys);
+  return typeof value === 'object' && value !== null && 'className' in value && 'keys' in value && Array.isArray((value as CimObjectPath).keys);
 }
 
 export function keyValue(path: CimObjectPath, name: string): CimKeyValue | undefined {

@@ -197,7 +197,11 @@ function resolveClass(decl: CimClassDecl, parent: CimClass | undefined): CimClas
     ...(decl.description ? { description: decl.description } : {}),
     properties,
     methods,
-    keys: orderKeys(decl, parent, properties.filter((p) => p.key)),
+    keys: orderKeys(
+      decl,
+      parent,
+      properties.filter((p) => p.key),
+    ),
   };
 }
 

@@ -8,9 +8,21 @@ import type { CimInstance } from './instance.ts';
 import type { CimObjectPath } from './object-path.ts';
 
 export type CimType =
-  | 'boolean' | 'string' | 'char16'
-  | 'uint8' | 'sint8' | 'uint16' | 'sint16' | 'uint32' | 'sint32' | 'uint64' | 'sint64'
-  | 'real32' | 'real64' | 'datetime' | 'reference';
+  | 'boolean'
+  | 'string'
+  | 'char16'
+  | 'uint8'
+  | 'sint8'
+  | 'uint16'
+  | 'sint16'
+  | 'uint32'
+  | 'sint32'
+  | 'uint64'
+  | 'sint64'
+  | 'real32'
+  | 'real64'
+  | 'datetime'
+  | 'reference';
 
 export type CimScalar = string | number | bigint | boolean | CimObjectPath | CimInstance;
 export type CimValue = CimScalar | CimScalar[] | null;
@@ -32,8 +44,21 @@ export function isIntegerType(type: CimType): boolean {
 }
 
 export const CIM_TYPES: readonly CimType[] = [
-  'boolean', 'string', 'char16', 'uint8', 'sint8', 'uint16', 'sint16', 'uint32', 'sint32',
-  'uint64', 'sint64', 'real32', 'real64', 'datetime', 'reference',
+  'boolean',
+  'string',
+  'char16',
+  'uint8',
+  'sint8',
+  'uint16',
+  'sint16',
+  'uint32',
+  'sint32',
+  'uint64',
+  'sint64',
+  'real32',
+  'real64',
+  'datetime',
+  'reference',
 ];
 
 export function isCimType(text: string): text is CimType {

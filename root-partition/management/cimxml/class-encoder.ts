@@ -22,7 +22,15 @@ function qualifier(q: CimQualifier): string {
     ? element('VALUE.ARRAY', [], (q.value as readonly string[]).map((v) => element('VALUE', [], escapeText(v))).join(''))
     : element('VALUE', [], escapeText(typeof q.value === 'boolean' ? (q.value ? 'TRUE' : 'FALSE') : String(q.value)));
   const overridable = q.overridable === false ? 'false' : undefined;
-  return element('QUALIFIER', [['NAME', q.name], ['TYPE', q.type], ['OVERRIDABLE', overridable]], value);
+  return element(
+    'QUALIFIER',
+    [
+      ['NAME', q.name],
+      ['TYPE', q.type],
+      ['OVERRIDABLE', overridable],
+    ],
+    value,
+  );
 }
 
 const TRUE_QUALIFIER = (name: string): CimQualifier => ({ name, type: 'boolean', value: true });
@@ -56,7 +64,10 @@ function parameterQualifiers(p: CimParameterDecl): CimQualifier[] {
 function origin(item: { classOrigin: string; local: boolean }, o: ClassEncodingOptions): [string, string | undefined][] {
   if (!o.includeClassOrigin) return [];
   // PROPAGATED: inherited unchanged from a superclass (DSP0201); omitted when declared or overridden here.
-  return [['CLASSORIGIN', item.classOrigin], ['PROPAGATED', item.local ? undefined : 'true']];
+  return [
+    ['CLASSORIGIN', item.classOrigin],
+    ['PROPAGATED', item.local ? undefined : 'true'],
+  ];
 }
 
 function encodeProperty(p: ResolvedProperty, o: ClassEncodingOptions): string {
@@ -73,10 +84,32 @@ function encodeParameter(p: CimParameterDecl, o: ClassEncodingOptions): string {
   const qualifiers = o.includeQualifiers ? parameterQualifiers(p).map(qualifier).join('') : '';
   if (p.type === 'reference') {
     const name = p.isArray ? 'PARAMETER.REFARRAY' : 'PARAMETER.REFERENCE';
-    return element(name, [['NAME', p.name], ['REFERENCECLASS', p.referenceClass]], qualifiers);
+    return element(
+      name,
+      [
+        ['NAME', p.name],
+        ['REFERENCECLASS', p.referenceClass],
+      ],
+      qualifiers,
+    );
   }
-  if (p.isArray) return element('PARAMETER.ARRAY', [['NAME', p.name], ['TYPE', p.type]], qualifiers);
-  return element('PARAMETER', [['NAME', p.name], ['TYPE', p.type]], qualifiers);
+  if (p.isArray)
+    return element(
+      'PARAMETER.ARRAY',
+      [
+        ['NAME', p.name],
+        ['TYPE', p.type],
+      ],
+      qualifiers,
+    );
+  return element(
+    'PARAMETER',
+    [
+      ['NAME', p.name],
+      ['TYPE', p.type],
+    ],
+    qualifiers,
+  );
 }
 
 function encodeMethod(m: ResolvedMethod, o: ClassEncodingOptions): string {
@@ -96,8 +129,19 @@ export function encodeClass(cls: CimClass, o: ClassEncodingOptions): string {
   const properties = cls.properties
     .filter((p) => !o.localOnly || p.local)
     .filter((p) => wanted === null || wanted.has(p.name.toLowerCase()))
-    .map((p) => encodeProperty(p, o)).join('');
-  const methods = cls.methods.filter((m) => !o.localOnly || m.local).map((m) => encodeMethod(m, o)).join('');
+    .map((p) => encodeProperty(p, o))
+    .join('');
+  const methods = cls.methods
+    .filter((m) => !o.localOnly || m.local)
+    .map((m) => encodeMethod(m, o))
+    .join('');
   const head = o.includeQualifiers ? classQualifiers.map(qualifier).join('') : '';
-  return element('CLASS', [['NAME', cls.name], ['SUPERCLASS', cls.superclass]], head + properties + methods);
+  return element(
+    'CLASS',
+    [
+      ['NAME', cls.name],
+      ['SUPERCLASS', cls.superclass],
+    ],
+    head + properties + methods,
+  );
 }

@@ -14,8 +14,13 @@ import type { Authenticator } from '../access/authenticator.ts';
 import { handleCimXml } from './request-handler.ts';
 import { XmlParserThread } from './xml-parser-thread.ts';
 import {
-  DEFAULT_REQUEST_LIMITS, readRequestBody, RequestGate, resolveRequestLimits, serverTimeoutOptions,
-  type CimXmlRequestLimits, type RequestGateCounters,
+  DEFAULT_REQUEST_LIMITS,
+  readRequestBody,
+  RequestGate,
+  resolveRequestLimits,
+  serverTimeoutOptions,
+  type CimXmlRequestLimits,
+  type RequestGateCounters,
 } from './request-limits.ts';
 
 export interface CimXmlServerOptions {
@@ -68,9 +73,7 @@ export class CimXmlServer {
       });
     };
     const timeouts = serverTimeoutOptions(this.limits);
-    this.server = options.tls
-      ? createTlsServer({ ...timeouts, cert: options.tls.cert, key: options.tls.key }, handler)
-      : createServer(timeouts, handler);
+    this.server = options.tls ? createTlsServer({ ...timeouts, cert: options.tls.cert, key: options.tls.key }, handler) : createServer(timeouts, handler);
     this.server.maxConnections = this.limits.maxConnections;
   }
 
@@ -133,14 +136,21 @@ export class CimXmlServer {
       return Array.isArray(v) ? v.join(',') : v;
     };
     const host = hostWithoutPort(req.headers.host) ?? this.options.host ?? '127.0.0.1';
-    const response = await handleCimXml(this.options.manager, {
-      cimOperation: header('CIMOperation'),
-      cimMethod: header('CIMMethod'),
-      cimObject: header('CIMObject'),
-      cimProtocolVersion: header('CIMProtocolVersion'),
-      cimBatch: header('CIMBatch'),
-      contentType: header('Content-Type'),
-    }, body, host, auth.role, { xmlLimits: this.limits.xml, parser: this.parser });
+    const response = await handleCimXml(
+      this.options.manager,
+      {
+        cimOperation: header('CIMOperation'),
+        cimMethod: header('CIMMethod'),
+        cimObject: header('CIMObject'),
+        cimProtocolVersion: header('CIMProtocolVersion'),
+        cimBatch: header('CIMBatch'),
+        contentType: header('Content-Type'),
+      },
+      body,
+      host,
+      auth.role,
+      { xmlLimits: this.limits.xml, parser: this.parser },
+    );
     const bytes = Buffer.from(response.body, 'utf8');
     res.writeHead(response.status, { ...response.headers, 'Content-Length': String(bytes.length) });
     res.end(bytes);

@@ -54,14 +54,19 @@ export const IntrinsicOperations: Readonly<Record<string, OperationSpec>> = {
     params: ['ClassName', 'DeepInheritance', 'LocalOnly', 'IncludeQualifiers', 'IncludeClassOrigin'],
     run: (m, p) => {
       const options = { ...classOptions(p, true), propertyList: null };
-      return m.schema.subclassesOf(p.className('ClassName'), p.boolean('DeepInheritance', false))
-        .map((n) => encodeClass(m.getClass(n), options)).join('');
+      return m.schema
+        .subclassesOf(p.className('ClassName'), p.boolean('DeepInheritance', false))
+        .map((n) => encodeClass(m.getClass(n), options))
+        .join('');
     },
   },
   EnumerateClassNames: {
     params: ['ClassName', 'DeepInheritance'],
-    run: (m, p) => m.schema.subclassesOf(p.className('ClassName'), p.boolean('DeepInheritance', false))
-      .map((n) => element('CLASSNAME', [['NAME', n]])).join(''),
+    run: (m, p) =>
+      m.schema
+        .subclassesOf(p.className('ClassName'), p.boolean('DeepInheritance', false))
+        .map((n) => element('CLASSNAME', [['NAME', n]]))
+        .join(''),
   },
   GetInstance: {
     // LocalOnly is deprecated for instances and ignored (DSP0200 GetInstance).
@@ -72,35 +77,55 @@ export const IntrinsicOperations: Readonly<Record<string, OperationSpec>> = {
     params: ['ClassName', 'LocalOnly', 'DeepInheritance', ...instanceFlags],
     run: (m, p, c) => {
       const list = p.propertyList();
-      return m.enumerateInstances(p.className('ClassName', true)!, { deepInheritance: p.boolean('DeepInheritance', true) })
-        .map((i) => element('VALUE.NAMEDINSTANCE', [], encodeInstanceName(m.pathOf(i), c) + encodeInstance(project(i, list), c))).join('');
+      return m
+        .enumerateInstances(p.className('ClassName', true)!, { deepInheritance: p.boolean('DeepInheritance', true) })
+        .map((i) => element('VALUE.NAMEDINSTANCE', [], encodeInstanceName(m.pathOf(i), c) + encodeInstance(project(i, list), c)))
+        .join('');
     },
   },
   EnumerateInstanceNames: {
     params: ['ClassName'],
-    run: (m, p, c) => m.enumerateInstanceNames(p.className('ClassName', true)!).map((path) => encodeInstanceName(path, c)).join(''),
+    run: (m, p, c) =>
+      m
+        .enumerateInstanceNames(p.className('ClassName', true)!)
+        .map((path) => encodeInstanceName(path, c))
+        .join(''),
   },
   Associators: {
     params: [...associatorParams, ...instanceFlags],
     run: (m, p, c) => {
       const list = p.propertyList();
-      return m.associators(p.instanceName('ObjectName'), associatorFilter(p)).map((i) => objectWithPath(m, i, c, list)).join('');
+      return m
+        .associators(p.instanceName('ObjectName'), associatorFilter(p))
+        .map((i) => objectWithPath(m, i, c, list))
+        .join('');
     },
   },
   AssociatorNames: {
     params: associatorParams,
-    run: (m, p, c) => m.associators(p.instanceName('ObjectName'), associatorFilter(p)).map((i) => objectPath(m.pathOf(i), c)).join(''),
+    run: (m, p, c) =>
+      m
+        .associators(p.instanceName('ObjectName'), associatorFilter(p))
+        .map((i) => objectPath(m.pathOf(i), c))
+        .join(''),
   },
   References: {
     params: ['ObjectName', 'ResultClass', 'Role', ...instanceFlags],
     run: (m, p, c) => {
       const list = p.propertyList();
-      return m.references(p.instanceName('ObjectName'), referenceFilter(p)).map((i) => objectWithPath(m, i, c, list)).join('');
+      return m
+        .references(p.instanceName('ObjectName'), referenceFilter(p))
+        .map((i) => objectWithPath(m, i, c, list))
+        .join('');
     },
   },
   ReferenceNames: {
     params: ['ObjectName', 'ResultClass', 'Role'],
-    run: (m, p, c) => m.references(p.instanceName('ObjectName'), referenceFilter(p)).map((i) => objectPath(m.pathOf(i), c)).join(''),
+    run: (m, p, c) =>
+      m
+        .references(p.instanceName('ObjectName'), referenceFilter(p))
+        .map((i) => objectPath(m.pathOf(i), c))
+        .join(''),
   },
   GetProperty: {
     // DSP0200 GetProperty: VALUE, VALUE.ARRAY or VALUE.REFERENCE; nothing for NULL (wbemcli gp).
@@ -124,8 +149,15 @@ export const IntrinsicOperations: Readonly<Record<string, OperationSpec>> = {
       const result = executeWql(m, p.string('Query', true)!);
       if (result.kind === 'classes') {
         const options = { localOnly: false, includeQualifiers: true, includeClassOrigin: false, propertyList: null };
-        return result.classes.map((cls) => element('VALUE.OBJECTWITHPATH', [],
-          element('CLASSPATH', [], encodeNamespacePath(c) + element('CLASSNAME', [['NAME', cls.name]])) + encodeClass(cls, options))).join('');
+        return result.classes
+          .map((cls) =>
+            element(
+              'VALUE.OBJECTWITHPATH',
+              [],
+              element('CLASSPATH', [], encodeNamespacePath(c) + element('CLASSNAME', [['NAME', cls.name]])) + encodeClass(cls, options),
+            ),
+          )
+          .join('');
       }
       return result.rows.map((r) => element('VALUE.OBJECTWITHPATH', [], encodeInstancePath(r.path, c) + encodeInstance(r.instance, c))).join('');
     },
@@ -147,4 +179,3 @@ export function runIntrinsic(manager: CimObjectManager, method: string, params: 
   const spec = IntrinsicOperations[name]!;
   return spec.run(manager, new IntrinsicParams(name, params, spec.params), context);
 }
-

@@ -31,7 +31,7 @@ export class IntrinsicParams {
     const el = this.byName.get(name);
     const cn = el && firstChild(el, 'CLASSNAME');
     if (el && el.children.length > 0 && !cn) throw invalid(`${name} must be a CLASSNAME`);
-    const value = cn ? attribute(cn, 'NAME') ?? null : null;
+    const value = cn ? (attribute(cn, 'NAME') ?? null) : null;
     if (required && !value) throw invalid(`${name} is required`);
     return value;
   }

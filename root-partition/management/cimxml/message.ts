@@ -13,9 +13,15 @@ import { element, XML_DECLARATION } from './xml-writer.ts';
 
 /** DSP0200 "CIMError" header values. */
 export type CimErrorHeader =
-  | 'unsupported-protocol-version' | 'multiple-requests-unsupported' | 'unsupported-cim-version'
-  | 'unsupported-dtd-version' | 'request-not-valid' | 'request-not-well-formed'
-  | 'request-not-loosely-valid' | 'header-mismatch' | 'unsupported-operation';
+  | 'unsupported-protocol-version'
+  | 'multiple-requests-unsupported'
+  | 'unsupported-cim-version'
+  | 'unsupported-dtd-version'
+  | 'request-not-valid'
+  | 'request-not-well-formed'
+  | 'request-not-loosely-valid'
+  | 'header-mismatch'
+  | 'unsupported-operation';
 
 export class CimXmlProtocolError extends Error {
   readonly status: 400 | 413 | 501;
@@ -36,7 +42,14 @@ export interface NamedParam {
 
 export type CimXmlRequest =
   | { readonly kind: 'intrinsic'; readonly messageId: string; readonly method: string; readonly namespace: string; readonly params: readonly NamedParam[] }
-  | { readonly kind: 'extrinsic'; readonly messageId: string; readonly method: string; readonly namespace: string; readonly target: CimObjectPath; readonly params: readonly NamedParam[] };
+  | {
+      readonly kind: 'extrinsic';
+      readonly messageId: string;
+      readonly method: string;
+      readonly namespace: string;
+      readonly target: CimObjectPath;
+      readonly params: readonly NamedParam[];
+    };
 
 const notValid = (detail: string) => new CimXmlProtocolError(400, 'request-not-valid', detail);
 
@@ -111,17 +124,32 @@ export function decodeRequestDocument(root: XmlElement): CimXmlRequest {
 }
 
 function namedParams(call: XmlElement, elementName: string): NamedParam[] {
-  return call.children.filter((c) => c.name === elementName).map((c) => {
-    const name = attribute(c, 'NAME');
-    if (!name) throw notValid(`${elementName} without NAME`);
-    return { name, element: c };
-  });
+  return call.children
+    .filter((c) => c.name === elementName)
+    .map((c) => {
+      const name = attribute(c, 'NAME');
+      if (!name) throw notValid(`${elementName} without NAME`);
+      return { name, element: c };
+    });
 }
 
 /** The response document around one SIMPLERSP body (DSP0201; versions as Pegasus sends). */
 export function encodeEnvelope(messageId: string, body: string): string {
-  return `${XML_DECLARATION}${element('CIM', [['CIMVERSION', '2.0'], ['DTDVERSION', '2.0']],
-    element('MESSAGE', [['ID', messageId], ['PROTOCOLVERSION', '1.0']], element('SIMPLERSP', [], body)))}`;
+  return `${XML_DECLARATION}${element(
+    'CIM',
+    [
+      ['CIMVERSION', '2.0'],
+      ['DTDVERSION', '2.0'],
+    ],
+    element(
+      'MESSAGE',
+      [
+        ['ID', messageId],
+        ['PROTOCOLVERSION', '1.0'],
+      ],
+      element('SIMPLERSP', [], body),
+    ),
+  )}`;
 }
 
 /** IMETHODRESPONSE; `returnValue` null for void operations (no IRETURNVALUE: pywbem rejects one). */
@@ -132,6 +160,9 @@ export function encodeIMethodResponse(method: string, returnValue: string | null
 /** ERROR inside (I)METHODRESPONSE, never with INSTANCE children (wbemcli rejects them);
  * wbemcli %-decodes the description, so % is written %25. */
 export function encodeErrorResponse(kind: 'intrinsic' | 'extrinsic', method: string, error: CimError): string {
-  const err = element('ERROR', [['CODE', String(error.code)], ['DESCRIPTION', error.message.replace(/%/g, '%25')]]);
+  const err = element('ERROR', [
+    ['CODE', String(error.code)],
+    ['DESCRIPTION', error.message.replace(/%/g, '%25')],
+  ]);
   return element(kind === 'intrinsic' ? 'IMETHODRESPONSE' : 'METHODRESPONSE', [['NAME', method]], err);
 }

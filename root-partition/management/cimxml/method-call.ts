@@ -55,11 +55,15 @@ export async function runMethodCall(
     if (value === null) continue;
     const isArray = decl.isArray ?? false;
     const embedded = decl.embeddedInstance && (Array.isArray(value) ? value.every((v) => v instanceof CimInstance) : value instanceof CimInstance);
-    outParams += element('PARAMVALUE', [
-      ['NAME', decl.name],
-      ['PARAMTYPE', decl.type],
-      ['EmbeddedObject', embedded ? 'instance' : undefined],
-    ], encodeValue(value, decl.type, isArray, context));
+    outParams += element(
+      'PARAMVALUE',
+      [
+        ['NAME', decl.name],
+        ['PARAMTYPE', decl.type],
+        ['EmbeddedObject', embedded ? 'instance' : undefined],
+      ],
+      encodeValue(value, decl.type, isArray, context),
+    );
   }
   return element('METHODRESPONSE', [['NAME', methodName]], returnValue + outParams);
 }

@@ -7,8 +7,15 @@ import { CimError } from '../cim/errors.ts';
 import type { CimObjectManager } from '../cim/object-manager.ts';
 import { runIntrinsic } from './intrinsic-operations.ts';
 import {
-  CimXmlProtocolError, decodeRequest, decodeRequestDocument, encodeEnvelope, encodeErrorResponse, encodeIMethodResponse,
-  requestText, xmlFailure, type CimXmlRequest,
+  CimXmlProtocolError,
+  decodeRequest,
+  decodeRequestDocument,
+  encodeEnvelope,
+  encodeErrorResponse,
+  encodeIMethodResponse,
+  requestText,
+  xmlFailure,
+  type CimXmlRequest,
 } from './message.ts';
 import { runMethodCall } from './method-call.ts';
 import { withPreparsed, type EmbeddedDocument } from './parsed-document.ts';
@@ -91,7 +98,12 @@ export interface CimXmlHandlingOptions {
  * is answered CIM_ERR_ACCESS_DENIED in the body (as Pegasus does), nothing run.
  */
 export async function handleCimXml(
-  manager: CimObjectManager, headers: CimXmlHeaders, body: string, host: string, role: Role = 'full', options: CimXmlHandlingOptions = {},
+  manager: CimObjectManager,
+  headers: CimXmlHeaders,
+  body: string,
+  host: string,
+  role: Role = 'full',
+  options: CimXmlHandlingOptions = {},
 ): Promise<CimXmlResponse> {
   const early = checkHeaders(headers);
   if (early) return early;

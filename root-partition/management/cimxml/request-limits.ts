@@ -54,7 +54,8 @@ export const DEFAULT_REQUEST_LIMITS: CimXmlRequestLimits = {
 export function resolveRequestLimits(given: Partial<CimXmlRequestLimits> = {}): CimXmlRequestLimits {
   const limits = { ...DEFAULT_REQUEST_LIMITS, ...given, xml: { ...DEFAULT_XML_LIMITS, ...given.xml } };
   for (const [name, value] of Object.entries(limits)) {
-    if (typeof value === 'number' && !(Number.isFinite(value) && value > 0)) throw new RangeError(`request limit ${name} must be a positive number, got ${value}`);
+    if (typeof value === 'number' && !(Number.isFinite(value) && value > 0))
+      throw new RangeError(`request limit ${name} must be a positive number, got ${value}`);
   }
   // node:http refuses a headers time-out longer than the request time-out.
   if (limits.headersTimeoutMs > limits.requestTimeoutMs) throw new RangeError('headersTimeoutMs must not exceed requestTimeoutMs');

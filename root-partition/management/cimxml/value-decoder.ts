@@ -81,7 +81,7 @@ export function decodeWireValue(el: XmlElement): WireValue {
       return nested ?? child.text;
     }
     case 'VALUE.ARRAY':
-      return child.children.map((v) => (v.name === 'VALUE.NULL' ? null : firstChild(v, 'INSTANCE') ?? v.text));
+      return child.children.map((v) => (v.name === 'VALUE.NULL' ? null : (firstChild(v, 'INSTANCE') ?? v.text)));
     case 'VALUE.REFERENCE':
       return decodeReference(child);
     case 'VALUE.REFARRAY':

@@ -83,14 +83,36 @@ export function encodeValue(value: CimValue, type: CimType, isArray: boolean, co
 
 export function encodeProperty(p: CimPropertyValue, context: PathContext): string {
   if (p.type === 'reference' && !p.isArray) {
-    return element('PROPERTY.REFERENCE', [['NAME', p.name], ['REFERENCECLASS', p.referenceClass]], encodeValue(p.value, p.type, false, context));
+    return element(
+      'PROPERTY.REFERENCE',
+      [
+        ['NAME', p.name],
+        ['REFERENCECLASS', p.referenceClass],
+      ],
+      encodeValue(p.value, p.type, false, context),
+    );
   }
   if (p.isArray) {
     // No EmbeddedObject on PROPERTY.ARRAY: wbemcli 1.6.3 rejects it.
-    return element('PROPERTY.ARRAY', [['NAME', p.name], ['TYPE', p.type]], encodeValue(p.value, p.type, true, context));
+    return element(
+      'PROPERTY.ARRAY',
+      [
+        ['NAME', p.name],
+        ['TYPE', p.type],
+      ],
+      encodeValue(p.value, p.type, true, context),
+    );
   }
   const embedded = p.embeddedInstance && p.value instanceof CimInstance ? 'instance' : undefined;
-  return element('PROPERTY', [['NAME', p.name], ['TYPE', p.type], ['EmbeddedObject', embedded]], encodeValue(p.value, p.type, false, context));
+  return element(
+    'PROPERTY',
+    [
+      ['NAME', p.name],
+      ['TYPE', p.type],
+      ['EmbeddedObject', embedded],
+    ],
+    encodeValue(p.value, p.type, false, context),
+  );
 }
 
 export function encodeInstance(instance: CimInstance, context: PathContext): string {

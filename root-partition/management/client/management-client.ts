@@ -20,7 +20,11 @@ import { decodeInstance, decodePath, decodeParam, encodeParam, encodePath, type 
 
 /** A failure the service reported: the CIM status (DSP0200) when there is one, and why. */
 export class ManagementError extends Error {
-  constructor(readonly code: string, readonly cimStatus: number | null, message: string) {
+  constructor(
+    readonly code: string,
+    readonly cimStatus: number | null,
+    message: string,
+  ) {
     super(message);
     this.name = 'ManagementError';
   }
@@ -47,7 +51,9 @@ export interface Watch {
 }
 
 const KIND: Record<string, CimInstanceEventKind> = {
-  __InstanceCreationEvent: 'creation', __InstanceModificationEvent: 'modification', __InstanceDeletionEvent: 'deletion',
+  __InstanceCreationEvent: 'creation',
+  __InstanceModificationEvent: 'modification',
+  __InstanceDeletionEvent: 'deletion',
 };
 
 /** JobState values that end a job (Msvm_ConcreteJob, Microsoft Docs: 7 Completed … 10 Exception). */
@@ -66,7 +72,8 @@ export class ManagementClient {
     socket.on('data', (chunk: string) => this.receive(chunk));
     socket.on('error', () => {});
     socket.on('close', () => {
-      for (const w of this.waiting.values()) w.reject(new ManagementError('CIM_ERR_FAILED', CimStatus.CIM_ERR_FAILED, 'the management service closed the connection'));
+      for (const w of this.waiting.values())
+        w.reject(new ManagementError('CIM_ERR_FAILED', CimStatus.CIM_ERR_FAILED, 'the management service closed the connection'));
       this.waiting.clear();
       this.events.emit('close');
     });
@@ -76,7 +83,9 @@ export class ManagementClient {
     return new Promise((resolve, reject) => {
       const s = connect(socketPath);
       s.once('connect', () => resolve(new ManagementClient(s)));
-      s.once('error', (e) => reject(new ManagementError('VMMS_ERR_UNREACHABLE', null, `no management service at ${socketPath} (${e.message}); start one with \`tsvisor serve\``)));
+      s.once('error', (e) =>
+        reject(new ManagementError('VMMS_ERR_UNREACHABLE', null, `no management service at ${socketPath} (${e.message}); start one with \`tsvisor serve\``)),
+      );
     });
   }
 
@@ -97,7 +106,12 @@ export class ManagementClient {
   /** A WQL SELECT, ASSOCIATORS OF or REFERENCES OF; instances with their paths. */
   async queryRows(wql: string): Promise<{ path: CimObjectPath; instance: CimInstance }[]> {
     const r = await this.call<{ rows?: { path: WirePath; instance: WireInstance }[]; classes?: string[] }>('cim.query', { wql });
-    if (!r.rows) throw new ManagementError('CIM_ERR_NOT_SUPPORTED', CimStatus.CIM_ERR_NOT_SUPPORTED, 'the query answered class definitions (ClassDefsOnly); ask for instances');
+    if (!r.rows)
+      throw new ManagementError(
+        'CIM_ERR_NOT_SUPPORTED',
+        CimStatus.CIM_ERR_NOT_SUPPORTED,
+        'the query answered class definitions (ClassDefsOnly); ask for instances',
+      );
     return r.rows.map((row) => ({ path: decodePath(row.path), instance: decodeInstance(row.instance) }));
   }
 
@@ -108,8 +122,16 @@ export class ManagementClient {
   /** An extrinsic method; parameters by name (paths, CimInstance for embedded instances, bigint or number). */
   async invoke(path: CimObjectPath, method: string, params: Readonly<Record<string, unknown>> = {}): Promise<MethodOutcome> {
     const wire = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, encodeParam(v)]));
-    const r = await this.call<{ returnValue: number; description: string | null; out: Record<string, JsonValue> }>('cim.invoke', { path: encodePath(path) as unknown as JsonValue, method, params: wire });
-    return { returnValue: r.returnValue, description: r.description, out: Object.fromEntries(Object.entries(r.out).map(([k, v]) => [k, decodeParam(v) as CimValue])) };
+    const r = await this.call<{ returnValue: number; description: string | null; out: Record<string, JsonValue> }>('cim.invoke', {
+      path: encodePath(path) as unknown as JsonValue,
+      method,
+      params: wire,
+    });
+    return {
+      returnValue: r.returnValue,
+      description: r.description,
+      out: Object.fromEntries(Object.entries(r.out).map(([k, v]) => [k, decodeParam(v) as CimValue])),
+    };
   }
 
   /** Subscribe an event query (`SELECT * FROM __InstanceModificationEvent WITHIN 1 WHERE …`); events are pushed. */
@@ -134,12 +156,17 @@ export class ManagementClient {
     if (outcome.returnValue !== 4096 || !ref) return null;
     const id = String(ref.keys.find((k) => k.name === 'InstanceID')?.value ?? '');
     let done!: (job: CimInstance) => void;
-    const finished = new Promise<CimInstance>((resolve) => { done = resolve; });
+    const finished = new Promise<CimInstance>((resolve) => {
+      done = resolve;
+    });
     const seen = (job: CimInstance) => {
       onProgress?.(job);
       if (FINISHED_JOB_STATES.has(Number(job.get('JobState')))) done(job);
     };
-    const w = await this.watch(`SELECT * FROM __InstanceModificationEvent WHERE TargetInstance ISA 'Msvm_ConcreteJob' AND TargetInstance.InstanceID = '${id.replace(/'/g, "\\'")}'`, (e) => seen(e.target));
+    const w = await this.watch(
+      `SELECT * FROM __InstanceModificationEvent WHERE TargetInstance ISA 'Msvm_ConcreteJob' AND TargetInstance.InstanceID = '${id.replace(/'/g, "\\'")}'`,
+      (e) => seen(e.target),
+    );
     try {
       // The job may have ended before the subscription began: read it once after subscribing.
       seen(await this.get(ref));
@@ -151,7 +178,13 @@ export class ManagementClient {
 
   /** The Msvm_ComputerSystem path of a VM id. */
   systemPath(vmId: string): CimObjectPath {
-    return { className: 'Msvm_ComputerSystem', keys: [{ name: 'CreationClassName', value: 'Msvm_ComputerSystem' }, { name: 'Name', value: vmId }] };
+    return {
+      className: 'Msvm_ComputerSystem',
+      keys: [
+        { name: 'CreationClassName', value: 'Msvm_ComputerSystem' },
+        { name: 'Name', value: vmId },
+      ],
+    };
   }
 
   private call<T>(method: string, params: Record<string, JsonValue>): Promise<T> {
@@ -169,12 +202,19 @@ export class ManagementClient {
       const line = this.buf.slice(0, nl);
       this.buf = this.buf.slice(nl + 1);
       let m: { id?: number; result?: unknown; error?: { code: string; message: string }; event?: WireEvent & { subscription: number } };
-      try { m = JSON.parse(line); } catch { continue; }
+      try {
+        m = JSON.parse(line);
+      } catch {
+        continue;
+      }
       if (m.event) {
         const e = m.event;
         this.watchers.get(e.subscription)?.({
-          kind: KIND[e.eventClass] ?? 'modification', eventClass: e.eventClass, time: new Date(e.time),
-          target: decodeInstance(e.target), ...(e.previous ? { previous: decodeInstance(e.previous) } : {}),
+          kind: KIND[e.eventClass] ?? 'modification',
+          eventClass: e.eventClass,
+          time: new Date(e.time),
+          target: decodeInstance(e.target),
+          ...(e.previous ? { previous: decodeInstance(e.previous) } : {}),
         });
         continue;
       }

@@ -51,15 +51,23 @@ export function encodeValue(v: CimValue): JsonValue {
 }
 
 export function encodePath(p: CimObjectPath): WirePath {
-  return { className: p.className, keys: p.keys.map((k) => ({ name: k.name, value: encodeScalar(k.value as CimScalar) })), ...(p.namespace ? { namespace: p.namespace } : {}) };
+  return {
+    className: p.className,
+    keys: p.keys.map((k) => ({ name: k.name, value: encodeScalar(k.value as CimScalar) })),
+    ...(p.namespace ? { namespace: p.namespace } : {}),
+  };
 }
 
 export function encodeInstance(i: CimInstance): WireInstance {
   return {
     className: i.className,
     properties: i.properties.map((p) => ({
-      name: p.name, type: p.type, isArray: p.isArray, value: encodeValue(p.value),
-      ...(p.referenceClass ? { referenceClass: p.referenceClass } : {}), ...(p.embeddedInstance ? { embeddedInstance: p.embeddedInstance } : {}),
+      name: p.name,
+      type: p.type,
+      isArray: p.isArray,
+      value: encodeValue(p.value),
+      ...(p.referenceClass ? { referenceClass: p.referenceClass } : {}),
+      ...(p.embeddedInstance ? { embeddedInstance: p.embeddedInstance } : {}),
     })),
   };
 }
@@ -85,9 +93,12 @@ function decodeScalar(v: JsonValue, p: Pick<WireProperty, 'type' | 'embeddedInst
 
 export function decodeInstance(w: WireInstance): CimInstance {
   const properties: CimPropertyValue[] = w.properties.map((p) => ({
-    name: p.name, type: p.type, isArray: p.isArray,
+    name: p.name,
+    type: p.type,
+    isArray: p.isArray,
     value: p.value === null ? null : Array.isArray(p.value) ? p.value.map((x) => decodeScalar(x, p)) : decodeScalar(p.value, p),
-    ...(p.referenceClass ? { referenceClass: p.referenceClass } : {}), ...(p.embeddedInstance ? { embeddedInstance: p.embeddedInstance } : {}),
+    ...(p.referenceClass ? { referenceClass: p.referenceClass } : {}),
+    ...(p.embeddedInstance ? { embeddedInstance: p.embeddedInstance } : {}),
   }));
   return new CimInstance(w.className, properties);
 }

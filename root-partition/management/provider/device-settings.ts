@@ -79,7 +79,11 @@ export interface ResourceSetting {
   readonly values: Record<string, unknown>;
 }
 
-interface ScsiDisk { location: number; path?: string; readOnly?: boolean }
+interface ScsiDisk {
+  location: number;
+  path?: string;
+  readOnly?: boolean;
+}
 
 export function scsiControllerCount(devices: readonly DeviceRecord[]): number {
   return devices.filter((d) => d.kind === 'scsi-controller').length;
@@ -90,7 +94,13 @@ export function disksOf(devices: readonly DeviceRecord[]): DiskEntry[] {
   let scsi = 0;
   for (const d of devices) {
     if (d.kind === 'ide-disk') {
-      disks.push({ bus: 'ide', controller: Number(d.controller ?? 0), location: Number(d.position ?? 0), path: typeof d.path === 'string' ? d.path : null, readOnly: d.readOnly === true });
+      disks.push({
+        bus: 'ide',
+        controller: Number(d.controller ?? 0),
+        location: Number(d.position ?? 0),
+        path: typeof d.path === 'string' ? d.path : null,
+        readOnly: d.readOnly === true,
+      });
     } else if (d.kind === 'scsi-controller') {
       for (const disk of (Array.isArray(d.disks) ? d.disks : []) as ScsiDisk[]) {
         disks.push({ bus: 'scsi', controller: scsi, location: disk.location, path: disk.path ?? null, readOnly: disk.readOnly === true });
@@ -124,22 +134,49 @@ export function storageSettings(vmId: string, devices: readonly DeviceRecord[]):
   const rasd = (values: Record<string, unknown>): ResourceSetting => ({ className: 'Msvm_ResourceAllocationSettingData', values });
   const out: ResourceSetting[] = [];
   for (const c of [0, 1]) {
-    out.push(rasd({ InstanceID: controllerInstanceId(vmId, 'ide', c), ElementName: 'IDE Controller', ResourceType: 5, ResourceSubType: 'Microsoft:Hyper-V:Emulated IDE Controller', Address: String(c) }));
+    out.push(
+      rasd({
+        InstanceID: controllerInstanceId(vmId, 'ide', c),
+        ElementName: 'IDE Controller',
+        ResourceType: 5,
+        ResourceSubType: 'Microsoft:Hyper-V:Emulated IDE Controller',
+        Address: String(c),
+      }),
+    );
   }
   for (let c = 0; c < scsiControllerCount(devices); c++) {
-    out.push(rasd({ InstanceID: controllerInstanceId(vmId, 'scsi', c), ElementName: 'SCSI Controller', ResourceType: 6, ResourceSubType: 'Microsoft:Hyper-V:Synthetic SCSI Controller', Address: String(c) }));
+    out.push(
+      rasd({
+        InstanceID: controllerInstanceId(vmId, 'scsi', c),
+        ElementName: 'SCSI Controller',
+        ResourceType: 6,
+        ResourceSubType: 'Microsoft:Hyper-V:Synthetic SCSI Controller',
+        Address: String(c),
+      }),
+    );
   }
   for (const d of disksOf(devices)) {
-    out.push(rasd({
-      InstanceID: driveInstanceId(vmId, d), ElementName: 'Hard Drive', ResourceType: 17, ResourceSubType: 'Microsoft:Hyper-V:Synthetic Disk Drive',
-      Parent: controllerInstanceId(vmId, d.bus, d.controller), AddressOnParent: String(d.location),
-    }));
+    out.push(
+      rasd({
+        InstanceID: driveInstanceId(vmId, d),
+        ElementName: 'Hard Drive',
+        ResourceType: 17,
+        ResourceSubType: 'Microsoft:Hyper-V:Synthetic Disk Drive',
+        Parent: controllerInstanceId(vmId, d.bus, d.controller),
+        AddressOnParent: String(d.location),
+      }),
+    );
     if (d.path === null) continue;
     out.push({
       className: 'Msvm_StorageAllocationSettingData',
       values: {
-        InstanceID: diskInstanceId(vmId, d), ElementName: 'Hard Disk Image', ResourceType: 31, ResourceSubType: 'Microsoft:Hyper-V:Virtual Hard Disk',
-        Parent: driveInstanceId(vmId, d), HostResource: [d.path], Limit: null,
+        InstanceID: diskInstanceId(vmId, d),
+        ElementName: 'Hard Disk Image',
+        ResourceType: 31,
+        ResourceSubType: 'Microsoft:Hyper-V:Virtual Hard Disk',
+        Parent: driveInstanceId(vmId, d),
+        HostResource: [d.path],
+        Limit: null,
       },
     });
   }
@@ -167,7 +204,8 @@ export function parseControllerId(vmId: string, parent: string): { bus: Bus; con
   const text = instanceIdOf(parent);
   for (const bus of ['ide', 'scsi'] as const) {
     const prefix = controllerInstanceId(vmId, bus, 0).slice(0, -1);
-    if (text.toLowerCase().startsWith(prefix.toLowerCase()) && /^\d+$/.test(text.slice(prefix.length))) return { bus, controller: Number(text.slice(prefix.length)) };
+    if (text.toLowerCase().startsWith(prefix.toLowerCase()) && /^\d+$/.test(text.slice(prefix.length)))
+      return { bus, controller: Number(text.slice(prefix.length)) };
   }
   return null;
 }
@@ -184,12 +222,25 @@ export function parseDriveId(vmId: string, parent: string): { bus: Bus; controll
 export function withDisks(devices: readonly DeviceRecord[], disks: readonly DiskEntry[], scsiControllers: number): DeviceRecord[] {
   const others = devices.filter((d) => d.kind !== 'ide-disk' && d.kind !== 'scsi-controller');
   const existingScsi = devices.filter((d) => d.kind === 'scsi-controller');
-  const ide = disks.filter((d) => d.bus === 'ide').map((d): DeviceRecord => ({ kind: 'ide-disk', controller: d.controller, position: d.location, ...(d.path !== null ? { path: d.path } : {}), ...(d.readOnly ? { readOnly: true } : {}) }));
+  const ide = disks
+    .filter((d) => d.bus === 'ide')
+    .map(
+      (d): DeviceRecord => ({
+        kind: 'ide-disk',
+        controller: d.controller,
+        position: d.location,
+        ...(d.path !== null ? { path: d.path } : {}),
+        ...(d.readOnly ? { readOnly: true } : {}),
+      }),
+    );
   const scsi = Array.from({ length: scsiControllers }, (_, c): DeviceRecord => {
     const { disks: _old, ...rest } = (existingScsi[c] ?? { kind: 'scsi-controller' }) as DeviceRecord & { disks?: unknown };
     return {
-      ...rest, kind: 'scsi-controller',
-      disks: disks.filter((d) => d.bus === 'scsi' && d.controller === c).map((d) => ({ location: d.location, ...(d.path !== null ? { path: d.path } : {}), ...(d.readOnly ? { readOnly: true } : {}) })),
+      ...rest,
+      kind: 'scsi-controller',
+      disks: disks
+        .filter((d) => d.bus === 'scsi' && d.controller === c)
+        .map((d) => ({ location: d.location, ...(d.path !== null ? { path: d.path } : {}), ...(d.readOnly ? { readOnly: true } : {}) })),
     };
   });
   return [...ide, ...scsi, ...others];

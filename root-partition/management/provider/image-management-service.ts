@@ -35,7 +35,12 @@ export interface ImageServiceContext {
 }
 
 class Refused extends Error {
-  constructor(readonly returnValue: number, message: string) { super(message); }
+  constructor(
+    readonly returnValue: number,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** A whole, non-negative number from a CIM value (numbers arrive as numbers, bigints or text). */
@@ -56,28 +61,40 @@ export class ImageManagementService {
 
   serviceInstance(): CimInstance {
     return this.ctx.schema.createInstance(IMAGE_SERVICE_CLASS, {
-      CreationClassName: IMAGE_SERVICE_CLASS, Name: 'vhdsvc', SystemCreationClassName: 'Msvm_ComputerSystem', SystemName: this.ctx.hostName,
-      ElementName: 'Image Management Service', Caption: 'Hyper-V Image Management Service', EnabledState: 2, HealthState: 5, OperationalStatus: [2],
+      CreationClassName: IMAGE_SERVICE_CLASS,
+      Name: 'vhdsvc',
+      SystemCreationClassName: 'Msvm_ComputerSystem',
+      SystemName: this.ctx.hostName,
+      ElementName: 'Image Management Service',
+      Caption: 'Hyper-V Image Management Service',
+      EnabledState: 2,
+      HealthState: 5,
+      OperationalStatus: [2],
     });
   }
 
   async invoke(method: string, p: Params): Promise<CimMethodResult> {
     try {
       switch (method.toLowerCase()) {
-        case 'createvirtualharddisk': return this.create(p);
-        case 'getvirtualharddisksettingdata': return this.read(p, (i) => ({ SettingData: this.settingData(i) }));
-        case 'getvirtualharddiskstate': return this.read(p, (i) => ({ State: this.state(i) }));
+        case 'createvirtualharddisk':
+          return this.create(p);
+        case 'getvirtualharddisksettingdata':
+          return this.read(p, (i) => ({ SettingData: this.settingData(i) }));
+        case 'getvirtualharddiskstate':
+          return this.read(p, (i) => ({ State: this.state(i) }));
         case 'mergevirtualharddisk': {
           const source = text(p.SourcePath, 'SourcePath');
           const destination = text(p.DestinationPath, 'DestinationPath');
           return this.job('Merging Virtual Hard Disk', (progress, signal) => this.ctx.images.merge(source, destination, progress, signal));
         }
-        case 'convertvirtualharddisk': return this.convert(p);
+        case 'convertvirtualharddisk':
+          return this.convert(p);
         case 'compactvirtualharddisk': {
           const path = text(p.Path, 'Path');
           // Mode 0 Full (Optimize-VHD -Mode Full): the only one here — every all-zero block goes.
           const mode = count(p.Mode, 'Mode') ?? 0;
-          if (mode !== 0) throw new Refused(Code.NotSupported, `Mode ${mode} is not supported: this host compacts in mode 0 (Full), copying only the blocks that hold data`);
+          if (mode !== 0)
+            throw new Refused(Code.NotSupported, `Mode ${mode} is not supported: this host compacts in mode 0 (Full), copying only the blocks that hold data`);
           return this.job('Compacting Virtual Hard Disk', (progress, signal) => this.ctx.images.compact(path, progress, signal));
         }
         case 'resizevirtualharddisk': {
@@ -103,19 +120,25 @@ export class ImageManagementService {
     const path = text(sd.get('Path'), 'Path');
     const format = count(sd.get('Format'), 'Format') ?? Format.Vhdx;
     if (format === Format.Vhd || format === Format.VhdSet) {
-      throw new Refused(Code.NotSupported, `Format ${format} (${format === Format.Vhd ? 'VHD' : 'VHD Set'}) is not supported by this host: create a VHDX (Format 3), or convert an existing file with \`qemu-img convert -O vhdx\``);
+      throw new Refused(
+        Code.NotSupported,
+        `Format ${format} (${format === Format.Vhd ? 'VHD' : 'VHD Set'}) is not supported by this host: create a VHDX (Format 3), or convert an existing file with \`qemu-img convert -O vhdx\``,
+      );
     }
     if (format !== Format.Vhdx) throw new Refused(Code.InvalidParameter, `Format ${format} is not a virtual hard disk format (3 is VHDX)`);
-    if (!/\.a?vhdx$/i.test(path)) throw new Refused(Code.InvalidParameter, `Path ${path}: a VHDX file's name must end in .vhdx (or .avhdx for a differencing disk)`);
+    if (!/\.a?vhdx$/i.test(path))
+      throw new Refused(Code.InvalidParameter, `Path ${path}: a VHDX file's name must end in .vhdx (or .avhdx for a differencing disk)`);
     const type = KIND_OF[count(sd.get('Type'), 'Type') ?? -1];
     if (!type) throw new Refused(Code.InvalidParameter, `Type ${String(sd.get('Type'))} is not 2 (fixed), 3 (dynamic) or 4 (differencing)`);
     const size = count(sd.get('MaxInternalSize'), 'MaxInternalSize') || undefined;
     const parentPath = typeof sd.get('ParentPath') === 'string' && sd.get('ParentPath') !== '' ? String(sd.get('ParentPath')) : undefined;
     if (type === 'differencing' && !parentPath) throw new Refused(Code.InvalidParameter, 'a differencing disk (Type 4) needs ParentPath');
-    if (type !== 'differencing' && parentPath) throw new Refused(Code.InvalidParameter, `ParentPath is only for a differencing disk (Type 4), not Type ${TYPE_OF[type]}`);
+    if (type !== 'differencing' && parentPath)
+      throw new Refused(Code.InvalidParameter, `ParentPath is only for a differencing disk (Type 4), not Type ${TYPE_OF[type]}`);
     if (type !== 'differencing' && !size) throw new Refused(Code.InvalidParameter, 'MaxInternalSize (the virtual size in bytes) is required');
     const request: NewImageRequest = {
-      path, type,
+      path,
+      type,
       ...(size !== undefined ? { sizeBytes: size } : {}),
       ...(parentPath ? { parentPath } : {}),
       ...optional('blockSizeBytes', count(sd.get('BlockSize'), 'BlockSize')),
@@ -137,8 +160,13 @@ export class ImageManagementService {
     if (format !== Format.Vhdx) throw new Refused(Code.NotSupported, `Format ${format}: this host converts into VHDX (Format 3) only`);
     if (!/\.vhdx$/i.test(path)) throw new Refused(Code.InvalidParameter, `Path ${path}: a VHDX file's name must end in .vhdx`);
     const type = count(sd.get('Type'), 'Type') ?? 3;
-    if (type !== 2 && type !== 3) throw new Refused(Code.InvalidParameter, `Type ${type} is not 2 (fixed) or 3 (dynamic): a conversion makes a self-contained disk`);
-    const request: ConvertImageRequest = { path, type: type === 2 ? 'fixed' : 'dynamic', ...optional('blockSizeBytes', count(sd.get('BlockSize'), 'BlockSize')) };
+    if (type !== 2 && type !== 3)
+      throw new Refused(Code.InvalidParameter, `Type ${type} is not 2 (fixed) or 3 (dynamic): a conversion makes a self-contained disk`);
+    const request: ConvertImageRequest = {
+      path,
+      type: type === 2 ? 'fixed' : 'dynamic',
+      ...optional('blockSizeBytes', count(sd.get('BlockSize'), 'BlockSize')),
+    };
     return this.job('Converting Virtual Hard Disk', (progress, signal) => this.ctx.images.convert(source, request, progress, signal));
   }
 
@@ -150,19 +178,30 @@ export class ImageManagementService {
 
   settingData(i: ImageRecord): CimInstance {
     return this.ctx.schema.createInstance('Msvm_VirtualHardDiskSettingData', {
-      InstanceID: `Microsoft:${i.path}`, ElementName: i.path.slice(i.path.lastIndexOf('/') + 1),
-      Path: i.path, Type: TYPE_OF[i.type], Format: i.format === 'vhdx' ? Format.Vhdx : Format.Raw,
-      ParentPath: i.parentPath, ParentIdentifier: i.parentIdentifier, MaxInternalSize: BigInt(i.sizeBytes),
-      BlockSize: i.blockSizeBytes ?? 0, LogicalSectorSize: i.logicalSectorSize, PhysicalSectorSize: i.physicalSectorSize,
+      InstanceID: `Microsoft:${i.path}`,
+      ElementName: i.path.slice(i.path.lastIndexOf('/') + 1),
+      Path: i.path,
+      Type: TYPE_OF[i.type],
+      Format: i.format === 'vhdx' ? Format.Vhdx : Format.Raw,
+      ParentPath: i.parentPath,
+      ParentIdentifier: i.parentIdentifier,
+      MaxInternalSize: BigInt(i.sizeBytes),
+      BlockSize: i.blockSizeBytes ?? 0,
+      LogicalSectorSize: i.logicalSectorSize,
+      PhysicalSectorSize: i.physicalSectorSize,
       VirtualDiskId: i.diskIdentifier,
     });
   }
 
   state(i: ImageRecord): CimInstance {
     return this.ctx.schema.createInstance('Msvm_VirtualHardDiskState', {
-      FileSize: BigInt(i.fileSizeBytes), InUse: i.inUse, MinInternalSize: null, PhysicalSectorSize: i.physicalSectorSize,
+      FileSize: BigInt(i.fileSizeBytes),
+      InUse: i.inUse,
+      MinInternalSize: null,
+      PhysicalSectorSize: i.physicalSectorSize,
       // Every VHDX payload block starts on a 1 MiB boundary ([MS-VHDX] 2.3), so the data is aligned.
-      Alignment: 1, FragmentationPercentage: i.fragmentationPercent,
+      Alignment: 1,
+      FragmentationPercentage: i.fragmentationPercent,
     });
   }
 

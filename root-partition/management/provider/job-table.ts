@@ -62,7 +62,19 @@ export class JobTable {
     this.trim();
     const now = new Date();
     const job: JobRecord = {
-      id: randomUUID().toUpperCase(), description, affected, submitted: now, state: JobState.Running, percent: 0, errorCode: 0, errorDescription: null, changed: now, finished: null, removal: null, status: null, cancel,
+      id: randomUUID().toUpperCase(),
+      description,
+      affected,
+      submitted: now,
+      state: JobState.Running,
+      percent: 0,
+      errorCode: 0,
+      errorDescription: null,
+      changed: now,
+      finished: null,
+      removal: null,
+      status: null,
+      cancel,
     };
     this.jobs.set(job.id, job);
     const instance = this.instanceOf(job);
@@ -135,9 +147,15 @@ export class JobTable {
 
   /** Msvm_AffectedJobElement: each job and the element it acts on. */
   affectedElements(): CimInstance[] {
-    return [...this.jobs.values()].filter((j) => j.affected).map((j) => this.schema.createInstance('Msvm_AffectedJobElement', {
-      AffectedElement: j.affected, AffectingElement: this.schema.pathOf(this.instanceOf(j)), ElementEffects: [5],
-    }));
+    return [...this.jobs.values()]
+      .filter((j) => j.affected)
+      .map((j) =>
+        this.schema.createInstance('Msvm_AffectedJobElement', {
+          AffectedElement: j.affected,
+          AffectingElement: this.schema.pathOf(this.instanceOf(j)),
+          ElementEffects: [5],
+        }),
+      );
   }
 
   dispose(): void {
@@ -172,13 +190,28 @@ export class JobTable {
   private instanceOf(j: JobRecord): CimInstance {
     const end = j.finished ?? new Date();
     return this.schema.createInstance('Msvm_ConcreteJob', {
-      InstanceID: j.id, Caption: j.description, Description: j.description, ElementName: j.description,
+      InstanceID: j.id,
+      Caption: j.description,
+      Description: j.description,
+      ElementName: j.description,
       JobState: j.state,
-      JobStatus: j.state === JobState.Completed ? 'Job completed successfully' : j.state === JobState.Exception || j.state === JobState.Terminated ? j.errorDescription : (j.status ?? 'Job is running'),
-      PercentComplete: j.percent, ErrorCode: j.errorCode, ErrorDescription: j.errorDescription,
-      TimeSubmitted: dmtfDatetime(j.submitted), StartTime: dmtfDatetime(j.submitted), ElapsedTime: dmtfInterval(end.getTime() - j.submitted.getTime()),
-      TimeOfLastStateChange: dmtfDatetime(j.changed), TimeBeforeRemoval: dmtfInterval(this.retentionMs),
-      DeleteOnCompletion: false, Cancellable: j.cancel !== null, HealthState: j.state === JobState.Exception ? 20 : 5,
+      JobStatus:
+        j.state === JobState.Completed
+          ? 'Job completed successfully'
+          : j.state === JobState.Exception || j.state === JobState.Terminated
+            ? j.errorDescription
+            : (j.status ?? 'Job is running'),
+      PercentComplete: j.percent,
+      ErrorCode: j.errorCode,
+      ErrorDescription: j.errorDescription,
+      TimeSubmitted: dmtfDatetime(j.submitted),
+      StartTime: dmtfDatetime(j.submitted),
+      ElapsedTime: dmtfInterval(end.getTime() - j.submitted.getTime()),
+      TimeOfLastStateChange: dmtfDatetime(j.changed),
+      TimeBeforeRemoval: dmtfInterval(this.retentionMs),
+      DeleteOnCompletion: false,
+      Cancellable: j.cancel !== null,
+      HealthState: j.state === JobState.Exception ? 20 : 5,
       OperationalStatus: [j.state === JobState.Exception ? 6 : 2],
     });
   }

@@ -77,17 +77,27 @@ export class MigrationService {
 
   enumerate(lowerClass: string): CimInstance[] {
     if (lowerClass !== 'msvm_virtualsystemmigrationservice' || !this.migration) return [];
-    return [this.ctx.schema.createInstance(MIGRATION_SERVICE_CLASS, {
-      CreationClassName: MIGRATION_SERVICE_CLASS, Name: SERVICE_NAME, SystemCreationClassName: 'Msvm_ComputerSystem', SystemName: this.ctx.port.hostName,
-      ElementName: 'Virtual System Migration Service', Caption: 'Hyper-V Virtual System Migration Service', EnabledState: 2, HealthState: 5, OperationalStatus: [2],
-    })];
+    return [
+      this.ctx.schema.createInstance(MIGRATION_SERVICE_CLASS, {
+        CreationClassName: MIGRATION_SERVICE_CLASS,
+        Name: SERVICE_NAME,
+        SystemCreationClassName: 'Msvm_ComputerSystem',
+        SystemName: this.ctx.port.hostName,
+        ElementName: 'Virtual System Migration Service',
+        Caption: 'Hyper-V Virtual System Migration Service',
+        EnabledState: 2,
+        HealthState: 5,
+        OperationalStatus: [2],
+      }),
+    ];
   }
 
   invoke(method: string, p: Params): CimMethodResult {
     const migration = this.migration;
     if (!migration || method.toLowerCase() !== 'migratevirtualsystemtohost') return { returnValue: Code.NotSupported, out: {} };
     const ref = p.ComputerSystem;
-    const vmId = ref && typeof ref === 'object' && !Array.isArray(ref) && 'className' in ref ? String(keyValue(ref as CimObjectPath, 'Name') ?? '').toLowerCase() : '';
+    const vmId =
+      ref && typeof ref === 'object' && !Array.isArray(ref) && 'className' in ref ? String(keyValue(ref as CimObjectPath, 'Name') ?? '').toLowerCase() : '';
     const vm = vmId ? this.ctx.port.get(vmId) : undefined;
     if (!vm) return { returnValue: Code.InvalidParameter, out: {} };
     const destination = typeof p.DestinationHost === 'string' ? p.DestinationHost.trim() : '';
@@ -112,13 +122,15 @@ export class MigrationService {
       cancelled = true;
       migration.cancel(vm.id);
     });
-    void migration.move(vm.id, destination, (progress) => this.ctx.jobs.progress(job, progress.percentComplete, PHASE_STATUS[progress.phase] ?? progress.phase), storage).then(
-      (r) => {
-        if (r.returnValue !== 0 && (r.cancelled || cancelled)) this.ctx.jobs.terminated(job, r.error ?? 'the migration was cancelled; the VM runs on here');
-        else this.ctx.jobs.finish(job, r.returnValue, r.error);
-      },
-      (e: Error) => this.ctx.jobs.finish(job, Code.Failed, e.message),
-    );
+    void migration
+      .move(vm.id, destination, (progress) => this.ctx.jobs.progress(job, progress.percentComplete, PHASE_STATUS[progress.phase] ?? progress.phase), storage)
+      .then(
+        (r) => {
+          if (r.returnValue !== 0 && (r.cancelled || cancelled)) this.ctx.jobs.terminated(job, r.error ?? 'the migration was cancelled; the VM runs on here');
+          else this.ctx.jobs.finish(job, r.returnValue, r.error);
+        },
+        (e: Error) => this.ctx.jobs.finish(job, Code.Failed, e.message),
+      );
     return { returnValue: Code.JobStarted, out: { Job: job } };
   }
 }

@@ -33,7 +33,10 @@ export interface NetworkAdapterEntry {
 }
 
 /** A switch as settings refer to it: its GUID (Msvm_VirtualEthernetSwitch.Name) and name. */
-export interface SwitchRef { id: string; name: string }
+export interface SwitchRef {
+  id: string;
+  name: string;
+}
 
 export function adaptersOf(devices: readonly DeviceRecord[]): NetworkAdapterEntry[] {
   return devices.filter((d) => d.kind === 'network-adapter') as unknown as NetworkAdapterEntry[];
@@ -46,7 +49,9 @@ export function adaptersOf(devices: readonly DeviceRecord[]): NetworkAdapterEntr
  */
 export function adapterMac(vmId: string, a: Pick<NetworkAdapterEntry, 'mac' | 'instanceId'>, index: number): string {
   if (a.mac) return a.mac.toLowerCase().replaceAll('-', ':');
-  const h = createHash('sha256').update(`${vmId}/nic/${a.instanceId ?? index}`).digest();
+  const h = createHash('sha256')
+    .update(`${vmId}/nic/${a.instanceId ?? index}`)
+    .digest();
   return ['00', '15', '5d', ...[h[0]!, h[1]!, h[2]!].map((b) => b.toString(16).padStart(2, '0'))].join(':');
 }
 
@@ -70,16 +75,24 @@ export function switchPath(hostName: string, id: string): string {
 }
 
 /** The port and connection settings of every adapter, in definition order. */
-export function networkSettings(vmId: string, hostName: string, devices: readonly DeviceRecord[], switches: readonly SwitchRef[]): { className: string; values: Record<string, unknown> }[] {
+export function networkSettings(
+  vmId: string,
+  hostName: string,
+  devices: readonly DeviceRecord[],
+  switches: readonly SwitchRef[],
+): { className: string; values: Record<string, unknown> }[] {
   const out: { className: string; values: Record<string, unknown> }[] = [];
   adaptersOf(devices).forEach((a, i) => {
     const port = portInstanceId(vmId, a, i);
     out.push({
       className: a.legacy ? EMULATED_PORT_CLASS : SYNTHETIC_PORT_CLASS,
       values: {
-        InstanceID: port, ElementName: adapterName(a), ResourceType: 10,
+        InstanceID: port,
+        ElementName: adapterName(a),
+        ResourceType: 10,
         ResourceSubType: a.legacy ? 'Microsoft:Hyper-V:Emulated Ethernet Port' : 'Microsoft:Hyper-V:Synthetic Ethernet Port',
-        Address: wmiMac(adapterMac(vmId, a, i)), StaticMacAddress: a.mac !== undefined,
+        Address: wmiMac(adapterMac(vmId, a, i)),
+        StaticMacAddress: a.mac !== undefined,
       },
     });
     if (a.switch === undefined) return;
@@ -87,10 +100,14 @@ export function networkSettings(vmId: string, hostName: string, devices: readonl
     out.push({
       className: CONNECTION_CLASS,
       values: {
-        InstanceID: connectionInstanceId(vmId, a, i), ElementName: 'Ethernet Connection', ResourceType: 33,
-        ResourceSubType: 'Microsoft:Hyper-V:Ethernet Connection', Parent: port,
+        InstanceID: connectionInstanceId(vmId, a, i),
+        ElementName: 'Ethernet Connection',
+        ResourceType: 33,
+        ResourceSubType: 'Microsoft:Hyper-V:Ethernet Connection',
+        Parent: port,
         // A switch that no longer exists: the connection names it, and the VM does not start.
-        HostResource: [sw ? switchPath(hostName, sw.id) : a.switch], EnabledState: sw ? 2 : 3,
+        HostResource: [sw ? switchPath(hostName, sw.id) : a.switch],
+        EnabledState: sw ? 2 : 3,
         ...(a.vlanId !== undefined ? { Address: String(a.vlanId) } : {}),
       },
     });
@@ -122,21 +139,28 @@ function switchOf(host: unknown, switches: readonly SwitchRef[]): SwitchRef {
  * Parent (an InstanceID or WMI path), added before or in the same call. Returns the InstanceIDs
  * of what was added, in order.
  */
-export function addNetwork(vmId: string, devices: readonly DeviceRecord[], settings: readonly CimInstance[], switches: readonly SwitchRef[]): { devices: DeviceRecord[]; added: { className: string; instanceId: string }[] } {
+export function addNetwork(
+  vmId: string,
+  devices: readonly DeviceRecord[],
+  settings: readonly CimInstance[],
+  switches: readonly SwitchRef[],
+): { devices: DeviceRecord[]; added: { className: string; instanceId: string }[] } {
   const list = [...devices];
   const added: { className: string; instanceId: string }[] = [];
   const adapters = () => adaptersOf(list);
   for (const s of settings.filter(isPortSetting)) {
     const legacy = s.className.toLowerCase() === EMULATED_PORT_CLASS.toLowerCase();
     const count = adapters().filter((a) => Boolean(a.legacy) === legacy).length;
-    if (count >= (legacy ? MAX_LEGACY : MAX_SYNTHETIC)) throw new SettingRefused(`network adapter: the VM already has ${count} ${legacy ? 'legacy' : 'synthetic'} adapters, the most it can have`);
+    if (count >= (legacy ? MAX_LEGACY : MAX_SYNTHETIC))
+      throw new SettingRefused(`network adapter: the VM already has ${count} ${legacy ? 'legacy' : 'synthetic'} adapters, the most it can have`);
     const entry: NetworkAdapterEntry = { kind: 'network-adapter', instanceId: randomUUID() };
     if (legacy) entry.legacy = true;
     const name = s.get('ElementName');
     if (typeof name === 'string' && name) entry.name = name;
     const address = s.get('Address');
     if (s.get('StaticMacAddress') === true) {
-      if (typeof address !== 'string' || !/^[0-9a-fA-F]{12}$/.test(address.replaceAll(/[:-]/g, ''))) throw new SettingRefused('network adapter: StaticMacAddress needs Address, 12 hex digits');
+      if (typeof address !== 'string' || !/^[0-9a-fA-F]{12}$/.test(address.replaceAll(/[:-]/g, '')))
+        throw new SettingRefused('network adapter: StaticMacAddress needs Address, 12 hex digits');
       entry.mac = address.replaceAll(/[:-]/g, '').toLowerCase().match(/../g)!.join(':');
     }
     list.push(entry as unknown as DeviceRecord);

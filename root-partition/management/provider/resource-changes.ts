@@ -5,7 +5,15 @@
  */
 import type { CimInstance } from '../cim/instance.ts';
 import {
-  disksOf, integrationFlagsOf, integrationSettingOf, parseControllerId, parseDriveId, scsiControllerCount, withDisks, withIntegrationFlags, type DiskEntry,
+  disksOf,
+  integrationFlagsOf,
+  integrationSettingOf,
+  parseControllerId,
+  parseDriveId,
+  scsiControllerCount,
+  withDisks,
+  withIntegrationFlags,
+  type DiskEntry,
 } from './device-settings.ts';
 import type { DeviceRecord, VmDefinitionChange } from './vmms-port.ts';
 
@@ -56,7 +64,8 @@ function perMille(i: CimInstance, name: 'Reservation' | 'Limit'): number | undef
   const v = i.get(name);
   if (v === null || v === undefined) return undefined;
   const n = Number(v as bigint);
-  if (!Number.isSafeInteger(n) || n < 0 || n > 100_000) throw new SettingRefused(`processor: ${name} ${String(v)} must be 0..100000 (thousandths of a percent of the VM's processors)`);
+  if (!Number.isSafeInteger(n) || n < 0 || n > 100_000)
+    throw new SettingRefused(`processor: ${name} ${String(v)} must be 0..100000 (thousandths of a percent of the VM's processors)`);
   return n / 1000;
 }
 
@@ -111,7 +120,11 @@ export interface AddedSetting {
  * (controller, then a drive naming it, then a disk naming the drive) or all in one call: a drive
  * added without a disk stays empty until one is added. DVD drives (16) are not offered.
  */
-export function addStorage(vmId: string, devices: readonly DeviceRecord[], settings: readonly CimInstance[]): { devices: DeviceRecord[]; added: AddedSetting[] } {
+export function addStorage(
+  vmId: string,
+  devices: readonly DeviceRecord[],
+  settings: readonly CimInstance[],
+): { devices: DeviceRecord[]; added: AddedSetting[] } {
   let scsi = scsiControllerCount(devices);
   const disks = disksOf(devices);
   const added: AddedSetting[] = [];
@@ -125,8 +138,12 @@ export function addStorage(vmId: string, devices: readonly DeviceRecord[], setti
     const parent = parseControllerId(vmId, String(s.get('Parent') ?? ''));
     const location = Number(s.get('AddressOnParent'));
     if (!parent) throw new SettingRefused(`drive: Parent must name an IDE or SCSI controller of this VM (got ${String(s.get('Parent'))})`);
-    if (parent.bus === 'ide' ? parent.controller > 1 : parent.controller >= scsi) throw new SettingRefused(`drive: the VM has no ${parent.bus.toUpperCase()} controller ${parent.controller}`);
-    if (!Number.isInteger(location) || location < 0 || location > (parent.bus === 'ide' ? 1 : 63)) throw new SettingRefused(`drive: AddressOnParent ${String(s.get('AddressOnParent'))} is not a place on the controller (${parent.bus === 'ide' ? '0 or 1' : '0 to 63'})`);
+    if (parent.bus === 'ide' ? parent.controller > 1 : parent.controller >= scsi)
+      throw new SettingRefused(`drive: the VM has no ${parent.bus.toUpperCase()} controller ${parent.controller}`);
+    if (!Number.isInteger(location) || location < 0 || location > (parent.bus === 'ide' ? 1 : 63))
+      throw new SettingRefused(
+        `drive: AddressOnParent ${String(s.get('AddressOnParent'))} is not a place on the controller (${parent.bus === 'ide' ? '0 or 1' : '0 to 63'})`,
+      );
     const drive = { ...parent, location };
     if (disks.some((d) => same(d, drive))) throw new SettingRefused(`drive: ${drive.bus.toUpperCase()} ${drive.controller}:${drive.location} is already taken`);
     disks.push({ ...drive, path: null, readOnly: false });
@@ -135,14 +152,21 @@ export function addStorage(vmId: string, devices: readonly DeviceRecord[], setti
   for (const s of settings) {
     const type = s.get('ResourceType');
     if (type === 6 || type === 17) continue;
-    if (type !== 31) throw new SettingRefused(`ResourceType ${String(type)} (${s.className}) cannot be added: the definition holds SCSI controllers, and drives with their virtual hard disks`);
+    if (type !== 31)
+      throw new SettingRefused(
+        `ResourceType ${String(type)} (${s.className}) cannot be added: the definition holds SCSI controllers, and drives with their virtual hard disks`,
+      );
     const at = parseDriveId(vmId, String(s.get('Parent') ?? ''));
     const host = s.get('HostResource');
     const path = Array.isArray(host) ? host[0] : null;
     if (!at) throw new SettingRefused(`virtual hard disk: Parent must name a drive of this VM (got ${String(s.get('Parent'))})`);
-    if (typeof path !== 'string' || !path.startsWith('/')) throw new SettingRefused('virtual hard disk: HostResource must hold the absolute path of a disk image');
+    if (typeof path !== 'string' || !path.startsWith('/'))
+      throw new SettingRefused('virtual hard disk: HostResource must hold the absolute path of a disk image');
     const i = disks.findIndex((d) => same(d, at));
-    if (i < 0) throw new SettingRefused(`virtual hard disk: there is no drive at ${at.bus.toUpperCase()} ${at.controller}:${at.location}; add the drive (ResourceType 17) first or in the same call`);
+    if (i < 0)
+      throw new SettingRefused(
+        `virtual hard disk: there is no drive at ${at.bus.toUpperCase()} ${at.controller}:${at.location}; add the drive (ResourceType 17) first or in the same call`,
+      );
     if (disks[i]!.path !== null) throw new SettingRefused(`${at.bus.toUpperCase()} ${at.controller}:${at.location} already holds a disk`);
     disks[i] = { ...disks[i]!, path };
     added.push({ kind: 'disk', ...at });
@@ -166,11 +190,18 @@ export function integrationChange(devices: readonly DeviceRecord[], setting: Cim
 export function modifyStorage(vmId: string, devices: readonly DeviceRecord[], setting: CimInstance): DeviceRecord[] {
   const at = parseDriveId(vmId, String(setting.get('InstanceID') ?? ''));
   const host = setting.get('HostResource');
-  if (!at || !Array.isArray(host) || typeof host[0] !== 'string') throw new SettingRefused(`${String(setting.get('InstanceID'))}: only processor, memory and virtual hard disk settings (InstanceID and HostResource) can be modified`);
+  if (!at || !Array.isArray(host) || typeof host[0] !== 'string')
+    throw new SettingRefused(
+      `${String(setting.get('InstanceID'))}: only processor, memory and virtual hard disk settings (InstanceID and HostResource) can be modified`,
+    );
   const disks = disksOf(devices);
   const disk = disks.find((d) => same(d, at));
   if (!disk || disk.path === null) throw new SettingRefused(`no disk at ${at.bus.toUpperCase()} ${at.controller}:${at.location}`);
-  return withDisks(devices, disks.map((d) => (d === disk ? { ...d, path: host[0] as string } : d)), scsiControllerCount(devices));
+  return withDisks(
+    devices,
+    disks.map((d) => (d === disk ? { ...d, path: host[0] as string } : d)),
+    scsiControllerCount(devices),
+  );
 }
 
 /**
@@ -185,17 +216,27 @@ export function removeStorage(vmId: string, devices: readonly DeviceRecord[], in
     const where = `${at.bus.toUpperCase()} ${at.controller}:${at.location}`;
     if (/\\L$/.test(instanceId)) {
       if (!found || found.path === null) throw new SettingRefused(`no disk at ${where}`);
-      return withDisks(devices, disks.map((d) => (d === found ? { ...d, path: null } : d)), scsiControllerCount(devices));
+      return withDisks(
+        devices,
+        disks.map((d) => (d === found ? { ...d, path: null } : d)),
+        scsiControllerCount(devices),
+      );
     }
     if (!found) throw new SettingRefused(`no drive at ${where}`);
-    return withDisks(devices, disks.filter((d) => d !== found), scsiControllerCount(devices));
+    return withDisks(
+      devices,
+      disks.filter((d) => d !== found),
+      scsiControllerCount(devices),
+    );
   }
   const controller = parseControllerId(vmId, instanceId);
   const count = scsiControllerCount(devices);
   if (controller?.bus === 'scsi' && controller.controller === count - 1) {
-    if (disks.some((d) => d.bus === 'scsi' && d.controller === controller.controller)) throw new SettingRefused(`SCSI controller ${controller.controller} still holds drives; remove them first`);
+    if (disks.some((d) => d.bus === 'scsi' && d.controller === controller.controller))
+      throw new SettingRefused(`SCSI controller ${controller.controller} still holds drives; remove them first`);
     return withDisks(devices, disks, count - 1);
   }
-  if (controller?.bus === 'scsi' && controller.controller < count) throw new SettingRefused(`SCSI controller ${controller.controller}: only the last SCSI controller (${count - 1}) can be removed`);
+  if (controller?.bus === 'scsi' && controller.controller < count)
+    throw new SettingRefused(`SCSI controller ${controller.controller}: only the last SCSI controller (${count - 1}) can be removed`);
   throw new SettingRefused(`${instanceId}: only drives, disks and the last SCSI controller can be removed`);
 }

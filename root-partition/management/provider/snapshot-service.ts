@@ -22,7 +22,12 @@ export const SNAPSHOT_SERVICE_CLASS = 'Msvm_VirtualSystemSnapshotService';
 export const SNAPSHOT_SYSTEM_TYPE = 'Microsoft:Hyper-V:Snapshot:Realized';
 const Code = { JobStarted: 4096, NotSupported: 32770, InvalidParameter: 32773 } as const;
 /** The classes this file serves, lower-cased. */
-export const SNAPSHOT_CLASSES = new Set(['msvm_virtualsystemsnapshotservice', 'msvm_snapshotofvirtualsystem', 'msvm_parentchildsettingdata', 'msvm_mostcurrentsnapshotinbranch']);
+export const SNAPSHOT_CLASSES = new Set([
+  'msvm_virtualsystemsnapshotservice',
+  'msvm_snapshotofvirtualsystem',
+  'msvm_parentchildsettingdata',
+  'msvm_mostcurrentsnapshotinbranch',
+]);
 
 type Params = Readonly<Record<string, CimValue>>;
 
@@ -45,8 +50,15 @@ export class SnapshotService {
 
   serviceInstance(): CimInstance {
     return this.ctx.schema.createInstance(SNAPSHOT_SERVICE_CLASS, {
-      CreationClassName: SNAPSHOT_SERVICE_CLASS, Name: SERVICE_NAME, SystemCreationClassName: 'Msvm_ComputerSystem', SystemName: this.ctx.port.hostName,
-      ElementName: 'Virtual System Snapshot Service', Caption: 'Hyper-V Virtual System Snapshot Service', EnabledState: 2, HealthState: 5, OperationalStatus: [2],
+      CreationClassName: SNAPSHOT_SERVICE_CLASS,
+      Name: SERVICE_NAME,
+      SystemCreationClassName: 'Msvm_ComputerSystem',
+      SystemName: this.ctx.port.hostName,
+      ElementName: 'Virtual System Snapshot Service',
+      Caption: 'Hyper-V Virtual System Snapshot Service',
+      EnabledState: 2,
+      HealthState: 5,
+      OperationalStatus: [2],
     });
   }
 
@@ -59,26 +71,56 @@ export class SnapshotService {
 
   /** The snapshot VSSDs (served with the VMs' own under Msvm_VirtualSystemSettingData). */
   settings(): CimInstance[] {
-    return this.all().map(({ vm, s }) => this.ctx.schema.createInstance('Msvm_VirtualSystemSettingData', {
-      InstanceID: snapshotInstanceId(s.id), ElementName: s.name, Caption: 'Virtual Machine Snapshot Settings',
-      VirtualSystemIdentifier: vm.id, ConfigurationID: vm.id, VirtualSystemType: SNAPSHOT_SYSTEM_TYPE, VirtualSystemSubType: 'Microsoft:Hyper-V:SubType:1', Version: '1',
-      CreationTime: dmtfDatetime(new Date(s.createdAt)), IsSaved: s.hasSavedState,
-      Parent: s.parentId ? `Msvm_VirtualSystemSettingData.InstanceID="${snapshotInstanceId(s.parentId)}"` : null,
-      GuestImagePath: s.imagePath, GuestCommandLine: s.cmdline,
-    }));
+    return this.all().map(({ vm, s }) =>
+      this.ctx.schema.createInstance('Msvm_VirtualSystemSettingData', {
+        InstanceID: snapshotInstanceId(s.id),
+        ElementName: s.name,
+        Caption: 'Virtual Machine Snapshot Settings',
+        VirtualSystemIdentifier: vm.id,
+        ConfigurationID: vm.id,
+        VirtualSystemType: SNAPSHOT_SYSTEM_TYPE,
+        VirtualSystemSubType: 'Microsoft:Hyper-V:SubType:1',
+        Version: '1',
+        CreationTime: dmtfDatetime(new Date(s.createdAt)),
+        IsSaved: s.hasSavedState,
+        Parent: s.parentId ? `Msvm_VirtualSystemSettingData.InstanceID="${snapshotInstanceId(s.parentId)}"` : null,
+        GuestImagePath: s.imagePath,
+        GuestCommandLine: s.cmdline,
+      }),
+    );
   }
 
   /** Instances of one of SNAPSHOT_CLASSES. */
   enumerate(lowerClass: string): CimInstance[] {
     const { schema } = this.ctx;
     switch (lowerClass) {
-      case 'msvm_virtualsystemsnapshotservice': return this.snapshots ? [this.serviceInstance()] : [];
+      case 'msvm_virtualsystemsnapshotservice':
+        return this.snapshots ? [this.serviceInstance()] : [];
       case 'msvm_snapshotofvirtualsystem':
-        return this.all().map(({ vm, s }) => schema.createInstance('Msvm_SnapshotOfVirtualSystem', { ManagedElement: this.ctx.systemPath(vm.id), SameElement: vssdPath(snapshotInstanceId(s.id)) }));
+        return this.all().map(({ vm, s }) =>
+          schema.createInstance('Msvm_SnapshotOfVirtualSystem', {
+            ManagedElement: this.ctx.systemPath(vm.id),
+            SameElement: vssdPath(snapshotInstanceId(s.id)),
+          }),
+        );
       case 'msvm_parentchildsettingdata':
-        return this.all().filter(({ s }) => s.parentId).map(({ s }) => schema.createInstance('Msvm_ParentChildSettingData', { Parent: vssdPath(snapshotInstanceId(s.parentId!)), Child: vssdPath(snapshotInstanceId(s.id)) }));
+        return this.all()
+          .filter(({ s }) => s.parentId)
+          .map(({ s }) =>
+            schema.createInstance('Msvm_ParentChildSettingData', {
+              Parent: vssdPath(snapshotInstanceId(s.parentId!)),
+              Child: vssdPath(snapshotInstanceId(s.id)),
+            }),
+          );
       case 'msvm_mostcurrentsnapshotinbranch':
-        return this.all().filter(({ s }) => s.current).map(({ vm, s }) => schema.createInstance('Msvm_MostCurrentSnapshotInBranch', { Antecedent: this.ctx.systemPath(vm.id), Dependent: vssdPath(snapshotInstanceId(s.id)) }));
+        return this.all()
+          .filter(({ s }) => s.current)
+          .map(({ vm, s }) =>
+            schema.createInstance('Msvm_MostCurrentSnapshotInBranch', {
+              Antecedent: this.ctx.systemPath(vm.id),
+              Dependent: vssdPath(snapshotInstanceId(s.id)),
+            }),
+          );
     }
     return [];
   }
@@ -86,10 +128,14 @@ export class SnapshotService {
   async invoke(method: string, p: Params): Promise<CimMethodResult> {
     if (!this.snapshots) return { returnValue: Code.NotSupported, out: {} };
     switch (method.toLowerCase()) {
-      case 'createsnapshot': return this.create(p);
-      case 'applysnapshot': return this.run('Applying Snapshot', p.Snapshot, (s, port) => port.apply(s.vmId, s.id));
-      case 'destroysnapshot': return this.run('Deleting Snapshot', p.AffectedSnapshot, (s, port) => port.destroy(s.vmId, s.id, false));
-      case 'destroysnapshottree': return this.run('Deleting Snapshot Subtree', p.SnapshotSettingData, (s, port) => port.destroy(s.vmId, s.id, true));
+      case 'createsnapshot':
+        return this.create(p);
+      case 'applysnapshot':
+        return this.run('Applying Snapshot', p.Snapshot, (s, port) => port.apply(s.vmId, s.id));
+      case 'destroysnapshot':
+        return this.run('Deleting Snapshot', p.AffectedSnapshot, (s, port) => port.destroy(s.vmId, s.id, false));
+      case 'destroysnapshottree':
+        return this.run('Deleting Snapshot Subtree', p.SnapshotSettingData, (s, port) => port.destroy(s.vmId, s.id, true));
     }
     return { returnValue: Code.NotSupported, out: {} };
   }
@@ -102,7 +148,12 @@ export class SnapshotService {
     const type = p.SnapshotType ?? 2;
     if (type !== 2 && type !== 3) return { returnValue: Code.InvalidParameter, out: {} };
     if (type === 3 && vm.enabledState !== 3) return { returnValue: Code.NotSupported, out: {} };
-    const settings = p.SnapshotSettings instanceof CimInstance ? p.SnapshotSettings : Array.isArray(p.SnapshotSettings) ? p.SnapshotSettings.find((x): x is CimInstance => x instanceof CimInstance) : undefined;
+    const settings =
+      p.SnapshotSettings instanceof CimInstance
+        ? p.SnapshotSettings
+        : Array.isArray(p.SnapshotSettings)
+          ? p.SnapshotSettings.find((x): x is CimInstance => x instanceof CimInstance)
+          : undefined;
     const name = settings?.get('ElementName');
     const id = randomUUID();
     const job = this.ctx.jobs.start('Creating Snapshot', this.ctx.systemPath(vm.id));
@@ -113,8 +164,13 @@ export class SnapshotService {
     return { returnValue: Code.JobStarted, out: { Job: job, ResultingSnapshot: vssdPath(snapshotInstanceId(id)) } };
   }
 
-  private run(what: string, ref: CimValue | undefined, op: (s: SnapshotRecord, port: SnapshotPort) => Promise<{ returnValue: number; error?: string }>): CimMethodResult {
-    const instanceId = ref && typeof ref === 'object' && !Array.isArray(ref) && 'className' in ref ? String(keyValue(ref as CimObjectPath, 'InstanceID') ?? '') : '';
+  private run(
+    what: string,
+    ref: CimValue | undefined,
+    op: (s: SnapshotRecord, port: SnapshotPort) => Promise<{ returnValue: number; error?: string }>,
+  ): CimMethodResult {
+    const instanceId =
+      ref && typeof ref === 'object' && !Array.isArray(ref) && 'className' in ref ? String(keyValue(ref as CimObjectPath, 'InstanceID') ?? '') : '';
     const found = this.all().find(({ s }) => snapshotInstanceId(s.id).toLowerCase() === instanceId.toLowerCase());
     if (!found) return { returnValue: Code.InvalidParameter, out: {} };
     const job = this.ctx.jobs.start(what, this.ctx.systemPath(found.vm.id));

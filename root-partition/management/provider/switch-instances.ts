@@ -17,22 +17,56 @@ import type { SwitchRecord, SwitchService } from './vmms-port.ts';
 const SWITCH_SERVICE_NAME = 'Microsoft:VirtualEthernetSwitchManagementService';
 
 export function switchPathOf(id: string): CimObjectPath {
-  return { className: 'Msvm_VirtualEthernetSwitch', keys: [{ name: 'CreationClassName', value: 'Msvm_VirtualEthernetSwitch' }, { name: 'Name', value: id }] };
+  return {
+    className: 'Msvm_VirtualEthernetSwitch',
+    keys: [
+      { name: 'CreationClassName', value: 'Msvm_VirtualEthernetSwitch' },
+      { name: 'Name', value: id },
+    ],
+  };
 }
 
-export function switchObjects(schema: CimSchema, hostName: string, switches: readonly SwitchRecord[]): { switches: CimInstance[]; settings: CimInstance[]; service: CimInstance } {
+export function switchObjects(
+  schema: CimSchema,
+  hostName: string,
+  switches: readonly SwitchRecord[],
+): { switches: CimInstance[]; settings: CimInstance[]; service: CimInstance } {
   return {
-    switches: switches.map((s) => schema.createInstance('Msvm_VirtualEthernetSwitch', {
-      CreationClassName: 'Msvm_VirtualEthernetSwitch', Name: s.id, ElementName: s.name, EnabledState: 2, HealthState: 5, OperationalStatus: [2],
-      MaxVMQOffloads: 0, MaxChimneyOffloads: 0, SwitchType: s.type, LearnedAddresses: s.learnedAddresses, ConnectedPorts: s.connectedPorts,
-    })),
-    settings: switches.map((s) => schema.createInstance('Msvm_VirtualEthernetSwitchSettingData', {
-      InstanceID: `Microsoft:${s.id}`, ElementName: s.name, VirtualSystemIdentifier: s.id, Notes: s.notes ? [s.notes] : [], IOVPreferred: false,
-      HostStack: s.passt ? 'passt' : '', ...(s.passt ? { HostStackGuestAddress: s.passt.guestAddress, HostStackGateway: s.passt.gateway, PortForwards: [...s.passt.forwards] } : {}),
-    })),
+    switches: switches.map((s) =>
+      schema.createInstance('Msvm_VirtualEthernetSwitch', {
+        CreationClassName: 'Msvm_VirtualEthernetSwitch',
+        Name: s.id,
+        ElementName: s.name,
+        EnabledState: 2,
+        HealthState: 5,
+        OperationalStatus: [2],
+        MaxVMQOffloads: 0,
+        MaxChimneyOffloads: 0,
+        SwitchType: s.type,
+        LearnedAddresses: s.learnedAddresses,
+        ConnectedPorts: s.connectedPorts,
+      }),
+    ),
+    settings: switches.map((s) =>
+      schema.createInstance('Msvm_VirtualEthernetSwitchSettingData', {
+        InstanceID: `Microsoft:${s.id}`,
+        ElementName: s.name,
+        VirtualSystemIdentifier: s.id,
+        Notes: s.notes ? [s.notes] : [],
+        IOVPreferred: false,
+        HostStack: s.passt ? 'passt' : '',
+        ...(s.passt ? { HostStackGuestAddress: s.passt.guestAddress, HostStackGateway: s.passt.gateway, PortForwards: [...s.passt.forwards] } : {}),
+      }),
+    ),
     service: schema.createInstance('Msvm_VirtualEthernetSwitchManagementService', {
-      CreationClassName: 'Msvm_VirtualEthernetSwitchManagementService', Name: SWITCH_SERVICE_NAME, SystemCreationClassName: 'Msvm_ComputerSystem',
-      SystemName: hostName, ElementName: 'Virtual Ethernet Switch Management Service', EnabledState: 2, HealthState: 5, OperationalStatus: [2],
+      CreationClassName: 'Msvm_VirtualEthernetSwitchManagementService',
+      Name: SWITCH_SERVICE_NAME,
+      SystemCreationClassName: 'Msvm_ComputerSystem',
+      SystemName: hostName,
+      ElementName: 'Virtual Ethernet Switch Management Service',
+      EnabledState: 2,
+      HealthState: 5,
+      OperationalStatus: [2],
     }),
   };
 }
@@ -44,7 +78,10 @@ function instances(v: CimValue | undefined): CimInstance[] {
 }
 
 export class SwitchMethods {
-  constructor(private readonly service: SwitchService | undefined, private readonly jobs: JobTable) {}
+  constructor(
+    private readonly service: SwitchService | undefined,
+    private readonly jobs: JobTable,
+  ) {}
 
   async invoke(method: string, p: Params): Promise<CimMethodResult> {
     if (!this.service) return this.failed(method, 32768, 'this host has no virtual switches');
@@ -56,7 +93,8 @@ export class SwitchMethods {
   private async define(p: Params): Promise<CimMethodResult> {
     const [settings] = instances(p.SystemSettings);
     const name = settings?.get('ElementName');
-    if (typeof name !== 'string' || !name) return this.failed('Creating Switch', 32773, 'SystemSettings must hold a Msvm_VirtualEthernetSwitchSettingData with ElementName (the switch name)');
+    if (typeof name !== 'string' || !name)
+      return this.failed('Creating Switch', 32773, 'SystemSettings must hold a Msvm_VirtualEthernetSwitchSettingData with ElementName (the switch name)');
     const ports = instances(p.ResourceSettings);
     // A port on the host's external Ethernet port (HostResource = an Msvm_ExternalEthernetPort, as
     // New-VMSwitch -NetAdapterName gives; here its DeviceID is "passt", the only uplink) makes the
@@ -65,18 +103,35 @@ export class SwitchMethods {
     const externalPorts = ports.filter((r) => resource(r).includes('Msvm_ExternalEthernetPort'));
     const hostPorts = ports.filter((r) => !externalPorts.includes(r) && resource(r).includes('Msvm_ComputerSystem'));
     if (externalPorts.length > 1 || hostPorts.length > 1 || ports.length > externalPorts.length + hostPorts.length) {
-      return this.failed('Creating Switch', 32773, 'ResourceSettings may hold one external port (HostResource = Msvm_ExternalEthernetPort) and one internal port (HostResource = the host), nothing else');
+      return this.failed(
+        'Creating Switch',
+        32773,
+        'ResourceSettings may hold one external port (HostResource = Msvm_ExternalEthernetPort) and one internal port (HostResource = the host), nothing else',
+      );
     }
     const type = externalPorts.length ? 'external' : hostPorts.length ? 'internal' : 'private';
     const notes = settings!.get('Notes');
-    const str = (k: string) => { const v = settings!.get(k); return typeof v === 'string' && v ? v : undefined; };
+    const str = (k: string) => {
+      const v = settings!.get(k);
+      return typeof v === 'string' && v ? v : undefined;
+    };
     const forwards = settings!.get('PortForwards');
-    const passt = str('HostStack') === 'passt'
-      ? { ...(str('HostStackGuestAddress') ? { guestAddress: str('HostStackGuestAddress') } : {}), ...(str('HostStackGateway') ? { gateway: str('HostStackGateway') } : {}), forwards: Array.isArray(forwards) ? forwards.map(String) : [] }
-      : undefined;
+    const passt =
+      str('HostStack') === 'passt'
+        ? {
+            ...(str('HostStackGuestAddress') ? { guestAddress: str('HostStackGuestAddress') } : {}),
+            ...(str('HostStackGateway') ? { gateway: str('HostStackGateway') } : {}),
+            forwards: Array.isArray(forwards) ? forwards.map(String) : [],
+          }
+        : undefined;
     if (str('HostStack') !== undefined && !passt) return this.failed('Creating Switch', 32773, `HostStack must be 'passt' or empty, not "${str('HostStack')}"`);
     try {
-      const s = await this.service!.create({ name, type, ...(Array.isArray(notes) && notes.length ? { notes: notes.map(String).join('\n') } : {}), ...(passt ? { passt } : {}) });
+      const s = await this.service!.create({
+        name,
+        type,
+        ...(Array.isArray(notes) && notes.length ? { notes: notes.map(String).join('\n') } : {}),
+        ...(passt ? { passt } : {}),
+      });
       return { returnValue: 0, out: { ResultingSystem: switchPathOf(s.id) } };
     } catch (e) {
       return this.failed('Creating Switch', 32773, (e as Error).message);

@@ -23,8 +23,13 @@ export function userVspSettings(vmId: string, devices: readonly DeviceRecord[]):
   return userVsps(devices).map((d, i) => ({
     className: 'Msvm_ResourceAllocationSettingData',
     values: {
-      InstanceID: userVspInstanceId(vmId, i), ElementName: 'User VSP', ResourceType: 1, OtherResourceType: 'tsvisor User VSP', ResourceSubType: USER_VSP_SUBTYPE,
-      HostResource: [String(d.module)], Address: typeof d.export === 'string' ? d.export : '',
+      InstanceID: userVspInstanceId(vmId, i),
+      ElementName: 'User VSP',
+      ResourceType: 1,
+      OtherResourceType: 'tsvisor User VSP',
+      ResourceSubType: USER_VSP_SUBTYPE,
+      HostResource: [String(d.module)],
+      Address: typeof d.export === 'string' ? d.export : '',
     },
   }));
 }

@@ -176,7 +176,12 @@ export interface SwitchRecord {
 export interface SwitchService {
   list(): SwitchRecord[];
   /** Throws an Error whose message says what is wrong (name taken, bad type, limit). */
-  create(request: { name: string; type: string; notes?: string; passt?: { guestAddress?: string; gateway?: string; forwards?: string[] } }): Promise<SwitchRecord>;
+  create(request: {
+    name: string;
+    type: string;
+    notes?: string;
+    passt?: { guestAddress?: string; gateway?: string; forwards?: string[] };
+  }): Promise<SwitchRecord>;
   remove(id: string): Promise<PortResult>;
 }
 

@@ -20,8 +20,12 @@ import type { VmmsPort, VmmsPortEvent, VmRecord } from './vmms-port.ts';
 
 /** RequestedState values Msvm_ComputerSystem.RequestStateChange accepts (Microsoft Docs). */
 const STATE_CHANGE_DESCRIPTION: Record<number, string> = {
-  2: 'Starting Virtual Machine', 3: 'Turning Off Virtual Machine', 6: 'Saving Virtual Machine',
-  9: 'Pausing Virtual Machine', 10: 'Rebooting Virtual Machine', 11: 'Resetting Virtual Machine',
+  2: 'Starting Virtual Machine',
+  3: 'Turning Off Virtual Machine',
+  6: 'Saving Virtual Machine',
+  9: 'Pausing Virtual Machine',
+  10: 'Rebooting Virtual Machine',
+  11: 'Resetting Virtual Machine',
 };
 /** EnabledStates a state change passes through (Stopping, Starting, Resetting, Saving, Pausing, Resuming). */
 const TRANSITIONAL = new Set([4, 10, 11, 32773, 32776, 32777]);
@@ -50,7 +54,11 @@ export class VmmsProvider implements CimProvider {
   private readonly images: ImageManagementService | null;
   private readonly unsubscribe: () => void;
 
-  constructor(private readonly schema: CimSchema, private readonly port: VmmsPort, private readonly options: VmmsProviderOptions = {}) {
+  constructor(
+    private readonly schema: CimSchema,
+    private readonly port: VmmsPort,
+    private readonly options: VmmsProviderOptions = {},
+  ) {
     this.jobs = new JobTable(schema, (e) => this.emit(e), options.jobRetentionMs);
     this.service = new ServiceMethods({ schema, port, jobs: this.jobs, systemPath: (id) => this.systemPath(id) });
     this.snapshots = new SnapshotService({ schema, port, jobs: this.jobs, systemPath: (id) => this.systemPath(id) });
@@ -74,20 +82,31 @@ export class VmmsProvider implements CimProvider {
   enumerateInstances(className: string): readonly CimInstance[] {
     const vms = () => this.port.list().map((vm) => this.objectsOf(vm));
     switch (className.toLowerCase()) {
-      case 'msvm_computersystem': return [hostSystemOf(this.schema, this.port.hostName), ...vms().map((o) => o.system)];
-      case 'msvm_virtualsystemmanagementservice': return [managementServiceOf(this.schema, this.port.hostName)];
-      case 'msvm_virtualsystemsettingdata': return [...vms().map((o) => o.settings), ...this.snapshots.settings()];
-      case 'msvm_concretejob': return this.jobs.list();
-      case 'msvm_affectedjobelement': return this.jobs.affectedElements();
-      case 'msvm_virtualethernetswitch': return this.switchObjects().switches;
-      case 'msvm_virtualethernetswitchsettingdata': return this.switchObjects().settings;
-      case 'msvm_virtualethernetswitchmanagementservice': return [this.switchObjects().service];
-      case 'msvm_imagemanagementservice': return this.images ? [this.images.serviceInstance()] : [];
+      case 'msvm_computersystem':
+        return [hostSystemOf(this.schema, this.port.hostName), ...vms().map((o) => o.system)];
+      case 'msvm_virtualsystemmanagementservice':
+        return [managementServiceOf(this.schema, this.port.hostName)];
+      case 'msvm_virtualsystemsettingdata':
+        return [...vms().map((o) => o.settings), ...this.snapshots.settings()];
+      case 'msvm_concretejob':
+        return this.jobs.list();
+      case 'msvm_affectedjobelement':
+        return this.jobs.affectedElements();
+      case 'msvm_virtualethernetswitch':
+        return this.switchObjects().switches;
+      case 'msvm_virtualethernetswitchsettingdata':
+        return this.switchObjects().settings;
+      case 'msvm_virtualethernetswitchmanagementservice':
+        return [this.switchObjects().service];
+      case 'msvm_imagemanagementservice':
+        return this.images ? [this.images.serviceInstance()] : [];
     }
     const lower = className.toLowerCase();
     if (SNAPSHOT_CLASSES.has(lower)) return this.snapshots.enumerate(lower);
     if (MIGRATION_CLASSES.has(lower)) return this.migration.enumerate(lower);
-    return vms().flatMap((o) => [...o.resources, ...o.components, ...o.associations]).filter((i) => i.className.toLowerCase() === lower);
+    return vms()
+      .flatMap((o) => [...o.resources, ...o.components, ...o.associations])
+      .filter((i) => i.className.toLowerCase() === lower);
   }
 
   getInstance(path: CimObjectPath): CimInstance | null {
@@ -102,10 +121,13 @@ export class VmmsProvider implements CimProvider {
 
   async invokeMethod(path: CimObjectPath, method: string, params: Readonly<Record<string, CimValue>>): Promise<CimMethodResult> {
     switch (`${path.className}.${method}`.toLowerCase()) {
-      case 'msvm_computersystem.requeststatechange': return this.requestStateChange(path, params);
-      case 'msvm_shutdowncomponent.initiateshutdown': return this.initiateShutdown(path, params);
+      case 'msvm_computersystem.requeststatechange':
+        return this.requestStateChange(path, params);
+      case 'msvm_shutdowncomponent.initiateshutdown':
+        return this.initiateShutdown(path, params);
       // Only a Cancellable job (a live migration) can be terminated or killed; others answer 4097.
-      case 'msvm_concretejob.requeststatechange': return { returnValue: this.jobs.requestStateChange(String(keyValue(path, 'InstanceID') ?? ''), params.RequestedState), out: {} };
+      case 'msvm_concretejob.requeststatechange':
+        return { returnValue: this.jobs.requestStateChange(String(keyValue(path, 'InstanceID') ?? ''), params.RequestedState), out: {} };
     }
     const kvp = KVP_METHODS[method.toLowerCase()];
     if (kvp && path.className.toLowerCase() === 'msvm_virtualsystemmanagementservice') return changeKvpItems(this.kvpContext(), kvp, params);
@@ -113,7 +135,8 @@ export class VmmsProvider implements CimProvider {
     if (path.className.toLowerCase() === 'msvm_virtualsystemsnapshotservice') return this.snapshots.invoke(method, params);
     if (path.className.toLowerCase() === 'msvm_virtualsystemmigrationservice') return this.migration.invoke(method, params);
     if (path.className.toLowerCase() === 'msvm_virtualethernetswitchmanagementservice') return this.switchMethods.invoke(method, params);
-    if (path.className.toLowerCase() === IMAGE_SERVICE_CLASS.toLowerCase()) return this.images ? this.images.invoke(method, params) : { returnValue: 32770, out: {} };
+    if (path.className.toLowerCase() === IMAGE_SERVICE_CLASS.toLowerCase())
+      return this.images ? this.images.invoke(method, params) : { returnValue: 32770, out: {} };
     return { returnValue: 32768, out: {} };
   }
 
@@ -127,7 +150,13 @@ export class VmmsProvider implements CimProvider {
   }
 
   systemPath(vmId: string): CimObjectPath {
-    return { className: 'Msvm_ComputerSystem', keys: [{ name: 'CreationClassName', value: 'Msvm_ComputerSystem' }, { name: 'Name', value: vmId }] };
+    return {
+      className: 'Msvm_ComputerSystem',
+      keys: [
+        { name: 'CreationClassName', value: 'Msvm_ComputerSystem' },
+        { name: 'Name', value: vmId },
+      ],
+    };
   }
 
   private objectsOf(vm: VmRecord): VmObjects {
@@ -182,7 +211,10 @@ export class VmmsProvider implements CimProvider {
     if (!this.port.get(vmId)) return { returnValue: 32773, out: {} };
     // InitiateShutdown answers once the guest has the request (Hyper-V returns 0 then); a
     // refusal (no shutdown service, guest says no) comes back within the grace period.
-    const running = shutdown(vmId, p.Force === true, typeof p.Reason === 'string' ? p.Reason : '').catch((e: Error) => ({ returnValue: 32768, error: e.message }));
+    const running = shutdown(vmId, p.Force === true, typeof p.Reason === 'string' ? p.Reason : '').catch((e: Error) => ({
+      returnValue: 32768,
+      error: e.message,
+    }));
     const early = await Promise.race([running, new Promise<null>((r) => setTimeout(r, SHUTDOWN_ACCEPT_MS, null).unref())]);
     return { returnValue: early ? early.returnValue : 0, out: {} };
   }
@@ -252,7 +284,11 @@ export class VmmsProvider implements CimProvider {
 
   private emit(event: CimInstanceEvent): void {
     for (const listener of [...this.listeners]) {
-      try { listener(event); } catch { /* one subscriber's failure must not stop the others */ }
+      try {
+        listener(event);
+      } catch {
+        /* one subscriber's failure must not stop the others */
+      }
     }
   }
 }

@@ -20,7 +20,11 @@ export const MAX_CONSOLE_INPUT = 4096;
 const ID = /^[0-9a-fA-F-]{1,64}$/;
 
 export class ApiError extends Error {
-  constructor(readonly status: number, message: string, readonly returnValue?: number) {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly returnValue?: number,
+  ) {
     super(message);
   }
 }
@@ -62,7 +66,8 @@ export class ApiRoutes {
 
   private async act(id: string, action: unknown) {
     this.vm(id);
-    if (typeof action !== 'string' || !(WEB_ACTIONS as readonly string[]).includes(action)) throw new ApiError(400, `action must be one of ${WEB_ACTIONS.join(', ')}`);
+    if (typeof action !== 'string' || !(WEB_ACTIONS as readonly string[]).includes(action))
+      throw new ApiError(400, `action must be one of ${WEB_ACTIONS.join(', ')}`);
     const r = await this.port.act(id, action as WebAction);
     if (r.returnValue !== 0 && r.returnValue !== 4096) throw new ApiError(409, r.error ?? `refused (return value ${r.returnValue})`, r.returnValue);
     return r;
@@ -70,13 +75,16 @@ export class ApiRoutes {
 
   private define(o: Record<string, unknown>) {
     const name = o.name;
-    if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/.test(name)) throw new ApiError(400, 'name: 1 to 64 letters, digits, spaces, . _ - (starting with a letter or digit)');
+    if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/.test(name))
+      throw new ApiError(400, 'name: 1 to 64 letters, digits, spaces, . _ - (starting with a letter or digit)');
     const memoryMiB = o.memoryMiB;
-    if (!Number.isInteger(memoryMiB) || (memoryMiB as number) < 1 || (memoryMiB as number) > 65536) throw new ApiError(400, 'memoryMiB: a whole number of MiB from 1 to 65536');
+    if (!Number.isInteger(memoryMiB) || (memoryMiB as number) < 1 || (memoryMiB as number) > 65536)
+      throw new ApiError(400, 'memoryMiB: a whole number of MiB from 1 to 65536');
     const vpCount = o.vpCount;
     if (!Number.isInteger(vpCount) || (vpCount as number) < 1 || (vpCount as number) > 64) throw new ApiError(400, 'vpCount: 1 to 64');
     const image = o.image;
-    if (typeof image !== 'string' || !this.port.images().includes(image)) throw new ApiError(400, 'image: one of the images the service offers (GET /api/images)');
+    if (typeof image !== 'string' || !this.port.images().includes(image))
+      throw new ApiError(400, 'image: one of the images the service offers (GET /api/images)');
     const cmdline = o.cmdline ?? '';
     if (typeof cmdline !== 'string' || cmdline.length > 1024) throw new ApiError(400, 'cmdline: text of at most 1024 characters');
     try {
@@ -89,9 +97,12 @@ export class ApiRoutes {
   private settings(id: string, o: Record<string, unknown>) {
     this.vm(id);
     const change: { memoryBytes?: number; vpCount?: number; cmdline?: string; notes?: string } = {};
-    for (const k of Object.keys(o)) if (!['memoryMiB', 'vpCount', 'cmdline', 'notes'].includes(k)) throw new ApiError(400, `${k}: not a setting this page changes (memoryMiB, vpCount, cmdline, notes)`);
+    for (const k of Object.keys(o))
+      if (!['memoryMiB', 'vpCount', 'cmdline', 'notes'].includes(k))
+        throw new ApiError(400, `${k}: not a setting this page changes (memoryMiB, vpCount, cmdline, notes)`);
     if (o.memoryMiB !== undefined) {
-      if (!Number.isInteger(o.memoryMiB) || (o.memoryMiB as number) < 1 || (o.memoryMiB as number) > 65536) throw new ApiError(400, 'memoryMiB: a whole number of MiB from 1 to 65536');
+      if (!Number.isInteger(o.memoryMiB) || (o.memoryMiB as number) < 1 || (o.memoryMiB as number) > 65536)
+        throw new ApiError(400, 'memoryMiB: a whole number of MiB from 1 to 65536');
       change.memoryBytes = (o.memoryMiB as number) * 1024 * 1024;
     }
     if (o.vpCount !== undefined) {

@@ -33,7 +33,10 @@ export class ClientQueue {
   droppedConsoleBytes = 0;
   replacedRecords = 0;
 
-  constructor(readonly consoleVm: string | null, private readonly consoleBytes = DEFAULT_CONSOLE_QUEUE_BYTES) {}
+  constructor(
+    readonly consoleVm: string | null,
+    private readonly consoleBytes = DEFAULT_CONSOLE_QUEUE_BYTES,
+  ) {}
 
   vm(id: string, record: WebVm | null): void {
     if (this.vms.has(id)) this.replacedRecords++;
@@ -78,7 +81,14 @@ export class ClientQueue {
   }
 
   get empty(): boolean {
-    return this.vms.size === 0 && this.counters.size === 0 && this.jobs.size === 0 && this.benchStatus === null && this.consoleChunks.length === 0 && this.consoleDropped === 0;
+    return (
+      this.vms.size === 0 &&
+      this.counters.size === 0 &&
+      this.jobs.size === 0 &&
+      this.benchStatus === null &&
+      this.consoleChunks.length === 0 &&
+      this.consoleDropped === 0
+    );
   }
 
   /** Console bytes waiting now (never more than the bound). */

@@ -32,7 +32,12 @@ export class EventStream {
   readonly sessionId: string;
   private readonly sessionValid: () => boolean;
 
-  constructor(private readonly port: WebConsolePort, private readonly res: ServerResponse, o: EventStreamOptions, onClose: () => void) {
+  constructor(
+    private readonly port: WebConsolePort,
+    private readonly res: ServerResponse,
+    o: EventStreamOptions,
+    onClose: () => void,
+  ) {
     this.sessionId = o.sessionId;
     this.sessionValid = o.sessionValid;
     this.queue = new ClientQueue(o.consoleVm, o.consoleQueueBytes);
@@ -55,12 +60,24 @@ export class EventStream {
 
   private onEvent(e: WebPortEvent): void {
     switch (e.kind) {
-      case 'vm': this.queue.vm(e.vmId, this.port.list().find((v) => v.id === e.vmId) ?? null); break;
-      case 'removed': this.queue.vm(e.vmId, null); break;
-      case 'counters': this.queue.sample(e.vmId, e.sample); break;
-      case 'job': this.queue.job(e.job); break;
-      case 'bench': this.queue.bench(e.status); break;
-      case 'console': this.queue.console(e.vmId, e.data); break;
+      case 'vm':
+        this.queue.vm(e.vmId, this.port.list().find((v) => v.id === e.vmId) ?? null);
+        break;
+      case 'removed':
+        this.queue.vm(e.vmId, null);
+        break;
+      case 'counters':
+        this.queue.sample(e.vmId, e.sample);
+        break;
+      case 'job':
+        this.queue.job(e.job);
+        break;
+      case 'bench':
+        this.queue.bench(e.status);
+        break;
+      case 'console':
+        this.queue.console(e.vmId, e.data);
+        break;
     }
     this.pump();
   }

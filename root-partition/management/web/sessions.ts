@@ -30,7 +30,10 @@ export const SESSION_COOKIE = 'tsvisor_session';
 export class SessionTable {
   private readonly sessions = new Map<string, WebSession>();
 
-  constructor(private readonly limits: SessionLimits = DEFAULT_SESSION_LIMITS, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly limits: SessionLimits = DEFAULT_SESSION_LIMITS,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   open(user: string, role: Role): WebSession {
     while (this.sessions.size >= this.limits.maxSessions) this.sessions.delete(this.sessions.keys().next().value!);

@@ -25,7 +25,9 @@ export function packageWebDir(from = import.meta.dirname): string | null {
   for (let dir = from; ; dir = dirname(dir)) {
     try {
       if ((JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string }).name === 'tsvisor') return join(dir, 'build', 'web');
-    } catch { /* not here */ }
+    } catch {
+      /* not here */
+    }
     if (dirname(dir) === dir) return null;
   }
 }

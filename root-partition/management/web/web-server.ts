@@ -41,7 +41,8 @@ export interface WebConsoleOptions {
 }
 
 const SECURITY_HEADERS = {
-  'Content-Security-Policy': "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+  'Content-Security-Policy':
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
   'X-Content-Type-Options': 'nosniff',
   'X-Frame-Options': 'DENY',
   'Referrer-Policy': 'no-referrer',
@@ -126,7 +127,11 @@ export class WebConsoleServer {
     if (body === null) return;
     let parsed: unknown = null;
     if (changing) {
-      try { parsed = body ? JSON.parse(body) : {}; } catch { return this.json(res, 400, { error: 'the body is not JSON' }); }
+      try {
+        parsed = body ? JSON.parse(body) : {};
+      } catch {
+        return this.json(res, 400, { error: 'the body is not JSON' });
+      }
     }
     try {
       const r = await this.api.handle(req.method ?? 'GET', url.pathname, parsed);
@@ -180,7 +185,9 @@ export class WebConsoleServer {
       const p = JSON.parse(body) as { user?: unknown; password?: unknown };
       if (typeof p.user === 'string') user = p.user;
       if (typeof p.password === 'string') password = p.password;
-    } catch { /* refused below */ }
+    } catch {
+      /* refused below */
+    }
     const socket = req.socket;
     const auth = await this.o.authenticator.authenticate({
       authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`,
@@ -211,11 +218,17 @@ export class WebConsoleServer {
     if (consoleVm !== null && !this.o.port.detail(consoleVm)) return this.json(res, 404, { error: `no VM ${consoleVm}` });
     req.socket.setNoDelay(true);
     const sessionValid = () => this.sessions.has(session.id) && this.o.authenticator.roleOfBasicUser(session.user) === session.role;
-    const stream = new EventStream(this.o.port, res, { consoleVm, sessionId: session.id, sessionValid, ...(this.o.consoleQueueBytes ? { consoleQueueBytes: this.o.consoleQueueBytes } : {}) }, () => {
-      this.streams.delete(stream);
-      const left = (this.streamsOf.get(session.id) ?? 1) - 1;
-      if (left > 0) this.streamsOf.set(session.id, left); else this.streamsOf.delete(session.id);
-    });
+    const stream = new EventStream(
+      this.o.port,
+      res,
+      { consoleVm, sessionId: session.id, sessionValid, ...(this.o.consoleQueueBytes ? { consoleQueueBytes: this.o.consoleQueueBytes } : {}) },
+      () => {
+        this.streams.delete(stream);
+        const left = (this.streamsOf.get(session.id) ?? 1) - 1;
+        if (left > 0) this.streamsOf.set(session.id, left);
+        else this.streamsOf.delete(session.id);
+      },
+    );
     this.streams.add(stream);
     this.streamsOf.set(session.id, mine + 1);
   }

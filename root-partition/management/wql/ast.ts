@@ -34,9 +34,7 @@ export interface WqlSelectQuery {
 }
 
 /** The four intrinsic event classes (WMI intrinsic events). */
-export const WqlEventClasses = [
-  '__InstanceCreationEvent', '__InstanceModificationEvent', '__InstanceDeletionEvent', '__InstanceOperationEvent',
-] as const;
+export const WqlEventClasses = ['__InstanceCreationEvent', '__InstanceModificationEvent', '__InstanceDeletionEvent', '__InstanceOperationEvent'] as const;
 export type WqlEventClass = (typeof WqlEventClasses)[number];
 
 export interface WqlEventQuery {

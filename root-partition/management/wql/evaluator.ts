@@ -125,12 +125,18 @@ function compare(op: WqlComparisonOperator, left: CimValue | undefined, right: C
     order = x < y ? -1 : x > y ? 1 : 0;
   }
   switch (op) {
-    case '=': return order === 0;
-    case '<>': return order !== 0;
-    case '<': return order < 0;
-    case '>': return order > 0;
-    case '<=': return order <= 0;
-    case '>=': return order >= 0;
+    case '=':
+      return order === 0;
+    case '<>':
+      return order !== 0;
+    case '<':
+      return order < 0;
+    case '>':
+      return order > 0;
+    case '<=':
+      return order <= 0;
+    case '>=':
+      return order >= 0;
   }
 }
 

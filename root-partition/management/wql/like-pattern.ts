@@ -90,10 +90,14 @@ export class LikePattern {
 
 function matchesOne(token: LikeToken, folded: number, value: string, at: number): boolean {
   switch (token.kind) {
-    case 'one': return true;
-    case 'char': return token.folded === folded;
-    case 'set': return inSet(token, value[at]!) !== token.negated;
-    case 'any': return false;
+    case 'one':
+      return true;
+    case 'char':
+      return token.folded === folded;
+    case 'set':
+      return inSet(token, value[at]!) !== token.negated;
+    case 'any':
+      return false;
   }
 }
 

@@ -5,8 +5,14 @@
  */
 import {
   WqlEventClasses,
-  type WqlAssociatorsQuery, type WqlComparisonOperator, type WqlEventClass, type WqlExpression,
-  type WqlOperand, type WqlPropertyRef, type WqlQuery, type WqlReferencesQuery,
+  type WqlAssociatorsQuery,
+  type WqlComparisonOperator,
+  type WqlEventClass,
+  type WqlExpression,
+  type WqlOperand,
+  type WqlPropertyRef,
+  type WqlQuery,
+  type WqlReferencesQuery,
 } from './ast.ts';
 import { tokenize, type WqlToken } from './lexer.ts';
 import { WqlSyntaxError } from './syntax-error.ts';
@@ -76,11 +82,16 @@ class WqlParser {
     const objectPath = this.path();
     const k = this.keywords(['AssocClass', 'ResultClass', 'Role', 'ResultRole', 'RequiredQualifier', 'RequiredAssocQualifier'], ['ClassDefsOnly', 'KeysOnly']);
     return {
-      kind: 'associators', objectPath,
-      assocClass: k.get('assocclass') ?? null, resultClass: k.get('resultclass') ?? null,
-      role: k.get('role') ?? null, resultRole: k.get('resultrole') ?? null,
-      requiredQualifier: k.get('requiredqualifier') ?? null, requiredAssocQualifier: k.get('requiredassocqualifier') ?? null,
-      classDefsOnly: k.has('classdefsonly'), keysOnly: k.has('keysonly'),
+      kind: 'associators',
+      objectPath,
+      assocClass: k.get('assocclass') ?? null,
+      resultClass: k.get('resultclass') ?? null,
+      role: k.get('role') ?? null,
+      resultRole: k.get('resultrole') ?? null,
+      requiredQualifier: k.get('requiredqualifier') ?? null,
+      requiredAssocQualifier: k.get('requiredassocqualifier') ?? null,
+      classDefsOnly: k.has('classdefsonly'),
+      keysOnly: k.has('keysonly'),
     };
   }
 
@@ -89,10 +100,13 @@ class WqlParser {
     const objectPath = this.path();
     const k = this.keywords(['ResultClass', 'Role', 'RequiredQualifier'], ['ClassDefsOnly', 'KeysOnly']);
     return {
-      kind: 'references', objectPath,
-      resultClass: k.get('resultclass') ?? null, role: k.get('role') ?? null,
+      kind: 'references',
+      objectPath,
+      resultClass: k.get('resultclass') ?? null,
+      role: k.get('role') ?? null,
       requiredQualifier: k.get('requiredqualifier') ?? null,
-      classDefsOnly: k.has('classdefsonly'), keysOnly: k.has('keysonly'),
+      classDefsOnly: k.has('classdefsonly'),
+      keysOnly: k.has('keysonly'),
     };
   }
 

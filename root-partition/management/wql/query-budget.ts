@@ -26,7 +26,10 @@ export class WqlQueryBudget {
   charge(steps: number): void {
     this.used += steps;
     if (this.used > this.limit) {
-      throw new CimError('CIM_ERR_SERVER_LIMITS_EXCEEDED', `query too expensive: it needs more than ${this.limit} evaluation steps; narrow the WHERE clause or shorten its LIKE patterns`);
+      throw new CimError(
+        'CIM_ERR_SERVER_LIMITS_EXCEEDED',
+        `query too expensive: it needs more than ${this.limit} evaluation steps; narrow the WHERE clause or shorten its LIKE patterns`,
+      );
     }
   }
 }

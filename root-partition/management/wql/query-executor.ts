@@ -23,9 +23,7 @@ export interface WqlRow {
   readonly instance: CimInstance;
 }
 
-export type WqlResult =
-  | { readonly kind: 'instances'; readonly rows: readonly WqlRow[] }
-  | { readonly kind: 'classes'; readonly classes: readonly CimClass[] };
+export type WqlResult = { readonly kind: 'instances'; readonly rows: readonly WqlRow[] } | { readonly kind: 'classes'; readonly classes: readonly CimClass[] };
 
 export function parseQuery(text: string): WqlQuery {
   try {
@@ -54,11 +52,13 @@ export function executeWql(manager: CimObjectManager, text: string, options: Wql
         const head = p.split('.')[0]!;
         if (!known(head)) throw new CimError('CIM_ERR_INVALID_QUERY', `${cls.name} has no property ${p}`);
       }
-      if (query.where) forEachProperty(query.where, (head) => {
-        if (!known(head)) throw new CimError('CIM_ERR_INVALID_QUERY', `${cls.name} has no property ${head}`);
-      });
+      if (query.where)
+        forEachProperty(query.where, (head) => {
+          if (!known(head)) throw new CimError('CIM_ERR_INVALID_QUERY', `${cls.name} has no property ${head}`);
+        });
       const budget = new WqlQueryBudget(options.stepLimit);
-      const rows = manager.enumerateInstances(cls.name)
+      const rows = manager
+        .enumerateInstances(cls.name)
         .filter((i) => whereMatches(query.where, instanceContext(i, schema), budget))
         .map((i) => ({ path: manager.pathOf(i), instance: i.project(query.properties) }));
       return { kind: 'instances', rows };

@@ -48,7 +48,8 @@ export class ScsiDataBuffer {
    * `io(lba, view)` is the backend's read or write; direction 'read' fills the buffer.
    */
   transfer(lba: number, bytes: number, sectorSize: number, direction: 'read' | 'write', io: (lba: number, view: Uint8Array) => void): void {
-    if (bytes > this.length || bytes % sectorSize !== 0) throw new RangeError(`transfer of ${bytes} bytes does not fit the ${this.length}-byte buffer in whole sectors`);
+    if (bytes > this.length || bytes % sectorSize !== 0)
+      throw new RangeError(`transfer of ${bytes} bytes does not fit the ${this.length}-byte buffer in whole sectors`);
     let remaining = bytes;
     let seg = 0;
     let off = 0;
@@ -90,7 +91,10 @@ export class ScsiDataBuffer {
       dst.set(view.subarray(off, off + n), done);
       done += n;
       off += n;
-      if (off >= view.length) { seg++; off = 0; }
+      if (off >= view.length) {
+        seg++;
+        off = 0;
+      }
     }
     return [seg, off];
   }
@@ -103,7 +107,10 @@ export class ScsiDataBuffer {
       view.set(src.subarray(done, done + n), off);
       done += n;
       off += n;
-      if (off >= view.length) { seg++; off = 0; }
+      if (off >= view.length) {
+        seg++;
+        off = 0;
+      }
     }
     return [seg, off];
   }

@@ -89,10 +89,16 @@ export function fixedSense(key: number, ascAscq: number, information?: number): 
 /** CDB size from the operation code's group (SPC-3 4.3.4.1): 6, 10, 16 or 12; 0 = reserved/vendor. */
 export function cdbSizeForOpcode(op: number): number {
   switch (op >> 5) {
-    case 0: return 6;
-    case 1: case 2: return 10;
-    case 4: return 16;
-    case 5: return 12;
-    default: return 0;
+    case 0:
+      return 6;
+    case 1:
+    case 2:
+      return 10;
+    case 4:
+      return 16;
+    case 5:
+      return 12;
+    default:
+      return 0;
   }
 }

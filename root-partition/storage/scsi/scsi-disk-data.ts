@@ -56,7 +56,9 @@ export function vpdSupportedPages(): Uint8Array {
 
 /** The unit serial number: the disk id in upper-case hex (ASCII, SPC-3 7.6.10). */
 export function serialNumber(diskId: Uint8Array): string {
-  return Array.from(diskId, (b) => b.toString(16).padStart(2, '0')).join('').toUpperCase();
+  return Array.from(diskId, (b) => b.toString(16).padStart(2, '0'))
+    .join('')
+    .toUpperCase();
 }
 
 /** VPD 0x80 Unit Serial Number (SPC-3 7.6.10). */
@@ -193,6 +195,8 @@ export function reportLuns(luns: readonly number[]): Uint8Array {
   const sorted = [...luns].sort((a, b) => a - b);
   const d = new Uint8Array(8 + 8 * sorted.length);
   new DataView(d.buffer).setUint32(0, 8 * sorted.length, false);
-  sorted.forEach((lun, i) => { d[8 + 8 * i + 1] = lun & 0xff; });
+  sorted.forEach((lun, i) => {
+    d[8 + 8 * i + 1] = lun & 0xff;
+  });
   return d;
 }

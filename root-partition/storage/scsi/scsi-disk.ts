@@ -3,8 +3,18 @@ import { DiskIoError } from '../disk-io-error.ts';
 import type { ScsiDataBuffer } from './scsi-data-buffer.ts';
 import { Asc, ScsiOp, ScsiStatus, SenseKey, SAI_READ_CAPACITY_16, cdbSizeForOpcode, fixedSense } from './scsi-defs.ts';
 import {
-  cachingModePage, modeSense10, modeSense6, readCapacity10, readCapacity16, standardInquiry,
-  vpdBlockLimits, vpdDeviceIdentification, vpdLogicalBlockProvisioning, vpdSupportedPages, vpdUnitSerialNumber, type UnmapLimits,
+  cachingModePage,
+  modeSense10,
+  modeSense6,
+  readCapacity10,
+  readCapacity16,
+  standardInquiry,
+  vpdBlockLimits,
+  vpdDeviceIdentification,
+  vpdLogicalBlockProvisioning,
+  vpdSupportedPages,
+  vpdUnitSerialNumber,
+  type UnmapLimits,
 } from './scsi-disk-data.ts';
 import { unmapCommand } from './scsi-unmap.ts';
 
@@ -28,7 +38,10 @@ export interface ScsiResult {
 
 const good = (transferred: number): ScsiResult => ({ transport: 'ok', status: ScsiStatus.Good, transferred });
 export const checkCondition = (key: number, asc: number): ScsiResult => ({
-  transport: 'ok', status: ScsiStatus.CheckCondition, transferred: 0, sense: fixedSense(key, asc),
+  transport: 'ok',
+  status: ScsiStatus.CheckCondition,
+  transferred: 0,
+  sense: fixedSense(key, asc),
 });
 const illegal = (asc: number = Asc.InvalidFieldInCdb): ScsiResult => checkCondition(SenseKey.IllegalRequest, asc);
 
@@ -63,14 +76,18 @@ function be(cdb: Uint8Array, at: number, bytes: number): number {
 
 function decodeBlockCommand(cdb: Uint8Array): BlockCommand {
   switch (cdb[0]) {
-    case ScsiOp.Read6: case ScsiOp.Write6: {
+    case ScsiOp.Read6:
+    case ScsiOp.Write6: {
       // SBC-3 5.7: 21-bit LBA; TRANSFER LENGTH 0 means 256 blocks.
       const n = cdb[4]!;
       return { lba: BigInt(be(cdb, 1, 3) & 0x1fffff), blocks: n === 0 ? 256 : n, fua: false };
     }
-    case ScsiOp.Read10: case ScsiOp.Write10: case ScsiOp.Verify10:
+    case ScsiOp.Read10:
+    case ScsiOp.Write10:
+    case ScsiOp.Verify10:
       return { lba: BigInt(be(cdb, 2, 4)), blocks: be(cdb, 7, 2), fua: (cdb[1]! & 0x08) !== 0 };
-    case ScsiOp.Read12: case ScsiOp.Write12:
+    case ScsiOp.Read12:
+    case ScsiOp.Write12:
       return { lba: BigInt(be(cdb, 2, 4)), blocks: be(cdb, 6, 4), fua: (cdb[1]! & 0x08) !== 0 };
     default: // READ(16), WRITE(16), VERIFY(16)
       return { lba: (BigInt(be(cdb, 2, 4)) << 32n) | BigInt(be(cdb, 6, 4)), blocks: be(cdb, 10, 4), fua: (cdb[1]! & 0x08) !== 0 };
@@ -98,7 +115,10 @@ export interface ScsiDiskOptions {
 export class ScsiDisk {
   private readonly diskId: Uint8Array;
 
-  constructor(readonly backend: BlockBackend, options: ScsiDiskOptions) {
+  constructor(
+    readonly backend: BlockBackend,
+    options: ScsiDiskOptions,
+  ) {
     if (options.diskId.length !== 16) throw new RangeError('diskId must be 16 bytes');
     this.diskId = options.diskId.slice();
   }
@@ -114,10 +134,14 @@ export class ScsiDisk {
     // NACA (CONTROL bit 2) needs ACA support, which this target lacks (SAM-4 5.9.1.1).
     if ((cdb[size - 1]! & 0x04) !== 0) return illegal();
     switch (op) {
-      case ScsiOp.TestUnitReady: return good(0);
-      case ScsiOp.StartStopUnit: return good(0);
-      case ScsiOp.RequestSense: return this.dataIn(data, direction, fixedSense(SenseKey.NoSense, Asc.NoAdditionalSense), cdb[4]!);
-      case ScsiOp.Inquiry: return this.inquiry(cdb, data, direction);
+      case ScsiOp.TestUnitReady:
+        return good(0);
+      case ScsiOp.StartStopUnit:
+        return good(0);
+      case ScsiOp.RequestSense:
+        return this.dataIn(data, direction, fixedSense(SenseKey.NoSense, Asc.NoAdditionalSense), cdb[4]!);
+      case ScsiOp.Inquiry:
+        return this.inquiry(cdb, data, direction);
       case ScsiOp.ReadCapacity10: {
         // PMI = 0 requires LOGICAL BLOCK ADDRESS = 0 (SBC-3 5.12).
         if ((cdb[8]! & 0x01) === 0 && be(cdb, 2, 4) !== 0) return illegal();
@@ -130,19 +154,29 @@ export class ScsiDisk {
         const limits = this.unmapLimits();
         return limits ? unmapCommand(this.backend, limits, cdb, data, direction) : illegal(Asc.InvalidCommandOperationCode);
       }
-      case ScsiOp.ModeSense6: return this.modeSense(cdb, data, direction, false);
-      case ScsiOp.ModeSense10: return this.modeSense(cdb, data, direction, true);
-      case ScsiOp.Read6: case ScsiOp.Read10: case ScsiOp.Read12: case ScsiOp.Read16:
+      case ScsiOp.ModeSense6:
+        return this.modeSense(cdb, data, direction, false);
+      case ScsiOp.ModeSense10:
+        return this.modeSense(cdb, data, direction, true);
+      case ScsiOp.Read6:
+      case ScsiOp.Read10:
+      case ScsiOp.Read12:
+      case ScsiOp.Read16:
         return this.readWrite(decodeBlockCommand(cdb), data, direction, 'read');
-      case ScsiOp.Write6: case ScsiOp.Write10: case ScsiOp.Write12: case ScsiOp.Write16:
+      case ScsiOp.Write6:
+      case ScsiOp.Write10:
+      case ScsiOp.Write12:
+      case ScsiOp.Write16:
         return this.readWrite(decodeBlockCommand(cdb), data, direction, 'write');
-      case ScsiOp.Verify10: case ScsiOp.Verify16: {
+      case ScsiOp.Verify10:
+      case ScsiOp.Verify16: {
         // BYTCHK = 1 would compare data from the initiator; only the medium check is supported.
         if ((cdb[1]! & 0x02) !== 0) return illegal();
         const c = decodeBlockCommand(cdb);
         return this.inRange(c.lba, c.blocks) ? good(0) : illegal(Asc.LbaOutOfRange);
       }
-      case ScsiOp.SynchronizeCache10: case ScsiOp.SynchronizeCache16: {
+      case ScsiOp.SynchronizeCache10:
+      case ScsiOp.SynchronizeCache16: {
         const lba = op === ScsiOp.SynchronizeCache10 ? BigInt(be(cdb, 2, 4)) : (BigInt(be(cdb, 2, 4)) << 32n) | BigInt(be(cdb, 6, 4));
         const blocks = op === ScsiOp.SynchronizeCache10 ? be(cdb, 7, 2) : be(cdb, 10, 4);
         if (!this.inRange(lba, blocks)) return illegal(Asc.LbaOutOfRange);
@@ -187,12 +221,18 @@ export class ScsiDisk {
       return page !== 0 ? illegal() : this.dataIn(data, direction, standardInquiry(), allocation);
     }
     switch (page) {
-      case 0x00: return this.dataIn(data, direction, vpdSupportedPages(), allocation);
-      case 0x80: return this.dataIn(data, direction, vpdUnitSerialNumber(this.diskId), allocation);
-      case 0x83: return this.dataIn(data, direction, vpdDeviceIdentification(this.diskId), allocation);
-      case 0xb0: return this.dataIn(data, direction, vpdBlockLimits(this.unmapLimits()), allocation);
-      case 0xb2: return this.dataIn(data, direction, vpdLogicalBlockProvisioning(this.unmapLimits() !== null), allocation);
-      default: return illegal();
+      case 0x00:
+        return this.dataIn(data, direction, vpdSupportedPages(), allocation);
+      case 0x80:
+        return this.dataIn(data, direction, vpdUnitSerialNumber(this.diskId), allocation);
+      case 0x83:
+        return this.dataIn(data, direction, vpdDeviceIdentification(this.diskId), allocation);
+      case 0xb0:
+        return this.dataIn(data, direction, vpdBlockLimits(this.unmapLimits()), allocation);
+      case 0xb2:
+        return this.dataIn(data, direction, vpdLogicalBlockProvisioning(this.unmapLimits() !== null), allocation);
+      default:
+        return illegal();
     }
   }
 
@@ -206,9 +246,7 @@ export class ScsiDisk {
     if (subpage !== 0 && !(page === 0x3f && subpage === 0xff)) return illegal();
     const pages = cachingModePage(pc);
     const wp = this.backend.readOnly;
-    return ten
-      ? this.dataIn(data, direction, modeSense10(pages, wp), be(cdb, 7, 2))
-      : this.dataIn(data, direction, modeSense6(pages, wp), cdb[4]!);
+    return ten ? this.dataIn(data, direction, modeSense10(pages, wp), be(cdb, 7, 2)) : this.dataIn(data, direction, modeSense6(pages, wp), cdb[4]!);
   }
 
   private readWrite(c: BlockCommand, data: ScsiDataBuffer, direction: ScsiDataDirection, kind: 'read' | 'write'): ScsiResult {

@@ -18,7 +18,10 @@ const UNMAP_HEADER = 8;
 const UNMAP_DESCRIPTOR = 16;
 
 const refuse = (key: number, asc: number, information?: number): ScsiResult => ({
-  transport: 'ok', status: ScsiStatus.CheckCondition, transferred: 0, sense: fixedSense(key, asc, information),
+  transport: 'ok',
+  status: ScsiStatus.CheckCondition,
+  transferred: 0,
+  sense: fixedSense(key, asc, information),
 });
 
 export function unmapCommand(backend: BlockBackend, limits: UnmapLimits, cdb: Uint8Array, data: ScsiDataBuffer, direction: ScsiDataDirection): ScsiResult {

@@ -7,7 +7,13 @@ import { MiB } from './vhdx-format.ts';
 
 /** Payload block states ([MS-VHDX] 2.5.1.1); 5 is the 0.95 draft's UNMAPPED, read as zeros. */
 export const PayloadState = {
-  NotPresent: 0, Undefined: 1, Zero: 2, Unmapped: 3, UnmappedV095: 5, FullyPresent: 6, PartiallyPresent: 7,
+  NotPresent: 0,
+  Undefined: 1,
+  Zero: 2,
+  Unmapped: 3,
+  UnmappedV095: 5,
+  FullyPresent: 6,
+  PartiallyPresent: 7,
 } as const;
 /** Sector bitmap block states ([MS-VHDX] 2.5.1.2). */
 export const BitmapState = { NotPresent: 0, Present: 6 } as const;
@@ -26,7 +32,11 @@ export class BatGeometry {
   /** Bytes of a chunk's bitmap that one payload block owns. */
   readonly bitmapBytesPerBlock: number;
 
-  constructor(readonly virtualSize: number, readonly blockSize: number, readonly logicalSectorSize: number) {
+  constructor(
+    readonly virtualSize: number,
+    readonly blockSize: number,
+    readonly logicalSectorSize: number,
+  ) {
     this.chunkRatio = (SECTORS_PER_CHUNK * logicalSectorSize) / blockSize;
     this.payloadBlocks = Math.ceil(virtualSize / blockSize);
     this.chunks = Math.ceil(this.payloadBlocks / this.chunkRatio);

@@ -14,8 +14,21 @@ import { lockDescriptor } from '../file-lock.ts';
 import { RawDiskError } from '../raw-disk.ts';
 import { BatGeometry, encodeEntry, PayloadState } from './vhdx-bat.ts';
 import {
-  encodeFileIdentifier, encodeHeader, encodeMetadataTable, encodeRegionTable, FileParamFlag, HEADER_OFFSETS, MAX_VIRTUAL_SIZE, MetadataFlag,
-  MetadataGuid, MiB, putU32, putU64, REGION_TABLE_OFFSETS, RegionGuid, type MetadataEntry,
+  encodeFileIdentifier,
+  encodeHeader,
+  encodeMetadataTable,
+  encodeRegionTable,
+  FileParamFlag,
+  HEADER_OFFSETS,
+  MAX_VIRTUAL_SIZE,
+  MetadataFlag,
+  MetadataGuid,
+  MiB,
+  putU32,
+  putU64,
+  REGION_TABLE_OFFSETS,
+  RegionGuid,
+  type MetadataEntry,
 } from './vhdx-format.ts';
 import { randomGuid, ZERO_GUID, type Guid } from './vhdx-guid.ts';
 import { openVhdx } from './vhdx-open.ts';
@@ -49,7 +62,9 @@ export function defaultBlockSize(size: number): number {
 
 /** The Windows-style relative path of `parent` from the child's directory (`.\base.vhdx`, `..\x\p.vhdx`). */
 function relativeWindowsPath(child: string, parent: string): string {
-  const rel = relative(dirname(resolve(child)), resolve(parent)).split('/').join('\\');
+  const rel = relative(dirname(resolve(child)), resolve(parent))
+    .split('/')
+    .join('\\');
   return rel.startsWith('..') ? rel : `.\\${rel}`;
 }
 
@@ -140,7 +155,7 @@ export function createVhdx(path: string, opts: VhdxCreateOptions): void {
     lockDescriptor(fd, path, 'exclusive', 'disk image');
     if (opts.overwrite) fs.ftruncateSync(fd, 0);
     const write = (b: Uint8Array, pos: number) => {
-      for (let done = 0; done < b.length;) done += fs.writeSync(fd, b, done, b.length - done, pos + done);
+      for (let done = 0; done < b.length; ) done += fs.writeSync(fd, b, done, b.length - done, pos + done);
     };
     write(encodeFileIdentifier(opts.creator ?? 'tsvisor'), 0);
     write(metaBytes, metaOffset);
@@ -153,7 +168,15 @@ export function createVhdx(path: string, opts: VhdxCreateOptions): void {
     write(regions, REGION_TABLE_OFFSETS[1]);
     fs.ftruncateSync(fd, end);
     const seq = 1 + Math.floor(Math.random() * 2 ** 31);
-    const header = { fileWriteGuid: randomGuid(), dataWriteGuid: randomGuid(), logGuid: ZERO_GUID, logVersion: 0, version: 1, logLength: LOG_LENGTH, logOffset: LOG_OFFSET };
+    const header = {
+      fileWriteGuid: randomGuid(),
+      dataWriteGuid: randomGuid(),
+      logGuid: ZERO_GUID,
+      logVersion: 0,
+      version: 1,
+      logLength: LOG_LENGTH,
+      logOffset: LOG_OFFSET,
+    };
     write(encodeHeader({ ...header, sequenceNumber: seq }), HEADER_OFFSETS[0]);
     write(encodeHeader({ ...header, sequenceNumber: seq + 1 }), HEADER_OFFSETS[1]);
     fs.fdatasyncSync(fd);

@@ -48,7 +48,12 @@ export class VhdxDisk implements BlockBackend {
   private firstUnflushed = Infinity;
   readonly stats = { reads: 0, writes: 0, flushes: 0, errors: 0, allocations: 0, transactions: 0 };
 
-  constructor(readonly file: VhdxFile, readonly layout: VhdxLayout, readonly parent: VhdxDisk | null, log?: (m: string) => void) {
+  constructor(
+    readonly file: VhdxFile,
+    readonly layout: VhdxLayout,
+    readonly parent: VhdxDisk | null,
+    log?: (m: string) => void,
+  ) {
     this.path = file.path;
     this.readOnly = file.readOnly;
     this.sectorSize = layout.meta.logicalSectorSize;
@@ -143,7 +148,8 @@ export class VhdxDisk implements BlockBackend {
     for (let b = first; b < last; b++) {
       const { state } = this.blockEntry(b);
       // Already reading zero from this file: nothing to record (a differencing NOT_PRESENT reads the parent).
-      if (state === released || (!this.parent && (state === PayloadState.NotPresent || state === PayloadState.Zero || state === PayloadState.Unmapped))) continue;
+      if (state === released || (!this.parent && (state === PayloadState.NotPresent || state === PayloadState.Zero || state === PayloadState.Unmapped)))
+        continue;
       const index = this.layout.geometry.payloadIndex(b);
       const e = encodeEntry(released, 0);
       this.metaSector(sectorsOf, this.layout.batRegion.fileOffset + Math.floor((index * 8) / 4096) * 4096).set(e, (index * 8) % 4096);
@@ -159,7 +165,10 @@ export class VhdxDisk implements BlockBackend {
       this.file.beginSession();
       this.file.transaction([...sectorsOf].map(([fileOffset, data]): LogSector => ({ fileOffset, data })));
     } catch (err) {
-      this.metadataError = new HvError(VhdxError.Log, `VHDX ${this.path}: a metadata update failed (${(err as Error).message}); reopen the disk to recover it from its log`);
+      this.metadataError = new HvError(
+        VhdxError.Log,
+        `VHDX ${this.path}: a metadata update failed (${(err as Error).message}); reopen the disk to recover it from its log`,
+      );
       throw this.failed('write', lba, err);
     }
     for (const [i, e] of newEntries) new Uint8Array(this.bat.buffer, this.bat.byteOffset + i * 8, 8).set(e);
@@ -176,7 +185,7 @@ export class VhdxDisk implements BlockBackend {
   /** Reads virtual bytes [voff, voff + dst.length) of this disk (with its parents). */
   readAt(voff: number, dst: Uint8Array): void {
     const bs = this.layout.meta.blockSize;
-    for (let done = 0; done < dst.length;) {
+    for (let done = 0; done < dst.length; ) {
       const v = voff + done;
       const block = Math.floor(v / bs);
       const inBlock = v - block * bs;
@@ -200,7 +209,7 @@ export class VhdxDisk implements BlockBackend {
     const bits = this.bitmapBits(block, voff, dst.length);
     const inBlock = voff - block * this.layout.meta.blockSize;
     const sectors = dst.length / lss;
-    for (let s = 0; s < sectors;) {
+    for (let s = 0; s < sectors; ) {
       const here = bits[s];
       let e = s + 1;
       while (e < sectors && bits[e] === here) e++;
@@ -237,7 +246,7 @@ export class VhdxDisk implements BlockBackend {
     // Sector-bitmap blocks allocated by this write, by chunk (the BAT shows them only after it).
     const newBitmaps = new Map<number, number>();
     this.file.beginSession();
-    for (let done = 0; done < src.length;) {
+    for (let done = 0; done < src.length; ) {
       const v = voff + done;
       const block = Math.floor(v / bs);
       const inBlock = v - block * bs;
@@ -287,7 +296,10 @@ export class VhdxDisk implements BlockBackend {
       this.file.sync();
       this.file.transaction([...sectors].map(([fileOffset, data]): LogSector => ({ fileOffset, data })));
     } catch (err) {
-      this.metadataError = new HvError(VhdxError.Log, `VHDX ${this.path}: a metadata update failed (${(err as Error).message}); reopen the disk to recover it from its log`);
+      this.metadataError = new HvError(
+        VhdxError.Log,
+        `VHDX ${this.path}: a metadata update failed (${(err as Error).message}); reopen the disk to recover it from its log`,
+      );
       throw err;
     }
     for (const [i, e] of newEntries) new Uint8Array(this.bat.buffer, this.bat.byteOffset + i * 8, 8).set(e);
@@ -347,8 +359,10 @@ export class VhdxDisk implements BlockBackend {
   private checkRange(lba: number, bytes: number): void {
     this.requireOpen();
     if (!Number.isSafeInteger(lba) || lba < 0 || bytes % this.sectorSize !== 0 || lba + bytes / this.sectorSize > this.sectorCount) {
-      throw new HvError(RawDiskError.OutOfRange, `${this.path}: ${bytes} bytes at sector ${lba} is outside the ${this.sectorCount}-sector disk or not whole sectors`);
+      throw new HvError(
+        RawDiskError.OutOfRange,
+        `${this.path}: ${bytes} bytes at sector ${lba} is outside the ${this.sectorCount}-sector disk or not whole sectors`,
+      );
     }
   }
 }
-

@@ -63,7 +63,10 @@ export function resizeVhdx(path: string, newSize: number): void {
     const g = new BatGeometry(newSize, m.blockSize, m.logicalSectorSize);
     const region = disk.layout.batRegion;
     if (g.dynamicEntries * 8 > region.length) {
-      throw new HvError(RawDiskError.BadSize, `${path}: its BAT region (${region.length} bytes) cannot describe ${newSize} bytes; convert it to a new file of that size instead`);
+      throw new HvError(
+        RawDiskError.BadSize,
+        `${path}: its BAT region (${region.length} bytes) cannot describe ${newSize} bytes; convert it to a new file of that size instead`,
+      );
     }
     disk.file.beginSession();
     const sectors = new Map<number, Uint8Array>();
@@ -132,10 +135,14 @@ export function* mergeVhdxSteps(childPath: string, progress?: EditProgress): Dis
         try {
           setParentLinkage(childPath, now, { lock: false });
         } catch (relink) {
-          throw new HvError(VhdxError.Parent, `${(e as Error).message}; and ${childPath} could not be linked to its parent's new identity (${(relink as Error).message}): merge it again to finish`);
+          throw new HvError(
+            VhdxError.Parent,
+            `${(e as Error).message}; and ${childPath} could not be linked to its parent's new identity (${(relink as Error).message}): merge it again to finish`,
+          );
         }
       }
-      if (e instanceof DiskJobCancelled) throw new DiskJobCancelled(`the merge of ${childPath} was cancelled: ${childPath} is kept and reads as before; ${parentPath} holds part of its data`);
+      if (e instanceof DiskJobCancelled)
+        throw new DiskJobCancelled(`the merge of ${childPath} was cancelled: ${childPath} is kept and reads as before; ${parentPath} holds part of its data`);
       throw e;
     }
     child.close();
@@ -182,7 +189,7 @@ export function* ownDataRuns(child: VhdxDisk, chunk = 8 * MiB): Generator<OwnDat
         const bits = child.bitmapBits(b, at, piece.length);
         child.readAt(at, piece);
         let any = false;
-        for (let s = 0; s < bits.length;) {
+        for (let s = 0; s < bits.length; ) {
           let e = s;
           while (e < bits.length && bits[e] === bits[s]) e++;
           if (bits[s]) {

@@ -16,8 +16,15 @@ export type VhdxFaultPoint =
   | 'session:header-1'; // first header of a session's GUID update durable, second not yet
 
 export const VHDX_FAULT_POINTS: VhdxFaultPoint[] = [
-  'session:header-1', 'alloc:data-written', 'log:entry-written', 'log:entry-synced', 'log:header-set',
-  'log:applied-partly', 'log:applied', 'log:applied-synced', 'log:header-cleared',
+  'session:header-1',
+  'alloc:data-written',
+  'log:entry-written',
+  'log:entry-synced',
+  'log:header-set',
+  'log:applied-partly',
+  'log:applied',
+  'log:applied-synced',
+  'log:header-cleared',
 ];
 
 const passages = new Map<string, number>();

@@ -17,7 +17,15 @@
 import * as fs from 'node:fs';
 import { hostIo, type RawDiskIo } from '../raw-disk.ts';
 import {
-  currentHeader, encodeHeader, HEADER_OFFSETS, HEADER_SECTION_SIZE, HEADER_SIZE, MiB, VhdxCorruptError, VhdxError, type VhdxHeader,
+  currentHeader,
+  encodeHeader,
+  HEADER_OFFSETS,
+  HEADER_SECTION_SIZE,
+  HEADER_SIZE,
+  MiB,
+  VhdxCorruptError,
+  VhdxError,
+  type VhdxHeader,
 } from './vhdx-format.ts';
 import { vhdxFaultPoint } from './vhdx-fault-point.ts';
 import { guidIsZero, randomGuid, ZERO_GUID } from './vhdx-guid.ts';
@@ -40,7 +48,12 @@ export class VhdxFile {
   /** Log entries this open replayed (0: the log was empty). */
   replayedEntries = 0;
 
-  constructor(readonly path: string, readonly fd: number, readonly readOnly: boolean, readonly io: RawDiskIo = hostIo) {
+  constructor(
+    readonly path: string,
+    readonly fd: number,
+    readonly readOnly: boolean,
+    readonly io: RawDiskIo = hostIo,
+  ) {
     this.size = fs.fstatSync(fd).size;
   }
 
@@ -101,7 +114,8 @@ export class VhdxFile {
     if (h.logOffset < HEADER_SECTION_SIZE || h.logOffset % MiB !== 0 || h.logLength % MiB !== 0) {
       throw new VhdxCorruptError(this.path, `log at ${h.logOffset} length ${h.logLength} is not 1 MiB aligned past the header section`);
     }
-    if (h.logLength > MAX_LOG_LENGTH) throw new VhdxCorruptError(this.path, `log of ${h.logLength} bytes is larger than ${MAX_LOG_LENGTH / MiB} MiB`, VhdxError.Unsupported);
+    if (h.logLength > MAX_LOG_LENGTH)
+      throw new VhdxCorruptError(this.path, `log of ${h.logLength} bytes is larger than ${MAX_LOG_LENGTH / MiB} MiB`, VhdxError.Unsupported);
     if (!guidIsZero(h.logGuid)) this.replayLog();
   }
 
@@ -117,14 +131,22 @@ export class VhdxFile {
     this.readAt(h.logOffset, log);
     const seq = findActiveSequence(this.path, log, h.logGuid);
     if (!seq) {
-      throw new VhdxCorruptError(this.path, 'the header names a log (LogGuid set) but the log holds no complete entry; the file was left by a crash ' +
-        'mid-update and cannot be replayed', VhdxError.Log);
+      throw new VhdxCorruptError(
+        this.path,
+        'the header names a log (LogGuid set) but the log holds no complete entry; the file was left by a crash ' + 'mid-update and cannot be replayed',
+        VhdxError.Log,
+      );
     }
     if (seq.flushedFileOffset > this.size) {
-      throw new VhdxCorruptError(this.path, `the log says the file was at least ${seq.flushedFileOffset} bytes, but it is ${this.size}: truncated`, VhdxError.Log);
+      throw new VhdxCorruptError(
+        this.path,
+        `the log says the file was at least ${seq.flushedFileOffset} bytes, but it is ${this.size}: truncated`,
+        VhdxError.Log,
+      );
     }
     const limit = Math.max(this.size, seq.lastFileOffset);
-    if (seq.lastFileOffset > this.size + MAX_REPLAY_GROWTH) throw new VhdxCorruptError(this.path, `the log would grow the file to ${seq.lastFileOffset} bytes`, VhdxError.Log);
+    if (seq.lastFileOffset > this.size + MAX_REPLAY_GROWTH)
+      throw new VhdxCorruptError(this.path, `the log would grow the file to ${seq.lastFileOffset} bytes`, VhdxError.Log);
     let zeroes = 0;
     for (const w of seq.writes) {
       const len = 'data' in w ? w.data.length : w.zeroLength;
@@ -187,10 +209,15 @@ export class VhdxFile {
     const h = this.header;
     const logGuid = randomGuid();
     const entry = encodeLogEntry({
-      logGuid, sequenceNumber: 1, tail: 0,
-      flushedFileOffset: Math.floor(this.size / MiB) * MiB, lastFileOffset: roundUp(this.size, MiB), sectors,
+      logGuid,
+      sequenceNumber: 1,
+      tail: 0,
+      flushedFileOffset: Math.floor(this.size / MiB) * MiB,
+      lastFileOffset: roundUp(this.size, MiB),
+      sectors,
     });
-    if (entry.length > h.logLength) throw new VhdxCorruptError(this.path, `a ${entry.length}-byte log entry does not fit the ${h.logLength}-byte log`, VhdxError.Log);
+    if (entry.length > h.logLength)
+      throw new VhdxCorruptError(this.path, `a ${entry.length}-byte log entry does not fit the ${h.logLength}-byte log`, VhdxError.Log);
     this.writeAt(h.logOffset, entry);
     vhdxFaultPoint('log:entry-written');
     this.sync();

@@ -7,8 +7,24 @@
 import { BatGeometry, BitmapState, entryOffset, entryState, PayloadState } from './vhdx-bat.ts';
 import type { VhdxFile } from './vhdx-file.ts';
 import {
-  decodeMetadataTable, decodeRegionTable, FileParamFlag, getU32, getU64, HEADER_SECTION_SIZE, MAX_VIRTUAL_SIZE, MetadataFlag, MetadataGuid,
-  METADATA_TABLE_SIZE, MiB, REGION_TABLE_OFFSETS, REGION_TABLE_SIZE, RegionGuid, VhdxCorruptError, VhdxError, type MetadataEntry, type RegionEntry,
+  decodeMetadataTable,
+  decodeRegionTable,
+  FileParamFlag,
+  getU32,
+  getU64,
+  HEADER_SECTION_SIZE,
+  MAX_VIRTUAL_SIZE,
+  MetadataFlag,
+  MetadataGuid,
+  METADATA_TABLE_SIZE,
+  MiB,
+  REGION_TABLE_OFFSETS,
+  REGION_TABLE_SIZE,
+  RegionGuid,
+  VhdxCorruptError,
+  VhdxError,
+  type MetadataEntry,
+  type RegionEntry,
 } from './vhdx-format.ts';
 import { guidEquals, type Guid } from './vhdx-guid.ts';
 import { decodeParentLocator } from './vhdx-parent-locator.ts';
@@ -56,7 +72,11 @@ export function readLayout(file: VhdxFile): VhdxLayout {
   if (batEntries * 8 > batRegion.length) throw new VhdxCorruptError(path, `BAT region of ${batRegion.length} bytes cannot hold ${batEntries} entries`);
   const batBytes = Math.ceil((batEntries * 8) / 4096) * 4096;
   if (batBytes > MAX_BAT_BYTES) {
-    throw new VhdxCorruptError(path, `its BAT needs ${batBytes} bytes of memory (tsvisor holds at most ${MAX_BAT_BYTES / MiB} MiB: use a larger block size)`, VhdxError.Unsupported);
+    throw new VhdxCorruptError(
+      path,
+      `its BAT needs ${batBytes} bytes of memory (tsvisor holds at most ${MAX_BAT_BYTES / MiB} MiB: use a larger block size)`,
+      VhdxError.Unsupported,
+    );
   }
   const bat = file.readMeta(batRegion.fileOffset, batBytes);
   const allocationEnd = checkExtents(file, regions, meta, geometry, bat, batEntries);
@@ -88,8 +108,10 @@ function readMetadata(file: VhdxFile, region: RegionEntry): VhdxMetadata {
   }
   const logicalSectorSize = getU32(need(MetadataGuid.LogicalSectorSize, 'Logical Sector Size', 4), 0);
   const physicalSectorSize = getU32(need(MetadataGuid.PhysicalSectorSize, 'Physical Sector Size', 4), 0);
-  if (logicalSectorSize !== 512 && logicalSectorSize !== 4096) throw new VhdxCorruptError(path, `logical sector size ${logicalSectorSize} is neither 512 nor 4096`);
-  if (physicalSectorSize !== 512 && physicalSectorSize !== 4096) throw new VhdxCorruptError(path, `physical sector size ${physicalSectorSize} is neither 512 nor 4096`);
+  if (logicalSectorSize !== 512 && logicalSectorSize !== 4096)
+    throw new VhdxCorruptError(path, `logical sector size ${logicalSectorSize} is neither 512 nor 4096`);
+  if (physicalSectorSize !== 512 && physicalSectorSize !== 4096)
+    throw new VhdxCorruptError(path, `physical sector size ${physicalSectorSize} is neither 512 nor 4096`);
   const virtualSize = getU64(need(MetadataGuid.VirtualDiskSize, 'Virtual Disk Size', 8), 0);
   if (virtualSize === 0 || virtualSize > MAX_VIRTUAL_SIZE || virtualSize % logicalSectorSize !== 0) {
     throw new VhdxCorruptError(path, `virtual size ${virtualSize} is not a positive multiple of ${logicalSectorSize} up to 64 TiB`);
@@ -103,8 +125,15 @@ function readMetadata(file: VhdxFile, region: RegionEntry): VhdxMetadata {
     locator = decodeParentLocator(path, b);
   }
   return {
-    blockSize, leaveBlockAllocated: (flags & FileParamFlag.LeaveBlockAllocated) !== 0, hasParent, virtualSize,
-    logicalSectorSize, physicalSectorSize, diskId, locator, entries: table,
+    blockSize,
+    leaveBlockAllocated: (flags & FileParamFlag.LeaveBlockAllocated) !== 0,
+    hasParent,
+    virtualSize,
+    logicalSectorSize,
+    physicalSectorSize,
+    diskId,
+    locator,
+    entries: table,
   };
 }
 
@@ -125,8 +154,14 @@ function checkExtents(file: VhdxFile, regions: RegionEntry[], meta: VhdxMetadata
       if (state === BitmapState.NotPresent) continue;
       if (state !== BitmapState.Present || !meta.hasParent) throw new VhdxCorruptError(path, `BAT entry ${i} (sector bitmap) has state ${state}`);
     } else {
-      if (state === PayloadState.NotPresent || state === PayloadState.Undefined || state === PayloadState.Zero ||
-        state === PayloadState.Unmapped || state === PayloadState.UnmappedV095) continue;
+      if (
+        state === PayloadState.NotPresent ||
+        state === PayloadState.Undefined ||
+        state === PayloadState.Zero ||
+        state === PayloadState.Unmapped ||
+        state === PayloadState.UnmappedV095
+      )
+        continue;
       if (state === PayloadState.PartiallyPresent) {
         if (!meta.hasParent) throw new VhdxCorruptError(path, `BAT entry ${i} is PARTIALLY_PRESENT in a disk without a parent`);
         if (entryState(view, g.bitmapIndex(Math.floor(g.blockOfIndex(i) / g.chunkRatio))) !== BitmapState.Present) {
@@ -146,7 +181,10 @@ function checkExtents(file: VhdxFile, regions: RegionEntry[], meta: VhdxMetadata
     starts[n++] = (off / MiB) * 2 + (isBitmap ? 1 : 0);
   }
   const blocks = starts.subarray(0, n).sort();
-  const extents: [number, number, string][] = [[0, HEADER_SECTION_SIZE, 'the header section'], [file.header.logOffset, file.header.logLength, 'the log']];
+  const extents: [number, number, string][] = [
+    [0, HEADER_SECTION_SIZE, 'the header section'],
+    [file.header.logOffset, file.header.logLength, 'the log'],
+  ];
   for (const r of regions) extents.push([r.fileOffset, r.length, 'a region']);
   let end = 0;
   for (const [s, l] of extents) end = Math.max(end, s + l);

@@ -169,10 +169,10 @@ export function findActiveSequence(path: string, log: Uint8Array, logGuid: Guid)
   };
 
   let best: ValidEntry[] | null = null;
-  for (let tail = 0; tail < L;) {
+  for (let tail = 0; tail < L; ) {
     const run: ValidEntry[] = [];
     let used = 0;
-    for (let off = tail; used < L;) {
+    for (let off = tail; used < L; ) {
       const e = entryAt(off);
       if (!e || (run.length > 0 && e.sequenceNumber !== run[run.length - 1].sequenceNumber + 1)) break;
       run.push(e);

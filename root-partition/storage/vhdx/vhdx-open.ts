@@ -34,7 +34,8 @@ export interface VhdxOpenOptions {
 function openError(path: string, err: unknown): HvError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') return new HvError(RawDiskError.NotFound, `disk image ${path} does not exist`);
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new HvError(RawDiskError.AccessDenied, `disk image ${path}: permission denied (${code})`);
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS')
+    return new HvError(RawDiskError.AccessDenied, `disk image ${path}: permission denied (${code})`);
   return new HvError(RawDiskError.Io, `disk image ${path}: ${(err as Error).message}`);
 }
 
@@ -65,7 +66,11 @@ function openInChain(path: string, opts: VhdxOpenOptions, readOnly: boolean, see
     file.loadHeaders();
     const layout = readLayout(file);
     if (layout.meta.logicalSectorSize !== 512) {
-      throw new VhdxCorruptError(path, `logical sector size ${layout.meta.logicalSectorSize}: tsvisor's controllers use 512-byte sectors`, VhdxError.Unsupported);
+      throw new VhdxCorruptError(
+        path,
+        `logical sector size ${layout.meta.logicalSectorSize}: tsvisor's controllers use 512-byte sectors`,
+        VhdxError.Unsupported,
+      );
     }
     if (layout.meta.locator) {
       if (depth + 1 > MAX_CHAIN_DEPTH) throw new VhdxCorruptError(path, `differencing chain deeper than ${MAX_CHAIN_DEPTH}`, VhdxError.Parent);
@@ -73,12 +78,20 @@ function openInChain(path: string, opts: VhdxOpenOptions, readOnly: boolean, see
       opts.checkPath?.(parentPath);
       parent = openInChain(parentPath, opts, true, [...seen, id], depth + 1);
       if (!linkageMatches(layout.meta.locator, parent.file.header.dataWriteGuid)) {
-        throw new VhdxCorruptError(path, `its parent ${parentPath} has changed since this disk was made from it (parent_linkage ` +
-          `${layout.meta.locator.get('parent_linkage')}, the parent's DataWriteGuid {${guidToText(parent.file.header.dataWriteGuid)}})`, VhdxError.Parent);
+        throw new VhdxCorruptError(
+          path,
+          `its parent ${parentPath} has changed since this disk was made from it (parent_linkage ` +
+            `${layout.meta.locator.get('parent_linkage')}, the parent's DataWriteGuid {${guidToText(parent.file.header.dataWriteGuid)}})`,
+          VhdxError.Parent,
+        );
       }
       if (parent.virtualSize !== layout.meta.virtualSize || parent.sectorSize !== layout.meta.logicalSectorSize) {
-        throw new VhdxCorruptError(path, `its parent ${parentPath} is ${parent.virtualSize} bytes of ${parent.sectorSize}-byte sectors, ` +
-          `this disk ${layout.meta.virtualSize} of ${layout.meta.logicalSectorSize}`, VhdxError.Parent);
+        throw new VhdxCorruptError(
+          path,
+          `its parent ${parentPath} is ${parent.virtualSize} bytes of ${parent.sectorSize}-byte sectors, ` +
+            `this disk ${layout.meta.virtualSize} of ${layout.meta.logicalSectorSize}`,
+          VhdxError.Parent,
+        );
       }
     }
     return new VhdxDisk(file, layout, parent, opts.log);
@@ -97,7 +110,11 @@ function openInChain(path: string, opts: VhdxOpenOptions, readOnly: boolean, see
 export function parentPathOf(childPath: string, locator: Map<string, string>): string {
   const rel = locator.get('relative_path');
   if (!rel) {
-    throw new VhdxCorruptError(childPath, `its parent locator has no relative_path (absolute_win32_path ${locator.get('absolute_win32_path') ?? 'none'} cannot be resolved here)`, VhdxError.Parent);
+    throw new VhdxCorruptError(
+      childPath,
+      `its parent locator has no relative_path (absolute_win32_path ${locator.get('absolute_win32_path') ?? 'none'} cannot be resolved here)`,
+      VhdxError.Parent,
+    );
   }
   const posix = rel.replace(/\\/g, '/');
   if (isAbsolute(posix) || /^[a-z]:/i.test(posix)) throw new VhdxCorruptError(childPath, `relative_path ${rel} is not relative`, VhdxError.Parent);

@@ -56,7 +56,8 @@ function rewriteLocator(path: string, lock: boolean, edit: (locator: Map<string,
     // In place when it fits, else after the last item: the table entry then moves in the same transaction.
     if (item.length > entry.length) {
       const end = Math.max(METADATA_TABLE_SIZE, ...entries.map((e) => e.offset + e.length));
-      if (end + item.length > region.length) throw new VhdxCorruptError(path, `the metadata region has no room for a ${item.length}-byte parent locator`, VhdxError.Unsupported);
+      if (end + item.length > region.length)
+        throw new VhdxCorruptError(path, `the metadata region has no room for a ${item.length}-byte parent locator`, VhdxError.Unsupported);
       entry.offset = end;
     }
     entry.length = item.length;

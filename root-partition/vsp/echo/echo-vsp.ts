@@ -8,8 +8,16 @@ import type { PacketBatch, VspChannel } from '../../../vmbus/host/vsp-channel.ts
 import type { Vsp } from '../../../vmbus/host/vsp.ts';
 import { HvError } from '../../../hypervisor/hv-error.ts';
 import {
-  ECHO_GPA_COMPLETION_SIZE, ECHO_INTERFACE_INSTANCE, ECHO_INTERFACE_TYPE, ECHO_MAX_MESSAGE, ECHO_OP_CHECKSUM, ECHO_OP_ECHO,
-  ECHO_OP_REVERSE, ECHO_REQUEST_HEADER, ECHO_STATUS_INVALID_PARAMETER, ECHO_STATUS_SUCCESS,
+  ECHO_GPA_COMPLETION_SIZE,
+  ECHO_INTERFACE_INSTANCE,
+  ECHO_INTERFACE_TYPE,
+  ECHO_MAX_MESSAGE,
+  ECHO_OP_CHECKSUM,
+  ECHO_OP_ECHO,
+  ECHO_OP_REVERSE,
+  ECHO_REQUEST_HEADER,
+  ECHO_STATUS_INVALID_PARAMETER,
+  ECHO_STATUS_SUCCESS,
 } from './echo-protocol.ts';
 
 export interface EchoStats {
@@ -34,7 +42,8 @@ export class EchoVsp implements Vsp {
 
   /** Echo keeps nothing between packets: a saved channel has no state of its own. */
   restoreChannel(channel: VspChannel, state: Uint8Array | undefined): () => void {
-    if (state !== undefined) throw new HvError('ECHO_BAD_SAVED_STATE', `echo saved state: relid ${channel.relid} carries ${state.length} bytes, echo saves none`);
+    if (state !== undefined)
+      throw new HvError('ECHO_BAD_SAVED_STATE', `echo saved state: relid ${channel.relid} carries ${state.length} bytes, echo saves none`);
     return () => {};
   }
 
@@ -65,7 +74,9 @@ export class EchoVsp implements Vsp {
     this.stats.gpaRequests++;
     const op = p.payloadLength >= 4 ? p.view.getUint32(p.payloadOffset, true) : 0;
     const found = channel.gpaDirect(p);
-    let status = ECHO_STATUS_SUCCESS, count = 0, sum = 0;
+    let status = ECHO_STATUS_SUCCESS,
+      count = 0,
+      sum = 0;
     if (!found.ok || (op !== ECHO_OP_REVERSE && op !== ECHO_OP_CHECKSUM)) {
       status = ECHO_STATUS_INVALID_PARAMETER;
       this.stats.refused++;
@@ -100,8 +111,14 @@ function reverseInPlace(segments: Uint8Array[]): void {
   for (const s of segments) total += s.length;
   const all = new Uint8Array(total);
   let o = 0;
-  for (const s of segments) { all.set(s, o); o += s.length; }
+  for (const s of segments) {
+    all.set(s, o);
+    o += s.length;
+  }
   all.reverse();
   o = 0;
-  for (const s of segments) { s.set(all.subarray(o, o + s.length)); o += s.length; }
+  for (const s of segments) {
+    s.set(all.subarray(o, o + s.length));
+    o += s.length;
+  }
 }

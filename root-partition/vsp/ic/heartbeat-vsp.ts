@@ -82,7 +82,10 @@ export class HeartbeatVsp extends IcVsp {
   protected negotiatedHook(): void {
     void this.beat();
     // Each tick also notices an answer that is overdue (Lost Communication) while one is in flight.
-    this.timer = setInterval(() => { void this.beat(); this.reportIfChanged(); }, this.intervalMs);
+    this.timer = setInterval(() => {
+      void this.beat();
+      this.reportIfChanged();
+    }, this.intervalMs);
     this.timer.unref?.();
   }
 

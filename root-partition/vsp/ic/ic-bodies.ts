@@ -52,7 +52,9 @@ export function decodeShutdown(body: Uint8Array): ShutdownRequest | null {
   const msg = body.subarray(12, 12 + SHUTDOWN_MESSAGE_BYTES);
   const nul = msg.indexOf(0);
   return {
-    reasonCode: v.getUint32(0, true), timeoutSeconds: v.getUint32(4, true), flags: v.getUint32(8, true),
+    reasonCode: v.getUint32(0, true),
+    timeoutSeconds: v.getUint32(4, true),
+    flags: v.getUint32(8, true),
     message: new TextDecoder().decode(nul < 0 ? msg : msg.subarray(0, nul)),
   };
 }

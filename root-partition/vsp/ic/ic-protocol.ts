@@ -46,7 +46,10 @@ export const IC_MAX_VERSION_COUNT = 100;
 /** Negotiate body before the version list: icframe_vercnt u16, icmsg_vercnt u16, reserved u32. */
 export const NEGOTIATE_FIXED_SIZE = 8;
 
-export interface IcVersion { major: number; minor: number }
+export interface IcVersion {
+  major: number;
+  minor: number;
+}
 
 export interface IcHeader {
   framework: IcVersion;
@@ -59,9 +62,7 @@ export interface IcHeader {
   flags: number;
 }
 
-export type IcDecoded =
-  | { ok: true; header: IcHeader; body: Uint8Array }
-  | { ok: false; reason: string };
+export type IcDecoded = { ok: true; header: IcHeader; body: Uint8Array } | { ok: false; reason: string };
 
 export const versionText = (v: IcVersion): string => `${v.major}.${v.minor}`;
 export const sameVersion = (a: IcVersion, b: IcVersion): boolean => a.major === b.major && a.minor === b.minor;
@@ -126,9 +127,7 @@ export function encodeNegotiate(framework: readonly IcVersion[], message: readon
   return out;
 }
 
-export type NegotiateOutcome =
-  | { ok: true; framework: IcVersion; message: IcVersion }
-  | { ok: false; reason: string };
+export type NegotiateOutcome = { ok: true; framework: IcVersion; message: IcVersion } | { ok: false; reason: string };
 
 /**
  * The guest's NEGOTIATE answer: counts 1/1 and the chosen versions, each one the host offered
@@ -137,7 +136,8 @@ export type NegotiateOutcome =
 export function decodeNegotiateResponse(body: Uint8Array, framework: readonly IcVersion[], message: readonly IcVersion[]): NegotiateOutcome {
   if (body.length < NEGOTIATE_FIXED_SIZE + 8) return { ok: false, reason: `negotiate answer of ${body.length} bytes` };
   const v = new DataView(body.buffer, body.byteOffset, body.byteLength);
-  const fc = v.getUint16(0, true), mc = v.getUint16(2, true);
+  const fc = v.getUint16(0, true),
+    mc = v.getUint16(2, true);
   if (fc === 0 && mc === 0) return { ok: false, reason: 'the guest supports none of the offered versions' };
   if (fc !== 1 || mc !== 1) return { ok: false, reason: `negotiate answer with counts ${fc}/${mc}, not 1/1` };
   const fw = { major: v.getUint16(8, true), minor: v.getUint16(10, true) };
@@ -148,4 +148,7 @@ export function decodeNegotiateResponse(body: Uint8Array, framework: readonly Ic
 }
 
 /** Framework versions the host offers (OpenVMM: 1.0 and 3.0). */
-export const IC_FRAMEWORK_VERSIONS: readonly IcVersion[] = [{ major: 1, minor: 0 }, { major: 3, minor: 0 }];
+export const IC_FRAMEWORK_VERSIONS: readonly IcVersion[] = [
+  { major: 1, minor: 0 },
+  { major: 3, minor: 0 },
+];

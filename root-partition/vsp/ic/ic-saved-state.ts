@@ -70,15 +70,22 @@ export function icStateError(service: string, what: string): HvError {
 
 export function encodeIcState(s: IcSavedState): Uint8Array {
   const o = {
-    format: IC_SAVED_STATE_FORMAT, negotiated: s.negotiated !== null,
-    framework: s.negotiated?.framework, message: s.negotiated?.message,
-    nextTransId: s.nextTransId, icTransaction: s.icTransaction,
-    hasInflight: s.inflight !== null, inflightTransId: s.inflight?.transId ?? 0, inflightType: s.inflight?.type ?? 0,
+    format: IC_SAVED_STATE_FORMAT,
+    negotiated: s.negotiated !== null,
+    framework: s.negotiated?.framework,
+    message: s.negotiated?.message,
+    nextTransId: s.nextTransId,
+    icTransaction: s.icTransaction,
+    hasInflight: s.inflight !== null,
+    inflightTransId: s.inflight?.transId ?? 0,
+    inflightType: s.inflight?.type ?? 0,
     heartbeat: s.heartbeat && { ...s.heartbeat, sequence: s.heartbeat.sequence.toString() },
     timeSync: s.timeSync && {
       hasLastSample: s.timeSync.lastSample !== null,
       lastSample: s.timeSync.lastSample && {
-        parentTime: s.timeSync.lastSample.parentTime.toString(), referenceTime: s.timeSync.lastSample.referenceTime.toString(), flags: s.timeSync.lastSample.flags,
+        parentTime: s.timeSync.lastSample.parentTime.toString(),
+        referenceTime: s.timeSync.lastSample.referenceTime.toString(),
+        flags: s.timeSync.lastSample.flags,
       },
     },
     kvp: s.kvp,
@@ -104,8 +111,10 @@ export function decodeIcState(bytes: Uint8Array, spec: IcServiceSpec): IcSavedSt
   if (o.negotiated) {
     const framework = { major: o.framework?.major ?? 0, minor: o.framework?.minor ?? 0 };
     const message = { major: o.message?.major ?? 0, minor: o.message?.minor ?? 0 };
-    if (!IC_FRAMEWORK_VERSIONS.some((v) => sameVersion(v, framework))) throw bad(`framework version ${framework.major}.${framework.minor} is not one this host offers`);
-    if (!spec.messageVersions.some((v) => sameVersion(v, message))) throw bad(`message version ${message.major}.${message.minor} is not one this service offers`);
+    if (!IC_FRAMEWORK_VERSIONS.some((v) => sameVersion(v, framework)))
+      throw bad(`framework version ${framework.major}.${framework.minor} is not one this host offers`);
+    if (!spec.messageVersions.some((v) => sameVersion(v, message)))
+      throw bad(`message version ${message.major}.${message.minor} is not one this service offers`);
     negotiated = { framework, message };
   }
   const nextTransId = o.nextTransId as number;
@@ -113,7 +122,8 @@ export function decodeIcState(bytes: Uint8Array, spec: IcServiceSpec): IcSavedSt
   if (o.icTransaction > 0xff) throw bad(`icmsg transaction ${o.icTransaction as number}`);
   let inflight: IcSavedState['inflight'] = null;
   if (o.hasInflight) {
-    const type = o.inflightType as number, transId = o.inflightTransId as number;
+    const type = o.inflightType as number,
+      transId = o.inflightTransId as number;
     const allowed = negotiated ? [IcMessageType.Negotiate, spec.messageType] : [IcMessageType.Negotiate];
     if (!(allowed as number[]).includes(type)) throw bad(`request of type ${type} in flight`);
     if (transId < 1 || transId >= nextTransId) throw bad(`transaction ${transId} in flight, next is ${nextTransId}`);
@@ -127,13 +137,17 @@ export function decodeIcState(bytes: Uint8Array, spec: IcServiceSpec): IcSavedSt
   if (o.timeSync) {
     const l = o.timeSync.lastSample as Obj | null;
     s.timeSync = {
-      lastSample: o.timeSync.hasLastSample && l
-        ? { parentTime: BigInt(l.parentTime as string), referenceTime: BigInt(l.referenceTime as string), flags: l.flags as number }
-        : null,
+      lastSample:
+        o.timeSync.hasLastSample && l
+          ? { parentTime: BigInt(l.parentTime as string), referenceTime: BigInt(l.referenceTime as string), flags: l.flags as number }
+          : null,
     };
   }
   if (o.kvp) {
-    const pools = (o.kvp.pools as Obj[]).map((p) => ({ pool: p.pool as number, items: (p.items as Obj[]).map((i) => ({ key: i.key as string, value: i.value as string })) }));
+    const pools = (o.kvp.pools as Obj[]).map((p) => ({
+      pool: p.pool as number,
+      items: (p.items as Obj[]).map((i) => ({ key: i.key as string, value: i.value as string })),
+    }));
     const seen = new Set<number>();
     for (const p of pools) {
       if (p.pool >= KVP_POOL_COUNT || seen.has(p.pool)) throw bad(`KVP pool ${p.pool}`);
@@ -141,7 +155,8 @@ export function decodeIcState(bytes: Uint8Array, spec: IcServiceSpec): IcSavedSt
       if (p.items.length > IC_SAVED_KVP_ITEMS) throw bad(`KVP pool ${p.pool}: ${p.items.length} items, more than ${IC_SAVED_KVP_ITEMS}`);
       // UTF-16 with its terminator, as the protocol carries them (kvp-protocol.ts).
       for (const i of p.items) {
-        if ((i.key.length + 1) * 2 > KVP_MAX_KEY_BYTES || (i.value.length + 1) * 2 > KVP_MAX_VALUE_BYTES) throw bad(`KVP pool ${p.pool}: an item longer than the protocol carries`);
+        if ((i.key.length + 1) * 2 > KVP_MAX_KEY_BYTES || (i.value.length + 1) * 2 > KVP_MAX_VALUE_BYTES)
+          throw bad(`KVP pool ${p.pool}: an item longer than the protocol carries`);
       }
     }
     s.kvp = { pools };

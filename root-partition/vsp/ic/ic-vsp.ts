@@ -16,16 +16,21 @@ import type { PacketBatch, VspChannel } from '../../../vmbus/host/vsp-channel.ts
 import type { Vsp } from '../../../vmbus/host/vsp.ts';
 import type { ChannelOfferSpec } from '../../../vmbus/server/server-types.ts';
 import {
-  decodeIcMessage, decodeNegotiateResponse, encodeIcMessage, encodeNegotiate, IC_FRAMEWORK_VERSIONS, IcFlag, IcMessageType,
-  IcStatus, type IcHeader, type IcVersion,
+  decodeIcMessage,
+  decodeNegotiateResponse,
+  encodeIcMessage,
+  encodeNegotiate,
+  IC_FRAMEWORK_VERSIONS,
+  IcFlag,
+  IcMessageType,
+  IcStatus,
+  type IcHeader,
+  type IcVersion,
 } from './ic-protocol.ts';
 import type { IcServiceSpec } from './ic-services.ts';
 import { decodeIcState, encodeIcState, icStateError, type IcSavedState } from './ic-saved-state.ts';
 
-export type IcReply =
-  | { kind: 'reply'; status: number; header: IcHeader; body: Uint8Array }
-  | { kind: 'timeout' }
-  | { kind: 'unavailable'; reason: string };
+export type IcReply = { kind: 'reply'; status: number; header: IcHeader; body: Uint8Array } | { kind: 'timeout' } | { kind: 'unavailable'; reason: string };
 
 export interface IcVspOptions {
   /** How long one request waits for its answer before it resolves as a timeout (default 5000 ms). */
@@ -82,7 +87,10 @@ export abstract class IcVsp implements Vsp {
   /** A save was taken: no request is sent and no timer runs until resumeAfterSave (or a restore). */
   private quiesced = false;
 
-  constructor(readonly spec: IcServiceSpec, options: IcVspOptions = {}) {
+  constructor(
+    readonly spec: IcServiceSpec,
+    options: IcVspOptions = {},
+  ) {
     this.offer = { interfaceType: spec.interfaceType, interfaceInstance: spec.interfaceInstance };
     this.maxReplyBytes = spec.maxMessageBytes;
     // A Linux guest answers with the whole buffer it received; allow the VMBus header on top.
@@ -92,13 +100,17 @@ export abstract class IcVsp implements Vsp {
   }
 
   /** True once NEGOTIATE succeeded on an open channel. */
-  get ready(): boolean { return this.channel !== null && this.negotiated !== null; }
+  get ready(): boolean {
+    return this.channel !== null && this.negotiated !== null;
+  }
 
   onOpen(channel: VspChannel): number {
     this.channel = channel;
     this.negotiated = null;
     // Negotiate after OPENCHANNEL_RESULT has gone out, as the first message on the channel.
-    setImmediate(() => { if (this.channel === channel && !this.quiesced) void this.negotiate(); });
+    setImmediate(() => {
+      if (this.channel === channel && !this.quiesced) void this.negotiate();
+    });
     return 0;
   }
 
@@ -120,9 +132,13 @@ export abstract class IcVsp implements Vsp {
   /** A save was taken: stop the service's own timers (negotiatedHook starts them again). */
   protected pauseService(): void {}
   /** The service's part of the saved state. */
-  protected saveService(): Partial<IcSavedState> { return {}; }
+  protected saveService(): Partial<IcSavedState> {
+    return {};
+  }
   /** Checks the service's part (throwing icStateError) and returns the step that applies it. */
-  protected restoreService(_s: IcSavedState): () => void { return () => {}; }
+  protected restoreService(_s: IcSavedState): () => void {
+    return () => {};
+  }
 
   // ---- saved state (vmbus/host/vsp.ts) --------------------------------------------------------
 
@@ -152,7 +168,9 @@ export abstract class IcVsp implements Vsp {
     if (channel !== this.channel) throw icStateError(this.spec.name, `relid ${channel.relid} is not this service's channel`);
     const p = this.inflight;
     return encodeIcState({
-      negotiated: this.negotiated, nextTransId: this.nextTransId, icTransaction: this.icTransaction,
+      negotiated: this.negotiated,
+      nextTransId: this.nextTransId,
+      icTransaction: this.icTransaction,
       inflight: p ? { transId: p.transId!, type: p.type } : null,
       ...this.saveService(),
     });

@@ -91,7 +91,9 @@ export class IntegrationServices {
     let timer: NodeJS.Timeout | undefined;
     const stopped = await Promise.race([
       o.whenOff().then(() => true),
-      new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), left); }),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), left);
+      }),
     ]);
     clearTimeout(timer);
     return stopped ? { outcome: 'shut-down', answer } : fallback();

@@ -41,7 +41,10 @@ export interface KvpRequest {
   value?: string;
 }
 
-export interface KvpItem { key: string; value: string }
+export interface KvpItem {
+  key: string;
+  value: string;
+}
 
 /** UTF-16LE with its NUL, or null when it does not fit `max` bytes. */
 export function utf16z(text: string, max: number): Uint8Array | null {
@@ -108,12 +111,15 @@ export function decodeKvpItem(body: Uint8Array, operation: number): KvpItem | { 
   const at = operation === KvpOperation.Enumerate ? 8 : 4;
   if (body.length < at + KVP_VALUE_STRUCT_SIZE) return { error: `KVP answer body of ${body.length} bytes` };
   const v = new DataView(body.buffer, body.byteOffset, body.byteLength);
-  const type = v.getUint32(at, true), keySize = v.getUint32(at + 4, true), valueSize = v.getUint32(at + 8, true);
+  const type = v.getUint32(at, true),
+    keySize = v.getUint32(at + 4, true),
+    valueSize = v.getUint32(at + 8, true);
   if (type !== KvpValueType.String) return { error: `KVP value type ${type} is not REG_SZ` };
-  if (keySize > KVP_MAX_KEY_BYTES || valueSize > KVP_MAX_VALUE_BYTES || (keySize & 1) || (valueSize & 1)) {
+  if (keySize > KVP_MAX_KEY_BYTES || valueSize > KVP_MAX_VALUE_BYTES || keySize & 1 || valueSize & 1) {
     return { error: `KVP sizes key ${keySize} / value ${valueSize} out of range` };
   }
-  const keyAt = at + 12, valueAt = keyAt + KVP_MAX_KEY_BYTES;
+  const keyAt = at + 12,
+    valueAt = keyAt + KVP_MAX_KEY_BYTES;
   return {
     key: fromUtf16z(body.subarray(keyAt, keyAt + keySize), keySize),
     value: fromUtf16z(body.subarray(valueAt, valueAt + valueSize), valueSize),

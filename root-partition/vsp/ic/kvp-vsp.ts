@@ -11,9 +11,7 @@ import { IcVsp, type IcVspOptions } from './ic-vsp.ts';
 import { icStateError, type IcSavedState } from './ic-saved-state.ts';
 import { decodeKvpItem, encodeKvpRequest, KvpOperation, KvpPool, type KvpItem } from './kvp-protocol.ts';
 
-export type KvpResult =
-  | { ok: true }
-  | { ok: false; status?: number; reason: string };
+export type KvpResult = { ok: true } | { ok: false; status?: number; reason: string };
 
 /** Enumeration stops here even if the guest keeps answering (a hostile guest could answer forever). */
 export const KVP_MAX_ENUMERATE = 1024;

@@ -40,7 +40,8 @@ export class ShutdownVsp extends IcVsp {
   async initiateShutdown(o: ShutdownRequestOptions = {}): Promise<ShutdownAnswer> {
     const timeoutMs = o.timeoutMs ?? this.requestTimeoutMs;
     const message = o.reason ?? '';
-    if (new TextEncoder().encode(message).length >= SHUTDOWN_MESSAGE_BYTES) throw new RangeError(`shutdown reason longer than ${SHUTDOWN_MESSAGE_BYTES - 1} bytes`);
+    if (new TextEncoder().encode(message).length >= SHUTDOWN_MESSAGE_BYTES)
+      throw new RangeError(`shutdown reason longer than ${SHUTDOWN_MESSAGE_BYTES - 1} bytes`);
     const flags = (o.force ? ShutdownFlag.Force : 0) | (o.restart ? ShutdownFlag.Restart : 0);
     const body = encodeShutdown({ reasonCode: o.reasonCode ?? 0, timeoutSeconds: Math.ceil(timeoutMs / 1000), flags, message });
     const r = await this.request(body, timeoutMs);

@@ -56,7 +56,9 @@ export class TimeSyncVsp extends IcVsp {
   protected override restoreService(s: IcSavedState): () => void {
     if (!s.timeSync) throw icStateError(this.spec.name, 'no time sync state');
     const last = s.timeSync.lastSample;
-    return () => { this.lastSample = last && { ...last }; };
+    return () => {
+      this.lastSample = last && { ...last };
+    };
   }
 
   /** Sends one sample now (SYNC asks the guest to step its clock). Resolves true when acknowledged. */

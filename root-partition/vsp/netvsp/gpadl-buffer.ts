@@ -11,7 +11,10 @@ export class GpadlBuffer {
   readonly size: number;
   private readonly bases: number[];
 
-  private constructor(private readonly mem: GuestMemory, pages: readonly number[]) {
+  private constructor(
+    private readonly mem: GuestMemory,
+    pages: readonly number[],
+  ) {
     this.bases = pages.map((p) => p * PAGE_SIZE);
     this.size = pages.length * PAGE_SIZE;
   }

@@ -2,10 +2,29 @@ import type { GuestMemory } from '../../../hypervisor/guest-memory.ts';
 import { encodeTransferPageHeader } from '../../../vmbus/ring/index.ts';
 import { GpadlBuffer } from './gpadl-buffer.ts';
 import {
-  MAX_FRAMES_PER_RECEIVE_PACKET, NETVSC_RECEIVE_BUFFER_ID, NO_SEND_SECTION, type NvspError, NvspMessageType as T, NvspStatus, RECEIVE_HEADER_ROOM, RECEIVE_TAIL_UNUSABLE,
-  RESERVED_CONTROL_SUBALLOCS, RndisChannelType, SEND_SECTION_SIZE, SUPPORTED_NVSP_VERSIONS, NvspVersion, decodeNvsp, encodeInitComplete,
-  encodeNvsp, encodeReceiveBufferComplete, encodeRndisPacketComplete, encodeRndisPacketForReceive, encodeSendBufferComplete, maxMessageTypeFor,
-  nvspMessageSize, type NvspMessage,
+  MAX_FRAMES_PER_RECEIVE_PACKET,
+  NETVSC_RECEIVE_BUFFER_ID,
+  NO_SEND_SECTION,
+  type NvspError,
+  NvspMessageType as T,
+  NvspStatus,
+  RECEIVE_HEADER_ROOM,
+  RECEIVE_TAIL_UNUSABLE,
+  RESERVED_CONTROL_SUBALLOCS,
+  RndisChannelType,
+  SEND_SECTION_SIZE,
+  SUPPORTED_NVSP_VERSIONS,
+  NvspVersion,
+  decodeNvsp,
+  encodeInitComplete,
+  encodeNvsp,
+  encodeReceiveBufferComplete,
+  encodeRndisPacketComplete,
+  encodeRndisPacketForReceive,
+  encodeSendBufferComplete,
+  maxMessageTypeFor,
+  nvspMessageSize,
+  type NvspMessage,
 } from './nvsp-protocol.ts';
 import { RndisDevice } from './rndis-device.ts';
 import { NdisStatus, type RndisError, RndisMessageType, encodeIndicateStatus, parseRndisPackets, writeReceivePacket } from './rndis-protocol.ts';
@@ -78,8 +97,21 @@ export { MAX_FRAMES_PER_RECEIVE_PACKET };
  */
 export class NetVspChannel {
   readonly stats: NetVspStats = {
-    nvspMessages: 0, refused: 0, rndisControl: 0, framesTransmitted: 0, transmitErrors: 0, framesDelivered: 0, receivePackets: 0,
-    rxDropNotReady: 0, rxDropPaused: 0, rxDropFiltered: 0, rxDropNoBuffer: 0, rxDropTooBig: 0, rxDropRingFull: 0, controlDropped: 0, badCompletions: 0,
+    nvspMessages: 0,
+    refused: 0,
+    rndisControl: 0,
+    framesTransmitted: 0,
+    transmitErrors: 0,
+    framesDelivered: 0,
+    receivePackets: 0,
+    rxDropNotReady: 0,
+    rxDropPaused: 0,
+    rxDropFiltered: 0,
+    rxDropNoBuffer: 0,
+    rxDropTooBig: 0,
+    rxDropRingFull: 0,
+    controlDropped: 0,
+    badCompletions: 0,
   };
   /** The last refusal, for diagnostics. */
   lastError = '';
@@ -88,7 +120,8 @@ export class NetVspChannel {
   /** Frame size from SEND_NDIS_CONFIG (MTU + 14), 1514 until told. */
   maxFrameBytes = 1514;
   private ndisConfigSeen = false;
-  private receive: { gpadl: number; pages: readonly number[]; buffer: GpadlBuffer; id: number; subAllocSize: number; slots: ReceiveSuballocs } | undefined = undefined;
+  private receive: { gpadl: number; pages: readonly number[]; buffer: GpadlBuffer; id: number; subAllocSize: number; slots: ReceiveSuballocs } | undefined =
+    undefined;
   private send: { gpadl: number; pages: readonly number[]; buffer: GpadlBuffer; sections: number } | undefined = undefined;
   readonly rndis: RndisDevice;
   private readonly opts: NetVspChannelOptions;
@@ -101,9 +134,12 @@ export class NetVspChannel {
 
   /** Everything the channel keeps between packets, for a saved VM (netvsp-saved-state.ts). */
   saveState(): NetVspSavedChannel {
-    const r = this.receive, s = this.send;
+    const r = this.receive,
+      s = this.send;
     return {
-      version: this.version, ndisConfigSeen: this.ndisConfigSeen, maxFrameBytes: this.maxFrameBytes,
+      version: this.version,
+      ndisConfigSeen: this.ndisConfigSeen,
+      maxFrameBytes: this.maxFrameBytes,
       ndisVersion: this.ndisVersion && { ...this.ndisVersion },
       receive: r && { gpadl: r.gpadl, id: r.id, subAllocSize: r.subAllocSize, count: r.slots.count, pages: [...r.pages], inFlight: r.slots.inFlightPackets() },
       send: s && { gpadl: s.gpadl, sections: s.sections, pages: [...s.pages] },
@@ -135,7 +171,14 @@ export class NetVspChannel {
       const r = s.receive;
       const buffer = GpadlBuffer.over(opts.memory, r.pages);
       if (!buffer) throw netvspStateError(`the receive buffer (GPADL ${r.gpadl}) has pages outside guest memory`);
-      c.receive = { gpadl: r.gpadl, pages: r.pages.slice(), buffer, id: r.id, subAllocSize: r.subAllocSize, slots: ReceiveSuballocs.restored(r.count, RESERVED_CONTROL_SUBALLOCS, r.inFlight) };
+      c.receive = {
+        gpadl: r.gpadl,
+        pages: r.pages.slice(),
+        buffer,
+        id: r.id,
+        subAllocSize: r.subAllocSize,
+        slots: ReceiveSuballocs.restored(r.count, RESERVED_CONTROL_SUBALLOCS, r.inFlight),
+      };
     }
     if (s.send) {
       const buffer = GpadlBuffer.over(opts.memory, s.send.pages);
@@ -175,10 +218,12 @@ export class NetVspChannel {
     }
     const code = msg.type === T.None ? msg.code : msg.type;
     if (this.version === 0 && code !== T.Init) return this.refuse(p, `NVSP message ${code} before INIT`);
-    if (this.version !== 0 && code > maxMessageTypeFor(this.version)) return this.refuse(p, `NVSP message ${code} is not allowed at version 0x${this.version.toString(16)}`);
+    if (this.version !== 0 && code > maxMessageTypeFor(this.version))
+      return this.refuse(p, `NVSP message ${code} is not allowed at version 0x${this.version.toString(16)}`);
     if (p.kind === 'gpa-direct' && code !== T.SendRndisPacket) return this.refuse(p, `GPA-direct packet carrying NVSP message ${code}`);
     switch (msg.type) {
-      case T.Init: return this.init(p, msg);
+      case T.Init:
+        return this.init(p, msg);
       case T.SendNdisConfig: {
         if (this.ndisConfigSeen || this.receive) return this.refuse(p, 'NDIS config repeated or after the receive buffer');
         this.ndisConfigSeen = true;
@@ -192,16 +237,20 @@ export class NetVspChannel {
         if (this.ndisVersion) return this.refuse(p, 'NDIS version repeated');
         this.ndisVersion = { major: msg.major, minor: msg.minor };
         return this.emptyCompletion(p);
-      case T.SendReceiveBuffer: return this.receiveBuffer(p, msg.gpadlHandle, msg.id);
-      case T.SendSendBuffer: return this.sendBuffer(p, msg.gpadlHandle);
+      case T.SendReceiveBuffer:
+        return this.receiveBuffer(p, msg.gpadlHandle, msg.id);
+      case T.SendSendBuffer:
+        return this.sendBuffer(p, msg.gpadlHandle);
       case T.RevokeReceiveBuffer:
         this.receive = undefined; // frames stop; slots in flight are forgotten with the buffer
         return this.emptyCompletion(p);
       case T.RevokeSendBuffer:
         this.send = undefined;
         return this.emptyCompletion(p);
-      case T.SendRndisPacket: return this.rndisPacket(p, msg.sectionIndex, msg.sectionSize);
-      case T.None: return this.other(p, msg.code);
+      case T.SendRndisPacket:
+        return this.rndisPacket(p, msg.sectionIndex, msg.sectionSize);
+      case T.None:
+        return this.other(p, msg.code);
       case T.Subchannel:
         // Sub-channels (vRSS) are not offered: status FAIL with 0, as OpenVMM answers when it cannot.
         return this.reply(p, encodeNvsp(this.msgSize, T.Subchannel, NvspStatus.Fail, 0));
@@ -213,9 +262,12 @@ export class NetVspChannel {
   /** Message types without a body this host reads. */
   private other(p: NetVspIncoming, code: number): void {
     switch (code) {
-      case T.OidQueryEx: return this.reply(p, encodeNvsp(this.msgSize, T.OidQueryExComplete, NdisStatus.NotSupported, 0));
-      case T.SwitchDataPath: return this.emptyCompletion(p); // no VF: the synthetic path stays active
-      default: return this.refuse(p, `NVSP message type ${code} is not handled`);
+      case T.OidQueryEx:
+        return this.reply(p, encodeNvsp(this.msgSize, T.OidQueryExComplete, NdisStatus.NotSupported, 0));
+      case T.SwitchDataPath:
+        return this.emptyCompletion(p); // no VF: the synthetic path stays active
+      default:
+        return this.refuse(p, `NVSP message type ${code} is not handled`);
     }
   }
 
@@ -292,7 +344,8 @@ export class NetVspChannel {
     const ok = SUPPORTED_NVSP_VERSIONS.includes(v);
     if (ok) this.version = v;
     // A failed INIT leaves the channel waiting for another (the guest tries the next version).
-    if (p.completionRequested) this.opts.sink.complete(p.transactionId, encodeInitComplete(nvspMessageSize(ok ? v : NvspVersion.V1), v, ok ? NvspStatus.Success : NvspStatus.None));
+    if (p.completionRequested)
+      this.opts.sink.complete(p.transactionId, encodeInitComplete(nvspMessageSize(ok ? v : NvspVersion.V1), v, ok ? NvspStatus.Success : NvspStatus.None));
   }
 
   private receiveBuffer(p: NetVspIncoming, handle: number, id: number): void {
@@ -363,8 +416,8 @@ export class NetVspChannel {
     // One private copy: the guest may change its pages while we parse.
     const buf = new Uint8Array(total);
     let at = 0;
-    if (head) (buf.set(head, 0), (at = head.length));
-    for (const s of segments) (buf.set(s, at), (at += s.length));
+    if (head) buf.set(head, 0), (at = head.length);
+    for (const s of segments) buf.set(s, at), (at += s.length);
     const type = new DataView(buf.buffer).getUint32(0, true);
     if (buf.length >= 4 && type !== RndisMessageType.Packet) {
       this.stats.rndisControl++;
@@ -409,7 +462,11 @@ export class NetVspChannel {
       return;
     }
     r.buffer.write(slot * r.subAllocSize, message.subarray(0, Math.min(message.length, r.subAllocSize)));
-    const header = encodeTransferPageHeader({ transferPageSetId: r.id, senderOwnsSet: false, ranges: [{ byteCount: message.length, byteOffset: slot * r.subAllocSize }] });
+    const header = encodeTransferPageHeader({
+      transferPageSetId: r.id,
+      senderOwnsSet: false,
+      ranges: [{ byteCount: message.length, byteOffset: slot * r.subAllocSize }],
+    });
     if (!this.opts.sink.sendTransferPages(BigInt(slot), header, encodeRndisPacketForReceive(this.msgSize, RndisChannelType.Control))) {
       r.slots.giveBack(slot);
       this.stats.controlDropped++;

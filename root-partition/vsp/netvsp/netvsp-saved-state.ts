@@ -14,7 +14,13 @@
 import protobuf from 'protobufjs';
 import { HvError } from '../../../hypervisor/hv-error.ts';
 import {
-  MAX_FRAMES_PER_RECEIVE_PACKET, NvspVersion, RECEIVE_HEADER_ROOM, RECEIVE_TAIL_UNUSABLE, RESERVED_CONTROL_SUBALLOCS, SEND_SECTION_SIZE, SUPPORTED_NVSP_VERSIONS,
+  MAX_FRAMES_PER_RECEIVE_PACKET,
+  NvspVersion,
+  RECEIVE_HEADER_ROOM,
+  RECEIVE_TAIL_UNUSABLE,
+  RESERVED_CONTROL_SUBALLOCS,
+  SEND_SECTION_SIZE,
+  SUPPORTED_NVSP_VERSIONS,
 } from './nvsp-protocol.ts';
 import { checkInFlight } from './receive-suballocs.ts';
 import { KNOWN_PACKET_FILTER_BITS } from './rndis-device.ts';
@@ -83,24 +89,30 @@ export interface NetVspSavedChannel {
 }
 
 export function encodeNetVspChannel(s: NetVspSavedChannel): Uint8Array {
-  return ChannelType.encode(ChannelType.fromObject({
-    format: NETVSP_SAVED_STATE_FORMAT,
-    nvspVersion: s.version,
-    ndisConfigSeen: s.ndisConfigSeen,
-    maxFrameBytes: s.maxFrameBytes,
-    hasNdisVersion: s.ndisVersion !== undefined,
-    ndisMajor: s.ndisVersion?.major ?? 0,
-    ndisMinor: s.ndisVersion?.minor ?? 0,
-    receive: s.receive && {
-      gpadl: s.receive.gpadl, transferPageSetId: s.receive.id, subAllocSize: s.receive.subAllocSize, subAllocCount: s.receive.count,
-      pages: s.receive.pages, inFlight: s.receive.inFlight.map((slots) => ({ slots })),
-    },
-    send: s.send && { gpadl: s.send.gpadl, sections: s.send.sections, pages: s.send.pages },
-    rndisState: RNDIS_STATES.indexOf(s.rndis.state),
-    packetFilter: s.rndis.packetFilter,
-    linkUp: s.rndis.linkUp,
-    mac: s.mac,
-  })).finish();
+  return ChannelType.encode(
+    ChannelType.fromObject({
+      format: NETVSP_SAVED_STATE_FORMAT,
+      nvspVersion: s.version,
+      ndisConfigSeen: s.ndisConfigSeen,
+      maxFrameBytes: s.maxFrameBytes,
+      hasNdisVersion: s.ndisVersion !== undefined,
+      ndisMajor: s.ndisVersion?.major ?? 0,
+      ndisMinor: s.ndisVersion?.minor ?? 0,
+      receive: s.receive && {
+        gpadl: s.receive.gpadl,
+        transferPageSetId: s.receive.id,
+        subAllocSize: s.receive.subAllocSize,
+        subAllocCount: s.receive.count,
+        pages: s.receive.pages,
+        inFlight: s.receive.inFlight.map((slots) => ({ slots })),
+      },
+      send: s.send && { gpadl: s.send.gpadl, sections: s.send.sections, pages: s.send.pages },
+      rndisState: RNDIS_STATES.indexOf(s.rndis.state),
+      packetFilter: s.rndis.packetFilter,
+      linkUp: s.rndis.linkUp,
+      mac: s.mac,
+    }),
+  ).finish();
 }
 
 export function netvspStateError(what: string): HvError {
@@ -108,10 +120,19 @@ export function netvspStateError(what: string): HvError {
 }
 
 interface Raw {
-  format: number; nvspVersion: number; ndisConfigSeen: boolean; maxFrameBytes: number; hasNdisVersion: boolean; ndisMajor: number; ndisMinor: number;
+  format: number;
+  nvspVersion: number;
+  ndisConfigSeen: boolean;
+  maxFrameBytes: number;
+  hasNdisVersion: boolean;
+  ndisMajor: number;
+  ndisMinor: number;
   receive: { gpadl: number; transferPageSetId: number; subAllocSize: number; subAllocCount: number; pages: number[]; inFlight: { slots: number[] }[] } | null;
   send: { gpadl: number; sections: number; pages: number[] } | null;
-  rndisState: number; packetFilter: number; linkUp: boolean; mac: Uint8Array;
+  rndisState: number;
+  packetFilter: number;
+  linkUp: boolean;
+  mac: Uint8Array;
 }
 
 /** Decodes and checks against this build; throws NETVSP_BAD_SAVED_STATE naming the field. */
@@ -139,7 +160,8 @@ export function decodeNetVspChannel(bytes: Uint8Array): NetVspSavedChannel {
   if (!o.hasNdisVersion && (o.ndisMajor !== 0 || o.ndisMinor !== 0)) throw bad('an NDIS version without one announced');
   if (o.receive && version >= NvspVersion.V2 && !o.ndisConfigSeen) throw bad('a receive buffer without the NDIS config NVSP 2 requires first');
   if (o.send && !o.receive) throw bad('a send buffer without a receive buffer');
-  if (!o.receive && (state !== 'uninitialized' || o.packetFilter !== 0)) throw bad(`RNDIS ${state} with filter 0x${o.packetFilter.toString(16)} before the receive buffer`);
+  if (!o.receive && (state !== 'uninitialized' || o.packetFilter !== 0))
+    throw bad(`RNDIS ${state} with filter 0x${o.packetFilter.toString(16)} before the receive buffer`);
   if (state !== 'initialized' && o.packetFilter !== 0) throw bad(`packet filter 0x${o.packetFilter.toString(16)} while RNDIS is ${state}`);
 
   let receive: NetVspSavedChannel['receive'];
@@ -147,9 +169,11 @@ export function decodeNetVspChannel(bytes: Uint8Array): NetVspSavedChannel {
     const r = o.receive;
     const pages = checkPages('receive', r.pages);
     const subAllocSize = RECEIVE_HEADER_ROOM + frame + RECEIVE_TAIL_UNUSABLE;
-    if (r.subAllocSize !== subAllocSize) throw bad(`receive sub-allocations of ${r.subAllocSize} bytes for ${frame}-byte frames (this host makes them ${subAllocSize})`);
+    if (r.subAllocSize !== subAllocSize)
+      throw bad(`receive sub-allocations of ${r.subAllocSize} bytes for ${frame}-byte frames (this host makes them ${subAllocSize})`);
     const count = Math.floor((pages.length * 4096) / subAllocSize);
-    if (r.subAllocCount !== count || count <= RESERVED_CONTROL_SUBALLOCS) throw bad(`${r.subAllocCount} receive sub-allocations in ${pages.length} pages (this host makes ${count}, more than ${RESERVED_CONTROL_SUBALLOCS})`);
+    if (r.subAllocCount !== count || count <= RESERVED_CONTROL_SUBALLOCS)
+      throw bad(`${r.subAllocCount} receive sub-allocations in ${pages.length} pages (this host makes ${count}, more than ${RESERVED_CONTROL_SUBALLOCS})`);
     if (r.transferPageSetId > 0xffff) throw bad(`transfer-page set id ${r.transferPageSetId} is not 16-bit`);
     const inFlight = r.inFlight.map((p) => p.slots.slice());
     const why = checkInFlight(count, RESERVED_CONTROL_SUBALLOCS, MAX_FRAMES_PER_RECEIVE_PACKET, inFlight);
@@ -164,9 +188,14 @@ export function decodeNetVspChannel(bytes: Uint8Array): NetVspSavedChannel {
     send = { gpadl: o.send.gpadl, sections, pages };
   }
   return {
-    version, ndisConfigSeen: o.ndisConfigSeen, maxFrameBytes: frame,
+    version,
+    ndisConfigSeen: o.ndisConfigSeen,
+    maxFrameBytes: frame,
     ndisVersion: o.hasNdisVersion ? { major: o.ndisMajor, minor: o.ndisMinor } : undefined,
-    receive, send, rndis: { state, packetFilter: o.packetFilter, linkUp: o.linkUp }, mac,
+    receive,
+    send,
+    rndis: { state, packetFilter: o.packetFilter, linkUp: o.linkUp },
+    mac,
   };
 }
 

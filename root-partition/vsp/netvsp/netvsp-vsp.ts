@@ -67,10 +67,14 @@ export class NetVsp implements Vsp {
     this.offer = { interfaceType: NETVSP_INTERFACE_GUID, interfaceInstance: opts.instanceId };
   }
 
-  get mac(): Uint8Array { return this.opts.mac; }
+  get mac(): Uint8Array {
+    return this.opts.mac;
+  }
 
   /** The open channel's state machine (tests, counters), or null. */
-  get net(): NetVspChannel | null { return this.channel?.net ?? null; }
+  get net(): NetVspChannel | null {
+    return this.channel?.net ?? null;
+  }
 
   onOpen(channel: VspChannel): number {
     // Sub-channels are never offered (SUBCHANNEL is refused), so this is the primary.
@@ -94,7 +98,14 @@ export class NetVsp implements Vsp {
           return channel.send(VmbusPacketType.Completion, 0, Number(transactionId & 0xffffffffn), Number(transactionId >> 32n), null, payload);
         },
         sendTransferPages: (transactionId, header, payload) =>
-          channel.send(VmbusPacketType.DataUsingTransferPages, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, Number(transactionId & 0xffffffffn), Number(transactionId >> 32n), header, payload),
+          channel.send(
+            VmbusPacketType.DataUsingTransferPages,
+            VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
+            Number(transactionId & 0xffffffffn),
+            Number(transactionId >> 32n),
+            header,
+            payload,
+          ),
       },
       onTransmit: (frame, vlanId) => this.opts.onTransmit(frame, vlanId),
     };

@@ -47,7 +47,16 @@ export function maxMessageTypeFor(version: number): number {
 }
 
 /** NVSP_STAT_* (hyperv_net.h). */
-export const NvspStatus = { None: 0, Success: 1, Fail: 2, ProtocolTooNew: 3, ProtocolTooOld: 4, InvalidRndisPacket: 5, Busy: 6, ProtocolUnsupported: 7 } as const;
+export const NvspStatus = {
+  None: 0,
+  Success: 1,
+  Fail: 2,
+  ProtocolTooNew: 3,
+  ProtocolTooOld: 4,
+  InvalidRndisPacket: 5,
+  Busy: 6,
+  ProtocolUnsupported: 7,
+} as const;
 
 /** NVSP SEND_RNDIS_PKT channel_type: RMC_DATA 0, RMC_CONTROL 1. */
 export const RndisChannelType = { Data: 0, Control: 1 } as const;
@@ -104,17 +113,26 @@ export function decodeNvsp(bytes: Uint8Array): NvspMessage {
   if (need !== undefined && bytes.length < need) throw new NvspError(`NVSP message type ${type} of ${bytes.length} bytes is shorter than ${need}`);
   const u32 = (o: number) => dv.getUint32(o, true);
   switch (type) {
-    case NvspMessageType.Init: return { type, minVersion: u32(4), maxVersion: u32(8) };
-    case NvspMessageType.SendNdisVersion: return { type, major: u32(4), minor: u32(8) };
-    case NvspMessageType.SendNdisConfig: return { type, mtu: u32(4), capabilities: dv.getBigUint64(12, true) };
+    case NvspMessageType.Init:
+      return { type, minVersion: u32(4), maxVersion: u32(8) };
+    case NvspMessageType.SendNdisVersion:
+      return { type, major: u32(4), minor: u32(8) };
+    case NvspMessageType.SendNdisConfig:
+      return { type, mtu: u32(4), capabilities: dv.getBigUint64(12, true) };
     case NvspMessageType.SendReceiveBuffer:
-    case NvspMessageType.SendSendBuffer: return { type, gpadlHandle: u32(4), id: dv.getUint16(8, true) };
+    case NvspMessageType.SendSendBuffer:
+      return { type, gpadlHandle: u32(4), id: dv.getUint16(8, true) };
     case NvspMessageType.RevokeReceiveBuffer:
-    case NvspMessageType.RevokeSendBuffer: return { type, id: dv.getUint16(4, true) };
-    case NvspMessageType.SendRndisPacket: return { type, channelType: u32(4), sectionIndex: u32(8), sectionSize: u32(12) };
-    case NvspMessageType.SendRndisPacketComplete: return { type, status: u32(4) };
-    case NvspMessageType.Subchannel: return { type, operation: u32(4), count: u32(8) };
-    default: return { type: NvspMessageType.None, code: type };
+    case NvspMessageType.RevokeSendBuffer:
+      return { type, id: dv.getUint16(4, true) };
+    case NvspMessageType.SendRndisPacket:
+      return { type, channelType: u32(4), sectionIndex: u32(8), sectionSize: u32(12) };
+    case NvspMessageType.SendRndisPacketComplete:
+      return { type, status: u32(4) };
+    case NvspMessageType.Subchannel:
+      return { type, operation: u32(4), count: u32(8) };
+    default:
+      return { type: NvspMessageType.None, code: type };
   }
 }
 

@@ -1,6 +1,14 @@
 import {
-  NdisStatus, Oid, RndisError, RndisMessageType, decodeRndisControl, encodeInitializeComplete, encodeKeepAliveComplete,
-  encodeQueryComplete, encodeSetComplete, informationBuffer,
+  NdisStatus,
+  Oid,
+  RndisError,
+  RndisMessageType,
+  decodeRndisControl,
+  encodeInitializeComplete,
+  encodeKeepAliveComplete,
+  encodeQueryComplete,
+  encodeSetComplete,
+  informationBuffer,
 } from './rndis-protocol.ts';
 
 /** The NDIS packet-filter bits the switch understands (OID_GEN_CURRENT_PACKET_FILTER). */
@@ -54,7 +62,9 @@ export class RndisDevice {
       case RndisMessageType.Query: {
         const { oid } = informationBuffer(msg);
         const data = this.query(oid);
-        return data ? encodeQueryComplete(msg.requestId, NdisStatus.Success, data) : encodeQueryComplete(msg.requestId, NdisStatus.NotSupported, new Uint8Array(0));
+        return data
+          ? encodeQueryComplete(msg.requestId, NdisStatus.Success, data)
+          : encodeQueryComplete(msg.requestId, NdisStatus.NotSupported, new Uint8Array(0));
       }
       case RndisMessageType.Set: {
         const { oid, data } = informationBuffer(msg);
@@ -68,26 +78,40 @@ export class RndisDevice {
   private query(oid: number): Uint8Array | null {
     const mtu = this.maxFrameBytes - 14;
     switch (oid) {
-      case Oid.GenSupportedList: return u32s(...SUPPORTED_OIDS);
-      case Oid.GenHardwareStatus: return u32s(0);
+      case Oid.GenSupportedList:
+        return u32s(...SUPPORTED_OIDS);
+      case Oid.GenHardwareStatus:
+        return u32s(0);
       case Oid.GenMediaSupported:
-      case Oid.GenMediaInUse: return u32s(0);
+      case Oid.GenMediaInUse:
+        return u32s(0);
       case Oid.GenMaximumLookahead:
       case Oid.GenCurrentLookahead:
-      case Oid.GenMaximumFrameSize: return u32s(mtu);
+      case Oid.GenMaximumFrameSize:
+        return u32s(mtu);
       case Oid.GenMaximumTotalSize:
       case Oid.GenTransmitBlockSize:
-      case Oid.GenReceiveBlockSize: return u32s(this.maxFrameBytes);
-      case Oid.GenLinkSpeed: return u32s(Math.floor(this.linkSpeedBps / 100));
-      case Oid.GenVendorId: return u32s(0x0000155d);
-      case Oid.GenVendorDescription: return new TextEncoder().encode('tsvisor netvsp\0');
-      case Oid.GenCurrentPacketFilter: return u32s(this.packetFilter);
-      case Oid.GenMacOptions: return u32s(0x24d);
-      case Oid.GenMediaConnectStatus: return u32s(this.linkUp ? 0 : 1);
-      case Oid.GenMaximumSendPackets: return u32s(0xffffffff);
+      case Oid.GenReceiveBlockSize:
+        return u32s(this.maxFrameBytes);
+      case Oid.GenLinkSpeed:
+        return u32s(Math.floor(this.linkSpeedBps / 100));
+      case Oid.GenVendorId:
+        return u32s(0x0000155d);
+      case Oid.GenVendorDescription:
+        return new TextEncoder().encode('tsvisor netvsp\0');
+      case Oid.GenCurrentPacketFilter:
+        return u32s(this.packetFilter);
+      case Oid.GenMacOptions:
+        return u32s(0x24d);
+      case Oid.GenMediaConnectStatus:
+        return u32s(this.linkUp ? 0 : 1);
+      case Oid.GenMaximumSendPackets:
+        return u32s(0xffffffff);
       case Oid.P8023PermanentAddress:
-      case Oid.P8023CurrentAddress: return this.mac.slice();
-      case Oid.P8023MaximumListSize: return u32s(0);
+      case Oid.P8023CurrentAddress:
+        return this.mac.slice();
+      case Oid.P8023MaximumListSize:
+        return u32s(0);
       case Oid.TcpOffloadHardwareCapabilities: {
         // No offloads: revision 1, 112 bytes, all zero after the header (Linux struct ndis_offload).
         const b = new Uint8Array(112);
@@ -96,7 +120,8 @@ export class RndisDevice {
         b[2] = 112;
         return b;
       }
-      default: return null;
+      default:
+        return null;
     }
   }
 
@@ -118,10 +143,26 @@ export class RndisDevice {
 }
 
 const SUPPORTED_OIDS = [
-  Oid.GenSupportedList, Oid.GenHardwareStatus, Oid.GenMediaSupported, Oid.GenMediaInUse, Oid.GenMaximumLookahead,
-  Oid.GenMaximumFrameSize, Oid.GenLinkSpeed, Oid.GenTransmitBlockSize, Oid.GenReceiveBlockSize, Oid.GenVendorId,
-  Oid.GenVendorDescription, Oid.GenCurrentPacketFilter, Oid.GenCurrentLookahead, Oid.GenMaximumTotalSize, Oid.GenMacOptions,
-  Oid.GenMediaConnectStatus, Oid.GenMaximumSendPackets, Oid.P8023PermanentAddress, Oid.P8023CurrentAddress, Oid.P8023MaximumListSize,
+  Oid.GenSupportedList,
+  Oid.GenHardwareStatus,
+  Oid.GenMediaSupported,
+  Oid.GenMediaInUse,
+  Oid.GenMaximumLookahead,
+  Oid.GenMaximumFrameSize,
+  Oid.GenLinkSpeed,
+  Oid.GenTransmitBlockSize,
+  Oid.GenReceiveBlockSize,
+  Oid.GenVendorId,
+  Oid.GenVendorDescription,
+  Oid.GenCurrentPacketFilter,
+  Oid.GenCurrentLookahead,
+  Oid.GenMaximumTotalSize,
+  Oid.GenMacOptions,
+  Oid.GenMediaConnectStatus,
+  Oid.GenMaximumSendPackets,
+  Oid.P8023PermanentAddress,
+  Oid.P8023CurrentAddress,
+  Oid.P8023MaximumListSize,
 ];
 
 function u32s(...values: number[]): Uint8Array {

@@ -118,7 +118,8 @@ export function parseRndisPackets(buf: Uint8Array, maxPackets: number): RndisPac
     }
     const pkt: RndisPacket = { frameOffset: at + RNDIS_HEADER_BYTES + dataOffset, frameLength: dataLength };
     if (ppiLength !== 0) {
-      if (ppiOffset < RNDIS_PACKET_OFFSET_MIN || ppiOffset > room || ppiLength > room - ppiOffset) throw new RndisError(`PPIs ${ppiOffset}+${ppiLength} are outside the message`);
+      if (ppiOffset < RNDIS_PACKET_OFFSET_MIN || ppiOffset > room || ppiLength > room - ppiOffset)
+        throw new RndisError(`PPIs ${ppiOffset}+${ppiLength} are outside the message`);
       let p = at + RNDIS_HEADER_BYTES + ppiOffset;
       const end = p + ppiLength;
       while (p < end) {
@@ -186,7 +187,8 @@ export function informationBuffer(msg: RndisControl): { oid: number; data: Uint8
   const offset = v.getUint32(20, true);
   if (length === 0) return { oid, data: new Uint8Array(0) };
   const start = RNDIS_HEADER_BYTES + offset;
-  if (offset < 20 || start > msg.bytes.length || length > msg.bytes.length - start) throw new RndisError(`information buffer ${offset}+${length} is outside the message`);
+  if (offset < 20 || start > msg.bytes.length || length > msg.bytes.length - start)
+    throw new RndisError(`information buffer ${offset}+${length} is outside the message`);
   return { oid, data: msg.bytes.subarray(start, start + length) };
 }
 

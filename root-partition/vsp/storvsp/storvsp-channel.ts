@@ -4,10 +4,29 @@ import type { ScsiDataDirection } from '../../storage/scsi/scsi-disk.ts';
 import { gpaDirectPrefix, gpaRangesBuffer, type GpaDirectResult, type GpaRangeLike } from '../../../vmbus/host/gpa-direct.ts';
 import { ScsiController, type ScsiLunConfig } from './scsi-controller.ts';
 import {
-  NtStatus, STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL, SUPPORTED_PROTOCOL_VERSIONS, SrbStatus, StorVspProtocolError,
-  StorvscRequestType, VSTOR_HEADER_SIZE, VSTOR_PACKET_SIZE, VMSCSI_REQUEST_SIZE, VmscsiOffset, VmstorProtocolVersion, VstorOperation,
-  CHANNEL_PROPERTIES_END, decodeProtocolVersion, decodeSubChannelCount, decodeVmscsiRequest, decodeVstorHeader, encodeChannelProperties,
-  encodeProtocolVersion, encodeSrbCompletion, encodeVstorPacket, senseBufferSize, vmscsiSizeDelta,
+  NtStatus,
+  STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  SrbStatus,
+  StorVspProtocolError,
+  StorvscRequestType,
+  VSTOR_HEADER_SIZE,
+  VSTOR_PACKET_SIZE,
+  VMSCSI_REQUEST_SIZE,
+  VmscsiOffset,
+  VmstorProtocolVersion,
+  VstorOperation,
+  CHANNEL_PROPERTIES_END,
+  decodeProtocolVersion,
+  decodeSubChannelCount,
+  decodeVmscsiRequest,
+  decodeVstorHeader,
+  encodeChannelProperties,
+  encodeProtocolVersion,
+  encodeSrbCompletion,
+  encodeVstorPacket,
+  senseBufferSize,
+  vmscsiSizeDelta,
 } from './storvsp-protocol.ts';
 
 /** A packet the VSP framework received on this channel (VM_PKT_DATA_INBAND or _USING_GPA_DIRECT). */
@@ -75,7 +94,10 @@ export class StorVspChannel {
   /** Every SRB completion is encoded here (handle()'s caller copies it into the ring before the next request). */
   private readonly replyBuffer = new Uint8Array(VSTOR_PACKET_SIZE);
 
-  constructor(private readonly options: StorVspOptions, subChannelOf?: { version: number; controller: ScsiController }) {
+  constructor(
+    private readonly options: StorVspOptions,
+    subChannelOf?: { version: number; controller: ScsiController },
+  ) {
     this.maxTransferBytes = options.maxTransferBytes ?? 0x40000;
     this.maxSubChannels = options.maxSubChannels ?? 0;
     this.versions = options.versions ?? SUPPORTED_PROTOCOL_VERSIONS;
@@ -167,11 +189,13 @@ export class StorVspChannel {
           // Multi-channel exists from protocol 5.1 (Linux: "Hosts that implement protocol version
           // of 5.1 and above support multi-channel").
           const multi = s.version >= VmstorProtocolVersion.Win8 && this.maxSubChannels > 0;
-          return reply(NtStatus.Success, (o) => encodeChannelProperties(o, {
-            maxChannelCount: multi ? this.maxSubChannels : 0,
-            flags: multi ? STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL : 0,
-            maxTransferBytes: this.maxTransferBytes,
-          }));
+          return reply(NtStatus.Success, (o) =>
+            encodeChannelProperties(o, {
+              maxChannelCount: multi ? this.maxSubChannels : 0,
+              flags: multi ? STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL : 0,
+              maxTransferBytes: this.maxTransferBytes,
+            }),
+          );
         }
         case VstorOperation.EndInitialization:
           if (s.kind !== 'end') return reply(NtStatus.InvalidDeviceState);
@@ -228,7 +252,9 @@ export class StorVspChannel {
       // A host-side fault (a bug, or a backend that threw outside read/write/flush) must
       // not take the channel down: the SRB fails and the counter makes the fault visible.
       this.stats.internalErrors++;
-      return this.reply(packet, size, true, NtStatus.IoDeviceError, (o) => { if (o.length > VmscsiOffset.srbStatus) o[VmscsiOffset.srbStatus] = SrbStatus.InternalError; });
+      return this.reply(packet, size, true, NtStatus.IoDeviceError, (o) => {
+        if (o.length > VmscsiOffset.srbStatus) o[VmscsiOffset.srbStatus] = SrbStatus.InternalError;
+      });
     }
     return { kind: 'completion', transactionId: packet.transactionId, payload: done };
   }
@@ -268,12 +294,18 @@ export class StorVspChannel {
     const r = this.controller.execute(req, req.cdb.subarray(0, req.cdbLength), data, direction);
     let sense = r.sense ?? NO_SENSE;
     if (sense.length > 0) sense = sense.subarray(0, Math.min(sense.length, req.senseInfoLength, senseBufferSize(version)));
-    return encodeSrbCompletion(payload, size, srbNtStatus(r.srbStatus & 0x3f), {
-      srbStatus: sense.length > 0 ? r.srbStatus | 0x80 : r.srbStatus,
-      scsiStatus: r.scsiStatus,
-      dataTransferLength: r.transferred,
-      sense,
-    }, this.replyBuffer);
+    return encodeSrbCompletion(
+      payload,
+      size,
+      srbNtStatus(r.srbStatus & 0x3f),
+      {
+        srbStatus: sense.length > 0 ? r.srbStatus | 0x80 : r.srbStatus,
+        scsiStatus: r.scsiStatus,
+        dataTransferLength: r.transferred,
+        sense,
+      },
+      this.replyBuffer,
+    );
   }
 }
 
@@ -282,9 +314,13 @@ const NO_SENSE = new Uint8Array(0);
 /** vstor_packet.status for an SRB completion (OpenVMM convert_srb_status_to_nt_status). */
 function srbNtStatus(srb: number): number {
   switch (srb) {
-    case SrbStatus.Success: return NtStatus.Success;
-    case SrbStatus.InvalidLun: return NtStatus.DeviceDoesNotExist;
-    case SrbStatus.DataOverrun: return NtStatus.BufferOverflow;
-    default: return NtStatus.IoDeviceError;
+    case SrbStatus.Success:
+      return NtStatus.Success;
+    case SrbStatus.InvalidLun:
+      return NtStatus.DeviceDoesNotExist;
+    case SrbStatus.DataOverrun:
+      return NtStatus.BufferOverflow;
+    default:
+      return NtStatus.IoDeviceError;
   }
 }

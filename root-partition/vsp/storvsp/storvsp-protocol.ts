@@ -146,7 +146,10 @@ export const STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL = 0x1;
 
 /** A typed protocol error: a malformed guest packet, never a host bug. */
 export class StorVspProtocolError extends Error {
-  constructor(readonly code: 'STORVSP_ERR_SHORT_PACKET' | 'STORVSP_ERR_BAD_FIELD', message: string) {
+  constructor(
+    readonly code: 'STORVSP_ERR_SHORT_PACKET' | 'STORVSP_ERR_BAD_FIELD',
+    message: string,
+  ) {
     super(message);
     this.name = 'StorVspProtocolError';
   }

@@ -34,9 +34,14 @@ export interface StorVspSavedChannel {
 
 export function encodeStorVspChannel(s: StorVspSavedChannel): Uint8Array {
   const version = 'version' in s.init ? s.init.version : 0;
-  return ChannelType.encode(ChannelType.fromObject({
-    format: STORVSP_SAVED_STATE_FORMAT, initState: KINDS.indexOf(s.init.kind), version, subChannel: s.subChannel,
-  })).finish();
+  return ChannelType.encode(
+    ChannelType.fromObject({
+      format: STORVSP_SAVED_STATE_FORMAT,
+      initState: KINDS.indexOf(s.init.kind),
+      version,
+      subChannel: s.subChannel,
+    }),
+  ).finish();
 }
 
 /** Decodes and checks against the versions this controller accepts; throws STORVSP_BAD_SAVED_STATE. */

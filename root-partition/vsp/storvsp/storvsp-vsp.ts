@@ -102,7 +102,22 @@ export class StorVsp implements Vsp {
   readonly maxReplyBytes = VSTOR_PACKET_SIZE;
   /** A vstor_packet behind a GPA-direct header of up to MAX_GPA_PAGES PFNs (2 MiB): larger is a violation. */
   readonly maxPacketBytes = 16 + 8 + 8 + MAX_GPA_PAGES * 8 + VSTOR_PACKET_SIZE;
-  readonly stats: StorVspStats = { channelsOpened: 0, subChannelsOffered: 0, requests: 0, badGpaRanges: 0, ignoredPackets: 0, unanswered: 0, polledDrains: 0, batchUs: 0, readUs: 0, validateUs: 0, executeUs: 0, backendUs: 0, completeUs: 0, signalUs: 0 };
+  readonly stats: StorVspStats = {
+    channelsOpened: 0,
+    subChannelsOffered: 0,
+    requests: 0,
+    badGpaRanges: 0,
+    ignoredPackets: 0,
+    unanswered: 0,
+    polledDrains: 0,
+    batchUs: 0,
+    readUs: 0,
+    validateUs: 0,
+    executeUs: 0,
+    backendUs: 0,
+    completeUs: 0,
+    signalUs: 0,
+  };
   /** Primary channel state by relid; a sub-channel finds its primary here by its channel's primaryRelid. */
   private readonly primaries = new Map<number, StorVspChannel>();
   private readonly spinMicros: number;
@@ -162,7 +177,8 @@ export class StorVsp implements Vsp {
   restoreChannel(channel: VspChannel, state: Uint8Array | undefined): () => void {
     if (state === undefined) throw new HvError('STORVSP_BAD_SAVED_STATE', `storvsp saved state: none for open relid ${channel.relid}`);
     const s = decodeStorVspChannel(state, this.config.versions ?? SUPPORTED_PROTOCOL_VERSIONS);
-    if (s.subChannel !== (channel.subChannelIndex !== 0)) throw new HvError('STORVSP_BAD_SAVED_STATE', `storvsp saved state: relid ${channel.relid} sub-channel mismatch`);
+    if (s.subChannel !== (channel.subChannelIndex !== 0))
+      throw new HvError('STORVSP_BAD_SAVED_STATE', `storvsp saved state: relid ${channel.relid} sub-channel mismatch`);
     return () => {
       let protocol: StorVspChannel;
       if (channel.subChannelIndex === 0) {
@@ -175,9 +191,10 @@ export class StorVsp implements Vsp {
         // closed keeps serving I/O on a controller of its own (the controller keeps no state).
         const primary = this.primaries.get(channel.primaryRelid);
         const version = 'version' in s.init ? s.init.version : 0;
-        protocol = primary?.protocolVersion === version
-          ? primary.openSubChannel()
-          : new StorVspChannel(this.protocolOptions(channel.mem, channel.primaryRelid), { version, controller: new ScsiController(this.config.luns) });
+        protocol =
+          primary?.protocolVersion === version
+            ? primary.openSubChannel()
+            : new StorVspChannel(this.protocolOptions(channel.mem, channel.primaryRelid), { version, controller: new ScsiController(this.config.luns) });
       }
       this.serve(channel, protocol);
     };

@@ -13,6 +13,10 @@ export const CRASH_BLOCKS = [0, 1, 2, 3, 510, 511, 512, 513];
  */
 export function crashWrite(i: number): { lba: number; data: Uint8Array } {
   const sectorsPerBlock = CRASH_BLOCK / 512;
-  const [lba, bytes] = [[3, 4096], [512 * sectorsPerBlock - 8, 8192], [2 * sectorsPerBlock, CRASH_BLOCK]][i];
+  const [lba, bytes] = [
+    [3, 4096],
+    [512 * sectorsPerBlock - 8, 8192],
+    [2 * sectorsPerBlock, CRASH_BLOCK],
+  ][i];
   return { lba, data: new Uint8Array(bytes).fill(0x10 + i) };
 }

@@ -31,7 +31,9 @@ beforeAll(() => {
   writer = path.join(dir, 'writer.mjs');
   buildSync({ entryPoints: [WRITER], outfile: writer, bundle: true, format: 'esm', platform: 'node', logLevel: 'silent' });
 });
-afterAll(() => { fs.rmSync(dir, { recursive: true, force: true }); });
+afterAll(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
 
 /** The parent's content in a differencing test: a pattern in the blocks the test looks at. */
 const parentByte = (off: number) => (Math.floor(off / 512) * 7 + 1) & 0xff;
@@ -60,7 +62,9 @@ function crashAt(kind: 'dynamic' | 'differencing', point: string): void {
   // single metadata sector, so its first partly-applied transaction is the second write's.
   const nth = point === 'session:header-1' || (point === 'log:applied-partly' && kind === 'dynamic') ? 1 : 2;
   const r = spawnSync(process.execPath, [writer, image], {
-    env: { ...process.env, TSVISOR_VHDX_FAULT_POINT: `${point}@${nth}` }, encoding: 'utf8', timeout: 60_000,
+    env: { ...process.env, TSVISOR_VHDX_FAULT_POINT: `${point}@${nth}` },
+    encoding: 'utf8',
+    timeout: 60_000,
   });
   expect(r.signal, `${tag}: ${r.stderr}`).toBe('SIGKILL');
   const flushed = [...r.stdout.matchAll(/flushed (\d+)/g)].map((m) => Number(m[1]));
@@ -99,5 +103,9 @@ function crashAt(kind: 'dynamic' | 'differencing', point: string): void {
 
 describe('VHDX crash consistency', () => {
   it.each(VHDX_FAULT_POINTS)('dynamic disk, writer killed at %s', (point) => crashAt('dynamic', point), 120_000);
-  it.each(VHDX_FAULT_POINTS.filter((p) => p !== 'session:header-1'))('differencing disk, writer killed at %s', (point) => crashAt('differencing', point), 120_000);
+  it.each(VHDX_FAULT_POINTS.filter((p) => p !== 'session:header-1'))(
+    'differencing disk, writer killed at %s',
+    (point) => crashAt('differencing', point),
+    120_000,
+  );
 });

@@ -10,7 +10,16 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileLockedError } from '../../../root-partition/storage/file-lock.ts';
 import { createVhdx } from '../../../root-partition/storage/vhdx/vhdx-create.ts';
 import type { VhdxDisk } from '../../../root-partition/storage/vhdx/vhdx-disk.ts';
-import { encodeHeader, decodeHeader, encodeRegionTable, HEADER_OFFSETS, putU32, putU64, RegionGuid, REGION_TABLE_OFFSETS } from '../../../root-partition/storage/vhdx/vhdx-format.ts';
+import {
+  encodeHeader,
+  decodeHeader,
+  encodeRegionTable,
+  HEADER_OFFSETS,
+  putU32,
+  putU64,
+  RegionGuid,
+  REGION_TABLE_OFFSETS,
+} from '../../../root-partition/storage/vhdx/vhdx-format.ts';
 import { randomGuid } from '../../../root-partition/storage/vhdx/vhdx-guid.ts';
 import { openVhdx } from '../../../root-partition/storage/vhdx/vhdx-open.ts';
 import { openDisk } from '../../../root-partition/storage/open-disk.ts';
@@ -18,8 +27,12 @@ import { StorageRoots } from '../../../root-partition/host/storage-roots.ts';
 
 const MiB = 1024 * 1024;
 let dir: string;
-beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvisor-vhdx-')); });
-afterEach(() => { fs.rmSync(dir, { recursive: true, force: true }); });
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvisor-vhdx-'));
+});
+afterEach(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
 
 const fill = (n: number, v: number) => new Uint8Array(n).fill(v);
 function pattern(n: number, seed: number): Uint8Array {
@@ -46,7 +59,11 @@ function patch(file: string, at: number, bytes: Uint8Array): void {
   fs.writeSync(fd, bytes, 0, bytes.length, at);
   fs.closeSync(fd);
 }
-const u64 = (v: number) => { const b = new Uint8Array(8); putU64(b, 0, v); return b; };
+const u64 = (v: number) => {
+  const b = new Uint8Array(8);
+  putU64(b, 0, v);
+  return b;
+};
 
 describe('VhdxDisk', () => {
   it('a dynamic disk grows block by block, reads zeros where nothing was written, and keeps data across reopen', () => {
@@ -56,7 +73,12 @@ describe('VhdxDisk', () => {
     const expected = new Uint8Array(64 * MiB);
     const d = openVhdx(p);
     expect([d.type, d.sectorCount, d.blockSize]).toEqual(['dynamic', 131072, MiB]);
-    const writes: [number, Uint8Array][] = [[0, pattern(4096, 1)], [MiB / 512 - 2, pattern(2048, 2)], [40 * 2048 + 5, pattern(512, 3)], [131072 - 8, pattern(4096, 4)]];
+    const writes: [number, Uint8Array][] = [
+      [0, pattern(4096, 1)],
+      [MiB / 512 - 2, pattern(2048, 2)],
+      [40 * 2048 + 5, pattern(512, 3)],
+      [131072 - 8, pattern(4096, 4)],
+    ];
     for (const [lba, data] of writes) {
       d.write(lba, data);
       expected.set(data, lba * 512);
@@ -176,7 +198,11 @@ describe('VhdxDisk', () => {
       return p;
     };
     const BAT = 2 * MiB;
-    const batEntry = (state: number, offMiB: number) => { const b = u64(offMiB * MiB); b[0] |= state; return b; };
+    const batEntry = (state: number, offMiB: number) => {
+      const b = u64(offMiB * MiB);
+      b[0] |= state;
+      return b;
+    };
 
     it('a BAT entry past the end of the file', () => {
       const p = make();

@@ -27,10 +27,16 @@ describe('VHDX formats', () => {
     expect(guidFromText('{1316B703-E035-644F-903B-4F342CCEE696}')).toEqual(hex('03b7161335e04f64903b4f342ccee696'));
   });
 
-  it('encodes qemu-img\'s header 1 byte for byte (CRC 0xa7cfa320)', () => {
+  it("encodes qemu-img's header 1 byte for byte (CRC 0xa7cfa320)", () => {
     const h = encodeHeader({
-      sequenceNumber: 0x360ddf92, fileWriteGuid: hex('56dc3b43a6b74190b034e598659f89bf'), dataWriteGuid: hex('b27f858474b94a84a082480a4c572061'),
-      logGuid: ZERO_GUID, logVersion: 0, version: 1, logLength: 0x100000, logOffset: 0x100000,
+      sequenceNumber: 0x360ddf92,
+      fileWriteGuid: hex('56dc3b43a6b74190b034e598659f89bf'),
+      dataWriteGuid: hex('b27f858474b94a84a082480a4c572061'),
+      logGuid: ZERO_GUID,
+      logVersion: 0,
+      version: 1,
+      logLength: 0x100000,
+      logOffset: 0x100000,
     });
     expect(Buffer.from(h.subarray(0, 16)).toString('hex')).toBe('6865616420a3cfa792df0d3600000000');
     expect(Buffer.from(h.subarray(0x40, 0x50)).toString('hex')).toBe('00000100000010000000100000000000');
@@ -45,16 +51,28 @@ describe('VHDX formats', () => {
     expect(() => currentHeader('t', [torn, torn])).toThrow(/neither header/);
   });
 
-  it('encodes qemu-img\'s log entry for one BAT update (CRC 0x4cf1148b) and finds it as the active sequence', () => {
+  it("encodes qemu-img's log entry for one BAT update (CRC 0x4cf1148b) and finds it as the active sequence", () => {
     const bat = new Uint8Array(4096);
     bat.set(encodeEntry(6, 8 * MiB), 0);
     for (let i = 1; i < 8; i++) bat.set(encodeEntry(2, 0), i * 8);
     const logGuid = hex('5db29f52f4d44ca8ac138b0bfac7e5c1');
-    const e = encodeLogEntry({ logGuid, sequenceNumber: 1, tail: 0, flushedFileOffset: 0x1000000, lastFileOffset: 0x1000000, sectors: [{ fileOffset: 0x200000, data: bat }] });
+    const e = encodeLogEntry({
+      logGuid,
+      sequenceNumber: 1,
+      tail: 0,
+      flushedFileOffset: 0x1000000,
+      lastFileOffset: 0x1000000,
+      sectors: [{ fileOffset: 0x200000, data: bat }],
+    });
     expect(e.length).toBe(0x2000);
     expect(Buffer.from(e.subarray(0, 0x60)).toString('hex')).toBe(
-      '6c6f67658b14f14c0020000000000000' + '01000000000000000100000000000000' + '5db29f52f4d44ca8ac138b0bfac7e5c1' +
-      '00000001000000000000000100000000' + '64657363000000000600800000000000' + '00002000000000000100000000000000');
+      '6c6f67658b14f14c0020000000000000' +
+        '01000000000000000100000000000000' +
+        '5db29f52f4d44ca8ac138b0bfac7e5c1' +
+        '00000001000000000000000100000000' +
+        '64657363000000000600800000000000' +
+        '00002000000000000100000000000000',
+    );
     const log = new Uint8Array(MiB);
     log.set(e, 0);
     const seq = findActiveSequence('t', log, logGuid)!;
@@ -70,19 +88,46 @@ describe('VHDX formats', () => {
     const g = hex('11'.repeat(16));
     const s = (v: number) => new Uint8Array(4096).fill(v);
     const log = new Uint8Array(MiB);
-    log.set(encodeLogEntry({ logGuid: g, sequenceNumber: 3, tail: 0, flushedFileOffset: 0, lastFileOffset: 0, sectors: [{ fileOffset: 0x200000, data: s(3) }] }), 0);
-    log.set(encodeLogEntry({ logGuid: g, sequenceNumber: 10, tail: 0x10000, flushedFileOffset: 0, lastFileOffset: 0, sectors: [{ fileOffset: 0x200000, data: s(10) }] }), 0x10000);
-    log.set(encodeLogEntry({ logGuid: g, sequenceNumber: 11, tail: 0x10000, flushedFileOffset: 0, lastFileOffset: 0, sectors: [{ fileOffset: 0x201000, data: s(11) }] }), 0x12000);
+    log.set(
+      encodeLogEntry({ logGuid: g, sequenceNumber: 3, tail: 0, flushedFileOffset: 0, lastFileOffset: 0, sectors: [{ fileOffset: 0x200000, data: s(3) }] }),
+      0,
+    );
+    log.set(
+      encodeLogEntry({
+        logGuid: g,
+        sequenceNumber: 10,
+        tail: 0x10000,
+        flushedFileOffset: 0,
+        lastFileOffset: 0,
+        sectors: [{ fileOffset: 0x200000, data: s(10) }],
+      }),
+      0x10000,
+    );
+    log.set(
+      encodeLogEntry({
+        logGuid: g,
+        sequenceNumber: 11,
+        tail: 0x10000,
+        flushedFileOffset: 0,
+        lastFileOffset: 0,
+        sectors: [{ fileOffset: 0x201000, data: s(11) }],
+      }),
+      0x12000,
+    );
     const seq = findActiveSequence('t', log, g)!;
     expect(seq.entries).toBe(2);
     expect(seq.writes.map((w) => ('data' in w ? w.data[0] : -1))).toEqual([10, 11]);
   });
 
-  it('encodes the reference\'s parent locator example exactly', () => {
-    const b = encodeParentLocator([['parent_linkage', '{0210f60d-597d-6a48-9604-27166acc867a}'], ['relative_path', '.\\base.vhdx']]);
+  it("encodes the reference's parent locator example exactly", () => {
+    const b = encodeParentLocator([
+      ['parent_linkage', '{0210f60d-597d-6a48-9604-27166acc867a}'],
+      ['relative_path', '.\\base.vhdx'],
+    ]);
     expect(b.length).toBe(0xc4);
     expect(Buffer.from(b.subarray(0, 0x2c)).toString('hex')).toBe(
-      'b7ef4ab09ed1814ab78925b8e9445913' + '00000200' + '2c000000480000001c004c00' + '94000000ae0000001a001600');
+      'b7ef4ab09ed1814ab78925b8e9445913' + '00000200' + '2c000000480000001c004c00' + '94000000ae0000001a001600',
+    );
     const m = decodeParentLocator('t', b);
     expect(m.get('relative_path')).toBe('.\\base.vhdx');
     expect(linkageMatches(m, guidFromText('0210F60D-597D-6A48-9604-27166ACC867A'))).toBe(true);
@@ -94,8 +139,10 @@ describe('VHDX formats', () => {
 
   it('BAT geometry matches [MS-VHDX] 2.5, and entries round-trip', () => {
     const rows: [number, number, number, number, number][] = [
-      [64 * MiB, 8 * MiB, 512, 8, 513], [5 * 1024 * MiB, MiB, 4096, 5121, 8194],
-      [127 * 1024 * MiB, 32 * MiB, 128, 4095, 4128], [2 * 1024 * 1024 * MiB, 32 * MiB, 128, 66047, 66048],
+      [64 * MiB, 8 * MiB, 512, 8, 513],
+      [5 * 1024 * MiB, MiB, 4096, 5121, 8194],
+      [127 * 1024 * MiB, 32 * MiB, 128, 4095, 4128],
+      [2 * 1024 * 1024 * MiB, 32 * MiB, 128, 66047, 66048],
       [64 * 1024 * 1024 * MiB, 64 * MiB, 64, 1064959, 1064960],
     ];
     for (const [size, bs, ratio, dyn, diff] of rows) {

@@ -21,8 +21,12 @@ const vhdi = has('vhdiinfo');
 const pyvhdi = fs.existsSync('/usr/bin/python3') && spawnSync('/usr/bin/python3', ['-c', 'import pyvhdi']).status === 0;
 
 let dir: string;
-beforeAll(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvisor-vhdx-interop-')); });
-afterAll(() => { fs.rmSync(dir, { recursive: true, force: true }); });
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvisor-vhdx-interop-'));
+});
+afterAll(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
 
 function run(cmd: string, args: string[]): { status: number; out: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 });
@@ -64,7 +68,12 @@ describe.skipIf(!qemu)('VHDX interop with qemu-img', () => {
     createVhdx(p, { type, sizeBytes: 24 * MiB, blockSizeBytes: MiB });
     const expected = new Uint8Array(24 * MiB);
     const d = openDisk(p);
-    for (const [lba, n, seed] of [[0, 65536, 1], [2047, 1024, 2], [10 * 2048 + 17, 3 * MiB, 3], [24 * 2048 - 1, 512, 4]]) {
+    for (const [lba, n, seed] of [
+      [0, 65536, 1],
+      [2047, 1024, 2],
+      [10 * 2048 + 17, 3 * MiB, 3],
+      [24 * 2048 - 1, 512, 4],
+    ]) {
       const data = pattern(n, seed);
       d.write(lba, data);
       expected.set(data, lba * 512);
@@ -92,7 +101,19 @@ describe.skipIf(!qemu)('VHDX interop with qemu-img', () => {
   it.each(made)('qemu-img create -f vhdx (%s), filled by qemu-io, reads identically through tsvisor and takes its writes', (name, opts) => {
     const p = path.join(dir, `qemu-${name.replace(/\W+/g, '-')}.vhdx`);
     expect(run('qemu-img', ['create', '-f', 'vhdx', ...opts, p, '40M']).status).toBe(0);
-    const w = run('qemu-io', ['-f', 'vhdx', '-c', 'write -P 0xab 0 64k', '-c', 'write -P 0xcd 8388096 1k', '-c', 'write -P 0x5a 33M 3M', '-c', 'write -P 0x01 40959k 1k', p]);
+    const w = run('qemu-io', [
+      '-f',
+      'vhdx',
+      '-c',
+      'write -P 0xab 0 64k',
+      '-c',
+      'write -P 0xcd 8388096 1k',
+      '-c',
+      'write -P 0x5a 33M 3M',
+      '-c',
+      'write -P 0x01 40959k 1k',
+      p,
+    ]);
     expect(w.status, w.out).toBe(0);
     const ref = qemuRaw(p);
     expect(ref.length).toBe(40 * MiB);
@@ -150,10 +171,19 @@ describe.skipIf(!vhdi)('VHDX differencing chains read by libvhdi', () => {
     expect(info.out).toMatch(new RegExp(`Parent identifier\\s*: ${parentId}`));
     if (!pyvhdi) return;
     const ours = readThrough(child);
-    const py = spawnSync('/usr/bin/python3', ['-c', `
+    const py = spawnSync(
+      '/usr/bin/python3',
+      [
+        '-c',
+        `
 import pyvhdi, sys
 p = pyvhdi.file(); p.open(sys.argv[1]); c = pyvhdi.file(); c.open(sys.argv[2]); c.set_parent(p)
-sys.stdout.buffer.write(c.read_buffer_at_offset(c.get_media_size(), 0))`, base, child], { maxBuffer: 64 * MiB, timeout: 60_000 });
+sys.stdout.buffer.write(c.read_buffer_at_offset(c.get_media_size(), 0))`,
+        base,
+        child,
+      ],
+      { maxBuffer: 64 * MiB, timeout: 60_000 },
+    );
     expect(py.status, py.stderr?.toString()).toBe(0);
     expect(py.stdout.length).toBe(32 * MiB);
     expect(same(new Uint8Array(py.stdout), ours)).toBe(true);

@@ -33,7 +33,8 @@ function guestPattern(): Uint8Array {
 }
 function randomReadChecksum(disk: Uint8Array): number {
   const blocks = disk.length / 4096;
-  let x = RANDOM_SEED, sum = 0;
+  let x = RANDOM_SEED,
+    sum = 0;
   for (let i = 0; i < RANDOM_READS; i++) {
     x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
     const b = (x >>> 8) % blocks;
@@ -79,13 +80,20 @@ describe.skipIf(!qemu)('a VM on a qemu-img VHDX', () => {
       devices: { scsi: [{ instanceId: '5f3e1c2a-0000-4000-8000-000000000001', disks: [{ path: file }] }] },
       console: (b) => (out += Buffer.from(b).toString('latin1')),
     });
-    cleanup.push(async () => { await dt.stop(); });
+    cleanup.push(async () => {
+      await dt.stop();
+    });
     p.start();
     await p.whenIdle();
     await dt.stop();
-    const v = Object.fromEntries(out.split('\n').filter((l) => /^\w+=\d+$/.test(l)).map((l) => [l.split('=')[0], Number(l.split('=')[1])]));
+    const v = Object.fromEntries(
+      out
+        .split('\n')
+        .filter((l) => /^\w+=\d+$/.test(l))
+        .map((l) => [l.split('=')[0], Number(l.split('=')[1])]),
+    );
     expect(v.attach, out).toBe(0);
-    expect(v.sectors).toBe(16 * MiB / 512);
+    expect(v.sectors).toBe((16 * MiB) / 512);
     expect(v.write_status).toBe(0);
     expect(v.readback_ok).toBe(1);
     expect(v.rand_errors).toBe(0);

@@ -8,10 +8,23 @@ import { api, type ApiRefused } from './api.ts';
 import { confirmAction } from './confirm.ts';
 import { h } from './dom.ts';
 
-const LABEL: Record<WebAction, string> = { start: 'Start', shutdown: 'Shut Down…', 'turn-off': 'Turn Off…', save: 'Save', pause: 'Pause', resume: 'Resume', reset: 'Reset…', delete: 'Delete…' };
+const LABEL: Record<WebAction, string> = {
+  start: 'Start',
+  shutdown: 'Shut Down…',
+  'turn-off': 'Turn Off…',
+  save: 'Save',
+  pause: 'Pause',
+  resume: 'Resume',
+  reset: 'Reset…',
+  delete: 'Delete…',
+};
 
 const CONFIRM: Partial<Record<WebAction, [string, string, string]>> = {
-  'turn-off': ['Turn Off Machine', 'Turning off the virtual machine is like pulling its plug: whatever the guest has not written is lost. Turn it off?', 'Turn Off'],
+  'turn-off': [
+    'Turn Off Machine',
+    'Turning off the virtual machine is like pulling its plug: whatever the guest has not written is lost. Turn it off?',
+    'Turn Off',
+  ],
   shutdown: ['Shut Down Machine', 'The guest is asked to shut down through its shutdown integration service. Shut it down?', 'Shut Down'],
   reset: ['Reset Machine', 'Resetting restarts the virtual machine at once: whatever the guest has not written is lost. Reset it?', 'Reset'],
   delete: ['Delete Selected Virtual Machine', 'The definition is deleted, and its saved state with it. Disks are kept. Delete it?', 'Delete'],
@@ -45,6 +58,15 @@ export async function runAction(vm: WebVm, action: WebAction, say: (text: string
 }
 
 export function actionButtons(vm: WebVm, say: (text: string, error?: boolean) => void): HTMLElement {
-  return h('div', { class: 'actions', role: 'group', 'aria-label': `Actions for ${vm.name}` },
-    ...availableActions(vm).map((a) => h('button', { type: 'button', 'data-action': a, 'aria-label': `${LABEL[a].replace('…', '')} ${vm.name}`, onclick: () => void runAction(vm, a, say) }, LABEL[a])));
+  return h(
+    'div',
+    { class: 'actions', role: 'group', 'aria-label': `Actions for ${vm.name}` },
+    ...availableActions(vm).map((a) =>
+      h(
+        'button',
+        { type: 'button', 'data-action': a, 'aria-label': `${LABEL[a].replace('…', '')} ${vm.name}`, onclick: () => void runAction(vm, a, say) },
+        LABEL[a],
+      ),
+    ),
+  );
 }

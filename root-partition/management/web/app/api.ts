@@ -2,10 +2,17 @@
  * The console's calls to its server: JSON over fetch with the session cookie, and the session's
  * CSRF token in a header on every change (the server refuses a change without it).
  */
-export interface Session { user: string; role: 'read-only' | 'full'; csrf: string }
+export interface Session {
+  user: string;
+  role: 'read-only' | 'full';
+  csrf: string;
+}
 
 export class ApiRefused extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -23,7 +30,11 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   const r = await fetch(path, { method, headers, credentials: 'same-origin', ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
   const text = await r.text();
   let value: unknown = null;
-  try { value = text ? JSON.parse(text) : null; } catch { value = { error: text }; }
+  try {
+    value = text ? JSON.parse(text) : null;
+  } catch {
+    value = { error: text };
+  }
   if (!r.ok) {
     if (r.status === 401 && path !== '/api/login') session = null;
     throw new ApiRefused(r.status, (value as { error?: string } | null)?.error ?? `${r.status} ${r.statusText}`);
@@ -46,7 +57,11 @@ export async function login(user: string, password: string): Promise<Session> {
 }
 
 export async function logout(): Promise<void> {
-  try { await call('POST', '/api/logout', {}); } finally { session = null; }
+  try {
+    await call('POST', '/api/logout', {});
+  } finally {
+    session = null;
+  }
 }
 
 export const api = {

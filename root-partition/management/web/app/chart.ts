@@ -5,8 +5,14 @@
 import { h } from './dom.ts';
 
 export function sparkline(label: string, values: number[], format: (v: number) => string, max?: number): HTMLElement {
-  const width = 220, height = 56;
-  const canvas = h('canvas', { width: String(width), height: String(height), role: 'img', 'aria-label': `${label}: ${values.length ? format(values[values.length - 1]!) : 'no samples yet'}` });
+  const width = 220,
+    height = 56;
+  const canvas = h('canvas', {
+    width: String(width),
+    height: String(height),
+    role: 'img',
+    'aria-label': `${label}: ${values.length ? format(values[values.length - 1]!) : 'no samples yet'}`,
+  });
   const ctx = canvas.getContext('2d');
   const top = Math.max(max ?? 0, ...values, 1);
   if (ctx) {
@@ -18,7 +24,8 @@ export function sparkline(label: string, values: number[], format: (v: number) =
     values.forEach((v, i) => {
       const x = (i / 59) * (width - 4) + 2;
       const y = height - 3 - (v / top) * (height - 8);
-      if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+      if (i === 0) ctx.moveTo(x, y);
+      else ctx.lineTo(x, y);
     });
     ctx.stroke();
   }

@@ -8,12 +8,24 @@ export function confirmAction(title: string, text: string, yes: string): Promise
   return new Promise((resolve) => {
     const cancel = h('button', { type: 'button' }, 'Cancel');
     const ok = h('button', { type: 'button', class: 'danger' }, yes);
-    const d = h('dialog', { 'aria-labelledby': 'confirm-title', 'aria-describedby': 'confirm-text' },
-      h('h2', { id: 'confirm-title' }, title), h('p', { id: 'confirm-text' }, text), h('div', { class: 'buttons' }, cancel, ok));
-    const done = (v: boolean) => { d.close(); d.remove(); resolve(v); };
+    const d = h(
+      'dialog',
+      { 'aria-labelledby': 'confirm-title', 'aria-describedby': 'confirm-text' },
+      h('h2', { id: 'confirm-title' }, title),
+      h('p', { id: 'confirm-text' }, text),
+      h('div', { class: 'buttons' }, cancel, ok),
+    );
+    const done = (v: boolean) => {
+      d.close();
+      d.remove();
+      resolve(v);
+    };
     cancel.addEventListener('click', () => done(false));
     ok.addEventListener('click', () => done(true));
-    d.addEventListener('cancel', (e) => { e.preventDefault(); done(false); });
+    d.addEventListener('cancel', (e) => {
+      e.preventDefault();
+      done(false);
+    });
     document.body.append(d);
     d.showModal();
     cancel.focus();

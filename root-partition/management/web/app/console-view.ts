@@ -18,7 +18,16 @@ export function consoleView(main: HTMLElement, store: Store, id: string, say: (t
   const vm = store.vms.get(id);
   const title = h('h1', {}, `${vm?.name ?? 'VM'} — console`);
   const box = h('div', { class: 'terminal', role: 'region', 'aria-label': `Serial console of ${vm?.name ?? id}` });
-  const detach = h('button', { type: 'button', onclick: () => { location.hash = `#/vm/${id}`; } }, 'Detach');
+  const detach = h(
+    'button',
+    {
+      type: 'button',
+      onclick: () => {
+        location.hash = `#/vm/${id}`;
+      },
+    },
+    'Detach',
+  );
   const state = h('span', { class: 'state', 'aria-live': 'polite' }, vm?.state ?? '');
   clear(main);
   main.append(title, h('p', { class: 'console-bar' }, detach, ' ', state, full ? ' — Ctrl-] detaches too' : ' — read-only: output only'), box);
@@ -45,7 +54,10 @@ export function consoleView(main: HTMLElement, store: Store, id: string, say: (t
   };
   const input = term.onData((d) => {
     const at = d.indexOf(DETACH);
-    if (at >= 0) { location.hash = `#/vm/${id}`; return; }
+    if (at >= 0) {
+      location.hash = `#/vm/${id}`;
+      return;
+    }
     if (!full) return;
     pending += d;
     void flush();
@@ -54,7 +66,9 @@ export function consoleView(main: HTMLElement, store: Store, id: string, say: (t
     write: (b) => term.write(b),
     dropped: (n) => term.write(`\r\n\x1b[7m[output dropped: ${n} bytes]\x1b[0m\r\n`),
   });
-  const off = store.on((c) => { if (c.kind === 'vm' && c.id === id) state.textContent = store.vms.get(id)?.state ?? ''; });
+  const off = store.on((c) => {
+    if (c.kind === 'vm' && c.id === id) state.textContent = store.vms.get(id)?.state ?? '';
+  });
   term.focus();
   return () => {
     off();

@@ -7,11 +7,15 @@ export function loginView(main: HTMLElement, done: () => void): () => void {
   const password = h('input', { id: 'login-password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
   const error = h('p', { class: 'error', role: 'alert' });
   const button = h('button', { type: 'submit' }, 'Log in');
-  const form = h('form', { class: 'login', 'aria-labelledby': 'login-title' },
+  const form = h(
+    'form',
+    { class: 'login', 'aria-labelledby': 'login-title' },
     h('h1', { id: 'login-title' }, 'Log in to tsvisor'),
     h('div', { class: 'field' }, h('label', { for: 'login-user' }, 'User name'), user),
     h('div', { class: 'field' }, h('label', { for: 'login-password' }, 'Password'), password),
-    error, button);
+    error,
+    button,
+  );
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     button.disabled = true;

@@ -27,7 +27,9 @@ function say(text: string, error = false): void {
 store.on((c) => {
   if (c.kind === 'connection' && !c.open) {
     // The stream drops when the session ends (401) as well as when the network does.
-    void resumeSession().then((s) => { if (!s) route(); });
+    void resumeSession().then((s) => {
+      if (!s) route();
+    });
   }
 });
 

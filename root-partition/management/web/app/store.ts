@@ -8,7 +8,13 @@ import type { BenchStatus, CounterSample, WebJob, WebVm } from '../web-port.ts';
 
 export const HISTORY = 60;
 
-export type StoreChange = { kind: 'vm'; id: string } | { kind: 'removed'; id: string } | { kind: 'counters'; id: string } | { kind: 'job'; id: string } | { kind: 'bench' } | { kind: 'connection'; open: boolean };
+export type StoreChange =
+  | { kind: 'vm'; id: string }
+  | { kind: 'removed'; id: string }
+  | { kind: 'counters'; id: string }
+  | { kind: 'job'; id: string }
+  | { kind: 'bench' }
+  | { kind: 'connection'; open: boolean };
 
 export interface ConsoleSink {
   write(bytes: Uint8Array): void;
