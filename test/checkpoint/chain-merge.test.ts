@@ -19,6 +19,7 @@ import { collectFiles } from '../../root-partition/vmms/checkpoint-files.ts';
 import { emptyTree } from '../../root-partition/vmms/checkpoint-tree.ts';
 import { mergeInChainLive } from '../../root-partition/vmwp/chain-merge.ts';
 import { SwitchableDisk, type ImageOpener } from '../../root-partition/vmwp/disk-switch.ts';
+import { prng } from '../helpers/prng.ts';
 
 const MiB = 1024 * 1024;
 const SIZE = 8 * MiB;
@@ -30,18 +31,6 @@ beforeEach(() => {
 afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
-
-function prng(seed: number): () => number {
-  let x = seed >>> 0;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
 
 const open: ImageOpener = (p, readOnly) => openDisk(p, { readOnly });
 

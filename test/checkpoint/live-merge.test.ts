@@ -16,6 +16,7 @@ import { newDisk } from '../../root-partition/storage/disk-tools.ts';
 import { openDisk } from '../../root-partition/storage/open-disk.ts';
 import { openVhdx } from '../../root-partition/storage/vhdx/vhdx-open.ts';
 import { SwitchableDisk, type ImageOpener } from '../../root-partition/vmwp/disk-switch.ts';
+import { prng } from '../helpers/prng.ts';
 import { mergeLive } from '../../root-partition/vmwp/live-merge.ts';
 
 const MiB = 1024 * 1024;
@@ -29,19 +30,6 @@ beforeEach(() => {
 afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** A small deterministic generator (the test must be the same every run). */
-function prng(seed: number): () => number {
-  let x = seed >>> 0;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
 
 const open: ImageOpener = (p, readOnly) => openDisk(p, { readOnly });
 
