@@ -7,13 +7,14 @@
  *   vmwp           the worker process (worker-main.ts), spawned by VMMS
  *   device-thread  the device thread (device-thread-main.ts)
  *   cli            the tsvisor command (bin/tsvisor.mjs runs it when fresh)
+ *   vmms           the daemon alone (daemon-main.ts), for service managers and test harnesses
  *
  * Next to each bundle, the list of every source file it was built from: a bundle is used only
  * while it is newer than each of them, so a stale bundle never runs. Inside a bundle each module
  * keeps its own `import.meta.url`, `dirname` and `filename` (the source file's), so what a module finds relative to itself
  * — the VP thread's code, the device thread's — is found as it is from the sources.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { freshBundlePath } from '../../hypervisor/bundle-freshness.ts';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,8 +26,12 @@ export const WORKER_BUNDLES = {
   vmwp: 'root-partition/vmwp/worker-main.ts',
   'device-thread': 'root-partition/vmwp/device-thread-main.ts',
   cli: 'root-partition/cli/main.ts',
+  vmms: 'root-partition/vmms/daemon-main.ts',
 } as const;
 export type WorkerBundle = keyof typeof WORKER_BUNDLES;
+
+/** Packages left as imports: they read their own files (wasm, native add-ons) or are build tools. */
+const BUNDLE_EXTERNAL = ['binaryen', 'v86', 'esbuild', 'tsx', 'assemblyscript', 'msgpackr-extract', 'playwright-core', 'vitest'];
 
 export function bundlePath(name: WorkerBundle): string {
   return join(ROOT, 'build', 'host', `${name}.mjs`);
@@ -63,9 +68,16 @@ async function buildBundle(name: WorkerBundle): Promise<void> {
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    // Packages stay imports of node_modules (resolved from the bundle's place under the root).
-    packages: 'external',
-    sourcemap: 'inline',
+    // Packages are bundled too: resolving and loading each of their files at start (winston,
+    // protobufjs, msgpackr, fast-xml-parser: hundreds of files) cost a CLI run more than half its
+    // time. Those that load files of their own at run time (wasm, native add-ons, compilers) or
+    // only build things stay imports of node_modules.
+    external: BUNDLE_EXTERNAL,
+    // Their CommonJS code calls require() for Node's modules; an ES module has none of its own.
+    banner: { js: `import { createRequire as __bundleRequire } from 'node:module'; const require = __bundleRequire(${META}.url);` },
+    // Beside the bundle, not inside it: Node reads a map only under --enable-source-maps, and an
+    // inline one tripled the bytes every start decodes.
+    sourcemap: 'linked',
     metafile: true,
     logLevel: 'warning',
     plugins: [
@@ -91,5 +103,7 @@ async function buildBundle(name: WorkerBundle): Promise<void> {
   const inputs = Object.keys(result.metafile.inputs)
     .filter((f) => !f.startsWith('node_modules/'))
     .map((f) => relative(ROOT, join(ROOT, f)));
+  // The bundled packages change with the lock file (an installed copy has none, and never rebuilds).
+  if (existsSync(join(ROOT, 'package-lock.json'))) inputs.push('package-lock.json');
   writeFileSync(`${path}.inputs.json`, JSON.stringify(inputs));
 }

@@ -7,16 +7,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VmView } from '../../root-partition/vmms/vm-entry.ts';
 import { VmmsClient } from '../../root-partition/vmms/vmms-client.ts';
 import { MiB, processAlive, testImages, VmmsFixture, waitFor, workersOf } from './fault-fixture.ts';
+import { daemonNodeArgs } from '../helpers/daemon-command.ts';
 
 const fx = new VmmsFixture();
 const daemons = new Set<ChildProcess>();
 let image: string;
-const DAEMON = fileURLToPath(new URL('../../root-partition/vmms/daemon-main.ts', import.meta.url));
 
 beforeAll(async () => {
   image = (await testImages()).checksum;
@@ -28,7 +27,7 @@ afterAll(async () => {
 
 /** A daemon on `dataDir` that dies at `faultPoint`; resolves once it serves. */
 async function daemon(dataDir: string, faultPoint: string): Promise<ChildProcess> {
-  const d = spawn(process.execPath, ['--import', 'tsx', DAEMON, '--data-dir', dataDir, '--cim-port', 'none'], {
+  const d = spawn(process.execPath, [...daemonNodeArgs(), '--data-dir', dataDir, '--cim-port', 'none'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, TSVISOR_FAULT_POINT: faultPoint },
   });
@@ -121,7 +120,7 @@ describe('fault: VMMS crashes mid-operation', { timeout: 120_000 }, () => {
     await first.start('e');
     const pid = first.get('e')!.processId!;
     await fx.detach(first);
-    const d = spawn(process.execPath, ['--import', 'tsx', DAEMON, '--data-dir', dataDir, '--cim-port', 'none'], {
+    const d = spawn(process.execPath, [...daemonNodeArgs(), '--data-dir', dataDir, '--cim-port', 'none'], {
       stdio: 'ignore',
       env: { ...process.env, TSVISOR_FAULT_POINT: 'reattach:connected' },
     });

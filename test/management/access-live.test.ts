@@ -9,15 +9,14 @@
 import { spawn } from 'node:child_process';
 import { chmodSync, lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VmmsClient } from '../../root-partition/vmms/vmms-client.ts';
 import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
 import { LiveDaemon, run, runAs, TSVISOR, WBEMCLI } from './live-daemon.ts';
+import { daemonNodeArgs } from '../helpers/daemon-command.ts';
 
 const NOBODY = 65534;
-const DAEMON = fileURLToPath(new URL('../../root-partition/vmms/daemon-main.ts', import.meta.url));
 let daemon: LiveDaemon;
 let outside = '';
 let secret = '';
@@ -111,7 +110,7 @@ describe.skipIf(!WBEMCLI || process.geteuid?.() !== 0)('a local user is not root
     const dir = mkdtempSync(join(tmpdir(), 'tsv-old-'));
     writeFileSync(join(dir, 'cim-credentials'), 'operator:s3cret\n');
     try {
-      const r = await run(process.execPath, ['--import', 'tsx', DAEMON, '--data-dir', dir, '--cim-port', '0', '--cim-https-port', 'none'], 60_000);
+      const r = await run(process.execPath, [...daemonNodeArgs(), '--data-dir', dir, '--cim-port', '0', '--cim-https-port', 'none'], 60_000);
       expect(r.code).toBe(1);
       expect(r.stderr).toBe(
         `tsvisor: ${join(dir, 'cim-credentials')} holds plaintext passwords, which are no longer read: add each user with \`tsvisor user add NAME --role full\` (password on stdin), then delete the file\n`,

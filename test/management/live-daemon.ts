@@ -13,8 +13,8 @@ import { ManagementClient } from '../../root-partition/management/client/managem
 import type { LocalGrant } from '../../root-partition/management/access/access-file.ts';
 import { writeTestAccess, type TestUser } from './access-fixture.ts';
 import { vi } from 'vitest';
+import { daemonNodeArgs } from '../helpers/daemon-command.ts';
 
-const DAEMON = fileURLToPath(new URL('../../root-partition/vmms/daemon-main.ts', import.meta.url));
 export const TSVISOR = fileURLToPath(new URL('../../bin/tsvisor.mjs', import.meta.url));
 export const WBEMCLI = ['/usr/bin/wbemcli', '/usr/local/bin/wbemcli'].find((p) => existsSync(p));
 
@@ -77,7 +77,7 @@ export class LiveDaemon {
     if (opts.dataDirMode !== undefined) chmodSync(dataDir, opts.dataDirMode);
     if (opts.users || opts.local) await writeTestAccess(dataDir, opts.users ?? [], opts.local ?? []);
     const args = [
-      DAEMON,
+      ...daemonNodeArgs(),
       '--data-dir',
       dataDir,
       '--cim-port',
@@ -89,8 +89,8 @@ export class LiveDaemon {
     ];
     const d =
       opts.umask === undefined
-        ? spawn(process.execPath, ['--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-        : spawn('/bin/sh', ['-c', `umask ${opts.umask.toString(8)}; exec "$0" --import tsx "$@"`, process.execPath, ...args], {
+        ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+        : spawn('/bin/sh', ['-c', `umask ${opts.umask.toString(8)}; exec "$0" "$@"`, process.execPath, ...args], {
             stdio: ['ignore', 'pipe', 'pipe'],
           });
     let out = '';

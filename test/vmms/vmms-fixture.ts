@@ -7,10 +7,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Vmms, type VmmsOptions } from '../../root-partition/vmms/vmms.ts';
 import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
 import { vi } from 'vitest';
+import { daemonNodeArgs } from '../helpers/daemon-command.ts';
 
 export const MiB = 1024 * 1024;
 
@@ -59,9 +59,6 @@ export async function testImages(): Promise<{ checksum: string; hello: string; p
   };
 }
 
-/** The daemon's own entry (what `tsvisor serve` runs, without loading the whole CLI). */
-const DAEMON = fileURLToPath(new URL('../../root-partition/vmms/daemon-main.ts', import.meta.url));
-
 export class VmmsFixture {
   readonly pids = new Set<number>();
   /** Daemon processes this fixture started (`daemon`): killed at cleanup if still running. */
@@ -94,7 +91,7 @@ export class VmmsFixture {
   async daemon(dataDir: string, args: string[] = [], command: string[] = []): Promise<ChildProcess> {
     const d = spawn(
       command[0] ?? process.execPath,
-      [...command.slice(1), ...(command.length ? [process.execPath] : []), '--import', 'tsx', DAEMON, '--data-dir', dataDir, ...args],
+      [...command.slice(1), ...(command.length ? [process.execPath] : []), ...daemonNodeArgs(), '--data-dir', dataDir, ...args],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.daemons.add(d);

@@ -6,14 +6,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { VmmsClient } from '../../root-partition/vmms/vmms-client.ts';
 import { processAlive, VmmsFixture, waitFor } from './vmms-fixture.ts';
+import { daemonNodeArgs } from '../helpers/daemon-command.ts';
 
 const fx = new VmmsFixture();
 const daemons = new Set<ChildProcess>();
-const DAEMON = fileURLToPath(new URL('../../root-partition/vmms/daemon-main.ts', import.meta.url));
 
 afterAll(async () => {
   for (const d of daemons) {
@@ -27,7 +26,7 @@ afterAll(async () => {
 
 /** Starts a daemon; resolves when it serves or has exited, with what it printed. */
 async function daemon(dataDir: string): Promise<{ d: ChildProcess; out: () => string }> {
-  const d = spawn(process.execPath, ['--import', 'tsx', DAEMON, '--data-dir', dataDir, '--cim-port', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const d = spawn(process.execPath, [...daemonNodeArgs(), '--data-dir', dataDir, '--cim-port', 'none'], { stdio: ['ignore', 'pipe', 'pipe'] });
   daemons.add(d);
   fx.pids.add(d.pid!);
   let out = '';
