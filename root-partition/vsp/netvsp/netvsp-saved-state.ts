@@ -119,14 +119,10 @@ export function decodeNetVspSubChannel(bytes: Uint8Array): number {
   const o = decodeRaw(bytes);
   if (o.subChannelIndex === 0) throw netvspStateError('a primary channel record where a sub-channel record belongs');
   if (o.subChannelIndex >= MAX_NETVSP_CHANNELS) throw netvspStateError(`sub-channel index ${o.subChannelIndex} (below ${MAX_NETVSP_CHANNELS})`);
-  const empty = ChannelType.encode(ChannelType.fromObject({ format: o.format, subChannelIndex: o.subChannelIndex })).finish();
-  if (!sameBytes(empty, ChannelType.encode(ChannelType.fromObject(o)).finish()))
-    throw netvspStateError(`sub-channel ${o.subChannelIndex}'s record carries channel state`);
+  // Only the fields set on the wire (proto3 leaves defaults out): the format and the index.
+  const present = Object.keys(ChannelType.toObject(ChannelType.decode(bytes)));
+  if (present.some((k) => k !== 'format' && k !== 'subChannelIndex')) throw netvspStateError(`sub-channel ${o.subChannelIndex}'s record carries channel state`);
   return o.subChannelIndex;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 export function encodeNetVspChannel(s: NetVspSavedChannel): Uint8Array {
