@@ -94,6 +94,8 @@ export interface NetVspStats {
   badCompletions: number;
   /** Frames delivered on a sub-channel (RSS sent them there), a subset of framesDelivered. */
   framesDeliveredOnSubChannels: number;
+  /** Frames the guest sent on a sub-channel, a subset of framesTransmitted. */
+  framesTransmittedOnSubChannels: number;
 }
 
 /** Most RNDIS bytes one SEND_RNDIS_PKT may carry (8 jumbo frames with headers, well under it). */
@@ -126,6 +128,7 @@ export class NetVspChannel {
     controlDropped: 0,
     badCompletions: 0,
     framesDeliveredOnSubChannels: 0,
+    framesTransmittedOnSubChannels: 0,
   };
   /** The last refusal, for diagnostics. */
   lastError = '';
@@ -596,6 +599,7 @@ export class NetVspChannel {
         continue;
       }
       this.stats.framesTransmitted++;
+      if (channel !== 0) this.stats.framesTransmittedOnSubChannels++;
       this.opts.onTransmit(buf.subarray(pk.frameOffset, pk.frameOffset + pk.frameLength), pk.vlanId);
     }
     complete(ok ? NvspStatus.Success : NvspStatus.Fail);
