@@ -4,6 +4,7 @@
  * on another it does not); hostile values are refused with NETVSP_BAD_SAVED_STATE naming them,
  * and a sub-channel's own record carries its index only.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { HvError } from '../../hypervisor/hv-error.ts';
 import { NetVspChannel } from '../../root-partition/vsp/netvsp/netvsp-channel.ts';
@@ -150,5 +151,31 @@ describe('netvsp saved state with sub-channels', () => {
     rig.linuxInit();
     const restored = NetVspChannel.restored(rig.options, decodeNetVspChannel(encodeNetVspChannel(rig.channel.saveState())));
     expect(restored.attachSubChannel(1, rig.options.sink)).toBe(false);
+  });
+
+  it('any corruption of a multi-queue saved state is refused, or restores a channel whose RSS and packets stay within its channels', () => {
+    const { rig } = busyRig();
+    const good = encodeNetVspChannel(rig.channel.saveState());
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(good.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), (flips) => {
+        const bytes = good.slice();
+        for (const [at, v] of flips) bytes[at] = v;
+        let restored: NetVspChannel;
+        try {
+          restored = NetVspChannel.restored(rig.options, decodeNetVspChannel(bytes));
+        } catch (e) {
+          expect((e as HvError).code).toBe('NETVSP_BAD_SAVED_STATE');
+          return;
+        }
+        expect(hex(encodeNetVspChannel(restored.saveState()))).toBe(hex(encodeNetVspChannel(decodeNetVspChannel(bytes))));
+        const channels = 1 + restored.grantedSubChannels;
+        expect(channels).toBeLessThanOrEqual(restored.maxChannels);
+        for (const c of restored.rndis.rss?.table ?? []) expect(c).toBeLessThan(channels);
+        for (let i = 1; i < channels; i++) expect(restored.attachSubChannel(i, rig.options.sink)).toBe(true);
+        expect(restored.attachSubChannel(channels, rig.options.sink)).toBe(false);
+        restored.deliver(Array.from({ length: 8 }, (_, i) => flow(i)));
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -1,6 +1,7 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { rssHashInput, toeplitzHash } from '../../root-partition/vsp/netvsp/rss-toeplitz.ts';
-import { RssHashType } from '../../root-partition/vsp/netvsp/rss-parameters.ts';
+import { RssHashType, decodeRssParameters } from '../../root-partition/vsp/netvsp/rss-parameters.ts';
 import { NdisStatus } from '../../root-partition/vsp/netvsp/rndis-protocol.ts';
 import { NetVspRig, type SubChannelRig, packetMsg, queryMsg, setMsg, u32s } from './netvsp-rig.ts';
 import { udpFrame } from './udp-frame.ts';
@@ -193,6 +194,48 @@ describe('RSS over RNDIS', () => {
     // The disable flag switches RSS off (Linux sends it first).
     expect(setOid(rig, 0x00010204, rssParams({ table: [0, 1], flags: 0x10 }))).toBe(NdisStatus.Success);
     expect(rig.channel.rndis.rss).toBeNull();
+  });
+});
+
+describe('RSS parameters from a hostile guest', () => {
+  it('any bytes: refused with a status, or a Toeplitz configuration within the channels and the message', () => {
+    const field = fc.oneof(fc.integer({ min: 0, max: 0xffff }), fc.constantFrom(0, 4, 8, 40, 64, 512), fc.integer({ min: 0, max: 700 }));
+    fc.assert(
+      fc.property(
+        fc.record({
+          entries: fc.array(fc.integer({ min: 0, max: 4 }), { maxLength: 140 }),
+          tableBytes: fc.option(field),
+          tableOffset: fc.option(fc.oneof(field, fc.constant(0xfffffff0))),
+          keySize: fc.option(field),
+          keyOffset: fc.option(fc.oneof(field, fc.constant(0xffffffff))),
+          flags: fc.integer({ min: 0, max: 0x1f }),
+          cut: fc.nat(700),
+          channels: fc.integer({ min: 1, max: 4 }),
+        }),
+        (r) => {
+          const b = rssParams({
+            table: r.entries,
+            flags: r.flags,
+            tableOffset: r.tableOffset ?? undefined,
+            keyOffset: r.keyOffset ?? undefined,
+            keySize: r.keySize ?? undefined,
+          });
+          if (r.tableBytes !== null) new DataView(b.buffer).setUint16(12, r.tableBytes, true);
+          const data = b.subarray(0, Math.min(b.length, r.cut + 20));
+          const out = decodeRssParameters(data, r.channels, null);
+          if ('why' in out) {
+            expect([NdisStatus.InvalidLength, NdisStatus.InvalidData]).toContain(out.status);
+            return;
+          }
+          if (out.rss === null) return;
+          expect(out.rss.key.length).toBe(40);
+          const n = out.rss.table.length;
+          expect(n > 0 && n <= 128 && (n & (n - 1)) === 0).toBe(true);
+          for (const c of out.rss.table) expect(c).toBeLessThan(r.channels);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });
 
