@@ -167,4 +167,37 @@ describe('netvsp sub-channels on a VMBus host', () => {
     good.host.restoreState(bytes);
     expect(good.nic.net!.openSubChannels).toEqual([1]);
   });
+
+  it('a guest that closes and reopens its primary and asks again is granted again but offered nothing new (flood: 20 rounds)', async () => {
+    hv = new Hypervisor();
+    const p = hv.createPartition({ memoryBytes: 8 << 20, vpCount: 1, waitPolicy: { spinIterations: 0 } });
+    p.initialize();
+    const a = await multiQueueHost(p);
+    for (let round = 0; round < 20; round++) {
+      a.post({ type: T.CloseChannel, childRelid: 1 });
+      await tick();
+      expect(a.nic.net).toBeNull();
+      p.mem.u8.fill(0, 0x100 * 4096, 0x108 * 4096); // a fresh ring, as a guest zeroes it before opening
+      a.post({ type: T.OpenChannel, childRelid: 1, openId: 1, ringGpadlHandle: 0x10, targetVp: 0, downstreamRingPageOffset: 4, userData: new Uint8Array(120) });
+      await tick();
+      a.primary.send(u32s(1, 0x60001, 0x60001, 0, 0, 0, 0, 0, 0, 0), 1);
+      a.primary.send(u32s(125, 1514, 0, 0, 0, 0, 0, 0, 0, 0), 2, false);
+      a.primary.send(withU16(u32s(101, 0x11, 0, 0, 0, 0, 0, 0, 0, 0), 8, 0xcafe), 3);
+      a.primary.send(u32s(133, 1, 1, 0, 0, 0, 0, 0, 0, 0), 4);
+      a.host.channel(1)!.onGuestSignal();
+      await tick();
+      const granted = a.primary.read().find((r) => r.type === VmbusPacketType.Completion && new DataView(r.payload.buffer).getUint32(0, true) === 133);
+      expect(hex(granted!.payload.subarray(0, 12))).toBe('850000000100000001000000');
+    }
+    expect(a.nic.offeredSubChannels).toBe(1);
+    expect(a.host.server.channel(2)?.subChannelIndex).toBe(1);
+    expect(a.host.server.channel(3)).toBeUndefined();
+    // The sub-channel offered in the first round serves the last primary.
+    a.gpadl(2, 0x12, 0x300, 8);
+    a.post({ type: T.OpenChannel, childRelid: 2, openId: 2, ringGpadlHandle: 0x12, targetVp: 0, downstreamRingPageOffset: 4, userData: new Uint8Array(120) });
+    await tick();
+    expect(a.nic.net!.openSubChannels).toEqual([1]);
+    // The guest's SynIC is off in this harness: posts and signals fail, and nothing else went wrong.
+    expect(a.errors.filter((e) => e.code !== 'VMBUS_MESSAGE_LOST' && e.code !== 'VMBUS_SIGNAL_FAILED')).toEqual([]);
+  });
 });

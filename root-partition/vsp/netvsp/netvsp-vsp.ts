@@ -20,6 +20,8 @@ import type { NetVspSink } from './netvsp-channel.ts';
 /** What NetVsp needs from the VMBus host to offer sub-channels (VmbusHost.server satisfies it). */
 export interface NetSubChannelOfferer {
   offerSubchannel(primaryRelid: number): number;
+  /** A channel's record: a primary's nextSubChannelIndex − 1 sub-channels are offered in this VMBus session. */
+  channel(relid: number): { nextSubChannelIndex: number } | undefined;
 }
 
 /** Channels per NIC unless configured (Linux's VRSS_CHANNEL_DEFAULT). */
@@ -152,14 +154,17 @@ export class NetVsp implements Vsp {
 
   /**
    * SUBCHANNEL granted `count`: offered once its completion is on its way, as the server must not
-   * be re-entered from a ring drain (the pattern StorVsp follows for CREATE_SUB_CHANNELS).
+   * be re-entered from a ring drain (the pattern StorVsp follows for CREATE_SUB_CHANNELS). Only
+   * the indices not offered yet in this VMBus session: a guest that closes and reopens its primary
+   * opens the sub-channels it was offered before, so re-asking cannot pile up channel records.
    */
   private offerSubChannels(primary: VspChannel, count: number): void {
     const offerer = this.opts.subChannels;
     if (!offerer) return;
     queueMicrotask(() => {
       if (this.channel?.vsp !== primary || primary.state !== 'open') return;
-      for (let i = 0; i < count; i++) {
+      const offered = (offerer.channel(primary.relid)?.nextSubChannelIndex ?? 1) - 1;
+      for (let i = offered; i < count; i++) {
         try {
           offerer.offerSubchannel(primary.relid);
           this.subChannelsOffered++;
