@@ -108,3 +108,52 @@ export function rndisPacketHeader(dst: usize, length: u32): u32 {
   store<u32>(dst, length, 12);
   return RNDIS_PACKET_HEADER + length;
 }
+
+// Sub-channels and RSS (Linux rndis_filter.c rndis_set_subchannel, rndis_set_rss_param_msg).
+export const NVSP_VERSION_5: u32 = 0x00050000;
+/** NVSP_MSG5_TYPE_SUBCHANNEL: request and response share the number. */
+export const NVSP_MSG_SUBCHANNEL: u32 = 133;
+export const NVSP_SUBCHANNEL_ALLOCATE: u32 = 1;
+/** NVSP_MSG5_TYPE_SEND_INDIRECTION_TABLE: the host's send table, in-band on the primary. */
+export const NVSP_MSG_SEND_INDIRECTION_TABLE: u32 = 134;
+export const OID_GEN_RECEIVE_SCALE_CAPABILITIES: u32 = 0x00010203;
+export const OID_GEN_RECEIVE_SCALE_PARAMETERS: u32 = 0x00010204;
+/** Indirection entries this driver sets: 16 (a power of two, so the SET fits the 256-byte control buffer). */
+export const RSS_TABLE_ENTRIES: u32 = 16;
+/** NDIS_HASH_FUNC_TOEPLITZ | IPV4 | TCP_IPV4 | UDP_IPV4. */
+export const RSS_HASH_INFO: u32 = 0x1 | 0x100 | 0x200 | 0x4000;
+/** Linux netvsc_hash_key (the key of Microsoft's RSS verification examples). */
+export const RSS_HASH_KEY: StaticArray<u8> = [
+  0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3, 0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb,
+  0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+];
+
+/**
+ * REMOTE_NDIS_SET_MSG of OID_GEN_RECEIVE_SCALE_PARAMETERS: NDIS_RECEIVE_SCALE_PARAMETERS rev 2
+ * (40 bytes), the table of RSS_TABLE_ENTRIES u32 channel indices (entry i → i mod `channels`) at
+ * @40, the 40-byte key after it; offsets from the structure, as Linux lays it out. Returns the length.
+ */
+export function rndisSetRssParameters(dst: usize, requestId: u32, channels: u32): u32 {
+  const tableBytes = RSS_TABLE_ENTRIES * 4;
+  const data: u32 = 40 + tableBytes + 40;
+  store<u32>(dst, RNDIS_MSG_SET);
+  store<u32>(dst, 28 + data, 4);
+  store<u32>(dst, requestId, 8);
+  store<u32>(dst, OID_GEN_RECEIVE_SCALE_PARAMETERS, 12);
+  store<u32>(dst, data, 16);
+  store<u32>(dst, 20, 20);
+  store<u32>(dst, 0, 24);
+  const p = dst + 28;
+  memory.fill(p, 0, data);
+  store<u8>(p, 0x89);
+  store<u8>(p, 2, 1);
+  store<u16>(p, 40, 2);
+  store<u32>(p, RSS_HASH_INFO, 8);
+  store<u16>(p, <u16>tableBytes, 12);
+  store<u32>(p, 40, 16);
+  store<u16>(p, 40, 20);
+  store<u32>(p, 40 + tableBytes, 24);
+  for (let i: u32 = 0; i < RSS_TABLE_ENTRIES; i++) store<u32>(p + 40 + (<usize>i << 2), i % channels);
+  for (let i = 0; i < 40; i++) store<u8>(p + 40 + tableBytes + i, RSS_HASH_KEY[i]);
+  return 28 + data;
+}

@@ -8,6 +8,12 @@
 // each packet is completed once all its frames were taken. Nothing on the frame path allocates.
 // What the host writes is checked too: a range outside the receive buffer or a PACKET_MSG whose
 // frame lies outside its range is dropped and counted, never followed.
+// Multi-queue (enableQueues, Linux rndis_set_subchannel and netvsc_sc_open): NVSP SUBCHANNEL,
+// each granted sub-channel opened with rings of its own, then RSS set (Toeplitz over IPv4 with
+// TCP and UDP ports, a 16-entry table spreading flows over the channels). Every channel shares
+// the primary's receive and send buffers; a receive packet is completed on the channel it came
+// on, and a frame is sent on the channel the last received frame came on (a reply follows its
+// request's flow).
 import { puts, putDec } from "../kernel/console";
 import { pageAllocRun } from "../kernel/pages";
 import { eventFlagTake, referenceTime } from "../hv/synic";
@@ -16,6 +22,8 @@ import { VMBUS_MESSAGE_SINT } from "../vmbus/channel-protocol";
 import { packetLen8, packetOffset8, packetTransIdHi, packetTransIdLo, packetType } from "../vmbus/ring";
 import { VmbusPacketType, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED } from "../vmbus/ring-layout";
 import { VscChannel, vscCreateGpadl, vscOpen } from "../vmbus/vsc";
+import { clientFindOffer } from "../vmbus/client";
+import { vmbusState, vmbusWaitStep } from "../vmbus/vmbus-driver";
 import { NET_MAX_FRAME, NET_MAX_JUMBO_FRAME, NetDevice } from "../net/net-device";
 import {
   NETVSC_INTERFACE_TYPE, NETVSC_PACKET_FILTER, NETVSC_RECEIVE_BUFFER_ID, NVSP_MESSAGE_SIZE, NVSP_MSG_INIT, NVSP_MSG_INIT_COMPLETE,
@@ -24,7 +32,11 @@ import {
   NVSP_NO_SEND_SECTION, OID_802_3_PERMANENT_ADDRESS, OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_MAXIMUM_FRAME_SIZE, OID_GEN_MEDIA_CONNECT_STATUS, RMC_CONTROL, RMC_DATA, RNDIS_MSG_COMPLETION_BIT,
   RNDIS_MSG_INDICATE, RNDIS_MSG_PACKET, RNDIS_PACKET_HEADER, RNDIS_STATUS_MEDIA_CONNECT, RNDIS_STATUS_MEDIA_DISCONNECT, RNDIS_STATUS_SUCCESS,
   nvspMessage, rndisInitialize, rndisPacketHeader, rndisQuery, rndisSetU32,
+  NVSP_MSG_SEND_INDIRECTION_TABLE, NVSP_MSG_SUBCHANNEL, NVSP_SUBCHANNEL_ALLOCATE, NVSP_VERSION_5, OID_GEN_RECEIVE_SCALE_CAPABILITIES, rndisSetRssParameters,
 } from "./netvsc-protocol";
+
+/** Channels at most (the primary included); each costs its rings (32 pages). */
+export const NETVSC_MAX_QUEUES: u32 = 4;
 
 /** Ring sizes (control page included): Linux's default netvsc_ring_bytes is far larger; these hold ~1000 packets each way. */
 const SEND_RING_BYTES: u32 = 16 * 4096;
@@ -103,6 +115,17 @@ export class NetvscNic extends NetDevice {
   rxDropped: u32 = 0;
   hostErrors: u32 = 0;
   linkChanges: u32 = 0;
+  /** Channels in use: 1, or 1 + the sub-channels opened by enableQueues. */
+  queues: u32 = 1;
+  /** Frames received and sent on sub-channels (a subset of received / sent). */
+  receivedOnSubChannels: u32 = 0;
+  sentOnSubChannels: u32 = 0;
+  /** SEND_INDIRECTION_TABLE messages the host sent (after SUBCHANNEL). */
+  sendTables: u32 = 0;
+  /** The channels by index (0 the primary); sub-channels appended by enableQueues. */
+  private chans: VscChannel[] = [];
+  /** The channel the next frame goes out on: the one the last frame came in on. */
+  private txQueue: u32 = 0;
 
   /** Opens the first synthetic NIC offered and initializes it. False on failure (see error). */
   attach(): bool {
@@ -110,6 +133,7 @@ export class NetvscNic extends NetDevice {
     const ch = vscOpen(NETVSC_INTERFACE_TYPE, SEND_RING_BYTES, RECV_RING_BYTES);
     if (ch == null) return this.fail(NetvscError.NoOffer);
     this.ch = ch;
+    this.chans.push(ch);
     this.rx = pageAllocRun(RX_PAGES);
     this.tx = pageAllocRun(TX_PAGES);
     this.pkt = pageAllocRun(PACKET_BYTES >> 12);
@@ -200,6 +224,39 @@ export class NetvscNic extends NetDevice {
     return true;
   }
 
+  /**
+   * Asks for `want` channels in all (bounded by NETVSC_MAX_QUEUES and the host's
+   * OID_GEN_RECEIVE_SCALE_CAPABILITIES), opens the sub-channels granted and sets RSS over them.
+   * Needs NVSP 5. Returns the channels in use; 1 when the host offers no more (nothing changed).
+   */
+  enableQueues(want: u32): u32 {
+    if (this.ch == null || this.queues > 1 || this.nvspVersion < NVSP_VERSION_5) return this.queues;
+    const c = this.control;
+    if (!this.rndisRequest(rndisQuery(c, 6, OID_GEN_RECEIVE_SCALE_CAPABILITIES), 6) || load<u32>(c, 12) != RNDIS_STATUS_SUCCESS) return 1;
+    const at = load<u32>(c, 20);
+    if (load<u32>(c, 16) < 16 || at < 16 || at > 228) return 1;
+    let n = load<u32>(c + 8 + at, 12); // NumberOfReceiveQueues
+    if (n > want) n = want;
+    if (n > NETVSC_MAX_QUEUES) n = NETVSC_MAX_QUEUES;
+    if (n < 2) return 1;
+    nvspMessage(this.out, NVSP_MSG_SUBCHANNEL, NVSP_SUBCHANNEL_ALLOCATE, n - 1);
+    if (!this.request(NVSP_MSG_SUBCHANNEL) || load<u32>(this.reply, 4) != NVSP_STAT_SUCCESS) return 1;
+    const granted = load<u32>(this.reply, 8);
+    if (granted == 0 || granted > n - 1) { this.hostErrors++; return 1; }
+    // The offers follow the response (Linux waits for every sub-channel to open before RSS).
+    const st = vmbusState();
+    for (let i: u32 = 1; i <= granted; i++) {
+      const start = referenceTime();
+      while (clientFindOffer(st, NETVSC_INTERFACE_TYPE, i) == 0 && referenceTime() - start < INIT_WAIT_100NS) vmbusWaitStep();
+      const sub = vscOpen(NETVSC_INTERFACE_TYPE, SEND_RING_BYTES, RECV_RING_BYTES, 0, i);
+      if (sub == null) break;
+      this.chans.push(sub);
+    }
+    this.queues = <u32>this.chans.length;
+    if (this.queues > 1 && (!this.rndisRequest(rndisSetRssParameters(c, 7, this.queues), 7) || load<u32>(c, 12) != RNDIS_STATUS_SUCCESS)) this.hostErrors++;
+    return this.queues;
+  }
+
   // ---- requests and waiting --------------------------------------------------------------
 
   /** Sends the NVSP message at `out` in-band. */
@@ -255,23 +312,25 @@ export class NetvscNic extends NetDevice {
    * by frame for receive(). Returns the packets read.
    */
   private pump(): u32 {
-    const ch = this.ch!;
     let n: u32 = 0;
-    ch.recvBegin();
-    for (;;) {
-      const got = ch.recvNext(this.pkt, PACKET_BYTES);
-      if (got <= 0) {
-        if (got < 0) this.hostErrors++;
-        break;
+    for (let q: u32 = 0; q < this.queues; q++) {
+      const ch = this.chans[q];
+      ch.recvBegin();
+      for (;;) {
+        const got = ch.recvNext(this.pkt, PACKET_BYTES);
+        if (got <= 0) {
+          if (got < 0) this.hostErrors++;
+          break;
+        }
+        n++;
+        this.dispatch(<u32>got, q);
       }
-      n++;
-      this.dispatch(<u32>got);
+      ch.recvEnd();
     }
-    ch.recvEnd();
     return n;
   }
 
-  private dispatch(length: u32): void {
+  private dispatch(length: u32, q: u32): void {
     const p = this.pkt;
     const type = packetType(p);
     const offset = packetOffset8(p) << 3;
@@ -286,12 +345,16 @@ export class NetvscNic extends NetDevice {
         this.sectionBusy &= ~(<u32>1 << lo);
       } else if (nvsp == NVSP_MSG_SEND_RNDIS_PKT_COMPLETE && hi == TAG_JUMBO && lo < JUMBO_BUFFERS) {
         this.jumboBusy &= ~(<u32>1 << lo);
-      } else if (hi == TAG_INIT) {
+      } else if (hi == TAG_INIT && q == 0) {
         const size = total - offset < NVSP_MESSAGE_SIZE ? total - offset : NVSP_MESSAGE_SIZE;
         memory.fill(this.reply, 0, NVSP_MESSAGE_SIZE);
         memory.copy(this.reply, msg, size);
         this.replyType = nvsp;
       } else this.hostErrors++;
+      return;
+    }
+    if (type == VmbusPacketType.DataInband && q == 0 && load<u32>(msg) == NVSP_MSG_SEND_INDIRECTION_TABLE) {
+      this.sendTables++; // frames go out on the channel their flow came in on instead
       return;
     }
     if (type != VmbusPacketType.DataUsingTransferPages || offset < 24 || load<u32>(msg) != NVSP_MSG_SEND_RNDIS_PKT) { this.hostErrors++; return; }
@@ -300,14 +363,14 @@ export class NetvscNic extends NetDevice {
     this.rxPackets++;
     const lo = packetTransIdLo(p);
     const hi = packetTransIdHi(p);
-    if (load<u32>(msg, 4) == RMC_CONTROL) {
+    if (load<u32>(msg, 4) == RMC_CONTROL && q == 0) {
       for (let i: u32 = 0; i < ranges; i++) this.controlMessage(load<u32>(p + 28 + (<usize>i << 3)), load<u32>(p + 24 + (<usize>i << 3)));
-      this.completeReceive(lo, hi);
+      this.completeReceive(lo, hi, 0);
       return;
     }
     if (load<u32>(msg, 4) != RMC_DATA || this.queueCount + ranges > RX_QUEUE) {
       this.rxDropped += ranges;
-      this.completeReceive(lo, hi);
+      this.completeReceive(lo, hi, q);
       return;
     }
     for (let i: u32 = 0; i < ranges; i++) {
@@ -315,17 +378,17 @@ export class NetvscNic extends NetDevice {
       const e = this.queue + (<usize>((this.queueHead + this.queueCount) % RX_QUEUE) << 4);
       store<u32>(e, load<u32>(p + 28 + (<usize>i << 3)));
       store<u16>(e, <u16>(count > 0xffff ? 0xffff : count), 4);
-      store<u16>(e, i + 1 == ranges ? 1 : 0, 6); // the last range of a packet carries its completion
+      store<u16>(e, <u16>((q << 8) | (i + 1 == ranges ? 1 : 0)), 6); // its channel; the last range of a packet carries its completion
       store<u32>(e, lo, 8);
       store<u32>(e, hi, 12);
       this.queueCount++;
     }
   }
 
-  /** VM_PKT_COMP for a transfer-page packet: the slots are the host's again. */
-  private completeReceive(lo: u32, hi: u32): void {
+  /** VM_PKT_COMP for a transfer-page packet, on the channel `q` it came on: the slots are the host's again. */
+  private completeReceive(lo: u32, hi: u32, q: u32): void {
     nvspMessage(this.out + 128, NVSP_MSG_SEND_RNDIS_PKT_COMPLETE, NVSP_STAT_SUCCESS);
-    this.ch!.send(VmbusPacketType.Completion, 0, lo, hi, 0, 0, this.out + 128, 16);
+    this.chans[q].send(VmbusPacketType.Completion, 0, lo, hi, 0, 0, this.out + 128, 16);
   }
 
   /** A control message in the receive buffer: a completion for the request in flight, or a status indication. */
@@ -356,8 +419,17 @@ export class NetvscNic extends NetDevice {
    * sleep then, since the frames hold receive-buffer slots the host needs to deliver more.
    */
   hasWork(): bool {
-    const ch = this.ch;
-    return this.queueCount > 0 || (ch != null && ch.inbound.writeIndex() != ch.inbound.readIndex());
+    if (this.queueCount > 0) return true;
+    for (let q: u32 = 0; q < <u32>this.chans.length; q++) {
+      const ch = this.chans[q];
+      if (ch.inbound.writeIndex() != ch.inbound.readIndex()) return true;
+    }
+    return false;
+  }
+
+  /** Clears every channel's SynIC event flag (before checking hasWork and sleeping). */
+  takeEventFlags(): void {
+    for (let q: u32 = 0; q < <u32>this.chans.length; q++) eventFlagTake(VP_INDEX, VMBUS_MESSAGE_SINT, this.chans[q].relid);
   }
 
   // ---- NetDevice -------------------------------------------------------------------------
@@ -375,11 +447,13 @@ export class NetvscNic extends NetDevice {
     const total = rndisPacketHeader(s, length);
     memory.copy(s + RNDIS_PACKET_HEADER, gpa, length);
     nvspMessage(this.out + 64, NVSP_MSG_SEND_RNDIS_PKT, RMC_DATA, <u32>section, total);
-    if (this.ch!.send(VmbusPacketType.DataInband, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, <u32>section, TAG_DATA, 0, 0, this.out + 64, NVSP_MESSAGE_SIZE) < 0) {
+    const q = this.txQueue;
+    if (this.chans[q].send(VmbusPacketType.DataInband, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, <u32>section, TAG_DATA, 0, 0, this.out + 64, NVSP_MESSAGE_SIZE) < 0) {
       this.sectionBusy &= ~(<u32>1 << <u32>section);
       return false;
     }
     this.sent++;
+    if (q != 0) this.sentOnSubChannels++;
     return true;
   }
 
@@ -401,9 +475,11 @@ export class NetvscNic extends NetDevice {
     const total = rndisPacketHeader(buffer, length);
     memory.copy(buffer + RNDIS_PACKET_HEADER, gpa, length);
     nvspMessage(this.out + 64, NVSP_MSG_SEND_RNDIS_PKT, RMC_DATA, NVSP_NO_SEND_SECTION, 0);
-    if (this.ch!.sendGpaDirect(i, TAG_JUMBO, buffer, total, this.out + 64, NVSP_MESSAGE_SIZE) < 0) return false;
+    const q = this.txQueue;
+    if (this.chans[q].sendGpaDirect(i, TAG_JUMBO, buffer, total, this.out + 64, NVSP_MESSAGE_SIZE) < 0) return false;
     this.jumboBusy |= <u32>1 << i;
     this.sent++;
+    if (q != 0) this.sentOnSubChannels++;
     return true;
   }
 
@@ -414,15 +490,18 @@ export class NetvscNic extends NetDevice {
         const e = this.queue + (<usize>this.queueHead << 4);
         const offset = load<u32>(e);
         const count = <u32>load<u16>(e, 4);
-        const last = load<u16>(e, 6) != 0;
+        const tag = <u32>load<u16>(e, 6);
+        const q = tag >> 8;
         const lo = load<u32>(e, 8);
         const hi = load<u32>(e, 12);
         this.queueHead = (this.queueHead + 1) % RX_QUEUE;
         this.queueCount--;
         const length = this.frameAt(offset, count, gpa);
-        if (last) this.completeReceive(lo, hi);
+        if ((tag & 1) != 0) this.completeReceive(lo, hi, q);
         if (length > 0) {
           this.received++;
+          if (q != 0) this.receivedOnSubChannels++;
+          this.txQueue = q;
           return length;
         }
       }
@@ -450,12 +529,11 @@ export class NetvscNic extends NetDevice {
    */
   waitStep(): bool {
     if (this.queueCount > 0) return true;
-    const ch = this.ch;
-    if (ch == null) return false;
-    eventFlagTake(VP_INDEX, VMBUS_MESSAGE_SINT, ch.relid);
+    if (this.ch == null) return false;
+    this.takeEventFlags();
     const start = referenceTime();
     for (;;) {
-      if (ch.inbound.writeIndex() != ch.inbound.readIndex()) return true;
+      if (this.hasWork()) return true;
       if (referenceTime() - start > WAIT_STEP_100NS) return false;
     }
     return false; // not reached
@@ -468,6 +546,11 @@ export class NetvscNic extends NetDevice {
     putDec(this.nvspVersion >> 16);
     puts(".");
     putDec(this.nvspVersion & 0xffff);
+    if (this.queues > 1) {
+      puts(", ");
+      putDec(this.queues);
+      puts(" queues");
+    }
     puts(this.linkUp ? ", link up)" : ", link down)");
   }
 
@@ -481,6 +564,9 @@ export class NetvscNic extends NetDevice {
     puts(" host_errors="); putDec(this.hostErrors);
     puts(" signals="); putDec(ch != null ? ch.signals : 0);
     puts(" link_changes="); putDec(this.linkChanges);
+    puts(" queues="); putDec(this.queues);
+    puts(" rx_sub="); putDec(this.receivedOnSubChannels);
+    puts(" tx_sub="); putDec(this.sentOnSubChannels);
     puts("\n");
   }
 }

@@ -51,6 +51,8 @@ export interface NicConfig {
   switchSocket?: string;
   /** Access VLAN id of the port (1–4094). */
   vlanId?: number;
+  /** Synthetic: channels (receive queues) a guest may open, the primary included (default 8, at most the host's cores; 1 = single queue). */
+  maxChannels?: number;
 }
 
 export interface VmDeviceConfig {

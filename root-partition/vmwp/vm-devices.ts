@@ -143,6 +143,9 @@ export class VmDevices {
             gpadls: host.server,
             log,
             allowJumbo: true,
+            // Sub-channels (vRSS) for a guest that asks: up to maxChannels, never more than the host's cores.
+            subChannels: host.server,
+            maxChannels: n.maxChannels,
             onTransmit: (frame) => uplink.to?.transmit(frame),
             paused: () => Atomics.load(partition.ctl.i32, P_REQUESTED_STATE >> 2) === RequestedState.Pause,
           });

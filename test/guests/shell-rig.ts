@@ -40,6 +40,8 @@ export interface ShellRigOptions {
   syntheticNics?: Uint8Array[];
   /** The synthetic NICs agree jumbo frames when the guest asks (as a VM worker's do). */
   jumbo?: boolean;
+  /** The synthetic NICs offer sub-channels (as a VM worker's do), up to this many channels each. */
+  nicChannels?: number;
 }
 
 export class ShellRig {
@@ -91,6 +93,7 @@ export class ShellRig {
             mac,
             gpadls: host.server,
             allowJumbo: o.jumbo,
+            ...(o.nicChannels ? { subChannels: host.server, maxChannels: o.nicChannels } : {}),
             onTransmit: (frame) => rig.onSyntheticTransmit(i, frame),
           });
           rig.netVsps.push(vsp);

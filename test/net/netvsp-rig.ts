@@ -1,5 +1,5 @@
 import { GuestMemory } from '../../hypervisor/guest-memory.ts';
-import { NetVspChannel, type NetVspChannelOptions, type NetVspIncoming } from '../../root-partition/vsp/netvsp/netvsp-channel.ts';
+import { NetVspChannel, type NetVspChannelOptions, type NetVspIncoming, type NetVspSink } from '../../root-partition/vsp/netvsp/netvsp-channel.ts';
 import { decodeNetVspChannel, encodeNetVspChannel, type NetVspSavedChannel } from '../../root-partition/vsp/netvsp/netvsp-saved-state.ts';
 import { decodeTransferPageHeaderBytes } from './netvsp-wire.ts';
 
@@ -21,6 +21,8 @@ export class NetVspRig {
   readonly memory = new GuestMemory(4 << 20);
   readonly completions: { transactionId: bigint; payload: Uint8Array }[] = [];
   readonly transferPages: SentTransferPages[] = [];
+  /** In-band packets the host sent (SEND_INDIRECTION_TABLE). */
+  readonly inband: Uint8Array[] = [];
   readonly transmitted: { frame: Uint8Array; vlanId: number | undefined }[] = [];
   readonly gpadls = new Map<number, number[]>();
   ringFull = false;
@@ -28,7 +30,10 @@ export class NetVspRig {
   /** Replaced by `restore` (a new channel over the same memory, as in a restoring worker). */
   channel: NetVspChannel;
 
-  constructor(opts: { mac?: Uint8Array; allowJumbo?: boolean; rxPages?: number; txPages?: number; scatterRx?: boolean } = {}) {
+  /** SUBCHANNEL grants the channel reported (onSubChannelsGranted). */
+  readonly granted: number[] = [];
+
+  constructor(opts: { mac?: Uint8Array; allowJumbo?: boolean; rxPages?: number; txPages?: number; scatterRx?: boolean; maxChannels?: number } = {}) {
     const rxPages = opts.rxPages ?? 64;
     const rx = Array.from({ length: rxPages }, (_, i) => NetVspRig.RX_GPA / 4096 + (opts.scatterRx ? (i * 7) % rxPages : i));
     this.gpadls.set(0x100, rx);
@@ -52,8 +57,15 @@ export class NetVspRig {
           this.transferPages.push({ transactionId, header: header.slice(), payload: payload.slice(), ranges: decodeTransferPageHeaderBytes(header) });
           return true;
         },
+        sendInband: (payload) => {
+          if (this.ringFull) return false;
+          this.inband.push(payload.slice());
+          return true;
+        },
       },
       onTransmit: (frame, vlanId) => this.transmitted.push({ frame: frame.slice(), vlanId }),
+      maxChannels: opts.maxChannels,
+      onSubChannelsGranted: (count) => this.granted.push(count),
     };
     this.channel = new NetVspChannel(this.options);
   }
@@ -65,7 +77,14 @@ export class NetVspRig {
     this.channel = NetVspChannel.restored(this.options, decodeNetVspChannel(encodeNetVspChannel(saved)));
   }
 
-  send(payload: Uint8Array, opts: { completionRequested?: boolean; transactionId?: bigint; gpa?: Uint8Array[] | null } = {}): void {
+  /** Opens sub-channel `index` on the channel: what the host sends on it is recorded in the returned rig. */
+  openSubChannel(index: number): SubChannelRig {
+    const sub = new SubChannelRig(this, index);
+    if (!this.channel.attachSubChannel(index, sub.sink)) throw new Error(`sub-channel ${index} refused`);
+    return sub;
+  }
+
+  send(payload: Uint8Array, opts: { completionRequested?: boolean; transactionId?: bigint; gpa?: Uint8Array[] | null; channel?: number } = {}): void {
     const p: NetVspIncoming = {
       kind: opts.gpa !== undefined ? 'gpa-direct' : 'inband',
       transactionId: opts.transactionId ?? 7n,
@@ -73,7 +92,7 @@ export class NetVspRig {
       payload,
       gpaSegments: opts.gpa,
     };
-    this.channel.handle(p);
+    this.channel.handle(p, opts.channel ?? 0);
   }
 
   completeReceive(transactionId: bigint): void {
@@ -154,4 +173,36 @@ export function packetMsg(frame: Uint8Array, align = 1): Uint8Array {
   b.set(u32s(1, len, 36, frame.length, 0, 0, 0, 36, 0, 0, 0));
   b.set(frame, 44);
   return b;
+}
+
+/** The guest's end of one sub-channel on a NetVspRig: its completions and transfer-page packets. */
+export class SubChannelRig {
+  readonly completions: { transactionId: bigint; payload: Uint8Array }[] = [];
+  readonly transferPages: SentTransferPages[] = [];
+  readonly sink: NetVspSink = {
+    complete: (transactionId, payload) => {
+      this.completions.push({ transactionId, payload: payload.slice() });
+      return true;
+    },
+    sendTransferPages: (transactionId, header, payload) => {
+      this.transferPages.push({ transactionId, header: header.slice(), payload: payload.slice(), ranges: decodeTransferPageHeaderBytes(header) });
+      return true;
+    },
+    sendInband: () => {
+      throw new Error('in-band packets go on the primary channel');
+    },
+  };
+
+  constructor(
+    private readonly rig: NetVspRig,
+    readonly index: number,
+  ) {}
+
+  send(payload: Uint8Array, opts: { transactionId?: bigint; gpa?: Uint8Array[] | null } = {}): void {
+    this.rig.send(payload, { ...opts, channel: this.index });
+  }
+
+  completeReceive(transactionId: bigint): void {
+    this.rig.channel.handle({ kind: 'completion', transactionId, completionRequested: false, payload: u32s(108, 1) }, this.index);
+  }
 }

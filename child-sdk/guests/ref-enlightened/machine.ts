@@ -169,8 +169,7 @@ export class EnlightenedMachine extends ShellMachine {
       if (d != null) eventFlagTake(VP_INDEX, VMBUS_MESSAGE_SINT, d.channel.relid);
     }
     if (nic != null && nic.ch != null) {
-      const ch = nic.ch!;
-      eventFlagTake(VP_INDEX, VMBUS_MESSAGE_SINT, ch.relid);
+      nic.takeEventFlags();
       if (nic.hasWork()) return false;
     }
     for (let i = 0; i < IC_SERVICES; i++) {

@@ -8,7 +8,7 @@
 //   echo    echo typed characters (for a terminal in raw mode)
 import { sti } from "../../platform/hv";
 import { puts, putDec } from "../../kernel/console";
-import { cmdlineHas } from "../../kernel/boot-info";
+import { cmdlineHas, cmdlineNumber, vpCount } from "../../kernel/boot-info";
 import { kernelBoot } from "../../kernel/boot";
 import { pageAlloc } from "../../kernel/pages";
 import { shellRun } from "../../kernel/shell";
@@ -79,6 +79,9 @@ function attachNetwork(m: EnlightenedMachine): void {
     }
     return;
   }
+  // Multi-queue (sub-channels, RSS) with more than one VP, or as many channels as netq=<n> says.
+  const want = <u32>cmdlineNumber("netq", vpCount());
+  if (want > 1) nic.enableQueues(want);
   m.nic = nic;
   netAttach(nic);
   puts("network: ");

@@ -3,6 +3,7 @@ import { encodeTransferPageHeader } from '../../../vmbus/ring/index.ts';
 import { GpadlBuffer } from './gpadl-buffer.ts';
 import {
   MAX_FRAMES_PER_RECEIVE_PACKET,
+  MAX_NETVSP_CHANNELS,
   NETVSC_RECEIVE_BUFFER_ID,
   NO_SEND_SECTION,
   type NvspError,
@@ -14,6 +15,7 @@ import {
   RndisChannelType,
   SEND_SECTION_SIZE,
   SUPPORTED_NVSP_VERSIONS,
+  SubchannelOperation,
   NvspVersion,
   decodeNvsp,
   encodeInitComplete,
@@ -22,6 +24,8 @@ import {
   encodeRndisPacketComplete,
   encodeRndisPacketForReceive,
   encodeSendBufferComplete,
+  encodeSendIndirectionTable,
+  encodeSubchannelComplete,
   maxMessageTypeFor,
   nvspMessageSize,
   type NvspMessage,
@@ -29,6 +33,7 @@ import {
 import { RndisDevice } from './rndis-device.ts';
 import { NdisStatus, type RndisError, RndisMessageType, encodeIndicateStatus, parseRndisPackets, writeReceivePacket } from './rndis-protocol.ts';
 import { ReceiveSuballocs } from './receive-suballocs.ts';
+import { rssHashInput, toeplitzHash } from './rss-toeplitz.ts';
 import { JUMBO_FRAME_BYTES, MAX_NETVSP_BUFFER_BYTES, STANDARD_FRAME_BYTES, netvspStateError, type NetVspSavedChannel } from './netvsp-saved-state.ts';
 
 /** A packet the framework received (payload already copied out of the ring). */
@@ -46,6 +51,8 @@ export interface NetVspSink {
   complete(transactionId: bigint, payload: Uint8Array): boolean;
   /** VM_PKT_DATA_USING_XFER_PAGES with COMPLETION_REQUESTED. */
   sendTransferPages(transactionId: bigint, header: Uint8Array, payload: Uint8Array): boolean;
+  /** VM_PKT_DATA_INBAND without a completion (SEND_INDIRECTION_TABLE). */
+  sendInband(payload: Uint8Array): boolean;
 }
 
 export interface NetVspChannelOptions {
@@ -58,6 +65,10 @@ export interface NetVspChannelOptions {
   sink: NetVspSink;
   /** A frame the guest transmitted (valid during the call only). */
   onTransmit(frame: Uint8Array, vlanId: number | undefined): void;
+  /** Channels this NIC may run, the primary included (1..64; default 1: SUBCHANNEL is refused). */
+  maxChannels?: number;
+  /** SUBCHANNEL granted `count` sub-channels (after its completion was sent): offer them. */
+  onSubChannelsGranted?(count: number): void;
 }
 
 export interface NetVspStats {
@@ -79,8 +90,12 @@ export interface NetVspStats {
   rxDropRingFull: number;
   /** Control responses lost because every reserved slot was in flight. */
   controlDropped: number;
-  /** Guest completions naming no packet in flight. */
+  /** Guest completions naming no packet in flight (or one sent on another channel). */
   badCompletions: number;
+  /** Frames delivered on a sub-channel (RSS sent them there), a subset of framesDelivered. */
+  framesDeliveredOnSubChannels: number;
+  /** Frames the guest sent on a sub-channel, a subset of framesTransmitted. */
+  framesTransmittedOnSubChannels: number;
 }
 
 /** Most RNDIS bytes one SEND_RNDIS_PKT may carry (8 jumbo frames with headers, well under it). */
@@ -112,6 +127,8 @@ export class NetVspChannel {
     rxDropRingFull: 0,
     controlDropped: 0,
     badCompletions: 0,
+    framesDeliveredOnSubChannels: 0,
+    framesTransmittedOnSubChannels: 0,
   };
   /** The last refusal, for diagnostics. */
   lastError = '';
@@ -123,13 +140,50 @@ export class NetVspChannel {
   private receive: { gpadl: number; pages: readonly number[]; buffer: GpadlBuffer; id: number; subAllocSize: number; slots: ReceiveSuballocs } | undefined =
     undefined;
   private send: { gpadl: number; pages: readonly number[]; buffer: GpadlBuffer; sections: number } | undefined = undefined;
+  /** Sub-channels SUBCHANNEL granted (their sub_channel_index is 1..this). */
+  grantedSubChannels = 0;
+  /** The rings of the sub-channels the guest has opened, by sub_channel_index. */
+  private readonly subSinks = new Map<number, NetVspSink>();
+  /** For each receive packet in flight, by its first slot: the channel it went out on (its completion must come back there). */
+  private slotChannel = new Uint8Array(0);
   readonly rndis: RndisDevice;
   private readonly opts: NetVspChannelOptions;
   private readonly one = [new Uint8Array(0)];
 
   constructor(opts: NetVspChannelOptions) {
     this.opts = opts;
-    this.rndis = new RndisDevice({ mac: opts.mac, maxFrameBytes: STANDARD_FRAME_BYTES });
+    this.rndis = new RndisDevice({ mac: opts.mac, maxFrameBytes: STANDARD_FRAME_BYTES, maxQueues: this.maxChannels });
+  }
+
+  /** Channels this NIC may run (the primary included). */
+  get maxChannels(): number {
+    return Math.max(1, Math.min(MAX_NETVSP_CHANNELS, Math.floor(this.opts.maxChannels ?? 1)));
+  }
+
+  /** Sub-channel `index` is open: it carries transmissions and the frames RSS sends it. */
+  attachSubChannel(index: number, sink: NetVspSink): boolean {
+    if (index < 1 || index > this.grantedSubChannels) return false;
+    this.subSinks.set(index, sink);
+    return true;
+  }
+
+  /**
+   * Sub-channel `index` closed: the receive packets still out on it can no longer be completed
+   * there, so their slots come back now (the guest cannot strand the shared buffer by closing).
+   */
+  detachSubChannel(index: number): void {
+    if (!this.subSinks.delete(index)) return;
+    const r = this.receive;
+    if (r) for (const [first] of r.slots.inFlightPackets()) if (this.slotChannel[first!] === index) r.slots.complete(first!);
+  }
+
+  /** Sub-channels open now, by index (tests, counters). */
+  get openSubChannels(): number[] {
+    return [...this.subSinks.keys()].sort((a, b) => a - b);
+  }
+
+  private sinkOf(channel: number): NetVspSink {
+    return channel === 0 ? this.opts.sink : this.subSinks.get(channel)!;
   }
 
   /** Everything the channel keeps between packets, for a saved VM (netvsp-saved-state.ts). */
@@ -141,11 +195,19 @@ export class NetVspChannel {
       ndisConfigSeen: this.ndisConfigSeen,
       maxFrameBytes: this.maxFrameBytes,
       ndisVersion: this.ndisVersion && { ...this.ndisVersion },
-      receive: r && { gpadl: r.gpadl, id: r.id, subAllocSize: r.subAllocSize, count: r.slots.count, pages: [...r.pages], inFlight: r.slots.inFlightPackets() },
+      receive: r && this.savedReceive(r),
       send: s && { gpadl: s.gpadl, sections: s.sections, pages: [...s.pages] },
       rndis: { state: this.rndis.state, packetFilter: this.rndis.packetFilter, linkUp: this.rndis.linkUp },
       mac: this.rndis.mac.slice(),
+      subChannelsGranted: this.grantedSubChannels,
+      rss: this.rndis.rss && { hashTypes: this.rndis.rss.hashTypes, key: this.rndis.rss.key.slice(), table: this.rndis.rss.table.slice() },
     };
+  }
+
+  private savedReceive(r: NonNullable<NetVspChannel['receive']>): NonNullable<NetVspSavedChannel['receive']> {
+    const inFlight = r.slots.inFlightPackets();
+    const inFlightChannels = inFlight.map((p) => this.slotChannel[p[0]!]!);
+    return { gpadl: r.gpadl, id: r.id, subAllocSize: r.subAllocSize, count: r.slots.count, pages: [...r.pages], inFlight, inFlightChannels };
   }
 
   /**
@@ -159,6 +221,11 @@ export class NetVspChannel {
     if (s.mac.some((b, i) => b !== mac[i])) throw netvspStateError(`MAC ${hexMac(s.mac)} is not this adapter's (${hexMac(mac)})`);
     if (s.maxFrameBytes > STANDARD_FRAME_BYTES && !opts.allowJumbo) throw netvspStateError(`${s.maxFrameBytes}-byte frames on a port without jumbo frames`);
     const c = new NetVspChannel(opts);
+    if (s.subChannelsGranted >= c.maxChannels)
+      throw netvspStateError(`${s.subChannelsGranted} sub-channels granted; this adapter runs ${c.maxChannels} channel(s) on this host`);
+    c.grantedSubChannels = s.subChannelsGranted;
+    c.rndis.channels = 1 + s.subChannelsGranted;
+    c.rndis.rss = s.rss && { hashTypes: s.rss.hashTypes, key: s.rss.key.slice(), table: s.rss.table.slice() };
     c.version = s.version;
     c.ndisConfigSeen = s.ndisConfigSeen;
     c.ndisVersion = s.ndisVersion && { ...s.ndisVersion };
@@ -179,6 +246,8 @@ export class NetVspChannel {
         subAllocSize: r.subAllocSize,
         slots: ReceiveSuballocs.restored(r.count, RESERVED_CONTROL_SUBALLOCS, r.inFlight),
       };
+      c.slotChannel = new Uint8Array(r.count);
+      r.inFlight.forEach((p, i) => (c.slotChannel[p[0]!] = r.inFlightChannels[i] ?? 0));
     }
     if (s.send) {
       const buffer = GpadlBuffer.over(opts.memory, s.send.pages);
@@ -207,8 +276,13 @@ export class NetVspChannel {
     return this.receive !== undefined && this.rndis.state === 'initialized' && this.rndis.packetFilter !== 0;
   }
 
-  handle(p: NetVspIncoming): void {
-    if (p.kind === 'completion') return this.guestCompletion(p);
+  /**
+   * A packet from the guest on the primary channel (`channel` 0) or on sub-channel `channel`, which
+   * carries only data: SEND_RNDIS_PKT of PACKET_MSGs and completions of its own receive packets.
+   */
+  handle(p: NetVspIncoming, channel = 0): void {
+    if (channel !== 0) return this.subChannelPacket(p, channel);
+    if (p.kind === 'completion') return this.guestCompletion(p, 0);
     this.stats.nvspMessages++;
     let msg: NvspMessage;
     try {
@@ -248,15 +322,60 @@ export class NetVspChannel {
         this.send = undefined;
         return this.emptyCompletion(p);
       case T.SendRndisPacket:
-        return this.rndisPacket(p, msg.sectionIndex, msg.sectionSize);
+        return this.rndisPacket(p, msg.sectionIndex, msg.sectionSize, 0);
       case T.None:
         return this.other(p, msg.code);
       case T.Subchannel:
-        // Sub-channels (vRSS) are not offered: status FAIL with 0, as OpenVMM answers when it cannot.
-        return this.reply(p, encodeNvsp(this.msgSize, T.Subchannel, NvspStatus.Fail, 0));
+        return this.allocateSubChannels(p, msg.operation, msg.count);
       default:
         return this.refuse(p, `NVSP message type ${code} is not handled`);
     }
+  }
+
+  private subChannelPacket(p: NetVspIncoming, channel: number): void {
+    if (!this.subSinks.has(channel)) {
+      this.stats.refused++;
+      return this.note(`a packet on sub-channel ${channel}, which is not open`);
+    }
+    if (p.kind === 'completion') return this.guestCompletion(p, channel);
+    this.stats.nvspMessages++;
+    let msg: NvspMessage;
+    try {
+      msg = decodeNvsp(p.payload);
+    } catch (e) {
+      return this.refuse(p, (e as NvspError).message, channel);
+    }
+    if (msg.type !== T.SendRndisPacket || msg.channelType !== RndisChannelType.Data)
+      return this.refuse(p, `NVSP message ${msg.type === T.None ? msg.code : msg.type} on sub-channel ${channel} (data only)`, channel);
+    return this.rndisPacket(p, msg.sectionIndex, msg.sectionSize, channel);
+  }
+
+  /**
+   * SUBCHANNEL ALLOCATE (Linux rndis_set_subchannel): granted once per primary open, after the
+   * receive buffer (the sub-channels share it), up to the NIC's channels − 1; a larger request
+   * gets the most there are (the response says how many). Anything else: FAIL with 0, as
+   * OpenVMM answers. The host then tells the guest its send indirection table (entry i → i mod
+   * channels) and offers the sub-channels.
+   */
+  private allocateSubChannels(p: NetVspIncoming, operation: number, requested: number): void {
+    const fail = (why: string) => {
+      this.note(`SUBCHANNEL: ${why}`);
+      this.stats.refused++;
+      this.reply(p, encodeSubchannelComplete(this.msgSize, NvspStatus.Fail, 0));
+    };
+    if (operation !== SubchannelOperation.Allocate) return fail(`operation ${operation} (only ALLOCATE, 1)`);
+    if (!this.receive) return fail('before the receive buffer');
+    if (this.grantedSubChannels > 0) return fail('repeated (sub-channels were granted already)');
+    if (requested === 0) return fail('for no sub-channel');
+    // Every channel needs a receive slot of its own beyond the reserved ones (OpenVMM's rule).
+    const byBuffer = this.receive.slots.count - RESERVED_CONTROL_SUBALLOCS - 1;
+    const granted = Math.min(requested, this.maxChannels - 1, byBuffer);
+    if (granted <= 0) return fail(`this NIC runs ${this.maxChannels} channel(s)`);
+    this.grantedSubChannels = granted;
+    this.rndis.channels = 1 + granted;
+    this.reply(p, encodeSubchannelComplete(this.msgSize, NvspStatus.Success, granted));
+    this.opts.sink.sendInband(encodeSendIndirectionTable(1 + granted));
+    this.opts.onSubChannelsGranted?.(granted);
   }
 
   /** Message types without a body this host reads. */
@@ -272,7 +391,9 @@ export class NetVspChannel {
   }
 
   /**
-   * Frames for the guest, in one transfer-page packet (up to 375). Returns how many were
+   * Frames for the guest, in one transfer-page packet (up to 375) per channel they go to: with
+   * RSS set and sub-channels open, each frame goes to the channel its flow's Toeplitz hash picks
+   * in the guest's indirection table (a channel not open: the primary). Returns how many were
    * delivered; the rest were dropped and counted by reason.
    */
   deliver(frames: readonly Uint8Array[], paused = false): number {
@@ -293,11 +414,37 @@ export class NetVspChannel {
       else accepted.push(f);
     }
     let delivered = 0;
+    for (const [channel, frames] of this.spread(accepted)) delivered += this.deliverOn(channel, frames);
+    return delivered;
+  }
+
+  /** The channel for each frame (RSS), grouped; all on the primary without RSS or sub-channels. */
+  private spread(frames: Uint8Array[]): Map<number, Uint8Array[]> {
+    const rss = this.rndis.rss;
+    if (!rss || this.subSinks.size === 0) return new Map([[0, frames]]);
+    const out = new Map<number, Uint8Array[]>();
+    const mask = rss.table.length - 1;
+    for (const f of frames) {
+      const input = rssHashInput(f, rss.hashTypes);
+      let channel = input ? rss.table[toeplitzHash(rss.key, input) & mask]! : 0;
+      if (channel !== 0 && !this.subSinks.has(channel)) channel = 0;
+      const list = out.get(channel);
+      if (list) list.push(f);
+      else out.set(channel, [f]);
+    }
+    return out;
+  }
+
+  private deliverOn(channel: number, accepted: Uint8Array[]): number {
+    const r = this.receive!;
+    const sink = this.sinkOf(channel);
+    let delivered = 0;
     for (let i = 0; i < accepted.length; i += MAX_FRAMES_PER_RECEIVE_PACKET) {
       const batch = accepted.slice(i, i + MAX_FRAMES_PER_RECEIVE_PACKET);
       const slots = r.slots.takeData(batch.length);
       this.stats.rxDropNoBuffer += batch.length - slots.length;
       if (slots.length === 0) continue;
+      this.slotChannel[slots[0]!] = channel;
       const ranges = slots.map((s, k) => {
         const msg = new Uint8Array(RECEIVE_HEADER_ROOM + batch[k]!.length);
         writeReceivePacket(msg, batch[k]!, r.subAllocSize);
@@ -305,13 +452,14 @@ export class NetVspChannel {
         return { byteCount: r.subAllocSize, byteOffset: s * r.subAllocSize };
       });
       const header = encodeTransferPageHeader({ transferPageSetId: r.id, senderOwnsSet: false, ranges });
-      if (!this.opts.sink.sendTransferPages(BigInt(slots[0]!), header, encodeRndisPacketForReceive(this.msgSize, RndisChannelType.Data))) {
+      if (!sink.sendTransferPages(BigInt(slots[0]!), header, encodeRndisPacketForReceive(this.msgSize, RndisChannelType.Data))) {
         r.slots.giveBack(slots[0]!);
         this.stats.rxDropRingFull += slots.length;
         continue;
       }
       this.stats.receivePackets++;
       this.stats.framesDelivered += slots.length;
+      if (channel !== 0) this.stats.framesDeliveredOnSubChannels += slots.length;
       delivered += slots.length;
     }
     return delivered;
@@ -365,6 +513,7 @@ export class NetVspChannel {
     const count = Math.floor(buffer.size / subAllocSize);
     if (count <= RESERVED_CONTROL_SUBALLOCS) return fail(`receive buffer of ${buffer.size} bytes holds only ${count} sub-allocations`);
     this.receive = { gpadl: handle, pages, buffer, id, subAllocSize, slots: new ReceiveSuballocs(count, RESERVED_CONTROL_SUBALLOCS) };
+    this.slotChannel = new Uint8Array(count);
     this.reply(p, encodeReceiveBufferComplete(this.msgSize, NvspStatus.Success, subAllocSize, count));
   }
 
@@ -387,9 +536,9 @@ export class NetVspChannel {
   }
 
   /** SEND_RNDIS_PKT from the guest: gather the RNDIS bytes (copied), then data or control. */
-  private rndisPacket(p: NetVspIncoming, sectionIndex: number, sectionSize: number): void {
+  private rndisPacket(p: NetVspIncoming, sectionIndex: number, sectionSize: number, channel: number): void {
     const complete = (status: number) => {
-      if (p.completionRequested) this.opts.sink.complete(p.transactionId, encodeRndisPacketComplete(this.msgSize, status));
+      if (p.completionRequested) this.sinkOf(channel).complete(p.transactionId, encodeRndisPacketComplete(this.msgSize, status));
     };
     const txError = (why: string) => {
       this.note(why);
@@ -420,9 +569,11 @@ export class NetVspChannel {
     for (const s of segments) buf.set(s, at), (at += s.length);
     const type = new DataView(buf.buffer).getUint32(0, true);
     if (buf.length >= 4 && type !== RndisMessageType.Packet) {
+      if (channel !== 0) return txError(`RNDIS control message 0x${type.toString(16)} on sub-channel ${channel}`);
       this.stats.rndisControl++;
       try {
         const response = this.rndis.control(buf);
+        if (this.rndis.refusal) this.note(this.rndis.refusal), (this.rndis.refusal = '');
         if (response) this.sendControl(response);
       } catch (e) {
         return txError(`RNDIS control: ${(e as RndisError).message}`);
@@ -448,6 +599,7 @@ export class NetVspChannel {
         continue;
       }
       this.stats.framesTransmitted++;
+      if (channel !== 0) this.stats.framesTransmittedOnSubChannels++;
       this.opts.onTransmit(buf.subarray(pk.frameOffset, pk.frameOffset + pk.frameLength), pk.vlanId);
     }
     complete(ok ? NvspStatus.Success : NvspStatus.Fail);
@@ -473,10 +625,11 @@ export class NetVspChannel {
     }
   }
 
-  private guestCompletion(p: NetVspIncoming): void {
+  /** The guest completed a receive packet; on the channel it went out on, or it does not count. */
+  private guestCompletion(p: NetVspIncoming, channel: number): void {
     const r = this.receive;
     const id = p.transactionId;
-    if (!r || id >= BigInt(r.slots.count) || !r.slots.complete(Number(id))) this.stats.badCompletions++;
+    if (!r || id >= BigInt(r.slots.count) || this.slotChannel[Number(id)] !== channel || !r.slots.complete(Number(id))) this.stats.badCompletions++;
   }
 
   private emptyCompletion(p: NetVspIncoming): void {
@@ -488,10 +641,10 @@ export class NetVspChannel {
     if (p.completionRequested) this.opts.sink.complete(p.transactionId, payload);
   }
 
-  private refuse(p: NetVspIncoming, why: string): void {
+  private refuse(p: NetVspIncoming, why: string, channel = 0): void {
     this.note(why);
     this.stats.refused++;
-    if (p.completionRequested) this.opts.sink.complete(p.transactionId, encodeNvsp(this.msgSize, T.None, NvspStatus.Fail));
+    if (p.completionRequested) this.sinkOf(channel).complete(p.transactionId, encodeNvsp(this.msgSize, T.None, NvspStatus.Fail));
   }
 
   private note(why: string): void {

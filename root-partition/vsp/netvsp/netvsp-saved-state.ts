@@ -4,8 +4,11 @@
  * receive buffer (its GPADL, pages, transfer-page set id, the geometry the host answered and the
  * packets the guest has not completed yet, each as its sub-allocation slots — the first one is
  * its transaction id), the send buffer (GPADL, pages, sections), the RNDIS state, packet filter
- * and the link state the guest was told, and the MAC. Transmissions keep nothing: each is
- * completed inside the drain that read it, and a save is never taken inside a drain.
+ * and the link state the guest was told, and the MAC; the sub-channels granted, the RSS
+ * configuration the guest set, and for each receive packet in flight the channel it went out on.
+ * A sub-channel's own state is only its index (it shares everything with its primary).
+ * Transmissions keep nothing: each is completed inside the drain that read it, and a save is
+ * never taken inside a drain.
  *
  * Decoding checks every value against this build (versions, geometry as the host computes it,
  * slots within the buffer and held once); what depends on the VM (the MAC, jumbo frames, pages
@@ -15,6 +18,7 @@ import protobuf from 'protobufjs';
 import { HvError } from '../../../hypervisor/hv-error.ts';
 import {
   MAX_FRAMES_PER_RECEIVE_PACKET,
+  MAX_NETVSP_CHANNELS,
   NvspVersion,
   RECEIVE_HEADER_ROOM,
   RECEIVE_TAIL_UNUSABLE,
@@ -24,6 +28,7 @@ import {
 } from './nvsp-protocol.ts';
 import { checkInFlight } from './receive-suballocs.ts';
 import { KNOWN_PACKET_FILTER_BITS } from './rndis-device.ts';
+import { type RssConfig, checkRssConfig } from './rss-parameters.ts';
 
 export const NETVSP_SAVED_STATE_FORMAT = 1;
 /** The largest receive or send buffer a channel takes (Linux's largest receive buffer is 31 MiB). */
@@ -36,7 +41,18 @@ const SCHEMA = `
 syntax = "proto3";
 package tsvisor.netvsp.v1;
 
-message Packet { repeated uint32 slots = 1; }
+message Packet {
+  repeated uint32 slots = 1;
+  // The channel (sub_channel_index) it went out on; 0 the primary.
+  uint32 channel = 2;
+}
+
+message Rss {
+  uint32 hash_types = 1;
+  bytes key = 2;
+  // Channel per entry.
+  bytes table = 3;
+}
 
 message ReceiveBuffer {
   uint32 gpadl = 1;
@@ -69,6 +85,10 @@ message NetvspChannel {
   // The link state the guest was last told (MEDIA_CONNECT / MEDIA_DISCONNECT).
   bool link_up = 12;
   bytes mac = 13;
+  uint32 sub_channels_granted = 14;
+  Rss rss = 15;
+  // Non-zero: this record is sub-channel n's, and nothing else is set.
+  uint32 sub_channel_index = 16;
 }
 `;
 
@@ -82,10 +102,27 @@ export interface NetVspSavedChannel {
   ndisConfigSeen: boolean;
   maxFrameBytes: number;
   ndisVersion: { major: number; minor: number } | undefined;
-  receive: { gpadl: number; id: number; subAllocSize: number; count: number; pages: number[]; inFlight: number[][] } | undefined;
+  receive: { gpadl: number; id: number; subAllocSize: number; count: number; pages: number[]; inFlight: number[][]; inFlightChannels: number[] } | undefined;
   send: { gpadl: number; sections: number; pages: number[] } | undefined;
   rndis: { state: RndisState; packetFilter: number; linkUp: boolean };
   mac: Uint8Array;
+  subChannelsGranted: number;
+  rss: RssConfig | null;
+}
+
+export function encodeNetVspSubChannel(index: number): Uint8Array {
+  return ChannelType.encode(ChannelType.fromObject({ format: NETVSP_SAVED_STATE_FORMAT, subChannelIndex: index })).finish();
+}
+
+/** A sub-channel's record: its index (≥ 1), checked to carry nothing else. */
+export function decodeNetVspSubChannel(bytes: Uint8Array): number {
+  const o = decodeRaw(bytes);
+  if (o.subChannelIndex === 0) throw netvspStateError('a primary channel record where a sub-channel record belongs');
+  if (o.subChannelIndex >= MAX_NETVSP_CHANNELS) throw netvspStateError(`sub-channel index ${o.subChannelIndex} (below ${MAX_NETVSP_CHANNELS})`);
+  // Only the fields set on the wire (proto3 leaves defaults out): the format and the index.
+  const present = Object.keys(ChannelType.toObject(ChannelType.decode(bytes)));
+  if (present.some((k) => k !== 'format' && k !== 'subChannelIndex')) throw netvspStateError(`sub-channel ${o.subChannelIndex}'s record carries channel state`);
+  return o.subChannelIndex;
 }
 
 export function encodeNetVspChannel(s: NetVspSavedChannel): Uint8Array {
@@ -104,13 +141,15 @@ export function encodeNetVspChannel(s: NetVspSavedChannel): Uint8Array {
         subAllocSize: s.receive.subAllocSize,
         subAllocCount: s.receive.count,
         pages: s.receive.pages,
-        inFlight: s.receive.inFlight.map((slots) => ({ slots })),
+        inFlight: s.receive.inFlight.map((slots, i) => ({ slots, channel: s.receive!.inFlightChannels[i] ?? 0 })),
       },
       send: s.send && { gpadl: s.send.gpadl, sections: s.send.sections, pages: s.send.pages },
       rndisState: RNDIS_STATES.indexOf(s.rndis.state),
       packetFilter: s.rndis.packetFilter,
       linkUp: s.rndis.linkUp,
       mac: s.mac,
+      subChannelsGranted: s.subChannelsGranted,
+      rss: s.rss && { hashTypes: s.rss.hashTypes, key: s.rss.key, table: s.rss.table },
     }),
   ).finish();
 }
@@ -127,24 +166,40 @@ interface Raw {
   hasNdisVersion: boolean;
   ndisMajor: number;
   ndisMinor: number;
-  receive: { gpadl: number; transferPageSetId: number; subAllocSize: number; subAllocCount: number; pages: number[]; inFlight: { slots: number[] }[] } | null;
+  receive: {
+    gpadl: number;
+    transferPageSetId: number;
+    subAllocSize: number;
+    subAllocCount: number;
+    pages: number[];
+    inFlight: { slots: number[]; channel: number }[];
+  } | null;
   send: { gpadl: number; sections: number; pages: number[] } | null;
   rndisState: number;
   packetFilter: number;
   linkUp: boolean;
   mac: Uint8Array;
+  subChannelsGranted: number;
+  rss: { hashTypes: number; key: Uint8Array; table: Uint8Array } | null;
+  subChannelIndex: number;
+}
+
+function decodeRaw(bytes: Uint8Array): Raw {
+  let o: Raw;
+  try {
+    o = ChannelType.toObject(ChannelType.decode(bytes), { defaults: true, arrays: true }) as Raw;
+  } catch (e) {
+    throw netvspStateError(`undecodable (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (o.format !== NETVSP_SAVED_STATE_FORMAT) throw netvspStateError(`format ${o.format} is not supported (this build reads ${NETVSP_SAVED_STATE_FORMAT})`);
+  return o;
 }
 
 /** Decodes and checks against this build; throws NETVSP_BAD_SAVED_STATE naming the field. */
 export function decodeNetVspChannel(bytes: Uint8Array): NetVspSavedChannel {
   const bad = netvspStateError;
-  let o: Raw;
-  try {
-    o = ChannelType.toObject(ChannelType.decode(bytes), { defaults: true, arrays: true }) as Raw;
-  } catch (e) {
-    throw bad(`undecodable (${e instanceof Error ? e.message : String(e)})`);
-  }
-  if (o.format !== NETVSP_SAVED_STATE_FORMAT) throw bad(`format ${o.format} is not supported (this build reads ${NETVSP_SAVED_STATE_FORMAT})`);
+  const o = decodeRaw(bytes);
+  if (o.subChannelIndex !== 0) throw bad(`sub-channel ${o.subChannelIndex}'s record where a primary channel record belongs`);
   const version = o.nvspVersion;
   if (version !== 0 && !SUPPORTED_NVSP_VERSIONS.includes(version)) throw bad(`NVSP version 0x${version.toString(16)} is not one this host speaks`);
   const mac = Uint8Array.from(o.mac);
@@ -178,7 +233,12 @@ export function decodeNetVspChannel(bytes: Uint8Array): NetVspSavedChannel {
     const inFlight = r.inFlight.map((p) => p.slots.slice());
     const why = checkInFlight(count, RESERVED_CONTROL_SUBALLOCS, MAX_FRAMES_PER_RECEIVE_PACKET, inFlight);
     if (why) throw bad(`receive packets in flight: ${why}`);
-    receive = { gpadl: r.gpadl, id: r.transferPageSetId, subAllocSize, count, pages, inFlight };
+    const inFlightChannels = r.inFlight.map((p) => p.channel);
+    for (const [i, p] of r.inFlight.entries()) {
+      if (p.channel > o.subChannelsGranted) throw bad(`receive packet ${i} on channel ${p.channel}; ${o.subChannelsGranted} sub-channel(s) granted`);
+      if (p.channel !== 0 && p.slots[0]! < RESERVED_CONTROL_SUBALLOCS) throw bad(`control packet ${i} on sub-channel ${p.channel}`);
+    }
+    receive = { gpadl: r.gpadl, id: r.transferPageSetId, subAllocSize, count, pages, inFlight, inFlightChannels };
   }
   let send: NetVspSavedChannel['send'];
   if (o.send) {
@@ -186,6 +246,18 @@ export function decodeNetVspChannel(bytes: Uint8Array): NetVspSavedChannel {
     const sections = Math.floor((pages.length * 4096) / SEND_SECTION_SIZE);
     if (o.send.sections !== sections || sections === 0) throw bad(`${o.send.sections} send sections in ${pages.length} pages (this host makes ${sections})`);
     send = { gpadl: o.send.gpadl, sections, pages };
+  }
+  const granted = o.subChannelsGranted;
+  if (granted >= MAX_NETVSP_CHANNELS) throw bad(`${granted} sub-channels granted (below ${MAX_NETVSP_CHANNELS})`);
+  if (granted > 0 && (!receive || version < NvspVersion.V5)) throw bad(`${granted} sub-channels granted without a receive buffer at NVSP 5 or later`);
+  if (receive && granted > receive.count - RESERVED_CONTROL_SUBALLOCS - 1)
+    throw bad(`${granted} sub-channels granted for ${receive.count} receive sub-allocations`);
+  let rss: RssConfig | null = null;
+  if (o.rss) {
+    if (state !== 'initialized') throw bad(`RSS set while RNDIS is ${state}`);
+    rss = { hashTypes: o.rss.hashTypes, key: Uint8Array.from(o.rss.key), table: Uint8Array.from(o.rss.table) };
+    const why = checkRssConfig(rss, 1 + granted);
+    if (why) throw bad(`RSS: ${why}`);
   }
   return {
     version,
@@ -196,6 +268,8 @@ export function decodeNetVspChannel(bytes: Uint8Array): NetVspSavedChannel {
     send,
     rndis: { state, packetFilter: o.packetFilter, linkUp: o.linkUp },
     mac,
+    subChannelsGranted: granted,
+    rss,
   };
 }
 

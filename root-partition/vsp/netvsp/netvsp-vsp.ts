@@ -1,9 +1,12 @@
 /**
- * The synthetic NIC on a VM's VMBus: offers HV_NIC_GUID, runs one NetVspChannel per open channel
- * and connects it to the rings (guest packets in, completions and transfer-page packets out) and
- * to whatever carries its frames (a switch port). Frames for the guest are delivered in one
- * transfer-page packet per call, so a batch from the switch costs one signal at most.
+ * The synthetic NIC on a VM's VMBus: offers HV_NIC_GUID, runs one NetVspChannel per open primary
+ * channel and connects it to the rings (guest packets in, completions and transfer-page packets
+ * out) and to whatever carries its frames (a switch port). The sub-channels the guest asks for
+ * (NVSP SUBCHANNEL) are offered through the VMBus server and served by the same NetVspChannel, each
+ * with its own rings. Frames for the guest are delivered in one transfer-page packet per channel
+ * per call, so a batch from the switch costs one signal per channel at most.
  */
+import { availableParallelism } from 'node:os';
 import type { GuestMemory } from '../../../hypervisor/guest-memory.ts';
 import { HvError } from '../../../hypervisor/hv-error.ts';
 import { VmbusPacketType, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, type ReceivedPacket } from '../../../vmbus/ring/index.ts';
@@ -11,7 +14,20 @@ import type { PacketBatch, VspChannel } from '../../../vmbus/host/vsp-channel.ts
 import type { Vsp } from '../../../vmbus/host/vsp.ts';
 import { NetVspChannel, MAX_RNDIS_TRANSFER_BYTES, type NetVspChannelOptions, type NetVspIncoming, type NetVspStats } from './netvsp-channel.ts';
 import { NETVSP_INTERFACE_GUID } from './nvsp-protocol.ts';
-import { decodeNetVspChannel, encodeNetVspChannel, netvspStateError } from './netvsp-saved-state.ts';
+import { decodeNetVspChannel, decodeNetVspSubChannel, encodeNetVspChannel, encodeNetVspSubChannel, netvspStateError } from './netvsp-saved-state.ts';
+import type { NetVspSink } from './netvsp-channel.ts';
+
+/** What NetVsp needs from the VMBus host to offer sub-channels (VmbusHost.server satisfies it). */
+export interface NetSubChannelOfferer {
+  offerSubchannel(primaryRelid: number): number;
+  /** A channel's record: a primary's nextSubChannelIndex − 1 sub-channels are offered in this VMBus session. */
+  channel(relid: number): { nextSubChannelIndex: number } | undefined;
+}
+
+/** Channels per NIC unless configured (Linux's VRSS_CHANNEL_DEFAULT). */
+export const DEFAULT_NETVSP_CHANNELS = 8;
+/** OPENCHANNEL_RESULT for a sub-channel this NIC did not grant (STATUS_INVALID_DEVICE_STATE). */
+const STATUS_INVALID_DEVICE_STATE = 0xc0000184;
 
 /** What the VSP needs to look up a GPADL the guest created (the VMBus server's table). */
 export interface GpadlLookup {
@@ -28,6 +44,13 @@ export interface NetVspOptions {
   onTransmit(frame: Uint8Array, vlanId: number | undefined): void;
   /** Whether the VM is paused (its VPs parked): frames for it are then dropped and counted. */
   paused?: () => boolean;
+  /** Who offers sub-channels (pass `vmbusHost.server`); without it SUBCHANNEL is refused. */
+  subChannels?: NetSubChannelOfferer;
+  /**
+   * Channels (receive queues) this NIC runs at most, the primary included: default 8, never more
+   * than the host's cores (a queue per core is what spreads the load) nor 64.
+   */
+  maxChannels?: number;
   log?: (message: string) => void;
 }
 
@@ -50,7 +73,14 @@ export class NetVsp implements Vsp {
   readonly maxReplyBytes = 256;
   readonly maxPacketBytes = MAX_GUEST_PACKET_BYTES;
   private channel: { vsp: VspChannel; net: NetVspChannel } | null = null;
+  /** The open sub-channels of the primary, with their sub_channel_index. */
+  private readonly subs = new Map<VspChannel, number>();
+  /** A primary being restored (between its restoreChannel check and its step): its sub-channels check against it. */
+  private restoring: { relid: number; net: NetVspChannel } | null = null;
   private current: ReceivedPacket | null = null;
+  /** Channels this NIC runs at most (see NetVspOptions.maxChannels). */
+  readonly maxChannels: number;
+  private subChannelsOffered = 0;
   private linkUp = true;
   /**
    * False while the link is still being established (the worker is connecting the NIC to its
@@ -65,6 +95,7 @@ export class NetVsp implements Vsp {
 
   constructor(private readonly opts: NetVspOptions) {
     this.offer = { interfaceType: NETVSP_INTERFACE_GUID, interfaceInstance: opts.instanceId };
+    this.maxChannels = opts.subChannels ? Math.max(1, Math.min(opts.maxChannels ?? DEFAULT_NETVSP_CHANNELS, availableParallelism(), 64)) : 1;
   }
 
   get mac(): Uint8Array {
@@ -77,7 +108,16 @@ export class NetVsp implements Vsp {
   }
 
   onOpen(channel: VspChannel): number {
-    // Sub-channels are never offered (SUBCHANNEL is refused), so this is the primary.
+    if (channel.subChannelIndex !== 0) {
+      // A sub-channel of the open primary, one it granted (the guest cannot open more than were offered).
+      const primary = this.channel;
+      if (primary?.vsp.relid !== channel.primaryRelid || !primary.net.attachSubChannel(channel.subChannelIndex, this.sink(channel))) {
+        this.opts.log?.(`netvsp: sub-channel ${channel.subChannelIndex} (relid ${channel.relid}) refused: not granted on an open primary`);
+        return STATUS_INVALID_DEVICE_STATE;
+      }
+      this.subs.set(channel, channel.subChannelIndex);
+      return 0;
+    }
     if (this.channel) this.closeChannel();
     const net = new NetVspChannel(this.channelOptions(channel));
     net.rndis.linkUp = this.linkUp;
@@ -91,28 +131,61 @@ export class NetVsp implements Vsp {
       mac: this.opts.mac,
       allowJumbo: this.opts.allowJumbo,
       resolveGpadl: (handle) => channelGpadlPages(this.opts.gpadls, handle, channel.primaryRelid),
-      sink: {
-        complete: (transactionId, payload) => {
-          const p = this.current;
-          if (p && p.transactionId === transactionId) return channel.complete(p, payload);
-          return channel.send(VmbusPacketType.Completion, 0, Number(transactionId & 0xffffffffn), Number(transactionId >> 32n), null, payload);
-        },
-        sendTransferPages: (transactionId, header, payload) =>
-          channel.send(
-            VmbusPacketType.DataUsingTransferPages,
-            VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
-            Number(transactionId & 0xffffffffn),
-            Number(transactionId >> 32n),
-            header,
-            payload,
-          ),
-      },
+      sink: this.sink(channel),
       onTransmit: (frame, vlanId) => this.opts.onTransmit(frame, vlanId),
+      maxChannels: this.maxChannels,
+      onSubChannelsGranted: (count) => this.offerSubChannels(channel, count),
     };
   }
 
+  private sink(channel: VspChannel): NetVspSink {
+    const split = (id: bigint) => [Number(id & 0xffffffffn), Number(id >> 32n)] as const;
+    return {
+      complete: (transactionId, payload) => {
+        const p = this.current;
+        if (p && this.currentChannel === channel && p.transactionId === transactionId) return channel.complete(p, payload);
+        return channel.send(VmbusPacketType.Completion, 0, ...split(transactionId), null, payload);
+      },
+      sendTransferPages: (transactionId, header, payload) =>
+        channel.send(VmbusPacketType.DataUsingTransferPages, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, ...split(transactionId), header, payload),
+      sendInband: (payload) => channel.sendInband(0, 0, payload),
+    };
+  }
+
+  /**
+   * SUBCHANNEL granted `count`: offered once its completion is on its way, as the server must not
+   * be re-entered from a ring drain (the pattern StorVsp follows for CREATE_SUB_CHANNELS). Only
+   * the indices not offered yet in this VMBus session: a guest that closes and reopens its primary
+   * opens the sub-channels it was offered before, so re-asking cannot pile up channel records.
+   */
+  private offerSubChannels(primary: VspChannel, count: number): void {
+    const offerer = this.opts.subChannels;
+    if (!offerer) return;
+    queueMicrotask(() => {
+      if (this.channel?.vsp !== primary || primary.state !== 'open') return;
+      const offered = (offerer.channel(primary.relid)?.nextSubChannelIndex ?? 1) - 1;
+      for (let i = offered; i < count; i++) {
+        try {
+          offerer.offerSubchannel(primary.relid);
+          this.subChannelsOffered++;
+        } catch (e) {
+          this.opts.log?.(`netvsp relid ${primary.relid}: sub-channel not offered: ${e instanceof Error ? e.message : String(e)}`);
+          return;
+        }
+      }
+    });
+  }
+
+  /** Sub-channels offered so far (they are offered once per grant). */
+  get offeredSubChannels(): number {
+    return this.subChannelsOffered;
+  }
+
+  private currentChannel: VspChannel | null = null;
+
   onPackets(channel: VspChannel, batch: PacketBatch): void {
-    const net = this.channel?.vsp === channel ? this.channel.net : null;
+    const queue = channel.subChannelIndex === 0 ? (this.channel?.vsp === channel ? 0 : undefined) : this.subs.get(channel);
+    const net = queue === undefined ? null : this.channel!.net;
     for (let p = batch.next(); p !== null; p = batch.next()) {
       if (!net) continue;
       const incoming = this.incoming(channel, p);
@@ -121,10 +194,12 @@ export class NetVsp implements Vsp {
         continue;
       }
       this.current = p;
+      this.currentChannel = channel;
       try {
-        net.handle(incoming);
+        net.handle(incoming, queue);
       } finally {
         this.current = null;
+        this.currentChannel = null;
       }
       if (net.lastError) {
         this.opts.log?.(`netvsp: ${net.lastError}`);
@@ -164,10 +239,11 @@ export class NetVsp implements Vsp {
 
   /** The channel's NVSP, NDIS, RNDIS and buffer state with the receive packets in flight (netvsp-saved-state.ts). */
   saveChannel(channel: VspChannel): Uint8Array {
-    const net = this.channel?.vsp === channel ? this.channel.net : null;
+    const sub = this.subs.get(channel);
+    const net = this.channel?.vsp === channel || sub !== undefined ? this.channel!.net : null;
     if (!net) throw new HvError('NETVSP_SAVE', `relid ${channel.relid} is not served by this adapter`);
     if (channel.isDraining) throw new HvError('NETVSP_SAVE', `relid ${channel.relid}: a save inside a drain would miss the packet being handled`);
-    return encodeNetVspChannel(net.saveState());
+    return sub !== undefined ? encodeNetVspSubChannel(sub) : encodeNetVspChannel(net.saveState());
   }
 
   /**
@@ -178,22 +254,47 @@ export class NetVsp implements Vsp {
    */
   restoreChannel(channel: VspChannel, state: Uint8Array | undefined): () => void {
     if (state === undefined) throw netvspStateError(`none for open relid ${channel.relid}`);
-    if (channel.subChannelIndex !== 0) throw netvspStateError(`relid ${channel.relid} is sub-channel ${channel.subChannelIndex}; this adapter offers none`);
+    if (channel.subChannelIndex !== 0) return this.restoreSubChannel(channel, state);
     const net = NetVspChannel.restored(this.channelOptions(channel), decodeNetVspChannel(state));
+    this.restoring = { relid: channel.relid, net };
     return () => {
       if (this.channel) this.closeChannel();
       this.channel = { vsp: channel, net };
+      this.restoring = null;
       if (this.linkSettled) net.setLink(this.linkUp);
     };
   }
 
+  /** A sub-channel: its record names its index, which its primary (restored just before) granted. */
+  private restoreSubChannel(channel: VspChannel, state: Uint8Array): () => void {
+    const index = decodeNetVspSubChannel(state);
+    if (index !== channel.subChannelIndex) throw netvspStateError(`relid ${channel.relid} is sub-channel ${channel.subChannelIndex}; its record says ${index}`);
+    const primary = this.restoring;
+    if (primary?.relid !== channel.primaryRelid)
+      throw netvspStateError(`sub-channel relid ${channel.relid}: its primary (relid ${channel.primaryRelid}) is not open`);
+    if (index > primary.net.grantedSubChannels)
+      throw netvspStateError(`sub-channel ${index} (relid ${channel.relid}); its primary granted ${primary.net.grantedSubChannels}`);
+    const net = primary.net;
+    return () => {
+      net.attachSubChannel(index, this.sink(channel));
+      this.subs.set(channel, index);
+    };
+  }
+
   onClose(channel: VspChannel): void {
+    const sub = this.subs.get(channel);
+    if (sub !== undefined) {
+      this.subs.delete(channel);
+      this.channel?.net.detachSubChannel(sub);
+    }
     if (this.channel?.vsp === channel) this.closeChannel();
   }
 
   private closeChannel(): void {
     if (this.channel) for (const [k, v] of Object.entries(this.channel.net.stats)) this.closedStats[k] = (this.closedStats[k] ?? 0) + v;
     this.channel = null;
+    // Sub-channels left open serve nothing now (their packets are ignored until the guest closes them).
+    this.subs.clear();
   }
 
   /**

@@ -168,3 +168,24 @@ export function encodeRndisPacketComplete(size: number, status: number): Uint8Ar
 export function encodeRndisPacketForReceive(size: number, channelType: number): Uint8Array {
   return encodeNvsp(size, NvspMessageType.SendRndisPacket, channelType, NO_SEND_SECTION, 0);
 }
+
+/** NVSP_SUBCHANNEL_* (hyperv_net.h): the only operation a guest sends is ALLOCATE. */
+export const SubchannelOperation = { None: 0, Allocate: 1 } as const;
+/** Channels per NIC at most, the primary included (Linux VRSS_CHANNEL_MAX, OpenVMM's queue limit). */
+export const MAX_NETVSP_CHANNELS = 64;
+/** Entries of the send indirection table (Linux VRSS_SEND_TAB_SIZE; Linux refuses any other count). */
+export const SEND_INDIRECTION_ENTRIES = 16;
+
+/** SUBCHANNEL response (the request's number, 133): status, sub-channels allocated. */
+export function encodeSubchannelComplete(size: number, status: number, count: number): Uint8Array {
+  return encodeNvsp(size, NvspMessageType.Subchannel, status, count);
+}
+
+/**
+ * SEND_INDIRECTION_TABLE as OpenVMM sends it: {count 16, offset 12} then 16 u32 channel indices
+ * (76 bytes, below the 104 at which Linux reads the table at @40 instead of the offset).
+ */
+export function encodeSendIndirectionTable(channels: number): Uint8Array {
+  const table = Array.from({ length: SEND_INDIRECTION_ENTRIES }, (_, i) => i % channels);
+  return encodeNvsp(0, NvspMessageType.SendIndirectionTable, SEND_INDIRECTION_ENTRIES, 12, ...table);
+}

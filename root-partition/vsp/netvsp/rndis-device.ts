@@ -10,6 +10,7 @@ import {
   encodeSetComplete,
   informationBuffer,
 } from './rndis-protocol.ts';
+import { type RssConfig, decodeRssParameters, encodeRssCapabilities } from './rss-parameters.ts';
 
 /** The NDIS packet-filter bits the switch understands (OID_GEN_CURRENT_PACKET_FILTER). */
 export const KNOWN_PACKET_FILTER_BITS = 0x1 | 0x2 | 0x4 | 0x8 | 0x20;
@@ -20,6 +21,8 @@ export interface RndisDeviceOptions {
   maxFrameBytes: number;
   /** Link speed reported in OID_GEN_LINK_SPEED, bit/s (default 10 Gbit/s). */
   linkSpeedBps?: number;
+  /** Receive queues (channels) the host can run, in OID_GEN_RECEIVE_SCALE_CAPABILITIES (default 1). */
+  maxQueues?: number;
 }
 
 /**
@@ -32,6 +35,13 @@ export class RndisDevice {
   state: 'uninitialized' | 'initialized' | 'halted' = 'uninitialized';
   packetFilter = 0;
   linkUp = true;
+  /** Channels the guest has (1 + the sub-channels granted): the indirection table's bound. */
+  channels = 1;
+  /** RSS as the guest set it (OID_GEN_RECEIVE_SCALE_PARAMETERS); null: every frame to the primary channel. */
+  rss: RssConfig | null = null;
+  /** Why the last SET was refused (for the channel's diagnostics), '' after reading. */
+  refusal = '';
+  readonly maxQueues: number;
   readonly mac: Uint8Array;
   readonly maxFrameBytes: number;
   private readonly linkSpeedBps: number;
@@ -40,6 +50,7 @@ export class RndisDevice {
     this.mac = opts.mac.slice();
     this.maxFrameBytes = opts.maxFrameBytes;
     this.linkSpeedBps = opts.linkSpeedBps ?? 10_000_000_000;
+    this.maxQueues = opts.maxQueues ?? 1;
   }
 
   /**
@@ -56,6 +67,7 @@ export class RndisDevice {
       case RndisMessageType.Halt:
         this.state = 'halted';
         this.packetFilter = 0;
+        this.rss = null;
         return null;
       case RndisMessageType.KeepAlive:
         return encodeKeepAliveComplete(msg.requestId, NdisStatus.Success);
@@ -112,6 +124,8 @@ export class RndisDevice {
         return this.mac.slice();
       case Oid.P8023MaximumListSize:
         return u32s(0);
+      case Oid.GenReceiveScaleCapabilities:
+        return encodeRssCapabilities(this.maxQueues);
       case Oid.TcpOffloadHardwareCapabilities: {
         // No offloads: revision 1, 112 bytes, all zero after the header (Linux struct ndis_offload).
         const b = new Uint8Array(112);
@@ -131,6 +145,15 @@ export class RndisDevice {
         if (data.length < 4) return NdisStatus.InvalidLength;
         const v = new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true);
         this.packetFilter = v & KNOWN_PACKET_FILTER_BITS;
+        return NdisStatus.Success;
+      }
+      case Oid.GenReceiveScaleParameters: {
+        const r = decodeRssParameters(data, this.channels, this.rss);
+        if ('why' in r) {
+          this.refusal = `RSS parameters: ${r.why}`;
+          return r.status;
+        }
+        this.rss = r.rss;
         return NdisStatus.Success;
       }
       case Oid.TcpOffloadParameters:
@@ -160,6 +183,8 @@ const SUPPORTED_OIDS = [
   Oid.GenMacOptions,
   Oid.GenMediaConnectStatus,
   Oid.GenMaximumSendPackets,
+  Oid.GenReceiveScaleCapabilities,
+  Oid.GenReceiveScaleParameters,
   Oid.P8023PermanentAddress,
   Oid.P8023CurrentAddress,
   Oid.P8023MaximumListSize,

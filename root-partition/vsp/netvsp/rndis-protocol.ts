@@ -50,6 +50,8 @@ export const Oid = {
   GenMediaConnectStatus: 0x00010114,
   GenMaximumSendPackets: 0x00010115,
   GenNetworkLayerAddresses: 0x00010118,
+  GenReceiveScaleCapabilities: 0x00010203,
+  GenReceiveScaleParameters: 0x00010204,
   GenRndisConfigParameter: 0x0001021b,
   GenFriendlyName: 0x00020216,
   P8023PermanentAddress: 0x01010101,
