@@ -57,7 +57,7 @@ describe('netvsc on two queues (sub-channel and RSS)', () => {
     expect(onSub).toBeGreaterThan(0);
     expect(onSub).toBeLessThan(FLOWS);
     for (const f of frames) expect(vsp.deliver([f])).toBe(1);
-    await rig.waitUntil(() => echoes.size === FLOWS, 'every echo');
+    await rig.waitUntil(() => echoes.size === FLOWS, 'every echo', 30_000);
     for (const [i, f] of frames.entries()) expect(Buffer.from(echoes.get(30000 + i * 7)!).equals(Buffer.from(f.subarray(42)))).toBe(true);
     const s = vsp.stats;
     expect(s.framesDeliveredOnSubChannels - before.framesDeliveredOnSubChannels).toBe(onSub);

@@ -12,10 +12,16 @@ import { HvError } from '../../../hypervisor/hv-error.ts';
 import { VmbusPacketType, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, type ReceivedPacket } from '../../../vmbus/ring/index.ts';
 import type { PacketBatch, VspChannel } from '../../../vmbus/host/vsp-channel.ts';
 import type { Vsp } from '../../../vmbus/host/vsp.ts';
-import { NetVspChannel, MAX_RNDIS_TRANSFER_BYTES, type NetVspChannelOptions, type NetVspIncoming, type NetVspStats } from './netvsp-channel.ts';
+import {
+  NetVspChannel,
+  MAX_RNDIS_TRANSFER_BYTES,
+  type NetVspChannelOptions,
+  type NetVspIncoming,
+  type NetVspSink,
+  type NetVspStats,
+} from './netvsp-channel.ts';
 import { NETVSP_INTERFACE_GUID } from './nvsp-protocol.ts';
 import { decodeNetVspChannel, decodeNetVspSubChannel, encodeNetVspChannel, encodeNetVspSubChannel, netvspStateError } from './netvsp-saved-state.ts';
-import type { NetVspSink } from './netvsp-channel.ts';
 
 /** What NetVsp needs from the VMBus host to offer sub-channels (VmbusHost.server satisfies it). */
 export interface NetSubChannelOfferer {
@@ -78,6 +84,8 @@ export class NetVsp implements Vsp {
   /** A primary being restored (between its restoreChannel check and its step): its sub-channels check against it. */
   private restoring: { relid: number; net: NetVspChannel } | null = null;
   private current: ReceivedPacket | null = null;
+  /** The channel `current` came on (a completion for it is written there). */
+  private currentChannel: VspChannel | null = null;
   /** Channels this NIC runs at most (see NetVspOptions.maxChannels). */
   readonly maxChannels: number;
   private subChannelsOffered = 0;
@@ -180,8 +188,6 @@ export class NetVsp implements Vsp {
   get offeredSubChannels(): number {
     return this.subChannelsOffered;
   }
-
-  private currentChannel: VspChannel | null = null;
 
   onPackets(channel: VspChannel, batch: PacketBatch): void {
     const queue = channel.subChannelIndex === 0 ? (this.channel?.vsp === channel ? 0 : undefined) : this.subs.get(channel);
