@@ -39,7 +39,8 @@ export function setParentLinkage(path: string, dataWriteGuid: Uint8Array, o: { l
   ]);
 }
 
-function rewriteLocator(path: string, lock: boolean, edit: (locator: Map<string, string>) => [string, string][]): void {
+/** The locator of the file at `path` rewritten through its log (`lock`: take the file's exclusive lock first). */
+export function rewriteLocator(path: string, lock: boolean, edit: (locator: Map<string, string>) => [string, string][]): void {
   const fd = fs.openSync(path, 'r+');
   const file = new VhdxFile(path, fd, false);
   try {

@@ -26,26 +26,16 @@ import { lockDescriptor } from '../file-lock.ts';
 import { relativeWindowsPath } from './vhdx-create.ts';
 import { vhdxFaultPoint } from './vhdx-fault-point.ts';
 import { VhdxFile } from './vhdx-file.ts';
-import { guidEquals, guidFromText, type Guid } from './vhdx-guid.ts';
+import { guidEquals, guidFromText, guidIsZero, type Guid } from './vhdx-guid.ts';
 import { readLayout } from './vhdx-layout.ts';
 import { parentPathOf } from './vhdx-open.ts';
 import { linkageText } from './vhdx-parent-locator.ts';
-import { rewriteLocatorIn } from './vhdx-relink.ts';
+import { rewriteLocator } from './vhdx-relink.ts';
 
 /** Rewrites one file's locator (the default opens it by path with an exclusive lock; a running chain passes its own open file). */
 export type LocatorWriter = (path: string, edit: (locator: Map<string, string>) => [string, string][]) => void;
 
-export const lockedLocatorWriter: LocatorWriter = (path, edit) => {
-  const fd = fs.openSync(path, 'r+');
-  const file = new VhdxFile(path, fd, false);
-  try {
-    lockDescriptor(fd, path, 'exclusive', 'disk image');
-    file.loadHeaders();
-    rewriteLocatorIn(file, edit);
-  } finally {
-    file.close();
-  }
-};
+export const lockedLocatorWriter: LocatorWriter = (path, edit) => rewriteLocator(path, true, edit);
 
 /** The parent locator of a VHDX, read without a lock (a crash's live log laid over it), or null for a base disk. */
 export function readLocator(path: string): Map<string, string> | null {
@@ -54,6 +44,18 @@ export function readLocator(path: string): Map<string, string> | null {
   try {
     file.loadHeaders();
     return readLayout(file).meta.locator ?? null;
+  } finally {
+    file.close();
+  }
+}
+
+/** True when the file's header names a log entry not yet replayed (a crash stopped an update). */
+function hasLiveLog(path: string): boolean {
+  const fd = fs.openSync(path, 'r');
+  const file = new VhdxFile(path, fd, true);
+  try {
+    file.loadHeaders();
+    return !guidIsZero(file.header.logGuid);
   } finally {
     file.close();
   }
@@ -162,6 +164,9 @@ export function repointPastChild(base: string, child: string, grandchildren: rea
       write(g, (l) => [...l].filter(([k]) => k !== 'parent_linkage2'));
       vhdxFaultPoint('repoint:linkage2-dropped');
     }
+    // A crash in a rewrite's log transaction leaves a live log, which this project replays on
+    // open but other readers (libvhdi) may not: replayed here, by a read-write open.
+    for (const g of present) if (hasLiveLog(g)) write(g, (l) => [...l]);
   } finally {
     if (fd !== null) file.close();
   }
@@ -174,11 +179,12 @@ function settled(base: string, grandchildren: readonly string[], identity: Guid)
   const file = new VhdxFile(base, fd, true);
   try {
     file.loadHeaders();
-    if (!guidEquals(file.header.dataWriteGuid, identity)) return false;
+    if (!guidEquals(file.header.dataWriteGuid, identity) || !guidIsZero(file.header.logGuid)) return false;
   } finally {
     file.close();
   }
   return grandchildren.every((g) => {
+    if (hasLiveLog(g)) return false;
     const l = readLocator(g);
     return l !== null && !l.has('parent_linkage2') && namesParent(g, base) && guidEquals(linkageOf(l), identity);
   });
