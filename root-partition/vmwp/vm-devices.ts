@@ -37,6 +37,8 @@ export class VmDevices {
   private readonly openImage: ImageOpener;
   /** Opens a drive's parent read-write without a lock, for a live merge into it. */
   private readonly openMergeTarget: (path: string) => ReturnType<typeof openVhdx>;
+  /** Refuses a path outside the storage roots (files a merge re-points are held to them as images are). */
+  private readonly checkImagePath: (path: string) => void;
   /** Live merges under way; closing the devices stops them. */
   private readonly merging = new Set<SwitchableDisk>();
   private closed = false;
@@ -80,6 +82,7 @@ export class VmDevices {
           : {}),
       });
     };
+    this.checkImagePath = (path) => roots?.check(path, 'disk image');
     this.openMergeTarget = (path) => {
       roots?.check(path, 'disk image');
       return openVhdx(path, {
@@ -187,6 +190,7 @@ export class VmDevices {
     const disk = own ?? this.disks.find((d) => !d.readOnly && ancestorIn(d, child) !== null);
     if (!disk) throw new LiveMergeError('VMWP_ERR_MERGE_NO_DRIVE', `no writable drive of this VM uses ${child}`);
     if (this.merging.has(disk)) throw new LiveMergeError('VMWP_ERR_MERGE_BUSY', `a merge on ${disk.path} is already under way`);
+    for (const p of repoint) this.checkImagePath(p);
     const target = this.openMergeTarget(parent);
     this.merging.add(disk);
     try {
