@@ -327,7 +327,13 @@ export class VmCheckpoints {
     this.log(e, outcome);
     return failed
       ? { done: r.done, deferred: [outcome, ...r.deferred] }
-      : { done: [outcome, ...r.done.filter((l) => l !== `merged ${child} into ${file}`)], deferred: r.deferred };
+      : {
+          done: [
+            outcome,
+            ...r.done.filter((l) => l !== `merged ${child} into ${file}` && l !== `merged ${child} into ${file}, and pointed ${repoint?.join(', ')} at it`),
+          ],
+          deferred: r.deferred,
+        };
   }
 
   /**

@@ -141,6 +141,7 @@ describe("removing a checkpoint deep in a running VM's chain", () => {
     expect(intoBase.done?.[0]).toMatch(
       new RegExp(`^merged ${d2} into ${base}, and pointed ${leaf} at it, while the VM ran; its disk I/O paused [0-9.]+ ms for the switch$`),
     );
+    expect(intoBase.done).toHaveLength(1);
     console.log(`live merge into a running VM's base disk: ${intoBase.done?.[0]}`);
     expect(v.get('deep')!.state).toBe('Running');
     expect(drive()).toBe(leaf);
