@@ -8,9 +8,10 @@ import { existsSync, renameSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { formatOf } from '../storage/open-disk.ts';
 import { createVhdx } from '../storage/vhdx/vhdx-create.ts';
-import { mergeVhdx, setIdentity } from '../storage/vhdx/vhdx-edit.ts';
-import type { Guid } from '../storage/vhdx/vhdx-guid.ts';
+import { copyIntoParent, mergeVhdx, setIdentity } from '../storage/vhdx/vhdx-edit.ts';
+import { randomGuid, type Guid } from '../storage/vhdx/vhdx-guid.ts';
 import { openVhdx } from '../storage/vhdx/vhdx-open.ts';
+import { linkageOf, namesParent, readLocator, repointPastChild } from '../storage/vhdx/vhdx-repoint.ts';
 import { differencingPath, fateOf, knownFiles, type CheckpointTree, type PendingMerge } from './checkpoint-tree.ts';
 import type { DeviceDefinition } from './vm-definition.ts';
 
@@ -108,6 +109,8 @@ export interface LiveMerge {
   child: string;
   /** The child's DataWriteGuid (hex) when files build on it, as in PendingMerge. */
   childIdentity: string | null;
+  /** The files that build on the child, re-pointed at `file` (an operator's disk), as in PendingMerge. */
+  repoint?: string[];
 }
 
 /**
@@ -136,7 +139,16 @@ export function collectFiles(
   const settled = new Set<string>();
   /** The merge's last steps: `f` stands for the child — by its name and identity, or in every reference. */
   const finish = (m: PendingMerge) => {
-    if (m.childIdentity) {
+    if (m.repoint) {
+      // The identity the grandchildren already name if a run stopped part way, else a new one.
+      const identity = repointedIdentity(m) ?? randomGuid();
+      repointPastChild(m.file, m.child, m.repoint, identity);
+      t = renameInTree(t, m.child, m.file);
+      devs = renameDevices(devs, m.child, m.file);
+      t.retainedFiles = t.retainedFiles.filter((x) => x !== m.file);
+      t.createdFiles = t.createdFiles.filter((x) => x !== m.child);
+      done.push(`merged ${m.child} into ${m.file}, and pointed ${m.repoint.join(', ')} at it`);
+    } else if (m.childIdentity) {
       const merged = openVhdx(m.file);
       try {
         setIdentity(merged, merged.layout.meta.diskId, Buffer.from(m.childIdentity, 'hex'));
@@ -159,6 +171,25 @@ export function collectFiles(
   // dropped where the child still opens against the file (the merge had not begun); otherwise
   // both files are kept, untouched, for the operator.
   for (const m of [...(t.pendingMerges ?? [])]) {
+    if (m.repoint) {
+      // Re-pointing begins only once the file holds all the child's data: a grandchild that
+      // names the file, or the child gone, means what is left is to finish.
+      if (existsSync(m.file) && (!existsSync(m.child) || repointedIdentity(m) !== null)) {
+        try {
+          finish(m);
+          if (!m.live) done.push(`(finished a merge a crash had interrupted)`);
+        } catch (e) {
+          settled.add(m.file);
+          deferred.push(`${m.file}: finishing the interrupted merge of ${m.child} into it failed (${(e as Error).message})`);
+        }
+      } else if (existsSync(m.child) && parentOfSafe(m.child) === resolve(m.file)) {
+        t.pendingMerges = t.pendingMerges!.filter((x) => x !== m);
+      } else {
+        settled.add(m.file);
+        deferred.push(`${m.file}: a merge of ${m.child} into it was interrupted part way; both files are kept as they are`);
+      }
+      continue;
+    }
     if (!existsSync(m.child) && existsSync(m.file)) {
       finish(m);
       if (!m.live) done.push(`(finished a merge a crash had interrupted)`);
@@ -208,10 +239,34 @@ export function collectFiles(
           break;
         }
         const child = fate.child;
-        const grandchildren = files.some((c) => parents.get(c) === resolve(child));
-        if (!created(child) || (grandchildren && !created(f))) {
+        const below = files.filter((c) => parents.get(c) === resolve(child));
+        const grandchildren = below.length > 0;
+        if (!created(child)) {
           settled.add(f);
           continue;
+        }
+        if (grandchildren && !created(f)) {
+          // An operator's disk keeps its name: the child's data goes into it, and the files
+          // that built on the child are pointed at it (Hyper-V's merge into the base disk).
+          if (inRunningChain(child, parents, runningLeaves)) {
+            live.push({ file: f, child, childIdentity: null, repoint: below });
+            settled.add(f);
+            continue;
+          }
+          const m: PendingMerge = { file: f, child, childIdentity: null, repoint: below };
+          t.pendingMerges = [...(t.pendingMerges ?? []), m];
+          save(t);
+          try {
+            copyIntoParent(child);
+          } catch (e) {
+            // The file keeps its identity while it is copied into: the child opens as before.
+            t.pendingMerges = t.pendingMerges.filter((x) => x !== m);
+            throw e;
+          }
+          finish(m);
+          save(t);
+          changed = true;
+          break;
         }
         // Files that build on the child link to its DataWriteGuid (read before the merge deletes
         // the child): `f` takes it and the child's name; else whatever named the child names `f`.
@@ -257,6 +312,18 @@ function inRunningChain(file: string, parents: ReadonlyMap<string, string | null
     }
   }
   return false;
+}
+
+/** The DataWriteGuid the files being pointed at `m.file` name, once one of them does (null before). */
+function repointedIdentity(m: PendingMerge): Guid | null {
+  for (const g of m.repoint ?? []) {
+    try {
+      if (existsSync(g) && namesParent(g, m.file)) return linkageOf(readLocator(g)!);
+    } catch {
+      /* unreadable: another grandchild may tell */
+    }
+  }
+  return null;
 }
 
 /** True when the file's DataWriteGuid is `hex` (false when it cannot be read). */

@@ -60,6 +60,11 @@ export interface PendingMerge {
   childIdentity: string | null;
   /** Merged by the running VM's worker (the child is the drive's file): no crash is implied by finishing it. */
   live?: boolean;
+  /**
+   * The files that build on the child, when `file` is one the operator attached: `file` keeps its
+   * name and these are pointed at it (storage/vhdx/vhdx-repoint.ts).
+   */
+  repoint?: string[];
 }
 
 export function emptyTree(vmId: string): CheckpointTree {
@@ -229,10 +234,11 @@ export function treeSchema(vmId: string) {
                 child: absolutePath(),
                 childIdentity: v.nullable(v.pipe(v.string('must be null or 32 hex digits'), v.regex(/^[0-9a-f]{32}$/, 'must be null or 32 hex digits'))),
                 live: v.optional(v.boolean('must be true or false')),
+                repoint: v.optional(v.pipe(absolutePaths, v.maxLength(MAX_CHECKPOINTS + 1, `must list at most ${MAX_CHECKPOINTS + 1} files`))),
               },
               'must be an object',
             ),
-            'must be an array of { file, child, childIdentity }',
+            'must be an array of { file, child, childIdentity, live?, repoint? }',
           ),
         ),
         checkpoints: v.pipe(

@@ -48,8 +48,12 @@ export interface CheckpointHost {
   markSaved(e: VmEntry, reason: string): void;
   /** Saves the running VM's whole state into `savedState` and moves its drives to `leaves` while paused. */
   checkpointRunning(e: VmEntry, savedState: string, switches: { from: string; to: string }[]): Promise<{ pauseMs: number }>;
-  /** Merges the running VM's drive file `child` into its parent `parent` while it runs (the drive ends on `parent`). */
-  mergeRunning(e: VmEntry, child: string, parent: string): Promise<{ pauseMs: number }>;
+  /**
+   * Merges the running VM's drive file `child` into its parent `parent` while it runs (the drive
+   * ends on `parent`), or a file deeper in its chain; `repoint`: the files built on `child`, to be
+   * pointed at `parent` (an operator's disk, which keeps its name).
+   */
+  mergeRunning(e: VmEntry, child: string, parent: string, repoint?: readonly string[]): Promise<{ pauseMs: number }>;
 }
 
 export interface CheckpointView {
@@ -305,24 +309,31 @@ export class VmCheckpoints {
    * child is gone: the drive and the tree name the parent; or the parent has the child's name)
    * or drops it (the child still opens against the parent: the chain is as it was).
    */
-  private async mergeRunning(e: VmEntry, { file, child, childIdentity }: LiveMerge): Promise<{ done: string[]; deferred: string[] }> {
+  private async mergeRunning(e: VmEntry, { file, child, childIdentity, repoint }: LiveMerge): Promise<{ done: string[]; deferred: string[] }> {
     const tree = this.store.load(e.def.id);
-    this.store.save({ ...tree, pendingMerges: [...(tree.pendingMerges ?? []), { file, child, childIdentity, live: true }] });
+    this.store.save({ ...tree, pendingMerges: [...(tree.pendingMerges ?? []), { file, child, childIdentity, live: true, ...(repoint ? { repoint } : {}) }] });
     let outcome: string;
     let failed = false;
+    const how = repoint ? `, and pointed ${repoint.join(', ')} at it,` : childIdentity ? ', which took its name,' : '';
     try {
-      const { pauseMs } = await this.host.mergeRunning(e, child, file);
-      outcome = `merged ${child} into ${file}${childIdentity ? ', which took its name,' : ''} while the VM ran; its disk I/O paused ${pauseMs.toFixed(1)} ms for the switch`;
+      const { pauseMs } = await this.host.mergeRunning(e, child, file, repoint);
+      outcome = `merged ${child} into ${file}${how} while the VM ran; its disk I/O paused ${pauseMs.toFixed(1)} ms for the switch`;
     } catch (err) {
       failed = true;
-      outcome = `${file}: merging ${child} into it while the VM ran failed (${(err as Error).message}); ${childIdentity ? "the drive's chain is as it was" : `the drive stays on ${child}`}, and the merge is tried again at the next checkpoint change`;
+      outcome = `${file}: merging ${child} into it while the VM ran failed (${(err as Error).message}); ${repoint || childIdentity ? "the drive's chain is as it was" : `the drive stays on ${child}`}, and the merge is tried again at the next checkpoint change`;
     }
     // A VM that went off meanwhile has its merge done here, offline.
     const r = this.collect(e, this.store.load(e.def.id), e.state === EnabledState.Running || e.state === EnabledState.Paused);
     this.log(e, outcome);
     return failed
       ? { done: r.done, deferred: [outcome, ...r.deferred] }
-      : { done: [outcome, ...r.done.filter((l) => l !== `merged ${child} into ${file}`)], deferred: r.deferred };
+      : {
+          done: [
+            outcome,
+            ...r.done.filter((l) => l !== `merged ${child} into ${file}` && l !== `merged ${child} into ${file}, and pointed ${repoint?.join(', ')} at it`),
+          ],
+          deferred: r.deferred,
+        };
   }
 
   /**

@@ -152,7 +152,7 @@ export class Vmms {
         turnOff: (e) => this.turnOff(e.def.id),
         markSaved: (e, reason) => this.setState(e, EnabledState.Saved, reason, HealthState.Ok),
         checkpointRunning: (e, savedState, switches) => this.ops.checkpoint(e, savedState, switches),
-        mergeRunning: (e, child, parent) => this.ops.mergeDisk(e, child, parent),
+        mergeRunning: (e, child, parent, repoint) => this.ops.mergeDisk(e, child, parent, repoint),
       },
       (e, m) => e.log.info(m),
     );

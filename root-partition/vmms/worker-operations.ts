@@ -329,11 +329,13 @@ export class WorkerOperations {
   /**
    * Merges the running (or paused) VM's drive on `child` into its parent `parent` without
    * stopping it; the worker answers once the drive is on `parent` and `child` is deleted, or
-   * fails with the drive still on `child` and the chain as it was.
+   * fails with the drive still on `child` and the chain as it was. `repoint`: the files built on
+   * `child` (deeper in the chain), pointed at `parent`, each sent as one more switch to `parent`.
    */
-  async mergeDisk(e: VmEntry, child: string, parent: string): Promise<{ pauseMs: number }> {
+  async mergeDisk(e: VmEntry, child: string, parent: string, repoint: readonly string[] = []): Promise<{ pauseMs: number }> {
     // A merge copies the child's data: give it an hour before calling the worker silent.
-    const r = await this.conn(e).request('MERGE_DISK', Math.max(this.t.operationTimeoutMs, 3_600_000), { diskSwitches: [{ from: child, to: parent }] });
+    const diskSwitches = [child, ...repoint].map((from) => ({ from, to: parent }));
+    const r = await this.conn(e).request('MERGE_DISK', Math.max(this.t.operationTimeoutMs, 3_600_000), { diskSwitches });
     return { pauseMs: r.pauseMs ?? 0 };
   }
 

@@ -24,6 +24,9 @@ import { renameSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ownDataRuns } from '../storage/vhdx/vhdx-edit.ts';
 import { VhdxDisk } from '../storage/vhdx/vhdx-disk.ts';
+import { randomGuid } from '../storage/vhdx/vhdx-guid.ts';
+import { rewriteLocator, rewriteLocatorIn } from '../storage/vhdx/vhdx-relink.ts';
+import { lockedLocatorWriter, repointPastChild, type LocatorWriter } from '../storage/vhdx/vhdx-repoint.ts';
 import type { ImageOpener, SwitchableDisk } from './disk-switch.ts';
 import { LIVE_MERGE_PIECE, LiveMergeError, type LiveMergeOptions, type LiveMergeResult } from './live-merge.ts';
 
@@ -49,28 +52,9 @@ export async function mergeInChainLive(
   open: ImageOpener,
   o: LiveMergeOptions = {},
 ): Promise<LiveMergeResult> {
-  const yieldTurn = o.yieldTurn ?? (() => new Promise<void>((r) => setImmediate(r)));
   try {
-    const child = ancestorIn(disk, childPath);
-    if (!child) throw new LiveMergeError('VMWP_ERR_MERGE_NOT_IN_CHAIN', `${childPath} is not below ${disk.path} in its differencing chain`);
-    if (!child.parent || resolve(child.parent.path) !== resolve(target.path)) {
-      throw new LiveMergeError('VMWP_ERR_MERGE_NOT_PARENT', `${target.path} is not the parent of ${childPath} (its parent is ${child.parent?.path ?? 'none'})`);
-    }
-    if (disk.onWrite) throw new LiveMergeError('VMWP_ERR_MERGE_BUSY', `a merge on ${disk.path} is already under way`);
-    target.file.beginSession({ keepDataWriteGuid: true });
-    const piece = o.piece ?? LIVE_MERGE_PIECE;
-    let copied = 0;
-    let sinceTurn = 0;
-    for (const run of ownDataRuns(child, piece)) {
-      if (run.bytes.length) target.write(run.lba, run.bytes);
-      copied += run.bytes.length;
-      sinceTurn += Math.max(run.bytes.length, 4096);
-      o.progress?.(run.done, run.total);
-      if (sinceTurn < piece) continue;
-      sinceTurn = 0;
-      await yieldTurn();
-      if (o.cancelled?.()) throw new LiveMergeError('VMWP_ERR_MERGE_CANCELLED', `the merge of ${childPath} stopped: the VM is turning off`);
-    }
+    const child = childInChain(disk, childPath, target);
+    const copied = await copyBetweenTurns(child, target, o);
     // The switch, in this one turn: nothing the guest sends is served until it is done.
     const t0 = performance.now();
     target.flush();
@@ -85,4 +69,80 @@ export async function mergeInChainLive(
   } finally {
     target.close();
   }
+}
+
+/**
+ * Merges `childPath`, a file below the drive's own in its chain, into `target`, its parent — a
+ * disk the operator attached, which keeps its name — and points `repoint`, the files that build
+ * on the child, at `target` (storage/vhdx/vhdx-repoint.ts has the order and why each step leaves
+ * a chain that opens with the same data). The copy is as in `mergeInChainLive`: the child is
+ * read-only to the VM, the parent receives only sectors the child holds, and the parent keeps its
+ * DataWriteGuid meanwhile. Then, in one turn: the parent is flushed, each file is re-pointed (the
+ * drive's own leaf through its open file, files of its chain unlocked as this process holds them,
+ * others locked), the parent takes a new DataWriteGuid, the child is deleted and the drive
+ * reopens its chain from the files. On failure before the re-pointing the chain is as it was; a
+ * failure during it leaves the drive on its open files and the files on disk opening as before
+ * (the checkpoint tree's record finishes it later); `target` is closed either way.
+ */
+export async function mergeIntoBaseLive(
+  disk: SwitchableDisk,
+  childPath: string,
+  target: VhdxDisk,
+  repoint: readonly string[],
+  open: ImageOpener,
+  o: LiveMergeOptions = {},
+): Promise<LiveMergeResult> {
+  try {
+    const child = childInChain(disk, childPath, target);
+    const copied = await copyBetweenTurns(child, target, o);
+    // The switch, in this one turn: nothing the guest sends is served until it is done.
+    const t0 = performance.now();
+    target.flush();
+    o.beforeRepoint?.();
+    const chain = new Map<string, VhdxDisk>();
+    for (let d = disk.image instanceof VhdxDisk ? disk.image : null; d; d = d.parent) chain.set(resolve(d.path), d);
+    const writeLocator: LocatorWriter = (path, edit) => {
+      const held = chain.get(resolve(path));
+      if (!held) lockedLocatorWriter(path, edit);
+      else if (!held.readOnly) rewriteLocatorIn(held.file, edit);
+      else rewriteLocator(path, false, edit);
+    };
+    repointPastChild(target.path, childPath, repoint, randomGuid(), { writeLocator, base: target.file });
+    // From here the merge has happened on disk; the drive reads the chain as the files have it.
+    disk.switchTo(disk.path, open);
+    return { copiedBytes: copied, switchMs: performance.now() - t0, leftover: null };
+  } finally {
+    target.close();
+  }
+}
+
+/** The VHDX of `childPath` in the drive's chain, checked to be below the drive's own file with `target` as its parent. */
+function childInChain(disk: SwitchableDisk, childPath: string, target: VhdxDisk): VhdxDisk {
+  const child = ancestorIn(disk, childPath);
+  if (!child) throw new LiveMergeError('VMWP_ERR_MERGE_NOT_IN_CHAIN', `${childPath} is not below ${disk.path} in its differencing chain`);
+  if (!child.parent || resolve(child.parent.path) !== resolve(target.path)) {
+    throw new LiveMergeError('VMWP_ERR_MERGE_NOT_PARENT', `${target.path} is not the parent of ${childPath} (its parent is ${child.parent?.path ?? 'none'})`);
+  }
+  if (disk.onWrite) throw new LiveMergeError('VMWP_ERR_MERGE_BUSY', `a merge on ${disk.path} is already under way`);
+  return child;
+}
+
+/** Copies the child's own sectors into `target` (keeping its DataWriteGuid), a piece per turn of guest I/O; the bytes copied. */
+async function copyBetweenTurns(child: VhdxDisk, target: VhdxDisk, o: LiveMergeOptions): Promise<number> {
+  const yieldTurn = o.yieldTurn ?? (() => new Promise<void>((r) => setImmediate(r)));
+  target.file.beginSession({ keepDataWriteGuid: true });
+  const piece = o.piece ?? LIVE_MERGE_PIECE;
+  let copied = 0;
+  let sinceTurn = 0;
+  for (const run of ownDataRuns(child, piece)) {
+    if (run.bytes.length) target.write(run.lba, run.bytes);
+    copied += run.bytes.length;
+    sinceTurn += Math.max(run.bytes.length, 4096);
+    o.progress?.(run.done, run.total);
+    if (sinceTurn < piece) continue;
+    sinceTurn = 0;
+    await yieldTurn();
+    if (o.cancelled?.()) throw new LiveMergeError('VMWP_ERR_MERGE_CANCELLED', `the merge of ${child.path} stopped: the VM is turning off`);
+  }
+  return copied;
 }

@@ -20,8 +20,8 @@ export type DeviceRequest =
   | { op: 'kvp-delete'; pool: number; key: string }
   | { op: 'save-devices' }
   | { op: 'switch-disks'; switches: { from: string; to: string }[] }
-  /** Merges the drive on `child` into `parent` (its parent) while the VM runs (live-merge.ts). */
-  | { op: 'merge-disk'; child: string; parent: string }
+  /** Merges the drive on `child` into `parent` (its parent) while the VM runs (live-merge.ts); `repoint`: files pointed at `parent` (chain-merge.ts). */
+  | { op: 'merge-disk'; child: string; parent: string; repoint?: string[] }
   /** A storage move (disk-copy-source.ts): track every drive's writes, read the dirty blocks, stop. */
   | { op: 'move-storage-begin' }
   | { op: 'move-storage-take'; disk: number; from: number; maxBytes: number; skipZero: boolean }
@@ -96,7 +96,7 @@ export class DeviceRequestServer {
       this.devices.switchDisks(r.switches);
       return { switched: r.switches.length };
     }
-    if (r.op === 'merge-disk') return this.devices.mergeDisk(r.child, r.parent);
+    if (r.op === 'merge-disk') return this.devices.mergeDisk(r.child, r.parent, r.repoint ?? []);
     if (r.op === 'move-storage-begin') return { disks: this.devices.beginStorageMove() };
     if (r.op === 'move-storage-take') return this.devices.storageMove.take(r.disk, r.from, r.maxBytes, r.skipZero);
     if (r.op === 'move-storage-end') {

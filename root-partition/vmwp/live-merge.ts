@@ -45,6 +45,8 @@ export interface LiveMergeOptions {
   piece?: number;
   /** Runs between a deep merge's identity change and its rename (chain-merge.ts); a throw there stands for a crash at that point. */
   beforeRename?: () => void;
+  /** Runs in a merge into the base (chain-merge.ts) once the copy is flushed, before the re-pointing; a throw there stands for a failure at that point. */
+  beforeRepoint?: () => void;
 }
 
 export interface LiveMergeResult {

@@ -22,7 +22,7 @@ import { PostCodePort } from './post-code-port.ts';
 import { DiskCopySource, type MovedDiskInfo } from './disk-copy-source.ts';
 import { scsiDiskId, SwitchableDisk, switchDisks, type DiskSwitch, type ImageOpener } from './disk-switch.ts';
 import { LiveMergeError, mergeLive, type LiveMergeResult } from './live-merge.ts';
-import { ancestorIn, mergeInChainLive } from './chain-merge.ts';
+import { ancestorIn, mergeInChainLive, mergeIntoBaseLive } from './chain-merge.ts';
 import { openVhdx } from '../storage/vhdx/vhdx-open.ts';
 import { NetVsp } from '../vsp/netvsp/netvsp-vsp.ts';
 import { ETH_JUMBO_MTU, parseMac } from '../vswitch/ethernet.ts';
@@ -37,6 +37,8 @@ export class VmDevices {
   private readonly openImage: ImageOpener;
   /** Opens a drive's parent read-write without a lock, for a live merge into it. */
   private readonly openMergeTarget: (path: string) => ReturnType<typeof openVhdx>;
+  /** Refuses a path outside the storage roots (files a merge re-points are held to them as images are). */
+  private readonly checkImagePath: (path: string) => void;
   /** Live merges under way; closing the devices stops them. */
   private readonly merging = new Set<SwitchableDisk>();
   private closed = false;
@@ -80,6 +82,7 @@ export class VmDevices {
           : {}),
       });
     };
+    this.checkImagePath = (path) => roots?.check(path, 'disk image');
     this.openMergeTarget = (path) => {
       roots?.check(path, 'disk image');
       return openVhdx(path, {
@@ -182,18 +185,22 @@ export class VmDevices {
   /**
    * Merges the writable drive on `child` into `parent` while the VM runs (live-merge.ts): the
    * guest's I/O is served between the merge's steps, and the drive ends on `parent`. A `child`
-   * deeper in a drive's chain is merged there (chain-merge.ts): `parent` takes its name.
+   * deeper in a drive's chain is merged there (chain-merge.ts): `parent` takes its name, or, given
+   * `repoint` (the files built on `child`), keeps its own and those files are pointed at it.
    */
-  async mergeDisk(child: string, parent: string): Promise<LiveMergeResult> {
+  async mergeDisk(child: string, parent: string, repoint: readonly string[] = []): Promise<LiveMergeResult> {
     const own = this.disks.find((d) => resolve(d.path) === resolve(child) && !d.readOnly);
     const disk = own ?? this.disks.find((d) => !d.readOnly && ancestorIn(d, child) !== null);
     if (!disk) throw new LiveMergeError('VMWP_ERR_MERGE_NO_DRIVE', `no writable drive of this VM uses ${child}`);
     if (this.merging.has(disk)) throw new LiveMergeError('VMWP_ERR_MERGE_BUSY', `a merge on ${disk.path} is already under way`);
+    for (const p of repoint) this.checkImagePath(p);
     const target = this.openMergeTarget(parent);
     this.merging.add(disk);
     try {
       const o = { cancelled: () => this.closed };
-      return own ? await mergeLive(disk, target, this.openImage, o) : await mergeInChainLive(disk, child, target, this.openImage, o);
+      if (own) return await mergeLive(disk, target, this.openImage, o);
+      if (repoint.length) return await mergeIntoBaseLive(disk, child, target, repoint, this.openImage, o);
+      return await mergeInChainLive(disk, child, target, this.openImage, o);
     } finally {
       this.merging.delete(disk);
     }

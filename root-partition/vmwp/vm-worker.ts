@@ -720,13 +720,13 @@ export class VmWorker extends EventEmitter {
    * Merges the drive on `child` into its parent `parent` while the VM runs on (live-merge.ts, on
    * the device thread); the drive ends on `parent`, the child file is deleted.
    */
-  async mergeDisk(child: string, parent: string): Promise<{ copiedBytes: number; switchMs: number; leftover: string | null }> {
+  async mergeDisk(child: string, parent: string, repoint: string[] = []): Promise<{ copiedBytes: number; switchMs: number; leftover: string | null }> {
     const t0 = performance.now();
-    const r = await this.deviceThread.request({ op: 'merge-disk', child, parent });
+    const r = await this.deviceThread.request({ op: 'merge-disk', child, parent, ...(repoint.length ? { repoint } : {}) });
     // A reset rebuilds the devices from the launch: on the file the drive uses now.
     if (this.launch.devices) this.launch.devices = switchedDeviceConfig(this.launch.devices, [{ from: child, to: parent }]);
     this.log.info(
-      `merged ${child} into ${parent} while running: ${r.copiedBytes} bytes copied in ${(performance.now() - t0).toFixed(1)} ms; the drive's I/O paused ${r.switchMs.toFixed(1)} ms for the switch${r.leftover ? `; ${r.leftover}` : ''}`,
+      `merged ${child} into ${parent}${repoint.length ? ` and pointed ${repoint.join(', ')} at it` : ''} while running: ${r.copiedBytes} bytes copied in ${(performance.now() - t0).toFixed(1)} ms; the drive's I/O paused ${r.switchMs.toFixed(1)} ms for the switch${r.leftover ? `; ${r.leftover}` : ''}`,
     );
     return r;
   }

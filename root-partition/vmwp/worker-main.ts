@@ -71,9 +71,15 @@ async function main(): Promise<void> {
             return reply({ ...status(), pauseMs });
           }
           case 'MERGE_DISK': {
-            const [m] = r.diskSwitches ?? [];
+            // The first switch is the merge; any further ones name files to point at its parent.
+            const [m, ...repoint] = r.diskSwitches ?? [];
             if (!m) throw new Error("MERGE_DISK needs the drive's file and its parent");
-            const { switchMs } = await worker.mergeDisk(m.from, m.to);
+            if (repoint.some((s) => s.to !== m.to)) throw new Error('MERGE_DISK re-points files only at the file merged into');
+            const { switchMs } = await worker.mergeDisk(
+              m.from,
+              m.to,
+              repoint.map((s) => s.from),
+            );
             return reply({ ...status(), pauseMs: switchMs });
           }
           case 'HEARTBEAT':

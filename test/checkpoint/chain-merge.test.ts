@@ -17,7 +17,8 @@ import { openDisk } from '../../root-partition/storage/open-disk.ts';
 import { openVhdx } from '../../root-partition/storage/vhdx/vhdx-open.ts';
 import { collectFiles } from '../../root-partition/vmms/checkpoint-files.ts';
 import { emptyTree } from '../../root-partition/vmms/checkpoint-tree.ts';
-import { mergeInChainLive } from '../../root-partition/vmwp/chain-merge.ts';
+import { readLocator } from '../../root-partition/storage/vhdx/vhdx-repoint.ts';
+import { mergeInChainLive, mergeIntoBaseLive } from '../../root-partition/vmwp/chain-merge.ts';
 import { SwitchableDisk, type ImageOpener } from '../../root-partition/vmwp/disk-switch.ts';
 import { prng } from '../helpers/prng.ts';
 
@@ -178,6 +179,137 @@ describe("merging a file deeper in a running drive's chain", () => {
     expect(c.done).toEqual([`merged ${d2} into ${d1}, which took its name`, '(finished a merge a crash had interrupted)']);
     expect(c.tree.pendingMerges).toEqual([]);
     expect(c.tree.retainedFiles).toEqual([]);
+    expect(existsSync(d1)).toBe(false);
+    const finished = openDisk(leaf, { readOnly: true, lock: false });
+    expect(readAll(finished).equals(model)).toBe(true);
+    finished.close();
+  });
+});
+describe("merging into a disk the operator attached, below a running drive's chain", () => {
+  /** Guest I/O between the merge's pieces: everything read through the chain, then a write anywhere. */
+  const guest = (disk: SwitchableDisk, model: Buffer, seed: number) => {
+    const r = prng(seed);
+    let turns = 0;
+    const yieldTurn = async () => {
+      turns++;
+      expect(readAll(disk).equals(model)).toBe(true);
+      const sectors = 1 + Math.floor(r() * 24);
+      const lba = Math.floor(r() * (SIZE / 512 - sectors));
+      const bytes = Buffer.alloc(sectors * 512, (turns * 41) & 0xff || 1);
+      disk.write(lba, bytes);
+      bytes.copy(model, lba * 512);
+      await new Promise<void>((res) => setImmediate(res));
+    };
+    return { yieldTurn, turns: () => turns };
+  };
+
+  it('copies between guest writes, then points the next file at the parent, which keeps its name; every reader agrees', async () => {
+    const model = Buffer.alloc(SIZE);
+    const { base, d1, d2, leaf } = chain(model);
+    const d1Content = readAll(openDisk(d1, { readOnly: true, lock: false }));
+    const disk = new SwitchableDisk(open(leaf, false), leaf);
+    const g = guest(disk, model, 5);
+    // d1 into the base; d2 (read-only in the chain) is pointed at the base.
+    const result = await mergeIntoBaseLive(disk, d1, openVhdx(base, { lock: false }), [d2], open, { yieldTurn: g.yieldTurn, piece: 256 * 1024 });
+    expect(g.turns()).toBeGreaterThanOrEqual(4);
+    console.log(
+      `live merge into the base: ${result.copiedBytes} bytes copied in ${g.turns()} turns with guest I/O between them; the drive's I/O stood still ${result.switchMs.toFixed(2)} ms for the switch`,
+    );
+    expect(existsSync(d1)).toBe(false);
+    expect(readAll(disk).equals(model)).toBe(true);
+    disk.write(3, Buffer.alloc(512, 0xee));
+    Buffer.alloc(512, 0xee).copy(model, 3 * 512);
+    disk.close();
+    // On disk: leaf ← d2 ← base (d1's data in it, a new identity d2 links to).
+    const reopened = openVhdx(leaf, { readOnly: true, lock: false });
+    expect(reopened.parent!.path).toBe(d2);
+    expect(reopened.parent!.parent!.path).toBe(base);
+    const identity = reopened.parent!.parent!.identifier;
+    expect(readAll(reopened).equals(model)).toBe(true);
+    reopened.close();
+    expect(readAll(openDisk(base, { readOnly: true, lock: false })).equals(d1Content)).toBe(true);
+    expect(Object.fromEntries(readLocator(d2)!)).toEqual({ parent_linkage: `{${identity}}`, relative_path: '.\\base.vhdx' });
+    if (pyvhdi) expect(libvhdiRead([base, d2, leaf]).equals(model)).toBe(true);
+  });
+
+  it("re-points the drive's own file through its open image when it is the one built on the merged file", async () => {
+    const model = Buffer.alloc(SIZE);
+    const { base, d1, d2, leaf } = chain(model);
+    const disk = new SwitchableDisk(open(leaf, false), leaf);
+    const g = guest(disk, model, 6);
+    await mergeIntoBaseLive(disk, d2, openVhdx(d1, { lock: false }), [leaf], open, { yieldTurn: g.yieldTurn, piece: 256 * 1024 });
+    expect(existsSync(d2)).toBe(false);
+    expect(readAll(disk).equals(model)).toBe(true);
+    disk.write(5, Buffer.alloc(512, 0xdd));
+    Buffer.alloc(512, 0xdd).copy(model, 5 * 512);
+    disk.close();
+    const reopened = openVhdx(leaf, { readOnly: true, lock: false });
+    expect([reopened.parent!.path, reopened.parent!.parent!.path]).toEqual([d1, base]);
+    expect(readAll(reopened).equals(model)).toBe(true);
+    reopened.close();
+    if (pyvhdi) expect(libvhdiRead([base, d1, leaf]).equals(model)).toBe(true);
+  });
+
+  it('stopped during the copy or failing before the re-pointing, the chain is as it was and the record is dropped; a turn-off is retried offline', async () => {
+    const model = Buffer.alloc(SIZE);
+    const { base, d1, d2, leaf } = chain(model);
+    const baseIdentity = openVhdx(base, { readOnly: true, lock: false });
+    const identity = baseIdentity.identifier;
+    baseIdentity.close();
+    const disk = new SwitchableDisk(open(leaf, false), leaf);
+    let turns = 0;
+    await expect(
+      mergeIntoBaseLive(disk, d1, openVhdx(base, { lock: false }), [d2], open, { piece: 256 * 1024, cancelled: () => ++turns === 3 }),
+    ).rejects.toThrow(/stopped: the VM is turning off/);
+    expect(readAll(disk).equals(model)).toBe(true);
+    await expect(
+      mergeIntoBaseLive(disk, d1, openVhdx(base, { lock: false }), [d2], open, {
+        beforeRepoint: () => {
+          throw new Error('failure here');
+        },
+      }),
+    ).rejects.toThrow('failure here');
+    expect(readAll(disk).equals(model)).toBe(true);
+    disk.write(2, Buffer.alloc(512, 0xcc));
+    Buffer.alloc(512, 0xcc).copy(model, 2 * 512);
+    disk.close();
+    // The base has all of d1's sectors now, and still its identity: d1 opens against it as before.
+    const probe = openVhdx(leaf, { readOnly: true, lock: false });
+    expect(probe.parent!.parent!.path).toBe(d1);
+    expect(probe.parent!.parent!.parent!.identifier).toBe(identity);
+    expect(readAll(probe).equals(model)).toBe(true);
+    probe.close();
+    // The tree's record of the live merge is dropped (d1 opens against the base), and with the
+    // VM off the merge is done offline.
+    const tree = {
+      ...emptyTree('00000000-0000-4000-8000-000000000001'),
+      checkpoints: [
+        {
+          id: '00000000-0000-4000-8000-000000000002',
+          name: 'c2',
+          parentId: null,
+          createdAt: '2026-01-01T00:00:00.000Z',
+          savedState: null,
+          settings: { id: '00000000-0000-4000-8000-000000000001', name: 'vm', devices: [{ kind: 'scsi-controller', disks: [{ location: 0, path: d1 }] }] },
+        },
+        {
+          id: '00000000-0000-4000-8000-000000000003',
+          name: 'c3',
+          parentId: '00000000-0000-4000-8000-000000000002',
+          createdAt: '2026-01-01T00:00:00.000Z',
+          savedState: null,
+          settings: { id: '00000000-0000-4000-8000-000000000001', name: 'vm', devices: [{ kind: 'scsi-controller', disks: [{ location: 0, path: d2 }] }] },
+        },
+      ] as never,
+      createdFiles: [d1, d2, leaf],
+      retainedFiles: [base],
+      pendingMerges: [{ file: base, child: d1, childIdentity: null, live: true, repoint: [d2] }],
+    };
+    const devices = [{ kind: 'scsi-controller', disks: [{ location: 0, path: leaf }] }] as never;
+    const c = collectFiles(tree, devices);
+    expect(c.deferred).toEqual([]);
+    expect(c.done).toEqual([`merged ${d1} into ${base}, and pointed ${d2} at it`]);
+    expect(c.tree.pendingMerges).toEqual([]);
     expect(existsSync(d1)).toBe(false);
     const finished = openDisk(leaf, { readOnly: true, lock: false });
     expect(readAll(finished).equals(model)).toBe(true);

@@ -2,9 +2,10 @@
  * Removing a checkpoint whose file lies deeper in a running VM's chain than its drive's own file,
  * through VMMS and a real worker: `ref-enlightened` writes between checkpoints c1, c2 and c3
  * (chain base ← d1 ← d2 ← leaf), then c2 is removed while the guest runs and writes. The worker
- * merges d2 into d1 live (vmwp/chain-merge.ts), d1 takes d2's name, and the guest, tsvisor and
- * libvhdi all read the same sectors afterwards; c3 still names its frozen file and reads as it
- * was taken.
+ * merges d2 into d1 live (vmwp/chain-merge.ts), d1 takes d2's name. Then c1 is removed: the
+ * first checkpoint's file (d2 now) is merged into the operator's base, which keeps its name, and
+ * the running leaf is pointed at the base. The guest, tsvisor and libvhdi all read the same
+ * sectors afterwards; c3 names the base, which reads as c3 was taken.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -128,8 +129,37 @@ describe("removing a checkpoint deep in a running VM's chain", () => {
     expect(v.checkpoints.get('deep', 'c3')!.parentId).toBe(c1.checkpoint!.id);
 
     await type('write 0 25 after the merge');
-    const lbas = [20, 21, 22, 23, 24, 25];
-    const expected = ['c1 over base', 'c2 over c1', 'after c2', 'after c3', 'during the merge', 'after the merge'];
+
+    // c1 froze the operator's base, which d2 (c3's file) builds on, and the running leaf on d2:
+    // d2 is merged into the base live, which keeps its name, and the leaf is pointed at it —
+    // through the drive's own open file.
+    const removingBase = v.checkpoints.remove('deep', 'c1');
+    await type('write 0 26 during the base merge');
+    const intoBase = await removingBase;
+    expect(intoBase.returnValue, intoBase.error).toBe(0);
+    expect(intoBase.deferred).toEqual([]);
+    expect(intoBase.done?.[0]).toMatch(
+      new RegExp(`^merged ${d2} into ${base}, and pointed ${leaf} at it, while the VM ran; its disk I/O paused [0-9.]+ ms for the switch$`),
+    );
+    expect(intoBase.done).toHaveLength(1);
+    console.log(`live merge into a running VM's base disk: ${intoBase.done?.[0]}`);
+    expect(v.get('deep')!.state).toBe('Running');
+    expect(drive()).toBe(leaf);
+    expect(existsSync(d2)).toBe(false);
+    expect(v.checkpoints.list('deep').map((c) => [c.name, c.disks, c.parentId])).toEqual([['c3', [base], null]]);
+    await type('write 0 27 after the base merge');
+
+    const lbas = [20, 21, 22, 23, 24, 25, 26, 27];
+    const expected = [
+      'c1 over base',
+      'c2 over c1',
+      'after c2',
+      'after c3',
+      'during the merge',
+      'after the merge',
+      'during the base merge',
+      'after the base merge',
+    ];
     // The guest's own view: each sector's first 16 bytes in its hex dump's text column.
     for (const [i, lba] of lbas.entries()) {
       const at = text.length;
@@ -139,13 +169,13 @@ describe("removing a checkpoint deep in a running VM's chain", () => {
     }
     expect(texts(leaf, lbas)).toEqual(expected);
     expect((await v.turnOff('deep')).returnValue).toBe(0);
-    // Offline: tsvisor and libvhdi read the chain leaf ← d2 ← base alike; c3's frozen file reads
-    // as it was when c3 was taken, and the base as at c1.
+    // Offline: tsvisor and libvhdi read the chain leaf ← base alike; the base, c3's file now,
+    // reads as when c3 was taken.
     expect(texts(leaf, lbas)).toEqual(expected);
-    if (pyvhdi) expect(libvhdiTexts([base, d2, leaf], lbas)).toEqual(expected);
-    expect(texts(d2, lbas)).toEqual(['c1 over base', 'c2 over c1', 'after c2', '', '', '']);
-    if (pyvhdi) expect(libvhdiTexts([base, d2], lbas)).toEqual(['c1 over base', 'c2 over c1', 'after c2', '', '', '']);
-    expect(texts(base, lbas)).toEqual(['base', '', '', '', '', '']);
+    if (pyvhdi) expect(libvhdiTexts([base, leaf], lbas)).toEqual(expected);
+    const atC3 = ['c1 over base', 'c2 over c1', 'after c2', '', '', '', '', ''];
+    expect(texts(base, lbas)).toEqual(atC3);
+    if (pyvhdi) expect(libvhdiTexts([base], lbas)).toEqual(atC3);
     const check = spawnSync('qemu-img', ['check', base], { encoding: 'utf8' });
     if (check.error === undefined) expect(check.status, check.stdout + check.stderr).toBe(0);
   });

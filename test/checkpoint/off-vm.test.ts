@@ -13,6 +13,7 @@ import { newDisk } from '../../root-partition/storage/disk-tools.ts';
 import { MAX_CHECKPOINTS, withoutCheckpoint, writableDisks } from '../../root-partition/vmms/checkpoint-tree.ts';
 import { mergeVhdx } from '../../root-partition/storage/vhdx/vhdx-edit.ts';
 import { openVhdx } from '../../root-partition/storage/vhdx/vhdx-open.ts';
+import { readLocator } from '../../root-partition/storage/vhdx/vhdx-repoint.ts';
 import { ReturnCode } from '../../root-partition/vmms/lifecycle.ts';
 import type { Vmms } from '../../root-partition/vmms/vmms.ts';
 import { MiB, VmmsFixture } from '../vmms/vmms-fixture.ts';
@@ -64,6 +65,27 @@ async function setup(): Promise<{ vmms: Vmms; dir: string; base: string; vm: str
 
 const leaf = (vmms: Vmms, vm: string) => writableDisks(vmms.get(vm)!.devices)[0].path;
 
+/** Every sector of the disk, through its chain. */
+function content(path: string): Buffer {
+  const d = openDisk(path, { readOnly: true });
+  try {
+    const b = Buffer.alloc(8 * MiB);
+    d.read(0, b);
+    return b;
+  } finally {
+    d.close();
+  }
+}
+
+function identityOf(path: string): string {
+  const d = openVhdx(path, { readOnly: true });
+  try {
+    return d.identifier;
+  } finally {
+    d.close();
+  }
+}
+
 describe('checkpoints of an Off VM', () => {
   it('take, write, apply, and remove: drives and files as Hyper-V leaves them', async () => {
     const { vmms, base, vm } = await setup();
@@ -114,7 +136,7 @@ describe('checkpoints of an Off VM', () => {
     expect(readFileSync(join(vmms.paths.vmsDir, `${vmms.get(vm)!.id}.json`), 'utf8')).toContain(`"path": "${base}"`);
   });
 
-  it('removing a checkpoint in the middle of a chain merges its file with its one child, which keeps its name and identity', async () => {
+  it('removing a checkpoint in the middle of a chain merges its file with its one child, which keeps its name and identity; the first merges into the base, which keeps its own', async () => {
     const { vmms, base, vm } = await setup();
     await vmms.checkpoints.create(vm, 'one');
     const a1 = leaf(vmms, vm);
@@ -136,18 +158,40 @@ describe('checkpoints of an Off VM', () => {
       ['one', null],
       ['three', 'one'],
     ]);
-    // "one" froze the operator's base, which a2 builds on: base stays as it is.
-    expect((await vmms.checkpoints.remove(vm, 'one')).done).toEqual([]);
-    expect(bytesAt(base, [0, 8])).toEqual([0xa1, 0]);
+    // "one" froze the operator's base, which a2 builds on: a2 is merged into the base, which
+    // keeps its name, and the leaf is pointed at the base (Hyper-V's merge into the base disk).
+    const leafBefore = content(a3);
+    const threeBefore = content(a2);
+    const baseIdentity = identityOf(base);
+    expect((await vmms.checkpoints.remove(vm, 'one')).done).toEqual([`merged ${a2} into ${base}, and pointed ${a3} at it`]);
+    expect(existsSync(a2)).toBe(false);
+    expect(content(a3).equals(leafBefore)).toBe(true);
+    expect(content(base).equals(threeBefore)).toBe(true);
+    expect(identityOf(base)).not.toBe(baseIdentity);
+    const locator = readLocator(a3)!;
+    expect([...locator.keys()].sort()).toEqual(['parent_linkage', 'relative_path']);
+    expect(locator.get('relative_path')).toBe('.\\base.vhdx');
+    expect(locator.get('parent_linkage')).toBe(`{${identityOf(base)}}`);
+    expect(vmms.checkpoints.list(vm).map((c) => [c.name, c.disks])).toEqual([['three', [base]]]);
+    expect(vmms.checkpoints.store.load(vmms.get(vm)!.id)).toMatchObject({ retainedFiles: [], pendingMerges: [] });
+    if (has('qemu-img')) {
+      const check = spawnSync('qemu-img', ['check', base], { encoding: 'utf8' });
+      expect(check.status, check.stdout + check.stderr).toBe(0);
+    }
     if (has('vhdiinfo')) {
       const info = spawnSync('vhdiinfo', [a3], { encoding: 'utf8' });
       expect(info.status, info.stdout + info.stderr).toBe(0);
       expect(info.stdout).toMatch(/Differential/);
+      expect(info.stdout).toContain(identityOf(base));
     }
+    // Removing the last checkpoint puts the drive back on the base with everything written.
+    expect((await vmms.checkpoints.remove(vm, 'three')).done).toEqual([`merged ${a3} into ${base}`]);
+    expect(leaf(vmms, vm)).toBe(base);
+    expect(content(base).equals(leafBefore)).toBe(true);
   });
 
   it('a merge a crash interrupted (child merged and deleted, not yet renamed) is finished, not taken for an unneeded file', async () => {
-    const { vmms, vm } = await setup();
+    const { vmms, vm, base } = await setup();
     await vmms.checkpoints.create(vm, 'one');
     const a1 = leaf(vmms, vm);
     fill(a1, 8, 8, 0xb2);
@@ -169,8 +213,13 @@ describe('checkpoints of an Off VM', () => {
     expect(() => bytesAt(a3, [0])).toThrow(/does not exist/);
     // The next collection (any removal) finishes it: a1 takes a2's name and identity; a3 opens again.
     const r = await vmms.checkpoints.remove(vm, 'one');
-    expect(r.done).toEqual([`merged ${a2} into ${a1}, which took its name`, '(finished a merge a crash had interrupted)']);
-    expect(existsSync(a1)).toBe(false);
+    // Then "one"'s base, needed by nothing but a2 now, takes a2's data, and a3 is pointed at it.
+    expect(r.done).toEqual([
+      `merged ${a2} into ${a1}, which took its name`,
+      '(finished a merge a crash had interrupted)',
+      `merged ${a2} into ${base}, and pointed ${a3} at it`,
+    ]);
+    expect([existsSync(a1), existsSync(a2)]).toEqual([false, false]);
     expect(bytesAt(a3, [0, 8, 16])).toEqual([0xa1, 0xb2, 0xc3]);
     expect(store.load(id).pendingMerges).toEqual([]);
   });

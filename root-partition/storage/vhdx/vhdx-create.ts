@@ -61,7 +61,7 @@ export function defaultBlockSize(size: number): number {
 }
 
 /** The Windows-style relative path of `parent` from the child's directory (`.\base.vhdx`, `..\x\p.vhdx`). */
-function relativeWindowsPath(child: string, parent: string): string {
+export function relativeWindowsPath(child: string, parent: string): string {
   const rel = relative(dirname(resolve(child)), resolve(parent))
     .split('/')
     .join('\\');

@@ -9,6 +9,7 @@ import { RawDiskError } from '../raw-disk.ts';
 import { BatGeometry, encodeEntry, PayloadState } from './vhdx-bat.ts';
 import type { VhdxDisk } from './vhdx-disk.ts';
 import { MAX_VIRTUAL_SIZE, MetadataFlag, MetadataGuid, MiB, putU64, VhdxCorruptError, VhdxError } from './vhdx-format.ts';
+import { vhdxFaultPoint } from './vhdx-fault-point.ts';
 import { guidEquals, type Guid } from './vhdx-guid.ts';
 import type { LogSector } from './vhdx-log.ts';
 import { openVhdx } from './vhdx-open.ts';
@@ -148,6 +149,43 @@ export function* mergeVhdxSteps(childPath: string, progress?: EditProgress): Dis
     child.close();
     parent.close();
     fs.rmSync(childPath);
+  } finally {
+    fs.closeSync(childLock);
+  }
+  return { parentPath };
+}
+
+/**
+ * The copy of a merge into a parent that keeps its name (vhdx-repoint.ts, step 1): the child's
+ * own data written into its parent, which keeps its DataWriteGuid — it gains only sectors the
+ * child overrides, so the child still opens against it and reads as before, whenever this stops —
+ * then flushed. The child stays; both files are locked exclusively meanwhile.
+ */
+export function copyIntoParent(childPath: string): { parentPath: string } {
+  const probe = openVhdx(childPath, { readOnly: true });
+  const parentPath = probe.parent ? probe.parent.path : null;
+  probe.close();
+  if (!parentPath) throw new HvError(VhdxError.Parent, `${childPath} is not a differencing disk`);
+  const childLock = fs.openSync(childPath, 'r');
+  try {
+    lockDescriptor(childLock, childPath, 'exclusive', 'disk image');
+    const parent = openVhdx(parentPath);
+    const child = openVhdx(childPath, { readOnly: true, lock: false });
+    try {
+      parent.file.beginSession({ keepDataWriteGuid: true });
+      let first = true;
+      for (const run of ownDataRuns(child)) {
+        if (!run.bytes.length) continue;
+        parent.write(run.lba, run.bytes);
+        if (first) vhdxFaultPoint('merge:copied-partly');
+        first = false;
+      }
+      parent.flush();
+      vhdxFaultPoint('merge:copied');
+    } finally {
+      child.close();
+      parent.close();
+    }
   } finally {
     fs.closeSync(childLock);
   }

@@ -39,39 +39,46 @@ export function setParentLinkage(path: string, dataWriteGuid: Uint8Array, o: { l
   ]);
 }
 
-function rewriteLocator(path: string, lock: boolean, edit: (locator: Map<string, string>) => [string, string][]): void {
+/** The locator of the file at `path` rewritten through its log (`lock`: take the file's exclusive lock first). */
+export function rewriteLocator(path: string, lock: boolean, edit: (locator: Map<string, string>) => [string, string][]): void {
   const fd = fs.openSync(path, 'r+');
   const file = new VhdxFile(path, fd, false);
   try {
     if (lock) lockDescriptor(fd, path, 'exclusive', 'disk image');
     file.loadHeaders();
-    const layout = readLayout(file);
-    const locator = layout.meta.locator;
-    if (!locator) throw new VhdxCorruptError(path, 'it is not a differencing disk: it has no parent to point at', VhdxError.Parent);
-    const pairs = edit(locator);
-    const item = encodeParentLocator(pairs);
-    const region = layout.metadataRegion;
-    const entries = layout.meta.entries.map((e) => ({ ...e }));
-    const entry = entries.find((e) => guidEquals(e.itemId, MetadataGuid.ParentLocator) && (e.flags & MetadataFlag.IsUser) === 0)!;
-    // In place when it fits, else after the last item: the table entry then moves in the same transaction.
-    if (item.length > entry.length) {
-      const end = Math.max(METADATA_TABLE_SIZE, ...entries.map((e) => e.offset + e.length));
-      if (end + item.length > region.length)
-        throw new VhdxCorruptError(path, `the metadata region has no room for a ${item.length}-byte parent locator`, VhdxError.Unsupported);
-      entry.offset = end;
-    }
-    entry.length = item.length;
-    const sectors = new Map<number, Uint8Array>();
-    const patch = (at: number, bytes: Uint8Array) => {
-      for (let s = at - (at % 4096); s < at + bytes.length; s += 4096) if (!sectors.has(s)) sectors.set(s, file.readMeta(s, 4096));
-      for (let i = 0; i < bytes.length; i++) sectors.get(at + i - ((at + i) % 4096))![(at + i) % 4096] = bytes[i]!;
-    };
-    patch(region.fileOffset, encodeMetadataTable(entries).subarray(0, 32 + 32 * entries.length));
-    patch(region.fileOffset + entry.offset, item);
-    // A new FileWriteGuid marks the file as changed; the DataWriteGuid (the content's identity) stays.
-    file.updateHeader({ fileWriteGuid: randomGuid() });
-    file.transaction([...sectors].map(([fileOffset, data]): LogSector => ({ fileOffset, data })));
+    rewriteLocatorIn(file, edit);
   } finally {
     file.close();
   }
+}
+
+/** The locator of the open file rewritten through its log (the file's in-memory layout, if any, is stale after). */
+export function rewriteLocatorIn(file: VhdxFile, edit: (locator: Map<string, string>) => [string, string][]): void {
+  const path = file.path;
+  const layout = readLayout(file);
+  const locator = layout.meta.locator;
+  if (!locator) throw new VhdxCorruptError(path, 'it is not a differencing disk: it has no parent to point at', VhdxError.Parent);
+  const pairs = edit(locator);
+  const item = encodeParentLocator(pairs);
+  const region = layout.metadataRegion;
+  const entries = layout.meta.entries.map((e) => ({ ...e }));
+  const entry = entries.find((e) => guidEquals(e.itemId, MetadataGuid.ParentLocator) && (e.flags & MetadataFlag.IsUser) === 0)!;
+  // In place when it fits, else after the last item: the table entry then moves in the same transaction.
+  if (item.length > entry.length) {
+    const end = Math.max(METADATA_TABLE_SIZE, ...entries.map((e) => e.offset + e.length));
+    if (end + item.length > region.length)
+      throw new VhdxCorruptError(path, `the metadata region has no room for a ${item.length}-byte parent locator`, VhdxError.Unsupported);
+    entry.offset = end;
+  }
+  entry.length = item.length;
+  const sectors = new Map<number, Uint8Array>();
+  const patch = (at: number, bytes: Uint8Array) => {
+    for (let s = at - (at % 4096); s < at + bytes.length; s += 4096) if (!sectors.has(s)) sectors.set(s, file.readMeta(s, 4096));
+    for (let i = 0; i < bytes.length; i++) sectors.get(at + i - ((at + i) % 4096))![(at + i) % 4096] = bytes[i]!;
+  };
+  patch(region.fileOffset, encodeMetadataTable(entries).subarray(0, 32 + 32 * entries.length));
+  patch(region.fileOffset + entry.offset, item);
+  // A new FileWriteGuid marks the file as changed; the DataWriteGuid (the content's identity) stays.
+  file.updateHeader({ fileWriteGuid: randomGuid() });
+  file.transaction([...sectors].map(([fileOffset, data]): LogSector => ({ fileOffset, data })));
 }
