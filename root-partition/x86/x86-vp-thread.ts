@@ -16,6 +16,7 @@ import { X86Vp } from '../../hypervisor/x86/x86-vp.ts';
 import { Uart16550 } from '../devices/uart/uart16550.ts';
 import { VMBUS_SSDT_FILE, vmbusSsdt } from './vmbus-ssdt.ts';
 import type { FromX86Vp, ToX86Vp, X86VmThreadData, X86VpStatus } from './x86-vm-messages.ts';
+import { X86Ide } from './x86-ide.ts';
 import { X86Vmbus } from './x86-vmbus.ts';
 
 const COM1_BASE = 0x3f8;
@@ -56,7 +57,7 @@ class ConsoleBatch {
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
 
-function status(vp: X86Vp, hv: X86Enlightenments | undefined, vmbus: X86Vmbus | undefined): X86VpStatus {
+function status(vp: X86Vp, hv: X86Enlightenments | undefined, vmbus: X86Vmbus | undefined, ide?: X86Ide): X86VpStatus {
   let page = '';
   if (hv && (hv.hypercallMsr & 1n) !== 0n) {
     const gpa = Number(hv.hypercallMsr >> 12n) * 4096;
@@ -74,6 +75,7 @@ function status(vp: X86Vp, hv: X86Enlightenments | undefined, vmbus: X86Vmbus | 
     hypercallMsr: hex(hv?.hypercallMsr ?? 0n),
     hypercallPage: page,
     ...(vmbus ? { vmbus: vmbus.status() } : {}),
+    ...(ide ? { ide: ide.status() } : {}),
   };
 }
 
@@ -106,6 +108,7 @@ async function main(): Promise<void> {
     sink: (bytes) => consoleOut.add(bytes),
   });
   vp.ports.attach(com1);
+  const ide = new X86Ide(vp, data.ide ?? [], (message) => post({ type: 'log', message }));
   let stopping = false;
   let vmbus: X86Vmbus | undefined;
   const stop = (reason: 'stop' | 'poweroff') => {
@@ -115,8 +118,9 @@ async function main(): Promise<void> {
     queueMicrotask(() => {
       // What the guest sent before it stopped (e.g. its answer to a shutdown request) is served first.
       vmbus?.pump();
-      const last = status(vp, hv, vmbus);
+      const last = status(vp, hv, vmbus, ide);
       vmbus?.dispose();
+      ide.close();
       void vp.destroy().then(() => {
         consoleOut.flush();
         post({ type: 'stopped', reason, status: last });
@@ -142,7 +146,7 @@ async function main(): Promise<void> {
   });
   port.on('message', (m: ToX86Vp) => {
     if (m.type === 'input') com1.receive(m.bytes);
-    else if (m.type === 'status') post({ type: 'status', status: status(vp, hv, vmbus) });
+    else if (m.type === 'status') post({ type: 'status', status: status(vp, hv, vmbus, ide) });
     else if (m.type === 'stop') stop('stop');
     else if (m.type === 'shutdown') {
       if (!vmbus) post({ type: 'shutdown-result', outcome: 'unavailable' });
