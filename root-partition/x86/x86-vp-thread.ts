@@ -2,7 +2,8 @@
  * An x86 VM's VP thread: v86 runs the processor here, and the devices the root partition
  * provides for this VP kind sit on the same thread behind the VP's port map, so a port access is a
  * function call, as an exit handled in the hypervisor's own context would be. Today that is COM1,
- * our 16550, on IRQ 4 of v86's interrupt controllers, and the hypercall trap port; with the
+ * our 16550, on IRQ 4 of v86's interrupt controllers, the hypercall trap port, and our PCI bus with
+ * the PIIX4 IDE controller (x86-ide.ts; its disks given by the owner); with the
  * enlightenments also the SynIC, the VMBus ACPI device (an SSDT for SeaBIOS) and our VMBus server
  * with the integration services. The VMBus server runs here too, between v86's slices: guest RAM
  * is v86's own memory, which only this thread sees.
