@@ -29,7 +29,7 @@ import { measureVhdxRows } from './io/vhdx-row.ts';
 import { runNetBench, type NetBenchReport } from './net.ts';
 import { measureLinux, type LinuxSection } from './io/linux-section.ts';
 
-export const LINUX_NOT_MEASURED = 'not measured: `tsvisor bench io --linux` adds it (one boot of the Linux guest, 1.5–2.5 min on a loaded 2-core machine)';
+export const LINUX_NOT_MEASURED = 'not measured: `tsvisor bench io --linux` adds it (one boot of the Linux guest: 1–3 min on a 2-core machine, with the load)';
 
 export const NETWORK_NOT_MEASURED = 'network: not measured in the smallest (structural) run; `tsvisor bench net` measures it';
 
