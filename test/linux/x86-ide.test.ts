@@ -13,6 +13,7 @@ import { X86Vp } from '../../hypervisor/x86/x86-vp.ts';
 import { BmStatus } from '../../root-partition/devices/ide/ata-protocol.ts';
 import { loadLinuxGuest } from '../../root-partition/x86/linux-guest-files.ts';
 import { X86Ide } from '../../root-partition/x86/x86-ide.ts';
+import { createVhdx } from '../../root-partition/storage/vhdx/vhdx-create.ts';
 import { linuxGuestUnavailable } from './linux-guest-available.ts';
 
 const unavailable = linuxGuestUnavailable();
@@ -29,6 +30,8 @@ describe.skipIf(unavailable !== undefined)('x86 VM: our PIIX4 IDE and PCI bus in
   const diskFile = join(dir, 'disk.raw');
   const content = randomFillSync(new Uint8Array(DISK));
   writeFileSync(diskFile, content);
+  const vhdxFile = join(dir, 'slave.vhdx');
+  createVhdx(vhdxFile, { type: 'dynamic', sizeBytes: 4 << 20, blockSizeBytes: 1 << 20 });
   let vp: X86Vp;
   let ide: X86Ide;
   const logs: string[] = [];
@@ -62,8 +65,8 @@ describe.skipIf(unavailable !== undefined)('x86 VM: our PIIX4 IDE and PCI bus in
     });
   };
   /** READ DMA (0xC8) or WRITE DMA (0xCA) of `count` sectors at `lba` on the primary master, through the bus master. */
-  const dma = (cmd: 0xc8 | 0xca, lba: number, count: number) => {
-    out(0x1f6, 1, 0xe0 | ((lba >> 24) & 0xf));
+  const dma = (cmd: 0xc8 | 0xca, lba: number, count: number, slave = false) => {
+    out(0x1f6, 1, (slave ? 0xf0 : 0xe0) | ((lba >> 24) & 0xf));
     out(0x1f2, 1, count);
     out(0x1f3, 1, lba & 0xff);
     out(0x1f4, 1, (lba >> 8) & 0xff);
@@ -80,7 +83,7 @@ describe.skipIf(unavailable !== undefined)('x86 VM: our PIIX4 IDE and PCI bus in
   beforeAll(async () => {
     const m = (loadLinuxGuest() as { manifest: { bios: string; vgaBios: string; kernel: string } }).manifest;
     vp = await X86Vp.create({ memoryBytes: RAM, bios: readFileSync(m.bios), vgaBios: readFileSync(m.vgaBios), kernel: readFileSync(m.kernel), cmdline: '' });
-    ide = new X86Ide(vp, [diskFile], (l) => logs.push(l));
+    ide = new X86Ide(vp, [diskFile, vhdxFile], (l) => logs.push(l));
   }, 60_000);
 
   afterAll(async () => {
@@ -134,6 +137,24 @@ describe.skipIf(unavailable !== undefined)('x86 VM: our PIIX4 IDE and PCI bus in
     expect(after.sectors - before.sectors).toBe(4);
     expect(after.interrupts - before.interrupts).toBe(2);
     expect(after.faults).toBe(0);
+  });
+
+  it('serves a dynamic VHDX through the same block backend (primary slave): written by DMA, read back by DMA', () => {
+    const pattern = randomFillSync(new Uint8Array(1024));
+    ram().set(pattern, BUF);
+    prd([[BUF, 1024, true]]);
+    const sizeBefore = readFileSync(vhdxFile).length;
+    expect(dma(0xca, 10, 2, true).bm & BmStatus.Error).toBe(0);
+    ram().fill(0, BUF, BUF + 1024);
+    expect(dma(0xc8, 10, 2, true).bm & BmStatus.Error).toBe(0);
+    expect(Buffer.from(ram().subarray(BUF, BUF + 1024)).equals(Buffer.from(pattern))).toBe(true);
+    expect(readFileSync(vhdxFile).length).toBeGreaterThan(sizeBefore); // a block was allocated in the file
+    expect(dma(0xc8, 12, 1, true).bm & BmStatus.Error).toBe(0);
+    expect(
+      ram()
+        .subarray(BUF, BUF + 512)
+        .every((b) => b === 0),
+    ).toBe(true); // never written: zeros
   });
 
   it('refuses hostile PRD tables with an error the guest sees, moving no data and holding nothing', () => {
