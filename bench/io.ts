@@ -2,7 +2,7 @@
  * The main job: emulated IDE (ATA PIO per word, PIO string, PIO MULTIPLE, DMA) against synthetic
  * SCSI (storvsc over VMBus) on one VM, side by side in one run, with the same-run limits (copy,
  * backend alone, exit round trip) that say how close each path comes and why it stops there.
- * Usage: npx tsx bench/io.ts [--quick] [--paths storvsc,dma] [--json FILE] [--html FILE]   (or: tsvisor bench io)
+ * Usage: npx tsx bench/io.ts [--quick] [--paths storvsc,dma] [--json FILE] [--html FILE] [--linux]   (or: tsvisor bench io)
  */
 import { buildIdentity, type BuildIdentity } from './io/build-identity.ts';
 import { randomFillSync } from 'node:crypto';
@@ -27,6 +27,9 @@ import { buildRows, checkPhase, checkWholeDisk, evaluateTargets, type IoRow, typ
 import { makeDisks, runVm } from './io/vm-run.ts';
 import { measureVhdxRows } from './io/vhdx-row.ts';
 import { runNetBench, type NetBenchReport } from './net.ts';
+import { measureLinux, type LinuxSection } from './io/linux-section.ts';
+
+export const LINUX_NOT_MEASURED = 'not measured: `tsvisor bench io --linux` adds it (one boot of the Linux guest: 1–3 min on a 2-core machine, with the load)';
 
 export const NETWORK_NOT_MEASURED = 'network: not measured in the smallest (structural) run; `tsvisor bench net` measures it';
 
@@ -109,6 +112,8 @@ export interface IoBenchReport {
   integrity: { phasesOk: number; phases: number; warmupsOk: number; warmups: number; disks: ReturnType<typeof checkWholeDisk>[]; ok: boolean };
   targets: Target[];
   network: NetworkSection;
+  /** The same unmodified Linux kernel through ata_piix and hv_storvsc (absent in reports written before it existed). */
+  linux?: LinuxSection;
   notes: string[];
 }
 
@@ -124,6 +129,8 @@ export interface IoBenchOptions {
   paths?: readonly string[];
   /** The network section (a small bench net run, two VMs per NIC kind); on unless tiny or paths is given. */
   network?: boolean;
+  /** The Linux section (one boot of the Linux guest with both disks); off unless asked for, it takes longer than the rest of a quick run. */
+  linux?: boolean;
 }
 
 export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchReport> {
@@ -146,7 +153,8 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
   const showBar = opts.progress ?? Boolean(process.stderr.isTTY);
   const vhdx = phases.some((p) => p.path.kind === 'synthetic');
   const network = !opts.tiny && !opts.paths && opts.network !== false;
-  const steps = 3 + phases.length + 1 + (vhdx ? 1 : 0) + (network ? 1 : 0);
+  const linux = !opts.tiny && !opts.paths && opts.linux === true;
+  const steps = 3 + phases.length + 1 + (vhdx ? 1 : 0) + (network ? 1 : 0) + (linux ? 1 : 0);
   if (showBar) bar.start(steps, 0, { step: 'disks' });
   let done = 0;
   const step = (name: string) => {
@@ -188,6 +196,8 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
         })
       : { status: 'not measured', note: NETWORK_NOT_MEASURED };
     if (network) step('network');
+    const linuxSection: LinuxSection = linux ? await measureLinux() : { status: 'skipped', note: LINUX_NOT_MEASURED };
+    if (linux) step('linux');
     const writes = phases.filter((p) => p.workload.write);
     const ideFinal = ideBeforeVhdx,
       scsiFinal = fs.readFileSync(scsiFile);
@@ -256,6 +266,7 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
       },
       targets: evaluateTargets(rows, backend, exit, coreFree),
       network: networkSection,
+      linux: linuxSection,
       notes: [
         `Machine shared: load average ${loadAverageStart.map((l) => l.toFixed(2)).join('/')} at start, ${loadAverageEnd.map((l) => l.toFixed(2)).join('/')} at end on ${cores} cores; idle cores ${idleCoresStart?.toFixed(2) ?? 'not measured'} just before the run, ${idleCoresEnd?.toFixed(2) ?? 'not measured'} just after. Exit costs and signals depend on whether a core is free (a round trip at its fastest has the VP and the device thread each spinning on a core); on a busy machine the figures are noisy and the adaptive wait degrades toward the blocking one.`,
         "Every page of the VM's memory is backed before its VP starts (prefault; a VMWP does it behind the running guest), so quick and full runs alike measure warm buffers; the first-touch cost is its own figure under Limits. Before the measured phases every path also runs a short unreported warm-up (sequential 4 KiB reads) for JIT tiering.",
@@ -289,18 +300,27 @@ export async function writeIoBenchOutputs(report: IoBenchReport, out: { json?: s
 }
 
 /** `tsvisor bench io` and `npx tsx bench/io.ts`: table on stdout, progress on stderr. */
-export async function ioBenchMain(opts: { quick?: boolean; json?: string; html?: string; from?: string; paths?: string[] }): Promise<void> {
+export async function ioBenchMain(opts: { quick?: boolean; json?: string; html?: string; from?: string; paths?: string[]; linux?: boolean }): Promise<void> {
   const { formatReport } = await import('./io/format.ts');
   // --from: a saved run (e.g. bench/results/reference.json) shown again, nothing measured.
-  const report: IoBenchReport = opts.from ? JSON.parse(fs.readFileSync(opts.from, 'utf8')) : await runIoBench({ quick: opts.quick, paths: opts.paths });
+  const report: IoBenchReport = opts.from
+    ? JSON.parse(fs.readFileSync(opts.from, 'utf8'))
+    : await runIoBench({ quick: opts.quick, paths: opts.paths, linux: opts.linux });
   console.log(formatReport(report));
   const html = await writeIoBenchOutputs(report, opts);
   console.log(`\nHTML report: ${html}${opts.json ? `\nJSON: ${opts.json}` : ''}`);
-  if (!report.integrity.ok) process.exitCode = 1;
+  if (!report.integrity.ok || (report.linux?.status === 'measured' && !report.linux.integrity.ok)) process.exitCode = 1;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const arg = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
-  await ioBenchMain({ quick: args.includes('--quick'), json: arg('--json'), html: arg('--html'), from: arg('--from'), paths: arg('--paths')?.split(',') });
+  await ioBenchMain({
+    quick: args.includes('--quick'),
+    json: arg('--json'),
+    html: arg('--html'),
+    from: arg('--from'),
+    paths: arg('--paths')?.split(','),
+    linux: args.includes('--linux'),
+  });
 }

@@ -2,6 +2,7 @@
 import type { IoBenchReport } from '../io.ts';
 import type { IoRow } from './report.ts';
 import { formatNetBench } from '../net/format.ts';
+import { formatLinuxSection } from './linux-section.ts';
 
 const SHORT: Record<string, string> = {
   'pio-word': 'PIO word',
@@ -228,6 +229,10 @@ export function formatReport(report: IoBenchReport): string {
   out.push(`Network: ${report.network.note}`);
   if (report.network.status === 'measured') out.push(formatNetBench(report.network.report));
   out.push('');
+  if (report.linux) {
+    out.push(formatLinuxSection(report.linux));
+    out.push('');
+  }
   out.push('Notes');
   for (const n of report.notes) out.push(`  - ${n}`);
   return out.join('\n');

@@ -3,6 +3,7 @@
  * script, no network), so it opens offline in any browser. Log scales, because the paths differ
  * by up to five orders of magnitude.
  */
+import { formatLinuxSection } from './linux-section.ts';
 import type { IoBenchReport } from '../io.ts';
 import { fmt } from './format.ts';
 import type { IoRow } from './report.ts';
@@ -256,6 +257,7 @@ ${head ? `<p class="lead">${esc(head.sentences[0])}</p><p class="lead">${esc(hea
 <section><h2>Synthetic: what each I/O costs</h2><p class="note">halts/IO: the guest ran out of work and halted (a wake-up on its side); dev sleeps/IO: the device thread ran out of its spin and slept (a wake-up on the host side).</p>${synCost}
 <h3>Where a synthetic I/O's time goes</h3><p class="note">storvsp = its request batches on the device thread, of which SCSI+backend = the SCSI target and the pread/pwrite into guest memory; device thread asleep = on its doorbell, wake-up included; the rest of p50 is the guest, the signals and the VP's halt.</p>${synSplit}</section>
 ${report.network.status === 'measured' ? renderNetSection(report.network.report) : `<section><h2>Network</h2><p><b>${esc(report.network.note)}</b></p></section>`}
+${report.linux ? `<section><h2>Linux: ata_piix and hv_storvsc</h2><pre>${esc(formatLinuxSection(report.linux))}</pre></section>` : ''}
 <section><h2>Notes</h2><ul>${report.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul></section>
 </body></html>
 `;

@@ -18,8 +18,21 @@ export interface V86Io {
   ports: V86PortEntry[];
 }
 
+/**
+ * v86's PCI bus (src/pci.js): configuration spaces by bus-0 device/function number (bdf), and its
+ * configuration writes, which move a function's I/O BARs. `address` is bdf << 8 | register.
+ */
+export interface V86Pci {
+  devices: ({ name?: string } | undefined)[];
+  device_spaces: (Int32Array | undefined)[];
+  pci_write8(address: number, value: number): void;
+  pci_write16(address: number, value: number): void;
+  pci_write32(address: number, value: number): void;
+}
+
 export interface V86Cpu {
   io: V86Io;
+  devices: { pci: V86Pci };
   /**
    * General registers EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI, and guest physical memory: v86
    * hands out Proxies that make a fresh typed array over the Wasm memory at every access (the
@@ -69,6 +82,13 @@ export function checkV86Internals(e: V86Emulator): V86Cpu {
     for (const f of ['device_raise_irq', 'device_lower_irq', 'jit_dirty_cache', 'get_apic_addr', 'handle_irqs'] as const) {
       if (typeof cpu[f] !== 'function') missing.push(`cpu.${f}`);
     }
+    const pci = cpu.devices?.pci;
+    if (
+      !Array.isArray(pci?.devices) ||
+      !Array.isArray(pci.device_spaces) ||
+      !(['pci_write8', 'pci_write16', 'pci_write32'] as const).every((f) => typeof pci[f] === 'function')
+    )
+      missing.push('cpu.devices.pci');
     if (!Array.isArray(cpu.option_roms)) missing.push('cpu.option_roms');
     if (typeof cpu.wm?.exports?.v86_malloc !== 'function' || typeof cpu.wm?.exports?.v86_free !== 'function') missing.push('v86_malloc/v86_free');
   }

@@ -23,6 +23,8 @@ export interface X86PortCounters {
 export class X86PortMap {
   readonly counters: X86PortCounters = { hostPortAccesses: 0 };
   private readonly owners = new Map<number, string>();
+  /** v86's entries the host devices replaced, by port: given back when the device lets the port go. */
+  private readonly replaced = new Map<number, V86PortEntry>();
 
   constructor(private readonly cpu: V86Cpu) {}
 
@@ -39,7 +41,22 @@ export class X86PortMap {
     for (const r of device.ports) {
       for (let p = r.base; p < r.base + r.length; p++) {
         this.owners.set(p, device.name);
+        if (!this.replaced.has(p)) this.replaced.set(p, this.cpu.io.ports[p]!);
         this.cpu.io.ports[p] = this.entry(device, p);
+      }
+    }
+  }
+
+  /**
+   * Takes `device`'s ports away from it (a PCI BAR moved, decoding switched off): each port goes
+   * back to what v86 had there. The ranges are the ones `device` claimed (`ports` at attach time).
+   */
+  detach(device: X86PortDevice, ranges: X86PortDevice['ports'] = device.ports): void {
+    for (const r of ranges) {
+      for (let p = r.base; p < r.base + r.length; p++) {
+        if (this.owners.get(p) !== device.name) continue;
+        this.owners.delete(p);
+        this.cpu.io.ports[p] = this.replaced.get(p)!;
       }
     }
   }

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { startLinuxGuest } from '../x86/linux-guest-vm.ts';
 import type { X86VmEnd } from '../x86/x86-vm.ts';
+import { X86_IDE_MAX_DISKS } from '../x86/x86-ide.ts';
 import { CommandFailure } from './management-session.ts';
 
 export interface RunLinuxOptions {
@@ -20,6 +21,8 @@ export interface RunLinuxOptions {
   noEnlightenments?: boolean;
   /** Disk images on the synthetic SCSI controller (hv_storvsc: /dev/sda, /dev/sdb, …). */
   scsi?: string[];
+  /** Disk images on the emulated PIIX4 IDE controller (ata_piix: /dev/sdX through libata). */
+  ide?: string[];
 }
 
 export async function runLinuxGuest(opts: RunLinuxOptions): Promise<number> {
@@ -27,10 +30,12 @@ export async function runLinuxGuest(opts: RunLinuxOptions): Promise<number> {
     throw new CommandFailure('RUN', 6, 'the Linux guest needs between 32M and 2G of memory');
   }
   const scsi = (opts.scsi ?? []).map((f) => resolve(f));
-  for (const f of scsi) if (!existsSync(f)) throw new CommandFailure('RUN', 6, `there is no disk image ${f}`);
+  const ide = (opts.ide ?? []).map((f) => resolve(f));
+  for (const f of [...scsi, ...ide]) if (!existsSync(f)) throw new CommandFailure('RUN', 6, `there is no disk image ${f}`);
+  if (ide.length > X86_IDE_MAX_DISKS) throw new CommandFailure('RUN', 6, `the IDE controller takes at most ${X86_IDE_MAX_DISKS} disks`);
   let vm: ReturnType<typeof startLinuxGuest>;
   try {
-    vm = startLinuxGuest({ memoryBytes: opts.memoryBytes, cmdline: opts.cmdline, enlightened: !opts.noEnlightenments, scsi });
+    vm = startLinuxGuest({ memoryBytes: opts.memoryBytes, cmdline: opts.cmdline, enlightened: !opts.noEnlightenments, scsi, ide });
   } catch (e) {
     throw new CommandFailure('RUN', 6, (e as Error).message);
   }

@@ -24,10 +24,14 @@ export interface LinuxGuestOptions {
   enlightened?: boolean;
   /** Disk images for the synthetic SCSI controller (needs the enlightenments); /init then loads hv_storvsc and sd_mod. */
   scsi?: string[];
+  /** Disk images on our emulated PIIX4 IDE controller; /init then loads libata, ata_piix and sd_mod. */
+  ide?: string[];
 }
 
 /** On the kernel command line when the VM has a SCSI controller: /init loads the storvsc stack only then (boot time). */
 export const LINUX_GUEST_STORVSC_FLAG = 'tsvisor.storvsc';
+/** On the kernel command line when the VM has an IDE disk: /init loads ata_piix only then. */
+export const LINUX_GUEST_IDE_FLAG = 'tsvisor.ide';
 
 export const LINUX_GUEST_DEFAULT_MEMORY = 128 << 20;
 
@@ -37,12 +41,16 @@ export function startLinuxGuest(opts: LinuxGuestOptions = {}): X86Vm {
   if ('unavailable' in g) throw new Error(`the Linux guest is not available: ${g.unavailable}`);
   const m = g.manifest;
   const scsi = opts.scsi ?? [];
+  const ide = opts.ide ?? [];
   const enlightened = opts.enlightened ?? true;
   if (scsi.length > 0 && !enlightened) throw new Error('a SCSI disk needs the Hyper-V enlightenments (VMBus)');
   return new X86Vm({
     memoryBytes: opts.memoryBytes ?? LINUX_GUEST_DEFAULT_MEMORY,
-    cmdline: [LINUX_GUEST_CMDLINE, scsi.length > 0 ? LINUX_GUEST_STORVSC_FLAG : '', opts.cmdline].filter(Boolean).join(' '),
+    cmdline: [LINUX_GUEST_CMDLINE, scsi.length > 0 ? LINUX_GUEST_STORVSC_FLAG : '', ide.length > 0 ? LINUX_GUEST_IDE_FLAG : '', opts.cmdline]
+      .filter(Boolean)
+      .join(' '),
     scsi,
+    ide,
     bios: m.bios,
     vgaBios: m.vgaBios,
     kernel: m.kernel,

@@ -12,6 +12,24 @@ export interface X86VmThreadData {
   vmbus?: boolean;
   /** Raw or VHDX disk images, the LUNs of a synthetic SCSI controller (storvsp) on the VMBus. */
   scsi?: string[];
+  /** Raw or VHDX disk images on our emulated PIIX4 IDE controller: primary master, primary slave, secondary master, secondary slave. */
+  ide?: string[];
+}
+
+/** Our PIIX4 IDE controller's counters (x86-ide.ts). */
+export interface X86IdeStatus {
+  disks: number;
+  /** Accesses to the channels' and the bus master's ports: each one an exit on Hyper-V. */
+  portReads: number;
+  portWrites: number;
+  /** Rising edges of the channels' interrupt lines (IRQ 14/15). */
+  interrupts: number;
+  /** Sectors moved by PIO and DMA. */
+  sectors: number;
+  /** Exceptions the I/O bus contained (a device bug or v86's memory grown): should stay 0. */
+  faults: number;
+  /** Where the firmware put the bus-master block (BAR4); 0 while unprogrammed. */
+  bmideBase: number;
 }
 
 /** The VMBus side of an x86 VM's status. */
@@ -44,6 +62,7 @@ export interface X86VpStatus {
   /** The first bytes of the hypercall page when it is enabled, as hex. */
   hypercallPage: string;
   vmbus?: X86VmbusStatus;
+  ide?: X86IdeStatus;
 }
 
 export type ToX86Vp =

@@ -2,7 +2,8 @@
  * An x86 VM's VP thread: v86 runs the processor here, and the devices the root partition
  * provides for this VP kind sit on the same thread behind the VP's port map, so a port access is a
  * function call, as an exit handled in the hypervisor's own context would be. Today that is COM1,
- * our 16550, on IRQ 4 of v86's interrupt controllers, and the hypercall trap port; with the
+ * our 16550, on IRQ 4 of v86's interrupt controllers, the hypercall trap port, and our PCI bus with
+ * the PIIX4 IDE controller (x86-ide.ts; its disks given by the owner); with the
  * enlightenments also the SynIC, the VMBus ACPI device (an SSDT for SeaBIOS) and our VMBus server
  * with the integration services. The VMBus server runs here too, between v86's slices: guest RAM
  * is v86's own memory, which only this thread sees.
@@ -16,6 +17,7 @@ import { X86Vp } from '../../hypervisor/x86/x86-vp.ts';
 import { Uart16550 } from '../devices/uart/uart16550.ts';
 import { VMBUS_SSDT_FILE, vmbusSsdt } from './vmbus-ssdt.ts';
 import type { FromX86Vp, ToX86Vp, X86VmThreadData, X86VpStatus } from './x86-vm-messages.ts';
+import { X86Ide } from './x86-ide.ts';
 import { X86Vmbus } from './x86-vmbus.ts';
 
 const COM1_BASE = 0x3f8;
@@ -56,7 +58,7 @@ class ConsoleBatch {
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
 
-function status(vp: X86Vp, hv: X86Enlightenments | undefined, vmbus: X86Vmbus | undefined): X86VpStatus {
+function status(vp: X86Vp, hv: X86Enlightenments | undefined, vmbus: X86Vmbus | undefined, ide?: X86Ide): X86VpStatus {
   let page = '';
   if (hv && (hv.hypercallMsr & 1n) !== 0n) {
     const gpa = Number(hv.hypercallMsr >> 12n) * 4096;
@@ -74,6 +76,7 @@ function status(vp: X86Vp, hv: X86Enlightenments | undefined, vmbus: X86Vmbus | 
     hypercallMsr: hex(hv?.hypercallMsr ?? 0n),
     hypercallPage: page,
     ...(vmbus ? { vmbus: vmbus.status() } : {}),
+    ...(ide ? { ide: ide.status() } : {}),
   };
 }
 
@@ -106,6 +109,7 @@ async function main(): Promise<void> {
     sink: (bytes) => consoleOut.add(bytes),
   });
   vp.ports.attach(com1);
+  const ide = new X86Ide(vp, data.ide ?? [], (message) => post({ type: 'log', message }));
   let stopping = false;
   let vmbus: X86Vmbus | undefined;
   const stop = (reason: 'stop' | 'poweroff') => {
@@ -115,8 +119,9 @@ async function main(): Promise<void> {
     queueMicrotask(() => {
       // What the guest sent before it stopped (e.g. its answer to a shutdown request) is served first.
       vmbus?.pump();
-      const last = status(vp, hv, vmbus);
+      const last = status(vp, hv, vmbus, ide);
       vmbus?.dispose();
+      ide.close();
       void vp.destroy().then(() => {
         consoleOut.flush();
         post({ type: 'stopped', reason, status: last });
@@ -142,7 +147,7 @@ async function main(): Promise<void> {
   });
   port.on('message', (m: ToX86Vp) => {
     if (m.type === 'input') com1.receive(m.bytes);
-    else if (m.type === 'status') post({ type: 'status', status: status(vp, hv, vmbus) });
+    else if (m.type === 'status') post({ type: 'status', status: status(vp, hv, vmbus, ide) });
     else if (m.type === 'stop') stop('stop');
     else if (m.type === 'shutdown') {
       if (!vmbus) post({ type: 'shutdown-result', outcome: 'unavailable' });

@@ -3,9 +3,13 @@
  * firmware describes a VMBus device (ACPI _HID "VMBUS"; without one hv_vmbus waits 5 s and gives
  * up, drivers/hv/vmbus_drv.c hv_acpi_init), prints a marker the host waits for, and gives a shell
  * on the console; hv_storvsc and sd_mod too when the kernel command line has `tsvisor.storvsc` (the
- * host adds it with a SCSI disk). Every module costs boot time on an emulated CPU, so the others
- * (ata_piix) are only in /lib/modules, with their dependency order in /lib/modules/load-order.
+ * host adds it with a SCSI disk), and libata, ata_piix and sd_mod with `tsvisor.ide` (an IDE disk).
+ * Every module costs boot time on an emulated CPU, so each set loads only when asked for; all are
+ * in /lib/modules, with their dependency order in /lib/modules/load-order.
  */
+/** libata and ata_piix, after scsi_mod and before sd_mod: the IDE disk as /dev/sdX (linux-guest-files.ts lists ata_piix). */
+export const IDE_MODULES = ['libata', 'ata_piix'] as const;
+
 /** hv_storvsc and the SCSI disk driver with their dependencies, in load order (linux-guest-files.ts lists the same). */
 export const STORVSC_MODULES = [
   'scsi_common',
@@ -29,6 +33,11 @@ if [ -e /sys/bus/acpi/devices/VMBUS:00 ]; then
   if grep -q tsvisor.storvsc /proc/cmdline; then
     for m in ${STORVSC_MODULES.join(' ')}; do insmod /lib/modules/$m.ko; done
   fi
+fi
+if grep -q tsvisor.ide /proc/cmdline; then
+  for m in ${STORVSC_MODULES.filter((m) => m !== 'hv_storvsc' && m !== 'scsi_transport_fc' && m !== 'sd_mod').join(' ')} ${IDE_MODULES.join(' ')} sd_mod; do
+    grep -q "^$m " /proc/modules || insmod /lib/modules/$m.ko
+  done
 fi
 echo "tsvisor-linux: init done"
 export PS1='~ # '

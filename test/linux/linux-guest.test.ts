@@ -1,7 +1,8 @@
 /**
- * Debian's unmodified i686 kernel on the x86 VP kind, through `tsvisor run linux --scsi`: one boot
- * shared by every assertion (a boot takes tens of seconds of CPU on an emulated processor). Linux's
- * own hv_vmbus, hv_utils and hv_storvsc against our VMBus, integration services and storvsp.
+ * Debian's unmodified i686 kernel on the x86 VP kind, through `tsvisor run linux --scsi --disk`:
+ * one boot shared by every assertion (a boot takes tens of seconds of CPU on an emulated
+ * processor). Linux's own hv_vmbus, hv_utils and hv_storvsc against our VMBus, integration
+ * services and storvsp, and its ata_piix against our emulated PIIX4 IDE.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,14 +26,31 @@ const BOOT_MS = 420_000;
 const DISK_BYTES = 16 << 20;
 const SIGNATURE = 'tsvisor-disk-signature-0001';
 const WRITTEN = 'tsvisor-scsi-write-ok';
+/** The IDE disk: 8 MiB, its own signature in sector 0, sector 9 for the guest to write. */
+const IDE_BYTES = 8 << 20;
+const IDE_SIGNATURE = 'tsvisor-ide-signature-0002';
+const IDE_WRITTEN = 'tsvisor-ide-write-ok';
 
-describe.skipIf(unavailable !== undefined)('tsvisor run linux --scsi disk.raw', () => {
+/** The /dev name sd gave the disk whose SCSI inquiry line matches `vendorModel` (probing is asynchronous: names follow no fixed order). */
+function diskName(console: string, vendorModel: RegExp, blocks: number): string | undefined {
+  const host = new RegExp(`scsi (\\d+):0:0:0: Direct-Access\\s+${vendorModel.source}`).exec(console)?.[1];
+  if (host === undefined) return undefined;
+  return new RegExp(`sd ${host}:0:0:0: \\[(sd[a-z]+)\\] ${blocks} 512-byte logical blocks`).exec(console)?.[1];
+}
+
+describe.skipIf(unavailable !== undefined)('tsvisor run linux --scsi disk.raw --disk ide.raw', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tsvisor-linux-'));
   const disk = join(dir, 'disk.raw');
   const image = new Uint8Array(DISK_BYTES);
   image.set(new TextEncoder().encode(SIGNATURE), 0);
   writeFileSync(disk, image);
-  const child = unavailable ? undefined : spawn(process.execPath, [BIN, 'run', 'linux', '--counters', '--scsi', disk], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const ideDisk = join(dir, 'ide.raw');
+  const ideImage = new Uint8Array(IDE_BYTES);
+  ideImage.set(new TextEncoder().encode(IDE_SIGNATURE), 0);
+  writeFileSync(ideDisk, ideImage);
+  const child = unavailable
+    ? undefined
+    : spawn(process.execPath, [BIN, 'run', 'linux', '--counters', '--scsi', disk, '--disk', ideDisk], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child?.stdout.on('data', (b: Buffer) => (stdout += b.toString('latin1')));
@@ -91,11 +109,13 @@ describe.skipIf(unavailable !== undefined)('tsvisor run linux --scsi disk.raw', 
     expect(stdout).not.toMatch(/hv_(vmbus|utils): (?!module verification failed).*(fail|error|timed out)/i);
   });
 
-  it('sees our SCSI disk through hv_storvsc as /dev/sda, reads its first sector and writes one that lands in the host file', async () => {
-    expect(stdout).toContain('scsi 0:0:0:0: Direct-Access     Msft     Virtual Disk     1.0');
-    expect(stdout).toContain('sd 0:0:0:0: [sda] 32768 512-byte logical blocks: (16.8 MB/16.0 MiB)');
+  it('sees our SCSI disk through hv_storvsc, reads its first sector and writes one that lands in the host file', async () => {
+    expect(stdout).toMatch(/scsi \d+:0:0:0: Direct-Access {5}Msft {5}Virtual Disk {5}1\.0/);
+    const sd = diskName(stdout, /Msft\s+Virtual Disk/, 32768);
+    expect(sd).toMatch(/^sd[a-z]$/);
+    expect(stdout).toContain(`[${sd}] 32768 512-byte logical blocks: (16.8 MB/16.0 MiB)`);
     child!.stdin.write(
-      `dd if=/dev/sda bs=512 count=1 2>/dev/null | head -c ${SIGNATURE.length} | tr a-z A-Z; echo; echo ${WRITTEN} | dd of=/dev/sda bs=512 seek=8 conv=sync,fsync 2>/dev/null && echo dd-done-$((1+1))\n`,
+      `dd if=/dev/${sd} bs=512 count=1 2>/dev/null | head -c ${SIGNATURE.length} | tr a-z A-Z; echo; echo ${WRITTEN} | dd of=/dev/${sd} bs=512 seek=8 conv=sync,fsync 2>/dev/null && echo dd-done-$((1+1))\n`,
     );
     // Upper-cased by the guest, so the typed command line echoed back does not match.
     const at = await waitFor(`${SIGNATURE.toUpperCase()}\r\n`, prompt, 60_000);
@@ -103,6 +123,23 @@ describe.skipIf(unavailable !== undefined)('tsvisor run linux --scsi disk.raw', 
     const onHost = readFileSync(disk).subarray(8 * 512, 9 * 512);
     expect(Buffer.from(onHost.subarray(0, WRITTEN.length + 1)).toString('latin1')).toBe(`${WRITTEN}\n`);
     expect(onHost.subarray(WRITTEN.length + 1).every((b) => b === 0)).toBe(true); // conv=sync pads the block with NULs
+  }, 130_000);
+
+  it('binds ata_piix to our PIIX4 IDE (UDMA through our bus master, IRQ 14), reads the IDE disk and writes a sector that lands in the host file', async () => {
+    expect(stdout).toMatch(/ata1: PATA max UDMA\/33 cmd 0x1f0 ctl 0x3f6 bmdma 0x[0-9a-f]+ irq 14/);
+    expect(stdout).toContain('ata1.00: ATA-6: Virtual HD, 1.1.0, max UDMA/100');
+    expect(stdout).toContain('ata1.00: 16384 sectors, multi 0: LBA48');
+    const sd = diskName(stdout, /ATA\s+Virtual HD/, 16384);
+    expect(sd).toMatch(/^sd[a-z]$/);
+    child!.stdin.write(
+      `dd if=/dev/${sd} bs=512 count=1 2>/dev/null | head -c ${IDE_SIGNATURE.length} | tr a-z A-Z; echo; echo ${IDE_WRITTEN} | dd of=/dev/${sd} bs=512 seek=9 conv=sync,fsync 2>/dev/null && echo dd-done-$((2+2)); grep ata_piix /proc/interrupts\n`,
+    );
+    const at = await waitFor(`${IDE_SIGNATURE.toUpperCase()}\r\n`, prompt, 60_000);
+    prompt = await waitFor('dd-done-4', at, 60_000);
+    await waitFor('14-edge      ata_piix', prompt, 30_000);
+    const onHost = readFileSync(ideDisk).subarray(9 * 512, 10 * 512);
+    expect(Buffer.from(onHost.subarray(0, IDE_WRITTEN.length + 1)).toString('latin1')).toBe(`${IDE_WRITTEN}\n`);
+    expect(onHost.subarray(IDE_WRITTEN.length + 1).every((b) => b === 0)).toBe(true);
   }, 130_000);
 
   it('runs what is typed on COM1 and answers on the console', async () => {
@@ -139,5 +176,13 @@ describe.skipIf(unavailable !== undefined)('tsvisor run linux --scsi disk.raw', 
     expect(vmbus.postMessageCalls as number).toBeGreaterThan(5);
     expect(vmbus.signalEventCalls as number).toBeGreaterThan(0);
     expect(vmbus.vectorsRaised as number).toBeGreaterThan(0);
+    // Our IDE controller's counters: the firmware and ata_piix reached it, IRQ 14 was raised, nothing faulted.
+    const ide = status.ide as Record<string, number>;
+    expect(ide.disks).toBe(1);
+    expect(ide.portReads + ide.portWrites).toBeGreaterThan(100);
+    expect(ide.interrupts).toBeGreaterThan(2);
+    expect(ide.sectors).toBeGreaterThan(2);
+    expect(ide.faults).toBe(0);
+    expect(ide.bmideBase).toBeGreaterThan(0);
   }, 90_000);
 });
