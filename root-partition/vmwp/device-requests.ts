@@ -89,6 +89,11 @@ export class DeviceRequestServer {
   }
 
   async handle(r: DeviceRequest): Promise<DeviceReplies[DeviceRequest['op']]> {
+    // Requests a disk runs queued finish first: the save, switch, merge or copy then sees every
+    // write, and the rings hold every completion (storvsp-vsp.ts whenIdle).
+    if (r.op === 'save-devices' || r.op === 'switch-disks' || r.op === 'merge-disk' || r.op === 'move-storage-take' || r.op === 'move-storage-end') {
+      await this.drainStorage(r.op === 'save-devices');
+    }
     if (r.op === 'save-devices') return { records: this.saveDevices() };
     if (r.op === 'switch-disks') {
       // The guest's requests were all served when the devices saved; with the VPs parked none is new.
@@ -146,6 +151,15 @@ export class DeviceRequestServer {
       throw new DeviceRequestError('VMWP_ERR_SAVE_VMBUS', `the VMBus state could not be captured: ${e instanceof Error ? e.message : String(e)}`);
     }
     return records;
+  }
+
+  /** Waits for storvsp's queued requests; before a save, also for those the guest's last signals start (bounded rounds). */
+  private async drainStorage(save: boolean): Promise<void> {
+    for (let round = 0; round < 8; round++) {
+      if (save && this.vpsParked()) this.serveInFlight();
+      await this.devices.storageIdle();
+      if (this.devices.storageInFlight === 0) return;
+    }
   }
 
   /** A save was taken but not used (the VM runs on): VMBus and its devices act again. */
