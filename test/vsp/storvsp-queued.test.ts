@@ -15,7 +15,7 @@ import type { BlockBackend } from '../../root-partition/storage/block-backend.ts
 import { DiskIoError } from '../../root-partition/storage/disk-io-error.ts';
 import { ScsiDisk } from '../../root-partition/storage/scsi/scsi-disk.ts';
 import { QUEUED, StorVspChannel, type StorVspOutgoing } from '../../root-partition/vsp/storvsp/storvsp-channel.ts';
-import { StorVsp } from '../../root-partition/vsp/storvsp/storvsp-vsp.ts';
+import { StorVsp, defaultQueueMinBytes } from '../../root-partition/vsp/storvsp/storvsp-vsp.ts';
 import { decodeSrbCompletion, SrbStatus } from '../../root-partition/vsp/storvsp/storvsp-protocol.ts';
 import { SwitchableDisk } from '../../root-partition/vmwp/disk-switch.ts';
 import { gpaRangesBuffer, type GpaRangeLike } from '../../vmbus/host/gpa-direct.ts';
@@ -236,6 +236,11 @@ describe('storvsp requests in flight', () => {
     await settle();
     expect(decodeSrbCompletion(r.done[0]!.payload).srbStatus).toBe(SrbStatus.Success);
     expect(sw.inFlight).toBe(0);
+  });
+
+  it('by default only a host with cores to spare queues, and then only transfers of 64 KiB or more', () => {
+    expect([defaultQueueMinBytes(1), defaultQueueMinBytes(2), defaultQueueMinBytes(3)]).toEqual([Infinity, Infinity, Infinity]);
+    expect([defaultQueueMinBytes(4), defaultQueueMinBytes(64)]).toEqual([65536, 65536]);
   });
 
   it('transfers below minQueuedBytes complete synchronously (QD1 small I/O keeps the direct path)', () => {

@@ -23,6 +23,7 @@ import { NtStatus, STORVSP_SCSI_INTERFACE_GUID, SUPPORTED_PROTOCOL_VERSIONS, VST
 import { ScsiController } from './scsi-controller.ts';
 import { decodeStorVspChannel, encodeStorVspChannel } from './storvsp-saved-state.ts';
 import { HvError } from '../../../hypervisor/hv-error.ts';
+import * as os from 'node:os';
 
 /** What StorVsp needs from the VMBus host to offer sub-channels (VmbusHost.server satisfies it). */
 export interface SubChannelOfferer {
@@ -51,7 +52,7 @@ export interface StorVspConfig {
    * READ/WRITE of at least this many bytes, and SYNCHRONIZE CACHE, run queued (several at once in
    * libuv's thread pool, completed in any order) on disks that can queue (raw images); smaller
    * ones complete synchronously on the device thread, which is faster for them. Default
-   * DEFAULT_QUEUE_MIN_BYTES; Infinity turns queuing off, 0 queues every read and write.
+   * defaultQueueMinBytes(); Infinity turns queuing off, 0 queues every read and write.
    */
   queueMinBytes?: number;
   /** Requests one channel may have queued at once (default DEFAULT_MAX_QUEUED_PER_CHANNEL); the ring's size also bounds it. */
@@ -61,7 +62,16 @@ export interface StorVspConfig {
 }
 
 /** Below this a transfer costs less done synchronously than a hop to the thread pool and back (docs/storage.md). */
-export const DEFAULT_QUEUE_MIN_BYTES = 64 * 1024;
+export const QUEUE_MIN_BYTES_WITH_SPARE_CORES = 64 * 1024;
+
+/**
+ * The default queueMinBytes: queued I/O needs cores beside the VPs and the device thread for the
+ * pool's threads — with fewer than four, every workload measured faster synchronously
+ * (docs/storage.md), so nothing is queued.
+ */
+export function defaultQueueMinBytes(cores = os.availableParallelism()): number {
+  return cores >= 4 ? QUEUE_MIN_BYTES_WITH_SPARE_CORES : Infinity;
+}
 /** Linux storvsc queues at most a few hundred commands per channel (its ring bounds it, as here). */
 export const DEFAULT_MAX_QUEUED_PER_CHANNEL = 256;
 
@@ -343,7 +353,7 @@ export class StorVsp implements Vsp {
       maxSubChannels: this.config.subChannels ? (this.config.maxSubChannels ?? 0) : 0,
       maxTransferBytes: this.config.maxTransferBytes,
       versions: this.config.versions,
-      minQueuedBytes: this.config.queueMinBytes ?? DEFAULT_QUEUE_MIN_BYTES,
+      minQueuedBytes: this.config.queueMinBytes ?? defaultQueueMinBytes(),
       onCreateSubChannels: (count: number) => this.createSubChannels(relid, count),
     };
   }
