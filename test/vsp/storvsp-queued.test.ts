@@ -84,26 +84,30 @@ describe('storvsp requests in flight', () => {
       blocks: fc.integer({ min: 1, max: 8 }),
       fua: fc.boolean(),
     });
+    const io = new DeferredIo();
+    const r = rig(io);
+    // Every flush checks, when it completes, that the fdatasync behind it started after every
+    // write started before the flush had completed its pwrite.
+    const flushAsync = r.raw.flushAsync.bind(r.raw);
+    r.raw.flushAsync = (d) => {
+      const writes = io.held.filter((h) => h.op === 'pwrite');
+      flushAsync((err) => {
+        const sync = io.current;
+        expect(sync?.op).toBe('fdatasync');
+        for (const w of writes) expect(w.completedAt).toBeGreaterThan(0), expect(w.completedAt).toBeLessThan(sync!.issuedAt);
+        d(err);
+      });
+    };
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.array(op, { minLength: 1, maxLength: 32 }), { minLength: 1, maxLength: 3 }),
         fc.array(fc.nat(), { minLength: 1, maxLength: 64 }),
         fc.array(fc.boolean(), { minLength: 1, maxLength: 16 }),
         async (rounds, picks, shorts) => {
-          const io = new DeferredIo();
-          const r = rig(io);
-          // Every flush checks, when it completes, that the fdatasync behind it started after every
-          // write started before the flush had completed its pwrite.
-          const flushAsync = r.raw.flushAsync.bind(r.raw);
-          r.raw.flushAsync = (d) => {
-            const writes = io.held.filter((h) => h.op === 'pwrite');
-            flushAsync((err) => {
-              const sync = io.current;
-              expect(sync?.op).toBe('fdatasync');
-              for (const w of writes) expect(w.completedAt).toBeGreaterThan(0), expect(w.completedAt).toBeLessThan(sync!.issuedAt);
-              d(err);
-            });
-          };
+          // One image for every run (opening one takes its lock, a process): zeroed first.
+          r.raw.write(0, new Uint8Array(SECTORS * 512));
+          r.done.length = 0;
+          io.held.length = 0;
           const model = new Uint8Array(SECTORS * 512);
           let id = 0n;
           let step = 0;
@@ -164,7 +168,6 @@ describe('storvsp requests in flight', () => {
           }
           expect(r.raw.inFlight).toBe(0);
           expect(Buffer.from(fs.readFileSync(r.file)).equals(Buffer.from(model))).toBe(true);
-          r.raw.close();
         },
       ),
       { numRuns: Number(process.env.STORVSP_QUEUED_RUNS ?? 40) },

@@ -244,7 +244,7 @@ export class StorVspChannel {
         case VstorOperation.ResetLun:
         case VstorOperation.ResetAdapter:
         case VstorOperation.ResetBus:
-          // Requests complete synchronously, so nothing is outstanding to abort.
+          // Nothing is aborted: a request the disk runs queued still completes with its own status.
           return reply(s.kind === 'ready' ? NtStatus.Success : NtStatus.InvalidDeviceState);
         default:
           // COMPLETE_IO, REMOVE_DEVICE, ENUMERATE_BUS travel host → guest; FCHBA_DATA is for the
