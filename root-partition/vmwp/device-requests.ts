@@ -92,7 +92,13 @@ export class DeviceRequestServer {
     // Requests a disk runs queued finish first: the save, switch, merge or copy then sees every
     // write, and the rings hold every completion (storvsp-vsp.ts whenIdle).
     if (r.op === 'save-devices' || r.op === 'switch-disks' || r.op === 'merge-disk' || r.op === 'move-storage-take' || r.op === 'move-storage-end') {
-      await this.drainStorage(r.op === 'save-devices');
+      // The last check and the request run in one go: no turn of the event loop between them
+      // could start another request (a take must never clear the dirty mark of a write in flight).
+      for (let round = 0; round < 8; round++) {
+        if (r.op === 'save-devices' && this.vpsParked()) this.serveInFlight();
+        if (this.devices.storageInFlight === 0) break;
+        await this.devices.storageIdle();
+      }
     }
     if (r.op === 'save-devices') return { records: this.saveDevices() };
     if (r.op === 'switch-disks') {
@@ -151,15 +157,6 @@ export class DeviceRequestServer {
       throw new DeviceRequestError('VMWP_ERR_SAVE_VMBUS', `the VMBus state could not be captured: ${e instanceof Error ? e.message : String(e)}`);
     }
     return records;
-  }
-
-  /** Waits for storvsp's queued requests; before a save, also for those the guest's last signals start (bounded rounds). */
-  private async drainStorage(save: boolean): Promise<void> {
-    for (let round = 0; round < 8; round++) {
-      if (save && this.vpsParked()) this.serveInFlight();
-      await this.devices.storageIdle();
-      if (this.devices.storageInFlight === 0) return;
-    }
   }
 
   /** A save was taken but not used (the VM runs on): VMBus and its devices act again. */

@@ -28,6 +28,7 @@ function devices(inFlight: number) {
       },
     },
     switchDisks: () => log.push(`switched with ${n} in flight`),
+    storageMove: { take: () => log.push(`took blocks with ${n} in flight`) },
   };
   const complete = (k: number) => {
     n -= k;
@@ -56,6 +57,22 @@ describe('device requests wait for storage requests in flight', () => {
     t.complete(3);
     await saved;
     expect(t.log).toEqual(['idle? 3', 'saved with 0 in flight']);
+  });
+
+  it("a storage move's copy waits as well: it must not clear the dirty mark of a write still in flight", async () => {
+    const t = devices(1);
+    const server = new DeviceRequestServer(
+      t.d,
+      () => 0n,
+      undefined,
+      () => {},
+    );
+    const taken = server.handle({ op: 'move-storage-take', disk: 0, from: 0, maxBytes: 1 << 20, skipZero: true });
+    await new Promise((r) => setImmediate(r));
+    expect(t.log).toEqual(['idle? 1']);
+    t.complete(1);
+    await taken;
+    expect(t.log).toEqual(['idle? 1', 'took blocks with 0 in flight']);
   });
 
   it('a drive switch waits as well', async () => {
