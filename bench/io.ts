@@ -2,7 +2,7 @@
  * The main job: emulated IDE (ATA PIO per word, PIO string, PIO MULTIPLE, DMA) against synthetic
  * SCSI (storvsc over VMBus) on one VM, side by side in one run, with the same-run limits (copy,
  * backend alone, exit round trip) that say how close each path comes and why it stops there.
- * Usage: npx tsx bench/io.ts [--quick] [--paths storvsc,dma] [--json FILE] [--html FILE] [--linux]   (or: tsvisor bench io)
+ * Usage: npx tsx bench/io.ts [--quick] [--paths storvsc,dma] [--queue-min-bytes N|off] [--json FILE] [--html FILE] [--linux]   (or: tsvisor bench io)
  */
 import { buildIdentity, type BuildIdentity } from './io/build-identity.ts';
 import { randomFillSync } from 'node:crypto';
@@ -131,6 +131,8 @@ export interface IoBenchOptions {
   network?: boolean;
   /** The Linux section (one boot of the Linux guest with both disks); off unless asked for, it takes longer than the rest of a quick run. */
   linux?: boolean;
+  /** storvsp's queueMinBytes for the run (null: nothing queued; absent: the default): A/B runs of the queued path. */
+  queueMinBytes?: number | null;
 }
 
 export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchReport> {
@@ -179,6 +181,7 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
       phases,
       spinIterations,
       maxSpinIterations,
+      queueMinBytes: opts.queueMinBytes,
       timeoutMs: quick ? 120_000 : 900_000,
       onPhaseDone: (i) => step(`${phases[i + 1]?.path.id ?? 'done'} ${phases[i + 1]?.workload.id ?? ''}`),
     });
@@ -187,7 +190,12 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
     // storvsc again on a dynamic VHDX of the same content (read the IDE file before this VM runs).
     const ideBeforeVhdx = fs.readFileSync(ideFile);
     const vhdxRows = vhdx
-      ? await measureVhdxRows(dir, content, phases, ideFile, backend, exit, { spinIterations, maxSpinIterations, timeoutMs: quick ? 120_000 : 900_000 })
+      ? await measureVhdxRows(dir, content, phases, ideFile, backend, exit, {
+          spinIterations,
+          maxSpinIterations,
+          queueMinBytes: opts.queueMinBytes,
+          timeoutMs: quick ? 120_000 : 900_000,
+        })
       : { rows: [], warmups: 0, warmupsOk: 0 };
     if (vhdx) step('storvsc on VHDX');
     const networkSection: NetworkSection = network
@@ -300,12 +308,25 @@ export async function writeIoBenchOutputs(report: IoBenchReport, out: { json?: s
 }
 
 /** `tsvisor bench io` and `npx tsx bench/io.ts`: table on stdout, progress on stderr. */
-export async function ioBenchMain(opts: { quick?: boolean; json?: string; html?: string; from?: string; paths?: string[]; linux?: boolean }): Promise<void> {
+export async function ioBenchMain(opts: {
+  quick?: boolean;
+  json?: string;
+  html?: string;
+  from?: string;
+  paths?: string[];
+  linux?: boolean;
+  queueMinBytes?: number | null;
+}): Promise<void> {
   const { formatReport } = await import('./io/format.ts');
   // --from: a saved run (e.g. bench/results/reference.json) shown again, nothing measured.
   const report: IoBenchReport = opts.from
     ? JSON.parse(fs.readFileSync(opts.from, 'utf8'))
-    : await runIoBench({ quick: opts.quick, paths: opts.paths, linux: opts.linux });
+    : await runIoBench({
+        quick: opts.quick,
+        paths: opts.paths,
+        linux: opts.linux,
+        ...(opts.queueMinBytes !== undefined ? { queueMinBytes: opts.queueMinBytes } : {}),
+      });
   console.log(formatReport(report));
   const html = await writeIoBenchOutputs(report, opts);
   console.log(`\nHTML report: ${html}${opts.json ? `\nJSON: ${opts.json}` : ''}`);
@@ -315,6 +336,7 @@ export async function ioBenchMain(opts: { quick?: boolean; json?: string; html?:
 if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const arg = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+  const queue = arg('--queue-min-bytes');
   await ioBenchMain({
     quick: args.includes('--quick'),
     json: arg('--json'),
@@ -322,5 +344,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     from: arg('--from'),
     paths: arg('--paths')?.split(','),
     linux: args.includes('--linux'),
+    ...(queue !== undefined ? { queueMinBytes: queue === 'off' ? null : Number(queue) } : {}),
   });
 }

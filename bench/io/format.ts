@@ -171,11 +171,11 @@ export function formatExplanation(report: IoBenchReport): string {
   );
   // Where a synthetic I/O's time goes: the guest's latency against storvsp's own host time.
   lines.push(
-    "  split per I/O (µs) on the device thread: storvsp = its request batches, first packet to last completion; ring = taking the request off the ring (a private copy); GPA = checking the guest's pages and making the views; SCSI = the target without the backend; backend = pread/pwrite into guest memory (beside it the backend alone into a private buffer); compl = writing the completion; signal = the signal to the guest after a batch; dev asleep = the device thread asleep on its doorbell (wake-up included). The rest of p50 is the guest, its signals and the VP's halt",
+    "  split per I/O (µs) on the device thread: storvsp = its request batches, first packet to last completion; ring = taking the request off the ring (a private copy); GPA = checking the guest's pages and making the views; SCSI = the target without the backend; backend = pread/pwrite into guest memory (beside it the backend alone into a private buffer); compl = writing the completion; signal = the signal to the guest after a batch; dev asleep = the device thread asleep on its doorbell (wake-up included); queued = requests per I/O that ran in the thread pool (their pread/pwrite is off the device thread: not in backend, and their completion is written from a later batch). The rest of p50 is the guest, its signals and the VP's halt",
   );
   lines.push(
     table(
-      ['  workload', 'p50 µs', 'storvsp', 'ring', 'GPA', 'SCSI', 'backend', 'backend alone', 'compl', 'signal', 'dev asleep'],
+      ['  workload', 'p50 µs', 'storvsp', 'ring', 'GPA', 'SCSI', 'backend', 'backend alone', 'compl', 'signal', 'dev asleep', 'queued'],
       syn.map((r) => {
         const b = report.limits.backend.find((x) => x.workload === r.workload);
         const io = r.perIo;
@@ -191,6 +191,7 @@ export function formatExplanation(report: IoBenchReport): string {
           fmt(io.storvspCompleteUs ?? 0, 3),
           fmt(io.storvspSignalUs ?? 0, 3),
           fmt(io.deviceThreadSleptUs ?? 0),
+          fmt(io.storvspQueued ?? 0, 2),
         ];
       }),
     ),

@@ -43,6 +43,8 @@ export interface PerIo {
   storvspBackendUs?: number;
   storvspCompleteUs?: number;
   storvspSignalUs?: number;
+  /** Requests per I/O that ran queued in the thread pool (their backend time is not on the device thread, so not in storvspBackendUs). */
+  storvspQueued?: number;
 }
 
 export interface IoRow {
@@ -135,6 +137,7 @@ export function buildRows(
       storvspBackendUs: deviceDelta(m.begin, m.end, (s) => s.device.storvsp[0]?.backendUs ?? 0) / n,
       storvspCompleteUs: deviceDelta(m.begin, m.end, (s) => s.device.storvsp[0]?.completeUs ?? 0) / n,
       storvspSignalUs: deviceDelta(m.begin, m.end, (s) => s.device.storvsp[0]?.signalUs ?? 0) / n,
+      storvspQueued: deviceDelta(m.begin, m.end, (s) => s.device.storvsp[0]?.queued ?? 0) / n,
     };
     return {
       workload: phase.workload.id,

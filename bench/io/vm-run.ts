@@ -53,6 +53,8 @@ export interface VmRunOptions {
   spinIterations: number;
   /** Adaptive spin ceiling for every wait of the VM (adaptive-wait.ts); 0 = fixed spin. */
   maxSpinIterations: number;
+  /** storvsp's queueMinBytes (null: nothing queued; absent: the default). */
+  queueMinBytes?: number | null;
   /** Called after each phase's end marker (progress). */
   onPhaseDone?: (index: number) => void;
   timeoutMs: number;
@@ -80,7 +82,17 @@ export async function runVm(opts: VmRunOptions): Promise<VmRunResult> {
     const snapshots = new Map<number, PostCodeSnapshot>();
     const logs: string[] = [];
     dt = await DeviceThread.start(p, {
-      devices: { ide: [{ path: opts.ideFile }], scsi: [{ instanceId: SCSI_INSTANCE_ID, disks: [{ path: opts.scsiFile }] }], postCodes: true },
+      devices: {
+        ide: [{ path: opts.ideFile }],
+        scsi: [
+          {
+            instanceId: SCSI_INSTANCE_ID,
+            disks: [{ path: opts.scsiFile }],
+            ...(opts.queueMinBytes !== undefined ? { queueMinBytes: opts.queueMinBytes } : {}),
+          },
+        ],
+        postCodes: true,
+      },
       spinIterations: opts.spinIterations,
       console: (b) => (out += Buffer.from(b).toString('latin1')),
       log: (m) => logs.push(m),

@@ -27,5 +27,30 @@ export interface BlockBackend {
    * leaves partial ones as they are; returns the sector runs released. Throws when read-only.
    */
   unmap?(lba: number, sectors: number): [number, number][];
+  /**
+   * True when the queued calls below may be used now: several reads and writes then run at once
+   * (in libuv's thread pool) and complete in any order. Absent or false: synchronous I/O only.
+   */
+  readonly canQueue?: boolean;
+  /** Queued requests started and not yet completed. */
+  readonly inFlight?: number;
+  /**
+   * Starts a read of `dst.length` bytes at sector `lba`; `done` runs later (never inside this call)
+   * with null or the error. Range and state errors throw at once, as for `read`.
+   */
+  readAsync?(lba: number, dst: Uint8Array, done: BlockIoDone): void;
+  /**
+   * Starts a write of `src` at sector `lba`; as `readAsync`. With `fua` it completes only once on
+   * the medium (a flush of its own after it), and flushes started after it wait for that too.
+   */
+  writeAsync?(lba: number, src: Uint8Array, done: BlockIoDone, fua?: boolean): void;
+  /**
+   * A flush that completes only after every write started before it has completed, and then
+   * after fdatasync: a write acknowledged before a SYNCHRONIZE CACHE is durable when it completes.
+   */
+  flushAsync?(done: BlockIoDone): void;
   close(): void;
 }
+
+/** Completion of a queued request: null, or the error (a DiskIoError for the medium's failures). */
+export type BlockIoDone = (error: unknown) => void;

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { HvError } from '../../hypervisor/hv-error.ts';
-import type { BlockBackend } from './block-backend.ts';
+import type { BlockBackend, BlockIoDone } from './block-backend.ts';
 import { DiskIoError, DiskErrorLog } from './disk-io-error.ts';
 import { lockDescriptor } from './file-lock.ts';
 
@@ -14,12 +14,19 @@ export interface RawDiskIo {
   pread(fd: number, buf: Uint8Array, offset: number, length: number, position: number): number;
   pwrite(fd: number, buf: Uint8Array, offset: number, length: number, position: number): number;
   fdatasync(fd: number): void;
+  /** The same calls run in libuv's thread pool (absent: the disk does synchronous I/O only). */
+  preadAsync?(fd: number, buf: Uint8Array, offset: number, length: number, position: number, done: (err: Error | null, bytes: number) => void): void;
+  pwriteAsync?(fd: number, buf: Uint8Array, offset: number, length: number, position: number, done: (err: Error | null, bytes: number) => void): void;
+  fdatasyncAsync?(fd: number, done: (err: Error | null) => void): void;
 }
 
 export const hostIo: RawDiskIo = {
   pread: (fd, buf, offset, length, position) => fs.readSync(fd, buf, offset, length, position),
   pwrite: (fd, buf, offset, length, position) => fs.writeSync(fd, buf, offset, length, position),
   fdatasync: (fd) => fs.fdatasyncSync(fd),
+  preadAsync: (fd, buf, offset, length, position, done) => fs.read(fd, buf, offset, length, position, done),
+  pwriteAsync: (fd, buf, offset, length, position, done) => fs.write(fd, buf, offset, length, position, done),
+  fdatasyncAsync: (fd, done) => fs.fdatasync(fd, done),
 };
 
 export interface RawDiskOpenOptions {
@@ -97,8 +104,17 @@ export class RawDisk implements BlockBackend {
   private flushError: DiskIoError | undefined;
   /** Lowest sector written since the last successful flush (Infinity: none). */
   private firstUnflushed = Infinity;
-  /** Counts of what reached the file, for tests and benchmarks. */
-  readonly stats = { reads: 0, writes: 0, flushes: 0, errors: 0 };
+  /** Counts of what reached the file, for tests and benchmarks (`queued`: of those, the ones that ran in the thread pool). */
+  readonly stats = { reads: 0, writes: 0, flushes: 0, errors: 0, queued: 0 };
+  /** Queued requests (reads, writes, flushes) not yet completed. */
+  private queuedNow = 0;
+  /** Queued writes started so far, and the ones of them still running, by their number. */
+  private writesStarted = 0;
+  private readonly writesRunning = new Set<number>();
+  /** Queued flushes waiting for the writes started before them (FIFO; `after` never decreases). */
+  private readonly flushWaiters: { after: number; done: BlockIoDone }[] = [];
+  /** close() came while requests were queued: the descriptor (and its lock) goes when the last completes. */
+  private closingFd: number | undefined;
   /** Time inside pread/pwrite/fdatasync, µs (BlockBackend.ioUs: the backend's part of a request). */
   ioUs = 0;
 
@@ -206,6 +222,131 @@ export class RawDisk implements BlockBackend {
     this.stats.writes++;
   }
 
+  get canQueue(): boolean {
+    return this.fd !== undefined && this.io.preadAsync !== undefined && this.io.pwriteAsync !== undefined && this.io.fdatasyncAsync !== undefined;
+  }
+
+  get inFlight(): number {
+    return this.queuedNow;
+  }
+
+  readAsync(lba: number, dst: Uint8Array, done: BlockIoDone): void {
+    const fd = this.checkRange(lba, dst.length);
+    this.startQueued();
+    this.transferQueued(fd, 'read', dst, lba, (err) => {
+      if (err === null) this.stats.reads++;
+      this.endQueued();
+      done(err);
+    });
+  }
+
+  writeAsync(lba: number, src: Uint8Array, done: BlockIoDone, fua = false): void {
+    if (this.readOnly) throw new HvError(RawDiskError.ReadOnly, `${this.path} is open read-only`);
+    const fd = this.checkRange(lba, src.length);
+    if (lba < this.firstUnflushed) this.firstUnflushed = lba;
+    const n = ++this.writesStarted;
+    this.writesRunning.add(n);
+    this.startQueued();
+    // Running until its completion (a FUA write's own fdatasync included): flushes after it wait.
+    const finish = (err: unknown): void => {
+      this.writesRunning.delete(n);
+      this.endQueued();
+      done(err);
+      this.startReadyFlushes();
+    };
+    this.transferQueued(fd, 'write', src, lba, (err) => {
+      if (err !== null) return finish(err);
+      this.stats.writes++;
+      if (!fua) return finish(null);
+      if (this.flushError) return finish(this.flushError);
+      this.io.fdatasyncAsync!(fd, (e) => {
+        if (e) {
+          this.flushError ??= this.failed('flush', lba, e);
+          return finish(this.flushError);
+        }
+        this.stats.flushes++;
+        finish(null);
+      });
+    });
+  }
+
+  flushAsync(done: BlockIoDone): void {
+    this.requireOpen();
+    this.startQueued();
+    this.flushWaiters.push({ after: this.writesStarted, done });
+    // Even with nothing to wait for, the flush completes after this call returns.
+    queueMicrotask(() => this.startReadyFlushes());
+  }
+
+  /** Starts, in order, the waiting flushes whose earlier writes have all completed. */
+  private startReadyFlushes(): void {
+    let oldest = Infinity;
+    for (const n of this.writesRunning) if (n < oldest) oldest = n;
+    while (this.flushWaiters.length > 0 && this.flushWaiters[0]!.after < oldest) {
+      const { done } = this.flushWaiters.shift()!;
+      const finish = (err: unknown): void => {
+        this.endQueued();
+        done(err);
+      };
+      const fd = this.fd ?? this.closingFd;
+      if (this.readOnly || fd === undefined) {
+        finish(fd === undefined ? new HvError(RawDiskError.Closed, `${this.path} is closed`) : null);
+        continue;
+      }
+      if (this.flushError) {
+        finish(this.flushError);
+        continue;
+      }
+      // Writes started after this point are not covered: firstUnflushed is reset only if none came.
+      const startedBefore = this.writesStarted;
+      this.io.fdatasyncAsync!(fd, (err) => {
+        if (err) {
+          const lba = Number.isFinite(this.firstUnflushed) ? this.firstUnflushed : 0;
+          this.flushError ??= this.failed('flush', lba, err);
+          return finish(this.flushError);
+        }
+        if (this.writesStarted === startedBefore) this.firstUnflushed = Infinity;
+        this.stats.flushes++;
+        finish(null);
+      });
+    }
+  }
+
+  private startQueued(): void {
+    this.queuedNow++;
+    this.stats.queued++;
+  }
+
+  private endQueued(): void {
+    if (--this.queuedNow === 0 && this.closingFd !== undefined) {
+      const fd = this.closingFd;
+      this.closingFd = undefined;
+      fs.closeSync(fd);
+    }
+  }
+
+  /** pread/pwrite of the whole view in the thread pool, continuing after a short transfer. */
+  private transferQueued(fd: number, kind: 'read' | 'write', view: Uint8Array, lba: number, done: (err: DiskIoError | null) => void): void {
+    let off = 0;
+    let pos = lba * RAW_SECTOR_SIZE;
+    const step = (): void => {
+      if (kind === 'read') this.io.preadAsync!(fd, view, off, view.length - off, pos, moved);
+      else this.io.pwriteAsync!(fd, view, off, view.length - off, pos, moved);
+    };
+    const moved = (err: Error | null, n: number): void => {
+      if (err) return done(this.failed(kind, Math.floor(pos / RAW_SECTOR_SIZE), err));
+      if (n === 0 && kind === 'read') {
+        const e = new DiskIoError(this.path, 'read', 'EUNKNOWN', Math.floor(pos / RAW_SECTOR_SIZE), `unexpected end of file at byte ${pos}`);
+        return done(this.failed('read', e.lba, e));
+      }
+      off += n;
+      pos += n;
+      if (off < view.length) step();
+      else done(null);
+    };
+    step();
+  }
+
   flush(): void {
     const fd = this.requireOpen();
     if (this.readOnly) return;
@@ -240,7 +381,9 @@ export class RawDisk implements BlockBackend {
     if (this.fd === undefined) return;
     const fd = this.fd;
     this.fd = undefined;
-    fs.closeSync(fd);
+    // A request still in the thread pool holds the number: closing it now could hand it to another file.
+    if (this.queuedNow > 0) this.closingFd = fd;
+    else fs.closeSync(fd);
   }
 
   get isOpen(): boolean {

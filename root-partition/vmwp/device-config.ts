@@ -28,6 +28,8 @@ export interface ScsiControllerConfig {
   maxSubChannels?: number;
   /** Host polling window while requests are in flight, µs (0 = off). */
   pollSpinMicros?: number;
+  /** Reads/writes of at least this many bytes run several at once in the thread pool (storvsp-vsp.ts queueMinBytes; null = never). */
+  queueMinBytes?: number | null;
 }
 
 /** An operator's own VSP: a module written with the child SDK (user-vsp-loader.ts). */

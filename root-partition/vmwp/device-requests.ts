@@ -89,6 +89,17 @@ export class DeviceRequestServer {
   }
 
   async handle(r: DeviceRequest): Promise<DeviceReplies[DeviceRequest['op']]> {
+    // Requests a disk runs queued finish first: the save, switch, merge or copy then sees every
+    // write, and the rings hold every completion (storvsp-vsp.ts whenIdle).
+    if (r.op === 'save-devices' || r.op === 'switch-disks' || r.op === 'merge-disk' || r.op === 'move-storage-take' || r.op === 'move-storage-end') {
+      // The last check and the request run in one go: no turn of the event loop between them
+      // could start another request (a take must never clear the dirty mark of a write in flight).
+      for (let round = 0; round < 8; round++) {
+        if (r.op === 'save-devices' && this.vpsParked()) this.serveInFlight();
+        if (this.devices.storageInFlight === 0) break;
+        await this.devices.storageIdle();
+      }
+    }
     if (r.op === 'save-devices') return { records: this.saveDevices() };
     if (r.op === 'switch-disks') {
       // The guest's requests were all served when the devices saved; with the VPs parked none is new.

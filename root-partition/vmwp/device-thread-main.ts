@@ -169,7 +169,7 @@ while (Atomics.load(stop, STOP_WORD) === 0) {
   let quiet = false;
   partition.inbox.serveBlocking(
     { spinIterations: data.spinIterations, maxSpinIterations: data.maxSpinIterations },
-    () => !quiet && Atomics.load(stop, STOP_WORD) === 0 && Atomics.load(stop, STOP_MAIL) === 0 && performance.now() < sliceEnd,
+    () => !quiet && Atomics.load(stop, STOP_WORD) === 0 && Atomics.load(stop, STOP_MAIL) === 0 && performance.now() < sliceEnd && devices.storageInFlight === 0,
     IDLE_SLEEP_MS,
     () => {
       flushConsole();
@@ -178,6 +178,17 @@ while (Atomics.load(stop, STOP_WORD) === 0) {
     },
   );
   Atomics.store(stop, STOP_MAIL, 0);
+  if (devices.storageInFlight > 0) {
+    // Disk requests run in libuv's pool and complete on this thread's event loop, which a
+    // blocking wait would hold up: wait for the doorbell without blocking until they are done.
+    const seen = Atomics.load(doorbell, DOORBELL);
+    if (partition.inbox.pump() > 0) await new Promise((r) => setImmediate(r));
+    else {
+      const w = Atomics.waitAsync(doorbell, DOORBELL, seen, 1);
+      if (w.async) await w.value;
+    }
+    continue;
+  }
   if (!quiet) {
     await new Promise((r) => setImmediate(r));
     continue;
@@ -194,6 +205,8 @@ if (saveWatch !== null) clearInterval(saveWatch);
 flushConsole(true); // at most CONSOLE_PENDING_MAX: what the guest wrote last reaches VMMS
 guestLog.flush(true);
 requests!.dispose();
+// A request still in libuv's pool would otherwise complete into closed disks (bounded: a stuck disk must not hold the stop).
+await Promise.race([devices.storageIdle(), new Promise((r) => setTimeout(r, 2000))]);
 const finalStats = deviceStats();
 // Closed before 'stopped' is posted: the main thread may terminate this thread as soon as it has
 // the counters, and the disks' descriptors (with their locks) belong to the process, not the thread.

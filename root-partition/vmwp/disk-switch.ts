@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { BlockBackend } from '../storage/block-backend.ts';
+import type { BlockBackend, BlockIoDone } from '../storage/block-backend.ts';
 import { DiskIoError } from '../storage/disk-io-error.ts';
 import { createVhdx } from '../storage/vhdx/vhdx-create.ts';
 import { VhdxCorruptError } from '../storage/vhdx/vhdx-format.ts';
@@ -37,6 +37,9 @@ export class SwitchableDisk implements BlockBackend {
 
   /** The drive's first failure (an I/O error of its file, or a damaged VHDX): it stays the drive's until the VM stops. */
   failure: Error | null = null;
+
+  /** Queued requests not yet completed (a switch waits for none: the caller drains first). */
+  private queued = 0;
 
   /** `onFailure` hears the drive's first failure (each later one reaches the guest and the log, not this). */
   constructor(
@@ -83,6 +86,41 @@ export class SwitchableDisk implements BlockBackend {
       throw this.failed(e);
     }
   }
+  /**
+   * Queued I/O while no live merge mirrors the drive's writes (a merge's mirror runs inline with
+   * each write, and its switch needs the drive still); the image decides the rest (a raw file can).
+   */
+  get canQueue(): boolean {
+    return this.onWrite === null && this.inner.canQueue === true;
+  }
+  get inFlight(): number {
+    return this.queued;
+  }
+  readAsync(lba: number, dst: Uint8Array, done: BlockIoDone): void {
+    this.queue((inner, finish) => inner.readAsync!(lba, dst, finish), done);
+  }
+  writeAsync(lba: number, src: Uint8Array, done: BlockIoDone, fua = false): void {
+    // Marked when started, as a synchronous write: a storage move copies the block again.
+    this.dirtyMap?.markSectors(lba, Math.ceil(src.length / this.sectorSize));
+    this.queue(
+      (inner, finish) => inner.writeAsync!(lba, src, finish, fua),
+      (err) => {
+        if (err === null) this.onWrite?.(lba, src);
+        done(err);
+      },
+    );
+  }
+  flushAsync(done: BlockIoDone): void {
+    this.queue((inner, finish) => inner.flushAsync!(finish), done);
+  }
+  private queue(start: (inner: BlockBackend, finish: BlockIoDone) => void, done: BlockIoDone): void {
+    if (this.inner.canQueue !== true) throw new Error(`${this.path}: the image takes no queued I/O`);
+    start(this.inner, (err) => {
+      this.queued--;
+      done(err === null ? null : this.failed(err));
+    });
+    this.queued++;
+  }
   get unmapGranularity(): number | undefined {
     return this.inner.unmap ? this.inner.unmapGranularity : undefined;
   }
@@ -128,6 +166,7 @@ export class SwitchableDisk implements BlockBackend {
 
   /** Moves to the image at `path` (same size); on failure it is back on its own image and throws. */
   switchTo(path: string, open: ImageOpener, prepare?: () => void): void {
+    if (this.queued > 0) throw new Error(`${this.path}: ${this.queued} requests still in flight; the drive is switched once they completed`);
     const readOnly = this.inner.readOnly;
     this.inner.flush();
     this.ioUsBefore += this.inner.ioUs ?? 0;

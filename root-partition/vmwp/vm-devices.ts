@@ -131,6 +131,7 @@ export class VmDevices {
             subChannels: host.server,
             maxSubChannels: c.maxSubChannels ?? 0,
             pollSpinMicros: c.pollSpinMicros,
+            ...(c.queueMinBytes !== undefined ? { queueMinBytes: c.queueMinBytes ?? Infinity } : {}),
             log,
           });
           this.storVsps.push(vsp);
@@ -166,6 +167,18 @@ export class VmDevices {
       this.close();
       throw e;
     }
+  }
+
+  /** Resolves once no storvsp request is in flight (every completion written): before a save, a switch, a merge or a move's copy. */
+  storageIdle(): Promise<void> {
+    return Promise.all(this.storVsps.map((v) => v.whenIdle())).then(() => {});
+  }
+
+  /** storvsp requests in flight now, over every controller. */
+  get storageInFlight(): number {
+    let n = 0;
+    for (const v of this.storVsps) n += v.inFlight;
+    return n;
   }
 
   /** A storage move's dirty-block tracking and reads of the drives (disk-copy-source.ts). */

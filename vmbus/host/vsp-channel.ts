@@ -237,6 +237,27 @@ export class VspChannel {
     return true;
   }
 
+  /**
+   * Runs `write` outside a drain with every send inside it joining one write batch, published and
+   * signalled once (completions of requests the VSP finished later, several at a time). Inside a
+   * drain the sends simply join the drain's batch.
+   */
+  sendBatched(write: () => void): void {
+    if (this.writer !== null) return write();
+    if (this.state !== 'open' || this.held) return;
+    this.beginWrite();
+    let signal = false;
+    try {
+      write();
+    } finally {
+      const w = this.writer!;
+      this.writer = null;
+      if (w.corruption !== null) this.fail(`ring corrupt: ${w.corruption.reason}`);
+      else if (this.state === 'open') signal = w.commit();
+    }
+    if (signal) this.signal();
+  }
+
   /** Bounds-checked views of the guest buffer a GPA-direct packet describes (none outside guest memory). */
   gpaDirect(packet: ReceivedPacket): GpaDirectResult {
     return gpaDirectBuffer(this.mem, packet);

@@ -194,6 +194,70 @@ export class ScsiDisk {
     }
   }
 
+  /**
+   * As `execute`, but on a backend that can queue, a READ or WRITE of at least `minQueuedBytes`
+   * into one contiguous view, and every SYNCHRONIZE CACHE, run in the backend's queue: the result
+   * is then null and `done` gets it later (never inside this call). Everything else, and every
+   * command that fails its checks, completes here as `execute` would complete it.
+   */
+  start(cdb: Uint8Array, data: ScsiDataBuffer, direction: ScsiDataDirection, minQueuedBytes: number, done: (r: ScsiResult) => void): ScsiResult | null {
+    const backend = this.backend;
+    const op = cdb[0];
+    const size = op === undefined ? 0 : cdbSizeForOpcode(op);
+    if (backend.canQueue !== true || size === 0 || cdb.length < size || (cdb[size - 1]! & 0x04) !== 0) return this.execute(cdb, data, direction);
+    switch (op) {
+      case ScsiOp.Read6:
+      case ScsiOp.Read10:
+      case ScsiOp.Read12:
+      case ScsiOp.Read16:
+      case ScsiOp.Write6:
+      case ScsiOp.Write10:
+      case ScsiOp.Write12:
+      case ScsiOp.Write16: {
+        const kind = op === ScsiOp.Read6 || op === ScsiOp.Read10 || op === ScsiOp.Read12 || op === ScsiOp.Read16 ? 'read' : 'write';
+        const c = decodeBlockCommand(cdb);
+        const bytes = c.blocks * backend.sectorSize;
+        const first = data.segments[0];
+        const queueable =
+          this.inRange(c.lba, c.blocks) &&
+          c.blocks > 0 &&
+          bytes >= minQueuedBytes &&
+          !(kind === 'write' && backend.readOnly) &&
+          direction === (kind === 'read' ? 'in' : 'out') &&
+          first !== undefined &&
+          first.length >= bytes;
+        if (!queueable) return this.execute(cdb, data, direction);
+        const view = first.subarray(0, bytes);
+        const lba = Number(c.lba);
+        try {
+          if (kind === 'read') backend.readAsync!(lba, view, (err) => done(err === null ? good(bytes) : ioFailure(err, 'read', lba)));
+          else {
+            // FUA: on the medium before GOOD (SBC-3 5.29).
+            backend.writeAsync!(lba, view, (err) => done(err === null ? good(bytes) : ioFailure(err, 'write', lba)), c.fua);
+          }
+        } catch (e) {
+          return ioFailure(e, kind, lba);
+        }
+        return null;
+      }
+      case ScsiOp.SynchronizeCache10:
+      case ScsiOp.SynchronizeCache16: {
+        const lba = op === ScsiOp.SynchronizeCache10 ? BigInt(be(cdb, 2, 4)) : (BigInt(be(cdb, 2, 4)) << 32n) | BigInt(be(cdb, 6, 4));
+        const blocks = op === ScsiOp.SynchronizeCache10 ? be(cdb, 7, 2) : be(cdb, 10, 4);
+        if (!this.inRange(lba, blocks)) return illegal(Asc.LbaOutOfRange);
+        // Completes after every write started before it (queued or not) is on the medium.
+        try {
+          backend.flushAsync!((e) => done(e === null ? good(0) : ioFailure(e, 'write', Number(lba))));
+        } catch (e) {
+          return ioFailure(e, 'write', Number(lba));
+        }
+        return null;
+      }
+      default:
+        return this.execute(cdb, data, direction);
+    }
+  }
+
   /** What UNMAP may do on the image open now (a drive can move between images), or null. */
   private unmapLimits(): UnmapLimits | null {
     const g = this.backend.unmapGranularity;

@@ -65,6 +65,24 @@ export class ScsiController {
     return { srbStatus: SrbStatus.InvalidLun, scsiStatus: ScsiStatus.CheckCondition, transferred: 0 };
   }
 
+  /**
+   * As `execute`, but a disk that can queue the command (ScsiDisk.start) returns null and calls
+   * `done` with the outcome later.
+   */
+  start(
+    addr: { pathId: number; targetId: number; lun: number },
+    cdb: Uint8Array,
+    data: ScsiDataBuffer,
+    direction: ScsiDataDirection,
+    minQueuedBytes: number,
+    done: (r: SrbResult) => void,
+  ): SrbResult | null {
+    const disk = cdb[0] === ScsiOp.ReportLuns ? undefined : this.disks.get(key(addr.pathId, addr.targetId, addr.lun));
+    if (!disk) return this.execute(addr, cdb, data, direction);
+    const r = disk.start(cdb, data, direction, minQueuedBytes, (later) => done(toSrb(later)));
+    return r === null ? null : toSrb(r);
+  }
+
   private reportLuns(addr: { pathId: number; targetId: number }, cdb: Uint8Array, data: ScsiDataBuffer, direction: ScsiDataDirection): ScsiResult {
     if (cdb.length < 12) return illegal();
     // SELECT REPORT 0, 1, 2 (SPC-3 6.21); ALLOCATION LENGTH must be at least 16.

@@ -2,7 +2,7 @@ import type { GuestMemory } from '../../../hypervisor/guest-memory.ts';
 import { ScsiDataBuffer } from '../../storage/scsi/scsi-data-buffer.ts';
 import type { ScsiDataDirection } from '../../storage/scsi/scsi-disk.ts';
 import { gpaDirectPrefix, gpaRangesBuffer, type GpaDirectResult, type GpaRangeLike } from '../../../vmbus/host/gpa-direct.ts';
-import { ScsiController, type ScsiLunConfig } from './scsi-controller.ts';
+import { ScsiController, type ScsiLunConfig, type SrbResult } from './scsi-controller.ts';
 import {
   NtStatus,
   STORAGE_CHANNEL_SUPPORTS_MULTI_CHANNEL,
@@ -59,6 +59,12 @@ export interface StorVspOptions {
   versions?: readonly number[];
   /** Asked on CREATE_SUB_CHANNELS (already range-checked); true if the framework will offer them. */
   onCreateSubChannels?: (count: number) => boolean;
+  /**
+   * READ/WRITE of at least this many bytes (and every SYNCHRONIZE CACHE) run queued on a disk
+   * that can queue, when the caller takes completions later (handleQueued). Smaller transfers
+   * complete synchronously, which is faster for them. Infinity: never queued.
+   */
+  minQueuedBytes?: number;
 }
 
 export type StorVspInitState =
@@ -77,6 +83,8 @@ export interface StorVspStats {
   dropped: number;
   /** SRBs failed by an unexpected host-side exception (should stay 0). */
   internalErrors: number;
+  /** SRBs that ran queued (completed later, in any order). */
+  queued: number;
 }
 
 /**
@@ -85,7 +93,7 @@ export interface StorVspStats {
  * Pure and synchronous: packets in, packets out; signalling and ring writes are the caller's.
  */
 export class StorVspChannel {
-  readonly stats: StorVspStats = { srbs: 0, refused: 0, dropped: 0, internalErrors: 0 };
+  readonly stats: StorVspStats = { srbs: 0, refused: 0, dropped: 0, internalErrors: 0, queued: 0 };
   private state: StorVspInitState;
   private readonly controller: ScsiController;
   private readonly maxTransferBytes: number;
@@ -93,6 +101,9 @@ export class StorVspChannel {
   private readonly versions: readonly number[];
   /** Every SRB completion is encoded here (handle()'s caller copies it into the ring before the next request). */
   private readonly replyBuffer = new Uint8Array(VSTOR_PACKET_SIZE);
+  private readonly minQueuedBytes: number;
+  /** Set only inside handleQueued: where a queued SRB's completion goes. */
+  private queuedDone: ((out: StorVspOutgoing) => void) | null = null;
 
   constructor(
     private readonly options: StorVspOptions,
@@ -100,6 +111,7 @@ export class StorVspChannel {
   ) {
     this.maxTransferBytes = options.maxTransferBytes ?? 0x40000;
     this.maxSubChannels = options.maxSubChannels ?? 0;
+    this.minQueuedBytes = options.minQueuedBytes ?? Infinity;
     this.versions = options.versions ?? SUPPORTED_PROTOCOL_VERSIONS;
     this.controller = subChannelOf?.controller ?? new ScsiController(options.luns);
     // A sub-channel carries I/O only; the protocol was negotiated on the primary channel.
@@ -145,6 +157,22 @@ export class StorVspChannel {
     }
     return out;
   }
+
+  /**
+   * As `handle`, but an SRB the disk runs queued returns QUEUED and its completion (a buffer of its
+   * own) goes to `done` later, in whatever order the disk completes them.
+   */
+  handleQueued(packet: StorVspIncoming, done: (out: StorVspOutgoing) => void): StorVspOutgoing | null | typeof QUEUED {
+    this.queuedDone = done;
+    try {
+      return this.handle(packet) ?? (this.queuedNow ? QUEUED : null);
+    } finally {
+      this.queuedDone = null;
+      this.queuedNow = false;
+    }
+  }
+  /** The last handle() inside handleQueued queued its SRB. */
+  private queuedNow = false;
 
   /**
    * Handles one packet; null when no completion may be sent (the guest did not request one). An
@@ -216,7 +244,7 @@ export class StorVspChannel {
         case VstorOperation.ResetLun:
         case VstorOperation.ResetAdapter:
         case VstorOperation.ResetBus:
-          // Requests complete synchronously, so nothing is outstanding to abort.
+          // Nothing is aborted: a request the disk runs queued still completes with its own status.
           return reply(s.kind === 'ready' ? NtStatus.Success : NtStatus.InvalidDeviceState);
         default:
           // COMPLETE_IO, REMOVE_DEVICE, ENUMERATE_BUS travel host → guest; FCHBA_DATA is for the
@@ -243,10 +271,11 @@ export class StorVspChannel {
   }
 
   /** EXECUTE_SRB once the protocol is ready: the hot path, one per guest I/O. */
-  private srb(packet: StorVspIncoming, payload: Uint8Array, version: number, size: number): StorVspOutgoing {
-    let done: Uint8Array;
+  private srb(packet: StorVspIncoming, payload: Uint8Array, version: number, size: number): StorVspOutgoing | null {
+    let done: Uint8Array | null;
     try {
       done = this.executeSrb(payload, packet, version, size);
+      if (done === null) return null;
     } catch (e) {
       if (e instanceof StorVspProtocolError) return this.reply(packet, size, true, NtStatus.InvalidParameter);
       // A host-side fault (a bug, or a backend that threw outside read/write/flush) must
@@ -266,7 +295,8 @@ export class StorVspChannel {
     return { kind: 'inband', transactionId: 0n, payload: encodeVstorPacket(VstorOperation.EnumerateBus, NtStatus.Success, size) };
   }
 
-  private executeSrb(payload: Uint8Array, packet: StorVspIncoming, version: number, size: number): Uint8Array {
+  /** The SRB's completion, or null when it runs queued (its completion then goes to queuedDone). */
+  private executeSrb(payload: Uint8Array, packet: StorVspIncoming, version: number, size: number): Uint8Array | null {
     this.stats.srbs++;
     const delta = vmscsiSizeDelta(version);
     const fail = (srbStatus: number): Uint8Array => {
@@ -291,9 +321,43 @@ export class StorVspChannel {
       data = new ScsiDataBuffer(segments);
     }
     const direction: ScsiDataDirection = dtl === 0 ? 'none' : req.dataIn === StorvscRequestType.Read ? 'in' : 'out';
-    const r = this.controller.execute(req, req.cdb.subarray(0, req.cdbLength), data, direction);
+    const cdb = req.cdb.subarray(0, req.cdbLength);
+    const later = this.queuedDone;
+    let r: SrbResult | null;
+    if (later === null || dtl < this.minQueuedBytes) r = this.controller.execute(req, cdb, data, direction);
+    else {
+      // The request's bytes are the framework's, valid only now: the completion is built from a copy.
+      const request = payload.slice(0, size);
+      const transactionId = packet.transactionId;
+      const senseLimit = req.senseInfoLength;
+      r = this.controller.start(req, cdb, data, direction, this.minQueuedBytes, (result) => {
+        // Runs from a thread-pool callback: nothing may throw out of it (that would end the thread).
+        let reply: Uint8Array;
+        try {
+          reply = this.srbCompletion(request, size, version, senseLimit, result, new Uint8Array(VSTOR_PACKET_SIZE));
+        } catch {
+          this.stats.internalErrors++;
+          reply = encodeSrbCompletion(request, size, NtStatus.IoDeviceError, {
+            srbStatus: SrbStatus.InternalError,
+            scsiStatus: 0,
+            dataTransferLength: 0,
+            sense: NO_SENSE,
+          });
+        }
+        later({ kind: 'completion', transactionId, payload: reply });
+      });
+      if (r === null) {
+        this.stats.queued++;
+        this.queuedNow = true;
+        return null;
+      }
+    }
+    return this.srbCompletion(payload, size, version, req.senseInfoLength, r, this.replyBuffer);
+  }
+
+  private srbCompletion(payload: Uint8Array, size: number, version: number, senseLimit: number, r: SrbResult, into: Uint8Array): Uint8Array {
     let sense = r.sense ?? NO_SENSE;
-    if (sense.length > 0) sense = sense.subarray(0, Math.min(sense.length, req.senseInfoLength, senseBufferSize(version)));
+    if (sense.length > 0) sense = sense.subarray(0, Math.min(sense.length, senseLimit, senseBufferSize(version)));
     return encodeSrbCompletion(
       payload,
       size,
@@ -304,10 +368,13 @@ export class StorVspChannel {
         dataTransferLength: r.transferred,
         sense,
       },
-      this.replyBuffer,
+      into,
     );
   }
 }
+
+/** handleQueued's answer for an SRB whose completion comes later. */
+export const QUEUED = Symbol('queued');
 
 const NO_SENSE = new Uint8Array(0);
 

@@ -11,18 +11,19 @@
  * the guest keeps I/O coming, a poll window (storvsp-vsp-poll.ts) keeps the request ring masked so
  * the guest need not signal for every request.
  */
-import { VmbusPacketType, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, type ReceivedPacket } from '../../../vmbus/ring/index.ts';
+import { VmbusPacketType, VmbusRing, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, type ReceivedPacket } from '../../../vmbus/ring/index.ts';
 import type { PacketBatch, VspChannel } from '../../../vmbus/host/vsp-channel.ts';
 import type { Vsp } from '../../../vmbus/host/vsp.ts';
 import type { ChannelOfferSpec } from '../../../vmbus/server/server-types.ts';
 import type { ScsiLunConfig } from './scsi-controller.ts';
-import { StorVspChannel, type StorVspIncoming, type StorVspOptions } from './storvsp-channel.ts';
+import { QUEUED, StorVspChannel, type StorVspIncoming, type StorVspOptions, type StorVspOutgoing } from './storvsp-channel.ts';
 import type { GuestMemory } from '../../../hypervisor/guest-memory.ts';
 import { StorVspPoller, DEFAULT_POLL_SPIN_MICROS } from './storvsp-vsp-poll.ts';
 import { NtStatus, STORVSP_SCSI_INTERFACE_GUID, SUPPORTED_PROTOCOL_VERSIONS, VSTOR_PACKET_SIZE } from './storvsp-protocol.ts';
 import { ScsiController } from './scsi-controller.ts';
 import { decodeStorVspChannel, encodeStorVspChannel } from './storvsp-saved-state.ts';
 import { HvError } from '../../../hypervisor/hv-error.ts';
+import * as os from 'node:os';
 
 /** What StorVsp needs from the VMBus host to offer sub-channels (VmbusHost.server satisfies it). */
 export interface SubChannelOfferer {
@@ -47,9 +48,32 @@ export interface StorVspConfig {
   versions?: readonly number[];
   /** How long the host keeps polling an idle request ring before it asks to be signalled again; 0 = no polling. */
   pollSpinMicros?: number;
+  /**
+   * READ/WRITE of at least this many bytes, and SYNCHRONIZE CACHE, run queued (several at once in
+   * libuv's thread pool, completed in any order) on disks that can queue (raw images); smaller
+   * ones complete synchronously on the device thread, which is faster for them. Default
+   * defaultQueueMinBytes(); Infinity turns queuing off, 0 queues every read and write.
+   */
+  queueMinBytes?: number;
+  /** Requests one channel may have queued at once (default DEFAULT_MAX_QUEUED_PER_CHANNEL); the ring's size also bounds it. */
+  maxQueuedPerChannel?: number;
   /** Where channel-level problems go (refused GPA ranges, ignored packet types). */
   log?: (message: string) => void;
 }
+
+/** Below this a transfer costs less done synchronously than a hop to the thread pool and back (docs/storage.md). */
+export const QUEUE_MIN_BYTES_WITH_SPARE_CORES = 64 * 1024;
+
+/**
+ * The default queueMinBytes: queued I/O needs cores beside the VPs and the device thread for the
+ * pool's threads — with fewer than four, every workload measured faster synchronously
+ * (docs/storage.md), so nothing is queued.
+ */
+export function defaultQueueMinBytes(cores = os.availableParallelism()): number {
+  return cores >= 4 ? QUEUE_MIN_BYTES_WITH_SPARE_CORES : Infinity;
+}
+/** Linux storvsc queues at most a few hundred commands per channel (its ring bounds it, as here). */
+export const DEFAULT_MAX_QUEUED_PER_CHANNEL = 256;
 
 export interface StorVspStats {
   channelsOpened: number;
@@ -63,6 +87,12 @@ export interface StorVspStats {
   unanswered: number;
   /** Drains started by the poll window rather than by a guest signal. */
   polledDrains: number;
+  /** Requests that ran queued; of their completions, those written after the ring had no room at first. */
+  queued: number;
+  completionsDeferred: number;
+  /** Most requests one channel had queued at once; times reading stopped at the per-channel bound. */
+  maxInFlight: number;
+  inFlightStalls: number;
   /**
    * Where a request's host time goes, stage by stage (µs, cumulative; one clock read per stage):
    * `readUs` taking the packet off the ring (copied out of guest memory), `validateUs` checking its
@@ -89,6 +119,19 @@ interface ServedChannel {
   incoming: StorVspIncoming;
   /** The channel's signalUs already added to the VSP's stats. */
   signalUsSeen: number;
+  /** Queued requests not yet completed by their disk. */
+  inFlight: number;
+  /** Their bound: the configured one, or fewer when the guest's ring cannot hold that many replies. */
+  maxInFlight: number;
+  /** Completions of queued requests not yet in the ring (written in one batch per event-loop turn). */
+  completed: StorVspOutgoing[];
+  flushScheduled: boolean;
+  /** Reading stopped at maxInFlight: a completion drains the ring again. */
+  stalled: boolean;
+  /** Where a queued request's completion goes. */
+  onQueuedDone: (out: StorVspOutgoing) => void;
+  /** False once the channel closed (its queued requests still complete, unanswered). */
+  open: boolean;
 }
 
 /**
@@ -110,6 +153,10 @@ export class StorVsp implements Vsp {
     ignoredPackets: 0,
     unanswered: 0,
     polledDrains: 0,
+    queued: 0,
+    completionsDeferred: 0,
+    maxInFlight: 0,
+    inFlightStalls: 0,
     batchUs: 0,
     readUs: 0,
     validateUs: 0,
@@ -122,6 +169,10 @@ export class StorVsp implements Vsp {
   private readonly primaries = new Map<number, StorVspChannel>();
   private readonly spinMicros: number;
   private readonly log: (message: string) => void;
+  /** Every channel this controller serves (open or closed with requests still queued). */
+  private readonly served = new Set<ServedChannel>();
+  /** Resolved once nothing is queued any more (whenIdle). */
+  private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly config: StorVspConfig) {
     this.offer = { interfaceType: STORVSP_SCSI_INTERFACE_GUID, interfaceInstance: config.instanceId };
@@ -152,13 +203,101 @@ export class StorVsp implements Vsp {
   }
 
   private serve(channel: VspChannel, protocol: StorVspChannel): void {
+    // Every queued request owes one reply: never more of them than the guest's ring could take.
+    const outbound = channel.rings?.outbound as VspChannel['rings']['outbound'] | undefined; // absent in a restore's dry check
+    const ringReplies = outbound ? Math.floor(outbound.dataSize / VmbusRing.packetTotal(0, VSTOR_PACKET_SIZE)) - 1 : Infinity;
     const served: ServedChannel = {
       protocol,
       poller: new StorVspPoller(channel, this.spinMicros, () => this.stats.polledDrains++),
       incoming: { transactionId: 0n, completionRequested: false, payload: new Uint8Array(0), data: undefined },
       signalUsSeen: 0, // a channel is served from its opening (or restore): its signal time starts at 0
+      inFlight: 0,
+      maxInFlight: Math.max(1, Math.min(this.config.maxQueuedPerChannel ?? DEFAULT_MAX_QUEUED_PER_CHANNEL, ringReplies)),
+      completed: [],
+      flushScheduled: false,
+      stalled: false,
+      onQueuedDone: (out) => this.queuedDone(channel, served, out),
+      open: true,
     };
     channel.context = served;
+    this.served.add(served);
+  }
+
+  /** A queued request completed (a thread-pool callback): its completion joins the next batch. */
+  private queuedDone(channel: VspChannel, served: ServedChannel, out: StorVspOutgoing): void {
+    served.inFlight--;
+    this.queuedNow--;
+    served.completed.push(out);
+    if (served.flushScheduled) return;
+    served.flushScheduled = true;
+    // After the other completions of this turn of the event loop: one batch, one signal.
+    setImmediate(() => {
+      served.flushScheduled = false;
+      this.flushCompleted(channel, served);
+    });
+  }
+
+  /** Writes what completed; a full ring waits for the guest (pending_send_sz), a freed slot resumes reading. */
+  private flushCompleted(channel: VspChannel, served: ServedChannel): void {
+    if (channel.state !== 'open')
+      served.completed.length = 0; // nobody to answer: the guest reset or closed the channel
+    else if (!channel.held) {
+      channel.sendBatched(() => this.writeCompleted(channel, served));
+      if (served.stalled && served.inFlight < served.maxInFlight && channel.state === 'open') {
+        served.stalled = false;
+        channel.drain();
+      }
+    }
+    this.checkIdle();
+  }
+
+  private writeCompleted(channel: VspChannel, served: ServedChannel): void {
+    const done = served.completed;
+    let n = 0;
+    while (n < done.length) {
+      const out = done[n]!;
+      const id = out.transactionId;
+      if (!channel.send(VmbusPacketType.Completion, 0, Number(id & 0xffffffffn), Number(id >> 32n), null, out.payload)) break;
+      n++;
+    }
+    done.splice(0, n);
+    if (done.length > 0) {
+      this.stats.completionsDeferred += done.length;
+      // The guest signals when it has read enough; its drain writes the rest first (onPackets).
+      if (channel.rings.outbound.requestSpace(VmbusRing.packetTotal(0, VSTOR_PACKET_SIZE)) && !served.flushScheduled) {
+        served.flushScheduled = true;
+        setImmediate(() => {
+          served.flushScheduled = false;
+          this.flushCompleted(channel, served);
+        });
+      }
+    }
+  }
+
+  /** Resolves once no request of this controller is queued and every completion is in its ring (or its channel is gone). */
+  whenIdle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Requests queued now, over every channel (the device thread then keeps its event loop turning). */
+  get inFlight(): number {
+    return this.queuedNow;
+  }
+  private queuedNow = 0;
+
+  /** Nothing queued, and every completion written or waiting for room in a ring the guest must read first. */
+  private isIdle(): boolean {
+    for (const s of this.served) if (s.inFlight > 0 || s.flushScheduled) return false;
+    return true;
+  }
+
+  private checkIdle(): void {
+    for (const s of this.served) if (s.inFlight === 0 && s.completed.length === 0 && !s.open) this.served.delete(s);
+    if (this.idleWaiters.length === 0 || !this.isIdle()) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
   }
 
   // ---- saved state (vmbus/host/vsp.ts) ------------------------------------------------------
@@ -171,6 +310,13 @@ export class StorVsp implements Vsp {
     const served = channel.context as ServedChannel | undefined;
     if (!served) throw new HvError('STORVSP_SAVE', `relid ${channel.relid} is not served by this controller`);
     if (channel.isDraining) throw new HvError('STORVSP_SAVE', `relid ${channel.relid}: a save inside a drain would miss the request being executed`);
+    // The device thread waits for whenIdle() first; what is left here would be lost with the save.
+    if (served.inFlight > 0) throw new HvError('STORVSP_SAVE', `relid ${channel.relid}: ${served.inFlight} requests still in flight`);
+    if (served.completed.length > 0)
+      throw new HvError(
+        'STORVSP_SAVE',
+        `relid ${channel.relid}: ${served.completed.length} completions wait for room in the guest's ring (the guest is not reading it)`,
+      );
     return encodeStorVspChannel({ init: served.protocol.initState, subChannel: channel.subChannelIndex !== 0 });
   }
 
@@ -207,6 +353,7 @@ export class StorVsp implements Vsp {
       maxSubChannels: this.config.subChannels ? (this.config.maxSubChannels ?? 0) : 0,
       maxTransferBytes: this.config.maxTransferBytes,
       versions: this.config.versions,
+      minQueuedBytes: this.config.queueMinBytes ?? defaultQueueMinBytes(),
       onCreateSubChannels: (count: number) => this.createSubChannels(relid, count),
     };
   }
@@ -219,7 +366,17 @@ export class StorVsp implements Vsp {
     const t0 = performance.now();
     let t = t0;
     let handled = 0;
-    for (let p = batch.next(); p !== null; p = batch.next()) {
+    // Completions that found the ring full go first: the guest read (it signalled), and they are older.
+    if (served.completed.length > 0) this.writeCompleted(channel, served);
+    for (;;) {
+      if (served.inFlight >= served.maxInFlight) {
+        // The rest stays in the ring; a completion drains it again.
+        served.stalled = true;
+        this.stats.inFlightStalls++;
+        break;
+      }
+      const p = batch.next();
+      if (p === null) break;
       const read = performance.now();
       this.stats.readUs += (read - t) * 1000;
       if (p.type !== VmbusPacketType.DataInband && p.type !== VmbusPacketType.DataUsingGpaDirect) {
@@ -238,7 +395,13 @@ export class StorVsp implements Vsp {
   }
 
   onClose(channel: VspChannel): void {
-    (channel.context as ServedChannel | undefined)?.poller.stop();
+    const served = channel.context as ServedChannel | undefined;
+    if (served) {
+      served.poller.stop();
+      served.open = false;
+      served.completed.length = 0;
+      this.checkIdle();
+    }
     if (channel.subChannelIndex === 0) this.primaries.delete(channel.relid);
   }
 
@@ -263,10 +426,16 @@ export class StorVsp implements Vsp {
     const validated = performance.now();
     this.stats.validateUs += (validated - t0) * 1000;
     const backend0 = this.backendUs();
-    const out = served.protocol.handle(incoming);
+    const out = served.protocol.handleQueued(incoming, served.onQueuedDone);
     const executed = performance.now();
     this.stats.executeUs += (executed - validated) * 1000;
     this.stats.backendUs += this.backendUs() - backend0;
+    if (out === QUEUED) {
+      this.stats.queued++;
+      this.queuedNow++;
+      if (++served.inFlight > this.stats.maxInFlight) this.stats.maxInFlight = served.inFlight;
+      return executed;
+    }
     if (out === null) {
       this.stats.unanswered++;
       return executed;
