@@ -15,6 +15,7 @@ import { X86Enlightenments } from '../../hypervisor/x86/x86-enlightenments.ts';
 import { X86Vp } from '../../hypervisor/x86/x86-vp.ts';
 import { Uart16550 } from '../devices/uart/uart16550.ts';
 import { VMBUS_SSDT_FILE, vmbusSsdt } from './vmbus-ssdt.ts';
+import { X86IcRequests } from './x86-ic-requests.ts';
 import type { FromX86Vp, ToX86Vp, X86VmThreadData, X86VpStatus } from './x86-vm-messages.ts';
 import { X86Vmbus } from './x86-vmbus.ts';
 
@@ -108,6 +109,7 @@ async function main(): Promise<void> {
   vp.ports.attach(com1);
   let stopping = false;
   let vmbus: X86Vmbus | undefined;
+  let icRequests: X86IcRequests | undefined;
   const stop = (reason: 'stop' | 'poweroff') => {
     if (stopping) return;
     stopping = true;
@@ -116,6 +118,7 @@ async function main(): Promise<void> {
       // What the guest sent before it stopped (e.g. its answer to a shutdown request) is served first.
       vmbus?.pump();
       const last = status(vp, hv, vmbus);
+      icRequests?.dispose();
       vmbus?.dispose();
       void vp.destroy().then(() => {
         consoleOut.flush();
@@ -133,6 +136,15 @@ async function main(): Promise<void> {
         stop('stop');
       },
       (message) => post({ type: 'log', message }),
+      {
+        ...(data.storageRoots ? { storageRoots: data.storageRoots } : {}),
+        ...(data.integrationServices ? { integrationServices: data.integrationServices } : {}),
+      },
+    );
+    icRequests = new X86IcRequests(
+      vmbus.ic,
+      data.integrationServices ?? { heartbeat: true, shutdown: true, timeSync: true, kvp: true },
+      data.reportIntegration ? { heartbeat: (s) => post({ type: 'heartbeat', status: s }), kvp: (items) => post({ type: 'kvp', items }) } : undefined,
     );
     vp.addFirmwareFile(VMBUS_SSDT_FILE, vmbusSsdt());
   }
@@ -147,6 +159,10 @@ async function main(): Promise<void> {
     else if (m.type === 'shutdown') {
       if (!vmbus) post({ type: 'shutdown-result', outcome: 'unavailable' });
       else void vmbus.ic.initiateShutdown({ timeoutMs: m.timeoutMs, reason: 'tsvisor' }).then((r) => post({ type: 'shutdown-result', outcome: r.outcome }));
+    } else if (m.type === 'ic') {
+      const id = m.id;
+      if (!icRequests || stopping) post({ type: 'ic-reply', id, reply: { ok: false, code: 'VMWP_ERR_NO_IC', error: 'the VM has no VMBus (or has stopped)' } });
+      else void icRequests.handle(m.request).then((reply) => post({ type: 'ic-reply', id, reply }));
     }
   });
   vp.start();
