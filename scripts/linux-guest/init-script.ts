@@ -2,10 +2,12 @@
  * The initramfs's /init: mounts the kernel file systems, loads hv_vmbus and hv_utils when the
  * firmware describes a VMBus device (ACPI _HID "VMBUS"; without one hv_vmbus waits 5 s and gives
  * up, drivers/hv/vmbus_drv.c hv_acpi_init), prints a marker the host waits for, and gives a shell
- * on the console; hv_storvsc and sd_mod too when the kernel command line has `tsvisor.storvsc` (the
+ * on the console; hv_kvp_daemon when the build included it (kvp-daemon.ts); hv_storvsc and sd_mod too when the kernel command line has `tsvisor.storvsc` (the
  * host adds it with a SCSI disk). Every module costs boot time on an emulated CPU, so the others
  * (ata_piix) are only in /lib/modules, with their dependency order in /lib/modules/load-order.
  */
+import { LINUX_GUEST_HOSTNAME } from './kvp-daemon.ts';
+
 /** hv_storvsc and the SCSI disk driver with their dependencies, in load order (linux-guest-files.ts lists the same). */
 export const STORVSC_MODULES = [
   'scsi_common',
@@ -24,8 +26,11 @@ export const INIT_SCRIPT = `#!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+hostname ${LINUX_GUEST_HOSTNAME}
 if [ -e /sys/bus/acpi/devices/VMBUS:00 ]; then
   insmod /lib/modules/hv_vmbus.ko && insmod /lib/modules/hv_utils.ko
+  # The user-space half of hv_utils' KVP service (kvp-daemon.ts), when the build included it: it daemonizes.
+  if [ -x /usr/sbin/hv_kvp_daemon ]; then /usr/sbin/hv_kvp_daemon; fi
   if grep -q tsvisor.storvsc /proc/cmdline; then
     for m in ${STORVSC_MODULES.join(' ')}; do insmod /lib/modules/$m.ko; done
   fi
@@ -56,6 +61,7 @@ export const BUSYBOX_LINKS = [
   'sync',
   'mkdir',
   'uname',
+  'hostname',
   'grep',
   'head',
   'tail',
