@@ -9,7 +9,7 @@ export const LINUX_GUEST_DIR = join(import.meta.dirname, '..', '..', 'build', 'l
 export const LINUX_GUEST_MANIFEST = join(LINUX_GUEST_DIR, 'manifest.json');
 
 /** Modules the initramfs loads, with their dependencies resolved at build time. */
-export const LINUX_GUEST_MODULES = ['hv_vmbus', 'hv_utils', 'hv_storvsc', 'sd_mod', 'ata_piix'] as const;
+export const LINUX_GUEST_MODULES = ['hv_vmbus', 'hv_utils', 'hv_storvsc', 'sd_mod', 'ata_piix', 'hv_netvsc'] as const;
 
 export interface LinuxGuestManifest {
   kernelVersion: string;

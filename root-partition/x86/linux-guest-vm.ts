@@ -2,7 +2,7 @@
  * The built-in Linux guest (scripts/build-linux-guest.ts) as an x86 VM: Debian's unmodified i686
  * kernel with a busybox initramfs, its console on COM1.
  */
-import type { DiskConfig, IntegrationServicesConfig } from '../vmwp/device-config.ts';
+import type { DiskConfig, IntegrationServicesConfig, NicConfig } from '../vmwp/device-config.ts';
 import { loadLinuxGuest, type LinuxGuestManifest } from './linux-guest-files.ts';
 import { X86Vm } from './x86-vm.ts';
 
@@ -31,7 +31,12 @@ export interface LinuxGuestOptions {
   storageRoots?: string[];
   integrationServices?: IntegrationServicesConfig;
   reportIntegration?: boolean;
+  /** Synthetic network adapters (needs the enlightenments); /init then loads hv_netvsc. */
+  nics?: NicConfig[];
 }
+
+/** On the kernel command line when the VM has a synthetic NIC: /init loads hv_netvsc only then (boot time). */
+export const LINUX_GUEST_NETVSC_FLAG = 'tsvisor.netvsc';
 
 /** On the kernel command line when the VM has a SCSI controller: /init loads the storvsc stack only then (boot time). */
 export const LINUX_GUEST_STORVSC_FLAG = 'tsvisor.storvsc';
@@ -48,7 +53,9 @@ export function startLinuxGuest(opts: LinuxGuestOptions = {}): X86Vm {
   if (scsi.length > 0 && !enlightened) throw new Error('a SCSI disk needs the Hyper-V enlightenments (VMBus)');
   return new X86Vm({
     memoryBytes: opts.memoryBytes ?? LINUX_GUEST_DEFAULT_MEMORY,
-    cmdline: [LINUX_GUEST_CMDLINE, scsi.length > 0 ? LINUX_GUEST_STORVSC_FLAG : '', opts.cmdline].filter(Boolean).join(' '),
+    cmdline: [LINUX_GUEST_CMDLINE, scsi.length > 0 ? LINUX_GUEST_STORVSC_FLAG : '', opts.nics?.length ? LINUX_GUEST_NETVSC_FLAG : '', opts.cmdline]
+      .filter(Boolean)
+      .join(' '),
     scsi,
     bios: m.bios,
     vgaBios: m.vgaBios,
@@ -58,5 +65,6 @@ export function startLinuxGuest(opts: LinuxGuestOptions = {}): X86Vm {
     ...(opts.storageRoots ? { storageRoots: opts.storageRoots } : {}),
     ...(opts.integrationServices ? { integrationServices: opts.integrationServices } : {}),
     ...(opts.reportIntegration ? { reportIntegration: true } : {}),
+    ...(opts.nics?.length ? { nics: opts.nics } : {}),
   });
 }

@@ -14,8 +14,8 @@ export const LINUX_VM_VP_COUNT = 1;
 export const LINUX_VM_MIN_MEMORY = 64 << 20;
 /** The most a 32-bit guest without PAE addresses as low memory here; v86's own heap holds it. */
 export const LINUX_VM_MAX_MEMORY = 768 << 20;
-/** Device kinds a Linux VM can have today (one SCSI controller on storvsp, the integration services). */
-export const LINUX_VM_DEVICE_KINDS = ['scsi-controller', 'integration-services'] as const;
+/** Device kinds a Linux VM can have today (one SCSI controller on storvsp, the integration services, synthetic network adapters on netvsp). */
+export const LINUX_VM_DEVICE_KINDS = ['scsi-controller', 'integration-services', 'network-adapter'] as const;
 
 /** Why an operation that captures the VM's state cannot be done for a Linux VM. */
 export const LINUX_VM_NOT_CAPTURABLE =
@@ -63,7 +63,13 @@ export function linuxDefinitionProblems(d: LinuxDefinitionView): string[] {
   }
   d.devices.forEach((e, i) => {
     if (!(LINUX_VM_DEVICE_KINDS as readonly string[]).includes(e.kind))
-      p.push(`devices[${i}]: a ${e.kind} is not available to the Linux guest yet (it has ${LINUX_VM_DEVICE_KINDS.join(' and ')})`);
+      p.push(
+        `devices[${i}]: a ${e.kind} is not available to the Linux guest yet (it has ${LINUX_VM_DEVICE_KINDS.slice(0, -1).join(', ')} and ${LINUX_VM_DEVICE_KINDS.at(-1)})`,
+      );
+  });
+  d.devices.forEach((e, i) => {
+    if (e.kind === 'network-adapter' && e.legacy === true)
+      p.push(`devices[${i}]: a legacy network adapter is not available to the Linux guest (its PCI bus is v86's); use a synthetic one (hv_netvsc)`);
   });
   if (d.devices.filter((e) => e.kind === 'scsi-controller').length > 1) p.push('devices: the Linux guest has one SCSI controller');
   return p;

@@ -56,6 +56,7 @@ export class LinuxVmWorker extends EventEmitter {
       // A definition without an integration-services entry offers none, as for any VM.
       integrationServices: l.devices?.integrationServices ?? { heartbeat: false, shutdown: false, timeSync: false, kvp: false },
       reportIntegration: true,
+      nics: (l.devices?.nics ?? []).filter((n) => n.kind === 'synthetic'),
     });
     this.attach(vm);
     await vm.whenStarted();

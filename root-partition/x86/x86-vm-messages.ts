@@ -1,5 +1,5 @@
 /** Messages between an x86 VM's owner and its VP thread (x86-vp-thread.ts). */
-import type { DiskConfig, IntegrationServicesConfig } from '../vmwp/device-config.ts';
+import type { DiskConfig, IntegrationServicesConfig, NicConfig } from '../vmwp/device-config.ts';
 import type { KvpGuestItems } from '../vmwp/kvp-guest-watch.ts';
 import type { X86IcReply, X86IcRequest } from './x86-ic-requests.ts';
 
@@ -20,6 +20,8 @@ export interface X86VmThreadData {
   storageRoots?: string[];
   /** Which integration services are offered (absent: all four). */
   integrationServices?: IntegrationServicesConfig;
+  /** Synthetic network adapters (netvsp) on their switches. */
+  nics?: NicConfig[];
   /** Report heartbeat changes and the guest's KVP items as they change (`heartbeat` and `kvp` messages). */
   reportIntegration?: boolean;
 }

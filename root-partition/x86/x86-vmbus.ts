@@ -1,6 +1,7 @@
 /**
  * The VMBus side of an x86 VM, on its VP thread: the x86 partition (SynIC, hypercalls), our VMBus
- * server with the integration services and, given disk images, a synthetic SCSI controller.
+ * server with the integration services and, given disk images, a synthetic SCSI controller, and
+ * given synthetic NICs, netvsp with each NIC's switch port (its socket served on this thread).
  * Guest RAM is v86's own memory, which only this thread sees, so all of it runs here, between
  * v86's slices: a guest HvPostMessage/HvSignalEvent queues a microtask that serves the inbox once
  * the slice returns, and a timer looks again for what waits (answers held back, retries).
@@ -17,7 +18,10 @@ import { ScsiDisk } from '../storage/scsi/scsi-disk.ts';
 import { IntegrationServices } from '../vsp/ic/integration-services.ts';
 import { lunsAtLocations } from '../vsp/storvsp/scsi-controller.ts';
 import { StorVsp } from '../vsp/storvsp/storvsp-vsp.ts';
-import type { DiskConfig, IntegrationServicesConfig } from '../vmwp/device-config.ts';
+import type { DiskConfig, IntegrationServicesConfig, NicConfig } from '../vmwp/device-config.ts';
+import { NicUplink } from '../vmwp/nic-uplink.ts';
+import { NetVsp } from '../vsp/netvsp/netvsp-vsp.ts';
+import { ETH_JUMBO_MTU, parseMac } from '../vswitch/ethernet.ts';
 import type { X86VmbusStatus } from './x86-vm-messages.ts';
 
 /** Instance GUID of the x86 VM's SCSI controller. */
@@ -31,6 +35,8 @@ export interface X86VmbusOptions {
   storageRoots?: readonly string[];
   /** Absent: all four are offered. */
   integrationServices?: IntegrationServicesConfig;
+  /** Synthetic network adapters (netvsp), each on its switch when it names one (legacy ones are not for this VP kind). */
+  nics?: readonly NicConfig[];
 }
 
 /** The SynIC partition, VMBus server, integration services and storvsp of one x86 VM. */
@@ -42,6 +48,7 @@ export class X86Vmbus {
   private pumpQueued = false;
   private failed = false;
   private readonly disks: BlockBackend[] = [];
+  private readonly uplinks: NicUplink[] = [];
 
   constructor(
     private readonly vp: X86Vp,
@@ -88,6 +95,29 @@ export class X86Vmbus {
       // A definition's disks sit at their controller locations (LUN = location); given as paths, in order.
       const at = scsi.map((f, i) => (typeof f === 'string' ? i : (f.location ?? i)));
       this.host.addVsp(new StorVsp({ instanceId: SCSI_INSTANCE, luns: lunsAtLocations(luns).map((l, i) => ({ ...l, lun: at[i]! })) }));
+    }
+    // Each synthetic NIC's frames cross to its switch on this thread's event loop, so between v86's slices too.
+    for (const n of opts.nics ?? []) {
+      if (n.kind !== 'synthetic' || !n.instanceId) continue;
+      const uplink: { to?: NicUplink } = {};
+      const vsp = new NetVsp({
+        instanceId: n.instanceId,
+        mac: parseMac(n.mac),
+        gpadls: this.host.server,
+        log,
+        allowJumbo: true,
+        onTransmit: (frame) => uplink.to?.transmit(frame),
+      });
+      this.host.addVsp(vsp);
+      if (n.switchSocket) {
+        uplink.to = new NicUplink(
+          { kind: 'synthetic', vsp },
+          n.switchSocket,
+          { kind: 'synthetic', mac: n.mac, mtu: ETH_JUMBO_MTU, ...(n.name ? { name: n.name } : {}), ...(n.vlanId ? { vlanId: n.vlanId } : {}) },
+          log,
+        );
+        this.uplinks.push(uplink.to);
+      } else vsp.setLink(false);
     }
     this.ic = new IntegrationServices({ referenceTime: () => BigInt(this.partition.referenceTime()), log: (e) => log(`ic ${e.code}: ${e.message}`) });
     if (opts.integrationServices) {
@@ -142,6 +172,7 @@ export class X86Vmbus {
 
   dispose(): void {
     clearInterval(this.poll);
+    for (const u of this.uplinks.splice(0)) u.close();
     this.ic.dispose();
     // After a growth the rings are detached: closing the channels would touch them. The VM is ending.
     if (!this.failed) this.host.dispose();

@@ -139,6 +139,7 @@ async function main(): Promise<void> {
       {
         ...(data.storageRoots ? { storageRoots: data.storageRoots } : {}),
         ...(data.integrationServices ? { integrationServices: data.integrationServices } : {}),
+        ...(data.nics ? { nics: data.nics } : {}),
       },
     );
     icRequests = new X86IcRequests(

@@ -31,6 +31,7 @@ if [ -e /sys/bus/acpi/devices/VMBUS:00 ]; then
   insmod /lib/modules/hv_vmbus.ko && insmod /lib/modules/hv_utils.ko
   # The user-space half of hv_utils' KVP service (kvp-daemon.ts), when the build included it: it daemonizes.
   if [ -x /usr/sbin/hv_kvp_daemon ]; then /usr/sbin/hv_kvp_daemon; fi
+  if grep -q tsvisor.netvsc /proc/cmdline; then insmod /lib/modules/hv_netvsc.ko; fi
   if grep -q tsvisor.storvsc /proc/cmdline; then
     for m in ${STORVSC_MODULES.join(' ')}; do insmod /lib/modules/$m.ko; done
   fi
@@ -62,6 +63,9 @@ export const BUSYBOX_LINKS = [
   'mkdir',
   'uname',
   'hostname',
+  'ip',
+  'ping',
+  'ifconfig',
   'grep',
   'head',
   'tail',

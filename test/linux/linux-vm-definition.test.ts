@@ -30,8 +30,9 @@ const base = {
 };
 
 describe('a Linux VM definition', () => {
-  it('is valid with one VP, 64 MiB..768 MiB, turn-off, a SCSI controller and the integration services', () => {
+  it('is valid with one VP, 64 MiB..768 MiB, turn-off, a SCSI controller, the integration services and synthetic NICs', () => {
     expect(definitionProblems(base)).toEqual([]);
+    expect(definitionProblems({ ...base, devices: [...base.devices, { kind: 'network-adapter' }] })).toEqual([]);
     expect(definitionProblems({ ...base, memoryBytes: 64 * MiB })).toEqual([]);
     expect(definitionProblems({ ...base, memoryBytes: 768 * MiB })).toEqual([]);
   });
@@ -43,14 +44,20 @@ describe('a Linux VM definition', () => {
       memoryBytes: 32 * MiB,
       automaticStopAction: 'save',
       cpuWeight: 200,
-      devices: [...base.devices, { kind: 'ide-disk', controller: 0, position: 0, path: '/srv/disks/a.raw' }, { kind: 'scsi-controller', disks: [] }],
+      devices: [
+        ...base.devices,
+        { kind: 'ide-disk', controller: 0, position: 0, path: '/srv/disks/a.raw' },
+        { kind: 'scsi-controller', disks: [] },
+        { kind: 'network-adapter', legacy: true },
+      ],
     });
     expect(p).toEqual([
       'vpCount: must be 1 for the Linux guest (v86 emulates one processor)',
       'memoryBytes: must be from 64 MiB to 768 MiB for the Linux guest',
       expect.stringMatching(/^automaticStopAction: must be 'turn-off' for the Linux guest \(.*v86's own rather than the partition's shared memory/),
       expect.stringMatching(/^cpuWeight: not available for the Linux guest \(CPU shares/),
-      'devices[2]: a ide-disk is not available to the Linux guest yet (it has scsi-controller and integration-services)',
+      'devices[2]: a ide-disk is not available to the Linux guest yet (it has scsi-controller, integration-services and network-adapter)',
+      "devices[4]: a legacy network adapter is not available to the Linux guest (its PCI bus is v86's); use a synthetic one (hv_netvsc)",
       'devices: the Linux guest has one SCSI controller',
     ]);
   });

@@ -1,14 +1,15 @@
 /**
  * The Linux guest as a VMMS-managed VM: one boot, in its own worker process, of Debian's
- * unmodified i686 kernel with a SCSI disk from the definition. Through the management model
+ * unmodified i686 kernel with a SCSI disk and a synthetic NIC from the definition. Through the management model
  * (the CIM object manager the CIM-XML service serves): Msvm_HeartbeatComponent reaches OK,
  * Msvm_KvpExchangeComponent carries the intrinsic items Debian's hv_kvp_daemon fills in, what
- * needs the VM's state captured is refused with why while the VM runs on, and
+ * needs the VM's state captured is refused with why while the VM runs on, hv_netvsc gets a link
+ * on a VMMS switch and pings an SDK guest there, and
  * Msvm_ShutdownComponent.InitiateShutdown (Stop-VM, `vm stop`) has hv_utils power Linux off
  * cleanly: the VM goes Off and its worker is gone.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CimInstance } from '../../root-partition/management/cim/instance.ts';
 import { executeWql } from '../../root-partition/management/wql/query-executor.ts';
@@ -19,6 +20,7 @@ import type { Vmms } from '../../root-partition/vmms/vmms.ts';
 import { LINUX_GUEST_DIR, LINUX_GUEST_MANIFEST } from '../../root-partition/x86/linux-guest-files.ts';
 import { KvpPool } from '../../root-partition/vsp/ic/kvp-protocol.ts';
 import { LINUX_GUEST_FQDN } from '../../scripts/linux-guest/kvp-daemon.ts';
+import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
 import { MiB, processAlive, VmmsFixture, waitFor } from '../vmms/vmms-fixture.ts';
 import { linuxGuestUnavailable } from './linux-guest-available.ts';
 
@@ -52,7 +54,18 @@ describe.skipIf(unavailable !== undefined)('the Linux guest managed by VMMS', ()
     'starts in its own worker, boots Linux on the SCSI disk of its definition, and reports the heartbeat OK through management',
     async () => {
       const dataDir = fx.dataDir();
-      v = await fx.vmms({ dataDir, storageRoots: [dataDir, LINUX_GUEST_DIR] });
+      await buildGuests(['ref-enlightened']);
+      v = await fx.vmms({ dataDir, storageRoots: [dataDir, LINUX_GUEST_DIR, dirname(guestImagePath('ref-enlightened'))] });
+      // A private switch with an SDK guest on it for Linux to ping (it boots in a moment, Linux in a minute or more).
+      await v.switches.create({ name: 'lab', type: 'private' });
+      v.defineVm({
+        name: 'peer',
+        memoryBytes: 32 * MiB,
+        imagePath: guestImagePath('ref-enlightened'),
+        automaticStopAction: 'turn-off',
+        devices: [{ kind: 'network-adapter', switch: 'lab' }],
+      });
+      expect(await v.start('peer')).toMatchObject({ returnValue: 0 });
       cim = await startCimService(v, { cimPort: null, httpsPort: null });
       disk = join(dataDir, 'lx.raw');
       writeFileSync(disk, new Uint8Array(8 * MiB));
@@ -62,7 +75,11 @@ describe.skipIf(unavailable !== undefined)('the Linux guest managed by VMMS', ()
         memoryBytes: 128 * MiB,
         imagePath: LINUX_GUEST_MANIFEST,
         automaticStopAction: 'turn-off',
-        devices: [{ kind: 'integration-services' }, { kind: 'scsi-controller', disks: [{ location: 0, path: disk }] }],
+        devices: [
+          { kind: 'integration-services' },
+          { kind: 'scsi-controller', disks: [{ location: 0, path: disk }] },
+          { kind: 'network-adapter', switch: 'lab' },
+        ],
       }).id;
       expect(await v.start('lx')).toMatchObject({ returnValue: 0 });
       const vm = v.get('lx')!;
@@ -100,6 +117,23 @@ describe.skipIf(unavailable !== undefined)('the Linux guest managed by VMMS', ()
     // A host item through the worker's KVP requests: hv_kvp_daemon takes it into its External pool (a refusal would throw).
     await v.kvpSet('lx', KvpPool.External, 'tsvisor-owner', 'linux-vmms-test');
   }, 70_000);
+
+  it('gets a link through hv_netvsc on the VM switch and pings the SDK guest on it', async () => {
+    const peerAt = v.console('peer').length;
+    await v.consoleInput('peer', new TextEncoder().encode('ip 10.0.2.2/24\r'));
+    await waitFor("the peer's address", () => v.console('peer').slice(peerAt).includes('address 10.0.2.2/24'), 20_000);
+    const at = v.console('lx').length;
+    await v.consoleInput(
+      'lx',
+      new TextEncoder().encode('ip link set eth0 up; ip addr add 10.0.2.5/24 dev eth0; ip link show eth0; ping -c 2 -W 10 10.0.2.2; echo ping-status-$?\n'),
+    );
+    await waitFor('the ping', () => /ping-status-\d/.test(v.console('lx').slice(at)), 90_000);
+    const out = v.console('lx').slice(at);
+    expect(out).toMatch(/eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500/);
+    expect(out).toMatch(/2 packets transmitted, 2 packets received, 0% packet loss/);
+    expect(out).toContain('ping-status-0');
+    expect(v.switches.get('lab')!.ports.length).toBe(2);
+  }, 100_000);
 
   it('takes console input and writes through hv_storvsc into the host file of the definition', async () => {
     await v.consoleInput('lx', new TextEncoder().encode(`echo ${WRITTEN} | dd of=/dev/sda bs=512 seek=3 conv=sync,fsync 2>/dev/null && echo dd-$((40+2))\n`));
