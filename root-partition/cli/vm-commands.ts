@@ -8,6 +8,7 @@
  */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
+import { LINUX_GUEST_MANIFEST } from '../x86/linux-guest-files.ts';
 import { createVirtualizationSchema } from '../management/cim/schema.ts';
 import type { CimInstance } from '../management/cim/instance.ts';
 import type { ManagementClient } from '../management/client/management-client.ts';
@@ -177,29 +178,43 @@ export function registerVmCommands(program: Command): void {
 
   verb(vm, 'new <name>')
     .description('New-VM: a generation 1 VM (DefineSystem): both IDE controllers, one SCSI controller, the integration services on')
-    .requiredOption('--image <path>', 'guest image (.wasm)')
-    .option('-m, --memory <size>', 'guest memory', '64M')
+    .option('--image <path>', 'guest image (.wasm)')
+    .option('--linux', 'the built-in Linux guest (npm run build:linux) on the x86 VP kind instead of an image (docs/linux-guest.md)')
+    .option('-m, --memory <size>', 'guest memory (default 64M; 128M with --linux)')
     .option('--vps <count>', 'virtual processors', '1')
-    .option('--cmdline <text>', 'kernel command line', '')
-    .option('--stop-action <action>', "what the service does with the VM when it stops: 'save' or 'turn-off'", 'save')
+    .option('--cmdline <text>', "kernel command line (with --linux: appended to the Linux guest's)", '')
+    .option('--stop-action <action>', "what the service does with the VM when it stops: 'save' or 'turn-off' (default 'save'; 'turn-off' with --linux)")
     .option('--no-scsi', 'no SCSI controller (add one later with: tsvisor vm scsi add)')
     .option('--no-integration-services', 'the integration services off (enable them later with: tsvisor vm ic enable)')
     .option('--json', 'machine-readable output')
     .action(
       (
         name: string,
-        o: { image: string; memory: string; vps: string; cmdline: string; stopAction: string; scsi: boolean; integrationServices: boolean; json?: boolean },
+        o: {
+          image?: string;
+          linux?: boolean;
+          memory?: string;
+          vps: string;
+          cmdline: string;
+          stopAction?: string;
+          scsi: boolean;
+          integrationServices: boolean;
+          json?: boolean;
+        },
       ) =>
         withManagement(dir(), async (c) => {
-          if (o.stopAction !== 'save' && o.stopAction !== 'turn-off')
-            throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, `--stop-action must be 'save' or 'turn-off', not "${o.stopAction}"`);
+          if (Boolean(o.image) === Boolean(o.linux)) throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, 'give either --image <path> or --linux');
+          const stopAction = o.stopAction ?? (o.linux ? 'turn-off' : 'save');
+          if (stopAction !== 'save' && stopAction !== 'turn-off')
+            throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, `--stop-action must be 'save' or 'turn-off', not "${stopAction}"`);
           const vps = wholeNumber('--vps', o.vps, 1, MAX_VPS);
-          const bytes = parseSize(o.memory);
+          const bytes = parseSize(o.memory ?? (o.linux ? '128M' : '64M'));
           const vssd = schema.createInstance('Msvm_VirtualSystemSettingData', {
             ElementName: name,
-            GuestImagePath: resolve(o.image),
+            GuestImagePath: o.linux ? LINUX_GUEST_MANIFEST : resolve(o.image!),
             GuestCommandLine: o.cmdline,
-            AutomaticShutdownAction: o.stopAction === 'save' ? 3 : 2,
+            AutomaticShutdownAction: stopAction === 'save' ? 3 : 2,
+            ...(o.linux ? { GuestKind: 'linux' } : {}),
           });
           const memory = schema.createInstance('Msvm_MemorySettingData', { ResourceType: 4, VirtualQuantity: BigInt(Math.ceil(bytes / MiB)) });
           const cpu = schema.createInstance('Msvm_ProcessorSettingData', { ResourceType: 3, VirtualQuantity: BigInt(vps) });

@@ -3,7 +3,7 @@
  * directory (the data directory's lock, taken before the socket is touched: vmms-lock.ts). SIGTERM/SIGINT stop it cleanly, applying each VM's automatic stop action; a client's
  * `shutdown { keepVms: true }` stops it leaving the VMs running for the next VMMS to reattach.
  */
-import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCimService, type CimService } from './cim-binding.ts';
 import { startWebService, type WebService } from './web-binding.ts';
@@ -14,6 +14,7 @@ import { closeLogger, createProcessLogger } from '../host/log.ts';
 import { Vmms } from './vmms.ts';
 import type { HostLimits } from './host-resources.ts';
 import { packageGuestImagesDir } from '../host/storage-roots.ts';
+import { LINUX_GUEST_DIR } from '../x86/linux-guest-files.ts';
 import { loadTlsIdentity } from './tls-identity.ts';
 import { MigrationService } from '../migration/migration-service.ts';
 
@@ -45,13 +46,15 @@ export interface DaemonOptions {
   hostCpus?: number;
 }
 
-/** The data directory's `disks/` and the package's built guest images, then the operator's own. */
+/** The data directory's `disks/`, the package's built guest images and Linux guest, then the operator's own. */
 export function storageRootsOf(dataDir: string, extra: readonly string[] = []): string[] {
   const disks = join(dataDir, 'disks');
   mkdirSync(disks, { recursive: true, mode: 0o700 });
   const guests = packageGuestImagesDir();
   if (guests) mkdirSync(guests, { recursive: true });
-  return [disks, ...(guests ? [guests] : []), ...extra];
+  // The built Linux guest (npm run build:linux), when it is there: `vm new --linux` names its manifest.
+  const linux = existsSync(LINUX_GUEST_DIR) ? [LINUX_GUEST_DIR] : [];
+  return [disks, ...(guests ? [guests] : []), ...linux, ...extra];
 }
 
 /**

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import * as v from 'valibot';
 import { MAX_VPS } from '../../hypervisor/partition-control.ts';
+import { linuxDefinitionProblems } from '../x86/linux-vm-rules.ts';
 import { DEVICES_SCHEMA } from './vm-device-settings.ts';
 import { absolutePath, documentObject, guid, intIn, schemaProblems, text } from './schema-problems.ts';
 
@@ -19,6 +20,8 @@ export type AutomaticStopAction = 'save' | 'turn-off';
 export type AutomaticStartAction = 'nothing' | 'start' | 'start-if-running';
 export const AUTOMATIC_START_ACTIONS: readonly AutomaticStartAction[] = ['nothing', 'start', 'start-if-running'];
 export const MAX_NOTES_LENGTH = 4096;
+/** What runs in the VM: absent, a WebAssembly guest image; 'linux', the built-in Linux guest on the x86 VP kind (docs/linux-guest.md). */
+export type GuestKind = 'linux';
 
 /** A device entry: one of the kinds in vm-device-settings.ts (IDE disk, SCSI controller, integration services). */
 export interface DeviceDefinition {
@@ -47,6 +50,8 @@ export interface VmDefinition {
   cpuMaximum?: number;
   /** Set-VMProcessor -RelativeWeight: 1..10000 (absent 100). */
   cpuWeight?: number;
+  /** 'linux': the built-in Linux guest, imagePath its manifest (build/linux-guest/manifest.json); absent: imagePath is a WebAssembly image. */
+  guest?: GuestKind;
 }
 
 export { GUID } from './schema-problems.ts';
@@ -84,9 +89,15 @@ export const DEFINITION_SCHEMA = v.pipe(
       cpuReserve: v.optional(percent(false)),
       cpuMaximum: v.optional(percent(true)),
       cpuWeight: v.optional(intIn(1, 10_000)),
+      guest: v.optional(v.literal('linux', "must be 'linux' (the built-in Linux guest) or absent (a WebAssembly guest image)")),
     },
     'the definition must be a JSON object',
   ),
+  // What the Linux guest cannot have, each with why (linux-vm-rules.ts).
+  v.rawCheck(({ dataset, addIssue }) => {
+    if (!dataset.typed || dataset.value.guest !== 'linux') return;
+    for (const message of linuxDefinitionProblems(dataset.value)) addIssue({ message });
+  }),
   v.forward(
     v.partialCheck(
       [['cpuReserve'], ['cpuMaximum']],
@@ -134,6 +145,7 @@ export interface NewVmRequest {
   cpuReserve?: number;
   cpuMaximum?: number;
   cpuWeight?: number;
+  guest?: GuestKind;
 }
 
 /** A new definition from a client's request (validated like a file). */
@@ -147,13 +159,15 @@ export function newDefinition(r: NewVmRequest): VmDefinition {
       vpCount: r.vpCount ?? 1,
       imagePath: r.imagePath,
       cmdline: r.cmdline ?? '',
-      automaticStopAction: r.automaticStopAction ?? 'save',
+      // The Linux guest cannot be saved (linux-vm-rules.ts): it is turned off when the service stops.
+      automaticStopAction: r.automaticStopAction ?? (r.guest === 'linux' ? 'turn-off' : 'save'),
       devices: r.devices ?? [],
       ...(r.automaticStartAction !== undefined ? { automaticStartAction: r.automaticStartAction } : {}),
       ...(r.notes !== undefined ? { notes: r.notes } : {}),
       ...(r.cpuReserve !== undefined ? { cpuReserve: r.cpuReserve } : {}),
       ...(r.cpuMaximum !== undefined ? { cpuMaximum: r.cpuMaximum } : {}),
       ...(r.cpuWeight !== undefined ? { cpuWeight: r.cpuWeight } : {}),
+      ...(r.guest !== undefined ? { guest: r.guest } : {}),
     },
     'new VM',
   );

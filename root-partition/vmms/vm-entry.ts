@@ -25,6 +25,8 @@ export interface VmView {
   vpCount: number;
   imagePath: string;
   cmdline: string;
+  /** 'linux': the built-in Linux guest on the x86 VP kind; absent for a WebAssembly guest image. */
+  guest?: 'linux';
   automaticStopAction: string;
   automaticStartAction: string;
   notes: string;
@@ -116,6 +118,7 @@ export class VmEntry {
       vpCount: d.vpCount,
       imagePath: d.imagePath,
       cmdline: d.cmdline,
+      ...(d.guest ? { guest: d.guest } : {}),
       automaticStopAction: d.automaticStopAction,
       automaticStartAction: d.automaticStartAction ?? 'nothing',
       notes: d.notes ?? '',

@@ -265,6 +265,7 @@ export class WorkerOperations {
         ...(restoreFrom ? { restoreFrom } : {}),
         ...(incoming ? { incomingMigration: incoming.socketPath } : {}),
         ...(this.roots ? { storageRoots: [...this.roots.dirs] } : {}),
+        ...(d.guest ? { guest: d.guest } : {}),
       },
       this.paths.workerOutput(d.id),
     );

@@ -19,7 +19,10 @@ export class ShutdownRefusedError extends Error {
   }
 }
 
-export async function shutDownGuest(worker: VmWorker, o: { force: boolean; reason: string; timeoutMs: number }): Promise<ShutdownOutcome> {
+export async function shutDownGuest(
+  worker: Pick<VmWorker, 'initiateShutdown' | 'whenGuestStopped'>,
+  o: { force: boolean; reason: string; timeoutMs: number },
+): Promise<ShutdownOutcome> {
   const started = performance.now();
   const answer = await worker.initiateShutdown(o);
   switch (answer.outcome) {

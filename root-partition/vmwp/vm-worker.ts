@@ -45,6 +45,8 @@ export interface WorkerLaunch {
   pauseTimeoutMs?: number;
   /** The host's storage roots: the image is read through a descriptor checked against them. */
   storageRoots?: string[];
+  /** 'linux': the built-in Linux guest on the x86 VP kind (root-partition/x86/linux-vm-worker.ts); imagePath is its manifest. */
+  guest?: 'linux';
 }
 
 /** A VM's whole state but its memory, as a saved-state file or a migration stream carries it. */

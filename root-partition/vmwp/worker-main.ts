@@ -22,6 +22,8 @@ async function main(): Promise<void> {
     vmId: launch.vmId,
     vmName: launch.name,
   });
+  // The built-in Linux guest runs on the x86 VP kind: its own worker loop (root-partition/x86/linux-worker-main.ts).
+  if (launch.guest === 'linux') return (await import('../x86/linux-worker-main.ts')).runLinuxWorker(launch, log);
   const worker = new VmWorker(launch, log);
   let exiting = false;
   const exit = async (code: number) => {

@@ -5,9 +5,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const LINUX_GUEST_DIR = join(import.meta.dirname, '..', '..', 'build', 'linux-guest');
+/** What a VM definition names as the Linux guest's image (`vm new --linux`). */
+export const LINUX_GUEST_MANIFEST = join(LINUX_GUEST_DIR, 'manifest.json');
 
 /** Modules the initramfs loads, with their dependencies resolved at build time. */
-export const LINUX_GUEST_MODULES = ['hv_vmbus', 'hv_utils', 'hv_storvsc', 'sd_mod', 'ata_piix'] as const;
+export const LINUX_GUEST_MODULES = ['hv_vmbus', 'hv_utils', 'hv_storvsc', 'sd_mod', 'ata_piix', 'hv_netvsc'] as const;
 
 export interface LinuxGuestManifest {
   kernelVersion: string;
@@ -16,6 +18,8 @@ export interface LinuxGuestManifest {
   kernel: string;
   initramfs: string;
   modules: string[];
+  /** Why the initramfs has no hv_kvp_daemon (absent: it has one, started by /init). */
+  kvpUnavailable?: string;
 }
 
 /** The built guest, or the reason it is not there (the packages could not be fetched, or the build step was not run). */

@@ -2,7 +2,8 @@
  * The built-in Linux guest (scripts/build-linux-guest.ts) as an x86 VM: Debian's unmodified i686
  * kernel with a busybox initramfs, its console on COM1.
  */
-import { loadLinuxGuest } from './linux-guest-files.ts';
+import type { DiskConfig, IntegrationServicesConfig, NicConfig } from '../vmwp/device-config.ts';
+import { loadLinuxGuest, type LinuxGuestManifest } from './linux-guest-files.ts';
 import { X86Vm } from './x86-vm.ts';
 
 /**
@@ -23,10 +24,21 @@ export interface LinuxGuestOptions {
   /** Hyper-V enlightenments (default on); off, the kernel sees v86's own CPU, as on bare hardware. */
   enlightened?: boolean;
   /** Disk images for the synthetic SCSI controller (needs the enlightenments); /init then loads hv_storvsc and sd_mod. */
-  scsi?: string[];
+  scsi?: (string | DiskConfig)[];
+  /** The guest's files (default: the built guest's manifest). */
+  manifest?: LinuxGuestManifest;
+  /** A VMMS-managed VM: where its disks may come from, its integration services, and their status reported as it changes. */
+  storageRoots?: string[];
+  integrationServices?: IntegrationServicesConfig;
+  reportIntegration?: boolean;
+  /** Synthetic network adapters (needs the enlightenments); /init then loads hv_netvsc. */
+  nics?: NicConfig[];
   /** Disk images on our emulated PIIX4 IDE controller; /init then loads libata, ata_piix and sd_mod. */
   ide?: string[];
 }
+
+/** On the kernel command line when the VM has a synthetic NIC: /init loads hv_netvsc only then (boot time). */
+export const LINUX_GUEST_NETVSC_FLAG = 'tsvisor.netvsc';
 
 /** On the kernel command line when the VM has a SCSI controller: /init loads the storvsc stack only then (boot time). */
 export const LINUX_GUEST_STORVSC_FLAG = 'tsvisor.storvsc';
@@ -37,7 +49,7 @@ export const LINUX_GUEST_DEFAULT_MEMORY = 128 << 20;
 
 /** Starts the built-in Linux guest, or throws with why it is not available. */
 export function startLinuxGuest(opts: LinuxGuestOptions = {}): X86Vm {
-  const g = loadLinuxGuest();
+  const g = opts.manifest ? { manifest: opts.manifest } : loadLinuxGuest();
   if ('unavailable' in g) throw new Error(`the Linux guest is not available: ${g.unavailable}`);
   const m = g.manifest;
   const scsi = opts.scsi ?? [];
@@ -46,7 +58,13 @@ export function startLinuxGuest(opts: LinuxGuestOptions = {}): X86Vm {
   if (scsi.length > 0 && !enlightened) throw new Error('a SCSI disk needs the Hyper-V enlightenments (VMBus)');
   return new X86Vm({
     memoryBytes: opts.memoryBytes ?? LINUX_GUEST_DEFAULT_MEMORY,
-    cmdline: [LINUX_GUEST_CMDLINE, scsi.length > 0 ? LINUX_GUEST_STORVSC_FLAG : '', ide.length > 0 ? LINUX_GUEST_IDE_FLAG : '', opts.cmdline]
+    cmdline: [
+      LINUX_GUEST_CMDLINE,
+      scsi.length > 0 ? LINUX_GUEST_STORVSC_FLAG : '',
+      ide.length > 0 ? LINUX_GUEST_IDE_FLAG : '',
+      opts.nics?.length ? LINUX_GUEST_NETVSC_FLAG : '',
+      opts.cmdline,
+    ]
       .filter(Boolean)
       .join(' '),
     scsi,
@@ -56,5 +74,9 @@ export function startLinuxGuest(opts: LinuxGuestOptions = {}): X86Vm {
     kernel: m.kernel,
     initrd: m.initramfs,
     enlightened,
+    ...(opts.storageRoots ? { storageRoots: opts.storageRoots } : {}),
+    ...(opts.integrationServices ? { integrationServices: opts.integrationServices } : {}),
+    ...(opts.reportIntegration ? { reportIntegration: true } : {}),
+    ...(opts.nics?.length ? { nics: opts.nics } : {}),
   });
 }

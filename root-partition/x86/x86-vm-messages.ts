@@ -1,4 +1,8 @@
 /** Messages between an x86 VM's owner and its VP thread (x86-vp-thread.ts). */
+import type { DiskConfig, IntegrationServicesConfig, NicConfig } from '../vmwp/device-config.ts';
+import type { KvpGuestItems } from '../vmwp/kvp-guest-watch.ts';
+import type { X86IcReply, X86IcRequest } from './x86-ic-requests.ts';
+
 export interface X86VmThreadData {
   memoryBytes: number;
   cmdline: string;
@@ -11,7 +15,15 @@ export interface X86VmThreadData {
   /** With the enlightenments: the SynIC, HvPostMessage/HvSignalEvent, the VMBus ACPI device and our VMBus with the integration services (default on). */
   vmbus?: boolean;
   /** Raw or VHDX disk images, the LUNs of a synthetic SCSI controller (storvsp) on the VMBus. */
-  scsi?: string[];
+  scsi?: (string | DiskConfig)[];
+  /** The directories disks may come from (a VMMS-managed VM): each disk is checked against them, on its path and on its descriptor. */
+  storageRoots?: string[];
+  /** Which integration services are offered (absent: all four). */
+  integrationServices?: IntegrationServicesConfig;
+  /** Synthetic network adapters (netvsp) on their switches. */
+  nics?: NicConfig[];
+  /** Report heartbeat changes and the guest's KVP items as they change (`heartbeat` and `kvp` messages). */
+  reportIntegration?: boolean;
   /** Raw or VHDX disk images on our emulated PIIX4 IDE controller: primary master, primary slave, secondary master, secondary slave. */
   ide?: string[];
 }
@@ -70,7 +82,9 @@ export type ToX86Vp =
   | { type: 'status' }
   | { type: 'stop' }
   /** Ask the guest to shut down through the shutdown integration service. */
-  | { type: 'shutdown'; timeoutMs: number };
+  | { type: 'shutdown'; timeoutMs: number }
+  /** An integration-service request (x86-ic-requests.ts), answered by an `ic-reply` with the same id. */
+  | { type: 'ic'; id: number; request: X86IcRequest };
 
 export type FromX86Vp =
   | { type: 'started' }
@@ -82,4 +96,9 @@ export type FromX86Vp =
   | { type: 'log'; message: string }
   /** The VP ended: the owner asked (`stop`) or the guest powered off through ACPI (`poweroff`). */
   | { type: 'stopped'; reason: 'stop' | 'poweroff'; status: X86VpStatus }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  | { type: 'ic-reply'; id: number; reply: X86IcReply }
+  /** Msvm_HeartbeatComponent OperationalStatus at each change (with `reportIntegration`). */
+  | { type: 'heartbeat'; status: number }
+  /** The guest's KVP items at each change (with `reportIntegration`). */
+  | { type: 'kvp'; items: KvpGuestItems };

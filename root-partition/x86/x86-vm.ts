@@ -5,6 +5,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
+import type { KvpGuestItems } from '../vmwp/kvp-guest-watch.ts';
+import type { X86IcReply, X86IcRequest } from './x86-ic-requests.ts';
 import type { FromX86Vp, ToX86Vp, X86VmThreadData, X86VpStatus } from './x86-vm-messages.ts';
 
 export interface X86VmEnd {
@@ -13,7 +15,14 @@ export interface X86VmEnd {
   status?: X86VpStatus;
 }
 
-export class X86Vm extends EventEmitter<{ console: [bytes: Uint8Array]; log: [message: string]; error: [err: Error]; end: [end: X86VmEnd] }> {
+export class X86Vm extends EventEmitter<{
+  console: [bytes: Uint8Array];
+  log: [message: string];
+  error: [err: Error];
+  end: [end: X86VmEnd];
+  heartbeat: [status: number];
+  kvp: [items: KvpGuestItems];
+}> {
   private readonly worker: Worker;
   private readonly started: Promise<void>;
   private readonly endedPromise: Promise<X86VmEnd>;
@@ -22,6 +31,8 @@ export class X86Vm extends EventEmitter<{ console: [bytes: Uint8Array]; log: [me
   private failure: Error | undefined;
   private readonly statusWaiters: ((s: X86VpStatus) => void)[] = [];
   private readonly shutdownWaiters: ((outcome: string) => void)[] = [];
+  private readonly icWaiters = new Map<number, (r: X86IcReply) => void>();
+  private nextIcId = 1;
 
   constructor(data: X86VmThreadData) {
     super();
@@ -34,6 +45,12 @@ export class X86Vm extends EventEmitter<{ console: [bytes: Uint8Array]; log: [me
         else if (m.type === 'status') this.statusWaiters.shift()?.(m.status);
         else if (m.type === 'shutdown-result') this.shutdownWaiters.shift()?.(m.outcome);
         else if (m.type === 'log') this.emit('log', m.message);
+        else if (m.type === 'ic-reply') {
+          const w = this.icWaiters.get(m.id);
+          this.icWaiters.delete(m.id);
+          w?.(m.reply);
+        } else if (m.type === 'heartbeat') this.emit('heartbeat', m.status);
+        else if (m.type === 'kvp') this.emit('kvp', m.items);
         else if (m.type === 'stopped') this.end({ reason: m.reason, status: m.status });
         else if (m.type === 'error') this.fail(new Error(`x86 VP thread: ${m.message}`), reject);
       });
@@ -89,6 +106,16 @@ export class X86Vm extends EventEmitter<{ console: [bytes: Uint8Array]; log: [me
     });
   }
 
+  /** An integration-service request served on the VP thread (x86-ic-requests.ts); a VM that has ended answers with an error. */
+  ic(request: X86IcRequest): Promise<X86IcReply> {
+    if (this.stopAsked) return Promise.resolve({ ok: false, code: 'VMWP_ERR_STOPPED', error: 'the VM has stopped' });
+    const id = this.nextIcId++;
+    return new Promise((resolve) => {
+      this.icWaiters.set(id, resolve);
+      this.worker.postMessage({ type: 'ic', id, request } satisfies ToX86Vp);
+    });
+  }
+
   /** Stops the processor and ends the VP thread (turn-off: the guest is not asked). */
   stop(): Promise<X86VmEnd> {
     if (!this.stopAsked) {
@@ -103,6 +130,8 @@ export class X86Vm extends EventEmitter<{ console: [bytes: Uint8Array]; log: [me
   private end(e: X86VmEnd): void {
     this.stopAsked = true;
     for (const w of this.shutdownWaiters.splice(0)) w('unavailable');
+    for (const w of this.icWaiters.values()) w({ ok: false, code: 'VMWP_ERR_STOPPED', error: 'the VM has stopped' });
+    this.icWaiters.clear();
     this.endWith(e);
     void this.worker.terminate();
     this.emit('end', e);

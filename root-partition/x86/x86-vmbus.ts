@@ -1,6 +1,7 @@
 /**
  * The VMBus side of an x86 VM, on its VP thread: the x86 partition (SynIC, hypercalls), our VMBus
- * server with the integration services and, given disk images, a synthetic SCSI controller.
+ * server with the integration services and, given disk images, a synthetic SCSI controller, and
+ * given synthetic NICs, netvsp with each NIC's switch port (its socket served on this thread).
  * Guest RAM is v86's own memory, which only this thread sees, so all of it runs here, between
  * v86's slices: a guest HvPostMessage/HvSignalEvent queues a microtask that serves the inbox once
  * the slice returns, and a timer looks again for what waits (answers held back, retries).
@@ -10,12 +11,17 @@ import { V86LocalApic } from '../../hypervisor/x86/v86-local-apic.ts';
 import { X86Partition } from '../../hypervisor/x86/x86-partition.ts';
 import type { X86Vp } from '../../hypervisor/x86/x86-vp.ts';
 import { VmbusHost } from '../../vmbus/host/vmbus-host.ts';
+import { StorageRoots } from '../host/storage-roots.ts';
 import type { BlockBackend } from '../storage/block-backend.ts';
 import { openDisk } from '../storage/open-disk.ts';
 import { ScsiDisk } from '../storage/scsi/scsi-disk.ts';
 import { IntegrationServices } from '../vsp/ic/integration-services.ts';
 import { lunsAtLocations } from '../vsp/storvsp/scsi-controller.ts';
 import { StorVsp } from '../vsp/storvsp/storvsp-vsp.ts';
+import type { DiskConfig, IntegrationServicesConfig, NicConfig } from '../vmwp/device-config.ts';
+import { NicUplink } from '../vmwp/nic-uplink.ts';
+import { NetVsp } from '../vsp/netvsp/netvsp-vsp.ts';
+import { ETH_JUMBO_MTU, parseMac } from '../vswitch/ethernet.ts';
 import type { X86VmbusStatus } from './x86-vm-messages.ts';
 
 /** Instance GUID of the x86 VM's SCSI controller. */
@@ -23,6 +29,15 @@ const SCSI_INSTANCE = '5e3b2a10-4c6d-4f8e-9a1b-2c3d4e5f6a7b';
 
 /** How often the VMBus side looks at the guest's ports without being told (host messages held back, retries). */
 const VMBUS_POLL_MS = 10;
+
+/** What a VMMS-managed x86 VM adds: its disks confined to the storage roots, and the integration services its definition enables. */
+export interface X86VmbusOptions {
+  storageRoots?: readonly string[];
+  /** Absent: all four are offered. */
+  integrationServices?: IntegrationServicesConfig;
+  /** Synthetic network adapters (netvsp), each on its switch when it names one (legacy ones are not for this VP kind). */
+  nics?: readonly NicConfig[];
+}
 
 /** The SynIC partition, VMBus server, integration services and storvsp of one x86 VM. */
 export class X86Vmbus {
@@ -33,12 +48,14 @@ export class X86Vmbus {
   private pumpQueued = false;
   private failed = false;
   private readonly disks: BlockBackend[] = [];
+  private readonly uplinks: NicUplink[] = [];
 
   constructor(
     private readonly vp: X86Vp,
-    scsi: readonly string[],
+    scsi: readonly (string | DiskConfig)[],
     private readonly fail: (message: string) => void,
     log: (message: string) => void,
+    opts: X86VmbusOptions = {},
   ) {
     const ram = vp.ramWindow;
     this.partition = new X86Partition({
@@ -52,7 +69,20 @@ export class X86Vmbus {
     });
     this.host = new VmbusHost(this.partition, { log: (e) => log(`vmbus ${e.code}: ${e.message}`) });
     try {
-      for (const f of scsi) this.disks.push(openDisk(f, { log }));
+      const roots = opts.storageRoots ? StorageRoots.of([...opts.storageRoots]) : null;
+      for (const f of scsi) {
+        const d: DiskConfig = typeof f === 'string' ? { path: f } : f;
+        roots?.check(d.path, 'disk image');
+        this.disks.push(
+          openDisk(d.path, {
+            log,
+            ...(d.readOnly ? { readOnly: true } : {}),
+            ...(roots
+              ? { checkOpened: (fd: number, p: string) => roots.checkOpened(fd, p, 'disk image'), checkPath: (p: string) => roots.check(p, 'disk image') }
+              : {}),
+          }),
+        );
+      }
     } catch (e) {
       for (const d of this.disks) d.close();
       this.host.dispose();
@@ -60,11 +90,47 @@ export class X86Vmbus {
     }
     if (this.disks.length > 0) {
       // storvsp serves each request inside the drain, with synchronous I/O on this thread.
-      const luns = this.disks.map((d, i) => new ScsiDisk(d, { diskId: createHash('sha256').update(scsi[i]!).digest().subarray(0, 16) }));
-      this.host.addVsp(new StorVsp({ instanceId: SCSI_INSTANCE, luns: lunsAtLocations(luns) }));
+      const paths = scsi.map((f) => (typeof f === 'string' ? f : f.path));
+      const luns = this.disks.map((d, i) => new ScsiDisk(d, { diskId: createHash('sha256').update(paths[i]!).digest().subarray(0, 16) }));
+      // A definition's disks sit at their controller locations (LUN = location); given as paths, in order.
+      const at = scsi.map((f, i) => (typeof f === 'string' ? i : (f.location ?? i)));
+      this.host.addVsp(new StorVsp({ instanceId: SCSI_INSTANCE, luns: lunsAtLocations(luns).map((l, i) => ({ ...l, lun: at[i]! })) }));
+    }
+    // Each synthetic NIC's frames cross to its switch on this thread's event loop, so between v86's slices too.
+    for (const n of opts.nics ?? []) {
+      if (n.kind !== 'synthetic' || !n.instanceId) continue;
+      const uplink: { to?: NicUplink } = {};
+      const vsp = new NetVsp({
+        instanceId: n.instanceId,
+        mac: parseMac(n.mac),
+        gpadls: this.host.server,
+        log,
+        allowJumbo: true,
+        onTransmit: (frame) => uplink.to?.transmit(frame),
+      });
+      this.host.addVsp(vsp);
+      if (n.switchSocket) {
+        uplink.to = new NicUplink(
+          { kind: 'synthetic', vsp },
+          n.switchSocket,
+          { kind: 'synthetic', mac: n.mac, mtu: ETH_JUMBO_MTU, ...(n.name ? { name: n.name } : {}), ...(n.vlanId ? { vlanId: n.vlanId } : {}) },
+          log,
+        );
+        this.uplinks.push(uplink.to);
+      } else vsp.setLink(false);
     }
     this.ic = new IntegrationServices({ referenceTime: () => BigInt(this.partition.referenceTime()), log: (e) => log(`ic ${e.code}: ${e.message}`) });
-    this.ic.addTo(this.host);
+    if (opts.integrationServices) {
+      const c = opts.integrationServices;
+      // Only the services the definition enables are offered; the others never reach the guest.
+      for (const [on, vsp] of [
+        [c.heartbeat, this.ic.heartbeat],
+        [c.shutdown, this.ic.shutdown],
+        [c.timeSync, this.ic.timeSync],
+        [c.kvp, this.ic.kvp],
+      ] as const)
+        if (on) this.host.addVsp(vsp);
+    } else this.ic.addTo(this.host);
     this.poll = setInterval(() => this.pump(), VMBUS_POLL_MS);
   }
 
@@ -106,6 +172,7 @@ export class X86Vmbus {
 
   dispose(): void {
     clearInterval(this.poll);
+    for (const u of this.uplinks.splice(0)) u.close();
     this.ic.dispose();
     // After a growth the rings are detached: closing the channels would touch them. The VM is ending.
     if (!this.failed) this.host.dispose();

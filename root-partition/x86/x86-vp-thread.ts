@@ -16,6 +16,7 @@ import { X86Enlightenments } from '../../hypervisor/x86/x86-enlightenments.ts';
 import { X86Vp } from '../../hypervisor/x86/x86-vp.ts';
 import { Uart16550 } from '../devices/uart/uart16550.ts';
 import { VMBUS_SSDT_FILE, vmbusSsdt } from './vmbus-ssdt.ts';
+import { X86IcRequests } from './x86-ic-requests.ts';
 import type { FromX86Vp, ToX86Vp, X86VmThreadData, X86VpStatus } from './x86-vm-messages.ts';
 import { X86Ide } from './x86-ide.ts';
 import { X86Vmbus } from './x86-vmbus.ts';
@@ -112,6 +113,7 @@ async function main(): Promise<void> {
   const ide = new X86Ide(vp, data.ide ?? [], (message) => post({ type: 'log', message }));
   let stopping = false;
   let vmbus: X86Vmbus | undefined;
+  let icRequests: X86IcRequests | undefined;
   const stop = (reason: 'stop' | 'poweroff') => {
     if (stopping) return;
     stopping = true;
@@ -120,6 +122,7 @@ async function main(): Promise<void> {
       // What the guest sent before it stopped (e.g. its answer to a shutdown request) is served first.
       vmbus?.pump();
       const last = status(vp, hv, vmbus, ide);
+      icRequests?.dispose();
       vmbus?.dispose();
       ide.close();
       void vp.destroy().then(() => {
@@ -138,6 +141,16 @@ async function main(): Promise<void> {
         stop('stop');
       },
       (message) => post({ type: 'log', message }),
+      {
+        ...(data.storageRoots ? { storageRoots: data.storageRoots } : {}),
+        ...(data.integrationServices ? { integrationServices: data.integrationServices } : {}),
+        ...(data.nics ? { nics: data.nics } : {}),
+      },
+    );
+    icRequests = new X86IcRequests(
+      vmbus.ic,
+      data.integrationServices ?? { heartbeat: true, shutdown: true, timeSync: true, kvp: true },
+      data.reportIntegration ? { heartbeat: (s) => post({ type: 'heartbeat', status: s }), kvp: (items) => post({ type: 'kvp', items }) } : undefined,
     );
     vp.addFirmwareFile(VMBUS_SSDT_FILE, vmbusSsdt());
   }
@@ -152,6 +165,10 @@ async function main(): Promise<void> {
     else if (m.type === 'shutdown') {
       if (!vmbus) post({ type: 'shutdown-result', outcome: 'unavailable' });
       else void vmbus.ic.initiateShutdown({ timeoutMs: m.timeoutMs, reason: 'tsvisor' }).then((r) => post({ type: 'shutdown-result', outcome: r.outcome }));
+    } else if (m.type === 'ic') {
+      const id = m.id;
+      if (!icRequests || stopping) post({ type: 'ic-reply', id, reply: { ok: false, code: 'VMWP_ERR_NO_IC', error: 'the VM has no VMBus (or has stopped)' } });
+      else void icRequests.handle(m.request).then((reply) => post({ type: 'ic-reply', id, reply }));
     }
   });
   vp.start();

@@ -2,11 +2,15 @@
  * The initramfs's /init: mounts the kernel file systems, loads hv_vmbus and hv_utils when the
  * firmware describes a VMBus device (ACPI _HID "VMBUS"; without one hv_vmbus waits 5 s and gives
  * up, drivers/hv/vmbus_drv.c hv_acpi_init), prints a marker the host waits for, and gives a shell
- * on the console; hv_storvsc and sd_mod too when the kernel command line has `tsvisor.storvsc` (the
- * host adds it with a SCSI disk), and libata, ata_piix and sd_mod with `tsvisor.ide` (an IDE disk).
- * Every module costs boot time on an emulated CPU, so each set loads only when asked for; all are
- * in /lib/modules, with their dependency order in /lib/modules/load-order.
+ * on the console; hv_kvp_daemon when the build included it (kvp-daemon.ts); hv_netvsc with
+ * `tsvisor.netvsc` (a synthetic NIC); hv_storvsc and sd_mod when the kernel command line has
+ * `tsvisor.storvsc` (the host adds it with a SCSI disk), and libata, ata_piix and sd_mod with
+ * `tsvisor.ide` (an IDE disk). Every module costs boot time on an emulated CPU, so each set loads
+ * only when asked for; all are in /lib/modules, with their dependency order in
+ * /lib/modules/load-order.
  */
+import { LINUX_GUEST_HOSTNAME } from './kvp-daemon.ts';
+
 /** libata and ata_piix, after scsi_mod and before sd_mod: the IDE disk as /dev/sdX (linux-guest-files.ts lists ata_piix). */
 export const IDE_MODULES = ['libata', 'ata_piix'] as const;
 
@@ -28,8 +32,12 @@ export const INIT_SCRIPT = `#!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+hostname ${LINUX_GUEST_HOSTNAME}
 if [ -e /sys/bus/acpi/devices/VMBUS:00 ]; then
   insmod /lib/modules/hv_vmbus.ko && insmod /lib/modules/hv_utils.ko
+  # The user-space half of hv_utils' KVP service (kvp-daemon.ts), when the build included it: it daemonizes.
+  if [ -x /usr/sbin/hv_kvp_daemon ]; then /usr/sbin/hv_kvp_daemon; fi
+  if grep -q tsvisor.netvsc /proc/cmdline; then insmod /lib/modules/hv_netvsc.ko; fi
   if grep -q tsvisor.storvsc /proc/cmdline; then
     for m in ${STORVSC_MODULES.join(' ')}; do insmod /lib/modules/$m.ko; done
   fi
@@ -65,6 +73,10 @@ export const BUSYBOX_LINKS = [
   'sync',
   'mkdir',
   'uname',
+  'hostname',
+  'ip',
+  'ping',
+  'ifconfig',
   'grep',
   'head',
   'tail',

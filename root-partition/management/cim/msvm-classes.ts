@@ -225,6 +225,12 @@ export const MsvmClasses: readonly CimClassDecl[] = [
       // Hyper-V (booting from the VM's disks) has no property for.
       { name: 'GuestImagePath', type: 'string', description: 'tsvisor: the guest image (.wasm) the VM boots' },
       { name: 'GuestCommandLine', type: 'string', description: 'tsvisor: the kernel command line of the boot-information block' },
+      {
+        name: 'GuestKind',
+        type: 'string',
+        description:
+          "tsvisor: 'linux' for the built-in Linux guest on the x86 VP kind (GuestImagePath is then its manifest); empty for a WebAssembly guest image",
+      },
     ],
   },
   {

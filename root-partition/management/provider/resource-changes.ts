@@ -53,6 +53,10 @@ export function systemSettingsChange(vssd: CimInstance): VmDefinitionChange {
     if (!action) throw new SettingRefused(`AutomaticStartupAction ${String(start)}: must be 2 (nothing), 3 (start if it was running) or 4 (always start)`);
     change.automaticStartAction = action;
   }
+  const kind = vssd.get('GuestKind');
+  if (kind === 'linux') change.guest = 'linux';
+  else if (kind !== null && kind !== undefined && kind !== '')
+    throw new SettingRefused(`GuestKind "${String(kind)}": must be 'linux' (the built-in Linux guest) or empty (a WebAssembly guest image)`);
   const notes = vssd.get('Notes');
   if (Array.isArray(notes)) change.notes = notes.map(String).join('\n');
   else if (typeof notes === 'string') change.notes = notes;

@@ -138,6 +138,7 @@ export function settingsOf(schema: CimSchema, vm: VmRecord, configurationFile: s
     IsSaved: vm.enabledState === 6,
     GuestImagePath: vm.imagePath,
     GuestCommandLine: vm.cmdline,
+    GuestKind: vm.guest ?? '',
   });
 }
 

@@ -16,6 +16,8 @@ export interface VmRecord {
   readonly vpCount: number;
   readonly imagePath: string;
   readonly cmdline: string;
+  /** 'linux': the built-in Linux guest (x86 VP kind); absent for a WebAssembly guest image. */
+  readonly guest?: 'linux';
   readonly automaticStopAction: string;
   /** 'nothing', 'start' or 'start-if-running'; absent is 'nothing'. */
   readonly automaticStartAction?: string;
@@ -60,6 +62,7 @@ export interface VmDefinitionChange {
   cpuReserve?: number;
   cpuMaximum?: number;
   cpuWeight?: number;
+  guest?: 'linux';
 }
 
 /** A Hyper-V return code and, when it is not 0, a sentence saying why. */
