@@ -2,7 +2,7 @@
  * The main job: emulated IDE (ATA PIO per word, PIO string, PIO MULTIPLE, DMA) against synthetic
  * SCSI (storvsc over VMBus) on one VM, side by side in one run, with the same-run limits (copy,
  * backend alone, exit round trip) that say how close each path comes and why it stops there.
- * Usage: npx tsx bench/io.ts [--quick] [--paths storvsc,dma] [--queue-min-bytes N|off] [--json FILE] [--html FILE] [--linux]   (or: tsvisor bench io)
+ * Usage: npx tsx bench/io.ts [--quick] [--paths storvsc,dma] [--queue-min-bytes N|off] [--json FILE] [--html FILE] [--linux|--no-linux]   (or: tsvisor bench io)
  */
 import { buildIdentity, type BuildIdentity } from './io/build-identity.ts';
 import { randomFillSync } from 'node:crypto';
@@ -29,7 +29,8 @@ import { measureVhdxRows } from './io/vhdx-row.ts';
 import { runNetBench, type NetBenchReport } from './net.ts';
 import { measureLinux, type LinuxSection } from './io/linux-section.ts';
 
-export const LINUX_NOT_MEASURED = 'not measured: `tsvisor bench io --linux` adds it (one boot of the Linux guest: 1–3 min on a 2-core machine, with the load)';
+export const LINUX_NOT_MEASURED =
+  'not measured: a full run measures it unless --no-linux; --quick adds it with --linux (one boot of the Linux guest: 1–3 min on a 2-core machine, with the load)';
 
 export const NETWORK_NOT_MEASURED = 'network: not measured in the smallest (structural) run; `tsvisor bench net` measures it';
 
@@ -129,7 +130,7 @@ export interface IoBenchOptions {
   paths?: readonly string[];
   /** The network section (a small bench net run, two VMs per NIC kind); on unless tiny or paths is given. */
   network?: boolean;
-  /** The Linux section (one boot of the Linux guest with both disks); off unless asked for, it takes longer than the rest of a quick run. */
+  /** The Linux section (one boot of the Linux guest with both disks): absent, in a full run only (it takes longer than the rest of a quick run); true or false, as told. */
   linux?: boolean;
   /** storvsp's queueMinBytes for the run (null: nothing queued; absent: the default): A/B runs of the queued path. */
   queueMinBytes?: number | null;
@@ -155,7 +156,7 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
   const showBar = opts.progress ?? Boolean(process.stderr.isTTY);
   const vhdx = phases.some((p) => p.path.kind === 'synthetic');
   const network = !opts.tiny && !opts.paths && opts.network !== false;
-  const linux = !opts.tiny && !opts.paths && opts.linux === true;
+  const linux = !opts.tiny && !opts.paths && (opts.linux ?? !quick);
   const steps = 3 + phases.length + 1 + (vhdx ? 1 : 0) + (network ? 1 : 0) + (linux ? 1 : 0);
   if (showBar) bar.start(steps, 0, { step: 'disks' });
   let done = 0;
@@ -343,7 +344,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     html: arg('--html'),
     from: arg('--from'),
     paths: arg('--paths')?.split(','),
-    linux: args.includes('--linux'),
+    ...(args.includes('--linux') ? { linux: true } : args.includes('--no-linux') ? { linux: false } : {}),
     ...(queue !== undefined ? { queueMinBytes: queue === 'off' ? null : Number(queue) } : {}),
   });
 }

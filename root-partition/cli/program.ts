@@ -212,10 +212,17 @@ export function buildProgram(): Command {
     .option('--json <file>', 'write the machine-readable report here')
     .option('--html <file>', 'write the HTML report here (default: next to the JSON, else build/bench-io.html)')
     .option('--from <file>', "show a saved run's JSON (table and HTML) instead of measuring")
-    .option('--linux', 'add the Linux section: one boot of the Linux guest, dd through ata_piix and hv_storvsc (1–3 min more)')
+    .option('--linux', 'the Linux section in a --quick run too: one boot of the Linux guest, dd through ata_piix and hv_storvsc (1–3 min more)')
+    .option('--no-linux', 'leave the Linux section out of a full run')
     .action(async (opts) => {
       const { ioBenchMain } = await import('../../bench/io.ts');
-      await ioBenchMain({ quick: Boolean(opts.quick), json: opts.json, html: opts.html, from: opts.from, linux: Boolean(opts.linux) });
+      await ioBenchMain({
+        quick: Boolean(opts.quick),
+        json: opts.json,
+        html: opts.html,
+        from: opts.from,
+        ...(opts.linux === undefined ? {} : { linux: Boolean(opts.linux) }),
+      });
     });
 
   registerVmmsCommands(program);
