@@ -30,7 +30,7 @@ import { runNetBench, type NetBenchReport } from './net.ts';
 import { measureLinux, type LinuxSection } from './io/linux-section.ts';
 
 export const LINUX_NOT_MEASURED =
-  'not measured: a full run measures it unless --no-linux; --quick adds it with --linux (one boot of the Linux guest: 1–3 min on a 2-core machine, with the load)';
+  'not measured: a full run measures it unless --no-linux; --quick adds it with --linux (one boot of the Linux guest: about 20 s on an idle 2-core machine, minutes on a loaded one)';
 
 export const NETWORK_NOT_MEASURED = 'network: not measured in the smallest (structural) run; `tsvisor bench net` measures it';
 

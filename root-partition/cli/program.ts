@@ -212,7 +212,10 @@ export function buildProgram(): Command {
     .option('--json <file>', 'write the machine-readable report here')
     .option('--html <file>', 'write the HTML report here (default: next to the JSON, else build/bench-io.html)')
     .option('--from <file>', "show a saved run's JSON (table and HTML) instead of measuring")
-    .option('--linux', 'the Linux section in a --quick run too: one boot of the Linux guest, dd through ata_piix and hv_storvsc (1–3 min more)')
+    .option(
+      '--linux',
+      'the Linux section in a --quick run too: one boot of the Linux guest, dd through ata_piix and hv_storvsc (about 20 s more on an idle machine)',
+    )
     .option('--no-linux', 'leave the Linux section out of a full run')
     .action(async (opts) => {
       const { ioBenchMain } = await import('../../bench/io.ts');
