@@ -60,15 +60,35 @@ export function createProcessLogger(opts: LogOptions): Logger {
       }),
     );
   }
-  return winston.createLogger({
+  const log = winston.createLogger({
     level: opts.level ?? process.env.TSVISOR_LOG_LEVEL ?? 'info',
     defaultMeta: { process: opts.process, pid: process.pid },
     transports,
   });
+  // A transport's error comes back as the logger's 'error' event, which would be thrown with no
+  // listener: a log that cannot be written (a full disk, a stream ended under a rotation) is said
+  // once on stderr and never takes the process down.
+  let reported = false;
+  log.on('error', (e: Error) => {
+    if (reported) return;
+    reported = true;
+    process.stderr.write(`tsvisor: the log ${join(dir, `${opts.process}.log`)} could not be written: ${e.message}\n`);
+  });
+  return log;
+}
+
+/** Lines the logger and its transports still hold. */
+function pendingLines(log: Logger): number {
+  return log.readableLength + log.writableLength + log.transports.reduce((n, t) => n + (t.writableLength ?? 0), 0);
 }
 
 /** Closes the logger's transports after they flushed (a process about to exit loses no lines). */
-export function closeLogger(log: Logger): Promise<void> {
+export async function closeLogger(log: Logger, timeoutMs = 500): Promise<void> {
+  // Ended while its File transport is rotating (a new file opening, lines held back), winston
+  // could still hand that transport lines after ending it ("write after end"): end only once
+  // everything buffered has been written, within the same time budget.
+  const deadline = Date.now() + timeoutMs;
+  while (pendingLines(log) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   return new Promise((resolve) => {
     let done = false;
     const finish = () => {
@@ -78,7 +98,7 @@ export function closeLogger(log: Logger): Promise<void> {
       }
     };
     log.on('finish', finish);
-    setTimeout(finish, 500).unref();
+    setTimeout(finish, Math.max(50, deadline - Date.now())).unref();
     log.end();
   });
 }

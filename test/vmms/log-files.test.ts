@@ -65,4 +65,22 @@ describe('log files', () => {
     expect(numbers).toEqual(numbers.map((_, i) => numbers[0] + i));
     rmSync(dataDir, { recursive: true, force: true });
   });
+
+  it("a transport's error (a stream ended under a rotation, a full disk) is said once on stderr and never thrown", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tsv-log-'));
+    const log = createProcessLogger({ dataDir, process: 'vmwp-error', terminal: false });
+    const said: string[] = [];
+    const write = process.stderr.write;
+    process.stderr.write = ((chunk: string) => said.push(String(chunk)) > 0) as typeof process.stderr.write;
+    try {
+      // winston hands a transport's 'error' to the logger, which throws it when nobody listens.
+      expect(() => log.transports[0].emit('error', new Error('write after end'))).not.toThrow();
+      expect(() => log.transports[0].emit('error', new Error('again'))).not.toThrow();
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(said).toEqual([`tsvisor: the log ${join(dataDir, 'logs', 'vmwp-error.log')} could not be written: write after end\n`]);
+    await closeLogger(log);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
 });
