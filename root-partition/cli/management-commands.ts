@@ -5,22 +5,10 @@
  */
 import type { Command } from 'commander';
 import type { CimInstance } from '../management/cim/instance.ts';
+import { JobStateValues } from '../management/cim/msvm-classes.ts';
 import { defaultDataDir } from '../host/data-dir.ts';
 import { CommandFailure, withManagement } from './management-session.ts';
 import { instanceJson, printJson, printTable, valueText } from './table.ts';
-
-const JOB_STATES: Record<number, string> = {
-  2: 'New',
-  3: 'Starting',
-  4: 'Running',
-  5: 'Suspended',
-  6: 'Shutting Down',
-  7: 'Completed',
-  8: 'Terminated',
-  9: 'Killed',
-  10: 'Exception',
-  11: 'Service',
-};
 
 /** Few columns as a table; many as one block per instance. */
 function printInstances(instances: readonly CimInstance[]): void {
@@ -131,7 +119,7 @@ export function registerManagementCommands(program: Command): void {
           ['ID', 'STATE', '%', 'ERROR', 'DESCRIPTION', 'SUBMITTED'],
           jobs.map((j) => [
             String(j.get('InstanceID')),
-            JOB_STATES[Number(j.get('JobState'))] ?? String(j.get('JobState')),
+            JobStateValues[Number(j.get('JobState'))] ?? String(j.get('JobState')),
             valueText(j.get('PercentComplete')),
             Number(j.get('ErrorCode')) ? `${String(j.get('ErrorCode'))}: ${String(j.get('ErrorDescription'))}` : '',
             String(j.get('Description')),
@@ -150,7 +138,7 @@ export function registerManagementCommands(program: Command): void {
         if (o.json) return printJson(instanceJson(j));
         for (const p of j.properties)
           if (p.value !== null)
-            console.log(`${p.name.padEnd(22)} ${valueText(p.value)}${p.name === 'JobState' ? ` (${JOB_STATES[Number(p.value)] ?? '?'})` : ''}`);
+            console.log(`${p.name.padEnd(22)} ${valueText(p.value)}${p.name === 'JobState' ? ` (${JobStateValues[Number(p.value)] ?? '?'})` : ''}`);
       }),
     );
 }

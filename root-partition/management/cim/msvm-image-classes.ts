@@ -5,19 +5,11 @@
  * disk's settings as an embedded Msvm_VirtualHardDiskSettingData instance (CreateVirtualHardDisk,
  * ConvertVirtualHardDisk) or with paths.
  */
+import { SnapshotServiceReturnCodes } from './msvm-classes.ts';
 import type { CimClassDecl, CimParameterDecl, ValueMap } from './class-declaration.ts';
 
 /** Msvm_ImageManagementService return codes (the management service's, plus 32770 Not Supported). */
-export const ImageServiceReturnCodes: ValueMap = {
-  0: 'Completed with No Error',
-  4096: 'Method Parameters Checked - Job Started',
-  32768: 'Failed',
-  32769: 'Access Denied',
-  32770: 'Not Supported',
-  32773: 'Invalid parameter',
-  32774: 'System is in use',
-  32775: 'Invalid state for this operation',
-};
+export const ImageServiceReturnCodes: ValueMap = SnapshotServiceReturnCodes;
 
 /** Msvm_VirtualHardDiskSettingData.Type. */
 export const VirtualHardDiskTypeValues: ValueMap = { 2: 'Fixed', 3: 'Dynamic', 4: 'Differencing' };

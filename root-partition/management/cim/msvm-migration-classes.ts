@@ -4,6 +4,7 @@
  * MigrateVirtualSystemToHost with the VM, the destination host and the migration settings as an
  * embedded instance; the work runs as a job (Msvm_ConcreteJob) that can be cancelled.
  */
+import { SnapshotServiceReturnCodes } from './msvm-classes.ts';
 import type { CimClassDecl, ValueMap } from './class-declaration.ts';
 
 /** Msvm_VirtualSystemMigrationSettingData.MigrationType. */
@@ -14,16 +15,8 @@ export const MigrationTypeValues: ValueMap = {
   32771: 'VirtualSystemAndStorage',
 };
 
-export const MigrationServiceReturnCodes: ValueMap = {
-  0: 'Completed with No Error',
-  4096: 'Method Parameters Checked - Job Started',
-  32768: 'Failed',
-  32769: 'Access Denied',
-  32770: 'Not Supported',
-  32773: 'Invalid parameter',
-  32774: 'System is in use',
-  32775: 'Invalid state for this operation',
-};
+/** Msvm_VirtualSystemMigrationService return codes: the management service's, as the snapshot service's. */
+export const MigrationServiceReturnCodes: ValueMap = SnapshotServiceReturnCodes;
 
 export const MsvmMigrationClasses: readonly CimClassDecl[] = [
   { name: 'CIM_VirtualSystemMigrationService', superclass: 'CIM_Service', abstract: true, properties: [] },
