@@ -95,12 +95,16 @@ describe('storage move', () => {
       devices: { ide: [{ path: disk }] },
     });
     let text = '';
+    let srcText = '';
     const src = new VmWorker(launch(srcDisk), log);
     const dst = new VmWorker(launch(dstDisk), log);
     for (const v of [src, dst])
       v.on('console', (b: Uint8Array) => {
-        text += Buffer.from(b).toString('latin1');
+        const s = Buffer.from(b).toString('latin1');
+        text += s;
+        if (v === src) srcText += s;
       });
+    const generations = () => srcText.match(/dgen=\d+ ok/g)?.length ?? 0;
     const [a, b] = await socketPair();
     const out = new MigrationChannel(a);
     const into = new MigrationChannel(b);
@@ -112,7 +116,25 @@ describe('storage move', () => {
         (t) => commitMigration(into, t, 10_000),
         () => reportRunning(into),
       );
-      const summary = await migrateOut(src, out, { hello: {}, storage: { dir: dstDir }, tuning: { replyTimeoutMs: 10_000 } });
+      // A slow link: after the first round the source sends nothing until the guest has reported
+      // two more generations, so one of them was written wholly after that round and a later round
+      // must carry it (on a loaded host the guest could otherwise get no time during the move).
+      let gate: Promise<unknown> | null = null;
+      const send = out.send.bind(out);
+      out.send = async (frame) => {
+        if (gate) await gate;
+        return send(frame);
+      };
+      const summary = await migrateOut(src, out, {
+        hello: {},
+        storage: { dir: dstDir },
+        tuning: { replyTimeoutMs: 10_000 },
+        onProgress: (p) => {
+          if (p.phase !== 'pre-copy' || p.round !== 1 || gate) return;
+          const n = generations();
+          gate = waitFor('two generations after the first round', () => generations() >= n + 2, 30_000);
+        },
+      });
       await arrived;
       // The guest wrote through the whole move: it had not finished when the destination took over.
       expect(text).not.toMatch(/disk-writer: done/);
@@ -157,12 +179,16 @@ describe('storage move', () => {
       devices: { ide: [{ path: disk }] },
     });
     let text = '';
+    let srcText = '';
     const src = new VmWorker(launch(srcDisk), log);
     const dst = new VmWorker(launch(dstDisk), log);
     for (const v of [src, dst])
       v.on('console', (b: Uint8Array) => {
-        text += Buffer.from(b).toString('latin1');
+        const s = Buffer.from(b).toString('latin1');
+        text += s;
+        if (v === src) srcText += s;
       });
+    const generations = () => srcText.match(/dgen=\d+ ok/g)?.length ?? 0;
     const [a, b] = await socketPair();
     const out = new MigrationChannel(a);
     const into = new MigrationChannel(b);
