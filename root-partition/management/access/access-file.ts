@@ -103,7 +103,7 @@ export function readAccessFile(path: string, owner = process.geteuid?.() ?? 0): 
   return validateAccessList(value, path);
 }
 
-/** Replaces the file atomically; the new file is 0600 from its first byte. */
+/** Replaces the file atomically and durably; the new file is 0600 from its first byte. */
 export function writeAccessFile(path: string, list: AccessList): void {
   validateAccessList(list, path);
   const temp = join(dirname(path), `.tmp-${basename(path)}.${process.pid}.${Date.now()}`);
@@ -120,4 +120,11 @@ export function writeAccessFile(path: string, list: AccessList): void {
   }
   closeSync(fd);
   renameSync(temp, path);
+  // The rename is durable only once the directory is: else a crash can bring back the old list.
+  const dirFd = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
 }
