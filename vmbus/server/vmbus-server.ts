@@ -176,6 +176,22 @@ export class VmbusServer {
     this.finishDeferredTeardowns();
   }
 
+  /**
+   * Takes back a primary's sub-channels: RESCIND_CHANNELOFFER for each (an open one is closed
+   * first), and the next sub-channel offered is index 1 again. Hyper-V does this once the guest
+   * closes the primary: Linux's vmbus_bus_suspend waits for its sub-channels to be destroyed so
+   * that they do not "conflict with the new sub-channels that will be created in the resume
+   * path". Returns the relids rescinded (each stays until the guest's RELID_RELEASED).
+   */
+  rescindSubchannels(primaryRelid: number): number[] {
+    const primary = this.channels.get(primaryRelid);
+    if (primary?.subChannelIndex !== 0) return [];
+    const subs = [...this.channels.values()].filter((c) => c.subChannelIndex !== 0 && c.primaryRelid === primaryRelid && c.state !== 'rescinded');
+    for (const sub of subs) this.rescindChannel(sub.relid);
+    primary.nextSubChannelIndex = 1;
+    return subs.map((c) => c.relid);
+  }
+
   // ---- guest side ---------------------------------------------------------------------------
 
   /** One guest → host message: the SynIC payload and the connection id it was posted to. */
