@@ -249,5 +249,13 @@ describe('netvsp sub-channels on a VMBus host', () => {
     expect([2, 3, 4, 5, 6].map((r) => a.host.server.channel(r)?.state)).toEqual(['rescinded', 'rescinded', 'rescinded', 'rescinded', 'rescinded']);
     expect(a.nic.offeredSubChannels).toBe(5);
     expect(a.host.channel(1)?.state).toBe('open');
+    // Saved with the rescinded records waiting for the guest, restored whole into a fresh host.
+    const bytes = a.host.saveState();
+    a.host.dispose();
+    const b = hostOn(p, { maxChannels: 6 });
+    b.host.restoreState(bytes);
+    expect([2, 3, 4, 5, 6].map((r) => b.host.server.channel(r)?.state)).toEqual(['rescinded', 'rescinded', 'rescinded', 'rescinded', 'rescinded']);
+    expect(b.host.server.channel(1)?.nextSubChannelIndex).toBe(1);
+    expect(b.nic.net?.grantedSubChannels).toBe(1);
   });
 });

@@ -155,8 +155,10 @@ export class VmbusServer {
     if (primary?.subChannelIndex !== 0 || primary.state !== 'open') {
       throw new HvError('VMBUS_NOT_OPEN', `sub-channels need an open primary channel (relid ${primaryRelid})`);
     }
-    const index = primary.nextSubChannelIndex++;
-    return this.addChannel(primary.spec, index, primaryRelid).relid;
+    // The index is taken only once the channel exists: an offer refused for want of a relid leaves no gap.
+    const relid = this.addChannel(primary.spec, primary.nextSubChannelIndex, primaryRelid).relid;
+    primary.nextSubChannelIndex++;
+    return relid;
   }
 
   /** Hot-remove (Linux vmbus_onoffer_rescind): closes the channel if open, then RESCIND_CHANNELOFFER. */
