@@ -37,6 +37,8 @@ import {
   NVSP_NO_SEND_SECTION, OID_802_3_PERMANENT_ADDRESS, OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_MAXIMUM_FRAME_SIZE, OID_GEN_MEDIA_CONNECT_STATUS, RMC_CONTROL, RMC_DATA, RNDIS_MSG_COMPLETION_BIT,
   RNDIS_MSG_INDICATE, RNDIS_MSG_PACKET, RNDIS_PACKET_HEADER, RNDIS_STATUS_MEDIA_CONNECT, RNDIS_STATUS_MEDIA_DISCONNECT, RNDIS_STATUS_SUCCESS,
   nvspMessage, rndisInitialize, rndisPacketHeader, rndisQuery, rndisSetU32,
+  NDIS_CSUM_IPV4, NDIS_CSUM_UDP, NDIS_OBJECT_TYPE_OFFLOAD, NDIS_OFFLOAD_IPV4_TX_UDP, OID_TCP_OFFLOAD_HARDWARE_CAPABILITIES, RNDIS_PPI_U32_BYTES,
+  rndisPacketHeaderWithChecksum,
   NVSP_MSG_SEND_INDIRECTION_TABLE, NVSP_MSG_SUBCHANNEL, NVSP_SUBCHANNEL_ALLOCATE, NVSP_VERSION_5, OID_GEN_RECEIVE_SCALE_CAPABILITIES, rndisSetRssParameters,
 } from "./netvsc-protocol";
 
@@ -82,6 +84,9 @@ export class NetvscNic extends NetDevice {
   /** Frames received and sent on sub-channels (a subset of received / sent). */
   receivedOnSubChannels: u32 = 0;
   sentOnSubChannels: u32 = 0;
+  /** The host computes UDP checksums over IPv4 (its NDIS_OFFLOAD says so), and datagrams sent with a checksum PPI asking it to. */
+  udpChecksumOffload: bool = false;
+  checksumsOffloaded: u32 = 0;
   /** SEND_INDIRECTION_TABLE messages the host sent (after SUBCHANNEL). */
   sendTables: u32 = 0;
   /** The channels by index (0 the primary); sub-channels appended by enableQueues. */
@@ -182,8 +187,23 @@ export class NetvscNic extends NetDevice {
         if (mtu >= 1500 && mtu <= NET_MAX_JUMBO_FRAME - 14) this.mtuBytes = mtu + 14;
       }
     }
+    // UDP checksums over IPv4 computed by the host when it says it can (NDIS_OFFLOAD, IPv4 transmit flags at @8).
+    if (this.rndisRequest(rndisQuery(c, 8, OID_TCP_OFFLOAD_HARDWARE_CAPABILITIES), 8) && load<u32>(c, 12) == RNDIS_STATUS_SUCCESS) {
+      const o = load<u32>(c, 20);
+      if (load<u32>(c, 16) >= 12 && o >= 16 && o <= 256 - 8 - 12 && load<u8>(c + 8 + o) == NDIS_OBJECT_TYPE_OFFLOAD)
+        this.udpChecksumOffload = (load<u32>(c + 8 + o, 8) & NDIS_OFFLOAD_IPV4_TX_UDP) != 0;
+    }
     if (!this.rndisRequest(rndisSetU32(c, 4, OID_GEN_CURRENT_PACKET_FILTER, NETVSC_PACKET_FILTER), 4) || load<u32>(c, 12) != RNDIS_STATUS_SUCCESS) return this.fail(NetvscError.RndisFailed);
     return true;
+  }
+
+  /** An unfragmented IPv4 UDP datagram (20-byte IP header) whose checksum is left 0: the host can fill it in. */
+  private wantsUdpChecksum(gpa: usize, length: u32): bool {
+    return (
+      this.udpChecksumOffload && length >= 42 && RNDIS_PACKET_HEADER + RNDIS_PPI_U32_BYTES + length <= this.sectionSize &&
+      load<u8>(gpa + 12) == 0x08 && load<u8>(gpa + 13) == 0x00 && load<u8>(gpa + 14) == 0x45 && load<u8>(gpa + 23) == 17 &&
+      (load<u8>(gpa + 20) & 0x3f) == 0 && load<u8>(gpa + 21) == 0 && load<u16>(gpa + 40) == 0
+    );
   }
 
   /**
@@ -398,8 +418,15 @@ export class NetvscNic extends NetDevice {
     const section = this.takeSection();
     if (section < 0) { this.sendBusy++; return false; }
     const s = this.tx + <usize>section * this.sectionSize;
-    const total = rndisPacketHeader(s, length);
-    memory.copy(s + RNDIS_PACKET_HEADER, gpa, length);
+    let total: u32;
+    if (this.wantsUdpChecksum(gpa, length)) {
+      total = rndisPacketHeaderWithChecksum(s, length, NDIS_CSUM_IPV4 | NDIS_CSUM_UDP | (34 << 16));
+      memory.copy(s + RNDIS_PACKET_HEADER + RNDIS_PPI_U32_BYTES, gpa, length);
+      this.checksumsOffloaded++;
+    } else {
+      total = rndisPacketHeader(s, length);
+      memory.copy(s + RNDIS_PACKET_HEADER, gpa, length);
+    }
     nvspMessage(this.out + 64, NVSP_MSG_SEND_RNDIS_PKT, RMC_DATA, <u32>section, total);
     const q = this.txQueue;
     if (this.chans[q].send(VmbusPacketType.DataInband, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, <u32>section, TAG_DATA, 0, 0, this.out + 64, NVSP_MESSAGE_SIZE) < 0) {
@@ -520,6 +547,7 @@ export class NetvscNic extends NetDevice {
     puts(" queues="); putDec(this.queues);
     puts(" rx_sub="); putDec(this.receivedOnSubChannels);
     puts(" tx_sub="); putDec(this.sentOnSubChannels);
+    puts(" tx_csum="); putDec(this.checksumsOffloaded);
     puts("\n");
   }
 }

@@ -67,6 +67,8 @@ export interface NetVspStats {
   framesDeliveredOnSubChannels: number;
   /** Frames the guest sent on a sub-channel, a subset of framesTransmitted. */
   framesTransmittedOnSubChannels: number;
+  /** Frames whose checksums the host computed because their checksum PPI asked (transmit offload). */
+  checksumsOffloaded: number;
 }
 
 /** Most RNDIS bytes one SEND_RNDIS_PKT may carry (8 jumbo frames with headers, well under it). */
@@ -94,6 +96,7 @@ export function emptyNetVspStats(): NetVspStats {
     badCompletions: 0,
     framesDeliveredOnSubChannels: 0,
     framesTransmittedOnSubChannels: 0,
+    checksumsOffloaded: 0,
   };
 }
 

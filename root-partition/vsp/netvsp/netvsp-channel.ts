@@ -43,6 +43,7 @@ import {
 import { frameAdmitted, spreadByRss, writeReceiveSlots } from './netvsp-receive-path.ts';
 import { receiveBufferOver, restoredReceive, restoredSend, savedReceive, savedSend, sendBufferOver } from './netvsp-buffers.ts';
 import { gatherRndisBytes } from './netvsp-transmit.ts';
+import { applyTransmitChecksums } from './checksum-offload.ts';
 import { JUMBO_FRAME_BYTES, STANDARD_FRAME_BYTES, netvspStateError, type NetVspSavedChannel } from './netvsp-saved-state.ts';
 
 export type { NetVspChannelOptions, NetVspIncoming, NetVspSink, NetVspStats } from './netvsp-channel-types.ts';
@@ -440,9 +441,20 @@ export class NetVspChannel {
         ok = false;
         continue;
       }
+      const frame = buf.subarray(pk.frameOffset, pk.frameOffset + pk.frameLength);
+      if (pk.checksumInfo !== undefined) {
+        const refused = applyTransmitChecksums(frame, pk.checksumInfo);
+        if (refused) {
+          ok = false;
+          this.stats.transmitErrors++;
+          this.note(refused);
+          continue;
+        }
+        if (pk.checksumInfo & 0x1c) this.stats.checksumsOffloaded++;
+      }
       this.stats.framesTransmitted++;
       if (channel !== 0) this.stats.framesTransmittedOnSubChannels++;
-      this.opts.onTransmit(buf.subarray(pk.frameOffset, pk.frameOffset + pk.frameLength), pk.vlanId);
+      this.opts.onTransmit(frame, pk.vlanId);
     }
     complete(ok ? NvspStatus.Success : NvspStatus.Fail);
   }
