@@ -4,7 +4,9 @@
  * zeroed field, or Linux's pseudo-header seed, gives the same sum, which verifies to 0xffff), and
  * PPIs that do not fit the frame refused without a byte of it changed.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { applyTransmitChecksums } from '../../root-partition/vsp/netvsp/checksum-offload.ts';
 import { NetVspRig, queryMsg, u32s } from './netvsp-rig.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -116,5 +118,47 @@ describe('netvsp: transmit checksum offload (IPv4)', () => {
     sendSection(rig, packetWithChecksumPpi(udp, 0), 20n); // a PPI asking for nothing
     expect(hex(rig.transmitted[0]!.frame)).toBe(hex(udp));
     expect(rig.channel.stats.checksumsOffloaded).toBe(0);
+  });
+});
+
+describe('netvsp: transmit checksum offload, any PPI on any frame (property)', () => {
+  it('never throws; a refused frame is unchanged, an accepted one changed only in the checksum fields asked for, each verifying', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 0, maxLength: 200 }),
+        // Any u32, or one built from the fields a guest sets (IP version bits, TCP/UDP, IP header, offset).
+        fc.oneof(
+          fc.integer({ min: 0, max: 0xffffffff }),
+          fc
+            .tuple(fc.constantFrom(0, 1, 2, 3), fc.constantFrom(0, TCP, UDP, TCP | UDP), fc.boolean(), fc.constantFrom(34, 0, 33, 35, 1023))
+            .map(([version, l4, ip, offset]) => (version | l4 | (ip ? IP_HEADER : 0) | (offset << 16)) >>> 0),
+        ),
+        fc.boolean(),
+        fc.constantFrom<6 | 17>(6, 17),
+        fc.integer({ min: 0, max: 120 }),
+        (noise, info, shaped, proto, payload) => {
+          // Half the frames are real IPv4 datagrams (with noise as payload), half are noise.
+          const f = shaped ? ipv4Frame(proto, payload) : noise.slice();
+          if (shaped) f.set(noise.subarray(0, Math.min(noise.length, payload)), f.length - payload);
+          const before = f.slice();
+          const refused = applyTransmitChecksums(f, info);
+          const changed = [...f].flatMap((b, i) => (b !== before[i] ? [i] : []));
+          if (refused !== null) {
+            expect(changed).toEqual([]);
+            return;
+          }
+          const allowed = new Set<number>();
+          if (info & IP_HEADER) allowed.add(24).add(25);
+          if (info & (TCP | UDP)) {
+            const field = 34 + (info & UDP ? 6 : 16);
+            allowed.add(field).add(field + 1);
+          }
+          for (const i of changed) expect(allowed.has(i)).toBe(true);
+          if (info & IP_HEADER) expect(onesSum(f.subarray(14, 34))).toBe(0xffff);
+          if (info & (TCP | UDP)) expect(onesSum(pseudoAndSegment(f.subarray(0, 14 + ((f[16]! << 8) | f[17]!))))).toBe(0xffff);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });
