@@ -13,13 +13,14 @@ import { Vmms } from '../root-partition/vmms/vmms.ts';
 import { createProcessLogger } from '../root-partition/host/log.ts';
 import { buildGuests } from '../scripts/build-guests.ts';
 import { measureFramePath, type NetBenchRow } from './net/frame-path.ts';
+import { measureMultiQueue, MULTI_QUEUE_VPS, type NetQueueRow } from './net/multi-queue.ts';
 import { startPair } from './net/vm-pair.ts';
 import { measureLatency, measureStream, type NetLatencyRow, type NetVmRow } from './net/vm-rows.ts';
 import { formatNetBench } from './net/format.ts';
 
 export { formatNetBench };
 
-export type { NetBenchRow, NetLatencyRow, NetVmRow };
+export type { NetBenchRow, NetLatencyRow, NetQueueRow, NetVmRow };
 
 export interface NetBenchReport {
   schema: 'tsvisor.bench.net/1';
@@ -31,6 +32,8 @@ export interface NetBenchReport {
   machine: { cpuModel: string; cores: number; node: string; loadAverageStart: number[] };
   streams: NetVmRow[];
   latency: NetLatencyRow[];
+  /** The synthetic NIC with one channel and with one per VP, side by side (bench/net/multi-queue.ts). */
+  multiQueue: NetQueueRow[];
   /** Synthetic frames/s over emulated, per frame size. */
   speedup: { frameBytes: number; syntheticOverEmulated: number }[];
   /** The frame path between two processes without a VM, direct and through a switch (same run). */
@@ -72,6 +75,7 @@ export async function runNetBench(o: NetBenchOptions = {}): Promise<NetBenchRepo
   const vmms = await Vmms.open({ dataDir, logger: createProcessLogger({ dataDir, process: 'vmms', terminal: false }), workerStartTimeoutMs: 60_000 });
   const streams: NetVmRow[] = [];
   const latency: NetLatencyRow[] = [];
+  let multiQueue: NetQueueRow[] = [];
   try {
     await vmms.switches.create({ name: 'bench', type: 'private' });
     const sw = vmms.switches.live('bench');
@@ -90,6 +94,8 @@ export async function runNetBench(o: NetBenchOptions = {}): Promise<NetBenchRepo
         for (const vm of [a, b]) await vmms.turnOff(vm.name);
       }
     }
+    step(`synthetic, 1 queue and ${MULTI_QUEUE_VPS} queues`);
+    multiQueue = await measureMultiQueue(vmms, sw, 'bench', MULTI_QUEUE_VPS, scale.synthetic);
   } finally {
     await vmms.close({ stopVms: true });
     fs.rmSync(dataDir, { recursive: true, force: true });
@@ -111,6 +117,7 @@ export async function runNetBench(o: NetBenchOptions = {}): Promise<NetBenchRepo
     machine: { cpuModel: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version, loadAverageStart },
     streams,
     latency,
+    multiQueue,
     speedup,
     limits,
     notes: [
@@ -118,6 +125,7 @@ export async function runNetBench(o: NetBenchOptions = {}): Promise<NetBenchRepo
       "Streams: the sender's guest (`blast`) sends UDP datagrams to the receiver's discard port as fast as its NIC takes them; the rate is what the receiver's stack counted, over the time from the first datagram entering the switch to the reply of a fence ping queued behind the last one. Datagrams the receiver had no room for are lost (UDP has no flow control) and shown as lost.",
       'Frame sizes leave out the 4-byte FCS: 60 is a minimum (64-byte) Ethernet frame, 1514 a full 1500-byte payload, 9014 a jumbo frame (9000-byte payload) on netvsc only: its guests agree MTU 9000 with the host, and a frame too large for a 6144-byte send section goes by GPA direct; the NE2000 stays at 1500. Mbit/s counts the Ethernet payload.',
       "Latency: one ping at a time, timed on the wire at the switch from one echo request to the next (a round trip plus the sender's turn to send again); the guests print nothing per ping.",
+      `Multi-queue: two more pairs of synthetic VMs with ${MULTI_QUEUE_VPS} VPs each, one with maxChannels 1 on its adapters (SUBCHANNEL refused: one queue), one with maxChannels ${MULTI_QUEUE_VPS} (the guest opens a sub-channel per extra VP and sets RSS); the sender cycles through 16 UDP source ports so the receiver's RSS has flows to spread. The reference guest serves every channel from one VP, and one worker thread delivers to all of them, so more queues add rings to poll and signals rather than parallel work: on a small, shared machine the gain is nil or negative, and the row says which.`,
       "Exits leave out the reference-time MSR reads (netvsc's wait step polls the clock), shown apart as clock reads; signals are SignalEvent hypercalls plus SynIC events the host set. CPU is every thread of both workers and of this process (VMMS with the switch), from /proc in 10 ms ticks.",
     ],
   };

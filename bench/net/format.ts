@@ -15,6 +15,21 @@ export function formatNetBench(r: NetBenchReport): string {
       `${s.nic.padEnd(19)} ${num(s.frameBytes, 7)} ${num(s.sent, 9)} ${num(s.received, 9)} ${num(s.lost, 7)} ${num(s.framesPerSecond, 10)} ${num(s.mbitPerSecond, 8, 1)} ${num(p.senderExits, 6, 1)}/${num(p.receiverExits, 5, 1)} ${num(p.senderInterrupts, 5, 2)}/${num(p.receiverInterrupts, 4, 2)} ${num(p.signals, 8, 2)} ${num(p.clockReads, 6, 1)} ${num(p.cpuUs, 7, 1)}`,
     );
   }
+  if (r.multiQueue.length > 0) {
+    lines.push(
+      '',
+      `netvsc queues: ${r.multiQueue[0]!.vps} VPs per VM, ${r.multiQueue[0]!.frameBytes}-byte frames from ${r.multiQueue[0]!.flows} flows`,
+      'maxChannels queues      sent  received    lost   frames/s  irq rx  signals  CPU µs  packets  frames/packet  packets/irq  on primary  on sub-channels',
+    );
+    for (const q of r.multiQueue) {
+      const x = q.receiver;
+      lines.push(
+        `${num(q.maxChannels, 11)} ${num(q.queues, 6)} ${num(q.sent, 9)} ${num(q.received, 9)} ${num(q.lost, 7)} ${num(q.framesPerSecond, 10)} ${num(q.perFrame.receiverInterrupts, 7, 2)} ${num(q.perFrame.signals, 8, 2)} ${num(q.perFrame.cpuUs, 7, 1)} ${num(x.packets, 8)} ${num(x.framesPerPacket, 14, 1)} ${num(x.packetsPerInterrupt, 12, 2)} ${num(x.onPrimary, 11)} ${num(x.onSubChannels, 16)}`,
+      );
+    }
+    const [one, many] = [r.multiQueue[0]!, r.multiQueue[r.multiQueue.length - 1]!];
+    lines.push(`${many.queues} queues over 1: ${(many.framesPerSecond / one.framesPerSecond).toFixed(2)}× the frames/s`);
+  }
   lines.push('', 'synthetic over emulated: ' + r.speedup.map((s) => `${s.syntheticOverEmulated.toFixed(1)}× at ${s.frameBytes} B`).join(', '));
   lines.push('', 'NIC                  pings  replies   p50 µs   p99 µs  mean µs  exits/round trip');
   for (const l of r.latency)

@@ -51,6 +51,41 @@ export function renderNetSection(r: NetBenchReport, heading = 'h2'): string {
     ['NIC', 'pings', 'replies', 'p50 µs', 'p99 µs', 'mean µs', 'exits/round trip'],
     r.latency.map((l) => [l.nic, n(l.pings), n(l.replies), n(l.p50Us), n(l.p99Us), n(l.meanUs), n(l.exitsPerRoundTrip, 1)]),
   );
+  const queues = table(
+    [
+      'maxChannels',
+      'queues',
+      'sent',
+      'received',
+      'lost',
+      'frames/s',
+      'interrupts/frame rx',
+      'signals/frame',
+      'CPU µs/frame',
+      'packets',
+      'frames/packet',
+      'packets/interrupt',
+      'on primary',
+      'on sub-channels',
+    ],
+    r.multiQueue.map((q) => [
+      String(q.maxChannels),
+      String(q.queues),
+      n(q.sent),
+      n(q.received),
+      n(q.lost),
+      n(q.framesPerSecond),
+      n(q.perFrame.receiverInterrupts, 2),
+      n(q.perFrame.signals, 2),
+      n(q.perFrame.cpuUs, 1),
+      n(q.receiver.packets),
+      n(q.receiver.framesPerPacket, 1),
+      n(q.receiver.packetsPerInterrupt, 2),
+      n(q.receiver.onPrimary),
+      n(q.receiver.onSubChannels),
+    ]),
+  );
+  const q0 = r.multiQueue[0];
   const limits = table(
     ['path', 'frame B', 'frames/s', 'Mbit/s', 'dropped'],
     r.limits.map((x) => [x.path, String(x.frameBytes), n(x.framesPerSecond), n(x.mbitPerSecond), n(x.dropped)]),
@@ -59,6 +94,7 @@ export function renderNetSection(r: NetBenchReport, heading = 'h2'): string {
 <p>${r.quick ? 'Quick run' : 'Full run'} of ${n(r.seconds, 1)} s, ${esc(r.startedAt)}. Synthetic over emulated: ${esc(r.speedup.map((s) => `${n(s.syntheticOverEmulated, 1)}× at ${s.frameBytes}-byte frames`).join(', '))}.</p>
 <h3>Streams (UDP, sender → receiver)</h3>${streams}
 <h3>Ping-pong latency</h3>${latency}
+${q0 ? `<h3>netvsc queues: ${q0.vps} VPs per VM, ${q0.frameBytes}-byte frames from ${q0.flows} flows</h3>${queues}` : ''}
 <h3>Limit: frames between two processes without a VM (same run)</h3>${limits}
 <ul>${r.notes.map((x) => `<li>${esc(x)}</li>`).join('')}</ul></section>`;
 }

@@ -51,9 +51,24 @@ export class BenchVm {
     }
   }
 
+  /** The VM's counters summed over its VPs, and its worker's CPU. */
   async sample(): Promise<VmSample> {
     const c = await this.vmms.counters(this.name);
-    return { vp: c.vps[0]!, cpuUs: workerCpuUs(this.vmms.get(this.name)!.processId!) };
+    const vp = { ...c.vps[0]! };
+    for (const other of c.vps.slice(1)) for (const k of Object.keys(vp) as VpCounterName[]) vp[k] += other[k];
+    return { vp, cpuUs: workerCpuUs(this.vmms.get(this.name)!.processId!) };
+  }
+
+  /** The netvsc driver's `counters` line as numbers (queues, received, rx_packets, rx_sub, …). */
+  async netvscCounters(): Promise<Record<string, number>> {
+    const line = /netvsc: (.*)/.exec(await this.command('counters'))?.[1];
+    if (!line) throw new Error(`${this.name}: no netvsc counters`);
+    return Object.fromEntries(
+      line
+        .trim()
+        .split(/\s+/)
+        .map((kv) => [kv.split('=')[0]!, Number(kv.split('=')[1])]),
+    );
   }
 
   /** The guest stack's count of datagrams its discard port took. */
@@ -64,18 +79,36 @@ export class BenchVm {
   }
 }
 
-/** Defines and starts two VMs of `kind` on `switchName`, gives them addresses, and checks they ping. */
-export async function startPair(vmms: Vmms, kind: NicKind, switchName: string, subnet: number): Promise<[BenchVm, BenchVm]> {
+/** What sets a pair apart beyond its NIC kind: VPs per VM and the synthetic adapters' channel cap. */
+export interface PairOptions {
+  vpCount?: number;
+  maxChannels?: number;
+}
+
+/**
+ * Defines and starts two VMs of `kind` on `switchName` (named after the kind and `subnet`, which
+ * also picks their addresses and MACs), gives them addresses, and checks they ping.
+ */
+export async function startPair(vmms: Vmms, kind: NicKind, switchName: string, subnet: number, o: PairOptions = {}): Promise<[BenchVm, BenchVm]> {
   const image = guestImagePath(kind === 'emulated' ? 'ref-emulated' : 'ref-enlightened');
   const vms = [1, 2].map((i) => {
-    const name = `net-${kind}-${i}`;
-    const mac = `00:15:5d:7${kind === 'emulated' ? 1 : 2}:00:0${i}`;
+    const name = `net-${kind}-${subnet}-${i}`;
+    const mac = `00:15:5d:7${subnet}:00:0${i}`;
     vmms.defineVm({
       name,
       memoryBytes: 32 << 20,
+      ...(o.vpCount ? { vpCount: o.vpCount } : {}),
       imagePath: image,
       automaticStopAction: 'turn-off',
-      devices: [{ kind: 'network-adapter', legacy: kind === 'emulated', switch: switchName, mac }],
+      devices: [
+        {
+          kind: 'network-adapter',
+          legacy: kind === 'emulated',
+          switch: switchName,
+          mac,
+          ...(o.maxChannels !== undefined ? { maxChannels: o.maxChannels } : {}),
+        },
+      ],
     });
     return new BenchVm(vmms, name, mac, `10.9.${subnet}.${i}`);
   }) as [BenchVm, BenchVm];

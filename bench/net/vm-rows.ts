@@ -95,12 +95,13 @@ export async function measureLatency(sw: VirtualSwitch, kind: NicKind, a: BenchV
   });
 }
 
-export async function measureStream(sw: VirtualSwitch, kind: NicKind, a: BenchVm, b: BenchVm, frameBytes: number, count: number): Promise<NetVmRow> {
+/** `flows` > 1: the sender cycles through that many source ports (for a multi-queue receiver's RSS). */
+export async function measureStream(sw: VirtualSwitch, kind: NicKind, a: BenchVm, b: BenchVm, frameBytes: number, count: number, flows = 1): Promise<NetVmRow> {
   return tapped(sw, a, b, async (tap) => {
     const before = await b.discarded();
     const [a0, b0] = [await a.sample(), await b.sample()];
     const cpu0 = process.cpuUsage();
-    const out = await a.command(`blast ${b.ip} ${count} ${frameBytes}`);
+    const out = await a.command(`blast ${b.ip} ${count} ${frameBytes}${flows > 1 ? ` ${flows}` : ''}`);
     const cpu = process.cpuUsage(cpu0);
     const [a1, b1] = [await a.sample(), await b.sample()];
     const received = (await b.discarded()) - before;

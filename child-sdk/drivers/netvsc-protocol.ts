@@ -109,6 +109,35 @@ export function rndisPacketHeader(dst: usize, length: u32): u32 {
   return RNDIS_PACKET_HEADER + length;
 }
 
+// Transmit checksum offload (Linux rndis_filter.c rndis_netdev_set_hwcaps, netvsc_drv.c netvsc_xmit).
+export const OID_TCP_OFFLOAD_HARDWARE_CAPABILITIES: u32 = 0xfc01020d;
+/** NDIS_OFFLOAD: object type, and the IPv4 transmit flag "UDP checksum" (IPv4 transmit flags at @8). */
+export const NDIS_OBJECT_TYPE_OFFLOAD: u8 = 0xa7;
+export const NDIS_OFFLOAD_IPV4_TX_UDP: u32 = 0x40;
+/** TCPIP_CHKSUM_INFO transmit bits: is_ipv4, udp_checksum; the transport header offset in bits 25:16. */
+export const NDIS_CSUM_IPV4: u32 = 0x1;
+export const NDIS_CSUM_UDP: u32 = 0x8;
+/** One PPI record holding a u32: size 16, type, value offset 12, value. */
+export const RNDIS_PPI_U32_BYTES: u32 = 16;
+const PPI_TYPE_CHECKSUM: u32 = 0;
+
+/** REMOTE_NDIS_PACKET_MSG header with one checksum PPI asking for `info` (60 bytes), for a frame of `length`; returns the message length. */
+export function rndisPacketHeaderWithChecksum(dst: usize, length: u32, info: u32): u32 {
+  const header = RNDIS_PACKET_HEADER + RNDIS_PPI_U32_BYTES;
+  memory.fill(dst, 0, header);
+  store<u32>(dst, RNDIS_MSG_PACKET);
+  store<u32>(dst, header + length, 4);
+  store<u32>(dst, RNDIS_PACKET_DATA_OFFSET + RNDIS_PPI_U32_BYTES, 8);
+  store<u32>(dst, length, 12);
+  store<u32>(dst, RNDIS_PACKET_DATA_OFFSET, 28); // PerPacketInfoOffset, from byte 8: right after the header
+  store<u32>(dst, RNDIS_PPI_U32_BYTES, 32);
+  store<u32>(dst + RNDIS_PACKET_HEADER, RNDIS_PPI_U32_BYTES);
+  store<u32>(dst + RNDIS_PACKET_HEADER, PPI_TYPE_CHECKSUM, 4);
+  store<u32>(dst + RNDIS_PACKET_HEADER, 12, 8);
+  store<u32>(dst + RNDIS_PACKET_HEADER, info, 12);
+  return header + length;
+}
+
 // Sub-channels and RSS (Linux rndis_filter.c rndis_set_subchannel, rndis_set_rss_param_msg).
 export const NVSP_VERSION_5: u32 = 0x00050000;
 /** NVSP_MSG5_TYPE_SUBCHANNEL: request and response share the number. */

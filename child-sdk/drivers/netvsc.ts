@@ -26,57 +26,23 @@ import { clientFindOffer } from "../vmbus/client";
 import { vmbusState, vmbusWaitStep } from "../vmbus/vmbus-driver";
 import { NET_MAX_FRAME, NET_MAX_JUMBO_FRAME, NetDevice } from "../net/net-device";
 import {
+  INIT_WAIT_100NS, JUMBO_BUFFERS, JUMBO_PAGES, MAX_SECTIONS, NETVSC_MAX_QUEUES, NetvscError, PACKET_BYTES, RECV_RING_BYTES, RX_PAGES, SEND_RING_BYTES, TAG_CONTROL,
+  TAG_DATA, TAG_INIT, TAG_JUMBO, TX_PAGES, WAIT_STEP_100NS,
+} from "./netvsc-config";
+import { NetvscRxQueue } from "./netvsc-rx-queue";
+import {
   NETVSC_INTERFACE_TYPE, NETVSC_PACKET_FILTER, NETVSC_RECEIVE_BUFFER_ID, NVSP_MESSAGE_SIZE, NVSP_MSG_INIT, NVSP_MSG_INIT_COMPLETE,
   NVSP_MSG_SEND_NDIS_CONFIG, NVSP_MSG_SEND_NDIS_VERSION, NVSP_MSG_SEND_RECV_BUF, NVSP_MSG_SEND_RECV_BUF_COMPLETE, NVSP_MSG_SEND_RNDIS_PKT,
   NVSP_MSG_SEND_RNDIS_PKT_COMPLETE, NVSP_MSG_SEND_SEND_BUF, NVSP_MSG_SEND_SEND_BUF_COMPLETE, NVSP_STAT_SUCCESS, NVSP_VERSIONS, NVSP_VERSION_2,
   NVSP_NO_SEND_SECTION, OID_802_3_PERMANENT_ADDRESS, OID_GEN_CURRENT_PACKET_FILTER, OID_GEN_MAXIMUM_FRAME_SIZE, OID_GEN_MEDIA_CONNECT_STATUS, RMC_CONTROL, RMC_DATA, RNDIS_MSG_COMPLETION_BIT,
   RNDIS_MSG_INDICATE, RNDIS_MSG_PACKET, RNDIS_PACKET_HEADER, RNDIS_STATUS_MEDIA_CONNECT, RNDIS_STATUS_MEDIA_DISCONNECT, RNDIS_STATUS_SUCCESS,
   nvspMessage, rndisInitialize, rndisPacketHeader, rndisQuery, rndisSetU32,
+  NDIS_CSUM_IPV4, NDIS_CSUM_UDP, NDIS_OBJECT_TYPE_OFFLOAD, NDIS_OFFLOAD_IPV4_TX_UDP, OID_TCP_OFFLOAD_HARDWARE_CAPABILITIES, RNDIS_PPI_U32_BYTES,
+  rndisPacketHeaderWithChecksum,
   NVSP_MSG_SEND_INDIRECTION_TABLE, NVSP_MSG_SUBCHANNEL, NVSP_SUBCHANNEL_ALLOCATE, NVSP_VERSION_5, OID_GEN_RECEIVE_SCALE_CAPABILITIES, rndisSetRssParameters,
 } from "./netvsc-protocol";
 
-/** Channels at most (the primary included); each costs its rings (32 pages). */
-export const NETVSC_MAX_QUEUES: u32 = 4;
-
-/** Ring sizes (control page included): Linux's default netvsc_ring_bytes is far larger; these hold ~1000 packets each way. */
-const SEND_RING_BYTES: u32 = 16 * 4096;
-const RECV_RING_BYTES: u32 = 16 * 4096;
-/**
- * Receive buffer: 512 pages (2 MiB) hold 225 sub-allocations of 9306 bytes when the host agreed
- * jumbo frames (16 of them its control slots), 1161 of 1806 bytes when it did not. A slot holds
- * one frame whatever its size, so jumbo slots need the larger buffer to keep small frames flowing.
- */
-const RX_PAGES: u32 = 512;
-/** Send buffer: 12 pages hold 8 sections of 6144 bytes. */
-const TX_PAGES: u32 = 12;
-const MAX_SECTIONS: u32 = 32;
-/** Frames of received transfer-page packets not yet taken (≥ the data slots of the receive buffer). */
-const RX_QUEUE: u32 = 2048;
-/** A jumbo frame's PACKET_MSG, sent by GPA direct (44 + 9014 bytes in 3 contiguous pages); 8 such buffers. */
-const JUMBO_PAGES: u32 = 3;
-const JUMBO_BUFFERS: u32 = 8;
-/** Largest host packet read (a transfer-page packet of 375 ranges is ~3.1 KiB). */
-const PACKET_BYTES: u32 = 8192;
-/** Transaction-id tags (trans_id high word) of what this driver sends. */
-const TAG_INIT: u32 = 0x6e657469; // "itne": NVSP initialization messages
-const TAG_DATA: u32 = 0x7478; // a data PACKET_MSG in section trans_id_lo
-const TAG_CONTROL: u32 = 0x6374; // an RNDIS control message in section trans_id_lo
-const TAG_JUMBO: u32 = 0x6a6d; // the jumbo PACKET_MSG sent by GPA direct
-/** How long one waitStep spins on the ring (100 ns units): 50 µs, so ping's 20 000 steps last ~1 s. */
-const WAIT_STEP_100NS: u64 = 500;
-/** How long initialization waits for each host answer: 2 s. */
-const INIT_WAIT_100NS: u64 = 20_000_000;
-
-/** Why attach failed (NetvscNic.error). */
-export enum NetvscError {
-  None = 0,
-  NoOffer = 1,
-  OutOfPages = 2,
-  NoVersion = 3,
-  BufferRefused = 4,
-  RndisFailed = 5,
-  Timeout = 6,
-}
+export { NETVSC_MAX_QUEUES, NetvscError } from "./netvsc-config";
 
 export class NetvscNic extends NetDevice {
   ch: VscChannel | null = null;
@@ -92,7 +58,7 @@ export class NetvscNic extends NetDevice {
   private out: usize = 0;
   private reply: usize = 0;
   private control: usize = 0;
-  private queue: usize = 0; // RX_QUEUE × {offset u32, count u16, last u16, trans_id lo u32, hi u32}
+  private rxq: NetvscRxQueue = new NetvscRxQueue();
   private jumbo: usize = 0;
   /** Bit i: jumbo buffer i is in flight (its completion carries trans_id_lo i). */
   private jumboBusy: u32 = 0;
@@ -102,8 +68,6 @@ export class NetvscNic extends NetDevice {
   private sectionSize: u32 = 0;
   private sections: u32 = 0;
   private sectionBusy: u32 = 0;
-  private queueHead: u32 = 0;
-  private queueCount: u32 = 0;
   private replyType: u32 = 0;
   private controlId: u32 = 0;
   private controlDone: bool = false;
@@ -120,6 +84,9 @@ export class NetvscNic extends NetDevice {
   /** Frames received and sent on sub-channels (a subset of received / sent). */
   receivedOnSubChannels: u32 = 0;
   sentOnSubChannels: u32 = 0;
+  /** The host computes UDP checksums over IPv4 (its NDIS_OFFLOAD says so), and datagrams sent with a checksum PPI asking it to. */
+  udpChecksumOffload: bool = false;
+  checksumsOffloaded: u32 = 0;
   /** SEND_INDIRECTION_TABLE messages the host sent (after SUBCHANNEL). */
   sendTables: u32 = 0;
   /** The channels by index (0 the primary); sub-channels appended by enableQueues. */
@@ -138,9 +105,9 @@ export class NetvscNic extends NetDevice {
     this.tx = pageAllocRun(TX_PAGES);
     this.pkt = pageAllocRun(PACKET_BYTES >> 12);
     this.out = pageAllocRun(1); // NVSP message @0, the MAC @256, RNDIS reply copy @1024, PFN list @2048
-    this.queue = pageAllocRun((RX_QUEUE * 16) >> 12);
+    const queued = this.rxq.allocate();
     this.jumbo = pageAllocRun(JUMBO_PAGES * JUMBO_BUFFERS);
-    if (this.rx == 0 || this.tx == 0 || this.pkt == 0 || this.out == 0 || this.queue == 0 || this.jumbo == 0) return this.fail(NetvscError.OutOfPages);
+    if (this.rx == 0 || this.tx == 0 || this.pkt == 0 || this.out == 0 || !queued || this.jumbo == 0) return this.fail(NetvscError.OutOfPages);
     this.mac = this.out + 256;
     this.reply = this.out + 512;
     this.control = this.out + 1024;
@@ -220,8 +187,23 @@ export class NetvscNic extends NetDevice {
         if (mtu >= 1500 && mtu <= NET_MAX_JUMBO_FRAME - 14) this.mtuBytes = mtu + 14;
       }
     }
+    // UDP checksums over IPv4 computed by the host when it says it can (NDIS_OFFLOAD, IPv4 transmit flags at @8).
+    if (this.rndisRequest(rndisQuery(c, 8, OID_TCP_OFFLOAD_HARDWARE_CAPABILITIES), 8) && load<u32>(c, 12) == RNDIS_STATUS_SUCCESS) {
+      const o = load<u32>(c, 20);
+      if (load<u32>(c, 16) >= 12 && o >= 16 && o <= 256 - 8 - 12 && load<u8>(c + 8 + o) == NDIS_OBJECT_TYPE_OFFLOAD)
+        this.udpChecksumOffload = (load<u32>(c + 8 + o, 8) & NDIS_OFFLOAD_IPV4_TX_UDP) != 0;
+    }
     if (!this.rndisRequest(rndisSetU32(c, 4, OID_GEN_CURRENT_PACKET_FILTER, NETVSC_PACKET_FILTER), 4) || load<u32>(c, 12) != RNDIS_STATUS_SUCCESS) return this.fail(NetvscError.RndisFailed);
     return true;
+  }
+
+  /** An unfragmented IPv4 UDP datagram (20-byte IP header) whose checksum is left 0: the host can fill it in. */
+  private wantsUdpChecksum(gpa: usize, length: u32): bool {
+    return (
+      this.udpChecksumOffload && length >= 42 && RNDIS_PACKET_HEADER + RNDIS_PPI_U32_BYTES + length <= this.sectionSize &&
+      load<u8>(gpa + 12) == 0x08 && load<u8>(gpa + 13) == 0x00 && load<u8>(gpa + 14) == 0x45 && load<u8>(gpa + 23) == 17 &&
+      (load<u8>(gpa + 20) & 0x3f) == 0 && load<u8>(gpa + 21) == 0 && load<u16>(gpa + 40) == 0
+    );
   }
 
   /**
@@ -368,21 +350,13 @@ export class NetvscNic extends NetDevice {
       this.completeReceive(lo, hi, 0);
       return;
     }
-    if (load<u32>(msg, 4) != RMC_DATA || this.queueCount + ranges > RX_QUEUE) {
+    if (load<u32>(msg, 4) != RMC_DATA || !this.rxq.room(ranges)) {
       this.rxDropped += ranges;
       this.completeReceive(lo, hi, q);
       return;
     }
-    for (let i: u32 = 0; i < ranges; i++) {
-      const count = load<u32>(p + 24 + (<usize>i << 3));
-      const e = this.queue + (<usize>((this.queueHead + this.queueCount) % RX_QUEUE) << 4);
-      store<u32>(e, load<u32>(p + 28 + (<usize>i << 3)));
-      store<u16>(e, <u16>(count > 0xffff ? 0xffff : count), 4);
-      store<u16>(e, <u16>((q << 8) | (i + 1 == ranges ? 1 : 0)), 6); // its channel; the last range of a packet carries its completion
-      store<u32>(e, lo, 8);
-      store<u32>(e, hi, 12);
-      this.queueCount++;
-    }
+    // Each range's channel goes with it; the last range of a packet carries its completion.
+    for (let i: u32 = 0; i < ranges; i++) this.rxq.push(load<u32>(p + 28 + (<usize>i << 3)), load<u32>(p + 24 + (<usize>i << 3)), q, i + 1 == ranges, lo, hi);
   }
 
   /** VM_PKT_COMP for a transfer-page packet, on the channel `q` it came on: the slots are the host's again. */
@@ -419,7 +393,7 @@ export class NetvscNic extends NetDevice {
    * sleep then, since the frames hold receive-buffer slots the host needs to deliver more.
    */
   hasWork(): bool {
-    if (this.queueCount > 0) return true;
+    if (this.rxq.count > 0) return true;
     for (let q: u32 = 0; q < <u32>this.chans.length; q++) {
       const ch = this.chans[q];
       if (ch.inbound.writeIndex() != ch.inbound.readIndex()) return true;
@@ -444,8 +418,15 @@ export class NetvscNic extends NetDevice {
     const section = this.takeSection();
     if (section < 0) { this.sendBusy++; return false; }
     const s = this.tx + <usize>section * this.sectionSize;
-    const total = rndisPacketHeader(s, length);
-    memory.copy(s + RNDIS_PACKET_HEADER, gpa, length);
+    let total: u32;
+    if (this.wantsUdpChecksum(gpa, length)) {
+      total = rndisPacketHeaderWithChecksum(s, length, NDIS_CSUM_IPV4 | NDIS_CSUM_UDP | (34 << 16));
+      memory.copy(s + RNDIS_PACKET_HEADER + RNDIS_PPI_U32_BYTES, gpa, length);
+      this.checksumsOffloaded++;
+    } else {
+      total = rndisPacketHeader(s, length);
+      memory.copy(s + RNDIS_PACKET_HEADER, gpa, length);
+    }
     nvspMessage(this.out + 64, NVSP_MSG_SEND_RNDIS_PKT, RMC_DATA, <u32>section, total);
     const q = this.txQueue;
     if (this.chans[q].send(VmbusPacketType.DataInband, VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED, <u32>section, TAG_DATA, 0, 0, this.out + 64, NVSP_MESSAGE_SIZE) < 0) {
@@ -485,17 +466,16 @@ export class NetvscNic extends NetDevice {
 
   receive(gpa: usize): u32 {
     for (;;) {
-      if (this.queueCount == 0 && this.pump() == 0) return 0;
-      while (this.queueCount > 0) {
-        const e = this.queue + (<usize>this.queueHead << 4);
+      if (this.rxq.count == 0 && this.pump() == 0) return 0;
+      while (this.rxq.count > 0) {
+        const e = this.rxq.front();
         const offset = load<u32>(e);
         const count = <u32>load<u16>(e, 4);
         const tag = <u32>load<u16>(e, 6);
         const q = tag >> 8;
         const lo = load<u32>(e, 8);
         const hi = load<u32>(e, 12);
-        this.queueHead = (this.queueHead + 1) % RX_QUEUE;
-        this.queueCount--;
+        this.rxq.shift();
         const length = this.frameAt(offset, count, gpa);
         if ((tag & 1) != 0) this.completeReceive(lo, hi, q);
         if (length > 0) {
@@ -528,7 +508,7 @@ export class NetvscNic extends NetDevice {
    * interrupt is also delivered). True when something arrived: call receive().
    */
   waitStep(): bool {
-    if (this.queueCount > 0) return true;
+    if (this.rxq.count > 0) return true;
     if (this.ch == null) return false;
     this.takeEventFlags();
     const start = referenceTime();
@@ -567,6 +547,7 @@ export class NetvscNic extends NetDevice {
     puts(" queues="); putDec(this.queues);
     puts(" rx_sub="); putDec(this.receivedOnSubChannels);
     puts(" tx_sub="); putDec(this.sentOnSubChannels);
+    puts(" tx_csum="); putDec(this.checksumsOffloaded);
     puts("\n");
   }
 }

@@ -269,11 +269,12 @@ function blastFrame(target: usize, udpLength: u32): void {
 }
 
 /**
- * Sends `count` UDP datagrams in frames of `frameBytes` (60..1514) to `ip`'s discard port, as fast
+ * Sends `count` UDP datagrams in frames of `frameBytes` (60..1514) to `ip`'s discard port from
+ * `flows` source ports in turn (40009, 40010, …), as fast
  * as the NIC takes them: a NIC that refuses (netvsc with every send section in flight) is given
  * wait steps until it takes the frame, up to the ping budget. Returns the frames sent.
  */
-export function netBlast(ip: u32, count: u32, frameBytes: u32): u32 {
+export function netBlast(ip: u32, count: u32, frameBytes: u32, flows: u32 = 1): u32 {
   const target = resolve(nextHop(ip));
   if (target == 0) {
     puts("blast: no ARP reply from ");
@@ -289,6 +290,8 @@ export function netBlast(ip: u32, count: u32, frameBytes: u32): u32 {
     if (dirty) { blastFrame(target, udpLength); dirty = false; }
     const frame = ipHeader(ip, IP_UDP, udpLength);
     putBe32(TX + 42, sent);
+    // Several flows (source ports) let a multi-queue receiver's RSS spread the datagrams.
+    if (flows > 1) putBe16(TX + 34, BLAST_PORT + sent % flows);
     let tries: u32 = 0;
     while (!dev!.send(TX, frame)) {
       blastBusy++;
@@ -297,6 +300,7 @@ export function netBlast(ip: u32, count: u32, frameBytes: u32): u32 {
         blastFrame(target, udpLength);
         ipHeader(ip, IP_UDP, udpLength);
         putBe32(TX + 42, sent);
+        if (flows > 1) putBe16(TX + 34, BLAST_PORT + sent % flows);
       }
     }
     if (tries > POLL_BUDGET) break;

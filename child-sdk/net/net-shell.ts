@@ -3,7 +3,7 @@
 //   ip <a.b.c.d>/<prefix> [gw]  sets the address and the default router (the UDP echo service on port 7 answers from then on)
 //   ip dhcp                  takes the address a DHCP server on the link hands out
 //   ping <a.b.c.d> [count] [q]  ICMP echo, count 1..10000 (default 3); q prints the summary only
-//   blast <a.b.c.d> <count> <bytes>  UDP datagrams to the discard port in frames of 60 bytes up to the NIC's largest (1514, 9014 with jumbo frames)
+//   blast <a.b.c.d> <count> <bytes> [flows]  UDP datagrams to the discard port in frames of 60 bytes up to the NIC's largest (1514, 9014 with jumbo frames), from 1..256 source ports in turn
 //   udp <a.b.c.d> <port> <text>  one datagram, and the answer from that address and port printed
 import { puts, putDec, putHex } from "../kernel/console";
 import { tokenGpa, tokenIs, tokenLength, tokenNext, tokenNumber, numberBad } from "../kernel/shell-line";
@@ -103,7 +103,7 @@ export function netCommand(): bool {
   if (tokenIs("blast")) {
     if (netDevice() === null) { puts("error: no network adapter\n"); return true; }
     if (netAddress() == 0) { puts("error: no address: set one with ip <a.b.c.d>/<prefix>\n"); return true; }
-    const usage = "error: usage: blast <a.b.c.d> <count 1..10000000> <frame bytes 60..the NIC's largest frame>\n";
+    const usage = "error: usage: blast <a.b.c.d> <count 1..10000000> <frame bytes 60..the NIC's largest frame> [flows 1..256]\n";
     if (!tokenNext() || !parseAddress(false)) { puts(usage); return true; }
     const ip = load<u32>(PARSED);
     if (!tokenNext()) { puts(usage); return true; }
@@ -111,7 +111,12 @@ export function netCommand(): bool {
     if (numberBad() || count < 1 || count > 10000000 || !tokenNext()) { puts(usage); return true; }
     const bytes = tokenNumber();
     if (numberBad() || bytes < 60 || bytes > <u64>netDevice()!.maxFrame()) { puts(usage); return true; }
-    netBlast(ip, <u32>count, <u32>bytes);
+    let flows: u64 = 1;
+    if (tokenNext()) {
+      flows = tokenNumber();
+      if (numberBad() || flows < 1 || flows > 256) { puts(usage); return true; }
+    }
+    netBlast(ip, <u32>count, <u32>bytes, <u32>flows);
     return true;
   }
   if (tokenIs("udp")) {

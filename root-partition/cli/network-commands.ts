@@ -5,7 +5,11 @@
  *   switch list                                   Get-VMSwitch
  *   switch rm <name>                              Remove-VMSwitch            (DestroySystem)
  *   vm nic list <vm>                              Get-VMNetworkAdapter
- *   vm nic add <vm> [--switch S] [--legacy] [--mac M] [--name N]   Add-VMNetworkAdapter (port, then connection)
+ *   vm nic add <vm> [--switch S] [--legacy] [--mac M] [--name N] [--vlan V] [--max-channels C]
+ *                                                 Add-VMNetworkAdapter (port, then connection)
+ *   vm nic set <vm> <name|mac> --max-channels C|default
+ *                                                 Set-VMNetworkAdapter (ModifyResourceSettings of the port;
+ *                                                 MaxChannels is a tsvisor extension property)
  *   vm nic rm <vm> <name|mac>                     Remove-VMNetworkAdapter
  * Every verb takes --json.
  */
@@ -19,6 +23,8 @@ import { printJson, printTable } from './table.ts';
 
 const schema = createVirtualizationSchema();
 const PORT_CLASSES = ['Msvm_SyntheticEthernetPortSettingData', 'Msvm_EmulatedEthernetPortSettingData'];
+/** VMBus channels a synthetic adapter may run at most (Linux VRSS_CHANNEL_MAX). */
+const MAX_CHANNELS = 64;
 
 async function switchServicePath(c: ManagementClient): Promise<CimObjectPath> {
   const rows = await c.queryRows('SELECT * FROM Msvm_VirtualEthernetSwitchManagementService');
@@ -48,6 +54,8 @@ interface Adapter {
   staticMac: boolean;
   switch: string | null;
   vlanId: number | null;
+  /** Synthetic: the VMBus channels its guest may open (MaxChannels); null = the default (or a legacy adapter). */
+  maxChannels: number | null;
   instanceId: string;
   connectionId: string | null;
 }
@@ -78,11 +86,36 @@ async function adaptersOf(c: ManagementClient, vmName: string): Promise<{ vssdId
         staticMac: p.get('StaticMacAddress') === true,
         switch: conn ? (switches.find((s) => s.id === swId)?.name ?? host) : null,
         vlanId: typeof vlan === 'string' && vlan ? Number(vlan) : null,
+        maxChannels: p.get('MaxChannels') === null || p.get('MaxChannels') === undefined ? null : Number(p.get('MaxChannels')),
         instanceId: String(p.get('InstanceID')),
         connectionId: conn ? String(conn.get('InstanceID')) : null,
       };
     });
   return { vssdId: `Microsoft:${id}`, adapters };
+}
+
+/** The adapter named `which` (its name or MAC); exactly one, or a CommandFailure saying why not. */
+function oneAdapter(adapters: Adapter[], vmName: string, which: string): Adapter {
+  const mac = which.toLowerCase().replaceAll('-', ':');
+  const matches = adapters.filter((a) => a.name === which || a.mac === mac);
+  if (matches.length !== 1)
+    throw new CommandFailure(
+      'CIM_ERR_NOT_FOUND',
+      6,
+      matches.length === 0
+        ? `VM '${vmName}' has no adapter named or with MAC "${which}"`
+        : `${matches.length} adapters are named "${which}"; name one by its MAC`,
+    );
+  return matches[0]!;
+}
+
+/** --max-channels: 1..64, or (where a reset makes sense) "default" = null. */
+function channelsOption(text: string, allowDefault: boolean): number | null {
+  if (allowDefault && text === 'default') return null;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1 || n > MAX_CHANNELS)
+    throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, `--max-channels must be 1 to ${MAX_CHANNELS}${allowDefault ? ' or default' : ''}, not "${text}"`);
+  return n;
 }
 
 export function registerSwitchCommands(program: Command): void {
@@ -206,13 +239,14 @@ export function registerNicCommands(vm: Command, dir: () => string | undefined):
         const rows = adapters.map(({ instanceId: _i, connectionId: _c, ...a }) => a);
         if (o.json) return printJson(rows);
         printTable(
-          ['NAME', 'KIND', 'MAC', 'SWITCH', 'VLAN'],
+          ['NAME', 'KIND', 'MAC', 'SWITCH', 'VLAN', 'CHANNELS'],
           rows.map((a) => [
             a.name,
             a.legacy ? 'legacy' : 'synthetic',
             `${a.mac}${a.staticMac ? ' (static)' : ''}`,
             a.switch ?? '-',
             a.vlanId === null ? '-' : String(a.vlanId),
+            a.legacy ? '-' : a.maxChannels === null ? 'default' : String(a.maxChannels),
           ]),
         );
       }),
@@ -225,10 +259,14 @@ export function registerNicCommands(vm: Command, dir: () => string | undefined):
     .option('--mac <mac>', 'a static MAC (default: one derived for the adapter)')
     .option('--name <name>', 'the adapter name')
     .option('--vlan <id>', 'access VLAN id (1-4094) of its switch port')
+    .option('--max-channels <n>', `synthetic: VMBus channels (receive queues) the guest may open, 1-${MAX_CHANNELS} (default 8, at most the host's cores)`)
     .option('--json', 'machine-readable output')
-    .action((name: string, o: { switch?: string; legacy?: boolean; mac?: string; name?: string; vlan?: string; json?: boolean }) =>
+    .action((name: string, o: { switch?: string; legacy?: boolean; mac?: string; name?: string; vlan?: string; maxChannels?: string; json?: boolean }) =>
       withManagement(dir(), async (c) => {
         const { vssdId } = await adaptersOf(c, name);
+        const channels = o.maxChannels === undefined ? undefined : channelsOption(o.maxChannels, false);
+        if (channels !== undefined && o.legacy)
+          throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, '--max-channels is for synthetic adapters, not --legacy');
         if (o.mac !== undefined && !/^([0-9a-f]{2}[:-]?){5}[0-9a-f]{2}$/i.test(o.mac))
           throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, `--mac must be six hex bytes like 00:15:5d:01:02:03, not "${o.mac}"`);
         const vlan = o.vlan === undefined ? undefined : Number(o.vlan);
@@ -242,6 +280,7 @@ export function registerNicCommands(vm: Command, dir: () => string | undefined):
           ResourceSubType: o.legacy ? 'Microsoft:Hyper-V:Emulated Ethernet Port' : 'Microsoft:Hyper-V:Synthetic Ethernet Port',
           ...(o.name ? { ElementName: o.name } : {}),
           ...(o.mac ? { StaticMacAddress: true, Address: o.mac.replaceAll(/[:-]/g, '').toUpperCase() } : {}),
+          ...(channels !== undefined ? { MaxChannels: channels } : {}),
         });
         const { outcome } = await callMethod(
           c,
@@ -276,27 +315,36 @@ export function registerNicCommands(vm: Command, dir: () => string | undefined):
       }),
     );
   nic
+    .command('set <vm> <adapter>')
+    .description('Set-VMNetworkAdapter: by name or MAC; --max-channels N (1-64) or default')
+    .option('--max-channels <n>', `VMBus channels (receive queues) the guest may open, 1-${MAX_CHANNELS}, or "default"`)
+    .option('--json', 'machine-readable output')
+    .action((name: string, which: string, o: { maxChannels?: string; json?: boolean }) =>
+      withManagement(dir(), async (c) => {
+        if (o.maxChannels === undefined) throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, 'nothing to set: give --max-channels');
+        const channels = channelsOption(o.maxChannels, true);
+        const a = oneAdapter((await adaptersOf(c, name)).adapters, name, which);
+        if (a.legacy)
+          throw new CommandFailure('CIM_ERR_INVALID_PARAMETER', 4, `adapter "${a.name}" is a legacy one: only synthetic adapters have VMBus channels`);
+        const port = schema.createInstance(PORT_CLASSES[0]!, { InstanceID: a.instanceId, ElementName: a.name, MaxChannels: channels });
+        await callMethod(c, await servicePath(c), 'ModifyResourceSettings', { ResourceSettings: [port] }, { progress: false, label: 'Modifying' });
+        const now = oneAdapter((await adaptersOf(c, name)).adapters, name, a.mac);
+        if (o.json) return printJson({ vm: name, adapter: (({ instanceId: _i, connectionId: _c, ...x }) => x)(now) });
+        console.log(`${name}: adapter "${now.name}" runs at most ${now.maxChannels === null ? 'the default number of' : now.maxChannels} channel(s)`);
+      }),
+    );
+  nic
     .command('rm <vm> <adapter>')
     .alias('remove')
     .description('Remove-VMNetworkAdapter: by name or MAC')
     .option('--json', 'machine-readable output')
     .action((name: string, which: string, o: { json?: boolean }) =>
       withManagement(dir(), async (c) => {
-        const { adapters } = await adaptersOf(c, name);
-        const mac = which.toLowerCase().replaceAll('-', ':');
-        const matches = adapters.filter((a) => a.name === which || a.mac === mac);
-        if (matches.length !== 1)
-          throw new CommandFailure(
-            'CIM_ERR_NOT_FOUND',
-            6,
-            matches.length === 0
-              ? `VM '${name}' has no adapter named or with MAC "${which}"`
-              : `${matches.length} adapters are named "${which}"; name one by its MAC`,
-          );
-        const ref = { className: matches[0]!.legacy ? PORT_CLASSES[1]! : PORT_CLASSES[0]!, keys: [{ name: 'InstanceID', value: matches[0]!.instanceId }] };
+        const a = oneAdapter((await adaptersOf(c, name)).adapters, name, which);
+        const ref = { className: a.legacy ? PORT_CLASSES[1]! : PORT_CLASSES[0]!, keys: [{ name: 'InstanceID', value: a.instanceId }] };
         await callMethod(c, await servicePath(c), 'RemoveResourceSettings', { ResourceSettings: [ref] }, { progress: false, label: 'Removing' });
-        if (o.json) return printJson({ vm: name, removed: matches[0]!.mac });
-        console.log(`${name}: adapter "${matches[0]!.name}" (${matches[0]!.mac}) removed`);
+        if (o.json) return printJson({ vm: name, removed: a.mac });
+        console.log(`${name}: adapter "${a.name}" (${a.mac}) removed`);
       }),
     );
 }

@@ -8,7 +8,7 @@
  *   { kind: 'integration-services', heartbeat?: bool, shutdown?: bool, timeSync?: bool, kvp?: bool }
  *   { kind: 'user-vsp', module: '/abs/my-vsp.ts', export?: 'MyVsp' }   (the operator's own VSP)
  *   { kind: 'network-adapter', name?: 'text', legacy?: bool, mac?: '00:15:5d:01:02:03', switch?: 'switch name',
- *     vlanId?: 1..4094, instanceId?: GUID }
+ *     vlanId?: 1..4094, instanceId?: GUID, maxChannels?: 1..64 }
  *
  * A network adapter without `mac` gets one derived from the VM id and its instanceId (or its place
  * among the adapters), inside Hyper-V's 00:15:5D prefix, so it is the same at every start (the
@@ -40,6 +40,8 @@ export const MAX_USER_VSPS = 16;
 /** Hyper-V's limits: 8 synthetic adapters (Gen1: 8) and 4 legacy ones. */
 export const MAX_SYNTHETIC_NICS = 8;
 export const MAX_LEGACY_NICS = 4;
+/** VMBus channels a synthetic adapter may run, the primary included (Linux VRSS_CHANNEL_MAX). */
+export const MAX_NIC_CHANNELS = 64;
 const MAC = /^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$/i;
 
 const diskPath = () => v.optional(absolutePath('an absolute path to a raw disk image'));
@@ -118,6 +120,14 @@ const networkAdapter = exactObject({
     ),
   ),
   instanceId: instanceId(),
+  maxChannels: v.optional(
+    v.pipe(
+      v.number(`must be an integer from 1 to ${MAX_NIC_CHANNELS}`),
+      v.integer(`must be an integer from 1 to ${MAX_NIC_CHANNELS}`),
+      v.minValue(1, `must be an integer from 1 to ${MAX_NIC_CHANNELS}`),
+      v.maxValue(MAX_NIC_CHANNELS, `must be an integer from 1 to ${MAX_NIC_CHANNELS}`),
+    ),
+  ),
 });
 
 type Fields = Record<string, unknown>;
@@ -159,6 +169,9 @@ function deviceRules(devices: readonly unknown[], addIssue: ListIssue): void {
         if (++userVsps > MAX_USER_VSPS) addIssue({ message: `at most ${MAX_USER_VSPS} user VSPs`, path: where });
         return;
       case 'network-adapter':
+        // Channels are VMBus sub-channels: an NE2000 has one receive ring and no VMBus.
+        if (o.legacy === true && o.maxChannels !== undefined)
+          addIssue({ message: 'maxChannels is for synthetic adapters (a legacy NE2000 has no VMBus channels)', path: entryPath(devices, i, 'maxChannels') });
         if (o.legacy === true ? ++legacyNics > MAX_LEGACY_NICS : ++syntheticNics > MAX_SYNTHETIC_NICS) {
           addIssue({ message: `at most ${o.legacy === true ? `${MAX_LEGACY_NICS} legacy` : `${MAX_SYNTHETIC_NICS} synthetic`} network adapters`, path: where });
         }
@@ -209,6 +222,7 @@ interface NicEntry {
   switch?: string;
   vlanId?: number;
   instanceId?: string;
+  maxChannels?: number;
 }
 type ValidEntry = IdeDiskEntry | ScsiControllerEntry | IcEntry | NicEntry | UserVspEntry;
 
@@ -245,6 +259,7 @@ export function deviceConfig(vmId: string, devices: readonly { kind: string }[],
         ...(e.legacy ? {} : { instanceId: e.instanceId ?? derivedInstanceId(vmId, nicIndex, 'nic') }),
         ...(socket !== undefined ? { switchSocket: socket } : {}),
         ...(e.vlanId !== undefined ? { vlanId: e.vlanId } : {}),
+        ...(e.maxChannels !== undefined && !e.legacy ? { maxChannels: e.maxChannels } : {}),
       });
       nicIndex++;
       continue;

@@ -49,6 +49,23 @@ describe('bench net (tiny)', () => {
       expect(l.p99Us).toBeGreaterThanOrEqual(l.p50Us);
       expect(l.exitsPerRoundTrip).toBeGreaterThan(0);
     }
+    // One queue against one per VP: the definition's maxChannels decides what the guest is granted.
+    expect(r.multiQueue.map((q) => [q.maxChannels, q.queues, q.vps])).toEqual([
+      [1, 1, 2],
+      [2, 2, 2],
+    ]);
+    for (const q of r.multiQueue) {
+      expect(q.sent).toBe(2000);
+      expect(q.received).toBeGreaterThan(0);
+      expect(q.received).toBeLessThanOrEqual(q.sent);
+      expect(q.receiver.packets).toBeGreaterThan(0);
+      expect(q.receiver.packetsPerInterrupt).toBeGreaterThan(0);
+      expect(q.receiver.onPrimary + q.receiver.onSubChannels).toBeGreaterThanOrEqual(q.received);
+    }
+    expect(r.multiQueue[0]!.receiver.onSubChannels).toBe(0);
+    // 16 flows hashed over two channels: both carry some.
+    expect(r.multiQueue[1]!.receiver.onSubChannels).toBeGreaterThan(0);
+    expect(r.multiQueue[1]!.receiver.onPrimary).toBeGreaterThan(0);
     expect(r.limits.map((x) => `${x.path}/${x.frameBytes}`)).toEqual([
       'process → process/64',
       'via switch/64',
@@ -59,8 +76,10 @@ describe('bench net (tiny)', () => {
     ]);
     for (const x of r.limits) expect(x.framesPerSecond).toBeGreaterThan(0);
     expect(formatNetBench(r)).toContain('netvsc (synthetic)');
+    expect(formatNetBench(r)).toMatch(/2 queues over 1: \d+\.\d\d× the frames\/s/);
     const html = renderNetHtmlPage(r);
     expect(html).toContain('NE2000 (emulated)');
+    expect(html).toContain('netvsc queues: 2 VPs per VM');
     expect(html).not.toMatch(/<script|\s(src|href)=/);
   });
 });

@@ -38,8 +38,9 @@ describe('netvsc on two queues (sub-channel and RSS)', () => {
     expect(vsp.net!.rndis.rss?.table.length).toBe(16);
     expect(await rig.command('ip 10.0.3.2/24')).toContain('address 10.0.3.2/24');
     const echoes = new Map<number, Uint8Array>();
+    const echoFrames: Uint8Array[] = [];
     rig.onSyntheticTransmit = (_, f) => {
-      if (f.length >= 42 && f[23] === 17) echoes.set(new DataView(f.buffer, f.byteOffset).getUint16(36), f.slice(42));
+      if (f.length >= 42 && f[23] === 17) echoes.set(new DataView(f.buffer, f.byteOffset).getUint16(36), f.slice(42)), echoFrames.push(f.slice());
     };
     const before = { ...vsp.stats };
     const frames = Array.from({ length: FLOWS }, (_, i) =>
@@ -63,6 +64,17 @@ describe('netvsc on two queues (sub-channel and RSS)', () => {
     expect(s.framesDeliveredOnSubChannels - before.framesDeliveredOnSubChannels).toBe(onSub);
     expect(s.framesTransmittedOnSubChannels - before.framesTransmittedOnSubChannels).toBe(onSub);
     expect(s.refused + s.transmitErrors + s.badCompletions + s.controlDropped).toBe(0);
-    expect(await rig.command('counters')).toMatch(new RegExp(`netvsc: .*host_errors=0 .*queues=2 rx_sub=${onSub} tx_sub=${onSub}`));
+    expect(await rig.command('counters')).toMatch(new RegExp(`netvsc: .*host_errors=0 .*queues=2 rx_sub=${onSub} tx_sub=${onSub} tx_csum=${FLOWS}`));
+    // Transmit checksum offload: the guest left each echo's UDP checksum 0 and asked the host (checksum PPI), which filled it in.
+    expect(s.checksumsOffloaded - before.checksumsOffloaded).toBe(FLOWS);
+    for (const f of echoFrames) {
+      const l4 = f.subarray(34, 14 + ((f[16]! << 8) | f[17]!));
+      const words = Uint8Array.from([...f.subarray(26, 34), 0, 17, l4.length >> 8, l4.length & 0xff, ...l4]);
+      let sum = 0;
+      for (let i = 0; i < words.length; i += 2) sum += (words[i]! << 8) | (words[i + 1] ?? 0);
+      while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+      expect((f[40]! << 8) | f[41]!).not.toBe(0);
+      expect(sum).toBe(0xffff);
+    }
   }, 60_000);
 });

@@ -33,9 +33,9 @@ afterEach(async () => {
   hv = null;
 });
 
-function hostOn(p: Partition) {
+function hostOn(p: Partition, limits?: { maxChannels: number }) {
   const errors: HvError[] = [];
-  const host = new VmbusHost(p, { log: (e) => errors.push(e) });
+  const host = new VmbusHost(p, { log: (e) => errors.push(e), ...(limits ? { limits } : {}) });
   hosts.push(host);
   const nic = new NetVsp({ instanceId: INSTANCE, mac: MAC, gpadls: host.server, subChannels: host.server, maxChannels: 2, onTransmit: () => {} });
   host.addVsp(nic);
@@ -74,8 +74,8 @@ function guestRings(p: Partition, firstPage: number) {
 }
 
 /** A connected guest with the NIC's primary open, NVSP 6.1 and its receive buffer, and sub-channel 1 granted and open. */
-async function multiQueueHost(p: Partition) {
-  const h = hostOn(p);
+async function multiQueueHost(p: Partition, limits?: { maxChannels: number }) {
+  const h = hostOn(p, limits);
   h.host.server.handleGuestMessage(
     encodeChannelMessage({
       type: T.InitiateContact,
@@ -168,15 +168,39 @@ describe('netvsp sub-channels on a VMBus host', () => {
     expect(good.nic.net!.openSubChannels).toEqual([1]);
   });
 
-  it('a guest that closes and reopens its primary and asks again is granted again but offered nothing new (flood: 20 rounds)', async () => {
+  it('closing the primary rescinds its sub-channels; reopened and asking again, the guest is offered index 1 afresh (flood: 20 rounds)', async () => {
     hv = new Hypervisor();
     const p = hv.createPartition({ memoryBytes: 8 << 20, vpCount: 1, waitPolicy: { spinIterations: 0 } });
     p.initialize();
     const a = await multiQueueHost(p);
     for (let round = 0; round < 20; round++) {
+      const sub = a.host.server.channel(2)!;
+      expect(sub).toMatchObject({ subChannelIndex: 1, primaryRelid: 1, state: 'offered' });
+      // Half the rounds the guest has the sub-channel open when it closes the primary (Linux closes sub-channels first).
+      if (round % 2 === 0) {
+        a.gpadl(2, 0x12, 0x300, 8);
+        a.post({
+          type: T.OpenChannel,
+          childRelid: 2,
+          openId: 2,
+          ringGpadlHandle: 0x12,
+          targetVp: 0,
+          downstreamRingPageOffset: 4,
+          userData: new Uint8Array(120),
+        });
+        await tick();
+        expect(a.nic.net!.openSubChannels).toEqual([1]);
+      }
       a.post({ type: T.CloseChannel, childRelid: 1 });
       await tick();
       expect(a.nic.net).toBeNull();
+      expect(a.host.server.channel(2)!.state).toBe('rescinded');
+      expect(a.host.channel(2)).toBeUndefined(); // its rings and event port are gone with it
+      expect(a.nic.rescindedSubChannels).toBe(round + 1);
+      // The guest releases the relid (Linux vmbus_onoffer_rescind → RELID_RELEASED), tearing down its ring GPADL first.
+      if (round % 2 === 0) a.post({ type: T.GpadlTeardown, childRelid: 2, gpadl: 0x12 });
+      a.post({ type: T.RelidReleased, childRelid: 2 });
+      expect(a.host.server.channel(2)).toBeUndefined();
       p.mem.u8.fill(0, 0x100 * 4096, 0x108 * 4096); // a fresh ring, as a guest zeroes it before opening
       a.post({ type: T.OpenChannel, childRelid: 1, openId: 1, ringGpadlHandle: 0x10, targetVp: 0, downstreamRingPageOffset: 4, userData: new Uint8Array(120) });
       await tick();
@@ -189,15 +213,49 @@ describe('netvsp sub-channels on a VMBus host', () => {
       const granted = a.primary.read().find((r) => r.type === VmbusPacketType.Completion && new DataView(r.payload.buffer).getUint32(0, true) === 133);
       expect(hex(granted!.payload.subarray(0, 12))).toBe('850000000100000001000000');
     }
-    expect(a.nic.offeredSubChannels).toBe(1);
-    expect(a.host.server.channel(2)?.subChannelIndex).toBe(1);
-    expect(a.host.server.channel(3)).toBeUndefined();
-    // The sub-channel offered in the first round serves the last primary.
+    // Every round offered one sub-channel, always index 1 on the relid the last one released: no records pile up.
+    expect(a.nic.offeredSubChannels).toBe(21);
+    expect(a.host.server.channel(2)).toMatchObject({ subChannelIndex: 1, primaryRelid: 1, state: 'offered' });
+    expect(a.host.server.channelCount()).toBe(2);
     a.gpadl(2, 0x12, 0x300, 8);
     a.post({ type: T.OpenChannel, childRelid: 2, openId: 2, ringGpadlHandle: 0x12, targetVp: 0, downstreamRingPageOffset: 4, userData: new Uint8Array(120) });
     await tick();
     expect(a.nic.net!.openSubChannels).toEqual([1]);
     // The guest's SynIC is off in this harness: posts and signals fail, and nothing else went wrong.
     expect(a.errors.filter((e) => e.code !== 'VMBUS_MESSAGE_LOST' && e.code !== 'VMBUS_SIGNAL_FAILED')).toEqual([]);
+  });
+
+  it('a guest that never releases the rescinded sub-channels only runs out of its own relids (the host runs on)', async () => {
+    hv = new Hypervisor();
+    const p = hv.createPartition({ memoryBytes: 8 << 20, vpCount: 1, waitPolicy: { spinIterations: 0 } });
+    p.initialize();
+    const a = await multiQueueHost(p, { maxChannels: 6 });
+    for (let round = 0; round < 8; round++) {
+      a.post({ type: T.CloseChannel, childRelid: 1 });
+      await tick();
+      p.mem.u8.fill(0, 0x100 * 4096, 0x108 * 4096);
+      a.post({ type: T.OpenChannel, childRelid: 1, openId: 1, ringGpadlHandle: 0x10, targetVp: 0, downstreamRingPageOffset: 4, userData: new Uint8Array(120) });
+      await tick();
+      a.primary.send(u32s(1, 0x60001, 0x60001, 0, 0, 0, 0, 0, 0, 0), 1);
+      a.primary.send(u32s(125, 1514, 0, 0, 0, 0, 0, 0, 0, 0), 2, false);
+      a.primary.send(withU16(u32s(101, 0x11, 0, 0, 0, 0, 0, 0, 0, 0), 8, 0xcafe), 3);
+      a.primary.send(u32s(133, 1, 1, 0, 0, 0, 0, 0, 0, 0), 4);
+      a.host.channel(1)!.onGuestSignal();
+      await tick();
+      a.primary.read();
+    }
+    // Relids 2..6 hold rescinded records the guest keeps; the server never grows past its limit.
+    expect(a.host.server.channelCount()).toBe(6);
+    expect([2, 3, 4, 5, 6].map((r) => a.host.server.channel(r)?.state)).toEqual(['rescinded', 'rescinded', 'rescinded', 'rescinded', 'rescinded']);
+    expect(a.nic.offeredSubChannels).toBe(5);
+    expect(a.host.channel(1)?.state).toBe('open');
+    // Saved with the rescinded records waiting for the guest, restored whole into a fresh host.
+    const bytes = a.host.saveState();
+    a.host.dispose();
+    const b = hostOn(p, { maxChannels: 6 });
+    b.host.restoreState(bytes);
+    expect([2, 3, 4, 5, 6].map((r) => b.host.server.channel(r)?.state)).toEqual(['rescinded', 'rescinded', 'rescinded', 'rescinded', 'rescinded']);
+    expect(b.host.server.channel(1)?.nextSubChannelIndex).toBe(1);
+    expect(b.nic.net?.grantedSubChannels).toBe(1);
   });
 });

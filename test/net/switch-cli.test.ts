@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGuests, guestImagePath } from '../../scripts/build-guests.ts';
-import { LiveDaemon, run, TSVISOR } from '../management/live-daemon.ts';
+import { LiveDaemon, run, TSVISOR, WBEMCLI } from '../management/live-daemon.ts';
 import { waitFor } from '../vmms/vmms-fixture.ts';
 
 let daemon: LiveDaemon;
@@ -84,22 +84,38 @@ describe('switches and network adapters through the CLI', () => {
     await waitFor('passt gone with the switch', () => passtPids().length === 0);
 
     expect((await tsvisor('vm', 'new', 'fw', '--image', guestImagePath('ref-enlightened'), '-m', '32M')).code).toBe(0);
-    const syn = await json('vm', 'nic', 'add', 'fw', '--switch', 'lab', '--name', 'inside');
-    expect(syn.adapter).toMatchObject({ name: 'inside', legacy: false, switch: 'lab', staticMac: false, vlanId: null });
+    const syn = await json('vm', 'nic', 'add', 'fw', '--switch', 'lab', '--name', 'inside', '--max-channels', '2');
+    expect(syn.adapter).toMatchObject({ name: 'inside', legacy: false, switch: 'lab', staticMac: false, vlanId: null, maxChannels: 2 });
     expect(syn.adapter.mac).toMatch(/^00:15:5d:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}$/);
     const legacy = await tsvisor('vm', 'nic', 'add', 'fw', '--legacy', '--switch', 'hostnet', '--mac', '00-15-5D-AA-BB-CC', '--vlan', '7');
     expect([legacy.code, legacy.stdout]).toEqual([0, 'fw: legacy adapter "Legacy Network Adapter" added, mac 00:15:5d:aa:bb:cc, on switch hostnet\n']);
     const listed = await json('vm', 'nic', 'list', 'fw');
     expect(listed).toEqual([
-      { name: 'inside', legacy: false, mac: syn.adapter.mac, staticMac: false, switch: 'lab', vlanId: null },
-      { name: 'Legacy Network Adapter', legacy: true, mac: '00:15:5d:aa:bb:cc', staticMac: true, switch: 'hostnet', vlanId: 7 },
+      { name: 'inside', legacy: false, mac: syn.adapter.mac, staticMac: false, switch: 'lab', vlanId: null, maxChannels: 2 },
+      { name: 'Legacy Network Adapter', legacy: true, mac: '00:15:5d:aa:bb:cc', staticMac: true, switch: 'hostnet', vlanId: 7, maxChannels: null },
     ]);
     // The definition holds what the worker builds from.
-    const def = JSON.parse(readFileSync(join(daemon.dataDir, 'vms', readdirSync(join(daemon.dataDir, 'vms')).find((f) => f.endsWith('.json'))!), 'utf8'));
-    expect(def.devices.filter((d: { kind: string }) => d.kind === 'network-adapter')).toEqual([
-      { kind: 'network-adapter', instanceId: expect.stringMatching(/^[0-9a-f-]{36}$/), name: 'inside', switch: 'lab' },
+    const definition = () =>
+      JSON.parse(readFileSync(join(daemon.dataDir, 'vms', readdirSync(join(daemon.dataDir, 'vms')).find((f) => f.endsWith('.json'))!), 'utf8'));
+    expect(definition().devices.filter((d: { kind: string }) => d.kind === 'network-adapter')).toEqual([
+      { kind: 'network-adapter', instanceId: expect.stringMatching(/^[0-9a-f-]{36}$/), name: 'inside', switch: 'lab', maxChannels: 2 },
       { kind: 'network-adapter', instanceId: expect.stringMatching(/^[0-9a-f-]{36}$/), legacy: true, mac: '00:15:5d:aa:bb:cc', switch: 'hostnet', vlanId: 7 },
     ]);
+
+    // Set-VMNetworkAdapter: MaxChannels through ModifyResourceSettings, seen by an unmodified WBEM client.
+    expect((await json('vm', 'nic', 'set', 'fw', 'inside', '--max-channels', '4')).adapter).toMatchObject({ name: 'inside', maxChannels: 4 });
+    expect(definition().devices.find((d: { name?: string }) => d.name === 'inside').maxChannels).toBe(4);
+    if (WBEMCLI) {
+      const ei = await run(WBEMCLI, ['-nl', 'ei', `${daemon.url()}:Msvm_SyntheticEthernetPortSettingData`]);
+      expect(ei.stdout).toMatch(/-MaxChannels=4\n/);
+    }
+    expect((await tsvisor('vm', 'nic', 'set', 'fw', 'inside', '--max-channels', '65')).stderr).toBe(
+      'tsvisor: --max-channels must be 1 to 64 or default, not "65"\n',
+    );
+    expect((await tsvisor('vm', 'nic', 'set', 'fw', '00:15:5d:aa:bb:cc', '--max-channels', '2')).stderr).toContain('is a legacy one');
+    expect((await tsvisor('vm', 'nic', 'add', 'fw', '--legacy', '--max-channels', '2')).stderr).toContain('--max-channels is for synthetic adapters');
+    expect((await json('vm', 'nic', 'set', 'fw', 'inside', '--max-channels', 'default')).adapter.maxChannels).toBeNull();
+    expect(definition().devices.find((d: { name?: string }) => d.name === 'inside')).not.toHaveProperty('maxChannels');
 
     expect((await tsvisor('vm', 'nic', 'rm', 'fw', '00:15:5d:aa:bb:cc')).stdout).toBe('fw: adapter "Legacy Network Adapter" (00:15:5d:aa:bb:cc) removed\n');
     expect((await tsvisor('switch', 'rm', 'hostnet')).stdout).toBe('switch hostnet removed\n');

@@ -155,8 +155,10 @@ export class VmbusServer {
     if (primary?.subChannelIndex !== 0 || primary.state !== 'open') {
       throw new HvError('VMBUS_NOT_OPEN', `sub-channels need an open primary channel (relid ${primaryRelid})`);
     }
-    const index = primary.nextSubChannelIndex++;
-    return this.addChannel(primary.spec, index, primaryRelid).relid;
+    // The index is taken only once the channel exists: an offer refused for want of a relid leaves no gap.
+    const relid = this.addChannel(primary.spec, primary.nextSubChannelIndex, primaryRelid).relid;
+    primary.nextSubChannelIndex++;
+    return relid;
   }
 
   /** Hot-remove (Linux vmbus_onoffer_rescind): closes the channel if open, then RESCIND_CHANNELOFFER. */
@@ -174,6 +176,22 @@ export class VmbusServer {
     ch.state = 'rescinded';
     this.send({ type: T.RescindChannelOffer, childRelid: relid });
     this.finishDeferredTeardowns();
+  }
+
+  /**
+   * Takes back a primary's sub-channels: RESCIND_CHANNELOFFER for each (an open one is closed
+   * first), and the next sub-channel offered is index 1 again. Hyper-V does this once the guest
+   * closes the primary: Linux's vmbus_bus_suspend waits for its sub-channels to be destroyed so
+   * that they do not "conflict with the new sub-channels that will be created in the resume
+   * path". Returns the relids rescinded (each stays until the guest's RELID_RELEASED).
+   */
+  rescindSubchannels(primaryRelid: number): number[] {
+    const primary = this.channels.get(primaryRelid);
+    if (primary?.subChannelIndex !== 0) return [];
+    const subs = [...this.channels.values()].filter((c) => c.subChannelIndex !== 0 && c.primaryRelid === primaryRelid && c.state !== 'rescinded');
+    for (const sub of subs) this.rescindChannel(sub.relid);
+    primary.nextSubChannelIndex = 1;
+    return subs.map((c) => c.relid);
   }
 
   // ---- guest side ---------------------------------------------------------------------------

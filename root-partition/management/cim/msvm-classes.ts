@@ -265,7 +265,18 @@ export const MsvmClasses: readonly CimClassDecl[] = [
   {
     name: 'Msvm_SyntheticEthernetPortSettingData',
     superclass: 'CIM_ResourceAllocationSettingData',
-    properties: [{ name: 'StaticMacAddress', type: 'boolean' }],
+    properties: [
+      { name: 'StaticMacAddress', type: 'boolean' },
+      // tsvisor extension: Hyper-V spreads a synthetic NIC over VMBus sub-channels by its own policy
+      // (vRSS; Msvm_EthernetSwitchPortOffloadSettingData has VrssEnabled and VrssMinQueuePairs, no
+      // maximum), so the cap is a property of its own here.
+      {
+        name: 'MaxChannels',
+        type: 'uint32',
+        description:
+          'tsvisor: VMBus channels (receive queues) the guest may open on this adapter, the primary included, 1..64 (NVSP SUBCHANNEL grants up to MaxChannels − 1); NULL: 8, never more than the host has cores',
+      },
+    ],
   },
   {
     name: 'Msvm_EmulatedEthernetPortSettingData',

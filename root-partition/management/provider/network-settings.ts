@@ -7,7 +7,9 @@
  * the port, then the connection; Remove-VMNetworkAdapter removes the port (and its connection).
  *
  * The definition's entry (root-partition/vmms/vm-device-settings.ts) is
- *   { kind: 'network-adapter', name?, legacy?, mac?, switch?, vlanId?, instanceId? }
+ *   { kind: 'network-adapter', name?, legacy?, mac?, switch?, vlanId?, instanceId?, maxChannels? }
+ * A synthetic adapter's maxChannels is the tsvisor extension property MaxChannels of its port
+ * setting, set when it is added or later with ModifyResourceSettings.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { CimInstance } from '../cim/instance.ts';
@@ -30,6 +32,21 @@ export interface NetworkAdapterEntry {
   switch?: string;
   vlanId?: number;
   instanceId?: string;
+  maxChannels?: number;
+}
+
+/** The most VMBus channels a synthetic adapter runs (vm-device-settings.ts MAX_NIC_CHANNELS). */
+const MAX_CHANNELS = 64;
+
+/** A port setting's MaxChannels: undefined when NULL, else 1..64 on a synthetic adapter (SettingRefused otherwise). */
+function maxChannelsOf(s: CimInstance, legacy: boolean): number | undefined {
+  const raw = s.get('MaxChannels');
+  if (raw === null || raw === undefined) return undefined;
+  const n = typeof raw === 'bigint' ? Number(raw) : raw;
+  if (legacy) throw new SettingRefused('network adapter: MaxChannels is for synthetic adapters (a legacy NE2000 has no VMBus channels)');
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_CHANNELS)
+    throw new SettingRefused(`network adapter: MaxChannels must be an integer from 1 to ${MAX_CHANNELS}, not ${String(raw)}`);
+  return n;
 }
 
 /** A switch as settings refer to it: its GUID (Msvm_VirtualEthernetSwitch.Name) and name. */
@@ -93,6 +110,7 @@ export function networkSettings(
         ResourceSubType: a.legacy ? 'Microsoft:Hyper-V:Emulated Ethernet Port' : 'Microsoft:Hyper-V:Synthetic Ethernet Port',
         Address: wmiMac(adapterMac(vmId, a, i)),
         StaticMacAddress: a.mac !== undefined,
+        ...(a.legacy ? {} : { MaxChannels: a.maxChannels ?? null }),
       },
     });
     if (a.switch === undefined) return;
@@ -163,6 +181,8 @@ export function addNetwork(
         throw new SettingRefused('network adapter: StaticMacAddress needs Address, 12 hex digits');
       entry.mac = address.replaceAll(/[:-]/g, '').toLowerCase().match(/../g)!.join(':');
     }
+    const channels = maxChannelsOf(s, legacy);
+    if (channels !== undefined) entry.maxChannels = channels;
     list.push(entry as unknown as DeviceRecord);
     added.push({ className: s.className, instanceId: portInstanceId(vmId, entry, adapters().length - 1) });
   }
@@ -178,6 +198,26 @@ export function addNetwork(
     added.push({ className: CONNECTION_CLASS, instanceId: connectionInstanceId(vmId, all[i]!, i) });
   }
   return { devices: list, added };
+}
+
+/**
+ * ModifyResourceSettings on an adapter's port setting (Set-VMNetworkAdapter): its MaxChannels
+ * (NULL: back to the default) and its ElementName. Null: not a port setting of this VM.
+ */
+export function modifyNetwork(vmId: string, devices: readonly DeviceRecord[], setting: CimInstance): DeviceRecord[] | null {
+  if (!isPortSetting(setting)) return null;
+  const id = String(setting.get('InstanceID') ?? '').toUpperCase();
+  const adapters = adaptersOf(devices);
+  const i = adapters.findIndex((a, k) => portInstanceId(vmId, a, k).toUpperCase() === id);
+  if (i < 0) throw new SettingRefused(`network adapter: ${String(setting.get('InstanceID'))} is not an adapter of this VM`);
+  const a = adapters[i]!;
+  const { maxChannels: _old, ...rest } = a;
+  const channels = maxChannelsOf(setting, Boolean(a.legacy));
+  const name = setting.get('ElementName');
+  const changed: NetworkAdapterEntry = { ...rest, ...(channels !== undefined ? { maxChannels: channels } : {}) };
+  if (typeof name === 'string' && name && name !== adapterName(a)) changed.name = name;
+  const at = devices.indexOf(a as unknown as DeviceRecord);
+  return devices.map((d, k) => (k === at ? (changed as unknown as DeviceRecord) : d));
 }
 
 /** Removing a port setting removes the adapter; removing its connection disconnects it. Null: not a network setting of this VM. */

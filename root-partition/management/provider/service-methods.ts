@@ -22,7 +22,7 @@ import {
   type AddedSetting,
 } from './resource-changes.ts';
 import { controllerInstanceId, diskInstanceId, driveInstanceId } from './device-settings.ts';
-import { addNetwork, isNetworkSetting, removeNetwork } from './network-settings.ts';
+import { addNetwork, isNetworkSetting, modifyNetwork, removeNetwork } from './network-settings.ts';
 import type { DeviceRecord, PortResult, VmDefinitionChange, VmmsPort, VmRecord } from './vmms-port.ts';
 
 const Code = { Completed: 0, JobStarted: 4096, Failed: 32768, InvalidParameter: 32773, InvalidState: 32775 } as const;
@@ -180,7 +180,10 @@ export class ServiceMethods {
           if (!vm) break;
           const compute = computeChange(s);
           if (compute) Object.assign(change, compute);
-          else devices = integrationChange(devices ?? [...vm.devices], s) ?? modifyStorage(vm.id, devices ?? [...vm.devices], s);
+          else {
+            const current = devices ?? [...vm.devices];
+            devices = integrationChange(current, s) ?? modifyNetwork(vm.id, current, s) ?? modifyStorage(vm.id, current, s);
+          }
           out.push({ className: s.className, keys: [{ name: 'InstanceID', value: String(s.get('InstanceID')) }] });
         }
       }

@@ -1,11 +1,8 @@
-import type { GuestMemory } from '../../../hypervisor/guest-memory.ts';
 import { encodeTransferPageHeader } from '../../../vmbus/ring/index.ts';
-import { GpadlBuffer } from './gpadl-buffer.ts';
 import {
   MAX_FRAMES_PER_RECEIVE_PACKET,
   MAX_NETVSP_CHANNELS,
   NETVSC_RECEIVE_BUFFER_ID,
-  NO_SEND_SECTION,
   type NvspError,
   NvspMessageType as T,
   NvspStatus,
@@ -31,78 +28,26 @@ import {
   type NvspMessage,
 } from './nvsp-protocol.ts';
 import { RndisDevice } from './rndis-device.ts';
-import { NdisStatus, type RndisError, RndisMessageType, encodeIndicateStatus, parseRndisPackets, writeReceivePacket } from './rndis-protocol.ts';
-import { ReceiveSuballocs } from './receive-suballocs.ts';
-import { rssHashInput, toeplitzHash } from './rss-toeplitz.ts';
-import { JUMBO_FRAME_BYTES, MAX_NETVSP_BUFFER_BYTES, STANDARD_FRAME_BYTES, netvspStateError, type NetVspSavedChannel } from './netvsp-saved-state.ts';
+import { NdisStatus, type RndisError, RndisMessageType, encodeIndicateStatus, parseRndisPackets } from './rndis-protocol.ts';
+import {
+  emptyNetVspStats,
+  MAX_PACKETS_PER_MESSAGE,
+  MAX_RNDIS_TRANSFER_BYTES,
+  type NetVspChannelOptions,
+  type NetVspIncoming,
+  type NetVspSink,
+  type NetVspStats,
+  type ReceiveBufferState,
+  type SendBufferState,
+} from './netvsp-channel-types.ts';
+import { frameAdmitted, spreadByRss, writeReceiveSlots } from './netvsp-receive-path.ts';
+import { receiveBufferOver, restoredReceive, restoredSend, savedReceive, savedSend, sendBufferOver } from './netvsp-buffers.ts';
+import { gatherRndisBytes } from './netvsp-transmit.ts';
+import { applyTransmitChecksums } from './checksum-offload.ts';
+import { JUMBO_FRAME_BYTES, STANDARD_FRAME_BYTES, netvspStateError, type NetVspSavedChannel } from './netvsp-saved-state.ts';
 
-/** A packet the framework received (payload already copied out of the ring). */
-export interface NetVspIncoming {
-  kind: 'inband' | 'gpa-direct' | 'completion';
-  transactionId: bigint;
-  completionRequested: boolean;
-  payload: Uint8Array;
-  /** GPA-direct: bounds-checked views of the guest's buffer, in order; null when the ranges were refused. */
-  gpaSegments?: readonly Uint8Array[] | null;
-}
-
-/** Where the channel's packets go (the VMBus ring, through VspChannel). False = no room in the ring. */
-export interface NetVspSink {
-  complete(transactionId: bigint, payload: Uint8Array): boolean;
-  /** VM_PKT_DATA_USING_XFER_PAGES with COMPLETION_REQUESTED. */
-  sendTransferPages(transactionId: bigint, header: Uint8Array, payload: Uint8Array): boolean;
-  /** VM_PKT_DATA_INBAND without a completion (SEND_INDIRECTION_TABLE). */
-  sendInband(payload: Uint8Array): boolean;
-}
-
-export interface NetVspChannelOptions {
-  memory: GuestMemory;
-  mac: Uint8Array;
-  /** Allow frames up to 9014 bytes (jumbo, MTU 9000) when the guest's NDIS config asks for it. */
-  allowJumbo?: boolean;
-  /** The pages of a GPADL the guest created on this channel, or undefined. */
-  resolveGpadl(handle: number): readonly number[] | undefined;
-  sink: NetVspSink;
-  /** A frame the guest transmitted (valid during the call only). */
-  onTransmit(frame: Uint8Array, vlanId: number | undefined): void;
-  /** Channels this NIC may run, the primary included (1..64; default 1: SUBCHANNEL is refused). */
-  maxChannels?: number;
-  /** SUBCHANNEL granted `count` sub-channels (after its completion was sent): offer them. */
-  onSubChannelsGranted?(count: number): void;
-}
-
-export interface NetVspStats {
-  nvspMessages: number;
-  /** Messages refused: out of order, duplicate, bad version, malformed, bad buffer. */
-  refused: number;
-  rndisControl: number;
-  framesTransmitted: number;
-  /** Guest transmissions refused (bad RNDIS, oversize or runt frames, bad section or GPA ranges). */
-  transmitErrors: number;
-  framesDelivered: number;
-  receivePackets: number;
-  rxDropNotReady: number;
-  /** Frames that came while the VM was paused or being saved (the guest's buffer is left alone). */
-  rxDropPaused: number;
-  rxDropFiltered: number;
-  rxDropNoBuffer: number;
-  rxDropTooBig: number;
-  rxDropRingFull: number;
-  /** Control responses lost because every reserved slot was in flight. */
-  controlDropped: number;
-  /** Guest completions naming no packet in flight (or one sent on another channel). */
-  badCompletions: number;
-  /** Frames delivered on a sub-channel (RSS sent them there), a subset of framesDelivered. */
-  framesDeliveredOnSubChannels: number;
-  /** Frames the guest sent on a sub-channel, a subset of framesTransmitted. */
-  framesTransmittedOnSubChannels: number;
-}
-
-/** Most RNDIS bytes one SEND_RNDIS_PKT may carry (8 jumbo frames with headers, well under it). */
-export const MAX_RNDIS_TRANSFER_BYTES = 128 * 1024;
-/** PACKET_MSGs accepted in one transmission (INITIALIZE_CMPLT MaxPacketsPerMessage is 8). */
-const MAX_PACKETS_PER_MESSAGE = 8;
-export { MAX_FRAMES_PER_RECEIVE_PACKET };
+export type { NetVspChannelOptions, NetVspIncoming, NetVspSink, NetVspStats } from './netvsp-channel-types.ts';
+export { MAX_FRAMES_PER_RECEIVE_PACKET, MAX_RNDIS_TRANSFER_BYTES };
 
 /**
  * One netvsc channel's NVSP and RNDIS state (Linux hyperv_net.h, rndis.h): INIT and version, NDIS config and
@@ -111,25 +56,7 @@ export { MAX_FRAMES_PER_RECEIVE_PACKET };
  * transfer-page packets with one guest completion per packet. Pure: packets in, sink calls out.
  */
 export class NetVspChannel {
-  readonly stats: NetVspStats = {
-    nvspMessages: 0,
-    refused: 0,
-    rndisControl: 0,
-    framesTransmitted: 0,
-    transmitErrors: 0,
-    framesDelivered: 0,
-    receivePackets: 0,
-    rxDropNotReady: 0,
-    rxDropPaused: 0,
-    rxDropFiltered: 0,
-    rxDropNoBuffer: 0,
-    rxDropTooBig: 0,
-    rxDropRingFull: 0,
-    controlDropped: 0,
-    badCompletions: 0,
-    framesDeliveredOnSubChannels: 0,
-    framesTransmittedOnSubChannels: 0,
-  };
+  readonly stats: NetVspStats = emptyNetVspStats();
   /** The last refusal, for diagnostics. */
   lastError = '';
   version = 0;
@@ -137,15 +64,14 @@ export class NetVspChannel {
   /** Frame size from SEND_NDIS_CONFIG (MTU + 14), 1514 until told. */
   maxFrameBytes = 1514;
   private ndisConfigSeen = false;
-  private receive: { gpadl: number; pages: readonly number[]; buffer: GpadlBuffer; id: number; subAllocSize: number; slots: ReceiveSuballocs } | undefined =
-    undefined;
-  private send: { gpadl: number; pages: readonly number[]; buffer: GpadlBuffer; sections: number } | undefined = undefined;
+  private receive: ReceiveBufferState | undefined = undefined;
+  private send: SendBufferState | undefined = undefined;
   /** Sub-channels SUBCHANNEL granted (their sub_channel_index is 1..this). */
   grantedSubChannels = 0;
   /** The rings of the sub-channels the guest has opened, by sub_channel_index. */
   private readonly subSinks = new Map<number, NetVspSink>();
   /** For each receive packet in flight, by its first slot: the channel it went out on (its completion must come back there). */
-  private slotChannel = new Uint8Array(0);
+  private slotChannel: Uint8Array = new Uint8Array(0);
   readonly rndis: RndisDevice;
   private readonly opts: NetVspChannelOptions;
   private readonly one = [new Uint8Array(0)];
@@ -195,19 +121,13 @@ export class NetVspChannel {
       ndisConfigSeen: this.ndisConfigSeen,
       maxFrameBytes: this.maxFrameBytes,
       ndisVersion: this.ndisVersion && { ...this.ndisVersion },
-      receive: r && this.savedReceive(r),
-      send: s && { gpadl: s.gpadl, sections: s.sections, pages: [...s.pages] },
+      receive: r && savedReceive(r, this.slotChannel),
+      send: s && savedSend(s),
       rndis: { state: this.rndis.state, packetFilter: this.rndis.packetFilter, linkUp: this.rndis.linkUp },
       mac: this.rndis.mac.slice(),
       subChannelsGranted: this.grantedSubChannels,
       rss: this.rndis.rss && { hashTypes: this.rndis.rss.hashTypes, key: this.rndis.rss.key.slice(), table: this.rndis.rss.table.slice() },
     };
-  }
-
-  private savedReceive(r: NonNullable<NetVspChannel['receive']>): NonNullable<NetVspSavedChannel['receive']> {
-    const inFlight = r.slots.inFlightPackets();
-    const inFlightChannels = inFlight.map((p) => this.slotChannel[p[0]!]!);
-    return { gpadl: r.gpadl, id: r.id, subAllocSize: r.subAllocSize, count: r.slots.count, pages: [...r.pages], inFlight, inFlightChannels };
   }
 
   /**
@@ -234,26 +154,8 @@ export class NetVspChannel {
     c.rndis.state = s.rndis.state;
     c.rndis.packetFilter = s.rndis.packetFilter;
     c.rndis.linkUp = s.rndis.linkUp;
-    if (s.receive) {
-      const r = s.receive;
-      const buffer = GpadlBuffer.over(opts.memory, r.pages);
-      if (!buffer) throw netvspStateError(`the receive buffer (GPADL ${r.gpadl}) has pages outside guest memory`);
-      c.receive = {
-        gpadl: r.gpadl,
-        pages: r.pages.slice(),
-        buffer,
-        id: r.id,
-        subAllocSize: r.subAllocSize,
-        slots: ReceiveSuballocs.restored(r.count, RESERVED_CONTROL_SUBALLOCS, r.inFlight),
-      };
-      c.slotChannel = new Uint8Array(r.count);
-      r.inFlight.forEach((p, i) => (c.slotChannel[p[0]!] = r.inFlightChannels[i] ?? 0));
-    }
-    if (s.send) {
-      const buffer = GpadlBuffer.over(opts.memory, s.send.pages);
-      if (!buffer) throw netvspStateError(`the send buffer (GPADL ${s.send.gpadl}) has pages outside guest memory`);
-      c.send = { gpadl: s.send.gpadl, pages: s.send.pages.slice(), buffer, sections: s.send.sections };
-    }
+    if (s.receive) ({ receive: c.receive, slotChannel: c.slotChannel } = restoredReceive(opts.memory, s.receive));
+    if (s.send) c.send = restoredSend(opts.memory, s.send);
     return c;
   }
 
@@ -414,25 +316,9 @@ export class NetVspChannel {
       else accepted.push(f);
     }
     let delivered = 0;
-    for (const [channel, frames] of this.spread(accepted)) delivered += this.deliverOn(channel, frames);
+    const spread = spreadByRss(accepted, this.rndis.rss, this.subSinks.size > 0, (c) => this.subSinks.has(c));
+    for (const [channel, frames] of spread) delivered += this.deliverOn(channel, frames);
     return delivered;
-  }
-
-  /** The channel for each frame (RSS), grouped; all on the primary without RSS or sub-channels. */
-  private spread(frames: Uint8Array[]): Map<number, Uint8Array[]> {
-    const rss = this.rndis.rss;
-    if (!rss || this.subSinks.size === 0) return new Map([[0, frames]]);
-    const out = new Map<number, Uint8Array[]>();
-    const mask = rss.table.length - 1;
-    for (const f of frames) {
-      const input = rssHashInput(f, rss.hashTypes);
-      let channel = input ? rss.table[toeplitzHash(rss.key, input) & mask]! : 0;
-      if (channel !== 0 && !this.subSinks.has(channel)) channel = 0;
-      const list = out.get(channel);
-      if (list) list.push(f);
-      else out.set(channel, [f]);
-    }
-    return out;
   }
 
   private deliverOn(channel: number, accepted: Uint8Array[]): number {
@@ -445,12 +331,7 @@ export class NetVspChannel {
       this.stats.rxDropNoBuffer += batch.length - slots.length;
       if (slots.length === 0) continue;
       this.slotChannel[slots[0]!] = channel;
-      const ranges = slots.map((s, k) => {
-        const msg = new Uint8Array(RECEIVE_HEADER_ROOM + batch[k]!.length);
-        writeReceivePacket(msg, batch[k]!, r.subAllocSize);
-        r.buffer.write(s * r.subAllocSize, msg);
-        return { byteCount: r.subAllocSize, byteOffset: s * r.subAllocSize };
-      });
+      const ranges = writeReceiveSlots(r, batch, slots);
       const header = encodeTransferPageHeader({ transferPageSetId: r.id, senderOwnsSet: false, ranges });
       if (!sink.sendTransferPages(BigInt(slots[0]!), header, encodeRndisPacketForReceive(this.msgSize, RndisChannelType.Data))) {
         r.slots.giveBack(slots[0]!);
@@ -474,16 +355,7 @@ export class NetVspChannel {
 
   /** Whether the guest's packet filter admits the frame (NDIS semantics; no multicast list kept). */
   admits(frame: Uint8Array): boolean {
-    const bits = this.rndis.packetFilter;
-    if (bits & 0x20) return true;
-    if (frame[0]! & 1) {
-      const bcast = frame[0] === 0xff && frame[1] === 0xff && frame[2] === 0xff && frame[3] === 0xff && frame[4] === 0xff && frame[5] === 0xff;
-      return bcast ? (bits & 0x8) !== 0 : (bits & 0x4) !== 0;
-    }
-    if (!(bits & 0x1)) return false;
-    const mac = this.rndis.mac;
-    for (let i = 0; i < 6; i++) if (frame[i] !== mac[i]) return false;
-    return true;
+    return frameAdmitted(frame, this.rndis.packetFilter, this.rndis.mac);
   }
 
   private init(p: NetVspIncoming, msg: { minVersion: number; maxVersion: number }): void {
@@ -504,17 +376,11 @@ export class NetVspChannel {
     };
     if (this.receive) return fail('receive buffer repeated');
     if (this.version >= NvspVersion.V2 && !this.ndisConfigSeen) return fail('receive buffer before the NDIS config');
-    const pages = this.opts.resolveGpadl(handle);
-    if (!pages) return fail(`receive buffer: no GPADL ${handle} on this channel`);
-    const buffer = GpadlBuffer.over(this.opts.memory, pages);
-    if (!buffer) return fail(`receive buffer: GPADL ${handle} has pages outside guest memory`);
-    if (buffer.size > MAX_NETVSP_BUFFER_BYTES) return fail(`receive buffer of ${buffer.size} bytes exceeds ${MAX_NETVSP_BUFFER_BYTES}`);
-    const subAllocSize = RECEIVE_HEADER_ROOM + this.maxFrameBytes + RECEIVE_TAIL_UNUSABLE;
-    const count = Math.floor(buffer.size / subAllocSize);
-    if (count <= RESERVED_CONTROL_SUBALLOCS) return fail(`receive buffer of ${buffer.size} bytes holds only ${count} sub-allocations`);
-    this.receive = { gpadl: handle, pages, buffer, id, subAllocSize, slots: new ReceiveSuballocs(count, RESERVED_CONTROL_SUBALLOCS) };
-    this.slotChannel = new Uint8Array(count);
-    this.reply(p, encodeReceiveBufferComplete(this.msgSize, NvspStatus.Success, subAllocSize, count));
+    const r = receiveBufferOver(this.opts.memory, handle, this.opts.resolveGpadl(handle), id, this.maxFrameBytes);
+    if (typeof r === 'string') return fail(r);
+    this.receive = r;
+    this.slotChannel = new Uint8Array(r.slots.count);
+    this.reply(p, encodeReceiveBufferComplete(this.msgSize, NvspStatus.Success, r.subAllocSize, r.slots.count));
   }
 
   private sendBuffer(p: NetVspIncoming, handle: number): void {
@@ -525,13 +391,9 @@ export class NetVspChannel {
     };
     if (this.send) return fail('send buffer repeated');
     if (!this.receive) return fail('send buffer before the receive buffer');
-    const pages = this.opts.resolveGpadl(handle);
-    const buffer = pages && GpadlBuffer.over(this.opts.memory, pages);
-    if (!buffer) return fail(`send buffer: GPADL ${handle} is unknown or outside guest memory`);
-    if (buffer.size > MAX_NETVSP_BUFFER_BYTES) return fail(`send buffer of ${buffer.size} bytes exceeds ${MAX_NETVSP_BUFFER_BYTES}`);
-    const sections = Math.floor(buffer.size / SEND_SECTION_SIZE);
-    if (sections === 0) return fail(`send buffer of ${buffer.size} bytes holds no ${SEND_SECTION_SIZE}-byte section`);
-    this.send = { gpadl: handle, pages: pages!, buffer, sections };
+    const s = sendBufferOver(this.opts.memory, handle, this.opts.resolveGpadl(handle));
+    if (typeof s === 'string') return fail(s);
+    this.send = s;
     this.reply(p, encodeSendBufferComplete(this.msgSize, NvspStatus.Success, SEND_SECTION_SIZE));
   }
 
@@ -546,27 +408,8 @@ export class NetVspChannel {
       complete(NvspStatus.Fail);
     };
     if (!this.receive) return txError('SEND_RNDIS_PKT before the receive buffer');
-    let total = 0;
-    let head: Uint8Array | undefined;
-    if (sectionIndex !== NO_SEND_SECTION) {
-      if (!this.send || sectionIndex >= this.send.sections) return txError(`send section ${sectionIndex} does not exist`);
-      if (sectionSize === 0 || sectionSize > SEND_SECTION_SIZE) return txError(`send section size ${sectionSize} is outside 1..${SEND_SECTION_SIZE}`);
-      head = this.send.buffer.read(sectionIndex * SEND_SECTION_SIZE, sectionSize);
-      total += sectionSize;
-    }
-    let segments: readonly Uint8Array[] = [];
-    if (p.kind === 'gpa-direct') {
-      if (!p.gpaSegments) return txError('GPA ranges refused');
-      segments = p.gpaSegments;
-      for (const s of segments) total += s.length;
-    }
-    if (total === 0) return txError('SEND_RNDIS_PKT with no RNDIS bytes');
-    if (total > MAX_RNDIS_TRANSFER_BYTES) return txError(`${total} RNDIS bytes exceed ${MAX_RNDIS_TRANSFER_BYTES}`);
-    // One private copy: the guest may change its pages while we parse.
-    const buf = new Uint8Array(total);
-    let at = 0;
-    if (head) buf.set(head, 0), (at = head.length);
-    for (const s of segments) buf.set(s, at), (at += s.length);
+    const buf = gatherRndisBytes(p, this.send, sectionIndex, sectionSize);
+    if (typeof buf === 'string') return txError(buf);
     const type = new DataView(buf.buffer).getUint32(0, true);
     if (buf.length >= 4 && type !== RndisMessageType.Packet) {
       if (channel !== 0) return txError(`RNDIS control message 0x${type.toString(16)} on sub-channel ${channel}`);
@@ -598,9 +441,20 @@ export class NetVspChannel {
         ok = false;
         continue;
       }
+      const frame = buf.subarray(pk.frameOffset, pk.frameOffset + pk.frameLength);
+      if (pk.checksumInfo !== undefined) {
+        const refused = applyTransmitChecksums(frame, pk.checksumInfo);
+        if (refused) {
+          ok = false;
+          this.stats.transmitErrors++;
+          this.note(refused);
+          continue;
+        }
+        if (pk.checksumInfo & 0x1c) this.stats.checksumsOffloaded++;
+      }
       this.stats.framesTransmitted++;
       if (channel !== 0) this.stats.framesTransmittedOnSubChannels++;
-      this.opts.onTransmit(buf.subarray(pk.frameOffset, pk.frameOffset + pk.frameLength), pk.vlanId);
+      this.opts.onTransmit(frame, pk.vlanId);
     }
     complete(ok ? NvspStatus.Success : NvspStatus.Fail);
   }

@@ -23,11 +23,11 @@ import {
 import { NETVSP_INTERFACE_GUID } from './nvsp-protocol.ts';
 import { decodeNetVspChannel, decodeNetVspSubChannel, encodeNetVspChannel, encodeNetVspSubChannel, netvspStateError } from './netvsp-saved-state.ts';
 
-/** What NetVsp needs from the VMBus host to offer sub-channels (VmbusHost.server satisfies it). */
+/** What NetVsp needs from the VMBus host to offer sub-channels and take them back (VmbusHost.server satisfies it). */
 export interface NetSubChannelOfferer {
   offerSubchannel(primaryRelid: number): number;
-  /** A channel's record: a primary's nextSubChannelIndex − 1 sub-channels are offered in this VMBus session. */
-  channel(relid: number): { nextSubChannelIndex: number } | undefined;
+  /** RESCIND_CHANNELOFFER for every sub-channel of the primary; the next offer is index 1 again. */
+  rescindSubchannels(primaryRelid: number): number[];
 }
 
 /** Channels per NIC unless configured (Linux's VRSS_CHANNEL_DEFAULT). */
@@ -89,6 +89,7 @@ export class NetVsp implements Vsp {
   /** Channels this NIC runs at most (see NetVspOptions.maxChannels). */
   readonly maxChannels: number;
   private subChannelsOffered = 0;
+  private subChannelsRescinded = 0;
   private linkUp = true;
   /**
    * False while the link is still being established (the worker is connecting the NIC to its
@@ -162,17 +163,15 @@ export class NetVsp implements Vsp {
 
   /**
    * SUBCHANNEL granted `count`: offered once its completion is on its way, as the server must not
-   * be re-entered from a ring drain (the pattern StorVsp follows for CREATE_SUB_CHANNELS). Only
-   * the indices not offered yet in this VMBus session: a guest that closes and reopens its primary
-   * opens the sub-channels it was offered before, so re-asking cannot pile up channel records.
+   * be re-entered from a ring drain (the pattern StorVsp follows for CREATE_SUB_CHANNELS), with
+   * sub_channel_index 1..count: the sub-channels of an earlier open were rescinded when it closed.
    */
   private offerSubChannels(primary: VspChannel, count: number): void {
     const offerer = this.opts.subChannels;
     if (!offerer) return;
     queueMicrotask(() => {
       if (this.channel?.vsp !== primary || primary.state !== 'open') return;
-      const offered = (offerer.channel(primary.relid)?.nextSubChannelIndex ?? 1) - 1;
-      for (let i = offered; i < count; i++) {
+      for (let i = 0; i < count; i++) {
         try {
           offerer.offerSubchannel(primary.relid);
           this.subChannelsOffered++;
@@ -293,13 +292,36 @@ export class NetVsp implements Vsp {
       this.subs.delete(channel);
       this.channel?.net.detachSubChannel(sub);
     }
-    if (this.channel?.vsp === channel) this.closeChannel();
+    if (this.channel?.vsp === channel) {
+      const granted = this.channel.net.grantedSubChannels;
+      this.closeChannel();
+      if (granted > 0) this.rescindSubChannels(channel.relid);
+    }
+  }
+
+  /**
+   * The primary closed: its sub-channels go with it (RESCIND_CHANNELOFFER each, as Hyper-V does;
+   * the guest releases their relids), and a reopened primary that asks again is offered fresh
+   * ones. Deferred: this runs inside the server's CLOSECHANNEL, which must not be re-entered.
+   */
+  private rescindSubChannels(primaryRelid: number): void {
+    const offerer = this.opts.subChannels;
+    if (!offerer) return;
+    queueMicrotask(() => {
+      const rescinded = offerer.rescindSubchannels(primaryRelid);
+      this.subChannelsRescinded += rescinded.length;
+    });
+  }
+
+  /** Sub-channels taken back when their primary closed. */
+  get rescindedSubChannels(): number {
+    return this.subChannelsRescinded;
   }
 
   private closeChannel(): void {
     if (this.channel) for (const [k, v] of Object.entries(this.channel.net.stats)) this.closedStats[k] = (this.closedStats[k] ?? 0) + v;
     this.channel = null;
-    // Sub-channels left open serve nothing now (their packets are ignored until the guest closes them).
+    // Sub-channels still open serve nothing now (their packets are ignored until they are rescinded or closed).
     this.subs.clear();
   }
 

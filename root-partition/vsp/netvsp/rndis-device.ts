@@ -11,6 +11,7 @@ import {
   informationBuffer,
 } from './rndis-protocol.ts';
 import { type RssConfig, decodeRssParameters, encodeRssCapabilities } from './rss-parameters.ts';
+import { encodeOffloadCapabilities } from './checksum-offload.ts';
 
 /** The NDIS packet-filter bits the switch understands (OID_GEN_CURRENT_PACKET_FILTER). */
 export const KNOWN_PACKET_FILTER_BITS = 0x1 | 0x2 | 0x4 | 0x8 | 0x20;
@@ -126,14 +127,8 @@ export class RndisDevice {
         return u32s(0);
       case Oid.GenReceiveScaleCapabilities:
         return encodeRssCapabilities(this.maxQueues);
-      case Oid.TcpOffloadHardwareCapabilities: {
-        // No offloads: revision 1, 112 bytes, all zero after the header (Linux struct ndis_offload).
-        const b = new Uint8Array(112);
-        b[0] = 0xa7;
-        b[1] = 1;
-        b[2] = 112;
-        return b;
-      }
+      case Oid.TcpOffloadHardwareCapabilities:
+        return encodeOffloadCapabilities();
       default:
         return null;
     }
@@ -157,8 +152,10 @@ export class RndisDevice {
         return NdisStatus.Success;
       }
       case Oid.TcpOffloadParameters:
+      // The host computes what each packet's checksum PPI asks for and claims nothing on receive,
+      // so whatever the guest enables or disables holds: accepting the parameters is truthful.
       case Oid.GenNetworkLayerAddresses:
-        return NdisStatus.Success; // nothing offloaded: accepting the (disabling) parameters is truthful
+        return NdisStatus.Success;
       default:
         return NdisStatus.NotSupported;
     }

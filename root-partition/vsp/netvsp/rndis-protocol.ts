@@ -87,6 +87,8 @@ export interface RndisPacket {
   frameLength: number;
   /** 802.1Q VLAN id from the VLAN PPI (bits 15:4 of its u32), when present. */
   vlanId?: number;
+  /** The TCPIP_CHKSUM_INFO PPI's u32 (what the guest asks the host to compute), when present. */
+  checksumInfo?: number;
 }
 
 /**
@@ -133,6 +135,9 @@ export function parseRndisPackets(buf: Uint8Array, maxPackets: number): RndisPac
         if (ppiType === PpiType.Vlan) {
           if (valueOffset < PPI_HEADER_BYTES || valueOffset + 4 > size) throw new RndisError('VLAN PPI value is outside its record');
           pkt.vlanId = (v.getUint32(p + valueOffset, true) >>> 4) & 0xfff;
+        } else if (ppiType === PpiType.Checksum) {
+          if (valueOffset < PPI_HEADER_BYTES || valueOffset + 4 > size) throw new RndisError('checksum PPI value is outside its record');
+          pkt.checksumInfo = v.getUint32(p + valueOffset, true);
         }
         p += size;
       }
