@@ -43,6 +43,12 @@ export async function receiveVm(ctx: VmmsContext, definition: VmDefinition, hand
     throw err;
   }
   ctx.setState(e, EnabledState.Running, 'arrived by live migration', HealthState.Ok);
+  // Recorded: now the worker may tell the source, whose move then ends with the VM listed here.
+  // Unanswered (the worker gone), the source keeps its copy paused and says the outcome is
+  // unknown; the worker's end, if it ended, is the connection's close (worker-attachment.ts).
+  await e.conn
+    ?.request('ARRIVAL_RECORDED', 5000)
+    .catch((err: Error) => e.log.warn(`the worker did not take the arrival as recorded: ${err.message}; the source will not hear that the VM runs here`));
   return e.view();
 }
 
