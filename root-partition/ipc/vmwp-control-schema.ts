@@ -43,6 +43,10 @@ enum Operation {
   // MERGE_DISK: merges the drive on disk_switches[0].from into its parent disk_switches[0].to
   // while the VM runs; answers when the drive is on the parent, with pause_ms (its I/O pause).
   MERGE_DISK = 17;
+  // Live migration, destination side: VMMS has recorded the arriving VM as Running (STATUS
+  // answered 'running'); only then does the worker tell the source (the migration's RUNNING), so
+  // the move ends with the destination's VMMS listing the VM Running.
+  ARRIVAL_RECORDED = 18;
 }
 
 message DiskSwitch {
@@ -165,7 +169,8 @@ export type Operation =
   | 'MIGRATE'
   | 'CANCEL_MIGRATION'
   | 'CHECKPOINT'
-  | 'MERGE_DISK';
+  | 'MERGE_DISK'
+  | 'ARRIVAL_RECORDED';
 
 export type ShutdownOutcome = 'shut-down' | 'timed-out' | 'refused' | 'unavailable';
 

@@ -84,8 +84,15 @@ export async function migrateToHost(
   }
 }
 
-/** Boots `worker` from the stream its VMMS hands on at `socketPath` (one connection). */
-export function acceptIncomingMigration(worker: VmWorker, socketPath: string): Promise<void> {
+/**
+ * Boots `worker` from the stream its VMMS hands on at `socketPath` (one connection); resolves
+ * once the VM runs here. The source hears RUNNING only when `recorded` resolves: the worker's
+ * VMMS has taken the VM as Running (ARRIVAL_RECORDED), so a move that ends at the source ends
+ * with the VM listed Running here. When it never does (this VMMS gone), RUNNING never goes: the
+ * source keeps its copy paused with MIGRATION_ERR_OUTCOME_UNKNOWN, as for a RUNNING lost on the
+ * way, and the VM runs here alone.
+ */
+export function acceptIncomingMigration(worker: VmWorker, socketPath: string, recorded: Promise<void>): Promise<void> {
   rmSync(socketPath, { force: true });
   return new Promise<Socket>((resolve, reject) => {
     const server = createServer();
@@ -111,7 +118,7 @@ export function acceptIncomingMigration(worker: VmWorker, socketPath: string): P
       await worker.bootFromMigration(
         (memory, hash) => receiveMigration(channel, memory, hash, disks),
         (timing) => commitMigration(channel, timing),
-        () => reportRunning(channel),
+        () => void recorded.then(() => reportRunning(channel)),
       );
     } catch (e) {
       channel.abort(e instanceof Error ? e.message : String(e));

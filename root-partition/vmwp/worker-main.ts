@@ -38,6 +38,11 @@ async function main(): Promise<void> {
   };
   let booted: Promise<void> = new Promise(() => {});
   let migration: { cancelled: boolean } | null = null;
+  // An arriving VM: its VMMS says it has recorded the VM Running before the source is told so.
+  let arrivalRecorded = () => {};
+  const recorded = new Promise<void>((r) => {
+    arrivalRecorded = r;
+  });
   const server = new ControlServer(
     new DataDir(launch.dataDir).workerSocket(launch.vmId),
     (r, reply, fail) => {
@@ -136,6 +141,11 @@ async function main(): Promise<void> {
             if (!migration) throw Object.assign(new Error('no migration of this VM is under way'), { code: 'MIGRATION_ERR_NONE' });
             migration.cancelled = true;
             return reply(status());
+          case 'ARRIVAL_RECORDED':
+            if (!launch.incomingMigration) throw new Error('ARRIVAL_RECORDED is for a VM that arrives by live migration');
+            if (worker.state !== 'running') throw new Error(`the arriving VM is ${worker.state}, not running`);
+            arrivalRecorded();
+            return reply(status());
           case 'TURN_OFF':
             await worker.turnOff();
             reply(status());
@@ -187,7 +197,7 @@ async function main(): Promise<void> {
   process.on('SIGHUP', () => {});
   process.on('SIGPIPE', () => {});
   await server.listen();
-  booted = launch.incomingMigration ? acceptIncomingMigration(worker, launch.incomingMigration) : worker.boot();
+  booted = launch.incomingMigration ? acceptIncomingMigration(worker, launch.incomingMigration, recorded) : worker.boot();
   cpu.start();
   booted.catch((e: Error) => {
     log.error(`boot failed: ${e.message}`);
