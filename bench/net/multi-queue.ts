@@ -46,9 +46,15 @@ export const MULTI_QUEUE_VPS = 2;
 
 export async function measureMultiQueue(vmms: Vmms, sw: VirtualSwitch, switchName: string, vps: number, count: number): Promise<NetQueueRow[]> {
   const rows: NetQueueRow[] = [];
-  for (const [i, maxChannels] of [1, vps].entries()) {
-    const [a, b] = await startPair(vmms, 'synthetic', switchName, 3 + i, { vpCount: vps, maxChannels });
-    try {
+  const channels = [1, vps];
+  // Both pairs boot at once (the boots overlap; each is measured alone afterwards, the other idle at its prompt).
+  const started = await Promise.allSettled(channels.map((maxChannels, i) => startPair(vmms, 'synthetic', switchName, 3 + i, { vpCount: vps, maxChannels })));
+  const pairs = started.flatMap((p) => (p.status === 'fulfilled' ? [p.value] : []));
+  try {
+    const failed = started.find((p) => p.status === 'rejected');
+    if (failed) throw failed.reason;
+    for (const [i, [a, b]] of pairs.entries()) {
+      const maxChannels = channels[i]!;
       const q0 = await b.netvscCounters();
       const v0 = await b.sample();
       const s = await measureStream(sw, 'synthetic', a, b, MULTI_QUEUE_FRAME, count, MULTI_QUEUE_FLOWS);
@@ -77,9 +83,9 @@ export async function measureMultiQueue(vmms: Vmms, sw: VirtualSwitch, switchNam
           onSubChannels: d('rx_sub'),
         },
       });
-    } finally {
-      for (const vm of [a, b]) await vmms.turnOff(vm.name);
     }
+  } finally {
+    for (const vm of pairs.flat()) await vmms.turnOff(vm.name);
   }
   return rows;
 }
