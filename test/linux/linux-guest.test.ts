@@ -91,9 +91,10 @@ describe.skipIf(unavailable !== undefined)('tsvisor run linux --scsi disk.raw --
 
   it('detects Microsoft Hyper-V through CPUID 0x40000000 and uses the reference-counter MSR', () => {
     expect(stdout).toContain('Hypervisor detected: Microsoft Hyper-V');
-    // Privileges: partition reference counter (0x2), SynIC (0x4), hypercall MSRs (0x20), VP index (0x40);
-    // PostMessage (0x10) and SignalEvent (0x20); hint 0x200: no AutoEOI (v86's local APIC has none).
-    expect(stdout).toContain('Hyper-V: privilege flags low 0x66, high 0x30, hints 0x200');
+    // Privileges: partition reference counter (0x2), SynIC (0x4), synthetic timers (0x8), hypercall MSRs (0x20),
+    // VP index (0x40); PostMessage (0x10) and SignalEvent (0x20); hint 0x200: no AutoEOI (v86's local APIC has
+    // none); misc: crash MSRs (0x400) and STIMER direct mode (0x80000).
+    expect(stdout).toContain('Hyper-V: privilege flags low 0x6e, high 0x30, hints 0x200, misc 0x80400');
     expect(stdout).toContain('Booting paravirtualized kernel on Hyper-V');
     expect(stdout).toContain('clocksource: Switched to clocksource hyperv_clocksource_msr');
   });
@@ -142,11 +143,24 @@ describe.skipIf(unavailable !== undefined)('tsvisor run linux --scsi disk.raw --
     expect(onHost.subarray(IDE_WRITTEN.length + 1).every((b) => b === 0)).toBe(true);
   }, 130_000);
 
-  it('runs what is typed on COM1 and answers on the console', async () => {
-    child!.stdin.write('echo tsvisor-$((6*7)); cat /sys/devices/system/clocksource/clocksource0/current_clocksource\n');
+  it('runs what is typed on COM1 and answers on the console; its clock ticks on our synthetic timer', async () => {
+    const hvs = "grep HVS /proc/interrupts | tr -s ' ' | cut -d ' ' -f 2";
+    child!.stdin.write(
+      `echo tsvisor-$((6*7)); cat /sys/devices/system/clocksource/clocksource0/current_clocksource /sys/devices/system/clockevents/clockevent0/current_device; echo stimer0 $(${hvs}); sleep 1; echo stimer0 $(${hvs}) lapic $(grep LOC /proc/interrupts | tr -s ' ' | cut -d ' ' -f 2)\n`,
+    );
     const at = await waitFor('tsvisor-42\r\n', prompt, 30_000);
-    await waitFor('hyperv_clocksource_msr\r\n', at, 10_000);
-  }, 45_000);
+    // Linux's clockevent is STIMER0 in direct mode (hv_stimer_alloc): vector 0xED, "HVS" in /proc/interrupts.
+    const dev = await waitFor('hyperv_clocksource_msr\r\nHyper-V clockevent\r\n', at, 10_000);
+    const end = await waitFor(' lapic ', dev, 30_000);
+    await waitFor('\r\n', end, 10_000);
+    const counts = /stimer0 (\d+)\r\nstimer0 (\d+) lapic (\d+)\r\n/.exec(stdout.slice(dev));
+    expect(counts).not.toBeNull();
+    const [before, after, lapic] = counts!.slice(1).map(Number) as [number, number, number];
+    // A second of `sleep` at HZ 250 with NO_HZ idle: expiries keep coming; the LAPIC timer is never used.
+    expect(after - before).toBeGreaterThan(0);
+    expect(lapic).toBe(0);
+    prompt = end;
+  }, 60_000);
 
   it('shuts down cleanly when the host asks through the shutdown service (SIGTERM), and reports the enlightenment and VMBus state', async () => {
     // The heartbeat service has had its answers by now (Linux answers every few seconds).
