@@ -35,6 +35,14 @@ export const HYPERCALL_TRAP_CODE = Uint8Array.of(0xe6, HYPERCALL_TRAP_PORT, 0xc3
  */
 export const HV_DEPRECATING_AEOI_RECOMMENDED = 1 << 9;
 
+/**
+ * CPUID 0x40000003 EDX bit 19, HV_STIMER_DIRECT_MODE_AVAILABLE (Linux hyperv-tlfs.h): a synthetic
+ * timer may assert an APIC vector itself instead of posting a message. Given with the SynIC:
+ * Linux then runs its clockevent on STIMER0 in direct mode (vector 0xED, HYPERV_STIMER0_VECTOR)
+ * from boot, before hv_vmbus loads (drivers/clocksource/hyperv_timer.c).
+ */
+export const HV_STIMER_DIRECT_MODE_AVAILABLE = 1 << 19;
+
 /** HV_X64_MSR_VP_ASSIST_PAGE (TLFS; Linux hvgdk_mini.h): Linux 6.1 writes it on every CPU. */
 export const HV_X64_MSR_VP_ASSIST_PAGE = 0x40000073;
 
@@ -112,6 +120,7 @@ export class X86Enlightenments {
     const [lo, hi] = this.partition?.privileges ?? [X86_PRIVILEGES_LO, 0];
     const res = hypervisorCpuid(leaf, r[Reg.ECX]! >>> 0, { privilegesLo: lo, privilegesHi: hi, vpCount: 1 }) ?? [0, 0, 0, 0];
     if (leaf === C.HV_CPUID_ENLIGHTENMENT_INFO && this.partition) res[0] |= HV_DEPRECATING_AEOI_RECOMMENDED;
+    if (leaf === C.HV_CPUID_FEATURES && this.partition) res[3] |= HV_STIMER_DIRECT_MODE_AVAILABLE;
     r[Reg.EAX] = res[0];
     r[Reg.EBX] = res[1];
     r[Reg.ECX] = res[2];

@@ -10,6 +10,11 @@
  * `deliver()` moves them into v86's local APIC IRR. Inside an instruction that is all (v86 looks
  * for interrupts after the instruction); between slices the APIC is asked to deliver at once,
  * which also wakes a halted processor.
+ *
+ * Synthetic timers (TLFS timers.md) are the hypervisor's own (synic/stimers.ts): a timer in
+ * direct mode asserts its APIC vector, one in message mode posts HVMSG_TIMER_EXPIRED to its
+ * SINT. They are looked at when the guest writes a synthetic MSR and at the earliest due time
+ * by a host timer on the VP thread (x86-timer-wakeup.ts).
  */
 import * as C from '../../abi/hv-cpuid.ts';
 import * as M from '../../abi/hv-msr.ts';
@@ -28,18 +33,24 @@ import { ReferenceClock } from '../reference-time.ts';
 import { RootInbox } from '../root-inbox.ts';
 import { SyntheticTimers } from '../synic/stimers.ts';
 import { GP, NOT_SYNTHETIC, SyntheticMsrs } from '../vp/synthetic-msrs.ts';
+import { TimerWakeup } from './x86-timer-wakeup.ts';
 
 /**
  * What an x86 VP with a SynIC grants (CPUID 0x40000003 EAX/EBX): the hypercall MSRs, the VP index,
- * the partition reference counter and the SynIC registers; HvPostMessage and HvSignalEvent.
- * Not granted: synthetic timers, the reference TSC page, the frequency MSRs.
+ * the partition reference counter, the SynIC registers and the synthetic timers; HvPostMessage
+ * and HvSignalEvent. Not granted: the reference TSC page, the frequency MSRs.
  */
-export const X86_SYNIC_PRIVILEGES_LO = C.HV_ACCESS_HYPERCALL_MSRS | C.HV_ACCESS_VP_INDEX | C.HV_ACCESS_PARTITION_REFERENCE_COUNTER | C.HV_ACCESS_SYNIC_REGS;
+export const X86_SYNIC_PRIVILEGES_LO =
+  C.HV_ACCESS_HYPERCALL_MSRS | C.HV_ACCESS_VP_INDEX | C.HV_ACCESS_PARTITION_REFERENCE_COUNTER | C.HV_ACCESS_SYNIC_REGS | C.HV_ACCESS_SYNTHETIC_TIMER_REGS;
 export const X86_SYNIC_PRIVILEGES_HI = C.HV_POST_MESSAGES | C.HV_SIGNAL_EVENTS;
 
-/** The SynIC MSRs, SCONTROL .. SINT15. */
+/** The SynIC MSRs, SCONTROL .. SINT15, and the synthetic timers' STIMER0_CONFIG .. STIMER3_COUNT. */
 export function isSynicMsr(msr: number): boolean {
-  return msr >= M.HV_X64_MSR_SCONTROL && msr <= M.HV_X64_MSR_SINT15;
+  return (msr >= M.HV_X64_MSR_SCONTROL && msr <= M.HV_X64_MSR_SINT15) || isTimerMsr(msr);
+}
+
+function isTimerMsr(msr: number): boolean {
+  return msr >= M.HV_X64_MSR_STIMER0_CONFIG && msr <= M.HV_X64_MSR_STIMER3_COUNT;
 }
 
 /** Where SynIC vectors go: the VP's local APIC. */
@@ -84,6 +95,8 @@ export class X86Partition implements ChildPartitionAccess {
   readonly counters = { postMessage: 0, signalEvent: 0, vectorsRaised: 0, synicMsrFaults: 0 };
   private readonly clock: ReferenceClock;
   private readonly msrs: SyntheticMsrs;
+  private readonly timers: SyntheticTimers;
+  private readonly timerWakeup: TimerWakeup;
   private readonly dispatcher: HypercallDispatcher;
   private readonly apic: X86InterruptSink;
   /** Set while a hook runs inside one of v86's instructions. */
@@ -104,8 +117,9 @@ export class X86Partition implements ChildPartitionAccess {
     this.buffer = opts.memory.buffer;
     this.ports = new PortTable(this.ctl, this.mem);
     this.inbox = new RootInbox(this.ctl, this.mem, this.ports);
-    const timers = new SyntheticTimers(this.ctl, this.mem, 0, this.clock);
-    this.msrs = new SyntheticMsrs(this.ctl, this.mem, 0, this.clock, timers, {
+    this.timers = new SyntheticTimers(this.ctl, this.mem, 0, this.clock);
+    this.timerWakeup = new TimerWakeup(this.timers, this.clock, () => this.fireTimers());
+    this.msrs = new SyntheticMsrs(this.ctl, this.mem, 0, this.clock, this.timers, {
       reset: () => {},
       crash: () => {},
       runtime100ns: () => 0,
@@ -136,10 +150,19 @@ export class X86Partition implements ChildPartitionAccess {
     return v;
   }
 
-  /** A SynIC MSR write from the guest (ring 0): SIMP/SIEFP/SCONTROL/EOM may deliver a waiting message. */
+  /**
+   * A SynIC MSR write from the guest (ring 0): SIMP/SIEFP/SCONTROL/EOM may deliver a waiting
+   * message; a timer's CONFIG or COUNT arms or disarms it, and one due already (a one-shot time
+   * in the past) fires now; EOM frees the slot a timer's expiry may be waiting for.
+   */
   writeMsr(msr: number, value: bigint): void {
-    const r = this.inside(() => this.msrs.write(msr, value));
+    const r = this.inside(() => {
+      const done = this.msrs.write(msr, value);
+      if (this.timers.nextDue !== Infinity) this.timers.poll();
+      return done;
+    });
     if (r !== true) this.fault(msr, true);
+    if (isTimerMsr(msr) || msr === M.HV_X64_MSR_EOM) this.timerWakeup.schedule();
   }
 
   /**
@@ -196,6 +219,19 @@ export class X86Partition implements ChildPartitionAccess {
     const n = this.inbox.pump();
     this.deliver();
     return n;
+  }
+
+  /** Stops the synthetic timers' host timer (the VM is ending). */
+  dispose(): void {
+    this.timerWakeup.dispose();
+  }
+
+  /** The host timer for the synthetic timers: fires what is due, between v86's slices. */
+  private fireTimers(): void {
+    // Grown memory: the VMBus side reports it and ends the VM; nothing is written meanwhile.
+    if (this.opts.memory.buffer !== this.buffer) return;
+    this.timers.poll();
+    this.deliver();
   }
 
   /** Moves the vectors SynIC delivery asserted into the local APIC. */

@@ -68,6 +68,7 @@ export function buildProgram(): Command {
     )
     .option('--json', 'the guest console goes to stderr; stdout gets one JSON object with how each VP ended')
     .option('--no-enlightenments', "linux only: v86's own CPU, without the Hyper-V CPUID leaves, MSRs and hypercall page")
+    .option('--nic', 'linux only: a synthetic network adapter (hv_netvsc) with user-mode networking through passt (guest 10.0.2.15/24, gateway 10.0.2.2)')
     .action(async (image: string, opts, cmd: Command) => {
       if (image === 'linux' && !existsSync(image)) {
         if (opts.vsp.length > 0) throw new CommandFailure('RUN', 6, '--vsp is not available for the Linux guest yet (see docs/linux-guest.md)');
@@ -81,9 +82,11 @@ export function buildProgram(): Command {
           noEnlightenments: opts.enlightenments === false,
           scsi: opts.scsi,
           ide: opts.disk,
+          nic: Boolean(opts.nic),
         });
         return;
       }
+      if (opts.nic) throw new CommandFailure('RUN', 6, '--nic is for the Linux guest (`run linux --nic`)');
       wholeNumber('--vps', opts.vps, 1, MAX_VPS);
       let path = image;
       await buildHost();

@@ -4,7 +4,8 @@
  * stdin to COM1. Ends when the guest powers off (`poweroff` in its shell) or when the user
  * interrupts (the VM is turned off). SIGTERM asks the guest to shut down through the shutdown
  * integration service (hv_utils), as Stop-VM without -TurnOff does; with --counters, the VP's counters and enlightenment state
- * go to stderr.
+ * go to stderr. With --nic, a synthetic NIC (hv_netvsc) on a switch of its own with passt as the
+ * uplink (run-linux-network.ts).
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -12,6 +13,7 @@ import { startLinuxGuest } from '../x86/linux-guest-vm.ts';
 import type { X86VmEnd } from '../x86/x86-vm.ts';
 import { X86_IDE_MAX_DISKS } from '../x86/x86-ide.ts';
 import { CommandFailure } from './management-session.ts';
+import { startRunNetwork, type RunNetwork } from './run-linux-network.ts';
 
 export interface RunLinuxOptions {
   memoryBytes: number;
@@ -23,6 +25,8 @@ export interface RunLinuxOptions {
   scsi?: string[];
   /** Disk images on the emulated PIIX4 IDE controller (ata_piix: /dev/sdX through libata). */
   ide?: string[];
+  /** A synthetic NIC (hv_netvsc: eth0) with passt's user-mode networking behind it. */
+  nic?: boolean;
 }
 
 export async function runLinuxGuest(opts: RunLinuxOptions): Promise<number> {
@@ -33,15 +37,27 @@ export async function runLinuxGuest(opts: RunLinuxOptions): Promise<number> {
   const ide = (opts.ide ?? []).map((f) => resolve(f));
   for (const f of [...scsi, ...ide]) if (!existsSync(f)) throw new CommandFailure('RUN', 6, `there is no disk image ${f}`);
   if (ide.length > X86_IDE_MAX_DISKS) throw new CommandFailure('RUN', 6, `the IDE controller takes at most ${X86_IDE_MAX_DISKS} disks`);
+  if (opts.nic && opts.noEnlightenments) throw new CommandFailure('RUN', 6, 'a synthetic NIC needs the Hyper-V enlightenments (VMBus)');
+  const log = (message: string) => process.stderr.write(`[tsvisor] ${message}\n`);
+  let net: RunNetwork | undefined;
   let vm: ReturnType<typeof startLinuxGuest>;
   try {
-    vm = startLinuxGuest({ memoryBytes: opts.memoryBytes, cmdline: opts.cmdline, enlightened: !opts.noEnlightenments, scsi, ide });
+    if (opts.nic) net = await startRunNetwork(log);
+    vm = startLinuxGuest({
+      memoryBytes: opts.memoryBytes,
+      cmdline: opts.cmdline,
+      enlightened: !opts.noEnlightenments,
+      scsi,
+      ide,
+      ...(net ? { nics: [net.nic] } : {}),
+    });
   } catch (e) {
+    await net?.close();
     throw new CommandFailure('RUN', 6, (e as Error).message);
   }
   vm.on('console', (bytes) => process.stdout.write(bytes));
   vm.on('error', () => undefined); // kept in vm.error, reported below
-  vm.on('log', (message) => process.stderr.write(`[tsvisor] ${message}\n`));
+  vm.on('log', log);
   const onInput = (chunk: Buffer) => vm.input(chunk);
   process.stdin.on('data', onInput);
   let interrupted = false;
@@ -66,6 +82,7 @@ export async function runLinuxGuest(opts: RunLinuxOptions): Promise<number> {
   process.off('SIGTERM', onSigterm);
   process.stdin.off('data', onInput);
   process.stdin.destroy();
+  await net?.close();
   if (end.reason === 'poweroff') process.stderr.write('[tsvisor] VP 0: the guest powered off\n');
   else if (interrupted) process.stderr.write('[tsvisor] interrupted: the Linux VM was turned off\n');
   if (vm.error) process.stderr.write(`[tsvisor] ${vm.error.message}\n`);

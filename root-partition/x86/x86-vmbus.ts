@@ -172,6 +172,7 @@ export class X86Vmbus {
 
   dispose(): void {
     clearInterval(this.poll);
+    this.partition.dispose();
     for (const u of this.uplinks.splice(0)) u.close();
     this.ic.dispose();
     // After a growth the rings are detached: closing the channels would touch them. The VM is ending.

@@ -6,61 +6,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { HvError } from '../../hypervisor/hv-error.ts';
-import type { PacketBatch, VspChannel } from '../../vmbus/host/vsp-channel.ts';
-import { ReceivedPacket, VmbusPacketType } from '../../vmbus/ring/index.ts';
+import { VmbusPacketType } from '../../vmbus/ring/index.ts';
 import { HeartbeatStatus, HeartbeatVsp } from '../../root-partition/vsp/ic/heartbeat-vsp.ts';
 import { ShutdownVsp } from '../../root-partition/vsp/ic/shutdown-vsp.ts';
 import { decodeIcMessage, IcFlag, IcMessageType, IcStatus } from '../../root-partition/vsp/ic/ic-protocol.ts';
-import type { IcVsp } from '../../root-partition/vsp/ic/ic-vsp.ts';
-
-interface Sent {
-  transId: number;
-  bytes: Uint8Array;
-}
-
-/** A channel that records sends, and a way to deliver guest packets to the VSP. */
-function scriptedGuest(vsp: IcVsp) {
-  const sent: Sent[] = [];
-  const channel = {
-    sendInband: (lo: number, _hi: number, payload: Uint8Array, _c = false, start = 0, end = payload.length) => {
-      sent.push({ transId: lo, bytes: payload.slice(start, end) });
-      return true;
-    },
-  } as unknown as VspChannel;
-  const deliver = (payload: Uint8Array, transId: number, type: number = VmbusPacketType.DataInband) => {
-    const p = new ReceivedPacket(4096);
-    const len = (16 + payload.length + 7) & ~7;
-    p.bytes.set(payload, 16);
-    Object.assign(p, { type, offset8: 2, len8: len >> 3, flags: 0, transIdLo: transId, transIdHi: 0 });
-    let given = false;
-    const batch = { next: () => (given ? null : ((given = true), p)) } as unknown as PacketBatch;
-    vsp.onPackets(channel, batch);
-  };
-  /** The last request, answered in place as a guest would: flags, status, and a body edit. */
-  const answer = (edit: (body: DataView) => void = () => {}, status = 0) => {
-    const req = sent.at(-1)!;
-    const b = new Uint8Array(req.bytes);
-    const v = new DataView(b.buffer);
-    v.setUint32(20, status, true);
-    b[25] = IcFlag.Transaction | IcFlag.Response;
-    edit(new DataView(b.buffer, 28));
-    deliver(b, req.transId);
-  };
-  const negotiate = async (fw: [number, number], msg: [number, number]) => {
-    vsp.onOpen(channel);
-    await new Promise((r) => setImmediate(r));
-    answer((body) => {
-      body.setUint16(0, 1, true);
-      body.setUint16(2, 1, true);
-      body.setUint16(8, fw[0], true);
-      body.setUint16(10, fw[1], true);
-      body.setUint16(12, msg[0], true);
-      body.setUint16(14, msg[1], true);
-    });
-    await new Promise((r) => setImmediate(r));
-  };
-  return { sent, channel, deliver, answer, negotiate };
-}
+import { scriptedGuest } from './scripted-ic-guest.ts';
 
 describe('IC host framework against a hostile guest', () => {
   it('reports and drops bad answers, answers guest requests with E_FAIL, and keeps serving', async () => {

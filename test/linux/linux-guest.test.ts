@@ -1,11 +1,13 @@
 /**
- * Debian's unmodified i686 kernel on the x86 VP kind, through `tsvisor run linux --scsi --disk`:
+ * Debian's unmodified i686 kernel on the x86 VP kind, through `tsvisor run linux --scsi --disk --nic`:
  * one boot shared by every assertion (a boot takes tens of seconds of CPU on an emulated
- * processor). Linux's own hv_vmbus, hv_utils and hv_storvsc against our VMBus, integration
- * services and storvsp, and its ata_piix against our emulated PIIX4 IDE.
+ * processor). Linux's own hv_vmbus, hv_utils, hv_storvsc and hv_netvsc against our VMBus,
+ * integration services, storvsp and netvsp (on the command's own switch, passt behind it), and
+ * its ata_piix against our emulated PIIX4 IDE.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -50,7 +52,7 @@ describe.skipIf(unavailable !== undefined)('tsvisor run linux --scsi disk.raw --
   writeFileSync(ideDisk, ideImage);
   const child = unavailable
     ? undefined
-    : spawn(process.execPath, [BIN, 'run', 'linux', '--counters', '--scsi', disk, '--disk', ideDisk], { stdio: ['pipe', 'pipe', 'pipe'] });
+    : spawn(process.execPath, [BIN, 'run', 'linux', '--counters', '--scsi', disk, '--disk', ideDisk, '--nic'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child?.stdout.on('data', (b: Buffer) => (stdout += b.toString('latin1')));
@@ -91,9 +93,10 @@ describe.skipIf(unavailable !== undefined)('tsvisor run linux --scsi disk.raw --
 
   it('detects Microsoft Hyper-V through CPUID 0x40000000 and uses the reference-counter MSR', () => {
     expect(stdout).toContain('Hypervisor detected: Microsoft Hyper-V');
-    // Privileges: partition reference counter (0x2), SynIC (0x4), hypercall MSRs (0x20), VP index (0x40);
-    // PostMessage (0x10) and SignalEvent (0x20); hint 0x200: no AutoEOI (v86's local APIC has none).
-    expect(stdout).toContain('Hyper-V: privilege flags low 0x66, high 0x30, hints 0x200');
+    // Privileges: partition reference counter (0x2), SynIC (0x4), synthetic timers (0x8), hypercall MSRs (0x20),
+    // VP index (0x40); PostMessage (0x10) and SignalEvent (0x20); hint 0x200: no AutoEOI (v86's local APIC has
+    // none); misc: crash MSRs (0x400) and STIMER direct mode (0x80000).
+    expect(stdout).toContain('Hyper-V: privilege flags low 0x6e, high 0x30, hints 0x200, misc 0x80400');
     expect(stdout).toContain('Booting paravirtualized kernel on Hyper-V');
     expect(stdout).toContain('clocksource: Switched to clocksource hyperv_clocksource_msr');
   });
@@ -142,11 +145,43 @@ describe.skipIf(unavailable !== undefined)('tsvisor run linux --scsi disk.raw --
     expect(onHost.subarray(IDE_WRITTEN.length + 1).every((b) => b === 0)).toBe(true);
   }, 130_000);
 
-  it('runs what is typed on COM1 and answers on the console', async () => {
-    child!.stdin.write('echo tsvisor-$((6*7)); cat /sys/devices/system/clocksource/clocksource0/current_clocksource\n');
+  it('runs what is typed on COM1 and answers on the console; its clock ticks on our synthetic timer', async () => {
+    const hvs = "grep HVS /proc/interrupts | tr -s ' ' | cut -d ' ' -f 2";
+    child!.stdin.write(
+      `echo tsvisor-$((6*7)); cat /sys/devices/system/clocksource/clocksource0/current_clocksource /sys/devices/system/clockevents/clockevent0/current_device; echo stimer0 $(${hvs}); sleep 1; echo stimer0 $(${hvs}) lapic $(grep LOC /proc/interrupts | tr -s ' ' | cut -d ' ' -f 2)\n`,
+    );
     const at = await waitFor('tsvisor-42\r\n', prompt, 30_000);
-    await waitFor('hyperv_clocksource_msr\r\n', at, 10_000);
-  }, 45_000);
+    // Linux's clockevent is STIMER0 in direct mode (hv_stimer_alloc): vector 0xED, "HVS" in /proc/interrupts.
+    const dev = await waitFor('hyperv_clocksource_msr\r\nHyper-V clockevent\r\n', at, 10_000);
+    const end = await waitFor(' lapic ', dev, 30_000);
+    await waitFor('\r\n', end, 10_000);
+    const counts = /stimer0 (\d+)\r\nstimer0 (\d+) lapic (\d+)\r\n/.exec(stdout.slice(dev));
+    expect(counts).not.toBeNull();
+    const [before, after, lapic] = counts!.slice(1).map(Number) as [number, number, number];
+    // A second of `sleep` at HZ 250 with NO_HZ idle: expiries keep coming; the LAPIC timer is never used.
+    expect(after - before).toBeGreaterThan(0);
+    expect(lapic).toBe(0);
+    prompt = end;
+  }, 60_000);
+
+  it("reaches a host server through hv_netvsc, the run's switch and passt (the gateway is the host's loopback)", async () => {
+    const server = createServer((req, res) => res.end(`tsvisor-http ${req.url}\n`));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (server.address() as { port: number }).port;
+      child!.stdin.write(
+        `ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0; ip link show eth0; busybox wget -q -O - http://10.0.2.2:${port}/from-linux; s=$?; echo wget-done-$((s+100))\n`,
+      );
+      // wget's exit status plus 100, so the typed line echoed back does not match.
+      const at = await waitFor('wget-done-1', prompt, 90_000);
+      expect(stdout.slice(prompt, at)).toMatch(/eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500/);
+      expect(stdout.slice(prompt, at)).toContain('link/ether 00:15:5d:00:00:01');
+      expect(stdout.slice(prompt, at)).toContain('tsvisor-http /from-linux\r\n');
+      prompt = await waitFor('wget-done-100', prompt, 10_000);
+    } finally {
+      server.close();
+    }
+  }, 120_000);
 
   it('shuts down cleanly when the host asks through the shutdown service (SIGTERM), and reports the enlightenment and VMBus state', async () => {
     // The heartbeat service has had its answers by now (Linux answers every few seconds).
@@ -156,6 +191,10 @@ describe.skipIf(unavailable !== undefined)('tsvisor run linux --scsi disk.raw --
     // hv_utils' orderly_poweroff: /sbin/poweroff is absent in the initramfs, so the kernel powers off by itself, through ACPI S5.
     expect(stdout).toContain('reboot: Power down');
     expect(stderr).toContain('VP 0: the guest powered off');
+    // The run's passt ended with it.
+    const passt = Number(/passt (\d+) serves switch run-linux/.exec(stderr)?.[1]);
+    expect(passt).toBeGreaterThan(0);
+    expect(() => process.kill(passt, 0)).toThrow();
     const m = /VP 0 counters (\{.*\})/.exec(stderr);
     expect(m).not.toBeNull();
     const status = JSON.parse(m![1]!) as Record<string, unknown>;
@@ -169,8 +208,8 @@ describe.skipIf(unavailable !== undefined)('tsvisor run linux --scsi disk.raw --
     expect(status.hostPortAccesses as number).toBeGreaterThan(1000);
     const vmbus = status.vmbus as Record<string, number | string>;
     expect(vmbus.version).toBe('5.3');
-    // SCSI, heartbeat, shutdown, time sync and KVP offered; Linux opens SCSI and the first three ICs at once.
-    expect(vmbus.channelsOpened).toBeGreaterThanOrEqual(4); // with the SCSI controller's
+    // SCSI, NIC, heartbeat, shutdown, time sync and KVP offered; Linux opens SCSI, the NIC and the first three ICs at once.
+    expect(vmbus.channelsOpened).toBeGreaterThanOrEqual(5); // with the SCSI controller's and the NIC's
     expect(vmbus.protocolErrors).toBe(0);
     expect(vmbus.heartbeat).toBe(2); // Msvm_HeartbeatComponent OperationalStatus OK
     expect(vmbus.postMessageCalls as number).toBeGreaterThan(5);

@@ -114,8 +114,20 @@ describe.skipIf(unavailable !== undefined)('the Linux guest managed by VMMS', ()
     expect(items.get('OSBuildNumber')).toBe(release);
     expect(items.get('OSVersion')).toBe(release.split('-')[0]);
     expect(items.get('ProcessorArchitecture')).toBe('i686');
-    // A host item through the worker's KVP requests: hv_kvp_daemon takes it into its External pool (a refusal would throw).
+    // A host item through the worker's KVP requests: hv_kvp_daemon keeps it in its External pool's
+    // file (records of key[512] then value[2048], each NUL-terminated UTF-8), which the guest reads.
     await v.kvpSet('lx', KvpPool.External, 'tsvisor-owner', 'linux-vmms-test');
+    const at = v.console('lx').length;
+    const pool = '/var/lib/hyperv/.kvp_pool_0';
+    const firstString = (from: string) => `$(${from} | tr '\\000' '\\n' | head -n 1)`;
+    const key = firstString(`cat ${pool}`),
+      value = firstString(`dd if=${pool} bs=512 skip=1 count=4 2>/dev/null`);
+    await v.consoleInput('lx', new TextEncoder().encode(`echo pool0 key=${key} value=${value}; echo pool-$((40+2))\n`));
+    await waitFor('the pool file', () => v.console('lx').slice(at).includes('pool-42'), 30_000);
+    expect(v.console('lx').slice(at)).toContain('pool0 key=tsvisor-owner value=linux-vmms-test');
+    // Read back by the host: Linux answers a GET with an empty value, so the value comes from its ENUMERATE (kvp-vsp.ts).
+    expect(await v.kvpGet('lx', KvpPool.External, 'tsvisor-owner')).toBe('linux-vmms-test');
+    expect(await v.kvpGet('lx', KvpPool.External, 'no-such-item')).toBeNull();
   }, 70_000);
 
   it('gets a link through hv_netvsc on the VM switch and pings the SDK guest on it', async () => {

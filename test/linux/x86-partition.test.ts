@@ -4,7 +4,7 @@
  * the partition raises. The boot test (linux-guest.test.ts) checks the same paths with Linux.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import * as M from '../../abi/hv-msr.ts';
 import { HvCall, HvPortType } from '../../abi/hv-hypercall.ts';
 import { HvStatus } from '../../abi/hv-status.ts';
@@ -299,5 +299,94 @@ describe('x86 partition: hypercalls with the TLFS 32-bit convention', () => {
     );
     p.pump();
     expect(outside()).toBe(true);
+  });
+});
+
+describe('x86 partition: synthetic timers', () => {
+  const STIMER0_CONFIG = M.HV_X64_MSR_STIMER0_CONFIG,
+    STIMER0_COUNT = M.HV_X64_MSR_STIMER0_CONFIG + 1;
+  /** Linux's direct-mode STIMER0 (hv_ce_set_oneshot): enable, auto-enable, direct, HYPERV_STIMER0_VECTOR 0xED. */
+  const TIMER_VECTOR = 0xed;
+  const DIRECT = BigInt(M.HV_STIMER_ENABLE | M.HV_STIMER_AUTO_ENABLE | M.HV_STIMER_DIRECT | (TIMER_VECTOR << 4));
+  const ms = (n: number) => new Promise((r) => setTimeout(r, n));
+  const MS = 10_000; // reference time per millisecond (100 ns units)
+
+  it('a direct-mode one-shot asserts its vector at its time, not before, from a host timer between slices; then it is disabled', async () => {
+    const { p, raised, deliveredNow, faults } = rig();
+    try {
+      expect(p.privileges[0] & 0x8).toBe(0x8); // HV_ACCESS_SYNTHETIC_TIMER_REGS
+      p.writeMsr(STIMER0_CONFIG, DIRECT);
+      const due = p.referenceTime() + 40 * MS;
+      p.writeMsr(STIMER0_COUNT, BigInt(due));
+      expect(p.readMsr(STIMER0_COUNT)).toBe(BigInt(due));
+      await ms(20);
+      expect(raised).toEqual([]);
+      await vi.waitFor(() => expect(raised).toEqual([TIMER_VECTOR]), { timeout: 2000, interval: 2 });
+      expect(p.referenceTime()).toBeGreaterThanOrEqual(due); // never early
+      expect(deliveredNow()).toBe(1); // outside an instruction: delivered at once (a halted processor wakes)
+      expect(p.readMsr(STIMER0_CONFIG) & 1n).toBe(0n); // a one-shot disables itself
+      await ms(60);
+      expect(raised).toEqual([TIMER_VECTOR]);
+      expect(faults).toEqual([]);
+    } finally {
+      p.dispose();
+    }
+  });
+
+  it('a one-shot whose time has passed fires inside the WRMSR; a count of 0 disarms; reserved bits fault', () => {
+    const { p, raised, deliveredNow, faults } = rig();
+    try {
+      p.writeMsr(STIMER0_CONFIG, DIRECT);
+      p.writeMsr(STIMER0_COUNT, BigInt(Math.max(1, p.referenceTime() - 1)));
+      expect(raised).toEqual([TIMER_VECTOR]);
+      expect(deliveredNow()).toBe(0); // v86 takes it after the instruction
+      p.writeMsr(STIMER0_COUNT, BigInt(p.referenceTime() + 10 * MS)); // auto-enable arms it again
+      expect(p.readMsr(STIMER0_CONFIG) & 1n).toBe(1n);
+      p.writeMsr(STIMER0_COUNT, 0n);
+      expect(p.readMsr(STIMER0_CONFIG) & 1n).toBe(0n);
+      p.writeMsr(STIMER0_CONFIG, 1n << 13n); // bits 15:13 RsvdZ
+      expect(faults).toEqual([`${STIMER0_CONFIG.toString(16)}:true`]);
+    } finally {
+      p.dispose();
+    }
+  });
+
+  it('a periodic timer in message mode posts HVMSG_TIMER_EXPIRED to its SINT each period while the guest frees the slot', async () => {
+    const { p, ram, raised } = rig();
+    try {
+      enableSynic(p);
+      p.writeMsr(M.HV_X64_MSR_SINT0 + 3, 0xf4n);
+      const config = BigInt(M.HV_STIMER_ENABLE | M.HV_STIMER_PERIODIC) | (3n << BigInt(M.HV_STIMER_SINT_SHIFT));
+      p.writeMsr(M.HV_X64_MSR_STIMER0_CONFIG + 2, config); // STIMER1
+      const armed = p.referenceTime();
+      p.writeMsr(M.HV_X64_MSR_STIMER0_CONFIG + 3, BigInt(10 * MS));
+      const slot = SIMP_GPA + 3 * 256;
+      const dv = new DataView(ram.buffer, ram.byteOffset + slot, 256);
+      const expiries: bigint[] = [];
+      for (let i = 0; i < 3; i++) {
+        await vi.waitFor(() => expect(dv.getUint32(0, true)).toBe(0x80000010), { timeout: 2000, interval: 2 });
+        expect(ram[slot + 4]).toBe(24); // payload size
+        expect(dv.getUint32(16, true)).toBe(1); // TimerIndex
+        expiries.push(dv.getBigUint64(24, true)); // ExpirationTime
+        expect(dv.getBigUint64(32, true)).toBeGreaterThanOrEqual(dv.getBigUint64(24, true)); // DeliveryTime
+        dv.setUint32(0, 0, true); // the guest takes the message
+        p.writeMsr(M.HV_X64_MSR_EOM, 0n);
+      }
+      expect(Number(expiries[0]! - BigInt(armed))).toBeGreaterThanOrEqual(10 * MS);
+      expect(expiries[1]! - expiries[0]!).toBeGreaterThanOrEqual(BigInt(10 * MS));
+      expect(raised.filter((v) => v === 0xf4).length).toBeGreaterThanOrEqual(3);
+      expect(p.readMsr(M.HV_X64_MSR_STIMER0_CONFIG + 2) & 1n).toBe(1n); // periodic timers stay enabled
+    } finally {
+      p.dispose();
+    }
+  });
+
+  it('dispose stops the host timer: an armed timer fires no more', async () => {
+    const { p, raised } = rig();
+    p.writeMsr(STIMER0_CONFIG, DIRECT);
+    p.writeMsr(STIMER0_COUNT, BigInt(p.referenceTime() + 5 * MS));
+    p.dispose();
+    await ms(30);
+    expect(raised).toEqual([]);
   });
 });

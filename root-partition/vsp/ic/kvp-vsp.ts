@@ -49,7 +49,14 @@ export class KvpVsp extends IcVsp {
     return this.simple(encodeKvpRequest({ operation: KvpOperation.Delete, pool, key }));
   }
 
-  /** GET: one item's value, or null when the guest has no such key (or refused). */
+  /**
+   * GET: one item's value, or null when the guest has no such key (or refused). Linux answers a
+   * GET of every key it holds with an empty value: hv_kvp.c's kvp_send_key passes the daemon only
+   * the key (value_size stays 0, so hv_kvp_daemon's kvp_get_value copies no byte of the value),
+   * and kvp_respond_to_host reads the daemon's value through body.kvp_enum_data, 4 bytes past
+   * where a GET's value is. Its ENUMERATE carries the whole item, so an empty value is looked
+   * up there before it is believed.
+   */
   async get(pool: number, key: string): Promise<string | null> {
     const r = await this.request(encodeKvpRequest({ operation: KvpOperation.Get, pool, key }));
     if (r.kind !== 'reply' || r.status !== IcStatus.Ok) return null;
@@ -58,7 +65,23 @@ export class KvpVsp extends IcVsp {
       this.report('IC_KVP_INVALID', item.error);
       return null;
     }
-    return item.value;
+    if (item.value !== '') return item.value;
+    return (await this.find(pool, key)) ?? item.value;
+  }
+
+  /** The value of `key` in the guest's enumeration of `pool` (stops at the key), or null. */
+  private async find(pool: number, key: string): Promise<string | null> {
+    for (let index = 0; index < KVP_MAX_ENUMERATE; index++) {
+      const r = await this.request(encodeKvpRequest({ operation: KvpOperation.Enumerate, pool, index }));
+      if (r.kind !== 'reply' || r.status !== IcStatus.Ok) return null;
+      const item = decodeKvpItem(r.body, KvpOperation.Enumerate);
+      if ('error' in item) {
+        this.report('IC_KVP_INVALID', item.error);
+        return null;
+      }
+      if (item.key === key) return item.value;
+    }
+    return null;
   }
 
   /** ENUMERATE a pool from index 0 until NO_MORE_ITEMS; the result is also kept for `items(pool)`. */
