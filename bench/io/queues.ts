@@ -57,11 +57,15 @@ export async function measureQueues(opts: {
   /** The setting of the queue-thread row: 'on' forces a thread whatever the host's cores. */
   setting: SubChannelThreadsSetting;
   timeoutMs: number;
+  /** Only these rows (the structural test runs the queue-thread row alone: one VM). */
+  only?: readonly QueueRow['id'][];
+  /** I/Os of the measured phase (default: the storvsc QD32 count of the run's size). */
+  count?: number;
 }): Promise<QueueSection> {
   const workload = WORKLOADS.find((w) => w.id === 'rand-read-4k-qd32')!;
   const warm = WORKLOADS[0]!;
   const storvsc = PATHS.find((p) => p.id === 'storvsc')!;
-  const n = count('storvsc-2q', workload, opts.quick);
+  const n = opts.count ?? count('storvsc-2q', workload, opts.quick);
   const variants = [
     { id: 'one-queue' as const, label: 'one queue (VP 0)', path: storvsc, threads: 'off' as const },
     { id: 'two-queues-device-thread' as const, label: 'two queues (VP 0, VP 1), both on the device thread', path: TWO_QUEUES_PATH, threads: 'off' as const },
@@ -69,10 +73,10 @@ export async function measureQueues(opts: {
   ];
   const loadAverage: number[] = [];
   const rows: QueueRow[] = [];
-  for (const v of variants) {
+  for (const v of variants.filter((x) => !opts.only || opts.only.includes(x.id))) {
     const phases: Phase[] = [
-      { index: 0, path: storvsc, workload: warm, depth: 1, count: 256, warmup: true, round: 0 },
-      // The queue thread starts once the sub-channel opens (its code loads meanwhile): a warm-up on both queues first.
+      { index: 0, path: storvsc, workload: warm, depth: 1, count: Math.min(256, n), warmup: true, round: 0 },
+      // The sub-channel goes to its queue thread a few ms after it opens: a warm-up on both queues first.
       { index: 1, path: v.path, workload, depth: 32, count: Math.max(256, n >> 3), warmup: true, round: 0 },
       { index: 2, path: v.path, workload, depth: 32, count: n, round: 0 },
     ];

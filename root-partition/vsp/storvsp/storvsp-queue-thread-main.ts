@@ -24,6 +24,7 @@ import {
   QUEUE_COUNTERS,
   QueueCommand,
   QueueState,
+  type QueueThreadBind,
   type QueueThreadData,
   type QueueThreadMessage,
 } from './storvsp-queue-thread-protocol.ts';
@@ -34,8 +35,22 @@ const post = (m: QueueThreadMessage) => parentPort!.postMessage(m);
 const control = new Int32Array(data.control);
 const counters = new Float64Array(data.counters);
 const partition = PartitionHandle.attach(data.share);
-const g = data.geometry;
 const bell = partition.ctl.i32;
+// Loaded ahead of its sub-channel (when the primary opens): ready by the time the guest opens one.
+const bound = new Promise<QueueThreadBind | null>((resolve) => {
+  parentPort!.once('message', (m: QueueThreadBind) => resolve(m));
+  // Stop before any sub-channel: the owner rings the control word; nothing else would wake this thread.
+  const w = Atomics.waitAsync(control, Q_COMMAND, QueueCommand.Park);
+  if (w.async) void w.value.then(() => resolve(null));
+});
+Atomics.store(control, Q_STATE, QueueState.Loaded);
+Atomics.notify(control, Q_STATE);
+const bind = await bound;
+if (bind === null) {
+  Atomics.store(control, Q_STATE, QueueState.Stopped);
+  process.exit(0);
+}
+const g = bind.geometry;
 
 // At most LOG_BURST lines a second leave this thread (a guest can cause them); the rest are counted.
 const LOG_BURST = 20;
@@ -58,7 +73,7 @@ const log = (message: string) => {
 
 /** Set by a disk failure or a broken ring: the pass ends and the thread parks for good (the owner takes the channel back). */
 let failed = false;
-const luns = data.luns.map((l, index) => ({
+const luns = bind.luns.map((l, index) => ({
   pathId: l.pathId,
   targetId: l.targetId,
   lun: l.lun,
@@ -106,7 +121,7 @@ const channel = new VspChannel(
     },
   },
 );
-vsp.serveOffloaded(channel, data.version);
+vsp.serveOffloaded(channel, bind.version);
 
 const waits = new WaitCounters();
 const budget = new SpinBudget({ spinIterations: data.spinIterations, maxSpinIterations: data.maxSpinIterations });

@@ -14,8 +14,8 @@ export const Q_WORDS = 2;
 
 /** What the owner asks: serve the rings, leave them alone (parked), or end. */
 export const QueueCommand = { Serve: 0, Park: 1, Stop: 2 } as const;
-/** Where the queue thread is: it touches the rings only while Serving. */
-export const QueueState = { Starting: 0, Serving: 1, Parked: 2, Stopped: 3 } as const;
+/** Where the queue thread is: it touches the rings only while Serving; Loaded = waiting for its sub-channel. */
+export const QueueState = { Starting: 0, Serving: 1, Parked: 2, Stopped: 3, Loaded: 4 } as const;
 
 /** Float64 counters the queue thread publishes after each pass (its StorVsp's stats and its waits). */
 export const QUEUE_COUNTERS = [
@@ -46,18 +46,24 @@ export interface QueueThreadLun {
   image: SharedRawDescriptor;
 }
 
+/** What a queue thread starts with: it loads, then waits for its sub-channel (QueueThreadBind). */
 export interface QueueThreadData {
   share: PartitionShare;
-  geometry: OffloadedChannelGeometry;
   control: SharedArrayBuffer;
   counters: SharedArrayBuffer;
-  /** The vstor version the primary channel negotiated (a sub-channel carries I/O only). */
-  version: number;
   versions?: readonly number[];
   maxTransferBytes?: number;
-  luns: QueueThreadLun[];
   spinIterations: number;
   maxSpinIterations?: number;
+}
+
+/** The sub-channel a started thread is to serve (posted once: the hand-overs themselves are Atomics). */
+export interface QueueThreadBind {
+  kind: 'bind';
+  geometry: OffloadedChannelGeometry;
+  /** The vstor version the primary channel negotiated (a sub-channel carries I/O only). */
+  version: number;
+  luns: QueueThreadLun[];
 }
 
 export type QueueThreadMessage =

@@ -18,6 +18,7 @@ import {
   QueueCommand,
   QueueState,
   type QueueCounterName,
+  type QueueThreadBind,
   type QueueThreadData,
   type QueueThreadLun,
   type QueueThreadMessage,
@@ -28,11 +29,8 @@ export const QUEUE_PARK_TIMEOUT_MS = 5000;
 
 export interface QueueThreadOptions {
   share: PartitionShare;
-  geometry: OffloadedChannelGeometry;
-  version: number;
   versions?: readonly number[];
   maxTransferBytes?: number;
-  luns: QueueThreadLun[];
   spinIterations: number;
   maxSpinIterations?: number;
   onMessage: (m: QueueThreadMessage) => void;
@@ -47,21 +45,19 @@ export class StorVspQueueThread {
   private readonly bell: Int32Array;
   private stopping = false;
   readonly exited: Promise<void>;
-  readonly geometry: OffloadedChannelGeometry;
+  /** The sub-channel it serves, once bound. */
+  geometry: OffloadedChannelGeometry | null = null;
 
+  /** Starts the thread (it loads its code meanwhile); bind() gives it its sub-channel. */
   constructor(opts: QueueThreadOptions) {
-    this.geometry = opts.geometry;
     this.bell = new Int32Array(opts.share.control);
     Atomics.store(this.control, Q_COMMAND, QueueCommand.Park);
     const data: QueueThreadData = {
       share: opts.share,
-      geometry: opts.geometry,
       control: this.control.buffer as SharedArrayBuffer,
       counters: this.counterBuffer.buffer as SharedArrayBuffer,
-      version: opts.version,
       versions: opts.versions,
       maxTransferBytes: opts.maxTransferBytes,
-      luns: opts.luns,
       spinIterations: opts.spinIterations,
       maxSpinIterations: opts.maxSpinIterations,
     };
@@ -69,7 +65,7 @@ export class StorVspQueueThread {
     const code = freshBundlePath(join(REPO_ROOT, 'build', 'host', 'storvsp-queue-thread.mjs')) ?? new URL('./storvsp-queue-thread-worker.mjs', import.meta.url);
     this.worker = new Worker(code, {
       workerData: data,
-      name: `${opts.share.name}/storvsp-relid-${opts.geometry.relid}`,
+      name: `${opts.share.name}/storvsp-queue`,
     });
     this.worker.on('message', (m: QueueThreadMessage) => opts.onMessage(m));
     let failure = 'the storvsp queue thread exited';
@@ -89,7 +85,14 @@ export class StorVspQueueThread {
     return Atomics.load(this.control, Q_STATE);
   }
 
-  /** The thread is loaded and waits for the channel (or holds it). */
+  /** Gives the thread its sub-channel (once); it parks, ready to serve, when it has built its devices. */
+  bind(geometry: OffloadedChannelGeometry, version: number, luns: QueueThreadLun[]): void {
+    if (this.geometry !== null) throw new Error('a storvsp queue thread serves one sub-channel');
+    this.geometry = geometry;
+    this.worker.postMessage({ kind: 'bind', geometry, version, luns } satisfies QueueThreadBind);
+  }
+
+  /** The thread is bound, loaded, and waits for the channel (or holds it). */
   get ready(): boolean {
     const s = this.state;
     return s === QueueState.Parked || s === QueueState.Serving;
@@ -139,6 +142,7 @@ export class StorVspQueueThread {
   private command(c: number): void {
     Atomics.store(this.control, Q_COMMAND, c);
     Atomics.notify(this.control, Q_COMMAND);
+    if (this.geometry === null) return;
     // Wakes the thread from its doorbell wait as a guest signal would.
     Atomics.add(this.bell, this.geometry.doorbellWord, 1);
     Atomics.notify(this.bell, this.geometry.doorbellWord);

@@ -55,8 +55,42 @@ export class StorVspQueueThreads {
 
   constructor(
     private readonly luns: readonly ScsiLunConfig[],
-    private readonly opts: { versions?: readonly number[]; maxTransferBytes?: number; wait: WaitPolicy; log: (m: string) => void },
+    private readonly opts: { versions?: readonly number[]; maxTransferBytes?: number; maxSubChannels: number; wait: WaitPolicy; log: (m: string) => void },
   ) {}
+
+  /** A thread loaded ahead of the next sub-channel (its code takes a while to load; the guest should not wait for it). */
+  private spare: StorVspQueueThread | null = null;
+
+  /** The primary channel opened: a thread starts loading for its first sub-channel. */
+  prepare(primary: VspChannel): void {
+    const access = primary.offloadAccess();
+    if (access !== null && this.opts.maxSubChannels > 0) this.startSpare(access);
+  }
+
+  private startSpare(access: ChannelOffloadAccess): void {
+    if (this.spare !== null || this.stoppingAll) return;
+    const t = new StorVspQueueThread({
+      share: access.share,
+      versions: this.opts.versions,
+      maxTransferBytes: this.opts.maxTransferBytes,
+      spinIterations: this.opts.wait.spinIterations,
+      maxSpinIterations: this.opts.wait.maxSpinIterations,
+      onMessage: (m) => {
+        const e = [...this.entries.values()].find((x) => x.thread === t);
+        if (e) this.onThreadMessage(e, m);
+      },
+      onExit: (reason) => {
+        const e = [...this.entries.values()].find((x) => x.thread === t);
+        if (e) this.onThreadLost(e, reason);
+        else if (this.spare === t) this.spare = null;
+      },
+    });
+    this.stats.threadsStarted++;
+    this.live++;
+    void t.exited.then(() => this.live--);
+    this.spare = t;
+  }
+  private stoppingAll = false;
 
   /** A sub-channel opened (or was restored): offered to a thread as soon as it can go. */
   add(c: OffloadableChannel): void {
@@ -100,7 +134,11 @@ export class StorVspQueueThreads {
 
   /** Every thread parked and ended (teardown). */
   async stopAll(): Promise<void> {
+    this.stoppingAll = true;
     for (const channel of [...this.entries.keys()]) this.remove(channel);
+    const spare = this.spare;
+    this.spare = null;
+    if (spare) this.stopping.add(spare.stop());
     await Promise.all([...this.stopping]);
   }
 
@@ -160,28 +198,19 @@ export class StorVspQueueThreads {
     if (e.thread === null) {
       const geometry = e.access.claim();
       if (geometry === null) return this.lose(e, 'no root doorbell is free for the sub-channel');
-      this.stats.threadsStarted++;
-      e.thread = new StorVspQueueThread({
-        share: e.access.share,
-        geometry,
-        version,
-        versions: this.opts.versions,
-        maxTransferBytes: this.opts.maxTransferBytes,
-        luns,
-        spinIterations: this.opts.wait.spinIterations,
-        maxSpinIterations: this.opts.wait.maxSpinIterations,
-        onMessage: (m) => this.onThreadMessage(e, m),
-        onExit: (reason) => this.onThreadLost(e, reason),
-      });
-      this.live++;
-      void e.thread.exited.then(() => this.live--);
+      this.startSpare(e.access);
+      e.thread = this.spare!;
+      this.spare = null;
+      e.thread.bind(geometry, version, luns);
+      // The next sub-channel's thread loads now.
+      if (this.entries.size < this.opts.maxSubChannels) this.startSpare(e.access);
     }
-    if (!e.thread.ready) return this.schedule(ch, 5); // still loading its code
+    if (!e.thread.ready) return this.schedule(ch, 2); // still loading its code or building its devices
     e.c.pollerStop();
     if (!e.access.route()) return this.lose(e, 'the channel event port could not be routed');
     const thread = e.thread;
     const word = new Int32Array(e.access.share.control);
-    const bell = thread.geometry.doorbellWord;
+    const bell = thread.geometry!.doorbellWord;
     ch.servedElsewhere = () => {
       // A signal that reached the VMBus host before the routing: passed on.
       Atomics.add(word, bell, 1);

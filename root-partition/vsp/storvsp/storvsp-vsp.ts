@@ -194,6 +194,7 @@ export class StorVsp implements Vsp {
       ? new StorVspQueueThreads(config.luns, {
           versions: config.versions,
           maxTransferBytes: config.maxTransferBytes,
+          maxSubChannels: config.subChannels ? (config.maxSubChannels ?? 0) : 0,
           wait: config.queueThreadWait ?? defaultWaitPolicy(),
           log: this.log,
         })
@@ -277,6 +278,7 @@ export class StorVsp implements Vsp {
       const relid = channel.relid;
       protocol = new StorVspChannel(this.protocolOptions(channel.mem, relid));
       this.primaries.set(relid, protocol);
+      this.queueThreads?.prepare(channel);
     } else {
       // A sub-channel shares its primary's negotiated version and LUNs (Linux storvsc: I/O only).
       const primary = this.primaries.get(channel.primaryRelid);
