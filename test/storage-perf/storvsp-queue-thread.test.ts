@@ -22,6 +22,8 @@ import { encodeChannelMessage, encodeGpadl } from '../../vmbus/protocol/channel-
 import type { ChannelMessage } from '../../vmbus/protocol/channel-messages.ts';
 import { ReceivedPacket, VmbusPacketType, VmbusRing, encodeGpaDirectHeader } from '../../vmbus/ring/index.ts';
 import { RawDisk } from '../../root-partition/storage/raw-disk.ts';
+import { SwitchableDisk } from '../../root-partition/vmwp/disk-switch.ts';
+import { DiskIoError } from '../../root-partition/storage/disk-io-error.ts';
 import { ScsiDisk } from '../../root-partition/storage/scsi/scsi-disk.ts';
 import { lunsAtLocations } from '../../root-partition/vsp/storvsp/scsi-controller.ts';
 import { StorVsp } from '../../root-partition/vsp/storvsp/storvsp-vsp.ts';
@@ -85,7 +87,7 @@ function readCompletions(ring: VmbusRing): { id: number; payload: Uint8Array }[]
   return got;
 }
 
-async function rig() {
+async function rig(opts: { onDriveFailure?: (e: Error) => void } = {}) {
   hv = new Hypervisor();
   const p = hv.createPartition({ memoryBytes: MEMORY, vpCount: 2, waitPolicy: { spinIterations: 0 } });
   p.initialize();
@@ -107,7 +109,8 @@ async function rig() {
   const host = new VmbusHost(p, { log: (e) => errors.push(e) });
   const vsp = new StorVsp({
     instanceId: '5c7c5b3a-8d6e-4a3b-9c1d-2e3f4a5b6c7d',
-    luns: lunsAtLocations([new ScsiDisk(raw, { diskId: diskId(1) })]),
+    // The VM's drive as the device thread has it (its first failure goes to VMMS from there).
+    luns: lunsAtLocations([new ScsiDisk(new SwitchableDisk(raw, file, opts.onDriveFailure), { diskId: diskId(1) })]),
     subChannels: host.server,
     maxSubChannels: 1,
     pollSpinMicros: 0,
@@ -328,6 +331,34 @@ describe('storvsp sub-channel on a queue thread', () => {
     r.signal(1);
     const c = readCompletions(r.primary.inn);
     expect(c.map((x) => decodeSrbCompletion(x.payload).srbStatus)).toEqual([SrbStatus.Success]);
+  });
+
+  it('an I/O error on the thread reaches the guest and the drive (its first failure, once); the sub-channel goes back to the device thread', async () => {
+    const failures: Error[] = [];
+    const r = await rig({ onDriveFailure: (e) => failures.push(e) });
+    // The image shrinks under the VM: a read past its new end fails in the thread's pread.
+    fs.truncateSync(r.file, 1 << 20);
+    expect(submitReads(r.sub.out, [(2 << 20) / 512])).toBe(true);
+    r.signal(2);
+    let got: { id: number; payload: Uint8Array }[] = [];
+    await until('the failed read', () => (got = readCompletions(r.sub.inn)).length === 1);
+    const c = decodeSrbCompletion(got[0]!.payload);
+    expect(c.srbStatus & 0x3f).toBe(SrbStatus.Error);
+    expect(c.sense[2]! & 0x0f).toBe(3); // MEDIUM ERROR
+    await until('the drive to take the failure', () => failures.length === 1);
+    expect(failures[0]).toBeInstanceOf(DiskIoError);
+    expect((failures[0] as DiskIoError).operation).toBe('read');
+    await until('the sub-channel back on the device thread', () => !r.vsp.queueThreads!.isOffloaded(r.host.channel(2)!));
+    expect(r.vsp.statsSnapshot().threadsLost).toBe(1);
+    // The next request on the sub-channel is the device thread's, and it is not handed over again.
+    expect(submitReads(r.sub.out, [8], 50)).toBe(true);
+    r.signal(2);
+    const next = readCompletions(r.sub.inn);
+    expect(next.map((x) => decodeSrbCompletion(x.payload).srbStatus)).toEqual([SrbStatus.Success]);
+    expect(r.host.channel(2)!.stats.packetsIn).toBe(1);
+    await new Promise((res) => setTimeout(res, 20));
+    expect(r.vsp.queueThreads!.isOffloaded(r.host.channel(2)!)).toBe(false);
+    expect(failures).toHaveLength(1);
   });
 
   it('teardown joins the thread: closing VMBus parks it, stopping ends it', async () => {
