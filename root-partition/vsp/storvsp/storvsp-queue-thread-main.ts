@@ -82,7 +82,7 @@ const luns = bind.luns.map((l, index) => ({
       failed = true;
       // The cause alone: the owner rebuilds the error with its own path prefix.
       const detail = e.message.slice(e.message.indexOf('): ') + 3);
-      post({ kind: 'disk-failure', lun: index, operation: e.operation, errno: e.errno, lba: e.lba, detail });
+      post({ kind: 'disk-failure', lun: index, path: e.path, operation: e.operation, errno: e.errno, lba: e.lba, detail });
     }),
     { diskId: l.diskId },
   ),

@@ -69,5 +69,5 @@ export interface QueueThreadBind {
 export type QueueThreadMessage =
   | { kind: 'channel-failed'; reason: string }
   /** A request's I/O failed on LUN `lun`'s image (DiskIoError's fields): the owner's drive takes it. */
-  | { kind: 'disk-failure'; lun: number; operation: 'read' | 'write' | 'flush'; errno: string; lba: number; detail: string }
+  | { kind: 'disk-failure'; lun: number; path: string; operation: 'read' | 'write' | 'flush'; errno: string; lba: number; detail: string }
   | { kind: 'log'; message: string; suppressed: number };

@@ -75,13 +75,15 @@ export class StorVspQueueThreads {
       maxTransferBytes: this.opts.maxTransferBytes,
       spinIterations: this.opts.wait.spinIterations,
       maxSpinIterations: this.opts.wait.maxSpinIterations,
+      // By the sub-channel the thread was given, even after it was retired: a failure it reports late still reaches the drive.
       onMessage: (m) => {
-        const e = [...this.entries.values()].find((x) => x.thread === t);
+        const e = this.byThread.get(t);
         if (e) this.onThreadMessage(e, m);
       },
       onExit: (reason) => {
-        const e = [...this.entries.values()].find((x) => x.thread === t);
-        if (e) this.onThreadLost(e, reason);
+        const e = this.byThread.get(t);
+        this.byThread.delete(t);
+        if (e && e.thread === t) this.onThreadLost(e, reason);
         else if (this.spare === t) this.spare = null;
       },
     });
@@ -91,6 +93,7 @@ export class StorVspQueueThreads {
     this.spare = t;
   }
   private stoppingAll = false;
+  private readonly byThread = new Map<StorVspQueueThread, Entry>();
 
   /** A sub-channel opened (or was restored): offered to a thread as soon as it can go. */
   add(c: OffloadableChannel): void {
@@ -201,6 +204,7 @@ export class StorVspQueueThreads {
       this.startSpare(e.access);
       e.thread = this.spare!;
       this.spare = null;
+      this.byThread.set(e.thread, e);
       e.thread.bind(geometry, version, luns);
       // The next sub-channel's thread loads now.
       if (this.entries.size < this.opts.maxSubChannels) this.startSpare(e.access);
@@ -251,23 +255,19 @@ export class StorVspQueueThreads {
       this.opts.log(m.suppressed > 0 ? `${m.message} (${m.suppressed} lines suppressed so far)` : m.message);
       return;
     }
+    // Every failure the thread saw reaches its drive (a later flush failure must stay sticky there too).
+    if (m.kind === 'disk-failure') this.luns[m.lun]?.disk.backend.adoptFailure?.(new DiskIoError(m.path, m.operation, m.errno, m.lba, m.detail));
     // The thread parked itself after either failure: the channel comes back here, for good.
+    const first = !e.broken;
     e.broken = true;
     this.takeBack(e);
-    if (m.kind === 'disk-failure') {
-      const lun = this.luns[m.lun];
-      if (lun) {
-        const path = lun.disk.backend.sharedDescriptor?.path ?? `LUN ${lun.lun}`;
-        lun.disk.backend.adoptFailure?.(new DiskIoError(path, m.operation, m.errno, m.lba, m.detail));
-      }
+    if (first) {
       this.stats.threadsLost++;
-      this.opts.log(`storvsp relid ${e.c.channel.relid}: served on the device thread from now on: a request failed on LUN ${m.lun}'s image`);
-      this.retire(e);
-    } else {
-      this.stats.threadsLost++;
-      e.c.channel.fail(m.reason);
-      this.retire(e);
+      const why = m.kind === 'disk-failure' ? `a request failed on LUN ${m.lun}'s image` : m.reason;
+      this.opts.log(`storvsp relid ${e.c.channel.relid}: served on the device thread from now on: ${why}`);
     }
+    if (m.kind === 'channel-failed') e.c.channel.fail(m.reason);
+    this.retire(e);
   }
 
   private onThreadLost(e: Entry, reason: string): void {
