@@ -2,7 +2,7 @@
  * The main job: emulated IDE (ATA PIO per word, PIO string, PIO MULTIPLE, DMA) against synthetic
  * SCSI (storvsc over VMBus) on one VM, side by side in one run, with the same-run limits (copy,
  * backend alone, exit round trip) that say how close each path comes and why it stops there.
- * Usage: npx tsx bench/io.ts [--quick] [--paths storvsc,dma] [--queue-min-bytes N|off] [--json FILE] [--html FILE] [--linux|--no-linux]   (or: tsvisor bench io)
+ * Usage: npx tsx bench/io.ts [--quick] [--paths storvsc,dma] [--queue-min-bytes N|off] [--sub-channel-threads on|off|auto] [--no-queues] [--json FILE] [--html FILE] [--linux|--no-linux]   (or: tsvisor bench io)
  */
 import { buildIdentity, type BuildIdentity } from './io/build-identity.ts';
 import { randomFillSync } from 'node:crypto';
@@ -28,6 +28,8 @@ import { makeDisks, runVm } from './io/vm-run.ts';
 import { measureVhdxRows } from './io/vhdx-row.ts';
 import { runNetBench, type NetBenchReport } from './net.ts';
 import { measureLinux, type LinuxSection } from './io/linux-section.ts';
+import { measureQueues, type QueueSection } from './io/queues.ts';
+import type { SubChannelThreadsSetting } from '../root-partition/vsp/storvsp/storvsp-queue-threads.ts';
 
 export const LINUX_NOT_MEASURED =
   'not measured: a full run measures it unless --no-linux; --quick adds it with --linux (one boot of the Linux guest: about 20 s on an idle 2-core machine, minutes on a loaded one)';
@@ -113,6 +115,8 @@ export interface IoBenchReport {
   integrity: { phasesOk: number; phases: number; warmupsOk: number; warmups: number; disks: ReturnType<typeof checkWholeDisk>[]; ok: boolean };
   targets: Target[];
   network: NetworkSection;
+  /** QD32 on one storvsc queue against two queues from two VPs, on the device thread and on a queue thread (absent: not run). */
+  queues?: QueueSection;
   /** The same unmodified Linux kernel through ata_piix and hv_storvsc (absent in reports written before it existed). */
   linux?: LinuxSection;
   notes: string[];
@@ -134,6 +138,10 @@ export interface IoBenchOptions {
   linux?: boolean;
   /** storvsp's queueMinBytes for the run (null: nothing queued; absent: the default): A/B runs of the queued path. */
   queueMinBytes?: number | null;
+  /** The several-queues section (three VMs of two VPs); on unless paths leaves storvsc out. */
+  queues?: boolean;
+  /** subChannelThreads of that section's queue-thread row (default 'on': measured whatever the host's cores). */
+  subChannelThreads?: SubChannelThreadsSetting;
 }
 
 export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchReport> {
@@ -157,7 +165,8 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
   const vhdx = phases.some((p) => p.path.kind === 'synthetic');
   const network = !opts.tiny && !opts.paths && opts.network !== false;
   const linux = !opts.tiny && !opts.paths && (opts.linux ?? !quick);
-  const steps = 3 + phases.length + 1 + (vhdx ? 1 : 0) + (network ? 1 : 0) + (linux ? 1 : 0);
+  const queues = (opts.queues ?? true) && (!opts.paths || opts.paths.includes('storvsc'));
+  const steps = 3 + phases.length + 1 + (vhdx ? 1 : 0) + (queues ? 1 : 0) + (network ? 1 : 0) + (linux ? 1 : 0);
   if (showBar) bar.start(steps, 0, { step: 'disks' });
   let done = 0;
   const step = (name: string) => {
@@ -199,6 +208,24 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
         })
       : { rows: [], warmups: 0, warmupsOk: 0 };
     if (vhdx) step('storvsc on VHDX');
+    let queueSection: QueueSection | undefined;
+    if (queues) {
+      // A disk of its own with the original content (the main VM wrote into its SCSI file).
+      const queueFile = path.join(dir, 'queues.raw');
+      fs.writeFileSync(queueFile, content);
+      queueSection = await measureQueues({
+        scsiFile: queueFile,
+        ideFile,
+        content,
+        quick,
+        spinIterations,
+        maxSpinIterations,
+        setting: opts.subChannelThreads ?? 'on',
+        timeoutMs: quick ? 120_000 : 900_000,
+        ...(opts.tiny ? { only: ['two-queues-queue-thread' as const], count: 2048 } : {}),
+      });
+      step('several queues');
+    }
     const networkSection: NetworkSection = network
       ? await measureNetwork((s) => {
           if (showBar) bar.update({ step: `network: ${s}` });
@@ -275,6 +302,7 @@ export async function runIoBench(opts: IoBenchOptions = {}): Promise<IoBenchRepo
       },
       targets: evaluateTargets(rows, backend, exit, coreFree),
       network: networkSection,
+      ...(queueSection ? { queues: queueSection } : {}),
       linux: linuxSection,
       notes: [
         `Machine shared: load average ${loadAverageStart.map((l) => l.toFixed(2)).join('/')} at start, ${loadAverageEnd.map((l) => l.toFixed(2)).join('/')} at end on ${cores} cores; idle cores ${idleCoresStart?.toFixed(2) ?? 'not measured'} just before the run, ${idleCoresEnd?.toFixed(2) ?? 'not measured'} just after. Exit costs and signals depend on whether a core is free (a round trip at its fastest has the VP and the device thread each spinning on a core); on a busy machine the figures are noisy and the adaptive wait degrades toward the blocking one.`,
@@ -308,6 +336,12 @@ export async function writeIoBenchOutputs(report: IoBenchReport, out: { json?: s
   return html;
 }
 
+/** `--sub-channel-threads` as given: auto, on or off. */
+export function subChannelThreadsSetting(value: string): SubChannelThreadsSetting {
+  if (value === 'auto' || value === 'on' || value === 'off') return value;
+  throw new Error(`--sub-channel-threads takes auto, on or off, not ${value}`);
+}
+
 /** `tsvisor bench io` and `npx tsx bench/io.ts`: table on stdout, progress on stderr. */
 export async function ioBenchMain(opts: {
   quick?: boolean;
@@ -317,6 +351,8 @@ export async function ioBenchMain(opts: {
   paths?: string[];
   linux?: boolean;
   queueMinBytes?: number | null;
+  queues?: boolean;
+  subChannelThreads?: SubChannelThreadsSetting;
 }): Promise<void> {
   const { formatReport } = await import('./io/format.ts');
   // --from: a saved run (e.g. bench/results/reference.json) shown again, nothing measured.
@@ -327,6 +363,8 @@ export async function ioBenchMain(opts: {
         paths: opts.paths,
         linux: opts.linux,
         ...(opts.queueMinBytes !== undefined ? { queueMinBytes: opts.queueMinBytes } : {}),
+        ...(opts.queues !== undefined ? { queues: opts.queues } : {}),
+        ...(opts.subChannelThreads ? { subChannelThreads: opts.subChannelThreads } : {}),
       });
   console.log(formatReport(report));
   const html = await writeIoBenchOutputs(report, opts);
@@ -338,6 +376,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const arg = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
   const queue = arg('--queue-min-bytes');
+  const threads = arg('--sub-channel-threads');
   await ioBenchMain({
     quick: args.includes('--quick'),
     json: arg('--json'),
@@ -346,5 +385,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     paths: arg('--paths')?.split(','),
     ...(args.includes('--linux') ? { linux: true } : args.includes('--no-linux') ? { linux: false } : {}),
     ...(queue !== undefined ? { queueMinBytes: queue === 'off' ? null : Number(queue) } : {}),
+    ...(args.includes('--no-queues') ? { queues: false } : {}),
+    ...(threads !== undefined ? { subChannelThreads: subChannelThreadsSetting(threads) } : {}),
   });
 }

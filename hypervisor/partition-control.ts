@@ -30,13 +30,20 @@ export const P_ROOT_EVENT_FLAGS = 64; // 2048 bits: event flags of root-owned ev
 export const P_ROOT_EVENT_SUMMARY = P_ROOT_EVENT_FLAGS + 256; // i32: non-zero when a flag may be set
 export const P_ROOT_PENDING_VPS = P_ROOT_EVENT_SUMMARY + 8; // 64 bits: VPs with an intercept waiting
 export const P_CAPTURE_VP = P_ROOT_PENDING_VPS + 8; // i32: the paused VP asked to capture its state now, else -1
+// Doorbells a root thread other than the device thread sleeps on: a root event port routed to
+// one (PortTable.routeEvents) rings it instead of setting its flag and the main doorbell, so a
+// guest's HvCallSignalEvent wakes that thread alone. Per doorbell: i32 sequence, i32 claimed.
+export const P_ROOT_DOORBELLS = 512;
+export const ROOT_DOORBELL_ENTRY = 8;
+export const MAX_ROOT_DOORBELLS = 32;
 export const P_HEADER_SIZE = 1024;
 
 export const RequestedState = { Run: 0, Pause: 1, Stop: 2 } as const;
 
 // ---- ports and connections ----------------------------------------------------------------
 // Port entry (32 bytes): id, type (0 = free), owner (0 root, 1 child), target VP, target SINT,
-// base flag, flag count, messages in flight.
+// base flag, flag count, messages in flight. A root event port has no target SINT: that word
+// holds its routed doorbell + 1 (0 = the main doorbell and the root event flags).
 export const PORT_ENTRY = 32;
 export const PORT_ID = 0;
 export const PORT_TYPE = 4;

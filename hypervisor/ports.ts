@@ -23,6 +23,9 @@ import {
   P_PORT_LOCK,
   P_ROOT_EVENT_FLAGS,
   P_ROOT_EVENT_SUMMARY,
+  MAX_ROOT_DOORBELLS,
+  P_ROOT_DOORBELLS,
+  ROOT_DOORBELL_ENTRY,
   PORT_BASE_FLAG,
   PORT_ENTRY,
   PORT_FLAG_COUNT,
@@ -250,6 +253,12 @@ export class PortTable {
     if (sender === Owner.Root) {
       return signalSintEvent(this.ctl, this.mem, this.portField(port, PORT_TARGET_VP), this.portField(port, PORT_TARGET_SINT), flag);
     }
+    const routed = this.portField(port, PORT_TARGET_SINT);
+    if (routed > 0 && routed <= MAX_ROOT_DOORBELLS) {
+      // Routed: only the thread sleeping on this doorbell is woken; the device thread is not.
+      this.ctl.ring(rootDoorbell(routed - 1));
+      return HvStatus.Success;
+    }
     const word = (P_ROOT_EVENT_FLAGS >> 2) + (flag >>> 5);
     const mask = 1 << (flag & 31);
     if ((Atomics.or(this.ctl.i32, word, mask) & mask) === 0) {
@@ -257,6 +266,36 @@ export class PortTable {
       this.ctl.ring(P_DOORBELL);
     }
     return HvStatus.Success;
+  }
+
+  /** Claims a free root doorbell (an index for routeEvents and rootDoorbell), or -1 when all are taken. */
+  claimDoorbell(): number {
+    for (let i = 0; i < MAX_ROOT_DOORBELLS; i++) {
+      if (Atomics.compareExchange(this.ctl.i32, (rootDoorbell(i) + 4) >> 2, 0, 1) === 0) return i;
+    }
+    return -1;
+  }
+
+  releaseDoorbell(index: number): void {
+    if (Number.isInteger(index) && index >= 0 && index < MAX_ROOT_DOORBELLS) Atomics.store(this.ctl.i32, (rootDoorbell(index) + 4) >> 2, 0);
+  }
+
+  /**
+   * Routes the signals on the root-owned event port `portId` to doorbell `index` (claimDoorbell),
+   * or back to the root event flags and the main doorbell with null. A signal that raced the
+   * change lands on either side: the caller serves the port once on both after switching.
+   */
+  routeEvents(portId: number, index: number | null): HvStatus {
+    if (index !== null && (!Number.isInteger(index) || index < 0 || index >= MAX_ROOT_DOORBELLS)) return HvStatus.InvalidParameter;
+    this.ctl.lock(P_PORT_LOCK);
+    try {
+      const p = this.findPort(Owner.Root, portId);
+      if (p < 0 || this.portField(p, PORT_TYPE) !== HvPortType.Event) return HvStatus.InvalidPortId;
+      Atomics.store(this.ctl.i32, (PORTS_OFFSET + p * PORT_ENTRY + PORT_TARGET_SINT) >> 2, index === null ? 0 : index + 1);
+      return HvStatus.Success;
+    } finally {
+      this.ctl.unlock(P_PORT_LOCK);
+    }
   }
 
   /** Takes and clears every set root event flag; calls `fn(flag)` for each (root side). */
@@ -276,4 +315,9 @@ export class PortTable {
     }
     return n;
   }
+}
+
+/** Byte offset of root doorbell `index`'s sequence word in the control buffer (its waiters sleep on it). */
+export function rootDoorbell(index: number): number {
+  return P_ROOT_DOORBELLS + index * ROOT_DOORBELL_ENTRY;
 }

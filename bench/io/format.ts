@@ -3,6 +3,7 @@ import type { IoBenchReport } from '../io.ts';
 import type { IoRow } from './report.ts';
 import { formatNetBench } from '../net/format.ts';
 import { formatLinuxSection } from './linux-section.ts';
+import { formatQueues } from './queues.ts';
 
 const SHORT: Record<string, string> = {
   'pio-word': 'PIO word',
@@ -227,6 +228,10 @@ export function formatReport(report: IoBenchReport): string {
     `Data integrity: ${i.phasesOk}/${i.phases} phase checksums (and ${i.warmupsOk}/${i.warmups} warm-ups) match the host files; whole disks: ${i.disks.map((d) => `${d.file.split('/').pop()} ${d.mismatched} of ${d.sectors} sectors differ (${d.written} written)`).join(', ')} → ${i.ok ? 'OK' : 'FAILED'}`,
   );
   out.push('');
+  if (report.queues) {
+    out.push(formatQueues(report.queues));
+    out.push('');
+  }
   out.push(`Network: ${report.network.note}`);
   if (report.network.status === 'measured') out.push(formatNetBench(report.network.report));
   out.push('');

@@ -5,7 +5,7 @@
  * replay any phase to check its data.
  */
 
-export type PathId = 'pio-word' | 'pio-string' | 'pio-multiple' | 'dma' | 'storvsc';
+export type PathId = 'pio-word' | 'pio-string' | 'pio-multiple' | 'dma' | 'storvsc' | 'storvsc-2q';
 
 export interface StoragePath {
   id: PathId;
@@ -22,6 +22,9 @@ export const PATHS: readonly StoragePath[] = [
   { id: 'dma', guestPath: 3, label: 'ATA bus-master DMA', kind: 'emulated' },
   { id: 'storvsc', guestPath: 4, label: 'storvsc (VMBus)', kind: 'synthetic' },
 ];
+
+/** storvsc on two queues: the primary channel from VP 0, sub-channel 1 from VP 1 (bench-io/queues.ts); measured apart (queues.ts). */
+export const TWO_QUEUES_PATH: StoragePath = { id: 'storvsc-2q', guestPath: 5, label: 'storvsc, two queues (VP 0 and VP 1)', kind: 'synthetic' };
 
 export interface Workload {
   id: string;
@@ -65,7 +68,7 @@ export interface Phase {
  * the adaptive wait (≈ 0.2–0.4 µs per exit on a free core). Per-word PIO costs ≈ 2,000 exits per 4 KiB, so it runs 4 KiB I/Os only, and
  * few of them. ATA at QD32 would repeat its QD1 phase (it cannot queue), so it is not run again.
  */
-function count(path: PathId, w: Workload, quick: boolean): number {
+export function count(path: PathId, w: Workload, quick: boolean): number {
   const scale = quick ? 1 / 16 : 2;
   const base: Record<PathId, Record<number, number>> = {
     'pio-word': { [4 * KiB]: 48 },
@@ -73,6 +76,7 @@ function count(path: PathId, w: Workload, quick: boolean): number {
     'pio-multiple': { [4 * KiB]: 2048, [64 * KiB]: 256, [MiB]: 24 },
     dma: { [4 * KiB]: 4096, [64 * KiB]: 1024, [MiB]: 96 },
     storvsc: { [4 * KiB]: 8192, [64 * KiB]: 2048, [MiB]: 256 },
+    'storvsc-2q': { [4 * KiB]: 8192 },
   };
   const n = base[path][w.bytes];
   if (n === undefined) return 0;

@@ -39,6 +39,7 @@ export interface VmRunResult {
   values: Record<string, number>;
   console: string;
   vpExit: string;
+  vpCount: number;
   deviceThread: Record<string, unknown> | null;
   spinIterations: number;
   memoryBytes: number;
@@ -55,6 +56,11 @@ export interface VmRunOptions {
   maxSpinIterations: number;
   /** storvsp's queueMinBytes (null: nothing queued; absent: the default). */
   queueMinBytes?: number | null;
+  /** VPs of the VM (default 1; the two-queue path needs 2). */
+  vpCount?: number;
+  /** storvsp's sub-channels (default 0) and whether each is served on a queue thread (default: storvsp's 'auto'). */
+  maxSubChannels?: number;
+  subChannelThreads?: 'auto' | 'on' | 'off';
   /** Called after each phase's end marker (progress). */
   onPhaseDone?: (index: number) => void;
   timeoutMs: number;
@@ -75,7 +81,11 @@ export async function runVm(opts: VmRunOptions): Promise<VmRunResult> {
   const hv = new Hypervisor();
   let dt: DeviceThread | undefined;
   try {
-    const p = hv.createPartition({ memoryBytes, vpCount: 1, waitPolicy: { spinIterations: opts.spinIterations, maxSpinIterations: opts.maxSpinIterations } });
+    const p = hv.createPartition({
+      memoryBytes,
+      vpCount: opts.vpCount ?? 1,
+      waitPolicy: { spinIterations: opts.spinIterations, maxSpinIterations: opts.maxSpinIterations },
+    });
     p.initialize();
     p.loadImage(fs.readFileSync(guestImagePath('bench-io')), guestCommandLine(opts.phases));
     let out = '';
@@ -89,6 +99,8 @@ export async function runVm(opts: VmRunOptions): Promise<VmRunResult> {
             instanceId: SCSI_INSTANCE_ID,
             disks: [{ path: opts.scsiFile }],
             ...(opts.queueMinBytes !== undefined ? { queueMinBytes: opts.queueMinBytes } : {}),
+            ...(opts.maxSubChannels ? { maxSubChannels: opts.maxSubChannels } : {}),
+            ...(opts.subChannelThreads ? { subChannelThreads: opts.subChannelThreads } : {}),
           },
         ],
         postCodes: true,
@@ -112,6 +124,7 @@ export async function runVm(opts: VmRunOptions): Promise<VmRunResult> {
     dt = undefined;
     const values = parseValues(out);
     const exit = p.vpExit(0);
+    const vpCount = opts.vpCount ?? 1;
     if (ended === 'timeout') throw new Error(`the bench-io guest did not finish in ${opts.timeoutMs} ms; console:\n${out}`);
     if (values.phases_done !== opts.phases.length) {
       throw new Error(`the bench-io guest stopped early (${JSON.stringify(exit)}); console:\n${out}\n${logs.join('\n')}`);
@@ -135,6 +148,7 @@ export async function runVm(opts: VmRunOptions): Promise<VmRunResult> {
       values,
       console: out,
       vpExit: exit?.reason ?? 'running',
+      vpCount,
       deviceThread: stats as unknown as Record<string, unknown>,
       spinIterations: opts.spinIterations,
       memoryBytes,

@@ -130,16 +130,18 @@ export class StorvscController {
   /**
    * Opens sub-channel `index` of `primary`'s device as a queue of its own: its own rings, slots
    * and completions, the primary's negotiated protocol (a sub-channel carries I/O only). Waits
-   * for the offer, which the host sends after CREATE_SUB_CHANNELS.
+   * for the offer, which the host sends after CREATE_SUB_CHANNELS. `targetVp` (default: the
+   * caller's) gets the channel's interrupts and must be the VP that drives this queue (Linux
+   * storvsc spreads its sub-channels over the CPUs the same way).
    */
-  openSubChannel(primary: StorvscController, index: u32): bool {
+  openSubChannel(primary: StorvscController, index: u32, targetVp: i32 = -1): bool {
     if (!this.allocate()) return this.fail(StorvscError.OpenFailed);
     const st = vmbusState();
     while (clientFindOffer(st, STORVSC_SCSI_INTERFACE_TYPE, index) == 0) {
       if (primary.ch == null || !primary.ch!.isOpen()) return this.fail(StorvscError.ChannelGone);
       vmbusWaitStep();
     }
-    this.ch = vscOpen(STORVSC_SCSI_INTERFACE_TYPE, SEND_RING_BYTES, RECV_RING_BYTES, 0, index);
+    this.ch = vscOpen(STORVSC_SCSI_INTERFACE_TYPE, SEND_RING_BYTES, RECV_RING_BYTES, 0, index, targetVp);
     if (this.ch == null) return this.fail(StorvscError.OpenFailed);
     this.protocol = primary.protocol;
     this.maxTransferBytes = primary.maxTransferBytes;

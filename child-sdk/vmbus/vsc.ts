@@ -194,10 +194,12 @@ function waitGpadl(handle: u32): u32 {
  * guest → host ring of `sendBytes` and a host → guest ring of `recvBytes`, each counting its
  * 4 KiB control page (Linux VMBUS_RING_SIZE) and a multiple of 4 KiB, at least 8 KiB. `userData`
  * (120 bytes, or 0) goes into OPENCHANNEL; `subChannelIndex` > 0 opens that sub-channel of the
- * device instead (offered after the device protocol asked for it, Linux vmbus_process_offer). Null on
- * failure (vscLastError / vscLastStatus).
+ * device instead (offered after the device protocol asked for it, Linux vmbus_process_offer).
+ * `targetVp` (OPENCHANNEL target_vp, default: the calling VP) is the VP the host signals for this
+ * channel: it must have its SynIC on, and it is the VP that waits on the channel (waitForHost
+ * takes the flag from the caller's own event page). Null on failure (vscLastError / vscLastStatus).
  */
-export function vscOpen(ifType: usize, sendBytes: u32, recvBytes: u32, userData: usize = 0, subChannelIndex: u32 = 0): VscChannel | null {
+export function vscOpen(ifType: usize, sendBytes: u32, recvBytes: u32, userData: usize = 0, subChannelIndex: u32 = 0, targetVp: i32 = -1): VscChannel | null {
   const st = vmbusState();
   const relid = clientFindOffer(st, ifType, subChannelIndex);
   if (relid == 0 || clientChannelState(st, relid) != ClientChannelState.Offered) return failed(VscError.NoOffer);
@@ -225,7 +227,7 @@ export function vscOpen(ifType: usize, sendBytes: u32, recvBytes: u32, userData:
   ch.outbound.initAsProducer(RING_FEAT_PENDING_SEND_SZ);
   const ud = userData != 0 ? userData : scratch + 4096 - 128;
   if (userData == 0) memory.fill(ud, 0, 120);
-  if (vmbusPost(clientOpenChannel(st, relid, ch.gpadl, sendBytes >> 12, <u32>VP_INDEX, ud, vmbusOut())) != HvStatus.Success) return failed(VscError.PostFailed);
+  if (vmbusPost(clientOpenChannel(st, relid, ch.gpadl, sendBytes >> 12, targetVp < 0 ? <u32>VP_INDEX : <u32>targetVp, ud, vmbusOut())) != HvStatus.Success) return failed(VscError.PostFailed);
   while (clientChannelState(st, relid) == ClientChannelState.Opening) vmbusWaitStep();
   if (clientChannelState(st, relid) != ClientChannelState.Open) {
     const status = clientChannelOpenStatus(st, relid);

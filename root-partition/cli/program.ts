@@ -220,14 +220,18 @@ export function buildProgram(): Command {
       'the Linux section in a --quick run too: one boot of the Linux guest, dd through ata_piix and hv_storvsc (about 20 s more on an idle machine)',
     )
     .option('--no-linux', 'leave the Linux section out of a full run')
+    .option('--sub-channel-threads <setting>', "the several-queues section's queue-thread row: on (default), off or auto (on with ≥ 4 cores)")
+    .option('--no-queues', 'leave the several-queues section (three VMs of two VPs) out')
     .action(async (opts) => {
-      const { ioBenchMain } = await import('../../bench/io.ts');
+      const { ioBenchMain, subChannelThreadsSetting } = await import('../../bench/io.ts');
       await ioBenchMain({
         quick: Boolean(opts.quick),
         json: opts.json,
         html: opts.html,
         from: opts.from,
         ...(opts.linux === undefined ? {} : { linux: Boolean(opts.linux) }),
+        ...(opts.queues === false ? { queues: false } : {}),
+        ...(opts.subChannelThreads ? { subChannelThreads: subChannelThreadsSetting(opts.subChannelThreads) } : {}),
       });
     });
 

@@ -3,6 +3,8 @@
  * backing store and a caller-supplied view (for a guest, a view of guest memory: no bounce copy).
  * Emulated IDE and synthetic SCSI both sit on this interface.
  */
+import type { DiskIoError } from './disk-io-error.ts';
+import type { SharedRawDescriptor } from './raw-disk.ts';
 export interface BlockBackend {
   /** Bytes per logical sector (512 for every image here). */
   readonly sectorSize: number;
@@ -50,6 +52,13 @@ export interface BlockBackend {
    */
   flushAsync?(done: BlockIoDone): void;
   close(): void;
+  /**
+   * Present on a raw image another thread of the process may run requests on (a storvsp queue
+   * thread borrows the descriptor): null while it may not (see SwitchableDisk.sharedDescriptor).
+   */
+  readonly sharedDescriptor?: SharedRawDescriptor | null;
+  /** A request that other thread ran on this image failed: the image (and its drive) takes the failure as its own. */
+  adoptFailure?(e: DiskIoError): void;
 }
 
 /** Completion of a queued request: null, or the error (a DiskIoError for the medium's failures). */

@@ -92,6 +92,14 @@ function openError(path: string, err: unknown): HvError {
  * writeback error once per descriptor), so every later flush fails with the first error until
  * the image is opened again.
  */
+/** An open raw image's descriptor as another thread of the process borrows it (RawDisk.borrow). */
+export interface SharedRawDescriptor {
+  path: string;
+  fd: number;
+  sectorCount: number;
+  readOnly: boolean;
+}
+
 export class RawDisk implements BlockBackend {
   readonly sectorSize = RAW_SECTOR_SIZE;
   readonly sectorCount: number;
@@ -125,6 +133,32 @@ export class RawDisk implements BlockBackend {
     this.readOnly = readOnly;
     this.io = opts.io ?? hostIo;
     this.errorLog = opts.log ? new DiskErrorLog(opts.log) : undefined;
+  }
+
+  /**
+   * The same open image on another thread of this process (a storvsp queue thread): the
+   * descriptor is the owner's, so close() here leaves it open and the owner's lock stands. The
+   * owner must keep it open until this one is done with it.
+   */
+  static borrow(share: SharedRawDescriptor, opts: { io?: RawDiskIo } = {}): RawDisk {
+    const d = new RawDisk(share.path, share.fd, share.sectorCount, share.readOnly, opts);
+    d.borrowed = true;
+    return d;
+  }
+  private borrowed = false;
+
+  /** What borrow() needs, while the image is open and no flush has failed (a failed one must stay this disk's). */
+  get sharedDescriptor(): SharedRawDescriptor | null {
+    if (this.fd === undefined || this.flushError !== undefined || this.borrowed) return null;
+    return { path: this.path, fd: this.fd, sectorCount: this.sectorCount, readOnly: this.readOnly };
+  }
+
+  /**
+   * A flush through the same descriptor failed on another thread: the kernel reported the
+   * writeback error there, once, so from now on every flush here fails with it (as its own would).
+   */
+  adoptFailure(e: DiskIoError): void {
+    if (e.operation === 'flush') this.flushError ??= e;
   }
 
   /** Opens an existing image. */
@@ -381,6 +415,7 @@ export class RawDisk implements BlockBackend {
     if (this.fd === undefined) return;
     const fd = this.fd;
     this.fd = undefined;
+    if (this.borrowed) return;
     // A request still in the thread pool holds the number: closing it now could hand it to another file.
     if (this.queuedNow > 0) this.closingFd = fd;
     else fs.closeSync(fd);

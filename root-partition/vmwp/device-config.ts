@@ -30,6 +30,8 @@ export interface ScsiControllerConfig {
   pollSpinMicros?: number;
   /** Reads/writes of at least this many bytes run several at once in the thread pool (storvsp-vsp.ts queueMinBytes; null = never). */
   queueMinBytes?: number | null;
+  /** Sub-channels served on queue threads of their own (storvsp-vsp.ts subChannelThreads; default 'auto'). */
+  subChannelThreads?: 'auto' | 'on' | 'off';
 }
 
 /** An operator's own VSP: a module written with the child SDK (user-vsp-loader.ts). */

@@ -101,14 +101,36 @@ export class DeviceRequestServer {
       }
     }
     if (r.op === 'save-devices') return { records: this.saveDevices() };
+    // Sub-channels served on queue threads come back to this thread first (a parked thread touches
+    // no ring and no disk): the switch, the merge's start and the move's dirty map see every write.
+    // A drive being merged or moved stays here until it is done (SwitchableDisk.sharedDescriptor).
     if (r.op === 'switch-disks') {
       // The guest's requests were all served when the devices saved; with the VPs parked none is new.
       if (!this.vpsParked()) throw new DeviceRequestError('VMWP_ERR_SWITCH_NOT_PAUSED', 'drives are switched only while the VPs are parked');
-      this.devices.switchDisks(r.switches);
+      this.devices.holdStorageThreads();
+      try {
+        this.devices.switchDisks(r.switches);
+      } finally {
+        this.devices.releaseStorageThreads();
+      }
       return { switched: r.switches.length };
     }
-    if (r.op === 'merge-disk') return this.devices.mergeDisk(r.child, r.parent, r.repoint ?? []);
-    if (r.op === 'move-storage-begin') return { disks: this.devices.beginStorageMove() };
+    if (r.op === 'merge-disk') {
+      this.devices.holdStorageThreads();
+      try {
+        return await this.devices.mergeDisk(r.child, r.parent, r.repoint ?? []);
+      } finally {
+        this.devices.releaseStorageThreads();
+      }
+    }
+    if (r.op === 'move-storage-begin') {
+      this.devices.holdStorageThreads();
+      try {
+        return { disks: this.devices.beginStorageMove() };
+      } finally {
+        this.devices.releaseStorageThreads();
+      }
+    }
     if (r.op === 'move-storage-take') return this.devices.storageMove.take(r.disk, r.from, r.maxBytes, r.skipZero);
     if (r.op === 'move-storage-end') {
       this.devices.storageMove.end();

@@ -46,7 +46,7 @@ const deviceStats = (): DeviceThreadStats => ({
   rootSpinBudget: partition.inbox.spinBudget?.iterations ?? data.spinIterations,
   parked,
   vmbus: devices.vmbus ? { ...devices.vmbus.stats } : null,
-  storvsp: devices.storVsps.map((v) => ({ ...v.stats })),
+  storvsp: devices.storVsps.map((v) => v.statsSnapshot()),
   ic: icStats(),
   io: Object.fromEntries([...devices.platform.bus.allCounters()].map(([k, v]) => [k, { ...v }])),
 });
@@ -205,6 +205,8 @@ if (saveWatch !== null) clearInterval(saveWatch);
 flushConsole(true); // at most CONSOLE_PENDING_MAX: what the guest wrote last reaches VMMS
 guestLog.flush(true);
 requests!.dispose();
+// The queue threads borrow the disks' descriptors: ended (joined) before the disks close.
+await devices.stopStorageThreads();
 // A request still in libuv's pool would otherwise complete into closed disks (bounded: a stuck disk must not hold the stop).
 await Promise.race([devices.storageIdle(), new Promise((r) => setTimeout(r, 2000))]);
 const finalStats = deviceStats();

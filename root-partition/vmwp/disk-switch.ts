@@ -14,6 +14,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { BlockBackend, BlockIoDone } from '../storage/block-backend.ts';
 import { DiskIoError } from '../storage/disk-io-error.ts';
+import { RawDisk, type SharedRawDescriptor } from '../storage/raw-disk.ts';
 import { createVhdx } from '../storage/vhdx/vhdx-create.ts';
 import { VhdxCorruptError } from '../storage/vhdx/vhdx-format.ts';
 import { VhdxDisk } from '../storage/vhdx/vhdx-disk.ts';
@@ -152,6 +153,22 @@ export class SwitchableDisk implements BlockBackend {
   }
   close(): void {
     this.inner.close();
+  }
+
+  /**
+   * The raw image's descriptor for a storvsp queue thread, or null when writes must stay on this
+   * thread: a storage move marks them, a live merge mirrors them, a failed drive keeps its failure,
+   * and only a raw image can be shared (a VHDX's metadata lives in this thread's objects).
+   */
+  get sharedDescriptor(): SharedRawDescriptor | null {
+    if (this.dirtyMap !== null || this.onWrite !== null || this.failure !== null || !(this.inner instanceof RawDisk)) return null;
+    return this.inner.sharedDescriptor;
+  }
+
+  /** A queue thread's request failed on this drive's image: the drive takes the failure as its own (and a flush's stays sticky). */
+  adoptFailure(e: DiskIoError): void {
+    if (this.inner instanceof RawDisk) this.inner.adoptFailure(e);
+    this.failed(e);
   }
 
   /** The image open now (a live merge reads its chain). */

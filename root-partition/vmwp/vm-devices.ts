@@ -132,6 +132,7 @@ export class VmDevices {
             maxSubChannels: c.maxSubChannels ?? 0,
             pollSpinMicros: c.pollSpinMicros,
             ...(c.queueMinBytes !== undefined ? { queueMinBytes: c.queueMinBytes ?? Infinity } : {}),
+            ...(c.subChannelThreads ? { subChannelThreads: c.subChannelThreads } : {}),
             log,
           });
           this.storVsps.push(vsp);
@@ -172,6 +173,23 @@ export class VmDevices {
   /** Resolves once no storvsp request is in flight (every completion written): before a save, a switch, a merge or a move's copy. */
   storageIdle(): Promise<void> {
     return Promise.all(this.storVsps.map((v) => v.whenIdle())).then(() => {});
+  }
+
+  /**
+   * Parks every storvsp queue thread until releaseStorageThreads(): the sub-channels are served on
+   * this thread meanwhile, so a drive switch, a merge or a storage move sees every write.
+   */
+  holdStorageThreads(): void {
+    for (const v of this.storVsps) v.holdQueueThreads();
+  }
+
+  releaseStorageThreads(): void {
+    for (const v of this.storVsps) v.releaseQueueThreads();
+  }
+
+  /** Ends every storvsp queue thread (before the disks close: the threads borrow their descriptors). */
+  stopStorageThreads(): Promise<void> {
+    return Promise.all(this.storVsps.map((v) => v.stopQueueThreads())).then(() => {});
   }
 
   /** storvsp requests in flight now, over every controller. */

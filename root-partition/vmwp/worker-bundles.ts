@@ -6,6 +6,7 @@
  *   vp-thread      a VP's worker thread (hypervisor/vp/vp-thread.ts), started by Partition
  *   vmwp           the worker process (worker-main.ts), spawned by VMMS
  *   device-thread  the device thread (device-thread-main.ts)
+ *   storvsp-queue-thread  a storvsp sub-channel's queue thread (storvsp-queue-thread-main.ts)
  *   cli            the tsvisor command (bin/tsvisor.mjs runs it when fresh)
  *   vmms           the daemon alone (daemon-main.ts), for service managers and test harnesses
  *
@@ -25,6 +26,7 @@ export const WORKER_BUNDLES = {
   'vp-thread': 'hypervisor/vp/vp-thread.ts',
   vmwp: 'root-partition/vmwp/worker-main.ts',
   'device-thread': 'root-partition/vmwp/device-thread-main.ts',
+  'storvsp-queue-thread': 'root-partition/vsp/storvsp/storvsp-queue-thread-main.ts',
   cli: 'root-partition/cli/main.ts',
   vmms: 'root-partition/vmms/daemon-main.ts',
 } as const;

@@ -63,6 +63,16 @@ describe('bench io, smallest configuration', () => {
     expect(report.limits.memory?.firstTouch.coldUsPerPage).toBeGreaterThan(0);
     expect(report.targets.length).toBeGreaterThanOrEqual(5);
     expect(report.network).toEqual({ status: 'not measured', note: NETWORK_NOT_MEASURED });
+    // Two storvsc queues from two VPs (one VM: the queue-thread row): VP 1 drives sub-channel 1, its
+    // interrupts land on VP 1, a queue thread of its own serves it, and the data is the one-queue phase's.
+    const q = report.queues!.rows;
+    expect(q.map((r) => r.id)).toEqual(['two-queues-queue-thread']);
+    expect(q[0]!.ok).toBe(true);
+    expect(q[0]!.queueThread).toBe(true);
+    expect(q[0]!.perIo.interruptsVp1).toBeGreaterThan(0);
+    expect(q[0]!.perIo.queueThreadRequests).toBeGreaterThan(0);
+    expect(q[0]!.perIo.queueThreadRequests).toBeLessThanOrEqual(0.5);
+    expect(formatReport(report)).toContain('Several queues');
     // The outputs render.
     expect(formatReport(report)).toContain('storvsc VHDX');
     const html = renderHtml(report);

@@ -28,6 +28,9 @@ function devices(inFlight: number) {
       },
     },
     switchDisks: () => log.push(`switched with ${n} in flight`),
+    // Sub-channels on queue threads come back to the device thread around a switch (storvsp-queue-threads.ts).
+    holdStorageThreads: () => log.push('queue threads parked'),
+    releaseStorageThreads: () => log.push('queue threads released'),
     storageMove: { take: () => log.push(`took blocks with ${n} in flight`) },
   };
   const complete = (k: number) => {
@@ -88,6 +91,6 @@ describe('device requests wait for storage requests in flight', () => {
     expect(t.log).toEqual(['idle? 1']);
     t.complete(1);
     await switched;
-    expect(t.log).toEqual(['idle? 1', 'switched with 0 in flight']);
+    expect(t.log).toEqual(['idle? 1', 'queue threads parked', 'switched with 0 in flight', 'queue threads released']);
   });
 });

@@ -31,7 +31,8 @@ import { buildChannelRings } from './channel-rings.ts';
 import { GuestMessageOutbox, OUTBOX_ACCEPT_BELOW } from './guest-message-outbox.ts';
 import { planRestore } from './vmbus-restore-plan.ts';
 import { decodeVmbusState, encodeVmbusState } from './vmbus-saved-state.ts';
-import { VspChannel } from './vsp-channel.ts';
+import { VspChannel, type VspChannelHost } from './vsp-channel.ts';
+import { doorbellWord, type ChannelOffloadAccess } from './channel-offload.ts';
 import type { Vsp } from './vsp.ts';
 
 /** Port and connection ids of the binding (bits 23:0; TLFS HV_CONNECTION_ID). Root- and child-owned ids are separate name spaces. */
@@ -255,13 +256,7 @@ export class VmbusHost {
     }
     const saved = decodeVmbusState(bytes);
     const plan = planRestore(saved, this.registered, this.server.serverLimits, this.outbox.capacity, this.partition.mem);
-    const channels = plan.opens.map(
-      (o) =>
-        new VspChannel(this.partition.mem, o.vsp, o.open, o.rings, {
-          signalGuest: (ch) => this.signalGuest(ch),
-          channelFailed: (ch, reason) => this.channelFailed(ch, reason),
-        }),
-    );
+    const channels = plan.opens.map((o) => new VspChannel(this.partition.mem, o.vsp, o.open, o.rings, this.channelHost));
     const steps = plan.opens.map((o, i) => o.vsp.restoreChannel!(channels[i]!, o.vspState));
     const ports = this.partition.ports;
     const created: number[] = [];
@@ -338,10 +333,7 @@ export class VmbusHost {
       ports.deletePort(Owner.Root, port);
       return refuse(ChannelStatus.InsufficientResources, `event port for connection ${open.connectionId}: HV_STATUS 0x${status.toString(16)}`);
     }
-    const channel = new VspChannel(this.partition.mem, vsp, open, built.rings, {
-      signalGuest: (ch) => this.signalGuest(ch),
-      channelFailed: (ch, reason) => this.channelFailed(ch, reason),
-    });
+    const channel = new VspChannel(this.partition.mem, vsp, open, built.rings, this.channelHost);
     const result = vsp.onOpen(channel) >>> 0;
     if (result !== ChannelStatus.Success) {
       ports.deletePort(Owner.Root, port);
@@ -389,6 +381,49 @@ export class VmbusHost {
     this.error('VMBUS_CHANNEL_RESET', `relid ${channel.relid}: ${reason}`);
     if (channel.subChannelIndex === 0) this.resetting.add(channel.relid);
     this.server.rescindChannel(channel.relid);
+  }
+
+  private readonly channelHost: VspChannelHost = {
+    signalGuest: (ch) => this.signalGuest(ch),
+    channelFailed: (ch, reason) => this.channelFailed(ch, reason),
+    offloadAccess: (ch) => this.offloadAccess(ch),
+  };
+
+  /** Lets a VSP serve an open channel's rings on a thread of its own (channel-offload.ts). */
+  private offloadAccess(channel: VspChannel): ChannelOffloadAccess | null {
+    if (this.disposed) return null;
+    const p = this.partition;
+    const port = VmbusPorts.channelEventPort(channel.relid);
+    let doorbell = -1;
+    return {
+      share: { name: p.name, control: p.ctl.sab, memory: p.mem.memory },
+      claim: () => {
+        if (doorbell < 0) doorbell = p.ports.claimDoorbell();
+        if (doorbell < 0) return null;
+        const { inbound, outbound } = channel.rings;
+        return {
+          relid: channel.relid,
+          connectionId: channel.connectionId,
+          targetVp: channel.targetVp,
+          subChannelIndex: channel.subChannelIndex,
+          primaryRelid: channel.primaryRelid,
+          inboundControlGpa: inbound.controlGpa,
+          inboundDataSize: inbound.dataSize,
+          outboundControlGpa: outbound.controlGpa,
+          outboundDataSize: outbound.dataSize,
+          doorbell,
+          doorbellWord: doorbellWord(doorbell),
+        };
+      },
+      route: () => doorbell >= 0 && p.ports.routeEvents(port, doorbell) === HvStatus.Success,
+      // Fails only when the port is gone (the channel closed): nothing is routed then.
+      unroute: () => void p.ports.routeEvents(port, null),
+      release: () => {
+        p.ports.routeEvents(port, null);
+        if (doorbell >= 0) p.ports.releaseDoorbell(doorbell);
+        doorbell = -1;
+      },
+    };
   }
 
   private signalGuest(channel: VspChannel): boolean {

@@ -12,6 +12,7 @@ import type { OpenedChannel } from '../server/server-types.ts';
 import type { ChannelRings } from './channel-rings.ts';
 import { gpaDirectBuffer, type GpaDirectResult } from './gpa-direct.ts';
 import type { Vsp } from './vsp.ts';
+import type { ChannelOffloadAccess } from './channel-offload.ts';
 
 export type VspChannelState = 'open' | 'failed' | 'closed';
 
@@ -36,6 +37,8 @@ export interface VspChannelStats {
 export interface VspChannelHost {
   signalGuest(channel: VspChannel): boolean;
   channelFailed(channel: VspChannel, reason: string): void;
+  /** What another root thread needs to serve this channel's rings itself (channel-offload.ts); absent: it cannot. */
+  offloadAccess?(channel: VspChannel): ChannelOffloadAccess | null;
 }
 
 /** Rounds of one drain before yielding to the event loop, so a flooding guest cannot starve the thread. */
@@ -104,6 +107,11 @@ export class VspChannel {
    * Cleared by the host when the save is abandoned (the host then drains once).
    */
   held = false;
+  /**
+   * Set while another thread serves the rings (channel-offload.ts): this side then neither reads
+   * nor writes them, and a signal or drain that still reaches it is passed on with this call.
+   */
+  servedElsewhere: (() => void) | null = null;
   /** Why the channel failed, when it did. */
   failure = '';
   /** For the VSP's own per-channel state. */
@@ -149,6 +157,11 @@ export class VspChannel {
     this.drain();
   }
 
+  /** See VspChannelHost.offloadAccess. */
+  offloadAccess(): ChannelOffloadAccess | null {
+    return this.host.offloadAccess?.(this) ?? null;
+  }
+
   /**
    * Reads everything the guest has written, in batches (Linux hv_begin_read/hv_end_read): the
    * inbound ring is masked while draining and re-checked after unmasking so a packet written
@@ -156,6 +169,7 @@ export class VspChannel {
    * at the end if either ring's rule asks for it.
    */
   drain(): void {
+    if (this.servedElsewhere !== null) return this.servedElsewhere();
     if (this.state !== 'open' || this.draining || this.held) return;
     this.draining = true;
     const inbound = this.rings.inbound;
@@ -227,7 +241,7 @@ export class VspChannel {
    * (outside a batch the framework cannot wait: the caller retries after the guest reads).
    */
   send(type: number, flags: number, lo: number, hi: number, header: Uint8Array | null, payload: Uint8Array, start = 0, end = payload.length): boolean {
-    if (this.state !== 'open' || this.held) return false;
+    if (this.state !== 'open' || this.held || this.servedElsewhere !== null) return false;
     const inBatch = this.writer !== null;
     const w = this.writer ?? this.rings.outbound.writer();
     if (!w.tryWriteRaw(type, flags, lo, hi, header, payload, start, end)) return false;
@@ -244,7 +258,7 @@ export class VspChannel {
    */
   sendBatched(write: () => void): void {
     if (this.writer !== null) return write();
-    if (this.state !== 'open' || this.held) return;
+    if (this.state !== 'open' || this.held || this.servedElsewhere !== null) return;
     this.beginWrite();
     let signal = false;
     try {

@@ -3,8 +3,8 @@
 // ATA PIO per word, ATA PIO string (READ/WRITE SECTORS), ATA PIO MULTIPLE, ATA DMA and storvsc.
 //
 // Command line: `plan=` then six numbers per phase, comma-separated, phases in order:
-//   path (0 PIO word, 1 PIO string, 2 PIO multiple, 3 DMA, 4 storvsc), write (0/1),
-//   random (0/1), sectors per I/O, I/O count, queue depth.
+//   path (0 PIO word, 1 PIO string, 2 PIO multiple, 3 DMA, 4 storvsc, 5 storvsc on two queues
+//   from two VPs: queues.ts), write (0/1), random (0/1), sectors per I/O, I/O count, queue depth.
 // Every phase is bracketed by POST-port writes (0x1000 + phase, 0x2000 + phase) so the host
 // samples the VP's counters exactly at its boundaries. Results stay in guest memory (one
 // 64-byte record per phase, one u32 latency in 100 ns units per I/O) at the addresses printed on
@@ -24,12 +24,15 @@ import { vscClose } from "../../vmbus/vsc";
 import { StorvscController } from "../../drivers/storvsc";
 import { StorvscDisk } from "../../drivers/storvsc-disk";
 import { Phase, RECORD_BYTES, fillTemplate, runPhase } from "./workload";
+import { queuesStart, queuesStop, runPhaseOnQueues } from "./queues";
+import { vpCount } from "../../kernel/boot-info";
 
 const MASTER_VECTOR_BASE: u32 = 0x20;
 const SLAVE_VECTOR_BASE: u32 = 0x28;
 const IDE_PRIMARY_IRQ: u32 = 14;
 const VMBUS_VECTOR: u32 = 0x30;
 const PATH_STORVSC: u32 = 4;
+const PATH_QUEUES: u32 = 5;
 const MAX_PHASES: u32 = 320; // the plan pages hold 2048 numbers
 const BUFFER_BYTES: u32 = 1 << 20; // the largest I/O, and room for 32 × 4 KiB queued buffers
 
@@ -80,11 +83,13 @@ function main(): i32 {
   const numbers = readPlan(plan, MAX_PHASES * 6);
   const phases = numbers / 6;
   kv("phases", phases);
-  let totalIos: u32 = 0, usesAta = false, usesStorvsc = false;
+  let totalIos: u32 = 0, usesAta = false, usesStorvsc = false, usesQueues = false;
   for (let p: u32 = 0; p < phases; p++) {
     totalIos += load<u32>(plan + (<usize>(p * 6 + 4) << 2));
-    if (load<u32>(plan + (<usize>(p * 6) << 2)) == PATH_STORVSC) usesStorvsc = true;
+    const path = load<u32>(plan + (<usize>(p * 6) << 2));
+    if (path == PATH_STORVSC || path == PATH_QUEUES) usesStorvsc = true;
     else usesAta = true;
+    if (path == PATH_QUEUES) usesQueues = true;
   }
 
   // Emulated IDE: PIC pair (8259 EOI, as an unenlightened OS programs it), PIIX4 found on PCI.
@@ -124,15 +129,21 @@ function main(): i32 {
   kv("records_gpa", records);
   kv("latencies_gpa", latencies);
   if (records == 0 || latencies == 0 || bufs == 0 || scratch == 0) return finish(4);
+  if (usesQueues) {
+    // VP 1 drives sub-channel 1 in the upper half of the buffers.
+    const q = vpCount() >= 2 ? queuesStart(ctl, VMBUS_VECTOR, bufs + (BUFFER_BYTES >> 1)) : 5;
+    kv("queues_start", q);
+    if (q != 0) return finish(5);
+  }
 
   let latIndex: u32 = 0;
   for (let p: u32 = 0; p < phases; p++) {
     const f = plan + (<usize>(p * 6) << 2);
     const path = load<u32>(f);
     let disk: BlockDevice = ata;
-    if (path == PATH_STORVSC) disk = scsi;
+    if (path == PATH_STORVSC || path == PATH_QUEUES) disk = scsi;
     const ph = new Phase(disk);
-    if (path != PATH_STORVSC) ata.mode = ataMode(path);
+    if (disk == ata) ata.mode = ataMode(path);
     ph.write = load<u32>(f, 4) != 0;
     ph.random = load<u32>(f, 8) != 0;
     ph.sectors = load<u32>(f, 12);
@@ -140,9 +151,11 @@ function main(): i32 {
     ph.depth = load<u32>(f, 20);
     // Written data is the template plus each sector's LBA (stamped per I/O); reads left disk data here.
     if (ph.write) fillTemplate(bufs, BUFFER_BYTES >> 9);
-    runPhase(p, ph, records + <usize>p * RECORD_BYTES, latencies, latIndex, bufs, scratch);
+    if (path == PATH_QUEUES) runPhaseOnQueues(p, ph, records + <usize>p * RECORD_BYTES, latencies, latIndex, bufs, scratch);
+    else runPhase(p, ph, records + <usize>p * RECORD_BYTES, latencies, latIndex, bufs, scratch);
     latIndex += ph.count;
   }
+  if (usesQueues) queuesStop();
   kv("phases_done", phases);
   if (usesStorvsc) {
     kv("storvsc_signals_to_host", ctl.ch!.signals);
@@ -159,4 +172,4 @@ export function boot(): i32 {
   return kernelBoot(main);
 }
 
-export { interrupt } from "../../kernel/boot";
+export { interrupt, vp_start } from "../../kernel/boot";

@@ -66,6 +66,9 @@ export class Phase {
   sectors: u32 = 8;
   count: u32 = 0;
   depth: u32 = 1;
+  /** Of the phase's LBA sequence, this queue takes I/O number `first`, then every `stride`-th (several queues share one phase). */
+  first: u32 = 0;
+  stride: u32 = 1;
   constructor(disk: BlockDevice) { this.disk = disk; }
 }
 
@@ -73,14 +76,22 @@ export class Phase {
 class LbaSequence {
   private x: u32 = RANDOM_SEED;
   private n: u64 = 0;
-  constructor(private readonly random: bool, private readonly sectors: u32, private readonly blocks: u64) {}
-  next(): u64 {
+  constructor(private readonly random: bool, private readonly sectors: u32, private readonly blocks: u64, first: u32 = 0, private readonly stride: u32 = 1) {
+    for (let i: u32 = 0; i < first; i++) this.step();
+  }
+  private step(): u64 {
     if (this.random) {
       this.x = nextRandom(this.x);
       return (<u64>(this.x >> 8) % this.blocks) * this.sectors;
     }
     const lba = (this.n % this.blocks) * this.sectors;
     this.n++;
+    return lba;
+  }
+  /** This queue's next LBA: the sequence's next one, the others' in between skipped. */
+  next(): u64 {
+    const lba = this.step();
+    for (let i: u32 = 1; i < this.stride; i++) this.step();
     return lba;
   }
 }
@@ -110,7 +121,7 @@ function ioToCompletion(disk: BlockDevice, write: bool, lba: u64, sectors: u32, 
 
 /** Queue depth 1: time each I/O from its start to its completion. */
 function runSerial(ph: Phase, rec: usize, lat: usize, buf: usize, scratch: usize): void {
-  const seq = new LbaSequence(ph.random, ph.sectors, ph.disk.sectorCount() / ph.sectors);
+  const seq = new LbaSequence(ph.random, ph.sectors, ph.disk.sectorCount() / ph.sectors, ph.first, ph.stride);
   let sum: u32 = 0, errors: u64 = 0;
   for (let i: u32 = 0; i < ph.count; i++) {
     const lba = seq.next();
@@ -133,10 +144,10 @@ function runSerial(ph: Phase, rec: usize, lat: usize, buf: usize, scratch: usize
  * I/O reaped by one poll shares its completion time, so timing costs one clock read per batch.
  * Scratch layout: tags, statuses, buffer index per tag, submit time per tag.
  */
-function runQueued(ph: Phase, rec: usize, lat: usize, bufs: usize, scratch: usize): void {
+export function runQueued(ph: Phase, rec: usize, lat: usize, bufs: usize, scratch: usize): void {
   const disk = ph.disk;
   const bytes = <usize>ph.sectors << 9;
-  const seq = new LbaSequence(ph.random, ph.sectors, disk.sectorCount() / ph.sectors);
+  const seq = new LbaSequence(ph.random, ph.sectors, disk.sectorCount() / ph.sectors, ph.first, ph.stride);
   const tags = scratch, statuses = scratch + 512, owner = scratch + 1024, started = scratch + 2048;
   let issued: u32 = 0, done: u32 = 0, errors: u64 = 0, sum: u32 = 0, maxInFlight: u32 = 0;
   let batchTime = now();

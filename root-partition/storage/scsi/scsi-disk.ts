@@ -123,6 +123,11 @@ export class ScsiDisk {
     this.diskId = options.diskId.slice();
   }
 
+  /** The disk's id (a copy): another ScsiDisk over the same image answers the same VPD pages with it. */
+  get id(): Uint8Array {
+    return this.diskId.slice();
+  }
+
   /** `cdb` holds exactly cdb_length bytes; `data` is the initiator's buffer. */
   execute(cdb: Uint8Array, data: ScsiDataBuffer, direction: ScsiDataDirection): ScsiResult {
     if (cdb.length === 0) return illegal(Asc.InvalidCommandOperationCode);

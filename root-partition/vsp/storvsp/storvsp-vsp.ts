@@ -24,6 +24,8 @@ import { ScsiController } from './scsi-controller.ts';
 import { decodeStorVspChannel, encodeStorVspChannel } from './storvsp-saved-state.ts';
 import { HvError } from '../../../hypervisor/hv-error.ts';
 import * as os from 'node:os';
+import { defaultWaitPolicy, type WaitPolicy } from '../../../hypervisor/adaptive-wait.ts';
+import { StorVspQueueThreads, subChannelThreadsEnabled, type SubChannelThreadsSetting } from './storvsp-queue-threads.ts';
 
 /** What StorVsp needs from the VMBus host to offer sub-channels (VmbusHost.server satisfies it). */
 export interface SubChannelOfferer {
@@ -59,6 +61,13 @@ export interface StorVspConfig {
   maxQueuedPerChannel?: number;
   /** Where channel-level problems go (refused GPA ranges, ignored packet types). */
   log?: (message: string) => void;
+  /**
+   * Serve each sub-channel on a queue thread of its own (storvsp-queue-threads.ts), for raw
+   * images: 'auto' (default) only on a host with ≥ 4 cores, 'on', 'off'.
+   */
+  subChannelThreads?: SubChannelThreadsSetting;
+  /** The queue threads' doorbell wait (default: defaultWaitPolicy()). */
+  queueThreadWait?: WaitPolicy;
 }
 
 /** Below this a transfer costs less done synchronously than a hop to the thread pool and back (docs/storage.md). */
@@ -174,10 +183,88 @@ export class StorVsp implements Vsp {
   /** Resolved once nothing is queued any more (whenIdle). */
   private idleWaiters: (() => void)[] = [];
 
+  /** Sub-channels served on queue threads (null: off). */
+  readonly queueThreads: StorVspQueueThreads | null;
+
   constructor(private readonly config: StorVspConfig) {
     this.offer = { interfaceType: STORVSP_SCSI_INTERFACE_GUID, interfaceInstance: config.instanceId };
     this.spinMicros = config.pollSpinMicros ?? DEFAULT_POLL_SPIN_MICROS;
     this.log = config.log ?? (() => {});
+    this.queueThreads = subChannelThreadsEnabled(config.subChannelThreads)
+      ? new StorVspQueueThreads(config.luns, {
+          versions: config.versions,
+          maxTransferBytes: config.maxTransferBytes,
+          maxSubChannels: config.subChannels ? (config.maxSubChannels ?? 0) : 0,
+          wait: config.queueThreadWait ?? defaultWaitPolicy(),
+          log: this.log,
+        })
+      : null;
+  }
+
+  /**
+   * Serves a sub-channel whose primary lives on another thread (a queue thread's own StorVsp):
+   * I/O only, at the version the primary negotiated.
+   */
+  serveOffloaded(channel: VspChannel, version: number): void {
+    const protocol = new StorVspChannel(this.protocolOptions(channel.mem, channel.primaryRelid), { version, controller: new ScsiController(this.config.luns) });
+    this.serve(channel, protocol);
+  }
+
+  /** Parks every queue thread until releaseQueueThreads(): the sub-channels are served on this thread meanwhile. */
+  holdQueueThreads(): void {
+    this.queueThreads?.hold();
+  }
+
+  releaseQueueThreads(): void {
+    this.queueThreads?.release();
+  }
+
+  /** Ends the queue threads (teardown): their channels come back to this thread first. */
+  stopQueueThreads(): Promise<void> {
+    return this.queueThreads?.stopAll() ?? Promise.resolve();
+  }
+
+  /** VMBus is being saved: every sub-channel comes back to this thread, so the rings and the saved state agree. */
+  quiesce(): void {
+    this.holdQueueThreads();
+  }
+
+  resumeAfterSave(): void {
+    this.releaseQueueThreads();
+  }
+
+  /** The stats with the queue threads' work added in, and the threads' own counters (`thread*`). */
+  statsSnapshot(): Record<string, number> {
+    const out: Record<string, number> = { ...this.stats };
+    const q = this.queueThreads;
+    if (!q) return out;
+    const t = q.counters();
+    for (const k of [
+      'requests',
+      'badGpaRanges',
+      'ignoredPackets',
+      'unanswered',
+      'batchUs',
+      'readUs',
+      'validateUs',
+      'executeUs',
+      'backendUs',
+      'completeUs',
+      'signalUs',
+    ] as const) {
+      out[k] = (out[k] ?? 0) + (t[k] ?? 0);
+    }
+    out.threadRequests = t.requests ?? 0;
+    out.threadSignalsToGuest = t.signalsToGuest ?? 0;
+    out.threadWakes = t.wakes ?? 0;
+    out.threadSpinHits = t.spinHits ?? 0;
+    out.threadSleeps = t.sleeps ?? 0;
+    out.threadPasses = t.passes ?? 0;
+    out.threadOffloads = q.stats.offloads;
+    out.threadParks = q.stats.parks;
+    out.threadsStarted = q.stats.threadsStarted;
+    out.threadsLost = q.stats.threadsLost;
+    return out;
   }
 
   /** The protocol state of an open channel (tests and counters). */
@@ -191,6 +278,7 @@ export class StorVsp implements Vsp {
       const relid = channel.relid;
       protocol = new StorVspChannel(this.protocolOptions(channel.mem, relid));
       this.primaries.set(relid, protocol);
+      this.queueThreads?.prepare(channel);
     } else {
       // A sub-channel shares its primary's negotiated version and LUNs (Linux storvsc: I/O only).
       const primary = this.primaries.get(channel.primaryRelid);
@@ -221,6 +309,15 @@ export class StorVsp implements Vsp {
     };
     channel.context = served;
     this.served.add(served);
+    // A sub-channel with rings (not a restore's dry check) may go to a queue thread.
+    if (channel.subChannelIndex !== 0 && outbound && this.queueThreads) {
+      this.queueThreads.add({
+        channel,
+        busy: () => served.inFlight > 0 || served.completed.length > 0 || served.flushScheduled,
+        version: () => served.protocol.protocolVersion,
+        pollerStop: () => served.poller.stop(),
+      });
+    }
   }
 
   /** A queued request completed (a thread-pool callback): its completion joins the next batch. */
@@ -392,9 +489,11 @@ export class StorVsp implements Vsp {
       this.stats.batchUs += (t - t0) * 1000;
       served.poller.arm();
     }
+    if (channel.subChannelIndex !== 0) this.queueThreads?.served(channel);
   }
 
   onClose(channel: VspChannel): void {
+    this.queueThreads?.remove(channel);
     const served = channel.context as ServedChannel | undefined;
     if (served) {
       served.poller.stop();
