@@ -54,7 +54,7 @@ const RX_START: u32 = 0x46;
 const RX_STOP: u32 = 0x80;
 const MIN_FRAME: u32 = 60;
 /** Exits per wait step (this image has no clock); see waitStep. */
-const WAIT_STEP_EXITS: u32 = 2;
+const WAIT_STEP_EXITS: u32 = 6;
 
 // [0] base, [4] irq, [8] interrupts, [12] frames sent, [16] frames received, [20] errors,
 // [24] port exits, [28] pending (set by the handler), [32] MAC (6 bytes), [40] header (4 bytes)
@@ -220,9 +220,11 @@ export class Ne2000 extends NetDevice {
 
   waitStep(): bool {
     if (ne2000TakePending()) return true;
-    // This image has no clock, so a step is counted in exits: several, so that a step lasts about
-    // as long as netvsc's timed one and a ping's budget survives a peer slowed by a loaded host.
-    // A wait that ends early costs the same exits either way.
+    // This image has no clock, so a step is counted in exits, and an exit costs 1.4 µs on an idle
+    // host but 25 µs or more on a loaded one. Six per step make a ping's 20,000 steps about 170 ms
+    // on an idle host, several times the round trip between two VMs there (30-60 ms: a busy device
+    // thread reads its NIC's socket between 10 ms serving slices), and a few seconds on a loaded
+    // one. A wait that ends early costs the same exits either way.
     for (let i: u32 = 0; i < WAIT_STEP_EXITS; i++) {
       inp(ISR); // an exit: the card's interrupt, if raised, is delivered on its return
       if (ne2000TakePending()) return true;
