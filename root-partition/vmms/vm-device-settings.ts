@@ -240,9 +240,16 @@ function derivedInstanceId(vmId: string, index: number, what = 'scsi'): string {
 /**
  * The device thread's configuration for a validated definition's `devices`. `switchSocket`
  * resolves an adapter's switch name (VMMS's switches); a name it does not know leaves
- * `switchSocket` unset on an adapter that names a switch (see `nicProblems`).
+ * `switchSocket` unset on an adapter that names a switch (see `nicProblems`). Each SCSI controller
+ * offers a guest that asks one sub-channel per VP beyond the first (storvsc's multi-queue, as
+ * Linux asks for it), served on queue threads when the host has the cores (storvsp's 'auto').
  */
-export function deviceConfig(vmId: string, devices: readonly { kind: string }[], switchSocket?: (name: string) => string | undefined): VmDeviceConfig {
+export function deviceConfig(
+  vmId: string,
+  devices: readonly { kind: string }[],
+  switchSocket?: (name: string) => string | undefined,
+  vpCount = 1,
+): VmDeviceConfig {
   const entries = devices as readonly ValidEntry[];
   const ide: (DiskConfig | null)[] = [null, null, null, null];
   const config: VmDeviceConfig = {};
@@ -273,6 +280,7 @@ export function deviceConfig(vmId: string, devices: readonly { kind: string }[],
           .filter((d): d is typeof d & { path: string } => d.path !== undefined)
           .sort((a, b) => a.location - b.location)
           .map((d) => ({ path: d.path, readOnly: d.readOnly ?? false, location: d.location })),
+        ...(vpCount > 1 ? { maxSubChannels: vpCount - 1 } : {}),
       });
       scsiIndex++;
     } else if (e.kind === 'integration-services') {

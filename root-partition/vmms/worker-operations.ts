@@ -233,7 +233,7 @@ export class WorkerOperations {
     const switches = this.switchSocket;
     const missing = nicProblems(d.devices, switches);
     if (missing.length) throw new WorkerRequestError(missing.join('; '), 'VMMS_ERR_SWITCH');
-    const devices = deviceConfig(d.id, d.devices, switches);
+    const devices = deviceConfig(d.id, d.devices, switches, d.vpCount);
     // Again at start: a symlink in a root may have been pointed elsewhere since the definition.
     // The worker checks a third time on the descriptors it opens.
     if (this.roots) {
