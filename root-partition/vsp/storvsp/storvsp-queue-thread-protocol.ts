@@ -17,8 +17,8 @@ export const QueueCommand = { Serve: 0, Park: 1, Stop: 2 } as const;
 /** Where the queue thread is: it touches the rings only while Serving; Loaded = waiting for its sub-channel. */
 export const QueueState = { Starting: 0, Serving: 1, Parked: 2, Stopped: 3, Loaded: 4 } as const;
 
-/** Float64 counters the queue thread publishes after each pass (its StorVsp's stats and its waits). */
-export const QUEUE_COUNTERS = [
+/** The queue thread's StorVsp stats that the owning StorVsp adds into its own (its stats() sums them). */
+export const QUEUE_STORVSP_STATS = [
   'requests',
   'badGpaRanges',
   'ignoredPackets',
@@ -30,12 +30,9 @@ export const QUEUE_COUNTERS = [
   'backendUs',
   'completeUs',
   'signalUs',
-  'signalsToGuest',
-  'wakes',
-  'spinHits',
-  'sleeps',
-  'passes',
 ] as const;
+/** Float64 counters the queue thread publishes after each pass (its StorVsp's stats and its waits). */
+export const QUEUE_COUNTERS = [...QUEUE_STORVSP_STATS, 'signalsToGuest', 'wakes', 'spinHits', 'sleeps', 'passes'] as const;
 export type QueueCounterName = (typeof QUEUE_COUNTERS)[number];
 
 export interface QueueThreadLun {

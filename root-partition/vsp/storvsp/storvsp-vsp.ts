@@ -26,6 +26,7 @@ import { HvError } from '../../../hypervisor/hv-error.ts';
 import * as os from 'node:os';
 import { defaultWaitPolicy, type WaitPolicy } from '../../../hypervisor/adaptive-wait.ts';
 import { StorVspQueueThreads, subChannelThreadsEnabled, type SubChannelThreadsSetting } from './storvsp-queue-threads.ts';
+import { QUEUE_STORVSP_STATS } from './storvsp-queue-thread-protocol.ts';
 
 /** What StorVsp needs from the VMBus host to offer sub-channels (VmbusHost.server satisfies it). */
 export interface SubChannelOfferer {
@@ -239,19 +240,7 @@ export class StorVsp implements Vsp {
     const q = this.queueThreads;
     if (!q) return out;
     const t = q.counters();
-    for (const k of [
-      'requests',
-      'badGpaRanges',
-      'ignoredPackets',
-      'unanswered',
-      'batchUs',
-      'readUs',
-      'validateUs',
-      'executeUs',
-      'backendUs',
-      'completeUs',
-      'signalUs',
-    ] as const) {
+    for (const k of QUEUE_STORVSP_STATS) {
       out[k] = (out[k] ?? 0) + (t[k] ?? 0);
     }
     out.threadRequests = t.requests ?? 0;
