@@ -233,6 +233,40 @@ export function renderHtml(report: IoBenchReport): string {
       fmt(r.perIo.deviceThreadSleptUs ?? 0),
     ]),
   );
+  const queues = report.queues
+    ? htmlTable(
+        [
+          'queues',
+          'IOPS',
+          'p50 µs',
+          'sig→host/IO',
+          'sig→guest/IO',
+          'irq/IO',
+          'irq on VP 1/IO',
+          'exits/IO',
+          'halts/IO',
+          'CPU µs/IO',
+          'dev sleeps/IO',
+          'on the queue thread',
+          'data',
+        ],
+        report.queues.rows.map((r) => [
+          r.label,
+          fmt(r.iops),
+          fmt(r.p50Us),
+          fmt(r.perIo.signalsToHost, 3),
+          fmt(r.perIo.signalsToGuest, 3),
+          fmt(r.perIo.interrupts, 3),
+          fmt(r.perIo.interruptsVp1, 3),
+          fmt(r.perIo.exits, 3),
+          fmt(r.perIo.halts, 3),
+          fmt(r.perIo.hostCpuUs),
+          fmt(r.perIo.deviceThreadSleeps, 3),
+          `${(r.perIo.queueThreadRequests * 100).toFixed(0)}%`,
+          r.ok ? 'ok' : 'MISMATCH',
+        ]),
+      )
+    : '';
   const head = headline(report);
   const met = report.targets.filter((t) => t.met).length;
   const made = report.build
@@ -256,6 +290,7 @@ ${head ? `<p class="lead">${esc(head.sentences[0])}</p><p class="lead">${esc(hea
 <section><h2>Limits in this run</h2>${limits}<h3>Emulated: exit-bound model against measurement</h3>${explain}</section>
 <section><h2>Synthetic: what each I/O costs</h2><p class="note">halts/IO: the guest ran out of work and halted (a wake-up on its side); dev sleeps/IO: the device thread ran out of its spin and slept (a wake-up on the host side).</p>${synCost}
 <h3>Where a synthetic I/O's time goes</h3><p class="note">storvsp = its request batches on the device thread, of which SCSI+backend = the SCSI target and the pread/pwrite into guest memory; device thread asleep = on its doorbell, wake-up included; the rest of p50 is the guest, the signals and the VP's halt.</p>${synSplit}</section>
+${report.queues ? `<section><h2>Several queues: 4 KiB random read QD32</h2><p class="note">The same reads on one storvsc queue (VP 0), on two queues from two VPs with the sub-channel served by the device thread, and with it served by a queue thread of its own (subChannelThreads=${esc(report.queues.setting)}); every count per I/O, CPU for the whole worker.</p>${queues}</section>` : ''}
 ${report.network.status === 'measured' ? renderNetSection(report.network.report) : `<section><h2>Network</h2><p><b>${esc(report.network.note)}</b></p></section>`}
 ${report.linux ? `<section><h2>Linux: ata_piix and hv_storvsc</h2><pre>${esc(formatLinuxSection(report.linux))}</pre></section>` : ''}
 <section><h2>Notes</h2><ul>${report.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul></section>

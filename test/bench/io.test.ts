@@ -77,6 +77,8 @@ describe('bench io, smallest configuration', () => {
     expect(formatReport(report)).toContain('storvsc VHDX');
     const html = renderHtml(report);
     expect(html).toContain('<svg');
+    expect(html).toContain('Several queues: 4 KiB random read QD32');
+    expect(html).toContain('<td>two queues (VP 0, VP 1), sub-channel on a queue thread</td>');
     // It says which tsvisor made it and opens with its answer; nothing points where a reader cannot follow.
     expect(report.build?.commit).toMatch(/^[0-9a-f]{40}(-dirty)?$/);
     expect(html).toContain(`commit ${report.build!.commit}`);
