@@ -22,13 +22,12 @@
  */
 import { renameSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { ownDataRuns } from '../storage/vhdx/vhdx-edit.ts';
 import { VhdxDisk } from '../storage/vhdx/vhdx-disk.ts';
 import { randomGuid } from '../storage/vhdx/vhdx-guid.ts';
 import { rewriteLocator, rewriteLocatorIn } from '../storage/vhdx/vhdx-relink.ts';
 import { lockedLocatorWriter, repointPastChild, type LocatorWriter } from '../storage/vhdx/vhdx-repoint.ts';
 import type { ImageOpener, SwitchableDisk } from './disk-switch.ts';
-import { LIVE_MERGE_PIECE, LiveMergeError, type LiveMergeOptions, type LiveMergeResult } from './live-merge.ts';
+import { copyOwnDataBetweenTurns, LiveMergeError, type LiveMergeOptions, type LiveMergeResult } from './live-merge.ts';
 
 /** The file at `path` in the drive's chain below its own image (null when the chain has none). */
 export function ancestorIn(disk: SwitchableDisk, path: string): VhdxDisk | null {
@@ -127,22 +126,8 @@ function childInChain(disk: SwitchableDisk, childPath: string, target: VhdxDisk)
   return child;
 }
 
-/** Copies the child's own sectors into `target` (keeping its DataWriteGuid), a piece per turn of guest I/O; the bytes copied. */
+/** Copies the child's own sectors into `target`, which keeps its DataWriteGuid, between turns of guest I/O; the bytes copied. */
 async function copyBetweenTurns(child: VhdxDisk, target: VhdxDisk, o: LiveMergeOptions): Promise<number> {
-  const yieldTurn = o.yieldTurn ?? (() => new Promise<void>((r) => setImmediate(r)));
   target.file.beginSession({ keepDataWriteGuid: true });
-  const piece = o.piece ?? LIVE_MERGE_PIECE;
-  let copied = 0;
-  let sinceTurn = 0;
-  for (const run of ownDataRuns(child, piece)) {
-    if (run.bytes.length) target.write(run.lba, run.bytes);
-    copied += run.bytes.length;
-    sinceTurn += Math.max(run.bytes.length, 4096);
-    o.progress?.(run.done, run.total);
-    if (sinceTurn < piece) continue;
-    sinceTurn = 0;
-    await yieldTurn();
-    if (o.cancelled?.()) throw new LiveMergeError('VMWP_ERR_MERGE_CANCELLED', `the merge of ${child.path} stopped: the VM is turning off`);
-  }
-  return copied;
+  return copyOwnDataBetweenTurns(child, target, o);
 }

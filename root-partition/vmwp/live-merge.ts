@@ -65,7 +65,6 @@ export interface LiveMergeResult {
  * `target` is closed. `open` reopens images as the drive's owner does (for the switch's undo).
  */
 export async function mergeLive(disk: SwitchableDisk, target: VhdxDisk, open: ImageOpener, o: LiveMergeOptions = {}): Promise<LiveMergeResult> {
-  const yieldTurn = o.yieldTurn ?? (() => new Promise<void>((r) => setImmediate(r)));
   const childPath = disk.path;
   const child = disk.image;
   let mirrorFailure: unknown = null;
@@ -86,20 +85,9 @@ export async function mergeLive(disk: SwitchableDisk, target: VhdxDisk, open: Im
         disk.onWrite = null;
       }
     };
-    let copied = 0;
-    let sinceTurn = 0;
-    const piece = o.piece ?? LIVE_MERGE_PIECE;
-    for (const run of ownDataRuns(child, piece)) {
-      if (run.bytes.length) target.write(run.lba, run.bytes);
-      copied += run.bytes.length;
-      sinceTurn += Math.max(run.bytes.length, 4096);
-      o.progress?.(run.done, run.total);
-      if (sinceTurn < piece) continue;
-      sinceTurn = 0;
-      await yieldTurn();
+    const copied = await copyOwnDataBetweenTurns(child, target, o, () => {
       if (mirrorFailure) throw mirrorFailure;
-      if (o.cancelled?.()) throw new LiveMergeError('VMWP_ERR_MERGE_CANCELLED', `the merge of ${childPath} stopped: the VM is turning off`);
-    }
+    });
     if (mirrorFailure) throw mirrorFailure;
     // The switch, in this one turn: nothing the guest sends is served until it is done.
     const t0 = performance.now();
@@ -131,4 +119,28 @@ export async function mergeLive(disk: SwitchableDisk, target: VhdxDisk, open: Im
     if (disk.image !== target) target.close();
     throw e;
   }
+}
+
+/**
+ * Copies `child`'s own sectors into `target`, a piece per turn of guest I/O so the guest waits at
+ * most one piece behind the merge; after each turn `afterTurn` may throw to stop, then a
+ * cancellation stops it. Returns the bytes copied.
+ */
+export async function copyOwnDataBetweenTurns(child: VhdxDisk, target: VhdxDisk, o: LiveMergeOptions, afterTurn?: () => void): Promise<number> {
+  const yieldTurn = o.yieldTurn ?? (() => new Promise<void>((r) => setImmediate(r)));
+  const piece = o.piece ?? LIVE_MERGE_PIECE;
+  let copied = 0;
+  let sinceTurn = 0;
+  for (const run of ownDataRuns(child, piece)) {
+    if (run.bytes.length) target.write(run.lba, run.bytes);
+    copied += run.bytes.length;
+    sinceTurn += Math.max(run.bytes.length, 4096);
+    o.progress?.(run.done, run.total);
+    if (sinceTurn < piece) continue;
+    sinceTurn = 0;
+    await yieldTurn();
+    afterTurn?.();
+    if (o.cancelled?.()) throw new LiveMergeError('VMWP_ERR_MERGE_CANCELLED', `the merge of ${child.path} stopped: the VM is turning off`);
+  }
+  return copied;
 }

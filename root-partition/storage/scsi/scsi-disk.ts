@@ -182,8 +182,7 @@ export class ScsiDisk {
       }
       case ScsiOp.SynchronizeCache10:
       case ScsiOp.SynchronizeCache16: {
-        const lba = op === ScsiOp.SynchronizeCache10 ? BigInt(be(cdb, 2, 4)) : (BigInt(be(cdb, 2, 4)) << 32n) | BigInt(be(cdb, 6, 4));
-        const blocks = op === ScsiOp.SynchronizeCache10 ? be(cdb, 7, 2) : be(cdb, 10, 4);
+        const { lba, blocks } = syncCacheRange(op, cdb);
         if (!this.inRange(lba, blocks)) return illegal(Asc.LbaOutOfRange);
         // A failed flush keeps failing until the image is reopened (RawDisk): lost writes are
         // never reported safe by a later SYNCHRONIZE CACHE.
@@ -247,8 +246,7 @@ export class ScsiDisk {
       }
       case ScsiOp.SynchronizeCache10:
       case ScsiOp.SynchronizeCache16: {
-        const lba = op === ScsiOp.SynchronizeCache10 ? BigInt(be(cdb, 2, 4)) : (BigInt(be(cdb, 2, 4)) << 32n) | BigInt(be(cdb, 6, 4));
-        const blocks = op === ScsiOp.SynchronizeCache10 ? be(cdb, 7, 2) : be(cdb, 10, 4);
+        const { lba, blocks } = syncCacheRange(op, cdb);
         if (!this.inRange(lba, blocks)) return illegal(Asc.LbaOutOfRange);
         // Completes after every write started before it (queued or not) is on the medium.
         try {
@@ -340,4 +338,11 @@ export class ScsiDisk {
     }
     return good(bytes);
   }
+}
+
+/** SYNCHRONIZE CACHE (10) or (16)'s LBA and number of blocks (SBC-3 5.22, 5.23). */
+function syncCacheRange(op: number, cdb: Uint8Array): { lba: bigint; blocks: number } {
+  return op === ScsiOp.SynchronizeCache10
+    ? { lba: BigInt(be(cdb, 2, 4)), blocks: be(cdb, 7, 2) }
+    : { lba: (BigInt(be(cdb, 2, 4)) << 32n) | BigInt(be(cdb, 6, 4)), blocks: be(cdb, 10, 4) };
 }

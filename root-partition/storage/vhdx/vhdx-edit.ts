@@ -100,16 +100,22 @@ export function mergeVhdx(childPath: string, progress?: EditProgress): { parentP
   return runSteps(mergeVhdxSteps(childPath, progress));
 }
 
+/** The parent file of the differencing disk at `childPath`; refused when it has none. */
+function differencingParentPath(childPath: string): string {
+  const probe = openVhdx(childPath, { readOnly: true });
+  const parentPath = probe.parent ? probe.parent.path : null;
+  probe.close();
+  if (!parentPath) throw new HvError(VhdxError.Parent, `${childPath} is not a differencing disk`);
+  return parentPath;
+}
+
 /**
  * mergeVhdx as safe points (disk-job.ts). A merge that stops before its end — cancelled, or a
  * failure — keeps the child and links it to the parent's new DataWriteGuid: the parent then holds
  * only sectors the child overrides, so the child reads as before.
  */
 export function* mergeVhdxSteps(childPath: string, progress?: EditProgress): DiskSteps<{ parentPath: string }> {
-  const probe = openVhdx(childPath, { readOnly: true });
-  const parentPath = probe.parent ? probe.parent.path : null;
-  probe.close();
-  if (!parentPath) throw new HvError(VhdxError.Parent, `${childPath} is not a differencing disk`);
+  const parentPath = differencingParentPath(childPath);
   const childLock = fs.openSync(childPath, 'r');
   try {
     lockDescriptor(childLock, childPath, 'exclusive', 'disk image');
@@ -162,10 +168,7 @@ export function* mergeVhdxSteps(childPath: string, progress?: EditProgress): Dis
  * then flushed. The child stays; both files are locked exclusively meanwhile.
  */
 export function copyIntoParent(childPath: string): { parentPath: string } {
-  const probe = openVhdx(childPath, { readOnly: true });
-  const parentPath = probe.parent ? probe.parent.path : null;
-  probe.close();
-  if (!parentPath) throw new HvError(VhdxError.Parent, `${childPath} is not a differencing disk`);
+  const parentPath = differencingParentPath(childPath);
   const childLock = fs.openSync(childPath, 'r');
   try {
     lockDescriptor(childLock, childPath, 'exclusive', 'disk image');
